@@ -1,0 +1,72 @@
+//! The crate a Roster transform is written against.
+//!
+//! It owns the `wit_bindgen::generate!` call for the `transform-plugin` world of
+//! `roster:plugin@0.1.0` and adds small helpers for records. A transform is a pure function of
+//! its settings and its input batch: it has no network, no clock and no files.
+//!
+//! ```ignore
+//! use roster_transform_sdk::{Transform, User, UserOutcome, /* … */};
+//! struct Mine;
+//! impl Transform for Mine { /* describe, map_users, map_groups */ }
+//! roster_transform_sdk::export_transform!(Mine);
+//! ```
+
+/// Generated bindings for the `transform-plugin` world. Transform authors use the re-exports
+/// at the crate root instead.
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "transform-plugin",
+        path: "../../wit",
+        default_bindings_module: "roster_transform_sdk::bindings",
+        pub_export_macro: true,
+        export_macro_name: "__export_transform_world",
+    });
+}
+
+pub use bindings::exports::roster::plugin::transform::{Guest as Transform, GroupOutcome, UserOutcome};
+pub use bindings::roster::plugin::types::{Group, PluginError, PluginInfo, User};
+
+/// Exports a type implementing [`Transform`] as this component's transform.
+#[macro_export]
+macro_rules! export_transform {
+    ($t:ident) => {
+        $crate::bindings::__export_transform_world!($t with_types_in $crate::bindings);
+    };
+}
+
+/// Parses the settings string; a missing or mistyped field is a `config` error naming it.
+pub fn parse_settings<T: serde::de::DeserializeOwned>(settings: &str) -> Result<T, PluginError> {
+    serde_json::from_str(settings).map_err(|e| PluginError::Config(format!("invalid settings: {e}")))
+}
+
+impl User {
+    /// The first value of a raw attribute, by exact name.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl UserOutcome {
+    /// The user is kept (possibly changed), for the given reason.
+    pub fn keep(user: User, reason: impl Into<String>) -> Self {
+        UserOutcome { user: Some(user), reason: Some(reason.into()), error: None }
+    }
+
+    /// The user is filtered out, for the given reason.
+    pub fn drop(reason: impl Into<String>) -> Self {
+        UserOutcome { user: None, reason: Some(reason.into()), error: None }
+    }
+
+    /// The user could not be evaluated; the host skips it and records why.
+    pub fn failed(error: impl Into<String>) -> Self {
+        UserOutcome { user: None, reason: None, error: Some(error.into()) }
+    }
+}
+
+impl GroupOutcome {
+    /// The group becomes `groups` (one for a rename, several for a fan-out, none to drop it).
+    pub fn to(groups: Vec<Group>, reason: impl Into<String>) -> Self {
+        GroupOutcome { groups, reason: Some(reason.into()), error: None }
+    }
+}

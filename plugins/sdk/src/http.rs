@@ -1,0 +1,170 @@
+//! JSON over the host's `http` import.
+//!
+//! Requests are plain [`Request`] values built with the helpers here; a [`Transport`] sends them.
+//! Inside the host that is [`HostTransport`]; tests script their own.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::errors::{classify_status, excerpt};
+use crate::{PluginError, Request, Response};
+
+/// Something that sends requests: the host inside a component, a script in tests.
+pub trait Transport {
+    /// Sends one request and returns the response, whatever its status.
+    fn send(&self, req: Request) -> Result<Response, PluginError>;
+}
+
+/// Sends requests through the host's `http` import (allow-listed, rate-budgeted, traced).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostTransport;
+
+impl Transport for HostTransport {
+    fn send(&self, req: Request) -> Result<Response, PluginError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::bindings::roster::plugin::host::http(&req);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = req;
+            Err(PluginError::Fatal("the host's http import is only available inside Roster".into()))
+        }
+    }
+}
+
+impl Request {
+    /// A request with the given method and URL and an `Accept: application/json` header.
+    pub fn new(method: &str, url: impl Into<String>) -> Self {
+        Request {
+            method: method.to_string(),
+            url: url.into(),
+            headers: vec![("accept".into(), "application/json".into())],
+            body: None,
+        }
+    }
+
+    /// A GET request.
+    pub fn get(url: impl Into<String>) -> Self {
+        Self::new("GET", url)
+    }
+
+    /// A POST with an `application/x-www-form-urlencoded` body. Values may hold
+    /// `{{secret:NAME}}` placeholders; they are encoded so the host can still find them.
+    pub fn post_form(url: impl Into<String>, fields: &[(&str, &str)]) -> Self {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        // The form encoder escapes `{`, `}` and `:`; the host matches placeholders verbatim.
+        let body = unescape_placeholders(&body);
+        Self::new("POST", url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .with_body(body.into_bytes())
+    }
+
+    /// A request with a JSON body.
+    pub fn with_json(self, method: &str, value: &impl Serialize) -> Result<Self, PluginError> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| PluginError::Fatal(format!("could not encode the request body: {e}")))?;
+        let mut req = self.header("content-type", "application/json").with_body(body);
+        req.method = method.to_string();
+        Ok(req)
+    }
+
+    /// Sets a header, replacing any earlier value of the same name.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Sets `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    /// Sets the body.
+    pub fn with_body(mut self, body: Vec<u8>) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+impl Response {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True for 2xx statuses.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body parsed as JSON; a body that is not the expected JSON is a `fatal` error that
+    /// quotes the start of the body.
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, PluginError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            PluginError::Fatal(format!(
+                "{what}: the response is not the JSON expected ({e}); it starts with: {}",
+                excerpt(&self.body)
+            ))
+        })
+    }
+
+    /// Passes 2xx responses through; turns any other status into the matching error.
+    pub fn error_for_status(self, what: &str) -> Result<Self, PluginError> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(classify_status(what, &self))
+        }
+    }
+}
+
+/// Sends `req` and parses a 2xx JSON answer; other statuses become classified errors.
+pub fn send_json<T: DeserializeOwned>(
+    transport: &dyn Transport,
+    req: Request,
+    what: &str,
+) -> Result<T, PluginError> {
+    transport.send(req)?.error_for_status(what)?.json(what)
+}
+
+fn unescape_placeholders(encoded: &str) -> String {
+    encoded.replace("%7B%7Bsecret%3A", "{{secret:").replace("%7D%7D", "}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_keep_secret_placeholders_matchable() {
+        let req = Request::post_form(
+            "https://login.example/token",
+            &[("client_secret", "{{secret:client_secret}}"), ("scope", "a b/.default")],
+        );
+        let body = String::from_utf8(req.body.unwrap()).unwrap();
+        assert_eq!(body, "client_secret={{secret:client_secret}}&scope=a+b%2F.default");
+        assert!(req.headers.contains(&(
+            "content-type".to_string(),
+            "application/x-www-form-urlencoded".to_string()
+        )));
+    }
+
+    #[test]
+    fn header_replaces_case_insensitively() {
+        let req = Request::get("https://x").header("Accept", "text/plain");
+        assert_eq!(req.headers, vec![("accept".to_string(), "text/plain".to_string())]);
+    }
+
+    #[test]
+    fn json_errors_quote_the_body() {
+        let resp = Response { status: 200, headers: vec![], body: b"<html>login</html>".to_vec() };
+        let err = resp.json::<serde_json::Value>("list users").unwrap_err();
+        let PluginError::Fatal(msg) = err else { panic!("{err:?}") };
+        assert!(msg.contains("list users") && msg.contains("<html>login"), "{msg}");
+    }
+}

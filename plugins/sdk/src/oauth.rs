@@ -1,0 +1,261 @@
+//! OAuth 2.0 client credentials (RFC 6749 §4.4), with a client secret or a signed JWT client
+//! assertion (RFC 7523), and a token cache that lives as long as the job.
+//!
+//! Secrets stay in the host: the secret is sent as a `{{secret:NAME}}` placeholder that the host
+//! fills in on the way to the token endpoint, and assertions are signed by the host's
+//! `sign-jwt` import with a key the plugin only names.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use crate::http::Transport;
+use crate::{PluginError, Request, Response};
+
+/// A token is renewed this long before the expiry the server announced.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(120);
+
+/// How the client proves who it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientAuth {
+    /// `client_secret` in the form body; the value is the name of a host-held secret.
+    Secret {
+        /// Name of the secret in the source's settings, e.g. `client_secret`.
+        secret: String,
+    },
+    /// A JWT client assertion signed by the host with the named private key (Entra certificate
+    /// credentials, Okta `private_key_jwt`).
+    Assertion {
+        /// Name of the secret that holds the PEM private key.
+        key_secret: String,
+        /// Extra JOSE header fields, e.g. `x5t` (the certificate thumbprint) or `kid`.
+        header: Vec<(String, String)>,
+        /// `RS256` (Entra, Okta) or `ES256`.
+        alg: String,
+    },
+}
+
+/// Where and how to get a token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientCredentials {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The application (client) id.
+    pub client_id: String,
+    /// The secret or the signing key.
+    pub auth: ClientAuth,
+    /// `scope`, e.g. `https://graph.microsoft.com/.default`.
+    pub scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+struct Cached {
+    token: String,
+    renew_at: Instant,
+}
+
+thread_local! {
+    static CACHE: RefCell<HashMap<ClientCredentials, Cached>> = RefCell::new(HashMap::new());
+}
+
+impl ClientCredentials {
+    /// A cached token, or a new one from the token endpoint.
+    pub fn token(&self, transport: &dyn Transport) -> Result<String, PluginError> {
+        let now = Instant::now();
+        let cached = CACHE.with(|c| {
+            c.borrow().get(self).filter(|t| t.renew_at > now).map(|t| t.token.clone())
+        });
+        if let Some(token) = cached {
+            return Ok(token);
+        }
+        let fresh = self.request_token(transport)?;
+        let lifetime = Duration::from_secs(fresh.expires_in.unwrap_or(3600));
+        let renew_at = now + lifetime.saturating_sub(EXPIRY_MARGIN.min(lifetime / 2));
+        CACHE.with(|c| {
+            c.borrow_mut()
+                .insert(self.clone(), Cached { token: fresh.access_token.clone(), renew_at })
+        });
+        Ok(fresh.access_token)
+    }
+
+    /// Drops the cached token, e.g. after the API answered 401 to it.
+    pub fn forget(&self) {
+        CACHE.with(|c| c.borrow_mut().remove(self));
+    }
+
+    /// Sends `req` with a bearer token; on a 401 gets a new token once and tries again, so a
+    /// token revoked or expired mid-run does not fail the run.
+    pub fn send(&self, transport: &dyn Transport, req: Request) -> Result<Response, PluginError> {
+        let token = self.token(transport)?;
+        let resp = transport.send(req.clone().bearer(&token))?;
+        if resp.status != 401 {
+            return Ok(resp);
+        }
+        self.forget();
+        let token = self.token(transport)?;
+        transport.send(req.bearer(&token))
+    }
+
+    fn request_token(&self, transport: &dyn Transport) -> Result<TokenResponse, PluginError> {
+        let mut fields: Vec<(&str, String)> = vec![
+            ("grant_type", "client_credentials".into()),
+            ("client_id", self.client_id.clone()),
+        ];
+        if let Some(scope) = &self.scope {
+            fields.push(("scope", scope.clone()));
+        }
+        match &self.auth {
+            ClientAuth::Secret { secret } => fields.push(("client_secret", format!("{{{{secret:{secret}}}}}"))),
+            ClientAuth::Assertion { key_secret, header, alg } => {
+                let assertion = self.assertion(key_secret, header, alg)?;
+                fields.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
+                fields.push(("client_assertion", assertion));
+            }
+        }
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let resp = transport.send(Request::post_form(&self.token_url, &pairs))?;
+        if resp.status == 400 || resp.status == 401 {
+            // Token endpoints answer 400/401 with `invalid_client` for a bad secret.
+            let detail = crate::errors::error_detail(&resp.body);
+            return Err(PluginError::Auth(format!(
+                "token request to {} was refused ({}): {detail}",
+                self.token_url, resp.status
+            )));
+        }
+        resp.error_for_status("token request")?.json("token request")
+    }
+
+    fn assertion(&self, key_secret: &str, header: &[(String, String)], alg: &str) -> Result<String, PluginError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mut hdr = serde_json::Map::new();
+        hdr.insert("alg".into(), alg.into());
+        hdr.insert("typ".into(), "JWT".into());
+        for (k, v) in header {
+            hdr.insert(k.clone(), v.clone().into());
+        }
+        let claims = serde_json::json!({
+            "aud": self.token_url,
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "jti": format!("{}-{}", now.as_nanos(), std::process::id()),
+            "iat": now.as_secs(),
+            "nbf": now.as_secs(),
+            "exp": now.as_secs() + 300,
+        });
+        crate::sign_jwt(key_secret, &serde_json::Value::Object(hdr).to_string(), &claims.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// Answers token requests and API calls; counts each, rejects stale tokens with 401.
+    struct FakeIdp {
+        token_calls: Cell<u32>,
+        api_calls: Cell<u32>,
+        expires_in: u64,
+        revoke_first_token: bool,
+        last_token_body: RefCell<String>,
+    }
+
+    impl FakeIdp {
+        fn new(expires_in: u64) -> Self {
+            FakeIdp {
+                token_calls: Cell::new(0),
+                api_calls: Cell::new(0),
+                expires_in,
+                revoke_first_token: false,
+                last_token_body: RefCell::new(String::new()),
+            }
+        }
+    }
+
+    impl Transport for FakeIdp {
+        fn send(&self, req: Request) -> Result<Response, PluginError> {
+            let ok = |body: String| Response { status: 200, headers: vec![], body: body.into_bytes() };
+            if req.url.ends_with("/token") {
+                self.token_calls.set(self.token_calls.get() + 1);
+                *self.last_token_body.borrow_mut() = String::from_utf8(req.body.unwrap()).unwrap();
+                let n = self.token_calls.get();
+                return Ok(ok(format!(r#"{{"access_token":"t{n}","expires_in":{}}}"#, self.expires_in)));
+            }
+            self.api_calls.set(self.api_calls.get() + 1);
+            let auth = req.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone());
+            if self.revoke_first_token && auth.as_deref() == Some("Bearer t1") {
+                return Ok(Response { status: 401, headers: vec![], body: vec![] });
+            }
+            Ok(ok(format!("{auth:?}")))
+        }
+    }
+
+    fn creds(url: &str) -> ClientCredentials {
+        ClientCredentials {
+            token_url: format!("{url}/token"),
+            client_id: "app".into(),
+            auth: ClientAuth::Secret { secret: "client_secret".into() },
+            scope: Some("https://graph.microsoft.com/.default".into()),
+        }
+    }
+
+    #[test]
+    fn token_is_fetched_once_and_reused() {
+        let idp = FakeIdp::new(3600);
+        let cc = creds("https://a.example");
+        for _ in 0..5 {
+            cc.send(&idp, Request::get("https://api.example/users")).unwrap();
+        }
+        assert_eq!(idp.token_calls.get(), 1);
+        assert_eq!(idp.api_calls.get(), 5);
+        let body = idp.last_token_body.borrow().clone();
+        assert!(body.contains("client_secret={{secret:client_secret}}"), "{body}");
+        assert!(body.contains("grant_type=client_credentials"), "{body}");
+    }
+
+    #[test]
+    fn short_lived_tokens_are_renewed() {
+        let idp = FakeIdp::new(0);
+        let cc = creds("https://b.example");
+        cc.token(&idp).unwrap();
+        cc.token(&idp).unwrap();
+        assert_eq!(idp.token_calls.get(), 2);
+    }
+
+    #[test]
+    fn a_rejected_token_is_renewed_once_and_the_call_retried() {
+        let mut idp = FakeIdp::new(3600);
+        idp.revoke_first_token = true;
+        let cc = creds("https://c.example");
+        let resp = cc.send(&idp, Request::get("https://api.example/users")).unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(String::from_utf8(resp.body).unwrap(), r#"Some("Bearer t2")"#);
+        assert_eq!(idp.token_calls.get(), 2);
+    }
+
+    #[test]
+    fn a_refused_secret_is_an_auth_error() {
+        struct Refuse;
+        impl Transport for Refuse {
+            fn send(&self, _: Request) -> Result<Response, PluginError> {
+                Ok(Response {
+                    status: 401,
+                    headers: vec![],
+                    body: br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#.to_vec(),
+                })
+            }
+        }
+        let err = creds("https://d.example").token(&Refuse).unwrap_err();
+        let PluginError::Auth(msg) = err else { panic!("{err:?}") };
+        assert!(msg.contains("AADSTS7000215"), "{msg}");
+    }
+}
