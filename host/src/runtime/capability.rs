@@ -1,0 +1,341 @@
+//! Capabilities as data: "may this source's plugin reach that URL?".
+//!
+//! Every outbound request of a connector is checked here, and again after each redirect and at
+//! DNS resolution (a name that resolves to a private address is refused unless the source allows
+//! private addresses, which defeats DNS rebinding).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Why a URL or origin was refused; the message tells the administrator what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// Not an absolute http(s) URL.
+    #[error("`{0}` is not an absolute http or https URL")]
+    BadUrl(String),
+    /// User names or passwords inside URLs are refused: credentials belong in secrets.
+    #[error("`{0}` carries credentials in the URL; put them in a secret instead")]
+    CredentialsInUrl(String),
+    /// The origin is not in the source's allowlist.
+    #[error("{origin} is not in this source's allowed hosts ({allowed}); add it to the source's `allow_hosts` if it should be reachable")]
+    NotAllowed {
+        /// The refused origin.
+        origin: String,
+        /// The allowlist, for the message.
+        allowed: String,
+    },
+    /// Plain HTTP without the explicit opt-in.
+    #[error("{0} uses plain HTTP; use https, or set `allow_insecure_http: true` for this source if the server has no TLS")]
+    PlainHttp(String),
+    /// The address is private, loopback or link-local and the source may not reach those.
+    #[error("{host} resolves to {addr}, a {class} address; set `allow_private_addresses: true` for this source if it is an internal server")]
+    PrivateAddress {
+        /// The name that was resolved.
+        host: String,
+        /// The address it resolved to.
+        addr: IpAddr,
+        /// "private", "loopback", "link-local", …
+        class: &'static str,
+    },
+}
+
+/// `scheme://host[:port]`, with `*.` allowed as the first label of the host to match any
+/// subdomain (not the domain itself).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    /// The origin of a URL.
+    pub fn of(url: &Url) -> Result<Origin, Denied> {
+        let scheme = url.scheme();
+        if scheme != "http" && scheme != "https" {
+            return Err(Denied::BadUrl(url.to_string()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Denied::CredentialsInUrl(redact_userinfo(url)));
+        }
+        let host = url.host_str().ok_or_else(|| Denied::BadUrl(url.to_string()))?;
+        let port = url.port_or_known_default().ok_or_else(|| Denied::BadUrl(url.to_string()))?;
+        Ok(Origin { scheme: scheme.to_string(), host: host.to_ascii_lowercase(), port })
+    }
+
+    /// True for `https`.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+
+    /// The host part (a name, an IPv4 literal or a bracketed IPv6 literal).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Whether this allowlist entry admits `other`.
+    pub fn admits(&self, other: &Origin) -> bool {
+        if self.scheme != other.scheme || self.port != other.port {
+            return false;
+        }
+        match self.host.strip_prefix("*.") {
+            Some(domain) => other.host.len() > domain.len() + 1 && other.host.ends_with(&format!(".{domain}")),
+            None => self.host == other.host,
+        }
+    }
+}
+
+impl TryFrom<String> for Origin {
+    type Error = Denied;
+    fn try_from(s: String) -> Result<Self, Denied> {
+        s.parse()
+    }
+}
+
+impl From<Origin> for String {
+    fn from(o: Origin) -> String {
+        o.to_string()
+    }
+}
+
+impl std::str::FromStr for Origin {
+    type Err = Denied;
+    fn from_str(s: &str) -> Result<Self, Denied> {
+        let trimmed = s.trim().trim_end_matches('/');
+        // `*.` is not a valid URL host; parse with a stand-in label and put the wildcard back.
+        let (parsed, wildcard) = match trimmed.split_once("://*.") {
+            Some((scheme, rest)) => (format!("{scheme}://wildcard.{rest}"), true),
+            None => (trimmed.to_string(), false),
+        };
+        let url = Url::parse(&parsed).map_err(|_| Denied::BadUrl(s.to_string()))?;
+        if url.path() != "/" || url.query().is_some() {
+            return Err(Denied::BadUrl(format!("{s} (an allowed host is scheme://host[:port], without a path)")));
+        }
+        let mut origin = Origin::of(&url)?;
+        if wildcard {
+            origin.host = origin.host.replacen("wildcard.", "*.", 1);
+        }
+        Ok(origin)
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        if self.port == default {
+            write!(f, "{}://{}", self.scheme, self.host)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        }
+    }
+}
+
+/// Where a source's connector may send requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetPolicy {
+    /// Allowed origins (`scheme://host[:port]`, `*.` wildcard for subdomains).
+    #[serde(default)]
+    pub allow_hosts: Vec<Origin>,
+    /// Plain `http://` origins are refused unless this is set.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// Private, loopback and link-local addresses are refused unless this is set.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+}
+
+impl NetPolicy {
+    /// Checks the policy itself: plain-HTTP entries need the opt-in.
+    pub fn validate(&self) -> Result<(), Denied> {
+        match self.allow_hosts.iter().find(|o| !o.is_https()) {
+            Some(o) if !self.allow_insecure_http => Err(Denied::PlainHttp(o.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// May a request go to `url`? Returns its origin when it may. IP literals are checked
+    /// against the private-address rule here; names are checked when they resolve.
+    pub fn check_url(&self, url: &str) -> Result<(Url, Origin), Denied> {
+        let parsed = Url::parse(url).map_err(|_| Denied::BadUrl(truncate(url)))?;
+        let origin = Origin::of(&parsed)?;
+        if !self.allow_hosts.iter().any(|a| a.admits(&origin)) {
+            let allowed = if self.allow_hosts.is_empty() {
+                "none".to_string()
+            } else {
+                self.allow_hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            };
+            return Err(Denied::NotAllowed { origin: origin.to_string(), allowed });
+        }
+        if !origin.is_https() && !self.allow_insecure_http {
+            return Err(Denied::PlainHttp(origin.to_string()));
+        }
+        if let Some(ip) = parsed.host().and_then(|h| match h {
+            url::Host::Ipv4(a) => Some(IpAddr::V4(a)),
+            url::Host::Ipv6(a) => Some(IpAddr::V6(a)),
+            url::Host::Domain(_) => None,
+        }) {
+            self.check_addr(origin.host(), ip)?;
+        }
+        Ok((parsed, origin))
+    }
+
+    /// May a connection go to `addr`, which `host` resolved to?
+    pub fn check_addr(&self, host: &str, addr: IpAddr) -> Result<(), Denied> {
+        match (self.allow_private_addresses, non_public_class(addr)) {
+            (false, Some(class)) => Err(Denied::PrivateAddress { host: host.to_string(), addr, class }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The kind of non-public address `addr` is, or `None` for a public one.
+pub fn non_public_class(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(a) => v4_class(a),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => v4_class(v4),
+            None => v6_class(a),
+        },
+    }
+}
+
+fn v4_class(a: Ipv4Addr) -> Option<&'static str> {
+    let o = a.octets();
+    if a.is_loopback() {
+        Some("loopback")
+    } else if a.is_private() {
+        Some("private")
+    } else if a.is_link_local() {
+        Some("link-local")
+    } else if a.is_unspecified() || o[0] == 0 {
+        Some("unspecified")
+    } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
+        Some("shared (carrier-grade NAT)")
+    } else if a.is_broadcast() || a.is_multicast() || o[0] >= 240 {
+        Some("reserved")
+    } else {
+        None
+    }
+}
+
+fn v6_class(a: Ipv6Addr) -> Option<&'static str> {
+    if a.is_loopback() {
+        Some("loopback")
+    } else if a.is_unspecified() {
+        Some("unspecified")
+    } else if a.is_unique_local() {
+        Some("private (unique local)")
+    } else if a.is_unicast_link_local() {
+        Some("link-local")
+    } else if a.is_multicast() {
+        Some("reserved")
+    } else {
+        None
+    }
+}
+
+fn redact_userinfo(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(hosts: &[&str], http: bool, private: bool) -> NetPolicy {
+        NetPolicy {
+            allow_hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
+            allow_insecure_http: http,
+            allow_private_addresses: private,
+        }
+    }
+
+    #[test]
+    fn allowlist_table() {
+        let p = policy(&["https://graph.microsoft.com", "https://*.okta.com", "http://ldap.corp:8080"], true, true);
+        let cases = [
+            ("https://graph.microsoft.com/v1.0/users", true),
+            ("https://GRAPH.microsoft.com:443/v1.0/users", true),
+            ("https://graph.microsoft.com:8443/v1.0/users", false),
+            ("http://graph.microsoft.com/v1.0/users", false),
+            ("https://graph.microsoft.com.evil.io/", false),
+            ("https://acme.okta.com/api/v1/users", true),
+            ("https://okta.com/api/v1/users", false),
+            ("https://a.b.okta.com/", true),
+            ("https://evilokta.com/", false),
+            ("http://ldap.corp:8080/x", true),
+            ("http://ldap.corp/x", false),
+            ("https://user:pw@graph.microsoft.com/", false),
+            ("ftp://graph.microsoft.com/", false),
+            ("/relative/path", false),
+        ];
+        for (url, ok) in cases {
+            assert_eq!(p.check_url(url).is_ok(), ok, "{url}: {:?}", p.check_url(url));
+        }
+    }
+
+    #[test]
+    fn plain_http_needs_the_opt_in() {
+        let p = policy(&["http://intranet.corp"], false, true);
+        assert!(matches!(p.validate(), Err(Denied::PlainHttp(_))));
+        assert!(matches!(p.check_url("http://intranet.corp/"), Err(Denied::PlainHttp(_))));
+        assert!(policy(&["http://intranet.corp"], true, true).validate().is_ok());
+    }
+
+    #[test]
+    fn private_addresses_table() {
+        let cases = [
+            ("127.0.0.1", Some("loopback")),
+            ("10.1.2.3", Some("private")),
+            ("172.16.0.1", Some("private")),
+            ("192.168.1.1", Some("private")),
+            ("169.254.169.254", Some("link-local")),
+            ("100.64.0.1", Some("shared (carrier-grade NAT)")),
+            ("0.0.0.0", Some("unspecified")),
+            ("::1", Some("loopback")),
+            ("fd00::1", Some("private (unique local)")),
+            ("fe80::1", Some("link-local")),
+            ("::ffff:10.0.0.1", Some("private")),
+            ("20.190.128.1", None),
+            ("2603:1006::1", None),
+        ];
+        for (ip, class) in cases {
+            assert_eq!(non_public_class(ip.parse().unwrap()), class, "{ip}");
+        }
+        let strict = policy(&["https://10.0.0.5", "https://[::1]:8443"], false, false);
+        assert!(matches!(strict.check_url("https://10.0.0.5/users"), Err(Denied::PrivateAddress { .. })));
+        assert!(matches!(strict.check_url("https://[::1]:8443/"), Err(Denied::PrivateAddress { .. })));
+        let lax = policy(&["https://10.0.0.5"], false, true);
+        assert!(lax.check_url("https://10.0.0.5/users").is_ok());
+    }
+
+    #[test]
+    fn origins_parse_and_print() {
+        let o: Origin = "https://Login.Microsoftonline.com/".parse().unwrap();
+        assert_eq!(o.to_string(), "https://login.microsoftonline.com");
+        let o: Origin = "http://127.0.0.1:8080".parse().unwrap();
+        assert_eq!(o.to_string(), "http://127.0.0.1:8080");
+        assert_eq!("https://*.okta.com".parse::<Origin>().unwrap().to_string(), "https://*.okta.com");
+        assert!("https://x.com/path".parse::<Origin>().is_err());
+        assert!("not a url".parse::<Origin>().is_err());
+    }
+
+    #[test]
+    fn refusals_say_what_to_change() {
+        let p = policy(&["https://graph.microsoft.com"], false, false);
+        let msg = p.check_url("https://attacker.example/x").unwrap_err().to_string();
+        assert!(msg.contains("https://attacker.example") && msg.contains("allow_hosts"), "{msg}");
+    }
+}

@@ -1,0 +1,317 @@
+//! One job: a fresh `Store` and instance of one plugin version, with its limits. A connector
+//! job lives for a whole fetch (its token cache lives in the instance); a transform job for a
+//! run's batches. After a trap the instance is never entered again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
+
+use super::bindings::connector::ConnectorPlugin;
+use super::bindings::transform::TransformPlugin;
+use super::bindings::{Group, GroupOutcome, GuestError, Page, PluginInfo, User, UserOutcome};
+use super::error::{GuestFailure, JobError, JobFailure};
+use super::limits::Limits;
+use super::net::SourceAccess;
+use super::state::{HostState, STDERR_CAPACITY};
+use super::{LoadedPlugin, Prepared};
+
+/// After the deadline, how long the host waits for a call stuck in host I/O before dropping it.
+const DEADLINE_GRACE: Duration = Duration::from_millis(50);
+
+/// What a call into the guest can end with: a value, the guest's error, a trap, or the deadline.
+type CallOutcome<T> = Result<wasmtime::Result<Result<T, GuestError>>, tokio::time::error::Elapsed>;
+
+/// Transforms see a clock frozen at the Unix epoch: their output depends on their input only.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// The instance's export handles; `Arc` so a call can hold them while borrowing the store.
+enum Instance {
+    Connector(Arc<ConnectorPlugin>),
+    Transform(Arc<TransformPlugin>),
+}
+
+/// A running instance of a plugin.
+pub struct Job {
+    plugin: Arc<LoadedPlugin>,
+    store: Store<HostState>,
+    instance: Instance,
+    poisoned: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Job {
+    pub(crate) async fn start(
+        plugin: Arc<LoadedPlugin>,
+        limits: Limits,
+        access: Arc<SourceAccess>,
+        permit: OwnedSemaphorePermit,
+        engine: &wasmtime::Engine,
+    ) -> Result<Job, JobError> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stderr(stderr.clone());
+        if matches!(plugin.prepared, Prepared::Transform(_)) {
+            wasi.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
+        }
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            store_limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes())
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            limits,
+            deadline: Instant::now(),
+            access,
+            plugin: Arc::from(format!("{} {}", plugin.label.name, plugin.label.version)),
+            stderr,
+            log_lines: 0,
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.store_limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Not plain `Yield`: tokio's LIFO slot would re-poll us at once (wasmtime#10667).
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+            }
+        });
+        let timeout = store.data().limits.call_timeout();
+        store.data_mut().deadline = Instant::now() + timeout;
+        let instance = match &plugin.prepared {
+            Prepared::Connector(pre) => pre.instantiate_async(&mut store).await.map(|i| Instance::Connector(Arc::new(i))),
+            Prepared::Transform(pre) => pre.instantiate_async(&mut store).await.map(|i| Instance::Transform(Arc::new(i))),
+        };
+        let instance = instance.map_err(|e| JobError {
+            plugin: plugin.label.clone(),
+            failure: JobFailure::Start(super::loader::root_cause(&e)),
+        })?;
+        Ok(Job { plugin, store, instance, poisoned: false, _permit: permit })
+    }
+
+    /// The plugin version this job runs on.
+    pub fn plugin(&self) -> &LoadedPlugin {
+        &self.plugin
+    }
+
+    fn fail(&self, failure: JobFailure) -> JobError {
+        JobError { plugin: self.plugin.label.clone(), failure }
+    }
+
+    fn connector(&self) -> Result<&Arc<ConnectorPlugin>, JobError> {
+        match &self.instance {
+            Instance::Connector(c) => Ok(c),
+            Instance::Transform(_) => Err(self.fail(JobFailure::WrongWorld { actual: "transform", wanted: "connector" })),
+        }
+    }
+
+    fn transform(&self) -> Result<&Arc<TransformPlugin>, JobError> {
+        match &self.instance {
+            Instance::Transform(t) => Ok(t),
+            Instance::Connector(_) => Err(self.fail(JobFailure::WrongWorld { actual: "connector", wanted: "transform" })),
+        }
+    }
+
+    /// Arms the deadline for a call; refuses to enter an instance that trapped before.
+    fn begin(&mut self) -> Result<Duration, JobError> {
+        if self.poisoned {
+            return Err(self.fail(JobFailure::Start("this job's instance crashed earlier; start a new job".into())));
+        }
+        let timeout = self.store.data().limits.call_timeout();
+        self.store.data_mut().deadline = Instant::now() + timeout;
+        Ok(timeout)
+    }
+
+    /// Turns a call's outcome into a value or a plain-words failure.
+    fn finish<T>(&mut self, outcome: CallOutcome<T>, timeout: Duration) -> Result<T, JobError> {
+        let failure = match outcome {
+            Ok(Ok(Ok(value))) => return Ok(value),
+            Ok(Ok(Err(guest))) => JobFailure::Guest(guest_failure(guest)),
+            Ok(Err(trap)) => {
+                self.poisoned = true;
+                classify_trap(&trap, &self.store)
+            }
+            Err(_elapsed) => {
+                self.poisoned = true;
+                JobFailure::Deadline(timeout)
+            }
+        };
+        Err(self.fail(failure))
+    }
+
+    /// `describe()`.
+    pub async fn describe(&mut self) -> Result<PluginInfo, JobError> {
+        let timeout = self.begin()?;
+        let out = match &self.instance {
+            Instance::Connector(c) => {
+                let c = c.clone();
+                tokio::time::timeout(timeout + DEADLINE_GRACE, c.roster_plugin_connector().call_describe(&mut self.store)).await
+            }
+            Instance::Transform(t) => {
+                let t = t.clone();
+                tokio::time::timeout(timeout + DEADLINE_GRACE, t.roster_plugin_transform().call_describe(&mut self.store)).await
+            }
+        };
+        self.finish(out.map(|r| r.map(Ok)), timeout)
+    }
+
+    /// A connector's `check(settings)`.
+    pub async fn check(&mut self, settings: &str) -> Result<(), JobError> {
+        let c = self.connector()?.clone();
+        let timeout = self.begin()?;
+        let out = tokio::time::timeout(timeout + DEADLINE_GRACE, c.roster_plugin_connector().call_check(&mut self.store, settings)).await;
+        self.finish(out, timeout)
+    }
+
+    /// A connector's `fetch(settings, cursor, delta)`: one page.
+    pub async fn fetch(&mut self, settings: &str, cursor: Option<&str>, delta: Option<&str>) -> Result<Page, JobError> {
+        let c = self.connector()?.clone();
+        let timeout = self.begin()?;
+        let call = c.roster_plugin_connector().call_fetch(&mut self.store, settings, cursor, delta);
+        let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
+        let page = self.finish(out, timeout)?;
+        self.check_output(page_size(&page))?;
+        Ok(page)
+    }
+
+    /// A transform's `map-users`: one outcome per input, in order.
+    pub async fn map_users(&mut self, settings: &str, users: &[User]) -> Result<Vec<UserOutcome>, JobError> {
+        let t = self.transform()?.clone();
+        let timeout = self.begin()?;
+        let call = t.roster_plugin_transform().call_map_users(&mut self.store, settings, users);
+        let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
+        let out = self.finish(out, timeout)?;
+        self.check_output(out.iter().map(|o| o.user.as_ref().map_or(0, user_size) + note_size(&o.reason, &o.error)).sum())?;
+        if out.len() != users.len() {
+            return Err(self.fail(JobFailure::Contract(format!("map-users returned {} outcomes for {} users", out.len(), users.len()))));
+        }
+        Ok(out)
+    }
+
+    /// A transform's `map-groups`: one outcome per input, in order.
+    pub async fn map_groups(&mut self, settings: &str, groups: &[Group]) -> Result<Vec<GroupOutcome>, JobError> {
+        let t = self.transform()?.clone();
+        let timeout = self.begin()?;
+        let call = t.roster_plugin_transform().call_map_groups(&mut self.store, settings, groups);
+        let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
+        let out = self.finish(out, timeout)?;
+        self.check_output(out.iter().map(|o| o.groups.iter().map(group_size).sum::<usize>() + note_size(&o.reason, &o.error)).sum())?;
+        if out.len() != groups.len() {
+            return Err(self.fail(JobFailure::Contract(format!("map-groups returned {} outcomes for {} groups", out.len(), groups.len()))));
+        }
+        Ok(out)
+    }
+
+    fn check_output(&self, size: usize) -> Result<(), JobError> {
+        let cap = self.store.data().limits.max_output_bytes;
+        if size > cap {
+            return Err(self.fail(JobFailure::OutputTooLarge { size, cap }));
+        }
+        Ok(())
+    }
+}
+
+fn guest_failure(e: GuestError) -> GuestFailure {
+    match e {
+        GuestError::Config(m) => GuestFailure::Config(m),
+        GuestError::Auth(m) => GuestFailure::Auth(m),
+        GuestError::Transient(m) => GuestFailure::Transient(m),
+        GuestError::ExpiredDelta(m) => GuestFailure::ExpiredDelta(m),
+        GuestError::Fatal(m) => GuestFailure::Fatal(m),
+    }
+}
+
+fn classify_trap(err: &wasmtime::Error, store: &Store<HostState>) -> JobFailure {
+    let state = store.data();
+    let chain = super::loader::root_cause(err);
+    if chain.contains("forcing trap when growing memory") || chain.contains("maximum size exceeded") {
+        return JobFailure::Memory(state.limits.memory_mib);
+    }
+    let stderr = String::from_utf8_lossy(&state.stderr.contents()).trim().to_string();
+    let stderr = state.access.secrets().redact_str(&stderr);
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => JobFailure::Deadline(state.limits.call_timeout()),
+        Some(Trap::UnreachableCodeReached) if !stderr.is_empty() => JobFailure::Panic(panic_message(&stderr)),
+        Some(Trap::UnreachableCodeReached) => JobFailure::Panic("the plugin aborted (reached `unreachable`) without a message".into()),
+        Some(trap) => JobFailure::Trap { kind: trap.to_string(), detail: tail(&stderr) },
+        None => JobFailure::Trap { kind: chain, detail: tail(&stderr) },
+    }
+}
+
+/// Rust prints `thread '<unnamed>' panicked at src/x.rs:1:2:\nmessage`; keep the useful part.
+fn panic_message(stderr: &str) -> String {
+    match stderr.find("panicked at ") {
+        Some(i) => stderr[i + "panicked at ".len()..].lines().take(4).collect::<Vec<_>>().join(" "),
+        None => tail(stderr).trim_start_matches(": ").to_string(),
+    }
+}
+
+fn tail(stderr: &str) -> String {
+    if stderr.is_empty() {
+        return String::new();
+    }
+    let lines: Vec<&str> = stderr.lines().collect();
+    format!(": {}", lines[lines.len().saturating_sub(5)..].join(" | "))
+}
+
+fn note_size(reason: &Option<String>, error: &Option<String>) -> usize {
+    reason.as_ref().map_or(0, String::len) + error.as_ref().map_or(0, String::len)
+}
+
+fn attrs_size(a: &[(String, String)]) -> usize {
+    a.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+fn user_size(u: &User) -> usize {
+    u.id.len()
+        + u.username.len()
+        + u.email.as_ref().map_or(0, String::len)
+        + u.display_name.as_ref().map_or(0, String::len)
+        + attrs_size(&u.attributes)
+}
+
+fn group_size(g: &Group) -> usize {
+    g.id.len() + g.name.len() + g.description.as_ref().map_or(0, String::len) + attrs_size(&g.attributes)
+}
+
+fn page_size(p: &Page) -> usize {
+    let m = |v: &[super::bindings::Membership]| v.iter().map(|m| m.group_id.len() + m.member_id.len() + 1).sum::<usize>();
+    let r = |v: &[super::bindings::Removal]| v.iter().map(|r| r.id.len() + 1).sum::<usize>();
+    p.users.iter().map(user_size).sum::<usize>()
+        + p.groups.iter().map(group_size).sum::<usize>()
+        + m(&p.memberships)
+        + m(&p.removed_memberships)
+        + r(&p.removed_users)
+        + r(&p.removed_groups)
+        + p.next.as_ref().map_or(0, String::len)
+        + p.delta_token.as_ref().map_or(0, String::len)
+}
