@@ -1,1 +1,200 @@
-fn main() {}
+//! `roster`: the command line. Subcommands are thin: each builds what it needs from the
+//! library and reports in plain words.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use roster::runtime::{LoadReport, Runtime, RuntimeConfig};
+
+/// Keeps Bitbucket users, groups and memberships in step with identity providers.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Where Roster keeps its state (plugin cache, database).
+    #[arg(long, env = "ROSTER_DATA_DIR", default_value = ".roster", global = true)]
+    data_dir: PathBuf,
+    /// The folder scanned for plugin components (`.wasm`); default: DATA_DIR/plugins.
+    #[arg(long, env = "ROSTER_PLUGINS_DIR", global = true)]
+    plugins_dir: Option<PathBuf>,
+    /// Log format: human or json.
+    #[arg(long, env = "ROSTER_LOG_FORMAT", default_value = "human", global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the service: loads the plugins, watches their folder, serves HTTP.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Inspects plugin components.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Lists the plugins in the plugins folder with world, version and sha256, and the files
+    /// that failed to load with the reason.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validates one component file and prints what it is, without installing it.
+    Check {
+        /// The `.wasm` file.
+        file: PathBuf,
+    },
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
+    let plugins_dir = cli.plugins_dir.clone().unwrap_or_else(|| cli.data_dir.join("plugins"));
+    std::fs::create_dir_all(&plugins_dir)
+        .with_context(|| format!("creating the plugins folder {}", plugins_dir.display()))?;
+    let config = RuntimeConfig::new(plugins_dir, cli.data_dir.join("cache"));
+    Runtime::new(config).map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Serve { listen } => {
+            init_tracing(&cli.log_format);
+            serve(&cli, *listen).await
+        }
+        Command::Plugins { command } => {
+            if std::env::var_os("ROSTER_LOG").is_some() {
+                init_tracing(&cli.log_format);
+            }
+            match command {
+                PluginsCommand::List { json } => plugins_list(&cli, *json).await,
+                PluginsCommand::Check { file } => plugins_check(&cli, file).await,
+            }
+        }
+    }
+}
+
+async fn plugins_list(cli: &Cli, json: bool) -> anyhow::Result<()> {
+    let rt = runtime(cli)?;
+    rt.reload().await;
+    let plugins = rt.plugins();
+    let errors = rt.load_errors();
+    if json {
+        let list: Vec<_> = plugins
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.label.name, "world": p.world, "version": p.label.version,
+                    "sha256": p.label.sha256, "file": p.path, "description": p.description,
+                })
+            })
+            .collect();
+        let failed: Vec<_> = errors
+            .iter()
+            .map(|(f, e)| serde_json::json!({"file": f, "error": e}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"plugins": list, "failed": failed}))?
+        );
+        return Ok(());
+    }
+    println!("plugins folder: {}", rt.config().plugins_dir.display());
+    if plugins.is_empty() {
+        println!("no plugins loaded");
+    } else {
+        println!("{:<16} {:<10} {:<10} {:<16} FILE", "NAME", "WORLD", "VERSION", "SHA256");
+        for p in &plugins {
+            println!(
+                "{:<16} {:<10} {:<10} {:<16} {}",
+                p.label.name,
+                p.world,
+                p.label.version,
+                &p.label.sha256[..12],
+                p.label.file
+            );
+        }
+    }
+    for (file, error) in &errors {
+        println!("FAILED {}: {error}", file.display());
+    }
+    if !errors.is_empty() {
+        anyhow::bail!("{} plugin file(s) failed to load", errors.len());
+    }
+    Ok(())
+}
+
+async fn plugins_check(cli: &Cli, file: &std::path::Path) -> anyhow::Result<()> {
+    let rt = runtime(cli)?;
+    let p = rt.prepare(file).await?;
+    println!("{} {} {} — {}", p.label.name, p.world, p.label.version, p.description);
+    println!("sha256 {}", p.label.sha256);
+    println!("settings schema: {}", p.settings_schema);
+    Ok(())
+}
+
+async fn serve(cli: &Cli, listen: SocketAddr) -> anyhow::Result<()> {
+    let rt = runtime(cli)?;
+    for report in rt.reload().await {
+        if let LoadReport::Failed { path, error } = report {
+            tracing::warn!(file = %path.display(), "{error}");
+        }
+    }
+    for p in rt.plugins() {
+        tracing::info!(
+            "serving plugin {} {} ({}, sha256 {})",
+            p.label.name,
+            p.label.version,
+            p.world,
+            &p.label.sha256[..12]
+        );
+    }
+    let _watch = rt.watch().context("watching the plugins folder")?;
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(|| async { "ready" }));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!("Roster listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -5,10 +5,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{PROMPT, TestRuntime};
-use roster::runtime::{LoadReport, Limits, SourceAccess, World};
+use roster::runtime::{Limits, LoadReport, SourceAccess, World};
 
 fn limits() -> Limits {
-    Limits { call_timeout_secs: 30.0, ..Limits::default() }
+    Limits {
+        call_timeout_secs: 30.0,
+        ..Limits::default()
+    }
 }
 
 async fn fetch_username(rt: &roster::runtime::Runtime, mode: serde_json::Value) -> String {
@@ -21,8 +24,17 @@ async fn fetch_username(rt: &roster::runtime::Runtime, mode: serde_json::Value) 
 async fn plugins_are_listed_with_world_version_and_sha() {
     let rt = TestRuntime::new(&[("fixture_hostile", "hostile.wasm"), ("normalize", "normalize.wasm")]).await;
     let plugins = rt.runtime.plugins();
-    let summary: Vec<(String, World, String)> = plugins.iter().map(|p| (p.label.name.clone(), p.world, p.label.version.clone())).collect();
-    assert_eq!(summary, [("hostile".into(), World::Connector, "1.0.0".into()), ("normalize".into(), World::Transform, "0.1.0".into())]);
+    let summary: Vec<(String, World, String)> = plugins
+        .iter()
+        .map(|p| (p.label.name.clone(), p.world, p.label.version.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("hostile".into(), World::Connector, "1.0.0".into()),
+            ("normalize".into(), World::Transform, "0.1.0".into())
+        ]
+    );
     let sha = roster::runtime::loader::sha256_hex(&std::fs::read(common::component("normalize")).unwrap());
     assert_eq!(plugins[1].label.sha256, sha);
 }
@@ -38,10 +50,19 @@ async fn a_second_load_comes_from_the_compile_cache() {
 #[tokio::test]
 async fn a_plugin_built_for_another_wit_major_is_refused_naming_both_versions() {
     let rt = TestRuntime::new(&[]).await;
-    std::fs::copy(common::component("fixture_future_major"), rt.plugins_dir().join("future.wasm")).unwrap();
+    std::fs::copy(
+        common::component("fixture_future_major"),
+        rt.plugins_dir().join("future.wasm"),
+    )
+    .unwrap();
     let reports = rt.runtime.reload().await;
-    let [LoadReport::Failed { error, .. }] = reports.as_slice() else { panic!("{reports:?}") };
-    assert!(error.contains("built for roster:plugin@0.2.0") && error.contains("serves roster:plugin@0.1.0"), "{error}");
+    let [LoadReport::Failed { error, .. }] = reports.as_slice() else {
+        panic!("{reports:?}")
+    };
+    assert!(
+        error.contains("built for roster:plugin@0.2.0") && error.contains("serves roster:plugin@0.1.0"),
+        "{error}"
+    );
     assert!(rt.runtime.plugin("future").is_none());
     assert_eq!(rt.runtime.load_errors().len(), 1);
 }
@@ -51,26 +72,43 @@ async fn files_that_are_not_components_are_refused_in_plain_words() {
     let rt = TestRuntime::new(&[]).await;
     std::fs::write(rt.plugins_dir().join("junk.wasm"), b"this is not wasm").unwrap();
     let reports = rt.runtime.reload().await;
-    let [LoadReport::Failed { error, .. }] = reports.as_slice() else { panic!("{reports:?}") };
-    assert!(error.contains("junk.wasm") && error.contains("not a WebAssembly component"), "{error}");
+    let [LoadReport::Failed { error, .. }] = reports.as_slice() else {
+        panic!("{reports:?}")
+    };
+    assert!(
+        error.contains("junk.wasm") && error.contains("not a WebAssembly component"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn hot_swap_keeps_a_running_job_on_the_version_it_started_with() {
     let rt = TestRuntime::new(&[("fixture_hostile", "hostile.wasm")]).await;
     // Compile v2 into the cache first, so the swap below is quick even in a debug build.
-    rt.runtime.prepare(&common::component("fixture_hostile_v2")).await.unwrap();
+    rt.runtime
+        .prepare(&common::component("fixture_hostile_v2"))
+        .await
+        .unwrap();
     let runtime = rt.runtime.clone();
-    let long = tokio::spawn(async move { fetch_username(&runtime, serde_json::json!({"mode": "slow", "ms": 1500})).await });
+    let long =
+        tokio::spawn(async move { fetch_username(&runtime, serde_json::json!({"mode": "slow", "ms": 1500})).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     rt.put("fixture_hostile_v2", "hostile.wasm");
     let reports = rt.runtime.reload().await;
-    let [LoadReport::Replaced { old, new }] = reports.as_slice() else { panic!("{reports:?}") };
+    let [LoadReport::Replaced { old, new }] = reports.as_slice() else {
+        panic!("{reports:?}")
+    };
     assert_eq!((old.version.as_str(), new.version.as_str()), ("1.0.0", "2.0.0"));
-    assert!(!long.is_finished(), "the long job should still be running during the swap");
+    assert!(
+        !long.is_finished(),
+        "the long job should still be running during the swap"
+    );
 
-    assert_eq!(fetch_username(&rt.runtime, serde_json::json!({"mode": "ok"})).await, "hostile@2.0.0");
+    assert_eq!(
+        fetch_username(&rt.runtime, serde_json::json!({"mode": "ok"})).await,
+        "hostile@2.0.0"
+    );
     assert_eq!(long.await.unwrap(), "hostile@1.0.0");
 }
 
@@ -81,7 +119,10 @@ async fn a_broken_new_file_is_rejected_and_the_previous_version_keeps_serving() 
     let reports = rt.runtime.reload().await;
     assert!(matches!(reports.as_slice(), [LoadReport::Failed { .. }]), "{reports:?}");
     assert_eq!(rt.runtime.plugin("hostile").unwrap().label.version, "1.0.0");
-    assert_eq!(fetch_username(&rt.runtime, serde_json::json!({"mode": "ok"})).await, "hostile@1.0.0");
+    assert_eq!(
+        fetch_username(&rt.runtime, serde_json::json!({"mode": "ok"})).await,
+        "hostile@1.0.0"
+    );
     assert!(rt.runtime.load_errors()[0].1.contains("hostile.wasm"));
 }
 
@@ -95,7 +136,10 @@ async fn the_watcher_picks_up_a_new_version_without_a_restart() {
         assert!(started.elapsed() < PROMPT, "the watcher did not reload the plugin");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(fetch_username(&rt.runtime, serde_json::json!({"mode": "ok"})).await, "hostile@2.0.0");
+    assert_eq!(
+        fetch_username(&rt.runtime, serde_json::json!({"mode": "ok"})).await,
+        "hostile@2.0.0"
+    );
     // Removing the file withdraws the plugin from new jobs.
     std::fs::remove_file(rt.plugins_dir().join("hostile.wasm")).unwrap();
     while rt.runtime.plugin("hostile").is_some() {
@@ -109,8 +153,13 @@ async fn two_files_claiming_one_name_are_reported() {
     let rt = TestRuntime::new(&[("fixture_hostile", "a.wasm")]).await;
     std::fs::copy(common::component("fixture_hostile_v2"), rt.plugins_dir().join("b.wasm")).unwrap();
     let reports = rt.runtime.reload().await;
-    let [LoadReport::Failed { error, .. }] = reports.as_slice() else { panic!("{reports:?}") };
-    assert!(error.contains("already provided by") && error.contains("a.wasm"), "{error}");
+    let [LoadReport::Failed { error, .. }] = reports.as_slice() else {
+        panic!("{reports:?}")
+    };
+    assert!(
+        error.contains("already provided by") && error.contains("a.wasm"),
+        "{error}"
+    );
 }
 
 /// The versioning policy: a host whose WIT gained an import in a compatible version
@@ -131,7 +180,10 @@ async fn an_additive_wit_change_keeps_old_plugins_linking() {
     }
     impl wasmtime_wasi::WasiView for Ctx {
         fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
-            wasmtime_wasi::WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+            wasmtime_wasi::WasiCtxView {
+                ctx: &mut self.wasi,
+                table: &mut self.table,
+            }
         }
     }
     let next_host = |version: &str| {
@@ -144,7 +196,16 @@ async fn an_additive_wit_change_keeps_old_plugins_linking() {
         }
         linker
     };
-    assert!(next_host("0.1.1").instantiate_pre(&component).is_ok(), "a 0.1.1 host must link a 0.1.0 plugin");
-    let refused = next_host("0.2.0").instantiate_pre(&component).err().expect("a 0.2.0 host must not link a 0.1.0 plugin");
-    assert!(format!("{refused:?}").contains("roster:plugin/host@0.1.0"), "{refused:?}");
+    assert!(
+        next_host("0.1.1").instantiate_pre(&component).is_ok(),
+        "a 0.1.1 host must link a 0.1.0 plugin"
+    );
+    let refused = next_host("0.2.0")
+        .instantiate_pre(&component)
+        .err()
+        .expect("a 0.2.0 host must not link a 0.1.0 plugin");
+    assert!(
+        format!("{refused:?}").contains("roster:plugin/host@0.1.0"),
+        "{refused:?}"
+    );
 }

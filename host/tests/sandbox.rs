@@ -26,11 +26,19 @@ fn settings(v: serde_json::Value) -> String {
 }
 
 fn limits(timeout_secs: f64) -> Limits {
-    Limits { call_timeout_secs: timeout_secs, ..Limits::default() }
+    Limits {
+        call_timeout_secs: timeout_secs,
+        ..Limits::default()
+    }
 }
 
 fn outcome_of(page: &roster::runtime::bindings::Page) -> String {
-    page.users[0].attributes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")
+    page.users[0]
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 async fn hostile() -> TestRuntime {
@@ -40,25 +48,47 @@ async fn hostile() -> TestRuntime {
 #[tokio::test]
 async fn an_infinite_loop_is_stopped_within_its_deadline_plus_ten_percent() {
     let rt = hostile().await;
-    let mut job = rt.runtime.job("hostile", limits(2.0), SourceAccess::none()).await.unwrap();
+    let mut job = rt
+        .runtime
+        .job("hostile", limits(2.0), SourceAccess::none())
+        .await
+        .unwrap();
     let started = Instant::now();
-    let err = job.fetch(&settings(serde_json::json!({"mode": "spin"})), None, None).await.unwrap_err();
+    let err = job
+        .fetch(&settings(serde_json::json!({"mode": "spin"})), None, None)
+        .await
+        .unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err.failure, JobFailure::Deadline(_)), "{err}");
-    assert!(took >= Duration::from_secs(2) && took <= Duration::from_millis(2200), "stopped after {took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took <= Duration::from_millis(2200),
+        "stopped after {took:?}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("plugin 'hostile' 1.0.0 (sha256 ") && msg.contains("deadline"), "{msg}");
+    assert!(
+        msg.contains("plugin 'hostile' 1.0.0 (sha256 ") && msg.contains("deadline"),
+        "{msg}"
+    );
     // The trapped instance is never entered again.
-    let again = job.fetch(&settings(serde_json::json!({"mode": "ok"})), None, None).await.unwrap_err();
+    let again = job
+        .fetch(&settings(serde_json::json!({"mode": "ok"})), None, None)
+        .await
+        .unwrap_err();
     assert!(again.to_string().contains("crashed earlier"), "{again}");
 }
 
 #[tokio::test]
 async fn a_memory_bomb_is_trapped_at_the_cap() {
     let rt = hostile().await;
-    let l = Limits { memory_mib: 32, ..limits(30.0) };
+    let l = Limits {
+        memory_mib: 32,
+        ..limits(30.0)
+    };
     let mut job = rt.runtime.job("hostile", l, SourceAccess::none()).await.unwrap();
-    let err = job.fetch(&settings(serde_json::json!({"mode": "hog"})), None, None).await.unwrap_err();
+    let err = job
+        .fetch(&settings(serde_json::json!({"mode": "hog"})), None, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err.failure, JobFailure::Memory(32)), "{err}");
     assert!(err.to_string().contains("memory cap of 32 MiB"), "{err}");
 }
@@ -66,9 +96,18 @@ async fn a_memory_bomb_is_trapped_at_the_cap() {
 #[tokio::test]
 async fn a_guest_panic_is_a_clean_error_with_its_message() {
     let rt = hostile().await;
-    let mut job = rt.runtime.job("hostile", limits(30.0), SourceAccess::none()).await.unwrap();
-    let err = job.fetch(&settings(serde_json::json!({"mode": "panic"})), None, None).await.unwrap_err();
-    let JobFailure::Panic(msg) = &err.failure else { panic!("{err}") };
+    let mut job = rt
+        .runtime
+        .job("hostile", limits(30.0), SourceAccess::none())
+        .await
+        .unwrap();
+    let err = job
+        .fetch(&settings(serde_json::json!({"mode": "panic"})), None, None)
+        .await
+        .unwrap_err();
+    let JobFailure::Panic(msg) = &err.failure else {
+        panic!("{err}")
+    };
     assert!(msg.contains("deliberate panic in the hostile fixture"), "{msg}");
 }
 
@@ -76,19 +115,59 @@ async fn a_guest_panic_is_a_clean_error_with_its_message() {
 async fn oversized_output_request_and_response_are_refused() {
     let idp = Idp::start().await;
     let rt = hostile().await;
-    let l = Limits { max_output_bytes: 1 << 20, max_request_bytes: 1024, max_response_bytes: 1 << 20, ..limits(30.0) };
+    let l = Limits {
+        max_output_bytes: 1 << 20,
+        max_request_bytes: 1024,
+        max_response_bytes: 1 << 20,
+        ..limits(30.0)
+    };
     let acc = access(&[idp.url()], vec![], true);
     let mut job = rt.runtime.job("hostile", l.clone(), acc.clone()).await.unwrap();
-    let err = job.fetch(&settings(serde_json::json!({"mode": "huge-output", "bytes": 4 << 20})), None, None).await.unwrap_err();
-    assert!(matches!(err.failure, JobFailure::OutputTooLarge { cap: 1048576, .. }), "{err}");
+    let err = job
+        .fetch(
+            &settings(serde_json::json!({"mode": "huge-output", "bytes": 4 << 20})),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.failure, JobFailure::OutputTooLarge { cap: 1048576, .. }),
+        "{err}"
+    );
 
     let mut job = rt.runtime.job("hostile", l.clone(), acc.clone()).await.unwrap();
-    let page = job.fetch(&settings(serde_json::json!({"mode": "big-request", "url": format!("{}/steal", idp.url()), "bytes": 4096})), None, None).await.unwrap();
-    assert!(outcome_of(&page).contains("exceeds this source's cap of 1024 bytes"), "{}", outcome_of(&page));
-    assert!(idp.seen.lock().unwrap().requests.is_empty(), "an oversized request must not be sent");
+    let page = job
+        .fetch(
+            &settings(serde_json::json!({"mode": "big-request", "url": format!("{}/steal", idp.url()), "bytes": 4096})),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        outcome_of(&page).contains("exceeds this source's cap of 1024 bytes"),
+        "{}",
+        outcome_of(&page)
+    );
+    assert!(
+        idp.seen.lock().unwrap().requests.is_empty(),
+        "an oversized request must not be sent"
+    );
 
-    let page = job.fetch(&settings(serde_json::json!({"mode": "forbidden", "url": format!("{}/big", idp.url())})), None, None).await.unwrap();
-    assert!(outcome_of(&page).contains("larger than this source's cap"), "{}", outcome_of(&page));
+    let page = job
+        .fetch(
+            &settings(serde_json::json!({"mode": "forbidden", "url": format!("{}/big", idp.url())})),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        outcome_of(&page).contains("larger than this source's cap"),
+        "{}",
+        outcome_of(&page)
+    );
 }
 
 #[tokio::test]
@@ -99,18 +178,38 @@ async fn requests_outside_the_allowlist_come_back_as_errors_not_crashes() {
     let mut job = rt.runtime.job("hostile", limits(30.0), acc).await.unwrap();
     let fetch = |url: String| settings(serde_json::json!({"mode": "forbidden", "url": url}));
 
-    let page = job.fetch(&fetch("https://attacker.example/collect".into()), None, None).await.unwrap();
+    let page = job
+        .fetch(&fetch("https://attacker.example/collect".into()), None, None)
+        .await
+        .unwrap();
     let out = outcome_of(&page);
-    assert!(out.contains("error") && out.contains("https://attacker.example is not in this source's allowed hosts"), "{out}");
+    assert!(
+        out.contains("error") && out.contains("https://attacker.example is not in this source's allowed hosts"),
+        "{out}"
+    );
 
     // A redirect from an allowed host to a host that is not allowed is checked again.
     let other = Idp::start().await;
-    let page = job.fetch(&fetch(format!("{}/redirect?to={}/steal", idp.url(), other.url())), None, None).await.unwrap();
-    assert!(outcome_of(&page).contains("not in this source's allowed hosts"), "{}", outcome_of(&page));
+    let page = job
+        .fetch(
+            &fetch(format!("{}/redirect?to={}/steal", idp.url(), other.url())),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        outcome_of(&page).contains("not in this source's allowed hosts"),
+        "{}",
+        outcome_of(&page)
+    );
     assert!(other.seen.lock().unwrap().requests.is_empty());
 
     // The same job still works afterwards: the refusal was a value, not a trap.
-    let page = job.fetch(&fetch(format!("{}/echo", idp.url())), None, None).await.unwrap();
+    let page = job
+        .fetch(&fetch(format!("{}/echo", idp.url())), None, None)
+        .await
+        .unwrap();
     assert!(outcome_of(&page).contains("status 200"), "{}", outcome_of(&page));
 }
 
@@ -121,20 +220,41 @@ async fn names_resolving_to_private_addresses_are_refused_unless_allowed() {
     let by_name = format!("http://localhost:{}", idp.addr.port());
     let strict = access(std::slice::from_ref(&by_name), vec![], false);
     let mut job = rt.runtime.job("hostile", limits(30.0), strict).await.unwrap();
-    let page = job.fetch(&settings(serde_json::json!({"mode": "forbidden", "url": format!("{by_name}/echo")})), None, None).await.unwrap();
+    let page = job
+        .fetch(
+            &settings(serde_json::json!({"mode": "forbidden", "url": format!("{by_name}/echo")})),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
     let out = outcome_of(&page);
-    assert!(out.contains("resolves to") && out.contains("loopback") && out.contains("allow_private_addresses"), "{out}");
+    assert!(
+        out.contains("resolves to") && out.contains("loopback") && out.contains("allow_private_addresses"),
+        "{out}"
+    );
     assert!(idp.seen.lock().unwrap().requests.is_empty());
 
     let lax = access(std::slice::from_ref(&by_name), vec![], true);
     let mut job = rt.runtime.job("hostile", limits(30.0), lax).await.unwrap();
-    let page = job.fetch(&settings(serde_json::json!({"mode": "forbidden", "url": format!("{by_name}/echo")})), None, None).await.unwrap();
+    let page = job
+        .fetch(
+            &settings(serde_json::json!({"mode": "forbidden", "url": format!("{by_name}/echo")})),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
     assert!(outcome_of(&page).contains("status 200"), "{}", outcome_of(&page));
 }
 
 #[tokio::test]
 async fn plain_http_needs_an_explicit_opt_in() {
-    let policy = NetPolicy { allow_hosts: vec!["http://intranet.corp".parse().unwrap()], allow_insecure_http: false, allow_private_addresses: true };
+    let policy = NetPolicy {
+        allow_hosts: vec!["http://intranet.corp".parse().unwrap()],
+        allow_insecure_http: false,
+        allow_private_addresses: true,
+    };
     let err = SourceAccess::new("s", policy, vec![], BudgetConfig::default()).unwrap_err();
     assert!(err.to_string().contains("allow_insecure_http"), "{err}");
 }
@@ -166,14 +286,21 @@ async fn secrets_leave_only_for_their_bound_host_and_never_come_back_in() {
     }];
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_max_level(tracing::Level::TRACE).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let rt = hostile().await;
     let acc = access(&[bound.url(), unbound.url()], secrets, true);
     let mut job = rt.runtime.job("hostile", limits(30.0), acc).await.unwrap();
     let page = job
-        .fetch(&settings(serde_json::json!({"mode": "exfiltrate", "url": unbound.url(), "bound_url": bound.url()})), None, None)
+        .fetch(
+            &settings(serde_json::json!({"mode": "exfiltrate", "url": unbound.url(), "bound_url": bound.url()})),
+            None,
+            None,
+        )
         .await
         .unwrap();
     let seen_by_plugin = outcome_of(&page);
@@ -181,19 +308,40 @@ async fn secrets_leave_only_for_their_bound_host_and_never_come_back_in() {
     // The unbound host got only placeholders, in the header, the URL and the body.
     let stolen = unbound.seen.lock().unwrap().requests.join("\n");
     assert!(stolen.contains("authorization: Bearer {{secret:token}}"), "{stolen}");
-    assert!(stolen.contains("/steal?k=%7B%7Bsecret:token%7D%7D") || stolen.contains("{{secret:token}}"), "{stolen}");
-    assert!(!stolen.contains(secret_value), "the secret reached an unbound host: {stolen}");
+    assert!(
+        stolen.contains("/steal?k=%7B%7Bsecret:token%7D%7D") || stolen.contains("{{secret:token}}"),
+        "{stolen}"
+    );
+    assert!(
+        !stolen.contains(secret_value),
+        "the secret reached an unbound host: {stolen}"
+    );
     // The bound host got the value ...
     let echoed = bound.seen.lock().unwrap().requests.join("\n");
-    assert!(echoed.contains(&format!("authorization: Bearer {secret_value}")), "{echoed}");
+    assert!(
+        echoed.contains(&format!("authorization: Bearer {secret_value}")),
+        "{echoed}"
+    );
     // ... but its echo reached the plugin with the placeholder in its place.
-    assert!(seen_by_plugin.contains("bound-echo=status 200") && seen_by_plugin.contains("Bearer {{secret:token}}"), "{seen_by_plugin}");
-    assert!(!seen_by_plugin.contains(secret_value), "the plugin saw the secret: {seen_by_plugin}");
+    assert!(
+        seen_by_plugin.contains("bound-echo=status 200") && seen_by_plugin.contains("Bearer {{secret:token}}"),
+        "{seen_by_plugin}"
+    );
+    assert!(
+        !seen_by_plugin.contains(secret_value),
+        "the plugin saw the secret: {seen_by_plugin}"
+    );
     // Signing with a value secret is refused without revealing it.
-    assert!(seen_by_plugin.contains("cannot be used as a signing key"), "{seen_by_plugin}");
+    assert!(
+        seen_by_plugin.contains("cannot be used as a signing key"),
+        "{seen_by_plugin}"
+    );
     drop(job);
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("leaking {{secret:token}}"), "the plugin's log line is missing:\n{log}");
+    assert!(
+        log.contains("leaking {{secret:token}}"),
+        "the plugin's log line is missing:\n{log}"
+    );
     assert!(!log.contains(secret_value), "the secret reached the log:\n{log}");
 }
 
@@ -201,17 +349,30 @@ async fn secrets_leave_only_for_their_bound_host_and_never_come_back_in() {
 async fn private_keys_sign_in_the_host_only_for_their_token_endpoint() {
     let pem = std::fs::read_to_string(common::repo().join("host/tests/fixtures/test-rsa-key.pem")).unwrap();
     let public = std::fs::read(common::repo().join("host/tests/fixtures/test-rsa-pub.pem")).unwrap();
-    let key = |hosts: &str| Secret { name: "signing_key".into(), value: SecretValue::new(pem.clone()), hosts: vec![hosts.parse().unwrap()], kind: SecretKind::SigningKey };
+    let key = |hosts: &str| Secret {
+        name: "signing_key".into(),
+        value: SecretValue::new(pem.clone()),
+        hosts: vec![hosts.parse().unwrap()],
+        kind: SecretKind::SigningKey,
+    };
     let rt = hostile().await;
 
     let acc = access(&[], vec![key("https://login.example")], true);
     let mut job = rt.runtime.job("hostile", limits(30.0), acc).await.unwrap();
-    let page = job.fetch(&settings(serde_json::json!({"mode": "sign"})), None, None).await.unwrap();
+    let page = job
+        .fetch(&settings(serde_json::json!({"mode": "sign"})), None, None)
+        .await
+        .unwrap();
     let jwt = &page.users[0].attributes[0].1;
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&["https://login.example/token"]);
     validation.required_spec_claims.clear();
-    let decoded = jsonwebtoken::decode::<serde_json::Value>(jwt, &jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap(), &validation).unwrap();
+    let decoded = jsonwebtoken::decode::<serde_json::Value>(
+        jwt,
+        &jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap(),
+        &validation,
+    )
+    .unwrap();
     assert_eq!(decoded.claims["iss"], "app");
     assert_eq!(decoded.header.x5t.as_deref(), Some("abc"));
     assert!(!format!("{page:?}").contains("PRIVATE KEY"));
@@ -219,8 +380,14 @@ async fn private_keys_sign_in_the_host_only_for_their_token_endpoint() {
     // The same key bound to another endpoint refuses to sign for this audience.
     let acc = access(&[], vec![key("https://other.example")], true);
     let mut job = rt.runtime.job("hostile", limits(30.0), acc).await.unwrap();
-    let err = job.fetch(&settings(serde_json::json!({"mode": "sign"})), None, None).await.unwrap_err();
-    assert!(matches!(&err.failure, JobFailure::Guest(GuestFailure::Config(m)) if m.contains("may not sign for https://login.example")), "{err}");
+    let err = job
+        .fetch(&settings(serde_json::json!({"mode": "sign"})), None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err.failure, JobFailure::Guest(GuestFailure::Config(m)) if m.contains("may not sign for https://login.example")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -232,35 +399,64 @@ async fn other_jobs_complete_while_hostile_ones_run_on_the_same_thread() {
         let runtime = runtime.clone();
         async move {
             let mut job = runtime.job("hostile", limits(4.0), SourceAccess::none()).await.unwrap();
-            job.fetch(&settings(serde_json::json!({"mode": "spin"})), None, None).await
+            job.fetch(&settings(serde_json::json!({"mode": "spin"})), None, None)
+                .await
         }
     });
     let hog = tokio::spawn({
         let runtime = runtime.clone();
         async move {
-            let mut job = runtime.job("hostile", Limits { memory_mib: 32, ..limits(4.0) }, SourceAccess::none()).await.unwrap();
-            job.fetch(&settings(serde_json::json!({"mode": "hog"})), None, None).await
+            let mut job = runtime
+                .job(
+                    "hostile",
+                    Limits {
+                        memory_mib: 32,
+                        ..limits(4.0)
+                    },
+                    SourceAccess::none(),
+                )
+                .await
+                .unwrap();
+            job.fetch(&settings(serde_json::json!({"mode": "hog"})), None, None)
+                .await
         }
     });
     let panic = tokio::spawn({
         let runtime = runtime.clone();
         async move {
             let mut job = runtime.job("hostile", limits(4.0), SourceAccess::none()).await.unwrap();
-            job.fetch(&settings(serde_json::json!({"mode": "panic"})), None, None).await
+            job.fetch(&settings(serde_json::json!({"mode": "panic"})), None, None)
+                .await
         }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     for _ in 0..5 {
         let mut job = runtime.job("hostile", limits(4.0), SourceAccess::none()).await.unwrap();
-        let page = job.fetch(&settings(serde_json::json!({"mode": "slow", "ms": 50})), None, None).await.unwrap();
+        let page = job
+            .fetch(&settings(serde_json::json!({"mode": "slow", "ms": 50})), None, None)
+            .await
+            .unwrap();
         assert_eq!(page.users[0].username, "hostile@1.0.0");
     }
-    assert!(started.elapsed() < Duration::from_secs(3), "well-behaved jobs waited for the spinning one: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "well-behaved jobs waited for the spinning one: {:?}",
+        started.elapsed()
+    );
     assert!(!spin.is_finished(), "the spinning job should still be running");
-    assert!(matches!(spin.await.unwrap().unwrap_err().failure, JobFailure::Deadline(_)));
-    assert!(matches!(hog.await.unwrap().unwrap_err().failure, JobFailure::Memory(32)));
-    assert!(matches!(panic.await.unwrap().unwrap_err().failure, JobFailure::Panic(_)));
+    assert!(matches!(
+        spin.await.unwrap().unwrap_err().failure,
+        JobFailure::Deadline(_)
+    ));
+    assert!(matches!(
+        hog.await.unwrap().unwrap_err().failure,
+        JobFailure::Memory(32)
+    ));
+    assert!(matches!(
+        panic.await.unwrap().unwrap_err().failure,
+        JobFailure::Panic(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +464,12 @@ async fn the_sdk_pages_with_oauth_and_the_host_waits_out_retry_after() {
     let idp = Idp::start().await;
     idp.seen.lock().unwrap().throttle_page_2 = true;
     let rt = TestRuntime::new(&[("fixture_sdk_probe", "sdk-probe.wasm")]).await;
-    let secrets = vec![Secret { name: "client_secret".into(), value: SecretValue::new(CLIENT_SECRET), hosts: vec![idp.url().parse().unwrap()], kind: SecretKind::Value }];
+    let secrets = vec![Secret {
+        name: "client_secret".into(),
+        value: SecretValue::new(CLIENT_SECRET),
+        hosts: vec![idp.url().parse().unwrap()],
+        kind: SecretKind::Value,
+    }];
     let acc = access(&[idp.url()], secrets, true);
     let s = settings(serde_json::json!({"base_url": idp.url(), "client_id": "app"}));
     let mut job = rt.runtime.job("sdk-probe", limits(30.0), acc).await.unwrap();
@@ -277,7 +478,10 @@ async fn the_sdk_pages_with_oauth_and_the_host_waits_out_retry_after() {
     let mut users = Vec::new();
     let started = Instant::now();
     let delta = loop {
-        let page = tokio::time::timeout(PROMPT, job.fetch(&s, cursor.as_deref(), None)).await.unwrap().unwrap();
+        let page = tokio::time::timeout(PROMPT, job.fetch(&s, cursor.as_deref(), None))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(page.total_hint, Some(6));
         users.extend(page.users.into_iter().map(|u| u.username));
         match page.next {
@@ -285,19 +489,38 @@ async fn the_sdk_pages_with_oauth_and_the_host_waits_out_retry_after() {
             None => break page.delta_token,
         }
     };
-    assert_eq!(users, ["User.1.0", "User.1.1", "User.2.0", "User.2.1", "User.3.0", "User.3.1"]);
+    assert_eq!(
+        users,
+        ["User.1.0", "User.1.1", "User.2.0", "User.2.1", "User.3.0", "User.3.1"]
+    );
     assert_eq!(delta.as_deref(), Some("probe-delta"));
-    let seen = idp.seen.lock().unwrap();
-    assert_eq!(seen.token_calls, 1, "the token is fetched once and reused across pages");
-    assert_eq!(seen.throttled, 1);
-    assert!(started.elapsed() >= Duration::from_secs(1), "the host must wait out Retry-After: 1");
+    {
+        let seen = idp.seen.lock().unwrap();
+        assert_eq!(seen.token_calls, 1, "the token is fetched once and reused across pages");
+        assert_eq!(seen.throttled, 1);
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the host must wait out Retry-After: 1"
+    );
 
     // A wrong secret: check fails with the IdP's reason, as an auth error.
-    drop(seen);
-    let wrong = vec![Secret { name: "client_secret".into(), value: SecretValue::new("wrong"), hosts: vec![idp.url().parse().unwrap()], kind: SecretKind::Value }];
-    let mut job = rt.runtime.job("sdk-probe", limits(30.0), access(&[idp.url()], wrong, true)).await.unwrap();
+    let wrong = vec![Secret {
+        name: "client_secret".into(),
+        value: SecretValue::new("wrong"),
+        hosts: vec![idp.url().parse().unwrap()],
+        kind: SecretKind::Value,
+    }];
+    let mut job = rt
+        .runtime
+        .job("sdk-probe", limits(30.0), access(&[idp.url()], wrong, true))
+        .await
+        .unwrap();
     let err = job.check(&s).await.unwrap_err();
-    assert!(matches!(&err.failure, JobFailure::Guest(GuestFailure::Auth(m)) if m.contains("AADSTS7000215")), "{err}");
+    assert!(
+        matches!(&err.failure, JobFailure::Guest(GuestFailure::Auth(m)) if m.contains("AADSTS7000215")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -313,8 +536,15 @@ async fn a_transform_maps_a_batch_in_order() {
         attributes: vec![],
     };
     let users = vec![user("1", " Alice@Corp.Example", true), user("2", "BOB", false)];
-    let mut job = rt.runtime.job("normalize", limits(10.0), SourceAccess::none()).await.unwrap();
-    let out = job.map_users(r#"{"strip_domain": true, "drop_inactive": true}"#, &users).await.unwrap();
+    let mut job = rt
+        .runtime
+        .job("normalize", limits(10.0), SourceAccess::none())
+        .await
+        .unwrap();
+    let out = job
+        .map_users(r#"{"strip_domain": true, "drop_inactive": true}"#, &users)
+        .await
+        .unwrap();
     let alice = out[0].user.as_ref().unwrap();
     assert_eq!(alice.username, "alice");
     assert_eq!(alice.email.as_deref(), Some("alice.liddell@corp.example"));
@@ -323,5 +553,8 @@ async fn a_transform_maps_a_batch_in_order() {
     assert!(out[1].reason.as_deref().unwrap().contains("drop_inactive"));
     // Bad settings are a configuration error naming the field.
     let err = job.map_users(r#"{"lowercase": true}"#, &users).await.unwrap_err();
-    assert!(matches!(&err.failure, JobFailure::Guest(GuestFailure::Config(m)) if m.contains("unknown field `lowercase`")), "{err}");
+    assert!(
+        matches!(&err.failure, JobFailure::Guest(GuestFailure::Config(m)) if m.contains("unknown field `lowercase`")),
+        "{err}"
+    );
 }

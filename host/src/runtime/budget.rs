@@ -21,7 +21,10 @@ impl Default for BudgetConfig {
     /// 20 requests/s, burst 40: under every IdP's documented limit (Okta's strictest listing
     /// endpoint allows 600/min = 10/s per org, so Okta sources should lower it).
     fn default() -> Self {
-        BudgetConfig { per_second: 20.0, burst: 40 }
+        BudgetConfig {
+            per_second: 20.0,
+            burst: 40,
+        }
     }
 }
 
@@ -42,10 +45,17 @@ pub struct Budget {
 impl Budget {
     /// A full bucket.
     pub fn new(config: BudgetConfig) -> Self {
-        let config = BudgetConfig { per_second: config.per_second.max(0.001), burst: config.burst.max(1) };
+        let config = BudgetConfig {
+            per_second: config.per_second.max(0.001),
+            burst: config.burst.max(1),
+        };
         Budget {
             config,
-            state: Mutex::new(State { tokens: f64::from(config.burst), refilled_at: Instant::now(), cool_until: None }),
+            state: Mutex::new(State {
+                tokens: f64::from(config.burst),
+                refilled_at: Instant::now(),
+                cool_until: None,
+            }),
         }
     }
 
@@ -88,7 +98,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn burst_then_rate() {
-        let b = Budget::new(BudgetConfig { per_second: 10.0, burst: 5 });
+        let b = Budget::new(BudgetConfig {
+            per_second: 10.0,
+            burst: 5,
+        });
         let start = Instant::now();
         for _ in 0..5 {
             b.acquire().await;
@@ -98,12 +111,18 @@ mod tests {
             b.acquire().await;
         }
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(990) && took <= Duration::from_millis(1100), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(990) && took <= Duration::from_millis(1100),
+            "{took:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn cool_down_holds_everyone() {
-        let b = Budget::new(BudgetConfig { per_second: 100.0, burst: 10 });
+        let b = Budget::new(BudgetConfig {
+            per_second: 100.0,
+            burst: 10,
+        });
         b.cool_down(Duration::from_secs(3));
         let waited = b.acquire().await;
         assert!(waited >= Duration::from_secs(3), "{waited:?}");

@@ -20,7 +20,9 @@ pub enum Denied {
     #[error("`{0}` carries credentials in the URL; put them in a secret instead")]
     CredentialsInUrl(String),
     /// The origin is not in the source's allowlist.
-    #[error("{origin} is not in this source's allowed hosts ({allowed}); add it to the source's `allow_hosts` if it should be reachable")]
+    #[error(
+        "{origin} is not in this source's allowed hosts ({allowed}); add it to the source's `allow_hosts` if it should be reachable"
+    )]
     NotAllowed {
         /// The refused origin.
         origin: String,
@@ -28,10 +30,14 @@ pub enum Denied {
         allowed: String,
     },
     /// Plain HTTP without the explicit opt-in.
-    #[error("{0} uses plain HTTP; use https, or set `allow_insecure_http: true` for this source if the server has no TLS")]
+    #[error(
+        "{0} uses plain HTTP; use https, or set `allow_insecure_http: true` for this source if the server has no TLS"
+    )]
     PlainHttp(String),
     /// The address is private, loopback or link-local and the source may not reach those.
-    #[error("{host} resolves to {addr}, a {class} address; set `allow_private_addresses: true` for this source if it is an internal server")]
+    #[error(
+        "{host} resolves to {addr}, a {class} address; set `allow_private_addresses: true` for this source if it is an internal server"
+    )]
     PrivateAddress {
         /// The name that was resolved.
         host: String,
@@ -63,8 +69,14 @@ impl Origin {
             return Err(Denied::CredentialsInUrl(redact_userinfo(url)));
         }
         let host = url.host_str().ok_or_else(|| Denied::BadUrl(url.to_string()))?;
-        let port = url.port_or_known_default().ok_or_else(|| Denied::BadUrl(url.to_string()))?;
-        Ok(Origin { scheme: scheme.to_string(), host: host.to_ascii_lowercase(), port })
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| Denied::BadUrl(url.to_string()))?;
+        Ok(Origin {
+            scheme: scheme.to_string(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 
     /// True for `https`.
@@ -113,7 +125,9 @@ impl std::str::FromStr for Origin {
         };
         let url = Url::parse(&parsed).map_err(|_| Denied::BadUrl(s.to_string()))?;
         if url.path() != "/" || url.query().is_some() {
-            return Err(Denied::BadUrl(format!("{s} (an allowed host is scheme://host[:port], without a path)")));
+            return Err(Denied::BadUrl(format!(
+                "{s} (an allowed host is scheme://host[:port], without a path)"
+            )));
         }
         let mut origin = Origin::of(&url)?;
         if wildcard {
@@ -167,9 +181,16 @@ impl NetPolicy {
             let allowed = if self.allow_hosts.is_empty() {
                 "none".to_string()
             } else {
-                self.allow_hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                self.allow_hosts
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
-            return Err(Denied::NotAllowed { origin: origin.to_string(), allowed });
+            return Err(Denied::NotAllowed {
+                origin: origin.to_string(),
+                allowed,
+            });
         }
         if !origin.is_https() && !self.allow_insecure_http {
             return Err(Denied::PlainHttp(origin.to_string()));
@@ -187,7 +208,11 @@ impl NetPolicy {
     /// May a connection go to `addr`, which `host` resolved to?
     pub fn check_addr(&self, host: &str, addr: IpAddr) -> Result<(), Denied> {
         match (self.allow_private_addresses, non_public_class(addr)) {
-            (false, Some(class)) => Err(Denied::PrivateAddress { host: host.to_string(), addr, class }),
+            (false, Some(class)) => Err(Denied::PrivateAddress {
+                host: host.to_string(),
+                addr,
+                class,
+            }),
             _ => Ok(()),
         }
     }
@@ -264,7 +289,15 @@ mod tests {
 
     #[test]
     fn allowlist_table() {
-        let p = policy(&["https://graph.microsoft.com", "https://*.okta.com", "http://ldap.corp:8080"], true, true);
+        let p = policy(
+            &[
+                "https://graph.microsoft.com",
+                "https://*.okta.com",
+                "http://ldap.corp:8080",
+            ],
+            true,
+            true,
+        );
         let cases = [
             ("https://graph.microsoft.com/v1.0/users", true),
             ("https://GRAPH.microsoft.com:443/v1.0/users", true),
@@ -290,7 +323,10 @@ mod tests {
     fn plain_http_needs_the_opt_in() {
         let p = policy(&["http://intranet.corp"], false, true);
         assert!(matches!(p.validate(), Err(Denied::PlainHttp(_))));
-        assert!(matches!(p.check_url("http://intranet.corp/"), Err(Denied::PlainHttp(_))));
+        assert!(matches!(
+            p.check_url("http://intranet.corp/"),
+            Err(Denied::PlainHttp(_))
+        ));
         assert!(policy(&["http://intranet.corp"], true, true).validate().is_ok());
     }
 
@@ -315,8 +351,14 @@ mod tests {
             assert_eq!(non_public_class(ip.parse().unwrap()), class, "{ip}");
         }
         let strict = policy(&["https://10.0.0.5", "https://[::1]:8443"], false, false);
-        assert!(matches!(strict.check_url("https://10.0.0.5/users"), Err(Denied::PrivateAddress { .. })));
-        assert!(matches!(strict.check_url("https://[::1]:8443/"), Err(Denied::PrivateAddress { .. })));
+        assert!(matches!(
+            strict.check_url("https://10.0.0.5/users"),
+            Err(Denied::PrivateAddress { .. })
+        ));
+        assert!(matches!(
+            strict.check_url("https://[::1]:8443/"),
+            Err(Denied::PrivateAddress { .. })
+        ));
         let lax = policy(&["https://10.0.0.5"], false, true);
         assert!(lax.check_url("https://10.0.0.5/users").is_ok());
     }
@@ -327,7 +369,10 @@ mod tests {
         assert_eq!(o.to_string(), "https://login.microsoftonline.com");
         let o: Origin = "http://127.0.0.1:8080".parse().unwrap();
         assert_eq!(o.to_string(), "http://127.0.0.1:8080");
-        assert_eq!("https://*.okta.com".parse::<Origin>().unwrap().to_string(), "https://*.okta.com");
+        assert_eq!(
+            "https://*.okta.com".parse::<Origin>().unwrap().to_string(),
+            "https://*.okta.com"
+        );
         assert!("https://x.com/path".parse::<Origin>().is_err());
         assert!("not a url".parse::<Origin>().is_err());
     }
@@ -336,6 +381,9 @@ mod tests {
     fn refusals_say_what_to_change() {
         let p = policy(&["https://graph.microsoft.com"], false, false);
         let msg = p.check_url("https://attacker.example/x").unwrap_err().to_string();
-        assert!(msg.contains("https://attacker.example") && msg.contains("allow_hosts"), "{msg}");
+        assert!(
+            msg.contains("https://attacker.example") && msg.contains("allow_hosts"),
+            "{msg}"
+        );
     }
 }

@@ -20,7 +20,14 @@ pub struct PluginLabel {
 
 impl fmt::Display for PluginLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "plugin '{}' {} (sha256 {}, {})", self.name, self.version, &self.sha256[..12.min(self.sha256.len())], self.file)
+        write!(
+            f,
+            "plugin '{}' {} (sha256 {}, {})",
+            self.name,
+            self.version,
+            &self.sha256[..12.min(self.sha256.len())],
+            self.file
+        )
     }
 }
 
@@ -56,7 +63,9 @@ pub enum LoadError {
         advice: &'static str,
     },
     /// Exports neither world's interface.
-    #[error("{path}: exports neither roster:plugin/connector nor roster:plugin/transform (it exports: {exports}); it is not a Roster plugin")]
+    #[error(
+        "{path}: exports neither roster:plugin/connector nor roster:plugin/transform (it exports: {exports}); it is not a Roster plugin"
+    )]
     UnknownWorld {
         /// The file.
         path: PathBuf,
@@ -133,7 +142,9 @@ pub enum JobFailure {
     #[error("ran past its deadline of {0:?} and was stopped (raise `call_timeout_secs` if the source is just slow)")]
     Deadline(Duration),
     /// The plugin tried to grow its memory past the cap.
-    #[error("tried to use more than its memory cap of {0} MiB and was stopped (raise `memory_mib` if the data really needs it)")]
+    #[error(
+        "tried to use more than its memory cap of {0} MiB and was stopped (raise `memory_mib` if the data really needs it)"
+    )]
     Memory(u32),
     /// The plugin panicked or aborted.
     #[error("panicked: {0}")]
@@ -147,7 +158,9 @@ pub enum JobFailure {
         detail: String,
     },
     /// The result was larger than `max_output_bytes`.
-    #[error("returned {size} bytes, more than the output cap of {cap} bytes (raise `max_output_bytes` or return smaller pages)")]
+    #[error(
+        "returned {size} bytes, more than the output cap of {cap} bytes (raise `max_output_bytes` or return smaller pages)"
+    )]
     OutputTooLarge {
         /// What it returned.
         size: usize,
@@ -177,8 +190,8 @@ pub enum JobFailure {
 #[derive(Debug, thiserror::Error)]
 #[error("{plugin}: {failure}")]
 pub struct JobError {
-    /// Which plugin.
-    pub plugin: PluginLabel,
+    /// Which plugin (boxed: errors travel far, labels are big).
+    pub plugin: Box<PluginLabel>,
     /// What went wrong.
     pub failure: JobFailure,
 }

@@ -108,14 +108,26 @@ impl Job {
         let timeout = store.data().limits.call_timeout();
         store.data_mut().deadline = Instant::now() + timeout;
         let instance = match &plugin.prepared {
-            Prepared::Connector(pre) => pre.instantiate_async(&mut store).await.map(|i| Instance::Connector(Arc::new(i))),
-            Prepared::Transform(pre) => pre.instantiate_async(&mut store).await.map(|i| Instance::Transform(Arc::new(i))),
+            Prepared::Connector(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(|i| Instance::Connector(Arc::new(i))),
+            Prepared::Transform(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(|i| Instance::Transform(Arc::new(i))),
         };
         let instance = instance.map_err(|e| JobError {
-            plugin: plugin.label.clone(),
+            plugin: Box::new(plugin.label.clone()),
             failure: JobFailure::Start(super::loader::root_cause(&e)),
         })?;
-        Ok(Job { plugin, store, instance, poisoned: false, _permit: permit })
+        Ok(Job {
+            plugin,
+            store,
+            instance,
+            poisoned: false,
+            _permit: permit,
+        })
     }
 
     /// The plugin version this job runs on.
@@ -124,27 +136,38 @@ impl Job {
     }
 
     fn fail(&self, failure: JobFailure) -> JobError {
-        JobError { plugin: self.plugin.label.clone(), failure }
+        JobError {
+            plugin: Box::new(self.plugin.label.clone()),
+            failure,
+        }
     }
 
     fn connector(&self) -> Result<&Arc<ConnectorPlugin>, JobError> {
         match &self.instance {
             Instance::Connector(c) => Ok(c),
-            Instance::Transform(_) => Err(self.fail(JobFailure::WrongWorld { actual: "transform", wanted: "connector" })),
+            Instance::Transform(_) => Err(self.fail(JobFailure::WrongWorld {
+                actual: "transform",
+                wanted: "connector",
+            })),
         }
     }
 
     fn transform(&self) -> Result<&Arc<TransformPlugin>, JobError> {
         match &self.instance {
             Instance::Transform(t) => Ok(t),
-            Instance::Connector(_) => Err(self.fail(JobFailure::WrongWorld { actual: "connector", wanted: "transform" })),
+            Instance::Connector(_) => Err(self.fail(JobFailure::WrongWorld {
+                actual: "connector",
+                wanted: "transform",
+            })),
         }
     }
 
     /// Arms the deadline for a call; refuses to enter an instance that trapped before.
     fn begin(&mut self) -> Result<Duration, JobError> {
         if self.poisoned {
-            return Err(self.fail(JobFailure::Start("this job's instance crashed earlier; start a new job".into())));
+            return Err(self.fail(JobFailure::Start(
+                "this job's instance crashed earlier; start a new job".into(),
+            )));
         }
         let timeout = self.store.data().limits.call_timeout();
         self.store.data_mut().deadline = Instant::now() + timeout;
@@ -174,11 +197,19 @@ impl Job {
         let out = match &self.instance {
             Instance::Connector(c) => {
                 let c = c.clone();
-                tokio::time::timeout(timeout + DEADLINE_GRACE, c.roster_plugin_connector().call_describe(&mut self.store)).await
+                tokio::time::timeout(
+                    timeout + DEADLINE_GRACE,
+                    c.roster_plugin_connector().call_describe(&mut self.store),
+                )
+                .await
             }
             Instance::Transform(t) => {
                 let t = t.clone();
-                tokio::time::timeout(timeout + DEADLINE_GRACE, t.roster_plugin_transform().call_describe(&mut self.store)).await
+                tokio::time::timeout(
+                    timeout + DEADLINE_GRACE,
+                    t.roster_plugin_transform().call_describe(&mut self.store),
+                )
+                .await
             }
         };
         self.finish(out.map(|r| r.map(Ok)), timeout)
@@ -188,7 +219,11 @@ impl Job {
     pub async fn check(&mut self, settings: &str) -> Result<(), JobError> {
         let c = self.connector()?.clone();
         let timeout = self.begin()?;
-        let out = tokio::time::timeout(timeout + DEADLINE_GRACE, c.roster_plugin_connector().call_check(&mut self.store, settings)).await;
+        let out = tokio::time::timeout(
+            timeout + DEADLINE_GRACE,
+            c.roster_plugin_connector().call_check(&mut self.store, settings),
+        )
+        .await;
         self.finish(out, timeout)
     }
 
@@ -196,7 +231,9 @@ impl Job {
     pub async fn fetch(&mut self, settings: &str, cursor: Option<&str>, delta: Option<&str>) -> Result<Page, JobError> {
         let c = self.connector()?.clone();
         let timeout = self.begin()?;
-        let call = c.roster_plugin_connector().call_fetch(&mut self.store, settings, cursor, delta);
+        let call = c
+            .roster_plugin_connector()
+            .call_fetch(&mut self.store, settings, cursor, delta);
         let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
         let page = self.finish(out, timeout)?;
         self.check_output(page_size(&page))?;
@@ -207,12 +244,22 @@ impl Job {
     pub async fn map_users(&mut self, settings: &str, users: &[User]) -> Result<Vec<UserOutcome>, JobError> {
         let t = self.transform()?.clone();
         let timeout = self.begin()?;
-        let call = t.roster_plugin_transform().call_map_users(&mut self.store, settings, users);
+        let call = t
+            .roster_plugin_transform()
+            .call_map_users(&mut self.store, settings, users);
         let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
         let out = self.finish(out, timeout)?;
-        self.check_output(out.iter().map(|o| o.user.as_ref().map_or(0, user_size) + note_size(&o.reason, &o.error)).sum())?;
+        self.check_output(
+            out.iter()
+                .map(|o| o.user.as_ref().map_or(0, user_size) + note_size(&o.reason, &o.error))
+                .sum(),
+        )?;
         if out.len() != users.len() {
-            return Err(self.fail(JobFailure::Contract(format!("map-users returned {} outcomes for {} users", out.len(), users.len()))));
+            return Err(self.fail(JobFailure::Contract(format!(
+                "map-users returned {} outcomes for {} users",
+                out.len(),
+                users.len()
+            ))));
         }
         Ok(out)
     }
@@ -221,12 +268,22 @@ impl Job {
     pub async fn map_groups(&mut self, settings: &str, groups: &[Group]) -> Result<Vec<GroupOutcome>, JobError> {
         let t = self.transform()?.clone();
         let timeout = self.begin()?;
-        let call = t.roster_plugin_transform().call_map_groups(&mut self.store, settings, groups);
+        let call = t
+            .roster_plugin_transform()
+            .call_map_groups(&mut self.store, settings, groups);
         let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
         let out = self.finish(out, timeout)?;
-        self.check_output(out.iter().map(|o| o.groups.iter().map(group_size).sum::<usize>() + note_size(&o.reason, &o.error)).sum())?;
+        self.check_output(
+            out.iter()
+                .map(|o| o.groups.iter().map(group_size).sum::<usize>() + note_size(&o.reason, &o.error))
+                .sum(),
+        )?;
         if out.len() != groups.len() {
-            return Err(self.fail(JobFailure::Contract(format!("map-groups returned {} outcomes for {} groups", out.len(), groups.len()))));
+            return Err(self.fail(JobFailure::Contract(format!(
+                "map-groups returned {} outcomes for {} groups",
+                out.len(),
+                groups.len()
+            ))));
         }
         Ok(out)
     }
@@ -261,16 +318,28 @@ fn classify_trap(err: &wasmtime::Error, store: &Store<HostState>) -> JobFailure 
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => JobFailure::Deadline(state.limits.call_timeout()),
         Some(Trap::UnreachableCodeReached) if !stderr.is_empty() => JobFailure::Panic(panic_message(&stderr)),
-        Some(Trap::UnreachableCodeReached) => JobFailure::Panic("the plugin aborted (reached `unreachable`) without a message".into()),
-        Some(trap) => JobFailure::Trap { kind: trap.to_string(), detail: tail(&stderr) },
-        None => JobFailure::Trap { kind: chain, detail: tail(&stderr) },
+        Some(Trap::UnreachableCodeReached) => {
+            JobFailure::Panic("the plugin aborted (reached `unreachable`) without a message".into())
+        }
+        Some(trap) => JobFailure::Trap {
+            kind: trap.to_string(),
+            detail: tail(&stderr),
+        },
+        None => JobFailure::Trap {
+            kind: chain,
+            detail: tail(&stderr),
+        },
     }
 }
 
 /// Rust prints `thread '<unnamed>' panicked at src/x.rs:1:2:\nmessage`; keep the useful part.
 fn panic_message(stderr: &str) -> String {
     match stderr.find("panicked at ") {
-        Some(i) => stderr[i + "panicked at ".len()..].lines().take(4).collect::<Vec<_>>().join(" "),
+        Some(i) => stderr[i + "panicked at ".len()..]
+            .lines()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" "),
         None => tail(stderr).trim_start_matches(": ").to_string(),
     }
 }
@@ -304,7 +373,11 @@ fn group_size(g: &Group) -> usize {
 }
 
 fn page_size(p: &Page) -> usize {
-    let m = |v: &[super::bindings::Membership]| v.iter().map(|m| m.group_id.len() + m.member_id.len() + 1).sum::<usize>();
+    let m = |v: &[super::bindings::Membership]| {
+        v.iter()
+            .map(|m| m.group_id.len() + m.member_id.len() + 1)
+            .sum::<usize>()
+    };
     let r = |v: &[super::bindings::Removal]| v.iter().map(|r| r.id.len() + 1).sum::<usize>();
     p.users.iter().map(user_size).sum::<usize>()
         + p.groups.iter().map(group_size).sum::<usize>()

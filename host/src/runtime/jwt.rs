@@ -10,8 +10,10 @@ use super::secrets::Secrets;
 /// Signs `header.claims` with the named key. Errors are plain words for the plugin.
 pub fn sign(secrets: &Secrets, key_name: &str, header_json: &str, claims_json: &str) -> Result<String, String> {
     let key = secrets.signing_key(key_name).map_err(|e| e.to_string())?;
-    let header: serde_json::Value = serde_json::from_str(header_json).map_err(|e| format!("the JWT header is not JSON: {e}"))?;
-    let claims: serde_json::Value = serde_json::from_str(claims_json).map_err(|e| format!("the JWT claims are not JSON: {e}"))?;
+    let header: serde_json::Value =
+        serde_json::from_str(header_json).map_err(|e| format!("the JWT header is not JSON: {e}"))?;
+    let claims: serde_json::Value =
+        serde_json::from_str(claims_json).map_err(|e| format!("the JWT claims are not JSON: {e}"))?;
     let alg = match header.get("alg").and_then(|a| a.as_str()) {
         Some("RS256") => Algorithm::RS256,
         Some("PS256") => Algorithm::PS256,
@@ -32,7 +34,9 @@ pub fn sign(secrets: &Secrets, key_name: &str, header_json: &str, claims_json: &
             .and_then(|u| super::capability::Origin::of(&u).ok())
             .ok_or_else(|| format!("`aud` {aud} is not a URL"))?;
         if !key.hosts.iter().any(|h| h.admits(&origin)) {
-            return Err(format!("key `{key_name}` may not sign for {origin}; bind it to that host in the source's secrets"));
+            return Err(format!(
+                "key `{key_name}` may not sign for {origin}; bind it to that host in the source's secrets"
+            ));
         }
     }
     let pem = key.value.expose().as_bytes();
@@ -46,6 +50,7 @@ pub fn sign(secrets: &Secrets, key_name: &str, header_json: &str, claims_json: &
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &encoding, alg).map_err(|e| format!("signing failed: {e}"))?;
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &encoding, alg).map_err(|e| format!("signing failed: {e}"))?;
     Ok(format!("{message}.{signature}"))
 }

@@ -55,7 +55,13 @@ pub fn engine_cache_dir(engine: &Engine, cache_dir: &Path) -> PathBuf {
 
 /// The component for `bytes`, from the on-disk cache or compiled and then cached.
 /// Returns whether the cache was hit.
-pub fn compile_cached(engine: &Engine, cache_dir: &Path, path: &Path, bytes: &[u8], sha: &str) -> Result<(Component, bool), LoadError> {
+pub fn compile_cached(
+    engine: &Engine,
+    cache_dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    sha: &str,
+) -> Result<(Component, bool), LoadError> {
     let dir = engine_cache_dir(engine, cache_dir);
     let cached = dir.join(format!("{sha}.cwasm"));
     if cached.is_file() {
@@ -67,14 +73,23 @@ pub fn compile_cached(engine: &Engine, cache_dir: &Path, path: &Path, bytes: &[u
     }
     let compiled = engine
         .precompile_component(bytes)
-        .map_err(|e| LoadError::NotAComponent { path: path.to_path_buf(), detail: root_cause(&e) })?;
-    let io = |source| LoadError::Io { path: cached.clone(), source };
+        .map_err(|e| LoadError::NotAComponent {
+            path: path.to_path_buf(),
+            detail: root_cause(&e),
+        })?;
+    let io = |source| LoadError::Io {
+        path: cached.clone(),
+        source,
+    };
     std::fs::create_dir_all(&dir).map_err(io)?;
     // Write then rename, so a concurrent loader never maps a half-written file.
     let tmp = dir.join(format!("{sha}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, &compiled).map_err(io)?;
     std::fs::rename(&tmp, &cached).map_err(io)?;
-    let c = deserialize_own_file(engine, &cached).map_err(|e| LoadError::Prepare { path: path.to_path_buf(), detail: root_cause(&e) })?;
+    let c = deserialize_own_file(engine, &cached).map_err(|e| LoadError::Prepare {
+        path: path.to_path_buf(),
+        detail: root_cause(&e),
+    })?;
     Ok((c, false))
 }
 
@@ -113,7 +128,12 @@ fn incompatible(path: &Path, found: &Version, host: &Version) -> LoadError {
     } else {
         "rebuild the plugin with the roster-sdk that matches this Roster"
     };
-    LoadError::IncompatibleVersion { path: path.to_path_buf(), found: found.to_string(), supported: host.to_string(), advice }
+    LoadError::IncompatibleVersion {
+        path: path.to_path_buf(),
+        found: found.to_string(),
+        supported: host.to_string(),
+        advice,
+    }
 }
 
 /// Which world the component implements, after checking versions and imports.
@@ -128,13 +148,21 @@ pub fn classify(engine: &Engine, component: &Component, path: &Path) -> Result<W
             if !compatible(&version, &host) {
                 return Err(incompatible(path, &version, &host));
             }
-            world = Some(if iface == "connector" { World::Connector } else { World::Transform });
+            world = Some(if iface == "connector" {
+                World::Connector
+            } else {
+                World::Transform
+            });
         }
     }
     let Some(world) = world else {
         return Err(LoadError::UnknownWorld {
             path: path.to_path_buf(),
-            exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
+            exports: if exports.is_empty() {
+                "nothing".into()
+            } else {
+                exports.join(", ")
+            },
         });
     };
     let mut unexpected = Vec::new();
@@ -156,10 +184,19 @@ pub fn classify(engine: &Engine, component: &Component, path: &Path) -> Result<W
     }
     if !unexpected.is_empty() {
         let advice = match world {
-            World::Connector => "a connector may import roster:plugin/host and WASI 0.2 only (the host gives it no files, environment or sockets)",
-            World::Transform => "a transform may import WASI 0.2 only: it is a pure function with no network, files or host calls",
+            World::Connector => {
+                "a connector may import roster:plugin/host and WASI 0.2 only (the host gives it no files, environment or sockets)"
+            }
+            World::Transform => {
+                "a transform may import WASI 0.2 only: it is a pure function with no network, files or host calls"
+            }
         };
-        return Err(LoadError::UnexpectedImports { path: path.to_path_buf(), world: world.as_str(), imports: unexpected.join(", "), advice });
+        return Err(LoadError::UnexpectedImports {
+            path: path.to_path_buf(),
+            world: world.as_str(),
+            imports: unexpected.join(", "),
+            advice,
+        });
     }
     Ok(world)
 }
@@ -196,12 +233,18 @@ mod tests {
     #[test]
     fn wit_version_matches_the_wit_file() {
         let wit = include_str!("../../../wit/roster.wit");
-        assert!(wit.contains(&format!("package roster:plugin@{WIT_VERSION};")), "update WIT_VERSION with wit/roster.wit");
+        assert!(
+            wit.contains(&format!("package roster:plugin@{WIT_VERSION};")),
+            "update WIT_VERSION with wit/roster.wit"
+        );
     }
 
     #[test]
     fn roster_names() {
-        assert_eq!(roster_name("roster:plugin/host@0.1.0"), Some(("host", Some(Version::new(0, 1, 0)))));
+        assert_eq!(
+            roster_name("roster:plugin/host@0.1.0"),
+            Some(("host", Some(Version::new(0, 1, 0))))
+        );
         assert_eq!(roster_name("wasi:io/streams@0.2.6"), None);
     }
 }

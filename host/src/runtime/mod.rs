@@ -161,15 +161,21 @@ impl Runtime {
         ConnectorPlugin::add_to_linker::<_, HasSelf<HostState>>(&mut connector_linker, |s| s).map_err(wt)?;
         let mut transform_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut transform_linker).map_err(wt)?;
-        bindings::connector::roster::plugin::types::add_to_linker::<_, HasSelf<HostState>>(&mut transform_linker, |s| s)
-            .map_err(wt)?;
+        bindings::connector::roster::plugin::types::add_to_linker::<_, HasSelf<HostState>>(
+            &mut transform_linker,
+            |s| s,
+        )
+        .map_err(wt)?;
         let slots = Arc::new(Semaphore::new(config.max_concurrent_jobs.max(1) as usize));
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
                 connector_linker,
                 transform_linker,
-                registry: RwLock::new(Registry { by_name: HashMap::new(), errors: HashMap::new() }),
+                registry: RwLock::new(Registry {
+                    by_name: HashMap::new(),
+                    errors: HashMap::new(),
+                }),
                 reload_lock: tokio::sync::Mutex::new(()),
                 slots,
                 config,
@@ -212,7 +218,10 @@ impl Runtime {
     /// Compiles (or takes from the cache), validates, links and describes one file, without
     /// registering it.
     pub async fn prepare(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let sha = loader::sha256_hex(&bytes);
         let sha256 = sha.clone();
         let inner = self.inner.clone();
@@ -223,18 +232,34 @@ impl Runtime {
             Ok::<_, LoadError>((component, hit, world))
         })
         .await
-        .map_err(|e| LoadError::Prepare { path: path.to_path_buf(), detail: e.to_string() })??;
-        let link = |e: wasmtime::Error| LoadError::Prepare { path: path.to_path_buf(), detail: loader::root_cause(&e) };
+        .map_err(|e| LoadError::Prepare {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })??;
+        let link = |e: wasmtime::Error| LoadError::Prepare {
+            path: path.to_path_buf(),
+            detail: loader::root_cause(&e),
+        };
         let prepared = match world {
             World::Connector => Prepared::Connector(
-                ConnectorPluginPre::new(self.inner.connector_linker.instantiate_pre(&component).map_err(link)?).map_err(link)?,
+                ConnectorPluginPre::new(self.inner.connector_linker.instantiate_pre(&component).map_err(link)?)
+                    .map_err(link)?,
             ),
             World::Transform => Prepared::Transform(
-                TransformPluginPre::new(self.inner.transform_linker.instantiate_pre(&component).map_err(link)?).map_err(link)?,
+                TransformPluginPre::new(self.inner.transform_linker.instantiate_pre(&component).map_err(link)?)
+                    .map_err(link)?,
             ),
         };
-        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        let label = PluginLabel { name: file.trim_end_matches(".wasm").to_string(), version: "?".into(), sha256, file };
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let label = PluginLabel {
+            name: file.trim_end_matches(".wasm").to_string(),
+            version: "?".into(),
+            sha256,
+            file,
+        };
         let mut plugin = LoadedPlugin {
             label,
             world,
@@ -245,15 +270,34 @@ impl Runtime {
             from_cache,
             prepared,
         };
-        let describe_limits = Limits { call_timeout_secs: 10.0, memory_mib: 64, ..Limits::default() };
+        let describe_limits = Limits {
+            call_timeout_secs: 10.0,
+            memory_mib: 64,
+            ..Limits::default()
+        };
         // describe() runs on a throwaway Arc; the real one is built with what it returns.
         let probe = Arc::new(plugin);
         let info = {
-            let mut job = self.start(probe.clone(), describe_limits, SourceAccess::none()).await.map_err(|e| LoadError::Describe { path: path.to_path_buf(), detail: e.failure.to_string() })?;
-            job.describe().await.map_err(|e| LoadError::Describe { path: path.to_path_buf(), detail: e.failure.to_string() })?
+            let mut job = self
+                .start(probe.clone(), describe_limits, SourceAccess::none())
+                .await
+                .map_err(|e| LoadError::Describe {
+                    path: path.to_path_buf(),
+                    detail: e.failure.to_string(),
+                })?;
+            job.describe().await.map_err(|e| LoadError::Describe {
+                path: path.to_path_buf(),
+                detail: e.failure.to_string(),
+            })?
         };
-        plugin = Arc::try_unwrap(probe).map_err(|_| LoadError::Describe { path: path.to_path_buf(), detail: "describe job still running".into() })?;
-        validate_info(&info).map_err(|detail| LoadError::Describe { path: path.to_path_buf(), detail })?;
+        plugin = Arc::try_unwrap(probe).map_err(|_| LoadError::Describe {
+            path: path.to_path_buf(),
+            detail: "describe job still running".into(),
+        })?;
+        validate_info(&info).map_err(|detail| LoadError::Describe {
+            path: path.to_path_buf(),
+            detail,
+        })?;
         plugin.label.name = info.name;
         plugin.label.version = info.version;
         plugin.description = info.description;
@@ -275,19 +319,34 @@ impl Runtime {
                 let error = e.to_string();
                 tracing::error!(file = %path.display(), "plugin not loaded: {error}");
                 self.write().errors.insert(path.to_path_buf(), error.clone());
-                return LoadReport::Failed { path: path.to_path_buf(), error };
+                return LoadReport::Failed {
+                    path: path.to_path_buf(),
+                    error,
+                };
             }
         };
         let mut reg = self.write();
         if let Some(other) = reg.by_name.get(&plugin.label.name).filter(|o| o.path != plugin.path) {
-            let error = LoadError::DuplicateName { path: path.to_path_buf(), name: plugin.label.name.clone(), other: other.path.display().to_string() }.to_string();
+            let error = LoadError::DuplicateName {
+                path: path.to_path_buf(),
+                name: plugin.label.name.clone(),
+                other: other.path.display().to_string(),
+            }
+            .to_string();
             tracing::error!("plugin not loaded: {error}");
             reg.errors.insert(path.to_path_buf(), error.clone());
-            return LoadReport::Failed { path: path.to_path_buf(), error };
+            return LoadReport::Failed {
+                path: path.to_path_buf(),
+                error,
+            };
         }
         reg.errors.remove(path);
         // The same file may now carry a different name: the old name goes.
-        let old = reg.by_name.iter().find(|(_, p)| p.path == plugin.path).map(|(n, p)| (n.clone(), p.label.clone()));
+        let old = reg
+            .by_name
+            .iter()
+            .find(|(_, p)| p.path == plugin.path)
+            .map(|(n, p)| (n.clone(), p.label.clone()));
         if let Some((old_name, _)) = &old {
             reg.by_name.remove(old_name);
         }
@@ -305,7 +364,10 @@ impl Runtime {
         let _guard = self.inner.reload_lock.lock().await;
         let dir = self.inner.config.plugins_dir.clone();
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file()).collect(),
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+                .collect(),
             Err(e) => {
                 let error = format!("cannot read the plugins folder {}: {e}", dir.display());
                 tracing::error!("{error}");
@@ -317,12 +379,22 @@ impl Runtime {
         for path in &files {
             let Ok(bytes) = std::fs::read(path) else { continue };
             let sha = loader::sha256_hex(&bytes);
-            let unchanged = self.read().by_name.values().any(|p| &p.path == path && p.label.sha256 == sha);
+            let unchanged = self
+                .read()
+                .by_name
+                .values()
+                .any(|p| &p.path == path && p.label.sha256 == sha);
             if !unchanged {
                 reports.push(self.load_file(path).await);
             }
         }
-        let gone: Vec<Arc<LoadedPlugin>> = self.read().by_name.values().filter(|p| !files.contains(&p.path)).cloned().collect();
+        let gone: Vec<Arc<LoadedPlugin>> = self
+            .read()
+            .by_name
+            .values()
+            .filter(|p| !files.contains(&p.path))
+            .cloned()
+            .collect();
         let mut reg = self.write();
         for p in gone {
             tracing::info!(plugin = %p.label.name, "plugin file removed; no new jobs will use it");
@@ -338,10 +410,10 @@ impl Runtime {
         use notify::Watcher;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if let Ok(ev) = ev {
-                if ev.paths.iter().any(|p| p.extension().is_some_and(|x| x == "wasm")) {
-                    let _ = tx.send(());
-                }
+            if let Ok(ev) = ev
+                && ev.paths.iter().any(|p| p.extension().is_some_and(|x| x == "wasm"))
+            {
+                let _ = tx.send(());
             }
         })?;
         watcher.watch(&self.inner.config.plugins_dir, notify::RecursiveMode::NonRecursive)?;
@@ -355,24 +427,40 @@ impl Runtime {
                 Runtime { inner }.reload().await;
             }
         });
-        Ok(WatchHandle { _watcher: watcher, task })
+        Ok(WatchHandle {
+            _watcher: watcher,
+            task,
+        })
     }
 
     /// Starts a job on the version of `name` served now, with the source's limits and access.
     pub async fn job(&self, name: &str, limits: Limits, access: Arc<SourceAccess>) -> Result<Job, JobError> {
         let plugin = self.plugin(name).ok_or_else(|| JobError {
-            plugin: PluginLabel { name: name.to_string(), version: "-".into(), sha256: "-".into(), file: "-".into() },
+            plugin: Box::new(PluginLabel {
+                name: name.to_string(),
+                version: "-".into(),
+                sha256: "-".into(),
+                file: "-".into(),
+            }),
             failure: JobFailure::NotLoaded(name.to_string()),
         })?;
         self.start(plugin, limits, access).await
     }
 
     /// Starts a job on a specific loaded plugin version.
-    pub async fn start(&self, plugin: Arc<LoadedPlugin>, limits: Limits, access: Arc<SourceAccess>) -> Result<Job, JobError> {
+    pub async fn start(
+        &self,
+        plugin: Arc<LoadedPlugin>,
+        limits: Limits,
+        access: Arc<SourceAccess>,
+    ) -> Result<Job, JobError> {
         let max = self.inner.config.max_memory_mib;
-        let limits = Limits { memory_mib: limits.memory_mib.min(max), ..limits };
+        let limits = Limits {
+            memory_mib: limits.memory_mib.min(max),
+            ..limits
+        };
         let permit = self.inner.slots.clone().acquire_owned().await.map_err(|_| JobError {
-            plugin: plugin.label.clone(),
+            plugin: Box::new(plugin.label.clone()),
             failure: JobFailure::Start("the runtime is shutting down".into()),
         })?;
         Job::start(plugin, limits, access, permit, &self.inner.engine).await
@@ -394,11 +482,18 @@ impl Drop for WatchHandle {
 fn validate_info(info: &bindings::PluginInfo) -> Result<(), String> {
     let name_ok = !info.name.is_empty()
         && info.name.len() <= 64
-        && info.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && info
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !name_ok {
-        return Err(format!("plugin name {:?} must be 1–64 characters of a-z, 0-9, '-' or '_'", info.name));
+        return Err(format!(
+            "plugin name {:?} must be 1–64 characters of a-z, 0-9, '-' or '_'",
+            info.name
+        ));
     }
-    semver::Version::parse(&info.version).map_err(|e| format!("plugin version {:?} is not semver: {e}", info.version))?;
+    semver::Version::parse(&info.version)
+        .map_err(|e| format!("plugin version {:?} is not semver: {e}", info.version))?;
     serde_json::from_str::<serde_json::Value>(&info.settings_schema)
         .map_err(|e| format!("settings schema is not JSON: {e}"))?;
     Ok(())

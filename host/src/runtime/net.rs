@@ -112,10 +112,15 @@ impl SourceAccess {
         }))
     }
 
-    /// No network at all (transforms, and connectors of sources without hosts).
+    /// No network at all (transforms, and connectors of sources without hosts). Shared: building
+    /// an HTTP client loads the TLS roots, which costs milliseconds.
     pub fn none() -> Arc<SourceAccess> {
-        SourceAccess::new("(none)", NetPolicy::default(), Vec::new(), BudgetConfig::default())
-            .expect("an empty policy is valid")
+        static NONE: std::sync::OnceLock<Arc<SourceAccess>> = std::sync::OnceLock::new();
+        NONE.get_or_init(|| {
+            SourceAccess::new("(none)", NetPolicy::default(), Vec::new(), BudgetConfig::default())
+                .expect("an empty policy is valid")
+        })
+        .clone()
     }
 
     /// The source this access belongs to.
@@ -149,15 +154,34 @@ impl SourceAccess {
         let mut url = req.url.clone();
         let mut body = req.body.clone();
         for _hop in 0..=MAX_REDIRECTS {
-            let (parsed, origin) = self.policy.check_url(&url).map_err(|d| NetError::Refused(d.to_string()))?;
+            let (parsed, origin) = self
+                .policy
+                .check_url(&url)
+                .map_err(|d| NetError::Refused(d.to_string()))?;
             if !origin.is_https() {
                 tracing::warn!(source = %self.source, plugin, %origin, "plain HTTP (allowed by allow_insecure_http)");
             }
-            let resp = self.send_with_retries(&method, parsed.clone(), &origin, &req.headers, body.as_deref(), limits, deadline, plugin).await?;
+            let resp = self
+                .send_with_retries(
+                    &method,
+                    parsed.clone(),
+                    &origin,
+                    &req.headers,
+                    body.as_deref(),
+                    limits,
+                    deadline,
+                    plugin,
+                )
+                .await?;
             let status = resp.status().as_u16();
             if let (300..=399, Some(location)) = (status, resp.headers().get(reqwest::header::LOCATION)) {
-                let location = location.to_str().map_err(|_| NetError::Refused("redirect with an unreadable Location".into()))?;
-                url = parsed.join(location).map_err(|_| NetError::Refused(format!("redirect to an invalid URL `{location}`")))?.to_string();
+                let location = location
+                    .to_str()
+                    .map_err(|_| NetError::Refused("redirect with an unreadable Location".into()))?;
+                url = parsed
+                    .join(location)
+                    .map_err(|_| NetError::Refused(format!("redirect to an invalid URL `{location}`")))?
+                    .to_string();
                 if status == 303 || (matches!(status, 301 | 302) && method == reqwest::Method::POST) {
                     method = reqwest::Method::GET;
                     body = None;
@@ -166,7 +190,10 @@ impl SourceAccess {
             }
             return self.read_response(resp, &origin, limits).await;
         }
-        Err(NetError::Refused(format!("more than {MAX_REDIRECTS} redirects from {}", req.url)))
+        Err(NetError::Refused(format!(
+            "more than {MAX_REDIRECTS} redirects from {}",
+            req.url
+        )))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -181,7 +208,11 @@ impl SourceAccess {
         deadline: Instant,
         plugin: &str,
     ) -> Result<reqwest::Response, NetError> {
-        let fill = |text: &[u8]| self.secrets.fill(text, origin).map_err(|e| NetError::Refused(e.to_string()));
+        let fill = |text: &[u8]| {
+            self.secrets
+                .fill(text, origin)
+                .map_err(|e| NetError::Refused(e.to_string()))
+        };
         let mut builder_headers = reqwest::header::HeaderMap::new();
         for (name, value) in headers {
             if FORBIDDEN_HEADERS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
@@ -200,10 +231,16 @@ impl SourceAccess {
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
             if left.is_zero() {
-                return Err(NetError::Transient(format!("the call's deadline passed before the request to {origin} could be sent")));
+                return Err(NetError::Transient(format!(
+                    "the call's deadline passed before the request to {origin} could be sent"
+                )));
             }
             let timeout = limits.request_timeout().min(left);
-            let mut rb = self.client.request(method.clone(), url.clone()).headers(builder_headers.clone()).timeout(timeout);
+            let mut rb = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(builder_headers.clone())
+                .timeout(timeout);
             if let Some(b) = &body {
                 rb = rb.body(b.clone());
             }
@@ -233,7 +270,12 @@ impl SourceAccess {
         }
     }
 
-    async fn read_response(&self, mut resp: reqwest::Response, origin: &Origin, limits: &Limits) -> Result<InResponse, NetError> {
+    async fn read_response(
+        &self,
+        mut resp: reqwest::Response,
+        origin: &Origin,
+        limits: &Limits,
+    ) -> Result<InResponse, NetError> {
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -245,18 +287,28 @@ impl SourceAccess {
             return Err(too_big(origin, cap));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| NetError::Transient(format!("reading the response from {origin} failed: {e}")))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| NetError::Transient(format!("reading the response from {origin} failed: {e}")))?
+        {
             if body.len() + chunk.len() > cap {
                 return Err(too_big(origin, cap));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(InResponse { status, headers, body: self.secrets.redact(body) })
+        Ok(InResponse {
+            status,
+            headers,
+            body: self.secrets.redact(body),
+        })
     }
 }
 
 fn too_big(origin: &Origin, cap: usize) -> NetError {
-    NetError::Refused(format!("the response from {origin} is larger than this source's cap of {cap} bytes (`max_response_bytes`)"))
+    NetError::Refused(format!(
+        "the response from {origin} is larger than this source's cap of {cap} bytes (`max_response_bytes`)"
+    ))
 }
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
@@ -265,7 +317,10 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn classify_reqwest(e: &reqwest::Error, origin: &Origin, timeout: Duration) -> NetError {

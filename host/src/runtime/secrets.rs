@@ -145,14 +145,19 @@ impl Secrets {
 
     /// [`Secrets::redact`] for text.
     pub fn redact_str(&self, text: &str) -> String {
-        String::from_utf8(self.redact(text.as_bytes().to_vec())).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(self.redact(text.as_bytes().to_vec()))
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// The signing key named `name`, with the origins it may sign for.
     pub fn signing_key(&self, name: &str) -> Result<&Secret, SecretError> {
         let s = self.get(name).ok_or_else(|| SecretError::Unknown(name.to_string()))?;
         if s.kind != SecretKind::SigningKey {
-            return Err(SecretError::WrongKind { name: name.to_string(), actual: "value", wanted: "signing key" });
+            return Err(SecretError::WrongKind {
+                name: name.to_string(),
+                actual: "value",
+                wanted: "signing key",
+            });
         }
         Ok(s)
     }
@@ -204,15 +209,24 @@ mod tests {
         assert_eq!(s.fill(text, &other).unwrap(), text.to_vec());
         // Signing keys are never substituted, even for their own origin.
         assert_eq!(s.fill(b"{{secret:key}}", &bound).unwrap(), b"{{secret:key}}".to_vec());
-        assert_eq!(s.fill(b"{{secret:nope}}", &bound), Err(SecretError::Unknown("nope".into())));
-        assert_eq!(s.fill(b"{{secret:unterminated", &bound).unwrap(), b"{{secret:unterminated".to_vec());
+        assert_eq!(
+            s.fill(b"{{secret:nope}}", &bound),
+            Err(SecretError::Unknown("nope".into()))
+        );
+        assert_eq!(
+            s.fill(b"{{secret:unterminated", &bound).unwrap(),
+            b"{{secret:unterminated".to_vec()
+        );
     }
 
     #[test]
     fn redacts_plain_and_encoded_values() {
         let s = secrets();
         let echoed = b"got s3cr3t/value+x and s3cr3t%2Fvalue%2Bx".to_vec();
-        assert_eq!(s.redact(echoed), b"got {{secret:client_secret}} and {{secret:client_secret}}".to_vec());
+        assert_eq!(
+            s.redact(echoed),
+            b"got {{secret:client_secret}} and {{secret:client_secret}}".to_vec()
+        );
         assert_eq!(s.redact_str("nothing here"), "nothing here");
     }
 

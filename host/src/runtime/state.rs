@@ -36,7 +36,10 @@ pub(crate) struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -44,10 +47,19 @@ impl types::Host for HostState {}
 
 impl host::Host for HostState {
     async fn http(&mut self, req: host::Request) -> wasmtime::Result<Result<host::Response, types::PluginError>> {
-        let out = OutRequest { method: req.method, url: req.url, headers: req.headers, body: req.body };
+        let out = OutRequest {
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            body: req.body,
+        };
         let result = self.access.send(out, &self.limits, self.deadline, &self.plugin).await;
         Ok(match result {
-            Ok(r) => Ok(host::Response { status: r.status, headers: r.headers, body: r.body }),
+            Ok(r) => Ok(host::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
             Err(NetError::Refused(m)) => Err(types::PluginError::Config(m)),
             Err(NetError::Transient(m)) => Err(types::PluginError::Transient(m)),
         })
@@ -74,7 +86,10 @@ impl host::Host for HostState {
         }
         let mut message = self.access.secrets().redact_str(&message);
         if message.len() > MAX_LOG_LINE {
-            let cut = (0..=MAX_LOG_LINE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=MAX_LOG_LINE)
+                .rev()
+                .find(|i| message.is_char_boundary(*i))
+                .unwrap_or(0);
             message.truncate(cut);
             message.push('…');
         }

@@ -28,14 +28,24 @@ pub fn plugins_out() -> &'static Path {
     OUT.get_or_init(|| {
         let plugins = repo().join("plugins");
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
             .arg(plugins.join("Cargo.toml"))
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CARGO_BUILD_TARGET")
             .status()
             .expect("running cargo to build the plugins");
-        assert!(status.success(), "building the plugins failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)");
+        assert!(
+            status.success(),
+            "building the plugins failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)"
+        );
         plugins.join("target/wasm32-wasip2/release")
     })
 }
@@ -119,18 +129,33 @@ pub const CLIENT_SECRET: &str = "cs-VERY-SECRET-value-42";
 type Shared = Arc<Mutex<Seen>>;
 
 fn record(seen: &Shared, method: &str, uri: &Uri, headers: &HeaderMap, body: &str) -> String {
-    let hs: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?"))).collect();
+    let hs: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+        .collect();
     let line = format!("{method} {uri} | {} | {body}", hs.join("; "));
     seen.lock().unwrap().requests.push(line.clone());
     line
 }
 
-async fn steal(State(seen): State<Shared>, method: axum::http::Method, uri: Uri, headers: HeaderMap, body: String) -> &'static str {
+async fn steal(
+    State(seen): State<Shared>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> &'static str {
     record(&seen, method.as_str(), &uri, &headers, &body);
     "ok"
 }
 
-async fn echo(State(seen): State<Shared>, method: axum::http::Method, uri: Uri, headers: HeaderMap, body: String) -> String {
+async fn echo(
+    State(seen): State<Shared>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> String {
     record(&seen, method.as_str(), &uri, &headers, &body)
 }
 
@@ -138,18 +163,38 @@ async fn token(State(seen): State<Shared>, body: String) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
     let mut s = seen.lock().unwrap();
     s.token_calls += 1;
-    if form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET) && form.get("grant_type").map(String::as_str) == Some("client_credentials") {
+    if form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
+        && form.get("grant_type").map(String::as_str) == Some("client_credentials")
+    {
         let n = s.token_calls;
-        (StatusCode::OK, axum::Json(serde_json::json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 3600}))).into_response()
+        (
+            StatusCode::OK,
+            axum::Json(
+                serde_json::json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 3600}),
+            ),
+        )
+            .into_response()
     } else {
         (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}))).into_response()
     }
 }
 
-async fn users(State(seen): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>, uri: Uri) -> Response {
-    let authed = headers.get("authorization").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("Bearer tok-"));
+async fn users(
+    State(seen): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+) -> Response {
+    let authed = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer tok-"));
     if !authed {
-        return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": {"message": "no token"}}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": {"message": "no token"}})),
+        )
+            .into_response();
     }
     let page: u32 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
     {
@@ -163,13 +208,19 @@ async fn users(State(seen): State<Shared>, headers: HeaderMap, Query(q): Query<H
     }
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let _ = uri;
-    let users: Vec<_> = (0..2).map(|i| serde_json::json!({"id": format!("u{page}-{i}"), "login": format!("User.{page}.{i}")})).collect();
+    let users: Vec<_> = (0..2)
+        .map(|i| serde_json::json!({"id": format!("u{page}-{i}"), "login": format!("User.{page}.{i}")}))
+        .collect();
     let next = (page < 3).then(|| format!("http://{host}/users?page={}", page + 1));
     axum::Json(serde_json::json!({"users": users, "next": next, "total": 6})).into_response()
 }
 
 async fn redirect(Query(q): Query<HashMap<String, String>>) -> Response {
-    (StatusCode::FOUND, [("location", q.get("to").cloned().unwrap_or_default())]).into_response()
+    (
+        StatusCode::FOUND,
+        [("location", q.get("to").cloned().unwrap_or_default())],
+    )
+        .into_response()
 }
 
 async fn big() -> Vec<u8> {

@@ -30,7 +30,8 @@ impl Transform for Normalize {
         PluginInfo {
             name: "normalize".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Trims and lower-cases usernames and emails; can strip UPN domains and drop inactive users".into(),
+            description: "Trims and lower-cases usernames and emails; can strip UPN domains and drop inactive users"
+                .into(),
             settings_schema: SCHEMA.into(),
         }
     }
@@ -46,7 +47,7 @@ impl Transform for Normalize {
                 u.username = rules::username(&s, &u.username);
                 u.email = u.email.as_deref().and_then(rules::email);
                 u.display_name = u.display_name.as_deref().and_then(rules::display_name);
-                UserOutcome::keep(u, "normalized")
+                UserOutcome::pass(u)
             })
             .collect())
     }

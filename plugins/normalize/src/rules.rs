@@ -18,19 +18,27 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { lowercase_username: true, strip_domain: false, drop_inactive: false }
+        Settings {
+            lowercase_username: true,
+            strip_domain: false,
+            drop_inactive: false,
+        }
     }
 }
 
 /// The username Bitbucket should see.
 pub fn username(settings: &Settings, raw: &str) -> String {
     let mut name = raw.trim();
-    if settings.strip_domain {
-        if let Some((local, _)) = name.split_once('@') {
-            name = local;
-        }
+    if settings.strip_domain
+        && let Some((local, _)) = name.split_once('@')
+    {
+        name = local;
     }
-    if settings.lowercase_username { name.to_lowercase() } else { name.to_string() }
+    if settings.lowercase_username {
+        name.to_lowercase()
+    } else {
+        name.to_string()
+    }
 }
 
 /// Emails compare case-insensitively in practice; store them trimmed and lower-case.

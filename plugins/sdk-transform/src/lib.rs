@@ -24,7 +24,7 @@ pub mod bindings {
     });
 }
 
-pub use bindings::exports::roster::plugin::transform::{Guest as Transform, GroupOutcome, UserOutcome};
+pub use bindings::exports::roster::plugin::transform::{GroupOutcome, Guest as Transform, UserOutcome};
 pub use bindings::roster::plugin::types::{Group, PluginError, PluginInfo, User};
 
 /// Exports a type implementing [`Transform`] as this component's transform.
@@ -50,23 +50,44 @@ impl User {
 impl UserOutcome {
     /// The user is kept (possibly changed), for the given reason.
     pub fn keep(user: User, reason: impl Into<String>) -> Self {
-        UserOutcome { user: Some(user), reason: Some(reason.into()), error: None }
+        UserOutcome {
+            user: Some(user),
+            reason: Some(reason.into()),
+            error: None,
+        }
+    }
+
+    /// The user is kept (possibly changed) with nothing to explain: no rule decided.
+    pub fn pass(user: User) -> Self {
+        UserOutcome { user: Some(user), reason: None, error: None }
     }
 
     /// The user is filtered out, for the given reason.
     pub fn drop(reason: impl Into<String>) -> Self {
-        UserOutcome { user: None, reason: Some(reason.into()), error: None }
+        UserOutcome {
+            user: None,
+            reason: Some(reason.into()),
+            error: None,
+        }
     }
 
     /// The user could not be evaluated; the host skips it and records why.
     pub fn failed(error: impl Into<String>) -> Self {
-        UserOutcome { user: None, reason: None, error: Some(error.into()) }
+        UserOutcome {
+            user: None,
+            reason: None,
+            error: Some(error.into()),
+        }
     }
 }
 
 impl GroupOutcome {
     /// The group becomes `groups` (one for a rename, several for a fan-out, none to drop it).
     pub fn to(groups: Vec<Group>, reason: impl Into<String>) -> Self {
-        GroupOutcome { groups, reason: Some(reason.into()), error: None }
+        GroupOutcome {
+            groups,
+            reason: Some(reason.into()),
+            error: None,
+        }
     }
 }

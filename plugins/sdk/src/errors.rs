@@ -16,7 +16,9 @@ pub fn classify_status(what: &str, resp: &Response) -> PluginError {
     let status = resp.status;
     match status {
         400 | 422 => PluginError::Config(format!("{what}: the server refused the request ({status}): {detail}")),
-        401 => PluginError::Auth(format!("{what}: the credentials were not accepted ({status}): {detail}")),
+        401 => PluginError::Auth(format!(
+            "{what}: the credentials were not accepted ({status}): {detail}"
+        )),
         403 => PluginError::Auth(format!(
             "{what}: permission denied ({status}); grant the missing permission to Roster's account: {detail}"
         )),
@@ -25,7 +27,9 @@ pub fn classify_status(what: &str, resp: &Response) -> PluginError {
             let wait = retry_after(resp, SystemTime::now())
                 .map(|d| format!(" (server asked to retry after {} s)", d.as_secs()))
                 .unwrap_or_default();
-            PluginError::Transient(format!("{what}: the server is unavailable or throttling ({status}){wait}: {detail}"))
+            PluginError::Transient(format!(
+                "{what}: the server is unavailable or throttling ({status}){wait}: {detail}"
+            ))
         }
         _ => PluginError::Fatal(format!("{what}: unexpected status {status}: {detail}")),
     }
@@ -50,12 +54,12 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 pub fn error_detail(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         let candidates = [
-            v.pointer("/error/message"),   // Microsoft Graph, Google
+            v.pointer("/error/message"),     // Microsoft Graph, Google
             v.pointer("/error_description"), // OAuth 2.0 token endpoints
-            v.pointer("/errorSummary"),    // Okta
-            v.pointer("/errors/0/message"), // Bitbucket, Keycloak
-            v.pointer("/errorMessage"),    // Keycloak
-            v.pointer("/detail"),          // SCIM
+            v.pointer("/errorSummary"),      // Okta
+            v.pointer("/errors/0/message"),  // Bitbucket, Keycloak
+            v.pointer("/errorMessage"),      // Keycloak
+            v.pointer("/detail"),            // SCIM
             v.pointer("/message"),
             v.pointer("/error"),
         ];
@@ -70,7 +74,11 @@ pub fn error_detail(body: &[u8]) -> String {
 pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
-    if text.is_empty() { "(empty body)".to_string() } else { truncate(text) }
+    if text.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        truncate(text)
+    }
 }
 
 fn truncate(text: &str) -> String {

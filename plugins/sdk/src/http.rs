@@ -26,7 +26,9 @@ impl Transport for HostTransport {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let _ = req;
-            Err(PluginError::Fatal("the host's http import is only available inside Roster".into()))
+            Err(PluginError::Fatal(
+                "the host's http import is only available inside Roster".into(),
+            ))
         }
     }
 }
@@ -124,11 +126,7 @@ impl Response {
 }
 
 /// Sends `req` and parses a 2xx JSON answer; other statuses become classified errors.
-pub fn send_json<T: DeserializeOwned>(
-    transport: &dyn Transport,
-    req: Request,
-    what: &str,
-) -> Result<T, PluginError> {
+pub fn send_json<T: DeserializeOwned>(transport: &dyn Transport, req: Request, what: &str) -> Result<T, PluginError> {
     transport.send(req)?.error_for_status(what)?.json(what)
 }
 
@@ -162,9 +160,15 @@ mod tests {
 
     #[test]
     fn json_errors_quote_the_body() {
-        let resp = Response { status: 200, headers: vec![], body: b"<html>login</html>".to_vec() };
+        let resp = Response {
+            status: 200,
+            headers: vec![],
+            body: b"<html>login</html>".to_vec(),
+        };
         let err = resp.json::<serde_json::Value>("list users").unwrap_err();
-        let PluginError::Fatal(msg) = err else { panic!("{err:?}") };
+        let PluginError::Fatal(msg) = err else {
+            panic!("{err:?}")
+        };
         assert!(msg.contains("list users") && msg.contains("<html>login"), "{msg}");
     }
 }

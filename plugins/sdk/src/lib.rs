@@ -70,7 +70,9 @@ pub fn sign_jwt(key_secret: &str, header_json: &str, claims_json: &str) -> Resul
     #[cfg(not(target_arch = "wasm32"))]
     {
         let _ = (key_secret, header_json, claims_json);
-        Err(PluginError::Fatal("sign-jwt is only available inside the Roster host".into()))
+        Err(PluginError::Fatal(
+            "sign-jwt is only available inside the Roster host".into(),
+        ))
     }
 }
 

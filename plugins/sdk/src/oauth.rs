@@ -71,7 +71,10 @@ impl ClientCredentials {
     pub fn token(&self, transport: &dyn Transport) -> Result<String, PluginError> {
         let now = Instant::now();
         let cached = CACHE.with(|c| {
-            c.borrow().get(self).filter(|t| t.renew_at > now).map(|t| t.token.clone())
+            c.borrow()
+                .get(self)
+                .filter(|t| t.renew_at > now)
+                .map(|t| t.token.clone())
         });
         if let Some(token) = cached {
             return Ok(token);
@@ -80,8 +83,13 @@ impl ClientCredentials {
         let lifetime = Duration::from_secs(fresh.expires_in.unwrap_or(3600));
         let renew_at = now + lifetime.saturating_sub(EXPIRY_MARGIN.min(lifetime / 2));
         CACHE.with(|c| {
-            c.borrow_mut()
-                .insert(self.clone(), Cached { token: fresh.access_token.clone(), renew_at })
+            c.borrow_mut().insert(
+                self.clone(),
+                Cached {
+                    token: fresh.access_token.clone(),
+                    renew_at,
+                },
+            )
         });
         Ok(fresh.access_token)
     }
@@ -114,9 +122,16 @@ impl ClientCredentials {
         }
         match &self.auth {
             ClientAuth::Secret { secret } => fields.push(("client_secret", format!("{{{{secret:{secret}}}}}"))),
-            ClientAuth::Assertion { key_secret, header, alg } => {
+            ClientAuth::Assertion {
+                key_secret,
+                header,
+                alg,
+            } => {
                 let assertion = self.assertion(key_secret, header, alg)?;
-                fields.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
+                fields.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
                 fields.push(("client_assertion", assertion));
             }
         }
@@ -150,7 +165,11 @@ impl ClientCredentials {
             "nbf": now.as_secs(),
             "exp": now.as_secs() + 300,
         });
-        crate::sign_jwt(key_secret, &serde_json::Value::Object(hdr).to_string(), &claims.to_string())
+        crate::sign_jwt(
+            key_secret,
+            &serde_json::Value::Object(hdr).to_string(),
+            &claims.to_string(),
+        )
     }
 }
 
@@ -183,17 +202,32 @@ mod tests {
 
     impl Transport for FakeIdp {
         fn send(&self, req: Request) -> Result<Response, PluginError> {
-            let ok = |body: String| Response { status: 200, headers: vec![], body: body.into_bytes() };
+            let ok = |body: String| Response {
+                status: 200,
+                headers: vec![],
+                body: body.into_bytes(),
+            };
             if req.url.ends_with("/token") {
                 self.token_calls.set(self.token_calls.get() + 1);
                 *self.last_token_body.borrow_mut() = String::from_utf8(req.body.unwrap()).unwrap();
                 let n = self.token_calls.get();
-                return Ok(ok(format!(r#"{{"access_token":"t{n}","expires_in":{}}}"#, self.expires_in)));
+                return Ok(ok(format!(
+                    r#"{{"access_token":"t{n}","expires_in":{}}}"#,
+                    self.expires_in
+                )));
             }
             self.api_calls.set(self.api_calls.get() + 1);
-            let auth = req.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone());
+            let auth = req
+                .headers
+                .iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| v.clone());
             if self.revoke_first_token && auth.as_deref() == Some("Bearer t1") {
-                return Ok(Response { status: 401, headers: vec![], body: vec![] });
+                return Ok(Response {
+                    status: 401,
+                    headers: vec![],
+                    body: vec![],
+                });
             }
             Ok(ok(format!("{auth:?}")))
         }
@@ -203,7 +237,9 @@ mod tests {
         ClientCredentials {
             token_url: format!("{url}/token"),
             client_id: "app".into(),
-            auth: ClientAuth::Secret { secret: "client_secret".into() },
+            auth: ClientAuth::Secret {
+                secret: "client_secret".into(),
+            },
             scope: Some("https://graph.microsoft.com/.default".into()),
         }
     }

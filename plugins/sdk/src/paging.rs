@@ -53,7 +53,9 @@ impl LoopGuard {
         if self.seen.insert(next.to_string()) {
             Ok(())
         } else {
-            Err(PluginError::Fatal(format!("the server returned the same next-page link twice ({next}); stopping to avoid an endless listing")))
+            Err(PluginError::Fatal(format!(
+                "the server returned the same next-page link twice ({next}); stopping to avoid an endless listing"
+            )))
         }
     }
 }
@@ -70,7 +72,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let s = State { phase: "groups".into(), link: Some("https://x/next?skip=5".into()) };
+        let s = State {
+            phase: "groups".into(),
+            link: Some("https://x/next?skip=5".into()),
+        };
         let c = encode(&s).unwrap();
         assert_eq!(decode::<State>(Some(&c)).unwrap(), Some(s));
         assert_eq!(decode::<State>(None).unwrap(), None);
@@ -81,7 +86,10 @@ mod tests {
     #[test]
     fn link_headers() {
         let h = r#"<https://o.example/api/v1/users?limit=2>; rel="self", <https://o.example/api/v1/users?after=00u2&limit=2>; rel="next""#;
-        assert_eq!(link_next(h).as_deref(), Some("https://o.example/api/v1/users?after=00u2&limit=2"));
+        assert_eq!(
+            link_next(h).as_deref(),
+            Some("https://o.example/api/v1/users?after=00u2&limit=2")
+        );
         assert_eq!(link_next(r#"<https://o.example/a>; rel="self""#), None);
         assert_eq!(link_next("garbage"), None);
     }
