@@ -2,4 +2,8 @@
 //!
 //! See ARCHITECTURE.md at the repository root for the map of this crate.
 
+pub mod config;
 pub mod runtime;
+pub mod store;
+pub mod sync;
+pub mod targets;

@@ -8,16 +8,21 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use roster::runtime::{LoadReport, Runtime, RuntimeConfig};
 
+mod cli;
+
 /// Keeps Bitbucket users, groups and memberships in step with identity providers.
 #[derive(Parser)]
 #[command(version, about)]
-struct Cli {
+pub(crate) struct Cli {
     /// Where Roster keeps its state (plugin cache, database).
     #[arg(long, env = "ROSTER_DATA_DIR", default_value = ".roster", global = true)]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// The folder scanned for plugin components (`.wasm`); default: DATA_DIR/plugins.
     #[arg(long, env = "ROSTER_PLUGINS_DIR", global = true)]
-    plugins_dir: Option<PathBuf>,
+    pub(crate) plugins_dir: Option<PathBuf>,
+    /// The configuration file (sources, target, policy).
+    #[arg(long, env = "ROSTER_CONFIG", default_value = "roster.toml", global = true)]
+    pub(crate) config: PathBuf,
     /// Log format: human or json.
     #[arg(long, env = "ROSTER_LOG_FORMAT", default_value = "human", global = true)]
     log_format: String,
@@ -32,6 +37,43 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+    },
+    /// The demo: a simulated Bitbucket, a sample directory, one sync with its summary, then the
+    /// service keeps running.
+    Demo {
+        /// Users in the sample directory.
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// Address of the service afterwards.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Sync, print the summary and exit instead of serving.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Runs a sync: fetch the sources (all, or those named), plan, guard, apply.
+    Sync {
+        /// Sources to fetch (default: every enabled source).
+        sources: Vec<String>,
+        /// Plan only: show what would change and write nothing to Bitbucket.
+        #[arg(long)]
+        dry_run: bool,
+        /// Use each source's delta token when it has one.
+        #[arg(long)]
+        incremental: bool,
+        /// Print the run report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows, approves or rejects plans.
+    Plan {
+        #[command(subcommand)]
+        command: cli::sync::PlanCommand,
+    },
+    /// Lists, shows and exports runs.
+    Runs {
+        #[command(subcommand)]
+        command: cli::sync::RunsCommand,
     },
     /// Inspects plugin components.
     Plugins {
@@ -68,7 +110,18 @@ fn init_tracing(format: &str) {
     }
 }
 
-fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
+/// Logs warnings and errors only, unless ROSTER_LOG says otherwise (commands that print reports).
+fn init_quiet_tracing(format: &str) {
+    if std::env::var_os("ROSTER_LOG").is_none() {
+                let filter = tracing_subscriber::EnvFilter::new("warn");
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        if format == "json" { builder.json().init() } else { builder.init() }
+    } else {
+        init_tracing(format);
+    }
+}
+
+pub(crate) fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
     let plugins_dir = cli.plugins_dir.clone().unwrap_or_else(|| cli.data_dir.join("plugins"));
     std::fs::create_dir_all(&plugins_dir)
         .with_context(|| format!("creating the plugins folder {}", plugins_dir.display()))?;
@@ -83,6 +136,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { listen } => {
             init_tracing(&cli.log_format);
             serve(&cli, *listen).await
+        }
+        Command::Demo { users, listen, once } => {
+            init_tracing(&cli.log_format);
+            cli::demo::run(&cli, *users, *listen, *once).await
+        }
+        Command::Sync { sources, dry_run, incremental, json } => {
+            init_quiet_tracing(&cli.log_format);
+            let opts = roster::sync::SyncOptions { sources: sources.clone(), incremental: *incremental, dry_run: *dry_run, trigger: "cli".into(), actor: cli::actor() };
+            cli::sync::sync(&cli, &opts, *json).await
+        }
+        Command::Plan { command } => {
+            init_quiet_tracing(&cli.log_format);
+            cli::sync::plan(&cli, command).await
+        }
+        Command::Runs { command } => {
+            init_quiet_tracing(&cli.log_format);
+            cli::sync::runs(&cli, command)
         }
         Command::Plugins { command } => {
             if std::env::var_os("ROSTER_LOG").is_some() {
@@ -155,7 +225,7 @@ async fn plugins_check(cli: &Cli, file: &std::path::Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn serve(cli: &Cli, listen: SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn serve(cli: &Cli, listen: SocketAddr) -> anyhow::Result<()> {
     let rt = runtime(cli)?;
     for report in rt.reload().await {
         if let LoadReport::Failed { path, error } = report {

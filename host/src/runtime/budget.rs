@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 /// Requests per second and burst.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     /// Sustained requests per second.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// What one job of a plugin may use. Every field has a safe default; a source overrides any.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Linear memory the plugin may grow to, in MiB.

@@ -65,6 +65,7 @@ pub struct SourceAccess {
     secrets: Secrets,
     budget: Budget,
     client: reqwest::Client,
+    files: Option<std::path::PathBuf>,
 }
 
 /// A resolver that refuses names resolving to addresses the source may not reach.
@@ -94,6 +95,17 @@ impl SourceAccess {
         secrets: Vec<Secret>,
         budget: BudgetConfig,
     ) -> Result<Arc<SourceAccess>, Denied> {
+        Self::with_files(source, policy, secrets, budget, None)
+    }
+
+    /// Access for one source that may also read one folder (mounted read-only at `/data`).
+    pub fn with_files(
+        source: impl Into<String>,
+        policy: NetPolicy,
+        secrets: Vec<Secret>,
+        budget: BudgetConfig,
+        files: Option<std::path::PathBuf>,
+    ) -> Result<Arc<SourceAccess>, Denied> {
         policy.validate()?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -109,6 +121,7 @@ impl SourceAccess {
             secrets: Secrets::new(secrets),
             budget: Budget::new(budget),
             client,
+            files,
         }))
     }
 
@@ -126,6 +139,11 @@ impl SourceAccess {
     /// The source this access belongs to.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The folder the source's connector may read, if any.
+    pub fn files(&self) -> Option<&std::path::Path> {
+        self.files.as_deref()
     }
 
     /// The source's secrets (for redaction and signing).

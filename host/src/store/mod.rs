@@ -1,0 +1,108 @@
+//! The directory store: SQLite (bundled, WAL) behind one narrow module, so SQL stays here.
+//!
+//! Tables and why they exist: `migrations/0001_init.sql`. Each submodule owns one group of
+//! tables: `sources` (configuration and sealed secrets), `mirror` (staging and the committed
+//! mirror), `identities` (IdP record ↔ Bitbucket account), `runs` (runs, plans, results),
+//! `audit`.
+
+mod audit;
+pub mod crypto;
+mod identities;
+mod migrate;
+mod mirror;
+mod runs;
+mod sources;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+pub use audit::AuditEntry;
+pub use identities::{Identity, IdentityState};
+pub use migrate::MIGRATIONS;
+pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed};
+pub use runs::{PlanRow, ResultRow, RunRow};
+pub use sources::SourceRow;
+
+/// Errors of the store; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A migration that was applied has been edited since.
+    #[error("migration {name} was changed after it was applied to this database (recorded checksum {recorded}, file now {current}); restore the original file — applied migrations are never edited, add a new one instead")]
+    MigrationChanged {
+        /// The migration file.
+        name: String,
+        /// Checksum in the database.
+        recorded: String,
+        /// Checksum of the file in this binary.
+        current: String,
+    },
+    /// The database was written by a newer Roster.
+    #[error("the database is at schema version {db}, newer than this Roster knows ({known}); run the Roster version that wrote it, or a newer one")]
+    TooNew {
+        /// Version in the database.
+        db: i64,
+        /// Highest version this binary knows.
+        known: i64,
+    },
+    /// Secrets could not be sealed or opened.
+    #[error("{0}")]
+    Crypto(String),
+    /// A JSON column did not parse.
+    #[error("corrupt JSON in {what}: {detail}")]
+    Json {
+        /// Which column.
+        what: &'static str,
+        /// The parser's words.
+        detail: String,
+    },
+    /// Something asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Result of store operations.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The store. Cheap to share behind an `Arc`; one connection, serialised by a mutex.
+pub struct Store {
+    conn: Mutex<rusqlite::Connection>,
+    key: crypto::Key,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Opens (or creates) the database, applies pending migrations and checks applied ones.
+    pub fn open(path: &Path, key: crypto::Key) -> Result<Store> {
+        let conn = rusqlite::Connection::open(path)?;
+        Self::init(conn, key)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn memory(key: crypto::Key) -> Result<Store> {
+        Self::init(rusqlite::Connection::open_in_memory()?, key)
+    }
+
+    fn init(mut conn: rusqlite::Connection, key: crypto::Key) -> Result<Store> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        migrate::apply(&mut conn)?;
+        Ok(Store { conn: Mutex::new(conn), key })
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(crate) fn json_col<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Json { what, detail: e.to_string() })
+}

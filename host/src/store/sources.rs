@@ -1,0 +1,71 @@
+//! Configured sources. Secrets are sealed before they reach SQLite and are only ever opened
+//! for the runtime; no listing returns them.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Result, Store, StoreError, json_col, now_ms};
+use crate::runtime::secrets::Secret;
+
+/// A source as stored, without its secrets.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceRow {
+    /// Stable id, e.g. `hr`.
+    pub id: String,
+    /// Connector plugin name.
+    pub plugin: String,
+    /// Directory order: lower wins.
+    pub priority: i64,
+    /// Disabled sources are not fetched.
+    pub enabled: bool,
+    /// Everything but secrets: plugin settings, network policy, limits, transforms.
+    pub config: serde_json::Value,
+    /// Last change, Unix ms.
+    pub updated_at: i64,
+}
+
+impl Store {
+    /// Creates or replaces a source; `secrets` is the JSON list of secrets, sealed here.
+    pub fn upsert_source(&self, row: &SourceRow, secrets: &serde_json::Value) -> Result<()> {
+        let sealed = self.key.seal(secrets.to_string().as_bytes())?;
+        self.conn().execute(
+            "INSERT INTO sources (id, plugin, priority, enabled, config, secrets, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(id) DO UPDATE SET plugin = ?2, priority = ?3, enabled = ?4, config = ?5, secrets = ?6, updated_at = ?7",
+            params![row.id, row.plugin, row.priority, row.enabled, row.config.to_string(), sealed, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Removes sources not in `keep` (and their mirrors and cursors).
+    pub fn retain_sources(&self, keep: &[String]) -> Result<Vec<String>> {
+        let existing: Vec<String> = self.sources()?.into_iter().map(|s| s.id).filter(|id| !keep.contains(id)).collect();
+        let conn = self.conn();
+        for id in &existing {
+            for table in ["sources WHERE id", "mirror_users WHERE source", "mirror_groups WHERE source", "mirror_memberships WHERE source", "cursors WHERE source"] {
+                conn.execute(&format!("DELETE FROM {table} = ?1"), [id])?;
+            }
+        }
+        Ok(existing)
+    }
+
+    /// Every source in directory order.
+    pub fn sources(&self) -> Result<Vec<SourceRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, plugin, priority, enabled, config, updated_at FROM sources ORDER BY priority, id")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, String>(4)?, r.get(5)?)))?;
+        rows.map(|r| {
+            let (id, plugin, priority, enabled, config, updated_at) = r?;
+            Ok(SourceRow { id, plugin, priority, enabled, config: json_col("sources.config", &config)?, updated_at })
+        })
+        .collect()
+    }
+
+    /// The source's secrets, opened for the runtime.
+    pub fn source_secrets(&self, id: &str) -> Result<Vec<Secret>> {
+        let sealed: Option<Option<Vec<u8>>> =
+            self.conn().query_row("SELECT secrets FROM sources WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        let Some(sealed) = sealed else { return Err(StoreError::NotFound(format!("no source named '{id}'"))) };
+        let Some(sealed) = sealed else { return Ok(Vec::new()) };
+        let plain = self.key.open(&sealed)?;
+        serde_json::from_slice(&plain).map_err(|e| StoreError::Json { what: "sources.secrets", detail: e.to_string() })
+    }
+}

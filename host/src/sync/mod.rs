@@ -1,0 +1,519 @@
+//! The sync engine: fetch → transform → merge → read target → plan → guard → apply → record.
+//!
+//! One module per stage; this file drives them. Nothing here knows a vendor: identity providers
+//! are plugins, and the target is reached through `targets::bitbucket_dc`.
+//!
+//! Rules enforced here (design.md "rules that never bend"): a fetch that did not complete never
+//! leads to a deletion, deactivation or removal (1); a plan over the threshold is held until that
+//! exact plan is approved (2); a plan over the licence is refused (3); protected accounts and
+//! groups are never changed (4); a second run in a row makes zero writes (5).
+
+pub mod apply;
+pub mod fetch;
+pub mod guard;
+pub mod merge;
+pub mod model;
+pub mod plan;
+pub mod read;
+pub mod transform;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::runtime::{Runtime, SourceAccess};
+use crate::store::{IdentityState, PlanRow, SourceRow, Store, StoreError, now_ms};
+use crate::targets::bitbucket_dc::{BbError, BitbucketDc, ClientConfig};
+use model::{PlannedOp, Skipped};
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Bitbucket failed while reading its state.
+    #[error(transparent)]
+    Target(#[from] BbError),
+    /// A transform failed as a whole (not one record).
+    #[error("source '{id}': transform failed: {detail}")]
+    Transform {
+        /// Source id.
+        id: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// A plan cannot be approved or applied.
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// Progress of long stages, for progress bars and the API.
+pub trait Progress: Send + Sync {
+    /// A stage starts; `total` is 0 when unknown.
+    fn stage(&self, name: &str, total: u64);
+    /// The stage's total became known.
+    fn set_total(&self, total: u64);
+    /// `n` more items done.
+    fn advance(&self, n: u64);
+    /// The stage ended.
+    fn finish(&self);
+}
+
+/// No progress output.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn stage(&self, _: &str, _: u64) {}
+    fn set_total(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Sources to fetch (empty: every enabled source). The plan always covers all sources.
+    pub sources: Vec<String>,
+    /// Use each source's delta token when it has one.
+    pub incremental: bool,
+    /// Stop after the plan: no writes.
+    pub dry_run: bool,
+    /// What started the run (cli, api, schedule, …).
+    pub trigger: String,
+    /// Who (for the audit log).
+    pub actor: String,
+}
+
+/// The run summary: counts per operation, time per stage, API calls per endpoint.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    /// Fetch results per source.
+    pub fetch: Vec<fetch::FetchReport>,
+    /// Planned operations by kind.
+    pub planned: BTreeMap<String, usize>,
+    /// Milliseconds per stage.
+    pub stage_ms: BTreeMap<String, u64>,
+    /// Bitbucket calls by endpoint.
+    pub api_calls: BTreeMap<String, u64>,
+    /// Total Bitbucket calls.
+    pub api_calls_total: u64,
+    /// 429s received from Bitbucket.
+    pub throttled: u64,
+    /// Outcomes of applied operations.
+    pub applied: apply::Applied,
+    /// The guard's verdict.
+    pub guard: Option<guard::Verdict>,
+    /// Left alone on purpose.
+    pub skipped: Vec<Skipped>,
+    /// Collisions with accounts Roster does not own.
+    pub collisions: Vec<Skipped>,
+    /// Everything else worth knowing.
+    pub warnings: Vec<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Run id.
+    pub run_id: i64,
+    /// succeeded, partial, planned (dry run), held, refused, failed.
+    pub state: String,
+    /// The plan.
+    pub plan_id: Option<String>,
+    /// Its hash.
+    pub plan_hash: Option<String>,
+    /// The summary.
+    pub summary: Summary,
+}
+
+/// The engine for one configuration.
+pub struct Engine {
+    store: Arc<Store>,
+    runtime: Runtime,
+    config: Config,
+    client: BitbucketDc,
+    accesses: HashMap<String, Arc<SourceAccess>>,
+}
+
+/// sha256 over the ordered operations.
+pub fn plan_hash(ops: &[PlannedOp]) -> String {
+    hex::encode(Sha256::digest(serde_json::to_vec(ops).unwrap_or_default()))
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+impl Engine {
+    /// Stores the configuration's sources (secrets sealed) and builds the target client.
+    pub fn new(store: Arc<Store>, runtime: Runtime, config: Config) -> Result<Engine, SyncError> {
+        let mut accesses = HashMap::new();
+        for s in &config.sources {
+            let secrets = config.resolved_secrets(s).map_err(SyncError::Config)?;
+            let mut stored = serde_json::to_value(s).unwrap_or_default();
+            if let Some(o) = stored.as_object_mut() {
+                o.remove("secrets");
+            }
+            let row = SourceRow { id: s.id.clone(), plugin: s.plugin.clone(), priority: s.priority, enabled: s.enabled, config: stored, updated_at: now_ms() };
+            store.upsert_source(&row, &secrets)?;
+            let files = s.files.as_ref().map(|f| config.base_dir.join(f));
+            let access = SourceAccess::with_files(&s.id, s.network.clone(), store.source_secrets(&s.id)?, s.budget, files)
+                .map_err(|e| SyncError::Config(format!("source '{}': {e}", s.id)))?;
+            accesses.insert(s.id.clone(), access);
+        }
+        let ids: Vec<String> = config.sources.iter().map(|s| s.id.clone()).collect();
+        store.retain_sources(&ids)?;
+        let t = &config.target;
+        let client = BitbucketDc::new(ClientConfig {
+            url: t.url.clone(),
+            auth: config.target_auth().map_err(SyncError::Config)?,
+            budget: t.budget,
+            max_retries: t.max_retries,
+            timeout: Duration::from_secs(60),
+        })?;
+        Ok(Engine { store, runtime, config, client, accesses })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One run.
+    pub async fn sync(&self, opts: &SyncOptions, progress: &dyn Progress) -> Result<RunReport, SyncError> {
+        let enabled: Vec<&crate::config::SourceConfig> = self.config.sources.iter().filter(|s| s.enabled).collect();
+        for wanted in &opts.sources {
+            if !enabled.iter().any(|s| &s.id == wanted) {
+                return Err(SyncError::Config(format!("no enabled source named '{wanted}'; see the configuration's [[source]] entries")));
+            }
+        }
+        let to_fetch: Vec<String> = if opts.sources.is_empty() { enabled.iter().map(|s| s.id.clone()).collect() } else { opts.sources.clone() };
+        let mode = match (opts.dry_run, opts.incremental) {
+            (true, _) => "dry-run",
+            (false, true) => "incremental",
+            (false, false) => "full",
+        };
+        let target_id = self.config.target.id.clone();
+        let run_id = self.store.create_run(&opts.trigger, mode, &target_id, &to_fetch)?;
+        self.client.reset_counts();
+        let result = self.run_stages(run_id, opts, &enabled, &to_fetch, progress).await;
+        match result {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                let summary = serde_json::json!({"error": e.to_string()});
+                self.store.finish_run(run_id, "failed", None, &summary, Some(&e.to_string()))?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn run_stages(
+        &self,
+        run_id: i64,
+        opts: &SyncOptions,
+        enabled: &[&crate::config::SourceConfig],
+        to_fetch: &[String],
+        progress: &dyn Progress,
+    ) -> Result<RunReport, SyncError> {
+        let mut summary = Summary::default();
+        let target_id = self.config.target.id.clone();
+
+        let t = Instant::now();
+        for s in enabled.iter().filter(|s| to_fetch.contains(&s.id)) {
+            let access = self.accesses[&s.id].clone();
+            let report = fetch::fetch_source(&self.runtime, &self.store, run_id, s, access, opts.incremental, progress).await;
+            if let Some(e) = &report.error {
+                summary.warnings.push(format!("fetch of '{}' did not complete: {e}; the mirror keeps its last complete state", s.id));
+            }
+            if let Some(f) = &report.fell_back {
+                summary.warnings.push(format!("'{}': {f}", s.id));
+            }
+            summary.fetch.push(report);
+        }
+        summary.stage_ms.insert("fetch".into(), ms(t));
+        let incomplete: Vec<String> = summary.fetch.iter().filter(|f| !f.complete).map(|f| f.source.clone()).collect();
+
+        let t = Instant::now();
+        let mut inputs = Vec::new();
+        for s in enabled {
+            let users = self.store.mirror_users(&s.id)?;
+            let groups = self.store.mirror_groups(&s.id)?;
+            let memberships = self.store.mirror_memberships(&s.id)?;
+            let data = transform::run_chain(&self.runtime, s, users, groups, memberships).await?;
+            inputs.push(merge::SourceInput { id: &s.id, data });
+        }
+        summary.stage_ms.insert("transform".into(), ms(t));
+
+        let t = Instant::now();
+        let mut desired = merge::desired(inputs, &self.config.target.attribute_priority, &self.config.target.default_groups);
+        desired.incomplete_sources = incomplete.clone();
+        summary.warnings.append(&mut desired.warnings);
+        summary.stage_ms.insert("merge".into(), ms(t));
+
+        let t = Instant::now();
+        let managed: BTreeSet<String> = self.store.managed_groups(&target_id)?.into_iter().collect();
+        let mut interesting: BTreeSet<String> = desired.groups.keys().cloned().collect();
+        interesting.extend(managed.iter().cloned());
+        let target = read::read_target(&self.client, &interesting, self.config.target.concurrency).await?;
+        summary.stage_ms.insert("read".into(), ms(t));
+
+        let t = Instant::now();
+        let identities = self.store.identities(&target_id)?;
+        let mut draft = plan::plan(&plan::PlanInput {
+            desired: &desired,
+            target: &target,
+            identities: &identities,
+            managed: &managed,
+            policy: &self.config.target,
+            me: self.client.username(),
+        });
+        drop(desired);
+        if !incomplete.is_empty() {
+            let before = draft.ops.len();
+            draft.ops.retain(|o| !o.op.is_deprovision() && !matches!(o.op, model::Op::RemoveMember { .. }));
+            summary.warnings.push(format!(
+                "incomplete fetch of {}: {} deletion, deactivation and removal operation(s) withheld this run",
+                incomplete.join(", "),
+                before - draft.ops.len()
+            ));
+        }
+        for o in &draft.ops {
+            *summary.planned.entry(o.op.kind().to_string()).or_default() += 1;
+        }
+        summary.skipped = std::mem::take(&mut draft.skipped);
+        summary.collisions = std::mem::take(&mut draft.collisions);
+        summary.stage_ms.insert("plan".into(), ms(t));
+
+        let t = Instant::now();
+        let managed_accounts = identities
+            .iter()
+            .filter(|i| matches!(i.state, IdentityState::Active | IdentityState::Pending) && target.users.contains_key(&i.username))
+            .map(|i| i.username.as_str())
+            .collect::<BTreeSet<_>>()
+            .len();
+        let verdict = guard::judge(&draft.ops, &target, managed_accounts, &self.config.target.threshold);
+        summary.stage_ms.insert("guard".into(), ms(t));
+        drop(target);
+
+        let hash = plan_hash(&draft.ops);
+        let plan_id = format!("{run_id}-{}", &hash[..8]);
+        let state = if verdict.refused.is_some() {
+            "refused"
+        } else if opts.dry_run {
+            "draft"
+        } else if verdict.held.is_some() {
+            "held"
+        } else {
+            "approved"
+        };
+        self.save_plan(&plan_id, run_id, &hash, state, &verdict, &draft.ops)?;
+        let refused = verdict.refused.clone();
+        let held = verdict.held.clone();
+        summary.guard = Some(verdict);
+        let run_state = if let Some(why) = &refused {
+            summary.warnings.push(format!("plan refused: {why}"));
+            "refused"
+        } else if opts.dry_run {
+            "planned"
+        } else if let Some(why) = &held {
+            summary.warnings.push(format!("plan held: {why}"));
+            "held"
+        } else {
+            let t = Instant::now();
+            let ctx = apply::ApplyContext { client: &self.client, store: &self.store, target: &target_id, run_id, plan_id: &plan_id, concurrency: self.config.target.concurrency };
+            summary.applied = apply::apply(&ctx, &draft.ops, progress).await;
+            summary.stage_ms.insert("apply".into(), ms(t));
+            self.store.set_plan_state(&plan_id, "applied", Some(&opts.actor))?;
+            if summary.applied.failed > 0 || !incomplete.is_empty() { "partial" } else { "succeeded" }
+        };
+        self.finish(run_id, run_state, &plan_id, &mut summary)?;
+        self.store.audit(&opts.actor, "local", "sync.run", &format!("run {run_id}"), Some(&format!("{run_state}; plan {plan_id}")))?;
+        Ok(RunReport { run_id, state: run_state.into(), plan_id: Some(plan_id), plan_hash: Some(hash), summary })
+    }
+
+    fn save_plan(&self, id: &str, run_id: i64, hash: &str, state: &str, verdict: &guard::Verdict, ops: &[PlannedOp]) -> Result<(), SyncError> {
+        let rows: Vec<(String, String, serde_json::Value, String)> = ops
+            .iter()
+            .map(|o| (o.op.kind().to_string(), o.op.subject().to_string(), serde_json::to_value(o).unwrap_or_default(), o.reason.clone()))
+            .collect();
+        let row = PlanRow {
+            id: id.into(),
+            run_id,
+            target: self.config.target.id.clone(),
+            hash: hash.into(),
+            state: state.into(),
+            created_at: now_ms(),
+            decided_by: None,
+            guard: serde_json::to_value(verdict).ok(),
+        };
+        self.store.save_plan(&row, &rows)?;
+        Ok(())
+    }
+
+    fn finish(&self, run_id: i64, state: &str, plan_id: &str, summary: &mut Summary) -> Result<(), SyncError> {
+        let (calls, throttled) = self.client.call_counts();
+        summary.api_calls_total = calls.values().sum();
+        summary.api_calls = calls;
+        summary.throttled = throttled;
+        let json = serde_json::to_value(&*summary).unwrap_or_default();
+        self.store.finish_run(run_id, state, Some(plan_id), &json, None)?;
+        Ok(())
+    }
+
+    /// The stored operations of a plan, checked against its hash.
+    pub fn plan_ops(&self, plan_id: &str) -> Result<(PlanRow, Vec<PlannedOp>), SyncError> {
+        let plan = self.store.plan(plan_id)?;
+        let ops: Vec<PlannedOp> = self
+            .store
+            .plan_ops(plan_id)?
+            .into_iter()
+            .map(|(_, _, _, detail, _)| serde_json::from_value(detail).map_err(|e| SyncError::Plan(format!("plan {plan_id} has an unreadable operation: {e}"))))
+            .collect::<Result<_, _>>()?;
+        if plan_hash(&ops) != plan.hash {
+            return Err(SyncError::Plan(format!("plan {plan_id}'s operations no longer match its hash; it was altered and will not be applied")));
+        }
+        Ok((plan, ops))
+    }
+
+    /// Approves a held plan and applies exactly its operations. `hash` must be the hash the
+    /// approver reviewed; the licence is checked again against Bitbucket's state now.
+    pub async fn approve(&self, plan_id: &str, hash: &str, actor: &str, progress: &dyn Progress) -> Result<RunReport, SyncError> {
+        let (plan, ops) = self.plan_ops(plan_id)?;
+        match plan.state.as_str() {
+            "held" => {}
+            "superseded" => return Err(SyncError::Plan(format!("plan {plan_id} was superseded by a newer plan for {}; review the newest one (`roster runs list`)", plan.target))),
+            other => return Err(SyncError::Plan(format!("plan {plan_id} is {other}; only a held plan can be approved"))),
+        }
+        if !hash.eq_ignore_ascii_case(&plan.hash) && !(hash.len() >= 8 && plan.hash.starts_with(&hash.to_ascii_lowercase())) {
+            return Err(SyncError::Plan(format!("plan {plan_id} has hash {}, not {hash}: you reviewed a different plan", &plan.hash[..12])));
+        }
+        let target_id = self.config.target.id.clone();
+        if plan.target != target_id {
+            return Err(SyncError::Plan(format!("plan {plan_id} is for target '{}', not '{target_id}'", plan.target)));
+        }
+        self.client.reset_counts();
+        let run_id = self.store.create_run("approval", "apply-plan", &target_id, &[])?;
+        let mut summary = Summary::default();
+        let groups: BTreeSet<String> = ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                model::Op::AddMembers { group, .. } | model::Op::RemoveMember { group, .. } => Some(group.clone()),
+                _ => None,
+            })
+            .collect();
+        let target = read::read_target(&self.client, &groups, self.config.target.concurrency).await?;
+        let verdict = guard::judge(&ops, &target, 0, &crate::config::Threshold { count: u32::MAX, percent: 100.0 });
+        if let Some(why) = &verdict.refused {
+            self.store.set_plan_state(plan_id, "refused", Some(actor))?;
+            summary.warnings.push(format!("plan refused: {why}"));
+            summary.guard = Some(verdict);
+            self.finish(run_id, "refused", plan_id, &mut summary)?;
+            return Ok(RunReport { run_id, state: "refused".into(), plan_id: Some(plan_id.into()), plan_hash: Some(plan.hash), summary });
+        }
+        self.store.set_plan_state(plan_id, "approved", Some(actor))?;
+        self.store.audit(actor, "local", "plan.approve", plan_id, Some(&plan.hash))?;
+        for o in &ops {
+            *summary.planned.entry(o.op.kind().to_string()).or_default() += 1;
+        }
+        let t = Instant::now();
+        let ctx = apply::ApplyContext { client: &self.client, store: &self.store, target: &target_id, run_id, plan_id, concurrency: self.config.target.concurrency };
+        summary.applied = apply::apply(&ctx, &ops, progress).await;
+        summary.stage_ms.insert("apply".into(), ms(t));
+        self.store.set_plan_state(plan_id, "applied", Some(actor))?;
+        let state = if summary.applied.failed > 0 { "partial" } else { "succeeded" };
+        self.finish(run_id, state, plan_id, &mut summary)?;
+        Ok(RunReport { run_id, state: state.into(), plan_id: Some(plan_id.into()), plan_hash: Some(plan.hash), summary })
+    }
+
+    /// Rejects a held plan.
+    pub fn reject(&self, plan_id: &str, actor: &str) -> Result<(), SyncError> {
+        let plan = self.store.plan(plan_id)?;
+        if plan.state != "held" && plan.state != "draft" {
+            return Err(SyncError::Plan(format!("plan {plan_id} is {}; only a held or draft plan can be rejected", plan.state)));
+        }
+        self.store.set_plan_state(plan_id, "rejected", Some(actor))?;
+        self.store.audit(actor, "local", "plan.reject", plan_id, None)?;
+        Ok(())
+    }
+}
+
+/// One row of a run's export: the operation, why, and what happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportRow {
+    /// Sequence in the plan.
+    pub seq: i64,
+    /// Operation kind.
+    pub kind: String,
+    /// User or group.
+    pub subject: String,
+    /// Why.
+    pub reason: String,
+    /// done, failed, or not-applied.
+    pub outcome: String,
+    /// Last HTTP status.
+    pub status: Option<i64>,
+    /// Message.
+    pub message: Option<String>,
+    /// Unix ms.
+    pub finished_at: Option<i64>,
+}
+
+/// A run's per-object results (every operation of its plan, with its outcome).
+pub fn export_rows(store: &Store, run_id: i64) -> Result<Vec<ExportRow>, StoreError> {
+    let run = store.run(run_id)?;
+    let Some(plan_id) = run.plan_id else { return Ok(Vec::new()) };
+    let results: HashMap<i64, crate::store::ResultRow> = store.results(run_id)?.into_iter().map(|r| (r.seq, r)).collect();
+    Ok(store
+        .plan_ops(&plan_id)?
+        .into_iter()
+        .map(|(seq, kind, subject, _, reason)| {
+            let r = results.get(&seq);
+            ExportRow {
+                seq,
+                kind,
+                subject,
+                reason,
+                outcome: r.map_or("not-applied".into(), |r| r.outcome.clone()),
+                status: r.and_then(|r| r.status),
+                message: r.and_then(|r| r.message.clone()),
+                finished_at: r.map(|r| r.finished_at),
+            }
+        })
+        .collect())
+}
+
+/// CSV (RFC 4180) of export rows.
+pub fn export_csv(rows: &[ExportRow]) -> String {
+    fn cell(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    }
+    let mut out = String::from("seq,kind,subject,reason,outcome,status,message,finished_at\n");
+    for r in rows {
+        let fields = [
+            r.seq.to_string(),
+            cell(&r.kind),
+            cell(&r.subject),
+            cell(&r.reason),
+            cell(&r.outcome),
+            r.status.map(|s| s.to_string()).unwrap_or_default(),
+            cell(r.message.as_deref().unwrap_or("")),
+            r.finished_at.map(|s| s.to_string()).unwrap_or_default(),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,754 @@
+//! A Bitbucket Data Center simulator: the admin REST endpoints Roster uses, with Bitbucket's
+//! paging (`start`/`limit`, default 25, cap 1000, `isLastPage`, `nextPageStart`), error bodies
+//! (`{"errors":[{context, message, exceptionName}]}`), `application/json;charset=UTF-8`, 409 on
+//! duplicates, 403 when a grant would exceed the licence, read-only users of external directories,
+//! optional rate limiting (token bucket → 429 + Retry-After) and injected faults.
+//!
+//! Exception names seen on live servers (vendor-apis.md §2.7): NoSuchUserException,
+//! IncorrectPasswordAuthenticationException, AuthorisationException, IntegrityException,
+//! ArgumentValidationException. The names for duplicate groups/users, unknown groups, the licence
+//! limit and read-only directories follow the same `com.atlassian.bitbucket.*` pattern but are
+//! not confirmed against a live server.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const JSON: &str = "application/json;charset=UTF-8";
+const MAX_LIMIT: usize = 1000;
+const DEFAULT_LIMIT: usize = 25;
+
+/// Global permissions, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    /// May log in; counts against the licence.
+    LicensedUser,
+    /// May create projects.
+    ProjectCreate,
+    /// Administrator.
+    Admin,
+    /// System administrator.
+    SysAdmin,
+}
+
+impl Permission {
+    /// The REST name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::LicensedUser => "LICENSED_USER",
+            Permission::ProjectCreate => "PROJECT_CREATE",
+            Permission::Admin => "ADMIN",
+            Permission::SysAdmin => "SYS_ADMIN",
+        }
+    }
+    fn parse(s: &str) -> Option<Permission> {
+        Some(match s {
+            "LICENSED_USER" => Permission::LicensedUser,
+            "PROJECT_CREATE" => Permission::ProjectCreate,
+            "ADMIN" => Permission::Admin,
+            "SYS_ADMIN" => Permission::SysAdmin,
+            _ => return None,
+        })
+    }
+}
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimUser {
+    /// Numeric id.
+    pub id: u64,
+    /// Login name (unique, case-insensitive).
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Email address.
+    pub email: String,
+    /// "Bitbucket Internal Directory" or an external directory's name.
+    pub directory: String,
+    /// False for users of read-only external directories.
+    pub mutable: bool,
+}
+
+/// A fault injected into the next matching requests.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// Applies to requests whose method is this (or any method when `None`).
+    pub method: Option<Method>,
+    /// Applies to requests whose path contains this.
+    pub path_contains: String,
+    /// Status to answer with.
+    pub status: u16,
+    /// How many more requests to fail.
+    pub remaining: u32,
+}
+
+/// The whole simulated instance.
+#[derive(Debug)]
+pub struct BbState {
+    users: BTreeMap<String, SimUser>,
+    groups: BTreeMap<String, BTreeSet<String>>,
+    group_perms: BTreeMap<String, Permission>,
+    user_perms: BTreeMap<String, Permission>,
+    /// Deleted usernames that may still be erased.
+    deleted: BTreeSet<String>,
+    next_id: u64,
+    /// `None` = unlimited.
+    pub max_users: Option<u32>,
+    admin: (String, String),
+    token: Option<String>,
+    rate: Option<Bucket>,
+    faults: Vec<Fault>,
+    /// Requests answered, by "METHOD /path-without-prefix".
+    pub calls: BTreeMap<String, u64>,
+    /// Requests that changed state (2xx writes).
+    pub writes: u64,
+    /// 429s answered.
+    pub throttled: u64,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    capacity: f64,
+    per_second: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl BbState {
+    /// An instance with one system administrator (`admin`/`password`) and an unlimited licence.
+    pub fn new() -> Self {
+        let mut s = BbState {
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            group_perms: BTreeMap::new(),
+            user_perms: BTreeMap::new(),
+            deleted: BTreeSet::new(),
+            next_id: 1,
+            max_users: None,
+            admin: ("admin".into(), "password".into()),
+            token: None,
+            rate: None,
+            faults: Vec::new(),
+            calls: BTreeMap::new(),
+            writes: 0,
+            throttled: 0,
+        };
+        s.add_user("admin", "Administrator", "admin@example.com", true);
+        s.user_perms.insert("admin".into(), Permission::SysAdmin);
+        s
+    }
+
+    /// Accepts `Authorization: Bearer <token>` too.
+    pub fn set_token(&mut self, token: &str) {
+        self.token = Some(token.to_string());
+    }
+
+    /// Limits requests to `per_second` with a burst of `capacity` (Bitbucket's token bucket).
+    pub fn set_rate_limit(&mut self, per_second: f64, capacity: u32) {
+        self.rate = Some(Bucket { capacity: capacity.into(), per_second, tokens: capacity.into(), at: Instant::now() });
+    }
+
+    /// Fails the next matching requests.
+    pub fn inject(&mut self, fault: Fault) {
+        self.faults.push(fault);
+    }
+
+    /// Adds a user directly (no request counted).
+    pub fn add_user(&mut self, name: &str, display_name: &str, email: &str, internal: bool) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.users.insert(
+            name.to_lowercase(),
+            SimUser {
+                id,
+                name: name.to_string(),
+                display_name: display_name.to_string(),
+                email: email.to_string(),
+                directory: if internal { "Bitbucket Internal Directory".into() } else { "Delegated LDAP".into() },
+                mutable: internal,
+            },
+        );
+    }
+
+    /// Adds a group with members directly.
+    pub fn add_group(&mut self, name: &str, members: &[&str]) {
+        self.groups.insert(name.to_string(), members.iter().map(|m| m.to_lowercase()).collect());
+    }
+
+    /// Grants a global permission to a group directly.
+    pub fn grant_group(&mut self, group: &str, p: Permission) {
+        self.group_perms.insert(group.to_string(), p);
+    }
+
+    /// Every user, by lower-case name.
+    pub fn users(&self) -> &BTreeMap<String, SimUser> {
+        &self.users
+    }
+
+    /// Every group with its members (lower-case names).
+    pub fn groups(&self) -> &BTreeMap<String, BTreeSet<String>> {
+        &self.groups
+    }
+
+    /// A user's global permission granted directly.
+    pub fn user_permission(&self, name: &str) -> Option<Permission> {
+        self.user_perms.get(&name.to_lowercase()).copied()
+    }
+
+    /// Users who may log in (a permission directly or through a group).
+    pub fn licensed_users(&self) -> BTreeSet<String> {
+        let mut set: BTreeSet<String> = self.user_perms.keys().cloned().collect();
+        for (g, _) in &self.group_perms {
+            if let Some(members) = self.groups.get(g) {
+                set.extend(members.iter().cloned());
+            }
+        }
+        set.retain(|u| self.users.contains_key(u));
+        set
+    }
+
+    fn over_licence_with(&self, extra: &BTreeSet<String>) -> Option<String> {
+        let max = self.max_users?;
+        let mut after = self.licensed_users();
+        after.extend(extra.iter().cloned());
+        (after.len() as u32 > max).then(|| {
+            format!("This action would exceed the maximum number of licensed users ({max}); {} would be licensed", after.len())
+        })
+    }
+}
+
+impl Default for BbState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A running simulator; stops when dropped.
+pub struct BitbucketSim {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state, for seeding and assertions.
+    pub state: Arc<Mutex<BbState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for BitbucketSim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl BitbucketSim {
+    /// Starts a simulator on 127.0.0.1 with a free port.
+    pub async fn start(state: BbState) -> BitbucketSim {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), state).await
+    }
+
+    /// Starts a simulator on the given address.
+    pub async fn start_on(addr: SocketAddr, state: BbState) -> BitbucketSim {
+        let state = Arc::new(Mutex::new(state));
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("binding the Bitbucket simulator");
+        let addr = listener.local_addr().unwrap();
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        BitbucketSim { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:PORT` (the REST API is under `/rest/api/1.0`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Locks the state.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, BbState> {
+        self.state.lock().unwrap()
+    }
+}
+
+type Shared = Arc<Mutex<BbState>>;
+
+/// The axum router (paths under `/rest/api/1.0` and `/rest/api/latest`).
+pub fn router(state: Shared) -> Router {
+    Router::new().route("/rest/api/{version}/{*rest}", any(dispatch)).route("/status", get(|| async { "ok" })).with_state(state)
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (status, [("content-type", JSON)], body.to_string()).into_response()
+}
+
+fn error(status: StatusCode, exception: &str, message: impl Into<String>) -> Response {
+    reply(status, json!({"errors": [{"context": null, "message": message.into(), "exceptionName": exception}]}))
+}
+
+fn no_user(name: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "com.atlassian.bitbucket.user.NoSuchUserException", format!("User {name} does not exist."))
+}
+
+fn no_group(name: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "com.atlassian.bitbucket.user.NoSuchGroupException", format!("Group {name} does not exist."))
+}
+
+fn read_only(name: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "com.atlassian.bitbucket.user.UserReadOnlyException",
+        format!("User {name} belongs to a read-only directory and can only be modified in that directory."),
+    )
+}
+
+fn over_licence(msg: String) -> Response {
+    error(StatusCode::FORBIDDEN, "com.atlassian.bitbucket.license.LicenseLimitExceededException", msg)
+}
+
+fn bad_request(msg: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, "com.atlassian.bitbucket.validation.ArgumentValidationException", msg)
+}
+
+fn user_json(u: &SimUser) -> Value {
+    json!({
+        "name": u.name, "emailAddress": u.email, "active": true, "displayName": u.display_name,
+        "id": u.id, "slug": u.name.to_lowercase(), "type": "NORMAL", "directoryName": u.directory,
+        "deletable": true, "mutableDetails": u.mutable, "mutableGroups": u.mutable,
+        "lastAuthenticationTimestamp": 0,
+        "links": {"self": [{"href": format!("http://bitbucket.example/users/{}", u.name.to_lowercase())}]},
+    })
+}
+
+fn group_json(name: &str) -> Value {
+    json!({"name": name, "deletable": true})
+}
+
+fn page(q: &HashMap<String, String>, values: Vec<Value>) -> Response {
+    let start: usize = q.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let limit: usize = q.get("limit").and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let total = values.len();
+    let slice: Vec<Value> = values.into_iter().skip(start).take(limit).collect();
+    let is_last = start + slice.len() >= total;
+    let mut body = json!({"size": slice.len(), "limit": limit, "isLastPage": is_last, "values": slice, "start": start, "filter": q.get("filter")});
+    if !is_last {
+        body["nextPageStart"] = json!(start + limit);
+    }
+    reply(StatusCode::OK, body)
+}
+
+fn matches_filter(q: &HashMap<String, String>, fields: &[&str]) -> bool {
+    match q.get("filter") {
+        Some(f) if !f.is_empty() => fields.iter().any(|x| x.to_lowercase().contains(&f.to_lowercase())),
+        _ => true,
+    }
+}
+
+fn authorised(s: &BbState, headers: &HeaderMap) -> bool {
+    let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
+    if let Some(token) = auth.strip_prefix("Bearer ") {
+        return s.token.as_deref() == Some(token);
+    }
+    let Some(b64) = auth.strip_prefix("Basic ") else { return false };
+    use base64::Engine as _;
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else { return false };
+    let raw = String::from_utf8_lossy(&raw);
+    let (u, p) = raw.split_once(':').unwrap_or((&raw, ""));
+    (u == s.admin.0 && p == s.admin.1) || s.token.as_deref() == Some(p)
+}
+
+#[derive(Deserialize)]
+struct UserUpdate {
+    name: String,
+    #[serde(rename = "displayName")]
+    display_name: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Rename {
+    name: String,
+    #[serde(rename = "newName")]
+    new_name: String,
+}
+
+#[derive(Deserialize)]
+struct AddGroups {
+    user: String,
+    groups: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct AddUsers {
+    group: String,
+    users: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Picker {
+    context: String,
+    #[serde(rename = "itemName")]
+    item_name: String,
+}
+
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("The request body is invalid: {e}")))
+}
+
+fn query_all(uri: &Uri, key: &str) -> Vec<String> {
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).filter(|(k, _)| k == key).map(|(_, v)| v.into_owned()).collect()
+}
+
+async fn dispatch(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().splitn(5, '/').nth(4).map(|p| format!("/{p}")).unwrap_or_default();
+    let mut s = state.lock().unwrap();
+    *s.calls.entry(format!("{method} {path}")).or_default() += 1;
+    if let Some(b) = s.rate.as_mut() {
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.per_second).min(b.capacity);
+        b.at = now;
+        if b.tokens < 1.0 {
+            let wait = ((1.0 - b.tokens) / b.per_second).ceil().max(1.0) as u64;
+            let (cap, rate) = (b.capacity, b.per_second);
+            s.throttled += 1;
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [
+                    ("content-type", JSON.to_string()),
+                    ("retry-after", wait.to_string()),
+                    ("x-ratelimit-limit", (cap as u64).to_string()),
+                    ("x-ratelimit-remaining", "0".to_string()),
+                    ("x-ratelimit-fillrate", (rate as u64).max(1).to_string()),
+                    ("x-ratelimit-interval-seconds", "1".to_string()),
+                ],
+                json!({"errors": [{"context": null, "message": "You have been rate limited.", "exceptionName": null}]}).to_string(),
+            )
+                .into_response();
+        }
+        b.tokens -= 1.0;
+    }
+    if let Some(f) = s.faults.iter_mut().find(|f| f.remaining > 0 && f.method.as_ref().is_none_or(|m| *m == method) && path.contains(&f.path_contains)) {
+        f.remaining -= 1;
+        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return error(status, "com.atlassian.bitbucket.ServiceException", "Injected fault");
+    }
+    if !authorised(&s, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException", "Authentication failed. Please check your credentials and try again.");
+    }
+    let resp = handle(&mut s, &method, &path, &uri, &q, &body);
+    if method != Method::GET && resp.status().is_success() {
+        s.writes += 1;
+    }
+    resp
+}
+
+fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<String, String>, body: &Bytes) -> Response {
+    let name_param = || q.get("name").cloned().unwrap_or_default();
+    match (method.as_str(), path) {
+        ("GET", "/admin/users") => {
+            let values = s.users.values().filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email])).map(user_json).collect();
+            page(q, values)
+        }
+        ("POST", "/admin/users") => {
+            let (Some(name), Some(display), Some(email)) = (q.get("name"), q.get("displayName"), q.get("emailAddress")) else {
+                return bad_request("name, displayName and emailAddress are required");
+            };
+            let notify = q.get("notify").is_some_and(|v| v == "true");
+            if q.get("password").is_none() && !notify {
+                return bad_request("A password is required unless notify is set");
+            }
+            if name.trim().is_empty() {
+                return bad_request("The username must not be blank.");
+            }
+            if s.users.contains_key(&name.to_lowercase()) {
+                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.user.DuplicateUserException", format!("A user with name '{name}' already exists."));
+            }
+            s.deleted.remove(&name.to_lowercase());
+            s.add_user(name, display, email, true);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("PUT", "/admin/users") => {
+            let upd: UserUpdate = match parse_body(body) {
+                Ok(u) => u,
+                Err(r) => return r,
+            };
+            let Some(u) = s.users.get_mut(&upd.name.to_lowercase()) else { return no_user(&upd.name) };
+            if !u.mutable {
+                return read_only(&upd.name);
+            }
+            if let Some(d) = upd.display_name {
+                u.display_name = d;
+            }
+            if let Some(e) = upd.email {
+                u.email = e;
+            }
+            reply(StatusCode::OK, user_json(u))
+        }
+        ("DELETE", "/admin/users") => {
+            let name = name_param();
+            let key = name.to_lowercase();
+            if key == s.admin.0 {
+                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.IntegrityException", "You cannot delete yourself.");
+            }
+            let Some(u) = s.users.remove(&key) else { return no_user(&name) };
+            for members in s.groups.values_mut() {
+                members.remove(&key);
+            }
+            s.user_perms.remove(&key);
+            s.deleted.insert(key);
+            reply(StatusCode::OK, user_json(&u))
+        }
+        ("POST", "/admin/users/rename") => {
+            let r: Rename = match parse_body(body) {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            };
+            let (old, new) = (r.name.to_lowercase(), r.new_name.to_lowercase());
+            let Some(u) = s.users.get(&old) else { return no_user(&r.name) };
+            if !u.mutable {
+                return read_only(&r.name);
+            }
+            if old != new && s.users.contains_key(&new) {
+                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.user.DuplicateUserException", format!("A user with name '{}' already exists.", r.new_name));
+            }
+            let mut u = s.users.remove(&old).unwrap();
+            u.name = r.new_name.clone();
+            for members in s.groups.values_mut() {
+                if members.remove(&old) {
+                    members.insert(new.clone());
+                }
+            }
+            if let Some(p) = s.user_perms.remove(&old) {
+                s.user_perms.insert(new.clone(), p);
+            }
+            let out = user_json(&u);
+            s.users.insert(new, u);
+            reply(StatusCode::OK, out)
+        }
+        ("POST", "/admin/users/add-groups") => {
+            let a: AddGroups = match parse_body(body) {
+                Ok(a) => a,
+                Err(r) => return r,
+            };
+            let key = a.user.to_lowercase();
+            let Some(u) = s.users.get(&key) else { return no_user(&a.user) };
+            if !u.mutable {
+                return read_only(&a.user);
+            }
+            if let Some(g) = a.groups.iter().find(|g| !s.groups.contains_key(*g)) {
+                return no_group(g);
+            }
+            if a.groups.iter().any(|g| s.group_perms.contains_key(g)) {
+                if let Some(msg) = s.over_licence_with(&BTreeSet::from([key.clone()])) {
+                    return over_licence(msg);
+                }
+            }
+            for g in &a.groups {
+                s.groups.get_mut(g).unwrap().insert(key.clone());
+            }
+            StatusCode::OK.into_response()
+        }
+        ("POST", "/admin/groups/add-users") => {
+            let a: AddUsers = match parse_body(body) {
+                Ok(a) => a,
+                Err(r) => return r,
+            };
+            if !s.groups.contains_key(&a.group) {
+                return no_group(&a.group);
+            }
+            let keys: BTreeSet<String> = a.users.iter().map(|u| u.to_lowercase()).collect();
+            if let Some(missing) = a.users.iter().find(|u| !s.users.contains_key(&u.to_lowercase())) {
+                return no_user(missing);
+            }
+            if let Some(ro) = a.users.iter().find(|u| !s.users[&u.to_lowercase()].mutable) {
+                return read_only(ro);
+            }
+            if s.group_perms.contains_key(&a.group) {
+                if let Some(msg) = s.over_licence_with(&keys) {
+                    return over_licence(msg);
+                }
+            }
+            s.groups.get_mut(&a.group).unwrap().extend(keys);
+            StatusCode::OK.into_response()
+        }
+        ("POST", "/admin/users/remove-group") | ("POST", "/admin/groups/remove-user") => {
+            let p: Picker = match parse_body(body) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            let (user, group) = if path == "/admin/users/remove-group" { (p.context, p.item_name) } else { (p.item_name, p.context) };
+            let key = user.to_lowercase();
+            let Some(u) = s.users.get(&key) else { return no_user(&user) };
+            if !u.mutable {
+                return read_only(&user);
+            }
+            let Some(members) = s.groups.get_mut(&group) else { return no_group(&group) };
+            members.remove(&key);
+            StatusCode::OK.into_response()
+        }
+        ("GET", "/admin/users/more-members") => {
+            let user = q.get("context").cloned().unwrap_or_default().to_lowercase();
+            if !s.users.contains_key(&user) {
+                return no_user(&user);
+            }
+            let values = s.groups.iter().filter(|(g, m)| m.contains(&user) && matches_filter(q, &[g])).map(|(g, _)| group_json(g)).collect();
+            page(q, values)
+        }
+        ("GET", "/admin/users/erasure") | ("POST", "/admin/users/erasure") => {
+            let name = name_param();
+            let key = name.to_lowercase();
+            if s.users.contains_key(&key) {
+                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.IntegrityException", format!("Cannot erase the username of a not deleted user {name}."));
+            }
+            if !s.deleted.contains(&key) {
+                return no_user(&name);
+            }
+            if method == Method::GET {
+                return StatusCode::NO_CONTENT.into_response();
+            }
+            s.deleted.remove(&key);
+            let id = s.next_id;
+            s.next_id += 1;
+            reply(StatusCode::OK, json!({"newIdentifier": format!("user-{id:x}")}))
+        }
+        ("GET", "/admin/groups") => {
+            let values = s.groups.keys().filter(|g| matches_filter(q, &[g])).map(|g| group_json(g)).collect();
+            page(q, values)
+        }
+        ("POST", "/admin/groups") => {
+            let name = name_param();
+            if name.trim().is_empty() {
+                return bad_request("The group name must not be blank.");
+            }
+            if s.groups.contains_key(&name) {
+                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.user.DuplicateGroupException", format!("The group '{name}' already exists."));
+            }
+            s.groups.insert(name.clone(), BTreeSet::new());
+            reply(StatusCode::OK, group_json(&name))
+        }
+        ("DELETE", "/admin/groups") => {
+            let name = name_param();
+            if s.groups.remove(&name).is_none() {
+                return no_group(&name);
+            }
+            s.group_perms.remove(&name);
+            reply(StatusCode::OK, group_json(&name))
+        }
+        ("GET", "/admin/groups/more-members") => {
+            let group = q.get("context").cloned().unwrap_or_default();
+            let Some(members) = s.groups.get(&group) else { return no_group(&group) };
+            let values = members.iter().filter_map(|m| s.users.get(m)).filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email])).map(user_json).collect();
+            page(q, values)
+        }
+        ("GET", "/admin/permissions/groups") => {
+            let values = s.group_perms.iter().filter(|(g, _)| matches_filter(q, &[g])).map(|(g, p)| json!({"group": group_json(g), "permission": p.as_str()})).collect();
+            page(q, values)
+        }
+        ("GET", "/admin/permissions/users") => {
+            let values = s
+                .user_perms
+                .iter()
+                .filter_map(|(u, p)| s.users.get(u).map(|u| (u, p)))
+                .filter(|(u, _)| matches_filter(q, &[&u.name]))
+                .map(|(u, p)| json!({"user": user_json(u), "permission": p.as_str()}))
+                .collect();
+            page(q, values)
+        }
+        ("PUT", "/admin/permissions/groups") | ("PUT", "/admin/permissions/users") => {
+            let Some(p) = q.get("permission").and_then(|p| Permission::parse(p)) else {
+                return bad_request("permission must be one of LICENSED_USER, PROJECT_CREATE, ADMIN, SYS_ADMIN");
+            };
+            let names = query_all(uri, "name");
+            if names.is_empty() {
+                return bad_request("at least one name is required");
+            }
+            if path.ends_with("groups") {
+                if let Some(g) = names.iter().find(|g| !s.groups.contains_key(*g)) {
+                    return no_group(g);
+                }
+                let extra: BTreeSet<String> = names.iter().flat_map(|g| s.groups[g].iter().cloned()).collect();
+                if let Some(msg) = s.over_licence_with(&extra) {
+                    return over_licence(msg);
+                }
+                for g in names {
+                    s.group_perms.insert(g, p);
+                }
+            } else {
+                if let Some(u) = names.iter().find(|u| !s.users.contains_key(&u.to_lowercase())) {
+                    return no_user(u);
+                }
+                let extra: BTreeSet<String> = names.iter().map(|u| u.to_lowercase()).collect();
+                if let Some(msg) = s.over_licence_with(&extra) {
+                    return over_licence(msg);
+                }
+                for u in extra {
+                    s.user_perms.insert(u, p);
+                }
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("DELETE", "/admin/permissions/groups") => {
+            let name = name_param();
+            if !s.groups.contains_key(&name) {
+                return no_group(&name);
+            }
+            s.group_perms.remove(&name);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("DELETE", "/admin/permissions/users") => {
+            let name = name_param();
+            if !s.users.contains_key(&name.to_lowercase()) {
+                return no_user(&name);
+            }
+            s.user_perms.remove(&name.to_lowercase());
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("GET", "/admin/license") => {
+            let current = s.licensed_users().len();
+            reply(
+                StatusCode::OK,
+                json!({
+                    "creationDate": 1_700_000_000_000u64, "purchaseDate": 1_700_000_000_000u64,
+                    "expiryDate": 4_102_444_800_000u64, "maintenanceExpiryDate": 4_102_444_800_000u64,
+                    "gracePeriodEndDate": 4_102_444_800_000u64, "daysBeforeExpiry": 9999,
+                    "maximumNumberOfUsers": s.max_users.map_or(-1, i64::from), "unlimitedNumberOfUsers": s.max_users.is_none(),
+                    "serverId": "SIM-0000-0000-0000", "supportEntitlementNumber": "SEN-SIM",
+                    "status": {"currentNumberOfUsers": current, "serverId": "SIM-0000-0000-0000"},
+                }),
+            )
+        }
+        ("GET", "/admin/user-directories") => reply(
+            StatusCode::OK,
+            json!([
+                {"name": "Bitbucket Internal Directory", "type": "INTERNAL", "active": true, "description": "Bitbucket Internal Directory"},
+                {"name": "Delegated LDAP", "type": "DELEGATING", "active": true, "description": "Read-only external directory"},
+            ]),
+        ),
+        _ => error(StatusCode::NOT_FOUND, "com.atlassian.bitbucket.NoSuchEntityException", format!("{method} {path} is not simulated")),
+    }
+}
+
+/// Waits until the simulator answers, for callers that start it elsewhere.
+pub async fn wait_ready(url: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if reqwest::get(format!("{url}/status")).await.is_ok_and(|r| r.status().is_success()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
