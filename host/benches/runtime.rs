@@ -44,30 +44,50 @@ fn native_map(settings: &rules::Settings, users: &[User]) -> Vec<UserOutcome> {
         .cloned()
         .map(|mut u| {
             if let Some(reason) = rules::drop_reason(settings, u.active) {
-                return UserOutcome { user: None, reason: Some(reason.into()), error: None };
+                return UserOutcome {
+                    user: None,
+                    reason: Some(reason.into()),
+                    error: None,
+                };
             }
             u.username = rules::username(settings, &u.username);
             u.email = u.email.as_deref().and_then(rules::email);
             u.display_name = u.display_name.as_deref().and_then(rules::display_name);
-            UserOutcome { user: Some(u), reason: None, error: None }
+            UserOutcome {
+                user: Some(u),
+                reason: None,
+                error: None,
+            }
         })
         .collect()
 }
 
 #[tokio::main]
 async fn main() {
-    let limits = Limits { call_timeout_secs: 30.0, ..Limits::default() };
+    let limits = Limits {
+        call_timeout_secs: 30.0,
+        ..Limits::default()
+    };
     let rt = TestRuntime::new(&[("normalize", "normalize.wasm")]).await;
     let plugin = rt.runtime.plugin("normalize").unwrap();
 
     // 1. Per-job instantiation: fresh Store + InstancePre::instantiate (pooling), then drop.
     for _ in 0..200 {
-        drop(rt.runtime.start(plugin.clone(), limits.clone(), SourceAccess::none()).await.unwrap());
+        drop(
+            rt.runtime
+                .start(plugin.clone(), limits.clone(), SourceAccess::none())
+                .await
+                .unwrap(),
+        );
     }
     let mut samples = Vec::new();
     for _ in 0..5000 {
         let t = Instant::now();
-        let job = rt.runtime.start(plugin.clone(), limits.clone(), SourceAccess::none()).await.unwrap();
+        let job = rt
+            .runtime
+            .start(plugin.clone(), limits.clone(), SourceAccess::none())
+            .await
+            .unwrap();
         samples.push(t.elapsed());
         drop(job);
     }
@@ -75,7 +95,11 @@ async fn main() {
     let mut samples = Vec::new();
     for _ in 0..2000 {
         let t = Instant::now();
-        let mut job = rt.runtime.start(plugin.clone(), limits.clone(), SourceAccess::none()).await.unwrap();
+        let mut job = rt
+            .runtime
+            .start(plugin.clone(), limits.clone(), SourceAccess::none())
+            .await
+            .unwrap();
         job.describe().await.unwrap();
         drop(job);
         samples.push(t.elapsed());
@@ -105,11 +129,19 @@ async fn main() {
     // 3 + 4. A page of 1,000 users through the transform, round trip, vs native.
     let page = users(1000);
     let settings_json = r#"{"strip_domain": true, "drop_inactive": true}"#;
-    let mut job = rt.runtime.start(plugin.clone(), limits.clone(), SourceAccess::none()).await.unwrap();
+    let mut job = rt
+        .runtime
+        .start(plugin.clone(), limits.clone(), SourceAccess::none())
+        .await
+        .unwrap();
     let wasm_out = job.map_users(settings_json, &page).await.unwrap();
     let settings: rules::Settings = serde_json::from_str(settings_json).unwrap();
     let native_out = native_map(&settings, &page);
-    assert_eq!(format!("{wasm_out:?}"), format!("{native_out:?}"), "WASM and native must agree");
+    assert_eq!(
+        format!("{wasm_out:?}"),
+        format!("{native_out:?}"),
+        "WASM and native must agree"
+    );
     let mut wasm_samples = Vec::new();
     let mut native_samples = Vec::new();
     for _ in 0..300 {
@@ -126,12 +158,36 @@ async fn main() {
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
     println!("| measurement | result | target |");
     println!("|---|---|---|");
-    println!("| new job: fresh Store + instantiate from InstancePre (pooling), median of 5,000 | {} | ≤ 50 µs |", us(instantiate));
-    println!("| new job + `describe()` call + drop, median of 2,000 | {} | — |", us(job_roundtrip));
-    println!("| cold load: compile with Cranelift + validate + link + describe, median of 5 | {} | — |", ms(cold));
-    println!("| cached load: map the `.cwasm` + validate + link + describe, median of 100 | {} | ≤ 5 ms |", ms(cached));
-    println!("| cold ÷ cached | {:.0}× | — |", cold.as_secs_f64() / cached.as_secs_f64());
-    println!("| 1,000 users through `normalize` in WASM, round trip, median of 300 | {} | ≤ 2 ms |", ms(wasm_page));
-    println!("| the same 1,000 users through the same rules natively | {} | — |", ms(native_page));
-    println!("| WASM ÷ native | {:.1}× | — |", wasm_page.as_secs_f64() / native_page.as_secs_f64());
+    println!(
+        "| new job: fresh Store + instantiate from InstancePre (pooling), median of 5,000 | {} | ≤ 50 µs |",
+        us(instantiate)
+    );
+    println!(
+        "| new job + `describe()` call + drop, median of 2,000 | {} | — |",
+        us(job_roundtrip)
+    );
+    println!(
+        "| cold load: compile with Cranelift + validate + link + describe, median of 5 | {} | — |",
+        ms(cold)
+    );
+    println!(
+        "| cached load: map the `.cwasm` + validate + link + describe, median of 100 | {} | ≤ 5 ms |",
+        ms(cached)
+    );
+    println!(
+        "| cold ÷ cached | {:.0}× | — |",
+        cold.as_secs_f64() / cached.as_secs_f64()
+    );
+    println!(
+        "| 1,000 users through `normalize` in WASM, round trip, median of 300 | {} | ≤ 2 ms |",
+        ms(wasm_page)
+    );
+    println!(
+        "| the same 1,000 users through the same rules natively | {} | — |",
+        ms(native_page)
+    );
+    println!(
+        "| WASM ÷ native | {:.1}× | — |",
+        wasm_page.as_secs_f64() / native_page.as_secs_f64()
+    );
 }

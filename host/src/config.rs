@@ -37,10 +37,14 @@ impl SecretRef {
     fn resolve(&self, base: &Path, what: &str) -> Result<SecretValue, String> {
         match (&self.value, &self.env, &self.file) {
             (Some(v), None, None) => Ok(SecretValue::new(v.clone())),
-            (None, Some(var), None) => std::env::var(var).map(SecretValue::new).map_err(|_| format!("{what}: environment variable {var} is not set")),
+            (None, Some(var), None) => std::env::var(var)
+                .map(SecretValue::new)
+                .map_err(|_| format!("{what}: environment variable {var} is not set")),
             (None, None, Some(f)) => {
                 let path = base.join(f);
-                std::fs::read_to_string(&path).map(|s| SecretValue::new(s.trim_end().to_string())).map_err(|e| format!("{what}: cannot read {}: {e}", path.display()))
+                std::fs::read_to_string(&path)
+                    .map(|s| SecretValue::new(s.trim_end().to_string()))
+                    .map_err(|e| format!("{what}: cannot read {}: {e}", path.display()))
             }
             _ => Err(format!("{what}: give exactly one of `value`, `env` or `file`")),
         }
@@ -144,7 +148,10 @@ pub struct Threshold {
 
 impl Default for Threshold {
     fn default() -> Self {
-        Threshold { count: 50, percent: 10.0 }
+        Threshold {
+            count: 50,
+            percent: 10.0,
+        }
     }
 }
 
@@ -239,7 +246,10 @@ fn default_retries() -> u32 {
     6
 }
 fn default_target_budget() -> BudgetConfig {
-    BudgetConfig { per_second: 200.0, burst: 200 }
+    BudgetConfig {
+        per_second: 200.0,
+        burst: 200,
+    }
 }
 
 fn valid_id(id: &str) -> bool {
@@ -249,7 +259,10 @@ fn valid_id(id: &str) -> bool {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError { file: path.display().to_string(), message };
+        let err = |message: String| ConfigError {
+            file: path.display().to_string(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
         let mut config: Config = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -259,7 +272,10 @@ impl Config {
 
     /// Parses a configuration from text (relative paths against `base_dir`).
     pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError { file: "(inline)".into(), message };
+        let err = |message: String| ConfigError {
+            file: "(inline)".into(),
+            message,
+        };
         let mut config: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         config.base_dir = base_dir.to_path_buf();
         config.validate().map_err(err)?;
@@ -283,7 +299,9 @@ impl Config {
                 }
             }
             for secret in &s.secrets {
-                secret.from.resolve(&self.base_dir, &format!("source '{}' secret '{}'", s.id, secret.name))?;
+                secret
+                    .from
+                    .resolve(&self.base_dir, &format!("source '{}' secret '{}'", s.id, secret.name))?;
             }
         }
         let t = &self.target;
@@ -298,14 +316,19 @@ impl Config {
             return Err("target: give exactly one of `password` or `token`".into());
         }
         if !(0.0..=100.0).contains(&t.threshold.percent) {
-            return Err(format!("target threshold.percent {} must be between 0 and 100", t.threshold.percent));
+            return Err(format!(
+                "target threshold.percent {} must be between 0 and 100",
+                t.threshold.percent
+            ));
         }
         if t.concurrency == 0 || t.batch_size == 0 {
             return Err("target concurrency and batch_size must be at least 1".into());
         }
         for (attr, order) in &t.attribute_priority {
             if let Some(unknown) = order.iter().find(|s| !self.sources.iter().any(|x| &x.id == *s)) {
-                return Err(format!("target attribute_priority.{attr} names unknown source '{unknown}'"));
+                return Err(format!(
+                    "target attribute_priority.{attr} names unknown source '{unknown}'"
+                ));
             }
         }
         Ok(())
@@ -322,7 +345,9 @@ impl Config {
             .secrets
             .iter()
             .map(|s| {
-                let v = s.from.resolve(&self.base_dir, &format!("source '{}' secret '{}'", source.id, s.name))?;
+                let v = s
+                    .from
+                    .resolve(&self.base_dir, &format!("source '{}' secret '{}'", source.id, s.name))?;
                 Ok(serde_json::json!({
                     "name": s.name, "value": v.expose(), "hosts": s.hosts,
                     "kind": if s.kind == SecretKind::SigningKey { "signing-key" } else { "value" },
@@ -389,11 +414,29 @@ mod tests {
     #[test]
     fn mistakes_are_named() {
         let cases = [
-            (GOOD.replace("deprovision = \"delete\"", "deprovision = \"nuke\""), "unknown variant `nuke`"),
-            (GOOD.replace("plugin = \"file\"", "plugin = \"file\"\npriorty = 3"), "unknown field `priorty`"),
-            (GOOD.replace("https://login.example\"]\n        [[source.secrets]]", "http://login.example\"]\n        [[source.secrets]]"), "allow_insecure_http"),
-            (GOOD.replace("password = { value = \"password\" }", ""), "exactly one of `password` or `token`"),
-            (GOOD.replace("value = \"s3cret\"", "env = \"ROSTER_TEST_SURELY_UNSET\""), "ROSTER_TEST_SURELY_UNSET is not set"),
+            (
+                GOOD.replace("deprovision = \"delete\"", "deprovision = \"nuke\""),
+                "unknown variant `nuke`",
+            ),
+            (
+                GOOD.replace("plugin = \"file\"", "plugin = \"file\"\npriorty = 3"),
+                "unknown field `priorty`",
+            ),
+            (
+                GOOD.replace(
+                    "https://login.example\"]\n        [[source.secrets]]",
+                    "http://login.example\"]\n        [[source.secrets]]",
+                ),
+                "allow_insecure_http",
+            ),
+            (
+                GOOD.replace("password = { value = \"password\" }", ""),
+                "exactly one of `password` or `token`",
+            ),
+            (
+                GOOD.replace("value = \"s3cret\"", "env = \"ROSTER_TEST_SURELY_UNSET\""),
+                "ROSTER_TEST_SURELY_UNSET is not set",
+            ),
             (GOOD.replace("id = \"hr\"", "id = \"h r\""), "source id \"h r\""),
         ];
         for (text, expected) in cases {

@@ -113,9 +113,15 @@ fn init_tracing(format: &str) {
 /// Logs warnings and errors only, unless ROSTER_LOG says otherwise (commands that print reports).
 fn init_quiet_tracing(format: &str) {
     if std::env::var_os("ROSTER_LOG").is_none() {
-                let filter = tracing_subscriber::EnvFilter::new("warn");
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-        if format == "json" { builder.json().init() } else { builder.init() }
+        let filter = tracing_subscriber::EnvFilter::new("warn");
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        if format == "json" {
+            builder.json().init()
+        } else {
+            builder.init()
+        }
     } else {
         init_tracing(format);
     }
@@ -141,9 +147,20 @@ async fn main() -> anyhow::Result<()> {
             init_tracing(&cli.log_format);
             cli::demo::run(&cli, *users, *listen, *once).await
         }
-        Command::Sync { sources, dry_run, incremental, json } => {
+        Command::Sync {
+            sources,
+            dry_run,
+            incremental,
+            json,
+        } => {
             init_quiet_tracing(&cli.log_format);
-            let opts = roster::sync::SyncOptions { sources: sources.clone(), incremental: *incremental, dry_run: *dry_run, trigger: "cli".into(), actor: cli::actor() };
+            let opts = roster::sync::SyncOptions {
+                sources: sources.clone(),
+                incremental: *incremental,
+                dry_run: *dry_run,
+                trigger: "cli".into(),
+                actor: cli::actor(),
+            };
             cli::sync::sync(&cli, &opts, *json).await
         }
         Command::Plan { command } => {

@@ -50,14 +50,29 @@ deprovision = "disable"
         ),
     )?;
     println!("Bitbucket simulator: {} (admin / password)", sim.url());
-    println!("sample directory: {} users, {} groups, {} memberships in {}", directory.users.len(), directory.groups.len(), directory.memberships.len(), dir.join("directory.json").display());
+    println!(
+        "sample directory: {} users, {} groups, {} memberships in {}",
+        directory.users.len(),
+        directory.groups.len(),
+        directory.memberships.len(),
+        dir.join("directory.json").display()
+    );
     let engine = super::engine_for(cli, &config).await?;
-    let opts = SyncOptions { trigger: "demo".into(), actor: super::actor(), ..SyncOptions::default() };
+    let opts = SyncOptions {
+        trigger: "demo".into(),
+        actor: super::actor(),
+        ..SyncOptions::default()
+    };
     let report = engine.sync(&opts, &Bars::default()).await?;
     super::sync::print_report_pub(&report);
     {
         let s = sim.lock();
-        println!("Bitbucket now has {} users, {} groups, {} licensed", s.users().len(), s.groups().len(), s.licensed_users().len());
+        println!(
+            "Bitbucket now has {} users, {} groups, {} licensed",
+            s.users().len(),
+            s.groups().len(),
+            s.licensed_users().len()
+        );
     }
     if once {
         return Ok(());
@@ -65,6 +80,10 @@ deprovision = "disable"
     println!("\nTry, in another terminal:");
     println!("  roster --config {} sync --dry-run", config.display());
     println!("  roster --config {} runs list", config.display());
-    println!("  roster --config {} runs export {} --format csv", config.display(), report.run_id);
+    println!(
+        "  roster --config {} runs export {} --format csv",
+        config.display(),
+        report.run_id
+    );
     crate::serve(cli, listen).await
 }

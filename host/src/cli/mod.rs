@@ -16,13 +16,22 @@ use crate::Cli;
 
 /// Who runs the command, for the audit log.
 pub fn actor() -> String {
-    format!("cli:{}", std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into()))
+    format!(
+        "cli:{}",
+        std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 /// The store in the data folder (created on first use), with the secret key.
 pub fn store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
-    std::fs::create_dir_all(&cli.data_dir).with_context(|| format!("creating the data folder {}", cli.data_dir.display()))?;
-    let key = Key::load(std::env::var("ROSTER_SECRET_KEY").ok().as_deref(), &cli.data_dir.join("secret.key"))?;
+    std::fs::create_dir_all(&cli.data_dir)
+        .with_context(|| format!("creating the data folder {}", cli.data_dir.display()))?;
+    let key = Key::load(
+        std::env::var("ROSTER_SECRET_KEY").ok().as_deref(),
+        &cli.data_dir.join("secret.key"),
+    )?;
     Ok(Arc::new(Store::open(&cli.data_dir.join("roster.db"), key)?))
 }
 

@@ -13,8 +13,16 @@ pub struct Bars {
 
 impl Progress for Bars {
     fn stage(&self, name: &str, total: u64) {
-        let bar = if total > 0 { ProgressBar::new(total) } else { ProgressBar::new_spinner() };
-        let template = if total > 0 { "{msg:>14} [{bar:40}] {pos}/{len} ({eta} left)" } else { "{msg:>14} {spinner} {pos} records" };
+        let bar = if total > 0 {
+            ProgressBar::new(total)
+        } else {
+            ProgressBar::new_spinner()
+        };
+        let template = if total > 0 {
+            "{msg:>14} [{bar:40}] {pos}/{len} ({eta} left)"
+        } else {
+            "{msg:>14} {spinner} {pos} records"
+        };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }

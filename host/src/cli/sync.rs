@@ -65,8 +65,15 @@ fn print_report(r: &RunReport) {
     let s = &r.summary;
     println!("run {}: {}", r.run_id, r.state);
     for f in &s.fetch {
-        let status = if f.complete { "complete".to_string() } else { format!("INCOMPLETE: {}", f.error.as_deref().unwrap_or("?")) };
-        println!("  fetch {:<12} {:<11} {} pages, {} users, {} groups, {} memberships, {} removals — {status}", f.source, f.mode, f.pages, f.users, f.groups, f.memberships, f.removals);
+        let status = if f.complete {
+            "complete".to_string()
+        } else {
+            format!("INCOMPLETE: {}", f.error.as_deref().unwrap_or("?"))
+        };
+        println!(
+            "  fetch {:<12} {:<11} {} pages, {} users, {} groups, {} memberships, {} removals — {status}",
+            f.source, f.mode, f.pages, f.users, f.groups, f.memberships, f.removals
+        );
     }
     if let (Some(id), Some(hash)) = (&r.plan_id, &r.plan_hash) {
         println!("  plan {id} (hash {})", &hash[..16]);
@@ -79,14 +86,20 @@ fn print_report(r: &RunReport) {
     }
     if let Some(g) = &s.guard {
         let limit = g.seat_limit.map_or("unlimited".to_string(), |l| l.to_string());
-        println!("  licence: {} in use of {limit}; licensed users {} → {}", g.seats_in_use, g.licensed_before, g.licensed_after);
+        println!(
+            "  licence: {} in use of {limit}; licensed users {} → {}",
+            g.seats_in_use, g.licensed_before, g.licensed_after
+        );
     }
     if s.applied.done + s.applied.failed > 0 {
         println!("  applied: {} done, {} failed", s.applied.done, s.applied.failed);
     }
     println!("  Bitbucket calls: {} ({} throttled)", s.api_calls_total, s.throttled);
     let order = ["fetch", "transform", "merge", "read", "plan", "guard", "apply"];
-    let stages: Vec<String> = order.iter().filter_map(|k| s.stage_ms.get(*k).map(|v| format!("{k} {v} ms"))).collect();
+    let stages: Vec<String> = order
+        .iter()
+        .filter_map(|k| s.stage_ms.get(*k).map(|v| format!("{k} {v} ms")))
+        .collect();
     println!("  time: {}", stages.join(", "));
     for c in &s.collisions {
         println!("  COLLISION {}: {}", c.subject, c.why);
@@ -108,8 +121,14 @@ pub async fn sync(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<(
     } else {
         print_report(&report);
         if report.state == "held" {
-            let (id, hash) = (report.plan_id.as_deref().unwrap_or("?"), report.plan_hash.as_deref().unwrap_or("?"));
-            println!("review: roster plan show {id}\napprove: roster plan approve {id} --hash {}", &hash[..16.min(hash.len())]);
+            let (id, hash) = (
+                report.plan_id.as_deref().unwrap_or("?"),
+                report.plan_hash.as_deref().unwrap_or("?"),
+            );
+            println!(
+                "review: roster plan show {id}\napprove: roster plan approve {id} --hash {}",
+                &hash[..16.min(hash.len())]
+            );
         }
     }
     match report.state.as_str() {
@@ -126,11 +145,20 @@ pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
             let plan = store.plan(id)?;
             let ops = store.plan_ops(id)?;
             if *json {
-                let list: Vec<_> = ops.iter().map(|(seq, _, _, detail, _)| serde_json::json!({"seq": seq, "op": detail})).collect();
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plan": plan, "operations": list}))?);
+                let list: Vec<_> = ops
+                    .iter()
+                    .map(|(seq, _, _, detail, _)| serde_json::json!({"seq": seq, "op": detail}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"plan": plan, "operations": list}))?
+                );
                 return Ok(());
             }
-            println!("plan {} for {} — {} — hash {}", plan.id, plan.target, plan.state, plan.hash);
+            println!(
+                "plan {} for {} — {} — hash {}",
+                plan.id, plan.target, plan.state, plan.hash
+            );
             if let Some(g) = &plan.guard {
                 for key in ["held", "refused"] {
                     if let Some(why) = g.get(key).and_then(|v| v.as_str()) {
@@ -172,9 +200,20 @@ pub fn runs(cli: &Cli, cmd: &RunsCommand) -> anyhow::Result<()> {
     let store = super::store(cli)?;
     match cmd {
         RunsCommand::List { limit } => {
-            println!("{:>5} {:<10} {:<12} {:<10} {:<20} PLAN", "RUN", "STATE", "MODE", "TRIGGER", "STARTED (unix ms)");
+            println!(
+                "{:>5} {:<10} {:<12} {:<10} {:<20} PLAN",
+                "RUN", "STATE", "MODE", "TRIGGER", "STARTED (unix ms)"
+            );
             for r in store.runs(*limit)? {
-                println!("{:>5} {:<10} {:<12} {:<10} {:<20} {}", r.id, r.state, r.mode, r.trigger, r.started_at, r.plan_id.unwrap_or_default());
+                println!(
+                    "{:>5} {:<10} {:<12} {:<10} {:<20} {}",
+                    r.id,
+                    r.state,
+                    r.mode,
+                    r.trigger,
+                    r.started_at,
+                    r.plan_id.unwrap_or_default()
+                );
             }
         }
         RunsCommand::Show { id } => {

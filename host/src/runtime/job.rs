@@ -77,10 +77,11 @@ impl Job {
         if matches!(plugin.prepared, Prepared::Transform(_)) {
             wasi.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
         } else if let Some(dir) = access.files() {
-            wasi.preopened_dir(dir, "/data", wasmtime_wasi::FsPerms::ReadOnly).map_err(|e| JobError {
-                plugin: Box::new(plugin.label.clone()),
-                failure: JobFailure::Start(format!("cannot open the source's files folder {}: {e}", dir.display())),
-            })?;
+            wasi.preopened_dir(dir, "/data", wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| JobError {
+                    plugin: Box::new(plugin.label.clone()),
+                    failure: JobFailure::Start(format!("cannot open the source's files folder {}: {e}", dir.display())),
+                })?;
         }
         let state = HostState {
             wasi: wasi.build(),

@@ -36,9 +36,18 @@ impl Store {
     /// The newest `limit` entries, newest first.
     pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, at, actor, origin, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+        let mut st =
+            conn.prepare("SELECT id, at, actor, origin, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
         let rows = st.query_map([limit], |r| {
-            Ok(AuditEntry { id: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, origin: r.get(3)?, action: r.get(4)?, subject: r.get(5)?, detail: r.get(6)? })
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                origin: r.get(3)?,
+                action: r.get(4)?,
+                subject: r.get(5)?,
+                detail: r.get(6)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

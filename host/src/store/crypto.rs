@@ -36,17 +36,23 @@ impl Key {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut b = [0u8; 32];
                 getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a new key: {e}")))?;
-                write_private(file, &STANDARD.encode(b)).map_err(|e| StoreError::Crypto(format!("cannot write the key file {}: {e}", file.display())))?;
+                write_private(file, &STANDARD.encode(b))
+                    .map_err(|e| StoreError::Crypto(format!("cannot write the key file {}: {e}", file.display())))?;
                 tracing::info!(file = %file.display(), "created a new secret key; back it up with the database");
                 Ok(Key(b))
             }
-            Err(e) => Err(StoreError::Crypto(format!("cannot read the key file {}: {e}", file.display()))),
+            Err(e) => Err(StoreError::Crypto(format!(
+                "cannot read the key file {}: {e}",
+                file.display()
+            ))),
         }
     }
 
     fn decode(v: &str) -> Result<Key, String> {
         let b = STANDARD.decode(v).map_err(|e| format!("not base64: {e}"))?;
-        let b: [u8; 32] = b.try_into().map_err(|v: Vec<u8>| format!("must be 32 bytes, is {}", v.len()))?;
+        let b: [u8; 32] = b
+            .try_into()
+            .map_err(|v: Vec<u8>| format!("must be 32 bytes, is {}", v.len()))?;
         Ok(Key(b))
     }
 
@@ -56,7 +62,11 @@ impl Key {
         getrandom::fill(&mut nonce).map_err(|e| StoreError::Crypto(format!("no randomness: {e}")))?;
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let mut out = nonce.to_vec();
-        out.extend(cipher.encrypt(&XNonce::from(nonce), plain).map_err(|_| StoreError::Crypto("sealing failed".into()))?);
+        out.extend(
+            cipher
+                .encrypt(&XNonce::from(nonce), plain)
+                .map_err(|_| StoreError::Crypto("sealing failed".into()))?,
+        );
         Ok(out)
     }
 

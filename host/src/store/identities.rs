@@ -56,7 +56,12 @@ impl Store {
         let conn = self.conn();
         let mut st = conn.prepare_cached("SELECT source, ext_id, username, state FROM identities WHERE target = ?1")?;
         let rows = st.query_map([target], |r| {
-            Ok(Identity { source: r.get(0)?, ext_id: r.get(1)?, username: r.get(2)?, state: IdentityState::parse(&r.get::<_, String>(3)?) })
+            Ok(Identity {
+                source: r.get(0)?,
+                ext_id: r.get(1)?,
+                username: r.get(2)?,
+                state: IdentityState::parse(&r.get::<_, String>(3)?),
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -72,7 +77,14 @@ impl Store {
                    last_renamed = CASE WHEN username != ?4 THEN ?6 ELSE last_renamed END, username = ?4, state = ?5",
             )?;
             for (source, ext_id) in records {
-                st.execute(params![target, source, ext_id, username.to_lowercase(), state.as_str(), now_ms()])?;
+                st.execute(params![
+                    target,
+                    source,
+                    ext_id,
+                    username.to_lowercase(),
+                    state.as_str(),
+                    now_ms()
+                ])?;
             }
         }
         tx.commit()?;

@@ -20,7 +20,8 @@ pub(super) fn apply(conn: &mut Connection) -> Result<()> {
     )?;
     let applied: Vec<(i64, String, String)> = {
         let mut st = conn.prepare("SELECT version, name, checksum FROM schema_migrations ORDER BY version")?;
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?
     };
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if let Some((db, _, _)) = applied.iter().find(|(v, _, _)| *v > known) {
@@ -32,7 +33,11 @@ pub(super) fn apply(conn: &mut Connection) -> Result<()> {
         };
         let current = checksum(sql);
         if &current != recorded {
-            return Err(StoreError::MigrationChanged { name: name.clone(), recorded: recorded.clone(), current });
+            return Err(StoreError::MigrationChanged {
+                name: name.clone(),
+                recorded: recorded.clone(),
+                current,
+            });
         }
     }
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| !applied.iter().any(|a| a.0 == m.0)) {
@@ -57,15 +62,26 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         apply(&mut conn).unwrap();
         apply(&mut conn).unwrap();
-        let n: i64 = conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, MIGRATIONS.len() as i64);
 
-        conn.execute("UPDATE schema_migrations SET checksum = 'abc' WHERE version = 1", []).unwrap();
+        conn.execute("UPDATE schema_migrations SET checksum = 'abc' WHERE version = 1", [])
+            .unwrap();
         let err = apply(&mut conn).unwrap_err().to_string();
         assert!(err.contains("0001_init.sql was changed after it was applied"), "{err}");
 
-        conn.execute("UPDATE schema_migrations SET checksum = ?1 WHERE version = 1", [checksum(MIGRATIONS[0].2)]).unwrap();
-        conn.execute("INSERT INTO schema_migrations VALUES (99, '0099_future.sql', 'x', 0)", []).unwrap();
+        conn.execute(
+            "UPDATE schema_migrations SET checksum = ?1 WHERE version = 1",
+            [checksum(MIGRATIONS[0].2)],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (99, '0099_future.sql', 'x', 0)",
+            [],
+        )
+        .unwrap();
         let err = apply(&mut conn).unwrap_err().to_string();
         assert!(err.contains("schema version 99, newer than this Roster"), "{err}");
     }

@@ -81,7 +81,14 @@ pub struct MirrorMembership {
 
 impl Store {
     /// Writes one fetched page into the run's staging area.
-    pub fn stage_page(&self, run_id: i64, source: &str, users: &[MirrorUser], groups: &[MirrorGroup], memberships: &[MirrorMembership]) -> Result<()> {
+    pub fn stage_page(
+        &self,
+        run_id: i64,
+        source: &str,
+        users: &[MirrorUser],
+        groups: &[MirrorGroup],
+        memberships: &[MirrorMembership],
+    ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
@@ -90,19 +97,44 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for u in users {
-                st.execute(params![run_id, source, u.ext_id, u.username, u.email, u.display_name, u.active, attrs(&u.attributes), u.removed.map(Removed::as_str)])?;
+                st.execute(params![
+                    run_id,
+                    source,
+                    u.ext_id,
+                    u.username,
+                    u.email,
+                    u.display_name,
+                    u.active,
+                    attrs(&u.attributes),
+                    u.removed.map(Removed::as_str)
+                ])?;
             }
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO staging_groups (run_id, source, ext_id, name, description, attributes, removed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for g in groups {
-                st.execute(params![run_id, source, g.ext_id, g.name, g.description, attrs(&g.attributes), g.removed.map(Removed::as_str)])?;
+                st.execute(params![
+                    run_id,
+                    source,
+                    g.ext_id,
+                    g.name,
+                    g.description,
+                    attrs(&g.attributes),
+                    g.removed.map(Removed::as_str)
+                ])?;
             }
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO staging_memberships (run_id, source, group_id, member_id, member_is_group, removed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for m in memberships {
-                st.execute(params![run_id, source, m.group_id, m.member_id, m.member_is_group, m.removed])?;
+                st.execute(params![
+                    run_id,
+                    source,
+                    m.group_id,
+                    m.member_id,
+                    m.member_is_group,
+                    m.removed
+                ])?;
             }
         }
         tx.commit()?;
@@ -207,7 +239,12 @@ impl Store {
 
     /// The source's delta token, if its last fetch left one.
     pub fn cursor(&self, source: &str) -> Result<Option<String>> {
-        Ok(self.conn().query_row("SELECT delta_token FROM cursors WHERE source = ?1", [source], |r| r.get(0)).optional()?)
+        Ok(self
+            .conn()
+            .query_row("SELECT delta_token FROM cursors WHERE source = ?1", [source], |r| {
+                r.get(0)
+            })
+            .optional()?)
     }
 
     /// The source's mirrored users (soft-deleted ones included, marked).
@@ -217,11 +254,27 @@ impl Store {
             "SELECT ext_id, username, email, display_name, active, attributes, removed FROM mirror_users WHERE source = ?1 ORDER BY ext_id",
         )?;
         let rows = st.query_map([source], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?, r.get(6)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get::<_, String>(5)?,
+                r.get(6)?,
+            ))
         })?;
         rows.map(|r| {
             let (ext_id, username, email, display_name, active, a, removed) = r?;
-            Ok(MirrorUser { ext_id, username, email, display_name, active, attributes: json_col("mirror_users.attributes", &a)?, removed: Removed::parse(removed) })
+            Ok(MirrorUser {
+                ext_id,
+                username,
+                email,
+                display_name,
+                active,
+                attributes: json_col("mirror_users.attributes", &a)?,
+                removed: Removed::parse(removed),
+            })
         })
         .collect()
     }
@@ -229,11 +282,21 @@ impl Store {
     /// The source's mirrored groups.
     pub fn mirror_groups(&self, source: &str) -> Result<Vec<MirrorGroup>> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT ext_id, name, description, attributes FROM mirror_groups WHERE source = ?1 ORDER BY ext_id")?;
-        let rows = st.query_map([source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?)))?;
+        let mut st = conn.prepare_cached(
+            "SELECT ext_id, name, description, attributes FROM mirror_groups WHERE source = ?1 ORDER BY ext_id",
+        )?;
+        let rows = st.query_map([source], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))
+        })?;
         rows.map(|r| {
             let (ext_id, name, description, a) = r?;
-            Ok(MirrorGroup { ext_id, name, description, attributes: json_col("mirror_groups.attributes", &a)?, removed: None })
+            Ok(MirrorGroup {
+                ext_id,
+                name,
+                description,
+                attributes: json_col("mirror_groups.attributes", &a)?,
+                removed: None,
+            })
         })
         .collect()
     }
@@ -241,8 +304,16 @@ impl Store {
     /// The source's mirrored memberships.
     pub fn mirror_memberships(&self, source: &str) -> Result<Vec<MirrorMembership>> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT group_id, member_id, member_is_group FROM mirror_memberships WHERE source = ?1")?;
-        let rows = st.query_map([source], |r| Ok(MirrorMembership { group_id: r.get(0)?, member_id: r.get(1)?, member_is_group: r.get(2)?, removed: false }))?;
+        let mut st = conn
+            .prepare_cached("SELECT group_id, member_id, member_is_group FROM mirror_memberships WHERE source = ?1")?;
+        let rows = st.query_map([source], |r| {
+            Ok(MirrorMembership {
+                group_id: r.get(0)?,
+                member_id: r.get(1)?,
+                member_is_group: r.get(2)?,
+                removed: false,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
@@ -264,7 +335,10 @@ fn set_cursor(tx: &Transaction<'_>, source: &str, token: Option<&str>) -> rusqli
 
 fn clear_staging(tx: &Transaction<'_>, run_id: i64, source: &str) -> rusqlite::Result<()> {
     for t in ["staging_users", "staging_groups", "staging_memberships"] {
-        tx.execute(&format!("DELETE FROM {t} WHERE run_id = ?1 AND source = ?2"), params![run_id, source])?;
+        tx.execute(
+            &format!("DELETE FROM {t} WHERE run_id = ?1 AND source = ?2"),
+            params![run_id, source],
+        )?;
     }
     Ok(())
 }
@@ -275,13 +349,22 @@ mod tests {
     use crate::store::crypto::Key;
 
     fn user(id: &str, name: &str) -> MirrorUser {
-        MirrorUser { ext_id: id.into(), username: name.into(), email: None, display_name: None, active: true, attributes: vec![("dept".into(), "x".into())], removed: None }
+        MirrorUser {
+            ext_id: id.into(),
+            username: name.into(),
+            email: None,
+            display_name: None,
+            active: true,
+            attributes: vec![("dept".into(), "x".into())],
+            removed: None,
+        }
     }
 
     #[test]
     fn staging_reaches_the_mirror_only_when_promoted() {
         let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
-        s.stage_page(1, "hr", &[user("1", "alice"), user("2", "bob")], &[], &[]).unwrap();
+        s.stage_page(1, "hr", &[user("1", "alice"), user("2", "bob")], &[], &[])
+            .unwrap();
         s.promote_full(1, "hr", Some("d1")).unwrap();
         assert_eq!(s.mirror_users("hr").unwrap().len(), 2);
         // An incomplete second fetch: staged, then discarded.
@@ -294,12 +377,30 @@ mod tests {
     #[test]
     fn deltas_soft_delete_restore_and_hard_delete() {
         let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
-        let g = MirrorGroup { ext_id: "g".into(), name: "dev".into(), description: None, attributes: vec![], removed: None };
-        let m = |u: &str| MirrorMembership { group_id: "g".into(), member_id: u.into(), member_is_group: false, removed: false };
-        s.stage_page(1, "e", &[user("1", "a"), user("2", "b")], &[g], &[m("1"), m("2")]).unwrap();
+        let g = MirrorGroup {
+            ext_id: "g".into(),
+            name: "dev".into(),
+            description: None,
+            attributes: vec![],
+            removed: None,
+        };
+        let m = |u: &str| MirrorMembership {
+            group_id: "g".into(),
+            member_id: u.into(),
+            member_is_group: false,
+            removed: false,
+        };
+        s.stage_page(1, "e", &[user("1", "a"), user("2", "b")], &[g], &[m("1"), m("2")])
+            .unwrap();
         s.promote_full(1, "e", Some("t1")).unwrap();
-        let soft = MirrorUser { removed: Some(Removed::SoftDeleted), ..user("1", "a") };
-        let hard = MirrorUser { removed: Some(Removed::Deleted), ..user("2", "b") };
+        let soft = MirrorUser {
+            removed: Some(Removed::SoftDeleted),
+            ..user("1", "a")
+        };
+        let hard = MirrorUser {
+            removed: Some(Removed::Deleted),
+            ..user("2", "b")
+        };
         s.stage_page(2, "e", &[soft, hard], &[], &[]).unwrap();
         s.promote_delta(2, "e", Some("t2")).unwrap();
         let users = s.mirror_users("e").unwrap();

@@ -30,7 +30,9 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     /// A migration that was applied has been edited since.
-    #[error("migration {name} was changed after it was applied to this database (recorded checksum {recorded}, file now {current}); restore the original file — applied migrations are never edited, add a new one instead")]
+    #[error(
+        "migration {name} was changed after it was applied to this database (recorded checksum {recorded}, file now {current}); restore the original file — applied migrations are never edited, add a new one instead"
+    )]
     MigrationChanged {
         /// The migration file.
         name: String,
@@ -40,7 +42,9 @@ pub enum StoreError {
         current: String,
     },
     /// The database was written by a newer Roster.
-    #[error("the database is at schema version {db}, newer than this Roster knows ({known}); run the Roster version that wrote it, or a newer one")]
+    #[error(
+        "the database is at schema version {db}, newer than this Roster knows ({known}); run the Roster version that wrote it, or a newer one"
+    )]
     TooNew {
         /// Version in the database.
         db: i64,
@@ -74,7 +78,9 @@ pub struct Store {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Store {
@@ -95,7 +101,10 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate::apply(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn), key })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            key,
+        })
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
@@ -104,5 +113,8 @@ impl Store {
 }
 
 pub(crate) fn json_col<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Json { what, detail: e.to_string() })
+    serde_json::from_str(text).map_err(|e| StoreError::Json {
+        what,
+        detail: e.to_string(),
+    })
 }

@@ -111,7 +111,14 @@ impl Store {
     }
 
     /// Closes a run record.
-    pub fn finish_run(&self, id: i64, state: &str, plan_id: Option<&str>, summary: &serde_json::Value, error: Option<&str>) -> Result<()> {
+    pub fn finish_run(
+        &self,
+        id: i64,
+        state: &str,
+        plan_id: Option<&str>,
+        summary: &serde_json::Value,
+        error: Option<&str>,
+    ) -> Result<()> {
         self.conn().execute(
             "UPDATE runs SET state = ?2, finished_at = ?3, plan_id = COALESCE(?4, plan_id), summary = ?5, error = ?6 WHERE id = ?1",
             params![id, state, now_ms(), plan_id, summary.to_string(), error],
@@ -121,7 +128,10 @@ impl Store {
 
     /// One run.
     pub fn run(&self, id: i64) -> Result<RunRow> {
-        let row = self.conn().query_row(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"), [id], run_from).optional()?;
+        let row = self
+            .conn()
+            .query_row(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"), [id], run_from)
+            .optional()?;
         finish_run_row(row.ok_or_else(|| StoreError::NotFound(format!("no run {id}")))?)
     }
 
@@ -147,7 +157,9 @@ impl Store {
             params![plan.id, plan.run_id, plan.target, plan.hash, plan.state, plan.created_at, plan.guard.as_ref().map(|g| g.to_string())],
         )?;
         {
-            let mut st = tx.prepare_cached("INSERT INTO plan_ops (plan_id, seq, kind, subject, detail, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            let mut st = tx.prepare_cached(
+                "INSERT INTO plan_ops (plan_id, seq, kind, subject, detail, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
             for (seq, (kind, subject, detail, reason)) in ops.iter().enumerate() {
                 st.execute(params![plan.id, seq as i64, kind, subject, detail.to_string(), reason])?;
             }
@@ -163,21 +175,46 @@ impl Store {
             .query_row(
                 "SELECT id, run_id, target, hash, state, created_at, decided_by, guard FROM plans WHERE id = ?1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get::<_, Option<String>>(7)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                    ))
+                },
             )
             .optional()?;
         let (id, run_id, target, hash, state, created_at, decided_by, guard) =
             row.ok_or_else(|| StoreError::NotFound(format!("no plan '{id}'; see `roster runs list`")))?;
-        Ok(PlanRow { id, run_id, target, hash, state, created_at, decided_by, guard: guard.map(|g| json_col("plans.guard", &g)).transpose()? })
+        Ok(PlanRow {
+            id,
+            run_id,
+            target,
+            hash,
+            state,
+            created_at,
+            decided_by,
+            guard: guard.map(|g| json_col("plans.guard", &g)).transpose()?,
+        })
     }
 
     /// A plan's operations in order: (seq, kind, subject, detail, reason).
     pub fn plan_ops(&self, id: &str) -> Result<Vec<(i64, String, String, serde_json::Value, String)>> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT seq, kind, subject, detail, reason FROM plan_ops WHERE plan_id = ?1 ORDER BY seq")?;
-        let rows: Vec<(i64, String, String, String, String)> =
-            st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect::<rusqlite::Result<_>>()?;
-        rows.into_iter().map(|(s, k, sub, d, r)| Ok((s, k, sub, json_col("plan_ops.detail", &d)?, r))).collect()
+        let mut st = conn.prepare_cached(
+            "SELECT seq, kind, subject, detail, reason FROM plan_ops WHERE plan_id = ?1 ORDER BY seq",
+        )?;
+        let rows: Vec<(i64, String, String, String, String)> = st
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.into_iter()
+            .map(|(s, k, sub, d, r)| Ok((s, k, sub, json_col("plan_ops.detail", &d)?, r)))
+            .collect()
     }
 
     /// Moves a plan to a new state, recording who decided.
@@ -206,7 +243,15 @@ impl Store {
             "SELECT seq, outcome, status, message, attempts, started_at, finished_at FROM results WHERE run_id = ?1 ORDER BY seq",
         )?;
         let rows = st.query_map([run_id], |r| {
-            Ok(ResultRow { seq: r.get(0)?, outcome: r.get(1)?, status: r.get(2)?, message: r.get(3)?, attempts: r.get(4)?, started_at: r.get(5)?, finished_at: r.get(6)? })
+            Ok(ResultRow {
+                seq: r.get(0)?,
+                outcome: r.get(1)?,
+                status: r.get(2)?,
+                message: r.get(3)?,
+                attempts: r.get(4)?,
+                started_at: r.get(5)?,
+                finished_at: r.get(6)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

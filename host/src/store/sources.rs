@@ -37,10 +37,21 @@ impl Store {
 
     /// Removes sources not in `keep` (and their mirrors and cursors).
     pub fn retain_sources(&self, keep: &[String]) -> Result<Vec<String>> {
-        let existing: Vec<String> = self.sources()?.into_iter().map(|s| s.id).filter(|id| !keep.contains(id)).collect();
+        let existing: Vec<String> = self
+            .sources()?
+            .into_iter()
+            .map(|s| s.id)
+            .filter(|id| !keep.contains(id))
+            .collect();
         let conn = self.conn();
         for id in &existing {
-            for table in ["sources WHERE id", "mirror_users WHERE source", "mirror_groups WHERE source", "mirror_memberships WHERE source", "cursors WHERE source"] {
+            for table in [
+                "sources WHERE id",
+                "mirror_users WHERE source",
+                "mirror_groups WHERE source",
+                "mirror_memberships WHERE source",
+                "cursors WHERE source",
+            ] {
                 conn.execute(&format!("DELETE FROM {table} = ?1"), [id])?;
             }
         }
@@ -50,22 +61,46 @@ impl Store {
     /// Every source in directory order.
     pub fn sources(&self) -> Result<Vec<SourceRow>> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, plugin, priority, enabled, config, updated_at FROM sources ORDER BY priority, id")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, String>(4)?, r.get(5)?)))?;
+        let mut st = conn
+            .prepare("SELECT id, plugin, priority, enabled, config, updated_at FROM sources ORDER BY priority, id")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, String>(4)?,
+                r.get(5)?,
+            ))
+        })?;
         rows.map(|r| {
             let (id, plugin, priority, enabled, config, updated_at) = r?;
-            Ok(SourceRow { id, plugin, priority, enabled, config: json_col("sources.config", &config)?, updated_at })
+            Ok(SourceRow {
+                id,
+                plugin,
+                priority,
+                enabled,
+                config: json_col("sources.config", &config)?,
+                updated_at,
+            })
         })
         .collect()
     }
 
     /// The source's secrets, opened for the runtime.
     pub fn source_secrets(&self, id: &str) -> Result<Vec<Secret>> {
-        let sealed: Option<Option<Vec<u8>>> =
-            self.conn().query_row("SELECT secrets FROM sources WHERE id = ?1", [id], |r| r.get(0)).optional()?;
-        let Some(sealed) = sealed else { return Err(StoreError::NotFound(format!("no source named '{id}'"))) };
+        let sealed: Option<Option<Vec<u8>>> = self
+            .conn()
+            .query_row("SELECT secrets FROM sources WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        let Some(sealed) = sealed else {
+            return Err(StoreError::NotFound(format!("no source named '{id}'")));
+        };
         let Some(sealed) = sealed else { return Ok(Vec::new()) };
         let plain = self.key.open(&sealed)?;
-        serde_json::from_slice(&plain).map_err(|e| StoreError::Json { what: "sources.secrets", detail: e.to_string() })
+        serde_json::from_slice(&plain).map_err(|e| StoreError::Json {
+            what: "sources.secrets",
+            detail: e.to_string(),
+        })
     }
 }

@@ -43,7 +43,10 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
     let mut start = 0;
     while start < ops.len() {
         let stage = ops[start].op.stage();
-        let end = ops[start..].iter().position(|o| o.op.stage() != stage).map_or(ops.len(), |n| start + n);
+        let end = ops[start..]
+            .iter()
+            .position(|o| o.op.stage() != stage)
+            .map_or(ops.len(), |n| start + n);
         let results: Vec<bool> = stream::iter(start..end)
             .map(|seq| async move {
                 let started = now_ms();
@@ -91,7 +94,10 @@ fn already(r: Result<(), BbError>, status: u16, note: &str) -> Result<Option<Str
 }
 
 fn store_err(e: crate::store::StoreError) -> BbError {
-    BbError::Transport { endpoint: "store".into(), detail: e.to_string() }
+    BbError::Transport {
+        endpoint: "store".into(),
+        detail: e.to_string(),
+    }
 }
 
 async fn execute(ctx: &ApplyContext<'_>, op: &Op) -> Result<Option<String>, BbError> {
@@ -103,20 +109,42 @@ async fn execute(ctx: &ApplyContext<'_>, op: &Op) -> Result<Option<String>, BbEr
         }
         Op::RenameUser { from, to, records } => {
             client.rename_user(from, to).await?;
-            store.link(target, records, to, IdentityState::Active).map_err(store_err)?;
+            store
+                .link(target, records, to, IdentityState::Active)
+                .map_err(store_err)?;
             Ok(None)
         }
-        Op::CreateUser { user, display_name, email, records } => {
-            store.link(target, records, user, IdentityState::Pending).map_err(store_err)?;
-            let note = already(client.create_user(user, display_name, email, &random_password()).await, 409, "account already existed (created by an earlier, interrupted run)")?;
-            store.link(target, records, user, IdentityState::Active).map_err(store_err)?;
+        Op::CreateUser {
+            user,
+            display_name,
+            email,
+            records,
+        } => {
+            store
+                .link(target, records, user, IdentityState::Pending)
+                .map_err(store_err)?;
+            let note = already(
+                client.create_user(user, display_name, email, &random_password()).await,
+                409,
+                "account already existed (created by an earlier, interrupted run)",
+            )?;
+            store
+                .link(target, records, user, IdentityState::Active)
+                .map_err(store_err)?;
             Ok(note)
         }
         Op::AdoptUser { user, records } => {
-            store.link(target, records, user, IdentityState::Active).map_err(store_err)?;
+            store
+                .link(target, records, user, IdentityState::Active)
+                .map_err(store_err)?;
             Ok(None)
         }
-        Op::UpdateUser { user, display_name, email, .. } => client.update_user(user, display_name, email).await.map(|_| None),
+        Op::UpdateUser {
+            user,
+            display_name,
+            email,
+            ..
+        } => client.update_user(user, display_name, email).await.map(|_| None),
         Op::AddMembers { group, users } => match client.add_users_to_group(group, users).await {
             Ok(()) => Ok(None),
             // All or nothing in Bitbucket: if one user is missing, add the others one by one.
@@ -127,12 +155,30 @@ async fn execute(ctx: &ApplyContext<'_>, op: &Op) -> Result<Option<String>, BbEr
                         failed.push(format!("{u}: {e}"));
                     }
                 }
-                if failed.is_empty() { Ok(None) } else { Err(BbError::Api { endpoint: "POST /admin/groups/add-users".into(), status: 404, exception: None, message: failed.join("; ") }) }
+                if failed.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(BbError::Api {
+                        endpoint: "POST /admin/groups/add-users".into(),
+                        status: 404,
+                        exception: None,
+                        message: failed.join("; "),
+                    })
+                }
             }
             Err(e) => Err(e),
         },
-        Op::RemoveMember { group, user } => already(client.remove_user_from_group(user, group).await, 404, "was not a member"),
-        Op::Deactivate { user, groups, revoke_permission, leave_other_groups } => {
+        Op::RemoveMember { group, user } => already(
+            client.remove_user_from_group(user, group).await,
+            404,
+            "was not a member",
+        ),
+        Op::Deactivate {
+            user,
+            groups,
+            revoke_permission,
+            leave_other_groups,
+        } => {
             for g in groups {
                 already(client.remove_user_from_group(user, g).await, 404, "")?;
             }
@@ -146,7 +192,9 @@ async fn execute(ctx: &ApplyContext<'_>, op: &Op) -> Result<Option<String>, BbEr
             if *revoke_permission {
                 already(client.revoke_user_permissions(user).await, 404, "")?;
             }
-            store.set_identity_state(target, user, IdentityState::Disabled).map_err(store_err)?;
+            store
+                .set_identity_state(target, user, IdentityState::Disabled)
+                .map_err(store_err)?;
             Ok(None)
         }
         Op::DeleteUser { user, erase } => {
@@ -154,7 +202,9 @@ async fn execute(ctx: &ApplyContext<'_>, op: &Op) -> Result<Option<String>, BbEr
             if *erase {
                 client.erase_user(user).await?;
             }
-            store.set_identity_state(target, user, IdentityState::Deleted).map_err(store_err)?;
+            store
+                .set_identity_state(target, user, IdentityState::Deleted)
+                .map_err(store_err)?;
             Ok(note)
         }
     }

@@ -58,7 +58,15 @@ fn stage(store: &Store, run_id: i64, source: &str, page: Page, report: &mut Fetc
     let mut users: Vec<MirrorUser> = page
         .users
         .into_iter()
-        .map(|u| MirrorUser { ext_id: u.id, username: u.username, email: u.email, display_name: u.display_name, active: u.active, attributes: u.attributes, removed: None })
+        .map(|u| MirrorUser {
+            ext_id: u.id,
+            username: u.username,
+            email: u.email,
+            display_name: u.display_name,
+            active: u.active,
+            attributes: u.attributes,
+            removed: None,
+        })
         .collect();
     users.extend(page.removed_users.into_iter().map(|r| MirrorUser {
         ext_id: r.id,
@@ -69,18 +77,43 @@ fn stage(store: &Store, run_id: i64, source: &str, page: Page, report: &mut Fetc
         attributes: Vec::new(),
         removed: Some(removal(r.kind)),
     }));
-    let mut groups: Vec<MirrorGroup> =
-        page.groups.into_iter().map(|g| MirrorGroup { ext_id: g.id, name: g.name, description: g.description, attributes: g.attributes, removed: None }).collect();
-    groups.extend(page.removed_groups.into_iter().map(|r| MirrorGroup { ext_id: r.id, name: String::new(), description: None, attributes: Vec::new(), removed: Some(removal(r.kind)) }));
+    let mut groups: Vec<MirrorGroup> = page
+        .groups
+        .into_iter()
+        .map(|g| MirrorGroup {
+            ext_id: g.id,
+            name: g.name,
+            description: g.description,
+            attributes: g.attributes,
+            removed: None,
+        })
+        .collect();
+    groups.extend(page.removed_groups.into_iter().map(|r| MirrorGroup {
+        ext_id: r.id,
+        name: String::new(),
+        description: None,
+        attributes: Vec::new(),
+        removed: Some(removal(r.kind)),
+    }));
     let mut memberships: Vec<MirrorMembership> = page
         .memberships
         .into_iter()
-        .map(|m| MirrorMembership { group_id: m.group_id, member_id: m.member_id, member_is_group: m.member_is_group, removed: false })
+        .map(|m| MirrorMembership {
+            group_id: m.group_id,
+            member_id: m.member_id,
+            member_is_group: m.member_is_group,
+            removed: false,
+        })
         .collect();
-    memberships.extend(
-        page.removed_memberships.into_iter().map(|m| MirrorMembership { group_id: m.group_id, member_id: m.member_id, member_is_group: m.member_is_group, removed: true }),
-    );
-    store.stage_page(run_id, source, &users, &groups, &memberships).map_err(|e| e.to_string())
+    memberships.extend(page.removed_memberships.into_iter().map(|m| MirrorMembership {
+        group_id: m.group_id,
+        member_id: m.member_id,
+        member_is_group: m.member_is_group,
+        removed: true,
+    }));
+    store
+        .stage_page(run_id, source, &users, &groups, &memberships)
+        .map_err(|e| e.to_string())
 }
 
 /// Fetches one source into the mirror.
@@ -93,8 +126,15 @@ pub async fn fetch_source(
     incremental: bool,
     progress: &dyn Progress,
 ) -> FetchReport {
-    let mut report = FetchReport { source: source.id.clone(), ..FetchReport::default() };
-    let mut delta = if incremental { store.cursor(&source.id).ok().flatten() } else { None };
+    let mut report = FetchReport {
+        source: source.id.clone(),
+        ..FetchReport::default()
+    };
+    let mut delta = if incremental {
+        store.cursor(&source.id).ok().flatten()
+    } else {
+        None
+    };
     report.mode = if delta.is_some() { "incremental" } else { "full" }.into();
     let settings = source.settings.to_string();
     let mut job = match runtime.job(&source.plugin, source.limits.clone(), access).await {
@@ -123,12 +163,17 @@ pub async fn fetch_source(
                 report.pages += 1;
                 progress.advance(n);
                 if next.is_some() && next == cursor {
-                    report.error = Some("the connector returned the same cursor twice; stopping to avoid an endless fetch".into());
+                    report.error =
+                        Some("the connector returned the same cursor twice; stopping to avoid an endless fetch".into());
                     break;
                 }
                 cursor = next;
                 if cursor.is_none() {
-                    let promoted = if delta.is_some() { store.promote_delta(run_id, &source.id, token.as_deref()) } else { store.promote_full(run_id, &source.id, token.as_deref()) };
+                    let promoted = if delta.is_some() {
+                        store.promote_delta(run_id, &source.id, token.as_deref())
+                    } else {
+                        store.promote_full(run_id, &source.id, token.as_deref())
+                    };
                     match promoted {
                         Ok(()) => report.complete = true,
                         Err(e) => report.error = Some(format!("cannot update the mirror: {e}")),
@@ -143,7 +188,9 @@ pub async fn fetch_source(
             Err(e) => match e.guest() {
                 Some(GuestFailure::ExpiredDelta(why)) if delta.is_some() => {
                     tracing::warn!(source = %source.id, "delta token rejected ({why}); falling back to a full fetch");
-                    report.fell_back = Some(format!("the delta token was rejected ({why}); a full fetch was made instead"));
+                    report.fell_back = Some(format!(
+                        "the delta token was rejected ({why}); a full fetch was made instead"
+                    ));
                     report.mode = "full".into();
                     let _ = store.discard_staging(run_id, &source.id);
                     report.pages = 0;

@@ -35,7 +35,11 @@ pub fn judge(ops: &[PlannedOp], target: &TargetState, managed_accounts: usize, t
     let before = target.licensed();
     let after = licensed_after(ops, target);
     let seat_limit = target.license.seats();
-    let seats_in_use = target.license.status.as_ref().map_or(before.len() as i64, |s| s.current_number_of_users);
+    let seats_in_use = target
+        .license
+        .status
+        .as_ref()
+        .map_or(before.len() as i64, |s| s.current_number_of_users);
     let delta = after.len() as i64 - before.len() as i64;
     let mut v = Verdict {
         deprovisions,
@@ -56,7 +60,11 @@ pub fn judge(ops: &[PlannedOp], target: &TargetState, managed_accounts: usize, t
             seats_in_use + delta
         ));
     }
-    let percent = if managed_accounts == 0 { 100.0 } else { deprovisions as f64 * 100.0 / managed_accounts as f64 };
+    let percent = if managed_accounts == 0 {
+        100.0
+    } else {
+        deprovisions as f64 * 100.0 / managed_accounts as f64
+    };
     if deprovisions > threshold.count as usize || (deprovisions > 0 && percent > threshold.percent) {
         v.held = Some(format!(
             "the plan deprovisions {deprovisions} of {managed_accounts} managed account(s) ({percent:.1} %), over the threshold of {} accounts or {} %; review it with `roster plan show` and approve it with `roster plan approve`",
@@ -68,8 +76,11 @@ pub fn judge(ops: &[PlannedOp], target: &TargetState, managed_accounts: usize, t
 
 /// Who would be licensed once the plan is applied, by simulating it on the licensing facts.
 fn licensed_after(ops: &[PlannedOp], target: &TargetState) -> BTreeSet<String> {
-    let mut members: HashMap<&str, BTreeSet<String>> =
-        target.group_perms.keys().map(|g| (g.as_str(), target.members.get(g).cloned().unwrap_or_default())).collect();
+    let mut members: HashMap<&str, BTreeSet<String>> = target
+        .group_perms
+        .keys()
+        .map(|g| (g.as_str(), target.members.get(g).cloned().unwrap_or_default()))
+        .collect();
     let mut direct: BTreeSet<String> = target.user_perms.keys().cloned().collect();
     for o in ops {
         match &o.op {
@@ -94,7 +105,12 @@ fn licensed_after(ops: &[PlannedOp], target: &TargetState) -> BTreeSet<String> {
                     direct.insert(to);
                 }
             }
-            Op::Deactivate { user, groups, revoke_permission, .. } => {
+            Op::Deactivate {
+                user,
+                groups,
+                revoke_permission,
+                ..
+            } => {
                 let u = user.to_lowercase();
                 for g in groups {
                     if let Some(m) = members.get_mut(g.as_str()) {

@@ -40,7 +40,9 @@ pub fn flatten(memberships: &[MirrorMembership]) -> (Flattened, Vec<Vec<String>>
         let mut members: HashMap<String, Vec<String>> = HashMap::new();
         while let Some(g) = queue.pop_front() {
             for &u in users.get(g).into_iter().flatten() {
-                members.entry(u.to_string()).or_insert_with(|| if g == root { Vec::new() } else { path_to(&parent, g) });
+                members
+                    .entry(u.to_string())
+                    .or_insert_with(|| if g == root { Vec::new() } else { path_to(&parent, g) });
             }
             for &c in children.get(g).into_iter().flatten() {
                 if c == root {
@@ -94,7 +96,11 @@ fn pick<'a>(
 }
 
 /// Builds the desired state from the sources, in directory order.
-pub fn desired(sources: Vec<SourceInput<'_>>, attribute_priority: &BTreeMap<String, Vec<String>>, default_groups: &[String]) -> Desired {
+pub fn desired(
+    sources: Vec<SourceInput<'_>>,
+    attribute_priority: &BTreeMap<String, Vec<String>>,
+    default_groups: &[String],
+) -> Desired {
     let mut out = Desired::default();
     // Persons: every record, grouped by username (case-insensitive), in directory order.
     let mut candidates: BTreeMap<String, Vec<(usize, MappedUser)>> = BTreeMap::new();
@@ -105,12 +111,24 @@ pub fn desired(sources: Vec<SourceInput<'_>>, attribute_priority: &BTreeMap<Stri
         for u in std::mem::take(&mut s.data.users) {
             let key = u.username.trim().to_lowercase();
             if key.is_empty() {
-                out.warnings.push(format!("{}: user {} has an empty username and was skipped", s.id, u.ext_id));
+                out.warnings.push(format!(
+                    "{}: user {} has an empty username and was skipped",
+                    s.id, u.ext_id
+                ));
                 continue;
             }
             let list = candidates.entry(key.clone()).or_default();
             if list.iter().any(|(src, _)| *src == i) {
-                out.warnings.push(format!("{}: users {} and {} both map to username '{key}'; {} was skipped", s.id, list.iter().find(|(src, _)| *src == i).map(|(_, x)| x.ext_id.as_str()).unwrap_or(""), u.ext_id, u.ext_id));
+                out.warnings.push(format!(
+                    "{}: users {} and {} both map to username '{key}'; {} was skipped",
+                    s.id,
+                    list.iter()
+                        .find(|(src, _)| *src == i)
+                        .map(|(_, x)| x.ext_id.as_str())
+                        .unwrap_or(""),
+                    u.ext_id,
+                    u.ext_id
+                ));
                 continue;
             }
             ids.insert(u.ext_id.clone(), key);
@@ -122,17 +140,38 @@ pub fn desired(sources: Vec<SourceInput<'_>>, attribute_priority: &BTreeMap<Stri
     for (key, list) in candidates {
         let first = &list[0].1;
         let email = pick(&list, attribute_priority.get("email"), &sources).email.clone();
-        let display_name = pick(&list, attribute_priority.get("display_name"), &sources).display_name.clone();
+        let display_name = pick(&list, attribute_priority.get("display_name"), &sources)
+            .display_name
+            .clone();
         let active = pick(&list, attribute_priority.get("active"), &sources).active;
-        let records = list.iter().map(|(s, u)| (sources[*s].id.to_string(), u.ext_id.clone())).collect();
-        out.persons.insert(key, Person { username: first.username.trim().to_string(), email, display_name, active, records });
+        let records = list
+            .iter()
+            .map(|(s, u)| (sources[*s].id.to_string(), u.ext_id.clone()))
+            .collect();
+        out.persons.insert(
+            key,
+            Person {
+                username: first.username.trim().to_string(),
+                email,
+                display_name,
+                active,
+                records,
+            },
+        );
     }
     // Groups: flatten each source's graph, then map ids to names and users to persons.
     for (i, s) in sources.iter().enumerate() {
         let (flat, cycles) = flatten(&s.data.memberships);
         for c in cycles {
-            let names: Vec<&str> = c.iter().map(|id| s.data.groups.get(id).map_or(id.as_str(), |(n, _)| n.as_str())).collect();
-            out.warnings.push(format!("{}: nested groups form a cycle ({}); each membership is counted once", s.id, names.join(" ⊃ ")));
+            let names: Vec<&str> = c
+                .iter()
+                .map(|id| s.data.groups.get(id).map_or(id.as_str(), |(n, _)| n.as_str()))
+                .collect();
+            out.warnings.push(format!(
+                "{}: nested groups form a cycle ({}); each membership is counted once",
+                s.id,
+                names.join(" ⊃ ")
+            ));
         }
         for (gid, (_, names)) in &s.data.groups {
             if names.is_empty() {
@@ -146,8 +185,14 @@ pub fn desired(sources: Vec<SourceInput<'_>>, attribute_priority: &BTreeMap<Stri
                     set.insert(person.clone());
                     if !path.is_empty() {
                         // "alice ∈ backend ∈ dev (hr)": alice is in backend, which is in dev.
-                        let chain: Vec<&str> = path.iter().rev().map(|g| s.data.groups.get(g).map_or(g.as_str(), |(n, _)| n.as_str())).collect();
-                        out.lineage.entry((name.clone(), person.clone())).or_insert_with(|| format!("{person} ∈ {} ({})", chain.join(" ∈ "), s.id));
+                        let chain: Vec<&str> = path
+                            .iter()
+                            .rev()
+                            .map(|g| s.data.groups.get(g).map_or(g.as_str(), |(n, _)| n.as_str()))
+                            .collect();
+                        out.lineage
+                            .entry((name.clone(), person.clone()))
+                            .or_insert_with(|| format!("{person} ∈ {} ({})", chain.join(" ∈ "), s.id));
                     }
                 }
             }
@@ -158,7 +203,9 @@ pub fn desired(sources: Vec<SourceInput<'_>>, attribute_priority: &BTreeMap<Stri
         for (key, p) in &out.persons {
             if p.active {
                 set.insert(key.clone());
-                out.lineage.entry((g.clone(), key.clone())).or_insert_with(|| "default group of the target".into());
+                out.lineage
+                    .entry((g.clone(), key.clone()))
+                    .or_insert_with(|| "default group of the target".into());
             }
         }
     }
@@ -170,12 +217,23 @@ mod tests {
     use super::*;
 
     fn m(g: &str, member: &str, is_group: bool) -> MirrorMembership {
-        MirrorMembership { group_id: g.into(), member_id: member.into(), member_is_group: is_group, removed: false }
+        MirrorMembership {
+            group_id: g.into(),
+            member_id: member.into(),
+            member_is_group: is_group,
+            removed: false,
+        }
     }
 
     #[test]
     fn nesting_three_deep_with_paths_and_a_cycle() {
-        let ms = vec![m("top", "mid", true), m("mid", "leaf", true), m("leaf", "alice", false), m("top", "bob", false), m("leaf", "top", true)];
+        let ms = vec![
+            m("top", "mid", true),
+            m("mid", "leaf", true),
+            m("leaf", "alice", false),
+            m("top", "bob", false),
+            m("leaf", "top", true),
+        ];
         let (flat, cycles) = flatten(&ms);
         assert_eq!(flat["top"]["bob"], Vec::<String>::new());
         assert_eq!(flat["top"]["alice"], vec!["top", "mid", "leaf"]);
@@ -185,18 +243,50 @@ mod tests {
     }
 
     fn user(id: &str, name: &str, email: &str) -> MappedUser {
-        MappedUser { ext_id: id.into(), username: name.into(), email: Some(email.into()), display_name: Some(name.into()), active: true }
+        MappedUser {
+            ext_id: id.into(),
+            username: name.into(),
+            email: Some(email.into()),
+            display_name: Some(name.into()),
+            active: true,
+        }
     }
 
     #[test]
     fn same_person_from_two_sources_is_one_user_with_attribute_priority() {
-        let hr = Transformed { users: vec![user("h1", "Alice", "alice@hr")], ..Default::default() };
-        let entra = Transformed { users: vec![user("e1", "alice", "alice@entra"), user("e2", "bob", "bob@entra")], ..Default::default() };
-        let inputs = || vec![SourceInput { id: "hr", data: Transformed { users: hr.users.clone(), ..Default::default() } }, SourceInput { id: "entra", data: Transformed { users: entra.users.clone(), ..Default::default() } }];
+        let hr = Transformed {
+            users: vec![user("h1", "Alice", "alice@hr")],
+            ..Default::default()
+        };
+        let entra = Transformed {
+            users: vec![user("e1", "alice", "alice@entra"), user("e2", "bob", "bob@entra")],
+            ..Default::default()
+        };
+        let inputs = || {
+            vec![
+                SourceInput {
+                    id: "hr",
+                    data: Transformed {
+                        users: hr.users.clone(),
+                        ..Default::default()
+                    },
+                },
+                SourceInput {
+                    id: "entra",
+                    data: Transformed {
+                        users: entra.users.clone(),
+                        ..Default::default()
+                    },
+                },
+            ]
+        };
         let d = desired(inputs(), &BTreeMap::new(), &[]);
         assert_eq!(d.persons.len(), 2);
         assert_eq!(d.persons["alice"].email.as_deref(), Some("alice@hr"));
-        assert_eq!(d.persons["alice"].records, vec![("hr".into(), "h1".into()), ("entra".into(), "e1".into())]);
+        assert_eq!(
+            d.persons["alice"].records,
+            vec![("hr".into(), "h1".into()), ("entra".into(), "e1".into())]
+        );
         let prio = BTreeMap::from([("email".to_string(), vec!["entra".to_string()])]);
         let d = desired(inputs(), &prio, &[]);
         assert_eq!(d.persons["alice"].email.as_deref(), Some("alice@entra"));

@@ -162,11 +162,19 @@ impl Engine {
             if let Some(o) = stored.as_object_mut() {
                 o.remove("secrets");
             }
-            let row = SourceRow { id: s.id.clone(), plugin: s.plugin.clone(), priority: s.priority, enabled: s.enabled, config: stored, updated_at: now_ms() };
+            let row = SourceRow {
+                id: s.id.clone(),
+                plugin: s.plugin.clone(),
+                priority: s.priority,
+                enabled: s.enabled,
+                config: stored,
+                updated_at: now_ms(),
+            };
             store.upsert_source(&row, &secrets)?;
             let files = s.files.as_ref().map(|f| config.base_dir.join(f));
-            let access = SourceAccess::with_files(&s.id, s.network.clone(), store.source_secrets(&s.id)?, s.budget, files)
-                .map_err(|e| SyncError::Config(format!("source '{}': {e}", s.id)))?;
+            let access =
+                SourceAccess::with_files(&s.id, s.network.clone(), store.source_secrets(&s.id)?, s.budget, files)
+                    .map_err(|e| SyncError::Config(format!("source '{}': {e}", s.id)))?;
             accesses.insert(s.id.clone(), access);
         }
         let ids: Vec<String> = config.sources.iter().map(|s| s.id.clone()).collect();
@@ -179,7 +187,13 @@ impl Engine {
             max_retries: t.max_retries,
             timeout: Duration::from_secs(60),
         })?;
-        Ok(Engine { store, runtime, config, client, accesses })
+        Ok(Engine {
+            store,
+            runtime,
+            config,
+            client,
+            accesses,
+        })
     }
 
     /// The store.
@@ -197,10 +211,16 @@ impl Engine {
         let enabled: Vec<&crate::config::SourceConfig> = self.config.sources.iter().filter(|s| s.enabled).collect();
         for wanted in &opts.sources {
             if !enabled.iter().any(|s| &s.id == wanted) {
-                return Err(SyncError::Config(format!("no enabled source named '{wanted}'; see the configuration's [[source]] entries")));
+                return Err(SyncError::Config(format!(
+                    "no enabled source named '{wanted}'; see the configuration's [[source]] entries"
+                )));
             }
         }
-        let to_fetch: Vec<String> = if opts.sources.is_empty() { enabled.iter().map(|s| s.id.clone()).collect() } else { opts.sources.clone() };
+        let to_fetch: Vec<String> = if opts.sources.is_empty() {
+            enabled.iter().map(|s| s.id.clone()).collect()
+        } else {
+            opts.sources.clone()
+        };
         let mode = match (opts.dry_run, opts.incremental) {
             (true, _) => "dry-run",
             (false, true) => "incremental",
@@ -214,7 +234,8 @@ impl Engine {
             Ok(report) => Ok(report),
             Err(e) => {
                 let summary = serde_json::json!({"error": e.to_string()});
-                self.store.finish_run(run_id, "failed", None, &summary, Some(&e.to_string()))?;
+                self.store
+                    .finish_run(run_id, "failed", None, &summary, Some(&e.to_string()))?;
                 Err(e)
             }
         }
@@ -234,9 +255,21 @@ impl Engine {
         let t = Instant::now();
         for s in enabled.iter().filter(|s| to_fetch.contains(&s.id)) {
             let access = self.accesses[&s.id].clone();
-            let report = fetch::fetch_source(&self.runtime, &self.store, run_id, s, access, opts.incremental, progress).await;
+            let report = fetch::fetch_source(
+                &self.runtime,
+                &self.store,
+                run_id,
+                s,
+                access,
+                opts.incremental,
+                progress,
+            )
+            .await;
             if let Some(e) = &report.error {
-                summary.warnings.push(format!("fetch of '{}' did not complete: {e}; the mirror keeps its last complete state", s.id));
+                summary.warnings.push(format!(
+                    "fetch of '{}' did not complete: {e}; the mirror keeps its last complete state",
+                    s.id
+                ));
             }
             if let Some(f) = &report.fell_back {
                 summary.warnings.push(format!("'{}': {f}", s.id));
@@ -244,7 +277,12 @@ impl Engine {
             summary.fetch.push(report);
         }
         summary.stage_ms.insert("fetch".into(), ms(t));
-        let incomplete: Vec<String> = summary.fetch.iter().filter(|f| !f.complete).map(|f| f.source.clone()).collect();
+        let incomplete: Vec<String> = summary
+            .fetch
+            .iter()
+            .filter(|f| !f.complete)
+            .map(|f| f.source.clone())
+            .collect();
 
         let t = Instant::now();
         let mut inputs = Vec::new();
@@ -258,7 +296,11 @@ impl Engine {
         summary.stage_ms.insert("transform".into(), ms(t));
 
         let t = Instant::now();
-        let mut desired = merge::desired(inputs, &self.config.target.attribute_priority, &self.config.target.default_groups);
+        let mut desired = merge::desired(
+            inputs,
+            &self.config.target.attribute_priority,
+            &self.config.target.default_groups,
+        );
         desired.incomplete_sources = incomplete.clone();
         summary.warnings.append(&mut desired.warnings);
         summary.stage_ms.insert("merge".into(), ms(t));
@@ -283,7 +325,9 @@ impl Engine {
         drop(desired);
         if !incomplete.is_empty() {
             let before = draft.ops.len();
-            draft.ops.retain(|o| !o.op.is_deprovision() && !matches!(o.op, model::Op::RemoveMember { .. }));
+            draft
+                .ops
+                .retain(|o| !o.op.is_deprovision() && !matches!(o.op, model::Op::RemoveMember { .. }));
             summary.warnings.push(format!(
                 "incomplete fetch of {}: {} deletion, deactivation and removal operation(s) withheld this run",
                 incomplete.join(", "),
@@ -300,7 +344,10 @@ impl Engine {
         let t = Instant::now();
         let managed_accounts = identities
             .iter()
-            .filter(|i| matches!(i.state, IdentityState::Active | IdentityState::Pending) && target.users.contains_key(&i.username))
+            .filter(|i| {
+                matches!(i.state, IdentityState::Active | IdentityState::Pending)
+                    && target.users.contains_key(&i.username)
+            })
             .map(|i| i.username.as_str())
             .collect::<BTreeSet<_>>()
             .len();
@@ -333,21 +380,59 @@ impl Engine {
             "held"
         } else {
             let t = Instant::now();
-            let ctx = apply::ApplyContext { client: &self.client, store: &self.store, target: &target_id, run_id, plan_id: &plan_id, concurrency: self.config.target.concurrency };
+            let ctx = apply::ApplyContext {
+                client: &self.client,
+                store: &self.store,
+                target: &target_id,
+                run_id,
+                plan_id: &plan_id,
+                concurrency: self.config.target.concurrency,
+            };
             summary.applied = apply::apply(&ctx, &draft.ops, progress).await;
             summary.stage_ms.insert("apply".into(), ms(t));
             self.store.set_plan_state(&plan_id, "applied", Some(&opts.actor))?;
-            if summary.applied.failed > 0 || !incomplete.is_empty() { "partial" } else { "succeeded" }
+            if summary.applied.failed > 0 || !incomplete.is_empty() {
+                "partial"
+            } else {
+                "succeeded"
+            }
         };
         self.finish(run_id, run_state, &plan_id, &mut summary)?;
-        self.store.audit(&opts.actor, "local", "sync.run", &format!("run {run_id}"), Some(&format!("{run_state}; plan {plan_id}")))?;
-        Ok(RunReport { run_id, state: run_state.into(), plan_id: Some(plan_id), plan_hash: Some(hash), summary })
+        self.store.audit(
+            &opts.actor,
+            "local",
+            "sync.run",
+            &format!("run {run_id}"),
+            Some(&format!("{run_state}; plan {plan_id}")),
+        )?;
+        Ok(RunReport {
+            run_id,
+            state: run_state.into(),
+            plan_id: Some(plan_id),
+            plan_hash: Some(hash),
+            summary,
+        })
     }
 
-    fn save_plan(&self, id: &str, run_id: i64, hash: &str, state: &str, verdict: &guard::Verdict, ops: &[PlannedOp]) -> Result<(), SyncError> {
+    fn save_plan(
+        &self,
+        id: &str,
+        run_id: i64,
+        hash: &str,
+        state: &str,
+        verdict: &guard::Verdict,
+        ops: &[PlannedOp],
+    ) -> Result<(), SyncError> {
         let rows: Vec<(String, String, serde_json::Value, String)> = ops
             .iter()
-            .map(|o| (o.op.kind().to_string(), o.op.subject().to_string(), serde_json::to_value(o).unwrap_or_default(), o.reason.clone()))
+            .map(|o| {
+                (
+                    o.op.kind().to_string(),
+                    o.op.subject().to_string(),
+                    serde_json::to_value(o).unwrap_or_default(),
+                    o.reason.clone(),
+                )
+            })
             .collect();
         let row = PlanRow {
             id: id.into(),
@@ -380,29 +465,57 @@ impl Engine {
             .store
             .plan_ops(plan_id)?
             .into_iter()
-            .map(|(_, _, _, detail, _)| serde_json::from_value(detail).map_err(|e| SyncError::Plan(format!("plan {plan_id} has an unreadable operation: {e}"))))
+            .map(|(_, _, _, detail, _)| {
+                serde_json::from_value(detail)
+                    .map_err(|e| SyncError::Plan(format!("plan {plan_id} has an unreadable operation: {e}")))
+            })
             .collect::<Result<_, _>>()?;
         if plan_hash(&ops) != plan.hash {
-            return Err(SyncError::Plan(format!("plan {plan_id}'s operations no longer match its hash; it was altered and will not be applied")));
+            return Err(SyncError::Plan(format!(
+                "plan {plan_id}'s operations no longer match its hash; it was altered and will not be applied"
+            )));
         }
         Ok((plan, ops))
     }
 
     /// Approves a held plan and applies exactly its operations. `hash` must be the hash the
     /// approver reviewed; the licence is checked again against Bitbucket's state now.
-    pub async fn approve(&self, plan_id: &str, hash: &str, actor: &str, progress: &dyn Progress) -> Result<RunReport, SyncError> {
+    pub async fn approve(
+        &self,
+        plan_id: &str,
+        hash: &str,
+        actor: &str,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, SyncError> {
         let (plan, ops) = self.plan_ops(plan_id)?;
         match plan.state.as_str() {
             "held" => {}
-            "superseded" => return Err(SyncError::Plan(format!("plan {plan_id} was superseded by a newer plan for {}; review the newest one (`roster runs list`)", plan.target))),
-            other => return Err(SyncError::Plan(format!("plan {plan_id} is {other}; only a held plan can be approved"))),
+            "superseded" => {
+                return Err(SyncError::Plan(format!(
+                    "plan {plan_id} was superseded by a newer plan for {}; review the newest one (`roster runs list`)",
+                    plan.target
+                )));
+            }
+            other => {
+                return Err(SyncError::Plan(format!(
+                    "plan {plan_id} is {other}; only a held plan can be approved"
+                )));
+            }
         }
-        if !hash.eq_ignore_ascii_case(&plan.hash) && !(hash.len() >= 8 && plan.hash.starts_with(&hash.to_ascii_lowercase())) {
-            return Err(SyncError::Plan(format!("plan {plan_id} has hash {}, not {hash}: you reviewed a different plan", &plan.hash[..12])));
+        if !hash.eq_ignore_ascii_case(&plan.hash)
+            && !(hash.len() >= 8 && plan.hash.starts_with(&hash.to_ascii_lowercase()))
+        {
+            return Err(SyncError::Plan(format!(
+                "plan {plan_id} has hash {}, not {hash}: you reviewed a different plan",
+                &plan.hash[..12]
+            )));
         }
         let target_id = self.config.target.id.clone();
         if plan.target != target_id {
-            return Err(SyncError::Plan(format!("plan {plan_id} is for target '{}', not '{target_id}'", plan.target)));
+            return Err(SyncError::Plan(format!(
+                "plan {plan_id} is for target '{}', not '{target_id}'",
+                plan.target
+            )));
         }
         self.client.reset_counts();
         let run_id = self.store.create_run("approval", "apply-plan", &target_id, &[])?;
@@ -415,34 +528,69 @@ impl Engine {
             })
             .collect();
         let target = read::read_target(&self.client, &groups, self.config.target.concurrency).await?;
-        let verdict = guard::judge(&ops, &target, 0, &crate::config::Threshold { count: u32::MAX, percent: 100.0 });
+        let verdict = guard::judge(
+            &ops,
+            &target,
+            0,
+            &crate::config::Threshold {
+                count: u32::MAX,
+                percent: 100.0,
+            },
+        );
         if let Some(why) = &verdict.refused {
             self.store.set_plan_state(plan_id, "refused", Some(actor))?;
             summary.warnings.push(format!("plan refused: {why}"));
             summary.guard = Some(verdict);
             self.finish(run_id, "refused", plan_id, &mut summary)?;
-            return Ok(RunReport { run_id, state: "refused".into(), plan_id: Some(plan_id.into()), plan_hash: Some(plan.hash), summary });
+            return Ok(RunReport {
+                run_id,
+                state: "refused".into(),
+                plan_id: Some(plan_id.into()),
+                plan_hash: Some(plan.hash),
+                summary,
+            });
         }
         self.store.set_plan_state(plan_id, "approved", Some(actor))?;
-        self.store.audit(actor, "local", "plan.approve", plan_id, Some(&plan.hash))?;
+        self.store
+            .audit(actor, "local", "plan.approve", plan_id, Some(&plan.hash))?;
         for o in &ops {
             *summary.planned.entry(o.op.kind().to_string()).or_default() += 1;
         }
         let t = Instant::now();
-        let ctx = apply::ApplyContext { client: &self.client, store: &self.store, target: &target_id, run_id, plan_id, concurrency: self.config.target.concurrency };
+        let ctx = apply::ApplyContext {
+            client: &self.client,
+            store: &self.store,
+            target: &target_id,
+            run_id,
+            plan_id,
+            concurrency: self.config.target.concurrency,
+        };
         summary.applied = apply::apply(&ctx, &ops, progress).await;
         summary.stage_ms.insert("apply".into(), ms(t));
         self.store.set_plan_state(plan_id, "applied", Some(actor))?;
-        let state = if summary.applied.failed > 0 { "partial" } else { "succeeded" };
+        let state = if summary.applied.failed > 0 {
+            "partial"
+        } else {
+            "succeeded"
+        };
         self.finish(run_id, state, plan_id, &mut summary)?;
-        Ok(RunReport { run_id, state: state.into(), plan_id: Some(plan_id.into()), plan_hash: Some(plan.hash), summary })
+        Ok(RunReport {
+            run_id,
+            state: state.into(),
+            plan_id: Some(plan_id.into()),
+            plan_hash: Some(plan.hash),
+            summary,
+        })
     }
 
     /// Rejects a held plan.
     pub fn reject(&self, plan_id: &str, actor: &str) -> Result<(), SyncError> {
         let plan = self.store.plan(plan_id)?;
         if plan.state != "held" && plan.state != "draft" {
-            return Err(SyncError::Plan(format!("plan {plan_id} is {}; only a held or draft plan can be rejected", plan.state)));
+            return Err(SyncError::Plan(format!(
+                "plan {plan_id} is {}; only a held or draft plan can be rejected",
+                plan.state
+            )));
         }
         self.store.set_plan_state(plan_id, "rejected", Some(actor))?;
         self.store.audit(actor, "local", "plan.reject", plan_id, None)?;
@@ -474,8 +622,11 @@ pub struct ExportRow {
 /// A run's per-object results (every operation of its plan, with its outcome).
 pub fn export_rows(store: &Store, run_id: i64) -> Result<Vec<ExportRow>, StoreError> {
     let run = store.run(run_id)?;
-    let Some(plan_id) = run.plan_id else { return Ok(Vec::new()) };
-    let results: HashMap<i64, crate::store::ResultRow> = store.results(run_id)?.into_iter().map(|r| (r.seq, r)).collect();
+    let Some(plan_id) = run.plan_id else {
+        return Ok(Vec::new());
+    };
+    let results: HashMap<i64, crate::store::ResultRow> =
+        store.results(run_id)?.into_iter().map(|r| (r.seq, r)).collect();
     Ok(store
         .plan_ops(&plan_id)?
         .into_iter()
@@ -498,7 +649,11 @@ pub fn export_rows(store: &Store, run_id: i64) -> Result<Vec<ExportRow>, StoreEr
 /// CSV (RFC 4180) of export rows.
 pub fn export_csv(rows: &[ExportRow]) -> String {
     fn cell(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
     }
     let mut out = String::from("seq,kind,subject,reason,outcome,status,message,finished_at\n");
     for r in rows {

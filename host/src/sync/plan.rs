@@ -49,12 +49,29 @@ impl Protected {
     /// members of groups holding them.
     pub fn new(policy: &TargetConfig, me: &str, target: &TargetState) -> Protected {
         let mut groups: HashSet<String> = policy.protected_groups.iter().cloned().collect();
-        groups.extend(target.group_perms.iter().filter(|(_, p)| ADMIN_PERMS.contains(&p.as_str())).map(|(g, _)| g.clone()));
+        groups.extend(
+            target
+                .group_perms
+                .iter()
+                .filter(|(_, p)| ADMIN_PERMS.contains(&p.as_str()))
+                .map(|(g, _)| g.clone()),
+        );
         let mut users: HashSet<String> = policy.protected_users.iter().map(|u| u.to_lowercase()).collect();
         users.insert(me.to_lowercase());
-        users.extend(target.user_perms.iter().filter(|(_, p)| ADMIN_PERMS.contains(&p.as_str())).map(|(u, _)| u.clone()));
+        users.extend(
+            target
+                .user_perms
+                .iter()
+                .filter(|(_, p)| ADMIN_PERMS.contains(&p.as_str()))
+                .map(|(u, _)| u.clone()),
+        );
         for g in &groups {
-            if let Some(m) = target.members.get(g).filter(|_| target.group_perms.get(g).is_some_and(|p| ADMIN_PERMS.contains(&p.as_str()))) {
+            if let Some(m) = target.members.get(g).filter(|_| {
+                target
+                    .group_perms
+                    .get(g)
+                    .is_some_and(|p| ADMIN_PERMS.contains(&p.as_str()))
+            }) {
                 users.extend(m.iter().cloned());
             }
         }
@@ -80,20 +97,38 @@ fn sources_of(records: &[Record]) -> String {
 
 /// Computes the plan.
 pub fn plan(input: &PlanInput<'_>) -> Draft {
-    let PlanInput { desired, target, identities, managed, policy, me } = *input;
+    let PlanInput {
+        desired,
+        target,
+        identities,
+        managed,
+        policy,
+        me,
+    } = *input;
     let protected = Protected::new(policy, me, target);
     let mut d = Draft::default();
-    let by_record: HashMap<(&str, &str), &Identity> =
-        identities.iter().filter(|i| i.state != IdentityState::Deleted).map(|i| ((i.source.as_str(), i.ext_id.as_str()), i)).collect();
+    let by_record: HashMap<(&str, &str), &Identity> = identities
+        .iter()
+        .filter(|i| i.state != IdentityState::Deleted)
+        .map(|i| ((i.source.as_str(), i.ext_id.as_str()), i))
+        .collect();
     // Usernames owned (linked to some IdP record, not deleted).
-    let owned: HashMap<&str, &Identity> = identities.iter().filter(|i| i.state != IdentityState::Deleted).map(|i| (i.username.as_str(), i)).collect();
+    let owned: HashMap<&str, &Identity> = identities
+        .iter()
+        .filter(|i| i.state != IdentityState::Deleted)
+        .map(|i| (i.username.as_str(), i))
+        .collect();
     let mut renames: HashMap<String, String> = HashMap::new(); // old lc → new lc
     let mut claimed: HashSet<String> = HashSet::new(); // lc usernames a desired person accounts for
     let mut excluded: HashSet<String> = HashSet::new(); // desired persons left out (collisions, protected)
     let mut deprovision: Vec<(String, String)> = Vec::new(); // (lc user, reason)
 
     for (key, p) in &desired.persons {
-        let linked: Vec<&Identity> = p.records.iter().filter_map(|(s, e)| by_record.get(&(s.as_str(), e.as_str())).copied()).collect();
+        let linked: Vec<&Identity> = p
+            .records
+            .iter()
+            .filter_map(|(s, e)| by_record.get(&(s.as_str(), e.as_str())).copied())
+            .collect();
         let linked_name = linked.first().map(|i| i.username.clone());
         if let Some(old) = &linked_name {
             claimed.insert(old.clone());
@@ -103,14 +138,20 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             let state = linked.first().map(|i| i.state);
             if let (Some(old), Some(IdentityState::Active | IdentityState::Pending)) = (&linked_name, state) {
                 if target.users.contains_key(old) {
-                    deprovision.push((old.clone(), format!("disabled or soft-deleted in {}", sources_of(&p.records))));
+                    deprovision.push((
+                        old.clone(),
+                        format!("disabled or soft-deleted in {}", sources_of(&p.records)),
+                    ));
                 }
             }
             excluded.insert(key.clone());
             continue;
         }
         if protected.user(key) || linked_name.as_deref().is_some_and(|o| protected.user(o)) {
-            d.skipped.push(Skipped { subject: p.username.clone(), why: "protected account".into() });
+            d.skipped.push(Skipped {
+                subject: p.username.clone(),
+                why: "protected account".into(),
+            });
             excluded.insert(key.clone());
             continue;
         }
@@ -118,22 +159,48 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             Some(old) if &old != key => {
                 if target.users.contains_key(&old) {
                     if target.users.contains_key(key) {
-                        d.collisions.push(Skipped { subject: p.username.clone(), why: format!("cannot rename {old} to {}: that name is taken by another Bitbucket account", p.username) });
+                        d.collisions.push(Skipped {
+                            subject: p.username.clone(),
+                            why: format!(
+                                "cannot rename {old} to {}: that name is taken by another Bitbucket account",
+                                p.username
+                            ),
+                        });
                         excluded.insert(key.clone());
                         continue;
                     }
                     d.ops.push(PlannedOp {
-                        op: Op::RenameUser { from: target.users[&old].name.clone(), to: p.username.clone(), records: p.records.clone() },
-                        reason: format!("username changed in {} ({old} → {})", sources_of(&p.records), p.username),
+                        op: Op::RenameUser {
+                            from: target.users[&old].name.clone(),
+                            to: p.username.clone(),
+                            records: p.records.clone(),
+                        },
+                        reason: format!(
+                            "username changed in {} ({old} → {})",
+                            sources_of(&p.records),
+                            p.username
+                        ),
                     });
                     renames.insert(old.clone(), key.clone());
                     update_if_changed(&mut d, p, target, Some(&old));
                 } else if target.users.contains_key(key) {
                     // The rename reached Bitbucket but not the store (a crash in between): relink.
-                    d.ops.push(PlannedOp { op: Op::AdoptUser { user: p.username.clone(), records: p.records.clone() }, reason: format!("rename {old} → {} already applied; relinking", p.username) });
+                    d.ops.push(PlannedOp {
+                        op: Op::AdoptUser {
+                            user: p.username.clone(),
+                            records: p.records.clone(),
+                        },
+                        reason: format!("rename {old} → {} already applied; relinking", p.username),
+                    });
                     update_if_changed(&mut d, p, target, None);
                 } else {
-                    d.ops.push(create(p, format!("in {}; its account {old} no longer exists in Bitbucket", sources_of(&p.records))));
+                    d.ops.push(create(
+                        p,
+                        format!(
+                            "in {}; its account {old} no longer exists in Bitbucket",
+                            sources_of(&p.records)
+                        ),
+                    ));
                 }
             }
             Some(_) => {
@@ -143,25 +210,50 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                         // Finish linking an account whose creation was not confirmed, or bring
                         // back one that was disabled; memberships follow through the group diff.
                         d.ops.push(PlannedOp {
-                            op: Op::AdoptUser { user: p.username.clone(), records: p.records.clone() },
-                            reason: if st == IdentityState::Disabled { format!("enabled again in {}", sources_of(&p.records)) } else { "created by an earlier run that did not finish".into() },
+                            op: Op::AdoptUser {
+                                user: p.username.clone(),
+                                records: p.records.clone(),
+                            },
+                            reason: if st == IdentityState::Disabled {
+                                format!("enabled again in {}", sources_of(&p.records))
+                            } else {
+                                "created by an earlier run that did not finish".into()
+                            },
                         });
                     }
                     update_if_changed(&mut d, p, target, None);
                 } else {
-                    d.ops.push(create(p, format!("in {}; its account is missing from Bitbucket", sources_of(&p.records))));
+                    d.ops.push(create(
+                        p,
+                        format!("in {}; its account is missing from Bitbucket", sources_of(&p.records)),
+                    ));
                 }
             }
             None => {
                 if let Some(existing) = target.users.get(key) {
                     if let Some(other) = owned.get(key.as_str()) {
-                        d.collisions.push(Skipped { subject: p.username.clone(), why: format!("{} is already Roster's account for {}/{}", existing.name, other.source, other.ext_id) });
+                        d.collisions.push(Skipped {
+                            subject: p.username.clone(),
+                            why: format!(
+                                "{} is already Roster's account for {}/{}",
+                                existing.name, other.source, other.ext_id
+                            ),
+                        });
                         excluded.insert(key.clone());
                     } else if policy.adopt_existing_users && existing.mutable_details {
-                        d.ops.push(PlannedOp { op: Op::AdoptUser { user: existing.name.clone(), records: p.records.clone() }, reason: "existing account adopted (adopt_existing_users)".into() });
+                        d.ops.push(PlannedOp {
+                            op: Op::AdoptUser {
+                                user: existing.name.clone(),
+                                records: p.records.clone(),
+                            },
+                            reason: "existing account adopted (adopt_existing_users)".into(),
+                        });
                         update_if_changed(&mut d, p, target, None);
                     } else {
-                        let dir = existing.directory_name.clone().unwrap_or_else(|| "another directory".into());
+                        let dir = existing
+                            .directory_name
+                            .clone()
+                            .unwrap_or_else(|| "another directory".into());
                         d.collisions.push(Skipped {
                             subject: p.username.clone(),
                             why: format!("an account named {} already exists in Bitbucket ({dir}) and is not managed by Roster; left alone (set adopt_existing_users to take it over)", existing.name),
@@ -178,12 +270,18 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
     // Accounts Roster owns that no desired person accounts for any more.
     let mut gone: BTreeMap<&str, &Identity> = BTreeMap::new();
     for i in identities {
-        if matches!(i.state, IdentityState::Active | IdentityState::Pending) && !claimed.contains(&i.username) && target.users.contains_key(&i.username) {
+        if matches!(i.state, IdentityState::Active | IdentityState::Pending)
+            && !claimed.contains(&i.username)
+            && target.users.contains_key(&i.username)
+        {
             gone.entry(i.username.as_str()).or_insert(i);
         }
     }
     for (user, i) in gone {
-        deprovision.push((user.to_string(), format!("no longer in any source (was {}/{})", i.source, i.ext_id)));
+        deprovision.push((
+            user.to_string(),
+            format!("no longer in any source (was {}/{})", i.source, i.ext_id),
+        ));
     }
 
     // Groups: create what is missing, then the membership diff.
@@ -197,32 +295,83 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
     let mut removes = Vec::new();
     for (group, members) in &desired.groups {
         if protected.group(group) {
-            d.skipped.push(Skipped { subject: group.clone(), why: "protected group: memberships not managed".into() });
+            d.skipped.push(Skipped {
+                subject: group.clone(),
+                why: "protected group: memberships not managed".into(),
+            });
             continue;
         }
         let exists = target.groups.contains(group);
         if !exists {
-            d.ops.push(PlannedOp { op: Op::CreateGroup { group: group.clone() }, reason: "group in a source, missing in Bitbucket".into() });
+            d.ops.push(PlannedOp {
+                op: Op::CreateGroup { group: group.clone() },
+                reason: "group in a source, missing in Bitbucket".into(),
+            });
         }
-        let current: BTreeSet<String> = target.members.get(group).map(|m| m.iter().map(|u| renames.get(u).cloned().unwrap_or_else(|| u.clone())).collect()).unwrap_or_default();
-        let want: BTreeSet<&String> = members.iter().filter(|u| !excluded.contains(*u) && desired.persons.get(*u).is_some_and(|p| p.active)).collect();
-        let mut to_add: Vec<String> = want.iter().filter(|u| !current.contains(**u)).filter_map(|u| active_name(u)).collect();
+        let current: BTreeSet<String> = target
+            .members
+            .get(group)
+            .map(|m| {
+                m.iter()
+                    .map(|u| renames.get(u).cloned().unwrap_or_else(|| u.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let want: BTreeSet<&String> = members
+            .iter()
+            .filter(|u| !excluded.contains(*u) && desired.persons.get(*u).is_some_and(|p| p.active))
+            .collect();
+        let mut to_add: Vec<String> = want
+            .iter()
+            .filter(|u| !current.contains(**u))
+            .filter_map(|u| active_name(u))
+            .collect();
         to_add.sort();
         for chunk in to_add.chunks(policy.batch_size) {
-            let nested = chunk.iter().filter_map(|u| desired.lineage.get(&(group.clone(), u.to_lowercase()))).take(3).cloned().collect::<Vec<_>>();
-            let why = if nested.is_empty() { String::new() } else { format!("; e.g. {}", nested.join("; ")) };
-            adds.push(PlannedOp { op: Op::AddMembers { group: group.clone(), users: chunk.to_vec() }, reason: format!("members of {group} in the sources{why}") });
+            let nested = chunk
+                .iter()
+                .filter_map(|u| desired.lineage.get(&(group.clone(), u.to_lowercase())))
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>();
+            let why = if nested.is_empty() {
+                String::new()
+            } else {
+                format!("; e.g. {}", nested.join("; "))
+            };
+            adds.push(PlannedOp {
+                op: Op::AddMembers {
+                    group: group.clone(),
+                    users: chunk.to_vec(),
+                },
+                reason: format!("members of {group} in the sources{why}"),
+            });
         }
         for u in current.iter().filter(|u| !want.contains(u)) {
             if owned.contains_key(u.as_str()) && !protected.user(u) && !deleting.contains(u) {
-                removes.push(PlannedOp { op: Op::RemoveMember { group: group.clone(), user: target.users.get(u).map_or(u.clone(), |x| x.name.clone()) }, reason: format!("no longer a member of {group} in the sources") });
+                removes.push(PlannedOp {
+                    op: Op::RemoveMember {
+                        group: group.clone(),
+                        user: target.users.get(u).map_or(u.clone(), |x| x.name.clone()),
+                    },
+                    reason: format!("no longer a member of {group} in the sources"),
+                });
             }
         }
     }
-    for group in managed.iter().filter(|g| !desired.groups.contains_key(*g) && target.groups.contains(*g) && !protected.group(g)) {
+    for group in managed
+        .iter()
+        .filter(|g| !desired.groups.contains_key(*g) && target.groups.contains(*g) && !protected.group(g))
+    {
         for u in target.members.get(group).into_iter().flatten() {
             if owned.contains_key(u.as_str()) && !protected.user(u) && !deleting.contains(u) {
-                removes.push(PlannedOp { op: Op::RemoveMember { group: group.clone(), user: target.users[u].name.clone() }, reason: format!("{group} is no longer in any source") });
+                removes.push(PlannedOp {
+                    op: Op::RemoveMember {
+                        group: group.clone(),
+                        user: target.users[u].name.clone(),
+                    },
+                    reason: format!("{group} is no longer in any source"),
+                });
             }
         }
     }
@@ -230,24 +379,43 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
     d.ops.extend(removes);
 
     // Deprovisioning per policy.
-    let removal_planned: HashSet<(String, String)> =
-        d.ops.iter().filter_map(|o| if let Op::RemoveMember { group, user } = &o.op { Some((group.clone(), user.to_lowercase())) } else { None }).collect();
+    let removal_planned: HashSet<(String, String)> = d
+        .ops
+        .iter()
+        .filter_map(|o| {
+            if let Op::RemoveMember { group, user } = &o.op {
+                Some((group.clone(), user.to_lowercase()))
+            } else {
+                None
+            }
+        })
+        .collect();
     for (user, reason) in deprovision {
         if protected.user(&user) {
-            d.skipped.push(Skipped { subject: user, why: "protected account: not deprovisioned".into() });
+            d.skipped.push(Skipped {
+                subject: user,
+                why: "protected account: not deprovisioned".into(),
+            });
             continue;
         }
         let name = target.users[&user].name.clone();
         let op = match policy.deprovision {
             Deprovision::Keep => {
-                d.skipped.push(Skipped { subject: name, why: format!("{reason}; kept (deprovision = keep)") });
+                d.skipped.push(Skipped {
+                    subject: name,
+                    why: format!("{reason}; kept (deprovision = keep)"),
+                });
                 continue;
             }
             Deprovision::Disable => {
                 let groups: Vec<String> = target
                     .group_perms
                     .keys()
-                    .filter(|g| target.members.get(*g).is_some_and(|m| m.contains(&user)) && !protected.group(g) && !removal_planned.contains(&((*g).clone(), user.clone())))
+                    .filter(|g| {
+                        target.members.get(*g).is_some_and(|m| m.contains(&user))
+                            && !protected.group(g)
+                            && !removal_planned.contains(&((*g).clone(), user.clone()))
+                    })
                     .cloned()
                     .collect();
                 let revoke = target.user_perms.contains_key(&user);
@@ -256,10 +424,21 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                     keep.sort();
                     keep
                 });
-                Op::Deactivate { user: name, groups, revoke_permission: revoke, leave_other_groups }
+                Op::Deactivate {
+                    user: name,
+                    groups,
+                    revoke_permission: revoke,
+                    leave_other_groups,
+                }
             }
-            Deprovision::Delete => Op::DeleteUser { user: name, erase: false },
-            Deprovision::DeleteAndErase => Op::DeleteUser { user: name, erase: true },
+            Deprovision::Delete => Op::DeleteUser {
+                user: name,
+                erase: false,
+            },
+            Deprovision::DeleteAndErase => Op::DeleteUser {
+                user: name,
+                erase: true,
+            },
         };
         d.ops.push(PlannedOp { op, reason });
     }
@@ -290,7 +469,10 @@ fn update_if_changed(d: &mut Draft, p: &Person, target: &TargetState, from: Opti
         return;
     }
     if !current.mutable_details {
-        d.skipped.push(Skipped { subject: current.name.clone(), why: "account is in a read-only directory: details not updated".into() });
+        d.skipped.push(Skipped {
+            subject: current.name.clone(),
+            why: "account is in a read-only directory: details not updated".into(),
+        });
         return;
     }
     let mut what = Vec::new();

@@ -10,7 +10,11 @@ use crate::targets::bitbucket_dc::{BbError, BitbucketDc};
 
 /// Reads what the plan needs. `interesting` are the groups whose members matter (desired,
 /// managed, default); groups holding a global permission are always read.
-pub async fn read_target(client: &BitbucketDc, interesting: &BTreeSet<String>, concurrency: usize) -> Result<TargetState, BbError> {
+pub async fn read_target(
+    client: &BitbucketDc,
+    interesting: &BTreeSet<String>,
+    concurrency: usize,
+) -> Result<TargetState, BbError> {
     let (users, groups, group_perms, user_perms, license) = tokio::try_join!(
         client.users(),
         client.groups(),
@@ -22,12 +26,19 @@ pub async fn read_target(client: &BitbucketDc, interesting: &BTreeSet<String>, c
         users: users.into_iter().map(|u| (u.name.to_lowercase(), u)).collect(),
         groups: groups.into_iter().collect(),
         group_perms: group_perms.into_iter().map(|p| (p.group.name, p.permission)).collect(),
-        user_perms: user_perms.into_iter().map(|p| (p.user.name.to_lowercase(), p.permission)).collect(),
+        user_perms: user_perms
+            .into_iter()
+            .map(|p| (p.user.name.to_lowercase(), p.permission))
+            .collect(),
         license,
         ..TargetState::default()
     };
-    let to_read: Vec<String> =
-        state.groups.iter().filter(|g| interesting.contains(*g) || state.group_perms.contains_key(*g)).cloned().collect();
+    let to_read: Vec<String> = state
+        .groups
+        .iter()
+        .filter(|g| interesting.contains(*g) || state.group_perms.contains_key(*g))
+        .cloned()
+        .collect();
     let members: Vec<(String, BTreeSet<String>)> = stream::iter(to_read)
         .map(|g| async move {
             let m = client.group_members(&g).await?;

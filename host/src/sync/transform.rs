@@ -66,7 +66,12 @@ pub async fn run_chain(
     let mut current_groups: Vec<(String, String, Vec<Group>)> = groups
         .into_iter()
         .map(|g| {
-            let wit = Group { id: g.ext_id.clone(), name: g.name.clone(), description: g.description, attributes: g.attributes };
+            let wit = Group {
+                id: g.ext_id.clone(),
+                name: g.name.clone(),
+                description: g.description,
+                attributes: g.attributes,
+            };
             (g.ext_id, g.name, vec![wit])
         })
         .collect();
@@ -74,17 +79,26 @@ pub async fn run_chain(
         let mut job = runtime
             .job(&step.plugin, step.limits.clone(), SourceAccess::none())
             .await
-            .map_err(|e| SyncError::Transform { id: source.id.clone(), detail: e.to_string() })?;
+            .map_err(|e| SyncError::Transform {
+                id: source.id.clone(),
+                detail: e.to_string(),
+            })?;
         let settings = step.settings.to_string();
         let mut next = Vec::with_capacity(current.len());
         for batch in current.chunks(BATCH) {
             let outcomes = job
                 .map_users(&settings, batch)
                 .await
-                .map_err(|e| SyncError::Transform { id: source.id.clone(), detail: e.to_string() })?;
+                .map_err(|e| SyncError::Transform {
+                    id: source.id.clone(),
+                    detail: e.to_string(),
+                })?;
             for (input, outcome) in batch.iter().zip(outcomes) {
                 match (outcome.user, outcome.error) {
-                    (_, Some(err)) => warnings.push(format!("{}: user {} ({}) skipped by {}: {err}", source.id, input.username, input.id, step.plugin)),
+                    (_, Some(err)) => warnings.push(format!(
+                        "{}: user {} ({}) skipped by {}: {err}",
+                        source.id, input.username, input.id, step.plugin
+                    )),
                     (Some(mut u), None) => {
                         u.id = input.id.clone();
                         next.push(u);
@@ -95,17 +109,26 @@ pub async fn run_chain(
         }
         current = next;
         // Groups in batches too: every pending output group, remembering which input it came from.
-        let pending: Vec<(usize, Group)> =
-            current_groups.iter_mut().enumerate().flat_map(|(i, (_, _, outs))| std::mem::take(outs).into_iter().map(move |g| (i, g))).collect();
+        let pending: Vec<(usize, Group)> = current_groups
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, (_, _, outs))| std::mem::take(outs).into_iter().map(move |g| (i, g)))
+            .collect();
         for batch in pending.chunks(BATCH) {
             let inputs: Vec<Group> = batch.iter().map(|(_, g)| g.clone()).collect();
             let mapped = job
                 .map_groups(&settings, &inputs)
                 .await
-                .map_err(|e| SyncError::Transform { id: source.id.clone(), detail: e.to_string() })?;
+                .map_err(|e| SyncError::Transform {
+                    id: source.id.clone(),
+                    detail: e.to_string(),
+                })?;
             for ((i, input), o) in batch.iter().zip(mapped) {
                 match o.error {
-                    Some(err) => warnings.push(format!("{}: group {} ({}) skipped by {}: {err}", source.id, input.name, input.id, step.plugin)),
+                    Some(err) => warnings.push(format!(
+                        "{}: group {} ({}) skipped by {}: {err}",
+                        source.id, input.name, input.id, step.plugin
+                    )),
                     None => current_groups[*i].2.extend(o.groups),
                 }
             }
@@ -113,8 +136,22 @@ pub async fn run_chain(
     }
     let users = current
         .into_iter()
-        .map(|u| MappedUser { ext_id: u.id, username: u.username, email: u.email, display_name: u.display_name, active: u.active })
+        .map(|u| MappedUser {
+            ext_id: u.id,
+            username: u.username,
+            email: u.email,
+            display_name: u.display_name,
+            active: u.active,
+        })
         .collect();
-    let groups = current_groups.into_iter().map(|(id, name, outs)| (id, (name, outs.into_iter().map(|g| g.name).collect()))).collect();
-    Ok(Transformed { users, groups, memberships, warnings })
+    let groups = current_groups
+        .into_iter()
+        .map(|(id, name, outs)| (id, (name, outs.into_iter().map(|g| g.name).collect())))
+        .collect();
+    Ok(Transformed {
+        users,
+        groups,
+        memberships,
+        warnings,
+    })
 }

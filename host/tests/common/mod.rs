@@ -16,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use roster::runtime::{Runtime, RuntimeConfig};
 
+pub mod world;
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

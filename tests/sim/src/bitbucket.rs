@@ -155,7 +155,12 @@ impl BbState {
 
     /// Limits requests to `per_second` with a burst of `capacity` (Bitbucket's token bucket).
     pub fn set_rate_limit(&mut self, per_second: f64, capacity: u32) {
-        self.rate = Some(Bucket { capacity: capacity.into(), per_second, tokens: capacity.into(), at: Instant::now() });
+        self.rate = Some(Bucket {
+            capacity: capacity.into(),
+            per_second,
+            tokens: capacity.into(),
+            at: Instant::now(),
+        });
     }
 
     /// Fails the next matching requests.
@@ -174,7 +179,11 @@ impl BbState {
                 name: name.to_string(),
                 display_name: display_name.to_string(),
                 email: email.to_string(),
-                directory: if internal { "Bitbucket Internal Directory".into() } else { "Delegated LDAP".into() },
+                directory: if internal {
+                    "Bitbucket Internal Directory".into()
+                } else {
+                    "Delegated LDAP".into()
+                },
                 mutable: internal,
             },
         );
@@ -182,7 +191,8 @@ impl BbState {
 
     /// Adds a group with members directly.
     pub fn add_group(&mut self, name: &str, members: &[&str]) {
-        self.groups.insert(name.to_string(), members.iter().map(|m| m.to_lowercase()).collect());
+        self.groups
+            .insert(name.to_string(), members.iter().map(|m| m.to_lowercase()).collect());
     }
 
     /// Grants a global permission to a group directly.
@@ -222,7 +232,10 @@ impl BbState {
         let mut after = self.licensed_users();
         after.extend(extra.iter().cloned());
         (after.len() as u32 > max).then(|| {
-            format!("This action would exceed the maximum number of licensed users ({max}); {} would be licensed", after.len())
+            format!(
+                "This action would exceed the maximum number of licensed users ({max}); {} would be licensed",
+                after.len()
+            )
         })
     }
 }
@@ -257,7 +270,9 @@ impl BitbucketSim {
     /// Starts a simulator on the given address.
     pub async fn start_on(addr: SocketAddr, state: BbState) -> BitbucketSim {
         let state = Arc::new(Mutex::new(state));
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("binding the Bitbucket simulator");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("binding the Bitbucket simulator");
         let addr = listener.local_addr().unwrap();
         let app = router(state.clone());
         let task = tokio::spawn(async move {
@@ -281,7 +296,10 @@ type Shared = Arc<Mutex<BbState>>;
 
 /// The axum router (paths under `/rest/api/1.0` and `/rest/api/latest`).
 pub fn router(state: Shared) -> Router {
-    Router::new().route("/rest/api/{version}/{*rest}", any(dispatch)).route("/status", get(|| async { "ok" })).with_state(state)
+    Router::new()
+        .route("/rest/api/{version}/{*rest}", any(dispatch))
+        .route("/status", get(|| async { "ok" }))
+        .with_state(state)
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -289,15 +307,26 @@ fn reply(status: StatusCode, body: Value) -> Response {
 }
 
 fn error(status: StatusCode, exception: &str, message: impl Into<String>) -> Response {
-    reply(status, json!({"errors": [{"context": null, "message": message.into(), "exceptionName": exception}]}))
+    reply(
+        status,
+        json!({"errors": [{"context": null, "message": message.into(), "exceptionName": exception}]}),
+    )
 }
 
 fn no_user(name: &str) -> Response {
-    error(StatusCode::NOT_FOUND, "com.atlassian.bitbucket.user.NoSuchUserException", format!("User {name} does not exist."))
+    error(
+        StatusCode::NOT_FOUND,
+        "com.atlassian.bitbucket.user.NoSuchUserException",
+        format!("User {name} does not exist."),
+    )
 }
 
 fn no_group(name: &str) -> Response {
-    error(StatusCode::NOT_FOUND, "com.atlassian.bitbucket.user.NoSuchGroupException", format!("Group {name} does not exist."))
+    error(
+        StatusCode::NOT_FOUND,
+        "com.atlassian.bitbucket.user.NoSuchGroupException",
+        format!("Group {name} does not exist."),
+    )
 }
 
 fn read_only(name: &str) -> Response {
@@ -309,11 +338,19 @@ fn read_only(name: &str) -> Response {
 }
 
 fn over_licence(msg: String) -> Response {
-    error(StatusCode::FORBIDDEN, "com.atlassian.bitbucket.license.LicenseLimitExceededException", msg)
+    error(
+        StatusCode::FORBIDDEN,
+        "com.atlassian.bitbucket.license.LicenseLimitExceededException",
+        msg,
+    )
 }
 
 fn bad_request(msg: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, "com.atlassian.bitbucket.validation.ArgumentValidationException", msg)
+    error(
+        StatusCode::BAD_REQUEST,
+        "com.atlassian.bitbucket.validation.ArgumentValidationException",
+        msg,
+    )
 }
 
 fn user_json(u: &SimUser) -> Value {
@@ -332,7 +369,11 @@ fn group_json(name: &str) -> Value {
 
 fn page(q: &HashMap<String, String>, values: Vec<Value>) -> Response {
     let start: usize = q.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let limit: usize = q.get("limit").and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_LIMIT)
+        .clamp(1, MAX_LIMIT);
     let total = values.len();
     let slice: Vec<Value> = values.into_iter().skip(start).take(limit).collect();
     let is_last = start + slice.len() >= total;
@@ -351,13 +392,19 @@ fn matches_filter(q: &HashMap<String, String>, fields: &[&str]) -> bool {
 }
 
 fn authorised(s: &BbState, headers: &HeaderMap) -> bool {
-    let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
+    let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
     if let Some(token) = auth.strip_prefix("Bearer ") {
         return s.token.as_deref() == Some(token);
     }
-    let Some(b64) = auth.strip_prefix("Basic ") else { return false };
+    let Some(b64) = auth.strip_prefix("Basic ") else {
+        return false;
+    };
     use base64::Engine as _;
-    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else { return false };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+        return false;
+    };
     let raw = String::from_utf8_lossy(&raw);
     let (u, p) = raw.split_once(':').unwrap_or((&raw, ""));
     (u == s.admin.0 && p == s.admin.1) || s.token.as_deref() == Some(p)
@@ -402,7 +449,10 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response>
 }
 
 fn query_all(uri: &Uri, key: &str) -> Vec<String> {
-    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).filter(|(k, _)| k == key).map(|(_, v)| v.into_owned()).collect()
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .collect()
 }
 
 async fn dispatch(
@@ -413,7 +463,12 @@ async fn dispatch(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let path = uri.path().splitn(5, '/').nth(4).map(|p| format!("/{p}")).unwrap_or_default();
+    let path = uri
+        .path()
+        .splitn(5, '/')
+        .nth(4)
+        .map(|p| format!("/{p}"))
+        .unwrap_or_default();
     let mut s = state.lock().unwrap();
     *s.calls.entry(format!("{method} {path}")).or_default() += 1;
     if let Some(b) = s.rate.as_mut() {
@@ -434,19 +489,28 @@ async fn dispatch(
                     ("x-ratelimit-fillrate", (rate as u64).max(1).to_string()),
                     ("x-ratelimit-interval-seconds", "1".to_string()),
                 ],
-                json!({"errors": [{"context": null, "message": "You have been rate limited.", "exceptionName": null}]}).to_string(),
+                json!({"errors": [{"context": null, "message": "You have been rate limited.", "exceptionName": null}]})
+                    .to_string(),
             )
                 .into_response();
         }
         b.tokens -= 1.0;
     }
-    if let Some(f) = s.faults.iter_mut().find(|f| f.remaining > 0 && f.method.as_ref().is_none_or(|m| *m == method) && path.contains(&f.path_contains)) {
+    if let Some(f) = s
+        .faults
+        .iter_mut()
+        .find(|f| f.remaining > 0 && f.method.as_ref().is_none_or(|m| *m == method) && path.contains(&f.path_contains))
+    {
         f.remaining -= 1;
         let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return error(status, "com.atlassian.bitbucket.ServiceException", "Injected fault");
     }
     if !authorised(&s, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException", "Authentication failed. Please check your credentials and try again.");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+            "Authentication failed. Please check your credentials and try again.",
+        );
     }
     let resp = handle(&mut s, &method, &path, &uri, &q, &body);
     if method != Method::GET && resp.status().is_success() {
@@ -455,15 +519,28 @@ async fn dispatch(
     resp
 }
 
-fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<String, String>, body: &Bytes) -> Response {
+fn handle(
+    s: &mut BbState,
+    method: &Method,
+    path: &str,
+    uri: &Uri,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+) -> Response {
     let name_param = || q.get("name").cloned().unwrap_or_default();
     match (method.as_str(), path) {
         ("GET", "/admin/users") => {
-            let values = s.users.values().filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email])).map(user_json).collect();
+            let values = s
+                .users
+                .values()
+                .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]))
+                .map(user_json)
+                .collect();
             page(q, values)
         }
         ("POST", "/admin/users") => {
-            let (Some(name), Some(display), Some(email)) = (q.get("name"), q.get("displayName"), q.get("emailAddress")) else {
+            let (Some(name), Some(display), Some(email)) = (q.get("name"), q.get("displayName"), q.get("emailAddress"))
+            else {
                 return bad_request("name, displayName and emailAddress are required");
             };
             let notify = q.get("notify").is_some_and(|v| v == "true");
@@ -474,7 +551,11 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
                 return bad_request("The username must not be blank.");
             }
             if s.users.contains_key(&name.to_lowercase()) {
-                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.user.DuplicateUserException", format!("A user with name '{name}' already exists."));
+                return error(
+                    StatusCode::CONFLICT,
+                    "com.atlassian.bitbucket.user.DuplicateUserException",
+                    format!("A user with name '{name}' already exists."),
+                );
             }
             s.deleted.remove(&name.to_lowercase());
             s.add_user(name, display, email, true);
@@ -485,7 +566,9 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
                 Ok(u) => u,
                 Err(r) => return r,
             };
-            let Some(u) = s.users.get_mut(&upd.name.to_lowercase()) else { return no_user(&upd.name) };
+            let Some(u) = s.users.get_mut(&upd.name.to_lowercase()) else {
+                return no_user(&upd.name);
+            };
             if !u.mutable {
                 return read_only(&upd.name);
             }
@@ -501,9 +584,15 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
             let name = name_param();
             let key = name.to_lowercase();
             if key == s.admin.0 {
-                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.IntegrityException", "You cannot delete yourself.");
+                return error(
+                    StatusCode::CONFLICT,
+                    "com.atlassian.bitbucket.IntegrityException",
+                    "You cannot delete yourself.",
+                );
             }
-            let Some(u) = s.users.remove(&key) else { return no_user(&name) };
+            let Some(u) = s.users.remove(&key) else {
+                return no_user(&name);
+            };
             for members in s.groups.values_mut() {
                 members.remove(&key);
             }
@@ -517,12 +606,18 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
                 Err(resp) => return resp,
             };
             let (old, new) = (r.name.to_lowercase(), r.new_name.to_lowercase());
-            let Some(u) = s.users.get(&old) else { return no_user(&r.name) };
+            let Some(u) = s.users.get(&old) else {
+                return no_user(&r.name);
+            };
             if !u.mutable {
                 return read_only(&r.name);
             }
             if old != new && s.users.contains_key(&new) {
-                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.user.DuplicateUserException", format!("A user with name '{}' already exists.", r.new_name));
+                return error(
+                    StatusCode::CONFLICT,
+                    "com.atlassian.bitbucket.user.DuplicateUserException",
+                    format!("A user with name '{}' already exists.", r.new_name),
+                );
             }
             let mut u = s.users.remove(&old).unwrap();
             u.name = r.new_name.clone();
@@ -544,7 +639,9 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
                 Err(r) => return r,
             };
             let key = a.user.to_lowercase();
-            let Some(u) = s.users.get(&key) else { return no_user(&a.user) };
+            let Some(u) = s.users.get(&key) else {
+                return no_user(&a.user);
+            };
             if !u.mutable {
                 return read_only(&a.user);
             }
@@ -589,13 +686,21 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
                 Ok(p) => p,
                 Err(r) => return r,
             };
-            let (user, group) = if path == "/admin/users/remove-group" { (p.context, p.item_name) } else { (p.item_name, p.context) };
+            let (user, group) = if path == "/admin/users/remove-group" {
+                (p.context, p.item_name)
+            } else {
+                (p.item_name, p.context)
+            };
             let key = user.to_lowercase();
-            let Some(u) = s.users.get(&key) else { return no_user(&user) };
+            let Some(u) = s.users.get(&key) else {
+                return no_user(&user);
+            };
             if !u.mutable {
                 return read_only(&user);
             }
-            let Some(members) = s.groups.get_mut(&group) else { return no_group(&group) };
+            let Some(members) = s.groups.get_mut(&group) else {
+                return no_group(&group);
+            };
             members.remove(&key);
             StatusCode::OK.into_response()
         }
@@ -604,14 +709,23 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
             if !s.users.contains_key(&user) {
                 return no_user(&user);
             }
-            let values = s.groups.iter().filter(|(g, m)| m.contains(&user) && matches_filter(q, &[g])).map(|(g, _)| group_json(g)).collect();
+            let values = s
+                .groups
+                .iter()
+                .filter(|(g, m)| m.contains(&user) && matches_filter(q, &[g]))
+                .map(|(g, _)| group_json(g))
+                .collect();
             page(q, values)
         }
         ("GET", "/admin/users/erasure") | ("POST", "/admin/users/erasure") => {
             let name = name_param();
             let key = name.to_lowercase();
             if s.users.contains_key(&key) {
-                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.IntegrityException", format!("Cannot erase the username of a not deleted user {name}."));
+                return error(
+                    StatusCode::CONFLICT,
+                    "com.atlassian.bitbucket.IntegrityException",
+                    format!("Cannot erase the username of a not deleted user {name}."),
+                );
             }
             if !s.deleted.contains(&key) {
                 return no_user(&name);
@@ -625,7 +739,12 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
             reply(StatusCode::OK, json!({"newIdentifier": format!("user-{id:x}")}))
         }
         ("GET", "/admin/groups") => {
-            let values = s.groups.keys().filter(|g| matches_filter(q, &[g])).map(|g| group_json(g)).collect();
+            let values = s
+                .groups
+                .keys()
+                .filter(|g| matches_filter(q, &[g]))
+                .map(|g| group_json(g))
+                .collect();
             page(q, values)
         }
         ("POST", "/admin/groups") => {
@@ -634,7 +753,11 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
                 return bad_request("The group name must not be blank.");
             }
             if s.groups.contains_key(&name) {
-                return error(StatusCode::CONFLICT, "com.atlassian.bitbucket.user.DuplicateGroupException", format!("The group '{name}' already exists."));
+                return error(
+                    StatusCode::CONFLICT,
+                    "com.atlassian.bitbucket.user.DuplicateGroupException",
+                    format!("The group '{name}' already exists."),
+                );
             }
             s.groups.insert(name.clone(), BTreeSet::new());
             reply(StatusCode::OK, group_json(&name))
@@ -649,12 +772,24 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
         }
         ("GET", "/admin/groups/more-members") => {
             let group = q.get("context").cloned().unwrap_or_default();
-            let Some(members) = s.groups.get(&group) else { return no_group(&group) };
-            let values = members.iter().filter_map(|m| s.users.get(m)).filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email])).map(user_json).collect();
+            let Some(members) = s.groups.get(&group) else {
+                return no_group(&group);
+            };
+            let values = members
+                .iter()
+                .filter_map(|m| s.users.get(m))
+                .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]))
+                .map(user_json)
+                .collect();
             page(q, values)
         }
         ("GET", "/admin/permissions/groups") => {
-            let values = s.group_perms.iter().filter(|(g, _)| matches_filter(q, &[g])).map(|(g, p)| json!({"group": group_json(g), "permission": p.as_str()})).collect();
+            let values = s
+                .group_perms
+                .iter()
+                .filter(|(g, _)| matches_filter(q, &[g]))
+                .map(|(g, p)| json!({"group": group_json(g), "permission": p.as_str()}))
+                .collect();
             page(q, values)
         }
         ("GET", "/admin/permissions/users") => {
@@ -737,7 +872,11 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
                 {"name": "Delegated LDAP", "type": "DELEGATING", "active": true, "description": "Read-only external directory"},
             ]),
         ),
-        _ => error(StatusCode::NOT_FOUND, "com.atlassian.bitbucket.NoSuchEntityException", format!("{method} {path} is not simulated")),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "com.atlassian.bitbucket.NoSuchEntityException",
+            format!("{method} {path} is not simulated"),
+        ),
     }
 }
 
@@ -745,7 +884,10 @@ fn handle(s: &mut BbState, method: &Method, path: &str, uri: &Uri, q: &HashMap<S
 pub async fn wait_ready(url: &str, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if reqwest::get(format!("{url}/status")).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(format!("{url}/status"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

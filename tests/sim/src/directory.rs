@@ -59,12 +59,19 @@ impl Directory {
     pub fn generate(users: usize, groups: usize, per_user: usize) -> Directory {
         let mut d = Directory::default();
         for i in 0..groups {
-            d.groups.push(DirGroup { id: format!("g-{i:05}"), name: format!("team-{i:05}") });
+            d.groups.push(DirGroup {
+                id: format!("g-{i:05}"),
+                name: format!("team-{i:05}"),
+            });
         }
         for i in (0..groups).step_by(4) {
             for level in 0..3 {
                 if i + level + 1 < groups {
-                    d.memberships.push(DirMembership { group: format!("g-{:05}", i + level), member: format!("g-{:05}", i + level + 1), member_is_group: true });
+                    d.memberships.push(DirMembership {
+                        group: format!("g-{:05}", i + level),
+                        member: format!("g-{:05}", i + level + 1),
+                        member_is_group: true,
+                    });
                 }
             }
         }
@@ -82,7 +89,11 @@ impl Directory {
                     mine.insert((k * 7 + j * 13 + j * j) % groups);
                 }
                 for g in mine {
-                    d.memberships.push(DirMembership { group: format!("g-{g:05}"), member: format!("u-{k:06}"), member_is_group: false });
+                    d.memberships.push(DirMembership {
+                        group: format!("g-{g:05}"),
+                        member: format!("u-{k:06}"),
+                        member_is_group: false,
+                    });
                 }
             }
         }
@@ -97,11 +108,12 @@ impl Directory {
     /// Writes the `.jsonl` form (one record per line).
     pub fn write_jsonl(&self, path: &Path) -> std::io::Result<()> {
         let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-        let line = |f: &mut std::io::BufWriter<std::fs::File>, kind: &str, v: serde_json::Value| -> std::io::Result<()> {
-            let mut v = v;
-            v["kind"] = kind.into();
-            writeln!(f, "{v}")
-        };
+        let line =
+            |f: &mut std::io::BufWriter<std::fs::File>, kind: &str, v: serde_json::Value| -> std::io::Result<()> {
+                let mut v = v;
+                v["kind"] = kind.into();
+                writeln!(f, "{v}")
+            };
         for u in &self.users {
             line(&mut f, "user", serde_json::to_value(u).map_err(std::io::Error::other)?)?;
         }
@@ -109,7 +121,11 @@ impl Directory {
             line(&mut f, "group", serde_json::to_value(g).map_err(std::io::Error::other)?)?;
         }
         for m in &self.memberships {
-            line(&mut f, "membership", serde_json::to_value(m).map_err(std::io::Error::other)?)?;
+            line(
+                &mut f,
+                "membership",
+                serde_json::to_value(m).map_err(std::io::Error::other)?,
+            )?;
         }
         f.flush()
     }
@@ -122,7 +138,11 @@ impl Directory {
         let mut direct: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let mut sub: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for m in &self.memberships {
-            if m.member_is_group { sub.entry(&m.group).or_default().push(&m.member) } else { direct.entry(&m.group).or_default().push(&m.member) }
+            if m.member_is_group {
+                sub.entry(&m.group).or_default().push(&m.member)
+            } else {
+                direct.entry(&m.group).or_default().push(&m.member)
+            }
         }
         let mut out = BTreeMap::new();
         for g in &self.groups {

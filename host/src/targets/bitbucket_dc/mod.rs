@@ -130,7 +130,10 @@ impl BitbucketDc {
             .timeout(config.timeout)
             .user_agent(concat!("Roster/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| BbError::Transport { endpoint: "client".into(), detail: e.to_string() })?;
+            .map_err(|e| BbError::Transport {
+                endpoint: "client".into(),
+                detail: e.to_string(),
+            })?;
         Ok(BitbucketDc {
             base: format!("{}/rest/api/1.0", config.url.trim_end_matches('/')),
             http,
@@ -149,7 +152,10 @@ impl BitbucketDc {
 
     /// Calls made so far, by endpoint ("GET /admin/users" → n), and the 429s received.
     pub fn call_counts(&self) -> (BTreeMap<String, u64>, u64) {
-        (self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone(), self.throttled.load(Ordering::Relaxed))
+        (
+            self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            self.throttled.load(Ordering::Relaxed),
+        )
     }
 
     /// Zeroes the counters (at the start of a run).
@@ -158,13 +164,28 @@ impl BitbucketDc {
         self.throttled.store(0, Ordering::Relaxed);
     }
 
-    async fn send(&self, method: Method, path: &str, query: &[(&str, String)], body: Option<serde_json::Value>) -> Result<Answer, BbError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<serde_json::Value>,
+    ) -> Result<Answer, BbError> {
         let endpoint = format!("{method} {path}");
         let mut attempt = 0u32;
         loop {
             self.budget.acquire().await;
-            *self.calls.lock().unwrap_or_else(|p| p.into_inner()).entry(endpoint.clone()).or_default() += 1;
-            let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).query(query).header("accept", "application/json");
+            *self
+                .calls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(endpoint.clone())
+                .or_default() += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .query(query)
+                .header("accept", "application/json");
             req = match &self.auth {
                 Auth::Basic { username, password } => req.basic_auth(username, Some(password.expose())),
                 Auth::Bearer { token, .. } => req.bearer_auth(token.expose()),
@@ -178,18 +199,28 @@ impl BitbucketDc {
             let retryable_wait = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
                     if status == 429 {
                         self.throttled.fetch_add(1, Ordering::Relaxed);
                     }
                     if matches!(status, 429 | 502 | 503 | 504) && attempt < self.max_retries {
-                        let wait = retry_after.map(Duration::from_secs).unwrap_or_else(|| backoff(attempt)).min(Duration::from_secs(120));
+                        let wait = retry_after
+                            .map(Duration::from_secs)
+                            .unwrap_or_else(|| backoff(attempt))
+                            .min(Duration::from_secs(120));
                         if status == 429 || retry_after.is_some() {
                             self.budget.cool_down(wait);
                         }
                         wait
                     } else {
-                        let bytes = resp.bytes().await.map_err(|e| BbError::Transport { endpoint: endpoint.clone(), detail: e.to_string() })?;
+                        let bytes = resp.bytes().await.map_err(|e| BbError::Transport {
+                            endpoint: endpoint.clone(),
+                            detail: e.to_string(),
+                        })?;
                         if (200..300).contains(&status) {
                             return Ok((status, bytes));
                         }
@@ -197,17 +228,30 @@ impl BitbucketDc {
                     }
                 }
                 Err(e) if attempt < self.max_retries && (e.is_connect() || e.is_timeout()) => backoff(attempt),
-                Err(e) => return Err(BbError::Transport { endpoint, detail: root_cause(&e) }),
+                Err(e) => {
+                    return Err(BbError::Transport {
+                        endpoint,
+                        detail: root_cause(&e),
+                    });
+                }
             };
             attempt += 1;
-            tracing::debug!(endpoint, attempt, wait_ms = retryable_wait.as_millis() as u64, "retrying Bitbucket call");
+            tracing::debug!(
+                endpoint,
+                attempt,
+                wait_ms = retryable_wait.as_millis() as u64,
+                "retrying Bitbucket call"
+            );
             tokio::time::sleep(retryable_wait).await;
         }
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, BbError> {
         let (_, bytes) = self.send(Method::GET, path, query, None).await?;
-        serde_json::from_slice(&bytes).map_err(|e| BbError::Decode { endpoint: format!("GET {path}"), detail: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| BbError::Decode {
+            endpoint: format!("GET {path}"),
+            detail: e.to_string(),
+        })
     }
 
     /// Every item of a paged listing, following `nextPageStart`.
@@ -223,7 +267,10 @@ impl BitbucketDc {
             match (page.is_last_page, page.next_page_start) {
                 (false, Some(next)) if next > start => start = next,
                 (false, _) => {
-                    return Err(BbError::Decode { endpoint: format!("GET {path}"), detail: "a page that is not the last has no usable nextPageStart".into() });
+                    return Err(BbError::Decode {
+                        endpoint: format!("GET {path}"),
+                        detail: "a page that is not the last has no usable nextPageStart".into(),
+                    });
                 }
                 (true, _) => return Ok(out),
             }
@@ -237,17 +284,28 @@ impl BitbucketDc {
 
     /// All groups.
     pub async fn groups(&self) -> Result<Vec<String>, BbError> {
-        Ok(self.all::<BbGroup>("/admin/groups", &[]).await?.into_iter().map(|g| g.name).collect())
+        Ok(self
+            .all::<BbGroup>("/admin/groups", &[])
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect())
     }
 
     /// Members of a group.
     pub async fn group_members(&self, group: &str) -> Result<Vec<BbUser>, BbError> {
-        self.all("/admin/groups/more-members", &[("context", group.to_string())]).await
+        self.all("/admin/groups/more-members", &[("context", group.to_string())])
+            .await
     }
 
     /// Groups a user is a member of.
     pub async fn user_groups(&self, user: &str) -> Result<Vec<String>, BbError> {
-        Ok(self.all::<BbGroup>("/admin/users/more-members", &[("context", user.to_string())]).await?.into_iter().map(|g| g.name).collect())
+        Ok(self
+            .all::<BbGroup>("/admin/users/more-members", &[("context", user.to_string())])
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect())
     }
 
     /// Groups with a global permission.
@@ -271,7 +329,13 @@ impl BitbucketDc {
     }
 
     /// Creates a user in the internal directory, without adding it to the default group.
-    pub async fn create_user(&self, name: &str, display_name: &str, email: &str, password: &str) -> Result<(), BbError> {
+    pub async fn create_user(
+        &self,
+        name: &str,
+        display_name: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<(), BbError> {
         let q = [
             ("name", name.to_string()),
             ("displayName", display_name.to_string()),
@@ -291,43 +355,85 @@ impl BitbucketDc {
 
     /// Renames a user.
     pub async fn rename_user(&self, from: &str, to: &str) -> Result<(), BbError> {
-        self.send(Method::POST, "/admin/users/rename", &[], Some(json!({"name": from, "newName": to}))).await.map(drop)
+        self.send(
+            Method::POST,
+            "/admin/users/rename",
+            &[],
+            Some(json!({"name": from, "newName": to})),
+        )
+        .await
+        .map(drop)
     }
 
     /// Deletes a user.
     pub async fn delete_user(&self, name: &str) -> Result<(), BbError> {
-        self.send(Method::DELETE, "/admin/users", &[("name", name.to_string())], None).await.map(drop)
+        self.send(Method::DELETE, "/admin/users", &[("name", name.to_string())], None)
+            .await
+            .map(drop)
     }
 
     /// Erases a deleted user's personal data (irreversible).
     pub async fn erase_user(&self, name: &str) -> Result<(), BbError> {
-        self.send(Method::GET, "/admin/users/erasure", &[("name", name.to_string())], None).await?;
-        self.send(Method::POST, "/admin/users/erasure", &[("name", name.to_string())], None).await.map(drop)
+        self.send(Method::GET, "/admin/users/erasure", &[("name", name.to_string())], None)
+            .await?;
+        self.send(
+            Method::POST,
+            "/admin/users/erasure",
+            &[("name", name.to_string())],
+            None,
+        )
+        .await
+        .map(drop)
     }
 
     /// Creates a group.
     pub async fn create_group(&self, name: &str) -> Result<(), BbError> {
-        self.send(Method::POST, "/admin/groups", &[("name", name.to_string())], None).await.map(drop)
+        self.send(Method::POST, "/admin/groups", &[("name", name.to_string())], None)
+            .await
+            .map(drop)
     }
 
     /// Deletes a group (and its permissions).
     pub async fn delete_group(&self, name: &str) -> Result<(), BbError> {
-        self.send(Method::DELETE, "/admin/groups", &[("name", name.to_string())], None).await.map(drop)
+        self.send(Method::DELETE, "/admin/groups", &[("name", name.to_string())], None)
+            .await
+            .map(drop)
     }
 
     /// Adds users to a group in one call (all or nothing).
     pub async fn add_users_to_group(&self, group: &str, users: &[String]) -> Result<(), BbError> {
-        self.send(Method::POST, "/admin/groups/add-users", &[], Some(json!({"group": group, "users": users}))).await.map(drop)
+        self.send(
+            Method::POST,
+            "/admin/groups/add-users",
+            &[],
+            Some(json!({"group": group, "users": users})),
+        )
+        .await
+        .map(drop)
     }
 
     /// Removes a user from a group (no bulk call exists).
     pub async fn remove_user_from_group(&self, user: &str, group: &str) -> Result<(), BbError> {
-        self.send(Method::POST, "/admin/users/remove-group", &[], Some(json!({"context": user, "itemName": group}))).await.map(drop)
+        self.send(
+            Method::POST,
+            "/admin/users/remove-group",
+            &[],
+            Some(json!({"context": user, "itemName": group})),
+        )
+        .await
+        .map(drop)
     }
 
     /// Revokes every global permission granted to a user directly.
     pub async fn revoke_user_permissions(&self, name: &str) -> Result<(), BbError> {
-        self.send(Method::DELETE, "/admin/permissions/users", &[("name", name.to_string())], None).await.map(drop)
+        self.send(
+            Method::DELETE,
+            "/admin/permissions/users",
+            &[("name", name.to_string())],
+            None,
+        )
+        .await
+        .map(drop)
     }
 }
 
@@ -340,9 +446,18 @@ fn api_error(endpoint: &str, status: u16, body: &[u8]) -> BbError {
     let first = parsed.as_ref().and_then(|e| e.errors.first());
     let message = first.and_then(|e| e.message.clone()).unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body);
-        if text.trim().is_empty() { "(no body)".to_string() } else { text.chars().take(300).collect() }
+        if text.trim().is_empty() {
+            "(no body)".to_string()
+        } else {
+            text.chars().take(300).collect()
+        }
     });
-    BbError::Api { endpoint: endpoint.to_string(), status, exception: first.and_then(|e| e.exception_name.clone()), message }
+    BbError::Api {
+        endpoint: endpoint.to_string(),
+        status,
+        exception: first.and_then(|e| e.exception_name.clone()),
+        message,
+    }
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

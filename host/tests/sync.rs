@@ -1,0 +1,390 @@
+//! End-to-end syncs from a file source into the Bitbucket simulator: the engine's promises.
+
+mod common;
+
+use common::world::{World, bitbucket};
+use roster::sync::model::Op;
+use roster_sim::bitbucket::Permission;
+use roster_sim::directory::Directory;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_users_with_nesting_sync_exactly_and_the_second_run_writes_nothing() {
+    let d = Directory::generate(1000, 100, 3);
+    let w = World::new(&d, bitbucket()).await;
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert_eq!(r.summary.planned["create-user"], 1000);
+    assert_eq!(r.summary.planned["create-group"], 100);
+    w.assert_matches(&d);
+    // Nested memberships came through: team-00000 ⊃ team-00001 ⊃ team-00002 ⊃ team-00003.
+    let expected = d.expected_members();
+    assert!(expected["team-00000"].is_superset(&expected["team-00003"]));
+
+    let writes = w.writes();
+    let again = w.sync().await;
+    assert_eq!(again.state, "succeeded");
+    assert!(
+        again.summary.planned.is_empty(),
+        "second run planned {:?}",
+        again.summary.planned
+    );
+    assert_eq!(w.writes(), writes, "the second run must not write");
+
+    // Bitbucket calls of the first run vs the floor: creates + group creates + ⌈adds per group ÷ batch⌉.
+    let floor: usize = expected.values().map(|m| m.len().div_ceil(500)).sum::<usize>() + 1000usize.div_ceil(500);
+    assert_eq!(
+        r.summary.planned["add-members"], floor,
+        "one add-users call per 500 members of each group"
+    );
+    assert_eq!(
+        r.summary.api_calls_total as usize - reads(&r),
+        1000 + 100 + floor,
+        "writes = the floor, nothing more"
+    );
+}
+
+/// GET calls of a run (the reads before planning).
+fn reads(r: &roster::sync::RunReport) -> usize {
+    r.summary
+        .api_calls
+        .iter()
+        .filter(|(k, _)| k.starts_with("GET "))
+        .map(|(_, v)| *v as usize)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_writes_nothing_and_lists_the_plan() {
+    let d = Directory::generate(50, 10, 2);
+    let w = World::new(&d, bitbucket()).await;
+    let r = w.run(true).await;
+    assert_eq!(r.state, "planned");
+    assert_eq!(w.writes(), 0);
+    let ops = w.store.plan_ops(r.plan_id.as_deref().unwrap()).unwrap();
+    assert_eq!(ops.iter().filter(|o| o.1 == "create-user").count(), 50);
+    assert!(ops.iter().all(|o| !o.4.is_empty()), "every operation has a reason");
+    assert_eq!(w.store.plan(r.plan_id.as_deref().unwrap()).unwrap().state, "draft");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_rename_is_a_bitbucket_rename_with_memberships_kept() {
+    let mut d = Directory::generate(40, 8, 3);
+    let w = World::new(&d, bitbucket()).await;
+    w.sync().await;
+    let before: Vec<String> = w
+        .sim
+        .lock()
+        .groups()
+        .iter()
+        .filter(|(_, m)| m.contains("user000005"))
+        .map(|(g, _)| g.clone())
+        .collect();
+    assert!(before.len() >= 2);
+    d.users[5].username = "jane.doe".into();
+    w.write(&d);
+    let writes = w.writes();
+    let r = w.sync().await;
+    assert_eq!(
+        r.summary.planned.get("rename-user"),
+        Some(&1),
+        "{:?}",
+        r.summary.planned
+    );
+    assert_eq!(r.summary.planned.len(), 1, "a rename only: {:?}", r.summary.planned);
+    assert_eq!(w.writes(), writes + 1);
+    let s = w.sim.lock();
+    assert!(s.users().contains_key("jane.doe") && !s.users().contains_key("user000005"));
+    let after: Vec<String> = s
+        .groups()
+        .iter()
+        .filter(|(_, m)| m.contains("jane.doe"))
+        .map(|(g, _)| g.clone())
+        .collect();
+    assert_eq!(before, after);
+    drop(s);
+    // An email change is an update, not a delete + create.
+    d.users[6].email = "new.address@example.com".into();
+    w.write(&d);
+    let r = w.sync().await;
+    assert_eq!(r.summary.planned.len(), 1);
+    assert_eq!(r.summary.planned.get("update-user"), Some(&1));
+    w.assert_matches(&d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_or_truncated_fetch_never_deletes() {
+    let d = Directory::generate(60, 6, 2);
+    let mut w = World::new(&d, bitbucket()).await;
+    w.target_extra = "deprovision = \"delete\"\nthreshold = { count = 1000, percent = 100 }".into();
+    w.sync().await;
+    let users_before = w.sim.lock().users().len();
+
+    // The export disappears: the fetch fails on its first page.
+    std::fs::remove_file(w.files_dir().join("directory.json")).unwrap();
+    let r = w.sync().await;
+    assert_eq!(r.state, "partial");
+    assert!(!r.summary.fetch[0].complete);
+    assert_eq!(r.summary.planned.get("delete-user"), None);
+    assert_eq!(w.sim.lock().users().len(), users_before);
+
+    // A truncated export: half the users, then a broken line, read page by page.
+    w.file_name = "directory.jsonl".into();
+    let mut half = d.clone();
+    half.users.truncate(30);
+    w.write(&half);
+    let path = w.files_dir().join("directory.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let cut = text.len() * 3 / 4;
+    text.truncate(text[..cut].rfind('\n').unwrap() + 1);
+    text.push_str("{\"kind\": \"user\", \"id\": \"u-999\", \"userna");
+    std::fs::write(&path, text).unwrap();
+    let writes = w.writes();
+    let r = w
+        .engine()
+        .sync(
+            &roster::sync::SyncOptions {
+                trigger: "test".into(),
+                actor: "test".into(),
+                ..Default::default()
+            },
+            &roster::sync::Quiet,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.state, "partial", "{:?}", r.summary.warnings);
+    assert!(
+        r.summary.fetch[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not a valid record"),
+        "{:?}",
+        r.summary.fetch[0]
+    );
+    assert_eq!(w.writes(), writes, "an incomplete fetch must not change Bitbucket");
+    assert_eq!(w.sim.lock().users().len(), users_before);
+    w.file_name = "directory.json".into();
+    w.write(&d);
+    assert!(w.sync().await.summary.planned.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_over_the_threshold_is_held_and_only_that_exact_plan_can_be_approved() {
+    let mut d = Directory::generate(100, 10, 2);
+    let mut w = World::new(&d, bitbucket()).await;
+    w.target_extra = "threshold = { count = 5, percent = 50 }".into();
+    w.sync().await;
+
+    d.users.truncate(90);
+    w.write(&d);
+    let writes = w.writes();
+    let first = w.sync().await;
+    assert_eq!(first.state, "held");
+    assert_eq!(first.summary.guard.as_ref().unwrap().deprovisions, 10);
+    assert_eq!(w.writes(), writes, "a held plan writes nothing");
+
+    // The directory changes again: the new plan supersedes the first, which can no longer be approved.
+    d.users.truncate(88);
+    w.write(&d);
+    let second = w.sync().await;
+    assert_eq!(second.state, "held");
+    let engine = w.engine();
+    let err = engine
+        .approve(
+            first.plan_id.as_deref().unwrap(),
+            first.plan_hash.as_deref().unwrap(),
+            "admin",
+            &roster::sync::Quiet,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("superseded"), "{err}");
+    let err = engine
+        .approve(
+            second.plan_id.as_deref().unwrap(),
+            "0000000000000000",
+            "admin",
+            &roster::sync::Quiet,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("you reviewed a different plan"), "{err}");
+
+    // Something new arrives after the plan was made: approval applies the plan, nothing else.
+    let mut later = d.clone();
+    later.users.push(roster_sim::directory::DirUser {
+        id: "u-new".into(),
+        username: "newcomer".into(),
+        email: "n@example.com".into(),
+        display_name: "New Comer".into(),
+        active: true,
+    });
+    w.write(&later);
+    let applied = engine
+        .approve(
+            second.plan_id.as_deref().unwrap(),
+            &second.plan_hash.as_deref().unwrap()[..12],
+            "admin",
+            &roster::sync::Quiet,
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.state, "succeeded");
+    assert_eq!(applied.summary.planned.get("deactivate-user"), Some(&12));
+    assert_eq!(
+        applied.summary.applied.done,
+        second.summary.planned.values().sum::<usize>()
+    );
+    let s = w.sim.lock();
+    assert!(
+        !s.users().contains_key("newcomer"),
+        "approval must not apply anything outside the plan"
+    );
+    assert!(
+        !s.licensed_users().contains("user000095"),
+        "deactivated users lose their licence"
+    );
+    assert!(s.users().contains_key("user000095"), "disable keeps the account");
+    drop(s);
+    let err = engine
+        .approve(
+            second.plan_id.as_deref().unwrap(),
+            second.plan_hash.as_deref().unwrap(),
+            "admin",
+            &roster::sync::Quiet,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is applied"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_over_the_licence_is_refused_with_the_seat_delta() {
+    let d = Directory::generate(30, 3, 1);
+    let mut state = bitbucket();
+    state.max_users = Some(20);
+    let w = World::new(&d, state).await;
+    let r = w.sync().await;
+    assert_eq!(r.state, "refused");
+    let why = r.summary.guard.as_ref().unwrap().refused.clone().unwrap();
+    assert!(why.contains("30 more user(s): 1 in use + 30 = 31 > 20 seats"), "{why}");
+    assert_eq!(w.writes(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_accounts_and_admin_groups_are_never_changed() {
+    let mut d = Directory::generate(20, 4, 2);
+    let mut state = bitbucket();
+    state.grant_group("team-00001", Permission::Admin);
+    state.add_group("team-00001", &["admin"]);
+    let mut w = World::new(&d, state).await;
+    w.target_extra = "protected_users = [\"user000007\"]\ndeprovision = \"delete\"".into();
+    w.sync().await;
+    assert_eq!(
+        w.sim.lock().groups()["team-00001"].iter().collect::<Vec<_>>(),
+        ["admin"],
+        "an ADMIN group's members are not managed"
+    );
+    assert!(
+        !w.sim.lock().users().contains_key("user000007"),
+        "a protected account is not created either"
+    );
+    // Protected existing account: its details are not updated and it is never deprovisioned.
+    w.sim
+        .lock()
+        .add_user("user000008", "Local Admin", "la@example.com", true);
+    d.users
+        .retain(|u| u.username != "user000007" && u.username != "user000008");
+    w.write(&d);
+    w.target_extra = "protected_users = [\"user000008\"]\ndeprovision = \"delete\"".into();
+    let r = w.sync().await;
+    assert!(w.sim.lock().users().contains_key("user000008"));
+    assert!(w.sim.lock().users().contains_key("admin"));
+    assert!(
+        !r.summary.planned.contains_key("delete-user") || r.summary.planned["delete-user"] == 1,
+        "{:?}",
+        r.summary.planned
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colliding_account_roster_does_not_own_is_reported_and_left_alone() {
+    let d = Directory::generate(10, 2, 1);
+    let mut state = bitbucket();
+    state.add_user("user000003", "Someone Else", "someone@ldap.example", false);
+    let mut w = World::new(&d, state).await;
+    let r = w.sync().await;
+    assert_eq!(r.summary.collisions.len(), 1);
+    assert!(
+        r.summary.collisions[0].why.contains("Delegated LDAP"),
+        "{:?}",
+        r.summary.collisions
+    );
+    let s = w.sim.lock();
+    assert_eq!(s.users()["user000003"].display_name, "Someone Else");
+    assert!(!s.groups()["bitbucket-users"].contains("user000003"));
+    drop(s);
+    // With adoption allowed, a mutable account is taken over and brought in line.
+    w.sim.lock().add_user("user000004", "Old Name", "old@example.com", true);
+    w.target_extra = "adopt_existing_users = true".into();
+    let _ = w.sync().await;
+    assert_eq!(w.sim.lock().users()["user000004"].display_name, "User 000004");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_user_is_deactivated_and_comes_back_with_memberships() {
+    let mut d = Directory::generate(30, 5, 2);
+    let w = World::new(&d, bitbucket()).await;
+    w.sync().await;
+    let groups_before: Vec<String> = w
+        .sim
+        .lock()
+        .groups()
+        .iter()
+        .filter(|(_, m)| m.contains("user000002"))
+        .map(|(g, _)| g.clone())
+        .collect();
+    d.users[2].active = false;
+    w.write(&d);
+    let r = w.sync().await;
+    assert_eq!(
+        r.summary.planned.get("deactivate-user"),
+        Some(&1),
+        "{:?}",
+        r.summary.planned
+    );
+    assert!(!w.sim.lock().licensed_users().contains("user000002"));
+    assert!(w.sync().await.summary.planned.is_empty(), "deactivation is stable");
+    d.users[2].active = true;
+    w.write(&d);
+    w.sync().await;
+    let groups_after: Vec<String> = w
+        .sim
+        .lock()
+        .groups()
+        .iter()
+        .filter(|(_, m)| m.contains("user000002"))
+        .map(|(g, _)| g.clone())
+        .collect();
+    assert_eq!(groups_before, groups_after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_results_export_as_json_and_csv() {
+    let d = Directory::generate(5, 2, 1);
+    let w = World::new(&d, bitbucket()).await;
+    let r = w.sync().await;
+    let rows = roster::sync::export_rows(&w.store, r.run_id).unwrap();
+    assert!(rows.iter().all(|x| x.outcome == "done"));
+    let csv = roster::sync::export_csv(&rows);
+    assert!(csv.starts_with("seq,kind,subject,reason,outcome,status,message,finished_at\n"));
+    assert_eq!(csv.lines().count(), rows.len() + 1);
+    let run = w.store.run(r.run_id).unwrap();
+    let summary = run.summary.unwrap();
+    assert!(
+        summary["api_calls"]["POST /admin/users"].as_u64() == Some(5),
+        "{summary}"
+    );
+    assert!(summary["stage_ms"]["apply"].is_u64());
+    let _ = Op::CreateGroup { group: String::new() };
+}
