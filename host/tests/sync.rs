@@ -388,3 +388,62 @@ async fn run_results_export_as_json_and_csv() {
     assert!(summary["stage_ms"]["apply"].is_u64());
     let _ = Op::CreateGroup { group: String::new() };
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_during_apply_converges_on_the_next_run_without_duplicates() {
+    use base64::Engine as _;
+    let d = Directory::generate(600, 20, 2);
+    let mut state = bitbucket();
+    state.set_rate_limit(150.0, 20);
+    let w = World::new(&d, state).await;
+    let config = w.rt.dir.path().join("roster.toml");
+    std::fs::write(&config, w.config_text()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("--data-dir")
+        .arg(w.rt.dir.path())
+        .arg("--plugins-dir")
+        .arg(w.rt.plugins_dir())
+        .arg("--config")
+        .arg(&config)
+        .arg("sync")
+        .env(
+            "ROSTER_SECRET_KEY",
+            base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while w.writes() < 250 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the child made {} writes",
+            w.writes()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child finished before it could be killed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let users_at_kill = w.sim.lock().users().len();
+    assert!(
+        users_at_kill > 1 && users_at_kill < 601,
+        "killed mid-apply: {users_at_kill} users"
+    );
+
+    w.sim.lock().set_rate_limit(100_000.0, 100_000);
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary);
+    assert!(
+        r.summary.collisions.is_empty(),
+        "accounts created by the killed run are Roster's: {:?}",
+        r.summary.collisions
+    );
+    assert_eq!(w.sim.lock().users().len(), 601);
+    w.assert_matches(&d);
+    assert!(w.sync().await.summary.planned.is_empty());
+}

@@ -353,6 +353,11 @@ fn bad_request(msg: impl Into<String>) -> Response {
     )
 }
 
+/// A 200 without a body, as Bitbucket answers add-users, add-groups and remove-group.
+fn empty_ok() -> Response {
+    StatusCode::OK.into_response()
+}
+
 fn user_json(u: &SimUser) -> Value {
     json!({
         "name": u.name, "emailAddress": u.email, "active": true, "displayName": u.display_name,
@@ -367,16 +372,17 @@ fn group_json(name: &str) -> Value {
     json!({"name": name, "deletable": true})
 }
 
-fn page(q: &HashMap<String, String>, values: Vec<Value>) -> Response {
+/// One page of a listing; `values` is lazy so a page costs its own size, not the listing's.
+fn page(q: &HashMap<String, String>, values: impl Iterator<Item = Value>) -> Response {
     let start: usize = q.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
     let limit: usize = q
         .get("limit")
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_LIMIT)
         .clamp(1, MAX_LIMIT);
-    let total = values.len();
-    let slice: Vec<Value> = values.into_iter().skip(start).take(limit).collect();
-    let is_last = start + slice.len() >= total;
+    let mut slice: Vec<Value> = values.skip(start).take(limit + 1).collect();
+    let is_last = slice.len() <= limit;
+    slice.truncate(limit);
     let mut body = json!({"size": slice.len(), "limit": limit, "isLastPage": is_last, "values": slice, "start": start, "filter": q.get("filter")});
     if !is_last {
         body["nextPageStart"] = json!(start + limit);
@@ -534,8 +540,7 @@ fn handle(
                 .users
                 .values()
                 .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]))
-                .map(user_json)
-                .collect();
+                .map(user_json);
             page(q, values)
         }
         ("POST", "/admin/users") => {
@@ -656,7 +661,7 @@ fn handle(
             for g in &a.groups {
                 s.groups.get_mut(g).unwrap().insert(key.clone());
             }
-            StatusCode::OK.into_response()
+            empty_ok()
         }
         ("POST", "/admin/groups/add-users") => {
             let a: AddUsers = match parse_body(body) {
@@ -679,7 +684,7 @@ fn handle(
                 }
             }
             s.groups.get_mut(&a.group).unwrap().extend(keys);
-            StatusCode::OK.into_response()
+            empty_ok()
         }
         ("POST", "/admin/users/remove-group") | ("POST", "/admin/groups/remove-user") => {
             let p: Picker = match parse_body(body) {
@@ -702,7 +707,7 @@ fn handle(
                 return no_group(&group);
             };
             members.remove(&key);
-            StatusCode::OK.into_response()
+            empty_ok()
         }
         ("GET", "/admin/users/more-members") => {
             let user = q.get("context").cloned().unwrap_or_default().to_lowercase();
@@ -713,8 +718,7 @@ fn handle(
                 .groups
                 .iter()
                 .filter(|(g, m)| m.contains(&user) && matches_filter(q, &[g]))
-                .map(|(g, _)| group_json(g))
-                .collect();
+                .map(|(g, _)| group_json(g));
             page(q, values)
         }
         ("GET", "/admin/users/erasure") | ("POST", "/admin/users/erasure") => {
@@ -743,8 +747,7 @@ fn handle(
                 .groups
                 .keys()
                 .filter(|g| matches_filter(q, &[g]))
-                .map(|g| group_json(g))
-                .collect();
+                .map(|g| group_json(g));
             page(q, values)
         }
         ("POST", "/admin/groups") => {
@@ -779,8 +782,7 @@ fn handle(
                 .iter()
                 .filter_map(|m| s.users.get(m))
                 .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]))
-                .map(user_json)
-                .collect();
+                .map(user_json);
             page(q, values)
         }
         ("GET", "/admin/permissions/groups") => {
@@ -788,8 +790,7 @@ fn handle(
                 .group_perms
                 .iter()
                 .filter(|(g, _)| matches_filter(q, &[g]))
-                .map(|(g, p)| json!({"group": group_json(g), "permission": p.as_str()}))
-                .collect();
+                .map(|(g, p)| json!({"group": group_json(g), "permission": p.as_str()}));
             page(q, values)
         }
         ("GET", "/admin/permissions/users") => {
@@ -798,8 +799,7 @@ fn handle(
                 .iter()
                 .filter_map(|(u, p)| s.users.get(u).map(|u| (u, p)))
                 .filter(|(u, _)| matches_filter(q, &[&u.name]))
-                .map(|(u, p)| json!({"user": user_json(u), "permission": p.as_str()}))
-                .collect();
+                .map(|(u, p)| json!({"user": user_json(u), "permission": p.as_str()}));
             page(q, values)
         }
         ("PUT", "/admin/permissions/groups") | ("PUT", "/admin/permissions/users") => {
