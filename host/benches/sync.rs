@@ -94,8 +94,17 @@ async fn sync(s: &Setup) -> Outcome {
     .unwrap();
     let wall = started.elapsed();
     let (out, peak_rss_mib) = out;
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Outcome { wall, report: serde_json::from_slice(&out.stdout).unwrap(), peak_rss_mib }
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Outcome {
+        wall,
+        report: serde_json::from_slice(&out.stdout).unwrap(),
+        peak_rss_mib,
+    }
 }
 
 #[allow(unsafe_code)]
@@ -107,7 +116,13 @@ fn peak_child_rss_mib() -> f64 {
 }
 
 fn writes(r: &serde_json::Value) -> u64 {
-    r["summary"]["api_calls"].as_object().unwrap().iter().filter(|(k, _)| !k.starts_with("GET ")).map(|(_, v)| v.as_u64().unwrap()).sum()
+    r["summary"]["api_calls"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.starts_with("GET "))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum()
 }
 
 fn calls(r: &serde_json::Value) -> u64 {
@@ -116,7 +131,12 @@ fn calls(r: &serde_json::Value) -> u64 {
 
 /// user creates + group creates + ⌈adds per group ÷ 500⌉ (default group included).
 fn floor(d: &Directory) -> u64 {
-    let adds: usize = d.expected_members().values().map(|m| m.len().div_ceil(500)).sum::<usize>() + d.users.len().div_ceil(500);
+    let adds: usize = d
+        .expected_members()
+        .values()
+        .map(|m| m.len().div_ceil(500))
+        .sum::<usize>()
+        + d.users.len().div_ceil(500);
     (d.users.len() + d.groups.len() + adds) as u64
 }
 
@@ -136,7 +156,11 @@ fn row(name: &str, d: &Directory, o: &Outcome, target: &str) {
 
 fn stages(o: &Outcome) -> String {
     let st = &o.report["summary"]["stage_ms"];
-    ["fetch", "transform", "merge", "read", "plan", "guard", "apply"].iter().filter_map(|k| st[k].as_u64().map(|v| format!("{k} {:.1} s", v as f64 / 1000.0))).collect::<Vec<_>>().join(", ")
+    ["fetch", "transform", "merge", "read", "plan", "guard", "apply"]
+        .iter()
+        .filter_map(|k| st[k].as_u64().map(|v| format!("{k} {:.1} s", v as f64 / 1000.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_state(sim: &BitbucketSim, d: &Directory) {
@@ -159,7 +183,13 @@ async fn main() {
         let o = sync(&s).await;
         check_state(&s.sim, &d);
         row("(a) initial sync", &d, &o, "≤ 10 s");
-        notes.push(format!("(a) stages: {}; writes ÷ floor = {} ÷ {} = {:.3}", stages(&o), writes(&o.report), floor(&d), writes(&o.report) as f64 / floor(&d) as f64));
+        notes.push(format!(
+            "(a) stages: {}; writes ÷ floor = {} ÷ {} = {:.3}",
+            stages(&o),
+            writes(&o.report),
+            floor(&d),
+            writes(&o.report) as f64 / floor(&d) as f64
+        ));
     }
     if only.contains('b') || only.contains('c') {
         let d = Directory::generate(100_000, 5_000, 5);
@@ -167,7 +197,13 @@ async fn main() {
         let o = sync(&s).await;
         check_state(&s.sim, &d);
         row("(b) initial sync", &d, &o, "≤ 60 s, ≤ 300 MB");
-        notes.push(format!("(b) stages: {}; (d) writes ÷ floor = {} ÷ {} = {:.3}", stages(&o), writes(&o.report), floor(&d), writes(&o.report) as f64 / floor(&d) as f64));
+        notes.push(format!(
+            "(b) stages: {}; (d) writes ÷ floor = {} ÷ {} = {:.3}",
+            stages(&o),
+            writes(&o.report),
+            floor(&d),
+            writes(&o.report) as f64 / floor(&d) as f64
+        ));
         let o = sync(&s).await;
         assert_eq!(writes(&o.report), 0, "a resync with nothing changed writes nothing");
         row("(c) resync, nothing changed", &d, &o, "0 writes, ≤ 10 s");
@@ -177,11 +213,22 @@ async fn main() {
         let d = Directory::generate(60, 6, 2);
         let mut st = state();
         st.set_rate_limit(5.0, 60);
-        for (label, budget) in [("budget matched to Bitbucket's (5/s, burst 60)", "{ per_second = 5, burst = 60 }"), ("default budget, learning from 429s", UNLIMITED)] {
+        for (label, budget) in [
+            (
+                "budget matched to Bitbucket's (5/s, burst 60)",
+                "{ per_second = 5, burst = 60 }",
+            ),
+            ("default budget, learning from 429s", UNLIMITED),
+        ] {
             let s = setup(&d, st_clone(&st), budget).await;
             let o = sync(&s).await;
             let c = calls(&o.report);
-            row(&format!("(e) Bitbucket limited to 5 req/s, burst 60; {label}"), &d, &o, "≤ 1.1 × calls ÷ 5");
+            row(
+                &format!("(e) Bitbucket limited to 5 req/s, burst 60; {label}"),
+                &d,
+                &o,
+                "≤ 1.1 × calls ÷ 5",
+            );
             notes.push(format!(
                 "(e) {label}: {c} calls; calls ÷ 5 = {:.1} s, measured {:.1} s = {:.2}×; counting the free burst of 60, (calls − 60) ÷ 5 = {:.1} s = {:.2}×; 429s received: {}",
                 c as f64 / 5.0,

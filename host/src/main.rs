@@ -65,6 +65,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Explains why a user is (or is not) in a group: the path through nested groups.
+    Why {
+        /// Bitbucket username.
+        user: String,
+        /// Group name.
+        group: String,
+    },
     /// Shows, approves or rejects plans.
     Plan {
         #[command(subcommand)]
@@ -162,6 +169,12 @@ async fn main() -> anyhow::Result<()> {
                 actor: cli::actor(),
             };
             cli::sync::sync(&cli, &opts, *json).await
+        }
+        Command::Why { user, group } => {
+            init_quiet_tracing(&cli.log_format);
+            let engine = cli::engine(&cli).await?;
+            println!("{}", engine.why(user, group).await?);
+            Ok(())
         }
         Command::Plan { command } => {
             init_quiet_tracing(&cli.log_format);

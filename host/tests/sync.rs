@@ -447,3 +447,77 @@ async fn a_process_killed_during_apply_converges_on_the_next_run_without_duplica
     w.assert_matches(&d);
     assert!(w.sync().await.summary.planned.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn why_names_the_path_through_nested_groups() {
+    let d = Directory::generate(40, 8, 1);
+    let w = World::new(&d, bitbucket()).await;
+    w.sync().await;
+    let engine = w.engine();
+    // team-00000 ⊃ team-00001 ⊃ team-00002 ⊃ team-00003: a direct member of team-00003 is in team-00000 through the chain.
+    let expected = d.expected_members();
+    let direct = &expected["team-00003"];
+    let user = direct.iter().next().unwrap();
+    let why = engine.why(user, "team-00000").await.unwrap();
+    assert!(
+        why.contains(&format!(
+            "{user} ∈ team-00003 ∈ team-00002 ∈ team-00001 ∈ team-00000 (hr)"
+        )),
+        "{why}"
+    );
+    let why = engine.why(user, "team-00003").await.unwrap();
+    assert!(why.contains("direct member of team-00003 in hr"), "{why}");
+    let why = engine.why("nobody", "team-00000").await.unwrap();
+    assert!(why.contains("not in any source"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_sealed_in_the_store_and_never_listed() {
+    let d = Directory::generate(3, 1, 1);
+    let mut w = World::new(&d, bitbucket()).await;
+    w.target_extra = String::new();
+    let text = w.config_text().replace(
+        "[[source.transforms]]",
+        "[[source.secrets]]\nname = \"api_token\"\nvalue = \"sekrit-VALUE-4711\"\nhosts = [\"https://idp.example\"]\n[[source.transforms]]",
+    );
+    let config = roster::config::Config::parse(&text, w.rt.dir.path()).unwrap();
+    let _engine = roster::sync::Engine::new(w.store.clone(), w.rt.runtime.clone(), config).unwrap();
+    let listed = serde_json::to_string(&w.store.sources().unwrap()).unwrap();
+    assert!(!listed.contains("sekrit-VALUE-4711"), "{listed}");
+    assert_eq!(
+        w.store.source_secrets("hr").unwrap()[0].value.expose(),
+        "sekrit-VALUE-4711"
+    );
+    drop(_engine);
+    let mut raw = std::fs::read(w.rt.dir.path().join("roster.db")).unwrap();
+    if let Ok(wal) = std::fs::read(w.rt.dir.path().join("roster.db-wal")) {
+        raw.extend(wal);
+    }
+    assert!(
+        !raw.windows(17).any(|x| x == b"sekrit-VALUE-4711"),
+        "the secret is stored in the clear"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deprovision_keep_reports_and_changes_nothing() {
+    let mut d = Directory::generate(10, 2, 1);
+    let mut w = World::new(&d, bitbucket()).await;
+    w.target_extra = "deprovision = \"keep\"".into();
+    w.sync().await;
+    d.users.truncate(9);
+    w.write(&d);
+    let writes = w.writes();
+    let r = w.sync().await;
+    assert!(
+        r.summary
+            .skipped
+            .iter()
+            .any(|s| s.subject == "user000009" && s.why.contains("deprovision = keep")),
+        "{:?}",
+        r.summary.skipped
+    );
+    assert!(w.sim.lock().licensed_users().contains("user000009"));
+    // Its memberships of managed groups still follow the source.
+    assert!(w.writes() >= writes);
+}

@@ -33,28 +33,27 @@ struct State {
     tokens: f64,
     refilled_at: Instant,
     cool_until: Option<Instant>,
+    per_second: f64,
+    burst: f64,
 }
 
-/// The budget of one source.
+/// The budget of one source (or target).
 #[derive(Debug)]
 pub struct Budget {
-    config: BudgetConfig,
     state: Mutex<State>,
 }
 
 impl Budget {
     /// A full bucket.
     pub fn new(config: BudgetConfig) -> Self {
-        let config = BudgetConfig {
-            per_second: config.per_second.max(0.001),
-            burst: config.burst.max(1),
-        };
+        let (per_second, burst) = (config.per_second.max(0.001), f64::from(config.burst.max(1)));
         Budget {
-            config,
             state: Mutex::new(State {
-                tokens: f64::from(config.burst),
+                tokens: burst,
                 refilled_at: Instant::now(),
                 cool_until: None,
+                per_second,
+                burst,
             }),
         }
     }
@@ -67,7 +66,7 @@ impl Budget {
                 let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
                 let elapsed = now.saturating_duration_since(s.refilled_at).as_secs_f64();
-                s.tokens = (s.tokens + elapsed * self.config.per_second).min(f64::from(self.config.burst));
+                s.tokens = (s.tokens + elapsed * s.per_second).min(s.burst);
                 s.refilled_at = now;
                 match s.cool_until {
                     Some(until) if until > now => until - now,
@@ -75,10 +74,24 @@ impl Budget {
                         s.tokens -= 1.0;
                         return started.elapsed();
                     }
-                    _ => Duration::from_secs_f64((1.0 - s.tokens) / self.config.per_second),
+                    _ => Duration::from_secs_f64((1.0 - s.tokens) / s.per_second),
                 }
             };
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Lowers the rate and burst to what the server announced (`X-RateLimit-*` on a 429), so
+    /// later requests are paced instead of throttled. Never raises them.
+    pub fn adopt(&self, per_second: f64, burst: u32) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if per_second > 0.0 && per_second < s.per_second {
+            s.per_second = per_second;
+        }
+        let burst = f64::from(burst.max(1));
+        if burst < s.burst {
+            s.burst = burst;
+            s.tokens = s.tokens.min(burst);
         }
     }
 
@@ -113,6 +126,25 @@ mod tests {
         let took = start.elapsed();
         assert!(
             took >= Duration::from_millis(990) && took <= Duration::from_millis(1100),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_announced_limit_paces_later_requests() {
+        let b = Budget::new(BudgetConfig {
+            per_second: 1000.0,
+            burst: 1000,
+        });
+        b.adopt(5.0, 2);
+        b.adopt(50.0, 10); // never raised again
+        let start = Instant::now();
+        for _ in 0..12 {
+            b.acquire().await;
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1990) && took <= Duration::from_millis(2100),
             "{took:?}"
         );
     }

@@ -284,26 +284,9 @@ impl Engine {
             .map(|f| f.source.clone())
             .collect();
 
-        let t = Instant::now();
-        let mut inputs = Vec::new();
-        for s in enabled {
-            let users = self.store.mirror_users(&s.id)?;
-            let groups = self.store.mirror_groups(&s.id)?;
-            let memberships = self.store.mirror_memberships(&s.id)?;
-            let data = transform::run_chain(&self.runtime, s, users, groups, memberships).await?;
-            inputs.push(merge::SourceInput { id: &s.id, data });
-        }
-        summary.stage_ms.insert("transform".into(), ms(t));
-
-        let t = Instant::now();
-        let mut desired = merge::desired(
-            inputs,
-            &self.config.target.attribute_priority,
-            &self.config.target.default_groups,
-        );
+        let mut desired = self.desired(enabled, &mut summary.stage_ms).await?;
         desired.incomplete_sources = incomplete.clone();
         summary.warnings.append(&mut desired.warnings);
-        summary.stage_ms.insert("merge".into(), ms(t));
 
         let t = Instant::now();
         let managed: BTreeSet<String> = self.store.managed_groups(&target_id)?.into_iter().collect();
@@ -412,6 +395,60 @@ impl Engine {
             plan_hash: Some(hash),
             summary,
         })
+    }
+
+    /// The desired state from the mirrors: every enabled source through its transforms, merged.
+    async fn desired(
+        &self,
+        enabled: &[&crate::config::SourceConfig],
+        stage_ms: &mut BTreeMap<String, u64>,
+    ) -> Result<model::Desired, SyncError> {
+        let t = Instant::now();
+        let mut inputs = Vec::new();
+        for s in enabled {
+            let users = self.store.mirror_users(&s.id)?;
+            let groups = self.store.mirror_groups(&s.id)?;
+            let memberships = self.store.mirror_memberships(&s.id)?;
+            let data = transform::run_chain(&self.runtime, s, users, groups, memberships).await?;
+            inputs.push(merge::SourceInput { id: &s.id, data });
+        }
+        stage_ms.insert("transform".into(), ms(t));
+        let t = Instant::now();
+        let desired = merge::desired(
+            inputs,
+            &self.config.target.attribute_priority,
+            &self.config.target.default_groups,
+        );
+        stage_ms.insert("merge".into(), ms(t));
+        Ok(desired)
+    }
+
+    /// Why `user` is (or is not) to be a member of `group`, from the mirrors as they stand.
+    pub async fn why(&self, user: &str, group: &str) -> Result<String, SyncError> {
+        let enabled: Vec<&crate::config::SourceConfig> = self.config.sources.iter().filter(|s| s.enabled).collect();
+        let desired = self.desired(&enabled, &mut BTreeMap::new()).await?;
+        let key = user.to_lowercase();
+        let Some(person) = desired.persons.get(&key) else {
+            return Ok(format!("{user} is not in any source (after transforms)"));
+        };
+        let sources: Vec<&str> = person.records.iter().map(|(s, _)| s.as_str()).collect();
+        if !desired.groups.get(group).is_some_and(|m| m.contains(&key)) {
+            return Ok(format!(
+                "{user} ({}) is not a member of {group} in any source",
+                sources.join(", ")
+            ));
+        }
+        let how = desired
+            .lineage
+            .get(&(group.to_string(), key))
+            .cloned()
+            .unwrap_or_else(|| format!("direct member of {group} in {}", sources.join(", ")));
+        let state = if person.active {
+            ""
+        } else {
+            " — but the account is disabled in its source, so the membership is not applied"
+        };
+        Ok(format!("{user} is in {group}: {how}{state}"))
     }
 
     fn save_plan(

@@ -286,10 +286,12 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
 
     // Groups: create what is missing, then the membership diff.
     let active_name = |lc: &str| desired.persons.get(lc).map(|p: &Person| p.username.clone());
-    let deleting: HashSet<String> = if matches!(policy.deprovision, Deprovision::Delete | Deprovision::DeleteAndErase) {
-        deprovision.iter().map(|(u, _)| u.clone()).collect()
-    } else {
+    // Accounts on their way out keep their memberships unless the policy is to disable them:
+    // deletion removes them anyway, and `keep` means leave the account exactly as it is.
+    let leaving: HashSet<String> = if policy.deprovision == Deprovision::Disable {
         HashSet::new()
+    } else {
+        deprovision.iter().map(|(u, _)| u.clone()).collect()
     };
     let mut adds = Vec::new();
     let mut removes = Vec::new();
@@ -348,7 +350,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             });
         }
         for u in current.iter().filter(|u| !want.contains(u)) {
-            if owned.contains_key(u.as_str()) && !protected.user(u) && !deleting.contains(u) {
+            if owned.contains_key(u.as_str()) && !protected.user(u) && !leaving.contains(u) {
                 removes.push(PlannedOp {
                     op: Op::RemoveMember {
                         group: group.clone(),
@@ -364,7 +366,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         .filter(|g| !desired.groups.contains_key(*g) && target.groups.contains(*g) && !protected.group(g))
     {
         for u in target.members.get(group).into_iter().flatten() {
-            if owned.contains_key(u.as_str()) && !protected.user(u) && !deleting.contains(u) {
+            if owned.contains_key(u.as_str()) && !protected.user(u) && !leaving.contains(u) {
                 removes.push(PlannedOp {
                     op: Op::RemoveMember {
                         group: group.clone(),

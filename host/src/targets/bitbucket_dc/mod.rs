@@ -206,6 +206,18 @@ impl BitbucketDc {
                         .and_then(|v| v.trim().parse::<u64>().ok());
                     if status == 429 {
                         self.throttled.fetch_add(1, Ordering::Relaxed);
+                        // Bitbucket's token bucket says how fast it refills: pace to it from now on.
+                        let header = |n: &str| {
+                            resp.headers()
+                                .get(n)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.trim().parse::<f64>().ok())
+                        };
+                        if let Some(fill) = header("x-ratelimit-fillrate") {
+                            let interval = header("x-ratelimit-interval-seconds").unwrap_or(1.0).max(0.001);
+                            let limit = header("x-ratelimit-limit").unwrap_or(1.0) as u32;
+                            self.budget.adopt(fill / interval, limit);
+                        }
                     }
                     if matches!(status, 429 | 502 | 503 | 504) && attempt < self.max_retries {
                         let wait = retry_after
