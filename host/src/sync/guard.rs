@@ -79,7 +79,16 @@ fn licensed_after(ops: &[PlannedOp], target: &TargetState) -> BTreeSet<String> {
     let mut members: HashMap<&str, BTreeSet<String>> = target
         .group_perms
         .keys()
-        .map(|g| (g.as_str(), target.members.get(g).cloned().unwrap_or_default()))
+        .map(|g| {
+            (
+                g.as_str(),
+                target
+                    .members
+                    .get(g)
+                    .map(|m| m.iter().map(|u| u.to_string()).collect())
+                    .unwrap_or_default(),
+            )
+        })
         .collect();
     let mut direct: BTreeSet<String> = target.user_perms.keys().cloned().collect();
     for o in ops {

@@ -5,6 +5,7 @@
 //! that produced it.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use super::model::{Desired, Person};
 use super::transform::{MappedUser, Transformed};
@@ -18,31 +19,28 @@ pub struct SourceInput<'a> {
     pub data: Transformed,
 }
 
-/// Who a group contains, transitively: user id → path of group ids from the group down to the
-/// group that holds the user directly (empty for a direct member).
-pub type Flattened = HashMap<String, HashMap<String, Vec<String>>>;
+/// Who each group contains, transitively (user ids), and the cycles found.
+pub type Flattened<'a> = HashMap<&'a str, Vec<&'a str>>;
 
-/// Flattens nested groups. Returns the members of every group and the cycles found.
-pub fn flatten(memberships: &[MirrorMembership]) -> (Flattened, Vec<Vec<String>>) {
-    let mut users: HashMap<&str, Vec<&str>> = HashMap::new();
-    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-    for m in memberships {
-        let list = if m.member_is_group { &mut children } else { &mut users };
-        list.entry(m.group_id.as_str()).or_default().push(m.member_id.as_str());
-    }
+/// Flattens nested groups: every group's users, through any depth of nesting, each once.
+/// Cycles are reported (as group id paths) and cut. Ids are borrowed from `memberships`, so
+/// the result costs a pointer per flattened membership.
+pub fn flatten(memberships: &[MirrorMembership]) -> (Flattened<'_>, Vec<Vec<String>>) {
+    let (users, children) = adjacency(memberships);
     let groups: HashSet<&str> = users.keys().chain(children.keys()).copied().collect();
-    let mut out: Flattened = HashMap::with_capacity(groups.len());
+    let mut out: Flattened<'_> = HashMap::with_capacity(groups.len());
     let mut cycles = Vec::new();
     for &root in &groups {
         let mut parent: HashMap<&str, &str> = HashMap::new();
         let mut seen: HashSet<&str> = HashSet::from([root]);
         let mut queue = VecDeque::from([root]);
-        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        let mut members: Vec<&str> = Vec::new();
+        let mut members_seen: HashSet<&str> = HashSet::new();
         while let Some(g) = queue.pop_front() {
             for &u in users.get(g).into_iter().flatten() {
-                members
-                    .entry(u.to_string())
-                    .or_insert_with(|| if g == root { Vec::new() } else { path_to(&parent, g) });
+                if members_seen.insert(u) {
+                    members.push(u);
+                }
             }
             for &c in children.get(g).into_iter().flatten() {
                 if c == root {
@@ -55,7 +53,7 @@ pub fn flatten(memberships: &[MirrorMembership]) -> (Flattened, Vec<Vec<String>>
                 }
             }
         }
-        out.insert(root.to_string(), members);
+        out.insert(root, members);
     }
     cycles.sort();
     cycles.dedup_by(|a, b| {
@@ -66,6 +64,40 @@ pub fn flatten(memberships: &[MirrorMembership]) -> (Flattened, Vec<Vec<String>>
         x == y
     });
     (out, cycles)
+}
+
+type Adjacency<'a> = (HashMap<&'a str, Vec<&'a str>>, HashMap<&'a str, Vec<&'a str>>);
+
+/// Direct users and direct subgroups of every group.
+fn adjacency(memberships: &[MirrorMembership]) -> Adjacency<'_> {
+    let mut users: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for m in memberships {
+        let list = if m.member_is_group { &mut children } else { &mut users };
+        list.entry(m.group_id.as_str()).or_default().push(m.member_id.as_str());
+    }
+    (users, children)
+}
+
+/// The shortest chain of group ids from `root` down to a group that holds `user` directly
+/// (just `[root]` for a direct member), or `None` when `user` is not in `root`.
+pub fn path(memberships: &[MirrorMembership], root: &str, user: &str) -> Option<Vec<String>> {
+    let (users, children) = adjacency(memberships);
+    let mut parent: HashMap<&str, &str> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::from([root]);
+    let mut queue = VecDeque::from([root]);
+    while let Some(g) = queue.pop_front() {
+        if users.get(g).is_some_and(|u| u.contains(&user)) {
+            return Some(path_to(&parent, g));
+        }
+        for &c in children.get(g).into_iter().flatten() {
+            if seen.insert(c) {
+                parent.insert(c, g);
+                queue.push_back(c);
+            }
+        }
+    }
+    None
 }
 
 /// The group ids from the BFS root down to `g`.
@@ -95,19 +127,17 @@ fn pick<'a>(
     &candidates[0].1
 }
 
-/// Builds the desired state from the sources, in directory order.
+/// Builds the desired state from the sources, in directory order. Takes each source's users;
+/// leaves groups and memberships in place for [`explain`].
 pub fn desired(
-    sources: Vec<SourceInput<'_>>,
+    sources: &mut [SourceInput<'_>],
     attribute_priority: &BTreeMap<String, Vec<String>>,
     default_groups: &[String],
 ) -> Desired {
     let mut out = Desired::default();
     // Persons: every record, grouped by username (case-insensitive), in directory order.
     let mut candidates: BTreeMap<String, Vec<(usize, MappedUser)>> = BTreeMap::new();
-    let mut by_record: Vec<HashMap<String, String>> = Vec::with_capacity(sources.len());
-    let mut sources = sources;
     for (i, s) in sources.iter_mut().enumerate() {
-        let mut ids = HashMap::with_capacity(s.data.users.len());
         for u in std::mem::take(&mut s.data.users) {
             let key = u.username.trim().to_lowercase();
             if key.is_empty() {
@@ -118,40 +148,39 @@ pub fn desired(
                 continue;
             }
             let list = candidates.entry(key.clone()).or_default();
-            if list.iter().any(|(src, _)| *src == i) {
+            if let Some((_, first)) = list.iter().find(|(src, _)| *src == i) {
                 out.warnings.push(format!(
                     "{}: users {} and {} both map to username '{key}'; {} was skipped",
-                    s.id,
-                    list.iter()
-                        .find(|(src, _)| *src == i)
-                        .map(|(_, x)| x.ext_id.as_str())
-                        .unwrap_or(""),
-                    u.ext_id,
-                    u.ext_id
+                    s.id, first.ext_id, u.ext_id, u.ext_id
                 ));
                 continue;
             }
-            ids.insert(u.ext_id.clone(), key);
             list.push((i, u));
         }
-        by_record.push(ids);
         out.warnings.append(&mut s.data.warnings);
     }
+    // One shared key per person: group member sets hold pointers, not copies.
+    let mut by_record: Vec<HashMap<String, Arc<str>>> = vec![HashMap::new(); sources.len()];
     for (key, list) in candidates {
+        let shared: Arc<str> = Arc::from(key.as_str());
         let first = &list[0].1;
-        let email = pick(&list, attribute_priority.get("email"), &sources).email.clone();
-        let display_name = pick(&list, attribute_priority.get("display_name"), &sources)
+        let email = pick(&list, attribute_priority.get("email"), sources).email.clone();
+        let display_name = pick(&list, attribute_priority.get("display_name"), sources)
             .display_name
             .clone();
-        let active = pick(&list, attribute_priority.get("active"), &sources).active;
+        let active = pick(&list, attribute_priority.get("active"), sources).active;
         let records = list
             .iter()
             .map(|(s, u)| (sources[*s].id.to_string(), u.ext_id.clone()))
             .collect();
+        let username = first.username.trim().to_string();
+        for (s, u) in list {
+            by_record[s].insert(u.ext_id, shared.clone());
+        }
         out.persons.insert(
             key,
             Person {
-                username: first.username.trim().to_string(),
+                username,
                 email,
                 display_name,
                 active,
@@ -174,42 +203,61 @@ pub fn desired(
             ));
         }
         for (gid, (_, names)) in &s.data.groups {
-            if names.is_empty() {
-                continue;
-            }
-            let members = flat.get(gid);
+            let members = flat.get(gid.as_str());
             for name in names {
                 let set = out.groups.entry(name.clone()).or_default();
-                for (uid, path) in members.into_iter().flatten() {
-                    let Some(person) = by_record[i].get(uid) else { continue };
-                    set.insert(person.clone());
-                    if !path.is_empty() {
-                        // "alice ∈ backend ∈ dev (hr)": alice is in backend, which is in dev.
-                        let chain: Vec<&str> = path
-                            .iter()
-                            .rev()
-                            .map(|g| s.data.groups.get(g).map_or(g.as_str(), |(n, _)| n.as_str()))
-                            .collect();
-                        out.lineage
-                            .entry((name.clone(), person.clone()))
-                            .or_insert_with(|| format!("{person} ∈ {} ({})", chain.join(" ∈ "), s.id));
+                for uid in members.into_iter().flatten() {
+                    if let Some(person) = by_record[i].get(*uid) {
+                        set.insert(person.clone());
                     }
                 }
             }
         }
     }
     for g in default_groups {
-        let set = out.groups.entry(g.clone()).or_default();
-        for (key, p) in &out.persons {
-            if p.active {
-                set.insert(key.clone());
-                out.lineage
-                    .entry((g.clone(), key.clone()))
-                    .or_insert_with(|| "default group of the target".into());
+        out.default_groups.insert(g.clone());
+        let active: Vec<Arc<str>> = by_record
+            .iter()
+            .flat_map(|m| m.values())
+            .filter(|k| out.persons.get(&***k).is_some_and(|p| p.active))
+            .cloned()
+            .collect();
+        out.groups.entry(g.clone()).or_default().extend(active);
+    }
+    out
+}
+
+/// Why the person `user` (lower case) is in `group`: "alice ∈ backend ∈ dev (hr)" — alice is in
+/// backend, which is in dev, according to source hr.
+pub fn explain(sources: &[SourceInput<'_>], desired: &Desired, group: &str, user: &str) -> Option<String> {
+    let person = desired.persons.get(user)?;
+    for s in sources {
+        for (source, ext_id) in person.records.iter().filter(|(src, _)| src == s.id) {
+            for (gid, _) in s
+                .data
+                .groups
+                .iter()
+                .filter(|(_, (_, names))| names.iter().any(|n| n == group))
+            {
+                if let Some(chain) = path(&s.data.memberships, gid, ext_id) {
+                    let names: Vec<&str> = chain
+                        .iter()
+                        .rev()
+                        .map(|g| s.data.groups.get(g).map_or(g.as_str(), |(n, _)| n.as_str()))
+                        .collect();
+                    return Some(if names.len() == 1 {
+                        format!("direct member of {} in {source}", names[0])
+                    } else {
+                        format!("{user} ∈ {} ({source})", names.join(" ∈ "))
+                    });
+                }
             }
         }
     }
-    out
+    desired
+        .default_groups
+        .contains(group)
+        .then(|| format!("{group} is a default group of the target"))
 }
 
 #[cfg(test)]
@@ -235,11 +283,19 @@ mod tests {
             m("leaf", "top", true),
         ];
         let (flat, cycles) = flatten(&ms);
-        assert_eq!(flat["top"]["bob"], Vec::<String>::new());
-        assert_eq!(flat["top"]["alice"], vec!["top", "mid", "leaf"]);
-        assert_eq!(flat["mid"]["bob"], vec!["mid", "leaf", "top"]);
-        assert_eq!(flat["leaf"].len(), 2);
+        let sorted = |g: &str| {
+            let mut v = flat[g].clone();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted("top"), ["alice", "bob"]);
+        assert_eq!(sorted("mid"), ["alice", "bob"]);
+        assert_eq!(sorted("leaf"), ["alice", "bob"]);
         assert_eq!(cycles.len(), 1, "{cycles:?}");
+        assert_eq!(path(&ms, "top", "alice").unwrap(), ["top", "mid", "leaf"]);
+        assert_eq!(path(&ms, "top", "bob").unwrap(), ["top"]);
+        assert_eq!(path(&ms, "mid", "bob").unwrap(), ["mid", "leaf", "top"]);
+        assert_eq!(path(&ms, "top", "nobody"), None);
     }
 
     fn user(id: &str, name: &str, email: &str) -> MappedUser {
@@ -280,7 +336,7 @@ mod tests {
                 },
             ]
         };
-        let d = desired(inputs(), &BTreeMap::new(), &[]);
+        let d = desired(&mut inputs(), &BTreeMap::new(), &[]);
         assert_eq!(d.persons.len(), 2);
         assert_eq!(d.persons["alice"].email.as_deref(), Some("alice@hr"));
         assert_eq!(
@@ -288,7 +344,7 @@ mod tests {
             vec![("hr".into(), "h1".into()), ("entra".into(), "e1".into())]
         );
         let prio = BTreeMap::from([("email".to_string(), vec!["entra".to_string()])]);
-        let d = desired(inputs(), &prio, &[]);
+        let d = desired(&mut inputs(), &prio, &[]);
         assert_eq!(d.persons["alice"].email.as_deref(), Some("alice@entra"));
         assert_eq!(d.persons["alice"].username, "Alice");
     }

@@ -397,13 +397,11 @@ impl Engine {
         })
     }
 
-    /// The desired state from the mirrors: every enabled source through its transforms, merged.
-    async fn desired(
+    /// Every enabled source's mirror through its transform chain.
+    async fn transformed<'a>(
         &self,
-        enabled: &[&crate::config::SourceConfig],
-        stage_ms: &mut BTreeMap<String, u64>,
-    ) -> Result<model::Desired, SyncError> {
-        let t = Instant::now();
+        enabled: &[&'a crate::config::SourceConfig],
+    ) -> Result<Vec<merge::SourceInput<'a>>, SyncError> {
         let mut inputs = Vec::new();
         for s in enabled {
             let users = self.store.mirror_users(&s.id)?;
@@ -412,10 +410,21 @@ impl Engine {
             let data = transform::run_chain(&self.runtime, s, users, groups, memberships).await?;
             inputs.push(merge::SourceInput { id: &s.id, data });
         }
+        Ok(inputs)
+    }
+
+    /// The desired state from the mirrors: every enabled source through its transforms, merged.
+    async fn desired(
+        &self,
+        enabled: &[&crate::config::SourceConfig],
+        stage_ms: &mut BTreeMap<String, u64>,
+    ) -> Result<model::Desired, SyncError> {
+        let t = Instant::now();
+        let mut inputs = self.transformed(enabled).await?;
         stage_ms.insert("transform".into(), ms(t));
         let t = Instant::now();
         let desired = merge::desired(
-            inputs,
+            &mut inputs,
             &self.config.target.attribute_priority,
             &self.config.target.default_groups,
         );
@@ -426,23 +435,25 @@ impl Engine {
     /// Why `user` is (or is not) to be a member of `group`, from the mirrors as they stand.
     pub async fn why(&self, user: &str, group: &str) -> Result<String, SyncError> {
         let enabled: Vec<&crate::config::SourceConfig> = self.config.sources.iter().filter(|s| s.enabled).collect();
-        let desired = self.desired(&enabled, &mut BTreeMap::new()).await?;
+        let mut inputs = self.transformed(&enabled).await?;
+        let desired = merge::desired(
+            &mut inputs,
+            &self.config.target.attribute_priority,
+            &self.config.target.default_groups,
+        );
         let key = user.to_lowercase();
         let Some(person) = desired.persons.get(&key) else {
             return Ok(format!("{user} is not in any source (after transforms)"));
         };
         let sources: Vec<&str> = person.records.iter().map(|(s, _)| s.as_str()).collect();
-        if !desired.groups.get(group).is_some_and(|m| m.contains(&key)) {
+        if !desired.groups.get(group).is_some_and(|m| m.contains(key.as_str())) {
             return Ok(format!(
                 "{user} ({}) is not a member of {group} in any source",
                 sources.join(", ")
             ));
         }
-        let how = desired
-            .lineage
-            .get(&(group.to_string(), key))
-            .cloned()
-            .unwrap_or_else(|| format!("direct member of {group} in {}", sources.join(", ")));
+        let how = merge::explain(&inputs, &desired, group, &key)
+            .unwrap_or_else(|| format!("member of {group} in {}", sources.join(", ")));
         let state = if person.active {
             ""
         } else {

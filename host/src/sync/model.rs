@@ -2,6 +2,7 @@
 //! current state, and the operations of a plan.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -30,10 +31,10 @@ pub struct Person {
 pub struct Desired {
     /// Persons by lower-case username.
     pub persons: BTreeMap<String, Person>,
-    /// Groups by name: members (lower-case usernames).
-    pub groups: BTreeMap<String, BTreeSet<String>>,
-    /// How a nested membership came about: (group, user) → "dev ⊃ backend ⊃ alice (hr)".
-    pub lineage: HashMap<(String, String), String>,
+    /// Groups by name: members (lower-case usernames, shared with `persons`' keys).
+    pub groups: BTreeMap<String, BTreeSet<Arc<str>>>,
+    /// The target's default groups (every active person is in them).
+    pub default_groups: BTreeSet<String>,
     /// Things worth telling the administrator (cycles, records skipped by transforms).
     pub warnings: Vec<String>,
     /// Sources whose fetch did not complete in this run.
@@ -47,8 +48,8 @@ pub struct TargetState {
     pub users: HashMap<String, BbUser>,
     /// Every group name.
     pub groups: BTreeSet<String>,
-    /// Members (lower-case) of the groups that were read.
-    pub members: HashMap<String, BTreeSet<String>>,
+    /// Members (lower-case, interned) of the groups that were read.
+    pub members: HashMap<String, BTreeSet<Arc<str>>>,
     /// Global permission per group.
     pub group_perms: HashMap<String, String>,
     /// Global permission granted directly, per lower-case user.
@@ -63,7 +64,7 @@ impl TargetState {
         let mut set: BTreeSet<String> = self.user_perms.keys().cloned().collect();
         for g in self.group_perms.keys() {
             if let Some(m) = self.members.get(g) {
-                set.extend(m.iter().cloned());
+                set.extend(m.iter().map(|u| u.to_string()));
             }
         }
         set.retain(|u| self.users.contains_key(u));

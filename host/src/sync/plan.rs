@@ -72,7 +72,7 @@ impl Protected {
                     .get(g)
                     .is_some_and(|p| ADMIN_PERMS.contains(&p.as_str()))
             }) {
-                users.extend(m.iter().cloned());
+                users.extend(m.iter().map(|u| u.to_string()));
             }
         }
         Protected { users, groups }
@@ -315,12 +315,13 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             .get(group)
             .map(|m| {
                 m.iter()
-                    .map(|u| renames.get(u).cloned().unwrap_or_else(|| u.clone()))
+                    .map(|u| renames.get(&**u).cloned().unwrap_or_else(|| u.to_string()))
                     .collect()
             })
             .unwrap_or_default();
-        let want: BTreeSet<&String> = members
+        let want: BTreeSet<&str> = members
             .iter()
+            .map(|u| &**u)
             .filter(|u| !excluded.contains(*u) && desired.persons.get(*u).is_some_and(|p| p.active))
             .collect();
         let mut to_add: Vec<String> = want
@@ -330,26 +331,15 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             .collect();
         to_add.sort();
         for chunk in to_add.chunks(policy.batch_size) {
-            let nested = chunk
-                .iter()
-                .filter_map(|u| desired.lineage.get(&(group.clone(), u.to_lowercase())))
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>();
-            let why = if nested.is_empty() {
-                String::new()
-            } else {
-                format!("; e.g. {}", nested.join("; "))
-            };
             adds.push(PlannedOp {
                 op: Op::AddMembers {
                     group: group.clone(),
                     users: chunk.to_vec(),
                 },
-                reason: format!("members of {group} in the sources{why}"),
+                reason: format!("members of {group} in the sources (see `roster why USER {group}`)"),
             });
         }
-        for u in current.iter().filter(|u| !want.contains(u)) {
+        for u in current.iter().filter(|u| !want.contains(u.as_str())) {
             if owned.contains_key(u.as_str()) && !protected.user(u) && !leaving.contains(u) {
                 removes.push(PlannedOp {
                     op: Op::RemoveMember {
@@ -366,11 +356,11 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         .filter(|g| !desired.groups.contains_key(*g) && target.groups.contains(*g) && !protected.group(g))
     {
         for u in target.members.get(group).into_iter().flatten() {
-            if owned.contains_key(u.as_str()) && !protected.user(u) && !leaving.contains(u) {
+            if owned.contains_key(&**u) && !protected.user(u) && !leaving.contains(&**u) {
                 removes.push(PlannedOp {
                     op: Op::RemoveMember {
                         group: group.clone(),
-                        user: target.users[u].name.clone(),
+                        user: target.users[&**u].name.clone(),
                     },
                     reason: format!("{group} is no longer in any source"),
                 });
@@ -414,7 +404,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                     .group_perms
                     .keys()
                     .filter(|g| {
-                        target.members.get(*g).is_some_and(|m| m.contains(&user))
+                        target.members.get(*g).is_some_and(|m| m.contains(user.as_str()))
                             && !protected.group(g)
                             && !removal_planned.contains(&((*g).clone(), user.clone()))
                     })

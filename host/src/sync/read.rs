@@ -1,7 +1,8 @@
 //! The read stage: the target's users, groups, the members of every group the plan can touch
 //! or that licenses someone, global permissions and the licence.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -39,10 +40,23 @@ pub async fn read_target(
         .filter(|g| interesting.contains(*g) || state.group_perms.contains_key(*g))
         .cloned()
         .collect();
-    let members: Vec<(String, BTreeSet<String>)> = stream::iter(to_read)
-        .map(|g| async move {
+    // Member names point at the users map's names: one copy per user, however many groups.
+    let interned: HashMap<&str, Arc<str>> = state
+        .users
+        .keys()
+        .map(|k| (k.as_str(), Arc::from(k.as_str())))
+        .collect();
+    let intern = |name: String| -> Arc<str> {
+        let lower = name.to_lowercase();
+        interned
+            .get(lower.as_str())
+            .cloned()
+            .unwrap_or_else(|| Arc::from(lower))
+    };
+    let members: Vec<(String, BTreeSet<Arc<str>>)> = stream::iter(to_read)
+        .map(|g| async {
             let m = client.group_members(&g).await?;
-            Ok::<_, BbError>((g, m.into_iter().map(|u| u.name.to_lowercase()).collect()))
+            Ok::<_, BbError>((g, m.into_iter().map(|u| intern(u.name)).collect()))
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()

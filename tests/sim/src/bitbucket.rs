@@ -358,36 +358,92 @@ fn empty_ok() -> Response {
     StatusCode::OK.into_response()
 }
 
-fn user_json(u: &SimUser) -> Value {
-    json!({
-        "name": u.name, "emailAddress": u.email, "active": true, "displayName": u.display_name,
-        "id": u.id, "slug": u.name.to_lowercase(), "type": "NORMAL", "directoryName": u.directory,
-        "deletable": true, "mutableDetails": u.mutable, "mutableGroups": u.mutable,
-        "lastAuthenticationTimestamp": 0,
-        "links": {"self": [{"href": format!("http://bitbucket.example/users/{}", u.name.to_lowercase())}]},
-    })
+/// `RestDetailedUser`, serialised straight from the state (listings render thousands).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserOut<'a> {
+    name: &'a str,
+    email_address: &'a str,
+    active: bool,
+    display_name: &'a str,
+    id: u64,
+    slug: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    directory_name: &'a str,
+    deletable: bool,
+    mutable_details: bool,
+    mutable_groups: bool,
+    last_authentication_timestamp: u64,
+    links: Value,
+}
+
+fn user_json(u: &SimUser) -> UserOut<'_> {
+    let slug = u.name.to_lowercase();
+    UserOut {
+        name: &u.name,
+        email_address: &u.email,
+        active: true,
+        display_name: &u.display_name,
+        id: u.id,
+        links: json!({"self": [{"href": format!("http://bitbucket.example/users/{slug}")}]}),
+        slug,
+        kind: "NORMAL",
+        directory_name: &u.directory,
+        deletable: true,
+        mutable_details: u.mutable,
+        mutable_groups: u.mutable,
+        last_authentication_timestamp: 0,
+    }
 }
 
 fn group_json(name: &str) -> Value {
     json!({"name": name, "deletable": true})
 }
 
-/// One page of a listing; `values` is lazy so a page costs its own size, not the listing's.
-fn page(q: &HashMap<String, String>, values: impl Iterator<Item = Value>) -> Response {
+/// One page of a listing. `items` is lazy and `render` runs for the page's items only, so a
+/// page costs its own size, not the listing's.
+fn page<T, S: serde::Serialize>(
+    q: &HashMap<String, String>,
+    items: impl Iterator<Item = T>,
+    render: impl Fn(T) -> S,
+) -> Response {
     let start: usize = q.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
     let limit: usize = q
         .get("limit")
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_LIMIT)
         .clamp(1, MAX_LIMIT);
-    let mut slice: Vec<Value> = values.skip(start).take(limit + 1).collect();
-    let is_last = slice.len() <= limit;
-    slice.truncate(limit);
-    let mut body = json!({"size": slice.len(), "limit": limit, "isLastPage": is_last, "values": slice, "start": start, "filter": q.get("filter")});
-    if !is_last {
-        body["nextPageStart"] = json!(start + limit);
+    let mut items = items.skip(start);
+    let slice: Vec<S> = items.by_ref().take(limit).map(render).collect();
+    let is_last = items.next().is_none();
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PageOut<'a, S> {
+        size: usize,
+        limit: usize,
+        is_last_page: bool,
+        values: Vec<S>,
+        start: usize,
+        filter: Option<&'a String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_page_start: Option<usize>,
     }
-    reply(StatusCode::OK, body)
+    let body = PageOut {
+        size: slice.len(),
+        limit,
+        is_last_page: is_last,
+        values: slice,
+        start,
+        filter: q.get("filter"),
+        next_page_start: (!is_last).then_some(start + limit),
+    };
+    (
+        StatusCode::OK,
+        [("content-type", JSON)],
+        serde_json::to_string(&body).unwrap_or_default(),
+    )
+        .into_response()
 }
 
 fn matches_filter(q: &HashMap<String, String>, fields: &[&str]) -> bool {
@@ -539,9 +595,8 @@ fn handle(
             let values = s
                 .users
                 .values()
-                .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]))
-                .map(user_json);
-            page(q, values)
+                .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]));
+            page(q, values, user_json)
         }
         ("POST", "/admin/users") => {
             let (Some(name), Some(display), Some(email)) = (q.get("name"), q.get("displayName"), q.get("emailAddress"))
@@ -583,7 +638,7 @@ fn handle(
             if let Some(e) = upd.email {
                 u.email = e;
             }
-            reply(StatusCode::OK, user_json(u))
+            reply(StatusCode::OK, json!(user_json(u)))
         }
         ("DELETE", "/admin/users") => {
             let name = name_param();
@@ -603,7 +658,7 @@ fn handle(
             }
             s.user_perms.remove(&key);
             s.deleted.insert(key);
-            reply(StatusCode::OK, user_json(&u))
+            reply(StatusCode::OK, json!(user_json(&u)))
         }
         ("POST", "/admin/users/rename") => {
             let r: Rename = match parse_body(body) {
@@ -634,7 +689,7 @@ fn handle(
             if let Some(p) = s.user_perms.remove(&old) {
                 s.user_perms.insert(new.clone(), p);
             }
-            let out = user_json(&u);
+            let out = json!(user_json(&u));
             s.users.insert(new, u);
             reply(StatusCode::OK, out)
         }
@@ -717,9 +772,8 @@ fn handle(
             let values = s
                 .groups
                 .iter()
-                .filter(|(g, m)| m.contains(&user) && matches_filter(q, &[g]))
-                .map(|(g, _)| group_json(g));
-            page(q, values)
+                .filter(|(g, m)| m.contains(&user) && matches_filter(q, &[g]));
+            page(q, values, |(g, _)| group_json(g))
         }
         ("GET", "/admin/users/erasure") | ("POST", "/admin/users/erasure") => {
             let name = name_param();
@@ -743,12 +797,8 @@ fn handle(
             reply(StatusCode::OK, json!({"newIdentifier": format!("user-{id:x}")}))
         }
         ("GET", "/admin/groups") => {
-            let values = s
-                .groups
-                .keys()
-                .filter(|g| matches_filter(q, &[g]))
-                .map(|g| group_json(g));
-            page(q, values)
+            let values = s.groups.keys().filter(|g| matches_filter(q, &[g]));
+            page(q, values, |g| group_json(g))
         }
         ("POST", "/admin/groups") => {
             let name = name_param();
@@ -781,26 +831,28 @@ fn handle(
             let values = members
                 .iter()
                 .filter_map(|m| s.users.get(m))
-                .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]))
-                .map(user_json);
-            page(q, values)
+                .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]));
+            page(q, values, user_json)
         }
         ("GET", "/admin/permissions/groups") => {
-            let values = s
-                .group_perms
-                .iter()
-                .filter(|(g, _)| matches_filter(q, &[g]))
-                .map(|(g, p)| json!({"group": group_json(g), "permission": p.as_str()}));
-            page(q, values)
+            let values = s.group_perms.iter().filter(|(g, _)| matches_filter(q, &[g]));
+            page(
+                q,
+                values,
+                |(g, p)| json!({"group": group_json(g), "permission": p.as_str()}),
+            )
         }
         ("GET", "/admin/permissions/users") => {
             let values = s
                 .user_perms
                 .iter()
                 .filter_map(|(u, p)| s.users.get(u).map(|u| (u, p)))
-                .filter(|(u, _)| matches_filter(q, &[&u.name]))
-                .map(|(u, p)| json!({"user": user_json(u), "permission": p.as_str()}));
-            page(q, values)
+                .filter(|(u, _)| matches_filter(q, &[&u.name]));
+            page(
+                q,
+                values,
+                |(u, p)| json!({"user": user_json(u), "permission": p.as_str()}),
+            )
         }
         ("PUT", "/admin/permissions/groups") | ("PUT", "/admin/permissions/users") => {
             let Some(p) = q.get("permission").and_then(|p| Permission::parse(p)) else {
