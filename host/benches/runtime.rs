@@ -7,6 +7,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../../plugins/normalize/src/rules.rs"]
+#[allow(dead_code)]
 mod rules;
 
 use std::time::{Duration, Instant};

@@ -45,23 +45,7 @@ async fn setup(d: &Directory, sim_state: BbState, budget: &str) -> Setup {
     std::fs::create_dir_all(dir.path().join("idp")).unwrap();
     d.write_jsonl(&dir.path().join("idp/directory.jsonl")).unwrap();
     let sim = BitbucketSim::start(sim_state).await;
-    let config = format!(
-        r#"[[source]]
-id = "hr"
-plugin = "file"
-files = "idp"
-settings = {{ path = "directory.jsonl" }}
-[[source.transforms]]
-plugin = "normalize"
-[target]
-url = "{}"
-username = "admin"
-password = {{ value = "password" }}
-default_groups = ["bitbucket-users"]
-budget = {budget}
-"#,
-        sim.url()
-    );
+    let config = roster_sim::scenario::file_source_config(&sim.url(), "idp", "directory.jsonl", &format!("budget = {budget}"));
     std::fs::write(dir.path().join("roster.toml"), config).unwrap();
     Setup { dir, sim }
 }
@@ -155,12 +139,15 @@ fn row(name: &str, d: &Directory, o: &Outcome, target: &str) {
 }
 
 fn stages(o: &Outcome) -> String {
+    let f = &o.report["summary"]["fetch"][0];
     let st = &o.report["summary"]["stage_ms"];
+    let fetch_split = format!(" (connector {:.1} s, store {:.1} s)", f["connector_ms"].as_u64().unwrap_or(0) as f64 / 1000.0, f["store_ms"].as_u64().unwrap_or(0) as f64 / 1000.0);
     ["fetch", "transform", "merge", "read", "plan", "guard", "apply"]
         .iter()
         .filter_map(|k| st[k].as_u64().map(|v| format!("{k} {:.1} s", v as f64 / 1000.0)))
         .collect::<Vec<_>>()
         .join(", ")
+        + &fetch_split
 }
 
 fn check_state(sim: &BitbucketSim, d: &Directory) {

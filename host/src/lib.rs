@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md at the repository root for the map of this crate.
 
 pub mod config;
+pub mod error_chain;
 pub mod runtime;
 pub mod store;
 pub mod sync;

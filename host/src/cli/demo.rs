@@ -25,30 +25,8 @@ pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> any
     state.add_user("user000003", "Someone Else", "someone@ldap.example", false);
     let sim = BitbucketSim::start(state).await;
     let config = dir.join("roster.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"# Written by `roster demo`: one file source into the simulated Bitbucket.
-[[source]]
-id = "hr"
-plugin = "file"
-priority = 10
-files = "."
-settings = {{ path = "directory.json" }}
-
-[[source.transforms]]
-plugin = "normalize"
-
-[target]
-url = "{url}"
-username = "admin"
-password = {{ value = "password" }}
-default_groups = ["bitbucket-users"]
-deprovision = "disable"
-"#,
-            url = sim.url()
-        ),
-    )?;
+    let text = roster_sim::scenario::file_source_config(&sim.url(), ".", "directory.json", "deprovision = \"disable\"");
+    std::fs::write(&config, format!("# Written by `roster demo`: one file source into the simulated Bitbucket.\n{text}"))?;
     println!("Bitbucket simulator: {} (admin / password)", sim.url());
     println!(
         "sample directory: {} users, {} groups, {} memberships in {}",

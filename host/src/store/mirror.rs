@@ -146,24 +146,44 @@ impl Store {
     pub fn promote_full(&self, run_id: i64, source: &str, delta_token: Option<&str>) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        for t in ["mirror_users", "mirror_groups", "mirror_memberships"] {
-            tx.execute(&format!("DELETE FROM {t} WHERE source = ?1"), [source])?;
-        }
+        // Write only what changed: on a steady-state resync this reads the mirror and writes
+        // nothing, instead of deleting and re-inserting every row.
+        let p = params![run_id, source];
         tx.execute(
-            "INSERT INTO mirror_users (source, ext_id, username, email, display_name, active, attributes, removed)
-             SELECT source, ext_id, username, email, display_name, active, attributes, NULL FROM staging_users
-             WHERE run_id = ?1 AND source = ?2 AND removed IS NULL",
-            params![run_id, source],
+            "DELETE FROM mirror_users WHERE source = ?2 AND NOT EXISTS (SELECT 1 FROM staging_users s
+               WHERE s.run_id = ?1 AND s.source = ?2 AND s.ext_id = mirror_users.ext_id AND s.removed IS NULL)",
+            p,
         )?;
         tx.execute(
-            "INSERT INTO mirror_groups (source, ext_id, name, description, attributes)
-             SELECT source, ext_id, name, description, attributes FROM staging_groups WHERE run_id = ?1 AND source = ?2 AND removed IS NULL",
-            params![run_id, source],
+            "INSERT OR REPLACE INTO mirror_users (source, ext_id, username, email, display_name, active, attributes, removed)
+             SELECT s.source, s.ext_id, s.username, s.email, s.display_name, s.active, s.attributes, NULL FROM staging_users s
+             WHERE s.run_id = ?1 AND s.source = ?2 AND s.removed IS NULL AND NOT EXISTS (SELECT 1 FROM mirror_users m
+               WHERE m.source = s.source AND m.ext_id = s.ext_id AND m.username = s.username AND m.email IS s.email
+                 AND m.display_name IS s.display_name AND m.active = s.active AND m.attributes = s.attributes AND m.removed IS NULL)",
+            p,
         )?;
         tx.execute(
-            "INSERT INTO mirror_memberships (source, group_id, member_id, member_is_group)
+            "DELETE FROM mirror_groups WHERE source = ?2 AND NOT EXISTS (SELECT 1 FROM staging_groups s
+               WHERE s.run_id = ?1 AND s.source = ?2 AND s.ext_id = mirror_groups.ext_id AND s.removed IS NULL)",
+            p,
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO mirror_groups (source, ext_id, name, description, attributes)
+             SELECT s.source, s.ext_id, s.name, s.description, s.attributes FROM staging_groups s
+             WHERE s.run_id = ?1 AND s.source = ?2 AND s.removed IS NULL AND NOT EXISTS (SELECT 1 FROM mirror_groups m
+               WHERE m.source = s.source AND m.ext_id = s.ext_id AND m.name = s.name AND m.description IS s.description AND m.attributes = s.attributes)",
+            p,
+        )?;
+        tx.execute(
+            "DELETE FROM mirror_memberships WHERE source = ?2 AND NOT EXISTS (SELECT 1 FROM staging_memberships s
+               WHERE s.run_id = ?1 AND s.source = ?2 AND s.group_id = mirror_memberships.group_id AND s.member_id = mirror_memberships.member_id
+                 AND s.member_is_group = mirror_memberships.member_is_group AND s.removed = 0)",
+            p,
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO mirror_memberships (source, group_id, member_id, member_is_group)
              SELECT source, group_id, member_id, member_is_group FROM staging_memberships WHERE run_id = ?1 AND source = ?2 AND removed = 0",
-            params![run_id, source],
+            p,
         )?;
         set_cursor(&tx, source, delta_token)?;
         clear_staging(&tx, run_id, source)?;

@@ -143,9 +143,10 @@ impl Store {
         rows.into_iter().map(finish_run_row).collect()
     }
 
-    /// Persists a plan and its operations (kind, subject, detail, reason), superseding any other
-    /// open plan of the target.
-    pub fn save_plan(&self, plan: &PlanRow, ops: &[(String, String, serde_json::Value, String)]) -> Result<()> {
+    /// Persists a plan and its operations, superseding any other open plan of the target.
+    /// `ops` yields (kind, subject, detail JSON, reason) in order; it is consumed row by row so a
+    /// plan of a million operations never exists twice in memory.
+    pub fn save_plan<'a>(&self, plan: &PlanRow, ops: impl Iterator<Item = (&'a str, &'a str, String, &'a str)>) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
@@ -160,8 +161,8 @@ impl Store {
             let mut st = tx.prepare_cached(
                 "INSERT INTO plan_ops (plan_id, seq, kind, subject, detail, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for (seq, (kind, subject, detail, reason)) in ops.iter().enumerate() {
-                st.execute(params![plan.id, seq as i64, kind, subject, detail.to_string(), reason])?;
+            for (seq, (kind, subject, detail, reason)) in ops.enumerate() {
+                st.execute(params![plan.id, seq as i64, kind, subject, detail, reason])?;
             }
         }
         tx.commit()?;

@@ -41,6 +41,10 @@ pub struct FetchReport {
     pub fell_back: Option<String>,
     /// Why the fetch did not complete.
     pub error: Option<String>,
+    /// Milliseconds spent in the connector (its HTTP calls included).
+    pub connector_ms: u64,
+    /// Milliseconds spent writing staging and updating the mirror.
+    pub store_ms: u64,
 }
 
 fn removal(kind: RemovalKind) -> Removed {
@@ -148,7 +152,11 @@ pub async fn fetch_source(
     let mut cursor: Option<String> = None;
     let mut attempt = 0;
     loop {
-        match job.fetch(&settings, cursor.as_deref(), delta.as_deref()).await {
+        let called = std::time::Instant::now();
+        let fetched = job.fetch(&settings, cursor.as_deref(), delta.as_deref()).await;
+        report.connector_ms += called.elapsed().as_millis() as u64;
+        let stored = std::time::Instant::now();
+        match fetched {
             Ok(page) => {
                 attempt = 0;
                 if let Some(total) = page.total_hint {
@@ -161,6 +169,7 @@ pub async fn fetch_source(
                     break;
                 }
                 report.pages += 1;
+                report.store_ms += stored.elapsed().as_millis() as u64;
                 progress.advance(n);
                 if next.is_some() && next == cursor {
                     report.error =
@@ -178,6 +187,7 @@ pub async fn fetch_source(
                         Ok(()) => report.complete = true,
                         Err(e) => report.error = Some(format!("cannot update the mirror: {e}")),
                     }
+                    report.store_ms += stored.elapsed().as_millis() as u64;
                     break;
                 }
                 if report.pages >= MAX_PAGES {

@@ -145,7 +145,20 @@ pub struct Engine {
 
 /// sha256 over the ordered operations.
 pub fn plan_hash(ops: &[PlannedOp]) -> String {
-    hex::encode(Sha256::digest(serde_json::to_vec(ops).unwrap_or_default()))
+    /// Feeds serialised JSON straight into the hash: no copy of the whole plan in memory.
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.update(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(Sha256::new());
+    let _ = serde_json::to_writer(&mut w, ops);
+    hex::encode(w.0.finalize())
 }
 
 fn ms(since: Instant) -> u64 {
@@ -362,18 +375,7 @@ impl Engine {
             summary.warnings.push(format!("plan held: {why}"));
             "held"
         } else {
-            let t = Instant::now();
-            let ctx = apply::ApplyContext {
-                client: &self.client,
-                store: &self.store,
-                target: &target_id,
-                run_id,
-                plan_id: &plan_id,
-                concurrency: self.config.target.concurrency,
-            };
-            summary.applied = apply::apply(&ctx, &draft.ops, progress).await;
-            summary.stage_ms.insert("apply".into(), ms(t));
-            self.store.set_plan_state(&plan_id, "applied", Some(&opts.actor))?;
+            self.apply_plan(run_id, &plan_id, &draft.ops, &opts.actor, &mut summary, progress).await?;
             if summary.applied.failed > 0 || !incomplete.is_empty() {
                 "partial"
             } else {
@@ -395,6 +397,23 @@ impl Engine {
             plan_hash: Some(hash),
             summary,
         })
+    }
+
+    /// Applies a plan's operations and marks the plan applied.
+    async fn apply_plan(&self, run_id: i64, plan_id: &str, ops: &[PlannedOp], actor: &str, summary: &mut Summary, progress: &dyn Progress) -> Result<(), SyncError> {
+        let t = Instant::now();
+        let ctx = apply::ApplyContext {
+            client: &self.client,
+            store: &self.store,
+            target: &self.config.target.id,
+            run_id,
+            plan_id,
+            concurrency: self.config.target.concurrency,
+        };
+        summary.applied = apply::apply(&ctx, ops, progress).await;
+        summary.stage_ms.insert("apply".into(), ms(t));
+        self.store.set_plan_state(plan_id, "applied", Some(actor))?;
+        Ok(())
     }
 
     /// Every enabled source's mirror through its transform chain.
@@ -471,17 +490,6 @@ impl Engine {
         verdict: &guard::Verdict,
         ops: &[PlannedOp],
     ) -> Result<(), SyncError> {
-        let rows: Vec<(String, String, serde_json::Value, String)> = ops
-            .iter()
-            .map(|o| {
-                (
-                    o.op.kind().to_string(),
-                    o.op.subject().to_string(),
-                    serde_json::to_value(o).unwrap_or_default(),
-                    o.reason.clone(),
-                )
-            })
-            .collect();
         let row = PlanRow {
             id: id.into(),
             run_id,
@@ -492,7 +500,8 @@ impl Engine {
             decided_by: None,
             guard: serde_json::to_value(verdict).ok(),
         };
-        self.store.save_plan(&row, &rows)?;
+        let rows = ops.iter().map(|o| (o.op.kind(), o.op.subject(), serde_json::to_string(o).unwrap_or_default(), o.reason.as_str()));
+        self.store.save_plan(&row, rows)?;
         Ok(())
     }
 
@@ -604,18 +613,7 @@ impl Engine {
         for o in &ops {
             *summary.planned.entry(o.op.kind().to_string()).or_default() += 1;
         }
-        let t = Instant::now();
-        let ctx = apply::ApplyContext {
-            client: &self.client,
-            store: &self.store,
-            target: &target_id,
-            run_id,
-            plan_id,
-            concurrency: self.config.target.concurrency,
-        };
-        summary.applied = apply::apply(&ctx, &ops, progress).await;
-        summary.stage_ms.insert("apply".into(), ms(t));
-        self.store.set_plan_state(plan_id, "applied", Some(actor))?;
+        self.apply_plan(run_id, plan_id, &ops, actor, &mut summary, progress).await?;
         let state = if summary.applied.failed > 0 {
             "partial"
         } else {

@@ -41,14 +41,14 @@ pub struct Transformed {
     pub warnings: Vec<String>,
 }
 
-fn to_wit_user(u: &MirrorUser) -> User {
+fn to_wit_user(u: MirrorUser) -> User {
     User {
-        id: u.ext_id.clone(),
-        username: u.username.clone(),
-        email: u.email.clone(),
-        display_name: u.display_name.clone(),
         active: u.active && u.removed != Some(Removed::SoftDeleted),
-        attributes: u.attributes.clone(),
+        id: u.ext_id,
+        username: u.username,
+        email: u.email,
+        display_name: u.display_name,
+        attributes: u.attributes,
     }
 }
 
@@ -61,8 +61,7 @@ pub async fn run_chain(
     memberships: Vec<MirrorMembership>,
 ) -> Result<Transformed, SyncError> {
     let mut warnings = Vec::new();
-    let mut current: Vec<User> = users.iter().map(to_wit_user).collect();
-    drop(users);
+    let mut current: Vec<User> = users.into_iter().map(to_wit_user).collect();
     let mut current_groups: Vec<(String, String, Vec<Group>)> = groups
         .into_iter()
         .map(|g| {

@@ -63,28 +63,8 @@ impl World {
     }
 
     pub fn config_text(&self) -> String {
-        format!(
-            r#"
-[[source]]
-id = "hr"
-plugin = "file"
-files = "{files}"
-settings = {{ path = "{file}", page_size = 500 }}
-[[source.transforms]]
-plugin = "normalize"
-
-[target]
-url = "{url}"
-username = "admin"
-password = {{ value = "password" }}
-default_groups = ["bitbucket-users"]
-{extra}
-"#,
-            files = self.files_dir().display(),
-            file = self.file_name,
-            url = self.sim.url(),
-            extra = self.target_extra
-        )
+        let files = self.files_dir().display().to_string();
+        roster_sim::scenario::file_source_config(&self.sim.url(), &files, &self.file_name, &self.target_extra)
     }
 
     pub fn engine(&self) -> Engine {

@@ -5,3 +5,4 @@
 
 pub mod bitbucket;
 pub mod directory;
+pub mod scenario;

@@ -243,7 +243,7 @@ impl BitbucketDc {
                 Err(e) => {
                     return Err(BbError::Transport {
                         endpoint,
-                        detail: root_cause(&e),
+                        detail: crate::error_chain::innermost(&e),
                     });
                 }
             };
@@ -470,12 +470,4 @@ fn api_error(endpoint: &str, status: u16, body: &[u8]) -> BbError {
         exception: first.and_then(|e| e.exception_name.clone()),
         message,
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e;
-    while let Some(s) = last.source() {
-        last = s;
-    }
-    last.to_string()
 }
