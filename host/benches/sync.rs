@@ -57,7 +57,7 @@ struct Outcome {
 }
 
 /// Runs `roster sync --json` as a child and measures it.
-async fn sync(s: &Setup) -> Outcome {
+async fn sync(s: &Setup, extra: &'static [&'static str]) -> Outcome {
     let data: PathBuf = s.dir.path().to_path_buf();
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || {
@@ -68,6 +68,7 @@ async fn sync(s: &Setup) -> Outcome {
             .arg(data.join("roster.toml"))
             .arg("sync")
             .arg("--json")
+            .args(extra)
             .env("ROSTER_SECRET_KEY", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=")
             .output()
             .unwrap();
@@ -167,7 +168,7 @@ async fn main() {
     if only.contains('a') {
         let d = Directory::generate(10_000, 1_000, 20);
         let s = setup(&d, state(), UNLIMITED).await;
-        let o = sync(&s).await;
+        let o = sync(&s, &[]).await;
         check_state(&s.sim, &d);
         row("(a) initial sync", &d, &o, "≤ 10 s");
         notes.push(format!(
@@ -181,7 +182,7 @@ async fn main() {
     if only.contains('b') || only.contains('c') {
         let d = Directory::generate(100_000, 5_000, 5);
         let s = setup(&d, state(), UNLIMITED).await;
-        let o = sync(&s).await;
+        let o = sync(&s, &[]).await;
         check_state(&s.sim, &d);
         row("(b) initial sync", &d, &o, "≤ 60 s, ≤ 300 MB");
         notes.push(format!(
@@ -191,13 +192,17 @@ async fn main() {
             floor(&d),
             writes(&o.report) as f64 / floor(&d) as f64
         ));
-        let o = sync(&s).await;
+        let o = sync(&s, &[]).await;
         assert_eq!(writes(&o.report), 0, "a resync with nothing changed writes nothing");
         row("(c) resync, nothing changed", &d, &o, "0 writes, ≤ 10 s");
         notes.push(format!("(c) stages: {}", stages(&o)));
+        let o = sync(&s, &["--incremental"]).await;
+        assert_eq!(writes(&o.report), 0);
+        row("(c) resync, nothing changed, `--incremental`", &d, &o, "0 writes, ≤ 10 s");
+        notes.push(format!("(c, incremental) stages: {}", stages(&o)));
     }
     if only.contains('e') {
-        let d = Directory::generate(60, 6, 2);
+        let d = Directory::generate(300, 20, 1);
         let mut st = state();
         st.set_rate_limit(5.0, 60);
         for (label, budget) in [
@@ -208,7 +213,7 @@ async fn main() {
             ("default budget, learning from 429s", UNLIMITED),
         ] {
             let s = setup(&d, st_clone(&st), budget).await;
-            let o = sync(&s).await;
+            let o = sync(&s, &[]).await;
             let c = calls(&o.report);
             row(
                 &format!("(e) Bitbucket limited to 5 req/s, burst 60; {label}"),

@@ -521,3 +521,22 @@ async fn deprovision_keep_reports_and_changes_nothing() {
     // Its memberships of managed groups still follow the source.
     assert!(w.writes() >= writes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_run_over_an_unchanged_export_reads_nothing_and_a_changed_one_falls_back_to_full() {
+    let mut d = Directory::generate(20, 3, 1);
+    let w = World::new(&d, bitbucket()).await;
+    w.sync().await;
+    let incremental = roster::sync::SyncOptions { incremental: true, trigger: "test".into(), actor: "test".into(), ..Default::default() };
+    let r = w.engine().sync(&incremental, &roster::sync::Quiet).await.unwrap();
+    assert_eq!((r.summary.fetch[0].mode.as_str(), r.summary.fetch[0].users), ("incremental", 0));
+    assert!(r.summary.planned.is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    d.users[0].display_name = "Changed".into();
+    w.write(&d);
+    let r = w.engine().sync(&incremental, &roster::sync::Quiet).await.unwrap();
+    assert_eq!(r.summary.fetch[0].mode, "full");
+    assert!(r.summary.fetch[0].fell_back.as_deref().unwrap().contains("changed since the last fetch"), "{:?}", r.summary.fetch[0]);
+    assert!(r.summary.warnings.iter().any(|w| w.contains("full fetch was made instead")), "{:?}", r.summary.warnings);
+    assert_eq!(r.summary.planned.get("update-user"), Some(&1));
+}

@@ -117,6 +117,15 @@ pub struct Summary {
     pub collisions: Vec<Skipped>,
     /// Everything else worth knowing.
     pub warnings: Vec<String>,
+    /// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// The process's peak resident set (VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// How a run ended.
@@ -510,6 +519,7 @@ impl Engine {
         summary.api_calls_total = calls.values().sum();
         summary.api_calls = calls;
         summary.throttled = throttled;
+        summary.peak_rss_mib = peak_rss_mib();
         let json = serde_json::to_value(&*summary).unwrap_or_default();
         self.store.finish_run(run_id, state, Some(plan_id), &json, None)?;
         Ok(())

@@ -13,6 +13,10 @@
 //! "attributes"? {name: value or [values]}}`; Group `{"id", "name", "description"?,
 //! "attributes"?}`; Membership `{"group", "member", "member_is_group"? (default false)}` — `group`
 //! and `member` are ids. Settings: `{"path": "directory.json", "page_size": 1000}`.
+//!
+//! Incremental fetches: the delta token is the file's size and modification time, so an
+//! incremental run over an unchanged export reads nothing, and a changed export asks the host
+//! for a full read (`expired-delta`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -159,6 +163,13 @@ fn open(s: &Settings) -> Result<std::fs::File, PluginError> {
     })
 }
 
+/// "size-mtime" of the export, the connector's delta token.
+fn version(s: &Settings) -> Result<String, PluginError> {
+    let meta = open(s)?.metadata().map_err(|e| PluginError::Fatal(format!("cannot read the metadata of {}: {e}", s.path)))?;
+    let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    Ok(format!("{}-{modified}", meta.len()))
+}
+
 fn add(page: &mut Page, record: Line) {
     match record {
         Line::User(u) => page.users.push(u.into()),
@@ -245,10 +256,22 @@ impl Connector for FileConnector {
         open(&s).map(drop)
     }
 
-    fn fetch(settings_json: String, cursor: Option<String>, _delta: Option<String>) -> Result<Page, PluginError> {
+    fn fetch(settings_json: String, cursor: Option<String>, delta: Option<String>) -> Result<Page, PluginError> {
         let s = settings(&settings_json)?;
+        // An export has no change log: the delta token is the file's size and modification
+        // time. Unchanged → nothing to report; changed → the host falls back to a full read.
+        let token = version(&s)?;
+        match delta {
+            Some(d) if d == token => return Ok(Page { delta_token: Some(token), ..Page::empty() }),
+            Some(_) => return Err(PluginError::ExpiredDelta(format!("{} changed since the last fetch", s.path))),
+            None => {}
+        }
         let at = roster_sdk::paging::decode::<Cursor>(cursor.as_deref())?.map_or(0, |c| c.at);
-        if s.path.ends_with(".jsonl") { fetch_lines(&s, at) } else { fetch_document(&s, at) }
+        let mut page = if s.path.ends_with(".jsonl") { fetch_lines(&s, at)? } else { fetch_document(&s, at)? };
+        if page.next.is_none() {
+            page.delta_token = Some(token);
+        }
+        Ok(page)
     }
 }
 
