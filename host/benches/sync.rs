@@ -45,7 +45,8 @@ async fn setup(d: &Directory, sim_state: BbState, budget: &str) -> Setup {
     std::fs::create_dir_all(dir.path().join("idp")).unwrap();
     d.write_jsonl(&dir.path().join("idp/directory.jsonl")).unwrap();
     let sim = BitbucketSim::start(sim_state).await;
-    let config = roster_sim::scenario::file_source_config(&sim.url(), "idp", "directory.jsonl", &format!("budget = {budget}"));
+    let config =
+        roster_sim::scenario::file_source_config(&sim.url(), "idp", "directory.jsonl", &format!("budget = {budget}"));
     std::fs::write(dir.path().join("roster.toml"), config).unwrap();
     Setup { dir, sim }
 }
@@ -77,10 +78,21 @@ async fn sync(s: &Setup, extra: &'static [&'static str]) -> Outcome {
     .await
     .unwrap();
     let wall = started.elapsed();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let peak_rss_mib = report["summary"]["peak_rss_mib"].as_f64().expect("the run summary reports peak_rss_mib (Linux)");
-    Outcome { wall, report, peak_rss_mib }
+    let peak_rss_mib = report["summary"]["peak_rss_mib"]
+        .as_f64()
+        .expect("the run summary reports peak_rss_mib (Linux)");
+    Outcome {
+        wall,
+        report,
+        peak_rss_mib,
+    }
 }
 
 fn writes(r: &serde_json::Value) -> u64 {
@@ -125,7 +137,11 @@ fn row(name: &str, d: &Directory, o: &Outcome, target: &str) {
 fn stages(o: &Outcome) -> String {
     let f = &o.report["summary"]["fetch"][0];
     let st = &o.report["summary"]["stage_ms"];
-    let fetch_split = format!(" (connector {:.1} s, store {:.1} s)", f["connector_ms"].as_u64().unwrap_or(0) as f64 / 1000.0, f["store_ms"].as_u64().unwrap_or(0) as f64 / 1000.0);
+    let fetch_split = format!(
+        " (connector {:.1} s, store {:.1} s)",
+        f["connector_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+        f["store_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+    );
     ["fetch", "transform", "merge", "read", "plan", "guard", "apply"]
         .iter()
         .filter_map(|k| st[k].as_u64().map(|v| format!("{k} {:.1} s", v as f64 / 1000.0)))
@@ -181,7 +197,12 @@ async fn main() {
         notes.push(format!("(c) stages: {}", stages(&o)));
         let o = sync(&s, &["--incremental"]).await;
         assert_eq!(writes(&o.report), 0);
-        row("(c) resync, nothing changed, `--incremental`", &d, &o, "0 writes, ≤ 10 s");
+        row(
+            "(c) resync, nothing changed, `--incremental`",
+            &d,
+            &o,
+            "0 writes, ≤ 10 s",
+        );
         notes.push(format!("(c, incremental) stages: {}", stages(&o)));
     }
     if only.contains('e') {

@@ -92,16 +92,17 @@ async fn an_idp_rename_is_a_bitbucket_rename_with_memberships_kept() {
     );
     assert_eq!(r.summary.planned.len(), 1, "a rename only: {:?}", r.summary.planned);
     assert_eq!(w.writes(), writes + 1);
-    let s = w.sim.lock();
-    assert!(s.users().contains_key("jane.doe") && !s.users().contains_key("user000005"));
-    let after: Vec<String> = s
-        .groups()
-        .iter()
-        .filter(|(_, m)| m.contains("jane.doe"))
-        .map(|(g, _)| g.clone())
-        .collect();
-    assert_eq!(before, after);
-    drop(s);
+    {
+        let s = w.sim.lock();
+        assert!(s.users().contains_key("jane.doe") && !s.users().contains_key("user000005"));
+        let after: Vec<String> = s
+            .groups()
+            .iter()
+            .filter(|(_, m)| m.contains("jane.doe"))
+            .map(|(g, _)| g.clone())
+            .collect();
+        assert_eq!(before, after);
+    }
     // An email change is an update, not a delete + create.
     d.users[6].email = "new.address@example.com".into();
     w.write(&d);
@@ -235,17 +236,18 @@ async fn a_plan_over_the_threshold_is_held_and_only_that_exact_plan_can_be_appro
         applied.summary.applied.done,
         second.summary.planned.values().sum::<usize>()
     );
-    let s = w.sim.lock();
-    assert!(
-        !s.users().contains_key("newcomer"),
-        "approval must not apply anything outside the plan"
-    );
-    assert!(
-        !s.licensed_users().contains("user000095"),
-        "deactivated users lose their licence"
-    );
-    assert!(s.users().contains_key("user000095"), "disable keeps the account");
-    drop(s);
+    {
+        let s = w.sim.lock();
+        assert!(
+            !s.users().contains_key("newcomer"),
+            "approval must not apply anything outside the plan"
+        );
+        assert!(
+            !s.licensed_users().contains("user000095"),
+            "deactivated users lose their licence"
+        );
+        assert!(s.users().contains_key("user000095"), "disable keeps the account");
+    }
     let err = engine
         .approve(
             second.plan_id.as_deref().unwrap(),
@@ -320,10 +322,11 @@ async fn a_colliding_account_roster_does_not_own_is_reported_and_left_alone() {
         "{:?}",
         r.summary.collisions
     );
-    let s = w.sim.lock();
-    assert_eq!(s.users()["user000003"].display_name, "Someone Else");
-    assert!(!s.groups()["bitbucket-users"].contains("user000003"));
-    drop(s);
+    {
+        let s = w.sim.lock();
+        assert_eq!(s.users()["user000003"].display_name, "Someone Else");
+        assert!(!s.groups()["bitbucket-users"].contains("user000003"));
+    }
     // With adoption allowed, a mutable account is taken over and brought in line.
     w.sim.lock().add_user("user000004", "Old Name", "old@example.com", true);
     w.target_extra = "adopt_existing_users = true".into();
@@ -527,16 +530,39 @@ async fn an_incremental_run_over_an_unchanged_export_reads_nothing_and_a_changed
     let mut d = Directory::generate(20, 3, 1);
     let w = World::new(&d, bitbucket()).await;
     w.sync().await;
-    let incremental = roster::sync::SyncOptions { incremental: true, trigger: "test".into(), actor: "test".into(), ..Default::default() };
+    let incremental = roster::sync::SyncOptions {
+        incremental: true,
+        trigger: "test".into(),
+        actor: "test".into(),
+        ..Default::default()
+    };
     let r = w.engine().sync(&incremental, &roster::sync::Quiet).await.unwrap();
-    assert_eq!((r.summary.fetch[0].mode.as_str(), r.summary.fetch[0].users), ("incremental", 0));
+    assert_eq!(
+        (r.summary.fetch[0].mode.as_str(), r.summary.fetch[0].users),
+        ("incremental", 0)
+    );
     assert!(r.summary.planned.is_empty());
     std::thread::sleep(std::time::Duration::from_millis(20));
     d.users[0].display_name = "Changed".into();
     w.write(&d);
     let r = w.engine().sync(&incremental, &roster::sync::Quiet).await.unwrap();
     assert_eq!(r.summary.fetch[0].mode, "full");
-    assert!(r.summary.fetch[0].fell_back.as_deref().unwrap().contains("changed since the last fetch"), "{:?}", r.summary.fetch[0]);
-    assert!(r.summary.warnings.iter().any(|w| w.contains("full fetch was made instead")), "{:?}", r.summary.warnings);
+    assert!(
+        r.summary.fetch[0]
+            .fell_back
+            .as_deref()
+            .unwrap()
+            .contains("changed since the last fetch"),
+        "{:?}",
+        r.summary.fetch[0]
+    );
+    assert!(
+        r.summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("full fetch was made instead")),
+        "{:?}",
+        r.summary.warnings
+    );
     assert_eq!(r.summary.planned.get("update-user"), Some(&1));
 }

@@ -26,7 +26,10 @@ pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> any
     let sim = BitbucketSim::start(state).await;
     let config = dir.join("roster.toml");
     let text = roster_sim::scenario::file_source_config(&sim.url(), ".", "directory.json", "deprovision = \"disable\"");
-    std::fs::write(&config, format!("# Written by `roster demo`: one file source into the simulated Bitbucket.\n{text}"))?;
+    std::fs::write(
+        &config,
+        format!("# Written by `roster demo`: one file source into the simulated Bitbucket.\n{text}"),
+    )?;
     println!("Bitbucket simulator: {} (admin / password)", sim.url());
     println!(
         "sample directory: {} users, {} groups, {} memberships in {}",

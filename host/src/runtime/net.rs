@@ -352,8 +352,14 @@ fn classify_reqwest(e: &reqwest::Error, origin: &Origin, timeout: Duration) -> N
     if e.is_timeout() {
         NetError::Transient(format!("the request to {origin} timed out after {timeout:?}"))
     } else if e.is_connect() {
-        NetError::Transient(format!("cannot connect to {origin}: {}", crate::error_chain::innermost(e)))
+        NetError::Transient(format!(
+            "cannot connect to {origin}: {}",
+            crate::error_chain::innermost(e)
+        ))
     } else {
-        NetError::Transient(format!("the request to {origin} failed: {}", crate::error_chain::innermost(e)))
+        NetError::Transient(format!(
+            "the request to {origin} failed: {}",
+            crate::error_chain::innermost(e)
+        ))
     }
 }

@@ -52,6 +52,9 @@ pub struct PlanRow {
     pub guard: Option<serde_json::Value>,
 }
 
+/// One stored operation: (seq, kind, subject, detail, reason).
+pub type PlanOpRow = (i64, String, String, serde_json::Value, String);
+
 /// The result of one operation.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ResultRow {
@@ -146,7 +149,11 @@ impl Store {
     /// Persists a plan and its operations, superseding any other open plan of the target.
     /// `ops` yields (kind, subject, detail JSON, reason) in order; it is consumed row by row so a
     /// plan of a million operations never exists twice in memory.
-    pub fn save_plan<'a>(&self, plan: &PlanRow, ops: impl Iterator<Item = (&'a str, &'a str, String, &'a str)>) -> Result<()> {
+    pub fn save_plan<'a>(
+        &self,
+        plan: &PlanRow,
+        ops: impl Iterator<Item = (&'a str, &'a str, String, &'a str)>,
+    ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
@@ -205,7 +212,7 @@ impl Store {
     }
 
     /// A plan's operations in order: (seq, kind, subject, detail, reason).
-    pub fn plan_ops(&self, id: &str) -> Result<Vec<(i64, String, String, serde_json::Value, String)>> {
+    pub fn plan_ops(&self, id: &str) -> Result<Vec<PlanOpRow>> {
         let conn = self.conn();
         let mut st = conn.prepare_cached(
             "SELECT seq, kind, subject, detail, reason FROM plan_ops WHERE plan_id = ?1 ORDER BY seq",

@@ -124,7 +124,13 @@ pub struct Summary {
 /// The process's peak resident set (VmHWM), in MiB.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some(kb / 1024.0)
 }
 
@@ -384,7 +390,8 @@ impl Engine {
             summary.warnings.push(format!("plan held: {why}"));
             "held"
         } else {
-            self.apply_plan(run_id, &plan_id, &draft.ops, &opts.actor, &mut summary, progress).await?;
+            self.apply_plan(run_id, &plan_id, &draft.ops, &opts.actor, &mut summary, progress)
+                .await?;
             if summary.applied.failed > 0 || !incomplete.is_empty() {
                 "partial"
             } else {
@@ -409,7 +416,15 @@ impl Engine {
     }
 
     /// Applies a plan's operations and marks the plan applied.
-    async fn apply_plan(&self, run_id: i64, plan_id: &str, ops: &[PlannedOp], actor: &str, summary: &mut Summary, progress: &dyn Progress) -> Result<(), SyncError> {
+    async fn apply_plan(
+        &self,
+        run_id: i64,
+        plan_id: &str,
+        ops: &[PlannedOp],
+        actor: &str,
+        summary: &mut Summary,
+        progress: &dyn Progress,
+    ) -> Result<(), SyncError> {
         let t = Instant::now();
         let ctx = apply::ApplyContext {
             client: &self.client,
@@ -509,7 +524,14 @@ impl Engine {
             decided_by: None,
             guard: serde_json::to_value(verdict).ok(),
         };
-        let rows = ops.iter().map(|o| (o.op.kind(), o.op.subject(), serde_json::to_string(o).unwrap_or_default(), o.reason.as_str()));
+        let rows = ops.iter().map(|o| {
+            (
+                o.op.kind(),
+                o.op.subject(),
+                serde_json::to_string(o).unwrap_or_default(),
+                o.reason.as_str(),
+            )
+        });
         self.store.save_plan(&row, rows)?;
         Ok(())
     }
@@ -569,9 +591,10 @@ impl Engine {
                 )));
             }
         }
-        if !hash.eq_ignore_ascii_case(&plan.hash)
-            && !(hash.len() >= 8 && plan.hash.starts_with(&hash.to_ascii_lowercase()))
-        {
+        // The full hash, or an unambiguous prefix of at least 8 characters, as `plan show` prints it.
+        let matches = hash.eq_ignore_ascii_case(&plan.hash)
+            || (hash.len() >= 8 && plan.hash.starts_with(&hash.to_ascii_lowercase()));
+        if !matches {
             return Err(SyncError::Plan(format!(
                 "plan {plan_id} has hash {}, not {hash}: you reviewed a different plan",
                 &plan.hash[..12]
@@ -623,7 +646,8 @@ impl Engine {
         for o in &ops {
             *summary.planned.entry(o.op.kind().to_string()).or_default() += 1;
         }
-        self.apply_plan(run_id, plan_id, &ops, actor, &mut summary, progress).await?;
+        self.apply_plan(run_id, plan_id, &ops, actor, &mut summary, progress)
+            .await?;
         let state = if summary.applied.failed > 0 {
             "partial"
         } else {

@@ -136,13 +136,13 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         claimed.insert(key.clone());
         if !p.active {
             let state = linked.first().map(|i| i.state);
-            if let (Some(old), Some(IdentityState::Active | IdentityState::Pending)) = (&linked_name, state) {
-                if target.users.contains_key(old) {
-                    deprovision.push((
-                        old.clone(),
-                        format!("disabled or soft-deleted in {}", sources_of(&p.records)),
-                    ));
-                }
+            if let (Some(old), Some(IdentityState::Active | IdentityState::Pending)) = (&linked_name, state)
+                && target.users.contains_key(old)
+            {
+                deprovision.push((
+                    old.clone(),
+                    format!("disabled or soft-deleted in {}", sources_of(&p.records)),
+                ));
             }
             excluded.insert(key.clone());
             continue;

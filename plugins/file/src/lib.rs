@@ -130,13 +130,22 @@ impl From<FileUser> for User {
 
 impl From<FileGroup> for Group {
     fn from(g: FileGroup) -> Group {
-        Group { id: g.id, name: g.name, description: g.description, attributes: attrs(g.attributes) }
+        Group {
+            id: g.id,
+            name: g.name,
+            description: g.description,
+            attributes: attrs(g.attributes),
+        }
     }
 }
 
 impl From<FileMembership> for Membership {
     fn from(m: FileMembership) -> Membership {
-        Membership { group_id: m.group, member_id: m.member, member_is_group: m.member_is_group }
+        Membership {
+            group_id: m.group,
+            member_id: m.member,
+            member_is_group: m.member_is_group,
+        }
     }
 }
 
@@ -165,8 +174,14 @@ fn open(s: &Settings) -> Result<std::fs::File, PluginError> {
 
 /// "size-mtime" of the export, the connector's delta token.
 fn version(s: &Settings) -> Result<String, PluginError> {
-    let meta = open(s)?.metadata().map_err(|e| PluginError::Fatal(format!("cannot read the metadata of {}: {e}", s.path)))?;
-    let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let meta = open(s)?
+        .metadata()
+        .map_err(|e| PluginError::Fatal(format!("cannot read the metadata of {}: {e}", s.path)))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
     Ok(format!("{}-{modified}", meta.len()))
 }
 
@@ -181,7 +196,8 @@ fn add(page: &mut Page, record: Line) {
 fn fetch_lines(s: &Settings, at: u64) -> Result<Page, PluginError> {
     let mut file = open(s)?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    file.seek(SeekFrom::Start(at)).map_err(|e| PluginError::Fatal(format!("cannot seek in {}: {e}", s.path)))?;
+    file.seek(SeekFrom::Start(at))
+        .map_err(|e| PluginError::Fatal(format!("cannot seek in {}: {e}", s.path)))?;
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut page = Page::empty();
     let mut offset = at;
@@ -189,7 +205,9 @@ fn fetch_lines(s: &Settings, at: u64) -> Result<Page, PluginError> {
     let mut records = 0;
     while records < s.page_size {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(|e| PluginError::Fatal(format!("cannot read {}: {e}", s.path)))?;
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| PluginError::Fatal(format!("cannot read {}: {e}", s.path)))?;
         if n == 0 {
             return Ok(page);
         }
@@ -199,7 +217,10 @@ fn fetch_lines(s: &Settings, at: u64) -> Result<Page, PluginError> {
             continue;
         }
         let record: Line = serde_json::from_str(&line).map_err(|e| {
-            PluginError::Fatal(format!("{} at byte {start}: not a valid record ({e}); fix the export", s.path))
+            PluginError::Fatal(format!(
+                "{} at byte {start}: not a valid record ({e}); fix the export",
+                s.path
+            ))
         })?;
         add(&mut page, record);
         records += 1;
@@ -219,14 +240,14 @@ fn fetch_document(s: &Settings, at: u64) -> Result<Page, PluginError> {
     let memberships = doc.memberships.into_iter().map(Line::Membership);
     let all = users.chain(groups).chain(memberships);
     let mut page = Page::empty();
-    let mut seen = 0u64;
-    for record in all.skip(at as usize) {
-        if seen == s.page_size as u64 {
-            page.next = Some(roster_sdk::paging::encode(&Cursor { at: at + seen })?);
-            break;
-        }
+    let mut rest = all.skip(at as usize);
+    for record in rest.by_ref().take(s.page_size) {
         add(&mut page, record);
-        seen += 1;
+    }
+    if rest.next().is_some() {
+        page.next = Some(roster_sdk::paging::encode(&Cursor {
+            at: at + s.page_size as u64,
+        })?);
     }
     Ok(page)
 }
@@ -262,12 +283,26 @@ impl Connector for FileConnector {
         // time. Unchanged → nothing to report; changed → the host falls back to a full read.
         let token = version(&s)?;
         match delta {
-            Some(d) if d == token => return Ok(Page { delta_token: Some(token), ..Page::empty() }),
-            Some(_) => return Err(PluginError::ExpiredDelta(format!("{} changed since the last fetch", s.path))),
+            Some(d) if d == token => {
+                return Ok(Page {
+                    delta_token: Some(token),
+                    ..Page::empty()
+                });
+            }
+            Some(_) => {
+                return Err(PluginError::ExpiredDelta(format!(
+                    "{} changed since the last fetch",
+                    s.path
+                )));
+            }
             None => {}
         }
         let at = roster_sdk::paging::decode::<Cursor>(cursor.as_deref())?.map_or(0, |c| c.at);
-        let mut page = if s.path.ends_with(".jsonl") { fetch_lines(&s, at)? } else { fetch_document(&s, at)? };
+        let mut page = if s.path.ends_with(".jsonl") {
+            fetch_lines(&s, at)?
+        } else {
+            fetch_document(&s, at)?
+        };
         if page.next.is_none() {
             page.delta_token = Some(token);
         }

@@ -59,7 +59,11 @@ impl UserOutcome {
 
     /// The user is kept (possibly changed) with nothing to explain: no rule decided.
     pub fn pass(user: User) -> Self {
-        UserOutcome { user: Some(user), reason: None, error: None }
+        UserOutcome {
+            user: Some(user),
+            reason: None,
+            error: None,
+        }
     }
 
     /// The user is filtered out, for the given reason.

@@ -218,7 +218,7 @@ impl BbState {
     /// Users who may log in (a permission directly or through a group).
     pub fn licensed_users(&self) -> BTreeSet<String> {
         let mut set: BTreeSet<String> = self.user_perms.keys().cloned().collect();
-        for (g, _) in &self.group_perms {
+        for g in self.group_perms.keys() {
             if let Some(members) = self.groups.get(g) {
                 set.extend(members.iter().cloned());
             }
@@ -506,6 +506,7 @@ struct Picker {
     item_name: String,
 }
 
+#[allow(clippy::result_large_err)] // the error is the HTTP answer itself, returned at once
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| bad_request(format!("The request body is invalid: {e}")))
 }
@@ -708,10 +709,10 @@ fn handle(
             if let Some(g) = a.groups.iter().find(|g| !s.groups.contains_key(*g)) {
                 return no_group(g);
             }
-            if a.groups.iter().any(|g| s.group_perms.contains_key(g)) {
-                if let Some(msg) = s.over_licence_with(&BTreeSet::from([key.clone()])) {
-                    return over_licence(msg);
-                }
+            if a.groups.iter().any(|g| s.group_perms.contains_key(g))
+                && let Some(msg) = s.over_licence_with(&BTreeSet::from([key.clone()]))
+            {
+                return over_licence(msg);
             }
             for g in &a.groups {
                 s.groups.get_mut(g).unwrap().insert(key.clone());
@@ -733,10 +734,10 @@ fn handle(
             if let Some(ro) = a.users.iter().find(|u| !s.users[&u.to_lowercase()].mutable) {
                 return read_only(ro);
             }
-            if s.group_perms.contains_key(&a.group) {
-                if let Some(msg) = s.over_licence_with(&keys) {
-                    return over_licence(msg);
-                }
+            if s.group_perms.contains_key(&a.group)
+                && let Some(msg) = s.over_licence_with(&keys)
+            {
+                return over_licence(msg);
             }
             s.groups.get_mut(&a.group).unwrap().extend(keys);
             empty_ok()
