@@ -86,6 +86,17 @@ impl World {
         self.engine().sync(&opts, &Quiet).await.unwrap()
     }
 
+    /// Groups that have `user` as a member, sorted.
+    pub fn groups_of(&self, user: &str) -> Vec<String> {
+        self.sim
+            .lock()
+            .groups()
+            .iter()
+            .filter(|(_, m)| m.contains(user))
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+
     pub fn writes(&self) -> u64 {
         self.sim.lock().writes
     }
