@@ -539,3 +539,38 @@ async fn an_incremental_run_over_an_unchanged_export_reads_nothing_and_a_changed
     );
     assert_eq!(r.summary.planned.get("update-user"), Some(&1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_keeps_unmanaged_memberships_unless_told_otherwise() {
+    let mut d = Directory::generate(10, 2, 1);
+    let mut w = World::new(&d, bitbucket()).await;
+    w.target_extra = "threshold = { count = 100, percent = 100 }".into();
+    w.sync().await;
+    w.sim.lock().add_group("local-reviewers", &["user000001", "user000002"]);
+    d.users[1].active = false;
+    d.users[2].active = false;
+    w.write(&d);
+    // Default: only what licenses the account goes; a local group Roster does not manage stays.
+    let _ = w.sync().await;
+    assert_eq!(w.groups_of("user000001"), ["local-reviewers"]);
+    // keep_unmanaged_memberships = false: every group but protected ones is left.
+    d.users[1].active = true;
+    w.write(&d);
+    w.sync().await;
+    d.users[1].active = false;
+    w.write(&d);
+    w.target_extra = "threshold = { count = 100, percent = 100 }\nkeep_unmanaged_memberships = false".into();
+    let r = w.sync().await;
+    assert_eq!(
+        r.summary.planned.get("deactivate-user"),
+        Some(&1),
+        "{:?}",
+        r.summary.planned
+    );
+    assert!(w.groups_of("user000001").is_empty(), "{:?}", w.groups_of("user000001"));
+    assert_eq!(
+        w.groups_of("user000002"),
+        ["local-reviewers"],
+        "an account deactivated earlier is not touched again"
+    );
+}
