@@ -289,9 +289,10 @@ async fn protected_accounts_and_admin_groups_are_never_changed() {
     let r = w.sync().await;
     assert!(w.sim.lock().users().contains_key("user000008"));
     assert!(w.sim.lock().users().contains_key("admin"));
-    assert!(
-        !r.summary.planned.contains_key("delete-user") || r.summary.planned["delete-user"] == 1,
-        "{:?}",
+    assert_eq!(
+        r.summary.planned.get("delete-user"),
+        None,
+        "nothing Roster owns left the source: {:?}",
         r.summary.planned
     );
 }
@@ -494,8 +495,9 @@ async fn deprovision_keep_reports_and_changes_nothing() {
         r.summary.skipped
     );
     assert!(w.sim.lock().licensed_users().contains("user000009"));
-    // Its memberships of managed groups still follow the source.
-    assert!(w.writes() >= writes);
+    // Kept means kept: no membership is removed either.
+    assert_eq!(w.writes(), writes);
+    assert!(w.groups_of("user000009").contains(&"bitbucket-users".to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,4 +575,40 @@ async fn disabling_keeps_unmanaged_memberships_unless_told_otherwise() {
         ["local-reviewers"],
         "an account deactivated earlier is not touched again"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_account_roster_owns_is_neither_updated_nor_deprovisioned() {
+    let mut d = Directory::generate(20, 2, 1);
+    let mut w = World::new(&d, bitbucket()).await;
+    w.target_extra = "deprovision = \"delete\"\nthreshold = { count = 100, percent = 100 }".into();
+    w.sync().await;
+    w.target_extra
+        .push_str("\nprotected_users = [\"user000005\", \"user000006\"]");
+    d.users[5].display_name = "Renamed By IdP".into();
+    d.users.remove(6);
+    w.write(&d);
+    let writes = w.writes();
+    let r = w.sync().await;
+    assert!(r.summary.planned.is_empty(), "{:?}", r.summary.planned);
+    assert_eq!(w.writes(), writes);
+    assert!(
+        r.summary
+            .skipped
+            .iter()
+            .any(|s| s.subject == "user000005" && s.why == "protected account"),
+        "{:?}",
+        r.summary.skipped
+    );
+    assert!(
+        r.summary
+            .skipped
+            .iter()
+            .any(|s| s.subject == "user000006" && s.why.contains("not deprovisioned")),
+        "{:?}",
+        r.summary.skipped
+    );
+    let s = w.sim.lock();
+    assert_eq!(s.users()["user000005"].display_name, "User 000005");
+    assert!(s.users().contains_key("user000006"));
 }
