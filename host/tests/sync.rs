@@ -354,7 +354,11 @@ async fn run_results_export_as_json_and_csv() {
     let rows = roster::sync::export_rows(&w.store, r.run_id).unwrap();
     assert!(rows.iter().all(|x| x.outcome == "done"));
     let csv = roster::sync::export_csv(&rows);
-    assert!(csv.starts_with("seq,kind,subject,reason,outcome,status,message,finished_at\n"));
+    assert!(csv.starts_with("seq,kind,subject,reason,outcome,status,attempts,message,finished_at\n"));
+    assert!(
+        rows.iter().all(|x| x.attempts == Some(1)),
+        "one request per operation when nothing fails"
+    );
     assert_eq!(csv.lines().count(), rows.len() + 1);
     let run = w.store.run(r.run_id).unwrap();
     let summary = run.summary.unwrap();
@@ -611,4 +615,22 @@ async fn a_protected_account_roster_owns_is_neither_updated_nor_deprovisioned() 
     let s = w.sim.lock();
     assert_eq!(s.users()["user000005"].display_name, "User 000005");
     assert!(s.users().contains_key("user000006"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_call_is_retried_and_the_result_counts_the_attempts() {
+    let d = Directory::generate(5, 1, 1);
+    let w = World::new(&d, bitbucket()).await;
+    w.sim.lock().inject(roster_sim::bitbucket::Fault {
+        method: Some(axum::http::Method::POST),
+        path_contains: "/admin/groups/add-users".into(),
+        status: 503,
+        remaining: 1,
+    });
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary);
+    let rows = roster::sync::export_rows(&w.store, r.run_id).unwrap();
+    let adds: Vec<_> = rows.iter().filter(|x| x.kind == "add-members").collect();
+    assert!(adds.iter().any(|x| x.attempts == Some(2)), "{adds:?}");
+    w.assert_matches(&d);
 }

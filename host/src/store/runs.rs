@@ -66,7 +66,7 @@ pub struct ResultRow {
     pub status: Option<i64>,
     /// What Bitbucket said, or why skipped.
     pub message: Option<String>,
-    /// Attempts made.
+    /// HTTP requests the operation took, retries included (0 for a link-only operation).
     pub attempts: i64,
     /// Unix ms.
     pub started_at: i64,

@@ -9,7 +9,7 @@ use futures::stream::{self, StreamExt};
 use super::Progress;
 use super::model::{Op, PlannedOp};
 use crate::store::{IdentityState, ResultRow, Store, now_ms};
-use crate::targets::bitbucket_dc::{BbError, BitbucketDc};
+use crate::targets::bitbucket_dc::{BbError, BitbucketDc, REQUESTS};
 
 /// Counts of outcomes.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize, PartialEq, Eq)]
@@ -50,7 +50,12 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
         let results: Vec<bool> = stream::iter(start..end)
             .map(|seq| async move {
                 let started = now_ms();
-                let outcome = execute(ctx, &ops[seq].op).await;
+                let (outcome, requests) = REQUESTS
+                    .scope(std::cell::Cell::new(0), async {
+                        let outcome = execute(ctx, &ops[seq].op).await;
+                        (outcome, REQUESTS.with(|n| n.get()))
+                    })
+                    .await;
                 let (ok, status, message) = match outcome {
                     Ok(note) => (true, None, note),
                     Err(e) => {
@@ -63,7 +68,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                     outcome: if ok { "done" } else { "failed" }.into(),
                     status,
                     message,
-                    attempts: 1,
+                    attempts: i64::from(requests),
                     started_at: started,
                     finished_at: now_ms(),
                 };

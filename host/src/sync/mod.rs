@@ -693,6 +693,8 @@ pub struct ExportRow {
     pub outcome: String,
     /// Last HTTP status.
     pub status: Option<i64>,
+    /// HTTP requests it took, retries included.
+    pub attempts: Option<i64>,
     /// Message.
     pub message: Option<String>,
     /// Unix ms.
@@ -719,6 +721,7 @@ pub fn export_rows(store: &Store, run_id: i64) -> Result<Vec<ExportRow>, StoreEr
                 reason,
                 outcome: r.map_or("not-applied".into(), |r| r.outcome.clone()),
                 status: r.and_then(|r| r.status),
+                attempts: r.map(|r| r.attempts),
                 message: r.and_then(|r| r.message.clone()),
                 finished_at: r.map(|r| r.finished_at),
             }
@@ -735,7 +738,7 @@ pub fn export_csv(rows: &[ExportRow]) -> String {
             s.to_string()
         }
     }
-    let mut out = String::from("seq,kind,subject,reason,outcome,status,message,finished_at\n");
+    let mut out = String::from("seq,kind,subject,reason,outcome,status,attempts,message,finished_at\n");
     for r in rows {
         let fields = [
             r.seq.to_string(),
@@ -744,6 +747,7 @@ pub fn export_csv(rows: &[ExportRow]) -> String {
             cell(&r.reason),
             cell(&r.outcome),
             r.status.map(|s| s.to_string()).unwrap_or_default(),
+            r.attempts.map(|a| a.to_string()).unwrap_or_default(),
             cell(r.message.as_deref().unwrap_or("")),
             r.finished_at.map(|s| s.to_string()).unwrap_or_default(),
         ];

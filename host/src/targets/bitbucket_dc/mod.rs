@@ -20,6 +20,12 @@ use crate::runtime::budget::{Budget, BudgetConfig};
 use crate::runtime::secrets::SecretValue;
 use model::{BbGroup, BbPage, BbUser, Errors, GroupPermission, License, UserPermission};
 
+tokio::task_local! {
+    /// Requests sent (retries included) while this is in scope: the apply stage wraps each
+    /// operation in it to record how many attempts the operation took.
+    pub static REQUESTS: std::cell::Cell<u32>;
+}
+
 /// Items per page when listing (Bitbucket's usual hard cap).
 const PAGE_LIMIT: u32 = 1000;
 
@@ -175,6 +181,7 @@ impl BitbucketDc {
         let mut attempt = 0u32;
         loop {
             self.budget.acquire().await;
+            let _ = REQUESTS.try_with(|n| n.set(n.get() + 1));
             *self
                 .calls
                 .lock()
