@@ -105,6 +105,20 @@ impl Budget {
     }
 }
 
+/// A `Retry-After` header as a wait: delay-seconds or an HTTP date (RFC 9110 §10.2.3); a date
+/// in the past means "now".
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +161,23 @@ mod tests {
             took >= Duration::from_millis(1990) && took <= Duration::from_millis(2100),
             "{took:?}"
         );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", " 7 ".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            "retry-after",
+            httpdate::fmt_http_date(std::time::SystemTime::UNIX_EPOCH)
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
     }
 
     #[tokio::test(start_paused = true)]

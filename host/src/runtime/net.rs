@@ -275,7 +275,8 @@ impl SourceAccess {
             let status = resp.status().as_u16();
             tracing::info!(target: "roster::http", source = %self.source, plugin, method = %method, host = origin.host(), path = url.path(), status, bytes = resp.content_length().unwrap_or(0), ms, budget_wait_ms = waited.as_millis() as u64, "request");
             if matches!(status, 429 | 503) && attempt < limits.max_http_retries {
-                let wait = retry_after(&resp).unwrap_or_else(|| Duration::from_secs(1 << attempt.min(5)));
+                let wait = super::budget::retry_after(resp.headers())
+                    .unwrap_or_else(|| Duration::from_secs(1 << attempt.min(5)));
                 let fits = wait <= limits.max_retry_wait() && Instant::now() + wait < deadline;
                 if fits {
                     tracing::warn!(source = %self.source, plugin, status, wait_ms = wait.as_millis() as u64, "throttled; waiting before retrying");
@@ -327,18 +328,6 @@ fn too_big(origin: &Origin, cap: usize) -> NetError {
     NetError::Refused(format!(
         "the response from {origin} is larger than this source's cap of {cap} bytes (`max_response_bytes`)"
     ))
-}
-
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 fn classify_reqwest(e: &reqwest::Error, origin: &Origin, timeout: Duration) -> NetError {

@@ -313,7 +313,6 @@ impl Engine {
             .collect();
 
         let mut desired = self.desired(enabled, &mut summary.stage_ms).await?;
-        desired.incomplete_sources = incomplete.clone();
         summary.warnings.append(&mut desired.warnings);
 
         let t = Instant::now();

@@ -37,8 +37,6 @@ pub struct Desired {
     pub default_groups: BTreeSet<String>,
     /// Things worth telling the administrator (cycles, records skipped by transforms).
     pub warnings: Vec<String>,
-    /// Sources whose fetch did not complete in this run.
-    pub incomplete_sources: Vec<String>,
 }
 
 /// What Bitbucket has now.

@@ -126,9 +126,6 @@ pub struct BitbucketDc {
     throttled: AtomicU64,
 }
 
-/// Decoded answer plus the status, for callers that treat some errors as success.
-type Answer = (u16, bytes::Bytes);
-
 impl BitbucketDc {
     /// A client for one Bitbucket instance.
     pub fn new(config: ClientConfig) -> Result<BitbucketDc, BbError> {
@@ -176,7 +173,7 @@ impl BitbucketDc {
         path: &str,
         query: &[(&str, String)],
         body: Option<serde_json::Value>,
-    ) -> Result<Answer, BbError> {
+    ) -> Result<bytes::Bytes, BbError> {
         let endpoint = format!("{method} {path}");
         let mut attempt = 0u32;
         loop {
@@ -206,11 +203,7 @@ impl BitbucketDc {
             let retryable_wait = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let retry_after = crate::runtime::budget::retry_after(resp.headers());
                     if status == 429 {
                         self.throttled.fetch_add(1, Ordering::Relaxed);
                         // Bitbucket's token bucket says how fast it refills: pace to it from now on.
@@ -228,7 +221,6 @@ impl BitbucketDc {
                     }
                     if matches!(status, 429 | 502 | 503 | 504) && attempt < self.max_retries {
                         let wait = retry_after
-                            .map(Duration::from_secs)
                             .unwrap_or_else(|| backoff(attempt))
                             .min(Duration::from_secs(120));
                         if status == 429 || retry_after.is_some() {
@@ -241,7 +233,7 @@ impl BitbucketDc {
                             detail: e.to_string(),
                         })?;
                         if (200..300).contains(&status) {
-                            return Ok((status, bytes));
+                            return Ok(bytes);
                         }
                         return Err(api_error(&endpoint, status, &bytes));
                     }
@@ -266,7 +258,7 @@ impl BitbucketDc {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, BbError> {
-        let (_, bytes) = self.send(Method::GET, path, query, None).await?;
+        let bytes = self.send(Method::GET, path, query, None).await?;
         serde_json::from_slice(&bytes).map_err(|e| BbError::Decode {
             endpoint: format!("GET {path}"),
             detail: e.to_string(),
