@@ -37,7 +37,7 @@ pub use loader::{WIT_VERSION, World};
 pub use net::SourceAccess;
 
 use bindings::connector::{ConnectorPlugin, ConnectorPluginPre};
-use bindings::transform::{TransformPlugin, TransformPluginPre};
+use bindings::transform::TransformPluginPre;
 use state::HostState;
 
 /// The linked, ready-to-instantiate form of a plugin.
@@ -505,5 +505,4 @@ const _: fn() = || {
     assert_send_sync::<Runtime>();
     fn assert_send<T: Send>() {}
     assert_send::<Job>();
-    let _ = std::marker::PhantomData::<TransformPlugin>;
 };
