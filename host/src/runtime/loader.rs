@@ -82,8 +82,12 @@ pub fn compile_cached(
         source,
     };
     std::fs::create_dir_all(&dir).map_err(io)?;
-    // Write then rename, so a concurrent loader never maps a half-written file.
-    let tmp = dir.join(format!("{sha}.{}.tmp", std::process::id()));
+    // Write then rename, so a concurrent loader never maps a half-written file. The temporary
+    // name is unique per call: two loads of one plugin in one process (parallel tests, a reload
+    // racing a start) must not write into the same file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{sha}.{}-{n}.tmp", std::process::id()));
     std::fs::write(&tmp, &compiled).map_err(io)?;
     std::fs::rename(&tmp, &cached).map_err(io)?;
     let c = deserialize_own_file(engine, &cached).map_err(|e| LoadError::Prepare {
