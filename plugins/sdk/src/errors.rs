@@ -102,7 +102,8 @@ mod tests {
 
     #[test]
     fn statuses_map_to_the_variant_the_host_acts_on() {
-        let cases: &[(u16, fn(&PluginError) -> bool)] = &[
+        type Expect = fn(&PluginError) -> bool;
+        let cases: &[(u16, Expect)] = &[
             (400, |e| matches!(e, PluginError::Config(_))),
             (401, |e| matches!(e, PluginError::Auth(_))),
             (403, |e| matches!(e, PluginError::Auth(_))),

@@ -130,6 +130,21 @@ pub fn send_json<T: DeserializeOwned>(transport: &dyn Transport, req: Request, w
     transport.send(req)?.error_for_status(what)?.json(what)
 }
 
+/// `base` with query parameters appended: names as given (OData's `$select` stays readable),
+/// values percent-encoded with `%20` for spaces, which every server decodes alike.
+pub fn url_with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = base.to_string();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        let sep = if i == 0 && !base.contains('?') { '?' } else { '&' };
+        let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        out.push(sep);
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&encoded.replace('+', "%20"));
+    }
+    out
+}
+
 fn unescape_placeholders(encoded: &str) -> String {
     encoded.replace("%7B%7Bsecret%3A", "{{secret:").replace("%7D%7D", "}}")
 }
@@ -150,6 +165,19 @@ mod tests {
             "content-type".to_string(),
             "application/x-www-form-urlencoded".to_string()
         )));
+    }
+
+    #[test]
+    fn query_values_are_encoded_and_names_kept() {
+        let u = url_with_query(
+            "https://g.example/v1.0/users",
+            &[("$select", "id,displayName"), ("$filter", "displayName eq 'A+B'")],
+        );
+        assert_eq!(
+            u,
+            "https://g.example/v1.0/users?$select=id%2CdisplayName&$filter=displayName%20eq%20%27A%2BB%27"
+        );
+        assert_eq!(url_with_query("https://x/a?b=1", &[("c", "2")]), "https://x/a?b=1&c=2");
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl ClientCredentials {
             "aud": self.token_url,
             "iss": self.client_id,
             "sub": self.client_id,
-            "jti": format!("{}-{}", now.as_nanos(), std::process::id()),
+            "jti": jti(now),
             "iat": now.as_secs(),
             "nbf": now.as_secs(),
             "exp": now.as_secs() + 300,
@@ -171,6 +171,39 @@ impl ClientCredentials {
             &claims.to_string(),
         )
     }
+}
+
+/// A unique assertion id (RFC 7523 §3 lets servers refuse replays): the time and 64 random
+/// bits from the host (WASI has no process id).
+fn jti(now: Duration) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("{}-{random:016x}", now.as_nanos())
+}
+
+/// The `x5t` JOSE header of a certificate from its SHA-1 thumbprint as portals show it (hex,
+/// colons or spaces allowed): base64url of the thumbprint's bytes, without padding.
+pub fn x5t_from_thumbprint(thumbprint_hex: &str) -> Result<String, PluginError> {
+    use base64::Engine;
+    let hex: Vec<u8> = thumbprint_hex.bytes().filter(|b| !matches!(b, b':' | b' ')).collect();
+    let bad = || {
+        PluginError::Config(format!(
+            "certificate thumbprint `{thumbprint_hex}` is not hex digits (e.g. E32CDD30…)"
+        ))
+    };
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let bytes = hex
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|s| u8::from_str_radix(s, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect::<Result<Vec<u8>, _>>()?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 #[cfg(test)]
@@ -276,6 +309,18 @@ mod tests {
         assert_eq!(resp.status, 200);
         assert_eq!(String::from_utf8(resp.body).unwrap(), r#"Some("Bearer t2")"#);
         assert_eq!(idp.token_calls.get(), 2);
+    }
+
+    #[test]
+    fn thumbprints_become_x5t_headers() {
+        let x5t = x5t_from_thumbprint("E3:2C:DD:30:40:D0:61:94:F9:DB:3F:90:4A:78:04:6B:FA:71:FA:EC").unwrap();
+        assert_eq!(x5t, "4yzdMEDQYZT52z-QSngEa_px-uw");
+        assert_eq!(
+            x5t_from_thumbprint("e32cdd3040d06194f9db3f904a78046bfa71faec").unwrap(),
+            x5t
+        );
+        assert!(x5t_from_thumbprint("xyz").is_err());
+        assert!(x5t_from_thumbprint("").is_err());
     }
 
     #[test]

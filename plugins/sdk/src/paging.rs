@@ -41,6 +41,46 @@ pub fn link_next(link_header: &str) -> Option<String> {
     })
 }
 
+/// Bounds the work of one `fetch` call for a connector that makes several requests per page
+/// (a listing, then each group's members): the host stages each page in one transaction and
+/// gives every call a deadline, so a page should be neither one tiny request nor minutes of work.
+#[derive(Debug)]
+pub struct PageBudget {
+    requests: u32,
+    max_requests: u32,
+    max_records: usize,
+    started: std::time::Instant,
+    max_time: std::time::Duration,
+}
+
+impl PageBudget {
+    /// At most `max_requests` requests, `max_records` records or `max_time` per page.
+    pub fn new(max_requests: u32, max_records: usize, max_time: std::time::Duration) -> Self {
+        PageBudget {
+            requests: 0,
+            max_requests,
+            max_records,
+            started: std::time::Instant::now(),
+            max_time,
+        }
+    }
+
+    /// Counts one request.
+    pub fn spend(&mut self) {
+        self.requests += 1;
+    }
+
+    /// Requests made so far in this page.
+    pub fn requests(&self) -> u32 {
+        self.requests
+    }
+
+    /// True when the page holding `records` records should be returned now.
+    pub fn exhausted(&self, records: usize) -> bool {
+        self.requests >= self.max_requests || records >= self.max_records || self.started.elapsed() >= self.max_time
+    }
+}
+
 /// Guards a paging loop against a server that keeps answering with the same "next" link.
 #[derive(Debug, Default)]
 pub struct LoopGuard {
@@ -92,6 +132,18 @@ mod tests {
         );
         assert_eq!(link_next(r#"<https://o.example/a>; rel="self""#), None);
         assert_eq!(link_next("garbage"), None);
+    }
+
+    #[test]
+    fn page_budget_stops_on_requests_or_records() {
+        let mut b = PageBudget::new(2, 100, std::time::Duration::from_secs(60));
+        assert!(!b.exhausted(0));
+        b.spend();
+        assert!(!b.exhausted(99));
+        assert!(b.exhausted(100));
+        b.spend();
+        assert!(b.exhausted(0));
+        assert_eq!(b.requests(), 2);
     }
 
     #[test]
