@@ -2,7 +2,9 @@
 //! (paging, errors, rate limits, quirks) closely enough that Roster's clients cannot tell the
 //! difference on the endpoints they use; the Prism contract check in `.ci/run` holds them to the
 //! vendor's OpenAPI document.
+//! [`graph`] simulates Microsoft Graph v1.0 and the Entra ID token endpoint (Entra ID connector).
 
 pub mod bitbucket;
 pub mod directory;
+pub mod graph;
 pub mod scenario;

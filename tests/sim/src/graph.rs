@@ -1,0 +1,1371 @@
+//! A Microsoft Graph v1.0 and Entra ID token endpoint simulator: the identity reads Roster's
+//! Entra ID connector makes (users, groups, direct and transitive members, users and groups
+//! delta, service principals and their app role assignments) and the client-credentials token
+//! endpoint (secret or certificate assertion), following Graph's published contract
+//! (`shared/specs/msgraph-v1.0-identity-subset.yaml`, vendor-apis.md §4): OData query options
+//! (`$select`, `$filter`, `$top`, `$count`), `@odata.nextLink` paging with opaque skip tokens,
+//! delta rounds with `@odata.deltaLink`, `@removed` and `members@delta`, Graph's error bodies,
+//! Entra's `AADSTS` errors, application permissions, throttling and injected faults.
+//!
+//! Paths: Graph under `/v1.0`, tokens at `/{tenant}/oauth2/v2.0/token` (tenant id or domain).
+//! Links in answers (`@odata.nextLink`, `@odata.deltaLink`, `Location`) use the request's `Host`,
+//! so a proxy in front of the simulator that keeps `Host` also sees the follow-up requests.
+//!
+//! Model: object ids are kept in `BTreeMap`s, so lists are ordered by id and a skip token names
+//! the last id served (inserts and deletes between pages neither duplicate nor skip others).
+//! Every mutation appends to a change log; a delta round from sequence F to T reports the objects
+//! touched by log entries in (F, T]. A soft-deleted user is invisible everywhere but in delta; its
+//! memberships are set aside (and logged as removed) until it is restored or hard-deleted.
+
+mod delta;
+mod odata;
+mod routes;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use odata::FVal;
+
+/// The content type of Graph's successful JSON answers.
+const GRAPH_JSON: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+/// The content type of Graph's error answers.
+const ERROR_JSON: &str = "application/json";
+/// The prefix of `@odata.context` values.
+const METADATA: &str = "https://graph.microsoft.com/v1.0/$metadata";
+/// The default app role (access without a specific role).
+const DEFAULT_APP_ROLE: &str = "00000000-0000-0000-0000-000000000000";
+
+/// A user (`microsoft.graph.user`).
+#[derive(Clone, Debug, Default)]
+pub struct GraphUser {
+    /// Object id (GUID-like); immutable.
+    pub id: String,
+    /// `userPrincipalName`, unique (case-insensitive).
+    pub user_principal_name: String,
+    /// `mail`.
+    pub mail: Option<String>,
+    /// `displayName`.
+    pub display_name: String,
+    /// `givenName`.
+    pub given_name: Option<String>,
+    /// `surname`.
+    pub surname: Option<String>,
+    /// `accountEnabled`.
+    pub account_enabled: bool,
+    /// `employeeId`.
+    pub employee_id: Option<String>,
+    /// `department`.
+    pub department: Option<String>,
+    /// `onPremisesSamAccountName`.
+    pub on_premises_sam_account_name: Option<String>,
+    /// `otherMails`.
+    pub other_mails: Vec<String>,
+    /// `userType`: "Member" or "Guest" (empty becomes "Member" when added).
+    pub user_type: String,
+    /// Directory extension attributes, e.g. `extension_<appidnodash>_costCenter` → "42".
+    pub extensions: BTreeMap<String, Value>,
+}
+
+/// A group (`microsoft.graph.group`).
+#[derive(Clone, Debug, Default)]
+pub struct GraphGroup {
+    /// Object id; immutable.
+    pub id: String,
+    /// `displayName`.
+    pub display_name: String,
+    /// `description`.
+    pub description: Option<String>,
+    /// `mailNickname`.
+    pub mail_nickname: Option<String>,
+    /// `securityEnabled`.
+    pub security_enabled: bool,
+}
+
+/// What a group member is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemberKind {
+    /// A user.
+    User,
+    /// A nested group.
+    Group,
+}
+
+impl MemberKind {
+    fn odata_type(self) -> &'static str {
+        match self {
+            MemberKind::User => "#microsoft.graph.user",
+            MemberKind::Group => "#microsoft.graph.group",
+        }
+    }
+}
+
+/// A service principal (an enterprise application's instance in the tenant).
+#[derive(Clone, Debug)]
+struct ServicePrincipal {
+    id: String,
+    app_id: String,
+    display_name: String,
+}
+
+/// An app role assignment of a principal to a service principal.
+#[derive(Clone, Debug)]
+struct Assignment {
+    id: String,
+    kind: MemberKind,
+    created: String,
+}
+
+/// A registered certificate credential.
+#[derive(Clone)]
+struct Cert {
+    /// `None` when the PEM could not be read: every assertion then fails validation.
+    key: Option<jsonwebtoken::DecodingKey>,
+    /// base64url (no padding) of the SHA-1 thumbprint's bytes: the `x5t` assertions must carry.
+    x5t: String,
+}
+
+/// An application registration with client credentials.
+#[derive(Clone, Default)]
+struct Client {
+    secret: Option<String>,
+    permissions: Vec<String>,
+    certs: Vec<Cert>,
+}
+
+/// An issued access token.
+#[derive(Clone, Debug)]
+struct IssuedToken {
+    client_id: String,
+    expires: Instant,
+    served: u64,
+}
+
+/// One entry of the change log.
+#[derive(Clone, Debug)]
+enum Change {
+    User(String),
+    Group(String),
+    Member {
+        group: String,
+        member: String,
+        kind: MemberKind,
+        added: bool,
+    },
+}
+
+/// What made older delta tokens invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Invalidation {
+    Expired,
+    Reset,
+}
+
+#[derive(Clone, Debug)]
+struct Throttle {
+    remaining: u32,
+    status: u16,
+    retry_after: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+struct Fault {
+    remaining: u32,
+    path_contains: String,
+    status: u16,
+}
+
+/// The whole simulated tenant, its app registrations, issued tokens, faults and counters.
+pub struct GraphState {
+    tenant_id: String,
+    domain: String,
+    salt: u64,
+    clients: BTreeMap<String, Client>,
+    /// lower-case name → registered name.
+    extensions: BTreeMap<String, String>,
+    users: BTreeMap<String, GraphUser>,
+    deleted_users: BTreeMap<String, GraphUser>,
+    /// lower-case UPN → id, active users only.
+    upns: HashMap<String, String>,
+    groups: BTreeMap<String, GraphGroup>,
+    /// group → its visible direct members.
+    members: HashMap<String, BTreeMap<String, MemberKind>>,
+    /// member → the groups it is a visible direct member of.
+    member_of: HashMap<String, BTreeSet<String>>,
+    /// soft-deleted user → the groups it returns to when restored.
+    suspended: HashMap<String, BTreeSet<String>>,
+    sps: BTreeMap<String, ServicePrincipal>,
+    /// service principal id → principal id → assignment.
+    assignments: BTreeMap<String, BTreeMap<String, Assignment>>,
+    /// Sequence number n is `log[n - 1]`.
+    log: Vec<Change>,
+    invalidations: Vec<Invalidation>,
+    rounds: HashMap<delta::RoundKey, Arc<delta::Round>>,
+    tokens: HashMap<String, IssuedToken>,
+    token_lifetime: u64,
+    token_call_limit: Option<u32>,
+    throttles: VecDeque<Throttle>,
+    throttle_every: (u32, Option<u64>),
+    every_counter: u64,
+    public_url: Option<String>,
+    faults: Vec<Fault>,
+    corrupt: Vec<String>,
+    /// Objects per page of a users or groups delta round (Graph: 200).
+    pub delta_page_size: usize,
+    /// `members@delta` entries per page of a groups delta round (Graph: about 1,000).
+    pub delta_members_per_page: usize,
+    /// Requests answered, by route label with ids replaced ("GET /users/{id}", "POST /token").
+    pub calls: BTreeMap<String, u64>,
+    /// Token requests received.
+    pub token_calls: u64,
+    /// Graph requests answered 429/503 by `throttle_next`/`throttle_every` (not in `calls`).
+    pub throttled: u64,
+}
+
+impl std::fmt::Debug for GraphState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphState")
+            .field("tenant_id", &self.tenant_id)
+            .field("domain", &self.domain)
+            .field("users", &self.users.len())
+            .field("deleted_users", &self.deleted_users.len())
+            .field("groups", &self.groups.len())
+            .field("service_principals", &self.sps.len())
+            .field("sequence", &self.log.len())
+            .field("calls", &self.calls)
+            .field("token_calls", &self.token_calls)
+            .field("throttled", &self.throttled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphState {
+    /// An empty tenant, addressable by `tenant_id` (a GUID) or `domain` in the token URL.
+    pub fn new(tenant_id: &str, domain: &str) -> Self {
+        GraphState {
+            tenant_id: tenant_id.to_string(),
+            domain: domain.to_string(),
+            salt: random_u64(),
+            clients: BTreeMap::new(),
+            extensions: BTreeMap::new(),
+            users: BTreeMap::new(),
+            deleted_users: BTreeMap::new(),
+            upns: HashMap::new(),
+            groups: BTreeMap::new(),
+            members: HashMap::new(),
+            member_of: HashMap::new(),
+            suspended: HashMap::new(),
+            sps: BTreeMap::new(),
+            assignments: BTreeMap::new(),
+            log: Vec::new(),
+            invalidations: Vec::new(),
+            rounds: HashMap::new(),
+            tokens: HashMap::new(),
+            token_lifetime: 3599,
+            token_call_limit: None,
+            throttles: VecDeque::new(),
+            throttle_every: (0, None),
+            every_counter: 0,
+            public_url: None,
+            faults: Vec::new(),
+            corrupt: Vec::new(),
+            delta_page_size: 200,
+            delta_members_per_page: 1000,
+            calls: BTreeMap::new(),
+            token_calls: 0,
+            throttled: 0,
+        }
+    }
+
+    /// The tenant's id.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// The tenant's primary domain.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// Registers an application with an optional client secret and its granted application
+    /// permissions (e.g. "User.Read.All"); replaces an earlier registration's secret and
+    /// permissions. Permissions are checked on every request, so changes apply at once.
+    pub fn add_client(&mut self, client_id: &str, secret: Option<&str>, permissions: &[&str]) {
+        let c = self.clients.entry(client_id.to_string()).or_default();
+        c.secret = secret.map(str::to_string);
+        c.permissions = permissions.iter().map(|p| p.to_string()).collect();
+    }
+
+    /// Adds a certificate credential (public key PEM, SHA-1 thumbprint in hex as Entra shows
+    /// it) to an application, registering the application without permissions if needed.
+    pub fn add_client_certificate(&mut self, client_id: &str, public_key_pem: &str, thumbprint_hex: &str) {
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_key_pem.as_bytes()).ok();
+        let x5t = hex_decode(thumbprint_hex)
+            .map(|b| b64url(&b))
+            .unwrap_or_else(|| format!("invalid thumbprint {thumbprint_hex}"));
+        self.clients
+            .entry(client_id.to_string())
+            .or_default()
+            .certs
+            .push(Cert { key, x5t });
+    }
+
+    /// Replaces an application's granted permissions.
+    pub fn set_permissions(&mut self, client_id: &str, permissions: &[&str]) {
+        self.clients.entry(client_id.to_string()).or_default().permissions =
+            permissions.iter().map(|p| p.to_string()).collect();
+    }
+
+    /// Registers a directory extension property (`extension_<appid>_<name>`), which makes it
+    /// valid in `$select` and `$filter` on users.
+    pub fn register_extension(&mut self, name: &str) {
+        self.extensions.insert(name.to_lowercase(), name.to_string());
+    }
+
+    fn record(&mut self, c: Change) {
+        self.log.push(c);
+    }
+
+    /// Adds (or replaces) a user and returns its id; an empty id gets a new GUID. Records a
+    /// change.
+    pub fn add_user(&mut self, mut u: GraphUser) -> String {
+        if u.id.is_empty() {
+            u.id = guid();
+        }
+        if u.user_type.is_empty() {
+            u.user_type = "Member".into();
+        }
+        let id = u.id.clone();
+        if let Some(old) = self.users.get(&id) {
+            self.upns.remove(&old.user_principal_name.to_lowercase());
+        }
+        self.deleted_users.remove(&id);
+        self.upns.insert(u.user_principal_name.to_lowercase(), id.clone());
+        self.users.insert(id.clone(), u);
+        self.record(Change::User(id.clone()));
+        id
+    }
+
+    /// Changes a user (active or soft-deleted; its id cannot change). Records a change.
+    pub fn update_user(&mut self, id: &str, f: impl FnOnce(&mut GraphUser)) {
+        if let Some(u) = self.users.get_mut(id) {
+            let old_upn = u.user_principal_name.to_lowercase();
+            f(u);
+            u.id = id.to_string();
+            let new_upn = u.user_principal_name.to_lowercase();
+            if new_upn != old_upn {
+                self.upns.remove(&old_upn);
+                self.upns.insert(new_upn, id.to_string());
+            }
+        } else if let Some(u) = self.deleted_users.get_mut(id) {
+            f(u);
+            u.id = id.to_string();
+        } else {
+            return;
+        }
+        self.record(Change::User(id.to_string()));
+    }
+
+    /// Soft-deletes a user: it disappears from every view but delta (as `@removed: changed`),
+    /// its memberships are set aside and logged as removed.
+    pub fn soft_delete_user(&mut self, id: &str) {
+        let Some(u) = self.users.remove(id) else {
+            return;
+        };
+        self.upns.remove(&u.user_principal_name.to_lowercase());
+        self.deleted_users.insert(id.to_string(), u);
+        let groups = self.member_of.remove(id).unwrap_or_default();
+        for g in &groups {
+            if let Some(m) = self.members.get_mut(g) {
+                m.remove(id);
+            }
+            self.record(Change::Member {
+                group: g.clone(),
+                member: id.to_string(),
+                kind: MemberKind::User,
+                added: false,
+            });
+        }
+        self.suspended.insert(id.to_string(), groups);
+        self.record(Change::User(id.to_string()));
+    }
+
+    /// Restores a soft-deleted user with its memberships (in groups that still exist).
+    pub fn restore_user(&mut self, id: &str) {
+        let Some(u) = self.deleted_users.remove(id) else {
+            return;
+        };
+        self.upns.insert(u.user_principal_name.to_lowercase(), id.to_string());
+        self.users.insert(id.to_string(), u);
+        self.record(Change::User(id.to_string()));
+        for g in self.suspended.remove(id).unwrap_or_default() {
+            self.link(&g, id, MemberKind::User);
+        }
+    }
+
+    /// Deletes a user for good (active or soft-deleted), with its memberships and app role
+    /// assignments.
+    pub fn hard_delete_user(&mut self, id: &str) {
+        if self.users.contains_key(id) {
+            for g in self.member_of.get(id).cloned().unwrap_or_default() {
+                self.unlink(&g, id);
+            }
+            if let Some(u) = self.users.remove(id) {
+                self.upns.remove(&u.user_principal_name.to_lowercase());
+            }
+        } else if self.deleted_users.remove(id).is_none() {
+            return;
+        }
+        self.suspended.remove(id);
+        self.member_of.remove(id);
+        for a in self.assignments.values_mut() {
+            a.remove(id);
+        }
+        self.record(Change::User(id.to_string()));
+    }
+
+    /// Adds (or replaces) a group and returns its id; an empty id gets a new GUID.
+    pub fn add_group(&mut self, mut g: GraphGroup) -> String {
+        if g.id.is_empty() {
+            g.id = guid();
+        }
+        let id = g.id.clone();
+        self.groups.insert(id.clone(), g);
+        self.record(Change::Group(id.clone()));
+        id
+    }
+
+    /// Changes a group (its id cannot change). Records a change.
+    pub fn update_group(&mut self, id: &str, f: impl FnOnce(&mut GraphGroup)) {
+        let Some(g) = self.groups.get_mut(id) else {
+            return;
+        };
+        f(g);
+        g.id = id.to_string();
+        self.record(Change::Group(id.to_string()));
+    }
+
+    /// Deletes a group: it leaves its parent groups (logged), its members leave it, its app role
+    /// assignments go.
+    pub fn delete_group(&mut self, id: &str) {
+        if self.groups.remove(id).is_none() {
+            return;
+        }
+        for parent in self.member_of.get(id).cloned().unwrap_or_default() {
+            self.unlink(&parent, id);
+        }
+        self.member_of.remove(id);
+        for m in self.members.remove(id).unwrap_or_default().into_keys() {
+            if let Some(set) = self.member_of.get_mut(&m) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.member_of.remove(&m);
+                }
+            }
+        }
+        for set in self.suspended.values_mut() {
+            set.remove(id);
+        }
+        for a in self.assignments.values_mut() {
+            a.remove(id);
+        }
+        self.record(Change::Group(id.to_string()));
+    }
+
+    fn link(&mut self, group: &str, member: &str, kind: MemberKind) {
+        if !self.groups.contains_key(group) {
+            return;
+        }
+        let set = self.members.entry(group.to_string()).or_default();
+        if set.insert(member.to_string(), kind).is_some() {
+            return;
+        }
+        self.member_of
+            .entry(member.to_string())
+            .or_default()
+            .insert(group.to_string());
+        self.record(Change::Member {
+            group: group.to_string(),
+            member: member.to_string(),
+            kind,
+            added: true,
+        });
+    }
+
+    fn unlink(&mut self, group: &str, member: &str) {
+        let Some(kind) = self.members.get_mut(group).and_then(|m| m.remove(member)) else {
+            return;
+        };
+        if let Some(set) = self.member_of.get_mut(member) {
+            set.remove(group);
+            if set.is_empty() {
+                self.member_of.remove(member);
+            }
+        }
+        self.record(Change::Member {
+            group: group.to_string(),
+            member: member.to_string(),
+            kind,
+            added: false,
+        });
+    }
+
+    /// Makes `member_id` (a user or a group, inferred) a direct member of `group_id`. Unknown
+    /// ids are ignored; a soft-deleted user becomes a member when it is restored.
+    pub fn add_member(&mut self, group_id: &str, member_id: &str) {
+        if !self.groups.contains_key(group_id) {
+            return;
+        }
+        if self.users.contains_key(member_id) {
+            self.link(group_id, member_id, MemberKind::User);
+        } else if self.groups.contains_key(member_id) && member_id != group_id {
+            self.link(group_id, member_id, MemberKind::Group);
+        } else if let Some(set) = self.suspended.get_mut(member_id) {
+            set.insert(group_id.to_string());
+        }
+    }
+
+    /// Removes a direct membership.
+    pub fn remove_member(&mut self, group_id: &str, member_id: &str) {
+        self.unlink(group_id, member_id);
+        if let Some(set) = self.suspended.get_mut(member_id) {
+            set.remove(group_id);
+        }
+    }
+
+    /// Adds a service principal for an application and returns its object id (a new GUID).
+    pub fn add_service_principal(&mut self, app_id: &str, display_name: &str) -> String {
+        let id = guid();
+        self.sps.insert(
+            id.clone(),
+            ServicePrincipal {
+                id: id.clone(),
+                app_id: app_id.to_string(),
+                display_name: display_name.to_string(),
+            },
+        );
+        id
+    }
+
+    /// Assigns a user or group to a service principal with the default app role.
+    pub fn assign(&mut self, sp_id: &str, principal_id: &str) {
+        if !self.sps.contains_key(sp_id) {
+            return;
+        }
+        let kind = if self.users.contains_key(principal_id) || self.deleted_users.contains_key(principal_id) {
+            MemberKind::User
+        } else if self.groups.contains_key(principal_id) {
+            MemberKind::Group
+        } else {
+            return;
+        };
+        self.assignments
+            .entry(sp_id.to_string())
+            .or_default()
+            .entry(principal_id.to_string())
+            .or_insert_with(|| Assignment {
+                id: b64url(&random_bytes(32)),
+                kind,
+                created: iso_now(),
+            });
+    }
+
+    /// Removes an assignment.
+    pub fn unassign(&mut self, sp_id: &str, principal_id: &str) {
+        if let Some(a) = self.assignments.get_mut(sp_id) {
+            a.remove(principal_id);
+        }
+    }
+
+    /// A user, active or soft-deleted.
+    pub fn user(&self, id: &str) -> Option<&GraphUser> {
+        self.users.get(id).or_else(|| self.deleted_users.get(id))
+    }
+
+    /// Whether a user is soft-deleted.
+    pub fn is_soft_deleted(&self, id: &str) -> bool {
+        self.deleted_users.contains_key(id)
+    }
+
+    /// A group.
+    pub fn group(&self, id: &str) -> Option<&GraphGroup> {
+        self.groups.get(id)
+    }
+
+    /// A group's visible direct members, by id.
+    pub fn members(&self, group_id: &str) -> Vec<(String, MemberKind)> {
+        self.members
+            .get(group_id)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The id of the active user with this userPrincipalName (case-insensitive).
+    pub fn user_id_by_upn(&self, upn: &str) -> Option<String> {
+        self.upns.get(&upn.to_lowercase()).cloned()
+    }
+
+    /// The id of the first group (by id) with this displayName.
+    pub fn group_id_by_name(&self, name: &str) -> Option<String> {
+        self.groups
+            .values()
+            .find(|g| g.display_name == name)
+            .map(|g| g.id.clone())
+    }
+
+    /// A tenant holding a sample directory: the directory's ids as object ids; UPN
+    /// `{username}@{domain}`, mail = email, displayName, accountEnabled = active; groups with
+    /// displayName = name (mailNickname = name, security-enabled); memberships, nested ones too.
+    /// Records no change events for this initial content.
+    pub fn from_directory(d: &crate::directory::Directory, tenant_id: &str, domain: &str) -> Self {
+        let mut s = GraphState::new(tenant_id, domain);
+        for u in &d.users {
+            s.add_user(GraphUser {
+                id: u.id.clone(),
+                user_principal_name: format!("{}@{domain}", u.username),
+                mail: Some(u.email.clone()),
+                display_name: u.display_name.clone(),
+                account_enabled: u.active,
+                user_type: "Member".into(),
+                ..GraphUser::default()
+            });
+        }
+        for g in &d.groups {
+            s.add_group(GraphGroup {
+                id: g.id.clone(),
+                display_name: g.name.clone(),
+                description: None,
+                mail_nickname: Some(g.name.clone()),
+                security_enabled: true,
+            });
+        }
+        for m in &d.memberships {
+            s.add_member(&m.group, &m.member);
+        }
+        s.log.clear();
+        s
+    }
+
+    /// The next `n` Graph requests (not token requests) are answered `status` (429 or 503) with
+    /// `Retry-After` when given.
+    pub fn throttle_next(&mut self, n: u32, status: u16, retry_after_secs: Option<u64>) {
+        self.throttles.push_back(Throttle {
+            remaining: n,
+            status,
+            retry_after: retry_after_secs,
+        });
+    }
+
+    /// Every `k`-th Graph request from now on is answered 429 (0 = off).
+    pub fn throttle_every(&mut self, k: u32, retry_after_secs: Option<u64>) {
+        self.throttle_every = (k, retry_after_secs);
+        self.every_counter = 0;
+    }
+
+    /// The next `n` requests whose path and (decoded) query contain `path_contains` are
+    /// answered `status` with a Graph error body (an Entra one on the token endpoint).
+    pub fn fail_next(&mut self, n: u32, path_contains: &str, status: u16) {
+        self.faults.push(Fault {
+            remaining: n,
+            path_contains: path_contains.to_string(),
+            status,
+        });
+    }
+
+    /// The next request whose path and (decoded) query contain `path_contains` is answered 200
+    /// with a truncated body that is not JSON.
+    pub fn corrupt_next(&mut self, path_contains: &str) {
+        self.corrupt.push(path_contains.to_string());
+    }
+
+    /// Invalidates every access token issued so far.
+    pub fn expire_access_tokens(&mut self) {
+        self.tokens.clear();
+    }
+
+    /// An access token stops working (401) after serving this many Graph calls, while
+    /// `expires_in` still says the full lifetime; `None` = no limit.
+    pub fn set_token_call_limit(&mut self, calls: Option<u32>) {
+        self.token_call_limit = calls;
+    }
+
+    /// The lifetime of access tokens issued from now on: reported in `expires_in` and enforced.
+    pub fn set_token_lifetime(&mut self, secs: u64) {
+        self.token_lifetime = secs;
+    }
+
+    /// Delta and delta skip tokens issued so far are answered 400 `syncStateNotFound`.
+    pub fn expire_delta_tokens(&mut self) {
+        self.invalidations.push(Invalidation::Expired);
+    }
+
+    /// Delta and delta skip tokens issued so far are answered 410 Gone `resyncRequired`, with the
+    /// initial delta URL in `Location`.
+    pub fn reset_sync(&mut self) {
+        self.invalidations.push(Invalidation::Reset);
+    }
+
+    /// The base URL written into links (`@odata.nextLink`, `@odata.deltaLink`, `Location`),
+    /// e.g. a validating proxy's `http://127.0.0.1:PORT`; by default the request's `Host`.
+    pub fn set_public_url(&mut self, url: &str) {
+        self.public_url = Some(url.trim_end_matches('/').to_string());
+    }
+
+    /// Graph requests answered (token requests and throttled requests excluded).
+    pub fn graph_calls(&self) -> u64 {
+        self.calls
+            .iter()
+            .filter(|(k, _)| k.as_str() != "POST /token")
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// The current change sequence number.
+    pub fn sequence(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    fn epoch(&self) -> u64 {
+        self.invalidations.len() as u64
+    }
+
+    /// Finds a user by id or userPrincipalName (active users only).
+    fn find_user(&self, key: &str) -> Option<&GraphUser> {
+        self.users
+            .get(key)
+            .or_else(|| self.upns.get(&key.to_lowercase()).and_then(|id| self.users.get(id)))
+    }
+
+    fn principal_name(&self, id: &str, kind: MemberKind) -> Option<&str> {
+        match kind {
+            MemberKind::User => self.users.get(id).map(|u| u.display_name.as_str()),
+            MemberKind::Group => self.groups.get(id).map(|g| g.display_name.as_str()),
+        }
+    }
+}
+
+/// A running simulator; stops when dropped.
+pub struct GraphSim {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state, for seeding, fault injection and assertions.
+    pub state: Arc<Mutex<GraphState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for GraphSim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl GraphSim {
+    /// Starts a simulator on 127.0.0.1 with a free port.
+    pub async fn start(state: GraphState) -> GraphSim {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), state).await
+    }
+
+    /// Starts a simulator on the given address.
+    pub async fn start_on(addr: SocketAddr, state: GraphState) -> GraphSim {
+        let state = Arc::new(Mutex::new(state));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("binding the Graph simulator");
+        let addr = listener.local_addr().expect("the Graph simulator's address");
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        GraphSim { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:PORT`: Graph is under `/v1.0`, tokens under `/{tenant}/oauth2/v2.0/token`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token endpoint for the tenant's id.
+    pub fn token_url(&self) -> String {
+        let tenant = self.lock().tenant_id.clone();
+        format!("{}/{tenant}/oauth2/v2.0/token", self.url())
+    }
+
+    /// Locks the state.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, GraphState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+type Shared = Arc<Mutex<GraphState>>;
+
+/// The axum router (every path; Graph under `/v1.0`, tokens under `/{tenant}/oauth2/v2.0/token`).
+pub fn router(state: Shared) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// A request as the handlers see it.
+struct Req {
+    method: Method,
+    /// Decoded path segments.
+    segments: Vec<String>,
+    /// The raw path.
+    path: String,
+    /// Decoded query pairs, in order.
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Path and decoded query, what faults match against.
+    fn target(&self) -> String {
+        let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if q.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, q.join("&"))
+        }
+    }
+}
+
+/// Per-request context for Graph answers.
+struct Ctx {
+    request_id: String,
+    client_request_id: String,
+    /// `http://host:port`, for links.
+    base: String,
+    /// The request's path as sent, for `@odata.nextLink`.
+    path: String,
+    /// `ConsistencyLevel: eventual` was sent.
+    eventual: bool,
+}
+
+/// A Graph error answer, before it is rendered.
+#[derive(Debug)]
+struct GErr {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    location: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl GErr {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> GErr {
+        GErr {
+            status,
+            code,
+            message: message.into(),
+            location: None,
+            retry_after: None,
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> GErr {
+        GErr::new(StatusCode::BAD_REQUEST, "Request_BadRequest", message)
+    }
+
+    fn unsupported(message: impl Into<String>) -> GErr {
+        GErr::new(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", message)
+    }
+
+    fn not_found(id: &str) -> GErr {
+        GErr::new(
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+            format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+        )
+    }
+}
+
+type GResult<T> = Result<T, GErr>;
+
+impl Ctx {
+    fn error(&self, e: GErr) -> Response {
+        let body = json!({"error": {
+            "code": e.code,
+            "message": e.message,
+            "innerError": {
+                "date": iso_now(),
+                "request-id": self.request_id,
+                "client-request-id": self.client_request_id,
+            },
+        }});
+        let mut r = (e.status, body.to_string()).into_response();
+        let h = r.headers_mut();
+        h.insert("content-type", HeaderValue::from_static(ERROR_JSON));
+        self.ids(h);
+        if let Some(l) = e.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            h.insert("location", l);
+        }
+        if let Some(secs) = e.retry_after {
+            h.insert("retry-after", HeaderValue::from(secs));
+        }
+        if e.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                "www-authenticate",
+                HeaderValue::from_static(
+                    "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
+                ),
+            );
+        }
+        r
+    }
+
+    fn ok(&self, body: String) -> Response {
+        let mut r = (StatusCode::OK, body).into_response();
+        let h = r.headers_mut();
+        h.insert("content-type", HeaderValue::from_static(GRAPH_JSON));
+        self.ids(h);
+        r
+    }
+
+    fn ids(&self, h: &mut HeaderMap) {
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            h.insert("request-id", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.client_request_id) {
+            h.insert("client-request-id", v);
+        }
+    }
+
+    fn answer(&self, r: GResult<Value>) -> Response {
+        match r {
+            Ok(v) => self.ok(v.to_string()),
+            Err(e) => self.error(e),
+        }
+    }
+}
+
+async fn dispatch(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let segments = path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect();
+    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let req = Req {
+        method,
+        segments,
+        path,
+        query,
+        headers,
+        body,
+    };
+    let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+    s.handle(&req)
+}
+
+impl GraphState {
+    fn handle(&mut self, req: &Req) -> Response {
+        let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+        if let [tenant, "oauth2", "v2.0", "token"] = segs.as_slice() {
+            return token::handle(self, req, tenant);
+        }
+        let ctx = Ctx {
+            request_id: guid(),
+            client_request_id: req
+                .header("client-request-id")
+                .filter(|v| !v.is_empty() && v.len() <= 100)
+                .map(str::to_string)
+                .unwrap_or_else(guid),
+            base: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", req.header("host").unwrap_or("127.0.0.1"))),
+            path: req.path.clone(),
+            eventual: req
+                .header("consistencylevel")
+                .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
+        };
+        let route = routes::Route::parse(&segs);
+        // Throttling first: throttled requests are not "answered" in `calls`.
+        self.every_counter += 1;
+        let throttle = if let Some(t) = self.throttles.front_mut() {
+            t.remaining = t.remaining.saturating_sub(1);
+            let hit = (t.status, t.retry_after);
+            if t.remaining == 0 {
+                self.throttles.pop_front();
+            }
+            Some(hit)
+        } else {
+            let (k, retry) = self.throttle_every;
+            (k > 0 && self.every_counter.is_multiple_of(u64::from(k))).then_some((429, retry))
+        };
+        if let Some((status, retry_after)) = throttle {
+            self.throttled += 1;
+            let mut e = if status == 503 {
+                GErr::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "serviceNotAvailable",
+                    "The service is temporarily unavailable. Retry after some time.",
+                )
+            } else {
+                GErr::new(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
+                    "TooManyRequests",
+                    "Too many requests are being sent. Retry after some time.",
+                )
+            };
+            e.retry_after = retry_after;
+            return ctx.error(e);
+        }
+        *self
+            .calls
+            .entry(format!("{} {}", req.method, route.label()))
+            .or_default() += 1;
+        if let Some(r) = self.injected(req, &ctx) {
+            return r;
+        }
+        let client_id = match self.authenticate(req) {
+            Ok(c) => c,
+            Err(e) => return ctx.error(e),
+        };
+        if req.method != Method::GET {
+            return ctx.error(if matches!(route, routes::Route::Unknown(_)) {
+                route.unknown_error()
+            } else {
+                GErr::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Request_BadRequest",
+                    "Specified HTTP method is not allowed for the request target.",
+                )
+            });
+        }
+        if let Some(needed) = route.permissions() {
+            let granted = self.clients.get(&client_id).is_some_and(|c| {
+                c.permissions
+                    .iter()
+                    .any(|p| needed.iter().any(|n| n.eq_ignore_ascii_case(p)))
+            });
+            if !granted {
+                return ctx.error(GErr::new(
+                    StatusCode::FORBIDDEN,
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                ));
+            }
+        }
+        match odata::Query::parse(&req.query) {
+            Ok(q) => routes::serve(self, &ctx, &route, &q),
+            Err(e) => ctx.error(e),
+        }
+    }
+
+    /// An injected fault or corrupt answer for this request, if one is due.
+    fn injected(&mut self, req: &Req, ctx: &Ctx) -> Option<Response> {
+        let target = req.target();
+        if let Some(i) = self.corrupt.iter().position(|p| target.contains(p.as_str())) {
+            self.corrupt.remove(i);
+            return Some(ctx.ok(format!(
+                "{{\"@odata.context\":\"{METADATA}#users\",\"value\":[{{\"id\":\"{}\",\"displayName\":\"Tru",
+                guid()
+            )));
+        }
+        let f = self
+            .faults
+            .iter_mut()
+            .find(|f| f.remaining > 0 && target.contains(f.path_contains.as_str()))?;
+        f.remaining -= 1;
+        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        self.faults.retain(|f| f.remaining > 0);
+        let code = match status.as_u16() {
+            400 => "BadRequest",
+            401 => "InvalidAuthenticationToken",
+            403 => "Authorization_RequestDenied",
+            404 => "Request_ResourceNotFound",
+            409 => "Conflict",
+            429 => "TooManyRequests",
+            502 => "BadGateway",
+            503 => "serviceNotAvailable",
+            504 => "GatewayTimeout",
+            500 => "InternalServerError",
+            _ => "UnknownError",
+        };
+        Some(ctx.error(GErr::new(status, code, "Injected fault.")))
+    }
+
+    /// The client id behind the request's bearer token.
+    fn authenticate(&mut self, req: &Req) -> GResult<String> {
+        let empty = || {
+            GErr::new(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                "Access token is empty.",
+            )
+        };
+        let expired = || {
+            GErr::new(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                "Access token has expired or is not yet valid.",
+            )
+        };
+        let auth = req.header("authorization").unwrap_or("").trim();
+        let token = match auth.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+            _ => "",
+        };
+        if token.is_empty() {
+            return Err(empty());
+        }
+        let limit = self.token_call_limit;
+        let Some(t) = self.tokens.get_mut(token) else {
+            return Err(expired());
+        };
+        if Instant::now() >= t.expires || limit.is_some_and(|n| t.served >= u64::from(n)) {
+            return Err(expired());
+        }
+        t.served += 1;
+        Ok(t.client_id.clone())
+    }
+
+    fn issue_token(&mut self, client_id: &str) -> (String, u64) {
+        let token = format!("sim.{}", b64url(&random_bytes(48)));
+        let lifetime = self.token_lifetime;
+        self.tokens.insert(
+            token.clone(),
+            IssuedToken {
+                client_id: client_id.to_string(),
+                expires: Instant::now() + std::time::Duration::from_secs(lifetime),
+                served: 0,
+            },
+        );
+        (token, lifetime)
+    }
+
+    /// An opaque, tamper-evident token for a payload.
+    fn seal<T: serde::Serialize>(&self, payload: &T) -> String {
+        let json = serde_json::to_vec(payload).unwrap_or_default();
+        let mut bytes = self.checksum(&json).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&json);
+        b64url(&bytes)
+    }
+
+    /// The payload of a token made by `seal`, if it is intact.
+    fn unseal<T: serde::de::DeserializeOwned>(&self, token: &str) -> Option<T> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim_end_matches('=').as_bytes())
+            .ok()?;
+        if bytes.len() < 8 {
+            return None;
+        }
+        let (sum, json) = bytes.split_at(8);
+        if sum != self.checksum(json).to_be_bytes() {
+            return None;
+        }
+        serde_json::from_slice(json).ok()
+    }
+
+    fn checksum(&self, data: &[u8]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write_u64(self.salt);
+        h.write(data);
+        h.finish()
+    }
+}
+
+impl FVal<'_> {
+    fn from_opt(v: &Option<String>) -> FVal<'_> {
+        v.as_deref().map_or(FVal::Null, FVal::Str)
+    }
+}
+
+impl odata::Fields for GraphUser {
+    fn field(&self, name: &str) -> FVal<'_> {
+        match name {
+            "id" => FVal::Str(&self.id),
+            "userPrincipalName" => FVal::Str(&self.user_principal_name),
+            "mail" => FVal::from_opt(&self.mail),
+            "displayName" => FVal::Str(&self.display_name),
+            "givenName" => FVal::from_opt(&self.given_name),
+            "surname" => FVal::from_opt(&self.surname),
+            "accountEnabled" => FVal::Bool(self.account_enabled),
+            "employeeId" => FVal::from_opt(&self.employee_id),
+            "department" => FVal::from_opt(&self.department),
+            "onPremisesSamAccountName" => FVal::from_opt(&self.on_premises_sam_account_name),
+            "otherMails" => FVal::Coll(&self.other_mails),
+            "userType" => FVal::Str(&self.user_type),
+            "mailNickname" => FVal::Str(
+                self.user_principal_name
+                    .split_once('@')
+                    .map_or(self.user_principal_name.as_str(), |(l, _)| l),
+            ),
+            "jobTitle" => FVal::Null,
+            ext => match self.extensions.get(ext) {
+                None | Some(Value::Null) => FVal::Absent,
+                Some(Value::String(s)) => FVal::Str(s),
+                Some(Value::Bool(b)) => FVal::Bool(*b),
+                Some(v) => FVal::Json(v),
+            },
+        }
+    }
+}
+
+impl odata::Fields for GraphGroup {
+    fn field(&self, name: &str) -> FVal<'_> {
+        match name {
+            "id" => FVal::Str(&self.id),
+            "displayName" => FVal::Str(&self.display_name),
+            "description" => FVal::from_opt(&self.description),
+            "mailNickname" => FVal::from_opt(&self.mail_nickname),
+            "securityEnabled" => FVal::Bool(self.security_enabled),
+            "mail" => FVal::Null,
+            _ => FVal::Absent,
+        }
+    }
+}
+
+impl odata::Fields for ServicePrincipal {
+    fn field(&self, name: &str) -> FVal<'_> {
+        match name {
+            "id" => FVal::Str(&self.id),
+            "appId" => FVal::Str(&self.app_id),
+            "displayName" => FVal::Str(&self.display_name),
+            "servicePrincipalType" => FVal::Str("Application"),
+            "accountEnabled" => FVal::Bool(true),
+            _ => FVal::Absent,
+        }
+    }
+}
+
+// ---- small utilities ----
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        out.extend_from_slice(&random_u64().to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// A random GUID (version 4 layout).
+fn guid() -> String {
+    let (a, b) = (random_u64(), random_u64());
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        0x4000 | (a & 0x0fff),
+        0x8000 | ((b >> 48) & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    let s: String = s.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect();
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Percent-decodes a path segment (invalid escapes are kept as they are).
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Percent-encodes a query value or key (space as %20; `$`, `,`, `'`, `(`, `)` kept).
+fn pct_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'$' | b',' | b'\'' | b'(' | b')' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// (year, month, day, hour, minute, second) in UTC.
+fn utc_parts(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// Now as `2026-01-02T03:04:05Z`.
+fn iso_now() -> String {
+    let (y, mo, d, h, mi, s) = utc_parts(SystemTime::now());
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// Now as Entra writes it in token errors: `2026-01-02 03:04:05Z`.
+fn entra_now() -> String {
+    let (y, mo, d, h, mi, s) = utc_parts(SystemTime::now());
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}Z")
+}
