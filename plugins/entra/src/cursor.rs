@@ -1,0 +1,133 @@
+//! What the connector remembers between `fetch` calls (the paging cursor) and between runs
+//! (the delta token). Both are JSON the host stores and hands back verbatim.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use roster_sdk::PluginError;
+use serde::{Deserialize, Serialize};
+
+use crate::graph::Object;
+use crate::settings::Settings;
+
+/// Version of the delta token's shape; another version means a full fetch.
+pub const TOKEN_VERSION: u32 = 1;
+
+/// The delta token: where Graph's users and groups delta rounds continue, and what the scope
+/// looked like when they were taken.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeltaToken {
+    /// [`TOKEN_VERSION`].
+    pub v: u32,
+    /// [`Settings::fingerprint`] when the token was made.
+    pub fingerprint: String,
+    /// `/users/delta` deltaLink.
+    pub users: Option<String>,
+    /// `/groups/delta` deltaLink (members tracked).
+    pub groups: Option<String>,
+    /// Groups and app scopes: every group id in scope (listed or assigned, and nested below).
+    #[serde(default)]
+    pub tree: BTreeSet<String>,
+    /// App scope: users assigned to the application directly.
+    #[serde(default)]
+    pub direct_users: BTreeSet<String>,
+    /// App scope: every assigned principal id, to notice assignment changes.
+    #[serde(default)]
+    pub assigned: BTreeSet<String>,
+}
+
+impl DeltaToken {
+    /// Reads a token the host kept; one from another version or other settings is expired.
+    pub fn read(text: &str, s: &Settings) -> Result<DeltaToken, PluginError> {
+        let t: DeltaToken = serde_json::from_str(text).map_err(|_| {
+            PluginError::ExpiredDelta("the delta token was not written by this version of the entra connector".into())
+        })?;
+        if t.v != TOKEN_VERSION {
+            return Err(PluginError::ExpiredDelta(format!(
+                "the delta token has format {}, this connector writes {TOKEN_VERSION}",
+                t.v
+            )));
+        }
+        if t.fingerprint != s.fingerprint() {
+            return Err(PluginError::ExpiredDelta(
+                "the source's scope or attributes changed since the last full fetch".into(),
+            ));
+        }
+        Ok(t)
+    }
+}
+
+/// A group whose members are still to be listed; its record is emitted with its last members
+/// page, so progress (users + groups) advances through the members phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingGroup {
+    /// Object id.
+    pub id: String,
+    /// The group as listed (tenant scope); scoped fetches emit records earlier.
+    pub record: Option<Object>,
+}
+
+/// Where a fetch stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// Full fetch: take the "sync from now" delta links, then list.
+    Start,
+    /// Groups and app scopes: resolve the listed groups or the application's assignments.
+    Roots,
+    /// App scope: users assigned directly, fetched by id.
+    DirectUsers {
+        /// Ids still to fetch.
+        ids: VecDeque<String>,
+    },
+    /// Groups and app scopes: the transitive members of each root.
+    Transitive {
+        /// Roots still to expand (front: in progress).
+        roots: VecDeque<String>,
+        /// Next page of the front root's listing.
+        url: Option<String>,
+    },
+    /// Tenant scope: the users listing.
+    Users {
+        /// Next page.
+        url: String,
+    },
+    /// Tenant scope: the groups listing.
+    Groups {
+        /// Next page.
+        url: String,
+    },
+    /// Each pending group's direct members.
+    Members {
+        /// Groups still to list (front: in progress).
+        pending: VecDeque<PendingGroup>,
+        /// Next page of the front group's members.
+        url: Option<String>,
+        /// Tenant scope: the groups listing's next page, after these.
+        then: Option<String>,
+    },
+    /// Incremental: the users delta round.
+    DeltaUsers {
+        /// Next page (deltaLink or nextLink).
+        url: String,
+        /// Where the groups round starts afterwards.
+        groups: String,
+    },
+    /// Incremental: the groups delta round.
+    DeltaGroups {
+        /// Next page.
+        url: String,
+    },
+    /// Complete.
+    Done,
+}
+
+/// The paging cursor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The step.
+    pub step: Step,
+    /// The token being built: the next round's links, the scope.
+    pub token: DeltaToken,
+    /// Objects the whole fetch is expected to hold, once known.
+    pub hint: Option<u64>,
+}

@@ -1,0 +1,257 @@
+//! The pieces of a scope: the listed groups, the Enterprise Application and its assignments,
+//! users fetched by id, and "is this user inside the scope?".
+
+use std::collections::BTreeSet;
+
+use roster_sdk::{Page, PluginError};
+
+use crate::graph::{Graph, Needs, Object};
+use crate::model;
+use crate::settings::GROUP_PROPERTIES;
+
+/// Graph's limit of values in one `in (…)` filter clause.
+pub const IN_CLAUSE_MAX: usize = 15;
+
+/// `ConsistencyLevel: eventual`, which `$count` and advanced filters need.
+pub const EVENTUAL: &[(&str, &str)] = &[("consistencylevel", "eventual")];
+
+/// An OData string literal: quotes doubled.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A path segment for an object id (ids are GUIDs; anything else is escaped).
+pub fn seg(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// `id in ('a','b',…)`.
+pub fn id_in(ids: &[String]) -> String {
+    let list: Vec<String> = ids.iter().map(|i| literal(i)).collect();
+    format!("id in ({})", list.join(","))
+}
+
+/// True for the 8-4-4-4-12 hex form Entra object ids have.
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A listed group, by object id or display name; unknown and ambiguous names are config errors.
+pub fn resolve_group(g: &Graph<'_>, wanted: &str) -> Result<Object, PluginError> {
+    let wanted = wanted.trim();
+    if is_guid(wanted) {
+        let url = g.url(
+            &format!("/groups/{}", seg(wanted)),
+            &[("$select", &GROUP_PROPERTIES.join(","))],
+        );
+        return g
+            .object(&url, &format!("read group {wanted}"), Needs::Groups)?
+            .ok_or_else(|| {
+                PluginError::Config(format!(
+                    "unknown group `{wanted}`: no group has that object id in tenant {}",
+                    g.s.tenant_id
+                ))
+            });
+    }
+    let url = g.url(
+        "/groups",
+        &[
+            ("$filter", &format!("displayName eq {}", literal(wanted))),
+            ("$select", &GROUP_PROPERTIES.join(",")),
+        ],
+    );
+    let found = g.page(&url, &format!("find group `{wanted}`"), Needs::Groups)?.value;
+    match found.len() {
+        0 => Err(PluginError::Config(format!(
+            "unknown group `{wanted}`: no group has that display name in tenant {}; check the spelling or give its object id",
+            g.s.tenant_id
+        ))),
+        1 => Ok(found.into_iter().next().unwrap_or_default()),
+        n => {
+            let ids: Vec<String> = found.iter().filter_map(|o| model::id(o, "group").ok()).collect();
+            Err(PluginError::Config(format!(
+                "`{wanted}` names {n} groups ({}); list the one you mean by its object id",
+                ids.join(", ")
+            )))
+        }
+    }
+}
+
+/// The Enterprise Application's service principal object id.
+pub fn service_principal(g: &Graph<'_>) -> Result<String, PluginError> {
+    let select = [("$select", "id,appId,displayName")];
+    if let Some(id) = &g.s.service_principal_id {
+        let url = g.url(&format!("/servicePrincipals/{}", seg(id)), &select);
+        let sp = g
+            .object(&url, "read the Enterprise Application", Needs::Apps)?
+            .ok_or_else(|| {
+                PluginError::Config(format!(
+                    "service_principal_id `{id}`: no service principal has that object id in tenant {}",
+                    g.s.tenant_id
+                ))
+            })?;
+        return model::id(&sp, "service principal");
+    }
+    let app = g.s.app_id.as_deref().unwrap_or_default();
+    let url = g.url(
+        "/servicePrincipals",
+        &[("$filter", &format!("appId eq {}", literal(app))), select[0]],
+    );
+    let found = g.page(&url, "find the Enterprise Application", Needs::Apps)?.value;
+    let sp = found.first().ok_or_else(|| {
+        PluginError::Config(format!(
+            "app_id `{app}`: tenant {} has no Enterprise Application (service principal) for that application id",
+            g.s.tenant_id
+        ))
+    })?;
+    model::id(sp, "service principal")
+}
+
+/// Who is assigned to the application.
+#[derive(Debug, Default, PartialEq)]
+pub struct Assignments {
+    /// Users assigned directly.
+    pub users: BTreeSet<String>,
+    /// Groups assigned (their members are in scope transitively).
+    pub groups: BTreeSet<String>,
+    /// Every assigned principal.
+    pub all: BTreeSet<String>,
+}
+
+/// Every assignment of the application (all pages).
+pub fn assignments(g: &Graph<'_>, sp: &str) -> Result<Assignments, PluginError> {
+    let mut out = Assignments::default();
+    let mut url = Some(g.url(
+        &format!("/servicePrincipals/{}/appRoleAssignedTo", seg(sp)),
+        &[("$top", &g.s.page_size.to_string())],
+    ));
+    let mut guard = roster_sdk::paging::LoopGuard::default();
+    while let Some(u) = url {
+        let c = g.page(&u, "list the application's assignments", Needs::Apps)?;
+        for a in &c.value {
+            let Some(pid) = a.get("principalId").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            match a.get("principalType").and_then(|v| v.as_str()) {
+                Some("User") => out.users.insert(pid.to_string()),
+                Some("Group") => out.groups.insert(pid.to_string()),
+                _ => continue,
+            };
+            out.all.insert(pid.to_string());
+        }
+        url = c.next_link;
+        if let Some(n) = &url {
+            guard.check(n)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Fetches users by id (15 per request), optionally only those `filter` admits; returns the
+/// objects found.
+pub fn users_by_id(g: &Graph<'_>, ids: &[String], filter: Option<&str>) -> Result<Vec<Object>, PluginError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IN_CLAUSE_MAX) {
+        let clause = match filter {
+            Some(f) => format!("({f}) and {}", id_in(chunk)),
+            None => id_in(chunk),
+        };
+        let url = g.url(
+            "/users",
+            &[
+                ("$filter", &clause),
+                ("$select", &g.s.user_select()),
+                ("$count", "true"),
+            ],
+        );
+        out.extend(g.page_with(&url, "read users by id", Needs::Users, EVENTUAL)?.value);
+    }
+    Ok(out)
+}
+
+/// Groups by id (15 per request), optionally only those `filter` admits.
+pub fn groups_by_id(g: &Graph<'_>, ids: &[String], filter: Option<&str>) -> Result<Vec<Object>, PluginError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IN_CLAUSE_MAX) {
+        let clause = match filter {
+            Some(f) => format!("({f}) and {}", id_in(chunk)),
+            None => id_in(chunk),
+        };
+        let url = g.url(
+            "/groups",
+            &[
+                ("$filter", &clause),
+                ("$select", &GROUP_PROPERTIES.join(",")),
+                ("$count", "true"),
+            ],
+        );
+        out.extend(g.page_with(&url, "read groups by id", Needs::Groups, EVENTUAL)?.value);
+    }
+    Ok(out)
+}
+
+/// Is the user in the scope: assigned directly, or a transitive member of a group in `tree`?
+pub fn user_in_tree(
+    g: &Graph<'_>,
+    user: &str,
+    tree: &BTreeSet<String>,
+    direct: &BTreeSet<String>,
+) -> Result<bool, PluginError> {
+    if direct.contains(user) {
+        return Ok(true);
+    }
+    let mut url = Some(g.url(
+        &format!("/users/{}/transitiveMemberOf", seg(user)),
+        &[("$select", "id"), ("$top", "999")],
+    ));
+    let mut guard = roster_sdk::paging::LoopGuard::default();
+    while let Some(u) = url {
+        let Some(c) = g.page_opt(&u, "list a user's groups", Needs::Groups)? else {
+            return Ok(false);
+        };
+        if c.value
+            .iter()
+            .filter_map(|o| o.get("id").and_then(|v| v.as_str()))
+            .any(|id| tree.contains(id))
+        {
+            return Ok(true);
+        }
+        url = c.next_link;
+        if let Some(n) = &url {
+            guard.check(n)?;
+        }
+    }
+    Ok(false)
+}
+
+/// Adds the user records of `objects` to the page (guests per the settings).
+pub fn emit_users(g: &Graph<'_>, page: &mut Page, objects: &[Object]) -> Result<(), PluginError> {
+    for o in objects {
+        if let Some(u) = model::user(o, g.s)? {
+            page.users.push(u);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odata_pieces() {
+        assert_eq!(literal("O'Brien"), "'O''Brien'");
+        assert_eq!(id_in(&["a".into(), "b".into()]), "id in ('a','b')");
+        assert!(is_guid("8f1c2d3e-0000-4000-8000-00000000abcd"));
+        assert!(!is_guid("Engineering"));
+        assert!(!is_guid("8f1c2d3e-0000-4000-8000-00000000abcg"));
+        assert_eq!(seg("a b/c"), "a%20b%2Fc");
+    }
+}
