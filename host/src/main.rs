@@ -65,6 +65,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Asks each source's connector whether it can work: credentials, permissions, scope.
+    Check {
+        /// Sources to check (default: all).
+        sources: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reads sources into Roster's mirror without planning or writing to Bitbucket.
+    Fetch {
+        /// Sources to fetch (default: every enabled source).
+        sources: Vec<String>,
+        /// Use each source's delta token when it has one.
+        #[arg(long)]
+        incremental: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explains why a user is (or is not) in a group: the path through nested groups.
     Why {
         /// Bitbucket username.
@@ -171,6 +190,25 @@ async fn main() -> anyhow::Result<()> {
                 actor: cli::actor(),
             };
             cli::sync::sync(&cli, &opts, *json).await
+        }
+        Command::Check { sources, json } => {
+            init_quiet_tracing(&cli.log_format);
+            cli::sync::check(&cli, sources, *json).await
+        }
+        Command::Fetch {
+            sources,
+            incremental,
+            json,
+        } => {
+            init_quiet_tracing(&cli.log_format);
+            let opts = roster::sync::SyncOptions {
+                sources: sources.clone(),
+                incremental: *incremental,
+                trigger: "cli".into(),
+                actor: cli::actor(),
+                ..Default::default()
+            };
+            cli::sync::fetch(&cli, &opts, *json).await
         }
         Command::Why { user, group } => {
             init_quiet_tracing(&cli.log_format);

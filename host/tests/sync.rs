@@ -107,10 +107,12 @@ async fn a_failed_or_truncated_fetch_never_deletes() {
     w.sync().await;
     let users_before = w.sim.lock().users().len();
 
-    // The export disappears: the fetch fails on its first page.
+    // The export disappears: the fetch fails on its first page. With no source read, the run
+    // fails and plans nothing.
     std::fs::remove_file(w.files_dir().join("directory.json")).unwrap();
     let r = w.sync().await;
-    assert_eq!(r.state, "partial");
+    assert_eq!(r.state, "failed");
+    assert!(r.plan_id.is_none());
     assert!(!r.summary.fetch[0].complete);
     assert_eq!(r.summary.planned.get("delete-user"), None);
     assert_eq!(w.sim.lock().users().len(), users_before);
@@ -139,7 +141,7 @@ async fn a_failed_or_truncated_fetch_never_deletes() {
         )
         .await
         .unwrap();
-    assert_eq!(r.state, "partial", "{:?}", r.summary.warnings);
+    assert_eq!(r.state, "failed", "{:?}", r.summary.warnings);
     assert!(
         r.summary.fetch[0]
             .error
@@ -154,6 +156,57 @@ async fn a_failed_or_truncated_fetch_never_deletes() {
     w.file_name = "directory.json".into();
     w.write(&d);
     assert!(w.sync().await.summary.planned.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_one_source_fails_the_others_are_synced_and_every_removal_is_withheld() {
+    let mut d = Directory::generate(40, 4, 1);
+    let mut w = World::new(&d, bitbucket()).await;
+    w.target_extra = "deprovision = \"delete\"\nthreshold = { count = 1000, percent = 100 }".into();
+    let contractors = Directory::generate(3, 0, 0);
+    let mut extra = contractors.clone();
+    for u in &mut extra.users {
+        u.id = format!("c-{}", u.id);
+        u.username = format!("contractor-{}", u.username);
+    }
+    extra.write_json(&w.files_dir().join("contractors.json")).unwrap();
+    let files = w.files_dir().display().to_string();
+    let two_sources = |w: &World| {
+        format!(
+            "{}\n[[source]]\nid = \"contractors\"\nplugin = \"file\"\npriority = 20\nfiles = \"{files}\"\nsettings = {{ path = \"contractors.json\" }}\n",
+            w.config_text()
+        )
+    };
+    let run = |w: &World| {
+        let config = roster::config::Config::parse(&two_sources(w), w.rt.dir.path()).unwrap();
+        let engine = roster::sync::Engine::new(w.store.clone(), w.rt.runtime.clone(), config).unwrap();
+        async move {
+            let opts = roster::sync::SyncOptions {
+                trigger: "test".into(),
+                actor: "test".into(),
+                ..Default::default()
+            };
+            engine.sync(&opts, &roster::sync::Quiet).await.unwrap()
+        }
+    };
+    assert_eq!(run(&w).await.state, "succeeded");
+    let users_before = w.sim.lock().users().len();
+    assert_eq!(users_before, 40 + 3 + 1);
+    // hr drops two people and renames one; the contractors' export is gone.
+    d.users.truncate(38);
+    d.users[0].display_name = "Still Updated".into();
+    w.write(&d);
+    std::fs::remove_file(w.files_dir().join("contractors.json")).unwrap();
+    let r = run(&w).await;
+    assert_eq!(r.state, "partial", "{:?}", r.summary.warnings);
+    assert_eq!(r.summary.planned.get("update-user"), Some(&1), "{:?}", r.summary.planned);
+    assert_eq!(r.summary.planned.get("delete-user"), None, "{:?}", r.summary.planned);
+    assert!(
+        r.summary.warnings.iter().any(|x| x.contains("contractors") && x.contains("withheld")),
+        "{:?}",
+        r.summary.warnings
+    );
+    assert_eq!(w.sim.lock().users().len(), users_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,20 +61,29 @@ pub fn print_report_pub(r: &RunReport) {
     print_report(r)
 }
 
-fn print_report(r: &RunReport) {
-    let s = &r.summary;
-    println!("run {}: {}", r.run_id, r.state);
+fn print_fetches(s: &roster::sync::Summary) {
     for f in &s.fetch {
         let status = if f.complete {
             "complete".to_string()
         } else {
             format!("INCOMPLETE: {}", f.error.as_deref().unwrap_or("?"))
         };
+        let throttled = if f.idp_throttled > 0 {
+            format!(" ({} throttled)", f.idp_throttled)
+        } else {
+            String::new()
+        };
         println!(
-            "  fetch {:<12} {:<11} {} pages, {} users, {} groups, {} memberships, {} removals — {status}",
-            f.source, f.mode, f.pages, f.users, f.groups, f.memberships, f.removals
+            "  fetch {:<12} {:<11} {} pages, {} users, {} groups, {} memberships, {} removals, {} requests{throttled} — {status}",
+            f.source, f.mode, f.pages, f.users, f.groups, f.memberships, f.removals, f.idp_requests
         );
     }
+}
+
+fn print_report(r: &RunReport) {
+    let s = &r.summary;
+    println!("run {}: {}", r.run_id, r.state);
+    print_fetches(s);
     if let (Some(id), Some(hash)) = (&r.plan_id, &r.plan_hash) {
         println!("  plan {id} (hash {})", &hash[..16]);
     }
@@ -135,6 +144,49 @@ pub async fn sync(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<(
         "succeeded" | "planned" => Ok(()),
         other => anyhow::bail!("run {} ended {other}", report.run_id),
     }
+}
+
+/// `roster check`
+pub async fn check(cli: &Cli, sources: &[String], json: bool) -> anyhow::Result<()> {
+    let engine = super::engine(cli).await?;
+    let reports = engine.check(sources).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            match &r.error {
+                None => println!("ok      {} ({}) in {} ms", r.source, r.plugin, r.ms),
+                Some(e) => println!("FAILED  {} ({}) in {} ms: {e}", r.source, r.plugin, r.ms),
+            }
+        }
+    }
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} source(s) failed their check");
+    }
+    Ok(())
+}
+
+/// `roster fetch`
+pub async fn fetch(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<()> {
+    let engine = super::engine(cli).await?;
+    let report = engine.fetch_only(opts, &Bars::default()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("run {}: {}", report.run_id, report.state);
+        print_fetches(&report.summary);
+        if let Some(ms) = report.summary.stage_ms.get("fetch") {
+            println!("  time: fetch {ms} ms");
+        }
+        for w in &report.summary.warnings {
+            println!("  warning: {w}");
+        }
+    }
+    if report.state != "succeeded" {
+        anyhow::bail!("run {} ended {}", report.run_id, report.state);
+    }
+    Ok(())
 }
 
 /// `roster plan …`

@@ -34,7 +34,7 @@ pub use error::{GuestFailure, JobError, JobFailure, LoadError, PluginLabel};
 pub use job::Job;
 pub use limits::{Limits, RuntimeConfig};
 pub use loader::{WIT_VERSION, World};
-pub use net::SourceAccess;
+pub use net::{RequestCounts, SourceAccess};
 
 use bindings::connector::{ConnectorPlugin, ConnectorPluginPre};
 use bindings::transform::TransformPluginPre;

@@ -66,6 +66,29 @@ pub struct SourceAccess {
     budget: Budget,
     client: reqwest::Client,
     files: Option<std::path::PathBuf>,
+    /// Requests sent (each retry counts), for run reports and metrics.
+    sent: std::sync::atomic::AtomicU64,
+    /// 429 and 503 answers received.
+    throttled: std::sync::atomic::AtomicU64,
+}
+
+/// Requests a source's connector made, for run reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    /// Requests sent to the identity provider (retries included).
+    pub sent: u64,
+    /// Of those, answered 429 or 503.
+    pub throttled: u64,
+}
+
+impl std::ops::Sub for RequestCounts {
+    type Output = RequestCounts;
+    fn sub(self, earlier: RequestCounts) -> RequestCounts {
+        RequestCounts {
+            sent: self.sent.saturating_sub(earlier.sent),
+            throttled: self.throttled.saturating_sub(earlier.throttled),
+        }
+    }
 }
 
 /// A resolver that refuses names resolving to addresses the source may not reach.
@@ -122,6 +145,8 @@ impl SourceAccess {
             budget: Budget::new(budget),
             client,
             files,
+            sent: Default::default(),
+            throttled: Default::default(),
         }))
     }
 
@@ -144,6 +169,15 @@ impl SourceAccess {
     /// The folder the source's connector may read, if any.
     pub fn files(&self) -> Option<&std::path::Path> {
         self.files.as_deref()
+    }
+
+    /// Requests sent so far through this access.
+    pub fn counts(&self) -> RequestCounts {
+        use std::sync::atomic::Ordering::Relaxed;
+        RequestCounts {
+            sent: self.sent.load(Relaxed),
+            throttled: self.throttled.load(Relaxed),
+        }
     }
 
     /// The source's secrets (for redaction and signing).
@@ -264,6 +298,7 @@ impl SourceAccess {
             }
             let sent = now;
             let result = rb.send().await;
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let ms = sent.elapsed().as_millis() as u64;
             let resp = match result {
                 Ok(r) => r,
@@ -273,6 +308,9 @@ impl SourceAccess {
                 }
             };
             let status = resp.status().as_u16();
+            if matches!(status, 429 | 503) {
+                self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             tracing::info!(target: "roster::http", source = %self.source, plugin, method = %method, host = origin.host(), path = url.path(), status, bytes = resp.content_length().unwrap_or(0), ms, budget_wait_ms = waited.as_millis() as u64, "request");
             if matches!(status, 429 | 503) && attempt < limits.max_http_retries {
                 let wait = super::budget::retry_after(resp.headers())

@@ -43,6 +43,10 @@ pub struct FetchReport {
     pub error: Option<String>,
     /// Milliseconds spent in the connector (its HTTP calls included).
     pub connector_ms: u64,
+    /// Requests the connector made to the identity provider (retries included).
+    pub idp_requests: u64,
+    /// Of those, answered 429 or 503 (waited out by the host).
+    pub idp_throttled: u64,
     /// Milliseconds spent writing staging and updating the mirror.
     pub store_ms: u64,
 }
@@ -141,6 +145,8 @@ pub async fn fetch_source(
     };
     report.mode = if delta.is_some() { "incremental" } else { "full" }.into();
     let settings = source.settings.to_string();
+    let counted_from = access.counts();
+    let counts = access.clone();
     let mut job = match runtime.job(&source.plugin, source.limits.clone(), access).await {
         Ok(j) => j,
         Err(e) => {
@@ -163,7 +169,9 @@ pub async fn fetch_source(
                     progress.set_total(total);
                 }
                 let (next, token) = (page.next.clone(), page.delta_token.clone());
-                let n = (page.users.len() + page.groups.len() + page.memberships.len()) as u64;
+                // Progress counts objects (users, groups, removals), as `total-hint` does.
+                let n = (page.users.len() + page.groups.len() + page.removed_users.len() + page.removed_groups.len())
+                    as u64;
                 if let Err(e) = stage(store, run_id, &source.id, page, &mut report) {
                     report.error = Some(format!("cannot stage page {}: {e}", report.pages + 1));
                     break;
@@ -221,6 +229,9 @@ pub async fn fetch_source(
         }
     }
     progress.finish();
+    let requests = counts.counts() - counted_from;
+    report.idp_requests = requests.sent;
+    report.idp_throttled = requests.throttled;
     if !report.complete {
         let _ = store.discard_staging(run_id, &source.id);
     }

@@ -237,18 +237,7 @@ impl Engine {
     /// One run.
     pub async fn sync(&self, opts: &SyncOptions, progress: &dyn Progress) -> Result<RunReport, SyncError> {
         let enabled: Vec<&crate::config::SourceConfig> = self.config.sources.iter().filter(|s| s.enabled).collect();
-        for wanted in &opts.sources {
-            if !enabled.iter().any(|s| &s.id == wanted) {
-                return Err(SyncError::Config(format!(
-                    "no enabled source named '{wanted}'; see the configuration's [[source]] entries"
-                )));
-            }
-        }
-        let to_fetch: Vec<String> = if opts.sources.is_empty() {
-            enabled.iter().map(|s| s.id.clone()).collect()
-        } else {
-            opts.sources.clone()
-        };
+        let to_fetch = self.wanted_sources(&enabled, &opts.sources)?;
         let mode = match (opts.dry_run, opts.incremental) {
             (true, _) => "dry-run",
             (false, true) => "incremental",
@@ -311,6 +300,11 @@ impl Engine {
             .filter(|f| !f.complete)
             .map(|f| f.source.clone())
             .collect();
+        if !summary.fetch.is_empty() && incomplete.len() == summary.fetch.len() {
+            // Nothing new is known: planning from the old mirrors would only repeat the last
+            // run. The run fails, naming each source's reason, and writes nothing.
+            return self.fetch_failed(run_id, summary);
+        }
 
         let mut desired = self.desired(enabled, &mut summary.stage_ms).await?;
         summary.warnings.append(&mut desired.warnings);
@@ -411,6 +405,124 @@ impl Engine {
             plan_id: Some(plan_id),
             plan_hash: Some(hash),
             summary,
+        })
+    }
+
+    fn fetch_failed(&self, run_id: i64, mut summary: Summary) -> Result<RunReport, SyncError> {
+        let reasons: Vec<String> = summary
+            .fetch
+            .iter()
+            .map(|f| format!("{}: {}", f.source, f.error.as_deref().unwrap_or("incomplete")))
+            .collect();
+        let error = format!(
+            "no source could be read ({}); nothing was planned or written",
+            reasons.join("; ")
+        );
+        summary.peak_rss_mib = peak_rss_mib();
+        let json = serde_json::to_value(&summary).unwrap_or_default();
+        self.store.finish_run(run_id, "failed", None, &json, Some(&error))?;
+        summary.warnings.push(error);
+        Ok(RunReport {
+            run_id,
+            state: "failed".into(),
+            plan_id: None,
+            plan_hash: None,
+            summary,
+        })
+    }
+
+    /// Fetches sources into their mirrors without planning or writing (`roster fetch`): what
+    /// the identity providers say now, and how long reading them takes.
+    pub async fn fetch_only(&self, opts: &SyncOptions, progress: &dyn Progress) -> Result<RunReport, SyncError> {
+        let enabled: Vec<&crate::config::SourceConfig> = self.config.sources.iter().filter(|s| s.enabled).collect();
+        let wanted = self.wanted_sources(&enabled, &opts.sources)?;
+        let mode = if opts.incremental { "fetch-incremental" } else { "fetch" };
+        let run_id = self
+            .store
+            .create_run(&opts.trigger, mode, &self.config.target.id, &wanted)?;
+        let mut summary = Summary::default();
+        let t = Instant::now();
+        for s in enabled.iter().filter(|s| wanted.contains(&s.id)) {
+            let access = self.accesses[&s.id].clone();
+            let report = fetch::fetch_source(
+                &self.runtime,
+                &self.store,
+                run_id,
+                s,
+                access,
+                opts.incremental,
+                progress,
+            )
+            .await;
+            if let Some(e) = &report.error {
+                summary
+                    .warnings
+                    .push(format!("fetch of '{}' did not complete: {e}", s.id));
+            }
+            if let Some(f) = &report.fell_back {
+                summary.warnings.push(format!("'{}': {f}", s.id));
+            }
+            summary.fetch.push(report);
+        }
+        summary.stage_ms.insert("fetch".into(), ms(t));
+        summary.peak_rss_mib = peak_rss_mib();
+        let state = if summary.fetch.iter().all(|f| f.complete) {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        let json = serde_json::to_value(&summary).unwrap_or_default();
+        self.store.finish_run(run_id, state, None, &json, None)?;
+        Ok(RunReport {
+            run_id,
+            state: state.into(),
+            plan_id: None,
+            plan_hash: None,
+            summary,
+        })
+    }
+
+    /// Asks each source's connector whether it can work (credentials, permissions, scope):
+    /// `Ok(())` or the connector's reason, with the time it took.
+    pub async fn check(&self, sources: &[String]) -> Result<Vec<CheckReport>, SyncError> {
+        let enabled: Vec<&crate::config::SourceConfig> = self.config.sources.iter().collect();
+        let wanted = self.wanted_sources(&enabled, sources)?;
+        let mut out = Vec::new();
+        for s in enabled.iter().filter(|s| wanted.contains(&s.id)) {
+            let t = Instant::now();
+            let access = self.accesses[&s.id].clone();
+            let result = match self.runtime.job(&s.plugin, s.limits.clone(), access).await {
+                Ok(mut job) => job.check(&s.settings.to_string()).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            out.push(CheckReport {
+                source: s.id.clone(),
+                plugin: s.plugin.clone(),
+                ok: result.is_ok(),
+                error: result.err(),
+                ms: ms(t),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The named sources (all when none are named); an unknown name is an error.
+    fn wanted_sources(
+        &self,
+        known: &[&crate::config::SourceConfig],
+        named: &[String],
+    ) -> Result<Vec<String>, SyncError> {
+        for n in named {
+            if !known.iter().any(|s| &s.id == n) {
+                return Err(SyncError::Config(format!(
+                    "no enabled source named '{n}'; see the configuration's [[source]] entries"
+                )));
+            }
+        }
+        Ok(if named.is_empty() {
+            known.iter().map(|s| s.id.clone()).collect()
+        } else {
+            named.to_vec()
         })
     }
 
@@ -675,6 +787,21 @@ impl Engine {
         self.store.audit(actor, "local", "plan.reject", plan_id, None)?;
         Ok(())
     }
+}
+
+/// What a source's connector said when asked whether it can work.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// Source id.
+    pub source: String,
+    /// Its connector.
+    pub plugin: String,
+    /// The connector is satisfied.
+    pub ok: bool,
+    /// Otherwise, why not.
+    pub error: Option<String>,
+    /// How long the check took.
+    pub ms: u64,
 }
 
 /// One row of a run's export: the operation, why, and what happened.
