@@ -12,24 +12,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
+use common::prism::Prism;
 use common::world::{World, bitbucket};
 use roster_sim::directory::Directory;
-
-struct Prism {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-    port: u16,
-}
-
-impl Drop for Prism {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One more mistake of the 9.4 document, not covered by the shared overlay: bodiless 200
 /// answers (add-users, add-groups, remove-group, …) are declared with the media type
@@ -60,52 +45,17 @@ fn fix_bodiless_answers(spec: &std::path::Path, out: &std::path::Path) -> Vec<St
     changed
 }
 
+/// Prism in front of the simulator with the overlaid document and the fix-up below.
 async fn start_prism(upstream: &str, dir: &std::path::Path) -> Prism {
-    let prism = std::env::var("ROSTER_PRISM").expect("ROSTER_PRISM: path to the prism binary (see .ci/run)");
     let original =
         std::env::var("ROSTER_BB_CONTRACT").expect("ROSTER_BB_CONTRACT: the overlaid Bitbucket document (see .ci/run)");
-    let spec = dir.join("bitbucket-contract.json").display().to_string();
-    let changed = fix_bodiless_answers(std::path::Path::new(&original), std::path::Path::new(&spec));
+    let spec = dir.join("bitbucket-contract.json");
+    let changed = fix_bodiless_answers(std::path::Path::new(&original), &spec);
     eprintln!(
         "declared bodiless (the document gives a JSON media type without a schema): {}",
         changed.join(", ")
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = dir.join("prism.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(prism)
-        .args([
-            "proxy",
-            "--errors",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            &spec,
-            upstream,
-        ])
-        .env("SCARF_ANALYTICS", "false")
-        .env("DO_NOT_TRACK", "1")
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("starting prism");
-    let p = Prism { child, log, port };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "prism did not start:\n{}",
-            std::fs::read_to_string(&p.log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    p
+    Prism::start(&spec, upstream, dir).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +63,7 @@ async fn the_client_and_the_simulator_keep_to_the_bitbucket_openapi_document() {
     let mut d = Directory::generate(30, 6, 2);
     let mut w = World::new(&d, bitbucket()).await;
     let prism = start_prism(&w.sim.url(), w.rt.dir.path()).await;
-    let through_prism = format!("http://127.0.0.1:{}", prism.port);
+    let through_prism = prism.url();
     let direct = w.sim.url();
     let with_prism = |w: &World| w.config_text().replace(&direct, &through_prism);
     let run = |w: &World| {
@@ -130,13 +80,9 @@ async fn the_client_and_the_simulator_keep_to_the_bitbucket_openapi_document() {
         }
     };
     let check = |r: &roster::sync::RunReport, what: &str| {
-        let log = std::fs::read_to_string(&prism.log).unwrap_or_default();
-        assert_eq!(r.state, "succeeded", "{what}: {:?}\nprism:\n{log}", r.summary);
+        assert_eq!(r.state, "succeeded", "{what}: {:?}\nprism:\n{}", r.summary, prism.log());
         assert_eq!(r.summary.applied.failed, 0, "{what}");
-        assert!(
-            !log.to_lowercase().contains("violation"),
-            "{what}: prism reported violations:\n{log}"
-        );
+        prism.assert_no_violations(what);
     };
 
     // Reads, creates, groups, bulk adds.

@@ -88,13 +88,7 @@ impl World {
 
     /// Groups that have `user` as a member, sorted.
     pub fn groups_of(&self, user: &str) -> Vec<String> {
-        self.sim
-            .lock()
-            .groups()
-            .iter()
-            .filter(|(_, m)| m.contains(user))
-            .map(|(g, _)| g.clone())
-            .collect()
+        groups_of(&self.sim, user)
     }
 
     pub fn writes(&self) -> u64 {
@@ -104,33 +98,49 @@ impl World {
     /// Asserts Bitbucket holds exactly what `d` says (users, details, flattened memberships),
     /// besides the accounts and groups listed as untouched.
     pub fn assert_matches(&self, d: &Directory) {
-        let s = self.sim.lock();
-        for u in d.users.iter().filter(|u| u.active) {
-            let got = s
-                .users()
-                .get(&u.username.to_lowercase())
-                .unwrap_or_else(|| panic!("{} missing from Bitbucket", u.username));
-            assert_eq!(
-                (got.display_name.as_str(), got.email.as_str()),
-                (u.display_name.as_str(), u.email.as_str()),
-                "{}",
-                u.username
-            );
-        }
-        for (group, members) in d.expected_members() {
-            let got = s
-                .groups()
-                .get(&group)
-                .unwrap_or_else(|| panic!("group {group} missing"));
-            assert_eq!(got, &members, "members of {group}");
-        }
-        let licensed = s.groups().get("bitbucket-users").cloned().unwrap_or_default();
-        let active: std::collections::BTreeSet<String> = d
-            .users
-            .iter()
-            .filter(|u| u.active)
-            .map(|u| u.username.to_lowercase())
-            .collect();
-        assert_eq!(licensed, active, "default group members");
+        assert_bitbucket_matches(&self.sim, d)
     }
+}
+
+/// Groups of the simulated Bitbucket that have `user` as a member, sorted.
+pub fn groups_of(sim: &BitbucketSim, user: &str) -> Vec<String> {
+    sim.lock()
+        .groups()
+        .iter()
+        .filter(|(_, m)| m.contains(user))
+        .map(|(g, _)| g.clone())
+        .collect()
+}
+
+/// Asserts the simulated Bitbucket holds exactly what `d` says: every active user with its
+/// details, every group with its flattened members, and the licensed default group.
+pub fn assert_bitbucket_matches(sim: &BitbucketSim, d: &Directory) {
+    let s = sim.lock();
+    for u in d.users.iter().filter(|u| u.active) {
+        let got = s
+            .users()
+            .get(&u.username.to_lowercase())
+            .unwrap_or_else(|| panic!("{} missing from Bitbucket", u.username));
+        assert_eq!(
+            (got.display_name.as_str(), got.email.as_str()),
+            (u.display_name.as_str(), u.email.as_str()),
+            "{}",
+            u.username
+        );
+    }
+    for (group, members) in d.expected_members() {
+        let got = s
+            .groups()
+            .get(&group)
+            .unwrap_or_else(|| panic!("group {group} missing"));
+        assert_eq!(got, &members, "members of {group}");
+    }
+    let licensed = s.groups().get("bitbucket-users").cloned().unwrap_or_default();
+    let active: std::collections::BTreeSet<String> = d
+        .users
+        .iter()
+        .filter(|u| u.active)
+        .map(|u| u.username.to_lowercase())
+        .collect();
+    assert_eq!(licensed, active, "default group members");
 }

@@ -1,0 +1,76 @@
+//! Stoplight Prism as a validating proxy between a client and a simulator (`prism proxy
+//! --errors SPEC UPSTREAM`): any request or response that breaks the vendor's OpenAPI document
+//! becomes an error. Used by the contract tests, which `.ci/run` runs with `ROSTER_PRISM` set.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running Prism proxy; killed on drop.
+pub struct Prism {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    port: u16,
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prism {
+    /// Starts Prism (`ROSTER_PRISM`) on a free port of 127.0.0.1 with `spec` in front of
+    /// `upstream`; its log goes to `dir/prism.log`.
+    pub async fn start(spec: &std::path::Path, upstream: &str, dir: &std::path::Path) -> Prism {
+        let prism = std::env::var("ROSTER_PRISM").expect("ROSTER_PRISM: path to the prism binary (see .ci/run)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join("prism.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(prism)
+            .args(["proxy", "--errors", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .arg(spec)
+            .arg(upstream)
+            .env("SCARF_ANALYTICS", "false")
+            .env("DO_NOT_TRACK", "1")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting prism");
+        let p = Prism { child, log, port };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(180),
+                "prism did not start:\n{}",
+                p.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        p
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What Prism logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails with the log when Prism reported a violation of the document.
+    pub fn assert_no_violations(&self, what: &str) {
+        let log = self.log();
+        assert!(
+            !log.to_lowercase().contains("violation"),
+            "{what}: prism reported violations:\n{log}"
+        );
+    }
+}
