@@ -1,21 +1,43 @@
-//! `roster demo`: the simulated Bitbucket, a generated sample directory, one sync with its
-//! summary, then the service keeps running so the state can be explored.
+//! `roster demo`: a simulated Microsoft Entra ID tenant (the Graph simulator) and a simulated
+//! Bitbucket, a check of the source, a full sync, a few changes in the tenant and an
+//! incremental sync that reads only them; then the service keeps running so the state can be
+//! explored.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use roster::sync::SyncOptions;
+use roster::sync::{Engine, RunReport, SyncOptions};
 use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
 use roster_sim::directory::Directory;
+use roster_sim::graph::{GraphSim, GraphState};
+use roster_sim::scenario::{EntraSource, entra_source_config};
 
 use super::progress::Bars;
 use crate::Cli;
+
+const TENANT: &str = "8f0e4b1c-2a3d-4e5f-9a6b-7c8d9e0f1a2b";
+const CLIENT: &str = "4a5b6c7d-8e9f-4012-8345-6789abcdef01";
+const SECRET: &str = "demo-client-secret";
+
+async fn sync(engine: &Engine, incremental: bool) -> anyhow::Result<RunReport> {
+    let opts = SyncOptions {
+        incremental,
+        trigger: "demo".into(),
+        actor: super::actor(),
+        ..SyncOptions::default()
+    };
+    let report = engine.sync(&opts, &Bars::default()).await?;
+    super::sync::print_report_pub(&report);
+    Ok(report)
+}
 
 pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> anyhow::Result<()> {
     let dir = cli.data_dir.join("demo");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let directory = Directory::generate(users, (users / 10).max(8), 3);
-    directory.write_json(&dir.join("directory.json"))?;
+    let mut tenant = GraphState::from_directory(&directory, TENANT, "contoso.example");
+    tenant.add_client(CLIENT, Some(SECRET), &["User.Read.All", "GroupMember.Read.All"]);
+    let graph = GraphSim::start(tenant).await;
 
     let mut state = BbState::new();
     state.max_users = Some(users as u32 + 50);
@@ -23,33 +45,61 @@ pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> any
     state.grant_group("bitbucket-users", Permission::LicensedUser);
     // An account from another directory whose name collides with an IdP user: reported, left alone.
     state.add_user("user000003", "Someone Else", "someone@ldap.example", false);
-    let sim = BitbucketSim::start(state).await;
+    let bb = BitbucketSim::start(state).await;
+
     let config = dir.join("roster.toml");
-    let text = roster_sim::scenario::file_source_config(&sim.url(), ".", "directory.json", "deprovision = \"disable\"");
+    let source = EntraSource {
+        graph_url: graph.url(),
+        tenant_id: TENANT.into(),
+        client_id: CLIENT.into(),
+        secret: SECRET.into(),
+        ..EntraSource::default()
+    };
+    let text = entra_source_config(&source, &bb.url(), "deprovision = \"disable\"");
     std::fs::write(
         &config,
-        format!("# Written by `roster demo`: one file source into the simulated Bitbucket.\n{text}"),
+        format!("# Written by `roster demo`: a simulated Entra ID tenant into a simulated Bitbucket.\n{text}"),
     )?;
-    println!("Bitbucket simulator: {} (admin / password)", sim.url());
+    println!("Entra ID (Graph) simulator: {}/v1.0, tenant {TENANT}", graph.url());
+    println!("Bitbucket simulator: {} (admin / password)", bb.url());
     println!(
-        "sample directory: {} users, {} groups, {} memberships in {}",
+        "tenant: {} users, {} groups (nested 3 deep), {} memberships; configuration in {}",
         directory.users.len(),
         directory.groups.len(),
         directory.memberships.len(),
-        dir.join("directory.json").display()
+        config.display()
     );
     let engine = super::engine_for(cli, &config).await?;
-    let opts = SyncOptions {
-        trigger: "demo".into(),
-        actor: super::actor(),
-        ..SyncOptions::default()
-    };
-    let report = engine.sync(&opts, &Bars::default()).await?;
-    super::sync::print_report_pub(&report);
+    for c in engine.check(&[]).await? {
+        match &c.error {
+            None => println!("\n== check: source {} ({}) is ready ({} ms)", c.source, c.plugin, c.ms),
+            Some(e) => anyhow::bail!("source {} failed its check: {e}", c.source),
+        }
+    }
+
+    println!("\n== full sync");
+    sync(&engine, false).await?;
+
+    println!("\n== in the tenant: 2 people renamed, 1 soft-deleted, 1 joins a group");
     {
-        let s = sim.lock();
+        let mut g = graph.lock();
+        for u in &directory.users[10..12] {
+            g.update_user(&u.id, |x| x.display_name = format!("{} (renamed)", x.display_name));
+        }
+        g.soft_delete_user(&directory.users[12].id);
+        g.add_member(&directory.groups[0].id, &directory.users[13].id);
+        g.calls.clear();
+    }
+    println!("\n== incremental sync (delta query)");
+    let report = sync(&engine, true).await?;
+    println!(
+        "  Graph requests for the delta: {}",
+        graph.lock().calls.values().sum::<u64>()
+    );
+    {
+        let s = bb.lock();
         println!(
-            "Bitbucket now has {} users, {} groups, {} licensed",
+            "\nBitbucket now has {} users, {} groups, {} licensed",
             s.users().len(),
             s.groups().len(),
             s.licensed_users().len()
@@ -59,7 +109,9 @@ pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> any
         return Ok(());
     }
     println!("\nTry, in another terminal:");
+    println!("  roster --config {} check", config.display());
     println!("  roster --config {} sync --dry-run", config.display());
+    println!("  roster --config {} why user000013 team-00000", config.display());
     println!("  roster --config {} runs list", config.display());
     println!(
         "  roster --config {} runs export {} --format csv",
