@@ -87,7 +87,12 @@ pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> any
             g.update_user(&u.id, |x| x.display_name = format!("{} (renamed)", x.display_name));
         }
         g.soft_delete_user(&directory.users[12].id);
-        g.add_member(&directory.groups[0].id, &directory.users[13].id);
+        // Someone not yet in the first group, not even through a nested one.
+        let first = &directory.groups[0];
+        let members = directory.expected_members().remove(&first.name).unwrap_or_default();
+        if let Some(u) = directory.users[13..].iter().find(|u| !members.contains(&u.username)) {
+            g.add_member(&first.id, &u.id);
+        }
         g.calls.clear();
     }
     println!("\n== incremental sync (delta query)");

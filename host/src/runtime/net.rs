@@ -70,6 +70,8 @@ pub struct SourceAccess {
     sent: std::sync::atomic::AtomicU64,
     /// 429 and 503 answers received.
     throttled: std::sync::atomic::AtomicU64,
+    /// Origins already warned about for plain HTTP.
+    plain_warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Requests a source's connector made, for run reports.
@@ -147,6 +149,7 @@ impl SourceAccess {
             files,
             sent: Default::default(),
             throttled: Default::default(),
+            plain_warned: Default::default(),
         }))
     }
 
@@ -169,6 +172,14 @@ impl SourceAccess {
     /// The folder the source's connector may read, if any.
     pub fn files(&self) -> Option<&std::path::Path> {
         self.files.as_deref()
+    }
+
+    /// True the first time a plain-HTTP request goes to `origin` through this access.
+    fn first_plain_request(&self, origin: &Origin) -> bool {
+        self.plain_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(origin.to_string())
     }
 
     /// Requests sent so far through this access.
@@ -210,8 +221,8 @@ impl SourceAccess {
                 .policy
                 .check_url(&url)
                 .map_err(|d| NetError::Refused(d.to_string()))?;
-            if !origin.is_https() {
-                tracing::warn!(source = %self.source, plugin, %origin, "plain HTTP (allowed by allow_insecure_http)");
+            if !origin.is_https() && self.first_plain_request(&origin) {
+                tracing::warn!(source = %self.source, plugin, %origin, "plain HTTP (allowed by allow_insecure_http); said once per origin");
             }
             let resp = self
                 .send_with_retries(
@@ -303,7 +314,7 @@ impl SourceAccess {
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::info!(target: "roster::http", source = %self.source, plugin, method = %method, host = origin.host(), path = url.path(), error = %e, ms, "request failed");
+                    tracing::warn!(target: "roster::http", source = %self.source, plugin, method = %method, host = origin.host(), path = url.path(), error = %e, ms, "request failed");
                     return Err(classify_reqwest(&e, origin, timeout));
                 }
             };
@@ -311,7 +322,8 @@ impl SourceAccess {
             if matches!(status, 429 | 503) {
                 self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            tracing::info!(target: "roster::http", source = %self.source, plugin, method = %method, host = origin.host(), path = url.path(), status, bytes = resp.content_length().unwrap_or(0), ms, budget_wait_ms = waited.as_millis() as u64, "request");
+            // Every request is traced; at debug level, since a full fetch makes thousands.
+            tracing::debug!(target: "roster::http", source = %self.source, plugin, method = %method, host = origin.host(), path = url.path(), status, bytes = resp.content_length().unwrap_or(0), ms, budget_wait_ms = waited.as_millis() as u64, "request");
             if matches!(status, 429 | 503) && attempt < limits.max_http_retries {
                 let wait = super::budget::retry_after(resp.headers())
                     .unwrap_or_else(|| Duration::from_secs(1 << attempt.min(5)));
