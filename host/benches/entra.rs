@@ -10,8 +10,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_sim::directory::Directory;
@@ -65,30 +64,10 @@ struct Outcome {
 async fn fetch(s: &Setup, extra: &'static [&'static str]) -> Outcome {
     let data: PathBuf = s.dir.path().to_path_buf();
     std::mem::take(&mut s.graph.lock().calls);
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_roster"))
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--config")
-            .arg(data.join("roster.toml"))
-            .arg("fetch")
-            .arg("--json")
-            .args(extra)
-            .env("ROSTER_SECRET_KEY", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let wall = started.elapsed();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args: Vec<&str> = std::iter::once("fetch").chain(extra.iter().copied()).collect();
+    let (wall, report) = tokio::task::spawn_blocking(move || common::roster_json(&data, &args))
+        .await
+        .unwrap();
     let calls = s
         .graph
         .lock()

@@ -9,8 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
 use roster_sim::directory::Directory;
@@ -61,30 +60,10 @@ struct Outcome {
 /// for itself (`VmHWM`): a child's rusage would also count pages of this process at spawn time.
 async fn sync(s: &Setup, extra: &'static [&'static str]) -> Outcome {
     let data: PathBuf = s.dir.path().to_path_buf();
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_roster"))
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--config")
-            .arg(data.join("roster.toml"))
-            .arg("sync")
-            .arg("--json")
-            .args(extra)
-            .env("ROSTER_SECRET_KEY", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let wall = started.elapsed();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args: Vec<&str> = std::iter::once("sync").chain(extra.iter().copied()).collect();
+    let (wall, report) = tokio::task::spawn_blocking(move || common::roster_json(&data, &args))
+        .await
+        .unwrap();
     let peak_rss_mib = report["summary"]["peak_rss_mib"]
         .as_f64()
         .expect("the run summary reports peak_rss_mib (Linux)");

@@ -199,10 +199,18 @@ async fn while_one_source_fails_the_others_are_synced_and_every_removal_is_withh
     std::fs::remove_file(w.files_dir().join("contractors.json")).unwrap();
     let r = run(&w).await;
     assert_eq!(r.state, "partial", "{:?}", r.summary.warnings);
-    assert_eq!(r.summary.planned.get("update-user"), Some(&1), "{:?}", r.summary.planned);
+    assert_eq!(
+        r.summary.planned.get("update-user"),
+        Some(&1),
+        "{:?}",
+        r.summary.planned
+    );
     assert_eq!(r.summary.planned.get("delete-user"), None, "{:?}", r.summary.planned);
     assert!(
-        r.summary.warnings.iter().any(|x| x.contains("contractors") && x.contains("withheld")),
+        r.summary
+            .warnings
+            .iter()
+            .any(|x| x.contains("contractors") && x.contains("withheld")),
         "{:?}",
         r.summary.warnings
     );

@@ -269,31 +269,8 @@ impl Engine {
         let mut summary = Summary::default();
         let target_id = self.config.target.id.clone();
 
-        let t = Instant::now();
-        for s in enabled.iter().filter(|s| to_fetch.contains(&s.id)) {
-            let access = self.accesses[&s.id].clone();
-            let report = fetch::fetch_source(
-                &self.runtime,
-                &self.store,
-                run_id,
-                s,
-                access,
-                opts.incremental,
-                progress,
-            )
+        self.fetch_sources(run_id, enabled, to_fetch, opts.incremental, &mut summary, progress)
             .await;
-            if let Some(e) = &report.error {
-                summary.warnings.push(format!(
-                    "fetch of '{}' did not complete: {e}; the mirror keeps its last complete state",
-                    s.id
-                ));
-            }
-            if let Some(f) = &report.fell_back {
-                summary.warnings.push(format!("'{}': {f}", s.id));
-            }
-            summary.fetch.push(report);
-        }
-        summary.stage_ms.insert("fetch".into(), ms(t));
         let incomplete: Vec<String> = summary
             .fetch
             .iter()
@@ -408,6 +385,35 @@ impl Engine {
         })
     }
 
+    /// The fetch stage: each wanted source into its mirror, reports and warnings into `summary`.
+    async fn fetch_sources(
+        &self,
+        run_id: i64,
+        enabled: &[&crate::config::SourceConfig],
+        wanted: &[String],
+        incremental: bool,
+        summary: &mut Summary,
+        progress: &dyn Progress,
+    ) {
+        let t = Instant::now();
+        for s in enabled.iter().filter(|s| wanted.contains(&s.id)) {
+            let access = self.accesses[&s.id].clone();
+            let report =
+                fetch::fetch_source(&self.runtime, &self.store, run_id, s, access, incremental, progress).await;
+            if let Some(e) = &report.error {
+                summary.warnings.push(format!(
+                    "fetch of '{}' did not complete: {e}; the mirror keeps its last complete state",
+                    s.id
+                ));
+            }
+            if let Some(f) = &report.fell_back {
+                summary.warnings.push(format!("'{}': {f}", s.id));
+            }
+            summary.fetch.push(report);
+        }
+        summary.stage_ms.insert("fetch".into(), ms(t));
+    }
+
     fn fetch_failed(&self, run_id: i64, mut summary: Summary) -> Result<RunReport, SyncError> {
         let reasons: Vec<String> = summary
             .fetch
@@ -441,30 +447,8 @@ impl Engine {
             .store
             .create_run(&opts.trigger, mode, &self.config.target.id, &wanted)?;
         let mut summary = Summary::default();
-        let t = Instant::now();
-        for s in enabled.iter().filter(|s| wanted.contains(&s.id)) {
-            let access = self.accesses[&s.id].clone();
-            let report = fetch::fetch_source(
-                &self.runtime,
-                &self.store,
-                run_id,
-                s,
-                access,
-                opts.incremental,
-                progress,
-            )
+        self.fetch_sources(run_id, &enabled, &wanted, opts.incremental, &mut summary, progress)
             .await;
-            if let Some(e) = &report.error {
-                summary
-                    .warnings
-                    .push(format!("fetch of '{}' did not complete: {e}", s.id));
-            }
-            if let Some(f) = &report.fell_back {
-                summary.warnings.push(format!("'{}': {f}", s.id));
-            }
-            summary.fetch.push(report);
-        }
-        summary.stage_ms.insert("fetch".into(), ms(t));
         summary.peak_rss_mib = peak_rss_mib();
         let state = if summary.fetch.iter().all(|f| f.complete) {
             "succeeded"

@@ -257,3 +257,30 @@ impl Idp {
 
 /// Upper bound for "finished promptly" assertions that are about behaviour, not speed.
 pub const PROMPT: Duration = Duration::from_secs(20);
+
+/// Runs the `roster` binary with `--data-dir DATA --config DATA/roster.toml ARGS… --json` as a
+/// child process (so its peak RSS is its own), and returns its wall time and JSON report.
+pub fn roster_json(data: &Path, args: &[&str]) -> (Duration, serde_json::Value) {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--config")
+        .arg(data.join("roster.toml"))
+        .args(args)
+        .arg("--json")
+        .env("ROSTER_SECRET_KEY", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=")
+        .output()
+        .expect("running roster");
+    let wall = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        wall,
+        serde_json::from_slice(&out.stdout).expect("roster printed its JSON report"),
+    )
+}

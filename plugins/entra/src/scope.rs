@@ -157,42 +157,33 @@ pub fn assignments(g: &Graph<'_>, sp: &str) -> Result<Assignments, PluginError> 
 /// Fetches users by id (15 per request), optionally only those `filter` admits; returns the
 /// objects found.
 pub fn users_by_id(g: &Graph<'_>, ids: &[String], filter: Option<&str>) -> Result<Vec<Object>, PluginError> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(IN_CLAUSE_MAX) {
-        let clause = match filter {
-            Some(f) => format!("({f}) and {}", id_in(chunk)),
-            None => id_in(chunk),
-        };
-        let url = g.url(
-            "/users",
-            &[
-                ("$filter", &clause),
-                ("$select", &g.s.user_select()),
-                ("$count", "true"),
-            ],
-        );
-        out.extend(g.page_with(&url, "read users by id", Needs::Users, EVENTUAL)?.value);
-    }
-    Ok(out)
+    by_id(g, "/users", &g.s.user_select(), Needs::Users, ids, filter)
 }
 
 /// Groups by id (15 per request), optionally only those `filter` admits.
 pub fn groups_by_id(g: &Graph<'_>, ids: &[String], filter: Option<&str>) -> Result<Vec<Object>, PluginError> {
+    by_id(g, "/groups", &GROUP_PROPERTIES.join(","), Needs::Groups, ids, filter)
+}
+
+fn by_id(
+    g: &Graph<'_>,
+    path: &str,
+    select: &str,
+    needs: Needs,
+    ids: &[String],
+    filter: Option<&str>,
+) -> Result<Vec<Object>, PluginError> {
     let mut out = Vec::new();
     for chunk in ids.chunks(IN_CLAUSE_MAX) {
         let clause = match filter {
             Some(f) => format!("({f}) and {}", id_in(chunk)),
             None => id_in(chunk),
         };
-        let url = g.url(
-            "/groups",
-            &[
-                ("$filter", &clause),
-                ("$select", &GROUP_PROPERTIES.join(",")),
-                ("$count", "true"),
-            ],
+        let url = g.url(path, &[("$filter", &clause), ("$select", select), ("$count", "true")]);
+        out.extend(
+            g.page_with(&url, &format!("read {} by id", &path[1..]), needs, EVENTUAL)?
+                .value,
         );
-        out.extend(g.page_with(&url, "read groups by id", Needs::Groups, EVENTUAL)?.value);
     }
     Ok(out)
 }

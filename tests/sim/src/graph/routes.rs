@@ -144,11 +144,11 @@ pub(super) enum Sealed {
 /// Answers a Graph request that passed authentication and authorisation.
 pub(super) fn serve(s: &mut GraphState, ctx: &Ctx, route: &Route, q: &Query) -> Response {
     let r = match route {
-        Route::Users => list_users(s, ctx, q),
+        Route::Users => list(s, ctx, q, Kind::User, &s.users, "users"),
         Route::User(id) => get_user(s, q, id),
         Route::UserMemberOf(id) => member_of(s, ctx, q, id),
         Route::UsersDelta => delta::serve(s, ctx, q, delta::DeltaKind::Users),
-        Route::Groups => list_groups(s, ctx, q),
+        Route::Groups => list(s, ctx, q, Kind::Group, &s.groups, "groups"),
         Route::Group(id) => get_group(s, q, id),
         Route::GroupMembers(id) => members(s, ctx, q, id, false),
         Route::GroupTransitiveMembers(id) => members(s, ctx, q, id, true),
@@ -291,24 +291,32 @@ fn entity(context: String, m: Map<String, Value>) -> Value {
     Value::Object(out)
 }
 
-fn list_users(s: &GraphState, ctx: &Ctx, q: &Query) -> GResult<Value> {
+/// `GET /users` or `GET /groups`: the collection `objects` of `kind`, filtered, selected, paged.
+fn list<F: super::odata::Fields>(
+    s: &GraphState,
+    ctx: &Ctx,
+    q: &Query,
+    kind: Kind,
+    objects: &BTreeMap<String, F>,
+    segment: &str,
+) -> GResult<Value> {
     q.refuse_unsupported()?;
     let top = q.top()?;
     let count = q.count(ctx.eventual)?;
-    let sel = Sel::parse(q.select.as_deref(), Kind::User, &s.extensions, false)?;
-    let filter = list_filter(q.filter.as_deref(), Kind::User, &s.extensions, ctx.eventual, count)?;
+    let sel = Sel::parse(q.select.as_deref(), kind, &s.extensions, false)?;
+    let filter = list_filter(q.filter.as_deref(), kind, &s.extensions, ctx.eventual, count)?;
     let after = list_after(s, q)?;
-    let names = sel.names(Kind::User);
+    let names = sel.names(kind);
     let ids = filter.as_ref().and_then(Filter::id_candidates);
-    let total = count.then(|| counted(&s.users, &ids, &filter));
-    let iter = scan(&s.users, &ids, &after)
-        .filter(|(_, u)| keep(&filter, *u))
-        .map(|(id, u)| (id.as_str(), Value::Object(render(u, &names, false))));
+    let total = count.then(|| counted(objects, &ids, &filter));
+    let iter = scan(objects, &ids, &after)
+        .filter(|(_, o)| keep(&filter, *o))
+        .map(|(id, o)| (id.as_str(), Value::Object(render(o, &names, false))));
     Ok(page(
         s,
         ctx,
         q,
-        format!("{METADATA}#users{}", sel.context()),
+        format!("{METADATA}#{segment}{}", sel.context()),
         iter,
         top,
         total,
@@ -322,30 +330,6 @@ fn get_user(s: &GraphState, q: &Query, id: &str) -> GResult<Value> {
     Ok(entity(
         format!("{METADATA}#users{}/$entity", sel.context()),
         render(u, &sel.names(Kind::User), false),
-    ))
-}
-
-fn list_groups(s: &GraphState, ctx: &Ctx, q: &Query) -> GResult<Value> {
-    q.refuse_unsupported()?;
-    let top = q.top()?;
-    let count = q.count(ctx.eventual)?;
-    let sel = Sel::parse(q.select.as_deref(), Kind::Group, &s.extensions, false)?;
-    let filter = list_filter(q.filter.as_deref(), Kind::Group, &s.extensions, ctx.eventual, count)?;
-    let after = list_after(s, q)?;
-    let names = sel.names(Kind::Group);
-    let ids = filter.as_ref().and_then(Filter::id_candidates);
-    let total = count.then(|| counted(&s.groups, &ids, &filter));
-    let iter = scan(&s.groups, &ids, &after)
-        .filter(|(_, g)| keep(&filter, *g))
-        .map(|(id, g)| (id.as_str(), Value::Object(render(g, &names, false))));
-    Ok(page(
-        s,
-        ctx,
-        q,
-        format!("{METADATA}#groups{}", sel.context()),
-        iter,
-        top,
-        total,
     ))
 }
 
