@@ -188,6 +188,22 @@ async fn an_access_token_that_expires_mid_run_is_renewed_and_the_run_completes()
         tokens >= 3,
         "tokens were renewed after Graph refused them ({tokens} token requests)"
     );
+    let f = fetch_of(&r);
+    assert!(f.complete && f.users == 120 && f.groups == 12, "{f:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_really_expires_is_renewed_before_use() {
+    let d = Directory::generate(60, 6, 2);
+    let mut g = tenant(&d);
+    // Two seconds: the connector renews at half the lifetime, and Graph refuses expired ones.
+    g.set_token_lifetime(2);
+    g.throttle_every(4, Some(1));
+    let w = EntraWorld::new(g, bitbucket()).await;
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert_bitbucket_matches(&w.bb, &d);
+    assert!(w.graph.lock().token_calls >= 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,4 +552,132 @@ async fn changed_scope_settings_never_continue_an_old_delta_token() {
             .contains("scope or attributes changed"),
         "{f:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_delta_object_is_read_again_instead_of_blanking_the_record() {
+    let mut d = Directory::generate(30, 3, 1);
+    let w = EntraWorld::new(tenant(&d), bitbucket()).await;
+    w.sync().await;
+    // Graph describes the changed user by id and display name only.
+    w.graph.lock().delta_minimal = true;
+    d.users[5].email = "moved@example.com".into();
+    w.graph
+        .lock()
+        .update_user(&d.users[5].id, |u| u.mail = Some("moved@example.com".into()));
+    let r = w.sync_incremental().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert_eq!(fetch_of(&r).mode, "incremental");
+    assert_bitbucket_matches(&w.bb, &d);
+    assert_eq!(
+        r.summary.planned.get("update-user"),
+        Some(&1),
+        "{:?}",
+        r.summary.planned
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_enters_the_group_filter_arrives_with_all_its_members() {
+    let d = Directory::generate(40, 8, 2);
+    let mut w = EntraWorld::new(tenant(&d), bitbucket()).await;
+    w.source.settings = "group_filter = \"startswith(displayName,'team-0000')\"".into();
+    w.sync().await;
+    assert!(w.bb.lock().groups().contains_key("team-00003"));
+    // A group outside the filter is renamed into it: its existing members come with it.
+    let gid = d.groups[7].id.clone();
+    w.graph
+        .lock()
+        .update_group(&gid, |x| x.display_name = "team-00009".into());
+    let r = w.sync_incremental().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert_eq!(fetch_of(&r).mode, "incremental");
+    let mut renamed = d.clone();
+    renamed.groups[7].name = "team-00009".into();
+    let want = &renamed.expected_members()["team-00009"];
+    assert!(!want.is_empty());
+    assert_eq!(w.bb.lock().groups().get("team-00009"), Some(want));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn including_guests_again_is_a_full_fetch_that_brings_them_back() {
+    let d = Directory::generate(5, 1, 1);
+    let mut g = tenant(&d);
+    g.add_user(GraphUser {
+        user_principal_name: "gus_fabrikam.com#EXT#@contoso.onmicrosoft.com".into(),
+        mail: Some("gus@fabrikam.com".into()),
+        display_name: "Gus Guest".into(),
+        account_enabled: true,
+        user_type: "Guest".into(),
+        ..GraphUser::default()
+    });
+    let mut w = EntraWorld::new(g, bitbucket()).await;
+    w.source.settings = "include_guests = false".into();
+    w.sync().await;
+    assert!(!w.bb.lock().users().contains_key("gus"));
+    w.source.settings = "include_guests = true".into();
+    let r = w.sync_incremental().await;
+    let f = fetch_of(&r);
+    assert_eq!(f.mode, "full", "{f:?}");
+    assert!(w.bb.lock().users().contains_key("gus"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_link_graph_does_not_know_falls_back_to_a_full_fetch() {
+    let d = Directory::generate(10, 2, 1);
+    let w = EntraWorld::new(tenant(&d), bitbucket()).await;
+    w.sync().await;
+    // The stored links now carry a token this tenant never issued.
+    let db = rusqlite::Connection::open(w.rt.dir.path().join("roster.db")).unwrap();
+    let n = db
+        .execute(
+            "UPDATE cursors SET delta_token = replace(delta_token, 'deltatoken=', 'deltatoken=XX') WHERE source = 'entra'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    let r = w.sync_incremental().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    let f = fetch_of(&r);
+    assert_eq!(f.mode, "full", "{f:?}");
+    assert!(f.fell_back.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_scope_follows_a_direct_user_incrementally_and_refetches_when_assignments_change() {
+    let (g, sp) = app_tenant();
+    let mut w = EntraWorld::new(g, bitbucket()).await;
+    w.source.settings = format!("scope = \"app\"\napp_id = \"{}\"", common::entra::APP_ID);
+    w.target_extra = "threshold = { count = 50, percent = 100 }".into();
+    assert_eq!(w.sync().await.state, "succeeded");
+    let (dan, eve, a) = {
+        let g = w.graph.lock();
+        (
+            g.user_id_by_upn("dan@contoso.example").unwrap(),
+            g.user_id_by_upn("eve@contoso.example").unwrap(),
+            g.group_id_by_name("bb-a").unwrap(),
+        )
+    };
+    // A directly assigned user changes; an unassigned one changes too (and costs nothing).
+    w.graph
+        .lock()
+        .update_user(&dan, |u| u.display_name = "Dan Direct".into());
+    w.graph
+        .lock()
+        .update_user(&eve, |u| u.display_name = "Eve Elsewhere".into());
+    w.take_graph_calls();
+    let r = w.sync_incremental().await;
+    assert_eq!(fetch_of(&r).mode, "incremental");
+    assert_eq!(w.bb.lock().users()["dan"].display_name, "Dan Direct");
+    assert!(!w.bb.lock().users().contains_key("eve"));
+    let (_, calls) = w.take_graph_calls();
+    assert!(!calls.contains_key("GET /users/{id}/transitiveMemberOf"), "{calls:?}");
+    // The group is unassigned: the scope is read again in full.
+    w.graph.lock().unassign(&sp, &a);
+    let r = w.sync_incremental().await;
+    let f = fetch_of(&r);
+    assert_eq!(f.mode, "full", "{f:?}");
+    assert!(f.fell_back.as_deref().unwrap_or("").contains("assigned"), "{f:?}");
+    let licensed = w.bb.lock().licensed_users();
+    assert!(licensed.contains("dan") && !licensed.contains("cat"), "{licensed:?}");
 }

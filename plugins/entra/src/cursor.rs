@@ -10,7 +10,7 @@ use crate::graph::Object;
 use crate::settings::Settings;
 
 /// Version of the delta token's shape; another version means a full fetch.
-pub const TOKEN_VERSION: u32 = 1;
+pub const TOKEN_VERSION: u32 = 2;
 
 /// The delta token: where Graph's users and groups delta rounds continue, and what the scope
 /// looked like when they were taken.
@@ -24,9 +24,14 @@ pub struct DeltaToken {
     pub users: Option<String>,
     /// `/groups/delta` deltaLink (members tracked).
     pub groups: Option<String>,
-    /// Groups and app scopes: every group id in scope (listed or assigned, and nested below).
+    /// Every group id in scope: the tenant's (as `group_filter` admits them), or for groups and
+    /// app scopes the listed or assigned ones and those nested below. A group that enters the
+    /// scope has its members read in full.
     #[serde(default)]
     pub tree: BTreeSet<String>,
+    /// Groups and app scopes: every user id in scope.
+    #[serde(default)]
+    pub members: BTreeSet<String>,
     /// App scope: users assigned to the application directly.
     #[serde(default)]
     pub direct_users: BTreeSet<String>,

@@ -1,12 +1,13 @@
 //! An incremental fetch: the users delta round, then the groups delta round (members tracked),
 //! each continued from the links the last fetch kept.
 //!
-//! Tenant scope passes changes through (a changed user that `user_filter` no longer admits is
-//! reported as left, restorably). Groups and app scopes check each changed user against the
-//! scope (`transitiveMemberOf` ∩ the scope's groups) and fetch users who joined a group of the
-//! scope; a change to the nesting itself (a group added to or removed from a group of the
-//! scope, a scope group deleted, changed assignments) asks the host for a full fetch, which
-//! recomputes the tree.
+//! The delta token also remembers what is in scope: every group id, and for groups and app
+//! scopes every user id. So a changed object outside the scope costs nothing, a group that
+//! enters the scope (a new group, a restored one, one renamed into `group_filter`) has its
+//! members read in full, and a user who joins a group of a groups/app scope is read and
+//! remembered. A partial object (Graph may describe an update by the changed properties only)
+//! is read again rather than blanking the rest of the record. A change to the nesting of a
+//! groups/app scope, or to the application's assignments, asks the host for a full fetch.
 
 use std::collections::BTreeSet;
 
@@ -53,8 +54,8 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
     let step = std::mem::replace(&mut cur.step, Step::Done);
     cur.step = match step {
         Step::DeltaUsers { url, groups } => {
-            let c = g.page(&url, "read user changes (users delta)", Needs::Users)?;
-            users_page(g, &cur.token, c.value, page)?;
+            let c = g.delta_page(&url, "read user changes (users delta)", Needs::Users)?;
+            users_page(g, &mut cur.token, c.value, page)?;
             match (c.next_link, c.delta_link) {
                 (Some(next), _) => Step::DeltaUsers { url: next, groups },
                 (None, Some(link)) => {
@@ -65,8 +66,8 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
             }
         }
         Step::DeltaGroups { url } => {
-            let c = g.page(&url, "read group changes (groups delta)", Needs::Groups)?;
-            groups_page(g, &cur.token, c.value, page)?;
+            let c = g.delta_page(&url, "read group changes (groups delta)", Needs::Groups)?;
+            groups_page(g, &mut cur.token, c.value, page)?;
             match (c.next_link, c.delta_link) {
                 (Some(next), _) => Step::DeltaGroups { url: next },
                 (None, Some(link)) => {
@@ -87,78 +88,86 @@ fn no_link(what: &str) -> PluginError {
     ))
 }
 
-fn users_page(g: &Graph<'_>, t: &DeltaToken, objects: Vec<Object>, page: &mut Page) -> Result<(), PluginError> {
+fn ids(objects: &[Object]) -> Vec<String> {
+    objects.iter().filter_map(|o| model::id(o, "object").ok()).collect()
+}
+
+/// Reads again the users Graph described partially; those gone since are dropped (their
+/// removal arrives in a delta round).
+fn complete_users(g: &Graph<'_>, objects: Vec<Object>) -> Result<Vec<Object>, PluginError> {
+    let (mut complete, partial): (Vec<Object>, Vec<Object>) =
+        objects.into_iter().partition(|o| !model::user_incomplete(o));
+    complete.extend(scope::users_by_id(g, &ids(&partial), None)?);
+    Ok(complete)
+}
+
+fn users_page(g: &Graph<'_>, t: &mut DeltaToken, objects: Vec<Object>, page: &mut Page) -> Result<(), PluginError> {
     let s = g.s;
     let mut changed = Vec::new();
     for o in objects {
         let id = model::id(&o, "changed user")?;
         match model::removed(&o) {
-            Some(kind) => page.removed_users.push(Removal { id, kind }),
+            Some(kind) => {
+                if kind == RemovalKind::Deleted {
+                    t.members.remove(&id);
+                }
+                page.removed_users.push(Removal { id, kind });
+            }
             None => changed.push(o),
         }
     }
     if changed.is_empty() {
         return Ok(());
     }
-    match s.scope {
-        Scope::Tenant => {
-            let filter = s.user_filter.as_deref();
-            // With a filter, re-read every changed user through it: those it no longer admits
-            // left the scope. Without one, only objects Graph sent incomplete are re-read.
-            let (complete, reread): (Vec<Object>, Vec<Object>) = changed
-                .into_iter()
-                .partition(|o| filter.is_none() && !model::user_incomplete(o, s));
-            scope::emit_users(g, page, &complete)?;
-            let ids: Vec<String> = reread.iter().filter_map(|o| model::id(o, "user").ok()).collect();
-            let found = scope::users_by_id(g, &ids, filter)?;
-            let found_ids: BTreeSet<String> = found.iter().filter_map(|o| model::id(o, "user").ok()).collect();
-            scope::emit_users(g, page, &found)?;
-            for id in ids.into_iter().filter(|i| !found_ids.contains(i)) {
+    match (s.scope, &s.user_filter) {
+        (Scope::Tenant, None) => {
+            let users = complete_users(g, changed)?;
+            scope::emit_users(g, page, &users)?;
+        }
+        (Scope::Tenant, Some(filter)) => {
+            // Every changed user is read through the filter: those it no longer admits left the
+            // scope (restorably: they come back when they match again).
+            let wanted = ids(&changed);
+            let admitted = scope::users_by_id(g, &wanted, Some(filter))?;
+            for id in scope::missing(&wanted, &admitted) {
                 page.removed_users.push(Removal {
                     id,
                     kind: RemovalKind::SoftDeleted,
                 });
             }
+            scope::emit_users(g, page, &admitted)?;
         }
-        Scope::Groups | Scope::App => {
-            // Users outside the scope changed too; only members of the scope are reported.
-            let mut inside = Vec::new();
-            let mut incomplete = Vec::new();
-            for o in changed {
-                let id = model::id(&o, "user")?;
-                if scope::user_in_tree(g, &id, &t.tree, &t.direct_users)? {
-                    if model::user_incomplete(&o, s) {
-                        incomplete.push(id);
-                    } else {
-                        inside.push(o);
-                    }
-                }
-            }
-            inside.extend(scope::users_by_id(g, &incomplete, None)?);
-            scope::emit_users(g, page, &inside)?;
+        (Scope::Groups | Scope::App, _) => {
+            // Users outside the scope change too; they can only enter it through a group join,
+            // which the groups round reports.
+            changed.retain(|o| model::id(o, "user").is_ok_and(|id| t.members.contains(&id)));
+            let users = complete_users(g, changed)?;
+            scope::emit_users(g, page, &users)?;
         }
     }
     Ok(())
 }
 
-fn groups_page(g: &Graph<'_>, t: &DeltaToken, objects: Vec<Object>, page: &mut Page) -> Result<(), PluginError> {
+fn groups_page(g: &Graph<'_>, t: &mut DeltaToken, objects: Vec<Object>, page: &mut Page) -> Result<(), PluginError> {
     let s = g.s;
     let scoped = s.scope != Scope::Tenant;
-    // Tenant scope with a group filter: which of the changed groups it admits.
+    // Tenant scope with a group filter: which of the changed groups it admits now.
     let admitted: Option<BTreeSet<String>> = match (&s.group_filter, scoped) {
         (Some(f), false) => {
-            let ids: Vec<String> = objects
+            let wanted: Vec<String> = ids(&objects
                 .iter()
                 .filter(|o| model::removed(o).is_none())
-                .filter_map(|o| model::id(o, "group").ok())
-                .collect();
-            let found = scope::groups_by_id(g, &ids, Some(f))?;
-            Some(found.iter().filter_map(|o| model::id(o, "group").ok()).collect())
+                .cloned()
+                .collect::<Vec<_>>());
+            let found = scope::groups_by_id(g, &wanted, Some(f))?;
+            Some(ids(&found).into_iter().collect())
         }
         _ => None,
     };
     let mut joined = BTreeSet::new();
     let mut left = BTreeSet::new();
+    let mut partial = Vec::new();
+    let mut entered = Vec::new();
     for o in objects {
         let id = model::id(&o, "changed group")?;
         if let Some(kind) = model::removed(&o) {
@@ -168,7 +177,7 @@ fn groups_page(g: &Graph<'_>, t: &DeltaToken, objects: Vec<Object>, page: &mut P
                         "group {id} of the scope was deleted; a full fetch recomputes the scope"
                     )));
                 }
-            } else {
+            } else if t.tree.remove(&id) {
                 page.removed_groups.push(Removal { id, kind });
             }
             continue;
@@ -179,8 +188,8 @@ fn groups_page(g: &Graph<'_>, t: &DeltaToken, objects: Vec<Object>, page: &mut P
             admitted.as_ref().is_none_or(|a| a.contains(&id))
         };
         if !in_scope {
-            if admitted.is_some() {
-                // No longer admitted by group_filter (or never was): gone from the source.
+            if !scoped && t.tree.remove(&id) {
+                // No longer admitted by group_filter: gone from the source.
                 page.removed_groups.push(Removal {
                     id,
                     kind: RemovalKind::Deleted,
@@ -188,8 +197,14 @@ fn groups_page(g: &Graph<'_>, t: &DeltaToken, objects: Vec<Object>, page: &mut P
             }
             continue;
         }
-        // A page may carry only a group's member changes; its record then keeps its name.
-        if o.contains_key("displayName") {
+        if !scoped && t.tree.insert(id.clone()) {
+            // New to the scope (created, restored, renamed into the filter): its members are
+            // read in full, since this round reports only the changes since the last one.
+            entered.push(id.clone());
+        }
+        if model::group_incomplete(&o) {
+            partial.push(id.clone());
+        } else {
             page.groups.push(model::group(&o)?);
         }
         let members = o.get("members@delta").and_then(|v| v.as_array());
@@ -214,14 +229,25 @@ fn groups_page(g: &Graph<'_>, t: &DeltaToken, objects: Vec<Object>, page: &mut P
             push(page, ms, gone);
         }
     }
+    page.groups.extend(
+        scope::groups_by_id(g, &partial, None)?
+            .iter()
+            .map(model::group)
+            .collect::<Result<Vec<_>, _>>()?,
+    );
+    for id in &entered {
+        page.memberships.extend(scope::members_of(g, id)?);
+    }
     if scoped {
         // Joined a group of the scope: in scope now, so read the whole user.
-        let ids: Vec<String> = joined.iter().cloned().collect();
-        let found = scope::users_by_id(g, &ids, None)?;
+        let newcomers: Vec<String> = joined.iter().filter(|u| !t.members.contains(*u)).cloned().collect();
+        let found = scope::users_by_id(g, &newcomers, None)?;
+        t.members.extend(ids(&found));
         scope::emit_users(g, page, &found)?;
         // Left one: still in scope through another group or a direct assignment?
         for id in left.difference(&joined) {
             if !scope::user_in_tree(g, id, &t.tree, &t.direct_users)? {
+                t.members.remove(id);
                 page.removed_users.push(Removal {
                     id: id.clone(),
                     kind: RemovalKind::SoftDeleted,

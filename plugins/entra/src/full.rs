@@ -23,24 +23,42 @@ pub fn groups_delta_select() -> String {
     p.join(",")
 }
 
-fn users_listing(g: &Graph<'_>) -> String {
+/// A listing of `/users` or `/groups`. Without a filter it is a standard query, answered from
+/// the directory itself; an administrator's filter may need an advanced query, which Graph
+/// answers from an index that lags by seconds (changes it misses are replayed by the delta
+/// links taken before the listing).
+fn listing(g: &Graph<'_>, path: &str, select: &str, filter: Option<&str>) -> String {
     let top = g.s.page_size.to_string();
-    let select = g.s.user_select();
-    let mut q = vec![("$select", select.as_str()), ("$top", top.as_str()), ("$count", "true")];
-    if let Some(f) = &g.s.user_filter {
+    let mut q = vec![("$select", select), ("$top", top.as_str())];
+    if let Some(f) = filter {
         q.push(("$filter", f));
+        q.push(("$count", "true"));
     }
-    g.url("/users", &q)
+    g.url(path, &q)
+}
+
+fn users_listing(g: &Graph<'_>) -> String {
+    listing(g, "/users", &g.s.user_select(), g.s.user_filter.as_deref())
 }
 
 fn groups_listing(g: &Graph<'_>) -> String {
-    let top = g.s.page_size.to_string();
-    let select = GROUP_PROPERTIES.join(",");
-    let mut q = vec![("$select", select.as_str()), ("$top", top.as_str()), ("$count", "true")];
-    if let Some(f) = &g.s.group_filter {
+    listing(g, "/groups", &GROUP_PROPERTIES.join(","), g.s.group_filter.as_deref())
+}
+
+fn listing_headers(filter: Option<&str>) -> &'static [(&'static str, &'static str)] {
+    if filter.is_some() { EVENTUAL } else { &[] }
+}
+
+/// How many objects a listing will return, for progress: one `$count` request (an estimate
+/// from the advanced-query index, which is all a progress bar needs).
+fn count(g: &Graph<'_>, path: &str, filter: Option<&str>, needs: Needs) -> Result<Option<u64>, PluginError> {
+    let mut q = vec![("$select", "id"), ("$top", "1"), ("$count", "true")];
+    if let Some(f) = filter {
         q.push(("$filter", f));
     }
-    g.url("/groups", &q)
+    let url = g.url(path, &q);
+    Ok(g.page_with(&url, &format!("count {}", &path[1..]), needs, EVENTUAL)?
+        .count)
 }
 
 /// The properties `transitiveMembers` returns: a user's and a group's.
@@ -84,15 +102,19 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
             cur.token.users = Some(u);
             cur.token.groups = Some(gr);
             match s.scope {
-                Scope::Tenant => Step::Users { url: users_listing(g) },
+                Scope::Tenant => {
+                    let users = count(g, "/users", s.user_filter.as_deref(), Needs::Users)?;
+                    let groups = count(g, "/groups", s.group_filter.as_deref(), Needs::Groups)?;
+                    add_hint(cur, users);
+                    add_hint(cur, groups);
+                    Step::Users { url: users_listing(g) }
+                }
                 Scope::Groups | Scope::App => Step::Roots,
             }
         }
         Step::Users { url } => {
-            let c = g.page_with(&url, "list users", Needs::Users, EVENTUAL)?;
-            if !url.contains("skiptoken") {
-                add_hint(cur, c.count);
-            }
+            let headers = listing_headers(s.user_filter.as_deref());
+            let c = g.page_with(&url, "list users", Needs::Users, headers)?;
             scope::emit_users(g, page, &c.value)?;
             match c.next_link {
                 Some(next) => Step::Users { url: next },
@@ -100,10 +122,8 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
             }
         }
         Step::Groups { url } => {
-            let c = g.page_with(&url, "list groups", Needs::Groups, EVENTUAL)?;
-            if !url.contains("skiptoken") {
-                add_hint(cur, c.count);
-            }
+            let headers = listing_headers(s.group_filter.as_deref());
+            let c = g.page_with(&url, "list groups", Needs::Groups, headers)?;
             let pending = c
                 .value
                 .into_iter()
@@ -114,6 +134,8 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                     })
                 })
                 .collect::<Result<VecDeque<_>, PluginError>>()?;
+            // The groups in scope: a group that later enters it has its members read in full.
+            cur.token.tree.extend(pending.iter().map(|p| p.id.clone()));
             Step::Members {
                 pending,
                 url: None,
@@ -166,7 +188,9 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                 let sp = scope::service_principal(g)?;
                 let a = scope::assignments(g, &sp)?;
                 let ids: Vec<String> = a.groups.iter().cloned().collect();
-                for o in scope::groups_by_id(g, &ids, None)? {
+                let found = scope::groups_by_id(g, &ids, None)?;
+                confirm_gone(g, "/groups", &scope::missing(&ids, &found), Needs::Groups)?;
+                for o in found {
                     let grp = model::group(&o)?;
                     cur.token.tree.insert(grp.id.clone());
                     roots.push_back(grp.id.clone());
@@ -194,6 +218,8 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
         Step::DirectUsers { mut ids } => {
             let batch: Vec<String> = (0..scope::IN_CLAUSE_MAX).filter_map(|_| ids.pop_front()).collect();
             let found = scope::users_by_id(g, &batch, None)?;
+            confirm_gone(g, "/users", &scope::missing(&batch, &found), Needs::Users)?;
+            note_members(cur, &found);
             scope::emit_users(g, page, &found)?;
             if ids.is_empty() {
                 let roots = cur.token.tree.iter().cloned().collect::<VecDeque<String>>();
@@ -231,7 +257,10 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                 Some(c) => {
                     for o in &c.value {
                         match model::member_is_group(o) {
-                            Some(false) => scope::emit_users(g, page, std::slice::from_ref(o))?,
+                            Some(false) => {
+                                note_members(cur, std::slice::from_ref(o));
+                                scope::emit_users(g, page, std::slice::from_ref(o))?
+                            }
                             Some(true) => {
                                 let grp = model::group(o)?;
                                 if cur.token.tree.insert(grp.id.clone()) {
@@ -244,8 +273,8 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                     c.next_link
                 }
                 None => {
-                    return Err(PluginError::Config(format!(
-                        "group {root} of the scope was deleted while Roster read it; run again"
+                    return Err(PluginError::Fatal(format!(
+                        "group {root} of the scope was deleted while Roster read it; the next run reads the scope as it is then"
                     )));
                 }
             };
@@ -256,5 +285,28 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
         }
         other => other,
     };
+    Ok(())
+}
+
+/// Users of a groups or app scope, remembered in the delta token: a changed user outside them
+/// can only enter the scope by joining one of its groups, which `members@delta` reports.
+fn note_members(cur: &mut Cursor, users: &[crate::graph::Object]) {
+    cur.token
+        .members
+        .extend(users.iter().filter_map(|o| model::id(o, "user").ok()));
+}
+
+/// Objects the application's assignments name that a query did not return: gone (then the
+/// assignment is stale and Entra removes it) or not readable yet, which fails the page so the
+/// host retries it — never a complete fetch without them.
+fn confirm_gone(g: &Graph<'_>, path: &str, ids: &[String], needs: Needs) -> Result<(), PluginError> {
+    for id in ids {
+        if scope::exists(g, path, id, needs)? {
+            return Err(PluginError::Transient(format!(
+                "{} {id} is assigned to the application but Graph did not return it yet (replication delay)",
+                &path[1..path.len() - 1]
+            )));
+        }
+    }
     Ok(())
 }

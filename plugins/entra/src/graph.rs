@@ -75,13 +75,11 @@ struct ErrorInner {
     message: String,
 }
 
-/// Codes Graph uses when a delta token can no longer be continued.
-const RESYNC_CODES: &[&str] = &[
-    "syncStateNotFound",
-    "syncStateInvalid",
-    "resyncRequired",
-    "SyncStateNotFound",
-];
+/// Codes Graph uses when a delta token can no longer be continued (compared case-insensitively).
+const RESYNC_CODES: &[&str] = &["syncStateNotFound", "syncStateInvalid", "resyncRequired"];
+
+/// Graph's code for a listing's skip token that expired before the next page was read.
+const EXPIRED_PAGE_TOKEN: &str = "Directory_ExpiredPageToken";
 
 impl<'a> Graph<'a> {
     /// A client for these settings over this transport.
@@ -143,11 +141,21 @@ impl<'a> Graph<'a> {
     /// group deleted between its listing and its members' listing).
     pub fn page_opt(&self, url: &str, what: &str, needs: Needs) -> Result<Option<Collection>, PluginError> {
         let resp = self.send(url, what, &[])?;
-        if resp.status == 404 && error_code(&resp).as_deref() == Some("Request_ResourceNotFound") {
+        if gone(&resp) {
             return Ok(None);
         }
         let resp = self.ok(resp, what, needs)?;
         resp.json::<Collection>(what).map(Some)
+    }
+
+    /// GETs one page of a delta round from a link Graph gave. Graph refusing the link in any way
+    /// (expired, reset, unknown, malformed) means the round cannot be continued: the host then
+    /// makes a full fetch.
+    pub fn delta_page(&self, url: &str, what: &str, needs: Needs) -> Result<Collection, PluginError> {
+        match self.page(url, what, needs) {
+            Err(PluginError::Config(why)) => Err(PluginError::ExpiredDelta(why)),
+            other => other,
+        }
     }
 
     /// GETs a URL and hands back the response whatever its status (for `check`'s probes).
@@ -158,7 +166,7 @@ impl<'a> Graph<'a> {
     /// GETs one object; `Ok(None)` when Graph says it does not exist.
     pub fn object(&self, url: &str, what: &str, needs: Needs) -> Result<Option<Object>, PluginError> {
         let resp = self.send(url, what, &[])?;
-        if resp.status == 404 && error_code(&resp).as_deref() == Some("Request_ResourceNotFound") {
+        if gone(&resp) {
             return Ok(None);
         }
         let resp = self.ok(resp, what, needs)?;
@@ -174,10 +182,10 @@ impl<'a> Graph<'a> {
     }
 }
 
-fn error_code(resp: &Response) -> Option<String> {
-    serde_json::from_slice::<ErrorBody>(&resp.body)
-        .ok()
-        .map(|b| b.error.code)
+/// Graph says the object does not exist (any more).
+fn gone(resp: &Response) -> bool {
+    resp.status == 404
+        && serde_json::from_slice::<ErrorBody>(&resp.body).is_ok_and(|b| b.error.code == "Request_ResourceNotFound")
 }
 
 /// Graph's error response as the WIT error the host acts on.
@@ -187,9 +195,14 @@ pub fn classify(what: &str, needs: Needs, resp: &Response, client_id: &str) -> P
         Err(_) => (String::new(), error_detail(&resp.body)),
     };
     let status = resp.status;
-    if status == 410 || RESYNC_CODES.contains(&code.as_str()) {
+    if status == 410 || RESYNC_CODES.iter().any(|c| c.eq_ignore_ascii_case(&code)) {
         return PluginError::ExpiredDelta(format!(
             "{what}: Graph no longer accepts the delta token ({status} {code}: {message})"
+        ));
+    }
+    if code.eq_ignore_ascii_case(EXPIRED_PAGE_TOKEN) {
+        return PluginError::Fatal(format!(
+            "{what}: the listing's page token expired before the next page was read ({code}); the next run lists again from the start"
         ));
     }
     match status {
@@ -207,35 +220,37 @@ pub fn classify(what: &str, needs: Needs, resp: &Response, client_id: &str) -> P
     }
 }
 
+/// The AADSTS error number in a token endpoint's message (`AADSTS7000215: …` → 7000215).
+fn aadsts_code(msg: &str) -> Option<u64> {
+    let at = msg.find("AADSTS")? + "AADSTS".len();
+    let digits: String = msg[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// Token endpoint refusals, with what to fix for the common AADSTS codes.
 fn explain_token_error(e: PluginError, s: &Settings) -> PluginError {
     let PluginError::Auth(msg) = &e else { return e };
-    let has = |code: &str| msg.contains(code);
-    if has("AADSTS90002") || has("AADSTS900023") || has("AADSTS90013") {
-        PluginError::Config(format!(
+    let Some(code) = aadsts_code(msg) else { return e };
+    let credential = match s.auth {
+        crate::settings::AuthKind::Secret => format!(
+            "the client secret was refused: give the secret's Value (not its ID) in the `{}` secret and check it has not expired",
+            s.client_secret
+        ),
+        crate::settings::AuthKind::Certificate => "the certificate assertion was refused: check that certificate_thumbprint matches the certificate uploaded to the app registration and that the signing key belongs to it".to_string(),
+    };
+    match code {
+        90002 | 900023 | 90013 => PluginError::Config(format!(
             "tenant_id `{}` is not a tenant Entra ID knows; use the Directory (tenant) ID from the app registration's overview ({msg})",
             s.tenant_id
-        ))
-    } else if has("AADSTS700016") {
-        PluginError::Config(format!(
+        )),
+        700016 => PluginError::Config(format!(
             "client_id `{}` is not an application in tenant {}; use the Application (client) ID from the app registration's overview ({msg})",
             s.client_id, s.tenant_id
-        ))
-    } else if has("AADSTS7000215") || has("AADSTS7000222") {
-        PluginError::Auth(format!(
-            "the client secret was refused: give the secret's Value (not its ID) and check it has not expired ({msg})"
-        ))
-    } else if has("AADSTS7000216") || has("AADSTS7000218") {
-        PluginError::Auth(format!(
-            "no client credential was sent: set the `{}` secret of this source ({msg})",
-            s.client_secret
-        ))
-    } else if has("AADSTS70002") || has("AADSTS700027") || has("AADSTS700024") || has("AADSTS700023") {
-        PluginError::Auth(format!(
-            "the certificate assertion was refused: check that certificate_thumbprint matches the certificate uploaded to the app registration and that the signing key belongs to it ({msg})"
-        ))
-    } else {
-        e
+        )),
+        7000215 | 7000222 | 7000216 | 7000218 | 700027 | 700024 | 700023 | 700021 | 70002 => {
+            PluginError::Auth(format!("{credential} ({msg})"))
+        }
+        _ => e,
     }
 }
 
@@ -252,6 +267,25 @@ mod tests {
     }
 
     #[test]
+    fn aadsts_codes_are_read_whole() {
+        assert_eq!(aadsts_code("AADSTS7000215: Invalid client secret"), Some(7_000_215));
+        assert_eq!(
+            aadsts_code("token refused (401): AADSTS700027: Client assertion"),
+            Some(700_027)
+        );
+        assert_eq!(aadsts_code("no code here"), None);
+        let s = Settings::parse(r#"{"tenant_id":"t","client_id":"c"}"#).unwrap();
+        // 900021 is not 90002 (the tenant), and a secret's refusal never mentions certificates.
+        let e = explain_token_error(PluginError::Auth("AADSTS900021: something".into()), &s);
+        assert!(matches!(&e, PluginError::Auth(m) if !m.contains("tenant_id")), "{e:?}");
+        let e = explain_token_error(PluginError::Auth("AADSTS70002: bad credential".into()), &s);
+        assert!(
+            matches!(&e, PluginError::Auth(m) if m.contains("client secret") && !m.contains("certificate")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn graph_errors_name_what_to_fix() {
         let denied = r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#;
         let e = classify("list users", Needs::Users, &resp(403, denied), "app-1");
@@ -264,7 +298,7 @@ mod tests {
             classify("users delta", Needs::Users, &gone, "a"),
             PluginError::ExpiredDelta(_)
         ));
-        let expired = resp(400, r#"{"error":{"code":"syncStateNotFound","message":"gone"}}"#);
+        let expired = resp(400, r#"{"error":{"code":"SyncStateNotFound","message":"gone"}}"#);
         assert!(matches!(
             classify("users delta", Needs::Users, &expired, "a"),
             PluginError::ExpiredDelta(_)

@@ -44,9 +44,24 @@ pub fn is_guest(o: &Object) -> bool {
     str_of(o, "userType") == Some("Guest") || str_of(o, "userPrincipalName").is_some_and(|u| u.contains("#EXT#"))
 }
 
-/// True when a delta object lacks properties Roster needs (Graph may send only changed ones).
-pub fn user_incomplete(o: &Object, s: &Settings) -> bool {
-    !o.contains_key("userPrincipalName") || !o.contains_key("accountEnabled") || !o.contains_key(&s.username_attribute)
+/// Properties every Entra user has: a delta object without them is a partial one (Graph may
+/// describe an updated user by "at least the properties that have been updated") and is read
+/// again, since a record built from it would blank the rest (the mirror replaces whole
+/// records). A full object may lack properties that were never set; those are null.
+const ALWAYS_SET_USER: &[&str] = &["userPrincipalName", "accountEnabled", "displayName"];
+
+/// The same for groups.
+const ALWAYS_SET_GROUP: &[&str] = &["displayName", "mailNickname", "securityEnabled"];
+
+/// True when a delta object is a partial description of the user.
+pub fn user_incomplete(o: &Object) -> bool {
+    ALWAYS_SET_USER.iter().any(|p| !o.contains_key(*p))
+}
+
+/// True when a delta object is a partial description of the group (its members are tracked
+/// separately, in `members@delta`).
+pub fn group_incomplete(o: &Object) -> bool {
+    ALWAYS_SET_GROUP.iter().any(|p| !o.contains_key(*p))
 }
 
 fn values(v: &Value) -> Vec<String> {
@@ -129,7 +144,7 @@ pub fn group(o: &Object) -> Result<Group, PluginError> {
         description: str_of(o, "description").map(str::to_string),
         attributes: attributes(o)
             .into_iter()
-            .filter(|(k, _)| k != "displayName" && k != "description" && k != "members")
+            .filter(|(k, _)| k != "displayName" && k != "description")
             .collect(),
         id,
         name,
@@ -196,6 +211,18 @@ mod tests {
         let other = settings(r#","guest_email":"other-mails""#);
         assert_eq!(user(&both, &other).unwrap().unwrap().email.as_deref(), Some("c@other"));
         assert!(user(&both, &settings(r#","include_guests":false"#)).unwrap().is_none());
+    }
+
+    #[test]
+    fn partial_delta_objects_are_recognised() {
+        assert!(user_incomplete(&obj(r#"{"id":"1","displayName":"A"}"#)));
+        assert!(!user_incomplete(&obj(
+            r#"{"id":"1","displayName":"A","userPrincipalName":"a@x","accountEnabled":true}"#
+        )));
+        assert!(group_incomplete(&obj(r#"{"id":"g","members@delta":[]}"#)));
+        assert!(!group_incomplete(&obj(
+            r#"{"id":"g","displayName":"G","mailNickname":"g","securityEnabled":true}"#
+        )));
     }
 
     #[test]

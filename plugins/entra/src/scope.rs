@@ -175,15 +175,64 @@ fn by_id(
 ) -> Result<Vec<Object>, PluginError> {
     let mut out = Vec::new();
     for chunk in ids.chunks(IN_CLAUSE_MAX) {
-        let clause = match filter {
-            Some(f) => format!("({f}) and {}", id_in(chunk)),
-            None => id_in(chunk),
+        let what = format!("read {} by id", &path[1..]);
+        let page = match filter {
+            // An administrator's filter is tried as a standard query, answered from the directory
+            // itself; one that needs an advanced query (eventual consistency) is asked that way.
+            Some(f) => {
+                let clause = format!("({f}) and {}", id_in(chunk));
+                let url = g.url(path, &[("$filter", &clause), ("$select", select)]);
+                match g.page(&url, &what, needs) {
+                    Err(PluginError::Config(why)) if why.contains("Request_UnsupportedQuery") => {
+                        let url = g.url(path, &[("$filter", &clause), ("$select", select), ("$count", "true")]);
+                        g.page_with(&url, &what, needs, EVENTUAL)?
+                    }
+                    other => other?,
+                }
+            }
+            // A plain `id in (…)` is a standard query, answered from the directory itself.
+            None => {
+                let url = g.url(path, &[("$filter", &id_in(chunk)), ("$select", select)]);
+                g.page(&url, &what, needs)?
+            }
         };
-        let url = g.url(path, &[("$filter", &clause), ("$select", select), ("$count", "true")]);
-        out.extend(
-            g.page_with(&url, &format!("read {} by id", &path[1..]), needs, EVENTUAL)?
-                .value,
-        );
+        out.extend(page.value);
+    }
+    Ok(out)
+}
+
+/// The ids of `wanted` that `found` lacks.
+pub fn missing(wanted: &[String], found: &[Object]) -> Vec<String> {
+    let got: std::collections::HashSet<&str> = found.iter().filter_map(|o| o.get("id")?.as_str()).collect();
+    wanted.iter().filter(|id| !got.contains(id.as_str())).cloned().collect()
+}
+
+/// Whether a user or group is gone from the directory: only Graph's own "does not exist" says
+/// so. An object a query did not return may just not be indexed yet.
+pub fn exists(g: &Graph<'_>, path: &str, id: &str, needs: Needs) -> Result<bool, PluginError> {
+    let url = g.url(&format!("{path}/{}", seg(id)), &[("$select", "id")]);
+    Ok(g.object(&url, &format!("read {} {id}", &path[1..]), needs)?.is_some())
+}
+
+/// Every direct member of a group (all pages), for a group that entered the scope.
+pub fn members_of(g: &Graph<'_>, group: &str) -> Result<Vec<roster_sdk::Membership>, PluginError> {
+    let mut out = Vec::new();
+    let mut url = Some(g.url(
+        &format!("/groups/{}/members", seg(group)),
+        &[("$select", "id"), ("$top", &g.s.page_size.to_string())],
+    ));
+    let mut guard = roster_sdk::paging::LoopGuard::default();
+    while let Some(u) = url {
+        let Some(c) = g.page_opt(&u, &format!("list the members of group {group}"), Needs::Groups)? else {
+            break;
+        };
+        for m in &c.value {
+            out.extend(model::membership(group, m)?);
+        }
+        url = c.next_link;
+        if let Some(n) = &url {
+            guard.check(n)?;
+        }
     }
     Ok(out)
 }

@@ -286,19 +286,16 @@ impl Settings {
             token_url: self.token_url(),
             client_id: self.client_id.clone(),
             auth,
-            scope: Some(format!("{}/.default", self.graph_scope_resource())),
+            // The resource identifier is Graph's own URL (public and national clouds).
+            scope: Some(format!("{}/.default", self.graph_url)),
         }
-    }
-
-    /// The resource identifier the token is for: Graph's own URL (public and national clouds).
-    fn graph_scope_resource(&self) -> &str {
-        &self.graph_url
     }
 
     /// The user properties to `$select`.
     pub fn user_select(&self) -> String {
         let mut props: Vec<&str> = USER_PROPERTIES.to_vec();
-        for extra in self.attributes.iter().chain(&self.extension_attributes) {
+        let username = std::iter::once(&self.username_attribute);
+        for extra in username.chain(&self.attributes).chain(&self.extension_attributes) {
             if !props.contains(&extra.as_str()) {
                 props.push(extra);
             }
@@ -319,6 +316,8 @@ impl Settings {
             self.user_select(),
             self.graph_url.clone(),
             self.tenant_id.clone(),
+            self.username_attribute.clone(),
+            format!("{} {:?}", self.include_guests, self.guest_email),
         ];
         format!("{:016x}", fnv1a(parts.join("\u{1e}").as_bytes()))
     }
@@ -361,3 +360,57 @@ pub const SCHEMA: &str = r#"{
     "page_size": {"type": "integer", "minimum": 1, "maximum": 999, "default": 999}
   }
 }"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Settings {
+        Settings::parse(&format!(r#"{{"tenant_id":"t","client_id":"c"{extra}}}"#)).unwrap()
+    }
+
+    #[test]
+    fn the_username_attribute_is_always_read() {
+        let s = parse(r#","username_attribute":"mailNickname""#);
+        assert!(s.user_select().split(',').any(|p| p == "mailNickname"));
+    }
+
+    #[test]
+    fn every_setting_that_changes_records_changes_the_fingerprint() {
+        let base = parse("").fingerprint();
+        for extra in [
+            r#","include_guests":false"#,
+            r#","guest_email":"other-mails""#,
+            r#","username_attribute":"mail""#,
+            r#","user_filter":"accountEnabled eq true""#,
+            r#","attributes":["jobTitle"]"#,
+            r#","scope":"groups","groups":["x"]"#,
+        ] {
+            assert_ne!(parse(extra).fingerprint(), base, "{extra}");
+        }
+        assert_eq!(
+            parse(r#","page_size":100"#).fingerprint(),
+            base,
+            "page size changes nothing read"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (extra, expected) in [
+            (r#","page_size":1000"#, "page_size 1000"),
+            (r#","scope":"groups""#, "needs `groups`"),
+            (r#","scope":"app""#, "exactly one of `app_id`"),
+            (r#","auth":"certificate""#, "certificate_thumbprint"),
+            (r#","username_attribute":"employeeNumber""#, "username_attribute"),
+            (r#","graph_url":"ftp://x""#, "https://"),
+            (
+                r#","scope":"groups","groups":["a"],"user_filter":"x""#,
+                "apply to scope",
+            ),
+        ] {
+            let err = Settings::parse(&format!(r#"{{"tenant_id":"t","client_id":"c"{extra}}}"#)).unwrap_err();
+            assert!(err.to_string().contains(expected), "{extra}: {err}");
+        }
+    }
+}

@@ -228,6 +228,9 @@ pub struct GraphState {
     pub delta_page_size: usize,
     /// `members@delta` entries per page of a groups delta round (Graph: about 1,000).
     pub delta_members_per_page: usize,
+    /// Delta rounds describe a changed user with its id and display name only, as Graph may
+    /// ("at least the properties that have been updated"); clients must read the rest.
+    pub delta_minimal: bool,
     /// Requests answered, by route label with ids replaced ("GET /users/{id}", "POST /token").
     pub calls: BTreeMap<String, u64>,
     /// Token requests received.
@@ -285,6 +288,7 @@ impl GraphState {
             corrupt: Vec::new(),
             delta_page_size: 200,
             delta_members_per_page: 1000,
+            delta_minimal: false,
             calls: BTreeMap::new(),
             token_calls: 0,
             throttled: 0,

@@ -347,6 +347,11 @@ fn users_page(s: &mut GraphState, d: &DeltaTok) -> (Vec<Value>, Option<(String, 
             return (out, last.map(|l| (l.to_string(), None)));
         }
         out.push(match s.users.get(id) {
+            Some(u) if s.delta_minimal => {
+                let mut m = render(u, &names, true);
+                m.retain(|k, _| k == "id" || k == "displayName");
+                Value::Object(m)
+            }
             Some(u) => Value::Object(render(u, &names, true)),
             None if s.deleted_users.contains_key(id) => removed(id, "changed"),
             None => removed(id, "deleted"),
