@@ -76,6 +76,10 @@ pub struct TransformConfig {
     /// Its settings.
     #[serde(default = "empty_object")]
     pub settings: serde_json::Value,
+    /// Or a file holding them (`.toml` or `.json`, relative to the configuration), re-read at
+    /// every run: a new version is used once the transform accepts it; a broken one is refused
+    /// and the version last accepted keeps serving.
+    pub settings_file: Option<PathBuf>,
     /// Its limits.
     #[serde(default)]
     pub limits: Limits,
@@ -119,6 +123,10 @@ pub struct SourceConfig {
     /// Transform chain, in order.
     #[serde(default)]
     pub transforms: Vec<TransformConfig>,
+    /// Only users who are members of one of these groups (IdP names, nested groups included)
+    /// are synced from this source; empty: everyone the connector reads.
+    #[serde(default)]
+    pub required_groups: Vec<String>,
 }
 
 /// What happens to a Roster-managed account whose person left the IdP or was disabled there.
@@ -192,6 +200,10 @@ pub struct TargetConfig {
     /// Groups every active synced user is put in (e.g. the group holding LICENSED_USER).
     #[serde(default)]
     pub default_groups: Vec<String>,
+    /// Groups a user is put in when Roster creates the account, and never managed afterwards
+    /// (a starting point people may leave). They must exist in Bitbucket.
+    #[serde(default)]
+    pub new_user_groups: Vec<String>,
     /// Which source wins each attribute (`email`, `display_name`, `active`), in order; others
     /// follow the directory order.
     #[serde(default)]
@@ -296,6 +308,17 @@ impl Config {
                 let dir = self.base_dir.join(f);
                 if !dir.is_dir() {
                     return Err(format!("source '{}': `files` {} is not a folder", s.id, dir.display()));
+                }
+            }
+            for (i, t) in s.transforms.iter().enumerate() {
+                let inline = t.settings.as_object().is_none_or(|o| !o.is_empty());
+                if t.settings_file.is_some() && inline {
+                    return Err(format!(
+                        "source '{}' transform {} ({}): give `settings` or `settings_file`, not both",
+                        s.id,
+                        i + 1,
+                        t.plugin
+                    ));
                 }
             }
             for secret in &s.secrets {

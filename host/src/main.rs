@@ -84,6 +84,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shows what a source's transform chain makes of its records (or of sample records):
+    /// each record before, after every step with the rule that decided, and at the end.
+    /// Writes nothing.
+    Preview {
+        /// The source.
+        source: String,
+        /// Sample records instead of the source's mirror (the `file` connector's JSON form).
+        #[arg(long)]
+        sample: Option<PathBuf>,
+        /// Only records whose id or name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        /// At most this many users and this many groups.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explains why a user is (or is not) in a group: the path through nested groups.
     Why {
         /// Bitbucket username.
@@ -209,6 +228,16 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             cli::sync::fetch(&cli, &opts, *json).await
+        }
+        Command::Preview {
+            source,
+            sample,
+            only,
+            limit,
+            json,
+        } => {
+            init_quiet_tracing(&cli.log_format);
+            cli::preview::run(&cli, source, sample.as_deref(), only.as_deref(), *limit, *json).await
         }
         Command::Why { user, group } => {
             init_quiet_tracing(&cli.log_format);

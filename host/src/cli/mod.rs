@@ -1,6 +1,7 @@
 //! Subcommands that need more than a few lines.
 
 pub mod demo;
+pub mod preview;
 pub mod progress;
 pub mod sync;
 

@@ -7,7 +7,14 @@ use sha2::{Digest, Sha256};
 use super::{Result, StoreError, now_ms};
 
 /// (version, file name, SQL), in order.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_init.sql", include_str!("../../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_init.sql", include_str!("../../../migrations/0001_init.sql")),
+    (
+        2,
+        "0002_transform_settings.sql",
+        include_str!("../../../migrations/0002_transform_settings.sql"),
+    ),
+];
 
 fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))

@@ -3,7 +3,7 @@
 //! Tables and why they exist: `migrations/0001_init.sql`. Each submodule owns one group of
 //! tables: `sources` (configuration and sealed secrets), `mirror` (staging and the committed
 //! mirror), `identities` (IdP record ↔ Bitbucket account), `runs` (runs, plans, results),
-//! `audit`.
+//! `settings` (transform settings last accepted), `audit`.
 
 mod audit;
 pub mod crypto;
@@ -11,6 +11,7 @@ mod identities;
 mod migrate;
 mod mirror;
 mod runs;
+mod settings;
 mod sources;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ pub use identities::{Identity, IdentityState};
 pub use migrate::MIGRATIONS;
 pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed};
 pub use runs::{PlanRow, ResultRow, RunRow};
+pub use settings::AcceptedSettings;
 pub use sources::SourceRow;
 
 /// Errors of the store; each says what to do.

@@ -425,9 +425,9 @@ impl Engine {
             reasons.join("; ")
         );
         summary.peak_rss_mib = peak_rss_mib();
+        summary.warnings.push(error.clone());
         let json = serde_json::to_value(&summary).unwrap_or_default();
         self.store.finish_run(run_id, "failed", None, &json, Some(&error))?;
-        summary.warnings.push(error);
         Ok(RunReport {
             run_id,
             state: "failed".into(),
@@ -455,8 +455,16 @@ impl Engine {
         } else {
             "failed"
         };
+        let error = (state == "failed").then(|| {
+            summary
+                .fetch
+                .iter()
+                .filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.source)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         let json = serde_json::to_value(&summary).unwrap_or_default();
-        self.store.finish_run(run_id, state, None, &json, None)?;
+        self.store.finish_run(run_id, state, None, &json, error.as_deref())?;
         Ok(RunReport {
             run_id,
             state: state.into(),
@@ -469,10 +477,10 @@ impl Engine {
     /// Asks each source's connector whether it can work (credentials, permissions, scope):
     /// `Ok(())` or the connector's reason, with the time it took.
     pub async fn check(&self, sources: &[String]) -> Result<Vec<CheckReport>, SyncError> {
-        let enabled: Vec<&crate::config::SourceConfig> = self.config.sources.iter().collect();
-        let wanted = self.wanted_sources(&enabled, sources)?;
+        let all: Vec<&crate::config::SourceConfig> = self.config.sources.iter().collect();
+        let wanted = self.wanted_sources(&all, sources)?;
         let mut out = Vec::new();
-        for s in enabled.iter().filter(|s| wanted.contains(&s.id)) {
+        for s in all.iter().filter(|s| wanted.contains(&s.id)) {
             let t = Instant::now();
             let access = self.accesses[&s.id].clone();
             let result = match self.runtime.job(&s.plugin, s.limits.clone(), access).await {
@@ -498,8 +506,13 @@ impl Engine {
     ) -> Result<Vec<String>, SyncError> {
         for n in named {
             if !known.iter().any(|s| &s.id == n) {
+                let enabled = if known.len() < self.config.sources.len() {
+                    "enabled "
+                } else {
+                    ""
+                };
                 return Err(SyncError::Config(format!(
-                    "no enabled source named '{n}'; see the configuration's [[source]] entries"
+                    "no {enabled}source named '{n}'; see the configuration's [[source]] entries"
                 )));
             }
         }
@@ -545,7 +558,7 @@ impl Engine {
             let users = self.store.mirror_users(&s.id)?;
             let groups = self.store.mirror_groups(&s.id)?;
             let memberships = self.store.mirror_memberships(&s.id)?;
-            let data = transform::run_chain(&self.runtime, s, users, groups, memberships).await?;
+            let data = transform::run_chain(&self.chain_context(), s, users, groups, memberships).await?;
             inputs.push(merge::SourceInput { id: &s.id, data });
         }
         Ok(inputs)
@@ -568,6 +581,36 @@ impl Engine {
         );
         stage_ms.insert("merge".into(), ms(t));
         Ok(desired)
+    }
+
+    fn chain_context(&self) -> transform::ChainContext<'_> {
+        transform::ChainContext {
+            runtime: &self.runtime,
+            store: &self.store,
+            base_dir: &self.config.base_dir,
+        }
+    }
+
+    /// Runs a source's transform chain over sample records, or over its mirror, and shows each
+    /// record before, after every step (with the rule that decided) and at the end. Writes
+    /// nothing (a settings file a step accepts is remembered, as a run would).
+    pub async fn preview(&self, source: &str, sample: Option<Sample>) -> Result<transform::Traces, SyncError> {
+        let s = self.config.source(source).ok_or_else(|| {
+            SyncError::Config(format!(
+                "no source named '{source}'; see the configuration's [[source]] entries"
+            ))
+        })?;
+        let (users, groups, memberships) = match sample {
+            Some(sample) => (sample.users, sample.groups, sample.memberships),
+            None => (
+                self.store.mirror_users(source)?,
+                self.store.mirror_groups(source)?,
+                self.store.mirror_memberships(source)?,
+            ),
+        };
+        let (_, traces) =
+            transform::run_chain_traced(&self.chain_context(), s, users, groups, memberships, true).await?;
+        Ok(traces)
     }
 
     /// Why `user` is (or is not) to be a member of `group`, from the mirrors as they stand.
@@ -770,6 +813,119 @@ impl Engine {
         self.store.set_plan_state(plan_id, "rejected", Some(actor))?;
         self.store.audit(actor, "local", "plan.reject", plan_id, None)?;
         Ok(())
+    }
+}
+
+/// Records to preview a chain on instead of a source's mirror.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// Users.
+    pub users: Vec<crate::store::MirrorUser>,
+    /// Groups.
+    pub groups: Vec<crate::store::MirrorGroup>,
+    /// Memberships (for `required_groups`).
+    pub memberships: Vec<crate::store::MirrorMembership>,
+}
+
+impl Sample {
+    /// Reads sample records in the `file` connector's JSON form: `{"users": [{"id", "username",
+    /// "email"?, "display_name"?, "active"?, "attributes"? {name: value or [values]}}], "groups":
+    /// [{"id", "name", "description"?}], "memberships": [{"group", "member", "member_is_group"?}]}`.
+    pub fn from_json(text: &str) -> Result<Sample, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Attr {
+            One(String),
+            Many(Vec<String>),
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct U {
+            id: String,
+            username: String,
+            email: Option<String>,
+            display_name: Option<String>,
+            #[serde(default = "yes")]
+            active: bool,
+            #[serde(default)]
+            attributes: BTreeMap<String, Attr>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct G {
+            id: String,
+            name: String,
+            description: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct M {
+            group: String,
+            member: String,
+            #[serde(default)]
+            member_is_group: bool,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Doc {
+            #[serde(default)]
+            users: Vec<U>,
+            #[serde(default)]
+            groups: Vec<G>,
+            #[serde(default)]
+            memberships: Vec<M>,
+        }
+        fn yes() -> bool {
+            true
+        }
+        let doc: Doc =
+            serde_json::from_str(text).map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
+        Ok(Sample {
+            users: doc
+                .users
+                .into_iter()
+                .map(|u| crate::store::MirrorUser {
+                    ext_id: u.id,
+                    username: u.username,
+                    email: u.email,
+                    display_name: u.display_name,
+                    active: u.active,
+                    attributes: u
+                        .attributes
+                        .into_iter()
+                        .flat_map(|(k, v)| {
+                            let values = match v {
+                                Attr::One(x) => vec![x],
+                                Attr::Many(xs) => xs,
+                            };
+                            values.into_iter().map(move |x| (k.clone(), x))
+                        })
+                        .collect(),
+                    removed: None,
+                })
+                .collect(),
+            groups: doc
+                .groups
+                .into_iter()
+                .map(|g| crate::store::MirrorGroup {
+                    ext_id: g.id,
+                    name: g.name,
+                    description: g.description,
+                    attributes: Vec::new(),
+                    removed: None,
+                })
+                .collect(),
+            memberships: doc
+                .memberships
+                .into_iter()
+                .map(|m| crate::store::MirrorMembership {
+                    group_id: m.group,
+                    member_id: m.member,
+                    member_is_group: m.member_is_group,
+                    removed: false,
+                })
+                .collect(),
+        })
     }
 }
 

@@ -367,6 +367,43 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             }
         }
     }
+    // Starting groups for the accounts this plan creates; never managed afterwards, so people
+    // may leave them.
+    let created: Vec<String> = d
+        .ops
+        .iter()
+        .filter_map(|o| match &o.op {
+            Op::CreateUser { user, .. } => Some(user.clone()),
+            _ => None,
+        })
+        .collect();
+    for group in policy
+        .new_user_groups
+        .iter()
+        .filter(|g| !created.is_empty() && !desired.groups.contains_key(*g))
+    {
+        if !target.groups.contains(group) || protected.group(group) {
+            d.skipped.push(Skipped {
+                subject: group.clone(),
+                why: if protected.group(group) {
+                    "new_user_groups: a protected group; new accounts are not added".into()
+                } else {
+                    "new_user_groups: the group does not exist in Bitbucket; create it there (Roster does not manage it)"
+                        .into()
+                },
+            });
+            continue;
+        }
+        for chunk in created.chunks(policy.batch_size) {
+            adds.push(PlannedOp {
+                op: Op::AddMembers {
+                    group: group.clone(),
+                    users: chunk.to_vec(),
+                },
+                reason: format!("new accounts start in {group} (new_user_groups)"),
+            });
+        }
+    }
     d.ops.extend(adds);
     d.ops.extend(removes);
 

@@ -195,6 +195,13 @@ impl BbState {
             .insert(name.to_string(), members.iter().map(|m| m.to_lowercase()).collect());
     }
 
+    /// Removes a member from a group directly (an administrator's change in Bitbucket).
+    pub fn remove_member(&mut self, group: &str, user: &str) {
+        if let Some(m) = self.groups.get_mut(group) {
+            m.remove(&user.to_lowercase());
+        }
+    }
+
     /// Grants a global permission to a group directly.
     pub fn grant_group(&mut self, group: &str, p: Permission) {
         self.group_perms.insert(group.to_string(), p);
