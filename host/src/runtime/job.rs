@@ -48,6 +48,12 @@ impl HostMonotonicClock for FrozenClock {
     }
 }
 
+/// The "random" bytes transforms see: the same every time (language runtimes seed hash tables
+/// from them, which must not make a transform's output vary).
+fn fixed_random() -> wasmtime_wasi::Deterministic {
+    wasmtime_wasi::Deterministic::new((0u8..=255).map(|b| b.wrapping_mul(167).wrapping_add(13)).collect())
+}
+
 /// The instance's export handles; `Arc` so a call can hold them while borrowing the store.
 enum Instance {
     Connector(Arc<ConnectorPlugin>),
@@ -75,7 +81,12 @@ impl Job {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(stderr.clone());
         if matches!(plugin.prepared, Prepared::Transform(_)) {
-            wasi.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
+            // Pure: the same input gives the same output, in a preview as in a run.
+            wasi.wall_clock(FrozenClock)
+                .monotonic_clock(FrozenClock)
+                .secure_random(fixed_random())
+                .insecure_random(fixed_random())
+                .insecure_random_seed(0);
         } else if let Some(dir) = access.files() {
             wasi.preopened_dir(dir, "/data", wasmtime_wasi::FsPerms::ReadOnly)
                 .map_err(|e| JobError {
@@ -338,14 +349,25 @@ fn classify_trap(err: &wasmtime::Error, store: &Store<HostState>) -> JobFailure 
     }
 }
 
-/// Rust prints `thread '<unnamed>' panicked at src/x.rs:1:2:\nmessage`; keep the useful part.
+/// Rust prints `thread '<unnamed>' panicked at src/x.rs:1:2:\nmessage`; keep the useful part,
+/// and what the guest wrote before it (a Python or JavaScript runtime prints the exception and
+/// its traceback there, then panics with a generic message).
 fn panic_message(stderr: &str) -> String {
     match stderr.find("panicked at ") {
-        Some(i) => stderr[i + "panicked at ".len()..]
-            .lines()
-            .take(4)
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(i) => {
+            let panic = stderr[i + "panicked at ".len()..]
+                .lines()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let before = stderr[..i].rsplit_once('\n').map_or("", |(b, _)| b).trim();
+            if before.is_empty() {
+                panic
+            } else {
+                let lines: Vec<&str> = before.lines().collect();
+                format!("{panic}; the plugin wrote: {}", lines[lines.len().saturating_sub(8)..].join(" | "))
+            }
+        }
         None => tail(stderr).trim_start_matches(": ").to_string(),
     }
 }
