@@ -80,7 +80,8 @@ async fn fetch(s: &Setup, extra: &'static [&'static str]) -> Outcome {
 }
 
 /// The fewest Graph calls a full listing can make: user pages, group pages and each group's
-/// member pages at 999 per page, plus the two "sync from now" delta links.
+/// member pages at 999 per page, plus the two "sync from now" delta links and the two counts
+/// that size the progress bar.
 fn floor(d: &Directory) -> u64 {
     let mut per_group = std::collections::HashMap::<&str, usize>::new();
     for m in &d.memberships {
@@ -91,7 +92,7 @@ fn floor(d: &Directory) -> u64 {
         .iter()
         .map(|g| per_group.get(g.id.as_str()).copied().unwrap_or(0).div_ceil(999).max(1))
         .sum();
-    (d.users.len().div_ceil(999) + d.groups.len().div_ceil(999) + members + 2) as u64
+    (d.users.len().div_ceil(999) + d.groups.len().div_ceil(999) + members + 4) as u64
 }
 
 /// Changes `n` users, from the `from`-th on, the way a working day does: display names, a
