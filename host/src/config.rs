@@ -127,6 +127,94 @@ pub struct SourceConfig {
     /// are synced from this source; empty: everyone the connector reads.
     #[serde(default)]
     pub required_groups: Vec<String>,
+    /// When `roster serve` syncs this source.
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    /// Where the source was defined (roster.toml, or the API).
+    #[serde(skip)]
+    pub origin: DefinedIn,
+}
+
+/// Where a source was defined.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefinedIn {
+    /// In roster.toml: read-only through the API.
+    #[default]
+    File,
+    /// Created through the API and kept in the store.
+    Api,
+}
+
+impl DefinedIn {
+    /// `file` or `api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefinedIn::File => "file",
+            DefinedIn::Api => "api",
+        }
+    }
+}
+
+/// When a source is synced by `roster serve`: every `every_minutes` minutes (60 unless a cron
+/// expression is given, as Atlassian's directories), or on a cron expression (Quartz, as
+/// Atlassian administrators write them, or Unix 5-field; UTC).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Scheduled runs at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Interval in minutes.
+    pub every_minutes: Option<u32>,
+    /// Or a cron expression.
+    pub cron: Option<String>,
+    /// Scheduled runs use the source's delta token when it has one.
+    #[serde(default = "yes")]
+    pub incremental: bool,
+    /// With `incremental`, a full fetch at least this often (hours) all the same.
+    #[serde(default = "default_full_every")]
+    pub full_every_hours: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            enabled: true,
+            every_minutes: None,
+            cron: None,
+            incremental: true,
+            full_every_hours: default_full_every(),
+        }
+    }
+}
+
+fn default_full_every() -> f64 {
+    24.0
+}
+
+impl ScheduleConfig {
+    /// The schedule, validated.
+    pub fn schedule(&self) -> Result<crate::scheduler::cron::Schedule, String> {
+        use crate::scheduler::cron::Schedule;
+        match (&self.cron, self.every_minutes) {
+            (Some(_), Some(_)) => Err("give `every_minutes` or `cron`, not both".into()),
+            (Some(c), None) => Schedule::cron(c).map_err(|e| format!("cron `{c}`: {e}")),
+            (None, m) => Schedule::every(m.unwrap_or(60)).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The REST API's access rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Client addresses allowed (CIDR); empty: any address with a valid token.
+    #[serde(default)]
+    pub allow_ips: Vec<ipnet::IpNet>,
+    /// Proxies whose `X-Forwarded-For` is believed (CIDR).
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What happens to a Roster-managed account whose person left the IdP or was disabled there.
@@ -231,6 +319,12 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// The Bitbucket instance.
     pub target: TargetConfig,
+    /// The REST API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Webhooks told about failed runs, held plans, stale sources and unusual change volumes.
+    #[serde(default, rename = "alert")]
+    pub alerts: Vec<crate::telemetry::alerts::AlertConfig>,
     /// Where the file lives; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -294,7 +388,8 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the whole configuration; every message names the field.
+    pub fn validate(&self) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         for s in &self.sources {
             if !valid_id(&s.id) {
@@ -320,6 +415,11 @@ impl Config {
                         t.plugin
                     ));
                 }
+            }
+            if s.schedule.enabled {
+                s.schedule
+                    .schedule()
+                    .map_err(|e| format!("source '{}' schedule: {e}", s.id))?;
             }
             for secret in &s.secrets {
                 secret

@@ -37,6 +37,14 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Serve the API only: no scheduled runs.
+        #[arg(long)]
+        no_schedule: bool,
+    },
+    /// Creates, lists and revokes API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// The demo: a simulated Bitbucket, a sample directory, one sync with its summary, then the
     /// service keeps running.
@@ -128,6 +136,26 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Creates a token and prints it once; only its hash is kept.
+    Create {
+        /// admin, operator or viewer.
+        #[arg(long)]
+        role: roster::store::Role,
+        /// Who or what it is for.
+        #[arg(long, default_value = "api")]
+        name: String,
+    },
+    /// Lists tokens (never their values).
+    List,
+    /// Revokes a token.
+    Revoke {
+        /// Its id (from `roster token list`).
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
 enum PluginsCommand {
     /// Lists the plugins in the plugins folder with world, version and sha256, and the files
     /// that failed to load with the reason.
@@ -186,9 +214,13 @@ pub(crate) fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, no_schedule } => {
             init_tracing(&cli.log_format);
-            serve(&cli, *listen).await
+            serve(&cli, &cli.config, *listen, !*no_schedule).await
+        }
+        Command::Token { command } => {
+            init_quiet_tracing(&cli.log_format);
+            token(&cli, command)
         }
         Command::Demo { users, listen, once } => {
             init_tracing(&cli.log_format);
@@ -207,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
                 dry_run: *dry_run,
                 trigger: "cli".into(),
                 actor: cli::actor(),
+                run_id: None,
             };
             cli::sync::sync(&cli, &opts, *json).await
         }
@@ -324,7 +357,58 @@ async fn plugins_check(cli: &Cli, file: &std::path::Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub(crate) async fn serve(cli: &Cli, listen: SocketAddr) -> anyhow::Result<()> {
+fn token(cli: &Cli, command: &TokenCommand) -> anyhow::Result<()> {
+    let store = cli::store(cli)?;
+    match command {
+        TokenCommand::Create { role, name } => {
+            let (row, token) = store.create_token(name, *role, &cli::actor())?;
+            store.audit(
+                &cli::actor(),
+                "local",
+                "token.create",
+                &format!("token {}", row.id),
+                Some(role.as_str()),
+            )?;
+            println!("{token}");
+            eprintln!(
+                "token {} ({}, {}) created; it is shown this once — Roster keeps only its hash",
+                row.id,
+                row.name,
+                row.role.as_str()
+            );
+        }
+        TokenCommand::List => {
+            println!("{:>4} {:<9} {:<20} {:<16} STATE", "ID", "ROLE", "NAME", "CREATED BY");
+            for t in store.tokens()? {
+                let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
+                println!(
+                    "{:>4} {:<9} {:<20} {:<16} {state}",
+                    t.id,
+                    t.role.as_str(),
+                    t.name,
+                    t.created_by
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !store.revoke_token(*id)? {
+                anyhow::bail!("no live token {id}; see `roster token list`");
+            }
+            store.audit(&cli::actor(), "local", "token.revoke", &format!("token {id}"), None)?;
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `roster serve`: the API, the scheduler (unless `schedule` is false) and the plugin watcher,
+/// until Ctrl-C or SIGTERM.
+pub(crate) async fn serve(
+    cli: &Cli,
+    config: &std::path::Path,
+    listen: SocketAddr,
+    schedule: bool,
+) -> anyhow::Result<()> {
     let rt = runtime(cli)?;
     for report in rt.reload().await {
         if let LoadReport::Failed { path, error } = report {
@@ -341,14 +425,25 @@ pub(crate) async fn serve(cli: &Cli, listen: SocketAddr) -> anyhow::Result<()> {
         );
     }
     let _watch = rt.watch().context("watching the plugins folder")?;
-    let app = axum::Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route("/readyz", axum::routing::get(|| async { "ready" }));
+    let service = roster::service::Service::new(cli::store(cli)?, rt, config)
+        .with_context(|| format!("loading {}", config.display()))?;
+    let (app, _) = roster::api::routes(service.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!("Roster listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    tracing::info!(
+        "Roster listening on http://{} (API under /api/v1, document at /api/v1/openapi.json)",
+        listener.local_addr()?
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = schedule.then(|| tokio::spawn(roster::scheduler::run(service.clone(), stopped)));
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    let _ = stop.send(true);
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -123,5 +123,5 @@ pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> any
         config.display(),
         report.run_id
     );
-    crate::serve(cli, listen).await
+    crate::serve(cli, &config, listen, false).await
 }

@@ -365,7 +365,10 @@ fn panic_message(stderr: &str) -> String {
                 panic
             } else {
                 let lines: Vec<&str> = before.lines().collect();
-                format!("{panic}; the plugin wrote: {}", lines[lines.len().saturating_sub(8)..].join(" | "))
+                format!(
+                    "{panic}; the plugin wrote: {}",
+                    lines[lines.len().saturating_sub(8)..].join(" | ")
+                )
             }
         }
         None => tail(stderr).trim_start_matches(": ").to_string(),

@@ -14,6 +14,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_transform_settings.sql",
         include_str!("../../../migrations/0002_transform_settings.sql"),
     ),
+    (
+        3,
+        "0003_api_and_schedules.sql",
+        include_str!("../../../migrations/0003_api_and_schedules.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

@@ -3,7 +3,8 @@
 //! Tables and why they exist: `migrations/0001_init.sql`. Each submodule owns one group of
 //! tables: `sources` (configuration and sealed secrets), `mirror` (staging and the committed
 //! mirror), `identities` (IdP record ↔ Bitbucket account), `runs` (runs, plans, results),
-//! `settings` (transform settings last accepted), `audit`.
+//! `settings` (transform settings last accepted), `tokens` (API tokens, hashed), `schedules`
+//! (what the scheduler remembers), `audit`.
 
 mod audit;
 pub mod crypto;
@@ -11,8 +12,10 @@ mod identities;
 mod migrate;
 mod mirror;
 mod runs;
+mod schedules;
 mod settings;
 mod sources;
+mod tokens;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -22,8 +25,10 @@ pub use identities::{Identity, IdentityState};
 pub use migrate::MIGRATIONS;
 pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed};
 pub use runs::{PlanRow, ResultRow, RunRow};
+pub use schedules::ScheduleState;
 pub use settings::AcceptedSettings;
 pub use sources::SourceRow;
+pub use tokens::{Role, TokenRow};
 
 /// Errors of the store; each says what to do.
 #[derive(Debug, thiserror::Error)]

@@ -146,6 +146,25 @@ impl Store {
         rows.into_iter().map(finish_run_row).collect()
     }
 
+    /// Runs newest first, filtered by state, trigger and start time.
+    pub fn runs_filtered(
+        &self,
+        state: Option<&str>,
+        trigger: Option<&str>,
+        since: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<RunRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR trigger = ?2)
+             AND (?3 IS NULL OR started_at >= ?3) ORDER BY id DESC LIMIT ?4"
+        ))?;
+        let rows: Vec<_> = st
+            .query_map(rusqlite::params![state, trigger, since, limit], run_from)?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(finish_run_row).collect()
+    }
+
     /// Persists a plan and its operations, superseding any other open plan of the target.
     /// `ops` yields (kind, subject, detail JSON, reason) in order; it is consumed row by row so a
     /// plan of a million operations never exists twice in memory.

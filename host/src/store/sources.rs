@@ -19,6 +19,8 @@ pub struct SourceRow {
     pub enabled: bool,
     /// Everything but secrets: plugin settings, network policy, limits, transforms.
     pub config: serde_json::Value,
+    /// `file` (roster.toml; read-only through the API) or `api`.
+    pub origin: String,
     /// Last change, Unix ms.
     pub updated_at: i64,
 }
@@ -28,41 +30,67 @@ impl Store {
     pub fn upsert_source(&self, row: &SourceRow, secrets: &serde_json::Value) -> Result<()> {
         let sealed = self.key.seal(secrets.to_string().as_bytes())?;
         self.conn().execute(
-            "INSERT INTO sources (id, plugin, priority, enabled, config, secrets, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT(id) DO UPDATE SET plugin = ?2, priority = ?3, enabled = ?4, config = ?5, secrets = ?6, updated_at = ?7",
-            params![row.id, row.plugin, row.priority, row.enabled, row.config.to_string(), sealed, now_ms()],
+            "INSERT INTO sources (id, plugin, priority, enabled, config, secrets, updated_at, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(id) DO UPDATE SET plugin = ?2, priority = ?3, enabled = ?4, config = ?5, secrets = ?6, updated_at = ?7, origin = ?8",
+            params![row.id, row.plugin, row.priority, row.enabled, row.config.to_string(), sealed, now_ms(), row.origin],
         )?;
         Ok(())
     }
 
-    /// Removes sources not in `keep` (and their mirrors and cursors).
+    /// Replaces a source's configuration, keeping its sealed secrets (secrets are write-only).
+    pub fn update_source_keeping_secrets(&self, row: &SourceRow) -> Result<()> {
+        self.conn().execute(
+            "UPDATE sources SET plugin = ?2, priority = ?3, enabled = ?4, config = ?5, updated_at = ?6, origin = ?7 WHERE id = ?1",
+            params![row.id, row.plugin, row.priority, row.enabled, row.config.to_string(), now_ms(), row.origin],
+        )?;
+        Ok(())
+    }
+
+    /// Removes the sources defined in roster.toml that are no longer in `keep` (and their
+    /// mirrors and cursors); sources created through the API stay.
     pub fn retain_sources(&self, keep: &[String]) -> Result<Vec<String>> {
         let existing: Vec<String> = self
             .sources()?
             .into_iter()
+            .filter(|s| s.origin == "file" && !keep.contains(&s.id))
             .map(|s| s.id)
-            .filter(|id| !keep.contains(id))
             .collect();
-        let conn = self.conn();
         for id in &existing {
-            for table in [
-                "sources WHERE id",
-                "mirror_users WHERE source",
-                "mirror_groups WHERE source",
-                "mirror_memberships WHERE source",
-                "cursors WHERE source",
-            ] {
-                conn.execute(&format!("DELETE FROM {table} = ?1"), [id])?;
-            }
+            self.delete_source(id)?;
         }
         Ok(existing)
+    }
+
+    /// Removes a source, its mirror, cursor, accepted settings and schedule history.
+    pub fn delete_source(&self, id: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute("DELETE FROM sources WHERE id = ?1", [id])?;
+        for table in [
+            "mirror_users",
+            "mirror_groups",
+            "mirror_memberships",
+            "cursors",
+            "transform_settings",
+            "schedule_state",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE source = ?1"), [id])?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    /// One source.
+    pub fn source(&self, id: &str) -> Result<Option<SourceRow>> {
+        Ok(self.sources()?.into_iter().find(|s| s.id == id))
     }
 
     /// Every source in directory order.
     pub fn sources(&self) -> Result<Vec<SourceRow>> {
         let conn = self.conn();
-        let mut st = conn
-            .prepare("SELECT id, plugin, priority, enabled, config, updated_at FROM sources ORDER BY priority, id")?;
+        let mut st = conn.prepare(
+            "SELECT id, plugin, priority, enabled, config, updated_at, origin FROM sources ORDER BY priority, id",
+        )?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -71,10 +99,11 @@ impl Store {
                 r.get(3)?,
                 r.get::<_, String>(4)?,
                 r.get(5)?,
+                r.get::<_, String>(6)?,
             ))
         })?;
         rows.map(|r| {
-            let (id, plugin, priority, enabled, config, updated_at) = r?;
+            let (id, plugin, priority, enabled, config, updated_at, origin) = r?;
             Ok(SourceRow {
                 id,
                 plugin,
@@ -82,6 +111,7 @@ impl Store {
                 enabled,
                 config: json_col("sources.config", &config)?,
                 updated_at,
+                origin,
             })
         })
         .collect()

@@ -18,6 +18,8 @@ pub struct Applied {
     pub done: usize,
     /// Operations that failed.
     pub failed: usize,
+    /// Operations not started because the run was cancelled.
+    pub cancelled: usize,
 }
 
 /// What apply needs.
@@ -47,8 +49,13 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
             .iter()
             .position(|o| o.op.stage() != stage)
             .map_or(ops.len(), |n| start + n);
-        let results: Vec<bool> = stream::iter(start..end)
+        let results: Vec<Option<bool>> = stream::iter(start..end)
             .map(|seq| async move {
+                // A cancelled run starts no new operation; those in flight finish and are
+                // recorded, so the next run converges from a known state.
+                if progress.cancelled() {
+                    return None;
+                }
                 let started = now_ms();
                 let (outcome, requests) = REQUESTS
                     .scope(std::cell::Cell::new(0), async {
@@ -76,13 +83,14 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                     tracing::error!("cannot record the result of operation {seq}: {e}");
                 }
                 progress.advance(1);
-                ok
+                Some(ok)
             })
             .buffer_unordered(ctx.concurrency.max(1))
             .collect()
             .await;
-        totals.done += results.iter().filter(|ok| **ok).count();
-        totals.failed += results.iter().filter(|ok| !**ok).count();
+        totals.done += results.iter().filter(|r| **r == Some(true)).count();
+        totals.failed += results.iter().filter(|r| **r == Some(false)).count();
+        totals.cancelled += results.iter().filter(|r| r.is_none()).count();
         start = end;
     }
     progress.finish();

@@ -158,6 +158,10 @@ pub async fn fetch_source(
     let mut cursor: Option<String> = None;
     let mut attempt = 0;
     loop {
+        if progress.cancelled() {
+            report.error = Some("the run was cancelled".into());
+            break;
+        }
         let called = std::time::Instant::now();
         let fetched = job.fetch(&settings, cursor.as_deref(), delta.as_deref()).await;
         report.connector_ms += called.elapsed().as_millis() as u64;

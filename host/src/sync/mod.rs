@@ -15,6 +15,7 @@ pub mod merge;
 pub mod model;
 pub mod plan;
 pub mod read;
+pub mod single;
 pub mod transform;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -53,6 +54,9 @@ pub enum SyncError {
     /// A plan cannot be approved or applied.
     #[error("{0}")]
     Plan(String),
+    /// What was asked for does not exist (a user no source has).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// Progress of long stages, for progress bars and the API.
@@ -65,6 +69,10 @@ pub trait Progress: Send + Sync {
     fn advance(&self, n: u64);
     /// The stage ended.
     fn finish(&self);
+    /// The run was asked to stop: no new page is fetched, no new operation applied.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// No progress output.
@@ -90,6 +98,8 @@ pub struct SyncOptions {
     pub trigger: String,
     /// Who (for the audit log).
     pub actor: String,
+    /// A run record created beforehand (the API answers with its id before the run starts).
+    pub run_id: Option<i64>,
 }
 
 /// The run summary: counts per operation, time per stage, API calls per endpoint.
@@ -185,27 +195,36 @@ impl Engine {
     pub fn new(store: Arc<Store>, runtime: Runtime, config: Config) -> Result<Engine, SyncError> {
         let mut accesses = HashMap::new();
         for s in &config.sources {
-            let secrets = config.resolved_secrets(s).map_err(SyncError::Config)?;
-            let mut stored = serde_json::to_value(s).unwrap_or_default();
-            if let Some(o) = stored.as_object_mut() {
-                o.remove("secrets");
+            // Sources created through the API are stored by the API, secrets included.
+            if s.origin == crate::config::DefinedIn::File {
+                let secrets = config.resolved_secrets(s).map_err(SyncError::Config)?;
+                let mut stored = serde_json::to_value(s).unwrap_or_default();
+                if let Some(o) = stored.as_object_mut() {
+                    o.remove("secrets");
+                }
+                let row = SourceRow {
+                    id: s.id.clone(),
+                    plugin: s.plugin.clone(),
+                    priority: s.priority,
+                    enabled: s.enabled,
+                    config: stored,
+                    updated_at: now_ms(),
+                    origin: "file".into(),
+                };
+                store.upsert_source(&row, &secrets)?;
             }
-            let row = SourceRow {
-                id: s.id.clone(),
-                plugin: s.plugin.clone(),
-                priority: s.priority,
-                enabled: s.enabled,
-                config: stored,
-                updated_at: now_ms(),
-            };
-            store.upsert_source(&row, &secrets)?;
             let files = s.files.as_ref().map(|f| config.base_dir.join(f));
             let access =
                 SourceAccess::with_files(&s.id, s.network.clone(), store.source_secrets(&s.id)?, s.budget, files)
                     .map_err(|e| SyncError::Config(format!("source '{}': {e}", s.id)))?;
             accesses.insert(s.id.clone(), access);
         }
-        let ids: Vec<String> = config.sources.iter().map(|s| s.id.clone()).collect();
+        let ids: Vec<String> = config
+            .sources
+            .iter()
+            .filter(|s| s.origin == crate::config::DefinedIn::File)
+            .map(|s| s.id.clone())
+            .collect();
         store.retain_sources(&ids)?;
         let t = &config.target;
         let client = BitbucketDc::new(ClientConfig {
@@ -244,7 +263,10 @@ impl Engine {
             (false, false) => "full",
         };
         let target_id = self.config.target.id.clone();
-        let run_id = self.store.create_run(&opts.trigger, mode, &target_id, &to_fetch)?;
+        let run_id = match opts.run_id {
+            Some(id) => id,
+            None => self.store.create_run(&opts.trigger, mode, &target_id, &to_fetch)?,
+        };
         self.client.reset_counts();
         let result = self.run_stages(run_id, opts, &enabled, &to_fetch, progress).await;
         match result {
@@ -277,6 +299,22 @@ impl Engine {
             .filter(|f| !f.complete)
             .map(|f| f.source.clone())
             .collect();
+        if progress.cancelled() {
+            summary
+                .warnings
+                .push("the run was cancelled while fetching; nothing was planned or written".into());
+            summary.peak_rss_mib = peak_rss_mib();
+            let json = serde_json::to_value(&summary).unwrap_or_default();
+            self.store
+                .finish_run(run_id, "cancelled", None, &json, Some("cancelled"))?;
+            return Ok(RunReport {
+                run_id,
+                state: "cancelled".into(),
+                plan_id: None,
+                plan_hash: None,
+                summary,
+            });
+        }
         if !summary.fetch.is_empty() && incomplete.len() == summary.fetch.len() {
             // Nothing new is known: planning from the old mirrors would only repeat the last
             // run. The run fails, naming each source's reason, and writes nothing.
@@ -354,6 +392,11 @@ impl Engine {
         let run_state = if let Some(why) = &refused {
             summary.warnings.push(format!("plan refused: {why}"));
             "refused"
+        } else if progress.cancelled() {
+            summary
+                .warnings
+                .push("the run was cancelled before applying; nothing was written".into());
+            "cancelled"
         } else if opts.dry_run {
             "planned"
         } else if let Some(why) = &held {
@@ -362,7 +405,13 @@ impl Engine {
         } else {
             self.apply_plan(run_id, &plan_id, &draft.ops, &opts.actor, &mut summary, progress)
                 .await?;
-            if summary.applied.failed > 0 || !incomplete.is_empty() {
+            if summary.applied.cancelled > 0 {
+                summary.warnings.push(format!(
+                    "the run was cancelled: {} operation(s) not applied; the next run plans them again",
+                    summary.applied.cancelled
+                ));
+                "cancelled"
+            } else if summary.applied.failed > 0 || !incomplete.is_empty() {
                 "partial"
             } else {
                 "succeeded"

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use roster::runtime::{Runtime, RuntimeConfig};
 
+pub mod api;
 pub mod entra;
 pub mod prism;
 pub mod world;

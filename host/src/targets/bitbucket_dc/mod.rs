@@ -293,6 +293,17 @@ impl BitbucketDc {
         self.all("/admin/users", &[]).await
     }
 
+    /// The user with this name (case-insensitive), if any: Bitbucket's `filter` matches
+    /// substrings of names, emails and display names, so the exact name is picked out.
+    pub async fn user(&self, name: &str) -> Result<Option<BbUser>, BbError> {
+        let lower = name.to_lowercase();
+        Ok(self
+            .all::<BbUser>("/admin/users", &[("filter", name.to_string())])
+            .await?
+            .into_iter()
+            .find(|u| u.name.to_lowercase() == lower))
+    }
+
     /// All groups.
     pub async fn groups(&self) -> Result<Vec<String>, BbError> {
         Ok(self

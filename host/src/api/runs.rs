@@ -1,0 +1,296 @@
+//! `/api/v1/runs`: trigger (full, incremental, dry run; some sources or all), live status with
+//! progress and ETA, cancel, history with filters, per-object results and their export; and
+//! `/api/v1/users/sync`, provisioning one user on demand.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path, Query};
+use crate::service::RunMode;
+use crate::service::runs::LiveStatus;
+use crate::store::RunRow;
+use crate::sync::single::UserKey;
+use crate::sync::{ExportRow, SyncOptions};
+
+/// A run to start.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunInput {
+    /// Sources to fetch; omitted or empty: every enabled source. The plan covers all sources.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// `full` (default), `incremental` or `dry-run`.
+    #[serde(default)]
+    pub mode: RunMode,
+}
+
+/// A run that was started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Started {
+    /// Its id: `GET /api/v1/runs/{id}` shows its progress.
+    pub run_id: i64,
+}
+
+/// A run: its record, and its live progress while it runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    /// Id.
+    pub id: i64,
+    /// schedule, api, cli, single-user, approval, …
+    pub trigger: String,
+    /// full, incremental, dry-run, single-user, apply-plan, fetch.
+    pub mode: String,
+    /// Target id.
+    pub target: String,
+    /// Sources fetched.
+    pub sources: Vec<String>,
+    /// running, succeeded, partial, planned, held, refused, failed, cancelled.
+    pub state: String,
+    /// Unix ms.
+    pub started_at: i64,
+    /// Unix ms.
+    pub finished_at: Option<i64>,
+    /// Its plan.
+    pub plan_id: Option<String>,
+    /// Counts, time per stage, calls, warnings.
+    #[schema(value_type = Object)]
+    pub summary: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Progress per stage and ETA, while it runs.
+    pub progress: Option<LiveStatus>,
+}
+
+fn run_view(state: &AppState, r: RunRow) -> RunView {
+    let progress = state.runs.get(r.id).map(|p| p.status());
+    RunView {
+        id: r.id,
+        trigger: r.trigger,
+        mode: r.mode,
+        target: r.target,
+        sources: r.sources,
+        state: r.state,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        plan_id: r.plan_id,
+        summary: r.summary,
+        error: r.error,
+        progress,
+    }
+}
+
+/// Starts a run; answers at once with its id (202).
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs", security(("token" = ["operator"])),
+    request_body = RunInput,
+    responses((status = 202, body = Started), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "An unknown source"), (status = 409, body = ErrorBody, description = "A run is in progress"), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn trigger(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Json(body): Json<RunInput>,
+) -> ApiResult<(StatusCode, Json<Started>)> {
+    let run_id = state.start_run(crate::service::RunRequest {
+        sources: body.sources,
+        mode: body.mode,
+        trigger: "api".into(),
+        actor: caller.actor.clone(),
+    })?;
+    state
+        .store
+        .audit(&caller.actor, &caller.ip, "run.start", &format!("run {run_id}"), None)?;
+    Ok((StatusCode::ACCEPTED, Json(Started { run_id })))
+}
+
+/// History filters.
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    /// Only runs in this state.
+    pub state: Option<String>,
+    /// Only runs started this way.
+    pub trigger: Option<String>,
+    /// Only runs started at or after this (unix ms).
+    pub since: Option<i64>,
+    /// At most this many, newest first (1–1000, default 50).
+    pub limit: Option<u32>,
+}
+
+/// Run history, newest first, with filters.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", security(("token" = ["viewer"])),
+    params(RunsQuery),
+    responses((status = 200, body = [RunView]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> ApiResult<Json<Vec<RunView>>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit must be 1 to 1000",
+        ));
+    }
+    let runs = state
+        .store
+        .runs_filtered(q.state.as_deref(), q.trigger.as_deref(), q.since, limit)?;
+    Ok(Json(runs.into_iter().map(|r| run_view(&state, r)).collect()))
+}
+
+fn run_row(state: &AppState, id: i64) -> ApiResult<RunRow> {
+    state
+        .store
+        .run(id)
+        .map_err(|_| ApiError::not_found(format!("no run {id}")))
+}
+
+/// A run, with live progress per stage and an ETA while it runs.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", security(("token" = ["viewer"])),
+    params(("id" = i64, Path, description = "Run id")),
+    responses((status = 200, body = RunView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_one(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<RunView>> {
+    let r = run_row(&state, id)?;
+    Ok(Json(run_view(&state, r)))
+}
+
+/// Asks a running run to stop: no new page is fetched and no new operation applied; what is
+/// in flight finishes and is recorded.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", security(("token" = ["operator"])),
+    params(("id" = i64, Path, description = "Run id")),
+    responses((status = 202, body = Started, description = "Cancellation asked"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The run is not running")))]
+async fn cancel(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<(StatusCode, Json<Started>)> {
+    state.cancel(id)?;
+    state
+        .store
+        .audit(&caller.actor, &caller.ip, "run.cancel", &format!("run {id}"), None)?;
+    Ok((StatusCode::ACCEPTED, Json(Started { run_id: id })))
+}
+
+/// The export format.
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// One row of a run's results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultView {
+    /// Sequence in the plan.
+    pub seq: i64,
+    /// Operation kind.
+    pub kind: String,
+    /// User or group.
+    pub subject: String,
+    /// Why.
+    pub reason: String,
+    /// done, failed, not-applied.
+    pub outcome: String,
+    /// Last HTTP status.
+    pub status: Option<i64>,
+    /// HTTP requests it took.
+    pub attempts: Option<i64>,
+    /// Message.
+    pub message: Option<String>,
+    /// Unix ms.
+    pub finished_at: Option<i64>,
+}
+
+impl From<ExportRow> for ResultView {
+    fn from(r: ExportRow) -> Self {
+        ResultView {
+            seq: r.seq,
+            kind: r.kind,
+            subject: r.subject,
+            reason: r.reason,
+            outcome: r.outcome,
+            status: r.status,
+            attempts: r.attempts,
+            message: r.message,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+/// The run's per-object results: every operation of its plan, with its outcome; JSON or CSV.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/results", tag = "runs", security(("token" = ["viewer"])),
+    params(("id" = i64, Path, description = "Run id"), ResultsQuery),
+    responses(
+        (status = 200, description = "The results", content(([ResultView] = "application/json"), (String = "text/csv"))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn results(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<ResultsQuery>,
+) -> ApiResult<Response> {
+    run_row(&state, id)?;
+    let rows = crate::sync::export_rows(&state.store, id)?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(rows.into_iter().map(ResultView::from).collect::<Vec<_>>()).into_response()),
+        "csv" => Ok((
+            [
+                ("content-type", "text/csv; charset=utf-8".to_string()),
+                (
+                    "content-disposition",
+                    format!("attachment; filename=\"roster-run-{id}.csv\""),
+                ),
+            ],
+            crate::sync::export_csv(&rows),
+        )
+            .into_response()),
+        other => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("format `{other}`: use json or csv"),
+        )),
+    }
+}
+
+/// Provisions one user on demand: an incremental fetch, then a plan and an apply restricted
+/// to that person (their account and their groups) — the hook a login flow calls. Answers
+/// when done.
+#[utoipa::path(post, path = "/api/v1/users/sync", tag = "runs", security(("token" = ["operator"])),
+    request_body = UserKey,
+    responses((status = 200, body = RunView, description = "The run, finished"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "No such user in the sources"), (status = 409, body = ErrorBody, description = "A run is in progress"), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn sync_user(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Json(key): Json<UserKey>,
+) -> ApiResult<Json<RunView>> {
+    if key.id.is_none() && key.username.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "give the user's `id` or `username`",
+        ));
+    }
+    let opts = SyncOptions {
+        trigger: "single-user".into(),
+        actor: caller.actor.clone(),
+        ..SyncOptions::default()
+    };
+    let report = state.sync_user(&key, &opts).await?;
+    state.store.audit(
+        &caller.actor,
+        &caller.ip,
+        "user.sync",
+        key.username.as_deref().or(key.id.as_deref()).unwrap_or_default(),
+        Some(&format!("run {}: {}", report.run_id, report.state)),
+    )?;
+    let r = run_row(&state, report.run_id)?;
+    Ok(Json(run_view(&state, r)))
+}
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(trigger, list))
+        .routes(routes!(get_one))
+        .routes(routes!(cancel))
+        .routes(routes!(results))
+        .routes(routes!(sync_user))
+}

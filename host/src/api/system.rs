@@ -1,0 +1,172 @@
+//! Health, readiness, metrics, the audit log and the targets.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path, Query};
+use crate::store::AuditEntry;
+
+/// Alive (no token needed).
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready to serve: the store answers and at least one plugin is loaded (no token needed).
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let store_ok = state.store.runs(1).is_ok();
+    let plugins = state.runtime.plugins().len();
+    if store_ok && plugins > 0 {
+        (StatusCode::OK, "ready".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: store {}, {plugins} plugin(s) loaded",
+                if store_ok { "ok" } else { "failing" }
+            ),
+        )
+    }
+}
+
+/// Prometheus metrics: runs by outcome, time per stage, writes by kind, vendor API calls and
+/// 429s, plugin traps, last successful run per source.
+#[utoipa::path(get, path = "/metrics", tag = "system", security(("token" = ["viewer"])),
+    responses((status = 200, content_type = "text/plain", body = String, description = "Prometheus text exposition"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.set_runs_in_progress(state.runs.all().len() as i64);
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.encode(),
+    )
+}
+
+/// How much of the audit log.
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// At most this many, newest first (1–10000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// An audit entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    /// Sequence number.
+    pub id: i64,
+    /// Unix ms.
+    pub at: i64,
+    /// Who: `token:<name>`, `cli:<user>`, `scheduler`.
+    pub actor: String,
+    /// From where: an address, or `local`.
+    pub origin: String,
+    /// What: `source.create`, `plan.approve`, `sync.run`, …
+    pub action: String,
+    /// On what.
+    pub subject: String,
+    /// Details.
+    pub detail: Option<String>,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(e: AuditEntry) -> Self {
+        AuditView {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            origin: e.origin,
+            action: e.action,
+            subject: e.subject,
+            detail: e.detail,
+        }
+    }
+}
+
+/// The audit log: every change, who made it, when, from where; newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "system", security(("token" = ["viewer"])),
+    params(AuditQuery),
+    responses((status = 200, body = [AuditView]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn audit(State(state): State<AppState>, Query(q): Query<AuditQuery>) -> ApiResult<Json<Vec<AuditView>>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit must be 1 to 10000",
+        ));
+    }
+    Ok(Json(
+        state.store.audit_log(limit)?.into_iter().map(AuditView::from).collect(),
+    ))
+}
+
+/// A target (Bitbucket instance) and its policy; credentials are never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetView {
+    /// Id.
+    pub id: String,
+    /// Base URL.
+    pub url: String,
+    /// The account Roster acts as.
+    pub username: String,
+    /// `file` (roster.toml).
+    pub origin: String,
+    /// Deprovisioning, threshold, default and protected groups, budget, …
+    #[schema(value_type = Object)]
+    pub policy: serde_json::Value,
+}
+
+fn target_view(state: &AppState) -> TargetView {
+    let t = state.config().target;
+    TargetView {
+        id: t.id.clone(),
+        url: t.url.clone(),
+        username: t.username.clone(),
+        origin: "file".into(),
+        policy: serde_json::json!({
+            "deprovision": t.deprovision,
+            "threshold": t.threshold,
+            "default_groups": t.default_groups,
+            "new_user_groups": t.new_user_groups,
+            "protected_users": t.protected_users,
+            "protected_groups": t.protected_groups,
+            "adopt_existing_users": t.adopt_existing_users,
+            "keep_unmanaged_memberships": t.keep_unmanaged_memberships,
+            "attribute_priority": t.attribute_priority,
+            "concurrency": t.concurrency,
+            "batch_size": t.batch_size,
+            "budget": {"per_second": t.budget.per_second, "burst": t.budget.burst},
+        }),
+    }
+}
+
+/// The targets (one per Roster instance, defined in roster.toml).
+#[utoipa::path(get, path = "/api/v1/targets", tag = "targets", security(("token" = ["viewer"])),
+    responses((status = 200, body = [TargetView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn targets(State(state): State<AppState>) -> Json<Vec<TargetView>> {
+    Json(vec![target_view(&state)])
+}
+
+/// One target.
+#[utoipa::path(get, path = "/api/v1/targets/{id}", tag = "targets", security(("token" = ["viewer"])),
+    params(("id" = String, Path, description = "Target id")),
+    responses((status = 200, body = TargetView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn target(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TargetView>> {
+    let t = target_view(&state);
+    if t.id != id {
+        return Err(ApiError::not_found(format!("no target named '{id}'")));
+    }
+    Ok(Json(t))
+}
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .routes(routes!(audit))
+        .routes(routes!(targets))
+        .routes(routes!(target))
+}

@@ -1,0 +1,504 @@
+//! The running service behind `roster serve`: the configuration (roster.toml merged with the
+//! sources created through the API), the engine built from it, the runs in progress, metrics
+//! and alerts. The REST API and the scheduler act only through it.
+//!
+//! Invariants: one run at a time per target (runs, approvals and single-user syncs all claim
+//! the target); a source defined in roster.toml cannot be changed through the API; an engine
+//! is rebuilt, never mutated, when the configuration changes (runs keep the one they started
+//! with).
+
+pub mod runs;
+pub mod single;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Deserialize;
+
+use crate::config::{Config, DefinedIn, SourceConfig};
+use crate::runtime::Runtime;
+use crate::store::{SourceRow, Store, now_ms};
+use crate::sync::{Engine, RunReport, SyncError, SyncOptions};
+use crate::telemetry::alerts::{AlertEvent, Alerter};
+use crate::telemetry::metrics::Metrics;
+use runs::{Busy, LiveProgress, RunManager};
+
+/// Why the service refused or failed; the API maps each kind to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No such thing (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts the state (409): a run in progress, a source from roster.toml.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is wrong (400/422).
+    #[error("{0}")]
+    Invalid(String),
+    /// Something on Roster's side failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<Busy> for ServiceError {
+    fn from(b: Busy) -> Self {
+        ServiceError::Conflict(b.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for ServiceError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::NotFound(what) => ServiceError::NotFound(what),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SyncError> for ServiceError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Config(m) | SyncError::Plan(m) => ServiceError::Invalid(m),
+            SyncError::Store(crate::store::StoreError::NotFound(m)) | SyncError::NotFound(m) => {
+                ServiceError::NotFound(m)
+            }
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// How a run fetches and whether it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    /// Every source read in full.
+    #[default]
+    Full,
+    /// Delta tokens used where sources have them.
+    Incremental,
+    /// Plan only: nothing is written.
+    DryRun,
+}
+
+/// A run to start.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Sources to fetch; empty: every enabled source.
+    pub sources: Vec<String>,
+    /// Mode.
+    pub mode: RunMode,
+    /// schedule, api, …
+    pub trigger: String,
+    /// Who.
+    pub actor: String,
+}
+
+/// The service.
+pub struct Service {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The plugin runtime.
+    pub runtime: Runtime,
+    config_path: PathBuf,
+    engine: RwLock<Arc<Engine>>,
+    /// Runs in progress.
+    pub runs: RunManager,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    alerter: RwLock<Arc<Alerter>>,
+}
+
+/// The configuration to run with: roster.toml's, plus the sources created through the API.
+pub fn merged_config(path: &Path, store: &Store) -> Result<Config, ServiceError> {
+    let mut config = Config::load(path).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    for row in store.sources()?.into_iter().filter(|r| r.origin == "api") {
+        let mut s: SourceConfig = serde_json::from_value(row.config.clone()).map_err(|e| {
+            ServiceError::Internal(format!(
+                "source '{}' in the store is not a source this Roster understands ({e}); delete it through the API and create it again",
+                row.id
+            ))
+        })?;
+        s.origin = DefinedIn::Api;
+        if config.sources.iter().any(|f| f.id == s.id) {
+            // roster.toml took the id since: the file wins, the API's copy is shadowed.
+            tracing::warn!(source = %s.id, "a source of roster.toml has the id of a source created through the API; the file's is used");
+            continue;
+        }
+        config.sources.push(s);
+    }
+    config
+        .sources
+        .sort_by(|a, b| a.priority.cmp(&b.priority).then(a.id.cmp(&b.id)));
+    Ok(config)
+}
+
+fn alerter(config: &Config) -> Result<Arc<Alerter>, ServiceError> {
+    Alerter::new(config.alerts.clone())
+        .map(Arc::new)
+        .map_err(|e| ServiceError::Invalid(e.to_string()))
+}
+
+impl Service {
+    /// Loads the configuration and builds the engine.
+    pub fn new(store: Arc<Store>, runtime: Runtime, config_path: &Path) -> Result<Arc<Service>, ServiceError> {
+        let config = merged_config(config_path, &store)?;
+        let alerts = alerter(&config)?;
+        let engine = Engine::new(store.clone(), runtime.clone(), config)?;
+        Ok(Arc::new(Service {
+            store,
+            runtime,
+            config_path: config_path.to_path_buf(),
+            engine: RwLock::new(Arc::new(engine)),
+            runs: RunManager::default(),
+            metrics: Metrics::new(),
+            alerter: RwLock::new(alerts),
+        }))
+    }
+
+    /// The engine now (runs keep the one they started with).
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The configuration now.
+    pub fn config(&self) -> Config {
+        self.engine().config().clone()
+    }
+
+    /// Rebuilds the engine from roster.toml and the store (after an API change, or on SIGHUP).
+    pub fn reload_config(&self) -> Result<(), ServiceError> {
+        let config = merged_config(&self.config_path, &self.store)?;
+        let alerts = alerter(&config)?;
+        let engine = Engine::new(self.store.clone(), self.runtime.clone(), config)?;
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(engine);
+        *self.alerter.write().unwrap_or_else(|p| p.into_inner()) = alerts;
+        Ok(())
+    }
+
+    fn alerts(&self) -> Arc<Alerter> {
+        self.alerter.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Starts a run in the background; answers with its id at once.
+    pub fn start_run(self: &Arc<Self>, req: RunRequest) -> Result<i64, ServiceError> {
+        let engine = self.engine();
+        let config = engine.config();
+        for s in &req.sources {
+            if !config.sources.iter().any(|c| &c.id == s && c.enabled) {
+                return Err(ServiceError::NotFound(format!("no enabled source named '{s}'")));
+            }
+        }
+        if let Some(id) = self.runs.busy() {
+            return Err(Busy(id).into());
+        }
+        let mode = match req.mode {
+            RunMode::Full => "full",
+            RunMode::Incremental => "incremental",
+            RunMode::DryRun => "dry-run",
+        };
+        let sources: Vec<String> = if req.sources.is_empty() {
+            config
+                .sources
+                .iter()
+                .filter(|s| s.enabled)
+                .map(|s| s.id.clone())
+                .collect()
+        } else {
+            req.sources.clone()
+        };
+        let run_id = self.store.create_run(&req.trigger, mode, &config.target.id, &sources)?;
+        let progress = Arc::new(LiveProgress::new(
+            run_id,
+            &req.trigger,
+            mode,
+            sources,
+            config.target.budget.per_second,
+        ));
+        if let Err(busy) = self.runs.claim(progress.clone()) {
+            let _ = self
+                .store
+                .finish_run(run_id, "refused", None, &serde_json::json!({}), Some(&busy.to_string()));
+            return Err(busy.into());
+        }
+        let opts = SyncOptions {
+            sources: req.sources,
+            incremental: req.mode == RunMode::Incremental,
+            dry_run: req.mode == RunMode::DryRun,
+            trigger: req.trigger,
+            actor: req.actor,
+            run_id: Some(run_id),
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = engine.sync(&opts, progress.as_ref()).await;
+            this.runs.release(run_id);
+            this.after_run(run_id, result).await;
+        });
+        Ok(run_id)
+    }
+
+    /// Asks a running run to stop.
+    pub fn cancel(&self, run_id: i64) -> Result<(), ServiceError> {
+        match self.runs.get(run_id) {
+            Some(p) => {
+                p.cancel();
+                Ok(())
+            }
+            None => match self.store.run(run_id) {
+                Ok(r) => Err(ServiceError::Conflict(format!(
+                    "run {run_id} is not running (it ended {})",
+                    r.state
+                ))),
+                Err(_) => Err(ServiceError::NotFound(format!("no run {run_id}"))),
+            },
+        }
+    }
+
+    /// Approves a held plan and applies it, holding the target meanwhile.
+    pub async fn approve(self: &Arc<Self>, plan_id: &str, hash: &str, actor: &str) -> Result<RunReport, ServiceError> {
+        let progress = Arc::new(LiveProgress::new(0, "approval", "apply-plan", vec![], 0.0));
+        self.runs.claim(progress.clone())?;
+        let result = self.engine().approve(plan_id, hash, actor, progress.as_ref()).await;
+        self.runs.release(0);
+        let report = result?;
+        self.after_run(report.run_id, Ok(report.clone())).await;
+        Ok(report)
+    }
+
+    /// Records what a finished run means: metrics, schedule history, alerts.
+    pub(crate) async fn after_run(&self, run_id: i64, result: Result<RunReport, SyncError>) {
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(run_id, "run failed: {e}");
+                self.send(AlertEvent::RunFailed {
+                    run_id,
+                    target: self.config().target.id,
+                    error: e.to_string(),
+                })
+                .await;
+                return;
+            }
+        };
+        let config = self.config();
+        self.observe(&report, &config);
+        let ok = matches!(report.state.as_str(), "succeeded" | "partial");
+        for f in report.summary.fetch.iter().filter(|f| f.complete && ok) {
+            if let Err(e) = self.store.record_success(&f.source, now_ms()) {
+                tracing::warn!("cannot record the success of '{}': {e}", f.source);
+            }
+        }
+        match report.state.as_str() {
+            "failed" | "refused" => {
+                let error = report.summary.warnings.join("; ");
+                self.send(AlertEvent::RunFailed {
+                    run_id,
+                    target: config.target.id.clone(),
+                    error,
+                })
+                .await
+            }
+            "held" => {
+                let why = report
+                    .summary
+                    .guard
+                    .as_ref()
+                    .and_then(|g| g.held.clone())
+                    .unwrap_or_default();
+                self.send(AlertEvent::PlanHeld {
+                    run_id,
+                    plan_id: report.plan_id.clone().unwrap_or_default(),
+                    plan_hash: report.plan_hash.clone().unwrap_or_default(),
+                    why,
+                })
+                .await
+            }
+            _ => {}
+        }
+        self.check_volume(&report, &config).await;
+    }
+
+    /// Deprovisioning far above the usual for this target (the median of its earlier runs).
+    async fn check_volume(&self, report: &RunReport, config: &Config) {
+        let alerts = self.alerts();
+        if alerts.volume_factor().is_none() {
+            return;
+        }
+        for kind in ["deactivate-user", "delete-user"] {
+            let count = report.summary.planned.get(kind).copied().unwrap_or(0) as u64;
+            if count == 0 {
+                continue;
+            }
+            let history: Vec<u64> = self
+                .store
+                .runs(50)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.id != report.run_id)
+                .filter_map(|r| r.summary)
+                .map(|s| s["planned"][kind].as_u64().unwrap_or(0))
+                .collect();
+            if let Some(event) = alerts.check_volume(&config.target.id, kind, &history, count) {
+                self.send(event).await;
+            }
+        }
+    }
+
+    /// Sends an alert to the webhooks that want it, in the background (a webhook that is down
+    /// is retried for up to a minute; no run waits for it), logging failed deliveries.
+    pub async fn send(&self, event: AlertEvent) {
+        let alerts = self.alerts();
+        if alerts.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            for d in alerts.send(&event).await {
+                if !d.delivered {
+                    tracing::warn!(webhook = %d.endpoint, "alert not delivered: {}", d.error.unwrap_or_default());
+                }
+            }
+        });
+    }
+
+    /// Staleness: sources without a successful run for longer than the alerts allow (counted
+    /// from when the scheduler first saw the source, until it first succeeds).
+    pub async fn check_staleness(&self) {
+        let alerts = self.alerts();
+        let now_ms = now_ms();
+        for s in self.config().sources.iter().filter(|s| s.enabled) {
+            let Ok(st) = self.store.schedule_state(&s.id) else {
+                continue;
+            };
+            let Some(first) = st.first_seen_at else { continue };
+            let last = st.last_success_at.map(|ms| ms as f64 / 1000.0);
+            if let Some(event) = alerts.check_stale(&s.id, last, first as f64 / 1000.0, now_ms as f64 / 1000.0) {
+                self.send(event).await;
+            }
+        }
+    }
+
+    fn observe(&self, report: &RunReport, config: &Config) {
+        use crate::telemetry::metrics::{RunObservation, SourceObservation};
+        let s = &report.summary;
+        let stage_ms: Vec<(&str, u64)> = s.stage_ms.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let writes: Vec<(&str, u64)> = s.planned.iter().map(|(k, v)| (k.as_str(), *v as u64)).collect();
+        let plugins: BTreeMap<&str, &str> = config
+            .sources
+            .iter()
+            .map(|c| (c.id.as_str(), c.plugin.as_str()))
+            .collect();
+        let sources: Vec<SourceObservation<'_>> = s
+            .fetch
+            .iter()
+            .map(|f| SourceObservation {
+                source: &f.source,
+                vendor: plugins.get(f.source.as_str()).copied().unwrap_or("unknown"),
+                complete: f.complete,
+                requests: f.idp_requests,
+                throttled: f.idp_throttled,
+            })
+            .collect();
+        let applied = s.applied.done > 0 || s.applied.failed > 0;
+        let no_writes: Vec<(&str, u64)> = Vec::new();
+        let trigger = self.store.run(report.run_id).map(|r| r.trigger).unwrap_or_default();
+        self.metrics.observe_run(&RunObservation {
+            state: &report.state,
+            trigger: &trigger,
+            target: &config.target.id,
+            stage_ms: &stage_ms,
+            writes: if applied { &writes } else { &no_writes },
+            target_calls: s.api_calls_total,
+            target_throttled: s.throttled,
+            sources: &sources,
+            finished_at_unix: now_ms() as f64 / 1000.0,
+        });
+    }
+
+    /// Creates or replaces a source defined through the API.
+    pub fn put_source(&self, mut source: SourceConfig, replace: bool) -> Result<(), ServiceError> {
+        if let Some(existing) = self.store.source(&source.id)? {
+            if existing.origin == "file" {
+                return Err(ServiceError::Conflict(format!(
+                    "source '{}' is defined in roster.toml; change it there",
+                    source.id
+                )));
+            }
+            if !replace {
+                return Err(ServiceError::Conflict(format!(
+                    "a source named '{}' exists; PUT /api/v1/sources/{} replaces it",
+                    source.id, source.id
+                )));
+            }
+        } else if replace {
+            return Err(ServiceError::NotFound(format!(
+                "no source named '{}'; POST /api/v1/sources creates one",
+                source.id
+            )));
+        }
+        if source.files.is_some() {
+            return Err(ServiceError::Invalid(
+                "`files` grants a folder of this server; define such sources in roster.toml".into(),
+            ));
+        }
+        if let Some(bad) = source
+            .secrets
+            .iter()
+            .find(|s| s.from.value.is_none() || s.from.env.is_some() || s.from.file.is_some())
+        {
+            return Err(ServiceError::Invalid(format!(
+                "secret '{}': give its `value` (kept sealed, never shown again); `env` and `file` name things on the server and belong in roster.toml",
+                bad.name
+            )));
+        }
+        source.origin = DefinedIn::Api;
+        // The configuration as it would be, validated as a whole before anything is stored.
+        let mut candidate = merged_config(&self.config_path, &self.store)?;
+        candidate.sources.retain(|s| s.id != source.id);
+        candidate.sources.push(source.clone());
+        candidate.validate().map_err(ServiceError::Invalid)?;
+        let secrets = if source.secrets.is_empty() && replace {
+            None
+        } else {
+            Some(candidate.resolved_secrets(&source).map_err(ServiceError::Invalid)?)
+        };
+        let mut stored = serde_json::to_value(&source).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        if let Some(o) = stored.as_object_mut() {
+            o.remove("secrets");
+        }
+        let row = SourceRow {
+            id: source.id.clone(),
+            plugin: source.plugin.clone(),
+            priority: source.priority,
+            enabled: source.enabled,
+            config: stored,
+            updated_at: now_ms(),
+            origin: "api".into(),
+        };
+        match secrets {
+            Some(secrets) => self.store.upsert_source(&row, &secrets)?,
+            // Secrets are write-only: a replacement without them keeps the stored ones.
+            None => self.store.update_source_keeping_secrets(&row)?,
+        }
+        self.reload_config()
+    }
+
+    /// Deletes a source defined through the API, with its mirror.
+    pub fn delete_source(&self, id: &str) -> Result<(), ServiceError> {
+        match self.store.source(id)? {
+            None => Err(ServiceError::NotFound(format!("no source named '{id}'"))),
+            Some(r) if r.origin == "file" => Err(ServiceError::Conflict(format!(
+                "source '{id}' is defined in roster.toml; remove it there"
+            ))),
+            Some(_) => {
+                if self.runs.busy().is_some() {
+                    return Err(ServiceError::Conflict(
+                        "a run is in progress; delete the source when it has ended".into(),
+                    ));
+                }
+                self.store.delete_source(id)?;
+                self.reload_config()
+            }
+        }
+    }
+}

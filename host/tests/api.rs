@@ -1,0 +1,467 @@
+//! The REST API end to end: every route by role, runs with progress, cancel, results, plans,
+//! sources (secrets write-only), single-user sync, the IP allow-list, metrics, audit, alerts.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use common::api::ApiWorld;
+use common::entra::{EntraWorld, tenant};
+use common::world::{assert_bitbucket_matches, bitbucket};
+use reqwest::Method;
+use roster_sim::directory::Directory;
+use roster_sim::graph::GraphUser;
+use serde_json::{Value, json};
+
+async fn world(users: usize, extra: &str) -> (ApiWorld, Directory) {
+    let d = Directory::generate(users, (users / 10).max(2), 2);
+    let w = EntraWorld::new(tenant(&d), bitbucket()).await;
+    (ApiWorld::start(w, extra).await, d)
+}
+
+/// A concrete path for a templated one: ids that exist nowhere.
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let j = rest[i..].find('}').unwrap() + i;
+        let name = &rest[i + 1..j];
+        out.push_str(if name == "id" && (path.contains("/runs/")) {
+            "999999"
+        } else {
+            "no-such-thing"
+        });
+        rest = &rest[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_by_role_and_nothing_without_a_token() {
+    let (w, _) = world(10, "").await;
+    let (status, doc) = w.get("/api/v1/openapi.json", &w.viewer).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(w.get("/api/v1/openapi.json", "").await.0, 401);
+    assert_eq!(w.get("/healthz", "").await.0, 200);
+    assert_eq!(w.get("/readyz", "").await.0, 200);
+    let tokens = [("viewer", &w.viewer), ("operator", &w.operator), ("admin", &w.admin)];
+    let rank = |r: &str| ["viewer", "operator", "admin"].iter().position(|x| *x == r).unwrap();
+    let mut walked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let needed = op["security"][0]["token"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} names no role"));
+            for r in item.as_object().unwrap().values() {
+                for (code, _) in r["responses"].as_object().unwrap() {
+                    assert!(code.parse::<u16>().is_ok(), "{method} {path}: {code}");
+                }
+            }
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.contains_key("401") && responses.contains_key("403"),
+                "{method} {path}"
+            );
+            let m: Method = method.to_uppercase().parse().unwrap();
+            let url = concrete(path);
+            // Read-only probes for writes: an empty JSON body is refused before anything happens.
+            let body = json!({});
+            let call = |token: &str| {
+                let r = w.req(m.clone(), &url, token);
+                if m == Method::GET { r } else { r.json(&body) }
+            };
+            let anon = call("").send().await.unwrap();
+            assert_eq!(anon.status().as_u16(), 401, "{method} {path} without a token");
+            assert!(anon.headers().contains_key("www-authenticate"));
+            for (role, token) in tokens {
+                if m == Method::POST && path.ends_with("/runs") && rank(role) >= rank(needed) {
+                    continue; // would start a run; covered by its own test
+                }
+                let status = call(token).send().await.unwrap().status().as_u16();
+                if rank(role) < rank(needed) {
+                    assert_eq!(status, 403, "{method} {path} as {role} (needs {needed})");
+                } else {
+                    assert!(
+                        status != 401 && status != 403 && status < 500,
+                        "{method} {path} as {role}: {status}"
+                    );
+                }
+            }
+            walked += 1;
+        }
+    }
+    assert!(walked >= 24, "only {walked} operations in the document");
+    // A revoked token opens nothing.
+    let id = w
+        .world
+        .store
+        .tokens()
+        .unwrap()
+        .iter()
+        .find(|t| t.name == "viewer")
+        .unwrap()
+        .id;
+    w.world.store.revoke_token(id).unwrap();
+    assert_eq!(w.get("/api/v1/sources", &w.viewer).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_through_the_api_reports_progress_results_and_metrics() {
+    let (w, d) = world(60, "").await;
+    let (status, started) = w.post("/api/v1/runs", &w.operator, json!({"mode": "full"})).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["run_id"].as_i64().unwrap();
+    let run = w.wait_run(id).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["trigger"], "api");
+    assert_bitbucket_matches(&w.world.bb, &d);
+    let (status, rows) = w.get(&format!("/api/v1/runs/{id}/results"), &w.viewer).await;
+    assert_eq!(status, 200);
+    assert!(rows.as_array().unwrap().iter().all(|r| r["outcome"] == "done"));
+    let csv = w
+        .req(Method::GET, &format!("/api/v1/runs/{id}/results?format=csv"), &w.viewer)
+        .send()
+        .await
+        .unwrap();
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.text().await.unwrap().starts_with("seq,kind,subject"));
+    let (_, history) = w.get("/api/v1/runs?trigger=api&state=succeeded", &w.viewer).await;
+    assert_eq!(history.as_array().unwrap().len(), 1);
+    assert_eq!(w.get("/api/v1/runs?limit=0", &w.viewer).await.0, 422);
+    let (_, plan) = w
+        .get(
+            &format!("/api/v1/plans/{}", run["plan_id"].as_str().unwrap()),
+            &w.viewer,
+        )
+        .await;
+    assert!(plan["operations"].as_array().unwrap().len() > 60);
+    let metrics = w
+        .req(Method::GET, "/metrics", &w.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("roster_runs_total{"), "{metrics}");
+    assert!(metrics.contains("state=\"succeeded\""));
+    assert!(metrics.contains("roster_vendor_requests_total{"));
+    assert!(metrics.contains("roster_source_last_success_timestamp_seconds{source=\"entra\"}"));
+    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "run.start" && e["actor"] == "token:operator" && e["origin"] == "127.0.0.1"),
+        "{audit}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_waits_its_turn_and_a_cancelled_run_stops_and_converges_later() {
+    let (w, d) = world(150, "").await;
+    // A slow Bitbucket: 20 requests a second.
+    w.world.bb.lock().set_rate_limit(20.0, 5);
+    let (_, started) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    let id = started["run_id"].as_i64().unwrap();
+    let (status, busy) = w.post("/api/v1/runs", &w.operator, json!({"mode": "dry-run"})).await;
+    assert_eq!(status, 409, "{busy}");
+    assert!(busy["error"].as_str().unwrap().contains(&format!("run {id}")));
+    // Wait until it applies, look at the progress, then cancel.
+    let mut saw_eta = false;
+    for _ in 0..300 {
+        let (_, run) = w.get(&format!("/api/v1/runs/{id}"), &w.viewer).await;
+        if run["progress"]["stage"]["name"] == "apply" && run["progress"]["stage"]["done"].as_u64() > Some(3) {
+            assert!(run["progress"]["eta_seconds"].as_f64().unwrap() > 0.0, "{run}");
+            assert!(run["progress"]["percent"].as_f64().unwrap() < 100.0);
+            saw_eta = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(saw_eta, "the run reached apply and showed an ETA");
+    assert_eq!(
+        w.post(&format!("/api/v1/runs/{id}/cancel"), &w.operator, json!({}))
+            .await
+            .0,
+        202
+    );
+    let run = w.wait_run(id).await;
+    assert_eq!(run["state"], "cancelled", "{run}");
+    assert!(run["summary"]["applied"]["cancelled"].as_u64().unwrap() > 0);
+    assert_eq!(
+        w.post(&format!("/api/v1/runs/{id}/cancel"), &w.operator, json!({}))
+            .await
+            .0,
+        409
+    );
+    w.world.bb.lock().set_rate_limit(100_000.0, 100_000);
+    let (_, again) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    let run = w.wait_run(again["run_id"].as_i64().unwrap()).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_bitbucket_matches(&w.world.bb, &d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_plan_is_reviewed_and_approved_through_the_api() {
+    let (w, d) = world(30, "").await;
+    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    for u in d.users.iter().take(8) {
+        w.world.graph.lock().hard_delete_user(&u.id);
+    }
+    let (_, s) = w
+        .post("/api/v1/runs", &w.operator, json!({"mode": "incremental"}))
+        .await;
+    let run = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    assert_eq!(run["state"], "held", "{run}");
+    let plan_id = run["plan_id"].as_str().unwrap().to_string();
+    let (_, plan) = w.get(&format!("/api/v1/plans/{plan_id}"), &w.viewer).await;
+    assert_eq!(plan["state"], "held");
+    assert!(plan["guard"]["held"].as_str().unwrap().contains("threshold"));
+    let approve = format!("/api/v1/plans/{plan_id}/approve");
+    assert_eq!(
+        w.post(&approve, &w.operator, json!({"hash": "x"})).await.0,
+        403,
+        "operators do not approve"
+    );
+    let (status, wrong) = w.post(&approve, &w.admin, json!({"hash": "0000000000"})).await;
+    assert_eq!(status, 422, "{wrong}");
+    let hash = plan["hash"].as_str().unwrap();
+    let (status, applied) = w.post(&approve, &w.admin, json!({"hash": &hash[..12]})).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["state"], "succeeded");
+    assert_eq!(applied["failed"], 0, "{applied}");
+    let licensed = w.world.bb.lock().licensed_users();
+    for u in d.users.iter().take(8) {
+        assert!(!licensed.contains(&u.username), "{} was deprovisioned", u.username);
+    }
+    assert!(licensed.contains(&d.users[8].username));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_are_created_replaced_and_deleted_with_write_only_secrets() {
+    let (w, _) = world(10, "").await;
+    let graph = w.world.graph.url();
+    let body = json!({
+        "id": "entra2", "plugin": "entra", "priority": 50,
+        "allow_hosts": [graph], "allow_insecure_http": true, "allow_private_addresses": true,
+        "settings": {"tenant_id": common::entra::TENANT, "client_id": common::entra::CLIENT,
+                     "graph_url": graph, "login_url": graph, "scope": "groups", "groups": ["team-00000"]},
+        "secrets": [{"name": "client_secret", "value": common::entra::SECRET, "hosts": [graph]}],
+        "schedule": {"cron": "0 0/15 * * * ?"}
+    });
+    assert_eq!(w.post("/api/v1/sources", &w.operator, body.clone()).await.0, 403);
+    let (status, created) = w.post("/api/v1/sources", &w.admin, body.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["origin"], "api");
+    assert_eq!(created["secrets"][0]["name"], "client_secret");
+    assert!(
+        !created.to_string().contains(common::entra::SECRET),
+        "a secret is never shown"
+    );
+    assert_eq!(created["next_runs"].as_array().unwrap().len(), 3);
+    assert_eq!(w.post("/api/v1/sources", &w.admin, body.clone()).await.0, 409);
+    // The new source works: its check passes and a run fetches it.
+    let (_, check) = w.post("/api/v1/sources/entra2/check", &w.operator, json!({})).await;
+    assert_eq!(check["ok"], true, "{check}");
+    // Replaced without secrets: the stored ones are kept.
+    let mut replaced = body.clone();
+    replaced.as_object_mut().unwrap().remove("secrets");
+    replaced["priority"] = json!(60);
+    let (status, r) = w
+        .send_json(Method::PUT, "/api/v1/sources/entra2", &w.admin, replaced)
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["priority"], 60);
+    let (_, check) = w.post("/api/v1/sources/entra2/check", &w.operator, json!({})).await;
+    assert_eq!(check["ok"], true, "{check}");
+    let (_, sched) = w.get("/api/v1/sources/entra2/schedule?count=4", &w.viewer).await;
+    assert_eq!(sched["next_runs"].as_array().unwrap().len(), 4, "{sched}");
+    // Mistakes: a bad cron, a file folder, an env secret, an unknown field, a roster.toml source.
+    let mut bad = body.clone();
+    bad["id"] = json!("bad");
+    bad["schedule"] = json!({"cron": "0 0 0 30 2 ?"});
+    let (status, e) = w.post("/api/v1/sources", &w.admin, bad).await;
+    assert_eq!(status, 422);
+    assert!(e["error"].as_str().unwrap().contains("never"), "{e}");
+    let mut bad = body.clone();
+    bad["id"] = json!("bad2");
+    bad["prioritty"] = json!(1);
+    assert_eq!(w.post("/api/v1/sources", &w.admin, bad).await.0, 422);
+    let (status, e) = w
+        .send_json(Method::DELETE, "/api/v1/sources/entra", &w.admin, json!({}))
+        .await;
+    assert_eq!(status, 409);
+    assert!(e["error"].as_str().unwrap().contains("roster.toml"), "{e}");
+    assert_eq!(
+        w.send_json(Method::DELETE, "/api/v1/sources/entra2", &w.admin, json!({}))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(w.get("/api/v1/sources/entra2", &w.viewer).await.0, 404);
+    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+    let actions: BTreeSet<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(actions.is_superset(&BTreeSet::from(["source.create", "source.replace", "source.delete"])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_user_is_provisioned_on_demand_touching_nobody_else() {
+    let (w, d) = world(40, "").await;
+    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    let writes = w.world.bb_writes();
+    // A new hire appears in Entra and logs in before the next scheduled run.
+    let id = w.world.graph.lock().add_user(GraphUser {
+        user_principal_name: "newhire@contoso.example".into(),
+        mail: Some("newhire@contoso.example".into()),
+        display_name: "New Hire".into(),
+        account_enabled: true,
+        user_type: "Member".into(),
+        ..GraphUser::default()
+    });
+    let team = d.groups[1].id.clone();
+    w.world.graph.lock().add_member(&team, &id);
+    // Someone else changed too: a single-user sync leaves them alone.
+    w.world
+        .graph
+        .lock()
+        .update_user(&d.users[3].id, |u| u.display_name = "Not Yet".into());
+    let started = std::time::Instant::now();
+    let (status, run) = w
+        .post("/api/v1/users/sync", &w.operator, json!({"username": "newhire"}))
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    {
+        let bb = w.world.bb.lock();
+        assert_eq!(bb.users()["newhire"].display_name, "New Hire");
+        assert!(bb.groups()[&d.groups[1].name].contains("newhire"));
+        assert!(
+            bb.groups()[&d.groups[0].name].contains("newhire"),
+            "nested: team-00001 is in team-00000"
+        );
+        assert!(bb.licensed_users().contains("newhire"));
+        assert_ne!(bb.users()[&d.users[3].username].display_name, "Not Yet");
+    }
+    let planned = run["summary"]["planned"].as_object().unwrap();
+    assert_eq!(planned["create-user"], 1, "{planned:?}");
+    assert!(!planned.contains_key("update-user"), "{planned:?}");
+    assert!(w.world.bb_writes() - writes <= 4, "one account and its groups");
+    let (status, e) = w
+        .post("/api/v1/users/sync", &w.operator, json!({"username": "nobody"}))
+        .await;
+    assert_eq!(status, 404, "{e}");
+    assert_eq!(w.post("/api/v1/users/sync", &w.operator, json!({})).await.0, 422);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allow_list_refuses_other_addresses_and_trusts_only_listed_proxies() {
+    let (w, _) = world(5, "[api]\nallow_ips = [\"10.0.0.0/8\"]\n").await;
+    let (status, e) = w.get("/api/v1/sources", &w.viewer).await;
+    assert_eq!(status, 403);
+    assert!(e["error"].as_str().unwrap().contains("allow-list"));
+    // A forwarded address counts only from a trusted proxy.
+    let spoofed = w
+        .req(Method::GET, "/api/v1/sources", &w.viewer)
+        .header("x-forwarded-for", "10.1.2.3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status().as_u16(), 403);
+    drop(w);
+    let (w, _) = world(
+        5,
+        "[api]\nallow_ips = [\"10.0.0.0/8\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    )
+    .await;
+    let proxied = w
+        .req(Method::GET, "/api/v1/sources", &w.viewer)
+        .header("x-forwarded-for", "10.1.2.3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status().as_u16(), 200);
+    assert_eq!(w.get("/healthz", "").await.0, 200, "health is open to all");
+}
+
+/// A webhook receiver on 127.0.0.1: every body it gets.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>, tokio::task::JoinHandle<()>) {
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), got, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_plans_and_failed_runs_are_announced_to_webhooks() {
+    let (url, got, _task) = receiver().await;
+    let (w, d) = world(
+        30,
+        &format!(
+            "[[alert]]\nurl = \"{url}\"\n\n[[alert]]\nurl = \"{url}\"\nformat = \"slack\"\nevents = [\"run-failed\"]\n"
+        ),
+    )
+    .await;
+    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    for u in d.users.iter().take(8) {
+        w.world.graph.lock().hard_delete_user(&u.id);
+    }
+    let (_, s) = w
+        .post("/api/v1/runs", &w.operator, json!({"mode": "incremental"}))
+        .await;
+    let held = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    assert_eq!(held["state"], "held");
+    w.world.graph.lock().set_permissions(common::entra::CLIENT, &[]);
+    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    let failed = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    assert_eq!(failed["state"], "failed");
+    for _ in 0..100 {
+        if got.lock().unwrap().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let got = got.lock().unwrap().clone();
+    let events: Vec<&str> = got.iter().filter_map(|v| v["event"].as_str()).collect();
+    assert!(
+        events.contains(&"plan-held") && events.contains(&"run-failed"),
+        "{got:?}"
+    );
+    let plan_held = got.iter().find(|v| v["event"] == "plan-held").unwrap();
+    assert_eq!(plan_held["details"]["plan_id"], held["plan_id"]);
+    let slack: Vec<&Value> = got.iter().filter(|v| v.get("blocks").is_some()).collect();
+    assert_eq!(slack.len(), 1, "the Slack webhook wants run failures only: {got:?}");
+    assert!(
+        slack[0]["text"].as_str().unwrap().contains("Insufficient privileges"),
+        "{}",
+        slack[0]
+    );
+}

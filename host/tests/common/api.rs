@@ -1,0 +1,105 @@
+//! The REST API served on 127.0.0.1:0 over an Entra world (Graph and Bitbucket simulators),
+//! with a token per role.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roster::service::Service;
+use roster::store::Role;
+use serde_json::Value;
+
+use super::entra::EntraWorld;
+
+pub struct ApiWorld {
+    pub world: EntraWorld,
+    pub service: Arc<Service>,
+    pub base: String,
+    pub admin: String,
+    pub operator: String,
+    pub viewer: String,
+    pub http: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ApiWorld {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ApiWorld {
+    /// Serves the API for `world`'s configuration (written to `roster.toml` with `extra`
+    /// appended).
+    pub async fn start(world: EntraWorld, extra: &str) -> ApiWorld {
+        let path = world.rt.dir.path().join("roster.toml");
+        std::fs::write(&path, format!("{}\n{extra}\n", world.config_text())).unwrap();
+        let service = Service::new(world.store.clone(), world.rt.runtime.clone(), &path).unwrap();
+        let (app, _) = roster::api::routes(service.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+        });
+        let token = |role: Role| world.store.create_token(role.as_str(), role, "test").unwrap().1;
+        ApiWorld {
+            admin: token(Role::Admin),
+            operator: token(Role::Operator),
+            viewer: token(Role::Viewer),
+            service,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            world,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with `token` (none when empty).
+    pub fn req(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, self.url(path));
+        if token.is_empty() { r } else { r.bearer_auth(token) }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let resp = self.req(reqwest::Method::GET, path, token).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .req(reqwest::Method::POST, path, token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let resp = self.req(method, path, token).json(&body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Waits until run `id` has ended; returns its record.
+    pub async fn wait_run(&self, id: i64) -> Value {
+        for _ in 0..600 {
+            let (status, run) = self.get(&format!("/api/v1/runs/{id}"), &self.viewer).await;
+            assert_eq!(status, 200, "{run}");
+            if run["state"] != "running" {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("run {id} did not end within a minute");
+    }
+}
