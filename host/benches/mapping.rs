@@ -112,16 +112,16 @@ async fn main() {
             let mut counts = (0, 0);
             for _ in 0..ROUNDS {
                 let started = Instant::now();
-                let mut job = rt.runtime.job("mapping", limits.clone(), SourceAccess::none()).await.unwrap();
+                let mut job = rt
+                    .runtime
+                    .job("mapping", limits.clone(), SourceAccess::none())
+                    .await
+                    .unwrap();
                 let (mut kept, mut dropped) = (0, 0);
                 for batch in users.chunks(BATCH) {
                     for o in job.map_users(settings, batch).await.unwrap() {
                         assert!(o.error.is_none(), "{:?}", o.error);
-                        if o.user.is_some() {
-                            kept += 1
-                        } else {
-                            dropped += 1
-                        }
+                        if o.user.is_some() { kept += 1 } else { dropped += 1 }
                     }
                 }
                 times.push(started.elapsed());
@@ -158,10 +158,7 @@ async fn main() {
         boundary.as_secs_f64() * 1e3,
         boundary.as_secs_f64() * 1e6 / USERS as f64
     );
-    println!(
-        "| WASM ÷ native | {:.2}× | ≤ 2× |",
-        w.as_secs_f64() / n.as_secs_f64()
-    );
+    println!("| WASM ÷ native | {:.2}× | ≤ 2× |", w.as_secs_f64() / n.as_secs_f64());
     println!(
         "\nkept {} and dropped {} (out of scope) on both sides",
         native_counts.0, native_counts.1

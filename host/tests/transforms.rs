@@ -271,7 +271,10 @@ async fn staff_world(mapping: &str) -> (World, String, std::path::PathBuf) {
     std::fs::write(&file, mapping).unwrap();
     let text = config(
         &w,
-        &format!("[[source.transforms]]\nplugin = \"mapping\"\nsettings_file = \"{}\"\n", file.display()),
+        &format!(
+            "[[source.transforms]]\nplugin = \"mapping\"\nsettings_file = \"{}\"\n",
+            file.display()
+        ),
         "",
     );
     (w, text, file)
@@ -283,14 +286,23 @@ async fn a_mapping_decides_usernames_names_scope_and_groups() {
     let r = sync(&w, &text).await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     let bb = w.sim.lock();
-    let users: Vec<&str> = bb.users().keys().map(String::as_str).filter(|u| *u != "admin").collect();
+    let users: Vec<&str> = bb
+        .users()
+        .keys()
+        .map(String::as_str)
+        .filter(|u| *u != "admin")
+        .collect();
     assert_eq!(users, ["alice", "bob", "dora"], "the contractor is out of scope");
     assert_eq!(bb.users()["alice"].display_name, "Alice Archer");
     assert_eq!(bb.users()["dora"].display_name, "Dora", "Join skips what is missing");
     let group = |g: &str| bb.groups().get(g).cloned();
     use std::collections::BTreeSet;
     let set = |xs: &[&str]| Some(xs.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>());
-    assert_eq!(group("dev"), set(&["alice", "dora"]), "AAD-Dev and Engineering both become dev");
+    assert_eq!(
+        group("dev"),
+        set(&["alice", "dora"]),
+        "AAD-Dev and Engineering both become dev"
+    );
     assert_eq!(group("eng"), set(&["dora"]));
     assert_eq!(group("ops"), set(&["bob"]));
     assert_eq!(group("bb-legacy"), None, "excluded");
@@ -304,7 +316,10 @@ async fn a_broken_mapping_is_refused_with_line_and_column_and_the_old_one_stays(
     let writes = w.writes();
     std::fs::write(
         &file,
-        MAPPING.replace("'ToLower(StripDomain([username]))'", "'ToLower(StripDomain([username])'"),
+        MAPPING.replace(
+            "'ToLower(StripDomain([username]))'",
+            "'ToLower(StripDomain([username])'",
+        ),
     )
     .unwrap();
     let r = sync(&w, &text).await;
@@ -318,11 +333,19 @@ async fn a_broken_mapping_is_refused_with_line_and_column_and_the_old_one_stays(
     // Fixed: the next run uses the new mapping at once.
     std::fs::write(
         &file,
-        MAPPING.replace("ToLower(StripDomain([username]))", "Append(ToLower(StripDomain([username])), \"2\")"),
+        MAPPING.replace(
+            "ToLower(StripDomain([username]))",
+            "Append(ToLower(StripDomain([username])), \"2\")",
+        ),
     )
     .unwrap();
     let r = sync(&w, &text).await;
-    assert_eq!(r.summary.planned.get("rename-user"), Some(&3), "{:?}", r.summary.planned);
+    assert_eq!(
+        r.summary.planned.get("rename-user"),
+        Some(&3),
+        "{:?}",
+        r.summary.planned
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,9 +355,18 @@ async fn a_record_the_mapping_cannot_evaluate_is_skipped_with_its_reason_and_the
     let r = sync(&w, &text).await;
     assert_eq!(r.state, "succeeded");
     assert_eq!(w.sim.lock().users().len(), 1, "every user failed: Left needs a number");
-    let skipped: Vec<&String> = r.summary.warnings.iter().filter(|x| x.contains("skipped by mapping")).collect();
+    let skipped: Vec<&String> = r
+        .summary
+        .warnings
+        .iter()
+        .filter(|x| x.contains("skipped by mapping"))
+        .collect();
     assert_eq!(skipped.len(), 4, "{:?}", r.summary.warnings);
-    assert!(skipped[0].contains("user.username") && skipped[0].contains("Left"), "{}", skipped[0]);
+    assert!(
+        skipped[0].contains("user.username") && skipped[0].contains("Left"),
+        "{}",
+        skipped[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,29 +374,53 @@ async fn the_chain_runs_in_order_and_the_preview_names_the_rule_that_decided() {
     let (w, _, file) = staff_world(MAPPING).await;
     let step = |plugin: &str, settings: &str| format!("[[source.transforms]]\nplugin = \"{plugin}\"\n{settings}\n");
     let mapping_step = step("mapping", &format!("settings_file = \"{}\"", file.display()));
-    let append = step("mapping", "settings = { user = { username = 'Append([username], \".x\")' } }");
+    let append = step(
+        "mapping",
+        "settings = { user = { username = 'Append([username], \".x\")' } }",
+    );
     let strip = step("normalize", "settings = { strip_domain = true }");
     // strip then append: alice.x; append then strip: alice (the suffix went with the domain).
     let e = engine(&w, &config(&w, &format!("{strip}{append}"), ""));
     e.fetch_only(&SyncOptions::default(), &Quiet).await.unwrap();
     let a = e.preview("hr", None).await.unwrap();
     assert_eq!(a.users[0].after.as_ref().unwrap().username, "alice.x");
-    let b = engine(&w, &config(&w, &format!("{append}{strip}"), "")).preview("hr", None).await.unwrap();
+    let b = engine(&w, &config(&w, &format!("{append}{strip}"), ""))
+        .preview("hr", None)
+        .await
+        .unwrap();
     assert_eq!(b.users[0].after.as_ref().unwrap().username, "alice");
     assert_eq!(b.users[0].steps.len(), 2);
-    assert_eq!((b.users[0].steps[0].plugin.as_str(), b.users[0].steps[1].plugin.as_str()), ("mapping", "normalize"));
+    assert_eq!(
+        (b.users[0].steps[0].plugin.as_str(), b.users[0].steps[1].plugin.as_str()),
+        ("mapping", "normalize")
+    );
 
-    let t = engine(&w, &config(&w, &mapping_step, "")).preview("hr", None).await.unwrap();
+    let t = engine(&w, &config(&w, &mapping_step, ""))
+        .preview("hr", None)
+        .await
+        .unwrap();
     let carl = t.users.iter().find(|u| u.id == "3").unwrap();
     assert!(carl.after.is_none());
-    assert_eq!(carl.steps[0].reason.as_deref(), Some("out of scope: no scoping rule matched"));
+    assert_eq!(
+        carl.steps[0].reason.as_deref(),
+        Some("out of scope: no scoping rule matched")
+    );
     let alice = t.users.iter().find(|u| u.id == "1").unwrap();
-    assert!(alice.steps[0].reason.as_deref().unwrap().contains("scope rule 'staff'"), "{alice:?}");
+    assert!(
+        alice.steps[0].reason.as_deref().unwrap().contains("scope rule 'staff'"),
+        "{alice:?}"
+    );
     assert_eq!(alice.before.username, "Alice@Contoso.com");
     let dev = t.groups.iter().find(|g| g.before == "AAD-Dev").unwrap();
     assert_eq!(dev.after, vec!["dev".to_string()]);
-    assert!(dev.steps[0].reason.as_deref().unwrap().contains("^AAD-(.*)$"), "{dev:?}");
+    assert!(
+        dev.steps[0].reason.as_deref().unwrap().contains("^AAD-(.*)$"),
+        "{dev:?}"
+    );
     let legacy = t.groups.iter().find(|g| g.before == "bb-legacy").unwrap();
     assert!(legacy.after.is_empty());
-    assert!(legacy.steps[0].reason.as_deref().unwrap().contains("excluded"), "{legacy:?}");
+    assert!(
+        legacy.steps[0].reason.as_deref().unwrap().contains("excluded"),
+        "{legacy:?}"
+    );
 }

@@ -306,4 +306,3 @@ mod tests {
         assert!(!Rc::ptr_eq(&a, &d), "only the latest settings are kept");
     }
 }
-
