@@ -20,8 +20,10 @@ pub struct MirrorQuery {
     /// Only members of this group id (memberships).
     pub group: Option<String>,
     /// At most this many (1–5000, default 100).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<usize>,
     /// Skip this many first.
+    #[param(minimum = 0, maximum = 1000000000)]
     pub offset: Option<usize>,
 }
 
@@ -72,6 +74,12 @@ fn page<T>(items: Vec<T>, q: &MirrorQuery) -> ApiResult<Vec<T>> {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "limit must be 1 to 5000",
+        ));
+    }
+    if q.offset.is_some_and(|o| o > 1_000_000_000) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "offset must be at most 1000000000",
         ));
     }
     Ok(items.into_iter().skip(q.offset.unwrap_or(0)).take(limit).collect())

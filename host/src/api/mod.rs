@@ -173,7 +173,7 @@ impl Modify for Security {
         license(name = "Apache-2.0")
     ),
     modifiers(&Security),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, runs::ExportFormat))
 )]
 struct ApiDoc;
 

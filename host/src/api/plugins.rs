@@ -13,6 +13,11 @@ use super::auth::Caller;
 use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path};
 use crate::runtime::LoadReport;
 
+/// A WebAssembly component file.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct WasmBody(#[allow(dead_code)] Vec<u8>);
+
 /// A loaded plugin.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PluginView {
@@ -92,7 +97,7 @@ async fn list(State(state): State<AppState>) -> Json<PluginsView> {
 /// they started with. A broken component is refused and nothing changes.
 #[utoipa::path(put, path = "/api/v1/plugins/{file}", tag = "plugins", security(("token" = ["admin"])),
     params(("file" = String, Path, description = "File name, e.g. `mapping.wasm`")),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component"),
+    request_body(content = WasmBody, content_type = "application/octet-stream", description = "The component (`application/wasm` is accepted too)"),
     responses((status = 200, body = PluginView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody, description = "Not a component Roster can load")))]
 async fn upload(
     State(state): State<AppState>,

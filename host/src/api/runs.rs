@@ -18,6 +18,9 @@ use crate::store::RunRow;
 use crate::sync::single::UserKey;
 use crate::sync::{ExportRow, SyncOptions};
 
+/// The largest run id or time the API takes (2^53 − 1, exact in JSON numbers everywhere).
+const MAX_ID: i64 = 9_007_199_254_740_991;
+
 /// A run to start.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -115,8 +118,10 @@ pub struct RunsQuery {
     /// Only runs started this way.
     pub trigger: Option<String>,
     /// Only runs started at or after this (unix ms).
+    #[param(minimum = 0, maximum = 9007199254740991i64)]
     pub since: Option<i64>,
     /// At most this many, newest first (1–1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -130,6 +135,12 @@ async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> ApiR
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "limit must be 1 to 1000",
+        ));
+    }
+    if q.since.is_some_and(|s| !(0..=MAX_ID).contains(&s)) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "since is a time in unix milliseconds, from 0 to 9007199254740991",
         ));
     }
     let runs = state
@@ -147,7 +158,7 @@ fn run_row(state: &AppState, id: i64) -> ApiResult<RunRow> {
 
 /// A run, with live progress per stage and an ETA while it runs.
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", security(("token" = ["viewer"])),
-    params(("id" = i64, Path, description = "Run id")),
+    params(("id" = i64, Path, description = "Run id", minimum = 1, maximum = 9007199254740991i64)),
     responses((status = 200, body = RunView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<RunView>> {
     let r = run_row(&state, id)?;
@@ -157,7 +168,7 @@ async fn get_one(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResul
 /// Asks a running run to stop: no new page is fetched and no new operation applied; what is
 /// in flight finishes and is recorded.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", security(("token" = ["operator"])),
-    params(("id" = i64, Path, description = "Run id")),
+    params(("id" = i64, Path, description = "Run id", minimum = 1, maximum = 9007199254740991i64)),
     responses((status = 202, body = Started, description = "Cancellation asked"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The run is not running")))]
 async fn cancel(
     State(state): State<AppState>,
@@ -171,12 +182,23 @@ async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(Started { run_id: id })))
 }
 
+/// How results are exported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// A JSON array.
+    #[default]
+    Json,
+    /// CSV (RFC 4180) with a header row.
+    Csv,
+}
+
 /// The export format.
 #[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
     /// `json` (default) or `csv`.
-    pub format: Option<String>,
+    pub format: Option<ExportFormat>,
 }
 
 /// One row of a run's results.
@@ -220,7 +242,7 @@ impl From<ExportRow> for ResultView {
 
 /// The run's per-object results: every operation of its plan, with its outcome; JSON or CSV.
 #[utoipa::path(get, path = "/api/v1/runs/{id}/results", tag = "runs", security(("token" = ["viewer"])),
-    params(("id" = i64, Path, description = "Run id"), ResultsQuery),
+    params(("id" = i64, Path, description = "Run id", minimum = 1, maximum = 9007199254740991i64), ResultsQuery),
     responses(
         (status = 200, description = "The results", content(([ResultView] = "application/json"), (String = "text/csv"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -231,9 +253,9 @@ async fn results(
 ) -> ApiResult<Response> {
     run_row(&state, id)?;
     let rows = crate::sync::export_rows(&state.store, id)?;
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(rows.into_iter().map(ResultView::from).collect::<Vec<_>>()).into_response()),
-        "csv" => Ok((
+    match q.format.unwrap_or_default() {
+        ExportFormat::Json => Ok(Json(rows.into_iter().map(ResultView::from).collect::<Vec<_>>()).into_response()),
+        ExportFormat::Csv => Ok((
             [
                 ("content-type", "text/csv; charset=utf-8".to_string()),
                 (
@@ -244,30 +266,41 @@ async fn results(
             crate::sync::export_csv(&rows),
         )
             .into_response()),
-        other => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("format `{other}`: use json or csv"),
-        )),
     }
+}
+
+/// The person to provision.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncUserInput {
+    /// Their username (as in Bitbucket) or the IdP's id of them.
+    #[schema(min_length = 1, max_length = 512)]
+    pub user: String,
+    /// Only this source (and only its fetch).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub source: Option<String>,
 }
 
 /// Provisions one user on demand: an incremental fetch, then a plan and an apply restricted
 /// to that person (their account and their groups) — the hook a login flow calls. Answers
 /// when done.
 #[utoipa::path(post, path = "/api/v1/users/sync", tag = "runs", security(("token" = ["operator"])),
-    request_body = UserKey,
+    request_body = SyncUserInput,
     responses((status = 200, body = RunView, description = "The run, finished"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "No such user in the sources"), (status = 409, body = ErrorBody, description = "A run is in progress"), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn sync_user(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
-    Json(key): Json<UserKey>,
+    Json(input): Json<SyncUserInput>,
 ) -> ApiResult<Json<RunView>> {
-    if key.id.is_none() && key.username.is_none() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "give the user's `id` or `username`",
-        ));
+    if input.user.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "`user` is empty"));
     }
+    let key = UserKey {
+        id: Some(input.user.clone()),
+        username: Some(input.user),
+        source: input.source,
+    };
+
     let opts = SyncOptions {
         trigger: "single-user".into(),
         actor: caller.actor.clone(),
@@ -278,7 +311,7 @@ async fn sync_user(
         &caller.actor,
         &caller.ip,
         "user.sync",
-        key.username.as_deref().or(key.id.as_deref()).unwrap_or_default(),
+        key.username.as_deref().unwrap_or_default(),
         Some(&format!("run {}: {}", report.run_id, report.state)),
     )?;
     let r = run_row(&state, report.run_id)?;

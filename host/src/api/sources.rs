@@ -80,7 +80,7 @@ pub struct SourceInput {
     pub enabled: Option<bool>,
     /// The connector's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Value>,
     /// Origins the connector may reach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,22 +96,22 @@ pub struct SourceInput {
     pub secrets: Vec<SecretInput>,
     /// Per-job limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub limits: Option<serde_json::Value>,
     /// Request budget towards the IdP, e.g. `{"per_second": 20, "burst": 40}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub budget: Option<serde_json::Value>,
     /// Transform chain, in order: `[{"plugin": "mapping", "settings": {…}}]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub transforms: Option<Vec<serde_json::Value>>,
     /// Only members of these IdP groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_groups: Option<Vec<String>>,
     /// `{"every_minutes": 60}` or `{"cron": "0 0/15 * * * ?"}`, `incremental`, `full_every_hours`, `enabled`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub schedule: Option<serde_json::Value>,
 }
 
@@ -287,6 +287,7 @@ pub struct CheckView {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleQuery {
     /// 1–100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     pub count: Option<u32>,
 }
 
@@ -353,11 +354,12 @@ async fn schedule(
 pub struct PreviewInput {
     /// Sample records in the `file` connector's JSON form (`users`, `groups`, `memberships`);
     /// omitted: the source's mirror.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub sample: Option<serde_json::Value>,
     /// Only records whose id or name contains this.
     pub only: Option<String>,
     /// At most this many users and groups (1–1000, default 50).
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

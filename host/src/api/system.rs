@@ -39,6 +39,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, content_type = "text/plain", body = String, description = "Prometheus text exposition"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.metrics.set_runs_in_progress(state.runs.all().len() as i64);
+    for ((plugin, kind), n) in crate::runtime::job::take_traps() {
+        state.metrics.observe_plugin_traps(&plugin, kind, n);
+    }
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.encode(),
@@ -50,6 +53,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// At most this many, newest first (1–10000, default 100).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
 }
 

@@ -560,7 +560,7 @@ impl Engine {
                 } else {
                     ""
                 };
-                return Err(SyncError::Config(format!(
+                return Err(SyncError::NotFound(format!(
                     "no {enabled}source named '{n}'; see the configuration's [[source]] entries"
                 )));
             }
