@@ -465,3 +465,32 @@ async fn held_plans_and_failed_runs_are_announced_to_webhooks() {
         slack[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_traps_is_counted_in_metrics_and_the_other_source_still_syncs() {
+    let (w, d) = world(20, "").await;
+    w.world.rt.put("fixture_hostile", "hostile.wasm");
+    let (status, _) = w.post("/api/v1/plugins/reload", &w.operator, json!({})).await;
+    assert!(status < 300, "reload: {status}");
+    let body = json!({"id": "broken", "plugin": "hostile", "priority": 10, "settings": {"mode": "panic"}});
+    let (status, created) = w.post("/api/v1/sources", &w.admin, body).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, started) = w.post("/api/v1/runs", &w.operator, json!({"mode": "full"})).await;
+    assert_eq!(status, 202, "{started}");
+    let run = w.wait_run(started["run_id"].as_i64().unwrap()).await;
+    assert_ne!(run["state"], "succeeded", "a source failed, so the run is not clean: {run}");
+    // The healthy source's people are still all there: a broken plugin deletes nobody.
+    assert_bitbucket_matches(&w.world.bb, &d);
+    let metrics = w
+        .req(Method::GET, "/metrics", &w.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("roster_plugin_traps_total{plugin=\"hostile\",kind=\"panic\"} 1"),
+        "{metrics}"
+    );
+}

@@ -21,6 +21,19 @@ use super::net::SourceAccess;
 use super::state::{HostState, STDERR_CAPACITY};
 use super::{LoadedPlugin, Prepared};
 
+/// Traps counted since the metrics last looked, by (plugin, kind): a plugin that is stopped is
+/// news for monitoring even when the run goes on. Counts, not a log, so an unscraped server
+/// holds at most one entry per plugin and kind.
+static TRAPS: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The traps counted since the last call: ((plugin name, deadline | memory | panic | other), n).
+pub fn take_traps() -> Vec<((String, &'static str), u64)> {
+    std::mem::take(&mut *TRAPS.lock().unwrap_or_else(|p| p.into_inner()))
+        .into_iter()
+        .collect()
+}
+
 /// After the deadline, how long the host waits for a call stuck in host I/O before dropping it.
 const DEADLINE_GRACE: Duration = Duration::from_millis(50);
 
@@ -153,6 +166,20 @@ impl Job {
     }
 
     fn fail(&self, failure: JobFailure) -> JobError {
+        let kind = match &failure {
+            JobFailure::Deadline(_) => Some("deadline"),
+            JobFailure::Memory(_) => Some("memory"),
+            JobFailure::Panic(_) => Some("panic"),
+            JobFailure::Trap { .. } => Some("other"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            *TRAPS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((self.plugin.label.name.clone(), kind))
+                .or_default() += 1;
+        }
         JobError {
             plugin: Box::new(self.plugin.label.clone()),
             failure,

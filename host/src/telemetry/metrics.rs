@@ -235,12 +235,17 @@ impl Metrics {
 
     /// Counts a plugin trap; `kind` is deadline, memory, panic or other.
     pub fn observe_plugin_trap(&self, plugin: &str, kind: &str) {
+        self.observe_plugin_traps(plugin, kind, 1);
+    }
+
+    /// Counts `n` plugin traps of one kind at once.
+    pub fn observe_plugin_traps(&self, plugin: &str, kind: &str, n: u64) {
         self.plugin_traps
             .get_or_create(&TrapLabels {
                 plugin: plugin.to_string(),
                 kind: kind.to_string(),
             })
-            .inc();
+            .inc_by(n);
     }
 
     /// Sets how many runs are running now.
