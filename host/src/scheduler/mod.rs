@@ -47,6 +47,9 @@ pub async fn run(service: Arc<Service>, mut shutdown: watch::Receiver<bool>) {
                 // First time under this scheduler: start counting from now, so a fresh install
                 // does not run every source at once.
                 let _ = service.store.record_fire(&s.id, now.timestamp_millis());
+                if let Some(next) = schedule.next_after(now) {
+                    soonest = soonest.min(next);
+                }
                 continue;
             };
             if let Some(fire) = due(&schedule, Some(last), now) {
