@@ -22,7 +22,7 @@ pub struct ConfigError {
 }
 
 /// Where a secret's value comes from. Exactly one of the three.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     /// The value itself (discouraged outside tests and demos).
@@ -252,9 +252,12 @@ impl Default for Threshold {
 }
 
 /// The Bitbucket Data Center instance and its policy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
+    /// roster.toml or the API.
+    #[serde(skip)]
+    pub origin: DefinedIn,
     /// Stable id.
     #[serde(default = "default_target")]
     pub id: String,
@@ -317,8 +320,10 @@ pub struct Config {
     /// Identity-provider connections.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
-    /// The Bitbucket instance.
-    pub target: TargetConfig,
+    /// The Bitbucket instance: roster.toml's `[target]`, else the one created through the API
+    /// (`PUT /api/v1/targets/{id}`); none yet means nothing can run.
+    #[serde(default)]
+    pub target: Option<TargetConfig>,
     /// The REST API.
     #[serde(default)]
     pub api: ApiConfig,
@@ -357,6 +362,9 @@ fn default_target_budget() -> BudgetConfig {
         burst: 200,
     }
 }
+
+/// What to do when no target is defined anywhere.
+pub const NO_TARGET: &str = "no Bitbucket target is defined: add a [target] table to roster.toml, or create one through the API (PUT /api/v1/targets/bitbucket)";
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -427,7 +435,14 @@ impl Config {
                     .resolve(&self.base_dir, &format!("source '{}' secret '{}'", s.id, secret.name))?;
             }
         }
-        let t = &self.target;
+        if let Some(t) = &self.target {
+            self.validate_target(t)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the target's fields; every message names the field.
+    pub fn validate_target(&self, t: &TargetConfig) -> Result<(), String> {
         if !valid_id(&t.id) {
             return Err(format!("target id {:?} must be 1–64 letters, digits, '-' or '_'", t.id));
         }
@@ -480,9 +495,13 @@ impl Config {
         list.map(serde_json::Value::Array)
     }
 
+    /// The target, or what to do when there is none.
+    pub fn target(&self) -> Result<&TargetConfig, String> {
+        self.target.as_ref().ok_or_else(|| NO_TARGET.to_string())
+    }
+
     /// The target's credentials.
-    pub fn target_auth(&self) -> Result<crate::targets::bitbucket_dc::Auth, String> {
-        let t = &self.target;
+    pub fn target_auth(&self, t: &TargetConfig) -> Result<crate::targets::bitbucket_dc::Auth, String> {
         match (&t.password, &t.token) {
             (Some(p), None) => Ok(crate::targets::bitbucket_dc::Auth::Basic {
                 username: t.username.clone(),
@@ -528,10 +547,19 @@ mod tests {
         let c = Config::parse(GOOD, Path::new(".")).unwrap();
         assert_eq!(c.sources[0].priority, 100);
         assert_eq!(c.sources[0].transforms[0].plugin, "normalize");
-        assert_eq!(c.target.deprovision, Deprovision::Delete);
-        assert_eq!(c.target.threshold.count, 5);
+        let t = c.target().unwrap();
+        assert_eq!(t.deprovision, Deprovision::Delete);
+        assert_eq!(t.threshold.count, 5);
         let secrets = c.resolved_secrets(&c.sources[0]).unwrap();
         assert_eq!(secrets[0]["value"], "s3cret");
+    }
+
+    #[test]
+    fn a_file_without_a_target_parses_and_says_how_to_add_one() {
+        let text = &GOOD[..GOOD.find("[target]").unwrap()];
+        let c = Config::parse(text, Path::new(".")).unwrap();
+        let err = c.target().unwrap_err();
+        assert!(err.contains("PUT /api/v1/targets/bitbucket"), "{err}");
     }
 
     #[test]

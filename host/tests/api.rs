@@ -340,7 +340,7 @@ async fn a_single_user_is_provisioned_on_demand_touching_nobody_else() {
         .update_user(&d.users[3].id, |u| u.display_name = "Not Yet".into());
     let started = std::time::Instant::now();
     let (status, run) = w
-        .post("/api/v1/users/sync", &w.operator, json!({"username": "newhire"}))
+        .post("/api/v1/users/sync", &w.operator, json!({"user": "newhire"}))
         .await;
     assert_eq!(status, 200, "{run}");
     assert_eq!(run["state"], "succeeded", "{run}");
@@ -360,8 +360,20 @@ async fn a_single_user_is_provisioned_on_demand_touching_nobody_else() {
     assert_eq!(planned["create-user"], 1, "{planned:?}");
     assert!(!planned.contains_key("update-user"), "{planned:?}");
     assert!(w.world.bb_writes() - writes <= 4, "one account and its groups");
+    // By the IdP's id, as a login flow that knows only the token's `oid` would call it.
+    let oid = w.world.graph.lock().add_user(GraphUser {
+        user_principal_name: "second@contoso.example".into(),
+        mail: Some("second@contoso.example".into()),
+        display_name: "Second Hire".into(),
+        account_enabled: true,
+        user_type: "Member".into(),
+        ..GraphUser::default()
+    });
+    let (status, run) = w.post("/api/v1/users/sync", &w.operator, json!({"user": oid})).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(w.world.bb.lock().users()["second"].display_name, "Second Hire");
     let (status, e) = w
-        .post("/api/v1/users/sync", &w.operator, json!({"username": "nobody"}))
+        .post("/api/v1/users/sync", &w.operator, json!({"user": "nobody"}))
         .await;
     assert_eq!(status, 404, "{e}");
     assert_eq!(w.post("/api/v1/users/sync", &w.operator, json!({})).await.0, 422);
@@ -493,4 +505,110 @@ async fn a_plugin_that_traps_is_counted_in_metrics_and_the_other_source_still_sy
         metrics.contains("roster_plugin_traps_total{plugin=\"hostile\",kind=\"panic\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
+    const TOKEN: &str = "bbtok-7a1f3c9e55d2";
+    let d = Directory::generate(30, 3, 2);
+    let mut bb = bitbucket();
+    bb.set_token(TOKEN);
+    let w = ApiWorld::start_without_target(EntraWorld::new(tenant(&d), bb).await).await;
+    // No target yet: sources are there, nothing runs, and the refusal says what to do.
+    let (_, targets) = w.get("/api/v1/targets", &w.viewer).await;
+    assert_eq!(targets, json!([]));
+    assert_eq!(w.get("/api/v1/sources", &w.viewer).await.1.as_array().unwrap().len(), 1);
+    let (status, e) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    assert_eq!(status, 409, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("PUT /api/v1/targets/bitbucket"), "{e}");
+
+    let body = |token: Option<&str>| {
+        let mut b = json!({"id": "bitbucket", "url": w.world.bb.url(), "username": "admin",
+                           "default_groups": ["bitbucket-users"], "threshold": {"count": 40, "percent": 25}});
+        if let Some(t) = token {
+            b["token"] = json!(t);
+        }
+        b
+    };
+    let put = |b: Value| w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, b);
+    assert_eq!(
+        w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.operator, body(Some(TOKEN)))
+            .await
+            .0,
+        403
+    );
+    // A wrong token is stored (the admin may fix Bitbucket first) and the check says why.
+    let (status, created) = put(body(Some("wrong-token-51b0"))).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((created["origin"].as_str(), created["credential"].as_str()), (Some("api"), Some("token")));
+    assert!(!created.to_string().contains("wrong-token-51b0"), "a credential is never shown");
+    let (_, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
+    assert_eq!(check["ok"], false, "{check}");
+    assert!(check["error"].as_str().unwrap().contains("refused the credentials of 'admin'"), "{check}");
+    // Fixed; then replaced without a token, which keeps the stored one.
+    assert_eq!(put(body(Some(TOKEN))).await.0, 200);
+    let (status, replaced) = put(body(None)).await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["policy"]["threshold"]["count"], 40);
+    let (_, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(!w.get("/api/v1/targets", &w.viewer).await.1.to_string().contains(TOKEN));
+    // Mistakes: a second instance, a mismatched id, a bad url, an unknown field.
+    let mut other = body(Some(TOKEN));
+    other["id"] = json!("other");
+    let (status, e) = w.send_json(Method::PUT, "/api/v1/targets/other", &w.admin, other.clone()).await;
+    assert_eq!(status, 409, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("one Bitbucket instance"), "{e}");
+    assert_eq!(w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, other).await.0, 422);
+    let mut bad = body(None);
+    bad["url"] = json!("ftp://bitbucket.example");
+    assert_eq!(put(bad).await.0, 422);
+    let mut bad = body(None);
+    bad["treshold"] = json!({});
+    assert_eq!(put(bad).await.0, 422);
+    // It runs, and a restarted Roster finds it (sealed in the store).
+    let (status, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    assert_eq!(status, 202, "{s}");
+    let run = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_bitbucket_matches(&w.world.bb, &d);
+    let path = w.world.rt.dir.path().join("roster.toml");
+    let again = roster::service::Service::new(w.world.store.clone(), w.world.rt.runtime.clone(), &path).unwrap();
+    assert_eq!(again.engine().unwrap().target().url, w.world.bb.url());
+    // Deleted: nothing runs again.
+    assert_eq!(
+        w.send_json(Method::DELETE, "/api/v1/targets/bitbucket", &w.admin, json!({}))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(w.get("/api/v1/targets", &w.viewer).await.1, json!([]));
+    assert_eq!(w.post("/api/v1/runs", &w.operator, json!({})).await.0, 409);
+    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+    let actions: BTreeSet<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(actions.is_superset(&BTreeSet::from(["target.create", "target.replace", "target.delete"])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_from_roster_toml_is_read_only_through_the_api() {
+    let (w, _) = world(5, "").await;
+    let (_, t) = w.get("/api/v1/targets/bitbucket", &w.viewer).await;
+    assert_eq!(t["origin"], "file", "{t}");
+    assert_eq!(t["credential"], "password");
+    assert!(!t.to_string().contains("\"value\""), "{t}");
+    let body = json!({"id": "bitbucket", "url": w.world.bb.url(), "username": "admin", "password": "x"});
+    let (status, e) = w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, body).await;
+    assert_eq!(status, 409, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("roster.toml"), "{e}");
+    let (status, _) = w
+        .send_json(Method::DELETE, "/api/v1/targets/bitbucket", &w.admin, json!({}))
+        .await;
+    assert_eq!(status, 409);
+    let (_, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
+    assert_eq!(check["ok"], true, "{check}");
 }

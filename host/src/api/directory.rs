@@ -193,7 +193,7 @@ pub struct WhyView {
     params(WhyQuery),
     responses((status = 200, body = WhyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn why(State(state): State<AppState>, Query(q): Query<WhyQuery>) -> ApiResult<Json<WhyView>> {
-    let explanation = state.engine().why(&q.user, &q.group).await?;
+    let explanation = state.engine()?.why(&q.user, &q.group).await?;
     Ok(Json(WhyView { explanation }))
 }
 

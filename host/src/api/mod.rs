@@ -14,6 +14,7 @@ mod plugins;
 mod runs;
 mod sources;
 mod system;
+mod targets;
 
 use std::sync::Arc;
 
@@ -185,7 +186,8 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
         .merge(plans::routes())
         .merge(directory::routes())
         .merge(plugins::routes())
-        .merge(system::routes());
+        .merge(system::routes())
+        .merge(targets::routes());
     let (router, mut doc) = api.split_for_parts();
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc_json = Arc::new(doc.to_pretty_json().unwrap_or_default());

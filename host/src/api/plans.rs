@@ -150,7 +150,7 @@ async fn reject(
         .store
         .plan(&id)
         .map_err(|_| ApiError::not_found(format!("no plan {id}")))?;
-    state.engine().reject(&id, &caller.actor)?;
+    state.engine()?.reject(&id, &caller.actor)?;
     state
         .store
         .audit(&caller.actor, &caller.ip, "plan.reject.api", &id, None)?;

@@ -256,7 +256,7 @@ async fn delete(
     responses((status = 200, body = CheckView, description = "The check ran; `ok` says whether the source can work"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn check(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<CheckView>> {
     find(&state, &id)?;
-    let mut reports = state.engine().check(&[id]).await?;
+    let mut reports = state.engine()?.check(&[id]).await?;
     let r: CheckReport = reports.remove(0);
     Ok(Json(CheckView {
         source: r.source,
@@ -387,7 +387,7 @@ async fn preview(
         .map(|v| crate::sync::Sample::from_json(&v.to_string()))
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("sample: {e}")))?;
-    let mut t = state.engine().preview(&id, sample).await?;
+    let mut t = state.engine()?.preview(&id, sample).await?;
     if let Some(needle) = body.only.map(|o| o.to_lowercase()) {
         t.users
             .retain(|u| u.id.to_lowercase().contains(&needle) || u.before.username.to_lowercase().contains(&needle));

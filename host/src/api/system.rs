@@ -1,4 +1,4 @@
-//! Health, readiness, metrics, the audit log and the targets.
+//! Health, readiness, metrics and the audit log.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path, Query};
+use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Query};
 use crate::store::AuditEntry;
 
 /// Alive (no token needed).
@@ -107,70 +107,9 @@ async fn audit(State(state): State<AppState>, Query(q): Query<AuditQuery>) -> Ap
     ))
 }
 
-/// A target (Bitbucket instance) and its policy; credentials are never shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TargetView {
-    /// Id.
-    pub id: String,
-    /// Base URL.
-    pub url: String,
-    /// The account Roster acts as.
-    pub username: String,
-    /// `file` (roster.toml).
-    pub origin: String,
-    /// Deprovisioning, threshold, default and protected groups, budget, …
-    #[schema(value_type = Object)]
-    pub policy: serde_json::Value,
-}
-
-fn target_view(state: &AppState) -> TargetView {
-    let t = state.config().target;
-    TargetView {
-        id: t.id.clone(),
-        url: t.url.clone(),
-        username: t.username.clone(),
-        origin: "file".into(),
-        policy: serde_json::json!({
-            "deprovision": t.deprovision,
-            "threshold": t.threshold,
-            "default_groups": t.default_groups,
-            "new_user_groups": t.new_user_groups,
-            "protected_users": t.protected_users,
-            "protected_groups": t.protected_groups,
-            "adopt_existing_users": t.adopt_existing_users,
-            "keep_unmanaged_memberships": t.keep_unmanaged_memberships,
-            "attribute_priority": t.attribute_priority,
-            "concurrency": t.concurrency,
-            "batch_size": t.batch_size,
-            "budget": {"per_second": t.budget.per_second, "burst": t.budget.burst},
-        }),
-    }
-}
-
-/// The targets (one per Roster instance, defined in roster.toml).
-#[utoipa::path(get, path = "/api/v1/targets", tag = "targets", security(("token" = ["viewer"])),
-    responses((status = 200, body = [TargetView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn targets(State(state): State<AppState>) -> Json<Vec<TargetView>> {
-    Json(vec![target_view(&state)])
-}
-
-/// One target.
-#[utoipa::path(get, path = "/api/v1/targets/{id}", tag = "targets", security(("token" = ["viewer"])),
-    params(("id" = String, Path, description = "Target id")),
-    responses((status = 200, body = TargetView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn target(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TargetView>> {
-    let t = target_view(&state);
-    if t.id != id {
-        return Err(ApiError::not_found(format!("no target named '{id}'")));
-    }
-    Ok(Json(t))
-}
-
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(metrics))
         .routes(routes!(audit))
-        .routes(routes!(targets))
-        .routes(routes!(target))
 }

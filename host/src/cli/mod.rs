@@ -8,7 +8,6 @@ pub mod sync;
 use std::sync::Arc;
 
 use anyhow::Context;
-use roster::config::Config;
 use roster::store::Store;
 use roster::store::crypto::Key;
 use roster::sync::Engine;
@@ -41,14 +40,16 @@ pub async fn engine(cli: &Cli) -> anyhow::Result<Engine> {
     engine_for(cli, &cli.config).await
 }
 
-/// The engine for a given configuration file.
+/// The engine for a given configuration file, with the sources and target created through
+/// the API (the same configuration `roster serve` runs with).
 pub async fn engine_for(cli: &Cli, config: &std::path::Path) -> anyhow::Result<Engine> {
-    let config = Config::load(config)?;
+    let store = store(cli)?;
+    let config = roster::service::merged_config(config, &store)?;
     let rt = crate::runtime(cli)?;
     for r in rt.reload().await {
         if let roster::runtime::LoadReport::Failed { error, .. } = r {
             eprintln!("warning: {error}");
         }
     }
-    Ok(Engine::new(store(cli)?, rt, config)?)
+    Ok(Engine::new(store, rt, config)?)
 }

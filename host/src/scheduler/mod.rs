@@ -99,6 +99,11 @@ async fn run_when_free(
         if *shutdown.borrow() {
             return false;
         }
+        if let Err(e) = service.engine() {
+            // No target yet: waiting would hold every other source's schedule too.
+            tracing::warn!(source, "scheduled run not started: {e}");
+            return false;
+        }
         if service.runs.busy().is_none() {
             let req = RunRequest {
                 sources: vec![source.to_string()],

@@ -1,14 +1,16 @@
 //! The running service behind `roster serve`: the configuration (roster.toml merged with the
-//! sources created through the API), the engine built from it, the runs in progress, metrics
-//! and alerts. The REST API and the scheduler act only through it.
+//! sources and the target created through the API), the engine built from it, the runs in
+//! progress, metrics and alerts. The REST API and the scheduler act only through it.
 //!
 //! Invariants: one run at a time per target (runs, approvals and single-user syncs all claim
-//! the target); a source defined in roster.toml cannot be changed through the API; an engine
+//! the target); a source or target defined in roster.toml cannot be changed through the API;
+//! without a target there is no engine, and what needs one answers with how to add it; an engine
 //! is rebuilt, never mutated, when the configuration changes (runs keep the one they started
 //! with).
 
 pub mod runs;
 pub mod single;
+mod targets;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use crate::config::{Config, DefinedIn, SourceConfig};
+use crate::config::{Config, DefinedIn, NO_TARGET, SourceConfig, TargetConfig};
 use crate::runtime::Runtime;
 use crate::store::{SourceRow, Store, now_ms};
 use crate::sync::{Engine, RunReport, SyncError, SyncOptions};
@@ -101,7 +103,9 @@ pub struct Service {
     /// The plugin runtime.
     pub runtime: Runtime,
     config_path: PathBuf,
-    engine: RwLock<Arc<Engine>>,
+    config: RwLock<Config>,
+    /// None until a target is defined.
+    engine: RwLock<Option<Arc<Engine>>>,
     /// Runs in progress.
     pub runs: RunManager,
     /// Prometheus metrics.
@@ -109,9 +113,23 @@ pub struct Service {
     alerter: RwLock<Arc<Alerter>>,
 }
 
-/// The configuration to run with: roster.toml's, plus the sources created through the API.
+/// The configuration to run with: roster.toml's, plus the sources created through the API and,
+/// when the file has no `[target]`, the target created through the API.
 pub fn merged_config(path: &Path, store: &Store) -> Result<Config, ServiceError> {
     let mut config = Config::load(path).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    if let Some((id, value)) = store.api_target()? {
+        if let Some(file) = &config.target {
+            tracing::warn!(target = %id, file_target = %file.id, "roster.toml defines a [target]; the one created through the API is ignored");
+        } else {
+            let mut t: TargetConfig = serde_json::from_value(value).map_err(|e| {
+                ServiceError::Internal(format!(
+                    "target '{id}' in the store is not a target this Roster understands ({e}); delete it through the API and create it again"
+                ))
+            })?;
+            t.origin = DefinedIn::Api;
+            config.target = Some(t);
+        }
+    }
     for row in store.sources()?.into_iter().filter(|r| r.origin == "api") {
         let mut s: SourceConfig = serde_json::from_value(row.config.clone()).map_err(|e| {
             ServiceError::Internal(format!(
@@ -133,6 +151,16 @@ pub fn merged_config(path: &Path, store: &Store) -> Result<Config, ServiceError>
     Ok(config)
 }
 
+/// The engine for `config`, or none when no target is defined (roster.toml's sources are
+/// stored all the same, so they can be listed and later run).
+fn build_engine(store: &Arc<Store>, runtime: &Runtime, config: &Config) -> Result<Option<Arc<Engine>>, ServiceError> {
+    if config.target.is_none() {
+        crate::sync::register_sources(store, config)?;
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(Engine::new(store.clone(), runtime.clone(), config.clone())?)))
+}
+
 fn alerter(config: &Config) -> Result<Arc<Alerter>, ServiceError> {
     Alerter::new(config.alerts.clone())
         .map(Arc::new)
@@ -144,34 +172,49 @@ impl Service {
     pub fn new(store: Arc<Store>, runtime: Runtime, config_path: &Path) -> Result<Arc<Service>, ServiceError> {
         let config = merged_config(config_path, &store)?;
         let alerts = alerter(&config)?;
-        let engine = Engine::new(store.clone(), runtime.clone(), config)?;
+        let engine = build_engine(&store, &runtime, &config)?;
+        if engine.is_none() {
+            tracing::warn!("{NO_TARGET}; nothing runs until then");
+        }
         Ok(Arc::new(Service {
             store,
             runtime,
             config_path: config_path.to_path_buf(),
-            engine: RwLock::new(Arc::new(engine)),
+            config: RwLock::new(config),
+            engine: RwLock::new(engine),
             runs: RunManager::default(),
             metrics: Metrics::new(),
             alerter: RwLock::new(alerts),
         }))
     }
 
-    /// The engine now (runs keep the one they started with).
-    pub fn engine(&self) -> Arc<Engine> {
-        self.engine.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The engine now (runs keep the one they started with); a conflict naming what to do when
+    /// no target is defined yet.
+    pub fn engine(&self) -> Result<Arc<Engine>, ServiceError> {
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| ServiceError::Conflict(NO_TARGET.into()))
     }
 
     /// The configuration now.
     pub fn config(&self) -> Config {
-        self.engine().config().clone()
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The target's id, or empty when none is defined (for metrics and alerts).
+    fn target_id(&self) -> String {
+        self.config().target.map(|t| t.id).unwrap_or_default()
     }
 
     /// Rebuilds the engine from roster.toml and the store (after an API change, or on SIGHUP).
     pub fn reload_config(&self) -> Result<(), ServiceError> {
         let config = merged_config(&self.config_path, &self.store)?;
         let alerts = alerter(&config)?;
-        let engine = Engine::new(self.store.clone(), self.runtime.clone(), config)?;
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(engine);
+        let engine = build_engine(&self.store, &self.runtime, &config)?;
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
         *self.alerter.write().unwrap_or_else(|p| p.into_inner()) = alerts;
         Ok(())
     }
@@ -182,8 +225,9 @@ impl Service {
 
     /// Starts a run in the background; answers with its id at once.
     pub fn start_run(self: &Arc<Self>, req: RunRequest) -> Result<i64, ServiceError> {
-        let engine = self.engine();
+        let engine = self.engine()?;
         let config = engine.config();
+        let target = engine.target();
         for s in &req.sources {
             if !config.sources.iter().any(|c| &c.id == s && c.enabled) {
                 return Err(ServiceError::NotFound(format!("no enabled source named '{s}'")));
@@ -207,13 +251,13 @@ impl Service {
         } else {
             req.sources.clone()
         };
-        let run_id = self.store.create_run(&req.trigger, mode, &config.target.id, &sources)?;
+        let run_id = self.store.create_run(&req.trigger, mode, &target.id, &sources)?;
         let progress = Arc::new(LiveProgress::new(
             run_id,
             &req.trigger,
             mode,
             sources,
-            config.target.budget.per_second,
+            target.budget.per_second,
         ));
         if let Err(busy) = self.runs.claim(progress.clone()) {
             let _ = self
@@ -257,9 +301,10 @@ impl Service {
 
     /// Approves a held plan and applies it, holding the target meanwhile.
     pub async fn approve(self: &Arc<Self>, plan_id: &str, hash: &str, actor: &str) -> Result<RunReport, ServiceError> {
+        let engine = self.engine()?;
         let progress = Arc::new(LiveProgress::new(0, "approval", "apply-plan", vec![], 0.0));
         self.runs.claim(progress.clone())?;
-        let result = self.engine().approve(plan_id, hash, actor, progress.as_ref()).await;
+        let result = engine.approve(plan_id, hash, actor, progress.as_ref()).await;
         self.runs.release(0);
         let report = result?;
         self.after_run(report.run_id, Ok(report.clone())).await;
@@ -274,7 +319,7 @@ impl Service {
                 tracing::error!(run_id, "run failed: {e}");
                 self.send(AlertEvent::RunFailed {
                     run_id,
-                    target: self.config().target.id,
+                    target: self.target_id(),
                     error: e.to_string(),
                 })
                 .await;
@@ -294,7 +339,7 @@ impl Service {
                 let error = report.summary.warnings.join("; ");
                 self.send(AlertEvent::RunFailed {
                     run_id,
-                    target: config.target.id.clone(),
+                    target: self.target_id(),
                     error,
                 })
                 .await
@@ -316,11 +361,11 @@ impl Service {
             }
             _ => {}
         }
-        self.check_volume(&report, &config).await;
+        self.check_volume(&report).await;
     }
 
     /// Deprovisioning far above the usual for this target (the median of its earlier runs).
-    async fn check_volume(&self, report: &RunReport, config: &Config) {
+    async fn check_volume(&self, report: &RunReport) {
         let alerts = self.alerts();
         if alerts.volume_factor().is_none() {
             return;
@@ -339,7 +384,7 @@ impl Service {
                 .filter_map(|r| r.summary)
                 .map(|s| s["planned"][kind].as_u64().unwrap_or(0))
                 .collect();
-            if let Some(event) = alerts.check_volume(&config.target.id, kind, &history, count) {
+            if let Some(event) = alerts.check_volume(&self.target_id(), kind, &history, count) {
                 self.send(event).await;
             }
         }
@@ -402,10 +447,11 @@ impl Service {
         let applied = s.applied.done > 0 || s.applied.failed > 0;
         let no_writes: Vec<(&str, u64)> = Vec::new();
         let trigger = self.store.run(report.run_id).map(|r| r.trigger).unwrap_or_default();
+        let target = self.target_id();
         self.metrics.observe_run(&RunObservation {
             state: &report.state,
             trigger: &trigger,
-            target: &config.target.id,
+            target: &target,
             stage_ms: &stage_ms,
             writes: if applied { &writes } else { &no_writes },
             target_calls: s.api_calls_total,

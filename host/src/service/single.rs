@@ -13,9 +13,10 @@ const SINGLE: i64 = -1;
 impl Service {
     /// Fetches (incrementally), plans and applies for one person; answers when done.
     pub async fn sync_user(self: &Arc<Self>, key: &UserKey, opts: &SyncOptions) -> Result<RunReport, ServiceError> {
+        let engine = self.engine()?;
         let progress = Arc::new(LiveProgress::new(SINGLE, &opts.trigger, "single-user", Vec::new(), 0.0));
         self.runs.claim(progress.clone())?;
-        let result = self.engine().sync_user(key, opts, progress.as_ref()).await;
+        let result = engine.sync_user(key, opts, progress.as_ref()).await;
         self.runs.release(SINGLE);
         let report = result?;
         self.after_run(report.run_id, Ok(report.clone())).await;

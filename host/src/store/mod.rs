@@ -15,6 +15,7 @@ mod runs;
 mod schedules;
 mod settings;
 mod sources;
+mod targets;
 mod tokens;
 
 use std::path::Path;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::config::{Config, TargetConfig};
 use crate::runtime::{Runtime, SourceAccess};
 use crate::store::{IdentityState, PlanRow, SourceRow, Store, StoreError, now_ms};
 use crate::targets::bitbucket_dc::{BbError, BitbucketDc, ClientConfig};
@@ -164,8 +164,49 @@ pub struct Engine {
     store: Arc<Store>,
     runtime: Runtime,
     config: Config,
+    /// `config.target`, present by construction.
+    target: TargetConfig,
     client: BitbucketDc,
     accesses: HashMap<String, Arc<SourceAccess>>,
+}
+
+/// Stores roster.toml's sources (secrets sealed), forgets the ones it no longer has, and
+/// builds each source's host-side access. Needed before anything reads a source, with or
+/// without a target.
+pub fn register_sources(store: &Store, config: &Config) -> Result<HashMap<String, Arc<SourceAccess>>, SyncError> {
+    let mut accesses = HashMap::new();
+    for s in &config.sources {
+        // Sources created through the API are stored by the API, secrets included.
+        if s.origin == crate::config::DefinedIn::File {
+            let secrets = config.resolved_secrets(s).map_err(SyncError::Config)?;
+            let mut stored = serde_json::to_value(s).unwrap_or_default();
+            if let Some(o) = stored.as_object_mut() {
+                o.remove("secrets");
+            }
+            let row = SourceRow {
+                id: s.id.clone(),
+                plugin: s.plugin.clone(),
+                priority: s.priority,
+                enabled: s.enabled,
+                config: stored,
+                updated_at: now_ms(),
+                origin: "file".into(),
+            };
+            store.upsert_source(&row, &secrets)?;
+        }
+        let files = s.files.as_ref().map(|f| config.base_dir.join(f));
+        let access = SourceAccess::with_files(&s.id, s.network.clone(), store.source_secrets(&s.id)?, s.budget, files)
+            .map_err(|e| SyncError::Config(format!("source '{}': {e}", s.id)))?;
+        accesses.insert(s.id.clone(), access);
+    }
+    let ids: Vec<String> = config
+        .sources
+        .iter()
+        .filter(|s| s.origin == crate::config::DefinedIn::File)
+        .map(|s| s.id.clone())
+        .collect();
+    store.retain_sources(&ids)?;
+    Ok(accesses)
 }
 
 /// sha256 over the ordered operations.
@@ -191,56 +232,31 @@ fn ms(since: Instant) -> u64 {
 }
 
 impl Engine {
-    /// Stores the configuration's sources (secrets sealed) and builds the target client.
+    /// Stores the configuration's sources (secrets sealed) and builds the target client; a
+    /// configuration without a target is refused with what to do.
     pub fn new(store: Arc<Store>, runtime: Runtime, config: Config) -> Result<Engine, SyncError> {
-        let mut accesses = HashMap::new();
-        for s in &config.sources {
-            // Sources created through the API are stored by the API, secrets included.
-            if s.origin == crate::config::DefinedIn::File {
-                let secrets = config.resolved_secrets(s).map_err(SyncError::Config)?;
-                let mut stored = serde_json::to_value(s).unwrap_or_default();
-                if let Some(o) = stored.as_object_mut() {
-                    o.remove("secrets");
-                }
-                let row = SourceRow {
-                    id: s.id.clone(),
-                    plugin: s.plugin.clone(),
-                    priority: s.priority,
-                    enabled: s.enabled,
-                    config: stored,
-                    updated_at: now_ms(),
-                    origin: "file".into(),
-                };
-                store.upsert_source(&row, &secrets)?;
-            }
-            let files = s.files.as_ref().map(|f| config.base_dir.join(f));
-            let access =
-                SourceAccess::with_files(&s.id, s.network.clone(), store.source_secrets(&s.id)?, s.budget, files)
-                    .map_err(|e| SyncError::Config(format!("source '{}': {e}", s.id)))?;
-            accesses.insert(s.id.clone(), access);
-        }
-        let ids: Vec<String> = config
-            .sources
-            .iter()
-            .filter(|s| s.origin == crate::config::DefinedIn::File)
-            .map(|s| s.id.clone())
-            .collect();
-        store.retain_sources(&ids)?;
-        let t = &config.target;
+        let accesses = register_sources(&store, &config)?;
+        let target = config.target().map_err(SyncError::Config)?.clone();
         let client = BitbucketDc::new(ClientConfig {
-            url: t.url.clone(),
-            auth: config.target_auth().map_err(SyncError::Config)?,
-            budget: t.budget,
-            max_retries: t.max_retries,
+            url: target.url.clone(),
+            auth: config.target_auth(&target).map_err(SyncError::Config)?,
+            budget: target.budget,
+            max_retries: target.max_retries,
             timeout: Duration::from_secs(60),
         })?;
         Ok(Engine {
             store,
             runtime,
             config,
+            target,
             client,
             accesses,
         })
+    }
+
+    /// The target this engine writes to.
+    pub fn target(&self) -> &TargetConfig {
+        &self.target
     }
 
     /// The store.
@@ -262,7 +278,7 @@ impl Engine {
             (false, true) => "incremental",
             (false, false) => "full",
         };
-        let target_id = self.config.target.id.clone();
+        let target_id = self.target.id.clone();
         let run_id = match opts.run_id {
             Some(id) => id,
             None => self.store.create_run(&opts.trigger, mode, &target_id, &to_fetch)?,
@@ -289,7 +305,7 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<RunReport, SyncError> {
         let mut summary = Summary::default();
-        let target_id = self.config.target.id.clone();
+        let target_id = self.target.id.clone();
 
         self.fetch_sources(run_id, enabled, to_fetch, opts.incremental, &mut summary, progress)
             .await;
@@ -328,7 +344,7 @@ impl Engine {
         let managed: BTreeSet<String> = self.store.managed_groups(&target_id)?.into_iter().collect();
         let mut interesting: BTreeSet<String> = desired.groups.keys().cloned().collect();
         interesting.extend(managed.iter().cloned());
-        let target = read::read_target(&self.client, &interesting, self.config.target.concurrency).await?;
+        let target = read::read_target(&self.client, &interesting, self.target.concurrency).await?;
         summary.stage_ms.insert("read".into(), ms(t));
 
         let t = Instant::now();
@@ -338,7 +354,7 @@ impl Engine {
             target: &target,
             identities: &identities,
             managed: &managed,
-            policy: &self.config.target,
+            policy: &self.target,
             me: self.client.username(),
         });
         drop(desired);
@@ -370,7 +386,7 @@ impl Engine {
             .map(|i| i.username.as_str())
             .collect::<BTreeSet<_>>()
             .len();
-        let verdict = guard::judge(&draft.ops, &target, managed_accounts, &self.config.target.threshold);
+        let verdict = guard::judge(&draft.ops, &target, managed_accounts, &self.target.threshold);
         summary.stage_ms.insert("guard".into(), ms(t));
         drop(target);
 
@@ -494,7 +510,7 @@ impl Engine {
         let mode = if opts.incremental { "fetch-incremental" } else { "fetch" };
         let run_id = self
             .store
-            .create_run(&opts.trigger, mode, &self.config.target.id, &wanted)?;
+            .create_run(&opts.trigger, mode, &self.target.id, &wanted)?;
         let mut summary = Summary::default();
         self.fetch_sources(run_id, &enabled, &wanted, opts.incremental, &mut summary, progress)
             .await;
@@ -586,10 +602,10 @@ impl Engine {
         let ctx = apply::ApplyContext {
             client: &self.client,
             store: &self.store,
-            target: &self.config.target.id,
+            target: &self.target.id,
             run_id,
             plan_id,
-            concurrency: self.config.target.concurrency,
+            concurrency: self.target.concurrency,
         };
         summary.applied = apply::apply(&ctx, ops, progress).await;
         summary.stage_ms.insert("apply".into(), ms(t));
@@ -625,8 +641,8 @@ impl Engine {
         let t = Instant::now();
         let desired = merge::desired(
             &mut inputs,
-            &self.config.target.attribute_priority,
-            &self.config.target.default_groups,
+            &self.target.attribute_priority,
+            &self.target.default_groups,
         );
         stage_ms.insert("merge".into(), ms(t));
         Ok(desired)
@@ -668,8 +684,8 @@ impl Engine {
         let mut inputs = self.transformed(&enabled).await?;
         let desired = merge::desired(
             &mut inputs,
-            &self.config.target.attribute_priority,
-            &self.config.target.default_groups,
+            &self.target.attribute_priority,
+            &self.target.default_groups,
         );
         let key = user.to_lowercase();
         let Some(person) = desired.persons.get(&key) else {
@@ -704,7 +720,7 @@ impl Engine {
         let row = PlanRow {
             id: id.into(),
             run_id,
-            target: self.config.target.id.clone(),
+            target: self.target.id.clone(),
             hash: hash.into(),
             state: state.into(),
             created_at: now_ms(),
@@ -787,7 +803,7 @@ impl Engine {
                 &plan.hash[..12]
             )));
         }
-        let target_id = self.config.target.id.clone();
+        let target_id = self.target.id.clone();
         if plan.target != target_id {
             return Err(SyncError::Plan(format!(
                 "plan {plan_id} is for target '{}', not '{target_id}'",
@@ -804,7 +820,7 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        let target = read::read_target(&self.client, &groups, self.config.target.concurrency).await?;
+        let target = read::read_target(&self.client, &groups, self.target.concurrency).await?;
         let verdict = guard::judge(
             &ops,
             &target,

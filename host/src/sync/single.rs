@@ -42,7 +42,7 @@ impl Engine {
             Some(s) => self.wanted_sources(&enabled, std::slice::from_ref(s))?,
             None => enabled.iter().map(|s| s.id.clone()).collect(),
         };
-        let target_id = self.config.target.id.clone();
+        let target_id = self.target.id.clone();
         let run_id = match opts.run_id {
             Some(id) => id,
             None => self
@@ -87,7 +87,7 @@ impl Engine {
             )));
         };
         let t = Instant::now();
-        let target_id = self.config.target.id.clone();
+        let target_id = self.target.id.clone();
         let person = &desired.persons[&person_key];
         let identities: Vec<crate::store::Identity> = self
             .store
@@ -113,7 +113,7 @@ impl Engine {
             target: &target,
             identities: &identities,
             managed: &managed,
-            policy: &self.config.target,
+            policy: &self.target,
             me: self.client.username(),
         });
         if incomplete {

@@ -32,8 +32,21 @@ impl ApiWorld {
     /// Serves the API for `world`'s configuration (written to `roster.toml` with `extra`
     /// appended).
     pub async fn start(world: EntraWorld, extra: &str) -> ApiWorld {
+        let text = format!("{}\n{extra}\n", world.config_text());
+        ApiWorld::start_with(world, &text).await
+    }
+
+    /// Serves the API for `world` with a roster.toml without `[target]`: the target is to be
+    /// created through the API.
+    pub async fn start_without_target(world: EntraWorld) -> ApiWorld {
+        let text = world.config_text();
+        let text = text[..text.find("[target]").unwrap()].to_string();
+        ApiWorld::start_with(world, &text).await
+    }
+
+    async fn start_with(world: EntraWorld, text: &str) -> ApiWorld {
         let path = world.rt.dir.path().join("roster.toml");
-        std::fs::write(&path, format!("{}\n{extra}\n", world.config_text())).unwrap();
+        std::fs::write(&path, text).unwrap();
         let service = Service::new(world.store.clone(), world.rt.runtime.clone(), &path).unwrap();
         let (app, _) = roster::api::routes(service.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -5,6 +5,7 @@
 //! calls per endpoint for the run summary, and turns `{"errors":[…]}` bodies into [`BbError`]s
 //! that say which call failed and why.
 
+pub mod check;
 pub mod model;
 
 use std::collections::BTreeMap;

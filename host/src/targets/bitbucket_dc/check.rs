@@ -1,0 +1,61 @@
+//! "Test connection" for a Bitbucket target: the credentials work, the account administers
+//! Bitbucket, and the licence says how many seats there are. One call, so it answers in
+//! seconds even against a slow instance.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{BbError, BitbucketDc};
+
+/// What the check found.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TargetCheck {
+    /// Roster can manage users and groups with these credentials.
+    pub ok: bool,
+    /// Otherwise, why not and what to do.
+    pub error: Option<String>,
+    /// Seats the licence allows; none when unlimited or unknown.
+    pub licensed_users: Option<i64>,
+    /// Users counted against the licence now.
+    pub licensed_users_in_use: Option<i64>,
+    /// How long the check took.
+    pub ms: u64,
+}
+
+impl BitbucketDc {
+    /// Reads the licence (an administrator-only call) and explains a refusal.
+    pub async fn check(&self, url: &str) -> TargetCheck {
+        let started = Instant::now();
+        let (ok, error, license) = match self.license().await {
+            Ok(l) => (true, None, Some(l)),
+            Err(e) => (false, Some(self.explain(url, &e)), None),
+        };
+        TargetCheck {
+            ok,
+            error,
+            licensed_users: license.as_ref().and_then(|l| l.seats()),
+            licensed_users_in_use: license
+                .as_ref()
+                .and_then(|l| l.status.as_ref())
+                .map(|s| s.current_number_of_users),
+            ms: started.elapsed().as_millis() as u64,
+        }
+    }
+
+    fn explain(&self, url: &str, e: &BbError) -> String {
+        let user = self.username();
+        match e.status() {
+            Some(401) => format!(
+                "Bitbucket at {url} refused the credentials of '{user}' (401): check the password or token"
+            ),
+            Some(403) => format!(
+                "'{user}' is not a Bitbucket administrator (403): Roster needs SYS_ADMIN to manage users and groups"
+            ),
+            Some(404) => format!(
+                "{url} does not serve the Bitbucket Data Center REST API (404 for /rest/api/1.0/admin/license): check the target's url"
+            ),
+            _ => e.to_string(),
+        }
+    }
+}
