@@ -695,3 +695,76 @@ async fn a_failed_call_is_retried_and_the_result_counts_the_attempts() {
     assert!(adds.iter().any(|x| x.attempts == Some(2)), "{adds:?}");
     w.assert_matches(&d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_user_sync_reaches_what_a_full_run_would_for_that_person() {
+    use roster_sim::directory::{DirGroup, DirMembership, DirUser};
+    let mut d = Directory::generate(60, 8, 2);
+    let w = World::new(&d, bitbucket()).await;
+    let files = w.files_dir().display().to_string();
+    let mut contractors = Directory::default();
+    contractors.groups.push(DirGroup {
+        id: "cg-1".into(),
+        name: "contract-staff".into(),
+    });
+    contractors.write_json(&w.files_dir().join("contractors.json")).unwrap();
+    let text = format!(
+        "{}\n[[source]]\nid = \"contractors\"\nplugin = \"file\"\npriority = 20\nfiles = \"{files}\"\nsettings = {{ path = \"contractors.json\" }}\n",
+        w.config_text()
+    );
+    let engine = || {
+        let config = roster::config::Config::parse(&text, w.rt.dir.path()).unwrap();
+        roster::sync::Engine::new(w.store.clone(), w.rt.runtime.clone(), config).unwrap()
+    };
+    let opts = |dry_run| roster::sync::SyncOptions {
+        dry_run,
+        trigger: "test".into(),
+        actor: "test".into(),
+        ..Default::default()
+    };
+    assert_eq!(engine().sync(&opts(false), &roster::sync::Quiet).await.unwrap().state, "succeeded");
+    // A new hire: in hr, a direct member of the deepest group of a nested chain
+    // (team-00000 ⊃ 01 ⊃ 02 ⊃ 03); in the contractors' export under another id, in a group there.
+    d.users.push(DirUser {
+        id: "u-new".into(),
+        username: "newhire".into(),
+        email: "newhire@example.com".into(),
+        display_name: "New Hire".into(),
+        active: true,
+    });
+    d.memberships.push(DirMembership {
+        group: "g-00003".into(),
+        member: "u-new".into(),
+        member_is_group: false,
+    });
+    w.write(&d);
+    contractors.users.push(DirUser {
+        id: "c-77".into(),
+        username: "newhire".into(),
+        email: "newhire@example.com".into(),
+        display_name: "New Hire (contractor)".into(),
+        active: true,
+    });
+    contractors.memberships.push(DirMembership {
+        group: "cg-1".into(),
+        member: "c-77".into(),
+        member_is_group: false,
+    });
+    contractors.write_json(&w.files_dir().join("contractors.json")).unwrap();
+    // Asked for by hr's id only: the contractors' record is found through the username.
+    let key = roster::sync::single::UserKey {
+        id: Some("u-new".into()),
+        username: None,
+        source: None,
+    };
+    let r = engine().sync_user(&key, &opts(false), &roster::sync::Quiet).await.unwrap();
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert_eq!(
+        w.groups_of("newhire"),
+        ["bitbucket-users", "contract-staff", "team-00000", "team-00001", "team-00002", "team-00003"]
+    );
+    assert_eq!(w.sim.lock().users()["newhire"].display_name, "New Hire");
+    // A full run has nothing left to do: the single-user sync reached the same state.
+    let dry = engine().sync(&opts(true), &roster::sync::Quiet).await.unwrap();
+    assert!(dry.summary.planned.is_empty(), "{:?}", dry.summary.planned);
+}

@@ -66,6 +66,45 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The links of a target to these usernames (lower case) or these (source, ext_id) records:
+    /// one person's, without reading every link.
+    pub fn identities_matching(
+        &self,
+        target: &str,
+        usernames: &[String],
+        records: &[(String, String)],
+    ) -> Result<Vec<Identity>> {
+        let conn = self.conn();
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(Identity {
+                source: r.get(0)?,
+                ext_id: r.get(1)?,
+                username: r.get(2)?,
+                state: IdentityState::parse(&r.get::<_, String>(3)?),
+            })
+        };
+        let mut out: Vec<Identity> = Vec::new();
+        let mut by_name = conn.prepare_cached(
+            "SELECT source, ext_id, username, state FROM identities WHERE target = ?1 AND username = ?2",
+        )?;
+        for u in usernames {
+            for i in by_name.query_map(params![target, u.to_lowercase()], row)? {
+                out.push(i?);
+            }
+        }
+        let mut by_record = conn.prepare_cached(
+            "SELECT source, ext_id, username, state FROM identities WHERE target = ?1 AND source = ?2 AND ext_id = ?3",
+        )?;
+        for (source, ext_id) in records {
+            for i in by_record.query_map(params![target, source, ext_id], row)? {
+                out.push(i?);
+            }
+        }
+        out.sort_by(|a, b| (&a.source, &a.ext_id).cmp(&(&b.source, &b.ext_id)));
+        out.dedup_by(|a, b| a.source == b.source && a.ext_id == b.ext_id);
+        Ok(out)
+    }
+
     /// Links (or relinks) IdP records to a username with a state, in one transaction.
     pub fn link(&self, target: &str, records: &[(String, String)], username: &str, state: IdentityState) -> Result<()> {
         let mut conn = self.conn();

@@ -269,11 +269,39 @@ impl Store {
 
     /// The source's mirrored users (soft-deleted ones included, marked).
     pub fn mirror_users(&self, source: &str) -> Result<Vec<MirrorUser>> {
+        self.users_where(source, "", &[])
+    }
+
+    /// The source's users whose id is one of `ids`, or whose username, email or attributes
+    /// contain one of `needles` (compared in lower case): the records that may be one person's,
+    /// found without reading the whole mirror.
+    pub fn mirror_users_matching(&self, source: &str, ids: &[String], needles: &[String]) -> Result<Vec<MirrorUser>> {
+        let mut terms = Vec::new();
+        let mut values: Vec<String> = Vec::new();
+        for id in ids {
+            values.push(id.clone());
+            terms.push(format!("ext_id = ?{}", values.len() + 1));
+        }
+        for n in needles.iter().filter(|n| !n.is_empty()) {
+            values.push(n.to_lowercase());
+            let i = values.len() + 1;
+            terms.push(format!(
+                "instr(lower(username), ?{i}) > 0 OR instr(lower(coalesce(email, '')), ?{i}) > 0 OR instr(lower(attributes), ?{i}) > 0"
+            ));
+        }
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.users_where(source, &format!("AND ({})", terms.join(" OR ")), &values)
+    }
+
+    fn users_where(&self, source: &str, filter: &str, values: &[String]) -> Result<Vec<MirrorUser>> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached(
-            "SELECT ext_id, username, email, display_name, active, attributes, removed FROM mirror_users WHERE source = ?1 ORDER BY ext_id",
-        )?;
-        let rows = st.query_map([source], |r| {
+        let mut st = conn.prepare(&format!(
+            "SELECT ext_id, username, email, display_name, active, attributes, removed FROM mirror_users WHERE source = ?1 {filter} ORDER BY ext_id"
+        ))?;
+        let params = std::iter::once(source).chain(values.iter().map(String::as_str));
+        let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -323,10 +351,28 @@ impl Store {
 
     /// The source's mirrored memberships.
     pub fn mirror_memberships(&self, source: &str) -> Result<Vec<MirrorMembership>> {
+        self.memberships_where(source, "", &[])
+    }
+
+    /// The source's group-in-group memberships, and the memberships of these users: all that
+    /// decides which groups they are in, through any nesting.
+    pub fn mirror_memberships_of(&self, source: &str, user_ids: &[String]) -> Result<Vec<MirrorMembership>> {
+        let slots: Vec<String> = (0..user_ids.len()).map(|i| format!("?{}", i + 2)).collect();
+        let filter = if slots.is_empty() {
+            "AND member_is_group = 1".to_string()
+        } else {
+            format!("AND (member_is_group = 1 OR member_id IN ({}))", slots.join(", "))
+        };
+        self.memberships_where(source, &filter, user_ids)
+    }
+
+    fn memberships_where(&self, source: &str, filter: &str, values: &[String]) -> Result<Vec<MirrorMembership>> {
         let conn = self.conn();
-        let mut st = conn
-            .prepare_cached("SELECT group_id, member_id, member_is_group FROM mirror_memberships WHERE source = ?1")?;
-        let rows = st.query_map([source], |r| {
+        let mut st = conn.prepare(&format!(
+            "SELECT group_id, member_id, member_is_group FROM mirror_memberships WHERE source = ?1 {filter}"
+        ))?;
+        let params = std::iter::once(source).chain(values.iter().map(String::as_str));
+        let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
             Ok(MirrorMembership {
                 group_id: r.get(0)?,
                 member_id: r.get(1)?,

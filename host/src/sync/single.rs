@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::model::{Desired, TargetState};
-use super::{Engine, Progress, RunReport, Summary, SyncError, SyncOptions, guard, plan, plan_hash};
+use super::{Engine, Progress, RunReport, Summary, SyncError, SyncOptions, guard, merge, plan, plan_hash, transform};
 
 /// Which person to sync: an IdP id (optionally of one source) or a username.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, utoipa::ToSchema)]
@@ -74,8 +74,7 @@ impl Engine {
         self.fetch_sources(run_id, enabled, wanted, true, &mut summary, progress)
             .await;
         let incomplete = summary.fetch.iter().any(|f| !f.complete);
-        let desired = self.desired(enabled, &mut summary.stage_ms).await?;
-        let Some((person_key, desired)) = restrict(&desired, key) else {
+        let Some((person_key, desired)) = self.desired_for(enabled, key, &mut summary.stage_ms).await? else {
             return Err(SyncError::NotFound(format!(
                 "no user {} in the sources{}",
                 key.id.as_deref().or(key.username.as_deref()).unwrap_or_default(),
@@ -89,14 +88,9 @@ impl Engine {
         let t = Instant::now();
         let target_id = self.target.id.clone();
         let person = &desired.persons[&person_key];
-        let identities: Vec<crate::store::Identity> = self
+        let identities = self
             .store
-            .identities(&target_id)?
-            .into_iter()
-            .filter(|i| {
-                person.records.iter().any(|(s, e)| &i.source == s && &i.ext_id == e) || i.username == person_key
-            })
-            .collect();
+            .identities_matching(&target_id, std::slice::from_ref(&person_key), &person.records)?;
         let mut names: BTreeSet<String> = identities.iter().map(|i| i.username.clone()).collect();
         names.insert(person_key.clone());
         let managed: BTreeSet<String> = self.store.managed_groups(&target_id)?.into_iter().collect();
@@ -170,6 +164,66 @@ impl Engine {
             plan_hash: Some(hash),
             summary,
         })
+    }
+
+    /// This person's desired state, computed from the records that may be theirs rather than
+    /// the whole directory: records with the id, records whose username, email or attributes
+    /// contain the name (then the username the transforms gave them, for their records in
+    /// other sources), records already linked to them; every group and every group-in-group
+    /// membership, so nesting, group rules and `required_groups` decide as in a full run. A
+    /// person those records do not reveal (a mapping that invents names) is looked for in the
+    /// whole directory.
+    async fn desired_for(
+        &self,
+        enabled: &[&crate::config::SourceConfig],
+        key: &UserKey,
+        stage_ms: &mut BTreeMap<String, u64>,
+    ) -> Result<Option<(String, Desired)>, SyncError> {
+        let mut needles: BTreeSet<String> = key
+            .username
+            .iter()
+            .chain(key.id.iter())
+            .map(|n| n.trim().to_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        for _ in 0..2 {
+            let records: Vec<(String, String)> = key
+                .id
+                .iter()
+                .flat_map(|id| enabled.iter().map(move |s| (s.id.clone(), id.clone())))
+                .collect();
+            let names: Vec<String> = needles.iter().cloned().collect();
+            let linked = self.store.identities_matching(&self.target.id, &names, &records)?;
+            let t = Instant::now();
+            let mut inputs = Vec::new();
+            for s in enabled {
+                let ids: Vec<String> = key
+                    .id
+                    .iter()
+                    .cloned()
+                    .chain(linked.iter().filter(|i| i.source == s.id).map(|i| i.ext_id.clone()))
+                    .collect();
+                let users = self.store.mirror_users_matching(&s.id, &ids, &names)?;
+                let user_ids: Vec<String> = users.iter().map(|u| u.ext_id.clone()).collect();
+                let groups = self.store.mirror_groups(&s.id)?;
+                let memberships = self.store.mirror_memberships_of(&s.id, &user_ids)?;
+                let data = transform::run_chain(&self.chain_context(), s, users, groups, memberships).await?;
+                inputs.push(merge::SourceInput { id: &s.id, data });
+            }
+            *stage_ms.entry("transform".into()).or_default() += super::ms(t);
+            let t = Instant::now();
+            let desired = merge::desired(&mut inputs, &self.target.attribute_priority, &self.target.default_groups);
+            *stage_ms.entry("merge".into()).or_default() += super::ms(t);
+            let Some((person_key, found)) = restrict(&desired, key) else { break };
+            // Found by id or by a raw name: once more with the username the transforms gave,
+            // which finds the person's records in the other sources.
+            if needles.insert(person_key.clone()) {
+                continue;
+            }
+            return Ok(Some((person_key, found)));
+        }
+        let desired = self.desired(enabled, stage_ms).await?;
+        Ok(restrict(&desired, key))
     }
 
     /// Bitbucket as far as these accounts are concerned: the accounts, their groups, the groups
