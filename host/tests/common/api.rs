@@ -105,7 +105,13 @@ impl ApiWorld {
 
     /// Waits until run `id` has ended; returns its record.
     pub async fn wait_run(&self, id: i64) -> Value {
-        for _ in 0..600 {
+        self.wait_run_for(id, Duration::from_secs(60)).await
+    }
+
+    /// Waits until run `id` has ended, at most `limit`; returns its record.
+    pub async fn wait_run_for(&self, id: i64, limit: Duration) -> Value {
+        let until = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < until {
             let (status, run) = self.get(&format!("/api/v1/runs/{id}"), &self.viewer).await;
             assert_eq!(status, 200, "{run}");
             if run["state"] != "running" {
@@ -113,6 +119,6 @@ impl ApiWorld {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("run {id} did not end within a minute");
+        panic!("run {id} did not end within {limit:?}");
     }
 }
