@@ -52,21 +52,27 @@ async fn measure(users: usize, groups: usize) -> (Duration, Duration, serde_json
         let group = d.groups[(i * 3) % d.groups.len()].id.clone();
         api.world.graph.lock().add_member(&group, &id);
         let started = Instant::now();
-        let (status, run) = api.post("/api/v1/users/sync", &api.operator, json!({"user": name})).await;
+        let (status, run) = api
+            .post("/api/v1/users/sync", &api.operator, json!({"user": name}))
+            .await;
         times.push(started.elapsed());
         assert_eq!(status, 200, "{run}");
         assert_eq!(run["state"], "succeeded", "{run}");
         assert!(api.world.bb.lock().users().contains_key(&name));
         last = run;
     }
-    let full = Duration::from_millis(first["finished_at"].as_i64().unwrap() as u64 - first["started_at"].as_i64().unwrap() as u64);
+    let full = Duration::from_millis(
+        first["finished_at"].as_i64().unwrap() as u64 - first["started_at"].as_i64().unwrap() as u64,
+    );
     (median(times), full, last)
 }
 
 #[tokio::main]
 async fn main() {
     let _ = common::plugins_out();
-    println!("| tenant | full sync first | single-user sync, end to end (median of {ROUNDS}) | stages of the last one | Graph + Bitbucket calls | target |");
+    println!(
+        "| tenant | full sync first | single-user sync, end to end (median of {ROUNDS}) | stages of the last one | Graph + Bitbucket calls | target |"
+    );
     println!("|---|---|---|---|---|---|");
     for (users, groups) in [(10_000, 500), (100_000, 5_000)] {
         let (t, full, run) = measure(users, groups).await;

@@ -490,7 +490,10 @@ async fn a_plugin_that_traps_is_counted_in_metrics_and_the_other_source_still_sy
     let (status, started) = w.post("/api/v1/runs", &w.operator, json!({"mode": "full"})).await;
     assert_eq!(status, 202, "{started}");
     let run = w.wait_run(started["run_id"].as_i64().unwrap()).await;
-    assert_ne!(run["state"], "succeeded", "a source failed, so the run is not clean: {run}");
+    assert_ne!(
+        run["state"], "succeeded",
+        "a source failed, so the run is not clean: {run}"
+    );
     // The healthy source's people are still all there: a broken plugin deletes nobody.
     assert_bitbucket_matches(&w.world.bb, &d);
     let metrics = w
@@ -520,7 +523,10 @@ async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
     assert_eq!(w.get("/api/v1/sources", &w.viewer).await.1.as_array().unwrap().len(), 1);
     let (status, e) = w.post("/api/v1/runs", &w.operator, json!({})).await;
     assert_eq!(status, 409, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("PUT /api/v1/targets/bitbucket"), "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("PUT /api/v1/targets/bitbucket"),
+        "{e}"
+    );
 
     let body = |token: Option<&str>| {
         let mut b = json!({"id": "bitbucket", "url": w.world.bb.url(), "username": "admin",
@@ -540,11 +546,23 @@ async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
     // A wrong token is stored (the admin may fix Bitbucket first) and the check says why.
     let (status, created) = put(body(Some("wrong-token-51b0"))).await;
     assert_eq!(status, 201, "{created}");
-    assert_eq!((created["origin"].as_str(), created["credential"].as_str()), (Some("api"), Some("token")));
-    assert!(!created.to_string().contains("wrong-token-51b0"), "a credential is never shown");
+    assert_eq!(
+        (created["origin"].as_str(), created["credential"].as_str()),
+        (Some("api"), Some("token"))
+    );
+    assert!(
+        !created.to_string().contains("wrong-token-51b0"),
+        "a credential is never shown"
+    );
     let (_, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
     assert_eq!(check["ok"], false, "{check}");
-    assert!(check["error"].as_str().unwrap().contains("refused the credentials of 'admin'"), "{check}");
+    assert!(
+        check["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused the credentials of 'admin'"),
+        "{check}"
+    );
     // Fixed; then replaced without a token, which keeps the stored one.
     assert_eq!(put(body(Some(TOKEN))).await.0, 200);
     let (status, replaced) = put(body(None)).await;
@@ -556,10 +574,17 @@ async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
     // Mistakes: a second instance, a mismatched id, a bad url, an unknown field.
     let mut other = body(Some(TOKEN));
     other["id"] = json!("other");
-    let (status, e) = w.send_json(Method::PUT, "/api/v1/targets/other", &w.admin, other.clone()).await;
+    let (status, e) = w
+        .send_json(Method::PUT, "/api/v1/targets/other", &w.admin, other.clone())
+        .await;
     assert_eq!(status, 409, "{e}");
     assert!(e["error"].as_str().unwrap().contains("one Bitbucket instance"), "{e}");
-    assert_eq!(w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, other).await.0, 422);
+    assert_eq!(
+        w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, other)
+            .await
+            .0,
+        422
+    );
     let mut bad = body(None);
     bad["url"] = json!("ftp://bitbucket.example");
     assert_eq!(put(bad).await.0, 422);
@@ -602,7 +627,9 @@ async fn a_target_from_roster_toml_is_read_only_through_the_api() {
     assert_eq!(t["credential"], "password");
     assert!(!t.to_string().contains("\"value\""), "{t}");
     let body = json!({"id": "bitbucket", "url": w.world.bb.url(), "username": "admin", "password": "x"});
-    let (status, e) = w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, body).await;
+    let (status, e) = w
+        .send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, body)
+        .await;
     assert_eq!(status, 409, "{e}");
     assert!(e["error"].as_str().unwrap().contains("roster.toml"), "{e}");
     let (status, _) = w

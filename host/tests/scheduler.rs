@@ -40,7 +40,10 @@ async fn scheduled(schedule: &str, before: impl FnOnce(&World)) -> Scheduled {
 impl Scheduled {
     async fn stop(self) -> World {
         self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), self.task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .unwrap()
+            .unwrap();
         self.w
     }
 }
@@ -58,7 +61,10 @@ async fn wait_for(w: &World, trigger: &str, n: usize, within: Duration) -> Vec<R
         if r.iter().filter(|x| x.state != "running").count() >= n {
             return r;
         }
-        assert!(started.elapsed() < within, "{n} {trigger} run(s) did not happen in {within:?}: {r:?}");
+        assert!(
+            started.elapsed() < within,
+            "{n} {trigger} run(s) did not happen in {within:?}: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -100,14 +106,12 @@ async fn a_due_source_waits_for_the_run_in_progress_and_never_overlaps_it() {
         w.sim.lock().set_rate_limit(25.0, 5);
     })
     .await;
-    let manual = s
-        .service
-        .start_run(RunRequest {
-            sources: vec![],
-            mode: RunMode::Full,
-            trigger: "api".into(),
-            actor: "test".into(),
-        });
+    let manual = s.service.start_run(RunRequest {
+        sources: vec![],
+        mode: RunMode::Full,
+        trigger: "api".into(),
+        actor: "test".into(),
+    });
     let manual = match manual {
         Ok(id) => id,
         // The scheduler got there first: then its run is the long one.
@@ -122,7 +126,12 @@ async fn a_due_source_waits_for_the_run_in_progress_and_never_overlaps_it() {
     };
     for pair in all.windows(2) {
         let end = pair[0].finished_at.unwrap();
-        assert!(end <= pair[1].started_at, "runs overlap: {:?} and {:?}", pair[0], pair[1]);
+        assert!(
+            end <= pair[1].started_at,
+            "runs overlap: {:?} and {:?}",
+            pair[0],
+            pair[1]
+        );
     }
     assert!(all.iter().any(|r| r.id == manual));
     assert!(r.len() >= 2);

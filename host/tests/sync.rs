@@ -722,7 +722,10 @@ async fn a_single_user_sync_reaches_what_a_full_run_would_for_that_person() {
         actor: "test".into(),
         ..Default::default()
     };
-    assert_eq!(engine().sync(&opts(false), &roster::sync::Quiet).await.unwrap().state, "succeeded");
+    assert_eq!(
+        engine().sync(&opts(false), &roster::sync::Quiet).await.unwrap().state,
+        "succeeded"
+    );
     // A new hire: in hr, a direct member of the deepest group of a nested chain
     // (team-00000 ⊃ 01 ⊃ 02 ⊃ 03); in the contractors' export under another id, in a group there.
     d.users.push(DirUser {
@@ -757,11 +760,21 @@ async fn a_single_user_sync_reaches_what_a_full_run_would_for_that_person() {
         username: None,
         source: None,
     };
-    let r = engine().sync_user(&key, &opts(false), &roster::sync::Quiet).await.unwrap();
+    let r = engine()
+        .sync_user(&key, &opts(false), &roster::sync::Quiet)
+        .await
+        .unwrap();
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(
         w.groups_of("newhire"),
-        ["bitbucket-users", "contract-staff", "team-00000", "team-00001", "team-00002", "team-00003"]
+        [
+            "bitbucket-users",
+            "contract-staff",
+            "team-00000",
+            "team-00001",
+            "team-00002",
+            "team-00003"
+        ]
     );
     assert_eq!(w.sim.lock().users()["newhire"].display_name, "New Hire");
     // A full run has nothing left to do: the single-user sync reached the same state.

@@ -74,7 +74,11 @@ fn run_view(state: &AppState, r: RunRow) -> RunView {
     let progress = state.runs.get(r.id).map(|p| p.status());
     // The store records the outcome a moment before the run lets go of the target: until it
     // has, the run is still running, so a client that waits for the end can start the next.
-    let run_state = if progress.is_some() { "running".to_string() } else { r.state };
+    let run_state = if progress.is_some() {
+        "running".to_string()
+    } else {
+        r.state
+    };
     RunView {
         id: r.id,
         trigger: r.trigger,

@@ -109,7 +109,5 @@ async fn audit(State(state): State<AppState>, Query(q): Query<AuditQuery>) -> Ap
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(metrics))
-        .routes(routes!(audit))
+    OpenApiRouter::new().routes(routes!(metrics)).routes(routes!(audit))
 }

@@ -188,7 +188,9 @@ async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.delete_target(&id)?;
-    state.store.audit(&caller.actor, &caller.ip, "target.delete", &id, None)?;
+    state
+        .store
+        .audit(&caller.actor, &caller.ip, "target.delete", &id, None)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -158,7 +158,11 @@ fn build_engine(store: &Arc<Store>, runtime: &Runtime, config: &Config) -> Resul
         crate::sync::register_sources(store, config)?;
         return Ok(None);
     }
-    Ok(Some(Arc::new(Engine::new(store.clone(), runtime.clone(), config.clone())?)))
+    Ok(Some(Arc::new(Engine::new(
+        store.clone(),
+        runtime.clone(),
+        config.clone(),
+    )?)))
 }
 
 fn alerter(config: &Config) -> Result<Arc<Alerter>, ServiceError> {

@@ -30,14 +30,19 @@ impl Service {
             }
             if target.password.is_none() && target.token.is_none() {
                 let kept: TargetConfig = serde_json::from_value(stored.clone()).map_err(|e| {
-                    ServiceError::Internal(format!("the stored target '{id}' cannot be read ({e}); give its credentials again"))
+                    ServiceError::Internal(format!(
+                        "the stored target '{id}' cannot be read ({e}); give its credentials again"
+                    ))
                 })?;
                 target.password = kept.password;
                 target.token = kept.token;
             }
         }
         for (what, secret) in [("password", &target.password), ("token", &target.token)] {
-            if secret.as_ref().is_some_and(|s| s.value.is_none() || s.env.is_some() || s.file.is_some()) {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.value.is_none() || s.env.is_some() || s.file.is_some())
+            {
                 return Err(ServiceError::Invalid(format!(
                     "{what}: give its value (kept sealed, never shown again); `env` and `file` name things on the server and belong in roster.toml"
                 )));

@@ -19,7 +19,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_api_and_schedules.sql",
         include_str!("../../../migrations/0003_api_and_schedules.sql"),
     ),
-    (4, "0004_api_target.sql", include_str!("../../../migrations/0004_api_target.sql")),
+    (
+        4,
+        "0004_api_target.sql",
+        include_str!("../../../migrations/0004_api_target.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

@@ -10,7 +10,9 @@ impl Store {
     pub fn api_target(&self) -> Result<Option<(String, serde_json::Value)>> {
         let row: Option<(String, Vec<u8>)> = self
             .conn()
-            .query_row("SELECT id, sealed FROM api_target LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT id, sealed FROM api_target LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let Some((id, sealed)) = row else { return Ok(None) };
         let plain = self.key.open(&sealed)?;

@@ -508,9 +508,7 @@ impl Engine {
         let enabled: Vec<&crate::config::SourceConfig> = self.config.sources.iter().filter(|s| s.enabled).collect();
         let wanted = self.wanted_sources(&enabled, &opts.sources)?;
         let mode = if opts.incremental { "fetch-incremental" } else { "fetch" };
-        let run_id = self
-            .store
-            .create_run(&opts.trigger, mode, &self.target.id, &wanted)?;
+        let run_id = self.store.create_run(&opts.trigger, mode, &self.target.id, &wanted)?;
         let mut summary = Summary::default();
         self.fetch_sources(run_id, &enabled, &wanted, opts.incremental, &mut summary, progress)
             .await;

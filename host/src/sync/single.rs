@@ -88,9 +88,9 @@ impl Engine {
         let t = Instant::now();
         let target_id = self.target.id.clone();
         let person = &desired.persons[&person_key];
-        let identities = self
-            .store
-            .identities_matching(&target_id, std::slice::from_ref(&person_key), &person.records)?;
+        let identities =
+            self.store
+                .identities_matching(&target_id, std::slice::from_ref(&person_key), &person.records)?;
         let mut names: BTreeSet<String> = identities.iter().map(|i| i.username.clone()).collect();
         names.insert(person_key.clone());
         let managed: BTreeSet<String> = self.store.managed_groups(&target_id)?.into_iter().collect();
@@ -212,9 +212,15 @@ impl Engine {
             }
             *stage_ms.entry("transform".into()).or_default() += super::ms(t);
             let t = Instant::now();
-            let desired = merge::desired(&mut inputs, &self.target.attribute_priority, &self.target.default_groups);
+            let desired = merge::desired(
+                &mut inputs,
+                &self.target.attribute_priority,
+                &self.target.default_groups,
+            );
             *stage_ms.entry("merge".into()).or_default() += super::ms(t);
-            let Some((person_key, found)) = restrict(&desired, key) else { break };
+            let Some((person_key, found)) = restrict(&desired, key) else {
+                break;
+            };
             // Found by id or by a raw name: once more with the username the transforms gave,
             // which finds the person's records in the other sources.
             if needles.insert(person_key.clone()) {

@@ -46,9 +46,9 @@ impl BitbucketDc {
     fn explain(&self, url: &str, e: &BbError) -> String {
         let user = self.username();
         match e.status() {
-            Some(401) => format!(
-                "Bitbucket at {url} refused the credentials of '{user}' (401): check the password or token"
-            ),
+            Some(401) => {
+                format!("Bitbucket at {url} refused the credentials of '{user}' (401): check the password or token")
+            }
             Some(403) => format!(
                 "'{user}' is not a Bitbucket administrator (403): Roster needs SYS_ADMIN to manage users and groups"
             ),
