@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use common::api::ApiWorld;
@@ -306,14 +305,8 @@ async fn sources_are_created_replaced_and_deleted_with_write_only_secrets() {
         204
     );
     assert_eq!(w.get("/api/v1/sources/entra2", &w.viewer).await.0, 404);
-    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
-    let actions: BTreeSet<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["action"].as_str())
-        .collect();
-    assert!(actions.is_superset(&BTreeSet::from(["source.create", "source.replace", "source.delete"])));
+    w.assert_audited(&["source.create", "source.replace", "source.delete"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,14 +602,8 @@ async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
     );
     assert_eq!(w.get("/api/v1/targets", &w.viewer).await.1, json!([]));
     assert_eq!(w.post("/api/v1/runs", &w.operator, json!({})).await.0, 409);
-    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
-    let actions: BTreeSet<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["action"].as_str())
-        .collect();
-    assert!(actions.is_superset(&BTreeSet::from(["target.create", "target.replace", "target.delete"])));
+    w.assert_audited(&["target.create", "target.replace", "target.delete"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,17 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
+    /// 422 unless a replacement's body names the resource its path does.
+    pub fn check_same_id(path_id: &str, body_id: &str) -> Result<(), ApiError> {
+        if path_id == body_id {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the body's id '{body_id}' is not the path's '{path_id}'"),
+        ))
+    }
+
     /// An error with a status.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {

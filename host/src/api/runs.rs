@@ -208,50 +208,11 @@ pub struct ResultsQuery {
     pub format: Option<ExportFormat>,
 }
 
-/// One row of a run's results.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResultView {
-    /// Sequence in the plan.
-    pub seq: i64,
-    /// Operation kind.
-    pub kind: String,
-    /// User or group.
-    pub subject: String,
-    /// Why.
-    pub reason: String,
-    /// done, failed, not-applied.
-    pub outcome: String,
-    /// Last HTTP status.
-    pub status: Option<i64>,
-    /// HTTP requests it took.
-    pub attempts: Option<i64>,
-    /// Message.
-    pub message: Option<String>,
-    /// Unix ms.
-    pub finished_at: Option<i64>,
-}
-
-impl From<ExportRow> for ResultView {
-    fn from(r: ExportRow) -> Self {
-        ResultView {
-            seq: r.seq,
-            kind: r.kind,
-            subject: r.subject,
-            reason: r.reason,
-            outcome: r.outcome,
-            status: r.status,
-            attempts: r.attempts,
-            message: r.message,
-            finished_at: r.finished_at,
-        }
-    }
-}
-
 /// The run's per-object results: every operation of its plan, with its outcome; JSON or CSV.
 #[utoipa::path(get, path = "/api/v1/runs/{id}/results", tag = "runs", security(("token" = ["viewer"])),
     params(("id" = i64, Path, description = "Run id", minimum = 1, maximum = 9007199254740991i64), ResultsQuery),
     responses(
-        (status = 200, description = "The results", content(([ResultView] = "application/json"), (String = "text/csv"))),
+        (status = 200, description = "The results", content(([ExportRow] = "application/json"), (String = "text/csv"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn results(
     State(state): State<AppState>,
@@ -261,7 +222,7 @@ async fn results(
     run_row(&state, id)?;
     let rows = crate::sync::export_rows(&state.store, id)?;
     match q.format.unwrap_or_default() {
-        ExportFormat::Json => Ok(Json(rows.into_iter().map(ResultView::from).collect::<Vec<_>>()).into_response()),
+        ExportFormat::Json => Ok(Json(rows).into_response()),
         ExportFormat::Csv => Ok((
             [
                 ("content-type", "text/csv; charset=utf-8".to_string()),

@@ -221,12 +221,7 @@ async fn replace(
     Path(id): Path<String>,
     Json(body): Json<SourceInput>,
 ) -> ApiResult<Json<SourceView>> {
-    if body.id != id {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the body's id '{}' is not the path's '{id}'", body.id),
-        ));
-    }
+    ApiError::check_same_id(&id, &body.id)?;
     state.put_source(body.into_config()?, true)?;
     state
         .store

@@ -165,12 +165,7 @@ async fn put(
     Path(id): Path<String>,
     Json(body): Json<TargetInput>,
 ) -> ApiResult<(StatusCode, Json<TargetView>)> {
-    if body.id != id {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the body's id '{}' is not the path's '{id}'", body.id),
-        ));
-    }
+    ApiError::check_same_id(&id, &body.id)?;
     let created = state.put_target(body.into_config()?)?;
     let action = if created { "target.create" } else { "target.replace" };
     state.store.audit(&caller.actor, &caller.ip, action, &id, None)?;

@@ -1008,7 +1008,7 @@ pub struct CheckReport {
 }
 
 /// One row of a run's export: the operation, why, and what happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExportRow {
     /// Sequence in the plan.
     pub seq: i64,

@@ -103,6 +103,20 @@ impl ApiWorld {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// Asserts the audit log holds these actions.
+    pub async fn assert_audited(&self, actions: &[&str]) {
+        let (_, audit) = self.get("/api/v1/audit", &self.viewer).await;
+        let seen: Vec<&str> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        for a in actions {
+            assert!(seen.contains(a), "{a} not in the audit log: {seen:?}");
+        }
+    }
+
     /// Waits until run `id` has ended; returns its record.
     pub async fn wait_run(&self, id: i64) -> Value {
         self.wait_run_for(id, Duration::from_secs(60)).await
