@@ -3,11 +3,11 @@
 //! validating proxy (`prism proxy --errors`) placed between them. A request or response that
 //! breaks the document becomes an error, which fails the fetch and this test.
 //!
-//! Built only with `--features contract` and run by `.ci/run` after the README's test command,
-//! because it needs Prism (npm) and the document from `../shared/specs/`, prefixed with `/v1.0`
-//! by `shared/specs/tools/prefix_paths.py`:
+//! Ignored by `cargo test`; run by `.ci/run` after the README's test command, because it needs
+//! Prism (npm) and the document from `../shared/specs/`, prefixed with `/v1.0` by
+//! `shared/specs/tools/prefix_paths.py`:
 //!   ROSTER_PRISM=path/to/prism ROSTER_GRAPH_CONTRACT=graph-v1.json \
-//!     cargo test -p roster --features contract --test contract_graph
+//!     cargo test -p roster --test contract_graph -- --ignored
 //! The token endpoint (login.microsoftonline.com) is not in the document; tokens go to the
 //! simulator directly. `members@delta` and `@removed` are not modelled by the document (it
 //! allows them as additional properties); `tests/entra.rs` checks them by hand.
@@ -20,6 +20,7 @@ use common::world::bitbucket;
 use roster_sim::directory::Directory;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Prism and ../shared/specs; .ci/run runs it"]
 async fn the_connector_and_the_simulator_keep_to_the_graph_openapi_document() {
     let spec = std::env::var("ROSTER_GRAPH_CONTRACT")
         .expect("ROSTER_GRAPH_CONTRACT: the Graph subset with paths under /v1.0 (see .ci/run)");
