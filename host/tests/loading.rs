@@ -60,7 +60,8 @@ async fn a_plugin_built_for_another_wit_major_is_refused_naming_both_versions() 
         panic!("{reports:?}")
     };
     assert!(
-        error.contains("built for roster:plugin@0.2.0") && error.contains("serves roster:plugin@0.1.0"),
+        error.contains("built for roster:plugin@0.2.0")
+            && error.contains(&format!("serves roster:plugin@{}", roster::runtime::WIT_VERSION)),
         "{error}"
     );
     assert!(rt.runtime.plugin("future").is_none());
@@ -162,9 +163,9 @@ async fn two_files_claiming_one_name_are_reported() {
     );
 }
 
-/// The versioning policy: a host whose WIT gained an import in a compatible version
-/// (0.1.0 → 0.1.1) still links plugins built against 0.1.0, through wasmtime's semver-aware
-/// linker. Built here with a dynamic linker that defines the host interface at 0.1.1 plus one
+/// The versioning policy: a host whose WIT gained an import in a compatible version (the next
+/// patch) still links plugins built against this one, through wasmtime's semver-aware linker.
+/// Built here with a dynamic linker that defines the host interface at the next patch plus one
 /// new function, as a future Roster would.
 #[tokio::test]
 async fn an_additive_wit_change_keeps_old_plugins_linking() {
@@ -196,16 +197,50 @@ async fn an_additive_wit_change_keeps_old_plugins_linking() {
         }
         linker
     };
+    let now = semver::Version::parse(roster::runtime::WIT_VERSION).unwrap();
+    let next_patch = format!("{}.{}.{}", now.major, now.minor, now.patch + 1);
     assert!(
-        next_host("0.1.1").instantiate_pre(&component).is_ok(),
-        "a 0.1.1 host must link a 0.1.0 plugin"
+        next_host(&next_patch).instantiate_pre(&component).is_ok(),
+        "a {next_patch} host must link a {now} plugin"
     );
     let refused = next_host("0.2.0")
         .instantiate_pre(&component)
         .err()
         .expect("a 0.2.0 host must not link a 0.1.0 plugin");
     assert!(
-        format!("{refused:?}").contains("roster:plugin/host@0.1.0"),
+        format!("{refused:?}").contains(&format!("roster:plugin/host@{now}")),
         "{refused:?}"
     );
+}
+
+/// A transform built against the frozen copy of `roster:plugin@0.1.0` (before packed batches)
+/// loads on this host and is called record by record, with the same results a packed call
+/// would give.
+#[tokio::test]
+async fn a_transform_built_for_wit_0_1_0_still_loads_and_maps_record_by_record() {
+    use roster::runtime::bindings::User;
+    let rt = TestRuntime::new(&[("fixture_transform_v010", "old.wasm")]).await;
+    let old = rt.runtime.plugin("transform-v010").expect("the 0.1.0 transform loads");
+    assert_eq!(old.world, World::Transform);
+    let mut job = rt
+        .runtime
+        .job("transform-v010", limits(), SourceAccess::none())
+        .await
+        .unwrap();
+    assert!(!job.is_packed(), "a 0.1.0 transform has no packed functions");
+    let users: Vec<User> = ["alice", "xavier"]
+        .iter()
+        .map(|n| User {
+            id: format!("id-{n}"),
+            username: n.to_string(),
+            email: None,
+            display_name: None,
+            active: true,
+            attributes: vec![],
+        })
+        .collect();
+    let out = job.map_users("{}", &users).await.unwrap();
+    assert_eq!(out[0].user.as_ref().unwrap().username, "ALICE");
+    assert!(out[1].user.is_none());
+    assert_eq!(out[1].reason.as_deref(), Some("starts with x"));
 }

@@ -558,3 +558,70 @@ async fn a_transform_maps_a_batch_in_order() {
         "{err}"
     );
 }
+
+/// A transform whose packed functions answer what the contract forbids — bytes that are no
+/// batch, one outcome too few, bytes after the last outcome, a reply over the output cap — is
+/// refused with an error naming the plugin and what it broke; nothing panics, and the next job
+/// of the same plugin is served.
+#[tokio::test]
+async fn broken_packed_answers_are_refused_as_contract_errors() {
+    use roster::runtime::bindings::{Group, User};
+    let rt = TestRuntime::new(&[("fixture_hostile_packed", "hostile-packed.wasm")]).await;
+    let users: Vec<User> = (0..3)
+        .map(|i| User {
+            id: format!("u{i}"),
+            username: format!("user{i}"),
+            email: None,
+            display_name: Some("Zoë".into()),
+            active: true,
+            attributes: vec![("k".into(), "v".into())],
+        })
+        .collect();
+    let groups = vec![Group {
+        id: "g".into(),
+        name: "dev".into(),
+        description: None,
+        attributes: vec![],
+    }];
+    let small = Limits {
+        max_output_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let job = || async {
+        rt.runtime
+            .job("hostile-packed", small.clone(), SourceAccess::none())
+            .await
+            .unwrap()
+    };
+    for (mode, expect) in [
+        ("garbage", "no R1 header"),
+        ("short", "bytes left after the last item"),
+        ("trailing", "bytes left after the last item"),
+    ] {
+        let mut j = job().await;
+        assert!(j.is_packed());
+        let err = j.map_users(mode, &users).await.unwrap_err();
+        assert!(
+            matches!(&err.failure, JobFailure::Contract(m) if m.contains("map-users-packed") && m.contains(expect)),
+            "{mode}: {err}"
+        );
+        assert!(err.to_string().starts_with("plugin 'hostile-packed'"), "{err}");
+        let err = job().await.map_groups(mode, &groups).await.unwrap_err();
+        assert!(
+            matches!(&err.failure, JobFailure::Contract(m) if m.contains("map-groups-packed")),
+            "{mode}: {err}"
+        );
+    }
+    let err = job().await.map_users("huge", &users).await.unwrap_err();
+    assert!(
+        matches!(err.failure, JobFailure::OutputTooLarge { cap: 1048576, .. }),
+        "{err}"
+    );
+    // The honest packed answer, and the record-by-record path of the same plugin, still work.
+    let out = job().await.map_users("honest", &users).await.unwrap();
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[2].user.as_ref().unwrap().username, "user2");
+    let mut j = job().await;
+    j.prefer_records();
+    assert_eq!(j.map_users("garbage", &users).await.unwrap().len(), 3);
+}

@@ -14,12 +14,14 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 use super::bindings::connector::ConnectorPlugin;
 use super::bindings::transform::TransformPlugin;
+use super::bindings::transform_packed::TransformPluginPacked;
 use super::bindings::{Group, GroupOutcome, GuestError, Page, PluginInfo, User, UserOutcome};
 use super::error::{GuestFailure, JobError, JobFailure};
 use super::limits::Limits;
 use super::net::SourceAccess;
 use super::state::{HostState, STDERR_CAPACITY};
 use super::{LoadedPlugin, Prepared};
+use roster_wire as wire;
 
 /// Traps counted since the metrics last looked, by (plugin, kind): a plugin that is stopped is
 /// news for monitoring even when the run goes on. Counts, not a log, so an unscraped server
@@ -33,6 +35,14 @@ pub fn take_traps() -> Vec<((String, &'static str), u64)> {
         .into_iter()
         .collect()
 }
+
+/// Which packed function to call.
+enum Packed {
+    Users,
+    Groups,
+}
+
+roster_wire::conversions!(User, Group, UserOutcome, GroupOutcome);
 
 /// After the deadline, how long the host waits for a call stuck in host I/O before dropping it.
 const DEADLINE_GRACE: Duration = Duration::from_millis(50);
@@ -70,7 +80,8 @@ fn fixed_random() -> wasmtime_wasi::Deterministic {
 /// The instance's export handles; `Arc` so a call can hold them while borrowing the store.
 enum Instance {
     Connector(Arc<ConnectorPlugin>),
-    Transform(Arc<TransformPlugin>),
+    /// The record-by-record functions, and the packed ones when the transform exports them.
+    Transform(Arc<TransformPlugin>, Option<Arc<TransformPluginPacked>>),
 }
 
 /// A running instance of a plugin.
@@ -79,6 +90,8 @@ pub struct Job {
     store: Store<HostState>,
     instance: Instance,
     poisoned: bool,
+    /// Calls go packed when the transform can take them.
+    use_packed: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -93,7 +106,7 @@ impl Job {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(stderr.clone());
-        if matches!(plugin.prepared, Prepared::Transform(_)) {
+        if matches!(plugin.prepared, Prepared::Transform { .. }) {
             // Pure: the same input gives the same output, in a preview as in a run.
             wasi.wall_clock(FrozenClock)
                 .monotonic_clock(FrozenClock)
@@ -142,10 +155,16 @@ impl Job {
                 .instantiate_async(&mut store)
                 .await
                 .map(|i| Instance::Connector(Arc::new(i))),
-            Prepared::Transform(pre) => pre
-                .instantiate_async(&mut store)
-                .await
-                .map(|i| Instance::Transform(Arc::new(i))),
+            Prepared::Transform { pre, packed } => match pre.instance_pre().instantiate_async(&mut store).await {
+                Ok(instance) => TransformPlugin::new(&mut store, &instance).and_then(|base| {
+                    let packed = match packed {
+                        true => Some(Arc::new(TransformPluginPacked::new(&mut store, &instance)?)),
+                        false => None,
+                    };
+                    Ok(Instance::Transform(Arc::new(base), packed))
+                }),
+                Err(e) => Err(e),
+            },
         };
         let instance = instance.map_err(|e| JobError {
             plugin: Box::new(plugin.label.clone()),
@@ -156,6 +175,7 @@ impl Job {
             store,
             instance,
             poisoned: false,
+            use_packed: true,
             _permit: permit,
         })
     }
@@ -189,7 +209,7 @@ impl Job {
     fn connector(&self) -> Result<&Arc<ConnectorPlugin>, JobError> {
         match &self.instance {
             Instance::Connector(c) => Ok(c),
-            Instance::Transform(_) => Err(self.fail(JobFailure::WrongWorld {
+            Instance::Transform(..) => Err(self.fail(JobFailure::WrongWorld {
                 actual: "transform",
                 wanted: "connector",
             })),
@@ -198,7 +218,7 @@ impl Job {
 
     fn transform(&self) -> Result<&Arc<TransformPlugin>, JobError> {
         match &self.instance {
-            Instance::Transform(t) => Ok(t),
+            Instance::Transform(t, _) => Ok(t),
             Instance::Connector(_) => Err(self.fail(JobFailure::WrongWorld {
                 actual: "connector",
                 wanted: "transform",
@@ -247,7 +267,7 @@ impl Job {
                 )
                 .await
             }
-            Instance::Transform(t) => {
+            Instance::Transform(t, _) => {
                 let t = t.clone();
                 tokio::time::timeout(
                     timeout + DEADLINE_GRACE,
@@ -284,15 +304,27 @@ impl Job {
         Ok(page)
     }
 
-    /// A transform's `map-users`: one outcome per input, in order.
+    /// A transform's `map-users`: one outcome per input, in order. Packed when the transform
+    /// exports `transform-packed`, record by record otherwise; the same outcomes either way.
     pub async fn map_users(&mut self, settings: &str, users: &[User]) -> Result<Vec<UserOutcome>, JobError> {
-        let t = self.transform()?.clone();
-        let timeout = self.begin()?;
-        let call = t
-            .roster_plugin_transform()
-            .call_map_users(&mut self.store, settings, users);
-        let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
-        let out = self.finish(out, timeout)?;
+        let out = match self.packed()? {
+            Some(p) => {
+                let batch = wire::encode_users(users.iter().map(user_ref));
+                let bytes = self.call_packed(&p, settings, batch, Packed::Users).await?;
+                wire::Reader::new(&bytes)
+                    .and_then(|r| r.all(|r| r.user_outcome().map(user_outcome)))
+                    .map_err(|e| self.fail(JobFailure::Contract(format!("map-users-packed: {e}"))))?
+            }
+            None => {
+                let t = self.transform()?.clone();
+                let timeout = self.begin()?;
+                let call = t
+                    .roster_plugin_transform()
+                    .call_map_users(&mut self.store, settings, users);
+                let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
+                self.finish(out, timeout)?
+            }
+        };
         self.check_output(
             out.iter()
                 .map(|o| o.user.as_ref().map_or(0, user_size) + note_size(&o.reason, &o.error))
@@ -308,15 +340,26 @@ impl Job {
         Ok(out)
     }
 
-    /// A transform's `map-groups`: one outcome per input, in order.
+    /// A transform's `map-groups`: one outcome per input, in order (packed when it can be).
     pub async fn map_groups(&mut self, settings: &str, groups: &[Group]) -> Result<Vec<GroupOutcome>, JobError> {
-        let t = self.transform()?.clone();
-        let timeout = self.begin()?;
-        let call = t
-            .roster_plugin_transform()
-            .call_map_groups(&mut self.store, settings, groups);
-        let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
-        let out = self.finish(out, timeout)?;
+        let out = match self.packed()? {
+            Some(p) => {
+                let batch = wire::encode_groups(groups.iter().map(group_ref));
+                let bytes = self.call_packed(&p, settings, batch, Packed::Groups).await?;
+                wire::Reader::new(&bytes)
+                    .and_then(|r| r.all(|r| r.group_outcome().map(group_outcome)))
+                    .map_err(|e| self.fail(JobFailure::Contract(format!("map-groups-packed: {e}"))))?
+            }
+            None => {
+                let t = self.transform()?.clone();
+                let timeout = self.begin()?;
+                let call = t
+                    .roster_plugin_transform()
+                    .call_map_groups(&mut self.store, settings, groups);
+                let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
+                self.finish(out, timeout)?
+            }
+        };
         self.check_output(
             out.iter()
                 .map(|o| o.groups.iter().map(group_size).sum::<usize>() + note_size(&o.reason, &o.error))
@@ -330,6 +373,57 @@ impl Job {
             ))));
         }
         Ok(out)
+    }
+
+    /// Whether this transform's batches cross packed (it exports `transform-packed`).
+    pub fn is_packed(&self) -> bool {
+        self.use_packed && matches!(&self.instance, Instance::Transform(_, Some(_)))
+    }
+
+    /// Calls the record-by-record functions even when packed ones exist: to compare both, or
+    /// to rule the packed path out when diagnosing a transform.
+    pub fn prefer_records(&mut self) {
+        self.use_packed = false;
+    }
+
+    /// The packed functions, when this transform has them and they are wanted.
+    fn packed(&self) -> Result<Option<Arc<TransformPluginPacked>>, JobError> {
+        self.transform()?;
+        Ok(match &self.instance {
+            Instance::Transform(_, p) if self.use_packed => p.clone(),
+            _ => None,
+        })
+    }
+
+    /// One packed call; the answer's size is capped like any output before it is decoded.
+    async fn call_packed(
+        &mut self,
+        p: &TransformPluginPacked,
+        settings: &str,
+        batch: Vec<u8>,
+        which: Packed,
+    ) -> Result<Vec<u8>, JobError> {
+        let timeout = self.begin()?;
+        let f = p.roster_plugin_transform_packed();
+        let out = match which {
+            Packed::Users => {
+                tokio::time::timeout(
+                    timeout + DEADLINE_GRACE,
+                    f.call_map_users_packed(&mut self.store, settings, &batch),
+                )
+                .await
+            }
+            Packed::Groups => {
+                tokio::time::timeout(
+                    timeout + DEADLINE_GRACE,
+                    f.call_map_groups_packed(&mut self.store, settings, &batch),
+                )
+                .await
+            }
+        };
+        let bytes = self.finish(out, timeout)?;
+        self.check_output(bytes.len())?;
+        Ok(bytes)
     }
 
     fn check_output(&self, size: usize) -> Result<(), JobError> {

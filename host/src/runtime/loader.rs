@@ -13,7 +13,7 @@ use wasmtime::component::Component;
 use super::error::LoadError;
 
 /// The `roster:plugin` version this host implements (the `package` line of `wit/roster.wit`).
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
 
 /// Which world a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -138,6 +138,14 @@ fn incompatible(path: &Path, found: &Version, host: &Version) -> LoadError {
         supported: host.to_string(),
         advice,
     }
+}
+
+/// Whether a transform also exports `transform-packed` (0.1.1).
+pub fn exports_packed(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(n, _)| roster_name(n).is_some_and(|(iface, _)| iface == "transform-packed"))
 }
 
 /// Which world the component implements, after checking versions and imports.

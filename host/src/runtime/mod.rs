@@ -43,7 +43,11 @@ use state::HostState;
 /// The linked, ready-to-instantiate form of a plugin.
 pub(crate) enum Prepared {
     Connector(ConnectorPluginPre<HostState>),
-    Transform(TransformPluginPre<HostState>),
+    /// `packed`: it also exports `transform-packed` (checked at load), so batches cross packed.
+    Transform {
+        pre: TransformPluginPre<HostState>,
+        packed: bool,
+    },
 }
 
 /// One version of a plugin, as loaded from one file.
@@ -245,10 +249,18 @@ impl Runtime {
                 ConnectorPluginPre::new(self.inner.connector_linker.instantiate_pre(&component).map_err(link)?)
                     .map_err(link)?,
             ),
-            World::Transform => Prepared::Transform(
-                TransformPluginPre::new(self.inner.transform_linker.instantiate_pre(&component).map_err(link)?)
-                    .map_err(link)?,
-            ),
+            World::Transform => {
+                let instance_pre = self.inner.transform_linker.instantiate_pre(&component).map_err(link)?;
+                let packed = loader::exports_packed(&self.inner.engine, &component);
+                if packed {
+                    // Type-checks the packed exports now, so a wrong signature fails the load.
+                    bindings::transform_packed::TransformPluginPackedPre::new(instance_pre.clone()).map_err(link)?;
+                }
+                Prepared::Transform {
+                    pre: TransformPluginPre::new(instance_pre).map_err(link)?,
+                    packed,
+                }
+            }
         };
         let file = path
             .file_name()

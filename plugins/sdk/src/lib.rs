@@ -1,7 +1,7 @@
 //! The crate a Roster connector is written against.
 //!
 //! It owns the `wit_bindgen::generate!` call for the `connector-plugin` world of
-//! `roster:plugin@0.1.0`, so a connector never writes bindings, and it carries the pieces every
+//! `roster:plugin@0.1.1`, so a connector never writes bindings, and it carries the pieces every
 //! connector needs once: JSON over the host's `http` import ([`http`]), classification of HTTP
 //! failures into [`PluginError`] ([`errors`]), Retry-After parsing, paging cursors and `Link`
 //! headers ([`paging`]), and OAuth 2.0 client-credentials tokens with caching ([`oauth`]).
