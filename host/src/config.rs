@@ -224,9 +224,10 @@ pub enum Deprovision {
     /// Remove what licenses the account (memberships of groups with a global permission, and
     /// direct permissions); the account stays and comes back when the IdP enables it.
     Disable,
-    /// Delete the account.
+    /// Delete the account once its person is gone from every source; a person disabled or
+    /// soft-deleted there (who can come back) is only disabled.
     Delete,
-    /// Delete, then erase personal data (irreversible).
+    /// Delete, then erase personal data (irreversible); disabled or soft-deleted: disabled.
     DeleteAndErase,
     /// Leave the account as it is (reported only).
     Keep,

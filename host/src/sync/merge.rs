@@ -145,6 +145,7 @@ pub fn desired(
                     "{}: user {} has an empty username and was skipped",
                     s.id, u.ext_id
                 ));
+                out.unresolved.insert((s.id.to_string(), u.ext_id));
                 continue;
             }
             let list = candidates.entry(key.clone()).or_default();
@@ -153,11 +154,17 @@ pub fn desired(
                     "{}: users {} and {} both map to username '{key}'; {} was skipped",
                     s.id, first.ext_id, u.ext_id, u.ext_id
                 ));
+                out.unresolved.insert((s.id.to_string(), u.ext_id));
                 continue;
             }
             list.push((i, u));
         }
         out.warnings.append(&mut s.data.warnings);
+        out.unresolved.extend(
+            std::mem::take(&mut s.data.unmapped)
+                .into_iter()
+                .map(|id| (s.id.to_string(), id)),
+        );
     }
     // One shared key per person: group member sets hold pointers, not copies.
     let mut by_record: Vec<HashMap<String, Arc<str>>> = vec![HashMap::new(); sources.len()];

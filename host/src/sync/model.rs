@@ -37,6 +37,10 @@ pub struct Desired {
     pub default_groups: BTreeSet<String>,
     /// Things worth telling the administrator (cycles, records skipped by transforms).
     pub warnings: Vec<String>,
+    /// Users the sources still report but that could not be turned into a person this run (a
+    /// transform's error, an empty or doubled username): their accounts are left as they are,
+    /// never deprovisioned or stripped of groups for it.
+    pub unresolved: std::collections::HashSet<Record>,
 }
 
 /// What Bitbucket has now.

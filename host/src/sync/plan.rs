@@ -121,7 +121,21 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
     let mut renames: HashMap<String, String> = HashMap::new(); // old lc → new lc
     let mut claimed: HashSet<String> = HashSet::new(); // lc usernames a desired person accounts for
     let mut excluded: HashSet<String> = HashSet::new(); // desired persons left out (collisions, protected)
-    let mut deprovision: Vec<(String, String)> = Vec::new(); // (lc user, reason)
+    // (lc user, reason, how): disabled or soft-deleted records can come back, so their accounts
+    // are only ever disabled; records gone from every source get the policy.
+    let mut deprovision: Vec<(String, String, Deprovision)> = Vec::new();
+    let reversible = match policy.deprovision {
+        Deprovision::Keep => Deprovision::Keep,
+        _ => Deprovision::Disable,
+    };
+    // Accounts whose IdP record is still reported but could not be mapped this run: not knowing
+    // what they should be is no reason to take anything from them (rule 1's spirit).
+    let unresolved: HashMap<&str, &Identity> = identities
+        .iter()
+        .filter(|i| i.state != IdentityState::Deleted)
+        .filter(|i| desired.unresolved.contains(&(i.source.clone(), i.ext_id.clone())))
+        .map(|i| (i.username.as_str(), i))
+        .collect();
 
     for (key, p) in &desired.persons {
         let linked: Vec<&Identity> = p
@@ -142,6 +156,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                 deprovision.push((
                     old.clone(),
                     format!("disabled or soft-deleted in {}", sources_of(&p.records)),
+                    reversible,
                 ));
             }
             excluded.insert(key.clone());
@@ -278,21 +293,32 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         }
     }
     for (user, i) in gone {
+        if let Some(u) = unresolved.get(user) {
+            d.skipped.push(Skipped {
+                subject: user.to_string(),
+                why: format!(
+                    "left as it is: its record {}/{} is still in the source but could not be mapped this run (see the warnings)",
+                    u.source, u.ext_id
+                ),
+            });
+            continue;
+        }
         deprovision.push((
             user.to_string(),
             format!("no longer in any source (was {}/{})", i.source, i.ext_id),
+            policy.deprovision,
         ));
     }
 
     // Groups: create what is missing, then the membership diff.
     let active_name = |lc: &str| desired.persons.get(lc).map(|p: &Person| p.username.clone());
-    // Accounts on their way out keep their memberships unless the policy is to disable them:
+    // Accounts on their way out keep their memberships unless they are to be disabled:
     // deletion removes them anyway, and `keep` means leave the account exactly as it is.
-    let leaving: HashSet<String> = if policy.deprovision == Deprovision::Disable {
-        HashSet::new()
-    } else {
-        deprovision.iter().map(|(u, _)| u.clone()).collect()
-    };
+    let leaving: HashSet<String> = deprovision
+        .iter()
+        .filter(|(_, _, how)| *how != Deprovision::Disable)
+        .map(|(u, _, _)| u.clone())
+        .collect();
     let mut adds = Vec::new();
     let mut removes = Vec::new();
     for (group, members) in &desired.groups {
@@ -340,7 +366,11 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             });
         }
         for u in current.iter().filter(|u| !want.contains(u.as_str())) {
-            if owned.contains_key(u.as_str()) && !protected.user(u) && !leaving.contains(u) {
+            if owned.contains_key(u.as_str())
+                && !protected.user(u)
+                && !leaving.contains(u)
+                && !unresolved.contains_key(u.as_str())
+            {
                 removes.push(PlannedOp {
                     op: Op::RemoveMember {
                         group: group.clone(),
@@ -356,7 +386,11 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         .filter(|g| !desired.groups.contains_key(*g) && target.groups.contains(*g) && !protected.group(g))
     {
         for u in target.members.get(group).into_iter().flatten() {
-            if owned.contains_key(&**u) && !protected.user(u) && !leaving.contains(&**u) {
+            if owned.contains_key(&**u)
+                && !protected.user(u)
+                && !leaving.contains(&**u)
+                && !unresolved.contains_key(&**u)
+            {
                 removes.push(PlannedOp {
                     op: Op::RemoveMember {
                         group: group.clone(),
@@ -419,7 +453,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             }
         })
         .collect();
-    for (user, reason) in deprovision {
+    for (user, reason, how) in deprovision {
         if protected.user(&user) {
             d.skipped.push(Skipped {
                 subject: user,
@@ -428,7 +462,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             continue;
         }
         let name = target.users[&user].name.clone();
-        let op = match policy.deprovision {
+        let op = match how {
             Deprovision::Keep => {
                 d.skipped.push(Skipped {
                     subject: name,
