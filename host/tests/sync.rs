@@ -243,6 +243,7 @@ async fn a_plan_over_the_threshold_is_held_and_only_that_exact_plan_can_be_appro
             first.plan_id.as_deref().unwrap(),
             first.plan_hash.as_deref().unwrap(),
             "admin",
+            "",
             &roster::sync::Quiet,
         )
         .await
@@ -253,6 +254,7 @@ async fn a_plan_over_the_threshold_is_held_and_only_that_exact_plan_can_be_appro
             second.plan_id.as_deref().unwrap(),
             "0000000000000000",
             "admin",
+            "",
             &roster::sync::Quiet,
         )
         .await
@@ -274,6 +276,7 @@ async fn a_plan_over_the_threshold_is_held_and_only_that_exact_plan_can_be_appro
             second.plan_id.as_deref().unwrap(),
             &second.plan_hash.as_deref().unwrap()[..12],
             "admin",
+            "",
             &roster::sync::Quiet,
         )
         .await
@@ -301,6 +304,7 @@ async fn a_plan_over_the_threshold_is_held_and_only_that_exact_plan_can_be_appro
             second.plan_id.as_deref().unwrap(),
             second.plan_hash.as_deref().unwrap(),
             "admin",
+            "",
             &roster::sync::Quiet,
         )
         .await
@@ -780,4 +784,57 @@ async fn a_single_user_sync_reaches_what_a_full_run_would_for_that_person() {
     // A full run has nothing left to do: the single-user sync reached the same state.
     let dry = engine().sync(&opts(true), &roster::sync::Quiet).await.unwrap();
     assert!(dry.summary.planned.is_empty(), "{:?}", dry.summary.planned);
+}
+
+/// One run at a time per target, across processes sharing the data folder: while another run
+/// holds the target, `roster sync` in a second process and a run in this one are refused,
+/// naming the holder, write nothing and are recorded as refused; once it ends, runs go ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_cannot_run_a_target_while_another_run_holds_it() {
+    use base64::Engine as _;
+    let d = Directory::generate(20, 3, 1);
+    let w = World::new(&d, bitbucket()).await;
+    let config = w.rt.dir.path().join("roster.toml");
+    std::fs::write(&config, w.config_text()).unwrap();
+    let target = w.engine().target().id.clone();
+    let lock = w.store.hold_target(&target, "run 41 (schedule, by scheduler)").unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("--data-dir")
+        .arg(w.rt.dir.path())
+        .arg("--plugins-dir")
+        .arg(w.rt.plugins_dir())
+        .arg("--config")
+        .arg(&config)
+        .arg("sync")
+        .env(
+            "ROSTER_SECRET_KEY",
+            base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "target '{target}' is being synced by run 41 (schedule, by scheduler)"
+        )),
+        "{stderr}"
+    );
+    let opts = roster::sync::SyncOptions {
+        trigger: "test".into(),
+        actor: "test".into(),
+        ..Default::default()
+    };
+    let err = w.engine().sync(&opts, &roster::sync::Quiet).await.unwrap_err();
+    assert!(err.to_string().contains("is being synced by run 41"), "{err}");
+    assert_eq!(w.writes(), 0);
+    let runs = w.store.runs(10).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r.state == "refused"), "{runs:?}");
+
+    drop(lock);
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded");
+    w.assert_matches(&d);
 }

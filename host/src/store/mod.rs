@@ -9,6 +9,7 @@
 mod audit;
 pub mod crypto;
 mod identities;
+mod lock;
 mod migrate;
 mod mirror;
 mod runs;
@@ -18,14 +19,15 @@ mod sources;
 mod targets;
 mod tokens;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 pub use audit::AuditEntry;
 pub use identities::{Identity, IdentityState};
+pub use lock::TargetLock;
 pub use migrate::MIGRATIONS;
 pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed};
-pub use runs::{PlanRow, ResultRow, RunRow};
+pub use runs::{PlanRow, ResultRow, RunFilter, RunRow};
 pub use schedules::ScheduleState;
 pub use settings::AcceptedSettings;
 pub use sources::SourceRow;
@@ -73,6 +75,9 @@ pub enum StoreError {
     /// Something asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Another run holds the target.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// Result of store operations.
@@ -82,6 +87,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     conn: Mutex<rusqlite::Connection>,
     key: crypto::Key,
+    /// The database file (none in memory): run locks live beside it.
+    path: Option<PathBuf>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -95,15 +102,15 @@ impl Store {
     /// Opens (or creates) the database, applies pending migrations and checks applied ones.
     pub fn open(path: &Path, key: crypto::Key) -> Result<Store> {
         let conn = rusqlite::Connection::open(path)?;
-        Self::init(conn, key)
+        Self::init(conn, key, Some(path.to_path_buf()))
     }
 
     /// An in-memory store, for tests.
     pub fn memory(key: crypto::Key) -> Result<Store> {
-        Self::init(rusqlite::Connection::open_in_memory()?, key)
+        Self::init(rusqlite::Connection::open_in_memory()?, key, None)
     }
 
-    fn init(mut conn: rusqlite::Connection, key: crypto::Key) -> Result<Store> {
+    fn init(mut conn: rusqlite::Connection, key: crypto::Key, path: Option<PathBuf>) -> Result<Store> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // 16 MiB of page cache: large staging inserts and promotions touch many index pages.
@@ -116,7 +123,14 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             key,
+            path,
         })
+    }
+
+    /// Claims `target` for one run, against every process using this database; an error
+    /// naming the holder when another run has it. `holder` says who, for that message.
+    pub fn hold_target(&self, target: &str, holder: &str) -> Result<TargetLock> {
+        lock::hold(self.path.as_deref(), target, holder)
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {

@@ -175,4 +175,18 @@ mod tests {
         assert!(s.verify_token(&token).unwrap().is_none());
         assert!(s.tokens().unwrap()[0].revoked_at.is_some());
     }
+
+    /// `roster token revoke` runs in another process than `roster serve`: the server must
+    /// refuse the token at its next request.
+    #[test]
+    fn a_token_revoked_through_another_connection_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roster.db");
+        let server = Store::open(&path, Key::from_bytes([3; 32])).unwrap();
+        let (row, token) = server.create_token("ci", Role::Viewer, "test").unwrap();
+        assert!(server.verify_token(&token).unwrap().is_some());
+        let cli = Store::open(&path, Key::from_bytes([3; 32])).unwrap();
+        assert!(cli.revoke_token(row.id).unwrap());
+        assert!(server.verify_token(&token).unwrap().is_none());
+    }
 }
