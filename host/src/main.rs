@@ -239,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
                 dry_run: *dry_run,
                 trigger: "cli".into(),
                 actor: cli::actor(),
-                run_id: None,
+                ..Default::default()
             };
             cli::sync::sync(&cli, &opts, *json).await
         }

@@ -191,7 +191,7 @@ pub struct WhyView {
 /// Why a user is (or is not) in a group: the path through nested groups and the source.
 #[utoipa::path(get, path = "/api/v1/directory/why", tag = "directory", security(("token" = ["viewer"])),
     params(WhyQuery),
-    responses((status = 200, body = WhyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = WhyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "No target is defined yet")))]
 async fn why(State(state): State<AppState>, Query(q): Query<WhyQuery>) -> ApiResult<Json<WhyView>> {
     let explanation = state.engine()?.why(&q.user, &q.group).await?;
     Ok(Json(WhyView { explanation }))

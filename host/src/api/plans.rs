@@ -121,14 +121,8 @@ async fn approve(
         .store
         .plan(&id)
         .map_err(|_| ApiError::not_found(format!("no plan {id}")))?;
-    let report = state.approve(&id, &body.hash, &caller.actor).await?;
-    state.store.audit(
-        &caller.actor,
-        &caller.ip,
-        "plan.approve",
-        &id,
-        Some(&format!("hash {}; run {}", body.hash, report.run_id)),
-    )?;
+    // The engine audits the approval (`plan.approve`) before applying, with the caller's address.
+    let report = state.approve(&id, &body.hash, &caller.actor, &caller.ip).await?;
     Ok(Json(Applied {
         run_id: report.run_id,
         state: report.state,
@@ -140,7 +134,7 @@ async fn approve(
 /// Rejects a held (or draft) plan.
 #[utoipa::path(post, path = "/api/v1/plans/{id}/reject", tag = "plans", security(("token" = ["admin"])),
     params(("id" = String, Path, description = "Plan id")),
-    responses((status = 204, description = "Rejected"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "Not held or draft")))]
+    responses((status = 204, description = "Rejected"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "No target is defined yet"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "Not held or draft")))]
 async fn reject(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -150,10 +144,7 @@ async fn reject(
         .store
         .plan(&id)
         .map_err(|_| ApiError::not_found(format!("no plan {id}")))?;
-    state.engine()?.reject(&id, &caller.actor)?;
-    state
-        .store
-        .audit(&caller.actor, &caller.ip, "plan.reject.api", &id, None)?;
+    state.engine()?.reject(&id, &caller.actor, &caller.ip)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -98,7 +98,7 @@ async fn list(State(state): State<AppState>) -> Json<PluginsView> {
 #[utoipa::path(put, path = "/api/v1/plugins/{file}", tag = "plugins", security(("token" = ["admin"])),
     params(("file" = String, Path, description = "File name, e.g. `mapping.wasm`")),
     request_body(content = WasmBody, content_type = "application/octet-stream", description = "The component (`application/wasm` is accepted too)"),
-    responses((status = 200, body = PluginView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody, description = "Not a component Roster can load")))]
+    responses((status = 200, body = PluginView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody, description = "Larger than 128 MiB"), (status = 422, body = ErrorBody, description = "Not a component Roster can load")))]
 async fn upload(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -160,10 +160,15 @@ async fn reload(
     Ok(Json(list_now(&state)))
 }
 
+/// The largest component an upload takes. axum's default (2 MB) would refuse JavaScript and
+/// Python components, which carry their interpreter (10–40 MB).
+pub const MAX_UPLOAD_BYTES: usize = 128 << 20;
+
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(upload))
         .routes(routes!(reload))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
 }

@@ -109,6 +109,7 @@ async fn trigger(
         mode: body.mode,
         trigger: "api".into(),
         actor: caller.actor.clone(),
+        origin: caller.ip.clone(),
     })?;
     state
         .store
@@ -122,8 +123,12 @@ async fn trigger(
 pub struct RunsQuery {
     /// Only runs in this state.
     pub state: Option<String>,
-    /// Only runs started this way.
+    /// Only runs started this way (`api`, `schedule`, `cli`, `single-user`, …).
     pub trigger: Option<String>,
+    /// Only runs of this mode (`full`, `incremental`, `dry-run`, `single-user`, `apply-plan`, …).
+    pub mode: Option<String>,
+    /// Only runs that fetched this source.
+    pub source: Option<String>,
     /// Only runs started at or after this (unix ms).
     #[param(minimum = 0, maximum = 9007199254740991i64)]
     pub since: Option<i64>,
@@ -150,9 +155,14 @@ async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> ApiR
             "since is a time in unix milliseconds, from 0 to 9007199254740991",
         ));
     }
-    let runs = state
-        .store
-        .runs_filtered(q.state.as_deref(), q.trigger.as_deref(), q.since, limit)?;
+    let filter = crate::store::RunFilter {
+        state: q.state.as_deref(),
+        trigger: q.trigger.as_deref(),
+        mode: q.mode.as_deref(),
+        source: q.source.as_deref(),
+        since: q.since,
+    };
+    let runs = state.store.runs_filtered(&filter, limit)?;
     Ok(Json(runs.into_iter().map(|r| run_view(&state, r)).collect()))
 }
 
@@ -272,16 +282,11 @@ async fn sync_user(
     let opts = SyncOptions {
         trigger: "single-user".into(),
         actor: caller.actor.clone(),
+        origin: caller.ip.clone(),
         ..SyncOptions::default()
     };
+    // The engine audits it (`sync.user`), with the caller's address.
     let report = state.sync_user(&key, &opts).await?;
-    state.store.audit(
-        &caller.actor,
-        &caller.ip,
-        "user.sync",
-        key.username.as_deref().unwrap_or_default(),
-        Some(&format!("run {}: {}", report.run_id, report.state)),
-    )?;
     let r = run_row(&state, report.run_id)?;
     Ok(Json(run_view(&state, r)))
 }

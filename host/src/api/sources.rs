@@ -203,7 +203,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<SourceView>)> {
     let config = body.into_config()?;
     let id = config.id.clone();
-    state.put_source(config, false)?;
+    state.put_source(config, false).await?;
     state
         .store
         .audit(&caller.actor, &caller.ip, "source.create", &id, None)?;
@@ -222,7 +222,7 @@ async fn replace(
     Json(body): Json<SourceInput>,
 ) -> ApiResult<Json<SourceView>> {
     ApiError::check_same_id(&id, &body.id)?;
-    state.put_source(body.into_config()?, true)?;
+    state.put_source(body.into_config()?, true).await?;
     state
         .store
         .audit(&caller.actor, &caller.ip, "source.replace", &id, None)?;
@@ -248,7 +248,7 @@ async fn delete(
 /// Tests the connection: the connector checks credentials, permissions and scope.
 #[utoipa::path(post, path = "/api/v1/sources/{id}/check", tag = "sources", security(("token" = ["operator"])),
     params(("id" = String, Path, description = "Source id")),
-    responses((status = 200, body = CheckView, description = "The check ran; `ok` says whether the source can work"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CheckView, description = "The check ran; `ok` says whether the source can work"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "No target is defined yet"), (status = 404, body = ErrorBody)))]
 async fn check(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<CheckView>> {
     find(&state, &id)?;
     let mut reports = state.engine()?.check(&[id]).await?;
@@ -363,7 +363,7 @@ pub struct PreviewInput {
 #[utoipa::path(post, path = "/api/v1/sources/{id}/preview", tag = "sources", security(("token" = ["operator"])),
     params(("id" = String, Path, description = "Source id")),
     request_body = PreviewInput,
-    responses((status = 200, body = Object, description = "Traces: `users` and `groups`, each with `before`, `steps` and `after`"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Object, description = "Traces: `users` and `groups`, each with `before`, `steps` and `after`"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "No target is defined yet"), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn preview(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -383,14 +383,7 @@ async fn preview(
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("sample: {e}")))?;
     let mut t = state.engine()?.preview(&id, sample).await?;
-    if let Some(needle) = body.only.map(|o| o.to_lowercase()) {
-        t.users
-            .retain(|u| u.id.to_lowercase().contains(&needle) || u.before.username.to_lowercase().contains(&needle));
-        t.groups
-            .retain(|g| g.id.to_lowercase().contains(&needle) || g.before.to_lowercase().contains(&needle));
-    }
-    t.users.truncate(limit);
-    t.groups.truncate(limit);
+    t.narrow(body.only.as_deref(), limit);
     Ok(Json(t))
 }
 

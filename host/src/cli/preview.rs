@@ -32,6 +32,9 @@ fn why(t: &StepTrace) -> String {
 }
 
 fn print(traces: &Traces) {
+    for w in &traces.warnings {
+        println!("warning: {w}");
+    }
     for u in &traces.users {
         println!("user {} (id {})", user(&u.before), u.id);
         for s in &u.steps {
@@ -77,14 +80,7 @@ pub async fn run(
         .transpose()?;
     let engine = super::engine(cli).await?;
     let mut traces = engine.preview(source, sample).await?;
-    if let Some(needle) = only.map(str::to_lowercase) {
-        let hit = |id: &str, name: &str| id.to_lowercase().contains(&needle) || name.to_lowercase().contains(&needle);
-        traces.users.retain(|u| hit(&u.id, &u.before.username));
-        traces.groups.retain(|g| hit(&g.id, &g.before));
-    }
-    let (users, groups) = (traces.users.len(), traces.groups.len());
-    traces.users.truncate(limit);
-    traces.groups.truncate(limit);
+    let (users, groups) = traces.narrow(only, limit);
     if json {
         println!("{}", serde_json::to_string_pretty(&traces)?);
     } else {

@@ -231,7 +231,7 @@ pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
         }
         PlanCommand::Approve { id, hash } => {
             let engine = super::engine(cli).await?;
-            let report = engine.approve(id, hash, &super::actor(), &Bars::default()).await?;
+            let report = engine.approve(id, hash, &super::actor(), "", &Bars::default()).await?;
             print_report(&report);
             if report.state != "succeeded" {
                 anyhow::bail!("applying plan {id} ended {}", report.state);
@@ -240,7 +240,7 @@ pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
         }
         PlanCommand::Reject { id } => {
             let engine = super::engine(cli).await?;
-            engine.reject(id, &super::actor())?;
+            engine.reject(id, &super::actor(), "")?;
             println!("plan {id} rejected");
             Ok(())
         }

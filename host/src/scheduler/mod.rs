@@ -110,6 +110,7 @@ async fn run_when_free(
                 mode,
                 trigger: "schedule".into(),
                 actor: "scheduler".into(),
+                origin: String::new(),
             };
             match service.start_run(req) {
                 Ok(id) => {

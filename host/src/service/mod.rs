@@ -53,6 +53,7 @@ impl From<crate::store::StoreError> for ServiceError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
             crate::store::StoreError::NotFound(what) => ServiceError::NotFound(what),
+            crate::store::StoreError::Busy(what) => ServiceError::Conflict(what),
             other => ServiceError::Internal(other.to_string()),
         }
     }
@@ -65,6 +66,7 @@ impl From<SyncError> for ServiceError {
             SyncError::Store(crate::store::StoreError::NotFound(m)) | SyncError::NotFound(m) => {
                 ServiceError::NotFound(m)
             }
+            SyncError::Store(crate::store::StoreError::Busy(m)) => ServiceError::Conflict(m),
             other => ServiceError::Internal(other.to_string()),
         }
     }
@@ -94,6 +96,8 @@ pub struct RunRequest {
     pub trigger: String,
     /// Who.
     pub actor: String,
+    /// From where (the caller's address; empty: this machine).
+    pub origin: String,
 }
 
 /// The service.
@@ -275,6 +279,7 @@ impl Service {
             dry_run: req.mode == RunMode::DryRun,
             trigger: req.trigger,
             actor: req.actor,
+            origin: req.origin,
             run_id: Some(run_id),
         };
         let this = self.clone();
@@ -304,11 +309,17 @@ impl Service {
     }
 
     /// Approves a held plan and applies it, holding the target meanwhile.
-    pub async fn approve(self: &Arc<Self>, plan_id: &str, hash: &str, actor: &str) -> Result<RunReport, ServiceError> {
+    pub async fn approve(
+        self: &Arc<Self>,
+        plan_id: &str,
+        hash: &str,
+        actor: &str,
+        origin: &str,
+    ) -> Result<RunReport, ServiceError> {
         let engine = self.engine()?;
         let progress = Arc::new(LiveProgress::new(0, "approval", "apply-plan", vec![], 0.0));
         self.runs.claim(progress.clone())?;
-        let result = engine.approve(plan_id, hash, actor, progress.as_ref()).await;
+        let result = engine.approve(plan_id, hash, actor, origin, progress.as_ref()).await;
         self.runs.release(0);
         let report = result?;
         self.after_run(report.run_id, Ok(report.clone())).await;
@@ -368,27 +379,49 @@ impl Service {
         self.check_volume(&report).await;
     }
 
-    /// Deprovisioning far above the usual for this target (the median of its earlier runs).
+    /// Deprovisioning far above the usual for these sources: the median of the earlier full and
+    /// incremental runs of this target over the same sources (a run over one source is not
+    /// compared with runs over all of them).
     async fn check_volume(&self, report: &RunReport) {
         let alerts = self.alerts();
         if alerts.volume_factor().is_none() {
             return;
         }
+        let Ok(this) = self.store.run(report.run_id) else {
+            return;
+        };
+        let mut sources = this.sources.clone();
+        sources.sort();
+        let earlier: Vec<serde_json::Value> = self
+            .store
+            .runs(200)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.id != report.run_id && r.target == this.target)
+            .filter(|r| matches!(r.mode.as_str(), "full" | "incremental"))
+            .filter(|r| {
+                let mut s = r.sources.clone();
+                s.sort();
+                s == sources
+            })
+            .filter_map(|r| r.summary)
+            .take(50)
+            .collect();
+        let label = if sources.is_empty() {
+            this.target.clone()
+        } else {
+            sources.join(", ")
+        };
         for kind in ["deactivate-user", "delete-user"] {
             let count = report.summary.planned.get(kind).copied().unwrap_or(0) as u64;
             if count == 0 {
                 continue;
             }
-            let history: Vec<u64> = self
-                .store
-                .runs(50)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.id != report.run_id)
-                .filter_map(|r| r.summary)
+            let history: Vec<u64> = earlier
+                .iter()
                 .map(|s| s["planned"][kind].as_u64().unwrap_or(0))
                 .collect();
-            if let Some(event) = alerts.check_volume(&self.target_id(), kind, &history, count) {
+            if let Some(event) = alerts.check_volume(&label, kind, &history, count) {
                 self.send(event).await;
             }
         }
@@ -465,8 +498,10 @@ impl Service {
         });
     }
 
-    /// Creates or replaces a source defined through the API.
-    pub fn put_source(&self, mut source: SourceConfig, replace: bool) -> Result<(), ServiceError> {
+    /// Creates or replaces a source defined through the API. Its transform chain is tried
+    /// first: settings a step's transform refuses (a mapping that does not parse) are refused
+    /// with that error, and what was stored before keeps serving.
+    pub async fn put_source(&self, mut source: SourceConfig, replace: bool) -> Result<(), ServiceError> {
         if let Some(existing) = self.store.source(&source.id)? {
             if existing.origin == "file" {
                 return Err(ServiceError::Conflict(format!(
@@ -491,6 +526,12 @@ impl Service {
                 "`files` grants a folder of this server; define such sources in roster.toml".into(),
             ));
         }
+        if let Some(step) = source.transforms.iter().find(|t| t.settings_file.is_some()) {
+            return Err(ServiceError::Invalid(format!(
+                "transform '{}': `settings_file` names a file of this server; give the settings inline (`settings`), or define the source in roster.toml",
+                step.plugin
+            )));
+        }
         if let Some(bad) = source
             .secrets
             .iter()
@@ -507,6 +548,7 @@ impl Service {
         candidate.sources.retain(|s| s.id != source.id);
         candidate.sources.push(source.clone());
         candidate.validate().map_err(ServiceError::Invalid)?;
+        self.check_transforms(&source).await?;
         let secrets = if source.secrets.is_empty() && replace {
             None
         } else {
@@ -531,6 +573,28 @@ impl Service {
             None => self.store.update_source_keeping_secrets(&row)?,
         }
         self.reload_config()
+    }
+
+    /// Tries each transform step of `source` with its settings; the first refusal, named.
+    async fn check_transforms(&self, source: &SourceConfig) -> Result<(), ServiceError> {
+        for (i, step) in source.transforms.iter().enumerate() {
+            let named = |e: String| {
+                ServiceError::Invalid(format!(
+                    "transform step {} ({}) refused its settings: {e}",
+                    i + 1,
+                    step.plugin
+                ))
+            };
+            let mut job = self
+                .runtime
+                .job(&step.plugin, step.limits.clone(), crate::runtime::SourceAccess::none())
+                .await
+                .map_err(|e| named(e.to_string()))?;
+            crate::sync::transform::accepts(&mut job, &step.settings.to_string())
+                .await
+                .map_err(named)?;
+        }
+        Ok(())
     }
 
     /// Deletes a source defined through the API, with its mirror.

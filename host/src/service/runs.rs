@@ -40,8 +40,8 @@ pub struct LiveStatus {
     pub finished_stages: Vec<(String, u64)>,
     /// Percent of the current stage done, when its size is known.
     pub percent: Option<f64>,
-    /// Seconds until the current stage ends, estimated from its pace (or, before the first item,
-    /// from the target's request budget for apply).
+    /// Seconds until the current stage ends: from its pace so far and, for apply, no less than
+    /// the plan's remaining writes at the target's request budget.
     pub eta_seconds: Option<f64>,
     /// Milliseconds since the run started.
     pub elapsed_ms: u64,
@@ -104,12 +104,22 @@ impl LiveProgress {
                 let percent = total.map(|t| (s.done as f64 * 100.0 / t as f64).min(100.0));
                 let eta = total.map(|t| {
                     let left = t.saturating_sub(s.done) as f64;
-                    if s.done > 0 {
+                    let pace = if s.done > 0 {
                         left * elapsed / s.done as f64
-                    } else if s.name == "apply" && self.budget_per_second > 0.0 {
+                    } else {
+                        f64::NAN
+                    };
+                    // Each write is at least one request, and the target's budget caps requests
+                    // per second: a fast start (the budget's burst) does not make a short ETA.
+                    let budget = if s.name == "apply" && self.budget_per_second > 0.0 {
                         left / self.budget_per_second
                     } else {
                         f64::NAN
+                    };
+                    match (pace.is_finite(), budget.is_finite()) {
+                        (true, true) => pace.max(budget),
+                        (true, false) => pace,
+                        _ => budget,
                     }
                 });
                 (
@@ -247,7 +257,13 @@ mod tests {
         p.advance(50);
         let s = p.status();
         assert_eq!(s.percent, Some(50.0));
-        assert!(s.eta_seconds.unwrap() >= 0.0);
+        // Half done at once (the budget's burst): the 50 left still need 5 s at 10/s.
+        assert!(s.eta_seconds.unwrap() >= 5.0, "{:?}", s.eta_seconds);
+        // Other stages go by their pace alone.
+        let f = LiveProgress::new(2, "api", "full", vec![], 10.0);
+        f.stage("fetch hr", 100);
+        f.advance(50);
+        assert!(f.status().eta_seconds.unwrap() < 5.0);
         p.finish();
         assert_eq!(p.status().finished_stages.len(), 1);
         assert!(!p.cancelled());

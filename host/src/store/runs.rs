@@ -31,6 +31,21 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// Which runs to list; every field left out matches all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFilter<'a> {
+    /// In this state.
+    pub state: Option<&'a str>,
+    /// Started this way (api, schedule, cli, …).
+    pub trigger: Option<&'a str>,
+    /// Of this mode (full, incremental, dry-run, single-user, apply-plan, …).
+    pub mode: Option<&'a str>,
+    /// Fetching this source.
+    pub source: Option<&'a str>,
+    /// Started at or after this (unix ms).
+    pub since: Option<i64>,
+}
+
 /// A plan as recorded.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlanRow {
@@ -147,20 +162,19 @@ impl Store {
     }
 
     /// Runs newest first, filtered by state, trigger and start time.
-    pub fn runs_filtered(
-        &self,
-        state: Option<&str>,
-        trigger: Option<&str>,
-        since: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<RunRow>> {
+    pub fn runs_filtered(&self, f: &RunFilter<'_>, limit: u32) -> Result<Vec<RunRow>> {
         let conn = self.conn();
         let mut st = conn.prepare(&format!(
             "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR trigger = ?2)
-             AND (?3 IS NULL OR started_at >= ?3) ORDER BY id DESC LIMIT ?4"
+             AND (?3 IS NULL OR started_at >= ?3) AND (?4 IS NULL OR mode = ?4)
+             AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(runs.sources) WHERE value = ?5))
+             ORDER BY id DESC LIMIT ?6"
         ))?;
         let rows: Vec<_> = st
-            .query_map(rusqlite::params![state, trigger, since, limit], run_from)?
+            .query_map(
+                rusqlite::params![f.state, f.trigger, f.since, f.mode, f.source, limit],
+                run_from,
+            )?
             .collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(finish_run_row).collect()
     }

@@ -98,8 +98,22 @@ pub struct SyncOptions {
     pub trigger: String,
     /// Who (for the audit log).
     pub actor: String,
+    /// From where, for the audit log: the caller's address; empty for this machine (`local`).
+    pub origin: String,
     /// A run record created beforehand (the API answers with its id before the run starts).
     pub run_id: Option<i64>,
+}
+
+impl SyncOptions {
+    /// Where the run was asked for, for the audit log.
+    pub fn origin(&self) -> &str {
+        or_local(&self.origin)
+    }
+}
+
+/// `local` for an empty origin (this machine: the CLI, the scheduler).
+fn or_local(origin: &str) -> &str {
+    if origin.is_empty() { "local" } else { origin }
 }
 
 /// The run summary: counts per operation, time per stage, API calls per endpoint.
@@ -283,6 +297,7 @@ impl Engine {
             Some(id) => id,
             None => self.store.create_run(&opts.trigger, mode, &target_id, &to_fetch)?,
         };
+        let _lock = self.hold_target(run_id, opts)?;
         self.client.reset_counts();
         let result = self.run_stages(run_id, opts, &enabled, &to_fetch, progress).await;
         match result {
@@ -436,7 +451,7 @@ impl Engine {
         self.finish(run_id, run_state, &plan_id, &mut summary)?;
         self.store.audit(
             &opts.actor,
-            "local",
+            opts.origin(),
             "sync.run",
             &format!("run {run_id}"),
             Some(&format!("{run_state}; plan {plan_id}")),
@@ -509,6 +524,7 @@ impl Engine {
         let wanted = self.wanted_sources(&enabled, &opts.sources)?;
         let mode = if opts.incremental { "fetch-incremental" } else { "fetch" };
         let run_id = self.store.create_run(&opts.trigger, mode, &self.target.id, &wanted)?;
+        let _lock = self.hold_target(run_id, opts)?;
         let mut summary = Summary::default();
         self.fetch_sources(run_id, &enabled, &wanted, opts.incremental, &mut summary, progress)
             .await;
@@ -651,12 +667,13 @@ impl Engine {
             runtime: &self.runtime,
             store: &self.store,
             base_dir: &self.config.base_dir,
+            remember: true,
         }
     }
 
     /// Runs a source's transform chain over sample records, or over its mirror, and shows each
-    /// record before, after every step (with the rule that decided) and at the end. Writes
-    /// nothing (a settings file a step accepts is remembered, as a run would).
+    /// record before, after every step (with the rule that decided) and at the end, with the
+    /// warnings a run would give. Writes nothing.
     pub async fn preview(&self, source: &str, sample: Option<Sample>) -> Result<transform::Traces, SyncError> {
         let s = self.config.source(source).ok_or_else(|| {
             SyncError::Config(format!(
@@ -671,8 +688,12 @@ impl Engine {
                 self.store.mirror_memberships(source)?,
             ),
         };
-        let (_, traces) =
-            transform::run_chain_traced(&self.chain_context(), s, users, groups, memberships, true).await?;
+        // Read-only: a settings file the transform accepts now is not remembered as accepted.
+        let preview_ctx = transform::ChainContext {
+            remember: false,
+            ..self.chain_context()
+        };
+        let (_, traces) = transform::run_chain_traced(&preview_ctx, s, users, groups, memberships, true).await?;
         Ok(traces)
     }
 
@@ -768,13 +789,31 @@ impl Engine {
         Ok((plan, ops))
     }
 
+    /// Claims the target for run `run_id` against every other run, in this process or another
+    /// sharing the database; a refused run is recorded as such, naming the run in progress.
+    pub(crate) fn hold_target(&self, run_id: i64, opts: &SyncOptions) -> Result<crate::store::TargetLock, SyncError> {
+        let holder = format!("run {run_id} ({}, by {})", opts.trigger, opts.actor);
+        self.store.hold_target(&self.target.id, &holder).map_err(|e| {
+            let _ = self.store.finish_run(
+                run_id,
+                "refused",
+                None,
+                &serde_json::json!({"error": e.to_string()}),
+                Some(&e.to_string()),
+            );
+            SyncError::Store(e)
+        })
+    }
+
     /// Approves a held plan and applies exactly its operations. `hash` must be the hash the
-    /// approver reviewed; the licence is checked again against Bitbucket's state now.
+    /// approver reviewed; the licence is checked again against Bitbucket's state now. `origin`
+    /// as in [`SyncOptions::origin`].
     pub async fn approve(
         &self,
         plan_id: &str,
         hash: &str,
         actor: &str,
+        origin: &str,
         progress: &dyn Progress,
     ) -> Result<RunReport, SyncError> {
         let (plan, ops) = self.plan_ops(plan_id)?;
@@ -808,8 +847,16 @@ impl Engine {
                 plan.target
             )));
         }
-        self.client.reset_counts();
         let run_id = self.store.create_run("approval", "apply-plan", &target_id, &[])?;
+        let _lock = self.hold_target(
+            run_id,
+            &SyncOptions {
+                trigger: "approval".into(),
+                actor: actor.into(),
+                ..Default::default()
+            },
+        )?;
+        self.client.reset_counts();
         let mut summary = Summary::default();
         let groups: BTreeSet<String> = ops
             .iter()
@@ -843,7 +890,7 @@ impl Engine {
         }
         self.store.set_plan_state(plan_id, "approved", Some(actor))?;
         self.store
-            .audit(actor, "local", "plan.approve", plan_id, Some(&plan.hash))?;
+            .audit(actor, or_local(origin), "plan.approve", plan_id, Some(&plan.hash))?;
         for o in &ops {
             *summary.planned.entry(o.op.kind().to_string()).or_default() += 1;
         }
@@ -864,8 +911,8 @@ impl Engine {
         })
     }
 
-    /// Rejects a held plan.
-    pub fn reject(&self, plan_id: &str, actor: &str) -> Result<(), SyncError> {
+    /// Rejects a held plan; `origin` as in [`SyncOptions::origin`].
+    pub fn reject(&self, plan_id: &str, actor: &str, origin: &str) -> Result<(), SyncError> {
         let plan = self.store.plan(plan_id)?;
         if plan.state != "held" && plan.state != "draft" {
             return Err(SyncError::Plan(format!(
@@ -874,7 +921,8 @@ impl Engine {
             )));
         }
         self.store.set_plan_state(plan_id, "rejected", Some(actor))?;
-        self.store.audit(actor, "local", "plan.reject", plan_id, None)?;
+        self.store
+            .audit(actor, or_local(origin), "plan.reject", plan_id, None)?;
         Ok(())
     }
 }

@@ -49,6 +49,7 @@ impl Engine {
                 .store
                 .create_run(&opts.trigger, "single-user", &target_id, &wanted)?,
         };
+        let _lock = self.hold_target(run_id, opts)?;
         self.client.reset_counts();
         let result = self
             .sync_user_stages(run_id, key, &enabled, &wanted, opts, progress)
@@ -152,7 +153,7 @@ impl Engine {
         self.finish(run_id, run_state, &plan_id, &mut summary)?;
         self.store.audit(
             &opts.actor,
-            "local",
+            opts.origin(),
             "sync.user",
             &person_key,
             Some(&format!("run {run_id}: {run_state}")),

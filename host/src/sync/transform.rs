@@ -49,6 +49,9 @@ pub struct Transformed {
     pub memberships: Vec<MirrorMembership>,
     /// Records skipped, with why.
     pub warnings: Vec<String>,
+    /// IdP ids of users a step could not evaluate: unknown this run, not gone (their accounts
+    /// are left as they are; see `plan`).
+    pub unmapped: Vec<String>,
 }
 
 /// What the stage needs besides the records.
@@ -59,6 +62,9 @@ pub struct ChainContext<'a> {
     pub store: &'a Store,
     /// Relative settings files are resolved against this folder (the configuration's).
     pub base_dir: &'a Path,
+    /// Remember a settings file the transform accepts as the version to fall back on (runs
+    /// do; previews write nothing).
+    pub remember: bool,
 }
 
 /// A user as a step saw it or left it (the fields Bitbucket gets).
@@ -137,6 +143,27 @@ pub struct Traces {
     pub users: Vec<UserTrace>,
     /// Groups.
     pub groups: Vec<GroupTrace>,
+    /// What the run would warn about: a refused settings file (and the version used instead),
+    /// records skipped with their errors, required groups missing.
+    pub warnings: Vec<String>,
+}
+
+impl Traces {
+    /// Keeps the records whose id or name contains `only` (case-insensitive), then at most
+    /// `limit` users and `limit` groups; returns how many users and groups matched before the
+    /// limit.
+    pub fn narrow(&mut self, only: Option<&str>, limit: usize) -> (usize, usize) {
+        if let Some(needle) = only.map(str::to_lowercase) {
+            let hit =
+                |id: &str, name: &str| id.to_lowercase().contains(&needle) || name.to_lowercase().contains(&needle);
+            self.users.retain(|u| hit(&u.id, &u.before.username));
+            self.groups.retain(|g| hit(&g.id, &g.before));
+        }
+        let matched = (self.users.len(), self.groups.len());
+        self.users.truncate(limit);
+        self.groups.truncate(limit);
+        matched
+    }
 }
 
 fn to_wit_user(u: MirrorUser) -> User {
@@ -171,6 +198,16 @@ pub fn read_settings_file(path: &Path) -> Result<String, String> {
     Ok(value.to_string())
 }
 
+/// Whether the transform behind `job` accepts `settings`: it maps an empty batch of users and
+/// one of groups with them, so a mapping that does not parse is refused with its own error.
+pub async fn accepts(job: &mut Job, settings: &str) -> Result<(), String> {
+    job.map_users(settings, &[]).await.map_err(|e| e.to_string())?;
+    job.map_groups(settings, &[])
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// The settings step `i` runs with: inline ones as written; a file's current version once the
 /// transform accepts it, else the version last accepted (with a warning), else an error.
 async fn step_settings(
@@ -187,20 +224,16 @@ async fn step_settings(
     let path = ctx.base_dir.join(file);
     let shown = path.display().to_string();
     let fresh = match read_settings_file(&path) {
-        Ok(settings) => {
-            let checked = match job.map_users(&settings, &[]).await {
-                Ok(_) => job.map_groups(&settings, &[]).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            checked.map(|()| settings).map_err(|e| e.to_string())
-        }
+        Ok(settings) => accepts(job, &settings).await.map(|()| settings),
         Err(e) => Err(e),
     };
     match fresh {
         Ok(settings) => {
-            let sha = hex::encode(Sha256::digest(settings.as_bytes()));
-            ctx.store
-                .accept_settings(&source.id, i, &step.plugin, Some(&shown), &settings, &sha)?;
+            if ctx.remember {
+                let sha = hex::encode(Sha256::digest(settings.as_bytes()));
+                ctx.store
+                    .accept_settings(&source.id, i, &step.plugin, Some(&shown), &settings, &sha)?;
+            }
             Ok(settings)
         }
         Err(why) => match ctx.store.accepted_settings(&source.id, i, &step.plugin)? {
@@ -334,6 +367,7 @@ pub async fn run_chain_traced(
         ));
     }
     let mut group_traces: Vec<GroupTrace> = Vec::new();
+    let mut unmapped: Vec<String> = Vec::new();
     let mut current_groups: Vec<(String, String, Vec<Group>)> = groups
         .into_iter()
         .map(|g| {
@@ -385,10 +419,13 @@ pub async fn run_chain_traced(
                     record_user_step(&mut user_traces, &input.id, st);
                 }
                 match (outcome.user, outcome.error) {
-                    (_, Some(err)) => warnings.push(format!(
-                        "{}: user {} ({}) skipped by {}: {err}",
-                        source.id, input.username, input.id, step.plugin
-                    )),
+                    (_, Some(err)) => {
+                        warnings.push(format!(
+                            "{}: user {} ({}) skipped by {}: {err}",
+                            source.id, input.username, input.id, step.plugin
+                        ));
+                        unmapped.push(input.id.clone());
+                    }
                     (Some(mut u), None) => {
                         u.id = input.id.clone();
                         next.push(u);
@@ -463,6 +500,7 @@ pub async fn run_chain_traced(
     let traces = Traces {
         users: order.into_iter().filter_map(|id| user_traces.remove(&id)).collect(),
         groups: group_traces,
+        warnings: if trace { warnings.clone() } else { Vec::new() },
     };
     Ok((
         Transformed {
@@ -470,6 +508,7 @@ pub async fn run_chain_traced(
             groups,
             memberships,
             warnings,
+            unmapped,
         },
         traces,
     ))
