@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::api::ApiWorld;
 use common::entra::{EntraWorld, tenant};
 use common::world::{assert_bitbucket_matches, bitbucket};
@@ -38,15 +36,13 @@ fn concrete(path: &str) -> String {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_answers_by_role_and_nothing_without_a_token() {
-    let (w, _) = world(10, "").await;
+/// Walks every operation of the served OpenAPI document without a token and with each role:
+/// no token is 401 with `WWW-Authenticate`, a role below the operation's is 403, and every
+/// other answer is one of the codes the document lists for that operation (never a 5xx).
+/// Returns how many operations were walked.
+async fn walk_every_route(w: &ApiWorld) -> usize {
     let (status, doc) = w.get("/api/v1/openapi.json", &w.viewer).await;
     assert_eq!(status, 200);
-    assert_eq!(doc["openapi"], "3.1.0");
-    assert_eq!(w.get("/api/v1/openapi.json", "").await.0, 401);
-    assert_eq!(w.get("/healthz", "").await.0, 200);
-    assert_eq!(w.get("/readyz", "").await.0, 200);
     let tokens = [("viewer", &w.viewer), ("operator", &w.operator), ("admin", &w.admin)];
     let rank = |r: &str| ["viewer", "operator", "admin"].iter().position(|x| *x == r).unwrap();
     let mut walked = 0;
@@ -55,12 +51,10 @@ async fn every_route_answers_by_role_and_nothing_without_a_token() {
             let needed = op["security"][0]["token"][0]
                 .as_str()
                 .unwrap_or_else(|| panic!("{method} {path} names no role"));
-            for r in item.as_object().unwrap().values() {
-                for (code, _) in r["responses"].as_object().unwrap() {
-                    assert!(code.parse::<u16>().is_ok(), "{method} {path}: {code}");
-                }
-            }
             let responses = op["responses"].as_object().unwrap();
+            for code in responses.keys() {
+                assert!(code.parse::<u16>().is_ok(), "{method} {path}: {code}");
+            }
             assert!(
                 responses.contains_key("401") && responses.contains_key("403"),
                 "{method} {path}"
@@ -88,12 +82,40 @@ async fn every_route_answers_by_role_and_nothing_without_a_token() {
                         status != 401 && status != 403 && status < 500,
                         "{method} {path} as {role}: {status}"
                     );
+                    assert!(
+                        responses.contains_key(&status.to_string()),
+                        "{method} {path} as {role} answered {status}, which the document does not list ({:?})",
+                        responses.keys().collect::<Vec<_>>()
+                    );
                 }
             }
             walked += 1;
         }
     }
-    assert!(walked >= 24, "only {walked} operations in the document");
+    walked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_by_role_and_nothing_without_a_token() {
+    let (w, _) = world(10, "").await;
+    let (status, doc) = w.get("/api/v1/openapi.json", &w.viewer).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(w.get("/api/v1/openapi.json", "").await.0, 401);
+    assert_eq!(w.get("/healthz", "").await.0, 200);
+    assert_eq!(w.get("/readyz", "").await.0, 200);
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(walk_every_route(&w).await, operations);
+    assert!(operations >= 30, "only {operations} operations in the document");
+    // Without a target every route still answers as documented (409 where it needs one).
+    let d = Directory::generate(5, 2, 1);
+    let bare = ApiWorld::start_without_target(EntraWorld::new(tenant(&d), bitbucket()).await).await;
+    assert_eq!(walk_every_route(&bare).await, operations);
     // A revoked token opens nothing.
     let id = w
         .world
@@ -128,8 +150,54 @@ async fn a_run_started_through_the_api_reports_progress_results_and_metrics() {
         .unwrap();
     assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     assert!(csv.text().await.unwrap().starts_with("seq,kind,subject"));
-    let (_, history) = w.get("/api/v1/runs?trigger=api&state=succeeded", &w.viewer).await;
-    assert_eq!(history.as_array().unwrap().len(), 1);
+    // A dry run plans (here: nothing) and writes nothing; a run of one named source.
+    let writes = w.world.bb.lock().writes;
+    let (status, dry) = w.post("/api/v1/runs", &w.operator, json!({"mode": "dry-run"})).await;
+    assert_eq!(status, 202, "{dry}");
+    let dry = w.wait_run(dry["run_id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (dry["state"].as_str(), dry["mode"].as_str()),
+        (Some("planned"), Some("dry-run")),
+        "{dry}"
+    );
+    assert_eq!(w.world.bb.lock().writes, writes);
+    let (status, one) = w
+        .post(
+            "/api/v1/runs",
+            &w.operator,
+            json!({"mode": "incremental", "sources": ["entra"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{one}");
+    let one = w.wait_run(one["run_id"].as_i64().unwrap()).await;
+    assert_eq!(one["sources"], json!(["entra"]), "{one}");
+    let (status, e) = w.post("/api/v1/runs", &w.operator, json!({"sources": ["nope"]})).await;
+    assert_eq!(status, 404, "{e}");
+    // History filters, each of which leaves something out.
+    let ids = |q: &str| {
+        let (w, q) = (&w, q.to_string());
+        async move {
+            let (status, runs) = w.get(&format!("/api/v1/runs{q}"), &w.viewer).await;
+            assert_eq!(status, 200, "{q}: {runs}");
+            runs.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let (full, dry, one) = (id, dry["id"].as_i64().unwrap(), one["id"].as_i64().unwrap());
+    assert_eq!(ids("").await, vec![one, dry, full], "newest first");
+    assert_eq!(ids("?mode=dry-run").await, vec![dry]);
+    assert_eq!(ids("?state=planned").await, vec![dry]);
+    assert_eq!(ids("?mode=full&state=succeeded&trigger=api").await, vec![full]);
+    assert_eq!(ids("?source=entra&mode=incremental").await, vec![one]);
+    assert!(ids("?source=hr").await.is_empty());
+    assert!(ids("?trigger=schedule").await.is_empty());
+    assert_eq!(ids("?limit=2").await, vec![one, dry]);
+    let started = run["started_at"].as_i64().unwrap();
+    assert!(ids(&format!("?since={}", started + 3_600_000)).await.is_empty());
+    assert_eq!(ids(&format!("?since={started}")).await.len(), 3);
     assert_eq!(w.get("/api/v1/runs?limit=0", &w.viewer).await.0, 422);
     let (_, plan) = w
         .get(
@@ -150,6 +218,15 @@ async fn a_run_started_through_the_api_reports_progress_results_and_metrics() {
     assert!(metrics.contains("state=\"succeeded\""));
     assert!(metrics.contains("roster_vendor_requests_total{"));
     assert!(metrics.contains("roster_source_last_success_timestamp_seconds{source=\"entra\"}"));
+    assert!(
+        metrics.contains("roster_writes_total{kind=\"create-user\"} 60"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roster_stage_duration_seconds_count{stage=\"fetch\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("roster_vendor_throttled_total{"), "{metrics}");
     let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
     assert!(
         audit
@@ -241,6 +318,156 @@ async fn a_held_plan_is_reviewed_and_approved_through_the_api() {
         assert!(!licensed.contains(&u.username), "{} was deprovisioned", u.username);
     }
     assert!(licensed.contains(&d.users[8].username));
+    // The approval is audited once, by whom, from where and when.
+    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+    let approvals: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "plan.approve")
+        .collect();
+    assert_eq!(approvals.len(), 1, "{audit}");
+    assert_eq!(approvals[0]["actor"], "token:admin");
+    assert_eq!(approvals[0]["origin"], "127.0.0.1");
+    assert_eq!(approvals[0]["subject"], plan_id.as_str());
+    let age = roster::store::now_ms() - approvals[0]["at"].as_i64().unwrap();
+    assert!((0..60_000).contains(&age), "{}", approvals[0]);
+
+    // The next held plan is rejected: nothing applied, and it cannot be approved after.
+    for u in d.users.iter().skip(8).take(8) {
+        w.world.graph.lock().hard_delete_user(&u.id);
+    }
+    let (_, s) = w
+        .post("/api/v1/runs", &w.operator, json!({"mode": "incremental"}))
+        .await;
+    let run = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    assert_eq!(run["state"], "held", "{run}");
+    let plan_id = run["plan_id"].as_str().unwrap().to_string();
+    let reject = format!("/api/v1/plans/{plan_id}/reject");
+    assert_eq!(w.post(&reject, &w.operator, json!({})).await.0, 403);
+    let writes = w.world.bb.lock().writes;
+    assert_eq!(w.post(&reject, &w.admin, json!({})).await.0, 204);
+    assert_eq!(
+        w.get(&format!("/api/v1/plans/{plan_id}"), &w.viewer).await.1["state"],
+        "rejected"
+    );
+    assert_eq!(w.post(&reject, &w.admin, json!({})).await.0, 422, "already rejected");
+    let (_, plan) = w.get(&format!("/api/v1/plans/{plan_id}"), &w.viewer).await;
+    let (status, _) = w
+        .post(
+            &format!("/api/v1/plans/{plan_id}/approve"),
+            &w.admin,
+            json!({"hash": plan["hash"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "a rejected plan is never applied");
+    assert_eq!(w.world.bb.lock().writes, writes);
+    assert!(w.world.bb.lock().licensed_users().contains(&d.users[8].username));
+    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "plan.reject" && e["origin"] == "127.0.0.1" && e["subject"] == plan_id.as_str()),
+        "{audit}"
+    );
+}
+
+/// The directory as the sources last reported it (users, groups, memberships; searched and
+/// paged), and the lineage of a membership through nested groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_shows_the_mirror_and_why_someone_is_in_a_group() {
+    let (w, d) = world(100, "").await;
+    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    assert_eq!(w.wait_run(s["run_id"].as_i64().unwrap()).await["state"], "succeeded");
+    let list = |path: String| {
+        let w = &w;
+        async move {
+            let (status, v) = w.get(&path, &w.viewer).await;
+            assert_eq!(status, 200, "{path}: {v}");
+            v.as_array().unwrap().clone()
+        }
+    };
+    assert_eq!(
+        list("/api/v1/directory/users?source=entra&limit=1000".into())
+            .await
+            .len(),
+        100
+    );
+    assert_eq!(
+        list("/api/v1/directory/users?source=entra&limit=5&offset=98".into())
+            .await
+            .len(),
+        2
+    );
+    let found = list(format!(
+        "/api/v1/directory/users?source=entra&q={}",
+        d.users[7].username.to_uppercase()
+    ))
+    .await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["id"], d.users[7].id.as_str(), "{found:?}");
+    assert_eq!(
+        list("/api/v1/directory/groups?source=entra".into()).await.len(),
+        d.groups.len()
+    );
+    let group = &d.groups[3];
+    let members = list(format!(
+        "/api/v1/directory/memberships?source=entra&group={}&limit=1000",
+        group.id
+    ))
+    .await;
+    let direct = d.memberships.iter().filter(|m| m.group == group.id).count();
+    assert_eq!(members.len(), direct, "{members:?}");
+    assert_eq!(w.get("/api/v1/directory/users?source=nope", &w.viewer).await.0, 404);
+    assert_eq!(w.get("/api/v1/directory/users", &w.viewer).await.0, 400);
+
+    // A direct member of team-00003 is in team-00000 through the chain 3 ⊂ 2 ⊂ 1 ⊂ 0.
+    let direct_of = |id: &str| -> Vec<&str> {
+        d.memberships
+            .iter()
+            .filter(|m| m.member == id)
+            .map(|m| m.group.as_str())
+            .collect()
+    };
+    let member = d
+        .memberships
+        .iter()
+        .find(|m| {
+            m.group == "g-00003"
+                && !m.member_is_group
+                && !direct_of(&m.member)
+                    .iter()
+                    .any(|g| ["g-00000", "g-00001", "g-00002"].contains(g))
+        })
+        .expect("someone in team-00003 only by that chain");
+    let user = &d.users.iter().find(|u| u.id == member.member).unwrap().username;
+    let (status, why) = w
+        .get(
+            &format!("/api/v1/directory/why?user={user}&group=team-00000"),
+            &w.viewer,
+        )
+        .await;
+    assert_eq!(status, 200, "{why}");
+    let text = why["explanation"].as_str().unwrap();
+    assert!(
+        text.contains("team-00003") && text.contains("team-00001") && text.matches('∈').count() == 4,
+        "{text}"
+    );
+    let (_, not) = w
+        .get(
+            &format!("/api/v1/directory/why?user={user}&group=team-00005"),
+            &w.viewer,
+        )
+        .await;
+    let expected = d.expected_members();
+    if expected.get("team-00005").is_none_or(|m| !m.contains(user.as_str())) {
+        assert!(
+            not["explanation"].as_str().unwrap().contains("is not a member"),
+            "{not}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,30 +630,10 @@ async fn the_allow_list_refuses_other_addresses_and_trusts_only_listed_proxies()
 }
 
 /// A webhook receiver on 127.0.0.1: every body it gets.
-async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>, tokio::task::JoinHandle<()>) {
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let sink = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push(v);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}/hook"), got, task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_plans_and_failed_runs_are_announced_to_webhooks() {
-    let (url, got, _task) = receiver().await;
+    let hooks = common::webhook::Receiver::start().await;
+    let url = &hooks.url;
     let (w, d) = world(
         30,
         &format!(
@@ -448,13 +655,7 @@ async fn held_plans_and_failed_runs_are_announced_to_webhooks() {
     let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
     let failed = w.wait_run(s["run_id"].as_i64().unwrap()).await;
     assert_eq!(failed["state"], "failed");
-    for _ in 0..100 {
-        if got.lock().unwrap().len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let got = got.lock().unwrap().clone();
+    let got = hooks.wait_count(3, std::time::Duration::from_secs(5)).await;
     let events: Vec<&str> = got.iter().filter_map(|v| v["event"].as_str()).collect();
     assert!(
         events.contains(&"plan-held") && events.contains(&"run-failed"),
@@ -625,4 +826,248 @@ async fn a_target_from_roster_toml_is_read_only_through_the_api() {
     assert_eq!(status, 409);
     let (_, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
     assert_eq!(check["ok"], true, "{check}");
+}
+
+/// Deprovisioning far above what these sources usually cause is announced: after six quiet
+/// incremental runs, a run that deactivates 12 people (threshold set high, so it is not held)
+/// reaches the webhook as a volume spike naming the source, the count and the usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivation_spike_is_announced_against_the_sources_usual() {
+    let hooks = common::webhook::Receiver::start().await;
+    let d = Directory::generate(40, 4, 2);
+    let mut e = EntraWorld::new(tenant(&d), bitbucket()).await;
+    e.target_extra = "threshold = { count = 1000, percent = 100 }".into();
+    let w = ApiWorld::start(
+        e,
+        &format!("[[alert]]\nurl = \"{}\"\nevents = [\"volume-spike\"]\n", hooks.url),
+    )
+    .await;
+    let run = |mode: &'static str| {
+        let w = &w;
+        async move {
+            let (status, s) = w.post("/api/v1/runs", &w.operator, json!({ "mode": mode })).await;
+            assert_eq!(status, 202, "{s}");
+            w.wait_run(s["run_id"].as_i64().unwrap()).await
+        }
+    };
+    assert_eq!(run("full").await["state"], "succeeded");
+    for _ in 0..6 {
+        assert_eq!(run("incremental").await["state"], "succeeded");
+    }
+    assert!(hooks.got().is_empty(), "quiet runs raise nothing: {:?}", hooks.got());
+    for u in d.users.iter().take(12) {
+        w.world.graph.lock().hard_delete_user(&u.id);
+    }
+    let spike = run("incremental").await;
+    assert_eq!(spike["state"], "succeeded", "{spike}");
+    let alert = hooks
+        .wait_event("volume-spike", std::time::Duration::from_secs(5))
+        .await;
+    let text = alert.to_string();
+    assert!(text.contains("entra"), "names the source: {alert}");
+    assert_eq!(alert["details"]["count"], 12, "{alert}");
+    assert_eq!(alert["details"]["kind"], "deactivate-user", "{alert}");
+}
+
+/// A mapping given through the API is configuration like any other: the next run uses a new
+/// one; a broken one is refused with its line and column, and the one before keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_replaced_through_the_api_is_used_next_run_and_a_broken_one_is_refused() {
+    let (w, d) = world(10, "").await;
+    w.world.rt.put("mapping", "mapping.wasm");
+    w.world.rt.runtime.reload().await;
+    let graph = w.world.graph.url();
+    let source = |username: &str| {
+        json!({
+            "id": "entra2", "plugin": "entra", "priority": 50,
+            "allow_hosts": [graph], "allow_insecure_http": true, "allow_private_addresses": true,
+            "settings": {"tenant_id": common::entra::TENANT, "client_id": common::entra::CLIENT,
+                         "graph_url": graph, "login_url": graph},
+            "secrets": [{"name": "client_secret", "value": common::entra::SECRET, "hosts": [graph]}],
+            "transforms": [{"plugin": "mapping", "settings": {"user": {"username": username}}}]
+        })
+    };
+    let (status, created) = w
+        .post(
+            "/api/v1/sources",
+            &w.admin,
+            source("Append(StripDomain([userPrincipalName]), \".a\")"),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(full_run(&w).await["state"], "succeeded");
+    let first = format!("{}.a", d.users[0].username);
+    assert!(w.world.bb.lock().users().contains_key(&first), "{first}");
+
+    // Broken: refused with where; the stored mapping is unchanged and keeps serving.
+    let (status, e) = w
+        .send_json(
+            Method::PUT,
+            "/api/v1/sources/entra2",
+            &w.admin,
+            source("Append(StripDomain([userPrincipalName]), "),
+        )
+        .await;
+    assert_eq!(status, 422, "{e}");
+    let msg = e["error"].as_str().unwrap();
+    assert!(msg.contains("mapping") && msg.contains("column"), "{msg}");
+    let (_, stored) = w.get("/api/v1/sources/entra2", &w.viewer).await;
+    assert!(stored.to_string().contains("\\\".a\\\""), "{stored}");
+    let r = full_run(&w).await;
+    assert_eq!(r["state"], "succeeded");
+    assert!(r["summary"]["planned"].as_object().unwrap().is_empty(), "{r}");
+
+    // A new one: the next run renames the accounts it made.
+    let (status, e) = w
+        .send_json(
+            Method::PUT,
+            "/api/v1/sources/entra2",
+            &w.admin,
+            source("Append(StripDomain([userPrincipalName]), \".b\")"),
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+    let r = full_run(&w).await;
+    assert_eq!(r["summary"]["planned"]["rename-user"], 10, "{r}");
+    assert!(
+        w.world
+            .bb
+            .lock()
+            .users()
+            .contains_key(&format!("{}.b", d.users[0].username))
+    );
+    // A settings file of this server cannot be named through the API.
+    let mut file = source("[x]");
+    file["transforms"][0] = json!({"plugin": "mapping", "settings_file": "/etc/passwd"});
+    let (status, e) = w.send_json(Method::PUT, "/api/v1/sources/entra2", &w.admin, file).await;
+    assert_eq!(status, 422, "{e}");
+}
+
+/// Starts a full run through the API and waits for its end.
+async fn full_run(w: &ApiWorld) -> Value {
+    let (status, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    assert_eq!(status, 202, "{s}");
+    w.wait_run(s["run_id"].as_i64().unwrap()).await
+}
+
+/// Plugins through the API: an uploaded component is checked, installed and listed with its
+/// world, version and sha256; a broken or misnamed one is refused and changes nothing; a reload
+/// keeps what is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_is_uploaded_listed_and_a_broken_one_changes_nothing() {
+    let (w, _) = world(5, "").await;
+    let bytes = std::fs::read(common::component("fixture_transform_v010")).unwrap();
+    let sha = roster::runtime::loader::sha256_hex(&bytes);
+    let put = |file: &str, body: Vec<u8>, token: &str| {
+        w.req(Method::PUT, &format!("/api/v1/plugins/{file}"), token)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        put("upper.wasm", bytes.clone(), &w.operator).await.unwrap().status(),
+        403
+    );
+    let answer = put("upper.wasm", bytes.clone(), &w.admin).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let view: Value = answer.json().await.unwrap();
+    assert_eq!(
+        (
+            view["name"].as_str(),
+            view["world"].as_str(),
+            view["version"].as_str(),
+            view["sha256"].as_str()
+        ),
+        (
+            Some("transform-v010"),
+            Some("transform"),
+            Some("1.0.0"),
+            Some(sha.as_str())
+        ),
+        "{view}"
+    );
+    let before = w.get("/api/v1/plugins", &w.viewer).await.1;
+    let names: Vec<&str> = before["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"transform-v010") && names.contains(&"entra"),
+        "{before}"
+    );
+    assert!(w.world.rt.plugins_dir().join("upper.wasm").is_file());
+
+    // Broken (4 MB, past axum's default body limit: refused for what it is, not its size),
+    // misnamed: refused, nothing changes.
+    let mut junk = b"\0asm\x0d\0\x01\0".to_vec();
+    junk.resize(4 << 20, 0x41);
+    let answer = put("upper.wasm", junk, &w.admin).await.unwrap();
+    assert_eq!(answer.status(), 422);
+    assert!(
+        put("..%2Fevil.wasm", bytes.clone(), &w.admin)
+            .await
+            .unwrap()
+            .status()
+            .is_client_error()
+    );
+    assert_eq!(put("evil.so", bytes.clone(), &w.admin).await.unwrap().status(), 422);
+    assert_eq!(
+        w.get("/api/v1/plugins", &w.viewer).await.1["plugins"],
+        before["plugins"]
+    );
+    assert_eq!(
+        std::fs::read(w.world.rt.plugins_dir().join("upper.wasm")).unwrap(),
+        bytes
+    );
+    let (status, reloaded) = w.post("/api/v1/plugins/reload", &w.operator, json!({})).await;
+    assert_eq!(status, 200, "{reloaded}");
+    assert_eq!(reloaded["plugins"], before["plugins"]);
+    w.assert_audited(&["plugin.upload", "plugin.reload"]).await;
+}
+
+/// `roster token create` prints a token once; the API takes it with its role's rights, the
+/// list never shows it, and `roster token revoke` in another process shuts it out at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_made_by_the_cli_works_by_its_role_until_revoked() {
+    use base64::Engine as _;
+    let (w, _) = world(5, "").await;
+    let roster = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("--data-dir")
+            .arg(w.world.rt.dir.path())
+            .args(args)
+            .env(
+                "ROSTER_SECRET_KEY",
+                base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (token, note) = roster(&["token", "create", "--role", "viewer", "--name", "dashboard"]);
+    assert!(note.contains("shown this once"), "{note}");
+    assert!(token.len() >= 32 && !token.contains(' '), "{token}");
+    assert_eq!(w.get("/api/v1/sources", &token).await.0, 200);
+    assert_eq!(
+        w.post("/api/v1/runs", &token, json!({})).await.0,
+        403,
+        "a viewer starts nothing"
+    );
+    // Listed, never shown again (the store keeps its SHA-256 only; see store::tokens).
+    let (list, _) = roster(&["token", "list"]);
+    assert!(!list.contains(&token), "{list}");
+    let id = list
+        .lines()
+        .find(|l| l.contains("dashboard"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_string();
+    let (revoked, _) = roster(&["token", "revoke", &id]);
+    assert_eq!(w.get("/api/v1/sources", &token).await.0, 401, "{list}\n{revoked}");
 }

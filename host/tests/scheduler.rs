@@ -19,15 +19,15 @@ struct Scheduled {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// A `file` source with `schedule` and a running scheduler; `before` runs against the store
-/// before the scheduler starts.
-async fn scheduled(schedule: &str, before: impl FnOnce(&World)) -> Scheduled {
+/// A `file` source with `schedule` and a running scheduler; `extra` is appended to the
+/// configuration, `before` runs against the world before the scheduler starts.
+async fn scheduled(schedule: &str, extra: &str, before: impl FnOnce(&World)) -> Scheduled {
     let d = Directory::generate(40, 4, 1);
     let w = World::new(&d, bitbucket()).await;
     let text = w.config_text().replace(
         "[[source.transforms]]",
         &format!("schedule = {schedule}\n\n[[source.transforms]]"),
-    );
+    ) + extra;
     let path = w.rt.dir.path().join("roster.toml");
     std::fs::write(&path, text).unwrap();
     let service = Service::new(w.store.clone(), w.rt.runtime.clone(), &path).unwrap();
@@ -49,7 +49,11 @@ impl Scheduled {
 }
 
 fn runs(w: &World, trigger: &str) -> Vec<RunRow> {
-    let mut r = w.store.runs_filtered(None, Some(trigger), None, 100).unwrap();
+    let filter = roster::store::RunFilter {
+        trigger: Some(trigger),
+        ..Default::default()
+    };
+    let mut r = w.store.runs_filtered(&filter, 100).unwrap();
     r.reverse();
     r
 }
@@ -71,7 +75,7 @@ async fn wait_for(w: &World, trigger: &str, n: usize, within: Duration) -> Vec<R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quartz_cron_schedule_runs_the_source_first_full_then_incremental() {
-    let s = scheduled("{ cron = \"*/2 * * * * ?\" }", |_| {}).await;
+    let s = scheduled("{ cron = \"*/2 * * * * ?\" }", "", |_| {}).await;
     let r = wait_for(&s.w, "schedule", 2, Duration::from_secs(20)).await;
     assert_eq!(r[0].state, "succeeded", "{:?}", r[0]);
     assert_eq!(r[0].mode, "full", "the first scheduled run is full");
@@ -85,7 +89,7 @@ async fn a_quartz_cron_schedule_runs_the_source_first_full_then_incremental() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fire_time_missed_while_roster_was_down_runs_once_at_start() {
     let two_hours_ago = roster::store::now_ms() - 2 * 3600 * 1000;
-    let s = scheduled("{ every_minutes = 30 }", |w| {
+    let s = scheduled("{ every_minutes = 30 }", "", |w| {
         w.store.record_fire("hr", two_hours_ago).unwrap();
     })
     .await;
@@ -101,7 +105,7 @@ async fn a_fire_time_missed_while_roster_was_down_runs_once_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_due_source_waits_for_the_run_in_progress_and_never_overlaps_it() {
-    let s = scheduled("{ cron = \"*/1 * * * * ?\" }", |w| {
+    let s = scheduled("{ cron = \"*/1 * * * * ?\" }", "", |w| {
         // A slow Bitbucket: the first run takes a few seconds.
         w.sim.lock().set_rate_limit(25.0, 5);
     })
@@ -111,6 +115,7 @@ async fn a_due_source_waits_for_the_run_in_progress_and_never_overlaps_it() {
         mode: RunMode::Full,
         trigger: "api".into(),
         actor: "test".into(),
+        origin: String::new(),
     });
     let manual = match manual {
         Ok(id) => id,
@@ -135,4 +140,33 @@ async fn a_due_source_waits_for_the_run_in_progress_and_never_overlaps_it() {
     }
     assert!(all.iter().any(|r| r.id == manual));
     assert!(r.len() >= 2);
+}
+
+/// A source whose runs keep failing is announced as stale once it has gone `stale_after_hours`
+/// without a successful run (counted from when the scheduler first ran it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_without_a_successful_run_for_too_long_is_announced_as_stale() {
+    let hooks = common::webhook::Receiver::start().await;
+    // 0.0005 hours = 1.8 s.
+    let alert = format!(
+        "\n[[alert]]\nurl = \"{}\"\nevents = [\"stale\"]\nstale_after_hours = 0.0005\n",
+        hooks.url
+    );
+    let s = scheduled("{ cron = \"*/1 * * * * ?\" }", &alert, |w| {
+        // The export is gone: every run fails, none succeeds.
+        std::fs::remove_file(w.files_dir().join("directory.json")).unwrap();
+    })
+    .await;
+    let stale = hooks.wait_event("stale", Duration::from_secs(30)).await;
+    assert_eq!(stale["details"]["source"], "hr", "{stale}");
+    let failed = runs(&s.w, "schedule");
+    assert!(
+        failed
+            .iter()
+            .filter(|r| r.state != "running")
+            .all(|r| r.state == "failed"),
+        "{failed:?}"
+    );
+    assert!(stale["details"]["last_success_unix"].is_null(), "{stale}");
+    s.stop().await;
 }

@@ -369,6 +369,54 @@ async fn a_record_the_mapping_cannot_evaluate_is_skipped_with_its_reason_and_the
     );
 }
 
+/// A user the mapping can no longer evaluate is unknown this run, not gone: their account is
+/// neither deprovisioned nor stripped of its groups, and the run says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_the_mapping_cannot_evaluate_keeps_their_account_and_groups() {
+    let d = Directory::generate(12, 3, 1);
+    let w = World::new(&d, bitbucket()).await;
+    w.rt.put("mapping", "mapping.wasm");
+    w.rt.runtime.reload().await;
+    let good = config(
+        &w,
+        "[[source.transforms]]\nplugin = \"mapping\"\nsettings = { user = { username = 'ToLower([username])' } }\n",
+        "",
+    );
+    let r = sync(&w, &good).await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    let victim = d.users[1].username.to_lowercase();
+    let groups = w.groups_of(&victim);
+    assert!(groups.len() > 1, "{groups:?}");
+
+    // Only the victim's username now fails to evaluate (Left needs a number).
+    let broken = good.replace(
+        "'ToLower([username])'",
+        &format!("'Switch(ToLower([username]), ToLower([username]), \"{victim}\", Left([username], \"x\"))'"),
+    );
+    let writes = w.writes();
+    let r = sync(&w, &broken).await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert!(r.summary.planned.is_empty(), "{:?}", r.summary.planned);
+    assert_eq!(w.writes(), writes);
+    assert_eq!(w.groups_of(&victim), groups);
+    assert!(
+        r.summary
+            .skipped
+            .iter()
+            .any(|s| s.subject == victim && s.why.contains("could not be mapped")),
+        "{:?}",
+        r.summary.skipped
+    );
+    assert!(
+        r.summary
+            .warnings
+            .iter()
+            .any(|x| x.contains("skipped by mapping") && x.contains("Left")),
+        "{:?}",
+        r.summary.warnings
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chain_runs_in_order_and_the_preview_names_the_rule_that_decided() {
     let (w, _, file) = staff_world(MAPPING).await;
@@ -423,4 +471,173 @@ async fn the_chain_runs_in_order_and_the_preview_names_the_rule_that_decided() {
         legacy.steps[0].reason.as_deref().unwrap().contains("excluded"),
         "{legacy:?}"
     );
+}
+
+/// Packed batches (0.1.1) and record-by-record calls give the same outcomes, byte for byte:
+/// kept, rewritten, dropped with a reason, failed with an error, groups fanned out or dropped,
+/// with empty strings, non-ASCII text and missing optional fields.
+#[tokio::test]
+async fn packed_and_record_by_record_calls_give_the_same_outcomes() {
+    use roster::runtime::bindings::{Group, User};
+    use roster::runtime::{Limits, SourceAccess};
+    let rt = common::TestRuntime::new(&[("mapping", "mapping.wasm")]).await;
+    let settings = r#"{
+      "user": {"username": "ToLower(StripDomain([userPrincipalName]))",
+               "display_name": "NormalizeDiacritics([displayName])",
+               "attributes": {"first": "Left([displayName], [n])"}},
+      "scope": {"rules": [{"name": "staff", "all": [{"attribute": "employeeId", "op": "is-not-null"}]}]},
+      "groups": {"unmatched": "skip", "rules": [{"match": "^AAD-(.*)$", "to": ["$1"]},
+                                                {"name": "Engineering", "to": ["dev", "eng"]}]}
+    }"#;
+    let user = |i: usize, upn: &str, display: Option<&str>, n: &str, employee: bool| {
+        let mut attributes = vec![
+            ("userPrincipalName".to_string(), upn.to_string()),
+            ("n".to_string(), n.to_string()),
+        ];
+        if let Some(d) = display {
+            attributes.push(("displayName".into(), d.into()));
+        }
+        if employee {
+            attributes.push(("employeeId".into(), format!("E{i}")));
+        }
+        User {
+            id: format!("id-{i}"),
+            username: upn.into(),
+            email: (i % 2 == 0).then(|| format!("u{i}@example.com")),
+            display_name: display.map(str::to_string),
+            active: i % 3 != 0,
+            attributes,
+        }
+    };
+    let users = vec![
+        user(0, "Zoë.Ångström@Contoso.COM", Some("Zoë Ångström"), "2", true),
+        user(1, "plain@contoso.com", None, "1", true),
+        user(2, "contractor@contoso.com", Some("C"), "1", false),
+        user(3, "", Some(""), "0", true),
+        user(4, "bad@contoso.com", Some("Bad"), "not-a-number", true),
+        user(5, "日本@例え.jp", Some("日本 語"), "1", true),
+    ];
+    let groups: Vec<Group> = ["AAD-dev", "Engineering", "Other", ""]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Group {
+            id: format!("g{i}"),
+            name: n.to_string(),
+            description: (i == 0).then(|| "ünïcode".to_string()),
+            attributes: vec![("k".into(), "v".into())],
+        })
+        .collect();
+    let run = |packed: bool| {
+        let (rt, users, groups) = (&rt, &users, &groups);
+        async move {
+            let mut job = rt
+                .runtime
+                .job("mapping", Limits::default(), SourceAccess::none())
+                .await
+                .unwrap();
+            if !packed {
+                job.prefer_records();
+            }
+            assert_eq!(
+                job.is_packed(),
+                packed,
+                "the SDK-built mapping exports packed functions"
+            );
+            let u = job.map_users(settings, users).await.unwrap();
+            let g = job.map_groups(settings, groups).await.unwrap();
+            (format!("{u:?}"), format!("{g:?}"))
+        }
+    };
+    let (packed_users, packed_groups) = run(true).await;
+    let (record_users, record_groups) = run(false).await;
+    assert_eq!(packed_users, record_users);
+    assert_eq!(packed_groups, record_groups);
+    // The batch really exercised each kind of outcome.
+    for needle in [
+        "zoë.ångström",
+        "Zoe Angstrom",
+        "error: Some(",
+        "reason: Some(",
+        "\"dev\"",
+        "\"eng\"",
+    ] {
+        assert!(
+            packed_users.contains(needle) || packed_groups.contains(needle),
+            "{needle} in {packed_users}\n{packed_groups}"
+        );
+    }
+}
+
+/// `roster preview` and `POST /api/v1/sources/{id}/preview` show what the engine's preview
+/// shows, with the warnings a run would give (a refused mapping file, and the version used
+/// instead), and write nothing: not Bitbucket, and not the accepted version of a settings file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_from_the_cli_and_the_api_warn_as_a_run_would_and_remember_nothing() {
+    let (w, text, file) = staff_world(MAPPING).await;
+    assert_eq!(sync(&w, &text).await.state, "succeeded");
+    let writes = w.writes();
+    let alice_after = |t: &roster::sync::transform::Traces| {
+        t.users
+            .iter()
+            .find(|u| u.id == "1")
+            .unwrap()
+            .after
+            .as_ref()
+            .unwrap()
+            .username
+            .clone()
+    };
+    // A new, valid mapping is previewed, but only a run makes it the one to fall back on.
+    std::fs::write(&file, MAPPING.replace("ToLower(StripDomain", "ToUpper(StripDomain")).unwrap();
+    let t = engine(&w, &text).preview("hr", None).await.unwrap();
+    assert_eq!(alice_after(&t), "ALICE");
+    assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+    std::fs::write(&file, "[user]\nusername = 'ToLower(\n").unwrap();
+    let t = engine(&w, &text).preview("hr", None).await.unwrap();
+    assert_eq!(alice_after(&t), "alice", "the version the last run accepted");
+    assert!(
+        t.warnings
+            .iter()
+            .any(|x| x.contains("was refused") && x.contains("keeps the version accepted")),
+        "{:?}",
+        t.warnings
+    );
+
+    // The CLI, as a separate process over the same data folder.
+    std::fs::write(w.rt.dir.path().join("roster.toml"), &text).unwrap();
+    let (_, cli) = common::roster_json(w.rt.dir.path(), &["preview", "hr", "--only", "alice"]);
+    assert_eq!(cli["users"].as_array().unwrap().len(), 1, "{cli}");
+    assert_eq!(cli["users"][0]["after"]["username"], "alice");
+    assert!(cli["warnings"].to_string().contains("was refused"), "{cli}");
+
+    // The API.
+    let path = w.rt.dir.path().join("roster.toml");
+    let service = roster::service::Service::new(w.store.clone(), w.rt.runtime.clone(), &path).unwrap();
+    let (_, token) = w
+        .store
+        .create_token("op", roster::store::Role::Operator, "test")
+        .unwrap();
+    let (app, _) = roster::api::routes(service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/sources/hr/preview"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"only": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let api: serde_json::Value = answer.json().await.unwrap();
+    server.abort();
+    assert_eq!(api["users"], cli["users"], "the API and the CLI show the same traces");
+    assert_eq!(api["warnings"], cli["warnings"]);
+    assert_eq!(w.writes(), writes, "previews write nothing to Bitbucket");
 }

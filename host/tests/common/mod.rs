@@ -19,6 +19,7 @@ use roster::runtime::{Runtime, RuntimeConfig};
 pub mod api;
 pub mod entra;
 pub mod prism;
+pub mod webhook;
 pub mod world;
 
 /// The repository root.
