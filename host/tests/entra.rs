@@ -160,18 +160,51 @@ async fn a_soft_deleted_user_is_disabled_and_comes_back_with_memberships_when_re
     assert_bitbucket_matches(&w.bb, &d);
 }
 
+/// Under `deprovision = "delete"`, `@removed: deleted` deletes the account, while
+/// `@removed: changed` (soft-deleted, restorable for 30 days) only disables it, so a restore
+/// brings the same account back with its groups.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hard_deleted_user_is_deprovisioned_per_policy() {
-    let d = Directory::generate(30, 4, 1);
-    let w = EntraWorld::new(tenant(&d), bitbucket()).await;
-    w.sync().await;
-    let gone = d.users[3].clone();
-    w.graph.lock().hard_delete_user(&gone.id);
-    let mut w = w;
+async fn soft_and_hard_deletes_differ_under_the_delete_policy() {
+    let d = Directory::generate(30, 4, 2);
+    let mut w = EntraWorld::new(tenant(&d), bitbucket()).await;
     w.target_extra = "deprovision = \"delete\"".into();
+    assert_eq!(w.sync().await.state, "succeeded");
+    let (gone, binned) = (d.users[3].clone(), d.users[4].clone());
+    assert!(w.bb.lock().users().contains_key(&gone.username));
+    let groups_before = groups_of(&w.bb, &binned.username);
+    assert!(groups_before.len() >= 2, "{groups_before:?}");
+    w.graph.lock().hard_delete_user(&gone.id);
+    w.graph.lock().soft_delete_user(&binned.id);
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
-    assert!(!w.bb.lock().users().contains_key(&gone.username));
+    assert_eq!(
+        r.summary.planned.get("delete-user"),
+        Some(&1),
+        "{:?}",
+        r.summary.planned
+    );
+    assert_eq!(
+        r.summary.planned.get("deactivate-user"),
+        Some(&1),
+        "{:?}",
+        r.summary.planned
+    );
+    assert!(!w.bb.lock().users().contains_key(&gone.username), "deleted");
+    assert!(
+        w.bb.lock().users().contains_key(&binned.username),
+        "soft-deleted: kept, disabled"
+    );
+    assert!(!w.bb.lock().licensed_users().contains(&binned.username));
+
+    w.graph.lock().restore_user(&binned.id);
+    let r = w.sync_incremental().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert!(
+        r.summary.planned.get("create-user").is_none(),
+        "the same account: {:?}",
+        r.summary.planned
+    );
+    assert_eq!(groups_of(&w.bb, &binned.username), groups_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,10 +216,13 @@ async fn an_access_token_that_expires_mid_run_is_renewed_and_the_run_completes()
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_bitbucket_matches(&w.bb, &d);
-    let tokens = w.graph.lock().token_calls;
+    let (tokens, refused) = {
+        let g = w.graph.lock();
+        (g.token_calls, g.refused_tokens)
+    };
     assert!(
-        tokens >= 3,
-        "tokens were renewed after Graph refused them ({tokens} token requests)"
+        tokens >= 3 && refused >= 2,
+        "tokens were renewed after Graph refused them ({tokens} token requests, {refused} refused)"
     );
     let f = fetch_of(&r);
     assert!(f.complete && f.users == 120 && f.groups == 12, "{f:?}");
@@ -200,10 +236,14 @@ async fn a_token_that_really_expires_is_renewed_before_use() {
     g.set_token_lifetime(2);
     g.throttle_every(4, Some(1));
     let w = EntraWorld::new(g, bitbucket()).await;
+    let started = std::time::Instant::now();
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_bitbucket_matches(&w.bb, &d);
-    assert!(w.graph.lock().token_calls >= 2);
+    assert!(started.elapsed().as_secs_f64() > 2.0, "the run outlived one token");
+    let g = w.graph.lock();
+    assert!(g.token_calls >= 2, "{} token requests", g.token_calls);
+    assert_eq!(g.refused_tokens, 0, "renewed before it expired, never after a refusal");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,11 +421,14 @@ async fn check_names_a_bad_tenant_missing_permissions_and_unknown_groups() {
     let d = Directory::generate(5, 2, 1);
     let mut g = tenant(&d);
     g.add_client("limited-app", Some("limited-secret"), &["GroupMember.Read.All"]);
+    g.add_client("users-only-app", Some("users-only-secret"), &["User.Read.All"]);
     let mut w = EntraWorld::new(g, bitbucket()).await;
     assert!(w.check().await.ok, "{:?}", w.check().await.error);
 
     w.source.tenant_id = "nosuch.onmicrosoft.com".into();
+    let started = std::time::Instant::now();
     let why = w.check().await.error.unwrap();
+    assert!(started.elapsed() < common::PROMPT, "check answers promptly");
     assert!(
         why.contains("tenant_id `nosuch.onmicrosoft.com`") && why.contains("AADSTS90002"),
         "{why}"
@@ -398,6 +441,16 @@ async fn check_names_a_bad_tenant_missing_permissions_and_unknown_groups() {
     let why = w.check().await.error.unwrap();
     assert!(
         why.contains("User.Read.All") && why.contains("Application.Read.All") && !why.contains("GroupMember"),
+        "{why}"
+    );
+
+    // Users readable, groups and their members not.
+    w.source.client_id = "users-only-app".into();
+    w.source.secret = "users-only-secret".into();
+    w.source.settings = String::new();
+    let why = w.check().await.error.unwrap();
+    assert!(
+        why.contains("GroupMember.Read.All") && !why.contains("User.Read.All") && why.contains("users-only-app"),
         "{why}"
     );
 
@@ -460,6 +513,16 @@ async fn guests_get_their_email_from_mail_or_other_mails_as_configured() {
         user_type: "Guest".into(),
         ..GraphUser::default()
     });
+    // Invited as a member (userType Member), still a guest: `#EXT#` in the UPN says so.
+    g.add_user(GraphUser {
+        user_principal_name: "ivy_fabrikam.com#EXT#@contoso.onmicrosoft.com".into(),
+        mail: None,
+        other_mails: vec!["ivy@fabrikam.com".into()],
+        display_name: "Ivy Member-Guest".into(),
+        account_enabled: true,
+        user_type: "Member".into(),
+        ..GraphUser::default()
+    });
     let mut w = EntraWorld::new(g, bitbucket()).await;
     w.target_extra = "threshold = { count = 50, percent = 100 }".into();
     w.sync().await;
@@ -468,6 +531,7 @@ async fn guests_get_their_email_from_mail_or_other_mails_as_configured() {
         // normalize strips the domain of the email the guest is known by.
         assert_eq!(bb.users()["gus"].email, "gus@fabrikam.com");
         assert_eq!(bb.users()["hal.mail"].email, "hal.mail@fabrikam.com");
+        assert_eq!(bb.users()["ivy"].email, "ivy@fabrikam.com");
     }
     w.source.settings = "guest_email = \"other-mails\"\ninclude_guests = true".into();
     w.sync().await;
@@ -478,6 +542,10 @@ async fn guests_get_their_email_from_mail_or_other_mails_as_configured() {
     assert!(
         !w.bb.lock().licensed_users().contains("gus"),
         "guests excluded are deprovisioned"
+    );
+    assert!(
+        !w.bb.lock().licensed_users().contains("ivy"),
+        "a member-typed #EXT# account is a guest too"
     );
 }
 
@@ -680,4 +748,65 @@ async fn an_app_scope_follows_a_direct_user_incrementally_and_refetches_when_ass
     assert!(f.fell_back.as_deref().unwrap_or("").contains("assigned"), "{f:?}");
     let licensed = w.bb.lock().licensed_users();
     assert!(licensed.contains("dan") && !licensed.contains("cat"), "{licensed:?}");
+}
+
+/// The full fetch asks Graph for exactly the attributes a mapping needs (the documented list,
+/// plus configured extension attributes) 999 at a time, and an extension attribute reaches the
+/// mirror, where mappings read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_fetch_selects_the_mapped_attributes_999_at_a_time_with_extension_attributes() {
+    const EXT: &str = "extension_5f2a9c1e00004000800000000000b17b_costCenter";
+    let d = Directory::generate(12, 2, 1);
+    let mut g = tenant(&d);
+    g.register_extension(EXT);
+    let id = d.users[2].id.clone();
+    g.update_user(&id, |u| {
+        u.extensions.insert(EXT.into(), serde_json::json!("CC-4711"));
+    });
+    let mut w = EntraWorld::new(g, bitbucket()).await;
+    w.source.settings = format!("extension_attributes = [\"{EXT}\"]");
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    let requests: Vec<String> = w.graph.lock().requests.iter().cloned().collect();
+    let listing = requests
+        .iter()
+        .find(|r| r.starts_with("GET /v1.0/users?") && r.contains("$top=999"))
+        .unwrap_or_else(|| panic!("no user listing 999 at a time: {requests:#?}"));
+    let select: BTreeSet<&str> = listing
+        .split_once('?')
+        .map_or("", |(_, q)| q)
+        .split('&')
+        .find_map(|p| p.strip_prefix("$select="))
+        .unwrap_or_else(|| panic!("no $select: {listing}"))
+        .split(',')
+        .collect();
+    for a in [
+        "id",
+        "userPrincipalName",
+        "mail",
+        "displayName",
+        "givenName",
+        "surname",
+        "accountEnabled",
+        "employeeId",
+        "department",
+        "onPremisesSamAccountName",
+        "otherMails",
+        EXT,
+    ] {
+        assert!(select.contains(a), "{a} missing from {listing}");
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /v1.0/groups?") && r.contains("$top=999")),
+        "{requests:#?}"
+    );
+    let mirror = w.store.mirror_users("entra").unwrap();
+    let user = mirror.iter().find(|u| u.ext_id == id).unwrap();
+    assert!(
+        user.attributes.iter().any(|(k, v)| k == EXT && v == "CC-4711"),
+        "{:?}",
+        user.attributes
+    );
 }

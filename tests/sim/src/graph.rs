@@ -233,8 +233,13 @@ pub struct GraphState {
     pub delta_minimal: bool,
     /// Requests answered, by route label with ids replaced ("GET /users/{id}", "POST /token").
     pub calls: BTreeMap<String, u64>,
+    /// The last Graph requests answered (method, path and decoded query), oldest first, at
+    /// most [`REQUEST_LOG`]: what a client asked for (`$select`, `$top`, …).
+    pub requests: std::collections::VecDeque<String>,
     /// Token requests received.
     pub token_calls: u64,
+    /// Graph requests refused because their access token had expired (or was used up).
+    pub refused_tokens: u64,
     /// Graph requests answered 429/503 by `throttle_next`/`throttle_every` (not in `calls`).
     pub throttled: u64,
 }
@@ -290,7 +295,9 @@ impl GraphState {
             delta_members_per_page: 1000,
             delta_minimal: false,
             calls: BTreeMap::new(),
+            requests: std::collections::VecDeque::new(),
             token_calls: 0,
+            refused_tokens: 0,
             throttled: 0,
         }
     }
@@ -821,6 +828,9 @@ pub fn router(state: Shared) -> Router {
     Router::new().fallback(dispatch).with_state(state)
 }
 
+/// How many answered requests [`GraphState::requests`] keeps.
+pub const REQUEST_LOG: usize = 1000;
+
 /// A request as the handlers see it.
 struct Req {
     method: Method,
@@ -1035,6 +1045,10 @@ impl GraphState {
             .calls
             .entry(format!("{} {}", req.method, route.label()))
             .or_default() += 1;
+        if self.requests.len() == REQUEST_LOG {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(format!("{} {}", req.method, req.target()));
         if let Some(r) = self.injected(req, &ctx) {
             return r;
         }
@@ -1132,9 +1146,11 @@ impl GraphState {
         }
         let limit = self.token_call_limit;
         let Some(t) = self.tokens.get_mut(token) else {
+            self.refused_tokens += 1;
             return Err(expired());
         };
         if Instant::now() >= t.expires || limit.is_some_and(|n| t.served >= u64::from(n)) {
+            self.refused_tokens += 1;
             return Err(expired());
         }
         t.served += 1;
