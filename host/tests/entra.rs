@@ -200,7 +200,7 @@ async fn soft_and_hard_deletes_differ_under_the_delete_policy() {
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert!(
-        r.summary.planned.get("create-user").is_none(),
+        !r.summary.planned.contains_key("create-user"),
         "the same account: {:?}",
         r.summary.planned
     );

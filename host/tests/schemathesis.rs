@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Command;
 
 use common::world::{World, bitbucket};
@@ -26,13 +25,7 @@ async fn schemathesis_finds_no_failure_in_the_api() {
     std::fs::write(&path, w.config_text()).unwrap();
     let service = Service::new(w.store.clone(), w.rt.runtime.clone(), &path).unwrap();
     let (_, token) = w.store.create_token("schemathesis", Role::Admin, "test").unwrap();
-    let (app, _) = roster::api::routes(service.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
-    });
-    let base = format!("http://{addr}");
+    let (base, server) = common::api::serve(service.clone()).await;
     let report = w.rt.dir.path().join("schemathesis");
     let out = tokio::task::spawn_blocking(move || {
         let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");

@@ -435,17 +435,13 @@ async fn run_results_export_as_json_and_csv() {
     let _ = Op::CreateGroup { group: String::new() };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_killed_during_apply_converges_on_the_next_run_without_duplicates() {
+/// `roster sync` as a child process over the world's data folder and configuration.
+fn roster_sync(w: &World) -> std::process::Command {
     use base64::Engine as _;
-    let d = Directory::generate(600, 20, 2);
-    let mut state = bitbucket();
-    state.set_rate_limit(150.0, 20);
-    let w = World::new(&d, state).await;
     let config = w.rt.dir.path().join("roster.toml");
     std::fs::write(&config, w.config_text()).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-        .arg("--data-dir")
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_roster"));
+    c.arg("--data-dir")
         .arg(w.rt.dir.path())
         .arg("--plugins-dir")
         .arg(w.rt.plugins_dir())
@@ -455,7 +451,17 @@ async fn a_process_killed_during_apply_converges_on_the_next_run_without_duplica
         .env(
             "ROSTER_SECRET_KEY",
             base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
-        )
+        );
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_during_apply_converges_on_the_next_run_without_duplicates() {
+    let d = Directory::generate(600, 20, 2);
+    let mut state = bitbucket();
+    state.set_rate_limit(150.0, 20);
+    let w = World::new(&d, state).await;
+    let mut child = roster_sync(&w)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -791,28 +797,12 @@ async fn a_single_user_sync_reaches_what_a_full_run_would_for_that_person() {
 /// naming the holder, write nothing and are recorded as refused; once it ends, runs go ahead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_cannot_run_a_target_while_another_run_holds_it() {
-    use base64::Engine as _;
     let d = Directory::generate(20, 3, 1);
     let w = World::new(&d, bitbucket()).await;
-    let config = w.rt.dir.path().join("roster.toml");
-    std::fs::write(&config, w.config_text()).unwrap();
     let target = w.engine().target().id.clone();
     let lock = w.store.hold_target(&target, "run 41 (schedule, by scheduler)").unwrap();
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-        .arg("--data-dir")
-        .arg(w.rt.dir.path())
-        .arg("--plugins-dir")
-        .arg(w.rt.plugins_dir())
-        .arg("--config")
-        .arg(&config)
-        .arg("sync")
-        .env(
-            "ROSTER_SECRET_KEY",
-            base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
-        )
-        .output()
-        .unwrap();
+    let out = roster_sync(&w).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(

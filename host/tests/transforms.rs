@@ -503,9 +503,9 @@ async fn packed_and_record_by_record_calls_give_the_same_outcomes() {
         User {
             id: format!("id-{i}"),
             username: upn.into(),
-            email: (i % 2 == 0).then(|| format!("u{i}@example.com")),
+            email: i.is_multiple_of(2).then(|| format!("u{i}@example.com")),
             display_name: display.map(str::to_string),
-            active: i % 3 != 0,
+            active: !i.is_multiple_of(3),
             attributes,
         }
     };
@@ -617,18 +617,9 @@ async fn previews_from_the_cli_and_the_api_warn_as_a_run_would_and_remember_noth
         .store
         .create_token("op", roster::store::Role::Operator, "test")
         .unwrap();
-    let (app, _) = roster::api::routes(service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await;
-    });
+    let (base, server) = common::api::serve(service).await;
     let answer = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v1/sources/hr/preview"))
+        .post(format!("{base}/api/v1/sources/hr/preview"))
         .bearer_auth(&token)
         .json(&serde_json::json!({"only": "alice"}))
         .send()

@@ -28,6 +28,18 @@ impl Drop for ApiWorld {
     }
 }
 
+/// Serves `service`'s REST API on 127.0.0.1:0; returns its base URL and the server task
+/// (abort it to stop the server).
+pub async fn serve(service: Arc<Service>) -> (String, tokio::task::JoinHandle<()>) {
+    let (app, _) = roster::api::routes(service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+    });
+    (format!("http://{addr}"), task)
+}
+
 impl ApiWorld {
     /// Serves the API for `world`'s configuration (written to `roster.toml` with `extra`
     /// appended).
@@ -48,19 +60,14 @@ impl ApiWorld {
         let path = world.rt.dir.path().join("roster.toml");
         std::fs::write(&path, text).unwrap();
         let service = Service::new(world.store.clone(), world.rt.runtime.clone(), &path).unwrap();
-        let (app, _) = roster::api::routes(service.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
-        });
+        let (base, task) = serve(service.clone()).await;
         let token = |role: Role| world.store.create_token(role.as_str(), role, "test").unwrap().1;
         ApiWorld {
             admin: token(Role::Admin),
             operator: token(Role::Operator),
             viewer: token(Role::Viewer),
             service,
-            base: format!("http://{addr}"),
+            base,
             http: reqwest::Client::new(),
             world,
             task,
