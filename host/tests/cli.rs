@@ -50,3 +50,38 @@ fn plugins_list_prints_world_version_and_sha_and_names_failures() {
         "{stdout}"
     );
 }
+
+/// `--log-format json` makes every log line a JSON object (level, message, fields, target) for
+/// log shippers; the default is plain text for people.
+#[test]
+fn logs_are_json_lines_when_asked_and_text_otherwise() {
+    let run = |format: &str| {
+        // A new data folder: opening it logs the new key and each migration at info.
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--log-format", format, "check"])
+            .env_remove("RUST_BACKTRACE")
+            .env("ROSTER_LOG", "info")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let json = run("json");
+    let logged: Vec<serde_json::Value> = json
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        logged.iter().any(|v| v["level"] == "INFO"
+            && v["fields"]["message"] == "applied database migration"
+            && v["fields"]["migration"] == "0001_init.sql"
+            && v["target"] == "roster::store::migrate"),
+        "{json}"
+    );
+    let human = run("human");
+    assert!(human.contains("applied database migration"), "{human}");
+    assert!(!human.lines().any(|l| l.starts_with('{')), "{human}");
+}
