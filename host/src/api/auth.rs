@@ -105,13 +105,37 @@ fn unauthorized(message: &str) -> Response {
 /// and its operation's role.
 pub async fn authenticate(
     State((service, roles)): State<(AppState, Arc<RoleTable>)>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
-    let path = req.uri().path().to_string();
+    let path = req.uri().path();
     if path == "/healthz" || path == "/readyz" {
         return next.run(req).await;
     }
+    // A refusal leaves the request's body unread, so the connection cannot carry another
+    // request; saying so keeps a client from reusing it (and failing with a broken pipe).
+    let unread_body = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(axum::http::header::TRANSFER_ENCODING);
+    match admit(&service, &roles, req) {
+        Ok(req) => next.run(req).await,
+        Err(mut refusal) => {
+            if unread_body {
+                refusal.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
+            refusal
+        }
+    }
+}
+
+/// The request, with its [`Caller`], when its address, token and role admit it; the refusal
+/// otherwise.
+fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Request, Response> {
     let config = service.config();
     let peer = req
         .extensions()
@@ -120,11 +144,11 @@ pub async fn authenticate(
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let ip = client_ip(peer, req.headers(), &config.api.trusted_proxies);
     if !config.api.allow_ips.is_empty() && !config.api.allow_ips.iter().any(|n| n.contains(&ip)) {
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("{ip} is not in the API's allow-list ([api] allow_ips)"),
         )
-        .into_response();
+        .into_response());
     }
     let token = req
         .headers()
@@ -134,21 +158,23 @@ pub async fn authenticate(
         .map(str::trim)
         .map(str::to_string);
     let Some(token) = token else {
-        return unauthorized("a bearer token is required (roster token create --role viewer|operator|admin)");
+        return Err(unauthorized(
+            "a bearer token is required (roster token create --role viewer|operator|admin)",
+        ));
     };
     let found = match service.store.verify_token(&token) {
         Ok(Some(t)) => t,
-        Ok(None) => return unauthorized("the token is unknown or revoked"),
-        Err(e) => return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Ok(None) => return Err(unauthorized("the token is unknown or revoked")),
+        Err(e) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
     };
     let template = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
-        .unwrap_or(path);
+        .unwrap_or_else(|| req.uri().path().to_string());
     let needed = roles.role(req.method(), &template);
     if found.role < needed {
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!(
                 "this needs the {} role; the token '{}' is {}",
@@ -157,14 +183,14 @@ pub async fn authenticate(
                 found.role.as_str()
             ),
         )
-        .into_response();
+        .into_response());
     }
     req.extensions_mut().insert(Caller {
         actor: format!("token:{}", found.name),
         role: found.role,
         ip: ip.to_string(),
     });
-    next.run(req).await
+    Ok(req)
 }
 
 #[cfg(test)]
