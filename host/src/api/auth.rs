@@ -121,7 +121,8 @@ pub async fn authenticate(
         || req.headers().contains_key(axum::http::header::TRANSFER_ENCODING);
     match admit(&service, &roles, req) {
         Ok(req) => next.run(req).await,
-        Err(mut refusal) => {
+        Err(refusal) => {
+            let mut refusal = *refusal;
             if unread_body {
                 refusal.headers_mut().insert(
                     axum::http::header::CONNECTION,
@@ -135,7 +136,7 @@ pub async fn authenticate(
 
 /// The request, with its [`Caller`], when its address, token and role admit it; the refusal
 /// otherwise.
-fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Request, Response> {
+fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Request, Box<Response>> {
     let config = service.config();
     let peer = req
         .extensions()
@@ -144,11 +145,13 @@ fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Requ
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let ip = client_ip(peer, req.headers(), &config.api.trusted_proxies);
     if !config.api.allow_ips.is_empty() && !config.api.allow_ips.iter().any(|n| n.contains(&ip)) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("{ip} is not in the API's allow-list ([api] allow_ips)"),
-        )
-        .into_response());
+        return Err(Box::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("{ip} is not in the API's allow-list ([api] allow_ips)"),
+            )
+            .into_response(),
+        ));
     }
     let token = req
         .headers()
@@ -158,14 +161,18 @@ fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Requ
         .map(str::trim)
         .map(str::to_string);
     let Some(token) = token else {
-        return Err(unauthorized(
+        return Err(Box::new(unauthorized(
             "a bearer token is required (roster token create --role viewer|operator|admin)",
-        ));
+        )));
     };
     let found = match service.store.verify_token(&token) {
         Ok(Some(t)) => t,
-        Ok(None) => return Err(unauthorized("the token is unknown or revoked")),
-        Err(e) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
+        Ok(None) => return Err(Box::new(unauthorized("the token is unknown or revoked"))),
+        Err(e) => {
+            return Err(Box::new(
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            ));
+        }
     };
     let template = req
         .extensions()
@@ -174,16 +181,18 @@ fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Requ
         .unwrap_or_else(|| req.uri().path().to_string());
     let needed = roles.role(req.method(), &template);
     if found.role < needed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "this needs the {} role; the token '{}' is {}",
-                needed.as_str(),
-                found.name,
-                found.role.as_str()
-            ),
-        )
-        .into_response());
+        return Err(Box::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this needs the {} role; the token '{}' is {}",
+                    needed.as_str(),
+                    found.name,
+                    found.role.as_str()
+                ),
+            )
+            .into_response(),
+        ));
     }
     req.extensions_mut().insert(Caller {
         actor: format!("token:{}", found.name),
