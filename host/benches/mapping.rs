@@ -159,6 +159,25 @@ async fn main() {
         empty_times.push(started.elapsed());
     }
     let ne = median(empty_times);
+    // The host's share of the packed path: encoding each batch and decoding as many records
+    // back (what reading the outcomes costs), with no guest in between.
+    let mut host_times = Vec::new();
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        for batch in users.chunks(BATCH) {
+            let bytes = roster_wire::encode_users(batch.iter().map(|u| roster_wire::UserRef {
+                id: &u.id,
+                username: &u.username,
+                email: u.email.as_deref(),
+                display_name: u.display_name.as_deref(),
+                active: u.active,
+                attributes: &u.attributes,
+            }));
+            std::hint::black_box(roster_wire::decode_users(&bytes).unwrap());
+        }
+        host_times.push(started.elapsed());
+    }
+    let host = median(host_times);
     println!("| measurement | result | target |");
     println!("|---|---|---|");
     println!(
@@ -180,6 +199,11 @@ async fn main() {
         "| the empty mapping natively: what the boundary measurement also spends inside the guest, median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
         ne.as_secs_f64() * 1e3,
         ne.as_secs_f64() * 1e6 / USERS as f64
+    );
+    println!(
+        "| the host's share of a packed call alone: encode each batch, decode as many users back, natively, median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
+        host.as_secs_f64() * 1e3,
+        host.as_secs_f64() * 1e6 / USERS as f64
     );
     println!(
         "| the ten-rule mapping in the WASM component, record by record (a 0.1.0 transform's path), median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",

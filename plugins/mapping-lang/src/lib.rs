@@ -47,6 +47,8 @@ mod value;
 
 pub use eval::{EvalError, Expr};
 pub use functions::{FUNCTIONS, FunctionInfo};
-pub use mapping::{GroupOutcome, GroupRecord, Mapping, MappingError, Outcome, Record};
+pub use mapping::{
+    Changes, GroupOutcome, GroupRecord, Mapping, MappingError, Outcome, Record, RecordView, UserRecord, Verdict,
+};
 pub use parse::{MAX_DEPTH, ParseError};
 pub use value::{Attributes, Value, format_number, lookup_pairs};

@@ -30,22 +30,88 @@ pub struct Record {
     pub attributes: Vec<(String, String)>,
 }
 
+/// A user the mapping reads without owning it: [`Record`], or [`RecordView`] over borrowed
+/// strings (a packed batch).
+pub trait UserRecord: Attributes {
+    /// False when the identity provider says the account is disabled.
+    fn active(&self) -> bool;
+}
+
+/// A user's fields borrowed from elsewhere (a transform's input buffer): what the mapping reads
+/// when it should copy nothing it does not change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordView<'a> {
+    /// The login name the source proposes.
+    pub username: &'a str,
+    /// The email address, if any.
+    pub email: Option<&'a str>,
+    /// The display name, if any.
+    pub display_name: Option<&'a str>,
+    /// False when the identity provider says the account is disabled.
+    pub active: bool,
+    /// Raw attributes (name, value).
+    pub attributes: Vec<(&'a str, &'a str)>,
+}
+
 /// `[username]`, `[email]`, `[display_name]` and `[active]` read the record's fields (as the
 /// connector or an earlier transform set them); any other name reads the raw attributes.
 /// Names compare ASCII case-insensitively.
+fn lookup_user<'a, S: AsRef<str>>(
+    name: &str,
+    username: &'a str,
+    email: Option<&'a str>,
+    display_name: Option<&'a str>,
+    active: bool,
+    attributes: &'a [(S, S)],
+) -> Value<'a> {
+    if name.eq_ignore_ascii_case("username") {
+        Value::str(username)
+    } else if name.eq_ignore_ascii_case("email") {
+        email.map_or(Value::Null, Value::str)
+    } else if name.eq_ignore_ascii_case("display_name") {
+        display_name.map_or(Value::Null, Value::str)
+    } else if name.eq_ignore_ascii_case("active") {
+        Value::Bool(active)
+    } else {
+        lookup_pairs(attributes, name)
+    }
+}
+
 impl Attributes for Record {
     fn lookup(&self, name: &str) -> Value<'_> {
-        if name.eq_ignore_ascii_case("username") {
-            Value::str(&self.username)
-        } else if name.eq_ignore_ascii_case("email") {
-            self.email.as_deref().map_or(Value::Null, Value::str)
-        } else if name.eq_ignore_ascii_case("display_name") {
-            self.display_name.as_deref().map_or(Value::Null, Value::str)
-        } else if name.eq_ignore_ascii_case("active") {
-            Value::Bool(self.active)
-        } else {
-            lookup_pairs(&self.attributes, name)
-        }
+        lookup_user(
+            name,
+            &self.username,
+            self.email.as_deref(),
+            self.display_name.as_deref(),
+            self.active,
+            &self.attributes,
+        )
+    }
+}
+
+impl UserRecord for Record {
+    fn active(&self) -> bool {
+        self.active
+    }
+}
+
+impl Attributes for RecordView<'_> {
+    fn lookup(&self, name: &str) -> Value<'_> {
+        lookup_user(
+            name,
+            self.username,
+            self.email,
+            self.display_name,
+            self.active,
+            &self.attributes,
+        )
+    }
+}
+
+impl UserRecord for RecordView<'_> {
+    fn active(&self) -> bool {
+        self.active
     }
 }
 
@@ -462,13 +528,18 @@ impl Mapping {
     /// user only.
     pub fn map_user(&self, user: &Record) -> Outcome {
         match self.decide(user) {
-            Ok(Decision::Keep(reason, changes)) => {
+            Verdict::Keep { reason, changes } => {
                 let mut out = user.clone();
                 changes.apply(&mut out);
-                Outcome::Keep { user: out, reason }
+                Outcome::Keep {
+                    user: out,
+                    reason: reason.into_owned(),
+                }
             }
-            Ok(Decision::Drop(reason)) => Outcome::Drop { reason },
-            Err(error) => Outcome::Failed { error },
+            Verdict::Drop { reason } => Outcome::Drop {
+                reason: reason.into_owned(),
+            },
+            Verdict::Failed { error } => Outcome::Failed { error },
         }
     }
 
@@ -476,41 +547,57 @@ impl Mapping {
     /// changed.
     pub fn map_user_owned(&self, mut user: Record) -> Outcome {
         match self.decide(&user) {
-            Ok(Decision::Keep(reason, changes)) => {
+            Verdict::Keep { reason, changes } => {
                 changes.apply(&mut user);
-                Outcome::Keep { user, reason }
+                Outcome::Keep {
+                    user,
+                    reason: reason.into_owned(),
+                }
             }
-            Ok(Decision::Drop(reason)) => Outcome::Drop { reason },
-            Err(error) => Outcome::Failed { error },
+            Verdict::Drop { reason } => Outcome::Drop {
+                reason: reason.into_owned(),
+            },
+            Verdict::Failed { error } => Outcome::Failed { error },
         }
     }
 
-    fn decide(&self, user: &Record) -> Result<Decision<'_>, String> {
+    /// What the mapping decides for `user`, as the changes to make rather than a new record:
+    /// a caller holding borrowed fields copies only what changed ([`Changes::attributes_over`]).
+    /// [`Mapping::map_user`] is this plus [`Changes::apply`].
+    pub fn decide<U: UserRecord + ?Sized>(&self, user: &U) -> Verdict<'_> {
+        match self.decide_inner(user) {
+            Ok(Decision::Keep(reason, changes)) => Verdict::Keep { reason, changes },
+            Ok(Decision::Drop(reason)) => Verdict::Drop { reason },
+            Err(error) => Verdict::Failed { error },
+        }
+    }
+
+    fn decide_inner<U: UserRecord + ?Sized>(&self, user: &U) -> Result<Decision<'_>, String> {
         let reason = match &self.scope {
             None => None,
             Some(scope) => {
-                if !scope.include_inactive && !user.active {
-                    return Ok(Decision::Drop(
-                        "out of scope: inactive users are excluded (scope.include_inactive is false)".into(),
-                    ));
+                if !scope.include_inactive && !user.active() {
+                    return Ok(Decision::Drop(Cow::Borrowed(
+                        "out of scope: inactive users are excluded (scope.include_inactive is false)",
+                    )));
                 }
                 if scope.rules.is_empty() {
                     None
                 } else {
                     match scope.rules.iter().find(|r| r.all.iter().all(|c| c.holds(user))) {
-                        Some(rule) => Some(rule.reason.clone()),
-                        None => return Ok(Decision::Drop("out of scope: no scoping rule matched".into())),
+                        Some(rule) => Some(Cow::Borrowed(rule.reason.as_str())),
+                        None => {
+                            return Ok(Decision::Drop(Cow::Borrowed("out of scope: no scoping rule matched")));
+                        }
                     }
                 }
             }
         };
-        let reason = reason.unwrap_or_else(|| {
-            if self.fields_reason.is_empty() {
-                "no user mapping; unchanged".to_string()
-            } else {
-                self.fields_reason.clone()
-            }
-        });
+        let reason = reason.unwrap_or(Cow::Borrowed(if self.fields_reason.is_empty() {
+            "no user mapping; unchanged"
+        } else {
+            self.fields_reason.as_str()
+        }));
         let mut c = Changes::default();
         if let Some(e) = &self.username {
             let v = eval_text("user.username", e, user)?;
@@ -576,23 +663,65 @@ impl Mapping {
 }
 
 enum Decision<'m> {
-    Keep(String, Changes<'m>),
-    Drop(String),
+    Keep(Cow<'m, str>, Changes<'m>),
+    Drop(Cow<'m, str>),
+}
+
+/// What the mapping decided for one user (see [`Mapping::decide`]).
+#[derive(Debug)]
+pub enum Verdict<'m> {
+    /// Kept, with these changes; `reason` as in [`Outcome::Keep`].
+    Keep {
+        /// Which rule decided (borrowed from the mapping: nothing to copy per user).
+        reason: Cow<'m, str>,
+        /// What to change.
+        changes: Changes<'m>,
+    },
+    /// Filtered out.
+    Drop {
+        /// Why.
+        reason: Cow<'m, str>,
+    },
+    /// An expression failed for this user.
+    Failed {
+        /// Which field, and why.
+        error: String,
+    },
 }
 
 /// The owned results of a user's field expressions, applied after all were evaluated (every
-/// expression sees the input record).
-#[derive(Default)]
-struct Changes<'m> {
-    username: Option<String>,
-    email: Option<Option<String>>,
-    display_name: Option<Option<String>>,
-    active: Option<bool>,
-    attributes: Vec<(&'m str, Vec<String>)>,
+/// expression sees the input record). A field left `None` keeps the input's value.
+#[derive(Debug, Default)]
+pub struct Changes<'m> {
+    /// The new username.
+    pub username: Option<String>,
+    /// The new email (`Some(None)`: none).
+    pub email: Option<Option<String>>,
+    /// The new display name (`Some(None)`: none).
+    pub display_name: Option<Option<String>>,
+    /// The new active flag.
+    pub active: Option<bool>,
+    /// Attributes replaced: every value of the name (ASCII case-insensitive) gives way to these.
+    pub attributes: Vec<(&'m str, Vec<String>)>,
 }
 
-impl Changes<'_> {
-    fn apply(self, user: &mut Record) {
+impl<'m> Changes<'m> {
+    /// The attributes after the changes, over `input`'s borrowed pairs: exactly what
+    /// [`Changes::apply`] leaves in a record with those attributes, in the same order.
+    pub fn attributes_over<'a>(&'a self, input: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)>
+    where
+        'm: 'a,
+    {
+        let mut out = input.to_vec();
+        for (name, values) in &self.attributes {
+            out.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            out.extend(values.iter().map(|v| (*name, v.as_str())));
+        }
+        out
+    }
+
+    /// Applies the changes to an owned record.
+    pub fn apply(self, user: &mut Record) {
         if let Some(u) = self.username {
             user.username = u;
         }
@@ -614,7 +743,7 @@ impl Changes<'_> {
 }
 
 /// Evaluates a field expression to one owned string (`None` for null or an empty list).
-fn eval_text(path: &str, e: &Expr, user: &Record) -> Result<Option<String>, String> {
+fn eval_text<U: UserRecord + ?Sized>(path: &str, e: &Expr, user: &U) -> Result<Option<String>, String> {
     let v = e.eval(user).map_err(|e| format!("{path}: {e}"))?;
     match v {
         Value::Str(s) => Ok(Some(s.into_owned())),
@@ -704,7 +833,7 @@ impl Condition {
         })
     }
 
-    fn holds(&self, user: &Record) -> bool {
+    fn holds<U: UserRecord + ?Sized>(&self, user: &U) -> bool {
         let v = user.lookup(&self.attribute);
         let any = |f: &dyn Fn(&str) -> bool| match &v {
             Value::Null => false,

@@ -136,10 +136,11 @@ pub trait Attributes {
 
 /// Collects the values of `name` (ASCII case-insensitive) from a list of (name, value) pairs in
 /// one pass, borrowing them.
-pub fn lookup_pairs<'a>(pairs: &'a [(String, String)], name: &str) -> Value<'a> {
+pub fn lookup_pairs<'a, S: AsRef<str>>(pairs: &'a [(S, S)], name: &str) -> Value<'a> {
     let mut first: Option<&'a str> = None;
     let mut more: Option<Vec<Cow<'a, str>>> = None;
     for (n, v) in pairs {
+        let (n, v) = (n.as_ref(), v.as_ref());
         if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
             match (&mut more, first) {
                 (Some(list), _) => list.push(Cow::Borrowed(v)),

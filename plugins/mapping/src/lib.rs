@@ -11,8 +11,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use roster_mapping::{GroupOutcome as Mapped, GroupRecord, Mapping, Outcome, Record};
-use roster_transform_sdk::{Group, GroupOutcome, PluginError, PluginInfo, Transform, User, UserOutcome};
+use roster_mapping::{GroupOutcome as Mapped, GroupRecord, Mapping, Outcome, Record, RecordView, Verdict};
+use roster_transform_sdk::{
+    Group, GroupOutcome, PackedTransform, PluginError, PluginInfo, Transform, User, UserOutcome, wire,
+};
 
 /// The transform this component exports.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -129,9 +131,56 @@ impl Transform for MappingTransform {
     }
 }
 
+/// Maps a packed batch of users reading each one in place: only what a rule produces is
+/// allocated, the rest is copied once from the input buffer to the output one. Same outcomes
+/// as [`map_user`] (`Changes::attributes_over` is `Changes::apply` over borrowed pairs).
+pub fn map_users_packed(m: &Mapping, users: &[u8]) -> Result<Vec<u8>, wire::DecodeError> {
+    let mut r = wire::Reader::new(users)?;
+    let n = r.count();
+    let mut w = wire::Writer::new(n, users.len());
+    for _ in 0..n {
+        let u = r.user_view()?;
+        let view = RecordView {
+            username: u.username,
+            email: u.email,
+            display_name: u.display_name,
+            active: u.active,
+            attributes: u.attributes,
+        };
+        match m.decide(&view) {
+            Verdict::Keep { reason, changes } => {
+                let attributes = changes.attributes_over(&view.attributes);
+                w.kept_user(
+                    u.id,
+                    changes.username.as_deref().unwrap_or(view.username),
+                    changes.email.as_ref().map_or(view.email, |e| e.as_deref()),
+                    changes
+                        .display_name
+                        .as_ref()
+                        .map_or(view.display_name, |d| d.as_deref()),
+                    changes.active.unwrap_or(view.active),
+                    attributes.into_iter(),
+                    Some(&reason),
+                );
+            }
+            Verdict::Drop { reason } => w.no_user(Some(&reason), None),
+            Verdict::Failed { error } => w.no_user(None, Some(&error)),
+        }
+    }
+    r.end()?;
+    Ok(w.finish())
+}
+
+impl PackedTransform for MappingTransform {
+    fn map_users_packed(settings: String, users: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        let m = mapping(&settings)?;
+        map_users_packed(&m, &users).map_err(roster_transform_sdk::unreadable)
+    }
+}
+
 // Native builds (unit tests) have no host to export to.
 #[cfg(target_arch = "wasm32")]
-roster_transform_sdk::export_transform!(MappingTransform);
+roster_transform_sdk::export_transform!(MappingTransform, packed);
 
 #[cfg(test)]
 mod tests {
@@ -293,6 +342,81 @@ mod tests {
         assert_eq!(out[0].reason.as_deref(), Some("no user mapping; unchanged"));
         let out = MappingTransform::map_groups("{}".into(), vec![group("g", "Any")]).unwrap();
         assert_eq!(out[0].groups[0].name, "Any");
+    }
+
+    /// The in-place packed path and the record-by-record one give the same outcomes: kept
+    /// (fields and attributes rewritten, others copied in order), out of scope, failed.
+    #[test]
+    fn packed_batches_map_exactly_as_records_do() {
+        let users = vec![
+            user(
+                "1",
+                &[
+                    ("userPrincipalName", "Ann@Contoso.com"),
+                    ("mail", "ann@contoso.com"),
+                    ("givenName", "Ann"),
+                    ("surname", "Lee"),
+                    ("employeeId", "123456"),
+                    ("digits", "3"),
+                    ("employee", "stale"),
+                    ("EMPLOYEE", "stale too"),
+                    ("other", "kept"),
+                ],
+            ),
+            user("2", &[("userPrincipalName", "Bo@Contoso.com")]),
+            user(
+                "3",
+                &[
+                    ("userPrincipalName", "Cy@Contoso.com"),
+                    ("employeeId", "9"),
+                    ("digits", "x"),
+                ],
+            ),
+            User {
+                email: Some("zoë@contoso.com".into()),
+                display_name: Some("Zoë".into()),
+                ..user(
+                    "4",
+                    &[
+                        ("userPrincipalName", "Zoë@Contoso.com"),
+                        ("employeeId", "77"),
+                        ("digits", "1"),
+                    ],
+                )
+            },
+        ];
+        let m = mapping(SETTINGS).unwrap();
+        let expected: Vec<wire::UserOutcome> = users
+            .iter()
+            .map(|u| {
+                let o = map_user(&m, u.clone());
+                wire::UserOutcome {
+                    user: o.user.map(|u| wire::User {
+                        id: u.id,
+                        username: u.username,
+                        email: u.email,
+                        display_name: u.display_name,
+                        active: u.active,
+                        attributes: u.attributes,
+                    }),
+                    reason: o.reason,
+                    error: o.error,
+                }
+            })
+            .collect();
+        let batch = wire::encode_users(users.iter().map(|u| wire::UserRef {
+            id: &u.id,
+            username: &u.username,
+            email: u.email.as_deref(),
+            display_name: u.display_name.as_deref(),
+            active: u.active,
+            attributes: &u.attributes,
+        }));
+        let packed = wire::decode_user_outcomes(&map_users_packed(&m, &batch).unwrap()).unwrap();
+        assert_eq!(packed, expected);
+        assert!(expected[0].user.is_some() && expected[1].user.is_none() && expected[2].error.is_some());
+        // A batch that is not one is an error, not a panic.
+        assert!(map_users_packed(&m, b"R1\xff\xff\xff\x7f").is_err());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! It owns the `wit_bindgen::generate!` call for the `transform-plugin-packed` world of
 //! `roster:plugin@0.1.1` and adds small helpers for records. A transform implements
-//! [`Transform`] (record by record); the SDK also exports the packed functions for it, so the
-//! host hands it whole batches as one byte list each way. A transform is a pure function of
+//! [`Transform`] (record by record); the SDK also exports the packed functions for it
+//! ([`PackedTransform`]), so the host hands it whole batches as one byte list each way. A transform is a pure function of
 //! its settings and its input batch: it has no network, no clock and no files.
 //!
 //! ```ignore
@@ -29,15 +29,24 @@ pub mod bindings {
 pub use bindings::exports::roster::plugin::transform::{GroupOutcome, Guest as Transform, UserOutcome};
 pub use bindings::roster::plugin::types::{Group, PluginError, PluginInfo, User};
 
-/// Exports a type implementing [`Transform`] as this component's transform.
+/// Exports a type implementing [`Transform`] as this component's transform, with the default
+/// packed functions; `export_transform!(T, packed)` when `T` implements [`PackedTransform`]
+/// itself.
 #[macro_export]
 macro_rules! export_transform {
     ($t:ident) => {
+        impl $crate::PackedTransform for $t {}
+        $crate::bindings::__export_transform_world!($t with_types_in $crate::bindings);
+    };
+    ($t:ident, packed) => {
         $crate::bindings::__export_transform_world!($t with_types_in $crate::bindings);
     };
 }
 
 mod packed;
+pub use packed::{PackedTransform, groups_through_records, unreadable, users_through_records};
+/// The packed encoding, for transforms that override [`PackedTransform`].
+pub use roster_wire as wire;
 
 /// Parses the settings string; a missing or mistyped field is a `config` error naming it.
 pub fn parse_settings<T: serde::de::DeserializeOwned>(settings: &str) -> Result<T, PluginError> {

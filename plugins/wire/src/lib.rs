@@ -71,6 +71,24 @@ pub struct GroupOutcome {
     pub error: Option<String>,
 }
 
+/// A user's fields borrowed from a packed batch: what a transform reads when it should copy
+/// nothing it does not change ([`Reader::user_view`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserView<'a> {
+    /// The IdP's immutable id.
+    pub id: &'a str,
+    /// The login name.
+    pub username: &'a str,
+    /// Email.
+    pub email: Option<&'a str>,
+    /// Display name.
+    pub display_name: Option<&'a str>,
+    /// Not disabled.
+    pub active: bool,
+    /// Raw attributes.
+    pub attributes: Vec<(&'a str, &'a str)>,
+}
+
 /// A user's fields, borrowed: the host encodes its records without copying them first.
 #[derive(Debug, Clone, Copy)]
 pub struct UserRef<'a> {
@@ -262,12 +280,61 @@ impl Writer {
 
     /// Appends a user.
     pub fn user(&mut self, u: UserRef<'_>) {
-        self.str(u.id);
-        self.str(u.username);
-        self.opt(u.email);
-        self.opt(u.display_name);
-        self.buf.push(u.active as u8);
-        self.pairs(u.attributes);
+        self.user_fields(
+            u.id,
+            u.username,
+            u.email,
+            u.display_name,
+            u.active,
+            u.attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+    }
+
+    /// Appends a user given field by field (attributes from any source of pairs).
+    pub fn user_fields<'b>(
+        &mut self,
+        id: &str,
+        username: &str,
+        email: Option<&str>,
+        display_name: Option<&str>,
+        active: bool,
+        attributes: impl ExactSizeIterator<Item = (&'b str, &'b str)>,
+    ) {
+        self.str(id);
+        self.str(username);
+        self.opt(email);
+        self.opt(display_name);
+        self.buf.push(active as u8);
+        self.len(attributes.len());
+        for (n, v) in attributes {
+            self.str(n);
+            self.str(v);
+        }
+    }
+
+    /// Appends the outcome "kept as this user", the user given field by field.
+    #[allow(clippy::too_many_arguments)]
+    pub fn kept_user<'b>(
+        &mut self,
+        id: &str,
+        username: &str,
+        email: Option<&str>,
+        display_name: Option<&str>,
+        active: bool,
+        attributes: impl ExactSizeIterator<Item = (&'b str, &'b str)>,
+        reason: Option<&str>,
+    ) {
+        self.buf.push(1);
+        self.user_fields(id, username, email, display_name, active, attributes);
+        self.opt(reason);
+        self.opt(None);
+    }
+
+    /// Appends an outcome without a user: filtered out (`reason`) or failed (`error`).
+    pub fn no_user(&mut self, reason: Option<&str>, error: Option<&str>) {
+        self.buf.push(0);
+        self.opt(reason);
+        self.opt(error);
     }
 
     /// Appends a group.
@@ -382,21 +449,30 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn str(&mut self) -> Result<String, DecodeError> {
+    fn str_ref(&mut self) -> Result<&'a str, DecodeError> {
         let n = self.len()?;
         let start = self.at;
         let bytes = self.take(n)?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(DecodeError {
-                at: start,
-                what: "string is not UTF-8",
-            }),
+        std::str::from_utf8(bytes).map_err(|_| DecodeError {
+            at: start,
+            what: "string is not UTF-8",
+        })
+    }
+
+    fn str(&mut self) -> Result<String, DecodeError> {
+        self.str_ref().map(str::to_owned)
+    }
+
+    fn opt_ref(&mut self) -> Result<Option<&'a str>, DecodeError> {
+        if self.flag()? {
+            self.str_ref().map(Some)
+        } else {
+            Ok(None)
         }
     }
 
     fn opt(&mut self) -> Result<Option<String>, DecodeError> {
-        if self.flag()? { self.str().map(Some) } else { Ok(None) }
+        self.opt_ref().map(|o| o.map(str::to_owned))
     }
 
     fn pairs(&mut self) -> Result<Vec<(String, String)>, DecodeError> {
@@ -440,6 +516,28 @@ impl<'a> Reader<'a> {
     pub fn user(&mut self) -> Result<User, DecodeError> {
         self.item()?;
         self.read_user()
+    }
+
+    /// The next user, its strings borrowed from the batch (only the attribute list is
+    /// allocated).
+    pub fn user_view(&mut self) -> Result<UserView<'a>, DecodeError> {
+        self.item()?;
+        let (id, username) = (self.str_ref()?, self.str_ref()?);
+        let (email, display_name) = (self.opt_ref()?, self.opt_ref()?);
+        let active = self.flag()?;
+        let n = self.count_of(8)?;
+        let mut attributes = Vec::with_capacity(n);
+        for _ in 0..n {
+            attributes.push((self.str_ref()?, self.str_ref()?));
+        }
+        Ok(UserView {
+            id,
+            username,
+            email,
+            display_name,
+            active,
+            attributes,
+        })
     }
 
     /// The next group.
@@ -589,6 +687,35 @@ mod tests {
     }
 
     #[test]
+    fn views_borrow_what_users_own_and_outcomes_written_by_parts_read_back() {
+        let users = vec![alice(), User::default()];
+        let batch = encode_users(users.iter().map(UserRef::from));
+        let mut r = Reader::new(&batch).unwrap();
+        let views: Vec<UserView<'_>> = (0..r.count()).map(|_| r.user_view().unwrap()).collect();
+        r.end().unwrap();
+        assert_eq!(views[0].username, "alice@contoso.example");
+        assert_eq!(views[0].display_name, None);
+        assert_eq!(views[0].attributes, vec![("department", "R&D"), ("", "")]);
+        assert_eq!(views[1], UserView::default());
+        let mut w = Writer::new(2, 0);
+        let v = &views[0];
+        w.kept_user(
+            v.id,
+            v.username,
+            v.email,
+            v.display_name,
+            v.active,
+            v.attributes.iter().copied(),
+            Some("r"),
+        );
+        w.no_user(None, Some("bad"));
+        let got = decode_user_outcomes(&w.finish()).unwrap();
+        assert_eq!(got[0].user.as_ref().unwrap(), &alice());
+        assert_eq!(got[0].reason.as_deref(), Some("r"));
+        assert_eq!((got[1].user.is_none(), got[1].error.as_deref()), (true, Some("bad")));
+    }
+
+    #[test]
     fn hostile_buffers_are_errors_not_panics() {
         let good = encode_users([alice(), alice()].iter().map(UserRef::from));
         // Every truncation, and every single-byte corruption, decodes to a value or an error.
@@ -600,6 +727,13 @@ mod tests {
                 let mut bad = good.clone();
                 bad[i] = b;
                 let _ = decode_users(&bad);
+                if let Ok(mut r) = Reader::new(&bad) {
+                    for _ in 0..r.count().min(4) {
+                        if r.user_view().is_err() {
+                            break;
+                        }
+                    }
+                }
                 let _ = decode_user_outcomes(&bad);
                 let _ = decode_group_outcomes(&bad);
             }
