@@ -180,41 +180,45 @@ async fn main() {
     let host = median(host_times);
     println!("| measurement | result | target |");
     println!("|---|---|---|");
-    println!(
-        "| {USERS} users through the ten-rule mapping in the WASM component, batches packed (batches of {BATCH}, one job), median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
-        w.as_secs_f64() * 1e3,
-        w.as_secs_f64() * 1e6 / USERS as f64
-    );
-    println!(
-        "| the same users through the same mapping natively (`roster-mapping`), median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
-        n.as_secs_f64() * 1e3,
-        n.as_secs_f64() * 1e6 / USERS as f64
-    );
-    println!(
-        "| the same users through an empty mapping in the WASM component, packed: the boundary alone, median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
-        boundary.as_secs_f64() * 1e3,
-        boundary.as_secs_f64() * 1e6 / USERS as f64
-    );
-    println!(
-        "| the empty mapping natively: what the boundary measurement also spends inside the guest, median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
-        ne.as_secs_f64() * 1e3,
-        ne.as_secs_f64() * 1e6 / USERS as f64
-    );
-    println!(
-        "| the host's share of a packed call alone: encode each batch, decode as many users back, natively, median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
-        host.as_secs_f64() * 1e3,
-        host.as_secs_f64() * 1e6 / USERS as f64
-    );
-    println!(
-        "| the ten-rule mapping in the WASM component, record by record (a 0.1.0 transform's path), median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
-        records.as_secs_f64() * 1e3,
-        records.as_secs_f64() * 1e6 / USERS as f64
-    );
-    println!(
-        "| the empty mapping, record by record: that path's boundary alone, median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
-        records_boundary.as_secs_f64() * 1e3,
-        records_boundary.as_secs_f64() * 1e6 / USERS as f64
-    );
+    for (what, d) in [
+        (
+            format!(
+                "{USERS} users through the ten-rule mapping in the WASM component, batches packed (batches of {BATCH}, one job)"
+            ),
+            w,
+        ),
+        (
+            "the same users through the same mapping natively (`roster-mapping`)".to_string(),
+            n,
+        ),
+        (
+            "the same users through an empty mapping in the WASM component, packed: the boundary alone".to_string(),
+            boundary,
+        ),
+        (
+            "the empty mapping natively: what the boundary measurement also spends inside the guest".to_string(),
+            ne,
+        ),
+        (
+            "the host's share of a packed call alone: encode each batch, decode as many users back, natively"
+                .to_string(),
+            host,
+        ),
+        (
+            "the ten-rule mapping in the WASM component, record by record (a 0.1.0 transform's path)".to_string(),
+            records,
+        ),
+        (
+            "the empty mapping, record by record: that path's boundary alone".to_string(),
+            records_boundary,
+        ),
+    ] {
+        println!(
+            "| {what}, median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
+            d.as_secs_f64() * 1e3,
+            d.as_secs_f64() * 1e6 / USERS as f64
+        );
+    }
     println!(
         "| WASM (packed) ÷ native | {:.2}× | ≤ 2× |",
         w.as_secs_f64() / n.as_secs_f64()
