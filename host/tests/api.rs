@@ -152,24 +152,14 @@ async fn a_run_started_through_the_api_reports_progress_results_and_metrics() {
     assert!(csv.text().await.unwrap().starts_with("seq,kind,subject"));
     // A dry run plans (here: nothing) and writes nothing; a run of one named source.
     let writes = w.world.bb.lock().writes;
-    let (status, dry) = w.post("/api/v1/runs", &w.operator, json!({"mode": "dry-run"})).await;
-    assert_eq!(status, 202, "{dry}");
-    let dry = w.wait_run(dry["run_id"].as_i64().unwrap()).await;
+    let dry = w.run(json!({"mode": "dry-run"})).await;
     assert_eq!(
         (dry["state"].as_str(), dry["mode"].as_str()),
         (Some("planned"), Some("dry-run")),
         "{dry}"
     );
     assert_eq!(w.world.bb.lock().writes, writes);
-    let (status, one) = w
-        .post(
-            "/api/v1/runs",
-            &w.operator,
-            json!({"mode": "incremental", "sources": ["entra"]}),
-        )
-        .await;
-    assert_eq!(status, 202, "{one}");
-    let one = w.wait_run(one["run_id"].as_i64().unwrap()).await;
+    let one = w.run(json!({"mode": "incremental", "sources": ["entra"]})).await;
     assert_eq!(one["sources"], json!(["entra"]), "{one}");
     let (status, e) = w.post("/api/v1/runs", &w.operator, json!({"sources": ["nope"]})).await;
     assert_eq!(status, 404, "{e}");
@@ -286,15 +276,11 @@ async fn a_second_run_waits_its_turn_and_a_cancelled_run_stops_and_converges_lat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_plan_is_reviewed_and_approved_through_the_api() {
     let (w, d) = world(30, "").await;
-    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
-    w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    w.run(json!({})).await;
     for u in d.users.iter().take(8) {
         w.world.graph.lock().hard_delete_user(&u.id);
     }
-    let (_, s) = w
-        .post("/api/v1/runs", &w.operator, json!({"mode": "incremental"}))
-        .await;
-    let run = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    let run = w.run(json!({"mode": "incremental"})).await;
     assert_eq!(run["state"], "held", "{run}");
     let plan_id = run["plan_id"].as_str().unwrap().to_string();
     let (_, plan) = w.get(&format!("/api/v1/plans/{plan_id}"), &w.viewer).await;
@@ -337,10 +323,7 @@ async fn a_held_plan_is_reviewed_and_approved_through_the_api() {
     for u in d.users.iter().skip(8).take(8) {
         w.world.graph.lock().hard_delete_user(&u.id);
     }
-    let (_, s) = w
-        .post("/api/v1/runs", &w.operator, json!({"mode": "incremental"}))
-        .await;
-    let run = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    let run = w.run(json!({"mode": "incremental"})).await;
     assert_eq!(run["state"], "held", "{run}");
     let plan_id = run["plan_id"].as_str().unwrap().to_string();
     let reject = format!("/api/v1/plans/{plan_id}/reject");
@@ -379,8 +362,7 @@ async fn a_held_plan_is_reviewed_and_approved_through_the_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_shows_the_mirror_and_why_someone_is_in_a_group() {
     let (w, d) = world(100, "").await;
-    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
-    assert_eq!(w.wait_run(s["run_id"].as_i64().unwrap()).await["state"], "succeeded");
+    assert_eq!(w.run(json!({})).await["state"], "succeeded");
     let list = |path: String| {
         let w = &w;
         async move {
@@ -539,8 +521,7 @@ async fn sources_are_created_replaced_and_deleted_with_write_only_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_user_is_provisioned_on_demand_touching_nobody_else() {
     let (w, d) = world(40, "").await;
-    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
-    w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    w.run(json!({})).await;
     let writes = w.world.bb_writes();
     // A new hire appears in Entra and logs in before the next scheduled run.
     let id = w.world.graph.lock().add_user(GraphUser {
@@ -641,19 +622,14 @@ async fn held_plans_and_failed_runs_are_announced_to_webhooks() {
         ),
     )
     .await;
-    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
-    w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    w.run(json!({})).await;
     for u in d.users.iter().take(8) {
         w.world.graph.lock().hard_delete_user(&u.id);
     }
-    let (_, s) = w
-        .post("/api/v1/runs", &w.operator, json!({"mode": "incremental"}))
-        .await;
-    let held = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    let held = w.run(json!({"mode": "incremental"})).await;
     assert_eq!(held["state"], "held");
     w.world.graph.lock().set_permissions(common::entra::CLIENT, &[]);
-    let (_, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
-    let failed = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    let failed = w.run(json!({})).await;
     assert_eq!(failed["state"], "failed");
     let got = hooks.wait_count(3, std::time::Duration::from_secs(5)).await;
     let events: Vec<&str> = got.iter().filter_map(|v| v["event"].as_str()).collect();
@@ -786,9 +762,7 @@ async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
     bad["treshold"] = json!({});
     assert_eq!(put(bad).await.0, 422);
     // It runs, and a restarted Roster finds it (sealed in the store).
-    let (status, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
-    assert_eq!(status, 202, "{s}");
-    let run = w.wait_run(s["run_id"].as_i64().unwrap()).await;
+    let run = w.run(json!({})).await;
     assert_eq!(run["state"], "succeeded", "{run}");
     assert_bitbucket_matches(&w.world.bb, &d);
     let path = w.world.rt.dir.path().join("roster.toml");
@@ -842,23 +816,15 @@ async fn a_deactivation_spike_is_announced_against_the_sources_usual() {
         &format!("[[alert]]\nurl = \"{}\"\nevents = [\"volume-spike\"]\n", hooks.url),
     )
     .await;
-    let run = |mode: &'static str| {
-        let w = &w;
-        async move {
-            let (status, s) = w.post("/api/v1/runs", &w.operator, json!({ "mode": mode })).await;
-            assert_eq!(status, 202, "{s}");
-            w.wait_run(s["run_id"].as_i64().unwrap()).await
-        }
-    };
-    assert_eq!(run("full").await["state"], "succeeded");
+    assert_eq!(w.run(json!({"mode": "full"})).await["state"], "succeeded");
     for _ in 0..6 {
-        assert_eq!(run("incremental").await["state"], "succeeded");
+        assert_eq!(w.run(json!({"mode": "incremental"})).await["state"], "succeeded");
     }
     assert!(hooks.got().is_empty(), "quiet runs raise nothing: {:?}", hooks.got());
     for u in d.users.iter().take(12) {
         w.world.graph.lock().hard_delete_user(&u.id);
     }
-    let spike = run("incremental").await;
+    let spike = w.run(json!({"mode": "incremental"})).await;
     assert_eq!(spike["state"], "succeeded", "{spike}");
     let alert = hooks
         .wait_event("volume-spike", std::time::Duration::from_secs(5))
@@ -895,7 +861,7 @@ async fn a_mapping_replaced_through_the_api_is_used_next_run_and_a_broken_one_is
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    assert_eq!(full_run(&w).await["state"], "succeeded");
+    assert_eq!(w.run(json!({})).await["state"], "succeeded");
     let first = format!("{}.a", d.users[0].username);
     assert!(w.world.bb.lock().users().contains_key(&first), "{first}");
 
@@ -913,7 +879,7 @@ async fn a_mapping_replaced_through_the_api_is_used_next_run_and_a_broken_one_is
     assert!(msg.contains("mapping") && msg.contains("column"), "{msg}");
     let (_, stored) = w.get("/api/v1/sources/entra2", &w.viewer).await;
     assert!(stored.to_string().contains("\\\".a\\\""), "{stored}");
-    let r = full_run(&w).await;
+    let r = w.run(json!({})).await;
     assert_eq!(r["state"], "succeeded");
     assert!(r["summary"]["planned"].as_object().unwrap().is_empty(), "{r}");
 
@@ -927,7 +893,7 @@ async fn a_mapping_replaced_through_the_api_is_used_next_run_and_a_broken_one_is
         )
         .await;
     assert_eq!(status, 200, "{e}");
-    let r = full_run(&w).await;
+    let r = w.run(json!({})).await;
     assert_eq!(r["summary"]["planned"]["rename-user"], 10, "{r}");
     assert!(
         w.world
@@ -941,13 +907,6 @@ async fn a_mapping_replaced_through_the_api_is_used_next_run_and_a_broken_one_is
     file["transforms"][0] = json!({"plugin": "mapping", "settings_file": "/etc/passwd"});
     let (status, e) = w.send_json(Method::PUT, "/api/v1/sources/entra2", &w.admin, file).await;
     assert_eq!(status, 422, "{e}");
-}
-
-/// Starts a full run through the API and waits for its end.
-async fn full_run(w: &ApiWorld) -> Value {
-    let (status, s) = w.post("/api/v1/runs", &w.operator, json!({})).await;
-    assert_eq!(status, 202, "{s}");
-    w.wait_run(s["run_id"].as_i64().unwrap()).await
 }
 
 /// Plugins through the API: an uploaded component is checked, installed and listed with its

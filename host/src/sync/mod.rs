@@ -297,7 +297,7 @@ impl Engine {
             Some(id) => id,
             None => self.store.create_run(&opts.trigger, mode, &target_id, &to_fetch)?,
         };
-        let _lock = self.hold_target(run_id, opts)?;
+        let _lock = self.hold_target(run_id, &opts.trigger, &opts.actor)?;
         self.client.reset_counts();
         let result = self.run_stages(run_id, opts, &enabled, &to_fetch, progress).await;
         match result {
@@ -524,7 +524,7 @@ impl Engine {
         let wanted = self.wanted_sources(&enabled, &opts.sources)?;
         let mode = if opts.incremental { "fetch-incremental" } else { "fetch" };
         let run_id = self.store.create_run(&opts.trigger, mode, &self.target.id, &wanted)?;
-        let _lock = self.hold_target(run_id, opts)?;
+        let _lock = self.hold_target(run_id, &opts.trigger, &opts.actor)?;
         let mut summary = Summary::default();
         self.fetch_sources(run_id, &enabled, &wanted, opts.incremental, &mut summary, progress)
             .await;
@@ -791,8 +791,13 @@ impl Engine {
 
     /// Claims the target for run `run_id` against every other run, in this process or another
     /// sharing the database; a refused run is recorded as such, naming the run in progress.
-    pub(crate) fn hold_target(&self, run_id: i64, opts: &SyncOptions) -> Result<crate::store::TargetLock, SyncError> {
-        let holder = format!("run {run_id} ({}, by {})", opts.trigger, opts.actor);
+    pub(crate) fn hold_target(
+        &self,
+        run_id: i64,
+        trigger: &str,
+        actor: &str,
+    ) -> Result<crate::store::TargetLock, SyncError> {
+        let holder = format!("run {run_id} ({trigger}, by {actor})");
         self.store.hold_target(&self.target.id, &holder).map_err(|e| {
             let _ = self.store.finish_run(
                 run_id,
@@ -848,14 +853,7 @@ impl Engine {
             )));
         }
         let run_id = self.store.create_run("approval", "apply-plan", &target_id, &[])?;
-        let _lock = self.hold_target(
-            run_id,
-            &SyncOptions {
-                trigger: "approval".into(),
-                actor: actor.into(),
-                ..Default::default()
-            },
-        )?;
+        let _lock = self.hold_target(run_id, "approval", actor)?;
         self.client.reset_counts();
         let mut summary = Summary::default();
         let groups: BTreeSet<String> = ops

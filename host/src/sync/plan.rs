@@ -130,10 +130,10 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
     };
     // Accounts whose IdP record is still reported but could not be mapped this run: not knowing
     // what they should be is no reason to take anything from them (rule 1's spirit).
-    let unresolved: HashMap<&str, &Identity> = identities
+    let unresolved: HashMap<&str, &Identity> = desired
+        .unresolved
         .iter()
-        .filter(|i| i.state != IdentityState::Deleted)
-        .filter(|i| desired.unresolved.contains(&(i.source.clone(), i.ext_id.clone())))
+        .filter_map(|(s, e)| by_record.get(&(s.as_str(), e.as_str())).copied())
         .map(|i| (i.username.as_str(), i))
         .collect();
 

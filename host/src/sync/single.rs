@@ -49,7 +49,7 @@ impl Engine {
                 .store
                 .create_run(&opts.trigger, "single-user", &target_id, &wanted)?,
         };
-        let _lock = self.hold_target(run_id, opts)?;
+        let _lock = self.hold_target(run_id, &opts.trigger, &opts.actor)?;
         self.client.reset_counts();
         let result = self
             .sync_user_stages(run_id, key, &enabled, &wanted, opts, progress)

@@ -124,6 +124,14 @@ impl ApiWorld {
         }
     }
 
+    /// Starts a run through the API as the operator (`body` as for `POST /api/v1/runs`) and
+    /// waits until it has ended; returns its record.
+    pub async fn run(&self, body: Value) -> Value {
+        let (status, started) = self.post("/api/v1/runs", &self.operator, body).await;
+        assert_eq!(status, 202, "{started}");
+        self.wait_run(started["run_id"].as_i64().unwrap()).await
+    }
+
     /// Waits until run `id` has ended; returns its record.
     pub async fn wait_run(&self, id: i64) -> Value {
         self.wait_run_for(id, Duration::from_secs(60)).await

@@ -404,14 +404,10 @@ mod tests {
                 }
             })
             .collect();
-        let batch = wire::encode_users(users.iter().map(|u| wire::UserRef {
-            id: &u.id,
-            username: &u.username,
-            email: u.email.as_deref(),
-            display_name: u.display_name.as_deref(),
-            active: u.active,
-            attributes: &u.attributes,
-        }));
+        let batch = {
+            wire::conversions!(User, Group, UserOutcome, GroupOutcome);
+            wire::encode_users(users.iter().map(user_ref))
+        };
         let packed = wire::decode_user_outcomes(&map_users_packed(&m, &batch).unwrap()).unwrap();
         assert_eq!(packed, expected);
         assert!(expected[0].user.is_some() && expected[1].user.is_none() && expected[2].error.is_some());
