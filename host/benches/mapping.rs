@@ -2,8 +2,9 @@
 //! vs the same mapping evaluated natively by the same crate (`roster-mapping`); prints the
 //! Markdown kept in BENCHMARKS.md.
 //!
-//! `cargo bench -p roster --bench mapping` (release). Both sides run in this process, one after
-//! the other, several times; medians are reported, and their ratio.
+//! `cargo bench -p roster --bench mapping` (release). Both sides run in this process: each round
+//! measures every row once, one after the other, and the ratio is taken within each round
+//! (the machine's speed drifts between rounds); medians are reported.
 #![allow(missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -13,12 +14,18 @@ use std::time::{Duration, Instant};
 
 use common::TestRuntime;
 use roster::runtime::bindings::{Group, GroupOutcome, User, UserOutcome};
+use roster::runtime::job::read_packed_user_outcomes;
 use roster::runtime::{Limits, SourceAccess};
 use roster::sync::transform::BATCH;
 use roster_mapping::{Mapping, Outcome, Record};
 
+/// The allocator the `roster` binary uses (`host/src/main.rs`), so both sides allocate as a
+/// run does.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USERS: usize = 100_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 /// Eight expressions and a scope rule with two conditions: ten rules.
 const MAPPING: &str = r#"{
@@ -97,6 +104,9 @@ fn native(mapping: &Mapping, users: &[User]) -> (usize, usize) {
     (kept, dropped)
 }
 
+/// What one measurement of one round took, and what it decided: (kept, dropped).
+type Measured = (Duration, (usize, usize));
+
 #[tokio::main]
 async fn main() {
     let rt = TestRuntime::new(&[("mapping", "mapping.wasm")]).await;
@@ -106,125 +116,126 @@ async fn main() {
         ..Limits::default()
     };
     let mapping = Mapping::parse(MAPPING).unwrap();
+    let empty = Mapping::parse("{}").unwrap();
 
-    // As a run does it: one job for the chain step, batches of BATCH users.
+    // As a run does it: one job for the chain step, batches of BATCH users. Each side copies
+    // the users it is given, as the native side does.
     let wasm = |settings: &'static str, packed: bool| {
         let (rt, users, limits) = (&rt, &users, &limits);
         async move {
-            let mut times = Vec::new();
-            let mut counts = (0, 0);
-            for _ in 0..ROUNDS {
-                let started = Instant::now();
-                let mut job = rt
-                    .runtime
-                    .job("mapping", limits.clone(), SourceAccess::none())
-                    .await
-                    .unwrap();
-                if !packed {
-                    job.prefer_records();
-                }
-                assert_eq!(job.is_packed(), packed);
-                let (mut kept, mut dropped) = (0, 0);
-                for batch in users.chunks(BATCH) {
-                    for o in job.map_users(settings, batch).await.unwrap() {
-                        assert!(o.error.is_none(), "{:?}", o.error);
-                        if o.user.is_some() { kept += 1 } else { dropped += 1 }
-                    }
-                }
-                times.push(started.elapsed());
-                counts = (kept, dropped);
+            let started = Instant::now();
+            let mut job = rt
+                .runtime
+                .job("mapping", limits.clone(), SourceAccess::none())
+                .await
+                .unwrap();
+            if !packed {
+                job.prefer_records();
             }
-            (median(times), counts)
+            assert_eq!(job.is_packed(), packed);
+            let (mut kept, mut dropped) = (0, 0);
+            for batch in users.chunks(BATCH) {
+                for o in job.map_users(settings, batch.to_vec()).await.unwrap() {
+                    assert!(o.error().is_none(), "{:?}", o.error());
+                    if o.user().is_some() { kept += 1 } else { dropped += 1 }
+                }
+            }
+            (started.elapsed(), (kept, dropped))
         }
     };
-    let (boundary, _) = wasm("{}", true).await;
-    let (w, wasm_counts) = wasm(MAPPING, true).await;
-    let (records, record_counts) = wasm(MAPPING, false).await;
-    let (records_boundary, _) = wasm("{}", false).await;
-    assert_eq!(
-        wasm_counts, record_counts,
-        "packed and record by record decide the same"
-    );
-    let mut native_times = Vec::new();
-    let mut native_counts = (0, 0);
-    for _ in 0..ROUNDS {
+    let native_run = |m: &Mapping| -> Measured {
         let started = Instant::now();
-        native_counts = native(&mapping, &users);
-        native_times.push(started.elapsed());
-    }
-    assert_eq!(wasm_counts, native_counts, "both sides decide the same");
-    let n = median(native_times);
-    let empty = Mapping::parse("{}").unwrap();
-    let mut empty_times = Vec::new();
-    for _ in 0..ROUNDS {
-        let started = Instant::now();
-        native(&empty, &users);
-        empty_times.push(started.elapsed());
-    }
-    let ne = median(empty_times);
-    // The host's share of the packed path: encoding each batch and decoding as many records
-    // back (what reading the outcomes costs), with no guest in between.
-    let mut host_times = Vec::new();
-    for _ in 0..ROUNDS {
+        let counts = native(m, &users);
+        (started.elapsed(), counts)
+    };
+    // The host's share of the packed path with no guest in between: copy and encode each
+    // batch, then read an answer of as many empty patches back and apply them.
+    let host_share = || {
         let started = Instant::now();
         for batch in users.chunks(BATCH) {
-            let bytes = roster_wire::encode_users(batch.iter().map(user_ref));
-            std::hint::black_box(roster_wire::decode_users(&bytes).unwrap());
+            let owned = batch.to_vec();
+            std::hint::black_box(roster_wire::encode_users(owned.iter().map(user_ref)));
+            let mut w = roster_wire::Writer::new(owned.len(), 0);
+            for _ in &owned {
+                w.patched_user(roster_wire::PatchFields::default(), [], Some("scope rule \"staff\""));
+            }
+            let answer = w.finish();
+            let reader = roster_wire::Reader::new(&answer).unwrap();
+            std::hint::black_box(read_packed_user_outcomes(reader, owned).unwrap());
         }
-        host_times.push(started.elapsed());
+        started.elapsed()
+    };
+
+    // The machine is shared and its speed drifts: every round measures everything once, one
+    // after the other, and the ratios are taken within each round.
+    let mut rows: [Vec<Duration>; 7] = Default::default();
+    let (mut packed_ratio, mut records_ratio) = (Vec::new(), Vec::new());
+    let mut counts = Vec::new();
+    for _ in 0..ROUNDS {
+        let packed = wasm(MAPPING, true).await;
+        let native = native_run(&mapping);
+        let records = wasm(MAPPING, false).await;
+        counts.extend([packed.1, native.1, records.1]);
+        packed_ratio.push(packed.0.as_secs_f64() / native.0.as_secs_f64());
+        records_ratio.push(records.0.as_secs_f64() / native.0.as_secs_f64());
+        let round = [
+            packed.0,
+            native.0,
+            wasm("{}", true).await.0,
+            native_run(&empty).0,
+            host_share(),
+            records.0,
+            wasm("{}", false).await.0,
+        ];
+        for (row, d) in rows.iter_mut().zip(round) {
+            row.push(d);
+        }
     }
-    let host = median(host_times);
+    assert!(
+        counts.windows(2).all(|w| w[0] == w[1]),
+        "packed, record by record and native decide the same: {counts:?}"
+    );
+    let labels = [
+        format!(
+            "{USERS} users through the ten-rule mapping in the WASM component, batches packed (batches of {BATCH}, one job)"
+        ),
+        "the same users through the same mapping natively (`roster-mapping`)".to_string(),
+        "the same users through an empty mapping in the WASM component, packed: the boundary alone".to_string(),
+        "the empty mapping natively: what the boundary measurement also spends inside the guest".to_string(),
+        "the host's share of a packed call alone: copy and encode each batch, read back and apply as many empty patches"
+            .to_string(),
+        "the ten-rule mapping in the WASM component, record by record (a 0.1.0 transform's path)".to_string(),
+        "the empty mapping, record by record: that path's boundary alone".to_string(),
+    ];
     println!("| measurement | result | target |");
     println!("|---|---|---|");
-    for (what, d) in [
-        (
-            format!(
-                "{USERS} users through the ten-rule mapping in the WASM component, batches packed (batches of {BATCH}, one job)"
-            ),
-            w,
-        ),
-        (
-            "the same users through the same mapping natively (`roster-mapping`)".to_string(),
-            n,
-        ),
-        (
-            "the same users through an empty mapping in the WASM component, packed: the boundary alone".to_string(),
-            boundary,
-        ),
-        (
-            "the empty mapping natively: what the boundary measurement also spends inside the guest".to_string(),
-            ne,
-        ),
-        (
-            "the host's share of a packed call alone: encode each batch, decode as many users back, natively"
-                .to_string(),
-            host,
-        ),
-        (
-            "the ten-rule mapping in the WASM component, record by record (a 0.1.0 transform's path)".to_string(),
-            records,
-        ),
-        (
-            "the empty mapping, record by record: that path's boundary alone".to_string(),
-            records_boundary,
-        ),
-    ] {
+    for (what, times) in labels.iter().zip(rows) {
+        let d = median(times);
         println!(
             "| {what}, median of {ROUNDS} | {:.0} ms ({:.2} µs/user) | — |",
             d.as_secs_f64() * 1e3,
             d.as_secs_f64() * 1e6 / USERS as f64
         );
     }
-    println!(
-        "| WASM (packed) ÷ native | {:.2}× | ≤ 2× |",
-        w.as_secs_f64() / n.as_secs_f64()
+    let (lo, hi) = (
+        packed_ratio.iter().copied().fold(f64::INFINITY, f64::min),
+        packed_ratio.iter().copied().fold(0.0, f64::max),
     );
     println!(
-        "| WASM (record by record) ÷ native | {:.2}× | — |",
-        records.as_secs_f64() / n.as_secs_f64()
+        "| WASM (packed) ÷ native, median of the {ROUNDS} rounds' ratios (range {lo:.2}–{hi:.2}) | {:.2}× | ≤ 2× |",
+        median_f(packed_ratio)
+    );
+    println!(
+        "| WASM (record by record) ÷ native, median of the rounds' ratios | {:.2}× | — |",
+        median_f(records_ratio)
     );
     println!(
         "\nkept {} and dropped {} (out of scope) on both sides",
-        native_counts.0, native_counts.1
+        counts[0].0, counts[0].1
     );
+}
+
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

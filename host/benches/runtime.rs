@@ -13,8 +13,8 @@ mod rules;
 use std::time::{Duration, Instant};
 
 use common::TestRuntime;
-use roster::runtime::bindings::{User, UserOutcome};
-use roster::runtime::{Limits, Runtime, RuntimeConfig, SourceAccess};
+use roster::runtime::bindings::User;
+use roster::runtime::{Limits, Runtime, RuntimeConfig, SourceAccess, StepOutcome};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -39,26 +39,21 @@ fn users(n: usize) -> Vec<User> {
 }
 
 /// The normalize transform's per-user glue, natively, over the very same `rules.rs`.
-fn native_map(settings: &rules::Settings, users: &[User]) -> Vec<UserOutcome> {
+fn native_map(settings: &rules::Settings, users: &[User]) -> Vec<StepOutcome> {
     users
         .iter()
         .cloned()
         .map(|mut u| {
             if let Some(reason) = rules::drop_reason(settings, u.active) {
-                return UserOutcome {
-                    user: None,
+                return StepOutcome::Dropped {
+                    input: u,
                     reason: Some(reason.into()),
-                    error: None,
                 };
             }
             u.username = rules::username(settings, &u.username);
             u.email = u.email.as_deref().and_then(rules::email);
             u.display_name = u.display_name.as_deref().and_then(rules::display_name);
-            UserOutcome {
-                user: Some(u),
-                reason: None,
-                error: None,
-            }
+            StepOutcome::Kept { user: u, reason: None }
         })
         .collect()
 }
@@ -135,7 +130,7 @@ async fn main() {
         .start(plugin.clone(), limits.clone(), SourceAccess::none())
         .await
         .unwrap();
-    let wasm_out = job.map_users(settings_json, &page).await.unwrap();
+    let wasm_out = job.map_users(settings_json, page.clone()).await.unwrap();
     let settings: rules::Settings = serde_json::from_str(settings_json).unwrap();
     let native_out = native_map(&settings, &page);
     assert_eq!(
@@ -147,7 +142,7 @@ async fn main() {
     let mut native_samples = Vec::new();
     for _ in 0..300 {
         let t = Instant::now();
-        std::hint::black_box(job.map_users(settings_json, &page).await.unwrap());
+        std::hint::black_box(job.map_users(settings_json, page.clone()).await.unwrap());
         wasm_samples.push(t.elapsed());
         let t = Instant::now();
         std::hint::black_box(native_map(&settings, std::hint::black_box(&page)));

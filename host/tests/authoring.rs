@@ -11,8 +11,10 @@ mod common;
 
 use std::path::PathBuf;
 
-use roster::runtime::bindings::{Group, GroupOutcome, User, UserOutcome};
-use roster::runtime::{GuestFailure, JobFailure, Limits, LoadReport, Runtime, RuntimeConfig, SourceAccess, World};
+use roster::runtime::bindings::{Group, GroupOutcome, User};
+use roster::runtime::{
+    GuestFailure, JobFailure, Limits, LoadReport, Runtime, RuntimeConfig, SourceAccess, StepOutcome, World,
+};
 
 /// The plugin names the three examples report from `describe`.
 const RUST: &str = "contractors-rust";
@@ -208,45 +210,33 @@ fn bad_settings() -> Vec<(&'static str, String)> {
 
 /// Checks one outcome against what was expected; returns the outcome as text for comparing
 /// languages with each other.
-fn check_user(plugin: &str, input: &User, expect: &Expect, got: &UserOutcome) -> String {
+fn check_user(plugin: &str, input: &User, expect: &Expect, got: &StepOutcome) -> String {
     let ctx = format!("{plugin}: user {} ({expect:?}): got {got:?}", input.id);
-    let unchanged = |u: &Option<User>| assert_eq!(format!("{u:?}"), format!("{:?}", Some(input)), "{ctx}");
+    let unchanged = |u: Option<&User>| assert_eq!(format!("{u:?}"), format!("{:?}", Some(input)), "{ctx}");
     match expect {
         Expect::Pass => {
-            unchanged(&got.user);
-            assert_eq!((got.reason.as_deref(), got.error.as_deref()), (None, None), "{ctx}");
+            unchanged(got.user());
+            assert_eq!((got.reason(), got.error()), (None, None), "{ctx}");
         }
         Expect::Kept(reason) => {
-            unchanged(&got.user);
-            assert_eq!(
-                (got.reason.as_deref(), got.error.as_deref()),
-                (Some(*reason), None),
-                "{ctx}"
-            );
+            unchanged(got.user());
+            assert_eq!((got.reason(), got.error()), (Some(*reason), None), "{ctx}");
         }
         Expect::Renamed(name, reason) => {
             let renamed = User {
                 username: name.to_string(),
                 ..input.clone()
             };
-            assert_eq!(format!("{:?}", got.user), format!("{:?}", Some(renamed)), "{ctx}");
-            assert_eq!(
-                (got.reason.as_deref(), got.error.as_deref()),
-                (Some(*reason), None),
-                "{ctx}"
-            );
+            assert_eq!(format!("{:?}", got.user()), format!("{:?}", Some(renamed)), "{ctx}");
+            assert_eq!((got.reason(), got.error()), (Some(*reason), None), "{ctx}");
         }
         Expect::Dropped(reason) => {
-            assert!(got.user.is_none(), "{ctx}");
-            assert_eq!(
-                (got.reason.as_deref(), got.error.as_deref()),
-                (Some(*reason), None),
-                "{ctx}"
-            );
+            assert!(got.user().is_none(), "{ctx}");
+            assert_eq!((got.reason(), got.error()), (Some(*reason), None), "{ctx}");
         }
         Expect::Error(error) => {
-            assert!(got.user.is_none(), "{ctx}");
-            assert_eq!(got.error.as_deref(), Some(*error), "{ctx}");
+            assert!(got.user().is_none(), "{ctx}");
+            assert_eq!(got.error(), Some(*error), "{ctx}");
         }
         Expect::FanOut(..) => unreachable!("not a user expectation"),
     }
@@ -316,7 +306,7 @@ async fn run_table(rt: &Runtime, plugin: &str) -> Vec<String> {
     for case in cases() {
         let users: Vec<User> = case.users.iter().map(|(u, _)| u.clone()).collect();
         let out = job
-            .map_users(case.settings, &users)
+            .map_users(case.settings, users.clone())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out.len(), users.len());
@@ -334,12 +324,12 @@ async fn run_table(rt: &Runtime, plugin: &str) -> Vec<String> {
         }
     }
     // Empty settings mean the defaults; an empty batch is fine.
-    assert!(job.map_users("", &[]).await.unwrap().is_empty(), "{plugin}");
+    assert!(job.map_users("", Vec::new()).await.unwrap().is_empty(), "{plugin}");
     let defaults = job
-        .map_users("", &[user("u2", "bob", true, &[("employeeType", "Contractor")])])
+        .map_users("", vec![user("u2", "bob", true, &[("employeeType", "Contractor")])])
         .await
         .unwrap();
-    assert_eq!(defaults[0].user.as_ref().map(|u| u.username.as_str()), Some("bob-ext"));
+    assert_eq!(defaults[0].user().map(|u| u.username.as_str()), Some("bob-ext"));
     // Bad settings are refused even for an empty batch (the host checks a new settings file that
     // way), for users and groups alike, with the same words in every language.
     for (settings, message) in bad_settings() {
@@ -348,7 +338,7 @@ async fn run_table(rt: &Runtime, plugin: &str) -> Vec<String> {
             let failure = if groups {
                 job.map_groups(settings, &[]).await.map(|_| ())
             } else {
-                job.map_users(settings, &[]).await.map(|_| ())
+                job.map_users(settings, Vec::new()).await.map(|_| ())
             };
             let err = failure.expect_err(settings);
             let JobFailure::Guest(GuestFailure::Config(got)) = &err.failure else {
@@ -363,7 +353,7 @@ async fn run_table(rt: &Runtime, plugin: &str) -> Vec<String> {
         }
     }
     // A guest error leaves the instance usable.
-    assert!(job.map_users("{}", &[]).await.is_ok(), "{plugin}");
+    assert!(job.map_users("{}", Vec::new()).await.is_ok(), "{plugin}");
     transcript
 }
 

@@ -239,8 +239,8 @@ async fn a_transform_built_for_wit_0_1_0_still_loads_and_maps_record_by_record()
             attributes: vec![],
         })
         .collect();
-    let out = job.map_users("{}", &users).await.unwrap();
-    assert_eq!(out[0].user.as_ref().unwrap().username, "ALICE");
-    assert!(out[1].user.is_none());
-    assert_eq!(out[1].reason.as_deref(), Some("starts with x"));
+    let out = job.map_users("{}", users).await.unwrap();
+    assert_eq!(out[0].user().unwrap().username, "ALICE");
+    assert!(out[1].user().is_none());
+    assert_eq!(out[1].reason(), Some("starts with x"));
 }

@@ -542,17 +542,17 @@ async fn a_transform_maps_a_batch_in_order() {
         .await
         .unwrap();
     let out = job
-        .map_users(r#"{"strip_domain": true, "drop_inactive": true}"#, &users)
+        .map_users(r#"{"strip_domain": true, "drop_inactive": true}"#, users.clone())
         .await
         .unwrap();
-    let alice = out[0].user.as_ref().unwrap();
+    let alice = out[0].user().unwrap();
     assert_eq!(alice.username, "alice");
     assert_eq!(alice.email.as_deref(), Some("alice.liddell@corp.example"));
     assert_eq!(alice.display_name.as_deref(), Some("Alice Liddell"));
-    assert!(out[1].user.is_none());
-    assert!(out[1].reason.as_deref().unwrap().contains("drop_inactive"));
+    assert!(out[1].user().is_none());
+    assert!(out[1].reason().unwrap().contains("drop_inactive"));
     // Bad settings are a configuration error naming the field.
-    let err = job.map_users(r#"{"lowercase": true}"#, &users).await.unwrap_err();
+    let err = job.map_users(r#"{"lowercase": true}"#, users).await.unwrap_err();
     assert!(
         matches!(&err.failure, JobFailure::Guest(GuestFailure::Config(m)) if m.contains("unknown field `lowercase`")),
         "{err}"
@@ -560,9 +560,10 @@ async fn a_transform_maps_a_batch_in_order() {
 }
 
 /// A transform whose packed functions answer what the contract forbids — bytes that are no
-/// batch, one outcome too few, bytes after the last outcome, a reply over the output cap — is
-/// refused with an error naming the plugin and what it broke; nothing panics, and the next job
-/// of the same plugin is served.
+/// batch, one outcome too few, bytes after the last outcome, a reply over the output cap, a
+/// patch that does not parse — is refused with an error naming the plugin and what it broke;
+/// nothing panics, and the next job of the same plugin is served. Honest patches apply to the
+/// users the host sent.
 #[tokio::test]
 async fn broken_packed_answers_are_refused_as_contract_errors() {
     use roster::runtime::bindings::{Group, User};
@@ -595,12 +596,12 @@ async fn broken_packed_answers_are_refused_as_contract_errors() {
     };
     for (mode, expect) in [
         ("garbage", "no R1 header"),
-        ("short", "bytes left after the last item"),
+        ("short", "map-users-packed returned 2 outcomes for 3 users"),
         ("trailing", "bytes left after the last item"),
     ] {
         let mut j = job().await;
         assert!(j.is_packed());
-        let err = j.map_users(mode, &users).await.unwrap_err();
+        let err = j.map_users(mode, users.clone()).await.unwrap_err();
         assert!(
             matches!(&err.failure, JobFailure::Contract(m) if m.contains("map-users-packed") && m.contains(expect)),
             "{mode}: {err}"
@@ -612,16 +613,29 @@ async fn broken_packed_answers_are_refused_as_contract_errors() {
             "{mode}: {err}"
         );
     }
-    let err = job().await.map_users("huge", &users).await.unwrap_err();
+    let err = job().await.map_users("huge", users.clone()).await.unwrap_err();
     assert!(
         matches!(err.failure, JobFailure::OutputTooLarge { cap: 1048576, .. }),
         "{err}"
     );
+    // A patch with a field tag that does not exist is refused like any broken answer.
+    let err = job().await.map_users("bad-patch", users.clone()).await.unwrap_err();
+    assert!(
+        matches!(&err.failure, JobFailure::Contract(m) if m.contains("field tag is not 0, 1 or 2")),
+        "{err}"
+    );
+    // Patches apply to the users the host sent: the id and untouched fields are the input's.
+    let out = job().await.map_users("patched", users.clone()).await.unwrap();
+    let kept = out[1].user().unwrap();
+    assert_eq!((kept.id.as_str(), kept.username.as_str()), ("u1", "USER1"));
+    assert_eq!(kept.display_name.as_deref(), Some("Zoë"));
+    assert_eq!(kept.attributes, vec![("k".to_string(), "patched".to_string())]);
+    assert_eq!(out[1].reason(), Some("patched"));
     // The honest packed answer, and the record-by-record path of the same plugin, still work.
-    let out = job().await.map_users("honest", &users).await.unwrap();
+    let out = job().await.map_users("honest", users.clone()).await.unwrap();
     assert_eq!(out.len(), 3);
-    assert_eq!(out[2].user.as_ref().unwrap().username, "user2");
+    assert_eq!(out[2].user().unwrap().username, "user2");
     let mut j = job().await;
     j.prefer_records();
-    assert_eq!(j.map_users("garbage", &users).await.unwrap().len(), 3);
+    assert_eq!(j.map_users("garbage", users).await.unwrap().len(), 3);
 }

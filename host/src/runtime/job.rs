@@ -50,6 +50,104 @@ const DEADLINE_GRACE: Duration = Duration::from_millis(50);
 /// What a call into the guest can end with: a value, the guest's error, a trap, or the deadline.
 type CallOutcome<T> = Result<wasmtime::Result<Result<T, GuestError>>, tokio::time::error::Elapsed>;
 
+/// What one transform step made of a user it was given ([`Job::map_users`]).
+#[derive(Debug, Clone)]
+pub enum StepOutcome {
+    /// Kept as `user` (with the input's id).
+    Kept {
+        /// The user as the transform left it.
+        user: User,
+        /// Which rule decided.
+        reason: Option<String>,
+    },
+    /// Filtered out; the input given back.
+    Dropped {
+        /// The user as it was sent.
+        input: User,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// The transform could not evaluate this user; the input given back.
+    Failed {
+        /// The user as it was sent.
+        input: User,
+        /// Why.
+        error: String,
+    },
+}
+
+impl StepOutcome {
+    /// A WIT outcome for `input`: an error wins over a user, as the contract says.
+    fn from_record(input: User, o: UserOutcome) -> StepOutcome {
+        match (o.user, o.error) {
+            (_, Some(error)) => StepOutcome::Failed { input, error },
+            (Some(mut user), None) => {
+                user.id = input.id;
+                StepOutcome::Kept { user, reason: o.reason }
+            }
+            (None, None) => StepOutcome::Dropped {
+                input,
+                reason: o.reason,
+            },
+        }
+    }
+
+    /// The kept user, if kept.
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            StepOutcome::Kept { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
+    /// Which rule decided (kept or dropped).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            StepOutcome::Kept { reason, .. } | StepOutcome::Dropped { reason, .. } => reason.as_deref(),
+            StepOutcome::Failed { .. } => None,
+        }
+    }
+
+    /// Why the user could not be evaluated, if it could not.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            StepOutcome::Failed { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a packed answer to `users` (its count already checked): each kept user is its input
+/// record with the answer's patch applied, or rebuilt from a whole user the transform sent.
+pub fn read_packed_user_outcomes(
+    mut r: wire::Reader<'_>,
+    users: Vec<User>,
+) -> Result<Vec<StepOutcome>, wire::DecodeError> {
+    let mut out = Vec::with_capacity(users.len());
+    for mut input in users {
+        let o = r.user_outcome_view()?;
+        let reason = o.reason.map(str::to_owned);
+        out.push(match (o.user, o.error) {
+            (_, Some(error)) => StepOutcome::Failed {
+                input,
+                error: error.to_owned(),
+            },
+            (None, None) => StepOutcome::Dropped { input, reason },
+            (Some(wire::KeptUser::Patch(p)), None) => {
+                patch_user(&mut input, &p);
+                StepOutcome::Kept { user: input, reason }
+            }
+            (Some(wire::KeptUser::Whole(v)), None) => {
+                let mut user = user(wire::User::from(&v));
+                user.id = input.id;
+                StepOutcome::Kept { user, reason }
+            }
+        });
+    }
+    r.end()?;
+    Ok(out)
+}
+
 /// Transforms see a clock frozen at the Unix epoch: their output depends on their input only.
 struct FrozenClock;
 
@@ -304,40 +402,52 @@ impl Job {
         Ok(page)
     }
 
-    /// A transform's `map-users`: one outcome per input, in order. Packed when the transform
-    /// exports `transform-packed`, record by record otherwise; the same outcomes either way.
-    pub async fn map_users(&mut self, settings: &str, users: &[User]) -> Result<Vec<UserOutcome>, JobError> {
-        let out = match self.packed()? {
+    /// A transform's `map-users`: what became of each user, in order. Packed when the
+    /// transform exports `transform-packed`, record by record otherwise; the same outcomes either
+    /// way. Takes the users by value: a kept user is the input record with the transform's
+    /// changes applied (a packed transform sends only those), and it keeps the input's id.
+    pub async fn map_users(&mut self, settings: &str, users: Vec<User>) -> Result<Vec<StepOutcome>, JobError> {
+        match self.packed()? {
             Some(p) => {
                 let batch = wire::encode_users(users.iter().map(user_ref));
+                // The answer's size is checked in `call_packed`; a patch only adds what it holds.
                 let bytes = self.call_packed(&p, settings, batch, Packed::Users).await?;
-                wire::Reader::new(&bytes)
-                    .and_then(|r| r.all(|r| r.user_outcome().map(user_outcome)))
-                    .map_err(|e| self.fail(JobFailure::Contract(format!("map-users-packed: {e}"))))?
+                let unreadable = |job: &Job, e| job.fail(JobFailure::Contract(format!("map-users-packed: {e}")));
+                let r = wire::Reader::new(&bytes).map_err(|e| unreadable(self, e))?;
+                if r.count() != users.len() {
+                    return Err(self.outcome_count("map-users-packed", r.count(), users.len()));
+                }
+                read_packed_user_outcomes(r, users).map_err(|e| unreadable(self, e))
             }
             None => {
                 let t = self.transform()?.clone();
                 let timeout = self.begin()?;
                 let call = t
                     .roster_plugin_transform()
-                    .call_map_users(&mut self.store, settings, users);
+                    .call_map_users(&mut self.store, settings, &users);
                 let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
-                self.finish(out, timeout)?
+                let out = self.finish(out, timeout)?;
+                self.check_output(
+                    out.iter()
+                        .map(|o| o.user.as_ref().map_or(0, user_size) + note_size(&o.reason, &o.error))
+                        .sum(),
+                )?;
+                if out.len() != users.len() {
+                    return Err(self.outcome_count("map-users", out.len(), users.len()));
+                }
+                Ok(users
+                    .into_iter()
+                    .zip(out)
+                    .map(|(input, o)| StepOutcome::from_record(input, o))
+                    .collect())
             }
-        };
-        self.check_output(
-            out.iter()
-                .map(|o| o.user.as_ref().map_or(0, user_size) + note_size(&o.reason, &o.error))
-                .sum(),
-        )?;
-        if out.len() != users.len() {
-            return Err(self.fail(JobFailure::Contract(format!(
-                "map-users returned {} outcomes for {} users",
-                out.len(),
-                users.len()
-            ))));
         }
-        Ok(out)
+    }
+
+    fn outcome_count(&self, function: &str, got: usize, sent: usize) -> JobError {
+        self.fail(JobFailure::Contract(format!(
+            "{function} returned {got} outcomes for {sent} users"
+        )))
     }
 
     /// A transform's `map-groups`: one outcome per input, in order (packed when it can be).

@@ -31,7 +31,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use error::{GuestFailure, JobError, JobFailure, LoadError, PluginLabel};
-pub use job::Job;
+pub use job::{Job, StepOutcome};
 pub use limits::{Limits, RuntimeConfig};
 pub use loader::{WIT_VERSION, World};
 pub use net::{RequestCounts, SourceAccess};
@@ -121,6 +121,11 @@ fn engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     cfg.epoch_interruption(true);
     cfg.max_wasm_stack(1 << 20);
     cfg.async_stack_size(2 << 20);
+    // `ROSTER_PERFMAP=1` lets `perf report` name plugin functions (a /tmp/perf-PID.map file),
+    // for finding where a slow plugin spends its time.
+    if std::env::var_os("ROSTER_PERFMAP").is_some() {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let jobs = config.max_concurrent_jobs.max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(jobs)

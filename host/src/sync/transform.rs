@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{SourceConfig, TransformConfig};
 use crate::runtime::bindings::{Group, User};
-use crate::runtime::{Job, Runtime, SourceAccess};
+use crate::runtime::{Job, Runtime, SourceAccess, StepOutcome};
 use crate::store::{MirrorGroup, MirrorMembership, MirrorUser, Removed, Store};
 
 use super::SyncError;
@@ -201,7 +201,7 @@ pub fn read_settings_file(path: &Path) -> Result<String, String> {
 /// Whether the transform behind `job` accepts `settings`: it maps an empty batch of users and
 /// one of groups with them, so a mapping that does not parse is refused with its own error.
 pub async fn accepts(job: &mut Job, settings: &str) -> Result<(), String> {
-    job.map_users(settings, &[]).await.map_err(|e| e.to_string())?;
+    job.map_users(settings, Vec::new()).await.map_err(|e| e.to_string())?;
     job.map_groups(settings, &[])
         .await
         .map(|_| ())
@@ -396,41 +396,43 @@ pub async fn run_chain_traced(
             .map_err(|e| transform_error(source, e))?;
         let settings = step_settings(ctx, source, i, step, &mut job, &mut warnings).await?;
         let mut next = Vec::with_capacity(current.len());
-        for batch in current.chunks(BATCH) {
+        let mut pending = current.into_iter();
+        loop {
+            let batch: Vec<User> = pending.by_ref().take(BATCH).collect();
+            if batch.is_empty() {
+                break;
+            }
             let outcomes = job
                 .map_users(&settings, batch)
                 .await
                 .map_err(|e| transform_error(source, e))?;
-            for (input, outcome) in batch.iter().zip(outcomes) {
-                let (kind, view) = match (&outcome.user, &outcome.error) {
-                    (_, Some(_)) => ("error", None),
-                    (Some(u), None) => ("kept", Some(UserView::from(u))),
-                    (None, None) => ("dropped", None),
-                };
+            for outcome in outcomes {
                 if trace {
+                    let (kind, id, view) = match &outcome {
+                        StepOutcome::Kept { user, .. } => ("kept", &user.id, Some(UserView::from(user))),
+                        StepOutcome::Dropped { input, .. } => ("dropped", &input.id, None),
+                        StepOutcome::Failed { input, .. } => ("error", &input.id, None),
+                    };
                     let st = StepTrace {
                         plugin: step.plugin.clone(),
                         outcome: kind.into(),
                         user: view,
                         groups: None,
-                        reason: outcome.reason.clone(),
-                        error: outcome.error.clone(),
+                        reason: outcome.reason().map(str::to_owned),
+                        error: outcome.error().map(str::to_owned),
                     };
-                    record_user_step(&mut user_traces, &input.id, st);
+                    record_user_step(&mut user_traces, id, st);
                 }
-                match (outcome.user, outcome.error) {
-                    (_, Some(err)) => {
+                match outcome {
+                    StepOutcome::Failed { input, error } => {
                         warnings.push(format!(
-                            "{}: user {} ({}) skipped by {}: {err}",
+                            "{}: user {} ({}) skipped by {}: {error}",
                             source.id, input.username, input.id, step.plugin
                         ));
-                        unmapped.push(input.id.clone());
+                        unmapped.push(input.id);
                     }
-                    (Some(mut u), None) => {
-                        u.id = input.id.clone();
-                        next.push(u);
-                    }
-                    (None, None) => {}
+                    StepOutcome::Kept { user, .. } => next.push(user),
+                    StepOutcome::Dropped { .. } => {}
                 }
             }
         }

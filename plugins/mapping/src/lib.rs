@@ -131,15 +131,16 @@ impl Transform for MappingTransform {
     }
 }
 
-/// Maps a packed batch of users reading each one in place: only what a rule produces is
-/// allocated, the rest is copied once from the input buffer to the output one. Same outcomes
-/// as [`map_user`] (`Changes::attributes_over` is `Changes::apply` over borrowed pairs).
+/// Maps a packed batch of users reading each one in place, and answers each kept user as a
+/// patch of the input: only what a rule changed is allocated here and crosses back; the host
+/// keeps the rest of its own record. Same outcomes as [`map_user`].
 pub fn map_users_packed(m: &Mapping, users: &[u8]) -> Result<Vec<u8>, wire::DecodeError> {
-    let mut r = wire::Reader::new(users)?;
+    let mut r = wire::Reader::from_host(users)?;
     let n = r.count();
-    let mut w = wire::Writer::new(n, users.len());
+    let mut w = wire::Writer::new(n, users.len() / 2);
+    let mut attributes = Vec::new();
     for _ in 0..n {
-        let u = r.user_view()?;
+        let u = r.user_view_in(attributes)?;
         let view = RecordView {
             username: u.username,
             email: u.email,
@@ -149,23 +150,31 @@ pub fn map_users_packed(m: &Mapping, users: &[u8]) -> Result<Vec<u8>, wire::Deco
         };
         match m.decide(&view) {
             Verdict::Keep { reason, changes } => {
-                let attributes = changes.attributes_over(&view.attributes);
-                w.kept_user(
-                    u.id,
-                    changes.username.as_deref().unwrap_or(view.username),
-                    changes.email.as_ref().map_or(view.email, |e| e.as_deref()),
-                    changes
+                // A rule that computes the value the user already has changes nothing.
+                let fields = wire::PatchFields {
+                    username: changes.username.as_deref().filter(|&u| u != view.username),
+                    email: changes
+                        .email
+                        .as_ref()
+                        .map(|e| e.as_deref())
+                        .filter(|&e| e != view.email),
+                    display_name: changes
                         .display_name
                         .as_ref()
-                        .map_or(view.display_name, |d| d.as_deref()),
-                    changes.active.unwrap_or(view.active),
-                    attributes.into_iter(),
-                    Some(&reason),
-                );
+                        .map(|d| d.as_deref())
+                        .filter(|&d| d != view.display_name),
+                    active: changes.active.filter(|&a| a != view.active),
+                };
+                // `Changes::apply`, as edits in the same order.
+                let edits = changes.attributes.iter().flat_map(|(name, values)| {
+                    std::iter::once(wire::Edit::Remove(name)).chain(values.iter().map(|v| wire::Edit::Append(name, v)))
+                });
+                w.patched_user(fields, edits, Some(&reason));
             }
             Verdict::Drop { reason } => w.no_user(Some(&reason), None),
             Verdict::Failed { error } => w.no_user(None, Some(&error)),
         }
+        attributes = view.attributes;
     }
     r.end()?;
     Ok(w.finish())
@@ -348,7 +357,7 @@ mod tests {
     /// (fields and attributes rewritten, others copied in order), out of scope, failed.
     #[test]
     fn packed_batches_map_exactly_as_records_do() {
-        let users = vec![
+        let users = [
             user(
                 "1",
                 &[
@@ -408,7 +417,18 @@ mod tests {
             wire::conversions!(User, Group, UserOutcome, GroupOutcome);
             wire::encode_users(users.iter().map(user_ref))
         };
-        let packed = wire::decode_user_outcomes(&map_users_packed(&m, &batch).unwrap()).unwrap();
+        let inputs: Vec<wire::User> = users
+            .iter()
+            .map(|u| wire::User {
+                id: u.id.clone(),
+                username: u.username.clone(),
+                email: u.email.clone(),
+                display_name: u.display_name.clone(),
+                active: u.active,
+                attributes: u.attributes.clone(),
+            })
+            .collect();
+        let packed = wire::decode_user_outcomes_over(&inputs, &map_users_packed(&m, &batch).unwrap()).unwrap();
         assert_eq!(packed, expected);
         assert!(expected[0].user.is_some() && expected[1].user.is_none() && expected[2].error.is_some());
         // A batch that is not one is an error, not a panic.

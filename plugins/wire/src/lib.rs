@@ -4,7 +4,9 @@
 //! call and one UTF-8 check per string — about forty per user, most of the price of a transform.
 //! Packed, a batch crosses as one byte list each way; the host and the Rust SDK encode and
 //! decode it here, on either side of the sandbox. Decoding never trusts its input: a short,
-//! overlong or non-UTF-8 buffer is an error, never a panic.
+//! overlong or non-UTF-8 buffer is an error, never a panic (a guest may skip the UTF-8 check of
+//! what its host sent, [`Reader::from_host`]). A transform may answer a kept user as a
+//! [`Patch`] of the one it was sent, so what it left alone does not cross back.
 //!
 //! Layout (all integers little-endian `u32`):
 //! - a batch: the magic `R1`, a count, then that many items;
@@ -12,8 +14,13 @@
 //! - a user: id, username, email?, display name?, active (a byte 0/1), then a count of attribute
 //!   pairs and each pair's name and value;
 //! - a group: id, name, description?, attribute pairs;
-//! - a user outcome: user?, reason?, error?; a group outcome: a count of groups, the groups,
-//!   reason?, error?.
+//! - a user outcome: a byte 0 (no user), 1 (a whole user follows) or 2 (a patch follows), then
+//!   reason?, error?; a group outcome: a count of groups, the groups, reason?, error?;
+//! - a patch (a kept user as changes to the user the host sent): username, email and display
+//!   name each a byte 0 (the input's), 1 (none) or 2 then the new value; active a byte 0 (the
+//!   input's), 1 (false) or 2 (true); then a count of attribute edits, applied in order, each a
+//!   byte 0 and a name (remove every pair of that name, ASCII case-insensitive) or a byte 1, a
+//!   name and a value (append the pair).
 
 use std::fmt;
 
@@ -89,6 +96,114 @@ pub struct UserView<'a> {
     pub attributes: Vec<(&'a str, &'a str)>,
 }
 
+/// The fields of a kept user a patch changes; `None` keeps the input's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PatchFields<'a> {
+    /// A new login name.
+    pub username: Option<&'a str>,
+    /// A new email (`Some(None)`: none).
+    pub email: Option<Option<&'a str>>,
+    /// A new display name (`Some(None)`: none).
+    pub display_name: Option<Option<&'a str>>,
+    /// A new active flag.
+    pub active: Option<bool>,
+}
+
+/// One change to a user's attribute pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit<'a> {
+    /// Remove every pair with this name (ASCII case-insensitive).
+    Remove(&'a str),
+    /// Append this pair.
+    Append(&'a str, &'a str),
+}
+
+/// A kept user written as changes to the user the host sent ([`Writer::patched_user`]): the
+/// host applies them to its own record ([`apply_patch`]), so what a transform left alone neither
+/// crosses back nor is allocated again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Patch<'a> {
+    /// The fields changed.
+    pub fields: PatchFields<'a>,
+    /// The attribute edits, in order.
+    pub edits: Vec<Edit<'a>>,
+}
+
+/// The user in a user outcome, as the transform wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptUser<'a> {
+    /// Every field given.
+    Whole(UserView<'a>),
+    /// Changes to the input user.
+    Patch(Patch<'a>),
+}
+
+/// A user outcome borrowed from a packed batch ([`Reader::user_outcome_view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserOutcomeView<'a> {
+    /// The mapped user; none: filtered out.
+    pub user: Option<KeptUser<'a>>,
+    /// Which rule decided.
+    pub reason: Option<&'a str>,
+    /// Why it could not be evaluated.
+    pub error: Option<&'a str>,
+}
+
+/// Applies `p` to a user's fields. The fields come one by one because the host's and the SDK's
+/// records are distinct types with the same fields; new strings reuse the old ones' buffers.
+pub fn apply_patch(
+    p: &Patch<'_>,
+    username: &mut String,
+    email: &mut Option<String>,
+    display_name: &mut Option<String>,
+    active: &mut bool,
+    attributes: &mut Vec<(String, String)>,
+) {
+    fn set(s: &mut String, v: &str) {
+        s.clear();
+        s.push_str(v);
+    }
+    fn set_opt(s: &mut Option<String>, v: Option<&str>) {
+        match (s.as_mut(), v) {
+            (Some(s), Some(v)) => set(s, v),
+            (_, v) => *s = v.map(str::to_owned),
+        }
+    }
+    let f = &p.fields;
+    if let Some(u) = f.username {
+        set(username, u);
+    }
+    if let Some(e) = f.email {
+        set_opt(email, e);
+    }
+    if let Some(d) = f.display_name {
+        set_opt(display_name, d);
+    }
+    if let Some(a) = f.active {
+        *active = a;
+    }
+    for edit in &p.edits {
+        match *edit {
+            Edit::Remove(name) => attributes.retain(|(n, _)| !n.eq_ignore_ascii_case(name)),
+            Edit::Append(name, value) => attributes.push((name.to_owned(), value.to_owned())),
+        }
+    }
+}
+
+impl User {
+    /// Applies a patch to this user ([`apply_patch`]).
+    pub fn apply(&mut self, p: &Patch<'_>) {
+        apply_patch(
+            p,
+            &mut self.username,
+            &mut self.email,
+            &mut self.display_name,
+            &mut self.active,
+            &mut self.attributes,
+        );
+    }
+}
+
 /// A user's fields, borrowed: the host encodes its records without copying them first.
 #[derive(Debug, Clone, Copy)]
 pub struct UserRef<'a> {
@@ -132,6 +247,23 @@ impl<'a> From<&'a User> for UserRef<'a> {
     }
 }
 
+impl From<&UserView<'_>> for User {
+    fn from(v: &UserView<'_>) -> Self {
+        User {
+            id: v.id.to_owned(),
+            username: v.username.to_owned(),
+            email: v.email.map(str::to_owned),
+            display_name: v.display_name.map(str::to_owned),
+            active: v.active,
+            attributes: v
+                .attributes
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
 impl<'a> From<&'a Group> for GroupRef<'a> {
     fn from(g: &'a Group) -> Self {
         GroupRef {
@@ -146,7 +278,8 @@ impl<'a> From<&'a Group> for GroupRef<'a> {
 /// Conversions between this crate's records and generated bindings with the same fields: the
 /// host's (wasmtime `bindgen!`) and the SDK's (`wit_bindgen::generate!`) are distinct types, so
 /// each side expands this once instead of writing the field lists again. Defines `user_ref`,
-/// `group_ref`, `user`, `group`, `user_outcome` and `group_outcome` in the calling module.
+/// `group_ref`, `user`, `group`, `patch_user`, `user_outcome` and `group_outcome` in the calling
+/// module.
 #[macro_export]
 macro_rules! conversions {
     ($user:ident, $group:ident, $user_outcome:ident, $group_outcome:ident) => {
@@ -192,6 +325,18 @@ macro_rules! conversions {
                 description: g.description,
                 attributes: g.attributes,
             }
+        }
+
+        #[allow(dead_code)]
+        fn patch_user(u: &mut $user, p: &$crate::Patch<'_>) {
+            $crate::apply_patch(
+                p,
+                &mut u.username,
+                &mut u.email,
+                &mut u.display_name,
+                &mut u.active,
+                &mut u.attributes,
+            )
         }
 
         #[allow(dead_code)]
@@ -251,15 +396,18 @@ impl Writer {
         self.buf
     }
 
+    #[inline(always)]
     fn len(&mut self, n: usize) {
         self.buf.extend_from_slice(&(n as u32).to_le_bytes());
     }
 
+    #[inline(always)]
     fn str(&mut self, s: &str) {
         self.len(s.len());
         self.buf.extend_from_slice(s.as_bytes());
     }
 
+    #[inline(always)]
     fn opt(&mut self, s: Option<&str>) {
         match s {
             Some(s) => {
@@ -330,6 +478,58 @@ impl Writer {
         self.opt(None);
     }
 
+    /// Appends the outcome "kept, as the input user with these changes".
+    pub fn patched_user<'b>(
+        &mut self,
+        fields: PatchFields<'_>,
+        edits: impl IntoIterator<Item = Edit<'b>>,
+        reason: Option<&str>,
+    ) {
+        self.buf.push(2);
+        self.tri(fields.username.map(Some));
+        self.tri(fields.email);
+        self.tri(fields.display_name);
+        self.buf.push(match fields.active {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
+        // The count is written once the edits are (a transform streams them from its changes).
+        let at = self.buf.len();
+        self.len(0);
+        let mut count = 0usize;
+        for edit in edits {
+            match edit {
+                Edit::Remove(name) => {
+                    self.buf.push(0);
+                    self.str(name);
+                }
+                Edit::Append(name, value) => {
+                    self.buf.push(1);
+                    self.str(name);
+                    self.str(value);
+                }
+            }
+            count += 1;
+        }
+        self.buf[at..at + 4].copy_from_slice(&(count as u32).to_le_bytes());
+        self.opt(reason);
+        self.opt(None);
+    }
+
+    /// A patched field: 0 the input's, 1 none, 2 this value.
+    #[inline(always)]
+    fn tri(&mut self, v: Option<Option<&str>>) {
+        match v {
+            None => self.buf.push(0),
+            Some(None) => self.buf.push(1),
+            Some(Some(s)) => {
+                self.buf.push(2);
+                self.str(s);
+            }
+        }
+    }
+
     /// Appends an outcome without a user: filtered out (`reason`) or failed (`error`).
     pub fn no_user(&mut self, reason: Option<&str>, error: Option<&str>) {
         self.buf.push(0);
@@ -374,6 +574,17 @@ impl Writer {
     }
 }
 
+/// Whether `b` is all ASCII, eight bytes at a time and without branching per chunk: strings in
+/// a batch are short and nearly always ASCII, where `<[u8]>::is_ascii`'s alignment handling
+/// costs more than the check inside a WebAssembly guest.
+#[inline]
+fn is_ascii(b: &[u8]) -> bool {
+    let (chunks, rest) = b.as_chunks::<8>();
+    let high = chunks.iter().fold(0u64, |acc, c| acc | u64::from_ne_bytes(*c));
+    let tail = rest.iter().fold(0u8, |acc, &c| acc | c);
+    high & 0x8080_8080_8080_8080 == 0 && tail < 0x80
+}
+
 /// Reads a packed batch.
 #[derive(Debug)]
 pub struct Reader<'a> {
@@ -381,6 +592,8 @@ pub struct Reader<'a> {
     at: usize,
     /// Items announced by the header and not read yet.
     remaining: usize,
+    /// Strings are taken as UTF-8 without checking ([`Reader::from_host`]).
+    trusted: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -397,7 +610,19 @@ impl<'a> Reader<'a> {
             buf,
             at: 6,
             remaining: count,
+            trusted: false,
         })
+    }
+
+    /// [`Reader::new`] for a guest reading the batch its host sent. In release builds strings
+    /// are taken as UTF-8 without checking, as `wit-bindgen` lifts the strings a host passes
+    /// (Roster encodes them from Rust strings); lengths and counts are still checked, so a
+    /// broken batch is still an error. The host reads a guest's answers with [`Reader::new`]:
+    /// that is where the trust boundary is.
+    pub fn from_host(buf: &'a [u8]) -> Result<Reader<'a>, DecodeError> {
+        let mut r = Reader::new(buf)?;
+        r.trusted = !cfg!(debug_assertions);
+        Ok(r)
     }
 
     /// How many items the batch holds.
@@ -409,6 +634,7 @@ impl<'a> Reader<'a> {
         Err(DecodeError { at: self.at, what })
     }
 
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         match self.buf.get(self.at..self.at.saturating_add(n)) {
             Some(s) if self.at.checked_add(n).is_some() => {
@@ -419,6 +645,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     fn len(&mut self) -> Result<usize, DecodeError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
@@ -426,6 +653,7 @@ impl<'a> Reader<'a> {
 
     /// A count of items that each take at least `min` bytes: refused when the rest of the
     /// buffer cannot hold them, so a hostile count cannot make us reserve gigabytes.
+    #[inline(always)]
     fn count_of(&mut self, min: usize) -> Result<usize, DecodeError> {
         let n = self.len()?;
         if n.saturating_mul(min) > self.buf.len() - self.at {
@@ -434,10 +662,12 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
 
+    #[inline(always)]
     fn flag(&mut self) -> Result<bool, DecodeError> {
         match self.byte()? {
             0 => Ok(false),
@@ -449,10 +679,21 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     fn str_ref(&mut self) -> Result<&'a str, DecodeError> {
         let n = self.len()?;
         let start = self.at;
         let bytes = self.take(n)?;
+        if self.trusted {
+            // SAFETY: the host encoded these bytes from a Rust string (see `from_host`).
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
+        // Most directory strings are ASCII, and checking that is cheaper than full UTF-8
+        // validation.
+        if is_ascii(bytes) {
+            // SAFETY: ASCII bytes are valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
         std::str::from_utf8(bytes).map_err(|_| DecodeError {
             at: start,
             what: "string is not UTF-8",
@@ -463,6 +704,7 @@ impl<'a> Reader<'a> {
         self.str_ref().map(str::to_owned)
     }
 
+    #[inline(always)]
     fn opt_ref(&mut self) -> Result<Option<&'a str>, DecodeError> {
         if self.flag()? {
             self.str_ref().map(Some)
@@ -521,12 +763,19 @@ impl<'a> Reader<'a> {
     /// The next user, its strings borrowed from the batch (only the attribute list is
     /// allocated).
     pub fn user_view(&mut self) -> Result<UserView<'a>, DecodeError> {
+        self.user_view_in(Vec::new())
+    }
+
+    /// [`Reader::user_view`] filling `attributes` (cleared first): a transform reading a batch
+    /// reuses one list for every user instead of allocating one each.
+    pub fn user_view_in(&mut self, mut attributes: Vec<(&'a str, &'a str)>) -> Result<UserView<'a>, DecodeError> {
         self.item()?;
         let (id, username) = (self.str_ref()?, self.str_ref()?);
         let (email, display_name) = (self.opt_ref()?, self.opt_ref()?);
         let active = self.flag()?;
         let n = self.count_of(8)?;
-        let mut attributes = Vec::with_capacity(n);
+        attributes.clear();
+        attributes.reserve(n);
         for _ in 0..n {
             attributes.push((self.str_ref()?, self.str_ref()?));
         }
@@ -546,15 +795,104 @@ impl<'a> Reader<'a> {
         self.read_group()
     }
 
-    /// The next user outcome.
+    /// The next user outcome, when it carries no patch (a patch needs the input it patches:
+    /// read those with [`Reader::user_outcome_view`] or [`decode_user_outcomes_over`]).
     pub fn user_outcome(&mut self) -> Result<UserOutcome, DecodeError> {
         self.item()?;
-        let user = if self.flag()? { Some(self.read_user()?) } else { None };
+        let user = match self.byte()? {
+            0 => None,
+            1 => Some(self.read_user()?),
+            _ => {
+                self.at -= 1;
+                return self.fail("a patched user where whole ones were expected");
+            }
+        };
         Ok(UserOutcome {
             user,
             reason: self.opt()?,
             error: self.opt()?,
         })
+    }
+
+    /// The next user outcome, its strings borrowed from the batch.
+    pub fn user_outcome_view(&mut self) -> Result<UserOutcomeView<'a>, DecodeError> {
+        let user = match self.buf.get(self.at) {
+            Some(0) => {
+                self.item()?;
+                self.at += 1;
+                None
+            }
+            Some(1) => {
+                self.at += 1;
+                Some(KeptUser::Whole(self.user_view()?))
+            }
+            Some(2) => {
+                self.item()?;
+                self.at += 1;
+                Some(KeptUser::Patch(self.patch()?))
+            }
+            Some(_) => return self.fail("user tag is not 0, 1 or 2"),
+            None => return self.fail("truncated"),
+        };
+        Ok(UserOutcomeView {
+            user,
+            reason: self.opt_ref()?,
+            error: self.opt_ref()?,
+        })
+    }
+
+    fn patch(&mut self) -> Result<Patch<'a>, DecodeError> {
+        let username = match self.tri()? {
+            Some(None) => {
+                self.at -= 1;
+                return self.fail("a patch cannot remove the username");
+            }
+            u => u.flatten(),
+        };
+        let (email, display_name) = (self.tri()?, self.tri()?);
+        let active = match self.byte()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => {
+                self.at -= 1;
+                return self.fail("active tag is not 0, 1 or 2");
+            }
+        };
+        let n = self.count_of(5)?;
+        let mut edits = Vec::with_capacity(n);
+        for _ in 0..n {
+            edits.push(match self.byte()? {
+                0 => Edit::Remove(self.str_ref()?),
+                1 => Edit::Append(self.str_ref()?, self.str_ref()?),
+                _ => {
+                    self.at -= 1;
+                    return self.fail("edit tag is neither 0 nor 1");
+                }
+            });
+        }
+        Ok(Patch {
+            fields: PatchFields {
+                username,
+                email,
+                display_name,
+                active,
+            },
+            edits,
+        })
+    }
+
+    /// A patched field: 0 the input's, 1 none, 2 a value.
+    fn tri(&mut self) -> Result<Option<Option<&'a str>>, DecodeError> {
+        match self.byte()? {
+            0 => Ok(None),
+            1 => Ok(Some(None)),
+            2 => Ok(Some(Some(self.str_ref()?))),
+            _ => {
+                self.at -= 1;
+                self.fail("field tag is not 0, 1 or 2")
+            }
+        }
     }
 
     /// The next group outcome.
@@ -595,8 +933,21 @@ impl<'a> Reader<'a> {
 }
 
 /// Encodes a batch of users.
-pub fn encode_users<'a>(users: impl ExactSizeIterator<Item = UserRef<'a>>) -> Vec<u8> {
-    let mut w = Writer::new(users.len(), users.len() * 256);
+pub fn encode_users<'a>(users: impl ExactSizeIterator<Item = UserRef<'a>> + Clone) -> Vec<u8> {
+    // The exact size first: one allocation, no larger than the batch.
+    let opt = |s: Option<&str>| 1 + s.map_or(0, |s| 4 + s.len());
+    let bytes = users
+        .clone()
+        .map(|u| {
+            8 + u.id.len()
+                + u.username.len()
+                + opt(u.email)
+                + opt(u.display_name)
+                + 5
+                + u.attributes.iter().map(|(n, v)| 8 + n.len() + v.len()).sum::<usize>()
+        })
+        .sum();
+    let mut w = Writer::new(users.len(), bytes);
     for u in users {
         w.user(u);
     }
@@ -625,6 +976,33 @@ pub fn decode_groups(buf: &[u8]) -> Result<Vec<Group>, DecodeError> {
 /// Decodes a batch of user outcomes.
 pub fn decode_user_outcomes(buf: &[u8]) -> Result<Vec<UserOutcome>, DecodeError> {
     Reader::new(buf)?.all(Reader::user_outcome)
+}
+
+/// Decodes a batch of user outcomes written for `inputs`, patches applied to copies of them.
+pub fn decode_user_outcomes_over(inputs: &[User], buf: &[u8]) -> Result<Vec<UserOutcome>, DecodeError> {
+    let mut r = Reader::new(buf)?;
+    if r.count() != inputs.len() {
+        return r.fail("a different number of outcomes than inputs");
+    }
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let o = r.user_outcome_view()?;
+        let user = o.user.map(|kept| match kept {
+            KeptUser::Whole(v) => User::from(&v),
+            KeptUser::Patch(p) => {
+                let mut u = input.clone();
+                u.apply(&p);
+                u
+            }
+        });
+        out.push(UserOutcome {
+            user,
+            reason: o.reason.map(str::to_owned),
+            error: o.error.map(str::to_owned),
+        });
+    }
+    r.end()?;
+    Ok(out)
 }
 
 /// Decodes a batch of group outcomes.
@@ -659,6 +1037,8 @@ mod tests {
     #[test]
     fn batches_round_trip() {
         let users = vec![alice(), User::default(), alice()];
+        let bytes = encode_users(users.iter().map(UserRef::from));
+        assert_eq!(bytes.capacity(), bytes.len(), "a user batch is sized exactly");
         assert_eq!(
             decode_users(&encode_users(users.iter().map(UserRef::from))).unwrap(),
             users
@@ -688,7 +1068,7 @@ mod tests {
 
     #[test]
     fn views_borrow_what_users_own_and_outcomes_written_by_parts_read_back() {
-        let users = vec![alice(), User::default()];
+        let users = [alice(), User::default()];
         let batch = encode_users(users.iter().map(UserRef::from));
         let mut r = Reader::new(&batch).unwrap();
         let views: Vec<UserView<'_>> = (0..r.count()).map(|_| r.user_view().unwrap()).collect();
@@ -715,6 +1095,65 @@ mod tests {
         assert_eq!((got[1].user.is_none(), got[1].error.as_deref()), (true, Some("bad")));
     }
 
+    /// Outcomes written as patches of `alice()`: every kind of change, and none.
+    fn patched_batch() -> Vec<u8> {
+        let mut w = Writer::new(3, 0);
+        w.patched_user(
+            PatchFields {
+                username: Some("alice"),
+                email: Some(None),
+                display_name: Some(Some("Alice")),
+                active: Some(false),
+            },
+            [
+                Edit::Append("costCenter", "0001"),
+                Edit::Remove("DEPARTMENT"),
+                Edit::Remove("COSTCENTER"),
+                Edit::Append("costCenter", "4711"),
+                Edit::Append("costCenter", "4712"),
+            ],
+            Some("rule 2"),
+        );
+        w.patched_user(PatchFields::default(), [], None);
+        w.no_user(None, Some("bad"));
+        w.finish()
+    }
+
+    #[test]
+    fn patches_apply_over_the_input_and_need_it() {
+        let inputs = [alice(), alice(), alice()];
+        let got = decode_user_outcomes_over(&inputs, &patched_batch()).unwrap();
+        let changed = got[0].user.as_ref().unwrap();
+        assert_eq!(changed.id, "0b1c-ü", "the id is always the input's");
+        assert_eq!(changed.username, "alice");
+        assert_eq!(changed.email, None);
+        assert_eq!(changed.display_name.as_deref(), Some("Alice"));
+        assert!(!changed.active);
+        assert_eq!(
+            changed.attributes,
+            vec![
+                ("".to_string(), "".to_string()),
+                ("costCenter".to_string(), "4711".to_string()),
+                ("costCenter".to_string(), "4712".to_string()),
+            ],
+            "edits in order: department removed whatever its case, a pair appended then replaced"
+        );
+        assert_eq!(got[0].reason.as_deref(), Some("rule 2"));
+        assert_eq!(got[1].user.as_ref().unwrap(), &alice(), "an empty patch is the input");
+        assert_eq!(got[2].error.as_deref(), Some("bad"));
+        // Without the inputs, or over too few of them, a patched batch is an error.
+        assert!(decode_user_outcomes(&patched_batch()).is_err());
+        assert!(decode_user_outcomes_over(&inputs[..2], &patched_batch()).is_err());
+        // Whole users read the same through either decoder.
+        let mut w = Writer::new(1, 0);
+        w.user_outcome(Some((&alice()).into()), None, None);
+        let whole = w.finish();
+        assert_eq!(
+            decode_user_outcomes_over(&[User::default()], &whole).unwrap(),
+            decode_user_outcomes(&whole).unwrap()
+        );
+    }
+
     #[test]
     fn hostile_buffers_are_errors_not_panics() {
         let good = encode_users([alice(), alice()].iter().map(UserRef::from));
@@ -736,6 +1175,21 @@ mod tests {
                 }
                 let _ = decode_user_outcomes(&bad);
                 let _ = decode_group_outcomes(&bad);
+            }
+        }
+        let patched = patched_batch();
+        let inputs = [alice(), alice(), alice()];
+        for cut in 0..patched.len() {
+            assert!(
+                decode_user_outcomes_over(&inputs, &patched[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        for i in 0..patched.len() {
+            for b in [0u8, 1, 2, 3, 0x7f, 0xff] {
+                let mut bad = patched.clone();
+                bad[i] = b;
+                let _ = decode_user_outcomes_over(&inputs, &bad);
             }
         }
         let mut extra = good.clone();
