@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::functions;
 use crate::parse::{self, Node, ParseError};
-use crate::value::{Attributes, Value};
+use crate::value::{Attributes, Value, same_name};
 
 /// An expression could not be evaluated for one record: a type error (`Left("x", "a")`), a
 /// regex computed at evaluation time that does not compile, a list where one value was needed.
@@ -40,7 +40,7 @@ pub(crate) fn eval<'a, A: Attributes + ?Sized>(node: &'a Node, attrs: &'a A) -> 
         Node::Str(s) => Ok(Value::str(s)),
         Node::Num(n) => Ok(Value::Num(*n)),
         Node::Bool(b) => Ok(Value::Bool(*b)),
-        Node::Attr(name) => Ok(attrs.lookup(name)),
+        Node::Attr(name, slot) => Ok(attrs.lookup_slot(*slot, name)),
         Node::Call(c) => functions::call(c, attrs),
     }
 }
@@ -70,9 +70,33 @@ impl Expr {
         eval(&self.root, attrs)
     }
 
+    /// Numbers every attribute the expression reads by its name's position in `names` (ASCII
+    /// case-insensitive), adding the names not there yet: see [`Attributes::lookup_slot`].
+    pub(crate) fn number_attributes(&mut self, names: &mut Vec<String>) {
+        fn walk(node: &mut Node, names: &mut Vec<String>) {
+            match node {
+                Node::Attr(name, slot) => *slot = slot_of(name, names),
+                Node::Call(c) => c.args.iter_mut().for_each(|a| walk(a, names)),
+                Node::Null | Node::Str(_) | Node::Num(_) | Node::Bool(_) => {}
+            }
+        }
+        walk(&mut self.root, names)
+    }
+
     /// The text the expression was parsed from.
     pub fn source(&self) -> &str {
         &self.source
+    }
+}
+
+/// The position of `name` in `names` (ASCII case-insensitive), added at the end if missing.
+pub(crate) fn slot_of(name: &str, names: &mut Vec<String>) -> usize {
+    match names.iter().position(|n| same_name(n, name)) {
+        Some(i) => i,
+        None => {
+            names.push(name.to_string());
+            names.len() - 1
+        }
     }
 }
 

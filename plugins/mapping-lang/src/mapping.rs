@@ -2,6 +2,7 @@
 //! once from JSON, then applied to records.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -226,6 +227,8 @@ pub struct Mapping {
     groups: Groups,
     /// `mapped username, email …`, or empty when no field is mapped.
     fields_reason: String,
+    /// How many distinct attribute names the user expressions and scope read (their slots).
+    slots: usize,
 }
 
 #[derive(Debug)]
@@ -272,6 +275,8 @@ const OPS: &[(&str, Op)] = &[
 #[derive(Debug)]
 struct Condition {
     attribute: String,
+    /// The attribute's slot ([`Attributes::lookup_slot`]).
+    slot: usize,
     op: Op,
     value: String,
     number: Option<f64>,
@@ -471,7 +476,32 @@ impl Mapping {
         if let Some(key) = root.keys().next() {
             return Err(err(key.as_str(), "unknown field; expected user, scope or groups"));
         }
+        m.number_attributes();
         Ok(m)
+    }
+
+    /// Numbers the attribute names every user expression and scope condition reads, so that
+    /// [`Mapping::decide`] looks each one up once per user however many rules read it.
+    fn number_attributes(&mut self) {
+        let mut names = Vec::new();
+        let exprs = [
+            &mut self.username,
+            &mut self.email,
+            &mut self.display_name,
+            &mut self.active,
+        ];
+        for e in exprs.into_iter().flatten() {
+            e.number_attributes(&mut names);
+        }
+        for e in self.attributes.iter_mut().filter_map(|(_, e)| e.as_mut()) {
+            e.number_attributes(&mut names);
+        }
+        for rule in self.scope.iter_mut().flat_map(|s| s.rules.iter_mut()) {
+            for c in &mut rule.all {
+                c.slot = crate::eval::slot_of(&c.attribute, &mut names);
+            }
+        }
+        self.slots = names.len();
     }
 
     fn parse_user(&mut self, user: Json) -> Result<(), MappingError> {
@@ -562,10 +592,14 @@ impl Mapping {
     }
 
     /// What the mapping decides for `user`, as the changes to make rather than a new record:
-    /// a caller holding borrowed fields copies only what changed ([`Changes::attributes_over`]).
+    /// a caller holding borrowed fields copies only what changed.
     /// [`Mapping::map_user`] is this plus [`Changes::apply`].
     pub fn decide<U: UserRecord + ?Sized>(&self, user: &U) -> Verdict<'_> {
-        match self.decide_inner(user) {
+        let memo = Memo {
+            user,
+            values: RefCell::new(vec![None; self.slots]),
+        };
+        match self.decide_inner(&memo) {
             Ok(Decision::Keep(reason, changes)) => Verdict::Keep { reason, changes },
             Ok(Decision::Drop(reason)) => Verdict::Drop { reason },
             Err(error) => Verdict::Failed { error },
@@ -662,6 +696,33 @@ impl Mapping {
     }
 }
 
+/// A user whose attribute lookups by slot are remembered for one decision.
+struct Memo<'u, U: ?Sized> {
+    user: &'u U,
+    values: RefCell<Vec<Option<Value<'u>>>>,
+}
+
+impl<U: UserRecord + ?Sized> Attributes for Memo<'_, U> {
+    fn lookup(&self, name: &str) -> Value<'_> {
+        self.user.lookup(name)
+    }
+
+    fn lookup_slot(&self, slot: usize, name: &str) -> Value<'_> {
+        let mut values = self.values.borrow_mut();
+        match values.get_mut(slot) {
+            Some(Some(v)) => v.clone(),
+            Some(empty) => empty.insert(self.user.lookup(name)).clone(),
+            None => self.user.lookup(name),
+        }
+    }
+}
+
+impl<U: UserRecord + ?Sized> UserRecord for Memo<'_, U> {
+    fn active(&self) -> bool {
+        self.user.active()
+    }
+}
+
 enum Decision<'m> {
     Keep(Cow<'m, str>, Changes<'m>),
     Drop(Cow<'m, str>),
@@ -706,20 +767,6 @@ pub struct Changes<'m> {
 }
 
 impl<'m> Changes<'m> {
-    /// The attributes after the changes, over `input`'s borrowed pairs: exactly what
-    /// [`Changes::apply`] leaves in a record with those attributes, in the same order.
-    pub fn attributes_over<'a>(&'a self, input: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)>
-    where
-        'm: 'a,
-    {
-        let mut out = input.to_vec();
-        for (name, values) in &self.attributes {
-            out.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-            out.extend(values.iter().map(|v| (*name, v.as_str())));
-        }
-        out
-    }
-
     /// Applies the changes to an owned record.
     pub fn apply(self, user: &mut Record) {
         if let Some(u) = self.username {
@@ -825,6 +872,7 @@ impl Condition {
             _ => None,
         };
         Ok(Condition {
+            slot: crate::parse::NO_SLOT,
             attribute: c.attribute.trim().to_string(),
             op,
             number: value.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
@@ -834,7 +882,7 @@ impl Condition {
     }
 
     fn holds<U: UserRecord + ?Sized>(&self, user: &U) -> bool {
-        let v = user.lookup(&self.attribute);
+        let v = user.lookup_slot(self.slot, &self.attribute);
         let any = |f: &dyn Fn(&str) -> bool| match &v {
             Value::Null => false,
             Value::Str(s) => f(s),

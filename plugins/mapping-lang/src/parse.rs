@@ -37,9 +37,13 @@ pub(crate) enum Node {
     Str(String),
     Num(f64),
     Bool(bool),
-    Attr(String),
+    /// An attribute, and its slot: the number the mapping gave its name ([`NO_SLOT`] until then).
+    Attr(String, usize),
     Call(Box<Call>),
 }
+
+/// The slot of an attribute no mapping numbered (an expression parsed on its own).
+pub(crate) const NO_SLOT: usize = usize::MAX;
 
 /// A function call, with what could be prepared at parse time.
 #[derive(Debug)]
@@ -287,7 +291,7 @@ impl<'s> Parser<'s> {
         match &t.tok {
             Tok::Str(s) => Ok(Node::Str(s.clone())),
             Tok::Num(n) => Ok(Node::Num(*n)),
-            Tok::Attr(a) => Ok(Node::Attr(a.clone())),
+            Tok::Attr(a) => Ok(Node::Attr(a.clone(), NO_SLOT)),
             Tok::Name(n) if n.eq_ignore_ascii_case("null") => Ok(Node::Null),
             Tok::Name(n) if n.eq_ignore_ascii_case("true") => Ok(Node::Bool(true)),
             Tok::Name(n) if n.eq_ignore_ascii_case("false") => Ok(Node::Bool(false)),
