@@ -109,10 +109,11 @@ impl GroupOutcome {
     }
 }
 
-/// Transforms allocate a few strings per field of every record; TLSF (constant-time, segregated
-/// free lists) makes the mapping benchmark about 10 % faster than Rust's default dlmalloc
-/// inside the sandbox (BENCHMARKS.md). A component runs single-threaded, which `GlobalTlsf`
-/// relies on without the `atomics` target feature.
+/// Transforms allocate a few strings per field of every record: recycled per size class in front
+/// of TLSF, which is faster inside the sandbox than Rust's default dlmalloc (BENCHMARKS.md).
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOC: rlsf::GlobalTlsf = rlsf::GlobalTlsf::new();
+static ALLOC: alloc::ClassCache = alloc::ClassCache::new();
+
+#[cfg(target_arch = "wasm32")]
+mod alloc;
