@@ -73,6 +73,8 @@ pub enum StepOutcome {
         input: User,
         /// Why.
         error: String,
+        /// A reason the transform gave as well, if any.
+        reason: Option<String>,
     },
 }
 
@@ -80,7 +82,11 @@ impl StepOutcome {
     /// A WIT outcome for `input`: an error wins over a user, as the contract says.
     fn from_record(input: User, o: UserOutcome) -> StepOutcome {
         match (o.user, o.error) {
-            (_, Some(error)) => StepOutcome::Failed { input, error },
+            (_, Some(error)) => StepOutcome::Failed {
+                input,
+                error,
+                reason: o.reason,
+            },
             (Some(mut user), None) => {
                 user.id = input.id;
                 StepOutcome::Kept { user, reason: o.reason }
@@ -100,11 +106,12 @@ impl StepOutcome {
         }
     }
 
-    /// Which rule decided (kept or dropped).
+    /// Which rule decided.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            StepOutcome::Kept { reason, .. } | StepOutcome::Dropped { reason, .. } => reason.as_deref(),
-            StepOutcome::Failed { .. } => None,
+            StepOutcome::Kept { reason, .. }
+            | StepOutcome::Dropped { reason, .. }
+            | StepOutcome::Failed { reason, .. } => reason.as_deref(),
         }
     }
 
@@ -131,6 +138,7 @@ pub fn read_packed_user_outcomes(
             (_, Some(error)) => StepOutcome::Failed {
                 input,
                 error: error.to_owned(),
+                reason,
             },
             (None, None) => StepOutcome::Dropped { input, reason },
             (Some(wire::KeptUser::Patch(p)), None) => {
@@ -410,14 +418,17 @@ impl Job {
         match self.packed()? {
             Some(p) => {
                 let batch = wire::encode_users(users.iter().map(user_ref));
-                // The answer's size is checked in `call_packed`; a patch only adds what it holds.
                 let bytes = self.call_packed(&p, settings, batch, Packed::Users).await?;
                 let unreadable = |job: &Job, e| job.fail(JobFailure::Contract(format!("map-users-packed: {e}")));
                 let r = wire::Reader::new(&bytes).map_err(|e| unreadable(self, e))?;
                 if r.count() != users.len() {
                     return Err(self.outcome_count("map-users-packed", r.count(), users.len()));
                 }
-                read_packed_user_outcomes(r, users).map_err(|e| unreadable(self, e))
+                let out = read_packed_user_outcomes(r, users).map_err(|e| unreadable(self, e))?;
+                // The users as patched count against the output cap as whole ones would: the
+                // same batch passes or fails it either way.
+                self.check_output(out.iter().map(step_size).sum())?;
+                Ok(out)
             }
             None => {
                 let t = self.transform()?.clone();
@@ -612,6 +623,12 @@ fn tail(stderr: &str) -> String {
     }
     let lines: Vec<&str> = stderr.lines().collect();
     format!(": {}", lines[lines.len().saturating_sub(5)..].join(" | "))
+}
+
+/// What a record-by-record answer would have held for this outcome ([`Job::map_users`]).
+fn step_size(o: &StepOutcome) -> usize {
+    let notes = o.reason().map_or(0, str::len) + o.error().map_or(0, str::len);
+    notes + o.user().map_or(0, user_size)
 }
 
 fn note_size(reason: &Option<String>, error: &Option<String>) -> usize {

@@ -424,7 +424,7 @@ pub async fn run_chain_traced(
                     record_user_step(&mut user_traces, id, st);
                 }
                 match outcome {
-                    StepOutcome::Failed { input, error } => {
+                    StepOutcome::Failed { input, error, .. } => {
                         warnings.push(format!(
                             "{}: user {} ({}) skipped by {}: {error}",
                             source.id, input.username, input.id, step.plugin

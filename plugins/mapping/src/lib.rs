@@ -134,10 +134,9 @@ impl Transform for MappingTransform {
 /// Maps a packed batch of users reading each one in place, and answers each kept user as a
 /// patch of the input: only what a rule changed is allocated here and crosses back; the host
 /// keeps the rest of its own record. Same outcomes as [`map_user`].
-pub fn map_users_packed(m: &Mapping, users: &[u8]) -> Result<Vec<u8>, wire::DecodeError> {
-    let mut r = wire::Reader::from_host(users)?;
+pub fn map_users_packed(m: &Mapping, mut r: wire::Reader<'_>) -> Result<Vec<u8>, wire::DecodeError> {
     let n = r.count();
-    let mut w = wire::Writer::new(n, users.len() / 2);
+    let mut w = wire::Writer::new(n, r.size() / 2);
     let mut attributes = Vec::new();
     for _ in 0..n {
         let u = r.user_view_in(attributes)?;
@@ -183,7 +182,9 @@ pub fn map_users_packed(m: &Mapping, users: &[u8]) -> Result<Vec<u8>, wire::Deco
 impl PackedTransform for MappingTransform {
     fn map_users_packed(settings: String, users: Vec<u8>) -> Result<Vec<u8>, PluginError> {
         let m = mapping(&settings)?;
-        map_users_packed(&m, &users).map_err(roster_transform_sdk::unreadable)
+        // SAFETY: the host hands this export a batch it encoded from Rust strings.
+        let r = unsafe { wire::Reader::from_host(&users) }.map_err(roster_transform_sdk::unreadable)?;
+        map_users_packed(&m, r).map_err(roster_transform_sdk::unreadable)
     }
 }
 
@@ -428,11 +429,16 @@ mod tests {
                 attributes: u.attributes.clone(),
             })
             .collect();
-        let packed = wire::decode_user_outcomes_over(&inputs, &map_users_packed(&m, &batch).unwrap()).unwrap();
+        let packed = wire::decode_user_outcomes_over(
+            &inputs,
+            &map_users_packed(&m, wire::Reader::new(&batch).unwrap()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(packed, expected);
         assert!(expected[0].user.is_some() && expected[1].user.is_none() && expected[2].error.is_some());
         // A batch that is not one is an error, not a panic.
-        assert!(map_users_packed(&m, b"R1\xff\xff\xff\x7f").is_err());
+        let bad = wire::Reader::new(b"R1\xff\xff\xff\x7f").unwrap();
+        assert!(map_users_packed(&m, bad).is_err());
     }
 
     #[test]

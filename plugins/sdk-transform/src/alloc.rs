@@ -4,7 +4,9 @@
 //! record after record. Recycling those blocks through a free list per size class is a pop and
 //! a push; TLSF (constant-time, but with bitmap searches and block splitting and merging) serves
 //! larger blocks and refills the lists. Freed small blocks stay in their list for the job's life
-//! rather than returning to TLSF: a job is short-lived and its memory is capped anyway.
+//! rather than returning to TLSF: a job is short-lived and its memory is capped anyway. The cost:
+//! a transform that holds many small blocks of one size at once, frees them, then many of another
+//! size, keeps both peaks (a per-record transform never does).
 //!
 //! A component runs on one thread (no `atomics` target feature), which both the lists and
 //! `rlsf::GlobalTlsf` rely on.

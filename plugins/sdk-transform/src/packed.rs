@@ -34,7 +34,7 @@ pub trait PackedTransform: Transform {
 
 /// Decodes the users, maps them with `T::map_users`, encodes the outcomes.
 pub fn users_through_records<T: Transform + ?Sized>(settings: String, users: &[u8]) -> Result<Vec<u8>, PluginError> {
-    let users = wire::Reader::from_host(users)
+    let users = wire::Reader::new(users)
         .and_then(|r| r.all(|r| r.user().map(user)))
         .map_err(unreadable)?;
     let out: Vec<UserOutcome> = T::map_users(settings, users)?;
@@ -47,7 +47,7 @@ pub fn users_through_records<T: Transform + ?Sized>(settings: String, users: &[u
 
 /// Decodes the groups, maps them with `T::map_groups`, encodes the outcomes.
 pub fn groups_through_records<T: Transform + ?Sized>(settings: String, groups: &[u8]) -> Result<Vec<u8>, PluginError> {
-    let groups = wire::Reader::from_host(groups)
+    let groups = wire::Reader::new(groups)
         .and_then(|r| r.all(|r| r.group().map(group)))
         .map_err(unreadable)?;
     let out: Vec<GroupOutcome> = T::map_groups(settings, groups)?;

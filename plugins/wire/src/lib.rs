@@ -26,6 +26,10 @@ use std::fmt;
 
 const MAGIC: &[u8; 2] = b"R1";
 
+/// Attribute edits one patch may hold: far more than any directory gives one user, and it bounds
+/// what reading a hostile patch reserves.
+pub const MAX_EDITS: usize = 65_536;
+
 /// One person, as the WIT `user` record.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
@@ -182,12 +186,46 @@ pub fn apply_patch(
     if let Some(a) = f.active {
         *active = a;
     }
-    for edit in &p.edits {
+    // Applied one by one, every removal rescans the list: fine for the few edits a mapping
+    // makes, quadratic for a hostile plugin's millions. Past a small size, the same result in
+    // linear time.
+    if p.edits.len().saturating_mul(attributes.len() + p.edits.len()) <= 4096 {
+        apply_edits_in_order(&p.edits, attributes);
+    } else {
+        apply_edits_linear(&p.edits, attributes);
+    }
+}
+
+fn apply_edits_in_order(edits: &[Edit<'_>], attributes: &mut Vec<(String, String)>) {
+    for edit in edits {
         match *edit {
             Edit::Remove(name) => attributes.retain(|(n, _)| !n.eq_ignore_ascii_case(name)),
             Edit::Append(name, value) => attributes.push((name.to_owned(), value.to_owned())),
         }
     }
+}
+
+/// What [`apply_edits_in_order`] leaves, in one pass over the edits from the last: an appended
+/// pair survives unless a later edit removes its name, an input pair unless any edit does.
+fn apply_edits_linear(edits: &[Edit<'_>], attributes: &mut Vec<(String, String)>) {
+    let mut removed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut appended = Vec::new();
+    for edit in edits.iter().rev() {
+        match *edit {
+            Edit::Remove(name) => {
+                removed.insert(name.to_ascii_lowercase());
+            }
+            Edit::Append(name, value) => {
+                if !removed.contains(&name.to_ascii_lowercase()) {
+                    appended.push((name, value));
+                }
+            }
+        }
+    }
+    if !removed.is_empty() {
+        attributes.retain(|(n, _)| !removed.contains(&n.to_ascii_lowercase()));
+    }
+    attributes.extend(appended.into_iter().rev().map(|(n, v)| (n.to_owned(), v.to_owned())));
 }
 
 impl User {
@@ -614,15 +652,25 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// [`Reader::new`] for a guest reading the batch its host sent. In release builds strings
-    /// are taken as UTF-8 without checking, as `wit-bindgen` lifts the strings a host passes
-    /// (Roster encodes them from Rust strings); lengths and counts are still checked, so a
-    /// broken batch is still an error. The host reads a guest's answers with [`Reader::new`]:
-    /// that is where the trust boundary is.
-    pub fn from_host(buf: &'a [u8]) -> Result<Reader<'a>, DecodeError> {
+    /// [`Reader::new`] for a guest reading the batch its host sent. In release builds for
+    /// WebAssembly, strings are taken as UTF-8 without checking, as `wit-bindgen` lifts the
+    /// strings a host passes; lengths and counts are still checked, so a broken batch is still
+    /// an error. The host reads a guest's answers with [`Reader::new`]: that is where the trust
+    /// boundary is.
+    ///
+    /// # Safety
+    ///
+    /// Every string in `buf` must be UTF-8: true of a batch the Roster host encoded (from Rust
+    /// strings) and handed to this component.
+    pub unsafe fn from_host(buf: &'a [u8]) -> Result<Reader<'a>, DecodeError> {
         let mut r = Reader::new(buf)?;
-        r.trusted = !cfg!(debug_assertions);
+        r.trusted = cfg!(target_arch = "wasm32") && !cfg!(debug_assertions);
         Ok(r)
+    }
+
+    /// The batch's size in bytes: a trusted bound for sizing an answer (a count is not).
+    pub fn size(&self) -> usize {
+        self.buf.len()
     }
 
     /// How many items the batch holds.
@@ -685,7 +733,7 @@ impl<'a> Reader<'a> {
         let start = self.at;
         let bytes = self.take(n)?;
         if self.trusted {
-            // SAFETY: the host encoded these bytes from a Rust string (see `from_host`).
+            // SAFETY: the caller of `from_host` vouched that every string is UTF-8.
             return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
         }
         // Most directory strings are ASCII, and checking that is cheaper than full UTF-8
@@ -860,6 +908,9 @@ impl<'a> Reader<'a> {
             }
         };
         let n = self.count_of(5)?;
+        if n > MAX_EDITS {
+            return self.fail("a patch of more than 65,536 attribute edits");
+        }
         let mut edits = Vec::with_capacity(n);
         for _ in 0..n {
             edits.push(match self.byte()? {
@@ -978,7 +1029,9 @@ pub fn decode_user_outcomes(buf: &[u8]) -> Result<Vec<UserOutcome>, DecodeError>
     Reader::new(buf)?.all(Reader::user_outcome)
 }
 
-/// Decodes a batch of user outcomes written for `inputs`, patches applied to copies of them.
+/// Decodes a batch of user outcomes written for `inputs`, patches applied to copies of them. A
+/// whole user keeps the id the transform gave it (the host, unlike this, always keeps the
+/// input's).
 pub fn decode_user_outcomes_over(inputs: &[User], buf: &[u8]) -> Result<Vec<UserOutcome>, DecodeError> {
     let mut r = Reader::new(buf)?;
     if r.count() != inputs.len() {
@@ -1152,6 +1205,44 @@ mod tests {
             decode_user_outcomes_over(&[User::default()], &whole).unwrap(),
             decode_user_outcomes(&whole).unwrap()
         );
+    }
+
+    /// Edits past the small-patch size take the linear path, with the same result as applying
+    /// them one by one; more than `MAX_EDITS` are refused before anything is reserved.
+    #[test]
+    fn large_patches_apply_in_linear_time_with_the_same_result() {
+        let names = ["a", "B", "c", "A", "b"];
+        let edits: Vec<Edit<'_>> = (0..3000)
+            .map(|i| {
+                let name = names[i % names.len()];
+                if i % 7 == 0 {
+                    Edit::Remove(name)
+                } else {
+                    Edit::Append(name, "v")
+                }
+            })
+            .collect();
+        let input: Vec<(String, String)> = ["a", "x", "C", "y"]
+            .iter()
+            .map(|n| (n.to_string(), "in".to_string()))
+            .collect();
+        let (mut one_by_one, mut linear) = (input.clone(), input.clone());
+        apply_edits_in_order(&edits, &mut one_by_one);
+        apply_edits_linear(&edits, &mut linear);
+        assert_eq!(linear, one_by_one);
+        assert!(linear.iter().any(|(n, _)| n == "x"), "a name never removed stays");
+        assert!(
+            !linear.iter().any(|(n, v)| n == "a" && v == "in"),
+            "a removed input pair goes"
+        );
+        assert!(
+            linear.iter().any(|(_, v)| v == "v"),
+            "appends after the last removal stay"
+        );
+        let mut w = Writer::new(1, 0);
+        w.patched_user(PatchFields::default(), (0..=MAX_EDITS).map(|_| Edit::Remove("x")), None);
+        let err = decode_user_outcomes_over(&[alice()], &w.finish()).unwrap_err();
+        assert_eq!(err.what, "a patch of more than 65,536 attribute edits");
     }
 
     #[test]
