@@ -78,23 +78,30 @@ pub enum StepOutcome {
     },
 }
 
+/// The user a transform's answer keeps, as it wrote it.
+enum Answer<'a> {
+    /// Every field given.
+    Whole(User),
+    /// Changes to the input user (packed answers only).
+    Patch(wire::Patch<'a>),
+}
+
 impl StepOutcome {
-    /// A WIT outcome for `input`: an error wins over a user, as the contract says.
-    fn from_record(input: User, o: UserOutcome) -> StepOutcome {
-        match (o.user, o.error) {
-            (_, Some(error)) => StepOutcome::Failed {
-                input,
-                error,
-                reason: o.reason,
-            },
-            (Some(mut user), None) => {
+    /// What became of `input`, whichever way the answer crossed: an error wins over a user, as
+    /// the contract says, and a kept user keeps the input's id.
+    fn settle(input: User, kept: Option<Answer<'_>>, reason: Option<String>, error: Option<String>) -> StepOutcome {
+        match (kept, error) {
+            (_, Some(error)) => StepOutcome::Failed { input, error, reason },
+            (None, None) => StepOutcome::Dropped { input, reason },
+            (Some(Answer::Whole(mut user)), None) => {
                 user.id = input.id;
-                StepOutcome::Kept { user, reason: o.reason }
+                StepOutcome::Kept { user, reason }
             }
-            (None, None) => StepOutcome::Dropped {
-                input,
-                reason: o.reason,
-            },
+            (Some(Answer::Patch(p)), None) => {
+                let mut user = input;
+                patch_user(&mut user, &p);
+                StepOutcome::Kept { user, reason }
+            }
         }
     }
 
@@ -131,26 +138,14 @@ pub fn read_packed_user_outcomes(
     users: Vec<User>,
 ) -> Result<Vec<StepOutcome>, wire::DecodeError> {
     let mut out = Vec::with_capacity(users.len());
-    for mut input in users {
+    for input in users {
         let o = r.user_outcome_view()?;
-        let reason = o.reason.map(str::to_owned);
-        out.push(match (o.user, o.error) {
-            (_, Some(error)) => StepOutcome::Failed {
-                input,
-                error: error.to_owned(),
-                reason,
-            },
-            (None, None) => StepOutcome::Dropped { input, reason },
-            (Some(wire::KeptUser::Patch(p)), None) => {
-                patch_user(&mut input, &p);
-                StepOutcome::Kept { user: input, reason }
-            }
-            (Some(wire::KeptUser::Whole(v)), None) => {
-                let mut user = user(wire::User::from(&v));
-                user.id = input.id;
-                StepOutcome::Kept { user, reason }
-            }
+        let kept = o.user.map(|kept| match kept {
+            wire::KeptUser::Whole(v) => Answer::Whole(user(wire::User::from(&v))),
+            wire::KeptUser::Patch(p) => Answer::Patch(p),
         });
+        let (reason, error) = (o.reason.map(str::to_owned), o.error.map(str::to_owned));
+        out.push(StepOutcome::settle(input, kept, reason, error));
     }
     r.end()?;
     Ok(out)
@@ -449,7 +444,7 @@ impl Job {
                 Ok(users
                     .into_iter()
                     .zip(out)
-                    .map(|(input, o)| StepOutcome::from_record(input, o))
+                    .map(|(input, o)| StepOutcome::settle(input, o.user.map(Answer::Whole), o.reason, o.error))
                     .collect())
             }
         }

@@ -418,17 +418,7 @@ mod tests {
             wire::conversions!(User, Group, UserOutcome, GroupOutcome);
             wire::encode_users(users.iter().map(user_ref))
         };
-        let inputs: Vec<wire::User> = users
-            .iter()
-            .map(|u| wire::User {
-                id: u.id.clone(),
-                username: u.username.clone(),
-                email: u.email.clone(),
-                display_name: u.display_name.clone(),
-                active: u.active,
-                attributes: u.attributes.clone(),
-            })
-            .collect();
+        let inputs = wire::decode_users(&batch).unwrap();
         let packed = wire::decode_user_outcomes_over(
             &inputs,
             &map_users_packed(&m, wire::Reader::new(&batch).unwrap()).unwrap(),

@@ -466,54 +466,12 @@ impl Writer {
 
     /// Appends a user.
     pub fn user(&mut self, u: UserRef<'_>) {
-        self.user_fields(
-            u.id,
-            u.username,
-            u.email,
-            u.display_name,
-            u.active,
-            u.attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        );
-    }
-
-    /// Appends a user given field by field (attributes from any source of pairs).
-    pub fn user_fields<'b>(
-        &mut self,
-        id: &str,
-        username: &str,
-        email: Option<&str>,
-        display_name: Option<&str>,
-        active: bool,
-        attributes: impl ExactSizeIterator<Item = (&'b str, &'b str)>,
-    ) {
-        self.str(id);
-        self.str(username);
-        self.opt(email);
-        self.opt(display_name);
-        self.buf.push(active as u8);
-        self.len(attributes.len());
-        for (n, v) in attributes {
-            self.str(n);
-            self.str(v);
-        }
-    }
-
-    /// Appends the outcome "kept as this user", the user given field by field.
-    #[allow(clippy::too_many_arguments)]
-    pub fn kept_user<'b>(
-        &mut self,
-        id: &str,
-        username: &str,
-        email: Option<&str>,
-        display_name: Option<&str>,
-        active: bool,
-        attributes: impl ExactSizeIterator<Item = (&'b str, &'b str)>,
-        reason: Option<&str>,
-    ) {
-        self.buf.push(1);
-        self.user_fields(id, username, email, display_name, active, attributes);
-        self.opt(reason);
-        self.opt(None);
+        self.str(u.id);
+        self.str(u.username);
+        self.opt(u.email);
+        self.opt(u.display_name);
+        self.buf.push(u.active as u8);
+        self.pairs(u.attributes);
     }
 
     /// Appends the outcome "kept, as the input user with these changes".
@@ -1131,16 +1089,8 @@ mod tests {
         assert_eq!(views[0].attributes, vec![("department", "R&D"), ("", "")]);
         assert_eq!(views[1], UserView::default());
         let mut w = Writer::new(2, 0);
-        let v = &views[0];
-        w.kept_user(
-            v.id,
-            v.username,
-            v.email,
-            v.display_name,
-            v.active,
-            v.attributes.iter().copied(),
-            Some("r"),
-        );
+        let owned = User::from(&views[0]);
+        w.user_outcome(Some((&owned).into()), Some("r"), None);
         w.no_user(None, Some("bad"));
         let got = decode_user_outcomes(&w.finish()).unwrap();
         assert_eq!(got[0].user.as_ref().unwrap(), &alice());
