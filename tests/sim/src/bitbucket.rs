@@ -2,7 +2,8 @@
 //! paging (`start`/`limit`, default 25, cap 1000, `isLastPage`, `nextPageStart`), error bodies
 //! (`{"errors":[{context, message, exceptionName}]}`), `application/json;charset=UTF-8`, 409 on
 //! duplicates, 403 when a grant would exceed the licence, read-only users of external directories,
-//! optional rate limiting (token bucket → 429 + Retry-After) and injected faults.
+//! optional rate limiting (token bucket → 429 + Retry-After + `X-RateLimit-*`) and the kit's
+//! faults ([`BitbucketSim::faults`]).
 //!
 //! Exception names seen on live servers (vendor-apis.md §2.7): NoSuchUserException,
 //! IncorrectPasswordAuthenticationException, AuthorisationException, IntegrityException,
@@ -10,23 +11,36 @@
 //! limit and read-only directories follow the same `com.atlassian.bitbucket.*` pattern but are
 //! not confirmed against a live server.
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::kit::{
+    self, FaultRule, Faults, Offset, Outcome, PageFault, RateLimited, RequestLog, RouteMatch, Server, Throttle, Times,
+    Vendor,
+};
+
 const JSON: &str = "application/json;charset=UTF-8";
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 25;
+/// Where the REST API lives; rate limits, call counts and legacy faults apply below it only.
+const API_PREFIX: &str = "/rest/api/";
 
 /// Global permissions, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -79,17 +93,31 @@ pub struct SimUser {
     pub mutable: bool,
 }
 
-/// A fault injected into the next matching requests.
+/// A fault injected into the next matching requests: the original, status-only form of a
+/// [`kit::FaultRule`], kept for existing tests. New tests add rules to
+/// [`BitbucketSim::faults`], which can also reset, hang, truncate or break paging.
 #[derive(Debug, Clone)]
 pub struct Fault {
     /// Applies to requests whose method is this (or any method when `None`).
     pub method: Option<Method>,
-    /// Applies to requests whose path contains this.
+    /// Applies to requests whose path (or decoded query) contains this.
     pub path_contains: String,
     /// Status to answer with.
     pub status: u16,
     /// How many more requests to fail.
     pub remaining: u32,
+}
+
+impl From<Fault> for FaultRule {
+    fn from(f: Fault) -> FaultRule {
+        FaultRule {
+            fault: kit::Fault::status(f.status),
+            route: RouteMatch::Contains(f.path_contains),
+            method: f.method,
+            skip_first: 0,
+            times: Times::Count(f.remaining),
+        }
+    }
 }
 
 /// The whole simulated instance.
@@ -106,22 +134,15 @@ pub struct BbState {
     pub max_users: Option<u32>,
     admin: (String, String),
     token: Option<String>,
-    rate: Option<Bucket>,
-    faults: Vec<Fault>,
-    /// Requests answered, by "METHOD /path-without-prefix".
+    /// Shared with the router's layers, so tests can change them while the simulator runs.
+    throttle: Throttle,
+    faults: Faults,
+    /// Requests answered, by "METHOD /path-without-prefix" (rate-limited and faulted ones too).
     pub calls: BTreeMap<String, u64>,
     /// Requests that changed state (2xx writes).
     pub writes: u64,
-    /// 429s answered.
+    /// Requests answered 429 or 503 by the rate limit or an injected fault.
     pub throttled: u64,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    capacity: f64,
-    per_second: f64,
-    tokens: f64,
-    at: Instant,
 }
 
 impl BbState {
@@ -137,8 +158,8 @@ impl BbState {
             max_users: None,
             admin: ("admin".into(), "password".into()),
             token: None,
-            rate: None,
-            faults: Vec::new(),
+            throttle: Throttle::new(RouteMatch::prefix(API_PREFIX)),
+            faults: Faults::new(),
             calls: BTreeMap::new(),
             writes: 0,
             throttled: 0,
@@ -155,17 +176,22 @@ impl BbState {
 
     /// Limits requests to `per_second` with a burst of `capacity` (Bitbucket's token bucket).
     pub fn set_rate_limit(&mut self, per_second: f64, capacity: u32) {
-        self.rate = Some(Bucket {
-            capacity: capacity.into(),
-            per_second,
-            tokens: capacity.into(),
-            at: Instant::now(),
-        });
+        self.throttle.limit(per_second, capacity);
     }
 
-    /// Fails the next matching requests.
+    /// Lifts the rate limit.
+    pub fn clear_rate_limit(&mut self) {
+        self.throttle.unlimited();
+    }
+
+    /// Fails the next matching requests (the original API; see [`BbState::faults`]).
     pub fn inject(&mut self, fault: Fault) {
-        self.faults.push(fault);
+        self.faults.add(fault.into());
+    }
+
+    /// The fault rules applied to this instance's requests.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// Adds a user directly (no request counted).
@@ -259,64 +285,164 @@ pub struct BitbucketSim {
     pub addr: SocketAddr,
     /// Its state, for seeding and assertions.
     pub state: Arc<Mutex<BbState>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for BitbucketSim {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    faults: Faults,
+    server: Server,
 }
 
 impl BitbucketSim {
     /// Starts a simulator on 127.0.0.1 with a free port.
     pub async fn start(state: BbState) -> BitbucketSim {
-        Self::start_on("127.0.0.1:0".parse().unwrap(), state).await
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), state).await
+    }
+
+    /// Starts a simulator on the given address; panics when it cannot bind.
+    pub async fn start_on(addr: SocketAddr, state: BbState) -> BitbucketSim {
+        Self::try_start_on(addr, state)
+            .await
+            .unwrap_or_else(|e| panic!("binding the Bitbucket simulator to {addr}: {e}"))
     }
 
     /// Starts a simulator on the given address.
-    pub async fn start_on(addr: SocketAddr, state: BbState) -> BitbucketSim {
+    pub async fn try_start_on(addr: SocketAddr, state: BbState) -> io::Result<BitbucketSim> {
+        let faults = state.faults.clone();
         let state = Arc::new(Mutex::new(state));
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("binding the Bitbucket simulator");
-        let addr = listener.local_addr().unwrap();
-        let app = router(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        BitbucketSim { addr, state, task }
+        let server = Server::start(addr, router(state.clone())).await?;
+        Ok(BitbucketSim {
+            addr: server.addr(),
+            state,
+            faults,
+            server,
+        })
     }
 
     /// `http://127.0.0.1:PORT` (the REST API is under `/rest/api/1.0`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Locks the state.
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, BbState> {
-        self.state.lock().unwrap()
+    pub fn lock(&self) -> MutexGuard<'_, BbState> {
+        lock(&self.state)
+    }
+
+    /// The fault rules applied to its requests (the same as [`BbState::faults`]; no lock needed).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Every request it answered, with who answered it.
+    pub fn log(&self) -> &RequestLog {
+        self.server.log()
     }
 }
 
 type Shared = Arc<Mutex<BbState>>;
 
-/// The axum router (paths under `/rest/api/1.0` and `/rest/api/latest`).
+/// A handler that panicked leaves the state as it was; later requests still get answers.
+fn lock(state: &Shared) -> MutexGuard<'_, BbState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The axum router (paths under `/rest/api/1.0` and `/rest/api/latest`), with the state's rate
+/// limit and fault rules applied.
 pub fn router(state: Shared) -> Router {
+    let (faults, throttle) = {
+        let s = lock(&state);
+        (s.faults.clone(), s.throttle.clone())
+    };
+    let vendor: Arc<dyn Vendor> = Arc::new(Bitbucket);
+    // The last layer added is the outermost: a request is counted, then rate-limited, then
+    // faulted, as Bitbucket meters requests before it serves them.
     Router::new()
         .route("/rest/api/{version}/{*rest}", any(dispatch))
         .route("/status", get(|| async { "ok" }))
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(faults.layer(vendor.clone()))
+        .layer(throttle.layer(vendor))
+        .layer(kit::observe(move |method, uri, answer| {
+            count(&state, method, uri, answer)
+        }))
+}
+
+/// The path below `/rest/api/{version}`: `/admin/users` for `/rest/api/1.0/admin/users`.
+fn api_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(API_PREFIX)?;
+    let below = &rest[rest.find('/')?..];
+    (below.len() > 1).then_some(below)
+}
+
+/// Keeps `calls` and `throttled`, whoever answered.
+fn count(state: &Shared, method: &Method, uri: &Uri, answer: &Response) {
+    let Some(path) = api_path(uri.path()) else {
+        return;
+    };
+    let mut s = lock(state);
+    *s.calls.entry(format!("{method} {path}")).or_default() += 1;
+    if Outcome::of(answer).is_throttling() {
+        s.throttled += 1;
+    }
+}
+
+/// Bitbucket's answers for the kit.
+struct Bitbucket;
+
+impl Vendor for Bitbucket {
+    fn error(&self, _: &Parts, status: StatusCode) -> Response {
+        match status {
+            StatusCode::UNAUTHORIZED => unauthorised(),
+            StatusCode::FORBIDDEN => error(
+                status,
+                "com.atlassian.bitbucket.AuthorisationException",
+                "You are not permitted to access this resource",
+            ),
+            StatusCode::TOO_MANY_REQUESTS => rate_limit_body(),
+            _ => error(status, "com.atlassian.bitbucket.ServiceException", "Injected fault"),
+        }
+    }
+
+    /// Bitbucket does not tell an expired personal access token from a wrong one.
+    fn expired_token(&self, _: &Parts) -> Response {
+        unauthorised()
+    }
+
+    fn rate_limited(&self, _: &Parts, limit: &RateLimited) -> Response {
+        let mut r = rate_limit_body();
+        let h = r.headers_mut();
+        h.insert("x-ratelimit-limit", HeaderValue::from(limit.capacity));
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        h.insert(
+            "x-ratelimit-fillrate",
+            HeaderValue::from((limit.per_second as u64).max(1)),
+        );
+        h.insert("x-ratelimit-interval-seconds", HeaderValue::from_static("1"));
+        r
+    }
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
-    (status, [("content-type", JSON)], body.to_string()).into_response()
+    kit::errors::json(status, JSON, &body)
 }
 
 fn error(status: StatusCode, exception: &str, message: impl Into<String>) -> Response {
     reply(
         status,
         json!({"errors": [{"context": null, "message": message.into(), "exceptionName": exception}]}),
+    )
+}
+
+fn unauthorised() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+        "Authentication failed. Please check your credentials and try again.",
+    )
+}
+
+/// The 429 body; Bitbucket names no exception for it.
+fn rate_limit_body() -> Response {
+    reply(
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({"errors": [{"context": null, "message": "You have been rate limited.", "exceptionName": null}]}),
     )
 }
 
@@ -414,16 +540,16 @@ fn page<T, S: serde::Serialize>(
     q: &HashMap<String, String>,
     items: impl Iterator<Item = T>,
     render: impl Fn(T) -> S,
+    fault: &PageFault,
 ) -> Response {
-    let start: usize = q.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let limit: usize = q
-        .get("limit")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_LIMIT)
-        .clamp(1, MAX_LIMIT);
-    let mut items = items.skip(start);
-    let slice: Vec<S> = items.by_ref().take(limit).map(render).collect();
-    let is_last = items.next().is_none();
+    let offset = Offset::new(
+        q.get("start").map(String::as_str),
+        q.get("limit").map(String::as_str),
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+    );
+    let page = offset.page(items, fault);
+    let values: Vec<S> = page.items.into_iter().map(render).collect();
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct PageOut<'a, S> {
@@ -437,13 +563,13 @@ fn page<T, S: serde::Serialize>(
         next_page_start: Option<usize>,
     }
     let body = PageOut {
-        size: slice.len(),
-        limit,
-        is_last_page: is_last,
-        values: slice,
-        start,
+        size: values.len(),
+        limit: offset.limit(),
+        is_last_page: page.next.is_none(),
+        values,
+        start: offset.start(),
         filter: q.get("filter"),
-        next_page_start: (!is_last).then_some(start + limit),
+        next_page_start: page.next,
     };
     (
         StatusCode::OK,
@@ -530,63 +656,37 @@ async fn dispatch(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
+    fault: PageFault,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let path = uri
-        .path()
-        .splitn(5, '/')
-        .nth(4)
-        .map(|p| format!("/{p}"))
-        .unwrap_or_default();
-    let mut s = state.lock().unwrap();
-    *s.calls.entry(format!("{method} {path}")).or_default() += 1;
-    if let Some(b) = s.rate.as_mut() {
-        let now = Instant::now();
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.per_second).min(b.capacity);
-        b.at = now;
-        if b.tokens < 1.0 {
-            let wait = ((1.0 - b.tokens) / b.per_second).ceil().max(1.0) as u64;
-            let (cap, rate) = (b.capacity, b.per_second);
-            s.throttled += 1;
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [
-                    ("content-type", JSON.to_string()),
-                    ("retry-after", wait.to_string()),
-                    ("x-ratelimit-limit", (cap as u64).to_string()),
-                    ("x-ratelimit-remaining", "0".to_string()),
-                    ("x-ratelimit-fillrate", (rate as u64).max(1).to_string()),
-                    ("x-ratelimit-interval-seconds", "1".to_string()),
-                ],
-                json!({"errors": [{"context": null, "message": "You have been rate limited.", "exceptionName": null}]})
-                    .to_string(),
-            )
-                .into_response();
-        }
-        b.tokens -= 1.0;
-    }
-    if let Some(f) = s
-        .faults
-        .iter_mut()
-        .find(|f| f.remaining > 0 && f.method.as_ref().is_none_or(|m| *m == method) && path.contains(&f.path_contains))
-    {
-        f.remaining -= 1;
-        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return error(status, "com.atlassian.bitbucket.ServiceException", "Injected fault");
-    }
+    let Some(path) = api_path(uri.path()) else {
+        return not_simulated(&method, uri.path());
+    };
+    // Parsed by hand: form decoding never fails, so no request gets axum's plain-text 400.
+    let q: HashMap<String, String> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let mut s = lock(&state);
     if !authorised(&s, &headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
-            "Authentication failed. Please check your credentials and try again.",
-        );
+        return unauthorised();
     }
-    let resp = handle(&mut s, &method, &path, &uri, &q, &body);
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return bad_request(format!("The request body could not be read: {e}")),
+    };
+    let resp = handle(&mut s, &method, path, &uri, &q, &body, &fault);
     if method != Method::GET && resp.status().is_success() {
         s.writes += 1;
     }
     resp
+}
+
+fn not_simulated(method: &Method, path: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "com.atlassian.bitbucket.NoSuchEntityException",
+        format!("{method} {path} is not simulated"),
+    )
 }
 
 fn handle(
@@ -596,6 +696,7 @@ fn handle(
     uri: &Uri,
     q: &HashMap<String, String>,
     body: &Bytes,
+    fault: &PageFault,
 ) -> Response {
     let name_param = || q.get("name").cloned().unwrap_or_default();
     match (method.as_str(), path) {
@@ -604,7 +705,7 @@ fn handle(
                 .users
                 .values()
                 .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]));
-            page(q, values, user_json)
+            page(q, values, user_json, fault)
         }
         ("POST", "/admin/users") => {
             let (Some(name), Some(display), Some(email)) = (q.get("name"), q.get("displayName"), q.get("emailAddress"))
@@ -687,7 +788,9 @@ fn handle(
                     format!("A user with name '{}' already exists.", r.new_name),
                 );
             }
-            let mut u = s.users.remove(&old).unwrap();
+            let Some(mut u) = s.users.remove(&old) else {
+                return no_user(&r.name);
+            };
             u.name = r.new_name.clone();
             for members in s.groups.values_mut() {
                 if members.remove(&old) {
@@ -722,7 +825,9 @@ fn handle(
                 return over_licence(msg);
             }
             for g in &a.groups {
-                s.groups.get_mut(g).unwrap().insert(key.clone());
+                if let Some(members) = s.groups.get_mut(g) {
+                    members.insert(key.clone());
+                }
             }
             empty_ok()
         }
@@ -738,7 +843,11 @@ fn handle(
             if let Some(missing) = a.users.iter().find(|u| !s.users.contains_key(&u.to_lowercase())) {
                 return no_user(missing);
             }
-            if let Some(ro) = a.users.iter().find(|u| !s.users[&u.to_lowercase()].mutable) {
+            if let Some(ro) = a
+                .users
+                .iter()
+                .find(|u| s.users.get(&u.to_lowercase()).is_some_and(|u| !u.mutable))
+            {
                 return read_only(ro);
             }
             if s.group_perms.contains_key(&a.group)
@@ -746,7 +855,9 @@ fn handle(
             {
                 return over_licence(msg);
             }
-            s.groups.get_mut(&a.group).unwrap().extend(keys);
+            if let Some(members) = s.groups.get_mut(&a.group) {
+                members.extend(keys);
+            }
             empty_ok()
         }
         ("POST", "/admin/users/remove-group") | ("POST", "/admin/groups/remove-user") => {
@@ -781,7 +892,7 @@ fn handle(
                 .groups
                 .iter()
                 .filter(|(g, m)| m.contains(&user) && matches_filter(q, &[g]));
-            page(q, values, |(g, _)| group_json(g))
+            page(q, values, |(g, _)| group_json(g), fault)
         }
         ("GET", "/admin/users/erasure") | ("POST", "/admin/users/erasure") => {
             let name = name_param();
@@ -806,7 +917,7 @@ fn handle(
         }
         ("GET", "/admin/groups") => {
             let values = s.groups.keys().filter(|g| matches_filter(q, &[g]));
-            page(q, values, |g| group_json(g))
+            page(q, values, |g| group_json(g), fault)
         }
         ("POST", "/admin/groups") => {
             let name = name_param();
@@ -840,7 +951,7 @@ fn handle(
                 .iter()
                 .filter_map(|m| s.users.get(m))
                 .filter(|u| matches_filter(q, &[&u.name, &u.display_name, &u.email]));
-            page(q, values, user_json)
+            page(q, values, user_json, fault)
         }
         ("GET", "/admin/permissions/groups") => {
             let values = s.group_perms.iter().filter(|(g, _)| matches_filter(q, &[g]));
@@ -848,6 +959,7 @@ fn handle(
                 q,
                 values,
                 |(g, p)| json!({"group": group_json(g), "permission": p.as_str()}),
+                fault,
             )
         }
         ("GET", "/admin/permissions/users") => {
@@ -860,6 +972,7 @@ fn handle(
                 q,
                 values,
                 |(u, p)| json!({"user": user_json(u), "permission": p.as_str()}),
+                fault,
             )
         }
         ("PUT", "/admin/permissions/groups") | ("PUT", "/admin/permissions/users") => {
@@ -874,7 +987,12 @@ fn handle(
                 if let Some(g) = names.iter().find(|g| !s.groups.contains_key(*g)) {
                     return no_group(g);
                 }
-                let extra: BTreeSet<String> = names.iter().flat_map(|g| s.groups[g].iter().cloned()).collect();
+                let extra: BTreeSet<String> = names
+                    .iter()
+                    .filter_map(|g| s.groups.get(g))
+                    .flatten()
+                    .cloned()
+                    .collect();
                 if let Some(msg) = s.over_licence_with(&extra) {
                     return over_licence(msg);
                 }
@@ -932,11 +1050,7 @@ fn handle(
                 {"name": "Delegated LDAP", "type": "DELEGATING", "active": true, "description": "Read-only external directory"},
             ]),
         ),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "com.atlassian.bitbucket.NoSuchEntityException",
-            format!("{method} {path} is not simulated"),
-        ),
+        _ => not_simulated(method, path),
     }
 }
 

@@ -5,7 +5,8 @@
 //! (`shared/specs/msgraph-v1.0-identity-subset.yaml`, vendor-apis.md §4): OData query options
 //! (`$select`, `$filter`, `$top`, `$count`), `@odata.nextLink` paging with opaque skip tokens,
 //! delta rounds with `@odata.deltaLink`, `@removed` and `members@delta`, Graph's error bodies,
-//! Entra's `AADSTS` errors, application permissions, throttling and injected faults.
+//! Entra's `AADSTS` errors, application permissions, rate limiting and the kit's faults
+//! ([`GraphSim::faults`]), answered in Graph's words (Entra's on the token endpoint).
 //!
 //! Paths: Graph under `/v1.0`, tokens at `/{tenant}/oauth2/v2.0/token` (tenant id or domain).
 //! Links in answers (`@odata.nextLink`, `@odata.deltaLink`, `Location`) use the request's `Host`,
@@ -26,18 +27,26 @@ mod token;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::kit::faults::decoded_target;
+use crate::kit::ids::{b64url, guid, random_bytes};
+use crate::kit::{
+    self, FaultRule, Faults, Outcome, PageFault, RateLimited, RequestLog, RouteMatch, RuleId, Sealer, Server, Throttle,
+    Times, Vendor,
+};
 use odata::FVal;
 
 /// The content type of Graph's successful JSON answers.
@@ -175,25 +184,12 @@ enum Invalidation {
     Reset,
 }
 
-#[derive(Clone, Debug)]
-struct Throttle {
-    remaining: u32,
-    status: u16,
-    retry_after: Option<u64>,
-}
-
-#[derive(Clone, Debug)]
-struct Fault {
-    remaining: u32,
-    path_contains: String,
-    status: u16,
-}
-
 /// The whole simulated tenant, its app registrations, issued tokens, faults and counters.
 pub struct GraphState {
     tenant_id: String,
     domain: String,
-    salt: u64,
+    /// Seals skip and delta tokens.
+    sealer: Sealer,
     clients: BTreeMap<String, Client>,
     /// lower-case name → registered name.
     extensions: BTreeMap<String, String>,
@@ -218,12 +214,12 @@ pub struct GraphState {
     tokens: HashMap<String, IssuedToken>,
     token_lifetime: u64,
     token_call_limit: Option<u32>,
-    throttles: VecDeque<Throttle>,
-    throttle_every: (u32, Option<u64>),
-    every_counter: u64,
+    /// Shared with the router's layers, so tests can change them while the simulator runs.
+    faults: Faults,
+    throttle: Throttle,
+    /// The rule behind `throttle_every`, replaced by each call.
+    every_rule: Option<RuleId>,
     public_url: Option<String>,
-    faults: Vec<Fault>,
-    corrupt: Vec<String>,
     /// Objects per page of a users or groups delta round (Graph: 200).
     pub delta_page_size: usize,
     /// `members@delta` entries per page of a groups delta round (Graph: about 1,000).
@@ -235,12 +231,14 @@ pub struct GraphState {
     pub calls: BTreeMap<String, u64>,
     /// The last Graph requests answered (method, path and decoded query), oldest first, at
     /// most [`REQUEST_LOG`]: what a client asked for (`$select`, `$top`, …).
-    pub requests: std::collections::VecDeque<String>,
+    pub requests: VecDeque<String>,
     /// Token requests received.
     pub token_calls: u64,
-    /// Graph requests refused because their access token had expired (or was used up).
+    /// Graph requests refused because their access token had expired (or was used up, or an
+    /// injected fault said so).
     pub refused_tokens: u64,
-    /// Graph requests answered 429/503 by `throttle_next`/`throttle_every` (not in `calls`).
+    /// Graph requests answered 429 or 503 by the rate limit or an injected fault (not in
+    /// `calls`).
     pub throttled: u64,
 }
 
@@ -267,7 +265,7 @@ impl GraphState {
         GraphState {
             tenant_id: tenant_id.to_string(),
             domain: domain.to_string(),
-            salt: random_u64(),
+            sealer: Sealer::new(),
             clients: BTreeMap::new(),
             extensions: BTreeMap::new(),
             users: BTreeMap::new(),
@@ -285,17 +283,15 @@ impl GraphState {
             tokens: HashMap::new(),
             token_lifetime: 3599,
             token_call_limit: None,
-            throttles: VecDeque::new(),
-            throttle_every: (0, None),
-            every_counter: 0,
+            faults: Faults::new(),
+            throttle: Throttle::new(graph_only()),
+            every_rule: None,
             public_url: None,
-            faults: Vec::new(),
-            corrupt: Vec::new(),
             delta_page_size: 200,
             delta_members_per_page: 1000,
             delta_minimal: false,
             calls: BTreeMap::new(),
-            requests: std::collections::VecDeque::new(),
+            requests: VecDeque::new(),
             token_calls: 0,
             refused_tokens: 0,
             throttled: 0,
@@ -674,33 +670,61 @@ impl GraphState {
     /// The next `n` Graph requests (not token requests) are answered `status` (429 or 503) with
     /// `Retry-After` when given.
     pub fn throttle_next(&mut self, n: u32, status: u16, retry_after_secs: Option<u64>) {
-        self.throttles.push_back(Throttle {
-            remaining: n,
-            status,
-            retry_after: retry_after_secs,
-        });
+        let fault = match kit::Fault::status(status) {
+            kit::Fault::Status { status, .. } => kit::Fault::Status {
+                status,
+                retry_after: retry_after_secs,
+            },
+            other => other,
+        };
+        self.faults
+            .add(FaultRule::new(fault).route(graph_only()).times(Times::Count(n)));
     }
 
     /// Every `k`-th Graph request from now on is answered 429 (0 = off).
     pub fn throttle_every(&mut self, k: u32, retry_after_secs: Option<u64>) {
-        self.throttle_every = (k, retry_after_secs);
-        self.every_counter = 0;
+        if let Some(old) = self.every_rule.take() {
+            self.faults.remove(old);
+        }
+        if k > 0 {
+            let rule = FaultRule::new(kit::Fault::throttled(retry_after_secs))
+                .route(graph_only())
+                .times(Times::Every(k));
+            self.every_rule = Some(self.faults.add(rule));
+        }
     }
 
     /// The next `n` requests whose path and (decoded) query contain `path_contains` are
     /// answered `status` with a Graph error body (an Entra one on the token endpoint).
     pub fn fail_next(&mut self, n: u32, path_contains: &str, status: u16) {
-        self.faults.push(Fault {
-            remaining: n,
-            path_contains: path_contains.to_string(),
-            status,
-        });
+        self.faults.add(
+            FaultRule::new(kit::Fault::status(status))
+                .route(RouteMatch::contains(path_contains))
+                .times(Times::Count(n)),
+        );
     }
 
     /// The next request whose path and (decoded) query contain `path_contains` is answered 200
-    /// with a truncated body that is not JSON.
+    /// with the first half of its body: JSON that does not parse.
     pub fn corrupt_next(&mut self, path_contains: &str) {
-        self.corrupt.push(path_contains.to_string());
+        self.faults
+            .add(FaultRule::new(kit::Fault::TruncatedBody).route(RouteMatch::contains(path_contains)));
+    }
+
+    /// The fault rules applied to this tenant's requests, tokens included.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Limits Graph requests (not token requests) to `per_second` with bursts of `capacity`;
+    /// refusals are 429 `TooManyRequests` with `Retry-After`.
+    pub fn set_rate_limit(&mut self, per_second: f64, capacity: u32) {
+        self.throttle.limit(per_second, capacity);
+    }
+
+    /// Lifts the rate limit.
+    pub fn clear_rate_limit(&mut self) {
+        self.throttle.unlimited();
     }
 
     /// Invalidates every access token issued so far.
@@ -775,13 +799,8 @@ pub struct GraphSim {
     pub addr: SocketAddr,
     /// Its state, for seeding, fault injection and assertions.
     pub state: Arc<Mutex<GraphState>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for GraphSim {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    faults: Faults,
+    server: Server,
 }
 
 impl GraphSim {
@@ -790,23 +809,29 @@ impl GraphSim {
         Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), state).await
     }
 
-    /// Starts a simulator on the given address.
+    /// Starts a simulator on the given address; panics when it cannot bind.
     pub async fn start_on(addr: SocketAddr, state: GraphState) -> GraphSim {
-        let state = Arc::new(Mutex::new(state));
-        let listener = tokio::net::TcpListener::bind(addr)
+        Self::try_start_on(addr, state)
             .await
-            .expect("binding the Graph simulator");
-        let addr = listener.local_addr().expect("the Graph simulator's address");
-        let app = router(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        GraphSim { addr, state, task }
+            .unwrap_or_else(|e| panic!("binding the Graph simulator to {addr}: {e}"))
+    }
+
+    /// Starts a simulator on the given address.
+    pub async fn try_start_on(addr: SocketAddr, state: GraphState) -> io::Result<GraphSim> {
+        let faults = state.faults.clone();
+        let state = Arc::new(Mutex::new(state));
+        let server = Server::start(addr, router(state.clone())).await?;
+        Ok(GraphSim {
+            addr: server.addr(),
+            state,
+            faults,
+            server,
+        })
     }
 
     /// `http://127.0.0.1:PORT`: Graph is under `/v1.0`, tokens under `/{tenant}/oauth2/v2.0/token`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// The token endpoint for the tenant's id.
@@ -816,16 +841,142 @@ impl GraphSim {
     }
 
     /// Locks the state.
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, GraphState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    pub fn lock(&self) -> MutexGuard<'_, GraphState> {
+        lock(&self.state)
+    }
+
+    /// The fault rules applied to its requests (the same as [`GraphState::faults`]; no lock
+    /// needed).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Every request it answered, with who answered it.
+    pub fn log(&self) -> &RequestLog {
+        self.server.log()
     }
 }
 
 type Shared = Arc<Mutex<GraphState>>;
 
-/// The axum router (every path; Graph under `/v1.0`, tokens under `/{tenant}/oauth2/v2.0/token`).
+/// A handler that panicked leaves the tenant as it was; later requests still get answers.
+fn lock(state: &Shared) -> MutexGuard<'_, GraphState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The axum router (every path; Graph under `/v1.0`, tokens under `/{tenant}/oauth2/v2.0/token`),
+/// with the state's rate limit and fault rules applied.
 pub fn router(state: Shared) -> Router {
-    Router::new().fallback(dispatch).with_state(state)
+    let (faults, throttle) = {
+        let s = lock(&state);
+        (s.faults.clone(), s.throttle.clone())
+    };
+    let vendor: Arc<dyn Vendor> = Arc::new(Graph);
+    Router::new()
+        .fallback(dispatch)
+        .with_state(state.clone())
+        .layer(faults.layer(vendor.clone()))
+        .layer(throttle.layer(vendor))
+        .layer(kit::observe(move |method, uri, answer| {
+            count(&state, method, uri, answer)
+        }))
+}
+
+/// Decoded path segments.
+fn segments(path: &str) -> Vec<String> {
+    path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect()
+}
+
+/// The tenant named by a token endpoint path (`/{tenant}/oauth2/v2.0/token`).
+fn token_tenant(segs: &[String]) -> Option<&str> {
+    match segs {
+        [tenant, a, b, c] if a == "oauth2" && b == "v2.0" && c == "token" => Some(tenant),
+        _ => None,
+    }
+}
+
+/// Graph requests: everything but the token endpoint, whose limits are Entra's, not Graph's.
+fn graph_only() -> RouteMatch {
+    RouteMatch::Not(Box::new(RouteMatch::path("/*/oauth2/v2.0/token")))
+}
+
+/// Keeps `calls`, `requests`, `token_calls`, `refused_tokens` and `throttled`, whoever answered.
+fn count(state: &Shared, method: &Method, uri: &Uri, answer: &Response) {
+    let outcome = Outcome::of(answer);
+    let segs = segments(uri.path());
+    let mut s = lock(state);
+    if token_tenant(&segs).is_some() {
+        s.token_calls += 1;
+        *s.calls.entry("POST /token".into()).or_default() += 1;
+    } else if outcome.is_throttling() {
+        s.throttled += 1;
+    } else {
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let label = routes::Route::parse(&segs).label();
+        *s.calls.entry(format!("{method} {label}")).or_default() += 1;
+        if s.requests.len() == REQUEST_LOG {
+            s.requests.pop_front();
+        }
+        s.requests.push_back(format!("{method} {}", decoded_target(uri)));
+        if outcome == Outcome::Injected(kit::Fault::ExpiredToken) {
+            s.refused_tokens += 1;
+        }
+    }
+}
+
+/// Graph's (and, on the token endpoint, Entra's) answers for the kit.
+struct Graph;
+
+impl Vendor for Graph {
+    fn error(&self, req: &Parts, status: StatusCode) -> Response {
+        if token_tenant(&segments(req.uri.path())).is_some() {
+            let (error, code) = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                ("temporarily_unavailable", 90033)
+            } else {
+                ("invalid_request", 90000)
+            };
+            return token::entra_error(
+                status,
+                error,
+                code,
+                "Injected fault. A transient error has occurred. Please try again.",
+            );
+        }
+        let (code, message) = match status.as_u16() {
+            429 => (
+                "TooManyRequests",
+                "Too many requests are being sent. Retry after some time.",
+            ),
+            503 => (
+                "serviceNotAvailable",
+                "The service is temporarily unavailable. Retry after some time.",
+            ),
+            400 => ("BadRequest", "Injected fault."),
+            401 => ("InvalidAuthenticationToken", "Injected fault."),
+            403 => ("Authorization_RequestDenied", "Injected fault."),
+            404 => ("Request_ResourceNotFound", "Injected fault."),
+            409 => ("Conflict", "Injected fault."),
+            500 => ("InternalServerError", "Injected fault."),
+            502 => ("BadGateway", "Injected fault."),
+            504 => ("GatewayTimeout", "Injected fault."),
+            _ => ("UnknownError", "Injected fault."),
+        };
+        Ids::new(&req.headers).error(GErr::new(status, code, message))
+    }
+
+    fn expired_token(&self, req: &Parts) -> Response {
+        if token_tenant(&segments(req.uri.path())).is_some() {
+            return token::invalid_client(
+                7000222,
+                "The provided client secret keys are expired. Visit the Azure portal to create new keys for your app.",
+            );
+        }
+        Ids::new(&req.headers).error(GErr::expired_token())
+    }
+
+    fn rate_limited(&self, req: &Parts, _: &RateLimited) -> Response {
+        self.error(req, StatusCode::TOO_MANY_REQUESTS)
+    }
 }
 
 /// How many answered requests [`GraphState::requests`] keeps.
@@ -842,34 +993,93 @@ struct Req {
     query: Vec<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
+    /// A paging fault due for this request's page.
+    page_fault: PageFault,
 }
 
 impl Req {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+}
 
-    /// Path and decoded query, what faults match against.
-    fn target(&self) -> String {
-        let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        if q.is_empty() {
-            self.path.clone()
-        } else {
-            format!("{}?{}", self.path, q.join("&"))
+/// The ids Graph puts in every answer's headers and error bodies.
+struct Ids {
+    request_id: String,
+    client_request_id: String,
+}
+
+impl Ids {
+    /// A new request id; the client's `client-request-id` echoed when usable.
+    fn new(headers: &HeaderMap) -> Ids {
+        Ids {
+            request_id: guid(),
+            client_request_id: headers
+                .get("client-request-id")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.len() <= 100)
+                .map(str::to_string)
+                .unwrap_or_else(guid),
+        }
+    }
+
+    fn error(&self, e: GErr) -> Response {
+        let body = json!({"error": {
+            "code": e.code,
+            "message": e.message,
+            "innerError": {
+                "date": iso_now(),
+                "request-id": self.request_id,
+                "client-request-id": self.client_request_id,
+            },
+        }});
+        let mut r = (e.status, body.to_string()).into_response();
+        let h = r.headers_mut();
+        h.insert("content-type", HeaderValue::from_static(ERROR_JSON));
+        self.set(h);
+        if let Some(l) = e.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            h.insert("location", l);
+        }
+        if e.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                "www-authenticate",
+                HeaderValue::from_static(
+                    "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
+                ),
+            );
+        }
+        r
+    }
+
+    fn ok(&self, body: String) -> Response {
+        let mut r = (StatusCode::OK, body).into_response();
+        let h = r.headers_mut();
+        h.insert("content-type", HeaderValue::from_static(GRAPH_JSON));
+        self.set(h);
+        r
+    }
+
+    fn set(&self, h: &mut HeaderMap) {
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            h.insert("request-id", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.client_request_id) {
+            h.insert("client-request-id", v);
         }
     }
 }
 
 /// Per-request context for Graph answers.
 struct Ctx {
-    request_id: String,
-    client_request_id: String,
+    ids: Ids,
     /// `http://host:port`, for links.
     base: String,
     /// The request's path as sent, for `@odata.nextLink`.
     path: String,
     /// `ConsistencyLevel: eventual` was sent.
     eventual: bool,
+    /// A paging fault due for this request's page.
+    page_fault: PageFault,
 }
 
 /// A Graph error answer, before it is rendered.
@@ -879,7 +1089,6 @@ struct GErr {
     code: &'static str,
     message: String,
     location: Option<String>,
-    retry_after: Option<u64>,
 }
 
 impl GErr {
@@ -889,7 +1098,6 @@ impl GErr {
             code,
             message: message.into(),
             location: None,
-            retry_after: None,
         }
     }
 
@@ -908,57 +1116,25 @@ impl GErr {
             format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
         )
     }
+
+    fn expired_token() -> GErr {
+        GErr::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token has expired or is not yet valid.",
+        )
+    }
 }
 
 type GResult<T> = Result<T, GErr>;
 
 impl Ctx {
     fn error(&self, e: GErr) -> Response {
-        let body = json!({"error": {
-            "code": e.code,
-            "message": e.message,
-            "innerError": {
-                "date": iso_now(),
-                "request-id": self.request_id,
-                "client-request-id": self.client_request_id,
-            },
-        }});
-        let mut r = (e.status, body.to_string()).into_response();
-        let h = r.headers_mut();
-        h.insert("content-type", HeaderValue::from_static(ERROR_JSON));
-        self.ids(h);
-        if let Some(l) = e.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-            h.insert("location", l);
-        }
-        if let Some(secs) = e.retry_after {
-            h.insert("retry-after", HeaderValue::from(secs));
-        }
-        if e.status == StatusCode::UNAUTHORIZED {
-            h.insert(
-                "www-authenticate",
-                HeaderValue::from_static(
-                    "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
-                ),
-            );
-        }
-        r
+        self.ids.error(e)
     }
 
     fn ok(&self, body: String) -> Response {
-        let mut r = (StatusCode::OK, body).into_response();
-        let h = r.headers_mut();
-        h.insert("content-type", HeaderValue::from_static(GRAPH_JSON));
-        self.ids(h);
-        r
-    }
-
-    fn ids(&self, h: &mut HeaderMap) {
-        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
-            h.insert("request-id", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&self.client_request_id) {
-            h.insert("client-request-id", v);
-        }
+        self.ids.ok(body)
     }
 
     fn answer(&self, r: GResult<Value>) -> Response {
@@ -969,37 +1145,39 @@ impl Ctx {
     }
 }
 
-async fn dispatch(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn dispatch(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    page_fault: PageFault,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let path = uri.path().to_string();
-    let segments = path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect();
     let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .into_owned()
         .collect();
     let req = Req {
         method,
-        segments,
+        segments: segments(&path),
         path,
         query,
         headers,
-        body,
+        // An unreadable body is an empty one: every route that reads one refuses it in its words.
+        body: body.unwrap_or_default(),
+        page_fault,
     };
-    let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-    s.handle(&req)
+    lock(&state).handle(&req)
 }
 
 impl GraphState {
     fn handle(&mut self, req: &Req) -> Response {
-        let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-        if let [tenant, "oauth2", "v2.0", "token"] = segs.as_slice() {
+        if let Some(tenant) = token_tenant(&req.segments) {
             return token::handle(self, req, tenant);
         }
+        let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
         let ctx = Ctx {
-            request_id: guid(),
-            client_request_id: req
-                .header("client-request-id")
-                .filter(|v| !v.is_empty() && v.len() <= 100)
-                .map(str::to_string)
-                .unwrap_or_else(guid),
+            ids: Ids::new(&req.headers),
             base: self
                 .public_url
                 .clone()
@@ -1008,50 +1186,9 @@ impl GraphState {
             eventual: req
                 .header("consistencylevel")
                 .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
+            page_fault: req.page_fault.clone(),
         };
         let route = routes::Route::parse(&segs);
-        // Throttling first: throttled requests are not "answered" in `calls`.
-        self.every_counter += 1;
-        let throttle = if let Some(t) = self.throttles.front_mut() {
-            t.remaining = t.remaining.saturating_sub(1);
-            let hit = (t.status, t.retry_after);
-            if t.remaining == 0 {
-                self.throttles.pop_front();
-            }
-            Some(hit)
-        } else {
-            let (k, retry) = self.throttle_every;
-            (k > 0 && self.every_counter.is_multiple_of(u64::from(k))).then_some((429, retry))
-        };
-        if let Some((status, retry_after)) = throttle {
-            self.throttled += 1;
-            let mut e = if status == 503 {
-                GErr::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "serviceNotAvailable",
-                    "The service is temporarily unavailable. Retry after some time.",
-                )
-            } else {
-                GErr::new(
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
-                    "TooManyRequests",
-                    "Too many requests are being sent. Retry after some time.",
-                )
-            };
-            e.retry_after = retry_after;
-            return ctx.error(e);
-        }
-        *self
-            .calls
-            .entry(format!("{} {}", req.method, route.label()))
-            .or_default() += 1;
-        if self.requests.len() == REQUEST_LOG {
-            self.requests.pop_front();
-        }
-        self.requests.push_back(format!("{} {}", req.method, req.target()));
-        if let Some(r) = self.injected(req, &ctx) {
-            return r;
-        }
         let client_id = match self.authenticate(req) {
             Ok(c) => c,
             Err(e) => return ctx.error(e),
@@ -1087,39 +1224,6 @@ impl GraphState {
         }
     }
 
-    /// An injected fault or corrupt answer for this request, if one is due.
-    fn injected(&mut self, req: &Req, ctx: &Ctx) -> Option<Response> {
-        let target = req.target();
-        if let Some(i) = self.corrupt.iter().position(|p| target.contains(p.as_str())) {
-            self.corrupt.remove(i);
-            return Some(ctx.ok(format!(
-                "{{\"@odata.context\":\"{METADATA}#users\",\"value\":[{{\"id\":\"{}\",\"displayName\":\"Tru",
-                guid()
-            )));
-        }
-        let f = self
-            .faults
-            .iter_mut()
-            .find(|f| f.remaining > 0 && target.contains(f.path_contains.as_str()))?;
-        f.remaining -= 1;
-        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        self.faults.retain(|f| f.remaining > 0);
-        let code = match status.as_u16() {
-            400 => "BadRequest",
-            401 => "InvalidAuthenticationToken",
-            403 => "Authorization_RequestDenied",
-            404 => "Request_ResourceNotFound",
-            409 => "Conflict",
-            429 => "TooManyRequests",
-            502 => "BadGateway",
-            503 => "serviceNotAvailable",
-            504 => "GatewayTimeout",
-            500 => "InternalServerError",
-            _ => "UnknownError",
-        };
-        Some(ctx.error(GErr::new(status, code, "Injected fault.")))
-    }
-
     /// The client id behind the request's bearer token.
     fn authenticate(&mut self, req: &Req) -> GResult<String> {
         let empty = || {
@@ -1129,13 +1233,7 @@ impl GraphState {
                 "Access token is empty.",
             )
         };
-        let expired = || {
-            GErr::new(
-                StatusCode::UNAUTHORIZED,
-                "InvalidAuthenticationToken",
-                "Access token has expired or is not yet valid.",
-            )
-        };
+        let expired = GErr::expired_token;
         let auth = req.header("authorization").unwrap_or("").trim();
         let token = match auth.split_once(' ') {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
@@ -1173,33 +1271,12 @@ impl GraphState {
 
     /// An opaque, tamper-evident token for a payload.
     fn seal<T: serde::Serialize>(&self, payload: &T) -> String {
-        let json = serde_json::to_vec(payload).unwrap_or_default();
-        let mut bytes = self.checksum(&json).to_be_bytes().to_vec();
-        bytes.extend_from_slice(&json);
-        b64url(&bytes)
+        self.sealer.seal(payload)
     }
 
     /// The payload of a token made by `seal`, if it is intact.
     fn unseal<T: serde::de::DeserializeOwned>(&self, token: &str) -> Option<T> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.trim_end_matches('=').as_bytes())
-            .ok()?;
-        if bytes.len() < 8 {
-            return None;
-        }
-        let (sum, json) = bytes.split_at(8);
-        if sum != self.checksum(json).to_be_bytes() {
-            return None;
-        }
-        serde_json::from_slice(json).ok()
-    }
-
-    fn checksum(&self, data: &[u8]) -> u64 {
-        use std::hash::Hasher;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        h.write_u64(self.salt);
-        h.write(data);
-        h.finish()
+        self.sealer.unseal(token)
     }
 }
 
@@ -1268,47 +1345,6 @@ impl odata::Fields for ServicePrincipal {
 }
 
 // ---- small utilities ----
-
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher, RandomState};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        out.extend_from_slice(&random_u64().to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
-
-/// A random GUID (version 4 layout).
-fn guid() -> String {
-    let (a, b) = (random_u64(), random_u64());
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        0x4000 | (a & 0x0fff),
-        0x8000 | ((b >> 48) & 0x3fff),
-        b & 0xffff_ffff_ffff
-    )
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
     let s: String = s.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect();

@@ -7,4 +7,5 @@
 pub mod bitbucket;
 pub mod directory;
 pub mod graph;
+pub mod kit;
 pub mod scenario;

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use super::odata::{Kind, Query, Sel, parse_filter, render};
 use super::routes::Sealed;
 use super::{Change, Ctx, GErr, GResult, GraphState, Invalidation, METADATA, MemberKind};
+use crate::kit::{Page, Position};
 
 /// Which delta function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,6 +63,32 @@ pub(super) struct DeltaTok {
     i: Vec<String>,
     /// Epoch at issue.
     e: u64,
+    /// Injected empty pages that led here: makes the token new, not the position.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    g: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Position for DeltaTok {
+    /// The round's first page.
+    fn first(&self) -> Self {
+        DeltaTok {
+            a: None,
+            m: None,
+            g: 0,
+            ..self.clone()
+        }
+    }
+
+    fn again(&self) -> Self {
+        DeltaTok {
+            g: self.g.saturating_add(1),
+            ..self.clone()
+        }
+    }
 }
 
 /// What identifies a computed round.
@@ -173,16 +200,21 @@ pub(super) fn serve(s: &mut GraphState, ctx: &Ctx, q: &Query, kind: DeltaKind) -
         DeltaKind::Users => users_page(s, &tok),
         DeltaKind::Groups => groups_page(s, &tok),
     };
+    let page = Page {
+        items: value,
+        next: next.map(|(a, m)| DeltaTok {
+            a: Some(a),
+            m,
+            g: 0,
+            ..tok.clone()
+        }),
+    }
+    .with_fault(&ctx.page_fault, &tok);
     let mut body = Map::new();
     body.insert("@odata.context".into(), Value::String(context));
-    body.insert("value".into(), Value::Array(value));
-    match next {
-        Some((a, m)) => {
-            let next = DeltaTok {
-                a: Some(a),
-                m,
-                ..tok.clone()
-            };
+    body.insert("value".into(), Value::Array(page.items));
+    match page.next {
+        Some(next) => {
             body.insert("@odata.nextLink".into(), json!(link(s, ctx, &next, "$skiptoken")));
         }
         None => {
@@ -192,6 +224,7 @@ pub(super) fn serve(s: &mut GraphState, ctx: &Ctx, q: &Query, kind: DeltaKind) -
                 a: None,
                 m: None,
                 e: s.epoch(),
+                g: 0,
                 ..tok.clone()
             };
             body.insert("@odata.deltaLink".into(), json!(link(s, ctx, &done, "$deltatoken")));
@@ -247,6 +280,7 @@ fn initial(s: &GraphState, q: &Query, kind: DeltaKind) -> GResult<DeltaTok> {
         s: sel.to_vec(),
         i: ids,
         e: s.epoch(),
+        g: 0,
     })
 }
 

@@ -258,14 +258,16 @@ impl Query {
 
     /// The query string for a link: every option as given except the skip and delta tokens,
     /// then `extra`.
-    pub fn link_query(&self, extra: (&str, &str)) -> String {
+    pub fn link_query(&self, extra: Option<(&str, &str)>) -> String {
         let mut parts: Vec<String> = self
             .pairs
             .iter()
             .filter(|(k, _)| k != "$skiptoken" && k != "$deltatoken")
             .map(|(k, v)| format!("{}={}", super::pct_encode(k), super::pct_encode(v)))
             .collect();
-        parts.push(format!("{}={}", extra.0, super::pct_encode(extra.1)));
+        if let Some((k, v)) = extra {
+            parts.push(format!("{k}={}", super::pct_encode(v)));
+        }
         parts.join("&")
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::odata::{Filter, Kind, Query, Sel, list_filter, render};
 use super::{Ctx, DEFAULT_APP_ROLE, GErr, GResult, GraphState, METADATA, MemberKind, delta};
+use crate::kit::{Cursor, keyed_page};
 
 const USER_PERMS: &[&str] = &[
     "User.Read.All",
@@ -135,7 +136,7 @@ impl Route {
 pub(super) enum Sealed {
     /// A list's skip token: the last id served.
     #[serde(rename = "l")]
-    List { a: String },
+    List(Cursor<String>),
     /// A delta round's skip or delta token.
     #[serde(rename = "d")]
     Delta(delta::DeltaTok),
@@ -161,13 +162,13 @@ pub(super) fn serve(s: &mut GraphState, ctx: &Ctx, route: &Route, q: &Query) -> 
     ctx.answer(r)
 }
 
-/// The id after which a list continues (from `$skiptoken`).
-fn list_after(s: &GraphState, q: &Query) -> GResult<Option<String>> {
+/// Where a list continues (from `$skiptoken`).
+fn list_after(s: &GraphState, q: &Query) -> GResult<Cursor<String>> {
     let Some(t) = &q.skiptoken else {
-        return Ok(None);
+        return Ok(Cursor::start());
     };
     match s.unseal::<Sealed>(t) {
-        Some(Sealed::List { a }) => Ok(Some(a)),
+        Some(Sealed::List(c)) => Ok(c),
         _ => Err(GErr::bad("Invalid skip token")),
     }
 }
@@ -179,47 +180,56 @@ fn after_bound(after: &Option<String>) -> (Bound<&str>, Bound<&str>) {
     )
 }
 
-/// One page: at most `top` items of `iter` (already filtered and rendered, in id order), with
-/// `@odata.nextLink` when more follow.
+/// One page: at most `top` items of `iter` (already filtered and rendered, in id order, after
+/// `here`), with `@odata.nextLink` when more follow.
+#[allow(clippy::too_many_arguments)] // one call per collection kind; a struct would only rename them
 fn page<'a>(
     s: &GraphState,
     ctx: &Ctx,
     q: &Query,
+    here: &Cursor<String>,
     context: String,
     iter: impl Iterator<Item = (&'a str, Value)>,
     top: usize,
     total: Option<usize>,
 ) -> Value {
-    let mut value = Vec::with_capacity(top.min(1000));
-    let mut last: Option<&str> = None;
-    let mut more = false;
-    for (id, v) in iter {
-        if value.len() == top {
-            more = true;
-            break;
-        }
-        value.push(v);
-        last = Some(id);
-    }
+    let here = Cursor {
+        after: here.after.as_deref(),
+        gap: here.gap,
+    };
+    // Ids borrowed from the state meet the cursor's, borrowed from the request, at the shorter
+    // lifetime.
+    let items = iter.map(|(id, v)| -> (&str, Value) { (id, v) });
+    let page = keyed_page(&here, top, items, &ctx.page_fault);
     let mut body = Map::new();
     body.insert("@odata.context".into(), Value::String(context));
     if let Some(n) = total {
         body.insert("@odata.count".into(), json!(n));
     }
-    if more && let Some(last) = last {
-        let token = s.seal(&Sealed::List { a: last.to_string() });
-        body.insert(
-            "@odata.nextLink".into(),
-            Value::String(format!(
-                "{}{}?{}",
-                ctx.base,
-                ctx.path,
-                q.link_query(("$skiptoken", &token))
-            )),
-        );
+    if let Some(next) = page.next {
+        body.insert("@odata.nextLink".into(), Value::String(next_link(s, ctx, q, next)));
     }
-    body.insert("value".into(), Value::Array(value));
+    body.insert("value".into(), Value::Array(page.items));
     Value::Object(body)
+}
+
+/// The link to a list's page: the request's options and the page's skip token (none for the
+/// first page, so a looping cursor leads to the first page's own URL).
+fn next_link(s: &GraphState, ctx: &Ctx, q: &Query, next: Cursor<&str>) -> String {
+    let query = if next.is_start() {
+        q.link_query(None)
+    } else {
+        let token = s.seal(&Sealed::List(Cursor {
+            after: next.after.map(str::to_string),
+            gap: next.gap,
+        }));
+        q.link_query(Some(("$skiptoken", &token)))
+    };
+    if query.is_empty() {
+        format!("{}{}", ctx.base, ctx.path)
+    } else {
+        format!("{}{}?{query}", ctx.base, ctx.path)
+    }
 }
 
 /// The entries of `map` after `after`, in id order: only the `ids` a filter pins, when it does
@@ -305,7 +315,8 @@ fn list<F: super::odata::Fields>(
     let count = q.count(ctx.eventual)?;
     let sel = Sel::parse(q.select.as_deref(), kind, &s.extensions, false)?;
     let filter = list_filter(q.filter.as_deref(), kind, &s.extensions, ctx.eventual, count)?;
-    let after = list_after(s, q)?;
+    let here = list_after(s, q)?;
+    let after = here.after.clone();
     let names = sel.names(kind);
     let ids = filter.as_ref().and_then(Filter::id_candidates);
     let total = count.then(|| counted(objects, &ids, &filter));
@@ -316,6 +327,7 @@ fn list<F: super::odata::Fields>(
         s,
         ctx,
         q,
+        &here,
         format!("{METADATA}#{segment}{}", sel.context()),
         iter,
         top,
@@ -387,7 +399,8 @@ fn members(s: &GraphState, ctx: &Ctx, q: &Query, id: &str, transitive: bool) -> 
         ctx.eventual,
         count,
     )?;
-    let after = list_after(s, q)?;
+    let here = list_after(s, q)?;
+    let after = here.after.clone();
     if !s.groups.contains_key(id) {
         return Err(GErr::not_found(id));
     }
@@ -401,7 +414,7 @@ fn members(s: &GraphState, ctx: &Ctx, q: &Query, id: &str, transitive: bool) -> 
                 Bound::Unbounded,
             ))
             .filter_map(|(m, k)| tagged(s, m, *k, &sel, &filter));
-        Ok(page(s, ctx, q, context, iter, top, total))
+        Ok(page(s, ctx, q, &here, context, iter, top, total))
     } else {
         let empty = BTreeMap::new();
         let direct = s.members.get(id).unwrap_or(&empty);
@@ -414,7 +427,7 @@ fn members(s: &GraphState, ctx: &Ctx, q: &Query, id: &str, transitive: bool) -> 
         let iter = direct
             .range::<str, _>(after_bound(&after))
             .filter_map(|(m, k)| tagged(s, m, *k, &sel, &filter));
-        Ok(page(s, ctx, q, context, iter, top, total))
+        Ok(page(s, ctx, q, &here, context, iter, top, total))
     }
 }
 
@@ -430,7 +443,8 @@ fn member_of(s: &GraphState, ctx: &Ctx, q: &Query, key: &str) -> GResult<Value> 
         ctx.eventual,
         count,
     )?;
-    let after = list_after(s, q)?;
+    let here = list_after(s, q)?;
+    let after = here.after.clone();
     let u = s.find_user(key).ok_or_else(|| GErr::not_found(key))?;
     let all = transitive_member_of(s, &u.id);
     let total = count.then(|| {
@@ -448,6 +462,7 @@ fn member_of(s: &GraphState, ctx: &Ctx, q: &Query, key: &str) -> GResult<Value> 
         s,
         ctx,
         q,
+        &here,
         format!("{METADATA}#directoryObjects{}", sel.context()),
         iter,
         top,
@@ -467,7 +482,8 @@ fn list_sps(s: &GraphState, ctx: &Ctx, q: &Query) -> GResult<Value> {
         ctx.eventual,
         count,
     )?;
-    let after = list_after(s, q)?;
+    let here = list_after(s, q)?;
+    let after = here.after.clone();
     let names = sel.names(Kind::ServicePrincipal);
     let ids = filter.as_ref().and_then(Filter::id_candidates);
     let total = count.then(|| counted(&s.sps, &ids, &filter));
@@ -478,6 +494,7 @@ fn list_sps(s: &GraphState, ctx: &Ctx, q: &Query) -> GResult<Value> {
         s,
         ctx,
         q,
+        &here,
         format!("{METADATA}#servicePrincipals{}", sel.context()),
         iter,
         top,
@@ -531,7 +548,8 @@ fn assigned_to(s: &GraphState, ctx: &Ctx, q: &Query, id: &str) -> GResult<Value>
             Some(names)
         }
     };
-    let after = list_after(s, q)?;
+    let here = list_after(s, q)?;
+    let after = here.after.clone();
     let sp = s.sps.get(id).ok_or_else(|| GErr::not_found(id))?;
     let empty = BTreeMap::new();
     let all = s.assignments.get(id).unwrap_or(&empty);
@@ -547,6 +565,7 @@ fn assigned_to(s: &GraphState, ctx: &Ctx, q: &Query, id: &str) -> GResult<Value>
         s,
         ctx,
         q,
+        &here,
         format!("{METADATA}#servicePrincipals('{id}')/appRoleAssignedTo"),
         iter,
         top,

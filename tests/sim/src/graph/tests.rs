@@ -18,10 +18,9 @@ const THUMBPRINT: &str = "E32CDD3040D06194F9DB3F904A78046BFA71FAEC";
 /// A second, unregistered key (throwaway, for the wrong-key case).
 const OTHER_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDDqoUdUBS9lYTM\ndnxZsb/AQfz7lW34JMlnXjxPI1t46jNUByxpOObGhkfYEzB2bWWGtinI2Pfge8j/\nRFDOJrfKu8ZX8r16eTJmvjg24KpHW4Z8I/dJULpHDQtcIMhBnayZnhxtrkXhH2ct\n9djS1H6y+c8aAxJuYMg8ukxFP0rDWWC7rkF6wK9av9Ob8T7uiBjbHcDoWk+V7svw\njz52GSrIA+NGZSmhjN2qbQcyWYiu24hHXTgPp4fBljEjQ7rWF3ENr3tVU0UWejlJ\nGuvzV9DiE1Svte7c0Ss4cm9GD4qFoPbu8zTpyijG1xi3rVIO+cGvpOjPoxiluDKO\nD8XFwYtPAgMBAAECggEABv/sKCrLuyaErC3W7/yAYBfcPYHQf86NF/ISlUAuDwrN\n0EU7bP44n0SBgHTbSHlMZv/QSdudLn4vKBahD2bqL0n9Y/sOlTmNuIg4iZoK7WeU\nTY+Z0pkdONp6HA8eKt7BpHM4ECJqZI3TipzfZ1druupd4s/WUnWK5EVD4jxL5+YU\nG/2RxoMOy5ml+cpJSi8r6MIxbggowtJdo+uNSYotB8c2ghuhTnq7RDTZvUvUadks\nghO2JmtQSaZl0m+hkzLVhqdgXF78vkvTMwOhdd4Bwt4I95WNADbeih9/nMKDPb3T\nn85Rm8EIs37DPDfSrd/eZlxqOIWv3pBfajAgUOQSSQKBgQDrFfd121kefPEkEHpp\nvx3cv5Qy5dSXixCEwfkVHT1dExxfq9dZBQZDMGJbTI7baK6stPQqLwqKpXe6fp9P\nh2lYe1+hB/WWYCSOeacEVnt6gI1/xkf+5agl99PXOA0//WcqFrHxBLKPSWgUXoDs\nMYZJXWRiSEZ+8mLH1efn7WaYGQKBgQDVEsbtPq3MFfAlCrLTKxsrdqWKtaRCt9Bq\nM4inWCcjX2FzMJ91bKQc6btneRVzRhxwpVTGO7zZoGJwOA5jdtFlHcKqjvPBBodL\nnNxnbAA/WvBdxUj3eIMTcrv+1J1z1VzBlWGYZr3nSTB6xNSCgZ2WitVmRPu0Xtjw\nzNfUIA1LpwKBgG82qSccagC+YuYI1aCJRXtVNqsNh5FZvKrRiSCwAIOzssyf4vS+\nJ8RJc351rW+nCluyD4CVWItW1Flp5bwd93xggVERDuHhAepVKuomb6v4fPhhuVWh\nF/c+Uv2SCtKm8tM6gVvgOQkIVTCttJgIpdq3T/Ie9xq/WHPpghh6evqhAoGAP/HG\nqWRqHBlpXHR9fkoteTm+LIaeqTco4PZeSHp4JHF3eW5aLI9SISs0BrWb7mBYIKY9\nbtB2uIkdgbgQ+WCrLsFjrnQASyl+aP7GVnNfD6RnBn0yjLIqBCgmqy97oUui7qW6\nCFatH0AjwHRZomDrvkYkDPEe6N6eFIYlL4/+7XkCgYEAz44KXESrO9Tx8Xg0BQbC\n8gdUA7947UfbMlBpf8fntr4w9Ul0GyHEaEfc0+ZCVHgGQWThk6ZTIKwgL3SUExJK\nmy29jE2CHcYkEi8l7zlMNrLDMw7/rj61EZpAQ9E2Tp4kRo9sIV28w04/ezZj8A8U\nlmrKnOmtOfmB9/9rkhL98Xs=\n-----END PRIVATE KEY-----";
 
-fn fixture(name: &str) -> String {
-    let path = format!("{}/../../host/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+/// The test key pair, kept beside these tests so they do not depend on the host's layout.
+const TEST_PUBLIC_KEY: &str = include_str!("fixtures/test-rsa-pub.pem");
+const TEST_PRIVATE_KEY: &str = include_str!("fixtures/test-rsa-key.pem");
 
 fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
@@ -291,9 +290,8 @@ async fn token_with_certificate_assertion() {
     let mut s = tenant();
     let cert_app = "3fa2b1c4-0000-4000-8000-00000000c0de";
     s.add_client(cert_app, None, READER);
-    s.add_client_certificate(cert_app, &fixture("test-rsa-pub.pem"), THUMBPRINT);
+    s.add_client_certificate(cert_app, TEST_PUBLIC_KEY, THUMBPRINT);
     let t = T::new(s).await;
-    let key = fixture("test-rsa-key.pem");
     let x5t = b64url(&hex_decode(THUMBPRINT).unwrap());
     assert_eq!(x5t, "4yzdMEDQYZT52z-QSngEa_px-uw");
     let aud = t.sim.token_url();
@@ -319,14 +317,14 @@ async fn token_with_certificate_assertion() {
         }
     };
 
-    let a = request(assertion(&key, &x5t, claims(cert_app, &aud, now + 600))).await;
+    let a = request(assertion(TEST_PRIVATE_KEY, &x5t, claims(cert_app, &aud, now + 600))).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let token = a.json["access_token"].as_str().unwrap().to_string();
     assert_eq!(t.get_as("/v1.0/users", Some(&token), &[]).await.status, 200);
 
     // wrong x5t
     let a = request(assertion(
-        &key,
+        TEST_PRIVATE_KEY,
         "AAAAAAAAAAAAAAAAAAAAAAAAAAA",
         claims(cert_app, &aud, now + 600),
     ))
@@ -339,13 +337,13 @@ async fn token_with_certificate_assertion() {
             .contains("Client assertion failed signature validation.")
     );
     // expired
-    let a = request(assertion(&key, &x5t, claims(cert_app, &aud, now - 600))).await;
+    let a = request(assertion(TEST_PRIVATE_KEY, &x5t, claims(cert_app, &aud, now - 600))).await;
     assert_entra_error(&a, 401, "invalid_client", 700024);
     // signed with another key
     let a = request(assertion(OTHER_KEY, &x5t, claims(cert_app, &aud, now + 600))).await;
     assert_entra_error(&a, 401, "invalid_client", 700027);
     // tampered payload
-    let good = assertion(&key, &x5t, claims(cert_app, &aud, now + 600));
+    let good = assertion(TEST_PRIVATE_KEY, &x5t, claims(cert_app, &aud, now + 600));
     let parts: Vec<&str> = good.split('.').collect();
     let forged = b64url(
         json!({"aud": aud, "iss": cert_app, "sub": cert_app, "exp": now + 99_999})
@@ -355,11 +353,11 @@ async fn token_with_certificate_assertion() {
     let a = request(format!("{}.{forged}.{}", parts[0], parts[2])).await;
     assert_entra_error(&a, 401, "invalid_client", 700027);
     // iss/sub of another app
-    let a = request(assertion(&key, &x5t, claims(APP, &aud, now + 600))).await;
+    let a = request(assertion(TEST_PRIVATE_KEY, &x5t, claims(APP, &aud, now + 600))).await;
     assert_entra_error(&a, 401, "invalid_client", 700021);
     // audience of another tenant
     let a = request(assertion(
-        &key,
+        TEST_PRIVATE_KEY,
         &x5t,
         claims(
             cert_app,
@@ -371,7 +369,7 @@ async fn token_with_certificate_assertion() {
     assert_entra_error(&a, 401, "invalid_client", 700023);
     // any host is fine as long as the path names the tenant
     let a = request(assertion(
-        &key,
+        TEST_PRIVATE_KEY,
         &x5t,
         claims(
             cert_app,
@@ -397,7 +395,10 @@ async fn token_with_certificate_assertion() {
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 ),
-                ("client_assertion", &assertion(&key, &x5t, claims(APP, &aud, now + 600))),
+                (
+                    "client_assertion",
+                    &assertion(TEST_PRIVATE_KEY, &x5t, claims(APP, &aud, now + 600)),
+                ),
             ],
         )
         .await;
@@ -1346,6 +1347,136 @@ async fn throttling_and_faults() {
         )
         .await;
     assert_entra_error(&a, 503, "temporarily_unavailable", 90033);
+}
+
+/// Kit faults on Graph's own routes: paging faults on lists and delta rounds, an expired token,
+/// a reset, a page in front of the token endpoint, and the rate limit.
+#[tokio::test]
+async fn kit_faults_on_graph_routes() {
+    use crate::kit::{Cut, Fault, Outcome};
+    let mut s = tenant();
+    for i in 0..7 {
+        s.add_user(user(&format!("u{i}"), &format!("n{i}")));
+    }
+    s.add_group(group("g1", "team"));
+    for i in 0..5 {
+        s.add_member("g1", &format!("u{i}"));
+    }
+    s.delta_page_size = 3;
+    let t = T::new(s).await;
+    let users = RouteMatch::path("/v1.0/users");
+
+    // An empty page mid-listing: nothing lost, and its link is one not seen before.
+    t.sim.faults().add(
+        FaultRule::new(Fault::EmptyPage)
+            .on(Method::GET, users.clone())
+            .skip_first(1),
+    );
+    let mut links = vec!["/v1.0/users?$top=3".to_string()];
+    let (all, pages, _) = t.all(&links[0]).await;
+    assert_eq!(all.len(), 7);
+    assert_eq!(pages, 4, "one page more, the empty one");
+    let mut a = t.get(&links[0]).await;
+    while let Some(n) = a.next() {
+        assert!(!links.contains(&n), "{n} seen before");
+        links.push(n.clone());
+        a = t.get(&n).await;
+    }
+
+    // A looping cursor: the third members page leads back to the first page's own URL.
+    t.sim.faults().add(
+        FaultRule::new(Fault::LoopingCursor)
+            .on(Method::GET, RouteMatch::path("/v1.0/groups/*/members"))
+            .skip_first(2),
+    );
+    let first = "/v1.0/groups/g1/members?$top=2";
+    let p1 = t.get(first).await;
+    let p2 = t.get(&p1.next().unwrap()).await;
+    let p3 = t.get(&p2.next().unwrap()).await;
+    assert_eq!(p3.ids(), ["u4"]);
+    assert_eq!(p3.next().unwrap(), format!("{}{first}", t.sim.url()));
+
+    // A delta round with an empty page still ends with its deltaLink and every user.
+    t.sim.faults().add(
+        FaultRule::new(Fault::EmptyPage)
+            .route(RouteMatch::path("/v1.0/users/delta"))
+            .skip_first(1),
+    );
+    let (objects, link) = round(&t, "/v1.0/users/delta").await;
+    assert_eq!(objects.len(), 7);
+    assert!(link.contains("$deltatoken="));
+
+    // An expired token: Graph's 401, counted as a refused token; the next request is served.
+    t.sim
+        .faults()
+        .add(FaultRule::new(Fault::ExpiredToken).on(Method::GET, users.clone()));
+    let a = t.get("/v1.0/users").await;
+    assert_graph_error(&a, 401, "InvalidAuthenticationToken");
+    assert_eq!(a.message(), "Access token has expired or is not yet valid.");
+    assert!(a.headers.contains_key("www-authenticate"));
+    assert_eq!(t.sim.lock().refused_tokens, 1);
+    assert_eq!(t.get("/v1.0/users").await.status, 200);
+
+    // A reset of a transitive members read; a sign-in page instead of a token.
+    t.sim.faults().add(
+        FaultRule::new(Fault::Reset(Cut::BeforeServing)).route(RouteMatch::path("/v1.0/groups/*/transitiveMembers")),
+    );
+    let r = t
+        .http
+        .get(t.url("/v1.0/groups/g1/transitiveMembers"))
+        .bearer_auth(&t.token)
+        .send()
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    t.sim
+        .faults()
+        .add(FaultRule::new(Fault::WrongContentType).route(RouteMatch::path("/*/oauth2/v2.0/token")));
+    let a = t
+        .token_request(
+            TENANT,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", APP),
+                ("client_secret", SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(a.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    t.sim
+        .faults()
+        .add(FaultRule::new(Fault::ExpiredToken).route(RouteMatch::path("/*/oauth2/v2.0/token")));
+    let a = t
+        .token_request(
+            DOMAIN,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", APP),
+                ("client_secret", SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+        )
+        .await;
+    assert_entra_error(&a, 401, "invalid_client", 7000222);
+
+    // The token bucket: Graph's 429 with Retry-After; tokens are not Graph's to limit.
+    t.sim.lock().set_rate_limit(0.5, 1);
+    assert_eq!(t.get("/v1.0/users").await.status, 200);
+    let a = t.get("/v1.0/users").await;
+    assert_graph_error(&a, 429, "TooManyRequests");
+    assert_eq!(a.headers["retry-after"], "2");
+    let _ = t.token_for(APP, SECRET).await;
+    t.sim.lock().clear_rate_limit();
+    assert_eq!(t.get("/v1.0/users").await.status, 200);
+    let s = t.sim.lock();
+    assert_eq!(s.throttled, 1);
+    let log = t.sim.log().entries();
+    assert!(log.iter().any(|l| l.outcome == Outcome::RateLimited));
+    assert!(
+        log.iter()
+            .any(|l| l.outcome == Outcome::Injected(Fault::Reset(Cut::BeforeServing)) && l.status.is_none())
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use super::{GraphState, Req, entra_now, guid};
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// An Entra error answer.
-fn entra_error(status: StatusCode, error: &str, code: u32, message: &str) -> Response {
+pub(super) fn entra_error(status: StatusCode, error: &str, code: u32, message: &str) -> Response {
     let (trace, correlation, ts) = (guid(), guid(), entra_now());
     let body = json!({
         "error": error,
@@ -49,7 +49,7 @@ fn missing(param: &str) -> Response {
     )
 }
 
-fn invalid_client(code: u32, message: &str) -> Response {
+pub(super) fn invalid_client(code: u32, message: &str) -> Response {
     entra_error(StatusCode::UNAUTHORIZED, "invalid_client", code, message)
 }
 
@@ -57,11 +57,6 @@ const BAD_SIGNATURE: &str = "Client assertion failed signature validation.";
 
 /// Answers `POST /{tenant}/oauth2/v2.0/token`.
 pub(super) fn handle(s: &mut GraphState, req: &Req, tenant: &str) -> Response {
-    s.token_calls += 1;
-    *s.calls.entry("POST /token".into()).or_default() += 1;
-    if let Some(r) = injected(s, req) {
-        return r;
-    }
     if req.method != Method::POST {
         return entra_error(
             StatusCode::BAD_REQUEST,
@@ -167,35 +162,6 @@ pub(super) fn handle(s: &mut GraphState, req: &Req, tenant: &str) -> Response {
             "access_token": token,
         }),
     )
-}
-
-/// An injected fault on the token endpoint, answered in Entra's shape.
-fn injected(s: &mut GraphState, req: &Req) -> Option<Response> {
-    let target = req.target();
-    if let Some(i) = s.corrupt.iter().position(|p| target.contains(p.as_str())) {
-        s.corrupt.remove(i);
-        let mut r = reply(StatusCode::OK, Value::Null);
-        *r.body_mut() = axum::body::Body::from("{\"token_type\":\"Bearer\",\"exp");
-        return Some(r);
-    }
-    let f = s
-        .faults
-        .iter_mut()
-        .find(|f| f.remaining > 0 && target.contains(f.path_contains.as_str()))?;
-    f.remaining -= 1;
-    let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    s.faults.retain(|f| f.remaining > 0);
-    let (error, code) = if status.is_server_error() {
-        ("temporarily_unavailable", 90033)
-    } else {
-        ("invalid_request", 90000)
-    };
-    Some(entra_error(
-        status,
-        error,
-        code,
-        "Injected fault. A transient error has occurred. Please try again.",
-    ))
 }
 
 /// Checks a client assertion: RS256 (or PS256) signed by a registered certificate named by

@@ -1,0 +1,66 @@
+//! The kit every simulator is built from, so that each vendor's simulator holds only what is
+//! that vendor's (routes, bodies, quirks) and every one of them can be failed the same way:
+//!
+//! - [`server`]: bind, serve, stop on drop, log every request ([`Server`], [`RequestLog`]), and
+//!   let a simulator count what it answered ([`observe`]);
+//! - [`faults`]: faults as data ([`Fault`], [`FaultRule`]) applied by one layer ([`Faults::layer`]);
+//! - [`throttle`]: a token bucket answering 429 with the vendor's headers ([`Throttle`]);
+//! - [`paging`]: offset, keyed-cursor, `Link`-header and page-token paging, with the paging
+//!   faults built in ([`Offset`], [`keyed_page`], [`link_headers`], [`Cursor`], [`Sealer`]);
+//! - [`errors`]: the vendor's words for what the kit answers on its behalf ([`Vendor`]).
+//!
+//! A simulator keeps a [`Faults`] and a [`Throttle`] in its state (so its setters reach the
+//! running layers), implements [`Vendor`], adds the two layers and runs on [`Server`]; its
+//! listing handlers take a [`PageFault`] and hand it to their paging helper:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::http::{StatusCode, request::Parts};
+//! use axum::{Json, Router, response::Response, routing::get};
+//! use roster_sim::kit::{self, Faults, Offset, PageFault, RouteMatch, Server, Throttle, Vendor};
+//! use serde_json::{Value, json};
+//!
+//! struct Acme;
+//! impl Vendor for Acme {
+//!     fn error(&self, _: &Parts, status: StatusCode) -> Response {
+//!         kit::errors::json(status, "application/json", &json!({"error": status.as_u16()}))
+//!     }
+//!     fn expired_token(&self, req: &Parts) -> Response {
+//!         self.error(req, StatusCode::UNAUTHORIZED)
+//!     }
+//! }
+//!
+//! async fn users(fault: PageFault) -> Json<Value> {
+//!     let page = Offset::new(None, None, 25, 1000).page(0..100, &fault);
+//!     Json(json!({"values": page.items, "nextPageStart": page.next}))
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let (faults, throttle) = (Faults::new(), Throttle::new(RouteMatch::prefix("/api/")));
+//! let vendor: Arc<dyn Vendor> = Arc::new(Acme);
+//! let router = Router::new()
+//!     .route("/api/users", get(users))
+//!     .layer(faults.layer(vendor.clone()))
+//!     .layer(throttle.layer(vendor));
+//! let server = Server::start(([127, 0, 0, 1], 0).into(), router).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod conn;
+pub mod errors;
+pub mod faults;
+pub(crate) mod ids;
+pub mod layer;
+pub mod paging;
+pub mod server;
+pub mod throttle;
+
+#[cfg(test)]
+mod tests;
+
+pub use errors::Vendor;
+pub use faults::{Cut, Fault, FaultRule, Faults, Injected, RouteMatch, RuleId, Times};
+pub use paging::{Cursor, Offset, Page, PageFault, Position, Sealer, keyed_page, link_headers};
+pub use server::{Logged, Outcome, RequestLog, Server, observe};
+pub use throttle::{RateLimited, Throttle, Throttled, TokenBucket};
