@@ -4,6 +4,7 @@
 //! the scope itself (listed groups, the application, the filters, the attributes).
 
 use roster_sdk::PluginError;
+use roster_sdk::http::path_segment;
 
 use crate::graph::{Graph, Needs, classify};
 use crate::scope::{self, EVENTUAL};
@@ -43,7 +44,7 @@ pub fn check(g: &Graph<'_>) -> Result<(), PluginError> {
     if let Some(gid) = some_group.filter(|_| missing.is_empty()) {
         // Listing groups works with Group.Read.All too; members need GroupMember (or Group) read.
         let url = g.url(
-            &format!("/groups/{}/members", scope::seg(&gid)),
+            &format!("/groups/{}/members", path_segment(&gid)),
             &[("$select", "id"), ("$top", "1")],
         );
         let resp = g.raw(&url, "check permissions", &[])?;

@@ -1,25 +1,17 @@
-//! What the connector remembers between `fetch` calls (the paging cursor) and between runs
-//! (the delta token). Both are JSON the host stores and hands back verbatim.
+//! What the connector remembers between `fetch` calls (where the fetch stands) and between
+//! runs (the state the delta token carries). The SDK's driver stores both; this module only
+//! says what they hold.
 
 use std::collections::{BTreeSet, VecDeque};
 
-use roster_sdk::PluginError;
 use serde::{Deserialize, Serialize};
 
 use crate::graph::Object;
-use crate::settings::Settings;
 
-/// Version of the delta token's shape; another version means a full fetch.
-pub const TOKEN_VERSION: u32 = 2;
-
-/// The delta token: where Graph's users and groups delta rounds continue, and what the scope
-/// looked like when they were taken.
+/// What the next incremental fetch continues from: where Graph's users and groups delta rounds
+/// continue, and what the scope looked like when they were taken.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct DeltaToken {
-    /// [`TOKEN_VERSION`].
-    pub v: u32,
-    /// [`Settings::fingerprint`] when the token was made.
-    pub fingerprint: String,
+pub struct DeltaState {
     /// `/users/delta` deltaLink.
     pub users: Option<String>,
     /// `/groups/delta` deltaLink (members tracked).
@@ -38,27 +30,6 @@ pub struct DeltaToken {
     /// App scope: every assigned principal id, to notice assignment changes.
     #[serde(default)]
     pub assigned: BTreeSet<String>,
-}
-
-impl DeltaToken {
-    /// Reads a token the host kept; one from another version or other settings is expired.
-    pub fn read(text: &str, s: &Settings) -> Result<DeltaToken, PluginError> {
-        let t: DeltaToken = serde_json::from_str(text).map_err(|_| {
-            PluginError::ExpiredDelta("the delta token was not written by this version of the entra connector".into())
-        })?;
-        if t.v != TOKEN_VERSION {
-            return Err(PluginError::ExpiredDelta(format!(
-                "the delta token has format {}, this connector writes {TOKEN_VERSION}",
-                t.v
-            )));
-        }
-        if t.fingerprint != s.fingerprint() {
-            return Err(PluginError::ExpiredDelta(
-                "the source's scope or attributes changed since the last full fetch".into(),
-            ));
-        }
-        Ok(t)
-    }
 }
 
 /// A group whose members are still to be listed; its record is emitted with its last members
@@ -126,13 +97,18 @@ pub enum Step {
     Done,
 }
 
-/// The paging cursor.
+impl Step {
+    /// A step of an incremental fetch (the delta rounds), as opposed to a full one.
+    pub fn is_incremental(&self) -> bool {
+        matches!(self, Step::DeltaUsers { .. } | Step::DeltaGroups { .. })
+    }
+}
+
+/// Where a fetch stands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cursor {
     /// The step.
     pub step: Step,
-    /// The token being built: the next round's links, the scope.
-    pub token: DeltaToken,
-    /// Objects the whole fetch is expected to hold, once known.
-    pub hint: Option<u64>,
+    /// The delta state being built: the next round's links, the scope.
+    pub token: DeltaState,
 }

@@ -11,9 +11,10 @@
 
 use std::collections::BTreeSet;
 
-use roster_sdk::{Membership, Page, PluginError, Removal, RemovalKind};
+use roster_sdk::driver::{Records, Work};
+use roster_sdk::{Membership, PluginError, Removal, RemovalKind};
 
-use crate::cursor::{Cursor, DeltaToken, Step};
+use crate::cursor::{Cursor, DeltaState, Step};
 use crate::graph::{Graph, Needs, Object};
 use crate::model;
 use crate::scope;
@@ -23,10 +24,9 @@ fn expired(why: impl Into<String>) -> PluginError {
     PluginError::ExpiredDelta(why.into())
 }
 
-/// The first step of an incremental fetch: the token checked against the settings and, for
-/// an app scope, the assignments against those of the last full fetch.
-pub fn start(g: &Graph<'_>, token: &str) -> Result<Cursor, PluginError> {
-    let t = DeltaToken::read(token, g.s)?;
+/// The first step of an incremental fetch (the SDK has checked the token against the settings):
+/// for an app scope, the assignments against those of the last full fetch.
+pub fn start(g: &Graph<'_>, t: DeltaState) -> Result<Cursor, PluginError> {
     let (Some(users), Some(groups)) = (t.users.clone(), t.groups.clone()) else {
         return Err(expired("the delta token holds no delta links"));
     };
@@ -40,22 +40,21 @@ pub fn start(g: &Graph<'_>, token: &str) -> Result<Cursor, PluginError> {
     }
     Ok(Cursor {
         step: Step::DeltaUsers { url: users, groups },
-        token: DeltaToken {
+        token: DeltaState {
             users: None,
             groups: None,
             ..t
         },
-        hint: None,
     })
 }
 
-/// Runs one delta page (and the lookups it needs), adding the changes to `page`.
-pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), PluginError> {
+/// Runs one delta page (and the lookups it needs), adding the changes to `work`.
+pub fn advance(g: &Graph<'_>, cur: &mut Cursor, work: &mut Work<'_>) -> Result<(), PluginError> {
     let step = std::mem::replace(&mut cur.step, Step::Done);
     cur.step = match step {
         Step::DeltaUsers { url, groups } => {
             let c = g.delta_page(&url, "read user changes (users delta)", Needs::Users)?;
-            users_page(g, &mut cur.token, c.value, page)?;
+            users_page(g, &mut cur.token, c.value, &mut work.out)?;
             match (c.next_link, c.delta_link) {
                 (Some(next), _) => Step::DeltaUsers { url: next, groups },
                 (None, Some(link)) => {
@@ -67,7 +66,7 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
         }
         Step::DeltaGroups { url } => {
             let c = g.delta_page(&url, "read group changes (groups delta)", Needs::Groups)?;
-            groups_page(g, &mut cur.token, c.value, page)?;
+            groups_page(g, &mut cur.token, c.value, &mut work.out)?;
             match (c.next_link, c.delta_link) {
                 (Some(next), _) => Step::DeltaGroups { url: next },
                 (None, Some(link)) => {
@@ -101,7 +100,7 @@ fn complete_users(g: &Graph<'_>, objects: Vec<Object>) -> Result<Vec<Object>, Pl
     Ok(complete)
 }
 
-fn users_page(g: &Graph<'_>, t: &mut DeltaToken, objects: Vec<Object>, page: &mut Page) -> Result<(), PluginError> {
+fn users_page(g: &Graph<'_>, t: &mut DeltaState, objects: Vec<Object>, page: &mut Records) -> Result<(), PluginError> {
     let s = g.s;
     let mut changed = Vec::new();
     for o in objects {
@@ -148,7 +147,7 @@ fn users_page(g: &Graph<'_>, t: &mut DeltaToken, objects: Vec<Object>, page: &mu
     Ok(())
 }
 
-fn groups_page(g: &Graph<'_>, t: &mut DeltaToken, objects: Vec<Object>, page: &mut Page) -> Result<(), PluginError> {
+fn groups_page(g: &Graph<'_>, t: &mut DeltaState, objects: Vec<Object>, page: &mut Records) -> Result<(), PluginError> {
     let s = g.s;
     let scoped = s.scope != Scope::Tenant;
     // Tenant scope with a group filter: which of the changed groups it admits now.
@@ -258,7 +257,7 @@ fn groups_page(g: &Graph<'_>, t: &mut DeltaToken, objects: Vec<Object>, page: &m
     Ok(())
 }
 
-fn push(page: &mut Page, m: Membership, removed: bool) {
+fn push(page: &mut Records, m: Membership, removed: bool) {
     if removed {
         page.removed_memberships.push(m);
     } else {

@@ -8,12 +8,14 @@
 
 use std::collections::VecDeque;
 
-use roster_sdk::{Page, PluginError};
+use roster_sdk::PluginError;
+use roster_sdk::driver::Work;
+use roster_sdk::http::path_segment;
 
 use crate::cursor::{Cursor, PendingGroup, Step};
 use crate::graph::{Graph, Needs};
 use crate::model;
-use crate::scope::{self, EVENTUAL, seg};
+use crate::scope::{self, EVENTUAL};
 use crate::settings::{GROUP_PROPERTIES, Scope};
 
 /// What `/groups/delta` tracks: the group's properties and its members.
@@ -72,14 +74,8 @@ fn transitive_select(g: &Graph<'_>) -> String {
     props.join(",")
 }
 
-fn add_hint(cur: &mut Cursor, n: Option<u64>) {
-    if let Some(n) = n {
-        cur.hint = Some(cur.hint.unwrap_or(0) + n);
-    }
-}
-
-/// Runs one step of a full fetch, adding what it read to `page`.
-pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), PluginError> {
+/// Runs one step of a full fetch, adding what it read to `work`.
+pub fn advance(g: &Graph<'_>, cur: &mut Cursor, work: &mut Work<'_>) -> Result<(), PluginError> {
     let s = g.s;
     let step = std::mem::replace(&mut cur.step, Step::Done);
     cur.step = match step {
@@ -105,8 +101,9 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                 Scope::Tenant => {
                     let users = count(g, "/users", s.user_filter.as_deref(), Needs::Users)?;
                     let groups = count(g, "/groups", s.group_filter.as_deref(), Needs::Groups)?;
-                    add_hint(cur, users);
-                    add_hint(cur, groups);
+                    for n in [users, groups].into_iter().flatten() {
+                        work.expect(n);
+                    }
                     Step::Users { url: users_listing(g) }
                 }
                 Scope::Groups | Scope::App => Step::Roots,
@@ -115,7 +112,7 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
         Step::Users { url } => {
             let headers = listing_headers(s.user_filter.as_deref());
             let c = g.page_with(&url, "list users", Needs::Users, headers)?;
-            scope::emit_users(g, page, &c.value)?;
+            scope::emit_users(g, &mut work.out, &c.value)?;
             match c.next_link {
                 Some(next) => Step::Users { url: next },
                 None => Step::Groups { url: groups_listing(g) },
@@ -152,7 +149,7 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
             };
             let url = url.unwrap_or_else(|| {
                 g.url(
-                    &format!("/groups/{}/members", seg(&front.id)),
+                    &format!("/groups/{}/members", path_segment(&front.id)),
                     &[("$select", "id"), ("$top", &s.page_size.to_string())],
                 )
             });
@@ -161,7 +158,7 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                 Some(c) => {
                     for m in &c.value {
                         if let Some(ms) = model::membership(&front.id, m)? {
-                            page.memberships.push(ms);
+                            work.out.memberships.push(ms);
                         }
                     }
                     c.next_link
@@ -173,7 +170,7 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                 && let Some(done) = pending.pop_front()
                 && let Some(record) = done.record
             {
-                page.groups.push(model::group(&record)?);
+                work.out.groups.push(model::group(&record)?);
             }
             Step::Members {
                 pending,
@@ -194,7 +191,7 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                     let grp = model::group(&o)?;
                     cur.token.tree.insert(grp.id.clone());
                     roots.push_back(grp.id.clone());
-                    page.groups.push(grp);
+                    work.out.groups.push(grp);
                 }
                 direct.extend(a.users.iter().cloned());
                 cur.token.direct_users = a.users;
@@ -204,7 +201,7 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                     let grp = model::group(&scope::resolve_group(g, wanted)?)?;
                     if cur.token.tree.insert(grp.id.clone()) {
                         roots.push_back(grp.id.clone());
-                        page.groups.push(grp);
+                        work.out.groups.push(grp);
                     }
                 }
             }
@@ -220,7 +217,7 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
             let found = scope::users_by_id(g, &batch, None)?;
             confirm_gone(g, "/users", &scope::missing(&batch, &found), Needs::Users)?;
             note_members(cur, &found);
-            scope::emit_users(g, page, &found)?;
+            scope::emit_users(g, &mut work.out, &found)?;
             if ids.is_empty() {
                 let roots = cur.token.tree.iter().cloned().collect::<VecDeque<String>>();
                 Step::Transitive { roots, url: None }
@@ -248,7 +245,7 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
             };
             let url = url.unwrap_or_else(|| {
                 g.url(
-                    &format!("/groups/{}/transitiveMembers", seg(&root)),
+                    &format!("/groups/{}/transitiveMembers", path_segment(&root)),
                     &[("$select", &transitive_select(g)), ("$top", &s.page_size.to_string())],
                 )
             });
@@ -259,12 +256,12 @@ pub fn advance(g: &Graph<'_>, cur: &mut Cursor, page: &mut Page) -> Result<(), P
                         match model::member_is_group(o) {
                             Some(false) => {
                                 note_members(cur, std::slice::from_ref(o));
-                                scope::emit_users(g, page, std::slice::from_ref(o))?
+                                scope::emit_users(g, &mut work.out, std::slice::from_ref(o))?
                             }
                             Some(true) => {
                                 let grp = model::group(o)?;
                                 if cur.token.tree.insert(grp.id.clone()) {
-                                    page.groups.push(grp);
+                                    work.out.groups.push(grp);
                                 }
                             }
                             None => {}

@@ -58,8 +58,6 @@ pub struct Graph<'a> {
     pub s: &'a Settings,
     creds: ClientCredentials,
     t: &'a dyn Transport,
-    /// Requests made (token requests excluded), for page budgets.
-    pub requests: std::cell::Cell<u32>,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +86,6 @@ impl<'a> Graph<'a> {
             s,
             creds: s.credentials(),
             t,
-            requests: std::cell::Cell::new(0),
         }
     }
 
@@ -100,17 +97,11 @@ impl<'a> Graph<'a> {
     /// GETs a URL (a built one or a next/delta link Graph gave) and returns the raw response,
     /// refusing links that leave Graph.
     fn send(&self, url: &str, what: &str, headers: &[(&str, &str)]) -> Result<Response, PluginError> {
-        if !url.starts_with(&format!("{}/", self.s.graph_url)) {
-            return Err(PluginError::Fatal(format!(
-                "{what}: Graph returned a link outside {} ({url}); refusing to follow it",
-                self.s.graph_url
-            )));
-        }
+        roster_sdk::paging::within(&self.s.graph_url, url, what)?;
         let mut req = Request::get(url);
         for (k, v) in headers {
             req = req.header(k, *v);
         }
-        self.requests.set(self.requests.get() + 1);
         self.creds.send(self.t, req).map_err(|e| explain_token_error(e, self.s))
     }
 
@@ -274,7 +265,7 @@ mod tests {
             Some(700_027)
         );
         assert_eq!(aadsts_code("no code here"), None);
-        let s = Settings::parse(r#"{"tenant_id":"t","client_id":"c"}"#).unwrap();
+        let s = roster_sdk::settings::read::<Settings>(r#"{"tenant_id":"t","client_id":"c"}"#).unwrap();
         // 900021 is not 90002 (the tenant), and a secret's refusal never mentions certificates.
         let e = explain_token_error(PluginError::Auth("AADSTS900021: something".into()), &s);
         assert!(matches!(&e, PluginError::Auth(m) if !m.contains("tenant_id")), "{e:?}");

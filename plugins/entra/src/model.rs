@@ -64,23 +64,9 @@ pub fn group_incomplete(o: &Object) -> bool {
     ALWAYS_SET_GROUP.iter().any(|p| !o.contains_key(*p))
 }
 
-fn values(v: &Value) -> Vec<String> {
-    match v {
-        Value::Null => vec![],
-        Value::String(s) => vec![s.clone()],
-        Value::Bool(b) => vec![b.to_string()],
-        Value::Number(n) => vec![n.to_string()],
-        Value::Array(items) => items.iter().flat_map(values).collect(),
-        Value::Object(_) => vec![v.to_string()],
-    }
-}
-
 /// Every property but the id and OData annotations, one `(name, value)` per value.
 fn attributes(o: &Object) -> Vec<(String, String)> {
-    o.iter()
-        .filter(|(k, _)| *k != "id" && !k.contains('@'))
-        .flat_map(|(k, v)| values(v).into_iter().map(move |x| (k.clone(), x)))
-        .collect()
+    roster_sdk::attributes::from_object(o, |k| k != "id" && !k.contains('@'))
 }
 
 /// A Graph user as a Roster user; `None` for a guest when guests are excluded.
@@ -169,7 +155,7 @@ mod tests {
     use super::*;
 
     fn settings(extra: &str) -> Settings {
-        Settings::parse(&format!(r#"{{"tenant_id":"t","client_id":"c"{extra}}}"#)).unwrap()
+        roster_sdk::settings::read(&format!(r#"{{"tenant_id":"t","client_id":"c"{extra}}}"#)).unwrap()
     }
 
     fn obj(json: &str) -> Object {

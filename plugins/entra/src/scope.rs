@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use roster_sdk::{Page, PluginError};
+use roster_sdk::PluginError;
+use roster_sdk::driver::Records;
+use roster_sdk::http::path_segment;
 
 use crate::graph::{Graph, Needs, Object};
 use crate::model;
@@ -18,13 +20,6 @@ pub const EVENTUAL: &[(&str, &str)] = &[("consistencylevel", "eventual")];
 /// An OData string literal: quotes doubled.
 pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-/// A path segment for an object id (ids are GUIDs; anything else is escaped).
-pub fn seg(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 /// `id in ('a','b',…)`.
@@ -48,7 +43,7 @@ pub fn resolve_group(g: &Graph<'_>, wanted: &str) -> Result<Object, PluginError>
     let wanted = wanted.trim();
     if is_guid(wanted) {
         let url = g.url(
-            &format!("/groups/{}", seg(wanted)),
+            &format!("/groups/{}", path_segment(wanted)),
             &[("$select", &GROUP_PROPERTIES.join(","))],
         );
         return g
@@ -88,7 +83,7 @@ pub fn resolve_group(g: &Graph<'_>, wanted: &str) -> Result<Object, PluginError>
 pub fn service_principal(g: &Graph<'_>) -> Result<String, PluginError> {
     let select = [("$select", "id,appId,displayName")];
     if let Some(id) = &g.s.service_principal_id {
-        let url = g.url(&format!("/servicePrincipals/{}", seg(id)), &select);
+        let url = g.url(&format!("/servicePrincipals/{}", path_segment(id)), &select);
         let sp = g
             .object(&url, "read the Enterprise Application", Needs::Apps)?
             .ok_or_else(|| {
@@ -129,7 +124,7 @@ pub struct Assignments {
 pub fn assignments(g: &Graph<'_>, sp: &str) -> Result<Assignments, PluginError> {
     let mut out = Assignments::default();
     let mut url = Some(g.url(
-        &format!("/servicePrincipals/{}/appRoleAssignedTo", seg(sp)),
+        &format!("/servicePrincipals/{}/appRoleAssignedTo", path_segment(sp)),
         &[("$top", &g.s.page_size.to_string())],
     ));
     let mut guard = roster_sdk::paging::LoopGuard::default();
@@ -210,7 +205,7 @@ pub fn missing(wanted: &[String], found: &[Object]) -> Vec<String> {
 /// Whether a user or group is gone from the directory: only Graph's own "does not exist" says
 /// so. An object a query did not return may just not be indexed yet.
 pub fn exists(g: &Graph<'_>, path: &str, id: &str, needs: Needs) -> Result<bool, PluginError> {
-    let url = g.url(&format!("{path}/{}", seg(id)), &[("$select", "id")]);
+    let url = g.url(&format!("{path}/{}", path_segment(id)), &[("$select", "id")]);
     Ok(g.object(&url, &format!("read {} {id}", &path[1..]), needs)?.is_some())
 }
 
@@ -218,7 +213,7 @@ pub fn exists(g: &Graph<'_>, path: &str, id: &str, needs: Needs) -> Result<bool,
 pub fn members_of(g: &Graph<'_>, group: &str) -> Result<Vec<roster_sdk::Membership>, PluginError> {
     let mut out = Vec::new();
     let mut url = Some(g.url(
-        &format!("/groups/{}/members", seg(group)),
+        &format!("/groups/{}/members", path_segment(group)),
         &[("$select", "id"), ("$top", &g.s.page_size.to_string())],
     ));
     let mut guard = roster_sdk::paging::LoopGuard::default();
@@ -248,7 +243,7 @@ pub fn user_in_tree(
         return Ok(true);
     }
     let mut url = Some(g.url(
-        &format!("/users/{}/transitiveMemberOf", seg(user)),
+        &format!("/users/{}/transitiveMemberOf", path_segment(user)),
         &[("$select", "id"), ("$top", "999")],
     ));
     let mut guard = roster_sdk::paging::LoopGuard::default();
@@ -272,7 +267,7 @@ pub fn user_in_tree(
 }
 
 /// Adds the user records of `objects` to the page (guests per the settings).
-pub fn emit_users(g: &Graph<'_>, page: &mut Page, objects: &[Object]) -> Result<(), PluginError> {
+pub fn emit_users(g: &Graph<'_>, page: &mut Records, objects: &[Object]) -> Result<(), PluginError> {
     for o in objects {
         if let Some(u) = model::user(o, g.s)? {
             page.users.push(u);
@@ -292,6 +287,6 @@ mod tests {
         assert!(is_guid("8f1c2d3e-0000-4000-8000-00000000abcd"));
         assert!(!is_guid("Engineering"));
         assert!(!is_guid("8f1c2d3e-0000-4000-8000-00000000abcg"));
-        assert_eq!(seg("a b/c"), "a%20b%2Fc");
+        assert_eq!(roster_sdk::http::path_segment("a b/c"), "a%20b%2Fc");
     }
 }

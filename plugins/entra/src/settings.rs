@@ -3,10 +3,12 @@
 
 use roster_sdk::PluginError;
 use roster_sdk::oauth::{ClientAuth, ClientCredentials};
-use serde::Deserialize;
+use roster_sdk::settings::SourceSettings;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Which users and groups the source covers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scope {
     /// Every user and group of the tenant, optionally narrowed by `user_filter` / `group_filter`.
@@ -20,7 +22,7 @@ pub enum Scope {
 }
 
 /// How Roster proves it is the app registration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthKind {
     /// A client secret (the secret named by `client_secret`).
@@ -32,7 +34,7 @@ pub enum AuthKind {
 }
 
 /// Where a guest's email comes from (guests' `mail` is often empty).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum GuestEmail {
     /// `mail`, else the first of `otherMails`.
@@ -43,8 +45,9 @@ pub enum GuestEmail {
 }
 
 /// The settings object of an `entra` source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "Microsoft Entra ID (Microsoft Graph)")]
 pub struct Settings {
     /// Directory (tenant) id, or a verified domain such as `contoso.onmicrosoft.com`.
     pub tenant_id: String,
@@ -73,9 +76,11 @@ pub struct Settings {
     /// `scope = "groups"`: group object ids or display names.
     #[serde(default)]
     pub groups: Vec<String>,
-    /// `scope = "app"`: the Enterprise Application's application (client) id …
+    /// `scope = "app"`: the Enterprise Application's application (client) id (or give
+    /// `service_principal_id`).
     pub app_id: Option<String>,
-    /// … or its service principal's object id.
+    /// `scope = "app"`: the Enterprise Application's service principal object id (instead of
+    /// `app_id`).
     pub service_principal_id: Option<String>,
     /// `scope = "tenant"`: an OData `$filter` on users, e.g. `accountEnabled eq true`.
     pub user_filter: Option<String>,
@@ -98,6 +103,7 @@ pub struct Settings {
     pub attributes: Vec<String>,
     /// Objects per listing page (1–999).
     #[serde(default = "default_page_size")]
+    #[schemars(range(min = 1, max = 999))]
     pub page_size: u32,
 }
 
@@ -169,13 +175,18 @@ fn base_url(what: &str, raw: &str) -> Result<String, PluginError> {
     Ok(trimmed.to_string())
 }
 
-impl Settings {
-    /// Parses and validates the settings JSON; every problem names the field.
-    pub fn parse(json: &str) -> Result<Settings, PluginError> {
-        let mut s: Settings = roster_sdk::settings::parse(json)?;
-        s.validate()?;
-        Ok(s)
-    }
+impl SourceSettings for Settings {
+    // Credentials, the sign-in endpoint and page sizes decide how Graph is asked, not what it
+    // answers; everything else (tenant, scope, filters, attributes, guests) is in the fingerprint.
+    const OUTSIDE_SCOPE: &'static [&'static str] = &[
+        "client_id",
+        "auth",
+        "client_secret",
+        "certificate_key",
+        "certificate_thumbprint",
+        "login_url",
+        "page_size",
+    ];
 
     fn validate(&mut self) -> Result<(), PluginError> {
         let tenant = self.tenant_id.trim();
@@ -260,7 +271,9 @@ impl Settings {
         }
         Ok(())
     }
+}
 
+impl Settings {
     /// The token endpoint of the tenant.
     pub fn token_url(&self) -> String {
         format!("{}/{}/oauth2/v2.0/token", self.login_url, self.tenant_id)
@@ -302,71 +315,20 @@ impl Settings {
         }
         props.join(",")
     }
-
-    /// Everything that decides what the source covers and how records look: a delta token made
-    /// under other settings must not be continued.
-    pub fn fingerprint(&self) -> String {
-        let parts = [
-            format!("{:?}", self.scope),
-            self.groups.join("\u{1f}"),
-            self.app_id.clone().unwrap_or_default(),
-            self.service_principal_id.clone().unwrap_or_default(),
-            self.user_filter.clone().unwrap_or_default(),
-            self.group_filter.clone().unwrap_or_default(),
-            self.user_select(),
-            self.graph_url.clone(),
-            self.tenant_id.clone(),
-            self.username_attribute.clone(),
-            format!("{} {:?}", self.include_guests, self.guest_email),
-        ];
-        format!("{:016x}", fnv1a(parts.join("\u{1e}").as_bytes()))
-    }
 }
-
-/// FNV-1a, 64 bits: a stable fingerprint, not a security measure.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// JSON Schema of the settings, for `describe`.
-pub const SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "Microsoft Entra ID (Microsoft Graph)",
-  "type": "object",
-  "required": ["tenant_id", "client_id"],
-  "additionalProperties": false,
-  "properties": {
-    "tenant_id": {"type": "string", "description": "Directory (tenant) id or verified domain"},
-    "client_id": {"type": "string", "description": "Application (client) id of Roster's app registration"},
-    "auth": {"enum": ["secret", "certificate"], "default": "secret"},
-    "client_secret": {"type": "string", "default": "client_secret", "description": "Name of the source secret holding the client secret"},
-    "certificate_key": {"type": "string", "default": "certificate_key", "description": "Name of the source's signing-key secret (PEM)"},
-    "certificate_thumbprint": {"type": "string", "description": "SHA-1 thumbprint (hex) of the uploaded certificate"},
-    "graph_url": {"type": "string", "default": "https://graph.microsoft.com"},
-    "login_url": {"type": "string", "default": "https://login.microsoftonline.com"},
-    "scope": {"enum": ["tenant", "groups", "app"], "default": "tenant"},
-    "groups": {"type": "array", "items": {"type": "string"}, "description": "scope=groups: group ids or display names"},
-    "app_id": {"type": "string", "description": "scope=app: the Enterprise Application's application id"},
-    "service_principal_id": {"type": "string", "description": "scope=app: its service principal's object id"},
-    "user_filter": {"type": "string", "description": "scope=tenant: OData $filter on users"},
-    "group_filter": {"type": "string", "description": "scope=tenant: OData $filter on groups"},
-    "username_attribute": {"type": "string", "default": "userPrincipalName"},
-    "guest_email": {"enum": ["mail", "other-mails"], "default": "mail"},
-    "include_guests": {"type": "boolean", "default": true},
-    "extension_attributes": {"type": "array", "items": {"type": "string"}},
-    "attributes": {"type": "array", "items": {"type": "string"}},
-    "page_size": {"type": "integer", "minimum": 1, "maximum": 999, "default": 999}
-  }
-}"#;
 
 #[cfg(test)]
 mod tests {
+    use roster_sdk::settings::{self, Fingerprint};
+
     use super::*;
 
     fn parse(extra: &str) -> Settings {
-        Settings::parse(&format!(r#"{{"tenant_id":"t","client_id":"c"{extra}}}"#)).unwrap()
+        settings::read(&format!(r#"{{"tenant_id":"t","client_id":"c"{extra}}}"#)).unwrap()
+    }
+
+    fn fingerprint(extra: &str) -> Fingerprint {
+        Fingerprint::of(&parse(extra)).unwrap()
     }
 
     #[test]
@@ -377,7 +339,7 @@ mod tests {
 
     #[test]
     fn every_setting_that_changes_records_changes_the_fingerprint() {
-        let base = parse("").fingerprint();
+        let base = fingerprint("");
         for extra in [
             r#","include_guests":false"#,
             r#","guest_email":"other-mails""#,
@@ -386,13 +348,14 @@ mod tests {
             r#","attributes":["jobTitle"]"#,
             r#","scope":"groups","groups":["x"]"#,
         ] {
-            assert_ne!(parse(extra).fingerprint(), base, "{extra}");
+            assert_ne!(fingerprint(extra), base, "{extra}");
         }
         assert_eq!(
-            parse(r#","page_size":100"#).fingerprint(),
+            fingerprint(r#","page_size":100"#),
             base,
             "page size changes nothing read"
         );
+        assert!(settings::undeclared_outside_scope::<Settings>().is_empty());
     }
 
     #[test]
@@ -409,8 +372,21 @@ mod tests {
                 "apply to scope",
             ),
         ] {
-            let err = Settings::parse(&format!(r#"{{"tenant_id":"t","client_id":"c"{extra}}}"#)).unwrap_err();
+            let err =
+                settings::read::<Settings>(&format!(r#"{{"tenant_id":"t","client_id":"c"{extra}}}"#)).unwrap_err();
             assert!(err.to_string().contains(expected), "{extra}: {err}");
         }
+    }
+
+    #[test]
+    fn the_schema_describes_every_setting() {
+        let schema: serde_json::Value = serde_json::from_str(&settings::schema::<Settings>()).unwrap();
+        assert_eq!(schema["title"], "Microsoft Entra ID (Microsoft Graph)");
+        assert_eq!(schema["required"], serde_json::json!(["tenant_id", "client_id"]));
+        assert_eq!(schema["additionalProperties"], false);
+        let props = schema["properties"].as_object().unwrap();
+        assert_eq!(props.len(), 20);
+        assert_eq!(props["page_size"]["maximum"], 999);
+        assert_eq!(props["graph_url"]["default"], "https://graph.microsoft.com");
     }
 }

@@ -17,7 +17,6 @@ use roster_transform_sdk::{
 };
 
 /// The transform this component exports.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub struct MappingTransform;
 
 /// JSON Schema of the settings (the mapping).
@@ -188,8 +187,6 @@ impl PackedTransform for MappingTransform {
     }
 }
 
-// Native builds (unit tests) have no host to export to.
-#[cfg(target_arch = "wasm32")]
 roster_transform_sdk::export_transform!(MappingTransform, packed);
 
 #[cfg(test)]

@@ -31,15 +31,21 @@ pub use bindings::roster::plugin::types::{Group, PluginError, PluginInfo, User};
 
 /// Exports a type implementing [`Transform`] as this component's transform, with the default
 /// packed functions; `export_transform!(T, packed)` when `T` implements [`PackedTransform`]
-/// itself.
+/// itself. Only wasm32 builds export anything: natively (unit tests, `cargo test --workspace`)
+/// there is no host to export to, and a crate that builds natively gets its tests run by
+/// `./dev test` without being listed.
 #[macro_export]
 macro_rules! export_transform {
     ($t:ident) => {
         impl $crate::PackedTransform for $t {}
-        $crate::bindings::__export_transform_world!($t with_types_in $crate::bindings);
+        $crate::export_transform!($t, packed);
     };
     ($t:ident, packed) => {
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_transform_world!($t with_types_in $crate::bindings);
+        // Natively the type is still used, so its crate builds without dead-code warnings.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::PluginInfo = <$t as $crate::Transform>::describe;
     };
 }
 

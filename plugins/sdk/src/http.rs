@@ -145,6 +145,14 @@ pub fn url_with_query(base: &str, pairs: &[(&str, &str)]) -> String {
     out
 }
 
+/// An id as one URL path segment (`/users/{id}`): ids are usually opaque GUIDs, but one with
+/// `/`, `?`, `#` or spaces must not change the path it is put into.
+pub fn path_segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
 fn unescape_placeholders(encoded: &str) -> String {
     encoded.replace("%7B%7Bsecret%3A", "{{secret:").replace("%7D%7D", "}}")
 }
@@ -178,6 +186,15 @@ mod tests {
             "https://g.example/v1.0/users?$select=id%2CdisplayName&$filter=displayName%20eq%20%27A%2BB%27"
         );
         assert_eq!(url_with_query("https://x/a?b=1", &[("c", "2")]), "https://x/a?b=1&c=2");
+    }
+
+    #[test]
+    fn ids_stay_one_path_segment() {
+        assert_eq!(path_segment("a b/c?d#e"), "a%20b%2Fc%3Fd%23e");
+        assert_eq!(
+            path_segment("8f1c2d3e-0000-4000-8000-00000000abcd"),
+            "8f1c2d3e-0000-4000-8000-00000000abcd"
+        );
     }
 
     #[test]

@@ -1,27 +1,40 @@
 //! The crate a Roster connector is written against.
 //!
 //! It owns the `wit_bindgen::generate!` call for the `connector-plugin` world of
-//! `roster:plugin@0.1.1`, so a connector never writes bindings, and it carries the pieces every
-//! connector needs once: JSON over the host's `http` import ([`http`]), classification of HTTP
-//! failures into [`PluginError`] ([`errors`]), Retry-After parsing, paging cursors and `Link`
-//! headers ([`paging`]), and OAuth 2.0 client-credentials tokens with caching ([`oauth`]).
+//! `roster:plugin@0.1.1`, so a connector never writes bindings, and it carries the plumbing
+//! every connector needs once:
+//!
+//! * [`idp`]: a connector as settings, `check` and a fetch described as steps; `describe`,
+//!   settings parsing and paging are the SDK's ([`export_idp!`]).
+//! * [`driver`]: the page driver — steps under a page [`driver::Budget`], the cursor kept for
+//!   the connector, the loop guard, `total-hint`, and what was read kept on a transient failure.
+//! * [`delta`]: the delta token around the connector's state, refused as `expired-delta` when
+//!   it was made under other scope settings or by another version.
+//! * [`settings`]: settings structs whose JSON Schema is derived (`schemars`) and whose
+//!   scope-relevant part is fingerprinted.
+//! * [`http`], [`errors`], [`oauth`], [`paging`], [`attributes`]: JSON over the host's `http`
+//!   import, ids as path segments, HTTP failures classified into [`PluginError`], Retry-After,
+//!   OAuth 2.0 client credentials with caching, `Link` headers, next links kept on the API's
+//!   base URL and out of loops, JSON properties as a record's attributes.
 //!
 //! ```ignore
-//! use roster_sdk::{Connector, Page, PluginError, PluginInfo};
-//! struct MyIdp;
-//! impl Connector for MyIdp {
-//!     fn describe() -> PluginInfo { /* … */ }
-//!     fn check(settings: String) -> Result<(), PluginError> { /* … */ }
-//!     fn fetch(settings: String, cursor: Option<String>, delta: Option<String>) -> Result<Page, PluginError> { /* … */ }
-//! }
-//! roster_sdk::export_connector!(MyIdp);
+//! use roster_sdk::driver::{Begin, Fetch, Next, Work};
+//! use roster_sdk::idp::Idp;
+//! struct MyIdp { s: Settings }
+//! impl Idp for MyIdp { /* NAME, DESCRIPTION, Settings, new, check */ }
+//! impl Fetch for MyIdp { /* Cursor, Delta, begin, step */ }
+//! roster_sdk::export_idp!(MyIdp);
 //! ```
 //!
-//! Everything that talks to the host goes through the [`http::Transport`] trait, so the helpers
-//! are unit-tested natively with a scripted transport.
+//! Everything that talks to the host goes through the [`http::Transport`] trait, so connectors
+//! and the driver are unit-tested natively with a scripted transport.
 
+pub mod attributes;
+pub mod delta;
+pub mod driver;
 pub mod errors;
 pub mod http;
+pub mod idp;
 pub mod oauth;
 pub mod paging;
 pub mod settings;
@@ -45,11 +58,17 @@ pub use bindings::roster::plugin::types::{
     Group, Membership, Page, PluginError, PluginInfo, Removal, RemovalKind, User,
 };
 
-/// Exports a type implementing [`Connector`] as this component's connector.
+/// Exports a type implementing [`Connector`] as this component's connector. Only wasm32 builds
+/// export anything: natively (unit tests, `cargo test --workspace`) there is no host to export
+/// to, and a crate that builds natively gets its tests run by `./dev test` without being listed.
 #[macro_export]
 macro_rules! export_connector {
     ($t:ident) => {
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_connector_world!($t with_types_in $crate::bindings);
+        // Natively the type is still used, so its crate builds without dead-code warnings.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::PluginInfo = <$t as $crate::Connector>::describe;
     };
 }
 

@@ -1,9 +1,8 @@
-//! Paging: the cursor a connector hands back between `fetch` calls, and the "next page"
-//! conventions IdPs use (`Link` headers, next-link fields, offsets).
+//! Paging conventions IdPs use (`Link` headers, next-link fields) and a guard against a server
+//! that keeps answering with the same next link.
 //!
-//! The host calls `fetch` once per page and passes back the previous page's `next`. A connector
-//! that walks several listings (users, then groups, then each group's members) keeps its place
-//! in a small serializable struct and uses [`encode`] / [`decode`] for the cursor string.
+//! A connector on [`crate::driver`] never encodes a cursor itself; [`encode`] / [`decode`] are
+//! for connectors that implement the connector interface by hand.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,43 +40,17 @@ pub fn link_next(link_header: &str) -> Option<String> {
     })
 }
 
-/// Bounds the work of one `fetch` call for a connector that makes several requests per page
-/// (a listing, then each group's members): the host stages each page in one transaction and
-/// gives every call a deadline, so a page should be neither one tiny request nor minutes of work.
-#[derive(Debug)]
-pub struct PageBudget {
-    requests: u32,
-    max_requests: u32,
-    max_records: usize,
-    started: std::time::Instant,
-    max_time: std::time::Duration,
-}
-
-impl PageBudget {
-    /// At most `max_requests` requests, `max_records` records or `max_time` per page.
-    pub fn new(max_requests: u32, max_records: usize, max_time: std::time::Duration) -> Self {
-        PageBudget {
-            requests: 0,
-            max_requests,
-            max_records,
-            started: std::time::Instant::now(),
-            max_time,
-        }
-    }
-
-    /// Counts one request.
-    pub fn spend(&mut self) {
-        self.requests += 1;
-    }
-
-    /// Requests made so far in this page.
-    pub fn requests(&self) -> u32 {
-        self.requests
-    }
-
-    /// True when the page holding `records` records should be returned now.
-    pub fn exhausted(&self, records: usize) -> bool {
-        self.requests >= self.max_requests || records >= self.max_records || self.started.elapsed() >= self.max_time
+/// Refuses a next or delta link that leaves the API's base URL: the connector sends its bearer
+/// token with every request, so a link to another host (a compromised or misconfigured server,
+/// a proxy rewriting bodies) must not be followed, even to a host the source allows.
+pub fn within(base: &str, link: &str, what: &str) -> Result<(), PluginError> {
+    let base = base.trim_end_matches('/');
+    if link.starts_with(&format!("{base}/")) || link.starts_with(&format!("{base}?")) {
+        Ok(())
+    } else {
+        Err(PluginError::Fatal(format!(
+            "{what}: the server returned a link outside {base} ({link}); refusing to follow it"
+        )))
     }
 }
 
@@ -135,15 +108,25 @@ mod tests {
     }
 
     #[test]
-    fn page_budget_stops_on_requests_or_records() {
-        let mut b = PageBudget::new(2, 100, std::time::Duration::from_secs(60));
-        assert!(!b.exhausted(0));
-        b.spend();
-        assert!(!b.exhausted(99));
-        assert!(b.exhausted(100));
-        b.spend();
-        assert!(b.exhausted(0));
-        assert_eq!(b.requests(), 2);
+    fn links_must_stay_under_the_base_url() {
+        let base = "https://graph.microsoft.com/";
+        within(
+            base,
+            "https://graph.microsoft.com/v1.0/users?$skiptoken=x",
+            "list users",
+        )
+        .unwrap();
+        for bad in [
+            "https://graph.microsoft.com.evil.example/v1.0/users",
+            "http://graph.microsoft.com/v1.0/users",
+            "https://evil.example/?https://graph.microsoft.com/",
+        ] {
+            let err = within(base, bad, "list users").unwrap_err();
+            assert!(
+                matches!(&err, PluginError::Fatal(m) if m.contains("refusing to follow")),
+                "{bad}: {err:?}"
+            );
+        }
     }
 
     #[test]

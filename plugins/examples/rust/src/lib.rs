@@ -13,7 +13,7 @@
 //! - Everything else passes unchanged with no reason.
 //!
 //! The JavaScript (`../javascript/transform.js`) and Python (`../python/app.py`) examples do
-//! exactly the same, message for message; `host/tests/authoring.rs` checks all three against one
+//! exactly the same, message for message; `host/roster/tests/runtime/authoring.rs` checks all three against one
 //! table. To start your own transform, copy this folder (see `../README.md`).
 
 use roster_transform_sdk::{Group, GroupOutcome, PluginError, PluginInfo, Transform, User, UserOutcome};
