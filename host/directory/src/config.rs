@@ -1,0 +1,184 @@
+//! A source as configuration describes it (`[[source]]` in roster.toml, or created through the
+//! API): its connector and settings, what it may reach, its secrets, limits, transform chain
+//! and schedule. Every error names the source and the field.
+
+use std::path::{Path, PathBuf};
+
+use roster_http::{BudgetConfig, SecretRef};
+use roster_model::DefinedIn;
+use roster_runtime::Limits;
+use roster_runtime::capability::{NetPolicy, Origin};
+use roster_runtime::secrets::SecretKind;
+use roster_schedule::ScheduleConfig;
+use serde::Deserialize;
+
+/// A secret of a source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretConfig {
+    /// Name plugins use in `{{secret:NAME}}`.
+    pub name: String,
+    /// Origins it may be sent to.
+    pub hosts: Vec<Origin>,
+    /// Value or signing key.
+    #[serde(default)]
+    pub kind: SecretKind,
+    /// Where the value comes from.
+    #[serde(flatten)]
+    pub from: SecretRef,
+}
+
+/// One step of a source's transform chain.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    /// Transform plugin name.
+    pub plugin: String,
+    /// Its settings.
+    #[serde(default = "empty_object")]
+    pub settings: serde_json::Value,
+    /// Or a file holding them (`.toml` or `.json`, relative to the configuration), re-read at
+    /// every run: a new version is used once the transform accepts it; a broken one is refused
+    /// and the version last accepted keeps serving.
+    pub settings_file: Option<PathBuf>,
+    /// Its limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// One identity-provider connection.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Stable id (letters, digits, `-`, `_`).
+    pub id: String,
+    /// Connector plugin name.
+    pub plugin: String,
+    /// Directory order: lower wins when two sources describe the same person.
+    #[serde(default = "default_priority")]
+    pub priority: i64,
+    /// Disabled sources are skipped.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The connector's settings.
+    #[serde(default = "empty_object")]
+    pub settings: serde_json::Value,
+    /// A folder the connector may read (mounted read-only at `/data`).
+    pub files: Option<PathBuf>,
+    /// Where the connector may connect.
+    #[serde(default, flatten)]
+    pub network: NetPolicy,
+    /// Named secrets (never serialised: sealed in the store instead).
+    #[serde(default, skip_serializing)]
+    pub secrets: Vec<SecretConfig>,
+    /// Per-job limits of the connector.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Request budget towards the IdP.
+    #[serde(default)]
+    pub budget: BudgetConfig,
+    /// Transform chain, in order.
+    #[serde(default)]
+    pub transforms: Vec<TransformConfig>,
+    /// Only users who are members of one of these groups (IdP names, nested groups included)
+    /// are synced from this source; empty: everyone the connector reads.
+    #[serde(default)]
+    pub required_groups: Vec<String>,
+    /// When `roster serve` syncs this source.
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    /// Where the source was defined (roster.toml, or the API).
+    #[serde(skip)]
+    pub origin: DefinedIn,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_priority() -> i64 {
+    100
+}
+
+/// Whether an id is 1–64 letters, digits, `-` or `_` (sources and targets).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl SourceConfig {
+    /// Checks the source's fields (`base` resolves relative paths); every message names the
+    /// source and the field.
+    pub fn validate(&self, base: &Path) -> Result<(), String> {
+        if !valid_id(&self.id) {
+            return Err(format!(
+                "source id {:?} must be 1–64 letters, digits, '-' or '_'",
+                self.id
+            ));
+        }
+        self.network
+            .validate()
+            .map_err(|e| format!("source '{}': {e}", self.id))?;
+        if let Some(f) = &self.files {
+            let dir = base.join(f);
+            if !dir.is_dir() {
+                return Err(format!(
+                    "source '{}': `files` {} is not a folder",
+                    self.id,
+                    dir.display()
+                ));
+            }
+        }
+        for (i, t) in self.transforms.iter().enumerate() {
+            let inline = t.settings.as_object().is_none_or(|o| !o.is_empty());
+            if t.settings_file.is_some() && inline {
+                return Err(format!(
+                    "source '{}' transform {} ({}): give `settings` or `settings_file`, not both",
+                    self.id,
+                    i + 1,
+                    t.plugin
+                ));
+            }
+        }
+        if self.schedule.enabled {
+            self.schedule
+                .schedule()
+                .map_err(|e| format!("source '{}' schedule: {e}", self.id))?;
+        }
+        for secret in &self.secrets {
+            secret.from.resolve(base, &self.secret_label(secret))?;
+        }
+        Ok(())
+    }
+
+    fn secret_label(&self, secret: &SecretConfig) -> String {
+        format!("source '{}' secret '{}'", self.id, secret.name)
+    }
+
+    /// The source's secrets with their values resolved, as the JSON the store seals.
+    pub fn resolved_secrets(&self, base: &Path) -> Result<serde_json::Value, String> {
+        let list: Result<Vec<serde_json::Value>, String> = self
+            .secrets
+            .iter()
+            .map(|s| {
+                let v = s.from.resolve(base, &self.secret_label(s))?;
+                Ok(serde_json::json!({
+                    "name": s.name, "value": v.expose(), "hosts": s.hosts,
+                    "kind": if s.kind == SecretKind::SigningKey { "signing-key" } else { "value" },
+                }))
+            })
+            .collect();
+        list.map(serde_json::Value::Array)
+    }
+
+    /// The source as the store keeps it: everything but its secrets (sealed apart).
+    pub fn stored(&self) -> serde_json::Value {
+        let mut stored = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = stored.as_object_mut() {
+            o.remove("secrets");
+        }
+        stored
+    }
+}

@@ -1,0 +1,530 @@
+//! The reconciler: read a target → plan → guard → apply → record, over the [`Target`] trait.
+//!
+//! It is given the desired state (the directory made it) and a target (the binary chose its
+//! kind), and knows neither an identity provider nor a vendor: everything vendor-specific —
+//! what licenses an account, who administers the target, how an account is disabled, how many
+//! members one call may add — reaches it as [`TargetState`] and [`Capabilities`].
+//!
+//! Rules enforced here (design.md "rules that never bend"): a fetch that did not complete never
+//! leads to a deletion, deactivation or removal (1: the caller names the incomplete sources and
+//! their destructive operations are withheld); a plan over the threshold is held until that
+//! exact plan is approved (2); a plan over the licence is refused (3); protected accounts and
+//! groups are never changed (4); a second run in a row makes zero writes (5).
+
+pub mod apply;
+pub mod guard;
+pub mod model;
+pub mod plan;
+pub mod policy;
+mod record;
+pub mod target;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use roster_model::{Desired, PlanState, RunState};
+pub use roster_model::{Progress, Quiet};
+use roster_store::{IdentityState, PlanRow, Store, StoreError, now_ms};
+use sha2::{Digest, Sha256};
+
+pub use apply::Applied;
+pub use guard::Verdict;
+pub use model::{Op, PlannedOp, Skipped};
+pub use policy::{DEFAULT_KIND, Deprovision, TargetConfig, Threshold};
+pub use record::{ExportRow, export_csv, export_rows};
+pub use target::{
+    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, OpOutcome, Patience, Rename, Seats, Target,
+    TargetCheck, TargetError, TargetKind, TargetKinds, TargetState,
+};
+
+/// Why the engine could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The target could not be read.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A plan cannot be approved or applied.
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// Whether a reconcile writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// Apply the plan unless the guard holds or refuses it.
+    Apply,
+    /// Plan only (a dry run).
+    DryRun,
+}
+
+/// What a reconcile covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Every person and every group.
+    Everyone,
+    /// One person (lower-case username) and their memberships: single-user sync.
+    Person(&'a str),
+}
+
+/// One reconcile.
+#[derive(Debug, Clone, Copy)]
+pub struct Reconcile<'a> {
+    /// The run it belongs to (the caller created it and holds the target).
+    pub run_id: i64,
+    /// Whether it writes.
+    pub writes: Writes,
+    /// Who asked (the plan's approver when it is applied at once).
+    pub actor: &'a str,
+    /// Sources whose fetch did not complete: no deletion, deactivation or removal this run.
+    pub incomplete: &'a [String],
+    /// Everyone, or one person.
+    pub scope: Scope<'a>,
+}
+
+/// What a reconcile did: the run's state and the engine's part of its summary.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    /// How the run ends.
+    pub state: RunState,
+    /// The plan.
+    pub plan_id: String,
+    /// Its hash.
+    pub plan_hash: String,
+    /// Planned operations by kind.
+    pub planned: BTreeMap<String, usize>,
+    /// Milliseconds per stage (read, plan, guard, apply).
+    pub stage_ms: BTreeMap<String, u64>,
+    /// Outcomes of applied operations.
+    pub applied: Applied,
+    /// The guard's verdict.
+    pub verdict: Verdict,
+    /// Left alone on purpose.
+    pub skipped: Vec<Skipped>,
+    /// Collisions with accounts Roster does not own.
+    pub collisions: Vec<Skipped>,
+    /// Worth telling the administrator.
+    pub warnings: Vec<String>,
+    /// Calls made to the target.
+    pub calls: CallCounts,
+}
+
+/// sha256 over the ordered operations.
+pub fn plan_hash(ops: &[PlannedOp]) -> String {
+    /// Feeds serialised JSON straight into the hash: no copy of the whole plan in memory.
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.update(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(Sha256::new());
+    let _ = serde_json::to_writer(&mut w, ops);
+    hex::encode(w.0.finalize())
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// `local` for an empty origin (this machine: the CLI, the scheduler).
+pub fn or_local(origin: &str) -> &str {
+    if origin.is_empty() { "local" } else { origin }
+}
+
+/// The reconciler of one target.
+pub struct Engine {
+    store: Arc<Store>,
+    target: Arc<dyn Target>,
+    policy: TargetConfig,
+}
+
+impl Engine {
+    /// The engine of `target`, applying `policy`.
+    pub fn new(store: Arc<Store>, target: Arc<dyn Target>, policy: TargetConfig) -> Engine {
+        Engine { store, target, policy }
+    }
+
+    /// The target's configuration.
+    pub fn policy(&self) -> &TargetConfig {
+        &self.policy
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Arc<dyn Target> {
+        &self.target
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Reads the target, plans, guards and — unless it is a dry run, held or refused — applies.
+    /// The plan and every operation's result are stored; the caller records the run.
+    pub async fn reconcile(
+        &self,
+        r: &Reconcile<'_>,
+        mut desired: Desired,
+        progress: &dyn Progress,
+    ) -> Result<Reconciled, EngineError> {
+        let target_id = self.policy.id.as_str();
+        let mut stage_ms = BTreeMap::new();
+        let mut warnings = Vec::new();
+        self.target.reset_calls();
+        desired.add_to_every_active(&self.policy.default_groups);
+
+        let t = Instant::now();
+        let managed: BTreeSet<String> = self.store.managed_groups(target_id)?.into_iter().collect();
+        let (target, identities) = match r.scope {
+            Scope::Everyone => {
+                let mut interesting: BTreeSet<String> = desired.groups.keys().cloned().collect();
+                interesting.extend(managed.iter().cloned());
+                let state = self.target.read(&interesting, self.policy.concurrency).await?;
+                (state, self.store.identities(target_id)?)
+            }
+            Scope::Person(key) => {
+                let records = desired.persons.get(key).map(|p| p.records.clone()).unwrap_or_default();
+                let identities =
+                    self.store
+                        .identities_matching(target_id, std::slice::from_ref(&key.to_string()), &records)?;
+                let mut names: BTreeSet<String> = identities.iter().map(|i| i.username.clone()).collect();
+                names.insert(key.to_string());
+                let mut groups: BTreeSet<String> = desired.groups.keys().cloned().collect();
+                groups.extend(managed.iter().cloned());
+                let state = self.target.read_accounts(&names, &groups).await?;
+                // Groups that concern this person: the ones they should be in, and the ones
+                // they are in.
+                desired
+                    .groups
+                    .retain(|g, m| !m.is_empty() || state.members.get(g).is_some_and(|x| !x.is_empty()));
+                (state, identities)
+            }
+        };
+        stage_ms.insert("read".into(), ms(t));
+
+        let t = Instant::now();
+        let capabilities = self.target.capabilities();
+        let mut draft = plan::plan(&plan::PlanInput {
+            desired: &desired,
+            target: &target,
+            capabilities,
+            identities: &identities,
+            managed: &managed,
+            policy: &self.policy,
+            me: self.target.account(),
+            product: self.target.product(),
+        });
+        drop(desired);
+        if !r.incomplete.is_empty() {
+            let before = draft.ops.len();
+            draft.ops.retain(|o| !o.op.takes_away());
+            if r.scope == Scope::Everyone {
+                warnings.push(format!(
+                    "incomplete fetch of {}: {} deletion, deactivation and removal operation(s) withheld this run",
+                    r.incomplete.join(", "),
+                    before - draft.ops.len()
+                ));
+            }
+        }
+        let planned = count_kinds(&draft.ops);
+        stage_ms.insert("plan".into(), ms(t));
+
+        let t = Instant::now();
+        let (managed_accounts, threshold) = match r.scope {
+            Scope::Everyone => (
+                identities
+                    .iter()
+                    .filter(|i| {
+                        matches!(i.state, IdentityState::Active | IdentityState::Pending)
+                            && target.users.contains_key(&i.username)
+                    })
+                    .map(|i| i.username.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .len(),
+                &self.policy.threshold,
+            ),
+            // One person: no deletion threshold, but never over the licence.
+            Scope::Person(_) => (0, &Threshold::NONE),
+        };
+        let verdict = guard::judge(
+            &draft.ops,
+            &guard::Judged {
+                target: &target,
+                disable: capabilities.disable,
+                managed_accounts,
+                threshold,
+                product: self.target.product(),
+            },
+        );
+        stage_ms.insert("guard".into(), ms(t));
+        drop(target);
+
+        let hash = plan_hash(&draft.ops);
+        let plan_id = format!("{}-{}", r.run_id, &hash[..8]);
+        let plan_state = if verdict.refused.is_some() {
+            PlanState::Refused
+        } else if r.writes == Writes::DryRun {
+            PlanState::Draft
+        } else if verdict.held.is_some() {
+            PlanState::Held
+        } else {
+            PlanState::Approved
+        };
+        self.save_plan(&plan_id, r.run_id, &hash, plan_state, &verdict, &draft.ops)?;
+        let mut applied = Applied::default();
+        let state = if let Some(why) = &verdict.refused {
+            warnings.push(format!("plan refused: {why}"));
+            RunState::Refused
+        } else if progress.cancelled() {
+            warnings.push("the run was cancelled before applying; nothing was written".into());
+            RunState::Cancelled
+        } else if r.writes == Writes::DryRun {
+            RunState::Planned
+        } else if let Some(why) = &verdict.held {
+            warnings.push(format!("plan held: {why}"));
+            RunState::Held
+        } else {
+            let t = Instant::now();
+            applied = self
+                .apply_plan(r.run_id, &plan_id, &draft.ops, r.actor, progress)
+                .await?;
+            stage_ms.insert("apply".into(), ms(t));
+            if applied.cancelled > 0 {
+                warnings.push(format!(
+                    "the run was cancelled: {} operation(s) not applied; the next run plans them again",
+                    applied.cancelled
+                ));
+                RunState::Cancelled
+            } else if applied.failed > 0 || !r.incomplete.is_empty() {
+                RunState::Partial
+            } else {
+                RunState::Succeeded
+            }
+        };
+        Ok(Reconciled {
+            state,
+            plan_id,
+            plan_hash: hash,
+            planned,
+            stage_ms,
+            applied,
+            verdict,
+            skipped: draft.skipped,
+            collisions: draft.collisions,
+            warnings,
+            calls: self.target.calls(),
+        })
+    }
+
+    /// The plan `plan_id` if it may be approved with `hash` (the full hash, or an unambiguous
+    /// prefix of at least 8 characters, as `plan show` prints it): held, the newest of this
+    /// target, unaltered since it was stored.
+    pub fn approvable(&self, plan_id: &str, hash: &str) -> Result<(PlanRow, Vec<PlannedOp>), EngineError> {
+        let (plan, ops) = self.plan_ops(plan_id)?;
+        match plan.state {
+            PlanState::Held => {}
+            PlanState::Superseded => {
+                return Err(EngineError::Plan(format!(
+                    "plan {plan_id} was superseded by a newer plan for {}; review the newest one (`roster runs list`)",
+                    plan.target
+                )));
+            }
+            other => {
+                return Err(EngineError::Plan(format!(
+                    "plan {plan_id} is {other}; only a held plan can be approved"
+                )));
+            }
+        }
+        let matches = hash.eq_ignore_ascii_case(&plan.hash)
+            || (hash.len() >= 8 && plan.hash.starts_with(&hash.to_ascii_lowercase()));
+        if !matches {
+            return Err(EngineError::Plan(format!(
+                "plan {plan_id} has hash {}, not {hash}: you reviewed a different plan",
+                &plan.hash[..12]
+            )));
+        }
+        if plan.target != self.policy.id {
+            return Err(EngineError::Plan(format!(
+                "plan {plan_id} is for target '{}', not '{}'",
+                plan.target, self.policy.id
+            )));
+        }
+        Ok((plan, ops))
+    }
+
+    /// Applies exactly the operations of an approved plan (see [`Engine::approvable`]), in run
+    /// `run_id`; the licence is checked again against the target's state now.
+    pub async fn apply_approved(
+        &self,
+        run_id: i64,
+        plan: &PlanRow,
+        ops: &[PlannedOp],
+        actor: &str,
+        origin: &str,
+        progress: &dyn Progress,
+    ) -> Result<Reconciled, EngineError> {
+        self.target.reset_calls();
+        let groups: BTreeSet<String> = ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::AddMembers { group, .. } | Op::RemoveMember { group, .. } => Some(group.clone()),
+                _ => None,
+            })
+            .collect();
+        let t = Instant::now();
+        let target = self.target.read(&groups, self.policy.concurrency).await?;
+        let mut stage_ms = BTreeMap::from([("read".to_string(), ms(t))]);
+        let verdict = guard::judge(
+            ops,
+            &guard::Judged {
+                target: &target,
+                disable: self.target.capabilities().disable,
+                managed_accounts: 0,
+                threshold: &Threshold::NONE,
+                product: self.target.product(),
+            },
+        );
+        drop(target);
+        let mut out = Reconciled {
+            state: RunState::Refused,
+            plan_id: plan.id.clone(),
+            plan_hash: plan.hash.clone(),
+            planned: BTreeMap::new(),
+            stage_ms: BTreeMap::new(),
+            applied: Applied::default(),
+            verdict,
+            skipped: Vec::new(),
+            collisions: Vec::new(),
+            warnings: Vec::new(),
+            calls: CallCounts::default(),
+        };
+        if let Some(why) = &out.verdict.refused {
+            self.store.set_plan_state(&plan.id, PlanState::Refused, Some(actor))?;
+            out.warnings.push(format!("plan refused: {why}"));
+        } else {
+            self.store.set_plan_state(&plan.id, PlanState::Approved, Some(actor))?;
+            self.store
+                .audit(actor, or_local(origin), "plan.approve", &plan.id, Some(&plan.hash))?;
+            out.planned = count_kinds(ops);
+            let t = Instant::now();
+            out.applied = self.apply_plan(run_id, &plan.id, ops, actor, progress).await?;
+            stage_ms.insert("apply".into(), ms(t));
+            out.state = if out.applied.failed > 0 {
+                RunState::Partial
+            } else {
+                RunState::Succeeded
+            };
+        }
+        out.stage_ms = stage_ms;
+        out.calls = self.target.calls();
+        Ok(out)
+    }
+
+    /// Rejects a held or draft plan; `origin` is the caller's address (empty: this machine).
+    pub fn reject(&self, plan_id: &str, actor: &str, origin: &str) -> Result<(), EngineError> {
+        let plan = self.store.plan(plan_id)?;
+        if !matches!(plan.state, PlanState::Held | PlanState::Draft) {
+            return Err(EngineError::Plan(format!(
+                "plan {plan_id} is {}; only a held or draft plan can be rejected",
+                plan.state
+            )));
+        }
+        self.store.set_plan_state(plan_id, PlanState::Rejected, Some(actor))?;
+        self.store
+            .audit(actor, or_local(origin), "plan.reject", plan_id, None)?;
+        Ok(())
+    }
+
+    /// The stored operations of a plan, checked against its hash.
+    pub fn plan_ops(&self, plan_id: &str) -> Result<(PlanRow, Vec<PlannedOp>), EngineError> {
+        stored_plan(&self.store, plan_id)
+    }
+
+    /// Applies a plan's operations and marks the plan applied.
+    async fn apply_plan(
+        &self,
+        run_id: i64,
+        plan_id: &str,
+        ops: &[PlannedOp],
+        actor: &str,
+        progress: &dyn Progress,
+    ) -> Result<Applied, EngineError> {
+        let ctx = apply::ApplyContext {
+            target: self.target.as_ref(),
+            store: &self.store,
+            target_id: &self.policy.id,
+            run_id,
+            plan_id,
+            concurrency: self.policy.concurrency,
+        };
+        let applied = apply::apply(&ctx, ops, progress).await;
+        self.store.set_plan_state(plan_id, PlanState::Applied, Some(actor))?;
+        Ok(applied)
+    }
+
+    fn save_plan(
+        &self,
+        id: &str,
+        run_id: i64,
+        hash: &str,
+        state: PlanState,
+        verdict: &Verdict,
+        ops: &[PlannedOp],
+    ) -> Result<(), EngineError> {
+        let row = PlanRow {
+            id: id.into(),
+            run_id,
+            target: self.policy.id.clone(),
+            hash: hash.into(),
+            state,
+            created_at: now_ms(),
+            decided_by: None,
+            guard: serde_json::to_value(verdict).ok(),
+        };
+        let rows = ops.iter().map(|o| {
+            (
+                o.op.kind(),
+                o.op.subject(),
+                serde_json::to_string(o).unwrap_or_default(),
+                o.reason.as_str(),
+            )
+        });
+        self.store.save_plan(&row, rows)?;
+        Ok(())
+    }
+}
+
+/// A stored plan and its operations, checked against its hash: an altered plan is refused.
+pub fn stored_plan(store: &Store, plan_id: &str) -> Result<(PlanRow, Vec<PlannedOp>), EngineError> {
+    let plan = store.plan(plan_id)?;
+    let ops: Vec<PlannedOp> = store
+        .plan_ops(plan_id)?
+        .into_iter()
+        .map(|(_, _, _, detail, _)| {
+            serde_json::from_value(detail)
+                .map_err(|e| EngineError::Plan(format!("plan {plan_id} has an unreadable operation: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    if plan_hash(&ops) != plan.hash {
+        return Err(EngineError::Plan(format!(
+            "plan {plan_id}'s operations no longer match its hash; it was altered and will not be applied"
+        )));
+    }
+    Ok((plan, ops))
+}
+
+fn count_kinds(ops: &[PlannedOp]) -> BTreeMap<String, usize> {
+    let mut planned = BTreeMap::new();
+    for o in ops {
+        *planned.entry(o.op.kind().to_string()).or_default() += 1;
+    }
+    planned
+}

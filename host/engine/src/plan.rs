@@ -1,0 +1,573 @@
+//! The plan stage: the operations that turn the target's current state into the desired state,
+//! each with its reason. Identity is the IdP's immutable id: a changed username is a rename, a
+//! changed email an update, never delete + create. Accounts Roster does not own are never
+//! touched unless the policy says to adopt them; protected accounts and groups never are.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use roster_model::{Desired, Person};
+use roster_store::{Identity, IdentityState};
+
+use crate::model::{Op, PlannedOp, Record, Skipped};
+use crate::policy::{Deprovision, TargetConfig};
+use crate::target::{AddMembers, Capabilities, Disable, Rename, TargetState};
+
+/// Everything the plan is computed from.
+pub struct PlanInput<'a> {
+    /// What the sources say.
+    pub desired: &'a Desired,
+    /// What the target has.
+    pub target: &'a TargetState,
+    /// What the target can do.
+    pub capabilities: Capabilities,
+    /// What Roster owns.
+    pub identities: &'a [Identity],
+    /// Groups Roster manages.
+    pub managed: &'a BTreeSet<String>,
+    /// The target's policy.
+    pub policy: &'a TargetConfig,
+    /// The account Roster acts as.
+    pub me: &'a str,
+    /// What administrators call the target ("Bitbucket"), for reasons.
+    pub product: &'a str,
+}
+
+/// The plan before guards: operations, and what was deliberately left alone.
+#[derive(Debug, Default)]
+pub struct Draft {
+    /// Operations in apply order.
+    pub ops: Vec<PlannedOp>,
+    /// Protected or read-only subjects left alone.
+    pub skipped: Vec<Skipped>,
+    /// Accounts that exist in the target, are not Roster's, and collide with an IdP user.
+    pub collisions: Vec<Skipped>,
+}
+
+/// Users and groups never changed.
+pub struct Protected {
+    users: HashSet<String>,
+    groups: HashSet<String>,
+}
+
+impl Protected {
+    /// Roster's own account, configured accounts and groups, the target's administrators and
+    /// the members of its administrators' groups.
+    pub fn new(policy: &TargetConfig, me: &str, target: &TargetState) -> Protected {
+        let mut groups: HashSet<String> = policy.protected_groups.iter().cloned().collect();
+        groups.extend(target.admin_groups.iter().cloned());
+        let mut users: HashSet<String> = policy.protected_users.iter().map(|u| u.to_lowercase()).collect();
+        users.insert(me.to_lowercase());
+        users.extend(target.admins.iter().cloned());
+        for g in &target.admin_groups {
+            if let Some(m) = target.members.get(g) {
+                users.extend(m.iter().map(|u| u.to_string()));
+            }
+        }
+        Protected { users, groups }
+    }
+
+    /// Whether a user is protected.
+    pub fn user(&self, name: &str) -> bool {
+        self.users.contains(&name.to_lowercase())
+    }
+
+    /// Whether a group is protected.
+    pub fn group(&self, name: &str) -> bool {
+        self.groups.contains(name)
+    }
+}
+
+fn sources_of(records: &[Record]) -> String {
+    let mut s: Vec<&str> = records.iter().map(|(s, _)| s.as_str()).collect();
+    s.dedup();
+    s.join(", ")
+}
+
+/// Computes the plan.
+pub fn plan(input: &PlanInput<'_>) -> Draft {
+    let PlanInput {
+        desired,
+        target,
+        capabilities,
+        identities,
+        managed,
+        policy,
+        me,
+        product,
+    } = *input;
+    let batch = match capabilities.add_members {
+        AddMembers::Bulk => policy.batch_size,
+        AddMembers::OneAtATime => 1,
+    };
+    let protected = Protected::new(policy, me, target);
+    let mut d = Draft::default();
+    let by_record: HashMap<(&str, &str), &Identity> = identities
+        .iter()
+        .filter(|i| i.state != IdentityState::Deleted)
+        .map(|i| ((i.source.as_str(), i.ext_id.as_str()), i))
+        .collect();
+    // Usernames owned (linked to some IdP record, not deleted).
+    let owned: HashMap<&str, &Identity> = identities
+        .iter()
+        .filter(|i| i.state != IdentityState::Deleted)
+        .map(|i| (i.username.as_str(), i))
+        .collect();
+    let mut renames: HashMap<String, String> = HashMap::new(); // old lc → new lc
+    let mut claimed: HashSet<String> = HashSet::new(); // lc usernames a desired person accounts for
+    let mut excluded: HashSet<String> = HashSet::new(); // desired persons left out (collisions, protected)
+    // Accounts of persons whose rename could not be made: they stay exactly as they are, their
+    // memberships included, until the rename can be made.
+    let mut kept_as_is: HashSet<String> = HashSet::new();
+    // (lc user, reason, how): disabled or soft-deleted records can come back, so their accounts
+    // are only ever disabled; records gone from every source get the policy.
+    let mut deprovision: Vec<(String, String, Deprovision)> = Vec::new();
+    let reversible = match policy.deprovision {
+        Deprovision::Keep => Deprovision::Keep,
+        _ => Deprovision::Disable,
+    };
+    // Accounts whose IdP record is still reported but could not be mapped this run: not knowing
+    // what they should be is no reason to take anything from them (rule 1's spirit).
+    let unresolved: HashMap<&str, &Identity> = desired
+        .unresolved
+        .iter()
+        .filter_map(|(s, e)| by_record.get(&(s.as_str(), e.as_str())).copied())
+        .map(|i| (i.username.as_str(), i))
+        .collect();
+
+    for (key, p) in &desired.persons {
+        let linked: Vec<&Identity> = p
+            .records
+            .iter()
+            .filter_map(|(s, e)| by_record.get(&(s.as_str(), e.as_str())).copied())
+            .collect();
+        let linked_name = linked.first().map(|i| i.username.clone());
+        if let Some(old) = &linked_name {
+            claimed.insert(old.clone());
+        }
+        claimed.insert(key.clone());
+        if !p.active {
+            let state = linked.first().map(|i| i.state);
+            if let (Some(old), Some(IdentityState::Active | IdentityState::Pending)) = (&linked_name, state)
+                && target.users.contains_key(old)
+            {
+                deprovision.push((
+                    old.clone(),
+                    format!("disabled or soft-deleted in {}", sources_of(&p.records)),
+                    reversible,
+                ));
+            }
+            excluded.insert(key.clone());
+            continue;
+        }
+        if protected.user(key) || linked_name.as_deref().is_some_and(|o| protected.user(o)) {
+            d.skipped.push(Skipped {
+                subject: p.username.clone(),
+                why: "protected account".into(),
+            });
+            excluded.insert(key.clone());
+            continue;
+        }
+        match linked_name {
+            Some(old) if &old != key => {
+                if target.users.contains_key(&old) {
+                    if capabilities.rename == Rename::Unsupported {
+                        d.collisions.push(Skipped {
+                            subject: p.username.clone(),
+                            why: format!(
+                                "username changed in {} ({old} → {}), but this target cannot rename accounts; {old} is left as it is — rename it in the target by hand and the next run relinks it",
+                                sources_of(&p.records),
+                                p.username
+                            ),
+                        });
+                        excluded.insert(key.clone());
+                        kept_as_is.insert(old.clone());
+                        continue;
+                    }
+                    if target.users.contains_key(key) {
+                        d.collisions.push(Skipped {
+                            subject: p.username.clone(),
+                            why: format!(
+                                "cannot rename {old} to {}: that name is taken by another {product} account",
+                                p.username
+                            ),
+                        });
+                        excluded.insert(key.clone());
+                        kept_as_is.insert(old.clone());
+                        continue;
+                    }
+                    d.ops.push(PlannedOp {
+                        op: Op::RenameUser {
+                            from: target.users[&old].name.clone(),
+                            to: p.username.clone(),
+                            records: p.records.clone(),
+                        },
+                        reason: format!(
+                            "username changed in {} ({old} → {})",
+                            sources_of(&p.records),
+                            p.username
+                        ),
+                    });
+                    renames.insert(old.clone(), key.clone());
+                    update_if_changed(&mut d, p, target, Some(&old));
+                } else if target.users.contains_key(key) {
+                    // The rename reached the target but not the store (a crash in between): relink.
+                    d.ops.push(PlannedOp {
+                        op: Op::AdoptUser {
+                            user: p.username.clone(),
+                            records: p.records.clone(),
+                        },
+                        reason: format!("rename {old} → {} already applied; relinking", p.username),
+                    });
+                    update_if_changed(&mut d, p, target, None);
+                } else {
+                    d.ops.push(create(
+                        p,
+                        format!(
+                            "in {}; its account {old} no longer exists in {product}",
+                            sources_of(&p.records)
+                        ),
+                    ));
+                }
+            }
+            Some(_) => {
+                if target.users.contains_key(key) {
+                    let st = linked[0].state;
+                    if matches!(st, IdentityState::Pending | IdentityState::Disabled) {
+                        // Finish linking an account whose creation was not confirmed, or bring
+                        // back one that was disabled; memberships follow through the group diff.
+                        d.ops.push(PlannedOp {
+                            op: Op::AdoptUser {
+                                user: p.username.clone(),
+                                records: p.records.clone(),
+                            },
+                            reason: if st == IdentityState::Disabled {
+                                format!("enabled again in {}", sources_of(&p.records))
+                            } else {
+                                "created by an earlier run that did not finish".into()
+                            },
+                        });
+                    }
+                    update_if_changed(&mut d, p, target, None);
+                } else {
+                    d.ops.push(create(
+                        p,
+                        format!("in {}; its account is missing from {product}", sources_of(&p.records)),
+                    ));
+                }
+            }
+            None => {
+                if let Some(existing) = target.users.get(key) {
+                    if let Some(other) = owned.get(key.as_str()) {
+                        d.collisions.push(Skipped {
+                            subject: p.username.clone(),
+                            why: format!(
+                                "{} is already Roster's account for {}/{}",
+                                existing.name, other.source, other.ext_id
+                            ),
+                        });
+                        excluded.insert(key.clone());
+                    } else if policy.adopt_existing_users && existing.mutable {
+                        d.ops.push(PlannedOp {
+                            op: Op::AdoptUser {
+                                user: existing.name.clone(),
+                                records: p.records.clone(),
+                            },
+                            reason: "existing account adopted (adopt_existing_users)".into(),
+                        });
+                        update_if_changed(&mut d, p, target, None);
+                    } else {
+                        let dir = existing.directory.clone().unwrap_or_else(|| "another directory".into());
+                        d.collisions.push(Skipped {
+                            subject: p.username.clone(),
+                            why: format!("an account named {} already exists in {product} ({dir}) and is not managed by Roster; left alone (set adopt_existing_users to take it over)", existing.name),
+                        });
+                        excluded.insert(key.clone());
+                    }
+                } else {
+                    d.ops.push(create(p, format!("new in {}", sources_of(&p.records))));
+                }
+            }
+        }
+    }
+
+    // Accounts Roster owns that no desired person accounts for any more.
+    let mut gone: BTreeMap<&str, &Identity> = BTreeMap::new();
+    for i in identities {
+        if matches!(i.state, IdentityState::Active | IdentityState::Pending)
+            && !claimed.contains(&i.username)
+            && target.users.contains_key(&i.username)
+        {
+            gone.entry(i.username.as_str()).or_insert(i);
+        }
+    }
+    for (user, i) in gone {
+        if let Some(u) = unresolved.get(user) {
+            d.skipped.push(Skipped {
+                subject: user.to_string(),
+                why: format!(
+                    "left as it is: its record {}/{} is still in the source but could not be mapped this run (see the warnings)",
+                    u.source, u.ext_id
+                ),
+            });
+            continue;
+        }
+        deprovision.push((
+            user.to_string(),
+            format!("no longer in any source (was {}/{})", i.source, i.ext_id),
+            policy.deprovision,
+        ));
+    }
+
+    // Groups: create what is missing, then the membership diff.
+    let active_name = |lc: &str| desired.persons.get(lc).map(|p: &Person| p.username.clone());
+    // Accounts on their way out keep their memberships unless they are to be disabled:
+    // deletion removes them anyway, and `keep` means leave the account exactly as it is.
+    let leaving: HashSet<String> = deprovision
+        .iter()
+        .filter(|(_, _, how)| *how != Deprovision::Disable)
+        .map(|(u, _, _)| u.clone())
+        .collect();
+    let mut adds = Vec::new();
+    let mut removes = Vec::new();
+    for (group, members) in &desired.groups {
+        if protected.group(group) {
+            d.skipped.push(Skipped {
+                subject: group.clone(),
+                why: "protected group: memberships not managed".into(),
+            });
+            continue;
+        }
+        let exists = target.groups.contains(group);
+        if !exists {
+            d.ops.push(PlannedOp {
+                op: Op::CreateGroup { group: group.clone() },
+                reason: format!("group in a source, missing in {product}"),
+            });
+        }
+        let current: BTreeSet<String> = target
+            .members
+            .get(group)
+            .map(|m| {
+                m.iter()
+                    .map(|u| renames.get(&**u).cloned().unwrap_or_else(|| u.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let want: BTreeSet<&str> = members
+            .iter()
+            .map(|u| &**u)
+            .filter(|u| !excluded.contains(*u) && desired.persons.get(*u).is_some_and(|p| p.active))
+            .collect();
+        let mut to_add: Vec<String> = want
+            .iter()
+            .filter(|u| !current.contains(**u))
+            .filter_map(|u| active_name(u))
+            .collect();
+        to_add.sort();
+        for chunk in to_add.chunks(batch) {
+            adds.push(PlannedOp {
+                op: Op::AddMembers {
+                    group: group.clone(),
+                    users: chunk.to_vec(),
+                },
+                reason: format!("members of {group} in the sources (see `roster why USER {group}`)"),
+            });
+        }
+        for u in current.iter().filter(|u| !want.contains(u.as_str())) {
+            if owned.contains_key(u.as_str())
+                && !protected.user(u)
+                && !leaving.contains(u)
+                && !kept_as_is.contains(u)
+                && !unresolved.contains_key(u.as_str())
+            {
+                removes.push(PlannedOp {
+                    op: Op::RemoveMember {
+                        group: group.clone(),
+                        user: target.users.get(u).map_or(u.clone(), |x| x.name.clone()),
+                    },
+                    reason: format!("no longer a member of {group} in the sources"),
+                });
+            }
+        }
+    }
+    for group in managed
+        .iter()
+        .filter(|g| !desired.groups.contains_key(*g) && target.groups.contains(*g) && !protected.group(g))
+    {
+        for u in target.members.get(group).into_iter().flatten() {
+            if owned.contains_key(&**u)
+                && !protected.user(u)
+                && !leaving.contains(&**u)
+                && !kept_as_is.contains(&**u)
+                && !unresolved.contains_key(&**u)
+            {
+                removes.push(PlannedOp {
+                    op: Op::RemoveMember {
+                        group: group.clone(),
+                        user: target.users[&**u].name.clone(),
+                    },
+                    reason: format!("{group} is no longer in any source"),
+                });
+            }
+        }
+    }
+    // Starting groups for the accounts this plan creates; never managed afterwards, so people
+    // may leave them.
+    let created: Vec<String> = d
+        .ops
+        .iter()
+        .filter_map(|o| match &o.op {
+            Op::CreateUser { user, .. } => Some(user.clone()),
+            _ => None,
+        })
+        .collect();
+    for group in policy
+        .new_user_groups
+        .iter()
+        .filter(|g| !created.is_empty() && !desired.groups.contains_key(*g))
+    {
+        if !target.groups.contains(group) || protected.group(group) {
+            d.skipped.push(Skipped {
+                subject: group.clone(),
+                why: if protected.group(group) {
+                    "new_user_groups: a protected group; new accounts are not added".into()
+                } else {
+                    format!("new_user_groups: the group does not exist in {product}; create it there (Roster does not manage it)")
+                },
+            });
+            continue;
+        }
+        for chunk in created.chunks(batch) {
+            adds.push(PlannedOp {
+                op: Op::AddMembers {
+                    group: group.clone(),
+                    users: chunk.to_vec(),
+                },
+                reason: format!("new accounts start in {group} (new_user_groups)"),
+            });
+        }
+    }
+    d.ops.extend(adds);
+    d.ops.extend(removes);
+
+    // Deprovisioning per policy.
+    let removal_planned: HashSet<(String, String)> = d
+        .ops
+        .iter()
+        .filter_map(|o| {
+            if let Op::RemoveMember { group, user } = &o.op {
+                Some((group.clone(), user.to_lowercase()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    for (user, reason, how) in deprovision {
+        if protected.user(&user) {
+            d.skipped.push(Skipped {
+                subject: user,
+                why: "protected account: not deprovisioned".into(),
+            });
+            continue;
+        }
+        let name = target.users[&user].name.clone();
+        let op = match how {
+            Deprovision::Keep => {
+                d.skipped.push(Skipped {
+                    subject: name,
+                    why: format!("{reason}; kept (deprovision = keep)"),
+                });
+                continue;
+            }
+            Deprovision::Disable => {
+                // A target without a disable call: the plan lists what licenses the account.
+                let (groups, revoke) = match capabilities.disable {
+                    Disable::Native => (Vec::new(), false),
+                    Disable::Unlicense => (
+                        target
+                            .licensing_groups
+                            .iter()
+                            .filter(|g| {
+                                target.members.get(*g).is_some_and(|m| m.contains(user.as_str()))
+                                    && !protected.group(g)
+                                    && !removal_planned.contains(&((*g).clone(), user.clone()))
+                            })
+                            .cloned()
+                            .collect(),
+                        target.licensed_directly.contains(&user),
+                    ),
+                };
+                let leave_other_groups = (!policy.keep_unmanaged_memberships).then(|| {
+                    let mut keep: Vec<String> = protected.groups.iter().cloned().collect();
+                    keep.sort();
+                    keep
+                });
+                Op::Deactivate {
+                    user: name,
+                    groups,
+                    revoke_permission: revoke,
+                    leave_other_groups,
+                }
+            }
+            Deprovision::Delete => Op::DeleteUser {
+                user: name,
+                erase: false,
+            },
+            Deprovision::DeleteAndErase => Op::DeleteUser {
+                user: name,
+                erase: true,
+            },
+        };
+        d.ops.push(PlannedOp { op, reason });
+    }
+    d.ops.sort_by_key(|o| o.op.stage());
+    d
+}
+
+fn create(p: &Person, reason: String) -> PlannedOp {
+    PlannedOp {
+        op: Op::CreateUser {
+            user: p.username.clone(),
+            display_name: p.display_name.clone().unwrap_or_else(|| p.username.clone()),
+            email: p.email.clone().unwrap_or_default(),
+            records: p.records.clone(),
+        },
+        reason,
+    }
+}
+
+/// Adds an update when display name or email differ (`from` is the account's current name).
+fn update_if_changed(d: &mut Draft, p: &Person, target: &TargetState, from: Option<&str>) {
+    let key = from.map(str::to_string).unwrap_or_else(|| p.username.to_lowercase());
+    let Some(current) = target.users.get(&key) else { return };
+    let want_display = p.display_name.clone().unwrap_or_else(|| p.username.clone());
+    let want_email = p.email.clone().unwrap_or_default();
+    let email_differs = current.email.as_deref().unwrap_or("") != want_email;
+    if current.display_name == want_display && !email_differs {
+        return;
+    }
+    if !current.mutable {
+        d.skipped.push(Skipped {
+            subject: current.name.clone(),
+            why: "account is in a read-only directory: details not updated".into(),
+        });
+        return;
+    }
+    let mut what = Vec::new();
+    if current.display_name != want_display {
+        what.push("display name");
+    }
+    if email_differs {
+        what.push("email");
+    }
+    d.ops.push(PlannedOp {
+        op: Op::UpdateUser {
+            user: p.username.clone(),
+            display_name: want_display,
+            email: want_email,
+            old_display_name: current.display_name.clone(),
+            old_email: current.email.clone(),
+        },
+        reason: format!("{} changed in {}", what.join(" and "), sources_of(&p.records)),
+    });
+}

@@ -1,0 +1,85 @@
+//! The record of a run's plan, operation by operation, as administrators export it.
+
+use std::collections::HashMap;
+
+use roster_model::Outcome;
+use roster_store::{ResultRow, Store, StoreError};
+use serde::Serialize;
+
+/// One row of a run's export: the operation, why, and what happened.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ExportRow {
+    /// Sequence in the plan.
+    pub seq: i64,
+    /// Operation kind.
+    pub kind: String,
+    /// User or group.
+    pub subject: String,
+    /// Why.
+    pub reason: String,
+    /// Done, failed, or not applied.
+    pub outcome: Outcome,
+    /// Last HTTP status.
+    pub status: Option<i64>,
+    /// HTTP requests it took, retries included.
+    pub attempts: Option<i64>,
+    /// Message.
+    pub message: Option<String>,
+    /// Unix ms.
+    pub finished_at: Option<i64>,
+}
+
+/// A run's per-object results (every operation of its plan, with its outcome).
+pub fn export_rows(store: &Store, run_id: i64) -> Result<Vec<ExportRow>, StoreError> {
+    let run = store.run(run_id)?;
+    let Some(plan_id) = run.plan_id else {
+        return Ok(Vec::new());
+    };
+    let results: HashMap<i64, ResultRow> = store.results(run_id)?.into_iter().map(|r| (r.seq, r)).collect();
+    Ok(store
+        .plan_ops(&plan_id)?
+        .into_iter()
+        .map(|(seq, kind, subject, _, reason)| {
+            let r = results.get(&seq);
+            ExportRow {
+                seq,
+                kind,
+                subject,
+                reason,
+                outcome: r.map_or(Outcome::NotApplied, |r| r.outcome),
+                status: r.and_then(|r| r.status),
+                attempts: r.map(|r| r.attempts),
+                message: r.and_then(|r| r.message.clone()),
+                finished_at: r.map(|r| r.finished_at),
+            }
+        })
+        .collect())
+}
+
+/// CSV (RFC 4180) of export rows.
+pub fn export_csv(rows: &[ExportRow]) -> String {
+    fn cell(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+    let mut out = String::from("seq,kind,subject,reason,outcome,status,attempts,message,finished_at\n");
+    for r in rows {
+        let fields = [
+            r.seq.to_string(),
+            cell(&r.kind),
+            cell(&r.subject),
+            cell(&r.reason),
+            cell(r.outcome.as_str()),
+            r.status.map(|s| s.to_string()).unwrap_or_default(),
+            r.attempts.map(|a| a.to_string()).unwrap_or_default(),
+            cell(r.message.as_deref().unwrap_or("")),
+            r.finished_at.map(|s| s.to_string()).unwrap_or_default(),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}

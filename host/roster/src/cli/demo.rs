@@ -1,0 +1,127 @@
+//! `roster demo`: a simulated Microsoft Entra ID tenant (the Graph simulator) and a simulated
+//! Bitbucket, a check of the source, a full sync, a few changes in the tenant and an
+//! incremental sync that reads only them; then the service keeps running so the state can be
+//! explored.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use roster_directory::FetchMode;
+use roster_model::Trigger;
+use roster_serve::{RunReport, Runner, SyncOptions};
+use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
+use roster_sim::directory::Directory;
+use roster_sim::graph::{GraphSim, GraphState};
+use roster_sim::scenario::{EntraSource, entra_source_config};
+
+use super::progress::Bars;
+use crate::Cli;
+
+const TENANT: &str = "8f0e4b1c-2a3d-4e5f-9a6b-7c8d9e0f1a2b";
+const CLIENT: &str = "4a5b6c7d-8e9f-4012-8345-6789abcdef01";
+const SECRET: &str = "demo-client-secret";
+
+async fn sync(runner: &Runner, fetch: FetchMode) -> anyhow::Result<RunReport> {
+    let opts = SyncOptions {
+        fetch,
+        ..SyncOptions::new(Trigger::Demo, &super::actor())
+    };
+    let report = runner.sync(&opts, &Bars::default()).await?;
+    super::sync::print_report_pub(&report);
+    Ok(report)
+}
+
+pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> anyhow::Result<()> {
+    let dir = cli.data_dir.join("demo");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let directory = Directory::generate(users, (users / 10).max(8), 3);
+    let mut tenant = GraphState::from_directory(&directory, TENANT, "contoso.example");
+    tenant.add_client(CLIENT, Some(SECRET), &["User.Read.All", "GroupMember.Read.All"]);
+    let graph = GraphSim::start(tenant).await;
+
+    let mut state = BbState::new();
+    state.max_users = Some(users as u32 + 50);
+    state.add_group("bitbucket-users", &[]);
+    state.grant_group("bitbucket-users", Permission::LicensedUser);
+    // An account from another directory whose name collides with an IdP user: reported, left alone.
+    state.add_user("user000003", "Someone Else", "someone@ldap.example", false);
+    let bb = BitbucketSim::start(state).await;
+
+    let config = dir.join("roster.toml");
+    let source = EntraSource {
+        graph_url: graph.url(),
+        tenant_id: TENANT.into(),
+        client_id: CLIENT.into(),
+        secret: SECRET.into(),
+        ..EntraSource::default()
+    };
+    let text = entra_source_config(&source, &bb.url(), "deprovision = \"disable\"");
+    std::fs::write(
+        &config,
+        format!("# Written by `roster demo`: a simulated Entra ID tenant into a simulated Bitbucket.\n{text}"),
+    )?;
+    println!("Entra ID (Graph) simulator: {}/v1.0, tenant {TENANT}", graph.url());
+    println!("Bitbucket simulator: {} (admin / password)", bb.url());
+    println!(
+        "tenant: {} users, {} groups (nested 3 deep), {} memberships; configuration in {}",
+        directory.users.len(),
+        directory.groups.len(),
+        directory.memberships.len(),
+        config.display()
+    );
+    let runner = super::runner_for(cli, &config).await?;
+    for c in runner.check(&[]).await? {
+        match &c.error {
+            None => println!("\n== check: source {} ({}) is ready ({} ms)", c.source, c.plugin, c.ms),
+            Some(e) => anyhow::bail!("source {} failed its check: {e}", c.source),
+        }
+    }
+
+    println!("\n== full sync");
+    sync(&runner, FetchMode::Full).await?;
+
+    println!("\n== in the tenant: 2 people renamed, 1 soft-deleted, 1 joins a group");
+    {
+        let mut g = graph.lock();
+        for u in &directory.users[10..12] {
+            g.update_user(&u.id, |x| x.display_name = format!("{} (renamed)", x.display_name));
+        }
+        g.soft_delete_user(&directory.users[12].id);
+        // Someone not yet in the first group, not even through a nested one.
+        let first = &directory.groups[0];
+        let members = directory.expected_members().remove(&first.name).unwrap_or_default();
+        if let Some(u) = directory.users[13..].iter().find(|u| !members.contains(&u.username)) {
+            g.add_member(&first.id, &u.id);
+        }
+        g.calls.clear();
+    }
+    println!("\n== incremental sync (delta query)");
+    let report = sync(&runner, FetchMode::Incremental).await?;
+    println!(
+        "  Graph requests for the delta: {}",
+        graph.lock().calls.values().sum::<u64>()
+    );
+    {
+        let s = bb.lock();
+        println!(
+            "\nBitbucket now has {} users, {} groups, {} licensed",
+            s.users().len(),
+            s.groups().len(),
+            s.licensed_users().len()
+        );
+    }
+    if once {
+        return Ok(());
+    }
+    println!("\nTry, in another terminal:");
+    println!("  roster --config {} check", config.display());
+    println!("  roster --config {} sync --dry-run", config.display());
+    println!("  roster --config {} why user000013 team-00000", config.display());
+    println!("  roster --config {} runs list", config.display());
+    println!(
+        "  roster --config {} runs export {} --format csv",
+        config.display(),
+        report.run_id
+    );
+    crate::serve(cli, &config, listen, false).await
+}

@@ -1,0 +1,286 @@
+//! `roster sync`, `roster plan …`, `roster runs …`.
+
+use clap::Subcommand;
+use roster_model::RunState;
+use roster_serve::{RunReport, SyncOptions};
+
+use super::progress::Bars;
+use crate::Cli;
+
+/// `roster plan …`
+#[derive(Subcommand)]
+pub enum PlanCommand {
+    /// Shows a plan: every operation with its reason, and the guard's verdict.
+    Show {
+        /// Plan id (printed by `roster sync` and `roster runs list`).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approves a held plan and applies exactly its operations.
+    Approve {
+        /// Plan id.
+        id: String,
+        /// The plan's hash as shown by `roster plan show` (at least its first 8 characters).
+        #[arg(long)]
+        hash: String,
+    },
+    /// Rejects a held plan.
+    Reject {
+        /// Plan id.
+        id: String,
+    },
+}
+
+/// `roster runs …`
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// The newest runs.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One run's summary.
+    Show {
+        /// Run id.
+        id: i64,
+    },
+    /// One run's per-object results.
+    Export {
+        /// Run id.
+        id: i64,
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+}
+
+/// Prints a run report for people.
+pub fn print_report_pub(r: &RunReport) {
+    print_report(r)
+}
+
+fn print_fetches(s: &roster_serve::Summary) {
+    for f in &s.fetch {
+        let status = if f.complete {
+            "complete".to_string()
+        } else {
+            format!("INCOMPLETE: {}", f.error.as_deref().unwrap_or("?"))
+        };
+        let throttled = if f.idp_throttled > 0 {
+            format!(" ({} throttled)", f.idp_throttled)
+        } else {
+            String::new()
+        };
+        println!(
+            "  fetch {:<12} {:<11} {} pages, {} users, {} groups, {} memberships, {} removals, {} requests{throttled} — {status}",
+            f.source, f.mode, f.pages, f.users, f.groups, f.memberships, f.removals, f.idp_requests
+        );
+    }
+}
+
+fn print_report(r: &RunReport) {
+    let s = &r.summary;
+    println!("run {}: {}", r.run_id, r.state);
+    print_fetches(s);
+    if let (Some(id), Some(hash)) = (&r.plan_id, &r.plan_hash) {
+        println!("  plan {id} (hash {})", &hash[..16]);
+    }
+    if s.planned.is_empty() {
+        println!("  nothing to change");
+    }
+    for (kind, n) in &s.planned {
+        println!("  {kind:<16} {n}");
+    }
+    if let Some(g) = &s.guard {
+        let limit = g.seat_limit.map_or("unlimited".to_string(), |l| l.to_string());
+        println!(
+            "  licence: {} in use of {limit}; licensed users {} → {}",
+            g.seats_in_use, g.licensed_before, g.licensed_after
+        );
+    }
+    if s.applied.done + s.applied.failed > 0 {
+        println!("  applied: {} done, {} failed", s.applied.done, s.applied.failed);
+    }
+    println!("  Bitbucket calls: {} ({} throttled)", s.api_calls_total, s.throttled);
+    let order = ["fetch", "transform", "merge", "read", "plan", "guard", "apply"];
+    let stages: Vec<String> = order
+        .iter()
+        .filter_map(|k| s.stage_ms.get(*k).map(|v| format!("{k} {v} ms")))
+        .collect();
+    println!("  time: {}", stages.join(", "));
+    for c in &s.collisions {
+        println!("  COLLISION {}: {}", c.subject, c.why);
+    }
+    for k in s.skipped.iter().take(20) {
+        println!("  skipped {}: {}", k.subject, k.why);
+    }
+    for w in &s.warnings {
+        println!("  warning: {w}");
+    }
+}
+
+/// `roster sync`
+pub async fn sync(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<()> {
+    let runner = super::runner(cli).await?;
+    let report = runner.sync(opts, &Bars::default()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+        if report.state == RunState::Held {
+            let (id, hash) = (
+                report.plan_id.as_deref().unwrap_or("?"),
+                report.plan_hash.as_deref().unwrap_or("?"),
+            );
+            println!(
+                "review: roster plan show {id}\napprove: roster plan approve {id} --hash {}",
+                &hash[..16.min(hash.len())]
+            );
+        }
+    }
+    match report.state.as_str() {
+        "succeeded" | "planned" => Ok(()),
+        other => anyhow::bail!("run {} ended {other}", report.run_id),
+    }
+}
+
+/// `roster check`
+pub async fn check(cli: &Cli, sources: &[String], json: bool) -> anyhow::Result<()> {
+    let runner = super::runner(cli).await?;
+    let reports = runner.check(sources).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            match &r.error {
+                None => println!("ok      {} ({}) in {} ms", r.source, r.plugin, r.ms),
+                Some(e) => println!("FAILED  {} ({}) in {} ms: {e}", r.source, r.plugin, r.ms),
+            }
+        }
+    }
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} source(s) failed their check");
+    }
+    Ok(())
+}
+
+/// `roster fetch`
+pub async fn fetch(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<()> {
+    let runner = super::runner(cli).await?;
+    let report = runner.fetch(opts, &Bars::default()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("run {}: {}", report.run_id, report.state);
+        print_fetches(&report.summary);
+        if let Some(ms) = report.summary.stage_ms.get("fetch") {
+            println!("  time: fetch {ms} ms");
+        }
+        for w in &report.summary.warnings {
+            println!("  warning: {w}");
+        }
+    }
+    if report.state != RunState::Succeeded {
+        anyhow::bail!("run {} ended {}", report.run_id, report.state);
+    }
+    Ok(())
+}
+
+/// `roster plan …`
+pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
+    match cmd {
+        PlanCommand::Show { id, json } => {
+            let store = super::store(cli)?;
+            let plan = store.plan(id)?;
+            let ops = store.plan_ops(id)?;
+            if *json {
+                let list: Vec<_> = ops
+                    .iter()
+                    .map(|(seq, _, _, detail, _)| serde_json::json!({"seq": seq, "op": detail}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"plan": plan, "operations": list}))?
+                );
+                return Ok(());
+            }
+            println!(
+                "plan {} for {} — {} — hash {}",
+                plan.id, plan.target, plan.state, plan.hash
+            );
+            if let Some(g) = &plan.guard {
+                for key in ["held", "refused"] {
+                    if let Some(why) = g.get(key).and_then(|v| v.as_str()) {
+                        println!("{key}: {why}");
+                    }
+                }
+            }
+            for (seq, kind, subject, detail, reason) in &ops {
+                let extra = match kind.as_str() {
+                    "add-members" => format!(" +{}", detail["users"].as_array().map_or(0, Vec::len)),
+                    "rename-user" => format!(" (from {})", detail["from"].as_str().unwrap_or("?")),
+                    _ => String::new(),
+                };
+                println!("{seq:>6} {kind:<16} {subject}{extra} — {reason}");
+            }
+            println!("{} operation(s)", ops.len());
+            Ok(())
+        }
+        PlanCommand::Approve { id, hash } => {
+            let runner = super::runner(cli).await?;
+            let report = runner.approve(id, hash, &super::actor(), "", &Bars::default()).await?;
+            print_report(&report);
+            if report.state != RunState::Succeeded {
+                anyhow::bail!("applying plan {id} ended {}", report.state);
+            }
+            Ok(())
+        }
+        PlanCommand::Reject { id } => {
+            let runner = super::runner(cli).await?;
+            runner.reject(id, &super::actor(), "")?;
+            println!("plan {id} rejected");
+            Ok(())
+        }
+    }
+}
+
+/// `roster runs …`
+pub fn runs(cli: &Cli, cmd: &RunsCommand) -> anyhow::Result<()> {
+    let store = super::store(cli)?;
+    match cmd {
+        RunsCommand::List { limit } => {
+            println!(
+                "{:>5} {:<10} {:<12} {:<10} {:<20} PLAN",
+                "RUN", "STATE", "MODE", "TRIGGER", "STARTED (unix ms)"
+            );
+            for r in store.runs(*limit)? {
+                println!(
+                    "{:>5} {:<10} {:<12} {:<10} {:<20} {}",
+                    r.id,
+                    r.state,
+                    r.mode,
+                    r.trigger,
+                    r.started_at,
+                    r.plan_id.unwrap_or_default()
+                );
+            }
+        }
+        RunsCommand::Show { id } => {
+            let run = store.run(*id)?;
+            println!("{}", serde_json::to_string_pretty(&run)?);
+        }
+        RunsCommand::Export { id, format } => {
+            let rows = roster_engine::export_rows(&store, *id)?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&rows)?),
+                "csv" => print!("{}", roster_engine::export_csv(&rows)),
+                other => anyhow::bail!("unknown format `{other}`; use json or csv"),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! An Entra test world: the Graph simulator with a tenant, the Bitbucket simulator, the
+//! `entra` and `normalize` plugins, a store, and engines built from a configuration an
+//! administrator would write.
+
+use std::sync::Arc;
+
+use roster_directory::{CheckReport, FetchMode};
+use roster_model::Quiet;
+use roster_serve::Config;
+use roster_serve::{RunReport, Runner, SyncOptions};
+use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::directory::Directory;
+use roster_sim::graph::{GraphGroup, GraphSim, GraphState, GraphUser};
+use roster_sim::scenario::{EntraSource, entra_source_config};
+use roster_store::Store;
+use roster_store::crypto::Key;
+
+use super::TestRuntime;
+
+pub const TENANT: &str = "8f0e4b1c-2a3d-4e5f-9a6b-7c8d9e0f1a2b";
+pub const DOMAIN: &str = "contoso.example";
+pub const CLIENT: &str = "4a5b6c7d-8e9f-4012-8345-6789abcdef01";
+pub const SECRET: &str = "Ab1~graph-client-secret-value";
+pub const ALL_PERMISSIONS: &[&str] = &["User.Read.All", "GroupMember.Read.All", "Application.Read.All"];
+
+/// A tenant holding `d` (UPN = username@contoso.example), with Roster's app registration.
+pub fn tenant(d: &Directory) -> GraphState {
+    let mut g = GraphState::from_directory(d, TENANT, DOMAIN);
+    g.add_client(CLIENT, Some(SECRET), ALL_PERMISSIONS);
+    g
+}
+
+pub struct EntraWorld {
+    pub graph: GraphSim,
+    pub bb: BitbucketSim,
+    pub rt: TestRuntime,
+    pub store: Arc<Store>,
+    /// The source as configured; tests change its settings between runs.
+    pub source: EntraSource,
+    /// Extra lines for `[target]`.
+    pub target_extra: String,
+}
+
+impl EntraWorld {
+    pub async fn new(graph: GraphState, bb: BbState) -> EntraWorld {
+        let rt = TestRuntime::new(&[("entra", "entra.wasm"), ("normalize", "normalize.wasm")]).await;
+        let graph = GraphSim::start(graph).await;
+        let bb = BitbucketSim::start(bb).await;
+        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([7; 32])).unwrap());
+        let source = EntraSource {
+            graph_url: graph.url(),
+            tenant_id: TENANT.into(),
+            client_id: CLIENT.into(),
+            secret: SECRET.into(),
+            ..EntraSource::default()
+        };
+        EntraWorld {
+            graph,
+            bb,
+            rt,
+            store,
+            source,
+            target_extra: String::new(),
+        }
+    }
+
+    pub fn config_text(&self) -> String {
+        entra_source_config(&self.source, &self.bb.url(), &self.target_extra)
+    }
+
+    pub fn runner(&self) -> Runner {
+        let config = Config::parse(&self.config_text(), self.rt.dir.path(), &super::kinds()).unwrap();
+        Runner::new(self.store.clone(), self.rt.runtime.clone(), config, &super::kinds()).unwrap()
+    }
+
+    async fn run(&self, fetch: FetchMode) -> RunReport {
+        let opts = SyncOptions {
+            fetch,
+            trigger: roster_model::Trigger::Cli,
+            actor: "test".into(),
+            ..SyncOptions::default()
+        };
+        self.runner().sync(&opts, &Quiet).await.unwrap()
+    }
+
+    /// A full sync.
+    pub async fn sync(&self) -> RunReport {
+        self.run(FetchMode::Full).await
+    }
+
+    /// An incremental sync (delta tokens).
+    pub async fn sync_incremental(&self) -> RunReport {
+        self.run(FetchMode::Incremental).await
+    }
+
+    /// The connector's `check`.
+    pub async fn check(&self) -> CheckReport {
+        self.runner().check(&[]).await.unwrap().remove(0)
+    }
+
+    pub fn bb_writes(&self) -> u64 {
+        self.bb.lock().writes
+    }
+
+    /// Graph requests answered since the last call (token requests excluded), by route.
+    pub fn take_graph_calls(&self) -> (u64, std::collections::BTreeMap<String, u64>) {
+        let calls = std::mem::take(&mut self.graph.lock().calls);
+        let total = calls
+            .iter()
+            .filter(|(k, _)| !k.contains("/token"))
+            .map(|(_, n)| n)
+            .sum();
+        (total, calls)
+    }
+}
+
+/// The run's report for the entra source's fetch.
+pub fn fetch_of(r: &RunReport) -> &roster_directory::FetchReport {
+    r.summary
+        .fetch
+        .iter()
+        .find(|f| f.source == "entra")
+        .expect("the run fetched the entra source")
+}
+
+/// The Enterprise Application's application id in [`add_app`].
+pub const APP_ID: &str = "0a1b2c3d-0000-4000-8000-00000000b17b";
+
+/// Adds an Enterprise Application to `g`: group bb-a (assigned) ⊃ bb-b ⊃ bb-c, users ann (bb-a),
+/// ben (bb-b), cat (bb-c), dan (assigned directly), and eve in an unassigned group `marketing`
+/// (with ann). Returns the service principal's id.
+pub fn add_app(g: &mut GraphState) -> String {
+    let user = |g: &mut GraphState, name: &str| {
+        g.add_user(GraphUser {
+            user_principal_name: format!("{name}@{DOMAIN}"),
+            mail: Some(format!("{name}@{DOMAIN}")),
+            display_name: name.to_uppercase(),
+            account_enabled: true,
+            user_type: "Member".into(),
+            ..GraphUser::default()
+        })
+    };
+    let group = |g: &mut GraphState, name: &str| {
+        g.add_group(GraphGroup {
+            display_name: name.into(),
+            security_enabled: true,
+            ..GraphGroup::default()
+        })
+    };
+    let (a, b, c, other) = (
+        group(g, "bb-a"),
+        group(g, "bb-b"),
+        group(g, "bb-c"),
+        group(g, "marketing"),
+    );
+    let (ann, ben, cat, dan, eve) = (
+        user(g, "ann"),
+        user(g, "ben"),
+        user(g, "cat"),
+        user(g, "dan"),
+        user(g, "eve"),
+    );
+    g.add_member(&a, &b);
+    g.add_member(&b, &c);
+    g.add_member(&a, &ann);
+    g.add_member(&b, &ben);
+    g.add_member(&c, &cat);
+    g.add_member(&other, &eve);
+    g.add_member(&other, &ann);
+    let sp = g.add_service_principal(APP_ID, "Bitbucket");
+    g.assign(&sp, &a);
+    g.assign(&sp, &dan);
+    sp
+}
+
+/// A tenant holding only [`add_app`]'s objects, with Roster's app registration.
+pub fn app_tenant() -> (GraphState, String) {
+    let mut g = GraphState::new(TENANT, DOMAIN);
+    g.add_client(CLIENT, Some(SECRET), ALL_PERMISSIONS);
+    let sp = add_app(&mut g);
+    (g, sp)
+}

@@ -1,0 +1,303 @@
+//! Shared test helpers: building the plugin components once, a runtime over a temporary
+//! plugins folder, and a local HTTP server that plays the identity provider.
+#![allow(dead_code, missing_docs)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use roster_runtime::{Runtime, RuntimeConfig};
+
+pub mod api;
+pub mod entra;
+pub mod prism;
+pub mod webhook;
+pub mod world;
+
+/// The repository root (this package is `host/roster`).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("host/roster has a grandparent")
+        .to_path_buf()
+}
+
+/// The kinds of target the tests write to: Bitbucket Data Center, as the binary ships.
+pub fn kinds() -> roster_engine::TargetKinds {
+    roster_engine::TargetKinds::new([Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>])
+}
+
+/// Builds every plugin for wasm32-wasip2 once per test binary and returns the output folder.
+/// A no-op build takes well under a second, so `cargo test` alone always tests fresh plugins.
+///
+/// `ROSTER_TEST_PLUGINS` names a folder of components built elsewhere instead (no build): to
+/// test this host against the plugins of another checkout.
+pub fn plugins_out() -> &'static Path {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("ROSTER_TEST_PLUGINS") {
+            return PathBuf::from(dir);
+        }
+        let plugins = repo().join("plugins");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(plugins.join("Cargo.toml"))
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .status()
+            .expect("running cargo to build the plugins");
+        assert!(
+            status.success(),
+            "building the plugins failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)"
+        );
+        plugins.join("target/wasm32-wasip2/release")
+    })
+}
+
+/// The built component of a plugin crate (`fixture_hostile`, `normalize`, …).
+pub fn component(crate_file: &str) -> PathBuf {
+    let p = plugins_out().join(format!("{crate_file}.wasm"));
+    assert!(p.is_file(), "{} was not built", p.display());
+    p
+}
+
+/// A runtime whose plugins folder holds the given components under the given file names.
+pub struct TestRuntime {
+    pub runtime: Runtime,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestRuntime {
+    pub async fn new(files: &[(&str, &str)]) -> TestRuntime {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+        for (crate_file, as_name) in files {
+            std::fs::copy(component(crate_file), dir.path().join("plugins").join(as_name)).unwrap();
+        }
+        let mut config = RuntimeConfig::new(dir.path().join("plugins"), shared_cache());
+        config.max_concurrent_jobs = 8;
+        config.max_memory_mib = 256;
+        let runtime = Runtime::new(config).unwrap();
+        for r in runtime.reload().await {
+            if let roster_runtime::LoadReport::Failed { error, .. } = r {
+                panic!("{error}");
+            }
+        }
+        TestRuntime { runtime, dir }
+    }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Replaces a plugin file atomically (write, then rename), as the README tells admins to.
+    pub fn put(&self, crate_file: &str, as_name: &str) {
+        let tmp = self.dir.path().join("incoming.tmp");
+        std::fs::copy(component(crate_file), &tmp).unwrap();
+        std::fs::rename(&tmp, self.plugins_dir().join(as_name)).unwrap();
+    }
+}
+
+/// Precompiled components are shared by all tests (keyed by engine hash and sha256).
+fn shared_cache() -> PathBuf {
+    repo().join("target/test-plugin-cache")
+}
+
+/// What the fake identity provider saw.
+#[derive(Default, Debug)]
+pub struct Seen {
+    /// Every request to `/steal` and `/echo`: "METHOD uri | headers | body".
+    pub requests: Vec<String>,
+    pub token_calls: u32,
+    pub users_calls: u32,
+    /// Answer the next `/users?page=2` with 429 once.
+    pub throttle_page_2: bool,
+    pub throttled: u32,
+}
+
+/// A local server playing the identity provider; stops when dropped.
+pub struct Idp {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Seen>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub const CLIENT_SECRET: &str = "cs-VERY-SECRET-value-42";
+
+type Shared = Arc<Mutex<Seen>>;
+
+fn record(seen: &Shared, method: &str, uri: &Uri, headers: &HeaderMap, body: &str) -> String {
+    let hs: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+        .collect();
+    let line = format!("{method} {uri} | {} | {body}", hs.join("; "));
+    seen.lock().unwrap().requests.push(line.clone());
+    line
+}
+
+async fn steal(
+    State(seen): State<Shared>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> &'static str {
+    record(&seen, method.as_str(), &uri, &headers, &body);
+    "ok"
+}
+
+async fn echo(
+    State(seen): State<Shared>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> String {
+    record(&seen, method.as_str(), &uri, &headers, &body)
+}
+
+async fn token(State(seen): State<Shared>, body: String) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let mut s = seen.lock().unwrap();
+    s.token_calls += 1;
+    if form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
+        && form.get("grant_type").map(String::as_str) == Some("client_credentials")
+    {
+        let n = s.token_calls;
+        (
+            StatusCode::OK,
+            axum::Json(
+                serde_json::json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 3600}),
+            ),
+        )
+            .into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}))).into_response()
+    }
+}
+
+async fn users(
+    State(seen): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+) -> Response {
+    let authed = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer tok-"));
+    if !authed {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": {"message": "no token"}})),
+        )
+            .into_response();
+    }
+    let page: u32 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    {
+        let mut s = seen.lock().unwrap();
+        s.users_calls += 1;
+        if page == 2 && s.throttle_page_2 {
+            s.throttle_page_2 = false;
+            s.throttled += 1;
+            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
+        }
+    }
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let _ = uri;
+    let users: Vec<_> = (0..2)
+        .map(|i| serde_json::json!({"id": format!("u{page}-{i}"), "login": format!("User.{page}.{i}")}))
+        .collect();
+    let next = (page < 3).then(|| format!("http://{host}/users?page={}", page + 1));
+    axum::Json(serde_json::json!({"users": users, "next": next, "total": 6})).into_response()
+}
+
+async fn redirect(Query(q): Query<HashMap<String, String>>) -> Response {
+    (
+        StatusCode::FOUND,
+        [("location", q.get("to").cloned().unwrap_or_default())],
+    )
+        .into_response()
+}
+
+async fn big() -> Vec<u8> {
+    vec![b'x'; 2 << 20]
+}
+
+impl Idp {
+    pub async fn start() -> Idp {
+        let seen: Shared = Arc::default();
+        let app = Router::new()
+            .route("/steal", any(steal))
+            .route("/echo", any(echo))
+            .route("/oauth/token", post(token))
+            .route("/users", get(users))
+            .route("/redirect", get(redirect))
+            .route("/big", get(big))
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Idp { addr, seen, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Upper bound for "finished promptly" assertions that are about behaviour, not speed.
+pub const PROMPT: Duration = Duration::from_secs(20);
+
+/// Runs the `roster` binary with `--data-dir DATA --config DATA/roster.toml ARGS… --json` as a
+/// child process (so its peak RSS is its own), and returns its wall time and JSON report.
+pub fn roster_json(data: &Path, args: &[&str]) -> (Duration, serde_json::Value) {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--config")
+        .arg(data.join("roster.toml"))
+        .args(args)
+        .arg("--json")
+        .env("ROSTER_SECRET_KEY", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=")
+        .output()
+        .expect("running roster");
+    let wall = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        wall,
+        serde_json::from_slice(&out.stdout).expect("roster printed its JSON report"),
+    )
+}

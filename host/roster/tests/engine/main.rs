@@ -1,0 +1,17 @@
+//! The engine's promises end to end: syncs from a file source and from the Entra connector
+//! into the Bitbucket simulator and into the in-memory target, transform chains, the CLI, and
+//! (ignored by `cargo test`, run by `.ci/run`) the contract checks through Prism.
+//!
+//! One test binary for all of them, so wasmtime is linked once for them (`cargo test -p roster
+//! --test engine`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod contract_graph;
+mod contract_prism;
+mod entra;
+mod scenarios;
+mod sync;
+mod transforms;

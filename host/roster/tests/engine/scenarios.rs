@@ -1,0 +1,432 @@
+//! The engine's scenarios, run against two targets with different capabilities: Bitbucket Data
+//! Center (its simulator: renames, bulk adds, disabling by unlicensing) and the in-memory
+//! target (no rename, one member per call, a native disable). Each scenario goes the whole way
+//! — a file source, the directory, the engine — and asserts what an administrator would see in
+//! the target, so the same promises are proven through the `Target` seam, not around it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use roster_engine::{TargetKind, TargetKinds, Writes};
+use roster_model::{Quiet, RunState};
+use roster_serve::{Config, RunReport, Runner, SyncOptions};
+use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
+use roster_sim::directory::Directory;
+use roster_store::Store;
+use roster_store::crypto::Key;
+use roster_target_memory::World as MemWorld;
+
+use crate::common::TestRuntime;
+
+/// The licensing group every active person joins (`default_groups`).
+const LICENSED: &str = "bitbucket-users";
+
+/// One of the two targets, as a test looks at it.
+enum Kind {
+    Dc(BitbucketSim),
+    Memory(Arc<Mutex<MemWorld>>),
+}
+
+/// A file source, the plugins, a store and one target.
+struct Scenario {
+    kind: Kind,
+    rt: TestRuntime,
+    store: Arc<Store>,
+    /// Extra lines for `[target]`.
+    target_extra: String,
+}
+
+impl Scenario {
+    async fn new(kind: &str, d: &Directory) -> Scenario {
+        let rt = TestRuntime::new(&[("file", "file.wasm"), ("normalize", "normalize.wasm")]).await;
+        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([7; 32])).unwrap());
+        let kind = match kind {
+            "bitbucket-dc" => {
+                let mut s = BbState::new();
+                s.add_group(LICENSED, &[]);
+                s.grant_group(LICENSED, Permission::LicensedUser);
+                Kind::Dc(BitbucketSim::start(s).await)
+            }
+            _ => Kind::Memory(Arc::new(Mutex::new(MemWorld::with_licensing_group(LICENSED)))),
+        };
+        let s = Scenario {
+            kind,
+            rt,
+            store,
+            target_extra: String::new(),
+        };
+        std::fs::create_dir_all(s.rt.dir.path().join("idp")).unwrap();
+        s.write(d);
+        s
+    }
+
+    fn write(&self, d: &Directory) {
+        d.write_json(&self.rt.dir.path().join("idp/directory.json")).unwrap();
+    }
+
+    fn kinds(&self) -> TargetKinds {
+        let memory = match &self.kind {
+            Kind::Memory(w) => w.clone(),
+            Kind::Dc(_) => Arc::new(Mutex::new(MemWorld::default())),
+        };
+        TargetKinds::new([
+            Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn TargetKind>,
+            Arc::new(roster_target_memory::Kind::new(memory)),
+        ])
+    }
+
+    fn config_text(&self) -> String {
+        let files = self.rt.dir.path().join("idp").display().to_string();
+        match &self.kind {
+            Kind::Dc(sim) => {
+                roster_sim::scenario::file_source_config(&sim.url(), &files, "directory.json", &self.target_extra)
+            }
+            Kind::Memory(_) => format!(
+                "[[source]]\nid = \"hr\"\nplugin = \"file\"\nfiles = \"{files}\"\nsettings = {{ path = \"directory.json\" }}\n\n[[source.transforms]]\nplugin = \"normalize\"\n\n[target]\nkind = \"memory\"\naccount = \"admin\"\ndefault_groups = [\"{LICENSED}\"]\n{}\n",
+                self.target_extra
+            ),
+        }
+    }
+
+    fn runner(&self) -> Runner {
+        let kinds = self.kinds();
+        let config = Config::parse(&self.config_text(), self.rt.dir.path(), &kinds).unwrap();
+        Runner::new(self.store.clone(), self.rt.runtime.clone(), config, &kinds).unwrap()
+    }
+
+    async fn run(&self, writes: Writes) -> RunReport {
+        let opts = SyncOptions {
+            writes,
+            actor: "test".into(),
+            ..SyncOptions::default()
+        };
+        self.runner().sync(&opts, &Quiet).await.unwrap()
+    }
+
+    async fn sync(&self) -> RunReport {
+        self.run(Writes::Apply).await
+    }
+
+    fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Dc(_) => "bitbucket-dc",
+            Kind::Memory(_) => "memory",
+        }
+    }
+
+    /// Accounts: lower-case name → (display name, email).
+    fn users(&self) -> BTreeMap<String, (String, String)> {
+        match &self.kind {
+            Kind::Dc(sim) => sim
+                .lock()
+                .users()
+                .iter()
+                .map(|(k, u)| (k.clone(), (u.display_name.clone(), u.email.clone())))
+                .collect(),
+            Kind::Memory(w) => w
+                .lock()
+                .unwrap()
+                .users
+                .iter()
+                .map(|(k, u)| (k.clone(), (u.display_name.clone(), u.email.clone())))
+                .collect(),
+        }
+    }
+
+    /// Groups and their members, besides the licensing group.
+    fn groups(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut g = match &self.kind {
+            Kind::Dc(sim) => sim.lock().groups().clone(),
+            Kind::Memory(w) => w.lock().unwrap().groups.clone(),
+        };
+        g.remove(LICENSED);
+        g
+    }
+
+    /// Accounts that hold a licence now.
+    fn licensed(&self) -> BTreeSet<String> {
+        match &self.kind {
+            Kind::Dc(sim) => sim.lock().licensed_users(),
+            Kind::Memory(w) => {
+                let w = w.lock().unwrap();
+                w.groups[LICENSED]
+                    .iter()
+                    .filter(|u| w.users.get(*u).is_some_and(|x| x.active))
+                    .cloned()
+                    .collect()
+            }
+        }
+    }
+
+    fn writes(&self) -> u64 {
+        match &self.kind {
+            Kind::Dc(sim) => sim.lock().writes,
+            Kind::Memory(w) => w.lock().unwrap().writes,
+        }
+    }
+
+    fn add_preexisting_admin(&self, name: &str) {
+        match &self.kind {
+            Kind::Dc(sim) => {
+                let mut s = sim.lock();
+                s.add_user(name, name, &format!("{name}@example.com"), true);
+                s.add_group("admins", &[name]);
+                s.grant_group("admins", Permission::SysAdmin);
+            }
+            Kind::Memory(w) => {
+                let mut w = w.lock().unwrap();
+                w.add_user(name);
+                w.groups.insert("admins".into(), BTreeSet::from([name.to_string()]));
+                w.admin_groups.insert("admins".into());
+            }
+        }
+    }
+
+    fn set_seat_limit(&self, seats: u32) {
+        match &self.kind {
+            Kind::Dc(sim) => sim.lock().max_users = Some(seats),
+            Kind::Memory(w) => w.lock().unwrap().seat_limit = Some(i64::from(seats)),
+        }
+    }
+
+    /// Asserts the target holds exactly what `d` says: every active person with their details,
+    /// every group with its flattened members, the licensing group with every active person.
+    fn assert_matches(&self, d: &Directory) {
+        let who = self.name();
+        let users = self.users();
+        for u in d.users.iter().filter(|u| u.active) {
+            let got = users
+                .get(&u.username.to_lowercase())
+                .unwrap_or_else(|| panic!("{who}: {} missing", u.username));
+            assert_eq!(got, &(u.display_name.clone(), u.email.clone()), "{who}: {}", u.username);
+        }
+        let groups = self.groups();
+        for (group, members) in d.expected_members() {
+            assert_eq!(groups.get(&group), Some(&members), "{who}: members of {group}");
+        }
+        let active: BTreeSet<String> = d
+            .users
+            .iter()
+            .filter(|u| u.active)
+            .map(|u| u.username.to_lowercase())
+            .collect();
+        let mut licensed = self.licensed();
+        licensed.remove("admin"); // Roster's own account, an administrator
+        assert_eq!(licensed, active, "{who}: licensed accounts");
+    }
+}
+
+const KINDS: [&str; 2] = ["bitbucket-dc", "memory"];
+
+/// A first sync makes the target hold the directory exactly; a second one writes nothing
+/// (rule 5). On the memory target every membership is its own call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_is_exact_and_a_second_one_writes_nothing() {
+    for kind in KINDS {
+        let d = Directory::generate(60, 8, 2);
+        let s = Scenario::new(kind, &d).await;
+        let r = s.sync().await;
+        assert_eq!(r.state, RunState::Succeeded, "{kind}: {:?}", r.summary.warnings);
+        s.assert_matches(&d);
+        let adds = r.summary.planned["add-members"];
+        match kind {
+            // One bulk add per group (every group here has fewer than 500 members).
+            "bitbucket-dc" => assert_eq!(adds, 8 + 1, "{kind}"),
+            // One call per flattened membership, the licensing group's included.
+            _ => assert_eq!(adds, d.flattened_count() + 60, "{kind}"),
+        }
+        let writes = s.writes();
+        let again = s.sync().await;
+        assert!(again.summary.planned.is_empty(), "{kind}: {:?}", again.summary.planned);
+        assert_eq!(s.writes(), writes, "{kind}: the second run wrote");
+    }
+}
+
+/// Someone leaves the IdP: their account is disabled (unlicensed), not deleted, and keeps its
+/// other groups only as the policy says; when they come back, the same account returns with
+/// its groups. Data Center has no disable call, so the plan lists the licensing groups to
+/// leave; the memory target disables natively.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaver_is_disabled_and_a_returner_comes_back_with_their_groups() {
+    for kind in KINDS {
+        let d = Directory::generate(30, 4, 2);
+        let s = Scenario::new(kind, &d).await;
+        s.sync().await;
+        let leaver = d.users[3].username.to_lowercase();
+        let mut gone = d.clone();
+        gone.users.retain(|u| u.username.to_lowercase() != leaver);
+        s.write(&gone);
+        let r = s.sync().await;
+        assert_eq!(r.state, RunState::Succeeded, "{kind}: {:?}", r.summary.warnings);
+        assert_eq!(r.summary.planned["deactivate-user"], 1, "{kind}");
+        assert!(s.users().contains_key(&leaver), "{kind}: the account is kept");
+        assert!(!s.licensed().contains(&leaver), "{kind}: and holds no licence");
+
+        s.write(&d);
+        let back = s.sync().await;
+        assert_eq!(back.state, RunState::Succeeded, "{kind}: {:?}", back.summary.warnings);
+        assert_eq!(
+            back.summary.planned.get("create-user"),
+            None,
+            "{kind}: the same account"
+        );
+        s.assert_matches(&d);
+    }
+}
+
+/// A username changes in the IdP. Data Center renames the account (one call, memberships
+/// intact). The memory target cannot rename: the plan says so, and nothing is deleted or
+/// created in its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_follows_the_targets_capabilities() {
+    for kind in KINDS {
+        let d = Directory::generate(20, 3, 1);
+        let s = Scenario::new(kind, &d).await;
+        s.sync().await;
+        let old = d.users[5].username.to_lowercase();
+        let mut renamed = d.clone();
+        renamed.users[5].username = format!("{}-new", d.users[5].username);
+        let new = renamed.users[5].username.to_lowercase();
+        s.write(&renamed);
+        let r = s.sync().await;
+        assert_eq!(r.summary.planned.get("create-user"), None, "{kind}");
+        assert_eq!(r.summary.planned.get("deactivate-user"), None, "{kind}");
+        assert_eq!(r.summary.planned.get("delete-user"), None, "{kind}");
+        match kind {
+            "bitbucket-dc" => {
+                assert_eq!(r.summary.planned["rename-user"], 1, "{kind}");
+                assert!(s.users().contains_key(&new) && !s.users().contains_key(&old));
+                s.assert_matches(&renamed);
+            }
+            _ => {
+                assert_eq!(r.summary.planned.get("rename-user"), None, "{kind}");
+                let said = r.summary.collisions.iter().find(|c| c.subject.to_lowercase() == new);
+                assert!(
+                    said.is_some_and(|c| c.why.contains("cannot rename")),
+                    "{kind}: {:?}",
+                    r.summary.collisions
+                );
+                assert!(s.users().contains_key(&old) && !s.users().contains_key(&new));
+                assert!(s.licensed().contains(&old), "{kind}: the account keeps its licence");
+            }
+        }
+    }
+}
+
+/// A plan that deprovisions more than the threshold is held, writes nothing, and applies
+/// exactly when approved (rule 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mass_removal_is_held_until_approved() {
+    for kind in KINDS {
+        let d = Directory::generate(40, 4, 1);
+        let mut s = Scenario::new(kind, &d).await;
+        s.target_extra = "threshold = { count = 5, percent = 50 }".into();
+        s.sync().await;
+        let mut fewer = d.clone();
+        fewer.users.truncate(30);
+        s.write(&fewer);
+        let writes = s.writes();
+        let r = s.sync().await;
+        assert_eq!(r.state, RunState::Held, "{kind}: {:?}", r.summary.warnings);
+        assert_eq!(s.writes(), writes, "{kind}: a held plan writes nothing");
+        let runner = s.runner();
+        let approved = runner
+            .approve(
+                r.plan_id.as_deref().unwrap(),
+                r.plan_hash.as_deref().unwrap(),
+                "test",
+                "",
+                &Quiet,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            approved.state,
+            RunState::Succeeded,
+            "{kind}: {:?}",
+            approved.summary.warnings
+        );
+        assert_eq!(
+            approved.summary.applied.done,
+            r.summary.planned.values().sum::<usize>(),
+            "{kind}"
+        );
+        s.assert_matches(&fewer);
+    }
+}
+
+/// A plan that would take the target over its licence is refused with the seat arithmetic and
+/// writes nothing (rule 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_over_the_licence_is_refused() {
+    for kind in KINDS {
+        let d = Directory::generate(25, 2, 1);
+        let s = Scenario::new(kind, &d).await;
+        s.set_seat_limit(20);
+        let r = s.sync().await;
+        assert_eq!(r.state, RunState::Refused, "{kind}");
+        let why = r
+            .summary
+            .guard
+            .as_ref()
+            .and_then(|g| g.refused.clone())
+            .unwrap_or_default();
+        assert!(why.contains("> 20 seats"), "{kind}: {why}");
+        assert_eq!(s.writes(), 0, "{kind}");
+    }
+}
+
+/// The target's administrators and Roster's own account are never changed (rule 4), even when
+/// the IdP has a person of the same name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_are_never_changed() {
+    for kind in KINDS {
+        let d = Directory::generate(10, 2, 1);
+        let s = Scenario::new(kind, &d).await;
+        let admin = d.users[2].username.to_lowercase();
+        s.add_preexisting_admin(&admin);
+        let before = s.users()[&admin].clone();
+        let r = s.sync().await;
+        assert!(
+            r.summary.skipped.iter().any(|x| x.subject.to_lowercase() == admin),
+            "{kind}: {:?}",
+            r.summary.skipped
+        );
+        assert_eq!(s.users()[&admin], before, "{kind}");
+        assert_eq!(s.groups()["admins"], BTreeSet::from([admin.clone()]), "{kind}");
+    }
+}
+
+/// An export that does not parse is an incomplete fetch: the run writes no deletion,
+/// deactivation or removal (rule 1) and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_export_removes_nothing() {
+    for kind in KINDS {
+        let d = Directory::generate(20, 3, 1);
+        let s = Scenario::new(kind, &d).await;
+        s.sync().await;
+        std::fs::write(s.rt.dir.path().join("idp/directory.json"), "{\"users\": [").unwrap();
+        let writes = s.writes();
+        let r = s.sync().await;
+        assert_eq!(r.state, RunState::Failed, "{kind}");
+        assert_eq!(s.writes(), writes, "{kind}");
+        s.assert_matches(&d);
+    }
+}
+
+/// A dry run plans and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_writes_nothing() {
+    for kind in KINDS {
+        let d = Directory::generate(15, 2, 1);
+        let s = Scenario::new(kind, &d).await;
+        let r = s.run(Writes::DryRun).await;
+        assert_eq!(r.state, RunState::Planned, "{kind}");
+        assert_eq!(r.summary.planned["create-user"], 15, "{kind}");
+        assert_eq!(s.writes(), 0, "{kind}");
+        assert!(
+            s.users().keys().all(|u| u == "admin"),
+            "{kind}: only Roster's own account"
+        );
+    }
+}

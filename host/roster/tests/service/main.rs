@@ -1,0 +1,12 @@
+//! The service: the REST API route by route and role by role, the scheduler, the configuration
+//! file, and (ignored by `cargo test`, run by `.ci/run`) Schemathesis over the OpenAPI document.
+//!
+//! One test binary for all of them (`cargo test -p roster --test service`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod api;
+mod config;
+mod scheduler;
+mod schemathesis;

@@ -1,0 +1,183 @@
+//! Bindings for `roster:plugin@0.1.x`, generated from `wit/`, and their conversions to the
+//! runtime's plain types (`crate::types`). Nothing generated here leaves the runtime.
+//!
+//! The worlds share the `types` interface; the transform bindings reuse the connector's Rust
+//! types so a generated `User` is one type throughout this module.
+#![allow(missing_docs)]
+
+pub mod connector {
+    wasmtime::component::bindgen!({
+        world: "connector-plugin",
+        path: "../../wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+pub mod transform {
+    wasmtime::component::bindgen!({
+        world: "transform-plugin",
+        path: "../../wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "roster:plugin/types": super::connector::roster::plugin::types,
+        },
+    });
+}
+
+/// The packed functions of transforms that export them (0.1.1; the Rust SDK always does).
+pub mod transform_packed {
+    wasmtime::component::bindgen!({
+        world: "transform-plugin-packed",
+        path: "../../wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "roster:plugin/types": super::connector::roster::plugin::types,
+        },
+    });
+}
+
+pub use connector::roster::plugin::types::{
+    Group, Membership, Page, PluginError as GuestError, PluginInfo, Removal, RemovalKind, User,
+};
+pub use transform::exports::roster::plugin::transform::{GroupOutcome, UserOutcome};
+
+use crate::error::GuestFailure;
+use crate::types as plain;
+
+// Conversions move fields, never copy strings: a batch crosses into and out of these types
+// once per call.
+
+impl From<plain::User> for User {
+    fn from(u: plain::User) -> Self {
+        User {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            display_name: u.display_name,
+            active: u.active,
+            attributes: u.attributes,
+        }
+    }
+}
+
+impl From<User> for plain::User {
+    fn from(u: User) -> Self {
+        plain::User {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            display_name: u.display_name,
+            active: u.active,
+            attributes: u.attributes,
+        }
+    }
+}
+
+impl From<plain::Group> for Group {
+    fn from(g: plain::Group) -> Self {
+        Group {
+            id: g.id,
+            name: g.name,
+            description: g.description,
+            attributes: g.attributes,
+        }
+    }
+}
+
+impl From<Group> for plain::Group {
+    fn from(g: Group) -> Self {
+        plain::Group {
+            id: g.id,
+            name: g.name,
+            description: g.description,
+            attributes: g.attributes,
+        }
+    }
+}
+
+impl From<Membership> for plain::Membership {
+    fn from(m: Membership) -> Self {
+        plain::Membership {
+            group_id: m.group_id,
+            member_id: m.member_id,
+            member_is_group: m.member_is_group,
+        }
+    }
+}
+
+impl From<Removal> for plain::Removal {
+    fn from(r: Removal) -> Self {
+        plain::Removal {
+            id: r.id,
+            kind: match r.kind {
+                RemovalKind::SoftDeleted => plain::RemovalKind::SoftDeleted,
+                RemovalKind::Deleted => plain::RemovalKind::Deleted,
+            },
+        }
+    }
+}
+
+impl From<Page> for plain::Page {
+    fn from(p: Page) -> Self {
+        fn all<A, B: From<A>>(v: Vec<A>) -> Vec<B> {
+            v.into_iter().map(B::from).collect()
+        }
+        plain::Page {
+            users: all(p.users),
+            groups: all(p.groups),
+            memberships: all(p.memberships),
+            removed_users: all(p.removed_users),
+            removed_groups: all(p.removed_groups),
+            removed_memberships: all(p.removed_memberships),
+            next: p.next,
+            delta_token: p.delta_token,
+            total_hint: p.total_hint,
+        }
+    }
+}
+
+impl From<PluginInfo> for plain::PluginInfo {
+    fn from(i: PluginInfo) -> Self {
+        plain::PluginInfo {
+            name: i.name,
+            version: i.version,
+            description: i.description,
+            settings_schema: i.settings_schema,
+        }
+    }
+}
+
+impl From<UserOutcome> for plain::UserOutcome {
+    fn from(o: UserOutcome) -> Self {
+        plain::UserOutcome {
+            user: o.user.map(Into::into),
+            reason: o.reason,
+            error: o.error,
+        }
+    }
+}
+
+impl From<GroupOutcome> for plain::GroupOutcome {
+    fn from(o: GroupOutcome) -> Self {
+        plain::GroupOutcome {
+            groups: o.groups.into_iter().map(Into::into).collect(),
+            reason: o.reason,
+            error: o.error,
+        }
+    }
+}
+
+impl From<GuestError> for GuestFailure {
+    fn from(e: GuestError) -> Self {
+        match e {
+            GuestError::Config(m) => GuestFailure::Config(m),
+            GuestError::Auth(m) => GuestFailure::Auth(m),
+            GuestError::Transient(m) => GuestFailure::Transient(m),
+            GuestError::ExpiredDelta(m) => GuestFailure::ExpiredDelta(m),
+            GuestError::Fatal(m) => GuestFailure::Fatal(m),
+        }
+    }
+}

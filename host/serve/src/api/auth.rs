@@ -1,0 +1,223 @@
+//! Who may call what: bearer tokens with a role (viewer < operator < admin), the role each
+//! operation needs (read from the OpenAPI document's security requirements), and the IP
+//! allow-list with trusted proxies.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::OpenApi as Doc;
+
+use super::{ApiError, AppState};
+use roster_store::Role;
+
+/// The caller of a request, for handlers and the audit log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `token:<name>`.
+    pub actor: String,
+    /// The token's role.
+    pub role: Role,
+    /// The client's address (after trusted proxies).
+    pub ip: String,
+}
+
+/// (method, path template) → the least role.
+#[derive(Debug, Default)]
+pub struct RoleTable(HashMap<(Method, String), Role>);
+
+impl RoleTable {
+    /// Reads each operation's role from its `security` requirement on the `token` scheme.
+    pub fn from_doc(doc: &Doc) -> RoleTable {
+        let mut table = HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let ops = [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                let role = required_role(op).unwrap_or(Role::Admin);
+                table.insert((method, path.clone()), role);
+            }
+        }
+        RoleTable(table)
+    }
+
+    /// The role an operation needs; operations not in the document need admin (fail closed),
+    /// but for the document itself, which every viewer may read.
+    pub fn role(&self, method: &Method, path: &str) -> Role {
+        if path == "/api/v1/openapi.json" {
+            return Role::Viewer;
+        }
+        self.0
+            .get(&(method.clone(), path.to_string()))
+            .copied()
+            .unwrap_or(Role::Admin)
+    }
+}
+
+/// The role named in an operation's security requirement (`"token": ["operator"]`).
+pub fn required_role(op: &utoipa::openapi::path::Operation) -> Option<Role> {
+    let value = serde_json::to_value(op.security.as_ref()?).ok()?;
+    value
+        .as_array()?
+        .iter()
+        .filter_map(|req| req.get("token")?.as_array()?.first()?.as_str()?.parse().ok())
+        .next()
+}
+
+/// The client's address: the peer, or for a trusted proxy the first untrusted address in
+/// `X-Forwarded-For` read from the right.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    if !trusted.iter().any(|n| n.contains(&peer)) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.iter().any(|n| n.contains(ip)))
+        .unwrap_or(peer)
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
+    resp.headers_mut()
+        .insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// The middleware: open paths pass; everything else needs an allowed address, a live token
+/// and its operation's role.
+pub async fn authenticate(
+    State((service, roles)): State<(AppState, Arc<RoleTable>)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    if path == "/healthz" || path == "/readyz" {
+        return next.run(req).await;
+    }
+    // A refusal leaves the request's body unread, so the connection cannot carry another
+    // request; saying so keeps a client from reusing it (and failing with a broken pipe).
+    let unread_body = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(axum::http::header::TRANSFER_ENCODING);
+    match admit(&service, &roles, req) {
+        Ok(req) => next.run(req).await,
+        Err(refusal) => {
+            let mut refusal = *refusal;
+            if unread_body {
+                refusal.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
+            refusal
+        }
+    }
+}
+
+/// The request, with its [`Caller`], when its address, token and role admit it; the refusal
+/// otherwise.
+fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Request, Box<Response>> {
+    let config = service.config();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let ip = client_ip(peer, req.headers(), &config.api.trusted_proxies);
+    if !config.api.allow_ips.is_empty() && !config.api.allow_ips.iter().any(|n| n.contains(&ip)) {
+        return Err(Box::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("{ip} is not in the API's allow-list ([api] allow_ips)"),
+            )
+            .into_response(),
+        ));
+    }
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .map(str::to_string);
+    let Some(token) = token else {
+        return Err(Box::new(unauthorized(
+            "a bearer token is required (roster token create --role viewer|operator|admin)",
+        )));
+    };
+    let found = match service.store.verify_token(&token) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(Box::new(unauthorized("the token is unknown or revoked"))),
+        Err(e) => {
+            return Err(Box::new(
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            ));
+        }
+    };
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let needed = roles.role(req.method(), &template);
+    if found.role < needed {
+        return Err(Box::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this needs the {} role; the token '{}' is {}",
+                    needed.as_str(),
+                    found.name,
+                    found.role.as_str()
+                ),
+            )
+            .into_response(),
+        ));
+    }
+    req.extensions_mut().insert(Caller {
+        actor: format!("token:{}", found.name),
+        role: found.role,
+        ip: ip.to_string(),
+    });
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_through_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.7, 10.1.1.1".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(client_ip(proxy, &h, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(stranger, &h, &trusted),
+            stranger,
+            "a spoofed header from outside is ignored"
+        );
+    }
+}

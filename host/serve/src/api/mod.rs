@@ -1,0 +1,223 @@
+//! The REST API (`/api/v1`): one authenticated surface for everything an administrator or an
+//! automation does with Roster, described by an OpenAPI 3.1 document generated from the
+//! handlers (`utoipa`).
+//!
+//! Each operation's required role is written once, in its `security` requirement
+//! (`security(("token" = ["operator"]))`); the auth middleware enforces the role it reads from
+//! the generated document, so the document and the enforcement cannot disagree. Nothing is
+//! served without a token but `/healthz` and `/readyz`.
+
+pub mod auth;
+mod directory;
+mod plans;
+mod plugins;
+mod runs;
+mod sources;
+mod system;
+mod targets;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::OpenApi as Doc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::service::{Service, ServiceError};
+
+/// What every handler gets.
+pub type AppState = Arc<Service>;
+
+/// An error answer: `{"error": "…"}` with a status that says whose mistake it was.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what to do.
+    pub error: String,
+}
+
+impl ApiError {
+    /// 422 unless a replacement's body names the resource its path does.
+    pub fn check_same_id(path_id: &str, body_id: &str) -> Result<(), ApiError> {
+        if path_id == body_id {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the body's id '{body_id}' is not the path's '{path_id}'"),
+        ))
+    }
+
+    /// An error with a status.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), "{}", self.message);
+        }
+        (self.status, axum::Json(ErrorBody { error: self.message })).into_response()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let status = match &e {
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<roster_store::StoreError> for ApiError {
+    fn from(e: roster_store::StoreError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
+impl From<crate::runner::RunError> for ApiError {
+    fn from(e: crate::runner::RunError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = match &r {
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::bad_request(r.body_text())
+    }
+}
+
+/// `axum::Json` whose refusals are JSON errors like every other answer.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Path` with JSON refusals.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// `axum::extract::Query` with JSON refusals.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// A handler's result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut Doc) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API token from `roster token create --role admin|operator|viewer`. Each operation lists the least role it needs.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Roster",
+        description = "Keeps Bitbucket's users, groups and memberships in step with identity providers. Every operation needs a bearer token whose role is at least the one its security requirement names (viewer < operator < admin).",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&Security),
+    components(schemas(ErrorBody, runs::ExportFormat))
+)]
+struct ApiDoc;
+
+/// The API's routes and their OpenAPI document.
+pub fn routes(state: AppState) -> (axum::Router, Doc) {
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sources::routes())
+        .merge(runs::routes())
+        .merge(plans::routes())
+        .merge(directory::routes())
+        .merge(plugins::routes())
+        .merge(system::routes())
+        .merge(targets::routes());
+    let (router, mut doc) = api.split_for_parts();
+    doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
+    let doc_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
+    let roles = Arc::new(auth::RoleTable::from_doc(&doc));
+    let router = router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc_json.clone();
+                async move { ([("content-type", "application/json")], doc.as_str().to_owned()) }
+            }),
+        )
+        .route("/healthz", axum::routing::get(system::healthz))
+        .route("/readyz", axum::routing::get(system::readyz))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), roles),
+            auth::authenticate,
+        ))
+        .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
+        .with_state(state);
+    (router, doc)
+}

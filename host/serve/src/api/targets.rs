@@ -1,0 +1,216 @@
+//! `/api/v1/targets`: the Bitbucket instance Roster writes to. Read it, test its connection,
+//! and — when roster.toml has no `[target]` — create, replace or delete it here, credentials
+//! write-only.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path};
+use roster_engine::{TargetCheck, TargetConfig};
+
+/// A target and its policy; credentials are never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetView {
+    /// Id.
+    pub id: String,
+    /// Which kind of system it is (`bitbucket-dc`).
+    pub kind: String,
+    /// Base URL.
+    pub url: Option<String>,
+    /// The account Roster acts as.
+    pub username: Option<String>,
+    /// Which credential is stored (`password`, `token`; never its value).
+    pub credential: Option<String>,
+    /// `file` (roster.toml, read-only here) or `api`.
+    pub origin: String,
+    /// Deprovisioning, threshold, default and protected groups, budget, …
+    #[schema(value_type = Object)]
+    pub policy: serde_json::Value,
+}
+
+fn view(state: &AppState, t: &TargetConfig) -> TargetView {
+    let mut policy = serde_json::to_value(t).unwrap_or_default();
+    if let Some(o) = policy.as_object_mut() {
+        // Shown above, or the kind's own settings (credentials among them): never in `policy`.
+        o.remove("id");
+        o.remove("kind");
+        for k in t.connection.keys() {
+            o.remove(k);
+        }
+    }
+    let connection = state.kinds().get(&t.kind).map(|k| k.describe(t)).unwrap_or_default();
+    TargetView {
+        id: t.id.clone(),
+        kind: t.kind.clone(),
+        url: connection.url,
+        username: connection.account,
+        credential: connection.credential,
+        origin: t.origin.as_str().into(),
+        policy,
+    }
+}
+
+fn find(state: &AppState, id: &str) -> ApiResult<TargetConfig> {
+    state
+        .config()
+        .target
+        .filter(|t| t.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no target named '{id}'")))
+}
+
+/// A target to create or replace: the fields of roster.toml's `[target]` table, with the
+/// password or token given as its value.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetInput {
+    /// Id (1–64 letters, digits, `-`, `_`); the path's.
+    pub id: String,
+    /// Which kind of system it is; `bitbucket-dc` (Bitbucket Data Center) when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Base URL, e.g. `https://bitbucket.example.com` (bitbucket-dc).
+    pub url: String,
+    /// The account Roster acts as (bitbucket-dc: a system administrator; always protected).
+    pub username: String,
+    /// Its password (Basic auth). Write-only; on replacement, leaving out both `password` and
+    /// `token` keeps the stored one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Or an HTTP access token (Bearer). Write-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// `disable` (default), `delete`, `delete-and-erase` or `keep`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprovision: Option<String>,
+    /// Hold plans deactivating more than `{"count": 50, "percent": 10}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub threshold: Option<serde_json::Value>,
+    /// Accounts never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_users: Option<Vec<String>>,
+    /// Groups never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_groups: Option<Vec<String>>,
+    /// Take over existing accounts whose name matches an IdP user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt_existing_users: Option<bool>,
+    /// When disabling, keep memberships of groups Roster does not manage (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_unmanaged_memberships: Option<bool>,
+    /// Groups every active synced user is put in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_groups: Option<Vec<String>>,
+    /// Groups a new account starts in, never managed afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_user_groups: Option<Vec<String>>,
+    /// Which source wins each attribute: `{"email": ["hr", "entra"]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub attribute_priority: Option<serde_json::Value>,
+    /// Writes in flight at once (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 256)]
+    pub concurrency: Option<u32>,
+    /// Users per add-users call (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub batch_size: Option<u32>,
+    /// Request budget towards Bitbucket: `{"per_second": 200, "burst": 200}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub budget: Option<serde_json::Value>,
+    /// Retries of a throttled or failed call (default 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 20)]
+    pub max_retries: Option<u32>,
+}
+
+impl TargetInput {
+    fn into_config(self) -> ApiResult<TargetConfig> {
+        let mut value = serde_json::to_value(&self).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if let Some(o) = value.as_object_mut() {
+            // roster.toml's form: a secret is `{ value = … }` (or env/file, which the API refuses).
+            for key in ["password", "token"] {
+                if let Some(v) = o.remove(key) {
+                    o.insert(key.into(), serde_json::json!({ "value": v }));
+                }
+            }
+        }
+        serde_json::from_value(value)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid target: {e}")))
+    }
+}
+
+/// The target (Roster writes to one Bitbucket instance; empty until one is defined).
+#[utoipa::path(get, path = "/api/v1/targets", tag = "targets", security(("token" = ["viewer"])),
+    responses((status = 200, body = [TargetView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list(State(state): State<AppState>) -> Json<Vec<TargetView>> {
+    Json(state.config().target.iter().map(|t| view(&state, t)).collect())
+}
+
+/// One target.
+#[utoipa::path(get, path = "/api/v1/targets/{id}", tag = "targets", security(("token" = ["viewer"])),
+    params(("id" = String, Path, description = "Target id")),
+    responses((status = 200, body = TargetView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TargetView>> {
+    Ok(Json(view(&state, &find(&state, &id)?)))
+}
+
+/// Creates (201) or replaces (200) the target, when roster.toml has no `[target]`. The
+/// credential is sealed and never shown again.
+#[utoipa::path(put, path = "/api/v1/targets/{id}", tag = "targets", security(("token" = ["admin"])),
+    params(("id" = String, Path, description = "Target id")),
+    request_body = TargetInput,
+    responses((status = 200, body = TargetView), (status = 201, body = TargetView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<TargetInput>,
+) -> ApiResult<(StatusCode, Json<TargetView>)> {
+    ApiError::check_same_id(&id, &body.id)?;
+    let created = state.put_target(body.into_config()?)?;
+    let action = if created { "target.create" } else { "target.replace" };
+    state.store.audit(&caller.actor, &caller.ip, action, &id, None)?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(view(&state, &find(&state, &id)?))))
+}
+
+/// Deletes the target defined through the API; nothing runs until another is defined.
+#[utoipa::path(delete, path = "/api/v1/targets/{id}", tag = "targets", security(("token" = ["admin"])),
+    params(("id" = String, Path, description = "Target id")),
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.delete_target(&id)?;
+    state
+        .store
+        .audit(&caller.actor, &caller.ip, "target.delete", &id, None)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tests the connection: the credentials work and the account administers Bitbucket; says
+/// how many licensed seats there are and how many are used.
+#[utoipa::path(post, path = "/api/v1/targets/{id}/check", tag = "targets", security(("token" = ["operator"])),
+    params(("id" = String, Path, description = "Target id")),
+    responses((status = 200, body = TargetCheck, description = "The check ran; `ok` says whether Roster can write"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn check(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TargetCheck>> {
+    Ok(Json(state.check_target(&id).await?))
+}
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one, put, delete))
+        .routes(routes!(check))
+}

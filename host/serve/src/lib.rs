@@ -1,0 +1,17 @@
+//! The service: the configuration (`config`), what a run is (`runner`: the directory, then the
+//! engine, under the target's lock), the long-running service behind `roster serve`
+//! (`service`: runs in progress, reloads, alerts, metrics), the REST API (`api`) and the
+//! scheduler (`scheduler`).
+//!
+//! It knows targets only through `roster_engine::TargetKinds`, which the binary fills: no
+//! vendor is named here.
+
+pub mod api;
+pub mod config;
+pub mod runner;
+pub mod scheduler;
+pub mod service;
+
+pub use config::{ApiConfig, Config, ConfigError, NO_TARGET};
+pub use runner::{RunError, RunReport, Runner, Summary, SyncOptions};
+pub use service::{RunRequest, Service, ServiceError};

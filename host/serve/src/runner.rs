@@ -1,0 +1,618 @@
+//! What a run is: the directory's fetch, transform and merge, then the engine's reconcile,
+//! under the target's lock, recorded in the `runs` table with its summary. The CLI and the
+//! service both run through a [`Runner`]; the scheduler and the API through the service.
+//!
+//! Without a target, the directory still works: `check`, `fetch`, `preview` and `why` need
+//! none; what writes answers with how to define one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use roster_directory::{
+    Among, CheckReport, Directory, DirectoryError, FetchMode, FetchReport, Sample, UserKey, transform::Traces,
+};
+use roster_engine::{
+    Applied, Engine, EngineError, PlannedOp, Reconcile, Reconciled, Scope, Skipped, TargetKinds, Verdict, Writes,
+};
+use roster_model::{Progress, RunMode, RunState, Trigger};
+use roster_runtime::Runtime;
+use roster_store::{PlanRow, Store, StoreError, TargetLock};
+use serde::Serialize;
+
+use crate::config::{Config, NO_TARGET};
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The directory failed (a transform as a whole, a source's configuration).
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The engine failed (the target could not be read, a plan cannot be applied).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The configuration is unusable (no target, a target that cannot be built).
+    #[error("{0}")]
+    Config(String),
+    /// What was asked for does not exist (a user no source has).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Sources to fetch (empty: every enabled source). The plan always covers all sources.
+    pub sources: Vec<String>,
+    /// Full, or from each source's delta token where it has one.
+    pub fetch: FetchMode,
+    /// Apply, or plan only.
+    pub writes: Writes,
+    /// What started the run.
+    pub trigger: Trigger,
+    /// Who (for the audit log).
+    pub actor: String,
+    /// From where, for the audit log: the caller's address; empty for this machine (`local`).
+    pub origin: String,
+    /// A run record created beforehand (the API answers with its id before the run starts).
+    pub run_id: Option<i64>,
+}
+
+impl Default for SyncOptions {
+    /// A full sync of every source, applied, from the command line.
+    fn default() -> Self {
+        SyncOptions::new(Trigger::Cli, "")
+    }
+}
+
+impl SyncOptions {
+    /// A full sync of every source, applied, started by `trigger` on behalf of `actor`.
+    pub fn new(trigger: Trigger, actor: &str) -> SyncOptions {
+        SyncOptions {
+            sources: Vec::new(),
+            fetch: FetchMode::Full,
+            writes: Writes::Apply,
+            trigger,
+            actor: actor.to_string(),
+            origin: String::new(),
+            run_id: None,
+        }
+    }
+
+    /// Where the run was asked for, for the audit log.
+    pub fn origin(&self) -> &str {
+        roster_engine::or_local(&self.origin)
+    }
+
+    /// The mode a sync with these options records.
+    pub fn mode(&self) -> RunMode {
+        match (self.writes, self.fetch) {
+            (Writes::DryRun, _) => RunMode::DryRun,
+            (Writes::Apply, FetchMode::Incremental) => RunMode::Incremental,
+            (Writes::Apply, FetchMode::Full) => RunMode::Full,
+        }
+    }
+}
+
+/// The run summary: counts per operation, time per stage, API calls per endpoint.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default, utoipa::ToSchema)]
+#[serde(default)]
+pub struct Summary {
+    /// Fetch results per source.
+    pub fetch: Vec<FetchReport>,
+    /// Planned operations by kind.
+    pub planned: BTreeMap<String, usize>,
+    /// Milliseconds per stage.
+    pub stage_ms: BTreeMap<String, u64>,
+    /// Target calls by endpoint.
+    pub api_calls: BTreeMap<String, u64>,
+    /// Total target calls.
+    pub api_calls_total: u64,
+    /// 429s received from the target.
+    pub throttled: u64,
+    /// Outcomes of applied operations.
+    pub applied: Applied,
+    /// The guard's verdict.
+    pub guard: Option<Verdict>,
+    /// Left alone on purpose.
+    pub skipped: Vec<Skipped>,
+    /// Collisions with accounts Roster does not own.
+    pub collisions: Vec<Skipped>,
+    /// Everything else worth knowing.
+    pub warnings: Vec<String>,
+    /// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
+    pub peak_rss_mib: Option<f64>,
+}
+
+impl Summary {
+    /// The summary of a run that ended on an error before it could make one.
+    pub fn failed(error: &str) -> Summary {
+        Summary {
+            warnings: vec![error.to_string()],
+            ..Summary::default()
+        }
+    }
+
+    /// The summary as stored.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// Takes in the engine's part of a run.
+    fn absorb(&mut self, r: &mut Reconciled) {
+        self.planned = std::mem::take(&mut r.planned);
+        self.stage_ms.append(&mut r.stage_ms);
+        self.api_calls_total = r.calls.by_endpoint.values().sum();
+        self.api_calls = std::mem::take(&mut r.calls.by_endpoint);
+        self.throttled = r.calls.throttled;
+        self.applied = r.applied;
+        self.guard = Some(r.verdict.clone());
+        self.skipped = std::mem::take(&mut r.skipped);
+        self.collisions = std::mem::take(&mut r.collisions);
+        self.warnings.append(&mut r.warnings);
+    }
+}
+
+/// The process's peak resident set (VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Run id.
+    pub run_id: i64,
+    /// How it ended.
+    pub state: RunState,
+    /// The plan.
+    pub plan_id: Option<String>,
+    /// Its hash.
+    pub plan_hash: Option<String>,
+    /// The summary.
+    pub summary: Summary,
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// The directory and, when a target is defined, its engine, for one configuration.
+pub struct Runner {
+    store: Arc<Store>,
+    config: Config,
+    directory: Directory,
+    engine: Option<Engine>,
+}
+
+impl Runner {
+    /// Stores the configuration's sources (secrets sealed) and builds the target of the kind
+    /// it names, if it names one.
+    pub fn new(store: Arc<Store>, runtime: Runtime, config: Config, kinds: &TargetKinds) -> Result<Runner, RunError> {
+        let attribute_priority = config
+            .target
+            .as_ref()
+            .map(|t| t.attribute_priority.clone())
+            .unwrap_or_default();
+        let directory = Directory::new(
+            store.clone(),
+            runtime,
+            config.sources.clone(),
+            &config.base_dir,
+            attribute_priority,
+        )?;
+        let engine = match &config.target {
+            None => None,
+            Some(t) => {
+                let target = kinds
+                    .get(&t.kind)
+                    .and_then(|k| k.build(t, &config.base_dir, roster_engine::Patience::Run))
+                    .map_err(RunError::Config)?;
+                Some(Engine::new(store.clone(), target, t.clone()))
+            }
+        };
+        Ok(Runner {
+            store,
+            config,
+            directory,
+            engine,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The directory.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The engine, or what to do when no target is defined.
+    pub fn engine(&self) -> Result<&Engine, RunError> {
+        self.engine.as_ref().ok_or_else(|| RunError::Config(NO_TARGET.into()))
+    }
+
+    /// The target's id, or empty without a target (fetch runs are recorded with it).
+    fn target_id(&self) -> &str {
+        self.engine.as_ref().map_or("", |e| e.policy().id.as_str())
+    }
+
+    /// Claims the target for run `run_id` against every other run, in this process or another
+    /// sharing the database; a refused run is recorded as such, naming the run in progress.
+    fn hold(&self, run_id: i64, trigger: Trigger, actor: &str) -> Result<TargetLock, RunError> {
+        let holder = format!("run {run_id} ({trigger}, by {actor})");
+        self.store.hold_target(self.target_id(), &holder).map_err(|e| {
+            let _ = self.store.finish_run(
+                run_id,
+                RunState::Refused,
+                None,
+                &Summary::failed(&e.to_string()).to_json(),
+                Some(&e.to_string()),
+            );
+            RunError::Store(e)
+        })
+    }
+
+    fn fail(&self, run_id: i64, e: RunError) -> RunError {
+        let summary = Summary::failed(&e.to_string()).to_json();
+        if let Err(store) = self
+            .store
+            .finish_run(run_id, RunState::Failed, None, &summary, Some(&e.to_string()))
+        {
+            return store.into();
+        }
+        e
+    }
+
+    fn finish(
+        &self,
+        run_id: i64,
+        state: RunState,
+        plan_id: Option<&str>,
+        summary: &mut Summary,
+    ) -> Result<(), RunError> {
+        summary.peak_rss_mib = peak_rss_mib();
+        let json = summary.to_json();
+        let error = matches!(state, RunState::Failed).then(|| summary.warnings.join("; "));
+        self.store.finish_run(run_id, state, plan_id, &json, error.as_deref())?;
+        Ok(())
+    }
+
+    /// One run: fetch, transform, merge, then read, plan, guard and apply.
+    pub async fn sync(&self, opts: &SyncOptions, progress: &dyn Progress) -> Result<RunReport, RunError> {
+        let engine = self.engine()?;
+        let to_fetch = self.directory.wanted(&opts.sources, Among::Enabled)?;
+        let run_id = match opts.run_id {
+            Some(id) => id,
+            None => self
+                .store
+                .create_run(opts.trigger, opts.mode(), &engine.policy().id, &to_fetch)?,
+        };
+        let _lock = self.hold(run_id, opts.trigger, &opts.actor)?;
+        match self.sync_stages(engine, run_id, opts, &to_fetch, progress).await {
+            Ok(report) => Ok(report),
+            Err(e) => Err(self.fail(run_id, e)),
+        }
+    }
+
+    async fn fetch_stage(
+        &self,
+        run_id: i64,
+        wanted: &[String],
+        mode: FetchMode,
+        summary: &mut Summary,
+        progress: &dyn Progress,
+    ) -> Vec<String> {
+        let t = Instant::now();
+        summary.fetch = self.directory.fetch(run_id, wanted, mode, progress).await;
+        for f in &summary.fetch {
+            if let Some(e) = &f.error {
+                summary.warnings.push(format!(
+                    "fetch of '{}' did not complete: {e}; the mirror keeps its last complete state",
+                    f.source
+                ));
+            }
+            if let Some(why) = &f.fell_back {
+                summary.warnings.push(format!("'{}': {why}", f.source));
+            }
+        }
+        summary.stage_ms.insert("fetch".into(), ms(t));
+        summary
+            .fetch
+            .iter()
+            .filter(|f| !f.complete)
+            .map(|f| f.source.clone())
+            .collect()
+    }
+
+    async fn sync_stages(
+        &self,
+        engine: &Engine,
+        run_id: i64,
+        opts: &SyncOptions,
+        to_fetch: &[String],
+        progress: &dyn Progress,
+    ) -> Result<RunReport, RunError> {
+        let mut summary = Summary::default();
+        let incomplete = self
+            .fetch_stage(run_id, to_fetch, opts.fetch, &mut summary, progress)
+            .await;
+        if progress.cancelled() {
+            summary
+                .warnings
+                .push("the run was cancelled while fetching; nothing was planned or written".into());
+            return self.ended(run_id, RunState::Cancelled, summary, Some("cancelled"));
+        }
+        if !summary.fetch.is_empty() && incomplete.len() == summary.fetch.len() {
+            // Nothing new is known: planning from the old mirrors would only repeat the last
+            // run. The run fails, naming each source's reason, and writes nothing.
+            let reasons: Vec<String> = summary
+                .fetch
+                .iter()
+                .map(|f| format!("{}: {}", f.source, f.error.as_deref().unwrap_or("incomplete")))
+                .collect();
+            let error = format!(
+                "no source could be read ({}); nothing was planned or written",
+                reasons.join("; ")
+            );
+            summary.warnings.push(error.clone());
+            return self.ended(run_id, RunState::Failed, summary, Some(&error));
+        }
+        let mut desired = self.directory.desired(&mut summary.stage_ms).await?;
+        summary.warnings.append(&mut desired.warnings);
+        let mut r = engine
+            .reconcile(
+                &Reconcile {
+                    run_id,
+                    writes: opts.writes,
+                    actor: &opts.actor,
+                    incomplete: &incomplete,
+                    scope: Scope::Everyone,
+                },
+                desired,
+                progress,
+            )
+            .await?;
+        summary.absorb(&mut r);
+        self.finish(run_id, r.state, Some(&r.plan_id), &mut summary)?;
+        self.store.audit(
+            &opts.actor,
+            opts.origin(),
+            "sync.run",
+            &format!("run {run_id}"),
+            Some(&format!("{}; plan {}", r.state, r.plan_id)),
+        )?;
+        Ok(RunReport {
+            run_id,
+            state: r.state,
+            plan_id: Some(r.plan_id),
+            plan_hash: Some(r.plan_hash),
+            summary,
+        })
+    }
+
+    /// Records a run that ended before planning (cancelled, nothing readable).
+    fn ended(
+        &self,
+        run_id: i64,
+        state: RunState,
+        mut summary: Summary,
+        error: Option<&str>,
+    ) -> Result<RunReport, RunError> {
+        summary.peak_rss_mib = peak_rss_mib();
+        self.store.finish_run(run_id, state, None, &summary.to_json(), error)?;
+        Ok(RunReport {
+            run_id,
+            state,
+            plan_id: None,
+            plan_hash: None,
+            summary,
+        })
+    }
+
+    /// Fetches sources into their mirrors without planning or writing (`roster fetch`): what
+    /// the identity providers say now, and how long reading them takes. Needs no target.
+    pub async fn fetch(&self, opts: &SyncOptions, progress: &dyn Progress) -> Result<RunReport, RunError> {
+        let wanted = self.directory.wanted(&opts.sources, Among::Enabled)?;
+        let mode = match opts.fetch {
+            FetchMode::Incremental => RunMode::FetchIncremental,
+            FetchMode::Full => RunMode::Fetch,
+        };
+        let run_id = self.store.create_run(opts.trigger, mode, self.target_id(), &wanted)?;
+        let _lock = self.hold(run_id, opts.trigger, &opts.actor)?;
+        let mut summary = Summary::default();
+        let incomplete = self
+            .fetch_stage(run_id, &wanted, opts.fetch, &mut summary, progress)
+            .await;
+        let (state, error) = if incomplete.is_empty() {
+            (RunState::Succeeded, None)
+        } else {
+            let errors: Vec<String> = summary
+                .fetch
+                .iter()
+                .filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.source)))
+                .collect();
+            (RunState::Failed, Some(errors.join("; ")))
+        };
+        self.ended(run_id, state, summary, error.as_deref())
+    }
+
+    /// Asks each source's connector whether it can work. Needs no target.
+    pub async fn check(&self, sources: &[String]) -> Result<Vec<CheckReport>, RunError> {
+        Ok(self.directory.check(sources).await?)
+    }
+
+    /// A source's transform chain over sample records or its mirror. Needs no target.
+    pub async fn preview(&self, source: &str, sample: Option<Sample>) -> Result<Traces, RunError> {
+        Ok(self.directory.preview(source, sample).await?)
+    }
+
+    /// Why `user` is (or is not) to be a member of `group`. Needs no target (with one, its
+    /// default groups count).
+    pub async fn why(&self, user: &str, group: &str) -> Result<String, RunError> {
+        let defaults = self
+            .config
+            .target
+            .as_ref()
+            .map(|t| t.default_groups.clone())
+            .unwrap_or_default();
+        Ok(self.directory.why(user, group, &defaults).await?)
+    }
+
+    /// The stored operations of a plan, checked against its hash.
+    pub fn plan_ops(&self, plan_id: &str) -> Result<(PlanRow, Vec<PlannedOp>), RunError> {
+        Ok(roster_engine::stored_plan(&self.store, plan_id)?)
+    }
+
+    /// Rejects a held or draft plan; `origin` as in [`SyncOptions::origin`].
+    pub fn reject(&self, plan_id: &str, actor: &str, origin: &str) -> Result<(), RunError> {
+        Ok(self.engine()?.reject(plan_id, actor, origin)?)
+    }
+
+    /// Approves a held plan and applies exactly its operations. `hash` must be the hash the
+    /// approver reviewed; the licence is checked again against the target's state now.
+    pub async fn approve(
+        &self,
+        plan_id: &str,
+        hash: &str,
+        actor: &str,
+        origin: &str,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, RunError> {
+        let engine = self.engine()?;
+        let (plan, ops) = engine.approvable(plan_id, hash)?;
+        let run_id = self
+            .store
+            .create_run(Trigger::Approval, RunMode::ApplyPlan, &engine.policy().id, &[])?;
+        let _lock = self.hold(run_id, Trigger::Approval, actor)?;
+        let mut r = match engine
+            .apply_approved(run_id, &plan, &ops, actor, origin, progress)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Err(self.fail(run_id, e.into())),
+        };
+        let mut summary = Summary::default();
+        summary.absorb(&mut r);
+        self.finish(run_id, r.state, Some(plan_id), &mut summary)?;
+        Ok(RunReport {
+            run_id,
+            state: r.state,
+            plan_id: Some(plan_id.into()),
+            plan_hash: Some(plan.hash),
+            summary,
+        })
+    }
+
+    /// Single-user sync (provision on demand, the hook a login flow calls): an incremental
+    /// fetch, then the person's desired state, then a read, a plan and an apply restricted to
+    /// them — their account, their groups, the groups that license — in seconds, whatever the
+    /// size of the directory or of the target. The restriction is what keeps it safe: the plan
+    /// only ever sees this person's identities and memberships, so it cannot touch anyone else.
+    pub async fn sync_user(
+        &self,
+        key: &UserKey,
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, RunError> {
+        if key.id.is_none() && key.username.is_none() {
+            return Err(RunError::Config("give the user's `id` or `username`".into()));
+        }
+        let engine = self.engine()?;
+        let wanted = match &key.source {
+            Some(s) => self.directory.wanted(std::slice::from_ref(s), Among::Enabled)?,
+            None => self.directory.wanted(&[], Among::Enabled)?,
+        };
+        let run_id = match opts.run_id {
+            Some(id) => id,
+            None => self
+                .store
+                .create_run(opts.trigger, RunMode::SingleUser, &engine.policy().id, &wanted)?,
+        };
+        let _lock = self.hold(run_id, opts.trigger, &opts.actor)?;
+        match self
+            .sync_user_stages(engine, run_id, key, &wanted, opts, progress)
+            .await
+        {
+            Ok(report) => Ok(report),
+            Err(e) => Err(self.fail(run_id, e)),
+        }
+    }
+
+    async fn sync_user_stages(
+        &self,
+        engine: &Engine,
+        run_id: i64,
+        key: &UserKey,
+        wanted: &[String],
+        opts: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, RunError> {
+        let mut summary = Summary::default();
+        let incomplete = self
+            .fetch_stage(run_id, wanted, FetchMode::Incremental, &mut summary, progress)
+            .await;
+        let found = self
+            .directory
+            .desired_for(key, &engine.policy().id, &mut summary.stage_ms)
+            .await?;
+        let Some((person, desired)) = found else {
+            return Err(RunError::NotFound(format!(
+                "no user {} in the sources{}",
+                key.id.as_deref().or(key.username.as_deref()).unwrap_or_default(),
+                if incomplete.is_empty() {
+                    ""
+                } else {
+                    " (a fetch did not complete; see the run)"
+                }
+            )));
+        };
+        let mut r = engine
+            .reconcile(
+                &Reconcile {
+                    run_id,
+                    writes: Writes::Apply,
+                    actor: &opts.actor,
+                    incomplete: &incomplete,
+                    scope: Scope::Person(&person),
+                },
+                desired,
+                progress,
+            )
+            .await?;
+        summary.absorb(&mut r);
+        self.finish(run_id, r.state, Some(&r.plan_id), &mut summary)?;
+        self.store.audit(
+            &opts.actor,
+            opts.origin(),
+            "sync.user",
+            &person,
+            Some(&format!("run {run_id}: {}", r.state)),
+        )?;
+        Ok(RunReport {
+            run_id,
+            state: r.state,
+            plan_id: Some(r.plan_id),
+            plan_hash: Some(r.plan_hash),
+            summary,
+        })
+    }
+}

@@ -1,0 +1,104 @@
+//! The target through the API: created, replaced or deleted when roster.toml has no `[target]`
+//! (a file's target is read-only here), and tested. Roster writes to one target, so there is at
+//! most one. Which settings are credentials is the kind's to say: they are write-only, and a
+//! replacement that leaves them all out keeps the stored ones.
+
+use roster_engine::{Patience, TargetCheck, TargetConfig};
+use roster_model::DefinedIn;
+
+use super::{Service, ServiceError, merged_config};
+use crate::config::Config;
+
+impl Service {
+    /// Creates or replaces the target defined through the API; true when it was created.
+    pub fn put_target(&self, mut target: TargetConfig) -> Result<bool, ServiceError> {
+        let file = Config::load(&self.config_path, &self.kinds).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if let Some(t) = file.target {
+            return Err(ServiceError::Conflict(format!(
+                "the target '{}' is defined in roster.toml ([target]); change it there, or remove it from the file to manage the target through the API",
+                t.id
+            )));
+        }
+        let kind = self.kinds.get(&target.kind).map_err(ServiceError::Invalid)?;
+        let credentials = kind.credential_fields();
+        let existing = self.store.api_target()?;
+        if let Some((id, stored)) = &existing {
+            if *id != target.id {
+                return Err(ServiceError::Conflict(format!(
+                    "Roster writes to one Bitbucket instance and it is '{id}'; change it with PUT /api/v1/targets/{id}, or DELETE it first"
+                )));
+            }
+            if !credentials.iter().any(|f| target.connection.contains_key(*f)) {
+                let kept: TargetConfig = serde_json::from_value(stored.clone()).map_err(|e| {
+                    ServiceError::Internal(format!(
+                        "the stored target '{id}' cannot be read ({e}); give its credentials again"
+                    ))
+                })?;
+                if kept.kind == target.kind {
+                    for f in credentials {
+                        if let Some(v) = kept.connection.get(*f) {
+                            target.connection.insert(f.to_string(), v.clone());
+                        }
+                    }
+                }
+            }
+        }
+        for f in credentials {
+            let Some(v) = target.connection.get(*f) else { continue };
+            let inline = serde_json::from_value::<roster_http::SecretRef>(v.clone()).is_ok_and(|s| s.is_inline_value());
+            if !inline {
+                return Err(ServiceError::Invalid(format!(
+                    "{f}: give its value (kept sealed, never shown again); `env` and `file` name things on the server and belong in roster.toml"
+                )));
+            }
+        }
+        target.origin = DefinedIn::Api;
+        // The configuration as it would be, validated before anything is stored.
+        let mut candidate = merged_config(&self.config_path, &self.store, &self.kinds)?;
+        candidate
+            .validate_target(&target, &self.kinds)
+            .map_err(ServiceError::Invalid)?;
+        candidate.target = Some(target.clone());
+        let value = serde_json::to_value(&target).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store.put_api_target(&target.id, &value)?;
+        self.reload_config()?;
+        Ok(existing.is_none())
+    }
+
+    /// Deletes the target defined through the API; nothing is applied until another is defined.
+    pub fn delete_target(&self, id: &str) -> Result<(), ServiceError> {
+        let config = self.config();
+        match config.target {
+            Some(t) if t.id == id && t.origin == DefinedIn::File => Err(ServiceError::Conflict(format!(
+                "the target '{id}' is defined in roster.toml; remove it there"
+            ))),
+            Some(t) if t.id == id => {
+                if let Some(run) = self.runs.busy() {
+                    return Err(ServiceError::Conflict(format!(
+                        "run {run} is writing to '{id}'; delete the target when it has ended"
+                    )));
+                }
+                self.store.delete_api_target(id)?;
+                self.reload_config()
+            }
+            _ => Err(ServiceError::NotFound(format!("no target named '{id}'"))),
+        }
+    }
+
+    /// Tests the target's connection: credentials, administrator rights, licence.
+    pub async fn check_target(&self, id: &str) -> Result<TargetCheck, ServiceError> {
+        let config = self.config();
+        let t = config
+            .target
+            .as_ref()
+            .filter(|t| t.id == id)
+            .ok_or_else(|| ServiceError::NotFound(format!("no target named '{id}'")))?;
+        // A check answers in seconds: one retry, a short timeout.
+        let target = self
+            .kinds
+            .get(&t.kind)
+            .and_then(|k| k.build(t, &config.base_dir, Patience::Check))
+            .map_err(ServiceError::Invalid)?;
+        Ok(target.check().await)
+    }
+}

@@ -1,0 +1,155 @@
+//! The directory store: SQLite (bundled, WAL) behind one narrow module, so SQL stays here.
+//!
+//! Tables and why they exist: `migrations/0001_init.sql`. Each submodule owns one group of
+//! tables: `sources` (configuration and sealed secrets), `mirror` (staging and the committed
+//! mirror), `identities` (IdP record ↔ Bitbucket account), `runs` (runs, plans, results),
+//! `settings` (transform settings last accepted), `tokens` (API tokens, hashed), `schedules`
+//! (what the scheduler remembers), `audit`.
+
+mod audit;
+pub mod crypto;
+mod desired;
+mod identities;
+mod lock;
+mod migrate;
+mod mirror;
+mod runs;
+mod schedules;
+mod settings;
+mod sources;
+mod targets;
+mod tokens;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+pub use audit::AuditEntry;
+pub use identities::{Identity, IdentityState};
+pub use lock::TargetLock;
+pub use migrate::MIGRATIONS;
+pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed};
+pub use runs::{PlanRow, ResultRow, RunFilter, RunRow};
+pub use schedules::ScheduleState;
+pub use settings::AcceptedSettings;
+pub use sources::SourceRow;
+pub use tokens::{Role, TokenRow};
+
+/// Errors of the store; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A migration that was applied has been edited since.
+    #[error(
+        "migration {name} was changed after it was applied to this database (recorded checksum {recorded}, file now {current}); restore the original file — applied migrations are never edited, add a new one instead"
+    )]
+    MigrationChanged {
+        /// The migration file.
+        name: String,
+        /// Checksum in the database.
+        recorded: String,
+        /// Checksum of the file in this binary.
+        current: String,
+    },
+    /// The database was written by a newer Roster.
+    #[error(
+        "the database is at schema version {db}, newer than this Roster knows ({known}); run the Roster version that wrote it, or a newer one"
+    )]
+    TooNew {
+        /// Version in the database.
+        db: i64,
+        /// Highest version this binary knows.
+        known: i64,
+    },
+    /// Secrets could not be sealed or opened.
+    #[error("{0}")]
+    Crypto(String),
+    /// A JSON column did not parse.
+    #[error("corrupt JSON in {what}: {detail}")]
+    Json {
+        /// Which column.
+        what: &'static str,
+        /// The parser's words.
+        detail: String,
+    },
+    /// Something asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Another run holds the target.
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// Result of store operations.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The store. Cheap to share behind an `Arc`; one connection, serialised by a mutex.
+pub struct Store {
+    conn: Mutex<rusqlite::Connection>,
+    key: crypto::Key,
+    /// The database file (none in memory): run locks live beside it.
+    path: Option<PathBuf>,
+}
+
+/// A column holding one of the model's words (a run state, a trigger, …), typed; a word this
+/// Roster does not know is a conversion error naming the column's value.
+pub(crate) fn word<T: std::str::FromStr<Err = String>>(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    text.parse()
+        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into()))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Opens (or creates) the database, applies pending migrations and checks applied ones.
+    pub fn open(path: &Path, key: crypto::Key) -> Result<Store> {
+        let conn = rusqlite::Connection::open(path)?;
+        Self::init(conn, key, Some(path.to_path_buf()))
+    }
+
+    /// An in-memory store, for tests.
+    pub fn memory(key: crypto::Key) -> Result<Store> {
+        Self::init(rusqlite::Connection::open_in_memory()?, key, None)
+    }
+
+    fn init(mut conn: rusqlite::Connection, key: crypto::Key, path: Option<PathBuf>) -> Result<Store> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // 16 MiB of page cache: large staging inserts and promotions touch many index pages.
+        conn.pragma_update(None, "cache_size", -16384)?;
+        // Checkpoint the WAL every ~40 MB instead of every 4 MB: large fetches write in bulk.
+        conn.pragma_update(None, "wal_autocheckpoint", 10000)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        migrate::apply(&mut conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            key,
+            path,
+        })
+    }
+
+    /// Claims `target` for one run, against every process using this database; an error
+    /// naming the holder when another run has it. `holder` says who, for that message.
+    pub fn hold_target(&self, target: &str, holder: &str) -> Result<TargetLock> {
+        lock::hold(self.path.as_deref(), target, holder)
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(crate) fn json_col<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Json {
+        what,
+        detail: e.to_string(),
+    })
+}

@@ -1,0 +1,307 @@
+//! Runs, plans with their operations, and per-operation results.
+
+use roster_model::{Outcome, PlanState, RunMode, RunState, Trigger};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Result, Store, StoreError, json_col, now_ms, word};
+
+/// A run as recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    /// Run id.
+    pub id: i64,
+    /// What started it.
+    pub trigger: Trigger,
+    /// What it does.
+    pub mode: RunMode,
+    /// Target id.
+    pub target: String,
+    /// Source ids.
+    pub sources: Vec<String>,
+    /// Where it is, or how it ended.
+    pub state: RunState,
+    /// Unix ms.
+    pub started_at: i64,
+    /// Unix ms.
+    pub finished_at: Option<i64>,
+    /// The plan it made or applied.
+    pub plan_id: Option<String>,
+    /// Counts, stage times, API calls, warnings.
+    pub summary: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Which runs to list; every field left out matches all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFilter<'a> {
+    /// In this state.
+    pub state: Option<RunState>,
+    /// Started this way.
+    pub trigger: Option<Trigger>,
+    /// Of this mode.
+    pub mode: Option<RunMode>,
+    /// Fetching this source.
+    pub source: Option<&'a str>,
+    /// Started at or after this (unix ms).
+    pub since: Option<i64>,
+}
+
+/// A plan as recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanRow {
+    /// Plan id.
+    pub id: String,
+    /// The run that made it.
+    pub run_id: i64,
+    /// Target id.
+    pub target: String,
+    /// sha256 over its operations.
+    pub hash: String,
+    /// Where it is.
+    pub state: PlanState,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Who approved or rejected it.
+    pub decided_by: Option<String>,
+    /// Why it was held or refused.
+    pub guard: Option<serde_json::Value>,
+}
+
+/// One stored operation: (seq, kind, subject, detail, reason).
+pub type PlanOpRow = (i64, String, String, serde_json::Value, String);
+
+/// The result of one operation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResultRow {
+    /// Operation sequence number in the plan.
+    pub seq: i64,
+    /// Done or failed.
+    pub outcome: Outcome,
+    /// Last HTTP status.
+    pub status: Option<i64>,
+    /// What Bitbucket said, or why skipped.
+    pub message: Option<String>,
+    /// HTTP requests the operation took, retries included (0 for a link-only operation).
+    pub attempts: i64,
+    /// Unix ms.
+    pub started_at: i64,
+    /// Unix ms.
+    pub finished_at: i64,
+}
+
+fn run_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<(RunRow, String, Option<String>)> {
+    Ok((
+        RunRow {
+            id: r.get(0)?,
+            trigger: word(r, 1)?,
+            mode: word(r, 2)?,
+            target: r.get(3)?,
+            sources: Vec::new(),
+            state: word(r, 5)?,
+            started_at: r.get(6)?,
+            finished_at: r.get(7)?,
+            plan_id: r.get(8)?,
+            summary: None,
+            error: r.get(10)?,
+        },
+        r.get(4)?,
+        r.get(9)?,
+    ))
+}
+
+const RUN_COLS: &str = "id, trigger, mode, target, sources, state, started_at, finished_at, plan_id, summary, error";
+
+fn finish_run_row((mut run, sources, summary): (RunRow, String, Option<String>)) -> Result<RunRow> {
+    run.sources = json_col("runs.sources", &sources)?;
+    run.summary = summary.map(|s| json_col("runs.summary", &s)).transpose()?;
+    Ok(run)
+}
+
+impl Store {
+    /// Starts a run record.
+    pub fn create_run(&self, trigger: Trigger, mode: RunMode, target: &str, sources: &[String]) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO runs (trigger, mode, target, sources, state, started_at) VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+            params![trigger.as_str(), mode.as_str(), target, serde_json::to_string(sources).unwrap_or_default(), now_ms()],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Closes a run record.
+    pub fn finish_run(
+        &self,
+        id: i64,
+        state: RunState,
+        plan_id: Option<&str>,
+        summary: &serde_json::Value,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE runs SET state = ?2, finished_at = ?3, plan_id = COALESCE(?4, plan_id), summary = ?5, error = ?6 WHERE id = ?1",
+            params![id, state.as_str(), now_ms(), plan_id, summary.to_string(), error],
+        )?;
+        Ok(())
+    }
+
+    /// One run.
+    pub fn run(&self, id: i64) -> Result<RunRow> {
+        let row = self
+            .conn()
+            .query_row(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"), [id], run_from)
+            .optional()?;
+        finish_run_row(row.ok_or_else(|| StoreError::NotFound(format!("no run {id}")))?)
+    }
+
+    /// The newest `limit` runs, newest first.
+    pub fn runs(&self, limit: u32) -> Result<Vec<RunRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!("SELECT {RUN_COLS} FROM runs ORDER BY id DESC LIMIT ?1"))?;
+        let rows: Vec<_> = st.query_map([limit], run_from)?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(finish_run_row).collect()
+    }
+
+    /// Runs newest first, filtered by state, trigger and start time.
+    pub fn runs_filtered(&self, f: &RunFilter<'_>, limit: u32) -> Result<Vec<RunRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR trigger = ?2)
+             AND (?3 IS NULL OR started_at >= ?3) AND (?4 IS NULL OR mode = ?4)
+             AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(runs.sources) WHERE value = ?5))
+             ORDER BY id DESC LIMIT ?6"
+        ))?;
+        let rows: Vec<_> = st
+            .query_map(
+                rusqlite::params![
+                    f.state.map(RunState::as_str),
+                    f.trigger.map(Trigger::as_str),
+                    f.since,
+                    f.mode.map(RunMode::as_str),
+                    f.source,
+                    limit
+                ],
+                run_from,
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(finish_run_row).collect()
+    }
+
+    /// Persists a plan and its operations, superseding any other open plan of the target.
+    /// `ops` yields (kind, subject, detail JSON, reason) in order; it is consumed row by row so a
+    /// plan of a million operations never exists twice in memory.
+    pub fn save_plan<'a>(
+        &self,
+        plan: &PlanRow,
+        ops: impl Iterator<Item = (&'a str, &'a str, String, &'a str)>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE plans SET state = 'superseded' WHERE target = ?1 AND state IN ('draft', 'held') AND id != ?2",
+            params![plan.target, plan.id],
+        )?;
+        tx.execute(
+            "INSERT INTO plans (id, run_id, target, hash, state, created_at, guard) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![plan.id, plan.run_id, plan.target, plan.hash, plan.state.as_str(), plan.created_at, plan.guard.as_ref().map(|g| g.to_string())],
+        )?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO plan_ops (plan_id, seq, kind, subject, detail, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (seq, (kind, subject, detail, reason)) in ops.enumerate() {
+                st.execute(params![plan.id, seq as i64, kind, subject, detail, reason])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One plan.
+    pub fn plan(&self, id: &str) -> Result<PlanRow> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT id, run_id, target, hash, state, created_at, decided_by, guard FROM plans WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        word::<PlanState>(r, 4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let (id, run_id, target, hash, state, created_at, decided_by, guard) =
+            row.ok_or_else(|| StoreError::NotFound(format!("no plan '{id}'; see `roster runs list`")))?;
+        Ok(PlanRow {
+            id,
+            run_id,
+            target,
+            hash,
+            state,
+            created_at,
+            decided_by,
+            guard: guard.map(|g| json_col("plans.guard", &g)).transpose()?,
+        })
+    }
+
+    /// A plan's operations in order: (seq, kind, subject, detail, reason).
+    pub fn plan_ops(&self, id: &str) -> Result<Vec<PlanOpRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT seq, kind, subject, detail, reason FROM plan_ops WHERE plan_id = ?1 ORDER BY seq",
+        )?;
+        let rows: Vec<(i64, String, String, String, String)> = st
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.into_iter()
+            .map(|(s, k, sub, d, r)| Ok((s, k, sub, json_col("plan_ops.detail", &d)?, r)))
+            .collect()
+    }
+
+    /// Moves a plan to a new state, recording who decided.
+    pub fn set_plan_state(&self, id: &str, state: PlanState, by: Option<&str>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE plans SET state = ?2, decided_at = CASE WHEN ?3 IS NULL THEN decided_at ELSE ?4 END, decided_by = COALESCE(?3, decided_by) WHERE id = ?1",
+            params![id, state.as_str(), by, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Records the result of one operation.
+    pub fn record_result(&self, run_id: i64, plan_id: &str, seq: i64, r: &ResultRow) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO results (run_id, plan_id, seq, outcome, status, message, attempts, started_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![run_id, plan_id, seq, r.outcome.as_str(), r.status, r.message, r.attempts, r.started_at, r.finished_at],
+        )?;
+        Ok(())
+    }
+
+    /// Results of a run, by operation.
+    pub fn results(&self, run_id: i64) -> Result<Vec<ResultRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT seq, outcome, status, message, attempts, started_at, finished_at FROM results WHERE run_id = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map([run_id], |r| {
+            Ok(ResultRow {
+                seq: r.get(0)?,
+                outcome: word(r, 1)?,
+                status: r.get(2)?,
+                message: r.get(3)?,
+                attempts: r.get(4)?,
+                started_at: r.get(5)?,
+                finished_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

@@ -1,0 +1,147 @@
+//! The read stage for Bitbucket Data Center: users, groups, the members of every group the plan
+//! can touch or that licenses someone, global permissions and the licence — in the engine's
+//! terms. Any global permission licenses (LICENSED_USER and every permission above it);
+//! ADMIN and SYS_ADMIN make administrators, whom Roster never changes.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use roster_engine::{Account, Seats, TargetState};
+
+use crate::client::{BbError, BitbucketDc};
+use crate::model::{BbUser, GroupPermission, License, UserPermission};
+
+const ADMIN_PERMS: [&str; 2] = ["ADMIN", "SYS_ADMIN"];
+
+fn account(u: BbUser) -> Account {
+    Account {
+        name: u.name,
+        display_name: u.display_name,
+        email: u.email_address,
+        directory: u.directory_name,
+        mutable: u.mutable_details,
+        active: true,
+    }
+}
+
+/// The state without members: accounts given, groups, permissions, licence.
+fn state(
+    users: impl IntoIterator<Item = BbUser>,
+    groups: Vec<String>,
+    group_perms: &[GroupPermission],
+    user_perms: &[UserPermission],
+    license: &License,
+) -> TargetState {
+    TargetState {
+        users: users.into_iter().map(|u| (u.name.to_lowercase(), account(u))).collect(),
+        groups: groups.into_iter().collect(),
+        licensing_groups: group_perms.iter().map(|p| p.group.name.clone()).collect(),
+        admin_groups: group_perms
+            .iter()
+            .filter(|p| ADMIN_PERMS.contains(&p.permission.as_str()))
+            .map(|p| p.group.name.clone())
+            .collect(),
+        licensed_directly: user_perms.iter().map(|p| p.user.name.to_lowercase()).collect(),
+        admins: user_perms
+            .iter()
+            .filter(|p| ADMIN_PERMS.contains(&p.permission.as_str()))
+            .map(|p| p.user.name.to_lowercase())
+            .collect(),
+        seats: Seats {
+            in_use: license.status.as_ref().map(|s| s.current_number_of_users),
+            limit: license.seats(),
+        },
+        ..TargetState::default()
+    }
+}
+
+/// Reads what the plan needs. `interesting` are the groups whose members matter (desired,
+/// managed, default); groups holding a global permission are always read.
+pub(crate) async fn read(
+    client: &BitbucketDc,
+    interesting: &BTreeSet<String>,
+    concurrency: usize,
+) -> Result<TargetState, BbError> {
+    let (users, groups, group_perms, user_perms, license) = tokio::try_join!(
+        client.users(),
+        client.groups(),
+        client.group_permissions(),
+        client.user_permissions(),
+        client.license(),
+    )?;
+    let mut state = state(users, groups, &group_perms, &user_perms, &license);
+    let to_read: Vec<String> = state
+        .groups
+        .iter()
+        .filter(|g| interesting.contains(*g) || state.licensing_groups.contains(*g))
+        .cloned()
+        .collect();
+    // Member names point at the users map's names: one copy per user, however many groups.
+    let interned: HashMap<&str, Arc<str>> = state
+        .users
+        .keys()
+        .map(|k| (k.as_str(), Arc::from(k.as_str())))
+        .collect();
+    let intern = |name: String| -> Arc<str> {
+        let lower = name.to_lowercase();
+        interned
+            .get(lower.as_str())
+            .cloned()
+            .unwrap_or_else(|| Arc::from(lower))
+    };
+    let members: Vec<(String, BTreeSet<Arc<str>>)> = stream::iter(to_read)
+        .map(|g| async {
+            let m = client.group_members(&g).await?;
+            Ok::<_, BbError>((g, m.into_iter().map(|u| intern(u.name)).collect()))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    state.members = members.into_iter().collect();
+    Ok(state)
+}
+
+/// Bitbucket as far as the accounts `names` are concerned: those accounts, their memberships
+/// of `groups` and of licensing groups (with only these accounts as members), every group name,
+/// permissions and the licence. A handful of calls whatever the size of the instance.
+pub(crate) async fn read_accounts(
+    client: &BitbucketDc,
+    names: &BTreeSet<String>,
+    groups: &BTreeSet<String>,
+) -> Result<TargetState, BbError> {
+    let (all_groups, group_perms, user_perms, license) = tokio::try_join!(
+        client.groups(),
+        client.group_permissions(),
+        client.user_permissions(),
+        client.license(),
+    )?;
+    let mut users = Vec::new();
+    let mut member_of: Vec<(String, HashSet<String>)> = Vec::new();
+    for name in names {
+        let Some(user) = client.user(name).await? else { continue };
+        let groups_of: HashSet<String> = client.user_groups(&user.name).await?.into_iter().collect();
+        member_of.push((user.name.to_lowercase(), groups_of));
+        users.push(user);
+    }
+    let ours: HashSet<String> = users.iter().map(|u| u.name.to_lowercase()).collect();
+    let user_perms: Vec<UserPermission> = user_perms
+        .into_iter()
+        .filter(|p| ours.contains(&p.user.name.to_lowercase()))
+        .collect();
+    let mut state = state(users, all_groups, &group_perms, &user_perms, &license);
+    let mut wanted: BTreeSet<String> = groups.clone();
+    wanted.extend(state.licensing_groups.iter().cloned());
+    for (lower, groups_of) in member_of {
+        let shared: Arc<str> = Arc::from(lower.as_str());
+        for g in groups_of.iter().filter(|g| wanted.contains(*g)) {
+            state.members.entry(g.clone()).or_default().insert(shared.clone());
+        }
+    }
+    for g in wanted {
+        if state.groups.contains(&g) {
+            state.members.entry(g).or_default();
+        }
+    }
+    Ok(state)
+}
