@@ -59,11 +59,23 @@ fn removal(kind: RemovalKind) -> Removed {
     }
 }
 
-fn stage(store: &Store, run_id: i64, source: &str, page: Page, report: &mut FetchReport) -> Result<(), String> {
+/// Counts a page into the report.
+fn count(page: &Page, report: &mut FetchReport) {
     report.users += page.users.len() as u64;
     report.groups += page.groups.len() as u64;
     report.memberships += (page.memberships.len() + page.removed_memberships.len()) as u64;
     report.removals += (page.removed_users.len() + page.removed_groups.len()) as u64;
+}
+
+/// Writes a page into the run's staging area (on the blocking pool: a page is thousands of rows).
+async fn stage(store: &Arc<Store>, run_id: i64, source: &str, page: Page) -> Result<(), String> {
+    let source = source.to_string();
+    store
+        .blocking(move |store| stage_rows(store, run_id, &source, page))
+        .await
+}
+
+fn stage_rows(store: &Store, run_id: i64, source: &str, page: Page) -> Result<(), String> {
     let mut users: Vec<MirrorUser> = page
         .users
         .into_iter()
@@ -137,7 +149,7 @@ pub enum FetchMode {
 /// Fetches one source into the mirror.
 pub async fn fetch_source(
     runtime: &Runtime,
-    store: &Store,
+    store: &Arc<Store>,
     run_id: i64,
     source: &SourceConfig,
     access: Arc<SourceAccess>,
@@ -186,7 +198,8 @@ pub async fn fetch_source(
                 // Progress counts objects (users, groups, removals), as `total-hint` does.
                 let n = (page.users.len() + page.groups.len() + page.removed_users.len() + page.removed_groups.len())
                     as u64;
-                if let Err(e) = stage(store, run_id, &source.id, page, &mut report) {
+                count(&page, &mut report);
+                if let Err(e) = stage(store, run_id, &source.id, page).await {
                     report.error = Some(format!("cannot stage page {}: {e}", report.pages + 1));
                     break;
                 }
@@ -200,11 +213,13 @@ pub async fn fetch_source(
                 }
                 cursor = next;
                 if cursor.is_none() {
-                    let promoted = if delta.is_some() {
-                        store.promote_delta(run_id, &source.id, token.as_deref())
-                    } else {
-                        store.promote_full(run_id, &source.id, token.as_deref())
-                    };
+                    let (id, full) = (source.id.clone(), delta.is_none());
+                    let promoted = store
+                        .blocking(move |store| match full {
+                            true => store.promote_full(run_id, &id, token.as_deref()),
+                            false => store.promote_delta(run_id, &id, token.as_deref()),
+                        })
+                        .await;
                     match promoted {
                         Ok(()) => report.complete = true,
                         Err(e) => report.error = Some(format!("cannot update the mirror: {e}")),

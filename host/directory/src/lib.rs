@@ -20,7 +20,7 @@ use std::time::Instant;
 use roster_model::{Desired, Members, Progress};
 use roster_runtime::secrets::Secret;
 use roster_runtime::{Runtime, SourceAccess};
-use roster_store::{SourceRow, Store, StoreError, now_ms};
+use roster_store::{MirrorGroup, MirrorMembership, MirrorUser, SourceRow, Store, StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 
 pub use config::{SecretConfig, SourceConfig, TransformConfig, valid_id};
@@ -83,6 +83,9 @@ pub enum Among {
     /// Every one (checks).
     All,
 }
+
+/// A source's mirror: users, groups, memberships.
+type MirrorRecords = (Vec<MirrorUser>, Vec<MirrorGroup>, Vec<MirrorMembership>);
 
 fn ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
@@ -241,13 +244,27 @@ impl Directory {
         }
     }
 
+    /// A source's whole mirror, read on the blocking pool.
+    async fn mirror(&self, source: &str) -> Result<MirrorRecords, DirectoryError> {
+        let source = source.to_string();
+        let read = self
+            .store
+            .blocking(move |store| {
+                Ok::<_, StoreError>((
+                    store.mirror_users(&source)?,
+                    store.mirror_groups(&source)?,
+                    store.mirror_memberships(&source)?,
+                ))
+            })
+            .await?;
+        Ok(read)
+    }
+
     /// Every enabled source's mirror through its transform chain.
     async fn transformed(&self) -> Result<Vec<merge::SourceInput<'_>>, DirectoryError> {
         let mut inputs = Vec::new();
         for s in self.sources.iter().filter(|s| s.enabled) {
-            let users = self.store.mirror_users(&s.id)?;
-            let groups = self.store.mirror_groups(&s.id)?;
-            let memberships = self.store.mirror_memberships(&s.id)?;
+            let (users, groups, memberships) = self.mirror(&s.id).await?;
             let data = transform::run_chain(
                 &self.chain_context(transform::Remember::Accepted),
                 s,
@@ -271,7 +288,10 @@ impl Directory {
         let t = Instant::now();
         let desired = merge::desired(&mut inputs, &self.attribute_priority);
         drop(inputs);
-        self.store.save_desired(&desired)?;
+        let desired = self
+            .store
+            .blocking(move |store| store.save_desired(&desired).map(|()| desired))
+            .await?;
         stage_ms.insert("merge".into(), ms(t));
         Ok(desired)
     }
@@ -287,11 +307,7 @@ impl Directory {
         })?;
         let (users, groups, memberships) = match sample {
             Some(sample) => (sample.users, sample.groups, sample.memberships),
-            None => (
-                self.store.mirror_users(source)?,
-                self.store.mirror_groups(source)?,
-                self.store.mirror_memberships(source)?,
-            ),
+            None => self.mirror(source).await?,
         };
         // Read-only: a settings file the transform accepts now is not remembered as accepted.
         let ctx = self.chain_context(transform::Remember::Nothing);

@@ -187,8 +187,12 @@ impl Engine {
             Scope::Everyone => {
                 let mut interesting: BTreeSet<String> = desired.groups.keys().cloned().collect();
                 interesting.extend(managed.iter().cloned());
-                let state = self.target.read(&interesting, self.policy.concurrency).await?;
-                (state, self.store.identities(target_id)?)
+                let id = target_id.to_string();
+                let (state, identities) = tokio::join!(
+                    self.target.read(&interesting, self.policy.concurrency),
+                    self.store.blocking(move |store| store.identities(&id)),
+                );
+                (state?, identities?)
             }
             Scope::Person(key) => {
                 let records = desired.persons.get(key).map(|p| p.records.clone()).unwrap_or_default();
@@ -278,7 +282,10 @@ impl Engine {
         } else {
             PlanState::Approved
         };
-        self.save_plan(&plan_id, r.run_id, &hash, plan_state, &verdict, &draft.ops)?;
+        let ops = std::mem::take(&mut draft.ops);
+        draft.ops = self
+            .save_plan(&plan_id, r.run_id, &hash, plan_state, &verdict, ops)
+            .await?;
         let mut applied = Applied::default();
         let state = if let Some(why) = &verdict.refused {
             warnings.push(format!("plan refused: {why}"));
@@ -470,15 +477,17 @@ impl Engine {
         Ok(applied)
     }
 
-    fn save_plan(
+    /// Stores the plan op by op (on the blocking pool: a plan can hold a million operations)
+    /// and gives the operations back.
+    async fn save_plan(
         &self,
         id: &str,
         run_id: i64,
         hash: &str,
         state: PlanState,
         verdict: &Verdict,
-        ops: &[PlannedOp],
-    ) -> Result<(), EngineError> {
+        ops: Vec<PlannedOp>,
+    ) -> Result<Vec<PlannedOp>, EngineError> {
         let row = PlanRow {
             id: id.into(),
             run_id,
@@ -489,16 +498,21 @@ impl Engine {
             decided_by: None,
             guard: serde_json::to_value(verdict).ok(),
         };
-        let rows = ops.iter().map(|o| {
-            (
-                o.op.kind(),
-                o.op.subject(),
-                serde_json::to_string(o).unwrap_or_default(),
-                o.reason.as_str(),
-            )
-        });
-        self.store.save_plan(&row, rows)?;
-        Ok(())
+        let saved = self
+            .store
+            .blocking(move |store| {
+                let rows = ops.iter().map(|o| {
+                    (
+                        o.op.kind(),
+                        o.op.subject(),
+                        serde_json::to_string(o).unwrap_or_default(),
+                        o.reason.as_str(),
+                    )
+                });
+                store.save_plan(&row, rows).map(|()| ops)
+            })
+            .await?;
+        Ok(saved)
     }
 }
 

@@ -35,7 +35,7 @@ impl Store {
 
     /// The newest `limit` entries, newest first.
     pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st =
             conn.prepare("SELECT id, at, actor, origin, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
         let rows = st.query_map([limit], |r| {

@@ -48,7 +48,7 @@ impl Store {
     /// The stored desired state and when it was saved (unix ms); `None` before the first merge.
     /// Records the sources could not map are not kept: they matter only to the run that met them.
     pub fn load_desired(&self) -> Result<Option<(Desired, i64)>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let meta: Option<(i64, String)> = rusqlite::OptionalExtension::optional(conn.query_row(
             "SELECT saved_at, warnings FROM desired_meta WHERE id = 1",
             [],

@@ -53,7 +53,7 @@ pub struct Identity {
 impl Store {
     /// Every link of a target.
     pub fn identities(&self, target: &str) -> Result<Vec<Identity>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached("SELECT source, ext_id, username, state FROM identities WHERE target = ?1")?;
         let rows = st.query_map([target], |r| {
             Ok(Identity {
@@ -74,7 +74,7 @@ impl Store {
         usernames: &[String],
         records: &[(String, String)],
     ) -> Result<Vec<Identity>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let row = |r: &rusqlite::Row<'_>| {
             Ok(Identity {
                 source: r.get(0)?,
@@ -141,7 +141,7 @@ impl Store {
 
     /// Groups Roster manages in a target.
     pub fn managed_groups(&self, target: &str) -> Result<Vec<String>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached("SELECT name FROM managed_groups WHERE target = ?1 ORDER BY name")?;
         let rows = st.query_map([target], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -84,13 +84,21 @@ pub enum StoreError {
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// The store. Cheap to share behind an `Arc`; one connection, serialised by a mutex.
+/// The store. Cheap to share behind an `Arc`. One connection writes (SQLite has one writer);
+/// a few more read, so listing runs or serving a page never waits for a run's bulk write (WAL
+/// lets readers see the last commit while the writer works). Async code calls it through
+/// [`Store::blocking`], on tokio's blocking pool, so SQLite never holds up an async worker.
 pub struct Store {
     conn: Mutex<rusqlite::Connection>,
+    readers: Vec<Mutex<rusqlite::Connection>>,
     key: crypto::Key,
     /// The database file (none in memory): run locks live beside it.
     path: Option<PathBuf>,
 }
+
+/// Connections that only read, besides the writer (a file database only: an in-memory one is
+/// private to its connection, so it reads through the writer).
+const READERS: usize = 4;
 
 /// A column holding one of the model's words (a run state, a trigger, …), typed; a word this
 /// Roster does not know is a conversion error naming the column's value.
@@ -111,7 +119,17 @@ impl Store {
     /// Opens (or creates) the database, applies pending migrations and checks applied ones.
     pub fn open(path: &Path, key: crypto::Key) -> Result<Store> {
         let conn = rusqlite::Connection::open(path)?;
-        Self::init(conn, key, Some(path.to_path_buf()))
+        let mut store = Self::init(conn, key, Some(path.to_path_buf()))?;
+        for _ in 0..READERS {
+            let r = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            r.pragma_update(None, "cache_size", -8192)?;
+            r.busy_timeout(std::time::Duration::from_secs(10))?;
+            store.readers.push(Mutex::new(r));
+        }
+        Ok(store)
     }
 
     /// An in-memory store, for tests.
@@ -131,6 +149,7 @@ impl Store {
         migrate::apply(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
             key,
             path,
         })
@@ -140,6 +159,45 @@ impl Store {
     /// naming the holder when another run has it. `holder` says who, for that message.
     pub fn hold_target(&self, target: &str, holder: &str) -> Result<TargetLock> {
         lock::hold(self.path.as_deref(), target, holder)
+    }
+
+    /// Runs `f` on tokio's blocking pool and waits for it: how async code uses the store, so a
+    /// query or a bulk write never stalls the other tasks of its worker (an API request, a
+    /// SCIM push, another run's progress).
+    pub async fn blocking<T, F>(self: &std::sync::Arc<Self>, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> T + Send + 'static,
+    {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(v) => v,
+            // `f` panicked: carry the panic on, as a direct call would have.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// A connection for reading: a free reader, else the first one to come free (the writer for
+    /// an in-memory store).
+    pub(crate) fn reader(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        for r in &self.readers {
+            if let Ok(guard) = r.try_lock() {
+                return guard;
+            }
+        }
+        match self.readers.first() {
+            Some(r) => r.lock().unwrap_or_else(|p| p.into_inner()),
+            None => self.conn(),
+        }
+    }
+
+    /// The writer, if no one holds it now.
+    pub(crate) fn try_conn(&self) -> Option<MutexGuard<'_, rusqlite::Connection>> {
+        match self.conn.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {

@@ -260,7 +260,7 @@ impl Store {
     /// The source's delta token, if its last fetch left one.
     pub fn cursor(&self, source: &str) -> Result<Option<String>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row("SELECT delta_token FROM cursors WHERE source = ?1", [source], |r| {
                 r.get(0)
             })
@@ -296,7 +296,7 @@ impl Store {
     }
 
     fn users_where(&self, source: &str, filter: &str, values: &[String]) -> Result<Vec<MirrorUser>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare(&format!(
             "SELECT ext_id, username, email, display_name, active, attributes, removed FROM mirror_users WHERE source = ?1 {filter} ORDER BY ext_id"
         ))?;
@@ -329,7 +329,7 @@ impl Store {
 
     /// The source's mirrored groups.
     pub fn mirror_groups(&self, source: &str) -> Result<Vec<MirrorGroup>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached(
             "SELECT ext_id, name, description, attributes FROM mirror_groups WHERE source = ?1 ORDER BY ext_id",
         )?;
@@ -367,7 +367,7 @@ impl Store {
     }
 
     fn memberships_where(&self, source: &str, filter: &str, values: &[String]) -> Result<Vec<MirrorMembership>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare(&format!(
             "SELECT group_id, member_id, member_is_group FROM mirror_memberships WHERE source = ?1 {filter}"
         ))?;

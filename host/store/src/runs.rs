@@ -148,7 +148,7 @@ impl Store {
     /// One run.
     pub fn run(&self, id: i64) -> Result<RunRow> {
         let row = self
-            .conn()
+            .reader()
             .query_row(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"), [id], run_from)
             .optional()?;
         finish_run_row(row.ok_or_else(|| StoreError::NotFound(format!("no run {id}")))?)
@@ -156,7 +156,7 @@ impl Store {
 
     /// The newest `limit` runs, newest first.
     pub fn runs(&self, limit: u32) -> Result<Vec<RunRow>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare(&format!("SELECT {RUN_COLS} FROM runs ORDER BY id DESC LIMIT ?1"))?;
         let rows: Vec<_> = st.query_map([limit], run_from)?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(finish_run_row).collect()
@@ -164,7 +164,7 @@ impl Store {
 
     /// Runs newest first, filtered by state, trigger and start time.
     pub fn runs_filtered(&self, f: &RunFilter<'_>, limit: u32) -> Result<Vec<RunRow>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare(&format!(
             "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR trigger = ?2)
              AND (?3 IS NULL OR started_at >= ?3) AND (?4 IS NULL OR mode = ?4)
@@ -220,7 +220,7 @@ impl Store {
     /// One plan.
     pub fn plan(&self, id: &str) -> Result<PlanRow> {
         let row = self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT id, run_id, target, hash, state, created_at, decided_by, guard FROM plans WHERE id = ?1",
                 [id],
@@ -254,7 +254,7 @@ impl Store {
 
     /// A plan's operations in order: (seq, kind, subject, detail, reason).
     pub fn plan_ops(&self, id: &str) -> Result<Vec<PlanOpRow>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached(
             "SELECT seq, kind, subject, detail, reason FROM plan_ops WHERE plan_id = ?1 ORDER BY seq",
         )?;
@@ -287,7 +287,7 @@ impl Store {
 
     /// Results of a run, by operation.
     pub fn results(&self, run_id: i64) -> Result<Vec<ResultRow>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached(
             "SELECT seq, outcome, status, message, attempts, started_at, finished_at FROM results WHERE run_id = ?1 ORDER BY seq",
         )?;

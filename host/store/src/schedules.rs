@@ -20,7 +20,7 @@ impl Store {
     /// The source's schedule history.
     pub fn schedule_state(&self, source: &str) -> Result<ScheduleState> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT first_seen_at, last_fire_at, last_success_at FROM schedule_state WHERE source = ?1",
                 [source],

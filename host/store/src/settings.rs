@@ -42,7 +42,7 @@ impl Store {
     /// The settings step `step` of `source`'s chain last accepted, if it was this plugin's.
     pub fn accepted_settings(&self, source: &str, step: usize, plugin: &str) -> Result<Option<AcceptedSettings>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT settings, sha256, file, accepted_at FROM transform_settings WHERE source = ?1 AND step = ?2 AND plugin = ?3",
                 params![source, step as i64, plugin],

@@ -86,7 +86,7 @@ impl Store {
 
     /// Every source in directory order.
     pub fn sources(&self) -> Result<Vec<SourceRow>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare(
             "SELECT id, plugin, priority, enabled, config, updated_at, origin FROM sources ORDER BY priority, id",
         )?;
@@ -120,7 +120,7 @@ impl Store {
     /// the runtime's secrets: name, value, hosts, kind).
     pub fn source_secrets<T: serde::de::DeserializeOwned>(&self, id: &str) -> Result<Vec<T>> {
         let sealed: Option<Option<Vec<u8>>> = self
-            .conn()
+            .reader()
             .query_row("SELECT secrets FROM sources WHERE id = ?1", [id], |r| r.get(0))
             .optional()?;
         let Some(sealed) = sealed else {

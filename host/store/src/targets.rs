@@ -9,7 +9,7 @@ impl Store {
     /// The target created through the API, credentials included: (id, configuration JSON).
     pub fn api_target(&self) -> Result<Option<(String, serde_json::Value)>> {
         let row: Option<(String, Vec<u8>)> = self
-            .conn()
+            .reader()
             .query_row("SELECT id, sealed FROM api_target LIMIT 1", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })

@@ -118,10 +118,12 @@ impl Store {
         Ok((row, token))
     }
 
-    /// The live token matching `token`, noting its use.
+    /// The live token matching `token`, noting its use (to the minute: every request reads,
+    /// but only the first in a minute writes, and not while a run holds the writer — a busy
+    /// writer must never hold up authentication).
     pub fn verify_token(&self, token: &str) -> Result<Option<TokenRow>> {
-        let conn = self.conn();
-        let found = conn
+        let found = self
+            .reader()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM api_tokens WHERE sha256 = ?1 AND revoked_at IS NULL"),
                 [hash(token)],
@@ -129,16 +131,21 @@ impl Store {
             )
             .optional()?;
         let Some(found) = found else { return Ok(None) };
-        conn.execute(
-            "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
-            params![found.0, now_ms()],
-        )?;
+        let now = now_ms();
+        if found.5.is_none_or(|last| now - last >= 60_000)
+            && let Some(conn) = self.try_conn()
+        {
+            conn.execute(
+                "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
+                params![found.0, now],
+            )?;
+        }
         to_token(found).map(Some)
     }
 
     /// Every token, revoked ones included, newest first.
     pub fn tokens(&self) -> Result<Vec<TokenRow>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id DESC"))?;
         let rows: Vec<_> = st.query_map([], row)?.collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(to_token).collect()
