@@ -1,39 +1,142 @@
-//! The desired state, kept between runs: replaced whole after each merge, read by whatever
+//! The desired state, kept between runs: brought up to date after each merge, read by whatever
 //! serves or reconciles it. Members are stored one line per group (not one row per membership):
-//! a million memberships are a few thousand rows, written and read in well under a second.
+//! a million memberships are a few thousand rows.
+//!
+//! Saving compares the new state with the stored one row by row, in key order (a merge of two
+//! sorted streams), and writes only what changed: a resync where nothing changed reads the
+//! table once and writes nothing, and memory holds one stored row at a time plus the changes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use roster_model::{Desired, Person};
-use rusqlite::params;
+use roster_model::{Desired, Members, Person};
+use rusqlite::{Transaction, params};
 
 use super::{Result, Store, json_col, now_ms};
 
+/// A change to one row of a keyed table.
+enum Change<'a, T: ?Sized> {
+    /// Insert or replace the row `key` with `value`.
+    Put(&'a str, &'a T),
+    /// Delete the row `key`.
+    Delete(String),
+}
+
+/// The changes that turn the stored rows (read in key order by `sql`, each `(key, text)`) into
+/// `wanted` (in key order too): `same` says whether a stored row's text already matches.
+fn diff<'a, T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    wanted: &'a std::collections::BTreeMap<String, T>,
+    same: impl Fn(&T, &rusqlite::Row<'_>) -> rusqlite::Result<bool>,
+) -> Result<Vec<Change<'a, T>>> {
+    let mut changes = Vec::new();
+    let mut want = wanted.iter().peekable();
+    let mut st = tx.prepare(sql)?;
+    let mut rows = st.query([])?;
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        loop {
+            match want.peek() {
+                Some((k, _)) if k.as_str() < key.as_str() => {
+                    let (k, v) = want.next().expect("peeked");
+                    changes.push(Change::Put(k, v));
+                }
+                Some((k, v)) if k.as_str() == key.as_str() => {
+                    if !same(v, row)? {
+                        changes.push(Change::Put(k, v));
+                    }
+                    want.next();
+                    break;
+                }
+                _ => {
+                    changes.push(Change::Delete(key));
+                    break;
+                }
+            }
+        }
+    }
+    changes.extend(want.map(|(k, v)| Change::Put(k, v)));
+    Ok(changes)
+}
+
+fn members_text(members: &Members) -> String {
+    let mut text = String::with_capacity(members.len() * 12);
+    for m in members {
+        text.push_str(m);
+        text.push('\n');
+    }
+    text
+}
+
+fn records_json(p: &Person) -> String {
+    serde_json::to_string(&p.records).unwrap_or_default()
+}
+
 impl Store {
-    /// Replaces the stored desired state with `desired` (its persons, groups and warnings).
+    /// Makes the stored desired state `desired` (its persons, groups and warnings), writing
+    /// only the rows that differ.
     pub fn save_desired(&self, desired: &Desired) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute("DELETE FROM desired_persons", [])?;
-        tx.execute("DELETE FROM desired_groups", [])?;
+        let persons = diff(
+            &tx,
+            "SELECT key, username, email, display_name, active, records FROM desired_persons ORDER BY key",
+            &desired.persons,
+            |p, row| {
+                Ok(row.get_ref(1)?.as_str().ok() == Some(p.username.as_str())
+                    && row.get::<_, Option<String>>(2)? == p.email
+                    && row.get::<_, Option<String>>(3)? == p.display_name
+                    && row.get::<_, bool>(4)? == p.active
+                    && row.get_ref(5)?.as_str().ok() == Some(records_json(p).as_str()))
+            },
+        )?;
         {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO desired_persons (key, username, email, display_name, active, records) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO desired_persons (key, username, email, display_name, active, records) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for (key, p) in &desired.persons {
-                let records = serde_json::to_string(&p.records).unwrap_or_default();
-                st.execute(params![key, p.username, p.email, p.display_name, p.active, records])?;
-            }
-            let mut st = tx.prepare_cached("INSERT INTO desired_groups (name, members) VALUES (?1, ?2)")?;
-            let mut text = String::new();
-            for (name, members) in &desired.groups {
-                text.clear();
-                for m in members {
-                    text.push_str(m);
-                    text.push('\n');
+            let mut delete = tx.prepare_cached("DELETE FROM desired_persons WHERE key = ?1")?;
+            for c in persons {
+                match c {
+                    Change::Put(key, p) => {
+                        put.execute(params![
+                            key,
+                            p.username,
+                            p.email,
+                            p.display_name,
+                            p.active,
+                            records_json(p)
+                        ])?;
+                    }
+                    Change::Delete(key) => {
+                        delete.execute([key])?;
+                    }
                 }
-                st.execute(params![name, text])?;
+            }
+        }
+        let groups = diff(
+            &tx,
+            "SELECT name, members FROM desired_groups ORDER BY name",
+            &desired.groups,
+            |m, row| {
+                let stored = row.get_ref(1)?.as_str().unwrap_or("");
+                // Compare line by line without building the new text.
+                let mut lines = stored.lines();
+                Ok(m.iter().all(|x| lines.next() == Some(&**x)) && lines.next().is_none())
+            },
+        )?;
+        {
+            let mut put = tx.prepare_cached("INSERT OR REPLACE INTO desired_groups (name, members) VALUES (?1, ?2)")?;
+            let mut delete = tx.prepare_cached("DELETE FROM desired_groups WHERE name = ?1")?;
+            for c in groups {
+                match c {
+                    Change::Put(name, members) => {
+                        put.execute(params![name, members_text(members)])?;
+                    }
+                    Change::Delete(name) => {
+                        delete.execute([name])?;
+                    }
+                }
             }
         }
         tx.execute(
@@ -133,9 +236,22 @@ mod tests {
 
         d.persons.remove("bob");
         d.groups.remove("empty");
+        d.persons.get_mut("alice").unwrap().email = None;
+        d.persons.insert(
+            "carol".into(),
+            Person {
+                username: "carol".into(),
+                email: None,
+                display_name: Some("Carol".into()),
+                active: true,
+                records: vec![("hr".into(), "id-carol".into())],
+            },
+        );
+        d.groups.get_mut("dev").unwrap().insert(Arc::from("carol"));
+        d.groups.entry("aaa".into()).or_default().insert(Arc::from("alice"));
         store.save_desired(&d).unwrap();
         let (back, _) = store.load_desired().unwrap().unwrap();
-        assert_eq!(back.persons.keys().collect::<Vec<_>>(), ["alice"]);
-        assert_eq!(back.groups.keys().collect::<Vec<_>>(), ["dev"]);
+        assert_eq!(back.persons, d.persons, "changed, added and removed persons");
+        assert_eq!(back.groups, d.groups, "changed, added and removed groups");
     }
 }

@@ -87,7 +87,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// The store. Cheap to share behind an `Arc`. One connection writes (SQLite has one writer);
 /// a few more read, so listing runs or serving a page never waits for a run's bulk write (WAL
 /// lets readers see the last commit while the writer works). Async code calls it through
-/// [`Store::blocking`], on tokio's blocking pool, so SQLite never holds up an async worker.
+/// [`Store::blocking`], so SQLite never holds up an async worker.
 pub struct Store {
     conn: Mutex<rusqlite::Connection>,
     readers: Vec<Mutex<rusqlite::Connection>>,
@@ -125,7 +125,9 @@ impl Store {
                 path,
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
-            r.pragma_update(None, "cache_size", -8192)?;
+            // 2 MiB each: readers serve short API queries and one-pass mirror scans, which a large
+            // cache would only hold on to.
+            r.pragma_update(None, "cache_size", -2048)?;
             r.busy_timeout(std::time::Duration::from_secs(10))?;
             store.readers.push(Mutex::new(r));
         }
@@ -161,19 +163,22 @@ impl Store {
         lock::hold(self.path.as_deref(), target, holder)
     }
 
-    /// Runs `f` on tokio's blocking pool and waits for it: how async code uses the store, so a
-    /// query or a bulk write never stalls the other tasks of its worker (an API request, a
-    /// SCIM push, another run's progress).
+    /// Runs `f` off the async scheduler: how async code uses the store, so a query or a bulk
+    /// write never stalls the other tasks of its worker (an API request, a SCIM push, another
+    /// run's progress). On a multi-threaded runtime this worker hands its other tasks to a
+    /// fresh one while `f` runs on this thread (`block_in_place`): the rows a run stages are
+    /// allocated and freed by the thread that made them, which keeps the allocator's per-thread
+    /// caches — and so the peak memory — as small as running inline (BENCHMARKS.md). On a
+    /// current-thread runtime (tests) there is no other worker, and `f` runs inline.
     pub async fn blocking<T, F>(self: &std::sync::Arc<Self>, f: F) -> T
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> T + Send + 'static,
     {
-        let store = self.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(v) => v,
-            // `f` panicked: carry the panic on, as a direct call would have.
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| f(self)),
+            _ => f(self),
         }
     }
 
