@@ -188,11 +188,11 @@ impl Engine {
                 let mut interesting: BTreeSet<String> = desired.groups.keys().cloned().collect();
                 interesting.extend(managed.iter().cloned());
                 let id = target_id.to_string();
-                let (state, identities) = tokio::join!(
-                    self.target.read(&interesting, self.policy.concurrency),
-                    self.store.blocking(move |store| store.identities(&id)),
-                );
-                (state?, identities?)
+                let identities = self.store.blocking(move |store| store.identities(&id)).await?;
+                (
+                    self.target.read(&interesting, self.policy.concurrency).await?,
+                    identities,
+                )
             }
             Scope::Person(key) => {
                 let records = desired.persons.get(key).map(|p| p.records.clone()).unwrap_or_default();
