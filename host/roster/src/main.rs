@@ -245,14 +245,8 @@ async fn main() -> anyhow::Result<()> {
         } => {
             init_quiet_tracing(&cli.log_format);
             let opts = SyncOptions {
-                sources: sources.clone(),
-                fetch: if *incremental {
-                    FetchMode::Incremental
-                } else {
-                    FetchMode::Full
-                },
                 writes: if *dry_run { Writes::DryRun } else { Writes::Apply },
-                ..SyncOptions::new(Trigger::Cli, &cli::actor())
+                ..cli_options(sources, fetch_mode(*incremental))
             };
             cli::sync::sync(&cli, &opts, *json).await
         }
@@ -266,15 +260,7 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => {
             init_quiet_tracing(&cli.log_format);
-            let opts = SyncOptions {
-                sources: sources.clone(),
-                fetch: if *incremental {
-                    FetchMode::Incremental
-                } else {
-                    FetchMode::Full
-                },
-                ..SyncOptions::new(Trigger::Cli, &cli::actor())
-            };
+            let opts = cli_options(sources, fetch_mode(*incremental));
             cli::sync::fetch(&cli, &opts, *json).await
         }
         Command::Preview {
@@ -461,6 +447,23 @@ pub(crate) async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `--incremental` as the fetch mode it asks for.
+fn fetch_mode(incremental: bool) -> FetchMode {
+    match incremental {
+        true => FetchMode::Incremental,
+        false => FetchMode::Full,
+    }
+}
+
+/// The options of a run asked for on the command line: these sources, fetched this way.
+fn cli_options(sources: &[String], fetch: FetchMode) -> SyncOptions {
+    SyncOptions {
+        sources: sources.to_vec(),
+        fetch,
+        ..SyncOptions::new(Trigger::Cli, &cli::actor())
+    }
 }
 
 async fn shutdown() {

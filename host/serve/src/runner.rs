@@ -378,7 +378,7 @@ impl Runner {
         }
         let mut desired = self.directory.desired(&mut summary.stage_ms).await?;
         summary.warnings.append(&mut desired.warnings);
-        let mut r = engine
+        let r = engine
             .reconcile(
                 &Reconcile {
                     run_id,
@@ -391,15 +391,30 @@ impl Runner {
                 progress,
             )
             .await?;
+        let detail = format!("{}; plan {}", r.state, r.plan_id);
+        self.reconciled(
+            run_id,
+            r,
+            summary,
+            opts,
+            ("sync.run", &format!("run {run_id}"), &detail),
+        )
+    }
+
+    /// Records a run the engine reconciled: its summary, its end, and the audit entry
+    /// `(action, subject, detail)`.
+    fn reconciled(
+        &self,
+        run_id: i64,
+        mut r: Reconciled,
+        mut summary: Summary,
+        opts: &SyncOptions,
+        (action, subject, detail): (&str, &str, &str),
+    ) -> Result<RunReport, RunError> {
         summary.absorb(&mut r);
         self.finish(run_id, r.state, Some(&r.plan_id), &mut summary)?;
-        self.store.audit(
-            &opts.actor,
-            opts.origin(),
-            "sync.run",
-            &format!("run {run_id}"),
-            Some(&format!("{}; plan {}", r.state, r.plan_id)),
-        )?;
+        self.store
+            .audit(&opts.actor, opts.origin(), action, subject, Some(detail))?;
         Ok(RunReport {
             run_id,
             state: r.state,
@@ -585,7 +600,7 @@ impl Runner {
                 }
             )));
         };
-        let mut r = engine
+        let r = engine
             .reconcile(
                 &Reconcile {
                     run_id,
@@ -598,21 +613,7 @@ impl Runner {
                 progress,
             )
             .await?;
-        summary.absorb(&mut r);
-        self.finish(run_id, r.state, Some(&r.plan_id), &mut summary)?;
-        self.store.audit(
-            &opts.actor,
-            opts.origin(),
-            "sync.user",
-            &person,
-            Some(&format!("run {run_id}: {}", r.state)),
-        )?;
-        Ok(RunReport {
-            run_id,
-            state: r.state,
-            plan_id: Some(r.plan_id),
-            plan_hash: Some(r.plan_hash),
-            summary,
-        })
+        let detail = format!("run {run_id}: {}", r.state);
+        self.reconciled(run_id, r, summary, opts, ("sync.user", &person, &detail))
     }
 }
