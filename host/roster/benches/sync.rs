@@ -2,7 +2,9 @@
 //!
 //! `cargo bench -p roster --bench sync` (release). Roster runs as its own process (the release
 //! `roster` binary) so its peak RSS is its own; the simulator runs in this process.
-//! `ROSTER_BENCH_ONLY=a,b,c,e` picks scenarios.
+//! `ROSTER_BENCH_ONLY=a,b,c,e,j` picks scenarios. `ROSTER_BENCH_BASELINE=path/to/roster` also
+//! runs (a)–(c) with that binary, alternating with this build's, and prints the ratios: two
+//! builds compared against the same simulator in one run.
 #![allow(missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -34,7 +36,27 @@ fn state() -> BbState {
     s
 }
 
+/// The export's form: what an administrator hands the `file` connector.
+#[derive(Clone, Copy)]
+enum Form {
+    Json,
+    JsonLines,
+}
+
+impl Form {
+    fn file(self) -> &'static str {
+        match self {
+            Form::Json => "directory.json",
+            Form::JsonLines => "directory.jsonl",
+        }
+    }
+}
+
 async fn setup(d: &Directory, sim_state: BbState, budget: &str) -> Setup {
+    setup_as(d, sim_state, budget, Form::JsonLines).await
+}
+
+async fn setup_as(d: &Directory, sim_state: BbState, budget: &str, form: Form) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
@@ -42,10 +64,14 @@ async fn setup(d: &Directory, sim_state: BbState, budget: &str) -> Setup {
         std::fs::copy(common::component(p), plugins.join(format!("{p}.wasm"))).unwrap();
     }
     std::fs::create_dir_all(dir.path().join("idp")).unwrap();
-    d.write_jsonl(&dir.path().join("idp/directory.jsonl")).unwrap();
+    let path = dir.path().join("idp").join(form.file());
+    match form {
+        Form::Json => d.write_json(&path).unwrap(),
+        Form::JsonLines => d.write_jsonl(&path).unwrap(),
+    }
     let sim = BitbucketSim::start(sim_state).await;
     let config =
-        roster_sim::scenario::file_source_config(&sim.url(), "idp", "directory.jsonl", &format!("budget = {budget}"));
+        roster_sim::scenario::file_source_config(&sim.url(), "idp", form.file(), &format!("budget = {budget}"));
     std::fs::write(dir.path().join("roster.toml"), config).unwrap();
     Setup { dir, sim }
 }
@@ -59,9 +85,19 @@ struct Outcome {
 /// Runs `roster sync --json` as a child and measures it. The peak RSS is the one Roster reports
 /// for itself (`VmHWM`): a child's rusage would also count pages of this process at spawn time.
 async fn sync(s: &Setup, extra: &'static [&'static str]) -> Outcome {
-    let data: PathBuf = s.dir.path().to_path_buf();
-    let args: Vec<&str> = std::iter::once("sync").chain(extra.iter().copied()).collect();
-    let (wall, report) = tokio::task::spawn_blocking(move || common::roster_json(&data, &args))
+    run(s, "sync", extra).await
+}
+
+/// Runs `roster COMMAND --json` as a child and measures it.
+async fn run(s: &Setup, command: &'static str, extra: &'static [&'static str]) -> Outcome {
+    run_with(&PathBuf::from(env!("CARGO_BIN_EXE_roster")), s, command, extra).await
+}
+
+/// [`run`] with another `roster` binary.
+async fn run_with(bin: &Path, s: &Setup, command: &'static str, extra: &'static [&'static str]) -> Outcome {
+    let (bin, data) = (bin.to_path_buf(), s.dir.path().to_path_buf());
+    let args: Vec<&str> = std::iter::once(command).chain(extra.iter().copied()).collect();
+    let (wall, report) = tokio::task::spawn_blocking(move || common::roster_json_with(&bin, &data, &args))
         .await
         .unwrap();
     let peak_rss_mib = report["summary"]["peak_rss_mib"]
@@ -137,7 +173,7 @@ fn check_state(sim: &BitbucketSim, d: &Directory) {
 
 #[tokio::main]
 async fn main() {
-    let only = std::env::var("ROSTER_BENCH_ONLY").unwrap_or_else(|_| "a,b,c,e".into());
+    let only = std::env::var("ROSTER_BENCH_ONLY").unwrap_or_else(|_| "a,b,c,e,j".into());
     let _ = common::plugins_out();
     let _ = Path::new(".");
     println!("| scenario | data | wall time | Bitbucket calls | writes | peak RSS (roster) | target |");
@@ -219,4 +255,80 @@ async fn main() {
     for n in notes {
         println!("- {n}");
     }
+    if only.contains('j') {
+        json_against_jsonl().await;
+    }
+    if let Some(base) = std::env::var_os("ROSTER_BENCH_BASELINE") {
+        against_baseline(Path::new(&base)).await;
+    }
+}
+
+/// (a)–(c) with this build and a baseline build, alternating which goes first, each on its own
+/// copy of the same data and simulator state: the ratios of wall time and peak RSS.
+async fn against_baseline(base: &Path) {
+    let this = PathBuf::from(env!("CARGO_BIN_EXE_roster"));
+    println!();
+    println!("| scenario | this build | baseline | this ÷ baseline (time) | peak RSS this / baseline |");
+    println!("|---|---|---|---|---|");
+    let scenarios = [("(a)", 10_000, 1_000, 20), ("(b) + (c)", 100_000, 5_000, 5)];
+    for (n, (label, users, groups, per_user)) in scenarios.into_iter().enumerate() {
+        let d = Directory::generate(users, groups, per_user);
+        // Which build goes first alternates, so neither always meets a warmer machine.
+        let order = if n % 2 == 0 { [0, 1] } else { [1, 0] };
+        let bins = [this.clone(), base.to_path_buf()];
+        let mut outs: [Vec<Outcome>; 2] = [Vec::new(), Vec::new()];
+        for i in order {
+            let s = setup(&d, state(), UNLIMITED).await;
+            outs[i].push(run_with(&bins[i], &s, "sync", &[]).await);
+            if users > 10_000 {
+                outs[i].push(run_with(&bins[i], &s, "sync", &[]).await);
+                outs[i].push(run_with(&bins[i], &s, "sync", &["--incremental"]).await);
+            }
+        }
+        let names = ["initial sync", "resync", "resync --incremental"];
+        for (k, name) in names.iter().enumerate().take(outs[0].len()) {
+            let (a, b) = (&outs[0][k], &outs[1][k]);
+            println!(
+                "| {label} {name} | {:.1} s | {:.1} s | {:.2}× | {:.0} / {:.0} MiB |",
+                a.wall.as_secs_f64(),
+                b.wall.as_secs_f64(),
+                a.wall.as_secs_f64() / b.wall.as_secs_f64(),
+                a.peak_rss_mib,
+                b.peak_rss_mib
+            );
+        }
+    }
+}
+
+/// (j) The same export read as `.json` and as `.jsonl` (`roster fetch`: read into the mirror,
+/// no plan): a page must cost what it reads in either form, so the two take about as long.
+async fn json_against_jsonl() {
+    let d = Directory::generate(10_000, 1_000, 20);
+    println!();
+    println!("| (j) export form | data | fetch wall time | pages | connector | store | peak RSS (roster) |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut walls = Vec::new();
+    for (label, form) in [(".json", Form::Json), (".jsonl", Form::JsonLines)] {
+        let s = setup_as(&d, state(), UNLIMITED, form).await;
+        let o = run(&s, "fetch", &[]).await;
+        let f = &o.report["summary"]["fetch"][0];
+        assert_eq!(f["complete"], true, "{}", o.report);
+        println!(
+            "| {label} | {} users, {} groups, {} memberships | {:.2} s | {} | {:.2} s | {:.2} s | {:.0} MiB |",
+            d.users.len(),
+            d.groups.len(),
+            d.memberships.len(),
+            o.wall.as_secs_f64(),
+            f["pages"],
+            f["connector_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+            f["store_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+            o.peak_rss_mib
+        );
+        walls.push(o.wall.as_secs_f64());
+    }
+    println!();
+    println!(
+        "- (j) `.json` ÷ `.jsonl` = {:.2}×, measured in this run",
+        walls[0] / walls[1]
+    );
 }

@@ -278,8 +278,14 @@ pub const PROMPT: Duration = Duration::from_secs(20);
 /// Runs the `roster` binary with `--data-dir DATA --config DATA/roster.toml ARGS… --json` as a
 /// child process (so its peak RSS is its own), and returns its wall time and JSON report.
 pub fn roster_json(data: &Path, args: &[&str]) -> (Duration, serde_json::Value) {
+    roster_json_with(Path::new(env!("CARGO_BIN_EXE_roster")), data, args)
+}
+
+/// [`roster_json`] with another `roster` binary (a benchmark comparing two builds against the
+/// same simulators in one run).
+pub fn roster_json_with(bin: &Path, data: &Path, args: &[&str]) -> (Duration, serde_json::Value) {
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+    let out = Command::new(bin)
         .arg("--data-dir")
         .arg(data)
         .arg("--config")
