@@ -30,16 +30,20 @@ pub struct SecretConfig {
 
 /// One step of a source's transform chain.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TransformConfig {
     /// Transform plugin name.
     pub plugin: String,
-    /// Its settings.
+    /// Its settings: the transform's own, free-form here; the plugin's `settings_schema`
+    /// describes them.
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub settings: serde_json::Value,
     /// Or a file holding them (`.toml` or `.json`, relative to the configuration), re-read at
     /// every run: a new version is used once the transform accepts it; a broken one is refused
     /// and the version last accepted keeps serving.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub settings_file: Option<PathBuf>,
     /// Its limits.
     #[serde(default)]

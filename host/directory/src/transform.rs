@@ -86,7 +86,7 @@ pub enum Trace {
 }
 
 /// A user as a step saw it or left it (the fields Bitbucket gets).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct UserView {
     /// Username.
     pub username: String,
@@ -110,7 +110,7 @@ impl From<&User> for UserView {
 }
 
 /// What one step did to one record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepTrace {
     /// The transform.
     pub plugin: String,
@@ -129,7 +129,7 @@ pub struct StepTrace {
 }
 
 /// One user through the chain: before, each step, after.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserTrace {
     /// IdP id.
     pub id: String,
@@ -142,7 +142,7 @@ pub struct UserTrace {
 }
 
 /// One group through the chain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GroupTrace {
     /// IdP id.
     pub id: String,
@@ -155,7 +155,7 @@ pub struct GroupTrace {
 }
 
 /// Every record's way through the chain (previews).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Traces {
     /// Users.
     pub users: Vec<UserTrace>,

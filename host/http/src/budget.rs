@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 /// Requests per second and burst.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     /// Sustained requests per second.

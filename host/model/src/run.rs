@@ -7,8 +7,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Defines a string-backed enum: serde, `as_str`, `Display` and `FromStr` from one word list.
+// `$word` is a `tt`, not a `literal`: a `literal` fragment reaches derives wrapped in an invisible
+// group, which serde sees through but utoipa does not, so the OpenAPI document named the
+// variants instead of their words.
 macro_rules! words {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+ }) => {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:tt,)+ }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum $name {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 /// What one job of a plugin may use. Every field has a safe default; a source overrides any.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Linear memory the plugin may grow to, in MiB.

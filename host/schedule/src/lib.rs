@@ -58,6 +58,7 @@ use croner::parser::{CronParser, Seconds, Year};
 /// or on a cron expression (Quartz, as Atlassian administrators write them, or Unix 5-field;
 /// UTC).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// Scheduled runs at all.

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::OpenApi as Doc;
 
 use super::{ApiError, AppState};
-use roster_store::Role;
+use roster_store::{Role, StoreError};
 
 /// The caller of a request, for handlers and the audit log.
 #[derive(Debug, Clone)]
@@ -24,6 +24,29 @@ pub struct Caller {
     pub role: Role,
     /// The client's address (after trusted proxies).
     pub ip: String,
+}
+
+impl Caller {
+    /// Records in the audit log that this caller did `action` on `subject`.
+    pub async fn audit(
+        &self,
+        state: &AppState,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (actor, ip, action, subject) = (
+            self.actor.clone(),
+            self.ip.clone(),
+            action.to_string(),
+            subject.to_string(),
+        );
+        let detail = detail.map(str::to_string);
+        state
+            .store
+            .blocking(move |store| store.audit(&actor, &ip, &action, &subject, detail.as_deref()))
+            .await
+    }
 }
 
 /// (method, path template) → the least role.
@@ -119,7 +142,7 @@ pub async fn authenticate(
         .get(axum::http::header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(axum::http::header::TRANSFER_ENCODING);
-    match admit(&service, &roles, req) {
+    match admit(&service, &roles, req).await {
         Ok(req) => next.run(req).await,
         Err(refusal) => {
             let mut refusal = *refusal;
@@ -136,7 +159,7 @@ pub async fn authenticate(
 
 /// The request, with its [`Caller`], when its address, token and role admit it; the refusal
 /// otherwise.
-fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Request, Box<Response>> {
+async fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Request, Box<Response>> {
     let config = service.config();
     let peer = req
         .extensions()
@@ -165,7 +188,7 @@ fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Requ
             "a bearer token is required (roster token create --role viewer|operator|admin)",
         )));
     };
-    let found = match service.store.verify_token(&token) {
+    let found = match service.store.blocking(move |store| store.verify_token(&token)).await {
         Ok(Some(t)) => t,
         Ok(None) => return Err(Box::new(unauthorized("the token is unknown or revoked"))),
         Err(e) => {

@@ -104,9 +104,11 @@ fn hit(q: &Option<String>, fields: &[&str]) -> bool {
     responses((status = 200, body = [MirrorUserView]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn users(State(state): State<AppState>, Query(q): Query<MirrorQuery>) -> ApiResult<Json<Vec<MirrorUserView>>> {
     known_source(&state, &q.source)?;
+    let source = q.source.clone();
     let users = state
         .store
-        .mirror_users(&q.source)?
+        .blocking(move |store| store.mirror_users(&source))
+        .await?
         .into_iter()
         .filter(|u| hit(&q.q, &[&u.ext_id, &u.username, u.email.as_deref().unwrap_or("")]))
         .map(|u| MirrorUserView {
@@ -133,9 +135,11 @@ async fn users(State(state): State<AppState>, Query(q): Query<MirrorQuery>) -> A
     responses((status = 200, body = [MirrorGroupView]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn groups(State(state): State<AppState>, Query(q): Query<MirrorQuery>) -> ApiResult<Json<Vec<MirrorGroupView>>> {
     known_source(&state, &q.source)?;
+    let source = q.source.clone();
     let groups = state
         .store
-        .mirror_groups(&q.source)?
+        .blocking(move |store| store.mirror_groups(&source))
+        .await?
         .into_iter()
         .filter(|g| hit(&q.q, &[&g.ext_id, &g.name]))
         .map(|g| MirrorGroupView {
@@ -156,7 +160,11 @@ async fn memberships(
     Query(q): Query<MirrorQuery>,
 ) -> ApiResult<Json<Vec<MembershipView>>> {
     known_source(&state, &q.source)?;
-    let mut all = state.store.mirror_memberships(&q.source)?;
+    let source = q.source.clone();
+    let mut all = state
+        .store
+        .blocking(move |store| store.mirror_memberships(&source))
+        .await?;
     all.sort();
     let list = all
         .into_iter()

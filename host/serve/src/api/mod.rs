@@ -189,17 +189,21 @@ impl Modify for Security {
 )]
 struct ApiDoc;
 
-/// The API's routes and their OpenAPI document.
-pub fn routes(state: AppState) -> (axum::Router, Doc) {
-    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Every operation, with the OpenAPI document they make; no state or middleware yet.
+fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(sources::routes())
         .merge(runs::routes())
         .merge(plans::routes())
         .merge(directory::routes())
         .merge(plugins::routes())
         .merge(system::routes())
-        .merge(targets::routes());
-    let (router, mut doc) = api.split_for_parts();
+        .merge(targets::routes())
+}
+
+/// The API's routes and their OpenAPI document.
+pub fn routes(state: AppState) -> (axum::Router, Doc) {
+    let (router, mut doc) = operations().split_for_parts();
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
     let roles = Arc::new(auth::RoleTable::from_doc(&doc));
@@ -220,4 +224,56 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
         .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
         .with_state(state);
     (router, doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where `doc` declares an object with nothing said about its members.
+    fn untyped_objects(doc: &serde_json::Value, at: &str, found: &mut Vec<String>) {
+        match doc {
+            serde_json::Value::Object(o) => {
+                let is_object = match o.get("type") {
+                    Some(serde_json::Value::Array(types)) => types.iter().any(|t| t == "object"),
+                    Some(t) => t == "object",
+                    None => false,
+                };
+                let described = ["properties", "additionalProperties", "allOf", "oneOf", "anyOf", "$ref"]
+                    .iter()
+                    .any(|k| o.contains_key(*k));
+                if is_object && !described {
+                    found.push(at.to_string());
+                }
+                for (k, v) in o {
+                    untyped_objects(v, &format!("{at}/{k}"), found);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    untyped_objects(v, &format!("{at}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn only_plugin_settings_and_their_schemas_are_free_form_objects() {
+        let (_, doc) = operations().split_for_parts();
+        let doc = serde_json::to_value(&doc).unwrap();
+        let mut found = Vec::new();
+        untyped_objects(&doc, "#", &mut found);
+        found.sort();
+        // Each plugin defines its own settings; `GET /api/v1/plugins` gives their JSON Schema.
+        assert_eq!(
+            found,
+            [
+                "#/components/schemas/PluginView/properties/settings_schema",
+                "#/components/schemas/SourceConfigView/properties/settings",
+                "#/components/schemas/SourceInput/properties/settings",
+                "#/components/schemas/TransformConfig/properties/settings",
+            ]
+        );
+    }
 }

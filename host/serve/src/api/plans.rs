@@ -57,19 +57,18 @@ pub struct PlanView {
     params(("id" = String, Path, description = "Plan id")),
     responses((status = 200, body = PlanView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PlanView>> {
-    let plan = state
-        .store
-        .plan(&id)
-        .map_err(|_| ApiError::not_found(format!("no plan {id}")))?;
+    let plan = known_plan(&state, &id).await?;
     let unreadable = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("plan {id} holds an operation or verdict this Roster cannot read ({e}); run a new sync"),
         )
     };
-    let operations = state
-        .store
-        .plan_ops(&id)?
+    let ops = {
+        let id = id.clone();
+        state.store.blocking(move |store| store.plan_ops(&id)).await?
+    };
+    let operations = ops
         .into_iter()
         .map(|(seq, kind, subject, detail, reason)| {
             Ok(OpView {
@@ -93,6 +92,16 @@ async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
         guard,
         operations,
     }))
+}
+
+/// The plan `id` as recorded; 404 when there is none.
+async fn known_plan(state: &AppState, id: &str) -> ApiResult<roster_store::PlanRow> {
+    let owned = id.to_string();
+    state
+        .store
+        .blocking(move |store| store.plan(&owned))
+        .await
+        .map_err(|_| ApiError::not_found(format!("no plan {id}")))
 }
 
 /// The approval: the hash of the plan that was reviewed.
@@ -127,10 +136,7 @@ async fn approve(
     Path(id): Path<String>,
     Json(body): Json<Approval>,
 ) -> ApiResult<Json<Applied>> {
-    state
-        .store
-        .plan(&id)
-        .map_err(|_| ApiError::not_found(format!("no plan {id}")))?;
+    known_plan(&state, &id).await?;
     // The engine audits the approval (`plan.approve`) before applying, with the caller's address.
     let report = state.approve(&id, &body.hash, &caller.actor, &caller.ip).await?;
     Ok(Json(Applied {
@@ -150,10 +156,7 @@ async fn reject(
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store
-        .plan(&id)
-        .map_err(|_| ApiError::not_found(format!("no plan {id}")))?;
+    known_plan(&state, &id).await?;
     state.runner().reject(&id, &caller.actor, &caller.ip)?;
     Ok(StatusCode::NO_CONTENT)
 }

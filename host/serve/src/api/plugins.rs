@@ -33,7 +33,7 @@ pub struct PluginView {
     pub file: String,
     /// One line for administrators.
     pub description: String,
-    /// JSON Schema of its settings.
+    /// JSON Schema of its settings: a JSON Schema document, so an object of any shape.
     #[schema(value_type = Object)]
     pub settings_schema: serde_json::Value,
 }
@@ -131,13 +131,8 @@ async fn upload(
         LoadReport::Removed(_) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the file vanished")),
         LoadReport::Failed { error, .. } => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error)),
     };
-    state.store.audit(
-        &caller.actor,
-        &caller.ip,
-        "plugin.upload",
-        &file,
-        Some(&format!("{} {} sha256 {}", label.name, label.version, label.sha256)),
-    )?;
+    let detail = format!("{} {} sha256 {}", label.name, label.version, label.sha256);
+    caller.audit(&state, "plugin.upload", &file, Some(&detail)).await?;
     list_now(&state)
         .plugins
         .into_iter()
@@ -154,9 +149,7 @@ async fn reload(
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> ApiResult<Json<PluginsView>> {
     state.runtime.reload().await;
-    state
-        .store
-        .audit(&caller.actor, &caller.ip, "plugin.reload", "plugins", None)?;
+    caller.audit(&state, "plugin.reload", "plugins", None).await?;
     Ok(Json(list_now(&state)))
 }
 

@@ -64,8 +64,8 @@ pub struct RunView {
     pub finished_at: Option<i64>,
     /// Its plan.
     pub plan_id: Option<String>,
-    /// Counts, time per stage, calls, warnings (absent while running; a bare `{"error"}` when the
-    /// run failed before it could make one).
+    /// Counts, time per stage, calls, warnings (absent while running; a run that failed before
+    /// it could count anything has only its error, among `warnings`).
     #[schema(value_type = Option<crate::runner::Summary>)]
     pub summary: Option<serde_json::Value>,
     /// Why it failed.
@@ -111,9 +111,9 @@ async fn trigger(
         actor: caller.actor.clone(),
         origin: caller.ip.clone(),
     })?;
-    state
-        .store
-        .audit(&caller.actor, &caller.ip, "run.start", &format!("run {run_id}"), None)?;
+    caller
+        .audit(&state, "run.start", &format!("run {run_id}"), None)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(Started { run_id })))
 }
 
@@ -155,21 +155,27 @@ async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> ApiR
             "since is a time in unix milliseconds, from 0 to 9007199254740991",
         ));
     }
-    let filter = roster_store::RunFilter {
-        state: q.state,
-        trigger: q.trigger,
-        mode: q.mode,
-        source: q.source.as_deref(),
-        since: q.since,
-    };
-    let runs = state.store.runs_filtered(&filter, limit)?;
+    let runs = state
+        .store
+        .blocking(move |store| {
+            let filter = roster_store::RunFilter {
+                state: q.state,
+                trigger: q.trigger,
+                mode: q.mode,
+                source: q.source.as_deref(),
+                since: q.since,
+            };
+            store.runs_filtered(&filter, limit)
+        })
+        .await?;
     Ok(Json(runs.into_iter().map(|r| run_view(&state, r)).collect()))
 }
 
-fn run_row(state: &AppState, id: i64) -> ApiResult<RunRow> {
+async fn run_row(state: &AppState, id: i64) -> ApiResult<RunRow> {
     state
         .store
-        .run(id)
+        .blocking(move |store| store.run(id))
+        .await
         .map_err(|_| ApiError::not_found(format!("no run {id}")))
 }
 
@@ -178,7 +184,7 @@ fn run_row(state: &AppState, id: i64) -> ApiResult<RunRow> {
     params(("id" = i64, Path, description = "Run id", minimum = 1, maximum = 9007199254740991i64)),
     responses((status = 200, body = RunView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<RunView>> {
-    let r = run_row(&state, id)?;
+    let r = run_row(&state, id).await?;
     Ok(Json(run_view(&state, r)))
 }
 
@@ -193,9 +199,7 @@ async fn cancel(
     Path(id): Path<i64>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
     state.cancel(id)?;
-    state
-        .store
-        .audit(&caller.actor, &caller.ip, "run.cancel", &format!("run {id}"), None)?;
+    caller.audit(&state, "run.cancel", &format!("run {id}"), None).await?;
     Ok((StatusCode::ACCEPTED, Json(Started { run_id: id })))
 }
 
@@ -229,8 +233,11 @@ async fn results(
     Path(id): Path<i64>,
     Query(q): Query<ResultsQuery>,
 ) -> ApiResult<Response> {
-    run_row(&state, id)?;
-    let rows = roster_engine::export_rows(&state.store, id)?;
+    run_row(&state, id).await?;
+    let rows = state
+        .store
+        .blocking(move |store| roster_engine::export_rows(store, id))
+        .await?;
     match q.format.unwrap_or_default() {
         ExportFormat::Json => Ok(Json(rows).into_response()),
         ExportFormat::Csv => Ok((
@@ -285,7 +292,7 @@ async fn sync_user(
     };
     // The engine audits it (`sync.user`), with the caller's address.
     let report = state.sync_user(&key, &opts).await?;
-    let r = run_row(&state, report.run_id)?;
+    let r = run_row(&state, report.run_id).await?;
     Ok(Json(run_view(&state, r)))
 }
 

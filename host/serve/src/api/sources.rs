@@ -1,6 +1,8 @@
 //! `/api/v1/sources`: read, create, replace, delete (secrets write-only), test the connection,
 //! the schedule's next fire times, and previews of the transform chain.
 
+use std::path::PathBuf;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -11,7 +13,12 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path, Query};
 use roster_directory::transform::Traces;
-use roster_directory::{CheckReport, Sample, SourceConfig};
+use roster_directory::{CheckReport, Sample, SourceConfig, TransformConfig};
+use roster_http::BudgetConfig;
+use roster_runtime::Limits;
+use roster_runtime::capability::{NetPolicy, Origin};
+use roster_runtime::secrets::{Secret, SecretKind};
+use roster_schedule::ScheduleConfig;
 
 /// A secret as the API shows it: never its value.
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,14 +45,95 @@ pub struct SourceView {
     /// `file` (roster.toml, read-only here) or `api`.
     pub origin: String,
     /// The whole configuration but secrets, as in roster.toml.
-    #[schema(value_type = Object)]
-    pub config: serde_json::Value,
+    pub config: SourceConfigView,
     /// Its secrets, without values.
     pub secrets: Vec<SecretView>,
     /// The next scheduled runs (RFC 3339, UTC); empty when not scheduled.
     pub next_runs: Vec<String>,
     /// The schedule in words.
     pub schedule: String,
+}
+
+/// A source's configuration as the store keeps it: the fields of a `[[source]]` table, defaults
+/// filled in, secrets apart.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceConfigView {
+    /// Id.
+    pub id: String,
+    /// Connector plugin.
+    pub plugin: String,
+    /// Directory order (lower wins).
+    pub priority: i64,
+    /// Fetched at all.
+    pub enabled: bool,
+    /// The connector's own settings: free-form here; `GET /api/v1/plugins` gives each
+    /// connector's `settings_schema`.
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+    /// A folder of the server the connector may read (roster.toml only).
+    #[schema(value_type = Option<String>)]
+    pub files: Option<PathBuf>,
+    /// Origins the connector may reach.
+    #[schema(value_type = Vec<String>)]
+    pub allow_hosts: Vec<Origin>,
+    /// Plain HTTP origins allowed.
+    pub allow_insecure_http: bool,
+    /// Private, loopback and link-local addresses allowed.
+    pub allow_private_addresses: bool,
+    /// Per-job limits of the connector.
+    pub limits: Limits,
+    /// Request budget towards the IdP.
+    pub budget: BudgetConfig,
+    /// Transform chain, in order.
+    pub transforms: Vec<TransformConfig>,
+    /// Only members of these IdP groups.
+    pub required_groups: Vec<String>,
+    /// When `roster serve` syncs it.
+    pub schedule: ScheduleConfig,
+}
+
+impl From<&SourceConfig> for SourceConfigView {
+    fn from(s: &SourceConfig) -> Self {
+        // Destructured in full, so a field added to `SourceConfig` does not compile here until
+        // the view shows it (or leaves it out on purpose, as the secrets and the origin are).
+        let SourceConfig {
+            id,
+            plugin,
+            priority,
+            enabled,
+            settings,
+            files,
+            network:
+                NetPolicy {
+                    allow_hosts,
+                    allow_insecure_http,
+                    allow_private_addresses,
+                },
+            secrets: _,
+            limits,
+            budget,
+            transforms,
+            required_groups,
+            schedule,
+            origin: _,
+        } = s;
+        SourceConfigView {
+            id: id.clone(),
+            plugin: plugin.clone(),
+            priority: *priority,
+            enabled: *enabled,
+            settings: settings.clone(),
+            files: files.clone(),
+            allow_hosts: allow_hosts.clone(),
+            allow_insecure_http: *allow_insecure_http,
+            allow_private_addresses: *allow_private_addresses,
+            limits: limits.clone(),
+            budget: *budget,
+            transforms: transforms.clone(),
+            required_groups: required_groups.clone(),
+            schedule: schedule.clone(),
+        }
+    }
 }
 
 /// A secret as given to the API: the value is sealed and never shown again.
@@ -77,7 +165,8 @@ pub struct SourceInput {
     /// Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// The connector's settings.
+    /// The connector's own settings: free-form here; `GET /api/v1/plugins` gives each
+    /// connector's `settings_schema`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Value>,
@@ -93,25 +182,21 @@ pub struct SourceInput {
     /// Secrets; on replacement, leaving them out keeps the stored ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretInput>,
-    /// Per-job limits.
+    /// Per-job limits; each one left out keeps its default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub limits: Option<serde_json::Value>,
+    pub limits: Option<Limits>,
     /// Request budget towards the IdP, e.g. `{"per_second": 20, "burst": 40}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub budget: Option<serde_json::Value>,
+    pub budget: Option<BudgetConfig>,
     /// Transform chain, in order: `[{"plugin": "mapping", "settings": {…}}]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub transforms: Option<Vec<serde_json::Value>>,
+    pub transforms: Option<Vec<TransformConfig>>,
     /// Only members of these IdP groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_groups: Option<Vec<String>>,
     /// `{"every_minutes": 60}` or `{"cron": "0 0/15 * * * ?"}`, `incremental`, `full_every_hours`, `enabled`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub schedule: Option<serde_json::Value>,
+    pub schedule: Option<ScheduleConfig>,
 }
 
 impl SourceInput {
@@ -122,11 +207,42 @@ impl SourceInput {
     }
 }
 
-fn view(state: &AppState, s: &SourceConfig) -> SourceView {
-    let mut config = serde_json::to_value(s).unwrap_or_default();
-    if let Some(o) = config.as_object_mut() {
-        o.remove("secrets");
-    }
+/// Each source's secrets as the API shows them, read from the sealed copies in the store
+/// (names, hosts and kinds; never the values). A source whose secrets cannot be read shows none.
+async fn secret_views(state: &AppState, ids: Vec<String>) -> Vec<Vec<SecretView>> {
+    state
+        .store
+        .blocking(move |store| {
+            ids.iter()
+                .map(|id| {
+                    store
+                        .source_secrets::<Secret>(id)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|x| SecretView {
+                            name: x.name.clone(),
+                            hosts: x.hosts.iter().map(|h| h.to_string()).collect(),
+                            kind: if x.kind == SecretKind::SigningKey {
+                                "signing-key".into()
+                            } else {
+                                "value".into()
+                            },
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .await
+}
+
+/// One source as the API shows it.
+async fn view_one(state: &AppState, s: &SourceConfig) -> SourceView {
+    let secrets = secret_views(state, vec![s.id.clone()]).await;
+    view(s, secrets.into_iter().next().unwrap_or_default())
+}
+
+/// A source as the API shows it, with its secrets as [`secret_views`] read them.
+fn view(s: &SourceConfig, secrets: Vec<SecretView>) -> SourceView {
     let schedule = s.schedule.schedule().ok();
     let next_runs = match (&schedule, s.schedule.enabled && s.enabled) {
         (Some(sch), true) => sch
@@ -142,23 +258,8 @@ fn view(state: &AppState, s: &SourceConfig) -> SourceView {
         priority: s.priority,
         enabled: s.enabled,
         origin: s.origin.as_str().into(),
-        config,
-        // Names, hosts and kinds from the sealed copy in the store; never the values.
-        secrets: state
-            .store
-            .source_secrets::<roster_runtime::secrets::Secret>(&s.id)
-            .unwrap_or_default()
-            .iter()
-            .map(|x| SecretView {
-                name: x.name.clone(),
-                hosts: x.hosts.iter().map(|h| h.to_string()).collect(),
-                kind: if x.kind == roster_runtime::secrets::SecretKind::SigningKey {
-                    "signing-key".into()
-                } else {
-                    "value".into()
-                },
-            })
-            .collect(),
+        config: s.into(),
+        secrets,
         next_runs,
         schedule: match (&schedule, s.schedule.enabled) {
             (Some(sch), true) => sch.describe(),
@@ -180,7 +281,15 @@ fn find(state: &AppState, id: &str) -> ApiResult<SourceConfig> {
 #[utoipa::path(get, path = "/api/v1/sources", tag = "sources", security(("token" = ["viewer"])),
     responses((status = 200, body = [SourceView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<SourceView>>> {
-    Ok(Json(state.config().sources.iter().map(|s| view(&state, s)).collect()))
+    let sources = state.config().sources;
+    let secrets = secret_views(&state, sources.iter().map(|s| s.id.clone()).collect()).await;
+    Ok(Json(
+        sources
+            .iter()
+            .zip(secrets)
+            .map(|(s, secrets)| view(s, secrets))
+            .collect(),
+    ))
 }
 
 /// One source.
@@ -188,7 +297,7 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<SourceView>>>
     params(("id" = String, Path, description = "Source id")),
     responses((status = 200, body = SourceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<SourceView>> {
-    Ok(Json(view(&state, &find(&state, &id)?)))
+    Ok(Json(view_one(&state, &find(&state, &id)?).await))
 }
 
 /// Creates a source (kept in Roster's store; its secrets sealed and never shown again).
@@ -203,10 +312,8 @@ async fn create(
     let config = body.into_config()?;
     let id = config.id.clone();
     state.put_source(config, crate::service::Put::Create).await?;
-    state
-        .store
-        .audit(&caller.actor, &caller.ip, "source.create", &id, None)?;
-    Ok((StatusCode::CREATED, Json(view(&state, &find(&state, &id)?))))
+    caller.audit(&state, "source.create", &id, None).await?;
+    Ok((StatusCode::CREATED, Json(view_one(&state, &find(&state, &id)?).await)))
 }
 
 /// Replaces a source created through the API (roster.toml's are read-only here).
@@ -224,10 +331,8 @@ async fn replace(
     state
         .put_source(body.into_config()?, crate::service::Put::Replace)
         .await?;
-    state
-        .store
-        .audit(&caller.actor, &caller.ip, "source.replace", &id, None)?;
-    Ok(Json(view(&state, &find(&state, &id)?)))
+    caller.audit(&state, "source.replace", &id, None).await?;
+    Ok(Json(view_one(&state, &find(&state, &id)?).await))
 }
 
 /// Deletes a source created through the API, with its mirror.
@@ -240,9 +345,7 @@ async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.delete_source(&id)?;
-    state
-        .store
-        .audit(&caller.actor, &caller.ip, "source.delete", &id, None)?;
+    caller.audit(&state, "source.delete", &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -326,7 +429,10 @@ async fn schedule(
         .schedule()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let enabled = s.schedule.enabled && s.enabled;
-    let st = state.store.schedule_state(&id)?;
+    let st = {
+        let id = id.clone();
+        state.store.blocking(move |store| store.schedule_state(&id)).await?
+    };
     Ok(Json(ScheduleView {
         source: id,
         enabled,
@@ -350,7 +456,7 @@ async fn schedule(
 pub struct PreviewInput {
     /// Sample records in the `file` connector's JSON form (`users`, `groups`, `memberships`);
     /// omitted: the source's mirror.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<export::Document>)]
     pub sample: Option<serde_json::Value>,
     /// Only records whose id or name contains this.
     pub only: Option<String>,
@@ -359,12 +465,100 @@ pub struct PreviewInput {
     pub limit: Option<usize>,
 }
 
+/// The `file` connector's JSON export (`roster_export::Document`), as the OpenAPI document
+/// describes it. The export crate parses it (it is shared with the wasm connector and has no
+/// OpenAPI dependency); these types only give its shape a schema.
+#[allow(dead_code, reason = "schemas only: never built, the export crate parses samples")]
+mod export {
+    use std::collections::BTreeMap;
+
+    use utoipa::ToSchema;
+
+    /// Sample records: each list optional.
+    #[derive(ToSchema)]
+    #[schema(as = SampleDocument)]
+    #[serde(deny_unknown_fields)]
+    pub struct Document {
+        /// Users.
+        #[serde(default)]
+        pub users: Vec<User>,
+        /// Groups.
+        #[serde(default)]
+        pub groups: Vec<Group>,
+        /// Memberships.
+        #[serde(default)]
+        pub memberships: Vec<Membership>,
+    }
+
+    /// A person.
+    #[derive(ToSchema)]
+    #[schema(as = SampleUser)]
+    #[serde(deny_unknown_fields)]
+    pub struct User {
+        /// The source's immutable id.
+        pub id: String,
+        /// The login name.
+        pub username: String,
+        /// Email address.
+        pub email: Option<String>,
+        /// Display name.
+        pub display_name: Option<String>,
+        /// False for a disabled account; true when absent.
+        #[serde(default)]
+        pub active: bool,
+        /// Attributes: each name with one value or several.
+        #[serde(default)]
+        pub attributes: BTreeMap<String, AttributeValue>,
+    }
+
+    /// A group.
+    #[derive(ToSchema)]
+    #[schema(as = SampleGroup)]
+    #[serde(deny_unknown_fields)]
+    pub struct Group {
+        /// The source's immutable id.
+        pub id: String,
+        /// The group's name.
+        pub name: String,
+        /// Description.
+        pub description: Option<String>,
+        /// Attributes: each name with one value or several.
+        #[serde(default)]
+        pub attributes: BTreeMap<String, AttributeValue>,
+    }
+
+    /// "`member` is a direct member of `group`", both by id.
+    #[derive(ToSchema)]
+    #[schema(as = SampleMembership)]
+    #[serde(deny_unknown_fields)]
+    pub struct Membership {
+        /// The group's id.
+        pub group: String,
+        /// The member's id.
+        pub member: String,
+        /// The member is a group (nested); false when absent.
+        #[serde(default)]
+        pub member_is_group: bool,
+    }
+
+    /// One attribute value, or several.
+    #[derive(ToSchema)]
+    #[schema(as = SampleAttributeValue)]
+    #[serde(untagged)]
+    pub enum AttributeValue {
+        /// One value.
+        One(String),
+        /// Several values.
+        Many(Vec<String>),
+    }
+}
+
 /// Runs the source's transform chain over its mirror or sample records and shows each record
 /// before, after every step (with the rule that decided) and at the end. Writes nothing.
 #[utoipa::path(post, path = "/api/v1/sources/{id}/preview", tag = "sources", security(("token" = ["operator"])),
     params(("id" = String, Path, description = "Source id")),
     request_body = PreviewInput,
-    responses((status = 200, body = Object, description = "Traces: `users` and `groups`, each with `before`, `steps` and `after`"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "No target is defined yet"), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Traces, description = "Traces: `users` and `groups`, each with `before`, `steps` and `after`"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "No target is defined yet"), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn preview(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -396,4 +590,34 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(check))
         .routes(routes!(schedule))
         .routes(routes!(preview))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_view_is_what_the_store_keeps() {
+        let source: SourceConfig = serde_json::from_value(serde_json::json!({
+            "id": "hr",
+            "plugin": "entra",
+            "priority": 5,
+            "enabled": false,
+            "settings": {"tenant": "t", "page_size": 10},
+            "files": "exports",
+            "allow_hosts": ["https://graph.microsoft.com", "https://*.example.com:8443"],
+            "allow_insecure_http": true,
+            "allow_private_addresses": true,
+            "secrets": [{"name": "key", "hosts": ["https://login.microsoftonline.com"], "value": "s3cret"}],
+            "limits": {"memory_mib": 64},
+            "budget": {"per_second": 2.5, "burst": 3},
+            "transforms": [{"plugin": "mapping", "settings": {"rules": []}}, {"plugin": "normalize", "settings_file": "n.toml"}],
+            "required_groups": ["staff"],
+            "schedule": {"cron": "0 0/15 * * * ?", "incremental": false}
+        }))
+        .unwrap();
+        let view = serde_json::to_value(SourceConfigView::from(&source)).unwrap();
+        assert_eq!(view, source.stored());
+        assert!(!view.to_string().contains("s3cret"));
+    }
 }

@@ -18,7 +18,7 @@ pub async fn healthz() -> &'static str {
 
 /// Ready to serve: the store answers and at least one plugin is loaded (no token needed).
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let store_ok = state.store.runs(1).is_ok();
+    let store_ok = state.store.blocking(|store| store.runs(1).is_ok()).await;
     let plugins = state.runtime.plugins().len();
     if store_ok && plugins > 0 {
         (StatusCode::OK, "ready".to_string())
@@ -102,9 +102,8 @@ async fn audit(State(state): State<AppState>, Query(q): Query<AuditQuery>) -> Ap
             "limit must be 1 to 10000",
         ));
     }
-    Ok(Json(
-        state.store.audit_log(limit)?.into_iter().map(AuditView::from).collect(),
-    ))
+    let entries = state.store.blocking(move |store| store.audit_log(limit)).await?;
+    Ok(Json(entries.into_iter().map(AuditView::from).collect()))
 }
 
 /// The routes of this module.

@@ -2,6 +2,8 @@
 //! and — when roster.toml has no `[target]` — create, replace or delete it here, credentials
 //! write-only.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -11,7 +13,8 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path};
-use roster_engine::{TargetCheck, TargetConfig};
+use roster_engine::{Deprovision, TargetCheck, TargetConfig, Threshold};
+use roster_http::BudgetConfig;
 
 /// A target and its policy; credentials are never shown.
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,20 +32,84 @@ pub struct TargetView {
     /// `file` (roster.toml, read-only here) or `api`.
     pub origin: String,
     /// Deprovisioning, threshold, default and protected groups, budget, …
-    #[schema(value_type = Object)]
-    pub policy: serde_json::Value,
+    pub policy: PolicyView,
+}
+
+/// What the engine does with a target: the `[target]` fields that are not the kind's own
+/// settings, defaults filled in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyView {
+    /// What happens to an account whose person left the IdP or was disabled there.
+    pub deprovision: Deprovision,
+    /// Plans deactivating more than this are held for approval.
+    pub threshold: Threshold,
+    /// Accounts never changed.
+    pub protected_users: Vec<String>,
+    /// Groups never changed.
+    pub protected_groups: Vec<String>,
+    /// Existing accounts whose name matches an IdP user are taken over.
+    pub adopt_existing_users: bool,
+    /// When disabling, memberships of groups Roster does not manage are kept.
+    pub keep_unmanaged_memberships: bool,
+    /// Groups every active synced user is put in.
+    pub default_groups: Vec<String>,
+    /// Groups a new account starts in, never managed afterwards.
+    pub new_user_groups: Vec<String>,
+    /// Which source wins each attribute, in order: `{"email": ["hr", "entra"]}`.
+    pub attribute_priority: BTreeMap<String, Vec<String>>,
+    /// Writes in flight at once.
+    pub concurrency: usize,
+    /// Users per bulk add.
+    pub batch_size: usize,
+    /// Request budget towards the target.
+    pub budget: BudgetConfig,
+    /// Retries of a throttled or failed call.
+    pub max_retries: u32,
+}
+
+impl From<&TargetConfig> for PolicyView {
+    fn from(t: &TargetConfig) -> Self {
+        // Destructured in full, so a field added to `TargetConfig` does not compile here until
+        // the policy shows it or says why not: the id and kind are shown beside the policy, the
+        // kind's own settings (credentials among them) never.
+        let TargetConfig {
+            origin: _,
+            id: _,
+            kind: _,
+            deprovision,
+            threshold,
+            protected_users,
+            protected_groups,
+            adopt_existing_users,
+            keep_unmanaged_memberships,
+            default_groups,
+            new_user_groups,
+            attribute_priority,
+            concurrency,
+            batch_size,
+            budget,
+            max_retries,
+            connection: _,
+        } = t;
+        PolicyView {
+            deprovision: *deprovision,
+            threshold: *threshold,
+            protected_users: protected_users.clone(),
+            protected_groups: protected_groups.clone(),
+            adopt_existing_users: *adopt_existing_users,
+            keep_unmanaged_memberships: *keep_unmanaged_memberships,
+            default_groups: default_groups.clone(),
+            new_user_groups: new_user_groups.clone(),
+            attribute_priority: attribute_priority.clone(),
+            concurrency: *concurrency,
+            batch_size: *batch_size,
+            budget: *budget,
+            max_retries: *max_retries,
+        }
+    }
 }
 
 fn view(state: &AppState, t: &TargetConfig) -> TargetView {
-    let mut policy = serde_json::to_value(t).unwrap_or_default();
-    if let Some(o) = policy.as_object_mut() {
-        // Shown above, or the kind's own settings (credentials among them): never in `policy`.
-        o.remove("id");
-        o.remove("kind");
-        for k in t.connection.keys() {
-            o.remove(k);
-        }
-    }
     let connection = state.kinds().get(&t.kind).map(|k| k.describe(t)).unwrap_or_default();
     TargetView {
         id: t.id.clone(),
@@ -51,7 +118,7 @@ fn view(state: &AppState, t: &TargetConfig) -> TargetView {
         username: connection.account,
         credential: connection.credential,
         origin: t.origin.as_str().into(),
-        policy,
+        policy: t.into(),
     }
 }
 
@@ -89,8 +156,7 @@ pub struct TargetInput {
     pub deprovision: Option<String>,
     /// Hold plans deactivating more than `{"count": 50, "percent": 10}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub threshold: Option<serde_json::Value>,
+    pub threshold: Option<Threshold>,
     /// Accounts never changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected_users: Option<Vec<String>>,
@@ -111,20 +177,18 @@ pub struct TargetInput {
     pub new_user_groups: Option<Vec<String>>,
     /// Which source wins each attribute: `{"email": ["hr", "entra"]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub attribute_priority: Option<serde_json::Value>,
+    pub attribute_priority: Option<BTreeMap<String, Vec<String>>>,
     /// Writes in flight at once (default 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 256)]
     pub concurrency: Option<u32>,
-    /// Users per add-users call (default 100).
+    /// Users per add-users call (default 500).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 10000)]
     pub batch_size: Option<u32>,
     /// Request budget towards Bitbucket: `{"per_second": 200, "burst": 200}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub budget: Option<serde_json::Value>,
+    pub budget: Option<BudgetConfig>,
     /// Retries of a throttled or failed call (default 6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 20)]
@@ -177,7 +241,7 @@ async fn put(
     ApiError::check_same_id(&id, &body.id)?;
     let created = state.put_target(body.into_config()?)?;
     let action = if created { "target.create" } else { "target.replace" };
-    state.store.audit(&caller.actor, &caller.ip, action, &id, None)?;
+    caller.audit(&state, action, &id, None).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(view(&state, &find(&state, &id)?))))
 }
@@ -192,9 +256,7 @@ async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.delete_target(&id)?;
-    state
-        .store
-        .audit(&caller.actor, &caller.ip, "target.delete", &id, None)?;
+    caller.audit(&state, "target.delete", &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -213,4 +275,41 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(get_one, put, delete))
         .routes(routes!(check))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_is_the_target_but_its_id_kind_and_connection() {
+        let target: TargetConfig = serde_json::from_value(serde_json::json!({
+            "id": "bb",
+            "url": "https://bitbucket.example.com",
+            "username": "roster",
+            "password": {"value": "s3cret"},
+            "deprovision": "delete-and-erase",
+            "threshold": {"count": 3, "percent": 12.5},
+            "protected_users": ["admin"],
+            "protected_groups": ["admins"],
+            "adopt_existing_users": true,
+            "keep_unmanaged_memberships": false,
+            "default_groups": ["everyone"],
+            "new_user_groups": ["newcomers"],
+            "attribute_priority": {"email": ["hr", "entra"]},
+            "concurrency": 2,
+            "batch_size": 7,
+            "budget": {"per_second": 9.5, "burst": 4},
+            "max_retries": 1
+        }))
+        .unwrap();
+        let mut expected = serde_json::to_value(&target).unwrap();
+        let o = expected.as_object_mut().unwrap();
+        for key in ["id", "kind", "url", "username", "password"] {
+            o.remove(key);
+        }
+        let policy = serde_json::to_value(PolicyView::from(&target)).unwrap();
+        assert_eq!(policy, expected);
+        assert!(!policy.to_string().contains("s3cret"));
+    }
 }
