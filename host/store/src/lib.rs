@@ -13,6 +13,7 @@ mod identities;
 mod lock;
 mod migrate;
 mod mirror;
+mod presence;
 mod runs;
 mod schedules;
 mod settings;
@@ -94,6 +95,8 @@ pub struct Store {
     key: crypto::Key,
     /// The database file (none in memory): run locks live beside it.
     path: Option<PathBuf>,
+    /// This store's presence file, named by each run it starts (see `presence`).
+    presence: presence::Presence,
 }
 
 /// Connections that only read, besides the writer (a file database only: an in-memory one is
@@ -149,11 +152,13 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate::apply(&mut conn)?;
+        let presence = presence::Presence::claim(path.as_deref())?;
         Ok(Store {
             conn: Mutex::new(conn),
             readers: Vec::new(),
             key,
             path,
+            presence,
         })
     }
 

@@ -3,6 +3,7 @@
 use roster_model::{Outcome, PlanState, RunMode, RunState, Trigger};
 use rusqlite::{OptionalExtension, params};
 
+use super::presence::Liveness;
 use super::{Result, Store, StoreError, json_col, now_ms, word};
 
 /// A run as recorded.
@@ -123,8 +124,8 @@ impl Store {
     pub fn create_run(&self, trigger: Trigger, mode: RunMode, target: &str, sources: &[String]) -> Result<i64> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO runs (trigger, mode, target, sources, state, started_at) VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
-            params![trigger.as_str(), mode.as_str(), target, serde_json::to_string(sources).unwrap_or_default(), now_ms()],
+            "INSERT INTO runs (trigger, mode, target, sources, state, started_at, holder) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
+            params![trigger.as_str(), mode.as_str(), target, serde_json::to_string(sources).unwrap_or_default(), now_ms(), self.presence.name()],
         )?;
         Ok(conn.last_insert_rowid())
     }
@@ -143,6 +144,63 @@ impl Store {
             params![id, state.as_str(), now_ms(), plan_id, summary.to_string(), error],
         )?;
         Ok(())
+    }
+
+    /// Marks `interrupted` every run still recorded as `running` whose process has ended
+    /// (killed, crashed, restarted), with its end time and an error saying so; runs of live
+    /// processes, this one or another sharing the database, are left alone. Returns the runs
+    /// it marked. Called when a process opens the store and before a run claims its target.
+    pub fn interrupt_orphans(&self) -> Result<Vec<i64>> {
+        let running: Vec<(i64, Option<String>)> = {
+            let conn = self.conn();
+            let mut st = conn.prepare_cached("SELECT id, holder FROM runs WHERE state = 'running' ORDER BY id")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut verdicts: std::collections::BTreeMap<String, Liveness> = Default::default();
+        let mut marked = Vec::new();
+        for (id, holder) in running {
+            // A run recorded before holders were (migration 0006) has no live owner to wait for.
+            let gone = match &holder {
+                None => true,
+                Some(h) => {
+                    *verdicts
+                        .entry(h.clone())
+                        .or_insert_with(|| self.presence.liveness(h))
+                        == Liveness::Gone
+                }
+            };
+            if !gone {
+                continue;
+            }
+            let pid = holder
+                .as_deref()
+                .and_then(|h| h.split('-').next())
+                .map_or_else(String::new, |p| format!(" (pid {p})"));
+            let error = format!(
+                "interrupted: the process running it{pid} ended before the run did (killed, crashed or restarted); \
+                 what it applied is kept, and the next run plans from Bitbucket as it is now"
+            );
+            let summary = serde_json::json!({ "warnings": [error] });
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let changed = tx.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ?2, summary = COALESCE(summary, ?3), error = ?4
+                 WHERE id = ?1 AND state = 'running'",
+                params![id, now_ms(), summary.to_string(), error],
+            )?;
+            if changed > 0 {
+                // What its fetch staged will never be promoted; a killed run would otherwise
+                // leave its pages in the database for good.
+                for table in ["staging_users", "staging_groups", "staging_memberships"] {
+                    tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [id])?;
+                }
+                marked.push(id);
+            }
+            tx.commit()?;
+        }
+        self.presence.sweep();
+        Ok(marked)
     }
 
     /// One run.
@@ -303,5 +361,58 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Key;
+
+    #[test]
+    fn runs_of_ended_processes_are_interrupted_and_live_ones_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("roster.db");
+        let open = || Store::open(&db, Key::from_bytes([1; 32])).unwrap();
+        let me = open();
+        let live = open();
+        let dead = open();
+        let mine = me.create_run(Trigger::Cli, RunMode::Full, "bb", &[]).unwrap();
+        let theirs = live.create_run(Trigger::Api, RunMode::Full, "bb", &[]).unwrap();
+        let killed = dead.create_run(Trigger::Cli, RunMode::Full, "bb", &[]).unwrap();
+        dead.conn()
+            .execute(
+                "INSERT INTO staging_users (run_id, source, ext_id, username, active, attributes) VALUES (?1, 'hr', 'u1', 'alice', 1, '[]')",
+                [killed],
+            )
+            .unwrap();
+        let done = dead.create_run(Trigger::Cli, RunMode::Full, "bb", &[]).unwrap();
+        dead.finish_run(done, RunState::Succeeded, None, &serde_json::json!({}), None)
+            .unwrap();
+        drop(dead);
+        // A run from before holders were recorded.
+        let old = me.create_run(Trigger::Cli, RunMode::Full, "bb", &[]).unwrap();
+        me.conn()
+            .execute("UPDATE runs SET holder = NULL WHERE id = ?1", [old])
+            .unwrap();
+
+        assert_eq!(me.interrupt_orphans().unwrap(), vec![killed, old]);
+        let k = me.run(killed).unwrap();
+        assert_eq!(k.state, RunState::Interrupted);
+        assert!(k.finished_at.is_some());
+        let why = k.error.unwrap();
+        assert!(why.contains("ended before the run did"), "{why}");
+        let staged: i64 = me
+            .conn()
+            .query_row("SELECT count(*) FROM staging_users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(staged, 0, "the killed run's staging is cleared");
+        assert_eq!(me.run(mine).unwrap().state, RunState::Running);
+        assert_eq!(me.run(theirs).unwrap().state, RunState::Running, "another live process's run");
+        assert_eq!(me.run(done).unwrap().state, RunState::Succeeded);
+        assert!(me.interrupt_orphans().unwrap().is_empty(), "marked once");
+
+        drop(live);
+        assert_eq!(me.interrupt_orphans().unwrap(), vec![theirs]);
     }
 }
