@@ -259,6 +259,15 @@ impl Runner {
     /// sharing the database; a refused run is recorded as such, naming the run in progress.
     fn hold(&self, run_id: i64, trigger: Trigger, actor: &str) -> Result<TargetLock, RunError> {
         let holder = format!("run {run_id} ({trigger}, by {actor})");
+        // A killed run left `running` is closed before this one takes its place.
+        match self.store.interrupt_orphans() {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::warn!(run_id = id, "run {id} was interrupted: its process ended before the run did");
+                }
+            }
+            Err(e) => tracing::warn!("cannot look for interrupted runs: {e}"),
+        }
         self.store.hold_target(self.target_id(), &holder).map_err(|e| {
             let _ = self.store.finish_run(
                 run_id,

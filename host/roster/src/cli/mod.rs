@@ -33,7 +33,12 @@ pub fn store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
         std::env::var("ROSTER_SECRET_KEY").ok().as_deref(),
         &cli.data_dir.join("secret.key"),
     )?;
-    Ok(Arc::new(Store::open(&cli.data_dir.join("roster.db"), key)?))
+    let store = Store::open(&cli.data_dir.join("roster.db"), key)?;
+    // A run whose process was killed would otherwise show `running` forever.
+    for id in store.interrupt_orphans()? {
+        tracing::warn!(run_id = id, "run {id} was interrupted: its process ended before the run did");
+    }
+    Ok(Arc::new(store))
 }
 
 /// The kinds of target this binary writes to: the one place that names them.
