@@ -169,7 +169,11 @@ mod tests {
         assert_eq!(a.liveness(a.name()), Liveness::Alive);
         let gone = b.name().to_string();
         // A killed process leaves its file behind, unlocked.
-        let (path, file) = b.file.as_ref().map(|(p, f)| (p.clone(), f.try_clone().unwrap())).unwrap();
+        let (path, file) = b
+            .file
+            .as_ref()
+            .map(|(p, f)| (p.clone(), f.try_clone().unwrap()))
+            .unwrap();
         std::mem::forget(b);
         file.unlock().unwrap();
         drop(file);

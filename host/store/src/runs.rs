@@ -163,12 +163,7 @@ impl Store {
             // A run recorded before holders were (migration 0006) has no live owner to wait for.
             let gone = match &holder {
                 None => true,
-                Some(h) => {
-                    *verdicts
-                        .entry(h.clone())
-                        .or_insert_with(|| self.presence.liveness(h))
-                        == Liveness::Gone
-                }
+                Some(h) => *verdicts.entry(h.clone()).or_insert_with(|| self.presence.liveness(h)) == Liveness::Gone,
             };
             if !gone {
                 continue;
@@ -408,7 +403,11 @@ mod tests {
             .unwrap();
         assert_eq!(staged, 0, "the killed run's staging is cleared");
         assert_eq!(me.run(mine).unwrap().state, RunState::Running);
-        assert_eq!(me.run(theirs).unwrap().state, RunState::Running, "another live process's run");
+        assert_eq!(
+            me.run(theirs).unwrap().state,
+            RunState::Running,
+            "another live process's run"
+        );
         assert_eq!(me.run(done).unwrap().state, RunState::Succeeded);
         assert!(me.interrupt_orphans().unwrap().is_empty(), "marked once");
 

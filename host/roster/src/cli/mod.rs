@@ -36,7 +36,10 @@ pub fn store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
     let store = Store::open(&cli.data_dir.join("roster.db"), key)?;
     // A run whose process was killed would otherwise show `running` forever.
     for id in store.interrupt_orphans()? {
-        tracing::warn!(run_id = id, "run {id} was interrupted: its process ended before the run did");
+        tracing::warn!(
+            run_id = id,
+            "run {id} was interrupted: its process ended before the run did"
+        );
     }
     Ok(Arc::new(store))
 }
