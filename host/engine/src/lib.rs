@@ -12,6 +12,7 @@
 //! groups are never changed (4); a second run in a row makes zero writes (5).
 
 pub mod apply;
+pub mod fit;
 pub mod guard;
 pub mod model;
 pub mod plan;
@@ -34,8 +35,8 @@ pub use model::{Op, PlannedOp, Skipped};
 pub use policy::{DEFAULT_KIND, Deprovision, TargetConfig, Threshold};
 pub use record::{ExportRow, export_csv, export_rows};
 pub use target::{
-    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, OpOutcome, Patience, Rename, Seats, Target,
-    TargetCheck, TargetError, TargetKind, TargetKinds, TargetState,
+    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, OpOutcome, Patience, Rename, Seats,
+    Target, TargetCheck, TargetError, TargetKind, TargetKinds, TargetState,
 };
 
 /// Why the engine could not go on.
@@ -179,6 +180,8 @@ impl Engine {
         let mut stage_ms = BTreeMap::new();
         let mut warnings = Vec::new();
         self.target.reset_calls();
+        let capabilities = self.target.capabilities();
+        warnings.extend(fit::fit(&mut desired, capabilities.fields, self.target.product()));
         desired.add_to_every_active(&self.policy.default_groups);
 
         let t = Instant::now();
@@ -215,7 +218,6 @@ impl Engine {
         stage_ms.insert("read".into(), ms(t));
 
         let t = Instant::now();
-        let capabilities = self.target.capabilities();
         let mut draft = plan::plan(&plan::PlanInput {
             desired: &desired,
             target: &target,

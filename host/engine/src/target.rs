@@ -104,6 +104,16 @@ pub enum Disable {
     Native,
 }
 
+/// What the target takes in an account's fields (see `fit`): control characters and
+/// whitespace are never allowed in a username.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Fields {
+    /// Longest username, display name and email, in characters.
+    pub max_chars: usize,
+    /// Characters a username may not hold besides control characters and whitespace.
+    pub username_forbids: &'static str,
+}
+
 /// What a target can do; the planner shapes its operations to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
@@ -113,6 +123,8 @@ pub struct Capabilities {
     pub add_members: AddMembers,
     /// Disabling.
     pub disable: Disable,
+    /// What account fields it takes.
+    pub fields: Fields,
 }
 
 /// A failed call to the target: its status when it answered, and what it said (the message

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use roster_engine::{
-    AddMembers, CallCounts, Capabilities, Connection, Disable, Op, OpOutcome, Patience, Rename, Target, TargetCheck,
-    TargetConfig, TargetError, TargetKind, TargetState,
+    AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Op, OpOutcome, Patience, Rename, Target,
+    TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
 };
 use roster_http::SecretRef;
 use serde::Deserialize;
@@ -225,6 +225,13 @@ impl Target for BitbucketDcTarget {
             rename: Rename::Native,
             add_members: AddMembers::Bulk,
             disable: Disable::Unlicense,
+            // Bitbucket's internal directory keeps names, display names and emails in 255-character
+            // columns, and a username is the root of the account's URL slug, where '/' and '\\'
+            // would break paths (Roster's rule: not confirmed against a live server).
+            fields: Fields {
+                max_chars: 255,
+                username_forbids: "/\\",
+            },
         }
     }
 

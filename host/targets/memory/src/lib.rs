@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use roster_engine::{
-    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Op, OpOutcome, Patience, Rename, Seats, Target,
-    TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
+    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Op, OpOutcome, Patience, Rename, Seats,
+    Target, TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
 };
 
 /// One account.
@@ -317,6 +317,10 @@ impl Target for MemoryTarget {
             rename: Rename::Unsupported,
             add_members: AddMembers::OneAtATime,
             disable: Disable::Native,
+            fields: Fields {
+                max_chars: 255,
+                username_forbids: "/",
+            },
         }
     }
 
