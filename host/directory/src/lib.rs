@@ -322,7 +322,7 @@ impl Directory {
         let mut inputs = self.transformed().await?;
         let mut desired = merge::desired(&mut inputs, &self.attribute_priority);
         desired.add_to_every_active(default_groups);
-        let key = user.to_lowercase();
+        let key = merge::person_key(user);
         let Some(person) = desired.persons.get(&key) else {
             return Ok(format!("{user} is not in any source (after transforms)"));
         };
@@ -362,7 +362,7 @@ impl Directory {
             .username
             .iter()
             .chain(key.id.iter())
-            .map(|n| n.trim().to_lowercase())
+            .map(|n| merge::person_key(n))
             .filter(|n| !n.is_empty())
             .collect();
         for _ in 0..2 {

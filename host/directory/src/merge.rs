@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use roster_model::{Desired, Person};
 use roster_store::MirrorMembership;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::transform::{MappedUser, Transformed};
 
@@ -113,6 +114,12 @@ fn path_to(parent: &HashMap<&str, &str>, g: &str) -> Vec<String> {
     p
 }
 
+/// The key that identifies a person across sources: the username trimmed, in Unicode's
+/// composed form (NFC), lower-cased.
+pub fn person_key(username: &str) -> String {
+    username.trim().nfc().collect::<String>().to_lowercase()
+}
+
 fn pick<'a>(
     candidates: &'a [(usize, MappedUser)],
     order: Option<&Vec<String>>,
@@ -137,7 +144,9 @@ pub fn desired(sources: &mut [SourceInput<'_>], attribute_priority: &BTreeMap<St
     let mut candidates: BTreeMap<String, Vec<(usize, MappedUser)>> = BTreeMap::new();
     for (i, s) in sources.iter_mut().enumerate() {
         for u in std::mem::take(&mut s.data.users) {
-            let key = u.username.trim().to_lowercase();
+            // One key per name as people read it: "José" typed (NFC) and "José" pasted from a
+            // Mac (NFD) are one name, as are "Alice" and "alice"; two accounts would look the same.
+            let key = person_key(&u.username);
             if key.is_empty() {
                 out.warnings.push(format!(
                     "{}: user {} has an empty username and was skipped",
@@ -147,10 +156,21 @@ pub fn desired(sources: &mut [SourceInput<'_>], attribute_priority: &BTreeMap<St
                 continue;
             }
             let list = candidates.entry(key.clone()).or_default();
-            if let Some((_, first)) = list.iter().find(|(src, _)| *src == i) {
+            if let Some(at) = list.iter().position(|(src, _)| *src == i) {
+                // The lower id keeps the name whatever order the export lists them in, so the
+                // account never changes hands between runs; the other is reported and left out.
+                let mut u = u;
+                if u.ext_id < list[at].1.ext_id {
+                    std::mem::swap(&mut list[at].1, &mut u);
+                }
                 out.warnings.push(format!(
-                    "{}: users {} and {} both map to username '{key}'; {} was skipped",
-                    s.id, first.ext_id, u.ext_id, u.ext_id
+                    "{}: users {} ('{}') and {} ('{}') both map to username '{key}' (names that differ only in case or Unicode form are one name); {} was skipped — give one of them another username",
+                    s.id,
+                    list[at].1.ext_id,
+                    list[at].1.username,
+                    u.ext_id,
+                    u.username,
+                    u.ext_id
                 ));
                 out.unresolved.insert((s.id.to_string(), u.ext_id));
                 continue;
@@ -178,7 +198,7 @@ pub fn desired(sources: &mut [SourceInput<'_>], attribute_priority: &BTreeMap<St
             .iter()
             .map(|(s, u)| (sources[*s].id.to_string(), u.ext_id.clone()))
             .collect();
-        let username = first.username.trim().to_string();
+        let username = first.username.trim().nfc().collect::<String>();
         for (s, u) in list {
             by_record[s].insert(u.ext_id, shared.clone());
         }
