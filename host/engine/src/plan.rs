@@ -134,6 +134,15 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         .map(|i| (i.username.as_str(), i))
         .collect();
 
+    // Every record some source still reports, mapped or not.
+    let reported: HashSet<(&str, &str)> = desired
+        .persons
+        .values()
+        .flat_map(|p| p.records.iter())
+        .chain(desired.unresolved.iter())
+        .map(|(s, e)| (s.as_str(), e.as_str()))
+        .collect();
+
     for (key, p) in &desired.persons {
         let linked: Vec<&Identity> = p
             .records
@@ -257,7 +266,26 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             }
             None => {
                 if let Some(existing) = target.users.get(key) {
-                    if let Some(other) = owned.get(key.as_str()) {
+                    if let Some(other) = owned.get(key.as_str())
+                        && !reported.contains(&(other.source.as_str(), other.ext_id.as_str()))
+                    {
+                        // The record it was made for is in no source any more, and a record of
+                        // the same name is: the person moved (from HR to contractors, from one
+                        // IdP to the next). Relink, keeping the account and its memberships.
+                        d.ops.push(PlannedOp {
+                            op: Op::AdoptUser {
+                                user: existing.name.clone(),
+                                records: p.records.clone(),
+                            },
+                            reason: format!(
+                                "moved from {}/{} to {}",
+                                other.source,
+                                other.ext_id,
+                                sources_of(&p.records)
+                            ),
+                        });
+                        update_if_changed(&mut d, p, target, None);
+                    } else if let Some(other) = owned.get(key.as_str()) {
                         d.collisions.push(Skipped {
                             subject: p.username.clone(),
                             why: format!(
