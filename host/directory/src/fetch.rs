@@ -10,7 +10,7 @@ use serde::Serialize;
 use roster_model::Progress;
 use roster_runtime::types::{Page, RemovalKind};
 use roster_runtime::{GuestFailure, Runtime, SourceAccess};
-use roster_store::{MirrorGroup, MirrorMembership, MirrorUser, Removed, Store};
+use roster_store::{MirrorGroup, MirrorMembership, MirrorUser, Removed, Repeated, Store};
 
 use crate::config::SourceConfig;
 
@@ -50,6 +50,9 @@ pub struct FetchReport {
     pub idp_throttled: u64,
     /// Milliseconds spent writing staging and updating the mirror.
     pub store_ms: u64,
+    /// What the administrator should know about the source's data (ids it listed twice).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn removal(kind: RemovalKind) -> Removed {
@@ -68,14 +71,14 @@ fn count(page: &Page, report: &mut FetchReport) {
 }
 
 /// Writes a page into the run's staging area (on the blocking pool: a page is thousands of rows).
-async fn stage(store: &Arc<Store>, run_id: i64, source: &str, page: Page) -> Result<(), String> {
+async fn stage(store: &Arc<Store>, run_id: i64, source: &str, page: Page) -> Result<Repeated, String> {
     let source = source.to_string();
     store
         .blocking(move |store| stage_rows(store, run_id, &source, page))
         .await
 }
 
-fn stage_rows(store: &Store, run_id: i64, source: &str, page: Page) -> Result<(), String> {
+fn stage_rows(store: &Store, run_id: i64, source: &str, page: Page) -> Result<Repeated, String> {
     let mut users: Vec<MirrorUser> = page
         .users
         .into_iter()
@@ -179,6 +182,7 @@ pub async fn fetch_source(
     progress.stage(&format!("fetch {}", source.id), 0);
     let mut cursor: Option<String> = None;
     let mut attempt = 0;
+    let mut repeated = Repeated::default();
     loop {
         if progress.cancelled() {
             report.error = Some("the run was cancelled".into());
@@ -199,9 +203,15 @@ pub async fn fetch_source(
                 let n = (page.users.len() + page.groups.len() + page.removed_users.len() + page.removed_groups.len())
                     as u64;
                 count(&page, &mut report);
-                if let Err(e) = stage(store, run_id, &source.id, page).await {
-                    report.error = Some(format!("cannot stage page {}: {e}", report.pages + 1));
-                    break;
+                match stage(store, run_id, &source.id, page).await {
+                    Ok(r) => {
+                        repeated.users.extend(r.users);
+                        repeated.groups.extend(r.groups);
+                    }
+                    Err(e) => {
+                        report.error = Some(format!("cannot stage page {}: {e}", report.pages + 1));
+                        break;
+                    }
                 }
                 report.pages += 1;
                 report.store_ms += stored.elapsed().as_millis() as u64;
@@ -240,6 +250,7 @@ pub async fn fetch_source(
                     ));
                     report.mode = "full".into();
                     let _ = store.discard_staging(run_id, &source.id);
+                    repeated = Repeated::default();
                     report.pages = 0;
                     (report.users, report.groups, report.memberships, report.removals) = (0, 0, 0, 0);
                     delta = None;
@@ -258,6 +269,23 @@ pub async fn fetch_source(
         }
     }
     progress.finish();
+    // A delta may list an object once per change; a full listing should list it once. The last
+    // record of an id is the one kept, so one id never becomes two accounts or groups.
+    if report.mode == "full" {
+        for (kind, ids) in [("user", &repeated.users), ("group", &repeated.groups)] {
+            if ids.is_empty() {
+                continue;
+            }
+            let mut shown: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+            shown.dedup();
+            report.warnings.push(format!(
+                "the source listed {} {kind} id(s) more than once ({}{}); the last record of each was kept — check the export or the connector",
+                ids.len(),
+                shown.join(", "),
+                if ids.len() > 10 { ", …" } else { "" }
+            ));
+        }
+    }
     let requests = counts.counts() - counted_from;
     report.idp_requests = requests.sent;
     report.idp_throttled = requests.throttled;

@@ -263,7 +263,10 @@ impl Runner {
         match self.store.interrupt_orphans() {
             Ok(ids) => {
                 for id in ids {
-                    tracing::warn!(run_id = id, "run {id} was interrupted: its process ended before the run did");
+                    tracing::warn!(
+                        run_id = id,
+                        "run {id} was interrupted: its process ended before the run did"
+                    );
                 }
             }
             Err(e) => tracing::warn!("cannot look for interrupted runs: {e}"),
@@ -341,6 +344,9 @@ impl Runner {
             }
             if let Some(why) = &f.fell_back {
                 summary.warnings.push(format!("'{}': {why}", f.source));
+            }
+            for w in &f.warnings {
+                summary.warnings.push(format!("'{}': {w}", f.source));
             }
         }
         summary.stage_ms.insert("fetch".into(), ms(t));

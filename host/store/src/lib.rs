@@ -28,7 +28,7 @@ pub use audit::AuditEntry;
 pub use identities::{Identity, IdentityState};
 pub use lock::TargetLock;
 pub use migrate::MIGRATIONS;
-pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed};
+pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed, Repeated};
 pub use runs::{PlanRow, ResultRow, RunFilter, RunRow};
 pub use schedules::ScheduleState;
 pub use settings::AcceptedSettings;

@@ -79,8 +79,19 @@ pub struct MirrorMembership {
     pub removed: bool,
 }
 
+/// Ids a page repeated from earlier pages (or from itself) of the same fetch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Repeated {
+    /// User ids.
+    pub users: Vec<String>,
+    /// Group ids.
+    pub groups: Vec<String>,
+}
+
 impl Store {
-    /// Writes one fetched page into the run's staging area.
+    /// Writes one fetched page into the run's staging area. A record whose id this fetch
+    /// staged already replaces the earlier one; its id is returned in [`Repeated`], so a full
+    /// fetch can report a source that lists one id twice (a delta may, by design).
     pub fn stage_page(
         &self,
         run_id: i64,
@@ -88,10 +99,33 @@ impl Store {
         users: &[MirrorUser],
         groups: &[MirrorGroup],
         memberships: &[MirrorMembership],
-    ) -> Result<()> {
+    ) -> Result<Repeated> {
+        let mut repeated = Repeated::default();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
+            let mut seen = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM staging_users WHERE run_id = ?1 AND source = ?2 AND ext_id = ?3)",
+            )?;
+            let mut in_page = std::collections::HashSet::new();
+            for u in users.iter().filter(|u| u.removed.is_none()) {
+                if !in_page.insert(u.ext_id.as_str())
+                    || seen.query_row(params![run_id, source, u.ext_id], |r| r.get::<_, bool>(0))?
+                {
+                    repeated.users.push(u.ext_id.clone());
+                }
+            }
+            let mut seen = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM staging_groups WHERE run_id = ?1 AND source = ?2 AND ext_id = ?3)",
+            )?;
+            let mut in_page = std::collections::HashSet::new();
+            for g in groups.iter().filter(|g| g.removed.is_none()) {
+                if !in_page.insert(g.ext_id.as_str())
+                    || seen.query_row(params![run_id, source, g.ext_id], |r| r.get::<_, bool>(0))?
+                {
+                    repeated.groups.push(g.ext_id.clone());
+                }
+            }
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO staging_users (run_id, source, ext_id, username, email, display_name, active, attributes, removed)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -138,7 +172,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(repeated)
     }
 
     /// Replaces the source's mirror with what a completed full fetch staged, and stores the
@@ -434,6 +468,19 @@ mod tests {
         s.promote_full(1, "hr", Some("d1")).unwrap();
         assert_eq!(s.mirror_users("hr").unwrap().len(), 2);
         // An incomplete second fetch: staged, then discarded.
+        let again = s.stage_page(2, "hr", &[user("1", "alice")], &[], &[]).unwrap();
+        assert_eq!(again, Repeated::default(), "another run's staging is another fetch");
+        let twice = s
+            .stage_page(
+                2,
+                "hr",
+                &[user("1", "alice"), user("3", "carol"), user("3", "carol")],
+                &[],
+                &[],
+            )
+            .unwrap();
+        assert_eq!(twice.users, ["1", "3"], "repeated across pages and within one");
+        s.discard_staging(2, "hr").unwrap();
         s.stage_page(2, "hr", &[user("1", "alice")], &[], &[]).unwrap();
         s.discard_staging(2, "hr").unwrap();
         assert_eq!(s.mirror_users("hr").unwrap().len(), 2);
