@@ -48,23 +48,21 @@ pub fn fit(desired: &mut Desired, fields: Fields, product: &str) -> Vec<String> 
     for (key, p) in desired.persons.iter_mut() {
         let records: Vec<String> = p.records.iter().map(|(s, e)| format!("{s}/{e}")).collect();
         let who = records.join(", ");
-        let why = if let Some(why) = username_unfit(&p.username, fields) {
-            Some(format!(
-                "{who}: {} cannot be a {product} username: {why}",
-                quote(&p.username)
-            ))
-        } else if let Some(email) = p
+        let bad_email = p
             .email
             .as_deref()
-            .filter(|e| e.chars().count() > fields.max_chars || e.chars().any(|c| c.is_control() || c.is_whitespace()))
-        {
-            Some(format!(
+            .filter(|e| e.chars().count() > fields.max_chars || e.chars().any(|c| c.is_control() || c.is_whitespace()));
+        let why = match (username_unfit(&p.username, fields), bad_email) {
+            (Some(why), _) => Some(format!(
+                "{who}: {} cannot be a {product} username: {why}",
+                quote(&p.username)
+            )),
+            (None, Some(email)) => Some(format!(
                 "{who}: the email {} cannot be a {product} email: longer than {} characters or holding whitespace or control characters",
                 quote(email),
                 fields.max_chars
-            ))
-        } else {
-            None
+            )),
+            (None, None) => None,
         };
         if let Some(why) = why {
             warnings.push(format!(
