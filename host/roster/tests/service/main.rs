@@ -8,5 +8,6 @@ mod common;
 
 mod api;
 mod config;
+mod load;
 mod scheduler;
 mod schemathesis;
