@@ -98,23 +98,51 @@ pub fn required_role(op: &utoipa::openapi::path::Operation) -> Option<Role> {
 }
 
 /// The client's address: the peer, or for a trusted proxy the first untrusted address in
-/// `X-Forwarded-For` read from the right.
+/// `X-Forwarded-For` read from the right. Walking stops at an entry that does not parse (after
+/// taking off a port), since anything left of it may be the client's own words; the answer is
+/// then the last trusted address walked through (the peer when none).
 fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
-    if !trusted.iter().any(|n| n.contains(&peer)) {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = headers
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse().ok())
+        .flat_map(|v| match v.to_str() {
+            Ok(text) => text.split(',').collect::<Vec<_>>(),
+            // A header that is not text is an entry that does not parse.
+            Err(_) => vec![""],
+        })
         .collect();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !trusted.iter().any(|n| n.contains(ip)))
-        .unwrap_or(peer)
+    let mut last_trusted = peer;
+    for entry in entries.into_iter().rev() {
+        let Some(ip) = forwarded_address(entry) else {
+            return last_trusted;
+        };
+        if !is_trusted(&ip) {
+            return ip;
+        }
+        last_trusted = ip;
+    }
+    last_trusted
+}
+
+/// One `X-Forwarded-For` entry as an address: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(with_port) = entry.parse::<SocketAddr>() {
+        return Some(with_port.ip());
+    }
+    entry
+        .strip_prefix('[')?
+        .strip_suffix(']')?
+        .parse::<std::net::Ipv6Addr>()
+        .ok()
+        .map(IpAddr::V6)
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -231,16 +259,39 @@ mod tests {
 
     #[test]
     fn forwarded_addresses_count_only_through_trusted_proxies() {
-        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "203.0.113.7, 10.1.1.1".parse().unwrap());
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-        assert_eq!(client_ip(proxy, &h, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
         let stranger: IpAddr = "198.51.100.1".parse().unwrap();
-        assert_eq!(
-            client_ip(stranger, &h, &trusted),
-            stranger,
-            "a spoofed header from outside is ignored"
-        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // (peer, X-Forwarded-For headers in order, the client's address)
+        let table: &[(IpAddr, &[&str], IpAddr)] = &[
+            (proxy, &["203.0.113.7, 10.1.1.1"], ip("203.0.113.7")),
+            (stranger, &["203.0.113.7, 10.1.1.1"], stranger),
+            (proxy, &[], proxy),
+            // A spoofed left-most entry never wins over the address the proxy saw.
+            (proxy, &["1.2.3.4, 203.0.113.7"], ip("203.0.113.7")),
+            (proxy, &["1.2.3.4", "203.0.113.7"], ip("203.0.113.7")),
+            // Proxies that append a port.
+            (proxy, &["1.2.3.4, 203.0.113.7:51234"], ip("203.0.113.7")),
+            (proxy, &["1.2.3.4, [2001:db8::7]:443"], ip("2001:db8::7")),
+            (proxy, &["1.2.3.4, [2001:db8::7]"], ip("2001:db8::7")),
+            (proxy, &["1.2.3.4, 2001:db8::7"], ip("2001:db8::7")),
+            (proxy, &["1.2.3.4, 10.1.1.1:80, [fd00::1]:8443"], ip("1.2.3.4")),
+            // An entry that does not parse stops the walk: what is left of it is not believed.
+            (proxy, &["1.2.3.4, garbage"], proxy),
+            (proxy, &["1.2.3.4, unknown, 10.1.1.1"], ip("10.1.1.1")),
+            (proxy, &["1.2.3.4, 203.0.113.7:port"], proxy),
+            (proxy, &["1.2.3.4, "], proxy),
+            (proxy, &["1.2.3.4,,10.9.9.9"], ip("10.9.9.9")),
+            // Only trusted proxies all the way: the one nearest the client.
+            (proxy, &["10.3.3.3, 10.1.1.1"], ip("10.3.3.3")),
+        ];
+        for (peer, headers, expected) in table {
+            let mut h = HeaderMap::new();
+            for v in *headers {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            assert_eq!(client_ip(*peer, &h, &trusted), *expected, "peer {peer}, {headers:?}");
+        }
     }
 }
