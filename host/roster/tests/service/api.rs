@@ -808,6 +808,103 @@ async fn a_target_from_roster_toml_is_read_only_through_the_api() {
     assert_eq!(check["ok"], true, "{check}");
 }
 
+/// A server on 127.0.0.1 that is not Bitbucket: it keeps the `Authorization` header of every
+/// request and answers 401 with an HTML page carrying `page`.
+async fn impostor(
+    page: &'static str,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let kept = kept.clone();
+        async move {
+            let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+            kept.lock().unwrap().push(auth.to_string());
+            (
+                axum::http::StatusCode::UNAUTHORIZED,
+                [("content-type", "text/html")],
+                format!("<html><body>{page}</body></html>"),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen, task)
+}
+
+/// Pointing the target at another origin (scheme, host or port) needs its credentials again:
+/// a stored token never follows a changed url. The check then reports what the other server
+/// answered by status and type, never its body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_moved_to_another_origin_needs_its_credentials_again() {
+    const TOKEN: &str = "bbtok-5c2e81d0aa47";
+    let d = Directory::generate(5, 2, 1);
+    let mut bb = bitbucket();
+    bb.set_token(TOKEN);
+    let w = ApiWorld::start_without_target(EntraWorld::new(tenant(&d), bb).await).await;
+    let (elsewhere, seen, server) = impostor("session-cookie-3f9d71 <form action=/login>").await;
+    let body = |url: &str, token: Option<&str>| {
+        let mut b = json!({"id": "bitbucket", "url": url, "username": "admin"});
+        if let Some(t) = token {
+            b["token"] = json!(t);
+        }
+        b
+    };
+    let put = |b: Value| w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, b);
+    assert_eq!(put(body(&w.world.bb.url(), Some(TOKEN))).await.0, 201);
+    // The same origin, written differently, keeps the stored token.
+    let (status, same) = put(body(&format!("{}/", w.world.bb.url()), None)).await;
+    assert_eq!(status, 200, "{same}");
+    let (_, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
+    assert_eq!(check["ok"], true, "{check}");
+    // Another port of the same host is another origin: refused, naming the field and why.
+    let (status, e) = put(body(&elsewhere, None)).await;
+    assert_eq!(status, 422, "{e}");
+    let error = e["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("url:") && error.contains(&elsewhere) && error.contains("token"),
+        "{e}"
+    );
+    let (_, t) = w.get("/api/v1/targets/bitbucket", &w.viewer).await;
+    assert_eq!(
+        t["url"],
+        format!("{}/", w.world.bb.url()),
+        "the refused change is not stored"
+    );
+    assert_eq!(
+        w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({}))
+            .await
+            .1["ok"],
+        true
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nothing was sent to the other origin");
+    // With credentials of its own it moves; the check summarises the other server's answer.
+    assert_eq!(put(body(&elsewhere, Some("token-for-elsewhere"))).await.0, 200);
+    let (status, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
+    assert_eq!(status, 200, "{check}");
+    assert_eq!(check["ok"], false, "{check}");
+    let error = check["error"].as_str().unwrap();
+    assert!(error.contains("401"), "{check}");
+    assert!(
+        !error.contains("session-cookie-3f9d71") && !error.contains("<form"),
+        "{check}"
+    );
+    let sent = seen.lock().unwrap().clone();
+    assert!(!sent.is_empty() && sent.iter().all(|a| !a.contains(TOKEN)), "{sent:?}");
+    // A run's error text is summarised the same way.
+    let run = w.run(json!({})).await;
+    assert_ne!(run["state"], "succeeded", "{run}");
+    assert!(!run.to_string().contains("session-cookie-3f9d71"), "{run}");
+    server.abort();
+}
+
 /// Deprovisioning far above what these sources usually cause is announced: after six quiet
 /// incremental runs, a run that deactivates 12 people (threshold set high, so it is not held)
 /// reaches the webhook as a volume spike naming the source, the count and the usual.
