@@ -8,5 +8,6 @@ mod common;
 
 mod api;
 mod config;
+mod data;
 mod scheduler;
 mod schemathesis;
