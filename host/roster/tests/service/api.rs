@@ -1083,10 +1083,54 @@ async fn a_component_is_uploaded_listed_and_a_broken_one_changes_nothing() {
         std::fs::read(w.world.rt.plugins_dir().join("upper.wasm")).unwrap(),
         bytes
     );
+    // A component that is already served from another file is refused before it is renamed
+    // into the folder: two files would fight over one plugin name.
+    let entra = before["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "entra")
+        .unwrap()["file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entra_bytes = std::fs::read(w.world.rt.plugins_dir().join(&entra)).unwrap();
+    let answer = put("entra-copy.wasm", entra_bytes, &w.admin).await.unwrap();
+    assert_eq!(answer.status(), 422);
+    let refusal: Value = answer.json().await.unwrap();
+    assert!(refusal["error"].as_str().unwrap().contains(&entra), "{refusal}");
+    // No refused upload left a file behind, finished or temporary.
+    let mut files: Vec<String> = std::fs::read_dir(w.world.rt.plugins_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = before["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file"].as_str().unwrap().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(files, expected);
     let (status, reloaded) = w.post("/api/v1/plugins/reload", &w.operator, json!({})).await;
     assert_eq!(status, 200, "{reloaded}");
     assert_eq!(reloaded["plugins"], before["plugins"]);
-    w.assert_audited(&["plugin.upload", "plugin.reload"]).await;
+    w.assert_audited(&["plugin.upload", "plugin.upload-refused", "plugin.reload"])
+        .await;
+    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+    let refused: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "plugin.upload-refused")
+        .collect();
+    assert_eq!(
+        refused.len(),
+        4,
+        "the broken, two misnamed and the duplicate uploads: {audit}"
+    );
+    assert!(refused.iter().all(|e| e["actor"] == "token:admin"), "{audit}");
 }
 
 /// `roster token create` prints a token once; the API takes it with its role's rights, the

@@ -67,6 +67,16 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, as the answer says it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The answer's status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
