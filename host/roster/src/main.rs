@@ -455,9 +455,9 @@ pub(crate) async fn serve(
             &p.label.sha256[..12]
         );
     }
-    let _watch = rt.watch().context("watching the plugins folder")?;
     let service = roster_serve::Service::new(cli::store(cli)?, rt, config, cli::target_kinds())
         .with_context(|| format!("loading {}", config.display()))?;
+    let _watch = service.watch_plugins()?;
     let (app, _) = roster_serve::api::routes(service.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -1133,6 +1133,64 @@ async fn a_component_is_uploaded_listed_and_a_broken_one_changes_nothing() {
     assert!(refused.iter().all(|e| e["actor"] == "token:admin"), "{audit}");
 }
 
+/// What the plugins-folder watcher does is in the audit log: a new file loaded, a new version
+/// swapped in, a broken file refused, a file removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_changes_made_by_the_folder_watcher_are_audited() {
+    let (w, _) = world(5, "").await;
+    let _watch = w.service.watch_plugins().unwrap();
+    let dir = w.world.rt.plugins_dir();
+    let w = &w;
+    let watched = |count: usize| async move {
+        let started = std::time::Instant::now();
+        loop {
+            let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+            let seen: Vec<String> = audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .filter(|e| e["actor"] == "plugins-watcher")
+                .map(|e| {
+                    format!(
+                        "{} {} {}",
+                        e["action"].as_str().unwrap(),
+                        e["subject"].as_str().unwrap(),
+                        e["detail"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            if seen.len() >= count {
+                return seen;
+            }
+            assert!(started.elapsed() < common::PROMPT, "the watcher audited only {seen:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    w.world.rt.put("fixture_hostile", "hostile.wasm");
+    let seen = watched(1).await;
+    assert!(
+        seen[0].starts_with("plugin.load hostile.wasm hostile 1.0.0 sha256 "),
+        "{seen:?}"
+    );
+    w.world.rt.put("fixture_hostile_v2", "hostile.wasm");
+    let seen = watched(2).await;
+    assert!(
+        seen[1].starts_with("plugin.swap hostile.wasm hostile 1.0.0 sha256 ") && seen[1].contains("→ hostile 2.0.0"),
+        "{seen:?}"
+    );
+    std::fs::write(dir.join(".junk.tmp"), b"\0asm junk").unwrap();
+    std::fs::rename(dir.join(".junk.tmp"), dir.join("junk.wasm")).unwrap();
+    let seen = watched(3).await;
+    assert!(seen[2].starts_with("plugin.refused junk.wasm "), "{seen:?}");
+    std::fs::remove_file(dir.join("hostile.wasm")).unwrap();
+    let seen = watched(4).await;
+    assert!(
+        seen[3].starts_with("plugin.remove hostile.wasm hostile 2.0.0"),
+        "{seen:?}"
+    );
+}
+
 /// `roster token create` prints a token once; the API takes it with its role's rights, the
 /// list never shows it, and `roster token revoke` in another process shuts it out at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
