@@ -610,6 +610,59 @@ async fn the_allow_list_refuses_other_addresses_and_trusts_only_listed_proxies()
     assert_eq!(w.get("/healthz", "").await.0, 200, "health is open to all");
 }
 
+/// Failed authentications (401) and refused actions (403) are in the audit log with who, what
+/// and from where; a flood of them adds one entry per kind and address, not one per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_audited_and_a_flood_is_coalesced() {
+    let (w, _) = world(5, "").await;
+    for _ in 0..200 {
+        assert_eq!(w.get("/api/v1/sources", "").await.0, 401);
+        assert_eq!(w.get("/api/v1/sources", "not-a-token").await.0, 401);
+    }
+    for _ in 0..50 {
+        let (status, _) = w
+            .send_json(Method::DELETE, "/api/v1/sources/entra", &w.viewer, json!({}))
+            .await;
+        assert_eq!(status, 403);
+    }
+    let started = std::time::Instant::now();
+    let refusals = loop {
+        let (_, audit) = w.get("/api/v1/audit?limit=1000", &w.viewer).await;
+        let refusals: Vec<Value> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"].as_str().unwrap().starts_with("auth."))
+            .cloned()
+            .collect();
+        if refusals.len() >= 2 || started.elapsed() > common::PROMPT {
+            break refusals;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        refusals.len(),
+        2,
+        "450 refusals, one entry per kind and address: {refusals:#?}"
+    );
+    let forbidden = refusals.iter().find(|e| e["action"] == "auth.forbidden").unwrap();
+    assert_eq!(
+        (&forbidden["actor"], &forbidden["origin"], &forbidden["subject"]),
+        (
+            &json!("token:viewer"),
+            &json!("127.0.0.1"),
+            &json!("DELETE /api/v1/sources/entra")
+        ),
+        "{forbidden}"
+    );
+    assert!(
+        forbidden["detail"].as_str().unwrap().contains("needs the admin role"),
+        "{forbidden}"
+    );
+    let unauthenticated = refusals.iter().find(|e| e["action"] == "auth.unauthenticated").unwrap();
+    assert_eq!(unauthenticated["actor"], "anonymous", "{unauthenticated}");
+}
+
 /// A webhook receiver on 127.0.0.1: every body it gets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_plans_and_failed_runs_are_announced_to_webhooks() {
