@@ -56,13 +56,20 @@ pub fn export_rows(store: &Store, run_id: i64) -> Result<Vec<ExportRow>, StoreEr
         .collect())
 }
 
-/// CSV (RFC 4180) of export rows.
+/// CSV (RFC 4180) of export rows. A text cell that a spreadsheet would take for a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`: names and
+/// messages come from identity providers and Bitbucket, and opening an export must not run them.
 pub fn export_csv(rows: &[ExportRow]) -> String {
     fn cell(s: &str) -> String {
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{s}")
+        } else {
+            s.to_string()
+        };
         if s.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", s.replace('"', "\"\""))
         } else {
-            s.to_string()
+            s
         }
     }
     let mut out = String::from("seq,kind,subject,reason,outcome,status,attempts,message,finished_at\n");
@@ -82,4 +89,42 @@ pub fn export_csv(rows: &[ExportRow]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_as_formulas_are_neutralised() {
+        let row = |subject: &str, message: Option<&str>| ExportRow {
+            seq: 1,
+            kind: "create-user".into(),
+            subject: subject.into(),
+            reason: "new in hr".into(),
+            outcome: Outcome::Done,
+            status: Some(201),
+            attempts: Some(1),
+            message: message.map(str::to_string),
+            finished_at: Some(7),
+        };
+        let rows = [
+            row("=HYPERLINK(\"http://evil\",\"x\")", Some("+1")),
+            row("-2+3", Some("@SUM(A1)")),
+            row("\tcmd", Some("\r=1")),
+            row("alice", Some("a-b=c")),
+        ];
+        let csv = export_csv(&rows);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[1],
+            "1,create-user,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",new in hr,done,201,1,'+1,7"
+        );
+        assert_eq!(lines[2], "1,create-user,'-2+3,new in hr,done,201,1,'@SUM(A1),7");
+        assert!(csv.contains(",'\tcmd,") && csv.contains(",\"'\r=1\","), "{csv:?}");
+        assert_eq!(
+            lines.last().unwrap(),
+            &"1,create-user,alice,new in hr,done,201,1,a-b=c,7"
+        );
+    }
 }

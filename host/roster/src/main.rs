@@ -144,6 +144,23 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// The secrets sealed in the database.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Forgets every sealed secret, when the key that sealed them is lost: sources from
+    /// roster.toml are sealed again with the key in use at the next start; the secrets of
+    /// sources and the target created through the API must be given again.
+    Reset {
+        /// Go ahead (without it, nothing is changed).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -214,10 +231,11 @@ fn init_quiet_tracing(format: &str) {
 }
 
 pub(crate) fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
-    let plugins_dir = cli.plugins_dir.clone().unwrap_or_else(|| cli.data_dir.join("plugins"));
+    let data_dir = cli::data_dir(cli)?;
+    let plugins_dir = cli.plugins_dir.clone().unwrap_or_else(|| data_dir.join("plugins"));
     std::fs::create_dir_all(&plugins_dir)
         .with_context(|| format!("creating the plugins folder {}", plugins_dir.display()))?;
-    let config = RuntimeConfig::new(plugins_dir, cli.data_dir.join("cache"));
+    let config = RuntimeConfig::new(plugins_dir, data_dir.join("cache"));
     Runtime::new(config).map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))
 }
 
@@ -286,6 +304,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Runs { command } => {
             init_quiet_tracing(&cli.log_format);
             cli::sync::runs(&cli, command)
+        }
+        Command::Secrets {
+            command: SecretsCommand::Reset { yes },
+        } => {
+            init_quiet_tracing(&cli.log_format);
+            if !*yes {
+                anyhow::bail!(
+                    "this forgets every secret sealed in {} (the sources' secrets, and the target created through the API); run it again with --yes to go ahead",
+                    cli.data_dir.join("roster.db").display()
+                );
+            }
+            cli::reset_secrets(&cli)
         }
         Command::Plugins { command } => {
             if std::env::var_os("ROSTER_LOG").is_some() {
@@ -425,9 +455,9 @@ pub(crate) async fn serve(
             &p.label.sha256[..12]
         );
     }
-    let _watch = rt.watch().context("watching the plugins folder")?;
     let service = roster_serve::Service::new(cli::store(cli)?, rt, config, cli::target_kinds())
         .with_context(|| format!("loading {}", config.display()))?;
+    let _watch = service.watch_plugins()?;
     let (app, _) = roster_serve::api::routes(service.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await

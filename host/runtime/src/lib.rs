@@ -423,8 +423,9 @@ impl Runtime {
         reports
     }
 
-    /// Watches the plugins folder and reloads on changes, until the handle is dropped.
-    pub fn watch(&self) -> notify::Result<WatchHandle> {
+    /// Watches the plugins folder and reloads on changes, until the handle is dropped;
+    /// `on_reload` is told what each reload that changed something did (the service audits it).
+    pub fn watch(&self, on_reload: impl Fn(Vec<LoadReport>) + Send + 'static) -> notify::Result<WatchHandle> {
         use notify::Watcher;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
@@ -442,7 +443,10 @@ impl Runtime {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 while rx.try_recv().is_ok() {}
                 let Some(inner) = weak.upgrade() else { break };
-                Runtime { inner }.reload().await;
+                let reports = Runtime { inner }.reload().await;
+                if !reports.is_empty() {
+                    on_reload(reports);
+                }
             }
         });
         Ok(WatchHandle {

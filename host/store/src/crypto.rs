@@ -1,7 +1,8 @@
 //! Secrets at rest: XChaCha20-Poly1305 with a 32-byte key from `ROSTER_SECRET_KEY` (base64) or
-//! a key file (created with mode 0600 on first use). Only sealed bytes reach the database.
+//! a key file (created with mode 0600 while nothing is sealed yet). Only sealed bytes reach the
+//! database.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -26,26 +27,47 @@ impl Key {
         Key(b)
     }
 
-    /// From `ROSTER_SECRET_KEY` if set, else from `file`, which is created if missing.
-    pub fn load(env_value: Option<&str>, file: &Path) -> Result<Key, StoreError> {
-        if let Some(v) = env_value {
-            return Self::decode(v.trim()).map_err(|e| StoreError::Crypto(format!("ROSTER_SECRET_KEY: {e}")));
+    /// A fresh random key.
+    pub fn generate() -> Result<Key, StoreError> {
+        let mut b = [0u8; 32];
+        getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a new key: {e}")))?;
+        Ok(Key(b))
+    }
+
+    /// The key `source` names; none when it is a key file that does not exist (yet, or any
+    /// more).
+    pub fn read(source: &KeySource) -> Result<Option<Key>, StoreError> {
+        match source {
+            KeySource::Env(v) => Self::decode(v.trim())
+                .map(Some)
+                .map_err(|e| StoreError::Crypto(format!("ROSTER_SECRET_KEY: {e}"))),
+            KeySource::File(file) => match std::fs::read_to_string(file) {
+                Ok(text) => {
+                    crate::files::tighten(file, crate::files::FILE_MODE)
+                        .map_err(|e| StoreError::Crypto(format!("{}: {e}", file.display())))?;
+                    Self::decode(text.trim())
+                        .map(Some)
+                        .map_err(|e| StoreError::Crypto(format!("{}: {e}", file.display())))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StoreError::Crypto(format!(
+                    "cannot read the key file {}: {e}",
+                    file.display()
+                ))),
+            },
         }
-        match std::fs::read_to_string(file) {
-            Ok(text) => Self::decode(text.trim()).map_err(|e| StoreError::Crypto(format!("{}: {e}", file.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut b = [0u8; 32];
-                getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a new key: {e}")))?;
-                write_private(file, &STANDARD.encode(b))
-                    .map_err(|e| StoreError::Crypto(format!("cannot write the key file {}: {e}", file.display())))?;
-                tracing::info!(file = %file.display(), "created a new secret key; back it up with the database");
-                Ok(Key(b))
-            }
-            Err(e) => Err(StoreError::Crypto(format!(
-                "cannot read the key file {}: {e}",
-                file.display()
-            ))),
-        }
+    }
+
+    /// Writes this key to `file`, which must not exist, with mode 0600.
+    pub(crate) fn write_new(&self, file: &Path) -> Result<(), StoreError> {
+        let io = |e: std::io::Error| StoreError::Crypto(format!("cannot write the key file {}: {e}", file.display()));
+        let mut f = crate::files::private_options(crate::files::Create::New)
+            .open(file)
+            .map_err(io)?;
+        std::io::Write::write_all(&mut f, STANDARD.encode(self.0).as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        tracing::info!(file = %file.display(), "created a new secret key; back it up with the database");
+        Ok(())
     }
 
     fn decode(v: &str) -> Result<Key, String> {
@@ -83,15 +105,31 @@ impl Key {
     }
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Where the key that seals secrets comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `ROSTER_SECRET_KEY`: 32 bytes, base64.
+    Env(String),
+    /// A key file, created (0600) when missing only while nothing is sealed in the database.
+    File(PathBuf),
+}
+
+impl KeySource {
+    /// `ROSTER_SECRET_KEY` when it is set, else the key file.
+    pub fn from_env_or(file: PathBuf) -> KeySource {
+        match std::env::var("ROSTER_SECRET_KEY") {
+            Ok(v) => KeySource::Env(v),
+            Err(_) => KeySource::File(file),
+        }
     }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    std::io::Write::write_all(&mut opts.open(path)?, text.as_bytes())
+
+    /// How an administrator names it.
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::Env(_) => "ROSTER_SECRET_KEY".into(),
+            KeySource::File(f) => format!("the key file {}", f.display()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -109,12 +147,16 @@ mod tests {
     }
 
     #[test]
-    fn key_file_is_created_once_and_reused() {
+    fn a_key_is_read_from_the_environment_or_its_file_and_a_missing_file_is_none() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("secret.key");
-        let a = Key::load(None, &file).unwrap();
-        let b = Key::load(None, &file).unwrap();
-        assert_eq!(a.0, b.0);
-        assert!(Key::load(Some("short"), &file).is_err());
+        assert!(Key::read(&KeySource::File(file.clone())).unwrap().is_none());
+        let k = Key::generate().unwrap();
+        k.write_new(&file).unwrap();
+        assert!(k.write_new(&file).is_err(), "a key file is never overwritten");
+        assert_eq!(Key::read(&KeySource::File(file)).unwrap().unwrap().0, k.0);
+        let env = KeySource::Env(STANDARD.encode([3u8; 32]));
+        assert_eq!(Key::read(&env).unwrap().unwrap().0, [3u8; 32]);
+        assert!(Key::read(&KeySource::Env("short".into())).is_err());
     }
 }

@@ -9,6 +9,7 @@
 mod audit;
 pub mod crypto;
 mod desired;
+mod files;
 mod identities;
 mod lock;
 mod migrate;
@@ -24,7 +25,10 @@ mod tokens;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use rusqlite::OptionalExtension;
+
 pub use audit::AuditEntry;
+pub use files::prepare_data_dir;
 pub use identities::{Identity, IdentityState};
 pub use lock::TargetLock;
 pub use migrate::MIGRATIONS;
@@ -66,6 +70,38 @@ pub enum StoreError {
     /// Secrets could not be sealed or opened.
     #[error("{0}")]
     Crypto(String),
+    /// The key given does not open the secrets sealed in the database.
+    #[error(
+        "{key} does not open the {sealed} secret(s) sealed in {db}: it is not the key they were sealed with. Restore that key (the secret.key backed up with the database, or the ROSTER_SECRET_KEY used before), or run `roster secrets reset --yes` to forget the sealed secrets and give them again"
+    )]
+    WrongKey {
+        /// Where the key came from.
+        key: String,
+        /// The database.
+        db: String,
+        /// Sealed rows it does not open.
+        sealed: usize,
+    },
+    /// The key file is missing while secrets are sealed in the database.
+    #[error(
+        "the key file {file} is missing, and {db} holds {sealed} secret(s) sealed with the key it held; Roster does not make a new key over them. Restore the key file from the backup taken with the database (or set ROSTER_SECRET_KEY to that key), or run `roster secrets reset --yes` to forget the sealed secrets and give them again"
+    )]
+    KeyMissing {
+        /// The key file.
+        file: String,
+        /// The database.
+        db: String,
+        /// Sealed rows.
+        sealed: usize,
+    },
+    /// The data folder's files could not be created or given their modes.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// A JSON column did not parse.
     #[error("corrupt JSON in {what}: {detail}")]
     Json {
@@ -119,8 +155,62 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Opens (or creates) the database, applies pending migrations and checks applied ones.
+    /// Opens (or creates, 0600) the database, applies pending migrations and checks applied
+    /// ones; refuses a key that does not open the secrets sealed in it.
     pub fn open(path: &Path, key: crypto::Key) -> Result<Store> {
+        let store = Self::open_unchecked(path, key)?;
+        store.check_key("the secret key")?;
+        Ok(store)
+    }
+
+    /// Opens the database with the key `source` names. A missing key file is created only
+    /// while nothing is sealed in the database: a lost key is never silently replaced.
+    pub fn open_with(path: &Path, source: &crypto::KeySource) -> Result<Store> {
+        match (crypto::Key::read(source)?, source) {
+            (Some(key), _) => {
+                let store = Self::open_unchecked(path, key)?;
+                store.check_key(&source.describe())?;
+                Ok(store)
+            }
+            (None, crypto::KeySource::File(file)) => {
+                let key = crypto::Key::generate()?;
+                let store = Self::open_unchecked(path, key.clone())?;
+                let sealed = store.sealed_rows()?.len();
+                if sealed > 0 {
+                    return Err(StoreError::KeyMissing {
+                        file: file.display().to_string(),
+                        db: path.display().to_string(),
+                        sealed,
+                    });
+                }
+                key.write_new(file)?;
+                Ok(store)
+            }
+            (None, crypto::KeySource::Env(_)) => Err(StoreError::Crypto("ROSTER_SECRET_KEY is empty".into())),
+        }
+    }
+
+    /// Forgets every sealed secret (the sources' secrets, the target created through the API)
+    /// so that the key `source` names — made anew when its file is missing — seals from now on.
+    pub fn reset_sealed(path: &Path, source: &crypto::KeySource) -> Result<Forgotten> {
+        let (key, new_file) = match (crypto::Key::read(source)?, source) {
+            (Some(key), _) => (key, None),
+            (None, crypto::KeySource::File(file)) => (crypto::Key::generate()?, Some(file)),
+            (None, crypto::KeySource::Env(_)) => return Err(StoreError::Crypto("ROSTER_SECRET_KEY is empty".into())),
+        };
+        let store = Self::open_unchecked(path, key.clone())?;
+        let forgotten = store.forget_sealed()?;
+        if let Some(file) = new_file {
+            key.write_new(file)?;
+        }
+        Ok(forgotten)
+    }
+
+    fn open_unchecked(path: &Path, key: crypto::Key) -> Result<Store> {
+        files::prepare_database(path).map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let conn = rusqlite::Connection::open(path)?;
         let mut store = Self::init(conn, key, Some(path.to_path_buf()))?;
         for _ in 0..READERS {
@@ -135,6 +225,51 @@ impl Store {
             store.readers.push(Mutex::new(r));
         }
         Ok(store)
+    }
+
+    /// Every sealed value in the database: the sources' secrets and the target created
+    /// through the API.
+    fn sealed_rows(&self) -> Result<Vec<Vec<u8>>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT secrets FROM sources WHERE secrets IS NOT NULL UNION ALL SELECT sealed FROM api_target")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Refuses a key that does not open every sealed value (`key` says where it came from).
+    fn check_key(&self, key: &str) -> Result<()> {
+        let rows = self.sealed_rows()?;
+        let closed = rows.iter().filter(|r| self.key.open(r).is_err()).count();
+        if closed > 0 {
+            return Err(StoreError::WrongKey {
+                key: key.to_string(),
+                db: self
+                    .path
+                    .as_ref()
+                    .map_or_else(|| "the database".to_string(), |p| p.display().to_string()),
+                sealed: closed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Forgets every sealed value; what was forgotten.
+    fn forget_sealed(&self) -> Result<Forgotten> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let sources: Vec<String> = {
+            let mut st = tx.prepare("SELECT id FROM sources WHERE secrets IS NOT NULL ORDER BY id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let target: Option<String> = tx
+            .query_row("SELECT id FROM api_target LIMIT 1", [], |r| r.get(0))
+            .optional()?;
+        tx.execute("UPDATE sources SET secrets = NULL WHERE secrets IS NOT NULL", [])?;
+        tx.execute("DELETE FROM api_target", [])?;
+        tx.commit()?;
+        Ok(Forgotten { sources, target })
     }
 
     /// An in-memory store, for tests.
@@ -215,9 +350,122 @@ impl Store {
     }
 }
 
+/// What [`Store::reset_sealed`] forgot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Sources whose secrets were sealed.
+    pub sources: Vec<String>,
+    /// The target created through the API (all of it is sealed, so all of it goes).
+    pub target: Option<String>,
+}
+
 pub(crate) fn json_col<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Json {
         what,
         detail: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use crypto::{Key, KeySource};
+
+    fn seal_something(store: &Store) {
+        let row = SourceRow {
+            id: "hr".into(),
+            plugin: "file".into(),
+            priority: 1,
+            enabled: true,
+            config: serde_json::json!({}),
+            origin: "api".into(),
+            updated_at: 0,
+        };
+        store
+            .upsert_source(
+                &row,
+                &serde_json::json!([{"name": "pw", "value": "s3cret", "hosts": []}]),
+            )
+            .unwrap();
+        store
+            .put_api_target("bb", &serde_json::json!({"id": "bb", "token": {"value": "t0k"}}))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_wrong_key_is_refused_while_secrets_are_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("roster.db");
+        drop(Store::open(&db, Key::from_bytes([2; 32])).unwrap());
+        // Nothing sealed yet: any key will do.
+        let store = Store::open(&db, Key::from_bytes([1; 32])).unwrap();
+        seal_something(&store);
+        drop(store);
+        let err = Store::open(&db, Key::from_bytes([2; 32])).err().unwrap();
+        assert!(matches!(err, StoreError::WrongKey { sealed: 2, .. }), "{err}");
+        assert!(err.to_string().contains("roster secrets reset"), "{err}");
+        assert!(Store::open(&db, Key::from_bytes([1; 32])).is_ok());
+    }
+
+    #[test]
+    fn a_lost_key_file_is_not_replaced_while_secrets_are_sealed_until_they_are_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("roster.db");
+        let file = dir.path().join("secret.key");
+        let source = KeySource::File(file.clone());
+        let store = Store::open_with(&db, &source).unwrap();
+        assert!(file.is_file(), "created while nothing is sealed");
+        seal_something(&store);
+        drop(store);
+        assert!(Store::open_with(&db, &source).is_ok(), "the same key opens them");
+        std::fs::remove_file(&file).unwrap();
+        let err = Store::open_with(&db, &source).err().unwrap();
+        assert!(matches!(err, StoreError::KeyMissing { sealed: 2, .. }), "{err}");
+        assert!(err.to_string().contains("roster secrets reset --yes"), "{err}");
+        assert!(!file.exists(), "no new key is made over sealed secrets");
+        // A wrong key given instead is refused too.
+        let other = KeySource::Env(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            [5u8; 32],
+        ));
+        assert!(matches!(
+            Store::open_with(&db, &other),
+            Err(StoreError::WrongKey { .. })
+        ));
+
+        let forgotten = Store::reset_sealed(&db, &source).unwrap();
+        assert_eq!(
+            forgotten,
+            Forgotten {
+                sources: vec!["hr".into()],
+                target: Some("bb".into())
+            }
+        );
+        assert!(file.is_file(), "the reset made a new key");
+        let store = Store::open_with(&db, &source).unwrap();
+        assert!(store.api_target().unwrap().is_none());
+        assert!(store.source_secrets::<serde_json::Value>("hr").unwrap().is_empty());
+        assert_eq!(store.sources().unwrap().len(), 1, "the source itself stays");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_its_wal_and_the_key_file_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("roster.db");
+        let store = Store::open_with(&db, &KeySource::File(dir.path().join("secret.key"))).unwrap();
+        seal_something(&store);
+        let _lock = store.hold_target("bb", "test").unwrap();
+        let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+        for f in [
+            "roster.db",
+            "roster.db-wal",
+            "roster.db-shm",
+            "secret.key",
+            "roster.db.bb.lock",
+        ] {
+            assert_eq!(mode(f), 0o600, "{f}");
+        }
+    }
 }

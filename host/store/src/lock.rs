@@ -2,7 +2,7 @@
 //! shell and a cron job may share one data folder. An advisory lock on a file beside the
 //! database (`flock`, released by the kernel when the holder exits, even killed) says who runs.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -32,13 +32,10 @@ pub(super) fn hold(db: Option<&Path>, target: &str, holder: &str) -> Result<Targ
     };
     let path = lock_path(db, target);
     let io = |e: std::io::Error| StoreError::Busy(format!("cannot open the run lock {}: {e}", path.display()));
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
+    let mut file = crate::files::private_options(crate::files::Create::IfMissing)
         .open(&path)
         .map_err(io)?;
+    crate::files::tighten(&path, crate::files::FILE_MODE).map_err(io)?;
     match file.try_lock() {
         Ok(()) => {
             // Who holds it, for the message the next one gets; the lock itself is the flock.

@@ -32,7 +32,7 @@ async fn sync(runner: &Runner, fetch: FetchMode) -> anyhow::Result<RunReport> {
 }
 
 pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> anyhow::Result<()> {
-    let dir = cli.data_dir.join("demo");
+    let dir = super::data_dir(cli)?.join("demo");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let directory = Directory::generate(users, (users / 10).max(8), 3);
     let mut tenant = GraphState::from_directory(&directory, TENANT, "contoso.example");

@@ -11,7 +11,7 @@ use anyhow::Context;
 use roster_engine::TargetKinds;
 use roster_serve::Runner;
 use roster_store::Store;
-use roster_store::crypto::Key;
+use roster_store::crypto::KeySource;
 
 use crate::Cli;
 
@@ -25,15 +25,24 @@ pub fn actor() -> String {
     )
 }
 
-/// The store in the data folder (created on first use), with the secret key.
-pub fn store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
-    std::fs::create_dir_all(&cli.data_dir)
+/// The data folder, created 0700 (or tightened to it, with a warning) before anything is
+/// written into it.
+pub fn data_dir(cli: &Cli) -> anyhow::Result<&std::path::Path> {
+    roster_store::prepare_data_dir(&cli.data_dir)
         .with_context(|| format!("creating the data folder {}", cli.data_dir.display()))?;
-    let key = Key::load(
-        std::env::var("ROSTER_SECRET_KEY").ok().as_deref(),
-        &cli.data_dir.join("secret.key"),
-    )?;
-    let store = Store::open(&cli.data_dir.join("roster.db"), key)?;
+    Ok(&cli.data_dir)
+}
+
+/// Where the key that seals secrets comes from: `ROSTER_SECRET_KEY`, else the key file.
+pub fn key_source(cli: &Cli) -> KeySource {
+    KeySource::from_env_or(cli.data_dir.join("secret.key"))
+}
+
+/// The store in the data folder (created on first use), with the secret key; a key that does
+/// not open the secrets sealed there, or a missing key file while some are, is refused.
+pub fn store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
+    let dir = data_dir(cli)?;
+    let store = Store::open_with(&dir.join("roster.db"), &key_source(cli))?;
     // A run whose process was killed would otherwise show `running` forever.
     for id in store.interrupt_orphans()? {
         tracing::warn!(
@@ -42,6 +51,33 @@ pub fn store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
         );
     }
     Ok(Arc::new(store))
+}
+
+/// `roster secrets reset`: forgets the sealed secrets so a new key can seal from now on.
+pub fn reset_secrets(cli: &Cli) -> anyhow::Result<()> {
+    let dir = data_dir(cli)?;
+    let db = dir.join("roster.db");
+    let forgotten = Store::reset_sealed(&db, &key_source(cli))?;
+    let store = Store::open_with(&db, &key_source(cli))?;
+    let detail = format!(
+        "sources: [{}]; target: {}",
+        forgotten.sources.join(", "),
+        forgotten.target.as_deref().unwrap_or("none")
+    );
+    store.audit(&actor(), "local", "secrets.reset", "sealed secrets", Some(&detail))?;
+    println!(
+        "forgot the sealed secrets of {} source(s){}",
+        forgotten.sources.len(),
+        forgotten
+            .target
+            .as_ref()
+            .map(|t| format!(" and the target '{t}' created through the API"))
+            .unwrap_or_default()
+    );
+    println!(
+        "sources from roster.toml are sealed again at the next start; give the secrets of sources created through the API again (PUT /api/v1/sources/ID with `secrets`), and create the target again (PUT /api/v1/targets/ID) if there was one"
+    );
+    Ok(())
 }
 
 /// The kinds of target this binary writes to: the one place that names them.

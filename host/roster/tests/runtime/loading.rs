@@ -130,7 +130,20 @@ async fn a_broken_new_file_is_rejected_and_the_previous_version_keeps_serving() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_picks_up_a_new_version_without_a_restart() {
     let rt = TestRuntime::new(&[("fixture_hostile", "hostile.wasm")]).await;
-    let _watch = rt.runtime.watch().unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let told = heard.clone();
+    let _watch = rt
+        .runtime
+        .watch(move |reports| {
+            told.lock().unwrap().extend(reports.iter().map(|r| match r {
+                LoadReport::Replaced { old, new } => {
+                    format!("replaced {} {} by {}", old.name, old.version, new.version)
+                }
+                LoadReport::Removed(l) => format!("removed {}", l.name),
+                other => format!("{other:?}"),
+            }))
+        })
+        .unwrap();
     rt.put("fixture_hostile_v2", "hostile.wasm");
     let started = Instant::now();
     while rt.runtime.plugin("hostile").unwrap().label.version != "2.0.0" {
@@ -145,6 +158,12 @@ async fn the_watcher_picks_up_a_new_version_without_a_restart() {
     std::fs::remove_file(rt.plugins_dir().join("hostile.wasm")).unwrap();
     while rt.runtime.plugin("hostile").is_some() {
         assert!(started.elapsed() < PROMPT, "the watcher did not notice the removal");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each change is told to whoever watches (the service's audit log).
+    let expected = ["replaced hostile 1.0.0 by 2.0.0", "removed hostile"];
+    while heard.lock().unwrap().as_slice() != expected {
+        assert!(started.elapsed() < PROMPT, "{:?}", heard.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -610,6 +610,59 @@ async fn the_allow_list_refuses_other_addresses_and_trusts_only_listed_proxies()
     assert_eq!(w.get("/healthz", "").await.0, 200, "health is open to all");
 }
 
+/// Failed authentications (401) and refused actions (403) are in the audit log with who, what
+/// and from where; a flood of them adds one entry per kind and address, not one per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_audited_and_a_flood_is_coalesced() {
+    let (w, _) = world(5, "").await;
+    for _ in 0..200 {
+        assert_eq!(w.get("/api/v1/sources", "").await.0, 401);
+        assert_eq!(w.get("/api/v1/sources", "not-a-token").await.0, 401);
+    }
+    for _ in 0..50 {
+        let (status, _) = w
+            .send_json(Method::DELETE, "/api/v1/sources/entra", &w.viewer, json!({}))
+            .await;
+        assert_eq!(status, 403);
+    }
+    let started = std::time::Instant::now();
+    let refusals = loop {
+        let (_, audit) = w.get("/api/v1/audit?limit=1000", &w.viewer).await;
+        let refusals: Vec<Value> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"].as_str().unwrap().starts_with("auth."))
+            .cloned()
+            .collect();
+        if refusals.len() >= 2 || started.elapsed() > common::PROMPT {
+            break refusals;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        refusals.len(),
+        2,
+        "450 refusals, one entry per kind and address: {refusals:#?}"
+    );
+    let forbidden = refusals.iter().find(|e| e["action"] == "auth.forbidden").unwrap();
+    assert_eq!(
+        (&forbidden["actor"], &forbidden["origin"], &forbidden["subject"]),
+        (
+            &json!("token:viewer"),
+            &json!("127.0.0.1"),
+            &json!("DELETE /api/v1/sources/entra")
+        ),
+        "{forbidden}"
+    );
+    assert!(
+        forbidden["detail"].as_str().unwrap().contains("needs the admin role"),
+        "{forbidden}"
+    );
+    let unauthenticated = refusals.iter().find(|e| e["action"] == "auth.unauthenticated").unwrap();
+    assert_eq!(unauthenticated["actor"], "anonymous", "{unauthenticated}");
+}
+
 /// A webhook receiver on 127.0.0.1: every body it gets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_plans_and_failed_runs_are_announced_to_webhooks() {
@@ -808,6 +861,103 @@ async fn a_target_from_roster_toml_is_read_only_through_the_api() {
     assert_eq!(check["ok"], true, "{check}");
 }
 
+/// A server on 127.0.0.1 that is not Bitbucket: it keeps the `Authorization` header of every
+/// request and answers 401 with an HTML page carrying `page`.
+async fn impostor(
+    page: &'static str,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let kept = kept.clone();
+        async move {
+            let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+            kept.lock().unwrap().push(auth.to_string());
+            (
+                axum::http::StatusCode::UNAUTHORIZED,
+                [("content-type", "text/html")],
+                format!("<html><body>{page}</body></html>"),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen, task)
+}
+
+/// Pointing the target at another origin (scheme, host or port) needs its credentials again:
+/// a stored token never follows a changed url. The check then reports what the other server
+/// answered by status and type, never its body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_moved_to_another_origin_needs_its_credentials_again() {
+    const TOKEN: &str = "bbtok-5c2e81d0aa47";
+    let d = Directory::generate(5, 2, 1);
+    let mut bb = bitbucket();
+    bb.set_token(TOKEN);
+    let w = ApiWorld::start_without_target(EntraWorld::new(tenant(&d), bb).await).await;
+    let (elsewhere, seen, server) = impostor("session-cookie-3f9d71 <form action=/login>").await;
+    let body = |url: &str, token: Option<&str>| {
+        let mut b = json!({"id": "bitbucket", "url": url, "username": "admin"});
+        if let Some(t) = token {
+            b["token"] = json!(t);
+        }
+        b
+    };
+    let put = |b: Value| w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, b);
+    assert_eq!(put(body(&w.world.bb.url(), Some(TOKEN))).await.0, 201);
+    // The same origin, written differently, keeps the stored token.
+    let (status, same) = put(body(&format!("{}/", w.world.bb.url()), None)).await;
+    assert_eq!(status, 200, "{same}");
+    let (_, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
+    assert_eq!(check["ok"], true, "{check}");
+    // Another port of the same host is another origin: refused, naming the field and why.
+    let (status, e) = put(body(&elsewhere, None)).await;
+    assert_eq!(status, 422, "{e}");
+    let error = e["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("url:") && error.contains(&elsewhere) && error.contains("token"),
+        "{e}"
+    );
+    let (_, t) = w.get("/api/v1/targets/bitbucket", &w.viewer).await;
+    assert_eq!(
+        t["url"],
+        format!("{}/", w.world.bb.url()),
+        "the refused change is not stored"
+    );
+    assert_eq!(
+        w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({}))
+            .await
+            .1["ok"],
+        true
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nothing was sent to the other origin");
+    // With credentials of its own it moves; the check summarises the other server's answer.
+    assert_eq!(put(body(&elsewhere, Some("token-for-elsewhere"))).await.0, 200);
+    let (status, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
+    assert_eq!(status, 200, "{check}");
+    assert_eq!(check["ok"], false, "{check}");
+    let error = check["error"].as_str().unwrap();
+    assert!(error.contains("401"), "{check}");
+    assert!(
+        !error.contains("session-cookie-3f9d71") && !error.contains("<form"),
+        "{check}"
+    );
+    let sent = seen.lock().unwrap().clone();
+    assert!(!sent.is_empty() && sent.iter().all(|a| !a.contains(TOKEN)), "{sent:?}");
+    // A run's error text is summarised the same way.
+    let run = w.run(json!({})).await;
+    assert_ne!(run["state"], "succeeded", "{run}");
+    assert!(!run.to_string().contains("session-cookie-3f9d71"), "{run}");
+    server.abort();
+}
+
 /// Deprovisioning far above what these sources usually cause is announced: after six quiet
 /// incremental runs, a run that deactivates 12 people (threshold set high, so it is not held)
 /// reaches the webhook as a volume spike naming the source, the count and the usual.
@@ -986,10 +1136,112 @@ async fn a_component_is_uploaded_listed_and_a_broken_one_changes_nothing() {
         std::fs::read(w.world.rt.plugins_dir().join("upper.wasm")).unwrap(),
         bytes
     );
+    // A component that is already served from another file is refused before it is renamed
+    // into the folder: two files would fight over one plugin name.
+    let entra = before["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "entra")
+        .unwrap()["file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entra_bytes = std::fs::read(w.world.rt.plugins_dir().join(&entra)).unwrap();
+    let answer = put("entra-copy.wasm", entra_bytes, &w.admin).await.unwrap();
+    assert_eq!(answer.status(), 422);
+    let refusal: Value = answer.json().await.unwrap();
+    assert!(refusal["error"].as_str().unwrap().contains(&entra), "{refusal}");
+    // No refused upload left a file behind, finished or temporary.
+    let mut files: Vec<String> = std::fs::read_dir(w.world.rt.plugins_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = before["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file"].as_str().unwrap().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(files, expected);
     let (status, reloaded) = w.post("/api/v1/plugins/reload", &w.operator, json!({})).await;
     assert_eq!(status, 200, "{reloaded}");
     assert_eq!(reloaded["plugins"], before["plugins"]);
-    w.assert_audited(&["plugin.upload", "plugin.reload"]).await;
+    w.assert_audited(&["plugin.upload", "plugin.upload-refused", "plugin.reload"])
+        .await;
+    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+    let refused: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "plugin.upload-refused")
+        .collect();
+    assert_eq!(
+        refused.len(),
+        4,
+        "the broken, two misnamed and the duplicate uploads: {audit}"
+    );
+    assert!(refused.iter().all(|e| e["actor"] == "token:admin"), "{audit}");
+}
+
+/// What the plugins-folder watcher does is in the audit log: a new file loaded, a new version
+/// swapped in, a broken file refused, a file removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_changes_made_by_the_folder_watcher_are_audited() {
+    let (w, _) = world(5, "").await;
+    let _watch = w.service.watch_plugins().unwrap();
+    let dir = w.world.rt.plugins_dir();
+    let w = &w;
+    let watched = |count: usize| async move {
+        let started = std::time::Instant::now();
+        loop {
+            let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+            let seen: Vec<String> = audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .filter(|e| e["actor"] == "plugins-watcher")
+                .map(|e| {
+                    format!(
+                        "{} {} {}",
+                        e["action"].as_str().unwrap(),
+                        e["subject"].as_str().unwrap(),
+                        e["detail"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            if seen.len() >= count {
+                return seen;
+            }
+            assert!(started.elapsed() < common::PROMPT, "the watcher audited only {seen:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    w.world.rt.put("fixture_hostile", "hostile.wasm");
+    let seen = watched(1).await;
+    assert!(
+        seen[0].starts_with("plugin.load hostile.wasm hostile 1.0.0 sha256 "),
+        "{seen:?}"
+    );
+    w.world.rt.put("fixture_hostile_v2", "hostile.wasm");
+    let seen = watched(2).await;
+    assert!(
+        seen[1].starts_with("plugin.swap hostile.wasm hostile 1.0.0 sha256 ") && seen[1].contains("→ hostile 2.0.0"),
+        "{seen:?}"
+    );
+    std::fs::write(dir.join(".junk.tmp"), b"\0asm junk").unwrap();
+    std::fs::rename(dir.join(".junk.tmp"), dir.join("junk.wasm")).unwrap();
+    let seen = watched(3).await;
+    assert!(seen[2].starts_with("plugin.refused junk.wasm "), "{seen:?}");
+    std::fs::remove_file(dir.join("hostile.wasm")).unwrap();
+    let seen = watched(4).await;
+    assert!(
+        seen[3].starts_with("plugin.remove hostile.wasm hostile 2.0.0"),
+        "{seen:?}"
+    );
 }
 
 /// `roster token create` prints a token once; the API takes it with its role's rights, the

@@ -8,6 +8,7 @@ mod common;
 
 mod api;
 mod config;
+mod data;
 mod load;
 mod scheduler;
 mod schemathesis;

@@ -67,6 +67,16 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, as the answer says it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The answer's status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
@@ -206,7 +216,7 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
     let (router, mut doc) = operations().split_for_parts();
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
-    let roles = Arc::new(auth::RoleTable::from_doc(&doc));
+    let gate = Arc::new(auth::Gate::new(&doc));
     let router = router
         .route(
             "/api/v1/openapi.json",
@@ -218,7 +228,7 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
         .route("/healthz", axum::routing::get(system::healthz))
         .route("/readyz", axum::routing::get(system::readyz))
         .layer(axum::middleware::from_fn_with_state(
-            (state.clone(), roles),
+            (state.clone(), gate),
             auth::authenticate,
         ))
         .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })

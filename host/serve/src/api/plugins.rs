@@ -92,9 +92,10 @@ async fn list(State(state): State<AppState>) -> Json<PluginsView> {
     Json(list_now(&state))
 }
 
-/// Installs a component as `{file}` (a name ending in `.wasm`): it is checked first, then
-/// written and renamed into the plugins folder and loaded; running jobs finish on the version
-/// they started with. A broken component is refused and nothing changes.
+/// Installs a component as `{file}` (a name ending in `.wasm`): it is written to a temporary
+/// file beside it, checked, then renamed into place and loaded; running jobs finish on the
+/// version they started with. A refused component leaves nothing behind, and the refusal is in
+/// the audit log.
 #[utoipa::path(put, path = "/api/v1/plugins/{file}", tag = "plugins", security(("token" = ["admin"])),
     params(("file" = String, Path, description = "File name, e.g. `mapping.wasm`")),
     request_body(content = WasmBody, content_type = "application/octet-stream", description = "The component (`application/wasm` is accepted too)"),
@@ -105,6 +106,30 @@ async fn upload(
     Path(file): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<PluginView>> {
+    match install(&state, &file, &body).await {
+        Ok(label) => {
+            let detail = format!("{} {} sha256 {}", label.name, label.version, label.sha256);
+            caller.audit(&state, "plugin.upload", &file, Some(&detail)).await?;
+            list_now(&state)
+                .plugins
+                .into_iter()
+                .find(|p| p.sha256 == label.sha256)
+                .map(Json)
+                .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "loaded but not listed"))
+        }
+        Err(refusal) => {
+            let detail = format!("{} bytes: {}", body.len(), refusal.message());
+            caller
+                .audit(&state, "plugin.upload-refused", &file, Some(&detail))
+                .await?;
+            Err(refusal)
+        }
+    }
+}
+
+/// Writes, checks, renames and loads an uploaded component; on any refusal or failure no file
+/// of it is left in the folder.
+async fn install(state: &AppState, file: &str, body: &[u8]) -> ApiResult<roster_runtime::PluginLabel> {
     let valid_name = file.ends_with(".wasm")
         && file.len() <= 128
         && !file.starts_with('.')
@@ -116,29 +141,59 @@ async fn upload(
         ));
     }
     let dir = state.runtime.config().plugins_dir.clone();
-    let tmp = dir.join(format!(".{file}.upload"));
+    // A name of its own per upload, so two uploads of one file never write into each other;
+    // not ending in `.wasm`, so the folder watcher never loads it half-written.
+    let tmp = dir.join(format!(".{file}.{}.upload", unique()));
     let io = |e: std::io::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("writing {file}: {e}"));
-    tokio::fs::write(&tmp, &body).await.map_err(io)?;
-    // Checked before it replaces anything: a broken upload leaves the folder as it was.
-    if let Err(e) = state.runtime.prepare(&tmp).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()));
-    }
-    let dest = dir.join(&file);
-    tokio::fs::rename(&tmp, &dest).await.map_err(io)?;
-    let label = match state.runtime.load_file(&dest).await {
-        LoadReport::Loaded(l) | LoadReport::Replaced { new: l, .. } => l,
-        LoadReport::Removed(_) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the file vanished")),
-        LoadReport::Failed { error, .. } => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error)),
+    let removed = |e: ApiError| {
+        let _ = std::fs::remove_file(&tmp);
+        e
     };
-    let detail = format!("{} {} sha256 {}", label.name, label.version, label.sha256);
-    caller.audit(&state, "plugin.upload", &file, Some(&detail)).await?;
-    list_now(&state)
-        .plugins
+    write_private(&tmp, body).await.map_err(io).map_err(removed)?;
+    // Checked before it replaces anything: a broken upload leaves the folder as it was.
+    let prepared = match state.runtime.prepare(&tmp).await {
+        Ok(p) => p,
+        Err(e) => return Err(removed(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))),
+    };
+    let dest = dir.join(file);
+    if let Some(other) = state
+        .runtime
+        .plugins()
         .into_iter()
-        .find(|p| p.sha256 == label.sha256)
-        .map(Json)
-        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "loaded but not listed"))
+        .find(|p| p.label.name == prepared.label.name && p.path != dest)
+    {
+        return Err(removed(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "the component is the plugin '{}', which {} already is; upload it as {} to replace it",
+                prepared.label.name, other.label.file, other.label.file
+            ),
+        )));
+    }
+    tokio::fs::rename(&tmp, &dest).await.map_err(io).map_err(removed)?;
+    match state.runtime.load_file(&dest).await {
+        LoadReport::Loaded(l) | LoadReport::Replaced { new: l, .. } => Ok(l),
+        LoadReport::Removed(_) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the file vanished")),
+        LoadReport::Failed { error, .. } => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error)),
+    }
+}
+
+/// A suffix no other upload of this process has, nor (by the pid) another process.
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+/// Writes `bytes` to a new file readable by Roster's user only.
+async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path).await?;
+    tokio::io::AsyncWriteExt::write_all(&mut f, bytes).await?;
+    f.sync_all().await
 }
 
 /// Loads the plugins folder again (new, changed and removed files).

@@ -173,6 +173,28 @@ pub fn merged_config(path: &Path, store: &Store, kinds: &TargetKinds) -> Result<
     Ok(config)
 }
 
+/// A plugin change the folder watcher made, as an audit entry: (action, file, detail).
+fn watched(report: &roster_runtime::LoadReport) -> (&'static str, String, String) {
+    use roster_runtime::LoadReport;
+    let said = |l: &roster_runtime::PluginLabel| format!("{} {} sha256 {}", l.name, l.version, l.sha256);
+    match report {
+        LoadReport::Loaded(l) => ("plugin.load", l.file.clone(), said(l)),
+        LoadReport::Replaced { old, new } => (
+            "plugin.swap",
+            new.file.clone(),
+            format!("{} → {}", said(old), said(new)),
+        ),
+        LoadReport::Removed(l) => ("plugin.remove", l.file.clone(), said(l)),
+        LoadReport::Failed { path, error } => (
+            "plugin.refused",
+            path.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            error.clone(),
+        ),
+    }
+}
+
 /// The runner for `config` (roster.toml's sources are stored, with or without a target).
 fn build_runner(
     store: &Arc<Store>,
@@ -321,6 +343,45 @@ impl Service {
             this.after_run(run_id, result).await;
         });
         Ok(run_id)
+    }
+
+    /// Watches the plugins folder, swapping changed files in, until the handle is dropped;
+    /// every load, swap, removal and refused file is in the audit log (actor
+    /// `plugins-watcher`).
+    pub fn watch_plugins(&self) -> Result<roster_runtime::WatchHandle, ServiceError> {
+        let store = self.store.clone();
+        // Every reload tries a broken file again; its refusal is audited once, until it changes.
+        let refused: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>> = Default::default();
+        self.runtime
+            .watch(move |reports| {
+                let reports: Vec<_> = {
+                    let mut refused = refused.lock().unwrap_or_else(|p| p.into_inner());
+                    reports
+                        .into_iter()
+                        .filter(|r| match r {
+                            roster_runtime::LoadReport::Failed { path, error } => {
+                                refused.insert(path.clone(), error.clone()).as_ref() != Some(error)
+                            }
+                            roster_runtime::LoadReport::Loaded(l)
+                            | roster_runtime::LoadReport::Replaced { new: l, .. }
+                            | roster_runtime::LoadReport::Removed(l) => {
+                                refused.retain(|p, _| p.file_name().is_none_or(|f| *f != *l.file));
+                                true
+                            }
+                        })
+                        .collect()
+                };
+                let store = store.clone();
+                // SQLite off the async workers, as everywhere.
+                tokio::task::spawn_blocking(move || {
+                    for (action, subject, detail) in reports.iter().map(watched) {
+                        if let Err(e) = store.audit("plugins-watcher", "local", action, &subject, Some(&detail)) {
+                            tracing::warn!("cannot audit a plugin change ({action} {subject}): {e}");
+                        }
+                    }
+                });
+            })
+            .map_err(|e| ServiceError::Internal(format!("cannot watch the plugins folder: {e}")))
     }
 
     /// Asks a running run to stop.

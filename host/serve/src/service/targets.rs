@@ -1,13 +1,22 @@
 //! The target through the API: created, replaced or deleted when roster.toml has no `[target]`
 //! (a file's target is read-only here), and tested. Roster writes to one target, so there is at
 //! most one. Which settings are credentials is the kind's to say: they are write-only, and a
-//! replacement that leaves them all out keeps the stored ones.
+//! replacement that leaves them all out keeps the stored ones — unless it moves the target to
+//! another origin (scheme, host or port), which must be given the credentials again: a stored
+//! credential never follows a changed url to a host it was not given for.
 
 use roster_engine::{Patience, TargetCheck, TargetConfig};
 use roster_model::DefinedIn;
 
 use super::{Service, ServiceError, merged_config};
 use crate::config::Config;
+
+/// The origin (scheme, host, port) of a target's url; none when there is no url or it does
+/// not parse, which no stored credential follows either.
+fn origin_of(url: Option<&str>) -> Option<url::Origin> {
+    let origin = url::Url::parse(url?).ok()?.origin();
+    origin.is_tuple().then_some(origin)
+}
 
 impl Service {
     /// Creates or replaces the target defined through the API; true when it was created.
@@ -35,6 +44,15 @@ impl Service {
                     ))
                 })?;
                 if kept.kind == target.kind {
+                    let (was, now) = (kind.describe(&kept).url, kind.describe(&target).url);
+                    if origin_of(was.as_deref()) != origin_of(now.as_deref()) {
+                        return Err(ServiceError::Invalid(format!(
+                            "url: the target moves from {} to {}; give its {} again, since the stored one is only ever sent where it was given for",
+                            was.as_deref().unwrap_or("(none)"),
+                            now.as_deref().unwrap_or("(none)"),
+                            credentials.join(" or ")
+                        )));
+                    }
                     for f in credentials {
                         if let Some(v) = kept.connection.get(*f) {
                             target.connection.insert(f.to_string(), v.clone());

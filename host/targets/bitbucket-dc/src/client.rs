@@ -234,6 +234,11 @@ impl BitbucketDc {
                             wait
                         }
                         None => {
+                            let content_type = resp
+                                .headers()
+                                .get(reqwest::header::CONTENT_TYPE)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string);
                             let bytes = resp.bytes().await.map_err(|e| BbError::Transport {
                                 endpoint: endpoint.clone(),
                                 detail: e.to_string(),
@@ -241,7 +246,7 @@ impl BitbucketDc {
                             if (200..300).contains(&status) {
                                 return Ok(bytes);
                             }
-                            return Err(api_error(&endpoint, status, &bytes));
+                            return Err(api_error(&endpoint, status, content_type.as_deref(), &bytes));
                         }
                     }
                 }
@@ -270,9 +275,20 @@ impl BitbucketDc {
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, BbError> {
         let bytes = self.send(Method::GET, path, query, None).await?;
+        // The parser's own words may quote the body; where it went wrong is enough.
         serde_json::from_slice(&bytes).map_err(|e| BbError::Decode {
             endpoint: format!("GET {path}"),
-            detail: e.to_string(),
+            detail: format!(
+                "not the JSON its API documents ({} at line {}, column {} of a {}-byte body)",
+                match e.classify() {
+                    serde_json::error::Category::Data => "unexpected fields or types",
+                    serde_json::error::Category::Eof => "cut short",
+                    serde_json::error::Category::Syntax | serde_json::error::Category::Io => "not JSON",
+                },
+                e.line(),
+                e.column(),
+                bytes.len()
+            ),
         })
     }
 
@@ -470,21 +486,88 @@ impl BitbucketDc {
     }
 }
 
-fn api_error(endpoint: &str, status: u16, body: &[u8]) -> BbError {
+/// The longest vendor message or exception name an error carries.
+const MAX_VENDOR_TEXT: usize = 300;
+
+/// An error answer, summarised: Bitbucket's own message only when the body is Bitbucket's error
+/// JSON, else the body's type and size. Whatever else a server at the target's url answers
+/// (an HTML page, a proxy's text, another service's JSON) never reaches a run summary, an
+/// alert or the API.
+fn api_error(endpoint: &str, status: u16, content_type: Option<&str>, body: &[u8]) -> BbError {
+    let truncated = |s: &str| -> String {
+        let mut out: String = s.chars().filter(|c| !c.is_control()).take(MAX_VENDOR_TEXT).collect();
+        if s.chars().count() > MAX_VENDOR_TEXT {
+            out.push('…');
+        }
+        out
+    };
     let parsed: Option<Errors> = serde_json::from_slice(body).ok();
     let first = parsed.as_ref().and_then(|e| e.errors.first());
-    let message = first.and_then(|e| e.message.clone()).unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        if text.trim().is_empty() {
-            "(no body)".to_string()
-        } else {
-            text.chars().take(300).collect()
-        }
-    });
+    let message = first
+        .and_then(|e| e.message.as_deref())
+        .map(truncated)
+        .unwrap_or_else(|| {
+            if body.is_empty() {
+                "(no body)".to_string()
+            } else {
+                format!(
+                    "a {}-byte {} body that is not Bitbucket's error JSON",
+                    body.len(),
+                    truncated(content_type.unwrap_or("untyped"))
+                )
+            }
+        });
     BbError::Api {
         endpoint: endpoint.to_string(),
         status,
-        exception: first.and_then(|e| e.exception_name.clone()),
+        exception: first.and_then(|e| e.exception_name.as_deref()).map(truncated),
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_answer_carries_bitbucket_s_message_and_never_another_body() {
+        let e = api_error(
+            "GET /admin/license",
+            401,
+            Some("text/html"),
+            b"<html><form>password: hunter2-session-9f3a</form></html>",
+        )
+        .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(
+            e.contains("401") && e.contains("text/html") && e.contains("not Bitbucket's error JSON"),
+            "{e}"
+        );
+        let other_json = api_error(
+            "GET /admin/license",
+            500,
+            Some("application/json"),
+            br#"{"detail":"leak-77e1"}"#,
+        );
+        assert!(!other_json.to_string().contains("leak-77e1"), "{other_json}");
+        let vendor = br#"{"errors":[{"message":"Authentication failed. Please check your credentials and try again.","exceptionName":"com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException"}]}"#;
+        let e = api_error(
+            "GET /admin/license",
+            401,
+            Some("application/json;charset=UTF-8"),
+            vendor,
+        )
+        .to_string();
+        assert!(
+            e.contains("Authentication failed.") && e.contains("IncorrectPassword"),
+            "{e}"
+        );
+        let long = format!(r#"{{"errors":[{{"message":"{}"}}]}}"#, "x".repeat(5000));
+        let e = api_error("GET /admin/license", 400, None, long.as_bytes()).to_string();
+        assert!(e.len() < 500, "{} bytes", e.len());
+        assert_eq!(
+            api_error("DELETE /admin/users", 404, None, b"").to_string(),
+            "Bitbucket DELETE /admin/users answered 404: (no body)"
+        );
     }
 }
