@@ -22,6 +22,30 @@ pub struct Applied {
     pub failed: usize,
     /// Operations not started because the run was cancelled.
     pub cancelled: usize,
+    /// Operations not started because the target failed an earlier one in a way that is not
+    /// about that operation (unreachable, erroring, throttling past the retries, refusing the
+    /// credentials); the next run plans them again.
+    #[serde(default)]
+    pub stopped: usize,
+}
+
+/// What applying a plan came to.
+#[derive(Debug, Default, Clone)]
+pub struct ApplyOutcome {
+    /// The counts.
+    pub applied: Applied,
+    /// The failure that stopped the apply stage, naming the operation and the cause.
+    pub stopped_by: Option<String>,
+}
+
+/// Whether a failed operation says the target as a whole cannot be written to now, rather
+/// than that this operation cannot be made: no answer, a server error, throttling that
+/// outlasted the retries, or credentials no longer accepted.
+fn target_unavailable(e: &TargetError) -> bool {
+    match e.status {
+        None => true,
+        Some(s) => s == 401 || s == 429 || s >= 500,
+    }
 }
 
 /// What apply needs.
@@ -40,9 +64,21 @@ pub struct ApplyContext<'a> {
     pub concurrency: usize,
 }
 
-/// Applies `ops` (in plan order; `seq` is the index).
-pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Progress) -> Applied {
+/// Applies `ops` (in plan order; `seq` is the index). Once the target fails an operation in a
+/// way that is not about that operation, no further operation starts: the plan's later stages
+/// take away (removals, deprovisioning), and taking away while additions failed would leave
+/// people with less than either the old or the new state gives them.
+pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Progress) -> ApplyOutcome {
     let mut totals = Applied::default();
+    let stopped_by: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let stopped_by = &stopped_by;
+    let stopped = || {
+        stopped_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    };
+    let stopped = &stopped;
     progress.stage("apply", ops.len() as u64);
     let mut start = 0;
     while start < ops.len() {
@@ -51,12 +87,15 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
             .iter()
             .position(|o| o.op.stage() != stage)
             .map_or(ops.len(), |n| start + n);
-        let results: Vec<Option<bool>> = stream::iter(start..end)
+        let results: Vec<Started> = stream::iter(start..end)
             .map(|seq| async move {
-                // A cancelled run starts no new operation; those in flight finish and are
-                // recorded, so the next run converges from a known state.
+                // A cancelled or stopped run starts no new operation; those in flight finish
+                // and are recorded, so the next run converges from a known state.
                 if progress.cancelled() {
-                    return None;
+                    return Started::Cancelled;
+                }
+                if stopped() {
+                    return Started::Stopped;
                 }
                 let started = now_ms();
                 let OpOutcome { result, requests } = execute(ctx, &ops[seq].op).await;
@@ -64,6 +103,12 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                     Ok(note) => (true, None, note),
                     Err(e) => {
                         tracing::warn!(op = ops[seq].op.kind(), subject = ops[seq].op.subject(), "{e}");
+                        if target_unavailable(&e) {
+                            let mut first = stopped_by.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            first.get_or_insert_with(|| {
+                                format!("{} {} failed: {e}", ops[seq].op.kind(), ops[seq].op.subject())
+                            });
+                        }
                         (false, e.status.map(i64::from), Some(e.to_string()))
                     }
                 };
@@ -80,18 +125,38 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                     tracing::error!("cannot record the result of operation {seq}: {e}");
                 }
                 progress.advance(1);
-                Some(ok)
+                if ok { Started::Done } else { Started::Failed }
             })
             .buffer_unordered(ctx.concurrency.max(1))
             .collect()
             .await;
-        totals.done += results.iter().filter(|r| **r == Some(true)).count();
-        totals.failed += results.iter().filter(|r| **r == Some(false)).count();
-        totals.cancelled += results.iter().filter(|r| r.is_none()).count();
+        for r in results {
+            match r {
+                Started::Done => totals.done += 1,
+                Started::Failed => totals.failed += 1,
+                Started::Cancelled => totals.cancelled += 1,
+                Started::Stopped => totals.stopped += 1,
+            }
+        }
         start = end;
     }
     progress.finish();
-    totals
+    ApplyOutcome {
+        applied: totals,
+        stopped_by: stopped_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(),
+    }
+}
+
+/// What became of one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Started {
+    Done,
+    Failed,
+    Cancelled,
+    Stopped,
 }
 
 fn store_err(e: StoreError) -> TargetError {

@@ -45,9 +45,14 @@ pub enum EngineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The target could not be read.
-    #[error(transparent)]
-    Target(#[from] TargetError),
+    /// The target could not be read: nothing was planned or written.
+    #[error("target '{target}': read: {error}; nothing was planned or written")]
+    Read {
+        /// The target's id.
+        target: String,
+        /// Why.
+        error: TargetError,
+    },
     /// A plan cannot be approved or applied.
     #[error("{0}")]
     Plan(String),
@@ -153,6 +158,13 @@ impl Engine {
         Engine { store, target, policy }
     }
 
+    fn read_failed(&self, error: TargetError) -> EngineError {
+        EngineError::Read {
+            target: self.policy.id.clone(),
+            error,
+        }
+    }
+
     /// The target's configuration.
     pub fn policy(&self) -> &TargetConfig {
         &self.policy
@@ -193,7 +205,10 @@ impl Engine {
                 let id = target_id.to_string();
                 let identities = self.store.blocking(move |store| store.identities(&id)).await?;
                 (
-                    self.target.read(&interesting, self.policy.concurrency).await?,
+                    self.target
+                        .read(&interesting, self.policy.concurrency)
+                        .await
+                        .map_err(|e| self.read_failed(e))?,
                     identities,
                 )
             }
@@ -206,7 +221,11 @@ impl Engine {
                 names.insert(key.to_string());
                 let mut groups: BTreeSet<String> = desired.groups.keys().cloned().collect();
                 groups.extend(managed.iter().cloned());
-                let state = self.target.read_accounts(&names, &groups).await?;
+                let state = self
+                    .target
+                    .read_accounts(&names, &groups)
+                    .await
+                    .map_err(|e| self.read_failed(e))?;
                 // Groups that concern this person: the ones they should be in, and the ones
                 // they are in.
                 desired
@@ -302,21 +321,12 @@ impl Engine {
             RunState::Held
         } else {
             let t = Instant::now();
-            applied = self
+            let outcome = self
                 .apply_plan(r.run_id, &plan_id, &draft.ops, r.actor, progress)
                 .await?;
             stage_ms.insert("apply".into(), ms(t));
-            if applied.cancelled > 0 {
-                warnings.push(format!(
-                    "the run was cancelled: {} operation(s) not applied; the next run plans them again",
-                    applied.cancelled
-                ));
-                RunState::Cancelled
-            } else if applied.failed > 0 || !r.incomplete.is_empty() {
-                RunState::Partial
-            } else {
-                RunState::Succeeded
-            }
+            applied = outcome.applied;
+            self.applied_state(&outcome, !r.incomplete.is_empty(), &mut warnings)
         };
         Ok(Reconciled {
             state,
@@ -389,7 +399,11 @@ impl Engine {
             })
             .collect();
         let t = Instant::now();
-        let target = self.target.read(&groups, self.policy.concurrency).await?;
+        let target = self
+            .target
+            .read(&groups, self.policy.concurrency)
+            .await
+            .map_err(|e| self.read_failed(e))?;
         let mut stage_ms = BTreeMap::from([("read".to_string(), ms(t))]);
         let verdict = guard::judge(
             ops,
@@ -424,17 +438,47 @@ impl Engine {
                 .audit(actor, or_local(origin), "plan.approve", &plan.id, Some(&plan.hash))?;
             out.planned = count_kinds(ops);
             let t = Instant::now();
-            out.applied = self.apply_plan(run_id, &plan.id, ops, actor, progress).await?;
+            let outcome = self.apply_plan(run_id, &plan.id, ops, actor, progress).await?;
             stage_ms.insert("apply".into(), ms(t));
-            out.state = if out.applied.failed > 0 {
-                RunState::Partial
-            } else {
-                RunState::Succeeded
-            };
+            out.applied = outcome.applied;
+            out.state = self.applied_state(&outcome, false, &mut out.warnings);
         }
         out.stage_ms = stage_ms;
         out.calls = self.target.calls();
         Ok(out)
+    }
+
+    /// How a run that applied its plan ends (`incomplete`: a source's fetch did not), with
+    /// what its warnings say about it.
+    fn applied_state(&self, outcome: &apply::ApplyOutcome, incomplete: bool, warnings: &mut Vec<String>) -> RunState {
+        let (a, id) = (&outcome.applied, &self.policy.id);
+        if a.cancelled > 0 {
+            warnings.push(format!(
+                "the run was cancelled: {} operation(s) not applied; the next run plans them again",
+                a.cancelled
+            ));
+            return RunState::Cancelled;
+        }
+        if let Some(why) = &outcome.stopped_by {
+            warnings.push(format!(
+                "target '{id}': apply: {why}; {} later operation(s) were not started, so nothing more was written (removals and deprovisioning come last); the next run plans them again",
+                a.stopped
+            ));
+            return RunState::Failed;
+        }
+        if a.failed > 0 {
+            warnings.push(format!(
+                "target '{id}': apply: {} of {} operation(s) failed, each with its reason in the run's results",
+                a.failed,
+                a.failed + a.done
+            ));
+            return RunState::Partial;
+        }
+        if incomplete {
+            RunState::Partial
+        } else {
+            RunState::Succeeded
+        }
     }
 
     /// Rejects a held or draft plan; `origin` is the caller's address (empty: this machine).
@@ -465,7 +509,7 @@ impl Engine {
         ops: &[PlannedOp],
         actor: &str,
         progress: &dyn Progress,
-    ) -> Result<Applied, EngineError> {
+    ) -> Result<apply::ApplyOutcome, EngineError> {
         let ctx = apply::ApplyContext {
             target: self.target.as_ref(),
             store: &self.store,

@@ -108,6 +108,9 @@ pub struct TargetConfig {
     /// Retries of a throttled or failed call.
     #[serde(default = "default_retries")]
     pub max_retries: u32,
+    /// Seconds one request to the target may take before it counts as failed (and is retried).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
     /// The kind's own settings (URL, account, credentials), read and checked by the kind.
     #[serde(flatten)]
     pub connection: serde_json::Map<String, serde_json::Value>,
@@ -134,6 +137,9 @@ fn default_batch() -> usize {
 fn default_retries() -> u32 {
     6
 }
+fn default_request_timeout() -> u64 {
+    60
+}
 fn default_target_budget() -> BudgetConfig {
     BudgetConfig {
         per_second: 200.0,
@@ -152,6 +158,9 @@ impl TargetConfig {
         }
         if self.concurrency == 0 || self.batch_size == 0 {
             return Err("target concurrency and batch_size must be at least 1".into());
+        }
+        if self.request_timeout_secs == 0 {
+            return Err("target request_timeout_secs must be at least 1".into());
         }
         Ok(())
     }

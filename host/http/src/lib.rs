@@ -11,5 +11,5 @@ pub mod secret;
 
 pub use budget::{Budget, BudgetConfig, retry_after};
 pub use error::innermost;
-pub use retry::{LongWait, Retry, RetryPolicy};
+pub use retry::{LongWait, Retry, RetryPolicy, transient_status};
 pub use secret::{SecretRef, SecretValue};

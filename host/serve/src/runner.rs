@@ -338,7 +338,7 @@ impl Runner {
         for f in &summary.fetch {
             if let Some(e) = &f.error {
                 summary.warnings.push(format!(
-                    "fetch of '{}' did not complete: {e}; the mirror keeps its last complete state",
+                    "source '{}': fetch: {e}; the fetch did not complete and the mirror keeps its last complete state",
                     f.source
                 ));
             }
@@ -382,13 +382,23 @@ impl Runner {
             let reasons: Vec<String> = summary
                 .fetch
                 .iter()
-                .map(|f| format!("{}: {}", f.source, f.error.as_deref().unwrap_or("incomplete")))
+                .map(|f| {
+                    format!(
+                        "source '{}': fetch: {}",
+                        f.source,
+                        f.error.as_deref().unwrap_or("incomplete")
+                    )
+                })
                 .collect();
+            // The warnings hold each source's reason already; the run's error repeats them,
+            // since it is what alerts and the API show.
+            summary
+                .warnings
+                .push("no source could be read; nothing was planned or written".into());
             let error = format!(
-                "no source could be read ({}); nothing was planned or written",
+                "no source could be read, so nothing was planned or written: {}",
                 reasons.join("; ")
             );
-            summary.warnings.push(error.clone());
             return self.ended(run_id, RunState::Failed, summary, Some(&error));
         }
         let mut desired = self.directory.desired(&mut summary.stage_ms).await?;

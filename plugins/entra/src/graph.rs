@@ -58,6 +58,8 @@ pub struct Graph<'a> {
     pub s: &'a Settings,
     creds: ClientCredentials,
     t: &'a dyn Transport,
+    /// A page with no objects but a next link was read (see [`Graph::read_an_empty_page`]).
+    empty_page: std::cell::Cell<bool>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +88,19 @@ impl<'a> Graph<'a> {
             s,
             creds: s.credentials(),
             t,
+            empty_page: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Whether a page with no objects but a next link was read since the last call: the
+    /// driver counts them, so a Graph that pages forever stops the fetch.
+    pub fn read_an_empty_page(&self) -> bool {
+        self.empty_page.take()
+    }
+
+    fn seen(&self, c: &Collection) {
+        if c.value.is_empty() && c.next_link.is_some() {
+            self.empty_page.set(true);
         }
     }
 
@@ -120,12 +135,14 @@ impl<'a> Graph<'a> {
     ) -> Result<Collection, PluginError> {
         let resp = self.send(url, what, headers)?;
         let resp = self.ok(resp, what, needs)?;
-        resp.json::<Collection>(what).map_err(|e| {
-            PluginError::Fatal(format!(
-                "{} (Graph's answer must be an OData collection: {{\"value\": [...]}})",
-                e
-            ))
-        })
+        let c = resp.json::<Collection>(what).map_err(|e| match e {
+            PluginError::Fatal(why) => PluginError::Fatal(format!(
+                "{why} (Graph's answer must be an OData collection: {{\"value\": [...]}})"
+            )),
+            other => other,
+        })?;
+        self.seen(&c);
+        Ok(c)
     }
 
     /// GETs one page of a collection under an object; `Ok(None)` when the object is gone (a
@@ -136,7 +153,9 @@ impl<'a> Graph<'a> {
             return Ok(None);
         }
         let resp = self.ok(resp, what, needs)?;
-        resp.json::<Collection>(what).map(Some)
+        let c = resp.json::<Collection>(what)?;
+        self.seen(&c);
+        Ok(Some(c))
     }
 
     /// GETs one page of a delta round from a link Graph gave. Graph refusing the link in any way

@@ -76,6 +76,9 @@ impl Fetch for Entra {
         } else {
             full::advance(&g, &mut cur, work)?;
         }
+        if g.read_an_empty_page() {
+            work.empty_page();
+        }
         Ok(match cur.step {
             Step::Done => Next::Done(Some(cur.token)),
             _ => Next::Continue(cur),

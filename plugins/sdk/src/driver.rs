@@ -165,6 +165,7 @@ pub struct Work<'a> {
     http: &'a dyn Transport,
     expected: Option<u64>,
     room: usize,
+    empty_page: bool,
 }
 
 impl<'a> Work<'a> {
@@ -174,7 +175,15 @@ impl<'a> Work<'a> {
             http,
             expected: None,
             room,
+            empty_page: false,
         }
+    }
+
+    /// Says this step was answered a page with nothing on it that still pointed to a next
+    /// page. Vendors do that now and then; a long run of them in a row is a server paging
+    /// forever, and the driver stops the fetch after [`MAX_EMPTY_PAGES`].
+    pub fn empty_page(&mut self) {
+        self.empty_page = true;
     }
 
     /// Sends requests; each counts against the page's request budget.
@@ -244,6 +253,10 @@ struct CursorEnvelope<C> {
     at: C,
 }
 
+/// Steps in a row answered an empty page that pointed to another one, after which a fetch is
+/// taken to be paging forever.
+pub const MAX_EMPTY_PAGES: u32 = 100;
+
 /// How much of a cursor a loop error quotes.
 const CURSOR_EXCERPT: usize = 200;
 
@@ -256,6 +269,8 @@ const CURSOR_EXCERPT: usize = 200;
 #[derive(Debug, Default)]
 pub struct Driver {
     trail: Trail,
+    /// Steps in a row that read only an empty page with a next one (see [`Work::empty_page`]).
+    empty_pages: u32,
 }
 
 impl Driver {
@@ -283,6 +298,7 @@ impl Driver {
             }
             None => {
                 self.trail.restart();
+                self.empty_pages = 0;
                 let from = match delta {
                     Some(token) => Begin::Incremental(tokens.decode(token)?),
                     None => Begin::Full,
@@ -302,6 +318,17 @@ impl Driver {
             let mut work = Work::new(&http, room);
             match f.step(at.clone(), &mut work) {
                 Ok(next) => {
+                    if work.empty_page && work.out.is_empty() {
+                        self.empty_pages += 1;
+                        if self.empty_pages > MAX_EMPTY_PAGES {
+                            return Err(PluginError::Fatal(format!(
+                                "the {} connector was answered {MAX_EMPTY_PAGES} empty pages in a row, each pointing to another page; stopping to avoid an endless fetch",
+                                job.connector
+                            )));
+                        }
+                    } else {
+                        self.empty_pages = 0;
+                    }
                     total = add(total, work.expected);
                     page.append(work.out);
                     match next {
@@ -523,6 +550,8 @@ mod tests {
         /// Announced in `begin`.
         total: Option<u64>,
         begun: RefCell<Vec<Begin<u32>>>,
+        /// Every step is answered an empty page pointing to a next one.
+        empty: bool,
     }
 
     impl Script {
@@ -535,6 +564,7 @@ mod tests {
                 jump: None,
                 total: None,
                 begun: RefCell::new(vec![]),
+                empty: false,
             }
         }
     }
@@ -568,6 +598,9 @@ mod tests {
         fn step(&self, at: u32, work: &mut Work<'_>) -> Result<Next<u32, u32>, PluginError> {
             for _ in 0..self.requests {
                 work.http().send(Request::get("https://idp.example/x"))?;
+            }
+            if self.empty {
+                work.empty_page();
             }
             for i in 0..self.per_step {
                 work.out.users.push(user(format!("u{at}-{i}")));
@@ -638,6 +671,29 @@ mod tests {
         let token = pages[2].delta_token.as_deref().unwrap();
         assert!(token.contains(r#""connector":"demo""#), "{token}");
         assert_eq!(ids(&pages[2]), vec!["u4-0", "u4-1"]);
+    }
+
+    #[test]
+    fn a_run_of_empty_pages_is_followed_until_it_looks_endless() {
+        let http = Echo::default();
+        let j = job(&http, Budget::default(), "s");
+        let some = Script {
+            empty: true,
+            ..Script::new(MAX_EMPTY_PAGES, 0)
+        };
+        assert!(all_pages(&mut Driver::default(), &some, &j, None).is_ok());
+        let endless = Script {
+            empty: true,
+            ..Script::new(u32::MAX, 0)
+        };
+        let err = all_pages(&mut Driver::default(), &endless, &j, None).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Fatal(m) if m.contains("empty pages in a row") && m.contains("demo")),
+            "{err:?}"
+        );
+        // Steps that read nothing without pointing on (empty groups) are not counted.
+        let quiet = Script::new(MAX_EMPTY_PAGES * 3, 0);
+        assert!(all_pages(&mut Driver::default(), &quiet, &j, None).is_ok());
     }
 
     #[test]

@@ -108,8 +108,13 @@ impl Response {
     /// quotes the start of the body.
     pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, PluginError> {
         serde_json::from_slice(&self.body).map_err(|e| {
+            let kind = self
+                .header("content-type")
+                .filter(|t| !t.to_ascii_lowercase().contains("json"))
+                .map(|t| format!(" but `{t}` (a sign-in page or a proxy in front of the API?)"))
+                .unwrap_or_default();
             PluginError::Fatal(format!(
-                "{what}: the response is not the JSON expected ({e}); it starts with: {}",
+                "{what}: the response is not the JSON expected{kind} ({e}); it starts with: {}",
                 excerpt(&self.body)
             ))
         })
@@ -173,6 +178,27 @@ mod tests {
             "content-type".to_string(),
             "application/x-www-form-urlencoded".to_string()
         )));
+    }
+
+    #[test]
+    fn a_page_that_is_not_json_is_named_by_its_content_type() {
+        let html = Response {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+            body: b"<!DOCTYPE html><html>Sign in</html>".to_vec(),
+        };
+        let e = html.json::<serde_json::Value>("list users").unwrap_err();
+        assert!(
+            matches!(&e, PluginError::Fatal(m) if m.contains("`text/html; charset=utf-8`") && m.contains("list users")),
+            "{e:?}"
+        );
+        let cut = Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: br#"{"value": [{"id""#.to_vec(),
+        };
+        let e = cut.json::<serde_json::Value>("list users").unwrap_err();
+        assert!(matches!(&e, PluginError::Fatal(m) if !m.contains("sign-in")), "{e:?}");
     }
 
     #[test]

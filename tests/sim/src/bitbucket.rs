@@ -32,8 +32,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::kit::{
-    self, FaultRule, Faults, Offset, Outcome, PageFault, RateLimited, RequestLog, RouteMatch, Server, Throttle, Times,
-    Vendor,
+    self, FaultRule, Faults, Methods, Offset, Outcome, PageFault, RateLimited, RequestLog, RouteMatch, Server,
+    Throttle, Times, Vendor,
 };
 
 const JSON: &str = "application/json;charset=UTF-8";
@@ -113,7 +113,7 @@ impl From<Fault> for FaultRule {
         FaultRule {
             fault: kit::Fault::status(f.status),
             route: RouteMatch::Contains(f.path_contains),
-            method: f.method,
+            methods: f.method.map_or(Methods::Any, Methods::Only),
             skip_first: 0,
             times: Times::Count(f.remaining),
         }

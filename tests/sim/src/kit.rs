@@ -60,7 +60,7 @@ pub mod throttle;
 mod tests;
 
 pub use errors::Vendor;
-pub use faults::{Cut, Fault, FaultRule, Faults, Injected, RouteMatch, RuleId, Times};
+pub use faults::{Cut, Fault, FaultRule, Faults, Injected, Methods, RouteMatch, RuleId, Times};
 pub use paging::{Cursor, Offset, Page, PageFault, Position, Sealer, keyed_page, link_headers};
 pub use server::{Logged, Outcome, RequestLog, Server, observe};
 pub use throttle::{RateLimited, Throttle, Throttled, TokenBucket};

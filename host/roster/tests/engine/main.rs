@@ -13,6 +13,7 @@ mod contract_graph;
 mod contract_prism;
 mod crash;
 mod entra;
+mod faults;
 mod hostile;
 mod scenarios;
 mod sync;

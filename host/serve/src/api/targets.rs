@@ -65,6 +65,8 @@ pub struct PolicyView {
     pub budget: BudgetConfig,
     /// Retries of a throttled or failed call.
     pub max_retries: u32,
+    /// Seconds one request to the target may take.
+    pub request_timeout_secs: u64,
 }
 
 impl From<&TargetConfig> for PolicyView {
@@ -89,6 +91,7 @@ impl From<&TargetConfig> for PolicyView {
             batch_size,
             budget,
             max_retries,
+            request_timeout_secs,
             connection: _,
         } = t;
         PolicyView {
@@ -105,6 +108,7 @@ impl From<&TargetConfig> for PolicyView {
             batch_size: *batch_size,
             budget: *budget,
             max_retries: *max_retries,
+            request_timeout_secs: *request_timeout_secs,
         }
     }
 }
@@ -193,6 +197,10 @@ pub struct TargetInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 20)]
     pub max_retries: Option<u32>,
+    /// Seconds one request to Bitbucket may take before it counts as failed (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3600)]
+    pub request_timeout_secs: Option<u64>,
 }
 
 impl TargetInput {
@@ -300,7 +308,8 @@ mod tests {
             "concurrency": 2,
             "batch_size": 7,
             "budget": {"per_second": 9.5, "burst": 4},
-            "max_retries": 1
+            "max_retries": 1,
+            "request_timeout_secs": 5
         }))
         .unwrap();
         let mut expected = serde_json::to_value(&target).unwrap();

@@ -27,6 +27,10 @@ tokio::task_local! {
 /// Items per page when listing (Bitbucket's usual hard cap).
 const PAGE_LIMIT: u32 = 1000;
 
+/// Empty pages in a row, each saying more follow, after which a listing is taken to be endless
+/// (Bitbucket filters before it pages, so it answers none in a healthy listing).
+const MAX_EMPTY_PAGES: u32 = 10;
+
 /// How Roster authenticates to Bitbucket.
 #[derive(Debug, Clone)]
 pub enum Auth {
@@ -207,6 +211,11 @@ impl BitbucketDc {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = roster_http::retry_after(resp.headers());
+                    let content_type = resp
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
                     if status == 429 {
                         self.throttled.fetch_add(1, Ordering::Relaxed);
                         // Bitbucket's token bucket says how fast it refills: pace to it from now on.
@@ -222,10 +231,13 @@ impl BitbucketDc {
                             self.budget.adopt(fill / interval, limit);
                         }
                     }
-                    let wait = match status {
-                        429 | 502 | 503 | 504 => retry.next_wait(retry_after),
-                        _ => None,
+                    // A read can be repeated whatever went wrong; a write only when the answer
+                    // says it was not carried out (throttled, or a gateway or a busy node).
+                    let again = match status {
+                        429 | 502 | 503 | 504 => true,
+                        _ => method == Method::GET && roster_http::transient_status(status),
                     };
+                    let wait = again.then(|| retry.next_wait(retry_after)).flatten();
                     match wait {
                         Some(wait) => {
                             if status == 429 || retry_after.is_some() {
@@ -244,13 +256,15 @@ impl BitbucketDc {
                                 detail: e.to_string(),
                             })?;
                             if (200..300).contains(&status) {
-                                return Ok(bytes);
+                                return not_json(&endpoint, content_type.as_deref(), &bytes).map_or(Ok(bytes), Err);
                             }
                             return Err(api_error(&endpoint, status, content_type.as_deref(), &bytes));
                         }
                     }
                 }
-                Err(e) => match (e.is_connect() || e.is_timeout())
+                // A write cut off may have been carried out: only one that never reached
+                // Bitbucket (no connection) or got no answer in time is sent again.
+                Err(e) => match (method == Method::GET || e.is_connect() || e.is_timeout())
                     .then(|| retry.next_wait(None))
                     .flatten()
                 {
@@ -296,11 +310,21 @@ impl BitbucketDc {
     async fn all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<T>, BbError> {
         let mut out = Vec::new();
         let mut start = 0u64;
+        let mut empty = 0;
         loop {
             let mut q: Vec<(&str, String)> = query.to_vec();
             q.push(("start", start.to_string()));
             q.push(("limit", PAGE_LIMIT.to_string()));
             let page: BbPage<T> = self.get(path, &q).await?;
+            empty = if page.values.is_empty() { empty + 1 } else { 0 };
+            if empty > MAX_EMPTY_PAGES && !page.is_last_page {
+                return Err(BbError::Decode {
+                    endpoint: format!("GET {path}"),
+                    detail: format!(
+                        "{empty} empty pages in a row, none of them the last; stopping to avoid an endless listing"
+                    ),
+                });
+            }
             out.extend(page.values);
             match (page.is_last_page, page.next_page_start) {
                 (false, Some(next)) if next > start => start = next,
@@ -484,6 +508,22 @@ impl BitbucketDc {
         .await
         .map(drop)
     }
+}
+
+/// A 2xx answer with a body that is not JSON: a sign-in page or a proxy answered instead of
+/// Bitbucket, and nothing asked for was done (or read).
+fn not_json(endpoint: &str, content_type: Option<&str>, body: &[u8]) -> Option<BbError> {
+    let kind = content_type?;
+    if body.is_empty() || kind.to_ascii_lowercase().contains("json") {
+        return None;
+    }
+    Some(BbError::Decode {
+        endpoint: endpoint.to_string(),
+        detail: format!(
+            "a {}-byte `{kind}` page instead of JSON (a sign-in page or a proxy in front of Bitbucket?)",
+            body.len()
+        ),
+    })
 }
 
 /// The longest vendor message or exception name an error carries.

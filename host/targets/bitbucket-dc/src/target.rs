@@ -71,9 +71,10 @@ impl BitbucketDcTarget {
     /// The target `config` describes (`base` resolves relative credential files).
     pub fn new(config: &TargetConfig, base: &Path, patience: Patience) -> Result<BitbucketDcTarget, String> {
         let settings = Settings::of(config)?;
+        let configured = Duration::from_secs(config.request_timeout_secs.max(1));
         let (timeout, max_retries) = match patience {
-            Patience::Run => (Duration::from_secs(60), config.max_retries),
-            Patience::Check => (Duration::from_secs(10), 1),
+            Patience::Run => (configured, config.max_retries),
+            Patience::Check => (configured.min(Duration::from_secs(10)), 1),
         };
         let client = BitbucketDc::new(ClientConfig {
             url: settings.url.clone(),

@@ -183,6 +183,28 @@ pub fn decoded_target(uri: &Uri) -> String {
     format!("{}?{}", uri.path(), pairs.join("&"))
 }
 
+/// Which methods a rule applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Methods {
+    /// Every method.
+    Any,
+    /// This one.
+    Only(Method),
+    /// Every method that may change something: all but GET, HEAD and OPTIONS.
+    Writes,
+}
+
+impl Methods {
+    /// Whether a request with `method` matches.
+    pub fn matches(&self, method: &Method) -> bool {
+        match self {
+            Methods::Any => true,
+            Methods::Only(m) => m == method,
+            Methods::Writes => !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS),
+        }
+    }
+}
+
 /// Which of the matching requests a rule fails, counted after its `skip_first`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Times {
@@ -203,8 +225,8 @@ pub struct FaultRule {
     pub fault: Fault,
     /// Which paths.
     pub route: RouteMatch,
-    /// Which method; `None` = any.
-    pub method: Option<Method>,
+    /// Which methods.
+    pub methods: Methods,
     /// Matching requests let through before the rule applies ("the 3rd" = 2).
     pub skip_first: u32,
     /// Which matching requests after those fail.
@@ -217,7 +239,7 @@ impl FaultRule {
         FaultRule {
             fault,
             route: RouteMatch::Any,
-            method: None,
+            methods: Methods::Any,
             skip_first: 0,
             times: Times::Once,
         }
@@ -226,7 +248,17 @@ impl FaultRule {
     /// Only requests with this method to these paths.
     pub fn on(self, method: Method, route: RouteMatch) -> FaultRule {
         FaultRule {
-            method: Some(method),
+            methods: Methods::Only(method),
+            route,
+            ..self
+        }
+    }
+
+    /// Only requests that may change something (any method but GET, HEAD and OPTIONS) to
+    /// these paths: faults while a client writes, whatever it writes with.
+    pub fn writes(self, route: RouteMatch) -> FaultRule {
+        FaultRule {
+            methods: Methods::Writes,
             route,
             ..self
         }
@@ -248,7 +280,7 @@ impl FaultRule {
     }
 
     fn matches(&self, method: &Method, uri: &Uri) -> bool {
-        self.method.as_ref().is_none_or(|m| m == method) && self.route.matches(uri)
+        self.methods.matches(method) && self.route.matches(uri)
     }
 }
 

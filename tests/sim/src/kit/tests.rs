@@ -223,6 +223,26 @@ async fn status_faults_answer_in_the_vendors_words() {
 }
 
 #[tokio::test]
+async fn a_rule_on_writes_fails_every_write_method_and_no_read() {
+    let rig = Rig::new().await;
+    let rule = rig.faults.add(
+        FaultRule::new(Fault::status(503))
+            .writes(RouteMatch::Any)
+            .times(Times::Always),
+    );
+    assert_eq!(rig.status("/offset").await, 200, "a read is not a write");
+    assert_eq!(rig.post("/write").await.unwrap().status(), 503);
+    let put = rig.http.put(rig.url("/write")).send().await.unwrap();
+    assert_eq!(
+        put.status(),
+        503,
+        "any write method, whatever the route answers it with"
+    );
+    assert_eq!(rig.faults.fired(rule), 2);
+    assert_eq!(rig.writes(), 0, "nothing was served");
+}
+
+#[tokio::test]
 async fn skip_first_times_and_methods_are_honoured() {
     let rig = Rig::new().await;
     let rule = rig.faults.add(
