@@ -99,6 +99,14 @@ impl Default for ScheduleConfig {
 impl ScheduleConfig {
     /// The schedule, validated.
     pub fn schedule(&self) -> Result<Schedule, String> {
+        // TOML writes `nan` and `inf`: either would make the scheduler's "a full fetch at least
+        // this often" comparison never hold, so incremental syncs would go on forever.
+        let hours = self.full_every_hours;
+        if !(hours.is_finite() && hours >= 0.0) {
+            return Err(format!(
+                "full_every_hours {hours}: give a number of hours, 0 or more (e.g. 24 for a full fetch at least daily)"
+            ));
+        }
         match (&self.cron, self.every_minutes) {
             (Some(_), Some(_)) => Err("give `every_minutes` or `cron`, not both".into()),
             (Some(c), None) => Schedule::cron(c).map_err(|e| format!("cron `{c}`: {e}")),
@@ -2488,5 +2496,27 @@ mod tests {
         }
         // The garbage must reach the evaluation paths too, not only the parser's refusals.
         assert!(accepted >= 20, "only {accepted} of {} inputs accepted", inputs.len());
+    }
+
+    #[test]
+    fn a_full_fetch_interval_that_is_not_a_number_of_hours_is_refused() {
+        // Found by fuzzing (tests/fuzz, schedule): `full_every_hours = nan` (or `inf`, or a
+        // negative number) in roster.toml was accepted, and with `nan` or `inf` the scheduler
+        // never made the periodic full fetch.
+        for hours in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0] {
+            let c = ScheduleConfig {
+                full_every_hours: hours,
+                ..ScheduleConfig::default()
+            };
+            let e = c.schedule().unwrap_err();
+            assert!(e.starts_with("full_every_hours ") && e.contains("0 or more"), "{e}");
+        }
+        for hours in [0.0, 0.5, 24.0] {
+            let c = ScheduleConfig {
+                full_every_hours: hours,
+                ..ScheduleConfig::default()
+            };
+            assert!(c.schedule().is_ok(), "{hours}");
+        }
     }
 }

@@ -17,6 +17,11 @@ use crate::{PluginError, Request, Response};
 /// A token is renewed this long before the expiry the server announced.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(120);
 
+/// A token is kept at most this long, whatever lifetime the server announced: token endpoints
+/// grant an hour or so, and a larger `expires_in` (up to `u64::MAX` seconds) would overflow the
+/// clock's arithmetic. A token revoked sooner is renewed on the API's 401 anyway.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// How the client proves who it is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ClientAuth {
@@ -80,7 +85,7 @@ impl ClientCredentials {
             return Ok(token);
         }
         let fresh = self.request_token(transport)?;
-        let lifetime = Duration::from_secs(fresh.expires_in.unwrap_or(3600));
+        let lifetime = Duration::from_secs(fresh.expires_in.unwrap_or(3600)).min(MAX_LIFETIME);
         let renew_at = now + lifetime.saturating_sub(EXPIRY_MARGIN.min(lifetime / 2));
         CACHE.with(|c| {
             c.borrow_mut().insert(
@@ -309,6 +314,19 @@ mod tests {
         assert_eq!(resp.status, 200);
         assert_eq!(String::from_utf8(resp.body).unwrap(), r#"Some("Bearer t2")"#);
         assert_eq!(idp.token_calls.get(), 2);
+    }
+
+    #[test]
+    fn an_endless_lifetime_is_kept_a_day_at_most() {
+        // Found by fuzzing (tests/fuzz, sdk_envelopes): `expires_in` near u64::MAX seconds
+        // overflowed `Instant + Duration` and panicked the connector.
+        for expires_in in [u64::MAX, u64::MAX / 1_000, 10_000_000_000] {
+            let idp = FakeIdp::new(expires_in);
+            let cc = creds(&format!("https://e{expires_in}.example"));
+            assert_eq!(cc.token(&idp).unwrap(), "t1");
+            assert_eq!(cc.token(&idp).unwrap(), "t1", "a long-lived token is reused");
+            assert_eq!(idp.token_calls.get(), 1);
+        }
     }
 
     #[test]
