@@ -89,6 +89,11 @@ impl Origin {
         &self.host
     }
 
+    /// True for a `*.domain` entry, which admits every subdomain.
+    pub fn is_wildcard(&self) -> bool {
+        self.host.starts_with("*.")
+    }
+
     /// Whether this allowlist entry admits `other`.
     pub fn admits(&self, other: &Origin) -> bool {
         if self.scheme != other.scheme || self.port != other.port {
@@ -238,12 +243,15 @@ fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
     let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if let Some(v4) = a.to_ipv4_mapped() {
         Some(v4)
-    } else if s[..6] == [0; 6] && !a.is_loopback() && !a.is_unspecified() {
-        Some(low)
-    } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    } else if (s[..6] == [0; 6] && !a.is_loopback() && !a.is_unspecified()) || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         Some(low)
     } else if s[0] == 0x2002 {
-        Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8))
+        Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ))
     } else {
         None
     }

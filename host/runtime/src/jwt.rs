@@ -1,5 +1,5 @@
 //! The host side of `sign-jwt`: client assertions signed with a key that never enters the
-//! sandbox. A key signs only for the token endpoints it is bound to (the `aud` claim).
+//! sandbox. A key signs only for the token endpoint it is bound to (the `aud` claim).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,7 +9,7 @@ use crate::secrets::Secrets;
 
 /// Signs `header.claims` with the named key. Errors are plain words for the plugin.
 pub fn sign(secrets: &Secrets, key_name: &str, header_json: &str, claims_json: &str) -> Result<String, String> {
-    let key = secrets.signing_key(key_name).map_err(|e| e.to_string())?;
+    let (key, bound) = secrets.signing_key(key_name).map_err(|e| e.to_string())?;
     let header: serde_json::Value =
         serde_json::from_str(header_json).map_err(|e| format!("the JWT header is not JSON: {e}"))?;
     let claims: serde_json::Value =
@@ -28,14 +28,11 @@ pub fn sign(secrets: &Secrets, key_name: &str, header_json: &str, claims_json: &
     if audiences.is_empty() {
         return Err("the JWT claims need an `aud`: the token endpoint the assertion is for".into());
     }
-    for aud in &audiences {
-        let origin = url::Url::parse(aud)
-            .ok()
-            .and_then(|u| crate::capability::Origin::of(&u).ok())
-            .ok_or_else(|| format!("`aud` {aud} is not a URL"))?;
-        if !key.hosts.iter().any(|h| h.admits(&origin)) {
+    for aud in audiences {
+        if crate::secrets::normalize_url(aud).as_deref() != Some(bound.audience.as_str()) {
             return Err(format!(
-                "key `{key_name}` may not sign for {origin}; bind it to that host in the source's secrets"
+                "key `{key_name}` may sign only for {}, not for {aud:?}; set the secret's `audience` to the token endpoint the connector uses",
+                bound.audience
             ));
         }
     }
