@@ -5,12 +5,14 @@
 //! one field of a form or JSON body, of the given methods, to the given origins, under the
 //! given path. A placeholder anywhere else (another header, another field, a URL, another
 //! path, method or host) stops the request with an error naming the secret, where it was put
-//! and where it may go. Every secret value found in a response, a log line or an error message
-//! is turned back into its placeholder before the plugin or the log sees it.
+//! and where it may go. Every secret value found in a response, a log line or an error message,
+//! raw or in a common encoding, is turned back into its placeholder before the plugin or the
+//! log sees it.
 
 use std::fmt;
 
 use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine as _;
 use memchr::memmem;
 use serde::{Deserialize, Serialize};
 
@@ -487,6 +489,9 @@ const OPEN: &[u8] = b"{{secret:";
 const CLOSE: &[u8] = b"}}";
 /// Values shorter than this are not redacted from responses: they would match by chance.
 const MIN_REDACT_LEN: usize = 4;
+/// Base64 text of a value shorter than this is not redacted: short runs of base64 match by
+/// chance in tokens, cursors and photos.
+const MIN_BASE64_LEN: usize = 12;
 
 /// A placeholder in `text`: its byte range and the name in it.
 fn placeholders(text: &[u8]) -> impl Iterator<Item = (usize, usize, String)> + '_ {
@@ -719,7 +724,8 @@ impl Secrets {
         Ok(())
     }
 
-    /// Replaces every secret value (plain or form-encoded) in `data` with its placeholder.
+    /// Replaces every secret value in `data` — raw, percent-encoded, JSON-escaped or base64 —
+    /// with its placeholder.
     pub fn redact(&self, data: Vec<u8>) -> Vec<u8> {
         match &self.redactor {
             Some(ac) if ac.is_match(&data) => ac.replace_all_bytes(&data, &self.placeholders),
@@ -751,17 +757,95 @@ impl Secrets {
     }
 }
 
-/// The forms a value takes in text that are worth redacting: raw and form-encoded.
+/// The forms a value takes in text that are worth redacting: raw; percent-encoded as forms
+/// and as URIs encode it, with upper- or lower-case hex, `+` or `%20` for a space; JSON-escaped
+/// (with `\/` and with `\u` escapes too); and base64, standard and URL-safe, at each of the
+/// three offsets it can start at inside a longer encoded text (`user:secret` in a Basic header),
+/// keeping only the characters that depend on the value alone.
 fn encodings(value: &str) -> Vec<String> {
+    let mut forms = Vec::new();
     if value.len() < MIN_REDACT_LEN {
-        return Vec::new();
+        return forms;
     }
-    let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-    let mut forms = vec![value.to_string()];
-    if encoded != value {
-        forms.push(encoded);
+    forms.push(value.to_string());
+    for keep in [FORM_SAFE, URI_SAFE] {
+        for hex in [UPPER_HEX, LOWER_HEX] {
+            for space in ["+", "%20"] {
+                forms.push(percent_encode(value, keep, hex, space));
+            }
+        }
     }
-    forms
+    let json = serde_json::to_string(value).expect("a string always serialises");
+    let json = json[1..json.len() - 1].to_string();
+    forms.push(json.replace('/', "\\/"));
+    forms.push(json_ascii(&json, LOWER_HEX));
+    forms.push(json_ascii(&json, UPPER_HEX));
+    forms.push(json);
+    for engine in [
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        for offset in 0..3usize {
+            let mut shifted = vec![0u8; offset];
+            shifted.extend_from_slice(value.as_bytes());
+            let text = engine.encode(&shifted);
+            // Characters 6i..6i+6 bits; keep those wholly inside the value's bits.
+            let first = (8 * offset).div_ceil(6);
+            let end = 8 * shifted.len() / 6;
+            if end > first && end - first >= MIN_BASE64_LEN {
+                forms.push(text[first..end].to_string());
+            }
+        }
+    }
+    let mut unique = Vec::new();
+    for f in forms {
+        if !unique.contains(&f) {
+            unique.push(f);
+        }
+    }
+    unique
+}
+
+const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
+/// Bytes `application/x-www-form-urlencoded` leaves as they are.
+const FORM_SAFE: &[u8] = b"*-._";
+/// Bytes RFC 3986 calls unreserved, besides letters and digits.
+const URI_SAFE: &[u8] = b"-._~";
+
+fn percent_encode(value: &str, keep: &[u8], hex: &[u8; 16], space: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(b as char);
+        } else if b == b' ' {
+            out.push_str(space);
+        } else {
+            out.push('%');
+            out.push(hex[(b >> 4) as usize] as char);
+            out.push(hex[(b & 15) as usize] as char);
+        }
+    }
+    out
+}
+
+/// JSON text with every non-ASCII character as `\uXXXX` (UTF-16), as ASCII-only encoders write it.
+fn json_ascii(json: &str, hex: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for u in c.encode_utf16(&mut units) {
+            out.push_str("\\u");
+            for shift in [12, 8, 4, 0] {
+                out.push(hex[((*u >> shift) & 15) as usize] as char);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1085,13 +1169,40 @@ mod tests {
     }
 
     #[test]
-    fn redacts_plain_and_form_encoded_values() {
+    fn redacts_the_common_encodings_of_a_value() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
         let s = secrets();
-        let echoed = "got s3cr3t/value+x ü and s3cr3t%2Fvalue%2Bx+%C3%BC";
-        assert_eq!(
-            s.redact_str(echoed),
-            "got {{secret:client_secret}} and {{secret:client_secret}}"
-        );
+        let p = "{{secret:client_secret}}";
+        let forms = [
+            VALUE.to_string(),
+            "s3cr3t%2Fvalue%2Bx+%C3%BC".into(),
+            "s3cr3t%2fvalue%2bx%20%c3%bc".into(),
+            "s3cr3t%2Fvalue%2Bx%20%C3%BC".into(),
+            "s3cr3t\\/value+x ü".into(),
+            "s3cr3t/value+x \\u00fc".into(),
+            "s3cr3t/value+x \\u00FC".into(),
+        ];
+        for form in forms {
+            let echoed = format!("got {form} back");
+            assert_eq!(s.redact_str(&echoed), format!("got {p} back"), "{form}");
+        }
+        let json = serde_json::to_string("pa\"ss/wörd").unwrap();
+        assert_eq!(s.redact_str(&json), "\"{{secret:password}}\"");
+        // Base64 at every offset, standard and URL-safe, e.g. inside a Basic credential.
+        for prefix in ["", "u:", "us:", "use:"] {
+            for b64 in [
+                STANDARD.encode(format!("{prefix}{VALUE}")),
+                URL_SAFE.encode(format!("{prefix}{VALUE}")),
+            ] {
+                let out = s.redact_str(&format!("Basic {b64}"));
+                assert!(out.contains(p), "{prefix}: {b64} -> {out}");
+                let left = out.replace(p, "");
+                assert!(
+                    left.len() <= "Basic ".len() + 12,
+                    "{prefix}: only the edges remain: {out}"
+                );
+            }
+        }
         assert_eq!(s.redact_str("nothing here"), "nothing here");
     }
 
