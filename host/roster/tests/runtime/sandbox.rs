@@ -477,6 +477,55 @@ async fn private_keys_sign_in_the_host_only_for_their_token_endpoint() {
     );
 }
 
+/// A plugin that asks for an assertion valid until 2100 gets one valid for minutes, with the
+/// host's own `jti`; one that asks to sign as another client is refused.
+#[tokio::test]
+async fn assertions_are_short_lived_whatever_the_plugin_asks() {
+    let pem = std::fs::read_to_string(common::repo().join("host/roster/tests/fixtures/test-rsa-key.pem")).unwrap();
+    let public = std::fs::read(common::repo().join("host/roster/tests/fixtures/test-rsa-pub.pem")).unwrap();
+    let rt = hostile().await;
+    let acc = access(&[], vec![signing_key(&pem, "https://login.example/token")], true);
+    let mut job = rt.runtime.job("hostile", limits(30.0), acc).await.unwrap();
+    let page = job
+        .fetch(&settings(serde_json::json!({"mode": "sign-long"})), None, None)
+        .await
+        .unwrap();
+    let jwt = &page.users[0].attributes[0].1;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["https://login.example/token"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        jwt,
+        &jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exp = claims["exp"].as_u64().unwrap();
+    assert!(
+        exp <= now + 600,
+        "an assertion valid until {exp} was signed (now {now})"
+    );
+    assert!(claims["iat"].as_u64().unwrap() <= now && claims["nbf"].as_u64().unwrap() <= now);
+    assert_ne!(claims["jti"], "mine");
+    assert_eq!(
+        (claims["iss"].as_str(), claims["sub"].as_str()),
+        (Some("app"), Some("app"))
+    );
+
+    let err = job
+        .fetch(&settings(serde_json::json!({"mode": "sign-as"})), None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err.failure, JobFailure::Guest(GuestFailure::Config(m)) if m.contains("signs only with iss = \"app\"")),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn other_jobs_complete_while_hostile_ones_run_on_the_same_thread() {
     // A current-thread runtime: if a spinning plugin did not yield, nothing else could run.
