@@ -25,14 +25,19 @@ pub fn actor() -> String {
     )
 }
 
-/// The store in the data folder (created on first use), with the secret key.
-pub fn store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
+/// The secret key (`ROSTER_SECRET_KEY`, or the key file in the data folder, created on first use).
+pub fn secret_key(cli: &Cli) -> anyhow::Result<Key> {
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating the data folder {}", cli.data_dir.display()))?;
-    let key = Key::load(
+    Ok(Key::load(
         std::env::var("ROSTER_SECRET_KEY").ok().as_deref(),
         &cli.data_dir.join("secret.key"),
-    )?;
+    )?)
+}
+
+/// The store in the data folder (created on first use), with the secret key.
+pub fn store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
+    let key = secret_key(cli)?;
     Ok(Arc::new(Store::open(&cli.data_dir.join("roster.db"), key)?))
 }
 
