@@ -7,25 +7,24 @@ use std::path::{Path, PathBuf};
 use roster_http::{BudgetConfig, SecretRef};
 use roster_model::DefinedIn;
 use roster_runtime::Limits;
-use roster_runtime::capability::{NetPolicy, Origin};
-use roster_runtime::secrets::SecretKind;
+use roster_runtime::capability::NetPolicy;
+use roster_runtime::secrets::BindingSpec;
 use roster_schedule::ScheduleConfig;
 use serde::Deserialize;
 
-/// A secret of a source.
+/// A secret of a source: its name, where its value comes from, and where it may be used.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretConfig {
     /// Name plugins use in `{{secret:NAME}}`.
     pub name: String,
-    /// Origins it may be sent to.
-    pub hosts: Vec<Origin>,
-    /// Value or signing key.
-    #[serde(default)]
-    pub kind: SecretKind,
     /// Where the value comes from.
     #[serde(flatten)]
     pub from: SecretRef,
+    /// Where it may be used: `hosts`, `use`, `methods`, `path` (values) or `client_id`,
+    /// `audience`, `subject` (signing keys).
+    #[serde(flatten)]
+    pub binding: BindingSpec,
 }
 
 /// One step of a source's transform chain.
@@ -152,7 +151,17 @@ impl SourceConfig {
                 .map_err(|e| format!("source '{}' schedule: {e}", self.id))?;
         }
         for secret in &self.secrets {
-            secret.from.resolve(base, &self.secret_label(secret))?;
+            let label = self.secret_label(secret);
+            if !roster_runtime::secrets::valid_name(&secret.name) {
+                return Err(format!(
+                    "{label}: a secret's name is 1–64 letters, digits, `_`, `-` or `.`"
+                ));
+            }
+            if self.secrets.iter().filter(|s| s.name == secret.name).count() > 1 {
+                return Err(format!("{label} is defined twice"));
+            }
+            secret.binding.check().map_err(|e| format!("{label}: {e}"))?;
+            secret.from.resolve(base, &label)?;
         }
         Ok(())
     }
@@ -168,10 +177,12 @@ impl SourceConfig {
             .iter()
             .map(|s| {
                 let v = s.from.resolve(base, &self.secret_label(s))?;
-                Ok(serde_json::json!({
-                    "name": s.name, "value": v.expose(), "hosts": s.hosts,
-                    "kind": if s.kind == SecretKind::SigningKey { "signing-key" } else { "value" },
-                }))
+                let mut stored = serde_json::to_value(&s.binding).map_err(|e| e.to_string())?;
+                if let Some(o) = stored.as_object_mut() {
+                    o.insert("name".into(), s.name.clone().into());
+                    o.insert("value".into(), v.expose().into());
+                }
+                Ok(stored)
             })
             .collect();
         list.map(serde_json::Value::Array)

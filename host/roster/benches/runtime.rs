@@ -109,7 +109,12 @@ async fn main() {
     let mut cached = Vec::new();
     for _ in 0..5 {
         let cache = tempfile::tempdir().unwrap();
-        let fresh = Runtime::new(RuntimeConfig::new(rt.plugins_dir(), cache.path())).unwrap();
+        let fresh = Runtime::new(RuntimeConfig::new(
+            rt.plugins_dir(),
+            cache.path(),
+            common::test_cache_key(),
+        ))
+        .unwrap();
         let t = Instant::now();
         fresh.prepare(&wasm).await.unwrap();
         cold.push(t.elapsed());

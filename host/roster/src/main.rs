@@ -235,7 +235,9 @@ pub(crate) fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
     let plugins_dir = cli.plugins_dir.clone().unwrap_or_else(|| data_dir.join("plugins"));
     std::fs::create_dir_all(&plugins_dir)
         .with_context(|| format!("creating the plugins folder {}", plugins_dir.display()))?;
-    let config = RuntimeConfig::new(plugins_dir, data_dir.join("cache"));
+    // The cache's MAC key comes from the secret key, which the cache folder never holds.
+    let cache_key = roster_runtime::CacheKey::new(cli::secret_key(cli)?.derive("plugin-cache"));
+    let config = RuntimeConfig::new(plugins_dir, data_dir.join("cache"), cache_key);
     Runtime::new(config).map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))
 }
 

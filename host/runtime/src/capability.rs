@@ -89,6 +89,11 @@ impl Origin {
         &self.host
     }
 
+    /// True for a `*.domain` entry, which admits every subdomain.
+    pub fn is_wildcard(&self) -> bool {
+        self.host.starts_with("*.")
+    }
+
     /// Whether this allowlist entry admits `other`.
     pub fn admits(&self, other: &Origin) -> bool {
         if self.scheme != other.scheme || self.port != other.port {
@@ -218,14 +223,37 @@ impl NetPolicy {
     }
 }
 
-/// The kind of non-public address `addr` is, or `None` for a public one.
+/// The kind of non-public address `addr` is, or `None` for a public one. IPv6 forms that carry
+/// an IPv4 address (mapped, compatible, NAT64, 6to4) are judged by the address they carry, so a
+/// private IPv4 address cannot be reached by writing it in IPv6.
 pub fn non_public_class(addr: IpAddr) -> Option<&'static str> {
     match addr {
         IpAddr::V4(a) => v4_class(a),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => v4_class(v4),
+        IpAddr::V6(a) => match embedded_v4(a) {
+            Some(v4) => v4_class(v4).or_else(|| v6_class(a)),
             None => v6_class(a),
         },
+    }
+}
+
+/// The IPv4 address an IPv6 address carries: IPv4-mapped `::ffff:0:0/96`, IPv4-compatible
+/// `::/96` (deprecated, but stacks still route it), NAT64 `64:ff9b::/96` and 6to4 `2002::/16`.
+fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = a.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if let Some(v4) = a.to_ipv4_mapped() {
+        Some(v4)
+    } else if (s[..6] == [0; 6] && !a.is_loopback() && !a.is_unspecified()) || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        Some(low)
+    } else if s[0] == 0x2002 {
+        Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ))
+    } else {
+        None
     }
 }
 
@@ -241,6 +269,10 @@ fn v4_class(a: Ipv4Addr) -> Option<&'static str> {
         Some("unspecified")
     } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
         Some("shared (carrier-grade NAT)")
+    } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
+        Some("benchmarking")
+    } else if o[..3] == [192, 0, 0] {
+        Some("IETF protocol assignments")
     } else if a.is_broadcast() || a.is_multicast() || o[0] >= 240 {
         Some("reserved")
     } else {
@@ -249,6 +281,7 @@ fn v4_class(a: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn v6_class(a: Ipv6Addr) -> Option<&'static str> {
+    let s = a.segments();
     if a.is_loopback() {
         Some("loopback")
     } else if a.is_unspecified() {
@@ -257,8 +290,16 @@ fn v6_class(a: Ipv6Addr) -> Option<&'static str> {
         Some("private (unique local)")
     } else if a.is_unicast_link_local() {
         Some("link-local")
+    } else if (s[0] & 0xffc0) == 0xfec0 {
+        Some("site-local")
     } else if a.is_multicast() {
         Some("reserved")
+    } else if s[..3] == [0x64, 0xff9b, 1] {
+        // Local-use NAT64 (RFC 8215): translated to whatever the operator's network holds.
+        Some("NAT64 (local use)")
+    } else if s[..2] == [0x2001, 0] {
+        // Teredo tunnels to an address the host cannot judge.
+        Some("Teredo tunnel")
     } else {
         None
     }
@@ -344,6 +385,30 @@ mod tests {
             ("fd00::1", Some("private (unique local)")),
             ("fe80::1", Some("link-local")),
             ("::ffff:10.0.0.1", Some("private")),
+            ("198.18.0.1", Some("benchmarking")),
+            ("198.19.255.254", Some("benchmarking")),
+            ("198.20.0.1", None),
+            ("192.0.0.8", Some("IETF protocol assignments")),
+            ("192.0.1.1", None),
+            // IPv6 forms carrying an IPv4 address are judged by that address.
+            ("::ffff:127.0.0.1", Some("loopback")),
+            ("::10.0.0.1", Some("private")),
+            ("::169.254.169.254", Some("link-local")),
+            ("::20.190.128.1", None),
+            ("64:ff9b::a9fe:a9fe", Some("link-local")),
+            ("64:ff9b::7f00:1", Some("loopback")),
+            ("64:ff9b::c0a8:101", Some("private")),
+            ("64:ff9b::14be:8001", None),
+            ("64:ff9b:1::1", Some("NAT64 (local use)")),
+            ("2002:a00:1::1", Some("private")),
+            ("2002:7f00:1::1", Some("loopback")),
+            ("2002:c612:1::1", Some("benchmarking")),
+            ("2002:14be:8001::1", None),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", Some("Teredo tunnel")),
+            ("2001:db8::1", None),
+            ("fec0::1", Some("site-local")),
+            ("feff::1", Some("site-local")),
+            ("ff02::1", Some("reserved")),
             ("20.190.128.1", None),
             ("2603:1006::1", None),
         ];

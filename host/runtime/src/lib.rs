@@ -33,7 +33,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use error::{GuestFailure, JobError, JobFailure, LoadError, PluginLabel};
 pub use job::{Job, StepOutcome};
 pub use limits::{Limits, RuntimeConfig};
-pub use loader::{WIT_VERSION, World};
+pub use loader::{CacheKey, WIT_VERSION, World};
 pub use net::{RequestCounts, SourceAccess};
 
 use bindings::v0_1::connector::{ConnectorPlugin, ConnectorPluginPre};
@@ -236,7 +236,14 @@ impl Runtime {
         let inner = self.inner.clone();
         let p = path.to_path_buf();
         let (component, from_cache, world) = tokio::task::spawn_blocking(move || {
-            let (component, hit) = loader::compile_cached(&inner.engine, &inner.config.cache_dir, &p, &bytes, &sha)?;
+            let (component, hit) = loader::compile_cached(
+                &inner.engine,
+                &inner.config.cache_dir,
+                &inner.config.cache_key,
+                &p,
+                &bytes,
+                &sha,
+            )?;
             let world = loader::classify(&inner.engine, &component, &p)?;
             Ok::<_, LoadError>((component, hit, world))
         })

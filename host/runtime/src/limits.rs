@@ -69,6 +69,8 @@ pub struct RuntimeConfig {
     pub plugins_dir: PathBuf,
     /// Where precompiled components are cached.
     pub cache_dir: PathBuf,
+    /// The key of the cache files' MACs.
+    pub cache_key: crate::loader::CacheKey,
     /// Jobs that may run at once (size of the instance pool).
     pub max_concurrent_jobs: u32,
     /// Upper bound for any source's `memory_mib` (each pool slot reserves this much address space).
@@ -78,11 +80,16 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
-    /// Defaults for the given folders.
-    pub fn new(plugins_dir: impl Into<PathBuf>, cache_dir: impl Into<PathBuf>) -> Self {
+    /// Defaults for the given folders; `cache_key` makes the cache tamper-evident.
+    pub fn new(
+        plugins_dir: impl Into<PathBuf>,
+        cache_dir: impl Into<PathBuf>,
+        cache_key: crate::loader::CacheKey,
+    ) -> Self {
         RuntimeConfig {
             plugins_dir: plugins_dir.into(),
             cache_dir: cache_dir.into(),
+            cache_key,
             max_concurrent_jobs: 32,
             max_memory_mib: 1024,
             epoch_tick: Duration::from_millis(10),

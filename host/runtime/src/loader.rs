@@ -1,10 +1,16 @@
 //! From a `.wasm` file to a component the host can instantiate: precompile once and cache on
 //! disk, then check which world it is, which `roster:plugin` version it was built for, and that
 //! it imports nothing the host does not give that kind of plugin.
+//!
+//! Precompiled code is native code that wasmtime runs as it is, so the cache is tamper-evident:
+//! each file ends with an HMAC-SHA256 keyed by a secret of the host ([`CacheKey`]) over the code
+//! and the source's sha256. A file that fails the check — planted, modified, or written under
+//! another key — is recompiled and overwritten, never deserialised.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+use hmac::{Hmac, Mac};
 use semver::Version;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -41,6 +47,46 @@ impl std::fmt::Display for World {
     }
 }
 
+/// The key of the compiled-code cache's MACs. Derive it from a secret the host already keeps
+/// (Roster: from the key that seals secrets), never store it in the cache folder.
+#[derive(Clone)]
+pub struct CacheKey([u8; 32]);
+
+impl CacheKey {
+    /// A key from 32 secret bytes.
+    pub fn new(bytes: [u8; 32]) -> CacheKey {
+        CacheKey(bytes)
+    }
+
+    /// The MAC of one cache file: the code, for the source with this sha256, in this folder.
+    fn tag(&self, sha: &str, code: &[u8]) -> [u8; TAG_LEN] {
+        self.mac(sha, code).finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is the MAC of `code` (compared in constant time).
+    fn verify(&self, sha: &str, code: &[u8], tag: &[u8]) -> bool {
+        self.mac(sha, code).verify_slice(tag).is_ok()
+    }
+
+    fn mac(&self, sha: &str, code: &[u8]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"roster-cwasm-v1\0");
+        mac.update(sha.as_bytes());
+        mac.update(b"\0");
+        mac.update(code);
+        mac
+    }
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheKey(<redacted>)")
+    }
+}
+
+/// Length of the MAC at the end of each cache file.
+const TAG_LEN: usize = 32;
+
 /// sha256 of the bytes, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -58,17 +104,25 @@ pub fn engine_cache_dir(engine: &Engine, cache_dir: &Path) -> PathBuf {
 pub fn compile_cached(
     engine: &Engine,
     cache_dir: &Path,
+    key: &CacheKey,
     path: &Path,
     bytes: &[u8],
     sha: &str,
 ) -> Result<(Component, bool), LoadError> {
     let dir = engine_cache_dir(engine, cache_dir);
     let cached = dir.join(format!("{sha}.cwasm"));
-    if cached.is_file() {
-        if let Ok(c) = deserialize_own_file(engine, &cached) {
-            return Ok((c, true));
+    if let Ok(file) = std::fs::read(&cached) {
+        match verified(key, sha, &file) {
+            Some(code) => {
+                if let Ok(c) = deserialize_verified(engine, code) {
+                    return Ok((c, true));
+                }
+                // Verified but not loadable (another wasmtime): rebuilt below.
+            }
+            None => {
+                tracing::warn!(file = %cached.display(), "a compiled-code cache file failed its integrity check (modified, planted, or written under another secret key); compiling again");
+            }
         }
-        // A cache file that does not load (truncated, older wasmtime) is rebuilt below.
         let _ = std::fs::remove_file(&cached);
     }
     let compiled = engine
@@ -81,29 +135,66 @@ pub fn compile_cached(
         path: cached.clone(),
         source,
     };
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    // Write then rename, so a concurrent loader never maps a half-written file. The temporary
+    private_dir(cache_dir).map_err(io)?;
+    private_dir(&dir).map_err(io)?;
+    // Write then rename, so a concurrent loader never reads a half-written file. The temporary
     // name is unique per call: two loads of one plugin in one process (parallel tests, a reload
     // racing a start) must not write into the same file.
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!("{sha}.{}-{n}.tmp", std::process::id()));
-    std::fs::write(&tmp, &compiled).map_err(io)?;
+    let tag = key.tag(sha, &compiled);
+    write_private(&tmp, &[&compiled, &tag]).map_err(io)?;
     std::fs::rename(&tmp, &cached).map_err(io)?;
-    let c = deserialize_own_file(engine, &cached).map_err(|e| LoadError::Prepare {
+    // The code in memory is the code just compiled: nothing on disk is trusted for it.
+    let c = deserialize_verified(engine, &compiled).map_err(|e| LoadError::Prepare {
         path: path.to_path_buf(),
         detail: root_cause(&e),
     })?;
     Ok((c, false))
 }
 
+/// The code of a cache file whose MAC checks out.
+fn verified<'a>(key: &CacheKey, sha: &str, file: &'a [u8]) -> Option<&'a [u8]> {
+    let split = file.len().checked_sub(TAG_LEN)?;
+    let (code, tag) = file.split_at(split);
+    key.verify(sha, code, tag).then_some(code)
+}
+
 #[allow(unsafe_code)]
-fn deserialize_own_file(engine: &Engine, file: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: wasmtime trusts precompiled code. The only files read here are ones this process
-    // (or an earlier run of it) wrote into its own cache folder, named by the sha256 of the
-    // source `.wasm` and placed under the engine's compatibility hash; wasmtime also checks the
+fn deserialize_verified(engine: &Engine, code: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: wasmtime trusts precompiled code. The bytes given here are either code this
+    // process just compiled, or a cache file whose HMAC (keyed by a secret the cache folder does
+    // not hold) proves this host wrote it for this very source; wasmtime also checks the
     // header's engine settings and version before using it.
-    unsafe { Component::deserialize_file(engine, file) }
+    unsafe { Component::deserialize(engine, code) }
+}
+
+/// Creates `dir` if missing, readable by its owner only (compiled code and which plugins run are
+/// nobody else's business); an existing one is narrowed to that.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
+}
+
+/// Writes a new file of the given parts, readable and writable by its owner only.
+fn write_private(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts.open(path)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
+    file.sync_all()
 }
 
 /// Whether a component built for `found` runs on a host implementing `host`: same

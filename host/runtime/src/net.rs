@@ -1,7 +1,8 @@
 //! The host side of a connector's `http` import: the only way out of the sandbox.
 //!
 //! Order of checks for every request and every redirect hop: method and size → allowlist and
-//! scheme → secrets filled for this origin only → request budget → DNS resolution refused for
+//! scheme → secrets filled only into the spot each is bound to (header or field, method, origin,
+//! path prefix) → request budget → DNS resolution refused for
 //! private addresses unless allowed → response size cap → secret values redacted from the
 //! response. 429/503 with Retry-After are waited out here (and pause the whole source).
 
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::capability::{Denied, NetPolicy, Origin};
 use crate::limits::Limits;
-use crate::secrets::{Secret, Secrets};
+use crate::secrets::{Destination, Secret, Secrets};
 use roster_http::{Budget, BudgetConfig, LongWait, Retry, RetryPolicy};
 
 /// How many redirects a request may follow; each hop is re-checked against the allowlist.
@@ -216,11 +217,21 @@ impl SourceAccess {
         let mut method = method;
         let mut url = req.url.clone();
         let mut body = req.body.clone();
-        for _hop in 0..=MAX_REDIRECTS {
+        for hop in 0..=MAX_REDIRECTS {
             let (parsed, origin) = self
                 .policy
                 .check_url(&url)
                 .map_err(|d| NetError::Refused(d.to_string()))?;
+            if hop == 0 {
+                let to = Destination {
+                    origin: &origin,
+                    method: method.as_str(),
+                    path: parsed.path(),
+                };
+                self.secrets
+                    .check_url(&url, &to)
+                    .map_err(|e| NetError::Refused(e.to_string()))?;
+            }
             if !origin.is_https() && self.first_plain_request(&origin) {
                 tracing::warn!(source = %self.source, plugin, %origin, "plain HTTP (allowed by allow_insecure_http); said once per origin");
             }
@@ -271,11 +282,13 @@ impl SourceAccess {
         deadline: Instant,
         plugin: &str,
     ) -> Result<reqwest::Response, NetError> {
-        let fill = |text: &[u8]| {
-            self.secrets
-                .fill(text, origin)
-                .map_err(|e| NetError::Refused(e.to_string()))
+        // Filled for this hop: after a redirect the destination, and so what may be filled, changes.
+        let to = Destination {
+            origin,
+            method: method.as_str(),
+            path: url.path(),
         };
+        let refused = |e: crate::secrets::SecretError| NetError::Refused(e.to_string());
         let mut builder_headers = reqwest::header::HeaderMap::new();
         for (name, value) in headers {
             if FORBIDDEN_HEADERS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
@@ -283,11 +296,22 @@ impl SourceAccess {
             }
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| NetError::Refused(format!("`{name}` is not a valid header name")))?;
-            let value = reqwest::header::HeaderValue::from_bytes(&fill(value.as_bytes())?)
+            let filled = self
+                .secrets
+                .fill_header(name.as_str(), value.as_bytes(), &to)
+                .map_err(refused)?;
+            let value = reqwest::header::HeaderValue::from_bytes(&filled)
                 .map_err(|_| NetError::Refused(format!("the value of header `{name}` is not valid")))?;
             builder_headers.append(name, value);
         }
-        let body = body.map(fill).transpose()?;
+        let content_type = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str());
+        let body = body
+            .map(|b| self.secrets.fill_body(b, content_type, &to))
+            .transpose()
+            .map_err(refused)?;
         let mut retry = Retry::until(
             RetryPolicy {
                 retries: limits.max_http_retries,

@@ -1,18 +1,26 @@
-//! Secrets stay in the host.
+//! Secrets stay in the host, and go only where the administrator said they go.
 //!
 //! A plugin writes `{{secret:NAME}}` in a header value or a request body; the host fills in the
-//! value on the way out, and only when the request goes to an origin the secret is bound to.
-//! Placeholders in URLs are never filled (URLs end up in logs and proxies). Every secret value
-//! found in a response, a log line or an error message is turned back into its placeholder
-//! before the plugin or the log sees it.
+//! value on the way out only when that spot is the one the secret is bound to — one header, or
+//! one field of a form or JSON body, of the given methods, to the given origins, under the
+//! given path. A placeholder anywhere else (another header, another field, a URL, another
+//! path, method or host) stops the request with an error naming the secret, where it was put
+//! and where it may go. Every secret value found in a response, a log line or an error message,
+//! raw or in a common encoding, is turned back into its placeholder before the plugin or the
+//! log sees it.
 
+use std::fmt;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine as _;
 use memchr::memmem;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::capability::Origin;
 
 /// What a secret may be used for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum SecretKind {
     /// A value substituted into requests (client secret, API token, password).
@@ -22,24 +30,323 @@ pub enum SecretKind {
     SigningKey,
 }
 
+impl SecretKind {
+    /// `value` or `signing-key`, as configuration writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::Value => "value",
+            SecretKind::SigningKey => "signing-key",
+        }
+    }
+}
+
 pub use roster_http::SecretValue;
 
-/// One named secret of a source and the origins it may be sent to.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The one spot of a request a value secret may be put in (`use = { header = "Authorization" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Place {
+    /// The value of this header (any case), e.g. `Authorization`.
+    Header(String),
+    /// The value of this field of an `application/x-www-form-urlencoded` body.
+    Form(String),
+    /// The value of this member of the top-level object of a JSON body.
+    Json(String),
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Header(h) => write!(f, "header `{h}`"),
+            Place::Form(n) => write!(f, "form field `{n}`"),
+            Place::Json(n) => write!(f, "JSON field `{n}`"),
+        }
+    }
+}
+
+/// How a secret is bound, as configuration writes it: everything but its name and value.
+/// [`BindingSpec::check`] turns it into a [`Binding`] or says what is missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BindingSpec {
+    /// `value` (default) or `signing-key`.
+    #[serde(default)]
+    pub kind: SecretKind,
+    /// Value secrets: the exact origins (`https://host[:port]`, no wildcards) it may be sent to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub hosts: Vec<Origin>,
+    /// Value secrets: where in a request it goes: `{"header": "Authorization"}`,
+    /// `{"form": "client_secret"}` or `{"json": "password"}`.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
+    /// Value secrets: the HTTP methods it may be sent with; default any for a header, `POST`
+    /// for a form or JSON field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// Value secrets: the path prefix it may be sent to (whole segments); default `/` for a
+    /// header, required for a form or JSON field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Signing keys: the client id the assertion is issued by (`iss`, and `sub` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Signing keys: `sub` when it is not the client id (Google's domain-wide delegation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Signing keys: the token endpoint URL the assertion is for (`aud`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+/// Which methods a value secret may be sent with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Methods {
+    /// Any method.
+    Any,
+    /// Only these (upper case).
+    Only(Vec<String>),
+}
+
+/// Where a value secret may go, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueUse {
+    /// Exact origins.
+    pub hosts: Vec<Origin>,
+    /// The header or field.
+    pub place: Place,
+    /// The methods.
+    pub methods: Methods,
+    /// The path prefix, starting with `/`.
+    pub path: String,
+}
+
+/// What a signing key signs for, checked: the host pins these claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUse {
+    /// `iss`.
+    pub client_id: String,
+    /// `sub`.
+    pub subject: String,
+    /// `aud`: the token endpoint URL.
+    pub audience: String,
+}
+
+/// A secret's binding, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// A value filled into one spot of requests.
+    Value(ValueUse),
+    /// A private key used by `sign-jwt` only.
+    SigningKey(KeyUse),
+}
+
+const VALUE_ONLY: &str = "`hosts`, `use`, `methods` and `path` belong to value secrets";
+
+impl BindingSpec {
+    /// The binding this describes, or what is wrong with it in words for the administrator
+    /// (the caller names the source and the secret).
+    pub fn check(&self) -> Result<Binding, String> {
+        match self.kind {
+            SecretKind::Value => self.value_use().map(Binding::Value),
+            SecretKind::SigningKey => self.key_use().map(Binding::SigningKey),
+        }
+    }
+
+    fn value_use(&self) -> Result<ValueUse, String> {
+        if self.client_id.is_some() || self.subject.is_some() || self.audience.is_some() {
+            return Err("`client_id`, `subject` and `audience` belong to signing keys (kind = \"signing-key\")".into());
+        }
+        if self.hosts.is_empty() {
+            return Err(
+                "give `hosts`: the origins its value may be sent to, e.g. hosts = [\"https://login.example.com\"]"
+                    .into(),
+            );
+        }
+        if let Some(w) = self.hosts.iter().find(|h| h.is_wildcard()) {
+            return Err(format!(
+                "`hosts` entry {w} is a wildcard; a secret is bound to exact origins: list each host it is sent to"
+            ));
+        }
+        let Some(place) = self.place.clone() else {
+            return Err("say where its value goes: `use = { header = \"Authorization\" }`, `use = { form = \"client_secret\" }` or `use = { json = \"password\" }` (README: Secrets)".into());
+        };
+        let (Place::Header(n) | Place::Form(n) | Place::Json(n)) = &place;
+        if n.trim().is_empty() || n.trim() != n {
+            return Err(format!("`use` names {place}, which is not a name"));
+        }
+        if let Place::Header(h) = &place
+            && http::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            return Err(format!("`use` names {place}, which is not a valid header name"));
+        }
+        let methods = match &self.methods {
+            None if matches!(place, Place::Header(_)) => Methods::Any,
+            None => Methods::Only(vec!["POST".into()]),
+            Some(list) if list.is_empty() => {
+                return Err("`methods` is empty, so nothing could use it; leave it out or list e.g. [\"POST\"]".into());
+            }
+            Some(list) => {
+                let mut only = Vec::new();
+                for m in list {
+                    if m.is_empty() || !m.chars().all(|c| c.is_ascii_alphabetic()) {
+                        return Err(format!("`methods` entry {m:?} is not an HTTP method"));
+                    }
+                    only.push(m.to_ascii_uppercase());
+                }
+                Methods::Only(only)
+            }
+        };
+        let path = match (&self.path, &place) {
+            (Some(p), _) => p.clone(),
+            (None, Place::Header(_)) => "/".into(),
+            (None, _) => {
+                return Err(format!(
+                    "give `path`: the path prefix of the endpoint its {place} is sent to, e.g. path = \"/contoso.onmicrosoft.com/oauth2/\""
+                ));
+            }
+        };
+        if !path.starts_with('/')
+            || path.contains(['?', '#', '\\', '%'])
+            || path.split('/').any(|seg| seg == "." || seg == "..")
+        {
+            return Err(format!(
+                "`path` {path:?} must be a plain URL path starting with `/` (no query, `..` or escapes)"
+            ));
+        }
+        Ok(ValueUse {
+            hosts: self.hosts.clone(),
+            place,
+            methods,
+            path,
+        })
+    }
+
+    fn key_use(&self) -> Result<KeyUse, String> {
+        if !self.hosts.is_empty() {
+            return Err("`hosts` does not apply to a signing key: it is bound by `client_id` and `audience` (the token endpoint URL), e.g. audience = \"https://login.microsoftonline.com/TENANT/oauth2/v2.0/token\"".into());
+        }
+        if self.place.is_some() || self.methods.is_some() || self.path.is_some() {
+            return Err(format!("{VALUE_ONLY}; a signing key never leaves the host"));
+        }
+        let client_id = match self.client_id.as_deref().map(str::trim) {
+            Some(c) if !c.is_empty() => c.to_string(),
+            _ => {
+                return Err("give `client_id`: the application (client) id its assertions are issued by".into());
+            }
+        };
+        let Some(audience) = self.audience.as_deref() else {
+            return Err("give `audience`: the token endpoint URL its assertions are for, e.g. \"https://login.microsoftonline.com/TENANT/oauth2/v2.0/token\"".into());
+        };
+        let audience = normalize_url(audience)
+            .ok_or_else(|| format!("`audience` {audience:?} is not an absolute http or https URL"))?;
+        let subject = match self.subject.as_deref().map(str::trim) {
+            Some("") => return Err("`subject` is empty; leave it out to use the client id".into()),
+            Some(s) => s.to_string(),
+            None => client_id.clone(),
+        };
+        Ok(KeyUse {
+            client_id,
+            subject,
+            audience,
+        })
+    }
+}
+
+const NAME_RULE: &str = "a secret's name is 1–64 letters, digits, `_`, `-` or `.`";
+
+/// Whether `name` can be a secret's name: nothing a placeholder or JSON would need to escape.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// An absolute http(s) URL without credentials or fragment, in its normal form.
+pub(crate) fn normalize_url(s: &str) -> Option<String> {
+    let u = url::Url::parse(s.trim()).ok()?;
+    let ok = matches!(u.scheme(), "http" | "https")
+        && u.host_str().is_some()
+        && u.username().is_empty()
+        && u.password().is_none()
+        && u.fragment().is_none();
+    ok.then(|| u.to_string())
+}
+
+/// One named secret of a source: its value and where it may be used.
+#[derive(Clone, Deserialize)]
+#[serde(from = "StoredSecret")]
 pub struct Secret {
     /// The name plugins use in `{{secret:NAME}}`.
     pub name: String,
     /// The value.
     pub value: SecretValue,
-    /// Origins the value may be sent to (for a signing key: the token endpoints it may sign for).
-    pub hosts: Vec<Origin>,
-    /// Value or signing key.
-    #[serde(default)]
-    pub kind: SecretKind,
+    /// The binding as configured.
+    pub spec: BindingSpec,
+    /// The binding checked, or why it cannot be used (a secret stored before bindings existed).
+    binding: Result<Binding, String>,
 }
 
-/// A plugin asked for a secret that does not exist or cannot be used that way.
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secret")
+            .field("name", &self.name)
+            .field("value", &self.value)
+            .field("spec", &self.spec)
+            .finish()
+    }
+}
+
+/// A secret as the store keeps it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredSecret {
+    name: String,
+    value: SecretValue,
+    #[serde(flatten)]
+    spec: BindingSpec,
+}
+
+impl From<StoredSecret> for Secret {
+    fn from(s: StoredSecret) -> Secret {
+        Secret::new(s.name, s.value, s.spec)
+    }
+}
+
+impl Secret {
+    /// A secret bound as `spec` says. A spec that does not check out makes a secret that every
+    /// use refuses with the reason, so a source stored by an older Roster still loads and says
+    /// what to add.
+    pub fn new(name: impl Into<String>, value: SecretValue, spec: BindingSpec) -> Secret {
+        let name = name.into();
+        let binding = if valid_name(&name) {
+            spec.check()
+        } else {
+            Err(NAME_RULE.into())
+        };
+        Secret {
+            name,
+            value,
+            spec,
+            binding,
+        }
+    }
+
+    /// Value or signing key.
+    pub fn kind(&self) -> SecretKind {
+        self.spec.kind
+    }
+
+    /// Why the secret cannot be used, if its binding does not check out.
+    pub fn unusable(&self) -> Option<&str> {
+        self.binding.as_ref().err().map(String::as_str)
+    }
+}
+
+/// A plugin used a secret where it may not go, or one that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
     /// No secret of that name.
@@ -55,70 +362,375 @@ pub enum SecretError {
         /// What it was used as.
         wanted: &'static str,
     },
+    /// Put somewhere its binding does not allow.
+    #[error(
+        "secret `{name}` may not go in {put}; it is bound to {allowed} (change the secret's `use`, `methods`, `path` or `hosts` if that is where it belongs)"
+    )]
+    Misplaced {
+        /// The secret's name.
+        name: String,
+        /// Where the plugin put it.
+        put: String,
+        /// Where it may go.
+        allowed: String,
+    },
+    /// Its binding is incomplete (stored by an older Roster, or hand-edited).
+    #[error("secret `{name}` cannot be used: {reason}; give the secret again with its binding")]
+    Unusable {
+        /// The secret's name.
+        name: String,
+        /// What is missing.
+        reason: String,
+    },
+}
+
+/// Where a request is going: what a value secret's binding is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// Its origin.
+    pub origin: &'a Origin,
+    /// Its method, upper case.
+    pub method: &'a str,
+    /// Its URL path (normalised by URL parsing: no `.` or `..` segments).
+    pub path: &'a str,
+}
+
+impl fmt::Display for Destination<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}{}", self.method, self.origin, self.path)
+    }
+}
+
+/// The spot of a request a placeholder was found in.
+enum Spot {
+    /// A header value, by name.
+    Header(String),
+    /// A form field value, by its decoded name.
+    Form(String),
+    /// The value of a member of the top-level JSON object.
+    Json(String),
+    /// Anywhere else, described.
+    Elsewhere(String),
+}
+
+impl Spot {
+    fn is(&self, place: &Place) -> bool {
+        match (self, place) {
+            (Spot::Header(a), Place::Header(b)) => a.eq_ignore_ascii_case(b),
+            (Spot::Form(a), Place::Form(b)) | (Spot::Json(a), Place::Json(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Spot::Header(h) => format!("header `{h}`"),
+            Spot::Form(n) => format!("form field `{n}`"),
+            Spot::Json(n) => format!("JSON field `{n}`"),
+            Spot::Elsewhere(d) => d.clone(),
+        }
+    }
+}
+
+impl ValueUse {
+    fn admits(&self, spot: &Spot, to: &Destination) -> bool {
+        spot.is(&self.place)
+            && self.hosts.iter().any(|h| h.admits(to.origin))
+            && match &self.methods {
+                Methods::Any => true,
+                Methods::Only(list) => list.iter().any(|m| m == to.method),
+            }
+            && path_under(to.path, &self.path)
+    }
+
+    fn describe(&self) -> String {
+        let methods = match &self.methods {
+            Methods::Any => "requests".to_string(),
+            Methods::Only(list) => format!("{} requests", list.join("/")),
+        };
+        let hosts: Vec<String> = self.hosts.iter().map(ToString::to_string).collect();
+        format!(
+            "{} of {methods} to {} under {}",
+            self.place,
+            hosts.join(", "),
+            self.path
+        )
+    }
+}
+
+/// Whether `path` is `prefix` or below it, segment by segment (`/oauth` does not admit `/oauthx`).
+fn path_under(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
 }
 
 /// The secrets of one source.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Secrets {
     list: Vec<Secret>,
+    /// Every redacted form of every value, longest match first.
+    redactor: Option<AhoCorasick>,
+    /// The placeholder each pattern of `redactor` is replaced by.
+    placeholders: Vec<Vec<u8>>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The automaton would print its patterns, which are the values.
+        f.debug_struct("Secrets")
+            .field("list", &self.list)
+            .finish_non_exhaustive()
+    }
 }
 
 const OPEN: &[u8] = b"{{secret:";
 const CLOSE: &[u8] = b"}}";
 /// Values shorter than this are not redacted from responses: they would match by chance.
 const MIN_REDACT_LEN: usize = 4;
+/// Base64 text of a value shorter than this is not redacted: short runs of base64 match by
+/// chance in tokens, cursors and photos.
+const MIN_BASE64_LEN: usize = 12;
+
+/// A placeholder in `text`: its byte range and the name in it.
+fn placeholders(text: &[u8]) -> impl Iterator<Item = (usize, usize, String)> + '_ {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let start = from + memmem::find(&text[from..], OPEN)?;
+        let after = start + OPEN.len();
+        let end = after + memmem::find(&text[after..], CLOSE)?;
+        from = end + CLOSE.len();
+        Some((start, from, String::from_utf8_lossy(&text[after..end]).into_owned()))
+    })
+}
 
 impl Secrets {
     /// The given secrets.
     pub fn new(list: Vec<Secret>) -> Self {
-        Secrets { list }
+        let mut patterns: Vec<String> = Vec::new();
+        let mut placeholders = Vec::new();
+        for s in &list {
+            let placeholder = format!("{{{{secret:{}}}}}", s.name).into_bytes();
+            for form in encodings(s.value.expose()) {
+                if !patterns.contains(&form) {
+                    patterns.push(form);
+                    placeholders.push(placeholder.clone());
+                }
+            }
+        }
+        let redactor = (!patterns.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&patterns)
+                .expect("literal patterns always build")
+        });
+        Secrets {
+            list,
+            redactor,
+            placeholders,
+        }
     }
 
     fn get(&self, name: &str) -> Option<&Secret> {
         self.list.iter().find(|s| s.name == name)
     }
 
-    /// Fills placeholders in `text` for secrets bound to `origin`; placeholders of secrets bound
-    /// elsewhere stay as they are, unknown names are an error.
-    pub fn fill(&self, text: &[u8], origin: &Origin) -> Result<Vec<u8>, SecretError> {
-        let mut out = Vec::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(start) = memmem::find(rest, OPEN) {
-            let after = &rest[start + OPEN.len()..];
-            let Some(end) = memmem::find(after, CLOSE) else { break };
-            let name = String::from_utf8_lossy(&after[..end]);
-            let whole = &rest[start..start + OPEN.len() + end + CLOSE.len()];
-            out.extend_from_slice(&rest[..start]);
-            let secret = self.get(&name).ok_or_else(|| SecretError::Unknown(name.to_string()))?;
-            let bound = secret.hosts.iter().any(|h| h.admits(origin));
-            if secret.kind == SecretKind::Value && bound {
-                out.extend_from_slice(secret.value.expose().as_bytes());
-            } else {
-                out.extend_from_slice(whole);
-            }
-            rest = &rest[whole.len() + start..];
+    /// The value secret `name` and where it may go.
+    fn value_secret(&self, name: &str) -> Result<(&Secret, &ValueUse), SecretError> {
+        let secret = self.get(name).ok_or_else(|| SecretError::Unknown(name.to_string()))?;
+        match &secret.binding {
+            Ok(Binding::Value(u)) => Ok((secret, u)),
+            Ok(Binding::SigningKey(_)) => Err(SecretError::WrongKind {
+                name: name.to_string(),
+                actual: "signing key",
+                wanted: "value in a request (only the host's sign-jwt uses it)",
+            }),
+            Err(reason) => Err(SecretError::Unusable {
+                name: name.to_string(),
+                reason: reason.clone(),
+            }),
         }
-        out.extend_from_slice(rest);
+    }
+
+    /// The value of `name` if it may go in `spot` of a request to `to`.
+    fn permit(&self, name: &str, spot: &Spot, to: &Destination) -> Result<&str, SecretError> {
+        let (secret, u) = self.value_secret(name)?;
+        if u.admits(spot, to) {
+            Ok(secret.value.expose())
+        } else {
+            Err(SecretError::Misplaced {
+                name: name.to_string(),
+                put: format!("{} of {to}", spot.describe()),
+                allowed: u.describe(),
+            })
+        }
+    }
+
+    /// Why `name` may not go in `spot`, a spot no binding admits.
+    fn refuse(&self, name: &str, spot: &Spot, to: &Destination) -> SecretError {
+        match self.value_secret(name) {
+            Ok((_, u)) => SecretError::Misplaced {
+                name: name.to_string(),
+                put: format!("{} of {to}", spot.describe()),
+                allowed: u.describe(),
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// Refuses a URL with a placeholder in it: URLs end up in logs and proxies, so no secret
+    /// ever goes there.
+    pub fn check_url(&self, url: &str, to: &Destination) -> Result<(), SecretError> {
+        match placeholders(url.as_bytes()).next() {
+            Some((_, _, name)) => Err(self.refuse(&name, &Spot::Elsewhere("the URL".into()), to)),
+            None => Ok(()),
+        }
+    }
+
+    /// The value of header `name` with its placeholders filled.
+    pub fn fill_header(&self, name: &str, value: &[u8], to: &Destination) -> Result<Vec<u8>, SecretError> {
+        let spot = Spot::Header(name.to_string());
+        let mut out = Vec::with_capacity(value.len());
+        let mut last = 0;
+        for (start, end, secret) in placeholders(value) {
+            out.extend_from_slice(&value[last..start]);
+            out.extend_from_slice(self.permit(&secret, &spot, to)?.as_bytes());
+            last = end;
+        }
+        out.extend_from_slice(&value[last..]);
         Ok(out)
     }
 
-    /// Replaces every secret value (plain or URL-encoded) in `data` with its placeholder.
-    pub fn redact(&self, data: Vec<u8>) -> Vec<u8> {
-        let mut data = data;
-        for s in &self.list {
-            let value = s.value.expose();
-            if value.len() < MIN_REDACT_LEN {
-                continue;
+    /// The body with its placeholders filled: only in the values of form or JSON fields, so
+    /// `content_type` decides how it is read.
+    pub fn fill_body(&self, body: &[u8], content_type: Option<&str>, to: &Destination) -> Result<Vec<u8>, SecretError> {
+        if memmem::find(body, OPEN).is_none() {
+            return Ok(body.to_vec());
+        }
+        let media = content_type
+            .and_then(|c| c.split(';').next())
+            .map(|m| m.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if media == "application/x-www-form-urlencoded" {
+            self.fill_form(body, to)
+        } else if media == "application/json" || media.ends_with("+json") {
+            self.fill_json(body, to)
+        } else {
+            let shown = if media.is_empty() { "none".to_string() } else { media };
+            let spot = Spot::Elsewhere(format!(
+                "a body of content type {shown} (only form and JSON fields can carry a secret)"
+            ));
+            Err(self.refuse_first(body, &spot, to))
+        }
+    }
+
+    fn fill_form(&self, body: &[u8], to: &Destination) -> Result<Vec<u8>, SecretError> {
+        let mut out = Vec::with_capacity(body.len() + 64);
+        for (i, pair) in body.split(|b| *b == b'&').enumerate() {
+            if i > 0 {
+                out.push(b'&');
             }
-            let placeholder = format!("{{{{secret:{}}}}}", s.name);
-            let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-            for needle in [value, encoded.as_str()] {
-                if memmem::find(&data, needle.as_bytes()).is_some() {
-                    data = replace_all(&data, needle.as_bytes(), placeholder.as_bytes());
+            let eq = memchr::memchr(b'=', pair).unwrap_or(pair.len());
+            let (raw_name, value) = pair.split_at(eq);
+            if placeholders(raw_name).next().is_some() {
+                return Err(self.refuse_first(raw_name, &Spot::Elsewhere("the name of a form field".into()), to));
+            }
+            let name: String = url::form_urlencoded::parse(raw_name)
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default();
+            let spot = Spot::Form(name);
+            out.extend_from_slice(raw_name);
+            let mut last = 0;
+            for (start, end, secret) in placeholders(value) {
+                out.extend_from_slice(&value[last..start]);
+                let v = self.permit(&secret, &spot, to)?;
+                out.extend(url::form_urlencoded::byte_serialize(v.as_bytes()).flat_map(str::bytes));
+                last = end;
+            }
+            out.extend_from_slice(&value[last..]);
+        }
+        Ok(out)
+    }
+
+    fn fill_json(&self, body: &[u8], to: &Destination) -> Result<Vec<u8>, SecretError> {
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Err(self.refuse_first(body, &Spot::Elsewhere("a body that is not valid JSON".into()), to));
+        };
+        // Every placeholder the document holds is checked where it sits; the raw text is then
+        // filled in place, so the body keeps its exact form. A placeholder holds no character
+        // JSON escapes, so each raw one is one of those checked.
+        self.check_json(&doc, "", true, to)?;
+        let mut out = Vec::with_capacity(body.len() + 64);
+        let mut last = 0;
+        for (start, end, secret) in placeholders(body) {
+            out.extend_from_slice(&body[last..start]);
+            // Checked where it sits above; here only the value is wanted.
+            let v = self.value_secret(&secret)?.0.value.expose();
+            let escaped = serde_json::to_string(v).expect("a string always serialises");
+            out.extend_from_slice(&escaped.as_bytes()[1..escaped.len() - 1]);
+            last = end;
+        }
+        out.extend_from_slice(&body[last..]);
+        Ok(out)
+    }
+
+    /// Why the first placeholder of `text` may not be where it is.
+    fn refuse_first(&self, text: &[u8], spot: &Spot, to: &Destination) -> SecretError {
+        match placeholders(text).next() {
+            Some((_, _, name)) => self.refuse(&name, spot, to),
+            None => SecretError::Unknown(String::new()),
+        }
+    }
+
+    fn check_json(&self, v: &serde_json::Value, pointer: &str, top: bool, to: &Destination) -> Result<(), SecretError> {
+        match v {
+            serde_json::Value::String(s) => {
+                for (_, _, name) in placeholders(s.as_bytes()) {
+                    let spot = Spot::Elsewhere(format!(
+                        "the JSON value at {}",
+                        if pointer.is_empty() { "/" } else { pointer }
+                    ));
+                    self.permit(&name, &spot, to)?;
                 }
             }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.check_json(item, &format!("{pointer}/{i}"), false, to)?;
+                }
+            }
+            serde_json::Value::Object(members) => {
+                for (key, item) in members {
+                    if placeholders(key.as_bytes()).next().is_some() {
+                        return Err(self.refuse_first(
+                            key.as_bytes(),
+                            &Spot::Elsewhere("a JSON member name".into()),
+                            to,
+                        ));
+                    }
+                    match item {
+                        serde_json::Value::String(s) if top => {
+                            for (_, _, name) in placeholders(s.as_bytes()) {
+                                self.permit(&name, &Spot::Json(key.clone()), to)?;
+                            }
+                        }
+                        _ => self.check_json(item, &format!("{pointer}/{key}"), false, to)?,
+                    }
+                }
+            }
+            _ => {}
         }
-        data
+        Ok(())
+    }
+
+    /// Replaces every secret value in `data` — raw, percent-encoded, JSON-escaped or base64 —
+    /// with its placeholder.
+    pub fn redact(&self, data: Vec<u8>) -> Vec<u8> {
+        match &self.redactor {
+            Some(ac) if ac.is_match(&data) => ac.replace_all_bytes(&data, &self.placeholders),
+            _ => data,
+        }
     }
 
     /// [`Secrets::redact`] for text.
@@ -127,32 +739,112 @@ impl Secrets {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
-    /// The signing key named `name`, with the origins it may sign for.
-    pub fn signing_key(&self, name: &str) -> Result<&Secret, SecretError> {
+    /// The signing key named `name`, with what it signs for.
+    pub fn signing_key(&self, name: &str) -> Result<(&Secret, &KeyUse), SecretError> {
         let s = self.get(name).ok_or_else(|| SecretError::Unknown(name.to_string()))?;
-        if s.kind != SecretKind::SigningKey {
-            return Err(SecretError::WrongKind {
+        match &s.binding {
+            Ok(Binding::SigningKey(k)) => Ok((s, k)),
+            Ok(Binding::Value(_)) => Err(SecretError::WrongKind {
                 name: name.to_string(),
                 actual: "value",
                 wanted: "signing key",
-            });
+            }),
+            Err(reason) => Err(SecretError::Unusable {
+                name: name.to_string(),
+                reason: reason.clone(),
+            }),
         }
-        Ok(s)
     }
 }
 
-fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(hay.len());
-    let mut last = 0;
-    for pos in memmem::find_iter(hay, needle) {
-        if pos < last {
+/// The forms a value takes in text that are worth redacting: raw; percent-encoded as forms
+/// and as URIs encode it, with upper- or lower-case hex, `+` or `%20` for a space; JSON-escaped
+/// (with `\/` and with `\u` escapes too); and base64, standard and URL-safe, at each of the
+/// three offsets it can start at inside a longer encoded text (`user:secret` in a Basic header),
+/// keeping only the characters that depend on the value alone.
+fn encodings(value: &str) -> Vec<String> {
+    let mut forms = Vec::new();
+    if value.len() < MIN_REDACT_LEN {
+        return forms;
+    }
+    forms.push(value.to_string());
+    for keep in [FORM_SAFE, URI_SAFE] {
+        for hex in [UPPER_HEX, LOWER_HEX] {
+            for space in ["+", "%20"] {
+                forms.push(percent_encode(value, keep, hex, space));
+            }
+        }
+    }
+    let json = serde_json::to_string(value).expect("a string always serialises");
+    let json = json[1..json.len() - 1].to_string();
+    forms.push(json.replace('/', "\\/"));
+    forms.push(json_ascii(&json, LOWER_HEX));
+    forms.push(json_ascii(&json, UPPER_HEX));
+    forms.push(json);
+    for engine in [
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        for offset in 0..3usize {
+            let mut shifted = vec![0u8; offset];
+            shifted.extend_from_slice(value.as_bytes());
+            let text = engine.encode(&shifted);
+            // Characters 6i..6i+6 bits; keep those wholly inside the value's bits.
+            let first = (8 * offset).div_ceil(6);
+            let end = 8 * shifted.len() / 6;
+            if end > first && end - first >= MIN_BASE64_LEN {
+                forms.push(text[first..end].to_string());
+            }
+        }
+    }
+    let mut unique = Vec::new();
+    for f in forms {
+        if !unique.contains(&f) {
+            unique.push(f);
+        }
+    }
+    unique
+}
+
+const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
+/// Bytes `application/x-www-form-urlencoded` leaves as they are.
+const FORM_SAFE: &[u8] = b"*-._";
+/// Bytes RFC 3986 calls unreserved, besides letters and digits.
+const URI_SAFE: &[u8] = b"-._~";
+
+fn percent_encode(value: &str, keep: &[u8], hex: &[u8; 16], space: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(b as char);
+        } else if b == b' ' {
+            out.push_str(space);
+        } else {
+            out.push('%');
+            out.push(hex[(b >> 4) as usize] as char);
+            out.push(hex[(b & 15) as usize] as char);
+        }
+    }
+    out
+}
+
+/// JSON text with every non-ASCII character as `\uXXXX` (UTF-16), as ASCII-only encoders write it.
+fn json_ascii(json: &str, hex: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
             continue;
         }
-        out.extend_from_slice(&hay[last..pos]);
-        out.extend_from_slice(with);
-        last = pos + needle.len();
+        let mut units = [0u16; 2];
+        for u in c.encode_utf16(&mut units) {
+            out.push_str("\\u");
+            for shift in [12, 8, 4, 0] {
+                out.push(hex[((*u >> shift) & 15) as usize] as char);
+            }
+        }
     }
-    out.extend_from_slice(&hay[last..]);
     out
 }
 
@@ -160,56 +852,363 @@ fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    const VALUE: &str = "s3cr3t/value+x ü";
+
+    fn origin(s: &str) -> Origin {
+        s.parse().unwrap()
+    }
+
+    fn form_secret() -> Secret {
+        Secret::new(
+            "client_secret",
+            SecretValue::new(VALUE),
+            BindingSpec {
+                hosts: vec![origin("https://login.example")],
+                place: Some(Place::Form("client_secret".into())),
+                path: Some("/tenant/oauth2/".into()),
+                ..BindingSpec::default()
+            },
+        )
+    }
+
     fn secrets() -> Secrets {
         Secrets::new(vec![
-            Secret {
-                name: "client_secret".into(),
-                value: SecretValue::new("s3cr3t/value+x"),
-                hosts: vec!["https://login.example".parse().unwrap()],
-                kind: SecretKind::Value,
-            },
-            Secret {
-                name: "key".into(),
-                value: SecretValue::new("-----BEGIN PRIVATE KEY-----"),
-                hosts: vec!["https://login.example".parse().unwrap()],
-                kind: SecretKind::SigningKey,
-            },
+            form_secret(),
+            Secret::new(
+                "token",
+                SecretValue::new("tok-0123456789"),
+                BindingSpec {
+                    hosts: vec![origin("https://api.example")],
+                    place: Some(Place::Header("Authorization".into())),
+                    methods: Some(vec!["get".into()]),
+                    ..BindingSpec::default()
+                },
+            ),
+            Secret::new(
+                "password",
+                SecretValue::new("pa\"ss/wörd"),
+                BindingSpec {
+                    hosts: vec![origin("https://api.example")],
+                    place: Some(Place::Json("password".into())),
+                    path: Some("/login".into()),
+                    ..BindingSpec::default()
+                },
+            ),
+            Secret::new(
+                "key",
+                SecretValue::new("-----BEGIN PRIVATE KEY-----"),
+                BindingSpec {
+                    kind: SecretKind::SigningKey,
+                    client_id: Some("app".into()),
+                    audience: Some("https://login.example/tenant/oauth2/v2.0/token".into()),
+                    ..BindingSpec::default()
+                },
+            ),
         ])
     }
 
+    fn to<'a>(origin: &'a Origin, method: &'a str, path: &'a str) -> Destination<'a> {
+        Destination { origin, method, path }
+    }
+
     #[test]
-    fn fills_only_for_bound_origins() {
+    fn a_form_secret_fills_only_its_field_of_its_endpoint() {
         let s = secrets();
-        let bound: Origin = "https://login.example".parse().unwrap();
-        let other: Origin = "https://evil.example".parse().unwrap();
-        let text = b"a={{secret:client_secret}}&b=1";
-        assert_eq!(s.fill(text, &bound).unwrap(), b"a=s3cr3t/value+x&b=1");
-        assert_eq!(s.fill(text, &other).unwrap(), text.to_vec());
-        // Signing keys are never substituted, even for their own origin.
-        assert_eq!(s.fill(b"{{secret:key}}", &bound).unwrap(), b"{{secret:key}}".to_vec());
+        let login = origin("https://login.example");
+        let token = to(&login, "POST", "/tenant/oauth2/v2.0/token");
+        let form = b"grant_type=x&client_secret={{secret:client_secret}}&scope=a";
+        let filled = s
+            .fill_body(form, Some("application/x-www-form-urlencoded"), &token)
+            .unwrap();
+        // The value is form-encoded, so the server decodes exactly the secret.
         assert_eq!(
-            s.fill(b"{{secret:nope}}", &bound),
+            String::from_utf8(filled.clone()).unwrap(),
+            "grant_type=x&client_secret=s3cr3t%2Fvalue%2Bx+%C3%BC&scope=a"
+        );
+        let decoded: Vec<(String, String)> = url::form_urlencoded::parse(&filled).into_owned().collect();
+        assert_eq!(decoded[1], ("client_secret".to_string(), VALUE.to_string()));
+
+        let evil = origin("https://evil.example");
+        let refused = [
+            // Another field, e.g. a profile attribute read back later.
+            (
+                &b"display_name={{secret:client_secret}}"[..],
+                "application/x-www-form-urlencoded",
+                token,
+                "form field `display_name` of POST https://login.example/tenant/oauth2/v2.0/token",
+            ),
+            (
+                b"{{secret:client_secret}}=1",
+                "application/x-www-form-urlencoded",
+                token,
+                "the name of a form field",
+            ),
+            // Another path, another method, another host.
+            (
+                form,
+                "application/x-www-form-urlencoded",
+                to(&login, "POST", "/tenant/profile"),
+                "POST https://login.example/tenant/profile",
+            ),
+            (
+                form,
+                "application/x-www-form-urlencoded",
+                to(&login, "POST", "/tenant/oauth2x/token"),
+                "/tenant/oauth2x/token",
+            ),
+            (
+                form,
+                "application/x-www-form-urlencoded",
+                to(&login, "PUT", "/tenant/oauth2/v2.0/token"),
+                "PUT https://login.example",
+            ),
+            (
+                form,
+                "application/x-www-form-urlencoded",
+                to(&evil, "POST", "/tenant/oauth2/v2.0/token"),
+                "POST https://evil.example",
+            ),
+            // The right field in a body that is not a form.
+            (form, "text/plain", token, "a body of content type text/plain"),
+            (
+                br#"{"client_secret":"{{secret:client_secret}}"}"#,
+                "application/json",
+                token,
+                "JSON field `client_secret`",
+            ),
+        ];
+        for (body, ct, dest, put) in refused {
+            let err = s.fill_body(body, Some(ct), &dest).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, SecretError::Misplaced { .. }), "{msg}");
+            assert!(
+                msg.contains("secret `client_secret` may not go in")
+                    && msg.contains(put)
+                    && msg.contains(
+                        "bound to form field `client_secret` of POST requests to https://login.example under /tenant/oauth2/"
+                    ),
+                "{msg}"
+            );
+            assert!(!msg.contains("s3cr3t"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_header_secret_fills_only_its_header_and_methods() {
+        let s = secrets();
+        let api = origin("https://api.example");
+        let get = to(&api, "GET", "/v1/users");
+        assert_eq!(
+            s.fill_header("authorization", b"Bearer {{secret:token}}", &get)
+                .unwrap(),
+            b"Bearer tok-0123456789".to_vec()
+        );
+        let err = s
+            .fill_header("X-Profile", b"{{secret:token}}", &get)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("header `X-Profile` of GET https://api.example/v1/users")
+                && err.contains("bound to header `Authorization` of GET requests to https://api.example under /"),
+            "{err}"
+        );
+        let patch = to(&api, "PATCH", "/v1/users/1");
+        assert!(
+            s.fill_header("Authorization", b"Bearer {{secret:token}}", &patch)
+                .is_err()
+        );
+        let err = s
+            .check_url("https://api.example/v1?k={{secret:token}}", &get)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("may not go in the URL of GET"), "{err}");
+        // Signing keys never go into requests; unknown names are named.
+        let err = s
+            .fill_header("Authorization", b"{{secret:key}}", &get)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`key` is a signing key"), "{err}");
+        assert_eq!(
+            s.fill_header("Authorization", b"{{secret:nope}}", &get),
             Err(SecretError::Unknown("nope".into()))
         );
         assert_eq!(
-            s.fill(b"{{secret:unterminated", &bound).unwrap(),
+            s.fill_header("Authorization", b"{{secret:unterminated", &get).unwrap(),
             b"{{secret:unterminated".to_vec()
         );
     }
 
     #[test]
-    fn redacts_plain_and_encoded_values() {
+    fn a_json_secret_fills_only_its_top_level_member() {
         let s = secrets();
-        let echoed = b"got s3cr3t/value+x and s3cr3t%2Fvalue%2Bx".to_vec();
-        assert_eq!(
-            s.redact(echoed),
-            b"got {{secret:client_secret}} and {{secret:client_secret}}".to_vec()
+        let api = origin("https://api.example");
+        let login = to(&api, "POST", "/login");
+        let body = br#"{ "user": "roster", "password": "{{secret:password}}" }"#;
+        let filled = s
+            .fill_body(body, Some("application/json; charset=utf-8"), &login)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&filled).unwrap();
+        assert_eq!(v["password"], "pa\"ss/wörd");
+        assert!(
+            filled.starts_with(b"{ \"user\": \"roster\", "),
+            "the body keeps its form"
         );
+        for (body, put) in [
+            (
+                &br#"{"profile": {"password": "{{secret:password}}"}}"#[..],
+                "the JSON value at /profile/password",
+            ),
+            (br#"{"bio": "{{secret:password}}"}"#, "JSON field `bio`"),
+            (br#"["{{secret:password}}"]"#, "the JSON value at /0"),
+            (br#"{"{{secret:password}}": 1}"#, "a JSON member name"),
+            (br#"{"password": {{secret:password}}}"#, "a body that is not valid JSON"),
+        ] {
+            let err = s
+                .fill_body(body, Some("application/json"), &login)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(put), "{put}: {err}");
+        }
+    }
+
+    #[test]
+    fn bindings_are_checked_with_advice() {
+        let value = |f: fn(&mut BindingSpec)| {
+            let mut spec = BindingSpec {
+                hosts: vec![origin("https://login.example")],
+                place: Some(Place::Form("client_secret".into())),
+                path: Some("/t/oauth2/".into()),
+                ..BindingSpec::default()
+            };
+            f(&mut spec);
+            spec.check()
+        };
+        assert!(value(|_| {}).is_ok());
+        type Change = fn(&mut BindingSpec);
+        let cases: [(Change, &str); 9] = [
+            (|s| s.hosts = vec![origin("https://*.okta.com")], "is a wildcard"),
+            (|s| s.hosts.clear(), "give `hosts`"),
+            (|s| s.place = None, "say where its value goes"),
+            (|s| s.path = None, "give `path`"),
+            (|s| s.path = Some("/t/../admin".into()), "must be a plain URL path"),
+            (|s| s.path = Some("oauth2".into()), "must be a plain URL path"),
+            (|s| s.methods = Some(vec![]), "`methods` is empty"),
+            (
+                |s| s.place = Some(Place::Header("bad header".into())),
+                "not a valid header name",
+            ),
+            (|s| s.audience = Some("https://x".into()), "belong to signing keys"),
+        ];
+        for (change, expected) in cases {
+            let err = value(change).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        let key = |f: fn(&mut BindingSpec)| {
+            let mut spec = BindingSpec {
+                kind: SecretKind::SigningKey,
+                client_id: Some("app".into()),
+                audience: Some("https://login.example/t/oauth2/v2.0/token".into()),
+                ..BindingSpec::default()
+            };
+            f(&mut spec);
+            spec.check()
+        };
+        assert!(matches!(key(|_| {}), Ok(Binding::SigningKey(KeyUse { subject, .. })) if subject == "app"));
+        for (change, expected) in [
+            (
+                (|s| s.hosts = vec![origin("https://login.example")]) as Change,
+                "`hosts` does not apply to a signing key",
+            ),
+            (|s| s.client_id = None, "give `client_id`"),
+            (|s| s.audience = None, "give `audience`"),
+            (|s| s.audience = Some("login.example".into()), "not an absolute"),
+            (
+                |s| s.place = Some(Place::Header("Authorization".into())),
+                "never leaves the host",
+            ),
+        ] {
+            let err = key(change).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        // A secret whose binding does not check out loads, and refuses every use with the reason.
+        let old = Secrets::new(vec![Secret::new(
+            "old",
+            SecretValue::new("old-value"),
+            BindingSpec {
+                hosts: vec![origin("https://login.example")],
+                ..BindingSpec::default()
+            },
+        )]);
+        let login = origin("https://login.example");
+        let err = old
+            .fill_header("Authorization", b"{{secret:old}}", &to(&login, "GET", "/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be used: say where its value goes"), "{err}");
+    }
+
+    #[test]
+    fn secrets_deserialise_from_the_stored_form() {
+        let stored = serde_json::json!({
+            "name": "client_secret", "value": "v4lue", "kind": "value",
+            "hosts": ["https://login.example"], "use": {"form": "client_secret"}, "path": "/t/"
+        });
+        let s: Secret = serde_json::from_value(stored).unwrap();
+        assert!(
+            matches!(&s.binding, Ok(Binding::Value(ValueUse { path, place: Place::Form(f), .. })) if path == "/t/" && f == "client_secret"),
+            "{:?}",
+            s.binding
+        );
+        let typo = serde_json::json!({"name": "x", "value": "v", "hots": []});
+        assert!(
+            serde_json::from_value::<Secret>(typo)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field `hots`")
+        );
+    }
+
+    #[test]
+    fn redacts_the_common_encodings_of_a_value() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let s = secrets();
+        let p = "{{secret:client_secret}}";
+        let forms = [
+            VALUE.to_string(),
+            "s3cr3t%2Fvalue%2Bx+%C3%BC".into(),
+            "s3cr3t%2fvalue%2bx%20%c3%bc".into(),
+            "s3cr3t%2Fvalue%2Bx%20%C3%BC".into(),
+            "s3cr3t\\/value+x ü".into(),
+            "s3cr3t/value+x \\u00fc".into(),
+            "s3cr3t/value+x \\u00FC".into(),
+        ];
+        for form in forms {
+            let echoed = format!("got {form} back");
+            assert_eq!(s.redact_str(&echoed), format!("got {p} back"), "{form}");
+        }
+        let json = serde_json::to_string("pa\"ss/wörd").unwrap();
+        assert_eq!(s.redact_str(&json), "\"{{secret:password}}\"");
+        // Base64 at every offset, standard and URL-safe, e.g. inside a Basic credential.
+        for prefix in ["", "u:", "us:", "use:"] {
+            for b64 in [
+                STANDARD.encode(format!("{prefix}{VALUE}")),
+                URL_SAFE.encode(format!("{prefix}{VALUE}")),
+            ] {
+                let out = s.redact_str(&format!("Basic {b64}"));
+                assert!(out.contains(p), "{prefix}: {b64} -> {out}");
+                let left = out.replace(p, "");
+                assert!(
+                    left.len() <= "Basic ".len() + 12,
+                    "{prefix}: only the edges remain: {out}"
+                );
+            }
+        }
         assert_eq!(s.redact_str("nothing here"), "nothing here");
     }
 
     #[test]
     fn debug_never_prints_values() {
-        assert!(!format!("{:?}", secrets()).contains("s3cr3t"));
+        let shown = format!("{:?}", secrets());
+        assert!(!shown.contains("s3cr3t") && !shown.contains("tok-0123"), "{shown}");
     }
 }

@@ -78,6 +78,16 @@ impl Key {
         Ok(Key(b))
     }
 
+    /// A key for another purpose (`purpose` names it), derived from this one so it needs no
+    /// storage of its own and cannot be told from it: HMAC-SHA256 of the purpose.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"roster key derivation\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Seals `plain`: 24-byte nonce followed by the ciphertext.
     pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; 24];
@@ -144,6 +154,18 @@ mod tests {
         assert_eq!(k.open(&sealed).unwrap(), b"client-secret-value");
         let err = Key::from_bytes([8; 32]).open(&sealed).unwrap_err().to_string();
         assert!(err.contains("not the one they were sealed with"), "{err}");
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_by_key() {
+        let k = Key::from_bytes([7; 32]);
+        assert_eq!(k.derive("plugin-cache"), k.derive("plugin-cache"));
+        assert_ne!(k.derive("plugin-cache"), k.derive("other"));
+        assert_ne!(
+            k.derive("plugin-cache"),
+            Key::from_bytes([8; 32]).derive("plugin-cache")
+        );
+        assert_ne!(k.derive("plugin-cache"), [7; 32]);
     }
 
     #[test]

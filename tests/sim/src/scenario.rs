@@ -78,6 +78,8 @@ login_url = "{login_url}"
 name = "client_secret"
 value = "{secret}"
 hosts = ["{login_url}"]
+use = {{ form = "client_secret" }}
+path = "/{tenant_id}/oauth2/"
 {secrets}
 
 [[source.transforms]]

@@ -11,7 +11,7 @@ use anyhow::Context;
 use roster_engine::TargetKinds;
 use roster_serve::Runner;
 use roster_store::Store;
-use roster_store::crypto::KeySource;
+use roster_store::crypto::{Key, KeySource};
 
 use crate::Cli;
 
@@ -78,6 +78,13 @@ pub fn reset_secrets(cli: &Cli) -> anyhow::Result<()> {
         "sources from roster.toml are sealed again at the next start; give the secrets of sources created through the API again (PUT /api/v1/sources/ID with `secrets`), and create the target again (PUT /api/v1/targets/ID) if there was one"
     );
     Ok(())
+}
+
+/// The secret key, after the store has checked it against what it sealed (and made it on first
+/// use): the plugin cache's MAC key is derived from it.
+pub fn secret_key(cli: &Cli) -> anyhow::Result<Key> {
+    store(cli)?;
+    Key::read(&key_source(cli))?.with_context(|| format!("no secret key ({})", key_source(cli).describe()))
 }
 
 /// The kinds of target this binary writes to: the one place that names them.

@@ -86,12 +86,17 @@ pub struct TestRuntime {
 
 impl TestRuntime {
     pub async fn new(files: &[(&str, &str)]) -> TestRuntime {
+        Self::with_cache(files, &shared_cache(), test_cache_key()).await
+    }
+
+    /// A runtime caching compiled code in `cache`, its files signed with `key`.
+    pub async fn with_cache(files: &[(&str, &str)], cache: &Path, key: roster_runtime::CacheKey) -> TestRuntime {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
         for (crate_file, as_name) in files {
             std::fs::copy(component(crate_file), dir.path().join("plugins").join(as_name)).unwrap();
         }
-        let mut config = RuntimeConfig::new(dir.path().join("plugins"), shared_cache());
+        let mut config = RuntimeConfig::new(dir.path().join("plugins"), cache, key);
         config.max_concurrent_jobs = 8;
         config.max_memory_mib = 256;
         let runtime = Runtime::new(config).unwrap();
@@ -116,8 +121,13 @@ impl TestRuntime {
 }
 
 /// Precompiled components are shared by all tests (keyed by engine hash and sha256).
-fn shared_cache() -> PathBuf {
+pub fn shared_cache() -> PathBuf {
     repo().join("target/test-plugin-cache")
+}
+
+/// The key the tests' runtimes sign their cache files with.
+pub fn test_cache_key() -> roster_runtime::CacheKey {
+    roster_runtime::CacheKey::new(*b"roster tests' plugin cache key!!")
 }
 
 /// What the fake identity provider saw.

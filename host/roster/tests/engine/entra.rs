@@ -4,7 +4,7 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::entra::{CLIENT, EntraWorld, app_tenant, fetch_of, tenant};
+use common::entra::{CLIENT, EntraWorld, TENANT, app_tenant, fetch_of, tenant};
 use common::world::{assert_bitbucket_matches, bitbucket, groups_of};
 use roster_sim::directory::{DirMembership, Directory};
 use roster_sim::graph::GraphUser;
@@ -476,7 +476,7 @@ async fn certificate_credentials_sign_in_with_a_host_signed_assertion() {
     let url = w.graph.url();
     w.source.settings = "auth = \"certificate\"\ncertificate_thumbprint = \"E3:2C:DD:30:40:D0:61:94:F9:DB:3F:90:4A:78:04:6B:FA:71:FA:EC\"".into();
     w.source.secrets = format!(
-        "[[source.secrets]]\nname = \"certificate_key\"\nkind = \"signing-key\"\nfile = \"{}\"\nhosts = [\"{url}\"]",
+        "[[source.secrets]]\nname = \"certificate_key\"\nkind = \"signing-key\"\nfile = \"{}\"\nclient_id = \"{CLIENT}\"\naudience = \"{url}/{TENANT}/oauth2/v2.0/token\"",
         fixtures.join("test-rsa-key.pem").display()
     );
     assert!(w.check().await.ok, "{:?}", w.check().await.error);

@@ -531,7 +531,7 @@ async fn secrets_are_sealed_in_the_store_and_never_listed() {
     w.target_extra = String::new();
     let text = w.config_text().replace(
         "[[source.transforms]]",
-        "[[source.secrets]]\nname = \"api_token\"\nvalue = \"sekrit-VALUE-4711\"\nhosts = [\"https://idp.example\"]\n[[source.transforms]]",
+        "[[source.secrets]]\nname = \"api_token\"\nvalue = \"sekrit-VALUE-4711\"\nhosts = [\"https://idp.example\"]\nuse = { header = \"Authorization\" }\n[[source.transforms]]",
     );
     let config = roster_serve::Config::parse(&text, w.rt.dir.path(), &common::kinds()).unwrap();
     let _engine = roster_serve::Runner::new(w.store.clone(), w.rt.runtime.clone(), config, &common::kinds()).unwrap();

@@ -365,7 +365,7 @@ async fn runtime(files: &[(PathBuf, &str)]) -> (Runtime, tempfile::TempDir) {
     for (file, as_name) in files {
         std::fs::copy(file, plugins.join(as_name)).unwrap();
     }
-    let mut config = RuntimeConfig::new(&plugins, common::repo().join("target/test-plugin-cache"));
+    let mut config = RuntimeConfig::new(&plugins, common::shared_cache(), common::test_cache_key());
     config.max_concurrent_jobs = 4;
     config.max_memory_mib = 256;
     let rt = Runtime::new(config).unwrap();

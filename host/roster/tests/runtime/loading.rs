@@ -47,6 +47,79 @@ async fn a_second_load_comes_from_the_compile_cache() {
     assert!(second.runtime.plugin("normalize").unwrap().from_cache);
 }
 
+/// The one engine folder inside a cache folder.
+fn engine_dir(cache: &std::path::Path) -> std::path::PathBuf {
+    let dirs: Vec<_> = std::fs::read_dir(cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn sha_of(crate_file: &str) -> String {
+    roster_runtime::loader::sha256_hex(&std::fs::read(common::component(crate_file)).unwrap())
+}
+
+/// Precompiled code is native code, so a cache file is used only if its MAC — keyed by a
+/// secret the cache folder does not hold — proves this host wrote it for that very plugin. A
+/// planted file (another plugin's code under this plugin's name, with or without a MAC of
+/// another key) and a modified one are compiled again and overwritten, never run; the folder
+/// and files are the owner's alone.
+#[tokio::test]
+async fn a_planted_or_modified_cache_file_is_compiled_again_not_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = || roster_runtime::CacheKey::new([1; 32]);
+    let files = [("fixture_hostile", "hostile.wasm")];
+    let cache = tempfile::tempdir().unwrap();
+    let ours = cache.path().join("cache");
+    let first = TestRuntime::with_cache(&files, &ours, key()).await;
+    assert!(!first.runtime.plugin("hostile").unwrap().from_cache);
+    drop(first);
+    let dir = engine_dir(&ours);
+    let cached = dir.join(format!("{}.cwasm", sha_of("fixture_hostile")));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&ours), mode(&dir), mode(&cached)), (0o700, 0o700, 0o600));
+    let again = TestRuntime::with_cache(&files, &ours, key()).await;
+    assert!(again.runtime.plugin("hostile").unwrap().from_cache);
+    drop(again);
+
+    // Another plugin's compiled code, made by a host with another key.
+    let theirs = cache.path().join("theirs");
+    drop(
+        TestRuntime::with_cache(
+            &[("normalize", "normalize.wasm")],
+            &theirs,
+            roster_runtime::CacheKey::new([2; 32]),
+        )
+        .await,
+    );
+    let foreign = std::fs::read(engine_dir(&theirs).join(format!("{}.cwasm", sha_of("normalize")))).unwrap();
+    let original = std::fs::read(&cached).unwrap();
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 1;
+    for (what, planted) in [
+        ("foreign code with its MAC", foreign.clone()),
+        ("foreign code without a MAC", foreign[..foreign.len() - 32].to_vec()),
+        ("our file with one byte changed", flipped),
+    ] {
+        std::fs::write(&cached, &planted).unwrap();
+        let rt = TestRuntime::with_cache(&files, &ours, key()).await;
+        let loaded = rt.runtime.plugins();
+        assert_eq!(loaded.len(), 1, "{what}");
+        assert_eq!(loaded[0].label.name, "hostile", "{what}: the planted code ran");
+        assert!(!loaded[0].from_cache, "{what}: the planted file was used");
+        assert_eq!(
+            fetch_username(&rt.runtime, serde_json::json!({"mode": "ok"})).await,
+            "hostile@1.0.0"
+        );
+        let rewritten = std::fs::read(&cached).unwrap();
+        assert_ne!(rewritten, planted, "{what}: the planted file was not replaced");
+        assert_eq!(mode(&cached), 0o600);
+    }
+    // A host with another key does not trust this host's files either.
+    let other = TestRuntime::with_cache(&files, &ours, roster_runtime::CacheKey::new([3; 32])).await;
+    assert!(!other.runtime.plugin("hostile").unwrap().from_cache);
+}
+
 #[tokio::test]
 async fn a_plugin_built_for_another_wit_major_is_refused_naming_both_versions() {
     let rt = TestRuntime::new(&[]).await;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{CLIENT_SECRET, Idp, PROMPT, TestRuntime};
 use roster_http::BudgetConfig;
 use roster_runtime::capability::NetPolicy;
-use roster_runtime::secrets::{Secret, SecretKind, SecretValue};
+use roster_runtime::secrets::{BindingSpec, Place, Secret, SecretKind, SecretValue};
 use roster_runtime::{GuestFailure, JobFailure, Limits, SourceAccess};
 
 fn access(hosts: &[String], secrets: Vec<Secret>, private: bool) -> Arc<SourceAccess> {
@@ -19,6 +19,49 @@ fn access(hosts: &[String], secrets: Vec<Secret>, private: bool) -> Arc<SourceAc
         allow_private_addresses: private,
     };
     SourceAccess::new("test-source", policy, secrets, BudgetConfig::default()).unwrap()
+}
+
+/// A value secret that goes in header `header` of requests to `host` under `path`.
+fn header_secret(name: &str, value: &str, host: &str, header: &str, path: &str) -> Secret {
+    Secret::new(
+        name,
+        SecretValue::new(value),
+        BindingSpec {
+            hosts: vec![host.parse().unwrap()],
+            place: Some(Place::Header(header.into())),
+            methods: Some(vec!["GET".into()]),
+            path: Some(path.into()),
+            ..BindingSpec::default()
+        },
+    )
+}
+
+/// A client secret that goes in form field `client_secret` of POSTs to `host` under `path`.
+fn form_secret(value: &str, host: &str, path: &str) -> Secret {
+    Secret::new(
+        "client_secret",
+        SecretValue::new(value),
+        BindingSpec {
+            hosts: vec![host.parse().unwrap()],
+            place: Some(Place::Form("client_secret".into())),
+            path: Some(path.into()),
+            ..BindingSpec::default()
+        },
+    )
+}
+
+/// A signing key for client `app` at token endpoint `audience`.
+fn signing_key(pem: &str, audience: &str) -> Secret {
+    Secret::new(
+        "signing_key",
+        SecretValue::new(pem),
+        BindingSpec {
+            kind: SecretKind::SigningKey,
+            client_id: Some("app".into()),
+            audience: Some(audience.into()),
+            ..BindingSpec::default()
+        },
+    )
 }
 
 fn settings(v: serde_json::Value) -> String {
@@ -278,12 +321,13 @@ async fn secrets_leave_only_for_their_bound_host_and_never_come_back_in() {
     let bound = Idp::start().await;
     let unbound = Idp::start().await;
     let secret_value = "tok-SECRET-VALUE-123";
-    let secrets = vec![Secret {
-        name: "token".into(),
-        value: SecretValue::new(secret_value),
-        hosts: vec![bound.url().parse().unwrap()],
-        kind: SecretKind::Value,
-    }];
+    let secrets = vec![header_secret(
+        "token",
+        secret_value,
+        &bound.url(),
+        "Authorization",
+        "/echo",
+    )];
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -305,17 +349,20 @@ async fn secrets_leave_only_for_their_bound_host_and_never_come_back_in() {
         .unwrap();
     let seen_by_plugin = outcome_of(&page);
 
-    // The unbound host got only placeholders, in the header, the URL and the body.
+    // The request to the unbound host was refused before it left, naming the secret and
+    // where it may go; that host got nothing, not even the placeholders.
+    assert!(
+        seen_by_plugin.contains(&format!(
+            "secret `token` may not go in the URL of POST {}/steal",
+            unbound.url()
+        )) && seen_by_plugin.contains(&format!(
+            "bound to header `Authorization` of GET requests to {}",
+            bound.url()
+        )),
+        "{seen_by_plugin}"
+    );
     let stolen = unbound.seen.lock().unwrap().requests.join("\n");
-    assert!(stolen.contains("authorization: Bearer {{secret:token}}"), "{stolen}");
-    assert!(
-        stolen.contains("/steal?k=%7B%7Bsecret:token%7D%7D") || stolen.contains("{{secret:token}}"),
-        "{stolen}"
-    );
-    assert!(
-        !stolen.contains(secret_value),
-        "the secret reached an unbound host: {stolen}"
-    );
+    assert!(stolen.is_empty(), "the unbound host was sent: {stolen}");
     // The bound host got the value ...
     let echoed = bound.seen.lock().unwrap().requests.join("\n");
     assert!(
@@ -345,19 +392,58 @@ async fn secrets_leave_only_for_their_bound_host_and_never_come_back_in() {
     assert!(!log.contains(secret_value), "the secret reached the log:\n{log}");
 }
 
+/// A secret bound to one header of GETs to one path of its host goes nowhere else on that host:
+/// not another header, not a JSON field (a profile attribute it could read back), not another
+/// method or path, not the URL. Each refusal names the secret, where it was put and where it
+/// may go, and the host receives none of those requests.
+#[tokio::test]
+async fn secrets_go_only_into_the_header_method_and_path_they_are_bound_to() {
+    let bound = Idp::start().await;
+    let value = "tok-BOUND-TO-ONE-HEADER-77";
+    let secrets = vec![header_secret("token", value, &bound.url(), "Authorization", "/echo")];
+    let rt = hostile().await;
+    let acc = access(&[bound.url()], secrets, true);
+    let mut job = rt.runtime.job("hostile", limits(30.0), acc).await.unwrap();
+    let page = job
+        .fetch(
+            &settings(serde_json::json!({"mode": "misplace", "bound_url": bound.url()})),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let outcomes: std::collections::HashMap<_, _> = page.users[0].attributes.iter().cloned().collect();
+    let host = bound.url();
+    let allowed = format!("bound to header `Authorization` of GET requests to {host} under /echo");
+    for (what, put) in [
+        ("header", format!("header `x-profile` of GET {host}/echo")),
+        ("json-field", format!("JSON field `bio` of PATCH {host}/echo")),
+        ("method", format!("header `authorization` of POST {host}/echo")),
+        ("path", format!("header `authorization` of GET {host}/steal")),
+        ("url", format!("the URL of GET {host}/echo")),
+    ] {
+        let got = &outcomes[what];
+        assert!(
+            got.starts_with("error")
+                && got.contains("secret `token` may not go in")
+                && got.contains(&put)
+                && got.contains(&allowed),
+            "{what}: {got}"
+        );
+        assert!(!got.contains(value), "{what}: {got}");
+    }
+    let sent = bound.seen.lock().unwrap().requests.join("\n");
+    assert!(sent.is_empty(), "misplaced requests reached the host: {sent}");
+}
+
 #[tokio::test]
 async fn private_keys_sign_in_the_host_only_for_their_token_endpoint() {
     let pem = std::fs::read_to_string(common::repo().join("host/roster/tests/fixtures/test-rsa-key.pem")).unwrap();
     let public = std::fs::read(common::repo().join("host/roster/tests/fixtures/test-rsa-pub.pem")).unwrap();
-    let key = |hosts: &str| Secret {
-        name: "signing_key".into(),
-        value: SecretValue::new(pem.clone()),
-        hosts: vec![hosts.parse().unwrap()],
-        kind: SecretKind::SigningKey,
-    };
+    let key = |audience: &str| signing_key(&pem, audience);
     let rt = hostile().await;
 
-    let acc = access(&[], vec![key("https://login.example")], true);
+    let acc = access(&[], vec![key("https://login.example/token")], true);
     let mut job = rt.runtime.job("hostile", limits(30.0), acc).await.unwrap();
     let page = job
         .fetch(&settings(serde_json::json!({"mode": "sign"})), None, None)
@@ -378,14 +464,64 @@ async fn private_keys_sign_in_the_host_only_for_their_token_endpoint() {
     assert!(!format!("{page:?}").contains("PRIVATE KEY"));
 
     // The same key bound to another endpoint refuses to sign for this audience.
-    let acc = access(&[], vec![key("https://other.example")], true);
+    let acc = access(&[], vec![key("https://other.example/token")], true);
     let mut job = rt.runtime.job("hostile", limits(30.0), acc).await.unwrap();
     let err = job
         .fetch(&settings(serde_json::json!({"mode": "sign"})), None, None)
         .await
         .unwrap_err();
     assert!(
-        matches!(&err.failure, JobFailure::Guest(GuestFailure::Config(m)) if m.contains("may not sign for https://login.example")),
+        matches!(&err.failure, JobFailure::Guest(GuestFailure::Config(m))
+            if m.contains("may sign only for https://other.example/token, not for \"https://login.example/token\"")),
+        "{err}"
+    );
+}
+
+/// A plugin that asks for an assertion valid until 2100 gets one valid for minutes, with the
+/// host's own `jti`; one that asks to sign as another client is refused.
+#[tokio::test]
+async fn assertions_are_short_lived_whatever_the_plugin_asks() {
+    let pem = std::fs::read_to_string(common::repo().join("host/roster/tests/fixtures/test-rsa-key.pem")).unwrap();
+    let public = std::fs::read(common::repo().join("host/roster/tests/fixtures/test-rsa-pub.pem")).unwrap();
+    let rt = hostile().await;
+    let acc = access(&[], vec![signing_key(&pem, "https://login.example/token")], true);
+    let mut job = rt.runtime.job("hostile", limits(30.0), acc).await.unwrap();
+    let page = job
+        .fetch(&settings(serde_json::json!({"mode": "sign-long"})), None, None)
+        .await
+        .unwrap();
+    let jwt = &page.users[0].attributes[0].1;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["https://login.example/token"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        jwt,
+        &jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exp = claims["exp"].as_u64().unwrap();
+    assert!(
+        exp <= now + 600,
+        "an assertion valid until {exp} was signed (now {now})"
+    );
+    assert!(claims["iat"].as_u64().unwrap() <= now && claims["nbf"].as_u64().unwrap() <= now);
+    assert_ne!(claims["jti"], "mine");
+    assert_eq!(
+        (claims["iss"].as_str(), claims["sub"].as_str()),
+        (Some("app"), Some("app"))
+    );
+
+    let err = job
+        .fetch(&settings(serde_json::json!({"mode": "sign-as"})), None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err.failure, JobFailure::Guest(GuestFailure::Config(m)) if m.contains("signs only with iss = \"app\"")),
         "{err}"
     );
 }
@@ -464,12 +600,7 @@ async fn the_sdk_pages_with_oauth_and_the_host_waits_out_retry_after() {
     let idp = Idp::start().await;
     idp.seen.lock().unwrap().throttle_page_2 = true;
     let rt = TestRuntime::new(&[("fixture_sdk_probe", "sdk-probe.wasm")]).await;
-    let secrets = vec![Secret {
-        name: "client_secret".into(),
-        value: SecretValue::new(CLIENT_SECRET),
-        hosts: vec![idp.url().parse().unwrap()],
-        kind: SecretKind::Value,
-    }];
+    let secrets = vec![form_secret(CLIENT_SECRET, &idp.url(), "/oauth/")];
     let acc = access(&[idp.url()], secrets, true);
     let s = settings(serde_json::json!({"base_url": idp.url(), "client_id": "app"}));
     let mut job = rt.runtime.job("sdk-probe", limits(30.0), acc).await.unwrap();
@@ -505,12 +636,7 @@ async fn the_sdk_pages_with_oauth_and_the_host_waits_out_retry_after() {
     );
 
     // A wrong secret: check fails with the IdP's reason, as an auth error.
-    let wrong = vec![Secret {
-        name: "client_secret".into(),
-        value: SecretValue::new("wrong"),
-        hosts: vec![idp.url().parse().unwrap()],
-        kind: SecretKind::Value,
-    }];
+    let wrong = vec![form_secret("wrong", &idp.url(), "/oauth/")];
     let mut job = rt
         .runtime
         .job("sdk-probe", limits(30.0), access(&[idp.url()], wrong, true))

@@ -461,7 +461,8 @@ async fn sources_are_created_replaced_and_deleted_with_write_only_secrets() {
         "allow_hosts": [graph], "allow_insecure_http": true, "allow_private_addresses": true,
         "settings": {"tenant_id": common::entra::TENANT, "client_id": common::entra::CLIENT,
                      "graph_url": graph, "login_url": graph, "scope": "groups", "groups": ["team-00000"]},
-        "secrets": [{"name": "client_secret", "value": common::entra::SECRET, "hosts": [graph]}],
+        "secrets": [{"name": "client_secret", "value": common::entra::SECRET, "hosts": [graph],
+                         "use": {"form": "client_secret"}, "path": format!("/{}/oauth2/", common::entra::TENANT)}],
         "schedule": {"cron": "0 0/15 * * * ?"}
     });
     assert_eq!(w.post("/api/v1/sources", &w.operator, body.clone()).await.0, 403);
@@ -1005,7 +1006,8 @@ async fn a_mapping_replaced_through_the_api_is_used_next_run_and_a_broken_one_is
             "allow_hosts": [graph], "allow_insecure_http": true, "allow_private_addresses": true,
             "settings": {"tenant_id": common::entra::TENANT, "client_id": common::entra::CLIENT,
                          "graph_url": graph, "login_url": graph},
-            "secrets": [{"name": "client_secret", "value": common::entra::SECRET, "hosts": [graph]}],
+            "secrets": [{"name": "client_secret", "value": common::entra::SECRET, "hosts": [graph],
+                         "use": {"form": "client_secret"}, "path": format!("/{}/oauth2/", common::entra::TENANT)}],
             "transforms": [{"plugin": "mapping", "settings": {"user": {"username": username}}}]
         })
     };

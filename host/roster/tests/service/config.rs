@@ -17,6 +17,8 @@ const GOOD: &str = r#"
     name = "client_secret"
     value = "s3cret"
     hosts = ["https://login.example"]
+    use = { form = "client_secret" }
+    path = "/tenant/oauth2/"
     [[source.transforms]]
     plugin = "normalize"
     settings = { strip_domain = true }
@@ -76,6 +78,29 @@ fn mistakes_are_named() {
             "ROSTER_TEST_SURELY_UNSET is not set",
         ),
         (GOOD.replace("id = \"hr\"", "id = \"h r\""), "source id \"h r\""),
+        // A secret says where it goes, to exact hosts.
+        (
+            GOOD.replace("    use = { form = \"client_secret\" }\n", ""),
+            "source 'hr' secret 'client_secret': say where its value goes: `use = { header",
+        ),
+        (
+            GOOD.replace(
+                "hosts = [\"https://login.example\"]\n    use",
+                "hosts = [\"https://*.example\"]\n    use",
+            ),
+            "`hosts` entry https://*.example is a wildcard",
+        ),
+        (
+            GOOD.replace(
+                "use = { form = \"client_secret\" }",
+                "use = { body = \"client_secret\" }",
+            ),
+            "unknown variant `body`",
+        ),
+        (
+            GOOD.replace("path = \"/tenant/oauth2/\"", "pth = \"/tenant/oauth2/\""),
+            "unknown field `pth`",
+        ),
     ];
     for (text, expected) in cases {
         let err = Config::parse(&text, Path::new("."), &kinds()).unwrap_err().to_string();

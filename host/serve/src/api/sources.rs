@@ -17,7 +17,7 @@ use roster_directory::{CheckReport, Sample, SourceConfig, TransformConfig};
 use roster_http::BudgetConfig;
 use roster_runtime::Limits;
 use roster_runtime::capability::{NetPolicy, Origin};
-use roster_runtime::secrets::{Secret, SecretKind};
+use roster_runtime::secrets::{BindingSpec, Secret};
 use roster_schedule::ScheduleConfig;
 
 /// A secret as the API shows it: never its value.
@@ -25,10 +25,13 @@ use roster_schedule::ScheduleConfig;
 pub struct SecretView {
     /// Name used in `{{secret:NAME}}`.
     pub name: String,
-    /// Origins it may be sent to.
-    pub hosts: Vec<String>,
-    /// `value` or `signing-key`.
-    pub kind: String,
+    /// Where it may be used.
+    #[serde(flatten)]
+    pub binding: BindingSpec,
+    /// Why it cannot be used, when its binding is incomplete (stored by an older Roster):
+    /// give the secret again with its binding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<String>,
 }
 
 /// A source as the API shows it.
@@ -136,7 +139,11 @@ impl From<&SourceConfig> for SourceConfigView {
     }
 }
 
-/// A secret as given to the API: the value is sealed and never shown again.
+/// A secret as given to the API: the value is sealed and never shown again. A value secret
+/// says where it goes (`hosts`, `use`, and `methods`/`path`), e.g. `{"name": "client_secret",
+/// "value": "…", "hosts": ["https://login.microsoftonline.com"], "use": {"form":
+/// "client_secret"}, "path": "/contoso.onmicrosoft.com/oauth2/"}`; a signing key says what it
+/// signs for (`client_id`, `audience`).
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretInput {
@@ -144,11 +151,9 @@ pub struct SecretInput {
     pub name: String,
     /// The value (a PEM private key for `signing-key`).
     pub value: String,
-    /// Origins it may be sent to, e.g. `https://login.microsoftonline.com`.
-    pub hosts: Vec<String>,
-    /// `value` (default) or `signing-key`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    /// Where it may be used.
+    #[serde(flatten)]
+    pub binding: BindingSpec,
 }
 
 /// A source to create or replace: the same fields as a `[[source]]` table of roster.toml.
@@ -221,12 +226,8 @@ async fn secret_views(state: &AppState, ids: Vec<String>) -> Vec<Vec<SecretView>
                         .iter()
                         .map(|x| SecretView {
                             name: x.name.clone(),
-                            hosts: x.hosts.iter().map(|h| h.to_string()).collect(),
-                            kind: if x.kind == SecretKind::SigningKey {
-                                "signing-key".into()
-                            } else {
-                                "value".into()
-                            },
+                            binding: x.spec.clone(),
+                            unusable: x.unusable().map(str::to_string),
                         })
                         .collect()
                 })
@@ -608,7 +609,7 @@ mod tests {
             "allow_hosts": ["https://graph.microsoft.com", "https://*.example.com:8443"],
             "allow_insecure_http": true,
             "allow_private_addresses": true,
-            "secrets": [{"name": "key", "hosts": ["https://login.microsoftonline.com"], "value": "s3cret"}],
+            "secrets": [{"name": "key", "hosts": ["https://login.microsoftonline.com"], "use": {"header": "Authorization"}, "value": "s3cret"}],
             "limits": {"memory_mib": 64},
             "budget": {"per_second": 2.5, "burst": 3},
             "transforms": [{"plugin": "mapping", "settings": {"rules": []}}, {"plugin": "normalize", "settings_file": "n.toml"}],

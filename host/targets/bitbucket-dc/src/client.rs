@@ -246,11 +246,6 @@ impl BitbucketDc {
                             wait
                         }
                         None => {
-                            let content_type = resp
-                                .headers()
-                                .get(reqwest::header::CONTENT_TYPE)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_string);
                             let bytes = resp.bytes().await.map_err(|e| BbError::Transport {
                                 endpoint: endpoint.clone(),
                                 detail: e.to_string(),
