@@ -180,6 +180,16 @@ impl Trial {
                 child.wait().unwrap();
                 let id = self.newest_run();
                 let id = if id > before { id } else { 0 };
+                // The kill can land after the run recorded its end, while the process was
+                // printing its report: that run ended before its kill, as if it had exited.
+                let ended: Option<String> = self
+                    .sqlite()
+                    .query_row("SELECT state FROM runs WHERE id = ?1", [id], |r| r.get(0))
+                    .ok()
+                    .filter(|state: &String| state != "running");
+                if ended.is_some() {
+                    return None;
+                }
                 return Some((id, self.phase_of(&self.sqlite(), id)));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
