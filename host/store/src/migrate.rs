@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_desired.sql",
         include_str!("../../../migrations/0005_desired.sql"),
     ),
+    (
+        6,
+        "0006_guard_window.sql",
+        include_str!("../../../migrations/0006_guard_window.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {
