@@ -40,9 +40,11 @@ pub struct ApplyContext<'a> {
     pub concurrency: usize,
 }
 
-/// Applies `ops` (in plan order; `seq` is the index).
-pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Progress) -> Applied {
+/// Applies `ops` (in plan order; `seq` is the index). Returns the counts and, per operation,
+/// whether it was done.
+pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Progress) -> (Applied, Vec<bool>) {
     let mut totals = Applied::default();
+    let mut done = vec![false; ops.len()];
     progress.stage("apply", ops.len() as u64);
     let mut start = 0;
     while start < ops.len() {
@@ -51,7 +53,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
             .iter()
             .position(|o| o.op.stage() != stage)
             .map_or(ops.len(), |n| start + n);
-        let results: Vec<Option<bool>> = stream::iter(start..end)
+        let results: Vec<Option<(usize, bool)>> = stream::iter(start..end)
             .map(|seq| async move {
                 // A cancelled run starts no new operation; those in flight finish and are
                 // recorded, so the next run converges from a known state.
@@ -80,18 +82,25 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                     tracing::error!("cannot record the result of operation {seq}: {e}");
                 }
                 progress.advance(1);
-                Some(ok)
+                Some((seq, ok))
             })
             .buffer_unordered(ctx.concurrency.max(1))
             .collect()
             .await;
-        totals.done += results.iter().filter(|r| **r == Some(true)).count();
-        totals.failed += results.iter().filter(|r| **r == Some(false)).count();
-        totals.cancelled += results.iter().filter(|r| r.is_none()).count();
+        for r in results {
+            match r {
+                Some((seq, true)) => {
+                    totals.done += 1;
+                    done[seq] = true;
+                }
+                Some((_, false)) => totals.failed += 1,
+                None => totals.cancelled += 1,
+            }
+        }
         start = end;
     }
     progress.finish();
-    totals
+    (totals, done)
 }
 
 fn store_err(e: StoreError) -> TargetError {
