@@ -12,6 +12,7 @@ mod cli;
 mod contract_graph;
 mod contract_prism;
 mod entra;
+mod guard;
 mod scenarios;
 mod sync;
 mod transforms;
