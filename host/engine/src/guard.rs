@@ -198,6 +198,9 @@ impl Tally {
             ..Tally::default()
         };
         let mut seen = Removals::default();
+        // user → groups (of those read), built on the first operation that needs it: one pass
+        // over the memberships instead of one per deprovisioned account.
+        let mut index: Option<HashMap<&str, Vec<&str>>> = None;
         for o in ops {
             let before = seen.pairs.len();
             match &o.op {
@@ -214,7 +217,7 @@ impl Tally {
                         seen.add(g, u.clone());
                     }
                     if let Some(keep) = leave_other_groups {
-                        for g in groups_of(target, &u) {
+                        for g in groups_of(&mut index, target, &u) {
                             if !keep.iter().any(|k| k == g) {
                                 seen.add(g, u.clone());
                             }
@@ -224,7 +227,7 @@ impl Tally {
                 Op::DeleteUser { user, .. } => {
                     t.deprovisions += 1;
                     let u = user.to_lowercase();
-                    for g in groups_of(target, &u) {
+                    for g in groups_of(&mut index, target, &u) {
                         seen.add(g, u.clone());
                     }
                 }
@@ -289,13 +292,22 @@ fn email_changes(old: Option<&str>, new: &str) -> bool {
     old.is_some_and(|old| !old.is_empty() && !old.eq_ignore_ascii_case(new))
 }
 
-/// The groups (of those read) `user` is a member of now.
-fn groups_of<'a: 'u, 'u>(target: &'a TargetState, user: &'u str) -> impl Iterator<Item = &'a str> + 'u {
-    target
-        .members
-        .iter()
-        .filter(move |(_, m)| m.contains(user))
-        .map(|(g, _)| g.as_str())
+/// The groups (of those read) `user` is a member of now, through `index` (built on first use).
+fn groups_of<'a>(
+    index: &mut Option<HashMap<&'a str, Vec<&'a str>>>,
+    target: &'a TargetState,
+    user: &str,
+) -> Vec<&'a str> {
+    let index = index.get_or_insert_with(|| {
+        let mut by_user: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+        for (g, members) in &target.members {
+            for m in members {
+                by_user.entry(&**m).or_default().push(g.as_str());
+            }
+        }
+        by_user
+    });
+    index.get(user).cloned().unwrap_or_default()
 }
 
 /// Which of the threshold's rules apply.
