@@ -36,6 +36,8 @@ pub struct ApplyOutcome {
     pub applied: Applied,
     /// The failure that stopped the apply stage, naming the operation and the cause.
     pub stopped_by: Option<String>,
+    /// Per operation of the plan, whether it was done (what the guard's window counts).
+    pub done: Vec<bool>,
 }
 
 /// Whether a failed operation says the target as a whole cannot be written to now, rather
@@ -70,6 +72,7 @@ pub struct ApplyContext<'a> {
 /// people with less than either the old or the new state gives them.
 pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Progress) -> ApplyOutcome {
     let mut totals = Applied::default();
+    let mut done = vec![false; ops.len()];
     let stopped_by: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let stopped_by = &stopped_by;
     let stopped = || {
@@ -87,15 +90,15 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
             .iter()
             .position(|o| o.op.stage() != stage)
             .map_or(ops.len(), |n| start + n);
-        let results: Vec<Started> = stream::iter(start..end)
+        let results: Vec<(usize, Started)> = stream::iter(start..end)
             .map(|seq| async move {
                 // A cancelled or stopped run starts no new operation; those in flight finish
                 // and are recorded, so the next run converges from a known state.
                 if progress.cancelled() {
-                    return Started::Cancelled;
+                    return (seq, Started::Cancelled);
                 }
                 if stopped() {
-                    return Started::Stopped;
+                    return (seq, Started::Stopped);
                 }
                 let started = now_ms();
                 let OpOutcome { result, requests } = execute(ctx, &ops[seq].op).await;
@@ -125,17 +128,20 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                     tracing::error!("cannot record the result of operation {seq}: {e}");
                 }
                 progress.advance(1);
-                if ok { Started::Done } else { Started::Failed }
+                (seq, if ok { Started::Done } else { Started::Failed })
             })
             .buffer_unordered(ctx.concurrency.max(1))
             .collect()
             .await;
         for r in results {
             match r {
-                Started::Done => totals.done += 1,
-                Started::Failed => totals.failed += 1,
-                Started::Cancelled => totals.cancelled += 1,
-                Started::Stopped => totals.stopped += 1,
+                (seq, Started::Done) => {
+                    totals.done += 1;
+                    done[seq] = true;
+                }
+                (_, Started::Failed) => totals.failed += 1,
+                (_, Started::Cancelled) => totals.cancelled += 1,
+                (_, Started::Stopped) => totals.stopped += 1,
             }
         }
         start = end;
@@ -143,6 +149,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
     progress.finish();
     ApplyOutcome {
         applied: totals,
+        done,
         stopped_by: stopped_by
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,12 +1,16 @@
-//! The guard stage: a plan that deprovisions more than the threshold is held for approval; a
-//! plan that would take the target over its licence is refused, with the seat delta.
+//! The guard stage: a plan that takes away more than the threshold allows — people
+//! deprovisioned, memberships removed (per person, per group, in total), renames, email
+//! changes, in this plan or over the rolling window — is held for approval, naming each rule
+//! that tripped; a plan that would take the target over its licence is refused, with the seat
+//! delta.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use roster_store::{Destroyed, WindowTotals};
 use serde::Serialize;
 
 use crate::model::{Op, PlannedOp};
-use crate::policy::Threshold;
+use crate::policy::{Limit, Threshold};
 use crate::target::{Disable, TargetState};
 
 /// What the guard decided.
@@ -14,6 +18,22 @@ use crate::target::{Disable, TargetState};
 pub struct Verdict {
     /// Accounts the plan deprovisions.
     pub deprovisions: usize,
+    /// Distinct people who lose at least one group membership (deprovisioning's included).
+    #[serde(default)]
+    pub people_losing_memberships: usize,
+    /// Group memberships the plan removes (deprovisioning's included).
+    #[serde(default)]
+    pub memberships_removed: usize,
+    /// Accounts the plan renames.
+    #[serde(default)]
+    pub renames: usize,
+    /// Accounts whose email address the plan changes.
+    #[serde(default)]
+    pub email_changes: usize,
+    /// What earlier runs took away within the rolling window (none: the window was not
+    /// consulted, as when an approved plan is applied).
+    #[serde(default)]
+    pub window: Option<WindowView>,
     /// Accounts Roster manages in the target now.
     pub managed_accounts: usize,
     /// Licensed users before and after the plan (as Roster computes them).
@@ -24,10 +44,292 @@ pub struct Verdict {
     pub seats_in_use: i64,
     /// The limit.
     pub seat_limit: Option<i64>,
+    /// The threshold's rules the plan trips, each with what was counted and the limit.
+    #[serde(default)]
+    pub tripped: Vec<Tripped>,
     /// Set when the plan must wait for approval.
     pub held: Option<String>,
     /// Set when the plan must not be applied at all.
     pub refused: Option<String>,
+}
+
+/// What the runs applied within the rolling window took away without an approval, before this
+/// plan.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct WindowView {
+    /// The period, in days.
+    pub days: u32,
+    /// Where the window starts (unix ms): the period's start, or the last approval if later.
+    pub since: i64,
+    /// Runs counted.
+    pub runs: u64,
+    /// Accounts deprovisioned.
+    pub deprovisions: u64,
+    /// Memberships removed.
+    pub memberships_removed: u64,
+    /// Accounts renamed.
+    pub renames: u64,
+    /// Email addresses changed.
+    pub email_changes: u64,
+}
+
+/// One rule of the threshold.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// People deprovisioned in the plan (`count`, `percent`).
+    Deprovisions,
+    /// Distinct people losing a membership (`people_losing_memberships`).
+    PeopleLosingMemberships,
+    /// Memberships removed in total (`memberships_removed`).
+    MembershipsRemoved,
+    /// Members one group loses (`group_members_lost`).
+    GroupMembersLost,
+    /// Accounts renamed (`renames`).
+    Renames,
+    /// Email addresses changed (`email_changes`).
+    EmailChanges,
+    /// People deprovisioned over the window (`window.deprovisions`).
+    WindowDeprovisions,
+    /// Memberships removed over the window (`window.memberships_removed`).
+    WindowMembershipsRemoved,
+    /// Accounts renamed over the window (`window.renames`).
+    WindowRenames,
+    /// Email addresses changed over the window (`window.email_changes`).
+    WindowEmailChanges,
+}
+
+impl Rule {
+    /// The rule's name, as the verdict spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Deprovisions => "deprovisions",
+            Rule::PeopleLosingMemberships => "people-losing-memberships",
+            Rule::MembershipsRemoved => "memberships-removed",
+            Rule::GroupMembersLost => "group-members-lost",
+            Rule::Renames => "renames",
+            Rule::EmailChanges => "email-changes",
+            Rule::WindowDeprovisions => "window-deprovisions",
+            Rule::WindowMembershipsRemoved => "window-memberships-removed",
+            Rule::WindowRenames => "window-renames",
+            Rule::WindowEmailChanges => "window-email-changes",
+        }
+    }
+
+    /// The `[target.threshold]` field that sets it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Rule::Deprovisions => "count / percent",
+            Rule::PeopleLosingMemberships => "people_losing_memberships",
+            Rule::MembershipsRemoved => "memberships_removed",
+            Rule::GroupMembersLost => "group_members_lost",
+            Rule::Renames => "renames",
+            Rule::EmailChanges => "email_changes",
+            Rule::WindowDeprovisions => "window.deprovisions",
+            Rule::WindowMembershipsRemoved => "window.memberships_removed",
+            Rule::WindowRenames => "window.renames",
+            Rule::WindowEmailChanges => "window.email_changes",
+        }
+    }
+}
+
+/// A rule the plan trips.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Tripped {
+    /// Which rule.
+    pub rule: Rule,
+    /// The group, for `group-members-lost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// What was counted.
+    pub counted: u64,
+    /// The limit it went over, in words (`50 % of 3000`).
+    pub limit: String,
+}
+
+impl Tripped {
+    fn words(&self) -> String {
+        let what = match self.rule {
+            Rule::Deprovisions => "accounts deprovisioned",
+            Rule::PeopleLosingMemberships => "people losing a group membership",
+            Rule::MembershipsRemoved => "memberships removed",
+            Rule::GroupMembersLost => "members removed",
+            Rule::Renames => "accounts renamed",
+            Rule::EmailChanges => "email addresses changed",
+            Rule::WindowDeprovisions => "accounts deprovisioned in the window",
+            Rule::WindowMembershipsRemoved => "memberships removed in the window",
+            Rule::WindowRenames => "accounts renamed in the window",
+            Rule::WindowEmailChanges => "email addresses changed in the window",
+        };
+        match &self.group {
+            Some(g) => format!(
+                "{} ({g}: {} {what}, over {})",
+                self.rule.name(),
+                self.counted,
+                self.limit
+            ),
+            None => format!("{} ({} {what}, over {})", self.rule.name(), self.counted, self.limit),
+        }
+    }
+}
+
+/// What a plan takes away, counted as an administrator would: memberships a deprovisioning
+/// removes count as removed memberships.
+#[derive(Debug, Default)]
+pub struct Tally {
+    deprovisions: usize,
+    renames: usize,
+    email_changes: usize,
+    /// Distinct (group, lower-case user) memberships removed.
+    removed: usize,
+    /// Distinct people losing a membership.
+    people: usize,
+    /// Per group: members removed.
+    per_group: BTreeMap<String, usize>,
+    /// Per operation, in plan order: memberships it removes first (for recording what was done).
+    removed_by_op: Vec<u32>,
+}
+
+impl Tally {
+    /// Counts `ops` against the target's memberships now.
+    pub fn count(ops: &[PlannedOp], target: &TargetState) -> Tally {
+        let mut t = Tally {
+            removed_by_op: Vec::with_capacity(ops.len()),
+            ..Tally::default()
+        };
+        let mut seen = Removals::default();
+        // user → groups (of those read), built on the first operation that needs it: one pass
+        // over the memberships instead of one per deprovisioned account.
+        let mut index: Option<HashMap<&str, Vec<&str>>> = None;
+        for o in ops {
+            let before = seen.pairs.len();
+            match &o.op {
+                Op::RemoveMember { group, user } => seen.add(group, user.to_lowercase()),
+                Op::Deactivate {
+                    user,
+                    groups,
+                    leave_other_groups,
+                    ..
+                } => {
+                    t.deprovisions += 1;
+                    let u = user.to_lowercase();
+                    for g in groups {
+                        seen.add(g, u.clone());
+                    }
+                    if let Some(keep) = leave_other_groups {
+                        for g in groups_of(&mut index, target, &u) {
+                            if !keep.iter().any(|k| k == g) {
+                                seen.add(g, u.clone());
+                            }
+                        }
+                    }
+                }
+                Op::DeleteUser { user, .. } => {
+                    t.deprovisions += 1;
+                    let u = user.to_lowercase();
+                    for g in groups_of(&mut index, target, &u) {
+                        seen.add(g, u.clone());
+                    }
+                }
+                Op::RenameUser { .. } => t.renames += 1,
+                Op::UpdateUser { email, old_email, .. } => {
+                    if email_changes(old_email.as_deref(), email) {
+                        t.email_changes += 1;
+                    }
+                }
+                Op::CreateGroup { .. } | Op::CreateUser { .. } | Op::AdoptUser { .. } | Op::AddMembers { .. } => {}
+            }
+            t.removed_by_op.push((seen.pairs.len() - before) as u32);
+        }
+        t.removed = seen.pairs.len();
+        t.people = seen.people.len();
+        for (g, _) in seen.pairs {
+            *t.per_group.entry(g.to_string()).or_default() += 1;
+        }
+        t
+    }
+
+    /// What the operations marked done took away (`done[i]` for `ops[i]`), for the window.
+    pub fn destroyed(&self, ops: &[PlannedOp], done: &[bool]) -> Destroyed {
+        let mut d = Destroyed::default();
+        for ((o, n), ok) in ops.iter().zip(&self.removed_by_op).zip(done) {
+            if !ok {
+                continue;
+            }
+            d.memberships_removed += u64::from(*n);
+            match &o.op {
+                Op::Deactivate { .. } | Op::DeleteUser { .. } => d.deprovisions += 1,
+                Op::RenameUser { .. } => d.renames += 1,
+                Op::UpdateUser { email, old_email, .. } if email_changes(old_email.as_deref(), email) => {
+                    d.email_changes += 1;
+                }
+                _ => {}
+            }
+        }
+        d
+    }
+}
+
+/// Distinct memberships removed, and by whom.
+#[derive(Default)]
+struct Removals<'a> {
+    /// (group, lower-case user).
+    pairs: HashSet<(&'a str, String)>,
+    people: HashSet<String>,
+}
+
+impl<'a> Removals<'a> {
+    fn add(&mut self, group: &'a str, user: String) {
+        if !self.people.contains(&user) {
+            self.people.insert(user.clone());
+        }
+        self.pairs.insert((group, user));
+    }
+}
+
+/// An address replaced or removed; a first address, or a change of case only, takes nothing away.
+fn email_changes(old: Option<&str>, new: &str) -> bool {
+    old.is_some_and(|old| !old.is_empty() && !old.eq_ignore_ascii_case(new))
+}
+
+/// The groups (of those read) `user` is a member of now, through `index` (built on first use).
+fn groups_of<'a>(
+    index: &mut Option<HashMap<&'a str, Vec<&'a str>>>,
+    target: &'a TargetState,
+    user: &str,
+) -> Vec<&'a str> {
+    let index = index.get_or_insert_with(|| {
+        let mut by_user: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+        for (g, members) in &target.members {
+            for m in members {
+                by_user.entry(&**m).or_default().push(g.as_str());
+            }
+        }
+        by_user
+    });
+    index.get(user).cloned().unwrap_or_default()
+}
+
+/// Which of the threshold's rules apply.
+#[derive(Debug, Clone, Copy)]
+pub enum Rules<'a> {
+    /// A whole run: every rule, the window's included.
+    Plan {
+        /// The limits.
+        threshold: &'a Threshold,
+        /// What earlier runs of the window took away.
+        window: &'a WindowTotals,
+    },
+    /// One person's sync: only the window's rules (one person is never a mass change, but a
+    /// loop of single-user syncs must not add up to one unseen).
+    Person {
+        /// The limits.
+        threshold: &'a Threshold,
+        /// What earlier runs of the window took away.
+        window: &'a WindowTotals,
+    },
+    /// An approved plan: an administrator saw it; only the licence is checked again.
+    LicenceOnly,
 }
 
 /// What the guard judges a plan by.
@@ -38,28 +340,35 @@ pub struct Judged<'a> {
     pub disable: Disable,
     /// Accounts Roster manages in the target now.
     pub managed_accounts: usize,
-    /// When to hold.
-    pub threshold: &'a Threshold,
+    /// Which rules to hold by.
+    pub rules: Rules<'a>,
     /// What administrators call the target, for the verdict's words.
     pub product: &'a str,
+    /// The plan's id and hash, for the approval the verdict asks for.
+    pub plan: (&'a str, &'a str),
 }
 
-/// Judges a plan against the threshold and the licence.
-pub fn judge(ops: &[PlannedOp], j: &Judged<'_>) -> Verdict {
-    let (target, managed_accounts, threshold, product) = (j.target, j.managed_accounts, j.threshold, j.product);
-    let deprovisions = ops.iter().filter(|o| o.op.is_deprovision()).count();
+/// Judges a plan (counted in `tally`) against the threshold and the licence.
+pub fn judge(ops: &[PlannedOp], tally: &Tally, j: &Judged<'_>) -> Verdict {
+    let (target, managed_accounts, product) = (j.target, j.managed_accounts, j.product);
     let before = target.licensed();
     let after = licensed_after(ops, target, j.disable);
     let seat_limit = target.seats.limit;
     let seats_in_use = target.seats.in_use.unwrap_or(before.len() as i64);
     let delta = after.len() as i64 - before.len() as i64;
     let mut v = Verdict {
-        deprovisions,
+        deprovisions: tally.deprovisions,
+        people_losing_memberships: tally.people,
+        memberships_removed: tally.removed,
+        renames: tally.renames,
+        email_changes: tally.email_changes,
+        window: None,
         managed_accounts,
         licensed_before: before.len(),
         licensed_after: after.len(),
         seats_in_use,
         seat_limit,
+        tripped: Vec::new(),
         held: None,
         refused: None,
     };
@@ -72,18 +381,131 @@ pub fn judge(ops: &[PlannedOp], j: &Judged<'_>) -> Verdict {
             seats_in_use + delta
         ));
     }
-    let percent = if managed_accounts == 0 {
-        100.0
-    } else {
-        deprovisions as f64 * 100.0 / managed_accounts as f64
+    let (threshold, window) = match j.rules {
+        Rules::Plan { threshold, window } => {
+            v.tripped = per_plan(tally, threshold, managed_accounts, target);
+            (threshold, window)
+        }
+        Rules::Person { threshold, window } => (threshold, window),
+        Rules::LicenceOnly => return v,
     };
-    if deprovisions > threshold.count as usize || (deprovisions > 0 && percent > threshold.percent) {
+    v.window = Some(WindowView {
+        days: threshold.window.days,
+        since: window.since,
+        runs: window.runs,
+        deprovisions: window.destroyed.deprovisions,
+        memberships_removed: window.destroyed.memberships_removed,
+        renames: window.destroyed.renames,
+        email_changes: window.destroyed.email_changes,
+    });
+    let w = &threshold.window;
+    let earlier = &window.destroyed;
+    for (rule, before, now, limit) in [
+        (
+            Rule::WindowDeprovisions,
+            earlier.deprovisions,
+            tally.deprovisions,
+            w.deprovisions,
+        ),
+        (
+            Rule::WindowMembershipsRemoved,
+            earlier.memberships_removed,
+            tally.removed,
+            w.memberships_removed,
+        ),
+        (Rule::WindowRenames, earlier.renames, tally.renames, w.renames),
+        (
+            Rule::WindowEmailChanges,
+            earlier.email_changes,
+            tally.email_changes,
+            w.email_changes,
+        ),
+    ] {
+        let total = before + now as u64;
+        // The window holds the plan that takes it over, not one that adds nothing to it.
+        if now > 0 && total > u64::from(limit) {
+            v.tripped.push(Tripped {
+                rule,
+                group: None,
+                counted: total,
+                limit: format!(
+                    "{limit} in {} day(s) ({before} by earlier runs + {now} by this plan)",
+                    w.days
+                ),
+            });
+        }
+    }
+    if !v.tripped.is_empty() {
+        let rules: Vec<String> = v.tripped.iter().map(Tripped::words).collect();
+        let fields: BTreeSet<&str> = v.tripped.iter().map(|t| t.rule.field()).collect();
+        let (id, hash) = j.plan;
         v.held = Some(format!(
-            "the plan deprovisions {deprovisions} of {managed_accounts} managed account(s) ({percent:.1} %), over the threshold of {} accounts or {} %; review it with `roster plan show` and approve it with `roster plan approve`",
-            threshold.count, threshold.percent
+            "over the threshold: {}. Review the plan with `roster plan show {id}` and approve exactly it with `roster plan approve {id} --hash {}`; if such changes are expected here, raise [target.threshold] {}",
+            rules.join("; "),
+            &hash[..16.min(hash.len())],
+            fields.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
     v
+}
+
+/// The per-plan rules `tally` trips.
+fn per_plan(tally: &Tally, threshold: &Threshold, managed: usize, target: &TargetState) -> Vec<Tripped> {
+    let mut out = Vec::new();
+    let share = |n: usize| {
+        if managed == 0 {
+            100.0
+        } else {
+            n as f64 * 100.0 / managed as f64
+        }
+    };
+    let d = tally.deprovisions;
+    if d > threshold.count as usize || (d > 0 && share(d) > threshold.percent) {
+        out.push(Tripped {
+            rule: Rule::Deprovisions,
+            group: None,
+            counted: d as u64,
+            limit: format!("{} or {} % of {managed} managed", threshold.count, threshold.percent),
+        });
+    }
+    let mut people = |rule: Rule, n: usize, limit: &Limit| {
+        if n > limit.count as usize || (n > limit.floor as usize && share(n) > limit.percent) {
+            out.push(Tripped {
+                rule,
+                group: None,
+                counted: n as u64,
+                limit: format!("{} or {} % of {managed} managed", limit.count, limit.percent),
+            });
+        }
+    };
+    people(
+        Rule::PeopleLosingMemberships,
+        tally.people,
+        &threshold.people_losing_memberships,
+    );
+    people(Rule::Renames, tally.renames, &threshold.renames);
+    people(Rule::EmailChanges, tally.email_changes, &threshold.email_changes);
+    if tally.removed > threshold.memberships_removed as usize {
+        out.push(Tripped {
+            rule: Rule::MembershipsRemoved,
+            group: None,
+            counted: tally.removed as u64,
+            limit: threshold.memberships_removed.to_string(),
+        });
+    }
+    let g = &threshold.group_members_lost;
+    for (group, &removed) in &tally.per_group {
+        let members = target.members.get(group).map_or(0, |m| m.len());
+        if removed > g.floor as usize && members > 0 && removed as f64 * 100.0 / members as f64 > g.percent {
+            out.push(Tripped {
+                rule: Rule::GroupMembersLost,
+                group: Some(group.clone()),
+                counted: removed as u64,
+                limit: format!("{} % of {members}", g.percent),
+            });
+        }
+    }
+    out
 }
 
 /// Who would be licensed once the plan is applied, by simulating it on the licensing facts.
@@ -162,4 +584,316 @@ fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable) -> 
         out.extend(m);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::target::Account;
+
+    /// `n` accounts `u0…`, members of `groups` as given (group → range of account numbers).
+    fn target(n: usize, groups: &[(&str, std::ops::Range<usize>)]) -> TargetState {
+        let mut t = TargetState::default();
+        for i in 0..n {
+            let name = format!("u{i}");
+            t.users.insert(
+                name.clone(),
+                Account {
+                    name,
+                    display_name: String::new(),
+                    email: None,
+                    directory: None,
+                    mutable: true,
+                    active: true,
+                },
+            );
+        }
+        for (g, range) in groups {
+            t.groups.insert(g.to_string());
+            t.members.insert(
+                g.to_string(),
+                range.clone().map(|i| Arc::from(format!("u{i}").as_str())).collect(),
+            );
+        }
+        t
+    }
+
+    fn op(op: Op) -> PlannedOp {
+        PlannedOp {
+            op,
+            reason: String::new(),
+        }
+    }
+
+    fn remove(group: &str, i: usize) -> PlannedOp {
+        op(Op::RemoveMember {
+            group: group.into(),
+            user: format!("U{i}"),
+        })
+    }
+
+    fn rename(i: usize) -> PlannedOp {
+        op(Op::RenameUser {
+            from: format!("u{i}"),
+            to: format!("v{i}"),
+            records: Vec::new(),
+        })
+    }
+
+    fn email(i: usize, old: Option<&str>, new: &str) -> PlannedOp {
+        op(Op::UpdateUser {
+            user: format!("u{i}"),
+            display_name: String::new(),
+            email: new.into(),
+            old_display_name: String::new(),
+            old_email: old.map(str::to_string),
+        })
+    }
+
+    fn deactivate(i: usize, groups: &[&str]) -> PlannedOp {
+        op(Op::Deactivate {
+            user: format!("u{i}"),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            revoke_permission: false,
+            leave_other_groups: None,
+        })
+    }
+
+    fn judged<'a>(t: &'a TargetState, managed: usize, rules: Rules<'a>) -> Judged<'a> {
+        Judged {
+            target: t,
+            disable: Disable::Unlicense,
+            managed_accounts: managed,
+            rules,
+            product: "Bitbucket",
+            plan: ("7-0123abcd", "0123abcd0123abcd0123abcd"),
+        }
+    }
+
+    fn verdict(ops: &[PlannedOp], t: &TargetState, managed: usize) -> Verdict {
+        let threshold = Threshold::default();
+        let window = WindowTotals::default();
+        let rules = Rules::Plan {
+            threshold: &threshold,
+            window: &window,
+        };
+        judge(ops, &Tally::count(ops, t), &judged(t, managed, rules))
+    }
+
+    fn rules(v: &Verdict) -> Vec<&'static str> {
+        v.tripped.iter().map(|x| x.rule.name()).collect()
+    }
+
+    #[test]
+    fn a_group_emptied_while_everyone_stays_is_held_by_the_default_threshold() {
+        let t = target(3000, &[("devs", 0..3000), ("ops", 0..20)]);
+        let ops: Vec<PlannedOp> = (0..3000).map(|i| remove("devs", i)).collect();
+        let v = verdict(&ops, &t, 3000);
+        assert_eq!(v.deprovisions, 0);
+        assert_eq!((v.memberships_removed, v.people_losing_memberships), (3000, 3000));
+        let group = v.tripped.iter().find(|x| x.rule == Rule::GroupMembersLost).unwrap();
+        assert_eq!(group.group.as_deref(), Some("devs"));
+        assert_eq!(group.counted, 3000);
+        assert_eq!(group.limit, "50 % of 3000");
+        assert!(rules(&v).contains(&"memberships-removed"), "{:?}", v.tripped);
+        assert!(rules(&v).contains(&"people-losing-memberships"), "{:?}", v.tripped);
+        let held = v.held.unwrap();
+        assert!(
+            held.contains("group-members-lost (devs: 3000 members removed, over 50 % of 3000)"),
+            "{held}"
+        );
+        assert!(
+            held.contains("`roster plan approve 7-0123abcd --hash 0123abcd0123abcd`;")
+                && held.contains(
+                    "raise [target.threshold] group_members_lost, memberships_removed, people_losing_memberships"
+                ),
+            "{held}"
+        );
+    }
+
+    #[test]
+    fn every_managed_user_losing_every_managed_group_is_held() {
+        let groups: Vec<(String, std::ops::Range<usize>)> =
+            (0..5).map(|g| (format!("team{g}"), g * 4..g * 4 + 4)).collect();
+        let refs: Vec<(&str, std::ops::Range<usize>)> = groups.iter().map(|(g, r)| (g.as_str(), r.clone())).collect();
+        // Tiny groups (4 members each): the per-group floor lets each through, the people rule
+        // does not.
+        let t = target(20, &refs);
+        let ops: Vec<PlannedOp> = (0..20).map(|i| remove(&format!("team{}", i / 4), i)).collect();
+        let v = verdict(&ops, &t, 20);
+        assert_eq!(rules(&v), ["people-losing-memberships"], "{:?}", v.tripped);
+        assert!(v.held.is_some());
+    }
+
+    #[test]
+    fn mass_renames_and_email_changes_are_held() {
+        let t = target(400, &[]);
+        let ops: Vec<PlannedOp> = (0..60).map(rename).collect();
+        assert_eq!(rules(&verdict(&ops, &t, 400)), ["renames"]);
+        let ops: Vec<PlannedOp> = (0..60)
+            .map(|i| email(i, Some(&format!("u{i}@old.example")), &format!("u{i}@new.example")))
+            .collect();
+        let v = verdict(&ops, &t, 400);
+        assert_eq!(v.email_changes, 60);
+        assert_eq!(rules(&v), ["email-changes"]);
+    }
+
+    #[test]
+    fn an_ordinary_day_is_not_held() {
+        let t = target(
+            1000,
+            &[("bitbucket-users", 0..1000), ("devs", 0..300), ("ops", 300..330)],
+        );
+        let mut ops = vec![
+            deactivate(900, &["bitbucket-users"]),
+            deactivate(901, &["bitbucket-users"]),
+            deactivate(902, &["bitbucket-users"]),
+        ];
+        ops.extend((0..5).map(|i| remove("devs", i)));
+        ops.extend((10..14).map(rename));
+        ops.extend((20..23).map(|i| email(i, Some("a@old.example"), "b@new.example")));
+        let v = verdict(&ops, &t, 1000);
+        assert_eq!(v.tripped, Vec::new());
+        assert_eq!(v.held, None);
+        assert_eq!(
+            (
+                v.deprovisions,
+                v.memberships_removed,
+                v.people_losing_memberships,
+                v.renames,
+                v.email_changes
+            ),
+            (3, 8, 8, 4, 3)
+        );
+    }
+
+    #[test]
+    fn deprovisioning_counts_the_memberships_it_removes_once() {
+        let t = target(10, &[("lic", 0..10), ("devs", 0..10), ("ops", 0..3)]);
+        let ops = vec![
+            // Listed licensing group, and every other group but the kept ones.
+            op(Op::Deactivate {
+                user: "U0".into(),
+                groups: vec!["lic".into()],
+                revoke_permission: false,
+                leave_other_groups: Some(vec!["ops".into()]),
+            }),
+            // A removal the diff planned as well as the deprovisioning: one membership.
+            remove("devs", 1),
+            op(Op::DeleteUser {
+                user: "u1".into(),
+                erase: false,
+            }),
+            // A native disable keeps memberships.
+            deactivate(2, &[]),
+        ];
+        let tally = Tally::count(&ops, &t);
+        assert_eq!(tally.deprovisions, 3);
+        // u0: lic, devs (ops kept); u1: devs, lic, ops.
+        assert_eq!(tally.removed, 5);
+        assert_eq!(tally.people, 2);
+        assert_eq!(tally.per_group["devs"], 2);
+        assert_eq!(tally.removed_by_op, [2, 1, 2, 0]);
+        let d = tally.destroyed(&ops, &[true, false, true, true]);
+        assert_eq!((d.deprovisions, d.memberships_removed), (3, 4), "only what was done");
+    }
+
+    #[test]
+    fn a_tiny_group_is_not_held_for_losing_members_below_the_floor() {
+        let t = target(1000, &[("pair", 0..2), ("big", 0..40)]);
+        let v = verdict(&[remove("pair", 0), remove("pair", 1)], &t, 1000);
+        assert_eq!(v.tripped, Vec::new());
+        let ops: Vec<PlannedOp> = (0..11).map(|i| remove("big", i)).collect();
+        assert_eq!(
+            rules(&verdict(&ops, &t, 1000)),
+            Vec::<&str>::new(),
+            "11 of 40 is under half"
+        );
+        let ops: Vec<PlannedOp> = (0..21).map(|i| remove("big", i)).collect();
+        let v = verdict(&ops, &t, 1000);
+        assert_eq!(rules(&v), ["group-members-lost"]);
+        assert_eq!(v.tripped[0].limit, "50 % of 40");
+    }
+
+    #[test]
+    fn a_first_address_or_a_change_of_case_is_no_email_change() {
+        let t = target(5, &[]);
+        let ops = [
+            email(0, None, "a@example.com"),
+            email(1, Some(""), "b@example.com"),
+            email(2, Some("C@Example.com"), "c@example.com"),
+            email(3, Some("d@example.com"), "d@elsewhere.com"),
+            email(4, Some("e@example.com"), ""),
+        ];
+        assert_eq!(Tally::count(&ops, &t).email_changes, 2);
+    }
+
+    #[test]
+    fn the_window_holds_the_plan_that_takes_it_over() {
+        let t = target(5000, &[("lic", 0..5000)]);
+        let threshold = Threshold::default();
+        let earlier = WindowTotals {
+            since: 1,
+            runs: 3,
+            destroyed: Destroyed {
+                deprovisions: 147,
+                ..Destroyed::default()
+            },
+        };
+        let ops: Vec<PlannedOp> = (0..49).map(|i| deactivate(i, &["lic"])).collect();
+        let rules_of = |ops: &[PlannedOp], r: Rules<'_>| {
+            let v = judge(ops, &Tally::count(ops, &t), &judged(&t, 5000, r));
+            (rules(&v), v)
+        };
+        let plan = Rules::Plan {
+            threshold: &threshold,
+            window: &earlier,
+        };
+        let (tripped, v) = rules_of(&ops, plan);
+        assert_eq!(tripped, ["window-deprovisions"]);
+        assert_eq!(v.tripped[0].counted, 196);
+        assert_eq!(
+            v.tripped[0].limit,
+            "150 in 7 day(s) (147 by earlier runs + 49 by this plan)"
+        );
+        assert_eq!(v.window.unwrap().deprovisions, 147);
+        // Under the window without this plan's part: let through.
+        let (tripped, _) = rules_of(&ops[..3], plan);
+        assert!(tripped.is_empty(), "{tripped:?}");
+        // A plan that takes nothing away is never held by the window, however full.
+        let full = WindowTotals {
+            destroyed: Destroyed {
+                deprovisions: 1000,
+                ..Destroyed::default()
+            },
+            ..earlier
+        };
+        let (tripped, _) = rules_of(
+            &[email(0, None, "a@b.c")],
+            Rules::Plan {
+                threshold: &threshold,
+                window: &full,
+            },
+        );
+        assert!(tripped.is_empty());
+        // One person: only the window; an approval: nothing but the licence.
+        let person = Rules::Person {
+            threshold: &threshold,
+            window: &full,
+        };
+        assert_eq!(rules_of(&ops[..1], person).0, ["window-deprovisions"]);
+        let many: Vec<PlannedOp> = (0..100).map(rename).collect();
+        let (tripped, _) = rules_of(
+            &many,
+            Rules::Person {
+                threshold: &threshold,
+                window: &earlier,
+            },
+        );
+        assert!(tripped.is_empty(), "per-plan rules do not apply to one person");
+        let (tripped, v) = rules_of(&ops, Rules::LicenceOnly);
+        assert!(tripped.is_empty() && v.held.is_none() && v.window.is_none());
+    }
 }

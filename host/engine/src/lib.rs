@@ -26,13 +26,13 @@ use std::time::Instant;
 
 use roster_model::{Desired, PlanState, RunState};
 pub use roster_model::{Progress, Quiet};
-use roster_store::{IdentityState, PlanRow, Store, StoreError, now_ms};
+use roster_store::{IdentityState, PlanRow, Review, Store, StoreError, WindowTotals, now_ms};
 use sha2::{Digest, Sha256};
 
 pub use apply::Applied;
-pub use guard::Verdict;
+pub use guard::{Rule, Tripped, Verdict, WindowView};
 pub use model::{Op, PlannedOp, Skipped};
-pub use policy::{DEFAULT_KIND, Deprovision, TargetConfig, Threshold};
+pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Limit, TargetConfig, Threshold, Window};
 pub use record::{ExportRow, export_csv, export_rows};
 pub use target::{
     Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, OpOutcome, Patience, Rename, Seats,
@@ -262,8 +262,12 @@ impl Engine {
         let planned = count_kinds(&draft.ops);
         stage_ms.insert("plan".into(), ms(t));
 
+        let hash = plan_hash(&draft.ops);
+        let plan_id = format!("{}-{}", r.run_id, &hash[..8]);
         let t = Instant::now();
-        let (managed_accounts, threshold) = match r.scope {
+        let tally = guard::Tally::count(&draft.ops, &target);
+        let window = self.window()?;
+        let (managed_accounts, rules) = match r.scope {
             Scope::Everyone => (
                 identities
                     .iter()
@@ -274,26 +278,36 @@ impl Engine {
                     .map(|i| i.username.as_str())
                     .collect::<BTreeSet<_>>()
                     .len(),
-                &self.policy.threshold,
+                guard::Rules::Plan {
+                    threshold: &self.policy.threshold,
+                    window: &window,
+                },
             ),
-            // One person: no deletion threshold, but never over the licence.
-            Scope::Person(_) => (0, &Threshold::NONE),
+            // One person is no mass change, but many single-user syncs in a row can add up to
+            // one: the window's rules apply; the licence always does.
+            Scope::Person(_) => (
+                0,
+                guard::Rules::Person {
+                    threshold: &self.policy.threshold,
+                    window: &window,
+                },
+            ),
         };
         let verdict = guard::judge(
             &draft.ops,
+            &tally,
             &guard::Judged {
                 target: &target,
                 disable: capabilities.disable,
                 managed_accounts,
-                threshold,
+                rules,
                 product: self.target.product(),
+                plan: (&plan_id, &hash),
             },
         );
         stage_ms.insert("guard".into(), ms(t));
         drop(target);
 
-        let hash = plan_hash(&draft.ops);
-        let plan_id = format!("{}-{}", r.run_id, &hash[..8]);
         let plan_state = if verdict.refused.is_some() {
             PlanState::Refused
         } else if r.writes == Writes::DryRun {
@@ -322,7 +336,14 @@ impl Engine {
         } else {
             let t = Instant::now();
             let outcome = self
-                .apply_plan(r.run_id, &plan_id, &draft.ops, r.actor, progress)
+                .apply_plan(
+                    r.run_id,
+                    &plan_id,
+                    &draft.ops,
+                    r.actor,
+                    progress,
+                    (&tally, Review::Unreviewed),
+                )
                 .await?;
             stage_ms.insert("apply".into(), ms(t));
             applied = outcome.applied;
@@ -405,14 +426,17 @@ impl Engine {
             .await
             .map_err(|e| self.read_failed(e))?;
         let mut stage_ms = BTreeMap::from([("read".to_string(), ms(t))]);
+        let tally = guard::Tally::count(ops, &target);
         let verdict = guard::judge(
             ops,
+            &tally,
             &guard::Judged {
                 target: &target,
                 disable: self.target.capabilities().disable,
                 managed_accounts: 0,
-                threshold: &Threshold::NONE,
+                rules: guard::Rules::LicenceOnly,
                 product: self.target.product(),
+                plan: (&plan.id, &plan.hash),
             },
         );
         drop(target);
@@ -438,7 +462,9 @@ impl Engine {
                 .audit(actor, or_local(origin), "plan.approve", &plan.id, Some(&plan.hash))?;
             out.planned = count_kinds(ops);
             let t = Instant::now();
-            let outcome = self.apply_plan(run_id, &plan.id, ops, actor, progress).await?;
+            let outcome = self
+                .apply_plan(run_id, &plan.id, ops, actor, progress, (&tally, Review::Approved))
+                .await?;
             stage_ms.insert("apply".into(), ms(t));
             out.applied = outcome.applied;
             out.state = self.applied_state(&outcome, false, &mut out.warnings);
@@ -501,7 +527,14 @@ impl Engine {
         stored_plan(&self.store, plan_id)
     }
 
-    /// Applies a plan's operations and marks the plan applied.
+    /// What the runs applied within the rolling window took away without an approval.
+    fn window(&self) -> Result<WindowTotals, EngineError> {
+        let period = i64::from(self.policy.threshold.window.days) * 86_400_000;
+        Ok(self.store.destroyed_since(&self.policy.id, now_ms() - period)?)
+    }
+
+    /// Applies a plan's operations, marks the plan applied, and records what the operations
+    /// done took away (counted in `tally`) for the guard's window.
     async fn apply_plan(
         &self,
         run_id: i64,
@@ -509,6 +542,7 @@ impl Engine {
         ops: &[PlannedOp],
         actor: &str,
         progress: &dyn Progress,
+        (tally, review): (&guard::Tally, Review),
     ) -> Result<apply::ApplyOutcome, EngineError> {
         let ctx = apply::ApplyContext {
             target: self.target.as_ref(),
@@ -518,9 +552,15 @@ impl Engine {
             plan_id,
             concurrency: self.policy.concurrency,
         };
-        let applied = apply::apply(&ctx, ops, progress).await;
+        let outcome = apply::apply(&ctx, ops, progress).await;
         self.store.set_plan_state(plan_id, PlanState::Applied, Some(actor))?;
-        Ok(applied)
+        let destroyed = tally.destroyed(ops, &outcome.done);
+        // An approval is recorded even when it took nothing away: it restarts the window.
+        if review == Review::Approved || !destroyed.is_empty() {
+            self.store
+                .record_destroyed(&self.policy.id, run_id, now_ms(), review, &destroyed)?;
+        }
+        Ok(outcome)
     }
 
     /// Stores the plan op by op (on the blocking pool: a plan can hold a million operations)

@@ -24,31 +24,193 @@ pub enum Deprovision {
     Keep,
 }
 
-/// Hold a plan that removes or deactivates more than this.
+/// When to hold a plan for approval: every kind of change an administrator would call
+/// destructive, per plan and over a rolling window of applied runs. A rule trips when its
+/// count is over its limit; the held plan names each rule that tripped.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Threshold {
-    /// Accounts deprovisioned in one plan.
+    /// People deprovisioned (disabled or deleted) in one plan.
+    #[serde(default = "default_deprovision_count")]
+    pub count: u32,
+    /// Or this percent of the accounts Roster manages.
+    #[serde(default = "default_deprovision_percent")]
+    pub percent: f64,
+    /// Distinct people losing at least one group membership (deprovisioning's included).
+    #[serde(default = "default_people_losing_memberships")]
+    pub people_losing_memberships: Limit,
+    /// Memberships removed in one plan, in total (deprovisioning's included).
+    #[serde(default = "default_memberships_removed")]
+    pub memberships_removed: u32,
+    /// Members one group loses, against its current members.
+    #[serde(default)]
+    pub group_members_lost: GroupLimit,
+    /// Accounts renamed in one plan.
+    #[serde(default = "default_renames")]
+    pub renames: Limit,
+    /// Accounts whose email address changes in one plan.
+    #[serde(default = "default_email_changes")]
+    pub email_changes: Limit,
+    /// Totals of the runs applied over a period, this plan included.
+    #[serde(default)]
+    pub window: Window,
+}
+
+/// A limit on people: trips over `count`, or over `percent` of the accounts Roster manages
+/// once more than `floor` are affected (so a small directory is not held for a handful).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// People.
     pub count: u32,
     /// Percent of the accounts Roster manages.
     pub percent: f64,
+    /// Never held by the percent for this many or fewer.
+    pub floor: u32,
+}
+
+/// A limit on what one group loses: trips when it loses more than `percent` of its current
+/// members and more than `floor` of them (so a tiny group is not held for losing one).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupLimit {
+    /// Percent of the group's current members.
+    pub percent: f64,
+    /// Never held for this many members or fewer.
+    pub floor: u32,
+}
+
+impl Default for GroupLimit {
+    fn default() -> Self {
+        GroupLimit {
+            percent: 50.0,
+            floor: 10,
+        }
+    }
+}
+
+/// The rolling window: what the runs applied over the last `days` took away without an
+/// approval, plus this plan, against these limits. An approved plan starts the window afresh
+/// (an administrator saw what came before it), so approving a held plan does not hold the next.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// The period, in days.
+    #[serde(default = "default_window_days")]
+    pub days: u32,
+    /// People deprovisioned over the period.
+    #[serde(default = "default_window_deprovisions")]
+    pub deprovisions: u32,
+    /// Memberships removed over the period.
+    #[serde(default = "default_window_memberships_removed")]
+    pub memberships_removed: u32,
+    /// Accounts renamed over the period.
+    #[serde(default = "default_window_renames")]
+    pub renames: u32,
+    /// Email addresses changed over the period.
+    #[serde(default = "default_window_email_changes")]
+    pub email_changes: u32,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            days: default_window_days(),
+            deprovisions: default_window_deprovisions(),
+            memberships_removed: default_window_memberships_removed(),
+            renames: default_window_renames(),
+            email_changes: default_window_email_changes(),
+        }
+    }
+}
+
+fn default_deprovision_count() -> u32 {
+    50
+}
+fn default_deprovision_percent() -> f64 {
+    10.0
+}
+fn default_people_losing_memberships() -> Limit {
+    Limit {
+        count: 100,
+        percent: 10.0,
+        floor: 5,
+    }
+}
+fn default_memberships_removed() -> u32 {
+    1000
+}
+fn default_renames() -> Limit {
+    Limit {
+        count: 50,
+        percent: 10.0,
+        floor: 5,
+    }
+}
+fn default_email_changes() -> Limit {
+    Limit {
+        count: 50,
+        percent: 10.0,
+        floor: 5,
+    }
+}
+fn default_window_days() -> u32 {
+    7
+}
+fn default_window_deprovisions() -> u32 {
+    150
+}
+fn default_window_memberships_removed() -> u32 {
+    3000
+}
+fn default_window_renames() -> u32 {
+    150
+}
+fn default_window_email_changes() -> u32 {
+    150
 }
 
 impl Default for Threshold {
     fn default() -> Self {
         Threshold {
-            count: 50,
-            percent: 10.0,
+            count: default_deprovision_count(),
+            percent: default_deprovision_percent(),
+            people_losing_memberships: default_people_losing_memberships(),
+            memberships_removed: default_memberships_removed(),
+            group_members_lost: GroupLimit::default(),
+            renames: default_renames(),
+            email_changes: default_email_changes(),
+            window: Window::default(),
         }
     }
 }
 
 impl Threshold {
-    /// No threshold: approvals and single-user syncs (one person) are never held.
-    pub const NONE: Threshold = Threshold {
-        count: u32::MAX,
-        percent: 100.0,
-    };
+    /// Checks every value; each message names the field and its range.
+    pub fn validate(&self) -> Result<(), String> {
+        let percents = [
+            ("threshold.percent", self.percent),
+            (
+                "threshold.people_losing_memberships.percent",
+                self.people_losing_memberships.percent,
+            ),
+            ("threshold.group_members_lost.percent", self.group_members_lost.percent),
+            ("threshold.renames.percent", self.renames.percent),
+            ("threshold.email_changes.percent", self.email_changes.percent),
+        ];
+        for (field, value) in percents {
+            if !(0.0..=100.0).contains(&value) {
+                return Err(format!("target {field} {value} must be between 0 and 100"));
+            }
+        }
+        if !(1..=366).contains(&self.window.days) {
+            return Err(format!(
+                "target threshold.window.days {} must be between 1 and 366",
+                self.window.days
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The kind of target a `[target]` table describes when it does not say.
@@ -69,7 +231,7 @@ pub struct TargetConfig {
     /// Deprovisioning policy.
     #[serde(default = "default_deprovision")]
     pub deprovision: Deprovision,
-    /// Deletion/deactivation threshold.
+    /// When a plan is held for approval.
     #[serde(default)]
     pub threshold: Threshold,
     /// Accounts never changed (besides Roster's own and the target's administrators).
@@ -150,12 +312,7 @@ fn default_target_budget() -> BudgetConfig {
 impl TargetConfig {
     /// Checks the policy's fields; every message names the field. The kind checks its own.
     pub fn validate_policy(&self) -> Result<(), String> {
-        if !(0.0..=100.0).contains(&self.threshold.percent) {
-            return Err(format!(
-                "target threshold.percent {} must be between 0 and 100",
-                self.threshold.percent
-            ));
-        }
+        self.threshold.validate()?;
         if self.concurrency == 0 || self.batch_size == 0 {
             return Err("target concurrency and batch_size must be at least 1".into());
         }
@@ -163,5 +320,48 @@ impl TargetConfig {
             return Err("target request_timeout_secs must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn threshold(json: serde_json::Value) -> Result<Threshold, String> {
+        let t: Threshold = serde_json::from_value(json).map_err(|e| e.to_string())?;
+        t.validate()?;
+        Ok(t)
+    }
+
+    #[test]
+    fn the_old_form_still_reads_and_the_rest_takes_its_defaults() {
+        let t = threshold(serde_json::json!({"count": 5, "percent": 50})).unwrap();
+        assert_eq!((t.count, t.percent), (5, 50.0));
+        assert_eq!(t.group_members_lost, GroupLimit::default());
+        assert_eq!(t.window, Window::default());
+        let t =
+            threshold(serde_json::json!({"renames": {"count": 10, "percent": 5, "floor": 2}, "window": {"days": 30}}))
+                .unwrap();
+        assert_eq!(
+            (t.count, t.renames.count, t.window.days, t.window.deprovisions),
+            (50, 10, 30, 150)
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_field() {
+        let err = threshold(serde_json::json!({"renamez": 3})).unwrap_err();
+        assert!(err.contains("unknown field `renamez`"), "{err}");
+        let err = threshold(serde_json::json!({"renames": {"count": 3}})).unwrap_err();
+        assert!(err.contains("missing field `percent`"), "{err}");
+        let err = threshold(serde_json::json!({"group_members_lost": {"percent": 150, "floor": 1}})).unwrap_err();
+        assert_eq!(
+            err,
+            "target threshold.group_members_lost.percent 150 must be between 0 and 100"
+        );
+        let err = threshold(serde_json::json!({"window": {"days": 0}})).unwrap_err();
+        assert_eq!(err, "target threshold.window.days 0 must be between 1 and 366");
+        let err = threshold(serde_json::json!({"memberships_removed": -1})).unwrap_err();
+        assert!(err.contains("invalid value: integer `-1`"), "{err}");
     }
 }

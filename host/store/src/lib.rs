@@ -4,11 +4,13 @@
 //! tables: `sources` (configuration and sealed secrets), `mirror` (staging and the committed
 //! mirror), `identities` (IdP record ↔ Bitbucket account), `runs` (runs, plans, results),
 //! `settings` (transform settings last accepted), `tokens` (API tokens, hashed), `schedules`
-//! (what the scheduler remembers), `audit`.
+//! (what the scheduler remembers), `destroyed` (what applied runs took away, for the guard's
+//! rolling window), `audit`.
 
 mod audit;
 pub mod crypto;
 mod desired;
+mod destroyed;
 mod files;
 mod identities;
 mod lock;
@@ -28,6 +30,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::OptionalExtension;
 
 pub use audit::AuditEntry;
+pub use destroyed::{Destroyed, Review, WindowTotals};
 pub use files::prepare_data_dir;
 pub use identities::{Identity, IdentityState};
 pub use lock::TargetLock;

@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_run_holder.sql",
         include_str!("../../../migrations/0006_run_holder.sql"),
     ),
+    (
+        7,
+        "0007_guard_window.sql",
+        include_str!("../../../migrations/0007_guard_window.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

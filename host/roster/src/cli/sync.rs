@@ -1,6 +1,7 @@
 //! `roster sync`, `roster plan …`, `roster runs …`.
 
 use clap::Subcommand;
+use roster_engine::Tripped;
 use roster_model::RunState;
 use roster_serve::{RunReport, SyncOptions};
 
@@ -100,6 +101,13 @@ fn print_report(r: &RunReport) {
             "  licence: {} in use of {limit}; licensed users {} → {}",
             g.seats_in_use, g.licensed_before, g.licensed_after
         );
+        println!(
+            "  takes away: {} deprovisioned, {} memberships of {} people, {} renamed, {} email changed",
+            g.deprovisions, g.memberships_removed, g.people_losing_memberships, g.renames, g.email_changes
+        );
+        for t in &g.tripped {
+            println!("  {}", tripped_line(t));
+        }
     }
     if s.applied.done + s.applied.failed > 0 {
         println!("  applied: {} done, {} failed", s.applied.done, s.applied.failed);
@@ -120,6 +128,12 @@ fn print_report(r: &RunReport) {
     for w in &s.warnings {
         println!("  warning: {w}");
     }
+}
+
+/// One tripped rule of the guard: `tripped group-members-lost (devs): 3000 over 50 % of 3000`.
+fn tripped_line(t: &Tripped) -> String {
+    let group = t.group.as_deref().map(|g| format!(" ({g})")).unwrap_or_default();
+    format!("tripped {}{group}: {} over {}", t.rule.name(), t.counted, t.limit)
 }
 
 /// `roster sync`
@@ -217,6 +231,13 @@ pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
                     if let Some(why) = g.get(key).and_then(|v| v.as_str()) {
                         println!("{key}: {why}");
                     }
+                }
+                let tripped: Vec<Tripped> = g
+                    .get("tripped")
+                    .and_then(|t| serde_json::from_value(t.clone()).ok())
+                    .unwrap_or_default();
+                for t in &tripped {
+                    println!("{}", tripped_line(t));
                 }
             }
             for (seq, kind, subject, detail, reason) in &ops {

@@ -650,6 +650,9 @@ async fn a_group_that_enters_the_group_filter_arrives_with_all_its_members() {
     let d = Directory::generate(40, 8, 2);
     let mut w = EntraWorld::new(tenant(&d), bitbucket()).await;
     w.source.settings = "group_filter = \"startswith(displayName,'team-0000')\"".into();
+    // The rename takes the old group from its 10 members: a quarter of these 40 people, which
+    // the default threshold holds (in Bitbucket the old name carried the permissions).
+    w.target_extra = "threshold = { people_losing_memberships = { count = 100, percent = 100, floor = 5 } }".into();
     w.sync().await;
     assert!(w.bb.lock().groups().contains_key("team-00003"));
     // A group outside the filter is renamed into it: its existing members come with it.

@@ -14,6 +14,7 @@ mod contract_prism;
 mod crash;
 mod entra;
 mod faults;
+mod guard;
 mod hostile;
 mod scenarios;
 mod sync;

@@ -19,25 +19,25 @@ use roster_target_memory::World as MemWorld;
 use crate::common::TestRuntime;
 
 /// The licensing group every active person joins (`default_groups`).
-const LICENSED: &str = "bitbucket-users";
+pub(crate) const LICENSED: &str = "bitbucket-users";
 
 /// One of the two targets, as a test looks at it.
-enum Kind {
+pub(crate) enum Kind {
     Dc(BitbucketSim),
     Memory(Arc<Mutex<MemWorld>>),
 }
 
 /// A file source, the plugins, a store and one target.
-struct Scenario {
-    kind: Kind,
-    rt: TestRuntime,
-    store: Arc<Store>,
+pub(crate) struct Scenario {
+    pub(crate) kind: Kind,
+    pub(crate) rt: TestRuntime,
+    pub(crate) store: Arc<Store>,
     /// Extra lines for `[target]`.
-    target_extra: String,
+    pub(crate) target_extra: String,
 }
 
 impl Scenario {
-    async fn new(kind: &str, d: &Directory) -> Scenario {
+    pub(crate) async fn new(kind: &str, d: &Directory) -> Scenario {
         let rt = TestRuntime::new(&[("file", "file.wasm"), ("normalize", "normalize.wasm")]).await;
         let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([7; 32])).unwrap());
         let kind = match kind {
@@ -60,11 +60,11 @@ impl Scenario {
         s
     }
 
-    fn write(&self, d: &Directory) {
+    pub(crate) fn write(&self, d: &Directory) {
         d.write_json(&self.rt.dir.path().join("idp/directory.json")).unwrap();
     }
 
-    fn kinds(&self) -> TargetKinds {
+    pub(crate) fn kinds(&self) -> TargetKinds {
         let memory = match &self.kind {
             Kind::Memory(w) => w.clone(),
             Kind::Dc(_) => Arc::new(Mutex::new(MemWorld::default())),
@@ -75,7 +75,7 @@ impl Scenario {
         ])
     }
 
-    fn config_text(&self) -> String {
+    pub(crate) fn config_text(&self) -> String {
         let files = self.rt.dir.path().join("idp").display().to_string();
         match &self.kind {
             Kind::Dc(sim) => {
@@ -88,13 +88,13 @@ impl Scenario {
         }
     }
 
-    fn runner(&self) -> Runner {
+    pub(crate) fn runner(&self) -> Runner {
         let kinds = self.kinds();
         let config = Config::parse(&self.config_text(), self.rt.dir.path(), &kinds).unwrap();
         Runner::new(self.store.clone(), self.rt.runtime.clone(), config, &kinds).unwrap()
     }
 
-    async fn run(&self, writes: Writes) -> RunReport {
+    pub(crate) async fn run(&self, writes: Writes) -> RunReport {
         let opts = SyncOptions {
             writes,
             actor: "test".into(),
@@ -103,11 +103,11 @@ impl Scenario {
         self.runner().sync(&opts, &Quiet).await.unwrap()
     }
 
-    async fn sync(&self) -> RunReport {
+    pub(crate) async fn sync(&self) -> RunReport {
         self.run(Writes::Apply).await
     }
 
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self.kind {
             Kind::Dc(_) => "bitbucket-dc",
             Kind::Memory(_) => "memory",
@@ -115,7 +115,7 @@ impl Scenario {
     }
 
     /// Accounts: lower-case name → (display name, email).
-    fn users(&self) -> BTreeMap<String, (String, String)> {
+    pub(crate) fn users(&self) -> BTreeMap<String, (String, String)> {
         match &self.kind {
             Kind::Dc(sim) => sim
                 .lock()
@@ -134,7 +134,7 @@ impl Scenario {
     }
 
     /// Groups and their members, besides the licensing group.
-    fn groups(&self) -> BTreeMap<String, BTreeSet<String>> {
+    pub(crate) fn groups(&self) -> BTreeMap<String, BTreeSet<String>> {
         let mut g = match &self.kind {
             Kind::Dc(sim) => sim.lock().groups().clone(),
             Kind::Memory(w) => w.lock().unwrap().groups.clone(),
@@ -144,7 +144,7 @@ impl Scenario {
     }
 
     /// Accounts that hold a licence now.
-    fn licensed(&self) -> BTreeSet<String> {
+    pub(crate) fn licensed(&self) -> BTreeSet<String> {
         match &self.kind {
             Kind::Dc(sim) => sim.lock().licensed_users(),
             Kind::Memory(w) => {
@@ -158,14 +158,14 @@ impl Scenario {
         }
     }
 
-    fn writes(&self) -> u64 {
+    pub(crate) fn writes(&self) -> u64 {
         match &self.kind {
             Kind::Dc(sim) => sim.lock().writes,
             Kind::Memory(w) => w.lock().unwrap().writes,
         }
     }
 
-    fn add_preexisting_admin(&self, name: &str) {
+    pub(crate) fn add_preexisting_admin(&self, name: &str) {
         match &self.kind {
             Kind::Dc(sim) => {
                 let mut s = sim.lock();
@@ -182,7 +182,7 @@ impl Scenario {
         }
     }
 
-    fn set_seat_limit(&self, seats: u32) {
+    pub(crate) fn set_seat_limit(&self, seats: u32) {
         match &self.kind {
             Kind::Dc(sim) => sim.lock().max_users = Some(seats),
             Kind::Memory(w) => w.lock().unwrap().seat_limit = Some(i64::from(seats)),
@@ -191,7 +191,7 @@ impl Scenario {
 
     /// Asserts the target holds exactly what `d` says: every active person with their details,
     /// every group with its flattened members, the licensing group with every active person.
-    fn assert_matches(&self, d: &Directory) {
+    pub(crate) fn assert_matches(&self, d: &Directory) {
         let who = self.name();
         let users = self.users();
         for u in d.users.iter().filter(|u| u.active) {
@@ -216,7 +216,7 @@ impl Scenario {
     }
 }
 
-const KINDS: [&str; 2] = ["bitbucket-dc", "memory"];
+pub(crate) const KINDS: [&str; 2] = ["bitbucket-dc", "memory"];
 
 /// A first sync makes the target hold the directory exactly; a second one writes nothing
 /// (rule 5). On the memory target every membership is its own call.

@@ -960,14 +960,16 @@ async fn a_target_moved_to_another_origin_needs_its_credentials_again() {
 }
 
 /// Deprovisioning far above what these sources usually cause is announced: after six quiet
-/// incremental runs, a run that deactivates 12 people (threshold set high, so it is not held)
+/// incremental runs, a run that deactivates 12 people (thresholds set high, so it is not held)
 /// reaches the webhook as a volume spike naming the source, the count and the usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deactivation_spike_is_announced_against_the_sources_usual() {
     let hooks = common::webhook::Receiver::start().await;
     let d = Directory::generate(40, 4, 2);
     let mut e = EntraWorld::new(tenant(&d), bitbucket()).await;
-    e.target_extra = "threshold = { count = 1000, percent = 100 }".into();
+    e.target_extra =
+        "threshold = { count = 1000, percent = 100, people_losing_memberships = { count = 1000, percent = 100, floor = 5 } }"
+            .into();
     let w = ApiWorld::start(
         e,
         &format!("[[alert]]\nurl = \"{}\"\nevents = [\"volume-spike\"]\n", hooks.url),
@@ -996,7 +998,11 @@ async fn a_deactivation_spike_is_announced_against_the_sources_usual() {
 /// one; a broken one is refused with its line and column, and the one before keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mapping_replaced_through_the_api_is_used_next_run_and_a_broken_one_is_refused() {
-    let (w, d) = world(10, "").await;
+    let d = Directory::generate(10, 2, 2);
+    let mut e = EntraWorld::new(tenant(&d), bitbucket()).await;
+    // The new mapping renames every account: a mass rename the default threshold would hold.
+    e.target_extra = "threshold = { renames = { count = 50, percent = 100, floor = 5 } }".into();
+    let w = ApiWorld::start(e, "").await;
     w.world.rt.put("mapping", "mapping.wasm");
     w.world.rt.runtime.reload().await;
     let graph = w.world.graph.url();

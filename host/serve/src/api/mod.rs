@@ -286,4 +286,38 @@ mod tests {
             ]
         );
     }
+
+    /// The guard's configuration and verdict are typed in full: an API client sees every rule.
+    #[test]
+    fn the_threshold_and_the_verdicts_tripped_rules_are_in_the_document() {
+        let (_, doc) = operations().split_for_parts();
+        let doc = serde_json::to_value(&doc).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for field in [
+            "count",
+            "percent",
+            "people_losing_memberships",
+            "memberships_removed",
+            "group_members_lost",
+            "renames",
+            "email_changes",
+            "window",
+        ] {
+            assert!(
+                schemas["Threshold"]["properties"].get(field).is_some(),
+                "Threshold.{field}"
+            );
+        }
+        for field in ["tripped", "window", "memberships_removed", "people_losing_memberships"] {
+            assert!(schemas["Verdict"]["properties"].get(field).is_some(), "Verdict.{field}");
+        }
+        let rules = schemas["Rule"]["enum"].to_string();
+        assert!(
+            rules.contains("group-members-lost") && rules.contains("window-deprovisions"),
+            "{rules}"
+        );
+        for name in ["Tripped", "WindowView", "Limit", "GroupLimit", "Window"] {
+            assert!(schemas.get(name).is_some(), "schema {name}");
+        }
+    }
 }

@@ -41,7 +41,8 @@ pub struct TargetView {
 pub struct PolicyView {
     /// What happens to an account whose person left the IdP or was disabled there.
     pub deprovision: Deprovision,
-    /// Plans deactivating more than this are held for approval.
+    /// When a plan is held for approval: people deprovisioned, memberships removed (per
+    /// person, per group, in total), renames, email changes, per plan and over a rolling window.
     pub threshold: Threshold,
     /// Accounts never changed.
     pub protected_users: Vec<String>,
@@ -158,7 +159,8 @@ pub struct TargetInput {
     /// `disable` (default), `delete`, `delete-and-erase` or `keep`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprovision: Option<String>,
-    /// Hold plans deactivating more than `{"count": 50, "percent": 10}`.
+    /// When a plan is held for approval (`{"count": 50, "percent": 10, "renames": {…}, "window":
+    /// {"days": 7, …}}`); fields left out take their defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Threshold>,
     /// Accounts never changed.
@@ -297,7 +299,7 @@ mod tests {
             "username": "roster",
             "password": {"value": "s3cret"},
             "deprovision": "delete-and-erase",
-            "threshold": {"count": 3, "percent": 12.5},
+            "threshold": {"count": 3, "percent": 12.5, "renames": {"count": 4, "percent": 5, "floor": 2}, "window": {"days": 30}},
             "protected_users": ["admin"],
             "protected_groups": ["admins"],
             "adopt_existing_users": true,
@@ -320,5 +322,19 @@ mod tests {
         let policy = serde_json::to_value(PolicyView::from(&target)).unwrap();
         assert_eq!(policy, expected);
         assert!(!policy.to_string().contains("s3cret"));
+        // Every rule of the threshold is shown, the ones left out with their defaults.
+        let t = &policy["threshold"];
+        assert_eq!(
+            t["renames"],
+            serde_json::json!({"count": 4, "percent": 5.0, "floor": 2})
+        );
+        assert_eq!(
+            (t["window"]["days"].as_u64(), t["window"]["deprovisions"].as_u64()),
+            (Some(30), Some(150))
+        );
+        assert_eq!(
+            t["group_members_lost"],
+            serde_json::json!({"percent": 50.0, "floor": 10})
+        );
     }
 }
