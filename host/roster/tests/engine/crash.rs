@@ -266,8 +266,17 @@ async fn trial(kills: usize, converge_every: usize, users: usize, groups: usize)
     let base = Directory::generate(users, groups, 3);
     let mut w = World::new(&base, bitbucket()).await;
     // The export changes between kills by design: the guard would hold such plans otherwise.
-    w.target_extra =
-        "threshold = { count = 1000000, percent = 100 }\nbudget = { per_second = 1000, burst = 1000 }".into();
+    w.target_extra = concat!(
+        "budget = { per_second = 1000, burst = 1000 }\n",
+        "[target.threshold]\ncount = 1000000\npercent = 100\n",
+        "people_losing_memberships = { count = 1000000, percent = 100, floor = 5 }\n",
+        "memberships_removed = 1000000\ngroup_members_lost = { percent = 100, floor = 10 }\n",
+        "renames = { count = 1000000, percent = 100, floor = 5 }\n",
+        "email_changes = { count = 1000000, percent = 100, floor = 5 }\n",
+        "[target.threshold.window]\ndays = 1\ndeprovisions = 1000000\nmemberships_removed = 1000000\n",
+        "renames = 1000000\nemail_changes = 1000000\n",
+    )
+    .into();
     let mut t = Trial {
         w,
         base,
