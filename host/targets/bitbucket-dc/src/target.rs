@@ -196,8 +196,13 @@ fn already(r: Result<(), BbError>, status: u16, note: &str) -> Result<Option<Str
 /// A password nobody knows: accounts Roster creates sign in through the IdP (SSO). Without
 /// randomness there is no such password, so the account is not created.
 fn random_password() -> Result<String, String> {
+    password_from(getrandom::fill)
+}
+
+/// A password from 24 bytes of `fill`; a failure of `fill` is an error, never a weaker password.
+fn password_from(fill: impl FnOnce(&mut [u8]) -> Result<(), getrandom::Error>) -> Result<String, String> {
     let mut b = [0u8; 24];
-    getrandom::fill(&mut b).map_err(|e| {
+    fill(&mut b).map_err(|e| {
         format!("the system's random source failed ({e}); no account is created with a guessable password")
     })?;
     use base64::Engine as _;
@@ -317,5 +322,23 @@ impl TargetKind for Kind {
 
     fn build(&self, config: &TargetConfig, base: &Path, patience: Patience) -> Result<Arc<dyn Target>, String> {
         Ok(Arc::new(BitbucketDcTarget::new(config, base, patience)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_random_source_creates_no_password() {
+        let failed = password_from(|_| Err(getrandom::Error::UNSUPPORTED));
+        assert!(failed.unwrap_err().contains("random source failed"));
+    }
+
+    #[test]
+    fn passwords_are_long_and_never_repeat() {
+        let (a, b) = (random_password().unwrap(), random_password().unwrap());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
     }
 }
