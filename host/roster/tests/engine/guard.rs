@@ -26,7 +26,8 @@ fn held_text(r: &RunReport) -> String {
     verdict(r).held.clone().unwrap_or_default()
 }
 
-async fn approve(runner: &Runner, r: &RunReport) -> RunReport {
+/// Approves the plan a held run made, as an administrator would.
+pub(crate) async fn approve(runner: &Runner, r: &RunReport) -> RunReport {
     runner
         .approve(
             r.plan_id.as_deref().unwrap(),

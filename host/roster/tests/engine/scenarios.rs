@@ -330,16 +330,7 @@ async fn a_mass_removal_is_held_until_approved() {
         assert_eq!(r.state, RunState::Held, "{kind}: {:?}", r.summary.warnings);
         assert_eq!(s.writes(), writes, "{kind}: a held plan writes nothing");
         let runner = s.runner();
-        let approved = runner
-            .approve(
-                r.plan_id.as_deref().unwrap(),
-                r.plan_hash.as_deref().unwrap(),
-                "test",
-                "",
-                &Quiet,
-            )
-            .await
-            .unwrap();
+        let approved = crate::guard::approve(&runner, &r).await;
         assert_eq!(
             approved.state,
             RunState::Succeeded,
