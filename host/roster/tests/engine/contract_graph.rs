@@ -60,7 +60,13 @@ async fn the_connector_and_the_simulator_keep_to_the_graph_openapi_document() {
 
     // The app scope: service principals, assignments, transitive members.
     w.source.settings = "scope = \"app\"\napp_id = \"0a1b2c3d-0000-4000-8000-00000000b17b\"".into();
-    w.target_extra = "threshold = { count = 500, percent = 100 }".into();
+    // Narrowing the scope to one app takes most people out of their groups, on purpose.
+    w.target_extra = concat!(
+        "threshold = { count = 500, percent = 100, memberships_removed = 100000, ",
+        "people_losing_memberships = { count = 500, percent = 100, floor = 5 }, ",
+        "group_members_lost = { percent = 100, floor = 10 } }"
+    )
+    .into();
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}\n{}", r.summary.warnings, prism.log());
     assert!(w.bb.lock().groups().contains_key("bb-c"));
