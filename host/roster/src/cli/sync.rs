@@ -102,7 +102,7 @@ fn print_report(r: &RunReport) {
             g.seats_in_use, g.licensed_before, g.licensed_after
         );
         println!(
-            "  takes away: {} deprovisioned, {} memberships of {} people, {} renamed, {} email changed",
+            "  takes away: {} deprovisioned, {} membership(s) of {} person(s), {} renamed, {} email changed",
             g.deprovisions, g.memberships_removed, g.people_losing_memberships, g.renames, g.email_changes
         );
         for t in &g.tripped {
