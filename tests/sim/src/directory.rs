@@ -130,6 +130,15 @@ impl Directory {
         f.flush()
     }
 
+    /// Usernames (lower case) of the active users: who the licensed default group must hold.
+    pub fn active_usernames(&self) -> BTreeSet<String> {
+        self.users
+            .iter()
+            .filter(|u| u.active)
+            .map(|u| u.username.to_lowercase())
+            .collect()
+    }
+
     /// Group name → usernames (lower case) of its active members, nested groups flattened:
     /// what Bitbucket must hold after a sync.
     pub fn expected_members(&self) -> BTreeMap<String, BTreeSet<String>> {

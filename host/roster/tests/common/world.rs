@@ -137,11 +137,6 @@ pub fn assert_bitbucket_matches(sim: &BitbucketSim, d: &Directory) {
         assert_eq!(got, &members, "members of {group}");
     }
     let licensed = s.groups().get("bitbucket-users").cloned().unwrap_or_default();
-    let active: std::collections::BTreeSet<String> = d
-        .users
-        .iter()
-        .filter(|u| u.active)
-        .map(|u| u.username.to_lowercase())
-        .collect();
+    let active = d.active_usernames();
     assert_eq!(licensed, active, "default group members");
 }

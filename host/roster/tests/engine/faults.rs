@@ -11,7 +11,7 @@
 
 use crate::common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -302,12 +302,7 @@ impl Trial {
             }
         }
         let licensed = s.groups().get("bitbucket-users").cloned().unwrap_or_default();
-        let active: BTreeSet<String> = d
-            .users
-            .iter()
-            .filter(|u| u.active)
-            .map(|u| u.username.to_lowercase())
-            .collect();
+        let active = d.active_usernames();
         if licensed != active {
             wrong.push(format!(
                 "bitbucket-users: missing {:?}, extra {:?}",

@@ -204,12 +204,7 @@ impl Scenario {
         for (group, members) in d.expected_members() {
             assert_eq!(groups.get(&group), Some(&members), "{who}: members of {group}");
         }
-        let active: BTreeSet<String> = d
-            .users
-            .iter()
-            .filter(|u| u.active)
-            .map(|u| u.username.to_lowercase())
-            .collect();
+        let active = d.active_usernames();
         let mut licensed = self.licensed();
         licensed.remove("admin"); // Roster's own account, an administrator
         assert_eq!(licensed, active, "{who}: licensed accounts");
