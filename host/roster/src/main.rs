@@ -230,13 +230,14 @@ fn init_quiet_tracing(format: &str) {
     }
 }
 
-pub(crate) fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
+/// The plugin runtime; `store` gives the key the compiled-code cache is sealed with.
+pub(crate) fn runtime(cli: &Cli, store: &roster_store::Store) -> anyhow::Result<Runtime> {
     let data_dir = cli::data_dir(cli)?;
     let plugins_dir = cli.plugins_dir.clone().unwrap_or_else(|| data_dir.join("plugins"));
     std::fs::create_dir_all(&plugins_dir)
         .with_context(|| format!("creating the plugins folder {}", plugins_dir.display()))?;
     // The cache's MAC key comes from the secret key, which the cache folder never holds.
-    let cache_key = roster_runtime::CacheKey::new(cli::secret_key(cli)?.derive("plugin-cache"));
+    let cache_key = roster_runtime::CacheKey::new(store.derive_key("plugin-cache"));
     let config = RuntimeConfig::new(plugins_dir, data_dir.join("cache"), cache_key);
     Runtime::new(config).map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))
 }
@@ -332,7 +333,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn plugins_list(cli: &Cli, json: bool) -> anyhow::Result<()> {
-    let rt = runtime(cli)?;
+    let store = cli::store(cli)?;
+    let rt = runtime(cli, &store)?;
     rt.reload().await;
     let plugins = rt.plugins();
     let errors = rt.load_errors();
@@ -382,7 +384,8 @@ async fn plugins_list(cli: &Cli, json: bool) -> anyhow::Result<()> {
 }
 
 async fn plugins_check(cli: &Cli, file: &std::path::Path) -> anyhow::Result<()> {
-    let rt = runtime(cli)?;
+    let store = cli::store(cli)?;
+    let rt = runtime(cli, &store)?;
     let p = rt.prepare(file).await?;
     println!("{} {} {} — {}", p.label.name, p.world, p.label.version, p.description);
     println!("sha256 {}", p.label.sha256);
@@ -442,7 +445,8 @@ pub(crate) async fn serve(
     listen: SocketAddr,
     schedule: bool,
 ) -> anyhow::Result<()> {
-    let rt = runtime(cli)?;
+    let store = cli::store(cli)?;
+    let rt = runtime(cli, &store)?;
     for report in rt.reload().await {
         if let LoadReport::Failed { path, error } = report {
             tracing::warn!(file = %path.display(), "{error}");
@@ -457,7 +461,7 @@ pub(crate) async fn serve(
             &p.label.sha256[..12]
         );
     }
-    let service = roster_serve::Service::new(cli::store(cli)?, rt, config, cli::target_kinds())
+    let service = roster_serve::Service::new(store, rt, config, cli::target_kinds())
         .with_context(|| format!("loading {}", config.display()))?;
     let _watch = service.watch_plugins()?;
     let (app, _) = roster_serve::api::routes(service.clone());

@@ -159,6 +159,12 @@ pub fn now_ms() -> i64 {
 
 impl Store {
     /// Opens (or creates, 0600) the database, applies pending migrations and checks applied
+    /// A key for another purpose (the plugin cache's MAC), derived from the secret key this
+    /// store was opened with: the secret key itself never leaves the store.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        self.key.derive(purpose)
+    }
+
     /// ones; refuses a key that does not open the secrets sealed in it.
     pub fn open(path: &Path, key: crypto::Key) -> Result<Store> {
         let store = Self::open_unchecked(path, key)?;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use roster_engine::TargetKinds;
 use roster_serve::Runner;
 use roster_store::Store;
-use roster_store::crypto::{Key, KeySource};
+use roster_store::crypto::KeySource;
 
 use crate::Cli;
 
@@ -80,13 +80,6 @@ pub fn reset_secrets(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The secret key, after the store has checked it against what it sealed (and made it on first
-/// use): the plugin cache's MAC key is derived from it.
-pub fn secret_key(cli: &Cli) -> anyhow::Result<Key> {
-    store(cli)?;
-    Key::read(&key_source(cli))?.with_context(|| format!("no secret key ({})", key_source(cli).describe()))
-}
-
 /// The kinds of target this binary writes to: the one place that names them.
 pub fn target_kinds() -> TargetKinds {
     TargetKinds::new([Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>])
@@ -103,7 +96,7 @@ pub async fn runner_for(cli: &Cli, config: &std::path::Path) -> anyhow::Result<R
     let store = store(cli)?;
     let kinds = target_kinds();
     let config = roster_serve::service::merged_config(config, &store, &kinds)?;
-    let rt = crate::runtime(cli)?;
+    let rt = crate::runtime(cli, &store)?;
     for r in rt.reload().await {
         if let roster_runtime::LoadReport::Failed { error, .. } = r {
             eprintln!("warning: {error}");
