@@ -9,7 +9,7 @@ use roster_model::DefinedIn;
 use roster_runtime::Limits;
 use roster_runtime::capability::NetPolicy;
 use roster_runtime::secrets::BindingSpec;
-use roster_schedule::ScheduleConfig;
+use roster_schedule::{DEFAULT_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES, Schedule, ScheduleConfig};
 use serde::Deserialize;
 
 /// A secret of a source: its name, where its value comes from, and where it may be used.
@@ -99,6 +99,9 @@ pub struct SourceConfig {
     pub origin: DefinedIn,
 }
 
+/// The settings key a connector may offer for its source's sync interval.
+const INTERVAL_SETTING: &str = "sync_interval_minutes";
+
 fn yes() -> bool {
     true
 }
@@ -146,9 +149,7 @@ impl SourceConfig {
             }
         }
         if self.schedule.enabled {
-            self.schedule
-                .schedule()
-                .map_err(|e| format!("source '{}' schedule: {e}", self.id))?;
+            self.schedule()?;
         }
         for secret in &self.secrets {
             let label = self.secret_label(secret);
@@ -164,6 +165,27 @@ impl SourceConfig {
             secret.from.resolve(base, &label)?;
         }
         Ok(())
+    }
+
+    /// When `roster serve` syncs this source: its `schedule`, or, when that names no interval
+    /// or cron expression, every `sync_interval_minutes` of its settings (the name Atlassian's
+    /// directories give their interval, so a connector may offer it), else every 60 minutes.
+    pub fn schedule(&self) -> Result<Schedule, String> {
+        let label = |e: String| format!("source '{}' schedule: {e}", self.id);
+        let minutes = match self.settings.get(INTERVAL_SETTING) {
+            None | Some(serde_json::Value::Null) => DEFAULT_INTERVAL_MINUTES,
+            Some(v) => v
+                .as_u64()
+                .and_then(|m| u32::try_from(m).ok())
+                .filter(|m| (1..=MAX_INTERVAL_MINUTES).contains(m))
+                .ok_or_else(|| {
+                    format!(
+                        "source '{}' settings.{INTERVAL_SETTING}: {v} is not a number of minutes; give a whole number from 1 to {MAX_INTERVAL_MINUTES}",
+                        self.id
+                    )
+                })?,
+        };
+        self.schedule.schedule_or_every(minutes).map_err(label)
     }
 
     fn secret_label(&self, secret: &SecretConfig) -> String {
@@ -195,5 +217,35 @@ impl SourceConfig {
             o.remove("secrets");
         }
         stored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(extra: &str) -> SourceConfig {
+        toml::from_str(&format!("id = \"jira\"\nplugin = \"crowd\"\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn a_connectors_sync_interval_is_the_schedule_unless_the_source_gives_one() {
+        let plain = source("");
+        assert_eq!(plain.schedule().unwrap().describe(), "every 60 minutes");
+        let jira = source("settings = { sync_interval_minutes = 15 }");
+        assert_eq!(jira.schedule().unwrap().describe(), "every 15 minutes");
+        let both = source("settings = { sync_interval_minutes = 15 }\nschedule = { every_minutes = 5 }");
+        assert_eq!(both.schedule().unwrap().describe(), "every 5 minutes");
+        let cron = source("settings = { sync_interval_minutes = 15 }\nschedule = { cron = \"0 0 * * *\" }");
+        assert!(cron.schedule().unwrap().describe().contains("0 0 * * *"));
+        for bad in ["0", "-5", "\"hourly\"", "10081"] {
+            let err = source(&format!("settings = {{ sync_interval_minutes = {bad} }}"))
+                .validate(Path::new("."))
+                .unwrap_err();
+            assert!(
+                err.contains("source 'jira' settings.sync_interval_minutes") && err.contains("1 to 10080"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

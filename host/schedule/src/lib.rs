@@ -97,8 +97,15 @@ impl Default for ScheduleConfig {
 }
 
 impl ScheduleConfig {
-    /// The schedule, validated.
+    /// The schedule, validated; without `cron` or `every_minutes`, every
+    /// [`DEFAULT_INTERVAL_MINUTES`].
     pub fn schedule(&self) -> Result<Schedule, String> {
+        self.schedule_or_every(DEFAULT_INTERVAL_MINUTES)
+    }
+
+    /// The schedule, validated; without `cron` or `every_minutes`, every `default_minutes`
+    /// (a source's own interval, such as the `sync_interval_minutes` of its settings).
+    pub fn schedule_or_every(&self, default_minutes: u32) -> Result<Schedule, String> {
         // TOML writes `nan` and `inf`: either would make the scheduler's "a full fetch at least
         // this often" comparison never hold, so incremental syncs would go on forever.
         let hours = self.full_every_hours;
@@ -110,7 +117,7 @@ impl ScheduleConfig {
         match (&self.cron, self.every_minutes) {
             (Some(_), Some(_)) => Err("give `every_minutes` or `cron`, not both".into()),
             (Some(c), None) => Schedule::cron(c).map_err(|e| format!("cron `{c}`: {e}")),
-            (None, m) => Schedule::every(m.unwrap_or(60)).map_err(|e| e.to_string()),
+            (None, m) => Schedule::every(m.unwrap_or(default_minutes)).map_err(|e| e.to_string()),
         }
     }
 }

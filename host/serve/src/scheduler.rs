@@ -43,7 +43,7 @@ pub async fn run(service: Arc<Service>, mut shutdown: watch::Receiver<bool>) {
         let config = service.config();
         let mut soonest = now + chrono::Duration::from_std(TICK).unwrap_or_default();
         for s in config.sources.iter().filter(|s| s.enabled && s.schedule.enabled) {
-            let Ok(schedule) = s.schedule.schedule() else { continue };
+            let Ok(schedule) = s.schedule() else { continue };
             let state = service.store.schedule_state(&s.id).unwrap_or_default();
             let Some(last) = state.last_fire_at.map(ms_to_utc) else {
                 // First time under this scheduler: start counting from now, so a fresh install

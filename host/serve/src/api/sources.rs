@@ -244,7 +244,7 @@ async fn view_one(state: &AppState, s: &SourceConfig) -> SourceView {
 
 /// A source as the API shows it, with its secrets as [`secret_views`] read them.
 fn view(s: &SourceConfig, secrets: Vec<SecretView>) -> SourceView {
-    let schedule = s.schedule.schedule().ok();
+    let schedule = s.schedule().ok();
     let next_runs = match (&schedule, s.schedule.enabled && s.enabled) {
         (Some(sch), true) => sch
             .upcoming(chrono::Utc::now(), 3)
@@ -426,7 +426,6 @@ async fn schedule(
         ));
     }
     let sch = s
-        .schedule
         .schedule()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let enabled = s.schedule.enabled && s.enabled;
