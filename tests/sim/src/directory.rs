@@ -175,6 +175,39 @@ impl Directory {
         out
     }
 
+    /// Ids of the groups that head a nesting chain (`team-00000` ⊃ `team-00001` ⊃ …): nothing
+    /// contains them, so a direct membership change there changes exactly one Bitbucket group.
+    pub fn head_groups(&self) -> Vec<String> {
+        self.groups.iter().step_by(4).map(|g| g.id.clone()).collect()
+    }
+
+    /// The name of the group with id `gid`.
+    pub fn group_name(&self, gid: &str) -> String {
+        self.groups
+            .iter()
+            .find(|g| g.id == gid)
+            .unwrap_or_else(|| panic!("no group {gid}"))
+            .name
+            .clone()
+    }
+
+    /// Ids of the users who are in group `gid` only directly (no subgroup of it holds them too):
+    /// removing such a direct membership removes them from the Bitbucket group.
+    pub fn only_direct_members(&self, gid: &str) -> Vec<String> {
+        let name = self.group_name(gid);
+        self.memberships
+            .iter()
+            .filter(|m| m.group == gid && !m.member_is_group)
+            .map(|m| m.member.clone())
+            .filter(|u| {
+                let mut without = self.clone();
+                without.memberships.retain(|m| !(m.group == gid && &m.member == u));
+                let user = self.users.iter().find(|x| &x.id == u).expect("a member is a user");
+                !without.expected_members()[&name].contains(&user.username.to_lowercase())
+            })
+            .collect()
+    }
+
     /// Total flattened memberships (what `expected_members` sums to).
     pub fn flattened_count(&self) -> usize {
         self.expected_members().values().map(BTreeSet::len).sum()

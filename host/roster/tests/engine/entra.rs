@@ -9,36 +9,6 @@ use common::world::{assert_bitbucket_matches, bitbucket, groups_of};
 use roster_sim::directory::{DirMembership, Directory};
 use roster_sim::graph::GraphUser;
 
-/// Groups that head a nesting chain (`team-00000` ⊃ `team-00001` ⊃ …): nothing contains them,
-/// so a direct membership change there changes exactly one Bitbucket group.
-fn heads(d: &Directory) -> Vec<String> {
-    d.groups.iter().step_by(4).map(|g| g.id.clone()).collect()
-}
-
-fn name_of(d: &Directory, gid: &str) -> String {
-    d.groups.iter().find(|g| g.id == gid).unwrap().name.clone()
-}
-
-/// Users who are in `gid` only directly (no subgroup of it holds them too).
-fn only_direct_members(d: &Directory, gid: &str) -> Vec<String> {
-    let direct: Vec<String> = d
-        .memberships
-        .iter()
-        .filter(|m| m.group == gid && !m.member_is_group)
-        .map(|m| m.member.clone())
-        .collect();
-    direct
-        .into_iter()
-        .filter(|u| {
-            let mut without = d.clone();
-            without.memberships.retain(|m| !(m.group == gid && &m.member == u));
-            let name = name_of(d, gid);
-            let user = d.users.iter().find(|x| &x.id == u).unwrap();
-            !without.expected_members()[&name].contains(&user.username)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_with_groups_nested_three_deep_syncs_exactly_and_a_second_run_writes_nothing() {
     let d = Directory::generate(300, 40, 3);
@@ -85,10 +55,10 @@ async fn a_delta_run_after_ten_changes_makes_a_handful_of_graph_calls_and_exactl
         .lock()
         .update_user(&d.users[4].id, |u| u.mail = Some("new.address@example.com".into()));
     // 6–8: a user joins each of three head groups; 9–10: a user leaves each of two others.
-    let hs = heads(&d);
+    let hs = d.head_groups();
     let expected = d.expected_members();
     for h in &hs[..3] {
-        let members = &expected[&name_of(&d, h)];
+        let members = &expected[&d.group_name(h)];
         let newcomer = d.users[5..]
             .iter()
             .find(|u| !members.contains(&u.username))
@@ -103,7 +73,8 @@ async fn a_delta_run_after_ten_changes_makes_a_handful_of_graph_calls_and_exactl
         w.graph.lock().add_member(h, &newcomer);
     }
     for h in &hs[3..5] {
-        let leaver = only_direct_members(&d, h)
+        let leaver = d
+            .only_direct_members(h)
             .into_iter()
             .find(|u| u.as_str() > "u-000005")
             .unwrap();
