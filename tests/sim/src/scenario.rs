@@ -1,6 +1,6 @@
 //! Roster configurations for the simulators, as the tests, benchmarks and demo use them: a
-//! `file` source or an `entra` source (with the `normalize` transform) syncing into a simulated
-//! Bitbucket.
+//! `file`, an `entra` (with the `normalize` transform) or a `crowd` source syncing into a
+//! simulated Bitbucket.
 
 /// `roster.toml` text: source `hr` reads `file` in the folder `files`; the target is the
 /// Bitbucket simulator at `sim_url` (admin/password), with every active user in
@@ -85,6 +85,58 @@ path = "/{tenant_id}/oauth2/"
 [[source.transforms]]
 plugin = "normalize"
 settings = {{ strip_domain = true }}
+
+{}"#,
+        target_config(sim_url, target_extra)
+    )
+}
+
+/// A `crowd` source reading the Jira/Crowd simulator.
+#[derive(Debug, Clone, Default)]
+pub struct CrowdSource {
+    /// The simulator's URL (the server URL an administrator gives: the API is under
+    /// `/rest/usermanagement/1`).
+    pub server_url: String,
+    /// The application's name.
+    pub application: String,
+    /// The application's password.
+    pub password: String,
+    /// Lines added to the connector's settings table (`use_nested_groups = false`, …).
+    pub settings: String,
+    /// Lines added to the `[[source]]` table (`budget = …`, `limits = …`).
+    pub source: String,
+}
+
+/// `roster.toml` text: source `jira` reads the Jira/Crowd simulator with the `crowd` connector
+/// into the Bitbucket simulator at `sim_url`; `target_extra` adds lines to `[target]`.
+pub fn crowd_source_config(c: &CrowdSource, sim_url: &str, target_extra: &str) -> String {
+    let CrowdSource {
+        server_url,
+        application,
+        password,
+        settings,
+        source,
+    } = c;
+    format!(
+        r#"[[source]]
+id = "jira"
+plugin = "crowd"
+# Jira and Crowd live inside the network; the simulator also speaks plain HTTP.
+allow_hosts = ["{server_url}"]
+allow_insecure_http = true
+allow_private_addresses = true
+{source}
+
+[source.settings]
+server_url = "{server_url}"
+application_name = "{application}"
+{settings}
+
+[[source.secrets]]
+name = "application_password"
+value = "{password}"
+hosts = ["{server_url}"]
+use = {{ header = "Authorization" }}
 
 {}"#,
         target_config(sim_url, target_extra)
