@@ -1,8 +1,8 @@
 //! The kit every simulator is built from, so that each vendor's simulator holds only what is
 //! that vendor's (routes, bodies, quirks) and every one of them can be failed the same way:
 //!
-//! - [`server`]: bind, serve, stop on drop, log every request ([`Server`], [`RequestLog`]), and
-//!   let a simulator count what it answered ([`observe`]);
+//! - [`server`]: bind, serve, stop on drop, log every request ([`Server`], [`RequestLog`]), let
+//!   a simulator count what it answered ([`observe`]) and see who asked ([`peer`]);
 //! - [`faults`]: faults as data ([`Fault`], [`FaultRule`]) applied by one layer ([`Faults::layer`]);
 //! - [`throttle`]: a token bucket answering 429 with the vendor's headers ([`Throttle`]);
 //! - [`paging`]: offset, keyed-cursor, `Link`-header and page-token paging, with the paging
@@ -62,5 +62,5 @@ mod tests;
 pub use errors::Vendor;
 pub use faults::{Cut, Fault, FaultRule, Faults, Injected, Methods, RouteMatch, RuleId, Times};
 pub use paging::{Cursor, Offset, Page, PageFault, Position, Sealer, keyed_page, link_headers};
-pub use server::{Logged, Outcome, RequestLog, Server, observe};
+pub use server::{Logged, Outcome, RequestLog, Server, observe, peer};
 pub use throttle::{RateLimited, Throttle, Throttled, TokenBucket};

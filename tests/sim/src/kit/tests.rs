@@ -647,3 +647,18 @@ fn offsets_parse_like_bitbucket_and_sealed_tokens_resist_tampering() {
         "the first page names no cursor"
     );
 }
+
+#[tokio::test]
+async fn a_handler_sees_the_address_the_client_connects_from() {
+    let router = Router::new().route(
+        "/who",
+        get(|req: axum::extract::Request| async move {
+            peer(req.extensions()).map_or_else(|| "unknown".to_string(), |a| a.ip().to_string())
+        }),
+    );
+    let server = Server::start(([127, 0, 0, 1], 0).into(), router).await.unwrap();
+    let who = reqwest::get(format!("{}/who", server.url())).await.unwrap().text().await.unwrap();
+    assert_eq!(who, "127.0.0.1");
+    // Without the kit's server there is no connection to ask.
+    assert_eq!(peer(&axum::http::Extensions::new()), None);
+}
