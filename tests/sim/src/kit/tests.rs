@@ -632,6 +632,11 @@ fn offsets_parse_like_bitbucket_and_sealed_tokens_resist_tampering() {
     let p = o.page(0..10, &PageFault::none());
     assert!(p.items.is_empty() && p.next.is_none(), "no overflow past the end");
 
+    let all = Offset::exact(3, None).page(0..5000, &PageFault::none());
+    assert_eq!((all.items.len(), all.items[0], all.next), (4997, 3, None), "no limit: all the rest");
+    let some = Offset::exact(4990, Some(5)).page(0..5000, &PageFault::none());
+    assert_eq!((some.items, some.next), (vec![4990, 4991, 4992, 4993, 4994], Some(4995)));
+
     let (a, b) = (Sealer::new(), Sealer::new());
     let token = a.seal(&Cursor::after("k1".to_string()));
     assert_eq!(a.unseal::<Cursor<String>>(&token), Some(Cursor::after("k1".into())));
