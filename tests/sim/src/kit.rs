@@ -1,13 +1,14 @@
 //! The kit every simulator is built from, so that each vendor's simulator holds only what is
 //! that vendor's (routes, bodies, quirks) and every one of them can be failed the same way:
 //!
-//! - [`server`]: bind, serve, stop on drop, log every request ([`Server`], [`RequestLog`]), and
-//!   let a simulator count what it answered ([`observe`]);
+//! - [`server`]: bind, serve, stop on drop, log every request ([`Server`], [`RequestLog`]), let
+//!   a simulator count what it answered ([`observe`]) and see who asked ([`peer`]);
 //! - [`faults`]: faults as data ([`Fault`], [`FaultRule`]) applied by one layer ([`Faults::layer`]);
 //! - [`throttle`]: a token bucket answering 429 with the vendor's headers ([`Throttle`]);
 //! - [`paging`]: offset, keyed-cursor, `Link`-header and page-token paging, with the paging
 //!   faults built in ([`Offset`], [`keyed_page`], [`link_headers`], [`Cursor`], [`Sealer`]);
-//! - [`errors`]: the vendor's words for what the kit answers on its behalf ([`Vendor`]).
+//! - [`errors`]: the vendor's words for what the kit answers on its behalf ([`Vendor`]);
+//! - [`clock`]: calendar dates for the timestamps vendors write.
 //!
 //! A simulator keeps a [`Faults`] and a [`Throttle`] in its state (so its setters reach the
 //! running layers), implements [`Vendor`], adds the two layers and runs on [`Server`]; its
@@ -47,6 +48,7 @@
 //! # }
 //! ```
 
+pub mod clock;
 mod conn;
 pub mod errors;
 pub mod faults;
@@ -62,5 +64,5 @@ mod tests;
 pub use errors::Vendor;
 pub use faults::{Cut, Fault, FaultRule, Faults, Injected, Methods, RouteMatch, RuleId, Times};
 pub use paging::{Cursor, Offset, Page, PageFault, Position, Sealer, keyed_page, link_headers};
-pub use server::{Logged, Outcome, RequestLog, Server, observe};
+pub use server::{Logged, Outcome, RequestLog, Server, observe, peer};
 pub use throttle::{RateLimited, Throttle, Throttled, TokenBucket};

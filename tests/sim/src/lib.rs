@@ -2,9 +2,12 @@
 //! (paging, errors, rate limits, quirks) closely enough that Roster's clients cannot tell the
 //! difference on the endpoints they use; the Prism contract check in `.ci/run` holds them to the
 //! vendor's OpenAPI document.
+//! [`bitbucket`] simulates Bitbucket Data Center's admin REST API (the target).
 //! [`graph`] simulates Microsoft Graph v1.0 and the Entra ID token endpoint (Entra ID connector).
+//! [`crowd`] simulates Jira or Crowd as a user server, `usermanagement/1` (`crowd` connector).
 
 pub mod bitbucket;
+pub mod crowd;
 pub mod directory;
 pub mod graph;
 pub mod kit;

@@ -115,10 +115,12 @@ impl Drop for ConnStream {
     }
 }
 
-/// A connection's reset switch, as request extensions carry it (`ConnectInfo<Conn>`).
+/// A connection's reset switch and its client's address, as request extensions carry them
+/// (`ConnectInfo<Conn>`).
 #[derive(Clone, Debug)]
 pub(crate) struct Conn {
     cut: Arc<AtomicBool>,
+    peer: SocketAddr,
 }
 
 impl Conn {
@@ -126,12 +128,18 @@ impl Conn {
     pub(crate) fn reset(&self) {
         self.cut.store(true, Ordering::Release);
     }
+
+    /// The TCP peer: the address the client connects from.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
 }
 
 impl Connected<IncomingStream<'_, SimListener>> for Conn {
     fn connect_info(stream: IncomingStream<'_, SimListener>) -> Self {
         Conn {
             cut: stream.io().cut.clone(),
+            peer: *stream.remote_addr(),
         }
     }
 }

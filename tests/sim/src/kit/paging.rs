@@ -1,7 +1,8 @@
 //! Paging as vendors do it, with the paging faults built in. Four styles cover the vendors Roster
 //! speaks to:
 //!
-//! - offset: `start`/`limit` in, `isLastPage`/`nextPageStart` out (Bitbucket DC) — [`Offset`];
+//! - offset: `start`/`limit` in, `isLastPage`/`nextPageStart` out (Bitbucket DC), or exact
+//!   ranges the client computes itself (Crowd's `start-index`/`max-results`) — [`Offset`];
 //! - keyed cursors sealed into opaque tokens, in a next link (Graph's `$skiptoken`) —
 //!   [`keyed_page`], [`Cursor`] and [`Sealer`];
 //! - the same cursors in `Link: <…>; rel="next"` headers (Okta's `after`) — [`link_headers`];
@@ -158,6 +159,17 @@ impl Offset {
             .unwrap_or(default_limit)
             .clamp(1, max_limit.max(1));
         Offset { start, limit }
+    }
+
+    /// A page of at most `limit` items from item `start`, or every item from `start` on when
+    /// `limit` is `None`: for vendors whose clients ask for an exact range (Crowd's `start-index`
+    /// and `max-results`, -1 meaning all), which a simulator must neither clamp nor truncate.
+    /// A limit of 0 is taken as 1.
+    pub fn exact(start: usize, limit: Option<usize>) -> Offset {
+        Offset {
+            start,
+            limit: limit.map_or(usize::MAX, |l| l.max(1)),
+        }
     }
 
     /// The start as the client gave it (and as the page repeats it).

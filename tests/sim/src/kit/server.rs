@@ -7,8 +7,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::Request;
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{Extensions, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::{Extension, Router};
 use tokio::sync::watch;
@@ -60,6 +60,16 @@ impl Server {
     pub fn log(&self) -> &RequestLog {
         &self.log
     }
+}
+
+/// The address a request came from (its TCP peer), for simulators that check it as their
+/// vendor does (an application's allowed addresses). An IPv4 client of a dual-stack listener
+/// shows as its IPv4 address, not as `::ffff:a.b.c.d`. `None` when the request was not served
+/// by [`Server`] (a router called directly).
+pub fn peer(extensions: &Extensions) -> Option<SocketAddr> {
+    let ConnectInfo(conn) = extensions.get::<ConnectInfo<Conn>>()?;
+    let addr = conn.peer();
+    Some(SocketAddr::new(addr.ip().to_canonical(), addr.port()))
 }
 
 /// Who answered a request.

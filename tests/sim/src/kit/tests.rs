@@ -632,6 +632,18 @@ fn offsets_parse_like_bitbucket_and_sealed_tokens_resist_tampering() {
     let p = o.page(0..10, &PageFault::none());
     assert!(p.items.is_empty() && p.next.is_none(), "no overflow past the end");
 
+    let all = Offset::exact(3, None).page(0..5000, &PageFault::none());
+    assert_eq!(
+        (all.items.len(), all.items[0], all.next),
+        (4997, 3, None),
+        "no limit: all the rest"
+    );
+    let some = Offset::exact(4990, Some(5)).page(0..5000, &PageFault::none());
+    assert_eq!(
+        (some.items, some.next),
+        (vec![4990, 4991, 4992, 4993, 4994], Some(4995))
+    );
+
     let (a, b) = (Sealer::new(), Sealer::new());
     let token = a.seal(&Cursor::after("k1".to_string()));
     assert_eq!(a.unseal::<Cursor<String>>(&token), Some(Cursor::after("k1".into())));
@@ -646,4 +658,24 @@ fn offsets_parse_like_bitbucket_and_sealed_tokens_resist_tampering() {
         None,
         "the first page names no cursor"
     );
+}
+
+#[tokio::test]
+async fn a_handler_sees_the_address_the_client_connects_from() {
+    let router = Router::new().route(
+        "/who",
+        get(|req: axum::extract::Request| async move {
+            peer(req.extensions()).map_or_else(|| "unknown".to_string(), |a| a.ip().to_string())
+        }),
+    );
+    let server = Server::start(([127, 0, 0, 1], 0).into(), router).await.unwrap();
+    let who = reqwest::get(format!("{}/who", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(who, "127.0.0.1");
+    // Without the kit's server there is no connection to ask.
+    assert_eq!(peer(&axum::http::Extensions::new()), None);
 }

@@ -1,0 +1,935 @@
+//! The resources under `/rest/usermanagement/1` (crowd-rest.md §5, §7), for an authenticated
+//! application: searches with their restrictions, lookups, membership listings, the membership
+//! document, events, and the write endpoints this read-only application is refused.
+
+use std::collections::BTreeSet;
+
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::events;
+use super::xml::{self, GROUP_BYTES, Links, PROLOG, USER_BYTES, esc};
+use super::{App, CrowdGroup, CrowdState, CrowdUser, Stamped, lower};
+use crate::kit::clock::days_from_civil;
+use crate::kit::{Offset, PageFault};
+
+/// The representation a request asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Format {
+    Xml,
+    Json,
+}
+
+impl Format {
+    /// XML unless `Accept` asks for JSON and not XML, as Crowd's Java client never does.
+    pub(super) fn of(req: &Parts) -> Format {
+        let accept = req
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if accept.contains("application/json") && !accept.contains("application/xml") {
+            Format::Json
+        } else {
+            Format::Xml
+        }
+    }
+
+    /// The `<error>` entity (or its JSON) with `status`.
+    pub(super) fn error(self, status: StatusCode, reason: &str, message: &str) -> Response {
+        match self {
+            Format::Xml => answer(status, xml::error_xml(reason, message), XML),
+            Format::Json => answer(status, xml::error_json(reason, message), JSON),
+        }
+    }
+}
+
+const XML: &str = "application/xml";
+const JSON: &str = "application/json";
+
+fn answer(status: StatusCode, text: String, content_type: &'static str) -> Response {
+    let mut r = (status, text).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// An error answer not yet rendered.
+struct Refusal {
+    status: StatusCode,
+    reason: &'static str,
+    message: String,
+}
+
+fn refuse(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        reason,
+        message: message.into(),
+    }
+}
+
+fn illegal(message: impl Into<String>) -> Refusal {
+    refuse(StatusCode::BAD_REQUEST, "ILLEGAL_ARGUMENT", message)
+}
+
+type Answer = Result<Response, Refusal>;
+
+/// One request, as the resources see it.
+struct Ctx<'a> {
+    s: &'a CrowdState,
+    fmt: Format,
+    links: Links<'a>,
+    query: Vec<(String, String)>,
+}
+
+impl Ctx<'_> {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn required(&self, name: &str) -> Result<&str, Refusal> {
+        self.param(name)
+            .ok_or_else(|| illegal(format!("The query parameter `{name}` is required.")))
+    }
+
+    /// The names `expand` lists.
+    fn expands(&self, what: &str) -> bool {
+        self.param("expand")
+            .is_some_and(|e| e.split(',').any(|x| x.trim().eq_ignore_ascii_case(what)))
+    }
+
+    /// `start-index` (default 0) and `max-results` (default 1000, -1 for all).
+    fn range(&self) -> Result<Offset, Refusal> {
+        let start = match self.param("start-index") {
+            None => 0,
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| illegal(format!("start-index must be 0 or more, not `{v}`.")))?,
+        };
+        let limit = match self.param("max-results") {
+            None => Some(1000),
+            Some("-1") => None,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(illegal(format!(
+                        "max-results must be -1 (all) or more than 0, not `{v}`."
+                    )));
+                }
+            },
+        };
+        Ok(Offset::exact(start, limit))
+    }
+
+    fn xml(&self, text: String) -> Response {
+        answer(StatusCode::OK, text, XML)
+    }
+
+    fn json(&self, v: &Value) -> Response {
+        answer(StatusCode::OK, v.to_string(), JSON)
+    }
+
+    /// A listing of users (lower-case names in), paged; full entities when `expand=user`.
+    fn users<'k>(&self, names: impl Iterator<Item = &'k str>) -> Answer {
+        let range = self.range()?;
+        let full = self.expands("user");
+        let attributes = self.expands("attributes");
+        let page = range.page(names.filter_map(|n| self.s.users.get(n)), &PageFault::none());
+        Ok(match self.fmt {
+            Format::Xml => {
+                let mut out = String::with_capacity(128 + page.items.len() * if full { USER_BYTES } else { 160 });
+                out.push_str(PROLOG);
+                out.push_str("<users expand=\"user\">");
+                for e in &page.items {
+                    if full {
+                        self.links.user(&mut out, e, attributes);
+                    } else {
+                        self.links.min_user(&mut out, "user", &e.item.name);
+                    }
+                }
+                out.push_str("</users>");
+                self.xml(out)
+            }
+            Format::Json => {
+                let list: Vec<Value> = page
+                    .items
+                    .iter()
+                    .map(|e| {
+                        if full {
+                            self.links.user_json(e, attributes)
+                        } else {
+                            self.links.min_user_json(&e.item.name)
+                        }
+                    })
+                    .collect();
+                self.json(&json!({"expand": "user", "users": list}))
+            }
+        })
+    }
+
+    /// A listing of groups, paged; full entities when `expand=group`.
+    fn groups<'k>(&self, names: impl Iterator<Item = &'k str>) -> Answer {
+        let range = self.range()?;
+        let full = self.expands("group");
+        let attributes = self.expands("attributes");
+        let page = range.page(names.filter_map(|n| self.s.groups.get(n)), &PageFault::none());
+        Ok(match self.fmt {
+            Format::Xml => {
+                let mut out = String::with_capacity(128 + page.items.len() * GROUP_BYTES);
+                out.push_str(PROLOG);
+                out.push_str("<groups expand=\"group\">");
+                for e in &page.items {
+                    if full {
+                        self.links.group(&mut out, e, attributes);
+                    } else {
+                        self.links.min_group(&mut out, &e.item.name);
+                    }
+                }
+                out.push_str("</groups>");
+                self.xml(out)
+            }
+            Format::Json => {
+                let list: Vec<Value> = page
+                    .items
+                    .iter()
+                    .map(|e| {
+                        if full {
+                            self.links.group_json(e, attributes)
+                        } else {
+                            self.links.min_group_json(&e.item.name)
+                        }
+                    })
+                    .collect();
+                self.json(&json!({"expand": "group", "groups": list}))
+            }
+        })
+    }
+
+    /// The answer to a membership test that holds: the member, minimal.
+    fn member_user(&self, name: &str) -> Response {
+        match self.fmt {
+            Format::Xml => {
+                let mut out = String::from(PROLOG);
+                self.links.min_user(&mut out, "user", name);
+                self.xml(out)
+            }
+            Format::Json => self.json(&self.links.min_user_json(name)),
+        }
+    }
+
+    fn member_group(&self, name: &str) -> Response {
+        match self.fmt {
+            Format::Xml => {
+                let mut out = String::from(PROLOG);
+                self.links.min_group(&mut out, name);
+                self.xml(out)
+            }
+            Format::Json => self.json(&self.links.min_group_json(name)),
+        }
+    }
+}
+
+/// Serves an authenticated application's request for `rest` (the path below the API root).
+/// `body` is `None` when it could not be read.
+pub(super) fn serve(s: &CrowdState, app: &App, req: &Parts, rest: &str, body: Option<&[u8]>) -> Response {
+    let host = req
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let base = format!("http://{host}{}", super::API);
+    let query = req
+        .uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let ctx = Ctx {
+        s,
+        fmt: Format::of(req),
+        links: Links(&base),
+        query,
+    };
+    // `/group/membership` and `/event*` produce XML only, errors included.
+    let xml_only = rest == "/group/membership" || rest == "/event" || rest.starts_with("/event/");
+    let fmt = if xml_only { Format::Xml } else { ctx.fmt };
+    let ctx = Ctx { fmt, ..ctx };
+    match route(&ctx, app, &req.method, rest, body) {
+        Ok(r) => r,
+        Err(e) => fmt.error(e.status, e.reason, &e.message),
+    }
+}
+
+fn route(ctx: &Ctx<'_>, app: &App, method: &Method, rest: &str, body: Option<&[u8]>) -> Answer {
+    let read = *method == Method::GET;
+    let known = matches!(
+        rest,
+        "/search"
+            | "/user"
+            | "/user/group/direct"
+            | "/user/group/nested"
+            | "/group"
+            | "/group/user/direct"
+            | "/group/user/nested"
+            | "/group/child-group/direct"
+            | "/group/child-group/nested"
+            | "/group/parent-group/direct"
+            | "/group/parent-group/nested"
+            | "/group/membership"
+            | "/event"
+            | "/authentication"
+    ) || rest.starts_with("/event/");
+    let write_target = rest.starts_with("/user") || rest.starts_with("/group");
+    if !known && (!write_target || read) {
+        return Ok(answer(StatusCode::NOT_FOUND, String::new(), "text/plain"));
+    }
+    if !app.may_read {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "APPLICATION_PERMISSION_DENIED",
+            format!(
+                "Application '{}' does not have permission to read the directory.",
+                app.name
+            ),
+        ));
+    }
+    match (method.clone(), rest) {
+        (Method::POST, "/search") => search(ctx, body),
+        (Method::POST, "/authentication") => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "INVALID_USER_AUTHENTICATION",
+            "This user server holds no user passwords.",
+        )),
+        (Method::GET, "/user") => user(ctx),
+        (Method::GET, "/group") => group(ctx),
+        (Method::GET, "/user/group/direct") => user_groups(ctx, Depth::Direct),
+        (Method::GET, "/user/group/nested") => user_groups(ctx, Depth::Nested),
+        (Method::GET, "/group/user/direct") => group_users(ctx, Depth::Direct),
+        (Method::GET, "/group/user/nested") => group_users(ctx, Depth::Nested),
+        (Method::GET, "/group/child-group/direct") => related_groups(ctx, Depth::Direct, Relation::Children),
+        (Method::GET, "/group/child-group/nested") => related_groups(ctx, Depth::Nested, Relation::Children),
+        (Method::GET, "/group/parent-group/direct") => related_groups(ctx, Depth::Direct, Relation::Parents),
+        (Method::GET, "/group/parent-group/nested") => related_groups(ctx, Depth::Nested, Relation::Parents),
+        (Method::GET, "/group/membership") => Ok(memberships(ctx)),
+        (Method::GET, "/event") => Ok(ctx.xml(if ctx.s.incremental {
+            events::current(&ctx.s.log.token())
+        } else {
+            events::unavailable()
+        })),
+        (Method::GET, t) if t.starts_with("/event/") => events_since(ctx, &t["/event/".len()..]),
+        (m, _) if m != Method::GET && write_target => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "APPLICATION_PERMISSION_DENIED",
+            format!(
+                "Application '{}' may not change users, groups or memberships.",
+                app.name
+            ),
+        )),
+        _ => Ok(answer(StatusCode::METHOD_NOT_ALLOWED, String::new(), "text/plain")),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Depth {
+    Direct,
+    Nested,
+}
+
+#[derive(Clone, Copy)]
+enum Relation {
+    Children,
+    Parents,
+}
+
+fn user_not_found(name: &str) -> Refusal {
+    refuse(
+        StatusCode::NOT_FOUND,
+        "USER_NOT_FOUND",
+        format!("User <{name}> does not exist"),
+    )
+}
+
+fn group_not_found(name: &str) -> Refusal {
+    refuse(
+        StatusCode::NOT_FOUND,
+        "GROUP_NOT_FOUND",
+        format!("Group <{name}> does not exist"),
+    )
+}
+
+fn not_member(child: &str, parent: &str) -> Refusal {
+    refuse(
+        StatusCode::NOT_FOUND,
+        "MEMBERSHIP_NOT_FOUND",
+        format!("The child entity <{child}> is not a member of the parent <{parent}>"),
+    )
+}
+
+/// `GET /user?username=` or `?key=`.
+fn user(ctx: &Ctx<'_>) -> Answer {
+    let s = ctx.s;
+    let found = match (ctx.param("username"), ctx.param("key")) {
+        (Some(name), _) => s.users.get(&lower(name)).ok_or_else(|| user_not_found(name))?,
+        (None, Some(key)) => s
+            .keys
+            .get(&lower(key))
+            .and_then(|n| s.users.get(n))
+            .ok_or_else(|| user_not_found(key))?,
+        (None, None) => return Err(illegal("The query parameter `username` or `key` is required.")),
+    };
+    let attributes = ctx.expands("attributes");
+    Ok(match ctx.fmt {
+        Format::Xml => {
+            let mut out = String::with_capacity(USER_BYTES);
+            out.push_str(PROLOG);
+            ctx.links.user(&mut out, found, attributes);
+            ctx.xml(out)
+        }
+        Format::Json => ctx.json(&ctx.links.user_json(found, attributes)),
+    })
+}
+
+/// `GET /group?groupname=`.
+fn group(ctx: &Ctx<'_>) -> Answer {
+    let name = ctx.required("groupname")?;
+    let found = ctx.s.groups.get(&lower(name)).ok_or_else(|| group_not_found(name))?;
+    let attributes = ctx.expands("attributes");
+    Ok(match ctx.fmt {
+        Format::Xml => {
+            let mut out = String::with_capacity(GROUP_BYTES);
+            out.push_str(PROLOG);
+            ctx.links.group(&mut out, found, attributes);
+            ctx.xml(out)
+        }
+        Format::Json => ctx.json(&ctx.links.group_json(found, attributes)),
+    })
+}
+
+/// The groups related to `start` (lower-case) by `rel`, directly or through nesting.
+fn related<'s>(s: &'s CrowdState, start: &str, rel: Relation, depth: Depth) -> BTreeSet<&'s str> {
+    let edges = match rel {
+        Relation::Children => &s.group_children,
+        Relation::Parents => &s.group_parents,
+    };
+    let mut out: BTreeSet<&str> = BTreeSet::new();
+    let mut todo: Vec<&str> = edges.get(start).into_iter().flatten().map(String::as_str).collect();
+    while let Some(g) = todo.pop() {
+        if g == start || !out.insert(g) {
+            continue;
+        }
+        if let Depth::Nested = depth {
+            todo.extend(edges.get(g).into_iter().flatten().map(String::as_str));
+        }
+    }
+    out
+}
+
+/// `GET /user/group/direct|nested?username=[&groupname=]`.
+fn user_groups(ctx: &Ctx<'_>, depth: Depth) -> Answer {
+    let s = ctx.s;
+    let name = ctx.required("username")?;
+    let u = lower(name);
+    if !s.users.contains_key(&u) {
+        return Err(user_not_found(name));
+    }
+    let mut groups: BTreeSet<&str> = s
+        .user_groups
+        .get(&u)
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if let Depth::Nested = depth {
+        let direct: Vec<&str> = groups.iter().copied().collect();
+        for g in direct {
+            groups.extend(related(s, g, Relation::Parents, Depth::Nested));
+        }
+    }
+    match ctx.param("groupname") {
+        Some(g) if groups.contains(lower(g).as_str()) => Ok(ctx.member_group(&s.group_name(&lower(g)))),
+        Some(g) => Err(not_member(name, g)),
+        None => ctx.groups(groups.into_iter()),
+    }
+}
+
+/// `GET /group/user/direct|nested?groupname=[&username=]`. An unknown group has no members
+/// (J5 `GroupsController.getDirectUsers`).
+fn group_users(ctx: &Ctx<'_>, depth: Depth) -> Answer {
+    let s = ctx.s;
+    let name = ctx.required("groupname")?;
+    let g = lower(name);
+    let mut users: BTreeSet<&str> = s
+        .group_users
+        .get(&g)
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if let Depth::Nested = depth {
+        for sub in related(s, &g, Relation::Children, Depth::Nested) {
+            users.extend(s.group_users.get(sub).into_iter().flatten().map(String::as_str));
+        }
+    }
+    match ctx.param("username") {
+        Some(u) if users.contains(lower(u).as_str()) => Ok(ctx.member_user(&s.user_name(&lower(u)))),
+        Some(u) => Err(not_member(u, name)),
+        None => ctx.users(users.into_iter()),
+    }
+}
+
+/// `GET /group/child-group|parent-group/direct|nested?groupname=[&child-groupname=]`.
+fn related_groups(ctx: &Ctx<'_>, depth: Depth, rel: Relation) -> Answer {
+    let s = ctx.s;
+    let name = ctx.required("groupname")?;
+    let groups = related(s, &lower(name), rel, depth);
+    let test = match rel {
+        Relation::Children => ctx.param("child-groupname"),
+        Relation::Parents => ctx.param("parent-groupname"),
+    };
+    match test {
+        Some(t) if groups.contains(lower(t).as_str()) => Ok(ctx.member_group(&s.group_name(&lower(t)))),
+        Some(t) => Err(match rel {
+            Relation::Children => not_member(t, name),
+            Relation::Parents => not_member(name, t),
+        }),
+        None => ctx.groups(groups.into_iter()),
+    }
+}
+
+/// `GET /group/membership`: every group's direct users and direct child groups, names only.
+fn memberships(ctx: &Ctx<'_>) -> Response {
+    let s = ctx.s;
+    if !s.membership_document {
+        return answer(StatusCode::NOT_FOUND, String::new(), "text/plain");
+    }
+    let members: usize = s.group_users.values().map(BTreeSet::len).sum::<usize>()
+        + s.group_children.values().map(BTreeSet::len).sum::<usize>();
+    let mut out = String::with_capacity(128 + s.groups.len() * 96 + members * 40);
+    out.push_str(PROLOG);
+    out.push_str("<memberships>");
+    for (key, g) in &s.groups {
+        out.push_str("<membership group=\"");
+        esc(&mut out, &g.item.name);
+        out.push_str("\"><users>");
+        for u in s.group_users.get(key).into_iter().flatten() {
+            out.push_str("<user name=\"");
+            esc(&mut out, s.users.get(u).map_or(u, |e| &e.item.name));
+            out.push_str("\"/>");
+        }
+        out.push_str("</users><groups>");
+        for c in s.group_children.get(key).into_iter().flatten() {
+            out.push_str("<group name=\"");
+            esc(&mut out, s.groups.get(c).map_or(c, |e| &e.item.name));
+            out.push_str("\"/>");
+        }
+        out.push_str("</groups></membership>");
+    }
+    out.push_str("</memberships>");
+    ctx.xml(out)
+}
+
+/// `GET /event/{token}`.
+fn events_since(ctx: &Ctx<'_>, token: &str) -> Answer {
+    let s = ctx.s;
+    if !s.incremental {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "INCREMENTAL_SYNC_NOT_AVAILABLE",
+            "Incremental synchronisation is not available.",
+        ));
+    }
+    let events = s.log.since(token).map_err(|events::TokenError::Expired| {
+        refuse(
+            StatusCode::GONE,
+            "EVENT_TOKEN_EXPIRED",
+            "The event token has expired or was never issued; synchronise in full.",
+        )
+    })?;
+    Ok(ctx.xml(events::render(&ctx.links, events, &s.log.token())))
+}
+
+/// `POST /search?entity-type=user|group`.
+fn search(ctx: &Ctx<'_>, body: Option<&[u8]>) -> Answer {
+    let entity = ctx.required("entity-type")?;
+    let body = body.ok_or_else(|| illegal("The search restriction could not be read (over 1 MiB?)."))?;
+    let restriction = Restriction::parse(body)?;
+    let s = ctx.s;
+    match entity {
+        "user" => ctx.users(
+            s.users
+                .iter()
+                .filter(|(_, e)| restriction.matches(&UserSubject(e)))
+                .map(|(k, _)| k.as_str()),
+        ),
+        "group" => ctx.groups(
+            s.groups
+                .iter()
+                .filter(|(_, e)| restriction.matches(&GroupSubject(e)))
+                .map(|(k, _)| k.as_str()),
+        ),
+        other => Err(illegal(format!(
+            "entity-type must be `user` or `group`, not `{other}`."
+        ))),
+    }
+}
+
+/// How a property restriction compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Exactly,
+    StartsWith,
+    Contains,
+    Less,
+    Greater,
+    Null,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Result<Mode, Refusal> {
+        Ok(match s.trim().to_ascii_uppercase().as_str() {
+            "EXACTLY_MATCHES" => Mode::Exactly,
+            "STARTS_WITH" => Mode::StartsWith,
+            "CONTAINS" => Mode::Contains,
+            "LESS_THAN" => Mode::Less,
+            "GREATER_THAN" => Mode::Greater,
+            "NULL" => Mode::Null,
+            other => {
+                return Err(illegal(format!(
+                    "match-mode `{other}` is not one of EXACTLY_MATCHES, STARTS_WITH, CONTAINS, LESS_THAN, GREATER_THAN, NULL."
+                )));
+            }
+        })
+    }
+}
+
+/// A restriction's value, read as its declared type says.
+#[derive(Clone, Debug, PartialEq)]
+enum Wanted {
+    None,
+    Text(String),
+    Flag(bool),
+    Date(i64),
+}
+
+/// A search restriction (§4 "Search restriction").
+#[derive(Clone, Debug, PartialEq)]
+enum Restriction {
+    All,
+    Property { name: String, mode: Mode, value: Wanted },
+    Boolean { all: bool, parts: Vec<Restriction> },
+}
+
+/// A property of a user or group, as restrictions compare it.
+enum Prop<'a> {
+    Text(&'a str),
+    Values(&'a [String]),
+    Flag(bool),
+    Date(i64),
+    Absent,
+}
+
+trait Subject {
+    fn property(&self, name: &str) -> Prop<'_>;
+}
+
+struct UserSubject<'a>(&'a Stamped<CrowdUser>);
+struct GroupSubject<'a>(&'a Stamped<CrowdGroup>);
+
+fn ms(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+impl Subject for UserSubject<'_> {
+    fn property(&self, name: &str) -> Prop<'_> {
+        let u = &self.0.item;
+        match name {
+            "name" => Prop::Text(&u.name),
+            "email" => Prop::Text(&u.email),
+            "firstName" => Prop::Text(&u.first_name),
+            "lastName" => Prop::Text(&u.last_name),
+            "displayName" => Prop::Text(&u.display_name),
+            "externalId" => u.key.as_deref().map_or(Prop::Absent, Prop::Text),
+            "active" => Prop::Flag(u.active),
+            "createdDate" => Prop::Date(ms(self.0.created)),
+            "updatedDate" => Prop::Date(ms(self.0.updated)),
+            // Any other name is a custom attribute, as in Crowd.
+            other => u.attribute(other).map_or(Prop::Absent, Prop::Values),
+        }
+    }
+}
+
+impl Subject for GroupSubject<'_> {
+    fn property(&self, name: &str) -> Prop<'_> {
+        let g = &self.0.item;
+        match name {
+            "name" => Prop::Text(&g.name),
+            "description" => g.description.as_deref().map_or(Prop::Absent, Prop::Text),
+            "active" => Prop::Flag(g.active),
+            "local" => Prop::Flag(false),
+            "createdDate" => Prop::Date(ms(self.0.created)),
+            "updatedDate" => Prop::Date(ms(self.0.updated)),
+            _ => Prop::Absent,
+        }
+    }
+}
+
+fn text_matches(have: &str, mode: Mode, want: &str) -> bool {
+    let have = have.to_lowercase();
+    match mode {
+        Mode::Exactly => have == want,
+        Mode::StartsWith => have.starts_with(want),
+        Mode::Contains => have.contains(want),
+        Mode::Less => have.as_str() < want,
+        Mode::Greater => have.as_str() > want,
+        Mode::Null => have.is_empty(),
+    }
+}
+
+impl Restriction {
+    /// From a request body: XML (what Crowd's Java client sends), JSON (`restriction-type`
+    /// keys, as other clients send), or nothing (everything).
+    fn parse(body: &[u8]) -> Result<Restriction, Refusal> {
+        let text = std::str::from_utf8(body).map_err(|_| illegal("The search restriction is not UTF-8."))?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Restriction::All);
+        }
+        if text.starts_with('{') {
+            let v: Value = serde_json::from_str(text)
+                .map_err(|e| illegal(format!("The search restriction is not valid JSON: {e}.")))?;
+            return Self::from_json(&v);
+        }
+        let doc = roxmltree::Document::parse(text)
+            .map_err(|e| illegal(format!("The search restriction is not valid XML: {e}.")))?;
+        Self::from_xml(doc.root_element())
+    }
+
+    fn from_xml(n: roxmltree::Node<'_, '_>) -> Result<Restriction, Refusal> {
+        let child_text = |parent: roxmltree::Node<'_, '_>, tag: &str| {
+            parent
+                .children()
+                .find(|c| c.has_tag_name(tag))
+                .map(|c| c.text().unwrap_or("").to_string())
+        };
+        match n.tag_name().name() {
+            "null-search-restriction" => Ok(Restriction::All),
+            "property-search-restriction" => {
+                let prop = n
+                    .children()
+                    .find(|c| c.has_tag_name("property"))
+                    .ok_or_else(|| illegal("A property-search-restriction needs a <property>."))?;
+                let name = child_text(prop, "name").ok_or_else(|| illegal("A <property> needs a <name>."))?;
+                let kind = child_text(prop, "type").unwrap_or_else(|| "STRING".into());
+                let mode = Mode::parse(
+                    &child_text(n, "match-mode")
+                        .ok_or_else(|| illegal("A property-search-restriction needs a <match-mode>."))?,
+                )?;
+                Self::property(name, &kind, mode, child_text(n, "value"))
+            }
+            "boolean-search-restriction" => {
+                let all = Self::logic(n.attribute("boolean-logic"))?;
+                let parts = n
+                    .children()
+                    .find(|c| c.has_tag_name("restrictions"))
+                    .into_iter()
+                    .flat_map(|r| r.children().filter(roxmltree::Node::is_element))
+                    .map(Self::from_xml)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Restriction::Boolean { all, parts })
+            }
+            other => Err(illegal(format!(
+                "`{other}` is not a search restriction (null-, property- or boolean-search-restriction)."
+            ))),
+        }
+    }
+
+    fn from_json(v: &Value) -> Result<Restriction, Refusal> {
+        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        match s(v, "restriction-type").as_deref() {
+            Some("null-search-restriction") => Ok(Restriction::All),
+            Some("property-search-restriction") => {
+                let prop = v
+                    .get("property")
+                    .ok_or_else(|| illegal("A property-search-restriction needs a `property`."))?;
+                let name = s(prop, "name").ok_or_else(|| illegal("A `property` needs a `name`."))?;
+                let kind = s(prop, "type").unwrap_or_else(|| "STRING".into());
+                let mode = Mode::parse(
+                    &s(v, "match-mode")
+                        .ok_or_else(|| illegal("A property-search-restriction needs a `match-mode`."))?,
+                )?;
+                Self::property(name, &kind, mode, s(v, "value"))
+            }
+            Some("boolean-search-restriction") => {
+                let all = Self::logic(v.get("boolean-logic").and_then(Value::as_str))?;
+                let parts = v
+                    .get("restrictions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(Self::from_json)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Restriction::Boolean { all, parts })
+            }
+            _ => Err(illegal(
+                "`restriction-type` must be null-, property- or boolean-search-restriction.",
+            )),
+        }
+    }
+
+    fn logic(v: Option<&str>) -> Result<bool, Refusal> {
+        match v.map(str::to_ascii_uppercase).as_deref() {
+            Some("AND") => Ok(true),
+            Some("OR") => Ok(false),
+            _ => Err(illegal("boolean-logic must be AND or OR.")),
+        }
+    }
+
+    fn property(name: String, kind: &str, mode: Mode, value: Option<String>) -> Result<Restriction, Refusal> {
+        let value = match (mode, value) {
+            (Mode::Null, _) => Wanted::None,
+            (_, None) => return Err(illegal(format!("The restriction on `{name}` needs a value."))),
+            (_, Some(v)) => match kind.to_ascii_uppercase().as_str() {
+                "STRING" => Wanted::Text(v.to_lowercase()),
+                "BOOLEAN" => Wanted::Flag(
+                    v.trim()
+                        .parse()
+                        .map_err(|_| illegal(format!("`{v}` is not true or false.")))?,
+                ),
+                "DATE" => Wanted::Date(
+                    parse_date(&v)
+                        .ok_or_else(|| illegal(format!("`{v}` is not a date such as 2024-01-02T03:04:05.678+0000.")))?,
+                ),
+                other => {
+                    return Err(illegal(format!(
+                        "Property type `{other}` is not STRING, BOOLEAN or DATE."
+                    )));
+                }
+            },
+        };
+        Ok(Restriction::Property { name, mode, value })
+    }
+
+    fn matches(&self, subject: &dyn Subject) -> bool {
+        match self {
+            Restriction::All => true,
+            Restriction::Boolean { all: true, parts } => parts.iter().all(|p| p.matches(subject)),
+            Restriction::Boolean { all: false, parts } => parts.iter().any(|p| p.matches(subject)),
+            Restriction::Property { name, mode, value } => match (subject.property(name), value) {
+                (Prop::Absent, _) => *mode == Mode::Null,
+                (Prop::Text(t), Wanted::None) => t.is_empty(),
+                (Prop::Values(vs), Wanted::None) => vs.is_empty(),
+                (_, Wanted::None) => false,
+                (Prop::Text(t), Wanted::Text(w)) => text_matches(t, *mode, w),
+                (Prop::Values(vs), Wanted::Text(w)) => vs.iter().any(|t| text_matches(t, *mode, w)),
+                (Prop::Flag(b), Wanted::Flag(w)) => *mode == Mode::Exactly && b == *w,
+                (Prop::Flag(b), Wanted::Text(w)) => *mode == Mode::Exactly && w == if b { "true" } else { "false" },
+                (Prop::Date(d), Wanted::Date(w)) => match mode {
+                    Mode::Exactly => d == *w,
+                    Mode::Less => d < *w,
+                    Mode::Greater => d > *w,
+                    _ => false,
+                },
+                _ => false,
+            },
+        }
+    }
+}
+
+/// `yyyy-MM-dd'T'HH:mm:ss.SSSZ` (the client's format; `Z` as `+0000`, `+00:00` or `Z`) →
+/// epoch milliseconds.
+fn parse_date(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let ok_seps = s.get(4..5) == Some("-") && s.get(7..8) == Some("-") && s.get(10..11) == Some("T");
+    if !ok_seps || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.chars().take_while(char::is_ascii_digit).count();
+        millis = frac.get(..digits.min(3))?.parse::<i64>().ok()? * 10_i64.pow(3 - digits.min(3) as u32);
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "" => 0,
+        o => {
+            let sign = match o.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = o[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 {
+                return None;
+            }
+            sign * (digits[..2].parse::<i64>().ok()? * 60 + digits[2..].parse::<i64>().ok()?)
+        }
+    };
+    let days = days_from_civil(y, u32::try_from(mo).ok()?, u32::try_from(d).ok()?);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_in_the_clients_format_and_its_neighbours() {
+        let base = parse_date("2024-01-02T03:04:05.678+0000").unwrap();
+        assert_eq!(base, 1_704_164_645_678);
+        assert_eq!(parse_date("2024-01-02T03:04:05.678Z"), Some(base));
+        assert_eq!(parse_date("2024-01-02T04:04:05.678+01:00"), Some(base));
+        assert_eq!(parse_date("2024-01-02T03:04:05Z"), Some(base - 678));
+        for bad in [
+            "",
+            "2024-13-02T03:04:05Z",
+            "yesterday",
+            "2024-01-02 03:04:05Z",
+            "2024-01-02T03:04:05+1",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn restrictions_parse_from_xml_and_json_and_refuse_nonsense() {
+        let xml = br#"<boolean-search-restriction boolean-logic="or"><restrictions>
+            <property-search-restriction><property><name>email</name><type>STRING</type></property>
+            <match-mode>EXACTLY_MATCHES</match-mode><value>Bob@X</value></property-search-restriction>
+            <null-search-restriction/></restrictions></boolean-search-restriction>"#;
+        let want = Restriction::Boolean {
+            all: false,
+            parts: vec![
+                Restriction::Property {
+                    name: "email".into(),
+                    mode: Mode::Exactly,
+                    value: Wanted::Text("bob@x".into()),
+                },
+                Restriction::All,
+            ],
+        };
+        assert_eq!(Restriction::parse(xml).ok(), Some(want.clone()));
+        let json = br#"{"restriction-type":"boolean-search-restriction","boolean-logic":"OR","restrictions":[
+            {"restriction-type":"property-search-restriction","property":{"name":"email","type":"STRING"},
+             "match-mode":"EXACTLY_MATCHES","value":"Bob@X"},{"restriction-type":"null-search-restriction"}]}"#;
+        assert_eq!(Restriction::parse(json).ok(), Some(want));
+        assert_eq!(Restriction::parse(b"  ").ok(), Some(Restriction::All));
+        for bad in [
+            &b"<search/>"[..],
+            b"<property-search-restriction><property><name>n</name></property><match-mode>SOUNDS_LIKE</match-mode><value>x</value></property-search-restriction>",
+            b"<property-search-restriction><property><name>n</name></property><match-mode>EXACTLY_MATCHES</match-mode></property-search-restriction>",
+            b"<boolean-search-restriction boolean-logic=\"XOR\"/>",
+            b"<unclosed",
+            b"{\"restriction-type\":\"nope\"}",
+        ] {
+            let e = Restriction::parse(bad).expect_err("refused");
+            assert_eq!((e.status, e.reason), (StatusCode::BAD_REQUEST, "ILLEGAL_ARGUMENT"));
+        }
+    }
+}
