@@ -60,6 +60,10 @@ enum Command {
     /// The demo: a simulated Bitbucket, a sample directory, one sync with its summary, then the
     /// service keeps running.
     Demo {
+        /// The identity provider to simulate: `entra` (Microsoft Graph) or `jira` (a Jira user
+        /// server, read through Crowd REST).
+        #[arg(long, value_enum, default_value = "entra")]
+        idp: cli::demo::DemoIdp,
         /// Users in the sample directory.
         #[arg(long, default_value_t = 200)]
         users: usize,
@@ -254,9 +258,14 @@ async fn main() -> anyhow::Result<()> {
             init_quiet_tracing(&cli.log_format);
             token(&cli, command)
         }
-        Command::Demo { users, listen, once } => {
+        Command::Demo {
+            idp,
+            users,
+            listen,
+            once,
+        } => {
             init_tracing(&cli.log_format);
-            cli::demo::run(&cli, *users, *listen, *once).await
+            cli::demo::run(&cli, *idp, *users, *listen, *once).await
         }
         Command::Sync {
             sources,

@@ -1,7 +1,7 @@
-//! `roster demo`: a simulated Microsoft Entra ID tenant (the Graph simulator) and a simulated
-//! Bitbucket, a check of the source, a full sync, a few changes in the tenant and an
-//! incremental sync that reads only them; then the service keeps running so the state can be
-//! explored.
+//! `roster demo`: a simulated identity provider (a Microsoft Entra ID tenant behind the Graph
+//! simulator, or a Jira user server) and a simulated Bitbucket, a check of the source, a full
+//! sync, a few changes in the identity provider and an incremental sync that reads only them;
+//! then the service keeps running so the state can be explored.
 
 use std::net::SocketAddr;
 
@@ -10,9 +10,10 @@ use roster_directory::FetchMode;
 use roster_model::Trigger;
 use roster_serve::{RunReport, Runner, SyncOptions};
 use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
+use roster_sim::crowd::{CrowdSim, CrowdState, Product};
 use roster_sim::directory::Directory;
 use roster_sim::graph::{GraphSim, GraphState};
-use roster_sim::scenario::{EntraSource, entra_source_config};
+use roster_sim::scenario::{CrowdSource, EntraSource, crowd_source_config, entra_source_config};
 
 use super::progress::Bars;
 use crate::Cli;
@@ -20,6 +21,124 @@ use crate::Cli;
 const TENANT: &str = "8f0e4b1c-2a3d-4e5f-9a6b-7c8d9e0f1a2b";
 const CLIENT: &str = "4a5b6c7d-8e9f-4012-8345-6789abcdef01";
 const SECRET: &str = "demo-client-secret";
+const APPLICATION: &str = "roster";
+const APPLICATION_PASSWORD: &str = "demo-application-password";
+
+/// Which identity provider the demo simulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoIdp {
+    /// A Microsoft Entra ID tenant, read through Microsoft Graph (`entra` connector).
+    Entra,
+    /// A Jira user server, read through Crowd REST as Bitbucket's own directory reads it
+    /// (`crowd` connector).
+    Jira,
+}
+
+/// The running identity-provider simulator.
+enum Idp {
+    Entra(GraphSim),
+    Jira(CrowdSim),
+}
+
+impl Idp {
+    async fn start(kind: DemoIdp, directory: &Directory) -> Idp {
+        match kind {
+            DemoIdp::Entra => {
+                let mut tenant = GraphState::from_directory(directory, TENANT, "contoso.example");
+                tenant.add_client(CLIENT, Some(SECRET), &["User.Read.All", "GroupMember.Read.All"]);
+                Idp::Entra(GraphSim::start(tenant).await)
+            }
+            DemoIdp::Jira => {
+                let mut jira = CrowdState::from_directory(directory, Product::Jira);
+                jira.add_application(APPLICATION, APPLICATION_PASSWORD, &["127.0.0.1", "::1"]);
+                Idp::Jira(CrowdSim::start(jira).await)
+            }
+        }
+    }
+
+    /// The configuration's text for this source into the Bitbucket at `bb_url`.
+    fn config(&self, bb_url: &str) -> String {
+        let target = "deprovision = \"disable\"";
+        match self {
+            Idp::Entra(graph) => {
+                let source = EntraSource {
+                    graph_url: graph.url(),
+                    tenant_id: TENANT.into(),
+                    client_id: CLIENT.into(),
+                    secret: SECRET.into(),
+                    ..EntraSource::default()
+                };
+                format!(
+                    "# Written by `roster demo`: a simulated Entra ID tenant into a simulated Bitbucket.\n{}",
+                    entra_source_config(&source, bb_url, target)
+                )
+            }
+            Idp::Jira(jira) => {
+                let source = CrowdSource {
+                    server_url: jira.url(),
+                    application: APPLICATION.into(),
+                    password: APPLICATION_PASSWORD.into(),
+                    ..CrowdSource::default()
+                };
+                format!(
+                    "# Written by `roster demo`: a simulated Jira user server into a simulated Bitbucket.\n{}",
+                    crowd_source_config(&source, bb_url, target)
+                )
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Idp::Entra(graph) => format!("Entra ID (Graph) simulator: {}/v1.0, tenant {TENANT}", graph.url()),
+            Idp::Jira(jira) => format!(
+                "Jira user server simulator: {}/rest/usermanagement/1, application {APPLICATION}",
+                jira.url()
+            ),
+        }
+    }
+
+    /// A working day: two people renamed (display names), one leaves, one joins a group.
+    fn change(&self, directory: &Directory) {
+        // Someone not yet in the first group, not even through a nested one.
+        let first = &directory.groups[0];
+        let members = directory.expected_members().remove(&first.name).unwrap_or_default();
+        let joiner = directory.users[13..].iter().find(|u| !members.contains(&u.username));
+        match self {
+            Idp::Entra(graph) => {
+                let mut g = graph.lock();
+                for u in &directory.users[10..12] {
+                    g.update_user(&u.id, |x| x.display_name = format!("{} (renamed)", x.display_name));
+                }
+                g.soft_delete_user(&directory.users[12].id);
+                if let Some(u) = joiner {
+                    g.add_member(&first.id, &u.id);
+                }
+                g.calls.clear();
+            }
+            Idp::Jira(jira) => {
+                let mut j = jira.lock();
+                for u in &directory.users[10..12] {
+                    j.update_user(&u.username, |x| {
+                        x.display_name = format!("{} (renamed)", x.display_name)
+                    });
+                }
+                j.update_user(&directory.users[12].username, |x| x.active = false);
+                if let Some(u) = joiner {
+                    j.add_user_to_group(&u.username, &first.name);
+                }
+            }
+        }
+    }
+
+    /// Requests the simulator answered so far (the identity provider's API only).
+    fn calls(&self) -> u64 {
+        match self {
+            Idp::Entra(graph) => graph.lock().calls.values().sum(),
+            Idp::Jira(jira) => jira.lock().calls(),
+        }
+    }
+}
 
 async fn sync(runner: &Runner, fetch: FetchMode) -> anyhow::Result<RunReport> {
     let opts = SyncOptions {
@@ -31,13 +150,11 @@ async fn sync(runner: &Runner, fetch: FetchMode) -> anyhow::Result<RunReport> {
     Ok(report)
 }
 
-pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> anyhow::Result<()> {
+pub async fn run(cli: &Cli, idp: DemoIdp, users: usize, listen: SocketAddr, once: bool) -> anyhow::Result<()> {
     let dir = super::data_dir(cli)?.join("demo");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let directory = Directory::generate(users, (users / 10).max(8), 3);
-    let mut tenant = GraphState::from_directory(&directory, TENANT, "contoso.example");
-    tenant.add_client(CLIENT, Some(SECRET), &["User.Read.All", "GroupMember.Read.All"]);
-    let graph = GraphSim::start(tenant).await;
+    let idp = Idp::start(idp, &directory).await;
 
     let mut state = BbState::new();
     state.max_users = Some(users as u32 + 50);
@@ -48,22 +165,11 @@ pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> any
     let bb = BitbucketSim::start(state).await;
 
     let config = dir.join("roster.toml");
-    let source = EntraSource {
-        graph_url: graph.url(),
-        tenant_id: TENANT.into(),
-        client_id: CLIENT.into(),
-        secret: SECRET.into(),
-        ..EntraSource::default()
-    };
-    let text = entra_source_config(&source, &bb.url(), "deprovision = \"disable\"");
-    std::fs::write(
-        &config,
-        format!("# Written by `roster demo`: a simulated Entra ID tenant into a simulated Bitbucket.\n{text}"),
-    )?;
-    println!("Entra ID (Graph) simulator: {}/v1.0, tenant {TENANT}", graph.url());
+    std::fs::write(&config, idp.config(&bb.url()))?;
+    println!("{}", idp.describe());
     println!("Bitbucket simulator: {} (admin / password)", bb.url());
     println!(
-        "tenant: {} users, {} groups (nested 3 deep), {} memberships; configuration in {}",
+        "directory: {} users, {} groups (nested 3 deep), {} memberships; configuration in {}",
         directory.users.len(),
         directory.groups.len(),
         directory.memberships.len(),
@@ -80,27 +186,12 @@ pub async fn run(cli: &Cli, users: usize, listen: SocketAddr, once: bool) -> any
     println!("\n== full sync");
     sync(&runner, FetchMode::Full).await?;
 
-    println!("\n== in the tenant: 2 people renamed, 1 soft-deleted, 1 joins a group");
-    {
-        let mut g = graph.lock();
-        for u in &directory.users[10..12] {
-            g.update_user(&u.id, |x| x.display_name = format!("{} (renamed)", x.display_name));
-        }
-        g.soft_delete_user(&directory.users[12].id);
-        // Someone not yet in the first group, not even through a nested one.
-        let first = &directory.groups[0];
-        let members = directory.expected_members().remove(&first.name).unwrap_or_default();
-        if let Some(u) = directory.users[13..].iter().find(|u| !members.contains(&u.username)) {
-            g.add_member(&first.id, &u.id);
-        }
-        g.calls.clear();
-    }
-    println!("\n== incremental sync (delta query)");
+    println!("\n== in the identity provider: 2 people renamed, 1 leaves, 1 joins a group");
+    idp.change(&directory);
+    let before = idp.calls();
+    println!("\n== incremental sync (changes only)");
     let report = sync(&runner, FetchMode::Incremental).await?;
-    println!(
-        "  Graph requests for the delta: {}",
-        graph.lock().calls.values().sum::<u64>()
-    );
+    println!("  identity-provider requests for the changes: {}", idp.calls() - before);
     {
         let s = bb.lock();
         println!(
