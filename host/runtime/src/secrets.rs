@@ -374,6 +374,18 @@ pub enum SecretError {
         /// Where it may go.
         allowed: String,
     },
+    /// A Basic credential that is not `USER:{{secret:NAME}}`.
+    #[error(
+        "secret `{name}` is in the Basic credential of {header}, which {problem}; write `Basic USER:{{{{secret:{name}}}}}` (the SDK's `basic_auth`): the host fills in the password and base64-encodes `USER:PASSWORD`"
+    )]
+    MalformedBasic {
+        /// The secret's name.
+        name: String,
+        /// The header, described.
+        header: String,
+        /// What is wrong with the credential.
+        problem: String,
+    },
     /// Its binding is incomplete (stored by an older Roster, or hand-edited).
     #[error("secret `{name}` cannot be used: {reason}; give the secret again with its binding")]
     Unusable {
@@ -493,6 +505,15 @@ const MIN_REDACT_LEN: usize = 4;
 /// chance in tokens, cursors and photos.
 const MIN_BASE64_LEN: usize = 12;
 
+/// `(scheme, credential)` of a header value of the Basic scheme (any case, RFC 7617).
+fn basic_credential(value: &[u8]) -> Option<(&[u8], &[u8])> {
+    let space = memchr::memchr(b' ', value)?;
+    let (scheme, rest) = value.split_at(space);
+    scheme
+        .eq_ignore_ascii_case(b"basic")
+        .then(|| (scheme, rest.trim_ascii_start()))
+}
+
 /// A placeholder in `text`: its byte range and the name in it.
 fn placeholders(text: &[u8]) -> impl Iterator<Item = (usize, usize, String)> + '_ {
     let mut from = 0;
@@ -588,9 +609,16 @@ impl Secrets {
         }
     }
 
-    /// The value of header `name` with its placeholders filled.
+    /// The value of header `name` with its placeholders filled. A `Basic USER:{{secret:NAME}}`
+    /// value is filled and then base64-encoded as RFC 7617 wants it, since the plugin cannot
+    /// encode a password it never sees.
     pub fn fill_header(&self, name: &str, value: &[u8], to: &Destination) -> Result<Vec<u8>, SecretError> {
         let spot = Spot::Header(name.to_string());
+        if let Some((scheme, credential)) = basic_credential(value)
+            && placeholders(credential).next().is_some()
+        {
+            return self.fill_basic(scheme, credential, &spot, to);
+        }
         let mut out = Vec::with_capacity(value.len());
         let mut last = 0;
         for (start, end, secret) in placeholders(value) {
@@ -599,6 +627,54 @@ impl Secrets {
             last = end;
         }
         out.extend_from_slice(&value[last..]);
+        Ok(out)
+    }
+
+    /// `scheme credential` with the credential's password placeholder filled and the whole
+    /// `user:password` base64-encoded; anything but exactly `USER:{{secret:NAME}}` is refused,
+    /// since a secret in the user part or beside other text would not be a password.
+    fn fill_basic(
+        &self,
+        scheme: &[u8],
+        credential: &[u8],
+        spot: &Spot,
+        to: &Destination,
+    ) -> Result<Vec<u8>, SecretError> {
+        let first = placeholders(credential).next();
+        let name = first.map(|(_, _, n)| n).unwrap_or_default();
+        let malformed = |problem: &str| SecretError::MalformedBasic {
+            name: name.clone(),
+            header: spot.describe(),
+            problem: problem.to_string(),
+        };
+        // The `:` of `{{secret:` is not the separator: the first one outside placeholders is.
+        let inside: Vec<(usize, usize)> = placeholders(credential).map(|(s, e, _)| (s, e)).collect();
+        let colon = memchr::memchr_iter(b':', credential).find(|i| !inside.iter().any(|(s, e)| (*s..*e).contains(i)));
+        let Some(colon) = colon else {
+            return Err(malformed("has no user part (no `:` before the secret)"));
+        };
+        let (user, password) = (&credential[..colon], &credential[colon + 1..]);
+        if placeholders(user).next().is_some() {
+            return Err(malformed("puts the secret in the user part"));
+        }
+        if user.is_empty() {
+            return Err(malformed("has an empty user part"));
+        }
+        let mut found = placeholders(password);
+        let (start, end, secret) = found
+            .next()
+            .ok_or_else(|| malformed("puts the secret in the user part"))?;
+        if start != 0 || end != password.len() || found.next().is_some() {
+            return Err(malformed("has more than the secret in the password part"));
+        }
+        let value = self.permit(&secret, spot, to)?;
+        let mut plain = Vec::with_capacity(user.len() + 1 + value.len());
+        plain.extend_from_slice(user);
+        plain.push(b':');
+        plain.extend_from_slice(value.as_bytes());
+        let mut out = scheme.to_vec();
+        out.push(b' ');
+        out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(plain).as_bytes());
         Ok(out)
     }
 
@@ -1035,6 +1111,91 @@ mod tests {
         assert_eq!(
             s.fill_header("Authorization", b"{{secret:unterminated", &get).unwrap(),
             b"{{secret:unterminated".to_vec()
+        );
+    }
+
+    #[test]
+    fn a_basic_credential_is_filled_then_encoded_and_its_echo_redacted() {
+        use base64::engine::general_purpose::STANDARD;
+        let password = "Jira-app-pa55word!";
+        let s = Secrets::new(vec![Secret::new(
+            "application_password",
+            SecretValue::new(password),
+            BindingSpec {
+                hosts: vec![origin("https://jira.example")],
+                place: Some(Place::Header("Authorization".into())),
+                ..BindingSpec::default()
+            },
+        )]);
+        let jira = origin("https://jira.example");
+        let get = to(&jira, "GET", "/rest/usermanagement/1/event");
+        let filled = s
+            .fill_header("Authorization", b"Basic roster:{{secret:application_password}}", &get)
+            .unwrap();
+        let expected = format!("Basic {}", STANDARD.encode(format!("roster:{password}")));
+        assert_eq!(String::from_utf8(filled.clone()).unwrap(), expected);
+        // The scheme is matched in any case and kept as written.
+        let lower = s
+            .fill_header("Authorization", b"basic roster:{{secret:application_password}}", &get)
+            .unwrap();
+        assert_eq!(lower[6..], filled[6..]);
+        assert!(lower.starts_with(b"basic "));
+        // A server echoing the header (a debug page, an error) shows the placeholder, not the value.
+        let echoed = format!("<error><message>bad header {expected}</message></error>");
+        let redacted = s.redact_str(&echoed);
+        assert!(redacted.contains("{{secret:application_password}}"), "{redacted}");
+        assert!(
+            !redacted.contains(&STANDARD.encode(format!("roster:{password}"))),
+            "{redacted}"
+        );
+        // The binding still decides where it goes.
+        let elsewhere = origin("https://evil.example");
+        let err = s
+            .fill_header(
+                "Authorization",
+                b"Basic roster:{{secret:application_password}}",
+                &to(&elsewhere, "GET", "/"),
+            )
+            .unwrap_err();
+        assert!(matches!(err, SecretError::Misplaced { .. }), "{err}");
+        // Anything but USER:{{secret:NAME}} is refused, naming the problem.
+        for (value, problem) in [
+            (&b"Basic {{secret:application_password}}"[..], "has no user part"),
+            (b"Basic :{{secret:application_password}}", "has an empty user part"),
+            (
+                b"Basic {{secret:application_password}}:x",
+                "puts the secret in the user part",
+            ),
+            (
+                b"Basic roster:pre{{secret:application_password}}",
+                "more than the secret",
+            ),
+            (
+                b"Basic roster:{{secret:application_password}}{{secret:application_password}}",
+                "more than the secret",
+            ),
+        ] {
+            let err = s.fill_header("Authorization", value, &get).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, SecretError::MalformedBasic { .. }), "{msg}");
+            assert!(
+                msg.contains(problem)
+                    && msg
+                        .contains("secret `application_password` is in the Basic credential of header `Authorization`")
+                    && msg.contains("Basic USER:{{secret:application_password}}"),
+                "{msg}"
+            );
+            assert!(!msg.contains(password), "{msg}");
+        }
+        // Other schemes, and a Basic credential without a placeholder, are left as written.
+        assert_eq!(
+            s.fill_header("Authorization", b"Basic cm9zdGVyOng=", &get).unwrap(),
+            b"Basic cm9zdGVyOng=".to_vec()
+        );
+        assert_eq!(
+            s.fill_header("Authorization", b"Bearer {{secret:application_password}}", &get)
+                .unwrap(),
+            format!("Bearer {password}").into_bytes()
         );
     }
 

@@ -1,5 +1,9 @@
 //! JSON over the host's `http` import.
 //!
+//! Credentials stay in the host: a connector writes `{{secret:NAME}}` where a secret goes
+//! (`Bearer {{secret:token}}`, a form field) and [`basic_auth`] for HTTP Basic, whose
+//! base64 encoding the host does after filling in the password.
+//!
 //! Requests are plain [`Request`] values built with the helpers here; a [`Transport`] sends them.
 //! Inside the host that is [`HostTransport`]; tests script their own.
 
@@ -130,6 +134,20 @@ impl Response {
     }
 }
 
+/// The value of an `Authorization` header for HTTP Basic with `user` and the password held in
+/// the host's secret `secret`: `Basic user:{{secret:NAME}}`. The host fills in the password and
+/// base64-encodes `user:password` on the way out (the connector never sees the password), when
+/// the secret is bound with `use = { header = "Authorization" }`. A user name with `:` cannot
+/// be sent in Basic (RFC 7617 splits at the first one) and is a `config` error.
+pub fn basic_auth(user: &str, secret: &str) -> Result<String, PluginError> {
+    if user.is_empty() || user.contains(':') {
+        return Err(PluginError::Config(format!(
+            "the user name {user:?} cannot be sent with HTTP Basic: it must be non-empty and hold no `:`"
+        )));
+    }
+    Ok(format!("Basic {user}:{{{{secret:{secret}}}}}"))
+}
+
 /// Sends `req` and parses a 2xx JSON answer; other statuses become classified errors.
 pub fn send_json<T: DeserializeOwned>(transport: &dyn Transport, req: Request, what: &str) -> Result<T, PluginError> {
     transport.send(req)?.error_for_status(what)?.json(what)
@@ -221,6 +239,21 @@ mod tests {
             path_segment("8f1c2d3e-0000-4000-8000-00000000abcd"),
             "8f1c2d3e-0000-4000-8000-00000000abcd"
         );
+    }
+
+    #[test]
+    fn basic_auth_leaves_the_password_to_the_host() {
+        assert_eq!(
+            basic_auth("roster", "application_password").unwrap(),
+            "Basic roster:{{secret:application_password}}"
+        );
+        for bad in ["a:b", ""] {
+            let err = basic_auth(bad, "p").unwrap_err();
+            assert!(
+                matches!(&err, PluginError::Config(m) if m.contains("HTTP Basic")),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! * [`settings`]: settings structs whose JSON Schema is derived (`schemars`) and whose
 //!   scope-relevant part is fingerprinted.
 //! * [`http`], [`errors`], [`oauth`], [`paging`], [`attributes`]: JSON over the host's `http`
-//!   import, ids as path segments, HTTP failures classified into [`PluginError`], Retry-After,
+//!   import, ids as path segments, HTTP Basic whose password the host fills and encodes
+//!   ([`http::basic_auth`]), HTTP failures classified into [`PluginError`], Retry-After,
 //!   OAuth 2.0 client credentials with caching, `Link` headers, next links kept on the API's
 //!   base URL and out of loops, JSON properties as a record's attributes.
 //!

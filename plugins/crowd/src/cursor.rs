@@ -1,0 +1,107 @@
+//! What the connector remembers between `fetch` calls (where a full fetch stands) and between
+//! runs (the state the delta token carries). The SDK's driver stores both.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::rest::Members;
+
+/// Where the next incremental fetch starts, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Events {
+    /// Crowd's event token, taken before the listing so changes made during it are replayed.
+    Token {
+        /// `newEventToken`.
+        token: String,
+    },
+    /// `use_incremental_sync` was off.
+    Off,
+    /// The server said `incrementalSynchronisationAvailable="false"` (or none).
+    Unavailable,
+    /// The server has no `/event` resource (404).
+    Unsupported,
+}
+
+impl Events {
+    /// Why an incremental fetch cannot continue from here, in the run's words.
+    pub fn why_not(&self) -> Option<&'static str> {
+        match self {
+            Events::Token { .. } => None,
+            Events::Off => Some("use_incremental_sync is off"),
+            Events::Unavailable => Some(
+                "Jira says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)",
+            ),
+            Events::Unsupported => Some(
+                "the server has no event resource (GET /event answered 404): incremental synchronisation is not supported",
+            ),
+        }
+    }
+}
+
+/// What the next incremental fetch continues from: the event token, and what turns the names
+/// events carry into Roster's ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaState {
+    /// The event token, or why there is none.
+    pub events: Events,
+    /// Lower-case user name → id, for users whose id is not their lower-case name (a `<key>`,
+    /// or a name with capitals); any other user's id is its name.
+    pub keys: BTreeMap<String, String>,
+    /// Every group id (lower-case name): an UPDATED membership event replaces a user's or
+    /// group's memberships in all of them.
+    pub groups: BTreeSet<String>,
+}
+
+/// A full fetch's step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// `POST /search?entity-type=user` from this start index.
+    Users {
+        /// `start-index`.
+        start: u64,
+    },
+    /// `POST /search?entity-type=group` from this start index.
+    Groups {
+        /// `start-index`.
+        start: u64,
+    },
+    /// `GET /group/membership`: every group's direct members in one document.
+    Memberships,
+    /// The server has no membership document: each group's direct members, one listing at a time.
+    PerGroup {
+        /// The group (id) being read; groups are read in id order.
+        group: String,
+        /// Its users or its child groups.
+        members: Members,
+        /// `start-index`.
+        start: u64,
+    },
+}
+
+/// Where a full fetch stands: the step, the event token taken at its start, and the users and
+/// groups listed so far (memberships name them; those naming anything else are skipped).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The step.
+    pub step: Step,
+    /// The event token (or why there is none), taken before the listing.
+    pub events: Events,
+    /// Every user listed: lower-case name → id.
+    pub users: BTreeMap<String, String>,
+    /// Every group listed: id → name as the server spells it.
+    pub groups: BTreeMap<String, String>,
+}
+
+impl Cursor {
+    /// The delta state a completed full fetch leaves.
+    pub fn into_state(self) -> DeltaState {
+        DeltaState {
+            events: self.events,
+            keys: self.users.into_iter().filter(|(name, id)| name != id).collect(),
+            groups: self.groups.into_keys().collect(),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! A full fetch, in the order Bitbucket's own Crowd directory reads (crowd-rest.md §6): the
+//! event token first (so changes made during the listing are replayed by the next incremental
+//! fetch), every user, every group, then every group's direct members — from the one
+//! `/group/membership` document where the server has it, else group by group.
+
+use std::ops::Bound;
+
+use roster_sdk::driver::{Next, Work};
+use roster_sdk::{Level, Membership, PluginError};
+
+use crate::cursor::{Cursor, DeltaState, Events, Step};
+use crate::model::{self, group_id, name_key};
+use crate::rest::{Entity, Members, Server, list, xml_failure};
+use crate::xml::{self, XmlError};
+
+/// The first step: the event token when incremental synchronisation is wanted.
+pub fn begin(srv: &Server<'_>) -> Result<Cursor, PluginError> {
+    let events = if srv.s.use_incremental_sync {
+        initial_token(srv)?
+    } else {
+        Events::Off
+    };
+    Ok(Cursor {
+        step: Step::Users { start: 0 },
+        events,
+        users: Default::default(),
+        groups: Default::default(),
+    })
+}
+
+/// `GET /event`: the token to continue from, or why the server offers none.
+pub fn initial_token(srv: &Server<'_>) -> Result<Events, PluginError> {
+    let what = "take the event token (GET /event)";
+    let resp = srv.get(&srv.url("/event"), what)?;
+    if resp.status == 404 {
+        roster_sdk::log(
+            Level::Info,
+            "the server has no event resource (GET /event answered 404): every fetch reads everything",
+        );
+        return Ok(Events::Unsupported);
+    }
+    if !resp.is_success() {
+        if model::error_entity(&resp.body).is_some_and(|e| e.reason == "INCREMENTAL_SYNC_NOT_AVAILABLE") {
+            return Ok(unavailable());
+        }
+        return Err(srv.failure(&resp, what));
+    }
+    let attrs =
+        xml::for_each::<XmlError>(&resp.body, "events", |_| Ok(())).map_err(|e| xml_failure(what, &resp.body, e))?;
+    let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    match (get("incrementalSynchronisationAvailable"), get("newEventToken")) {
+        (Some("true"), Some(token)) if !token.is_empty() => Ok(Events::Token {
+            token: token.to_string(),
+        }),
+        _ => Ok(unavailable()),
+    }
+}
+
+fn unavailable() -> Events {
+    roster_sdk::log(
+        Level::Info,
+        "the server says incremental synchronisation is not available (incrementalSynchronisationAvailable=false): every fetch reads everything",
+    );
+    Events::Unavailable
+}
+
+/// The next full page after `n` entities from `start`: paging goes on while pages come back full.
+fn next_start(srv: &Server<'_>, start: u64, n: usize) -> Option<u64> {
+    match srv.s.page_size {
+        Some(size) if n > 0 && n as u64 >= u64::from(size) => Some(start + n as u64),
+        _ => None,
+    }
+}
+
+/// Runs one step.
+pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<Cursor, DeltaState>, PluginError> {
+    let max = srv.s.max_results();
+    match cur.step.clone() {
+        Step::Users { start } => {
+            let what = "list users (POST /search?entity-type=user)";
+            let found = srv.search(Entity::User, start, &max, what)?;
+            let n = found.len();
+            let mut added = 0;
+            for el in &found {
+                let u = model::user(el, what)?;
+                if let std::collections::btree_map::Entry::Vacant(v) = cur.users.entry(name_key(&u.username)) {
+                    v.insert(u.id.clone());
+                    work.out.users.push(u);
+                    added += 1;
+                }
+            }
+            work.expect(added);
+            cur.step = match next_start(srv, start, n) {
+                Some(start) => Step::Users { start },
+                None => Step::Groups { start: 0 },
+            };
+        }
+        Step::Groups { start } => {
+            let what = "list groups (POST /search?entity-type=group)";
+            let found = srv.search(Entity::Group, start, &max, what)?;
+            let n = found.len();
+            let mut added = 0;
+            for el in &found {
+                let g = model::group(el, what)?;
+                // Names differing only in case are one group to Crowd; the first is kept.
+                if let std::collections::btree_map::Entry::Vacant(v) = cur.groups.entry(g.id.clone()) {
+                    v.insert(g.name.clone());
+                    work.out.groups.push(g);
+                    added += 1;
+                }
+            }
+            work.expect(added);
+            cur.step = match next_start(srv, start, n) {
+                Some(start) => Step::Groups { start },
+                None => Step::Memberships,
+            };
+        }
+        Step::Memberships => {
+            let what = "read every group's members (GET /group/membership)";
+            let resp = srv.get(&srv.url("/group/membership"), what)?;
+            if resp.status == 404 {
+                roster_sdk::log(
+                    Level::Info,
+                    "memberships: the server has no /group/membership document (404); reading each group's members, two requests per group",
+                );
+                return Ok(match first_group(&cur) {
+                    Some(group) => {
+                        cur.step = Step::PerGroup {
+                            group,
+                            members: Members::Users,
+                            start: 0,
+                        };
+                        Next::Continue(cur)
+                    }
+                    None => Next::Done(Some(cur.into_state())),
+                });
+            }
+            let resp = srv.ok(resp, what)?;
+            let nested = srv.s.use_nested_groups;
+            let out = &mut work.out.memberships;
+            xml::for_each::<XmlError>(&resp.body, "memberships", |m| {
+                let Some(gid) = m.attr("group").map(group_id).filter(|g| cur.groups.contains_key(g)) else {
+                    return Ok(());
+                };
+                for u in model::names_in(&m, "users", "user") {
+                    if let Some(id) = cur.users.get(&name_key(&u)) {
+                        out.push(membership(&gid, id, false));
+                    }
+                }
+                if nested {
+                    for c in model::names_in(&m, "groups", "group") {
+                        let child = group_id(&c);
+                        if cur.groups.contains_key(&child) {
+                            out.push(membership(&gid, &child, true));
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| xml_failure(what, &resp.body, e))?;
+            roster_sdk::log(
+                Level::Info,
+                "memberships: read from the /group/membership document in one request",
+            );
+            return Ok(Next::Done(Some(cur.into_state())));
+        }
+        Step::PerGroup { group, members, start } => {
+            let name = cur.groups.get(&group).cloned().unwrap_or_else(|| group.clone());
+            let (what, root, item) = match members {
+                Members::Users => ("list a group's users (GET /group/user/direct)", "users", "user"),
+                Members::Groups => (
+                    "list a group's child groups (GET /group/child-group/direct)",
+                    "groups",
+                    "group",
+                ),
+            };
+            let resp = srv.get(&srv.members_url(members, &name, start), what)?;
+            // A group deleted since the listing has no members (Atlassian's client does the same).
+            let found = if resp.status == 404 {
+                Vec::new()
+            } else {
+                list(&srv.ok(resp, what)?, root, item, what)?
+            };
+            for el in &found {
+                let member = model::name(el, what)?;
+                match members {
+                    Members::Users => {
+                        if let Some(id) = cur.users.get(&name_key(member)) {
+                            work.out.memberships.push(membership(&group, id, false));
+                        }
+                    }
+                    Members::Groups => {
+                        let child = group_id(member);
+                        if cur.groups.contains_key(&child) {
+                            work.out.memberships.push(membership(&group, &child, true));
+                        }
+                    }
+                }
+            }
+            let next = match next_start(srv, start, found.len()) {
+                Some(start) => Some((group, members, start)),
+                None if members == Members::Users && srv.s.use_nested_groups => Some((group, Members::Groups, 0)),
+                None => next_group(&cur, &group).map(|g| (g, Members::Users, 0)),
+            };
+            match next {
+                Some((group, members, start)) => cur.step = Step::PerGroup { group, members, start },
+                None => return Ok(Next::Done(Some(cur.into_state()))),
+            }
+        }
+    }
+    Ok(Next::Continue(cur))
+}
+
+fn first_group(cur: &Cursor) -> Option<String> {
+    cur.groups.keys().next().cloned()
+}
+
+fn next_group(cur: &Cursor, after: &str) -> Option<String> {
+    cur.groups
+        .range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
+        .next()
+        .map(|(k, _)| k.clone())
+}
+
+/// A direct membership.
+pub fn membership(group: &str, member: &str, member_is_group: bool) -> Membership {
+    Membership {
+        group_id: group.to_string(),
+        member_id: member.to_string(),
+        member_is_group,
+    }
+}

@@ -1,0 +1,783 @@
+//! The connector against a scripted Jira whose answers are shaped as crowd-rest.md §4 shows
+//! them: users, groups, the membership document, events and the error entity.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use roster_sdk::{Membership, Page, PluginError, Removal, RemovalKind, Request, Response};
+
+use super::*;
+
+const API: &str = "https://jira.test/jira/rest/usermanagement/1";
+const SETTINGS: &str = r#"{"server_url":"https://jira.test/jira/","application_name":"roster"}"#;
+
+/// A Jira answering the routes it was given (`"GET /event"`, `"POST /search?…"`, path and
+/// query below the API), and 404 with Crowd's error entity to anything else.
+#[derive(Default)]
+struct Jira {
+    routes: RefCell<HashMap<String, Vec<Response>>>,
+    sent: RefCell<Vec<Request>>,
+}
+
+fn with_version(status: u16, body: &str) -> Response {
+    Response {
+        status,
+        headers: vec![
+            ("X-Embedded-Crowd-Version".into(), "Jira/9.12.1".into()),
+            ("Content-Type".into(), "application/xml".into()),
+        ],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+fn error(status: u16, reason: &str, message: &str) -> Response {
+    with_version(
+        status,
+        &format!("<error><reason>{reason}</reason><message>{message}</message></error>"),
+    )
+}
+
+impl Jira {
+    /// Answers `route` with `resp` from now on (several calls queue answers, the last repeats).
+    fn on(&self, route: &str, resp: Response) -> &Self {
+        self.routes
+            .borrow_mut()
+            .entry(route.to_string())
+            .or_default()
+            .push(resp);
+        self
+    }
+
+    fn ok(&self, route: &str, body: &str) -> &Self {
+        self.on(route, with_version(200, body))
+    }
+
+    /// The routes requested, in order.
+    fn log(&self) -> Vec<String> {
+        self.sent.borrow().iter().map(route).collect()
+    }
+
+    fn clear_log(&self) {
+        self.sent.borrow_mut().clear();
+    }
+}
+
+fn route(req: &Request) -> String {
+    format!("{} {}", req.method, req.url.strip_prefix(API).unwrap_or(&req.url))
+}
+
+impl Transport for Jira {
+    fn send(&self, req: Request) -> Result<Response, PluginError> {
+        let key = route(&req);
+        self.sent.borrow_mut().push(req);
+        let mut routes = self.routes.borrow_mut();
+        Ok(match routes.get_mut(&key) {
+            Some(list) if list.len() > 1 => list.remove(0),
+            Some(list) => list[0].clone(),
+            None => error(404, "ILLEGAL_ARGUMENT", &format!("no route {key}")),
+        })
+    }
+}
+
+const USERS: &str = "POST /search?entity-type=user&start-index=0&max-results=-1&expand=user,attributes";
+const GROUPS: &str = "POST /search?entity-type=group&start-index=0&max-results=-1&expand=group";
+
+const USER_LIST: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<users expand="user">
+  <user name="alice" expand="attributes">
+    <link rel="self" href="https://jira.test/jira/rest/usermanagement/1/user?username=alice"/>
+    <first-name>Alice</first-name><last-name>Liddell</last-name><display-name>Alice Liddell</display-name>
+    <email>alice@example.com</email><password><link rel="edit" href="x"/></password><active>true</active>
+    <attributes><attribute name="team"><values><value>core</value><value>web</value></values></attribute></attributes>
+    <key>JIRAUSER10100</key>
+  </user>
+  <user name="bob"><display-name>Bob</display-name><email>bob@example.com</email><active>false</active><key>JIRAUSER10200</key></user>
+  <user name="Carol"><email>carol@example.com</email><active>true</active></user>
+  <user name="erin"><active>true</active></user>
+</users>"#;
+
+const GROUP_LIST: &str = r#"<groups expand="group">
+  <group name="Developers"><description>People who write code</description><type>GROUP</type><active>true</active></group>
+  <group name="jira-users"><type>GROUP</type><active>true</active></group>
+  <group name="Admins"><type>GROUP</type><active>false</active></group>
+  <group name="developers"><type>GROUP</type><active>true</active></group>
+</groups>"#;
+
+const MEMBERSHIPS: &str = r#"<memberships>
+ <membership group="Developers">
+  <users><user name="alice"/><user name="CAROL"/></users>
+  <groups><group name="Admins"/></groups>
+ </membership>
+ <membership group="jira-users">
+  <users><user name="alice"/><user name="bob"/><user name="ghost"/></users>
+  <groups><group name="developers"/></groups>
+ </membership>
+ <membership group="unknown-group"><users><user name="alice"/></users></membership>
+ <membership group="Admins"><users><user name="bob"/></users><groups/></membership>
+</memberships>"#;
+
+/// The directory above: four users (two with Jira keys), three groups (one listed twice in
+/// another case), Admins nested in Developers, Developers nested in jira-users.
+fn jira() -> Jira {
+    let j = Jira::default();
+    j.ok(
+        "GET /event",
+        r#"<events newEventToken="T1" incrementalSynchronisationAvailable="true"/>"#,
+    )
+    .ok(USERS, USER_LIST)
+    .ok(GROUPS, GROUP_LIST)
+    .ok("GET /group/membership", MEMBERSHIPS);
+    j
+}
+
+fn fetch(j: &Jira, settings: &str, cursor: Option<&str>, delta: Option<&str>) -> Result<Page, PluginError> {
+    roster_sdk::idp::fetch::<Crowd>(settings, cursor, delta, j)
+}
+
+/// Every page of a fetch, merged: the records and the last page's token.
+fn fetch_all(j: &Jira, settings: &str, delta: Option<&str>) -> Result<Page, PluginError> {
+    let mut all = Page::empty();
+    let mut cursor: Option<String> = None;
+    loop {
+        let p = fetch(j, settings, cursor.as_deref(), delta)?;
+        all.users.extend(p.users);
+        all.groups.extend(p.groups);
+        all.memberships.extend(p.memberships);
+        all.removed_memberships.extend(p.removed_memberships);
+        all.removed_users.extend(p.removed_users);
+        all.removed_groups.extend(p.removed_groups);
+        all.total_hint = p.total_hint;
+        match p.next {
+            Some(next) => cursor = Some(next),
+            None => {
+                all.delta_token = p.delta_token;
+                return Ok(all);
+            }
+        }
+    }
+}
+
+fn links(ms: &[Membership]) -> Vec<(String, String, bool)> {
+    let mut v: Vec<_> = ms
+        .iter()
+        .map(|m| (m.group_id.clone(), m.member_id.clone(), m.member_is_group))
+        .collect();
+    v.sort();
+    v
+}
+
+fn l(g: &str, m: &str, is_group: bool) -> (String, String, bool) {
+    (g.to_string(), m.to_string(), is_group)
+}
+
+fn ids<T>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|x| id(x).to_string()).collect()
+}
+
+fn removed(items: &[Removal]) -> Vec<String> {
+    assert!(items.iter().all(|r| r.kind == RemovalKind::Deleted));
+    ids(items, |r| &r.id)
+}
+
+/// Compares errors by variant and message (the generated type has no `PartialEq`).
+fn same(a: PluginError, b: PluginError) {
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn full_links() -> Vec<(String, String, bool)> {
+    vec![
+        l("admins", "JIRAUSER10200", false),
+        l("developers", "Carol", false),
+        l("developers", "JIRAUSER10100", false),
+        l("developers", "admins", true),
+        l("jira-users", "JIRAUSER10100", false),
+        l("jira-users", "JIRAUSER10200", false),
+        l("jira-users", "developers", true),
+    ]
+}
+
+#[test]
+fn a_full_fetch_reads_every_user_group_and_direct_membership_as_atlassian_s_client_asks() {
+    let j = jira();
+    let page = fetch_all(&j, SETTINGS, None).unwrap();
+    assert_eq!(
+        j.log(),
+        vec!["GET /event", USERS, GROUPS, "GET /group/membership"],
+        "the token first, then one request per listing"
+    );
+    for req in j.sent.borrow().iter() {
+        assert_eq!(
+            header(req, "authorization"),
+            Some("Basic roster:{{secret:application_password}}")
+        );
+        assert_eq!(header(req, "accept"), Some("application/xml"));
+        assert_eq!(header(req, "x-atlassian-token"), Some("no-check"));
+    }
+    let search = &j.sent.borrow()[1];
+    assert_eq!(header(search, "content-type"), Some("application/xml; charset=UTF-8"));
+    assert!(String::from_utf8_lossy(search.body.as_deref().unwrap()).ends_with("<null-search-restriction/>"));
+
+    let alice = &page.users[0];
+    assert_eq!(
+        (
+            alice.id.as_str(),
+            alice.username.as_str(),
+            alice.email.as_deref(),
+            alice.display_name.as_deref(),
+            alice.active
+        ),
+        (
+            "JIRAUSER10100",
+            "alice",
+            Some("alice@example.com"),
+            Some("Alice Liddell"),
+            true
+        )
+    );
+    let attrs: Vec<(&str, &str)> = alice.attributes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(
+        attrs,
+        vec![
+            ("first-name", "Alice"),
+            ("last-name", "Liddell"),
+            ("key", "JIRAUSER10100"),
+            ("team", "core"),
+            ("team", "web")
+        ]
+    );
+    assert_eq!(
+        ids(&page.users, |u| &u.id),
+        vec!["JIRAUSER10100", "JIRAUSER10200", "Carol", "erin"]
+    );
+    assert_eq!(
+        page.users.iter().map(|u| u.active).collect::<Vec<_>>(),
+        vec![true, false, true, true]
+    );
+    // "developers" is "Developers" again to Crowd: listed once; Admins kept though inactive.
+    assert_eq!(ids(&page.groups, |g| &g.id), vec!["developers", "jira-users", "admins"]);
+    assert_eq!(page.groups[0].name, "Developers");
+    assert_eq!(page.groups[0].description.as_deref(), Some("People who write code"));
+    assert_eq!(
+        page.groups[2].attributes,
+        vec![("active".to_string(), "false".to_string())]
+    );
+    // Names are matched case-insensitively; a ghost user and an unknown group are skipped.
+    assert_eq!(links(&page.memberships), full_links());
+    assert_eq!(page.total_hint, Some(7));
+    let token = page.delta_token.unwrap();
+    assert!(token.contains(r#""token":"T1""#), "{token}");
+    assert!(
+        token.contains(r#""alice":"JIRAUSER10100""#) && token.contains(r#""carol":"Carol""#),
+        "{token}"
+    );
+    assert!(
+        !token.contains(r#""erin""#),
+        "a lower-case name without a key needs no entry: {token}"
+    );
+}
+
+#[test]
+fn without_nested_groups_only_users_are_members() {
+    let j = jira();
+    let settings = SETTINGS.replace('}', r#","use_nested_groups":false}"#);
+    let page = fetch_all(&j, &settings, None).unwrap();
+    let users_only: Vec<_> = full_links().into_iter().filter(|(_, _, g)| !g).collect();
+    assert_eq!(links(&page.memberships), users_only);
+}
+
+#[test]
+fn a_server_without_the_membership_document_is_read_group_by_group() {
+    let j = jira();
+    j.routes.borrow_mut().remove("GET /group/membership");
+    j.on("GET /group/membership", with_version(404, ""))
+        .ok(
+            "GET /group/user/direct?groupname=Admins&start-index=0&max-results=-1",
+            r#"<users><user name="bob"><link rel="self" href="x"/></user></users>"#,
+        )
+        .ok(
+            "GET /group/child-group/direct?groupname=Admins&start-index=0&max-results=-1",
+            "<groups/>",
+        )
+        .ok(
+            "GET /group/user/direct?groupname=Developers&start-index=0&max-results=-1",
+            r#"<users><user name="alice"/><user name="CAROL"/></users>"#,
+        )
+        .ok(
+            "GET /group/child-group/direct?groupname=Developers&start-index=0&max-results=-1",
+            r#"<groups><group name="Admins"/></groups>"#,
+        )
+        .ok(
+            "GET /group/user/direct?groupname=jira-users&start-index=0&max-results=-1",
+            r#"<users><user name="alice"/><user name="bob"/><user name="ghost"/></users>"#,
+        )
+        .ok(
+            "GET /group/child-group/direct?groupname=jira-users&start-index=0&max-results=-1",
+            r#"<groups><group name="developers"/></groups>"#,
+        );
+    let page = fetch_all(&j, SETTINGS, None).unwrap();
+    assert_eq!(links(&page.memberships), full_links());
+    let per_group = j.log().iter().filter(|r| r.contains("/direct?")).count();
+    assert_eq!(per_group, 6, "two listings per group: {:?}", j.log());
+    assert!(page.delta_token.unwrap().contains(r#""token":"T1""#));
+
+    // Without nested groups, only the users of each group are listed.
+    j.clear_log();
+    let settings = SETTINGS.replace('}', r#","use_nested_groups":false}"#);
+    let page = fetch_all(&j, &settings, None).unwrap();
+    assert_eq!(page.memberships.iter().filter(|m| m.member_is_group).count(), 0);
+    assert_eq!(j.log().iter().filter(|r| r.contains("/child-group/")).count(), 0);
+    assert_eq!(j.log().iter().filter(|r| r.contains("/group/user/direct")).count(), 3);
+}
+
+#[test]
+fn with_a_page_size_listings_are_paged_until_a_short_page() {
+    let j = jira();
+    let users =
+        |start: u32| format!("POST /search?entity-type=user&start-index={start}&max-results=2&expand=user,attributes");
+    let groups = |start: u32| format!("POST /search?entity-type=group&start-index={start}&max-results=2&expand=group");
+    j.ok(
+        &users(0),
+        r#"<users><user name="alice"><active>true</active><key>JIRAUSER10100</key></user><user name="bob"><active>true</active><key>JIRAUSER10200</key></user></users>"#,
+    )
+    .ok(&users(2), r#"<users><user name="Carol"><active>true</active></user></users>"#)
+    .ok(
+        &groups(0),
+        r#"<groups><group name="Developers"><active>true</active></group><group name="jira-users"><active>true</active></group></groups>"#,
+    )
+    .ok(&groups(2), r#"<groups><group name="Admins"><active>true</active></group></groups>"#);
+    let settings = SETTINGS.replace('}', r#","page_size":2}"#);
+    let page = fetch_all(&j, &settings, None).unwrap();
+    assert_eq!(
+        j.log(),
+        vec![
+            "GET /event".to_string(),
+            users(0),
+            users(2),
+            groups(0),
+            groups(2),
+            "GET /group/membership".into()
+        ]
+    );
+    assert_eq!(
+        ids(&page.users, |u| &u.id),
+        vec!["JIRAUSER10100", "JIRAUSER10200", "Carol"]
+    );
+    assert_eq!(page.groups.len(), 3);
+    assert_eq!(links(&page.memberships), full_links());
+}
+
+#[test]
+fn an_answer_without_the_crowd_header_is_not_a_crowd_rest_service() {
+    let j = Jira::default();
+    j.on(
+        "GET /event",
+        Response {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/html".into())],
+            body: b"<html>Welcome to nginx</html>".to_vec(),
+        },
+    );
+    let err = fetch(&j, SETTINGS, None, None).unwrap_err();
+    same(
+        err,
+        PluginError::Config(format!(
+            "{API}/event is not a Crowd REST service (no X-Embedded-Crowd-Version header): check server_url — it is the Jira or Crowd base URL, e.g. https://jira.example.com or https://jira.example.com/jira"
+        )),
+    );
+    // The header is checked before the status: a 401 without it is not a password problem.
+    let j = Jira::default();
+    j.on(
+        "GET /event",
+        Response {
+            status: 401,
+            headers: vec![],
+            body: b"Unauthorized".to_vec(),
+        },
+    );
+    assert!(
+        matches!(fetch(&j, SETTINGS, None, None), Err(PluginError::Config(m)) if m.contains("not a Crowd REST service"))
+    );
+}
+
+#[test]
+fn refusals_name_what_to_fix() {
+    let cases: Vec<(Response, PluginError)> = vec![
+        (
+            Response {
+                headers: vec![
+                    ("X-Embedded-Crowd-Version".into(), "Jira/9.12.1".into()),
+                    ("WWW-Authenticate".into(), "BASIC realm=\"Crowd REST Service\"".into()),
+                ],
+                ..with_version(401, "Application failed to authenticate")
+            },
+            PluginError::Auth(
+                "Jira refused application 'roster': wrong application name or password (Jira: User management → Jira user server; Crowd: Applications) (search users (POST /search))".into(),
+            ),
+        ),
+        (
+            with_version(
+                403,
+                r#"<html><body><h1>HTTP Status 403 - Client with address &quot;203.0.113.9&quot; is forbidden from making requests to the application, roster.</h1></body></html>"#,
+            ),
+            PluginError::Auth(
+                "Jira refuses requests from 203.0.113.9: add 203.0.113.9 (or its range) to the application's IP addresses (Jira: User management → Jira user server → application 'roster'; Crowd: Applications → 'roster' → Remote addresses) (search users (POST /search))".into(),
+            ),
+        ),
+        (
+            error(403, "APPLICATION_PERMISSION_DENIED", "Application roster may not search users"),
+            PluginError::Auth(
+                "no permission: Jira refused application 'roster' to search users (POST /search) (APPLICATION_PERMISSION_DENIED: Application roster may not search users)".into(),
+            ),
+        ),
+    ];
+    for (resp, expected) in cases {
+        let j = Jira::default();
+        j.on(
+            "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
+            resp,
+        );
+        same(roster_sdk::idp::check::<Crowd>(SETTINGS, &j).unwrap_err(), expected);
+    }
+    // A proxy's 503 while Jira restarts is retried, not a wrong URL.
+    let j = Jira::default();
+    j.on(
+        "GET /event",
+        Response {
+            status: 503,
+            headers: vec![],
+            body: b"Service Unavailable".to_vec(),
+        },
+    );
+    assert!(matches!(fetch(&j, SETTINGS, None, None), Err(PluginError::Transient(m)) if m.contains("proxy")));
+    // Other errors quote Crowd's reason; 5xx is transient.
+    let j = jira();
+    j.routes.borrow_mut().remove(USERS);
+    j.on(USERS, error(500, "OPERATION_FAILED", "database gone"));
+    same(
+        fetch(&j, SETTINGS, None, None).unwrap_err(),
+        PluginError::Transient(
+            "list users (POST /search?entity-type=user): Jira answered 500 OPERATION_FAILED: database gone".into(),
+        ),
+    );
+}
+
+#[test]
+fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token() {
+    let j = Jira::default();
+    j.ok(
+        "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
+        "<users/>",
+    )
+    .ok("GET /event", r#"<events incrementalSynchronisationAvailable="false"/>"#);
+    roster_sdk::idp::check::<Crowd>(SETTINGS, &j).unwrap();
+    let sent = j.sent.borrow();
+    let body = String::from_utf8_lossy(sent[0].body.as_deref().unwrap()).into_owned();
+    assert!(
+        body.contains("<property-search-restriction><property><name>name</name><type>STRING</type></property><match-mode>NULL</match-mode></property-search-restriction>"),
+        "{body}"
+    );
+    assert_eq!(sent.len(), 2);
+    drop(sent);
+    // Without incremental synchronisation, no event request.
+    let j = Jira::default();
+    j.ok(
+        "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
+        "<users/>",
+    );
+    let settings = SETTINGS.replace('}', r#","use_incremental_sync":false}"#);
+    roster_sdk::idp::check::<Crowd>(&settings, &j).unwrap();
+    assert_eq!(j.log().len(), 1);
+    // A search answer that is not a user list is not a working server.
+    let j = Jira::default();
+    j.ok(
+        "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
+        "<html/>",
+    );
+    assert!(
+        matches!(roster_sdk::idp::check::<Crowd>(SETTINGS, &j), Err(PluginError::Fatal(m)) if m.contains("<html>"))
+    );
+}
+
+#[test]
+fn a_cut_off_answer_fails_the_fetch_and_nothing_completes() {
+    let j = jira();
+    j.routes.borrow_mut().remove(USERS);
+    j.ok(USERS, &USER_LIST[..USER_LIST.len() / 2]);
+    let err = fetch(&j, SETTINGS, None, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Transient(m) if m.starts_with("list users (POST /search?entity-type=user): the answer is not complete XML")),
+        "{err:?}"
+    );
+    // Cut off at the membership document, after users and groups were read: the records read
+    // come back for the host's retry, but the fetch never completes, so nothing is applied.
+    let j = jira();
+    j.routes.borrow_mut().remove("GET /group/membership");
+    j.ok("GET /group/membership", &MEMBERSHIPS[..MEMBERSHIPS.len() - 20]);
+    let first = fetch(&j, SETTINGS, None, None).unwrap();
+    assert!(first.next.is_some() && first.delta_token.is_none());
+    let again = fetch(&j, SETTINGS, first.next.as_deref(), None).unwrap_err();
+    assert!(
+        matches!(&again, PluginError::Transient(m) if m.contains("GET /group/membership")),
+        "{again:?}"
+    );
+}
+
+/// The token of a full fetch of [`jira`].
+fn full_token(j: &Jira, settings: &str) -> String {
+    fetch_all(j, settings, None).unwrap().delta_token.unwrap()
+}
+
+const EVENTS: &str = r#"<events newEventToken="T2">
+  <userEvent><operation>CREATED</operation>
+    <user name="dave"><display-name>Dave</display-name><active>true</active><key>JIRAUSER10300</key>
+      <attributes><attribute name="team"><values><value>qa</value></values></attribute></attributes></user>
+    <storedAttributes/><deletedAttributes/></userEvent>
+  <userEvent><operation>UPDATED</operation>
+    <user name="alice.smith"><email>alice@example.com</email><active>true</active><key>JIRAUSER10100</key></user></userEvent>
+  <userEvent><operation>DELETED</operation><user name="bob"/></userEvent>
+  <userEvent><operation>CREATED</operation>
+    <user name="robert"><display-name>Robert</display-name><active>true</active><key>JIRAUSER10200</key><attributes/></user></userEvent>
+  <userEvent><operation>DELETED</operation><user name="Carol"/></userEvent>
+  <groupEvent><operation>CREATED</operation><group name="QA"><description>Testers</description><active>true</active></group></groupEvent>
+  <groupEvent><operation>DELETED</operation><group name="Admins"/></groupEvent>
+  <userMembershipEvent><operation>CREATED</operation><childUser name="dave"/>
+    <parentGroups><group name="QA"/><group name="jira-users"/></parentGroups></userMembershipEvent>
+  <userMembershipEvent><operation>DELETED</operation><childUser name="alice.smith"/>
+    <parentGroups><group name="jira-users"/></parentGroups></userMembershipEvent>
+  <userMembershipEvent><operation>UPDATED</operation><childUser name="robert"/>
+    <parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>
+  <userMembershipEvent><operation>CREATED</operation><childUser name="erin"/>
+    <parentGroups><group name="developers"/></parentGroups></userMembershipEvent>
+  <groupMembershipEvent><operation>UPDATED</operation><group name="QA"/>
+    <parentGroups><group name="jira-users"/></parentGroups><childGroups/></groupMembershipEvent>
+  <userMembershipEvent><operation>CREATED</operation><childUser name="dave"/>
+    <parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>
+  <userMembershipEvent><operation>DELETED</operation><childUser name="dave"/>
+    <parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>
+  <userMembershipEvent><operation>CREATED</operation><childUser name="Carol"/>
+    <parentGroups><group name="QA"/></parentGroups></userMembershipEvent>
+</events>"#;
+
+#[test]
+fn an_incremental_fetch_applies_the_events_as_one_net_change_per_object() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    j.clear_log();
+    j.ok("GET /event/T1", EVENTS)
+        .ok(
+            "GET /user?username=alice.smith&expand=attributes",
+            r#"<user name="alice.smith"><first-name>Alice</first-name><last-name>Smith</last-name><email>alice@example.com</email><active>true</active><key>JIRAUSER10100</key>
+               <attributes><attribute name="team"><values><value>core</value></values></attribute></attributes></user>"#,
+        )
+        .ok(
+            "GET /user?username=erin&expand=attributes",
+            r#"<user name="erin"><active>true</active></user>"#,
+        );
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(
+        j.log(),
+        vec![
+            "GET /event/T1",
+            "GET /user?username=erin&expand=attributes",
+            "GET /user?username=alice.smith&expand=attributes",
+        ],
+        "one request for the events, one per user the events leave incomplete or unknown"
+    );
+    // Both forms of a rename end as one record under the key, and no removal.
+    assert_eq!(
+        ids(&page.users, |u| &u.id),
+        vec!["JIRAUSER10100", "JIRAUSER10200", "JIRAUSER10300"]
+    );
+    assert_eq!(ids(&page.users, |u| &u.username), vec!["alice.smith", "robert", "dave"]);
+    assert!(page.users[0].attributes.contains(&("last-name".into(), "Smith".into())));
+    assert!(page.users[2].attributes.contains(&("team".into(), "qa".into())));
+    assert_eq!(removed(&page.removed_users), vec!["Carol"]);
+    assert_eq!(ids(&page.groups, |g| &g.id), vec!["qa"]);
+    assert_eq!(removed(&page.removed_groups), vec!["admins"]);
+    assert_eq!(
+        links(&page.memberships),
+        vec![
+            l("developers", "JIRAUSER10200", false),
+            l("developers", "erin", false),
+            l("jira-users", "JIRAUSER10300", false),
+            l("jira-users", "qa", true),
+            l("qa", "JIRAUSER10300", false),
+        ]
+    );
+    assert_eq!(
+        links(&page.removed_memberships),
+        vec![
+            l("developers", "JIRAUSER10300", false),
+            l("developers", "qa", true),
+            l("jira-users", "JIRAUSER10100", false),
+            l("jira-users", "JIRAUSER10200", false),
+            l("qa", "JIRAUSER10200", false),
+            l("qa", "developers", true),
+            l("qa", "jira-users", true),
+            l("qa", "qa", true),
+        ]
+    );
+    let next = page.delta_token.unwrap();
+    assert!(next.contains(r#""token":"T2""#), "{next}");
+    assert!(
+        next.contains(r#""alice.smith":"JIRAUSER10100""#) && next.contains(r#""robert":"JIRAUSER10200""#),
+        "{next}"
+    );
+    assert!(!next.contains(r#""bob""#) && !next.contains(r#""carol""#), "{next}");
+    assert!(next.contains(r#""groups":["developers","jira-users","qa"]"#), "{next}");
+}
+
+#[test]
+fn a_rename_told_as_created_then_deleted_keeps_the_user() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2">
+          <userEvent><operation>CREATED</operation><user name="bobby"><active>true</active><key>JIRAUSER10200</key><attributes/></user></userEvent>
+          <userEvent><operation>DELETED</operation><user name="bob"/></userEvent>
+          <userMembershipEvent><operation>CREATED</operation><childUser name="bobby"/><parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>
+        </events>"#,
+    );
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(ids(&page.users, |u| &u.username), vec!["bobby"]);
+    assert_eq!(page.users[0].id, "JIRAUSER10200");
+    assert!(page.removed_users.is_empty(), "{:?}", page.removed_users);
+    assert_eq!(links(&page.memberships), vec![l("developers", "JIRAUSER10200", false)]);
+    assert!(page.removed_memberships.is_empty());
+}
+
+#[test]
+fn a_membership_event_for_an_unknown_name_costs_one_lookup_and_a_missing_user_is_skipped() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    j.clear_log();
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2">
+          <userMembershipEvent><operation>CREATED</operation><childUser name="frank"/><parentGroups><group name="QA-less"/><group name="jira-users"/></parentGroups></userMembershipEvent>
+          <userMembershipEvent><operation>CREATED</operation><childUser name="Frank"/><parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>
+          <userMembershipEvent><operation>CREATED</operation><childUser name="nobody"/><parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>
+        </events>"#,
+    )
+    .ok(
+        "GET /user?username=frank&expand=attributes",
+        r#"<user name="frank"><active>true</active><key>JIRAUSER10500</key></user>"#,
+    )
+    .on("GET /user?username=nobody&expand=attributes", error(404, "USER_NOT_FOUND", "User <nobody> does not exist"));
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(
+        j.log(),
+        vec![
+            "GET /event/T1",
+            "GET /user?username=frank&expand=attributes",
+            "GET /user?username=nobody&expand=attributes"
+        ]
+    );
+    // A group Roster does not know is not given members.
+    assert_eq!(
+        links(&page.memberships),
+        vec![
+            l("developers", "JIRAUSER10500", false),
+            l("jira-users", "JIRAUSER10500", false)
+        ]
+    );
+}
+
+#[test]
+fn a_token_the_server_refuses_or_cannot_have_asks_for_a_full_fetch_saying_why() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    let expired_with = |resp: Response, fragment: &str| {
+        let j = jira();
+        j.on("GET /event/T1", resp);
+        match fetch(&j, SETTINGS, None, Some(&token)) {
+            Err(PluginError::ExpiredDelta(m)) => assert!(m.contains(fragment), "{fragment}: {m}"),
+            other => panic!("{fragment}: {other:?}"),
+        }
+    };
+    expired_with(
+        error(410, "EVENT_TOKEN_EXPIRED", "Event token T1 has expired"),
+        "the server no longer knows the event token (EVENT_TOKEN_EXPIRED: Event token T1 has expired)",
+    );
+    expired_with(
+        error(
+            400,
+            "INCREMENTAL_SYNC_NOT_AVAILABLE",
+            "Incremental synchronisation is not available",
+        ),
+        "not available (INCREMENTAL_SYNC_NOT_AVAILABLE",
+    );
+    expired_with(with_version(404, ""), "answered 404");
+    expired_with(
+        with_version(200, r#"<events incrementalSynchronisationAvailable="false"/>"#),
+        "incrementalSynchronisationAvailable=false",
+    );
+
+    // A server that said at the full fetch it has no incremental synchronisation.
+    let j = jira();
+    j.routes.borrow_mut().remove("GET /event");
+    j.ok("GET /event", r#"<events incrementalSynchronisationAvailable="false"/>"#);
+    let no_token = full_token(&j, SETTINGS);
+    j.clear_log();
+    let err = fetch(&j, SETTINGS, None, Some(&no_token)).unwrap_err();
+    same(
+        err,
+        PluginError::ExpiredDelta(
+            "Jira says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
+        ),
+    );
+    assert!(j.log().is_empty(), "nothing to ask the server");
+    // Turned off after the full fetch, or off during it.
+    let off = SETTINGS.replace('}', r#","use_incremental_sync":false}"#);
+    same(
+        fetch(&j, &off, None, Some(&token)).unwrap_err(),
+        PluginError::ExpiredDelta("use_incremental_sync is off".into()),
+    );
+    let j = jira();
+    let off_token = full_token(&j, &off);
+    assert!(!j.log().contains(&"GET /event".to_string()));
+    same(
+        fetch(&j, SETTINGS, None, Some(&off_token)).unwrap_err(),
+        PluginError::ExpiredDelta("use_incremental_sync is off".into()),
+    );
+}
+
+#[test]
+fn a_token_from_other_scope_settings_is_expired_and_from_a_new_page_size_is_not() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    j.ok("GET /event/T1", r#"<events newEventToken="T2"/>"#);
+    let paged = SETTINGS.replace('}', r#","page_size":100,"sync_interval_minutes":5}"#);
+    assert!(fetch(&j, &paged, None, Some(&token)).is_ok());
+    for changed in [r#","use_nested_groups":false}"#, r#","user_attributes":false}"#] {
+        let err = fetch(&j, &SETTINGS.replace('}', changed), None, Some(&token)).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::ExpiredDelta(m) if m.contains("scope or attributes changed")),
+            "{changed}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn the_event_token_travels_as_one_path_segment() {
+    let j = jira();
+    j.routes.borrow_mut().remove("GET /event");
+    j.ok(
+        "GET /event",
+        r#"<events newEventToken="1234:5/6 7" incrementalSynchronisationAvailable="true"/>"#,
+    );
+    let token = full_token(&j, SETTINGS);
+    j.clear_log();
+    j.ok("GET /event/1234%3A5%2F6%207", r#"<events newEventToken="next"/>"#);
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(j.log(), vec!["GET /event/1234%3A5%2F6%207"]);
+    assert!(page.delta_token.unwrap().contains(r#""token":"next""#));
+}
