@@ -12,6 +12,7 @@ mod cli;
 mod contract_graph;
 mod contract_prism;
 mod crash;
+mod crowd;
 mod entra;
 mod faults;
 mod guard;

@@ -1,0 +1,132 @@
+//! A Jira test world: the Jira/Crowd user-server simulator with Roster's application, the
+//! Bitbucket simulator, the `crowd` plugin, a store, and engines built from a configuration an
+//! administrator would write.
+
+use std::sync::Arc;
+
+use roster_directory::{CheckReport, FetchMode, FetchReport};
+use roster_model::Quiet;
+use roster_serve::Config;
+use roster_serve::{RunReport, Runner, SyncOptions};
+use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::crowd::{CrowdSim, CrowdState, Product};
+use roster_sim::directory::Directory;
+use roster_sim::scenario::{CrowdSource, crowd_source_config};
+use roster_store::Store;
+use roster_store::crypto::Key;
+
+use super::TestRuntime;
+
+/// The application Roster signs in as (Jira: User management → Jira user server).
+pub const APP: &str = "roster";
+/// Its password.
+pub const PASSWORD: &str = "app-password-7f3e9c";
+
+/// A Jira user server holding `d` (user keys are the directory's ids), with Roster's
+/// application allowed from the loopback range the tests connect from.
+pub fn jira(d: &Directory) -> CrowdState {
+    let mut s = CrowdState::from_directory(d, Product::Jira);
+    s.add_application(APP, PASSWORD, &["127.0.0.0/8", "::1"]);
+    s
+}
+
+pub struct CrowdWorld {
+    pub crowd: CrowdSim,
+    pub bb: BitbucketSim,
+    pub rt: TestRuntime,
+    pub store: Arc<Store>,
+    /// The source as configured; tests change its settings between runs.
+    pub source: CrowdSource,
+    /// Extra lines for `[target]`.
+    pub target_extra: String,
+}
+
+impl CrowdWorld {
+    pub async fn new(crowd: CrowdState, bb: BbState) -> CrowdWorld {
+        let rt = TestRuntime::new(&[("crowd", "crowd.wasm")]).await;
+        let crowd = CrowdSim::start(crowd).await;
+        let bb = BitbucketSim::start(bb).await;
+        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([5; 32])).unwrap());
+        let source = CrowdSource {
+            server_url: crowd.url(),
+            application: APP.into(),
+            password: PASSWORD.into(),
+            ..CrowdSource::default()
+        };
+        CrowdWorld {
+            crowd,
+            bb,
+            rt,
+            store,
+            source,
+            target_extra: String::new(),
+        }
+    }
+
+    pub fn config_text(&self) -> String {
+        crowd_source_config(&self.source, &self.bb.url(), &self.target_extra)
+    }
+
+    pub fn runner(&self) -> Runner {
+        let config = Config::parse(&self.config_text(), self.rt.dir.path(), &super::kinds()).unwrap();
+        Runner::new(self.store.clone(), self.rt.runtime.clone(), config, &super::kinds()).unwrap()
+    }
+
+    async fn run(&self, fetch: FetchMode) -> RunReport {
+        let opts = SyncOptions {
+            fetch,
+            trigger: roster_model::Trigger::Cli,
+            actor: "test".into(),
+            ..SyncOptions::default()
+        };
+        self.runner().sync(&opts, &Quiet).await.unwrap()
+    }
+
+    /// A full sync.
+    pub async fn sync(&self) -> RunReport {
+        self.run(FetchMode::Full).await
+    }
+
+    /// An incremental sync (event tokens).
+    pub async fn sync_incremental(&self) -> RunReport {
+        self.run(FetchMode::Incremental).await
+    }
+
+    /// The connector's `check`.
+    pub async fn check(&self) -> CheckReport {
+        self.runner().check(&[]).await.unwrap().remove(0)
+    }
+
+    pub fn bb_writes(&self) -> u64 {
+        self.bb.lock().writes
+    }
+
+    /// Requests the Jira simulator answered since the last call, in order, as `METHOD /path`
+    /// below `/rest/usermanagement/1` without the query (`GET /event/…` is `GET /event/{token}`).
+    pub fn take_crowd_requests(&self) -> Vec<String> {
+        let log = self.crowd.log();
+        let entries = log.entries();
+        log.clear();
+        entries
+            .into_iter()
+            .map(|l| {
+                let path = l.target.split('?').next().unwrap_or_default();
+                let path = path.strip_prefix("/rest/usermanagement/1").unwrap_or(path);
+                let path = match path.strip_prefix("/event/") {
+                    Some(_) => "/event/{token}",
+                    None => path,
+                };
+                format!("{} {path}", l.method)
+            })
+            .collect()
+    }
+}
+
+/// The run's report for the jira source's fetch.
+pub fn fetch_of(r: &RunReport) -> &FetchReport {
+    r.summary
+        .fetch
+        .iter()
+        .find(|f| f.source == "jira")
+        .expect("the run fetched the jira source")
+}
