@@ -1,0 +1,159 @@
+//! Jira/Crowd connector benchmarks against the user-server simulator; prints the Markdown kept
+//! in BENCHMARKS.md.
+//!
+//! `cargo bench -p roster --bench crowd` (release). Roster runs as its own process (`roster
+//! fetch --json`: fetch into the mirror, no plan) so its peak RSS is its own; the simulator
+//! runs in this process. `ROSTER_BENCH_ONLY=full,delta,per-group` picks scenarios.
+#![allow(missing_docs)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::crowd::{CrowdSim, CrowdState, Product};
+use roster_sim::directory::Directory;
+use roster_sim::scenario::{CrowdSource, crowd_source_config};
+
+const APP: &str = "roster";
+const PASSWORD: &str = "bench-password";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    crowd: CrowdSim,
+    _bb: BitbucketSim,
+}
+
+async fn setup(d: &Directory, membership: Membership) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(common::component("crowd"), plugins.join("crowd.wasm")).unwrap();
+    let mut state = CrowdState::from_directory(d, Product::Jira);
+    state.add_application(APP, PASSWORD, &["127.0.0.0/8"]);
+    if membership == Membership::PerGroup {
+        state.without_membership_document();
+    }
+    let crowd = CrowdSim::start(state).await;
+    let bb = BitbucketSim::start(BbState::new()).await;
+    let source = CrowdSource {
+        server_url: crowd.url(),
+        application: APP.into(),
+        password: PASSWORD.into(),
+        source: "budget = { per_second = 1000000, burst = 1000 }".into(),
+        ..CrowdSource::default()
+    };
+    std::fs::write(
+        dir.path().join("roster.toml"),
+        crowd_source_config(&source, &bb.url(), ""),
+    )
+    .unwrap();
+    Setup { dir, crowd, _bb: bb }
+}
+
+/// How the server gives memberships.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    /// One `/group/membership` document (Crowd REST 1.1 and later).
+    Document,
+    /// 404 on the document: two listings per group, as older servers make clients do.
+    PerGroup,
+}
+
+struct Outcome {
+    wall: Duration,
+    calls: u64,
+    report: serde_json::Value,
+}
+
+async fn fetch(s: &Setup, extra: &'static [&'static str]) -> Outcome {
+    let data: PathBuf = s.dir.path().to_path_buf();
+    let before = s.crowd.lock().calls();
+    let args: Vec<&str> = std::iter::once("fetch").chain(extra.iter().copied()).collect();
+    let (wall, report) = tokio::task::spawn_blocking(move || common::roster_json(&data, &args))
+        .await
+        .unwrap();
+    let calls = s.crowd.lock().calls() - before;
+    Outcome { wall, calls, report }
+}
+
+/// Changes `n` users from the `from`-th on, the way a working day does: display names, a group
+/// joined, a group left, a user removed.
+fn change(s: &Setup, d: &Directory, from: usize, n: usize) {
+    let mut c = s.crowd.lock();
+    for (i, u) in d.users.iter().enumerate().skip(from).take(n) {
+        match i % 10 {
+            0..=5 => c.update_user(&u.username, |x| x.display_name = format!("Changed {i}")),
+            6 | 7 => c.add_user_to_group(&u.username, &d.groups[(i * 7 + 1) % d.groups.len()].name),
+            8 => {
+                if let Some(g) = c.user_groups(&u.username).first().cloned() {
+                    c.remove_user_from_group(&u.username, &g);
+                }
+            }
+            _ => c.remove_user(&u.username),
+        }
+    }
+}
+
+fn row(name: &str, d: &Directory, o: &Outcome, floor: u64) {
+    let f = &o.report["summary"]["fetch"][0];
+    let rss = o.report["summary"]["peak_rss_mib"].as_f64().unwrap_or(0.0);
+    println!(
+        "| {name} | {} users, {} groups, {} memberships | {} | {:.2} s | {} | {:.2} | {} pages, {} users, {} groups, {} memberships, {} removals | {:.0} MiB | connector {:.2} s, store {:.2} s |",
+        d.users.len(),
+        d.groups.len(),
+        d.memberships.len(),
+        f["mode"].as_str().unwrap_or("?"),
+        o.wall.as_secs_f64(),
+        o.calls,
+        o.calls as f64 / floor as f64,
+        f["pages"],
+        f["users"],
+        f["groups"],
+        f["memberships"],
+        f["removals"],
+        rss,
+        f["connector_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+        f["store_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+    );
+    assert!(f["complete"].as_bool().unwrap_or(false), "{name}: {f}");
+}
+
+#[tokio::main]
+async fn main() {
+    let only = std::env::var("ROSTER_BENCH_ONLY").unwrap_or_else(|_| "full,delta,per-group".into());
+    let _ = common::plugins_out();
+    // The size Atlassian quotes for a remote Crowd directory's full synchronisation (about four
+    // minutes): 10,000 users, 1,000 groups, 200,000 direct memberships.
+    let d = Directory::generate(10_000, 1_000, 20);
+    println!(
+        "| scenario | directory | mode | wall time | Jira requests | requests ÷ floor | read | peak RSS (roster) | split |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    if only.contains("full") || only.contains("delta") {
+        let s = setup(&d, Membership::Document).await;
+        // Floor: a token, the users, the groups, the membership document.
+        let o = fetch(&s, &[]).await;
+        row("(j) full fetch", &d, &o, 4);
+        if only.contains("delta") {
+            change(&s, &d, 0, 100);
+            let o = fetch(&s, &["--incremental"]).await;
+            assert_eq!(o.report["summary"]["fetch"][0]["mode"], "incremental", "{}", o.report);
+            // Floor: the events since the token.
+            row("(k) incremental, 100 changes", &d, &o, 1);
+        }
+    }
+    if only.contains("per-group") {
+        let s = setup(&d, Membership::PerGroup).await;
+        let o = fetch(&s, &[]).await;
+        // Floor without the document: a token, users, groups, and two listings per group.
+        row(
+            "(l) full fetch, server without `/group/membership`",
+            &d,
+            &o,
+            3 + 2 * d.groups.len() as u64,
+        );
+    }
+}
