@@ -9,6 +9,7 @@ use roster_serve::service::Service;
 use roster_store::Role;
 use serde_json::Value;
 
+use super::Configured;
 use super::entra::EntraWorld;
 
 pub struct ApiWorld {

@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use roster_directory::{CheckReport, FetchMode, FetchReport};
-use roster_model::Quiet;
-use roster_serve::Config;
-use roster_serve::{RunReport, Runner, SyncOptions};
+use roster_directory::FetchReport;
+use roster_serve::RunReport;
 use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_sim::crowd::{CrowdSim, CrowdState, Product};
 use roster_sim::directory::Directory;
@@ -15,7 +13,7 @@ use roster_sim::scenario::{CrowdSource, crowd_source_config};
 use roster_store::Store;
 use roster_store::crypto::Key;
 
-use super::TestRuntime;
+use super::{Configured, TestRuntime};
 
 /// The application Roster signs in as (Jira: User management → Jira user server).
 pub const APP: &str = "roster";
@@ -41,6 +39,20 @@ pub struct CrowdWorld {
     pub target_extra: String,
 }
 
+impl Configured for CrowdWorld {
+    fn config_text(&self) -> String {
+        crowd_source_config(&self.source, &self.bb.url(), &self.target_extra)
+    }
+
+    fn test_runtime(&self) -> &TestRuntime {
+        &self.rt
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
 impl CrowdWorld {
     pub async fn new(crowd: CrowdState, bb: BbState) -> CrowdWorld {
         let rt = TestRuntime::new(&[("crowd", "crowd.wasm")]).await;
@@ -61,40 +73,6 @@ impl CrowdWorld {
             source,
             target_extra: String::new(),
         }
-    }
-
-    pub fn config_text(&self) -> String {
-        crowd_source_config(&self.source, &self.bb.url(), &self.target_extra)
-    }
-
-    pub fn runner(&self) -> Runner {
-        let config = Config::parse(&self.config_text(), self.rt.dir.path(), &super::kinds()).unwrap();
-        Runner::new(self.store.clone(), self.rt.runtime.clone(), config, &super::kinds()).unwrap()
-    }
-
-    async fn run(&self, fetch: FetchMode) -> RunReport {
-        let opts = SyncOptions {
-            fetch,
-            trigger: roster_model::Trigger::Cli,
-            actor: "test".into(),
-            ..SyncOptions::default()
-        };
-        self.runner().sync(&opts, &Quiet).await.unwrap()
-    }
-
-    /// A full sync.
-    pub async fn sync(&self) -> RunReport {
-        self.run(FetchMode::Full).await
-    }
-
-    /// An incremental sync (event tokens).
-    pub async fn sync_incremental(&self) -> RunReport {
-        self.run(FetchMode::Incremental).await
-    }
-
-    /// The connector's `check`.
-    pub async fn check(&self) -> CheckReport {
-        self.runner().check(&[]).await.unwrap().remove(0)
     }
 
     pub fn bb_writes(&self) -> u64 {

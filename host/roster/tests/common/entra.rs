@@ -4,10 +4,7 @@
 
 use std::sync::Arc;
 
-use roster_directory::{CheckReport, FetchMode};
-use roster_model::Quiet;
-use roster_serve::Config;
-use roster_serve::{RunReport, Runner, SyncOptions};
+use roster_serve::RunReport;
 use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_sim::directory::Directory;
 use roster_sim::graph::{GraphGroup, GraphSim, GraphState, GraphUser};
@@ -15,7 +12,7 @@ use roster_sim::scenario::{EntraSource, entra_source_config};
 use roster_store::Store;
 use roster_store::crypto::Key;
 
-use super::TestRuntime;
+use super::{Configured, TestRuntime};
 
 pub const TENANT: &str = "8f0e4b1c-2a3d-4e5f-9a6b-7c8d9e0f1a2b";
 pub const DOMAIN: &str = "contoso.example";
@@ -41,6 +38,20 @@ pub struct EntraWorld {
     pub target_extra: String,
 }
 
+impl Configured for EntraWorld {
+    fn config_text(&self) -> String {
+        entra_source_config(&self.source, &self.bb.url(), &self.target_extra)
+    }
+
+    fn test_runtime(&self) -> &TestRuntime {
+        &self.rt
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
 impl EntraWorld {
     pub async fn new(graph: GraphState, bb: BbState) -> EntraWorld {
         let rt = TestRuntime::new(&[("entra", "entra.wasm"), ("normalize", "normalize.wasm")]).await;
@@ -62,40 +73,6 @@ impl EntraWorld {
             source,
             target_extra: String::new(),
         }
-    }
-
-    pub fn config_text(&self) -> String {
-        entra_source_config(&self.source, &self.bb.url(), &self.target_extra)
-    }
-
-    pub fn runner(&self) -> Runner {
-        let config = Config::parse(&self.config_text(), self.rt.dir.path(), &super::kinds()).unwrap();
-        Runner::new(self.store.clone(), self.rt.runtime.clone(), config, &super::kinds()).unwrap()
-    }
-
-    async fn run(&self, fetch: FetchMode) -> RunReport {
-        let opts = SyncOptions {
-            fetch,
-            trigger: roster_model::Trigger::Cli,
-            actor: "test".into(),
-            ..SyncOptions::default()
-        };
-        self.runner().sync(&opts, &Quiet).await.unwrap()
-    }
-
-    /// A full sync.
-    pub async fn sync(&self) -> RunReport {
-        self.run(FetchMode::Full).await
-    }
-
-    /// An incremental sync (delta tokens).
-    pub async fn sync_incremental(&self) -> RunReport {
-        self.run(FetchMode::Incremental).await
-    }
-
-    /// The connector's `check`.
-    pub async fn check(&self) -> CheckReport {
-        self.runner().check(&[]).await.unwrap().remove(0)
     }
 
     pub fn bb_writes(&self) -> u64 {

@@ -79,6 +79,51 @@ pub fn component(crate_file: &str) -> PathBuf {
     p
 }
 
+/// A test world run as an administrator runs Roster: a configuration's text, read afresh for
+/// every run, over one store and one plugin runtime.
+#[allow(async_fn_in_trait)]
+pub trait Configured {
+    /// The `roster.toml` text now.
+    fn config_text(&self) -> String;
+    /// The plugin runtime (and the folder relative paths resolve from).
+    fn test_runtime(&self) -> &TestRuntime;
+    /// The store.
+    fn store(&self) -> &Arc<roster_store::Store>;
+
+    /// A runner over the configuration as it is now.
+    fn runner(&self) -> roster_serve::Runner {
+        let rt = self.test_runtime();
+        let config = roster_serve::Config::parse(&self.config_text(), rt.dir.path(), &kinds()).unwrap();
+        roster_serve::Runner::new(self.store().clone(), rt.runtime.clone(), config, &kinds()).unwrap()
+    }
+
+    /// A sync by the CLI, reading the sources as `fetch` says.
+    async fn sync_mode(&self, fetch: roster_directory::FetchMode) -> roster_serve::RunReport {
+        let opts = roster_serve::SyncOptions {
+            fetch,
+            trigger: roster_model::Trigger::Cli,
+            actor: "test".into(),
+            ..roster_serve::SyncOptions::default()
+        };
+        self.runner().sync(&opts, &roster_model::Quiet).await.unwrap()
+    }
+
+    /// A full sync.
+    async fn sync(&self) -> roster_serve::RunReport {
+        self.sync_mode(roster_directory::FetchMode::Full).await
+    }
+
+    /// An incremental sync (delta tokens).
+    async fn sync_incremental(&self) -> roster_serve::RunReport {
+        self.sync_mode(roster_directory::FetchMode::Incremental).await
+    }
+
+    /// The first source's `check`.
+    async fn check(&self) -> roster_directory::CheckReport {
+        self.runner().check(&[]).await.unwrap().remove(0)
+    }
+}
+
 /// A runtime whose plugins folder holds the given components under the given file names.
 pub struct TestRuntime {
     pub runtime: Runtime,

@@ -14,6 +14,7 @@
 
 use crate::common;
 
+use common::Configured;
 use common::entra::{EntraWorld, fetch_of, tenant};
 use common::prism::Prism;
 use common::world::bitbucket;

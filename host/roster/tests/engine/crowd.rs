@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use common::Configured;
 use common::crowd::{APP, CrowdWorld, fetch_of, jira};
 use common::world::{assert_bitbucket_matches, bitbucket, groups_of};
 use roster_sim::directory::{DirMembership, Directory};

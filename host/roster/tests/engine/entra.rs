@@ -4,6 +4,7 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
+use common::Configured;
 use common::entra::{CLIENT, EntraWorld, TENANT, app_tenant, fetch_of, tenant};
 use common::world::{assert_bitbucket_matches, bitbucket, groups_of};
 use roster_sim::directory::{DirMembership, Directory};
