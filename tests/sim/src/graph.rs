@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -41,7 +41,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::kit::clock::utc_parts;
 use crate::kit::faults::decoded_target;
 use crate::kit::ids::{b64url, guid, random_bytes};
 use crate::kit::{
@@ -1393,12 +1392,10 @@ fn pct_encode(s: &str) -> String {
 
 /// Now as `2026-01-02T03:04:05Z`.
 fn iso_now() -> String {
-    let (y, mo, d, h, mi, s) = utc_parts(SystemTime::now());
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Now as Entra writes it in token errors: `2026-01-02 03:04:05Z`.
 fn entra_now() -> String {
-    let (y, mo, d, h, mi, s) = utc_parts(SystemTime::now());
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}Z")
+    chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string()
 }

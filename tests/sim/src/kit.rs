@@ -8,7 +8,6 @@
 //! - [`paging`]: offset, keyed-cursor, `Link`-header and page-token paging, with the paging
 //!   faults built in ([`Offset`], [`keyed_page`], [`link_headers`], [`Cursor`], [`Sealer`]);
 //! - [`errors`]: the vendor's words for what the kit answers on its behalf ([`Vendor`]);
-//! - [`clock`]: calendar dates for the timestamps vendors write.
 //!
 //! A simulator keeps a [`Faults`] and a [`Throttle`] in its state (so its setters reach the
 //! running layers), implements [`Vendor`], adds the two layers and runs on [`Server`]; its
@@ -48,7 +47,6 @@
 //! # }
 //! ```
 
-pub mod clock;
 mod conn;
 pub mod errors;
 pub mod faults;

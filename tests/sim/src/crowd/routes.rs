@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use super::events;
 use super::xml::{self, GROUP_BYTES, Links, PROLOG, USER_BYTES, esc};
 use super::{App, CrowdGroup, CrowdState, CrowdUser, Stamped, lower};
-use crate::kit::clock::days_from_civil;
 use crate::kit::{Offset, PageFault};
 
 /// The representation a request asked for.
@@ -842,37 +841,13 @@ impl Restriction {
 /// epoch milliseconds.
 fn parse_date(s: &str) -> Option<i64> {
     let s = s.trim();
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let ok_seps = s.get(4..5) == Some("-") && s.get(7..8) == Some("-") && s.get(10..11) == Some("T");
-    if !ok_seps || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut millis = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.chars().take_while(char::is_ascii_digit).count();
-        millis = frac.get(..digits.min(3))?.parse::<i64>().ok()? * 10_i64.pow(3 - digits.min(3) as u32);
-        rest = &frac[digits..];
-    }
-    let offset_min = match rest {
-        "Z" | "" => 0,
-        o => {
-            let sign = match o.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let digits: String = o[1..].chars().filter(|c| *c != ':').collect();
-            if digits.len() != 4 {
-                return None;
-            }
-            sign * (digits[..2].parse::<i64>().ok()? * 60 + digits[2..].parse::<i64>().ok()?)
-        }
-    };
-    let days = days_from_civil(y, u32::try_from(mo).ok()?, u32::try_from(d).ok()?);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + millis)
+    // `%.f` takes any fraction or none; `%#z` takes `+0000`, `+00:00` and `Z`.
+    let t = chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%#z")
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc().fixed_offset())
+        })
+        .ok()?;
+    Some(t.timestamp_millis())
 }
 
 #[cfg(test)]

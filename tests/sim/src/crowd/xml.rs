@@ -5,7 +5,6 @@
 use serde_json::{Map, Value, json};
 
 use super::{CrowdGroup, CrowdUser, Stamped};
-use crate::kit::clock::utc_parts;
 
 /// The prolog JAXB writes.
 pub(super) const PROLOG: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>";
@@ -45,9 +44,8 @@ pub(super) fn enc(s: &str) -> String {
 
 /// Milliseconds since the epoch as xs:dateTime with milliseconds, in UTC.
 pub(super) fn iso(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    let (y, mo, d, h, mi, s) = utc_parts(t);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z", ms % 1000)
+    let t = chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX)).unwrap_or_default();
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The links the server puts in entities, under the API's base URL as the request named it.
