@@ -134,76 +134,46 @@ impl Ctx<'_> {
 
     /// A listing of users (lower-case names in), paged; full entities when `expand=user`.
     fn users<'k>(&self, names: impl Iterator<Item = &'k str>) -> Answer {
-        let range = self.range()?;
-        let full = self.expands("user");
-        let attributes = self.expands("attributes");
-        let page = range.page(names.filter_map(|n| self.s.users.get(n)), &PageFault::none());
-        Ok(match self.fmt {
-            Format::Xml => {
-                let mut out = String::with_capacity(128 + page.items.len() * if full { USER_BYTES } else { 160 });
-                out.push_str(PROLOG);
-                out.push_str("<users expand=\"user\">");
-                for e in &page.items {
-                    if full {
-                        self.links.user(&mut out, e, attributes);
-                    } else {
-                        self.links.min_user(&mut out, "user", &e.item.name);
-                    }
-                }
-                out.push_str("</users>");
-                self.xml(out)
-            }
-            Format::Json => {
-                let list: Vec<Value> = page
-                    .items
-                    .iter()
-                    .map(|e| {
-                        if full {
-                            self.links.user_json(e, attributes)
-                        } else {
-                            self.links.min_user_json(&e.item.name)
-                        }
-                    })
-                    .collect();
-                self.json(&json!({"expand": "user", "users": list}))
-            }
-        })
+        self.listing(names.filter_map(|n| self.s.users.get(n)))
     }
 
     /// A listing of groups, paged; full entities when `expand=group`.
     fn groups<'k>(&self, names: impl Iterator<Item = &'k str>) -> Answer {
+        self.listing(names.filter_map(|n| self.s.groups.get(n)))
+    }
+
+    /// A listing of entities, paged; full ones when `expand` names their kind.
+    fn listing<'k, T: Listed + 'k>(&self, items: impl Iterator<Item = &'k Stamped<T>>) -> Answer {
         let range = self.range()?;
-        let full = self.expands("group");
+        let full = self.expands(T::ITEM);
         let attributes = self.expands("attributes");
-        let page = range.page(names.filter_map(|n| self.s.groups.get(n)), &PageFault::none());
+        let page = range.page(items, &PageFault::none());
+        let (root, item) = (T::ROOT, T::ITEM);
         Ok(match self.fmt {
             Format::Xml => {
-                let mut out = String::with_capacity(128 + page.items.len() * GROUP_BYTES);
+                let mut out = String::with_capacity(128 + page.items.len() * if full { T::BYTES } else { 160 });
                 out.push_str(PROLOG);
-                out.push_str("<groups expand=\"group\">");
+                out.push_str(&format!("<{root} expand=\"{item}\">"));
                 for e in &page.items {
                     if full {
-                        self.links.group(&mut out, e, attributes);
+                        T::xml(&self.links, &mut out, e, attributes);
                     } else {
-                        self.links.min_group(&mut out, &e.item.name);
+                        T::min_xml(&self.links, &mut out, e.item.name());
                     }
                 }
-                out.push_str("</groups>");
+                out.push_str(&format!("</{root}>"));
                 self.xml(out)
             }
             Format::Json => {
                 let list: Vec<Value> = page
                     .items
                     .iter()
-                    .map(|e| {
-                        if full {
-                            self.links.group_json(e, attributes)
-                        } else {
-                            self.links.min_group_json(&e.item.name)
-                        }
+                    .map(|e| match full {
+                        true => T::json(&self.links, e, attributes),
+                        false => T::min_json(&self.links, e.item.name()),
                     })
                     .collect();
-                self.json(&json!({"expand": "group", "groups": list}))
+                self.json(&json!({"expand": item, root: list}))
             }
         })
     }
@@ -848,6 +818,72 @@ fn parse_date(s: &str) -> Option<i64> {
         })
         .ok()?;
     Some(t.timestamp_millis())
+}
+
+/// Users and groups as listings write them.
+trait Listed {
+    /// The list's element (`users`).
+    const ROOT: &'static str;
+    /// An item's element, and the `expand` word for full items (`user`).
+    const ITEM: &'static str;
+    /// Bytes reserved per full item.
+    const BYTES: usize;
+    /// Its name.
+    fn name(&self) -> &str;
+    /// The full entity, XML.
+    fn xml(links: &Links<'_>, out: &mut String, e: &Stamped<Self>, attributes: bool)
+    where
+        Self: Sized;
+    /// The name and link only, XML.
+    fn min_xml(links: &Links<'_>, out: &mut String, name: &str);
+    /// The full entity, JSON.
+    fn json(links: &Links<'_>, e: &Stamped<Self>, attributes: bool) -> Value
+    where
+        Self: Sized;
+    /// The name and link only, JSON.
+    fn min_json(links: &Links<'_>, name: &str) -> Value;
+}
+
+impl Listed for CrowdUser {
+    const ROOT: &'static str = "users";
+    const ITEM: &'static str = "user";
+    const BYTES: usize = USER_BYTES;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn xml(links: &Links<'_>, out: &mut String, e: &Stamped<Self>, attributes: bool) {
+        links.user(out, e, attributes);
+    }
+    fn min_xml(links: &Links<'_>, out: &mut String, name: &str) {
+        links.min_user(out, "user", name);
+    }
+    fn json(links: &Links<'_>, e: &Stamped<Self>, attributes: bool) -> Value {
+        links.user_json(e, attributes)
+    }
+    fn min_json(links: &Links<'_>, name: &str) -> Value {
+        links.min_user_json(name)
+    }
+}
+
+impl Listed for CrowdGroup {
+    const ROOT: &'static str = "groups";
+    const ITEM: &'static str = "group";
+    const BYTES: usize = GROUP_BYTES;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn xml(links: &Links<'_>, out: &mut String, e: &Stamped<Self>, attributes: bool) {
+        links.group(out, e, attributes);
+    }
+    fn min_xml(links: &Links<'_>, out: &mut String, name: &str) {
+        links.min_group(out, name);
+    }
+    fn json(links: &Links<'_>, e: &Stamped<Self>, attributes: bool) -> Value {
+        links.group_json(e, attributes)
+    }
+    fn min_json(links: &Links<'_>, name: &str) -> Value {
+        links.min_group_json(name)
+    }
 }
 
 #[cfg(test)]
