@@ -8,11 +8,12 @@ use roster_directory::FetchReport;
 use roster_serve::RunReport;
 use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_sim::crowd::{CrowdSim, CrowdState, Product};
-use roster_sim::directory::Directory;
+use roster_sim::directory::{DirUser, Directory};
 use roster_sim::scenario::{CrowdSource, crowd_source_config};
 use roster_store::Store;
 use roster_store::crypto::Key;
 
+use super::changes::IdpEdits;
 use super::{Configured, TestRuntime};
 
 /// The application Roster signs in as (Jira: User management → Jira user server).
@@ -51,6 +52,10 @@ impl Configured for CrowdWorld {
     fn store(&self) -> &Arc<Store> {
         &self.store
     }
+
+    fn bitbucket(&self) -> &BitbucketSim {
+        &self.bb
+    }
 }
 
 impl CrowdWorld {
@@ -73,10 +78,6 @@ impl CrowdWorld {
             source,
             target_extra: String::new(),
         }
-    }
-
-    pub fn bb_writes(&self) -> u64 {
-        self.bb.lock().writes
     }
 
     /// Requests the Jira simulator answered since the last call, in order, as `METHOD /path`
@@ -107,4 +108,37 @@ pub fn fetch_of(r: &RunReport) -> &FetchReport {
         .iter()
         .find(|f| f.source == "jira")
         .expect("the run fetched the jira source")
+}
+
+/// The username of user `id` of `d`.
+fn username<'d>(d: &'d Directory, id: &str) -> &'d str {
+    &d.users
+        .iter()
+        .find(|u| u.id == id)
+        .expect("a user of the directory")
+        .username
+}
+
+impl IdpEdits for CrowdWorld {
+    fn set_display_name(&self, u: &DirUser, name: &str) {
+        self.crowd
+            .lock()
+            .update_user(&u.username, |x| x.display_name = name.into());
+    }
+
+    fn set_email(&self, u: &DirUser, email: &str) {
+        self.crowd.lock().update_user(&u.username, |x| x.email = email.into());
+    }
+
+    fn join(&self, d: &Directory, group: &str, user: &str) {
+        self.crowd
+            .lock()
+            .add_user_to_group(username(d, user), &d.group_name(group));
+    }
+
+    fn leave(&self, d: &Directory, group: &str, user: &str) {
+        self.crowd
+            .lock()
+            .remove_user_from_group(username(d, user), &d.group_name(group));
+    }
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use roster_serve::RunReport;
 use roster_sim::bitbucket::{BbState, BitbucketSim};
-use roster_sim::directory::Directory;
+use roster_sim::directory::{DirUser, Directory};
 use roster_sim::graph::{GraphGroup, GraphSim, GraphState, GraphUser};
 use roster_sim::scenario::{EntraSource, entra_source_config};
 use roster_store::Store;
 use roster_store::crypto::Key;
 
+use super::changes::IdpEdits;
 use super::{Configured, TestRuntime};
 
 pub const TENANT: &str = "8f0e4b1c-2a3d-4e5f-9a6b-7c8d9e0f1a2b";
@@ -50,6 +51,10 @@ impl Configured for EntraWorld {
     fn store(&self) -> &Arc<Store> {
         &self.store
     }
+
+    fn bitbucket(&self) -> &BitbucketSim {
+        &self.bb
+    }
 }
 
 impl EntraWorld {
@@ -73,10 +78,6 @@ impl EntraWorld {
             source,
             target_extra: String::new(),
         }
-    }
-
-    pub fn bb_writes(&self) -> u64 {
-        self.bb.lock().writes
     }
 
     /// Graph requests answered since the last call (token requests excluded), by route.
@@ -156,4 +157,22 @@ pub fn app_tenant() -> (GraphState, String) {
     g.add_client(CLIENT, Some(SECRET), ALL_PERMISSIONS);
     let sp = add_app(&mut g);
     (g, sp)
+}
+
+impl IdpEdits for EntraWorld {
+    fn set_display_name(&self, u: &DirUser, name: &str) {
+        self.graph.lock().update_user(&u.id, |x| x.display_name = name.into());
+    }
+
+    fn set_email(&self, u: &DirUser, email: &str) {
+        self.graph.lock().update_user(&u.id, |x| x.mail = Some(email.into()));
+    }
+
+    fn join(&self, _: &Directory, group: &str, user: &str) {
+        self.graph.lock().add_member(group, user);
+    }
+
+    fn leave(&self, _: &Directory, group: &str, user: &str) {
+        self.graph.lock().remove_member(group, user);
+    }
 }

@@ -17,6 +17,7 @@ use axum::routing::{any, get, post};
 use roster_runtime::{Runtime, RuntimeConfig};
 
 pub mod api;
+pub mod changes;
 pub mod crowd;
 pub mod entra;
 pub mod prism;
@@ -89,6 +90,27 @@ pub trait Configured {
     fn test_runtime(&self) -> &TestRuntime;
     /// The store.
     fn store(&self) -> &Arc<roster_store::Store>;
+    /// The simulated Bitbucket it syncs into.
+    fn bitbucket(&self) -> &roster_sim::bitbucket::BitbucketSim;
+
+    /// Writes Bitbucket has answered so far.
+    fn bb_writes(&self) -> u64 {
+        self.bitbucket().lock().writes
+    }
+
+    /// Runs a full sync again and asserts it succeeds without writing anything: the last run
+    /// left Bitbucket exactly as the sources say.
+    async fn assert_a_second_run_writes_nothing(&self) {
+        let before = self.bb_writes();
+        let again = self.sync().await;
+        assert_eq!(again.state, "succeeded", "{:?}", again.summary.warnings);
+        assert_eq!(
+            self.bb_writes(),
+            before,
+            "a second run writes nothing: {:?}",
+            again.summary.planned
+        );
+    }
 
     /// A runner over the configuration as it is now.
     fn runner(&self) -> roster_serve::Runner {

@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::Configured;
+use common::changes::working_day;
 use common::crowd::{APP, CrowdWorld, fetch_of, jira};
 use common::world::{assert_bitbucket_matches, bitbucket, groups_of};
 use roster_sim::directory::{DirMembership, Directory};
@@ -12,10 +13,6 @@ use roster_sim::kit::{Cut, Fault, FaultRule, RouteMatch, Times};
 /// How many of `requests` are `route`.
 fn count(requests: &[String], route: &str) -> usize {
     requests.iter().filter(|r| r.as_str() == route).count()
-}
-
-fn username(d: &Directory, id: &str) -> String {
-    d.users.iter().find(|u| u.id == id).unwrap().username.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,15 +34,7 @@ async fn a_jira_user_server_syncs_exactly_with_nested_groups_flattened_and_a_sec
     assert_eq!(count(&requests, "GET /event"), 1, "{requests:?}");
     assert_eq!(f.idp_requests, 4);
 
-    let before = w.bb_writes();
-    let again = w.sync().await;
-    assert_eq!(again.state, "succeeded");
-    assert_eq!(
-        w.bb_writes(),
-        before,
-        "a second run writes nothing: {:?}",
-        again.summary.planned
-    );
+    w.assert_a_second_run_writes_nothing().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,52 +45,13 @@ async fn an_incremental_run_reads_only_the_events_and_writes_exactly_the_changes
     w.take_crowd_requests();
     let writes_before = w.bb_writes();
 
-    // 1–3: display names; 4: an email.
-    for i in 0..3 {
-        let name = format!("Renamed User {i}");
-        d.users[i].display_name = name.clone();
-        w.crowd
-            .lock()
-            .update_user(&d.users[i].username, |u| u.display_name = name);
-    }
-    d.users[3].email = "new.address@example.com".into();
-    w.crowd
-        .lock()
-        .update_user(&d.users[3].username, |u| u.email = "new.address@example.com".into());
-    // 5–7: a user joins each of three head groups; 8–9: a user leaves each of two others.
-    let heads = d.head_groups();
-    let expected = d.expected_members();
-    for h in &heads[..3] {
-        let members = &expected[&d.group_name(h)];
-        let newcomer = d.users[5..]
-            .iter()
-            .find(|u| !members.contains(&u.username))
-            .unwrap()
-            .clone();
-        d.memberships.push(DirMembership {
-            group: h.clone(),
-            member: newcomer.id.clone(),
-            member_is_group: false,
-        });
-        w.crowd.lock().add_user_to_group(&newcomer.username, &d.group_name(h));
-    }
-    for h in &heads[3..5] {
-        let leaver = d
-            .only_direct_members(h)
-            .into_iter()
-            .find(|u| u.as_str() > "u-000005")
-            .unwrap();
-        d.memberships.retain(|m| !(&m.group == h && m.member == leaver));
-        w.crowd
-            .lock()
-            .remove_user_from_group(&username(&d, &leaver), &d.group_name(h));
-    }
+    let changes = working_day(&mut d, &w);
 
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(fetch_of(&r).mode, "incremental");
     assert_bitbucket_matches(&w.bb, &d);
-    assert_eq!(w.bb_writes() - writes_before, 9, "{:?}", r.summary.planned);
+    assert_eq!(w.bb_writes() - writes_before, changes, "{:?}", r.summary.planned);
     let requests = w.take_crowd_requests();
     assert_eq!(requests, vec!["GET /event/{token}"], "the events, not a listing");
 }

@@ -5,9 +5,10 @@ use crate::common;
 use std::collections::BTreeSet;
 
 use common::Configured;
+use common::changes::working_day;
 use common::entra::{CLIENT, EntraWorld, TENANT, app_tenant, fetch_of, tenant};
 use common::world::{assert_bitbucket_matches, bitbucket, groups_of};
-use roster_sim::directory::{DirMembership, Directory};
+use roster_sim::directory::Directory;
 use roster_sim::graph::GraphUser;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,15 +27,7 @@ async fn a_tenant_with_groups_nested_three_deep_syncs_exactly_and_a_second_run_w
         calls + by_route.get("POST /token").copied().unwrap_or(0)
     );
     assert_eq!(by_route.get("GET /groups/{id}/members"), Some(&40), "{by_route:?}");
-    let before = w.bb_writes();
-    let again = w.sync().await;
-    assert_eq!(again.state, "succeeded");
-    assert_eq!(
-        w.bb_writes(),
-        before,
-        "a second run writes nothing: {:?}",
-        again.summary.planned
-    );
+    w.assert_a_second_run_writes_nothing().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,49 +38,13 @@ async fn a_delta_run_after_ten_changes_makes_a_handful_of_graph_calls_and_exactl
     w.take_graph_calls();
     let writes_before = w.bb_writes();
 
-    // 1–4: display names; 5: an email.
-    for i in 0..4 {
-        let name = format!("Renamed User {i}");
-        d.users[i].display_name = name.clone();
-        w.graph.lock().update_user(&d.users[i].id, |u| u.display_name = name);
-    }
-    d.users[4].email = "new.address@example.com".into();
-    w.graph
-        .lock()
-        .update_user(&d.users[4].id, |u| u.mail = Some("new.address@example.com".into()));
-    // 6–8: a user joins each of three head groups; 9–10: a user leaves each of two others.
-    let hs = d.head_groups();
-    let expected = d.expected_members();
-    for h in &hs[..3] {
-        let members = &expected[&d.group_name(h)];
-        let newcomer = d.users[5..]
-            .iter()
-            .find(|u| !members.contains(&u.username))
-            .unwrap()
-            .id
-            .clone();
-        d.memberships.push(DirMembership {
-            group: h.clone(),
-            member: newcomer.clone(),
-            member_is_group: false,
-        });
-        w.graph.lock().add_member(h, &newcomer);
-    }
-    for h in &hs[3..5] {
-        let leaver = d
-            .only_direct_members(h)
-            .into_iter()
-            .find(|u| u.as_str() > "u-000005")
-            .unwrap();
-        d.memberships.retain(|m| !(&m.group == h && m.member == leaver));
-        w.graph.lock().remove_member(h, &leaver);
-    }
+    let changes = working_day(&mut d, &w);
 
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(fetch_of(&r).mode, "incremental");
     assert_bitbucket_matches(&w.bb, &d);
-    assert_eq!(w.bb_writes() - writes_before, 10, "{:?}", r.summary.planned);
+    assert_eq!(w.bb_writes() - writes_before, changes, "{:?}", r.summary.planned);
     let (calls, by_route) = w.take_graph_calls();
     assert!(calls <= 4, "a handful of Graph calls, not a listing: {by_route:?}");
     let routes: BTreeSet<&str> = by_route.keys().map(String::as_str).collect();

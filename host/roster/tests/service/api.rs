@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use common::Configured;
 use common::api::ApiWorld;
 use common::entra::{EntraWorld, tenant};
 use common::world::{assert_bitbucket_matches, bitbucket};
