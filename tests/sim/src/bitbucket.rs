@@ -15,9 +15,7 @@
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -32,8 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::kit::{
-    self, FaultRule, Faults, Methods, Offset, Outcome, PageFault, RateLimited, RequestLog, RouteMatch, Server,
-    Throttle, Times, Vendor,
+    self, FaultRule, Faults, Methods, Offset, Outcome, PageFault, RateLimited, RouteMatch, Throttle, Times, Vendor,
 };
 
 const JSON: &str = "application/json;charset=UTF-8";
@@ -279,73 +276,28 @@ impl Default for BbState {
     }
 }
 
-/// A running simulator; stops when dropped.
-pub struct BitbucketSim {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Its state, for seeding and assertions.
-    pub state: Arc<Mutex<BbState>>,
-    faults: Faults,
-    server: Server,
-}
-
-impl BitbucketSim {
-    /// Starts a simulator on 127.0.0.1 with a free port.
-    pub async fn start(state: BbState) -> BitbucketSim {
-        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), state).await
-    }
-
-    /// Starts a simulator on the given address; panics when it cannot bind.
-    pub async fn start_on(addr: SocketAddr, state: BbState) -> BitbucketSim {
-        Self::try_start_on(addr, state)
-            .await
-            .unwrap_or_else(|e| panic!("binding the Bitbucket simulator to {addr}: {e}"))
-    }
-
-    /// Starts a simulator on the given address.
-    pub async fn try_start_on(addr: SocketAddr, state: BbState) -> io::Result<BitbucketSim> {
-        let faults = state.faults.clone();
-        let state = Arc::new(Mutex::new(state));
-        let server = Server::start(addr, router(state.clone())).await?;
-        Ok(BitbucketSim {
-            addr: server.addr(),
-            state,
-            faults,
-            server,
-        })
-    }
-
-    /// `http://127.0.0.1:PORT` (the REST API is under `/rest/api/1.0`).
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// Locks the state.
-    pub fn lock(&self) -> MutexGuard<'_, BbState> {
-        lock(&self.state)
-    }
-
-    /// The fault rules applied to its requests (the same as [`BbState::faults`]; no lock needed).
-    pub fn faults(&self) -> &Faults {
-        &self.faults
-    }
-
-    /// Every request it answered, with who answered it.
-    pub fn log(&self) -> &RequestLog {
-        self.server.log()
-    }
-}
+/// A running Bitbucket simulator; stops when dropped.
+pub type BitbucketSim = kit::Sim<BbState>;
 
 type Shared = Arc<Mutex<BbState>>;
 
-/// A handler that panicked leaves the state as it was; later requests still get answers.
-fn lock(state: &Shared) -> MutexGuard<'_, BbState> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
+impl kit::SimState for BbState {
+    const VENDOR: &'static str = "Bitbucket";
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn router(state: Shared) -> Router {
+        router(state)
+    }
 }
+
+use kit::sim::lock;
 
 /// The axum router (paths under `/rest/api/1.0` and `/rest/api/latest`), with the state's rate
 /// limit and fault rules applied.
-pub fn router(state: Shared) -> Router {
+fn router(state: Shared) -> Router {
     let (faults, throttle) = {
         let s = lock(&state);
         (s.faults.clone(), s.throttle.clone())

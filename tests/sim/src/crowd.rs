@@ -47,9 +47,8 @@ mod xml;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -59,7 +58,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 
-use crate::kit::{self, Faults, RateLimited, RequestLog, RouteMatch, Server, Throttle, Vendor};
+use crate::kit::{self, Faults, RateLimited, RouteMatch, Throttle, Vendor};
 use events::{Event, Op};
 
 /// Where the API lives.
@@ -676,74 +675,28 @@ fn removed_attributes(before: &CrowdUser, after: &CrowdUser) -> Vec<String> {
         .collect()
 }
 
-/// A running simulator; stops when dropped.
-pub struct CrowdSim {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Its state, for seeding, fault injection and assertions.
-    pub state: Arc<Mutex<CrowdState>>,
-    faults: Faults,
-    server: Server,
-}
-
-impl CrowdSim {
-    /// Starts a simulator on 127.0.0.1 with a free port.
-    ///
-    /// # Panics
-    /// When no port can be bound.
-    pub async fn start(state: CrowdState) -> CrowdSim {
-        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self::try_start_on(addr, state)
-            .await
-            .unwrap_or_else(|e| panic!("binding the Crowd simulator to {addr}: {e}"))
-    }
-
-    /// Starts a simulator on the given address.
-    pub async fn try_start_on(addr: SocketAddr, state: CrowdState) -> io::Result<CrowdSim> {
-        let faults = state.faults.clone();
-        let state = Arc::new(Mutex::new(state));
-        let server = Server::start(addr, router(state.clone())).await?;
-        Ok(CrowdSim {
-            addr: server.addr(),
-            state,
-            faults,
-            server,
-        })
-    }
-
-    /// The server URL an admin configures: `http://127.0.0.1:PORT` (the API is under
-    /// `/rest/usermanagement/1`).
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// Locks the state.
-    pub fn lock(&self) -> MutexGuard<'_, CrowdState> {
-        lock(&self.state)
-    }
-
-    /// The fault rules applied to its requests (the same as [`CrowdState::faults`]; no lock
-    /// needed).
-    pub fn faults(&self) -> &Faults {
-        &self.faults
-    }
-
-    /// Every request it answered, with who answered it.
-    pub fn log(&self) -> &RequestLog {
-        self.server.log()
-    }
-}
+/// A running Crowd simulator; stops when dropped.
+pub type CrowdSim = kit::Sim<CrowdState>;
 
 type Shared = Arc<Mutex<CrowdState>>;
 
-/// A handler that panicked leaves the state as it was; later requests still get answers.
-fn lock(state: &Shared) -> MutexGuard<'_, CrowdState> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
+impl kit::SimState for CrowdState {
+    const VENDOR: &'static str = "Crowd";
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn router(state: Shared) -> Router {
+        router(state)
+    }
 }
+
+use kit::sim::lock;
 
 /// The axum router (the API under `/rest/usermanagement/1`), with the state's rate limit and
 /// fault rules applied.
-pub fn router(state: Shared) -> Router {
+fn router(state: Shared) -> Router {
     let (faults, throttle, product) = {
         let s = lock(&state);
         (s.faults.clone(), s.throttle.clone(), s.product)

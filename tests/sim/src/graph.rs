@@ -27,9 +27,7 @@ mod token;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
@@ -44,8 +42,7 @@ use serde_json::{Value, json};
 use crate::kit::faults::decoded_target;
 use crate::kit::ids::{b64url, guid, random_bytes};
 use crate::kit::{
-    self, FaultRule, Faults, Outcome, PageFault, RateLimited, RequestLog, RouteMatch, RuleId, Sealer, Server, Throttle,
-    Times, Vendor,
+    self, FaultRule, Faults, Outcome, PageFault, RateLimited, RouteMatch, RuleId, Sealer, Throttle, Times, Vendor,
 };
 use odata::FVal;
 
@@ -793,80 +790,36 @@ impl GraphState {
     }
 }
 
-/// A running simulator; stops when dropped.
-pub struct GraphSim {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Its state, for seeding, fault injection and assertions.
-    pub state: Arc<Mutex<GraphState>>,
-    faults: Faults,
-    server: Server,
-}
+/// A running Graph simulator; stops when dropped.
+pub type GraphSim = kit::Sim<GraphState>;
 
 impl GraphSim {
-    /// Starts a simulator on 127.0.0.1 with a free port.
-    pub async fn start(state: GraphState) -> GraphSim {
-        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), state).await
-    }
-
-    /// Starts a simulator on the given address; panics when it cannot bind.
-    pub async fn start_on(addr: SocketAddr, state: GraphState) -> GraphSim {
-        Self::try_start_on(addr, state)
-            .await
-            .unwrap_or_else(|e| panic!("binding the Graph simulator to {addr}: {e}"))
-    }
-
-    /// Starts a simulator on the given address.
-    pub async fn try_start_on(addr: SocketAddr, state: GraphState) -> io::Result<GraphSim> {
-        let faults = state.faults.clone();
-        let state = Arc::new(Mutex::new(state));
-        let server = Server::start(addr, router(state.clone())).await?;
-        Ok(GraphSim {
-            addr: server.addr(),
-            state,
-            faults,
-            server,
-        })
-    }
-
-    /// `http://127.0.0.1:PORT`: Graph is under `/v1.0`, tokens under `/{tenant}/oauth2/v2.0/token`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
     /// The token endpoint for the tenant's id.
     pub fn token_url(&self) -> String {
         let tenant = self.lock().tenant_id.clone();
         format!("{}/{tenant}/oauth2/v2.0/token", self.url())
     }
-
-    /// Locks the state.
-    pub fn lock(&self) -> MutexGuard<'_, GraphState> {
-        lock(&self.state)
-    }
-
-    /// The fault rules applied to its requests (the same as [`GraphState::faults`]; no lock
-    /// needed).
-    pub fn faults(&self) -> &Faults {
-        &self.faults
-    }
-
-    /// Every request it answered, with who answered it.
-    pub fn log(&self) -> &RequestLog {
-        self.server.log()
-    }
 }
 
 type Shared = Arc<Mutex<GraphState>>;
 
-/// A handler that panicked leaves the tenant as it was; later requests still get answers.
-fn lock(state: &Shared) -> MutexGuard<'_, GraphState> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
+impl kit::SimState for GraphState {
+    const VENDOR: &'static str = "Graph";
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn router(state: Shared) -> Router {
+        router(state)
+    }
 }
+
+use kit::sim::lock;
 
 /// The axum router (every path; Graph under `/v1.0`, tokens under `/{tenant}/oauth2/v2.0/token`),
 /// with the state's rate limit and fault rules applied.
-pub fn router(state: Shared) -> Router {
+fn router(state: Shared) -> Router {
     let (faults, throttle) = {
         let s = lock(&state);
         (s.faults.clone(), s.throttle.clone())

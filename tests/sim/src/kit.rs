@@ -3,6 +3,8 @@
 //!
 //! - [`server`]: bind, serve, stop on drop, log every request ([`Server`], [`RequestLog`]), let
 //!   a simulator count what it answered ([`observe`]) and see who asked ([`peer`]);
+//! - [`sim`]: a running simulator of a vendor's state ([`Sim`], [`SimState`]): started on an
+//!   address, its state locked for seeding and assertions, stopped on drop;
 //! - [`faults`]: faults as data ([`Fault`], [`FaultRule`]) applied by one layer ([`Faults::layer`]);
 //! - [`throttle`]: a token bucket answering 429 with the vendor's headers ([`Throttle`]);
 //! - [`paging`]: offset, keyed-cursor, `Link`-header and page-token paging, with the paging
@@ -54,6 +56,7 @@ pub(crate) mod ids;
 pub mod layer;
 pub mod paging;
 pub mod server;
+pub mod sim;
 pub mod throttle;
 
 #[cfg(test)]
@@ -63,4 +66,5 @@ pub use errors::Vendor;
 pub use faults::{Cut, Fault, FaultRule, Faults, Injected, Methods, RouteMatch, RuleId, Times};
 pub use paging::{Cursor, Offset, Page, PageFault, Position, Sealer, keyed_page, link_headers};
 pub use server::{Logged, Outcome, RequestLog, Server, observe, peer};
+pub use sim::{Sim, SimState};
 pub use throttle::{RateLimited, Throttle, Throttled, TokenBucket};
