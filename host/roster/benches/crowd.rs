@@ -27,10 +27,7 @@ struct Setup {
 }
 
 async fn setup(d: &Directory, membership: Membership) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(common::component("crowd"), plugins.join("crowd.wasm")).unwrap();
+    let dir = common::data_dir_with(&["crowd"]);
     let mut state = CrowdState::from_directory(d, Product::Jira);
     state.add_application(APP, PASSWORD, &["127.0.0.0/8"]);
     if membership == Membership::PerGroup {

@@ -28,12 +28,7 @@ struct Setup {
 }
 
 async fn setup(d: &Directory) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for p in ["entra", "normalize"] {
-        std::fs::copy(common::component(p), plugins.join(format!("{p}.wasm"))).unwrap();
-    }
+    let dir = common::data_dir_with(&["entra", "normalize"]);
     let mut g = GraphState::from_directory(d, TENANT, "contoso.example");
     g.add_client(CLIENT, Some(SECRET), &["User.Read.All", "GroupMember.Read.All"]);
     let graph = GraphSim::start(g).await;

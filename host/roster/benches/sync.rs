@@ -57,12 +57,7 @@ async fn setup(d: &Directory, sim_state: BbState, budget: &str) -> Setup {
 }
 
 async fn setup_as(d: &Directory, sim_state: BbState, budget: &str, form: Form) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for p in ["file", "normalize"] {
-        std::fs::copy(common::component(p), plugins.join(format!("{p}.wasm"))).unwrap();
-    }
+    let dir = common::data_dir_with(&["file", "normalize"]);
     std::fs::create_dir_all(dir.path().join("idp")).unwrap();
     let path = dir.path().join("idp").join(form.file());
     match form {

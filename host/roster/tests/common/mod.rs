@@ -146,6 +146,18 @@ pub trait Configured {
     }
 }
 
+/// A fresh data folder for the `roster` binary whose `plugins/` holds these plugin crates'
+/// components, each as `<crate>.wasm`.
+pub fn data_dir_with(plugins: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    for p in plugins {
+        std::fs::copy(component(p), folder.join(format!("{p}.wasm"))).unwrap();
+    }
+    dir
+}
+
 /// A runtime whose plugins folder holds the given components under the given file names.
 pub struct TestRuntime {
     pub runtime: Runtime,
