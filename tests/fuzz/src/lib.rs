@@ -8,6 +8,7 @@
 //! answer that contradicts another way of computing it (a round trip, a second reader, a
 //! reference implementation). Errors for bad input are the expected outcome, not findings.
 
+pub mod crowd;
 pub mod entra;
 pub mod export;
 pub mod mapping;
@@ -28,6 +29,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("export_json", export::json),
     ("export_jsonl", export::json_lines),
     ("entra_pages", entra::run),
+    ("crowd_answers", crowd::run),
     ("sdk_envelopes", sdk::run),
 ];
 
