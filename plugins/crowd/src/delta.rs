@@ -49,6 +49,15 @@ fn op(el: &Element, what: &str) -> Result<Op, PluginError> {
     }
 }
 
+/// The kinds of event Bitbucket's directory applies.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    User,
+    Group,
+    UserMembership,
+    GroupMembership,
+}
+
 /// A user's net change.
 enum UserChange {
     /// The user as last described; `complete` when the record holds its attributes too.
@@ -267,14 +276,21 @@ pub fn run(srv: &Server<'_>, state: DeltaState, work: &mut Work<'_>) -> Result<D
         looked_up: HashMap::new(),
     };
     let attrs = xml::for_each::<Failure>(&resp.body, "events", |el| {
+        let kind = match el.name.as_str() {
+            "userEvent" => Kind::User,
+            "groupEvent" => Kind::Group,
+            "userMembershipEvent" => Kind::UserMembership,
+            "groupMembershipEvent" => Kind::GroupMembership,
+            // Kinds a later Crowd may add mean nothing to Bitbucket's directory either; nothing
+            // of them is read, so their shape (operations of their own) cannot fail the fetch.
+            _ => return Ok(()),
+        };
         let op = op(&el, what)?;
-        match el.name.as_str() {
-            "userEvent" => net.user_event(op, &el, what)?,
-            "groupEvent" => net.group_event(op, &el, what)?,
-            "userMembershipEvent" => net.user_membership_event(op, &el, what)?,
-            "groupMembershipEvent" => net.group_membership_event(op, &el, what)?,
-            // Kinds a later Crowd may add mean nothing to Bitbucket's directory either.
-            _ => {}
+        match kind {
+            Kind::User => net.user_event(op, &el, what)?,
+            Kind::Group => net.group_event(op, &el, what)?,
+            Kind::UserMembership => net.user_membership_event(op, &el, what)?,
+            Kind::GroupMembership => net.group_membership_event(op, &el, what)?,
         }
         Ok(())
     })

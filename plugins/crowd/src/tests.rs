@@ -781,3 +781,20 @@ fn the_event_token_travels_as_one_path_segment() {
     assert_eq!(j.log(), vec!["GET /event/1234%3A5%2F6%207"]);
     assert!(page.delta_token.unwrap().contains(r#""token":"next""#));
 }
+
+#[test]
+fn an_event_of_a_kind_roster_does_not_know_is_skipped_whatever_its_operation() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2">
+          <webhookEvent><operation>PINGED</operation><webhook id="7"/></webhookEvent>
+          <aliasEvent/>
+          <groupEvent><operation>CREATED</operation><group name="QA"><active>true</active></group></groupEvent>
+        </events>"#,
+    );
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(ids(&page.groups, |g| &g.id), vec!["qa"]);
+    assert!(page.delta_token.unwrap().contains(r#""token":"T2""#));
+}
