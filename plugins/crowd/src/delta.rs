@@ -20,7 +20,7 @@ use roster_sdk::driver::Work;
 use roster_sdk::{Group, PluginError, Removal, RemovalKind, User};
 
 use crate::cursor::{DeltaState, Events};
-use crate::full::membership;
+use crate::full::{Member, membership};
 use crate::model::{self, group_id, name_key};
 use crate::rest::{Server, xml_failure};
 use crate::xml::{self, Element, XmlError};
@@ -73,8 +73,8 @@ struct Net<'a> {
     srv: &'a Server<'a>,
     users: BTreeMap<String, UserChange>,
     groups: BTreeMap<String, Option<Group>>,
-    /// (group, member, member is a group) → present after the batch.
-    links: BTreeMap<(String, String, bool), bool>,
+    /// (group, member, what the member is) → present after the batch.
+    links: BTreeMap<(String, String, Member), bool>,
     /// Groups known now: the state's, as changed by this batch.
     known: BTreeSet<String>,
     /// The state's name → id map.
@@ -191,7 +191,7 @@ impl<'a> Net<'a> {
             .iter()
             .map(|p| group_id(p))
             .collect();
-        self.replace_or_set(op, &parents, |g| (g.to_string(), user.clone(), false));
+        self.replace_or_set(op, &parents, |g| (g.to_string(), user.clone(), Member::User));
         Ok(())
     }
 
@@ -209,17 +209,17 @@ impl<'a> Net<'a> {
             model::names_in(el, list, "group").iter().map(|g| group_id(g)).collect()
         };
         let parents = ids("parentGroups");
-        self.replace_or_set(op, &parents, |p| (p.to_string(), group.clone(), true));
+        self.replace_or_set(op, &parents, |p| (p.to_string(), group.clone(), Member::Group));
         if op == Op::Updated {
             let children = ids("childGroups");
-            self.replace_or_set(op, &children, |c| (group.clone(), c.to_string(), true));
+            self.replace_or_set(op, &children, |c| (group.clone(), c.to_string(), Member::Group));
         }
         Ok(())
     }
 
     /// CREATED: each link of `set` present; DELETED: absent; UPDATED: exactly those of `set`
     /// among every group known.
-    fn replace_or_set(&mut self, op: Op, set: &BTreeSet<String>, link: impl Fn(&str) -> (String, String, bool)) {
+    fn replace_or_set(&mut self, op: Op, set: &BTreeSet<String>, link: impl Fn(&str) -> (String, String, Member)) {
         if op == Op::Updated {
             for g in &self.known {
                 self.links.insert(link(g), set.contains(g));
@@ -369,16 +369,15 @@ fn emit(net: Net<'_>, token: String, work: &mut Work<'_>) -> Result<DeltaState, 
             }),
         }
     }
-    for ((group, member, is_group), present) in net.links {
-        let m = membership(&group, &member, is_group);
+    for ((group, member, kind), present) in net.links {
+        let m = membership(&group, &member, kind);
         if !present {
             work.out.removed_memberships.push(m);
         } else if net.known.contains(&group)
-            && (if is_group {
-                net.known.contains(&member)
-            } else {
-                !gone.contains(member.as_str())
-            })
+            && match kind {
+                Member::Group => net.known.contains(&member),
+                Member::User => !gone.contains(member.as_str()),
+            }
         {
             work.out.memberships.push(m);
         }

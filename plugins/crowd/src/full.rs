@@ -144,14 +144,14 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                 };
                 for u in model::names_in(&m, "users", "user") {
                     if let Some(id) = cur.users.get(&name_key(&u)) {
-                        out.push(membership(&gid, id, false));
+                        out.push(membership(&gid, id, Member::User));
                     }
                 }
                 if nested {
                     for c in model::names_in(&m, "groups", "group") {
                         let child = group_id(&c);
                         if cur.groups.contains_key(&child) {
-                            out.push(membership(&gid, &child, true));
+                            out.push(membership(&gid, &child, Member::Group));
                         }
                     }
                 }
@@ -186,13 +186,13 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                 match members {
                     Members::Users => {
                         if let Some(id) = cur.users.get(&name_key(member)) {
-                            work.out.memberships.push(membership(&group, id, false));
+                            work.out.memberships.push(membership(&group, id, Member::User));
                         }
                     }
                     Members::Groups => {
                         let child = group_id(member);
                         if cur.groups.contains_key(&child) {
-                            work.out.memberships.push(membership(&group, &child, true));
+                            work.out.memberships.push(membership(&group, &child, Member::Group));
                         }
                     }
                 }
@@ -222,11 +222,20 @@ fn next_group(cur: &Cursor, after: &str) -> Option<String> {
         .map(|(k, _)| k.clone())
 }
 
+/// What a membership's member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Member {
+    /// A user, by its id.
+    User,
+    /// A child group, by its id.
+    Group,
+}
+
 /// A direct membership.
-pub fn membership(group: &str, member: &str, member_is_group: bool) -> Membership {
+pub fn membership(group: &str, member: &str, kind: Member) -> Membership {
     Membership {
         group_id: group.to_string(),
         member_id: member.to_string(),
-        member_is_group,
+        member_is_group: kind == Member::Group,
     }
 }
