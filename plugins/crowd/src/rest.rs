@@ -3,7 +3,7 @@
 //! `X-Embedded-Crowd-Version` required on every answer (checked before the status), and each
 //! refusal turned into what the administrator has to fix.
 
-use roster_sdk::errors::{classify_status, excerpt};
+use roster_sdk::errors::{classify_status_with, excerpt};
 use roster_sdk::http::{Transport, basic_auth, path_segment};
 use roster_sdk::{PluginError, Request, Response};
 
@@ -134,17 +134,7 @@ impl<'a> Server<'a> {
     /// (checked first, as Atlassian's client does), and the application was let in (401, 403).
     fn vet(&self, url: &str, what: &str, resp: Response) -> Result<Response, PluginError> {
         let Some(product) = product(&resp) else {
-            if matches!(resp.status, 502..=504) {
-                // A proxy in front of a Jira that is restarting answers for it; that passes.
-                return Err(PluginError::Transient(format!(
-                    "{what}: {url} answered {} without {VERSION_HEADER} (a proxy or load balancer in front of Jira or Crowd, which is not answering): {}",
-                    resp.status,
-                    excerpt(&resp.body)
-                )));
-            }
-            return Err(PluginError::Config(format!(
-                "{url} is not a Crowd REST service (no {VERSION_HEADER} header): check server_url — it is the Jira or Crowd base URL, e.g. https://jira.example.com or https://jira.example.com/jira"
-            )));
+            return Err(self.not_crowd(url, what, &resp));
         };
         let name = &self.s.application_name;
         match resp.status {
@@ -162,6 +152,31 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// An answer without Crowd's header. Proxies, load balancers and single sign-on gateways
+    /// in front of Jira answer for it while it restarts, throttle, or refuse before the request
+    /// reaches it: those are retried or named, and only other answers mean `server_url` is not
+    /// a Crowd REST service.
+    fn not_crowd(&self, url: &str, what: &str, resp: &Response) -> PluginError {
+        let status = resp.status;
+        let body = excerpt(&resp.body);
+        match status {
+            408 | 425 | 429 | 500..=599 => classify_status_with(
+                what,
+                resp,
+                &format!(
+                    "{url} was answered without {VERSION_HEADER} by a proxy or load balancer in front of Jira or Crowd, not by the server itself: {body}"
+                ),
+            ),
+            401 | 403 => PluginError::Auth(format!(
+                "{what}: {url} answered {status} without {VERSION_HEADER}: a proxy or single sign-on gateway in front of Jira or Crowd refused the request before the server saw it; let requests to {} through it with their own HTTP Basic credentials (the application's), or check server_url: {body}",
+                self.s.api()
+            )),
+            _ => PluginError::Config(format!(
+                "{url} is not a Crowd REST service (no {VERSION_HEADER} header): check server_url — it is the Jira or Crowd base URL, e.g. https://jira.example.com or https://jira.example.com/jira"
+            )),
+        }
+    }
+
     /// Passes 2xx through; turns any other status into the error the host acts on, with
     /// Crowd's reason and message when the body is its error entity.
     pub fn ok(&self, resp: Response, what: &str) -> Result<Response, PluginError> {
@@ -171,19 +186,16 @@ impl<'a> Server<'a> {
         Err(self.failure(&resp, what))
     }
 
-    /// The error for a non-2xx answer.
+    /// The error for a non-2xx answer: the SDK's classification of the status (its
+    /// `Retry-After` included), with Crowd's reason and message when the body is its error
+    /// entity.
     pub fn failure(&self, resp: &Response, what: &str) -> PluginError {
-        let Some(ErrorEntity { reason, message }) = error_entity(&resp.body) else {
-            return classify_status(what, resp);
-        };
-        let status = resp.status;
         let product = product(resp).unwrap_or_else(|| "the server".into());
-        let text = format!("{what}: {product} answered {status} {reason}: {message}");
-        match status {
-            408 | 425 | 429 | 500..=599 => PluginError::Transient(text),
-            400 | 404 | 422 => PluginError::Config(text),
-            _ => PluginError::Fatal(text),
-        }
+        let detail = match error_entity(&resp.body) {
+            Some(ErrorEntity { reason, message }) => format!("{product} says {reason}: {message}"),
+            None => format!("{product} answered: {}", excerpt(&resp.body)),
+        };
+        classify_status_with(what, resp, &detail)
     }
 
     /// `POST /search` for one page of users or groups; the entities as elements.

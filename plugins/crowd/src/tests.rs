@@ -391,18 +391,75 @@ fn an_answer_without_the_crowd_header_is_not_a_crowd_rest_service() {
             "{API}/event is not a Crowd REST service (no X-Embedded-Crowd-Version header): check server_url — it is the Jira or Crowd base URL, e.g. https://jira.example.com or https://jira.example.com/jira"
         )),
     );
-    // The header is checked before the status: a 401 without it is not a password problem.
+    // Neither is a 404 without it: that is another web server's page.
     let j = Jira::default();
     j.on(
         "GET /event",
         Response {
-            status: 401,
+            status: 404,
             headers: vec![],
-            body: b"Unauthorized".to_vec(),
+            body: b"Not Found".to_vec(),
         },
     );
     assert!(
         matches!(fetch(&j, SETTINGS, None, None), Err(PluginError::Config(m)) if m.contains("not a Crowd REST service"))
+    );
+}
+
+fn bare(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+    Response {
+        status,
+        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn a_proxy_answering_for_jira_is_retried_or_named_not_taken_for_a_wrong_url() {
+    let event_fails_with = |resp: Response| {
+        let j = Jira::default();
+        j.on("GET /event", resp);
+        fetch(&j, SETTINGS, None, None).unwrap_err()
+    };
+    // Throttling or a server error from the load balancer: retried, its Retry-After kept.
+    for status in [408, 429, 500, 503] {
+        let e = event_fails_with(bare(status, &[("Retry-After", "7")], "Too busy"));
+        assert!(
+            matches!(&e, PluginError::Transient(m) if m.contains("proxy or load balancer") && m.contains("retry after 7 s") && m.contains("Too busy")),
+            "{status}: {e:?}"
+        );
+    }
+    // A single sign-on gateway's refusal: named as such, not as a wrong URL or password.
+    for status in [401, 403] {
+        let e = event_fails_with(bare(status, &[("WWW-Authenticate", "Negotiate")], "Sign in"));
+        assert!(
+            matches!(&e, PluginError::Auth(m) if m.contains("proxy or single sign-on gateway")
+                && m.contains("https://jira.test/jira/rest/usermanagement/1")
+                && !m.contains("wrong application name")),
+            "{status}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn a_crowd_error_keeps_the_status_s_retry_after_and_crowd_s_words() {
+    let j = jira();
+    j.routes.borrow_mut().remove(USERS);
+    j.on(
+        USERS,
+        Response {
+            headers: vec![
+                ("X-Embedded-Crowd-Version".into(), "Crowd/5.1.6".into()),
+                ("Retry-After".into(), "30".into()),
+            ],
+            ..error(503, "OPERATION_FAILED", "directory busy")
+        },
+    );
+    same(
+        fetch(&j, SETTINGS, None, None).unwrap_err(),
+        PluginError::Transient(
+            "list users (POST /search?entity-type=user): the server is unavailable or throttling (503) (server asked to retry after 30 s): Crowd says OPERATION_FAILED: directory busy".into(),
+        ),
     );
 }
 
@@ -463,7 +520,7 @@ fn refusals_name_what_to_fix() {
     same(
         fetch(&j, SETTINGS, None, None).unwrap_err(),
         PluginError::Transient(
-            "list users (POST /search?entity-type=user): Jira answered 500 OPERATION_FAILED: database gone".into(),
+            "list users (POST /search?entity-type=user): the server is unavailable or throttling (500): Jira says OPERATION_FAILED: database gone".into(),
         ),
     );
 }
