@@ -22,20 +22,29 @@ pub enum Events {
     Unavailable,
     /// The server has no `/event` resource (404).
     Unsupported,
+    /// `GET /event` failed at the full fetch (logged and ignored, as Atlassian's directory
+    /// does): the next fetch reads in full again.
+    Failed {
+        /// The server's answer.
+        why: String,
+    },
 }
 
 impl Events {
     /// Why an incremental fetch cannot continue from here, in the run's words.
-    pub fn why_not(&self) -> Option<&'static str> {
+    pub fn why_not(&self) -> Option<String> {
         match self {
             Events::Token { .. } => None,
-            Events::Off => Some("use_incremental_sync is off"),
+            Events::Off => Some("use_incremental_sync is off".into()),
             Events::Unavailable => Some(
-                "Jira says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)",
+                "Jira says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
             ),
             Events::Unsupported => Some(
-                "the server has no event resource (GET /event answered 404): incremental synchronisation is not supported",
+                "the server has no event resource (GET /event answered 404): incremental synchronisation is not supported".into(),
             ),
+            Events::Failed { why } => Some(format!(
+                "the last full fetch could not take an event token ({why})"
+            )),
         }
     }
 }

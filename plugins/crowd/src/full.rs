@@ -43,10 +43,12 @@ pub fn initial_token(srv: &Server<'_>) -> Result<Events, PluginError> {
         if model::error_entity(&resp.body).is_some_and(|e| e.reason == "INCREMENTAL_SYNC_NOT_AVAILABLE") {
             return Ok(unavailable());
         }
-        return Err(srv.failure(&resp, what));
+        return Ok(no_token(srv.failure(&resp, what)));
     }
-    let attrs =
-        xml::for_each::<XmlError>(&resp.body, "events", |_| Ok(())).map_err(|e| xml_failure(what, &resp.body, e))?;
+    let attrs = match xml::for_each::<XmlError>(&resp.body, "events", |_| Ok(())) {
+        Ok(attrs) => attrs,
+        Err(e) => return Ok(no_token(xml_failure(what, &resp.body, e))),
+    };
     let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     match (get("incrementalSynchronisationAvailable"), get("newEventToken")) {
         (Some("true"), Some(token)) if !token.is_empty() => Ok(Events::Token {
@@ -54,6 +56,24 @@ pub fn initial_token(srv: &Server<'_>) -> Result<Events, PluginError> {
         }),
         _ => Ok(unavailable()),
     }
+}
+
+/// A `GET /event` the server answered but did not give a token with: the token only saves the
+/// next run from reading everything, so the fetch goes on without it (crowd-rest.md §6, full
+/// sync step 1: "failures are logged and ignored"). A request that got no answer at all is
+/// not this: it stays the transient error it is, and the host retries the page, as the
+/// listings right after it would fail the same way.
+fn no_token(e: PluginError) -> Events {
+    let (PluginError::Config(why)
+    | PluginError::Auth(why)
+    | PluginError::Transient(why)
+    | PluginError::ExpiredDelta(why)
+    | PluginError::Fatal(why)) = e;
+    roster_sdk::log(
+        Level::Warn,
+        &format!("{why}; reading everything without an event token, so the next run reads everything too"),
+    );
+    Events::Failed { why }
 }
 
 fn unavailable() -> Events {

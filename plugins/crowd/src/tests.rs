@@ -16,6 +16,8 @@ const SETTINGS: &str = r#"{"server_url":"https://jira.test/jira/","application_n
 #[derive(Default)]
 struct Jira {
     routes: RefCell<HashMap<String, Vec<Response>>>,
+    /// Routes whose connection is reset: the transport fails transiently.
+    dropped: RefCell<Vec<String>>,
     sent: RefCell<Vec<Request>>,
 }
 
@@ -57,6 +59,12 @@ impl Jira {
         self.sent.borrow().iter().map(route).collect()
     }
 
+    /// Resets the connection of every request to `route` from now on.
+    fn drop_connection(&self, route: &str) -> &Self {
+        self.dropped.borrow_mut().push(route.to_string());
+        self
+    }
+
     fn clear_log(&self) {
         self.sent.borrow_mut().clear();
     }
@@ -70,6 +78,9 @@ impl Transport for Jira {
     fn send(&self, req: Request) -> Result<Response, PluginError> {
         let key = route(&req);
         self.sent.borrow_mut().push(req);
+        if self.dropped.borrow().contains(&key) {
+            return Err(PluginError::Transient(format!("{key}: the connection was reset")));
+        }
         let mut routes = self.routes.borrow_mut();
         Ok(match routes.get_mut(&key) {
             Some(list) if list.len() > 1 => list.remove(0),
@@ -854,4 +865,32 @@ fn an_event_of_a_kind_roster_does_not_know_is_skipped_whatever_its_operation() {
     let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
     assert_eq!(ids(&page.groups, |g| &g.id), vec!["qa"]);
     assert!(page.delta_token.unwrap().contains(r#""token":"T2""#));
+}
+
+#[test]
+fn a_failed_event_token_request_is_logged_and_the_full_fetch_goes_on() {
+    for answer in [
+        error(500, "OPERATION_FAILED", "event store unavailable"),
+        error(400, "ILLEGAL_ARGUMENT", "no events here"),
+        with_version(200, "<html>maintenance</html>"),
+    ] {
+        let j = jira();
+        j.routes.borrow_mut().remove("GET /event");
+        j.on("GET /event", answer);
+        let page = fetch_all(&j, SETTINGS, None).unwrap();
+        assert_eq!(page.users.len(), 4);
+        assert_eq!(links(&page.memberships), full_links());
+        // The next incremental run reads in full again, and says why.
+        let token = page.delta_token.unwrap();
+        match fetch(&j, SETTINGS, None, Some(&token)) {
+            Err(PluginError::ExpiredDelta(m)) => {
+                assert!(m.starts_with("the last full fetch could not take an event token"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // No answer at all is retried: the listings would fail the same way.
+    let j = jira();
+    j.drop_connection("GET /event");
+    assert!(matches!(fetch(&j, SETTINGS, None, None), Err(PluginError::Transient(m)) if m.contains("reset")));
 }
