@@ -37,7 +37,7 @@ impl Events {
             Events::Token { .. } => None,
             Events::Off => Some("use_incremental_sync is off".into()),
             Events::Unavailable => Some(
-                "Jira says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
+                "the server says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
             ),
             Events::Unsupported => Some(
                 "the server has no event resource (GET /event answered 404): incremental synchronisation is not supported".into(),
@@ -105,12 +105,17 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// The delta state a completed full fetch leaves.
-    pub fn into_state(self) -> DeltaState {
-        DeltaState {
+    /// The delta state a completed full fetch leaves: none when the administrator turned
+    /// incremental synchronisation off (every run reads in full by choice, with nothing to say
+    /// about it); a state saying why otherwise, so the next incremental run says it.
+    pub fn into_state(self) -> Option<DeltaState> {
+        if self.events == Events::Off {
+            return None;
+        }
+        Some(DeltaState {
             events: self.events,
             keys: self.users.into_iter().filter(|(name, id)| name != id).collect(),
             groups: self.groups.into_keys().collect(),
-        }
+        })
     }
 }

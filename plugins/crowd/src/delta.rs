@@ -22,7 +22,7 @@ use roster_sdk::{Group, PluginError, Removal, RemovalKind, User};
 use crate::cursor::{DeltaState, Events};
 use crate::full::{Member, membership};
 use crate::model::{self, group_id, name_key};
-use crate::rest::{Server, xml_failure};
+use crate::rest::{Server, product, xml_failure};
 use crate::xml::{self, Element, XmlError};
 
 fn expired(why: impl Into<String>) -> PluginError {
@@ -300,7 +300,10 @@ pub fn run(srv: &Server<'_>, state: DeltaState, work: &mut Work<'_>) -> Result<D
     })?;
     let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     if get("incrementalSynchronisationAvailable") == Some("false") {
-        return Err(expired(Events::Unavailable.why_not().unwrap_or_default()));
+        let product = product(&resp).unwrap_or_else(|| "the server".into());
+        return Err(expired(format!(
+            "{product} says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)"
+        )));
     }
     let Some(next) = get("newEventToken").filter(|t| !t.is_empty()).map(str::to_string) else {
         return Err(PluginError::Fatal(format!(

@@ -6,11 +6,11 @@
 use std::ops::Bound;
 
 use roster_sdk::driver::{Next, Work};
-use roster_sdk::{Level, Membership, PluginError};
+use roster_sdk::{Level, Membership, PluginError, Response};
 
 use crate::cursor::{Cursor, DeltaState, Events, Step};
 use crate::model::{self, group_id, name_key};
-use crate::rest::{Entity, Members, Server, list, xml_failure};
+use crate::rest::{Entity, Members, Server, list, product, xml_failure};
 use crate::xml::{self, XmlError};
 
 /// The first step: the event token when incremental synchronisation is wanted.
@@ -41,7 +41,7 @@ pub fn initial_token(srv: &Server<'_>) -> Result<Events, PluginError> {
     }
     if !resp.is_success() {
         if model::error_entity(&resp.body).is_some_and(|e| e.reason == "INCREMENTAL_SYNC_NOT_AVAILABLE") {
-            return Ok(unavailable());
+            return Ok(unavailable(&resp));
         }
         return Ok(no_token(srv.failure(&resp, what)));
     }
@@ -54,7 +54,7 @@ pub fn initial_token(srv: &Server<'_>) -> Result<Events, PluginError> {
         (Some("true"), Some(token)) if !token.is_empty() => Ok(Events::Token {
             token: token.to_string(),
         }),
-        _ => Ok(unavailable()),
+        _ => Ok(unavailable(&resp)),
     }
 }
 
@@ -76,10 +76,11 @@ fn no_token(e: PluginError) -> Events {
     Events::Failed { why }
 }
 
-fn unavailable() -> Events {
+fn unavailable(resp: &Response) -> Events {
+    let product = product(resp).unwrap_or_else(|| "the server".into());
     roster_sdk::log(
         Level::Info,
-        "the server says incremental synchronisation is not available (incrementalSynchronisationAvailable=false): every fetch reads everything",
+        &format!("{product} says incremental synchronisation is not available (incrementalSynchronisationAvailable=false): every fetch reads everything"),
     );
     Events::Unavailable
 }
@@ -152,7 +153,7 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                         };
                         Next::Continue(cur)
                     }
-                    None => Next::Done(Some(cur.into_state())),
+                    None => Next::Done(cur.into_state()),
                 });
             }
             let resp = srv.ok(resp, what)?;
@@ -182,7 +183,7 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                 Level::Info,
                 "memberships: read from the /group/membership document in one request",
             );
-            return Ok(Next::Done(Some(cur.into_state())));
+            return Ok(Next::Done(cur.into_state()));
         }
         Step::PerGroup { group, members, start } => {
             let name = cur.groups.get(&group).cloned().unwrap_or_else(|| group.clone());
@@ -224,7 +225,7 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
             };
             match next {
                 Some((group, members, start)) => cur.step = Step::PerGroup { group, members, start },
-                None => return Ok(Next::Done(Some(cur.into_state()))),
+                None => return Ok(Next::Done(cur.into_state())),
             }
         }
     }

@@ -799,7 +799,7 @@ fn a_token_the_server_refuses_or_cannot_have_asks_for_a_full_fetch_saying_why() 
     same(
         err,
         PluginError::ExpiredDelta(
-            "Jira says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
+            "the server says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
         ),
     );
     assert!(j.log().is_empty(), "nothing to ask the server");
@@ -809,12 +809,26 @@ fn a_token_the_server_refuses_or_cannot_have_asks_for_a_full_fetch_saying_why() 
         fetch(&j, &off, None, Some(&token)).unwrap_err(),
         PluginError::ExpiredDelta("use_incremental_sync is off".into()),
     );
+    // Off during it: no token at all, so no run warns about what the administrator chose.
     let j = jira();
-    let off_token = full_token(&j, &off);
+    let page = fetch_all(&j, &off, None).unwrap();
     assert!(!j.log().contains(&"GET /event".to_string()));
+    assert_eq!(page.users.len(), 4);
+    assert_eq!(page.delta_token, None);
+    // A server saying so in the events answer is named by what it is.
+    let j = jira();
+    j.on(
+        "GET /event/T1",
+        Response {
+            headers: vec![("X-Embedded-Crowd-Version".into(), "Crowd/5.1.6".into())],
+            ..with_version(200, r#"<events incrementalSynchronisationAvailable="false"/>"#)
+        },
+    );
     same(
-        fetch(&j, SETTINGS, None, Some(&off_token)).unwrap_err(),
-        PluginError::ExpiredDelta("use_incremental_sync is off".into()),
+        fetch(&j, SETTINGS, None, Some(&token)).unwrap_err(),
+        PluginError::ExpiredDelta(
+            "Crowd says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
+        ),
     );
 }
 
