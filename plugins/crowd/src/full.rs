@@ -10,7 +10,7 @@ use roster_sdk::{Level, Membership, PluginError, Response};
 
 use crate::cursor::{Cursor, DeltaState, Events, Step};
 use crate::model::{self, group_id, name_key};
-use crate::rest::{Entity, Members, Server, list, product, xml_failure};
+use crate::rest::{Entity, Members, Server, list, product, sees_no_users, xml_failure};
 use crate::xml::{self, XmlError};
 
 /// The first step: the event token when incremental synchronisation is wanted.
@@ -101,6 +101,9 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
             let what = "list users (POST /search?entity-type=user)";
             let found = srv.search(Entity::User, start, &max, what)?;
             let n = found.len();
+            if start == 0 && n == 0 {
+                return Err(PluginError::Fatal(format!("{what}: {}", sees_no_users(srv, None))));
+            }
             let mut added = 0;
             for el in &found {
                 let u = model::user(el, what)?;

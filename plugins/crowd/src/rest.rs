@@ -232,6 +232,16 @@ pub fn product(resp: &Response) -> Option<String> {
     })
 }
 
+/// What an empty users listing means: Jira always has at least one user, so the application
+/// is mapped to no directory (or to empty ones) — not that everyone left.
+pub fn sees_no_users(srv: &Server<'_>, product: Option<String>) -> String {
+    let product = product.unwrap_or_else(|| "the server".into());
+    let name = &srv.s.application_name;
+    format!(
+        "{product} lists no users to application '{name}': the application sees no users. Give it a directory (Crowd: Applications → '{name}' → Directories; Jira: User management → User directories must hold an active directory with users); an empty answer is never read as everyone having left"
+    )
+}
+
 /// A document's XML failure as the error the host acts on: a cut-off or broken answer is
 /// retried (it is most often a dropped connection), another document is not.
 pub fn xml_failure(what: &str, body: &[u8], e: XmlError) -> PluginError {

@@ -536,6 +536,9 @@ fn refusals_name_what_to_fix() {
     );
 }
 
+const ANY_USER: &str = "POST /search?entity-type=user&start-index=0&max-results=1";
+const ONE_USER: &str = r#"<users><user name="admin"><link rel="self" href="x"/></user></users>"#;
+
 #[test]
 fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token() {
     let j = Jira::default();
@@ -543,6 +546,7 @@ fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token(
         "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
         "<users/>",
     )
+    .ok(ANY_USER, ONE_USER)
     .ok("GET /event", r#"<events incrementalSynchronisationAvailable="false"/>"#);
     roster_sdk::idp::check::<Crowd>(SETTINGS, &j).unwrap();
     let sent = j.sent.borrow();
@@ -551,17 +555,20 @@ fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token(
         body.contains("<property-search-restriction><property><name>name</name><type>STRING</type></property><match-mode>NULL</match-mode></property-search-restriction>"),
         "{body}"
     );
-    assert_eq!(sent.len(), 2);
+    let body = String::from_utf8_lossy(sent[1].body.as_deref().unwrap()).into_owned();
+    assert!(body.ends_with("<null-search-restriction/>"), "{body}");
+    assert_eq!(sent.len(), 3);
     drop(sent);
     // Without incremental synchronisation, no event request.
     let j = Jira::default();
     j.ok(
         "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
         "<users/>",
-    );
+    )
+    .ok(ANY_USER, ONE_USER);
     let settings = SETTINGS.replace('}', r#","use_incremental_sync":false}"#);
     roster_sdk::idp::check::<Crowd>(&settings, &j).unwrap();
-    assert_eq!(j.log().len(), 1);
+    assert_eq!(j.log().len(), 2);
     // A search answer that is not a user list is not a working server.
     let j = Jira::default();
     j.ok(
@@ -907,4 +914,28 @@ fn a_failed_event_token_request_is_logged_and_the_full_fetch_goes_on() {
     let j = jira();
     j.drop_connection("GET /event");
     assert!(matches!(fetch(&j, SETTINGS, None, None), Err(PluginError::Transient(m)) if m.contains("reset")));
+}
+
+#[test]
+fn an_application_that_sees_no_users_fails_check_and_the_full_fetch() {
+    let j = Jira::default();
+    j.ok(
+        "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
+        "<users/>",
+    )
+    .ok(ANY_USER, "<users/>");
+    let err = roster_sdk::idp::check::<Crowd>(SETTINGS, &j).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.starts_with("Jira lists no users to application 'roster': the application sees no users. Give it a directory (Crowd: Applications → 'roster' → Directories")),
+        "{err:?}"
+    );
+    // A full fetch answered an empty users listing fails instead of reading everyone as gone.
+    let j = jira();
+    j.routes.borrow_mut().remove(USERS);
+    j.ok(USERS, r#"<users expand="user"/>"#);
+    let err = fetch_all(&j, SETTINGS, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Fatal(m) if m.contains("the application sees no users") && m.contains("never read as everyone having left")),
+        "{err:?}"
+    );
 }
