@@ -22,8 +22,8 @@ use roster_sdk::{Group, PluginError, Removal, RemovalKind, User};
 use crate::cursor::{DeltaState, Events};
 use crate::full::{Member, membership};
 use crate::model::{self, group_id, name_key};
-use crate::rest::{Server, product, xml_failure};
-use crate::xml::{self, Element, XmlError};
+use crate::rest::{Failure, Server, product, xml_failure};
+use crate::xml::{self, Element};
 
 fn expired(why: impl Into<String>) -> PluginError {
     PluginError::ExpiredDelta(why.into())
@@ -294,10 +294,7 @@ pub fn run(srv: &Server<'_>, state: DeltaState, work: &mut Work<'_>) -> Result<D
         }
         Ok(())
     })
-    .map_err(|f| match f {
-        Failure::Xml(e) => xml_failure(what, &resp.body, e),
-        Failure::Plugin(e) => e,
-    })?;
+    .map_err(|f| f.into_plugin_error(what, &resp.body))?;
     let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     if get("incrementalSynchronisationAvailable") == Some("false") {
         let product = product(&resp).unwrap_or_else(|| "the server".into());
@@ -311,24 +308,6 @@ pub fn run(srv: &Server<'_>, state: DeltaState, work: &mut Work<'_>) -> Result<D
         )));
     };
     emit(net, next, work)
-}
-
-/// An event's failure: the document's, or the connector's.
-enum Failure {
-    Xml(XmlError),
-    Plugin(PluginError),
-}
-
-impl From<XmlError> for Failure {
-    fn from(e: XmlError) -> Self {
-        Failure::Xml(e)
-    }
-}
-
-impl From<PluginError> for Failure {
-    fn from(e: PluginError) -> Self {
-        Failure::Plugin(e)
-    }
 }
 
 /// Writes the net changes into `work` and returns the next state.

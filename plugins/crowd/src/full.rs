@@ -10,7 +10,7 @@ use roster_sdk::{Level, Membership, PluginError, Response};
 
 use crate::cursor::{Cursor, DeltaState, Events, Step};
 use crate::model::{self, group_id, name_key};
-use crate::rest::{Entity, Members, Server, list, product, sees_no_users, xml_failure};
+use crate::rest::{Entity, Members, Server, product, read_list, sees_no_users, xml_failure};
 use crate::xml::{self, XmlError};
 
 /// The first step: the event token when incremental synchronisation is wanted.
@@ -99,19 +99,18 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
     match cur.step.clone() {
         Step::Users { start } => {
             let what = "list users (POST /search?entity-type=user)";
-            let found = srv.search(Entity::User, start, &max, what)?;
-            let n = found.len();
-            if start == 0 && n == 0 {
-                return Err(PluginError::Fatal(format!("{what}: {}", sees_no_users(srv, None))));
-            }
             let mut added = 0;
-            for el in &found {
+            let n = srv.search(Entity::User, start, &max, what, |el| {
                 let u = model::user(el, what)?;
                 if let std::collections::btree_map::Entry::Vacant(v) = cur.users.entry(name_key(&u.username)) {
                     v.insert(u.id.clone());
                     work.out.users.push(u);
                     added += 1;
                 }
+                Ok(())
+            })?;
+            if start == 0 && n == 0 {
+                return Err(PluginError::Fatal(format!("{what}: {}", sees_no_users(srv, None))));
             }
             work.expect(added);
             cur.step = match next_start(srv, start, n) {
@@ -121,10 +120,8 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
         }
         Step::Groups { start } => {
             let what = "list groups (POST /search?entity-type=group)";
-            let found = srv.search(Entity::Group, start, &max, what)?;
-            let n = found.len();
             let mut added = 0;
-            for el in &found {
+            let n = srv.search(Entity::Group, start, &max, what, |el| {
                 let g = model::group(el, what)?;
                 // Names differing only in case are one group to Crowd; the first is kept.
                 if let std::collections::btree_map::Entry::Vacant(v) = cur.groups.entry(g.id.clone()) {
@@ -132,7 +129,8 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                     work.out.groups.push(g);
                     added += 1;
                 }
-            }
+                Ok(())
+            })?;
             work.expect(added);
             cur.step = match next_start(srv, start, n) {
                 Some(start) => Step::Groups { start },
@@ -201,27 +199,27 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
             let resp = srv.get(&srv.members_url(members, &name, start), what)?;
             // A group deleted since the listing has no members (Atlassian's client does the same).
             let found = if resp.status == 404 {
-                Vec::new()
+                0
             } else {
-                list(&srv.ok(resp, what)?, root, item, what)?
+                read_list(&srv.ok(resp, what)?, root, item, what, |el| {
+                    let member = model::name(el, what)?;
+                    match members {
+                        Members::Users => {
+                            if let Some(id) = cur.users.get(&name_key(member)) {
+                                work.out.memberships.push(membership(&group, id, Member::User));
+                            }
+                        }
+                        Members::Groups => {
+                            let child = group_id(member);
+                            if cur.groups.contains_key(&child) {
+                                work.out.memberships.push(membership(&group, &child, Member::Group));
+                            }
+                        }
+                    }
+                    Ok(())
+                })?
             };
-            for el in &found {
-                let member = model::name(el, what)?;
-                match members {
-                    Members::Users => {
-                        if let Some(id) = cur.users.get(&name_key(member)) {
-                            work.out.memberships.push(membership(&group, id, Member::User));
-                        }
-                    }
-                    Members::Groups => {
-                        let child = group_id(member);
-                        if cur.groups.contains_key(&child) {
-                            work.out.memberships.push(membership(&group, &child, Member::Group));
-                        }
-                    }
-                }
-            }
-            let next = match next_start(srv, start, found.len()) {
+            let next = match next_start(srv, start, found) {
                 Some(start) => Some((group, members, start)),
                 None if members == Members::Users && srv.s.use_nested_groups => Some((group, Members::Groups, 0)),
                 None => next_group(&cur, &group).map(|g| (g, Members::Users, 0)),

@@ -114,9 +114,21 @@ impl<'a> Server<'a> {
             .header("x-atlassian-token", "no-check"))
     }
 
+    /// Sends a request; the host's refusal of an answer for its size says what to change.
+    fn send(&self, req: Request, what: &str) -> Result<Response, PluginError> {
+        self.t.send(req).map_err(|e| match e {
+            // The host's words (roster-runtime `net.rs`) name the limit; the connector knows
+            // which settings make its answers smaller.
+            PluginError::Config(m) if m.contains("max_response_bytes") => PluginError::Config(format!(
+                "{what}: {m}. Raise it for this source (`limits = {{ max_response_bytes = … }}` in its [[source]] table; the default is 16 MiB, roughly 15,000 users with their attributes), or set `page_size` in its settings to read the users and groups listings in pages (the /group/membership document is one answer whatever the page size)"
+            )),
+            other => other,
+        })
+    }
+
     /// GETs a URL; the answer has passed [`Server::vet`].
     pub fn get(&self, url: &str, what: &str) -> Result<Response, PluginError> {
-        let resp = self.t.send(self.request("GET", url)?)?;
+        let resp = self.send(self.request("GET", url)?, what)?;
         self.vet(url, what, resp)
     }
 
@@ -126,7 +138,7 @@ impl<'a> Server<'a> {
             .request("POST", url)?
             .header("content-type", "application/xml; charset=UTF-8")
             .with_body(body.as_bytes().to_vec());
-        let resp = self.t.send(req)?;
+        let resp = self.send(req, what)?;
         self.vet(url, what, resp)
     }
 
@@ -198,15 +210,23 @@ impl<'a> Server<'a> {
         classify_status_with(what, resp, &detail)
     }
 
-    /// `POST /search` for one page of users or groups; the entities as elements.
-    pub fn search(&self, entity: Entity, start: u64, max: &str, what: &str) -> Result<Vec<Element>, PluginError> {
+    /// `POST /search` for one page of users or groups, each entity handed to `each` as it is
+    /// read; returns how many there were.
+    pub fn search(
+        &self,
+        entity: Entity,
+        start: u64,
+        max: &str,
+        what: &str,
+        each: impl FnMut(&Element) -> Result<(), PluginError>,
+    ) -> Result<usize, PluginError> {
         let url = self.search_url(entity, start, max);
         let resp = self.ok(self.post_xml(&url, NULL_RESTRICTION, what)?, what)?;
         let (root, item) = match entity {
             Entity::User => ("users", "user"),
             Entity::Group => ("groups", "group"),
         };
-        list(&resp, root, item, what)
+        read_list(&resp, root, item, what, each)
     }
 }
 
@@ -257,17 +277,56 @@ pub fn xml_failure(what: &str, body: &[u8], e: XmlError) -> PluginError {
     }
 }
 
-/// The `<item>` elements of a `<root>` list.
-pub fn list(resp: &Response, root: &str, item: &str, what: &str) -> Result<Vec<Element>, PluginError> {
-    let mut out = Vec::new();
-    xml::for_each::<XmlError>(&resp.body, root, |el| {
+/// Hands each `<item>` element of a `<root>` list to `each` as soon as it is read, so a
+/// listing of the whole directory never exists as element trees all at once (a tree is several
+/// times the size of the record made from it); returns how many there were.
+pub fn read_list(
+    resp: &Response,
+    root: &str,
+    item: &str,
+    what: &str,
+    mut each: impl FnMut(&Element) -> Result<(), PluginError>,
+) -> Result<usize, PluginError> {
+    let mut n = 0;
+    xml::for_each::<Failure>(&resp.body, root, |el| {
         if el.name == item {
-            out.push(el);
+            n += 1;
+            each(&el)?;
         }
         Ok(())
     })
-    .map_err(|e| xml_failure(what, &resp.body, e))?;
-    Ok(out)
+    .map_err(|f| f.into_plugin_error(what, &resp.body))?;
+    Ok(n)
+}
+
+/// Why reading a document stopped: the document itself, or what was made of it.
+pub enum Failure {
+    /// The document.
+    Xml(XmlError),
+    /// The connector's own error for an element.
+    Plugin(PluginError),
+}
+
+impl Failure {
+    /// The error the host acts on.
+    pub fn into_plugin_error(self, what: &str, body: &[u8]) -> PluginError {
+        match self {
+            Failure::Xml(e) => xml_failure(what, body, e),
+            Failure::Plugin(e) => e,
+        }
+    }
+}
+
+impl From<XmlError> for Failure {
+    fn from(e: XmlError) -> Self {
+        Failure::Xml(e)
+    }
+}
+
+impl From<PluginError> for Failure {
+    fn from(e: PluginError) -> Self {
+        Failure::Plugin(e)
+    }
 }
 
 /// Text of an HTML or plain body: tags dropped, the common entities decoded, spaces collapsed.

@@ -16,8 +16,8 @@ const SETTINGS: &str = r#"{"server_url":"https://jira.test/jira/","application_n
 #[derive(Default)]
 struct Jira {
     routes: RefCell<HashMap<String, Vec<Response>>>,
-    /// Routes whose connection is reset: the transport fails transiently.
-    dropped: RefCell<Vec<String>>,
+    /// Routes the transport fails with an error instead of an answer.
+    failing: RefCell<Vec<(String, PluginError)>>,
     sent: RefCell<Vec<Request>>,
 }
 
@@ -61,7 +61,12 @@ impl Jira {
 
     /// Resets the connection of every request to `route` from now on.
     fn drop_connection(&self, route: &str) -> &Self {
-        self.dropped.borrow_mut().push(route.to_string());
+        self.fail(route, PluginError::Transient(format!("{route}: the connection was reset")))
+    }
+
+    /// Fails every request to `route` with `e` (as the host fails it) from now on.
+    fn fail(&self, route: &str, e: PluginError) -> &Self {
+        self.failing.borrow_mut().push((route.to_string(), e));
         self
     }
 
@@ -78,8 +83,8 @@ impl Transport for Jira {
     fn send(&self, req: Request) -> Result<Response, PluginError> {
         let key = route(&req);
         self.sent.borrow_mut().push(req);
-        if self.dropped.borrow().contains(&key) {
-            return Err(PluginError::Transient(format!("{key}: the connection was reset")));
+        if let Some((_, e)) = self.failing.borrow().iter().find(|(r, _)| *r == key) {
+            return Err(e.clone());
         }
         let mut routes = self.routes.borrow_mut();
         Ok(match routes.get_mut(&key) {
@@ -937,5 +942,110 @@ fn an_application_that_sees_no_users_fails_check_and_the_full_fetch() {
     assert!(
         matches!(&err, PluginError::Fatal(m) if m.contains("the application sees no users") && m.contains("never read as everyone having left")),
         "{err:?}"
+    );
+}
+
+#[test]
+fn an_answer_too_large_for_the_host_says_which_limit_or_setting_to_change() {
+    let j = jira();
+    j.fail(
+        USERS,
+        PluginError::Config(
+            "the response from https://jira.test is larger than this source's cap of 16777216 bytes (`max_response_bytes`)".into(),
+        ),
+    );
+    let err = fetch(&j, SETTINGS, None, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.starts_with("list users (POST /search?entity-type=user): the response from https://jira.test is larger")
+            && m.contains("`limits = { max_response_bytes = … }`")
+            && m.contains("set `page_size`")),
+        "{err:?}"
+    );
+    // Other refusals of the host pass as they are.
+    let j = jira();
+    j.fail(USERS, PluginError::Config("https://jira.test is not in allow_hosts".into()));
+    same(
+        fetch(&j, SETTINGS, None, None).unwrap_err(),
+        PluginError::Config("https://jira.test is not in allow_hosts".into()),
+    );
+}
+
+/// Bytes allocated and not yet freed by this thread, and the most there were since [`peak`]
+/// was reset: a listing's memory shows without other tests' allocations in the count.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(n: isize) {
+        let _ = LIVE.try_with(|l| {
+            l.set(l.get() + n);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(l.get())));
+        });
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(-(layout.size() as isize));
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    /// Bytes live now.
+    pub fn live() -> isize {
+        LIVE.with(Cell::get)
+    }
+
+    /// Starts measuring the peak from now.
+    pub fn reset_peak() {
+        PEAK.with(|p| p.set(live()));
+    }
+
+    /// The most bytes live since [`reset_peak`].
+    pub fn peak() -> isize {
+        PEAK.with(Cell::get)
+    }
+}
+
+#[global_allocator]
+static ALLOC: counting::Counting = counting::Counting;
+
+#[test]
+fn a_listing_becomes_records_one_user_at_a_time_not_element_trees_first() {
+    let n = 3_000;
+    let mut users = String::from(r#"<users expand="user">"#);
+    for i in 0..n {
+        users.push_str(&format!(
+            r#"<user name="user{i}" expand="attributes"><link rel="self" href="https://jira.test/jira/rest/usermanagement/1/user?username=user{i}"/><first-name>First</first-name><last-name>Last</last-name><display-name>User {i}</display-name><email>user{i}@example.com</email><password><link rel="edit" href="https://jira.test/jira/rest/usermanagement/1/user/password?username=user{i}"/></password><key>JIRAUSER{i}</key><active>true</active><created-date>2024-01-02T03:04:05.678Z</created-date><updated-date>2024-01-02T03:04:05.678Z</updated-date><attributes><link rel="self" href="x"/><attribute name="team"><link rel="self" href="x"/><values><value>core</value></values></attribute></attributes></user>"#
+        ));
+    }
+    users.push_str("</users>");
+    let j = jira();
+    j.routes.borrow_mut().remove(USERS);
+    j.ok(USERS, &users);
+    // The first page: the event token and the users (the page's record budget is then spent).
+    let before = counting::live();
+    counting::reset_peak();
+    let page = fetch(&j, SETTINGS, None, None).unwrap();
+    let kept = counting::live() - before;
+    let transient = counting::peak() - before - kept;
+    assert_eq!(page.users.len(), n);
+    // What is held on the way besides the page: the answer (the script hands out a copy), the
+    // records' vectors growing, one element tree — not a tree per user, which alone is larger
+    // than the answer.
+    let answer = users.len() as isize;
+    assert!(
+        transient < answer + kept,
+        "{transient} bytes held on the way for an answer of {answer} bytes and a page of {kept}"
     );
 }
