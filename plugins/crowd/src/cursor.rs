@@ -87,6 +87,10 @@ pub enum Step {
         members: Members,
         /// `start-index`.
         start: u64,
+        /// The members (lower-case names) the previous page of this listing read: pages
+        /// overlap, and these are not read twice.
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        last: BTreeSet<String>,
     },
 }
 

@@ -3,9 +3,11 @@
 //! fetch), every user, every group, then every group's direct members — from the one
 //! `/group/membership` document where the server has it, else group by group.
 
+use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use roster_sdk::driver::{Next, Work};
+use roster_sdk::paging::Overlapping;
 use roster_sdk::{Level, Membership, PluginError, Response};
 
 use crate::cursor::{Cursor, DeltaState, Events, Step};
@@ -85,12 +87,13 @@ fn unavailable(resp: &Response) -> Events {
     Events::Unavailable
 }
 
-/// The next full page after `n` entities from `start`: paging goes on while pages come back full.
-fn next_start(srv: &Server<'_>, start: u64, n: usize) -> Option<u64> {
-    match srv.s.page_size {
-        Some(size) if n > 0 && n as u64 >= u64::from(size) => Some(start + n as u64),
-        _ => None,
-    }
+/// Where the next page starts after `n` entities from `start`, `added` of them not seen
+/// before; `None` when the listing is complete (always, without a `page_size`: one request
+/// reads it all). Pages overlap, so a deletion between two pages skips nobody.
+fn next_start(srv: &Server<'_>, start: u64, n: usize, added: usize) -> Option<u64> {
+    srv.s
+        .page_size
+        .and_then(|size| Overlapping::new(size).next(start, n, added))
 }
 
 /// Runs one step.
@@ -99,7 +102,7 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
     match cur.step.clone() {
         Step::Users { start } => {
             let what = "list users (POST /search?entity-type=user)";
-            let mut added = 0;
+            let mut added = 0usize;
             let n = srv.search(Entity::User, start, &max, what, |el| {
                 let u = model::user(el, what)?;
                 if let std::collections::btree_map::Entry::Vacant(v) = cur.users.entry(name_key(&u.username)) {
@@ -112,15 +115,15 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
             if start == 0 && n == 0 {
                 return Err(PluginError::Fatal(format!("{what}: {}", sees_no_users(srv, None))));
             }
-            work.expect(added);
-            cur.step = match next_start(srv, start, n) {
+            work.expect(added as u64);
+            cur.step = match next_start(srv, start, n, added) {
                 Some(start) => Step::Users { start },
                 None => Step::Groups { start: 0 },
             };
         }
         Step::Groups { start } => {
             let what = "list groups (POST /search?entity-type=group)";
-            let mut added = 0;
+            let mut added = 0usize;
             let n = srv.search(Entity::Group, start, &max, what, |el| {
                 let g = model::group(el, what)?;
                 // Names differing only in case are one group to Crowd; the first is kept.
@@ -131,8 +134,8 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                 }
                 Ok(())
             })?;
-            work.expect(added);
-            cur.step = match next_start(srv, start, n) {
+            work.expect(added as u64);
+            cur.step = match next_start(srv, start, n, added) {
                 Some(start) => Step::Groups { start },
                 None => Step::Memberships,
             };
@@ -151,6 +154,7 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                             group,
                             members: Members::Users,
                             start: 0,
+                            last: BTreeSet::new(),
                         };
                         Next::Continue(cur)
                     }
@@ -186,7 +190,12 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
             );
             return Ok(Next::Done(cur.into_state()));
         }
-        Step::PerGroup { group, members, start } => {
+        Step::PerGroup {
+            group,
+            members,
+            start,
+            last,
+        } => {
             let name = cur.groups.get(&group).cloned().unwrap_or_else(|| group.clone());
             let (what, root, item) = match members {
                 Members::Users => ("list a group's users (GET /group/user/direct)", "users", "user"),
@@ -197,35 +206,48 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                 ),
             };
             let resp = srv.get(&srv.members_url(members, &name, start), what)?;
+            let mut page = BTreeSet::new();
             // A group deleted since the listing has no members (Atlassian's client does the same).
             let found = if resp.status == 404 {
                 0
             } else {
                 read_list(&srv.ok(resp, what)?, root, item, what, |el| {
-                    let member = model::name(el, what)?;
+                    let member = name_key(model::name(el, what)?);
+                    // Read on the previous page, where the pages overlap.
+                    if last.contains(&member) || !page.insert(member.clone()) {
+                        return Ok(());
+                    }
                     match members {
                         Members::Users => {
-                            if let Some(id) = cur.users.get(&name_key(member)) {
+                            if let Some(id) = cur.users.get(&member) {
                                 work.out.memberships.push(membership(&group, id, Member::User));
                             }
                         }
                         Members::Groups => {
-                            let child = group_id(member);
-                            if cur.groups.contains_key(&child) {
-                                work.out.memberships.push(membership(&group, &child, Member::Group));
+                            if cur.groups.contains_key(&member) {
+                                work.out.memberships.push(membership(&group, &member, Member::Group));
                             }
                         }
                     }
                     Ok(())
                 })?
             };
-            let next = match next_start(srv, start, found) {
-                Some(start) => Some((group, members, start)),
-                None if members == Members::Users && srv.s.use_nested_groups => Some((group, Members::Groups, 0)),
-                None => next_group(&cur, &group).map(|g| (g, Members::Users, 0)),
+            let next = match next_start(srv, start, found, page.len()) {
+                Some(start) => Some((group, members, start, page)),
+                None if members == Members::Users && srv.s.use_nested_groups => {
+                    Some((group, Members::Groups, 0, BTreeSet::new()))
+                }
+                None => next_group(&cur, &group).map(|g| (g, Members::Users, 0, BTreeSet::new())),
             };
             match next {
-                Some((group, members, start)) => cur.step = Step::PerGroup { group, members, start },
+                Some((group, members, start, last)) => {
+                    cur.step = Step::PerGroup {
+                        group,
+                        members,
+                        start,
+                        last,
+                    }
+                }
                 None => return Ok(Next::Done(cur.into_state())),
             }
         }

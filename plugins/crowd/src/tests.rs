@@ -352,41 +352,114 @@ fn a_server_without_the_membership_document_is_read_group_by_group() {
     assert_eq!(j.log().iter().filter(|r| r.contains("/group/user/direct")).count(), 3);
 }
 
+fn users_at(start: u32) -> String {
+    format!("POST /search?entity-type=user&start-index={start}&max-results=2&expand=user,attributes")
+}
+
+fn groups_at(start: u32) -> String {
+    format!("POST /search?entity-type=group&start-index={start}&max-results=2&expand=group")
+}
+
+fn user_xml(name: &str, key: Option<&str>) -> String {
+    let key = key.map(|k| format!("<key>{k}</key>")).unwrap_or_default();
+    format!(r#"<user name="{name}"><active>true</active>{key}</user>"#)
+}
+
 #[test]
-fn with_a_page_size_listings_are_paged_until_a_short_page() {
+fn with_a_page_size_pages_overlap_by_one_and_end_on_a_page_with_nothing_new() {
     let j = jira();
-    let users =
-        |start: u32| format!("POST /search?entity-type=user&start-index={start}&max-results=2&expand=user,attributes");
-    let groups = |start: u32| format!("POST /search?entity-type=group&start-index={start}&max-results=2&expand=group");
-    j.ok(
-        &users(0),
-        r#"<users><user name="alice"><active>true</active><key>JIRAUSER10100</key></user><user name="bob"><active>true</active><key>JIRAUSER10200</key></user></users>"#,
-    )
-    .ok(&users(2), r#"<users><user name="Carol"><active>true</active></user></users>"#)
-    .ok(
-        &groups(0),
-        r#"<groups><group name="Developers"><active>true</active></group><group name="jira-users"><active>true</active></group></groups>"#,
-    )
-    .ok(&groups(2), r#"<groups><group name="Admins"><active>true</active></group></groups>"#);
+    let (alice, bob, carol) = (
+        user_xml("alice", Some("JIRAUSER10100")),
+        user_xml("bob", Some("JIRAUSER10200")),
+        user_xml("Carol", None),
+    );
+    j.ok(&users_at(0), &format!("<users>{alice}{bob}</users>"))
+        .ok(&users_at(1), &format!("<users>{bob}{carol}</users>"))
+        .ok(&users_at(2), &format!("<users>{carol}</users>"))
+        .ok(
+            &groups_at(0),
+            r#"<groups><group name="Developers"><active>true</active></group><group name="jira-users"><active>true</active></group></groups>"#,
+        )
+        .ok(
+            &groups_at(1),
+            r#"<groups><group name="jira-users"><active>true</active></group><group name="Admins"><active>true</active></group></groups>"#,
+        )
+        .ok(&groups_at(2), r#"<groups><group name="Admins"><active>true</active></group></groups>"#);
     let settings = SETTINGS.replace('}', r#","page_size":2}"#);
     let page = fetch_all(&j, &settings, None).unwrap();
     assert_eq!(
         j.log(),
         vec![
             "GET /event".to_string(),
-            users(0),
-            users(2),
-            groups(0),
-            groups(2),
+            users_at(0),
+            users_at(1),
+            users_at(2),
+            groups_at(0),
+            groups_at(1),
+            groups_at(2),
             "GET /group/membership".into()
         ]
     );
     assert_eq!(
         ids(&page.users, |u| &u.id),
-        vec!["JIRAUSER10100", "JIRAUSER10200", "Carol"]
+        vec!["JIRAUSER10100", "JIRAUSER10200", "Carol"],
+        "each user once"
     );
-    assert_eq!(page.groups.len(), 3);
+    assert_eq!(ids(&page.groups, |g| &g.id), vec!["developers", "jira-users", "admins"]);
     assert_eq!(links(&page.memberships), full_links());
+}
+
+#[test]
+fn a_user_deleted_between_two_pages_shifts_nobody_past_the_boundary() {
+    let j = jira();
+    let (alice, bob, carol, dave) = (
+        user_xml("alice", Some("JIRAUSER10100")),
+        user_xml("bob", Some("JIRAUSER10200")),
+        user_xml("Carol", None),
+        user_xml("dave", None),
+    );
+    // alice, bob | carol, dave; bob is deleted after the first page, so the second page of the
+    // listing as it is now starts one place later than the first one ended.
+    j.ok(&users_at(0), &format!("<users>{alice}{bob}</users>"))
+        .ok(&users_at(1), &format!("<users>{carol}{dave}</users>"))
+        .ok(&users_at(2), &format!("<users>{dave}</users>"))
+        .ok(&groups_at(0), "<groups/>");
+    let settings = SETTINGS.replace('}', r#","page_size":2}"#);
+    let page = fetch_all(&j, &settings, None).unwrap();
+    assert_eq!(
+        ids(&page.users, |u| &u.username),
+        vec!["alice", "bob", "Carol", "dave"],
+        "Carol is read, not deprovisioned"
+    );
+
+    // The same in a group's member listing, on a server without the membership document.
+    let j = jira();
+    j.routes.borrow_mut().remove("GET /group/membership");
+    let members = |start: u32| {
+        format!("GET /group/user/direct?groupname=Developers&start-index={start}&max-results=2")
+    };
+    j.on("GET /group/membership", with_version(404, ""))
+        .ok(&users_at(0), &format!("<users>{alice}{bob}</users>"))
+        .ok(&users_at(1), &format!("<users>{bob}{carol}</users>"))
+        .ok(&users_at(2), &format!("<users>{carol}</users>"))
+        .ok(&groups_at(0), r#"<groups><group name="Developers"><active>true</active></group></groups>"#)
+        .ok(&groups_at(1), "<groups/>")
+        .ok(&members(0), r#"<users><user name="alice"/><user name="bob"/></users>"#)
+        .ok(&members(1), r#"<users><user name="carol"/></users>"#)
+        .ok(&members(2), "<users/>")
+        .ok(
+            "GET /group/child-group/direct?groupname=Developers&start-index=0&max-results=2",
+            "<groups/>",
+        );
+    let page = fetch_all(&j, &settings, None).unwrap();
+    assert_eq!(
+        links(&page.memberships),
+        vec![
+            l("developers", "Carol", false),
+            l("developers", "JIRAUSER10100", false),
+            l("developers", "JIRAUSER10200", false),
+        ]
+    );
 }
 
 #[test]
