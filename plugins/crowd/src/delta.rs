@@ -132,7 +132,11 @@ impl<'a> Net<'a> {
                 self.named.retain(|name, id| *id != user.id || *name == n);
                 self.named.insert(n.clone(), user.id.clone());
                 self.deleted.remove(&n);
-                let complete = !self.srv.s.user_attributes || entity.child("attributes").is_some();
+                // A user event's entity holds no attributes whatever the server has: Crowd writes
+                // `<attributes>` with only its link, and the changed ones travel apart in
+                // `<storedAttributes>` / `<deletedAttributes>` (S5 `toEventEntity`). The record
+                // replaces the whole mirrored user, so with attributes wanted it is read whole.
+                let complete = !self.srv.s.user_attributes;
                 self.users
                     .insert(user.id.clone(), UserChange::Upsert { user, complete });
             }
@@ -322,11 +326,18 @@ fn emit(net: Net<'_>, token: String, work: &mut Work<'_>) -> Result<DeltaState, 
                 let user = if *complete {
                     Some(user.clone())
                 } else {
-                    // Events carry the user without its attributes; the record replaces the
-                    // whole mirrored one, so it is read whole.
                     net.fetch_user(&user.username)?
                 };
-                let Some(user) = user else { continue };
+                let Some(user) = user else {
+                    // Gone since the event (deleted, or renamed by a later batch): gone from
+                    // Roster too, rather than kept with what it was before.
+                    gone.insert(id);
+                    work.out.removed_users.push(Removal {
+                        id: id.clone(),
+                        kind: RemovalKind::Deleted,
+                    });
+                    continue;
+                };
                 let n = name_key(&user.username);
                 if n != user.id {
                     keys.insert(n, user.id.clone());

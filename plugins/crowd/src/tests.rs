@@ -690,8 +690,8 @@ fn full_token(j: &Jira, settings: &str) -> String {
 const EVENTS: &str = r#"<events newEventToken="T2">
   <userEvent><operation>CREATED</operation>
     <user name="dave"><display-name>Dave</display-name><active>true</active><key>JIRAUSER10300</key>
-      <attributes><attribute name="team"><values><value>qa</value></values></attribute></attributes></user>
-    <storedAttributes/><deletedAttributes/></userEvent>
+      <attributes><link rel="self" href="x"/></attributes></user>
+    <storedAttributes><attribute name="team"><values><value>qa</value></values></attribute></storedAttributes><deletedAttributes/></userEvent>
   <userEvent><operation>UPDATED</operation>
     <user name="alice.smith"><email>alice@example.com</email><active>true</active><key>JIRAUSER10100</key></user></userEvent>
   <userEvent><operation>DELETED</operation><user name="bob"/></userEvent>
@@ -732,6 +732,15 @@ fn an_incremental_fetch_applies_the_events_as_one_net_change_per_object() {
         .ok(
             "GET /user?username=erin&expand=attributes",
             r#"<user name="erin"><active>true</active></user>"#,
+        )
+        .ok(
+            "GET /user?username=robert&expand=attributes",
+            r#"<user name="robert"><display-name>Robert</display-name><active>true</active><key>JIRAUSER10200</key><attributes/></user>"#,
+        )
+        .ok(
+            "GET /user?username=dave&expand=attributes",
+            r#"<user name="dave"><display-name>Dave</display-name><active>true</active><key>JIRAUSER10300</key>
+               <attributes><link rel="self" href="x"/><attribute name="team"><values><value>qa</value></values></attribute></attributes></user>"#,
         );
     let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
     assert_eq!(
@@ -740,8 +749,10 @@ fn an_incremental_fetch_applies_the_events_as_one_net_change_per_object() {
             "GET /event/T1",
             "GET /user?username=erin&expand=attributes",
             "GET /user?username=alice.smith&expand=attributes",
+            "GET /user?username=robert&expand=attributes",
+            "GET /user?username=dave&expand=attributes",
         ],
-        "one request for the events, one per user the events leave incomplete or unknown"
+        "one request for the events, one per user they change or name unknown"
     );
     // Both forms of a rename end as one record under the key, and no removal.
     assert_eq!(
@@ -798,6 +809,10 @@ fn a_rename_told_as_created_then_deleted_keeps_the_user() {
           <userEvent><operation>DELETED</operation><user name="bob"/></userEvent>
           <userMembershipEvent><operation>CREATED</operation><childUser name="bobby"/><parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>
         </events>"#,
+    )
+    .ok(
+        "GET /user?username=bobby&expand=attributes",
+        r#"<user name="bobby"><active>true</active><key>JIRAUSER10200</key><attributes/></user>"#,
     );
     let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
     assert_eq!(ids(&page.users, |u| &u.username), vec!["bobby"]);
@@ -1121,4 +1136,67 @@ fn a_listing_becomes_records_one_user_at_a_time_not_element_trees_first() {
         transient < answer + kept,
         "{transient} bytes held on the way for an answer of {answer} bytes and a page of {kept}"
     );
+}
+
+#[test]
+fn a_changed_user_is_read_whole_and_one_gone_since_its_event_is_removed() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    j.clear_log();
+    // As Crowd writes user events: the entity's attributes hold only a link.
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2">
+          <userEvent><operation>UPDATED</operation><user name="alice"><display-name>Alice L.</display-name><active>true</active><key>JIRAUSER10100</key><attributes><link rel="self" href="x"/></attributes></user>
+            <storedAttributes><attribute name="nickname"><values><value>al</value></values></attribute></storedAttributes><deletedAttributes/></userEvent>
+          <userEvent><operation>UPDATED</operation><user name="bob"><active>true</active><key>JIRAUSER10200</key><attributes><link rel="self" href="x"/></attributes></user>
+            <storedAttributes/><deletedAttributes/></userEvent>
+        </events>"#,
+    )
+    .ok(
+        "GET /user?username=alice&expand=attributes",
+        r#"<user name="alice"><display-name>Alice L.</display-name><active>true</active><key>JIRAUSER10100</key>
+           <attributes><attribute name="team"><values><value>core</value><value>web</value></values></attribute>
+           <attribute name="nickname"><values><value>al</value></values></attribute></attributes></user>"#,
+    )
+    .on(
+        "GET /user?username=bob&expand=attributes",
+        error(404, "USER_NOT_FOUND", "User <bob> does not exist"),
+    );
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(
+        j.log(),
+        vec![
+            "GET /event/T1",
+            "GET /user?username=alice&expand=attributes",
+            "GET /user?username=bob&expand=attributes"
+        ]
+    );
+    // Every attribute the user has, not only those the event names (a transform scoping by
+    // `team` keeps Alice).
+    assert_eq!(ids(&page.users, |u| &u.id), vec!["JIRAUSER10100"]);
+    let team: Vec<&str> = page.users[0]
+        .attributes
+        .iter()
+        .filter(|(n, _)| n == "team")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(team, vec!["core", "web"]);
+    assert_eq!(removed(&page.removed_users), vec!["JIRAUSER10200"]);
+    // Without attributes, the event is the whole record: no request per user.
+    let j = jira();
+    j.ok(
+        "POST /search?entity-type=user&start-index=0&max-results=-1&expand=user",
+        USER_LIST,
+    );
+    let bare = SETTINGS.replace('}', r#","user_attributes":false}"#);
+    let token = full_token(&j, &bare);
+    j.clear_log();
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2"><userEvent><operation>UPDATED</operation><user name="alice"><display-name>Alice L.</display-name><active>true</active><key>JIRAUSER10100</key></user></userEvent></events>"#,
+    );
+    let page = fetch_all(&j, &bare, Some(&token)).unwrap();
+    assert_eq!(j.log(), vec!["GET /event/T1"]);
+    assert_eq!(page.users[0].display_name.as_deref(), Some("Alice L."));
 }
