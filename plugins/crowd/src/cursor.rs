@@ -55,8 +55,8 @@ impl Events {
 pub struct DeltaState {
     /// The event token, or why there is none.
     pub events: Events,
-    /// Lower-case user name → id, for users whose id is not their lower-case name (a `<key>`,
-    /// or a name with capitals); any other user's id is its name.
+    /// Lower-case user name → id, for every user Roster has seen: a membership event names
+    /// its user, and only a user created outside Roster's view costs a `GET /user`.
     pub keys: BTreeMap<String, String>,
     /// Every group id (lower-case name): an UPDATED membership event replaces a user's or
     /// group's memberships in all of them.
@@ -118,7 +118,7 @@ impl Cursor {
         }
         Some(DeltaState {
             events: self.events,
-            keys: self.users.into_iter().filter(|(name, id)| name != id).collect(),
+            keys: self.users,
             groups: self.groups.into_keys().collect(),
         })
     }

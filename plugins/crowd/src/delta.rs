@@ -25,6 +25,9 @@ use crate::model::{self, group_id, name_key};
 use crate::rest::{Failure, Server, product, xml_failure};
 use crate::xml::{self, Element};
 
+/// Users a batch of events may name that Roster has not seen, each looked up with one request.
+pub const MAX_LOOKUPS: usize = 200;
+
 fn expired(why: impl Into<String>) -> PluginError {
     PluginError::ExpiredDelta(why.into())
 }
@@ -102,6 +105,13 @@ impl<'a> Net<'a> {
         }
         if let Some(found) = self.looked_up.get(&n) {
             return Ok(found.clone());
+        }
+        // Each lookup is a request inside one page's call, outside the page budget; past a
+        // few hundred, the four requests of a full fetch are the cheaper way.
+        if self.looked_up.len() >= MAX_LOOKUPS {
+            return Err(expired(format!(
+                "more than {MAX_LOOKUPS} membership events name users Roster has not seen; reading in full is cheaper"
+            )));
         }
         let found = self.fetch_user(name)?.map(|u| u.id);
         self.looked_up.insert(n, found.clone());
@@ -338,10 +348,7 @@ fn emit(net: Net<'_>, token: String, work: &mut Work<'_>) -> Result<DeltaState, 
                     });
                     continue;
                 };
-                let n = name_key(&user.username);
-                if n != user.id {
-                    keys.insert(n, user.id.clone());
-                }
+                keys.insert(name_key(&user.username), user.id.clone());
                 work.out.users.push(user);
             }
             UserChange::Deleted => {

@@ -294,8 +294,8 @@ fn a_full_fetch_reads_every_user_group_and_direct_membership_as_atlassian_s_clie
         "{token}"
     );
     assert!(
-        !token.contains(r#""erin""#),
-        "a lower-case name without a key needs no entry: {token}"
+        token.contains(r#""erin":"erin""#),
+        "every user is known, so membership events about them cost no lookup: {token}"
     );
 }
 
@@ -747,12 +747,11 @@ fn an_incremental_fetch_applies_the_events_as_one_net_change_per_object() {
         j.log(),
         vec![
             "GET /event/T1",
-            "GET /user?username=erin&expand=attributes",
             "GET /user?username=alice.smith&expand=attributes",
             "GET /user?username=robert&expand=attributes",
             "GET /user?username=dave&expand=attributes",
         ],
-        "one request for the events, one per user they change or name unknown"
+        "one request for the events, one per user they change; erin is known already"
     );
     // Both forms of a rename end as one record under the key, and no removal.
     assert_eq!(
@@ -1199,4 +1198,31 @@ fn a_changed_user_is_read_whole_and_one_gone_since_its_event_is_removed() {
     let page = fetch_all(&j, &bare, Some(&token)).unwrap();
     assert_eq!(j.log(), vec!["GET /event/T1"]);
     assert_eq!(page.users[0].display_name.as_deref(), Some("Alice L."));
+}
+
+#[test]
+fn membership_events_naming_hundreds_of_unseen_users_ask_for_a_full_fetch() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    let mut events = String::from(r#"<events newEventToken="T2">"#);
+    for i in 0..=crate::delta::MAX_LOOKUPS {
+        events.push_str(&format!(
+            r#"<userMembershipEvent><operation>CREATED</operation><childUser name="new{i}"/><parentGroups><group name="jira-users"/></parentGroups></userMembershipEvent>"#
+        ));
+        j.ok(
+            &format!("GET /user?username=new{i}&expand=attributes"),
+            &format!(r#"<user name="new{i}"><active>true</active></user>"#),
+        );
+    }
+    events.push_str("</events>");
+    j.ok("GET /event/T1", &events);
+    j.clear_log();
+    match fetch(&j, SETTINGS, None, Some(&token)) {
+        Err(PluginError::ExpiredDelta(m)) => assert_eq!(
+            m,
+            "more than 200 membership events name users Roster has not seen; reading in full is cheaper"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(j.log().len(), 1 + crate::delta::MAX_LOOKUPS, "it stopped at the bound");
 }
