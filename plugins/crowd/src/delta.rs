@@ -28,6 +28,12 @@ use crate::xml::{self, Element};
 /// Users a batch of events may name that Roster has not seen, each looked up with one request.
 pub const MAX_LOOKUPS: usize = 200;
 
+/// UPDATED membership events a batch may hold.
+pub const MAX_REPLACEMENTS: usize = 50;
+
+/// Membership changes (additions and removals) a batch may make.
+pub const MAX_LINKS: usize = 200_000;
+
 fn expired(why: impl Into<String>) -> PluginError {
     PluginError::ExpiredDelta(why.into())
 }
@@ -88,6 +94,8 @@ struct Net<'a> {
     deleted: HashSet<String>,
     /// Names resolved with `GET /user`: lower-case name → id (`None`: no such user).
     looked_up: HashMap<String, Option<String>>,
+    /// UPDATED membership events so far.
+    replacements: usize,
 }
 
 impl<'a> Net<'a> {
@@ -205,8 +213,8 @@ impl<'a> Net<'a> {
             .iter()
             .map(|p| group_id(p))
             .collect();
-        self.replace_or_set(op, &parents, |g| (g.to_string(), user.clone(), Member::User));
-        Ok(())
+        self.count_replacement(op)?;
+        self.replace_or_set(op, &parents, |g| (g.to_string(), user.clone(), Member::User))
     }
 
     fn group_membership_event(&mut self, op: Op, el: &Element, what: &str) -> Result<(), PluginError> {
@@ -223,17 +231,38 @@ impl<'a> Net<'a> {
             model::names_in(el, list, "group").iter().map(|g| group_id(g)).collect()
         };
         let parents = ids("parentGroups");
-        self.replace_or_set(op, &parents, |p| (p.to_string(), group.clone(), Member::Group));
+        self.count_replacement(op)?;
+        self.replace_or_set(op, &parents, |p| (p.to_string(), group.clone(), Member::Group))?;
         if op == Op::Updated {
             let children = ids("childGroups");
-            self.replace_or_set(op, &children, |c| (group.clone(), c.to_string(), Member::Group));
+            self.replace_or_set(op, &children, |c| (group.clone(), c.to_string(), Member::Group))?;
+        }
+        Ok(())
+    }
+
+    /// Counts an UPDATED membership event: each writes a removal for every group Roster knows,
+    /// so past a few dozen the page would hold more than a full listing does.
+    fn count_replacement(&mut self, op: Op) -> Result<(), PluginError> {
+        if op != Op::Updated {
+            return Ok(());
+        }
+        self.replacements += 1;
+        if self.replacements > MAX_REPLACEMENTS {
+            return Err(expired(format!(
+                "more than {MAX_REPLACEMENTS} membership events replace a member's whole set of groups, each removing it from every other group Roster knows; reading in full is cheaper"
+            )));
         }
         Ok(())
     }
 
     /// CREATED: each link of `set` present; DELETED: absent; UPDATED: exactly those of `set`
     /// among every group known.
-    fn replace_or_set(&mut self, op: Op, set: &BTreeSet<String>, link: impl Fn(&str) -> (String, String, Member)) {
+    fn replace_or_set(
+        &mut self,
+        op: Op,
+        set: &BTreeSet<String>,
+        link: impl Fn(&str) -> (String, String, Member),
+    ) -> Result<(), PluginError> {
         if op == Op::Updated {
             for g in &self.known {
                 self.links.insert(link(g), set.contains(g));
@@ -242,6 +271,12 @@ impl<'a> Net<'a> {
         for g in set {
             self.links.insert(link(g), op != Op::Deleted);
         }
+        if self.links.len() > MAX_LINKS {
+            return Err(expired(format!(
+                "the events change more than {MAX_LINKS} memberships; reading in full is cheaper"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -288,6 +323,7 @@ pub fn run(srv: &Server<'_>, state: DeltaState, work: &mut Work<'_>) -> Result<D
         named: HashMap::new(),
         deleted: HashSet::new(),
         looked_up: HashMap::new(),
+        replacements: 0,
     };
     let attrs = xml::for_each::<Failure>(&resp.body, "events", |el| {
         let kind = match el.name.as_str() {

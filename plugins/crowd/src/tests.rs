@@ -1226,3 +1226,51 @@ fn membership_events_naming_hundreds_of_unseen_users_ask_for_a_full_fetch() {
     }
     assert_eq!(j.log().len(), 1 + crate::delta::MAX_LOOKUPS, "it stopped at the bound");
 }
+
+#[test]
+fn a_batch_of_many_whole_set_membership_events_asks_for_a_full_fetch() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    let updated = |n: usize| {
+        let mut events = String::from(r#"<events newEventToken="T2">"#);
+        for _ in 0..n {
+            events.push_str(r#"<userMembershipEvent><operation>UPDATED</operation><childUser name="alice"/><parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>"#);
+        }
+        events.push_str("</events>");
+        events
+    };
+    j.ok(
+        "GET /user?username=alice&expand=attributes",
+        r#"<user name="alice"><active>true</active><key>JIRAUSER10100</key></user>"#,
+    );
+    // Fifty are applied.
+    j.on("GET /event/T1", with_version(200, &updated(crate::delta::MAX_REPLACEMENTS)));
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(links(&page.memberships), vec![l("developers", "JIRAUSER10100", false)]);
+    // One more, and a full listing is the smaller answer.
+    j.routes.borrow_mut().remove("GET /event/T1");
+    j.on("GET /event/T1", with_version(200, &updated(crate::delta::MAX_REPLACEMENTS + 1)));
+    match fetch(&j, SETTINGS, None, Some(&token)) {
+        Err(PluginError::ExpiredDelta(m)) => {
+            assert!(m.starts_with("more than 50 membership events replace a member's whole set of groups"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // As many membership changes as a large directory has in all: read in full instead.
+    let mut events = String::from(
+        r#"<events newEventToken="T2"><userMembershipEvent><operation>CREATED</operation><childUser name="alice"/><parentGroups>"#,
+    );
+    for i in 0..=crate::delta::MAX_LINKS {
+        events.push_str(&format!(r#"<group name="g{i}"/>"#));
+    }
+    events.push_str("</parentGroups></userMembershipEvent></events>");
+    j.routes.borrow_mut().remove("GET /event/T1");
+    j.on("GET /event/T1", with_version(200, &events));
+    match fetch(&j, SETTINGS, None, Some(&token)) {
+        Err(PluginError::ExpiredDelta(m)) => assert_eq!(
+            m,
+            "the events change more than 200000 memberships; reading in full is cheaper"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
