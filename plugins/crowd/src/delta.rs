@@ -38,6 +38,12 @@ fn expired(why: impl Into<String>) -> PluginError {
     PluginError::ExpiredDelta(why.into())
 }
 
+fn key_changed(name: &str, before: &str, now: &str) -> PluginError {
+    expired(format!(
+        "user {name}'s key changed from {before} to {now}; reading in full"
+    ))
+}
+
 /// What an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -138,6 +144,21 @@ impl<'a> Net<'a> {
         model::user(&el, what).map(Some)
     }
 
+    /// The id a user name stands for is decided answer by answer (the key when the server
+    /// gives one, else the name); a name that stood for one id and now comes with another
+    /// would make one person two accounts, so a full read sorts it out instead.
+    fn same_person(&self, n: &str, user: &User) -> Result<(), PluginError> {
+        let before = match self.named.get(n) {
+            Some(id) => Some(id),
+            None if self.deleted.contains(n) => None,
+            None => self.keys.get(n),
+        };
+        match before {
+            Some(before) if *before != user.id => Err(key_changed(&user.username, before, &user.id)),
+            _ => Ok(()),
+        }
+    }
+
     fn user_event(&mut self, op: Op, el: &Element, what: &str) -> Result<(), PluginError> {
         let Some(entity) = el.child("user") else {
             return Err(PluginError::Fatal(format!("{what}: a <userEvent> without its <user>")));
@@ -146,6 +167,7 @@ impl<'a> Net<'a> {
             Op::Created | Op::Updated => {
                 let user = model::user(entity, what)?;
                 let n = name_key(&user.username);
+                self.same_person(&n, &user)?;
                 // A new name for a known id: the old one no longer points to it.
                 self.named.retain(|name, id| *id != user.id || *name == n);
                 self.named.insert(n.clone(), user.id.clone());
@@ -374,6 +396,10 @@ fn emit(net: Net<'_>, token: String, work: &mut Work<'_>) -> Result<DeltaState, 
                 } else {
                     net.fetch_user(&user.username)?
                 };
+                if let Some(now) = user.as_ref().filter(|u| u.id != *id) {
+                    // The name now belongs to another key than the event said.
+                    return Err(key_changed(&now.username, id, &now.id));
+                }
                 let Some(user) = user else {
                     // Gone since the event (deleted, or renamed by a later batch): gone from
                     // Roster too, rather than kept with what it was before.

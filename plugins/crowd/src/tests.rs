@@ -1274,3 +1274,37 @@ fn a_batch_of_many_whole_set_membership_events_asks_for_a_full_fetch() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_user_whose_key_changed_asks_for_a_full_fetch_instead_of_becoming_two() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    // bob was JIRAUSER10200 at the full fetch; an event now gives the name another key.
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2"><userEvent><operation>UPDATED</operation><user name="bob"><active>true</active><key>JIRAUSER99999</key><attributes/></user></userEvent></events>"#,
+    );
+    match fetch(&j, SETTINGS, None, Some(&token)) {
+        Err(PluginError::ExpiredDelta(m)) => assert_eq!(
+            m,
+            "user bob's key changed from JIRAUSER10200 to JIRAUSER99999; reading in full"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A name deleted and given to a new person in the same batch is two people, rightly.
+    let j = jira();
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2">
+          <userEvent><operation>DELETED</operation><user name="bob"/></userEvent>
+          <userEvent><operation>CREATED</operation><user name="bob"><active>true</active><key>JIRAUSER99999</key><attributes/></user></userEvent>
+        </events>"#,
+    )
+    .ok(
+        "GET /user?username=bob&expand=attributes",
+        r#"<user name="bob"><active>true</active><key>JIRAUSER99999</key></user>"#,
+    );
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(ids(&page.users, |u| &u.id), vec!["JIRAUSER99999"]);
+    assert_eq!(removed(&page.removed_users), vec!["JIRAUSER10200"]);
+}
