@@ -82,7 +82,9 @@ fn unavailable(resp: &Response) -> Events {
     let product = product(resp).unwrap_or_else(|| "the server".into());
     roster_sdk::log(
         Level::Info,
-        &format!("{product} says incremental synchronisation is not available (incrementalSynchronisationAvailable=false): every fetch reads everything"),
+        &format!(
+            "{product} says incremental synchronisation is not available (incrementalSynchronisationAvailable=false): every fetch reads everything"
+        ),
     );
     Events::Unavailable
 }

@@ -215,7 +215,6 @@ mod tests {
                 "application_name",
             ),
             (r#"{"server_url":"https://j","application_name":"a:b"}"#, "without `:`"),
-
             (
                 r#"{"server_url":"https://j","application_name":"r","page_size":0}"#,
                 "page_size",

@@ -61,7 +61,10 @@ impl Jira {
 
     /// Resets the connection of every request to `route` from now on.
     fn drop_connection(&self, route: &str) -> &Self {
-        self.fail(route, PluginError::Transient(format!("{route}: the connection was reset")))
+        self.fail(
+            route,
+            PluginError::Transient(format!("{route}: the connection was reset")),
+        )
     }
 
     /// Fails every request to `route` with `e` (as the host fails it) from now on.
@@ -435,14 +438,15 @@ fn a_user_deleted_between_two_pages_shifts_nobody_past_the_boundary() {
     // The same in a group's member listing, on a server without the membership document.
     let j = jira();
     j.routes.borrow_mut().remove("GET /group/membership");
-    let members = |start: u32| {
-        format!("GET /group/user/direct?groupname=Developers&start-index={start}&max-results=2")
-    };
+    let members = |start: u32| format!("GET /group/user/direct?groupname=Developers&start-index={start}&max-results=2");
     j.on("GET /group/membership", with_version(404, ""))
         .ok(&users_at(0), &format!("<users>{alice}{bob}</users>"))
         .ok(&users_at(1), &format!("<users>{bob}{carol}</users>"))
         .ok(&users_at(2), &format!("<users>{carol}</users>"))
-        .ok(&groups_at(0), r#"<groups><group name="Developers"><active>true</active></group></groups>"#)
+        .ok(
+            &groups_at(0),
+            r#"<groups><group name="Developers"><active>true</active></group></groups>"#,
+        )
         .ok(&groups_at(1), "<groups/>")
         .ok(&members(0), r#"<users><user name="alice"/><user name="bob"/></users>"#)
         .ok(&members(1), r#"<users><user name="carol"/></users>"#)
@@ -898,7 +902,8 @@ fn a_token_the_server_refuses_or_cannot_have_asks_for_a_full_fetch_saying_why() 
     same(
         err,
         PluginError::ExpiredDelta(
-            "the server says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
+            "the server says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)"
+                .into(),
         ),
     );
     assert!(j.log().is_empty(), "nothing to ask the server");
@@ -926,7 +931,8 @@ fn a_token_the_server_refuses_or_cannot_have_asks_for_a_full_fetch_saying_why() 
     same(
         fetch(&j, SETTINGS, None, Some(&token)).unwrap_err(),
         PluginError::ExpiredDelta(
-            "Crowd says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
+            "Crowd says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)"
+                .into(),
         ),
     );
 }
@@ -997,7 +1003,10 @@ fn a_failed_event_token_request_is_logged_and_the_full_fetch_goes_on() {
         let token = page.delta_token.unwrap();
         match fetch(&j, SETTINGS, None, Some(&token)) {
             Err(PluginError::ExpiredDelta(m)) => {
-                assert!(m.starts_with("the last full fetch could not take an event token"), "{m}")
+                assert!(
+                    m.starts_with("the last full fetch could not take an event token"),
+                    "{m}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -1050,7 +1059,10 @@ fn an_answer_too_large_for_the_host_says_which_limit_or_setting_to_change() {
     );
     // Other refusals of the host pass as they are.
     let j = jira();
-    j.fail(USERS, PluginError::Config("https://jira.test is not in allow_hosts".into()));
+    j.fail(
+        USERS,
+        PluginError::Config("https://jira.test is not in allow_hosts".into()),
+    );
     same(
         fetch(&j, SETTINGS, None, None).unwrap_err(),
         PluginError::Config("https://jira.test is not in allow_hosts".into()),
@@ -1244,15 +1256,24 @@ fn a_batch_of_many_whole_set_membership_events_asks_for_a_full_fetch() {
         r#"<user name="alice"><active>true</active><key>JIRAUSER10100</key></user>"#,
     );
     // Fifty are applied.
-    j.on("GET /event/T1", with_version(200, &updated(crate::delta::MAX_REPLACEMENTS)));
+    j.on(
+        "GET /event/T1",
+        with_version(200, &updated(crate::delta::MAX_REPLACEMENTS)),
+    );
     let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
     assert_eq!(links(&page.memberships), vec![l("developers", "JIRAUSER10100", false)]);
     // One more, and a full listing is the smaller answer.
     j.routes.borrow_mut().remove("GET /event/T1");
-    j.on("GET /event/T1", with_version(200, &updated(crate::delta::MAX_REPLACEMENTS + 1)));
+    j.on(
+        "GET /event/T1",
+        with_version(200, &updated(crate::delta::MAX_REPLACEMENTS + 1)),
+    );
     match fetch(&j, SETTINGS, None, Some(&token)) {
         Err(PluginError::ExpiredDelta(m)) => {
-            assert!(m.starts_with("more than 50 membership events replace a member's whole set of groups"), "{m}")
+            assert!(
+                m.starts_with("more than 50 membership events replace a member's whole set of groups"),
+                "{m}"
+            )
         }
         other => panic!("{other:?}"),
     }

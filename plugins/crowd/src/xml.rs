@@ -258,11 +258,7 @@ mod tests {
             "refused as unexpected"
         );
         // As deep as allowed still reads.
-        let ok = format!(
-            "<users>{}{}</users>",
-            "<a>".repeat(MAX_DEPTH),
-            "</a>".repeat(MAX_DEPTH)
-        );
+        let ok = format!("<users>{}{}</users>", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
         assert_eq!(items(&ok, "users").unwrap().1.len(), 1);
     }
 }
