@@ -22,20 +22,29 @@ pub enum Events {
     Unavailable,
     /// The server has no `/event` resource (404).
     Unsupported,
+    /// `GET /event` failed at the full fetch (logged and ignored, as Atlassian's directory
+    /// does): the next fetch reads in full again.
+    Failed {
+        /// The server's answer.
+        why: String,
+    },
 }
 
 impl Events {
     /// Why an incremental fetch cannot continue from here, in the run's words.
-    pub fn why_not(&self) -> Option<&'static str> {
+    pub fn why_not(&self) -> Option<String> {
         match self {
             Events::Token { .. } => None,
-            Events::Off => Some("use_incremental_sync is off"),
+            Events::Off => Some("use_incremental_sync is off".into()),
             Events::Unavailable => Some(
-                "Jira says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)",
+                "the server says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
             ),
             Events::Unsupported => Some(
-                "the server has no event resource (GET /event answered 404): incremental synchronisation is not supported",
+                "the server has no event resource (GET /event answered 404): incremental synchronisation is not supported".into(),
             ),
+            Events::Failed { why } => Some(format!(
+                "the last full fetch could not take an event token ({why})"
+            )),
         }
     }
 }
@@ -46,8 +55,8 @@ impl Events {
 pub struct DeltaState {
     /// The event token, or why there is none.
     pub events: Events,
-    /// Lower-case user name → id, for users whose id is not their lower-case name (a `<key>`,
-    /// or a name with capitals); any other user's id is its name.
+    /// Lower-case user name → id, for every user Roster has seen: a membership event names
+    /// its user, and only a user created outside Roster's view costs a `GET /user`.
     pub keys: BTreeMap<String, String>,
     /// Every group id (lower-case name): an UPDATED membership event replaces a user's or
     /// group's memberships in all of them.
@@ -78,6 +87,10 @@ pub enum Step {
         members: Members,
         /// `start-index`.
         start: u64,
+        /// The members (lower-case names) the previous page of this listing read: pages
+        /// overlap, and these are not read twice.
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        last: BTreeSet<String>,
     },
 }
 
@@ -96,12 +109,17 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// The delta state a completed full fetch leaves.
-    pub fn into_state(self) -> DeltaState {
-        DeltaState {
-            events: self.events,
-            keys: self.users.into_iter().filter(|(name, id)| name != id).collect(),
-            groups: self.groups.into_keys().collect(),
+    /// The delta state a completed full fetch leaves: none when the administrator turned
+    /// incremental synchronisation off (every run reads in full by choice, with nothing to say
+    /// about it); a state saying why otherwise, so the next incremental run says it.
+    pub fn into_state(self) -> Option<DeltaState> {
+        if self.events == Events::Off {
+            return None;
         }
+        Some(DeltaState {
+            events: self.events,
+            keys: self.users,
+            groups: self.groups.into_keys().collect(),
+        })
     }
 }

@@ -20,13 +20,28 @@ use roster_sdk::driver::Work;
 use roster_sdk::{Group, PluginError, Removal, RemovalKind, User};
 
 use crate::cursor::{DeltaState, Events};
-use crate::full::membership;
+use crate::full::{Member, membership};
 use crate::model::{self, group_id, name_key};
-use crate::rest::{Server, xml_failure};
-use crate::xml::{self, Element, XmlError};
+use crate::rest::{Failure, Server, product, xml_failure};
+use crate::xml::{self, Element};
+
+/// Users a batch of events may name that Roster has not seen, each looked up with one request.
+pub const MAX_LOOKUPS: usize = 200;
+
+/// UPDATED membership events a batch may hold.
+pub const MAX_REPLACEMENTS: usize = 50;
+
+/// Membership changes (additions and removals) a batch may make.
+pub const MAX_LINKS: usize = 200_000;
 
 fn expired(why: impl Into<String>) -> PluginError {
     PluginError::ExpiredDelta(why.into())
+}
+
+fn key_changed(name: &str, before: &str, now: &str) -> PluginError {
+    expired(format!(
+        "user {name}'s key changed from {before} to {now}; reading in full"
+    ))
 }
 
 /// What an event did.
@@ -49,6 +64,15 @@ fn op(el: &Element, what: &str) -> Result<Op, PluginError> {
     }
 }
 
+/// The kinds of event Bitbucket's directory applies.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    User,
+    Group,
+    UserMembership,
+    GroupMembership,
+}
+
 /// A user's net change.
 enum UserChange {
     /// The user as last described; `complete` when the record holds its attributes too.
@@ -64,8 +88,8 @@ struct Net<'a> {
     srv: &'a Server<'a>,
     users: BTreeMap<String, UserChange>,
     groups: BTreeMap<String, Option<Group>>,
-    /// (group, member, member is a group) → present after the batch.
-    links: BTreeMap<(String, String, bool), bool>,
+    /// (group, member, what the member is) → present after the batch.
+    links: BTreeMap<(String, String, Member), bool>,
     /// Groups known now: the state's, as changed by this batch.
     known: BTreeSet<String>,
     /// The state's name → id map.
@@ -76,6 +100,8 @@ struct Net<'a> {
     deleted: HashSet<String>,
     /// Names resolved with `GET /user`: lower-case name → id (`None`: no such user).
     looked_up: HashMap<String, Option<String>>,
+    /// UPDATED membership events so far.
+    replacements: usize,
 }
 
 impl<'a> Net<'a> {
@@ -94,6 +120,13 @@ impl<'a> Net<'a> {
         if let Some(found) = self.looked_up.get(&n) {
             return Ok(found.clone());
         }
+        // Each lookup is a request inside one page's call, outside the page budget; past a
+        // few hundred, the four requests of a full fetch are the cheaper way.
+        if self.looked_up.len() >= MAX_LOOKUPS {
+            return Err(expired(format!(
+                "more than {MAX_LOOKUPS} membership events name users Roster has not seen; reading in full is cheaper"
+            )));
+        }
         let found = self.fetch_user(name)?.map(|u| u.id);
         self.looked_up.insert(n, found.clone());
         Ok(found)
@@ -111,6 +144,21 @@ impl<'a> Net<'a> {
         model::user(&el, what).map(Some)
     }
 
+    /// The id a user name stands for is decided answer by answer (the key when the server
+    /// gives one, else the name); a name that stood for one id and now comes with another
+    /// would make one person two accounts, so a full read sorts it out instead.
+    fn same_person(&self, n: &str, user: &User) -> Result<(), PluginError> {
+        let before = match self.named.get(n) {
+            Some(id) => Some(id),
+            None if self.deleted.contains(n) => None,
+            None => self.keys.get(n),
+        };
+        match before {
+            Some(before) if *before != user.id => Err(key_changed(&user.username, before, &user.id)),
+            _ => Ok(()),
+        }
+    }
+
     fn user_event(&mut self, op: Op, el: &Element, what: &str) -> Result<(), PluginError> {
         let Some(entity) = el.child("user") else {
             return Err(PluginError::Fatal(format!("{what}: a <userEvent> without its <user>")));
@@ -119,11 +167,16 @@ impl<'a> Net<'a> {
             Op::Created | Op::Updated => {
                 let user = model::user(entity, what)?;
                 let n = name_key(&user.username);
+                self.same_person(&n, &user)?;
                 // A new name for a known id: the old one no longer points to it.
                 self.named.retain(|name, id| *id != user.id || *name == n);
                 self.named.insert(n.clone(), user.id.clone());
                 self.deleted.remove(&n);
-                let complete = !self.srv.s.user_attributes || entity.child("attributes").is_some();
+                // A user event's entity holds no attributes whatever the server has: Crowd writes
+                // `<attributes>` with only its link, and the changed ones travel apart in
+                // `<storedAttributes>` / `<deletedAttributes>` (S5 `toEventEntity`). The record
+                // replaces the whole mirrored user, so with attributes wanted it is read whole.
+                let complete = !self.srv.s.user_attributes;
                 self.users
                     .insert(user.id.clone(), UserChange::Upsert { user, complete });
             }
@@ -182,8 +235,8 @@ impl<'a> Net<'a> {
             .iter()
             .map(|p| group_id(p))
             .collect();
-        self.replace_or_set(op, &parents, |g| (g.to_string(), user.clone(), false));
-        Ok(())
+        self.count_replacement(op)?;
+        self.replace_or_set(op, &parents, |g| (g.to_string(), user.clone(), Member::User))
     }
 
     fn group_membership_event(&mut self, op: Op, el: &Element, what: &str) -> Result<(), PluginError> {
@@ -200,17 +253,38 @@ impl<'a> Net<'a> {
             model::names_in(el, list, "group").iter().map(|g| group_id(g)).collect()
         };
         let parents = ids("parentGroups");
-        self.replace_or_set(op, &parents, |p| (p.to_string(), group.clone(), true));
+        self.count_replacement(op)?;
+        self.replace_or_set(op, &parents, |p| (p.to_string(), group.clone(), Member::Group))?;
         if op == Op::Updated {
             let children = ids("childGroups");
-            self.replace_or_set(op, &children, |c| (group.clone(), c.to_string(), true));
+            self.replace_or_set(op, &children, |c| (group.clone(), c.to_string(), Member::Group))?;
+        }
+        Ok(())
+    }
+
+    /// Counts an UPDATED membership event: each writes a removal for every group Roster knows,
+    /// so past a few dozen the page would hold more than a full listing does.
+    fn count_replacement(&mut self, op: Op) -> Result<(), PluginError> {
+        if op != Op::Updated {
+            return Ok(());
+        }
+        self.replacements += 1;
+        if self.replacements > MAX_REPLACEMENTS {
+            return Err(expired(format!(
+                "more than {MAX_REPLACEMENTS} membership events replace a member's whole set of groups, each removing it from every other group Roster knows; reading in full is cheaper"
+            )));
         }
         Ok(())
     }
 
     /// CREATED: each link of `set` present; DELETED: absent; UPDATED: exactly those of `set`
     /// among every group known.
-    fn replace_or_set(&mut self, op: Op, set: &BTreeSet<String>, link: impl Fn(&str) -> (String, String, bool)) {
+    fn replace_or_set(
+        &mut self,
+        op: Op,
+        set: &BTreeSet<String>,
+        link: impl Fn(&str) -> (String, String, Member),
+    ) -> Result<(), PluginError> {
         if op == Op::Updated {
             for g in &self.known {
                 self.links.insert(link(g), set.contains(g));
@@ -219,6 +293,12 @@ impl<'a> Net<'a> {
         for g in set {
             self.links.insert(link(g), op != Op::Deleted);
         }
+        if self.links.len() > MAX_LINKS {
+            return Err(expired(format!(
+                "the events change more than {MAX_LINKS} memberships; reading in full is cheaper"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -265,26 +345,34 @@ pub fn run(srv: &Server<'_>, state: DeltaState, work: &mut Work<'_>) -> Result<D
         named: HashMap::new(),
         deleted: HashSet::new(),
         looked_up: HashMap::new(),
+        replacements: 0,
     };
     let attrs = xml::for_each::<Failure>(&resp.body, "events", |el| {
+        let kind = match el.name.as_str() {
+            "userEvent" => Kind::User,
+            "groupEvent" => Kind::Group,
+            "userMembershipEvent" => Kind::UserMembership,
+            "groupMembershipEvent" => Kind::GroupMembership,
+            // Kinds a later Crowd may add mean nothing to Bitbucket's directory either; nothing
+            // of them is read, so their shape (operations of their own) cannot fail the fetch.
+            _ => return Ok(()),
+        };
         let op = op(&el, what)?;
-        match el.name.as_str() {
-            "userEvent" => net.user_event(op, &el, what)?,
-            "groupEvent" => net.group_event(op, &el, what)?,
-            "userMembershipEvent" => net.user_membership_event(op, &el, what)?,
-            "groupMembershipEvent" => net.group_membership_event(op, &el, what)?,
-            // Kinds a later Crowd may add mean nothing to Bitbucket's directory either.
-            _ => {}
+        match kind {
+            Kind::User => net.user_event(op, &el, what)?,
+            Kind::Group => net.group_event(op, &el, what)?,
+            Kind::UserMembership => net.user_membership_event(op, &el, what)?,
+            Kind::GroupMembership => net.group_membership_event(op, &el, what)?,
         }
         Ok(())
     })
-    .map_err(|f| match f {
-        Failure::Xml(e) => xml_failure(what, &resp.body, e),
-        Failure::Plugin(e) => e,
-    })?;
+    .map_err(|f| f.into_plugin_error(what, &resp.body))?;
     let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     if get("incrementalSynchronisationAvailable") == Some("false") {
-        return Err(expired(Events::Unavailable.why_not().unwrap_or_default()));
+        let product = product(&resp).unwrap_or_else(|| "the server".into());
+        return Err(expired(format!(
+            "{product} says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)"
+        )));
     }
     let Some(next) = get("newEventToken").filter(|t| !t.is_empty()).map(str::to_string) else {
         return Err(PluginError::Fatal(format!(
@@ -292,24 +380,6 @@ pub fn run(srv: &Server<'_>, state: DeltaState, work: &mut Work<'_>) -> Result<D
         )));
     };
     emit(net, next, work)
-}
-
-/// An event's failure: the document's, or the connector's.
-enum Failure {
-    Xml(XmlError),
-    Plugin(PluginError),
-}
-
-impl From<XmlError> for Failure {
-    fn from(e: XmlError) -> Self {
-        Failure::Xml(e)
-    }
-}
-
-impl From<PluginError> for Failure {
-    fn from(e: PluginError) -> Self {
-        Failure::Plugin(e)
-    }
 }
 
 /// Writes the net changes into `work` and returns the next state.
@@ -324,15 +394,23 @@ fn emit(net: Net<'_>, token: String, work: &mut Work<'_>) -> Result<DeltaState, 
                 let user = if *complete {
                     Some(user.clone())
                 } else {
-                    // Events carry the user without its attributes; the record replaces the
-                    // whole mirrored one, so it is read whole.
                     net.fetch_user(&user.username)?
                 };
-                let Some(user) = user else { continue };
-                let n = name_key(&user.username);
-                if n != user.id {
-                    keys.insert(n, user.id.clone());
+                if let Some(now) = user.as_ref().filter(|u| u.id != *id) {
+                    // The name now belongs to another key than the event said.
+                    return Err(key_changed(&now.username, id, &now.id));
                 }
+                let Some(user) = user else {
+                    // Gone since the event (deleted, or renamed by a later batch): gone from
+                    // Roster too, rather than kept with what it was before.
+                    gone.insert(id);
+                    work.out.removed_users.push(Removal {
+                        id: id.clone(),
+                        kind: RemovalKind::Deleted,
+                    });
+                    continue;
+                };
+                keys.insert(name_key(&user.username), user.id.clone());
                 work.out.users.push(user);
             }
             UserChange::Deleted => {
@@ -353,16 +431,15 @@ fn emit(net: Net<'_>, token: String, work: &mut Work<'_>) -> Result<DeltaState, 
             }),
         }
     }
-    for ((group, member, is_group), present) in net.links {
-        let m = membership(&group, &member, is_group);
+    for ((group, member, kind), present) in net.links {
+        let m = membership(&group, &member, kind);
         if !present {
             work.out.removed_memberships.push(m);
         } else if net.known.contains(&group)
-            && (if is_group {
-                net.known.contains(&member)
-            } else {
-                !gone.contains(member.as_str())
-            })
+            && match kind {
+                Member::Group => net.known.contains(&member),
+                Member::User => !gone.contains(member.as_str()),
+            }
         {
             work.out.memberships.push(m);
         }

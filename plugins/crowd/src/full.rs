@@ -3,14 +3,16 @@
 //! fetch), every user, every group, then every group's direct members — from the one
 //! `/group/membership` document where the server has it, else group by group.
 
+use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use roster_sdk::driver::{Next, Work};
-use roster_sdk::{Level, Membership, PluginError};
+use roster_sdk::paging::Overlapping;
+use roster_sdk::{Level, Membership, PluginError, Response};
 
 use crate::cursor::{Cursor, DeltaState, Events, Step};
 use crate::model::{self, group_id, name_key};
-use crate::rest::{Entity, Members, Server, list, xml_failure};
+use crate::rest::{Entity, Members, Server, product, read_list, sees_no_users, xml_failure};
 use crate::xml::{self, XmlError};
 
 /// The first step: the event token when incremental synchronisation is wanted.
@@ -41,35 +43,59 @@ pub fn initial_token(srv: &Server<'_>) -> Result<Events, PluginError> {
     }
     if !resp.is_success() {
         if model::error_entity(&resp.body).is_some_and(|e| e.reason == "INCREMENTAL_SYNC_NOT_AVAILABLE") {
-            return Ok(unavailable());
+            return Ok(unavailable(&resp));
         }
-        return Err(srv.failure(&resp, what));
+        return Ok(no_token(srv.failure(&resp, what)));
     }
-    let attrs =
-        xml::for_each::<XmlError>(&resp.body, "events", |_| Ok(())).map_err(|e| xml_failure(what, &resp.body, e))?;
+    let attrs = match xml::for_each::<XmlError>(&resp.body, "events", |_| Ok(())) {
+        Ok(attrs) => attrs,
+        Err(e) => return Ok(no_token(xml_failure(what, &resp.body, e))),
+    };
     let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     match (get("incrementalSynchronisationAvailable"), get("newEventToken")) {
         (Some("true"), Some(token)) if !token.is_empty() => Ok(Events::Token {
             token: token.to_string(),
         }),
-        _ => Ok(unavailable()),
+        _ => Ok(unavailable(&resp)),
     }
 }
 
-fn unavailable() -> Events {
+/// A `GET /event` the server answered but did not give a token with: the token only saves the
+/// next run from reading everything, so the fetch goes on without it (crowd-rest.md §6, full
+/// sync step 1: "failures are logged and ignored"). A request that got no answer at all is
+/// not this: it stays the transient error it is, and the host retries the page, as the
+/// listings right after it would fail the same way.
+fn no_token(e: PluginError) -> Events {
+    let (PluginError::Config(why)
+    | PluginError::Auth(why)
+    | PluginError::Transient(why)
+    | PluginError::ExpiredDelta(why)
+    | PluginError::Fatal(why)) = e;
+    roster_sdk::log(
+        Level::Warn,
+        &format!("{why}; reading everything without an event token, so the next run reads everything too"),
+    );
+    Events::Failed { why }
+}
+
+fn unavailable(resp: &Response) -> Events {
+    let product = product(resp).unwrap_or_else(|| "the server".into());
     roster_sdk::log(
         Level::Info,
-        "the server says incremental synchronisation is not available (incrementalSynchronisationAvailable=false): every fetch reads everything",
+        &format!(
+            "{product} says incremental synchronisation is not available (incrementalSynchronisationAvailable=false): every fetch reads everything"
+        ),
     );
     Events::Unavailable
 }
 
-/// The next full page after `n` entities from `start`: paging goes on while pages come back full.
-fn next_start(srv: &Server<'_>, start: u64, n: usize) -> Option<u64> {
-    match srv.s.page_size {
-        Some(size) if n > 0 && n as u64 >= u64::from(size) => Some(start + n as u64),
-        _ => None,
-    }
+/// Where the next page starts after `n` entities from `start`, `added` of them not seen
+/// before; `None` when the listing is complete (always, without a `page_size`: one request
+/// reads it all). Pages overlap, so a deletion between two pages skips nobody.
+fn next_start(srv: &Server<'_>, start: u64, n: usize, added: usize) -> Option<u64> {
+    srv.s
+        .page_size
+        .and_then(|size| Overlapping::new(size).next(start, n, added))
 }
 
 /// Runs one step.
@@ -78,29 +104,29 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
     match cur.step.clone() {
         Step::Users { start } => {
             let what = "list users (POST /search?entity-type=user)";
-            let found = srv.search(Entity::User, start, &max, what)?;
-            let n = found.len();
-            let mut added = 0;
-            for el in &found {
+            let mut added = 0usize;
+            let n = srv.search(Entity::User, start, &max, what, |el| {
                 let u = model::user(el, what)?;
                 if let std::collections::btree_map::Entry::Vacant(v) = cur.users.entry(name_key(&u.username)) {
                     v.insert(u.id.clone());
                     work.out.users.push(u);
                     added += 1;
                 }
+                Ok(())
+            })?;
+            if start == 0 && n == 0 {
+                return Err(PluginError::Fatal(format!("{what}: {}", sees_no_users(srv, None))));
             }
-            work.expect(added);
-            cur.step = match next_start(srv, start, n) {
+            work.expect(added as u64);
+            cur.step = match next_start(srv, start, n, added) {
                 Some(start) => Step::Users { start },
                 None => Step::Groups { start: 0 },
             };
         }
         Step::Groups { start } => {
             let what = "list groups (POST /search?entity-type=group)";
-            let found = srv.search(Entity::Group, start, &max, what)?;
-            let n = found.len();
-            let mut added = 0;
-            for el in &found {
+            let mut added = 0usize;
+            let n = srv.search(Entity::Group, start, &max, what, |el| {
                 let g = model::group(el, what)?;
                 // Names differing only in case are one group to Crowd; the first is kept.
                 if let std::collections::btree_map::Entry::Vacant(v) = cur.groups.entry(g.id.clone()) {
@@ -108,9 +134,10 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                     work.out.groups.push(g);
                     added += 1;
                 }
-            }
-            work.expect(added);
-            cur.step = match next_start(srv, start, n) {
+                Ok(())
+            })?;
+            work.expect(added as u64);
+            cur.step = match next_start(srv, start, n, added) {
                 Some(start) => Step::Groups { start },
                 None => Step::Memberships,
             };
@@ -129,10 +156,11 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                             group,
                             members: Members::Users,
                             start: 0,
+                            last: BTreeSet::new(),
                         };
                         Next::Continue(cur)
                     }
-                    None => Next::Done(Some(cur.into_state())),
+                    None => Next::Done(cur.into_state()),
                 });
             }
             let resp = srv.ok(resp, what)?;
@@ -144,14 +172,14 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                 };
                 for u in model::names_in(&m, "users", "user") {
                     if let Some(id) = cur.users.get(&name_key(&u)) {
-                        out.push(membership(&gid, id, false));
+                        out.push(membership(&gid, id, Member::User));
                     }
                 }
                 if nested {
                     for c in model::names_in(&m, "groups", "group") {
                         let child = group_id(&c);
                         if cur.groups.contains_key(&child) {
-                            out.push(membership(&gid, &child, true));
+                            out.push(membership(&gid, &child, Member::Group));
                         }
                     }
                 }
@@ -162,9 +190,14 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                 Level::Info,
                 "memberships: read from the /group/membership document in one request",
             );
-            return Ok(Next::Done(Some(cur.into_state())));
+            return Ok(Next::Done(cur.into_state()));
         }
-        Step::PerGroup { group, members, start } => {
+        Step::PerGroup {
+            group,
+            members,
+            start,
+            last,
+        } => {
             let name = cur.groups.get(&group).cloned().unwrap_or_else(|| group.clone());
             let (what, root, item) = match members {
                 Members::Users => ("list a group's users (GET /group/user/direct)", "users", "user"),
@@ -175,36 +208,49 @@ pub fn step(srv: &Server<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Ne
                 ),
             };
             let resp = srv.get(&srv.members_url(members, &name, start), what)?;
+            let mut page = BTreeSet::new();
             // A group deleted since the listing has no members (Atlassian's client does the same).
             let found = if resp.status == 404 {
-                Vec::new()
+                0
             } else {
-                list(&srv.ok(resp, what)?, root, item, what)?
+                read_list(&srv.ok(resp, what)?, root, item, what, |el| {
+                    let member = name_key(model::name(el, what)?);
+                    // Read on the previous page, where the pages overlap.
+                    if last.contains(&member) || !page.insert(member.clone()) {
+                        return Ok(());
+                    }
+                    match members {
+                        Members::Users => {
+                            if let Some(id) = cur.users.get(&member) {
+                                work.out.memberships.push(membership(&group, id, Member::User));
+                            }
+                        }
+                        Members::Groups => {
+                            if cur.groups.contains_key(&member) {
+                                work.out.memberships.push(membership(&group, &member, Member::Group));
+                            }
+                        }
+                    }
+                    Ok(())
+                })?
             };
-            for el in &found {
-                let member = model::name(el, what)?;
-                match members {
-                    Members::Users => {
-                        if let Some(id) = cur.users.get(&name_key(member)) {
-                            work.out.memberships.push(membership(&group, id, false));
-                        }
-                    }
-                    Members::Groups => {
-                        let child = group_id(member);
-                        if cur.groups.contains_key(&child) {
-                            work.out.memberships.push(membership(&group, &child, true));
-                        }
-                    }
+            let next = match next_start(srv, start, found, page.len()) {
+                Some(start) => Some((group, members, start, page)),
+                None if members == Members::Users && srv.s.use_nested_groups => {
+                    Some((group, Members::Groups, 0, BTreeSet::new()))
                 }
-            }
-            let next = match next_start(srv, start, found.len()) {
-                Some(start) => Some((group, members, start)),
-                None if members == Members::Users && srv.s.use_nested_groups => Some((group, Members::Groups, 0)),
-                None => next_group(&cur, &group).map(|g| (g, Members::Users, 0)),
+                None => next_group(&cur, &group).map(|g| (g, Members::Users, 0, BTreeSet::new())),
             };
             match next {
-                Some((group, members, start)) => cur.step = Step::PerGroup { group, members, start },
-                None => return Ok(Next::Done(Some(cur.into_state()))),
+                Some((group, members, start, last)) => {
+                    cur.step = Step::PerGroup {
+                        group,
+                        members,
+                        start,
+                        last,
+                    }
+                }
+                None => return Ok(Next::Done(cur.into_state())),
             }
         }
     }
@@ -222,11 +268,20 @@ fn next_group(cur: &Cursor, after: &str) -> Option<String> {
         .map(|(k, _)| k.clone())
 }
 
+/// What a membership's member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Member {
+    /// A user, by its id.
+    User,
+    /// A child group, by its id.
+    Group,
+}
+
 /// A direct membership.
-pub fn membership(group: &str, member: &str, member_is_group: bool) -> Membership {
+pub fn membership(group: &str, member: &str, kind: Member) -> Membership {
     Membership {
         group_id: group.to_string(),
         member_id: member.to_string(),
-        member_is_group,
+        member_is_group: kind == Member::Group,
     }
 }

@@ -56,6 +56,9 @@ impl Fetch for Crowd {
     type Cursor = Cursor;
     type Delta = DeltaState;
 
+    // 2: `keys` holds every user, not only those whose id is not their name.
+    const DELTA_VERSION: u32 = 2;
+
     fn begin(&self, from: Begin<DeltaState>, work: &mut Work<'_>) -> Result<Next<Cursor, DeltaState>, PluginError> {
         let srv = Server::new(&self.s, work.http());
         match from {

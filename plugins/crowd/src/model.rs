@@ -1,8 +1,11 @@
 //! Crowd's XML entities (users, groups, the error entity) as Roster's records.
 //!
-//! Ids: a user is its `<key>` when the server gives one (Jira's `JIRAUSER10100`, Crowd's
-//! `directoryId:externalId`), which survives renames; else its name. A group is its name in
-//! lower case: Crowd compares group names case-insensitively, and has no other identity.
+//! Ids: a user is its `<key>` when the server gives one, which survives renames — Jira's user
+//! key (`JIRAUSER10100` for users created since Jira 8; an older user's key is its name at
+//! creation), or Crowd 5's `directoryId:externalId` (S5 `toUserKey`) — else its name. The
+//! choice is made answer by answer; an incremental fetch that sees a name change ids asks for
+//! a full read ([`crate::delta`]). A group is its name in lower case: Crowd compares group
+//! names case-insensitively, and has no other identity.
 
 use roster_sdk::{Group, PluginError, User};
 

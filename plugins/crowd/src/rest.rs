@@ -3,7 +3,7 @@
 //! `X-Embedded-Crowd-Version` required on every answer (checked before the status), and each
 //! refusal turned into what the administrator has to fix.
 
-use roster_sdk::errors::{classify_status, excerpt};
+use roster_sdk::errors::{classify_status_with, excerpt};
 use roster_sdk::http::{Transport, basic_auth, path_segment};
 use roster_sdk::{PluginError, Request, Response};
 
@@ -114,9 +114,21 @@ impl<'a> Server<'a> {
             .header("x-atlassian-token", "no-check"))
     }
 
+    /// Sends a request; the host's refusal of an answer for its size says what to change.
+    fn send(&self, req: Request, what: &str) -> Result<Response, PluginError> {
+        self.t.send(req).map_err(|e| match e {
+            // The host's words (roster-runtime `net.rs`) name the limit; the connector knows
+            // which settings make its answers smaller.
+            PluginError::Config(m) if m.contains("max_response_bytes") => PluginError::Config(format!(
+                "{what}: {m}. Raise it for this source (`limits = {{ max_response_bytes = … }}` in its [[source]] table; the default is 16 MiB, roughly 15,000 users with their attributes), or set `page_size` in its settings to read the users and groups listings in pages (the /group/membership document is one answer whatever the page size)"
+            )),
+            other => other,
+        })
+    }
+
     /// GETs a URL; the answer has passed [`Server::vet`].
     pub fn get(&self, url: &str, what: &str) -> Result<Response, PluginError> {
-        let resp = self.t.send(self.request("GET", url)?)?;
+        let resp = self.send(self.request("GET", url)?, what)?;
         self.vet(url, what, resp)
     }
 
@@ -126,7 +138,7 @@ impl<'a> Server<'a> {
             .request("POST", url)?
             .header("content-type", "application/xml; charset=UTF-8")
             .with_body(body.as_bytes().to_vec());
-        let resp = self.t.send(req)?;
+        let resp = self.send(req, what)?;
         self.vet(url, what, resp)
     }
 
@@ -134,17 +146,7 @@ impl<'a> Server<'a> {
     /// (checked first, as Atlassian's client does), and the application was let in (401, 403).
     fn vet(&self, url: &str, what: &str, resp: Response) -> Result<Response, PluginError> {
         let Some(product) = product(&resp) else {
-            if matches!(resp.status, 502..=504) {
-                // A proxy in front of a Jira that is restarting answers for it; that passes.
-                return Err(PluginError::Transient(format!(
-                    "{what}: {url} answered {} without {VERSION_HEADER} (a proxy or load balancer in front of Jira or Crowd, which is not answering): {}",
-                    resp.status,
-                    excerpt(&resp.body)
-                )));
-            }
-            return Err(PluginError::Config(format!(
-                "{url} is not a Crowd REST service (no {VERSION_HEADER} header): check server_url — it is the Jira or Crowd base URL, e.g. https://jira.example.com or https://jira.example.com/jira"
-            )));
+            return Err(self.not_crowd(url, what, &resp));
         };
         let name = &self.s.application_name;
         match resp.status {
@@ -162,6 +164,31 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// An answer without Crowd's header. Proxies, load balancers and single sign-on gateways
+    /// in front of Jira answer for it while it restarts, throttle, or refuse before the request
+    /// reaches it: those are retried or named, and only other answers mean `server_url` is not
+    /// a Crowd REST service.
+    fn not_crowd(&self, url: &str, what: &str, resp: &Response) -> PluginError {
+        let status = resp.status;
+        let body = excerpt(&resp.body);
+        match status {
+            408 | 425 | 429 | 500..=599 => classify_status_with(
+                what,
+                resp,
+                &format!(
+                    "{url} was answered without {VERSION_HEADER} by a proxy or load balancer in front of Jira or Crowd, not by the server itself: {body}"
+                ),
+            ),
+            401 | 403 => PluginError::Auth(format!(
+                "{what}: {url} answered {status} without {VERSION_HEADER}: a proxy or single sign-on gateway in front of Jira or Crowd refused the request before the server saw it; let requests to {} through it with their own HTTP Basic credentials (the application's), or check server_url: {body}",
+                self.s.api()
+            )),
+            _ => PluginError::Config(format!(
+                "{url} is not a Crowd REST service (no {VERSION_HEADER} header): check server_url — it is the Jira or Crowd base URL, e.g. https://jira.example.com or https://jira.example.com/jira"
+            )),
+        }
+    }
+
     /// Passes 2xx through; turns any other status into the error the host acts on, with
     /// Crowd's reason and message when the body is its error entity.
     pub fn ok(&self, resp: Response, what: &str) -> Result<Response, PluginError> {
@@ -171,30 +198,35 @@ impl<'a> Server<'a> {
         Err(self.failure(&resp, what))
     }
 
-    /// The error for a non-2xx answer.
+    /// The error for a non-2xx answer: the SDK's classification of the status (its
+    /// `Retry-After` included), with Crowd's reason and message when the body is its error
+    /// entity.
     pub fn failure(&self, resp: &Response, what: &str) -> PluginError {
-        let Some(ErrorEntity { reason, message }) = error_entity(&resp.body) else {
-            return classify_status(what, resp);
-        };
-        let status = resp.status;
         let product = product(resp).unwrap_or_else(|| "the server".into());
-        let text = format!("{what}: {product} answered {status} {reason}: {message}");
-        match status {
-            408 | 425 | 429 | 500..=599 => PluginError::Transient(text),
-            400 | 404 | 422 => PluginError::Config(text),
-            _ => PluginError::Fatal(text),
-        }
+        let detail = match error_entity(&resp.body) {
+            Some(ErrorEntity { reason, message }) => format!("{product} says {reason}: {message}"),
+            None => format!("{product} answered: {}", excerpt(&resp.body)),
+        };
+        classify_status_with(what, resp, &detail)
     }
 
-    /// `POST /search` for one page of users or groups; the entities as elements.
-    pub fn search(&self, entity: Entity, start: u64, max: &str, what: &str) -> Result<Vec<Element>, PluginError> {
+    /// `POST /search` for one page of users or groups, each entity handed to `each` as it is
+    /// read; returns how many there were.
+    pub fn search(
+        &self,
+        entity: Entity,
+        start: u64,
+        max: &str,
+        what: &str,
+        each: impl FnMut(&Element) -> Result<(), PluginError>,
+    ) -> Result<usize, PluginError> {
         let url = self.search_url(entity, start, max);
         let resp = self.ok(self.post_xml(&url, NULL_RESTRICTION, what)?, what)?;
         let (root, item) = match entity {
             Entity::User => ("users", "user"),
             Entity::Group => ("groups", "group"),
         };
-        list(&resp, root, item, what)
+        read_list(&resp, root, item, what, each)
     }
 }
 
@@ -220,6 +252,16 @@ pub fn product(resp: &Response) -> Option<String> {
     })
 }
 
+/// What an empty users listing means: Jira always has at least one user, so the application
+/// is mapped to no directory (or to empty ones) — not that everyone left.
+pub fn sees_no_users(srv: &Server<'_>, product: Option<String>) -> String {
+    let product = product.unwrap_or_else(|| "the server".into());
+    let name = &srv.s.application_name;
+    format!(
+        "{product} lists no users to application '{name}': the application sees no users. Give it a directory (Crowd: Applications → '{name}' → Directories; Jira: User management → User directories must hold an active directory with users); an empty answer is never read as everyone having left"
+    )
+}
+
 /// A document's XML failure as the error the host acts on: a cut-off or broken answer is
 /// retried (it is most often a dropped connection), another document is not.
 pub fn xml_failure(what: &str, body: &[u8], e: XmlError) -> PluginError {
@@ -235,17 +277,56 @@ pub fn xml_failure(what: &str, body: &[u8], e: XmlError) -> PluginError {
     }
 }
 
-/// The `<item>` elements of a `<root>` list.
-pub fn list(resp: &Response, root: &str, item: &str, what: &str) -> Result<Vec<Element>, PluginError> {
-    let mut out = Vec::new();
-    xml::for_each::<XmlError>(&resp.body, root, |el| {
+/// Hands each `<item>` element of a `<root>` list to `each` as soon as it is read, so a
+/// listing of the whole directory never exists as element trees all at once (a tree is several
+/// times the size of the record made from it); returns how many there were.
+pub fn read_list(
+    resp: &Response,
+    root: &str,
+    item: &str,
+    what: &str,
+    mut each: impl FnMut(&Element) -> Result<(), PluginError>,
+) -> Result<usize, PluginError> {
+    let mut n = 0;
+    xml::for_each::<Failure>(&resp.body, root, |el| {
         if el.name == item {
-            out.push(el);
+            n += 1;
+            each(&el)?;
         }
         Ok(())
     })
-    .map_err(|e| xml_failure(what, &resp.body, e))?;
-    Ok(out)
+    .map_err(|f| f.into_plugin_error(what, &resp.body))?;
+    Ok(n)
+}
+
+/// Why reading a document stopped: the document itself, or what was made of it.
+pub enum Failure {
+    /// The document.
+    Xml(XmlError),
+    /// The connector's own error for an element.
+    Plugin(PluginError),
+}
+
+impl Failure {
+    /// The error the host acts on.
+    pub fn into_plugin_error(self, what: &str, body: &[u8]) -> PluginError {
+        match self {
+            Failure::Xml(e) => xml_failure(what, body, e),
+            Failure::Plugin(e) => e,
+        }
+    }
+}
+
+impl From<XmlError> for Failure {
+    fn from(e: XmlError) -> Self {
+        Failure::Xml(e)
+    }
+}
+
+impl From<PluginError> for Failure {
+    fn from(e: PluginError) -> Self {
+        Failure::Plugin(e)
+    }
 }
 
 /// Text of an HTML or plain body: tags dropped, the common entities decoded, spaces collapsed.

@@ -105,9 +105,10 @@ impl SourceSettings for Settings {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
-            return Err(config(format!(
-                "application_password `{secret}` must be the NAME of the source's secret holding the password (letters, digits, `_`, `-`, `.`), not the password"
-            )));
+            // Never quoted: an administrator who pasted the password here would find it in logs.
+            return Err(config(
+                "application_password must be the NAME of the source's secret holding the password (letters, digits, `_`, `-`, `.`), not the password itself: put the password in a [[source.secrets]] entry and its name here",
+            ));
         }
         if self.sync_interval_minutes == 0 {
             return Err(config("sync_interval_minutes must be at least 1"));
@@ -215,10 +216,6 @@ mod tests {
             ),
             (r#"{"server_url":"https://j","application_name":"a:b"}"#, "without `:`"),
             (
-                r#"{"server_url":"https://j","application_name":"r","application_password":"hunter 2"}"#,
-                "NAME of the source's secret",
-            ),
-            (
                 r#"{"server_url":"https://j","application_name":"r","page_size":0}"#,
                 "page_size",
             ),
@@ -234,6 +231,17 @@ mod tests {
                 "{json}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_password_pasted_as_the_secret_name_is_refused_without_being_quoted() {
+        let json = r#"{"server_url":"https://j","application_name":"r","application_password":"hunter 2!"}"#;
+        let err = settings::read::<Settings>(json).unwrap_err();
+        let PluginError::Config(m) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(m.contains("NAME of the source's secret"), "{m}");
+        assert!(!m.contains("hunter"), "the value must never be quoted: {m}");
     }
 
     #[test]

@@ -16,6 +16,8 @@ const SETTINGS: &str = r#"{"server_url":"https://jira.test/jira/","application_n
 #[derive(Default)]
 struct Jira {
     routes: RefCell<HashMap<String, Vec<Response>>>,
+    /// Routes the transport fails with an error instead of an answer.
+    failing: RefCell<Vec<(String, PluginError)>>,
     sent: RefCell<Vec<Request>>,
 }
 
@@ -57,6 +59,20 @@ impl Jira {
         self.sent.borrow().iter().map(route).collect()
     }
 
+    /// Resets the connection of every request to `route` from now on.
+    fn drop_connection(&self, route: &str) -> &Self {
+        self.fail(
+            route,
+            PluginError::Transient(format!("{route}: the connection was reset")),
+        )
+    }
+
+    /// Fails every request to `route` with `e` (as the host fails it) from now on.
+    fn fail(&self, route: &str, e: PluginError) -> &Self {
+        self.failing.borrow_mut().push((route.to_string(), e));
+        self
+    }
+
     fn clear_log(&self) {
         self.sent.borrow_mut().clear();
     }
@@ -70,6 +86,9 @@ impl Transport for Jira {
     fn send(&self, req: Request) -> Result<Response, PluginError> {
         let key = route(&req);
         self.sent.borrow_mut().push(req);
+        if let Some((_, e)) = self.failing.borrow().iter().find(|(r, _)| *r == key) {
+            return Err(e.clone());
+        }
         let mut routes = self.routes.borrow_mut();
         Ok(match routes.get_mut(&key) {
             Some(list) if list.len() > 1 => list.remove(0),
@@ -278,8 +297,8 @@ fn a_full_fetch_reads_every_user_group_and_direct_membership_as_atlassian_s_clie
         "{token}"
     );
     assert!(
-        !token.contains(r#""erin""#),
-        "a lower-case name without a key needs no entry: {token}"
+        token.contains(r#""erin":"erin""#),
+        "every user is known, so membership events about them cost no lookup: {token}"
     );
 }
 
@@ -336,41 +355,115 @@ fn a_server_without_the_membership_document_is_read_group_by_group() {
     assert_eq!(j.log().iter().filter(|r| r.contains("/group/user/direct")).count(), 3);
 }
 
+fn users_at(start: u32) -> String {
+    format!("POST /search?entity-type=user&start-index={start}&max-results=2&expand=user,attributes")
+}
+
+fn groups_at(start: u32) -> String {
+    format!("POST /search?entity-type=group&start-index={start}&max-results=2&expand=group")
+}
+
+fn user_xml(name: &str, key: Option<&str>) -> String {
+    let key = key.map(|k| format!("<key>{k}</key>")).unwrap_or_default();
+    format!(r#"<user name="{name}"><active>true</active>{key}</user>"#)
+}
+
 #[test]
-fn with_a_page_size_listings_are_paged_until_a_short_page() {
+fn with_a_page_size_pages_overlap_by_one_and_end_on_a_page_with_nothing_new() {
     let j = jira();
-    let users =
-        |start: u32| format!("POST /search?entity-type=user&start-index={start}&max-results=2&expand=user,attributes");
-    let groups = |start: u32| format!("POST /search?entity-type=group&start-index={start}&max-results=2&expand=group");
-    j.ok(
-        &users(0),
-        r#"<users><user name="alice"><active>true</active><key>JIRAUSER10100</key></user><user name="bob"><active>true</active><key>JIRAUSER10200</key></user></users>"#,
-    )
-    .ok(&users(2), r#"<users><user name="Carol"><active>true</active></user></users>"#)
-    .ok(
-        &groups(0),
-        r#"<groups><group name="Developers"><active>true</active></group><group name="jira-users"><active>true</active></group></groups>"#,
-    )
-    .ok(&groups(2), r#"<groups><group name="Admins"><active>true</active></group></groups>"#);
+    let (alice, bob, carol) = (
+        user_xml("alice", Some("JIRAUSER10100")),
+        user_xml("bob", Some("JIRAUSER10200")),
+        user_xml("Carol", None),
+    );
+    j.ok(&users_at(0), &format!("<users>{alice}{bob}</users>"))
+        .ok(&users_at(1), &format!("<users>{bob}{carol}</users>"))
+        .ok(&users_at(2), &format!("<users>{carol}</users>"))
+        .ok(
+            &groups_at(0),
+            r#"<groups><group name="Developers"><active>true</active></group><group name="jira-users"><active>true</active></group></groups>"#,
+        )
+        .ok(
+            &groups_at(1),
+            r#"<groups><group name="jira-users"><active>true</active></group><group name="Admins"><active>true</active></group></groups>"#,
+        )
+        .ok(&groups_at(2), r#"<groups><group name="Admins"><active>true</active></group></groups>"#);
     let settings = SETTINGS.replace('}', r#","page_size":2}"#);
     let page = fetch_all(&j, &settings, None).unwrap();
     assert_eq!(
         j.log(),
         vec![
             "GET /event".to_string(),
-            users(0),
-            users(2),
-            groups(0),
-            groups(2),
+            users_at(0),
+            users_at(1),
+            users_at(2),
+            groups_at(0),
+            groups_at(1),
+            groups_at(2),
             "GET /group/membership".into()
         ]
     );
     assert_eq!(
         ids(&page.users, |u| &u.id),
-        vec!["JIRAUSER10100", "JIRAUSER10200", "Carol"]
+        vec!["JIRAUSER10100", "JIRAUSER10200", "Carol"],
+        "each user once"
     );
-    assert_eq!(page.groups.len(), 3);
+    assert_eq!(ids(&page.groups, |g| &g.id), vec!["developers", "jira-users", "admins"]);
     assert_eq!(links(&page.memberships), full_links());
+}
+
+#[test]
+fn a_user_deleted_between_two_pages_shifts_nobody_past_the_boundary() {
+    let j = jira();
+    let (alice, bob, carol, dave) = (
+        user_xml("alice", Some("JIRAUSER10100")),
+        user_xml("bob", Some("JIRAUSER10200")),
+        user_xml("Carol", None),
+        user_xml("dave", None),
+    );
+    // alice, bob | carol, dave; bob is deleted after the first page, so the second page of the
+    // listing as it is now starts one place later than the first one ended.
+    j.ok(&users_at(0), &format!("<users>{alice}{bob}</users>"))
+        .ok(&users_at(1), &format!("<users>{carol}{dave}</users>"))
+        .ok(&users_at(2), &format!("<users>{dave}</users>"))
+        .ok(&groups_at(0), "<groups/>");
+    let settings = SETTINGS.replace('}', r#","page_size":2}"#);
+    let page = fetch_all(&j, &settings, None).unwrap();
+    assert_eq!(
+        ids(&page.users, |u| &u.username),
+        vec!["alice", "bob", "Carol", "dave"],
+        "Carol is read, not deprovisioned"
+    );
+
+    // The same in a group's member listing, on a server without the membership document.
+    let j = jira();
+    j.routes.borrow_mut().remove("GET /group/membership");
+    let members = |start: u32| format!("GET /group/user/direct?groupname=Developers&start-index={start}&max-results=2");
+    j.on("GET /group/membership", with_version(404, ""))
+        .ok(&users_at(0), &format!("<users>{alice}{bob}</users>"))
+        .ok(&users_at(1), &format!("<users>{bob}{carol}</users>"))
+        .ok(&users_at(2), &format!("<users>{carol}</users>"))
+        .ok(
+            &groups_at(0),
+            r#"<groups><group name="Developers"><active>true</active></group></groups>"#,
+        )
+        .ok(&groups_at(1), "<groups/>")
+        .ok(&members(0), r#"<users><user name="alice"/><user name="bob"/></users>"#)
+        .ok(&members(1), r#"<users><user name="carol"/></users>"#)
+        .ok(&members(2), "<users/>")
+        .ok(
+            "GET /group/child-group/direct?groupname=Developers&start-index=0&max-results=2",
+            "<groups/>",
+        );
+    let page = fetch_all(&j, &settings, None).unwrap();
+    assert_eq!(
+        links(&page.memberships),
+        vec![
+            l("developers", "Carol", false),
+            l("developers", "JIRAUSER10100", false),
+            l("developers", "JIRAUSER10200", false),
+        ]
+    );
 }
 
 #[test]
@@ -391,18 +484,75 @@ fn an_answer_without_the_crowd_header_is_not_a_crowd_rest_service() {
             "{API}/event is not a Crowd REST service (no X-Embedded-Crowd-Version header): check server_url — it is the Jira or Crowd base URL, e.g. https://jira.example.com or https://jira.example.com/jira"
         )),
     );
-    // The header is checked before the status: a 401 without it is not a password problem.
+    // Neither is a 404 without it: that is another web server's page.
     let j = Jira::default();
     j.on(
         "GET /event",
         Response {
-            status: 401,
+            status: 404,
             headers: vec![],
-            body: b"Unauthorized".to_vec(),
+            body: b"Not Found".to_vec(),
         },
     );
     assert!(
         matches!(fetch(&j, SETTINGS, None, None), Err(PluginError::Config(m)) if m.contains("not a Crowd REST service"))
+    );
+}
+
+fn bare(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+    Response {
+        status,
+        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn a_proxy_answering_for_jira_is_retried_or_named_not_taken_for_a_wrong_url() {
+    let event_fails_with = |resp: Response| {
+        let j = Jira::default();
+        j.on("GET /event", resp);
+        fetch(&j, SETTINGS, None, None).unwrap_err()
+    };
+    // Throttling or a server error from the load balancer: retried, its Retry-After kept.
+    for status in [408, 429, 500, 503] {
+        let e = event_fails_with(bare(status, &[("Retry-After", "7")], "Too busy"));
+        assert!(
+            matches!(&e, PluginError::Transient(m) if m.contains("proxy or load balancer") && m.contains("retry after 7 s") && m.contains("Too busy")),
+            "{status}: {e:?}"
+        );
+    }
+    // A single sign-on gateway's refusal: named as such, not as a wrong URL or password.
+    for status in [401, 403] {
+        let e = event_fails_with(bare(status, &[("WWW-Authenticate", "Negotiate")], "Sign in"));
+        assert!(
+            matches!(&e, PluginError::Auth(m) if m.contains("proxy or single sign-on gateway")
+                && m.contains("https://jira.test/jira/rest/usermanagement/1")
+                && !m.contains("wrong application name")),
+            "{status}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn a_crowd_error_keeps_the_status_s_retry_after_and_crowd_s_words() {
+    let j = jira();
+    j.routes.borrow_mut().remove(USERS);
+    j.on(
+        USERS,
+        Response {
+            headers: vec![
+                ("X-Embedded-Crowd-Version".into(), "Crowd/5.1.6".into()),
+                ("Retry-After".into(), "30".into()),
+            ],
+            ..error(503, "OPERATION_FAILED", "directory busy")
+        },
+    );
+    same(
+        fetch(&j, SETTINGS, None, None).unwrap_err(),
+        PluginError::Transient(
+            "list users (POST /search?entity-type=user): the server is unavailable or throttling (503) (server asked to retry after 30 s): Crowd says OPERATION_FAILED: directory busy".into(),
+        ),
     );
 }
 
@@ -463,10 +613,13 @@ fn refusals_name_what_to_fix() {
     same(
         fetch(&j, SETTINGS, None, None).unwrap_err(),
         PluginError::Transient(
-            "list users (POST /search?entity-type=user): Jira answered 500 OPERATION_FAILED: database gone".into(),
+            "list users (POST /search?entity-type=user): the server is unavailable or throttling (500): Jira says OPERATION_FAILED: database gone".into(),
         ),
     );
 }
+
+const ANY_USER: &str = "POST /search?entity-type=user&start-index=0&max-results=1";
+const ONE_USER: &str = r#"<users><user name="admin"><link rel="self" href="x"/></user></users>"#;
 
 #[test]
 fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token() {
@@ -475,6 +628,7 @@ fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token(
         "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
         "<users/>",
     )
+    .ok(ANY_USER, ONE_USER)
     .ok("GET /event", r#"<events incrementalSynchronisationAvailable="false"/>"#);
     roster_sdk::idp::check::<Crowd>(SETTINGS, &j).unwrap();
     let sent = j.sent.borrow();
@@ -483,17 +637,20 @@ fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token(
         body.contains("<property-search-restriction><property><name>name</name><type>STRING</type></property><match-mode>NULL</match-mode></property-search-restriction>"),
         "{body}"
     );
-    assert_eq!(sent.len(), 2);
+    let body = String::from_utf8_lossy(sent[1].body.as_deref().unwrap()).into_owned();
+    assert!(body.ends_with("<null-search-restriction/>"), "{body}");
+    assert_eq!(sent.len(), 3);
     drop(sent);
     // Without incremental synchronisation, no event request.
     let j = Jira::default();
     j.ok(
         "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
         "<users/>",
-    );
+    )
+    .ok(ANY_USER, ONE_USER);
     let settings = SETTINGS.replace('}', r#","use_incremental_sync":false}"#);
     roster_sdk::idp::check::<Crowd>(&settings, &j).unwrap();
-    assert_eq!(j.log().len(), 1);
+    assert_eq!(j.log().len(), 2);
     // A search answer that is not a user list is not a working server.
     let j = Jira::default();
     j.ok(
@@ -537,8 +694,8 @@ fn full_token(j: &Jira, settings: &str) -> String {
 const EVENTS: &str = r#"<events newEventToken="T2">
   <userEvent><operation>CREATED</operation>
     <user name="dave"><display-name>Dave</display-name><active>true</active><key>JIRAUSER10300</key>
-      <attributes><attribute name="team"><values><value>qa</value></values></attribute></attributes></user>
-    <storedAttributes/><deletedAttributes/></userEvent>
+      <attributes><link rel="self" href="x"/></attributes></user>
+    <storedAttributes><attribute name="team"><values><value>qa</value></values></attribute></storedAttributes><deletedAttributes/></userEvent>
   <userEvent><operation>UPDATED</operation>
     <user name="alice.smith"><email>alice@example.com</email><active>true</active><key>JIRAUSER10100</key></user></userEvent>
   <userEvent><operation>DELETED</operation><user name="bob"/></userEvent>
@@ -579,16 +736,26 @@ fn an_incremental_fetch_applies_the_events_as_one_net_change_per_object() {
         .ok(
             "GET /user?username=erin&expand=attributes",
             r#"<user name="erin"><active>true</active></user>"#,
+        )
+        .ok(
+            "GET /user?username=robert&expand=attributes",
+            r#"<user name="robert"><display-name>Robert</display-name><active>true</active><key>JIRAUSER10200</key><attributes/></user>"#,
+        )
+        .ok(
+            "GET /user?username=dave&expand=attributes",
+            r#"<user name="dave"><display-name>Dave</display-name><active>true</active><key>JIRAUSER10300</key>
+               <attributes><link rel="self" href="x"/><attribute name="team"><values><value>qa</value></values></attribute></attributes></user>"#,
         );
     let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
     assert_eq!(
         j.log(),
         vec![
             "GET /event/T1",
-            "GET /user?username=erin&expand=attributes",
             "GET /user?username=alice.smith&expand=attributes",
+            "GET /user?username=robert&expand=attributes",
+            "GET /user?username=dave&expand=attributes",
         ],
-        "one request for the events, one per user the events leave incomplete or unknown"
+        "one request for the events, one per user they change; erin is known already"
     );
     // Both forms of a rename end as one record under the key, and no removal.
     assert_eq!(
@@ -645,6 +812,10 @@ fn a_rename_told_as_created_then_deleted_keeps_the_user() {
           <userEvent><operation>DELETED</operation><user name="bob"/></userEvent>
           <userMembershipEvent><operation>CREATED</operation><childUser name="bobby"/><parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>
         </events>"#,
+    )
+    .ok(
+        "GET /user?username=bobby&expand=attributes",
+        r#"<user name="bobby"><active>true</active><key>JIRAUSER10200</key><attributes/></user>"#,
     );
     let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
     assert_eq!(ids(&page.users, |u| &u.username), vec!["bobby"]);
@@ -731,7 +902,8 @@ fn a_token_the_server_refuses_or_cannot_have_asks_for_a_full_fetch_saying_why() 
     same(
         err,
         PluginError::ExpiredDelta(
-            "Jira says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)".into(),
+            "the server says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)"
+                .into(),
         ),
     );
     assert!(j.log().is_empty(), "nothing to ask the server");
@@ -741,12 +913,27 @@ fn a_token_the_server_refuses_or_cannot_have_asks_for_a_full_fetch_saying_why() 
         fetch(&j, &off, None, Some(&token)).unwrap_err(),
         PluginError::ExpiredDelta("use_incremental_sync is off".into()),
     );
+    // Off during it: no token at all, so no run warns about what the administrator chose.
     let j = jira();
-    let off_token = full_token(&j, &off);
+    let page = fetch_all(&j, &off, None).unwrap();
     assert!(!j.log().contains(&"GET /event".to_string()));
+    assert_eq!(page.users.len(), 4);
+    assert_eq!(page.delta_token, None);
+    // A server saying so in the events answer is named by what it is.
+    let j = jira();
+    j.on(
+        "GET /event/T1",
+        Response {
+            headers: vec![("X-Embedded-Crowd-Version".into(), "Crowd/5.1.6".into())],
+            ..with_version(200, r#"<events incrementalSynchronisationAvailable="false"/>"#)
+        },
+    );
     same(
-        fetch(&j, SETTINGS, None, Some(&off_token)).unwrap_err(),
-        PluginError::ExpiredDelta("use_incremental_sync is off".into()),
+        fetch(&j, SETTINGS, None, Some(&token)).unwrap_err(),
+        PluginError::ExpiredDelta(
+            "Crowd says incremental synchronisation is not available (incrementalSynchronisationAvailable=false)"
+                .into(),
+        ),
     );
 }
 
@@ -780,4 +967,365 @@ fn the_event_token_travels_as_one_path_segment() {
     let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
     assert_eq!(j.log(), vec!["GET /event/1234%3A5%2F6%207"]);
     assert!(page.delta_token.unwrap().contains(r#""token":"next""#));
+}
+
+#[test]
+fn an_event_of_a_kind_roster_does_not_know_is_skipped_whatever_its_operation() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2">
+          <webhookEvent><operation>PINGED</operation><webhook id="7"/></webhookEvent>
+          <aliasEvent/>
+          <groupEvent><operation>CREATED</operation><group name="QA"><active>true</active></group></groupEvent>
+        </events>"#,
+    );
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(ids(&page.groups, |g| &g.id), vec!["qa"]);
+    assert!(page.delta_token.unwrap().contains(r#""token":"T2""#));
+}
+
+#[test]
+fn a_failed_event_token_request_is_logged_and_the_full_fetch_goes_on() {
+    for answer in [
+        error(500, "OPERATION_FAILED", "event store unavailable"),
+        error(400, "ILLEGAL_ARGUMENT", "no events here"),
+        with_version(200, "<html>maintenance</html>"),
+    ] {
+        let j = jira();
+        j.routes.borrow_mut().remove("GET /event");
+        j.on("GET /event", answer);
+        let page = fetch_all(&j, SETTINGS, None).unwrap();
+        assert_eq!(page.users.len(), 4);
+        assert_eq!(links(&page.memberships), full_links());
+        // The next incremental run reads in full again, and says why.
+        let token = page.delta_token.unwrap();
+        match fetch(&j, SETTINGS, None, Some(&token)) {
+            Err(PluginError::ExpiredDelta(m)) => {
+                assert!(
+                    m.starts_with("the last full fetch could not take an event token"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // No answer at all is retried: the listings would fail the same way.
+    let j = jira();
+    j.drop_connection("GET /event");
+    assert!(matches!(fetch(&j, SETTINGS, None, None), Err(PluginError::Transient(m)) if m.contains("reset")));
+}
+
+#[test]
+fn an_application_that_sees_no_users_fails_check_and_the_full_fetch() {
+    let j = Jira::default();
+    j.ok(
+        "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
+        "<users/>",
+    )
+    .ok(ANY_USER, "<users/>");
+    let err = roster_sdk::idp::check::<Crowd>(SETTINGS, &j).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.starts_with("Jira lists no users to application 'roster': the application sees no users. Give it a directory (Crowd: Applications → 'roster' → Directories")),
+        "{err:?}"
+    );
+    // A full fetch answered an empty users listing fails instead of reading everyone as gone.
+    let j = jira();
+    j.routes.borrow_mut().remove(USERS);
+    j.ok(USERS, r#"<users expand="user"/>"#);
+    let err = fetch_all(&j, SETTINGS, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Fatal(m) if m.contains("the application sees no users") && m.contains("never read as everyone having left")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_answer_too_large_for_the_host_says_which_limit_or_setting_to_change() {
+    let j = jira();
+    j.fail(
+        USERS,
+        PluginError::Config(
+            "the response from https://jira.test is larger than this source's cap of 16777216 bytes (`max_response_bytes`)".into(),
+        ),
+    );
+    let err = fetch(&j, SETTINGS, None, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.starts_with("list users (POST /search?entity-type=user): the response from https://jira.test is larger")
+            && m.contains("`limits = { max_response_bytes = … }`")
+            && m.contains("set `page_size`")),
+        "{err:?}"
+    );
+    // Other refusals of the host pass as they are.
+    let j = jira();
+    j.fail(
+        USERS,
+        PluginError::Config("https://jira.test is not in allow_hosts".into()),
+    );
+    same(
+        fetch(&j, SETTINGS, None, None).unwrap_err(),
+        PluginError::Config("https://jira.test is not in allow_hosts".into()),
+    );
+}
+
+/// Bytes allocated and not yet freed by this thread, and the most there were since [`peak`]
+/// was reset: a listing's memory shows without other tests' allocations in the count.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(n: isize) {
+        let _ = LIVE.try_with(|l| {
+            l.set(l.get() + n);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(l.get())));
+        });
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(-(layout.size() as isize));
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    /// Bytes live now.
+    pub fn live() -> isize {
+        LIVE.with(Cell::get)
+    }
+
+    /// Starts measuring the peak from now.
+    pub fn reset_peak() {
+        PEAK.with(|p| p.set(live()));
+    }
+
+    /// The most bytes live since [`reset_peak`].
+    pub fn peak() -> isize {
+        PEAK.with(Cell::get)
+    }
+}
+
+#[global_allocator]
+static ALLOC: counting::Counting = counting::Counting;
+
+#[test]
+fn a_listing_becomes_records_one_user_at_a_time_not_element_trees_first() {
+    let n = 3_000;
+    let mut users = String::from(r#"<users expand="user">"#);
+    for i in 0..n {
+        users.push_str(&format!(
+            r#"<user name="user{i}" expand="attributes"><link rel="self" href="https://jira.test/jira/rest/usermanagement/1/user?username=user{i}"/><first-name>First</first-name><last-name>Last</last-name><display-name>User {i}</display-name><email>user{i}@example.com</email><password><link rel="edit" href="https://jira.test/jira/rest/usermanagement/1/user/password?username=user{i}"/></password><key>JIRAUSER{i}</key><active>true</active><created-date>2024-01-02T03:04:05.678Z</created-date><updated-date>2024-01-02T03:04:05.678Z</updated-date><attributes><link rel="self" href="x"/><attribute name="team"><link rel="self" href="x"/><values><value>core</value></values></attribute></attributes></user>"#
+        ));
+    }
+    users.push_str("</users>");
+    let j = jira();
+    j.routes.borrow_mut().remove(USERS);
+    j.ok(USERS, &users);
+    // The first page: the event token and the users (the page's record budget is then spent).
+    let before = counting::live();
+    counting::reset_peak();
+    let page = fetch(&j, SETTINGS, None, None).unwrap();
+    let kept = counting::live() - before;
+    let transient = counting::peak() - before - kept;
+    assert_eq!(page.users.len(), n);
+    // What is held on the way besides the page: the answer (the script hands out a copy), the
+    // records' vectors growing, one element tree — not a tree per user, which alone is larger
+    // than the answer.
+    let answer = users.len() as isize;
+    assert!(
+        transient < answer + kept,
+        "{transient} bytes held on the way for an answer of {answer} bytes and a page of {kept}"
+    );
+}
+
+#[test]
+fn a_changed_user_is_read_whole_and_one_gone_since_its_event_is_removed() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    j.clear_log();
+    // As Crowd writes user events: the entity's attributes hold only a link.
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2">
+          <userEvent><operation>UPDATED</operation><user name="alice"><display-name>Alice L.</display-name><active>true</active><key>JIRAUSER10100</key><attributes><link rel="self" href="x"/></attributes></user>
+            <storedAttributes><attribute name="nickname"><values><value>al</value></values></attribute></storedAttributes><deletedAttributes/></userEvent>
+          <userEvent><operation>UPDATED</operation><user name="bob"><active>true</active><key>JIRAUSER10200</key><attributes><link rel="self" href="x"/></attributes></user>
+            <storedAttributes/><deletedAttributes/></userEvent>
+        </events>"#,
+    )
+    .ok(
+        "GET /user?username=alice&expand=attributes",
+        r#"<user name="alice"><display-name>Alice L.</display-name><active>true</active><key>JIRAUSER10100</key>
+           <attributes><attribute name="team"><values><value>core</value><value>web</value></values></attribute>
+           <attribute name="nickname"><values><value>al</value></values></attribute></attributes></user>"#,
+    )
+    .on(
+        "GET /user?username=bob&expand=attributes",
+        error(404, "USER_NOT_FOUND", "User <bob> does not exist"),
+    );
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(
+        j.log(),
+        vec![
+            "GET /event/T1",
+            "GET /user?username=alice&expand=attributes",
+            "GET /user?username=bob&expand=attributes"
+        ]
+    );
+    // Every attribute the user has, not only those the event names (a transform scoping by
+    // `team` keeps Alice).
+    assert_eq!(ids(&page.users, |u| &u.id), vec!["JIRAUSER10100"]);
+    let team: Vec<&str> = page.users[0]
+        .attributes
+        .iter()
+        .filter(|(n, _)| n == "team")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(team, vec!["core", "web"]);
+    assert_eq!(removed(&page.removed_users), vec!["JIRAUSER10200"]);
+    // Without attributes, the event is the whole record: no request per user.
+    let j = jira();
+    j.ok(
+        "POST /search?entity-type=user&start-index=0&max-results=-1&expand=user",
+        USER_LIST,
+    );
+    let bare = SETTINGS.replace('}', r#","user_attributes":false}"#);
+    let token = full_token(&j, &bare);
+    j.clear_log();
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2"><userEvent><operation>UPDATED</operation><user name="alice"><display-name>Alice L.</display-name><active>true</active><key>JIRAUSER10100</key></user></userEvent></events>"#,
+    );
+    let page = fetch_all(&j, &bare, Some(&token)).unwrap();
+    assert_eq!(j.log(), vec!["GET /event/T1"]);
+    assert_eq!(page.users[0].display_name.as_deref(), Some("Alice L."));
+}
+
+#[test]
+fn membership_events_naming_hundreds_of_unseen_users_ask_for_a_full_fetch() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    let mut events = String::from(r#"<events newEventToken="T2">"#);
+    for i in 0..=crate::delta::MAX_LOOKUPS {
+        events.push_str(&format!(
+            r#"<userMembershipEvent><operation>CREATED</operation><childUser name="new{i}"/><parentGroups><group name="jira-users"/></parentGroups></userMembershipEvent>"#
+        ));
+        j.ok(
+            &format!("GET /user?username=new{i}&expand=attributes"),
+            &format!(r#"<user name="new{i}"><active>true</active></user>"#),
+        );
+    }
+    events.push_str("</events>");
+    j.ok("GET /event/T1", &events);
+    j.clear_log();
+    match fetch(&j, SETTINGS, None, Some(&token)) {
+        Err(PluginError::ExpiredDelta(m)) => assert_eq!(
+            m,
+            "more than 200 membership events name users Roster has not seen; reading in full is cheaper"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(j.log().len(), 1 + crate::delta::MAX_LOOKUPS, "it stopped at the bound");
+}
+
+#[test]
+fn a_batch_of_many_whole_set_membership_events_asks_for_a_full_fetch() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    let updated = |n: usize| {
+        let mut events = String::from(r#"<events newEventToken="T2">"#);
+        for _ in 0..n {
+            events.push_str(r#"<userMembershipEvent><operation>UPDATED</operation><childUser name="alice"/><parentGroups><group name="Developers"/></parentGroups></userMembershipEvent>"#);
+        }
+        events.push_str("</events>");
+        events
+    };
+    j.ok(
+        "GET /user?username=alice&expand=attributes",
+        r#"<user name="alice"><active>true</active><key>JIRAUSER10100</key></user>"#,
+    );
+    // Fifty are applied.
+    j.on(
+        "GET /event/T1",
+        with_version(200, &updated(crate::delta::MAX_REPLACEMENTS)),
+    );
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(links(&page.memberships), vec![l("developers", "JIRAUSER10100", false)]);
+    // One more, and a full listing is the smaller answer.
+    j.routes.borrow_mut().remove("GET /event/T1");
+    j.on(
+        "GET /event/T1",
+        with_version(200, &updated(crate::delta::MAX_REPLACEMENTS + 1)),
+    );
+    match fetch(&j, SETTINGS, None, Some(&token)) {
+        Err(PluginError::ExpiredDelta(m)) => {
+            assert!(
+                m.starts_with("more than 50 membership events replace a member's whole set of groups"),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // As many membership changes as a large directory has in all: read in full instead.
+    let mut events = String::from(
+        r#"<events newEventToken="T2"><userMembershipEvent><operation>CREATED</operation><childUser name="alice"/><parentGroups>"#,
+    );
+    for i in 0..=crate::delta::MAX_LINKS {
+        events.push_str(&format!(r#"<group name="g{i}"/>"#));
+    }
+    events.push_str("</parentGroups></userMembershipEvent></events>");
+    j.routes.borrow_mut().remove("GET /event/T1");
+    j.on("GET /event/T1", with_version(200, &events));
+    match fetch(&j, SETTINGS, None, Some(&token)) {
+        Err(PluginError::ExpiredDelta(m)) => assert_eq!(
+            m,
+            "the events change more than 200000 memberships; reading in full is cheaper"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_user_whose_key_changed_asks_for_a_full_fetch_instead_of_becoming_two() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    // bob was JIRAUSER10200 at the full fetch; an event now gives the name another key.
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2"><userEvent><operation>UPDATED</operation><user name="bob"><active>true</active><key>JIRAUSER99999</key><attributes/></user></userEvent></events>"#,
+    );
+    match fetch(&j, SETTINGS, None, Some(&token)) {
+        Err(PluginError::ExpiredDelta(m)) => assert_eq!(
+            m,
+            "user bob's key changed from JIRAUSER10200 to JIRAUSER99999; reading in full"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A name deleted and given to a new person in the same batch is two people, rightly.
+    let j = jira();
+    j.ok(
+        "GET /event/T1",
+        r#"<events newEventToken="T2">
+          <userEvent><operation>DELETED</operation><user name="bob"/></userEvent>
+          <userEvent><operation>CREATED</operation><user name="bob"><active>true</active><key>JIRAUSER99999</key><attributes/></user></userEvent>
+        </events>"#,
+    )
+    .ok(
+        "GET /user?username=bob&expand=attributes",
+        r#"<user name="bob"><active>true</active><key>JIRAUSER99999</key></user>"#,
+    );
+    let page = fetch_all(&j, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(ids(&page.users, |u| &u.id), vec!["JIRAUSER99999"]);
+    assert_eq!(removed(&page.removed_users), vec!["JIRAUSER10200"]);
 }

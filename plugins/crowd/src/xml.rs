@@ -8,6 +8,11 @@
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
+/// How deep elements may nest below the root. Crowd's deepest document (an event's user with
+/// its attributes' values) nests five levels; a hostile one nested 100,000 deep would overflow
+/// the plugin's stack when its tree is dropped.
+pub const MAX_DEPTH: usize = 64;
+
 /// Why a document could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum XmlError {
@@ -97,6 +102,11 @@ pub fn for_each<E: From<XmlError>>(
                 let el = start(&e)?;
                 if root_attrs.is_none() {
                     root_attrs = Some(is_root(el, root)?);
+                } else if open.len() >= MAX_DEPTH {
+                    return Err(XmlError::Unexpected(format!(
+                        "a <{root}> document nesting elements more than {MAX_DEPTH} deep, which no Crowd answer does"
+                    ))
+                    .into());
                 } else {
                     open.push(el);
                 }
@@ -237,5 +247,18 @@ mod tests {
             Err(XmlError::Unexpected(m)) if m.contains("<html>")
         ));
         assert!(matches!(items("<users/><users/>", "users"), Err(XmlError::Broken(_))));
+    }
+
+    #[test]
+    fn a_document_nested_too_deep_is_refused_before_its_tree_grows() {
+        let depth = 100_000;
+        let body = format!("<users>{}{}</users>", "<a>".repeat(depth), "</a>".repeat(depth));
+        assert!(
+            matches!(items(&body, "users"), Err(XmlError::Unexpected(m)) if m.contains("more than 64 deep")),
+            "refused as unexpected"
+        );
+        // As deep as allowed still reads.
+        let ok = format!("<users>{}{}</users>", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert_eq!(items(&ok, "users").unwrap().1.len(), 1);
     }
 }

@@ -12,7 +12,13 @@ const EXCERPT_CHARS: usize = 300;
 
 /// Classifies a non-2xx response; `what` names the operation ("list users").
 pub fn classify_status(what: &str, resp: &Response) -> PluginError {
-    let detail = error_detail(&resp.body);
+    classify_status_with(what, resp, &error_detail(&resp.body))
+}
+
+/// [`classify_status`] with the connector's own reading of the body as `detail` (a vendor's
+/// error document the SDK does not know), so the status's variant and `Retry-After` stay the
+/// SDK's.
+pub fn classify_status_with(what: &str, resp: &Response, detail: &str) -> PluginError {
     let status = resp.status;
     match status {
         400 | 422 => PluginError::Config(format!("{what}: the server refused the request ({status}): {detail}")),
@@ -116,6 +122,19 @@ mod tests {
             let e = classify_status("list users", &resp(*status, &[], ""));
             assert!(ok(&e), "{status} gave {e:?}");
         }
+    }
+
+    #[test]
+    fn a_connector_s_own_detail_replaces_the_body_and_keeps_retry_after() {
+        let e = classify_status_with(
+            "list users",
+            &resp(503, &[("Retry-After", "9")], "<error>…</error>"),
+            "OPERATION_FAILED: db",
+        );
+        assert!(
+            matches!(&e, PluginError::Transient(m) if m.ends_with("(503) (server asked to retry after 9 s): OPERATION_FAILED: db")),
+            "{e:?}"
+        );
     }
 
     #[test]

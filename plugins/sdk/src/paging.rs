@@ -54,6 +54,37 @@ pub fn within(base: &str, link: &str, what: &str) -> Result<(), PluginError> {
     }
 }
 
+/// Offset paging (`start-index`, `offset`, `skip`) that survives the listing changing between
+/// pages. Each page starts a few items before the previous one ended, so an item deleted in
+/// between, which shifts the rest one place back, does not carry an unread item past the
+/// boundary (read as gone, that item would be deprovisioned). The caller drops the items it
+/// has seen already; a short page is not taken as the end, as a server may answer fewer items
+/// than asked for (its own cap): the listing ends with a page that is empty or adds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overlapping {
+    overlap: u64,
+}
+
+impl Overlapping {
+    /// Paging by `size` items, overlapping a tenth of a page (at least one item).
+    pub fn new(size: u32) -> Self {
+        Overlapping {
+            overlap: u64::from(size / 10).max(1),
+        }
+    }
+
+    /// Where the page after one from `start` starts, given that it returned `returned` items
+    /// of which `new` had not been seen; `None` when the listing is complete. Each page moves
+    /// on by at least half of what it returned, so paging always progresses.
+    pub fn next(&self, start: u64, returned: usize, new: usize) -> Option<u64> {
+        if returned == 0 || new == 0 {
+            return None;
+        }
+        let returned = returned as u64;
+        Some(start + returned - self.overlap.min(returned / 2))
+    }
+}
+
 /// Guards a paging loop against a server that keeps answering with the same "next" link.
 #[derive(Debug, Default)]
 pub struct LoopGuard {
@@ -127,6 +158,21 @@ mod tests {
                 "{bad}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn overlapping_pages_step_back_a_tenth_and_end_on_a_page_with_nothing_new() {
+        let p = Overlapping::new(100);
+        assert_eq!(p.next(0, 100, 100), Some(90));
+        assert_eq!(p.next(90, 100, 90), Some(180));
+        // A server answering fewer than asked (its own cap) is not at its end.
+        assert_eq!(p.next(180, 40, 30), Some(210));
+        assert_eq!(p.next(210, 10, 0), None);
+        assert_eq!(p.next(210, 0, 0), None);
+        // Small pages still overlap by one, and always move on.
+        let two = Overlapping::new(2);
+        assert_eq!(two.next(0, 2, 2), Some(1));
+        assert_eq!(two.next(1, 1, 1), Some(2));
     }
 
     #[test]

@@ -52,8 +52,12 @@ async fn an_incremental_run_reads_only_the_events_and_writes_exactly_the_changes
     assert_eq!(fetch_of(&r).mode, "incremental");
     assert_bitbucket_matches(&w.bb, &d);
     assert_eq!(w.bb_writes() - writes_before, changes, "{:?}", r.summary.planned);
+    // The events, then each changed user read whole (events carry no attributes): five, for
+    // four display names and one email; the membership changes cost nothing more.
     let requests = w.take_crowd_requests();
-    assert_eq!(requests, vec!["GET /event/{token}"], "the events, not a listing");
+    let mut expected = vec!["GET /event/{token}".to_string()];
+    expected.extend(std::iter::repeat_n("GET /user".to_string(), 5));
+    assert_eq!(requests, expected, "the events and the changed users, not a listing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,7 +158,9 @@ fn event(out: &mut String, links: &Links<'_>, e: &Event) {
         } => {
             out.push_str("<userEvent>");
             text(out, "operation", op.as_str());
-            links.user(out, user, true);
+            // As Crowd writes it (S5 `toEventEntity`): the entity's attributes are only linked;
+            // what changed is in `storedAttributes` and `deletedAttributes`.
+            links.user(out, user, false);
             let href = format!("{}/user/attribute?username={}", links.0, enc(&user.item.name));
             links.attributes(out, "storedAttributes", &href, Some(&user.item.attributes));
             deleted(out, deleted_attributes);

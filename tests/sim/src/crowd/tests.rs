@@ -842,6 +842,20 @@ async fn events_list_exactly_the_changes_since_a_token_in_order() {
         .filter_map(|n| n.attribute("name"))
         .collect();
     assert_eq!(deleted, ["phones"]);
+    // As Crowd writes a user event: the entity's attributes only linked, the ones it has now in
+    // storedAttributes — a client wanting them whole reads the user.
+    let names = |list: roxmltree::Node<'_, '_>| -> Vec<String> {
+        list.children()
+            .filter(|n| n.has_tag_name("attribute"))
+            .filter_map(|n| n.attribute("name"))
+            .map(str::to_string)
+            .collect()
+    };
+    let entity_attrs = user.children().find(|n| n.has_tag_name("attributes")).unwrap();
+    assert!(entity_attrs.children().any(|n| n.has_tag_name("link")));
+    assert!(names(entity_attrs).is_empty(), "only a link in the entity");
+    let stored = update.children().find(|n| n.has_tag_name("storedAttributes")).unwrap();
+    assert_eq!(names(stored), ["department"]);
     // /event/{t} leaves incrementalSynchronisationAvailable unset, as Crowd's server does.
     assert_eq!(
         doc.root_element().attribute("incrementalSynchronisationAvailable"),
