@@ -34,6 +34,11 @@ pub const MAX_REPLACEMENTS: usize = 50;
 /// Membership changes (additions and removals) a batch may make.
 pub const MAX_LINKS: usize = 200_000;
 
+/// Users a batch may create or change while their attributes are read: each is read again
+/// with `GET /user` inside one call, so past this a full fetch's four requests are cheaper
+/// and stay inside the call's deadline.
+pub const MAX_REREADS: usize = 500;
+
 fn expired(why: impl Into<String>) -> PluginError {
     PluginError::ExpiredDelta(why.into())
 }
@@ -384,6 +389,16 @@ pub fn run(srv: &Server<'_>, state: DeltaState, work: &mut Work<'_>) -> Result<D
 
 /// Writes the net changes into `work` and returns the next state.
 fn emit(net: Net<'_>, token: String, work: &mut Work<'_>) -> Result<DeltaState, PluginError> {
+    let rereads = net
+        .users
+        .values()
+        .filter(|c| matches!(c, UserChange::Upsert { complete: false, .. }))
+        .count();
+    if rereads > MAX_REREADS {
+        return Err(expired(format!(
+            "{rereads} users were created or changed since the last run (more than {MAX_REREADS} to read one by one with their attributes); reading in full is cheaper"
+        )));
+    }
     let mut keys = net.keys.clone();
     let changed: HashSet<&str> = net.users.keys().map(String::as_str).collect();
     keys.retain(|_, id| !changed.contains(id.as_str()));

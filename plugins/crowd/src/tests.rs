@@ -1240,6 +1240,40 @@ fn membership_events_naming_hundreds_of_unseen_users_ask_for_a_full_fetch() {
 }
 
 #[test]
+fn a_batch_changing_more_users_than_are_worth_reading_one_by_one_asks_for_a_full_fetch() {
+    let j = jira();
+    let token = full_token(&j, SETTINGS);
+    let batch = |n: usize| {
+        let mut events = String::from(r#"<events newEventToken="T2">"#);
+        for i in 0..n {
+            events.push_str(&format!(
+                r#"<userEvent><operation>CREATED</operation><user name="hire{i}"><active>true</active><key>JIRAUSER2{i:04}</key><attributes><link rel="self" href="x"/></attributes></user></userEvent>"#
+            ));
+            j.ok(
+                &format!("GET /user?username=hire{i}&expand=attributes"),
+                &format!(r#"<user name="hire{i}"><active>true</active><key>JIRAUSER2{i:04}</key></user>"#),
+            );
+        }
+        events.push_str("</events>");
+        events
+    };
+    // At the bound, each is read again and arrives whole.
+    j.on("GET /event/T1", with_version(200, &batch(crate::delta::MAX_REREADS)));
+    let page = fetch(&j, SETTINGS, None, Some(&token)).unwrap();
+    assert_eq!(page.users.len(), crate::delta::MAX_REREADS);
+    // One more, and not one of them is read: a full fetch is asked for instead.
+    let more = batch(crate::delta::MAX_REREADS + 1);
+    j.routes.borrow_mut().remove("GET /event/T1");
+    j.on("GET /event/T1", with_version(200, &more));
+    j.clear_log();
+    match fetch(&j, SETTINGS, None, Some(&token)) {
+        Err(PluginError::ExpiredDelta(m)) => assert!(m.starts_with("501 users were created or changed"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(j.log().len(), 1, "only the events were read");
+}
+
+#[test]
 fn a_batch_of_many_whole_set_membership_events_asks_for_a_full_fetch() {
     let j = jira();
     let token = full_token(&j, SETTINGS);
