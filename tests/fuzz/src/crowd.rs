@@ -21,11 +21,8 @@ use roster_sdk::http::Transport;
 use roster_sdk::settings::Fingerprint;
 use roster_sdk::{PluginError, Request, Response};
 
-use crate::entra::{explained, well_formed_records};
+use crate::entra::{drive, well_formed_records};
 use crate::split::{parts, text};
-
-/// Pages a fetch may take before the body stops it; a real fetch of the corpus takes a few.
-const MAX_PAGES: usize = 40;
 
 /// Jira answering from the script.
 struct Script {
@@ -103,34 +100,15 @@ pub fn run(data: &[u8]) {
     let script = Script {
         answers: RefCell::new(p[1..].iter().map(|a| answer(a)).collect()),
     };
-    if header.contains("check") {
-        if let Err(e) = roster_sdk::idp::check::<Crowd>(&settings, &script) {
-            explained(&e);
-        }
-        return;
-    }
     let delta = header.contains("delta").then(|| token(&settings));
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        match roster_sdk::idp::fetch::<Crowd>(&settings, cursor.as_deref(), delta.as_deref(), &script) {
-            Ok(page) => {
-                well_formed_records(&page);
-                if let Some(token) = &page.delta_token {
-                    let back: Result<DeltaState, _> = tokens(&scope(&settings)).decode(token);
-                    assert!(
-                        back.is_ok(),
-                        "the connector's own delta token does not read back: {back:?}"
-                    );
-                }
-                match page.next {
-                    Some(next) => cursor = Some(next),
-                    None => return,
-                }
-            }
-            Err(e) => {
-                explained(&e);
-                return;
-            }
+    drive::<Crowd>(&header, &settings, delta.as_deref(), &script, |page| {
+        well_formed_records(page);
+        if let Some(token) = &page.delta_token {
+            let back: Result<DeltaState, _> = tokens(&scope(&settings)).decode(token);
+            assert!(
+                back.is_ok(),
+                "the connector's own delta token does not read back: {back:?}"
+            );
         }
-    }
+    });
 }

@@ -17,6 +17,7 @@ use entra::settings::Settings;
 use roster_sdk::delta::DeltaFormat;
 use roster_sdk::driver::Fetch;
 use roster_sdk::http::Transport;
+use roster_sdk::idp::Idp;
 use roster_sdk::settings::Fingerprint;
 use roster_sdk::{Page, PluginError, Request, Response};
 
@@ -107,18 +108,33 @@ pub fn run(data: &[u8]) {
     let script = Script {
         answers: RefCell::new(p[1..].iter().map(|a| answer(a)).collect()),
     };
+    let delta = header.contains("delta").then(|| token(&settings));
+    drive::<Entra>(&header, &settings, delta.as_deref(), &script, |page| {
+        well_formed(page, &settings)
+    });
+}
+
+/// Runs connector `C`'s `check` (when the header says `check`) or pages through its fetch
+/// (incremental from `delta` when given) over `http`, holding each page to `page_ok` and each
+/// error to [`explained`].
+pub(crate) fn drive<C: Idp>(
+    header: &str,
+    settings: &str,
+    delta: Option<&str>,
+    http: &dyn Transport,
+    page_ok: impl Fn(&Page),
+) {
     if header.contains("check") {
-        if let Err(e) = roster_sdk::idp::check::<Entra>(&settings, &script) {
+        if let Err(e) = roster_sdk::idp::check::<C>(settings, http) {
             explained(&e);
         }
         return;
     }
-    let delta = header.contains("delta").then(|| token(&settings));
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        match roster_sdk::idp::fetch::<Entra>(&settings, cursor.as_deref(), delta.as_deref(), &script) {
+        match roster_sdk::idp::fetch::<C>(settings, cursor.as_deref(), delta, http) {
             Ok(page) => {
-                well_formed(&page, &settings);
+                page_ok(&page);
                 match page.next {
                     Some(next) => cursor = Some(next),
                     None => return,
