@@ -255,7 +255,7 @@ async fn a_request_from_an_address_the_application_does_not_allow_is_refused_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_names_a_url_that_is_not_a_crowd_service_and_a_missing_permission() {
+async fn check_names_an_unreachable_url_one_that_is_not_a_crowd_service_and_a_missing_permission() {
     let d = Directory::generate(10, 2, 1);
     let mut w = CrowdWorld::new(jira(&d), bitbucket()).await;
     w.crowd.lock().deny_permission(APP);
@@ -265,6 +265,14 @@ async fn check_names_a_url_that_is_not_a_crowd_service_and_a_missing_permission(
     w.source.server_url = w.bb.url();
     let why = w.check().await.error.unwrap();
     assert!(why.contains("X-Embedded-Crowd-Version"), "{why}");
+    // Nothing listens there (a port just freed).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    w.source.server_url = format!("http://{closed}");
+    let why = w.check().await.error.unwrap();
+    assert!(why.contains(&closed.to_string()), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
