@@ -311,3 +311,31 @@ async fn a_server_that_stops_answering_mid_fetch_deprovisions_nobody() {
         r.summary.planned
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_made_inactive_in_jira_is_deactivated_and_comes_back_when_active_again() {
+    let d = Directory::generate(40, 6, 2);
+    let w = CrowdWorld::new(jira(&d), bitbucket()).await;
+    assert_eq!(w.sync().await.state, "succeeded");
+    let who = d.users[6].username.clone();
+    let groups = groups_of(&w.bb, &who);
+    w.crowd.lock().update_user(&who, |u| u.active = false);
+    let r = w.sync_incremental().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert_eq!(fetch_of(&r).mode, "incremental");
+    assert_eq!(
+        r.summary.planned.get("deactivate-user"),
+        Some(&1),
+        "{:?}",
+        r.summary.planned
+    );
+    assert!(
+        !w.bb.lock().licensed_users().contains(&who),
+        "no longer holds a licence"
+    );
+    w.crowd.lock().update_user(&who, |u| u.active = true);
+    let r = w.sync_incremental().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert!(w.bb.lock().licensed_users().contains(&who), "licensed again");
+    assert_eq!(groups_of(&w.bb, &who), groups, "with the groups it had");
+}
