@@ -514,6 +514,18 @@ fn basic_credential(value: &[u8]) -> Option<(&[u8], &[u8])> {
         .then(|| (scheme, rest.trim_ascii_start()))
 }
 
+/// Whether `text` has a `:` that is not the one inside a `{{secret:` (one pass).
+fn colon_outside_placeholders(text: &[u8]) -> bool {
+    let mut last = 0;
+    for (start, end, _) in placeholders(text) {
+        if memchr::memchr(b':', &text[last..start]).is_some() {
+            return true;
+        }
+        last = end;
+    }
+    memchr::memchr(b':', &text[last..]).is_some()
+}
+
 /// A placeholder in `text`: its byte range and the name in it.
 fn placeholders(text: &[u8]) -> impl Iterator<Item = (usize, usize, String)> + '_ {
     let mut from = 0;
@@ -641,30 +653,40 @@ impl Secrets {
         to: &Destination,
     ) -> Result<Vec<u8>, SecretError> {
         let first = placeholders(credential).next();
-        let name = first.map(|(_, _, n)| n).unwrap_or_default();
+        let name = first.as_ref().map(|(_, _, n)| n.clone()).unwrap_or_default();
         let malformed = |problem: &str| SecretError::MalformedBasic {
             name: name.clone(),
             header: spot.describe(),
             problem: problem.to_string(),
         };
-        // The `:` of `{{secret:` is not the separator: the first one outside placeholders is.
-        let inside: Vec<(usize, usize)> = placeholders(credential).map(|(s, e, _)| (s, e)).collect();
-        let colon = memchr::memchr_iter(b':', credential).find(|i| !inside.iter().any(|(s, e)| (*s..*e).contains(i)));
-        let Some(colon) = colon else {
-            return Err(malformed("has no user part (no `:` before the secret)"));
+        // One pass: the first placeholder must be the whole password, right after `USER:`.
+        // (A separator search that tested every `:` against every placeholder was quadratic in
+        // what a hostile plugin can put in one header.)
+        let Some((start, end, secret)) = first else {
+            return Err(malformed("has no secret"));
         };
-        let (user, password) = (&credential[..colon], &credential[colon + 1..]);
-        if placeholders(user).next().is_some() {
-            return Err(malformed("puts the secret in the user part"));
+        let colon_after = colon_outside_placeholders(&credential[end..]);
+        if start == 0 || credential[start - 1] != b':' {
+            return Err(malformed(if colon_after {
+                "puts the secret in the user part"
+            } else if start == 0 {
+                "has no user part (no `:` before the secret)"
+            } else {
+                "has more than the secret in the password part"
+            }));
         }
+        if end != credential.len() {
+            return Err(malformed(if colon_after {
+                "puts the secret in the user part"
+            } else {
+                "has more than the secret in the password part"
+            }));
+        }
+        let user = &credential[..start - 1];
         if user.is_empty() {
             return Err(malformed("has an empty user part"));
         }
-        let mut found = placeholders(password);
-        let (start, end, secret) = found
-            .next()
-            .ok_or_else(|| malformed("puts the secret in the user part"))?;
-        if start != 0 || end != password.len() || found.next().is_some() {
+        if memchr::memchr(b':', user).is_some() {
             return Err(malformed("has more than the secret in the password part"));
         }
         let value = self.permit(&secret, spot, to)?;
@@ -833,6 +855,75 @@ impl Secrets {
     }
 }
 
+/// A credential the host encoded for one request (a Basic `user:password`), redacted from that
+/// request's answer whatever the password's length: the host made this encoding, so an endpoint
+/// that echoes the header must not hand a short password back in a form too short for
+/// [`encodings`] to know by chance.
+#[derive(Debug, Clone)]
+pub struct Echo {
+    forms: Vec<Vec<u8>>,
+    placeholder: Vec<u8>,
+}
+
+impl Echo {
+    /// `data` with every form of this credential replaced by its secret's placeholder.
+    fn redact(&self, mut data: Vec<u8>) -> Vec<u8> {
+        for form in &self.forms {
+            if memmem::find(&data, form).is_none() {
+                continue;
+            }
+            let mut out = Vec::with_capacity(data.len());
+            let mut rest = &data[..];
+            while let Some(i) = memmem::find(rest, form) {
+                out.extend_from_slice(&rest[..i]);
+                out.extend_from_slice(&self.placeholder);
+                rest = &rest[i + form.len()..];
+            }
+            out.extend_from_slice(rest);
+            data = out;
+        }
+        data
+    }
+}
+
+/// `data` with every form of the echoes replaced by their placeholders.
+pub fn redact_echoes(data: Vec<u8>, echoes: &[Echo]) -> Vec<u8> {
+    echoes.iter().fold(data, |d, e| e.redact(d))
+}
+
+impl Secrets {
+    /// The credential in a header the host filled from `original` and encoded (a Basic
+    /// credential; see [`Secrets::fill_header`]), to redact from the answer.
+    pub fn echo_of(&self, original: &[u8], filled: &[u8]) -> Option<Echo> {
+        let (_, credential) = basic_credential(original)?;
+        let (_, _, name) = placeholders(credential).next()?;
+        let (_, encoded) = basic_credential(filled)?;
+        let text = std::str::from_utf8(encoded).ok()?;
+        let mut forms: Vec<Vec<u8>> = Vec::new();
+        for form in escaped_forms(text) {
+            let form = form.into_bytes();
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+        Some(Echo {
+            forms,
+            placeholder: format!("{{{{secret:{name}}}}}").into_bytes(),
+        })
+    }
+}
+
+/// A base64 text as a server may write it back: as is, JSON-escaped with `\/`, and
+/// percent-encoded with upper- or lower-case hex.
+fn escaped_forms(text: &str) -> Vec<String> {
+    vec![
+        text.to_string(),
+        text.replace('/', "\\/"),
+        percent_encode(text, URI_SAFE, UPPER_HEX, "%20"),
+        percent_encode(text, URI_SAFE, LOWER_HEX, "%20"),
+    ]
+}
+
 /// The forms a value takes in text that are worth redacting: raw; percent-encoded as forms
 /// and as URIs encode it, with upper- or lower-case hex, `+` or `%20` for a space; JSON-escaped
 /// (with `\/` and with `\u` escapes too); and base64, standard and URL-safe, at each of the
@@ -869,7 +960,7 @@ fn encodings(value: &str) -> Vec<String> {
             let first = (8 * offset).div_ceil(6);
             let end = 8 * shifted.len() / 6;
             if end > first && end - first >= MIN_BASE64_LEN {
-                forms.push(text[first..end].to_string());
+                forms.extend(escaped_forms(&text[first..end]));
             }
         }
     }
@@ -1112,6 +1203,82 @@ mod tests {
             s.fill_header("Authorization", b"{{secret:unterminated", &get).unwrap(),
             b"{{secret:unterminated".to_vec()
         );
+    }
+
+    fn header_bound(name: &str, value: &str) -> Secrets {
+        Secrets::new(vec![Secret::new(
+            name,
+            SecretValue::new(value),
+            BindingSpec {
+                hosts: vec![origin("https://jira.example")],
+                place: Some(Place::Header("Authorization".into())),
+                ..BindingSpec::default()
+            },
+        )])
+    }
+
+    #[test]
+    fn a_short_basic_password_echoed_back_is_redacted_at_every_alignment_and_escape() {
+        use base64::engine::general_purpose::STANDARD;
+        // Too short for its base64 to be known by chance: only the request's own echo knows it.
+        let s = header_bound("pw", "pw12");
+        let jira = origin("https://jira.example");
+        let get = to(&jira, "GET", "/echo");
+        for user in ["u", "uu", "uuu"] {
+            let original = format!("Basic {user}:{{{{secret:pw}}}}");
+            let filled = s.fill_header("Authorization", original.as_bytes(), &get).unwrap();
+            let echo = s.echo_of(original.as_bytes(), &filled).expect("an encoded credential");
+            let b64 = STANDARD.encode(format!("{user}:pw12"));
+            for shown in [
+                b64.clone(),
+                b64.replace('/', "\\/"),
+                b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"),
+                b64.replace('+', "%2b").replace('/', "%2f").replace('=', "%3d"),
+            ] {
+                let body = format!(r#"{{"headers":{{"authorization":"Basic {shown}"}}}}"#);
+                let out = redact_echoes(s.redact(body.into_bytes()), std::slice::from_ref(&echo));
+                let out = String::from_utf8(out).unwrap();
+                assert!(!out.contains(&shown) && out.contains("{{secret:pw}}"), "{user}: {out}");
+            }
+        }
+        // A header the host did not encode is no echo.
+        assert!(s.echo_of(b"Bearer {{secret:pw}}", b"Bearer pw12").is_none());
+    }
+
+    #[test]
+    fn a_long_secrets_base64_is_redacted_when_a_server_escapes_its_slashes() {
+        use base64::engine::general_purpose::STANDARD;
+        // `?` bytes encode to `Pz8/`: every alignment has slashes a JSON or URL encoder escapes.
+        let value = "????????????????????";
+        let s = header_bound("pw", value);
+        for user in ["u", "uu", "uuu"] {
+            let b64 = STANDARD.encode(format!("{user}:{value}"));
+            for shown in [
+                b64.replace('/', "\\/"),
+                b64.replace('/', "%2F"),
+                b64.replace('/', "%2f"),
+            ] {
+                let out = s.redact_str(&shown);
+                assert!(
+                    out.contains("{{secret:pw}}") && out.len() < shown.len(),
+                    "{user}: {shown} → {out}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_basic_header_of_a_million_placeholders_is_refused_in_one_pass() {
+        let s = header_bound("pw", "pw-0123456789");
+        let jira = origin("https://jira.example");
+        let mut value = b"Basic ".to_vec();
+        for _ in 0..1_000_000 {
+            value.extend_from_slice(b"{{secret:}}");
+        }
+        let err = s
+            .fill_header("Authorization", &value, &to(&jira, "GET", "/"))
+            .unwrap_err();
+        assert!(matches!(err, SecretError::MalformedBasic { .. }), "{err}");
     }
 
     #[test]
