@@ -15,13 +15,24 @@ use tokio::time::Instant;
 
 use crate::capability::{Denied, NetPolicy, Origin};
 use crate::limits::Limits;
-use crate::secrets::{Destination, Secret, Secrets};
+use crate::secrets::{Destination, Echo, Secret, Secrets, redact_echoes};
 use roster_http::{Budget, BudgetConfig, LongWait, Retry, RetryPolicy};
 
 /// How many redirects a request may follow; each hop is re-checked against the allowlist.
 const MAX_REDIRECTS: usize = 5;
-/// Header names a plugin may not set: the host derives them from the URL and the body.
-const FORBIDDEN_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection", "upgrade"];
+/// Header names a plugin may not set: the host derives them from the URL and the body, and asks
+/// for uncompressed answers (`accept-encoding`) since only those can have secrets redacted.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "accept-encoding",
+];
+/// The most header bytes (names and values) one request may carry: far above what any API
+/// needs, and a bound on what the host fills and scans for a plugin.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// An outbound request as the plugin made it (placeholders unfilled).
 #[derive(Debug, Clone)]
@@ -207,6 +218,12 @@ impl SourceAccess {
     ) -> Result<InResponse, NetError> {
         let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| NetError::Refused(format!("`{}` is not an HTTP method", req.method)))?;
+        let header_bytes: usize = req.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        if header_bytes > MAX_HEADER_BYTES {
+            return Err(NetError::Refused(format!(
+                "the request's headers take {header_bytes} bytes, more than the {MAX_HEADER_BYTES} a plugin may send"
+            )));
+        }
         let body_len = req.body.as_ref().map_or(0, Vec::len);
         if body_len > limits.max_request_bytes {
             return Err(NetError::Refused(format!(
@@ -235,7 +252,7 @@ impl SourceAccess {
             if !origin.is_https() && self.first_plain_request(&origin) {
                 tracing::warn!(source = %self.source, plugin, %origin, "plain HTTP (allowed by allow_insecure_http); said once per origin");
             }
-            let resp = self
+            let (resp, echoes) = self
                 .send_with_retries(
                     &method,
                     parsed.clone(),
@@ -262,7 +279,7 @@ impl SourceAccess {
                 }
                 continue;
             }
-            return self.read_response(resp, &origin, limits).await;
+            return self.read_response(resp, &origin, limits, &echoes).await;
         }
         Err(NetError::Refused(format!(
             "more than {MAX_REDIRECTS} redirects from {}",
@@ -281,7 +298,7 @@ impl SourceAccess {
         limits: &Limits,
         deadline: Instant,
         plugin: &str,
-    ) -> Result<reqwest::Response, NetError> {
+    ) -> Result<(reqwest::Response, Vec<Echo>), NetError> {
         // Filled for this hop: after a redirect the destination, and so what may be filled, changes.
         let to = Destination {
             origin,
@@ -290,6 +307,11 @@ impl SourceAccess {
         };
         let refused = |e: crate::secrets::SecretError| NetError::Refused(e.to_string());
         let mut builder_headers = reqwest::header::HeaderMap::new();
+        builder_headers.insert(
+            reqwest::header::ACCEPT_ENCODING,
+            reqwest::header::HeaderValue::from_static("identity"),
+        );
+        let mut echoes = Vec::new();
         for (name, value) in headers {
             if FORBIDDEN_HEADERS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
                 continue;
@@ -300,6 +322,7 @@ impl SourceAccess {
                 .secrets
                 .fill_header(name.as_str(), value.as_bytes(), &to)
                 .map_err(refused)?;
+            echoes.extend(self.secrets.echo_of(value.as_bytes(), &filled));
             let value = reqwest::header::HeaderValue::from_bytes(&filled)
                 .map_err(|_| NetError::Refused(format!("the value of header `{name}` is not valid")))?;
             builder_headers.append(name, value);
@@ -364,7 +387,7 @@ impl SourceAccess {
                 self.budget.cool_down(wait);
                 continue;
             }
-            return Ok(resp);
+            return Ok((resp, echoes));
         }
     }
 
@@ -373,12 +396,28 @@ impl SourceAccess {
         mut resp: reqwest::Response,
         origin: &Origin,
         limits: &Limits,
+        echoes: &[Echo],
     ) -> Result<InResponse, NetError> {
         let status = resp.status().as_u16();
+        // Compressed bytes cannot have secrets redacted; Roster asked for `identity`.
+        if let Some(coding) = resp
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty() && c != "identity")
+        {
+            return Err(NetError::Refused(format!(
+                "the response from {origin} is compressed (Content-Encoding: {coding}) although Roster asked for none; Roster reads only uncompressed answers, so that secrets can be kept out of them"
+            )));
+        }
         let headers = resp
             .headers()
             .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_string(), self.secrets.redact_str(v.to_str().ok()?))))
+            .filter_map(|(n, v)| {
+                let value = self.secrets.redact_str(v.to_str().ok()?);
+                let value = redact_echoes(value.into_bytes(), echoes);
+                Some((n.as_str().to_string(), String::from_utf8(value).ok()?))
+            })
             .collect();
         let cap = limits.max_response_bytes;
         if resp.content_length().is_some_and(|n| n as usize > cap) {
@@ -398,7 +437,7 @@ impl SourceAccess {
         Ok(InResponse {
             status,
             headers,
-            body: self.secrets.redact(body),
+            body: redact_echoes(self.secrets.redact(body), echoes),
         })
     }
 }

@@ -338,6 +338,12 @@ async fn big() -> Vec<u8> {
     vec![b'x'; 2 << 20]
 }
 
+/// An answer compressed whatever the request asked for (bytes that are not really gzip: the
+/// host must refuse it before reading them).
+async fn compressed() -> Response {
+    ([("content-encoding", "gzip")], vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0]).into_response()
+}
+
 impl Idp {
     pub async fn start() -> Idp {
         let seen: Shared = Arc::default();
@@ -348,6 +354,7 @@ impl Idp {
             .route("/users", get(users))
             .route("/redirect", get(redirect))
             .route("/big", get(big))
+            .route("/compressed", get(compressed))
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

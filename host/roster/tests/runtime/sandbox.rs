@@ -211,6 +211,21 @@ async fn oversized_output_request_and_response_are_refused() {
         "{}",
         outcome_of(&page)
     );
+
+    // A compressed answer would carry secrets past the redactor: refused, whatever was asked.
+    let page = job
+        .fetch(
+            &settings(serde_json::json!({"mode": "forbidden", "url": format!("{}/compressed", idp.url())})),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        outcome_of(&page).contains("is compressed (Content-Encoding: gzip) although Roster asked for none"),
+        "{}",
+        outcome_of(&page)
+    );
 }
 
 #[tokio::test]
@@ -369,6 +384,8 @@ async fn secrets_leave_only_for_their_bound_host_and_never_come_back_in() {
         echoed.contains(&format!("authorization: Bearer {secret_value}")),
         "{echoed}"
     );
+    // Uncompressed answers only: compressed bytes would carry the secret past the redactor.
+    assert!(echoed.contains("accept-encoding: identity"), "{echoed}");
     // ... but its echo reached the plugin with the placeholder in its place.
     assert!(
         seen_by_plugin.contains("bound-echo=status 200") && seen_by_plugin.contains("Bearer {{secret:token}}"),
