@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use roster_model::Quiet;
-use roster_serve::Config;
-use roster_serve::{RunReport, Runner, SyncOptions};
+use roster_serve::{RunReport, SyncOptions};
 use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
 use roster_sim::directory::Directory;
 use roster_store::Store;
 use roster_store::crypto::Key;
 
-use super::TestRuntime;
+use super::{Configured, TestRuntime};
 
 pub struct World {
     pub sim: BitbucketSim,
@@ -30,6 +29,25 @@ pub fn bitbucket() -> BbState {
     s.add_group("bitbucket-users", &[]);
     s.grant_group("bitbucket-users", Permission::LicensedUser);
     s
+}
+
+impl Configured for World {
+    fn config_text(&self) -> String {
+        let files = self.files_dir().display().to_string();
+        roster_sim::scenario::file_source_config(&self.sim.url(), &files, &self.file_name, &self.target_extra)
+    }
+
+    fn test_runtime(&self) -> &TestRuntime {
+        &self.rt
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    fn bitbucket(&self) -> &BitbucketSim {
+        &self.sim
+    }
 }
 
 impl World {
@@ -61,20 +79,6 @@ impl World {
         } else {
             d.write_json(&path).unwrap()
         }
-    }
-
-    pub fn config_text(&self) -> String {
-        let files = self.files_dir().display().to_string();
-        roster_sim::scenario::file_source_config(&self.sim.url(), &files, &self.file_name, &self.target_extra)
-    }
-
-    pub fn runner(&self) -> Runner {
-        let config = Config::parse(&self.config_text(), self.rt.dir.path(), &super::kinds()).unwrap();
-        Runner::new(self.store.clone(), self.rt.runtime.clone(), config, &super::kinds()).unwrap()
-    }
-
-    pub async fn sync(&self) -> RunReport {
-        self.run(roster_engine::Writes::Apply).await
     }
 
     pub async fn run(&self, writes: roster_engine::Writes) -> RunReport {

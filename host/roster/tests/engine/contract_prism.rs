@@ -12,6 +12,7 @@
 
 use crate::common;
 
+use common::Configured;
 use common::prism::Prism;
 use common::world::{World, bitbucket};
 use roster_sim::directory::Directory;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 
+use common::Configured;
 use common::world::{World, assert_bitbucket_matches, bitbucket};
 use roster_sim::directory::Directory;
 

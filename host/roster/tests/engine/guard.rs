@@ -12,6 +12,7 @@ use roster_store::{Destroyed, Review, now_ms};
 
 use crate::common;
 use crate::scenarios::{KINDS, Scenario};
+use common::Configured;
 use common::world::{World, bitbucket};
 
 fn verdict(r: &RunReport) -> &Verdict {

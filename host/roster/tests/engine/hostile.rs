@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::common;
 
+use common::Configured;
 use common::world::{World, bitbucket, groups_of};
 use roster_sim::directory::Directory;
 

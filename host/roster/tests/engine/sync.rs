@@ -2,6 +2,7 @@
 
 use crate::common;
 
+use common::Configured;
 use common::world::{World, bitbucket};
 use roster_engine::Op;
 use roster_sim::bitbucket::Permission;

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use common::Configured;
 use common::world::{World, bitbucket};
 use roster_directory::Sample;
 use roster_model::Quiet;

@@ -7,6 +7,7 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::Configured;
 use common::world::{World, bitbucket};
 use roster_serve::service::{RequestedMode as RunMode, RunRequest, Service};
 use roster_sim::directory::Directory;

@@ -10,6 +10,7 @@ use crate::common;
 
 use std::process::Command;
 
+use common::Configured;
 use common::world::{World, bitbucket};
 use roster_serve::service::Service;
 use roster_sim::directory::Directory;
