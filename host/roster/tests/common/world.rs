@@ -96,10 +96,6 @@ impl World {
         groups_of(&self.sim, user)
     }
 
-    pub fn writes(&self) -> u64 {
-        self.sim.lock().writes
-    }
-
     /// Asserts Bitbucket holds exactly what `d` says (users, details, flattened memberships),
     /// besides the accounts and groups listed as untouched.
     pub fn assert_matches(&self, d: &Directory) {

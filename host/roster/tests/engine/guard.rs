@@ -161,10 +161,10 @@ async fn a_mapping_edit_that_drops_every_group_is_held() {
     w.assert_matches(&d);
 
     std::fs::write(&mapping, "[groups]\nunmatched = \"skip\"\n").unwrap();
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let r = sync_with(&w, &text).await;
     assert_eq!(r.state, "held", "{:?}", r.summary.warnings);
-    assert_eq!(w.writes(), writes, "a held plan writes nothing");
+    assert_eq!(w.bb_writes(), writes, "a held plan writes nothing");
     w.assert_matches(&d);
     let v = verdict(&r);
     assert_eq!(v.deprovisions, 0);
@@ -192,7 +192,7 @@ async fn mass_renames_and_mass_email_changes_are_held() {
     let d = Directory::generate(100, 2, 1);
     let w = World::new(&d, bitbucket()).await;
     assert_eq!(w.sync().await.state, "succeeded");
-    let writes = w.writes();
+    let writes = w.bb_writes();
 
     let mut renamed = d.clone();
     for u in renamed.users.iter_mut().take(60) {
@@ -219,7 +219,7 @@ async fn mass_renames_and_mass_email_changes_are_held() {
     assert_eq!(r.state, "held", "{:?}", r.summary.warnings);
     assert_eq!(tripped(&r), ["email-changes"]);
     assert_eq!(verdict(&r).email_changes, 60);
-    assert_eq!(w.writes(), writes, "held plans write nothing");
+    assert_eq!(w.bb_writes(), writes, "held plans write nothing");
     w.assert_matches(&d);
 }
 
@@ -317,10 +317,10 @@ async fn the_rolling_window_holds_the_run_that_crosses_it() {
 
     leave(&mut d, 49);
     w.write(&d);
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let r = w.sync().await;
     assert_eq!(r.state, "held", "{:?}", r.summary.warnings);
-    assert_eq!(w.writes(), writes, "a held plan writes nothing");
+    assert_eq!(w.bb_writes(), writes, "a held plan writes nothing");
     assert_eq!(tripped(&r), ["window-deprovisions"], "{:?}", verdict(&r).tripped);
     let t = &verdict(&r).tripped[0];
     assert_eq!(t.counted, 196);
@@ -362,11 +362,11 @@ async fn a_single_user_sync_over_a_full_window_is_held() {
         actor: "test".into(),
         ..SyncOptions::default()
     };
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let r = w.runner().sync_user(&key, &opts, &Quiet).await.unwrap();
     assert_eq!(r.state, "held", "{:?}", r.summary.warnings);
     assert_eq!(tripped(&r), ["window-deprovisions"]);
-    assert_eq!(w.writes(), writes);
+    assert_eq!(w.bb_writes(), writes);
 }
 
 /// Threshold mistakes in roster.toml are refused naming the field and the range.

@@ -21,7 +21,7 @@ async fn a_thousand_users_with_nesting_sync_exactly_and_the_second_run_writes_no
     let expected = d.expected_members();
     assert!(expected["team-00000"].is_superset(&expected["team-00003"]));
 
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let again = w.sync().await;
     assert_eq!(again.state, "succeeded");
     assert!(
@@ -29,7 +29,7 @@ async fn a_thousand_users_with_nesting_sync_exactly_and_the_second_run_writes_no
         "second run planned {:?}",
         again.summary.planned
     );
-    assert_eq!(w.writes(), writes, "the second run must not write");
+    assert_eq!(w.bb_writes(), writes, "the second run must not write");
 
     // Bitbucket calls of the first run vs the floor: creates + group creates + ⌈adds per group ÷ batch⌉.
     let floor: usize = expected.values().map(|m| m.len().div_ceil(500)).sum::<usize>() + 1000usize.div_ceil(500);
@@ -60,7 +60,7 @@ async fn a_dry_run_writes_nothing_and_lists_the_plan() {
     let w = World::new(&d, bitbucket()).await;
     let r = w.run(roster_engine::Writes::DryRun).await;
     assert_eq!(r.state, "planned");
-    assert_eq!(w.writes(), 0);
+    assert_eq!(w.bb_writes(), 0);
     let ops = w.store.plan_ops(r.plan_id.as_deref().unwrap()).unwrap();
     assert_eq!(ops.iter().filter(|o| o.1 == "create-user").count(), 50);
     assert!(ops.iter().all(|o| !o.4.is_empty()), "every operation has a reason");
@@ -76,7 +76,7 @@ async fn an_idp_rename_is_a_bitbucket_rename_with_memberships_kept() {
     assert!(before.len() >= 2);
     d.users[5].username = "jane.doe".into();
     w.write(&d);
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let r = w.sync().await;
     assert_eq!(
         r.summary.planned.get("rename-user"),
@@ -85,7 +85,7 @@ async fn an_idp_rename_is_a_bitbucket_rename_with_memberships_kept() {
         r.summary.planned
     );
     assert_eq!(r.summary.planned.len(), 1, "a rename only: {:?}", r.summary.planned);
-    assert_eq!(w.writes(), writes + 1);
+    assert_eq!(w.bb_writes(), writes + 1);
     {
         let s = w.sim.lock();
         assert!(s.users().contains_key("jane.doe") && !s.users().contains_key("user000005"));
@@ -129,7 +129,7 @@ async fn a_failed_or_truncated_fetch_never_deletes() {
     text.truncate(text[..cut].rfind('\n').unwrap() + 1);
     text.push_str("{\"kind\": \"user\", \"id\": \"u-999\", \"userna");
     std::fs::write(&path, text).unwrap();
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let r = w
         .runner()
         .sync(
@@ -152,7 +152,7 @@ async fn a_failed_or_truncated_fetch_never_deletes() {
         "{:?}",
         r.summary.fetch[0]
     );
-    assert_eq!(w.writes(), writes, "an incomplete fetch must not change Bitbucket");
+    assert_eq!(w.bb_writes(), writes, "an incomplete fetch must not change Bitbucket");
     assert_eq!(w.sim.lock().users().len(), users_before);
     w.file_name = "directory.json".into();
     w.write(&d);
@@ -228,11 +228,11 @@ async fn a_plan_over_the_threshold_is_held_and_only_that_exact_plan_can_be_appro
 
     d.users.truncate(90);
     w.write(&d);
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let first = w.sync().await;
     assert_eq!(first.state, "held");
     assert_eq!(first.summary.guard.as_ref().unwrap().deprovisions, 10);
-    assert_eq!(w.writes(), writes, "a held plan writes nothing");
+    assert_eq!(w.bb_writes(), writes, "a held plan writes nothing");
 
     // The directory changes again: the new plan supersedes the first, which can no longer be approved.
     d.users.truncate(88);
@@ -324,7 +324,7 @@ async fn a_plan_over_the_licence_is_refused_with_the_seat_delta() {
     assert_eq!(r.state, "refused");
     let why = r.summary.guard.as_ref().unwrap().refused.clone().unwrap();
     assert!(why.contains("30 more user(s): 1 in use + 30 = 31 > 20 seats"), "{why}");
-    assert_eq!(w.writes(), 0);
+    assert_eq!(w.bb_writes(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,11 +469,11 @@ async fn a_process_killed_during_apply_converges_on_the_next_run_without_duplica
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    while w.writes() < 250 {
+    while w.bb_writes() < 250 {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(120),
             "the child made {} writes",
-            w.writes()
+            w.bb_writes()
         );
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -563,7 +563,7 @@ async fn deprovision_keep_reports_and_changes_nothing() {
     w.sync().await;
     d.users.truncate(9);
     w.write(&d);
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let r = w.sync().await;
     assert!(
         r.summary
@@ -575,7 +575,7 @@ async fn deprovision_keep_reports_and_changes_nothing() {
     );
     assert!(w.sim.lock().licensed_users().contains("user000009"));
     // Kept means kept: no membership is removed either.
-    assert_eq!(w.writes(), writes);
+    assert_eq!(w.bb_writes(), writes);
     assert!(w.groups_of("user000009").contains(&"bitbucket-users".to_string()));
 }
 
@@ -667,10 +667,10 @@ async fn a_protected_account_roster_owns_is_neither_updated_nor_deprovisioned() 
     d.users[5].display_name = "Renamed By IdP".into();
     d.users.remove(6);
     w.write(&d);
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let r = w.sync().await;
     assert!(r.summary.planned.is_empty(), "{:?}", r.summary.planned);
-    assert_eq!(w.writes(), writes);
+    assert_eq!(w.bb_writes(), writes);
     assert!(
         r.summary
             .skipped
@@ -829,7 +829,7 @@ async fn a_second_process_cannot_run_a_target_while_another_run_holds_it() {
     };
     let err = w.runner().sync(&opts, &roster_model::Quiet).await.unwrap_err();
     assert!(err.to_string().contains("is being synced by run 41"), "{err}");
-    assert_eq!(w.writes(), 0);
+    assert_eq!(w.bb_writes(), 0);
     let runs = w.store.runs(10).unwrap();
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|r| r.state == "refused"), "{runs:?}");

@@ -77,10 +77,10 @@ async fn a_settings_file_is_reread_each_run_and_a_broken_one_keeps_the_last_acce
 
     // A broken version is refused with its error; the accepted one keeps serving: no change.
     std::fs::write(&file, "strip_domian = true\n").unwrap();
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let r = sync(&w, &text).await;
     assert_eq!(r.state, "succeeded");
-    assert_eq!(w.writes(), writes, "{:?}", r.summary.planned);
+    assert_eq!(w.bb_writes(), writes, "{:?}", r.summary.planned);
     let warning = r.summary.warnings.iter().find(|x| x.contains("was refused")).unwrap();
     assert!(
         warning.contains("normalize.toml") && warning.contains("strip_domian"),
@@ -90,7 +90,7 @@ async fn a_settings_file_is_reread_each_run_and_a_broken_one_keeps_the_last_acce
     std::fs::write(&file, "strip_domain = \n").unwrap();
     let r = sync(&w, &text).await;
     assert!(r.summary.warnings.iter().any(|x| x.contains("was refused")));
-    assert_eq!(w.writes(), writes);
+    assert_eq!(w.bb_writes(), writes);
 
     // Fixed again: used at once.
     std::fs::write(&file, "strip_domain = false\n").unwrap();
@@ -120,7 +120,7 @@ async fn a_broken_settings_file_with_nothing_accepted_before_fails_the_run_clean
         "{err}"
     );
     assert!(err.contains("no earlier version"), "{err}");
-    assert_eq!(w.writes(), 0);
+    assert_eq!(w.bb_writes(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,11 +165,11 @@ async fn new_accounts_start_in_new_user_groups_which_are_never_enforced_afterwar
     assert_eq!(w.sim.lock().groups()["onboarding"].len(), 6);
     assert!(r.summary.skipped.iter().any(|s| s.subject == "missing-group"));
     // Someone leaves onboarding in Bitbucket: Roster does not put them back.
-    let before = w.writes();
+    let before = w.bb_writes();
     w.sim.lock().remove_member("onboarding", "user000002");
     let r = w.sync().await;
     assert!(r.summary.planned.is_empty(), "{:?}", r.summary.planned);
-    assert_eq!(w.writes(), before);
+    assert_eq!(w.bb_writes(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +212,7 @@ async fn a_preview_shows_each_record_before_every_step_and_after_and_writes_noth
     assert!(t.users[0].steps[0].reason.is_some(), "{:?}", t.users[0]);
     assert_eq!(t.users[1].after.as_ref().unwrap().username, "amy");
     assert_eq!(t.groups[0].after, vec!["team-00000".to_string()]);
-    assert_eq!(w.writes(), 0, "a preview writes nothing");
+    assert_eq!(w.bb_writes(), 0, "a preview writes nothing");
     assert!(
         Sample::from_json(r#"{"users": [{"id": 1}]}"#)
             .unwrap_err()
@@ -318,7 +318,7 @@ async fn a_mapping_decides_usernames_names_scope_and_groups() {
 async fn a_broken_mapping_is_refused_with_line_and_column_and_the_old_one_stays() {
     let (w, text, file) = staff_world(MAPPING).await;
     assert_eq!(sync(&w, &text).await.state, "succeeded");
-    let writes = w.writes();
+    let writes = w.bb_writes();
     std::fs::write(
         &file,
         MAPPING.replace(
@@ -329,7 +329,11 @@ async fn a_broken_mapping_is_refused_with_line_and_column_and_the_old_one_stays(
     .unwrap();
     let r = sync(&w, &text).await;
     assert_eq!(r.state, "succeeded");
-    assert_eq!(w.writes(), writes, "the accepted mapping kept serving: nothing changed");
+    assert_eq!(
+        w.bb_writes(),
+        writes,
+        "the accepted mapping kept serving: nothing changed"
+    );
     let warning = r.summary.warnings.iter().find(|x| x.contains("was refused")).unwrap();
     assert!(
         warning.contains("user.username") && warning.contains("line 1, column"),
@@ -398,11 +402,11 @@ async fn a_user_the_mapping_cannot_evaluate_keeps_their_account_and_groups() {
         "'ToLower([username])'",
         &format!("'Switch(ToLower([username]), ToLower([username]), \"{victim}\", Left([username], \"x\"))'"),
     );
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let r = sync(&w, &broken).await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert!(r.summary.planned.is_empty(), "{:?}", r.summary.planned);
-    assert_eq!(w.writes(), writes);
+    assert_eq!(w.bb_writes(), writes);
     assert_eq!(w.groups_of(&victim), groups);
     assert!(
         r.summary
@@ -582,7 +586,7 @@ async fn packed_and_record_by_record_calls_give_the_same_outcomes() {
 async fn previews_from_the_cli_and_the_api_warn_as_a_run_would_and_remember_nothing() {
     let (w, text, file) = staff_world(MAPPING).await;
     assert_eq!(sync(&w, &text).await.state, "succeeded");
-    let writes = w.writes();
+    let writes = w.bb_writes();
     let alice_after = |t: &roster_directory::transform::Traces| {
         t.users
             .iter()
@@ -637,5 +641,5 @@ async fn previews_from_the_cli_and_the_api_warn_as_a_run_would_and_remember_noth
     server.abort();
     assert_eq!(api["users"], cli["users"], "the API and the CLI show the same traces");
     assert_eq!(api["warnings"], cli["warnings"]);
-    assert_eq!(w.writes(), writes, "previews write nothing to Bitbucket");
+    assert_eq!(w.bb_writes(), writes, "previews write nothing to Bitbucket");
 }
