@@ -104,3 +104,22 @@ impl host::Host for HostState {
         Ok(())
     }
 }
+
+impl crate::bindings::v0_1::connector::roster::plugin::ldap::Host for HostState {
+    async fn search(
+        &mut self,
+        _conn: crate::bindings::v0_1::connector::roster::plugin::ldap::Connection,
+        _req: crate::bindings::v0_1::connector::roster::plugin::ldap::SearchRequest,
+    ) -> wasmtime::Result<
+        Result<
+            crate::bindings::v0_1::connector::roster::plugin::ldap::SearchPage,
+            crate::bindings::v0_1::connector::roster::plugin::ldap::LdapError,
+        >,
+    > {
+        Ok(Err(
+            crate::bindings::v0_1::connector::roster::plugin::ldap::LdapError::Failed(types::PluginError::Config(
+                "this Roster does not offer LDAP yet".into(),
+            )),
+        ))
+    }
+}
