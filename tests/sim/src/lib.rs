@@ -5,6 +5,7 @@
 //! [`bitbucket`] simulates Bitbucket Data Center's admin REST API (the target).
 //! [`graph`] simulates Microsoft Graph v1.0 and the Entra ID token endpoint (Entra ID connector).
 //! [`crowd`] simulates Jira or Crowd as a user server, `usermanagement/1` (`crowd` connector).
+//! [`slapd`] is no simulator: it runs a real, throwaway OpenLDAP server (`ldap` connector).
 
 pub mod bitbucket;
 pub mod crowd;
@@ -12,3 +13,4 @@ pub mod directory;
 pub mod graph;
 pub mod kit;
 pub mod scenario;
+pub mod slapd;
