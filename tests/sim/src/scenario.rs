@@ -1,6 +1,6 @@
 //! Roster configurations for the simulators, as the tests, benchmarks and demo use them: a
-//! `file`, an `entra` (with the `normalize` transform) or a `crowd` source syncing into a
-//! simulated Bitbucket.
+//! `file`, an `entra` (with the `normalize` transform), a `crowd` or an `ldap` source syncing
+//! into a simulated Bitbucket.
 
 /// `roster.toml` text: source `hr` reads `file` in the folder `files`; the target is the
 /// Bitbucket simulator at `sim_url` (admin/password), with every active user in
@@ -143,6 +143,86 @@ use = {{ header = "Authorization" }}
     )
 }
 
+/// An `ldap` source reading a directory server (the tests' throwaway slapd).
+#[derive(Debug, Clone, Default)]
+pub struct LdapSource {
+    /// `ldap://host:port` (StartTLS) or `ldaps://host:port`; also the allowed origin and the
+    /// bind password's host.
+    pub url: String,
+    /// The PEM of the CA that issued the server's certificate, trusted instead of the system's.
+    pub ca_certificate: Option<String>,
+    /// The DN Roster binds as.
+    pub bind_dn: String,
+    /// Its password (the secret's value).
+    pub bind_password: String,
+    /// The suffix searched.
+    pub base_dn: String,
+    /// Lines added to the connector's settings table (`page_size = 50`, `transport = …`, …).
+    pub settings: String,
+    /// Lines added to the `[[source]]` table (`budget = …`, `allow_plain_ldap = true`, …).
+    pub source: String,
+}
+
+impl LdapSource {
+    /// The source for `server` over StartTLS, trusting its CA and binding as its reader.
+    pub fn for_server(server: &crate::slapd::Slapd) -> LdapSource {
+        LdapSource {
+            url: server.ldap_url(),
+            ca_certificate: Some(server.ca_pem().to_string()),
+            bind_dn: crate::slapd::READER_DN.into(),
+            bind_password: crate::slapd::READER_PASSWORD.into(),
+            base_dn: crate::slapd::BASE_DN.into(),
+            settings: String::new(),
+            source: String::new(),
+        }
+    }
+}
+
+/// `roster.toml` text: source `ldap` reads the directory at `l.url` with the `ldap` connector
+/// (OpenLDAP flavour, the bind password a secret bound to the bind DN) into the Bitbucket
+/// simulator at `sim_url`; `target_extra` adds lines to `[target]`.
+pub fn ldap_source_config(l: &LdapSource, sim_url: &str, target_extra: &str) -> String {
+    let LdapSource {
+        url,
+        ca_certificate,
+        bind_dn,
+        bind_password,
+        base_dn,
+        settings,
+        source,
+    } = l;
+    let ca = ca_certificate
+        .as_deref()
+        .map(|pem| format!("ca_certificate = \"\"\"\n{}\n\"\"\"\n", pem.trim()))
+        .unwrap_or_default();
+    format!(
+        r#"[[source]]
+id = "ldap"
+plugin = "ldap"
+# The directory lives inside the network (here: on 127.0.0.1).
+allow_hosts = ["{url}"]
+allow_private_addresses = true
+{source}
+
+[source.settings]
+url = "{url}"
+{ca}bind_dn = "{bind_dn}"
+bind_password = "bind_password"
+flavour = "openldap"
+base_dn = "{base_dn}"
+{settings}
+
+[[source.secrets]]
+name = "bind_password"
+value = "{bind_password}"
+hosts = ["{url}"]
+use = {{ ldap_bind = "{bind_dn}" }}
+
+{}"#,
+        target_config(sim_url, target_extra)
+    )
+}
+
 /// The `[target]` table for the Bitbucket simulator at `sim_url`.
 fn target_config(sim_url: &str, target_extra: &str) -> String {
     format!(
@@ -154,4 +234,39 @@ default_groups = ["bitbucket-users"]
 {target_extra}
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slapd::{READER_DN, SizeLimit, Slapd};
+
+    #[test]
+    fn the_ldap_source_binds_as_the_reader_over_start_tls_trusting_the_servers_ca() {
+        let server = Slapd::start(SizeLimit::Unlimited).unwrap();
+        let text = ldap_source_config(
+            &LdapSource {
+                settings: "page_size = 50".into(),
+                ..LdapSource::for_server(&server)
+            },
+            "http://127.0.0.1:7990",
+            "",
+        );
+        let doc: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let source = &doc["source"][0];
+        let url = server.ldap_url();
+        assert_eq!(source["allow_hosts"][0].as_str(), Some(url.as_str()));
+        let settings = &source["settings"];
+        assert_eq!(settings["url"].as_str(), Some(url.as_str()));
+        assert_eq!(
+            settings["ca_certificate"].as_str().map(str::trim),
+            Some(server.ca_pem().trim())
+        );
+        assert_eq!(settings["bind_dn"].as_str(), Some(READER_DN));
+        assert_eq!(settings["page_size"].as_integer(), Some(50));
+        let secret = &source["secrets"][0];
+        assert_eq!(secret["name"].as_str(), settings["bind_password"].as_str());
+        assert_eq!(secret["use"]["ldap_bind"].as_str(), Some(READER_DN));
+        assert_eq!(secret["hosts"][0].as_str(), Some(url.as_str()));
+    }
 }
