@@ -20,6 +20,7 @@ pub mod api;
 pub mod changes;
 pub mod crowd;
 pub mod entra;
+pub mod ldap;
 pub mod prism;
 pub mod webhook;
 pub mod world;

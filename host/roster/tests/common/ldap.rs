@@ -1,0 +1,139 @@
+//! An LDAP test world: a real, throwaway OpenLDAP server (`roster_sim::slapd`) holding a sample
+//! directory, the Bitbucket simulator, the `ldap` plugin, a store, and engines built from a
+//! configuration an administrator would write (StartTLS with the server's CA, the reader's
+//! password a secret bound to its DN).
+
+use std::sync::Arc;
+
+use roster_directory::FetchReport;
+use roster_serve::RunReport;
+use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::directory::{DirUser, Directory};
+use roster_sim::scenario::{LdapSource, ldap_source_config};
+use roster_sim::slapd::{Layout, SizeLimit, Slapd};
+use roster_store::Store;
+use roster_store::crypto::Key;
+
+use super::changes::IdpEdits;
+use super::{Configured, TestRuntime};
+
+pub struct LdapWorld {
+    pub slapd: Slapd,
+    pub bb: BitbucketSim,
+    pub rt: TestRuntime,
+    pub store: Arc<Store>,
+    /// The source as configured; tests change its settings between runs.
+    pub source: LdapSource,
+    /// Extra lines for `[target]`.
+    pub target_extra: String,
+}
+
+impl Configured for LdapWorld {
+    fn config_text(&self) -> String {
+        ldap_source_config(&self.source, &self.bb.url(), &self.target_extra)
+    }
+
+    fn test_runtime(&self) -> &TestRuntime {
+        &self.rt
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    fn bitbucket(&self) -> &BitbucketSim {
+        &self.bb
+    }
+}
+
+impl LdapWorld {
+    /// A server holding `d` (groups as `groupOfNames`, loaded with `ldapadd`), the reader
+    /// without a size limit.
+    pub async fn new(d: &Directory, bb: BbState) -> LdapWorld {
+        Self::with(d, &Layout::default(), SizeLimit::Unlimited, bb).await
+    }
+
+    /// A server holding `d` laid out as `layout`, the reader limited to `limit`.
+    pub async fn with(d: &Directory, layout: &Layout, limit: SizeLimit, bb: BbState) -> LdapWorld {
+        let (d, layout) = (d.clone(), layout.clone());
+        // slapd and the tools are processes this thread waits for: off the async workers.
+        let slapd = tokio::task::spawn_blocking(move || {
+            let s = Slapd::start(limit).expect("slapd starts");
+            s.load_with(&d, &layout).expect("the directory loads");
+            s
+        })
+        .await
+        .expect("starting slapd");
+        Self::over(slapd, bb).await
+    }
+
+    /// A world over a server already started and loaded (`Slapd::start_loaded` for
+    /// benchmark-sized directories).
+    pub async fn over(slapd: Slapd, bb: BbState) -> LdapWorld {
+        let rt = TestRuntime::new(&[("ldap", "ldap.wasm")]).await;
+        let bb = BitbucketSim::start(bb).await;
+        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([6; 32])).unwrap());
+        let source = LdapSource::for_server(&slapd);
+        LdapWorld {
+            slapd,
+            bb,
+            rt,
+            store,
+            source,
+            target_extra: String::new(),
+        }
+    }
+
+    /// Renames user `id` of `d` to uid `new` in the server (a modrdn: same entryUUID) and in `d`.
+    pub fn rename_user(&self, d: &mut Directory, id: &str, new: &str) {
+        let u = d
+            .users
+            .iter_mut()
+            .find(|u| u.id == id)
+            .expect("a user of the directory");
+        self.slapd.rename_user(&u.username, new).expect("ldapmodrdn");
+        u.username = new.to_string();
+    }
+}
+
+/// The run's report for the ldap source's fetch.
+pub fn fetch_of(r: &RunReport) -> &FetchReport {
+    r.summary
+        .fetch
+        .iter()
+        .find(|f| f.source == "ldap")
+        .expect("the run fetched the ldap source")
+}
+
+/// The username (uid) of user `id` of `d`.
+fn username<'d>(d: &'d Directory, id: &str) -> &'d str {
+    &d.users
+        .iter()
+        .find(|u| u.id == id)
+        .expect("a user of the directory")
+        .username
+}
+
+impl IdpEdits for LdapWorld {
+    fn set_display_name(&self, u: &DirUser, name: &str) {
+        self.slapd
+            .set_display_name(&u.username, name)
+            .expect("ldapmodify displayName");
+    }
+
+    fn set_email(&self, u: &DirUser, email: &str) {
+        self.slapd.set_email(&u.username, email).expect("ldapmodify mail");
+    }
+
+    fn join(&self, d: &Directory, group: &str, user: &str) {
+        self.slapd
+            .add_user_to_group(&d.group_name(group), username(d, user))
+            .expect("ldapmodify: add a member");
+    }
+
+    fn leave(&self, d: &Directory, group: &str, user: &str) {
+        self.slapd
+            .remove_user_from_group(&d.group_name(group), username(d, user))
+            .expect("ldapmodify: remove a member");
+    }
+}
