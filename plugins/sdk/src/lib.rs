@@ -27,8 +27,12 @@
 //! roster_sdk::export_idp!(MyIdp);
 //! ```
 //!
-//! Everything that talks to the host goes through the [`http::Transport`] trait, so connectors
-//! and the driver are unit-tested natively with a scripted transport.
+//! * [`ldap`]: paged LDAP searches over the host's `ldap` import, range retrieval, filter
+//!   escaping, GeneralizedTime and DN comparison, for directory connectors.
+//!
+//! Everything that talks to the host goes through the [`http::Transport`] and
+//! [`ldap::Directory`] traits (together: [`Imports`]), so connectors and the driver are
+//! unit-tested natively with a scripted transport or directory.
 
 pub mod attributes;
 pub mod delta;
@@ -36,6 +40,7 @@ pub mod driver;
 pub mod errors;
 pub mod http;
 pub mod idp;
+pub mod ldap;
 pub mod oauth;
 pub mod paging;
 pub mod settings;
@@ -93,6 +98,46 @@ pub fn sign_jwt(key_secret: &str, header_json: &str, claims_json: &str) -> Resul
         Err(PluginError::Fatal(
             "sign-jwt is only available inside the Roster host".into(),
         ))
+    }
+}
+
+/// What the host offers a connector: HTTP and LDAP. Inside a component both are the host's
+/// imports ([`Imports::host`]); tests script one or the other.
+#[derive(Clone, Copy)]
+pub struct Imports<'a> {
+    /// Sends HTTP requests.
+    pub http: &'a dyn http::Transport,
+    /// Runs LDAP searches.
+    pub ldap: &'a dyn ldap::Directory,
+}
+
+impl Imports<'static> {
+    /// The host's own imports.
+    pub fn host() -> Self {
+        Imports {
+            http: &http::HostTransport,
+            ldap: &ldap::HostDirectory,
+        }
+    }
+}
+
+impl<'a> Imports<'a> {
+    /// `http` for HTTP and the host's LDAP import (an error natively): what an HTTP connector
+    /// is tested with.
+    pub fn http(http: &'a dyn http::Transport) -> Self {
+        Imports {
+            http,
+            ldap: &ldap::HostDirectory,
+        }
+    }
+
+    /// `ldap` for LDAP and the host's HTTP import (an error natively): what a directory
+    /// connector is tested with.
+    pub fn ldap(ldap: &'a dyn ldap::Directory) -> Self {
+        Imports {
+            http: &http::HostTransport,
+            ldap,
+        }
     }
 }
 
