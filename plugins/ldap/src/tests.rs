@@ -781,3 +781,51 @@ fn check_names_each_problem_and_the_setting_to_change() {
     }
     check(&active_directory(), AD_SETTINGS).unwrap();
 }
+
+#[test]
+fn the_token_of_a_large_directory_stays_a_few_megabytes() {
+    // 10,000 users, 1,000 groups of 200 members each: the benchmark directory's shape.
+    let d = Fake::default();
+    d.add(Entry {
+        dn: BASE.into(),
+        attributes: vec![attr("objectClass", &["domain"])],
+    });
+    for i in 0..10_000 {
+        d.add(person(
+            &format!("user{i:05}"),
+            &format!("7b1c2d3e-0000-4000-8000-{i:012}"),
+            T0,
+        ));
+    }
+    for g in 0..1_000 {
+        let members: Vec<String> = (0..200)
+            .map(|k| format!("uid=user{:05},ou=people,{BASE}", (g * 37 + k * 41) % 10_000))
+            .collect();
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        d.add(group(
+            &format!("group{g:04}"),
+            &format!("9a8b7c6d-0000-4000-8000-{g:012}"),
+            "groupOfNames",
+            ("member", &members),
+            T0,
+        ));
+    }
+    let settings = SETTINGS.replace(r#""page_size":2"#, r#""page_size":1000"#);
+    let (all, pages) = fetch_all(&d, &settings, None).unwrap();
+    assert_eq!(
+        (all.users.len(), all.groups.len(), all.memberships.len()),
+        (10_000, 1_000, 200_000)
+    );
+    let token = all.delta_token.unwrap();
+    println!(
+        "searches: {}, pages: {pages}, token: {} bytes",
+        d.asked.borrow().len(),
+        token.len()
+    );
+    let state: serde_json::Value = serde_json::from_str(&token).unwrap();
+    for part in ["users", "groups", "members"] {
+        println!("{part}: {} bytes", state["state"]["index"][part].to_string().len());
+    }
+    println!("mark: {} bytes", state["state"]["mark"].to_string().len());
+    assert!(token.len() < 3_000_000, "{} bytes", token.len());
+}
