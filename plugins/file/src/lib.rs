@@ -322,7 +322,7 @@ mod tests {
         let job = Job {
             connector: "file",
             http: &HostTransport,
-            ldap: &roster_sdk::ldap::HostDirectory,
+            ldap: &roster_sdk::ldap::NoDirectory,
             budget: f.budget(),
             scope: Fingerprint::of(&f.s).unwrap(),
         };

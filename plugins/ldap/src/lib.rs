@@ -73,7 +73,7 @@ impl Fetch for Ldap {
     }
 }
 
-roster_sdk::export_idp!(Ldap);
+roster_sdk::export_idp!(Ldap, ldap);
 
 #[cfg(test)]
 mod tests;

@@ -645,7 +645,7 @@ mod tests {
         Job {
             connector: "demo",
             http,
-            ldap: &crate::ldap::HostDirectory,
+            ldap: &crate::ldap::NoDirectory,
             budget,
             scope: Fingerprint::from_stored(scope),
         }

@@ -85,9 +85,13 @@ pub fn fetch<T: Idp>(
 
 /// Exports a type implementing [`Idp`] as this component's connector (only in wasm32 builds,
 /// so the connector's crate also builds natively for its unit tests).
+///
+/// `export_idp!(T)` gives the connector HTTP only; `export_idp!(T, ldap)` HTTP and LDAP. A
+/// connector imports only what it is exported with, so an HTTP connector's component never
+/// imports `roster:plugin/ldap` (the host refuses imports a connector has no business with).
 #[macro_export]
 macro_rules! export_idp {
-    ($t:ty) => {
+    (@with $t:ty, $imports:expr) => {
         /// The exported connector: the SDK's adapter around the crate's `Idp`.
         #[doc(hidden)]
         pub struct __RosterIdpExport;
@@ -98,7 +102,7 @@ macro_rules! export_idp {
             }
 
             fn check(settings: String) -> Result<(), $crate::PluginError> {
-                $crate::idp::check::<$t>(&settings, &$crate::Imports::host())
+                $crate::idp::check::<$t>(&settings, &$imports)
             }
 
             fn fetch(
@@ -110,11 +114,17 @@ macro_rules! export_idp {
                     &settings,
                     cursor.as_deref(),
                     delta.as_deref(),
-                    &$crate::Imports::host(),
+                    &$imports,
                 )
             }
         }
 
         $crate::export_connector!(__RosterIdpExport);
+    };
+    ($t:ty, ldap) => {
+        $crate::export_idp!(@with $t, $crate::Imports::host());
+    };
+    ($t:ty) => {
+        $crate::export_idp!(@with $t, $crate::Imports::http(&$crate::http::HostTransport));
     };
 }

@@ -49,6 +49,19 @@ impl Directory for HostDirectory {
     }
 }
 
+/// No directory: the LDAP of a connector exported for HTTP only (`export_idp!(T)`). Every
+/// search fails, saying how to export the connector with LDAP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoDirectory;
+
+impl Directory for NoDirectory {
+    fn search(&self, _: &Connection, _: SearchRequest) -> Result<SearchPage, LdapError> {
+        Err(LdapError::Failed(PluginError::Fatal(
+            "this connector was exported without LDAP: export it with `roster_sdk::export_idp!(T, ldap)`".into(),
+        )))
+    }
+}
+
 /// The paged-results control's OID (RFC 2696); the host drives it from `page-size` and `cookie`.
 pub const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
 

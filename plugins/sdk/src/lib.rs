@@ -101,8 +101,9 @@ pub fn sign_jwt(key_secret: &str, header_json: &str, claims_json: &str) -> Resul
     }
 }
 
-/// What the host offers a connector: HTTP and LDAP. Inside a component both are the host's
-/// imports ([`Imports::host`]); tests script one or the other.
+/// What the host offers a connector: HTTP and LDAP. Inside a component they are the host's
+/// imports ([`Imports::host`], or [`Imports::http`] for a connector that reads no directory);
+/// tests script one or the other.
 #[derive(Clone, Copy)]
 pub struct Imports<'a> {
     /// Sends HTTP requests.
@@ -112,7 +113,7 @@ pub struct Imports<'a> {
 }
 
 impl Imports<'static> {
-    /// The host's own imports.
+    /// The host's own imports, HTTP and LDAP.
     pub fn host() -> Self {
         Imports {
             http: &http::HostTransport,
@@ -122,12 +123,12 @@ impl Imports<'static> {
 }
 
 impl<'a> Imports<'a> {
-    /// `http` for HTTP and the host's LDAP import (an error natively): what an HTTP connector
-    /// is tested with.
+    /// `http` for HTTP and no LDAP at all: an HTTP connector's imports (in tests, a scripted
+    /// transport). Its component then does not import `roster:plugin/ldap`.
     pub fn http(http: &'a dyn http::Transport) -> Self {
         Imports {
             http,
-            ldap: &ldap::HostDirectory,
+            ldap: &ldap::NoDirectory,
         }
     }
 
