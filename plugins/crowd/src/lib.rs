@@ -24,10 +24,9 @@ pub mod rest;
 pub mod settings;
 pub mod xml;
 
-use roster_sdk::PluginError;
 use roster_sdk::driver::{Begin, Fetch, Next, Work};
-use roster_sdk::http::Transport;
 use roster_sdk::idp::Idp;
+use roster_sdk::{Imports, PluginError};
 
 use cursor::{Cursor, DeltaState};
 use rest::Server;
@@ -47,8 +46,8 @@ impl Idp for Crowd {
         Crowd { s }
     }
 
-    fn check(&self, http: &dyn Transport) -> Result<(), PluginError> {
-        check::check(&Server::new(&self.s, http))
+    fn check(&self, host: &Imports<'_>) -> Result<(), PluginError> {
+        check::check(&Server::new(&self.s, host.http))
     }
 }
 

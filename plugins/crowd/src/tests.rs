@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use roster_sdk::http::Transport;
 use roster_sdk::{Membership, Page, PluginError, Removal, RemovalKind, Request, Response};
 
 use super::*;
@@ -150,7 +151,7 @@ fn jira() -> Jira {
 }
 
 fn fetch(j: &Jira, settings: &str, cursor: Option<&str>, delta: Option<&str>) -> Result<Page, PluginError> {
-    roster_sdk::idp::fetch::<Crowd>(settings, cursor, delta, j)
+    roster_sdk::idp::fetch::<Crowd>(settings, cursor, delta, &roster_sdk::Imports::http(j))
 }
 
 /// Every page of a fetch, merged: the records and the last page's token.
@@ -593,7 +594,10 @@ fn refusals_name_what_to_fix() {
             "POST /search?entity-type=user&start-index=0&max-results=1&expand=user",
             resp,
         );
-        same(roster_sdk::idp::check::<Crowd>(SETTINGS, &j).unwrap_err(), expected);
+        same(
+            roster_sdk::idp::check::<Crowd>(SETTINGS, &roster_sdk::Imports::http(&j)).unwrap_err(),
+            expected,
+        );
     }
     // A proxy's 503 while Jira restarts is retried, not a wrong URL.
     let j = Jira::default();
@@ -630,7 +634,7 @@ fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token(
     )
     .ok(ANY_USER, ONE_USER)
     .ok("GET /event", r#"<events incrementalSynchronisationAvailable="false"/>"#);
-    roster_sdk::idp::check::<Crowd>(SETTINGS, &j).unwrap();
+    roster_sdk::idp::check::<Crowd>(SETTINGS, &roster_sdk::Imports::http(&j)).unwrap();
     let sent = j.sent.borrow();
     let body = String::from_utf8_lossy(sent[0].body.as_deref().unwrap()).into_owned();
     assert!(
@@ -649,7 +653,7 @@ fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token(
     )
     .ok(ANY_USER, ONE_USER);
     let settings = SETTINGS.replace('}', r#","use_incremental_sync":false}"#);
-    roster_sdk::idp::check::<Crowd>(&settings, &j).unwrap();
+    roster_sdk::idp::check::<Crowd>(&settings, &roster_sdk::Imports::http(&j)).unwrap();
     assert_eq!(j.log().len(), 2);
     // A search answer that is not a user list is not a working server.
     let j = Jira::default();
@@ -658,7 +662,7 @@ fn check_searches_as_test_connection_does_and_warns_about_a_missing_event_token(
         "<html/>",
     );
     assert!(
-        matches!(roster_sdk::idp::check::<Crowd>(SETTINGS, &j), Err(PluginError::Fatal(m)) if m.contains("<html>"))
+        matches!(roster_sdk::idp::check::<Crowd>(SETTINGS, &roster_sdk::Imports::http(&j)), Err(PluginError::Fatal(m)) if m.contains("<html>"))
     );
 }
 
@@ -1025,7 +1029,7 @@ fn an_application_that_sees_no_users_fails_check_and_the_full_fetch() {
         "<users/>",
     )
     .ok(ANY_USER, "<users/>");
-    let err = roster_sdk::idp::check::<Crowd>(SETTINGS, &j).unwrap_err();
+    let err = roster_sdk::idp::check::<Crowd>(SETTINGS, &roster_sdk::Imports::http(&j)).unwrap_err();
     assert!(
         matches!(&err, PluginError::Config(m) if m.starts_with("Jira lists no users to application 'roster': the application sees no users. Give it a directory (Crowd: Applications → 'roster' → Directories")),
         "{err:?}"

@@ -26,10 +26,9 @@ pub mod model;
 pub mod scope;
 pub mod settings;
 
-use roster_sdk::PluginError;
 use roster_sdk::driver::{Begin, Fetch, Next, Work};
-use roster_sdk::http::Transport;
 use roster_sdk::idp::Idp;
+use roster_sdk::{Imports, PluginError};
 
 use cursor::{Cursor, DeltaState, Step};
 use graph::Graph;
@@ -50,8 +49,8 @@ impl Idp for Entra {
         Entra { s }
     }
 
-    fn check(&self, http: &dyn Transport) -> Result<(), PluginError> {
-        check::check(&Graph::new(&self.s, http))
+    fn check(&self, host: &Imports<'_>) -> Result<(), PluginError> {
+        check::check(&Graph::new(&self.s, host.http))
     }
 }
 
@@ -93,6 +92,8 @@ mod tests {
     use std::cell::RefCell;
 
     use roster_sdk::{Page, Request, Response};
+
+    use roster_sdk::http::Transport;
 
     use super::*;
 
@@ -177,7 +178,7 @@ mod tests {
     }
 
     fn fetch(t: &Tenant, settings: &str, cursor: Option<&str>, delta: Option<&str>) -> Result<Page, PluginError> {
-        roster_sdk::idp::fetch::<Entra>(settings, cursor, delta, t)
+        roster_sdk::idp::fetch::<Entra>(settings, cursor, delta, &roster_sdk::Imports::http(t))
     }
 
     fn counts(p: &Page) -> (usize, usize, usize) {

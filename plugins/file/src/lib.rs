@@ -24,10 +24,10 @@ use std::rc::Rc;
 
 use roster_export::{Document, Format, JsonLines, Record};
 use roster_sdk::driver::{Begin, Budget, Fetch, Next, Records, Work};
-use roster_sdk::http::Transport;
+
 use roster_sdk::idp::Idp;
 use roster_sdk::settings::SourceSettings;
-use roster_sdk::{Group, Membership, PluginError, User};
+use roster_sdk::{Group, Imports, Membership, PluginError, User};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -228,7 +228,7 @@ impl Idp for FileExport {
         FileExport { s, root: ROOT.into() }
     }
 
-    fn check(&self, _: &dyn Transport) -> Result<(), PluginError> {
+    fn check(&self, _: &Imports<'_>) -> Result<(), PluginError> {
         self.open().map(drop)
     }
 
@@ -322,6 +322,7 @@ mod tests {
         let job = Job {
             connector: "file",
             http: &HostTransport,
+            ldap: &roster_sdk::ldap::NoDirectory,
             budget: f.budget(),
             scope: Fingerprint::of(&f.s).unwrap(),
         };

@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::delta::DeltaFormat;
 use crate::http::Transport;
+use crate::ldap::{Connection, Directory, LdapError, SearchPage, SearchRequest};
 use crate::settings::Fingerprint;
 use crate::{Group, Level, Membership, Page, PluginError, Removal, User};
 
@@ -56,7 +57,7 @@ use crate::{Group, Level, Membership, Page, PluginError, Removal, User};
 /// nor minutes of work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    /// Requests (through [`Work::http`]) after which the page is returned.
+    /// Requests (through [`Work::http`] and [`Work::ldap`]) after which the page is returned.
     pub requests: u32,
     /// Records (users, groups, memberships, removals) after which the page is returned.
     pub records: usize,
@@ -163,16 +164,18 @@ pub struct Work<'a> {
     /// The records this step read; they reach the page only if the step succeeds.
     pub out: Records,
     http: &'a dyn Transport,
+    ldap: &'a dyn Directory,
     expected: Option<u64>,
     room: usize,
     empty_page: bool,
 }
 
 impl<'a> Work<'a> {
-    fn new(http: &'a dyn Transport, room: usize) -> Self {
+    fn new(io: &'a Counted<'a>, room: usize) -> Self {
         Work {
             out: Records::default(),
-            http,
+            http: io,
+            ldap: io,
             expected: None,
             room,
             empty_page: false,
@@ -189,6 +192,11 @@ impl<'a> Work<'a> {
     /// Sends requests; each counts against the page's request budget.
     pub fn http(&self) -> &'a dyn Transport {
         self.http
+    }
+
+    /// Runs LDAP searches; each page counts against the page's request budget.
+    pub fn ldap(&self) -> &'a dyn Directory {
+        self.ldap
     }
 
     /// Announces that the whole fetch holds `objects` more objects (users, groups, removals)
@@ -237,6 +245,8 @@ pub struct Job<'a> {
     pub connector: &'a str,
     /// Sends requests; the driver counts them against the budget.
     pub http: &'a dyn Transport,
+    /// Runs LDAP searches; the driver counts them against the budget.
+    pub ldap: &'a dyn Directory,
     /// How much one `fetch` call may do.
     pub budget: Budget,
     /// The fingerprint of the scope-relevant settings (see [`crate::settings::SourceSettings`]).
@@ -283,7 +293,7 @@ impl Driver {
         delta: Option<&str>,
     ) -> Result<Page, PluginError> {
         let started = Instant::now();
-        let http = Counted::new(job.http);
+        let http = Counted::new(job.http, job.ldap);
         let tokens = DeltaFormat {
             connector: job.connector,
             version: F::DELTA_VERSION,
@@ -487,16 +497,18 @@ impl Trail {
     }
 }
 
-/// Counts the requests a step sends, for the page budget.
+/// Counts the requests and searches a step sends, for the page budget.
 struct Counted<'a> {
     inner: &'a dyn Transport,
+    ldap: &'a dyn Directory,
     sent: Cell<u32>,
 }
 
 impl<'a> Counted<'a> {
-    fn new(inner: &'a dyn Transport) -> Self {
+    fn new(inner: &'a dyn Transport, ldap: &'a dyn Directory) -> Self {
         Counted {
             inner,
+            ldap,
             sent: Cell::new(0),
         }
     }
@@ -510,6 +522,13 @@ impl Transport for Counted<'_> {
     fn send(&self, req: crate::Request) -> Result<crate::Response, PluginError> {
         self.sent.set(self.sent.get().saturating_add(1));
         self.inner.send(req)
+    }
+}
+
+impl Directory for Counted<'_> {
+    fn search(&self, conn: &Connection, req: SearchRequest) -> Result<SearchPage, LdapError> {
+        self.sent.set(self.sent.get().saturating_add(1));
+        self.ldap.search(conn, req)
     }
 }
 
@@ -626,6 +645,7 @@ mod tests {
         Job {
             connector: "demo",
             http,
+            ldap: &crate::ldap::NoDirectory,
             budget,
             scope: Fingerprint::from_stored(scope),
         }
@@ -719,6 +739,71 @@ mod tests {
         let f = Script::new(3, 1);
         let pages = all_pages(&mut Driver::default(), &f, &job(&http, one_step, "s"), None).unwrap();
         assert_eq!(pages.len(), 3);
+    }
+
+    #[test]
+    fn ldap_searches_count_against_the_request_budget_like_http_requests() {
+        use crate::ldap::{Connection, Directory, LdapError, Scope, SearchPage, SearchRequest, Transport as Tls};
+        #[derive(Default)]
+        struct Dir(Cell<u32>);
+        impl Directory for Dir {
+            fn search(&self, _: &Connection, _: SearchRequest) -> Result<SearchPage, LdapError> {
+                self.0.set(self.0.get() + 1);
+                Ok(SearchPage {
+                    entries: vec![],
+                    referrals: vec![],
+                    cookie: None,
+                    result_code: 0,
+                    message: String::new(),
+                })
+            }
+        }
+        /// Three steps, each one search and one user.
+        struct Searching;
+        impl Fetch for Searching {
+            type Cursor = u32;
+            type Delta = ();
+            fn begin(&self, _: Begin<()>, _: &mut Work<'_>) -> Result<Next<u32, ()>, PluginError> {
+                Ok(Next::Continue(0))
+            }
+            fn step(&self, at: u32, work: &mut Work<'_>) -> Result<Next<u32, ()>, PluginError> {
+                let conn = Connection {
+                    url: "ldaps://ldap.test".into(),
+                    transport: Tls::Ldaps,
+                    ca_certificates: None,
+                    bind_dn: None,
+                    password_secret: None,
+                };
+                work.ldap()
+                    .search(&conn, SearchRequest::new("dc=x", Scope::Subtree, "(uid=*)", &["uid"]))
+                    .map_err(|_| PluginError::Fatal("search".into()))?;
+                work.out.users.push(user(at.to_string()));
+                Ok(if at == 2 {
+                    Next::Done(None)
+                } else {
+                    Next::Continue(at + 1)
+                })
+            }
+        }
+        let dir = Dir::default();
+        let http = Echo::default();
+        let j = Job {
+            ldap: &dir,
+            ..job(
+                &http,
+                Budget {
+                    requests: 2,
+                    ..Budget::default()
+                },
+                "s",
+            )
+        };
+        let mut d = Driver::default();
+        let first = d.page(&Searching, &j, None, None).unwrap();
+        assert_eq!(first.users.len(), 2, "two searches spend the budget of two requests");
+        let second = d.page(&Searching, &j, first.next.as_deref(), None).unwrap();
+        assert_eq!((second.users.len(), second.next.is_none()), (1, true));
+        assert_eq!(dir.0.get(), 3);
     }
 
     #[test]

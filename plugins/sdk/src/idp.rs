@@ -9,7 +9,7 @@
 //!     const DESCRIPTION: &'static str = "Okta users, groups and memberships";
 //!     type Settings = Settings;
 //!     fn new(s: Settings) -> Self { Okta { s } }
-//!     fn check(&self, http: &dyn Transport) -> Result<(), PluginError> { /* … */ }
+//!     fn check(&self, host: &Imports<'_>) -> Result<(), PluginError> { /* host.http … */ }
 //! }
 //! impl Fetch for Okta { /* see the driver */ }
 //! roster_sdk::export_idp!(Okta);
@@ -18,9 +18,8 @@
 use std::cell::RefCell;
 
 use crate::driver::{Budget, Driver, Fetch, Job};
-use crate::http::Transport;
 use crate::settings::{self, Fingerprint, SourceSettings};
-use crate::{Page, PluginError, PluginInfo};
+use crate::{Imports, Page, PluginError, PluginInfo};
 
 /// A connector written on the SDK.
 pub trait Idp: Fetch + Sized {
@@ -36,7 +35,7 @@ pub trait Idp: Fetch + Sized {
 
     /// Can the connector work with these settings: reachable, credentials accepted,
     /// permissions present, configured groups found? In seconds, with the precise reason.
-    fn check(&self, http: &dyn Transport) -> Result<(), PluginError>;
+    fn check(&self, host: &Imports<'_>) -> Result<(), PluginError>;
 
     /// How much one `fetch` call may do.
     fn budget(&self) -> Budget {
@@ -60,8 +59,8 @@ pub fn describe<T: Idp>(version: &str) -> PluginInfo {
 }
 
 /// `check` with the settings JSON.
-pub fn check<T: Idp>(settings: &str, http: &dyn Transport) -> Result<(), PluginError> {
-    T::new(settings::read(settings)?).check(http)
+pub fn check<T: Idp>(settings: &str, host: &Imports<'_>) -> Result<(), PluginError> {
+    T::new(settings::read(settings)?).check(host)
 }
 
 /// `fetch` with the settings JSON: one page, driven by this instance's [`Driver`].
@@ -69,14 +68,15 @@ pub fn fetch<T: Idp>(
     settings: &str,
     cursor: Option<&str>,
     delta: Option<&str>,
-    http: &dyn Transport,
+    host: &Imports<'_>,
 ) -> Result<Page, PluginError> {
     let s: T::Settings = settings::read(settings)?;
     let scope = Fingerprint::of(&s)?;
     let connector = T::new(s);
     let job = Job {
         connector: T::NAME,
-        http,
+        http: host.http,
+        ldap: host.ldap,
         budget: connector.budget(),
         scope,
     };
@@ -85,9 +85,13 @@ pub fn fetch<T: Idp>(
 
 /// Exports a type implementing [`Idp`] as this component's connector (only in wasm32 builds,
 /// so the connector's crate also builds natively for its unit tests).
+///
+/// `export_idp!(T)` gives the connector HTTP only; `export_idp!(T, ldap)` HTTP and LDAP. A
+/// connector imports only what it is exported with, so an HTTP connector's component never
+/// imports `roster:plugin/ldap` (the host refuses imports a connector has no business with).
 #[macro_export]
 macro_rules! export_idp {
-    ($t:ty) => {
+    (@with $t:ty, $imports:expr) => {
         /// The exported connector: the SDK's adapter around the crate's `Idp`.
         #[doc(hidden)]
         pub struct __RosterIdpExport;
@@ -98,7 +102,7 @@ macro_rules! export_idp {
             }
 
             fn check(settings: String) -> Result<(), $crate::PluginError> {
-                $crate::idp::check::<$t>(&settings, &$crate::http::HostTransport)
+                $crate::idp::check::<$t>(&settings, &$imports)
             }
 
             fn fetch(
@@ -110,11 +114,17 @@ macro_rules! export_idp {
                     &settings,
                     cursor.as_deref(),
                     delta.as_deref(),
-                    &$crate::http::HostTransport,
+                    &$imports,
                 )
             }
         }
 
         $crate::export_connector!(__RosterIdpExport);
+    };
+    ($t:ty, ldap) => {
+        $crate::export_idp!(@with $t, $crate::Imports::host());
+    };
+    ($t:ty) => {
+        $crate::export_idp!(@with $t, $crate::Imports::http(&$crate::http::HostTransport));
     };
 }

@@ -27,8 +27,12 @@
 //! roster_sdk::export_idp!(MyIdp);
 //! ```
 //!
-//! Everything that talks to the host goes through the [`http::Transport`] trait, so connectors
-//! and the driver are unit-tested natively with a scripted transport.
+//! * [`ldap`]: paged LDAP searches over the host's `ldap` import, range retrieval, filter
+//!   escaping, GeneralizedTime and DN comparison, for directory connectors.
+//!
+//! Everything that talks to the host goes through the [`http::Transport`] and
+//! [`ldap::Directory`] traits (together: [`Imports`]), so connectors and the driver are
+//! unit-tested natively with a scripted transport or directory.
 
 pub mod attributes;
 pub mod delta;
@@ -36,6 +40,7 @@ pub mod driver;
 pub mod errors;
 pub mod http;
 pub mod idp;
+pub mod ldap;
 pub mod oauth;
 pub mod paging;
 pub mod settings;
@@ -93,6 +98,47 @@ pub fn sign_jwt(key_secret: &str, header_json: &str, claims_json: &str) -> Resul
         Err(PluginError::Fatal(
             "sign-jwt is only available inside the Roster host".into(),
         ))
+    }
+}
+
+/// What the host offers a connector: HTTP and LDAP. Inside a component they are the host's
+/// imports ([`Imports::host`], or [`Imports::http`] for a connector that reads no directory);
+/// tests script one or the other.
+#[derive(Clone, Copy)]
+pub struct Imports<'a> {
+    /// Sends HTTP requests.
+    pub http: &'a dyn http::Transport,
+    /// Runs LDAP searches.
+    pub ldap: &'a dyn ldap::Directory,
+}
+
+impl Imports<'static> {
+    /// The host's own imports, HTTP and LDAP.
+    pub fn host() -> Self {
+        Imports {
+            http: &http::HostTransport,
+            ldap: &ldap::HostDirectory,
+        }
+    }
+}
+
+impl<'a> Imports<'a> {
+    /// `http` for HTTP and no LDAP at all: an HTTP connector's imports (in tests, a scripted
+    /// transport). Its component then does not import `roster:plugin/ldap`.
+    pub fn http(http: &'a dyn http::Transport) -> Self {
+        Imports {
+            http,
+            ldap: &ldap::NoDirectory,
+        }
+    }
+
+    /// `ldap` for LDAP and the host's HTTP import (an error natively): what a directory
+    /// connector is tested with.
+    pub fn ldap(ldap: &'a dyn ldap::Directory) -> Self {
+        Imports {
+            http: &http::HostTransport,
+            ldap,
+        }
     }
 }
 

@@ -1,0 +1,192 @@
+//! What the connector remembers between `fetch` calls (the cursor) and between runs (the
+//! state in the delta token), both kept by the SDK's driver.
+//!
+//! Group entries name their members by DN (`member`, `uniqueMember`) or user name
+//! (`memberUid`), Roster names them by id: the [`Index`] maps one to the other for every user
+//! and group read. It lives in the cursor during a fetch and in the delta token between runs,
+//! with each group's members as index numbers, so an incremental fetch can say which
+//! memberships a changed group lost.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use roster_sdk::ldap::Paging;
+use serde::{Deserialize, Serialize};
+
+/// Every user and group read: what their members are matched against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    /// Users as `[dn key, user-name key, id]`; a user's number is its place here.
+    pub users: Vec<(String, String, String)>,
+    /// Groups as `[dn key, id]`; a group's number is its place here.
+    pub groups: Vec<(String, String)>,
+    /// Each group's direct members by number (kept when incremental synchronisation is on),
+    /// in the order of `groups`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Members>,
+}
+
+/// A group's direct members by number, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members {
+    /// Users.
+    #[serde(default, rename = "u", skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<u32>,
+    /// Groups.
+    #[serde(default, rename = "g", skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u32>,
+}
+
+/// The high-water mark an incremental fetch continues from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Mark {
+    /// OpenLDAP: the newest `modifyTimestamp` read. The next fetch asks for `>=` it (the
+    /// timestamp has one-second resolution, so entries changed later in that second still
+    /// come) and skips the entries it read at exactly that time that are unchanged, by digest.
+    Timestamp {
+        /// `YYYYMMDDHHMMSSZ`; `None` when no entry carried one.
+        at: Option<String>,
+        /// `u:<id>` / `g:<id>` → digest of what was read, for the entries at `at`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        seen: BTreeMap<String, u64>,
+    },
+    /// Active Directory: the domain controller's `highestCommittedUSN` before the read, with
+    /// the DC's name and `invocationID` (USNs are per DC and restart after a restore).
+    Usn {
+        /// `highestCommittedUSN`.
+        usn: u64,
+        /// `dnsHostName` of the DC.
+        dc: String,
+        /// The DC's `invocationID` as a GUID string.
+        invocation: String,
+    },
+    /// No mark could be taken; the reason says why the next fetch reads in full.
+    Unavailable {
+        /// Why.
+        why: String,
+    },
+}
+
+impl Mark {
+    /// The filter clause that selects what changed since this mark.
+    pub fn since(&self) -> Option<String> {
+        match self {
+            Mark::Timestamp { at: Some(at), .. } => Some(format!("(modifyTimestamp>={at})")),
+            Mark::Usn { usn, .. } => Some(format!("(uSNChanged>={})", usn + 1)),
+            _ => None,
+        }
+    }
+
+    /// Notes an entry read at `at` (OpenLDAP's `modifyTimestamp`) with this digest.
+    pub fn observe(&mut self, key: String, at: Option<String>, digest: u64) {
+        let Mark::Timestamp { at: newest, seen } = self else {
+            return;
+        };
+        let Some(at) = at else { return };
+        match newest.as_deref().map(|n| at.as_str().cmp(n)) {
+            Some(std::cmp::Ordering::Less) => {}
+            Some(std::cmp::Ordering::Equal) => {
+                seen.insert(key, digest);
+            }
+            _ => {
+                *newest = Some(at);
+                seen.clear();
+                seen.insert(key, digest);
+            }
+        }
+    }
+
+    /// True when the entry `key` read at `at` with `digest` is one this mark already counted:
+    /// read at the mark's own second, and unchanged since.
+    pub fn already_read(&self, key: &str, at: Option<&str>, digest: u64) -> bool {
+        matches!(self, Mark::Timestamp { at: Some(newest), seen } if at == Some(newest.as_str()) && seen.get(key) == Some(&digest))
+    }
+}
+
+/// The state an incremental fetch continues from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaState {
+    /// Where the changes start.
+    pub mark: Mark,
+    /// Users, groups and members as the last fetch left them.
+    pub index: Index,
+}
+
+/// A fetch's pass over the directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "pass", rename_all = "kebab-case")]
+pub enum Pass {
+    /// The users (in full, or those changed).
+    Users {
+        /// The search's paging.
+        paging: Paging,
+    },
+    /// The groups' DNs and ids only, so a member that is a group listed later is known.
+    GroupIds {
+        /// The search's paging.
+        paging: Paging,
+    },
+    /// The groups with their members.
+    Groups {
+        /// The search's paging.
+        paging: Paging,
+    },
+}
+
+/// Full or incremental.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum Mode {
+    /// Everything in scope.
+    Full,
+    /// What changed since `since`.
+    Incremental {
+        /// The mark the last fetch left.
+        since: Mark,
+    },
+}
+
+/// Where a fetch stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The pass.
+    pub pass: Pass,
+    /// Full or incremental.
+    pub mode: Mode,
+    /// The mark the next incremental fetch will continue from.
+    pub mark: Mark,
+    /// Users and groups read (and, incrementally, before).
+    pub index: Index,
+    /// Groups (by number) written in this fetch: a search started again after its cookie
+    /// expired lists them again.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub written: BTreeSet<u32>,
+    /// Entries skipped for want of an id or a name, and member values that named nothing in
+    /// scope; logged once when the fetch ends.
+    #[serde(default)]
+    pub skipped: Skipped,
+}
+
+/// What a fetch skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Entries without a value of the id attribute.
+    #[serde(default)]
+    pub no_id: u64,
+    /// Entries without a user or group name.
+    #[serde(default)]
+    pub no_name: u64,
+    /// Member values (DNs, `memberUid`) matching no user or group in scope.
+    #[serde(default)]
+    pub members: u64,
+}
+
+impl Cursor {
+    /// The state the finished fetch leaves, when incremental synchronisation is wanted.
+    pub fn into_state(self, incremental: bool) -> Option<DeltaState> {
+        incremental.then_some(DeltaState {
+            mark: self.mark,
+            index: self.index,
+        })
+    }
+}
