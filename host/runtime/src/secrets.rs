@@ -78,12 +78,14 @@ pub struct BindingSpec {
     /// `value` (default) or `signing-key`.
     #[serde(default)]
     pub kind: SecretKind,
-    /// Value secrets: the exact origins (`https://host[:port]`, no wildcards) it may be sent to.
+    /// Value secrets: the exact origins (`https://host[:port]`, no wildcards) it may be sent to;
+    /// for an LDAP bind password, the `ldap://` or `ldaps://` servers it may be used with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub hosts: Vec<Origin>,
     /// Value secrets: where in a request it goes: `{"header": "Authorization"}`,
-    /// `{"form": "client_secret"}` or `{"json": "password"}`.
+    /// `{"form": "client_secret"}` or `{"json": "password"}`; or `{"ldap_bind": "DN"}` for the
+    /// password the host binds with as that DN.
     #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub place: Option<Place>,
     /// Value secrets: the HTTP methods it may be sent with; default any for a header, `POST`
