@@ -253,7 +253,8 @@ mod tests {
         .validate(Path::new("."))
         .unwrap_err();
         assert!(
-            err.contains("source 'jira' secret 'bind_password'") && err.contains("not an exact ldap:// or ldaps:// origin"),
+            err.contains("source 'jira' secret 'bind_password'")
+                && err.contains("not an exact ldap:// or ldaps:// origin"),
             "{err}"
         );
     }

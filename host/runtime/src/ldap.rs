@@ -194,10 +194,12 @@ struct SessionKey {
 }
 
 /// How a connection's task ended, when it did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Ended {
     #[default]
     Running,
+    /// Closed by either side, or on an I/O error.
+    Closed,
     /// The client could not read what the server sent (it panicked on malformed BER).
     Unreadable,
 }
@@ -421,7 +423,7 @@ impl SourceAccess {
                 )));
             }
             Outcome::Client(e) => {
-                let unreadable = matches!(*ended.lock().unwrap_or_else(|p| p.into_inner()), Ended::Unreadable);
+                let unreadable = how_it_ended(&ended).await == Ended::Unreadable;
                 self.ldap.forget(&key, generation).await;
                 return Err(search_error(e, &origin, &base, unreadable));
             }
@@ -585,14 +587,18 @@ async fn connect(
         let ended = ended.clone();
         let origin = origin.to_string();
         tokio::spawn(async move {
-            match AssertUnwindSafe(conn.drive()).catch_unwind().await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(target: "roster::ldap", %origin, "LDAP connection closed: {e}"),
+            let how = match AssertUnwindSafe(conn.drive()).catch_unwind().await {
+                Ok(Ok(())) => Ended::Closed,
+                Ok(Err(e)) => {
+                    tracing::debug!(target: "roster::ldap", %origin, "LDAP connection closed: {e}");
+                    Ended::Closed
+                }
                 Err(_) => {
                     tracing::warn!(target: "roster::ldap", %origin, "the LDAP client could not read an answer (malformed BER); connection closed");
-                    *ended.lock().unwrap_or_else(|p| p.into_inner()) = Ended::Unreadable;
+                    Ended::Unreadable
                 }
-            }
+            };
+            *ended.lock().unwrap_or_else(|p| p.into_inner()) = how;
         })
     };
     let session = Session {
@@ -626,6 +632,19 @@ async fn connect(
         }
     }
     Ok(session)
+}
+
+/// How the connection's task ended. A search sees its connection close while that task is
+/// still unwinding, so this waits a moment for the task to say why.
+async fn how_it_ended(ended: &Mutex<Ended>) -> Ended {
+    for _ in 0..20 {
+        let now = *ended.lock().unwrap_or_else(|p| p.into_inner());
+        if now != Ended::Running {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ended::Running
 }
 
 fn diagnostic(text: &str) -> String {

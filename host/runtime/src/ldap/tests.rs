@@ -379,6 +379,22 @@ async fn a_paged_search_of_1200_entries_comes_in_pages_with_cookies() {
     let dns: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.dn.as_str()).collect();
     assert_eq!(dns.len(), 1200);
     assert_eq!(access.counts().sent, before + 3);
+    // A page larger than `max_response_bytes` is refused, and the next call starts afresh.
+    let small = Limits {
+        max_response_bytes: 10_000,
+        ..Limits::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let req = search(&format!("ou=people,{BASE}"), Scope::OneLevel, "(uid=*)", 500);
+    let err = access
+        .ldap_search(&conn, req.clone(), &small, deadline)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LdapFailure::Config(m) if m.contains("larger than this source's cap of 10000 bytes (`max_response_bytes`)")),
+        "{err:?}"
+    );
+    assert_eq!(page(&access, &conn, req).await.unwrap().entries.len(), 500);
 }
 
 #[tokio::test]
@@ -569,4 +585,45 @@ async fn refusals_happen_before_any_connection_is_made() {
         "{err:?}"
     );
     assert!(accepted.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn a_server_sending_malformed_ber_fails_the_call_not_the_host() {
+    // Answers anything with a well-formed BER sequence that is no LDAP message: the client's
+    // parser panics on it in its connection task.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 512];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(&[0x30, 0x03, 0x02, 0x01, 0x01]);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let url = format!("ldap://127.0.0.1:{port}");
+    let policy = NetPolicy {
+        allow_hosts: vec![url.parse().unwrap()],
+        allow_private_addresses: true,
+        allow_plain_ldap: true,
+        ..NetPolicy::default()
+    };
+    let access = SourceAccess::new("directory", policy, vec![], BudgetConfig::default()).unwrap();
+    let conn = Connection {
+        url,
+        transport: Transport::Plain,
+        ca_certificates: None,
+        bind_dn: None,
+        password_secret: None,
+    };
+    for _ in 0..2 {
+        let err = page(&access, &conn, search(BASE, Scope::Base, "(objectClass=*)", 0))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, LdapFailure::Fatal(m) if m.contains("could not read an answer") && m.contains("malformed BER")),
+            "{err:?}"
+        );
+    }
 }
