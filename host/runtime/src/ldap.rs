@@ -343,7 +343,6 @@ impl SourceAccess {
             )));
         }
         let timeout = limits.request_timeout().min(left);
-        self.sent.fetch_add(1, Ordering::Relaxed);
 
         let (ldap, generation, ended) = {
             let mut open = self.ldap.open.lock().await;
@@ -386,6 +385,15 @@ impl SourceAccess {
             handle
         };
 
+        // Connecting took part of the time; the search gets what is left of the call's.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LdapFailure::Transient(format!(
+                "the call's deadline passed while connecting to {origin}"
+            )));
+        }
+        let timeout = limits.request_timeout().min(left);
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let page_size = req.page_size;
         let base = req.base.clone();
         let cap = limits.max_response_bytes;

@@ -466,7 +466,9 @@ async fn a_cookie_expires_with_its_connection() {
     let mut forged = cookie.clone();
     forged[0] ^= 0xff;
     req.cookie = Some(forged);
+    let sent = access.counts().sent;
     assert_eq!(page(&access, &conn, req.clone()).await, Err(LdapFailure::CookieExpired));
+    assert_eq!(access.counts().sent, sent, "nothing was sent");
     // slapd closes idle connections after a second (`idletimeout 1`).
     tokio::time::sleep(Duration::from_millis(2500)).await;
     req.cookie = Some(cookie);
