@@ -229,6 +229,37 @@ mod tests {
     }
 
     #[test]
+    fn an_ldap_source_parses_as_the_readme_writes_it() {
+        let ldap = source(
+            "allow_hosts = [\"ldaps://ldap.example.com\", \"ldap://dc1.example.com:3389\"]\n\
+             allow_private_addresses = true\nallow_plain_ldap = true\n\
+             [[secrets]]\nname = \"bind_password\"\nvalue = \"pw\"\n\
+             hosts = [\"ldaps://ldap.example.com\"]\n\
+             use = { ldap_bind = \"cn=reader,dc=example,dc=org\" }\n",
+        );
+        ldap.validate(Path::new(".")).unwrap();
+        assert!(ldap.network.allow_plain_ldap);
+        assert_eq!(ldap.network.allow_hosts[1].to_string(), "ldap://dc1.example.com:3389");
+        assert_eq!(ldap.stored()["allow_plain_ldap"], true);
+        // An ldap:// origin needs no `allow_insecure_http`: StartTLS protects it.
+        source("allow_hosts = [\"ldap://ldap.example.com\"]")
+            .validate(Path::new("."))
+            .unwrap();
+        let err = source(
+            "allow_hosts = [\"ldaps://ldap.example.com\"]\n\
+             [[secrets]]\nname = \"bind_password\"\nvalue = \"pw\"\n\
+             hosts = [\"https://ldap.example.com\"]\nuse = { ldap_bind = \"cn=reader\" }\n",
+        )
+        .validate(Path::new("."))
+        .unwrap_err();
+        assert!(
+            err.contains("source 'jira' secret 'bind_password'")
+                && err.contains("not an exact ldap:// or ldaps:// origin"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_connectors_sync_interval_is_the_schedule_unless_the_source_gives_one() {
         let plain = source("");
         assert_eq!(plain.schedule().unwrap().describe(), "every 60 minutes");

@@ -2,7 +2,9 @@
 //!
 //! Every outbound request of a connector is checked here, and again after each redirect and at
 //! DNS resolution (a name that resolves to a private address is refused unless the source allows
-//! private addresses, which defeats DNS rebinding).
+//! private addresses, which defeats DNS rebinding). LDAP connections (`ldap://`, `ldaps://`) go
+//! through the same allowlist and address rule; an LDAP origin never admits an HTTP request, nor
+//! the other way round.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -29,6 +31,14 @@ pub enum Denied {
         /// The allowlist, for the message.
         allowed: String,
     },
+    /// Not an `ldap://` or `ldaps://` URL of a server (no path, no credentials).
+    #[error("`{0}` is not an LDAP server URL; write ldap://host[:port] (StartTLS) or ldaps://host[:port]")]
+    BadLdapUrl(String),
+    /// An LDAP connection without any TLS, without the explicit opt-in.
+    #[error(
+        "{0} with transport `plain` would send the bind password and the directory's data unencrypted; use StartTLS (the default for ldap://) or ldaps://, or set `allow_plain_ldap: true` for this source if the server has no TLS"
+    )]
+    PlainLdap(String),
     /// Plain HTTP without the explicit opt-in.
     #[error(
         "{0} uses plain HTTP; use https, or set `allow_insecure_http: true` for this source if the server has no TLS"
@@ -48,32 +58,81 @@ pub enum Denied {
     },
 }
 
+/// The protocols an origin may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// Plain HTTP (needs `allow_insecure_http`).
+    Http,
+    /// HTTPS.
+    Https,
+    /// LDAP on port 389 by default, upgraded by StartTLS unless the source allows plain LDAP.
+    Ldap,
+    /// LDAP over TLS, port 636 by default.
+    Ldaps,
+}
+
+impl Scheme {
+    fn parse(s: &str) -> Option<Scheme> {
+        match s {
+            "http" => Some(Scheme::Http),
+            "https" => Some(Scheme::Https),
+            "ldap" => Some(Scheme::Ldap),
+            "ldaps" => Some(Scheme::Ldaps),
+            _ => None,
+        }
+    }
+
+    /// As URLs write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Ldap => "ldap",
+            Scheme::Ldaps => "ldaps",
+        }
+    }
+
+    /// The port an origin of this scheme has when it names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+            Scheme::Ldap => 389,
+            Scheme::Ldaps => 636,
+        }
+    }
+
+    /// True for the schemes of the `http` import.
+    pub fn is_http(self) -> bool {
+        matches!(self, Scheme::Http | Scheme::Https)
+    }
+}
+
 /// `scheme://host[:port]`, with `*.` allowed as the first label of the host to match any
 /// subdomain (not the domain itself).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Origin {
-    scheme: String,
+    scheme: Scheme,
     host: String,
     port: u16,
 }
 
 impl Origin {
-    /// The origin of a URL.
+    /// The origin of an http, https, ldap or ldaps URL.
     pub fn of(url: &Url) -> Result<Origin, Denied> {
-        let scheme = url.scheme();
-        if scheme != "http" && scheme != "https" {
-            return Err(Denied::BadUrl(url.to_string()));
-        }
+        let scheme = Scheme::parse(url.scheme()).ok_or_else(|| Denied::BadUrl(url.to_string()))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(Denied::CredentialsInUrl(redact_userinfo(url)));
         }
-        let host = url.host_str().ok_or_else(|| Denied::BadUrl(url.to_string()))?;
-        let port = url
-            .port_or_known_default()
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
             .ok_or_else(|| Denied::BadUrl(url.to_string()))?;
+        // `ldap` is not a scheme the URL standard knows, so its port is never filled in.
+        let port = url.port().unwrap_or(scheme.default_port());
         Ok(Origin {
-            scheme: scheme.to_string(),
+            scheme,
             host: host.to_ascii_lowercase(),
             port,
         })
@@ -81,7 +140,17 @@ impl Origin {
 
     /// True for `https`.
     pub fn is_https(&self) -> bool {
-        self.scheme == "https"
+        self.scheme == Scheme::Https
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The port (the scheme's default when the origin names none).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The host part (a name, an IPv4 literal or a bracketed IPv6 literal).
@@ -129,7 +198,7 @@ impl std::str::FromStr for Origin {
             None => (trimmed.to_string(), false),
         };
         let url = Url::parse(&parsed).map_err(|_| Denied::BadUrl(s.to_string()))?;
-        if url.path() != "/" || url.query().is_some() {
+        if !matches!(url.path(), "" | "/") || url.query().is_some() {
             return Err(Denied::BadUrl(format!(
                 "{s} (an allowed host is scheme://host[:port], without a path)"
             )));
@@ -144,11 +213,11 @@ impl std::str::FromStr for Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let default = if self.scheme == "https" { 443 } else { 80 };
-        if self.port == default {
-            write!(f, "{}://{}", self.scheme, self.host)
+        let scheme = self.scheme.as_str();
+        if self.port == self.scheme.default_port() {
+            write!(f, "{scheme}://{}", self.host)
         } else {
-            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
@@ -166,12 +235,16 @@ pub struct NetPolicy {
     /// Private, loopback and link-local addresses are refused unless this is set.
     #[serde(default)]
     pub allow_private_addresses: bool,
+    /// LDAP without any TLS (transport `plain`) is refused unless this is set; an `ldap://`
+    /// origin alone needs no opt-in, since the host upgrades it with StartTLS.
+    #[serde(default)]
+    pub allow_plain_ldap: bool,
 }
 
 impl NetPolicy {
     /// Checks the policy itself: plain-HTTP entries need the opt-in.
     pub fn validate(&self) -> Result<(), Denied> {
-        match self.allow_hosts.iter().find(|o| !o.is_https()) {
+        match self.allow_hosts.iter().find(|o| o.scheme == Scheme::Http) {
             Some(o) if !self.allow_insecure_http => Err(Denied::PlainHttp(o.to_string())),
             _ => Ok(()),
         }
@@ -182,7 +255,53 @@ impl NetPolicy {
     pub fn check_url(&self, url: &str) -> Result<(Url, Origin), Denied> {
         let parsed = Url::parse(url).map_err(|_| Denied::BadUrl(truncate(url)))?;
         let origin = Origin::of(&parsed)?;
-        if !self.allow_hosts.iter().any(|a| a.admits(&origin)) {
+        if !origin.scheme.is_http() {
+            return Err(Denied::BadUrl(truncate(url)));
+        }
+        self.admit(&origin)?;
+        if !origin.is_https() && !self.allow_insecure_http {
+            return Err(Denied::PlainHttp(origin.to_string()));
+        }
+        if let Some(ip) = parsed.host().and_then(|h| match h {
+            url::Host::Ipv4(a) => Some(IpAddr::V4(a)),
+            url::Host::Ipv6(a) => Some(IpAddr::V6(a)),
+            url::Host::Domain(_) => None,
+        }) {
+            self.check_addr(origin.host(), ip)?;
+        }
+        Ok((parsed, origin))
+    }
+
+    /// May an LDAP connection go to `url` (`ldap://host[:port]` or `ldaps://host[:port]`)?
+    /// Returns its origin when it may; an IP literal is checked against the private-address
+    /// rule here, a name when the caller resolves it. Whether TLS may be left out is the
+    /// caller's to ask ([`NetPolicy::allow_plain_ldap`]).
+    pub fn check_ldap_url(&self, url: &str) -> Result<Origin, Denied> {
+        let bad = || Denied::BadLdapUrl(truncate(url));
+        let parsed = Url::parse(url.trim()).map_err(|_| bad())?;
+        let origin = Origin::of(&parsed).map_err(|e| match e {
+            Denied::BadUrl(_) => bad(),
+            other => other,
+        })?;
+        if origin.scheme.is_http()
+            || !matches!(parsed.path(), "" | "/")
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+        {
+            return Err(bad());
+        }
+        self.admit(&origin)?;
+        // `ldap` URLs have opaque hosts: an IP literal arrives as text.
+        let literal = origin.host().trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            self.check_addr(origin.host(), ip)?;
+        }
+        Ok(origin)
+    }
+
+    /// Whether the allowlist admits `origin`, or why not.
+    fn admit(&self, origin: &Origin) -> Result<(), Denied> {
+        if !self.allow_hosts.iter().any(|a| a.admits(origin)) {
             let allowed = if self.allow_hosts.is_empty() {
                 "none".to_string()
             } else {
@@ -197,17 +316,7 @@ impl NetPolicy {
                 allowed,
             });
         }
-        if !origin.is_https() && !self.allow_insecure_http {
-            return Err(Denied::PlainHttp(origin.to_string()));
-        }
-        if let Some(ip) = parsed.host().and_then(|h| match h {
-            url::Host::Ipv4(a) => Some(IpAddr::V4(a)),
-            url::Host::Ipv6(a) => Some(IpAddr::V6(a)),
-            url::Host::Domain(_) => None,
-        }) {
-            self.check_addr(origin.host(), ip)?;
-        }
-        Ok((parsed, origin))
+        Ok(())
     }
 
     /// May a connection go to `addr`, which `host` resolved to?
@@ -325,6 +434,7 @@ mod tests {
             allow_hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
             allow_insecure_http: http,
             allow_private_addresses: private,
+            allow_plain_ldap: false,
         }
     }
 
@@ -358,6 +468,47 @@ mod tests {
         for (url, ok) in cases {
             assert_eq!(p.check_url(url).is_ok(), ok, "{url}: {:?}", p.check_url(url));
         }
+    }
+
+    #[test]
+    fn ldap_origins_admit_ldap_only_and_need_no_http_opt_in() {
+        let p = policy(&["ldap://dir.corp", "ldaps://ad.corp", "https://api.corp"], false, true);
+        // `ldap://` is upgraded by StartTLS, so it is not plain HTTP.
+        assert!(p.validate().is_ok());
+        assert_eq!(
+            "ldap://dir.corp:389".parse::<Origin>().unwrap().to_string(),
+            "ldap://dir.corp"
+        );
+        assert_eq!(
+            "ldaps://AD.corp".parse::<Origin>().unwrap().to_string(),
+            "ldaps://ad.corp"
+        );
+        for (url, ok) in [
+            ("ldap://dir.corp", true),
+            ("ldap://DIR.corp:389/", true),
+            ("ldaps://ad.corp", true),
+            ("ldaps://ad.corp:636", true),
+            ("ldap://dir.corp:3389", false),
+            ("ldaps://dir.corp", false),
+            ("ldap://ad.corp", false),
+            ("ldap://dir.corp/dc=corp??sub", false),
+            ("ldap://user:pw@dir.corp", false),
+            ("https://api.corp", false),
+            ("ldapi:///run/slapd.sock", false),
+        ] {
+            assert_eq!(p.check_ldap_url(url).is_ok(), ok, "{url}: {:?}", p.check_ldap_url(url));
+        }
+        // An LDAP origin never admits an HTTP request, and an HTTP one no LDAP connection.
+        for url in ["http://dir.corp:389/", "https://ad.corp:636/", "ldap://dir.corp/"] {
+            assert!(p.check_url(url).is_err(), "{url}");
+        }
+        assert!(p.check_url("https://api.corp/x").is_ok());
+        let err = p.check_ldap_url("https://api.corp").unwrap_err().to_string();
+        assert!(err.contains("not an LDAP server URL"), "{err}");
+        // An IP literal is judged by the private-address rule at once.
+        let public_only = policy(&["ldap://10.0.0.5"], false, false);
+        let err = public_only.check_ldap_url("ldap://10.0.0.5").unwrap_err().to_string();
+        assert!(err.contains("allow_private_addresses"), "{err}");
     }
 
     #[test]

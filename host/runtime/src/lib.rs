@@ -14,6 +14,7 @@ pub mod capability;
 pub mod error;
 pub mod job;
 pub mod jwt;
+pub mod ldap;
 pub mod limits;
 pub mod loader;
 pub mod net;

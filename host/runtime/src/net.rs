@@ -73,17 +73,19 @@ pub enum NetError {
 #[derive(Debug)]
 pub struct SourceAccess {
     source: String,
-    policy: NetPolicy,
+    pub(crate) policy: NetPolicy,
     secrets: Secrets,
-    budget: Budget,
+    pub(crate) budget: Budget,
     client: reqwest::Client,
     files: Option<std::path::PathBuf>,
-    /// Requests sent (each retry counts), for run reports and metrics.
-    sent: std::sync::atomic::AtomicU64,
+    /// Requests sent (each retry and each LDAP search counts), for run reports and metrics.
+    pub(crate) sent: std::sync::atomic::AtomicU64,
     /// 429 and 503 answers received.
     throttled: std::sync::atomic::AtomicU64,
     /// Origins already warned about for plain HTTP.
     plain_warned: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The source's open LDAP connections.
+    pub(crate) ldap: crate::ldap::LdapSessions,
 }
 
 /// Requests a source's connector made, for run reports.
@@ -162,6 +164,7 @@ impl SourceAccess {
             sent: Default::default(),
             throttled: Default::default(),
             plain_warned: Default::default(),
+            ldap: Default::default(),
         }))
     }
 

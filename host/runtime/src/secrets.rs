@@ -53,6 +53,10 @@ pub enum Place {
     Form(String),
     /// The value of this member of the top-level object of a JSON body.
     Json(String),
+    /// The password of a simple bind as this DN, on LDAP connections to `hosts` (the host
+    /// binds; the plugin only names the secret).
+    #[serde(rename = "ldap_bind")]
+    LdapBind(String),
 }
 
 impl fmt::Display for Place {
@@ -61,6 +65,7 @@ impl fmt::Display for Place {
             Place::Header(h) => write!(f, "header `{h}`"),
             Place::Form(n) => write!(f, "form field `{n}`"),
             Place::Json(n) => write!(f, "JSON field `{n}`"),
+            Place::LdapBind(dn) => write!(f, "the LDAP bind of `{dn}`"),
         }
     }
 }
@@ -73,12 +78,14 @@ pub struct BindingSpec {
     /// `value` (default) or `signing-key`.
     #[serde(default)]
     pub kind: SecretKind,
-    /// Value secrets: the exact origins (`https://host[:port]`, no wildcards) it may be sent to.
+    /// Value secrets: the exact origins (`https://host[:port]`, no wildcards) it may be sent to;
+    /// for an LDAP bind password, the `ldap://` or `ldaps://` servers it may be used with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub hosts: Vec<Origin>,
     /// Value secrets: where in a request it goes: `{"header": "Authorization"}`,
-    /// `{"form": "client_secret"}` or `{"json": "password"}`.
+    /// `{"form": "client_secret"}` or `{"json": "password"}`; or `{"ldap_bind": "DN"}` for the
+    /// password the host binds with as that DN.
     #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub place: Option<Place>,
     /// Value secrets: the HTTP methods it may be sent with; default any for a header, `POST`
@@ -133,6 +140,15 @@ pub struct KeyUse {
     pub audience: String,
 }
 
+/// Where an LDAP bind password may be used, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapUse {
+    /// Exact `ldap://` or `ldaps://` origins.
+    pub hosts: Vec<Origin>,
+    /// The DN it is the password of, as configured.
+    pub dn: String,
+}
+
 /// A secret's binding, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binding {
@@ -140,6 +156,8 @@ pub enum Binding {
     Value(ValueUse),
     /// A private key used by `sign-jwt` only.
     SigningKey(KeyUse),
+    /// The password the host binds with to LDAP servers as one DN.
+    LdapBind(LdapUse),
 }
 
 const VALUE_ONLY: &str = "`hosts`, `use`, `methods` and `path` belong to value secrets";
@@ -148,10 +166,38 @@ impl BindingSpec {
     /// The binding this describes, or what is wrong with it in words for the administrator
     /// (the caller names the source and the secret).
     pub fn check(&self) -> Result<Binding, String> {
-        match self.kind {
-            SecretKind::Value => self.value_use().map(Binding::Value),
-            SecretKind::SigningKey => self.key_use().map(Binding::SigningKey),
+        match (self.kind, &self.place) {
+            (SecretKind::Value, Some(Place::LdapBind(dn))) => self.ldap_use(dn).map(Binding::LdapBind),
+            (SecretKind::Value, _) => self.value_use().map(Binding::Value),
+            (SecretKind::SigningKey, _) => self.key_use().map(Binding::SigningKey),
         }
+    }
+
+    fn ldap_use(&self, dn: &str) -> Result<LdapUse, String> {
+        if self.methods.is_some() || self.path.is_some() {
+            return Err("`methods` and `path` belong to secrets sent in HTTP requests; an LDAP bind password is bound by `hosts` and its DN".into());
+        }
+        if self.client_id.is_some() || self.subject.is_some() || self.audience.is_some() {
+            return Err("`client_id`, `subject` and `audience` belong to signing keys (kind = \"signing-key\")".into());
+        }
+        if dn.trim().is_empty() {
+            return Err("`use = { ldap_bind = … }` names no DN; give the DN this is the password of, e.g. ldap_bind = \"cn=reader,dc=example,dc=org\"".into());
+        }
+        if self.hosts.is_empty() {
+            return Err(
+                "give `hosts`: the LDAP servers it may be used with, e.g. hosts = [\"ldaps://ldap.example.com\"]"
+                    .into(),
+            );
+        }
+        if let Some(h) = self.hosts.iter().find(|h| h.scheme().is_http() || h.is_wildcard()) {
+            return Err(format!(
+                "`hosts` entry {h} is not an exact ldap:// or ldaps:// origin; an LDAP bind password is used only with the LDAP servers listed"
+            ));
+        }
+        Ok(LdapUse {
+            hosts: self.hosts.clone(),
+            dn: dn.to_string(),
+        })
     }
 
     fn value_use(&self) -> Result<ValueUse, String> {
@@ -169,10 +215,15 @@ impl BindingSpec {
                 "`hosts` entry {w} is a wildcard; a secret is bound to exact origins: list each host it is sent to"
             ));
         }
+        if let Some(l) = self.hosts.iter().find(|h| !h.scheme().is_http()) {
+            return Err(format!(
+                "`hosts` entry {l} is an LDAP server; a secret sent in HTTP requests is bound to http(s) origins (an LDAP bind password says `use = {{ ldap_bind = \"DN\" }}`)"
+            ));
+        }
         let Some(place) = self.place.clone() else {
             return Err("say where its value goes: `use = { header = \"Authorization\" }`, `use = { form = \"client_secret\" }` or `use = { json = \"password\" }` (README: Secrets)".into());
         };
-        let (Place::Header(n) | Place::Form(n) | Place::Json(n)) = &place;
+        let (Place::Header(n) | Place::Form(n) | Place::Json(n) | Place::LdapBind(n)) = &place;
         if n.trim().is_empty() || n.trim() != n {
             return Err(format!("`use` names {place}, which is not a name"));
         }
@@ -579,6 +630,11 @@ impl Secrets {
                 actual: "signing key",
                 wanted: "value in a request (only the host's sign-jwt uses it)",
             }),
+            Ok(Binding::LdapBind(_)) => Err(SecretError::WrongKind {
+                name: name.to_string(),
+                actual: "bind password for LDAP",
+                wanted: "value in a request (only the host's LDAP bind uses it)",
+            }),
             Err(reason) => Err(SecretError::Unusable {
                 name: name.to_string(),
                 reason: reason.clone(),
@@ -842,7 +898,7 @@ impl Secrets {
         let s = self.get(name).ok_or_else(|| SecretError::Unknown(name.to_string()))?;
         match &s.binding {
             Ok(Binding::SigningKey(k)) => Ok((s, k)),
-            Ok(Binding::Value(_)) => Err(SecretError::WrongKind {
+            Ok(Binding::Value(_) | Binding::LdapBind(_)) => Err(SecretError::WrongKind {
                 name: name.to_string(),
                 actual: "value",
                 wanted: "signing key",
@@ -853,6 +909,81 @@ impl Secrets {
             }),
         }
     }
+}
+
+impl Secrets {
+    /// The password of `name` for a simple bind as `dn` on a connection to `origin`: only when
+    /// the secret is bound with `use = { ldap_bind = DN }` to that DN (compared as DNs are:
+    /// case and the spaces around `,`, `=` and `+` do not matter) and lists that origin.
+    pub(crate) fn ldap_bind_password(&self, name: &str, origin: &Origin, dn: &str) -> Result<&str, SecretError> {
+        let secret = self.get(name).ok_or_else(|| SecretError::Unknown(name.to_string()))?;
+        let u = match &secret.binding {
+            Ok(Binding::LdapBind(u)) => u,
+            Ok(Binding::Value(_)) => {
+                return Err(SecretError::WrongKind {
+                    name: name.to_string(),
+                    actual: "value for HTTP requests",
+                    wanted: "bind password for LDAP (bind it with `use = { ldap_bind = \"DN\" }`)",
+                });
+            }
+            Ok(Binding::SigningKey(_)) => {
+                return Err(SecretError::WrongKind {
+                    name: name.to_string(),
+                    actual: "signing key",
+                    wanted: "bind password for LDAP",
+                });
+            }
+            Err(reason) => {
+                return Err(SecretError::Unusable {
+                    name: name.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+        };
+        if u.hosts.iter().any(|h| h.admits(origin)) && same_dn(&u.dn, dn) {
+            Ok(secret.value.expose())
+        } else {
+            let hosts: Vec<String> = u.hosts.iter().map(ToString::to_string).collect();
+            Err(SecretError::Misplaced {
+                name: name.to_string(),
+                put: format!("the LDAP bind of `{dn}` to {origin}"),
+                allowed: format!("the LDAP bind of `{}` to {}", u.dn, hosts.join(", ")),
+            })
+        }
+    }
+}
+
+/// Whether two DNs name the same entry as far as a binding goes: ASCII case and the spaces
+/// around unescaped `,`, `=` and `+` are ignored (`CN=Reader, DC=corp` is `cn=reader,dc=corp`).
+pub(crate) fn same_dn(a: &str, b: &str) -> bool {
+    normalize_dn(a) == normalize_dn(b)
+}
+
+fn normalize_dn(dn: &str) -> String {
+    let mut out = String::with_capacity(dn.len());
+    let mut chars = dn.trim().chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push('\\');
+                if let Some(next) = chars.next() {
+                    out.push(next.to_ascii_lowercase());
+                }
+            }
+            ',' | '=' | '+' => {
+                while out.ends_with(' ') && !out.ends_with("\\ ") {
+                    out.pop();
+                }
+                out.push(c);
+                chars = {
+                    let rest = chars.as_str().trim_start_matches(' ');
+                    rest.chars()
+                };
+            }
+            c => out.push(c.to_ascii_lowercase()),
+        }
+    }
+    out
 }
 
 /// A credential the host encoded for one request (a Basic `user:password`), redacted from that
@@ -1473,6 +1604,115 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot be used: say where its value goes"), "{err}");
+    }
+
+    fn ldap_secret(dn: &str, hosts: &[&str]) -> Secrets {
+        Secrets::new(vec![Secret::new(
+            "bind_password",
+            SecretValue::new("Bind-pa55word"),
+            BindingSpec {
+                hosts: hosts.iter().map(|h| origin(h)).collect(),
+                place: Some(Place::LdapBind(dn.into())),
+                ..BindingSpec::default()
+            },
+        )])
+    }
+
+    #[test]
+    fn an_ldap_bind_password_serves_only_its_dn_on_its_servers() {
+        let s = ldap_secret("cn=Reader,dc=example,dc=org", &["ldaps://ldap.example"]);
+        let ldaps = origin("ldaps://ldap.example");
+        for dn in ["cn=Reader,dc=example,dc=org", "CN=reader, DC=Example , dc = org"] {
+            assert_eq!(
+                s.ldap_bind_password("bind_password", &ldaps, dn),
+                Ok("Bind-pa55word"),
+                "{dn}"
+            );
+        }
+        let misplaced = |origin: &Origin, dn: &str| {
+            let err = s.ldap_bind_password("bind_password", origin, dn).unwrap_err();
+            assert!(matches!(err, SecretError::Misplaced { .. }), "{err}");
+            err.to_string()
+        };
+        let err = misplaced(&ldaps, "cn=admin,dc=example,dc=org");
+        assert!(
+            err.contains("may not go in the LDAP bind of `cn=admin,dc=example,dc=org`")
+                && err.contains("bound to the LDAP bind of `cn=Reader,dc=example,dc=org` to ldaps://ldap.example"),
+            "{err}"
+        );
+        misplaced(&origin("ldap://ldap.example"), "cn=Reader,dc=example,dc=org");
+        misplaced(&origin("ldaps://evil.example"), "cn=Reader,dc=example,dc=org");
+        // It never goes into an HTTP request, and an HTTP secret is no bind password.
+        let https = origin("https://ldap.example");
+        let err = s
+            .fill_header("Authorization", b"{{secret:bind_password}}", &to(&https, "GET", "/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a bind password for LDAP"), "{err}");
+        let http_secret = secrets();
+        let err = http_secret
+            .ldap_bind_password("client_secret", &ldaps, "cn=Reader,dc=example,dc=org")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("use = { ldap_bind"), "{err}");
+        assert_eq!(
+            s.ldap_bind_password("nope", &ldaps, "cn=x"),
+            Err(SecretError::Unknown("nope".into()))
+        );
+        // Its value is redacted like any other.
+        assert_eq!(s.redact_str("echo Bind-pa55word"), "echo {{secret:bind_password}}");
+    }
+
+    #[test]
+    fn ldap_bindings_are_checked_with_advice() {
+        let check = |dn: &str, hosts: &[&str], f: fn(&mut BindingSpec)| {
+            let mut spec = BindingSpec {
+                hosts: hosts.iter().map(|h| origin(h)).collect(),
+                place: Some(Place::LdapBind(dn.into())),
+                ..BindingSpec::default()
+            };
+            f(&mut spec);
+            spec.check()
+        };
+        assert!(matches!(
+            check("cn=r,dc=x", &["ldap://dir.x"], |_| {}),
+            Ok(Binding::LdapBind(LdapUse { dn, .. })) if dn == "cn=r,dc=x"
+        ));
+        for (err, expected) in [
+            (check(" ", &["ldap://dir.x"], |_| {}), "names no DN"),
+            (check("cn=r", &[], |_| {}), "give `hosts`"),
+            (
+                check("cn=r", &["https://dir.x"], |_| {}),
+                "not an exact ldap:// or ldaps:// origin",
+            ),
+            (
+                check("cn=r", &["ldap://*.x"], |_| {}),
+                "not an exact ldap:// or ldaps:// origin",
+            ),
+            (
+                check("cn=r", &["ldap://dir.x"], |s| s.path = Some("/".into())),
+                "`methods` and `path`",
+            ),
+        ] {
+            let err = err.unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        // An HTTP secret is not bound to an LDAP server.
+        let err = BindingSpec {
+            hosts: vec![origin("ldaps://dir.x")],
+            place: Some(Place::Header("Authorization".into())),
+            ..BindingSpec::default()
+        }
+        .check()
+        .unwrap_err();
+        assert!(err.contains("is an LDAP server"), "{err}");
+        // As configuration writes it.
+        let stored = serde_json::json!({
+            "name": "bind_password", "value": "v4lue",
+            "hosts": ["ldaps://dir.x"], "use": {"ldap_bind": "cn=r,dc=x"}
+        });
+        let s: Secret = serde_json::from_value(stored).unwrap();
+        assert!(matches!(&s.binding, Ok(Binding::LdapBind(_))), "{:?}", s.binding);
     }
 
     #[test]

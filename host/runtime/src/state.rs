@@ -8,7 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::v0_1::connector::roster::plugin::{host, types};
+use crate::bindings::v0_1::connector::roster::plugin::{host, ldap, types};
 use crate::limits::Limits;
 use crate::net::{NetError, OutRequest, SourceAccess};
 
@@ -105,21 +105,16 @@ impl host::Host for HostState {
     }
 }
 
-impl crate::bindings::v0_1::connector::roster::plugin::ldap::Host for HostState {
+impl ldap::Host for HostState {
     async fn search(
         &mut self,
-        _conn: crate::bindings::v0_1::connector::roster::plugin::ldap::Connection,
-        _req: crate::bindings::v0_1::connector::roster::plugin::ldap::SearchRequest,
-    ) -> wasmtime::Result<
-        Result<
-            crate::bindings::v0_1::connector::roster::plugin::ldap::SearchPage,
-            crate::bindings::v0_1::connector::roster::plugin::ldap::LdapError,
-        >,
-    > {
-        Ok(Err(
-            crate::bindings::v0_1::connector::roster::plugin::ldap::LdapError::Failed(types::PluginError::Config(
-                "this Roster does not offer LDAP yet".into(),
-            )),
-        ))
+        conn: ldap::Connection,
+        req: ldap::SearchRequest,
+    ) -> wasmtime::Result<Result<ldap::SearchPage, ldap::LdapError>> {
+        let page = self
+            .access
+            .ldap_search(&conn.into(), req.into(), &self.limits, self.deadline)
+            .await;
+        Ok(page.map(Into::into).map_err(Into::into))
     }
 }

@@ -17,6 +17,7 @@ fn access(hosts: &[String], secrets: Vec<Secret>, private: bool) -> Arc<SourceAc
         allow_hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
         allow_insecure_http: true,
         allow_private_addresses: private,
+        allow_plain_ldap: false,
     };
     SourceAccess::new("test-source", policy, secrets, BudgetConfig::default()).unwrap()
 }
@@ -312,6 +313,7 @@ async fn plain_http_needs_an_explicit_opt_in() {
         allow_hosts: vec!["http://intranet.corp".parse().unwrap()],
         allow_insecure_http: false,
         allow_private_addresses: true,
+        allow_plain_ldap: false,
     };
     let err = SourceAccess::new("s", policy, vec![], BudgetConfig::default()).unwrap_err();
     assert!(err.to_string().contains("allow_insecure_http"), "{err}");

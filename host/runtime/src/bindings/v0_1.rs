@@ -181,3 +181,90 @@ impl From<GuestError> for GuestFailure {
         }
     }
 }
+
+mod ldap_conversions {
+    //! The `ldap` import's records to and from `crate::ldap`'s plain types.
+    use super::connector::roster::plugin::ldap as wit;
+    use super::connector::roster::plugin::types::PluginError;
+    use crate::ldap as plain;
+
+    impl From<wit::Connection> for plain::Connection {
+        fn from(c: wit::Connection) -> Self {
+            plain::Connection {
+                url: c.url,
+                transport: match c.transport {
+                    wit::Transport::Ldaps => plain::Transport::Ldaps,
+                    wit::Transport::StartTls => plain::Transport::StartTls,
+                    wit::Transport::Plain => plain::Transport::Plain,
+                },
+                ca_certificates: c.ca_certificates,
+                bind_dn: c.bind_dn,
+                password_secret: c.password_secret,
+            }
+        }
+    }
+
+    impl From<wit::SearchRequest> for plain::SearchRequest {
+        fn from(r: wit::SearchRequest) -> Self {
+            plain::SearchRequest {
+                base: r.base,
+                scope: match r.scope {
+                    wit::Scope::Base => plain::Scope::Base,
+                    wit::Scope::OneLevel => plain::Scope::OneLevel,
+                    wit::Scope::Subtree => plain::Scope::Subtree,
+                },
+                filter: r.filter,
+                attributes: r.attributes,
+                page_size: r.page_size,
+                cookie: r.cookie,
+                controls: r
+                    .controls
+                    .into_iter()
+                    .map(|c| plain::Control {
+                        oid: c.oid,
+                        critical: c.critical,
+                        value: c.value,
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    impl From<plain::SearchPage> for wit::SearchPage {
+        fn from(p: plain::SearchPage) -> Self {
+            wit::SearchPage {
+                entries: p
+                    .entries
+                    .into_iter()
+                    .map(|e| wit::Entry {
+                        dn: e.dn,
+                        attributes: e
+                            .attributes
+                            .into_iter()
+                            .map(|a| wit::Attribute {
+                                name: a.name,
+                                values: a.values,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                referrals: p.referrals,
+                cookie: p.cookie,
+                result_code: p.result_code,
+                message: p.message,
+            }
+        }
+    }
+
+    impl From<plain::LdapFailure> for wit::LdapError {
+        fn from(f: plain::LdapFailure) -> Self {
+            match f {
+                plain::LdapFailure::Config(m) => wit::LdapError::Failed(PluginError::Config(m)),
+                plain::LdapFailure::Auth(m) => wit::LdapError::Failed(PluginError::Auth(m)),
+                plain::LdapFailure::Transient(m) => wit::LdapError::Failed(PluginError::Transient(m)),
+                plain::LdapFailure::Fatal(m) => wit::LdapError::Failed(PluginError::Fatal(m)),
+                plain::LdapFailure::CookieExpired => wit::LdapError::CookieExpired,
+            }
+        }
+    }
+}

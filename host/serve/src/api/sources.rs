@@ -76,13 +76,15 @@ pub struct SourceConfigView {
     /// A folder of the server the connector may read (roster.toml only).
     #[schema(value_type = Option<String>)]
     pub files: Option<PathBuf>,
-    /// Origins the connector may reach.
+    /// Origins the connector may reach: `https://…`, `http://…`, `ldap://…` or `ldaps://…`.
     #[schema(value_type = Vec<String>)]
     pub allow_hosts: Vec<Origin>,
     /// Plain HTTP origins allowed.
     pub allow_insecure_http: bool,
     /// Private, loopback and link-local addresses allowed.
     pub allow_private_addresses: bool,
+    /// LDAP without TLS (transport `plain`) allowed.
+    pub allow_plain_ldap: bool,
     /// Per-job limits of the connector.
     pub limits: Limits,
     /// Request budget towards the IdP.
@@ -111,6 +113,7 @@ impl From<&SourceConfig> for SourceConfigView {
                     allow_hosts,
                     allow_insecure_http,
                     allow_private_addresses,
+                    allow_plain_ldap,
                 },
             secrets: _,
             limits,
@@ -130,6 +133,7 @@ impl From<&SourceConfig> for SourceConfigView {
             allow_hosts: allow_hosts.clone(),
             allow_insecure_http: *allow_insecure_http,
             allow_private_addresses: *allow_private_addresses,
+            allow_plain_ldap: *allow_plain_ldap,
             limits: limits.clone(),
             budget: *budget,
             transforms: transforms.clone(),
@@ -175,7 +179,8 @@ pub struct SourceInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Value>,
-    /// Origins the connector may reach.
+    /// Origins the connector may reach: `https://host[:port]`, `http://…` (with
+    /// `allow_insecure_http`), `ldap://host[:port]` (StartTLS) or `ldaps://host[:port]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_hosts: Option<Vec<String>>,
     /// Allow plain HTTP origins.
@@ -184,6 +189,10 @@ pub struct SourceInput {
     /// Allow private, loopback and link-local addresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_private_addresses: Option<bool>,
+    /// Allow LDAP without TLS (a connector's transport `plain`); `ldap://` origins are
+    /// upgraded by StartTLS without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_plain_ldap: Option<bool>,
     /// Secrets; on replacement, leaving them out keeps the stored ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretInput>,
@@ -605,9 +614,10 @@ mod tests {
             "enabled": false,
             "settings": {"tenant": "t", "page_size": 10},
             "files": "exports",
-            "allow_hosts": ["https://graph.microsoft.com", "https://*.example.com:8443"],
+            "allow_hosts": ["https://graph.microsoft.com", "https://*.example.com:8443", "ldaps://dc.example.com"],
             "allow_insecure_http": true,
             "allow_private_addresses": true,
+            "allow_plain_ldap": true,
             "secrets": [{"name": "key", "hosts": ["https://login.microsoftonline.com"], "use": {"header": "Authorization"}, "value": "s3cret"}],
             "limits": {"memory_mib": 64},
             "budget": {"per_second": 2.5, "burst": 3},

@@ -1,0 +1,631 @@
+//! The host side of `ldap` against a real OpenLDAP `slapd` on 127.0.0.1, started and stopped
+//! by each test, and against a listener that records connection attempts for the refusals.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use roster_http::BudgetConfig;
+
+use super::*;
+use crate::capability::NetPolicy;
+use crate::secrets::{BindingSpec, Place, Secret, SecretValue};
+
+const BASE: &str = "dc=example,dc=org";
+const READER: &str = "cn=reader,dc=example,dc=org";
+const READER_PASSWORD: &str = "Reader-pa55word";
+/// A DN with slapd's default `sizelimit 500`.
+const CAPPED: &str = "cn=capped,dc=example,dc=org";
+const CAPPED_PASSWORD: &str = "Capped-pa55word";
+
+/// A throwaway slapd with its own configuration, data and test CA; killed on drop.
+struct Slapd {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+    tls_port: u16,
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Slapd {
+    /// slapd with `users` inetOrgPersons under ou=people; `idle_timeout` closes idle connections.
+    fn start(users: usize, idle_timeout: Option<u32>) -> Slapd {
+        for tool in ["/usr/sbin/slapd", "/usr/bin/ldapadd", "/usr/bin/openssl"] {
+            assert!(
+                Path::new(tool).exists(),
+                "{tool} is missing: these tests need OpenLDAP; install it with `echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections && apt-get install -y slapd ldap-utils openssl`"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        run(Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .current_dir(d)
+            .args([
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Roster test CA",
+            ]));
+        run(Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .current_dir(d)
+            .args([
+                "-keyout",
+                "other-ca.key",
+                "-out",
+                "other-ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Another CA",
+            ]));
+        run(Command::new("openssl").arg("req").args(ec).current_dir(d).args([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]));
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(Command::new("openssl").current_dir(d).args([
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]));
+        std::fs::create_dir(d.join("db")).unwrap();
+        let p = d.display();
+        let idle = idle_timeout.map_or(String::new(), |s| format!("idletimeout {s}\n"));
+        std::fs::write(
+            d.join("slapd.conf"),
+            format!(
+                "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
+                 include /etc/ldap/schema/inetorgperson.schema\ninclude /etc/ldap/schema/nis.schema\n\
+                 pidfile {p}/slapd.pid\nargsfile {p}/slapd.args\n{idle}\
+                 modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
+                 TLSCACertificateFile {p}/ca.pem\nTLSCertificateFile {p}/server.pem\nTLSCertificateKeyFile {p}/server.key\n\
+                 database mdb\nsuffix \"{BASE}\"\nrootdn \"cn=admin,{BASE}\"\nrootpw admin-secret\ndirectory {p}/db\n\
+                 limits dn.exact=\"{READER}\" size.prtotal=unlimited\n"
+            ),
+        )
+        .unwrap();
+        let mut ldif = format!(
+            "dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+             dn: ou=people,{BASE}\nobjectClass: organizationalUnit\nou: people\n\n"
+        );
+        for (dn, pw) in [(READER, READER_PASSWORD), (CAPPED, CAPPED_PASSWORD)] {
+            let cn = &dn[3..dn.find(',').unwrap()];
+            ldif += &format!(
+                "dn: {dn}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: {cn}\nuserPassword: {pw}\n\n"
+            );
+        }
+        for i in 0..users {
+            ldif += &format!(
+                "dn: uid=user{i:05},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: user{i:05}\ncn: User {i}\nsn: {i}\nmail: user{i}@example.org\n\n"
+            );
+        }
+        std::fs::write(d.join("data.ldif"), ldif).unwrap();
+        let (port, tls_port) = (free_port(), free_port());
+        let log = std::fs::File::create(d.join("slapd.log")).unwrap();
+        let child = Command::new("/usr/sbin/slapd")
+            .args(["-d", "0", "-f"])
+            .arg(d.join("slapd.conf"))
+            .arg("-h")
+            .arg(format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting slapd");
+        let mut slapd = Slapd {
+            child,
+            dir,
+            port,
+            tls_port,
+        };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(slapd.dir.path().join("slapd.log")).unwrap_or_default();
+            assert!(slapd.child.try_wait().unwrap().is_none(), "slapd exited: {log}");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "slapd did not start: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        run(Command::new("ldapadd")
+            .args([
+                "-x",
+                "-H",
+                &format!("ldap://127.0.0.1:{port}"),
+                "-D",
+                &format!("cn=admin,{BASE}"),
+            ])
+            .args(["-w", "admin-secret", "-f"])
+            .arg(slapd.dir.path().join("data.ldif"))
+            .stdout(Stdio::null()));
+        slapd
+    }
+
+    fn pem(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap()
+    }
+
+    fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    fn tls_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.tls_port)
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bind_secret(dn: &str, password: &str, hosts: &[String]) -> Secret {
+    Secret::new(
+        "bind_password",
+        SecretValue::new(password),
+        BindingSpec {
+            hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
+            place: Some(Place::LdapBind(dn.into())),
+            ..BindingSpec::default()
+        },
+    )
+}
+
+fn access(hosts: &[String], private: bool, secrets: Vec<Secret>) -> Arc<SourceAccess> {
+    let policy = NetPolicy {
+        allow_hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
+        allow_private_addresses: private,
+        ..NetPolicy::default()
+    };
+    SourceAccess::new("directory", policy, secrets, BudgetConfig::default()).unwrap()
+}
+
+/// Access to `slapd` on both its ports, with the reader's password (or `password`).
+fn reader_access(slapd: &Slapd, password: &str) -> Arc<SourceAccess> {
+    let hosts = [slapd.url(), slapd.tls_url()];
+    access(&hosts, true, vec![bind_secret(READER, password, &hosts)])
+}
+
+fn connection(url: String, transport: Transport, ca: Option<String>, dn: &str) -> Connection {
+    Connection {
+        url,
+        transport,
+        ca_certificates: ca,
+        bind_dn: Some(dn.into()),
+        password_secret: Some("bind_password".into()),
+    }
+}
+
+fn search(base: &str, scope: Scope, filter: &str, page_size: u32) -> SearchRequest {
+    SearchRequest {
+        base: base.into(),
+        scope,
+        filter: filter.into(),
+        attributes: vec!["uid".into(), "entryUUID".into()],
+        page_size,
+        cookie: None,
+        controls: vec![],
+    }
+}
+
+async fn page(access: &SourceAccess, conn: &Connection, req: SearchRequest) -> Result<SearchPage, LdapFailure> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    access.ldap_search(conn, req, &Limits::default(), deadline).await
+}
+
+/// Every page of a search: (entries per page, result code of each page).
+async fn all_pages(
+    access: &SourceAccess,
+    conn: &Connection,
+    mut req: SearchRequest,
+) -> (Vec<Entry>, Vec<(usize, u32)>) {
+    let (mut entries, mut pages) = (Vec::new(), Vec::new());
+    loop {
+        let p = page(access, conn, req.clone()).await.unwrap();
+        pages.push((p.entries.len(), p.result_code));
+        entries.extend(p.entries);
+        match p.cookie {
+            Some(c) => req.cookie = Some(c),
+            None => return (entries, pages),
+        }
+    }
+}
+
+fn values<'a>(e: &'a Entry, name: &str) -> Vec<&'a [u8]> {
+    e.attributes
+        .iter()
+        .filter(|a| a.name.eq_ignore_ascii_case(name))
+        .flat_map(|a| a.values.iter().map(Vec::as_slice))
+        .collect()
+}
+
+#[tokio::test]
+async fn start_tls_with_the_test_ca_binds_searches_and_counts_each_search() {
+    let slapd = Slapd::start(3, None);
+    let access = reader_access(&slapd, READER_PASSWORD);
+    let conn = connection(slapd.url(), Transport::StartTls, Some(slapd.pem("ca.pem")), READER);
+    let before = access.counts().sent;
+    let p = page(
+        &access,
+        &conn,
+        search(&format!("ou=people,{BASE}"), Scope::OneLevel, "(uid=user00001)", 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!((p.result_code, p.cookie.as_ref()), (0, None));
+    assert_eq!(p.entries.len(), 1);
+    assert_eq!(p.entries[0].dn, format!("uid=user00001,ou=people,{BASE}"));
+    assert_eq!(values(&p.entries[0], "uid"), vec![&b"user00001"[..]]);
+    let uuid = String::from_utf8(values(&p.entries[0], "entryUUID")[0].to_vec()).unwrap();
+    assert_eq!(uuid.len(), 36, "{uuid}");
+    assert_eq!(access.counts().sent, before + 1);
+    // The same connection serves the next call, and that call counts too.
+    let p = page(
+        &access,
+        &conn,
+        search(BASE, Scope::Subtree, "(objectClass=inetOrgPerson)", 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.entries.len(), 3);
+    assert_eq!(access.counts().sent, before + 2);
+}
+
+#[tokio::test]
+async fn ldaps_with_the_test_ca_works() {
+    let slapd = Slapd::start(2, None);
+    let access = reader_access(&slapd, READER_PASSWORD);
+    let conn = connection(slapd.tls_url(), Transport::Ldaps, Some(slapd.pem("ca.pem")), READER);
+    let p = page(&access, &conn, search(BASE, Scope::Subtree, "(uid=*)", 0))
+        .await
+        .unwrap();
+    assert_eq!(p.entries.len(), 2);
+}
+
+#[tokio::test]
+async fn tls_is_refused_for_a_name_the_certificate_does_not_hold_or_an_unknown_ca() {
+    let slapd = Slapd::start(0, None);
+    // `localhost` reaches the same server, but the certificate names only 127.0.0.1.
+    let localhost = format!("ldap://localhost:{}", slapd.port);
+    let hosts = [slapd.url(), localhost.clone()];
+    let access = access(&hosts, true, vec![bind_secret(READER, READER_PASSWORD, &hosts)]);
+    let req = search(BASE, Scope::Base, "(objectClass=*)", 0);
+    let wrong_name = connection(localhost, Transport::StartTls, Some(slapd.pem("ca.pem")), READER);
+    let err = page(&access, &wrong_name, req.clone()).await.unwrap_err();
+    assert!(
+        matches!(&err, LdapFailure::Config(m) if m.contains("server name `localhost`") && m.contains("certificate")),
+        "{err:?}"
+    );
+    for ca in [None, Some(slapd.pem("other-ca.pem"))] {
+        let conn = connection(slapd.url(), Transport::StartTls, ca.clone(), READER);
+        let err = page(&access, &conn, req.clone()).await.unwrap_err();
+        assert!(
+            matches!(&err, LdapFailure::Config(m) if m.contains("UnknownIssuer") && m.contains("`ca_certificate`")),
+            "{ca:?}: {err:?}"
+        );
+    }
+    // Not a certificate at all.
+    let conn = connection(slapd.url(), Transport::StartTls, Some("not a PEM".into()), READER);
+    let err = page(&access, &conn, req).await.unwrap_err();
+    assert!(
+        matches!(&err, LdapFailure::Config(m) if m.contains("hold no certificate")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_paged_search_of_1200_entries_comes_in_pages_with_cookies() {
+    let slapd = Slapd::start(1200, None);
+    let access = reader_access(&slapd, READER_PASSWORD);
+    let conn = connection(slapd.url(), Transport::StartTls, Some(slapd.pem("ca.pem")), READER);
+    let before = access.counts().sent;
+    let (entries, pages) = all_pages(
+        &access,
+        &conn,
+        search(
+            &format!("ou=people,{BASE}"),
+            Scope::OneLevel,
+            "(objectClass=inetOrgPerson)",
+            500,
+        ),
+    )
+    .await;
+    assert_eq!(pages, vec![(500, 0), (500, 0), (200, 0)]);
+    let dns: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.dn.as_str()).collect();
+    assert_eq!(dns.len(), 1200);
+    assert_eq!(access.counts().sent, before + 3);
+    // A page larger than `max_response_bytes` is refused, and the next call starts afresh.
+    let small = Limits {
+        max_response_bytes: 10_000,
+        ..Limits::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let req = search(&format!("ou=people,{BASE}"), Scope::OneLevel, "(uid=*)", 500);
+    let err = access
+        .ldap_search(&conn, req.clone(), &small, deadline)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LdapFailure::Config(m) if m.contains("larger than this source's cap of 10000 bytes (`max_response_bytes`)")),
+        "{err:?}"
+    );
+    assert_eq!(page(&access, &conn, req).await.unwrap().entries.len(), 500);
+}
+
+#[tokio::test]
+async fn the_default_size_limit_gives_pages_that_end_with_result_code_4() {
+    let slapd = Slapd::start(1200, None);
+    let hosts = [slapd.url()];
+    let access = access(&hosts, true, vec![bind_secret(CAPPED, CAPPED_PASSWORD, &hosts)]);
+    let conn = connection(slapd.url(), Transport::StartTls, Some(slapd.pem("ca.pem")), CAPPED);
+    let (entries, pages) = all_pages(
+        &access,
+        &conn,
+        search(
+            &format!("ou=people,{BASE}"),
+            Scope::OneLevel,
+            "(objectClass=inetOrgPerson)",
+            200,
+        ),
+    )
+    .await;
+    // slapd stops at its limit of 500 in total; the page says so instead of failing the call.
+    assert_eq!(entries.len(), 500, "{pages:?}");
+    assert_eq!(pages.last().unwrap().1, 4, "{pages:?}");
+    assert!(pages[..pages.len() - 1].iter().all(|(_, rc)| *rc == 0), "{pages:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_auth_error_naming_the_dn() {
+    let slapd = Slapd::start(0, None);
+    let access = reader_access(&slapd, "not-the-password");
+    let conn = connection(slapd.url(), Transport::StartTls, Some(slapd.pem("ca.pem")), READER);
+    let err = page(&access, &conn, search(BASE, Scope::Base, "(objectClass=*)", 0))
+        .await
+        .unwrap_err();
+    match &err {
+        LdapFailure::Auth(m) => {
+            assert!(
+                m.contains(&format!("bind of DN `{READER}` (invalid credentials)")),
+                "{m}"
+            );
+            assert!(!m.contains("not-the-password"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_bind_password_is_redacted_from_what_the_server_returns() {
+    let slapd = Slapd::start(0, None);
+    let access = reader_access(&slapd, READER_PASSWORD);
+    let conn = connection(slapd.url(), Transport::StartTls, Some(slapd.pem("ca.pem")), READER);
+    let mut req = search(READER, Scope::Base, "(objectClass=*)", 0);
+    req.attributes = vec!["userPassword".into()];
+    let p = page(&access, &conn, req).await.unwrap();
+    assert_eq!(
+        values(&p.entries[0], "userPassword"),
+        vec![&b"{{secret:bind_password}}"[..]]
+    );
+}
+
+#[tokio::test]
+async fn a_cookie_expires_with_its_connection() {
+    let slapd = Slapd::start(30, Some(1));
+    let access = reader_access(&slapd, READER_PASSWORD);
+    let conn = connection(slapd.url(), Transport::StartTls, Some(slapd.pem("ca.pem")), READER);
+    let mut req = search(&format!("ou=people,{BASE}"), Scope::OneLevel, "(uid=*)", 10);
+    let first = page(&access, &conn, req.clone()).await.unwrap();
+    let cookie = first.cookie.expect("a cookie for the next page");
+    // A cookie the host did not hand out for this connection is refused without a search.
+    let mut forged = cookie.clone();
+    forged[0] ^= 0xff;
+    req.cookie = Some(forged);
+    let sent = access.counts().sent;
+    assert_eq!(page(&access, &conn, req.clone()).await, Err(LdapFailure::CookieExpired));
+    assert_eq!(access.counts().sent, sent, "nothing was sent");
+    // slapd closes idle connections after a second (`idletimeout 1`).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    req.cookie = Some(cookie);
+    assert_eq!(page(&access, &conn, req.clone()).await, Err(LdapFailure::CookieExpired));
+    // Starting again opens a new connection.
+    req.cookie = None;
+    assert_eq!(page(&access, &conn, req).await.unwrap().entries.len(), 10);
+}
+
+/// A listener on 127.0.0.1 that counts the connections made to it.
+fn recording_listener() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn refusals_happen_before_any_connection_is_made() {
+    let (port, accepted) = recording_listener();
+    let url = format!("ldap://127.0.0.1:{port}");
+    let localhost = format!("ldap://localhost:{port}");
+    let req = || search(BASE, Scope::Base, "(objectClass=*)", 0);
+    let bound = |hosts: &[String]| vec![bind_secret(READER, READER_PASSWORD, hosts)];
+    let expect = |err: LdapFailure, words: &[&str]| {
+        let LdapFailure::Config(m) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(words.iter().all(|w| m.contains(w)), "{words:?}: {m}");
+    };
+
+    // Not in allow_hosts (another port of the same machine).
+    let other = format!("ldap://127.0.0.1:{}", port.wrapping_add(1).max(1));
+    let a = access(std::slice::from_ref(&other), true, bound(std::slice::from_ref(&other)));
+    let conn = connection(url.clone(), Transport::StartTls, None, READER);
+    expect(
+        page(&a, &conn, req()).await.unwrap_err(),
+        &["is not in this source's allowed hosts", "`allow_hosts`"],
+    );
+
+    // Loopback without allow_private_addresses: as an IP literal, and as a name resolving to it.
+    let hosts = [url.clone(), localhost.clone()];
+    let a = access(&hosts, false, bound(&hosts));
+    for u in [&url, &localhost] {
+        let conn = connection(u.clone(), Transport::StartTls, None, READER);
+        expect(
+            page(&a, &conn, req()).await.unwrap_err(),
+            &["loopback", "allow_private_addresses"],
+        );
+    }
+
+    let a = access(&hosts, true, bound(&hosts));
+    // Plain LDAP without allow_plain_ldap.
+    let conn = connection(url.clone(), Transport::Plain, None, READER);
+    expect(
+        page(&a, &conn, req()).await.unwrap_err(),
+        &["unencrypted", "allow_plain_ldap"],
+    );
+    // A transport the scheme contradicts.
+    let conn = connection(url.clone(), Transport::Ldaps, None, READER);
+    expect(
+        page(&a, &conn, req()).await.unwrap_err(),
+        &["contradicts transport `ldaps`"],
+    );
+    // The secret is bound to another DN.
+    let conn = connection(url.clone(), Transport::StartTls, None, "cn=admin,dc=example,dc=org");
+    expect(
+        page(&a, &conn, req()).await.unwrap_err(),
+        &["secret `bind_password` may not go in the LDAP bind of `cn=admin,dc=example,dc=org`"],
+    );
+    // A DN without a password secret (an unauthenticated bind).
+    let mut conn = connection(url.clone(), Transport::StartTls, None, READER);
+    conn.password_secret = None;
+    expect(page(&a, &conn, req()).await.unwrap_err(), &["no password secret"]);
+    // Controls that are not the read-only ones, paged results given by hand, a page too big.
+    let conn = connection(url.clone(), Transport::StartTls, None, READER);
+    for (oid, words) in [
+        ("1.3.6.1.1.13.1", &["control 1.3.6.1.1.13.1 may not be sent"][..]),
+        (PAGED_RESULTS_OID, &["driven by the page size and cookie"][..]),
+    ] {
+        let mut r = req();
+        r.controls.push(Control {
+            oid: oid.into(),
+            critical: false,
+            value: None,
+        });
+        expect(page(&a, &conn, r).await.unwrap_err(), words);
+    }
+    let mut r = req();
+    r.page_size = MAX_PAGE_SIZE + 1;
+    expect(
+        page(&a, &conn, r).await.unwrap_err(),
+        &["at most 5000 entries per page"],
+    );
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "a refused call connected");
+    // The listener does count: an allowed call does connect, and gives up on a server that
+    // never answers StartTLS after `request_timeout_secs`.
+    let conn = connection(url, Transport::StartTls, None, READER);
+    let limits = Limits {
+        request_timeout_secs: 0.5,
+        ..Limits::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let err = a.ldap_search(&conn, req(), &limits, deadline).await.unwrap_err();
+    assert!(
+        matches!(&err, LdapFailure::Transient(m) if m.contains("took longer than 500ms (`request_timeout_secs`)")),
+        "{err:?}"
+    );
+    assert!(accepted.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn a_server_sending_malformed_ber_fails_the_call_not_the_host() {
+    // Answers anything with a well-formed BER sequence that is no LDAP message: the client's
+    // parser panics on it in its connection task.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 512];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(&[0x30, 0x03, 0x02, 0x01, 0x01]);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let url = format!("ldap://127.0.0.1:{port}");
+    let policy = NetPolicy {
+        allow_hosts: vec![url.parse().unwrap()],
+        allow_private_addresses: true,
+        allow_plain_ldap: true,
+        ..NetPolicy::default()
+    };
+    let access = SourceAccess::new("directory", policy, vec![], BudgetConfig::default()).unwrap();
+    let conn = Connection {
+        url,
+        transport: Transport::Plain,
+        ca_certificates: None,
+        bind_dn: None,
+        password_secret: None,
+    };
+    for _ in 0..2 {
+        let err = page(&access, &conn, search(BASE, Scope::Base, "(objectClass=*)", 0))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, LdapFailure::Fatal(m) if m.contains("could not read an answer") && m.contains("malformed BER")),
+            "{err:?}"
+        );
+    }
+}
