@@ -276,7 +276,7 @@ pub fn classify(engine: &Engine, component: &Component, path: &Path) -> Result<W
                 if !compatible(&version, &host) {
                     return Err(incompatible(path, &version, &host));
                 }
-                let ok = iface == "types" || (iface == "host" && world == World::Connector);
+                let ok = iface == "types" || (matches!(iface, "host" | "ldap") && world == World::Connector);
                 if !ok {
                     unexpected.push(name.to_string());
                 }
@@ -288,7 +288,7 @@ pub fn classify(engine: &Engine, component: &Component, path: &Path) -> Result<W
     if !unexpected.is_empty() {
         let advice = match world {
             World::Connector => {
-                "a connector may import roster:plugin/host and WASI 0.2 only (the host gives it no files, environment or sockets)"
+                "a connector may import roster:plugin/host, roster:plugin/ldap and WASI 0.2 only (the host gives it no files, environment or sockets)"
             }
             World::Transform => {
                 "a transform may import WASI 0.2 only: it is a pure function with no network, files or host calls"

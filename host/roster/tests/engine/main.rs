@@ -1,4 +1,4 @@
-//! The engine's promises end to end: syncs from a file source and from the Entra connector
+//! The engine's promises end to end: syncs from a file source and from the Entra, Jira/Crowd and LDAP
 //! into the Bitbucket simulator and into the in-memory target, transform chains, the CLI, and
 //! (ignored by `cargo test`, run by `.ci/run`) the contract checks through Prism.
 //!
@@ -17,6 +17,7 @@ mod entra;
 mod faults;
 mod guard;
 mod hostile;
+mod ldap;
 mod scenarios;
 mod sync;
 mod transforms;
