@@ -404,10 +404,23 @@ impl Slapd {
 
     /// Starts a server that already holds `d` (laid out as `layout`), loaded offline with
     /// `slapadd` before slapd starts: for benchmark-sized directories, which `ldapadd` takes
-    /// minutes over.
+    /// minutes over. Each entry is stamped as created and last modified a day ago, as in a
+    /// directory in use (a bulk load would give all of them the same second, the second an
+    /// incremental read continues from).
     pub fn start_loaded(limit: SizeLimit, d: &Directory, layout: &Layout) -> Result<Slapd, SlapdError> {
         let s = Slapd::prepare(limit)?;
         let (text, classes) = directory_ldif(d, layout)?;
+        let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+            .format("%Y%m%d%H%M%SZ")
+            .to_string();
+        let stamp = format!("createTimestamp: {yesterday}\nmodifyTimestamp: {yesterday}\n");
+        let text: String = text
+            .split_inclusive("\n\n")
+            .map(|entry| match entry.strip_suffix('\n') {
+                Some(body) if entry.ends_with("\n\n") => format!("{body}{stamp}\n"),
+                _ => entry.to_string(),
+            })
+            .collect();
         let file = s.dir.path().join("bulk.ldif");
         std::fs::write(&file, format!("{}{text}", base_ldif())).map_err(|source| SlapdError::Io {
             path: file.clone(),

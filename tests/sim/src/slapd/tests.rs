@@ -343,6 +343,16 @@ fn a_directory_loaded_offline_is_the_same_as_one_loaded_with_ldapadd() {
         offline.count("(objectClass=*)").unwrap(),
         "every entry has a modifyTimestamp"
     );
+    // Stamped as last changed a day ago, as in a directory in use: nothing from the last hour.
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y%m%d%H%M%SZ")
+        .to_string();
+    let loaded = d.users.len() + d.groups.len();
+    assert_eq!(
+        offline.count(&format!("(!(modifyTimestamp>={hour_ago}))")).unwrap(),
+        loaded,
+        "every user and group is a day old"
+    );
     let capped = offline
         .search(
             Bind::Reader,
