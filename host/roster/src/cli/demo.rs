@@ -1,5 +1,5 @@
 //! `roster demo`: a simulated identity provider (a Microsoft Entra ID tenant behind the Graph
-//! simulator, or a Jira user server) and a simulated Bitbucket, a check of the source, a full
+//! simulator, a Jira user server, or a throwaway OpenLDAP server) and a simulated Bitbucket, a check of the source, a full
 //! sync, a few changes in the identity provider and an incremental sync that reads only them;
 //! then the service keeps running so the state can be explored.
 
@@ -13,7 +13,10 @@ use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
 use roster_sim::crowd::{CrowdSim, CrowdState, Product};
 use roster_sim::directory::Directory;
 use roster_sim::graph::{GraphSim, GraphState};
-use roster_sim::scenario::{CrowdSource, EntraSource, crowd_source_config, entra_source_config};
+use roster_sim::scenario::{
+    CrowdSource, EntraSource, LdapSource, crowd_source_config, entra_source_config, ldap_source_config,
+};
+use roster_sim::slapd::{SizeLimit, Slapd};
 
 use super::progress::Bars;
 use crate::Cli;
@@ -32,17 +35,22 @@ pub enum DemoIdp {
     /// A Jira user server, read through Crowd REST as Bitbucket's own directory reads it
     /// (`crowd` connector).
     Jira,
+    /// An OpenLDAP server (a throwaway `slapd` on 127.0.0.1, StartTLS with its own CA), read
+    /// through the host's LDAP import (`ldap` connector). Needs Debian's `slapd` and
+    /// `ldap-utils`, installed when missing if Roster runs as root.
+    Ldap,
 }
 
 /// The running identity-provider simulator.
 enum Idp {
     Entra(GraphSim),
     Jira(CrowdSim),
+    Ldap(Slapd),
 }
 
 impl Idp {
-    async fn start(kind: DemoIdp, directory: &Directory) -> Idp {
-        match kind {
+    async fn start(kind: DemoIdp, directory: &Directory) -> anyhow::Result<Idp> {
+        Ok(match kind {
             DemoIdp::Entra => {
                 let mut tenant = GraphState::from_directory(directory, TENANT, "contoso.example");
                 tenant.add_client(CLIENT, Some(SECRET), &["User.Read.All", "GroupMember.Read.All"]);
@@ -53,7 +61,18 @@ impl Idp {
                 jira.add_application(APPLICATION, APPLICATION_PASSWORD, &["127.0.0.1", "::1"]);
                 Idp::Jira(CrowdSim::start(jira).await)
             }
-        }
+            DemoIdp::Ldap => {
+                let directory = directory.clone();
+                // slapd and the LDAP tools are processes to wait for: off the async workers.
+                let slapd = tokio::task::spawn_blocking(move || -> anyhow::Result<Slapd> {
+                    let slapd = Slapd::start(SizeLimit::Unlimited).context("starting slapd")?;
+                    slapd.load(&directory).context("loading the directory into slapd")?;
+                    Ok(slapd)
+                })
+                .await??;
+                Idp::Ldap(slapd)
+            }
+        })
     }
 
     /// The configuration's text for this source into the Bitbucket at `bb_url`.
@@ -85,6 +104,10 @@ impl Idp {
                     crowd_source_config(&source, bb_url, target)
                 )
             }
+            Idp::Ldap(slapd) => format!(
+                "# Written by `roster demo`: a throwaway OpenLDAP server into a simulated Bitbucket.\n{}",
+                ldap_source_config(&LdapSource::for_server(slapd), bb_url, target)
+            ),
         }
     }
 
@@ -95,11 +118,17 @@ impl Idp {
                 "Jira user server simulator: {}/rest/usermanagement/1, application {APPLICATION}",
                 jira.url()
             ),
+            Idp::Ldap(slapd) => format!(
+                "OpenLDAP server (slapd, StartTLS): {}, base {}, bind as {}",
+                slapd.ldap_url(),
+                roster_sim::slapd::BASE_DN,
+                roster_sim::slapd::READER_DN
+            ),
         }
     }
 
     /// A working day: two people renamed (display names), one leaves, one joins a group.
-    fn change(&self, directory: &Directory) {
+    fn change(&self, directory: &Directory) -> anyhow::Result<()> {
         // Someone not yet in the first group, not even through a nested one.
         let first = &directory.groups[0];
         let members = directory.expected_members().remove(&first.name).unwrap_or_default();
@@ -128,15 +157,18 @@ impl Idp {
                     j.add_user_to_group(&u.username, &first.name);
                 }
             }
+            Idp::Ldap(slapd) => {
+                for u in &directory.users[10..12] {
+                    slapd.set_display_name(&u.username, &format!("{} (renamed)", u.display_name))?;
+                }
+                // OpenLDAP has no standard "disabled" flag: the person's entry is deleted.
+                slapd.delete_user(&directory.users[12].username)?;
+                if let Some(u) = joiner {
+                    slapd.add_user_to_group(&first.name, &u.username)?;
+                }
+            }
         }
-    }
-
-    /// Requests the simulator answered so far (the identity provider's API only).
-    fn calls(&self) -> u64 {
-        match self {
-            Idp::Entra(graph) => graph.lock().calls.values().sum(),
-            Idp::Jira(jira) => jira.lock().calls(),
-        }
+        Ok(())
     }
 }
 
@@ -154,7 +186,7 @@ pub async fn run(cli: &Cli, idp: DemoIdp, users: usize, listen: SocketAddr, once
     let dir = super::data_dir(cli)?.join("demo");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let directory = Directory::generate(users, (users / 10).max(8), 3);
-    let idp = Idp::start(idp, &directory).await;
+    let idp = Idp::start(idp, &directory).await?;
 
     let mut state = BbState::new();
     state.max_users = Some(users as u32 + 50);
@@ -187,11 +219,17 @@ pub async fn run(cli: &Cli, idp: DemoIdp, users: usize, listen: SocketAddr, once
     sync(&runner, FetchMode::Full).await?;
 
     println!("\n== in the identity provider: 2 people renamed, 1 leaves, 1 joins a group");
-    idp.change(&directory);
-    let before = idp.calls();
+    idp.change(&directory)?;
     println!("\n== incremental sync (changes only)");
     let report = sync(&runner, FetchMode::Incremental).await?;
-    println!("  identity-provider requests for the changes: {}", idp.calls() - before);
+    let requests: u64 = report.summary.fetch.iter().map(|f| f.idp_requests).sum();
+    println!("  identity-provider requests for the changes: {requests}");
+    if let Idp::Ldap(_) = idp {
+        println!(
+            "\n== full sync: an LDAP directory shows an incremental read no deletions; the scheduled full fetch (`full_every_hours`) finds the person who left"
+        );
+        sync(&runner, FetchMode::Full).await?;
+    }
     {
         let s = bb.lock();
         println!(
