@@ -2,16 +2,19 @@
 //! host opens, secures and binds itself.
 //!
 //! Order of checks for every call: the URL's origin against the allowlist → the transport
-//! against the scheme (TLS unless `allow_plain_ldap`) → the page size and controls → the bind
-//! password, only from a secret bound to that DN and origin → the request budget → (when no
+//! against the scheme (TLS unless `allow_plain_ldap`) → the filter's length and depth, the
+//! attributes and the base DN → the page size and controls → the bind password, only from a
+//! secret bound to that DN and origin, never empty → the request budget → (when no
 //! connection is open) the name resolved by the host, every address vetted by the
 //! private-address rule, a TCP connection to a vetted address handed to the LDAP client (the
 //! name is used only for TLS), StartTLS or LDAPS, the bind → one page → the page's size cap →
 //! secret values redacted from what goes back.
 //!
-//! The LDAP client parses the server's bytes in the host. Its connection task runs on its own
-//! and a panic there (malformed BER) closes that connection only; entries are decoded here
-//! without panicking.
+//! The LDAP client parses the server's bytes in the host. Its connection task, StartTLS with
+//! the bind, and each search run in tasks of their own, so a panic in the client (malformed BER,
+//! an unexpected result) fails the call and closes that connection; entries are decoded here
+//! without panicking. What the client parses recursively from a plugin (filter, attributes,
+//! base DN) is capped before it is called: a stack overflow cannot be caught.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -46,6 +49,17 @@ const ALLOWED_CONTROLS: &[(&str, &str)] = &[
 ];
 /// Bytes in front of the server's cookie: the generation of the connection that issued it.
 const GENERATION_BYTES: usize = 8;
+/// The longest filter a plugin may send: the client parses and encodes a filter recursively.
+pub const MAX_FILTER_BYTES: usize = 16 * 1024;
+/// The deepest nesting of parentheses in a filter; the client's recursion would overflow the
+/// host's stack on a deep enough one, which no panic guard can catch.
+pub const MAX_FILTER_DEPTH: usize = 64;
+/// The most attribute descriptions one search may ask for.
+pub const MAX_ATTRIBUTES: usize = 256;
+/// The longest attribute description (with options) one search may ask for.
+pub const MAX_ATTRIBUTE_BYTES: usize = 256;
+/// The longest base DN one search may give.
+pub const MAX_BASE_DN_BYTES: usize = 4 * 1024;
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -252,9 +266,18 @@ impl LdapSessions {
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// The bind a connection makes: none, or a DN with the password the host looked up.
-enum Bind<'a> {
+enum Bind {
     Anonymous,
-    Simple { dn: &'a str, password: &'a str },
+    Simple { dn: String, password: String },
+}
+
+/// Aborts a spawned task when its waiter gives up (a timeout drops the waiting future).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl SourceAccess {
@@ -297,16 +320,27 @@ impl SourceAccess {
     ) -> Result<SearchPage, LdapFailure> {
         let origin = self.policy.check_ldap_url(&conn.url).map_err(config)?;
         check_transport(&origin, conn.transport, self.policy.allow_plain_ldap)?;
+        check_request(&req)?;
         let controls = request_controls(&req)?;
         let bind = match (&conn.bind_dn, &conn.password_secret) {
             (None, None) => Bind::Anonymous,
-            (Some(dn), Some(name)) => Bind::Simple {
-                dn,
-                password: self
+            (Some(dn), Some(name)) => {
+                let password = self
                     .secrets()
                     .ldap_bind_password(name, &origin, dn)
-                    .map_err(|e| LdapFailure::Config(e.to_string()))?,
-            },
+                    .map_err(|e| LdapFailure::Config(e.to_string()))?;
+                // RFC 4513 §5.1.2: a DN with an empty password is an unauthenticated bind,
+                // which Active Directory accepts as anonymous and OpenLDAP refuses with 53.
+                if password.is_empty() {
+                    return Err(LdapFailure::Config(format!(
+                        "secret `{name}` (the bind password of `{dn}`) is empty; an empty password makes the bind an unauthenticated (anonymous) one, so Roster does not send it: give the secret its value (an environment variable that is set but empty counts as empty)"
+                    )));
+                }
+                Bind::Simple {
+                    dn: dn.clone(),
+                    password: password.to_string(),
+                }
+            }
             (Some(dn), None) => {
                 return Err(LdapFailure::Config(format!(
                     "the connection to {origin} names bind DN `{dn}` but no password secret; a bind without a password is an anonymous one that many servers accept silently: name the secret holding its password"
@@ -366,7 +400,7 @@ impl SourceAccess {
                 (Some(s), _) => s,
                 (None, Some(_)) => return Err(LdapFailure::CookieExpired),
                 (None, None) => {
-                    let connecting = connect(self, &key, conn.ca_certificates.as_deref(), &bind);
+                    let connecting = connect(self, &key, bind);
                     match tokio::time::timeout(timeout, connecting).await {
                         Ok(s) => s?,
                         Err(_) => {
@@ -440,10 +474,11 @@ impl SourceAccess {
             entries,
             referrals,
             result,
+            cookie,
         } = done;
         match result.rc {
             0 | 3 | 4 | 11 => {
-                let cookie = match paged_cookie(&result.ctrls) {
+                let cookie = match cookie {
                     Ok(Some(c)) if !c.is_empty() => {
                         let mut wrapped = generation.to_be_bytes().to_vec();
                         wrapped.extend_from_slice(&c);
@@ -506,6 +541,70 @@ fn transport_name(t: Transport) -> &'static str {
     }
 }
 
+/// Whether the request is small and shallow enough for the client, which parses and encodes it
+/// recursively in the host: a stack overflow aborts the process, so it is refused before.
+fn check_request(req: &SearchRequest) -> Result<(), LdapFailure> {
+    if req.filter.len() > MAX_FILTER_BYTES {
+        return Err(LdapFailure::Config(format!(
+            "the filter of the search under `{}` is {} bytes long; at most {MAX_FILTER_BYTES} bytes are allowed: narrow it, or split the search",
+            truncated(&req.base),
+            req.filter.len()
+        )));
+    }
+    let depth = filter_depth(&req.filter);
+    if depth > MAX_FILTER_DEPTH {
+        return Err(LdapFailure::Config(format!(
+            "the filter of the search under `{}` nests parentheses {depth} deep; at most {MAX_FILTER_DEPTH} levels are allowed",
+            truncated(&req.base)
+        )));
+    }
+    if req.base.len() > MAX_BASE_DN_BYTES {
+        return Err(LdapFailure::Config(format!(
+            "the base DN `{}…` is {} bytes long; at most {MAX_BASE_DN_BYTES} bytes are allowed",
+            truncated(&req.base),
+            req.base.len()
+        )));
+    }
+    if req.attributes.len() > MAX_ATTRIBUTES {
+        return Err(LdapFailure::Config(format!(
+            "the search under `{}` asks for {} attributes; at most {MAX_ATTRIBUTES} are allowed (`extra_attributes`)",
+            truncated(&req.base),
+            req.attributes.len()
+        )));
+    }
+    if let Some(a) = req.attributes.iter().find(|a| a.len() > MAX_ATTRIBUTE_BYTES) {
+        return Err(LdapFailure::Config(format!(
+            "the attribute description `{}…` is {} bytes long; at most {MAX_ATTRIBUTE_BYTES} bytes are allowed (`extra_attributes`)",
+            truncated(a),
+            a.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The first 100 characters, for a message naming something a plugin sent.
+fn truncated(s: &str) -> String {
+    s.chars().take(100).collect()
+}
+
+/// How deep the parentheses of a filter nest; an escaped character never counts.
+fn filter_depth(filter: &str) -> usize {
+    let (mut depth, mut deepest, mut escaped) = (0usize, 0usize, false);
+    for b in filter.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// The request controls to send besides paged results, or the first one that may not be sent.
 fn request_controls(req: &SearchRequest) -> Result<Vec<RawControl>, LdapFailure> {
     if req.page_size > MAX_PAGE_SIZE {
@@ -544,13 +643,10 @@ fn request_controls(req: &SearchRequest) -> Result<Vec<RawControl>, LdapFailure>
 }
 
 /// Opens, secures and binds a connection for `key`: the host resolves the name, vets every
-/// address and connects to one itself, so the client never looks a name up.
-async fn connect(
-    access: &SourceAccess,
-    key: &SessionKey,
-    ca: Option<&str>,
-    bind: &Bind<'_>,
-) -> Result<Session, LdapFailure> {
+/// address and connects to one itself, so the client never looks a name up. StartTLS and the
+/// bind run in a task of their own: the client parses their answers with `expect`s, and a panic
+/// there must fail this call, not the run that made it.
+async fn connect(access: &SourceAccess, key: &SessionKey, bind: Bind) -> Result<Session, LdapFailure> {
     let origin = &key.origin;
     let host = origin.host().trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, origin.port()))
@@ -580,11 +676,42 @@ async fn connect(
     let stream = stream
         .into_std()
         .map_err(|e| LdapFailure::Transient(format!("cannot connect to {origin}: {e}")))?;
+    let tls = match key.transport {
+        Transport::Plain => None,
+        _ => Some(tls_config(key.ca_certificates.as_deref(), origin)?),
+    };
+    let mut task = AbortOnDrop(tokio::spawn(secure_and_bind(stream, key.clone(), tls, bind)));
+    match (&mut task.0).await {
+        Ok(session) => session,
+        Err(join) => Err(LdapFailure::Fatal(format!(
+            "the LDAP client could not read the answer of {origin} to {} ({}); the connection was closed",
+            match key.transport {
+                Transport::StartTls => "StartTLS or the bind",
+                _ => "the bind",
+            },
+            if join.is_panic() {
+                "malformed or unexpected result"
+            } else {
+                "cancelled"
+            }
+        ))),
+    }
+}
+
+/// StartTLS or LDAPS over the host's stream, then the bind; run in a task of its own.
+async fn secure_and_bind(
+    stream: std::net::TcpStream,
+    key: SessionKey,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    bind: Bind,
+) -> Result<Session, LdapFailure> {
+    let origin = &key.origin;
+    let host = origin.host().trim_start_matches('[').trim_end_matches(']');
     let mut settings = LdapConnSettings::new().set_std_stream(StdStream::Tcp(stream));
-    if key.transport != Transport::Plain {
+    if let Some(tls) = tls {
         settings = settings
             .set_starttls(key.transport == Transport::StartTls)
-            .set_config(tls_config(ca, origin)?);
+            .set_config(tls);
     }
     let url = format!("{}://{}:{}", origin.scheme().as_str(), origin.host(), origin.port());
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
@@ -616,11 +743,16 @@ async fn connect(
         ended,
         driver,
     };
-    if let Bind::Simple { dn, password } = bind {
-        let result = ldap
-            .simple_bind(dn, password)
-            .await
-            .map_err(|e| LdapFailure::Transient(format!("the bind to {origin} failed: {e}")))?;
+    if let Bind::Simple { dn, password } = &bind {
+        let result = match ldap.simple_bind(dn, password).await {
+            Ok(result) => result,
+            Err(e) if how_it_ended(&session.ended).await == Ended::Unreadable => {
+                return Err(LdapFailure::Fatal(format!(
+                    "the LDAP client could not read the answer of {origin} to the bind (malformed BER; {e}); the connection was closed"
+                )));
+            }
+            Err(e) => return Err(LdapFailure::Transient(format!("the bind to {origin} failed: {e}"))),
+        };
         match result.rc {
             0 => {}
             49 => {
@@ -633,6 +765,14 @@ async fn connect(
                 return Err(LdapFailure::Config(format!(
                     "the LDAP server {origin} wants a stronger protection for the bind of `{dn}` (result {}{}): use ldaps:// or StartTLS",
                     result.rc,
+                    diagnostic(&result.text)
+                )));
+            }
+            // Not a busy server: OpenLDAP answers so to an unauthenticated bind or a simple bind
+            // its policy disallows, and trying again would only repeat it.
+            53 => {
+                return Err(LdapFailure::Config(format!(
+                    "the LDAP server {origin} refused the bind of `{dn}`: unwilling to perform (result 53){}; check that the secret holds the DN's password and that the server allows simple binds for this DN",
                     diagnostic(&result.text)
                 )));
             }
@@ -711,17 +851,12 @@ fn system_roots() -> &'static rustls::RootCertStore {
 /// Why opening a connection failed, in words that say what to change.
 fn connect_error(e: &ClientError, origin: &Origin, host: &str, transport: Transport) -> LdapFailure {
     let tls = match e {
-        ClientError::Rustls { source } => Some(source.to_string()),
-        ClientError::Io { source } => source
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .map(ToString::to_string),
+        ClientError::Rustls { source } => Some(source),
+        ClientError::Io { source } => source.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
         _ => None,
     };
     if let Some(problem) = tls {
-        return LdapFailure::Config(format!(
-            "TLS with {origin} failed for server name `{host}`: {problem}; give the certificate of the CA that issued the server's certificate (`ca_certificate`), and connect by a name the certificate holds"
-        ));
+        return LdapFailure::Config(tls_failure(problem, origin, host));
     }
     match e {
         ClientError::DNSName { .. } => LdapFailure::Config(format!(
@@ -734,6 +869,45 @@ fn connect_error(e: &ClientError, origin: &Origin, host: &str, transport: Transp
         )),
         other => LdapFailure::Transient(format!("cannot open the LDAP connection to {origin}: {other}")),
     }
+}
+
+/// A TLS failure in words naming the problem (rustls's kind in brackets) and what fixes it.
+fn tls_failure(e: &rustls::Error, origin: &Origin, host: &str) -> String {
+    use rustls::CertificateError as C;
+    let (problem, advice) = match e {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => (
+            "the server's certificate is not signed by a trusted CA (UnknownIssuer)".to_string(),
+            "give the certificate of the CA that issued the server's certificate (`ca_certificate`)",
+        ),
+        rustls::Error::InvalidCertificate(C::NotValidForName) => (
+            format!("the server's certificate does not hold the name `{host}` (NotValidForName)"),
+            "connect by a name the certificate holds, or have the certificate reissued with this name",
+        ),
+        rustls::Error::InvalidCertificate(C::NotValidForNameContext { presented, .. }) => (
+            format!(
+                "the server's certificate does not hold the name `{host}`, only {} (NotValidForName)",
+                presented.join(", ")
+            ),
+            "connect by a name the certificate holds, or have the certificate reissued with this name",
+        ),
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => (
+            "the server's certificate has expired (Expired)".to_string(),
+            "renew the server's certificate",
+        ),
+        rustls::Error::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => (
+            "the server's certificate is not valid yet (NotValidYet)".to_string(),
+            "check the clocks of the server and of Roster's machine",
+        ),
+        rustls::Error::InvalidCertificate(C::Revoked) => (
+            "the server's certificate has been revoked (Revoked)".to_string(),
+            "give the server a new certificate",
+        ),
+        other => (
+            other.to_string(),
+            "check the server's TLS configuration and certificate, and the CA given in `ca_certificate`",
+        ),
+    };
+    format!("TLS with {origin} failed for server name `{host}`: {problem}; {advice}")
 }
 
 /// A client error during a search: the connection is gone or the answer was unreadable.
@@ -795,6 +969,8 @@ struct Done {
     entries: Vec<Entry>,
     referrals: Vec<String>,
     result: ldap3::LdapResult,
+    /// The paged-results cookie, parsed here too: the parser recurses on the server's bytes.
+    cookie: Result<Option<Vec<u8>>, ()>,
 }
 
 /// Runs one page on the connection's handle; spawned, so a panic in the client is a `JoinError`.
@@ -868,10 +1044,12 @@ async fn run_search(
         }
     }
     let result = stream.finish().await;
+    let cookie = paged_cookie(&result.ctrls);
     Outcome::Done(Done {
         entries,
         referrals,
         result,
+        cookie,
     })
 }
 

@@ -338,14 +338,14 @@ async fn tls_is_refused_for_a_name_the_certificate_does_not_hold_or_an_unknown_c
     let wrong_name = connection(localhost, Transport::StartTls, Some(slapd.pem("ca.pem")), READER);
     let err = page(&access, &wrong_name, req.clone()).await.unwrap_err();
     assert!(
-        matches!(&err, LdapFailure::Config(m) if m.contains("server name `localhost`") && m.contains("certificate")),
+        matches!(&err, LdapFailure::Config(m) if m.contains("server name `localhost`") && m.contains("the server's certificate does not hold the name `localhost`, only IpAddress(127.0.0.1) (NotValidForName)")),
         "{err:?}"
     );
     for ca in [None, Some(slapd.pem("other-ca.pem"))] {
         let conn = connection(slapd.url(), Transport::StartTls, ca.clone(), READER);
         let err = page(&access, &conn, req.clone()).await.unwrap_err();
         assert!(
-            matches!(&err, LdapFailure::Config(m) if m.contains("UnknownIssuer") && m.contains("`ca_certificate`")),
+            matches!(&err, LdapFailure::Config(m) if m.contains("the server's certificate is not signed by a trusted CA (UnknownIssuer)") && m.contains("`ca_certificate`")),
             "{ca:?}: {err:?}"
         );
     }
@@ -478,16 +478,18 @@ async fn a_cookie_expires_with_its_connection() {
     assert_eq!(page(&access, &conn, req).await.unwrap().entries.len(), 10);
 }
 
-/// A listener on 127.0.0.1 that counts the connections made to it.
+/// A listener on 127.0.0.1 that counts the connections made to it and never answers.
 fn recording_listener() -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
     std::thread::spawn(move || {
+        // Held open: a server that hangs up would fail a call at a moment that depends on timing.
+        let mut held = Vec::new();
         for stream in listener.incoming() {
             count.fetch_add(1, Ordering::SeqCst);
-            drop(stream);
+            held.push(stream);
         }
     });
     (port, accepted)
@@ -627,5 +629,243 @@ async fn a_server_sending_malformed_ber_fails_the_call_not_the_host() {
             matches!(&err, LdapFailure::Fatal(m) if m.contains("could not read an answer") && m.contains("malformed BER")),
             "{err:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_filter_too_deep_or_too_long_and_oversized_attributes_or_base_are_refused_before_connecting() {
+    let (port, accepted) = recording_listener();
+    let url = format!("ldap://127.0.0.1:{port}");
+    let hosts = [url.clone()];
+    let a = access(&hosts, true, vec![bind_secret(READER, READER_PASSWORD, &hosts)]);
+    let conn = connection(url, Transport::StartTls, None, READER);
+    let refused = |req: SearchRequest, words: &'static [&'static str]| {
+        let a = a.clone();
+        let conn = conn.clone();
+        async move {
+            let err = page(&a, &conn, req).await.unwrap_err();
+            let LdapFailure::Config(m) = &err else {
+                panic!("{err:?}")
+            };
+            assert!(words.iter().all(|w| m.contains(w)), "{words:?}: {m}");
+        }
+    };
+    // 300,000 nested negations: the client's recursive parser would overflow the stack and
+    // abort the process.
+    let deep = format!("{}(uid=a){}", "(!".repeat(300_000), ")".repeat(300_000));
+    refused(
+        search(BASE, Scope::Subtree, &deep, 0),
+        &["is 900007 bytes long; at most 16384 bytes"],
+    )
+    .await;
+    // Short enough, but 65 levels deep.
+    let deep = format!("{}(uid=a){}", "(!".repeat(64), ")".repeat(64));
+    refused(
+        search(BASE, Scope::Subtree, &deep, 0),
+        &["nests parentheses 65 deep; at most 64 levels"],
+    )
+    .await;
+    // Escaped parentheses in a value are no nesting: 64 real levels pass this check (and reach
+    // the listener, which never answers).
+    let escaped = format!("{}(cn=a\\28\\29\\5c){}", "(!".repeat(63), ")".repeat(63));
+    assert_eq!(filter_depth(&escaped), 64);
+    assert_eq!(filter_depth("(cn=a\\(b)"), 1);
+    let long = format!("(|{})", "(uid=abcdefgh)".repeat(1200));
+    refused(
+        search(BASE, Scope::Subtree, &long, 0),
+        &["is 16803 bytes long; at most 16384 bytes"],
+    )
+    .await;
+    let mut many = search(BASE, Scope::Subtree, "(uid=*)", 0);
+    many.attributes = (0..257).map(|i| format!("attr{i}")).collect();
+    refused(many, &["asks for 257 attributes; at most 256"]).await;
+    let mut long_attribute = search(BASE, Scope::Subtree, "(uid=*)", 0);
+    long_attribute.attributes = vec!["a".repeat(257)];
+    refused(long_attribute, &["is 257 bytes long; at most 256 bytes"]).await;
+    let long_base = format!("{}{BASE}", "ou=x,".repeat(820));
+    refused(
+        search(&long_base, Scope::Subtree, "(uid=*)", 0),
+        &["bytes long; at most 4096 bytes", "base DN"],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "a refused call connected");
+    // The largest request still allowed goes out.
+    let limits = Limits {
+        request_timeout_secs: 0.5,
+        ..Limits::default()
+    };
+    let mut largest = search(BASE, Scope::Subtree, &escaped, 0);
+    largest.attributes = (0..256).map(|i| format!("{i:0>256}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let err = a.ldap_search(&conn, largest, &limits, deadline).await.unwrap_err();
+    assert!(!matches!(err, LdapFailure::Config(_)), "{err:?}");
+    assert!(accepted.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn an_empty_bind_password_is_refused_before_connecting() {
+    let (port, accepted) = recording_listener();
+    let url = format!("ldap://127.0.0.1:{port}");
+    let hosts = [url.clone()];
+    let a = access(&hosts, true, vec![bind_secret(READER, "", &hosts)]);
+    let conn = connection(url, Transport::StartTls, None, READER);
+    let err = page(&a, &conn, search(BASE, Scope::Base, "(objectClass=*)", 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LdapFailure::Config(m) if m.contains(&format!("secret `bind_password` (the bind password of `{READER}`) is empty")) && m.contains("unauthenticated")),
+        "{err:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "the bind was attempted");
+}
+
+/// A BER element with a definite length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match content.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n <= 0xff => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// An LDAPMessage carrying an LDAPResult of `op` (0x61 bind, 0x78 extended).
+fn ldap_result(id: &[u8], op: u8, rc: u8, text: &[u8]) -> Vec<u8> {
+    let result = [tlv(0x0a, &[rc]), tlv(0x04, b""), tlv(0x04, text)].concat();
+    tlv(0x30, &[tlv(0x02, id), tlv(op, &result)].concat())
+}
+
+/// A server on 127.0.0.1 that reads each LDAPMessage and writes what `answer` makes of its
+/// message id and protocol op tag; it stops when the test's process ends.
+fn fake_server(answer: impl Fn(&[u8], u8) -> Vec<u8> + Send + Sync + 'static) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                loop {
+                    let mut head = [0u8; 2];
+                    if stream.read_exact(&mut head).is_err() {
+                        return;
+                    }
+                    let len = if head[1] < 0x80 {
+                        head[1] as usize
+                    } else {
+                        let mut n = vec![0u8; (head[1] & 0x7f) as usize];
+                        stream.read_exact(&mut n).unwrap();
+                        n.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize)
+                    };
+                    let mut body = vec![0u8; len];
+                    stream.read_exact(&mut body).unwrap();
+                    // INTEGER message id, then the protocol op's tag.
+                    let id_len = body[1] as usize;
+                    let (id, op) = (&body[2..2 + id_len], body[2 + id_len]);
+                    if stream.write_all(&answer(id, op)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("ldap://127.0.0.1:{port}")
+}
+
+fn plain_access(url: &str) -> Arc<SourceAccess> {
+    let policy = NetPolicy {
+        allow_hosts: vec![url.parse().unwrap()],
+        allow_private_addresses: true,
+        allow_plain_ldap: true,
+        ..NetPolicy::default()
+    };
+    let secrets = vec![bind_secret(READER, READER_PASSWORD, &[url.to_string()])];
+    SourceAccess::new("directory", policy, secrets, BudgetConfig::default()).unwrap()
+}
+
+#[tokio::test]
+async fn a_bind_answer_the_client_cannot_read_fails_the_call_not_the_host() {
+    // A diagnostic message in Latin-1: the client's `String::from_utf8(..).expect(..)` panics.
+    let url = fake_server(|id, _| ldap_result(id, 0x61, 49, b"Mot de passe refus\xe9"));
+    let access = plain_access(&url);
+    let conn = connection(url, Transport::Plain, None, READER);
+    for _ in 0..2 {
+        let err = page(&access, &conn, search(BASE, Scope::Base, "(objectClass=*)", 0))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, LdapFailure::Fatal(m) if m.contains("could not read the answer of") && m.contains("to the bind")),
+            "{err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_start_tls_answer_the_client_cannot_read_fails_the_call_not_the_host() {
+    // An ExtendedResponse whose result code is an OCTET STRING: the client `expect`s an
+    // ENUMERATED and panics.
+    let url = fake_server(|id, _| tlv(0x30, &[tlv(0x02, id), tlv(0x78, &tlv(0x04, b"x"))].concat()));
+    let hosts = [url.clone()];
+    let access = access(&hosts, true, vec![bind_secret(READER, READER_PASSWORD, &hosts)]);
+    let conn = connection(url, Transport::StartTls, None, READER);
+    for _ in 0..2 {
+        let err = page(&access, &conn, search(BASE, Scope::Base, "(objectClass=*)", 0))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, LdapFailure::Fatal(m) if m.contains("could not read the answer of") && m.contains("to StartTLS or the bind")),
+            "{err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bind_refused_as_unwilling_to_perform_is_a_config_error_not_retried() {
+    let url = fake_server(|id, _| ldap_result(id, 0x61, 53, b"unauthenticated bind (DN with no password) disallowed"));
+    let access = plain_access(&url);
+    let conn = connection(url, Transport::Plain, None, READER);
+    let err = page(&access, &conn, search(BASE, Scope::Base, "(objectClass=*)", 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LdapFailure::Config(m) if m.contains(&format!("refused the bind of `{READER}`: unwilling to perform (result 53)")) && m.contains("DN with no password")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn each_certificate_problem_is_named_in_words_and_by_its_kind() {
+    use rustls::CertificateError as C;
+    let origin: Origin = "ldaps://ldap.example.com".parse().unwrap();
+    let said = |e: C| tls_failure(&rustls::Error::InvalidCertificate(e), &origin, "ldap.example.com");
+    let unknown = said(C::UnknownIssuer);
+    assert!(
+        unknown.contains("the server's certificate is not signed by a trusted CA (UnknownIssuer)")
+            && unknown.contains("`ca_certificate`"),
+        "{unknown}"
+    );
+    let name = said(C::NotValidForName);
+    assert!(
+        name.contains("does not hold the name `ldap.example.com` (NotValidForName)"),
+        "{name}"
+    );
+    let expired = said(C::Expired);
+    assert!(
+        expired.contains("the server's certificate has expired (Expired)") && expired.contains("renew"),
+        "{expired}"
+    );
+    // Each names only its own problem.
+    for (m, others) in [
+        (&unknown, ["NotValidForName", "Expired"]),
+        (&name, ["UnknownIssuer", "Expired"]),
+        (&expired, ["UnknownIssuer", "NotValidForName"]),
+    ] {
+        assert!(others.iter().all(|o| !m.contains(o)), "{m}");
     }
 }
