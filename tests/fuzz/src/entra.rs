@@ -19,7 +19,7 @@ use roster_sdk::driver::Fetch;
 use roster_sdk::http::Transport;
 use roster_sdk::idp::Idp;
 use roster_sdk::settings::Fingerprint;
-use roster_sdk::{Page, PluginError, Request, Response};
+use roster_sdk::{Imports, Page, PluginError, Request, Response};
 
 use crate::split::{parts, text};
 
@@ -109,30 +109,30 @@ pub fn run(data: &[u8]) {
         answers: RefCell::new(p[1..].iter().map(|a| answer(a)).collect()),
     };
     let delta = header.contains("delta").then(|| token(&settings));
-    drive::<Entra>(&header, &settings, delta.as_deref(), &script, |page| {
+    drive::<Entra>(&header, &settings, delta.as_deref(), &Imports::http(&script), |page| {
         well_formed(page, &settings)
     });
 }
 
 /// Runs connector `C`'s `check` (when the header says `check`) or pages through its fetch
-/// (incremental from `delta` when given) over `http`, holding each page to `page_ok` and each
-/// error to [`explained`].
+/// (incremental from `delta` when given) over `host` (a scripted transport or directory),
+/// holding each page to `page_ok` and each error to [`explained`].
 pub(crate) fn drive<C: Idp>(
     header: &str,
     settings: &str,
     delta: Option<&str>,
-    http: &dyn Transport,
+    host: &Imports<'_>,
     page_ok: impl Fn(&Page),
 ) {
     if header.contains("check") {
-        if let Err(e) = roster_sdk::idp::check::<C>(settings, http) {
+        if let Err(e) = roster_sdk::idp::check::<C>(settings, host) {
             explained(&e);
         }
         return;
     }
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        match roster_sdk::idp::fetch::<C>(settings, cursor.as_deref(), delta, http) {
+        match roster_sdk::idp::fetch::<C>(settings, cursor.as_deref(), delta, host) {
             Ok(page) => {
                 page_ok(&page);
                 match page.next {
