@@ -114,6 +114,17 @@ pub fn run(data: &[u8]) {
     });
 }
 
+/// How a [`drive`] ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// The check passed, or the fetch's last page came.
+    Done,
+    /// The check or a fetch call failed with this (explained) error.
+    Failed(PluginError),
+    /// The fetch was still paging after [`MAX_PAGES`] pages.
+    Cut,
+}
+
 /// Runs connector `C`'s `check` (when the header says `check`) or pages through its fetch
 /// (incremental from `delta` when given) over `host` (a scripted transport or directory),
 /// holding each page to `page_ok` and each error to [`explained`].
@@ -122,13 +133,16 @@ pub(crate) fn drive<C: Idp>(
     settings: &str,
     delta: Option<&str>,
     host: &Imports<'_>,
-    page_ok: impl Fn(&Page),
-) {
+    mut page_ok: impl FnMut(&Page),
+) -> Outcome {
     if header.contains("check") {
-        if let Err(e) = roster_sdk::idp::check::<C>(settings, host) {
-            explained(&e);
-        }
-        return;
+        return match roster_sdk::idp::check::<C>(settings, host) {
+            Ok(()) => Outcome::Done,
+            Err(e) => {
+                explained(&e);
+                Outcome::Failed(e)
+            }
+        };
     }
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -137,15 +151,16 @@ pub(crate) fn drive<C: Idp>(
                 page_ok(&page);
                 match page.next {
                     Some(next) => cursor = Some(next),
-                    None => return,
+                    None => return Outcome::Done,
                 }
             }
             Err(e) => {
                 explained(&e);
-                return;
+                return Outcome::Failed(e);
             }
         }
     }
+    Outcome::Cut
 }
 
 /// An error the host can show: it says something.
