@@ -6,10 +6,11 @@
 //!
 //! Input, LDIF-like lines (`\n`, a trailing `\r` dropped; `#` starts a comment):
 //!
-//! * the first line is a header (words: `full`, `delta` or `check`; `ad` for Active Directory;
-//!   `flat` for nested groups off; `nosync` for incremental synchronisation off; `extra` for
-//!   extra attributes; `upn` for `userPrincipalName` as the user name; `anon` for an anonymous
-//!   bind; `bases` for user and group base DNs of their own);
+//! * the first line is a header, whose words say what to run (other words describe the seed):
+//!   `full`, `delta` or `check`; `ad` for Active Directory; `flat` for nested groups off;
+//!   `nosync` for incremental synchronisation off; `extra` for extra attributes; `upn` for
+//!   `userPrincipalName` as the user name; `anon` for an anonymous bind; `bases` for user and
+//!   group base DNs of their own;
 //! * then the directory's answers in the order the connector searches, each starting with a
 //!   line `--- …`: `--- expired` (the host lost the paging cookie), `--- config|auth|transient|
 //!   fatal|expired-delta <message>` (the host failed the search so), `--- <code> <message>` (a
@@ -174,18 +175,17 @@ fn answers(lines: &[&[u8]]) -> VecDeque<Result<SearchPage, LdapError>> {
             continue;
         };
         let (name, value) = value_line(line);
-        let value = value.unwrap_or_default();
-        if page.entries.is_empty() && name.eq_ignore_ascii_case("cookie") {
-            page.cookie = Some(value);
-        } else if page.entries.is_empty() && name.eq_ignore_ascii_case("referral") {
-            page.referrals.push(text(&value).into_owned());
+        let first = page.entries.is_empty();
+        if first && name.eq_ignore_ascii_case("cookie") {
+            page.cookie = Some(value.unwrap_or_default());
+        } else if first && name.eq_ignore_ascii_case("referral") {
+            page.referrals.push(text(&value.unwrap_or_default()).into_owned());
         } else if name.eq_ignore_ascii_case("dn") {
             page.entries.push(Entry {
-                dn: text(&value).into_owned(),
+                dn: text(&value.unwrap_or_default()).into_owned(),
                 attributes: Vec::new(),
             });
         } else if let Some(entry) = page.entries.last_mut() {
-            let (name, value) = value_line(line);
             match entry.attributes.last_mut() {
                 Some(a) if a.name == name => a.values.extend(value),
                 _ => entry.attributes.push(Attribute {
@@ -198,31 +198,40 @@ fn answers(lines: &[&[u8]]) -> VecDeque<Result<SearchPage, LdapError>> {
     out
 }
 
-fn settings(header: &str) -> String {
+fn settings(header: &Words) -> String {
     let mut s = String::from(r#"{"url":"ldaps://ldap.test","base_dn":"dc=example,dc=org","page_size":2"#);
-    if !header.contains("anon") {
+    if !header.has("anon") {
         s.push_str(r#","bind_dn":"cn=reader,dc=example,dc=org""#);
     }
-    if header.contains("ad") {
+    if header.has("ad") {
         s.push_str(r#","flavour":"active-directory""#);
     }
-    if header.contains("flat") {
+    if header.has("flat") {
         s.push_str(r#","nested_groups":false"#);
     }
-    if header.contains("nosync") {
+    if header.has("nosync") {
         s.push_str(r#","use_incremental_sync":false"#);
     }
-    if header.contains("extra") {
+    if header.has("extra") {
         s.push_str(r#","extra_attributes":["department","objectSid","memberOf"]"#);
     }
-    if header.contains("upn") {
+    if header.has("upn") {
         s.push_str(r#","username_attribute":"userPrincipalName""#);
     }
-    if header.contains("bases") {
+    if header.has("bases") {
         s.push_str(r#","user_base_dn":"ou=people,dc=example,dc=org","group_base_dn":"ou=groups,dc=example,dc=org""#);
     }
     s.push('}');
     s
+}
+
+/// The header line's words (so a seed's header can also say what the seed is).
+struct Words(String);
+
+impl Words {
+    fn has(&self, word: &str) -> bool {
+        self.0.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == word)
+    }
 }
 
 /// The delta token format of these settings.
@@ -302,7 +311,7 @@ struct Replay {
 
 fn replay(data: &[u8]) -> Replay {
     let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
-    let header = text(lines[0]).to_ascii_lowercase();
+    let header = Words(text(lines[0]).to_ascii_lowercase());
     let settings_json = settings(&header);
     let s: Settings = roster_sdk::settings::read(&settings_json).expect("the body's settings are valid");
     let scope = Fingerprint::of(&s).expect("the body's settings fingerprint");
@@ -316,13 +325,13 @@ fn replay(data: &[u8]) -> Replay {
     };
     let host = Imports::ldap(&script);
     let mut out = Replay::default();
-    if header.contains("check") {
+    if header.has("check") {
         let outcome = drive::<Ldap>("check", &settings_json, None, &host, |_| {});
         capped_fails(&outcome, script.capped.get());
         out.outcomes.push(outcome);
         return out;
     }
-    let mut delta: Option<(String, Option<Index>)> = header.contains("delta").then(|| {
+    let mut delta: Option<(String, Option<Index>)> = header.has("delta").then(|| {
         let st = state(&s);
         let token = tokens(&scope).encode(&st).expect("a state encodes");
         (token, Some(st.index))
