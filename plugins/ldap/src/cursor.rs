@@ -72,7 +72,8 @@ impl Mark {
     pub fn since(&self) -> Option<String> {
         match self {
             Mark::Timestamp { at: Some(at), .. } => Some(format!("(modifyTimestamp>={at})")),
-            Mark::Usn { usn, .. } => Some(format!("(uSNChanged>={})", usn + 1)),
+            // At the largest USN there is, the entry at it is read again rather than never.
+            Mark::Usn { usn, .. } => Some(format!("(uSNChanged>={})", usn.saturating_add(1))),
             _ => None,
         }
     }
@@ -188,5 +189,24 @@ impl Cursor {
             mark: self.mark,
             index: self.index,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_usn_mark_asks_for_what_came_after_it_even_at_the_largest_usn() {
+        let mark = |usn| Mark::Usn {
+            usn,
+            dc: "dc1.corp.test".into(),
+            invocation: "c2f8c88c-8334-1041-8a98-efe27c2e8701".into(),
+        };
+        assert_eq!(mark(12000).since().as_deref(), Some("(uSNChanged>=12001)"));
+        assert_eq!(
+            mark(u64::MAX).since().as_deref(),
+            Some("(uSNChanged>=18446744073709551615)")
+        );
     }
 }

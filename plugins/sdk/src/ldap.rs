@@ -314,8 +314,8 @@ pub fn complete_values(
         .filter(|a| base_name(&a.name).eq_ignore_ascii_case(name))
     {
         out.extend(a.values.iter().cloned());
-        if let Some((_, Some(high))) = range_of(&a.name) {
-            next_low = Some(high + 1);
+        if let Some((low, Some(high))) = range_of(&a.name) {
+            next_low = Some(range_after(low, high, &a.name, &entry.dn, what)?);
         }
     }
     let mut requests = 0;
@@ -359,13 +359,26 @@ pub fn complete_values(
                         entry.dn, a.name
                     )));
                 }
-                Some((_, Some(high))) if !a.values.is_empty() => next_low = Some(high + 1),
+                Some((got, Some(high))) if !a.values.is_empty() => {
+                    next_low = Some(range_after(got, high, &a.name, &entry.dn, what)?);
+                }
                 _ => {}
             }
             out.extend(a.values);
         }
     }
     Ok(out)
+}
+
+/// Where the values after `low-high` start. A range that ends before it starts, or at the
+/// largest number there is, cannot be continued: following it would ask for the same values
+/// again (until [`MAX_RANGE_REQUESTS`]) or past the end of the numbers.
+fn range_after(low: u64, high: u64, description: &str, dn: &str, what: &str) -> Result<u64, PluginError> {
+    high.checked_add(1).filter(|next| *next > low).ok_or_else(|| {
+        PluginError::Fatal(format!(
+            "{what}: the server answered {description} for {dn}, a range that cannot be continued"
+        ))
+    })
 }
 
 /// An RFC 4515 assertion value for text: `*`, `(`, `)`, `\` and NUL escaped as `\xx`.
@@ -848,5 +861,33 @@ mod tests {
         let plain = entry("cn=h", vec![attr("member", &["x"])]);
         assert_eq!(complete_values(&dir, &conn(), &plain, "member", "x").unwrap().len(), 1);
         assert_eq!(dir.asked.borrow().len(), 2);
+    }
+
+    #[test]
+    fn a_range_that_cannot_be_continued_is_an_error_not_a_panic_or_a_loop() {
+        // Ending at the largest number: the next range would start past the end of the numbers.
+        let dir = Script::default();
+        let g = entry(
+            "CN=G,DC=x",
+            vec![attr("member;range=0-18446744073709551615", &["a", "b"])],
+        );
+        let err = complete_values(&dir, &conn(), &g, "member", "list groups").unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Fatal(m) if m.contains("member;range=0-18446744073709551615") && m.contains("CN=G,DC=x") && m.contains("cannot be continued")),
+            "{err:?}"
+        );
+        // Ending before it starts, in a later answer: the same values would be asked for again.
+        dir.answers.borrow_mut().push(page(
+            vec![entry("CN=G,DC=x", vec![attr("member;range=2-1", &["c"])])],
+            None,
+            0,
+        ));
+        let g = entry("CN=G,DC=x", vec![attr("member;range=0-1", &["a", "b"])]);
+        let err = complete_values(&dir, &conn(), &g, "member", "list groups").unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Fatal(m) if m.contains("member;range=2-1")),
+            "{err:?}"
+        );
+        assert_eq!(dir.asked.borrow().len(), 1);
     }
 }

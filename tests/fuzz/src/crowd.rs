@@ -19,7 +19,7 @@ use roster_sdk::delta::DeltaFormat;
 use roster_sdk::driver::Fetch;
 use roster_sdk::http::Transport;
 use roster_sdk::settings::Fingerprint;
-use roster_sdk::{PluginError, Request, Response};
+use roster_sdk::{Imports, PluginError, Request, Response};
 
 use crate::entra::{drive, well_formed_records};
 use crate::split::{parts, text};
@@ -101,7 +101,7 @@ pub fn run(data: &[u8]) {
         answers: RefCell::new(p[1..].iter().map(|a| answer(a)).collect()),
     };
     let delta = header.contains("delta").then(|| token(&settings));
-    drive::<Crowd>(&header, &settings, delta.as_deref(), &script, |page| {
+    drive::<Crowd>(&header, &settings, delta.as_deref(), &Imports::http(&script), |page| {
         well_formed_records(page);
         if let Some(token) = &page.delta_token {
             let back: Result<DeltaState, _> = tokens(&scope(&settings)).decode(token);

@@ -19,7 +19,7 @@ use roster_sdk::driver::Fetch;
 use roster_sdk::http::Transport;
 use roster_sdk::idp::Idp;
 use roster_sdk::settings::Fingerprint;
-use roster_sdk::{Page, PluginError, Request, Response};
+use roster_sdk::{Imports, Page, PluginError, Request, Response};
 
 use crate::split::{parts, text};
 
@@ -109,43 +109,58 @@ pub fn run(data: &[u8]) {
         answers: RefCell::new(p[1..].iter().map(|a| answer(a)).collect()),
     };
     let delta = header.contains("delta").then(|| token(&settings));
-    drive::<Entra>(&header, &settings, delta.as_deref(), &script, |page| {
+    drive::<Entra>(&header, &settings, delta.as_deref(), &Imports::http(&script), |page| {
         well_formed(page, &settings)
     });
 }
 
+/// How a [`drive`] ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// The check passed, or the fetch's last page came.
+    Done,
+    /// The check or a fetch call failed with this (explained) error.
+    Failed(PluginError),
+    /// The fetch was still paging after [`MAX_PAGES`] pages.
+    Cut,
+}
+
 /// Runs connector `C`'s `check` (when the header says `check`) or pages through its fetch
-/// (incremental from `delta` when given) over `http`, holding each page to `page_ok` and each
-/// error to [`explained`].
+/// (incremental from `delta` when given) over `host` (a scripted transport or directory),
+/// holding each page to `page_ok` and each error to [`explained`].
 pub(crate) fn drive<C: Idp>(
     header: &str,
     settings: &str,
     delta: Option<&str>,
-    http: &dyn Transport,
-    page_ok: impl Fn(&Page),
-) {
+    host: &Imports<'_>,
+    mut page_ok: impl FnMut(&Page),
+) -> Outcome {
     if header.contains("check") {
-        if let Err(e) = roster_sdk::idp::check::<C>(settings, http) {
-            explained(&e);
-        }
-        return;
+        return match roster_sdk::idp::check::<C>(settings, host) {
+            Ok(()) => Outcome::Done,
+            Err(e) => {
+                explained(&e);
+                Outcome::Failed(e)
+            }
+        };
     }
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        match roster_sdk::idp::fetch::<C>(settings, cursor.as_deref(), delta, http) {
+        match roster_sdk::idp::fetch::<C>(settings, cursor.as_deref(), delta, host) {
             Ok(page) => {
                 page_ok(&page);
                 match page.next {
                     Some(next) => cursor = Some(next),
-                    None => return,
+                    None => return Outcome::Done,
                 }
             }
             Err(e) => {
                 explained(&e);
-                return;
+                return Outcome::Failed(e);
             }
         }
     }
+    Outcome::Cut
 }
 
 /// An error the host can show: it says something.

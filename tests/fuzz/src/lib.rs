@@ -11,6 +11,7 @@
 pub mod crowd;
 pub mod entra;
 pub mod export;
+pub mod ldap;
 pub mod mapping;
 pub mod schedule;
 pub mod sdk;
@@ -30,6 +31,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("export_jsonl", export::json_lines),
     ("entra_pages", entra::run),
     ("crowd_answers", crowd::run),
+    ("ldap_answers", ldap::run),
     ("sdk_envelopes", sdk::run),
 ];
 

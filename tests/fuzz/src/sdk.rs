@@ -19,7 +19,7 @@ use roster_sdk::http::Transport;
 use roster_sdk::oauth::{ClientAuth, ClientCredentials};
 use roster_sdk::paging::link_next;
 use roster_sdk::settings::Fingerprint;
-use roster_sdk::{PluginError, Request, Response};
+use roster_sdk::{Imports, PluginError, Request, Response};
 
 use crate::entra::{answer, explained, well_formed};
 use crate::split::{parts, text};
@@ -122,7 +122,7 @@ fn headers(value: &str) {
 fn resumed(cursor: &str, script: &Script) {
     let mut cursor = cursor.to_string();
     for _ in 0..MAX_PAGES {
-        match roster_sdk::idp::fetch::<Entra>(SETTINGS, Some(&cursor), None, script) {
+        match roster_sdk::idp::fetch::<Entra>(SETTINGS, Some(&cursor), None, &Imports::http(script)) {
             Ok(page) => {
                 well_formed(&page, SETTINGS);
                 match page.next {
