@@ -45,7 +45,7 @@ pub enum DemoIdp {
 enum Idp {
     Entra(GraphSim),
     Jira(CrowdSim),
-    Ldap(Slapd),
+    Ldap(Box<Slapd>),
 }
 
 impl Idp {
@@ -70,7 +70,7 @@ impl Idp {
                     Ok(slapd)
                 })
                 .await??;
-                Idp::Ldap(slapd)
+                Idp::Ldap(Box::new(slapd))
             }
         })
     }
