@@ -385,14 +385,22 @@ pub fn complete_values(
             critical: false,
             value: None,
         });
-        let page = search_once(dir, conn, req, what)?;
-        let Some(found) = page
-            .entries
-            .into_iter()
-            .find(|e| normalize_dn(&e.dn) == normalize_dn(&entry.dn))
-        else {
-            // The entry went away between the pages: what was read is all there is.
-            break;
+        let page = match search_once(dir, conn, req, what) {
+            // The host's words for result code 32: the entry is gone, not a setting wrong.
+            Err(PluginError::Config(m)) if m.contains("(noSuchObject)") => None,
+            other => Some(other?),
+        };
+        let Some(found) = page.and_then(|page| {
+            page.entries
+                .into_iter()
+                .find(|e| normalize_dn(&e.dn) == normalize_dn(&entry.dn))
+        }) else {
+            // Renamed or deleted between the requests: the values read so far are a part
+            // of the list, and a part taken for the whole would remove the other members.
+            return Err(PluginError::Transient(format!(
+                "{what}: group {} changed while its {name} values were read (the read of values from {low} on found no entry); the next run reads again",
+                entry.dn
+            )));
         };
         for a in found
             .attributes
@@ -895,6 +903,23 @@ mod tests {
         let plain = entry("cn=h", vec![attr("member", &["x"])]);
         assert_eq!(complete_values(&dir, &conn(), &plain, "member", "x").unwrap().len(), 1);
         assert_eq!(dir.asked.borrow().len(), 2);
+    }
+
+    #[test]
+    fn range_retrieval_that_loses_its_entry_is_transient_never_a_short_list() {
+        let g = entry("CN=G,DC=x", vec![attr("member;range=0-1", &["a", "b"])]);
+        let gone = Err(LdapError::Failed(PluginError::Config(
+            "the base DN `CN=G,DC=x` does not exist on ldaps://dc (noSuchObject); check the base DN settings".into(),
+        )));
+        for answer in [page(vec![], None, 0), gone] {
+            let dir = Script::default();
+            dir.answers.borrow_mut().push(answer);
+            let err = complete_values(&dir, &conn(), &g, "member", "list groups").unwrap_err();
+            assert!(
+                matches!(&err, PluginError::Transient(m) if m.contains("CN=G,DC=x changed while its member values were read")),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]
