@@ -614,6 +614,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
             if found.more {
                 cur.pass = Pass::Groups { paging };
             } else {
+                same_domain_controller(ctx, work.ldap(), &cur.mark)?;
                 report(&cur.skipped, s);
                 let state = s
                     .use_incremental_sync
@@ -638,6 +639,30 @@ fn add_group(index: &mut Index, key: String, id: String, s: &Settings) {
     if s.use_incremental_sync {
         index.members.resize(index.groups.len(), Members::default());
     }
+}
+
+/// Fails a fetch whose domain controller is not the one its USN mark was taken from: a
+/// cookie that expired with its connection may have reconnected to another DC behind the same
+/// name, whose USNs mean nothing for this mark.
+fn same_domain_controller(ctx: &Ctx<'_>, dir: &dyn ldap::Directory, mark: &Mark) -> Result<(), PluginError> {
+    let Mark::Usn { dc, invocation, .. } = mark else {
+        return Ok(());
+    };
+    let now = ad_mark(ctx, dir)?;
+    let (now_dc, now_inv) = match &now {
+        Mark::Usn {
+            dc: now_dc,
+            invocation: now_inv,
+            ..
+        } => (now_dc.as_str(), now_inv.as_str()),
+        _ => ("a server that is no readable domain controller", "none"),
+    };
+    if now_dc.eq_ignore_ascii_case(dc) && now_inv == invocation {
+        return Ok(());
+    }
+    Err(PluginError::Transient(format!(
+        "the domain controller changed during the read ({dc}, invocationID {invocation} → {now_dc}, invocationID {now_inv}): the next run reads again"
+    )))
 }
 
 /// A group entry's direct members by number: `member` and `uniqueMember` DNs matched against

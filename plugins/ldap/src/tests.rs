@@ -924,3 +924,30 @@ fn a_user_added_with_a_membership_between_the_passes_is_read_with_it_by_the_next
     assert!(calm.users.is_empty() && calm.memberships.is_empty(), "{calm:?}");
     assert!(calm.groups.iter().all(|g| g.id != "g-admins"), "{:?}", calm.groups);
 }
+
+#[test]
+fn a_domain_controller_that_changes_during_a_fetch_fails_it_as_transient() {
+    let d = active_directory();
+    // A cookie expires and the reconnect reaches another DC behind the same name.
+    d.on(
+        |r| r.filter == "(objectClass=group)",
+        |d| d.root.borrow_mut()[1] = attr("dnsHostName", &["dc2.corp.test"]),
+    );
+    let err = fetch_all(&d, AD_SETTINGS, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Transient(m) if m.contains("the domain controller changed during the read (dc1.corp.test") && m.contains("→ dc2.corp.test") && m.contains("the next run reads again")),
+        "{err:?}"
+    );
+    // Incrementally too: dc2 at the start, back on dc1 (another invocationID) by the end.
+    let (full, _) = fetch_all(&d, AD_SETTINGS, None).unwrap();
+    let token = full.delta_token.unwrap();
+    d.on(
+        |r| r.filter.starts_with("(&(objectClass=group)"),
+        |d| d.set(NTDS, bin("invocationId", &guid(0x07))),
+    );
+    let err = fetch_all(&d, AD_SETTINGS, Some(&token)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Transient(m) if m.contains("the domain controller changed during the read")),
+        "{err:?}"
+    );
+}
