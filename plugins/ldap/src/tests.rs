@@ -926,6 +926,37 @@ fn a_user_added_with_a_membership_between_the_passes_is_read_with_it_by_the_next
 }
 
 #[test]
+fn a_referral_fails_the_fetch_but_active_directory_s_partitions_are_ignored() {
+    let d = openldap();
+    let url = "ldap://partners.example.org/ou=partners,dc=example,dc=org";
+    *d.referrals.borrow_mut() = vec![url.into()];
+    let err = fetch_all(&d, SETTINGS, None).unwrap_err();
+    let PluginError::Config(m) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(m.contains(url) && m.contains("does not follow referrals"), "{m}");
+    assert!(m.contains("user_base_dn/group_base_dn"), "{m}");
+
+    let d = active_directory();
+    *d.referrals.borrow_mut() = vec![
+        "ldap://corp.test/DC=DomainDnsZones,DC=corp,DC=test".into(),
+        "ldap://corp.test/DC=ForestDnsZones,DC=corp,DC=test".into(),
+        "ldap://corp.test/CN=Configuration,DC=corp,DC=test".into(),
+    ];
+    let (full, _) = fetch_all(&d, AD_SETTINGS, None).unwrap();
+    assert_eq!((full.users.len(), full.memberships.len()), (5, 5));
+    // A referral to a child domain is entries elsewhere, even on Active Directory.
+    d.referrals
+        .borrow_mut()
+        .push("ldap://emea.corp.test/DC=emea,DC=corp,DC=test".into());
+    let err = fetch_all(&d, AD_SETTINGS, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.contains("emea.corp.test")),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn a_domain_controller_that_changes_during_a_fetch_fails_it_as_transient() {
     let d = active_directory();
     // A cookie expires and the reconnect reaches another DC behind the same name.
@@ -950,4 +981,26 @@ fn a_domain_controller_that_changes_during_a_fetch_fails_it_as_transient() {
         matches!(&err, PluginError::Transient(m) if m.contains("the domain controller changed during the read")),
         "{err:?}"
     );
+}
+
+#[test]
+fn a_group_renamed_during_range_retrieval_is_read_again_whole_not_cut_short() {
+    let d = active_directory();
+    // Renamed between the values 2-3 and those from 4: the old DN answers noSuchObject.
+    d.on(
+        |r| r.attributes.iter().any(|a| a.contains(";range=4-")),
+        |d| {
+            d.entry_mut(&format!("CN=Engineering,OU=Groups,{AD_BASE}"), |e| {
+                e.dn = format!("CN=Engineering Team,OU=Groups,{AD_BASE}");
+            })
+        },
+    );
+    let (full, _) = fetch_all(&d, AD_SETTINGS, None).unwrap();
+    assert_eq!(full.groups.len(), 1);
+    assert_eq!(
+        full.groups[0].attributes[0].1,
+        format!("CN=Engineering Team,OU=Groups,{AD_BASE}")
+    );
+    // Every member, none from a list cut short at the rename.
+    assert_eq!(full.memberships.len(), 5, "{:?}", links(&full.memberships));
 }
