@@ -199,7 +199,10 @@ impl Cursor {
         } = &mut mark
             && let Some(newest) = GeneralizedTime::parse(at)
         {
-            let width = now.saturating_sub(self.started).max(0).saturating_add(i64::from(overlap));
+            let width = now
+                .saturating_sub(self.started)
+                .max(0)
+                .saturating_add(i64::from(overlap));
             let start = newest.unix().saturating_sub(width);
             *from = Some(GeneralizedTime::from_unix(start).format());
             *seen = self

@@ -884,10 +884,18 @@ fn a_change_to_an_entry_already_read_while_the_fetch_runs_is_read_by_the_next_fe
     );
     let (full, _) = fetch_all(&d, &settings, None).unwrap();
     let alice = full.users.iter().find(|u| u.id == "u-alice").unwrap();
-    assert_eq!(alice.email.as_deref(), Some("alice@example.org"), "read before the change");
+    assert_eq!(
+        alice.email.as_deref(),
+        Some("alice@example.org"),
+        "read before the change"
+    );
     let token = full.delta_token.unwrap();
     let (delta, _) = fetch_all(&d, &settings, Some(&token)).unwrap();
-    assert_eq!(user_ids(&delta), vec!["u-alice"], "bob is read again unchanged and dropped");
+    assert_eq!(
+        user_ids(&delta),
+        vec!["u-alice"],
+        "bob is read again unchanged and dropped"
+    );
     assert_eq!(delta.users[0].email.as_deref(), Some("alice@new.example.org"));
 }
 

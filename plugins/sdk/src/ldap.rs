@@ -154,7 +154,11 @@ fn referral_dn(url: &str) -> String {
     let mut i = 0;
     while i < path.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (path[i], path.get(i + 1).and_then(|b| hex(*b)), path.get(i + 2).and_then(|b| hex(*b))) {
+        match (
+            path[i],
+            path.get(i + 1).and_then(|b| hex(*b)),
+            path.get(i + 2).and_then(|b| hex(*b)),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
