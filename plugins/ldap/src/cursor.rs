@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use roster_sdk::ldap::Paging;
+use roster_sdk::ldap::{GeneralizedTime, Paging};
 use serde::{Deserialize, Serialize};
 
 /// Every user and group read: what their members are matched against.
@@ -40,13 +40,19 @@ pub struct Members {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Mark {
-    /// OpenLDAP: the newest `modifyTimestamp` read. The next fetch asks for `>=` it (the
-    /// timestamp has one-second resolution, so entries changed later in that second still
-    /// come) and skips the entries it read at exactly that time that are unchanged, by digest.
+    /// OpenLDAP: the newest `modifyTimestamp` read, and the window before it the next fetch
+    /// reads again. An entry changed while a fetch ran may be older than the newest one that
+    /// fetch read (read early on, changed before a later page), so asking `>=` the newest
+    /// would never return it; the window covers the fetch's duration and a margin. Entries in
+    /// the window read unchanged are recognised by digest and skipped.
     Timestamp {
         /// `YYYYMMDDHHMMSSZ`; `None` when no entry carried one.
         at: Option<String>,
-        /// `u:<id>` / `g:<id>` → digest of what was read, for the entries at `at`.
+        /// Where the next fetch starts (`>=`): `at` less the last fetch's duration and
+        /// `change_overlap_seconds`. `None` (a token from before the window): `at`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// `u:<id>` / `g:<id>` → digest of what was read, for the entries in `[from, at]`.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         seen: BTreeMap<String, u64>,
     },
@@ -71,36 +77,27 @@ impl Mark {
     /// The filter clause that selects what changed since this mark.
     pub fn since(&self) -> Option<String> {
         match self {
-            Mark::Timestamp { at: Some(at), .. } => Some(format!("(modifyTimestamp>={at})")),
+            Mark::Timestamp { at: Some(at), from, .. } => {
+                Some(format!("(modifyTimestamp>={})", from.as_deref().unwrap_or(at)))
+            }
             // At the largest USN there is, the entry at it is read again rather than never.
             Mark::Usn { usn, .. } => Some(format!("(uSNChanged>={})", usn.saturating_add(1))),
             _ => None,
         }
     }
 
-    /// Notes an entry read at `at` (OpenLDAP's `modifyTimestamp`) with this digest.
-    pub fn observe(&mut self, key: String, at: Option<String>, digest: u64) {
-        let Mark::Timestamp { at: newest, seen } = self else {
-            return;
-        };
-        let Some(at) = at else { return };
-        match newest.as_deref().map(|n| at.as_str().cmp(n)) {
-            Some(std::cmp::Ordering::Less) => {}
-            Some(std::cmp::Ordering::Equal) => {
-                seen.insert(key, digest);
-            }
-            _ => {
-                *newest = Some(at);
-                seen.clear();
-                seen.insert(key, digest);
-            }
+    /// Notes an entry's `modifyTimestamp` (OpenLDAP): the newest read is the mark.
+    pub fn observe(&mut self, at: &str) {
+        if let Mark::Timestamp { at: newest, .. } = self
+            && newest.as_deref().is_none_or(|n| at > n)
+        {
+            *newest = Some(at.to_string());
         }
     }
 
-    /// True when the entry `key` read at `at` with `digest` is one this mark already counted:
-    /// read at the mark's own second, and unchanged since.
-    pub fn already_read(&self, key: &str, at: Option<&str>, digest: u64) -> bool {
-        matches!(self, Mark::Timestamp { at: Some(newest), seen } if at == Some(newest.as_str()) && seen.get(key) == Some(&digest))
+    /// True when the entry `key` read with `digest` is one the last fetch read as it is now.
+    pub fn already_read(&self, key: &str, digest: u64) -> bool {
+        matches!(self, Mark::Timestamp { seen, .. } if seen.get(key) == Some(&digest))
     }
 }
 
@@ -166,6 +163,15 @@ pub struct Cursor {
     /// scope; logged once when the fetch ends.
     #[serde(default)]
     pub skipped: Skipped,
+    /// When the fetch began (Unix seconds, Roster's clock): its duration widens the window
+    /// the next incremental fetch reads again. A cursor without it gives a window back to
+    /// 1970, which reads too much rather than too little.
+    #[serde(default)]
+    pub started: i64,
+    /// OpenLDAP: `key` → (`modifyTimestamp` in Unix seconds, digest) of every entry read whose
+    /// digest may be kept; the fetch's end keeps those inside the window in the mark.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub window: BTreeMap<String, (i64, u64)>,
 }
 
 /// What a fetch skipped.
@@ -183,12 +189,34 @@ pub struct Skipped {
 }
 
 impl Cursor {
-    /// The state the finished fetch leaves, when incremental synchronisation is wanted.
-    pub fn into_state(self, incremental: bool) -> Option<DeltaState> {
-        incremental.then_some(DeltaState {
-            mark: self.mark,
+    /// The state the finished fetch leaves at `now` (Unix seconds): the mark's window opens
+    /// `overlap` seconds and the fetch's duration before the newest timestamp read.
+    pub fn into_state(self, now: i64, overlap: u32) -> DeltaState {
+        let mut mark = self.mark;
+        if let Mark::Timestamp {
+            at: Some(at),
+            from,
+            seen,
+        } = &mut mark
+            && let Some(newest) = GeneralizedTime::parse(at)
+        {
+            let width = now
+                .saturating_sub(self.started)
+                .max(0)
+                .saturating_add(i64::from(overlap));
+            let start = newest.unix().saturating_sub(width);
+            *from = Some(GeneralizedTime::from_unix(start).format());
+            *seen = self
+                .window
+                .into_iter()
+                .filter(|(_, (t, _))| *t >= start)
+                .map(|(k, (_, d))| (k, d))
+                .collect();
+        }
+        DeltaState {
+            mark,
             index: self.index,
-        })
+        }
     }
 }
 

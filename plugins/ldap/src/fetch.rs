@@ -16,7 +16,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use roster_sdk::driver::{Next, Work};
 use roster_sdk::ldap::{
-    self, Connection, Entry, GeneralizedTime, Paging, SearchRequest, complete_values, first_text, search_once, values,
+    self, Connection, Entry, GeneralizedTime, Paging, SearchRequest, complete_values, first_text, normalize_dn,
+    search_once, values,
 };
 use roster_sdk::{Level, Membership, PluginError};
 
@@ -180,6 +181,7 @@ fn fresh_mark(ctx: &Ctx<'_>, dir: &dyn ldap::Directory) -> Result<Mark, PluginEr
     match ctx.s.flavour {
         Flavour::Openldap => Ok(Mark::Timestamp {
             at: None,
+            from: None,
             seen: Default::default(),
         }),
         Flavour::ActiveDirectory => ad_mark(ctx, dir),
@@ -204,6 +206,8 @@ pub fn begin_full(ctx: &Ctx<'_>, dir: &dyn ldap::Directory) -> Result<Cursor, Pl
         index: Index::default(),
         written: BTreeSet::new(),
         skipped: Skipped::default(),
+        started: now(),
+        window: Default::default(),
     })
 }
 
@@ -225,6 +229,7 @@ pub fn begin_incremental(ctx: &Ctx<'_>, dir: &dyn ldap::Directory, state: DeltaS
         }
         Mark::Timestamp { at, .. } => Mark::Timestamp {
             at: at.clone(),
+            from: None,
             seen: Default::default(),
         },
         Mark::Usn { dc, invocation, .. } => {
@@ -262,6 +267,8 @@ pub fn begin_incremental(ctx: &Ctx<'_>, dir: &dyn ldap::Directory, state: DeltaS
         index: state.index,
         written: BTreeSet::new(),
         skipped: Skipped::default(),
+        started: now(),
+        window: Default::default(),
     })
 }
 
@@ -283,11 +290,17 @@ fn consistent(index: &Index) -> Result<(), PluginError> {
     }
 }
 
-/// The entry's `modifyTimestamp` in the form the mark compares.
-fn changed_at(entry: &Entry) -> Option<String> {
-    first_text(entry, "modifyTimestamp")
-        .and_then(GeneralizedTime::parse)
-        .map(GeneralizedTime::format)
+/// Roster's clock in Unix seconds (a connector reads the real wall clock).
+fn now() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The entry's `modifyTimestamp`.
+fn changed_at(entry: &Entry) -> Option<GeneralizedTime> {
+    first_text(entry, "modifyTimestamp").and_then(GeneralizedTime::parse)
 }
 
 /// A digest of what was read of an entry: its DN and attributes, whatever their order.
@@ -314,16 +327,52 @@ fn digest(entry: &Entry) -> u64 {
     h
 }
 
-/// Notes the entry in the mark; true when the last fetch already read it as it is.
-fn seen_before(cur: &mut Cursor, key: String, entry: &Entry) -> bool {
-    let at = changed_at(entry);
-    let d = digest(entry);
-    let old = match &cur.mode {
-        Mode::Incremental { since } => since.already_read(&key, at.as_deref(), d),
-        Mode::Full => false,
-    };
-    cur.mark.observe(key, at, d);
-    old
+/// An entry read, as the mark's window knows it.
+struct Read {
+    key: String,
+    at: Option<GeneralizedTime>,
+    digest: u64,
+}
+
+impl Read {
+    /// Notes the entry's timestamp in the mark.
+    fn of(cur: &mut Cursor, key: String, entry: &Entry) -> Self {
+        let at = changed_at(entry);
+        if let Some(at) = at {
+            cur.mark.observe(&at.format());
+        }
+        Read {
+            key,
+            at,
+            digest: digest(entry),
+        }
+    }
+
+    /// True when the last fetch read the entry as it is now.
+    fn before(&self, cur: &Cursor) -> bool {
+        match &cur.mode {
+            Mode::Incremental { since } => since.already_read(&self.key, self.digest),
+            Mode::Full => false,
+        }
+    }
+
+    /// Keeps the digest, so the next fetch skips the entry while it is in the window and
+    /// unchanged.
+    fn keep(self, cur: &mut Cursor) {
+        if let (Some(at), Mark::Timestamp { .. }) = (self.at, &cur.mark) {
+            cur.window.insert(self.key, (at.unix(), self.digest));
+        }
+    }
+}
+
+/// Whether every member value of a group named a user or group read so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolved {
+    /// Every one, or those that did not are outside the user base.
+    All,
+    /// A DN inside the user base, or a `memberUid`, named nobody read: perhaps a user added
+    /// after the users pass, whom the next fetch reads.
+    Partly,
 }
 
 fn count(skipped: &mut Skipped, why: Skip) {
@@ -371,7 +420,10 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                         continue;
                     }
                 };
-                if seen_before(&mut cur, format!("u:{}", user.id), entry) {
+                let read = Read::of(&mut cur, format!("u:{}", user.id), entry);
+                let unchanged = read.before(&cur);
+                read.keep(&mut cur);
+                if unchanged {
                     continue;
                 }
                 let row = (ctx.keys.key(&entry.dn), name_key(&user.username), user.id.clone());
@@ -477,7 +529,9 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                         continue;
                     }
                 };
-                if seen_before(&mut cur, format!("g:{}", group.id), entry) {
+                let read = Read::of(&mut cur, format!("g:{}", group.id), entry);
+                if read.before(&cur) {
+                    read.keep(&mut cur);
                     continue;
                 }
                 let key = ctx.keys.key(&entry.dn);
@@ -496,7 +550,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                 }
                 groups_by_dn.insert(key.clone(), number);
                 cur.index.groups[gi].0 = key;
-                let members = read_members(
+                let (members, resolved) = read_members(
                     ctx,
                     work,
                     entry,
@@ -506,6 +560,9 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                     &groups_by_dn,
                     &mut cur.skipped,
                 )?;
+                if resolved == Resolved::All {
+                    read.keep(&mut cur);
+                }
                 let before = cur.index.members.get(gi).cloned().unwrap_or_default();
                 let gid = group.id.clone();
                 let link = |member: &u32, is_group: bool, index: &Index| Membership {
@@ -557,8 +614,12 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
             if found.more {
                 cur.pass = Pass::Groups { paging };
             } else {
+                same_domain_controller(ctx, work.ldap(), &cur.mark)?;
                 report(&cur.skipped, s);
-                return Ok(Next::Done(cur.into_state(s.use_incremental_sync)));
+                let state = s
+                    .use_incremental_sync
+                    .then(|| cur.into_state(now(), s.change_overlap_seconds));
+                return Ok(Next::Done(state));
             }
         }
     }
@@ -580,6 +641,30 @@ fn add_group(index: &mut Index, key: String, id: String, s: &Settings) {
     }
 }
 
+/// Fails a fetch whose domain controller is not the one its USN mark was taken from: a
+/// cookie that expired with its connection may have reconnected to another DC behind the same
+/// name, whose USNs mean nothing for this mark.
+fn same_domain_controller(ctx: &Ctx<'_>, dir: &dyn ldap::Directory, mark: &Mark) -> Result<(), PluginError> {
+    let Mark::Usn { dc, invocation, .. } = mark else {
+        return Ok(());
+    };
+    let now = ad_mark(ctx, dir)?;
+    let (now_dc, now_inv) = match &now {
+        Mark::Usn {
+            dc: now_dc,
+            invocation: now_inv,
+            ..
+        } => (now_dc.as_str(), now_inv.as_str()),
+        _ => ("a server that is no readable domain controller", "none"),
+    };
+    if now_dc.eq_ignore_ascii_case(dc) && now_inv == invocation {
+        return Ok(());
+    }
+    Err(PluginError::Transient(format!(
+        "the domain controller changed during the read ({dc}, invocationID {invocation} → {now_dc}, invocationID {now_inv}): the next run reads again"
+    )))
+}
+
 /// A group entry's direct members by number: `member` and `uniqueMember` DNs matched against
 /// the users and (with nested groups) the groups, `memberUid` against user names.
 #[allow(clippy::too_many_arguments)]
@@ -592,8 +677,10 @@ fn read_members(
     users_by_name: &HashMap<String, u32>,
     groups_by_dn: &HashMap<String, u32>,
     skipped: &mut Skipped,
-) -> Result<Members, PluginError> {
+) -> Result<(Members, Resolved), PluginError> {
     let mut users = BTreeSet::new();
+    let mut resolved = Resolved::All;
+    let user_base = normalize_dn(ctx.s.user_base());
     let mut groups = BTreeSet::new();
     let mut dns: Vec<Vec<u8>> = complete_values(work.ldap(), &ctx.conn, entry, "member", what)?;
     dns.extend(values(entry, "uniqueMember").map(<[u8]>::to_vec));
@@ -611,6 +698,10 @@ fn read_members(
             }
         } else {
             skipped.members += 1;
+            let dn = normalize_dn(strip_uid(text));
+            if dn == user_base || dn.ends_with(&format!(",{user_base}")) {
+                resolved = Resolved::Partly;
+            }
         }
     }
     for raw in values(entry, "memberUid") {
@@ -621,13 +712,17 @@ fn read_members(
             Some(&u) => {
                 users.insert(u);
             }
-            None => skipped.members += 1,
+            None => {
+                skipped.members += 1;
+                resolved = Resolved::Partly;
+            }
         }
     }
-    Ok(Members {
+    let members = Members {
         users: users.into_iter().collect(),
         groups: groups.into_iter().collect(),
-    })
+    };
+    Ok((members, resolved))
 }
 
 /// Logs what the fetch skipped, once.

@@ -167,6 +167,12 @@ pub struct Settings {
     /// `uSNChanged` on Active Directory); deletions are found by the scheduled full fetch.
     #[serde(default = "yes")]
     pub use_incremental_sync: bool,
+    /// OpenLDAP incremental fetches: seconds read again before the newest `modifyTimestamp`
+    /// of the last fetch, on top of that fetch's own duration, for entries changed while it
+    /// ran, replication lag and clock steps. Entries read again unchanged are dropped.
+    #[serde(default = "default_overlap")]
+    #[schemars(range(max = 86400))]
+    pub change_overlap_seconds: u32,
     /// Synchronisation interval in minutes: the source's schedule unless it has one of its own.
     #[serde(default = "default_interval")]
     #[schemars(range(min = 1))]
@@ -188,6 +194,9 @@ fn default_group_name() -> String {
 fn default_page_size() -> u32 {
     500
 }
+fn default_overlap() -> u32 {
+    300
+}
 fn default_interval() -> u32 {
     60
 }
@@ -198,6 +207,9 @@ fn yes() -> bool {
 fn config(msg: impl Into<String>) -> PluginError {
     PluginError::Config(msg.into())
 }
+
+/// The longest overlap an incremental fetch re-reads, in seconds.
+pub const MAX_OVERLAP_SECONDS: u32 = 86_400;
 
 /// The largest page the host serves.
 pub const MAX_PAGE_SIZE: u32 = 5000;
@@ -263,6 +275,7 @@ impl SourceSettings for Settings {
         "page_size",
         "sync_interval_minutes",
         "use_incremental_sync",
+        "change_overlap_seconds",
     ];
 
     fn validate(&mut self) -> Result<(), PluginError> {
@@ -370,6 +383,12 @@ impl SourceSettings for Settings {
         }
         if self.sync_interval_minutes == 0 {
             return Err(config("sync_interval_minutes must be at least 1"));
+        }
+        if self.change_overlap_seconds > MAX_OVERLAP_SECONDS {
+            return Err(config(format!(
+                "change_overlap_seconds {} is out of range: 0 to {MAX_OVERLAP_SECONDS} (a day); a longer window re-reads more on every run and is what the scheduled full fetch is for",
+                self.change_overlap_seconds
+            )));
         }
         Ok(())
     }
@@ -544,6 +563,7 @@ mod tests {
             (r#","user_base_dn":"people""#, "user_base_dn `people` is not a DN"),
             (r#","ca_certificate":"not a pem""#, "ca_certificate"),
             (r#","sync_interval_minutes":0"#, "sync_interval_minutes"),
+            (r#","change_overlap_seconds":90000"#, "change_overlap_seconds 90000"),
             (r#","flavour":"novell""#, "unknown variant `novell`"),
         ] {
             let err = parse(extra).unwrap_err();

@@ -27,8 +27,15 @@ struct Fake {
     expire_cookie: Cell<bool>,
     /// Every search fails with this.
     refuse: RefCell<Option<PluginError>>,
+    /// Continuation references every search below the rootDSE answers with.
+    referrals: RefCell<Vec<String>>,
+    /// Changes made to the directory just before the first search that matches, once each:
+    /// what happens while a fetch runs.
+    changes: RefCell<Vec<Change>>,
     asked: RefCell<Vec<SearchRequest>>,
 }
+
+type Change = (Box<dyn Fn(&SearchRequest) -> bool>, Box<dyn FnOnce(&Fake)>);
 
 fn attr(name: &str, values: &[&str]) -> Attribute {
     Attribute {
@@ -128,6 +135,11 @@ fn in_scope(dn: &str, base: &str, scope: Scope) -> bool {
 }
 
 impl Fake {
+    /// Makes `change` just before the first search `when` matches.
+    fn on(&self, when: impl Fn(&SearchRequest) -> bool + 'static, change: impl FnOnce(&Fake) + 'static) {
+        self.changes.borrow_mut().push((Box::new(when), Box::new(change)));
+    }
+
     fn add(&self, e: Entry) -> &Self {
         self.entries.borrow_mut().push(e);
         self
@@ -201,6 +213,11 @@ fn page(entries: Vec<Entry>, cookie: Option<Vec<u8>>, code: u32, message: &str) 
 impl Directory for Fake {
     fn search(&self, _: &Connection, req: SearchRequest) -> Result<SearchPage, LdapError> {
         self.asked.borrow_mut().push(req.clone());
+        let due = self.changes.borrow().iter().position(|(when, _)| when(&req));
+        if let Some(i) = due {
+            let (_, change) = self.changes.borrow_mut().remove(i);
+            change(self);
+        }
         if let Some(e) = self.refuse.borrow().clone() {
             return Err(LdapError::Failed(e));
         }
@@ -213,8 +230,9 @@ impl Directory for Fake {
         }
         let entries = self.entries.borrow();
         if !entries.iter().any(|e| normalize_dn(&e.dn) == normalize_dn(&req.base)) {
+            // The host's words for noSuchObject.
             return Err(LdapError::Failed(PluginError::Config(format!(
-                "base DN {} does not exist",
+                "the base DN `{}` does not exist on ldaps://ldap.test (noSuchObject); check the base DN settings",
                 req.base
             ))));
         }
@@ -244,7 +262,9 @@ impl Directory for Fake {
             return Ok(page(cut, None, 4, "Size limit exceeded"));
         }
         let cookie = (to < all.len()).then(|| to.to_string().into_bytes());
-        Ok(page(all[from..to].to_vec(), cookie, 0, ""))
+        let mut answer = page(all[from..to].to_vec(), cookie, 0, "");
+        answer.referrals = self.referrals.borrow().clone();
+        Ok(answer)
     }
 }
 
@@ -504,18 +524,22 @@ fn an_incremental_fetch_reads_only_changes_renames_and_removes_lost_memberships(
     let d = openldap();
     let (full, _) = fetch_all(&d, SETTINGS, None).unwrap();
     let token = full.delta_token.unwrap();
-    // Unchanged since: nothing, although `>=` the mark returns every entry of its second.
+    // Unchanged since: nothing, although the window returns every entry of its last five
+    // minutes, but the groups naming someone no search returned (devs: ghost and printer,
+    // staff: nobody), who may be users added after the users pass: read again, no change.
     d.asked.borrow_mut().clear();
     let (none, _) = fetch_all(&d, SETTINGS, Some(&token)).unwrap();
-    assert!(
-        none.users.is_empty() && none.groups.is_empty() && none.memberships.is_empty(),
-        "{none:?}"
-    );
+    assert!(none.users.is_empty() && none.memberships.is_empty(), "{none:?}");
+    assert!(none.removed_memberships.is_empty(), "{none:?}");
+    let mut again: Vec<&str> = none.groups.iter().map(|g| g.id.as_str()).collect();
+    again.sort();
+    assert_eq!(again, vec!["g-devs", "g-staff"]);
     assert!(
         d.asked
             .borrow()
             .iter()
-            .any(|r| r.filter.contains("(modifyTimestamp>=20260101100000Z)"))
+            .any(|r| r.filter.contains("(modifyTimestamp>=20260101095500Z)")),
+        "the window opens five minutes (and the fetch's duration) before the newest change"
     );
     // Bob renamed to robert (new DN, same entryUUID); devs loses alice, gains carol; dave new.
     d.entry_mut(&format!("uid=bob,ou=people,{BASE}"), |e| {
@@ -542,7 +566,10 @@ fn an_incremental_fetch_reads_only_changes_renames_and_removes_lost_memberships(
     assert_eq!(user_ids(&delta), vec!["u-bob", "u-dave"]);
     assert_eq!(delta.users[0].username, "robert");
     assert!(delta.removed_users.is_empty(), "LDAP shows no deletions");
-    assert_eq!(delta.groups.len(), 1);
+    // devs changed; staff (still naming `nobody`) is read again inside the window, unchanged.
+    let mut groups: Vec<&str> = delta.groups.iter().map(|g| g.id.as_str()).collect();
+    groups.sort();
+    assert_eq!(groups, vec!["g-devs", "g-staff"]);
     assert_eq!(links(&delta.memberships), vec![l("g-devs", "u-carol", false)]);
     assert_eq!(links(&delta.removed_memberships), vec![l("g-devs", "u-alice", false)]);
     // The next run continues from the newest timestamp, and the renamed user still counts.
@@ -622,7 +649,8 @@ fn ad_user(name: &str, last: u8, uac: &str, usn: &str) -> Entry {
     }
 }
 
-/// An Active Directory as recorded: a DC with its USN and invocationID, users with binary
+/// An Active Directory shaped as Active Directory answers (per ldap.md §4; written by hand,
+/// not recorded): a DC with its USN and invocationID, users with binary
 /// GUIDs (one disabled: 514), a group of five members answered two values at a time.
 fn active_directory() -> Fake {
     let d = Fake::default();
@@ -828,4 +856,159 @@ fn the_token_of_a_large_directory_stays_a_few_megabytes() {
     }
     println!("mark: {} bytes", state["state"]["mark"].to_string().len());
     assert!(token.len() < 3_000_000, "{} bytes", token.len());
+}
+
+fn users_search(r: &SearchRequest) -> bool {
+    r.filter.contains("inetOrgPerson") && !r.filter.contains("groupOfNames")
+}
+
+fn groups_search(r: &SearchRequest) -> bool {
+    r.filter.contains("groupOfNames")
+}
+
+#[test]
+fn a_change_to_an_entry_already_read_while_the_fetch_runs_is_read_by_the_next_fetch() {
+    let d = openldap();
+    let settings = SETTINGS.replace(r#""page_size":2"#, r#""page_size":1"#);
+    // Alice (page 1) changes at 10:00:10 once read; bob (page 2) at 10:00:20 before his page:
+    // the newest timestamp the fetch reads is bob's, later than alice's change.
+    d.on(
+        |r| users_search(r) && r.cookie.as_deref() == Some(b"1".as_slice()),
+        |d| {
+            let alice = format!("uid=alice,ou=people,{BASE}");
+            d.set(&alice, attr("mail", &["alice@new.example.org"]));
+            d.set(&alice, attr("modifyTimestamp", &["20260101100010Z"]));
+            let bob = format!("uid=bob,ou=people,{BASE}");
+            d.set(&bob, attr("modifyTimestamp", &["20260101100020Z"]));
+        },
+    );
+    let (full, _) = fetch_all(&d, &settings, None).unwrap();
+    let alice = full.users.iter().find(|u| u.id == "u-alice").unwrap();
+    assert_eq!(
+        alice.email.as_deref(),
+        Some("alice@example.org"),
+        "read before the change"
+    );
+    let token = full.delta_token.unwrap();
+    let (delta, _) = fetch_all(&d, &settings, Some(&token)).unwrap();
+    assert_eq!(
+        user_ids(&delta),
+        vec!["u-alice"],
+        "bob is read again unchanged and dropped"
+    );
+    assert_eq!(delta.users[0].email.as_deref(), Some("alice@new.example.org"));
+}
+
+#[test]
+fn a_user_added_with_a_membership_between_the_passes_is_read_with_it_by_the_next_fetch() {
+    let d = openldap();
+    // A script adds una, then adds her to admins, after the users pass and before the groups.
+    d.on(groups_search, |d| {
+        d.add(person("una", "u-una", "20260101100025Z"));
+        let admins = format!("cn=admins,ou=groups,{BASE}");
+        d.set(
+            &admins,
+            attr(
+                "uniqueMember",
+                &[
+                    "uid=carol,ou=people,dc=example,dc=org#'0101'B",
+                    "uid=una,ou=people,dc=example,dc=org",
+                ],
+            ),
+        );
+        d.set(&admins, attr("modifyTimestamp", &["20260101100030Z"]));
+    });
+    let (full, _) = fetch_all(&d, SETTINGS, None).unwrap();
+    assert!(!user_ids(&full).contains(&"u-una"));
+    assert!(!links(&full.memberships).contains(&l("g-admins", "u-una", false)));
+    let token = full.delta_token.unwrap();
+    let (delta, _) = fetch_all(&d, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(user_ids(&delta), vec!["u-una"]);
+    assert_eq!(links(&delta.memberships), vec![l("g-admins", "u-una", false)]);
+    assert!(delta.removed_memberships.is_empty());
+    // Now that she resolves, admins is read once more in the window and then no longer.
+    let token = delta.delta_token.unwrap();
+    let (calm, _) = fetch_all(&d, SETTINGS, Some(&token)).unwrap();
+    assert!(calm.users.is_empty() && calm.memberships.is_empty(), "{calm:?}");
+    assert!(calm.groups.iter().all(|g| g.id != "g-admins"), "{:?}", calm.groups);
+}
+
+#[test]
+fn a_referral_fails_the_fetch_but_active_directory_s_partitions_are_ignored() {
+    let d = openldap();
+    let url = "ldap://partners.example.org/ou=partners,dc=example,dc=org";
+    *d.referrals.borrow_mut() = vec![url.into()];
+    let err = fetch_all(&d, SETTINGS, None).unwrap_err();
+    let PluginError::Config(m) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(m.contains(url) && m.contains("does not follow referrals"), "{m}");
+    assert!(m.contains("user_base_dn/group_base_dn"), "{m}");
+
+    let d = active_directory();
+    *d.referrals.borrow_mut() = vec![
+        "ldap://corp.test/DC=DomainDnsZones,DC=corp,DC=test".into(),
+        "ldap://corp.test/DC=ForestDnsZones,DC=corp,DC=test".into(),
+        "ldap://corp.test/CN=Configuration,DC=corp,DC=test".into(),
+    ];
+    let (full, _) = fetch_all(&d, AD_SETTINGS, None).unwrap();
+    assert_eq!((full.users.len(), full.memberships.len()), (5, 5));
+    // A referral to a child domain is entries elsewhere, even on Active Directory.
+    d.referrals
+        .borrow_mut()
+        .push("ldap://emea.corp.test/DC=emea,DC=corp,DC=test".into());
+    let err = fetch_all(&d, AD_SETTINGS, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.contains("emea.corp.test")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_domain_controller_that_changes_during_a_fetch_fails_it_as_transient() {
+    let d = active_directory();
+    // A cookie expires and the reconnect reaches another DC behind the same name.
+    d.on(
+        |r| r.filter == "(objectClass=group)",
+        |d| d.root.borrow_mut()[1] = attr("dnsHostName", &["dc2.corp.test"]),
+    );
+    let err = fetch_all(&d, AD_SETTINGS, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Transient(m) if m.contains("the domain controller changed during the read (dc1.corp.test") && m.contains("→ dc2.corp.test") && m.contains("the next run reads again")),
+        "{err:?}"
+    );
+    // Incrementally too: dc2 at the start, back on dc1 (another invocationID) by the end.
+    let (full, _) = fetch_all(&d, AD_SETTINGS, None).unwrap();
+    let token = full.delta_token.unwrap();
+    d.on(
+        |r| r.filter.starts_with("(&(objectClass=group)"),
+        |d| d.set(NTDS, bin("invocationId", &guid(0x07))),
+    );
+    let err = fetch_all(&d, AD_SETTINGS, Some(&token)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Transient(m) if m.contains("the domain controller changed during the read")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_group_renamed_during_range_retrieval_is_read_again_whole_not_cut_short() {
+    let d = active_directory();
+    // Renamed between the values 2-3 and those from 4: the old DN answers noSuchObject.
+    d.on(
+        |r| r.attributes.iter().any(|a| a.contains(";range=4-")),
+        |d| {
+            d.entry_mut(&format!("CN=Engineering,OU=Groups,{AD_BASE}"), |e| {
+                e.dn = format!("CN=Engineering Team,OU=Groups,{AD_BASE}");
+            })
+        },
+    );
+    let (full, _) = fetch_all(&d, AD_SETTINGS, None).unwrap();
+    assert_eq!(full.groups.len(), 1);
+    assert_eq!(
+        full.groups[0].attributes[0].1,
+        format!("CN=Engineering Team,OU=Groups,{AD_BASE}")
+    );
+    // Every member, none from a list cut short at the rename.
+    assert_eq!(full.memberships.len(), 5, "{:?}", links(&full.memberships));
 }

@@ -135,7 +135,57 @@ pub fn search_once(
         }
     };
     limit_check(&page, conn, page.entries.len() as u64, what)?;
+    referral_check(&page, what)?;
     Ok(page)
+}
+
+/// Naming contexts Active Directory refers a search of the domain's root to, which hold no
+/// users or groups of the domain: their referrals are no missing entries.
+const AD_PARTITIONS: &[&str] = &["dc=domaindnszones,", "dc=forestdnszones,", "cn=configuration,"];
+
+/// The DN of an LDAP URL (`ldap://host/DN?attrs…`), percent-decoded; empty when it has none.
+fn referral_dn(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let Some((_, path)) = rest.split_once('/') else {
+        return String::new();
+    };
+    let path = path.split('?').next().unwrap_or(path).as_bytes();
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            path[i],
+            path.get(i + 1).and_then(|b| hex(*b)),
+            path.get(i + 2).and_then(|b| hex(*b)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A search that answered with a continuation reference left entries unread: Roster does not
+/// chase referrals (another server, another bind), and a listing without those entries would
+/// deprovision them. Active Directory's referrals to its DNS and configuration partitions are
+/// the exception: a domain-root search always gets them and they hold nobody.
+fn referral_check(page: &SearchPage, what: &str) -> Result<(), PluginError> {
+    let Some(url) = page.referrals.iter().find(|url| {
+        let dn = normalize_dn(&referral_dn(url));
+        !AD_PARTITIONS.iter().any(|p| dn.starts_with(p))
+    }) else {
+        return Ok(());
+    };
+    Err(PluginError::Config(format!(
+        "{what}: the LDAP server answered with a referral to {url}: entries below it are held elsewhere and Roster does not follow referrals; point user_base_dn/group_base_dn at the directory that holds the entries. Nothing of this fetch was used"
+    )))
 }
 
 /// A page the server ended with a limit instead of success is an incomplete listing: treated
@@ -211,6 +261,7 @@ impl Paging {
                 Ok(page) => {
                     let read = self.entries + page.entries.len() as u64;
                     limit_check(&page, conn, read, what)?;
+                    referral_check(&page, what)?;
                     let cookie = page.cookie.filter(|c| !c.is_empty());
                     if req.page_size == 0 && cookie.is_some() {
                         return Err(PluginError::Fatal(format!(
@@ -338,14 +389,22 @@ pub fn complete_values(
             critical: false,
             value: None,
         });
-        let page = search_once(dir, conn, req, what)?;
-        let Some(found) = page
-            .entries
-            .into_iter()
-            .find(|e| normalize_dn(&e.dn) == normalize_dn(&entry.dn))
-        else {
-            // The entry went away between the pages: what was read is all there is.
-            break;
+        let page = match search_once(dir, conn, req, what) {
+            // The host's words for result code 32: the entry is gone, not a setting wrong.
+            Err(PluginError::Config(m)) if m.contains("(noSuchObject)") => None,
+            other => Some(other?),
+        };
+        let Some(found) = page.and_then(|page| {
+            page.entries
+                .into_iter()
+                .find(|e| normalize_dn(&e.dn) == normalize_dn(&entry.dn))
+        }) else {
+            // Renamed or deleted between the requests: the values read so far are a part
+            // of the list, and a part taken for the whole would remove the other members.
+            return Err(PluginError::Transient(format!(
+                "{what}: group {} changed while its {name} values were read (the read of values from {low} on found no entry); the next run reads again",
+                entry.dn
+            )));
         };
         for a in found
             .attributes
@@ -889,5 +948,47 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(dir.asked.borrow().len(), 1);
+    }
+
+    #[test]
+    fn range_retrieval_that_loses_its_entry_is_transient_never_a_short_list() {
+        let g = entry("CN=G,DC=x", vec![attr("member;range=0-1", &["a", "b"])]);
+        let gone = Err(LdapError::Failed(PluginError::Config(
+            "the base DN `CN=G,DC=x` does not exist on ldaps://dc (noSuchObject); check the base DN settings".into(),
+        )));
+        for answer in [page(vec![], None, 0), gone] {
+            let dir = Script::default();
+            dir.answers.borrow_mut().push(answer);
+            let err = complete_values(&dir, &conn(), &g, "member", "list groups").unwrap_err();
+            assert!(
+                matches!(&err, PluginError::Transient(m) if m.contains("CN=G,DC=x changed while its member values were read")),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn referrals_fail_a_search_unless_they_point_at_active_directory_s_own_partitions() {
+        let with = |urls: &[&str]| {
+            let dir = Script::default();
+            let mut p = page(vec![one("uid=a")], None, 0).unwrap();
+            p.referrals = urls.iter().map(|u| u.to_string()).collect();
+            dir.answers.borrow_mut().push(Ok(p));
+            let req = SearchRequest::new("dc=x", Scope::Subtree, "(uid=*)", &["uid"]).paged(2);
+            Paging::default().next(&dir, &conn(), req, "list users")
+        };
+        with(&[
+            "ldap://corp.test/DC=DomainDnsZones,DC=corp,DC=test",
+            "ldap://corp.test/DC=ForestDnsZones,DC=corp,DC=test??base",
+            "ldaps://corp.test:636/CN%3DConfiguration%2CDC%3Dcorp%2CDC%3Dtest",
+        ])
+        .unwrap();
+        let err = with(&["ldap://b.example.org/ou=partners,dc=x"]).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Config(m) if m.contains("ldap://b.example.org/ou=partners,dc=x") && m.contains("does not follow referrals")),
+            "{err:?}"
+        );
+        // A server's name alone (no DN) is entries elsewhere too.
+        assert!(with(&["ldap://b.example.org"]).is_err());
     }
 }
