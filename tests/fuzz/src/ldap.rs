@@ -249,6 +249,9 @@ fn state(s: &Settings) -> DeltaState {
     let mark = match s.flavour {
         ldap::settings::Flavour::Openldap => Mark::Timestamp {
             at: Some("20240102030405Z".into()),
+            // The overlap window an incremental fetch reads again (changes made while the
+            // last fetch ran), with alice read inside it.
+            from: Some("20240102025405Z".into()),
             seen: BTreeMap::from([("u:uuid-alice".into(), 0)]),
         },
         ldap::settings::Flavour::ActiveDirectory => Mark::Usn {
