@@ -101,27 +101,7 @@ fn change(s: &Setup, d: &Directory, from: usize, n: usize) -> u64 {
 }
 
 fn row(name: &str, d: &Directory, o: &Outcome, floor: u64) {
-    let f = &o.report["summary"]["fetch"][0];
-    let rss = o.report["summary"]["peak_rss_mib"].as_f64().unwrap_or(0.0);
-    println!(
-        "| {name} | {} users, {} groups, {} memberships | {} | {:.2} s | {} | {:.2} | {} pages, {} users, {} groups, {} memberships, {} removals | {:.0} MiB | connector {:.2} s, store {:.2} s |",
-        d.users.len(),
-        d.groups.len(),
-        d.memberships.len(),
-        f["mode"].as_str().unwrap_or("?"),
-        o.wall.as_secs_f64(),
-        o.calls,
-        o.calls as f64 / floor as f64,
-        f["pages"],
-        f["users"],
-        f["groups"],
-        f["memberships"],
-        f["removals"],
-        rss,
-        f["connector_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
-        f["store_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
-    );
-    assert!(f["complete"].as_bool().unwrap_or(false), "{name}: {f}");
+    common::bench::fetch_row(name, d, o.wall, &o.report, o.calls, floor);
 }
 
 #[tokio::main]

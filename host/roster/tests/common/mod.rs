@@ -17,6 +17,7 @@ use axum::routing::{any, get, post};
 use roster_runtime::{Runtime, RuntimeConfig};
 
 pub mod api;
+pub mod bench;
 pub mod changes;
 pub mod crowd;
 pub mod entra;
