@@ -1019,7 +1019,7 @@ async fn run_search(
         if item.is_ref() {
             match read_referral(item.0) {
                 Some(r) => {
-                    size += r.iter().map(String::len).sum::<usize>();
+                    size += r.iter().map(|u| u.len() + VALUE_OVERHEAD).sum::<usize>();
                     referrals.extend(r);
                 }
                 None => return Outcome::Unreadable("a referral"),
@@ -1029,11 +1029,7 @@ async fn run_search(
         } else {
             match read_entry(item.0) {
                 Some(e) => {
-                    size += e.dn.len()
-                        + e.attributes
-                            .iter()
-                            .map(|a| a.name.len() + a.values.iter().map(Vec::len).sum::<usize>())
-                            .sum::<usize>();
+                    size += footprint(&e);
                     entries.push(e);
                 }
                 None => return Outcome::Unreadable("an entry"),
@@ -1051,6 +1047,27 @@ async fn run_search(
         result,
         cookie,
     })
+}
+
+/// What an entry's container costs in memory beyond its bytes (a `String` and a `Vec`).
+const ENTRY_OVERHEAD: usize = 64;
+/// What an attribute costs beyond its bytes (its name's `String` and its values' `Vec`).
+const ATTRIBUTE_OVERHEAD: usize = 48;
+/// What one value (a `Vec<u8>`) or referral costs beyond its bytes.
+const VALUE_OVERHEAD: usize = 24;
+
+/// The memory an entry holds, as counted against `max_response_bytes`: its bytes and what
+/// holds them, so a server streaming empty entries or millions of empty values reaches the cap
+/// as surely as one sending large values.
+fn footprint(e: &Entry) -> usize {
+    ENTRY_OVERHEAD
+        + e.dn.len()
+        + e.attributes
+            .iter()
+            .map(|a| {
+                ATTRIBUTE_OVERHEAD + a.name.len() + a.values.iter().map(|v| v.len() + VALUE_OVERHEAD).sum::<usize>()
+            })
+            .sum::<usize>()
 }
 
 /// A SearchResultEntry, decoded without the client's panicking parser.

@@ -869,3 +869,23 @@ fn each_certificate_problem_is_named_in_words_and_by_its_kind() {
         assert!(others.iter().all(|o| !m.contains(o)), "{m}");
     }
 }
+
+#[test]
+fn empty_entries_and_values_count_against_the_page_cap_as_memory_not_zero_bytes() {
+    // A server streaming entries with no DN and no attributes, or one attribute of a million
+    // empty values, sends almost no bytes of content; each still costs memory to hold.
+    let empty = Entry {
+        dn: String::new(),
+        attributes: Vec::new(),
+    };
+    assert!(footprint(&empty) >= 64);
+    let many = Entry {
+        dn: String::new(),
+        attributes: vec![Attribute {
+            name: "a".into(),
+            values: vec![Vec::new(); 1_000_000],
+        }],
+    };
+    // The default cap (16 MiB) is reached: the page is refused before it holds gigabytes.
+    assert!(footprint(&many) > 16 * 1024 * 1024, "{}", footprint(&many));
+}
