@@ -368,10 +368,12 @@ impl Read {
 /// Whether every member value of a group named a user or group read so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Resolved {
-    /// Every one, or those that did not are outside the user base.
+    /// Every one, or those that did not are outside `base_dn`.
     All,
-    /// A DN inside the user base, or a `memberUid`, named nobody read: perhaps a user added
-    /// after the users pass, whom the next fetch reads.
+    /// A DN below `base_dn`, or a `memberUid`, named nobody read: perhaps a user added after
+    /// the users pass or a group added after the group ids pass, whom the next fetch reads.
+    /// The whole suffix counts, not only the user base: with split bases a nested group lies
+    /// outside the users' one.
     Partly,
 }
 
@@ -680,7 +682,7 @@ fn read_members(
 ) -> Result<(Members, Resolved), PluginError> {
     let mut users = BTreeSet::new();
     let mut resolved = Resolved::All;
-    let user_base = normalize_dn(ctx.s.user_base());
+    let suffix = normalize_dn(&ctx.s.base_dn);
     let mut groups = BTreeSet::new();
     let mut dns: Vec<Vec<u8>> = complete_values(work.ldap(), &ctx.conn, entry, "member", what)?;
     dns.extend(values(entry, "uniqueMember").map(<[u8]>::to_vec));
@@ -699,7 +701,7 @@ fn read_members(
         } else {
             skipped.members += 1;
             let dn = normalize_dn(strip_uid(text));
-            if dn == user_base || dn.ends_with(&format!(",{user_base}")) {
+            if dn == suffix || dn.ends_with(&format!(",{suffix}")) {
                 resolved = Resolved::Partly;
             }
         }

@@ -934,6 +934,57 @@ fn a_user_added_with_a_membership_between_the_passes_is_read_with_it_by_the_next
 }
 
 #[test]
+fn a_group_nested_between_the_passes_under_split_bases_is_read_with_it_by_the_next_fetch() {
+    let d = openldap();
+    for ou in ["people", "groups"] {
+        d.add(Entry {
+            dn: format!("ou={ou},{BASE}"),
+            attributes: vec![attr("objectClass", &["organizationalUnit"])],
+        });
+    }
+    let settings = SETTINGS.replace(
+        r#""page_size":2"#,
+        r#""page_size":2,"user_base_dn":"ou=people,dc=example,dc=org","group_base_dn":"ou=groups,dc=example,dc=org""#,
+    );
+    // After the group ids pass and before the groups: a script creates auditors (listed after
+    // admins) and nests it in admins. Auditors lies outside the user base.
+    d.on(
+        |r| groups_search(r) && r.attributes.iter().any(|a| a == "member"),
+        |d| {
+            d.add(group(
+                "auditors",
+                "g-auditors",
+                "groupOfNames",
+                ("member", &["uid=bob,ou=people,dc=example,dc=org"]),
+                "20260101100025Z",
+            ));
+            let admins = format!("cn=admins,ou=groups,{BASE}");
+            d.set(
+                &admins,
+                attr(
+                    "uniqueMember",
+                    &[
+                        "uid=carol,ou=people,dc=example,dc=org#'0101'B",
+                        "cn=auditors,ou=groups,dc=example,dc=org",
+                    ],
+                ),
+            );
+            d.set(&admins, attr("modifyTimestamp", &["20260101100030Z"]));
+        },
+    );
+    let (full, _) = fetch_all(&d, &settings, None).unwrap();
+    assert!(!links(&full.memberships).contains(&l("g-admins", "g-auditors", true)));
+    let token = full.delta_token.unwrap();
+    let (delta, _) = fetch_all(&d, &settings, Some(&token)).unwrap();
+    assert!(
+        links(&delta.memberships).contains(&l("g-admins", "g-auditors", true)),
+        "{:?}",
+        delta.memberships
+    );
+    assert!(delta.removed_memberships.is_empty());
+}
+
+#[test]
 fn a_referral_fails_the_fetch_but_active_directory_s_partitions_are_ignored() {
     let d = openldap();
     let url = "ldap://partners.example.org/ou=partners,dc=example,dc=org";
