@@ -335,11 +335,19 @@ struct Read {
 }
 
 impl Read {
-    /// Notes the entry's timestamp in the mark.
-    fn of(cur: &mut Cursor, key: String, entry: &Entry) -> Self {
+    /// Notes the entry's timestamp in the mark, unless it is later than Roster's clock and
+    /// the overlap: a replica with a wrong clock or an imported LDIF can stamp an entry in the
+    /// future, and a mark taken from it would make every later fetch ask for changes after it
+    /// and miss every real one.
+    fn of(cur: &mut Cursor, key: String, entry: &Entry, s: &Settings) -> Self {
         let at = changed_at(entry);
         if let Some(at) = at {
-            cur.mark.observe(&at.format());
+            if at.unix() > now().saturating_add(i64::from(s.change_overlap_seconds)) {
+                cur.skipped.future += 1;
+                cur.skipped.future_dn.get_or_insert_with(|| entry.dn.clone());
+            } else {
+                cur.mark.observe(&at.format());
+            }
         }
         Read {
             key,
@@ -422,7 +430,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                         continue;
                     }
                 };
-                let read = Read::of(&mut cur, format!("u:{}", user.id), entry);
+                let read = Read::of(&mut cur, format!("u:{}", user.id), entry, s);
                 let unchanged = read.before(&cur);
                 read.keep(&mut cur);
                 if unchanged {
@@ -531,7 +539,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                         continue;
                     }
                 };
-                let read = Read::of(&mut cur, format!("g:{}", group.id), entry);
+                let read = Read::of(&mut cur, format!("g:{}", group.id), entry, s);
                 if read.before(&cur) {
                     read.keep(&mut cur);
                     continue;
@@ -739,6 +747,15 @@ fn report(skipped: &Skipped, s: &Settings) {
                 skipped.no_name,
                 s.username_attribute(),
                 s.group_name_attribute
+            ),
+        );
+    }
+    if let Some(dn) = &skipped.future_dn {
+        roster_sdk::log(
+            Level::Warn,
+            &format!(
+                "{} entries carry a modifyTimestamp later than Roster's clock (more than change_overlap_seconds ahead), {dn} among them; their timestamps were not taken as the incremental mark, so they do not hide later changes (check the directory servers' clocks)",
+                skipped.future
             ),
         );
     }

@@ -985,6 +985,26 @@ fn a_group_nested_between_the_passes_under_split_bases_is_read_with_it_by_the_ne
 }
 
 #[test]
+fn an_entry_stamped_in_the_future_does_not_hide_later_changes() {
+    let d = openldap();
+    // An LDIF import (or a replica with a wrong clock) stamped carol in 2099.
+    d.set(
+        &format!("uid=carol,ou=people,{BASE}"),
+        attr("modifyTimestamp", &["20991231000000Z"]),
+    );
+    let (full, _) = fetch_all(&d, SETTINGS, None).unwrap();
+    assert_eq!(user_ids(&full), vec!["u-alice", "u-bob", "u-carol"]);
+    let token = full.delta_token.unwrap();
+    // A real change, stamped by a server whose clock is right.
+    let bob = format!("uid=bob,ou=people,{BASE}");
+    d.set(&bob, attr("mail", &["robert@example.org"]));
+    d.set(&bob, attr("modifyTimestamp", &[T1]));
+    let (delta, _) = fetch_all(&d, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(user_ids(&delta), vec!["u-bob"]);
+    assert_eq!(delta.users[0].email.as_deref(), Some("robert@example.org"));
+}
+
+#[test]
 fn a_referral_fails_the_fetch_but_active_directory_s_partitions_are_ignored() {
     let d = openldap();
     let url = "ldap://partners.example.org/ou=partners,dc=example,dc=org";
