@@ -16,8 +16,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use roster_sdk::driver::{Next, Work};
 use roster_sdk::ldap::{
-    self, Connection, Entry, GeneralizedTime, Paging, SearchRequest, complete_values, first_text, normalize_dn,
-    search_once, values,
+    self, Connection, Entry, GeneralizedTime, Paging, Referrals, SearchRequest, complete_values, first_text,
+    normalize_dn, search_once, values,
 };
 use roster_sdk::{Level, Membership, PluginError};
 
@@ -37,6 +37,8 @@ pub struct Ctx<'a> {
     pub conn: Connection,
     /// DN keys below `base_dn`.
     pub keys: DnKeys,
+    /// The referrals a search ignores (`ignore_referrals`).
+    pub referrals: Referrals,
 }
 
 impl<'a> Ctx<'a> {
@@ -46,6 +48,7 @@ impl<'a> Ctx<'a> {
             s,
             conn: s.connection(),
             keys: DnKeys::new(&s.base_dn),
+            referrals: Referrals::ignoring(&s.ignore_referrals),
         }
     }
 
@@ -134,6 +137,7 @@ pub fn ad_mark(ctx: &Ctx<'_>, dir: &dyn ldap::Directory) -> Result<Mark, PluginE
             &["highestCommittedUSN", "dnsHostName", "dsServiceName"],
         ),
         what,
+        &ctx.referrals,
     )?;
     let Some(root) = root.entries.first() else {
         return Ok(unavailable("the rootDSE could not be read"));
@@ -152,6 +156,7 @@ pub fn ad_mark(ctx: &Ctx<'_>, dir: &dyn ldap::Directory) -> Result<Mark, PluginE
         &ctx.conn,
         SearchRequest::new(service, ldap::Scope::Base, "(objectClass=*)", &["invocationId"]),
         what,
+        &ctx.referrals,
     )?;
     let invocation = ntds
         .entries
@@ -410,7 +415,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                 &ctx.user_attributes(),
                 s.page_size,
             );
-            let found = paging.next(work.ldap(), &ctx.conn, req, &what)?;
+            let found = paging.next(work.ldap(), &ctx.conn, req, &what, &ctx.referrals)?;
             if found.entries.is_empty() && found.more {
                 work.empty_page();
             }
@@ -478,7 +483,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
             let what = format!("list group ids (search {} for {filter})", s.group_base());
             let attrs = [s.id_attribute().to_string()];
             let req = ctx.request(s.group_base(), s.group_scope.scope(), filter, &attrs, s.page_size);
-            let found = paging.next(work.ldap(), &ctx.conn, req, &what)?;
+            let found = paging.next(work.ldap(), &ctx.conn, req, &what, &ctx.referrals)?;
             if found.entries.is_empty() && found.more {
                 work.empty_page();
             }
@@ -518,7 +523,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                 &ctx.group_attributes(),
                 s.page_size.min(MAX_GROUP_PAGE),
             );
-            let found = paging.next(work.ldap(), &ctx.conn, req, &what)?;
+            let found = paging.next(work.ldap(), &ctx.conn, req, &what, &ctx.referrals)?;
             if found.entries.is_empty() && found.more {
                 work.empty_page();
             }
@@ -692,7 +697,7 @@ fn read_members(
     let mut resolved = Resolved::All;
     let suffix = normalize_dn(&ctx.s.base_dn);
     let mut groups = BTreeSet::new();
-    let mut dns: Vec<Vec<u8>> = complete_values(work.ldap(), &ctx.conn, entry, "member", what)?;
+    let mut dns: Vec<Vec<u8>> = complete_values(work.ldap(), &ctx.conn, entry, "member", what, &ctx.referrals)?;
     dns.extend(values(entry, "uniqueMember").map(<[u8]>::to_vec));
     for raw in &dns {
         let Ok(text) = std::str::from_utf8(raw) else {

@@ -1030,7 +1030,20 @@ fn a_referral_fails_the_fetch_but_active_directory_s_partitions_are_ignored() {
         .push("ldap://emea.corp.test/DC=emea,DC=corp,DC=test".into());
     let err = fetch_all(&d, AD_SETTINGS, None).unwrap_err();
     assert!(
-        matches!(&err, PluginError::Config(m) if m.contains("emea.corp.test")),
+        matches!(&err, PluginError::Config(m) if m.contains("emea.corp.test") && m.contains("ignore_referrals")),
+        "{err:?}"
+    );
+    // A forest root whose child domain's users are not wanted: listed, its referral is ignored…
+    let settings = AD_SETTINGS.replacen('{', r#"{"ignore_referrals":["DC=emea,DC=corp,DC=test"],"#, 1);
+    let (full, _) = fetch_all(&d, &settings, None).unwrap();
+    assert_eq!((full.users.len(), full.memberships.len()), (5, 5));
+    // …and a child domain not listed still fails the fetch.
+    d.referrals
+        .borrow_mut()
+        .push("ldap://apac.corp.test/DC=apac,DC=corp,DC=test".into());
+    let err = fetch_all(&d, &settings, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.contains("apac.corp.test")),
         "{err:?}"
     );
 }
