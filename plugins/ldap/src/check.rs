@@ -25,6 +25,7 @@ pub fn check(s: &Settings, dir: &dyn Directory) -> Result<(), PluginError> {
             &["supportedControl", "namingContexts"],
         ),
         &what,
+        &ctx.referrals,
     )?;
     let pages = root
         .entries
@@ -55,6 +56,7 @@ pub fn check(s: &Settings, dir: &dyn Directory) -> Result<(), PluginError> {
             conn,
             SearchRequest::new(dn, ldap::Scope::Base, "(objectClass=*)", &["1.1"]),
             &what,
+            &ctx.referrals,
         )
         .map_err(|e| match e {
             PluginError::Config(m) => PluginError::Config(format!("{m}: check {name}")),
@@ -80,7 +82,7 @@ pub fn check(s: &Settings, dir: &dyn Directory) -> Result<(), PluginError> {
         &[s.id_attribute(), s.username_attribute()],
     )
     .paged(1);
-    let users = search_once(dir, conn, req, &what)?;
+    let users = search_once(dir, conn, req, &what, &ctx.referrals)?;
     let Some(user) = users.entries.first() else {
         return Err(PluginError::Config(format!(
             "{what}: the user search found nobody as {}: check user_base_dn, user_scope and user_filter",
@@ -104,7 +106,7 @@ pub fn check(s: &Settings, dir: &dyn Directory) -> Result<(), PluginError> {
     let filter = s.group_filter();
     let what = format!("search one group ({} for {filter})", s.group_base());
     let req = SearchRequest::new(s.group_base(), s.group_scope.scope(), filter, &["1.1"]).paged(1);
-    if search_once(dir, conn, req, &what)?.entries.is_empty() {
+    if search_once(dir, conn, req, &what, &ctx.referrals)?.entries.is_empty() {
         roster_sdk::log(
             Level::Warn,
             &format!("{what}: no group found; users are read without groups (check group_base_dn and group_filter)"),

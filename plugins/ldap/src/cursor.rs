@@ -186,6 +186,12 @@ pub struct Skipped {
     /// Member values (DNs, `memberUid`) matching no user or group in scope.
     #[serde(default)]
     pub members: u64,
+    /// Entries whose `modifyTimestamp` lies ahead of Roster's clock, not taken as the mark.
+    #[serde(default)]
+    pub future: u64,
+    /// The DN of the first of them, for the warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub future_dn: Option<String>,
 }
 
 impl Cursor {

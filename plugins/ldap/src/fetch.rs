@@ -16,8 +16,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use roster_sdk::driver::{Next, Work};
 use roster_sdk::ldap::{
-    self, Connection, Entry, GeneralizedTime, Paging, SearchRequest, complete_values, first_text, normalize_dn,
-    search_once, values,
+    self, Connection, Entry, GeneralizedTime, Paging, Referrals, SearchRequest, complete_values, first_text,
+    normalize_dn, search_once, values,
 };
 use roster_sdk::{Level, Membership, PluginError};
 
@@ -37,6 +37,8 @@ pub struct Ctx<'a> {
     pub conn: Connection,
     /// DN keys below `base_dn`.
     pub keys: DnKeys,
+    /// The referrals a search ignores (`ignore_referrals`).
+    pub referrals: Referrals,
 }
 
 impl<'a> Ctx<'a> {
@@ -46,6 +48,7 @@ impl<'a> Ctx<'a> {
             s,
             conn: s.connection(),
             keys: DnKeys::new(&s.base_dn),
+            referrals: Referrals::ignoring(&s.ignore_referrals),
         }
     }
 
@@ -134,6 +137,7 @@ pub fn ad_mark(ctx: &Ctx<'_>, dir: &dyn ldap::Directory) -> Result<Mark, PluginE
             &["highestCommittedUSN", "dnsHostName", "dsServiceName"],
         ),
         what,
+        &ctx.referrals,
     )?;
     let Some(root) = root.entries.first() else {
         return Ok(unavailable("the rootDSE could not be read"));
@@ -152,6 +156,7 @@ pub fn ad_mark(ctx: &Ctx<'_>, dir: &dyn ldap::Directory) -> Result<Mark, PluginE
         &ctx.conn,
         SearchRequest::new(service, ldap::Scope::Base, "(objectClass=*)", &["invocationId"]),
         what,
+        &ctx.referrals,
     )?;
     let invocation = ntds
         .entries
@@ -335,11 +340,19 @@ struct Read {
 }
 
 impl Read {
-    /// Notes the entry's timestamp in the mark.
-    fn of(cur: &mut Cursor, key: String, entry: &Entry) -> Self {
+    /// Notes the entry's timestamp in the mark, unless it is later than Roster's clock and
+    /// the overlap: a replica with a wrong clock or an imported LDIF can stamp an entry in the
+    /// future, and a mark taken from it would make every later fetch ask for changes after it
+    /// and miss every real one.
+    fn of(cur: &mut Cursor, key: String, entry: &Entry, s: &Settings) -> Self {
         let at = changed_at(entry);
         if let Some(at) = at {
-            cur.mark.observe(&at.format());
+            if at.unix() > now().saturating_add(i64::from(s.change_overlap_seconds)) {
+                cur.skipped.future += 1;
+                cur.skipped.future_dn.get_or_insert_with(|| entry.dn.clone());
+            } else {
+                cur.mark.observe(&at.format());
+            }
         }
         Read {
             key,
@@ -368,10 +381,12 @@ impl Read {
 /// Whether every member value of a group named a user or group read so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Resolved {
-    /// Every one, or those that did not are outside the user base.
+    /// Every one, or those that did not are outside `base_dn`.
     All,
-    /// A DN inside the user base, or a `memberUid`, named nobody read: perhaps a user added
-    /// after the users pass, whom the next fetch reads.
+    /// A DN below `base_dn`, or a `memberUid`, named nobody read: perhaps a user added after
+    /// the users pass or a group added after the group ids pass, whom the next fetch reads.
+    /// The whole suffix counts, not only the user base: with split bases a nested group lies
+    /// outside the users' one.
     Partly,
 }
 
@@ -400,7 +415,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                 &ctx.user_attributes(),
                 s.page_size,
             );
-            let found = paging.next(work.ldap(), &ctx.conn, req, &what)?;
+            let found = paging.next(work.ldap(), &ctx.conn, req, &what, &ctx.referrals)?;
             if found.entries.is_empty() && found.more {
                 work.empty_page();
             }
@@ -420,7 +435,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                         continue;
                     }
                 };
-                let read = Read::of(&mut cur, format!("u:{}", user.id), entry);
+                let read = Read::of(&mut cur, format!("u:{}", user.id), entry, s);
                 let unchanged = read.before(&cur);
                 read.keep(&mut cur);
                 if unchanged {
@@ -468,7 +483,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
             let what = format!("list group ids (search {} for {filter})", s.group_base());
             let attrs = [s.id_attribute().to_string()];
             let req = ctx.request(s.group_base(), s.group_scope.scope(), filter, &attrs, s.page_size);
-            let found = paging.next(work.ldap(), &ctx.conn, req, &what)?;
+            let found = paging.next(work.ldap(), &ctx.conn, req, &what, &ctx.referrals)?;
             if found.entries.is_empty() && found.more {
                 work.empty_page();
             }
@@ -508,7 +523,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                 &ctx.group_attributes(),
                 s.page_size.min(MAX_GROUP_PAGE),
             );
-            let found = paging.next(work.ldap(), &ctx.conn, req, &what)?;
+            let found = paging.next(work.ldap(), &ctx.conn, req, &what, &ctx.referrals)?;
             if found.entries.is_empty() && found.more {
                 work.empty_page();
             }
@@ -529,7 +544,7 @@ pub fn step(ctx: &Ctx<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<
                         continue;
                     }
                 };
-                let read = Read::of(&mut cur, format!("g:{}", group.id), entry);
+                let read = Read::of(&mut cur, format!("g:{}", group.id), entry, s);
                 if read.before(&cur) {
                     read.keep(&mut cur);
                     continue;
@@ -680,9 +695,9 @@ fn read_members(
 ) -> Result<(Members, Resolved), PluginError> {
     let mut users = BTreeSet::new();
     let mut resolved = Resolved::All;
-    let user_base = normalize_dn(ctx.s.user_base());
+    let suffix = normalize_dn(&ctx.s.base_dn);
     let mut groups = BTreeSet::new();
-    let mut dns: Vec<Vec<u8>> = complete_values(work.ldap(), &ctx.conn, entry, "member", what)?;
+    let mut dns: Vec<Vec<u8>> = complete_values(work.ldap(), &ctx.conn, entry, "member", what, &ctx.referrals)?;
     dns.extend(values(entry, "uniqueMember").map(<[u8]>::to_vec));
     for raw in &dns {
         let Ok(text) = std::str::from_utf8(raw) else {
@@ -699,7 +714,7 @@ fn read_members(
         } else {
             skipped.members += 1;
             let dn = normalize_dn(strip_uid(text));
-            if dn == user_base || dn.ends_with(&format!(",{user_base}")) {
+            if dn == suffix || dn.ends_with(&format!(",{suffix}")) {
                 resolved = Resolved::Partly;
             }
         }
@@ -737,6 +752,15 @@ fn report(skipped: &Skipped, s: &Settings) {
                 skipped.no_name,
                 s.username_attribute(),
                 s.group_name_attribute
+            ),
+        );
+    }
+    if let Some(dn) = &skipped.future_dn {
+        roster_sdk::log(
+            Level::Warn,
+            &format!(
+                "{} entries carry a modifyTimestamp later than Roster's clock (more than change_overlap_seconds ahead), {dn} among them; their timestamps were not taken as the incremental mark, so they do not hide later changes (check the directory servers' clocks)",
+                skipped.future
             ),
         );
     }

@@ -155,6 +155,11 @@ pub struct Settings {
     /// `["department", "employeeType"]`.
     #[serde(default)]
     pub extra_attributes: Vec<String>,
+    /// Naming contexts whose referrals are ignored, e.g. an Active Directory forest root's
+    /// child domains (`["DC=child,DC=corp,DC=example"]`): each is one whose users you do not
+    /// want. A referral to a DN listed or below one is skipped; any other fails the fetch.
+    #[serde(default)]
+    pub ignore_referrals: Vec<String>,
     /// A group that is a member of a group counts: its members are members too (Roster
     /// flattens, cycles detected).
     #[serde(default = "yes")]
@@ -374,6 +379,9 @@ impl SourceSettings for Settings {
         self.group_name_attribute = check_attribute("group_name_attribute", &self.group_name_attribute)?;
         for a in &mut self.extra_attributes {
             *a = check_attribute("extra_attributes", a)?;
+        }
+        for dn in &mut self.ignore_referrals {
+            *dn = check_dn("ignore_referrals", dn)?;
         }
         if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
             return Err(config(format!(

@@ -934,6 +934,77 @@ fn a_user_added_with_a_membership_between_the_passes_is_read_with_it_by_the_next
 }
 
 #[test]
+fn a_group_nested_between_the_passes_under_split_bases_is_read_with_it_by_the_next_fetch() {
+    let d = openldap();
+    for ou in ["people", "groups"] {
+        d.add(Entry {
+            dn: format!("ou={ou},{BASE}"),
+            attributes: vec![attr("objectClass", &["organizationalUnit"])],
+        });
+    }
+    let settings = SETTINGS.replace(
+        r#""page_size":2"#,
+        r#""page_size":2,"user_base_dn":"ou=people,dc=example,dc=org","group_base_dn":"ou=groups,dc=example,dc=org""#,
+    );
+    // After the group ids pass and before the groups: a script creates auditors (listed after
+    // admins) and nests it in admins. Auditors lies outside the user base.
+    d.on(
+        |r| groups_search(r) && r.attributes.iter().any(|a| a == "member"),
+        |d| {
+            d.add(group(
+                "auditors",
+                "g-auditors",
+                "groupOfNames",
+                ("member", &["uid=bob,ou=people,dc=example,dc=org"]),
+                "20260101100025Z",
+            ));
+            let admins = format!("cn=admins,ou=groups,{BASE}");
+            d.set(
+                &admins,
+                attr(
+                    "uniqueMember",
+                    &[
+                        "uid=carol,ou=people,dc=example,dc=org#'0101'B",
+                        "cn=auditors,ou=groups,dc=example,dc=org",
+                    ],
+                ),
+            );
+            d.set(&admins, attr("modifyTimestamp", &["20260101100030Z"]));
+        },
+    );
+    let (full, _) = fetch_all(&d, &settings, None).unwrap();
+    assert!(!links(&full.memberships).contains(&l("g-admins", "g-auditors", true)));
+    let token = full.delta_token.unwrap();
+    let (delta, _) = fetch_all(&d, &settings, Some(&token)).unwrap();
+    assert!(
+        links(&delta.memberships).contains(&l("g-admins", "g-auditors", true)),
+        "{:?}",
+        delta.memberships
+    );
+    assert!(delta.removed_memberships.is_empty());
+}
+
+#[test]
+fn an_entry_stamped_in_the_future_does_not_hide_later_changes() {
+    let d = openldap();
+    // An LDIF import (or a replica with a wrong clock) stamped carol in 2099.
+    d.set(
+        &format!("uid=carol,ou=people,{BASE}"),
+        attr("modifyTimestamp", &["20991231000000Z"]),
+    );
+    let (full, _) = fetch_all(&d, SETTINGS, None).unwrap();
+    assert_eq!(user_ids(&full), vec!["u-alice", "u-bob", "u-carol"]);
+    let token = full.delta_token.unwrap();
+    // A real change, stamped by a server whose clock is right.
+    let bob = format!("uid=bob,ou=people,{BASE}");
+    d.set(&bob, attr("mail", &["robert@example.org"]));
+    d.set(&bob, attr("modifyTimestamp", &[T1]));
+    let (delta, _) = fetch_all(&d, SETTINGS, Some(&token)).unwrap();
+    assert_eq!(user_ids(&delta), vec!["u-bob"]);
+    assert_eq!(delta.users[0].email.as_deref(), Some("robert@example.org"));
+}
+
+#[test]
 fn a_referral_fails_the_fetch_but_active_directory_s_partitions_are_ignored() {
     let d = openldap();
     let url = "ldap://partners.example.org/ou=partners,dc=example,dc=org";
@@ -959,7 +1030,20 @@ fn a_referral_fails_the_fetch_but_active_directory_s_partitions_are_ignored() {
         .push("ldap://emea.corp.test/DC=emea,DC=corp,DC=test".into());
     let err = fetch_all(&d, AD_SETTINGS, None).unwrap_err();
     assert!(
-        matches!(&err, PluginError::Config(m) if m.contains("emea.corp.test")),
+        matches!(&err, PluginError::Config(m) if m.contains("emea.corp.test") && m.contains("ignore_referrals")),
+        "{err:?}"
+    );
+    // A forest root whose child domain's users are not wanted: listed, its referral is ignored…
+    let settings = AD_SETTINGS.replacen('{', r#"{"ignore_referrals":["DC=emea,DC=corp,DC=test"],"#, 1);
+    let (full, _) = fetch_all(&d, &settings, None).unwrap();
+    assert_eq!((full.users.len(), full.memberships.len()), (5, 5));
+    // …and a child domain not listed still fails the fetch.
+    d.referrals
+        .borrow_mut()
+        .push("ldap://apac.corp.test/DC=apac,DC=corp,DC=test".into());
+    let err = fetch_all(&d, &settings, None).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.contains("apac.corp.test")),
         "{err:?}"
     );
 }

@@ -124,6 +124,7 @@ pub fn search_once(
     conn: &Connection,
     req: SearchRequest,
     what: &str,
+    referrals: &Referrals,
 ) -> Result<SearchPage, PluginError> {
     let page = match dir.search(conn, req) {
         Ok(page) => page,
@@ -135,7 +136,7 @@ pub fn search_once(
         }
     };
     limit_check(&page, conn, page.entries.len() as u64, what)?;
-    referral_check(&page, what)?;
+    referrals.check(&page, what)?;
     Ok(page)
 }
 
@@ -172,20 +173,48 @@ fn referral_dn(url: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A search that answered with a continuation reference left entries unread: Roster does not
-/// chase referrals (another server, another bind), and a listing without those entries would
-/// deprovision them. Active Directory's referrals to its DNS and configuration partitions are
-/// the exception: a domain-root search always gets them and they hold nobody.
-fn referral_check(page: &SearchPage, what: &str) -> Result<(), PluginError> {
-    let Some(url) = page.referrals.iter().find(|url| {
-        let dn = normalize_dn(&referral_dn(url));
-        !AD_PARTITIONS.iter().any(|p| dn.starts_with(p))
-    }) else {
-        return Ok(());
-    };
-    Err(PluginError::Config(format!(
-        "{what}: the LDAP server answered with a referral to {url}: entries below it are held elsewhere and Roster does not follow referrals; point user_base_dn/group_base_dn at the directory that holds the entries. Nothing of this fetch was used"
-    )))
+/// The naming contexts whose continuation references a search ignores: those whose entries the
+/// administrator does not want (an Active Directory forest root's child domains, say), listed
+/// as the connector's `ignore_referrals`. Any other referral fails the search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Referrals {
+    /// Normalised DNs; a referral to one of them or below one is ignored.
+    ignored: Vec<String>,
+}
+
+impl Referrals {
+    /// Ignores referrals to each of `dns` and to anything below one of them.
+    pub fn ignoring<S: AsRef<str>>(dns: &[S]) -> Self {
+        Referrals {
+            ignored: dns.iter().map(|d| normalize_dn(d.as_ref())).collect(),
+        }
+    }
+
+    fn ignores(&self, dn: &str) -> bool {
+        AD_PARTITIONS.iter().any(|p| dn.starts_with(p))
+            || self
+                .ignored
+                .iter()
+                .any(|i| !i.is_empty() && (dn == i || dn.ends_with(&format!(",{i}"))))
+    }
+
+    /// A search that answered with a continuation reference left entries unread: Roster does
+    /// not chase referrals (another server, another bind), and a listing without those
+    /// entries would deprovision them. Active Directory's referrals to its DNS and
+    /// configuration partitions are the exception (a domain-root search always gets them and
+    /// they hold nobody), and so are the naming contexts the administrator listed.
+    fn check(&self, page: &SearchPage, what: &str) -> Result<(), PluginError> {
+        let Some(url) = page
+            .referrals
+            .iter()
+            .find(|url| !self.ignores(&normalize_dn(&referral_dn(url))))
+        else {
+            return Ok(());
+        };
+        Err(PluginError::Config(format!(
+            "{what}: the LDAP server answered with a referral to {url}: entries below it are held elsewhere and Roster does not follow referrals; point user_base_dn/group_base_dn at the directory that holds the entries, or, if you do not want the users below it, add its DN to ignore_referrals. Nothing of this fetch was used"
+        )))
+    }
 }
 
 /// A page the server ended with a limit instead of success is an incomplete listing: treated
@@ -253,6 +282,7 @@ impl Paging {
         conn: &Connection,
         mut req: SearchRequest,
         what: &str,
+        referrals: &Referrals,
     ) -> Result<Found, PluginError> {
         let mut restarted = false;
         loop {
@@ -261,7 +291,7 @@ impl Paging {
                 Ok(page) => {
                     let read = self.entries + page.entries.len() as u64;
                     limit_check(&page, conn, read, what)?;
-                    referral_check(&page, what)?;
+                    referrals.check(&page, what)?;
                     let cookie = page.cookie.filter(|c| !c.is_empty());
                     if req.page_size == 0 && cookie.is_some() {
                         return Err(PluginError::Fatal(format!(
@@ -356,6 +386,7 @@ pub fn complete_values(
     entry: &Entry,
     name: &str,
     what: &str,
+    referrals: &Referrals,
 ) -> Result<Vec<Vec<u8>>, PluginError> {
     let mut out: Vec<Vec<u8>> = Vec::new();
     let mut next_low = None;
@@ -389,7 +420,7 @@ pub fn complete_values(
             critical: false,
             value: None,
         });
-        let page = match search_once(dir, conn, req, what) {
+        let page = match search_once(dir, conn, req, what, referrals) {
             // The host's words for result code 32: the entry is gone, not a setting wrong.
             Err(PluginError::Config(m)) if m.contains("(noSuchObject)") => None,
             other => Some(other?),
@@ -801,13 +832,17 @@ mod tests {
         ]);
         let req = SearchRequest::new("dc=x", Scope::Subtree, "(uid=*)", &["uid"]).paged(2);
         let mut p = Paging::default();
-        let first = p.next(&dir, &conn(), req.clone(), "list users").unwrap();
+        let first = p
+            .next(&dir, &conn(), req.clone(), "list users", &Referrals::default())
+            .unwrap();
         assert!(first.more && !first.restarted && first.entries.len() == 2);
         // The paging state survives the cursor's trip through JSON.
         let mut p: Paging = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
-        let again = p.next(&dir, &conn(), req.clone(), "list users").unwrap();
+        let again = p
+            .next(&dir, &conn(), req.clone(), "list users", &Referrals::default())
+            .unwrap();
         assert!(again.more && again.restarted && again.entries.len() == 2);
-        let last = p.next(&dir, &conn(), req, "list users").unwrap();
+        let last = p.next(&dir, &conn(), req, "list users", &Referrals::default()).unwrap();
         assert!(!last.more && !last.restarted);
         assert_eq!(p.entries, 3);
         let cookies: Vec<Option<Vec<u8>>> = dir.asked.borrow().iter().map(|r| r.cookie.clone()).collect();
@@ -821,7 +856,9 @@ mod tests {
             dir.answers.borrow_mut().push(Err(LdapError::CookieExpired));
         }
         let req = SearchRequest::new("dc=x", Scope::Subtree, "(uid=*)", &["uid"]).paged(2);
-        let err = Paging::default().next(&dir, &conn(), req, "list users").unwrap_err();
+        let err = Paging::default()
+            .next(&dir, &conn(), req, "list users", &Referrals::default())
+            .unwrap_err();
         assert!(
             matches!(&err, PluginError::Transient(m) if m.contains("list users") && m.contains("re-established")),
             "{err:?}"
@@ -837,8 +874,11 @@ mod tests {
         ]);
         let req = SearchRequest::new("dc=x", Scope::Subtree, "(uid=*)", &["uid"]).paged(2);
         let mut p = Paging::default();
-        p.next(&dir, &conn(), req.clone(), "list users").unwrap();
-        let err = p.next(&dir, &conn(), req, "list users").unwrap_err();
+        p.next(&dir, &conn(), req.clone(), "list users", &Referrals::default())
+            .unwrap();
+        let err = p
+            .next(&dir, &conn(), req, "list users", &Referrals::default())
+            .unwrap_err();
         let PluginError::Config(m) = &err else {
             panic!("{err:?}")
         };
@@ -859,6 +899,7 @@ mod tests {
                 &conn(),
                 SearchRequest::new("", Scope::Base, "(objectClass=*)", &[]),
                 "x",
+                &Referrals::default(),
             )
             .unwrap_err();
             assert!(matches!(&err, PluginError::Config(m) if m.contains(words)), "{err:?}");
@@ -876,6 +917,7 @@ mod tests {
             &conn(),
             SearchRequest::new("", Scope::Base, "(objectClass=*)", &[]),
             "read the rootDSE",
+            &Referrals::default(),
         )
         .unwrap_err();
         assert!(
@@ -903,7 +945,7 @@ mod tests {
             "CN=G,DC=x",
             vec![attr("cn", &["G"]), attr("member;range=0-1", &["a", "b"])],
         );
-        let all = complete_values(&dir, &conn(), &g, "member", "list groups").unwrap();
+        let all = complete_values(&dir, &conn(), &g, "member", "list groups", &Referrals::default()).unwrap();
         let all: Vec<&str> = all.iter().map(|v| std::str::from_utf8(v).unwrap()).collect();
         assert_eq!(all, vec!["a", "b", "c", "d", "e"]);
         let asked = dir.asked.borrow();
@@ -918,7 +960,12 @@ mod tests {
         );
         // A plain attribute needs no further request.
         let plain = entry("cn=h", vec![attr("member", &["x"])]);
-        assert_eq!(complete_values(&dir, &conn(), &plain, "member", "x").unwrap().len(), 1);
+        assert_eq!(
+            complete_values(&dir, &conn(), &plain, "member", "x", &Referrals::default())
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(dir.asked.borrow().len(), 2);
     }
 
@@ -930,7 +977,7 @@ mod tests {
             "CN=G,DC=x",
             vec![attr("member;range=0-18446744073709551615", &["a", "b"])],
         );
-        let err = complete_values(&dir, &conn(), &g, "member", "list groups").unwrap_err();
+        let err = complete_values(&dir, &conn(), &g, "member", "list groups", &Referrals::default()).unwrap_err();
         assert!(
             matches!(&err, PluginError::Fatal(m) if m.contains("member;range=0-18446744073709551615") && m.contains("CN=G,DC=x") && m.contains("cannot be continued")),
             "{err:?}"
@@ -942,7 +989,7 @@ mod tests {
             0,
         ));
         let g = entry("CN=G,DC=x", vec![attr("member;range=0-1", &["a", "b"])]);
-        let err = complete_values(&dir, &conn(), &g, "member", "list groups").unwrap_err();
+        let err = complete_values(&dir, &conn(), &g, "member", "list groups", &Referrals::default()).unwrap_err();
         assert!(
             matches!(&err, PluginError::Fatal(m) if m.contains("member;range=2-1")),
             "{err:?}"
@@ -959,7 +1006,7 @@ mod tests {
         for answer in [page(vec![], None, 0), gone] {
             let dir = Script::default();
             dir.answers.borrow_mut().push(answer);
-            let err = complete_values(&dir, &conn(), &g, "member", "list groups").unwrap_err();
+            let err = complete_values(&dir, &conn(), &g, "member", "list groups", &Referrals::default()).unwrap_err();
             assert!(
                 matches!(&err, PluginError::Transient(m) if m.contains("CN=G,DC=x changed while its member values were read")),
                 "{err:?}"
@@ -975,7 +1022,7 @@ mod tests {
             p.referrals = urls.iter().map(|u| u.to_string()).collect();
             dir.answers.borrow_mut().push(Ok(p));
             let req = SearchRequest::new("dc=x", Scope::Subtree, "(uid=*)", &["uid"]).paged(2);
-            Paging::default().next(&dir, &conn(), req, "list users")
+            Paging::default().next(&dir, &conn(), req, "list users", &Referrals::default())
         };
         with(&[
             "ldap://corp.test/DC=DomainDnsZones,DC=corp,DC=test",
@@ -990,5 +1037,37 @@ mod tests {
         );
         // A server's name alone (no DN) is entries elsewhere too.
         assert!(with(&["ldap://b.example.org"]).is_err());
+    }
+
+    #[test]
+    fn referrals_to_listed_naming_contexts_or_below_them_are_ignored_and_others_still_fail() {
+        let child = "ldap://child.corp.test/DC=child,DC=corp,DC=test";
+        let with = |urls: &[&str], ignored: &[&str]| {
+            let dir = Script::default();
+            let mut p = page(vec![one("uid=a")], None, 0).unwrap();
+            p.referrals = urls.iter().map(|u| u.to_string()).collect();
+            dir.answers.borrow_mut().push(Ok(p));
+            let req = SearchRequest::new("DC=corp,DC=test", Scope::Subtree, "(uid=*)", &["uid"]).paged(2);
+            Paging::default().next(&dir, &conn(), req, "list users", &Referrals::ignoring(ignored))
+        };
+        let listed = ["dc=Child, dc=Corp, dc=Test"];
+        let found = with(
+            &[child, "ldap://child.corp.test/OU=Sales,DC=child,DC=corp,DC=test"],
+            &listed,
+        )
+        .unwrap();
+        assert_eq!(found.entries.len(), 1);
+        // Unlisted: a sibling, and a name that merely ends like a listed one.
+        for other in [
+            "ldap://emea.corp.test/DC=emea,DC=corp,DC=test",
+            "ldap://x.corp.test/DC=otherchild,DC=corp,DC=test",
+        ] {
+            let err = with(&[child, other], &listed).unwrap_err();
+            assert!(
+                matches!(&err, PluginError::Config(m) if m.contains(other) && m.contains("ignore_referrals")),
+                "{err:?}"
+            );
+        }
+        assert!(with(&[child], &[]).is_err());
     }
 }
