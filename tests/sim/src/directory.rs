@@ -181,6 +181,16 @@ impl Directory {
         self.groups.iter().step_by(4).map(|g| g.id.clone()).collect()
     }
 
+    /// The username of the user with id `id`.
+    pub fn username(&self, id: &str) -> &str {
+        &self
+            .users
+            .iter()
+            .find(|u| u.id == id)
+            .unwrap_or_else(|| panic!("no user {id}"))
+            .username
+    }
+
     /// The name of the group with id `gid`.
     pub fn group_name(&self, gid: &str) -> String {
         self.groups

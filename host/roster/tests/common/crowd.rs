@@ -103,20 +103,7 @@ impl CrowdWorld {
 
 /// The run's report for the jira source's fetch.
 pub fn fetch_of(r: &RunReport) -> &FetchReport {
-    r.summary
-        .fetch
-        .iter()
-        .find(|f| f.source == "jira")
-        .expect("the run fetched the jira source")
-}
-
-/// The username of user `id` of `d`.
-fn username<'d>(d: &'d Directory, id: &str) -> &'d str {
-    &d.users
-        .iter()
-        .find(|u| u.id == id)
-        .expect("a user of the directory")
-        .username
+    super::fetch_named(r, "jira")
 }
 
 impl IdpEdits for CrowdWorld {
@@ -133,12 +120,12 @@ impl IdpEdits for CrowdWorld {
     fn join(&self, d: &Directory, group: &str, user: &str) {
         self.crowd
             .lock()
-            .add_user_to_group(username(d, user), &d.group_name(group));
+            .add_user_to_group(d.username(user), &d.group_name(group));
     }
 
     fn leave(&self, d: &Directory, group: &str, user: &str) {
         self.crowd
             .lock()
-            .remove_user_from_group(username(d, user), &d.group_name(group));
+            .remove_user_from_group(d.username(user), &d.group_name(group));
     }
 }

@@ -94,11 +94,7 @@ impl EntraWorld {
 
 /// The run's report for the entra source's fetch.
 pub fn fetch_of(r: &RunReport) -> &roster_directory::FetchReport {
-    r.summary
-        .fetch
-        .iter()
-        .find(|f| f.source == "entra")
-        .expect("the run fetched the entra source")
+    super::fetch_named(r, "entra")
 }
 
 /// The Enterprise Application's application id in [`add_app`].

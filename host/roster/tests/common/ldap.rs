@@ -98,20 +98,7 @@ impl LdapWorld {
 
 /// The run's report for the ldap source's fetch.
 pub fn fetch_of(r: &RunReport) -> &FetchReport {
-    r.summary
-        .fetch
-        .iter()
-        .find(|f| f.source == "ldap")
-        .expect("the run fetched the ldap source")
-}
-
-/// The username (uid) of user `id` of `d`.
-fn username<'d>(d: &'d Directory, id: &str) -> &'d str {
-    &d.users
-        .iter()
-        .find(|u| u.id == id)
-        .expect("a user of the directory")
-        .username
+    super::fetch_named(r, "ldap")
 }
 
 impl IdpEdits for LdapWorld {
@@ -127,13 +114,13 @@ impl IdpEdits for LdapWorld {
 
     fn join(&self, d: &Directory, group: &str, user: &str) {
         self.slapd
-            .add_user_to_group(&d.group_name(group), username(d, user))
+            .add_user_to_group(&d.group_name(group), d.username(user))
             .expect("ldapmodify: add a member");
     }
 
     fn leave(&self, d: &Directory, group: &str, user: &str) {
         self.slapd
-            .remove_user_from_group(&d.group_name(group), username(d, user))
+            .remove_user_from_group(&d.group_name(group), d.username(user))
             .expect("ldapmodify: remove a member");
     }
 }

@@ -148,6 +148,15 @@ pub trait Configured {
     }
 }
 
+/// The report of source `source`'s fetch in run `r`.
+pub fn fetch_named<'r>(r: &'r roster_serve::RunReport, source: &str) -> &'r roster_directory::FetchReport {
+    r.summary
+        .fetch
+        .iter()
+        .find(|f| f.source == source)
+        .unwrap_or_else(|| panic!("the run fetched no source {source}"))
+}
+
 /// A fresh data folder for the `roster` binary whose `plugins/` holds these plugin crates'
 /// components, each as `<crate>.wasm`.
 pub fn data_dir_with(plugins: &[&str]) -> tempfile::TempDir {
