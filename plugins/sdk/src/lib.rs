@@ -27,6 +27,8 @@
 //! roster_sdk::export_idp!(MyIdp);
 //! ```
 //!
+//! * [`members`]: the memberships read last time, for incremental fetches that must report
+//!   removals their API does not list.
 //! * [`ldap`]: paged LDAP searches over the host's `ldap` import, range retrieval, filter
 //!   escaping, GeneralizedTime and DN comparison, for directory connectors.
 //!
@@ -41,6 +43,7 @@ pub mod errors;
 pub mod http;
 pub mod idp;
 pub mod ldap;
+pub mod members;
 pub mod oauth;
 pub mod paging;
 pub mod settings;
