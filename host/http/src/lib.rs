@@ -1,15 +1,18 @@
 //! What every HTTP client of Roster shares — the Bitbucket writer, the plugins' `http` import,
-//! the alert webhooks: request budgets (`budget`), one retry policy (`retry`), the text of an
-//! error chain (`error`), and secret values that never print (`secret`).
+//! the alert webhooks: request budgets (`budget`), the servers' rate-limit windows
+//! (`ratelimit`), one retry policy (`retry`), the text of an error chain (`error`), and secret
+//! values that never print (`secret`).
 //!
 //! Knows no vendor, no plugin and no store: it sits at the bottom of the crate graph.
 
 pub mod budget;
 pub mod error;
+pub mod ratelimit;
 pub mod retry;
 pub mod secret;
 
 pub use budget::{Budget, BudgetConfig, retry_after};
 pub use error::innermost;
+pub use ratelimit::RateLimit;
 pub use retry::{LongWait, Retry, RetryPolicy, transient_status};
 pub use secret::{SecretRef, SecretValue};

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::time::Instant;
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::capability::{Denied, NetPolicy, Origin};
 use crate::limits::Limits;
 use crate::secrets::{Destination, Echo, Secret, Secrets, redact_echoes};
-use roster_http::{Budget, BudgetConfig, LongWait, Retry, RetryPolicy};
+use roster_http::{Budget, BudgetConfig, LongWait, RateLimit, Retry, RetryPolicy};
 
 /// How many redirects a request may follow; each hop is re-checked against the allowlist.
 const MAX_REDIRECTS: usize = 5;
@@ -382,9 +382,18 @@ impl SourceAccess {
             }
             // Every request is traced; at debug level, since a full fetch makes thousands.
             tracing::debug!(target: "roster::http", source = %self.source, plugin, method = %method, host = origin.host(), path = url.path(), status, bytes = resp.content_length().unwrap_or(0), ms, budget_wait_ms = waited.as_millis() as u64, "request");
-            // Only throttling is retried here: any other answer is the connector's to judge.
+            // The window's headers pace the source before the server refuses (capped: a wait
+            // of an hour would outlive the call; the 429 that follows then says so instead).
+            let window = RateLimit::from_headers(resp.headers(), SystemTime::now());
+            if let Some(pause) = window.and_then(|w| w.pause()) {
+                tracing::debug!(target: "roster::http", source = %self.source, plugin, pause_ms = pause.as_millis() as u64, "rate-limit window nearly spent; pacing");
+                self.budget.cool_down(pause.min(limits.max_retry_wait()));
+            }
+            // Only throttling is retried here: any other answer is the connector's to judge. A
+            // 429 without Retry-After (Okta, OneLogin) is waited out until the window resets.
+            let server_wait = roster_http::retry_after(resp.headers()).or(window.map(|w| w.reset_in));
             if matches!(status, 429 | 503)
-                && let Some(wait) = retry.next_wait(roster_http::retry_after(resp.headers()))
+                && let Some(wait) = retry.next_wait(server_wait)
             {
                 tracing::warn!(source = %self.source, plugin, status, wait_ms = wait.as_millis() as u64, "throttled; waiting before retrying");
                 self.budget.cool_down(wait);

@@ -228,9 +228,34 @@ pub struct Seen {
     pub requests: Vec<String>,
     pub token_calls: u32,
     pub users_calls: u32,
-    /// Answer the next `/users?page=2` with 429 once.
-    pub throttle_page_2: bool,
+    /// Answer the next `/users?page=2` with 429 once, saying when to come back this way.
+    pub throttle_page_2: Option<ComeBack>,
+    /// Answer `/users?page=1` saying the rate-limit window is spent until the next second.
+    pub spend_window_on_page_1: bool,
     pub throttled: u32,
+}
+
+/// How a 429 says when to come back.
+#[derive(Debug, Clone, Copy)]
+pub enum ComeBack {
+    /// `Retry-After: 1`.
+    RetryAfter,
+    /// Okta's way: no Retry-After, `X-Rate-Limit-Reset` the Unix time the window ends.
+    WindowReset,
+}
+
+/// Okta's rate-limit headers for a window that is spent and ends in two to three seconds
+/// (longer than the host's first backoff, so a test sees which one was waited).
+fn spent_window() -> [(&'static str, String); 3] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    [
+        ("x-rate-limit-limit", "600".to_string()),
+        ("x-rate-limit-remaining", "0".to_string()),
+        ("x-rate-limit-reset", (now + 3).to_string()),
+    ]
 }
 
 /// A local server playing the identity provider; stops when dropped.
@@ -322,19 +347,35 @@ async fn users(
     {
         let mut s = seen.lock().unwrap();
         s.users_calls += 1;
-        if page == 2 && s.throttle_page_2 {
-            s.throttle_page_2 = false;
+        if page == 2
+            && let Some(how) = s.throttle_page_2.take()
+        {
             s.throttled += 1;
-            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
+            let mut r = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+            let headers = match how {
+                ComeBack::RetryAfter => vec![("retry-after", "1".to_string())],
+                ComeBack::WindowReset => spent_window().to_vec(),
+            };
+            for (k, v) in headers {
+                r.headers_mut().insert(k, v.parse().unwrap());
+            }
+            return r;
         }
     }
+    let spend = page == 1 && seen.lock().unwrap().spend_window_on_page_1;
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let _ = uri;
     let users: Vec<_> = (0..2)
         .map(|i| serde_json::json!({"id": format!("u{page}-{i}"), "login": format!("User.{page}.{i}")}))
         .collect();
     let next = (page < 3).then(|| format!("http://{host}/users?page={}", page + 1));
-    axum::Json(serde_json::json!({"users": users, "next": next, "total": 6})).into_response()
+    let mut r = axum::Json(serde_json::json!({"users": users, "next": next, "total": 6})).into_response();
+    if spend {
+        for (k, v) in spent_window() {
+            r.headers_mut().insert(k, v.parse().unwrap());
+        }
+    }
+    r
 }
 
 async fn redirect(Query(q): Query<HashMap<String, String>>) -> Response {

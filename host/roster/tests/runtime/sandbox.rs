@@ -6,7 +6,7 @@ use crate::common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{CLIENT_SECRET, Idp, PROMPT, TestRuntime};
+use common::{CLIENT_SECRET, ComeBack, Idp, PROMPT, TestRuntime};
 use roster_http::BudgetConfig;
 use roster_runtime::capability::NetPolicy;
 use roster_runtime::secrets::{BindingSpec, Place, Secret, SecretKind, SecretValue};
@@ -614,11 +614,9 @@ async fn other_jobs_complete_while_hostile_ones_run_on_the_same_thread() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sdk_pages_with_oauth_and_the_host_waits_out_retry_after() {
-    let idp = Idp::start().await;
-    idp.seen.lock().unwrap().throttle_page_2 = true;
-    let rt = TestRuntime::new(&[("fixture_sdk_probe", "sdk-probe.wasm")]).await;
+/// Reads every page of the sdk-probe fixture from `idp`; the usernames, the delta token and
+/// how long it took.
+async fn probe_all_pages(idp: &Idp, rt: &TestRuntime) -> (Vec<String>, Option<String>, Duration) {
     let secrets = vec![form_secret(CLIENT_SECRET, &idp.url(), "/oauth/")];
     let acc = access(&[idp.url()], secrets, true);
     let s = settings(serde_json::json!({"base_url": idp.url(), "client_id": "app"}));
@@ -639,6 +637,40 @@ async fn the_sdk_pages_with_oauth_and_the_host_waits_out_retry_after() {
             None => break page.delta_token,
         }
     };
+    (users, delta, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_without_retry_after_is_waited_out_until_the_rate_limit_window_resets() {
+    let idp = Idp::start().await;
+    idp.seen.lock().unwrap().throttle_page_2 = Some(ComeBack::WindowReset);
+    let rt = TestRuntime::new(&[("fixture_sdk_probe", "sdk-probe.wasm")]).await;
+    let (users, _, took) = probe_all_pages(&idp, &rt).await;
+    assert_eq!(users.len(), 6, "the throttled page is read after the wait: {users:?}");
+    assert_eq!(idp.seen.lock().unwrap().throttled, 1);
+    assert!(
+        took >= Duration::from_secs(2),
+        "X-Rate-Limit-Reset must be waited for, not the first 1 s backoff: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_rate_limit_window_pauses_the_source_before_the_server_refuses() {
+    let idp = Idp::start().await;
+    idp.seen.lock().unwrap().spend_window_on_page_1 = true;
+    let rt = TestRuntime::new(&[("fixture_sdk_probe", "sdk-probe.wasm")]).await;
+    let (users, _, took) = probe_all_pages(&idp, &rt).await;
+    assert_eq!(users.len(), 6);
+    assert_eq!(idp.seen.lock().unwrap().throttled, 0, "no request met a 429");
+    assert!(took >= Duration::from_secs(2), "page 2 waits for the window: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_pages_with_oauth_and_the_host_waits_out_retry_after() {
+    let idp = Idp::start().await;
+    idp.seen.lock().unwrap().throttle_page_2 = Some(ComeBack::RetryAfter);
+    let rt = TestRuntime::new(&[("fixture_sdk_probe", "sdk-probe.wasm")]).await;
+    let (users, delta, took) = probe_all_pages(&idp, &rt).await;
     assert_eq!(
         users,
         ["User.1.0", "User.1.1", "User.2.0", "User.2.1", "User.3.0", "User.3.1"]
@@ -649,12 +681,10 @@ async fn the_sdk_pages_with_oauth_and_the_host_waits_out_retry_after() {
         assert_eq!(seen.token_calls, 1, "the token is fetched once and reused across pages");
         assert_eq!(seen.throttled, 1);
     }
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "the host must wait out Retry-After: 1"
-    );
+    assert!(took >= Duration::from_secs(1), "the host must wait out Retry-After: 1");
 
     // A wrong secret: check fails with the IdP's reason, as an auth error.
+    let s = settings(serde_json::json!({"base_url": idp.url(), "client_id": "app"}));
     let wrong = vec![form_secret("wrong", &idp.url(), "/oauth/")];
     let mut job = rt
         .runtime
