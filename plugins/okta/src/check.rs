@@ -1,0 +1,121 @@
+//! `check`: is the source usable, and if not, exactly why — in a handful of requests. Order:
+//! the service app's token (client, key, DPoP, every scope not granted), then one request per
+//! listing the scope needs (every refused one named at once, with the scope or admin role to
+//! grant), then the scope itself (the search expressions, the listed groups, the application).
+
+use roster_sdk::PluginError;
+use roster_sdk::http::path_segment;
+use roster_sdk::oauth::refusal_code;
+
+use crate::fetch::{resolve_group, unknown_app};
+use crate::okta::{Listing, Okta, classify, explain_token_error, insufficient_scope, not_found, role_advice};
+use crate::settings::Scope;
+
+/// Runs the checks.
+pub fn check(o: &Okta<'_>) -> Result<(), PluginError> {
+    let s = o.s;
+    token(o)?;
+    let mut probes = vec![
+        (o.url("/api/v1/users", &[("limit", "1")]), Listing::Users),
+        (o.url("/api/v1/groups", &[("limit", "1")]), Listing::Groups),
+    ];
+    if s.scope == Scope::App {
+        let id = s.app_id.clone().unwrap_or_default();
+        probes.push((
+            o.url(&format!("/api/v1/apps/{}", path_segment(&id)), &[]),
+            Listing::App(id),
+        ));
+    }
+    let mut scopes = Vec::new();
+    let mut refused = Vec::new();
+    for (url, listing) in &probes {
+        let resp = o.get(url, listing)?;
+        match resp.status {
+            200..=299 => {}
+            403 => match insufficient_scope(&resp) {
+                Some(scope) => scopes.push(scope),
+                None => refused.push(listing.clone()),
+            },
+            404 if matches!(listing, Listing::App(_)) && not_found(&resp) => {
+                return Err(unknown_app(s.app_id.as_deref().unwrap_or_default()));
+            }
+            _ => return Err(classify(&o.what(listing, url), listing, &resp, url, s)),
+        }
+    }
+    if !scopes.is_empty() {
+        return Err(PluginError::Auth(format!(
+            "the service app's token lacks {}: grant {} under the app's Okta API Scopes",
+            scopes.join(", "),
+            scopes.join(" and ")
+        )));
+    }
+    if let Some(first) = refused.first() {
+        let names: Vec<String> = refused.iter().map(Listing::name).collect();
+        return Err(PluginError::Auth(format!(
+            "Okta refused to {} (E0000006): {}",
+            names.join(", "),
+            role_advice(s, first)
+        )));
+    }
+    match s.scope {
+        Scope::Org => {
+            if let Some(search) = &s.user_search {
+                let url = o.url("/api/v1/users", &[("search", search), ("limit", "1")]);
+                o.page::<serde_json::Value>(&url, &Listing::Users)?;
+            }
+            let url = o.url("/api/v1/groups", &[("search", &s.group_search), ("limit", "1")]);
+            o.page::<serde_json::Value>(&url, &Listing::Groups)?;
+        }
+        Scope::Groups => {
+            let mut problems = Vec::new();
+            for wanted in &s.groups {
+                match resolve_group(o, wanted) {
+                    Ok(_) => {}
+                    Err(PluginError::Config(why)) => problems.push(why),
+                    Err(other) => return Err(other),
+                }
+            }
+            if !problems.is_empty() {
+                return Err(PluginError::Config(problems.join("; ")));
+            }
+        }
+        // The application exists: the probe above read it.
+        Scope::App => {}
+    }
+    Ok(())
+}
+
+/// The service app's token: refused for the client or key, for DPoP, or for scopes — each
+/// scope asked for alone so every one not granted is named.
+fn token(o: &Okta<'_>) -> Result<(), PluginError> {
+    let s = o.s;
+    let wanted = s.oauth_scopes();
+    let Some(all) = s.credentials(&wanted) else {
+        return Ok(());
+    };
+    let e = match all.token(o.transport()) {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    if refusal_code(&e) != Some("invalid_scope") {
+        return Err(explain_token_error(e, s));
+    }
+    let mut missing = Vec::new();
+    for scope in &wanted {
+        let Some(alone) = s.credentials(&[scope]) else { continue };
+        match alone.token(o.transport()) {
+            Ok(_) => {}
+            Err(e) if refusal_code(&e) == Some("invalid_scope") => missing.push(*scope),
+            Err(e) => return Err(explain_token_error(e, s)),
+        }
+    }
+    if missing.is_empty() {
+        return Err(explain_token_error(e, s));
+    }
+    Err(PluginError::Auth(format!(
+        "the service app {} is not granted {}: grant {} under the app's Okta API Scopes",
+        s.client_id.as_deref().unwrap_or_default(),
+        missing.join(", "),
+        missing.join(" and ")
+    )))
+}
