@@ -9,7 +9,7 @@ use roster_sdk::oauth::refusal_code;
 
 use crate::fetch::{resolve_group, unknown_app};
 use crate::okta::{Listing, Okta, classify, explain_token_error, insufficient_scope, not_found, role_advice};
-use crate::settings::Scope;
+use crate::settings::{Scope, Settings};
 
 /// Runs the checks.
 pub fn check(o: &Okta<'_>) -> Result<(), PluginError> {
@@ -89,12 +89,20 @@ pub fn check(o: &Okta<'_>) -> Result<(), PluginError> {
 /// scope asked for alone so every one not granted is named.
 fn token(o: &Okta<'_>) -> Result<(), PluginError> {
     let s = o.s;
-    let wanted = s.oauth_scopes();
-    let Some(all) = s.credentials(&wanted) else {
+    if s.credentials(&[]).is_none() {
         return Ok(());
-    };
-    let e = match all.token(o.transport()) {
-        Ok(_) => return Ok(()),
+    }
+    token_with(s, |scopes| match s.credentials(scopes) {
+        Some(c) => c.token(o.transport()).map(drop),
+        None => Ok(()),
+    })
+}
+
+/// [`token`] with the token request as `ask` (scopes → granted or the endpoint's refusal).
+fn token_with(s: &Settings, ask: impl Fn(&[&str]) -> Result<(), PluginError>) -> Result<(), PluginError> {
+    let wanted = s.oauth_scopes();
+    let e = match ask(&wanted) {
+        Ok(()) => return Ok(()),
         Err(e) => e,
     };
     if refusal_code(&e) != Some("invalid_scope") {
@@ -102,9 +110,8 @@ fn token(o: &Okta<'_>) -> Result<(), PluginError> {
     }
     let mut missing = Vec::new();
     for scope in &wanted {
-        let Some(alone) = s.credentials(&[scope]) else { continue };
-        match alone.token(o.transport()) {
-            Ok(_) => {}
+        match ask(&[scope]) {
+            Ok(()) => {}
             Err(e) if refusal_code(&e) == Some("invalid_scope") => missing.push(*scope),
             Err(e) => return Err(explain_token_error(e, s)),
         }
@@ -118,4 +125,64 @@ fn token(o: &Okta<'_>) -> Result<(), PluginError> {
         missing.join(", "),
         missing.join(" and ")
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service_app() -> Settings {
+        roster_sdk::settings::read(
+            r#"{"org_url":"https://acme.okta.com","auth":"service-app","client_id":"0oasvc","scope":"app","app_id":"0oa1"}"#,
+        )
+        .unwrap()
+    }
+
+    /// The token endpoint's answer to a request for `scopes`, as the SDK reports it.
+    fn endpoint(refused: &'static [&'static str], error: &'static str) -> impl Fn(&[&str]) -> Result<(), PluginError> {
+        move |scopes: &[&str]| {
+            if !error.is_empty() {
+                return Err(PluginError::Auth(format!(
+                    "token request to https://acme.okta.com/oauth2/v1/token was refused (400 {error}): no"
+                )));
+            }
+            let bad: Vec<&str> = scopes.iter().copied().filter(|s| refused.contains(s)).collect();
+            if bad.is_empty() {
+                Ok(())
+            } else {
+                Err(PluginError::Auth(format!(
+                    "token request to https://acme.okta.com/oauth2/v1/token was refused (400 invalid_scope): The following scopes are not allowed: {}",
+                    bad.join(" ")
+                )))
+            }
+        }
+    }
+
+    #[test]
+    fn every_scope_not_granted_is_named_at_once() {
+        let s = service_app();
+        token_with(&s, endpoint(&[], "")).unwrap();
+        let e = token_with(&s, endpoint(&["okta.groups.read", "okta.apps.read"], "")).unwrap_err();
+        assert!(
+            matches!(&e, PluginError::Auth(m) if m.contains("not granted okta.groups.read, okta.apps.read") && m.contains("0oasvc") && !m.contains("okta.users.read")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn dpop_and_unknown_clients_say_what_to_change_in_okta() {
+        let s = service_app();
+        let e = token_with(&s, endpoint(&[], "invalid_dpop_proof")).unwrap_err();
+        assert!(
+            matches!(&e, PluginError::Auth(m) if m.contains("Require Demonstrating Proof of Possession")),
+            "{e:?}"
+        );
+        let e = token_with(&s, endpoint(&[], "use_dpop_nonce")).unwrap_err();
+        assert!(
+            matches!(&e, PluginError::Auth(m) if m.contains("Roster does not send DPoP")),
+            "{e:?}"
+        );
+        let e = token_with(&s, endpoint(&[], "invalid_client")).unwrap_err();
+        assert!(matches!(&e, PluginError::Auth(m) if m.contains("private_key")), "{e:?}");
+    }
 }
