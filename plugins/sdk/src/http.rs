@@ -7,6 +7,8 @@
 //! Requests are plain [`Request`] values built with the helpers here; a [`Transport`] sends them.
 //! Inside the host that is [`HostTransport`]; tests script their own.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -109,19 +111,36 @@ impl Response {
     }
 
     /// The body parsed as JSON; a body that is not the expected JSON is a `fatal` error that
+    /// names the field where it went wrong (`[3].profile.login`: the fourth object's login) and
     /// quotes the start of the body.
     pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, PluginError> {
-        serde_json::from_slice(&self.body).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(&self.body);
+        let parsed = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| (e.path().to_string(), e.into_inner()))
+            // Trailing garbage after the value is as wrong as a truncated one.
+            .and_then(|v| de.end().map(|()| v).map_err(|e| (".".to_string(), e)));
+        parsed.map_err(|(path, e)| {
             let kind = self
                 .header("content-type")
                 .filter(|t| !t.to_ascii_lowercase().contains("json"))
                 .map(|t| format!(" but `{t}` (a sign-in page or a proxy in front of the API?)"))
                 .unwrap_or_default();
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!(" at `{path}`")
+            };
             PluginError::Fatal(format!(
-                "{what}: the response is not the JSON expected{kind} ({e}); it starts with: {}",
+                "{what}: the response is not the JSON expected{kind}{at} ({e}); it starts with: {}",
                 excerpt(&self.body)
             ))
         })
+    }
+
+    /// The `Date` header as a time: the server's clock, which is what timestamps the server
+    /// compares against (`lastUpdated gt …`) must come from, not the host's.
+    pub fn date(&self) -> Option<SystemTime> {
+        httpdate::parse_http_date(self.header("date")?.trim()).ok()
     }
 
     /// Passes 2xx responses through; turns any other status into the matching error.
@@ -260,6 +279,61 @@ mod tests {
     fn header_replaces_case_insensitively() {
         let req = Request::get("https://x").header("Accept", "text/plain");
         assert_eq!(req.headers, vec![("accept".to_string(), "text/plain".to_string())]);
+    }
+
+    #[test]
+    fn json_errors_name_the_field_where_the_page_went_wrong() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct U {
+            id: String,
+            profile: std::collections::HashMap<String, serde_json::Value>,
+        }
+        let page = |body: &str| Response {
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        };
+        let wrong = page(r#"[{"id":"a","profile":{}},{"id":"b","profile":"x"}]"#);
+        let e = wrong.json::<Vec<U>>("list users").unwrap_err();
+        assert!(
+            matches!(&e, PluginError::Fatal(m) if m.contains("at `[1].profile`") && m.contains("list users")),
+            "{e:?}"
+        );
+        let cut = page(r#"[{"id":"a","profile":{}},{"id":"b","prof"#);
+        let e = cut.json::<Vec<U>>("list users").unwrap_err();
+        assert!(
+            matches!(&e, PluginError::Fatal(m) if m.contains("at `[1]") && m.contains("EOF")),
+            "{e:?}"
+        );
+        let trailing = page(r#"[{"id":"a","profile":{}}] ["#);
+        assert!(trailing.json::<Vec<U>>("list users").is_err());
+    }
+
+    #[test]
+    fn the_date_header_is_the_server_s_clock() {
+        let r = Response {
+            status: 200,
+            headers: vec![("Date".into(), "Thu, 03 Dec 2026 21:30:00 GMT".into())],
+            body: vec![],
+        };
+        let secs = r
+            .date()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert_eq!(secs, 1_796_333_400);
+        let none = Response {
+            headers: vec![],
+            ..r.clone()
+        };
+        assert_eq!(none.date(), None);
+        let bad = Response {
+            headers: vec![("date".into(), "yesterday".into())],
+            ..r
+        };
+        assert_eq!(bad.date(), None);
     }
 
     #[test]

@@ -143,10 +143,19 @@ impl ClientCredentials {
         let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let resp = transport.send(Request::post_form(&self.token_url, &pairs))?;
         if resp.status == 400 || resp.status == 401 {
-            // Token endpoints answer 400/401 with `invalid_client` for a bad secret.
+            // Token endpoints answer 400/401 with `invalid_client` for a bad secret. The OAuth
+            // `error` code is quoted so a connector can say what to fix for its vendor
+            // (`invalid_scope`: which grant; `invalid_dpop_proof`: a setting) — see
+            // [`refusal_code`].
             let detail = crate::errors::error_detail(&resp.body);
+            let code = serde_json::from_slice::<serde_json::Value>(&resp.body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|c| c.as_str()).map(str::to_string))
+                .filter(|c| is_oauth_code(c))
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default();
             return Err(PluginError::Auth(format!(
-                "token request to {} was refused ({}): {detail}",
+                "token request to {} was refused ({}{code}): {detail}",
                 self.token_url, resp.status
             )));
         }
@@ -176,6 +185,22 @@ impl ClientCredentials {
             &claims.to_string(),
         )
     }
+}
+
+/// The OAuth 2.0 `error` code (RFC 6749 §5.2: `invalid_client`, `invalid_scope`, …) of a token
+/// request the endpoint refused, from the error [`ClientCredentials::token`] returned.
+pub fn refusal_code(e: &PluginError) -> Option<&str> {
+    let PluginError::Auth(msg) = e else { return None };
+    let rest = msg.strip_prefix("token request to ")?;
+    let (_, after) = rest.split_once(" was refused (")?;
+    let (inside, _) = after.split_once("): ")?;
+    let (_, code) = inside.split_once(' ')?;
+    is_oauth_code(code).then_some(code)
+}
+
+/// RFC 6749's `error` syntax, narrowed to what codes look like: lower case and `_`.
+fn is_oauth_code(c: &str) -> bool {
+    !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
 
 /// A unique assertion id (RFC 7523 §3 lets servers refuse replays): the time and 64 random
@@ -354,7 +379,13 @@ mod tests {
             }
         }
         let err = creds("https://d.example").token(&Refuse).unwrap_err();
+        assert_eq!(refusal_code(&err), Some("invalid_client"));
         let PluginError::Auth(msg) = err else { panic!("{err:?}") };
         assert!(msg.contains("AADSTS7000215"), "{msg}");
+        assert_eq!(
+            refusal_code(&PluginError::Auth("token request to x was refused (400): y".into())),
+            None
+        );
+        assert_eq!(refusal_code(&PluginError::Config("invalid_scope".into())), None);
     }
 }
