@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{
-    Api, CredentialScope, OneLoginState, Req, TOKEN_PATH, answer, error_for, iso, now, reason, v1_error, v2_error,
+    Api, CredentialScope, OneLoginState, OneLoginUser, Req, TOKEN_PATH, answer, error_for, iso, now, reason, v1_error,
+    v2_error,
 };
 use crate::kit::{self, Cursor};
 
@@ -154,25 +155,19 @@ fn api(s: &OneLoginState, req: &Req, version: &str, rest: &[&str]) -> Response {
             Some(id) => answer(StatusCode::OK, &json!(s.user_roles(id))),
             None => not_found(),
         },
-        ("2", ["roles"]) => {
-            let items = s.roles.values().map(|r| (r.id, json!({"id": r.id, "name": r.name})));
-            v2_list(s, req, items.collect())
-        }
+        ("2", ["roles"]) => v2_list(s, req, s.roles.keys().copied().collect(), |id| {
+            s.roles.get(&id).map(|r| json!({"id": r.id, "name": r.name}))
+        }),
         ("2", ["roles", id]) => match number(id).and_then(|id| s.roles.get(&id)) {
             Some(r) => answer(StatusCode::OK, &json!({"id": r.id, "name": r.name})),
             None => not_found(),
         },
         ("2", ["roles", id, "users"]) => match number(id).filter(|id| s.roles.contains_key(id)) {
-            Some(id) => {
-                let items = s.role_users(id).into_iter().filter_map(|u| s.users.get(&u)).map(|u| {
-                    let name = format!("{} {}", u.firstname, u.lastname);
-                    (
-                        u.id,
-                        json!({"id": u.id, "name": name.trim(), "email": u.email, "username": u.username}),
-                    )
-                });
-                v2_list(s, req, items.collect())
-            }
+            Some(id) => v2_list(s, req, s.role_users(id), |id| {
+                let u = s.users.get(&id)?;
+                let name = format!("{} {}", u.firstname, u.lastname);
+                Some(json!({"id": u.id, "name": name.trim(), "email": u.email, "username": u.username}))
+            }),
             None => not_found(),
         },
         ("1", ["groups"]) => groups(s, req),
@@ -204,13 +199,13 @@ fn users(s: &OneLoginState, req: &Req) -> Response {
             }
         },
     };
-    let items = s
+    let keys = s
         .users
         .values()
         .filter(|u| since.is_none_or(|t| u.updated_at >= t))
-        .map(|u| (u.id, u.to_json()))
+        .map(|u| u.id)
         .collect();
-    v2_list(s, req, items)
+    v2_list(s, req, keys, |id| s.users.get(&id).map(OneLoginUser::to_json))
 }
 
 /// The `limit` of a v2 listing: 50 when absent, at most 1000, at least 1.
@@ -260,8 +255,10 @@ fn start_of(keys: &[i64], here: &Cursor<i64>) -> usize {
     here.after.map_or(0, |a| keys.partition_point(|k| *k <= a))
 }
 
-/// One page of a v2 listing (`items` in id order) with OneLogin's paging headers.
-fn v2_list(s: &OneLoginState, req: &Req, items: Vec<(i64, Value)>) -> Response {
+/// One page of a v2 listing (`keys` in id order, each item rendered only when on the page, as
+/// listings of a hundred thousand users are paged a thousand at a time) with OneLogin's paging
+/// headers.
+fn v2_list(s: &OneLoginState, req: &Req, keys: Vec<i64>, render: impl Fn(i64) -> Option<Value>) -> Response {
     let size = match limit(req) {
         Ok(l) => l,
         Err(e) => return v2_error(StatusCode::BAD_REQUEST, &e),
@@ -269,10 +266,10 @@ fn v2_list(s: &OneLoginState, req: &Req, items: Vec<(i64, Value)>) -> Response {
     let Ok(here) = Cursor::<i64>::from_param(&s.sealer, req.param("cursor")) else {
         return v2_error(StatusCode::BAD_REQUEST, "Invalid cursor");
     };
-    let keys: Vec<i64> = items.iter().map(|(k, _)| *k).collect();
     let start = start_of(&keys, &here);
     let total = keys.len();
-    let page = kit::keyed_page(&here, size, items.into_iter().skip(start), &req.page_fault);
+    let items = keys[start..].iter().filter_map(|&k| Some((k, render(k)?)));
+    let page = kit::keyed_page(&here, size, items, &req.page_fault);
     let base = base_url(s, req);
     let mut links = Vec::new();
     let mut r = answer(StatusCode::OK, &Value::Array(page.items.clone()));
