@@ -1,6 +1,6 @@
 //! Roster configurations for the simulators, as the tests, benchmarks and demo use them: a
-//! `file`, an `entra` (with the `normalize` transform), a `crowd` or an `ldap` source syncing
-//! into a simulated Bitbucket.
+//! `file`, an `entra` (with the `normalize` transform), a `crowd`, an `ldap` or a `onelogin`
+//! source syncing into a simulated Bitbucket.
 
 /// `roster.toml` text: source `hr` reads `file` in the folder `files`; the target is the
 /// Bitbucket simulator at `sim_url` (admin/password), with every active user in
@@ -223,6 +223,62 @@ use = {{ ldap_bind = "{bind_dn}" }}
     )
 }
 
+/// A `onelogin` source reading the OneLogin simulator.
+#[derive(Debug, Clone, Default)]
+pub struct OneLoginSource {
+    /// The simulator's URL (the account's API domain: tokens under `/auth/oauth2/`, the API under
+    /// `/api/`).
+    pub api_url: String,
+    /// The API credential's client id.
+    pub client_id: String,
+    /// Its client secret's value.
+    pub secret: String,
+    /// Lines added to the connector's settings table (`groups_from = "groups"`, …).
+    pub settings: String,
+    /// Lines added to the `[[source]]` table (`budget = …`, `limits = …`).
+    pub source: String,
+}
+
+/// `roster.toml` text: source `onelogin` reads the OneLogin simulator with the `onelogin`
+/// connector (the client secret, as the password of the token request's Basic credentials,
+/// sent only to the token endpoint) into the Bitbucket simulator at `sim_url`; `target_extra`
+/// adds lines to `[target]`.
+pub fn onelogin_source_config(o: &OneLoginSource, sim_url: &str, target_extra: &str) -> String {
+    let OneLoginSource {
+        api_url,
+        client_id,
+        secret,
+        settings,
+        source,
+    } = o;
+    format!(
+        r#"[[source]]
+id = "onelogin"
+plugin = "onelogin"
+# The simulator listens on plain HTTP on 127.0.0.1; a real account needs neither opt-in.
+allow_hosts = ["{api_url}"]
+allow_insecure_http = true
+allow_private_addresses = true
+{source}
+
+[source.settings]
+api_url = "{api_url}"
+client_id = "{client_id}"
+client_secret = "client_secret"
+{settings}
+
+[[source.secrets]]
+name = "client_secret"
+value = "{secret}"
+hosts = ["{api_url}"]
+use = {{ header = "Authorization" }}
+path = "/auth/oauth2/"
+
+{}"#,
+        target_config(sim_url, target_extra)
+    )
+}
+
 /// The `[target]` table for the Bitbucket simulator at `sim_url`.
 fn target_config(sim_url: &str, target_extra: &str) -> String {
     format!(
@@ -239,6 +295,42 @@ default_groups = ["bitbucket-users"]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_onelogin_secret_goes_only_to_the_token_endpoint_in_the_authorization_header() {
+        let text = onelogin_source_config(
+            &OneLoginSource {
+                api_url: "http://127.0.0.1:8097".into(),
+                client_id: "cid".into(),
+                secret: "s3cret".into(),
+                settings: "groups_from = \"roles-and-groups\"".into(),
+                source: "budget = 10".into(),
+            },
+            "http://127.0.0.1:7990",
+            "",
+        );
+        let doc: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let source = &doc["source"][0];
+        assert_eq!(source["plugin"].as_str(), Some("onelogin"));
+        assert_eq!(source["budget"].as_integer(), Some(10));
+        assert_eq!(source["allow_hosts"][0].as_str(), Some("http://127.0.0.1:8097"));
+        let settings = &source["settings"];
+        assert_eq!(settings["api_url"].as_str(), Some("http://127.0.0.1:8097"));
+        assert_eq!(settings["client_id"].as_str(), Some("cid"));
+        assert_eq!(settings["groups_from"].as_str(), Some("roles-and-groups"));
+        let secret = &source["secrets"][0];
+        assert_eq!(secret["name"].as_str(), settings["client_secret"].as_str());
+        assert_eq!(secret["value"].as_str(), Some("s3cret"));
+        assert_eq!(secret["use"]["header"].as_str(), Some("Authorization"));
+        assert_eq!(secret["hosts"][0].as_str(), Some("http://127.0.0.1:8097"));
+        assert_eq!(
+            secret["path"]
+                .as_str()
+                .map(|p| crate::onelogin::TOKEN_PATH.starts_with(p)),
+            Some(true)
+        );
+        assert_eq!(doc["target"]["url"].as_str(), Some("http://127.0.0.1:7990"));
+    }
     use crate::slapd::{READER_DN, SizeLimit, Slapd};
 
     #[test]

@@ -9,6 +9,11 @@
 //!     --app NAME --password SECRET   the application Roster authenticates as (default roster / roster)
 //!     --allow ADDRESS                an allowed address or CIDR range, repeatable
 //!                                    (default 127.0.0.1 and ::1)
+//! roster-sim onelogin [ADDR] [OPTIONS]  OneLogin API v2 and its token endpoint (default 127.0.0.1:8097)
+//!     --users N --groups N           a generated directory of that size, its groups as roles
+//!     --per-user N                   (default 200, 20 and 3)
+//!     --client-id ID --secret SECRET the API credential (default roster / roster), scope Read users
+//!     --rate-limit N                 API calls per hour (default 5000, OneLogin's)
 //! ```
 
 use std::net::SocketAddr;
@@ -17,12 +22,14 @@ use std::process::ExitCode;
 use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_sim::crowd::{CrowdSim, CrowdState, Product, parse_allowed_address};
 use roster_sim::directory::Directory;
+use roster_sim::onelogin::{CredentialScope, DEFAULT_RATE_LIMIT, OneLoginSim, OneLoginState};
 
 /// What to run.
 #[derive(Debug, PartialEq)]
 enum Command {
     Bitbucket(SocketAddr),
     Crowd(CrowdOptions),
+    OneLogin(OneLoginOptions),
 }
 
 /// The Crowd simulator's options.
@@ -36,6 +43,18 @@ struct CrowdOptions {
     app: String,
     password: String,
     allow: Vec<String>,
+}
+
+/// The OneLogin simulator's options.
+#[derive(Debug, PartialEq)]
+struct OneLoginOptions {
+    addr: SocketAddr,
+    users: usize,
+    groups: usize,
+    per_user: usize,
+    client_id: String,
+    secret: String,
+    rate_limit: u32,
 }
 
 fn addr(s: &str, example: &str) -> Result<SocketAddr, String> {
@@ -55,6 +74,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             Ok(Command::Bitbucket(addr(a, "127.0.0.1:7990")?))
         }
         Some("crowd") => parse_crowd(&args[1..]).map(Command::Crowd),
+        Some("onelogin") => parse_onelogin(&args[1..]).map(Command::OneLogin),
         Some(a) if !a.starts_with('-') => Ok(Command::Bitbucket(addr(a, "127.0.0.1:7990")?)),
         Some(other) => Err(format!("unknown argument `{other}`")),
     }
@@ -104,6 +124,36 @@ fn parse_crowd(args: &[String]) -> Result<CrowdOptions, String> {
     Ok(o)
 }
 
+fn parse_onelogin(args: &[String]) -> Result<OneLoginOptions, String> {
+    let mut o = OneLoginOptions {
+        addr: addr("127.0.0.1:8097", "")?,
+        users: 200,
+        groups: 20,
+        per_user: 3,
+        client_id: "roster".into(),
+        secret: "roster".into(),
+        rate_limit: DEFAULT_RATE_LIMIT,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if !a.starts_with("--") {
+            o.addr = addr(a, "127.0.0.1:8097")?;
+            continue;
+        }
+        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+        match a.as_str() {
+            "--users" => o.users = count(a, v)?,
+            "--groups" => o.groups = count(a, v)?,
+            "--per-user" => o.per_user = count(a, v)?,
+            "--client-id" => o.client_id = v.clone(),
+            "--secret" => o.secret = v.clone(),
+            "--rate-limit" => o.rate_limit = v.parse().map_err(|_| format!("{a} takes a whole number, not `{v}`"))?,
+            _ => return Err(format!("unknown option `{a}` for onelogin")),
+        }
+    }
+    Ok(o)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -111,7 +161,7 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
-                "roster-sim: {e}\nusage: roster-sim [bitbucket] [ADDR] | roster-sim crowd [ADDR] [--product jira|crowd] [--users N] [--groups N] [--per-user N] [--app NAME] [--password SECRET] [--allow ADDRESS]…"
+                "roster-sim: {e}\nusage: roster-sim [bitbucket] [ADDR] | roster-sim crowd [ADDR] [--product jira|crowd] [--users N] [--groups N] [--per-user N] [--app NAME] [--password SECRET] [--allow ADDRESS]… | roster-sim onelogin [ADDR] [--users N] [--groups N] [--per-user N] [--client-id ID] [--secret SECRET] [--rate-limit N]"
             );
             return ExitCode::from(2);
         }
@@ -143,6 +193,26 @@ async fn main() -> ExitCode {
                         o.groups,
                         o.app,
                         o.allow.join(", ")
+                    );
+                    Box::new(s)
+                }
+                Err(e) => {
+                    eprintln!("roster-sim: cannot listen on {}: {e}", o.addr);
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Command::OneLogin(o) => {
+            let d = Directory::generate(o.users, o.groups, o.per_user);
+            let mut state = OneLoginState::from_directory(&d);
+            state.add_credential(&o.client_id, &o.secret, CredentialScope::ReadUsers);
+            state.set_rate_limit(o.rate_limit);
+            match OneLoginSim::try_start_on(o.addr, state).await {
+                Ok(s) => {
+                    println!("{}", s.url());
+                    println!(
+                        "OneLogin account: {} users, {} roles; API credential `{}` (Read users), {} calls an hour",
+                        o.users, o.groups, o.client_id, o.rate_limit
                     );
                     Box::new(s)
                 }
@@ -196,6 +266,30 @@ mod tests {
             ("crowd --colour red", "--colour"),
             ("crowd --app", "--app needs a value"),
             ("--help", "--help"),
+        ] {
+            assert!(parse(&args(bad)).unwrap_err().contains(says), "{bad}");
+        }
+    }
+
+    #[test]
+    fn onelogin_takes_its_options_and_names_what_is_wrong() {
+        let Ok(Command::OneLogin(o)) = parse(&args(
+            "onelogin 127.0.0.1:0 --users 5 --groups 2 --per-user 1 --client-id cid --secret pw --rate-limit 100000",
+        )) else {
+            panic!("onelogin");
+        };
+        assert_eq!((o.users, o.groups, o.per_user, o.rate_limit), (5, 2, 1, 100_000));
+        assert_eq!((o.client_id.as_str(), o.secret.as_str()), ("cid", "pw"));
+        let Ok(Command::OneLogin(d)) = parse(&args("onelogin")) else {
+            panic!("onelogin");
+        };
+        assert_eq!(d.addr, "127.0.0.1:8097".parse().unwrap());
+        assert_eq!(d.rate_limit, DEFAULT_RATE_LIMIT);
+        for (bad, says) in [
+            ("onelogin --rate-limit lots", "--rate-limit"),
+            ("onelogin --product jira", "--product"),
+            ("onelogin --secret", "--secret needs a value"),
+            ("onelogin localhost", "localhost"),
         ] {
             assert!(parse(&args(bad)).unwrap_err().contains(says), "{bad}");
         }
