@@ -2,7 +2,7 @@
 //! before any request is made.
 
 use roster_sdk::PluginError;
-use roster_sdk::oauth::{ClientAuth, ClientCredentials};
+use roster_sdk::oauth::{ClientAuth, ClientCredentials, TokenBody};
 use roster_sdk::settings::SourceSettings;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -301,6 +301,7 @@ impl Settings {
             auth,
             // The resource identifier is Graph's own URL (public and national clouds).
             scope: Some(format!("{}/.default", self.graph_url)),
+            body: TokenBody::Form,
         }
     }
 

@@ -66,6 +66,7 @@ pub fn error_detail(body: &[u8]) -> String {
             v.pointer("/errors/0/message"),  // Bitbucket, Keycloak
             v.pointer("/errorMessage"),      // Keycloak
             v.pointer("/detail"),            // SCIM
+            v.pointer("/status/message"),    // OneLogin API v1 and its token endpoint
             v.pointer("/message"),
             v.pointer("/error"),
         ];
@@ -147,6 +148,9 @@ mod tests {
         assert!(e.to_string().contains("AADSTS7000215"), "{e}");
         let okta = r#"{"errorCode":"E0000011","errorSummary":"Invalid token provided"}"#;
         assert_eq!(error_detail(okta.as_bytes()), "Invalid token provided");
+        let onelogin =
+            r#"{"status":{"error":true,"code":401,"type":"Unauthorized","message":"Authentication Failure"}}"#;
+        assert_eq!(error_detail(onelogin.as_bytes()), "Authentication Failure");
         assert_eq!(error_detail(b""), "(empty body)");
     }
 

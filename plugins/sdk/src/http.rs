@@ -7,7 +7,7 @@
 //! Requests are plain [`Request`] values built with the helpers here; a [`Transport`] sends them.
 //! Inside the host that is [`HostTransport`]; tests script their own.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -111,25 +111,27 @@ impl Response {
     }
 
     /// The body parsed as JSON; a body that is not the expected JSON is a `fatal` error that
-    /// names the field where it went wrong (`[3].profile.login`: the fourth object's login) and
+    /// names where in the document it went wrong (`[3].status`: the fourth item's `status`) and
     /// quotes the start of the body.
     pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, PluginError> {
         let mut de = serde_json::Deserializer::from_slice(&self.body);
-        let parsed = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| (e.path().to_string(), e.into_inner()))
-            // Trailing garbage after the value is as wrong as a truncated one.
-            .and_then(|v| de.end().map(|()| v).map_err(|e| (".".to_string(), e)));
-        parsed.map_err(|(path, e)| {
-            let kind = self
-                .header("content-type")
-                .filter(|t| !t.to_ascii_lowercase().contains("json"))
-                .map(|t| format!(" but `{t}` (a sign-in page or a proxy in front of the API?)"))
-                .unwrap_or_default();
+        let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
             let at = if path == "." {
                 String::new()
             } else {
                 format!(" at `{path}`")
             };
+            (at, e.into_inner())
+        });
+        // Trailing bytes after the value: the document is not the JSON expected either.
+        let parsed = parsed.and_then(|v| de.end().map(|()| v).map_err(|e| (String::new(), e)));
+        parsed.map_err(|(at, e)| {
+            let kind = self
+                .header("content-type")
+                .filter(|t| !t.to_ascii_lowercase().contains("json"))
+                .map(|t| format!(" but `{t}` (a sign-in page or a proxy in front of the API?)"))
+                .unwrap_or_default();
             PluginError::Fatal(format!(
                 "{what}: the response is not the JSON expected{kind}{at} ({e}); it starts with: {}",
                 excerpt(&self.body)
@@ -137,8 +139,8 @@ impl Response {
         })
     }
 
-    /// The `Date` header as a time: the server's clock, which is what timestamps the server
-    /// compares against (`lastUpdated gt …`) must come from, not the host's.
+    /// The server's clock: the `Date` header (RFC 9110 §6.6.1), for timestamps a later request
+    /// compares against the server's own (`updated_since`), which the host's clock may not match.
     pub fn date(&self) -> Option<SystemTime> {
         httpdate::parse_http_date(self.header("date")?.trim()).ok()
     }
@@ -165,6 +167,31 @@ pub fn basic_auth(user: &str, secret: &str) -> Result<String, PluginError> {
         )));
     }
     Ok(format!("Basic {user}:{{{{secret:{secret}}}}}"))
+}
+
+/// `t` as an RFC 3339 / ISO 8601 UTC timestamp with milliseconds, `2026-12-03T21:30:00.000Z`:
+/// the form APIs take in `updated_since`, `lastUpdated gt "…"` and the like.
+pub fn iso8601(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
 }
 
 /// Sends `req` and parses a 2xx JSON answer; other statuses become classified errors.
@@ -239,6 +266,76 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_field_is_named_by_its_place_in_the_document() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Item {
+            id: i64,
+            status: i64,
+        }
+        let page = |body: &str| Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        };
+        let e = page(r#"[{"id":1,"status":1},{"id":2,"status":"on"}]"#)
+            .json::<Vec<Item>>("GET /api/2/users")
+            .unwrap_err();
+        assert!(
+            matches!(&e, PluginError::Fatal(m) if m.starts_with("GET /api/2/users: ") && m.contains("at `[1].status`") && m.contains("invalid type")),
+            "{e:?}"
+        );
+        let e = page(r#"[{"id":1,"status":1},{"id":2,"sta"#)
+            .json::<Vec<Item>>("GET /api/2/users")
+            .unwrap_err();
+        assert!(matches!(&e, PluginError::Fatal(m) if m.contains("at `[1]")), "{e:?}");
+        let e = page(r#"[] trailing"#)
+            .json::<Vec<Item>>("GET /api/2/users")
+            .unwrap_err();
+        assert!(matches!(&e, PluginError::Fatal(m) if m.contains("trailing")), "{e:?}");
+    }
+
+    #[test]
+    fn the_date_header_is_the_server_s_clock() {
+        let at = |v: &str| Response {
+            status: 200,
+            headers: vec![("Date".into(), v.into())],
+            body: vec![],
+        };
+        assert_eq!(
+            at("Thu, 03 Dec 2026 21:30:00 GMT").date(),
+            Some(UNIX_EPOCH + Duration::from_secs(1_796_333_400))
+        );
+        assert_eq!(at("yesterday").date(), None);
+        assert_eq!(
+            Response {
+                headers: vec![],
+                ..at("")
+            }
+            .date(),
+            None
+        );
+    }
+
+    #[test]
+    fn timestamps_are_written_as_iso_8601_utc() {
+        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            iso8601(UNIX_EPOCH + Duration::from_millis(1_796_333_400_250)),
+            "2026-12-03T21:30:00.250Z"
+        );
+        // A leap day and the turn of a century that is not a leap year.
+        assert_eq!(
+            iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            iso8601(UNIX_EPOCH + Duration::from_secs(4_107_542_399)),
+            "2100-02-28T23:59:59.000Z"
+        );
+    }
+
+    #[test]
     fn query_values_are_encoded_and_names_kept() {
         let u = url_with_query(
             "https://g.example/v1.0/users",
@@ -279,61 +376,6 @@ mod tests {
     fn header_replaces_case_insensitively() {
         let req = Request::get("https://x").header("Accept", "text/plain");
         assert_eq!(req.headers, vec![("accept".to_string(), "text/plain".to_string())]);
-    }
-
-    #[test]
-    fn json_errors_name_the_field_where_the_page_went_wrong() {
-        #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
-        struct U {
-            id: String,
-            profile: std::collections::HashMap<String, serde_json::Value>,
-        }
-        let page = |body: &str| Response {
-            status: 200,
-            headers: vec![],
-            body: body.as_bytes().to_vec(),
-        };
-        let wrong = page(r#"[{"id":"a","profile":{}},{"id":"b","profile":"x"}]"#);
-        let e = wrong.json::<Vec<U>>("list users").unwrap_err();
-        assert!(
-            matches!(&e, PluginError::Fatal(m) if m.contains("at `[1].profile`") && m.contains("list users")),
-            "{e:?}"
-        );
-        let cut = page(r#"[{"id":"a","profile":{}},{"id":"b","prof"#);
-        let e = cut.json::<Vec<U>>("list users").unwrap_err();
-        assert!(
-            matches!(&e, PluginError::Fatal(m) if m.contains("at `[1]") && m.contains("EOF")),
-            "{e:?}"
-        );
-        let trailing = page(r#"[{"id":"a","profile":{}}] ["#);
-        assert!(trailing.json::<Vec<U>>("list users").is_err());
-    }
-
-    #[test]
-    fn the_date_header_is_the_server_s_clock() {
-        let r = Response {
-            status: 200,
-            headers: vec![("Date".into(), "Thu, 03 Dec 2026 21:30:00 GMT".into())],
-            body: vec![],
-        };
-        let secs = r
-            .date()
-            .unwrap()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        assert_eq!(secs, 1_796_333_400);
-        let none = Response {
-            headers: vec![],
-            ..r.clone()
-        };
-        assert_eq!(none.date(), None);
-        let bad = Response {
-            headers: vec![("date".into(), "yesterday".into())],
-            ..r
-        };
-        assert_eq!(bad.date(), None);
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! OAuth 2.0 client credentials (RFC 6749 §4.4), with a client secret or a signed JWT client
-//! assertion (RFC 7523), and a token cache that lives as long as the job.
+//! OAuth 2.0 client credentials (RFC 6749 §4.4), with a client secret (in the body or as HTTP
+//! Basic) or a signed JWT client assertion (RFC 7523), a form or JSON request body, and a token
+//! cache that lives as long as the job.
 //!
 //! Secrets stay in the host: the secret is sent as a `{{secret:NAME}}` placeholder that the host
-//! fills in on the way to the token endpoint, and assertions are signed by the host's
-//! `sign-jwt` import with a key the plugin only names.
+//! fills in on the way to the token endpoint (for Basic, [`crate::http::basic_auth`]: the host
+//! also base64-encodes), and assertions are signed by the host's `sign-jwt` import with a key
+//! the plugin only names.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,8 +27,15 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// How the client proves who it is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ClientAuth {
-    /// `client_secret` in the form body; the value is the name of a host-held secret.
+    /// `client_secret` in the request body; the value is the name of a host-held secret.
     Secret {
+        /// Name of the secret in the source's settings, e.g. `client_secret`.
+        secret: String,
+    },
+    /// `Authorization: Basic client_id:secret` (RFC 6749 §2.3.1 `client_secret_basic`, what
+    /// OneLogin requires); neither the client id nor the secret goes in the body. The source
+    /// binds the secret with `use = { header = "Authorization" }`.
+    Basic {
         /// Name of the secret in the source's settings, e.g. `client_secret`.
         secret: String,
     },
@@ -42,6 +51,17 @@ pub enum ClientAuth {
     },
 }
 
+/// How the token request's fields are encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TokenBody {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 says (Entra, Okta, most servers).
+    #[default]
+    Form,
+    /// A JSON object of the same fields, `{"grant_type":"client_credentials"}` (OneLogin, whose
+    /// token endpoint refuses a form).
+    Json,
+}
+
 /// Where and how to get a token.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientCredentials {
@@ -53,6 +73,9 @@ pub struct ClientCredentials {
     pub auth: ClientAuth,
     /// `scope`, e.g. `https://graph.microsoft.com/.default`.
     pub scope: Option<String>,
+    /// How the request's fields are encoded; [`TokenBody::Form`] (the default) unless the
+    /// server wants JSON.
+    pub body: TokenBody,
 }
 
 #[derive(Deserialize)]
@@ -118,21 +141,23 @@ impl ClientCredentials {
     }
 
     fn request_token(&self, transport: &dyn Transport) -> Result<TokenResponse, PluginError> {
-        let mut fields: Vec<(&str, String)> = vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", self.client_id.clone()),
-        ];
-        if let Some(scope) = &self.scope {
-            fields.push(("scope", scope.clone()));
-        }
+        let mut fields: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
+        let mut authorization = None;
         match &self.auth {
-            ClientAuth::Secret { secret } => fields.push(("client_secret", format!("{{{{secret:{secret}}}}}"))),
+            ClientAuth::Secret { secret } => {
+                fields.push(("client_id", self.client_id.clone()));
+                fields.push(("client_secret", format!("{{{{secret:{secret}}}}}")));
+            }
+            ClientAuth::Basic { secret } => {
+                authorization = Some(crate::http::basic_auth(&self.client_id, secret)?);
+            }
             ClientAuth::Assertion {
                 key_secret,
                 header,
                 alg,
             } => {
                 let assertion = self.assertion(key_secret, header, alg)?;
+                fields.push(("client_id", self.client_id.clone()));
                 fields.push((
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
@@ -140,8 +165,24 @@ impl ClientCredentials {
                 fields.push(("client_assertion", assertion));
             }
         }
-        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let resp = transport.send(Request::post_form(&self.token_url, &pairs))?;
+        if let Some(scope) = &self.scope {
+            fields.push(("scope", scope.clone()));
+        }
+        let mut req = match self.body {
+            TokenBody::Form => {
+                let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                Request::post_form(&self.token_url, &pairs)
+            }
+            TokenBody::Json => {
+                let object: serde_json::Map<String, serde_json::Value> =
+                    fields.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+                Request::new("POST", &self.token_url).with_json("POST", &object)?
+            }
+        };
+        if let Some(value) = authorization {
+            req = req.header("authorization", value);
+        }
+        let resp = transport.send(req)?;
         if resp.status == 400 || resp.status == 401 {
             // Token endpoints answer 400/401 with `invalid_client` for a bad secret. The OAuth
             // `error` code is quoted so a connector can say what to fix for its vendor
@@ -304,6 +345,7 @@ mod tests {
                 secret: "client_secret".into(),
             },
             scope: Some("https://graph.microsoft.com/.default".into()),
+            body: TokenBody::Form,
         }
     }
 
@@ -364,6 +406,97 @@ mod tests {
         );
         assert!(x5t_from_thumbprint("xyz").is_err());
         assert!(x5t_from_thumbprint("").is_err());
+    }
+
+    /// Keeps the token request it is sent and answers it.
+    #[derive(Default)]
+    struct Recorder(RefCell<Option<Request>>);
+
+    impl Transport for Recorder {
+        fn send(&self, req: Request) -> Result<Response, PluginError> {
+            *self.0.borrow_mut() = Some(req);
+            Ok(Response {
+                status: 200,
+                headers: vec![],
+                body: br#"{"access_token":"tok","expires_in":36000,"token_type":"bearer"}"#.to_vec(),
+            })
+        }
+    }
+
+    fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+        req.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn basic_auth_with_a_json_body_sends_the_secret_only_in_the_header() {
+        let cc = ClientCredentials {
+            token_url: "https://acme.onelogin.example/auth/oauth2/v2/token".into(),
+            client_id: "a1b2".into(),
+            auth: ClientAuth::Basic {
+                secret: "client_secret".into(),
+            },
+            scope: None,
+            body: TokenBody::Json,
+        };
+        let t = Recorder::default();
+        assert_eq!(cc.token(&t).unwrap(), "tok");
+        let req = t.0.borrow_mut().take().unwrap();
+        assert_eq!(req.method, "POST");
+        assert_eq!(
+            header(&req, "authorization"),
+            Some("Basic a1b2:{{secret:client_secret}}")
+        );
+        assert_eq!(header(&req, "content-type"), Some("application/json"));
+        let body: serde_json::Value = serde_json::from_slice(req.body.as_deref().unwrap()).unwrap();
+        assert_eq!(body, serde_json::json!({"grant_type": "client_credentials"}));
+    }
+
+    #[test]
+    fn a_json_body_carries_the_fields_a_form_would() {
+        let cc = ClientCredentials {
+            body: TokenBody::Json,
+            ..creds("https://json.example")
+        };
+        let t = Recorder::default();
+        cc.token(&t).unwrap();
+        let req = t.0.borrow_mut().take().unwrap();
+        assert_eq!(header(&req, "authorization"), None);
+        let body: serde_json::Value = serde_json::from_slice(req.body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "grant_type": "client_credentials",
+                "client_id": "app",
+                "client_secret": "{{secret:client_secret}}",
+                "scope": "https://graph.microsoft.com/.default",
+            })
+        );
+        // The form stays the default, with the same fields.
+        assert_eq!(TokenBody::default(), TokenBody::Form);
+        creds("https://form.example").token(&t).unwrap();
+        let req = t.0.borrow_mut().take().unwrap();
+        assert_eq!(header(&req, "content-type"), Some("application/x-www-form-urlencoded"));
+        let form = String::from_utf8(req.body.unwrap()).unwrap();
+        assert_eq!(
+            form,
+            "grant_type=client_credentials&client_id=app&client_secret={{secret:client_secret}}&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+        );
+    }
+
+    #[test]
+    fn a_client_id_basic_cannot_carry_is_a_config_error() {
+        let cc = ClientCredentials {
+            client_id: "a:b".into(),
+            auth: ClientAuth::Basic {
+                secret: "client_secret".into(),
+            },
+            ..creds("https://colon.example")
+        };
+        let err = cc.token(&Recorder::default()).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Config(m) if m.contains("HTTP Basic")),
+            "{err:?}"
+        );
     }
 
     #[test]

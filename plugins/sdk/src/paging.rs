@@ -85,10 +85,11 @@ impl Overlapping {
     }
 }
 
-/// Guards a paging loop against a server that keeps answering with the same "next" link.
-#[derive(Debug, Default)]
+/// Guards a paging loop against a server that keeps answering with the same "next" link. It
+/// serializes, so a listing read one driver step at a time keeps it in its cursor.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LoopGuard {
-    seen: std::collections::HashSet<String>,
+    seen: std::collections::BTreeSet<String>,
 }
 
 impl LoopGuard {

@@ -92,6 +92,7 @@ fn token_answer(script: &Script) {
             secret: "client_secret".into(),
         },
         scope: Some("https://graph.test/.default".into()),
+        body: roster_sdk::oauth::TokenBody::Form,
     };
     creds.forget();
     match creds.token(script) {
