@@ -5,6 +5,7 @@
 //! [`bitbucket`] simulates Bitbucket Data Center's admin REST API (the target).
 //! [`graph`] simulates Microsoft Graph v1.0 and the Entra ID token endpoint (Entra ID connector).
 //! [`crowd`] simulates Jira or Crowd as a user server, `usermanagement/1` (`crowd` connector).
+//! [`okta`] simulates Okta's Management API and its service-app token endpoint (`okta` connector).
 //! [`slapd`] is no simulator: it runs a real, throwaway OpenLDAP server (`ldap` connector).
 
 pub mod bitbucket;
@@ -12,5 +13,6 @@ pub mod crowd;
 pub mod directory;
 pub mod graph;
 pub mod kit;
+pub mod okta;
 pub mod scenario;
 pub mod slapd;
