@@ -607,7 +607,11 @@ impl OktaState {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        let login = profile.get("login").and_then(Value::as_str).unwrap_or("").to_lowercase();
+        let login = profile
+            .get("login")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase();
         if let Some(id) = self.logins.get(&login) {
             return id.clone();
         }
@@ -749,10 +753,18 @@ impl OktaState {
         if !self.groups.contains_key(group) || !self.users.contains_key(user) {
             return false;
         }
-        if !self.members.entry(group.to_string()).or_default().insert(user.to_string()) {
+        if !self
+            .members
+            .entry(group.to_string())
+            .or_default()
+            .insert(user.to_string())
+        {
             return false;
         }
-        self.member_of.entry(user.to_string()).or_default().insert(group.to_string());
+        self.member_of
+            .entry(user.to_string())
+            .or_default()
+            .insert(group.to_string());
         if let Some(g) = self.groups.get_mut(group) {
             g.last_membership_updated = now();
         }
@@ -801,7 +813,10 @@ impl OktaState {
 
     /// Assigns a user to an app directly (scope USER). A DEPROVISIONED user cannot be assigned.
     pub fn assign_user(&mut self, app_id: &str, user_id: &str) {
-        let assignable = self.users.get(user_id).is_some_and(|u| u.status != Status::Deprovisioned);
+        let assignable = self
+            .users
+            .get(user_id)
+            .is_some_and(|u| u.status != Status::Deprovisioned);
         if let Some(app) = self.apps.get_mut(app_id).filter(|_| assignable) {
             app.users.entry(user_id.to_string()).or_insert_with(now);
         }
@@ -942,10 +957,7 @@ impl OktaState {
 
     fn base(&self, headers: &HeaderMap) -> String {
         self.public_url.clone().unwrap_or_else(|| {
-            let host = headers
-                .get("host")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("127.0.0.1");
+            let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
             format!("http://{host}")
         })
     }
@@ -999,7 +1011,9 @@ impl kit::SimState for OktaState {
             .with_state(state.clone())
             .layer(faults.layer(vendor))
             .layer(KitLayer::new(RateLayer(rates)))
-            .layer(kit::observe(move |method, uri, answer| count(&state, method, uri, answer)))
+            .layer(kit::observe(move |method, uri, answer| {
+                count(&state, method, uri, answer)
+            }))
     }
 }
 
@@ -1121,15 +1135,12 @@ impl Vendor for Okta {
         let mut r = okta_error(StatusCode::UNAUTHORIZED, "E0000011", "Invalid token provided", &[]);
         let base = format!(
             "http://{}",
-            req.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1")
+            req.headers
+                .get("host")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("127.0.0.1")
         );
-        bearer_challenge(
-            &mut r,
-            &base,
-            "invalid_token",
-            "The access token is invalid.",
-            None,
-        );
+        bearer_challenge(&mut r, &base, "invalid_token", "The access token is invalid.", None);
         r
     }
 }

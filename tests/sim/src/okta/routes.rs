@@ -136,11 +136,21 @@ fn not_found(id: &str, kind: &str) -> Response {
 }
 
 fn invalid_search(cause: String) -> Response {
-    okta_error(StatusCode::BAD_REQUEST, "E0000031", "Invalid search criteria.", &[cause])
+    okta_error(
+        StatusCode::BAD_REQUEST,
+        "E0000031",
+        "Invalid search criteria.",
+        &[cause],
+    )
 }
 
 fn validation(cause: String) -> Response {
-    okta_error(StatusCode::BAD_REQUEST, "E0000001", "Api validation failed: limit", &[cause])
+    okta_error(
+        StatusCode::BAD_REQUEST,
+        "E0000001",
+        "Api validation failed: limit",
+        &[cause],
+    )
 }
 
 const USER_DATES: &[&str] = &[
@@ -354,11 +364,9 @@ impl OktaState {
     }
 
     fn find_user(&self, key: &str) -> Option<&OktaUser> {
-        self.users.get(key).or_else(|| {
-            self.logins
-                .get(&key.to_lowercase())
-                .and_then(|id| self.users.get(id))
-        })
+        self.users
+            .get(key)
+            .or_else(|| self.logins.get(&key.to_lowercase()).and_then(|id| self.users.get(id)))
     }
 
     fn get_user(&self, id: &str, base: &str) -> Answer {

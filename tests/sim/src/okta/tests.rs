@@ -95,7 +95,8 @@ impl T {
     }
 
     async fn get_as(&self, auth: &str, path: &str) -> Answer {
-        self.send(self.http.get(self.url(path)).header("authorization", auth)).await
+        self.send(self.http.get(self.url(path)).header("authorization", auth))
+            .await
     }
 
     async fn get(&self, path: &str) -> Answer {
@@ -106,7 +107,11 @@ impl T {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query)
             .finish();
-        let url = if q.is_empty() { self.url(path) } else { format!("{}?{q}", self.url(path)) };
+        let url = if q.is_empty() {
+            self.url(path)
+        } else {
+            format!("{}?{q}", self.url(path))
+        };
         self.send(self.http.get(url).header("authorization", format!("SSWS {TOKEN}")))
             .await
     }
@@ -145,7 +150,9 @@ impl T {
 #[tokio::test]
 async fn listings_page_by_link_headers_with_opaque_cursors_and_capped_limits() {
     let mut s = org();
-    let ids: BTreeSet<String> = (0..250).map(|i| s.add_user(person(&format!("u{i:03}")), Status::Active)).collect();
+    let ids: BTreeSet<String> = (0..250)
+        .map(|i| s.add_user(person(&format!("u{i:03}")), Status::Active))
+        .collect();
     let t = T::new(s).await;
 
     let (seen, pages) = t.all("/api/v1/users", &[("limit", "100")]).await;
@@ -183,17 +190,25 @@ async fn a_plain_listing_omits_deprovisioned_users_and_a_search_or_filter_shows_
     let plain: BTreeSet<String> = t.all("/api/v1/users", &[]).await.0.into_iter().collect();
     assert_eq!(plain, BTreeSet::from([kept.clone(), staged.clone()]));
     let searched: BTreeSet<String> = t
-        .all("/api/v1/users", &[("search", "lastUpdated gt \"1970-01-01T00:00:00.000Z\"")])
+        .all(
+            "/api/v1/users",
+            &[("search", "lastUpdated gt \"1970-01-01T00:00:00.000Z\"")],
+        )
         .await
         .0
         .into_iter()
         .collect();
     assert_eq!(searched, BTreeSet::from([kept, gone.clone(), staged]));
-    let filtered = t.get_q("/api/v1/users", &[("filter", "status eq \"DEPROVISIONED\"")]).await;
+    let filtered = t
+        .get_q("/api/v1/users", &[("filter", "status eq \"DEPROVISIONED\"")])
+        .await;
     assert_eq!(filtered.ids(), [gone.clone()]);
     assert_eq!(filtered.json[0]["status"], "DEPROVISIONED");
     // The single read finds it too.
-    assert_eq!(t.get(&format!("/api/v1/users/{gone}")).await.json["status"], "DEPROVISIONED");
+    assert_eq!(
+        t.get(&format!("/api/v1/users/{gone}")).await.json["status"],
+        "DEPROVISIONED"
+    );
 }
 
 #[test]
@@ -253,21 +268,33 @@ async fn searches_select_by_profile_status_and_type_and_refusals_name_the_cause(
     let t = T::new(s).await;
 
     let by_dept = t
-        .get_q("/api/v1/users", &[("search", "profile.department sw \"eng\" and status eq \"ACTIVE\"")])
+        .get_q(
+            "/api/v1/users",
+            &[("search", "profile.department sw \"eng\" and status eq \"ACTIVE\"")],
+        )
         .await;
     assert_eq!(by_dept.ids(), [eng.clone()]);
-    let by_array = t.get_q("/api/v1/users", &[("search", "profile.costCenter eq \"b\"")]).await;
+    let by_array = t
+        .get_q("/api/v1/users", &[("search", "profile.costCenter eq \"b\"")])
+        .await;
     assert_eq!(by_array.ids(), [eng]);
 
-    let refused = t.get_q("/api/v1/users", &[("search", "profile.colour eq \"red\"")]).await;
+    let refused = t
+        .get_q("/api/v1/users", &[("search", "profile.colour eq \"red\"")])
+        .await;
     assert_eq!((refused.status, refused.code()), (400, "E0000031"), "{}", refused.text);
     assert_eq!(refused.json["errorSummary"], "Invalid search criteria.");
     assert!(refused.causes().contains("profile.colour"), "{}", refused.causes());
-    let narrow_filter = t.get_q("/api/v1/users", &[("filter", "profile.department eq \"x\"")]).await;
+    let narrow_filter = t
+        .get_q("/api/v1/users", &[("filter", "profile.department eq \"x\"")])
+        .await;
     assert_eq!(narrow_filter.code(), "E0000031");
 
     let okta_groups = t
-        .get_q("/api/v1/groups", &[("search", "type eq \"OKTA_GROUP\" or type eq \"APP_GROUP\"")])
+        .get_q(
+            "/api/v1/groups",
+            &[("search", "type eq \"OKTA_GROUP\" or type eq \"APP_GROUP\"")],
+        )
         .await;
     assert_eq!(okta_groups.ids().len(), 2, "Everyone (BUILT_IN) is left out");
     let by_name = t
@@ -302,17 +329,26 @@ async fn edits_move_last_updated_and_memberships_move_last_membership_updated_on
     let groups = t
         .get_q(
             "/api/v1/groups",
-            &[("search", &format!("lastUpdated gt \"{since}\" or lastMembershipUpdated gt \"{since}\""))],
+            &[(
+                "search",
+                &format!("lastUpdated gt \"{since}\" or lastMembershipUpdated gt \"{since}\""),
+            )],
         )
         .await;
     assert_eq!(groups.ids(), [g.clone()]);
     assert!(!groups.ids().contains(&quiet));
     let filtered = t
-        .get_q("/api/v1/groups", &[("filter", &format!("lastMembershipUpdated gt \"{since}\""))])
+        .get_q(
+            "/api/v1/groups",
+            &[("filter", &format!("lastMembershipUpdated gt \"{since}\""))],
+        )
         .await;
     assert_eq!(filtered.ids(), [g.clone()]);
     let stamp = groups.json[0]["lastMembershipUpdated"].as_str().unwrap();
-    assert!(stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.', "{stamp}");
+    assert!(
+        stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.',
+        "{stamp}"
+    );
 
     // Deleting needs a deactivated user, and takes the memberships with it.
     assert!(!t.sim.lock().delete_user(&b));
@@ -339,19 +375,43 @@ async fn groups_report_their_member_counts_and_list_members_as_full_users() {
 
     // Nesting flattened: the head group holds everyone in its chain.
     let expected = &d.expected_members()[&d.groups[0].name];
-    let members = t.get_q(&format!("/api/v1/groups/{head}/users"), &[("limit", "5000")]).await;
+    let members = t
+        .get_q(&format!("/api/v1/groups/{head}/users"), &[("limit", "5000")])
+        .await;
     let logins: BTreeSet<String> = members
         .json
         .as_array()
         .unwrap()
         .iter()
-        .map(|u| u["profile"]["login"].as_str().unwrap().trim_end_matches("@acme.example").to_string())
+        .map(|u| {
+            u["profile"]["login"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches("@acme.example")
+                .to_string()
+        })
         .collect();
     assert_eq!(&logins, expected);
-    assert_eq!(members.json[0]["_links"]["self"]["href"].as_str().map(|h| h.contains("/api/v1/users/")), Some(true));
+    assert_eq!(
+        members.json[0]["_links"]["self"]["href"]
+            .as_str()
+            .map(|h| h.contains("/api/v1/users/")),
+        Some(true)
+    );
 
-    let listed = t.get_q("/api/v1/groups", &[("expand", "stats"), ("search", "type eq \"OKTA_GROUP\"")]).await;
-    let head_json = listed.json.as_array().unwrap().iter().find(|g| g["id"] == head.as_str()).unwrap();
+    let listed = t
+        .get_q(
+            "/api/v1/groups",
+            &[("expand", "stats"), ("search", "type eq \"OKTA_GROUP\"")],
+        )
+        .await;
+    let head_json = listed
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == head.as_str())
+        .unwrap();
     assert_eq!(head_json["_embedded"]["stats"]["usersCount"], expected.len());
     assert_eq!(listed.ids().len(), 8);
     let plain = t.get(&format!("/api/v1/groups/{head}")).await;
@@ -361,7 +421,10 @@ async fn groups_report_their_member_counts_and_list_members_as_full_users() {
     assert_eq!(user.json["profile"]["email"], d.users[0].email.as_str());
     assert!(user.header("etag").is_some());
     let missing = t.get("/api/v1/groups/00gnosuchgroup0000000").await;
-    assert_eq!(missing.json["errorSummary"], "Not found: Resource not found: 00gnosuchgroup0000000 (UserGroup)");
+    assert_eq!(
+        missing.json["errorSummary"],
+        "Not found: Resource not found: 00gnosuchgroup0000000 (UserGroup)"
+    );
 }
 
 #[tokio::test]
@@ -379,7 +442,9 @@ async fn apps_list_their_users_as_provisioning_sees_them_and_their_groups() {
     s.set_status(&left, Status::Deprovisioned);
     let t = T::new(s).await;
 
-    let users = t.get_q(&format!("/api/v1/apps/{app}/users"), &[("expand", "user")]).await;
+    let users = t
+        .get_q(&format!("/api/v1/apps/{app}/users"), &[("expand", "user")])
+        .await;
     assert_eq!(users.status, 200, "{}", users.text);
     let by_id: std::collections::BTreeMap<String, &Value> = users
         .json
@@ -388,10 +453,16 @@ async fn apps_list_their_users_as_provisioning_sees_them_and_their_groups() {
         .iter()
         .map(|u| (u["id"].as_str().unwrap().to_string(), u))
         .collect();
-    assert_eq!(by_id.keys().cloned().collect::<BTreeSet<_>>(), BTreeSet::from([direct.clone(), via.clone()]));
+    assert_eq!(
+        by_id.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from([direct.clone(), via.clone()])
+    );
     assert_eq!(by_id[&direct]["scope"], "USER");
     assert_eq!(by_id[&via]["scope"], "GROUP");
-    assert_eq!(by_id[&via]["_embedded"]["user"]["profile"]["login"], format!("via@{DOMAIN}"));
+    assert_eq!(
+        by_id[&via]["_embedded"]["user"]["profile"]["login"],
+        format!("via@{DOMAIN}")
+    );
     let bare = t.get(&format!("/api/v1/apps/{app}/users")).await;
     assert!(bare.json[0].get("_embedded").is_none());
 
@@ -399,7 +470,10 @@ async fn apps_list_their_users_as_provisioning_sees_them_and_their_groups() {
     assert_eq!(groups.ids(), [g]);
     assert!(groups.json[0]["priority"].is_number());
     let a = t.get(&format!("/api/v1/apps/{app}")).await;
-    assert_eq!((a.json["label"].as_str(), a.json["signOnMode"].as_str()), (Some("Bitbucket"), Some("SAML_2_0")));
+    assert_eq!(
+        (a.json["label"].as_str(), a.json["signOnMode"].as_str()),
+        (Some("Bitbucket"), Some("SAML_2_0"))
+    );
     let none = t.get("/api/v1/apps/0oanosuchapp000000000").await;
     assert_eq!((none.status, none.code()), (404, "E0000007"));
     assert!(none.json["errorSummary"].as_str().unwrap().ends_with("(AppInstance)"));
@@ -442,7 +516,11 @@ async fn service_apps_get_scoped_tokens_with_private_key_jwt_and_bad_assertions_
         }
     };
 
-    let ok = send(grant(assertion(&aud, json!({}), KID), "okta.users.read okta.groups.read")).await;
+    let ok = send(grant(
+        assertion(&aud, json!({}), KID),
+        "okta.users.read okta.groups.read",
+    ))
+    .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(ok.json["token_type"], "Bearer");
     assert_eq!(ok.json["expires_in"], 3600);
@@ -454,41 +532,88 @@ async fn service_apps_get_scoped_tokens_with_private_key_jwt_and_bad_assertions_
     let app = t.get_as(&bearer, "/api/v1/apps/0oanosuchapp000000000/users").await;
     assert_eq!((app.status, app.code()), (403, "E0000006"));
     let challenge = app.header("www-authenticate").unwrap();
-    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"okta.apps.read\""), "{challenge}");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"okta.apps.read\""),
+        "{challenge}"
+    );
 
     // Scopes not granted are named.
     let scoped = send(grant(assertion(&aud, json!({}), KID), "okta.users.read okta.apps.read")).await;
-    assert_eq!((scoped.status, scoped.json["error"].as_str()), (400, Some("invalid_scope")));
-    assert_eq!(scoped.json["error_description"], "The following scopes are not allowed: okta.apps.read");
+    assert_eq!(
+        (scoped.status, scoped.json["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    assert_eq!(
+        scoped.json["error_description"],
+        "The following scopes are not allowed: okta.apps.read"
+    );
 
     for (assertion, says) in [
-        (assertion("https://elsewhere.example/oauth2/v1/token", json!({}), KID), "audience"),
+        (
+            assertion("https://elsewhere.example/oauth2/v1/token", json!({}), KID),
+            "audience",
+        ),
         (assertion(&aud, json!({"exp": 1_000_000}), KID), "expired"),
         (assertion(&aud, json!({"sub": "someone-else"}), KID), "'sub'"),
-        (assertion(&aud, json!({"iss": "0oaunknownclient0000", "sub": "0oaunknownclient0000"}), KID), "client_id is invalid"),
+        (
+            assertion(
+                &aud,
+                json!({"iss": "0oaunknownclient0000", "sub": "0oaunknownclient0000"}),
+                KID,
+            ),
+            "client_id is invalid",
+        ),
         (assertion(&aud, json!({}), "another-kid"), "another-kid"),
-        (format!("{}x", assertion(&aud, json!({}), KID).trim_end_matches(|c: char| c != '.')), "signature"),
+        (
+            format!(
+                "{}x",
+                assertion(&aud, json!({}), KID).trim_end_matches(|c: char| c != '.')
+            ),
+            "signature",
+        ),
     ] {
         let r = send(grant(assertion, "okta.users.read")).await;
-        assert_eq!((r.status, r.json["error"].as_str()), (401, Some("invalid_client")), "{says}: {}", r.text);
-        assert!(r.json["error_description"].as_str().unwrap().contains(says), "{says}: {}", r.text);
+        assert_eq!(
+            (r.status, r.json["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{says}: {}",
+            r.text
+        );
+        assert!(
+            r.json["error_description"].as_str().unwrap().contains(says),
+            "{says}: {}",
+            r.text
+        );
     }
     // An assertion is good once.
     let once = assertion(&aud, json!({"jti": "replayed"}), KID);
     assert_eq!(send(grant(once.clone(), "okta.users.read")).await.status, 200);
     let again = send(grant(once, "okta.users.read")).await;
-    assert!(again.json["error_description"].as_str().unwrap().contains("already been used"));
+    assert!(
+        again.json["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already been used")
+    );
 
     // Expired access tokens answer 401 with an invalid_token challenge.
     t.sim.lock().expire_access_tokens();
     let expired = t.get_as(&bearer, "/api/v1/users").await;
     assert_eq!((expired.status, expired.code()), (401, "E0000011"));
-    assert!(expired.header("www-authenticate").unwrap().contains("error=\"invalid_token\""));
+    assert!(
+        expired
+            .header("www-authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
 
     // An app that requires DPoP refuses a client that sends none.
     t.sim.lock().require_dpop(CLIENT);
     let dpop = send(grant(assertion(&aud, json!({}), KID), "okta.users.read")).await;
-    assert_eq!((dpop.status, dpop.json["error"].as_str()), (400, Some("invalid_dpop_proof")));
+    assert_eq!(
+        (dpop.status, dpop.json["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
 }
 
 #[tokio::test]
@@ -505,7 +630,10 @@ async fn api_tokens_are_checked_and_an_admin_without_the_role_is_refused() {
     assert_eq!(t.get_as("SSWS users-only", "/api/v1/users").await.status, 200);
     let groups = t.get_as("SSWS users-only", "/api/v1/groups").await;
     assert_eq!((groups.status, groups.code()), (403, "E0000006"));
-    assert_eq!(groups.json["errorSummary"], "You do not have permission to perform the requested action");
+    assert_eq!(
+        groups.json["errorSummary"],
+        "You do not have permission to perform the requested action"
+    );
 }
 
 #[tokio::test]
@@ -528,13 +656,19 @@ async fn every_answer_carries_its_buckets_rate_limit_and_a_spent_bucket_answers_
     t.get("/api/v1/users").await;
     let refused = t.get("/api/v1/users").await;
     assert_eq!((refused.status, refused.code()), (429, "E0000047"), "{}", refused.text);
-    assert_eq!(refused.json["errorSummary"], "API call exceeded rate limit due to too many requests.");
+    assert_eq!(
+        refused.json["errorSummary"],
+        "API call exceeded rate limit due to too many requests."
+    );
     assert_eq!(refused.header("x-rate-limit-remaining"), Some("0"));
     assert!(refused.header("retry-after").is_none());
     // Other buckets have their own counters.
     let groups = t.get(&format!("/api/v1/groups/{g}/users")).await;
     assert_eq!(groups.status, 200);
-    assert_eq!(groups.header("x-rate-limit-limit"), Some(DEFAULT_RATE_LIMIT.to_string().as_str()));
+    assert_eq!(
+        groups.header("x-rate-limit-limit"),
+        Some(DEFAULT_RATE_LIMIT.to_string().as_str())
+    );
     assert_eq!(t.sim.lock().throttled, 1);
 
     // Injected throttling answers the same way.
@@ -574,8 +708,19 @@ async fn links_use_the_public_url_when_a_proxy_is_in_front() {
     s.set_public_url("http://proxy.example:4010/");
     let t = T::new(s).await;
     let page = t.get_q("/api/v1/users", &[("limit", "1")]).await;
-    assert!(page.next().unwrap().starts_with("http://proxy.example:4010/api/v1/users?"), "{:?}", page.next());
-    assert!(page.json[0]["_links"]["self"]["href"].as_str().unwrap().starts_with("http://proxy.example:4010/"));
+    assert!(
+        page.next()
+            .unwrap()
+            .starts_with("http://proxy.example:4010/api/v1/users?"),
+        "{:?}",
+        page.next()
+    );
+    assert!(
+        page.json[0]["_links"]["self"]["href"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://proxy.example:4010/")
+    );
     assert_eq!(t.sim.token_url(), "http://proxy.example:4010/oauth2/v1/token");
 }
 
@@ -586,6 +731,9 @@ async fn an_activating_user_shows_its_target_status() {
     s.set_status(&id, Status::Activating);
     let t = T::new(s).await;
     let u = t.get(&format!("/api/v1/users/{id}")).await;
-    assert_eq!((u.json["status"].as_str(), u.json["transitioningToStatus"].as_str()), (Some("ACTIVATING"), Some("ACTIVE")));
+    assert_eq!(
+        (u.json["status"].as_str(), u.json["transitioningToStatus"].as_str()),
+        (Some("ACTIVATING"), Some("ACTIVE"))
+    );
     assert!(!t.sim.lock().user(&id).unwrap().login().is_empty());
 }

@@ -61,7 +61,9 @@ pub(super) fn handle(s: &mut OktaState, req: &Req) -> Response {
     if grant != "client_credentials" {
         return bad_request(
             "unsupported_grant_type",
-            &format!("The authorization grant type is not supported by the authorization server. Configured grant types: [client_credentials]. Requested: '{grant}'."),
+            &format!(
+                "The authorization grant type is not supported by the authorization server. Configured grant types: [client_credentials]. Requested: '{grant}'."
+            ),
         );
     }
     let Some(assertion) = param("client_assertion") else {
@@ -122,8 +124,8 @@ pub(super) fn handle(s: &mut OktaState, req: &Req) -> Response {
 fn verify(s: &mut OktaState, assertion: &str, form_client: Option<&str>, audience: &str) -> Result<String, Response> {
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| invalid_client("The client_assertion is not a well-formed JWT."))?;
-    let claims: Value = unverified_claims(assertion)
-        .ok_or_else(|| invalid_client("The client_assertion is not a well-formed JWT."))?;
+    let claims: Value =
+        unverified_claims(assertion).ok_or_else(|| invalid_client("The client_assertion is not a well-formed JWT."))?;
     let claim = |name: &str| claims.get(name).and_then(Value::as_str);
     let Some(client_id) = claim("iss").map(str::to_string) else {
         return Err(invalid_client("The client_assertion token is missing the 'iss' claim."));
@@ -164,20 +166,20 @@ fn verify(s: &mut OktaState, assertion: &str, form_client: Option<&str>, audienc
     v.validate_aud = false;
     v.set_required_spec_claims(&["exp"]);
     let mut expired = false;
-    let verified = keys.iter().any(|key| match jsonwebtoken::decode::<Value>(assertion, key, &v) {
-        Ok(_) => true,
-        Err(e) => {
-            expired |= matches!(e.kind(), ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature);
-            false
-        }
-    });
+    let verified = keys
+        .iter()
+        .any(|key| match jsonwebtoken::decode::<Value>(assertion, key, &v) {
+            Ok(_) => true,
+            Err(e) => {
+                expired |= matches!(e.kind(), ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature);
+                false
+            }
+        });
     if expired {
         return Err(invalid_client("The client_assertion token is expired."));
     }
     if !verified {
-        return Err(invalid_client(
-            "The client_assertion signature is invalid.",
-        ));
+        return Err(invalid_client("The client_assertion signature is invalid."));
     }
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => a == audience,
