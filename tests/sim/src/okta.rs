@@ -1046,8 +1046,6 @@ impl Middleware for RateLayer {
         h.insert("x-rate-limit-limit", HeaderValue::from(headers.limit));
         h.insert("x-rate-limit-remaining", HeaderValue::from(remaining));
         h.insert("x-rate-limit-reset", HeaderValue::from(headers.reset));
-        // Okta's 429 names no wait but the reset time; an injected one must not either.
-        h.remove("retry-after");
         with_date(answer)
     }
 }
