@@ -1,6 +1,6 @@
 //! Roster configurations for the simulators, as the tests, benchmarks and demo use them: a
-//! `file`, an `entra` (with the `normalize` transform), a `crowd`, an `ldap` or a `onelogin`
-//! source syncing into a simulated Bitbucket.
+//! `file`, an `entra` or `okta` (with the `normalize` transform), a `crowd`, an `ldap` or a
+//! `onelogin` source syncing into a simulated Bitbucket.
 
 /// `roster.toml` text: source `hr` reads `file` in the folder `files`; the target is the
 /// Bitbucket simulator at `sim_url` (admin/password), with every active user in
@@ -80,6 +80,62 @@ value = "{secret}"
 hosts = ["{login_url}"]
 use = {{ form = "client_secret" }}
 path = "/{tenant_id}/oauth2/"
+{secrets}
+
+[[source.transforms]]
+plugin = "normalize"
+settings = {{ strip_domain = true }}
+
+{}"#,
+        target_config(sim_url, target_extra)
+    )
+}
+
+/// An `okta` source reading the Okta simulator with an API token.
+#[derive(Debug, Clone, Default)]
+pub struct OktaSource {
+    /// The org URL (the simulator's, or a proxy's in front of it): the API is under `/api/v1`.
+    pub org_url: String,
+    /// The API token's value (the secret `api_token`; the connector sends `SSWS <token>`).
+    pub api_token: String,
+    /// Lines added to the connector's settings table (`scope = "groups"`, …).
+    pub settings: String,
+    /// Lines added to the `[[source]]` table (`budget = …`, `limits = …`).
+    pub source: String,
+    /// Tables added after the API token (`[[source.secrets]]` for a service app's key).
+    pub secrets: String,
+}
+
+/// `roster.toml` text: source `okta` reads the Okta simulator with the `okta` connector (logins
+/// stripped of their domain by `normalize`) into the Bitbucket simulator at `sim_url`;
+/// `target_extra` adds lines to `[target]`.
+pub fn okta_source_config(o: &OktaSource, sim_url: &str, target_extra: &str) -> String {
+    let OktaSource {
+        org_url,
+        api_token,
+        settings,
+        source,
+        secrets,
+    } = o;
+    format!(
+        r#"[[source]]
+id = "okta"
+plugin = "okta"
+# The simulator listens on plain HTTP on 127.0.0.1; a real org needs neither opt-in.
+allow_hosts = ["{org_url}"]
+allow_insecure_http = true
+allow_private_addresses = true
+{source}
+
+[source.settings]
+org_url = "{org_url}"
+{settings}
+
+[[source.secrets]]
+name = "api_token"
+value = "{api_token}"
+hosts = ["{org_url}"]
+use = {{ header = "Authorization" }}
 {secrets}
 
 [[source.transforms]]
@@ -332,6 +388,34 @@ mod tests {
         assert_eq!(doc["target"]["url"].as_str(), Some("http://127.0.0.1:7990"));
     }
     use crate::slapd::{READER_DN, SizeLimit, Slapd};
+
+    #[test]
+    fn the_okta_source_sends_its_api_token_as_the_authorization_header_to_the_org_only() {
+        let text = okta_source_config(
+            &OktaSource {
+                org_url: "http://127.0.0.1:4010".into(),
+                api_token: "00abc".into(),
+                settings: "scope = \"groups\"\ngroups = [\"team-00000\"]".into(),
+                ..OktaSource::default()
+            },
+            "http://127.0.0.1:7990",
+            "",
+        );
+        let doc: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let source = &doc["source"][0];
+        assert_eq!(source["plugin"].as_str(), Some("okta"));
+        assert_eq!(source["settings"]["org_url"].as_str(), Some("http://127.0.0.1:4010"));
+        assert_eq!(source["settings"]["scope"].as_str(), Some("groups"));
+        let secret = &source["secrets"][0];
+        assert_eq!(secret["name"].as_str(), Some("api_token"));
+        assert_eq!(secret["value"].as_str(), Some("00abc"));
+        assert_eq!(secret["use"]["header"].as_str(), Some("Authorization"));
+        assert_eq!(secret["hosts"][0].as_str(), Some("http://127.0.0.1:4010"));
+        assert_eq!(
+            source["transforms"][0]["settings"]["strip_domain"].as_bool(),
+            Some(true)
+        );
+    }
 
     #[test]
     fn the_ldap_source_binds_as_the_reader_over_start_tls_trusting_the_servers_ca() {

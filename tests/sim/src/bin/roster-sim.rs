@@ -9,6 +9,13 @@
 //!     --app NAME --password SECRET   the application Roster authenticates as (default roster / roster)
 //!     --allow ADDRESS                an allowed address or CIDR range, repeatable
 //!                                    (default 127.0.0.1 and ::1)
+//!     --users N --groups N           a generated directory of that size (default 200 and 20),
+//!     --per-user N                   each user a direct member of N groups (default 3)
+//! roster-sim okta [ADDR] [OPTIONS]   Okta's Management API (default 127.0.0.1:8096)
+//!     --users N --groups N           a generated directory of that size (default 200 and 20),
+//!     --per-user N                   each user a direct member of N groups (default 3)
+//!     --domain DOMAIN                the logins' domain (default acme.example)
+//!     --token TOKEN                  the API token Roster sends as `SSWS TOKEN` (default roster)
 //! roster-sim onelogin [ADDR] [OPTIONS]  OneLogin API v2 and its token endpoint (default 127.0.0.1:8097)
 //!     --users N --groups N           a generated directory of that size, its groups as roles
 //!     --per-user N                   (default 200, 20 and 3)
@@ -22,6 +29,7 @@ use std::process::ExitCode;
 use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_sim::crowd::{CrowdSim, CrowdState, Product, parse_allowed_address};
 use roster_sim::directory::Directory;
+use roster_sim::okta::{OktaSim, OktaState};
 use roster_sim::onelogin::{CredentialScope, DEFAULT_RATE_LIMIT, OneLoginSim, OneLoginState};
 
 /// What to run.
@@ -30,6 +38,18 @@ enum Command {
     Bitbucket(SocketAddr),
     Crowd(CrowdOptions),
     OneLogin(OneLoginOptions),
+    Okta(OktaOptions),
+}
+
+/// The Okta simulator's options.
+#[derive(Debug, PartialEq)]
+struct OktaOptions {
+    addr: SocketAddr,
+    users: usize,
+    groups: usize,
+    per_user: usize,
+    domain: String,
+    token: String,
 }
 
 /// The Crowd simulator's options.
@@ -75,6 +95,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         }
         Some("crowd") => parse_crowd(&args[1..]).map(Command::Crowd),
         Some("onelogin") => parse_onelogin(&args[1..]).map(Command::OneLogin),
+        Some("okta") => parse_okta(&args[1..]).map(Command::Okta),
         Some(a) if !a.starts_with('-') => Ok(Command::Bitbucket(addr(a, "127.0.0.1:7990")?)),
         Some(other) => Err(format!("unknown argument `{other}`")),
     }
@@ -124,6 +145,34 @@ fn parse_crowd(args: &[String]) -> Result<CrowdOptions, String> {
     Ok(o)
 }
 
+fn parse_okta(args: &[String]) -> Result<OktaOptions, String> {
+    let mut o = OktaOptions {
+        addr: addr("127.0.0.1:8096", "")?,
+        users: 200,
+        groups: 20,
+        per_user: 3,
+        domain: "acme.example".into(),
+        token: "roster".into(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if !a.starts_with("--") {
+            o.addr = addr(a, "127.0.0.1:8096")?;
+            continue;
+        }
+        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+        match a.as_str() {
+            "--users" => o.users = count(a, v)?,
+            "--groups" => o.groups = count(a, v)?,
+            "--per-user" => o.per_user = count(a, v)?,
+            "--domain" => o.domain = v.clone(),
+            "--token" => o.token = v.clone(),
+            _ => return Err(format!("unknown option `{a}` for okta")),
+        }
+    }
+    Ok(o)
+}
+
 fn parse_onelogin(args: &[String]) -> Result<OneLoginOptions, String> {
     let mut o = OneLoginOptions {
         addr: addr("127.0.0.1:8097", "")?,
@@ -161,7 +210,7 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
-                "roster-sim: {e}\nusage: roster-sim [bitbucket] [ADDR] | roster-sim crowd [ADDR] [--product jira|crowd] [--users N] [--groups N] [--per-user N] [--app NAME] [--password SECRET] [--allow ADDRESS]… | roster-sim onelogin [ADDR] [--users N] [--groups N] [--per-user N] [--client-id ID] [--secret SECRET] [--rate-limit N]"
+                "roster-sim: {e}\nusage: roster-sim [bitbucket] [ADDR] | roster-sim crowd [ADDR] [--product jira|crowd] [--users N] [--groups N] [--per-user N] [--app NAME] [--password SECRET] [--allow ADDRESS]… | roster-sim onelogin [ADDR] [--users N] [--groups N] [--per-user N] [--client-id ID] [--secret SECRET] [--rate-limit N] | roster-sim okta [ADDR] [--users N] [--groups N] [--per-user N] [--domain DOMAIN] [--token TOKEN]"
             );
             return ExitCode::from(2);
         }
@@ -213,6 +262,25 @@ async fn main() -> ExitCode {
                     println!(
                         "OneLogin account: {} users, {} roles; API credential `{}` (Read users), {} calls an hour",
                         o.users, o.groups, o.client_id, o.rate_limit
+                    );
+                    Box::new(s)
+                }
+                Err(e) => {
+                    eprintln!("roster-sim: cannot listen on {}: {e}", o.addr);
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Command::Okta(o) => {
+            let d = Directory::generate(o.users, o.groups, o.per_user);
+            let mut state = OktaState::from_directory(&d, &o.domain);
+            state.add_api_token(&o.token);
+            match OktaSim::try_start_on(o.addr, state).await {
+                Ok(s) => {
+                    println!("{}", s.url());
+                    println!(
+                        "Okta org: {} users (logins @{}), {} groups; API token `{}`",
+                        o.users, o.domain, o.groups, o.token
                     );
                     Box::new(s)
                 }
@@ -290,6 +358,29 @@ mod tests {
             ("onelogin --product jira", "--product"),
             ("onelogin --secret", "--secret needs a value"),
             ("onelogin localhost", "localhost"),
+        ] {
+            assert!(parse(&args(bad)).unwrap_err().contains(says), "{bad}");
+        }
+    }
+
+    #[test]
+    fn okta_takes_its_options_and_names_what_is_wrong() {
+        let Ok(Command::Okta(o)) = parse(&args(
+            "okta 127.0.0.1:0 --users 5 --groups 2 --domain corp.example --token t0k",
+        )) else {
+            panic!("okta");
+        };
+        assert_eq!((o.users, o.groups, o.per_user), (5, 2, 3));
+        assert_eq!((o.domain.as_str(), o.token.as_str()), ("corp.example", "t0k"));
+        let Ok(Command::Okta(d)) = parse(&args("okta")) else {
+            panic!("okta");
+        };
+        assert_eq!(d.addr, "127.0.0.1:8096".parse().unwrap());
+        for (bad, says) in [
+            ("okta --users many", "--users"),
+            ("okta --colour red", "--colour"),
+            ("okta --token", "--token needs a value"),
+            ("okta nowhere", "nowhere"),
         ] {
             assert!(parse(&args(bad)).unwrap_err().contains(says), "{bad}");
         }
