@@ -2,7 +2,7 @@
 //! before any request is made.
 
 use roster_sdk::PluginError;
-use roster_sdk::oauth::{ClientAuth, ClientCredentials};
+use roster_sdk::oauth::{ClientAuth, ClientCredentials, TokenBody};
 use roster_sdk::settings::SourceSettings;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -330,6 +330,7 @@ impl Settings {
                 alg: "RS256".into(),
             },
             scope: Some(scopes.join(" ")),
+            body: TokenBody::Form,
         })
     }
 }
