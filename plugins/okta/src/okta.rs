@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use roster_sdk::errors::{classify_status_with, error_detail};
 use roster_sdk::http::{Transport, url_with_query};
 use roster_sdk::oauth::{ClientCredentials, refusal_code};
-use roster_sdk::paging::{LoopGuard, link_next, within};
+use roster_sdk::paging::{LoopGuard, next_link, within};
 use roster_sdk::{PluginError, Request, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -186,7 +186,7 @@ impl<'a> Okta<'a> {
             return Err(classify(&what, listing, &resp, url, self.s));
         }
         let items: Vec<T> = resp.json(&what)?;
-        let next = resp.header("link").and_then(link_next);
+        let next = next_link(&resp);
         if let Some(n) = &next {
             within(&self.s.org_url, n, &what)?;
             // A next link that is this page again would page forever; the driver catches

@@ -179,7 +179,8 @@ impl Org {
             } else {
                 next.to_string()
             };
-            format!(r#"<{url}>; rel="self", <{target}>; rel="next""#)
+            // As Okta does: one `Link` header per link, `self` first.
+            format!(r#"<{target}>; rel="next""#)
         });
         (200, Value::Array(page).to_string(), link)
     }
@@ -327,6 +328,7 @@ impl Transport for Org {
             body = corrupt.remove(i).1;
         }
         let mut headers = vec![date, ("Content-Type".into(), "application/json".into())];
+        headers.push(("Link".into(), format!(r#"<{url}>; rel="self""#)));
         headers.extend(link.map(|l| ("Link".to_string(), l)));
         Ok(Response {
             status,

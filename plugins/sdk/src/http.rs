@@ -105,6 +105,16 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a header, by case-insensitive name, in the order received: servers send
+    /// list-valued headers such as `Link` once per value (Okta sends `rel="self"` and
+    /// `rel="next"` as two headers).
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// True for 2xx statuses.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)

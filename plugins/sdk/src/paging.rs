@@ -40,6 +40,12 @@ pub fn link_next(link_header: &str) -> Option<String> {
     })
 }
 
+/// The `rel="next"` target among all of a response's `Link` headers, whether the server
+/// combines them in one header or sends one header per link.
+pub fn next_link(resp: &crate::Response) -> Option<String> {
+    resp.header_values("link").find_map(link_next)
+}
+
 /// Refuses a next or delta link that leaves the API's base URL: the connector sends its bearer
 /// token with every request, so a link to another host (a compromised or misconfigured server,
 /// a proxy rewriting bodies) must not be followed, even to a host the source allows.
@@ -136,6 +142,15 @@ mod tests {
             Some("https://o.example/api/v1/users?after=00u2&limit=2")
         );
         assert_eq!(link_next(r#"<https://o.example/a>; rel="self""#), None);
+        let two_headers = crate::Response {
+            status: 200,
+            headers: vec![
+                ("link".into(), r#"<https://o.example/a>; rel="self""#.into()),
+                ("Link".into(), r#"<https://o.example/b>; rel="next""#.into()),
+            ],
+            body: vec![],
+        };
+        assert_eq!(next_link(&two_headers).as_deref(), Some("https://o.example/b"));
         assert_eq!(link_next("garbage"), None);
     }
 

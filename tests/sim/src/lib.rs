@@ -14,7 +14,7 @@ pub mod crowd;
 pub mod directory;
 pub mod graph;
 pub mod kit;
-pub mod onelogin;
 pub mod okta;
+pub mod onelogin;
 pub mod scenario;
 pub mod slapd;

@@ -241,8 +241,10 @@ struct RateLimits(Arc<Mutex<RateTable>>);
 #[derive(Debug, Default)]
 struct RateTable {
     limits: HashMap<Bucket, u32>,
-    /// bucket → (minute since the epoch, requests counted in it).
+    /// bucket → (window since the epoch, requests counted in it).
     windows: HashMap<Bucket, (i64, u32)>,
+    /// The window's length in seconds; 0 means Okta's minute.
+    window_secs: i64,
 }
 
 /// The rate-limit headers of one answer.
@@ -263,12 +265,13 @@ impl RateLimits {
     fn take(&self, bucket: Bucket, now: DateTime<Utc>) -> (RateHeaders, bool) {
         let mut t = self.table();
         let limit = t.limits.get(&bucket).copied().unwrap_or(DEFAULT_RATE_LIMIT);
-        let minute = now.timestamp().div_euclid(60);
+        let length = if t.window_secs > 0 { t.window_secs } else { 60 };
+        let minute = now.timestamp().div_euclid(length);
         let w = t.windows.entry(bucket).or_insert((minute, 0));
         if w.0 != minute {
             *w = (minute, 0);
         }
-        let reset = (minute + 1) * 60;
+        let reset = (minute + 1) * length;
         if w.1 >= limit {
             return (
                 RateHeaders {
@@ -451,7 +454,7 @@ impl OktaState {
     /// An org holding a sample directory: each user with login and email
     /// `{username}@{domain}`-style (login `{username}@{domain}`, email from the directory),
     /// first and last name from its display name, ACTIVE (SUSPENDED when the directory says
-    /// inactive); each group an OKTA_GROUP of the same name whose direct members are the
+    /// inactive), every timestamp a day old; each group an OKTA_GROUP of the same name whose direct members are the
     /// directory's members with nested groups flattened (Okta groups do not nest). The
     /// directory's ids map to Okta ids through [`OktaState::user_id`] and
     /// [`OktaState::group_id`].
@@ -499,6 +502,19 @@ impl OktaState {
                     }
                 }
             }
+        }
+        // The org existed before the test: what an incremental read finds is what changed since.
+        let day = chrono::Duration::days(1);
+        for u in s.users.values_mut() {
+            u.created -= day;
+            u.last_updated -= day;
+            u.activated = u.activated.map(|t| t - day);
+            u.status_changed = u.status_changed.map(|t| t - day);
+        }
+        for g in s.groups.values_mut() {
+            g.created -= day;
+            g.last_updated -= day;
+            g.last_membership_updated -= day;
         }
         s
     }
@@ -900,6 +916,14 @@ impl OktaState {
                 t.limits.insert(b, per_minute);
             }
         }
+    }
+
+    /// Makes the rate-limit windows `length` long instead of Okta's minute (whole seconds, at
+    /// least one), so a test that spends a limit waits a second for the reset, not a minute.
+    pub fn set_rate_window(&mut self, length: std::time::Duration) {
+        let mut t = self.rates.table();
+        t.window_secs = length.as_secs().max(1) as i64;
+        t.windows.clear();
     }
 
     /// The next `n` API requests are answered 429 E0000047 (with the rate-limit headers, no

@@ -430,7 +430,7 @@ impl OneLoginState {
     /// An account holding a sample directory: each user with a stable number
     /// ([`OneLoginState::user_id`]), username and email as in the directory, first and last name
     /// split from the display name at its first space, status 1 (active) or 2 (suspended) as the
-    /// user is active, state approved; each group a role of the same name
+    /// user is active, state approved, created and updated a day ago; each group a role of the same name
     /// ([`OneLoginState::role_id`]) whose users are the group's members, nested groups
     /// flattened (OneLogin roles do not nest). No groups, no credentials.
     pub fn from_directory(d: &crate::directory::Directory) -> Self {
@@ -468,6 +468,11 @@ impl OneLoginState {
                     }
                 }
             }
+        }
+        // The account existed before the test: what `updated_since` finds is what changed since.
+        for u in s.users.values_mut() {
+            u.created_at -= chrono::Duration::days(1);
+            u.updated_at -= chrono::Duration::days(1);
         }
         s
     }
