@@ -22,6 +22,8 @@ pub mod changes;
 pub mod crowd;
 pub mod entra;
 pub mod ldap;
+pub mod okta;
+pub mod onelogin;
 pub mod prism;
 pub mod webhook;
 pub mod world;

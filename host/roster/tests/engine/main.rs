@@ -19,6 +19,8 @@ mod faults;
 mod guard;
 mod hostile;
 mod ldap;
+mod okta;
+mod onelogin;
 mod scenarios;
 mod sync;
 mod transforms;

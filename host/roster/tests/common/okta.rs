@@ -1,0 +1,131 @@
+//! An Okta test world: the Okta simulator with an org, the Bitbucket simulator, the `okta` and
+//! `normalize` plugins, a store, and engines built from a configuration an administrator would
+//! write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use roster_serve::RunReport;
+use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::directory::{DirUser, Directory};
+use roster_sim::okta::{OktaSim, OktaState};
+use roster_sim::scenario::{OktaSource, okta_source_config};
+use roster_store::Store;
+use roster_store::crypto::Key;
+
+use super::changes::IdpEdits;
+use super::{Configured, TestRuntime};
+
+/// The org's login domain (logins are `username@okta.example`).
+pub const DOMAIN: &str = "okta.example";
+/// The API token Roster is given.
+pub const TOKEN: &str = "00abcdefGHIJKLMNOPqrstuvwxyz0123456789ABCD";
+
+/// An org holding `d`, with Roster's API token.
+pub fn org(d: &Directory) -> OktaState {
+    let mut o = OktaState::from_directory(d, DOMAIN);
+    o.add_api_token(TOKEN);
+    o
+}
+
+pub struct OktaWorld {
+    pub okta: OktaSim,
+    pub bb: BitbucketSim,
+    pub rt: TestRuntime,
+    pub store: Arc<Store>,
+    /// The source as configured; tests change its settings between runs.
+    pub source: OktaSource,
+    /// Extra lines for `[target]`.
+    pub target_extra: String,
+}
+
+impl Configured for OktaWorld {
+    fn config_text(&self) -> String {
+        okta_source_config(&self.source, &self.bb.url(), &self.target_extra)
+    }
+
+    fn test_runtime(&self) -> &TestRuntime {
+        &self.rt
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    fn bitbucket(&self) -> &BitbucketSim {
+        &self.bb
+    }
+}
+
+impl OktaWorld {
+    pub async fn new(okta: OktaState, bb: BbState) -> OktaWorld {
+        let rt = TestRuntime::new(&[("okta", "okta.wasm"), ("normalize", "normalize.wasm")]).await;
+        let okta = OktaSim::start(okta).await;
+        let bb = BitbucketSim::start(bb).await;
+        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([5; 32])).unwrap());
+        let source = OktaSource {
+            org_url: okta.url(),
+            api_token: TOKEN.into(),
+            ..OktaSource::default()
+        };
+        OktaWorld {
+            okta,
+            bb,
+            rt,
+            store,
+            source,
+            target_extra: String::new(),
+        }
+    }
+
+    /// Okta API requests answered since the last call (token requests excluded), by route.
+    pub fn take_okta_calls(&self) -> (u64, BTreeMap<String, u64>) {
+        let calls = std::mem::take(&mut self.okta.lock().calls);
+        let total = calls
+            .iter()
+            .filter(|(k, _)| !k.contains("/token"))
+            .map(|(_, n)| n)
+            .sum();
+        (total, calls)
+    }
+
+    /// The Okta id of directory user `dir_id`.
+    pub fn user(&self, dir_id: &str) -> String {
+        self.okta.lock().user_id(dir_id)
+    }
+}
+
+/// The run's report for the okta source's fetch.
+pub fn fetch_of(r: &RunReport) -> &roster_directory::FetchReport {
+    super::fetch_named(r, "okta")
+}
+
+impl IdpEdits for OktaWorld {
+    fn set_display_name(&self, u: &DirUser, name: &str) {
+        let mut o = self.okta.lock();
+        let id = o.user_id(&u.id);
+        o.update_user(&id, |p| {
+            p.insert("displayName".into(), name.into());
+        });
+    }
+
+    fn set_email(&self, u: &DirUser, email: &str) {
+        let mut o = self.okta.lock();
+        let id = o.user_id(&u.id);
+        o.update_user(&id, |p| {
+            p.insert("email".into(), email.into());
+        });
+    }
+
+    fn join(&self, _: &Directory, group: &str, user: &str) {
+        let mut o = self.okta.lock();
+        let (g, u) = (o.group_id(group), o.user_id(user));
+        o.add_member(&g, &u);
+    }
+
+    fn leave(&self, _: &Directory, group: &str, user: &str) {
+        let mut o = self.okta.lock();
+        let (g, u) = (o.group_id(group), o.user_id(user));
+        o.remove_member(&g, &u);
+    }
+}
