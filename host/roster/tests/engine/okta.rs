@@ -129,3 +129,73 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_next_run
     assert_eq!(r.state, "succeeded");
     assert_bitbucket_matches(&w.bb, &d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_app_signs_in_with_a_host_signed_assertion_and_check_names_each_missing_scope() {
+    let d = Directory::generate(12, 2, 1);
+    let fixtures = common::repo().join("host/roster/tests/fixtures");
+    let public = std::fs::read_to_string(fixtures.join("test-rsa-pub.pem")).unwrap();
+    let mut o = org(&d);
+    o.add_service_app(
+        "0oaroster",
+        &public,
+        "roster-key",
+        &["okta.users.read", "okta.groups.read"],
+    );
+    o.add_service_app("0oahalf", &public, "roster-key", &["okta.users.read"]);
+    let mut w = OktaWorld::new(o, bitbucket()).await;
+    let token_url = w.okta.token_url();
+    let service_app = |client: &str| {
+        (
+            format!("auth = \"service-app\"\nclient_id = \"{client}\"\nkey_id = \"roster-key\""),
+            format!(
+                "[[source.secrets]]\nname = \"private_key\"\nkind = \"signing-key\"\nfile = \"{}\"\nclient_id = \"{client}\"\naudience = \"{token_url}\"",
+                fixtures.join("test-rsa-key.pem").display()
+            ),
+        )
+    };
+    (w.source.settings, w.source.secrets) = service_app("0oaroster");
+    assert!(w.check().await.ok, "{:?}", w.check().await.error);
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert_bitbucket_matches(&w.bb, &d);
+
+    // An app granted users but not groups (nor apps, for the app scope): both named at once.
+    let (settings, secrets) = service_app("0oahalf");
+    w.source.settings = format!("{settings}\nscope = \"app\"\napp_id = \"0oanosuchapp\"");
+    w.source.secrets = secrets;
+    let why = w.check().await.error.unwrap();
+    assert!(
+        why.contains("okta.groups.read") && why.contains("okta.apps.read") && !why.contains("okta.users.read "),
+        "{why}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_an_unknown_group_and_an_unknown_app() {
+    let d = Directory::generate(8, 3, 1);
+    let mut w = OktaWorld::new(org(&d), bitbucket()).await;
+    w.source.settings = format!(
+        "scope = \"groups\"\ngroups = [\"{}\", \"no-such-team\"]",
+        d.groups[0].name
+    );
+    let why = w.check().await.error.unwrap();
+    assert!(why.contains("no-such-team"), "{why}");
+
+    w.source.settings = "scope = \"app\"\napp_id = \"0oa1nosuchapp0000000\"".into();
+    let why = w.check().await.error.unwrap();
+    assert!(why.contains("0oa1nosuchapp0000000"), "{why}");
+
+    let app = {
+        let mut o = w.okta.lock();
+        let app = o.add_app("Bitbucket");
+        let g = o.group_id(&d.groups[0].id);
+        o.assign_group(&app, &g);
+        app
+    };
+    w.source.settings = format!("scope = \"app\"\napp_id = \"{app}\"");
+    assert!(w.check().await.ok, "{:?}", w.check().await.error);
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert_eq!(fetch_of(&r).groups, 1, "only the assigned group");
+}

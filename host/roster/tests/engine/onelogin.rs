@@ -10,6 +10,7 @@ use common::changes::working_day;
 use common::onelogin::{OneLoginWorld, account, fetch_of};
 use common::world::{assert_bitbucket_matches, bitbucket, groups_of};
 use roster_sim::directory::Directory;
+use roster_sim::onelogin::CredentialScope;
 
 /// OneLogin's status number for a suspended user.
 const SUSPENDED: i64 = 2;
@@ -147,4 +148,28 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_next_run
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_bitbucket_matches(&w.bb, &d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_groups_both_become_bitbucket_groups_and_check_names_a_credential_that_cannot_read() {
+    let d = Directory::generate(20, 3, 1);
+    let mut o = account(&d);
+    o.add_credential("auth-only", "auth-only-secret", CredentialScope::AuthenticationOnly);
+    let contractors = o.add_group("Contractors");
+    let (ann, ben) = (o.user_id(&d.users[0].id), o.user_id(&d.users[1].id));
+    o.set_user_group(ann, Some(contractors));
+    o.set_user_group(ben, Some(contractors));
+    let mut w = OneLoginWorld::new(o, bitbucket()).await;
+    w.source.settings = "groups_from = \"roles-and-groups\"".into();
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    assert_eq!(fetch_of(&r).groups, 4, "three roles and one group");
+    let members = w.bb.lock().groups().get("Contractors").cloned().unwrap_or_default();
+    let expected = [d.users[0].username.clone(), d.users[1].username.clone()];
+    assert_eq!(members, expected.into_iter().collect(), "the group's two users");
+
+    w.source.client_id = "auth-only".into();
+    w.source.secret = "auth-only-secret".into();
+    let why = w.check().await.error.unwrap();
+    assert!(why.contains("Read users") || why.contains("Read All"), "{why}");
 }
