@@ -1307,8 +1307,10 @@ fn progression(values: &[u32]) -> Option<(u32, u32, u32)> {
     if values.len() < 2 {
         return None;
     }
-    let step = values[1] - values[0];
-    (step > 1 && values.windows(2).all(|w| w[1] - w[0] == step)).then_some((first, step, last))
+    // Unsorted or repeated values (`22,2/2`) are not a progression; checked
+    // subtraction keeps them from underflowing.
+    let step = values[1].checked_sub(values[0])?;
+    (step > 1 && values.windows(2).all(|w| w[1].checked_sub(w[0]) == Some(step))).then_some((first, step, last))
 }
 
 /// A seconds, minutes or hours set in words; `None` when it is every value.
@@ -1387,10 +1389,12 @@ impl Spec {
         let all_months = self.months.len() == 12;
         let months = runs(&self.months, &|m| MONTH_NAMES[(m - 1) as usize].to_string(), " to ");
         let dom = self.dom.as_ref().map(|items| {
-            let days: Vec<u32> = items
+            let mut days: Vec<u32> = items
                 .iter()
                 .filter_map(|i| if let DomItem::Day(d) = i { Some(*d) } else { None })
                 .collect();
+            days.sort_unstable();
+            days.dedup();
             let mut parts = Vec::new();
             if let Some((first, step, last)) = progression(&days).filter(|_| days.len() > 2) {
                 let to = if last + step > 31 {
@@ -2248,6 +2252,15 @@ mod tests {
             assert_eq!(cron_now(expr, now).describe(), *want);
         }
         assert_eq!(Schedule::every(60).unwrap().describe(), "every 60 minutes");
+    }
+
+    /// Found by the fuzzer: a day list written out of order (`22,2/2`) once
+    /// underflowed while looking for a progression.
+    #[test]
+    fn an_unordered_day_list_is_described_in_order() {
+        let text = cron_now("0 0 22,2/2 * *", "2026-03-03T00:00:00Z").describe();
+        assert!(text.contains("day"), "{text}");
+        assert!(!text.contains("22, 2"), "days should read in order: {text}");
     }
 
     /// Roster's own reading of a schedule, by brute force over days: the reference that
