@@ -18,7 +18,7 @@ use roster_sdk::http::path_segment;
 use roster_sdk::{Level, PluginError, Removal, RemovalKind};
 
 use crate::cursor::{Before, Clock, Cursor, DeltaState, PendingGroup, Record, Step};
-use crate::model::{self, AppGroup, AppUser, OktaGroup, OktaUser, iso};
+use crate::model::{self, AppGroup, AppUser, OktaGroup, OktaUser};
 use crate::okta::{Listed, Listing, Okta};
 use crate::settings::{Scope, is_group_id};
 
@@ -169,7 +169,7 @@ fn note_clock(cur: &mut Cursor, date: Option<SystemTime>) {
     if cur.clock == Clock::Unread {
         cur.clock = match date {
             Some(t) => Clock::At {
-                since: iso::format(t.checked_sub(OVERLAP).unwrap_or(t)),
+                since: roster_sdk::time::iso8601(t.checked_sub(OVERLAP).unwrap_or(t)),
             },
             None => Clock::Missing,
         };
@@ -473,7 +473,7 @@ fn finish_group(cur: &mut Cursor, scope: Scope, group: &str, members: Vec<String
 /// Whether Okta's `lastMembershipUpdated` is after `since`; an absent or unreadable one
 /// counts as changed (a needless re-read is cheaper than a missed change).
 fn changed_since(stamp: Option<&str>, since: &str) -> bool {
-    match (stamp.and_then(iso::parse), iso::parse(since)) {
+    match (stamp.and_then(roster_sdk::time::parse), roster_sdk::time::parse(since)) {
         (Some(t), Some(s)) => t > s,
         _ => true,
     }

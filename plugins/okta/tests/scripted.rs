@@ -64,7 +64,7 @@ fn uid(n: u32) -> String {
 }
 
 fn iso(ms: i64) -> String {
-    okta::model::iso::format_millis(ms)
+    roster_sdk::time::format_millis(ms)
 }
 
 fn http_date(ms: i64) -> String {
@@ -187,7 +187,7 @@ impl Org {
 
     fn since_in(search: &str, field: &str) -> Option<i64> {
         let at = search.find(&format!("{field} gt \""))? + field.len() + 5;
-        okta::model::iso::parse(&search[at..at + 24])
+        roster_sdk::time::parse(&search[at..at + 24])
     }
 
     fn answer(&self, url: &url::Url) -> (u16, String, Option<String>) {

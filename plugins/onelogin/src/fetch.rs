@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use roster_sdk::driver::{Begin, Next, Work};
-use roster_sdk::http::iso8601;
+use roster_sdk::time::iso8601;
 use roster_sdk::{Level, PluginError, Removal, RemovalKind};
 
 use crate::api::{Api, Needs, Paging, what};

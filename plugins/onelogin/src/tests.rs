@@ -5,7 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, UNIX_EPOCH};
 
-use roster_sdk::http::{Transport, iso8601};
+use roster_sdk::http::Transport;
+use roster_sdk::time::iso8601;
 use roster_sdk::{Imports, Page, PluginError, RemovalKind, Request, Response};
 use serde_json::{Value, json};
 

@@ -7,7 +7,7 @@
 //! Requests are plain [`Request`] values built with the helpers here; a [`Transport`] sends them.
 //! Inside the host that is [`HostTransport`]; tests script their own.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -179,31 +179,6 @@ pub fn basic_auth(user: &str, secret: &str) -> Result<String, PluginError> {
     Ok(format!("Basic {user}:{{{{secret:{secret}}}}}"))
 }
 
-/// `t` as an RFC 3339 / ISO 8601 UTC timestamp with milliseconds, `2026-12-03T21:30:00.000Z`:
-/// the form APIs take in `updated_since`, `lastUpdated gt "…"` and the like.
-pub fn iso8601(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = since.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3_600,
-        rest % 3_600 / 60,
-        rest % 60,
-        since.subsec_millis()
-    )
-}
-
 /// Sends `req` and parses a 2xx JSON answer; other statuses become classified errors.
 pub fn send_json<T: DeserializeOwned>(transport: &dyn Transport, req: Request, what: &str) -> Result<T, PluginError> {
     transport.send(req)?.error_for_status(what)?.json(what)
@@ -238,6 +213,8 @@ fn unescape_placeholders(encoded: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
     #[test]
@@ -324,24 +301,6 @@ mod tests {
             }
             .date(),
             None
-        );
-    }
-
-    #[test]
-    fn timestamps_are_written_as_iso_8601_utc() {
-        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            iso8601(UNIX_EPOCH + Duration::from_millis(1_796_333_400_250)),
-            "2026-12-03T21:30:00.250Z"
-        );
-        // A leap day and the turn of a century that is not a leap year.
-        assert_eq!(
-            iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00.000Z"
-        );
-        assert_eq!(
-            iso8601(UNIX_EPOCH + Duration::from_secs(4_107_542_399)),
-            "2100-02-28T23:59:59.000Z"
         );
     }
 

@@ -566,7 +566,7 @@ impl GeneralizedTime {
         if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
             return None;
         }
-        let days = days_from_civil(year, month, day);
+        let days = crate::time::days_from_civil(year, month, day);
         Some(GeneralizedTime {
             secs: days * 86_400 + hour * 3600 + minute * 60 + second - offset,
         })
@@ -576,7 +576,7 @@ impl GeneralizedTime {
     pub fn format(self) -> String {
         let days = self.secs.div_euclid(86_400);
         let of_day = self.secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
+        let (y, m, d) = crate::time::civil(days);
         format!(
             "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
             of_day / 3600,
@@ -584,29 +584,6 @@ impl GeneralizedTime {
             of_day % 60
         )
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// A DN in the form two DNs of the same entry share: attribute types and values in lower case,
