@@ -96,6 +96,12 @@ impl Budget {
         }
     }
 
+    /// When the current cool-down ends, if one is in force.
+    pub fn held_until(&self) -> Option<Instant> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.cool_until.filter(|u| *u > Instant::now())
+    }
+
     /// Pauses every job of the source for `wait` (the server said Retry-After).
     pub fn cool_down(&self, wait: Duration) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());

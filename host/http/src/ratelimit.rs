@@ -46,7 +46,8 @@ impl RateLimit {
         let remaining = read("remaining")?;
         let reset = read("reset")?;
         let reset_in = if reset >= EPOCH_THRESHOLD {
-            let at = UNIX_EPOCH + Duration::from_secs(reset);
+            // A reset beyond what the clock can hold is garbage, not a window.
+            let at = UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
             at.duration_since(now).unwrap_or(Duration::ZERO)
         } else {
             Duration::from_secs(reset)
@@ -72,7 +73,14 @@ impl RateLimit {
             Some(limit) if limit > 0 => (self.remaining as f64) < limit as f64 * PACE_BELOW,
             _ => false,
         };
-        low.then(|| self.reset_in / (self.remaining.min(u64::from(u32::MAX)) as u32 + 1))
+        // In floating point: `remaining + 1` may not fit any integer type the division takes.
+        low.then(|| self.reset_in.div_f64(self.remaining as f64 + 1.0))
+    }
+
+    /// True when the window has no request left: a 429 now means "wait for the reset", not
+    /// "back off a little".
+    pub fn spent(&self) -> bool {
+        self.remaining == 0
     }
 }
 
@@ -136,5 +144,34 @@ mod tests {
         assert_eq!(RateLimit::from_headers(&garbled, now), None);
         let past = headers(&[("X-Rate-Limit-Remaining", "0"), ("X-Rate-Limit-Reset", "1000000000")]);
         assert_eq!(RateLimit::from_headers(&past, now).unwrap().pause(), None);
+    }
+
+    #[test]
+    fn hostile_numbers_are_read_without_panicking() {
+        let now = SystemTime::now();
+        let far = headers(&[
+            ("X-Rate-Limit-Remaining", "0"),
+            ("X-Rate-Limit-Reset", "18446744073709551615"),
+        ]);
+        assert_eq!(
+            RateLimit::from_headers(&far, now),
+            None,
+            "a reset past the clock's range"
+        );
+        let huge = headers(&[
+            ("X-Rate-Limit-Limit", "18446744073709551615"),
+            ("X-Rate-Limit-Remaining", "1000000000000"),
+            ("X-Rate-Limit-Reset", "999999999"),
+        ]);
+        let r = RateLimit::from_headers(&huge, now).unwrap();
+        let pause = r.pause().expect("little left of a huge limit is still paced");
+        assert!(pause < Duration::from_secs(1), "{pause:?}");
+        let max_remaining = RateLimit {
+            limit: None,
+            remaining: u64::MAX,
+            reset_in: Duration::from_secs(60),
+        };
+        assert_eq!(max_remaining.pause(), None);
+        assert!(!max_remaining.spent());
     }
 }

@@ -30,6 +30,9 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "upgrade",
     "accept-encoding",
 ];
+/// The longest a server's word may hold a source: a `Retry-After` or rate-limit reset beyond
+/// this is treated as this, so a garbled or hostile header cannot stop a source until restart.
+const MAX_HOLD: Duration = Duration::from_secs(3600);
 /// The most header bytes (names and values) one request may carry: far above what any API
 /// needs, and a bound on what the host fills and scans for a plugin.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -86,6 +89,9 @@ pub struct SourceAccess {
     plain_warned: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The source's open LDAP connections.
     pub(crate) ldap: crate::ldap::LdapSessions,
+    /// When the identity provider's spent rate-limit window resets, so a call that cannot
+    /// outwait it says so instead of timing out.
+    window_resets: std::sync::Mutex<Option<Instant>>,
 }
 
 /// Requests a source's connector made, for run reports.
@@ -165,6 +171,7 @@ impl SourceAccess {
             throttled: Default::default(),
             plain_warned: Default::default(),
             ldap: Default::default(),
+            window_resets: Default::default(),
         }))
     }
 
@@ -348,6 +355,12 @@ impl SourceAccess {
             deadline,
         );
         loop {
+            // A hold that outlasts the call is reported now rather than slept into a timeout.
+            if let Some(until) = self.budget.held_until()
+                && until > deadline
+            {
+                return Err(NetError::Transient(self.held_past_deadline(origin, until)));
+            }
             let waited = self.budget.acquire().await;
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
@@ -382,24 +395,81 @@ impl SourceAccess {
             }
             // Every request is traced; at debug level, since a full fetch makes thousands.
             tracing::debug!(target: "roster::http", source = %self.source, plugin, method = %method, host = origin.host(), path = url.path(), status, bytes = resp.content_length().unwrap_or(0), ms, budget_wait_ms = waited.as_millis() as u64, "request");
-            // The window's headers pace the source before the server refuses (capped: a wait
-            // of an hour would outlive the call; the 429 that follows then says so instead).
+            // The window's headers pace the source before the server refuses. A spent window
+            // holds every job of the source until it resets; the check at the top of the loop
+            // turns a reset past the deadline into an error that says so.
             let window = RateLimit::from_headers(resp.headers(), SystemTime::now());
             if let Some(pause) = window.and_then(|w| w.pause()) {
                 tracing::debug!(target: "roster::http", source = %self.source, plugin, pause_ms = pause.as_millis() as u64, "rate-limit window nearly spent; pacing");
-                self.budget.cool_down(pause.min(limits.max_retry_wait()));
+                self.hold(
+                    pause,
+                    if window.is_some_and(|w| w.spent()) {
+                        Hold::WindowSpent
+                    } else {
+                        Hold::Paced
+                    },
+                );
             }
             // Only throttling is retried here: any other answer is the connector's to judge. A
-            // 429 without Retry-After (Okta, OneLogin) is waited out until the window resets.
-            let server_wait = roster_http::retry_after(resp.headers()).or(window.map(|w| w.reset_in));
-            if matches!(status, 429 | 503)
-                && let Some(wait) = retry.next_wait(server_wait)
-            {
-                tracing::warn!(source = %self.source, plugin, status, wait_ms = wait.as_millis() as u64, "throttled; waiting before retrying");
-                self.budget.cool_down(wait);
-                continue;
+            // 429 without Retry-After (Okta, OneLogin) on a spent window is waited out until the
+            // window resets; anything else throttled (a busy 503 that merely reports its window)
+            // backs off as usual.
+            let spent_reset = window.filter(|w| status == 429 && w.spent()).map(|w| w.reset_in);
+            let server_wait = roster_http::retry_after(resp.headers()).or(spent_reset);
+            if matches!(status, 429 | 503) {
+                if let Some(wait) = retry.next_wait(server_wait) {
+                    tracing::warn!(source = %self.source, plugin, status, wait_ms = wait.as_millis() as u64, "throttled; waiting before retrying");
+                    self.budget.cool_down(wait);
+                    continue;
+                }
+                // Given up: the connector hears the 429, and the source's other jobs keep off
+                // the server until it said to come back.
+                if let Some(wait) = server_wait {
+                    self.hold(
+                        wait,
+                        if spent_reset.is_some() {
+                            Hold::WindowSpent
+                        } else {
+                            Hold::RetryAfter
+                        },
+                    );
+                }
             }
             return Ok((resp, echoes));
+        }
+    }
+
+    /// Holds every job of the source for `wait` (at most [`MAX_HOLD`]), remembering when a
+    /// spent rate-limit window resets.
+    fn hold(&self, wait: Duration, why: Hold) {
+        let wait = wait.min(MAX_HOLD);
+        self.budget.cool_down(wait);
+        if why == Hold::WindowSpent {
+            *self
+                .window_resets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now() + wait);
+        }
+    }
+
+    /// Why no request can go before the call's deadline, in words an administrator can act on.
+    fn held_past_deadline(&self, origin: &Origin, until: Instant) -> String {
+        let secs = until.saturating_duration_since(Instant::now()).as_secs();
+        let resets = *self
+            .window_resets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if resets.is_some_and(|r| r + Duration::from_secs(1) >= until) {
+            format!(
+                "the API rate limit at {origin} is spent and resets in {secs} s, after this call's deadline; \
+                 the source goes on at its next run (raise the rate limit for this API client at the \
+                 identity provider, or schedule the source less often)"
+            )
+        } else {
+            format!(
+                "{origin} asked for requests to wait {secs} s (Retry-After), longer than this call may; \
+                 the source goes on at its next run"
+            )
         }
     }
 
@@ -452,6 +522,17 @@ impl SourceAccess {
             body: redact_echoes(self.secrets.redact(body), echoes),
         })
     }
+}
+
+/// Why the source is being held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// The window has requests left, spread over the rest of it.
+    Paced,
+    /// The window has none left until it resets.
+    WindowSpent,
+    /// The server named a time to come back.
+    RetryAfter,
 }
 
 fn too_big(origin: &Origin, cap: usize) -> NetError {

@@ -232,8 +232,8 @@ pub struct Seen {
     pub users_calls: u32,
     /// Answer the next `/users?page=2` with 429 once, saying when to come back this way.
     pub throttle_page_2: Option<ComeBack>,
-    /// Answer `/users?page=1` saying the rate-limit window is spent until the next second.
-    pub spend_window_on_page_1: bool,
+    /// Answer `/users?page=1` saying the rate-limit window is spent for this many seconds.
+    pub spend_window_on_page_1: Option<u64>,
     pub throttled: u32,
 }
 
@@ -244,11 +244,14 @@ pub enum ComeBack {
     RetryAfter,
     /// Okta's way: no Retry-After, `X-Rate-Limit-Reset` the Unix time the window ends.
     WindowReset,
+    /// A busy 503 that reports a window with requests left, ending in an hour (OneLogin sends
+    /// its window on every answer): no reason to wait for the reset.
+    BusyWithLongWindow,
 }
 
-/// Okta's rate-limit headers for a window that is spent and ends in two to three seconds
-/// (longer than the host's first backoff, so a test sees which one was waited).
-fn spent_window() -> [(&'static str, String); 3] {
+/// Okta's rate-limit headers for a window that is spent and ends in `secs` to `secs + 1`
+/// seconds (3 is longer than the host's first backoff, so a test sees which one was waited).
+fn spent_window(secs: u64) -> [(&'static str, String); 3] {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -256,7 +259,7 @@ fn spent_window() -> [(&'static str, String); 3] {
     [
         ("x-rate-limit-limit", "600".to_string()),
         ("x-rate-limit-remaining", "0".to_string()),
-        ("x-rate-limit-reset", (now + 3).to_string()),
+        ("x-rate-limit-reset", (now + secs).to_string()),
     ]
 }
 
@@ -353,10 +356,19 @@ async fn users(
             && let Some(how) = s.throttle_page_2.take()
         {
             s.throttled += 1;
-            let mut r = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+            let status = match how {
+                ComeBack::BusyWithLongWindow => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            };
+            let mut r = (status, "slow down").into_response();
             let headers = match how {
                 ComeBack::RetryAfter => vec![("retry-after", "1".to_string())],
-                ComeBack::WindowReset => spent_window().to_vec(),
+                ComeBack::WindowReset => spent_window(3).to_vec(),
+                ComeBack::BusyWithLongWindow => vec![
+                    ("x-ratelimit-limit", "5000".to_string()),
+                    ("x-ratelimit-remaining", "4000".to_string()),
+                    ("x-ratelimit-reset", "3600".to_string()),
+                ],
             };
             for (k, v) in headers {
                 r.headers_mut().insert(k, v.parse().unwrap());
@@ -364,7 +376,7 @@ async fn users(
             return r;
         }
     }
-    let spend = page == 1 && seen.lock().unwrap().spend_window_on_page_1;
+    let spend = seen.lock().unwrap().spend_window_on_page_1.filter(|_| page == 1);
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let _ = uri;
     let users: Vec<_> = (0..2)
@@ -372,8 +384,8 @@ async fn users(
         .collect();
     let next = (page < 3).then(|| format!("http://{host}/users?page={}", page + 1));
     let mut r = axum::Json(serde_json::json!({"users": users, "next": next, "total": 6})).into_response();
-    if spend {
-        for (k, v) in spent_window() {
+    if let Some(secs) = spend {
+        for (k, v) in spent_window(secs) {
             r.headers_mut().insert(k, v.parse().unwrap());
         }
     }

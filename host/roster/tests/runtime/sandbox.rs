@@ -657,12 +657,58 @@ async fn a_429_without_retry_after_is_waited_out_until_the_rate_limit_window_res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_rate_limit_window_pauses_the_source_before_the_server_refuses() {
     let idp = Idp::start().await;
-    idp.seen.lock().unwrap().spend_window_on_page_1 = true;
+    idp.seen.lock().unwrap().spend_window_on_page_1 = Some(3);
     let rt = TestRuntime::new(&[("fixture_sdk_probe", "sdk-probe.wasm")]).await;
     let (users, _, took) = probe_all_pages(&idp, &rt).await;
     assert_eq!(users.len(), 6);
     assert_eq!(idp.seen.lock().unwrap().throttled, 0, "no request met a 429");
     assert!(took >= Duration::from_secs(2), "page 2 waits for the window: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_503_reporting_a_long_window_is_retried_after_a_backoff_not_the_reset() {
+    let idp = Idp::start().await;
+    idp.seen.lock().unwrap().throttle_page_2 = Some(ComeBack::BusyWithLongWindow);
+    let rt = TestRuntime::new(&[("fixture_sdk_probe", "sdk-probe.wasm")]).await;
+    let (users, _, took) = probe_all_pages(&idp, &rt).await;
+    assert_eq!(users.len(), 6, "the busy page is read after a backoff: {users:?}");
+    assert_eq!(idp.seen.lock().unwrap().throttled, 1);
+    assert!(
+        took < Duration::from_secs(20),
+        "the hour-long window is not waited for: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_spent_past_the_call_s_deadline_is_reported_as_the_rate_limit_at_once() {
+    let idp = Idp::start().await;
+    idp.seen.lock().unwrap().spend_window_on_page_1 = Some(3600);
+    let rt = TestRuntime::new(&[("fixture_sdk_probe", "sdk-probe.wasm")]).await;
+    let secrets = vec![form_secret(CLIENT_SECRET, &idp.url(), "/oauth/")];
+    let s = settings(serde_json::json!({"base_url": idp.url(), "client_id": "app"}));
+    let mut job = rt
+        .runtime
+        .job("sdk-probe", limits(30.0), access(&[idp.url()], secrets, true))
+        .await
+        .unwrap();
+    let page = job.fetch(&s, None, None).await.unwrap();
+    let started = Instant::now();
+    let err = tokio::time::timeout(PROMPT, job.fetch(&s, page.next.as_deref(), None))
+        .await
+        .expect("a call that cannot outwait the window fails at once, not at its deadline")
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err.failure, JobFailure::Guest(GuestFailure::Transient(_))),
+        "a spent window is worth retrying later: {err}"
+    );
+    assert!(text.contains("rate limit") && text.contains("resets in"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(
+        idp.seen.lock().unwrap().users_calls,
+        1,
+        "no request was sent into the spent window"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
