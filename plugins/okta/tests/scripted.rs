@@ -308,7 +308,7 @@ impl Transport for Org {
             .find(|(k, _)| k == "authorization")
             .map(|(_, v)| v.as_str());
         assert!(auth == Some("SSWS {{secret:api_token}}"), "{auth:?}");
-        let rest = req.url.strip_prefix(ORG).unwrap().to_string();
+        let rest = url[url::Position::BeforePath..].to_string();
         self.log.borrow_mut().push(rest.clone());
         let date = ("Date".to_string(), http_date(self.now.get()));
         let mut faults = self.faults.borrow_mut();
@@ -650,6 +650,14 @@ fn a_next_link_off_the_org_is_refused() {
         matches!(&e, PluginError::Fatal(m) if m.contains("refusing to follow")),
         "{e:?}"
     );
+}
+
+#[test]
+fn an_org_url_written_with_capitals_a_default_port_and_a_slash_follows_okta_s_next_links() {
+    let org = Org::new();
+    let p = fetch_all(&org, r#"{"org_url":"https://ACME.Okta.com:443/","page_size":2}"#, None).unwrap();
+    assert_eq!(user_ids(&p).len(), 5, "every page of users read");
+    assert_eq!(org.calls("/api/v1/users?"), 3);
 }
 
 #[test]
