@@ -10,7 +10,7 @@
 //! App scope: the application's users (as provisioning sees them) and groups, the groups'
 //! members restricted to the application's users; incrementally all of it again, diffed.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use roster_sdk::driver::{Begin, Next, Records, Work};
@@ -232,7 +232,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             for g in page.items {
                 if g.users_count() == Some(0) {
                     // Known empty: no members request.
-                    finish_group(&mut cur, s.scope, &g.id, Vec::new(), &mut work.out);
+                    finish_group(&mut cur, &g.id, Vec::new(), &mut work.out);
                     work.out.groups.push(model::group(&g));
                 } else {
                     pending.push_back(PendingGroup {
@@ -346,8 +346,8 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             let Some(front) = pending.front_mut() else {
                 cur.step = match (then, s.scope) {
                     (Some(next), _) => Step::Groups { url: next },
-                    (None, Scope::App) => Step::Finish,
-                    (None, _) => return Ok(done(cur)),
+                    (None, Scope::Org) => return Ok(done(cur)),
+                    (None, Scope::Groups | Scope::App) => Step::Finish,
                 };
                 return Ok(Next::Continue(cur));
             };
@@ -412,7 +412,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
                 },
                 None => {
                     let done = pending.pop_front().map(|p| p.record);
-                    finish_group(&mut cur, s.scope, &id, got, &mut work.out);
+                    finish_group(&mut cur, &id, got, &mut work.out);
                     if let Some(Record::Listed { group }) = done {
                         work.out.groups.push(model::group(&group));
                     }
@@ -426,6 +426,9 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             }
         }
         Step::Finish => {
+            if s.scope == Scope::Groups && cur.since.is_some() {
+                left_scope(&mut cur.state, &mut work.out);
+            }
             if let Some(before) = cur.before.take() {
                 for id in before.users.difference(&cur.state.users) {
                     work.out.removed_users.push(Removal {
@@ -448,26 +451,35 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
 }
 
 /// A group's members are all read: a full fetch records them; an incremental one reports what
-/// changed since the index's reading, and in the groups scope who left it altogether.
-fn finish_group(cur: &mut Cursor, scope: Scope, group: &str, members: Vec<String>, out: &mut Records) {
+/// changed since the index's reading.
+fn finish_group(cur: &mut Cursor, group: &str, members: Vec<String>, out: &mut Records) {
     if cur.since.is_none() {
         cur.state.index.set_group(group, &members);
         return;
     }
     let diff = cur.state.index.replace_group(group, &members);
     out.memberships.extend(diff.added);
-    if scope == Scope::Groups {
-        // Groups scope: a user in none of the listed groups any more has left the source.
-        for m in &diff.removed {
-            if !cur.state.index.has_user(&m.member_id) && cur.state.users.remove(&m.member_id) {
-                out.removed_users.push(Removal {
-                    id: m.member_id.clone(),
-                    kind: RemovalKind::SoftDeleted,
-                });
-            }
-        }
-    }
     out.removed_memberships.extend(diff.removed);
+}
+
+/// Groups scope, once every listed group is read: the users in none of them any more have left
+/// the source. Decided only now, against the finished index: a user who moved from one listed
+/// group to another is out of the first before the second is read again.
+fn left_scope(state: &mut DeltaState, out: &mut Records) {
+    let held: BTreeSet<&str> = state.index.groups().flat_map(|g| state.index.members(g)).collect();
+    let gone: Vec<String> = state
+        .users
+        .iter()
+        .filter(|u| !held.contains(u.as_str()))
+        .cloned()
+        .collect();
+    for id in gone {
+        state.users.remove(&id);
+        out.removed_users.push(Removal {
+            id,
+            kind: RemovalKind::SoftDeleted,
+        });
+    }
 }
 
 /// Whether Okta's `lastMembershipUpdated` is after `since`; an absent or unreadable one

@@ -547,6 +547,32 @@ fn the_groups_scope_reads_listed_groups_by_name_or_id_and_their_members() {
 }
 
 #[test]
+fn a_user_moving_between_two_listed_groups_stays_in_scope() {
+    let org = Org::new();
+    let s = settings(&format!(r#","scope":"groups","groups":["devs","{}"]"#, gid(2)));
+    let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
+    // u1 leaves devs (read first) for ops (read second) between two runs.
+    org.tick(120_000);
+    org.update_group(&gid(1), |g| g.members = vec![uid(2), uid(3)]);
+    org.update_group(&gid(2), |g| g.members = vec![uid(3), uid(1)]);
+    let inc = fetch_all(&org, &s, Some(&token)).unwrap();
+    assert!(
+        inc.removed_users.is_empty(),
+        "u1 is still in a listed group: {:?}",
+        inc.removed_users
+    );
+    assert_eq!(pairs(&inc.removed_memberships), vec![(gid(1), uid(1))]);
+    assert_eq!(pairs(&inc.memberships), vec![(gid(2), uid(1))]);
+    // Still in scope: the next run reports u1's changes.
+    org.tick(600_000);
+    org.update_user(&uid(1), |u| u.login = "moved@acme.com".into());
+    let next = fetch_all(&org, &s, Some(&inc.delta_token.unwrap())).unwrap();
+    assert_eq!(user_ids(&next), vec![uid(1)]);
+    assert!(next.users[0].active && next.users[0].username == "moved@acme.com");
+    assert!(next.removed_users.is_empty());
+}
+
+#[test]
 fn unknown_and_ambiguous_groups_are_named_by_check_and_fetch() {
     let org = Org::new();
     let twin = G {
