@@ -2,7 +2,8 @@
 //!
 //! Org scope: users by `search` (a search, unlike a plain listing, includes DEPROVISIONED
 //! users: a user missing from a plain listing must never read as deleted), then groups
-//! (`expand=stats`, so empty groups cost no members request), each followed by its members.
+//! (`expand=stats`, so empty groups cost no members request, unless the last run saw members
+//! in them: a count of 0 may lag), each followed by its members.
 //! Incrementally the same listings narrowed to `lastUpdated` / `lastMembershipUpdated` after
 //! the last fetch's start by Okta's clock; a changed group's members are read again and diffed
 //! against the [`MemberIndex`](roster_sdk::members::MemberIndex) kept in the delta state.
@@ -230,8 +231,12 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             empty_if(work, &page);
             let mut pending = VecDeque::new();
             for g in page.items {
-                if g.users_count() == Some(0) {
-                    // Known empty: no members request.
+                // `usersCount` only spares a members request when it cannot remove anyone: Okta's
+                // count can lag its members, so members kept from the last run are only ever
+                // removed by an actual members listing.
+                let known_empty =
+                    g.users_count() == Some(0) && (cur.since.is_none() || cur.state.index.members(&g.id).is_empty());
+                if known_empty {
                     finish_group(&mut cur, &g.id, Vec::new(), &mut work.out);
                     work.out.groups.push(model::group(&g));
                 } else {

@@ -32,6 +32,8 @@ struct G {
     members: Vec<String>,
     updated: i64,
     members_updated: i64,
+    /// The `usersCount` Okta reports, when it lags the members.
+    stale_count: Option<usize>,
 }
 
 /// Users and groups assigned to an application.
@@ -112,6 +114,7 @@ impl Org {
             members: members.iter().map(|m| uid(*m)).collect(),
             updated: T0 - 86_400_000,
             members_updated: T0 - 86_400_000,
+            stale_count: None,
         };
         o.groups.borrow_mut().extend([
             group(1, "devs", "OKTA_GROUP", &[1, 2, 3]),
@@ -150,7 +153,7 @@ impl Org {
     fn group_json(&self, g: &G) -> Value {
         json!({"id": g.id, "type": g.kind, "lastUpdated": iso(g.updated), "lastMembershipUpdated": iso(g.members_updated),
                "profile": {"name": g.name, "description": null},
-               "_embedded": {"stats": {"usersCount": g.members.len()}}})
+               "_embedded": {"stats": {"usersCount": g.stale_count.unwrap_or(g.members.len())}}})
     }
 
     fn calls(&self, prefix: &str) -> usize {
@@ -476,16 +479,41 @@ fn an_incremental_fetch_reads_only_the_changes_from_okta_s_clock_and_reports_who
 }
 
 #[test]
-fn a_group_emptied_since_the_last_fetch_reports_its_removals_without_a_members_request() {
+fn a_group_emptied_since_the_last_fetch_reports_its_removals_from_its_members_listing() {
     let org = Org::new();
     let s = settings("");
     let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
     org.tick(60_000);
     org.update_group(&gid(2), |g| g.members.clear());
+    // A changed group known to be empty, then and now, costs no members request.
+    org.update_group(&gid(3), |g| g.name = "still empty".into());
     org.log.borrow_mut().clear();
     let inc = fetch_all(&org, &s, Some(&token)).unwrap();
     assert_eq!(pairs(&inc.removed_memberships), vec![(gid(2), uid(3))]);
-    assert_eq!(org.calls("/api/v1/groups/"), 0);
+    assert_eq!(org.calls(&format!("/api/v1/groups/{}/users", gid(2))), 1);
+    assert_eq!(org.calls(&format!("/api/v1/groups/{}/users", gid(3))), 0);
+    assert!(inc.groups.iter().any(|g| g.name == "still empty"));
+}
+
+#[test]
+fn a_member_count_of_zero_that_lags_the_members_removes_nobody() {
+    let org = Org::new();
+    let s = settings("");
+    let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
+    org.tick(60_000);
+    // ops changes (u3 leaves and rejoins) and Okta's count has not caught up.
+    org.update_group(&gid(2), |g| g.stale_count = Some(0));
+    let inc = fetch_all(&org, &s, Some(&token)).unwrap();
+    assert!(
+        inc.removed_memberships.is_empty(),
+        "u3 is still in ops: {:?}",
+        inc.removed_memberships
+    );
+    assert_eq!(
+        org.calls(&format!("/api/v1/groups/{}/users", gid(2))),
+        2,
+        "full and incremental"
+    );
 }
 
 #[test]
