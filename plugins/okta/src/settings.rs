@@ -253,6 +253,12 @@ impl SourceSettings for Settings {
             })?;
             active.push(st);
         }
+        if active.is_empty() {
+            return Err(config(format!(
+                "active_statuses is empty, which would make every user inactive in Bitbucket: list the statuses of active users, e.g. [\"ACTIVE\"], or leave active_statuses out for the default ({})",
+                default_active_statuses().join(", ")
+            )));
+        }
         active.sort();
         active.dedup();
         self.active_statuses = active
@@ -387,6 +393,7 @@ mod tests {
                 "apply to scope = \"org\"",
             ),
             (r#","group_search":" ""#, "group_search is empty"),
+            (r#","active_statuses":[]"#, "active_statuses is empty"),
             (r#","scope":"tenant""#, "unknown variant `tenant`"),
             (r#","orgurl":"x""#, "unknown field `orgurl`"),
         ] {

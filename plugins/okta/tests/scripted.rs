@@ -746,6 +746,20 @@ fn check_names_an_invalid_token_and_every_listing_the_admin_may_not_read() {
 }
 
 #[test]
+fn check_names_a_username_attribute_the_users_do_not_have_and_where_to_change_it() {
+    let org = Org::new();
+    check(&org, &settings(r#","username_attribute":"department""#)).unwrap();
+    let e = check(&org, &settings(r#","username_attribute":"employeeNumber""#)).unwrap_err();
+    assert!(
+        matches!(&e, PluginError::Config(m) if m.contains("username_attribute")
+            && m.contains("`employeeNumber`")
+            && m.contains("user1@acme.com")
+            && m.contains("Profile Editor")),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn a_listing_refused_for_a_missing_scope_names_the_scope_to_grant() {
     // The token itself needs the host's signer (`sign-jwt`); the token endpoint's refusals are
     // tested in check.rs. Here: a token granted without a scope an API call needs.
