@@ -1,7 +1,7 @@
 //! The connector against a scripted Okta org: listings answered from data like Okta answers
-//! them (a search includes DEPROVISIONED users, a plain listing does not; `Link` paging;
-//! `Date` headers; Okta's error bodies), so each test asserts what the connector asks and
-//! what reaches Roster.
+//! them (a search or filter includes DEPROVISIONED users, a plain listing does not; a search
+//! may lag; `Link` paging; `Date` headers; Okta's error bodies), so each test asserts what the
+//! connector asks and what reaches Roster.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -56,6 +56,9 @@ struct Org {
     corrupt: RefCell<Vec<(String, String)>>,
     /// Link headers point elsewhere.
     foreign_links: Cell<bool>,
+    /// How long a user's change takes to show in a users `search` (Okta's search is eventually
+    /// consistent; `filter` is not).
+    search_lag: Cell<i64>,
 }
 
 fn gid(n: u32) -> String {
@@ -213,13 +216,18 @@ impl Org {
         match segs.as_slice() {
             ["users"] => {
                 let users = self.users.borrow();
+                let filter = q.get("filter").cloned();
+                let now = self.now.get();
                 let items = users
                     .iter()
-                    .filter(|u| match &search {
+                    .filter(|u| match (&search, &filter) {
                         // A plain listing omits DEPROVISIONED users, as Okta does.
-                        None => u.status != "DEPROVISIONED",
-                        Some(s) => {
-                            Self::since_in(s, "lastUpdated").is_none_or(|t| u.updated > t)
+                        (None, None) => u.status != "DEPROVISIONED",
+                        (None, Some(f)) => Self::since_in(f, "lastUpdated").is_none_or(|t| u.updated > t),
+                        // The search index has not caught up with a change younger than the lag.
+                        (Some(s), _) => {
+                            now - u.updated >= self.search_lag.get()
+                                && Self::since_in(s, "lastUpdated").is_none_or(|t| u.updated > t)
                                 && (!s.contains("profile.department eq \"Eng\"") || u.dept == "Eng")
                         }
                     })
@@ -399,7 +407,7 @@ fn a_full_fetch_of_the_org_pages_by_link_includes_deprovisioned_users_and_skips_
         "SUSPENDED and DEPROVISIONED inactive"
     );
     assert!(
-        org.log.borrow()[0].contains("search=lastUpdated%20gt%20%221970-01-01T00%3A00%3A00.000Z%22"),
+        org.log.borrow()[0].contains("filter=lastUpdated%20gt%20%221970-01-01T00%3A00%3A00.000Z%22"),
         "{:?}",
         org.log.borrow()[0]
     );
@@ -434,17 +442,17 @@ fn an_incremental_fetch_reads_only_the_changes_from_okta_s_clock_and_reports_who
     let full = fetch_all(&org, &s, None).unwrap();
     let token = full.delta_token.unwrap();
     assert!(
-        token.contains(&iso(T0 - 60_000)),
-        "since = the first answer's Date minus a minute: {token}"
+        token.contains(&iso(T0 - 300_000)),
+        "since = the first answer's Date minus five minutes (groups are found by a search): {token}"
     );
     org.tick(3_600_000);
     org.update_user(&uid(2), |u| u.status = "DEPROVISIONED");
     org.update_group(&gid(1), |g| g.members = vec![uid(1), uid(3), uid(4)]);
-    org.tick(120_000);
+    org.tick(600_000);
     org.log.borrow_mut().clear();
     let inc = fetch_all(&org, &s, Some(&token)).unwrap();
     assert_eq!(user_ids(&inc), vec![uid(2)]);
-    assert!(!inc.users[0].active, "deprovisioned, read through a search");
+    assert!(!inc.users[0].active, "deprovisioned, read through a filter");
     assert_eq!(
         inc.groups.iter().map(|g| g.id.clone()).collect::<Vec<_>>(),
         vec![gid(1)]
@@ -474,7 +482,7 @@ fn an_incremental_fetch_reads_only_the_changes_from_okta_s_clock_and_reports_who
         quiet
             .delta_token
             .unwrap()
-            .contains(&iso(T0 + 2 * 3_600_000 + 120_000 - 60_000))
+            .contains(&iso(T0 + 2 * 3_600_000 + 600_000 - 300_000))
     );
 }
 
@@ -514,6 +522,58 @@ fn a_member_count_of_zero_that_lags_the_members_removes_nobody() {
         2,
         "full and incremental"
     );
+}
+
+#[test]
+fn users_are_read_through_a_filter_so_a_change_the_search_index_has_not_caught_up_with_is_read() {
+    let org = Org::new();
+    org.search_lag.set(600_000);
+    let s = settings("");
+    let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
+    org.tick(3_600_000);
+    org.update_user(&uid(1), |u| u.status = "SUSPENDED");
+    org.tick(30_000);
+    org.log.borrow_mut().clear();
+    let inc = fetch_all(&org, &s, Some(&token)).unwrap();
+    assert_eq!(user_ids(&inc), vec![uid(1)], "suspended half a minute ago");
+    assert!(!inc.users[0].active);
+    assert!(
+        org.log.borrow()[0].starts_with("/api/v1/users?filter=lastUpdated%20gt%20"),
+        "{:?}",
+        org.log.borrow()
+    );
+}
+
+#[test]
+fn with_user_search_a_change_the_search_shows_late_is_read_by_the_next_run() {
+    let org = Org::new();
+    // Shown by the search three minutes after it was made.
+    org.search_lag.set(180_000);
+    let s = settings(r#","user_search":"profile.department eq \"Eng\"""#);
+    let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
+    assert!(token.contains(&iso(T0 - 300_000)), "{token}");
+    org.tick(3_600_000);
+    org.update_user(&uid(2), |u| u.status = "SUSPENDED");
+    org.tick(90_000);
+    let first = fetch_all(&org, &s, Some(&token)).unwrap();
+    assert!(first.users.is_empty(), "not in the search index yet");
+    org.tick(600_000);
+    let second = fetch_all(&org, &s, Some(&first.delta_token.unwrap())).unwrap();
+    assert_eq!(user_ids(&second), vec![uid(2)]);
+    assert!(!second.users[0].active);
+}
+
+#[test]
+fn the_overlap_is_a_minute_only_when_no_change_is_found_through_a_search() {
+    let since = |extra: &str| {
+        let org = Org::new();
+        let token = fetch_all(&org, &settings(extra), None).unwrap().delta_token.unwrap();
+        let minutes = [1, 5].into_iter().find(|m| token.contains(&iso(T0 - m * 60_000)));
+        minutes.unwrap_or_else(|| panic!("{extra}: {token}"))
+    };
+    assert_eq!(since(&format!(r#","scope":"groups","groups":["{}"]"#, gid(1))), 1);
+    assert_eq!(since(r#","scope":"groups","groups":["devs"]"#), 5, "a name is searched");
+    assert_eq!(since(""), 5, "group_search is a search");
 }
 
 #[test]
