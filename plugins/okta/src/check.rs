@@ -1,7 +1,8 @@
 //! `check`: is the source usable, and if not, exactly why — in a handful of requests. Order:
 //! the service app's token (client, key, DPoP, every scope not granted), then one request per
 //! listing the scope needs (every refused one named at once, with the scope or admin role to
-//! grant), then the scope itself (the search expressions, the listed groups, the application).
+//! grant), then whether the first user listed has the username attribute, then the scope itself
+//! (the search expressions, the listed groups, the application).
 
 use roster_sdk::PluginError;
 use roster_sdk::http::path_segment;
@@ -28,10 +29,15 @@ pub fn check(o: &Okta<'_>) -> Result<(), PluginError> {
     }
     let mut scopes = Vec::new();
     let mut refused = Vec::new();
+    let mut probe_user = None;
     for (url, listing) in &probes {
         let resp = o.get(url, listing)?;
         match resp.status {
-            200..=299 => {}
+            200..=299 => {
+                if *listing == Listing::Users {
+                    probe_user = first_item(&resp.body);
+                }
+            }
             403 => match insufficient_scope(&resp) {
                 Some(scope) => scopes.push(scope),
                 None => refused.push(listing.clone()),
@@ -56,6 +62,9 @@ pub fn check(o: &Okta<'_>) -> Result<(), PluginError> {
             names.join(", "),
             role_advice(s, first)
         )));
+    }
+    if let Some(user) = &probe_user {
+        username_attribute(s, user)?;
     }
     match s.scope {
         Scope::Org => {
@@ -83,6 +92,39 @@ pub fn check(o: &Okta<'_>) -> Result<(), PluginError> {
         Scope::App => {}
     }
     Ok(())
+}
+
+/// The first object of a listing's body; `None` for an empty or unreadable one (the fetch
+/// names a malformed page itself).
+fn first_item(body: &[u8]) -> Option<serde_json::Value> {
+    match serde_json::from_slice(body).ok()? {
+        serde_json::Value::Array(items) => items.into_iter().next(),
+        _ => None,
+    }
+}
+
+/// The username attribute is in a user's profile: a name Okta does not have (a typo, a custom
+/// attribute never created) would skip every user, which the check says now rather than the
+/// first run.
+fn username_attribute(s: &Settings, user: &serde_json::Value) -> Result<(), PluginError> {
+    let attr = &s.username_attribute;
+    let Some(profile) = user.get("profile").and_then(serde_json::Value::as_object) else {
+        return Ok(());
+    };
+    if profile.contains_key(attr) {
+        return Ok(());
+    }
+    let who = profile
+        .get("login")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| user.get("id").and_then(serde_json::Value::as_str))
+        .unwrap_or("read");
+    let mut have: Vec<&str> = profile.keys().map(String::as_str).collect();
+    have.sort_unstable();
+    Err(PluginError::Config(format!(
+        "username_attribute: the Okta user {who} has no profile attribute `{attr}` (it has {}), so every user without it would be skipped; set username_attribute in this source's settings to one every user has (login, email) or add `{attr}` to the user profile in Okta (Directory → Profile Editor)",
+        have.join(", ")
+    )))
 }
 
 /// The service app's token: refused for the client or key, for DPoP, or for scopes — each

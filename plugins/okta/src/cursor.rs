@@ -95,7 +95,8 @@ pub enum Step {
         /// Org scope: the groups listing's next page, after these.
         then: Option<String>,
     },
-    /// App scope, incremental: who and what left the assignments.
+    /// Incremental: who left the listed groups (groups scope), who and what left the
+    /// assignments (app scope).
     Finish,
 }
 

@@ -1,16 +1,18 @@
 //! A fetch, one step at a time, full or incremental.
 //!
-//! Org scope: users by `search` (a search, unlike a plain listing, includes DEPROVISIONED
-//! users: a user missing from a plain listing must never read as deleted), then groups
-//! (`expand=stats`, so empty groups cost no members request), each followed by its members.
+//! Org scope: users by `filter` (or by `search` with `user_search`): both, unlike a plain
+//! listing, include DEPROVISIONED users, and a user missing from a listing must never read as
+//! deleted; then groups (`expand=stats`, so empty groups cost no members request, unless the
+//! last run saw members in them: a count of 0 may lag), each followed by its members.
 //! Incrementally the same listings narrowed to `lastUpdated` / `lastMembershipUpdated` after
-//! the last fetch's start by Okta's clock; a changed group's members are read again and diffed
+//! the last fetch's start by Okta's clock, less an [`overlap`] that is wider when a search
+//! (eventually consistent) finds the changes; a changed group's members are read again and diffed
 //! against the [`MemberIndex`](roster_sdk::members::MemberIndex) kept in the delta state.
 //! Groups scope: the listed groups by id or exact name, their members (and those users).
 //! App scope: the application's users (as provisioning sees them) and groups, the groups'
 //! members restricted to the application's users; incrementally all of it again, diffed.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use roster_sdk::driver::{Begin, Next, Records, Work};
@@ -20,11 +22,38 @@ use roster_sdk::{Level, PluginError, Removal, RemovalKind};
 use crate::cursor::{Before, Clock, Cursor, DeltaState, PendingGroup, Record, Step};
 use crate::model::{self, AppGroup, AppUser, OktaGroup, OktaUser};
 use crate::okta::{Listed, Listing, Okta};
-use crate::settings::{Scope, is_group_id};
+use crate::settings::{Scope, Settings, is_group_id};
 
-/// How far back of the last fetch's start an incremental fetch reads: changes Okta stamped
-/// just before its clock said the fetch began, or indexed a moment late, are read again.
+/// How far back of the last fetch's start an incremental fetch reads when every change it
+/// looks for comes from Okta's primary store (`filter`, reads by id): changes Okta stamped just
+/// before its clock said the fetch began are read again.
 pub const OVERLAP: Duration = Duration::from_secs(60);
+
+/// The overlap when changes are found through a `search`. Okta's OpenAPI document (listUsers,
+/// listGroups): "The `search` parameter results are sourced from an eventually consistent
+/// datasource and may not reflect the latest information", with no bound given on the lag; a
+/// change the search index shows late is still read if it shows within five minutes, and the
+/// periodic full fetch catches anything later.
+pub const SEARCH_OVERLAP: Duration = Duration::from_secs(300);
+
+/// The overlap for a source's settings: whether any listing an incremental fetch finds changes
+/// with is a search.
+pub fn overlap(s: &Settings) -> Duration {
+    let searched = match s.scope {
+        // Groups are found by group_search, a search expression (a filter cannot express one).
+        Scope::Org => true,
+        // A group listed by name is found by a name search, and its lastMembershipUpdated read
+        // from the search's answer; one listed by id is read from the primary store.
+        Scope::Groups => s.groups.iter().any(|g| !is_group_id(g.trim())),
+        // Every run reads the assignments in full: no change is looked for by time.
+        Scope::App => false,
+    };
+    if searched || s.user_search.is_some() {
+        SEARCH_OVERLAP
+    } else {
+        OVERLAP
+    }
+}
 
 /// A full fetch's `since`: everything.
 const EPOCH: &str = "1970-01-01T00:00:00.000Z";
@@ -42,14 +71,23 @@ fn quoted(value: &str) -> String {
 }
 
 /// The users listing: all users (DEPROVISIONED included) or those changed since.
+///
+/// Without `user_search`, a `filter`: Okta's OpenAPI document says of listUsers' `filter`
+/// "Returned users include those with the `DEPROVISIONED` status" (so no user reads as
+/// deleted), and unlike `search` it is not "sourced from an eventually consistent datasource"
+/// (Okta's filter documentation: it "filters against the most up-to-date data"), so a change
+/// made just before the run is not missed. `user_search` can only be a search, and takes
+/// [`SEARCH_OVERLAP`] for the lag.
 pub fn users_url(o: &Okta<'_>, since: Option<&str>) -> String {
     let changed = format!("lastUpdated gt {}", quoted(since.unwrap_or(EPOCH)));
-    let search = match &o.s.user_search {
-        Some(narrow) => format!("({narrow}) and {changed}"),
-        None => changed,
-    };
     let limit = o.s.page_size.to_string();
-    o.url("/api/v1/users", &[("search", &search), ("limit", &limit)])
+    match &o.s.user_search {
+        Some(narrow) => {
+            let search = format!("({narrow}) and {changed}");
+            o.url("/api/v1/users", &[("search", &search), ("limit", &limit)])
+        }
+        None => o.url("/api/v1/users", &[("filter", &changed), ("limit", &limit)]),
+    }
 }
 
 /// The groups listing: all groups `group_search` admits, or those changed since (their
@@ -164,12 +202,12 @@ fn resolve_all(o: &Okta<'_>) -> Step {
     }
 }
 
-/// Okta's clock from the fetch's first answer.
-fn note_clock(cur: &mut Cursor, date: Option<SystemTime>) {
+/// Okta's clock from the fetch's first answer, less the overlap.
+fn note_clock(o: &Okta<'_>, cur: &mut Cursor, date: Option<SystemTime>) {
     if cur.clock == Clock::Unread {
         cur.clock = match date {
             Some(t) => Clock::At {
-                since: roster_sdk::time::iso8601(t.checked_sub(OVERLAP).unwrap_or(t)),
+                since: roster_sdk::time::iso8601(t.checked_sub(overlap(o.s)).unwrap_or(t)),
             },
             None => Clock::Missing,
         };
@@ -204,7 +242,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
     cur.step = match step {
         Step::Users { url } => {
             let page: Listed<OktaUser> = o.page(&url, &Listing::Users)?;
-            note_clock(&mut cur, page.date);
+            note_clock(o, &mut cur, page.date);
             empty_if(work, &page);
             match s.scope {
                 Scope::Org => emit_users(o, &mut work.out, &page.items),
@@ -226,13 +264,17 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
         }
         Step::Groups { url } => {
             let page: Listed<OktaGroup> = o.page(&url, &Listing::Groups)?;
-            note_clock(&mut cur, page.date);
+            note_clock(o, &mut cur, page.date);
             empty_if(work, &page);
             let mut pending = VecDeque::new();
             for g in page.items {
-                if g.users_count() == Some(0) {
-                    // Known empty: no members request.
-                    finish_group(&mut cur, s.scope, &g.id, Vec::new(), &mut work.out);
+                // `usersCount` only spares a members request when it cannot remove anyone: Okta's
+                // count can lag its members, so members kept from the last run are only ever
+                // removed by an actual members listing.
+                let known_empty =
+                    g.users_count() == Some(0) && (cur.since.is_none() || cur.state.index.members(&g.id).is_empty());
+                if known_empty {
+                    finish_group(&mut cur, &g.id, Vec::new(), &mut work.out);
                     work.out.groups.push(model::group(&g));
                 } else {
                     pending.push_back(PendingGroup {
@@ -259,7 +301,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
                 return Ok(Next::Continue(cur));
             };
             let (g, date) = resolve_group(o, &wanted)?;
-            note_clock(&mut cur, date);
+            note_clock(o, &mut cur, date);
             let reread = match &cur.since {
                 None => cur.state.groups.insert(g.id.clone()),
                 Some(since) => {
@@ -290,7 +332,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             let Some((_, date)) = o.object_dated::<serde_json::Value>(&url, &Listing::App(id.into()))? else {
                 return Err(unknown_app(id));
             };
-            note_clock(&mut cur, date);
+            note_clock(o, &mut cur, date);
             Step::AppUsers {
                 url: o.url(
                     &format!("/api/v1/apps/{}/users", path_segment(id)),
@@ -301,7 +343,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
         Step::AppUsers { url } => {
             let id = app_id(o);
             let page: Listed<AppUser> = o.page(&url, &Listing::App(id.into()))?;
-            note_clock(&mut cur, page.date);
+            note_clock(o, &mut cur, page.date);
             empty_if(work, &page);
             cur.state.users.extend(page.items.iter().map(|a| a.id.clone()));
             emit_users(o, &mut work.out, page.items.iter().map(|a| &a.embedded.user));
@@ -346,8 +388,8 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             let Some(front) = pending.front_mut() else {
                 cur.step = match (then, s.scope) {
                     (Some(next), _) => Step::Groups { url: next },
-                    (None, Scope::App) => Step::Finish,
-                    (None, _) => return Ok(done(cur)),
+                    (None, Scope::Org) => return Ok(done(cur)),
+                    (None, Scope::Groups | Scope::App) => Step::Finish,
                 };
                 return Ok(Next::Continue(cur));
             };
@@ -387,7 +429,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
                 };
                 return Ok(Next::Continue(cur));
             };
-            note_clock(&mut cur, page.date);
+            note_clock(o, &mut cur, page.date);
             empty_if(work, &page);
             for u in &page.items {
                 match s.scope {
@@ -412,7 +454,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
                 },
                 None => {
                     let done = pending.pop_front().map(|p| p.record);
-                    finish_group(&mut cur, s.scope, &id, got, &mut work.out);
+                    finish_group(&mut cur, &id, got, &mut work.out);
                     if let Some(Record::Listed { group }) = done {
                         work.out.groups.push(model::group(&group));
                     }
@@ -426,6 +468,9 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             }
         }
         Step::Finish => {
+            if s.scope == Scope::Groups && cur.since.is_some() {
+                left_scope(&mut cur.state, &mut work.out);
+            }
             if let Some(before) = cur.before.take() {
                 for id in before.users.difference(&cur.state.users) {
                     work.out.removed_users.push(Removal {
@@ -448,26 +493,35 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
 }
 
 /// A group's members are all read: a full fetch records them; an incremental one reports what
-/// changed since the index's reading, and in the groups scope who left it altogether.
-fn finish_group(cur: &mut Cursor, scope: Scope, group: &str, members: Vec<String>, out: &mut Records) {
+/// changed since the index's reading.
+fn finish_group(cur: &mut Cursor, group: &str, members: Vec<String>, out: &mut Records) {
     if cur.since.is_none() {
         cur.state.index.set_group(group, &members);
         return;
     }
     let diff = cur.state.index.replace_group(group, &members);
     out.memberships.extend(diff.added);
-    if scope == Scope::Groups {
-        // Groups scope: a user in none of the listed groups any more has left the source.
-        for m in &diff.removed {
-            if !cur.state.index.has_user(&m.member_id) && cur.state.users.remove(&m.member_id) {
-                out.removed_users.push(Removal {
-                    id: m.member_id.clone(),
-                    kind: RemovalKind::SoftDeleted,
-                });
-            }
-        }
-    }
     out.removed_memberships.extend(diff.removed);
+}
+
+/// Groups scope, once every listed group is read: the users in none of them any more have left
+/// the source. Decided only now, against the finished index: a user who moved from one listed
+/// group to another is out of the first before the second is read again.
+fn left_scope(state: &mut DeltaState, out: &mut Records) {
+    let held: BTreeSet<&str> = state.index.groups().flat_map(|g| state.index.members(g)).collect();
+    let gone: Vec<String> = state
+        .users
+        .iter()
+        .filter(|u| !held.contains(u.as_str()))
+        .cloned()
+        .collect();
+    for id in gone {
+        state.users.remove(&id);
+        out.removed_users.push(Removal {
+            id,
+            kind: RemovalKind::SoftDeleted,
+        });
+    }
 }
 
 /// Whether Okta's `lastMembershipUpdated` is after `since`; an absent or unreadable one

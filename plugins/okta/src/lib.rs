@@ -6,10 +6,12 @@
 //! * Scopes: the org (users narrowed by `user_search`, groups by `group_search`), listed
 //!   groups, or the users and groups assigned to an application.
 //! * Paging by `Link: <…>; rel="next"`, followed as given and kept on org_url.
-//! * Incremental ([`fetch`]): `search=lastUpdated gt "…"` for users (DEPROVISIONED included)
-//!   and `lastUpdated`/`lastMembershipUpdated` for groups, from Okta's own clock (`Date`);
-//!   re-read groups are diffed against the memberships kept in the delta token. Deleted users
-//!   and groups leave no timestamp: the scheduler's periodic full fetch catches them.
+//! * Incremental ([`fetch`]): `filter=lastUpdated gt "…"` for users (DEPROVISIONED included;
+//!   a `search` with `user_search`) and `lastUpdated`/`lastMembershipUpdated` for groups, from
+//!   Okta's own clock (`Date`) less an overlap, five minutes where a search (eventually
+//!   consistent) finds changes; re-read groups are diffed against the memberships kept in the
+//!   delta token. Deleted users and groups, and those that stop matching a search, leave no
+//!   timestamp: the scheduler's periodic full fetch catches them.
 //! * Rate limits (`X-Rate-Limit-*`, 429) are the host's: it slows the source before a 429 and
 //!   waits one out; a 429 that reaches the connector is a transient error.
 //!

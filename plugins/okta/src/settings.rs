@@ -186,7 +186,14 @@ fn org_url(raw: &str) -> Result<String, PluginError> {
             "org_url `{raw}` is the admin console's address: drop `-admin` (e.g. https://acme.okta.com)"
         )));
     }
-    Ok(trimmed.to_string())
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(config(format!(
+            "org_url `{raw}` carries a user name or password: write the org's address alone, e.g. https://acme.okta.com, and put the credentials in a secret"
+        )));
+    }
+    // Next-page links are checked to start with org_url, and Okta writes them with a lowercase
+    // host and no default port: `https://Acme.okta.com:443/` must be written the same way.
+    Ok(parsed.origin().ascii_serialization())
 }
 
 impl SourceSettings for Settings {
@@ -245,6 +252,12 @@ impl SourceSettings for Settings {
                 ))
             })?;
             active.push(st);
+        }
+        if active.is_empty() {
+            return Err(config(format!(
+                "active_statuses is empty, which would make every user inactive in Bitbucket: list the statuses of active users, e.g. [\"ACTIVE\"], or leave active_statuses out for the default ({})",
+                default_active_statuses().join(", ")
+            )));
         }
         active.sort();
         active.dedup();
@@ -380,6 +393,7 @@ mod tests {
                 "apply to scope = \"org\"",
             ),
             (r#","group_search":" ""#, "group_search is empty"),
+            (r#","active_statuses":[]"#, "active_statuses is empty"),
             (r#","scope":"tenant""#, "unknown variant `tenant`"),
             (r#","orgurl":"x""#, "unknown field `orgurl`"),
         ] {
@@ -451,6 +465,25 @@ mod tests {
             fingerprint(r#","active_statuses":["ACTIVE","RECOVERY"]"#)
         );
         assert!(settings::undeclared_outside_scope::<Settings>().is_empty());
+    }
+
+    #[test]
+    fn org_url_is_written_as_okta_writes_its_links() {
+        for (raw, written) in [
+            ("https://Acme.OKTA.com:443/", "https://acme.okta.com"),
+            ("HTTPS://acme.okta.com", "https://acme.okta.com"),
+            (" https://acme.okta.com// ", "https://acme.okta.com"),
+            ("https://acme.okta.com:8443", "https://acme.okta.com:8443"),
+            ("http://LOCALHOST:80/", "http://localhost"),
+        ] {
+            let s = settings::read::<Settings>(&format!(r#"{{"org_url":"{raw}"}}"#)).unwrap();
+            assert_eq!(s.org_url, written, "{raw}");
+        }
+        let err = settings::read::<Settings>(r#"{"org_url":"https://admin:pw@acme.okta.com"}"#).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Config(m) if m.contains("org_url") && m.contains("user name or password")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The connector against a scripted Okta org: listings answered from data like Okta answers
-//! them (a search includes DEPROVISIONED users, a plain listing does not; `Link` paging;
-//! `Date` headers; Okta's error bodies), so each test asserts what the connector asks and
-//! what reaches Roster.
+//! them (a search or filter includes DEPROVISIONED users, a plain listing does not; a search
+//! may lag; `Link` paging; `Date` headers; Okta's error bodies), so each test asserts what the
+//! connector asks and what reaches Roster.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -32,6 +32,8 @@ struct G {
     members: Vec<String>,
     updated: i64,
     members_updated: i64,
+    /// The `usersCount` Okta reports, when it lags the members.
+    stale_count: Option<usize>,
 }
 
 /// Users and groups assigned to an application.
@@ -54,6 +56,9 @@ struct Org {
     corrupt: RefCell<Vec<(String, String)>>,
     /// Link headers point elsewhere.
     foreign_links: Cell<bool>,
+    /// How long a user's change takes to show in a users `search` (Okta's search is eventually
+    /// consistent; `filter` is not).
+    search_lag: Cell<i64>,
 }
 
 fn gid(n: u32) -> String {
@@ -112,6 +117,7 @@ impl Org {
             members: members.iter().map(|m| uid(*m)).collect(),
             updated: T0 - 86_400_000,
             members_updated: T0 - 86_400_000,
+            stale_count: None,
         };
         o.groups.borrow_mut().extend([
             group(1, "devs", "OKTA_GROUP", &[1, 2, 3]),
@@ -150,7 +156,7 @@ impl Org {
     fn group_json(&self, g: &G) -> Value {
         json!({"id": g.id, "type": g.kind, "lastUpdated": iso(g.updated), "lastMembershipUpdated": iso(g.members_updated),
                "profile": {"name": g.name, "description": null},
-               "_embedded": {"stats": {"usersCount": g.members.len()}}})
+               "_embedded": {"stats": {"usersCount": g.stale_count.unwrap_or(g.members.len())}}})
     }
 
     fn calls(&self, prefix: &str) -> usize {
@@ -210,13 +216,18 @@ impl Org {
         match segs.as_slice() {
             ["users"] => {
                 let users = self.users.borrow();
+                let filter = q.get("filter").cloned();
+                let now = self.now.get();
                 let items = users
                     .iter()
-                    .filter(|u| match &search {
+                    .filter(|u| match (&search, &filter) {
                         // A plain listing omits DEPROVISIONED users, as Okta does.
-                        None => u.status != "DEPROVISIONED",
-                        Some(s) => {
-                            Self::since_in(s, "lastUpdated").is_none_or(|t| u.updated > t)
+                        (None, None) => u.status != "DEPROVISIONED",
+                        (None, Some(f)) => Self::since_in(f, "lastUpdated").is_none_or(|t| u.updated > t),
+                        // The search index has not caught up with a change younger than the lag.
+                        (Some(s), _) => {
+                            now - u.updated >= self.search_lag.get()
+                                && Self::since_in(s, "lastUpdated").is_none_or(|t| u.updated > t)
                                 && (!s.contains("profile.department eq \"Eng\"") || u.dept == "Eng")
                         }
                     })
@@ -308,7 +319,7 @@ impl Transport for Org {
             .find(|(k, _)| k == "authorization")
             .map(|(_, v)| v.as_str());
         assert!(auth == Some("SSWS {{secret:api_token}}"), "{auth:?}");
-        let rest = req.url.strip_prefix(ORG).unwrap().to_string();
+        let rest = url[url::Position::BeforePath..].to_string();
         self.log.borrow_mut().push(rest.clone());
         let date = ("Date".to_string(), http_date(self.now.get()));
         let mut faults = self.faults.borrow_mut();
@@ -396,7 +407,7 @@ fn a_full_fetch_of_the_org_pages_by_link_includes_deprovisioned_users_and_skips_
         "SUSPENDED and DEPROVISIONED inactive"
     );
     assert!(
-        org.log.borrow()[0].contains("search=lastUpdated%20gt%20%221970-01-01T00%3A00%3A00.000Z%22"),
+        org.log.borrow()[0].contains("filter=lastUpdated%20gt%20%221970-01-01T00%3A00%3A00.000Z%22"),
         "{:?}",
         org.log.borrow()[0]
     );
@@ -431,17 +442,17 @@ fn an_incremental_fetch_reads_only_the_changes_from_okta_s_clock_and_reports_who
     let full = fetch_all(&org, &s, None).unwrap();
     let token = full.delta_token.unwrap();
     assert!(
-        token.contains(&iso(T0 - 60_000)),
-        "since = the first answer's Date minus a minute: {token}"
+        token.contains(&iso(T0 - 300_000)),
+        "since = the first answer's Date minus five minutes (groups are found by a search): {token}"
     );
     org.tick(3_600_000);
     org.update_user(&uid(2), |u| u.status = "DEPROVISIONED");
     org.update_group(&gid(1), |g| g.members = vec![uid(1), uid(3), uid(4)]);
-    org.tick(120_000);
+    org.tick(600_000);
     org.log.borrow_mut().clear();
     let inc = fetch_all(&org, &s, Some(&token)).unwrap();
     assert_eq!(user_ids(&inc), vec![uid(2)]);
-    assert!(!inc.users[0].active, "deprovisioned, read through a search");
+    assert!(!inc.users[0].active, "deprovisioned, read through a filter");
     assert_eq!(
         inc.groups.iter().map(|g| g.id.clone()).collect::<Vec<_>>(),
         vec![gid(1)]
@@ -471,21 +482,98 @@ fn an_incremental_fetch_reads_only_the_changes_from_okta_s_clock_and_reports_who
         quiet
             .delta_token
             .unwrap()
-            .contains(&iso(T0 + 2 * 3_600_000 + 120_000 - 60_000))
+            .contains(&iso(T0 + 2 * 3_600_000 + 600_000 - 300_000))
     );
 }
 
 #[test]
-fn a_group_emptied_since_the_last_fetch_reports_its_removals_without_a_members_request() {
+fn a_group_emptied_since_the_last_fetch_reports_its_removals_from_its_members_listing() {
     let org = Org::new();
     let s = settings("");
     let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
     org.tick(60_000);
     org.update_group(&gid(2), |g| g.members.clear());
+    // A changed group known to be empty, then and now, costs no members request.
+    org.update_group(&gid(3), |g| g.name = "still empty".into());
     org.log.borrow_mut().clear();
     let inc = fetch_all(&org, &s, Some(&token)).unwrap();
     assert_eq!(pairs(&inc.removed_memberships), vec![(gid(2), uid(3))]);
-    assert_eq!(org.calls("/api/v1/groups/"), 0);
+    assert_eq!(org.calls(&format!("/api/v1/groups/{}/users", gid(2))), 1);
+    assert_eq!(org.calls(&format!("/api/v1/groups/{}/users", gid(3))), 0);
+    assert!(inc.groups.iter().any(|g| g.name == "still empty"));
+}
+
+#[test]
+fn a_member_count_of_zero_that_lags_the_members_removes_nobody() {
+    let org = Org::new();
+    let s = settings("");
+    let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
+    org.tick(60_000);
+    // ops changes (u3 leaves and rejoins) and Okta's count has not caught up.
+    org.update_group(&gid(2), |g| g.stale_count = Some(0));
+    let inc = fetch_all(&org, &s, Some(&token)).unwrap();
+    assert!(
+        inc.removed_memberships.is_empty(),
+        "u3 is still in ops: {:?}",
+        inc.removed_memberships
+    );
+    assert_eq!(
+        org.calls(&format!("/api/v1/groups/{}/users", gid(2))),
+        2,
+        "full and incremental"
+    );
+}
+
+#[test]
+fn users_are_read_through_a_filter_so_a_change_the_search_index_has_not_caught_up_with_is_read() {
+    let org = Org::new();
+    org.search_lag.set(600_000);
+    let s = settings("");
+    let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
+    org.tick(3_600_000);
+    org.update_user(&uid(1), |u| u.status = "SUSPENDED");
+    org.tick(30_000);
+    org.log.borrow_mut().clear();
+    let inc = fetch_all(&org, &s, Some(&token)).unwrap();
+    assert_eq!(user_ids(&inc), vec![uid(1)], "suspended half a minute ago");
+    assert!(!inc.users[0].active);
+    assert!(
+        org.log.borrow()[0].starts_with("/api/v1/users?filter=lastUpdated%20gt%20"),
+        "{:?}",
+        org.log.borrow()
+    );
+}
+
+#[test]
+fn with_user_search_a_change_the_search_shows_late_is_read_by_the_next_run() {
+    let org = Org::new();
+    // Shown by the search three minutes after it was made.
+    org.search_lag.set(180_000);
+    let s = settings(r#","user_search":"profile.department eq \"Eng\"""#);
+    let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
+    assert!(token.contains(&iso(T0 - 300_000)), "{token}");
+    org.tick(3_600_000);
+    org.update_user(&uid(2), |u| u.status = "SUSPENDED");
+    org.tick(90_000);
+    let first = fetch_all(&org, &s, Some(&token)).unwrap();
+    assert!(first.users.is_empty(), "not in the search index yet");
+    org.tick(600_000);
+    let second = fetch_all(&org, &s, Some(&first.delta_token.unwrap())).unwrap();
+    assert_eq!(user_ids(&second), vec![uid(2)]);
+    assert!(!second.users[0].active);
+}
+
+#[test]
+fn the_overlap_is_a_minute_only_when_no_change_is_found_through_a_search() {
+    let since = |extra: &str| {
+        let org = Org::new();
+        let token = fetch_all(&org, &settings(extra), None).unwrap().delta_token.unwrap();
+        let minutes = [1, 5].into_iter().find(|m| token.contains(&iso(T0 - m * 60_000)));
+        minutes.unwrap_or_else(|| panic!("{extra}: {token}"))
+    };
+    assert_eq!(since(&format!(r#","scope":"groups","groups":["{}"]"#, gid(1))), 1);
+    assert_eq!(since(r#","scope":"groups","groups":["devs"]"#), 5, "a name is searched");
+    assert_eq!(since(""), 5, "group_search is a search");
 }
 
 #[test]
@@ -544,6 +632,32 @@ fn the_groups_scope_reads_listed_groups_by_name_or_id_and_their_members() {
         "ops unchanged: members not read"
     );
     assert_eq!(org.calls(&format!("/api/v1/groups/{}/users", gid(1))), 1);
+}
+
+#[test]
+fn a_user_moving_between_two_listed_groups_stays_in_scope() {
+    let org = Org::new();
+    let s = settings(&format!(r#","scope":"groups","groups":["devs","{}"]"#, gid(2)));
+    let token = fetch_all(&org, &s, None).unwrap().delta_token.unwrap();
+    // u1 leaves devs (read first) for ops (read second) between two runs.
+    org.tick(120_000);
+    org.update_group(&gid(1), |g| g.members = vec![uid(2), uid(3)]);
+    org.update_group(&gid(2), |g| g.members = vec![uid(3), uid(1)]);
+    let inc = fetch_all(&org, &s, Some(&token)).unwrap();
+    assert!(
+        inc.removed_users.is_empty(),
+        "u1 is still in a listed group: {:?}",
+        inc.removed_users
+    );
+    assert_eq!(pairs(&inc.removed_memberships), vec![(gid(1), uid(1))]);
+    assert_eq!(pairs(&inc.memberships), vec![(gid(2), uid(1))]);
+    // Still in scope: the next run reports u1's changes.
+    org.tick(600_000);
+    org.update_user(&uid(1), |u| u.login = "moved@acme.com".into());
+    let next = fetch_all(&org, &s, Some(&inc.delta_token.unwrap())).unwrap();
+    assert_eq!(user_ids(&next), vec![uid(1)]);
+    assert!(next.users[0].active && next.users[0].username == "moved@acme.com");
+    assert!(next.removed_users.is_empty());
 }
 
 #[test]
@@ -653,6 +767,14 @@ fn a_next_link_off_the_org_is_refused() {
 }
 
 #[test]
+fn an_org_url_written_with_capitals_a_default_port_and_a_slash_follows_okta_s_next_links() {
+    let org = Org::new();
+    let p = fetch_all(&org, r#"{"org_url":"https://ACME.Okta.com:443/","page_size":2}"#, None).unwrap();
+    assert_eq!(user_ids(&p).len(), 5, "every page of users read");
+    assert_eq!(org.calls("/api/v1/users?"), 3);
+}
+
+#[test]
 fn check_names_an_invalid_token_and_every_listing_the_admin_may_not_read() {
     let org = Org::new();
     check(&org, &settings("")).unwrap();
@@ -681,6 +803,20 @@ fn check_names_an_invalid_token_and_every_listing_the_admin_may_not_read() {
         fetch_all(&org, &settings(""), None),
         Err(PluginError::Auth(_))
     ));
+}
+
+#[test]
+fn check_names_a_username_attribute_the_users_do_not_have_and_where_to_change_it() {
+    let org = Org::new();
+    check(&org, &settings(r#","username_attribute":"department""#)).unwrap();
+    let e = check(&org, &settings(r#","username_attribute":"employeeNumber""#)).unwrap_err();
+    assert!(
+        matches!(&e, PluginError::Config(m) if m.contains("username_attribute")
+            && m.contains("`employeeNumber`")
+            && m.contains("user1@acme.com")
+            && m.contains("Profile Editor")),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -28,16 +28,82 @@ pub fn decode<T: DeserializeOwned>(cursor: Option<&str>) -> Result<Option<T>, Pl
 }
 
 /// The `rel="next"` target of an RFC 8288 `Link` header (Okta, GitHub-style APIs).
+///
+/// The target is read between `<` and `>` before anything is split on `,`: RFC 8288 allows a
+/// comma inside the URI reference (`?after=a,b`), and a quoted parameter (`title="a, b"`) may
+/// hold one too. A link-value whose target or parameters cannot be read ends the parse: what
+/// follows it cannot be told apart reliably.
 pub fn link_next(link_header: &str) -> Option<String> {
-    link_header.split(',').find_map(|part| {
-        let (target, params) = part.trim().split_once(';')?;
-        let is_next = params.split(';').any(|p| {
-            let p = p.trim();
-            p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
-        });
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        is_next.then(|| target.to_string())
-    })
+    let mut rest = link_header;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+        let after_open = rest.strip_prefix('<')?;
+        let close = after_open.find('>')?;
+        let target = after_open.get(..close)?;
+        let (params, next) = link_params(after_open.get(close + 1..)?);
+        if params.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("rel")
+                && value
+                    .split_ascii_whitespace()
+                    .any(|rel| rel.eq_ignore_ascii_case("next"))
+        }) {
+            return Some(target.trim().to_string());
+        }
+        rest = next?;
+    }
+}
+
+/// The `; name=value` parameters after one link's `>`, up to the `,` that ends the link-value
+/// (a `,` inside a quoted value does not); with what follows that `,`, if anything does.
+fn link_params(mut s: &str) -> (Vec<(String, String)>, Option<&str>) {
+    let mut params = Vec::new();
+    loop {
+        s = s.trim_start();
+        if let Some(next) = s.strip_prefix(',') {
+            return (params, Some(next));
+        }
+        let Some(param) = s.strip_prefix(';') else {
+            // End of the header, or something that is not a parameter: nothing more to read.
+            return (params, None);
+        };
+        let param = param.trim_start();
+        let name_end = param.find(['=', ';', ',']).unwrap_or(param.len());
+        let name = param[..name_end].trim().to_string();
+        s = &param[name_end..];
+        let Some(value) = s.strip_prefix('=') else {
+            params.push((name, String::new()));
+            continue;
+        };
+        let value = value.trim_start();
+        if let Some(quoted) = value.strip_prefix('"') {
+            let (text, used) = quoted_string(quoted);
+            params.push((name, text));
+            s = quoted.get(used..).unwrap_or("");
+        } else {
+            let end = value.find([';', ',']).unwrap_or(value.len());
+            params.push((name, value[..end].trim().to_string()));
+            s = &value[end..];
+        }
+    }
+}
+
+/// A quoted-string's text (backslash escapes undone) after its opening `"`, and how many bytes
+/// it took including the closing `"` (all of `s` when it is never closed).
+fn quoted_string(s: &str) -> (String, usize) {
+    let mut text = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return (text, i + 1),
+            '\\' => {
+                if let Some((_, escaped)) = chars.next() {
+                    text.push(escaped);
+                }
+            }
+            _ => text.push(c),
+        }
+    }
+    (text, s.len())
 }
 
 /// The `rel="next"` target among all of a response's `Link` headers, whether the server
@@ -152,6 +218,51 @@ mod tests {
         };
         assert_eq!(next_link(&two_headers).as_deref(), Some("https://o.example/b"));
         assert_eq!(link_next("garbage"), None);
+        assert_eq!(link_next(""), None);
+        assert_eq!(link_next("<https://o.example/unclosed; rel=next"), None);
+    }
+
+    #[test]
+    fn a_comma_inside_a_link_target_or_a_quoted_parameter_does_not_split_the_link() {
+        // RFC 8288: the URI reference may hold a comma; splitting on ',' first cut it in two.
+        assert_eq!(
+            link_next(r#"<https://o.example/users?after=a,b&limit=2>; rel="next""#).as_deref(),
+            Some("https://o.example/users?after=a,b&limit=2")
+        );
+        let two_in_one = r#"<https://o.example/users?after=x,y>; rel="self"; title="page, first", <https://o.example/users?after=a,b>; rel=next"#;
+        assert_eq!(
+            link_next(two_in_one).as_deref(),
+            Some("https://o.example/users?after=a,b")
+        );
+        // rel is a list of relation types, compared without regard to case.
+        assert_eq!(
+            link_next(r#"<https://o.example/last>; rel="last", <https://o.example/n,2>; REL="prev NEXT""#).as_deref(),
+            Some("https://o.example/n,2")
+        );
+        // `rel` inside another parameter's quoted value is not a relation.
+        assert_eq!(
+            link_next(r#"<https://o.example/a>; title="rel=next"; rel="self""#),
+            None
+        );
+        let several_headers = crate::Response {
+            status: 200,
+            headers: vec![
+                (
+                    "Link".into(),
+                    r#"<https://o.example/users?after=p,q>; rel="self""#.into(),
+                ),
+                (
+                    "link".into(),
+                    r#"<https://o.example/users?after=r,s>; rel="prev", <https://o.example/users?after=t,u>; rel="next""#
+                        .into(),
+                ),
+            ],
+            body: vec![],
+        };
+        assert_eq!(
+            next_link(&several_headers).as_deref(),
+            Some("https://o.example/users?after=t,u")
+        );
     }
 
     #[test]
