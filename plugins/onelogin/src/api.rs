@@ -15,24 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::settings::Settings;
 
-/// What an API call needs from the credential, named when OneLogin refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Needs {
-    /// Users and roles (API v2): the "Read users" scope (or "Read All").
-    Users,
-    /// Groups (API v1): the "Read All" scope.
-    Groups,
-}
-
-impl Needs {
-    /// The API credential scopes that grant it.
-    pub fn scope(self) -> &'static str {
-        match self {
-            Needs::Users => "\"Read users\" or \"Read All\"",
-            Needs::Groups => "\"Read All\"",
-        }
-    }
-}
+/// The API credential scope Roster needs, named when OneLogin refuses. OneLogin documents
+/// "Read users" (or a broader scope) as enough for every call the connector makes: users and
+/// roles (API v2) and the groups listing (API v1).
+pub const SCOPE: &str = "the scope \"Read users\" (the least that reads users, roles and groups; \"Manage users\", \"Read All\" and \"Manage All\" also do)";
 
 /// Names a request in errors: the connector and the listing's path.
 pub fn what(path: &str) -> String {
@@ -163,32 +149,27 @@ impl<'a> Api<'a> {
     }
 
     /// GETs a URL and parses a 2xx JSON answer.
-    pub fn json<T: DeserializeOwned>(&self, url: &str, what: &str, needs: Needs) -> Result<T, PluginError> {
+    pub fn json<T: DeserializeOwned>(&self, url: &str, what: &str) -> Result<T, PluginError> {
         let resp = self.get(url, what)?;
-        self.ok(resp, what, needs)?.json(what)
+        self.ok(resp, what)?.json(what)
     }
 
     /// GETs a JSON array; `Ok(None)` when OneLogin answers 404 (the object is gone).
-    pub fn json_opt<T: DeserializeOwned>(&self, url: &str, what: &str, needs: Needs) -> Result<Option<T>, PluginError> {
+    pub fn json_opt<T: DeserializeOwned>(&self, url: &str, what: &str) -> Result<Option<T>, PluginError> {
         let resp = self.get(url, what)?;
         if resp.status == 404 {
             return Ok(None);
         }
-        self.ok(resp, what, needs)?.json(what).map(Some)
+        self.ok(resp, what)?.json(what).map(Some)
     }
 
     /// GETs one page of a v2 listing (a JSON array, paging headers); `Ok(None)` on 404.
-    pub fn page<T: DeserializeOwned>(
-        &self,
-        url: &str,
-        what: &str,
-        needs: Needs,
-    ) -> Result<Option<Listing<T>>, PluginError> {
+    pub fn page<T: DeserializeOwned>(&self, url: &str, what: &str) -> Result<Option<Listing<T>>, PluginError> {
         let resp = self.get(url, what)?;
         if resp.status == 404 {
             return Ok(None);
         }
-        let resp = self.ok(resp, what, needs)?;
+        let resp = self.ok(resp, what)?;
         let items = resp.json(what)?;
         let after = resp
             .header("after-cursor")
@@ -200,11 +181,11 @@ impl<'a> Api<'a> {
     }
 
     /// Passes 2xx through; explains everything else.
-    pub fn ok(&self, resp: Response, what: &str, needs: Needs) -> Result<Response, PluginError> {
+    pub fn ok(&self, resp: Response, what: &str) -> Result<Response, PluginError> {
         if resp.is_success() {
             Ok(resp)
         } else {
-            Err(classify(what, needs, &resp, &self.s.client_id))
+            Err(classify(what, &resp, &self.s.client_id))
         }
     }
 
@@ -240,19 +221,17 @@ fn detail(body: &[u8]) -> String {
 }
 
 /// A refused API call as the error the host acts on, naming the scope a refusal needs.
-pub fn classify(what: &str, needs: Needs, resp: &Response, client_id: &str) -> PluginError {
+pub fn classify(what: &str, resp: &Response, client_id: &str) -> PluginError {
     let detail = detail(&resp.body);
     let status = resp.status;
     match status {
         // A fresh token was already tried once (ClientCredentials::send): a credential whose
         // scope is "Authentication Only" is answered 401 on every API call.
         401 => PluginError::Auth(format!(
-            "{what}: OneLogin refused Roster's access token ({status} {detail}); the API credential {client_id} cannot read this: create one with {} under Developers → API Credentials",
-            needs.scope()
+            "{what}: OneLogin refused Roster's access token ({status} {detail}); the API credential {client_id} cannot read this: create one with {SCOPE} under Developers → API Credentials"
         )),
         403 => PluginError::Auth(format!(
-            "{what}: OneLogin refused ({status} {detail}); the API credential {client_id} lacks the scope: create one with {} under Developers → API Credentials",
-            needs.scope()
+            "{what}: OneLogin refused ({status} {detail}); the API credential {client_id} lacks the scope: create one with {SCOPE} under Developers → API Credentials"
         )),
         _ => classify_status_with(what, resp, &detail),
     }
@@ -273,19 +252,21 @@ mod tests {
     #[test]
     fn refusals_name_the_scope_and_other_statuses_keep_the_sdk_s_variant() {
         let forbidden = r#"{"statusCode":403,"name":"Forbidden","message":"Forbidden"}"#;
-        let e = classify(
-            "onelogin: GET /api/1/groups",
-            Needs::Groups,
-            &resp(403, forbidden),
-            "c1",
-        );
+        let e = classify("onelogin: GET /api/2/roles", &resp(403, forbidden), "c1");
         assert!(
-            matches!(&e, PluginError::Auth(m) if m.contains("\"Read All\"") && m.contains("c1") && m.contains("Forbidden: Forbidden")),
+            matches!(&e, PluginError::Auth(m) if m.contains("the scope \"Read users\" (the least") && m.contains("c1") && m.contains("Forbidden: Forbidden")),
+            "{e:?}"
+        );
+        // API v1's refusal of a scope that may not read groups (OneLogin's documented body).
+        let insufficient =
+            r#"{"status":{"error":true,"code":401,"type":"Unauthorized","message":"Insufficient Permission"}}"#;
+        let e = classify("onelogin: GET /api/1/groups", &resp(401, insufficient), "c1");
+        assert!(
+            matches!(&e, PluginError::Auth(m) if m.contains("Insufficient Permission") && m.contains("\"Read users\"")),
             "{e:?}"
         );
         let e = classify(
             "onelogin: GET /api/2/users",
-            Needs::Users,
             &resp(
                 401,
                 r#"{"statusCode":401,"name":"Unauthorized","message":"Unauthorized"}"#,
@@ -298,7 +279,6 @@ mod tests {
         );
         let e = classify(
             "onelogin: GET /api/2/users",
-            Needs::Users,
             &resp(
                 429,
                 r#"{"statusCode":429,"name":"TooManyRequests","message":"slow down"}"#,
@@ -311,7 +291,6 @@ mod tests {
         );
         let e = classify(
             "x",
-            Needs::Users,
             &resp(400, r#"{"statusCode":400,"name":"BadRequest","message":"bad limit"}"#),
             "c",
         );

@@ -18,7 +18,7 @@ use roster_sdk::driver::{Begin, Next, Work};
 use roster_sdk::time::iso8601;
 use roster_sdk::{Level, PluginError, Removal, RemovalKind};
 
-use crate::api::{Api, Needs, Paging, what};
+use crate::api::{Api, Paging, what};
 use crate::cursor::{Cursor, DeltaState, Mode, Step};
 use crate::model::{self, Object, OneLoginGroup, Role, RoleUser, V1Page};
 
@@ -161,7 +161,7 @@ fn roles(
 ) -> Result<Step, PluginError> {
     let what = paging.what(&what("/api/2/roles"));
     let page = api
-        .page::<Role>(&paging.url("cursor"), &what, Needs::Users)?
+        .page::<Role>(&paging.url("cursor"), &what)?
         .ok_or_else(|| not_found(&what))?;
     if page.items.is_empty() && page.after.is_some() {
         work.empty_page();
@@ -219,7 +219,7 @@ fn role_users(
     let mut paging = paging.unwrap_or_else(|| role_users_listing(api, role));
     let what = paging.what(&what(&format!("/api/2/roles/{role}/users")));
     let gid = model::role_gid(role);
-    let next = match api.page::<RoleUser>(&paging.url("cursor"), &what, Needs::Users)? {
+    let next = match api.page::<RoleUser>(&paging.url("cursor"), &what)? {
         Some(page) => {
             if page.items.is_empty() && page.after.is_some() {
                 work.empty_page();
@@ -265,7 +265,7 @@ fn groups(
 ) -> Result<Step, PluginError> {
     let what = paging.what(&what("/api/1/groups"));
     let page: V1Page<OneLoginGroup> = api
-        .json_opt(&paging.url("after_cursor"), &what, Needs::Groups)?
+        .json_opt(&paging.url("after_cursor"), &what)?
         .ok_or_else(|| not_found(&what))?;
     let after = page.pagination.after_cursor;
     if page.data.is_empty() && after.is_some() {
@@ -297,7 +297,7 @@ fn groups(
 fn users(api: &Api<'_>, cur: &mut Cursor, work: &mut Work<'_>, mut paging: Paging) -> Result<Step, PluginError> {
     let what = paging.what(&what("/api/2/users"));
     let page = api
-        .page::<Object>(&paging.url("cursor"), &what, Needs::Users)?
+        .page::<Object>(&paging.url("cursor"), &what)?
         .ok_or_else(|| not_found(&what))?;
     if paging.pages == 0
         && let Some(total) = page.total
@@ -346,7 +346,7 @@ fn user_roles(api: &Api<'_>, cur: &mut Cursor, mut queue: VecDeque<usize>) -> Re
         let Some(i) = queue.pop_front() else { break };
         let id = cur.changed[i].id;
         let path = format!("/api/2/users/{id}/roles");
-        let roles: Option<Vec<i64>> = api.json_opt(&api.url(&path, &[]), &what(&path), Needs::Users)?;
+        let roles: Option<Vec<i64>> = api.json_opt(&api.url(&path, &[]), &what(&path))?;
         cur.roles_of.push((i, roles));
     }
     Ok(if queue.is_empty() {

@@ -207,9 +207,6 @@ impl Account {
                 self.page(members, query)
             }
             ["api", "1", "groups"] => {
-                if self.scope.get() != CredScope::ReadAll {
-                    return v2_error(403, "Forbidden");
-                }
                 let groups = self.groups.borrow();
                 let from: usize = query.get("after_cursor").map_or(0, |c| c.parse().unwrap());
                 let data: Vec<Value> = groups
@@ -663,17 +660,26 @@ fn check_names_each_problem() {
     auth_only.scope.set(CredScope::AuthenticationOnly);
     let e = check(&auth_only, "").unwrap_err();
     assert!(
-        matches!(&e, PluginError::Auth(m) if m.contains("/api/2/users") && m.contains("\"Read users\" or \"Read All\"") && m.contains("Developers → API Credentials")),
+        matches!(&e, PluginError::Auth(m) if m.contains("/api/2/users") && m.contains("the scope \"Read users\" (the least") && m.contains("Developers → API Credentials")),
         "{e:?}"
     );
 
+    // "Read users" is the least privilege: it reads users, roles and (API v1) groups.
     let users_only = Account::new();
     users_only.scope.set(CredScope::ReadUsers);
-    check(&users_only, "").unwrap();
-    let e = check(&users_only, r#","groups_from":"groups""#).unwrap_err();
+    check(&users_only, r#","groups_from":"roles-and-groups","roles":["Sales"]"#).unwrap();
+    let r = read(
+        &fetch_all(
+            &users_only,
+            &settings_as("read-users", r#","groups_from":"roles-and-groups""#),
+            None,
+        )
+        .unwrap(),
+    );
     assert!(
-        matches!(&e, PluginError::Auth(m) if m.contains("/api/1/groups") && m.contains("\"Read All\"")),
-        "{e:?}"
+        r.groups.contains_key("group:7") && r.groups.contains_key("role:10"),
+        "{:?}",
+        r.groups
     );
 
     let e = check(&a, r#","roles":["Marketing"]"#).unwrap_err();
