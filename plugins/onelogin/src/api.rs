@@ -2,14 +2,15 @@
 //! by the `After-Cursor` header, and OneLogin's errors turned into messages that say which scope
 //! or setting to fix.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use roster_sdk::errors::{classify_status_with, error_detail};
 use roster_sdk::http::{Transport, url_with_query};
 use roster_sdk::oauth::ClientCredentials;
 use roster_sdk::paging::LoopGuard;
-use roster_sdk::{PluginError, Request, Response};
+use roster_sdk::{Level, PluginError, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,25 @@ use crate::settings::Settings;
 /// "Read users" (or a broader scope) as enough for every call the connector makes: users and
 /// roles (API v2) and the groups listing (API v1).
 pub const SCOPE: &str = "the scope \"Read users\" (the least that reads users, roles and groups; \"Manage users\", \"Read All\" and \"Manage All\" also do)";
+
+/// The path prefix of OneLogin's API v1 (the groups listing).
+pub const V1_PREFIX: &str = "/api/1/";
+
+thread_local! {
+    /// Credentials whose account's API v1 refused `Bearer <token>`: their v1 calls send
+    /// `bearer:<token>` first. Kept like the SDK's token cache, for the plugin instance's life.
+    static V1_COLON: RefCell<HashSet<ClientCredentials>> = RefCell::new(HashSet::new());
+}
+
+/// OneLogin documents `Authorization: bearer:<access_token>` for API v1 and answers a header of
+/// another form 400 "Authorization Information is incorrect"; its generated SDKs send the
+/// standard `Bearer <token>` to v1 as to v2, so v1 may take both.
+fn refuses_authorization_form(resp: &Response) -> bool {
+    resp.status == 400
+        && error_detail(&resp.body)
+            .to_ascii_lowercase()
+            .contains("authorization information")
+}
 
 /// Names a request in errors: the connector and the listing's path.
 pub fn what(path: &str) -> String {
@@ -138,14 +158,43 @@ impl<'a> Api<'a> {
     pub fn get(&self, url: &str, what: &str) -> Result<Response, PluginError> {
         roster_sdk::paging::within(&self.s.api_url, url, what)?;
         self.token()?;
-        let resp = self
-            .creds
-            .send(self.t, Request::get(url))
-            .map_err(|e| self.explain_token_error(e))?;
+        let v1 = url.starts_with(&format!("{}{V1_PREFIX}", self.s.api_url));
+        let resp = if v1 && V1_COLON.with(|c| c.borrow().contains(&self.creds)) {
+            self.send_v1_documented(url)?
+        } else {
+            let resp = self
+                .creds
+                .send(self.t, Request::get(url))
+                .map_err(|e| self.explain_token_error(e))?;
+            if v1 && refuses_authorization_form(&resp) {
+                roster_sdk::log(
+                    Level::Info,
+                    &format!(
+                        "{what}: OneLogin's API v1 refused `Authorization: Bearer <token>`; Roster sends the form OneLogin documents for v1, `bearer:<token>`, from now on"
+                    ),
+                );
+                V1_COLON.with(|c| c.borrow_mut().insert(self.creds.clone()));
+                self.send_v1_documented(url)?
+            } else {
+                resp
+            }
+        };
         if self.clock.get().is_none() {
             self.clock.set(Some(resp.date().unwrap_or_else(SystemTime::now)));
         }
         Ok(resp)
+    }
+
+    /// GETs an API v1 URL with `Authorization: bearer:<token>`; on a 401 once more with a new
+    /// token, as the SDK does for `Bearer`.
+    fn send_v1_documented(&self, url: &str) -> Result<Response, PluginError> {
+        let request = |token: &str| Request::get(url).header("authorization", format!("bearer:{token}"));
+        let resp = self.t.send(request(&self.token()?))?;
+        if resp.status != 401 {
+            return Ok(resp);
+        }
+        self.creds.forget();
+        self.t.send(request(&self.token()?))
     }
 
     /// GETs a URL and parses a 2xx JSON answer.

@@ -2,6 +2,8 @@
 //!
 //! * Auth: OAuth 2.0 client credentials at `/auth/oauth2/v2/token` with HTTP Basic and a JSON
 //!   body (the SDK's `ClientAuth::Basic` and `TokenBody::Json`); the secret stays in the host.
+//!   API calls send `Bearer <token>`; API v1 gets the `bearer:<token>` form OneLogin documents
+//!   for it when it refuses `Bearer` ([`api::Api::get`]).
 //! * Full fetch ([`fetch`]): roles and each role's users, OneLogin groups when asked for, then
 //!   users; paging by the `After-Cursor` header, kept on `api_url`.
 //! * Incremental fetch: users with `updated_since` (OneLogin's clock from its `Date` header, a

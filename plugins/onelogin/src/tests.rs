@@ -15,6 +15,15 @@ use super::*;
 const API: &str = "https://acme.onelogin.test";
 const START: u64 = 1_796_333_400;
 
+/// The `Authorization` forms API v1 takes: OneLogin documents `bearer:<token>`, its generated
+/// SDKs send `Bearer <token>`.
+#[derive(Clone, Copy, PartialEq)]
+enum V1Auth {
+    Either,
+    /// Anything else is answered 400 "Authorization Information is incorrect", as documented.
+    DocumentedOnly,
+}
+
 /// What an API credential may do.
 #[derive(Clone, Copy, PartialEq)]
 enum CredScope {
@@ -38,6 +47,9 @@ struct Account {
     faults: RefCell<Vec<(String, Response)>>,
     /// Page size of API v1's groups listing (OneLogin: 50).
     v1_page: usize,
+    v1_auth: Cell<V1Auth>,
+    /// The `Authorization` of each API v1 request.
+    v1_headers: RefCell<Vec<String>>,
     log: RefCell<Vec<String>>,
     token_requests: RefCell<Vec<Request>>,
 }
@@ -76,6 +88,8 @@ impl Account {
             token_refusal: RefCell::new(None),
             faults: RefCell::new(vec![]),
             v1_page: 1,
+            v1_auth: Cell::new(V1Auth::Either),
+            v1_headers: RefCell::new(vec![]),
             log: RefCell::new(vec![]),
             token_requests: RefCell::new(vec![]),
         };
@@ -255,9 +269,20 @@ impl Transport for Account {
                     .position(|(p, _)| path.starts_with(p.as_str()))
                     .map(|i| faults.remove(i).1)
             };
+            let authorization = header("authorization").unwrap_or_default();
+            let v1 = path.starts_with("/api/1/");
+            if v1 {
+                self.v1_headers.borrow_mut().push(authorization.clone());
+            }
             if let Some(f) = fault {
                 f
-            } else if header("authorization").as_deref() != Some("Bearer tok")
+            } else if v1 && authorization != "bearer:tok" && self.v1_auth.get() == V1Auth::DocumentedOnly {
+                answer(
+                    400,
+                    vec![],
+                    json!({"status": {"error": true, "code": 400, "type": "bad request", "message": "Authorization Information is incorrect"}}),
+                )
+            } else if !(authorization == "Bearer tok" || v1 && authorization == "bearer:tok")
                 || self.scope.get() == CredScope::AuthenticationOnly
             {
                 // OneLogin answers a credential of the "Authentication Only" scope like a bad token.
@@ -791,4 +816,28 @@ fn throttling_and_server_errors_are_transient_and_a_token_refused_mid_run_is_ren
     let r = read(&fetch_all(&a, &settings_as("renewed", ""), None).unwrap());
     assert_eq!(r.users.len(), 5);
     assert_eq!(a.token_requests.borrow().len(), 2);
+}
+
+#[test]
+fn api_v1_gets_the_documented_bearer_colon_form_when_it_refuses_bearer() {
+    let a = Account::new();
+    a.v1_auth.set(V1Auth::DocumentedOnly);
+    let s = settings_as("v1-documented", r#","groups_from":"groups""#);
+    roster_sdk::idp::check::<OneLogin>(&s, &Imports::http(&a)).unwrap();
+    let r = read(&fetch_all(&a, &s, None).unwrap());
+    assert_eq!(r.groups.keys().collect::<Vec<_>>(), vec!["group:7", "group:8"]);
+    assert_eq!(
+        r.memberships,
+        pairs(&[("group:7", "1"), ("group:7", "4"), ("group:8", "2")])
+    );
+    // `Bearer` once, refused; then the documented form, remembered for the account's later
+    // v1 calls (the fetch's two group pages). API v2 keeps `Bearer`.
+    assert_eq!(
+        *a.v1_headers.borrow(),
+        vec!["Bearer tok", "bearer:tok", "bearer:tok", "bearer:tok"]
+    );
+    // An account that takes `Bearer` on v1 is sent nothing else.
+    let a = Account::new();
+    read(&fetch_all(&a, &settings_as("v1-either", r#","groups_from":"groups""#), None).unwrap());
+    assert_eq!(*a.v1_headers.borrow(), vec!["Bearer tok", "Bearer tok"]);
 }
