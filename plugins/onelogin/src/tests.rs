@@ -596,15 +596,40 @@ fn under_a_roles_filter_users_enter_and_leave_the_scope_with_the_role() {
     assert_eq!(changes.memberships, pairs(&[("role:10", "3")]));
     assert_eq!(changes.removed_memberships, pairs(&[("role:10", "2")]));
     assert_eq!(changes.removed_users, vec![("2".to_string(), RemovalKind::SoftDeleted)]);
-    // A role of the filter deleted: the scope is not what the token was made under.
-    a.roles.borrow_mut().push((11, "10".into()));
-    let err = fetch_all(
-        &a,
-        &settings(r#","roles":["Engineering","Sales"]"#),
-        Some(&changes.token),
-    )
-    .unwrap_err();
-    assert!(matches!(err, PluginError::ExpiredDelta(_)), "{err:?}");
+}
+
+#[test]
+fn a_filter_whose_roles_changed_is_read_in_full_or_stops_naming_the_role() {
+    let a = Account::new();
+    let by_name = settings(r#","roles":["Engineering"]"#);
+    let full = read(&fetch_all(&a, &by_name, None).unwrap());
+    assert_eq!(full.users.keys().collect::<Vec<_>>(), vec!["1", "2"]);
+    // Engineering deleted and created again: the name the filter gives is another role now,
+    // so the users the token holds as in scope are not the scope; the connector says so and
+    // the host reads in full.
+    a.roles.borrow_mut().retain(|(id, _)| *id != 10);
+    a.assigned.borrow_mut().retain(|(role, _)| *role != 10);
+    a.roles.borrow_mut().push((11, "Engineering".into()));
+    a.assign(11, 3);
+    let err = fetch_all(&a, &by_name, Some(&full.token)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::ExpiredDelta(m) if m.contains("the roles named in `roles` are other roles now")),
+        "{err:?}"
+    );
+    let again = read(&fetch_all(&a, &by_name, None).unwrap());
+    assert_eq!(again.users.keys().collect::<Vec<_>>(), vec!["3"]);
+    assert_eq!(again.memberships, pairs(&[("role:11", "3")]));
+    // A role the filter names by id deleted: nothing has that id, incrementally as in full.
+    let by_id = settings(r#","roles":["20"]"#);
+    let full = read(&fetch_all(&a, &by_id, None).unwrap());
+    a.roles.borrow_mut().retain(|(id, _)| *id != 20);
+    for delta in [Some(full.token.as_str()), None] {
+        let err = fetch_all(&a, &by_id, delta).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Config(m) if m.contains("no role named or numbered `20`")),
+            "{delta:?}: {err:?}"
+        );
+    }
 }
 
 #[test]
