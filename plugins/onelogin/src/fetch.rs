@@ -9,6 +9,11 @@
 //! `updated_since`, then each changed user's roles, which the memberships of the last fetch
 //! turn into added and removed memberships. OneLogin deletes users for good and lists no
 //! deletions: a deleted user is seen gone by the next full fetch.
+//!
+//! Role changes are read only for users whose `updated_at` moved: the connector assumes
+//! OneLogin moves it when a role is assigned or unassigned (unverified; OneLogin documents no
+//! role-change timestamp and no per-role change listing). Where it does not, a role change is
+//! missed until the scheduled full fetch, which lists every role's users.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
@@ -45,6 +50,10 @@ fn groups_listing(api: &Api<'_>) -> Paging {
     Paging::new(api.url("/api/1/groups", &[]))
 }
 
+/// The users listing; incrementally, those with `updated_since` the last fetch's clock. That
+/// is also how role changes are found: only the users listed here have their roles read again,
+/// on the assumption that a role (un)assignment moves the user's `updated_at` (see the module
+/// documentation; the scheduled full fetch catches what that misses).
 fn users_listing(api: &Api<'_>, mode: &Mode) -> Paging {
     let limit = limit(api);
     Paging::new(match mode {
