@@ -27,6 +27,9 @@ pub struct DeltaState {
     pub group_members: MemberIndex,
     /// With a `roles` filter: every user who holds one of those roles (the users in scope).
     pub scope: Option<BTreeSet<i64>>,
+    /// The users the last full fetch listed (in scope or not): what an incremental fetch's
+    /// changed users are weighed against.
+    pub users: u64,
 }
 
 /// One group's members, as a journal entry.
@@ -175,6 +178,8 @@ pub struct Cursor {
     pub roles_of: Vec<(usize, Option<Vec<i64>>)>,
     /// Users without a username so far (reported once, at the end).
     pub nameless: u64,
+    /// Full fetch: the users listed so far.
+    pub listed: u64,
 }
 
 impl Cursor {
@@ -191,6 +196,7 @@ impl Cursor {
             changed: Vec::new(),
             roles_of: Vec::new(),
             nameless: 0,
+            listed: 0,
         }
     }
 }

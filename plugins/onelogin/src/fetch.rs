@@ -34,6 +34,29 @@ pub const OVERLAP: Duration = Duration::from_secs(60);
 /// Changed users whose roles one step reads.
 const ROLE_CALLS_PER_STEP: usize = 8;
 
+/// Changed users past which an incremental fetch reads in full instead, however large the
+/// account: each costs a roles call (a full fetch costs one per role, plus the users pages) and
+/// travels in the cursor until the fetch ends.
+pub const MASS_UPDATE: u64 = 10_000;
+
+/// Why an incremental fetch that finds `changed` users changed should read in full instead,
+/// given the `known` users the last full fetch listed: more than [`MASS_UPDATE`], or more than
+/// half of them (a bulk edit, an import), where the full fetch costs about as many requests
+/// and also sees who was deleted.
+pub fn mass_update(changed: u64, known: u64) -> Option<String> {
+    if changed > MASS_UPDATE {
+        Some(format!(
+            "{changed} users changed since the last fetch, more than {MASS_UPDATE}; a full fetch reads them for fewer requests"
+        ))
+    } else if changed.saturating_mul(2) > known {
+        Some(format!(
+            "{changed} users changed since the last fetch, more than half of the {known} the last full fetch listed; a full fetch reads them for about as many requests and sees deleted users too"
+        ))
+    } else {
+        None
+    }
+}
+
 fn limit(api: &Api<'_>) -> String {
     api.s.page_size.to_string()
 }
@@ -313,6 +336,16 @@ fn users(api: &Api<'_>, cur: &mut Cursor, work: &mut Work<'_>, mut paging: Pagin
     {
         work.expect(total);
     }
+    // A mass update is caught at the listing's first page when OneLogin sends Total-Count,
+    // else as the pages add up; either way before the roles of the changed users are read.
+    if let Mode::Incremental { prior } = &cur.mode {
+        let changed = (cur.changed.len() + page.items.len()) as u64;
+        if let Some(why) = mass_update(page.total.unwrap_or(0).max(changed), prior.users) {
+            return Err(PluginError::ExpiredDelta(why));
+        }
+    } else {
+        cur.listed += page.items.len() as u64;
+    }
     if page.items.is_empty() && page.after.is_some() {
         work.empty_page();
     }
@@ -386,6 +419,7 @@ fn finish(api: &Api<'_>, cur: Cursor, work: &mut Work<'_>) -> Result<DeltaState,
             role_members: cur.journal.index("role:"),
             group_members: cur.journal.index("group:"),
             scope: filter.then(|| cur.journal.users("role:")),
+            users: cur.listed,
         },
         Mode::Incremental { prior } => {
             let mut st = Rc::unwrap_or_clone(prior);

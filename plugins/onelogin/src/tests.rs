@@ -110,6 +110,18 @@ impl Account {
         a
     }
 
+    /// Adds `n` active users with neither a role nor a group (ids from 100), so that a few
+    /// changed users are not a mass update.
+    fn with_bystanders(self, n: i64) -> Self {
+        for id in 100..100 + n {
+            self.users.borrow_mut().push(json!({
+                "id": id, "username": format!("user{id}"), "status": 1, "state": 1, "group_id": null,
+                "updated_at": iso8601(UNIX_EPOCH + Duration::from_secs(START - 86_400))
+            }));
+        }
+        self
+    }
+
     fn touch(&self, user: i64) {
         let stamp = iso8601(UNIX_EPOCH + Duration::from_secs(self.now.get()));
         for u in self.users.borrow_mut().iter_mut() {
@@ -493,7 +505,7 @@ fn the_roles_filter_reads_only_those_roles_and_the_users_who_hold_one() {
 
 #[test]
 fn an_incremental_fetch_reads_only_changed_users_and_reports_added_and_removed_memberships() {
-    let a = Account::new();
+    let a = Account::new().with_bystanders(2);
     let s = settings(r#","groups_from":"roles-and-groups""#);
     let full = read(&fetch_all(&a, &s, None).unwrap());
     a.now.set(START + 3_600);
@@ -583,7 +595,7 @@ fn vanished_roles_and_groups_are_removed_with_their_memberships_and_renamed_ones
 
 #[test]
 fn under_a_roles_filter_users_enter_and_leave_the_scope_with_the_role() {
-    let a = Account::new();
+    let a = Account::new().with_bystanders(2);
     let s = settings(r#","roles":["10"]"#);
     let full = read(&fetch_all(&a, &s, None).unwrap());
     assert_eq!(full.users.keys().collect::<Vec<_>>(), vec!["1", "2"]);
@@ -865,4 +877,66 @@ fn api_v1_gets_the_documented_bearer_colon_form_when_it_refuses_bearer() {
     let a = Account::new();
     read(&fetch_all(&a, &settings_as("v1-either", r#","groups_from":"groups""#), None).unwrap());
     assert_eq!(*a.v1_headers.borrow(), vec!["Bearer tok", "Bearer tok"]);
+}
+
+#[test]
+fn a_mass_update_is_read_in_full_without_paging_through_the_changes() {
+    let a = Account::new();
+    let s = settings("");
+    let full = read(&fetch_all(&a, &s, None).unwrap());
+    a.now.set(START + 600);
+    for user in [1, 3, 5] {
+        a.edit(user, "department", json!("Reorg"));
+    }
+    a.log.borrow_mut().clear();
+    let err = fetch_all(&a, &s, Some(&full.token)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::ExpiredDelta(m) if m.contains("3 users changed") && m.contains("half of the 5")),
+        "{err:?}"
+    );
+    // Total-Count said it on the first page: no further page, no user's roles.
+    let users_pages: Vec<String> = a
+        .paths()
+        .into_iter()
+        .filter(|p| p.starts_with("/api/2/users"))
+        .collect();
+    assert_eq!(users_pages.len(), 1, "{users_pages:?}");
+    assert!(!users_pages[0].contains("cursor="), "{users_pages:?}");
+    // Without Total-Count the pages read so far decide, as soon as they tell.
+    a.fail_next(
+        "/api/2/users",
+        answer(
+            200,
+            vec![],
+            json!([{"id": 1, "username": "alice", "status": 1}, {"id": 3, "username": "carol", "status": 1},
+                   {"id": 5, "username": "erin", "status": 2}]),
+        ),
+    );
+    let err = fetch_all(&a, &s, Some(&full.token)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::ExpiredDelta(m) if m.contains("3 users changed")),
+        "{err:?}"
+    );
+    // The host reads in full instead; after it, two changes of five are read incrementally.
+    a.now.set(START + 1_200);
+    let refetched = read(&fetch_all(&a, &s, None).unwrap());
+    assert_eq!(refetched.users.len(), 5);
+    a.now.set(START + 1_800);
+    a.edit(1, "department", json!("R&D"));
+    a.edit(2, "department", json!("R&D"));
+    let few = read(&fetch_all(&a, &s, Some(&refetched.token)).unwrap());
+    assert_eq!(few.users.keys().collect::<Vec<_>>(), vec!["1", "2"]);
+}
+
+#[test]
+fn the_mass_update_threshold() {
+    use crate::fetch::{MASS_UPDATE, mass_update};
+    assert!(mass_update(MASS_UPDATE, 1_000_000).is_none());
+    assert!(mass_update(MASS_UPDATE + 1, 1_000_000).is_some_and(|m| m.contains("more than 10000")));
+    assert!(mass_update(2, 5).is_none());
+    assert!(mass_update(3, 5).is_some());
+    assert!(mass_update(3, 6).is_none());
+    assert!(mass_update(0, 0).is_none());
+    assert!(mass_update(1, 0).is_some(), "an account that was empty");
+    assert!(mass_update(u64::MAX, u64::MAX).is_some());
 }
