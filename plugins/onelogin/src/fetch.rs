@@ -15,7 +15,7 @@
 //! role-change timestamp and no per-role change listing). Where it does not, a role change is
 //! missed until the scheduled full fetch, which lists every role's users.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -308,18 +308,22 @@ fn groups(
         return Ok(Step::Groups { paging, found });
     }
     let all: BTreeMap<i64, String> = found.into_iter().collect();
-    let prior = match &cur.mode {
-        Mode::Full => {
-            work.expect(all.len() as u64);
-            None
-        }
-        Mode::Incremental { prior } => Some(prior),
-    };
-    work.out.groups.extend(
-        all.iter()
-            .filter(|(id, name)| prior.is_none_or(|p| p.groups.get(id) != Some(*name)))
-            .map(|(id, name)| model::group_group(*id, name)),
-    );
+    // Under a `roles` filter a group is emitted only once it is known to hold a user in scope,
+    // which the users listing tells: `finish` emits those.
+    if api.s.roles.is_empty() {
+        let prior = match &cur.mode {
+            Mode::Full => {
+                work.expect(all.len() as u64);
+                None
+            }
+            Mode::Incremental { prior } => Some(prior),
+        };
+        work.out.groups.extend(
+            all.iter()
+                .filter(|(id, name)| prior.is_none_or(|p| p.groups.get(id) != Some(*name)))
+                .map(|(id, name)| model::group_group(*id, name)),
+        );
+    }
     cur.groups = Rc::new(all);
     Ok(Step::Users {
         paging: users_listing(api, &cur.mode),
@@ -411,19 +415,35 @@ fn finish(api: &Api<'_>, cur: Cursor, work: &mut Work<'_>) -> Result<DeltaState,
     let s = api.s;
     let filter = !s.roles.is_empty();
     let mut nameless = cur.nameless;
+    // Under a `roles` filter the OneLogin groups that matter are those holding a user in scope:
+    // the others are not emitted, and one that loses its last such member leaves.
+    let groups_held = filter && s.groups_from.groups();
     let state = match cur.mode {
-        Mode::Full => DeltaState {
-            since,
-            roles: Rc::unwrap_or_clone(cur.roles),
-            groups: Rc::unwrap_or_clone(cur.groups),
-            role_members: cur.journal.index("role:"),
-            group_members: cur.journal.index("group:"),
-            scope: filter.then(|| cur.journal.users("role:")),
-            users: cur.listed,
-        },
+        Mode::Full => {
+            let group_members = cur.journal.index("group:");
+            if groups_held {
+                let held: HashSet<&str> = group_members.groups().collect();
+                work.out.groups.extend(
+                    cur.groups
+                        .iter()
+                        .filter(|(id, _)| held.contains(model::group_gid(**id).as_str()))
+                        .map(|(id, name)| model::group_group(*id, name)),
+                );
+            }
+            DeltaState {
+                since,
+                roles: Rc::unwrap_or_clone(cur.roles),
+                groups: Rc::unwrap_or_clone(cur.groups),
+                role_members: cur.journal.index("role:"),
+                group_members,
+                scope: filter.then(|| cur.journal.users("role:")),
+                users: cur.listed,
+            }
+        }
         Mode::Incremental { prior } => {
             let mut st = Rc::unwrap_or_clone(prior);
             let out = &mut work.out;
+            let held_before: HashSet<String> = st.group_members.groups().map(str::to_string).collect();
             for id in st.roles.keys().filter(|id| !cur.roles.contains_key(id)) {
                 let gid = model::role_gid(*id);
                 out.removed_memberships.extend(st.role_members.remove_group(&gid));
@@ -436,10 +456,12 @@ fn finish(api: &Api<'_>, cur: Cursor, work: &mut Work<'_>) -> Result<DeltaState,
                 for id in st.groups.keys().filter(|id| !cur.groups.contains_key(id)) {
                     let gid = model::group_gid(*id);
                     out.removed_memberships.extend(st.group_members.remove_group(&gid));
-                    out.removed_groups.push(Removal {
-                        id: gid,
-                        kind: RemovalKind::Deleted,
-                    });
+                    if !groups_held || held_before.contains(&gid) {
+                        out.removed_groups.push(Removal {
+                            id: gid,
+                            kind: RemovalKind::Deleted,
+                        });
+                    }
                 }
             }
             let roles_of: HashMap<usize, Option<Vec<i64>>> = cur.roles_of.into_iter().collect();
@@ -485,6 +507,22 @@ fn finish(api: &Api<'_>, cur: Cursor, work: &mut Work<'_>) -> Result<DeltaState,
                         id: uid,
                         kind: RemovalKind::SoftDeleted,
                     });
+                }
+            }
+            if groups_held {
+                let held: HashSet<&str> = st.group_members.groups().collect();
+                for (id, name) in cur.groups.iter() {
+                    let gid = model::group_gid(*id);
+                    let (was, is) = (held_before.contains(&gid), held.contains(gid.as_str()));
+                    if is && (!was || st.groups.get(id) != Some(name)) {
+                        out.groups.push(model::group_group(*id, name));
+                    } else if was && !is {
+                        // Still in OneLogin, and may hold a user in scope again.
+                        out.removed_groups.push(Removal {
+                            id: gid,
+                            kind: RemovalKind::SoftDeleted,
+                        });
+                    }
                 }
             }
             st.scope = filter.then_some(scope);

@@ -63,7 +63,8 @@ impl Idp for OneLogin {
 impl Fetch for OneLogin {
     type Cursor = Cursor;
     type Delta = DeltaState;
-    // 2: the state counts the users the last full fetch listed.
+    // 2: the state counts the users the last full fetch listed, and under a `roles` filter the
+    // OneLogin groups its index holds members for are the ones emitted.
     const DELTA_VERSION: u32 = 2;
 
     fn begin(&self, from: Begin<DeltaState>, work: &mut Work<'_>) -> Result<Next<Cursor, DeltaState>, PluginError> {

@@ -132,7 +132,8 @@ pub struct Settings {
     #[serde(default)]
     pub groups_from: GroupsFrom,
     /// Only these roles (names or ids) and the users who hold one; empty: every role and every
-    /// user.
+    /// user. Each role named is a group even while nobody holds it; a OneLogin group is one only
+    /// while it holds one of these users.
     #[serde(default)]
     pub roles: Vec<String>,
     /// The user field that becomes the username.

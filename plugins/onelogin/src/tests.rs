@@ -940,3 +940,51 @@ fn the_mass_update_threshold() {
     assert!(mass_update(1, 0).is_some(), "an account that was empty");
     assert!(mass_update(u64::MAX, u64::MAX).is_some());
 }
+
+#[test]
+fn under_a_roles_filter_only_groups_holding_a_user_in_scope_are_groups() {
+    let a = Account::new().with_bystanders(4);
+    // Sales is carol (3), in no group; Berlin holds alice and dave, Paris bob: none in scope.
+    let s = settings(r#","groups_from":"roles-and-groups","roles":["Sales","Empty"]"#);
+    let full = read(&fetch_all(&a, &s, None).unwrap());
+    assert_eq!(full.users.keys().collect::<Vec<_>>(), vec!["3"]);
+    // The roles the filter names are groups even while nobody holds them.
+    assert_eq!(full.groups.keys().collect::<Vec<_>>(), vec!["role:20", "role:30"]);
+    assert_eq!(full.memberships, pairs(&[("role:20", "3")]));
+
+    // Carol moves to Paris: it becomes a group, with her in it.
+    a.now.set(START + 600);
+    a.edit(3, "group_id", json!(8));
+    a.edit(1, "title", json!("Lead")); // out of scope: read, nothing emitted
+    let joined = read(&fetch_all(&a, &s, Some(&full.token)).unwrap());
+    assert_eq!(joined.groups.keys().collect::<Vec<_>>(), vec!["group:8"]);
+    assert_eq!(joined.memberships, pairs(&[("group:8", "3")]));
+    assert!(joined.removed_groups.is_empty(), "{:?}", joined.removed_groups);
+
+    // Paris renamed: emitted again under its new name; Berlin deleted: never a group, so no
+    // removal either.
+    a.now.set(START + 1_200);
+    a.groups.borrow_mut().retain(|(id, _)| *id != 7);
+    a.groups
+        .borrow_mut()
+        .iter_mut()
+        .for_each(|(_, name)| *name = "Paris 2".into());
+    let renamed = read(&fetch_all(&a, &s, Some(&joined.token)).unwrap());
+    let groups: Vec<(&str, &str)> = renamed.groups.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(groups, vec![("group:8", "Paris 2")]);
+    assert!(renamed.removed_groups.is_empty(), "{:?}", renamed.removed_groups);
+
+    // Carol leaves Paris, its last user in scope: it leaves with her membership.
+    a.now.set(START + 1_800);
+    a.edit(3, "group_id", Value::Null);
+    let left = read(&fetch_all(&a, &s, Some(&renamed.token)).unwrap());
+    assert_eq!(left.removed_memberships, pairs(&[("group:8", "3")]));
+    assert_eq!(
+        left.removed_groups,
+        vec![("group:8".to_string(), RemovalKind::SoftDeleted)]
+    );
+    assert!(left.groups.is_empty());
+    // And the next full fetch agrees.
+    let again = read(&fetch_all(&a, &s, None).unwrap());
+    assert_eq!(again.groups.keys().collect::<Vec<_>>(), vec!["role:20", "role:30"]);
+}
