@@ -135,8 +135,8 @@ pub enum Step {
     },
     /// Incremental: each changed user's roles.
     UserRoles {
-        /// Users still to read, by index into [`Cursor::changed`].
-        queue: VecDeque<usize>,
+        /// Users still to read, by number.
+        queue: VecDeque<i64>,
     },
     /// Apply what was read and build the next delta state.
     Finish,
@@ -174,8 +174,8 @@ pub struct Cursor {
     pub scope: Option<Rc<BTreeSet<i64>>>,
     /// Incremental: the users changed since the last fetch.
     pub changed: Vec<Person>,
-    /// Incremental: each changed user's role numbers (`None`: deleted meanwhile), by index.
-    pub roles_of: Vec<(usize, Option<Vec<i64>>)>,
+    /// Incremental: each changed user's role numbers (`None`: deleted meanwhile), by user.
+    pub roles_of: Vec<(i64, Option<Vec<i64>>)>,
     /// Users without a username so far (reported once, at the end).
     pub nameless: u64,
     /// Full fetch: the users listed so far.

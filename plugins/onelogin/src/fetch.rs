@@ -15,7 +15,7 @@
 //! role-change timestamp and no per-role change listing). Where it does not, a role change is
 //! missed until the scheduled full fetch, which lists every role's users.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -381,19 +381,25 @@ fn users(api: &Api<'_>, cur: &mut Cursor, work: &mut Work<'_>, mut paging: Pagin
     }
     Ok(match cur.mode {
         Mode::Incremental { .. } if api.s.groups_from.roles() && !cur.changed.is_empty() => Step::UserRoles {
-            queue: (0..cur.changed.len()).collect(),
+            // A user updated while the listing was paged may be listed twice; one call will do.
+            queue: cur
+                .changed
+                .iter()
+                .map(|p| p.id)
+                .collect::<BTreeSet<i64>>()
+                .into_iter()
+                .collect(),
         },
         _ => Step::Finish,
     })
 }
 
-fn user_roles(api: &Api<'_>, cur: &mut Cursor, mut queue: VecDeque<usize>) -> Result<Step, PluginError> {
+fn user_roles(api: &Api<'_>, cur: &mut Cursor, mut queue: VecDeque<i64>) -> Result<Step, PluginError> {
     for _ in 0..ROLE_CALLS_PER_STEP {
-        let Some(i) = queue.pop_front() else { break };
-        let id = cur.changed[i].id;
+        let Some(id) = queue.pop_front() else { break };
         let path = format!("/api/2/users/{id}/roles");
         let roles: Option<Vec<i64>> = api.json_opt(&api.url(&path, &[]), &what(&path))?;
-        cur.roles_of.push((i, roles));
+        cur.roles_of.push((id, roles));
     }
     Ok(if queue.is_empty() {
         Step::Finish
@@ -464,10 +470,11 @@ fn finish(api: &Api<'_>, cur: Cursor, work: &mut Work<'_>) -> Result<DeltaState,
                     }
                 }
             }
-            let roles_of: HashMap<usize, Option<Vec<i64>>> = cur.roles_of.into_iter().collect();
+            // Looked up per changed user: a map, as are the scope (a set) and the member indexes.
+            let roles_of: HashMap<i64, Option<Vec<i64>>> = cur.roles_of.into_iter().collect();
             let mut scope = st.scope.take().unwrap_or_default();
-            for (i, p) in cur.changed.iter().enumerate() {
-                let held: Option<Vec<String>> = match roles_of.get(&i) {
+            for p in &cur.changed {
+                let held: Option<Vec<String>> = match roles_of.get(&p.id) {
                     // Deleted between the listing and its roles: the next full fetch sees it gone.
                     Some(None) => continue,
                     Some(Some(ids)) => Some(

@@ -988,3 +988,29 @@ fn under_a_roles_filter_only_groups_holding_a_user_in_scope_are_groups() {
     let again = read(&fetch_all(&a, &s, None).unwrap());
     assert_eq!(again.groups.keys().collect::<Vec<_>>(), vec!["role:20", "role:30"]);
 }
+
+#[test]
+fn a_user_listed_twice_while_the_changes_are_paged_has_its_roles_read_once() {
+    let a = Account::new();
+    let s = settings("");
+    let full = read(&fetch_all(&a, &s, None).unwrap());
+    a.now.set(START + 600);
+    a.assign(20, 1);
+    // Updated again between two pages: OneLogin lists alice on both.
+    a.fail_next(
+        "/api/2/users",
+        answer(
+            200,
+            vec![("After-Cursor".into(), "o1".into())],
+            json!([{"id": 1, "username": "alice", "status": 1}]),
+        ),
+    );
+    a.fail_next(
+        "/api/2/users",
+        answer(200, vec![], json!([{"id": 1, "username": "alice", "status": 1}])),
+    );
+    a.log.borrow_mut().clear();
+    let changes = read(&fetch_all(&a, &s, Some(&full.token)).unwrap());
+    assert_eq!(changes.memberships, pairs(&[("role:20", "1")]));
+    assert_eq!(a.calls("/api/2/users/1/roles"), 1, "{:?}", a.paths());
+}
