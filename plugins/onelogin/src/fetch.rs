@@ -35,8 +35,8 @@ pub const OVERLAP: Duration = Duration::from_secs(60);
 const ROLE_CALLS_PER_STEP: usize = 8;
 
 /// Changed users past which an incremental fetch reads in full instead, however large the
-/// account: each costs a roles call (a full fetch costs one per role, plus the users pages) and
-/// travels in the cursor until the fetch ends.
+/// account: each travels in the cursor until the fetch ends and, when roles are read, costs a
+/// roles call, where a full fetch costs one call per role plus the users pages.
 pub const MASS_UPDATE: u64 = 10_000;
 
 /// Why an incremental fetch that finds `changed` users changed should read in full instead,
@@ -343,12 +343,12 @@ fn users(api: &Api<'_>, cur: &mut Cursor, work: &mut Work<'_>, mut paging: Pagin
     // A mass update is caught at the listing's first page when OneLogin sends Total-Count,
     // else as the pages add up; either way before the roles of the changed users are read.
     if let Mode::Incremental { prior } = &cur.mode {
-        let changed = (cur.changed.len() + page.items.len()) as u64;
+        let changed = cur.changed.len().saturating_add(page.items.len()) as u64;
         if let Some(why) = mass_update(page.total.unwrap_or(0).max(changed), prior.users) {
             return Err(PluginError::ExpiredDelta(why));
         }
     } else {
-        cur.listed += page.items.len() as u64;
+        cur.listed = cur.listed.saturating_add(page.items.len() as u64);
     }
     if page.items.is_empty() && page.after.is_some() {
         work.empty_page();
