@@ -2,36 +2,42 @@
 //! by the `After-Cursor` header, and OneLogin's errors turned into messages that say which scope
 //! or setting to fix.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use roster_sdk::errors::{classify_status_with, error_detail};
 use roster_sdk::http::{Transport, url_with_query};
 use roster_sdk::oauth::ClientCredentials;
 use roster_sdk::paging::LoopGuard;
-use roster_sdk::{PluginError, Request, Response};
+use roster_sdk::{Level, PluginError, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::settings::Settings;
 
-/// What an API call needs from the credential, named when OneLogin refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Needs {
-    /// Users and roles (API v2): the "Read users" scope (or "Read All").
-    Users,
-    /// Groups (API v1): the "Read All" scope.
-    Groups,
+/// The API credential scope Roster needs, named when OneLogin refuses. OneLogin documents
+/// "Read users" (or a broader scope) as enough for every call the connector makes: users and
+/// roles (API v2) and the groups listing (API v1).
+pub const SCOPE: &str = "the scope \"Read users\" (the least that reads users, roles and groups; \"Manage users\", \"Read All\" and \"Manage All\" also do)";
+
+/// The path prefix of OneLogin's API v1 (the groups listing).
+pub const V1_PREFIX: &str = "/api/1/";
+
+thread_local! {
+    /// Credentials whose account's API v1 refused `Bearer <token>`: their v1 calls send
+    /// `bearer:<token>` first. Kept like the SDK's token cache, for the plugin instance's life.
+    static V1_COLON: RefCell<HashSet<ClientCredentials>> = RefCell::new(HashSet::new());
 }
 
-impl Needs {
-    /// The API credential scopes that grant it.
-    pub fn scope(self) -> &'static str {
-        match self {
-            Needs::Users => "\"Read users\" or \"Read All\"",
-            Needs::Groups => "\"Read All\"",
-        }
-    }
+/// OneLogin documents `Authorization: bearer:<access_token>` for API v1 and answers a header of
+/// another form 400 "Authorization Information is incorrect"; its generated SDKs send the
+/// standard `Bearer <token>` to v1 as to v2, so v1 may take both.
+fn refuses_authorization_form(resp: &Response) -> bool {
+    resp.status == 400
+        && error_detail(&resp.body)
+            .to_ascii_lowercase()
+            .contains("authorization information")
 }
 
 /// Names a request in errors: the connector and the listing's path.
@@ -152,43 +158,67 @@ impl<'a> Api<'a> {
     pub fn get(&self, url: &str, what: &str) -> Result<Response, PluginError> {
         roster_sdk::paging::within(&self.s.api_url, url, what)?;
         self.token()?;
-        let resp = self
-            .creds
-            .send(self.t, Request::get(url))
-            .map_err(|e| self.explain_token_error(e))?;
+        let v1 = url.starts_with(&format!("{}{V1_PREFIX}", self.s.api_url));
+        let resp = if v1 && V1_COLON.with(|c| c.borrow().contains(&self.creds)) {
+            self.send_v1_documented(url)?
+        } else {
+            let resp = self
+                .creds
+                .send(self.t, Request::get(url))
+                .map_err(|e| self.explain_token_error(e))?;
+            if v1 && refuses_authorization_form(&resp) {
+                roster_sdk::log(
+                    Level::Info,
+                    &format!(
+                        "{what}: OneLogin's API v1 refused `Authorization: Bearer <token>`; Roster sends the form OneLogin documents for v1, `bearer:<token>`, from now on"
+                    ),
+                );
+                V1_COLON.with(|c| c.borrow_mut().insert(self.creds.clone()));
+                self.send_v1_documented(url)?
+            } else {
+                resp
+            }
+        };
         if self.clock.get().is_none() {
             self.clock.set(Some(resp.date().unwrap_or_else(SystemTime::now)));
         }
         Ok(resp)
     }
 
+    /// GETs an API v1 URL with `Authorization: bearer:<token>`; on a 401 once more with a new
+    /// token, as the SDK does for `Bearer`.
+    fn send_v1_documented(&self, url: &str) -> Result<Response, PluginError> {
+        let request = |token: &str| Request::get(url).header("authorization", format!("bearer:{token}"));
+        let resp = self.t.send(request(&self.token()?))?;
+        if resp.status != 401 {
+            return Ok(resp);
+        }
+        self.creds.forget();
+        self.t.send(request(&self.token()?))
+    }
+
     /// GETs a URL and parses a 2xx JSON answer.
-    pub fn json<T: DeserializeOwned>(&self, url: &str, what: &str, needs: Needs) -> Result<T, PluginError> {
+    pub fn json<T: DeserializeOwned>(&self, url: &str, what: &str) -> Result<T, PluginError> {
         let resp = self.get(url, what)?;
-        self.ok(resp, what, needs)?.json(what)
+        self.ok(resp, what)?.json(what)
     }
 
     /// GETs a JSON array; `Ok(None)` when OneLogin answers 404 (the object is gone).
-    pub fn json_opt<T: DeserializeOwned>(&self, url: &str, what: &str, needs: Needs) -> Result<Option<T>, PluginError> {
+    pub fn json_opt<T: DeserializeOwned>(&self, url: &str, what: &str) -> Result<Option<T>, PluginError> {
         let resp = self.get(url, what)?;
         if resp.status == 404 {
             return Ok(None);
         }
-        self.ok(resp, what, needs)?.json(what).map(Some)
+        self.ok(resp, what)?.json(what).map(Some)
     }
 
     /// GETs one page of a v2 listing (a JSON array, paging headers); `Ok(None)` on 404.
-    pub fn page<T: DeserializeOwned>(
-        &self,
-        url: &str,
-        what: &str,
-        needs: Needs,
-    ) -> Result<Option<Listing<T>>, PluginError> {
+    pub fn page<T: DeserializeOwned>(&self, url: &str, what: &str) -> Result<Option<Listing<T>>, PluginError> {
         let resp = self.get(url, what)?;
         if resp.status == 404 {
             return Ok(None);
         }
-        let resp = self.ok(resp, what, needs)?;
+        let resp = self.ok(resp, what)?;
         let items = resp.json(what)?;
         let after = resp
             .header("after-cursor")
@@ -200,11 +230,11 @@ impl<'a> Api<'a> {
     }
 
     /// Passes 2xx through; explains everything else.
-    pub fn ok(&self, resp: Response, what: &str, needs: Needs) -> Result<Response, PluginError> {
+    pub fn ok(&self, resp: Response, what: &str) -> Result<Response, PluginError> {
         if resp.is_success() {
             Ok(resp)
         } else {
-            Err(classify(what, needs, &resp, &self.s.client_id))
+            Err(classify(what, &resp, &self.s.client_id))
         }
     }
 
@@ -240,19 +270,17 @@ fn detail(body: &[u8]) -> String {
 }
 
 /// A refused API call as the error the host acts on, naming the scope a refusal needs.
-pub fn classify(what: &str, needs: Needs, resp: &Response, client_id: &str) -> PluginError {
+pub fn classify(what: &str, resp: &Response, client_id: &str) -> PluginError {
     let detail = detail(&resp.body);
     let status = resp.status;
     match status {
         // A fresh token was already tried once (ClientCredentials::send): a credential whose
         // scope is "Authentication Only" is answered 401 on every API call.
         401 => PluginError::Auth(format!(
-            "{what}: OneLogin refused Roster's access token ({status} {detail}); the API credential {client_id} cannot read this: create one with {} under Developers → API Credentials",
-            needs.scope()
+            "{what}: OneLogin refused Roster's access token ({status} {detail}); the API credential {client_id} cannot read this: create one with {SCOPE} under Developers → API Credentials"
         )),
         403 => PluginError::Auth(format!(
-            "{what}: OneLogin refused ({status} {detail}); the API credential {client_id} lacks the scope: create one with {} under Developers → API Credentials",
-            needs.scope()
+            "{what}: OneLogin refused ({status} {detail}); the API credential {client_id} lacks the scope: create one with {SCOPE} under Developers → API Credentials"
         )),
         _ => classify_status_with(what, resp, &detail),
     }
@@ -273,19 +301,21 @@ mod tests {
     #[test]
     fn refusals_name_the_scope_and_other_statuses_keep_the_sdk_s_variant() {
         let forbidden = r#"{"statusCode":403,"name":"Forbidden","message":"Forbidden"}"#;
-        let e = classify(
-            "onelogin: GET /api/1/groups",
-            Needs::Groups,
-            &resp(403, forbidden),
-            "c1",
-        );
+        let e = classify("onelogin: GET /api/2/roles", &resp(403, forbidden), "c1");
         assert!(
-            matches!(&e, PluginError::Auth(m) if m.contains("\"Read All\"") && m.contains("c1") && m.contains("Forbidden: Forbidden")),
+            matches!(&e, PluginError::Auth(m) if m.contains("the scope \"Read users\" (the least") && m.contains("c1") && m.contains("Forbidden: Forbidden")),
+            "{e:?}"
+        );
+        // API v1's refusal of a scope that may not read groups (OneLogin's documented body).
+        let insufficient =
+            r#"{"status":{"error":true,"code":401,"type":"Unauthorized","message":"Insufficient Permission"}}"#;
+        let e = classify("onelogin: GET /api/1/groups", &resp(401, insufficient), "c1");
+        assert!(
+            matches!(&e, PluginError::Auth(m) if m.contains("Insufficient Permission") && m.contains("\"Read users\"")),
             "{e:?}"
         );
         let e = classify(
             "onelogin: GET /api/2/users",
-            Needs::Users,
             &resp(
                 401,
                 r#"{"statusCode":401,"name":"Unauthorized","message":"Unauthorized"}"#,
@@ -298,7 +328,6 @@ mod tests {
         );
         let e = classify(
             "onelogin: GET /api/2/users",
-            Needs::Users,
             &resp(
                 429,
                 r#"{"statusCode":429,"name":"TooManyRequests","message":"slow down"}"#,
@@ -311,7 +340,6 @@ mod tests {
         );
         let e = classify(
             "x",
-            Needs::Users,
             &resp(400, r#"{"statusCode":400,"name":"BadRequest","message":"bad limit"}"#),
             "c",
         );

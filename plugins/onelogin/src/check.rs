@@ -4,11 +4,11 @@
 
 use roster_sdk::PluginError;
 
-use crate::api::{Api, Needs, Paging, what};
+use crate::api::{Api, Paging, what};
 use crate::fetch::resolve;
 use crate::model::Role;
 
-fn probe(api: &Api<'_>, path: &str, query: &[(&str, &str)], needs: Needs) -> Result<(), PluginError> {
+fn probe(api: &Api<'_>, path: &str, query: &[(&str, &str)]) -> Result<(), PluginError> {
     let what = what(path);
     let resp = api.get(&api.url(path, query), &what)?;
     if resp.status == 404 {
@@ -16,24 +16,24 @@ fn probe(api: &Api<'_>, path: &str, query: &[(&str, &str)], needs: Needs) -> Res
             "{what}: OneLogin answered 404: api_url should be https://<subdomain>.onelogin.com, the account's API domain"
         )));
     }
-    api.ok(resp, &what, needs).map(drop)
+    api.ok(resp, &what).map(drop)
 }
 
 /// Runs the checks.
 pub fn check(api: &Api<'_>) -> Result<(), PluginError> {
     let s = api.s;
     api.token()?;
-    probe(api, "/api/2/users", &[("limit", "1")], Needs::Users)?;
+    probe(api, "/api/2/users", &[("limit", "1")])?;
     if s.groups_from.roles() {
         if s.roles.is_empty() {
-            probe(api, "/api/2/roles", &[("limit", "1")], Needs::Users)?;
+            probe(api, "/api/2/roles", &[("limit", "1")])?;
         } else {
             let mut paging = Paging::new(api.url("/api/2/roles", &[("limit", &s.page_size.to_string())]));
             let mut found = Vec::new();
             loop {
                 let what = paging.what(&what("/api/2/roles"));
-                let Some(page) = api.page::<Role>(&paging.url("cursor"), &what, Needs::Users)? else {
-                    return probe(api, "/api/2/roles", &[("limit", "1")], Needs::Users);
+                let Some(page) = api.page::<Role>(&paging.url("cursor"), &what)? else {
+                    return probe(api, "/api/2/roles", &[("limit", "1")]);
                 };
                 found.extend(page.items.into_iter().map(|r| (r.id, r.name)));
                 if !paging.advance(page.after, &what)? {
@@ -44,7 +44,7 @@ pub fn check(api: &Api<'_>) -> Result<(), PluginError> {
         }
     }
     if s.groups_from.groups() {
-        probe(api, "/api/1/groups", &[], Needs::Groups)?;
+        probe(api, "/api/1/groups", &[])?;
     }
     Ok(())
 }

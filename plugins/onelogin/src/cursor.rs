@@ -27,6 +27,9 @@ pub struct DeltaState {
     pub group_members: MemberIndex,
     /// With a `roles` filter: every user who holds one of those roles (the users in scope).
     pub scope: Option<BTreeSet<i64>>,
+    /// The users the last full fetch listed (in scope or not): what an incremental fetch's
+    /// changed users are weighed against.
+    pub users: u64,
 }
 
 /// One group's members, as a journal entry.
@@ -132,8 +135,8 @@ pub enum Step {
     },
     /// Incremental: each changed user's roles.
     UserRoles {
-        /// Users still to read, by index into [`Cursor::changed`].
-        queue: VecDeque<usize>,
+        /// Users still to read, by number.
+        queue: VecDeque<i64>,
     },
     /// Apply what was read and build the next delta state.
     Finish,
@@ -171,10 +174,12 @@ pub struct Cursor {
     pub scope: Option<Rc<BTreeSet<i64>>>,
     /// Incremental: the users changed since the last fetch.
     pub changed: Vec<Person>,
-    /// Incremental: each changed user's role numbers (`None`: deleted meanwhile), by index.
-    pub roles_of: Vec<(usize, Option<Vec<i64>>)>,
+    /// Incremental: each changed user's role numbers (`None`: deleted meanwhile), by user.
+    pub roles_of: Vec<(i64, Option<Vec<i64>>)>,
     /// Users without a username so far (reported once, at the end).
     pub nameless: u64,
+    /// Full fetch: the users listed so far.
+    pub listed: u64,
 }
 
 impl Cursor {
@@ -191,6 +196,7 @@ impl Cursor {
             changed: Vec::new(),
             roles_of: Vec::new(),
             nameless: 0,
+            listed: 0,
         }
     }
 }

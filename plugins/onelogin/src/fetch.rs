@@ -9,8 +9,13 @@
 //! `updated_since`, then each changed user's roles, which the memberships of the last fetch
 //! turn into added and removed memberships. OneLogin deletes users for good and lists no
 //! deletions: a deleted user is seen gone by the next full fetch.
+//!
+//! Role changes are read only for users whose `updated_at` moved: the connector assumes
+//! OneLogin moves it when a role is assigned or unassigned (unverified; OneLogin documents no
+//! role-change timestamp and no per-role change listing). Where it does not, a role change is
+//! missed until the scheduled full fetch, which lists every role's users.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +23,7 @@ use roster_sdk::driver::{Begin, Next, Work};
 use roster_sdk::time::iso8601;
 use roster_sdk::{Level, PluginError, Removal, RemovalKind};
 
-use crate::api::{Api, Needs, Paging, what};
+use crate::api::{Api, Paging, what};
 use crate::cursor::{Cursor, DeltaState, Mode, Step};
 use crate::model::{self, Object, OneLoginGroup, Role, RoleUser, V1Page};
 
@@ -28,6 +33,29 @@ pub const OVERLAP: Duration = Duration::from_secs(60);
 
 /// Changed users whose roles one step reads.
 const ROLE_CALLS_PER_STEP: usize = 8;
+
+/// Changed users past which an incremental fetch reads in full instead, however large the
+/// account: each travels in the cursor until the fetch ends and, when roles are read, costs a
+/// roles call, where a full fetch costs one call per role plus the users pages.
+pub const MASS_UPDATE: u64 = 10_000;
+
+/// Why an incremental fetch that finds `changed` users changed should read in full instead,
+/// given the `known` users the last full fetch listed: more than [`MASS_UPDATE`], or more than
+/// half of them (a bulk edit, an import), where the full fetch costs about as many requests
+/// and also sees who was deleted.
+pub fn mass_update(changed: u64, known: u64) -> Option<String> {
+    if changed > MASS_UPDATE {
+        Some(format!(
+            "{changed} users changed since the last fetch, more than {MASS_UPDATE}; a full fetch reads them for fewer requests"
+        ))
+    } else if changed.saturating_mul(2) > known {
+        Some(format!(
+            "{changed} users changed since the last fetch, more than half of the {known} the last full fetch listed; a full fetch reads them for about as many requests and sees deleted users too"
+        ))
+    } else {
+        None
+    }
+}
 
 fn limit(api: &Api<'_>) -> String {
     api.s.page_size.to_string()
@@ -45,6 +73,10 @@ fn groups_listing(api: &Api<'_>) -> Paging {
     Paging::new(api.url("/api/1/groups", &[]))
 }
 
+/// The users listing; incrementally, those with `updated_since` the last fetch's clock. That
+/// is also how role changes are found: only the users listed here have their roles read again,
+/// on the assumption that a role (un)assignment moves the user's `updated_at` (see the module
+/// documentation; the scheduled full fetch catches what that misses).
 fn users_listing(api: &Api<'_>, mode: &Mode) -> Paging {
     let limit = limit(api);
     Paging::new(match mode {
@@ -161,7 +193,7 @@ fn roles(
 ) -> Result<Step, PluginError> {
     let what = paging.what(&what("/api/2/roles"));
     let page = api
-        .page::<Role>(&paging.url("cursor"), &what, Needs::Users)?
+        .page::<Role>(&paging.url("cursor"), &what)?
         .ok_or_else(|| not_found(&what))?;
     if page.items.is_empty() && page.after.is_some() {
         work.empty_page();
@@ -219,7 +251,7 @@ fn role_users(
     let mut paging = paging.unwrap_or_else(|| role_users_listing(api, role));
     let what = paging.what(&what(&format!("/api/2/roles/{role}/users")));
     let gid = model::role_gid(role);
-    let next = match api.page::<RoleUser>(&paging.url("cursor"), &what, Needs::Users)? {
+    let next = match api.page::<RoleUser>(&paging.url("cursor"), &what)? {
         Some(page) => {
             if page.items.is_empty() && page.after.is_some() {
                 work.empty_page();
@@ -265,7 +297,7 @@ fn groups(
 ) -> Result<Step, PluginError> {
     let what = paging.what(&what("/api/1/groups"));
     let page: V1Page<OneLoginGroup> = api
-        .json_opt(&paging.url("after_cursor"), &what, Needs::Groups)?
+        .json_opt(&paging.url("after_cursor"), &what)?
         .ok_or_else(|| not_found(&what))?;
     let after = page.pagination.after_cursor;
     if page.data.is_empty() && after.is_some() {
@@ -276,18 +308,22 @@ fn groups(
         return Ok(Step::Groups { paging, found });
     }
     let all: BTreeMap<i64, String> = found.into_iter().collect();
-    let prior = match &cur.mode {
-        Mode::Full => {
-            work.expect(all.len() as u64);
-            None
-        }
-        Mode::Incremental { prior } => Some(prior),
-    };
-    work.out.groups.extend(
-        all.iter()
-            .filter(|(id, name)| prior.is_none_or(|p| p.groups.get(id) != Some(*name)))
-            .map(|(id, name)| model::group_group(*id, name)),
-    );
+    // Under a `roles` filter a group is emitted only once it is known to hold a user in scope,
+    // which the users listing tells: `finish` emits those.
+    if api.s.roles.is_empty() {
+        let prior = match &cur.mode {
+            Mode::Full => {
+                work.expect(all.len() as u64);
+                None
+            }
+            Mode::Incremental { prior } => Some(prior),
+        };
+        work.out.groups.extend(
+            all.iter()
+                .filter(|(id, name)| prior.is_none_or(|p| p.groups.get(id) != Some(*name)))
+                .map(|(id, name)| model::group_group(*id, name)),
+        );
+    }
     cur.groups = Rc::new(all);
     Ok(Step::Users {
         paging: users_listing(api, &cur.mode),
@@ -297,12 +333,22 @@ fn groups(
 fn users(api: &Api<'_>, cur: &mut Cursor, work: &mut Work<'_>, mut paging: Paging) -> Result<Step, PluginError> {
     let what = paging.what(&what("/api/2/users"));
     let page = api
-        .page::<Object>(&paging.url("cursor"), &what, Needs::Users)?
+        .page::<Object>(&paging.url("cursor"), &what)?
         .ok_or_else(|| not_found(&what))?;
     if paging.pages == 0
         && let Some(total) = page.total
     {
         work.expect(total);
+    }
+    // A mass update is caught at the listing's first page when OneLogin sends Total-Count,
+    // else as the pages add up; either way before the roles of the changed users are read.
+    if let Mode::Incremental { prior } = &cur.mode {
+        let changed = cur.changed.len().saturating_add(page.items.len()) as u64;
+        if let Some(why) = mass_update(page.total.unwrap_or(0).max(changed), prior.users) {
+            return Err(PluginError::ExpiredDelta(why));
+        }
+    } else {
+        cur.listed = cur.listed.saturating_add(page.items.len() as u64);
     }
     if page.items.is_empty() && page.after.is_some() {
         work.empty_page();
@@ -335,19 +381,25 @@ fn users(api: &Api<'_>, cur: &mut Cursor, work: &mut Work<'_>, mut paging: Pagin
     }
     Ok(match cur.mode {
         Mode::Incremental { .. } if api.s.groups_from.roles() && !cur.changed.is_empty() => Step::UserRoles {
-            queue: (0..cur.changed.len()).collect(),
+            // A user updated while the listing was paged may be listed twice; one call will do.
+            queue: cur
+                .changed
+                .iter()
+                .map(|p| p.id)
+                .collect::<BTreeSet<i64>>()
+                .into_iter()
+                .collect(),
         },
         _ => Step::Finish,
     })
 }
 
-fn user_roles(api: &Api<'_>, cur: &mut Cursor, mut queue: VecDeque<usize>) -> Result<Step, PluginError> {
+fn user_roles(api: &Api<'_>, cur: &mut Cursor, mut queue: VecDeque<i64>) -> Result<Step, PluginError> {
     for _ in 0..ROLE_CALLS_PER_STEP {
-        let Some(i) = queue.pop_front() else { break };
-        let id = cur.changed[i].id;
+        let Some(id) = queue.pop_front() else { break };
         let path = format!("/api/2/users/{id}/roles");
-        let roles: Option<Vec<i64>> = api.json_opt(&api.url(&path, &[]), &what(&path), Needs::Users)?;
-        cur.roles_of.push((i, roles));
+        let roles: Option<Vec<i64>> = api.json_opt(&api.url(&path, &[]), &what(&path))?;
+        cur.roles_of.push((id, roles));
     }
     Ok(if queue.is_empty() {
         Step::Finish
@@ -369,18 +421,35 @@ fn finish(api: &Api<'_>, cur: Cursor, work: &mut Work<'_>) -> Result<DeltaState,
     let s = api.s;
     let filter = !s.roles.is_empty();
     let mut nameless = cur.nameless;
+    // Under a `roles` filter the OneLogin groups that matter are those holding a user in scope:
+    // the others are not emitted, and one that loses its last such member leaves.
+    let groups_held = filter && s.groups_from.groups();
     let state = match cur.mode {
-        Mode::Full => DeltaState {
-            since,
-            roles: Rc::unwrap_or_clone(cur.roles),
-            groups: Rc::unwrap_or_clone(cur.groups),
-            role_members: cur.journal.index("role:"),
-            group_members: cur.journal.index("group:"),
-            scope: filter.then(|| cur.journal.users("role:")),
-        },
+        Mode::Full => {
+            let group_members = cur.journal.index("group:");
+            if groups_held {
+                let held: HashSet<&str> = group_members.groups().collect();
+                work.out.groups.extend(
+                    cur.groups
+                        .iter()
+                        .filter(|(id, _)| held.contains(model::group_gid(**id).as_str()))
+                        .map(|(id, name)| model::group_group(*id, name)),
+                );
+            }
+            DeltaState {
+                since,
+                roles: Rc::unwrap_or_clone(cur.roles),
+                groups: Rc::unwrap_or_clone(cur.groups),
+                role_members: cur.journal.index("role:"),
+                group_members,
+                scope: filter.then(|| cur.journal.users("role:")),
+                users: cur.listed,
+            }
+        }
         Mode::Incremental { prior } => {
             let mut st = Rc::unwrap_or_clone(prior);
             let out = &mut work.out;
+            let held_before: HashSet<String> = st.group_members.groups().map(str::to_string).collect();
             for id in st.roles.keys().filter(|id| !cur.roles.contains_key(id)) {
                 let gid = model::role_gid(*id);
                 out.removed_memberships.extend(st.role_members.remove_group(&gid));
@@ -393,16 +462,19 @@ fn finish(api: &Api<'_>, cur: Cursor, work: &mut Work<'_>) -> Result<DeltaState,
                 for id in st.groups.keys().filter(|id| !cur.groups.contains_key(id)) {
                     let gid = model::group_gid(*id);
                     out.removed_memberships.extend(st.group_members.remove_group(&gid));
-                    out.removed_groups.push(Removal {
-                        id: gid,
-                        kind: RemovalKind::Deleted,
-                    });
+                    if !groups_held || held_before.contains(&gid) {
+                        out.removed_groups.push(Removal {
+                            id: gid,
+                            kind: RemovalKind::Deleted,
+                        });
+                    }
                 }
             }
-            let roles_of: HashMap<usize, Option<Vec<i64>>> = cur.roles_of.into_iter().collect();
+            // Looked up per changed user: a map, as are the scope (a set) and the member indexes.
+            let roles_of: HashMap<i64, Option<Vec<i64>>> = cur.roles_of.into_iter().collect();
             let mut scope = st.scope.take().unwrap_or_default();
-            for (i, p) in cur.changed.iter().enumerate() {
-                let held: Option<Vec<String>> = match roles_of.get(&i) {
+            for p in &cur.changed {
+                let held: Option<Vec<String>> = match roles_of.get(&p.id) {
                     // Deleted between the listing and its roles: the next full fetch sees it gone.
                     Some(None) => continue,
                     Some(Some(ids)) => Some(
@@ -442,6 +514,22 @@ fn finish(api: &Api<'_>, cur: Cursor, work: &mut Work<'_>) -> Result<DeltaState,
                         id: uid,
                         kind: RemovalKind::SoftDeleted,
                     });
+                }
+            }
+            if groups_held {
+                let held: HashSet<&str> = st.group_members.groups().collect();
+                for (id, name) in cur.groups.iter() {
+                    let gid = model::group_gid(*id);
+                    let (was, is) = (held_before.contains(&gid), held.contains(gid.as_str()));
+                    if is && (!was || st.groups.get(id) != Some(name)) {
+                        out.groups.push(model::group_group(*id, name));
+                    } else if was && !is {
+                        // Still in OneLogin, and may hold a user in scope again.
+                        out.removed_groups.push(Removal {
+                            id: gid,
+                            kind: RemovalKind::SoftDeleted,
+                        });
+                    }
                 }
             }
             st.scope = filter.then_some(scope);

@@ -124,14 +124,16 @@ pub struct Settings {
     /// The API credential's client id (Developers → API Credentials).
     pub client_id: String,
     /// Name of the host-held secret with the credential's client secret, bound with
-    /// `use = { header = "Authorization" }`.
+    /// `use = { header = "Authorization" }`, `methods = ["POST"]` and
+    /// `path = "/auth/oauth2/v2/token"` (the token request is the only one that carries it).
     #[serde(default = "default_secret_name")]
     pub client_secret: String,
     /// What becomes a Roster group: `roles`, `groups` or `roles-and-groups`.
     #[serde(default)]
     pub groups_from: GroupsFrom,
     /// Only these roles (names or ids) and the users who hold one; empty: every role and every
-    /// user.
+    /// user. Each role named is a group even while nobody holds it; a OneLogin group is one only
+    /// while it holds one of these users.
     #[serde(default)]
     pub roles: Vec<String>,
     /// The user field that becomes the username.

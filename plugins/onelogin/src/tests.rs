@@ -15,6 +15,15 @@ use super::*;
 const API: &str = "https://acme.onelogin.test";
 const START: u64 = 1_796_333_400;
 
+/// The `Authorization` forms API v1 takes: OneLogin documents `bearer:<token>`, its generated
+/// SDKs send `Bearer <token>`.
+#[derive(Clone, Copy, PartialEq)]
+enum V1Auth {
+    Either,
+    /// Anything else is answered 400 "Authorization Information is incorrect", as documented.
+    DocumentedOnly,
+}
+
 /// What an API credential may do.
 #[derive(Clone, Copy, PartialEq)]
 enum CredScope {
@@ -38,6 +47,9 @@ struct Account {
     faults: RefCell<Vec<(String, Response)>>,
     /// Page size of API v1's groups listing (OneLogin: 50).
     v1_page: usize,
+    v1_auth: Cell<V1Auth>,
+    /// The `Authorization` of each API v1 request.
+    v1_headers: RefCell<Vec<String>>,
     log: RefCell<Vec<String>>,
     token_requests: RefCell<Vec<Request>>,
 }
@@ -76,6 +88,8 @@ impl Account {
             token_refusal: RefCell::new(None),
             faults: RefCell::new(vec![]),
             v1_page: 1,
+            v1_auth: Cell::new(V1Auth::Either),
+            v1_headers: RefCell::new(vec![]),
             log: RefCell::new(vec![]),
             token_requests: RefCell::new(vec![]),
         };
@@ -94,6 +108,18 @@ impl Account {
             }));
         }
         a
+    }
+
+    /// Adds `n` active users with neither a role nor a group (ids from 100), so that a few
+    /// changed users are not a mass update.
+    fn with_bystanders(self, n: i64) -> Self {
+        for id in 100..100 + n {
+            self.users.borrow_mut().push(json!({
+                "id": id, "username": format!("user{id}"), "status": 1, "state": 1, "group_id": null,
+                "updated_at": iso8601(UNIX_EPOCH + Duration::from_secs(START - 86_400))
+            }));
+        }
+        self
     }
 
     fn touch(&self, user: i64) {
@@ -207,9 +233,6 @@ impl Account {
                 self.page(members, query)
             }
             ["api", "1", "groups"] => {
-                if self.scope.get() != CredScope::ReadAll {
-                    return v2_error(403, "Forbidden");
-                }
                 let groups = self.groups.borrow();
                 let from: usize = query.get("after_cursor").map_or(0, |c| c.parse().unwrap());
                 let data: Vec<Value> = groups
@@ -258,9 +281,20 @@ impl Transport for Account {
                     .position(|(p, _)| path.starts_with(p.as_str()))
                     .map(|i| faults.remove(i).1)
             };
+            let authorization = header("authorization").unwrap_or_default();
+            let v1 = path.starts_with("/api/1/");
+            if v1 {
+                self.v1_headers.borrow_mut().push(authorization.clone());
+            }
             if let Some(f) = fault {
                 f
-            } else if header("authorization").as_deref() != Some("Bearer tok")
+            } else if v1 && authorization != "bearer:tok" && self.v1_auth.get() == V1Auth::DocumentedOnly {
+                answer(
+                    400,
+                    vec![],
+                    json!({"status": {"error": true, "code": 400, "type": "bad request", "message": "Authorization Information is incorrect"}}),
+                )
+            } else if !(authorization == "Bearer tok" || v1 && authorization == "bearer:tok")
                 || self.scope.get() == CredScope::AuthenticationOnly
             {
                 // OneLogin answers a credential of the "Authentication Only" scope like a bad token.
@@ -471,7 +505,7 @@ fn the_roles_filter_reads_only_those_roles_and_the_users_who_hold_one() {
 
 #[test]
 fn an_incremental_fetch_reads_only_changed_users_and_reports_added_and_removed_memberships() {
-    let a = Account::new();
+    let a = Account::new().with_bystanders(2);
     let s = settings(r#","groups_from":"roles-and-groups""#);
     let full = read(&fetch_all(&a, &s, None).unwrap());
     a.now.set(START + 3_600);
@@ -561,7 +595,7 @@ fn vanished_roles_and_groups_are_removed_with_their_memberships_and_renamed_ones
 
 #[test]
 fn under_a_roles_filter_users_enter_and_leave_the_scope_with_the_role() {
-    let a = Account::new();
+    let a = Account::new().with_bystanders(2);
     let s = settings(r#","roles":["10"]"#);
     let full = read(&fetch_all(&a, &s, None).unwrap());
     assert_eq!(full.users.keys().collect::<Vec<_>>(), vec!["1", "2"]);
@@ -574,15 +608,40 @@ fn under_a_roles_filter_users_enter_and_leave_the_scope_with_the_role() {
     assert_eq!(changes.memberships, pairs(&[("role:10", "3")]));
     assert_eq!(changes.removed_memberships, pairs(&[("role:10", "2")]));
     assert_eq!(changes.removed_users, vec![("2".to_string(), RemovalKind::SoftDeleted)]);
-    // A role of the filter deleted: the scope is not what the token was made under.
-    a.roles.borrow_mut().push((11, "10".into()));
-    let err = fetch_all(
-        &a,
-        &settings(r#","roles":["Engineering","Sales"]"#),
-        Some(&changes.token),
-    )
-    .unwrap_err();
-    assert!(matches!(err, PluginError::ExpiredDelta(_)), "{err:?}");
+}
+
+#[test]
+fn a_filter_whose_roles_changed_is_read_in_full_or_stops_naming_the_role() {
+    let a = Account::new();
+    let by_name = settings(r#","roles":["Engineering"]"#);
+    let full = read(&fetch_all(&a, &by_name, None).unwrap());
+    assert_eq!(full.users.keys().collect::<Vec<_>>(), vec!["1", "2"]);
+    // Engineering deleted and created again: the name the filter gives is another role now,
+    // so the users the token holds as in scope are not the scope; the connector says so and
+    // the host reads in full.
+    a.roles.borrow_mut().retain(|(id, _)| *id != 10);
+    a.assigned.borrow_mut().retain(|(role, _)| *role != 10);
+    a.roles.borrow_mut().push((11, "Engineering".into()));
+    a.assign(11, 3);
+    let err = fetch_all(&a, &by_name, Some(&full.token)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::ExpiredDelta(m) if m.contains("the roles named in `roles` are other roles now")),
+        "{err:?}"
+    );
+    let again = read(&fetch_all(&a, &by_name, None).unwrap());
+    assert_eq!(again.users.keys().collect::<Vec<_>>(), vec!["3"]);
+    assert_eq!(again.memberships, pairs(&[("role:11", "3")]));
+    // A role the filter names by id deleted: nothing has that id, incrementally as in full.
+    let by_id = settings(r#","roles":["20"]"#);
+    let full = read(&fetch_all(&a, &by_id, None).unwrap());
+    a.roles.borrow_mut().retain(|(id, _)| *id != 20);
+    for delta in [Some(full.token.as_str()), None] {
+        let err = fetch_all(&a, &by_id, delta).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Config(m) if m.contains("no role named or numbered `20`")),
+            "{delta:?}: {err:?}"
+        );
+    }
 }
 
 #[test]
@@ -663,17 +722,26 @@ fn check_names_each_problem() {
     auth_only.scope.set(CredScope::AuthenticationOnly);
     let e = check(&auth_only, "").unwrap_err();
     assert!(
-        matches!(&e, PluginError::Auth(m) if m.contains("/api/2/users") && m.contains("\"Read users\" or \"Read All\"") && m.contains("Developers → API Credentials")),
+        matches!(&e, PluginError::Auth(m) if m.contains("/api/2/users") && m.contains("the scope \"Read users\" (the least") && m.contains("Developers → API Credentials")),
         "{e:?}"
     );
 
+    // "Read users" is the least privilege: it reads users, roles and (API v1) groups.
     let users_only = Account::new();
     users_only.scope.set(CredScope::ReadUsers);
-    check(&users_only, "").unwrap();
-    let e = check(&users_only, r#","groups_from":"groups""#).unwrap_err();
+    check(&users_only, r#","groups_from":"roles-and-groups","roles":["Sales"]"#).unwrap();
+    let r = read(
+        &fetch_all(
+            &users_only,
+            &settings_as("read-users", r#","groups_from":"roles-and-groups""#),
+            None,
+        )
+        .unwrap(),
+    );
     assert!(
-        matches!(&e, PluginError::Auth(m) if m.contains("/api/1/groups") && m.contains("\"Read All\"")),
-        "{e:?}"
+        r.groups.contains_key("group:7") && r.groups.contains_key("role:10"),
+        "{:?}",
+        r.groups
     );
 
     let e = check(&a, r#","roles":["Marketing"]"#).unwrap_err();
@@ -785,4 +853,164 @@ fn throttling_and_server_errors_are_transient_and_a_token_refused_mid_run_is_ren
     let r = read(&fetch_all(&a, &settings_as("renewed", ""), None).unwrap());
     assert_eq!(r.users.len(), 5);
     assert_eq!(a.token_requests.borrow().len(), 2);
+}
+
+#[test]
+fn api_v1_gets_the_documented_bearer_colon_form_when_it_refuses_bearer() {
+    let a = Account::new();
+    a.v1_auth.set(V1Auth::DocumentedOnly);
+    let s = settings_as("v1-documented", r#","groups_from":"groups""#);
+    roster_sdk::idp::check::<OneLogin>(&s, &Imports::http(&a)).unwrap();
+    let r = read(&fetch_all(&a, &s, None).unwrap());
+    assert_eq!(r.groups.keys().collect::<Vec<_>>(), vec!["group:7", "group:8"]);
+    assert_eq!(
+        r.memberships,
+        pairs(&[("group:7", "1"), ("group:7", "4"), ("group:8", "2")])
+    );
+    // `Bearer` once, refused; then the documented form, remembered for the account's later
+    // v1 calls (the fetch's two group pages). API v2 keeps `Bearer`.
+    assert_eq!(
+        *a.v1_headers.borrow(),
+        vec!["Bearer tok", "bearer:tok", "bearer:tok", "bearer:tok"]
+    );
+    // An account that takes `Bearer` on v1 is sent nothing else.
+    let a = Account::new();
+    read(&fetch_all(&a, &settings_as("v1-either", r#","groups_from":"groups""#), None).unwrap());
+    assert_eq!(*a.v1_headers.borrow(), vec!["Bearer tok", "Bearer tok"]);
+}
+
+#[test]
+fn a_mass_update_is_read_in_full_without_paging_through_the_changes() {
+    let a = Account::new();
+    let s = settings("");
+    let full = read(&fetch_all(&a, &s, None).unwrap());
+    a.now.set(START + 600);
+    for user in [1, 3, 5] {
+        a.edit(user, "department", json!("Reorg"));
+    }
+    a.log.borrow_mut().clear();
+    let err = fetch_all(&a, &s, Some(&full.token)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::ExpiredDelta(m) if m.contains("3 users changed") && m.contains("half of the 5")),
+        "{err:?}"
+    );
+    // Total-Count said it on the first page: no further page, no user's roles.
+    let users_pages: Vec<String> = a
+        .paths()
+        .into_iter()
+        .filter(|p| p.starts_with("/api/2/users"))
+        .collect();
+    assert_eq!(users_pages.len(), 1, "{users_pages:?}");
+    assert!(!users_pages[0].contains("cursor="), "{users_pages:?}");
+    // Without Total-Count the pages read so far decide, as soon as they tell.
+    a.fail_next(
+        "/api/2/users",
+        answer(
+            200,
+            vec![],
+            json!([{"id": 1, "username": "alice", "status": 1}, {"id": 3, "username": "carol", "status": 1},
+                   {"id": 5, "username": "erin", "status": 2}]),
+        ),
+    );
+    let err = fetch_all(&a, &s, Some(&full.token)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::ExpiredDelta(m) if m.contains("3 users changed")),
+        "{err:?}"
+    );
+    // The host reads in full instead; after it, two changes of five are read incrementally.
+    a.now.set(START + 1_200);
+    let refetched = read(&fetch_all(&a, &s, None).unwrap());
+    assert_eq!(refetched.users.len(), 5);
+    a.now.set(START + 1_800);
+    a.edit(1, "department", json!("R&D"));
+    a.edit(2, "department", json!("R&D"));
+    let few = read(&fetch_all(&a, &s, Some(&refetched.token)).unwrap());
+    assert_eq!(few.users.keys().collect::<Vec<_>>(), vec!["1", "2"]);
+}
+
+#[test]
+fn the_mass_update_threshold() {
+    use crate::fetch::{MASS_UPDATE, mass_update};
+    assert!(mass_update(MASS_UPDATE, 1_000_000).is_none());
+    assert!(mass_update(MASS_UPDATE + 1, 1_000_000).is_some_and(|m| m.contains("more than 10000")));
+    assert!(mass_update(2, 5).is_none());
+    assert!(mass_update(3, 5).is_some());
+    assert!(mass_update(3, 6).is_none());
+    assert!(mass_update(0, 0).is_none());
+    assert!(mass_update(1, 0).is_some(), "an account that was empty");
+    assert!(mass_update(u64::MAX, u64::MAX).is_some());
+}
+
+#[test]
+fn under_a_roles_filter_only_groups_holding_a_user_in_scope_are_groups() {
+    let a = Account::new().with_bystanders(4);
+    // Sales is carol (3), in no group; Berlin holds alice and dave, Paris bob: none in scope.
+    let s = settings(r#","groups_from":"roles-and-groups","roles":["Sales","Empty"]"#);
+    let full = read(&fetch_all(&a, &s, None).unwrap());
+    assert_eq!(full.users.keys().collect::<Vec<_>>(), vec!["3"]);
+    // The roles the filter names are groups even while nobody holds them.
+    assert_eq!(full.groups.keys().collect::<Vec<_>>(), vec!["role:20", "role:30"]);
+    assert_eq!(full.memberships, pairs(&[("role:20", "3")]));
+
+    // Carol moves to Paris: it becomes a group, with her in it.
+    a.now.set(START + 600);
+    a.edit(3, "group_id", json!(8));
+    a.edit(1, "title", json!("Lead")); // out of scope: read, nothing emitted
+    let joined = read(&fetch_all(&a, &s, Some(&full.token)).unwrap());
+    assert_eq!(joined.groups.keys().collect::<Vec<_>>(), vec!["group:8"]);
+    assert_eq!(joined.memberships, pairs(&[("group:8", "3")]));
+    assert!(joined.removed_groups.is_empty(), "{:?}", joined.removed_groups);
+
+    // Paris renamed: emitted again under its new name; Berlin deleted: never a group, so no
+    // removal either.
+    a.now.set(START + 1_200);
+    a.groups.borrow_mut().retain(|(id, _)| *id != 7);
+    a.groups
+        .borrow_mut()
+        .iter_mut()
+        .for_each(|(_, name)| *name = "Paris 2".into());
+    let renamed = read(&fetch_all(&a, &s, Some(&joined.token)).unwrap());
+    let groups: Vec<(&str, &str)> = renamed.groups.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(groups, vec![("group:8", "Paris 2")]);
+    assert!(renamed.removed_groups.is_empty(), "{:?}", renamed.removed_groups);
+
+    // Carol leaves Paris, its last user in scope: it leaves with her membership.
+    a.now.set(START + 1_800);
+    a.edit(3, "group_id", Value::Null);
+    let left = read(&fetch_all(&a, &s, Some(&renamed.token)).unwrap());
+    assert_eq!(left.removed_memberships, pairs(&[("group:8", "3")]));
+    assert_eq!(
+        left.removed_groups,
+        vec![("group:8".to_string(), RemovalKind::SoftDeleted)]
+    );
+    assert!(left.groups.is_empty());
+    // And the next full fetch agrees.
+    let again = read(&fetch_all(&a, &s, None).unwrap());
+    assert_eq!(again.groups.keys().collect::<Vec<_>>(), vec!["role:20", "role:30"]);
+}
+
+#[test]
+fn a_user_listed_twice_while_the_changes_are_paged_has_its_roles_read_once() {
+    let a = Account::new();
+    let s = settings("");
+    let full = read(&fetch_all(&a, &s, None).unwrap());
+    a.now.set(START + 600);
+    a.assign(20, 1);
+    // Updated again between two pages: OneLogin lists alice on both.
+    a.fail_next(
+        "/api/2/users",
+        answer(
+            200,
+            vec![("After-Cursor".into(), "o1".into())],
+            json!([{"id": 1, "username": "alice", "status": 1}]),
+        ),
+    );
+    a.fail_next(
+        "/api/2/users",
+        answer(200, vec![], json!([{"id": 1, "username": "alice", "status": 1}])),
+    );
+    a.log.borrow_mut().clear();
+    let changes = read(&fetch_all(&a, &s, Some(&full.token)).unwrap());
+    assert_eq!(changes.memberships, pairs(&[("role:20", "1")]));
+    assert_eq!(a.calls("/api/2/users/1/roles"), 1, "{:?}", a.paths());
 }
