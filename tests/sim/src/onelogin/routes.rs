@@ -86,12 +86,20 @@ fn basic_credentials(req: &Req) -> Option<(String, String)> {
 
 /// The scope of the credential behind the request's bearer token; `None` when there is no
 /// token, or it is unknown or expired.
+/// API v1 also takes the form its reference documents, `bearer:<token>`.
 fn authenticate(s: &OneLoginState, req: &Req) -> Option<CredentialScope> {
-    let token = req
-        .header("authorization")
-        .and_then(|a| a.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
+    let header = req.header("authorization").map(str::trim).unwrap_or("");
+    let documented_v1 = header
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("bearer:") && matches!(Api::of(&req.path), Api::V1))
+        .map(|_| header[7..].trim());
+    let token = documented_v1
+        .or_else(|| {
+            header
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim())
+        })
         .unwrap_or("");
     s.tokens
         .get(token)

@@ -236,6 +236,18 @@ async fn api_reads_need_a_live_token_of_a_credential_that_may_read_users() {
 }
 
 #[tokio::test]
+async fn api_v1_takes_the_documented_bearer_colon_form_and_v2_does_not() {
+    let t = T::new(people(2)).await;
+    let colon = |path: &str| {
+        let url = format!("{}{path}", t.sim.url());
+        t.http.get(url).header("authorization", format!("bearer:{}", t.token)).send()
+    };
+    assert_eq!(colon("/api/1/groups").await.unwrap().status(), 200);
+    assert_eq!(colon("/api/2/users").await.unwrap().status(), 401);
+    assert_eq!(t.get("/api/1/groups").await.status, 200, "and the standard form");
+}
+
+#[tokio::test]
 async fn users_page_by_after_cursor_with_onelogins_headers() {
     let t = T::new(people(7)).await;
     let every: Vec<i64> = t.sim.state().users.keys().copied().collect();
