@@ -181,6 +181,11 @@ async fn the_simulators_answers_to_the_connectors_requests_keep_to_the_okta_open
     let (status, violations, _) = through(&http, &prism, "SSWS not-a-token", &ok[4]).await;
     assert_eq!(status, 401);
     assert!(!violations.is_empty(), "prism validates answers:\n{}", prism.log());
+    assert!(
+        !prism.violations().is_empty(),
+        "the log check above sees what Prism reports:\n{}",
+        prism.log()
+    );
 }
 
 /// The `okta` connector reading through Prism into the Bitbucket simulator.
