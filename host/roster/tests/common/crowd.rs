@@ -11,7 +11,6 @@ use roster_sim::crowd::{CrowdSim, CrowdState, Product};
 use roster_sim::directory::{DirUser, Directory};
 use roster_sim::scenario::{CrowdSource, crowd_source_config};
 use roster_store::Store;
-use roster_store::crypto::Key;
 
 use super::changes::IdpEdits;
 use super::{Configured, TestRuntime};
@@ -63,7 +62,7 @@ impl CrowdWorld {
         let rt = TestRuntime::new(&[("crowd", "crowd.wasm")]).await;
         let crowd = CrowdSim::start(crowd).await;
         let bb = BitbucketSim::start(bb).await;
-        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([5; 32])).unwrap());
+        let store = super::store_in(&rt, 5);
         let source = CrowdSource {
             server_url: crowd.url(),
             application: APP.into(),

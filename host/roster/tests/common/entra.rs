@@ -10,7 +10,6 @@ use roster_sim::directory::{DirUser, Directory};
 use roster_sim::graph::{GraphGroup, GraphSim, GraphState, GraphUser};
 use roster_sim::scenario::{EntraSource, entra_source_config};
 use roster_store::Store;
-use roster_store::crypto::Key;
 
 use super::changes::IdpEdits;
 use super::{Configured, TestRuntime};
@@ -62,7 +61,7 @@ impl EntraWorld {
         let rt = TestRuntime::new(&[("entra", "entra.wasm"), ("normalize", "normalize.wasm")]).await;
         let graph = GraphSim::start(graph).await;
         let bb = BitbucketSim::start(bb).await;
-        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([7; 32])).unwrap());
+        let store = super::store_in(&rt, 7);
         let source = EntraSource {
             graph_url: graph.url(),
             tenant_id: TENANT.into(),
@@ -82,13 +81,7 @@ impl EntraWorld {
 
     /// Graph requests answered since the last call (token requests excluded), by route.
     pub fn take_graph_calls(&self) -> (u64, std::collections::BTreeMap<String, u64>) {
-        let calls = std::mem::take(&mut self.graph.lock().calls);
-        let total = calls
-            .iter()
-            .filter(|(k, _)| !k.contains("/token"))
-            .map(|(_, n)| n)
-            .sum();
-        (total, calls)
+        super::api_calls(std::mem::take(&mut self.graph.lock().calls))
     }
 }
 

@@ -12,7 +12,6 @@ use roster_sim::directory::{DirUser, Directory};
 use roster_sim::scenario::{LdapSource, ldap_source_config};
 use roster_sim::slapd::{Layout, SizeLimit, Slapd};
 use roster_store::Store;
-use roster_store::crypto::Key;
 
 use super::changes::IdpEdits;
 use super::{Configured, TestRuntime};
@@ -72,7 +71,7 @@ impl LdapWorld {
     pub async fn over(slapd: Slapd, bb: BbState) -> LdapWorld {
         let rt = TestRuntime::new(&[("ldap", "ldap.wasm")]).await;
         let bb = BitbucketSim::start(bb).await;
-        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([6; 32])).unwrap());
+        let store = super::store_in(&rt, 6);
         let source = LdapSource::for_server(&slapd);
         LdapWorld {
             slapd,

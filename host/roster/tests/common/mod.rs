@@ -159,6 +159,23 @@ pub fn fetch_named<'r>(r: &'r roster_serve::RunReport, source: &str) -> &'r rost
         .unwrap_or_else(|| panic!("the run fetched no source {source}"))
 }
 
+/// A store in the runtime's temporary folder, sealed with a key made of `seed`.
+pub fn store_in(rt: &TestRuntime, seed: u8) -> Arc<roster_store::Store> {
+    let path = rt.dir.path().join("roster.db");
+    Arc::new(roster_store::Store::open(&path, roster_store::crypto::Key::from_bytes([seed; 32])).unwrap())
+}
+
+/// A simulator's calls by route, taken: the API calls among them (token requests are not
+/// counted) and every route's count.
+pub fn api_calls(calls: std::collections::BTreeMap<String, u64>) -> (u64, std::collections::BTreeMap<String, u64>) {
+    let total = calls
+        .iter()
+        .filter(|(k, _)| !k.contains("/token"))
+        .map(|(_, n)| n)
+        .sum();
+    (total, calls)
+}
+
 /// A fresh data folder for the `roster` binary whose `plugins/` holds these plugin crates'
 /// components, each as `<crate>.wasm`.
 pub fn data_dir_with(plugins: &[&str]) -> tempfile::TempDir {

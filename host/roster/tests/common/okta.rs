@@ -11,7 +11,6 @@ use roster_sim::directory::{DirUser, Directory};
 use roster_sim::okta::{OktaSim, OktaState};
 use roster_sim::scenario::{OktaSource, okta_source_config};
 use roster_store::Store;
-use roster_store::crypto::Key;
 
 use super::changes::IdpEdits;
 use super::{Configured, TestRuntime};
@@ -62,7 +61,7 @@ impl OktaWorld {
         let rt = TestRuntime::new(&[("okta", "okta.wasm"), ("normalize", "normalize.wasm")]).await;
         let okta = OktaSim::start(okta).await;
         let bb = BitbucketSim::start(bb).await;
-        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([5; 32])).unwrap());
+        let store = super::store_in(&rt, 5);
         let source = OktaSource {
             org_url: okta.url(),
             api_token: TOKEN.into(),
@@ -80,13 +79,7 @@ impl OktaWorld {
 
     /// Okta API requests answered since the last call (token requests excluded), by route.
     pub fn take_okta_calls(&self) -> (u64, BTreeMap<String, u64>) {
-        let calls = std::mem::take(&mut self.okta.lock().calls);
-        let total = calls
-            .iter()
-            .filter(|(k, _)| !k.contains("/token"))
-            .map(|(_, n)| n)
-            .sum();
-        (total, calls)
+        super::api_calls(std::mem::take(&mut self.okta.lock().calls))
     }
 
     /// The Okta id of directory user `dir_id`.

@@ -11,7 +11,6 @@ use roster_sim::directory::{DirUser, Directory};
 use roster_sim::onelogin::{CredentialScope, OneLoginSim, OneLoginState};
 use roster_sim::scenario::{OneLoginSource, onelogin_source_config};
 use roster_store::Store;
-use roster_store::crypto::Key;
 
 use super::changes::IdpEdits;
 use super::{Configured, TestRuntime};
@@ -60,7 +59,7 @@ impl OneLoginWorld {
         let rt = TestRuntime::new(&[("onelogin", "onelogin.wasm")]).await;
         let onelogin = OneLoginSim::start(account).await;
         let bb = BitbucketSim::start(bb).await;
-        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([6; 32])).unwrap());
+        let store = super::store_in(&rt, 6);
         let source = OneLoginSource {
             api_url: onelogin.url(),
             client_id: CLIENT.into(),
@@ -79,13 +78,7 @@ impl OneLoginWorld {
 
     /// API requests answered since the last call (token requests excluded), by route.
     pub fn take_calls(&self) -> (u64, BTreeMap<String, u64>) {
-        let calls = std::mem::take(&mut self.onelogin.lock().calls);
-        let total = calls
-            .iter()
-            .filter(|(k, _)| !k.contains("/token"))
-            .map(|(_, n)| n)
-            .sum();
-        (total, calls)
+        super::api_calls(std::mem::take(&mut self.onelogin.lock().calls))
     }
 
     /// The OneLogin id of directory user `dir_id`.

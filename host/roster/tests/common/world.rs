@@ -9,7 +9,6 @@ use roster_serve::{RunReport, SyncOptions};
 use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
 use roster_sim::directory::Directory;
 use roster_store::Store;
-use roster_store::crypto::Key;
 
 use super::{Configured, TestRuntime};
 
@@ -54,7 +53,7 @@ impl World {
     pub async fn new(directory: &Directory, state: BbState) -> World {
         let rt = TestRuntime::new(&[("file", "file.wasm"), ("normalize", "normalize.wasm")]).await;
         let sim = BitbucketSim::start(state).await;
-        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([9; 32])).unwrap());
+        let store = super::store_in(&rt, 9);
         let w = World {
             sim,
             rt,
