@@ -65,14 +65,7 @@ async fn fetch(s: &Setup, extra: &'static [&'static str]) -> Outcome {
     let (wall, report) = tokio::task::spawn_blocking(move || common::roster_json(&data, &args))
         .await
         .unwrap();
-    let calls = s
-        .sim
-        .lock()
-        .calls
-        .iter()
-        .filter(|(k, _)| !k.contains("/token"))
-        .map(|(_, n)| n)
-        .sum();
+    let (calls, _) = common::api_calls(s.sim.lock().calls.clone());
     Outcome { wall, calls, report }
 }
 
