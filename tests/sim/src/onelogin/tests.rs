@@ -379,8 +379,11 @@ async fn a_deleted_user_vanishes_from_every_listing() {
     let role = s.add_role("Admins");
     let ids: Vec<i64> = s.users.keys().copied().collect();
     s.assign_role(ids[1], role);
+    // Just after the last change: a user created in the same millisecond as `now()` would
+    // otherwise count as updated since.
+    let last = s.users.values().map(|u| u.updated_at).max().unwrap();
+    let since = iso(last + chrono::Duration::milliseconds(1));
     let t = T::new(s).await;
-    let since = iso(now());
     t.sim.state().delete_user(ids[1]);
     assert_eq!(t.all("/api/2/users").await.0, [ids[0], ids[2]]);
     assert!(t.all(&format!("/api/2/users?updated_since={since}")).await.0.is_empty());
