@@ -177,6 +177,67 @@ impl LoopGuard {
     }
 }
 
+/// Offset paging by `first`/`max` (Keycloak) where a short page ends the listing, checked for
+/// a listing that shifted between pages. Each page after the first starts one item early, at
+/// the item the previous page ended with: found there (or later, when items were inserted
+/// before it, which only repeats items already read), the page goes on where the last one
+/// stopped; missing, something before it was deleted and the rest moved back one place, so an
+/// unread item may have passed the boundary — read as gone, it would be deprovisioned — and the
+/// page is refused as transient instead. It serializes, for a cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Offset {
+    /// Items of the listing read so far: where the next page starts.
+    pub first: u64,
+    /// The id of the last item read, asked for again at the start of the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+}
+
+/// A page taken by [`Offset::take`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken<T> {
+    /// The items not read before.
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` when this page was short, the end of the listing.
+    pub next: Option<Offset>,
+}
+
+impl Offset {
+    /// The `first` and `max` to ask for, for pages of `size` items.
+    pub fn query(&self, size: u32) -> (u64, u32) {
+        match (&self.last, self.first) {
+            (Some(_), first) if first > 0 => (first - 1, size.saturating_add(1)),
+            (_, first) => (first, size),
+        }
+    }
+
+    /// Takes the items answered to [`Offset::query`] with `size`; `id` reads an item's id,
+    /// `what` names the page in the error of a listing that moved back under it.
+    pub fn take<T>(
+        &self,
+        size: u32,
+        mut items: Vec<T>,
+        id: impl Fn(&T) -> &str,
+        what: &str,
+    ) -> Result<Taken<T>, PluginError> {
+        let (first, max) = self.query(size);
+        let answered = items.len() as u64;
+        if let (Some(last), true) = (&self.last, max > size) {
+            let Some(at) = items.iter().position(|i| id(i) == last.as_str()) else {
+                return Err(PluginError::Transient(format!(
+                    "{what}: the listing changed while it was read (`{last}`, read last on the previous page, is no longer at position {first} or after it: an item before it was deleted), so an item could have been missed; nothing is changed and the next attempt reads again"
+                )));
+            };
+            items.drain(..=at);
+        }
+        let next = (answered >= u64::from(max)).then(|| Offset {
+            first: first + answered,
+            last: items.last().map(|i| id(i).to_string()).or_else(|| self.last.clone()),
+        });
+        Ok(Taken { items, next })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +369,39 @@ mod tests {
         g.check("a").unwrap();
         g.check("b").unwrap();
         assert!(g.check("a").is_err());
+    }
+
+    #[test]
+    fn offset_pages_end_on_a_short_page_and_refuse_a_listing_that_moved_back() {
+        fn id(s: &String) -> &str {
+            s
+        }
+        fn v(items: &[&str]) -> Vec<String> {
+            items.iter().map(|s| s.to_string()).collect()
+        }
+        let start = Offset::default();
+        assert_eq!(start.query(2), (0, 2));
+        let p1 = start.take(2, v(&["a", "b"]), id, "list users").unwrap();
+        assert_eq!(p1.items, v(&["a", "b"]));
+        let at = p1.next.unwrap();
+        assert_eq!(at.query(2), (1, 3), "one item early, one more");
+        // Unchanged: b again, then c and d; a full page goes on.
+        let p2 = at.take(2, v(&["b", "c", "d"]), id, "list users").unwrap();
+        assert_eq!(p2.items, v(&["c", "d"]));
+        let at2 = p2.next.clone().unwrap();
+        assert_eq!((at2.first, at2.last.as_deref()), (4, Some("d")));
+        // A user inserted before the page: b comes one later, nothing is missed.
+        let p2 = at.take(2, v(&["a2", "b", "c"]), id, "list users").unwrap();
+        assert_eq!((p2.items, p2.next.is_some()), (v(&["c"]), true));
+        // A short page ends the listing, an answer of the overlap alone too.
+        assert!(at.take(2, v(&["b", "c"]), id, "x").unwrap().next.is_none());
+        let end = at.take(2, v(&["b"]), id, "x").unwrap();
+        assert!(end.items.is_empty() && end.next.is_none());
+        // `a` deleted: c moved to where b was and b to where a was; b is not where expected.
+        let err = at.take(2, v(&["c", "d", "e"]), id, "keycloak: list users").unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Transient(m) if m.starts_with("keycloak: list users:") && m.contains("`b`")),
+            "{err:?}"
+        );
     }
 }
