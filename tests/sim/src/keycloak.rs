@@ -95,6 +95,8 @@ pub struct KcUser {
     pub attributes: BTreeMap<String, Vec<String>>,
     /// `createdTimestamp`, ms.
     pub created: i64,
+    /// Fields written over the representation as given (a test's malformed user).
+    pub overrides: serde_json::Map<String, Value>,
 }
 
 impl KcUser {
@@ -109,6 +111,7 @@ impl KcUser {
             last_name: Some(last.to_string()).filter(|l| !l.is_empty()),
             attributes: BTreeMap::new(),
             created: chrono::Utc::now().timestamp_millis(),
+            overrides: serde_json::Map::new(),
         }
     }
 
@@ -136,6 +139,9 @@ impl KcUser {
         }
         if !brief && !self.attributes.is_empty() {
             v["attributes"] = json!(self.attributes);
+        }
+        for (k, x) in &self.overrides {
+            v[k] = x.clone();
         }
         v
     }

@@ -18,6 +18,7 @@ mod entra;
 mod faults;
 mod guard;
 mod hostile;
+mod keycloak;
 mod ldap;
 mod okta;
 mod onelogin;
