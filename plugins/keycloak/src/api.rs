@@ -140,6 +140,18 @@ impl<'a> Keycloak<'a> {
         let items: Vec<T> = resp.json(&what)?;
         at.take(size, items, id, &what).map(Some)
     }
+
+    /// The first item of `listing` (`max=1`), for `check`; `Ok(None)` when there is none.
+    pub fn first_item<T: DeserializeOwned>(&self, listing: &Listing) -> Result<Option<T>, PluginError> {
+        let url = self.url(listing, 0, 1);
+        let what = self.what(listing, &url);
+        let resp = self.get(&url)?;
+        if !resp.is_success() {
+            return Err(classify(&what, listing, &resp, self.s));
+        }
+        let items: Vec<T> = resp.json(&what)?;
+        Ok(items.into_iter().next())
+    }
 }
 
 /// Keycloak's answer to an admin URL of a realm it does not have.

@@ -4,24 +4,14 @@
 //! (`query-groups`) and that group's members (`view-users` again, as Keycloak checks it there).
 
 use roster_sdk::PluginError;
-use roster_sdk::paging::Offset;
 
 use crate::api::{Keycloak, Listing};
 use crate::model::{self, KcGroup, KcMember, KcUser};
 
-fn first<T: serde::de::DeserializeOwned>(
-    kc: &Keycloak<'_>,
-    listing: &Listing,
-    id: impl Fn(&T) -> &str,
-) -> Result<Option<T>, PluginError> {
-    let page = kc.page::<T>(listing, &Offset::default(), id)?;
-    Ok(page.and_then(|p| p.items.into_iter().next()))
-}
-
 /// Runs the checks.
 pub fn check(kc: &Keycloak<'_>) -> Result<(), PluginError> {
     kc.token()?;
-    if let Some(u) = first::<KcUser>(kc, &Listing::Users, |u| &u.id)?
+    if let Some(u) = kc.first_item::<KcUser>(&Listing::Users)?
         && model::user(&u, kc.s).is_none()
     {
         return Err(PluginError::Config(format!(
@@ -29,8 +19,8 @@ pub fn check(kc: &Keycloak<'_>) -> Result<(), PluginError> {
             u.username, kc.s.username_attribute
         )));
     }
-    if let Some(g) = first::<KcGroup>(kc, &Listing::Groups, |g| &g.id)? {
-        first::<KcMember>(kc, &Listing::Members(g.id.clone()), |m| &m.id)?;
+    if let Some(g) = kc.first_item::<KcGroup>(&Listing::Groups)? {
+        kc.first_item::<KcMember>(&Listing::Members(g.id.clone()))?;
     }
     Ok(())
 }
