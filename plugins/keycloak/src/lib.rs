@@ -21,7 +21,7 @@ pub mod fetch;
 pub mod model;
 pub mod settings;
 
-use roster_sdk::driver::{Begin, Fetch, Next, Work};
+use roster_sdk::driver::{Begin, Budget, Fetch, Next, Work};
 use roster_sdk::idp::Idp;
 use roster_sdk::{Imports, PluginError};
 
@@ -46,6 +46,14 @@ impl Idp for KeycloakIdp {
 
     fn check(&self, host: &Imports<'_>) -> Result<(), PluginError> {
         check::check(&Keycloak::new(&self.s, host.http))
+    }
+
+    fn budget(&self) -> Budget {
+        // Most requests are one group's members (a few ids each) or sub-groups: many fit a page.
+        Budget {
+            requests: 100,
+            ..Budget::default()
+        }
     }
 }
 
