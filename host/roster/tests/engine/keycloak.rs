@@ -79,6 +79,26 @@ async fn groups_are_named_by_path_by_default_and_keycloak_before_23_syncs_the_sa
         expected.get("team-00000"),
         "a parent holds its sub-groups' members"
     );
+
+    // Separate sub-groups: every group holds its direct members only.
+    w.source.settings = "subgroups = \"separate\"".into();
+    // Parents losing their sub-groups' members is the point here, not a mass removal to stop.
+    w.target_extra = concat!(
+        "threshold = { count = 500, percent = 100, memberships_removed = 100000, ",
+        "people_losing_memberships = { count = 500, percent = 100, floor = 5 }, ",
+        "group_members_lost = { percent = 100, floor = 10 } }"
+    )
+    .into();
+    let r = w.sync().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
+    let direct: std::collections::BTreeSet<String> = d
+        .memberships
+        .iter()
+        .filter(|m| m.group == "g-00000" && !m.member_is_group)
+        .map(|m| d.username(&m.member).to_lowercase())
+        .collect();
+    assert_eq!(w.bb.lock().groups().get("/team-00000"), Some(&direct));
+    assert_ne!(Some(&direct), expected.get("team-00000"), "the nesting mattered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
