@@ -5,7 +5,8 @@
 //!
 //! Every listing pages by `first`/`max` with one item of overlap ([`Offset`]): Keycloak sends no
 //! next link or total, a short page ends a listing, and a listing that moved back under the
-//! fetch (a deletion before the page) is refused rather than read with an item missing.
+//! fetch (a deletion before the page) is read again from a page earlier rather than read with an
+//! item missing.
 //!
 //! Keycloak's admin API has no changed-since for users, groups or members, so there is no delta
 //! state: every fetch reads everything and an incremental run is a full one.
