@@ -177,6 +177,109 @@ impl LoopGuard {
     }
 }
 
+/// Offset paging by `first`/`max` (Keycloak) where a short page ends the listing, kept right
+/// when the listing shifts between pages. Each page after the first starts one item early, at
+/// the item the previous page ended with, and goes on after it: found there or later (items
+/// inserted before it only repeat items already read), nothing is missed. Missing, items before it
+/// were deleted and the rest moved back, so an unread item may have passed the boundary — read as
+/// gone, it would be deprovisioned: the page is asked for again starting a whole page earlier and
+/// the listing goes on after the last item read it finds there (the item read last, or, when that
+/// one was the item deleted, one of the two before it). A listing that moved back by more than a
+/// page, or lost all three, is refused as transient instead. It serializes, for a cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Offset {
+    /// Items of the listing read so far: where the next page starts.
+    pub first: u64,
+    /// The ids of the last items read, oldest first (at most [`Offset::ANCHORS`]), looked for at
+    /// the start of the next page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail: Vec<String>,
+    /// How many items before the usual one-item overlap the next page starts: 0, or a page
+    /// after the listing moved back.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lookback: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A page taken by [`Offset::take`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken<T> {
+    /// The items not read before.
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` when this page was short, the end of the listing.
+    pub next: Option<Offset>,
+}
+
+impl Offset {
+    /// How many of the last items read are kept to find the place again.
+    pub const ANCHORS: usize = 3;
+
+    /// The `first` and `max` to ask for, for pages of `size` items.
+    pub fn query(&self, size: u32) -> (u64, u32) {
+        if self.tail.is_empty() || self.first == 0 {
+            return (self.first, size);
+        }
+        let start = (self.first - 1).saturating_sub(self.lookback);
+        let extra = u32::try_from(self.first - start).unwrap_or(u32::MAX);
+        (start, size.saturating_add(extra))
+    }
+
+    /// Takes the items answered to [`Offset::query`] with `size`; `id` reads an item's id,
+    /// `what` names the page in the error of a listing that moved back too far.
+    pub fn take<T>(
+        &self,
+        size: u32,
+        mut items: Vec<T>,
+        id: impl Fn(&T) -> &str,
+        what: &str,
+    ) -> Result<Taken<T>, PluginError> {
+        let (start, max) = self.query(size);
+        let answered = items.len() as u64;
+        if max > size {
+            // The newest anchor found: items after it are unread (the anchors are consecutive).
+            let found = self
+                .tail
+                .iter()
+                .rev()
+                .find_map(|anchor| items.iter().position(|i| id(i) == anchor.as_str()));
+            match found {
+                Some(at) => drop(items.drain(..=at)),
+                None if self.lookback == 0 && start > 0 => {
+                    return Ok(Taken {
+                        items: Vec::new(),
+                        next: Some(Offset {
+                            lookback: u64::from(size),
+                            ..self.clone()
+                        }),
+                    });
+                }
+                None => {
+                    let last = self.tail.last().map(String::as_str).unwrap_or_default();
+                    return Err(PluginError::Transient(format!(
+                        "{what}: the listing changed while it was read (`{last}`, read last, and the items before it are no longer at or up to a page before position {}: more than a page was deleted before it), so an item could have been missed; nothing is changed and the next attempt reads again",
+                        self.first
+                    )));
+                }
+            }
+        }
+        let next = (answered >= u64::from(max)).then(|| {
+            let mut tail: Vec<String> = self.tail.clone();
+            tail.extend(items.iter().map(|i| id(i).to_string()));
+            let keep = tail.len().saturating_sub(Self::ANCHORS);
+            tail.drain(..keep);
+            Offset {
+                first: start + answered,
+                tail,
+                lookback: 0,
+            }
+        });
+        Ok(Taken { items, next })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +411,58 @@ mod tests {
         g.check("a").unwrap();
         g.check("b").unwrap();
         assert!(g.check("a").is_err());
+    }
+
+    #[test]
+    fn offset_pages_end_on_a_short_page_and_survive_a_listing_that_moved() {
+        fn id(s: &String) -> &str {
+            s
+        }
+        fn v(items: &[&str]) -> Vec<String> {
+            items.iter().map(|s| s.to_string()).collect()
+        }
+        let start = Offset::default();
+        assert_eq!(start.query(2), (0, 2));
+        let p1 = start.take(2, v(&["a", "b"]), id, "list users").unwrap();
+        assert_eq!(p1.items, v(&["a", "b"]));
+        let at = p1.next.unwrap();
+        assert_eq!(at.query(2), (1, 3), "one item early, one more");
+        // Unchanged: b again, then c and d; a full page goes on.
+        let p2 = at.take(2, v(&["b", "c", "d"]), id, "list users").unwrap();
+        assert_eq!(p2.items, v(&["c", "d"]));
+        let at2 = p2.next.clone().unwrap();
+        assert_eq!((at2.first, at2.tail.clone()), (4, v(&["b", "c", "d"])));
+        // A user inserted before the page: b comes one later, nothing is missed.
+        let p2 = at.take(2, v(&["a2", "b", "c"]), id, "list users").unwrap();
+        assert_eq!((p2.items, p2.next.is_some()), (v(&["c"]), true));
+        // A short page ends the listing, an answer of the overlap alone too.
+        assert!(at.take(2, v(&["b", "c"]), id, "x").unwrap().next.is_none());
+        let end = at.take(2, v(&["b"]), id, "x").unwrap();
+        assert!(end.items.is_empty() && end.next.is_none());
+
+        // `a` deleted: the listing is b c d e, and position 1 holds c. The page is asked for
+        // again a page earlier, b is found there, and c, d, e follow.
+        let moved = at.take(2, v(&["c", "d", "e"]), id, "list users").unwrap();
+        assert!(moved.items.is_empty());
+        let back = moved.next.unwrap();
+        assert_eq!(back.query(2), (0, 4));
+        let p2 = back.take(2, v(&["b", "c", "d", "e"]), id, "list users").unwrap();
+        assert_eq!(p2.items, v(&["c", "d", "e"]));
+        let after = p2.next.unwrap();
+        assert_eq!((after.first, after.lookback, after.query(2)), (4, 0, (3, 3)));
+        // `b` itself deleted (a c d e): `a`, read before it, is the place.
+        let p2 = back.take(2, v(&["a", "c", "d", "e"]), id, "list users").unwrap();
+        assert_eq!(p2.items, v(&["c", "d", "e"]));
+        // Moved back further than a page: refused, naming the page.
+        let err = back
+            .take(2, v(&["x", "y", "z", "w"]), id, "keycloak: list users")
+            .unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Transient(m) if m.starts_with("keycloak: list users:") && m.contains("`b`")),
+            "{err:?}"
+        );
+        // A cursor of an older build (no tail) reads on without the check.
+        let old: Offset = serde_json::from_str(r#"{"first":4}"#).unwrap();
+        assert_eq!(old.query(2), (4, 2));
     }
 }

@@ -6,6 +6,7 @@
 //! [`graph`] simulates Microsoft Graph v1.0 and the Entra ID token endpoint (Entra ID connector).
 //! [`crowd`] simulates Jira or Crowd as a user server, `usermanagement/1` (`crowd` connector).
 //! [`onelogin`] simulates OneLogin API v2 (and v1 groups) with its token endpoint (`onelogin` connector).
+//! [`keycloak`] simulates a Keycloak realm's Admin REST API and token endpoint (`keycloak` connector).
 //! [`okta`] simulates Okta's Management API and its service-app token endpoint (`okta` connector).
 //! [`slapd`] is no simulator: it runs a real, throwaway OpenLDAP server (`ldap` connector).
 
@@ -13,6 +14,7 @@ pub mod bitbucket;
 pub mod crowd;
 pub mod directory;
 pub mod graph;
+pub mod keycloak;
 pub mod kit;
 pub mod okta;
 pub mod onelogin;

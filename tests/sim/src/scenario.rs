@@ -446,3 +446,68 @@ mod tests {
         assert_eq!(secret["hosts"][0].as_str(), Some(url.as_str()));
     }
 }
+
+/// A `keycloak` source reading the Keycloak simulator.
+#[derive(Debug, Clone, Default)]
+pub struct KeycloakSource {
+    /// The simulator's origin, `http://127.0.0.1:PORT` (what `allow_hosts` and the secret name).
+    pub server_url: String,
+    /// The connector's `base_url`: the origin, with `/auth` for a Keycloak before 17.
+    pub base_url: String,
+    /// The realm.
+    pub realm: String,
+    /// The confidential client's id.
+    pub client_id: String,
+    /// Its client secret's value.
+    pub secret: String,
+    /// Lines added to the connector's settings table (`group_names = "name"`, …).
+    pub settings: String,
+    /// Lines added to the `[[source]]` table (`budget = …`, `limits = …`).
+    pub source: String,
+}
+
+/// `roster.toml` text: source `keycloak` reads the Keycloak simulator with the `keycloak`
+/// connector (the client secret as a form field, sent only to the realm's token endpoint) into
+/// the Bitbucket simulator at `sim_url`; `target_extra` adds lines to `[target]`.
+pub fn keycloak_source_config(k: &KeycloakSource, sim_url: &str, target_extra: &str) -> String {
+    let KeycloakSource {
+        server_url,
+        base_url,
+        realm,
+        client_id,
+        secret,
+        settings,
+        source,
+    } = k;
+    let token_path = format!(
+        "{}/realms/{realm}/protocol/openid-connect/",
+        base_url.strip_prefix(server_url.as_str()).unwrap_or("")
+    );
+    format!(
+        r#"[[source]]
+id = "keycloak"
+plugin = "keycloak"
+# The simulator listens on plain HTTP on 127.0.0.1; a real server needs neither opt-in.
+allow_hosts = ["{server_url}"]
+allow_insecure_http = true
+allow_private_addresses = true
+{source}
+
+[source.settings]
+base_url = "{base_url}"
+realm = "{realm}"
+client_id = "{client_id}"
+client_secret = "client_secret"
+{settings}
+
+[[source.secrets]]
+name = "client_secret"
+value = "{secret}"
+hosts = ["{server_url}"]
+use = {{ form = "client_secret" }}
+path = "{token_path}"
+
+{}"#,
+        target_config(sim_url, target_extra)
+    )
+}

@@ -10,6 +10,7 @@ mod common;
 
 mod cli;
 mod contract_graph;
+mod contract_keycloak;
 mod contract_okta;
 mod contract_prism;
 mod crash;
@@ -18,6 +19,7 @@ mod entra;
 mod faults;
 mod guard;
 mod hostile;
+mod keycloak;
 mod ldap;
 mod okta;
 mod onelogin;
