@@ -11,7 +11,6 @@ use roster_sim::directory::{DirUser, Directory};
 use roster_sim::keycloak::{KeycloakSim, KeycloakState, Role};
 use roster_sim::scenario::{KeycloakSource, keycloak_source_config};
 use roster_store::Store;
-use roster_store::crypto::Key;
 
 use super::changes::IdpEdits;
 use super::{Configured, TestRuntime};
@@ -64,7 +63,7 @@ impl KeycloakWorld {
         let rt = TestRuntime::new(&[("keycloak", "keycloak.wasm")]).await;
         let keycloak = KeycloakSim::start(realm).await;
         let bb = BitbucketSim::start(bb).await;
-        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([8; 32])).unwrap());
+        let store = super::store_in(&rt, 8);
         let source = KeycloakSource {
             server_url: keycloak.url(),
             base_url: keycloak.base_url(),
@@ -86,13 +85,7 @@ impl KeycloakWorld {
 
     /// Admin API requests answered since the last call (token requests excluded), by route.
     pub fn take_calls(&self) -> (u64, BTreeMap<String, u64>) {
-        let calls = std::mem::take(&mut self.keycloak.lock().calls);
-        let total = calls
-            .iter()
-            .filter(|(k, _)| k.contains("/admin/"))
-            .map(|(_, n)| n)
-            .sum();
-        (total, calls)
+        super::api_calls(std::mem::take(&mut self.keycloak.lock().calls))
     }
 
     /// The Keycloak id of directory object `dir_id`.
