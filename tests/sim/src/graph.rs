@@ -31,9 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -41,8 +39,9 @@ use serde_json::{Value, json};
 
 use crate::kit::faults::decoded_target;
 use crate::kit::ids::{b64url, guid, random_bytes};
+use crate::kit::request::segments;
 use crate::kit::{
-    self, FaultRule, Faults, Outcome, PageFault, RateLimited, RouteMatch, RuleId, Sealer, Throttle, Times, Vendor,
+    self, FaultRule, Faults, Outcome, PageFault, RateLimited, Req, RouteMatch, RuleId, Sealer, Throttle, Times, Vendor,
 };
 use odata::FVal;
 
@@ -835,11 +834,6 @@ fn router(state: Shared) -> Router {
         }))
 }
 
-/// Decoded path segments.
-fn segments(path: &str) -> Vec<String> {
-    path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect()
-}
-
 /// The tenant named by a token endpoint path (`/{tenant}/oauth2/v2.0/token`).
 fn token_tenant(segs: &[String]) -> Option<&str> {
     match segs {
@@ -934,27 +928,6 @@ impl Vendor for Graph {
 
 /// How many answered requests [`GraphState::requests`] keeps.
 pub const REQUEST_LOG: usize = 1000;
-
-/// A request as the handlers see it.
-struct Req {
-    method: Method,
-    /// Decoded path segments.
-    segments: Vec<String>,
-    /// The raw path.
-    path: String,
-    /// Decoded query pairs, in order.
-    query: Vec<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-    /// A paging fault due for this request's page.
-    page_fault: PageFault,
-}
-
-impl Req {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
 
 /// The ids Graph puts in every answer's headers and error bodies.
 struct Ids {
@@ -1098,28 +1071,7 @@ impl Ctx {
     }
 }
 
-async fn dispatch(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    page_fault: PageFault,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let path = uri.path().to_string();
-    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let req = Req {
-        method,
-        segments: segments(&path),
-        path,
-        query,
-        headers,
-        // An unreadable body is an empty one: every route that reads one refuses it in its words.
-        body: body.unwrap_or_default(),
-        page_fault,
-    };
+async fn dispatch(State(state): State<Shared>, req: Req) -> Response {
     lock(&state).handle(&req)
 }
 
@@ -1308,25 +1260,6 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// Percent-decodes a path segment (invalid escapes are kept as they are).
-fn pct_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Percent-encodes a query value or key (space as %20; `$`, `,`, `'`, `(`, `)` kept).

@@ -43,16 +43,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::kit::sim::lock;
-use crate::kit::{self, Fault, FaultRule, Faults, Outcome, PageFault, RouteMatch, Throttle, Times, Vendor};
+use crate::kit::{self, Fault, FaultRule, Faults, Outcome, Req, RouteMatch, Throttle, Times, Vendor};
 
 /// The content type of Keycloak's JSON answers.
 const JSON: &str = "application/json";
@@ -596,45 +594,6 @@ fn count(state: &Shared, method: &Method, uri: &Uri, answer: &Response) {
     *s.calls.entry(label(method, path)).or_default() += 1;
 }
 
-/// A request as the handlers see it.
-struct Req {
-    method: Method,
-    path: String,
-    /// Decoded query pairs, in order.
-    query: Vec<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-    page_fault: PageFault,
-}
-
-impl Req {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
-
-async fn dispatch(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    page_fault: PageFault,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let req = Req {
-        method,
-        path: uri.path().to_string(),
-        query,
-        headers,
-        body: body.unwrap_or_default(),
-        page_fault,
-    };
+async fn dispatch(State(state): State<Shared>, req: Req) -> Response {
     routes::handle(&mut lock(&state), &req)
 }

@@ -9,6 +9,7 @@
 //! - [`throttle`]: a token bucket answering 429 with the vendor's headers ([`Throttle`]);
 //! - [`paging`]: offset, keyed-cursor, `Link`-header and page-token paging, with the paging
 //!   faults built in ([`Offset`], [`keyed_page`], [`link_headers`], [`Cursor`], [`Sealer`]);
+//! - [`request`]: a request as handlers see it, taken by one extractor ([`Req`]);
 //! - [`errors`]: the vendor's words for what the kit answers on its behalf ([`Vendor`]);
 //!
 //! A simulator keeps a [`Faults`] and a [`Throttle`] in its state (so its setters reach the
@@ -55,6 +56,7 @@ pub mod faults;
 pub(crate) mod ids;
 pub mod layer;
 pub mod paging;
+pub mod request;
 pub mod server;
 pub mod sim;
 pub mod throttle;
@@ -65,6 +67,7 @@ mod tests;
 pub use errors::Vendor;
 pub use faults::{Cut, Fault, FaultRule, Faults, Injected, Methods, RouteMatch, RuleId, Times};
 pub use paging::{Cursor, Offset, Page, PageFault, Position, Sealer, keyed_page, link_headers};
+pub use request::Req;
 pub use server::{Logged, Outcome, RequestLog, Server, observe, peer};
 pub use sim::{Sim, SimState};
 pub use throttle::{RateLimited, Throttle, Throttled, TokenBucket};

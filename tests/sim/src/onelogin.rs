@@ -56,17 +56,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use chrono::{DateTime, SubsecRound as _, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::kit::layer::{KitLayer, Middleware, Next};
-use crate::kit::{self, Fault, FaultRule, Faults, Outcome, PageFault, RateLimited, RouteMatch, Sealer, Times, Vendor};
+use crate::kit::{self, Fault, FaultRule, Faults, Outcome, RateLimited, Req, RouteMatch, Sealer, Times, Vendor};
 
 /// The content type of OneLogin's JSON answers.
 const JSON: &str = "application/json; charset=utf-8";
@@ -1050,47 +1048,6 @@ fn count(state: &Shared, method: &Method, uri: &Uri, answer: &Response) {
     *s.calls.entry(label(method, path)).or_default() += 1;
 }
 
-/// A request as the handlers see it.
-struct Req {
-    method: Method,
-    path: String,
-    /// Decoded query pairs, in order.
-    query: Vec<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-    /// A paging fault due for this request's page.
-    page_fault: PageFault,
-}
-
-impl Req {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
-
-async fn dispatch(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    page_fault: PageFault,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let req = Req {
-        method,
-        path: uri.path().to_string(),
-        query,
-        headers,
-        // An unreadable body is an empty one, which the token endpoint refuses in its words.
-        body: body.unwrap_or_default(),
-        page_fault,
-    };
+async fn dispatch(State(state): State<Shared>, req: Req) -> Response {
     routes::handle(&mut lock(&state), &req)
 }

@@ -7,7 +7,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Value, json};
 
-use super::{GraphState, Req, entra_now, guid};
+use super::{GraphState, entra_now, guid};
+use crate::kit::Req;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

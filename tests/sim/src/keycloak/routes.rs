@@ -7,8 +7,8 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{GroupsApi, KcGroup, KeycloakState, Req, Role, answer, error};
-use crate::kit::{Offset, PageFault};
+use super::{GroupsApi, KcGroup, KeycloakState, Role, answer, error};
+use crate::kit::{Offset, PageFault, Req};
 
 /// Users and members per page when `max` is not given (Keycloak's default).
 const DEFAULT_MAX: usize = 100;

@@ -8,10 +8,8 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -19,53 +17,9 @@ use super::search::{self, Expr, Fields, Kind, Val};
 use super::{
     App, Bucket, OktaGroup, OktaState, OktaUser, Shared, Status, bearer_challenge, lock, okta_error, okta_time,
 };
-use crate::kit::{Cursor, Page, PageFault, keyed_page, link_headers};
+use crate::kit::{Cursor, Page, Req, keyed_page, link_headers};
 
-/// A request as the handlers see it.
-pub(super) struct Req {
-    pub(super) method: Method,
-    /// The raw path.
-    pub(super) path: String,
-    /// Decoded path segments.
-    segments: Vec<String>,
-    /// Decoded query pairs, in order.
-    pub(super) query: Vec<(String, String)>,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
-    page_fault: PageFault,
-}
-
-impl Req {
-    pub(super) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
-
-pub(super) async fn dispatch(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    page_fault: PageFault,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let path = uri.path().to_string();
-    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let req = Req {
-        method,
-        segments: path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect(),
-        path,
-        query,
-        headers,
-        body: body.unwrap_or_default(),
-        page_fault,
-    };
+pub(super) async fn dispatch(State(state): State<Shared>, req: Req) -> Response {
     lock(&state).handle(&req)
 }
 
@@ -627,25 +581,6 @@ impl Fields for GroupFields<'_> {
             _ => Val::Absent,
         }
     }
-}
-
-/// Percent-decodes a path segment (invalid escapes are kept as they are).
-fn pct_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The scopes an OAuth `scope` parameter names.

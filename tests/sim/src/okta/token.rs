@@ -13,7 +13,8 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Value, json};
 
 use super::OktaState;
-use super::routes::{Req, scopes};
+use super::routes::scopes;
+use crate::kit::Req;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{
-    Api, CredentialScope, OneLoginState, OneLoginUser, Req, TOKEN_PATH, answer, error_for, iso, now, reason, v1_error,
+    Api, CredentialScope, OneLoginState, OneLoginUser, TOKEN_PATH, answer, error_for, iso, now, reason, v1_error,
     v2_error,
 };
+use crate::kit::Req;
 use crate::kit::{self, Cursor};
 
 /// Users, roles and role members per v2 page when `limit` is not given.
