@@ -41,7 +41,7 @@ async fn measure(users: usize, groups: usize) -> (Duration, Duration, serde_json
     let mut last = serde_json::Value::Null;
     for i in 0..ROUNDS {
         let name = format!("newhire{i}");
-        let id = api.world.graph.lock().add_user(GraphUser {
+        let id = api.world.idp.lock().add_user(GraphUser {
             user_principal_name: format!("{name}@contoso.example"),
             mail: Some(format!("{name}@contoso.example")),
             display_name: format!("New Hire {i}"),
@@ -50,7 +50,7 @@ async fn measure(users: usize, groups: usize) -> (Duration, Duration, serde_json
             ..GraphUser::default()
         });
         let group = d.groups[(i * 3) % d.groups.len()].id.clone();
-        api.world.graph.lock().add_member(&group, &id);
+        api.world.idp.lock().add_member(&group, &id);
         let started = Instant::now();
         let (status, run) = api
             .post("/api/v1/users/sync", &api.operator, json!({"user": name}))

@@ -2,18 +2,15 @@
 //! Bitbucket simulator, the `crowd` plugin, a store, and engines built from a configuration an
 //! administrator would write.
 
-use std::sync::Arc;
-
 use roster_directory::FetchReport;
 use roster_serve::RunReport;
-use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::bitbucket::BbState;
 use roster_sim::crowd::{CrowdSim, CrowdState, Product};
 use roster_sim::directory::{DirUser, Directory};
 use roster_sim::scenario::{CrowdSource, crowd_source_config};
-use roster_store::Store;
 
 use super::changes::IdpEdits;
-use super::{Configured, TestRuntime};
+use super::world::{SourceConfig, SourceWorld};
 
 /// The application Roster signs in as (Jira: User management → Jira user server).
 pub const APP: &str = "roster";
@@ -28,61 +25,31 @@ pub fn jira(d: &Directory) -> CrowdState {
     s
 }
 
-pub struct CrowdWorld {
-    pub crowd: CrowdSim,
-    pub bb: BitbucketSim,
-    pub rt: TestRuntime,
-    pub store: Arc<Store>,
-    /// The source as configured; tests change its settings between runs.
-    pub source: CrowdSource,
-    /// Extra lines for `[target]`.
-    pub target_extra: String,
-}
-
-impl Configured for CrowdWorld {
-    fn config_text(&self) -> String {
-        crowd_source_config(&self.source, &self.bb.url(), &self.target_extra)
-    }
-
-    fn test_runtime(&self) -> &TestRuntime {
-        &self.rt
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    fn bitbucket(&self) -> &BitbucketSim {
-        &self.bb
+impl SourceConfig for CrowdSource {
+    fn config(&self, bb_url: &str, target_extra: &str) -> String {
+        crowd_source_config(self, bb_url, target_extra)
     }
 }
+
+/// The crowd source's world: the simulator is `idp`.
+pub type CrowdWorld = SourceWorld<CrowdSim, CrowdSource>;
 
 impl CrowdWorld {
     pub async fn new(crowd: CrowdState, bb: BbState) -> CrowdWorld {
-        let rt = TestRuntime::new(&[("crowd", "crowd.wasm")]).await;
-        let crowd = CrowdSim::start(crowd).await;
-        let bb = BitbucketSim::start(bb).await;
-        let store = super::store_in(&rt, 5);
-        let source = CrowdSource {
-            server_url: crowd.url(),
+        let idp = CrowdSim::start(crowd).await;
+        SourceWorld::assemble(&[("crowd", "crowd.wasm")], idp, bb, 5, |idp| CrowdSource {
+            server_url: idp.url(),
             application: APP.into(),
             password: PASSWORD.into(),
             ..CrowdSource::default()
-        };
-        CrowdWorld {
-            crowd,
-            bb,
-            rt,
-            store,
-            source,
-            target_extra: String::new(),
-        }
+        })
+        .await
     }
 
     /// Requests the Jira simulator answered since the last call, in order, as `METHOD /path`
     /// below `/rest/usermanagement/1` without the query (`GET /event/…` is `GET /event/{token}`).
     pub fn take_crowd_requests(&self) -> Vec<String> {
-        let log = self.crowd.log();
+        let log = self.idp.log();
         let entries = log.entries();
         log.clear();
         entries
@@ -107,23 +74,23 @@ pub fn fetch_of(r: &RunReport) -> &FetchReport {
 
 impl IdpEdits for CrowdWorld {
     fn set_display_name(&self, u: &DirUser, name: &str) {
-        self.crowd
+        self.idp
             .lock()
             .update_user(&u.username, |x| x.display_name = name.into());
     }
 
     fn set_email(&self, u: &DirUser, email: &str) {
-        self.crowd.lock().update_user(&u.username, |x| x.email = email.into());
+        self.idp.lock().update_user(&u.username, |x| x.email = email.into());
     }
 
     fn join(&self, d: &Directory, group: &str, user: &str) {
-        self.crowd
+        self.idp
             .lock()
             .add_user_to_group(d.username(user), &d.group_name(group));
     }
 
     fn leave(&self, d: &Directory, group: &str, user: &str) {
-        self.crowd
+        self.idp
             .lock()
             .remove_user_from_group(d.username(user), &d.group_name(group));
     }

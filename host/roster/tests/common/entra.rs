@@ -2,17 +2,14 @@
 //! `entra` and `normalize` plugins, a store, and engines built from a configuration an
 //! administrator would write.
 
-use std::sync::Arc;
-
 use roster_serve::RunReport;
-use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::bitbucket::BbState;
 use roster_sim::directory::{DirUser, Directory};
 use roster_sim::graph::{GraphGroup, GraphSim, GraphState, GraphUser};
 use roster_sim::scenario::{EntraSource, entra_source_config};
-use roster_store::Store;
 
 use super::changes::IdpEdits;
-use super::{Configured, TestRuntime};
+use super::world::{SourceConfig, SourceWorld};
 
 pub const TENANT: &str = "8f0e4b1c-2a3d-4e5f-9a6b-7c8d9e0f1a2b";
 pub const DOMAIN: &str = "contoso.example";
@@ -27,61 +24,37 @@ pub fn tenant(d: &Directory) -> GraphState {
     g
 }
 
-pub struct EntraWorld {
-    pub graph: GraphSim,
-    pub bb: BitbucketSim,
-    pub rt: TestRuntime,
-    pub store: Arc<Store>,
-    /// The source as configured; tests change its settings between runs.
-    pub source: EntraSource,
-    /// Extra lines for `[target]`.
-    pub target_extra: String,
-}
-
-impl Configured for EntraWorld {
-    fn config_text(&self) -> String {
-        entra_source_config(&self.source, &self.bb.url(), &self.target_extra)
-    }
-
-    fn test_runtime(&self) -> &TestRuntime {
-        &self.rt
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    fn bitbucket(&self) -> &BitbucketSim {
-        &self.bb
+impl SourceConfig for EntraSource {
+    fn config(&self, bb_url: &str, target_extra: &str) -> String {
+        entra_source_config(self, bb_url, target_extra)
     }
 }
+
+/// The entra source's world: the simulator is `idp`.
+pub type EntraWorld = SourceWorld<GraphSim, EntraSource>;
 
 impl EntraWorld {
     pub async fn new(graph: GraphState, bb: BbState) -> EntraWorld {
-        let rt = TestRuntime::new(&[("entra", "entra.wasm"), ("normalize", "normalize.wasm")]).await;
-        let graph = GraphSim::start(graph).await;
-        let bb = BitbucketSim::start(bb).await;
-        let store = super::store_in(&rt, 7);
-        let source = EntraSource {
-            graph_url: graph.url(),
-            tenant_id: TENANT.into(),
-            client_id: CLIENT.into(),
-            secret: SECRET.into(),
-            ..EntraSource::default()
-        };
-        EntraWorld {
-            graph,
+        let idp = GraphSim::start(graph).await;
+        SourceWorld::assemble(
+            &[("entra", "entra.wasm"), ("normalize", "normalize.wasm")],
+            idp,
             bb,
-            rt,
-            store,
-            source,
-            target_extra: String::new(),
-        }
+            7,
+            |idp| EntraSource {
+                graph_url: idp.url(),
+                tenant_id: TENANT.into(),
+                client_id: CLIENT.into(),
+                secret: SECRET.into(),
+                ..EntraSource::default()
+            },
+        )
+        .await
     }
 
     /// Graph requests answered since the last call (token requests excluded), by route.
     pub fn take_graph_calls(&self) -> (u64, std::collections::BTreeMap<String, u64>) {
-        super::api_calls(std::mem::take(&mut self.graph.lock().calls))
+        super::api_calls(std::mem::take(&mut self.idp.lock().calls))
     }
 }
 
@@ -150,18 +123,18 @@ pub fn app_tenant() -> (GraphState, String) {
 
 impl IdpEdits for EntraWorld {
     fn set_display_name(&self, u: &DirUser, name: &str) {
-        self.graph.lock().update_user(&u.id, |x| x.display_name = name.into());
+        self.idp.lock().update_user(&u.id, |x| x.display_name = name.into());
     }
 
     fn set_email(&self, u: &DirUser, email: &str) {
-        self.graph.lock().update_user(&u.id, |x| x.mail = Some(email.into()));
+        self.idp.lock().update_user(&u.id, |x| x.mail = Some(email.into()));
     }
 
     fn join(&self, _: &Directory, group: &str, user: &str) {
-        self.graph.lock().add_member(group, user);
+        self.idp.lock().add_member(group, user);
     }
 
     fn leave(&self, _: &Directory, group: &str, user: &str) {
-        self.graph.lock().remove_member(group, user);
+        self.idp.lock().remove_member(group, user);
     }
 }

@@ -3,17 +3,15 @@
 //! write.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use roster_serve::RunReport;
-use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::bitbucket::BbState;
 use roster_sim::directory::{DirUser, Directory};
 use roster_sim::keycloak::{KeycloakSim, KeycloakState, Role};
 use roster_sim::scenario::{KeycloakSource, keycloak_source_config};
-use roster_store::Store;
 
 use super::changes::IdpEdits;
-use super::{Configured, TestRuntime};
+use super::world::{SourceConfig, SourceWorld};
 
 pub const REALM: &str = "acme";
 pub const CLIENT: &str = "roster";
@@ -29,68 +27,38 @@ pub fn realm(d: &Directory) -> KeycloakState {
     k
 }
 
-pub struct KeycloakWorld {
-    pub keycloak: KeycloakSim,
-    pub bb: BitbucketSim,
-    pub rt: TestRuntime,
-    pub store: Arc<Store>,
-    /// The source as configured; tests change its settings between runs.
-    pub source: KeycloakSource,
-    /// Extra lines for `[target]`.
-    pub target_extra: String,
-}
-
-impl Configured for KeycloakWorld {
-    fn config_text(&self) -> String {
-        keycloak_source_config(&self.source, &self.bb.url(), &self.target_extra)
-    }
-
-    fn test_runtime(&self) -> &TestRuntime {
-        &self.rt
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    fn bitbucket(&self) -> &BitbucketSim {
-        &self.bb
+impl SourceConfig for KeycloakSource {
+    fn config(&self, bb_url: &str, target_extra: &str) -> String {
+        keycloak_source_config(self, bb_url, target_extra)
     }
 }
+
+/// The keycloak source's world: the simulator is `idp`.
+pub type KeycloakWorld = SourceWorld<KeycloakSim, KeycloakSource>;
 
 impl KeycloakWorld {
     pub async fn new(realm: KeycloakState, bb: BbState) -> KeycloakWorld {
-        let rt = TestRuntime::new(&[("keycloak", "keycloak.wasm")]).await;
-        let keycloak = KeycloakSim::start(realm).await;
-        let bb = BitbucketSim::start(bb).await;
-        let store = super::store_in(&rt, 8);
-        let source = KeycloakSource {
-            server_url: keycloak.url(),
-            base_url: keycloak.base_url(),
+        let idp = KeycloakSim::start(realm).await;
+        SourceWorld::assemble(&[("keycloak", "keycloak.wasm")], idp, bb, 8, |idp| KeycloakSource {
+            server_url: idp.url(),
+            base_url: idp.base_url(),
             realm: REALM.into(),
             client_id: CLIENT.into(),
             secret: SECRET.into(),
             settings: BY_NAME.into(),
             ..KeycloakSource::default()
-        };
-        KeycloakWorld {
-            keycloak,
-            bb,
-            rt,
-            store,
-            source,
-            target_extra: String::new(),
-        }
+        })
+        .await
     }
 
     /// Admin API requests answered since the last call (token requests excluded), by route.
     pub fn take_calls(&self) -> (u64, BTreeMap<String, u64>) {
-        super::api_calls(std::mem::take(&mut self.keycloak.lock().calls))
+        super::api_calls(std::mem::take(&mut self.idp.lock().calls))
     }
 
     /// The Keycloak id of directory object `dir_id`.
     pub fn id(&self, dir_id: &str) -> String {
-        self.keycloak.lock().id_of(dir_id)
+        self.idp.lock().id_of(dir_id)
     }
 }
 
@@ -102,7 +70,7 @@ pub fn fetch_of(r: &RunReport) -> &roster_directory::FetchReport {
 impl IdpEdits for KeycloakWorld {
     fn set_display_name(&self, u: &DirUser, name: &str) {
         let (first, last) = name.split_once(' ').unwrap_or((name, ""));
-        let mut k = self.keycloak.lock();
+        let mut k = self.idp.lock();
         let id = k.id_of(&u.id);
         k.update_user(&id, |x| {
             x.first_name = Some(first.into()).filter(|f: &String| !f.is_empty());
@@ -111,19 +79,19 @@ impl IdpEdits for KeycloakWorld {
     }
 
     fn set_email(&self, u: &DirUser, email: &str) {
-        let mut k = self.keycloak.lock();
+        let mut k = self.idp.lock();
         let id = k.id_of(&u.id);
         k.update_user(&id, |x| x.email = Some(email.into()));
     }
 
     fn join(&self, _: &Directory, group: &str, user: &str) {
-        let mut k = self.keycloak.lock();
+        let mut k = self.idp.lock();
         let (g, u) = (k.id_of(group), k.id_of(user));
         k.join(&g, &u);
     }
 
     fn leave(&self, _: &Directory, group: &str, user: &str) {
-        let mut k = self.keycloak.lock();
+        let mut k = self.idp.lock();
         let (g, u) = (k.id_of(group), k.id_of(user));
         k.leave(&g, &u);
     }

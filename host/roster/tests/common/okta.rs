@@ -3,17 +3,15 @@
 //! write.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use roster_serve::RunReport;
-use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::bitbucket::BbState;
 use roster_sim::directory::{DirUser, Directory};
 use roster_sim::okta::{OktaSim, OktaState};
 use roster_sim::scenario::{OktaSource, okta_source_config};
-use roster_store::Store;
 
 use super::changes::IdpEdits;
-use super::{Configured, TestRuntime};
+use super::world::{SourceConfig, SourceWorld};
 
 /// The org's login domain (logins are `username@okta.example`).
 pub const DOMAIN: &str = "okta.example";
@@ -27,64 +25,40 @@ pub fn org(d: &Directory) -> OktaState {
     o
 }
 
-pub struct OktaWorld {
-    pub okta: OktaSim,
-    pub bb: BitbucketSim,
-    pub rt: TestRuntime,
-    pub store: Arc<Store>,
-    /// The source as configured; tests change its settings between runs.
-    pub source: OktaSource,
-    /// Extra lines for `[target]`.
-    pub target_extra: String,
-}
-
-impl Configured for OktaWorld {
-    fn config_text(&self) -> String {
-        okta_source_config(&self.source, &self.bb.url(), &self.target_extra)
-    }
-
-    fn test_runtime(&self) -> &TestRuntime {
-        &self.rt
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    fn bitbucket(&self) -> &BitbucketSim {
-        &self.bb
+impl SourceConfig for OktaSource {
+    fn config(&self, bb_url: &str, target_extra: &str) -> String {
+        okta_source_config(self, bb_url, target_extra)
     }
 }
+
+/// The okta source's world: the simulator is `idp`.
+pub type OktaWorld = SourceWorld<OktaSim, OktaSource>;
 
 impl OktaWorld {
     pub async fn new(okta: OktaState, bb: BbState) -> OktaWorld {
-        let rt = TestRuntime::new(&[("okta", "okta.wasm"), ("normalize", "normalize.wasm")]).await;
-        let okta = OktaSim::start(okta).await;
-        let bb = BitbucketSim::start(bb).await;
-        let store = super::store_in(&rt, 5);
-        let source = OktaSource {
-            org_url: okta.url(),
-            api_token: TOKEN.into(),
-            ..OktaSource::default()
-        };
-        OktaWorld {
-            okta,
+        let idp = OktaSim::start(okta).await;
+        SourceWorld::assemble(
+            &[("okta", "okta.wasm"), ("normalize", "normalize.wasm")],
+            idp,
             bb,
-            rt,
-            store,
-            source,
-            target_extra: String::new(),
-        }
+            5,
+            |idp| OktaSource {
+                org_url: idp.url(),
+                api_token: TOKEN.into(),
+                ..OktaSource::default()
+            },
+        )
+        .await
     }
 
     /// Okta API requests answered since the last call (token requests excluded), by route.
     pub fn take_okta_calls(&self) -> (u64, BTreeMap<String, u64>) {
-        super::api_calls(std::mem::take(&mut self.okta.lock().calls))
+        super::api_calls(std::mem::take(&mut self.idp.lock().calls))
     }
 
     /// The Okta id of directory user `dir_id`.
     pub fn user(&self, dir_id: &str) -> String {
-        self.okta.lock().user_id(dir_id)
+        self.idp.lock().user_id(dir_id)
     }
 }
 
@@ -95,7 +69,7 @@ pub fn fetch_of(r: &RunReport) -> &roster_directory::FetchReport {
 
 impl IdpEdits for OktaWorld {
     fn set_display_name(&self, u: &DirUser, name: &str) {
-        let mut o = self.okta.lock();
+        let mut o = self.idp.lock();
         let id = o.user_id(&u.id);
         o.update_user(&id, |p| {
             p.insert("displayName".into(), name.into());
@@ -103,7 +77,7 @@ impl IdpEdits for OktaWorld {
     }
 
     fn set_email(&self, u: &DirUser, email: &str) {
-        let mut o = self.okta.lock();
+        let mut o = self.idp.lock();
         let id = o.user_id(&u.id);
         o.update_user(&id, |p| {
             p.insert("email".into(), email.into());
@@ -111,13 +85,13 @@ impl IdpEdits for OktaWorld {
     }
 
     fn join(&self, _: &Directory, group: &str, user: &str) {
-        let mut o = self.okta.lock();
+        let mut o = self.idp.lock();
         let (g, u) = (o.group_id(group), o.user_id(user));
         o.add_member(&g, &u);
     }
 
     fn leave(&self, _: &Directory, group: &str, user: &str) {
-        let mut o = self.okta.lock();
+        let mut o = self.idp.lock();
         let (g, u) = (o.group_id(group), o.user_id(user));
         o.remove_member(&g, &u);
     }

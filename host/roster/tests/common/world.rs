@@ -139,3 +139,66 @@ pub fn assert_bitbucket_matches(sim: &BitbucketSim, d: &Directory) {
     let active = d.active_usernames();
     assert_eq!(licensed, active, "default group members");
 }
+
+/// A source's settings as an administrator writes them into `roster.toml`, syncing into the
+/// Bitbucket at `bb_url` with `target_extra` added to `[target]`.
+pub trait SourceConfig {
+    /// The whole configuration's text.
+    fn config(&self, bb_url: &str, target_extra: &str) -> String;
+}
+
+/// An identity provider's test world: its simulator (or server), the Bitbucket simulator, the
+/// plugins, a store, and the source as configured — what every connector's tests share.
+pub struct SourceWorld<I, S> {
+    /// The identity provider the source reads.
+    pub idp: I,
+    pub bb: BitbucketSim,
+    pub rt: TestRuntime,
+    pub store: Arc<Store>,
+    /// The source as configured; tests change its settings between runs.
+    pub source: S,
+    /// Extra lines for `[target]`.
+    pub target_extra: String,
+}
+
+impl<I, S: SourceConfig> Configured for SourceWorld<I, S> {
+    fn config_text(&self) -> String {
+        self.source.config(&self.bb.url(), &self.target_extra)
+    }
+
+    fn test_runtime(&self) -> &TestRuntime {
+        &self.rt
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    fn bitbucket(&self) -> &BitbucketSim {
+        &self.bb
+    }
+}
+
+impl<I, S> SourceWorld<I, S> {
+    /// A world over `idp` with these plugin files (`("okta", "okta.wasm")`), a Bitbucket holding
+    /// `bb`, a store sealed with a key made of `seed`, and the source `source` makes for `idp`.
+    pub async fn assemble(
+        plugins: &[(&str, &str)],
+        idp: I,
+        bb: BbState,
+        seed: u8,
+        source: impl FnOnce(&I) -> S,
+    ) -> SourceWorld<I, S> {
+        let rt = TestRuntime::new(plugins).await;
+        let bb = BitbucketSim::start(bb).await;
+        let store = super::store_in(&rt, seed);
+        SourceWorld {
+            source: source(&idp),
+            idp,
+            bb,
+            rt,
+            store,
+            target_extra: String::new(),
+        }
+    }
+}

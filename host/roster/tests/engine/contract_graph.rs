@@ -29,11 +29,11 @@ async fn the_connector_and_the_simulator_keep_to_the_graph_openapi_document() {
     let mut g = tenant(&d);
     common::entra::add_app(&mut g);
     let mut w = EntraWorld::new(g, bitbucket()).await;
-    let prism = Prism::start(std::path::Path::new(&spec), &w.graph.url(), w.rt.dir.path()).await;
+    let prism = Prism::start(std::path::Path::new(&spec), &w.idp.url(), w.rt.dir.path()).await;
     let through = prism.url();
     // Graph through Prism; its links must lead back through Prism too. Tokens go direct.
-    w.graph.lock().set_public_url(&through);
-    w.source.login_url = Some(w.graph.url());
+    w.idp.lock().set_public_url(&through);
+    w.source.login_url = Some(w.idp.url());
     w.source.graph_url = through;
 
     let check = w.check().await;
@@ -46,13 +46,13 @@ async fn the_connector_and_the_simulator_keep_to_the_graph_openapi_document() {
 
     // Delta rounds with updates, soft deletes and member changes.
     d.users[0].display_name = "Contract Renamed".into();
-    w.graph
+    w.idp
         .lock()
         .update_user(&d.users[0].id, |u| u.display_name = "Contract Renamed".into());
-    w.graph.lock().soft_delete_user(&d.users[1].id);
+    w.idp.lock().soft_delete_user(&d.users[1].id);
     d.users[1].active = false;
     let (grp, member) = (d.groups[0].id.clone(), d.users[2].id.clone());
-    w.graph.lock().remove_member(&grp, &member);
+    w.idp.lock().remove_member(&grp, &member);
     d.memberships.retain(|m| !(m.group == grp && m.member == member));
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}\n{}", r.summary.warnings, prism.log());

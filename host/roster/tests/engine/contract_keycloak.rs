@@ -16,20 +16,15 @@
 //!   ROSTER_PRISM=path/to/prism ROSTER_KEYCLOAK_CONTRACT=target/keycloak-admin.json \
 //!     cargo test -p roster --test engine -- --ignored contract_keycloak::
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common;
 
+use common::Configured;
 use common::prism::Prism;
 use common::world::bitbucket;
-use common::{Configured, TestRuntime};
-use roster_sim::bitbucket::BitbucketSim;
 use roster_sim::directory::Directory;
 use roster_sim::keycloak::{GroupsApi, KeycloakSim, KeycloakState, Role};
-use roster_sim::scenario::{KeycloakSource, keycloak_source_config};
-use roster_store::Store;
-use roster_store::crypto::Key;
 
 const REALM: &str = "acme";
 const CLIENT: &str = "roster";
@@ -179,57 +174,17 @@ async fn the_simulators_answers_to_the_connectors_requests_keep_to_the_keycloak_
     assert!(!violations.is_empty(), "prism validates answers:\n{}", prism.log());
 }
 
-/// The `keycloak` connector reading through Prism into the Bitbucket simulator.
-struct KeycloakWorld {
-    keycloak: KeycloakSim,
-    bb: BitbucketSim,
-    rt: TestRuntime,
-    store: Arc<Store>,
-    source: KeycloakSource,
-}
-
-impl Configured for KeycloakWorld {
-    fn config_text(&self) -> String {
-        keycloak_source_config(&self.source, &self.bb.url(), "")
-    }
-
-    fn test_runtime(&self) -> &TestRuntime {
-        &self.rt
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    fn bitbucket(&self) -> &BitbucketSim {
-        &self.bb
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Prism, ../shared/specs and the keycloak plugin; .ci/run runs it"]
 async fn the_connector_and_the_simulator_keep_to_the_keycloak_openapi_document() {
     let d = Directory::generate(60, 12, 2);
-    let rt = TestRuntime::new(&[("keycloak", "keycloak.wasm")]).await;
-    let keycloak = KeycloakSim::start(realm(&d)).await;
-    let prism = prism_in_front(&keycloak, rt.dir.path()).await;
-    let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([9; 32])).unwrap());
-    let w = KeycloakWorld {
-        keycloak,
-        bb: BitbucketSim::start(bitbucket()).await,
-        rt,
-        store,
-        source: KeycloakSource {
-            server_url: prism.url(),
-            base_url: prism.url(),
-            realm: REALM.into(),
-            client_id: CLIENT.into(),
-            secret: SECRET.into(),
-            // Small pages, so every listing pages (with its overlap) through Prism.
-            settings: "group_names = \"name\"\npage_size = 7".into(),
-            ..KeycloakSource::default()
-        },
-    };
+    let mut w = common::keycloak::KeycloakWorld::new(realm(&d), bitbucket()).await;
+    let prism = prism_in_front(&w.idp, w.rt.dir.path()).await;
+    w.source.server_url = prism.url();
+    w.source.base_url = prism.url();
+    (w.source.realm, w.source.client_id, w.source.secret) = (REALM.into(), CLIENT.into(), SECRET.into());
+    // Small pages, so every listing pages (with its overlap) through Prism.
+    w.source.settings = "group_names = \"name\"\npage_size = 7".into();
 
     let check = w.check().await;
     assert!(check.ok, "{:?}\n{}", check.error, prism.log());
@@ -245,7 +200,7 @@ async fn the_connector_and_the_simulator_keep_to_the_keycloak_openapi_document()
     prism.assert_no_violations("full fetch");
 
     // Keycloak before 23: the same realm read from inline sub-groups, through Prism too.
-    w.keycloak.lock().set_groups_api(GroupsApi::Inline);
+    w.idp.lock().set_groups_api(GroupsApi::Inline);
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}\n{}", r.summary.warnings, prism.log());
     prism.assert_no_violations("a fetch from inline sub-groups");

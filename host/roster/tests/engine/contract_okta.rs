@@ -13,20 +13,15 @@
 //! The document declares no `Link` header and no token endpoint (`/oauth2/v1/token` is the org
 //! authorization server's); paging and tokens are checked by the simulator's own tests.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common;
 
+use common::Configured;
 use common::prism::Prism;
 use common::world::bitbucket;
-use common::{Configured, TestRuntime};
-use roster_sim::bitbucket::BitbucketSim;
 use roster_sim::directory::Directory;
 use roster_sim::okta::{Bucket, OktaSim, OktaState, RateScope};
-use roster_sim::scenario::{OktaSource, okta_source_config};
-use roster_store::Store;
-use roster_store::crypto::Key;
 
 const DOMAIN: &str = "acme.example";
 const TOKEN: &str = "00contract-api-token";
@@ -188,55 +183,15 @@ async fn the_simulators_answers_to_the_connectors_requests_keep_to_the_okta_open
     );
 }
 
-/// The `okta` connector reading through Prism into the Bitbucket simulator.
-struct OktaWorld {
-    okta: OktaSim,
-    bb: BitbucketSim,
-    rt: TestRuntime,
-    store: Arc<Store>,
-    source: OktaSource,
-    target_extra: String,
-}
-
-impl Configured for OktaWorld {
-    fn config_text(&self) -> String {
-        okta_source_config(&self.source, &self.bb.url(), &self.target_extra)
-    }
-
-    fn test_runtime(&self) -> &TestRuntime {
-        &self.rt
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    fn bitbucket(&self) -> &BitbucketSim {
-        &self.bb
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Prism, ../shared/specs and the okta plugin; .ci/run runs it"]
 async fn the_connector_and_the_simulator_keep_to_the_okta_openapi_document() {
     let mut d = Directory::generate(60, 8, 2);
     let (state, app) = org(&d);
-    let rt = TestRuntime::new(&[("okta", "okta.wasm"), ("normalize", "normalize.wasm")]).await;
-    let okta = OktaSim::start(state).await;
-    let prism = prism_in_front(&okta, rt.dir.path()).await;
-    let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([7; 32])).unwrap());
-    let mut w = OktaWorld {
-        okta,
-        bb: BitbucketSim::start(bitbucket()).await,
-        rt,
-        store,
-        source: OktaSource {
-            org_url: prism.url(),
-            api_token: TOKEN.into(),
-            ..OktaSource::default()
-        },
-        target_extra: String::new(),
-    };
+    let mut w = common::okta::OktaWorld::new(state, bitbucket()).await;
+    let prism = prism_in_front(&w.idp, w.rt.dir.path()).await;
+    w.source.org_url = prism.url();
+    w.source.api_token = TOKEN.into();
 
     let check = w.check().await;
     assert!(check.ok, "{:?}\n{}", check.error, prism.log());
@@ -256,7 +211,7 @@ async fn the_connector_and_the_simulator_keep_to_the_okta_openapi_document() {
     // An incremental run: a profile edit, a deactivation and a membership removal.
     let (edited, gone) = (d.users[0].id.clone(), d.users[1].id.clone());
     {
-        let mut s = w.okta.lock();
+        let mut s = w.idp.lock();
         let (e, g) = (s.user_id(&edited), s.user_id(&gone));
         s.update_user(&e, |p| {
             p.insert("displayName".into(), "Contract Renamed".into());

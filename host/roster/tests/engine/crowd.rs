@@ -77,7 +77,7 @@ async fn a_membership_event_replacing_a_users_groups_and_a_new_nested_group_appl
         });
     }
     let names: Vec<String> = now.iter().map(|g| d.group_name(g)).collect();
-    w.crowd
+    w.idp
         .lock()
         .set_user_groups(&who.username, &names.iter().map(String::as_str).collect::<Vec<_>>());
     // A group nested into another: its members join the parent in Bitbucket.
@@ -87,7 +87,7 @@ async fn a_membership_event_replacing_a_users_groups_and_a_new_nested_group_appl
         member: child.clone(),
         member_is_group: true,
     });
-    w.crowd
+    w.idp
         .lock()
         .add_group_to_group(&d.group_name(&child), &d.group_name(&parent));
 
@@ -103,10 +103,10 @@ async fn an_expired_event_token_falls_back_to_a_full_fetch_and_the_run_says_so()
     let w = CrowdWorld::new(jira(&d), bitbucket()).await;
     assert_eq!(w.sync().await.state, "succeeded");
     d.users[1].display_name = "Changed While Expired".into();
-    w.crowd.lock().update_user(&d.users[1].username, |u| {
+    w.idp.lock().update_user(&d.users[1].username, |u| {
         u.display_name = "Changed While Expired".into()
     });
-    w.crowd.lock().expire_event_tokens();
+    w.idp.lock().expire_event_tokens();
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     let f = fetch_of(&r);
@@ -133,7 +133,7 @@ async fn a_server_without_incremental_synchronisation_is_read_in_full_and_the_ru
     let w = CrowdWorld::new(jira, bitbucket()).await;
     assert_eq!(w.sync().await.state, "succeeded");
     d.users[2].display_name = "Seen By A Full Read".into();
-    w.crowd
+    w.idp
         .lock()
         .update_user(&d.users[2].username, |u| u.display_name = "Seen By A Full Read".into());
     let r = w.sync_incremental().await;
@@ -185,7 +185,7 @@ async fn a_rename_in_jira_is_one_rename_in_bitbucket_with_memberships_kept() {
     let old = d.users[7].username.clone();
     let groups = groups_of(&w.bb, &old);
     assert!(groups.len() > 1, "{groups:?}");
-    w.crowd.lock().rename_user(&old, "renamed.seven");
+    w.idp.lock().rename_user(&old, "renamed.seven");
     let writes = w.bb_writes();
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
@@ -202,7 +202,7 @@ async fn a_rename_in_jira_is_one_rename_in_bitbucket_with_memberships_kept() {
     // And in a full read, by the user's key.
     let old = d.users[9].username.clone();
     let groups = groups_of(&w.bb, &old);
-    w.crowd.lock().rename_user(&old, "renamed.nine");
+    w.idp.lock().rename_user(&old, "renamed.nine");
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(
@@ -237,9 +237,7 @@ async fn a_wrong_application_password_fails_check_with_the_reason_and_a_run_writ
 async fn a_request_from_an_address_the_application_does_not_allow_is_refused_and_reported() {
     let d = Directory::generate(20, 3, 1);
     let w = CrowdWorld::new(jira(&d), bitbucket()).await;
-    w.crowd
-        .lock()
-        .set_allowed_addresses(APP, &["10.0.0.0/8", "192.168.7.7"]);
+    w.idp.lock().set_allowed_addresses(APP, &["10.0.0.0/8", "192.168.7.7"]);
     let c = w.check().await;
     assert!(!c.ok);
     let why = c.error.unwrap();
@@ -248,7 +246,7 @@ async fn a_request_from_an_address_the_application_does_not_allow_is_refused_and
     assert_eq!(r.state, "failed");
     assert_eq!(w.bb_writes(), 0);
     // Allowing the address (a single one this time) is all it takes.
-    w.crowd.lock().set_allowed_addresses(APP, &["10.0.0.0/8", "127.0.0.1"]);
+    w.idp.lock().set_allowed_addresses(APP, &["10.0.0.0/8", "127.0.0.1"]);
     assert!(w.check().await.ok);
     assert_eq!(w.sync().await.state, "succeeded");
     assert_bitbucket_matches(&w.bb, &d);
@@ -258,7 +256,7 @@ async fn a_request_from_an_address_the_application_does_not_allow_is_refused_and
 async fn check_names_an_unreachable_url_one_that_is_not_a_crowd_service_and_a_missing_permission() {
     let d = Directory::generate(10, 2, 1);
     let mut w = CrowdWorld::new(jira(&d), bitbucket()).await;
-    w.crowd.lock().deny_permission(APP);
+    w.idp.lock().deny_permission(APP);
     let why = w.check().await.error.unwrap();
     assert!(why.contains("permission"), "{why}");
     // Bitbucket's own URL is a web server, but not a user server.
@@ -283,7 +281,7 @@ async fn a_server_that_stops_answering_mid_fetch_deprovisions_nobody() {
     // Two people leave: a complete read would deprovision them.
     let mut after = d.clone();
     for gone in [&d.users[20], &d.users[21]] {
-        w.crowd.lock().remove_user(&gone.username);
+        w.idp.lock().remove_user(&gone.username);
         after.users.retain(|u| u.id != gone.id);
         after.memberships.retain(|m| m.member != gone.id);
     }
@@ -292,13 +290,13 @@ async fn a_server_that_stops_answering_mid_fetch_deprovisions_nobody() {
         FaultRule::new(Fault::Reset(Cut::MidBody)).route(RouteMatch::contains("entity-type=user")),
         FaultRule::new(Fault::Reset(Cut::BeforeServing)).skip_first(2),
     ] {
-        let id = w.crowd.faults().add(rule.times(Times::Always));
+        let id = w.idp.faults().add(rule.times(Times::Always));
         let writes = w.bb_writes();
         let r = w.sync().await;
         assert_eq!(r.state, "failed", "{:?}", r.summary);
         assert_eq!(w.bb_writes(), writes, "{:?}", r.summary.planned);
-        assert!(w.crowd.faults().fired(id) > 0);
-        w.crowd.faults().remove(id);
+        assert!(w.idp.faults().fired(id) > 0);
+        w.idp.faults().remove(id);
         let licensed = w.bb.lock().licensed_users();
         assert!(licensed.contains(&d.users[20].username), "nobody was deprovisioned");
     }
@@ -319,7 +317,7 @@ async fn a_user_made_inactive_in_jira_is_deactivated_and_comes_back_when_active_
     assert_eq!(w.sync().await.state, "succeeded");
     let who = d.users[6].username.clone();
     let groups = groups_of(&w.bb, &who);
-    w.crowd.lock().update_user(&who, |u| u.active = false);
+    w.idp.lock().update_user(&who, |u| u.active = false);
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(fetch_of(&r).mode, "incremental");
@@ -333,7 +331,7 @@ async fn a_user_made_inactive_in_jira_is_deactivated_and_comes_back_when_active_
         !w.bb.lock().licensed_users().contains(&who),
         "no longer holds a licence"
     );
-    w.crowd.lock().update_user(&who, |u| u.active = true);
+    w.idp.lock().update_user(&who, |u| u.active = true);
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert!(w.bb.lock().licensed_users().contains(&who), "licensed again");

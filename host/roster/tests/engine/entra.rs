@@ -67,7 +67,7 @@ async fn a_soft_deleted_user_is_disabled_and_comes_back_with_memberships_when_re
     let groups_before = groups_of(&w.bb, &victim.username);
     assert!(groups_before.len() >= 2, "{groups_before:?}");
 
-    w.graph.lock().soft_delete_user(&victim.id);
+    w.idp.lock().soft_delete_user(&victim.id);
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(
@@ -82,7 +82,7 @@ async fn a_soft_deleted_user_is_disabled_and_comes_back_with_memberships_when_re
         "disabled, not deleted"
     );
 
-    w.graph.lock().restore_user(&victim.id);
+    w.idp.lock().restore_user(&victim.id);
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(groups_of(&w.bb, &victim.username), groups_before);
@@ -102,8 +102,8 @@ async fn soft_and_hard_deletes_differ_under_the_delete_policy() {
     assert!(w.bb.lock().users().contains_key(&gone.username));
     let groups_before = groups_of(&w.bb, &binned.username);
     assert!(groups_before.len() >= 2, "{groups_before:?}");
-    w.graph.lock().hard_delete_user(&gone.id);
-    w.graph.lock().soft_delete_user(&binned.id);
+    w.idp.lock().hard_delete_user(&gone.id);
+    w.idp.lock().soft_delete_user(&binned.id);
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(
@@ -125,7 +125,7 @@ async fn soft_and_hard_deletes_differ_under_the_delete_policy() {
     );
     assert!(!w.bb.lock().licensed_users().contains(&binned.username));
 
-    w.graph.lock().restore_user(&binned.id);
+    w.idp.lock().restore_user(&binned.id);
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert!(
@@ -146,7 +146,7 @@ async fn an_access_token_that_expires_mid_run_is_renewed_and_the_run_completes()
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_bitbucket_matches(&w.bb, &d);
     let (tokens, refused) = {
-        let g = w.graph.lock();
+        let g = w.idp.lock();
         (g.token_calls, g.refused_tokens)
     };
     assert!(
@@ -170,7 +170,7 @@ async fn a_token_that_really_expires_is_renewed_before_use() {
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_bitbucket_matches(&w.bb, &d);
     assert!(started.elapsed().as_secs_f64() > 2.0, "the run outlived one token");
-    let g = w.graph.lock();
+    let g = w.idp.lock();
     assert!(g.token_calls >= 2, "{} token requests", g.token_calls);
     assert_eq!(g.refused_tokens, 0, "renewed before it expired, never after a refusal");
 }
@@ -186,7 +186,7 @@ async fn a_throttled_tenant_slows_the_run_down_and_it_completes() {
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_bitbucket_matches(&w.bb, &d);
     let f = fetch_of(&r);
-    let throttled = w.graph.lock().throttled;
+    let throttled = w.idp.lock().throttled;
     assert!(throttled >= 5, "{throttled}");
     assert_eq!(f.idp_throttled, throttled, "the run reports each 429/503 it waited out");
 }
@@ -197,10 +197,10 @@ async fn an_expired_delta_token_falls_back_to_a_full_fetch_with_the_right_result
     let w = EntraWorld::new(tenant(&d), bitbucket()).await;
     w.sync().await;
     d.users[1].display_name = "Changed While Expired".into();
-    w.graph
+    w.idp
         .lock()
         .update_user(&d.users[1].id, |u| u.display_name = "Changed While Expired".into());
-    w.graph.lock().expire_delta_tokens();
+    w.idp.lock().expire_delta_tokens();
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     let f = fetch_of(&r);
@@ -225,7 +225,7 @@ async fn a_sync_reset_410_also_falls_back_to_a_full_fetch() {
     let d = Directory::generate(20, 4, 1);
     let w = EntraWorld::new(tenant(&d), bitbucket()).await;
     w.sync().await;
-    w.graph.lock().reset_sync();
+    w.idp.lock().reset_sync();
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded");
     assert_eq!(fetch_of(&r).mode, "full");
@@ -274,7 +274,7 @@ async fn a_groups_scope_follows_joins_and_leaves_incrementally() {
     w.target_extra = "threshold = { count = 50, percent = 100 }".into();
     assert_eq!(w.sync().await.state, "succeeded");
     let (eve, c, ben, b) = {
-        let g = w.graph.lock();
+        let g = w.idp.lock();
         (
             g.user_id_by_upn("eve@contoso.example").unwrap(),
             g.group_id_by_name("bb-c").unwrap(),
@@ -284,9 +284,9 @@ async fn a_groups_scope_follows_joins_and_leaves_incrementally() {
     };
     assert!(!w.bb.lock().users().contains_key("eve"));
     // eve joins a group nested two levels down; ben leaves the only scope group he was in.
-    w.graph.lock().add_member(&c, &eve);
-    w.graph.lock().remove_member(&b, &ben);
-    w.graph.lock().update_user(&ben, |u| u.display_name = "Ben Out".into());
+    w.idp.lock().add_member(&c, &eve);
+    w.idp.lock().remove_member(&b, &ben);
+    w.idp.lock().update_user(&ben, |u| u.display_name = "Ben Out".into());
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(fetch_of(&r).mode, "incremental");
@@ -306,13 +306,13 @@ async fn a_change_to_the_nesting_of_a_scope_refetches_the_scope_in_full() {
     w.source.settings = "scope = \"groups\"\ngroups = [\"bb-a\"]".into();
     w.sync().await;
     let (a, marketing) = {
-        let g = w.graph.lock();
+        let g = w.idp.lock();
         (
             g.group_id_by_name("bb-a").unwrap(),
             g.group_id_by_name("marketing").unwrap(),
         )
     };
-    w.graph.lock().add_member(&a, &marketing);
+    w.idp.lock().add_member(&a, &marketing);
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(fetch_of(&r).mode, "full", "{:?}", fetch_of(&r));
@@ -402,7 +402,7 @@ async fn certificate_credentials_sign_in_with_a_host_signed_assertion() {
     let public = std::fs::read_to_string(fixtures.join("test-rsa-pub.pem")).unwrap();
     g.add_client_certificate(CLIENT, &public, "E32CDD3040D06194F9DB3F904A78046BFA71FAEC");
     let mut w = EntraWorld::new(g, bitbucket()).await;
-    let url = w.graph.url();
+    let url = w.idp.url();
     w.source.settings = "auth = \"certificate\"\ncertificate_thumbprint = \"E3:2C:DD:30:40:D0:61:94:F9:DB:3F:90:4A:78:04:6B:FA:71:FA:EC\"".into();
     w.source.secrets = format!(
         "[[source.secrets]]\nname = \"certificate_key\"\nkind = \"signing-key\"\nfile = \"{}\"\nclient_id = \"{CLIENT}\"\naudience = \"{url}/{TENANT}/oauth2/v2.0/token\"",
@@ -495,10 +495,10 @@ async fn a_user_filter_scopes_the_tenant_and_follows_changes_incrementally() {
     assert_eq!(licensed.len(), 10, "{licensed:?}");
     assert!(licensed.contains("user000000") && !licensed.contains("user000001"));
     // user 2 moves to Sales (leaves the filter), user 3 to Engineering (joins it).
-    w.graph
+    w.idp
         .lock()
         .update_user(&d.users[2].id, |x| x.department = Some("Sales".into()));
-    w.graph
+    w.idp
         .lock()
         .update_user(&d.users[3].id, |x| x.department = Some("Engineering".into()));
     let r = w.sync_incremental().await;
@@ -515,7 +515,7 @@ async fn a_user_filter_scopes_the_tenant_and_follows_changes_incrementally() {
 async fn a_malformed_graph_answer_fails_the_run_cleanly_and_the_next_run_recovers() {
     let d = Directory::generate(30, 4, 1);
     let w = EntraWorld::new(tenant(&d), bitbucket()).await;
-    w.graph.lock().corrupt_next("/groups");
+    w.idp.lock().corrupt_next("/groups");
     let r = w.sync().await;
     assert_eq!(r.state, "failed");
     let why = fetch_of(&r).error.clone().unwrap();
@@ -557,9 +557,9 @@ async fn a_partial_delta_object_is_read_again_instead_of_blanking_the_record() {
     let w = EntraWorld::new(tenant(&d), bitbucket()).await;
     w.sync().await;
     // Graph describes the changed user by id and display name only.
-    w.graph.lock().delta_minimal = true;
+    w.idp.lock().delta_minimal = true;
     d.users[5].email = "moved@example.com".into();
-    w.graph
+    w.idp
         .lock()
         .update_user(&d.users[5].id, |u| u.mail = Some("moved@example.com".into()));
     let r = w.sync_incremental().await;
@@ -586,7 +586,7 @@ async fn a_group_that_enters_the_group_filter_arrives_with_all_its_members() {
     assert!(w.bb.lock().groups().contains_key("team-00003"));
     // A group outside the filter is renamed into it: its existing members come with it.
     let gid = d.groups[7].id.clone();
-    w.graph
+    w.idp
         .lock()
         .update_group(&gid, |x| x.display_name = "team-00009".into());
     let r = w.sync_incremental().await;
@@ -651,7 +651,7 @@ async fn an_app_scope_follows_a_direct_user_incrementally_and_refetches_when_ass
     w.target_extra = "threshold = { count = 50, percent = 100 }".into();
     assert_eq!(w.sync().await.state, "succeeded");
     let (dan, eve, a) = {
-        let g = w.graph.lock();
+        let g = w.idp.lock();
         (
             g.user_id_by_upn("dan@contoso.example").unwrap(),
             g.user_id_by_upn("eve@contoso.example").unwrap(),
@@ -659,10 +659,8 @@ async fn an_app_scope_follows_a_direct_user_incrementally_and_refetches_when_ass
         )
     };
     // A directly assigned user changes; an unassigned one changes too (and costs nothing).
-    w.graph
-        .lock()
-        .update_user(&dan, |u| u.display_name = "Dan Direct".into());
-    w.graph
+    w.idp.lock().update_user(&dan, |u| u.display_name = "Dan Direct".into());
+    w.idp
         .lock()
         .update_user(&eve, |u| u.display_name = "Eve Elsewhere".into());
     w.take_graph_calls();
@@ -673,7 +671,7 @@ async fn an_app_scope_follows_a_direct_user_incrementally_and_refetches_when_ass
     let (_, calls) = w.take_graph_calls();
     assert!(!calls.contains_key("GET /users/{id}/transitiveMemberOf"), "{calls:?}");
     // The group is unassigned: the scope is read again in full.
-    w.graph.lock().unassign(&sp, &a);
+    w.idp.lock().unassign(&sp, &a);
     let r = w.sync_incremental().await;
     let f = fetch_of(&r);
     assert_eq!(f.mode, "full", "{f:?}");
@@ -699,7 +697,7 @@ async fn a_full_fetch_selects_the_mapped_attributes_999_at_a_time_with_extension
     w.source.settings = format!("extension_attributes = [\"{EXT}\"]");
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
-    let requests: Vec<String> = w.graph.lock().requests.iter().cloned().collect();
+    let requests: Vec<String> = w.idp.lock().requests.iter().cloned().collect();
     let listing = requests
         .iter()
         .find(|r| r.starts_with("GET /v1.0/users?") && r.contains("$top=999"))

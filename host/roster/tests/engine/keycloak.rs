@@ -114,7 +114,7 @@ async fn an_incremental_run_reads_the_realm_in_full_and_writes_only_the_changes(
     let gone = d.users[150].clone();
     let held = groups_of(&w.bb, &gone.username).len() as u64 - 1;
     let id = w.id(&gone.id);
-    w.keycloak.lock().delete_user(&id);
+    w.idp.lock().delete_user(&id);
     d.users.retain(|u| u.id != gone.id);
     d.memberships.retain(|m| m.member != gone.id);
 
@@ -175,12 +175,10 @@ async fn bad_credentials_a_wrong_realm_and_missing_roles_are_named_by_check_and_
     assert!(why.contains("no realm `acmee`"), "{why}");
     w.source.realm = common::keycloak::REALM.into();
 
-    w.keycloak
-        .lock()
-        .set_roles(common::keycloak::CLIENT, &[Role::QueryGroups]);
+    w.idp.lock().set_roles(common::keycloak::CLIENT, &[Role::QueryGroups]);
     let why = w.check().await.error.unwrap();
     assert!(why.contains("list users") && why.contains("view-users"), "{why}");
-    w.keycloak.lock().set_roles(common::keycloak::CLIENT, &[]);
+    w.idp.lock().set_roles(common::keycloak::CLIENT, &[]);
     let r = w.sync().await;
     assert_eq!(r.state, "failed");
     assert_eq!(w.bb_writes(), 0);
@@ -192,7 +190,7 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_field_an
     let w = KeycloakWorld::new(realm(&d), bitbucket()).await;
     assert_eq!(w.sync().await.state, "succeeded");
     let writes = w.bb_writes();
-    w.keycloak.lock().corrupt_next("/members");
+    w.idp.lock().corrupt_next("/members");
     let r = w.sync().await;
     assert_eq!(r.state, "failed");
     let why = fetch_of(&r).error.clone().unwrap();
@@ -201,7 +199,7 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_field_an
 
     // A field of the wrong type is named.
     let id = w.id(&d.users[3].id);
-    w.keycloak.lock().update_user(&id, |u| {
+    w.idp.lock().update_user(&id, |u| {
         drop(u.overrides.insert("enabled".into(), serde_json::json!("yes")))
     });
     let r = w.sync().await;
@@ -213,7 +211,7 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_field_an
     );
     assert_eq!(w.bb_writes(), writes);
 
-    w.keycloak.lock().update_user(&id, |u| u.overrides.clear());
+    w.idp.lock().update_user(&id, |u| u.overrides.clear());
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_bitbucket_matches(&w.bb, &d);

@@ -54,7 +54,7 @@ async fn a_deprovisioned_user_is_disabled_by_an_incremental_run_and_seen_by_a_fu
     let victim = &d.users[7];
     assert!(groups_of(&w.bb, &victim.username).len() >= 2);
     let id = w.user(&victim.id);
-    w.okta.lock().set_status(&id, Status::Deprovisioned);
+    w.idp.lock().set_status(&id, Status::Deprovisioned);
 
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
@@ -119,7 +119,7 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_next_run
     let w = OktaWorld::new(org(&d), bitbucket()).await;
     assert_eq!(w.sync().await.state, "succeeded");
     let writes = w.bb_writes();
-    w.okta.lock().corrupt_next("/api/v1/groups");
+    w.idp.lock().corrupt_next("/api/v1/groups");
     let r = w.sync().await;
     assert_eq!(r.state, "failed");
     let why = fetch_of(&r).error.clone().unwrap();
@@ -144,7 +144,7 @@ async fn a_service_app_signs_in_with_a_host_signed_assertion_and_check_names_eac
     );
     o.add_service_app("0oahalf", &public, "roster-key", &["okta.users.read"]);
     let mut w = OktaWorld::new(o, bitbucket()).await;
-    let token_url = w.okta.token_url();
+    let token_url = w.idp.token_url();
     let service_app = |client: &str| {
         (
             format!("auth = \"service-app\"\nclient_id = \"{client}\"\nkey_id = \"roster-key\""),
@@ -187,7 +187,7 @@ async fn check_names_an_unknown_group_and_an_unknown_app() {
     assert!(why.contains("0oa1nosuchapp0000000"), "{why}");
 
     let app = {
-        let mut o = w.okta.lock();
+        let mut o = w.idp.lock();
         let app = o.add_app("Bitbucket");
         let g = o.group_id(&d.groups[0].id);
         o.assign_group(&app, &g);

@@ -65,7 +65,7 @@ async fn a_suspended_user_is_disabled_incrementally_and_a_deleted_one_by_the_nex
     let (suspended, deleted) = (d.users[7].clone(), d.users[8].clone());
     assert!(groups_of(&w.bb, &suspended.username).len() >= 2);
     let id = w.user(&suspended.id);
-    w.onelogin.lock().set_status(id, SUSPENDED);
+    w.idp.lock().set_status(id, SUSPENDED);
 
     let r = w.sync_incremental().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
@@ -82,7 +82,7 @@ async fn a_suspended_user_is_disabled_incrementally_and_a_deleted_one_by_the_nex
     );
 
     let id = w.user(&deleted.id);
-    w.onelogin.lock().delete_user(id);
+    w.idp.lock().delete_user(id);
     d.users.retain(|u| u.id != deleted.id);
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
@@ -126,7 +126,7 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_next_run
     let w = OneLoginWorld::new(account(&d), bitbucket()).await;
     assert_eq!(w.sync().await.state, "succeeded");
     let writes = w.bb_writes();
-    w.onelogin.lock().corrupt_next("/api/2/users");
+    w.idp.lock().corrupt_next("/api/2/users");
     let r = w.sync().await;
     assert_eq!(r.state, "failed");
     let why = fetch_of(&r).error.clone().unwrap();
@@ -135,7 +135,7 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_next_run
 
     // A field of the wrong type is named.
     let id = w.user(&d.users[3].id);
-    w.onelogin.lock().update_user(id, |u| {
+    w.idp.lock().update_user(id, |u| {
         u.overrides.insert("status".into(), serde_json::json!("active"));
     });
     let r = w.sync().await;
@@ -144,7 +144,7 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_next_run
     assert!(why.contains("status"), "{why}");
     assert_eq!(w.bb_writes(), writes);
 
-    w.onelogin.lock().update_user(id, |u| u.overrides.clear());
+    w.idp.lock().update_user(id, |u| u.overrides.clear());
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_bitbucket_matches(&w.bb, &d);

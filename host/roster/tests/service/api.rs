@@ -279,7 +279,7 @@ async fn a_held_plan_is_reviewed_and_approved_through_the_api() {
     let (w, d) = world(30, "").await;
     w.run(json!({})).await;
     for u in d.users.iter().take(8) {
-        w.world.graph.lock().hard_delete_user(&u.id);
+        w.world.idp.lock().hard_delete_user(&u.id);
     }
     let run = w.run(json!({"mode": "incremental"})).await;
     assert_eq!(run["state"], "held", "{run}");
@@ -322,7 +322,7 @@ async fn a_held_plan_is_reviewed_and_approved_through_the_api() {
 
     // The next held plan is rejected: nothing applied, and it cannot be approved after.
     for u in d.users.iter().skip(8).take(8) {
-        w.world.graph.lock().hard_delete_user(&u.id);
+        w.world.idp.lock().hard_delete_user(&u.id);
     }
     let run = w.run(json!({"mode": "incremental"})).await;
     assert_eq!(run["state"], "held", "{run}");
@@ -456,7 +456,7 @@ async fn the_directory_shows_the_mirror_and_why_someone_is_in_a_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_are_created_replaced_and_deleted_with_write_only_secrets() {
     let (w, _) = world(10, "").await;
-    let graph = w.world.graph.url();
+    let graph = w.world.idp.url();
     let body = json!({
         "id": "entra2", "plugin": "entra", "priority": 50,
         "allow_hosts": [graph], "allow_insecure_http": true, "allow_private_addresses": true,
@@ -526,7 +526,7 @@ async fn a_single_user_is_provisioned_on_demand_touching_nobody_else() {
     w.run(json!({})).await;
     let writes = w.world.bb_writes();
     // A new hire appears in Entra and logs in before the next scheduled run.
-    let id = w.world.graph.lock().add_user(GraphUser {
+    let id = w.world.idp.lock().add_user(GraphUser {
         user_principal_name: "newhire@contoso.example".into(),
         mail: Some("newhire@contoso.example".into()),
         display_name: "New Hire".into(),
@@ -535,10 +535,10 @@ async fn a_single_user_is_provisioned_on_demand_touching_nobody_else() {
         ..GraphUser::default()
     });
     let team = d.groups[1].id.clone();
-    w.world.graph.lock().add_member(&team, &id);
+    w.world.idp.lock().add_member(&team, &id);
     // Someone else changed too: a single-user sync leaves them alone.
     w.world
-        .graph
+        .idp
         .lock()
         .update_user(&d.users[3].id, |u| u.display_name = "Not Yet".into());
     let started = std::time::Instant::now();
@@ -564,7 +564,7 @@ async fn a_single_user_is_provisioned_on_demand_touching_nobody_else() {
     assert!(!planned.contains_key("update-user"), "{planned:?}");
     assert!(w.world.bb_writes() - writes <= 4, "one account and its groups");
     // By the IdP's id, as a login flow that knows only the token's `oid` would call it.
-    let oid = w.world.graph.lock().add_user(GraphUser {
+    let oid = w.world.idp.lock().add_user(GraphUser {
         user_principal_name: "second@contoso.example".into(),
         mail: Some("second@contoso.example".into()),
         display_name: "Second Hire".into(),
@@ -679,11 +679,11 @@ async fn held_plans_and_failed_runs_are_announced_to_webhooks() {
     .await;
     w.run(json!({})).await;
     for u in d.users.iter().take(8) {
-        w.world.graph.lock().hard_delete_user(&u.id);
+        w.world.idp.lock().hard_delete_user(&u.id);
     }
     let held = w.run(json!({"mode": "incremental"})).await;
     assert_eq!(held["state"], "held");
-    w.world.graph.lock().set_permissions(common::entra::CLIENT, &[]);
+    w.world.idp.lock().set_permissions(common::entra::CLIENT, &[]);
     let failed = w.run(json!({})).await;
     assert_eq!(failed["state"], "failed");
     let got = hooks.wait_count(3, std::time::Duration::from_secs(5)).await;
@@ -982,7 +982,7 @@ async fn a_deactivation_spike_is_announced_against_the_sources_usual() {
     }
     assert!(hooks.got().is_empty(), "quiet runs raise nothing: {:?}", hooks.got());
     for u in d.users.iter().take(12) {
-        w.world.graph.lock().hard_delete_user(&u.id);
+        w.world.idp.lock().hard_delete_user(&u.id);
     }
     let spike = w.run(json!({"mode": "incremental"})).await;
     assert_eq!(spike["state"], "succeeded", "{spike}");
@@ -1006,7 +1006,7 @@ async fn a_mapping_replaced_through_the_api_is_used_next_run_and_a_broken_one_is
     let w = ApiWorld::start(e, "").await;
     w.world.rt.put("mapping", "mapping.wasm");
     w.world.rt.runtime.reload().await;
-    let graph = w.world.graph.url();
+    let graph = w.world.idp.url();
     let source = |username: &str| {
         json!({
             "id": "entra2", "plugin": "entra", "priority": 50,

@@ -32,7 +32,7 @@ async fn concurrent_runs_and_single_user_syncs_take_turns_and_lose_nothing() {
     let team = d.groups[1].id.clone();
     let hires: Vec<String> = (0..CALLERS).map(|i| format!("hire{i:02}")).collect();
     for h in &hires {
-        let id = w.world.graph.lock().add_user(GraphUser {
+        let id = w.world.idp.lock().add_user(GraphUser {
             user_principal_name: format!("{h}@contoso.example"),
             mail: Some(format!("{h}@contoso.example")),
             display_name: format!("Hire {h}"),
@@ -40,7 +40,7 @@ async fn concurrent_runs_and_single_user_syncs_take_turns_and_lose_nothing() {
             user_type: "Member".into(),
             ..GraphUser::default()
         });
-        w.world.graph.lock().add_member(&team, &id);
+        w.world.idp.lock().add_member(&team, &id);
     }
 
     // Watches the runs in progress for the whole burst: never more than one.
