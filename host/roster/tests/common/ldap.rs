@@ -3,47 +3,24 @@
 //! configuration an administrator would write (StartTLS with the server's CA, the reader's
 //! password a secret bound to its DN).
 
-use std::sync::Arc;
-
 use roster_directory::FetchReport;
 use roster_serve::RunReport;
-use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::bitbucket::BbState;
 use roster_sim::directory::{DirUser, Directory};
 use roster_sim::scenario::{LdapSource, ldap_source_config};
 use roster_sim::slapd::{Layout, SizeLimit, Slapd};
-use roster_store::Store;
 
 use super::changes::IdpEdits;
-use super::{Configured, TestRuntime};
+use super::world::{SourceConfig, SourceWorld};
 
-pub struct LdapWorld {
-    pub slapd: Slapd,
-    pub bb: BitbucketSim,
-    pub rt: TestRuntime,
-    pub store: Arc<Store>,
-    /// The source as configured; tests change its settings between runs.
-    pub source: LdapSource,
-    /// Extra lines for `[target]`.
-    pub target_extra: String,
-}
-
-impl Configured for LdapWorld {
-    fn config_text(&self) -> String {
-        ldap_source_config(&self.source, &self.bb.url(), &self.target_extra)
-    }
-
-    fn test_runtime(&self) -> &TestRuntime {
-        &self.rt
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    fn bitbucket(&self) -> &BitbucketSim {
-        &self.bb
+impl SourceConfig for LdapSource {
+    fn config(&self, bb_url: &str, target_extra: &str) -> String {
+        ldap_source_config(self, bb_url, target_extra)
     }
 }
+
+/// The ldap source's world: the throwaway server is `idp`.
+pub type LdapWorld = SourceWorld<Slapd, LdapSource>;
 
 impl LdapWorld {
     /// A server holding `d` (groups as `groupOfNames`, loaded with `ldapadd`), the reader
@@ -69,18 +46,7 @@ impl LdapWorld {
     /// A world over a server already started and loaded (`Slapd::start_loaded` for
     /// benchmark-sized directories).
     pub async fn over(slapd: Slapd, bb: BbState) -> LdapWorld {
-        let rt = TestRuntime::new(&[("ldap", "ldap.wasm")]).await;
-        let bb = BitbucketSim::start(bb).await;
-        let store = super::store_in(&rt, 6);
-        let source = LdapSource::for_server(&slapd);
-        LdapWorld {
-            slapd,
-            bb,
-            rt,
-            store,
-            source,
-            target_extra: String::new(),
-        }
+        SourceWorld::assemble(&[("ldap", "ldap.wasm")], slapd, bb, 6, LdapSource::for_server).await
     }
 
     /// Renames user `id` of `d` to uid `new` in the server (a modrdn: same entryUUID) and in `d`.
@@ -90,7 +56,7 @@ impl LdapWorld {
             .iter_mut()
             .find(|u| u.id == id)
             .expect("a user of the directory");
-        self.slapd.rename_user(&u.username, new).expect("ldapmodrdn");
+        self.idp.rename_user(&u.username, new).expect("ldapmodrdn");
         u.username = new.to_string();
     }
 }
@@ -102,23 +68,23 @@ pub fn fetch_of(r: &RunReport) -> &FetchReport {
 
 impl IdpEdits for LdapWorld {
     fn set_display_name(&self, u: &DirUser, name: &str) {
-        self.slapd
+        self.idp
             .set_display_name(&u.username, name)
             .expect("ldapmodify displayName");
     }
 
     fn set_email(&self, u: &DirUser, email: &str) {
-        self.slapd.set_email(&u.username, email).expect("ldapmodify mail");
+        self.idp.set_email(&u.username, email).expect("ldapmodify mail");
     }
 
     fn join(&self, d: &Directory, group: &str, user: &str) {
-        self.slapd
+        self.idp
             .add_user_to_group(&d.group_name(group), d.username(user))
             .expect("ldapmodify: add a member");
     }
 
     fn leave(&self, d: &Directory, group: &str, user: &str) {
-        self.slapd
+        self.idp
             .remove_user_from_group(&d.group_name(group), d.username(user))
             .expect("ldapmodify: remove a member");
     }

@@ -95,11 +95,11 @@ async fn a_size_limit_below_the_directory_is_an_incomplete_fetch_that_deprovisio
     // Two people leave; a complete read would deprovision them.
     let gone = [d.users[20].username.clone(), d.users[21].username.clone()];
     for uid in &gone {
-        w.slapd.delete_user(uid).expect("ldapdelete");
+        w.idp.delete_user(uid).expect("ldapdelete");
     }
     // The server now stops every search of the reader after 50 entries (OpenLDAP's default
     // is 500), paged or not: the other 68 users would look gone.
-    w.slapd.set_reader_size_limit(SizeLimit::Entries(50)).unwrap();
+    w.idp.set_reader_size_limit(SizeLimit::Entries(50)).unwrap();
     let writes = w.bb_writes();
     let r = w.sync().await;
     assert_eq!(r.state, "failed", "{:?}", r.summary);
@@ -112,7 +112,7 @@ async fn a_size_limit_below_the_directory_is_an_incomplete_fetch_that_deprovisio
     let licensed = w.bb.lock().licensed_users();
     assert!(licensed.contains(&gone[0]), "nobody was deprovisioned");
     // Lifted, the same run deprovisions exactly the two who left.
-    w.slapd.set_reader_size_limit(SizeLimit::Unlimited).unwrap();
+    w.idp.set_reader_size_limit(SizeLimit::Unlimited).unwrap();
     let r = w.sync().await;
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_eq!(
@@ -146,7 +146,7 @@ async fn a_wrong_bind_password_fails_check_with_the_reason_and_a_run_writes_noth
 async fn ldaps_works_with_the_servers_ca_and_an_untrusted_certificate_is_named() {
     let d = Directory::generate(30, 4, 2);
     let mut w = LdapWorld::new(&d, bitbucket()).await;
-    w.source.url = w.slapd.ldaps_url();
+    w.source.url = w.idp.ldaps_url();
     let c = w.check().await;
     assert!(c.ok, "{:?}", c.error);
     assert_eq!(w.sync().await.state, "succeeded");
@@ -157,7 +157,7 @@ async fn ldaps_works_with_the_servers_ca_and_an_untrusted_certificate_is_named()
     let why = w.check().await.error.unwrap();
     assert!(why.contains(untrusted), "{why}");
     // And StartTLS the same.
-    w.source.url = w.slapd.ldap_url();
+    w.source.url = w.idp.ldap_url();
     let why = w.check().await.error.unwrap();
     assert!(why.contains(untrusted), "{why}");
 }
