@@ -88,31 +88,11 @@ fn is_attribute_name(s: &str) -> bool {
 }
 
 fn base_url(raw: &str) -> Result<String, PluginError> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let parsed = url::Url::parse(trimmed).map_err(|e| {
-        config(format!(
-            "base_url `{raw}` is not a URL ({e}): write the server's address, e.g. https://sso.example.com (https://sso.example.com/auth before Keycloak 17)"
-        ))
-    })?;
-    let host = parsed.host_str().unwrap_or("");
-    // Plain http only for a simulator or proxy on this machine: the token travels with every call.
-    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
-    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
-    if !scheme_ok || host.is_empty() {
-        return Err(config(format!(
-            "base_url `{raw}` must be an https:// URL such as https://sso.example.com"
-        )));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(config(format!(
-            "base_url `{raw}` must be the server's address without a query, e.g. https://sso.example.com"
-        )));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(config(format!(
-            "base_url `{raw}` carries a user name or password: write the server's address alone and put the client secret in a secret"
-        )));
-    }
+    let parsed = roster_sdk::settings::service_url(
+        "base_url",
+        raw,
+        "https://sso.example.com (https://sso.example.com/auth before Keycloak 17)",
+    )?;
     let path = parsed.path().trim_end_matches('/');
     if path.contains("/realms/") || path.ends_with("/realms") || path.contains("/admin") {
         return Err(config(format!(

@@ -161,22 +161,9 @@ pub fn is_group_id(s: &str) -> bool {
 }
 
 fn org_url(raw: &str) -> Result<String, PluginError> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let parsed = url::Url::parse(trimmed).map_err(|e| {
-        config(format!(
-            "org_url `{raw}` is not a URL ({e}): write the org's address, e.g. https://acme.okta.com"
-        ))
-    })?;
+    let parsed = roster_sdk::settings::service_url("org_url", raw, "https://acme.okta.com")?;
     let host = parsed.host_str().unwrap_or("");
-    // Plain http only for a simulator or proxy on this machine: the token travels with every call.
-    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
-    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
-    if !scheme_ok || host.is_empty() {
-        return Err(config(format!(
-            "org_url `{raw}` must be an https:// URL such as https://acme.okta.com"
-        )));
-    }
-    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+    if parsed.path() != "/" {
         return Err(config(format!(
             "org_url `{raw}` must be the org's address without a path, e.g. https://acme.okta.com (not the admin console's -admin URL or an API path)"
         )));
@@ -184,11 +171,6 @@ fn org_url(raw: &str) -> Result<String, PluginError> {
     if host.ends_with("-admin.okta.com") || host.ends_with("-admin.oktapreview.com") {
         return Err(config(format!(
             "org_url `{raw}` is the admin console's address: drop `-admin` (e.g. https://acme.okta.com)"
-        )));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(config(format!(
-            "org_url `{raw}` carries a user name or password: write the org's address alone, e.g. https://acme.okta.com, and put the credentials in a secret"
         )));
     }
     // Next-page links are checked to start with org_url, and Okta writes them with a lowercase

@@ -239,3 +239,60 @@ mod tests {
         assert!(undeclared_outside_scope::<Demo>().is_empty());
     }
 }
+
+/// A setting that holds a service's address: parsed, `https` (plain `http` only to this
+/// machine, for a simulator or a local proxy: a token travels with every call), without a query,
+/// fragment, user name or password. `example` is a correct value for the messages. The path is
+/// left to the connector, whose rules for it differ.
+pub fn service_url(setting: &str, raw: &str, example: &str) -> Result<url::Url, PluginError> {
+    let config = |m: String| PluginError::Config(m);
+    let trimmed = raw.trim().trim_end_matches('/');
+    let parsed = url::Url::parse(trimmed).map_err(|e| {
+        config(format!(
+            "{setting} `{raw}` is not a URL ({e}): write the address, e.g. {example}"
+        ))
+    })?;
+    let host = parsed.host_str().unwrap_or("");
+    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
+    if !scheme_ok || host.is_empty() {
+        return Err(config(format!(
+            "{setting} `{raw}` must be an https:// URL such as {example}"
+        )));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(config(format!(
+            "{setting} `{raw}` must be the address without a query, e.g. {example}"
+        )));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(config(format!(
+            "{setting} `{raw}` carries a user name or password: write the address alone, e.g. {example}, and put the credentials in a secret"
+        )));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod service_url_tests {
+    use super::service_url;
+    use crate::PluginError;
+
+    fn refused(raw: &str) -> String {
+        match service_url("base_url", raw, "https://sso.example.com") {
+            Err(PluginError::Config(m)) => m,
+            other => panic!("{raw}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn https_anywhere_and_http_only_to_this_machine() {
+        let u = service_url("base_url", " https://SSO.example.com/auth/ ", "x").unwrap();
+        assert_eq!((u.host_str(), u.path()), (Some("sso.example.com"), "/auth"));
+        assert!(service_url("base_url", "http://127.0.0.1:8080", "x").is_ok());
+        assert!(refused("http://sso.example.com").contains("must be an https:// URL"));
+        assert!(refused("sso.example.com").contains("is not a URL"));
+        assert!(refused("https://sso.example.com/?realm=a").contains("without a query"));
+        assert!(refused("https://admin:pw@sso.example.com").contains("user name or password"));
+    }
+}
