@@ -47,6 +47,7 @@ pub mod members;
 pub mod oauth;
 pub mod paging;
 pub mod settings;
+pub mod snapshot;
 pub mod time;
 
 /// Generated bindings for the `connector-plugin` world. Connector authors use the re-exports
