@@ -682,7 +682,9 @@ mod tests {
         let resp = g.send(&idp, Request::get("https://admin.googleapis.com/x")).unwrap();
         assert_eq!(String::from_utf8(resp.body).unwrap(), r#"Some("Bearer t1")"#);
         idp.revoke_first_token = true;
-        let err = g.send(&idp, Request::get("https://admin.googleapis.com/x")).unwrap_err();
+        let err = g
+            .send(&idp, Request::get("https://admin.googleapis.com/x"))
+            .unwrap_err();
         assert!(err.to_string().contains("sign-jwt"), "{err}");
         assert_eq!(idp.token_calls.get(), 0, "no token request without an assertion");
     }

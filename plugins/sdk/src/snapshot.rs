@@ -74,6 +74,11 @@ impl Snapshot {
         gone
     }
 
+    /// Forgets `id` (an object found gone another way than by its absence from the listing).
+    pub fn forget(&mut self, id: &str) {
+        self.seen.remove(id);
+    }
+
     /// Whether `id` is held.
     pub fn contains(&self, id: &str) -> bool {
         self.seen.contains_key(id)
