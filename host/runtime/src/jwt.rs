@@ -255,17 +255,14 @@ mod tests {
             "type": "service_account", "private_key_id": "k1", "private_key": pem,
             "client_email": "roster@acme.iam.gserviceaccount.com",
         });
-        let secrets = Secrets::new(vec![crate::secrets::Secret::new(
-            "service_account_key",
-            crate::secrets::SecretValue::new(file.to_string()),
-            BindingSpec {
-                kind: SecretKind::SigningKey,
-                client_id: Some("roster@acme.iam.gserviceaccount.com".into()),
-                subject: Some("admin@acme.example".into()),
-                audience: Some("https://oauth2.googleapis.com/token".into()),
-                ..BindingSpec::default()
-            },
-        )]);
+        // As the store keeps it: the key file's text as read from disk.
+        let stored = serde_json::json!([{
+            "name": "service_account_key", "kind": "signing-key",
+            "client_id": "roster@acme.iam.gserviceaccount.com", "subject": "admin@acme.example",
+            "audience": "https://oauth2.googleapis.com/token",
+            "value": serde_json::to_string_pretty(&file).unwrap(),
+        }]);
+        let secrets = Secrets::new(serde_json::from_value(stored).unwrap());
         let scope = "https://www.googleapis.com/auth/admin.directory.user.readonly https://www.googleapis.com/auth/admin.directory.group.readonly";
         let claims = serde_json::json!({
             "iss": "roster@acme.iam.gserviceaccount.com", "sub": "admin@acme.example",
@@ -282,7 +279,9 @@ mod tests {
         let key = jsonwebtoken::DecodingKey::from_rsa_pem(public.as_bytes()).unwrap();
         let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
         v.set_audience(&["https://oauth2.googleapis.com/token"]);
-        let got = jsonwebtoken::decode::<Map<String, Value>>(&jwt, &key, &v).unwrap().claims;
+        let got = jsonwebtoken::decode::<Map<String, Value>>(&jwt, &key, &v)
+            .unwrap()
+            .claims;
         assert_eq!(got["iss"], "roster@acme.iam.gserviceaccount.com");
         assert_eq!(got["sub"], "admin@acme.example");
         assert_eq!(got["scope"], scope);

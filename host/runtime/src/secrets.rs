@@ -1703,7 +1703,10 @@ mod tests {
         assert_eq!(bound.subject, "admin@acme.example");
         // A PEM key is used as it is.
         let secrets = Secrets::new(vec![google_key(PEM)]);
-        assert_eq!(secrets.signing_key("service_account_key").unwrap().0.value.expose(), PEM);
+        assert_eq!(
+            secrets.signing_key("service_account_key").unwrap().0.value.expose(),
+            PEM
+        );
     }
 
     #[test]
@@ -1721,7 +1724,10 @@ mod tests {
                 serde_json::json!({"type": "authorized_user", "private_key": PEM}),
                 "of type `authorized_user`",
             ),
-            (serde_json::json!({"private_key": 7}), "not a Google service-account key file"),
+            (
+                serde_json::json!({"private_key": 7}),
+                "not a Google service-account key file",
+            ),
         ] {
             let secrets = Secrets::new(vec![google_key(&file.to_string())]);
             let err = secrets.signing_key("service_account_key").unwrap_err().to_string();

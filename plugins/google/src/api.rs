@@ -247,7 +247,10 @@ pub fn admin_advice(s: &Settings, listing: &Listing) -> String {
 
 /// The token endpoint's refusals, with what to fix at Google.
 pub fn explain_token_error(e: PluginError, s: &Settings) -> PluginError {
-    let msg = e.to_string();
+    let msg = match &e {
+        PluginError::Auth(m) | PluginError::Config(m) | PluginError::Transient(m) | PluginError::Fatal(m) => m.clone(),
+        other => other.to_string(),
+    };
     let sa = &s.service_account;
     match refusal_code(&e) {
         Some("invalid_grant") if msg.contains("Invalid JWT Signature") => PluginError::Auth(format!(

@@ -432,11 +432,7 @@ impl GoogleState {
     }
 
     fn issue_token(&mut self, scopes: BTreeSet<String>, sub: Option<String>) -> (String, u64) {
-        let token = format!(
-            "ya29.{:016x}{:016x}",
-            kit::ids::random_u64(),
-            kit::ids::random_u64()
-        );
+        let token = format!("ya29.{:016x}{:016x}", kit::ids::random_u64(), kit::ids::random_u64());
         let lifetime = self.token_lifetime;
         self.tokens.insert(
             token.clone(),
@@ -485,7 +481,9 @@ impl kit::SimState for GoogleState {
             .with_state(state.clone())
             .layer(faults.layer(vendor.clone()))
             .layer(throttle.layer(vendor))
-            .layer(kit::observe(move |method, uri, answer| count(&state, method, uri, answer)))
+            .layer(kit::observe(move |method, uri, answer| {
+                count(&state, method, uri, answer)
+            }))
     }
 }
 
@@ -565,11 +563,7 @@ fn quota_refusal(answer: QuotaAnswer) -> Response {
 
 /// An OAuth error of the token endpoint.
 pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    kit::errors::json(
-        status,
-        JSON,
-        &json!({"error": error, "error_description": description}),
-    )
+    kit::errors::json(status, JSON, &json!({"error": error, "error_description": description}))
 }
 
 /// Google's answers for the kit.

@@ -21,6 +21,7 @@ pub mod bench;
 pub mod changes;
 pub mod crowd;
 pub mod entra;
+pub mod google;
 pub mod ldap;
 pub mod okta;
 pub mod onelogin;

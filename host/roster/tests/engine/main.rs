@@ -16,6 +16,7 @@ mod crash;
 mod crowd;
 mod entra;
 mod faults;
+mod google;
 mod guard;
 mod hostile;
 mod ldap;

@@ -12,8 +12,8 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Value, json};
 
 use super::{
-    API_PATH, GROUP_SCOPE, GoogleState, JSON, JWT_BEARER, MEMBER_SCOPE, MemberType, NOT_AUTHORIZED, Shared,
-    TOKEN_PATH, USER_SCOPE, google_error, oauth_error, quota_refusal, user_json,
+    API_PATH, GROUP_SCOPE, GoogleState, JSON, JWT_BEARER, MEMBER_SCOPE, MemberType, NOT_AUTHORIZED, Shared, TOKEN_PATH,
+    USER_SCOPE, google_error, oauth_error, quota_refusal, user_json,
 };
 use crate::kit::sim::lock;
 use crate::kit::{self, Cursor, PageFault, keyed_page};
@@ -72,7 +72,11 @@ fn handle(s: &mut GoogleState, req: &Req) -> Response {
         return google_error(StatusCode::NOT_FOUND, "Not Found", "notFound");
     };
     if req.method != Method::GET {
-        return google_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "httpMethodNotAllowed");
+        return google_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+            "httpMethodNotAllowed",
+        );
     }
     let mut line = format!("GET {}", req.path);
     for (i, (k, v)) in req.query.iter().enumerate() {
@@ -226,11 +230,17 @@ fn prefix_match(value: &str, pattern: &str) -> bool {
 }
 
 /// A listing's page: `items` keyed by id in order; `field` omitted when empty.
-fn page(s: &GoogleState, req: &Req, here: &Cursor<String>, size: usize, kind: &str, field: &str, items: Vec<(String, Value)>) -> Response {
+fn page(
+    s: &GoogleState,
+    req: &Req,
+    here: &Cursor<String>,
+    size: usize,
+    kind: &str,
+    field: &str,
+    items: Vec<(String, Value)>,
+) -> Response {
     let after = here.after.clone();
-    let rest = items
-        .into_iter()
-        .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a));
+    let rest = items.into_iter().filter(|(k, _)| after.as_ref().is_none_or(|a| k > a));
     let p = keyed_page(here, size, rest, &req.page_fault);
     let mut body = json!({"kind": kind, "etag": format!("\"{:016x}\"", kit::ids::random_u64())});
     if !p.items.is_empty() {
@@ -258,7 +268,12 @@ fn users(s: &mut GoogleState, req: &Req) -> Response {
     let domain_only = req.param("customer").is_none();
     let mut items = Vec::new();
     for u in s.users.values() {
-        if domain_only && !u.primary_email.to_ascii_lowercase().ends_with(&format!("@{}", s.domain)) {
+        if domain_only
+            && !u
+                .primary_email
+                .to_ascii_lowercase()
+                .ends_with(&format!("@{}", s.domain))
+        {
             continue;
         }
         match user_matches(query, u) {
@@ -269,7 +284,10 @@ fn users(s: &mut GoogleState, req: &Req) -> Response {
     }
     if s.malformed_users > 0 {
         s.malformed_users -= 1;
-        if let Some((_, first)) = items.iter_mut().find(|(k, _)| here.after.as_ref().is_none_or(|a| k > a)) {
+        if let Some((_, first)) = items
+            .iter_mut()
+            .find(|(k, _)| here.after.as_ref().is_none_or(|a| k > a))
+        {
             if let Some(o) = first.as_object_mut() {
                 o.remove("primaryEmail");
             }
@@ -404,10 +422,20 @@ fn token(s: &mut GoogleState, req: &Req) -> Response {
                 &format!("Invalid grant_type: {other}"),
             );
         }
-        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: grant_type"),
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Missing required parameter: grant_type",
+            );
+        }
     }
     let Some(assertion) = param("assertion") else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: assertion");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing required parameter: assertion",
+        );
     };
     let invalid_grant = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why);
     let Ok(header) = jsonwebtoken::decode_header(assertion) else {
@@ -418,7 +446,11 @@ fn token(s: &mut GoogleState, req: &Req) -> Response {
     };
     let claim = |n: &str| claims.get(n).and_then(Value::as_str);
     let Some(sa) = claim("iss").and_then(|iss| s.service_accounts.get(iss)).cloned() else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "The OAuth client was not found.");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The OAuth client was not found.",
+        );
     };
     if header.alg != Algorithm::RS256 {
         return invalid_grant("Invalid JWT Signature.");
@@ -440,7 +472,10 @@ fn token(s: &mut GoogleState, req: &Req) -> Response {
                 false
             }
         });
-    let lifetime_ok = match (claims.get("iat").and_then(Value::as_i64), claims.get("exp").and_then(Value::as_i64)) {
+    let lifetime_ok = match (
+        claims.get("iat").and_then(Value::as_i64),
+        claims.get("exp").and_then(Value::as_i64),
+    ) {
         (Some(iat), Some(exp)) => exp > iat && exp - iat <= 3600,
         _ => false,
     };
@@ -458,7 +493,11 @@ fn token(s: &mut GoogleState, req: &Req) -> Response {
         return invalid_grant("Invalid JWT: Failed audience check.");
     }
     let Some(scope) = claim("scope").filter(|x| !x.trim().is_empty()) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "Empty or missing scope not allowed.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "Empty or missing scope not allowed.",
+        );
     };
     let scopes: BTreeSet<String> = scope.split_whitespace().map(str::to_string).collect();
     let sub = claim("sub").map(str::to_string);

@@ -115,9 +115,24 @@ async fn the_token_endpoint_takes_a_delegated_assertion_and_refuses_as_google_do
     assert_eq!((ok.status, ok.json["token_type"].as_str()), (200, Some("Bearer")));
     assert_eq!(ok.json["expires_in"], 3599);
     for (claims, status, error, words) in [
-        (json!({"sub": "nobody@acme.example"}), 400, "invalid_grant", "Invalid email or User ID"),
-        (json!({"iss": "other@p.iam.gserviceaccount.com"}), 401, "invalid_client", "The OAuth client was not found."),
-        (json!({"aud": "https://elsewhere.example/token"}), 400, "invalid_grant", "Failed audience check"),
+        (
+            json!({"sub": "nobody@acme.example"}),
+            400,
+            "invalid_grant",
+            "Invalid email or User ID",
+        ),
+        (
+            json!({"iss": "other@p.iam.gserviceaccount.com"}),
+            401,
+            "invalid_client",
+            "The OAuth client was not found.",
+        ),
+        (
+            json!({"aud": "https://elsewhere.example/token"}),
+            400,
+            "invalid_grant",
+            "Failed audience check",
+        ),
         (json!({"scope": null}), 400, "invalid_scope", "Empty or missing scope"),
         (
             json!({"scope": format!("{USER_SCOPE} https://www.googleapis.com/auth/admin.directory.user")}),
@@ -135,7 +150,11 @@ async fn the_token_endpoint_takes_a_delegated_assertion_and_refuses_as_google_do
         let a = t.token_with(claims.clone()).await;
         assert_eq!(a.status, status, "{claims}: {}", a.json);
         assert_eq!(a.json["error"], error, "{claims}");
-        assert!(a.json["error_description"].as_str().unwrap().contains(words), "{claims}: {}", a.json);
+        assert!(
+            a.json["error_description"].as_str().unwrap().contains(words),
+            "{claims}: {}",
+            a.json
+        );
     }
     // A key that is not the service account's.
     t.sim.lock().service_accounts.get_mut(SA).unwrap().keys = vec![(KID.into(), None)];
@@ -151,7 +170,10 @@ async fn the_token_endpoint_takes_a_delegated_assertion_and_refuses_as_google_do
                 .body("grant_type=client_credentials"),
         )
         .await;
-    assert_eq!((a.status, a.json["error"].as_str()), (400, Some("unsupported_grant_type")));
+    assert_eq!(
+        (a.status, a.json["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
 }
 
 #[tokio::test]
@@ -183,11 +205,15 @@ async fn listings_page_by_token_up_to_the_documented_maxima() {
     assert!(a.json["groups"][0]["directMembersCount"].is_string());
     let a = t.get(&token, "/groups?customer=my_customer&maxResults=201").await;
     assert_eq!(a.status, 400);
-    let a = t.get(&token, "/users?customer=my_customer&query=email:user000001*").await;
+    let a = t
+        .get(&token, "/users?customer=my_customer&query=email:user000001*")
+        .await;
     assert_eq!(a.ids("users"), vec![t.sim.lock().id_of("u-000001")]);
     let a = t.get(&token, "/users?domain=other.example").await;
     assert_eq!((a.status, a.reason()), (400, "badRequest"));
-    let a = t.get(&token, "/users?customer=my_customer&query=lastName%3ESmith").await;
+    let a = t
+        .get(&token, "/users?customer=my_customer&query=lastName%3ESmith")
+        .await;
     assert_eq!((a.status, a.reason()), (400, "invalid"));
 }
 

@@ -240,7 +240,10 @@ async fn api_v1_takes_the_documented_bearer_colon_form_and_v2_does_not() {
     let t = T::new(people(2)).await;
     let colon = |path: &str| {
         let url = format!("{}{path}", t.sim.url());
-        t.http.get(url).header("authorization", format!("bearer:{}", t.token)).send()
+        t.http
+            .get(url)
+            .header("authorization", format!("bearer:{}", t.token))
+            .send()
     };
     assert_eq!(colon("/api/1/groups").await.unwrap().status(), 200);
     assert_eq!(colon("/api/2/users").await.unwrap().status(), 401);
