@@ -153,6 +153,8 @@ settings = {{ strip_domain = true }}
 pub struct GoogleSource {
     /// The simulator's URL (the Directory API is under `/admin/directory/v1`, tokens at `/token`).
     pub api_url: String,
+    /// The token endpoint when it is not `{api_url}/token` (the API read through a proxy).
+    pub token_url: Option<String>,
     /// The service account's email.
     pub service_account: String,
     /// The admin it acts as.
@@ -171,18 +173,23 @@ pub struct GoogleSource {
 pub fn google_source_config(g: &GoogleSource, sim_url: &str, target_extra: &str) -> String {
     let GoogleSource {
         api_url,
+        token_url,
         service_account,
         admin_email,
         key_file,
         settings,
         source,
     } = g;
+    let token_url = token_url.clone().unwrap_or_else(|| format!("{api_url}/token"));
+    let token_origin = url::Url::parse(&token_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| api_url.clone());
     format!(
         r#"[[source]]
 id = "google"
 plugin = "google"
 # The simulator listens on plain HTTP on 127.0.0.1; Google needs neither opt-in.
-allow_hosts = ["{api_url}"]
+allow_hosts = ["{api_url}", "{token_origin}"]
 allow_insecure_http = true
 allow_private_addresses = true
 {source}
@@ -192,7 +199,7 @@ service_account = "{service_account}"
 admin_email = "{admin_email}"
 username = "email-local-part"
 api_url = "{api_url}"
-token_url = "{api_url}/token"
+token_url = "{token_url}"
 {settings}
 
 [[source.secrets]]
@@ -201,7 +208,7 @@ kind = "signing-key"
 file = "{key_file}"
 client_id = "{service_account}"
 subject = "{admin_email}"
-audience = "{api_url}/token"
+audience = "{token_url}"
 
 {}"#,
         target_config(sim_url, target_extra)

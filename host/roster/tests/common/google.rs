@@ -84,6 +84,7 @@ impl GoogleWorld {
         std::fs::write(&key_file, serde_json::to_string_pretty(&file).unwrap()).unwrap();
         let source = GoogleSource {
             api_url: google.url(),
+            token_url: None,
             service_account: SERVICE_ACCOUNT.into(),
             admin_email: ADMIN.into(),
             key_file: key_file.display().to_string(),

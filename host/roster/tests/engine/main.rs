@@ -9,6 +9,7 @@
 mod common;
 
 mod cli;
+mod contract_google;
 mod contract_graph;
 mod contract_okta;
 mod contract_prism;
