@@ -109,7 +109,9 @@ fn change(s: &Setup, d: &Directory, from: usize, n: usize) -> usize {
 async fn main() {
     let only = std::env::var("ROSTER_BENCH_ONLY").unwrap_or_else(|_| "full,delta".into());
     let _ = common::plugins_out();
-    println!("| scenario | account | mode | wall time | API calls | calls ÷ floor | read | peak RSS (roster) | split |");
+    println!(
+        "| scenario | account | mode | wall time | API calls | calls ÷ floor | read | peak RSS (roster) | split |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     let d = Directory::generate(100_000, 5_000, 5);
     let s = setup(&d).await;

@@ -229,7 +229,8 @@ fn prefix_match(value: &str, pattern: &str) -> bool {
     }
 }
 
-/// A listing's page: `items` keyed by id in order; `field` omitted when empty.
+/// A listing's page: `items` keyed by id in order, from where `here` starts (built lazily, so a
+/// page costs its own size, not the listing's); `field` omitted when empty.
 fn page(
     s: &GoogleState,
     req: &Req,
@@ -237,11 +238,9 @@ fn page(
     size: usize,
     kind: &str,
     field: &str,
-    items: Vec<(String, Value)>,
+    items: impl Iterator<Item = (String, Value)>,
 ) -> Response {
-    let after = here.after.clone();
-    let rest = items.into_iter().filter(|(k, _)| after.as_ref().is_none_or(|a| k > a));
-    let p = keyed_page(here, size, rest, &req.page_fault);
+    let p = keyed_page(here, size, items, &req.page_fault);
     let mut body = json!({"kind": kind, "etag": format!("\"{:016x}\"", kit::ids::random_u64())});
     if !p.items.is_empty() {
         body[field] = Value::Array(p.items);
@@ -250,6 +249,16 @@ fn page(
         body["nextPageToken"] = json!(next.token(&s.sealer));
     }
     kit::errors::json(StatusCode::OK, JSON, &body)
+}
+
+/// The entries of `map` after the cursor's key, in key order.
+fn after<'m, T>(map: &'m BTreeMap<String, T>, here: &Cursor<String>) -> impl Iterator<Item = (&'m String, &'m T)> + 'm {
+    use std::ops::Bound;
+    let from = match &here.after {
+        Some(a) => Bound::Excluded(a.clone()),
+        None => Bound::Unbounded,
+    };
+    map.range((from, Bound::Unbounded))
 }
 
 fn users(s: &mut GoogleState, req: &Req) -> Response {
@@ -264,35 +273,41 @@ fn users(s: &mut GoogleState, req: &Req) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let query = req.param("query").unwrap_or("");
-    let domain_only = req.param("customer").is_none();
-    let mut items = Vec::new();
-    for u in s.users.values() {
-        if domain_only
-            && !u
-                .primary_email
-                .to_ascii_lowercase()
-                .ends_with(&format!("@{}", s.domain))
-        {
-            continue;
-        }
-        match user_matches(query, u) {
-            None => return invalid_input("Invalid Input"),
-            Some(false) => continue,
-            Some(true) => items.push((u.id.clone(), user_json(u, &s.customer_id))),
-        }
+    let query = req.param("query").unwrap_or("").to_string();
+    let probe = super::GoogleUser {
+        id: String::new(),
+        primary_email: String::new(),
+        given_name: String::new(),
+        family_name: String::new(),
+        suspended: false,
+        archived: false,
+        org_unit_path: String::new(),
+        etag: String::new(),
+    };
+    if user_matches(&query, &probe).is_none() {
+        return invalid_input("Invalid Input");
     }
-    if s.malformed_users > 0 {
-        s.malformed_users -= 1;
-        if let Some((_, first)) = items
-            .iter_mut()
-            .find(|(k, _)| here.after.as_ref().is_none_or(|a| k > a))
-        {
-            if let Some(o) = first.as_object_mut() {
+    let domain = (req.param("customer").is_none()).then(|| format!("@{}", s.domain));
+    let malformed = s.malformed_users > 0;
+    s.malformed_users = s.malformed_users.saturating_sub(1);
+    let customer = s.customer_id.clone();
+    let mut first = malformed;
+    let items = after(&s.users, &here)
+        .filter(|(_, u)| {
+            domain
+                .as_ref()
+                .is_none_or(|d| u.primary_email.to_ascii_lowercase().ends_with(d.as_str()))
+        })
+        .filter(|(_, u)| user_matches(&query, u) == Some(true))
+        .map(|(id, u)| {
+            let mut v = user_json(u, &customer);
+            if std::mem::take(&mut first)
+                && let Some(o) = v.as_object_mut()
+            {
                 o.remove("primaryEmail");
             }
-        }
-    }
+            (id.clone(), v)
+        });
     page(s, req, &here, size, "admin#directory#users", "users", items)
 }
 
@@ -310,31 +325,38 @@ fn groups(s: &mut GoogleState, req: &Req) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let query = req.param("query").unwrap_or("");
-    let mut items = Vec::new();
-    for g in s.groups.values() {
-        match group_matches(query, g) {
-            None => return invalid_input("Invalid Input"),
-            Some(false) => continue,
-            Some(true) => {
-                let count = s.members.get(&g.id).map_or(0, |m| m.len());
-                let mut v = json!({
-                    "kind": "admin#directory#group",
-                    "id": g.id,
-                    "etag": g.etag,
-                    "email": g.email,
-                    "name": g.name,
-                    "directMembersCount": count.to_string(),
-                    "description": g.description,
-                    "adminCreated": true,
-                });
-                if g.description.is_empty() {
-                    v.as_object_mut().map(|o| o.remove("description"));
-                }
-                items.push((g.id.clone(), v));
-            }
-        }
+    let query = req.param("query").unwrap_or("").to_string();
+    let probe = super::GoogleGroup {
+        id: String::new(),
+        email: String::new(),
+        name: String::new(),
+        description: String::new(),
+        etag: String::new(),
+    };
+    if group_matches(&query, &probe).is_none() {
+        return invalid_input("Invalid Input");
     }
+    let items = after(&s.groups, &here)
+        .filter(|(_, g)| group_matches(&query, g) == Some(true))
+        .map(|(id, g)| {
+            let count = s.members.get(&g.id).map_or(0, |m| m.len());
+            let mut v = json!({
+                "kind": "admin#directory#group",
+                "id": g.id,
+                "etag": g.etag,
+                "email": g.email,
+                "name": g.name,
+                "directMembersCount": count.to_string(),
+                "description": g.description,
+                "adminCreated": true,
+            });
+            if g.description.is_empty()
+                && let Some(o) = v.as_object_mut()
+            {
+                o.remove("description");
+            }
+            (id.clone(), v)
+        });
     page(s, req, &here, size, "admin#directory#groups", "groups", items)
 }
 
@@ -343,12 +365,13 @@ fn members(s: &mut GoogleState, req: &Req, key: &str) -> Response {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let Some(group) = s
-        .groups
-        .values()
-        .find(|g| g.id == key || g.email.eq_ignore_ascii_case(&key))
-        .map(|g| g.id.clone())
-    else {
+    let by_id = s.groups.contains_key(&key).then(|| key.clone());
+    let Some(group) = by_id.or_else(|| {
+        s.groups
+            .values()
+            .find(|g| g.email.eq_ignore_ascii_case(&key))
+            .map(|g| g.id.clone())
+    }) else {
         return google_error(StatusCode::NOT_FOUND, "Resource Not Found: groupKey", "notFound");
     };
     let size = match max_results(req, 200, 200) {
@@ -383,26 +406,24 @@ fn members(s: &mut GoogleState, req: &Req, key: &str) -> Response {
             }
         }
     }
-    let items: Vec<(String, Value)> = listed
-        .into_iter()
-        .filter_map(|(id, t)| {
-            let (email, kind) = match t {
-                MemberType::User => (s.users.get(&id)?.primary_email.clone(), "USER"),
-                MemberType::Group => (s.groups.get(&id)?.email.clone(), "GROUP"),
-            };
-            let v = json!({
-                "kind": "admin#directory#member",
-                "etag": format!("\"m{id}\""),
-                "id": id,
-                "email": email,
-                "role": "MEMBER",
-                "type": kind,
-                "status": "ACTIVE",
-                "delivery_settings": "ALL_MAIL",
-            });
-            Some((id, v))
-        })
-        .collect();
+    let items = after(&listed, &here).filter_map(|(id, t)| {
+        let (id, t) = (id.clone(), *t);
+        let (email, kind) = match t {
+            MemberType::User => (s.users.get(&id)?.primary_email.clone(), "USER"),
+            MemberType::Group => (s.groups.get(&id)?.email.clone(), "GROUP"),
+        };
+        let v = json!({
+            "kind": "admin#directory#member",
+            "etag": format!("\"m{id}\""),
+            "id": id,
+            "email": email,
+            "role": "MEMBER",
+            "type": kind,
+            "status": "ACTIVE",
+            "delivery_settings": "ALL_MAIL",
+        });
+        Some((id, v))
+    });
     page(s, req, &here, size, "admin#directory#members", "members", items)
 }
 
