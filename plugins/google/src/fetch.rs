@@ -21,7 +21,7 @@ use roster_sdk::snapshot::{Seen, digest_of};
 use roster_sdk::{Level, PluginError, Removal, RemovalKind};
 
 use crate::api::{Google, Listing, check_next};
-use crate::cursor::{Cursor, DeltaState, Mode, Pending, Step};
+use crate::cursor::{Cursor, DeltaState, Mode, Pending, SharedState, Step};
 use crate::model::{self, GroupsPage, MemberKind, MembersPage, UsersPage};
 use crate::settings::Nesting;
 
@@ -43,7 +43,7 @@ pub fn begin(from: Begin<DeltaState>) -> Cursor {
     Cursor {
         step: Step::Users { token: None },
         mode,
-        state,
+        state: SharedState::new(state),
     }
 }
 
@@ -56,6 +56,9 @@ fn empty_if(work: &mut Work<'_>, empty: bool, next: &Option<String>) {
 /// Runs one step, adding what it read to `work`; the next cursor, or the state to continue from.
 pub fn step(g: &Google<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<Cursor, DeltaState>, PluginError> {
     let s = g.s;
+    let shared = cur.state.clone();
+    let mut st = shared.get();
+    let mode = cur.mode;
     let step = std::mem::replace(&mut cur.step, Step::Finish);
     cur.step = match step {
         Step::Users { token } => {
@@ -78,8 +81,8 @@ pub fn step(g: &Google<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next
                     record.active,
                     &record.attributes,
                 ));
-                let seen = cur.state.users.observe(&record.id, digest);
-                if cur.mode == Mode::Full || seen != Seen::Same {
+                let seen = st.users.observe(&record.id, digest);
+                if mode == Mode::Full || seen != Seen::Same {
                     work.out.users.push(record);
                 }
             }
@@ -92,8 +95,8 @@ pub fn step(g: &Google<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next
             match page.next {
                 Some(next) => Step::Users { token: Some(next) },
                 None => {
-                    if cur.mode == Mode::Incremental {
-                        for id in cur.state.users.take_unseen() {
+                    if mode == Mode::Incremental {
+                        for id in st.users.take_unseen() {
                             work.out.removed_users.push(Removal {
                                 id,
                                 kind: RemovalKind::SoftDeleted,
@@ -113,18 +116,18 @@ pub fn step(g: &Google<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next
             empty_if(work, page.groups.is_empty(), &page.next);
             let mut pending = VecDeque::new();
             for group in page.groups {
-                let seen = cur.state.groups.observe(&group.id, model::group_digest(&group));
-                let emit = cur.mode == Mode::Full || seen != Seen::Same;
+                let seen = st.groups.observe(&group.id, model::group_digest(&group));
+                let emit = mode == Mode::Full || seen != Seen::Same;
                 let reread = emit || s.nested_groups == Nesting::Google;
                 if !reread {
                     continue;
                 }
                 // A count of 0 only spares the members request when it cannot remove anyone.
                 let known_empty = group.direct_members_count == Some(0)
-                    && cur.state.index.members(&group.id).is_empty()
-                    && cur.state.nested.members(&group.id).is_empty();
+                    && st.index.members(&group.id).is_empty()
+                    && st.nested.members(&group.id).is_empty();
                 if known_empty {
-                    finish_group(&mut cur, &group.id, Vec::new(), Vec::new(), &mut work.out);
+                    finish_group(&mut st, mode, &group.id, Vec::new(), Vec::new(), &mut work.out);
                     if emit {
                         work.out.groups.push(model::group(&group));
                     }
@@ -165,7 +168,7 @@ pub fn step(g: &Google<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next
                 // Deleted since it was listed: neither it nor its members are reported, and an
                 // incremental fetch reports it gone.
                 let known = pending.pop_front().is_some_and(|p| p.known);
-                gone_group(&mut cur, &id, known, &mut work.out);
+                gone_group(&mut st, mode, &id, known, &mut work.out);
                 cur.step = Step::Members {
                     pending,
                     token: None,
@@ -212,7 +215,7 @@ pub fn step(g: &Google<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next
                 },
                 None => {
                     let done = pending.pop_front();
-                    finish_group(&mut cur, &id, users, groups, &mut work.out);
+                    finish_group(&mut st, mode, &id, users, groups, &mut work.out);
                     if let Some(Pending { group, emit: true, .. }) = done {
                         work.out.groups.push(model::group(&group));
                     }
@@ -227,16 +230,16 @@ pub fn step(g: &Google<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next
             }
         }
         Step::Finish => {
-            if cur.mode == Mode::Incremental {
-                for id in cur.state.groups.take_unseen() {
-                    drop_group(&mut cur.state, &id);
+            if mode == Mode::Incremental {
+                for id in st.groups.take_unseen() {
+                    drop_group(&mut st, &id);
                     work.out.removed_groups.push(Removal {
                         id,
                         kind: RemovalKind::Deleted,
                     });
                 }
             }
-            return Ok(Next::Done(Some(cur.state)));
+            return Ok(Next::Done(Some(std::mem::take(&mut *st))));
         }
     };
     Ok(Next::Continue(cur))
@@ -244,21 +247,28 @@ pub fn step(g: &Google<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next
 
 /// A group's members are all read: a full fetch emits and records them; an incremental one
 /// reports what changed since the last reading.
-fn finish_group(cur: &mut Cursor, group: &str, users: Vec<String>, groups: Vec<String>, out: &mut Records) {
-    match cur.mode {
+fn finish_group(
+    st: &mut DeltaState,
+    mode: Mode,
+    group: &str,
+    users: Vec<String>,
+    groups: Vec<String>,
+    out: &mut Records,
+) {
+    match mode {
         Mode::Full => {
             out.memberships
                 .extend(users.iter().map(|u| model::membership(group, u, false)));
             out.memberships
                 .extend(groups.iter().map(|c| model::membership(group, c, true)));
-            cur.state.index.set_group(group, &users);
-            cur.state.nested.set_group(group, &groups);
+            st.index.set_group(group, &users);
+            st.nested.set_group(group, &groups);
         }
         Mode::Incremental => {
-            let direct = cur.state.index.replace_group(group, &users);
+            let direct = st.index.replace_group(group, &users);
             out.memberships.extend(direct.added);
             out.removed_memberships.extend(direct.removed);
-            let nested = cur.state.nested.replace_group(group, &groups);
+            let nested = st.nested.replace_group(group, &groups);
             let as_nested = |m: roster_sdk::Membership| model::membership(&m.group_id, &m.member_id, true);
             out.memberships.extend(nested.added.into_iter().map(as_nested));
             out.removed_memberships
@@ -268,10 +278,10 @@ fn finish_group(cur: &mut Cursor, group: &str, users: Vec<String>, groups: Vec<S
 }
 
 /// A group deleted while the fetch read it.
-fn gone_group(cur: &mut Cursor, id: &str, known: bool, out: &mut Records) {
-    cur.state.groups.forget(id);
-    drop_group(&mut cur.state, id);
-    if cur.mode == Mode::Incremental && known {
+fn gone_group(st: &mut DeltaState, mode: Mode, id: &str, known: bool, out: &mut Records) {
+    st.groups.forget(id);
+    drop_group(st, id);
+    if mode == Mode::Incremental && known {
         out.removed_groups.push(Removal {
             id: id.to_string(),
             kind: RemovalKind::Deleted,

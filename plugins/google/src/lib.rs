@@ -22,7 +22,7 @@ pub mod fetch;
 pub mod model;
 pub mod settings;
 
-use roster_sdk::driver::{Begin, Fetch, Next, Work};
+use roster_sdk::driver::{Begin, Budget, Fetch, Next, Work};
 use roster_sdk::idp::Idp;
 use roster_sdk::{Imports, PluginError};
 
@@ -47,6 +47,17 @@ impl Idp for GoogleIdp {
 
     fn check(&self, host: &Imports<'_>) -> Result<(), PluginError> {
         check::check(&Google::new(&self.s, host.http))
+    }
+
+    // Most steps are one members page of a group; the cursor carries the listings' digests and
+    // the memberships read so far (megabytes at 100,000 users), so pages of 24 requests would
+    // carry it through the host four times as often.
+    fn budget(&self) -> Budget {
+        Budget {
+            requests: 100,
+            records: 20_000,
+            ..Budget::default()
+        }
     }
 }
 
