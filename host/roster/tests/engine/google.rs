@@ -135,8 +135,12 @@ async fn bad_credentials_are_named_by_check_and_a_run_writes_nothing() {
         .lock()
         .delegate(CLIENT_ID, &[USER_SCOPE, roster_sim::google::GROUP_SCOPE]);
     w.source.admin_email = d.users[0].email.clone();
+    w.take_google_calls();
     let why = w.check().await.error.unwrap();
     assert!(why.contains("Not Authorized") && why.contains("Admin roles"), "{why}");
+    // A 403 that is no quota refusal is not retried by the host: one request per listing.
+    let (_, by_route) = w.take_google_calls();
+    assert_eq!(by_route.get("GET /admin/directory/v1/users"), Some(&1), "{by_route:?}");
     assert_eq!(w.sync().await.state, "failed");
     assert_eq!(w.bb_writes(), 0);
 }
