@@ -245,4 +245,46 @@ mod tests {
         let err = sign(&secrets, "key", r#"{"alg":"RS256"}"#, "{}").unwrap_err();
         assert!(err.contains("not a usable"), "{err}");
     }
+
+    #[test]
+    fn a_google_service_account_key_file_signs_a_delegation_assertion() {
+        // Google's domain-wide delegation: iss the service account, sub the admin it acts as,
+        // aud the token endpoint, and a `scope` claim that passes as the plugin wrote it.
+        let pem = include_str!("../../roster/tests/fixtures/test-rsa-key.pem");
+        let file = serde_json::json!({
+            "type": "service_account", "private_key_id": "k1", "private_key": pem,
+            "client_email": "roster@acme.iam.gserviceaccount.com",
+        });
+        // As the store keeps it: the key file's text as read from disk.
+        let stored = serde_json::json!([{
+            "name": "service_account_key", "kind": "signing-key",
+            "client_id": "roster@acme.iam.gserviceaccount.com", "subject": "admin@acme.example",
+            "audience": "https://oauth2.googleapis.com/token",
+            "value": serde_json::to_string_pretty(&file).unwrap(),
+        }]);
+        let secrets = Secrets::new(serde_json::from_value(stored).unwrap());
+        let scope = "https://www.googleapis.com/auth/admin.directory.user.readonly https://www.googleapis.com/auth/admin.directory.group.readonly";
+        let claims = serde_json::json!({
+            "iss": "roster@acme.iam.gserviceaccount.com", "sub": "admin@acme.example",
+            "aud": "https://oauth2.googleapis.com/token", "scope": scope,
+        });
+        let jwt = sign(
+            &secrets,
+            "service_account_key",
+            r#"{"alg":"RS256","typ":"JWT","kid":"k1"}"#,
+            &claims.to_string(),
+        )
+        .unwrap();
+        let public = include_str!("../../roster/tests/fixtures/test-rsa-pub.pem");
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(public.as_bytes()).unwrap();
+        let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+        v.set_audience(&["https://oauth2.googleapis.com/token"]);
+        let got = jsonwebtoken::decode::<Map<String, Value>>(&jwt, &key, &v)
+            .unwrap()
+            .claims;
+        assert_eq!(got["iss"], "roster@acme.iam.gserviceaccount.com");
+        assert_eq!(got["sub"], "admin@acme.example");
+        assert_eq!(got["scope"], scope);
+        assert!(got["exp"].as_u64().unwrap() - got["iat"].as_u64().unwrap() <= 3600);
+    }
 }

@@ -305,6 +305,59 @@ impl BindingSpec {
     }
 }
 
+/// What a signing key's value is.
+enum KeyFile {
+    /// Not JSON: a PEM key, used as it is.
+    Pem,
+    /// A Google service-account key file; the PEM private key it holds.
+    ServiceAccount(String),
+    /// JSON that cannot serve as this key, and why.
+    Refused(String),
+}
+
+/// The fields of Google's service-account key file (the JSON the Cloud console downloads) the
+/// host reads; the others (`project_id`, `private_key_id`, `token_uri`, …) are ignored.
+#[derive(Deserialize)]
+struct ServiceAccountFile {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    private_key: Option<String>,
+    client_email: Option<String>,
+}
+
+/// A signing key's value read as a PEM key or as Google's service-account key file, whose
+/// `client_email` must be the bound client id (the JWT's `iss`).
+fn service_account_key(value: &str, bound: &KeyUse) -> KeyFile {
+    if !value.trim_start().starts_with('{') {
+        return KeyFile::Pem;
+    }
+    let file: ServiceAccountFile = match serde_json::from_str(value) {
+        Ok(f) => f,
+        Err(e) => {
+            return KeyFile::Refused(format!(
+                "the key is JSON but not a Google service-account key file ({e}); give the PEM private key or the key file as downloaded (IAM & Admin → Service accounts → Keys → Add key → JSON)"
+            ));
+        }
+    };
+    if let Some(kind) = file.kind.as_deref().filter(|k| *k != "service_account") {
+        return KeyFile::Refused(format!(
+            "the key file is of type `{kind}`, not a service account's key (`service_account`); download a JSON key of the service account under IAM & Admin → Service accounts → Keys"
+        ));
+    }
+    let Some(pem) = file.private_key.filter(|p| p.contains("PRIVATE KEY")) else {
+        return KeyFile::Refused(
+            "the key file has no `private_key`; download a new JSON key of the service account under IAM & Admin → Service accounts → Keys".into(),
+        );
+    };
+    match file.client_email.as_deref().map(str::trim) {
+        Some(email) if !email.eq_ignore_ascii_case(&bound.client_id) => KeyFile::Refused(format!(
+            "the key file is the service account {email}'s, but the secret's `client_id` is {}; set client_id to {email} or use that account's key file",
+            bound.client_id
+        )),
+        _ => KeyFile::ServiceAccount(pem),
+    }
+}
+
 const NAME_RULE: &str = "a secret's name is 1–64 letters, digits, `_`, `-` or `.`";
 
 /// Whether `name` can be a secret's name: nothing a placeholder or JSON would need to escape.
@@ -373,10 +426,25 @@ impl Secret {
     /// what to add.
     pub fn new(name: impl Into<String>, value: SecretValue, spec: BindingSpec) -> Secret {
         let name = name.into();
+        let mut value = value;
         let binding = if valid_name(&name) {
             spec.check()
         } else {
             Err(NAME_RULE.into())
+        };
+        // A signing key may be given as Google's service-account key file: the PEM inside is
+        // the key, and the file must be the bound client's (a key file for another account
+        // would be refused by Google with an opaque `invalid_grant`).
+        let binding = match binding {
+            Ok(Binding::SigningKey(k)) => match service_account_key(value.expose(), &k) {
+                KeyFile::Pem => Ok(Binding::SigningKey(k)),
+                KeyFile::ServiceAccount(pem) => {
+                    value = SecretValue::new(pem);
+                    Ok(Binding::SigningKey(k))
+                }
+                KeyFile::Refused(why) => Err(why),
+            },
+            other => other,
         };
         Secret {
             name,
@@ -1604,6 +1672,67 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot be used: say where its value goes"), "{err}");
+    }
+
+    fn google_key(value: &str) -> Secret {
+        Secret::new(
+            "service_account_key",
+            SecretValue::new(value),
+            BindingSpec {
+                kind: SecretKind::SigningKey,
+                client_id: Some("roster@acme-sync.iam.gserviceaccount.com".into()),
+                subject: Some("admin@acme.example".into()),
+                audience: Some("https://oauth2.googleapis.com/token".into()),
+                ..BindingSpec::default()
+            },
+        )
+    }
+
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn a_google_key_file_signs_with_the_private_key_it_holds() {
+        let file = serde_json::json!({
+            "type": "service_account", "project_id": "acme-sync", "private_key_id": "abc123",
+            "private_key": PEM, "client_email": "roster@acme-sync.iam.gserviceaccount.com",
+            "client_id": "1034", "token_uri": "https://oauth2.googleapis.com/token"
+        });
+        let secrets = Secrets::new(vec![google_key(&file.to_string())]);
+        let (key, bound) = secrets.signing_key("service_account_key").unwrap();
+        assert_eq!(key.value.expose(), PEM);
+        assert_eq!(bound.subject, "admin@acme.example");
+        // A PEM key is used as it is.
+        let secrets = Secrets::new(vec![google_key(PEM)]);
+        assert_eq!(
+            secrets.signing_key("service_account_key").unwrap().0.value.expose(),
+            PEM
+        );
+    }
+
+    #[test]
+    fn a_key_file_that_cannot_sign_for_the_binding_says_what_to_fix() {
+        for (file, expected) in [
+            (
+                serde_json::json!({"type": "service_account", "private_key": PEM, "client_email": "other@p.iam.gserviceaccount.com"}),
+                "the key file is the service account other@p.iam.gserviceaccount.com's, but the secret's `client_id` is roster@acme-sync.iam.gserviceaccount.com",
+            ),
+            (
+                serde_json::json!({"type": "service_account", "client_email": "roster@acme-sync.iam.gserviceaccount.com"}),
+                "has no `private_key`",
+            ),
+            (
+                serde_json::json!({"type": "authorized_user", "private_key": PEM}),
+                "of type `authorized_user`",
+            ),
+            (
+                serde_json::json!({"private_key": 7}),
+                "not a Google service-account key file",
+            ),
+        ] {
+            let secrets = Secrets::new(vec![google_key(&file.to_string())]);
+            let err = secrets.signing_key("service_account_key").unwrap_err().to_string();
+            assert!(err.contains(expected), "{file}: {err}");
+        }
     }
 
     fn ldap_secret(dn: &str, hosts: &[&str]) -> Secrets {

@@ -47,6 +47,7 @@ pub mod members;
 pub mod oauth;
 pub mod paging;
 pub mod settings;
+pub mod snapshot;
 pub mod time;
 
 /// Generated bindings for the `connector-plugin` world. Connector authors use the re-exports
@@ -97,12 +98,29 @@ pub fn sign_jwt(key_secret: &str, header_json: &str, claims_json: &str) -> Resul
     #[cfg(target_arch = "wasm32")]
     return bindings::roster::plugin::host::sign_jwt(key_secret, header_json, claims_json);
     #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (key_secret, header_json, claims_json);
-        Err(PluginError::Fatal(
+    NATIVE_SIGNER.with(|s| match &*s.borrow() {
+        Some(sign) => sign(key_secret, header_json, claims_json),
+        None => Err(PluginError::Fatal(
             "sign-jwt is only available inside the Roster host".into(),
-        ))
-    }
+        )),
+    })
+}
+
+/// What stands in for the host's `sign-jwt` in a native build.
+#[cfg(not(target_arch = "wasm32"))]
+type NativeSigner = Box<dyn Fn(&str, &str, &str) -> Result<String, PluginError>>;
+
+#[cfg(not(target_arch = "wasm32"))]
+thread_local! {
+    static NATIVE_SIGNER: std::cell::RefCell<Option<NativeSigner>> = std::cell::RefCell::new(None);
+}
+
+/// Native builds only (a connector's unit tests): makes [`sign_jwt`] answer with `sign(key
+/// secret, header JSON, claims JSON)` on this thread, standing in for the host, so a connector
+/// whose every request needs a host-signed assertion can be tested against a scripted server.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn sign_jwt_natively_with(sign: impl Fn(&str, &str, &str) -> Result<String, PluginError> + 'static) {
+    NATIVE_SIGNER.with(|s| *s.borrow_mut() = Some(Box::new(sign)));
 }
 
 /// What the host offers a connector: HTTP and LDAP. Inside a component they are the host's

@@ -1,6 +1,8 @@
 //! OAuth 2.0 client credentials (RFC 6749 §4.4), with a client secret (in the body or as HTTP
-//! Basic) or a signed JWT client assertion (RFC 7523), a form or JSON request body, and a token
-//! cache that lives as long as the job.
+//! Basic) or a signed JWT client assertion (RFC 7523 §2.2), a form or JSON request body; the
+//! JWT-bearer grant (RFC 7523 §2.1: a host-signed assertion *is* the grant, as Google's service
+//! accounts with domain-wide delegation use it); and a token cache, shared by both grants, that
+//! lives as long as the job.
 //!
 //! Secrets stay in the host: the secret is sent as a `{{secret:NAME}}` placeholder that the host
 //! fills in on the way to the token endpoint (for Basic, [`crate::http::basic_auth`]: the host
@@ -90,54 +92,106 @@ struct Cached {
     renew_at: Instant,
 }
 
+/// What a cached token was granted for: the grant and everything it was asked with.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum GrantKey {
+    ClientCredentials(ClientCredentials),
+    JwtBearer(JwtBearer),
+}
+
 thread_local! {
-    static CACHE: RefCell<HashMap<ClientCredentials, Cached>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<HashMap<GrantKey, Cached>> = RefCell::new(HashMap::new());
+}
+
+/// A cached token for `key`, or a new one from `request`.
+fn cached_token(
+    key: GrantKey,
+    request: impl FnOnce() -> Result<TokenResponse, PluginError>,
+) -> Result<String, PluginError> {
+    let now = Instant::now();
+    let cached = CACHE.with(|c| {
+        c.borrow()
+            .get(&key)
+            .filter(|t| t.renew_at > now)
+            .map(|t| t.token.clone())
+    });
+    if let Some(token) = cached {
+        return Ok(token);
+    }
+    let fresh = request()?;
+    let lifetime = Duration::from_secs(fresh.expires_in.unwrap_or(3600)).min(MAX_LIFETIME);
+    let renew_at = now + lifetime.saturating_sub(EXPIRY_MARGIN.min(lifetime / 2));
+    CACHE.with(|c| {
+        c.borrow_mut().insert(
+            key,
+            Cached {
+                token: fresh.access_token.clone(),
+                renew_at,
+            },
+        )
+    });
+    Ok(fresh.access_token)
+}
+
+/// Sends `req` with a bearer token from `token`; on a 401 drops the token (`forget`), gets a
+/// new one once and tries again, so a token revoked or expired mid-run does not fail the run.
+fn send_with_renewal(
+    transport: &dyn Transport,
+    req: Request,
+    token: impl Fn() -> Result<String, PluginError>,
+    forget: impl FnOnce(),
+) -> Result<Response, PluginError> {
+    let first = token()?;
+    let resp = transport.send(req.clone().bearer(&first))?;
+    if resp.status != 401 {
+        return Ok(resp);
+    }
+    forget();
+    let renewed = token()?;
+    transport.send(req.bearer(&renewed))
+}
+
+/// Sends a token request; a 400 or 401 is an auth error quoting the OAuth `error` code (see
+/// [`refusal_code`]), any other failure is classified as usual.
+fn ask_token_endpoint(transport: &dyn Transport, token_url: &str, req: Request) -> Result<TokenResponse, PluginError> {
+    let resp = transport.send(req)?;
+    if resp.status == 400 || resp.status == 401 {
+        // Token endpoints answer 400/401 with `invalid_client` for a bad secret. The OAuth
+        // `error` code is quoted so a connector can say what to fix for its vendor
+        // (`invalid_scope`: which grant; `invalid_dpop_proof`: a setting) — see
+        // [`refusal_code`].
+        let detail = crate::errors::error_detail(&resp.body);
+        let code = serde_json::from_slice::<serde_json::Value>(&resp.body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|c| c.as_str()).map(str::to_string))
+            .filter(|c| is_oauth_code(c))
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default();
+        return Err(PluginError::Auth(format!(
+            "token request to {token_url} was refused ({}{code}): {detail}",
+            resp.status
+        )));
+    }
+    resp.error_for_status("token request")?.json("token request")
 }
 
 impl ClientCredentials {
     /// A cached token, or a new one from the token endpoint.
     pub fn token(&self, transport: &dyn Transport) -> Result<String, PluginError> {
-        let now = Instant::now();
-        let cached = CACHE.with(|c| {
-            c.borrow()
-                .get(self)
-                .filter(|t| t.renew_at > now)
-                .map(|t| t.token.clone())
-        });
-        if let Some(token) = cached {
-            return Ok(token);
-        }
-        let fresh = self.request_token(transport)?;
-        let lifetime = Duration::from_secs(fresh.expires_in.unwrap_or(3600)).min(MAX_LIFETIME);
-        let renew_at = now + lifetime.saturating_sub(EXPIRY_MARGIN.min(lifetime / 2));
-        CACHE.with(|c| {
-            c.borrow_mut().insert(
-                self.clone(),
-                Cached {
-                    token: fresh.access_token.clone(),
-                    renew_at,
-                },
-            )
-        });
-        Ok(fresh.access_token)
+        cached_token(GrantKey::ClientCredentials(self.clone()), || {
+            self.request_token(transport)
+        })
     }
 
     /// Drops the cached token, e.g. after the API answered 401 to it.
     pub fn forget(&self) {
-        CACHE.with(|c| c.borrow_mut().remove(self));
+        CACHE.with(|c| c.borrow_mut().remove(&GrantKey::ClientCredentials(self.clone())));
     }
 
     /// Sends `req` with a bearer token; on a 401 gets a new token once and tries again, so a
     /// token revoked or expired mid-run does not fail the run.
     pub fn send(&self, transport: &dyn Transport, req: Request) -> Result<Response, PluginError> {
-        let token = self.token(transport)?;
-        let resp = transport.send(req.clone().bearer(&token))?;
-        if resp.status != 401 {
-            return Ok(resp);
-        }
-        self.forget();
-        let token = self.token(transport)?;
-        transport.send(req.bearer(&token))
+        send_with_renewal(transport, req, || self.token(transport), || self.forget())
     }
 
     fn request_token(&self, transport: &dyn Transport) -> Result<TokenResponse, PluginError> {
@@ -182,25 +236,7 @@ impl ClientCredentials {
         if let Some(value) = authorization {
             req = req.header("authorization", value);
         }
-        let resp = transport.send(req)?;
-        if resp.status == 400 || resp.status == 401 {
-            // Token endpoints answer 400/401 with `invalid_client` for a bad secret. The OAuth
-            // `error` code is quoted so a connector can say what to fix for its vendor
-            // (`invalid_scope`: which grant; `invalid_dpop_proof`: a setting) — see
-            // [`refusal_code`].
-            let detail = crate::errors::error_detail(&resp.body);
-            let code = serde_json::from_slice::<serde_json::Value>(&resp.body)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|c| c.as_str()).map(str::to_string))
-                .filter(|c| is_oauth_code(c))
-                .map(|c| format!(" {c}"))
-                .unwrap_or_default();
-            return Err(PluginError::Auth(format!(
-                "token request to {} was refused ({}{code}): {detail}",
-                self.token_url, resp.status
-            )));
-        }
-        resp.error_for_status("token request")?.json("token request")
+        ask_token_endpoint(transport, &self.token_url, req)
     }
 
     fn assertion(&self, key_secret: &str, header: &[(String, String)], alg: &str) -> Result<String, PluginError> {
@@ -225,6 +261,95 @@ impl ClientCredentials {
             &serde_json::Value::Object(hdr).to_string(),
             &claims.to_string(),
         )
+    }
+}
+
+/// The JWT-bearer grant (RFC 7523 §2.1): the host signs an assertion with a key the plugin only
+/// names, and the assertion is the grant — `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
+/// &assertion=…`, no client secret. Google's service accounts use it, with `sub` the user whose
+/// access domain-wide delegation lends and `scope` a claim of the assertion.
+///
+/// The host pins `iss`, `sub` and `aud` to the signing key's binding (`client_id`, `subject`,
+/// `audience`) and sets the times; the values here must agree or the host refuses to sign.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JwtBearer {
+    /// The token endpoint, the assertion's `aud`.
+    pub token_url: String,
+    /// `iss`: who issues the assertion (a Google service account's email).
+    pub issuer: String,
+    /// `sub`: whom the token acts for (the admin a Google service account impersonates); `None`
+    /// leaves it to the host, which writes the key's bound subject.
+    pub subject: Option<String>,
+    /// Name of the secret that holds the private key.
+    pub key_secret: String,
+    /// Extra JOSE header fields, e.g. `kid`.
+    pub header: Vec<(String, String)>,
+    /// `RS256` (Google) or `ES256`.
+    pub alg: String,
+    /// The `scope` claim (space-separated), e.g. Google's Directory read-only scopes.
+    pub scope: Option<String>,
+}
+
+/// The grant type of [`JwtBearer`]'s token request.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+impl JwtBearer {
+    /// A cached token, or a new one from the token endpoint.
+    pub fn token(&self, transport: &dyn Transport) -> Result<String, PluginError> {
+        cached_token(GrantKey::JwtBearer(self.clone()), || {
+            let assertion = self.assertion()?;
+            ask_token_endpoint(transport, &self.token_url, self.token_request(&assertion))
+        })
+    }
+
+    /// Drops the cached token, e.g. after the API answered 401 to it.
+    pub fn forget(&self) {
+        CACHE.with(|c| c.borrow_mut().remove(&GrantKey::JwtBearer(self.clone())));
+    }
+
+    /// Sends `req` with a bearer token; on a 401 gets a new token once and tries again.
+    pub fn send(&self, transport: &dyn Transport, req: Request) -> Result<Response, PluginError> {
+        send_with_renewal(transport, req, || self.token(transport), || self.forget())
+    }
+
+    /// The token request carrying `assertion`.
+    pub fn token_request(&self, assertion: &str) -> Request {
+        Request::post_form(
+            &self.token_url,
+            &[("grant_type", JWT_BEARER_GRANT), ("assertion", assertion)],
+        )
+    }
+
+    /// The assertion's JOSE header and claims, as JSON, before the host signs them.
+    pub fn assertion_parts(&self) -> (String, String) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mut hdr = serde_json::Map::new();
+        hdr.insert("alg".into(), self.alg.clone().into());
+        hdr.insert("typ".into(), "JWT".into());
+        for (k, v) in &self.header {
+            hdr.insert(k.clone(), v.clone().into());
+        }
+        let mut claims = serde_json::Map::new();
+        claims.insert("iss".into(), self.issuer.clone().into());
+        if let Some(sub) = &self.subject {
+            claims.insert("sub".into(), sub.clone().into());
+        }
+        if let Some(scope) = &self.scope {
+            claims.insert("scope".into(), scope.clone().into());
+        }
+        claims.insert("aud".into(), self.token_url.clone().into());
+        claims.insert("iat".into(), now.as_secs().into());
+        // Google takes assertions of at most an hour; the host cuts `exp` shorter still.
+        claims.insert("exp".into(), (now.as_secs() + 300).into());
+        (
+            serde_json::Value::Object(hdr).to_string(),
+            serde_json::Value::Object(claims).to_string(),
+        )
+    }
+
+    fn assertion(&self) -> Result<String, PluginError> {
+        let (header, claims) = self.assertion_parts();
+        crate::sign_jwt(&self.key_secret, &header, &claims)
     }
 }
 
@@ -497,6 +622,71 @@ mod tests {
             matches!(&err, PluginError::Config(m) if m.contains("HTTP Basic")),
             "{err:?}"
         );
+    }
+
+    fn google() -> JwtBearer {
+        JwtBearer {
+            token_url: "https://oauth2.googleapis.com/token".into(),
+            issuer: "roster@acme.iam.gserviceaccount.com".into(),
+            subject: Some("admin@acme.example".into()),
+            key_secret: "service_account_key".into(),
+            header: vec![("kid".into(), "k1".into())],
+            alg: "RS256".into(),
+            scope: Some("https://www.googleapis.com/auth/admin.directory.user.readonly".into()),
+        }
+    }
+
+    #[test]
+    fn the_jwt_bearer_grant_sends_the_assertion_as_the_grant_without_a_client_secret() {
+        let g = google();
+        let req = g.token_request("h.c.s");
+        assert_eq!(req.method, "POST");
+        let form = String::from_utf8(req.body.unwrap()).unwrap();
+        assert_eq!(
+            form,
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=h.c.s"
+        );
+        let (header, claims) = g.assertion_parts();
+        let header: serde_json::Value = serde_json::from_str(&header).unwrap();
+        assert_eq!(header, serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "k1"}));
+        let claims: serde_json::Value = serde_json::from_str(&claims).unwrap();
+        assert_eq!(claims["iss"], "roster@acme.iam.gserviceaccount.com");
+        assert_eq!(claims["sub"], "admin@acme.example");
+        assert_eq!(claims["aud"], "https://oauth2.googleapis.com/token");
+        assert_eq!(
+            claims["scope"],
+            "https://www.googleapis.com/auth/admin.directory.user.readonly"
+        );
+        let (iat, exp) = (claims["iat"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
+        assert!(exp > iat && exp - iat <= 3600, "{iat} {exp}");
+        let (_, no_sub) = JwtBearer { subject: None, ..g }.assertion_parts();
+        assert!(!no_sub.contains("\"sub\""), "{no_sub}");
+    }
+
+    #[test]
+    fn a_jwt_bearer_token_is_cached_apart_from_client_credentials_and_renewed_on_401() {
+        // Outside the host the assertion cannot be signed: seed the cache as a granted token
+        // would, and check the 401 renewal asks the endpoint (and reaches the signer) again.
+        let g = google();
+        CACHE.with(|c| {
+            c.borrow_mut().insert(
+                GrantKey::JwtBearer(g.clone()),
+                Cached {
+                    token: "t1".into(),
+                    renew_at: Instant::now() + Duration::from_secs(600),
+                },
+            )
+        });
+        let mut idp = FakeIdp::new(3600);
+        assert_eq!(g.token(&idp).unwrap(), "t1");
+        let resp = g.send(&idp, Request::get("https://admin.googleapis.com/x")).unwrap();
+        assert_eq!(String::from_utf8(resp.body).unwrap(), r#"Some("Bearer t1")"#);
+        idp.revoke_first_token = true;
+        let err = g
+            .send(&idp, Request::get("https://admin.googleapis.com/x"))
+            .unwrap_err();
+        assert!(err.to_string().contains("sign-jwt"), "{err}");
+        assert_eq!(idp.token_calls.get(), 0, "no token request without an assertion");
     }
 
     #[test]

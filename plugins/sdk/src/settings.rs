@@ -139,7 +139,7 @@ fn write_canonical(v: &Value, out: &mut String) {
 }
 
 /// FNV-1a, 64 bits: a stable digest, not a security measure (the token is the host's own data).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

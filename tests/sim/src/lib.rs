@@ -7,12 +7,14 @@
 //! [`crowd`] simulates Jira or Crowd as a user server, `usermanagement/1` (`crowd` connector).
 //! [`onelogin`] simulates OneLogin API v2 (and v1 groups) with its token endpoint (`onelogin` connector).
 //! [`keycloak`] simulates a Keycloak realm's Admin REST API and token endpoint (`keycloak` connector).
+//! [`google`] simulates Google Workspace's Admin SDK Directory API and its service-account token endpoint (`google` connector).
 //! [`okta`] simulates Okta's Management API and its service-app token endpoint (`okta` connector).
 //! [`slapd`] is no simulator: it runs a real, throwaway OpenLDAP server (`ldap` connector).
 
 pub mod bitbucket;
 pub mod crowd;
 pub mod directory;
+pub mod google;
 pub mod graph;
 pub mod keycloak;
 pub mod kit;

@@ -147,6 +147,74 @@ settings = {{ strip_domain = true }}
     )
 }
 
+/// A `google` source reading the Google Workspace simulator as a service account with
+/// domain-wide delegation.
+#[derive(Debug, Clone, Default)]
+pub struct GoogleSource {
+    /// The simulator's URL (the Directory API is under `/admin/directory/v1`, tokens at `/token`).
+    pub api_url: String,
+    /// The token endpoint when it is not `{api_url}/token` (the API read through a proxy).
+    pub token_url: Option<String>,
+    /// The service account's email.
+    pub service_account: String,
+    /// The admin it acts as.
+    pub admin_email: String,
+    /// The service account's JSON key file.
+    pub key_file: String,
+    /// Lines added to the connector's settings table (`nested_groups = "google"`, …).
+    pub settings: String,
+    /// Lines added to the `[[source]]` table (`budget = …`, `limits = …`).
+    pub source: String,
+}
+
+/// `roster.toml` text: source `google` reads the Google simulator with the `google` connector
+/// (usernames the local part of `primaryEmail`) into the Bitbucket simulator at `sim_url`;
+/// `target_extra` adds lines to `[target]`.
+pub fn google_source_config(g: &GoogleSource, sim_url: &str, target_extra: &str) -> String {
+    let GoogleSource {
+        api_url,
+        token_url,
+        service_account,
+        admin_email,
+        key_file,
+        settings,
+        source,
+    } = g;
+    let token_url = token_url.clone().unwrap_or_else(|| format!("{api_url}/token"));
+    let token_origin = url::Url::parse(&token_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| api_url.clone());
+    format!(
+        r#"[[source]]
+id = "google"
+plugin = "google"
+# The simulator listens on plain HTTP on 127.0.0.1; Google needs neither opt-in.
+allow_hosts = ["{api_url}", "{token_origin}"]
+allow_insecure_http = true
+allow_private_addresses = true
+{source}
+
+[source.settings]
+service_account = "{service_account}"
+admin_email = "{admin_email}"
+username = "email-local-part"
+api_url = "{api_url}"
+token_url = "{token_url}"
+{settings}
+
+[[source.secrets]]
+name = "service_account_key"
+kind = "signing-key"
+file = "{key_file}"
+client_id = "{service_account}"
+subject = "{admin_email}"
+audience = "{token_url}"
+
+{}"#,
+        target_config(sim_url, target_extra)
+    )
+}
+
 /// A `crowd` source reading the Jira/Crowd simulator.
 #[derive(Debug, Clone, Default)]
 pub struct CrowdSource {

@@ -21,6 +21,7 @@ pub mod bench;
 pub mod changes;
 pub mod crowd;
 pub mod entra;
+pub mod google;
 pub mod keycloak;
 pub mod ldap;
 pub mod okta;

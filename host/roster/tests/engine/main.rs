@@ -9,6 +9,7 @@
 mod common;
 
 mod cli;
+mod contract_google;
 mod contract_graph;
 mod contract_keycloak;
 mod contract_okta;
@@ -17,6 +18,7 @@ mod crash;
 mod crowd;
 mod entra;
 mod faults;
+mod google;
 mod guard;
 mod hostile;
 mod keycloak;
