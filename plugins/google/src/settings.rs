@@ -114,17 +114,7 @@ fn looks_like_email(s: &str) -> bool {
 /// An https:// URL (plain http only on this machine, for a simulator), written as its origin
 /// plus path without a trailing `/`.
 fn base_url(name: &str, raw: &str, example: &str) -> Result<String, PluginError> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let parsed = url::Url::parse(trimmed)
-        .map_err(|e| config(format!("{name} `{raw}` is not a URL ({e}): write e.g. {example}")))?;
-    let host = parsed.host_str().unwrap_or("");
-    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
-    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
-    if !scheme_ok || host.is_empty() || parsed.query().is_some() || !parsed.username().is_empty() {
-        return Err(config(format!(
-            "{name} `{raw}` must be an https:// URL without a query or credentials, e.g. {example}"
-        )));
-    }
+    let parsed = roster_sdk::settings::service_url(name, raw, example)?;
     let path = parsed.path().trim_end_matches('/');
     Ok(format!("{}{path}", parsed.origin().ascii_serialization()))
 }

@@ -37,7 +37,7 @@ pub type CrowdWorld = SourceWorld<CrowdSim, CrowdSource>;
 impl CrowdWorld {
     pub async fn new(crowd: CrowdState, bb: BbState) -> CrowdWorld {
         let idp = CrowdSim::start(crowd).await;
-        SourceWorld::assemble(&[("crowd", "crowd.wasm")], idp, bb, 5, |idp| CrowdSource {
+        SourceWorld::assemble(&[("crowd", "crowd.wasm")], idp, bb, 5, |idp, _| CrowdSource {
             server_url: idp.url(),
             application: APP.into(),
             password: PASSWORD.into(),

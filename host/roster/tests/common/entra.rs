@@ -41,7 +41,7 @@ impl EntraWorld {
             idp,
             bb,
             7,
-            |idp| EntraSource {
+            |idp, _| EntraSource {
                 graph_url: idp.url(),
                 tenant_id: TENANT.into(),
                 client_id: CLIENT.into(),

@@ -3,17 +3,14 @@
 //! administrator would write — the service account's JSON key file included.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use roster_serve::RunReport;
-use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::bitbucket::BbState;
 use roster_sim::directory::Directory;
 use roster_sim::google::{GROUP_SCOPE, GoogleSim, GoogleState, USER_SCOPE};
 use roster_sim::scenario::{GoogleSource, google_source_config};
-use roster_store::Store;
-use roster_store::crypto::Key;
 
-use super::{Configured, TestRuntime};
+use super::world::{SourceConfig, SourceWorld};
 
 /// The service account.
 pub const SERVICE_ACCOUNT: &str = "roster@acme-sync.iam.gserviceaccount.com";
@@ -35,86 +32,57 @@ pub fn account(d: &Directory) -> GoogleState {
     g
 }
 
-pub struct GoogleWorld {
-    pub google: GoogleSim,
-    pub bb: BitbucketSim,
-    pub rt: TestRuntime,
-    pub store: Arc<Store>,
-    /// The source as configured; tests change its settings between runs.
-    pub source: GoogleSource,
-}
-
-impl Configured for GoogleWorld {
-    fn config_text(&self) -> String {
-        google_source_config(&self.source, &self.bb.url(), "")
-    }
-
-    fn test_runtime(&self) -> &TestRuntime {
-        &self.rt
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    fn bitbucket(&self) -> &BitbucketSim {
-        &self.bb
+impl SourceConfig for GoogleSource {
+    fn config(&self, bb_url: &str, target_extra: &str) -> String {
+        google_source_config(self, bb_url, target_extra)
     }
 }
+
+/// The google source's world: the simulator is `idp`.
+pub type GoogleWorld = SourceWorld<GoogleSim, GoogleSource>;
 
 impl GoogleWorld {
     pub async fn new(google: GoogleState, bb: BbState) -> GoogleWorld {
-        let rt = TestRuntime::new(&[("google", "google.wasm")]).await;
-        let google = GoogleSim::start(google).await;
-        let bb = BitbucketSim::start(bb).await;
-        let store = Arc::new(Store::open(&rt.dir.path().join("roster.db"), Key::from_bytes([5; 32])).unwrap());
-        // The key file as the Cloud console downloads it.
-        let pem = std::fs::read_to_string(super::repo().join("host/roster/tests/fixtures/test-rsa-key.pem")).unwrap();
-        let key_file = rt.dir.path().join("acme-sync-3f1c0a.json");
-        let file = serde_json::json!({
-            "type": "service_account",
-            "project_id": "acme-sync",
-            "private_key_id": KEY_ID,
-            "private_key": pem,
-            "client_email": SERVICE_ACCOUNT,
-            "client_id": CLIENT_ID,
-            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-            "token_uri": "https://oauth2.googleapis.com/token",
-        });
-        std::fs::write(&key_file, serde_json::to_string_pretty(&file).unwrap()).unwrap();
-        let source = GoogleSource {
-            api_url: google.url(),
+        let idp = GoogleSim::start(google).await;
+        SourceWorld::assemble(&[("google", "google.wasm")], idp, bb, 5, |idp, dir| GoogleSource {
+            api_url: idp.url(),
             token_url: None,
             service_account: SERVICE_ACCOUNT.into(),
             admin_email: ADMIN.into(),
-            key_file: key_file.display().to_string(),
+            key_file: key_file(dir).display().to_string(),
             settings: format!("key_id = \"{KEY_ID}\""),
             source: String::new(),
-        };
-        GoogleWorld {
-            google,
-            bb,
-            rt,
-            store,
-            source,
-        }
+        })
+        .await
     }
 
     /// Directory API requests answered since the last call (token requests excluded), by route.
     pub fn take_google_calls(&self) -> (u64, BTreeMap<String, u64>) {
-        let calls = std::mem::take(&mut self.google.lock().calls);
-        let total = calls
-            .iter()
-            .filter(|(k, _)| !k.contains("/token"))
-            .map(|(_, n)| n)
-            .sum();
-        (total, calls)
+        super::api_calls(std::mem::take(&mut self.idp.lock().calls))
     }
 
     /// The Google id of directory user or group `dir_id`.
     pub fn id(&self, dir_id: &str) -> String {
-        self.google.lock().id_of(dir_id)
+        self.idp.lock().id_of(dir_id)
     }
+}
+
+/// Writes the service account's key file into `dir` as the Cloud console downloads it.
+fn key_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let pem = std::fs::read_to_string(super::repo().join("host/roster/tests/fixtures/test-rsa-key.pem")).unwrap();
+    let path = dir.join("acme-sync-3f1c0a.json");
+    let file = serde_json::json!({
+        "type": "service_account",
+        "project_id": "acme-sync",
+        "private_key_id": KEY_ID,
+        "private_key": pem,
+        "client_email": SERVICE_ACCOUNT,
+        "client_id": CLIENT_ID,
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+    path
 }
 
 /// The run's report for the google source's fetch.

@@ -39,7 +39,7 @@ pub type KeycloakWorld = SourceWorld<KeycloakSim, KeycloakSource>;
 impl KeycloakWorld {
     pub async fn new(realm: KeycloakState, bb: BbState) -> KeycloakWorld {
         let idp = KeycloakSim::start(realm).await;
-        SourceWorld::assemble(&[("keycloak", "keycloak.wasm")], idp, bb, 8, |idp| KeycloakSource {
+        SourceWorld::assemble(&[("keycloak", "keycloak.wasm")], idp, bb, 8, |idp, _| KeycloakSource {
             server_url: idp.url(),
             base_url: idp.base_url(),
             realm: REALM.into(),

@@ -46,7 +46,7 @@ impl LdapWorld {
     /// A world over a server already started and loaded (`Slapd::start_loaded` for
     /// benchmark-sized directories).
     pub async fn over(slapd: Slapd, bb: BbState) -> LdapWorld {
-        SourceWorld::assemble(&[("ldap", "ldap.wasm")], slapd, bb, 6, LdapSource::for_server).await
+        SourceWorld::assemble(&[("ldap", "ldap.wasm")], slapd, bb, 6, |s, _| LdapSource::for_server(s)).await
     }
 
     /// Renames user `id` of `d` to uid `new` in the server (a modrdn: same entryUUID) and in `d`.

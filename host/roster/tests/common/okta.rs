@@ -42,7 +42,7 @@ impl OktaWorld {
             idp,
             bb,
             5,
-            |idp| OktaSource {
+            |idp, _| OktaSource {
                 org_url: idp.url(),
                 api_token: TOKEN.into(),
                 ..OktaSource::default()

@@ -35,7 +35,7 @@ pub type OneLoginWorld = SourceWorld<OneLoginSim, OneLoginSource>;
 impl OneLoginWorld {
     pub async fn new(account: OneLoginState, bb: BbState) -> OneLoginWorld {
         let idp = OneLoginSim::start(account).await;
-        SourceWorld::assemble(&[("onelogin", "onelogin.wasm")], idp, bb, 6, |idp| OneLoginSource {
+        SourceWorld::assemble(&[("onelogin", "onelogin.wasm")], idp, bb, 6, |idp, _| OneLoginSource {
             api_url: idp.url(),
             client_id: CLIENT.into(),
             secret: SECRET.into(),

@@ -181,19 +181,20 @@ impl<I, S: SourceConfig> Configured for SourceWorld<I, S> {
 
 impl<I, S> SourceWorld<I, S> {
     /// A world over `idp` with these plugin files (`("okta", "okta.wasm")`), a Bitbucket holding
-    /// `bb`, a store sealed with a key made of `seed`, and the source `source` makes for `idp`.
+    /// `bb`, a store sealed with a key made of `seed`, and the source `source` makes for `idp`
+    /// (given the world's folder, for files the source reads).
     pub async fn assemble(
         plugins: &[(&str, &str)],
         idp: I,
         bb: BbState,
         seed: u8,
-        source: impl FnOnce(&I) -> S,
+        source: impl FnOnce(&I, &std::path::Path) -> S,
     ) -> SourceWorld<I, S> {
         let rt = TestRuntime::new(plugins).await;
         let bb = BitbucketSim::start(bb).await;
         let store = super::store_in(&rt, seed);
         SourceWorld {
-            source: source(&idp),
+            source: source(&idp, rt.dir.path()),
             idp,
             bb,
             rt,

@@ -130,9 +130,9 @@ async fn the_connector_and_the_simulator_keep_to_the_directory_document() {
     let mut state = account(&d);
     let token = state.grant_token(&[USER_SCOPE, GROUP_SCOPE], ADMIN);
     let mut w = GoogleWorld::new(state, bitbucket()).await;
-    let prism = prism_in_front(&w.google, w.rt.dir.path(), &token).await;
+    let prism = prism_in_front(&w.idp, w.rt.dir.path(), &token).await;
     // The API through Prism; tokens from the simulator itself.
-    w.source.token_url = Some(w.google.token_url());
+    w.source.token_url = Some(w.idp.token_url());
     w.source.api_url = prism.url();
 
     let check = w.check().await;
@@ -150,7 +150,7 @@ async fn the_connector_and_the_simulator_keep_to_the_directory_document() {
 
     // An incremental run: a rename, a suspension and a membership removal.
     {
-        let mut s = w.google.lock();
+        let mut s = w.idp.lock();
         let (a, b) = (s.id_of(&d.users[0].id), s.id_of(&d.users[1].id));
         s.update_user(&a, |u| u.given_name = "Contract".into());
         s.update_user(&b, |u| u.suspended = true);

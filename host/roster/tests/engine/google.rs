@@ -29,7 +29,7 @@ async fn an_account_with_nested_groups_syncs_exactly_and_a_second_run_writes_not
     assert_eq!(by_route.get("GET /admin/directory/v1/groups"), Some(&1), "{by_route:?}");
     assert!(calls <= 2 + 40, "{by_route:?}");
     assert_eq!(
-        w.google.lock().token_calls,
+        w.idp.lock().token_calls,
         2,
         "one token for check, one for the whole run"
     );
@@ -48,7 +48,7 @@ async fn an_incremental_run_lists_users_and_groups_and_reads_only_the_changed_gr
     for i in 0..5 {
         d.users[i].display_name = format!("Renamed User{i}");
         let id = w.id(&d.users[i].id);
-        w.google.lock().update_user(&id, |u| {
+        w.idp.lock().update_user(&id, |u| {
             u.given_name = "Renamed".into();
             u.family_name = format!("User{i}");
         });
@@ -69,7 +69,7 @@ async fn an_incremental_run_lists_users_and_groups_and_reads_only_the_changed_gr
             member_is_group: false,
         });
         let (g, u) = (w.id(h), w.id(&newcomer));
-        w.google.lock().add_member(&g, &u, MemberType::User);
+        w.idp.lock().add_member(&g, &u, MemberType::User);
     }
     for h in &heads[3..5] {
         let leaver = d
@@ -79,7 +79,7 @@ async fn an_incremental_run_lists_users_and_groups_and_reads_only_the_changed_gr
             .unwrap();
         d.memberships.retain(|m| !(&m.group == h && m.member == leaver));
         let (g, u) = (w.id(h), w.id(&leaver));
-        w.google.lock().remove_member(&g, &u);
+        w.idp.lock().remove_member(&g, &u);
     }
 
     let r = w.sync_incremental().await;
@@ -102,7 +102,7 @@ async fn a_run_over_quota_is_backed_off_by_the_host_and_completes() {
     assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     assert_bitbucket_matches(&w.bb, &d);
     assert!(fetch_of(&r).idp_throttled >= 2, "{:?}", fetch_of(&r));
-    assert_eq!(w.google.lock().throttled, 2);
+    assert_eq!(w.idp.lock().throttled, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +110,7 @@ async fn bad_credentials_are_named_by_check_and_a_run_writes_nothing() {
     let d = Directory::generate(20, 3, 1);
     let mut w = GoogleWorld::new(account(&d), bitbucket()).await;
     // No domain-wide delegation for the service account's client id.
-    w.google.lock().delegate(CLIENT_ID, &[]);
+    w.idp.lock().delegate(CLIENT_ID, &[]);
     let c = w.check().await;
     let why = c.error.unwrap();
     assert!(
@@ -123,7 +123,7 @@ async fn bad_credentials_are_named_by_check_and_a_run_writes_nothing() {
     assert!(r.plan_id.is_none(), "nothing was planned");
 
     // Delegated the users scope only: the groups scope is named.
-    w.google.lock().delegate(CLIENT_ID, &[USER_SCOPE]);
+    w.idp.lock().delegate(CLIENT_ID, &[USER_SCOPE]);
     let why = w.check().await.error.unwrap();
     assert!(
         why.contains("does not grant https://www.googleapis.com/auth/admin.directory.group.readonly"),
@@ -131,7 +131,7 @@ async fn bad_credentials_are_named_by_check_and_a_run_writes_nothing() {
     );
 
     // Delegated, but acting for a user who is no admin.
-    w.google
+    w.idp
         .lock()
         .delegate(CLIENT_ID, &[USER_SCOPE, roster_sim::google::GROUP_SCOPE]);
     w.source.admin_email = d.users[0].email.clone();
@@ -174,7 +174,7 @@ async fn a_malformed_page_fails_the_run_cleanly_naming_the_page_and_the_field() 
     let w = GoogleWorld::new(account(&d), bitbucket()).await;
     assert_eq!(w.sync().await.state, "succeeded");
     let writes = w.bb_writes();
-    w.google.lock().malform_next_users_page();
+    w.idp.lock().malform_next_users_page();
     let r = w.sync().await;
     assert_eq!(r.state, "failed");
     let why = fetch_of(&r).error.clone().unwrap();

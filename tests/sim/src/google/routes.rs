@@ -2,10 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
@@ -16,51 +14,9 @@ use super::{
     USER_SCOPE, google_error, oauth_error, quota_refusal, user_json,
 };
 use crate::kit::sim::lock;
-use crate::kit::{self, Cursor, PageFault, keyed_page};
+use crate::kit::{self, Cursor, Req, keyed_page};
 
-/// A request as the handlers see it.
-pub(super) struct Req {
-    method: Method,
-    path: String,
-    query: Vec<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-    page_fault: PageFault,
-    /// `http://host:port` as the client addressed it.
-    base: String,
-}
-
-impl Req {
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
-
-pub(super) async fn dispatch(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    page_fault: PageFault,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1")
-        .to_string();
-    let req = Req {
-        method,
-        path: uri.path().to_string(),
-        query,
-        headers,
-        body: body.unwrap_or_default(),
-        page_fault,
-        base: format!("http://{host}"),
-    };
+pub(super) async fn dispatch(State(state): State<Shared>, req: Req) -> Response {
     handle(&mut lock(&state), &req)
 }
 
@@ -508,7 +464,8 @@ fn token(s: &mut GoogleState, req: &Req) -> Response {
     if !verified {
         return invalid_grant("Invalid JWT Signature.");
     }
-    let own = format!("{}{TOKEN_PATH}", req.base);
+    // The token endpoint as the client addressed it.
+    let own = format!("http://{}{TOKEN_PATH}", req.header("host").unwrap_or("127.0.0.1"));
     let aud_ok = matches!(claim("aud"), Some(a) if a == own || a == "https://oauth2.googleapis.com/token");
     if !aud_ok {
         return invalid_grant("Invalid JWT: Failed audience check.");
