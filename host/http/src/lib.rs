@@ -13,6 +13,6 @@ pub mod secret;
 
 pub use budget::{Budget, BudgetConfig, retry_after};
 pub use error::innermost;
-pub use ratelimit::RateLimit;
+pub use ratelimit::{RateLimit, is_quota_refusal};
 pub use retry::{LongWait, Retry, RetryPolicy, transient_status};
 pub use secret::{SecretRef, SecretValue};

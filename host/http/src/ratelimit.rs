@@ -175,3 +175,47 @@ mod tests {
         assert!(!max_remaining.spent());
     }
 }
+
+/// The reasons Google's APIs give a 403 for a spent quota (the Admin SDK's "Limits and
+/// quotas" guide: retry with exponential backoff); `dailyLimitExceeded` and the like are not
+/// here, since waiting minutes would not lift them.
+const QUOTA_REASONS: &[&str] = &["rateLimitExceeded", "userRateLimitExceeded"];
+
+/// Whether a 403's body is a spent quota rather than a refusal, as Google's APIs say it:
+/// `{"error":{"code":403,"errors":[{"reason":"userRateLimitExceeded"}]}}`.
+pub fn is_quota_refusal(body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    v.pointer("/error/errors")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|errors| {
+            errors.iter().any(|e| {
+                e.get("reason")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|r| QUOTA_REASONS.contains(&r))
+            })
+        })
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::is_quota_refusal;
+
+    #[test]
+    fn only_googles_quota_reasons_make_a_403_throttling() {
+        let quota = |reason: &str| {
+            format!(
+                r#"{{"error":{{"code":403,"message":"Quota exceeded","errors":[{{"domain":"usageLimits","reason":"{reason}"}}],"status":"PERMISSION_DENIED"}}}}"#
+            )
+        };
+        assert!(is_quota_refusal(quota("userRateLimitExceeded").as_bytes()));
+        assert!(is_quota_refusal(quota("rateLimitExceeded").as_bytes()));
+        assert!(!is_quota_refusal(quota("forbidden").as_bytes()));
+        assert!(!is_quota_refusal(quota("dailyLimitExceeded").as_bytes()));
+        let not_authorized = br#"{"error":{"code":403,"message":"Not Authorized to access this resource/api","errors":[{"message":"Not Authorized to access this resource/api","domain":"global","reason":"forbidden"}]}}"#;
+        assert!(!is_quota_refusal(not_authorized));
+        assert!(!is_quota_refusal(b"<html>Forbidden</html>"));
+        assert!(!is_quota_refusal(br#"{"errorCode":"E0000006"}"#));
+    }
+}

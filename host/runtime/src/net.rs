@@ -395,7 +395,7 @@ impl SourceAccess {
             // other 403 (not authorised) is the connector's to report.
             let resp = if status == 403 {
                 let (resp, body) = buffered(resp, origin, limits.max_response_bytes).await?;
-                if is_quota_refusal(&body) {
+                if roster_http::is_quota_refusal(&body) {
                     self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if let Some(wait) = retry.next_wait(roster_http::retry_after(resp.headers())) {
                         tracing::warn!(source = %self.source, plugin, status, wait_ms = wait.as_millis() as u64, "quota exceeded (403); waiting before retrying");
@@ -552,28 +552,6 @@ enum Hold {
     RetryAfter,
 }
 
-/// The reasons Google's APIs give a 403 for a spent quota (the Admin SDK's "Limits and
-/// quotas" guide: retry with exponential backoff); `dailyLimitExceeded` and the like are not
-/// here, since waiting minutes would not lift them.
-const QUOTA_REASONS: &[&str] = &["rateLimitExceeded", "userRateLimitExceeded"];
-
-/// Whether a 403's body is Google's quota refusal:
-/// `{"error":{"code":403,"errors":[{"reason":"userRateLimitExceeded"}]}}`.
-fn is_quota_refusal(body: &[u8]) -> bool {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return false;
-    };
-    v.pointer("/error/errors")
-        .and_then(serde_json::Value::as_array)
-        .is_some_and(|errors| {
-            errors.iter().any(|e| {
-                e.get("reason")
-                    .and_then(serde_json::Value::as_str)
-                    .is_some_and(|r| QUOTA_REASONS.contains(&r))
-            })
-        })
-}
-
 /// Reads `resp`'s body (at most `cap` bytes) and gives back an equal response to read again.
 async fn buffered(
     mut resp: reqwest::Response,
@@ -620,27 +598,5 @@ fn classify_reqwest(e: &reqwest::Error, origin: &Origin, timeout: Duration) -> N
         NetError::Transient(format!("cannot connect to {origin}: {}", roster_http::innermost(e)))
     } else {
         NetError::Transient(format!("the request to {origin} failed: {}", roster_http::innermost(e)))
-    }
-}
-
-#[cfg(test)]
-mod quota_tests {
-    use super::is_quota_refusal;
-
-    #[test]
-    fn only_googles_quota_reasons_make_a_403_throttling() {
-        let quota = |reason: &str| {
-            format!(
-                r#"{{"error":{{"code":403,"message":"Quota exceeded","errors":[{{"domain":"usageLimits","reason":"{reason}"}}],"status":"PERMISSION_DENIED"}}}}"#
-            )
-        };
-        assert!(is_quota_refusal(quota("userRateLimitExceeded").as_bytes()));
-        assert!(is_quota_refusal(quota("rateLimitExceeded").as_bytes()));
-        assert!(!is_quota_refusal(quota("forbidden").as_bytes()));
-        assert!(!is_quota_refusal(quota("dailyLimitExceeded").as_bytes()));
-        let not_authorized = br#"{"error":{"code":403,"message":"Not Authorized to access this resource/api","errors":[{"message":"Not Authorized to access this resource/api","domain":"global","reason":"forbidden"}]}}"#;
-        assert!(!is_quota_refusal(not_authorized));
-        assert!(!is_quota_refusal(b"<html>Forbidden</html>"));
-        assert!(!is_quota_refusal(br#"{"errorCode":"E0000006"}"#));
     }
 }
