@@ -1,13 +1,12 @@
 //! What the connector remembers between `fetch` calls (where the fetch stands) and between
 //! runs (the state the delta token carries). The SDK's driver stores both.
 
-use std::cell::{RefCell, RefMut};
 use std::collections::VecDeque;
-use std::rc::Rc;
 
+use roster_sdk::driver::Shared;
 use roster_sdk::members::MemberIndex;
 use roster_sdk::snapshot::Snapshot;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::model::GoogleGroup;
 
@@ -78,38 +77,6 @@ pub enum Step {
     Finish,
 }
 
-/// The state being built, shared by the cursor's copies. The driver clones the cursor before
-/// every step (to run a failed step again); at 100,000 users the state is megabytes, and copying
-/// it for each of five thousand members pages was most of a full fetch's time. Sharing is
-/// sound because a step changes the state only once its request has succeeded: a failed step
-/// leaves it as the cursor found it. It is written and read as the state itself.
-#[derive(Debug, Default, Clone)]
-pub struct SharedState(Rc<RefCell<DeltaState>>);
-
-impl SharedState {
-    /// A shared state holding `state`.
-    pub fn new(state: DeltaState) -> Self {
-        SharedState(Rc::new(RefCell::new(state)))
-    }
-
-    /// The state, to read or change.
-    pub fn get(&self) -> RefMut<'_, DeltaState> {
-        self.0.borrow_mut()
-    }
-}
-
-impl Serialize for SharedState {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.borrow().serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for SharedState {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        DeltaState::deserialize(d).map(SharedState::new)
-    }
-}
-
 /// Where a fetch stands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cursor {
@@ -117,6 +84,6 @@ pub struct Cursor {
     pub step: Step,
     /// Full or incremental.
     pub mode: Mode,
-    /// The state being built.
-    pub state: SharedState,
+    /// The state being built, shared by the driver's copies of the cursor.
+    pub state: Shared<DeltaState>,
 }

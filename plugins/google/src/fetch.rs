@@ -21,7 +21,7 @@ use roster_sdk::snapshot::{Seen, digest_of};
 use roster_sdk::{Level, PluginError, Removal, RemovalKind};
 
 use crate::api::{Google, Listing, check_next};
-use crate::cursor::{Cursor, DeltaState, Mode, Pending, SharedState, Step};
+use crate::cursor::{Cursor, DeltaState, Mode, Pending, Step};
 use crate::model::{self, GroupsPage, MemberKind, MembersPage, UsersPage};
 use crate::settings::Nesting;
 
@@ -43,7 +43,7 @@ pub fn begin(from: Begin<DeltaState>) -> Cursor {
     Cursor {
         step: Step::Users { token: None },
         mode,
-        state: SharedState::new(state),
+        state: roster_sdk::driver::Shared::new(state),
     }
 }
 

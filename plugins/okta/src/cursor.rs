@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use roster_sdk::driver::Shared;
 use roster_sdk::members::MemberIndex;
 use serde::{Deserialize, Serialize};
 
@@ -133,8 +134,9 @@ pub struct Cursor {
     pub since: Option<String>,
     /// Where the next incremental fetch starts.
     pub clock: Clock,
-    /// The state being built (its `since` is filled in at the end).
-    pub state: DeltaState,
+    /// The state being built (its `since` is filled in at the end), shared by the driver's
+    /// copies of the cursor.
+    pub state: Shared<DeltaState>,
     /// App scope, incremental: the last fetch's assignments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Before>,

@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
-use roster_sdk::driver::{Begin, Next, Records, Work};
+use roster_sdk::driver::{Begin, Next, Records, Shared, Work};
 use roster_sdk::http::path_segment;
 use roster_sdk::{Level, PluginError, Removal, RemovalKind};
 
@@ -190,7 +190,7 @@ pub fn begin(o: &Okta<'_>, from: Begin<DeltaState>) -> Cursor {
         step,
         since,
         clock: Clock::Unread,
-        state,
+        state: Shared::new(state),
         before,
     }
 }
@@ -238,6 +238,9 @@ fn empty_if<T>(work: &mut Work<'_>, page: &Listed<T>) {
 /// Runs one step, adding what it read to `work`; the next cursor, or the state to continue from.
 pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<Cursor, DeltaState>, PluginError> {
     let s = o.s;
+    let shared = cur.state.clone();
+    let mut guard = shared.get();
+    let st = &mut *guard;
     let step = std::mem::replace(&mut cur.step, Step::Finish);
     cur.step = match step {
         Step::Users { url } => {
@@ -248,11 +251,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
                 Scope::Org => emit_users(o, &mut work.out, &page.items),
                 // Changed users outside the listed groups are none of this source's business;
                 // a user joining one is read from the group's members.
-                _ => emit_users(
-                    o,
-                    &mut work.out,
-                    page.items.iter().filter(|u| cur.state.users.contains(&u.id)),
-                ),
+                _ => emit_users(o, &mut work.out, page.items.iter().filter(|u| st.users.contains(&u.id))),
             }
             match (page.next, s.scope) {
                 (Some(next), _) => Step::Users { url: next },
@@ -272,9 +271,9 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
                 // count can lag its members, so members kept from the last run are only ever
                 // removed by an actual members listing.
                 let known_empty =
-                    g.users_count() == Some(0) && (cur.since.is_none() || cur.state.index.members(&g.id).is_empty());
+                    g.users_count() == Some(0) && (cur.since.is_none() || st.index.members(&g.id).is_empty());
                 if known_empty {
-                    finish_group(&mut cur, &g.id, Vec::new(), &mut work.out);
+                    finish_group(st, read_of(&cur), &g.id, Vec::new(), &mut work.out);
                     work.out.groups.push(model::group(&g));
                 } else {
                     pending.push_back(PendingGroup {
@@ -303,9 +302,9 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             let (g, date) = resolve_group(o, &wanted)?;
             note_clock(o, &mut cur, date);
             let reread = match &cur.since {
-                None => cur.state.groups.insert(g.id.clone()),
+                None => st.groups.insert(g.id.clone()),
                 Some(since) => {
-                    if !cur.state.groups.contains(&g.id) {
+                    if !st.groups.contains(&g.id) {
                         return Err(PluginError::ExpiredDelta(format!(
                             "the listed group `{wanted}` is now group {}, which was not in scope at the last full fetch",
                             g.id
@@ -345,7 +344,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             let page: Listed<AppUser> = o.page(&url, &Listing::App(id.into()))?;
             note_clock(o, &mut cur, page.date);
             empty_if(work, &page);
-            cur.state.users.extend(page.items.iter().map(|a| a.id.clone()));
+            st.users.extend(page.items.iter().map(|a| a.id.clone()));
             emit_users(o, &mut work.out, page.items.iter().map(|a| &a.embedded.user));
             match page.next {
                 Some(next) => Step::AppUsers { url: next },
@@ -362,7 +361,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             let page: Listed<AppGroup> = o.page(&url, &Listing::App(app_id(o).into()))?;
             empty_if(work, &page);
             for a in page.items {
-                if cur.state.groups.insert(a.id.clone()) {
+                if st.groups.insert(a.id.clone()) {
                     pending.push_back(PendingGroup {
                         id: a.id,
                         record: Record::Lookup,
@@ -388,7 +387,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             let Some(front) = pending.front_mut() else {
                 cur.step = match (then, s.scope) {
                     (Some(next), _) => Step::Groups { url: next },
-                    (None, Scope::Org) => return Ok(done(cur)),
+                    (None, Scope::Org) => return Ok(done(cur, st)),
                     (None, Scope::Groups | Scope::App) => Step::Finish,
                 };
                 return Ok(Next::Continue(cur));
@@ -399,7 +398,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
                     Some(group) => front.record = Record::Listed { group },
                     None => {
                         // Deleted since it was assigned: Okta drops the assignment too.
-                        cur.state.groups.remove(&id);
+                        st.groups.remove(&id);
                         pending.pop_front();
                         cur.step = Step::Members {
                             pending,
@@ -419,7 +418,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
                     )));
                 }
                 // Deleted since it was listed: neither it nor its members are reported.
-                cur.state.groups.remove(&id);
+                st.groups.remove(&id);
                 pending.pop_front();
                 cur.step = Step::Members {
                     pending,
@@ -434,8 +433,8 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
             for u in &page.items {
                 match s.scope {
                     // Members the application does not see are not its users.
-                    Scope::App if !cur.state.users.contains(&u.id) => continue,
-                    Scope::Groups if cur.state.users.insert(u.id.clone()) => {
+                    Scope::App if !st.users.contains(&u.id) => continue,
+                    Scope::Groups if st.users.insert(u.id.clone()) => {
                         emit_users(o, &mut work.out, std::iter::once(u));
                     }
                     _ => {}
@@ -454,7 +453,7 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
                 },
                 None => {
                     let done = pending.pop_front().map(|p| p.record);
-                    finish_group(&mut cur, &id, got, &mut work.out);
+                    finish_group(st, read_of(&cur), &id, got, &mut work.out);
                     if let Some(Record::Listed { group }) = done {
                         work.out.groups.push(model::group(&group));
                     }
@@ -469,37 +468,51 @@ pub fn step(o: &Okta<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next<C
         }
         Step::Finish => {
             if s.scope == Scope::Groups && cur.since.is_some() {
-                left_scope(&mut cur.state, &mut work.out);
+                left_scope(st, &mut work.out);
             }
             if let Some(before) = cur.before.take() {
-                for id in before.users.difference(&cur.state.users) {
+                for id in before.users.difference(&st.users) {
                     work.out.removed_users.push(Removal {
                         id: id.clone(),
                         kind: RemovalKind::SoftDeleted,
                     });
                 }
-                for id in before.groups.difference(&cur.state.groups) {
-                    cur.state.index.remove_group(id);
+                for id in before.groups.difference(&st.groups) {
+                    st.index.remove_group(id);
                     work.out.removed_groups.push(Removal {
                         id: id.clone(),
                         kind: RemovalKind::Deleted,
                     });
                 }
             }
-            return Ok(done(cur));
+            return Ok(done(cur, st));
         }
     };
     Ok(Next::Continue(cur))
 }
 
+/// Whether a fetch reads everything or the changes since its cursor's `since`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Full,
+    Incremental,
+}
+
+fn read_of(cur: &Cursor) -> Read {
+    match cur.since {
+        None => Read::Full,
+        Some(_) => Read::Incremental,
+    }
+}
+
 /// A group's members are all read: a full fetch records them; an incremental one reports what
 /// changed since the index's reading.
-fn finish_group(cur: &mut Cursor, group: &str, members: Vec<String>, out: &mut Records) {
-    if cur.since.is_none() {
-        cur.state.index.set_group(group, &members);
+fn finish_group(st: &mut DeltaState, read: Read, group: &str, members: Vec<String>, out: &mut Records) {
+    if read == Read::Full {
+        st.index.set_group(group, &members);
         return;
     }
-    let diff = cur.state.index.replace_group(group, &members);
+    let diff = st.index.replace_group(group, &members);
     out.memberships.extend(diff.added);
     out.removed_memberships.extend(diff.removed);
 }
@@ -542,9 +555,12 @@ pub fn unknown_app(id: &str) -> PluginError {
 
 /// The end of a fetch: the state the next incremental fetch continues from, stamped with
 /// Okta's clock at this fetch's start; without one the next fetch is a full one.
-fn done(cur: Cursor) -> Next<Cursor, DeltaState> {
+fn done(cur: Cursor, st: &mut DeltaState) -> Next<Cursor, DeltaState> {
     match cur.clock {
-        Clock::At { since } => Next::Done(Some(DeltaState { since, ..cur.state })),
+        Clock::At { since } => Next::Done(Some(DeltaState {
+            since,
+            ..std::mem::take(st)
+        })),
         _ => {
             roster_sdk::log(
                 Level::Warn,

@@ -212,6 +212,45 @@ impl<'a> Work<'a> {
     }
 }
 
+/// State a cursor builds up over a fetch (the next delta token's member index, say), shared by
+/// the copies the driver makes of the cursor: the driver clones the cursor before every step,
+/// to hand the old one back when the step fails, and copying megabytes of state for each of
+/// thousands of steps was most of a large fetch's time. Sound only while a step changes the
+/// state after its request has succeeded, so a failed step leaves it as the cursor found it.
+/// Written and read as the state itself.
+#[derive(Debug, Default)]
+pub struct Shared<T>(std::rc::Rc<std::cell::RefCell<T>>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> Shared<T> {
+    /// A shared state holding `state`.
+    pub fn new(state: T) -> Self {
+        Shared(std::rc::Rc::new(std::cell::RefCell::new(state)))
+    }
+
+    /// The state, to read or change.
+    pub fn get(&self) -> std::cell::RefMut<'_, T> {
+        self.0.borrow_mut()
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.borrow().serialize(s)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Shared::new)
+    }
+}
+
 /// A connector's fetch as steps over its own cursor type.
 pub trait Fetch {
     /// Where a fetch stands between steps. The driver stores it in the page's `next` as JSON
@@ -535,6 +574,19 @@ impl Directory for Counted<'_> {
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
+
+    #[test]
+    fn a_shared_state_is_one_state_for_every_copy_and_is_written_as_itself() {
+        let a = Shared::new(vec![1u32]);
+        let b = a.clone();
+        b.get().push(2);
+        assert_eq!(*a.get(), [1, 2]);
+        let text = serde_json::to_string(&a).unwrap();
+        assert_eq!(text, "[1,2]");
+        let back: Shared<Vec<u32>> = serde_json::from_str(&text).unwrap();
+        back.get().push(3);
+        assert_eq!(*a.get(), [1, 2], "a decoded state is a new one");
+    }
 
     use super::*;
     use crate::{Request, Response};
