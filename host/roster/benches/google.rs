@@ -32,15 +32,7 @@ async fn setup(d: &Directory) -> Setup {
     let dir = common::data_dir_with(&["google"]);
     let sim = GoogleSim::start(common::google::account(d)).await;
     let bb = BitbucketSim::start(BbState::new()).await;
-    let pem = std::fs::read_to_string(common::repo().join("host/roster/tests/fixtures/test-rsa-key.pem")).unwrap();
-    let key_file = dir.path().join("key.json");
-    let file = serde_json::json!({
-        "type": "service_account",
-        "private_key_id": common::google::KEY_ID,
-        "private_key": pem,
-        "client_email": common::google::SERVICE_ACCOUNT,
-    });
-    std::fs::write(&key_file, file.to_string()).unwrap();
+    let key_file = common::google::key_file(dir.path());
     let source = GoogleSource {
         api_url: sim.url(),
         token_url: None,

@@ -68,7 +68,7 @@ impl GoogleWorld {
 }
 
 /// Writes the service account's key file into `dir` as the Cloud console downloads it.
-fn key_file(dir: &std::path::Path) -> std::path::PathBuf {
+pub fn key_file(dir: &std::path::Path) -> std::path::PathBuf {
     let pem = std::fs::read_to_string(super::repo().join("host/roster/tests/fixtures/test-rsa-key.pem")).unwrap();
     let path = dir.join("acme-sync-3f1c0a.json");
     let file = serde_json::json!({
