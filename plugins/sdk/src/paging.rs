@@ -179,13 +179,14 @@ impl LoopGuard {
 
 /// Offset paging by `first`/`max` (Keycloak) where a short page ends the listing, kept right
 /// when the listing shifts between pages. Each page after the first starts one item early, at
-/// the item the previous page ended with, and goes on after it: found there or later (items
-/// inserted before it only repeat items already read), nothing is missed. Missing, items before it
-/// were deleted and the rest moved back, so an unread item may have passed the boundary — read as
-/// gone, it would be deprovisioned: the page is asked for again starting a whole page earlier and
-/// the listing goes on after the last item read it finds there (the item read last, or, when that
-/// one was the item deleted, one of the two before it). A listing that moved back by more than a
-/// page, or lost all three, is refused as transient instead. It serializes, for a cursor.
+/// the item the previous page ended with, and goes on after it: found there, or later with the
+/// item read before it just ahead (items inserted earlier only repeat items already read),
+/// nothing is missed. Missing, or found elsewhere (renamed, so it sorts in a new place), items
+/// may have passed the boundary unread — read as gone, they would be deprovisioned: the page is
+/// asked for again starting a whole page earlier and the listing goes on after the newest item
+/// read it finds there in its place (the item read last, or one of the two before it). A listing
+/// that moved back by more than a page, or lost all three, is refused as transient instead. It
+/// serializes, for a cursor.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Offset {
     /// Items of the listing read so far: where the next page starts.
@@ -238,15 +239,30 @@ impl Offset {
     ) -> Result<Taken<T>, PluginError> {
         let (start, max) = self.query(size);
         let answered = items.len() as u64;
+        // The next page's anchors are the page's last items as answered, in listing order (the
+        // items taken below may leave some out).
+        let last: Vec<String> = items
+            .iter()
+            .skip(items.len().saturating_sub(Self::ANCHORS))
+            .map(|i| id(i).to_string())
+            .collect();
         if max > size {
-            // The newest anchor found: items after it are unread (the anchors are consecutive).
-            let found = self
-                .tail
-                .iter()
-                .rev()
-                .find_map(|anchor| items.iter().position(|i| id(i) == anchor.as_str()));
+            // The newest anchor still in its place: items after it are unread. An anchor is in
+            // its place when the page starts with it or the item before it is the one read
+            // before it; an anchor renamed since sorts elsewhere, and the items between its old
+            // place and its new one were never read.
+            let found = (0..self.tail.len()).rev().find_map(|j| {
+                let k = items.iter().position(|i| id(i) == self.tail[j].as_str())?;
+                let in_place = k == 0 || (j > 0 && id(&items[k - 1]) == self.tail[j - 1].as_str());
+                in_place.then_some((j, k))
+            });
             match found {
-                Some(at) => drop(items.drain(..=at)),
+                Some((j, k)) => {
+                    items.drain(..=k);
+                    // The anchors read after it (a page starting at an older one) are not new.
+                    let read = &self.tail[j + 1..];
+                    items.retain(|i| !read.iter().any(|r| r.as_str() == id(i)));
+                }
                 None if self.lookback == 0 && start > 0 => {
                     return Ok(Taken {
                         items: Vec::new(),
@@ -267,7 +283,7 @@ impl Offset {
         }
         let next = (answered >= u64::from(max)).then(|| {
             let mut tail: Vec<String> = self.tail.clone();
-            tail.extend(items.iter().map(|i| id(i).to_string()));
+            tail.extend(last);
             let keep = tail.len().saturating_sub(Self::ANCHORS);
             tail.drain(..keep);
             Offset {
@@ -432,9 +448,29 @@ mod tests {
         assert_eq!(p2.items, v(&["c", "d"]));
         let at2 = p2.next.clone().unwrap();
         assert_eq!((at2.first, at2.tail.clone()), (4, v(&["b", "c", "d"])));
-        // A user inserted before the page: b comes one later, nothing is missed.
-        let p2 = at.take(2, v(&["a2", "b", "c"]), id, "list users").unwrap();
+        // A user inserted before the page: b comes one later, after a, and nothing is missed.
+        let p2 = at.take(2, v(&["a", "b", "c"]), id, "list users").unwrap();
         assert_eq!((p2.items, p2.next.is_some()), (v(&["c"]), true));
+        // Inserted between a and b, the place cannot be told from the page: asked again a page
+        // earlier, a starts it, and a2 and c are read (b not again).
+        let unsure = at.take(2, v(&["a2", "b", "c"]), id, "list users").unwrap();
+        assert!(unsure.items.is_empty());
+        let again = unsure.next.unwrap();
+        assert_eq!(again.query(2), (0, 4));
+        let p2 = again.take(2, v(&["a", "a2", "b", "c"]), id, "list users").unwrap();
+        assert_eq!(p2.items, v(&["a2", "c"]));
+        // b renamed to sort after c and d (a c d b e): the page holds b, but not in its place;
+        // c and d must not be skipped.
+        let renamed = at.take(2, v(&["c", "d", "b"]), id, "list users").unwrap();
+        assert!(renamed.items.is_empty(), "{:?}", renamed.items);
+        let p2 = renamed
+            .next
+            .unwrap()
+            .take(2, v(&["a", "c", "d", "b"]), id, "list users")
+            .unwrap();
+        assert_eq!(p2.items, v(&["c", "d"]));
+        let after = p2.next.unwrap();
+        assert_eq!(after.tail, v(&["c", "d", "b"]), "the anchors in listing order");
         // A short page ends the listing, an answer of the overlap alone too.
         assert!(at.take(2, v(&["b", "c"]), id, "x").unwrap().next.is_none());
         let end = at.take(2, v(&["b"]), id, "x").unwrap();
