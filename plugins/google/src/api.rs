@@ -210,6 +210,14 @@ pub fn classify(what: &str, listing: &Listing, resp: &Response, s: &Settings) ->
         403 if e.has_reason(QUOTA_REASONS) => PluginError::Transient(format!(
             "{what}: Google's Directory API quota is spent ({detail}); the run goes on when it refills (raise the quota in the Google Cloud console under APIs & Services → Admin SDK API → Quotas, or schedule the source less often)"
         )),
+        // Google answers a project without the Admin SDK API with a 403 too; no admin role
+        // would lift it.
+        403 if e.has_reason(&["accessNotConfigured"]) || detail.contains("has not been used in project") => {
+            PluginError::Config(format!(
+                "{what}: the Admin SDK API is not on for the service account's Google Cloud project ({detail}); enable the Admin SDK API in the Google Cloud console (APIs & Services → Library → Admin SDK API) for the project of {}, wait a few minutes, and check again",
+                s.service_account
+            ))
+        }
         403 if e.has_reason(&["insufficientPermissions"]) || detail.contains("insufficient authentication scopes") => {
             PluginError::Auth(format!(
                 "{what}: the token lacks a scope ({detail}); in the Admin console under Security → Access and data control → API controls → Domain-wide delegation, give the service account's client id the scopes {}",

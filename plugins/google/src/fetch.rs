@@ -118,7 +118,9 @@ pub fn step(g: &Google<'_>, mut cur: Cursor, work: &mut Work<'_>) -> Result<Next
             for group in page.groups {
                 let seen = st.groups.observe(&group.id, model::group_digest(&group));
                 let emit = mode == Mode::Full || seen != Seen::Same;
-                let reread = emit || s.nested_groups == Nesting::Google;
+                // Without a member count in the listing, the digest cannot show a member
+                // change: the members are read again.
+                let reread = emit || s.nested_groups == Nesting::Google || group.direct_members_count.is_none();
                 if !reread {
                     continue;
                 }

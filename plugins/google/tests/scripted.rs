@@ -55,6 +55,8 @@ struct Workspace {
     bad_key: Cell<bool>,
     /// The impersonated user is not an admin.
     not_admin: Cell<bool>,
+    /// The Admin SDK API is not enabled in the service account's project.
+    api_disabled: Cell<bool>,
 }
 
 fn uid(n: u32) -> String {
@@ -157,6 +159,13 @@ impl Workspace {
 
     fn api(&self, path: &str, q: &[(String, String)]) -> (u16, String) {
         let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        if self.api_disabled.get() {
+            // Google's answer, as sent for a project without the API.
+            let message = "Admin SDK API has not been used in project 1039 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/admin.googleapis.com/overview?project=1039 then retry.";
+            let body = json!({"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED",
+                "errors": [{"message": message, "domain": "usageLimits", "reason": "accessNotConfigured"}]}});
+            return (403, body.to_string());
+        }
         if self.not_admin.get() {
             return (
                 403,
@@ -480,6 +489,17 @@ fn check_names_the_key_the_delegation_the_scope_and_the_admin() {
     assert!(
         e.contains("list users and list groups") && e.contains("is not an admin") && e.contains("Admin roles"),
         "{e}"
+    );
+    // A 403 for an API not enabled is not a missing admin role: it says to enable the API.
+    let w = Workspace::new();
+    w.api_disabled.set(true);
+    let e = check(&w, &settings("")).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, PluginError::Config(_))
+            && text.contains("enable the Admin SDK API")
+            && !text.contains("admin role"),
+        "{text}"
     );
 }
 

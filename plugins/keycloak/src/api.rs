@@ -130,8 +130,7 @@ impl<'a> Keycloak<'a> {
         let url = self.url(listing, first, max);
         let what = self.what(listing, &url);
         let resp = self.get(&url)?;
-        if resp.status == 404 && matches!(listing, Listing::Children(_) | Listing::Members(_)) && !realm_missing(&resp)
-        {
+        if matches!(listing, Listing::Children(_) | Listing::Members(_)) && group_missing(&resp) {
             return Ok(None);
         }
         if !resp.is_success() {
@@ -155,6 +154,15 @@ impl<'a> Keycloak<'a> {
 }
 
 /// Keycloak's answer to an admin URL of a realm it does not have.
+/// Keycloak's own word that a group is gone (`{"error":"Could not find group by id"}`): any
+/// other 404 (a proxy's page, a wrong path) fails the listing rather than emptying the group.
+fn group_missing(resp: &Response) -> bool {
+    resp.status == 404
+        && error_detail(&resp.body)
+            .to_ascii_lowercase()
+            .contains("could not find group")
+}
+
 fn realm_missing(resp: &Response) -> bool {
     resp.status == 404 && error_detail(&resp.body).to_ascii_lowercase().contains("realm")
 }

@@ -517,4 +517,13 @@ fn a_group_deleted_while_read_is_skipped_and_a_throttled_answer_is_transient() {
         .push(("/admin/realms/acme/users".into(), 429, String::new()));
     let err = fetch_all(&realm, &settings("")).unwrap_err();
     assert!(matches!(err, PluginError::Transient(_)), "{err:?}");
+    // A 404 that is not Keycloak's word for a missing group (a proxy's page) fails the fetch
+    // rather than emptying the group.
+    realm.faults.borrow_mut().push((
+        "/admin/realms/acme/groups/g-sales/members".into(),
+        404,
+        "<html><body>Not Found</body></html>".into(),
+    ));
+    let err = fetch_all(&realm, &settings("")).unwrap_err();
+    assert!(err.to_string().contains("g-sales"), "{err:?}");
 }
