@@ -102,6 +102,9 @@ fn config(msg: impl Into<String>) -> PluginError {
     PluginError::Config(msg.into())
 }
 
+/// User fields read into every record, so never attributes.
+const RECORD_FIELDS: &[&str] = &["id", "primaryEmail", "name", "suspended", "archived"];
+
 /// A user field name as Google writes them: letters and digits.
 fn is_field_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric())
@@ -180,6 +183,18 @@ impl SourceSettings for Settings {
             return Err(config(format!(
                 "attributes: `{bad}` is not a Google user field name (letters and digits, e.g. orgUnitPath)"
             )));
+        }
+        // These fields are the record itself (its id, username, names and active), not
+        // attributes; `customSchemas` is not in the listing Roster reads (`projection=basic`).
+        if let Some(taken) = self.attributes.iter().find(|a| RECORD_FIELDS.contains(&a.as_str())) {
+            return Err(config(format!(
+                "attributes: `{taken}` is already part of every user record (id, username, display name, email, active), not an attribute; leave it out"
+            )));
+        }
+        if self.attributes.iter().any(|a| a == "customSchemas") {
+            return Err(config(
+                "attributes: `customSchemas` is not read (Roster lists users with projection=basic); use a standard field such as orgUnitPath, or leave it out",
+            ));
         }
         self.api_url = base_url("api_url", &self.api_url, API_URL)?;
         self.token_url = base_url("token_url", &self.token_url, TOKEN_URL)?;
@@ -272,6 +287,14 @@ mod tests {
             (
                 format!("{{{BASE},\"attributes\":[\"org unit\"]}}"),
                 "attributes: `org unit`",
+            ),
+            (
+                format!("{{{BASE},\"attributes\":[\"suspended\"]}}"),
+                "attributes: `suspended` is already part of every user record",
+            ),
+            (
+                format!("{{{BASE},\"attributes\":[\"customSchemas\"]}}"),
+                "`customSchemas` is not read",
             ),
             (
                 format!("{{{BASE},\"api_url\":\"http://admin.googleapis.com\"}}"),
