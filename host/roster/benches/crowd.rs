@@ -9,9 +9,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_sim::crowd::{CrowdSim, CrowdState, Product};
 use roster_sim::directory::Directory;
@@ -59,21 +56,8 @@ enum Membership {
     PerGroup,
 }
 
-struct Outcome {
-    wall: Duration,
-    calls: u64,
-    report: serde_json::Value,
-}
-
-async fn fetch(s: &Setup, extra: &'static [&'static str]) -> Outcome {
-    let data: PathBuf = s.dir.path().to_path_buf();
-    let before = s.crowd.lock().calls();
-    let args: Vec<&str> = std::iter::once("fetch").chain(extra.iter().copied()).collect();
-    let (wall, report) = tokio::task::spawn_blocking(move || common::roster_json(&data, &args))
-        .await
-        .unwrap();
-    let calls = s.crowd.lock().calls() - before;
-    Outcome { wall, calls, report }
+async fn fetch(s: &Setup, extra: &'static [&'static str]) -> common::bench::Fetched {
+    common::bench::fetch(s.dir.path(), extra, || s.crowd.lock().calls()).await
 }
 
 /// Changes `n` users from the `from`-th on, the way a working day does: display names, a group
@@ -100,7 +84,7 @@ fn change(s: &Setup, d: &Directory, from: usize, n: usize) -> u64 {
     updated
 }
 
-fn row(name: &str, d: &Directory, o: &Outcome, floor: u64) {
+fn row(name: &str, d: &Directory, o: &common::bench::Fetched, floor: u64) {
     common::bench::fetch_row(name, d, o.wall, &o.report, o.calls, floor);
 }
 

@@ -9,9 +9,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_sim::directory::Directory;
 use roster_sim::graph::{GraphSim, GraphState};
@@ -50,28 +47,11 @@ async fn setup(d: &Directory) -> Setup {
     Setup { dir, graph, _bb: bb }
 }
 
-struct Outcome {
-    wall: Duration,
-    calls: u64,
-    report: serde_json::Value,
-}
-
-async fn fetch(s: &Setup, extra: &'static [&'static str]) -> Outcome {
-    let data: PathBuf = s.dir.path().to_path_buf();
-    std::mem::take(&mut s.graph.lock().calls);
-    let args: Vec<&str> = std::iter::once("fetch").chain(extra.iter().copied()).collect();
-    let (wall, report) = tokio::task::spawn_blocking(move || common::roster_json(&data, &args))
-        .await
-        .unwrap();
-    let calls = s
-        .graph
-        .lock()
-        .calls
-        .iter()
-        .filter(|(k, _)| !k.contains("/token"))
-        .map(|(_, n)| n)
-        .sum();
-    Outcome { wall, calls, report }
+async fn fetch(s: &Setup, extra: &'static [&'static str]) -> common::bench::Fetched {
+    common::bench::fetch(s.dir.path(), extra, || {
+        common::api_calls(s.graph.lock().calls.clone()).0
+    })
+    .await
 }
 
 /// The fewest Graph calls a full listing can make: user pages, group pages and each group's
@@ -104,7 +84,7 @@ fn change(s: &Setup, d: &Directory, from: usize, n: usize) {
     }
 }
 
-fn row(name: &str, d: &Directory, o: &Outcome, floor: Option<u64>, target: &str) {
+fn row(name: &str, d: &Directory, o: &common::bench::Fetched, floor: Option<u64>, target: &str) {
     let f = &o.report["summary"]["fetch"][0];
     let rss = o.report["summary"]["peak_rss_mib"].as_f64().unwrap_or(0.0);
     let ratio = floor.map_or("—".to_string(), |fl| format!("{:.3}", o.calls as f64 / fl as f64));
@@ -125,7 +105,7 @@ fn row(name: &str, d: &Directory, o: &Outcome, floor: Option<u64>, target: &str)
     );
 }
 
-fn split(o: &Outcome) -> String {
+fn split(o: &common::bench::Fetched) -> String {
     let f = &o.report["summary"]["fetch"][0];
     format!(
         "connector {:.1} s, store {:.1} s",

@@ -9,9 +9,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_sim::directory::Directory;
 use roster_sim::google::{GoogleSim, MemberType};
@@ -50,21 +47,8 @@ async fn setup(d: &Directory) -> Setup {
     Setup { dir, sim, _bb: bb }
 }
 
-struct Outcome {
-    wall: Duration,
-    calls: u64,
-    report: serde_json::Value,
-}
-
-async fn fetch(s: &Setup, extra: &'static [&'static str]) -> Outcome {
-    let data: PathBuf = s.dir.path().to_path_buf();
-    std::mem::take(&mut s.sim.lock().calls);
-    let args: Vec<&str> = std::iter::once("fetch").chain(extra.iter().copied()).collect();
-    let (wall, report) = tokio::task::spawn_blocking(move || common::roster_json(&data, &args))
-        .await
-        .unwrap();
-    let calls = s.sim.lock().api_calls();
-    Outcome { wall, calls, report }
+async fn fetch(s: &Setup, extra: &'static [&'static str]) -> common::bench::Fetched {
+    common::bench::fetch(s.dir.path(), extra, || s.sim.lock().api_calls()).await
 }
 
 /// The fewest calls a full read allows: user pages at 500, group pages at 200, and the member

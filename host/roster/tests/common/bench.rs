@@ -1,5 +1,6 @@
 //! What the connector benchmarks print: one Markdown row per scenario.
 
+use std::path::Path;
 use std::time::Duration;
 
 use roster_sim::directory::Directory;
@@ -30,4 +31,30 @@ pub fn fetch_row(name: &str, d: &Directory, wall: Duration, report: &serde_json:
         f["store_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
     );
     assert!(f["complete"].as_bool().unwrap_or(false), "{name}: {f}");
+}
+
+/// What one `roster fetch` took and reported, and the API calls the simulator answered meanwhile.
+pub struct Fetched {
+    /// Wall time of the `roster` process.
+    pub wall: Duration,
+    /// API calls answered during the run.
+    pub calls: u64,
+    /// `roster fetch --json`'s report.
+    pub report: serde_json::Value,
+}
+
+/// Runs `roster fetch EXTRA… --json` over the data folder `data`, off the async workers the
+/// simulator answers on; `calls` reads the simulator's running count of API calls.
+pub async fn fetch(data: &Path, extra: &[&'static str], calls: impl Fn() -> u64) -> Fetched {
+    let before = calls();
+    let data = data.to_path_buf();
+    let args: Vec<&'static str> = std::iter::once("fetch").chain(extra.iter().copied()).collect();
+    let (wall, report) = tokio::task::spawn_blocking(move || super::roster_json(&data, &args))
+        .await
+        .unwrap();
+    Fetched {
+        wall,
+        calls: calls() - before,
+        report,
+    }
 }
