@@ -86,4 +86,38 @@ impl Prism {
             self.log()
         );
     }
+
+    /// Waits until `probe` — one request through Prism that the document declares, true when it
+    /// is answered as the document says — succeeds: Prism listens before it has loaded a large
+    /// document. Fails after [`LOAD`] with the log, naming `document`.
+    pub async fn wait_loaded<F, Fut>(&self, document: &str, probe: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = Instant::now();
+        loop {
+            if tokio::time::timeout(LOAD, probe()).await.unwrap_or(false) {
+                return;
+            }
+            assert!(
+                started.elapsed() < LOAD,
+                "prism did not load the {document} document:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// How long Prism may take to load a vendor's document and answer (minutes on busy cores).
+pub const LOAD: Duration = Duration::from_secs(240);
+
+/// The violations Prism reported for one answer (its `sl-violations` header; empty when none).
+pub fn violations_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("sl-violations")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
 }

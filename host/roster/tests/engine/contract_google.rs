@@ -12,8 +12,6 @@
 //! another service): the connector's token requests go to the simulator directly, and error
 //! bodies and tokens are checked by the simulator's own tests.
 
-use std::time::Duration;
-
 use crate::common;
 
 use common::Configured;
@@ -22,9 +20,6 @@ use common::prism::Prism;
 use common::world::bitbucket;
 use roster_sim::directory::Directory;
 use roster_sim::google::{GROUP_SCOPE, GoogleSim, USER_SCOPE};
-
-/// How long Prism may take to load the document and answer.
-const PRISM_LOAD: Duration = Duration::from_secs(240);
 
 fn spec() -> std::path::PathBuf {
     std::env::var("ROSTER_GOOGLE_CONTRACT")
@@ -36,27 +31,17 @@ fn spec() -> std::path::PathBuf {
 async fn prism_in_front(sim: &GoogleSim, dir: &std::path::Path, token: &str) -> Prism {
     let prism = Prism::start(&spec(), &sim.url(), dir).await;
     let http = reqwest::Client::new();
-    let started = std::time::Instant::now();
-    loop {
-        let probe = http
-            .get(format!(
-                "{}/admin/directory/v1/groups?customer=my_customer&maxResults=1",
-                prism.url()
-            ))
-            .bearer_auth(token)
-            .timeout(PRISM_LOAD)
-            .send()
-            .await;
-        if probe.is_ok_and(|r| r.status().is_success()) {
-            return prism;
-        }
-        assert!(
-            started.elapsed() < PRISM_LOAD,
-            "prism did not load the Google document:\n{}",
-            prism.log()
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let url = format!(
+        "{}/admin/directory/v1/groups?customer=my_customer&maxResults=1",
+        prism.url()
+    );
+    prism
+        .wait_loaded("Google", || async {
+            let probe = http.get(&url).bearer_auth(token).send().await;
+            probe.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+    prism
 }
 
 /// One request through Prism: its status, the violations Prism reported, and the body.
@@ -73,12 +58,7 @@ async fn through(
         .await
         .unwrap();
     let status = r.status().as_u16();
-    let violations = r
-        .headers()
-        .get("sl-violations")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let violations = common::prism::violations_of(&r);
     let body = r.json().await.unwrap_or(serde_json::Value::Null);
     (status, violations, body)
 }

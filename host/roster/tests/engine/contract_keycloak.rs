@@ -16,8 +16,6 @@
 //!   ROSTER_PRISM=path/to/prism ROSTER_KEYCLOAK_CONTRACT=target/keycloak-admin.json \
 //!     cargo test -p roster --test engine -- --ignored contract_keycloak::
 
-use std::time::Duration;
-
 use crate::common;
 
 use common::Configured;
@@ -29,9 +27,6 @@ use roster_sim::keycloak::{GroupsApi, KeycloakSim, KeycloakState, Role};
 const REALM: &str = "acme";
 const CLIENT: &str = "roster";
 const SECRET: &str = "contract-secret";
-/// How long Prism may take to load the document and answer.
-const PRISM_LOAD: Duration = Duration::from_secs(240);
-
 fn spec() -> std::path::PathBuf {
     std::env::var("ROSTER_KEYCLOAK_CONTRACT")
         .expect("ROSTER_KEYCLOAK_CONTRACT: target/keycloak-admin.json, made by tests/contract/keycloak_token_endpoint.py (see .ci/run)")
@@ -61,7 +56,7 @@ async fn token(http: &reqwest::Client, base: &str, client: &str) -> (u16, String
         return (0, String::new(), String::new());
     };
     let status = r.status().as_u16();
-    let violations = violations_of(&r);
+    let violations = common::prism::violations_of(&r);
     let body: serde_json::Value = r.json().await.unwrap_or_default();
     (
         status,
@@ -70,34 +65,19 @@ async fn token(http: &reqwest::Client, base: &str, client: &str) -> (u16, String
     )
 }
 
-fn violations_of(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("sl-violations")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
 /// Prism in front of the simulator; waits until Prism answers a request (it listens before the
 /// document is loaded).
 async fn prism_in_front(sim: &KeycloakSim, dir: &std::path::Path) -> Prism {
     let prism = Prism::start(&spec(), &sim.url(), dir).await;
     let http = reqwest::Client::new();
-    let started = std::time::Instant::now();
-    loop {
-        // A token request, which the document (with the token endpoint added) declares: any
-        // answer but Prism's own means the document is loaded.
-        let probe = tokio::time::timeout(PRISM_LOAD, token(&http, &prism.url(), CLIENT)).await;
-        if probe.is_ok_and(|(status, _, _)| status == 200) {
-            return prism;
-        }
-        assert!(
-            started.elapsed() < PRISM_LOAD,
-            "prism did not load the Keycloak document:\n{}",
-            prism.log()
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    // A token request, which the document (with the token endpoint added) declares: any answer
+    // but Prism's own means the document is loaded.
+    prism
+        .wait_loaded("Keycloak", || async {
+            token(&http, &prism.url(), CLIENT).await.0 == 200
+        })
+        .await;
+    prism
 }
 
 /// One GET through Prism: its status, Prism's violations, and the body.
@@ -114,7 +94,7 @@ async fn through(
         .await
         .unwrap();
     let status = r.status().as_u16();
-    let violations = violations_of(&r);
+    let violations = common::prism::violations_of(&r);
     (status, violations, r.json().await.unwrap_or_default())
 }
 
@@ -162,7 +142,10 @@ async fn the_simulators_answers_to_the_connectors_requests_keep_to_the_keycloak_
         .send()
         .await
         .unwrap();
-    assert_eq!((r.status().as_u16(), violations_of(&r).as_str()), (401, ""));
+    assert_eq!(
+        (r.status().as_u16(), common::prism::violations_of(&r).as_str()),
+        (401, "")
+    );
     prism.assert_no_violations("the simulator's answers");
 
     // 403 is not among the statuses the document declares, though Keycloak answers it to a

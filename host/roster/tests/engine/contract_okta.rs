@@ -9,11 +9,9 @@
 //!   ROSTER_PRISM=path/to/prism ROSTER_OKTA_CONTRACT=../shared/specs/okta-management-prism-ready.yaml \
 //!     cargo test -p roster --test engine -- --ignored contract_okta::
 //! Prism loads the document in a few seconds here (vendor-apis.md §10 measured about 50 s on two
-//! busy cores); each test starts its own and waits up to [`PRISM_LOAD`] for it to answer.
+//! busy cores); each test starts its own and waits up to [`common::prism::LOAD`] for it to answer.
 //! The document declares no `Link` header and no token endpoint (`/oauth2/v1/token` is the org
 //! authorization server's); paging and tokens are checked by the simulator's own tests.
-
-use std::time::Duration;
 
 use crate::common;
 
@@ -25,10 +23,6 @@ use roster_sim::okta::{Bucket, OktaSim, OktaState, RateScope};
 
 const DOMAIN: &str = "acme.example";
 const TOKEN: &str = "00contract-api-token";
-/// How long Prism may take to load the Okta document and answer: the 50 s measured on two busy
-/// cores, with room to spare.
-const PRISM_LOAD: Duration = Duration::from_secs(240);
-
 fn spec() -> std::path::PathBuf {
     std::env::var("ROSTER_OKTA_CONTRACT")
         .expect("ROSTER_OKTA_CONTRACT: ../shared/specs/okta-management-prism-ready.yaml (see .ci/run)")
@@ -55,24 +49,18 @@ async fn prism_in_front(sim: &OktaSim, dir: &std::path::Path) -> Prism {
     let prism = Prism::start(&spec(), &sim.url(), dir).await;
     sim.lock().set_public_url(&prism.url());
     let http = reqwest::Client::new();
-    let started = std::time::Instant::now();
-    loop {
-        let probe = http
-            .get(format!("{}/api/v1/groups?limit=1", prism.url()))
-            .header("authorization", format!("SSWS {TOKEN}"))
-            .timeout(PRISM_LOAD)
-            .send()
-            .await;
-        if probe.is_ok_and(|r| r.status().is_success()) {
-            return prism;
-        }
-        assert!(
-            started.elapsed() < PRISM_LOAD,
-            "prism did not load the Okta document:\n{}",
-            prism.log()
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let url = format!("{}/api/v1/groups?limit=1", prism.url());
+    prism
+        .wait_loaded("Okta", || async {
+            let probe = http
+                .get(&url)
+                .header("authorization", format!("SSWS {TOKEN}"))
+                .send()
+                .await;
+            probe.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+    prism
 }
 
 /// One request through Prism: its status, and the violations Prism reported in `sl-violations`.
@@ -84,12 +72,7 @@ async fn through(http: &reqwest::Client, prism: &Prism, auth: &str, path_and_que
         .await
         .unwrap();
     let status = r.status().as_u16();
-    let violations = r
-        .headers()
-        .get("sl-violations")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let violations = common::prism::violations_of(&r);
     let link = r
         .headers()
         .get_all("link")
