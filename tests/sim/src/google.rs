@@ -39,7 +39,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::kit::sim::lock;
-use crate::kit::{self, Fault, FaultRule, Faults, Outcome, RateLimited, RouteMatch, Sealer, Throttle, Times, Vendor};
+use crate::kit::{self, Fault, Faults, Outcome, RateLimited, RouteMatch, Sealer, Throttle, Vendor};
 
 /// The token endpoint's path.
 pub const TOKEN_PATH: &str = "/token";
@@ -405,11 +405,7 @@ impl GoogleState {
     /// The next `n` requests whose path and decoded query contain `part` are answered `status`
     /// with Google's error document.
     pub fn fail_next(&mut self, n: u32, part: &str, status: u16) {
-        self.faults.add(
-            FaultRule::new(Fault::status(status))
-                .route(RouteMatch::contains(part))
-                .times(Times::Count(n)),
-        );
+        self.faults.fail_next(n, part, Fault::status(status));
     }
 
     /// The fault rules applied to its requests, tokens included.

@@ -693,18 +693,13 @@ impl GraphState {
     /// The next `n` requests whose path and (decoded) query contain `path_contains` are
     /// answered `status` with a Graph error body (an Entra one on the token endpoint).
     pub fn fail_next(&mut self, n: u32, path_contains: &str, status: u16) {
-        self.faults.add(
-            FaultRule::new(kit::Fault::status(status))
-                .route(RouteMatch::contains(path_contains))
-                .times(Times::Count(n)),
-        );
+        self.faults.fail_next(n, path_contains, kit::Fault::status(status));
     }
 
     /// The next request whose path and (decoded) query contain `path_contains` is answered 200
     /// with the first half of its body: JSON that does not parse.
     pub fn corrupt_next(&mut self, path_contains: &str) {
-        self.faults
-            .add(FaultRule::new(kit::Fault::TruncatedBody).route(RouteMatch::contains(path_contains)));
+        self.faults.corrupt_next(path_contains);
     }
 
     /// The fault rules applied to this tenant's requests, tokens included.

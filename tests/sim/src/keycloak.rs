@@ -50,7 +50,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::kit::sim::lock;
-use crate::kit::{self, Fault, FaultRule, Faults, Outcome, Req, RouteMatch, Throttle, Times, Vendor};
+use crate::kit::{self, Fault, Faults, Outcome, Req, RouteMatch, Throttle, Vendor};
 
 /// The content type of Keycloak's JSON answers.
 const JSON: &str = "application/json";
@@ -450,18 +450,13 @@ impl KeycloakState {
             },
             _ => Fault::status(status),
         };
-        self.faults.add(
-            FaultRule::new(fault)
-                .route(RouteMatch::contains(path_contains))
-                .times(Times::Count(n)),
-        );
+        self.faults.fail_next(n, path_contains, fault);
     }
 
     /// The next request whose path and query contain `path_contains` is answered 200 with the
     /// first half of its body: JSON that does not parse.
     pub fn corrupt_next(&mut self, path_contains: &str) {
-        self.faults
-            .add(FaultRule::new(Fault::TruncatedBody).route(RouteMatch::contains(path_contains)));
+        self.faults.corrupt_next(path_contains);
     }
 
     /// The fault rules applied to this server's requests, tokens included.

@@ -64,7 +64,7 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::kit::layer::{KitLayer, Middleware, Next};
-use crate::kit::{self, Fault, FaultRule, Faults, Outcome, RateLimited, Req, RouteMatch, Sealer, Times, Vendor};
+use crate::kit::{self, Fault, Faults, Outcome, RateLimited, Req, Sealer, Vendor};
 
 /// The content type of OneLogin's JSON answers.
 const JSON: &str = "application/json; charset=utf-8";
@@ -742,18 +742,13 @@ impl OneLoginState {
     /// The next `n` requests whose path and (decoded) query contain `path_contains` are
     /// answered `status` with OneLogin's error body for the path.
     pub fn fail_next(&mut self, n: u32, path_contains: &str, status: u16) {
-        self.faults.add(
-            FaultRule::new(Fault::status(status))
-                .route(RouteMatch::contains(path_contains))
-                .times(Times::Count(n)),
-        );
+        self.faults.fail_next(n, path_contains, Fault::status(status));
     }
 
     /// The next request whose path and (decoded) query contain `path_contains` is answered 200
     /// with the first half of its body: JSON that does not parse.
     pub fn corrupt_next(&mut self, path_contains: &str) {
-        self.faults
-            .add(FaultRule::new(Fault::TruncatedBody).route(RouteMatch::contains(path_contains)));
+        self.faults.corrupt_next(path_contains);
     }
 
     /// The fault rules applied to this account's requests, tokens included.

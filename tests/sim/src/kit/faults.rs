@@ -360,6 +360,22 @@ impl Faults {
         id
     }
 
+    /// The next `n` requests whose path and (decoded) query contain `path_contains` are
+    /// answered with `fault`.
+    pub fn fail_next(&self, n: u32, path_contains: &str, fault: Fault) -> RuleId {
+        self.add(
+            FaultRule::new(fault)
+                .route(RouteMatch::contains(path_contains))
+                .times(Times::Count(n)),
+        )
+    }
+
+    /// The next request whose path and (decoded) query contain `path_contains` is answered 200
+    /// with the first half of its body: JSON that does not parse.
+    pub fn corrupt_next(&self, path_contains: &str) -> RuleId {
+        self.add(FaultRule::new(Fault::TruncatedBody).route(RouteMatch::contains(path_contains)))
+    }
+
     /// Removes a rule.
     pub fn remove(&self, id: RuleId) {
         self.registry().rules.retain(|a| a.id != id);

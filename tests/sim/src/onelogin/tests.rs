@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::directory::Directory;
+use crate::kit::{FaultRule, RouteMatch};
 
 const CLIENT: &str = "8d2a4c6e0f1b3d5a7c9e1f3b5d7a9c1e";
 const SECRET: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a0";
