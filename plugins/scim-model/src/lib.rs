@@ -1,0 +1,14 @@
+//! One SCIM 2.0 model (RFC 7643 resources and schemas, RFC 7644 protocol), shared by Roster's
+//! SCIM endpoint (`roster-serve`) and the `scim` connector, so the filter grammar, attribute
+//! paths and PATCH rules exist once.
+//!
+//! Resources are `serde_json::Value` objects: SCIM lets an IdP send attributes Roster does not
+//! model, and a GET must give back what was stored (Okta GETs a user, edits it and PUTs it
+//! whole). The schema (`schema`) says what each attribute is — multi-valued, case-exact,
+//! read-only, returned — and the rest of the crate reads resources through it, names compared
+//! case-insensitively.
+
+pub mod error;
+pub mod schema;
+
+pub use error::{ScimError, ScimType};
