@@ -59,8 +59,10 @@ fn empty_object() -> serde_json::Value {
 pub struct SourceConfig {
     /// Stable id (letters, digits, `-`, `_`).
     pub id: String,
-    /// Connector plugin name.
-    pub plugin: String,
+    /// Connector plugin name, for a source Roster reads; see [`SourceConfig::feed`].
+    pub plugin: Option<String>,
+    /// How the source pushes to Roster, for a source that is pushed to rather than read.
+    pub push: Option<PushConfig>,
     /// Directory order: lower wins when two sources describe the same person.
     #[serde(default = "default_priority")]
     pub priority: i64,
@@ -99,6 +101,62 @@ pub struct SourceConfig {
     pub origin: DefinedIn,
 }
 
+/// How a source's records reach Roster: exactly one of `plugin` and `push` is set
+/// ([`SourceConfig::validate`] refuses anything else).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Feed<'a> {
+    /// Roster reads the source through this connector plugin, on a schedule or on demand.
+    Pull(&'a str),
+    /// The source pushes its changes to Roster (e.g. SCIM 2.0); nothing is fetched.
+    Push(&'a PushConfig),
+}
+
+/// The protocol a pushing source speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PushProtocol {
+    /// SCIM 2.0 (RFC 7643/7644) at `/scim/v2/{source}`.
+    Scim,
+}
+
+/// `[source.push]`: how a source pushes to Roster, who may push, and how pushes become runs.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// The protocol.
+    pub protocol: PushProtocol,
+    /// Addresses (single or CIDR) allowed to push; empty: any address with the source's token.
+    /// Behind a reverse proxy, `[api] trusted_proxies` says whose `X-Forwarded-For` counts.
+    #[serde(default, deserialize_with = "roster_http::addr::ranges")]
+    #[schema(value_type = Vec<String>)]
+    pub allow_ips: Vec<ipnet::IpNet>,
+    /// Requests a token may make per minute; more get a 429 with Retry-After.
+    #[serde(default = "default_push_rate")]
+    pub requests_per_minute: u32,
+    /// The largest request body accepted, in KiB; larger gets a 413.
+    #[serde(default = "default_push_body_kib")]
+    pub max_body_kib: u32,
+    /// A run starts once pushes have been quiet this long…
+    #[serde(default = "default_push_debounce")]
+    pub debounce_seconds: u64,
+    /// …or this long after the first push it would carry, whichever comes first.
+    #[serde(default = "default_push_max_delay")]
+    pub max_delay_seconds: u64,
+}
+
+fn default_push_rate() -> u32 {
+    1200
+}
+fn default_push_body_kib() -> u32 {
+    1024
+}
+fn default_push_debounce() -> u64 {
+    5
+}
+fn default_push_max_delay() -> u64 {
+    30
+}
+
 /// The settings key a connector may offer for its source's sync interval.
 const INTERVAL_SETTING: &str = "sync_interval_minutes";
 
@@ -115,6 +173,38 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 impl SourceConfig {
+    /// How the source's records reach Roster. Only meaningful after [`SourceConfig::validate`]
+    /// (which refuses a source with both or neither); a source with both reads as pulled.
+    pub fn feed(&self) -> Feed<'_> {
+        match (&self.plugin, &self.push) {
+            (Some(plugin), _) => Feed::Pull(plugin),
+            (None, Some(push)) => Feed::Push(push),
+            (None, None) => Feed::Pull(""),
+        }
+    }
+
+    /// The connector plugin of a pulled source; `None` for a pushed one.
+    pub fn plugin(&self) -> Option<&str> {
+        match self.feed() {
+            Feed::Pull(p) => Some(p),
+            Feed::Push(_) => None,
+        }
+    }
+
+    /// What lists show in a source's "plugin" column: the plugin, or `push:<protocol>`.
+    pub fn feed_label(&self) -> String {
+        match self.feed() {
+            Feed::Pull(p) => p.to_string(),
+            Feed::Push(push) => format!(
+                "push:{}",
+                serde_json::to_value(push.protocol)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
     /// Checks the source's fields (`base` resolves relative paths); every message names the
     /// source and the field.
     pub fn validate(&self, base: &Path) -> Result<(), String> {
@@ -123,6 +213,41 @@ impl SourceConfig {
                 "source id {:?} must be 1–64 letters, digits, '-' or '_'",
                 self.id
             ));
+        }
+        match (&self.plugin, &self.push) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "source '{}': give `plugin` (Roster reads the source) or `[source.push]` (the source pushes to Roster), not both",
+                    self.id
+                ));
+            }
+            (None, None) => {
+                return Err(format!(
+                    "source '{}': name its connector with `plugin = \"…\"`, or add `[source.push]` with `protocol = \"scim\"` for an identity provider that pushes",
+                    self.id
+                ));
+            }
+            (Some(p), None) if p.is_empty() => {
+                return Err(format!(
+                    "source '{}': `plugin` is empty; name a connector plugin",
+                    self.id
+                ));
+            }
+            (None, Some(push)) => {
+                if push.requests_per_minute == 0 || push.max_body_kib == 0 {
+                    return Err(format!(
+                        "source '{}' push: requests_per_minute and max_body_kib must be at least 1",
+                        self.id
+                    ));
+                }
+                if push.debounce_seconds > push.max_delay_seconds {
+                    return Err(format!(
+                        "source '{}' push: debounce_seconds ({}) must not exceed max_delay_seconds ({})",
+                        self.id, push.debounce_seconds, push.max_delay_seconds
+                    ));
+                }
+            }
+            (Some(_), None) => {}
         }
         self.network
             .validate()
@@ -226,6 +351,44 @@ mod tests {
 
     fn source(extra: &str) -> SourceConfig {
         toml::from_str(&format!("id = \"jira\"\nplugin = \"crowd\"\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn a_source_is_pulled_by_a_plugin_or_pushed_never_both_nor_neither() {
+        let pushed: SourceConfig = toml::from_str(
+            "id = \"entra\"\n[push]\nprotocol = \"scim\"\nallow_ips = [\"20.0.0.0/8\", \"192.0.2.7\"]\n",
+        )
+        .unwrap();
+        pushed.validate(Path::new(".")).unwrap();
+        let Feed::Push(push) = pushed.feed() else {
+            panic!("a [push] source reads as pulled: {:?}", pushed.feed())
+        };
+        assert_eq!(
+            (push.protocol, push.allow_ips.len(), push.debounce_seconds),
+            (PushProtocol::Scim, 2, 5)
+        );
+        assert_eq!((pushed.plugin(), pushed.feed_label().as_str()), (None, "push:scim"));
+        assert_eq!(source("").feed(), Feed::Pull("crowd"));
+
+        let both = source("[push]\nprotocol = \"scim\"\n")
+            .validate(Path::new("."))
+            .unwrap_err();
+        assert!(both.contains("not both"), "{both}");
+        let neither: SourceConfig = toml::from_str("id = \"x\"\n").unwrap();
+        let neither = neither.validate(Path::new(".")).unwrap_err();
+        assert!(
+            neither.contains("plugin = ") && neither.contains("[source.push]"),
+            "{neither}"
+        );
+        let slow = source_pushed("debounce_seconds = 90\nmax_delay_seconds = 30\n");
+        assert!(slow.contains("must not exceed"), "{slow}");
+        let unknown: Result<SourceConfig, _> = toml::from_str("id = \"x\"\n[push]\nprotocol = \"ldap\"\n");
+        assert!(unknown.is_err());
+    }
+
+    fn source_pushed(extra: &str) -> String {
+        let s: SourceConfig = toml::from_str(&format!("id = \"entra\"\n[push]\nprotocol = \"scim\"\n{extra}")).unwrap();
+        s.validate(Path::new(".")).unwrap_err()
     }
 
     #[test]

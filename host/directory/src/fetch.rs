@@ -24,7 +24,7 @@ const MAX_PAGES: u64 = 1_000_000;
 pub struct FetchReport {
     /// Source id.
     pub source: String,
-    /// "full" or "incremental".
+    /// "full", "incremental", or "push" (a pushed source: nothing fetched).
     pub mode: String,
     /// The mirror was updated.
     pub complete: bool,
@@ -149,8 +149,20 @@ pub enum FetchMode {
     Incremental,
 }
 
-/// Fetches one source into the mirror.
+/// The report for a source that pushes to Roster: its mirror is kept by its pushes (each
+/// durable before it was answered), so it is complete as it stands and nothing is fetched.
+pub fn pushed(source: &SourceConfig) -> FetchReport {
+    FetchReport {
+        source: source.id.clone(),
+        mode: "push".into(),
+        complete: true,
+        ..FetchReport::default()
+    }
+}
+
+/// Fetches one source into the mirror through its connector `plugin`.
 pub async fn fetch_source(
+    plugin: &str,
     runtime: &Runtime,
     store: &Arc<Store>,
     run_id: i64,
@@ -172,7 +184,7 @@ pub async fn fetch_source(
     let settings = source.settings.to_string();
     let counted_from = access.counts();
     let counts = access.clone();
-    let mut job = match runtime.job(&source.plugin, source.limits.clone(), access).await {
+    let mut job = match runtime.job(plugin, source.limits.clone(), access).await {
         Ok(j) => j,
         Err(e) => {
             report.error = Some(e.to_string());

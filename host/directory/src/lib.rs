@@ -23,7 +23,7 @@ use roster_runtime::{Runtime, SourceAccess};
 use roster_store::{MirrorGroup, MirrorMembership, MirrorUser, SourceRow, Store, StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 
-pub use config::{SecretConfig, SourceConfig, TransformConfig, valid_id};
+pub use config::{Feed, PushConfig, PushProtocol, SecretConfig, SourceConfig, TransformConfig, valid_id};
 pub use fetch::{FetchMode, FetchReport};
 pub use sample::Sample;
 
@@ -120,7 +120,7 @@ impl Directory {
                 let secrets = s.resolved_secrets(base_dir).map_err(DirectoryError::Config)?;
                 let row = SourceRow {
                     id: s.id.clone(),
-                    plugin: s.plugin.clone(),
+                    plugin: s.feed_label(),
                     priority: s.priority,
                     enabled: s.enabled,
                     config: s.stored(),
@@ -202,13 +202,17 @@ impl Directory {
         for s in self.sources.iter().filter(|s| wanted.contains(&s.id)) {
             let t = Instant::now();
             let access = self.accesses[&s.id].clone();
-            let result = match self.runtime.job(&s.plugin, s.limits.clone(), access).await {
-                Ok(mut job) => job.check(&s.settings.to_string()).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+            let result = match s.feed() {
+                Feed::Pull(plugin) => match self.runtime.job(plugin, s.limits.clone(), access).await {
+                    Ok(mut job) => job.check(&s.settings.to_string()).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
+                // Nothing to ask: the source calls Roster. Whether it can is its token's business.
+                Feed::Push(_) => Ok(()),
             };
             out.push(CheckReport {
                 source: s.id.clone(),
-                plugin: s.plugin.clone(),
+                plugin: s.feed_label(),
                 ok: result.is_ok(),
                 error: result.err(),
                 ms: ms(t),
@@ -229,8 +233,16 @@ impl Directory {
     ) -> Vec<FetchReport> {
         let mut reports = Vec::new();
         for s in self.sources.iter().filter(|s| s.enabled && wanted.contains(&s.id)) {
+            let plugin = match s.feed() {
+                Feed::Pull(plugin) => plugin,
+                Feed::Push(_) => {
+                    reports.push(fetch::pushed(s));
+                    continue;
+                }
+            };
             let access = self.accesses[&s.id].clone();
-            reports.push(fetch::fetch_source(&self.runtime, &self.store, run_id, s, access, mode, progress).await);
+            reports
+                .push(fetch::fetch_source(plugin, &self.runtime, &self.store, run_id, s, access, mode, progress).await);
         }
         reports
     }

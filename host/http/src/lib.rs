@@ -5,6 +5,7 @@
 //!
 //! Knows no vendor, no plugin and no store: it sits at the bottom of the crate graph.
 
+pub mod addr;
 pub mod budget;
 pub mod error;
 pub mod ratelimit;

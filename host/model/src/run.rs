@@ -136,6 +136,8 @@ words! {
         SingleUser = "single-user",
         /// `roster demo`.
         Demo = "demo",
+        /// Changes an identity provider pushed (SCIM), once they settled.
+        Push = "push",
     }
 }
 

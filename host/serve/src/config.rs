@@ -23,11 +23,13 @@ pub struct ConfigError {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
-    /// Client addresses allowed (CIDR); empty: any address with a valid token.
-    #[serde(default)]
+    /// Client addresses allowed (single addresses or CIDR ranges); empty: any address with a
+    /// valid token.
+    #[serde(default, deserialize_with = "roster_http::addr::ranges")]
     pub allow_ips: Vec<ipnet::IpNet>,
-    /// Proxies whose `X-Forwarded-For` is believed (CIDR).
-    #[serde(default)]
+    /// Proxies whose `X-Forwarded-For` is believed (single addresses or CIDR ranges); this
+    /// applies to the SCIM endpoint too.
+    #[serde(default, deserialize_with = "roster_http::addr::ranges")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 

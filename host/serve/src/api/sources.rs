@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path, Query};
 use roster_directory::transform::Traces;
-use roster_directory::{CheckReport, Sample, SourceConfig, TransformConfig};
+use roster_directory::{CheckReport, PushConfig, Sample, SourceConfig, TransformConfig};
 use roster_http::BudgetConfig;
 use roster_runtime::Limits;
 use roster_runtime::capability::{NetPolicy, Origin};
@@ -39,7 +39,7 @@ pub struct SecretView {
 pub struct SourceView {
     /// Id.
     pub id: String,
-    /// Connector plugin.
+    /// Its connector plugin, or `push:scim` for a source that pushes to Roster.
     pub plugin: String,
     /// Directory order (lower wins).
     pub priority: i64,
@@ -63,8 +63,10 @@ pub struct SourceView {
 pub struct SourceConfigView {
     /// Id.
     pub id: String,
-    /// Connector plugin.
-    pub plugin: String,
+    /// Connector plugin, for a source Roster reads.
+    pub plugin: Option<String>,
+    /// How the source pushes to Roster, for a source that pushes (SCIM).
+    pub push: Option<PushConfig>,
     /// Directory order (lower wins).
     pub priority: i64,
     /// Fetched at all.
@@ -104,6 +106,7 @@ impl From<&SourceConfig> for SourceConfigView {
         let SourceConfig {
             id,
             plugin,
+            push,
             priority,
             enabled,
             settings,
@@ -126,6 +129,7 @@ impl From<&SourceConfig> for SourceConfigView {
         SourceConfigView {
             id: id.clone(),
             plugin: plugin.clone(),
+            push: push.clone(),
             priority: *priority,
             enabled: *enabled,
             settings: settings.clone(),
@@ -264,7 +268,7 @@ fn view(s: &SourceConfig, secrets: Vec<SecretView>) -> SourceView {
     };
     SourceView {
         id: s.id.clone(),
-        plugin: s.plugin.clone(),
+        plugin: s.feed_label(),
         priority: s.priority,
         enabled: s.enabled,
         origin: s.origin.as_str().into(),

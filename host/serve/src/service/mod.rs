@@ -279,6 +279,14 @@ impl Service {
         self.alerter.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Told of each push (SCIM) to `source` once it is durable in the mirror: schedules the
+    /// source's debounced run. Never waits and never fails: the pusher has its answer already.
+    pub fn pushed(self: &Arc<Self>, source: &str) {
+        // The push queue (debounce, bounded delay) is being built; until then a push waits
+        // for the source's schedule.
+        tracing::debug!(source, "push recorded");
+    }
+
     /// Starts a run in the background; answers with its id at once.
     pub fn start_run(self: &Arc<Self>, req: RunRequest) -> Result<i64, ServiceError> {
         let runner = self.runner();
@@ -559,17 +567,13 @@ impl Service {
         let s = &report.summary;
         let stage_ms: Vec<(&str, u64)> = s.stage_ms.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let writes: Vec<(&str, u64)> = s.planned.iter().map(|(k, v)| (k.as_str(), *v as u64)).collect();
-        let plugins: BTreeMap<&str, &str> = config
-            .sources
-            .iter()
-            .map(|c| (c.id.as_str(), c.plugin.as_str()))
-            .collect();
+        let plugins: BTreeMap<&str, String> = config.sources.iter().map(|c| (c.id.as_str(), c.feed_label())).collect();
         let sources: Vec<SourceObservation<'_>> = s
             .fetch
             .iter()
             .map(|f| SourceObservation {
                 source: &f.source,
-                vendor: plugins.get(f.source.as_str()).copied().unwrap_or("unknown"),
+                vendor: plugins.get(f.source.as_str()).map_or("unknown", String::as_str),
                 complete: f.complete,
                 requests: f.idp_requests,
                 throttled: f.idp_throttled,
@@ -660,7 +664,7 @@ impl Service {
         let stored = source.stored();
         let row = SourceRow {
             id: source.id.clone(),
-            plugin: source.plugin.clone(),
+            plugin: source.feed_label(),
             priority: source.priority,
             enabled: source.enabled,
             config: stored,
