@@ -357,7 +357,15 @@ fn coerce(name: &str, attr: Option<&Attribute>, v: &Value) -> Result<Value, Scim
         };
         return items
             .into_iter()
-            .map(|i| coerce_single(name, attr, i))
+            .map(|i| {
+                // Entra sends `"$ref": null` in member values: a null sub-attribute is no value.
+                coerce_single(name, attr, i).map(|mut v| {
+                    if let Value::Object(o) = &mut v {
+                        o.retain(|_, x| !x.is_null());
+                    }
+                    v
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array);
     }
@@ -547,14 +555,10 @@ fn set_sub(work: &mut Value, t: &Target<'_>, sub: &str, shown: &str, value: &Val
     let new = coerce(shown, sub_attr, value)?;
     let map = container(work, t, true)?.ok_or_else(|| bad(ScimType::InvalidPath, "no such container"))?;
     let key = key_ci(map, &t.name).unwrap_or_else(|| t.name.clone());
-    check_mutability(shown, t.attr, None, None).or_else(|e| {
-        // A read-only parent (meta) refuses every sub-attribute.
-        if t.attr.is_some_and(|a| a.mutability == Mutability::ReadOnly) {
-            Err(e)
-        } else {
-            Ok(())
-        }
-    })?;
+    // A read-only parent (meta) refuses every sub-attribute.
+    if t.attr.is_some_and(|a| a.mutability == Mutability::ReadOnly) {
+        check_mutability(shown, t.attr, None, None)?;
+    }
     let slot = map.entry(key).or_insert(Value::Null);
     let multi = t.attr.is_some_and(|a| a.multi_valued);
     let sub_key = sub_attr.map_or(sub, |s| s.name);
