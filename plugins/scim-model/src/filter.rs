@@ -345,8 +345,15 @@ fn ordered(ord: Option<Ordering>, op: CompareOp) -> bool {
     }
 }
 
-fn compare_text(a: &str, b: &str, op: CompareOp, case_exact: bool) -> bool {
-    let (a, b) = if case_exact {
+/// How strings compare: the schema's `caseExact`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Exact,
+    Insensitive,
+}
+
+fn compare_text(a: &str, b: &str, op: CompareOp, case: Case) -> bool {
+    let (a, b) = if case == Case::Exact {
         (a.to_string(), b.to_string())
     } else {
         (a.to_lowercase(), b.to_lowercase())
@@ -371,7 +378,16 @@ pub(crate) fn compare_numbers(a: &serde_json::Number, b: &serde_json::Number) ->
 fn compare(attr: &Attribute, value: &Value, op: CompareOp, literal: &Value) -> bool {
     match attr.kind {
         AttrType::String | AttrType::Reference | AttrType::Binary => match (value.as_str(), literal.as_str()) {
-            (Some(a), Some(b)) => compare_text(a, b, op, attr.case_exact),
+            (Some(a), Some(b)) => compare_text(
+                a,
+                b,
+                op,
+                if attr.case_exact {
+                    Case::Exact
+                } else {
+                    Case::Insensitive
+                },
+            ),
             _ => false,
         },
         AttrType::Boolean => op == CompareOp::Eq && as_bool(value).is_some() && as_bool(value) == as_bool(literal),
@@ -381,7 +397,7 @@ fn compare(attr: &Attribute, value: &Value, op: CompareOp, literal: &Value) -> b
         },
         AttrType::DateTime => match (value.as_str(), literal.as_str()) {
             (Some(a), Some(b)) if matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) => {
-                compare_text(a, b, op, false)
+                compare_text(a, b, op, Case::Insensitive)
             }
             (Some(a), Some(b)) => match (time::parse(a), time::parse(b)) {
                 (Some(x), Some(y)) => ordered(Some(x.cmp(&y)), op),

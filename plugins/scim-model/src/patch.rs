@@ -277,11 +277,20 @@ fn target<'s>(schema: &'s ResourceSchema, path: &AttrPath) -> Target<'s> {
     }
 }
 
-/// The object holding the target's key (created, and listed in `schemas`, when asked).
+/// What to do when the extension object holding an attribute is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Create it and list its URN in `schemas` (a write).
+    Create,
+    /// Answer `None` (a removal has nothing to do).
+    Leave,
+}
+
+/// The object holding the target's key.
 fn container<'v>(
     work: &'v mut Value,
     t: &Target<'_>,
-    create: bool,
+    missing: Missing,
 ) -> Result<Option<&'v mut Map<String, Value>>, ScimError> {
     let Some(urn) = &t.extension else {
         return object_mut(work).map(Some);
@@ -289,7 +298,7 @@ fn container<'v>(
     let existing = key_ci(object_mut(work)?, urn);
     let key = match existing {
         Some(k) => k,
-        None if create => {
+        None if missing == Missing::Create => {
             add_schema(work, urn);
             urn.clone()
         }
@@ -298,7 +307,7 @@ fn container<'v>(
     let map = object_mut(work)?;
     let slot = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {
-        if !create {
+        if missing == Missing::Leave {
             return Ok(None);
         }
         *slot = Value::Object(Map::new());
@@ -487,7 +496,7 @@ fn set(work: &mut Value, path: &PatchPath, op: Op, value: &Value, schema: &Resou
     if let Some(sub) = &path.attr.sub {
         return set_sub(work, &t, sub, &shown, value);
     }
-    let map = container(work, &t, true)?.ok_or_else(|| bad(ScimType::InvalidPath, "no such container"))?;
+    let map = container(work, &t, Missing::Create)?.ok_or_else(|| bad(ScimType::InvalidPath, "no such container"))?;
     let key = key_ci(map, &t.name);
     let current = key.as_ref().and_then(|k| map.get(k));
     let new = coerce(&shown, t.attr, value)?;
@@ -552,7 +561,7 @@ fn set(work: &mut Value, path: &PatchPath, op: Op, value: &Value, schema: &Resou
 fn set_sub(work: &mut Value, t: &Target<'_>, sub: &str, shown: &str, value: &Value) -> Result<(), ScimError> {
     let sub_attr = sub_attribute(t, sub, shown)?;
     let new = coerce(shown, sub_attr, value)?;
-    let map = container(work, t, true)?.ok_or_else(|| bad(ScimType::InvalidPath, "no such container"))?;
+    let map = container(work, t, Missing::Create)?.ok_or_else(|| bad(ScimType::InvalidPath, "no such container"))?;
     let key = key_ci(map, &t.name).unwrap_or_else(|| t.name.clone());
     // A read-only parent (meta) refuses every sub-attribute.
     if t.attr.is_some_and(|a| a.mutability == Mutability::ReadOnly) {
@@ -662,7 +671,7 @@ fn set_filtered(work: &mut Value, path: &PatchPath, t: &Target<'_>, op: Op, valu
         None => coerce_single(&shown, attr, value)?,
     };
     check_mutability(&shown, Some(attr), None, None)?;
-    let map = container(work, t, true)?.ok_or_else(|| bad(ScimType::InvalidPath, "no such container"))?;
+    let map = container(work, t, Missing::Create)?.ok_or_else(|| bad(ScimType::InvalidPath, "no such container"))?;
     let key = key_ci(map, &t.name).unwrap_or_else(|| t.name.clone());
     let slot = map.entry(key).or_insert_with(|| Value::Array(Vec::new()));
     if !slot.is_array() {
@@ -761,7 +770,7 @@ fn remove(work: &mut Value, path: &PatchPath, value: Option<&Value>, schema: &Re
         if let Some(s) = sub_attr {
             check_mutability(&shown, Some(s), Some(&Value::Bool(true)), None)?;
         }
-        let items = match container(work, &t, false)?.and_then(|m| {
+        let items = match container(work, &t, Missing::Leave)?.and_then(|m| {
             let k = key_ci(m, &t.name)?;
             m.get_mut(&k)
         }) {
@@ -801,7 +810,7 @@ fn remove(work: &mut Value, path: &PatchPath, value: Option<&Value>, schema: &Re
     if let Some(sub) = &path.attr.sub {
         let sub_attr = sub_attribute(&t, sub, &shown)?;
         check_mutability(&shown, sub_attr, Some(&Value::Bool(true)), None)?;
-        if let Some(map) = container(work, &t, false)?
+        if let Some(map) = container(work, &t, Missing::Leave)?
             && let Some(k) = key_ci(map, &t.name)
             && let Some(slot) = map.get_mut(&k)
         {
@@ -829,7 +838,7 @@ fn remove(work: &mut Value, path: &PatchPath, value: Option<&Value>, schema: &Re
                 Value::Array(items) => items.iter().map(|i| identity(&t.name, i)).collect(),
                 v => std::iter::once(identity(&t.name, v)).collect(),
             };
-            if let Some(map) = container(work, &t, false)?
+            if let Some(map) = container(work, &t, Missing::Leave)?
                 && let Some(k) = key_ci(map, &t.name)
                 && let Some(Value::Array(items)) = map.get_mut(&k)
             {
@@ -844,7 +853,7 @@ fn remove(work: &mut Value, path: &PatchPath, value: Option<&Value>, schema: &Re
                     format!("{shown} is required; it cannot be removed"),
                 ));
             }
-            if let Some(map) = container(work, &t, false)?
+            if let Some(map) = container(work, &t, Missing::Leave)?
                 && let Some(k) = key_ci(map, &t.name)
             {
                 map.remove(&k);
@@ -865,7 +874,7 @@ fn loose_identity(attr_name: &str, v: &Value) -> String {
 
 /// An emptied multi-valued attribute is unassigned (RFC 7643 §2.4).
 fn drop_empty(work: &mut Value, t: &Target<'_>) -> Result<(), ScimError> {
-    if let Some(map) = container(work, t, false)?
+    if let Some(map) = container(work, t, Missing::Leave)?
         && let Some(k) = key_ci(map, &t.name)
         && map.get(&k).is_some_and(|v| v.as_array().is_some_and(Vec::is_empty))
     {
