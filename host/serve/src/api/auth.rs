@@ -101,8 +101,9 @@ pub fn required_role(op: &utoipa::openapi::path::Operation) -> Option<Role> {
 /// The client's address: the peer, or for a trusted proxy the first untrusted address in
 /// `X-Forwarded-For` read from the right. Walking stops at an entry that does not parse (after
 /// taking off a port), since anything left of it may be the client's own words; the answer is
-/// then the last trusted address walked through (the peer when none).
-fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+/// then the last trusted address walked through (the peer when none). Shared by the API and
+/// the SCIM endpoint (`crate::scim`), which both read `[api] trusted_proxies`.
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -127,6 +128,15 @@ fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpA
         last_trusted = ip;
     }
     last_trusted
+}
+
+/// The address of the connection a request came on (loopback when the server was not given
+/// connection info, as in tests that call the router directly).
+pub(crate) fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
 /// One `X-Forwarded-For` entry as an address: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
@@ -312,12 +322,7 @@ enum Admission {
 /// otherwise.
 async fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Request, Admission> {
     let config = service.config();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let ip = client_ip(peer, req.headers(), &config.api.trusted_proxies);
+    let ip = client_ip(peer_ip(&req), req.headers(), &config.api.trusted_proxies);
     let subject = format!("{} {}", req.method(), req.uri().path());
     let refuse = |status: StatusCode, actor: String, reason: String| {
         let (action, response) = if status == StatusCode::UNAUTHORIZED {

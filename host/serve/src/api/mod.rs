@@ -231,7 +231,14 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
             (state.clone(), gate),
             auth::authenticate,
         ))
-        .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
+        // SCIM has its own gate (the pushing source's token and allow-list), not the API's.
+        .merge(crate::scim::routes(state.clone()))
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/scim/") {
+                return crate::scim::not_found();
+            }
+            ApiError::not_found("no such route; see /api/v1/openapi.json").into_response()
+        })
         .with_state(state);
     (router, doc)
 }
