@@ -12,3 +12,4 @@ mod data;
 mod load;
 mod scheduler;
 mod schemathesis;
+mod scim;

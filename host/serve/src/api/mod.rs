@@ -12,6 +12,7 @@ mod directory;
 mod plans;
 mod plugins;
 mod runs;
+mod scim_tokens;
 mod sources;
 mod system;
 mod targets;
@@ -209,6 +210,7 @@ fn operations() -> OpenApiRouter<AppState> {
         .merge(plugins::routes())
         .merge(system::routes())
         .merge(targets::routes())
+        .merge(scim_tokens::routes())
 }
 
 /// The API's routes and their OpenAPI document.

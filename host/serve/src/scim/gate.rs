@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use roster_directory::Feed;
 use roster_scim::ScimError;
 
@@ -85,17 +86,28 @@ fn refuse(status: u16, detail: String) -> Response {
 
 /// The middleware in front of every SCIM route.
 pub(super) async fn admit(State(state): State<Arc<ScimState>>, req: Request, next: Next) -> Response {
+    // A refusal before the body is read leaves it unread, so the connection cannot carry
+    // another request; saying so keeps a client from reusing it (as the API's gate does).
+    let unread_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
     let response = match check(&state, req).await {
-        Ok((req, pushing)) => {
-            let _ = pushing;
-            next.run(req).await
+        Ok(req) => next.run(req).await,
+        Err(mut refusal) => {
+            if unread_body && refusal.status() != StatusCode::PAYLOAD_TOO_LARGE {
+                refusal
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            refusal
         }
-        Err(refusal) => refusal,
     };
     scim_errors(response).await
 }
 
-async fn check(state: &Arc<ScimState>, req: Request) -> Result<(Request, Pushing), Response> {
+async fn check(state: &Arc<ScimState>, req: Request) -> Result<Request, Response> {
     let Some(source) = source_of(req.uri().path()) else {
         return Err(refuse(404, "no such SCIM endpoint; use /scim/v2/{source}/…".into()));
     };
@@ -198,31 +210,63 @@ async fn check(state: &Arc<ScimState>, req: Request) -> Result<(Request, Pushing
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > cap) {
-        let mut r = too_large();
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Err(r);
+        return Err(refuse_body(req.into_body(), declared, too_large()).await);
     }
     let trusted_proxy = trusted.iter().any(|n| n.contains(&peer));
     let base = base_url(&req, trusted_proxy, &source);
     let (mut parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, cap).await {
-        Ok(b) => b,
-        Err(_) => {
-            let mut r = too_large();
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Err(r);
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Err(refuse(400, "the body could not be read to its end".into()));
+        };
+        if bytes.len() + chunk.len() > cap {
+            return Err(refuse_body(Body::from_stream(stream), None, too_large()).await);
         }
-    };
+        bytes.extend_from_slice(&chunk);
+    }
     let pushing = Pushing {
         source,
         base_url: base,
         token: token.name,
         ip: ip.to_string(),
     };
-    parts.extensions.insert(pushing.clone());
-    Ok((Request::from_parts(parts, Body::from(bytes)), pushing))
+    parts.extensions.insert(pushing);
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Bodies up to this size are read to their end (and dropped) before a 413, so the client,
+/// still sending, reads the answer instead of a reset connection; a larger one is cut off.
+const DRAIN_AT_MOST: usize = 16 * 1024 * 1024;
+
+/// The 413 for a body over the cap, after reading what is left of it (up to
+/// [`DRAIN_AT_MOST`]); the connection is closed when it could not all be read.
+async fn refuse_body(body: Body, declared: Option<usize>, mut response: Response) -> Response {
+    let mut read = 0usize;
+    let mut drained = declared.is_none_or(|n| n <= DRAIN_AT_MOST);
+    if drained {
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => read += c.len(),
+                Err(_) => {
+                    drained = false;
+                    break;
+                }
+            }
+            if read > DRAIN_AT_MOST {
+                drained = false;
+                break;
+            }
+        }
+    }
+    if !drained {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Gives every error answer a SCIM body: axum's own (405, a path or a header that does not
