@@ -30,3 +30,7 @@ CREATE TABLE scim_tokens (
 );
 
 CREATE INDEX scim_tokens_source ON scim_tokens (source);
+
+-- The `display` an identity provider sent with a member (RFC 7643 makes it readWrite, and it
+-- is given back as sent); NULL for memberships a fetch wrote.
+ALTER TABLE mirror_memberships ADD COLUMN display TEXT;

@@ -41,7 +41,7 @@ pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed, Repeated};
 pub use runs::{PlanRow, ResultRow, RunFilter, RunRow};
 pub use schedules::ScheduleState;
 pub use scim::{
-    MemberOp, Members, Mirrored, ScimKind, ScimLookup, ScimMember, ScimResource, ScimTokenRow, ScimWrite,
+    MemberOp, MemberRef, Members, Mirrored, ScimKind, ScimLookup, ScimMember, ScimResource, ScimTokenRow, ScimWrite,
     ScimWriteError, new_scim_id,
 };
 pub use settings::AcceptedSettings;

@@ -48,6 +48,18 @@ pub struct ScimMember {
     pub value: String,
     /// User, or Group (nesting).
     pub kind: ScimKind,
+    /// The `display` the identity provider sent with it, if any.
+    pub display: Option<String>,
+}
+
+/// A member as a write names it: an id of the source's resources, and the `display` sent
+/// with it (kept, and given back, as RFC 7643 has `display` a readWrite attribute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRef {
+    /// The member's id.
+    pub value: String,
+    /// Its `display`.
+    pub display: Option<String>,
 }
 
 /// A pushed resource as stored.
@@ -111,8 +123,8 @@ pub struct ScimWrite {
     pub body: Value,
     /// The mirror row.
     pub mirror: Mirrored,
-    /// A group's members (ids of the source's resources); ignored for a user.
-    pub members: Vec<String>,
+    /// A group's members; ignored for a user.
+    pub members: Vec<MemberRef>,
 }
 
 /// One step of a PATCH that touches only a group's members: written as row inserts and
@@ -120,7 +132,7 @@ pub struct ScimWrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberOp {
     /// Adds these members (already there: kept).
-    Add(Vec<String>),
+    Add(Vec<MemberRef>),
     /// Removes these members (absent: accepted, as identity providers expect).
     Remove(Vec<String>),
     /// Removes every member.
@@ -257,7 +269,7 @@ fn to_resource(
 
 fn members_of(conn: &rusqlite::Connection, source: &str, group: &str) -> rusqlite::Result<Vec<ScimMember>> {
     let mut st = conn.prepare_cached(
-        "SELECT member_id, member_is_group FROM mirror_memberships WHERE source = ?1 AND group_id = ?2 ORDER BY member_id",
+        "SELECT member_id, member_is_group, display FROM mirror_memberships WHERE source = ?1 AND group_id = ?2 ORDER BY member_id",
     )?;
     let rows = st.query_map(params![source, group], |r| {
         Ok(ScimMember {
@@ -267,6 +279,7 @@ fn members_of(conn: &rusqlite::Connection, source: &str, group: &str) -> rusqlit
             } else {
                 ScimKind::User
             },
+            display: r.get(2)?,
         })
     })?;
     rows.collect()
@@ -329,12 +342,19 @@ fn member_kind(tx: &Transaction<'_>, source: &str, value: &str) -> std::result::
         })
 }
 
-fn add_member(tx: &Transaction<'_>, source: &str, group: &str, value: &str) -> std::result::Result<(), ScimWriteError> {
-    let kind = member_kind(tx, source, value)?;
+fn add_member(
+    tx: &Transaction<'_>,
+    source: &str,
+    group: &str,
+    m: &MemberRef,
+) -> std::result::Result<(), ScimWriteError> {
+    let kind = member_kind(tx, source, &m.value)?;
+    // A member added again keeps its row; only a new `display` is written.
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO mirror_memberships (source, group_id, member_id, member_is_group) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO mirror_memberships (source, group_id, member_id, member_is_group, display) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT DO UPDATE SET display = excluded.display WHERE excluded.display IS NOT NULL",
     )?
-    .execute(params![source, group, value, kind == ScimKind::Group])?;
+    .execute(params![source, group, m.value, kind == ScimKind::Group, m.display])?;
     Ok(())
 }
 
@@ -377,9 +397,9 @@ fn set_members(
     tx: &Transaction<'_>,
     source: &str,
     group: &str,
-    members: &[String],
+    members: &[MemberRef],
 ) -> std::result::Result<(), ScimWriteError> {
-    let wanted: std::collections::HashSet<&str> = members.iter().map(String::as_str).collect();
+    let wanted: std::collections::HashSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
     let now = members_of(tx, source, group)?;
     for m in &now {
         if !wanted.contains(m.value.as_str()) {
@@ -448,16 +468,22 @@ impl Store {
             // One pass over the source's memberships rather than one query per group.
             let mut by_group: std::collections::HashMap<String, Vec<ScimMember>> = Default::default();
             let mut st = conn.prepare_cached(
-                "SELECT group_id, member_id, member_is_group FROM mirror_memberships WHERE source = ?1 ORDER BY member_id",
+                "SELECT group_id, member_id, member_is_group, display FROM mirror_memberships WHERE source = ?1 ORDER BY member_id",
             )?;
             let rows = st.query_map([source], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
             })?;
             for row in rows {
-                let (g, value, is_group) = row?;
+                let (g, value, is_group, display) = row?;
                 by_group.entry(g).or_default().push(ScimMember {
                     value,
                     kind: if is_group { ScimKind::Group } else { ScimKind::User },
+                    display,
                 });
             }
             for r in &mut out {
@@ -755,6 +781,13 @@ mod tests {
         }
     }
 
+    fn member(id: &str) -> MemberRef {
+        MemberRef {
+            value: id.into(),
+            display: None,
+        }
+    }
+
     fn group(id: &str, name: &str, members: &[&str]) -> ScimWrite {
         ScimWrite {
             external_id: None,
@@ -767,7 +800,7 @@ mod tests {
                 attributes: vec![],
                 removed: None,
             }),
-            members: members.iter().map(|m| m.to_string()).collect(),
+            members: members.iter().map(|m| member(m)).collect(),
         }
     }
 
@@ -814,7 +847,7 @@ mod tests {
         );
 
         let g = s
-            .scim_patch_members("e", "g1", Some(1), &[MemberOp::Add(vec!["u2".into(), "u1".into()])])
+            .scim_patch_members("e", "g1", Some(1), &[MemberOp::Add(vec![member("u2"), member("u1")])])
             .unwrap();
         assert_eq!(g.version, 2);
         assert_eq!(

@@ -19,7 +19,7 @@ use roster_scim::schema::{self, GROUP_URN, ResourceSchema, USER_URN};
 use roster_scim::sort::{SortOrder, sort};
 use roster_scim::{ScimError, ScimType};
 use roster_store::{
-    MemberOp, Members, MirrorGroup, MirrorUser, Mirrored, ScimKind, ScimLookup, ScimResource, ScimWrite,
+    MemberOp, MemberRef, Members, MirrorGroup, MirrorUser, Mirrored, ScimKind, ScimLookup, ScimResource, ScimWrite,
     ScimWriteError, Store,
 };
 use serde_json::{Value, json};
@@ -113,11 +113,15 @@ fn render(r: &ScimResource, base: &str) -> Value {
             r.members
                 .iter()
                 .map(|m| {
-                    json!({
+                    let mut member = json!({
                         "value": m.value,
                         "$ref": format!("{base}/{}/{}", endpoint(m.kind), m.value),
                         "type": m.kind.as_str(),
-                    })
+                    });
+                    if let Some(d) = &m.display {
+                        member["display"] = json!(d);
+                    }
+                    member
                 })
                 .collect(),
         );
@@ -330,6 +334,16 @@ fn group_write(id: &str, mut body: Value) -> Result<ScimWrite> {
         }
     }
     let rec = group_record(&body)?;
+    let displays: HashMap<String, String> = get_ci(&body, "members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let value = get_ci(m, "value")?.as_str()?;
+            let display = get_ci(m, "display")?.as_str()?;
+            Some((value.to_string(), display.to_string()))
+        })
+        .collect();
     if let Some(o) = body.as_object_mut() {
         remove_ci(o, "members");
     }
@@ -349,7 +363,14 @@ fn group_write(id: &str, mut body: Value) -> Result<ScimWrite> {
             removed: None,
         }),
         body,
-        members: rec.members.into_iter().map(|m| m.value).collect(),
+        members: rec
+            .members
+            .into_iter()
+            .map(|m| MemberRef {
+                display: displays.get(&m.value).cloned(),
+                value: m.value,
+            })
+            .collect(),
     })
 }
 
@@ -769,6 +790,27 @@ pub(super) async fn replace_group(
         .into()
 }
 
+/// The members a PATCH value names: `[{"value": "id", "display": …}, …]` or one such object.
+fn member_refs(v: &Value) -> Option<Vec<MemberRef>> {
+    member_items(v)?
+        .into_iter()
+        .map(|i| {
+            Some(MemberRef {
+                value: get_ci(i, "value")?.as_str()?.to_string(),
+                display: get_ci(i, "display").and_then(Value::as_str).map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+fn member_items(v: &Value) -> Option<Vec<&Value>> {
+    match v {
+        Value::Array(a) => Some(a.iter().collect()),
+        o @ Value::Object(_) => Some(vec![o]),
+        _ => None,
+    }
+}
+
 /// The member ids a PATCH value names: `[{"value": "id"}, …]` or one such object.
 fn member_values(v: &Value) -> Option<Vec<String>> {
     let items: Vec<&Value> = match v {
@@ -809,7 +851,7 @@ fn member_ops(ops: &[PatchOp]) -> Option<Vec<MemberOp>> {
                 return None;
             }
             match (&op.op, &path.filter, &op.value) {
-                (Op::Add, None, Some(v)) => member_values(v).map(MemberOp::Add),
+                (Op::Add, None, Some(v)) => member_refs(v).map(MemberOp::Add),
                 (Op::Remove, None, None) => Some(MemberOp::RemoveAll),
                 (Op::Remove, None, Some(v)) => member_values(v).map(MemberOp::Remove),
                 (Op::Remove, Some(f), None) => member_filter_value(f).map(|v| MemberOp::Remove(vec![v])),
