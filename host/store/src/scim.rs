@@ -227,8 +227,12 @@ pub fn new_scim_id() -> Result<String> {
 
 const RESOURCE_COLUMNS: &str = "kind, id, external_id, body, version, created_at, modified_at";
 
+/// A row of `scim_resources` as read: kind, id, external_id, body, version, created_at,
+/// modified_at.
+type RawResource = (String, String, Option<String>, String, i64, i64, i64);
+
 /// A row of `scim_resources` as read, before its members.
-fn resource_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Option<String>, String, i64, i64, i64)> {
+fn resource_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawResource> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -240,17 +244,7 @@ fn resource_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Opti
     ))
 }
 
-fn to_resource(
-    (kind, id, external_id, body, version, created_at, modified_at): (
-        String,
-        String,
-        Option<String>,
-        String,
-        i64,
-        i64,
-        i64,
-    ),
-) -> Result<ScimResource> {
+fn to_resource((kind, id, external_id, body, version, created_at, modified_at): RawResource) -> Result<ScimResource> {
     let kind = ScimKind::parse(&kind).ok_or_else(|| StoreError::Json {
         what: "scim_resources.kind",
         detail: format!("unknown kind '{kind}'"),
@@ -887,6 +881,37 @@ mod tests {
             )
             .unwrap();
         assert_eq!(found[0].id, "u2");
+    }
+
+    /// Entra and Okta change a large group one member per PATCH: each is a row or two, not a
+    /// rewrite of the group's 10,000 memberships.
+    #[test]
+    fn one_member_patched_into_a_large_group_writes_a_few_rows() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        let ids: Vec<String> = (0..10_001).map(|i| format!("u{i}")).collect();
+        {
+            let mut conn = s.conn();
+            let tx = conn.transaction().unwrap();
+            for id in &ids {
+                tx.execute(
+                    "INSERT INTO scim_resources (source, kind, id, name_key, body, version, created_at, modified_at) VALUES ('e', 'User', ?1, ?1, '{}', 1, 0, 0)",
+                    [id],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let members: Vec<&str> = ids[..10_000].iter().map(String::as_str).collect();
+        s.scim_create("e", ScimKind::Group, "g", &group("g", "all", &members))
+            .unwrap();
+        let before = s.conn().total_changes();
+        s.scim_patch_members("e", "g", None, &[MemberOp::Add(vec![member("u10000")])])
+            .unwrap();
+        s.scim_patch_members("e", "g", None, &[MemberOp::Remove(vec!["u5".into()])])
+            .unwrap();
+        let written = s.conn().total_changes() - before;
+        assert!(written <= 4, "{written} rows written for two single-member PATCHes");
+        assert_eq!(s.mirror_memberships("e").unwrap().len(), 10_000);
     }
 
     #[test]

@@ -574,7 +574,7 @@ async fn entra_test_connection_and_its_legacy_patches_reach_the_mirror() {
         )
         .await;
     assert!(a.status == 200 || a.status == 204, "{}", a.body);
-    assert_eq!(w.members("entra", &g), [m.clone()]);
+    assert_eq!(w.members("entra", &g), vec![m.clone()]);
     let a = w.get("entra", &format!("/Groups/{g}")).await;
     assert_eq!(a.body["members"][0]["value"], m.as_str());
     let a = w.get("entra", &format!("/Groups/{g}?excludedAttributes=members")).await;
@@ -662,7 +662,7 @@ async fn entra_aadoptscim062020_patches_reach_the_mirror() {
         )
         .await;
     assert!(a.status == 200 || a.status == 204, "{}", a.body);
-    assert_eq!(w.members("entra", &g), [other.clone()]);
+    assert_eq!(w.members("entra", &g), vec![other.clone()]);
     // Removing a member that is not there is accepted (Entra retries).
     let a = w
         .patch(
@@ -749,7 +749,7 @@ async fn okta_get_then_put_pathless_deactivation_and_group_push() {
         )
         .await;
     assert!(a.status == 200 || a.status == 204, "{}", a.body);
-    assert_eq!(w.members("okta", &g), [id.clone()]);
+    assert_eq!(w.members("okta", &g), vec![id.clone()]);
     let a = w
         .patch(
             "okta",
@@ -758,7 +758,7 @@ async fn okta_get_then_put_pathless_deactivation_and_group_push() {
         )
         .await;
     assert!(a.status == 200 || a.status == 204, "{}", a.body);
-    assert_eq!(w.members("okta", &g), [u2.clone()]);
+    assert_eq!(w.members("okta", &g), vec![u2.clone()]);
     let a = w
         .patch(
             "okta",

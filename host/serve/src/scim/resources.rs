@@ -226,21 +226,58 @@ fn versions(headers: &HeaderMap, name: header::HeaderName) -> Option<Option<Vec<
     ))
 }
 
-/// The version `If-Match` requires, checked against the current one by the store; a 412
-/// when it names none that can be.
-fn if_match(headers: &HeaderMap, current: Option<i64>) -> Result<Option<i64>> {
-    match versions(headers, header::IF_MATCH) {
-        None | Some(None) => Ok(None),
-        Some(Some(list)) => {
-            let wanted: Vec<i64> = list.iter().filter_map(|v| v.parse().ok()).collect();
+/// What `If-Match` asks of a write.
+enum Precondition {
+    /// No `If-Match`, or `*`.
+    None,
+    /// This version.
+    Version(i64),
+    /// One of these versions (the current one is read to choose).
+    AnyOf(Vec<i64>),
+}
+
+/// Reads `If-Match`; a 412 when it names no version Roster could have written.
+fn if_match(headers: &HeaderMap) -> Result<Precondition> {
+    let Some(Some(list)) = versions(headers, header::IF_MATCH) else {
+        return Ok(Precondition::None);
+    };
+    let wanted: Vec<i64> = list.iter().filter_map(|v| v.parse().ok()).collect();
+    match wanted.as_slice() {
+        [] => Err(ScimError {
+            status: 412,
+            scim_type: Some(ScimType::InvalidVers),
+            detail: format!(
+                "If-Match names no version of this resource ({}); read it again and send its ETag",
+                list.join(", ")
+            ),
+        }),
+        [v] => Ok(Precondition::Version(*v)),
+        _ => Ok(Precondition::AnyOf(wanted)),
+    }
+}
+
+/// The version a write must find (the store refuses any other with a 412).
+async fn expected_version(
+    state: &Arc<ScimState>,
+    who: &Pushing,
+    kind: ScimKind,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Option<i64>> {
+    match if_match(headers)? {
+        Precondition::None => Ok(None),
+        Precondition::Version(v) => Ok(Some(v)),
+        Precondition::AnyOf(list) => {
+            let (source, id) = (who.source.clone(), id.to_string());
+            let current = store(state, move |s| s.scim_get(&source, kind, &id, Members::Omit))
+                .await
+                .map_err(internal)?
+                .map(|r| r.version);
             match current {
-                Some(c) if wanted.contains(&c) => Ok(Some(c)),
-                _ if wanted.len() == 1 => Ok(Some(wanted[0])),
-                _ => Err(ScimError {
-                    status: 412,
-                    scim_type: Some(ScimType::InvalidVers),
-                    detail: "If-Match names no version of this resource; read it again and retry".into(),
-                }),
+                Some(c) if list.contains(&c) => Ok(Some(c)),
+                // Not one of them: any of the list makes the store refuse it.
+                Some(_) => Ok(list.first().copied()),
+                None => Ok(None),
             }
         }
     }
@@ -752,7 +789,7 @@ async fn replace(
 ) -> Result<Response> {
     let body = json_body(&headers, &body)?;
     same_id(&body, &id)?;
-    let expect = if_match(&headers, None)?;
+    let expect = expected_version(&state, &who, kind, &id, &headers).await?;
     let write = write_for(kind, &id, body)?;
     let source = who.source.clone();
     let replaced = store(&state, move |s| {
@@ -872,7 +909,7 @@ async fn patch(
 ) -> Result<Response> {
     let body = json_body(&headers, &body)?;
     let ops = roster_scim::patch::parse_patch(&body)?;
-    let expect = if_match(&headers, None)?;
+    let expect = expected_version(&state, &who, kind, &id, &headers).await?;
     let source = who.source.clone();
     if kind == ScimKind::Group
         && let Some(member_ops) = member_ops(&ops)
@@ -942,7 +979,7 @@ async fn delete(
     id: String,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let expect = if_match(&headers, None)?;
+    let expect = expected_version(&state, &who, kind, &id, &headers).await?;
     let source = who.source.clone();
     store(&state, move |s| s.scim_delete(&source, kind, &id, expect))
         .await
