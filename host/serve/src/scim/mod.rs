@@ -57,7 +57,7 @@ pub fn service_provider_config() -> ServiceProviderConfig {
         change_password: false,
         sort: true,
         etag: true,
-        documentation_uri: Some("https://github.com/roster-sync/roster#scim-push".into()),
+        documentation_uri: None,
     }
 }
 
