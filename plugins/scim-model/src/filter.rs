@@ -430,6 +430,56 @@ impl fmt::Display for Filter {
     }
 }
 
+/// A JSON number (RFC 8259 §6): integers exactly when they fit 64 bits, others as the nearest
+/// finite `f64` (Rust's parser rounds correctly, so a printed filter parses back to the same
+/// number, which serde_json's default parser does not promise).
+fn json_number(s: &str) -> Option<serde_json::Number> {
+    let b = s.as_bytes();
+    let digits_from = |mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    i = match b.get(i) {
+        Some(b'0') => i + 1,
+        Some(b'1'..=b'9') => digits_from(i + 1),
+        _ => return None,
+    };
+    let mut integer = true;
+    if b.get(i) == Some(&b'.') {
+        let end = digits_from(i + 1);
+        if end == i + 1 {
+            return None;
+        }
+        (i, integer) = (end, false);
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let end = digits_from(i);
+        if end == i {
+            return None;
+        }
+        (i, integer) = (end, false);
+    }
+    if i != b.len() {
+        return None;
+    }
+    if integer {
+        if let Ok(n) = s.parse::<u64>() {
+            return Some(n.into());
+        }
+        if let Ok(n) = s.parse::<i64>() {
+            return Some(n.into());
+        }
+    }
+    serde_json::Number::from_f64(s.parse::<f64>().ok()?)
+}
+
 /// Where the parser is: at the top, or inside `attr[…]`, where another `[` may not open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nesting {
@@ -687,12 +737,12 @@ impl<'a> Parser<'a> {
                 {
                     i += 1;
                 }
-                match serde_json::from_str::<serde_json::Number>(&self.src[start..i]) {
-                    Ok(n) => {
+                match json_number(&self.src[start..i]) {
+                    Some(n) => {
                         self.pos = i;
                         Ok(Value::Number(n))
                     }
-                    Err(_) => Err(self.error_at(start, "a JSON number such as 42, -1.5 or 1e3")),
+                    None => Err(self.error_at(start, "a JSON number such as 42, -1.5 or 1e3")),
                 }
             }
             _ => {

@@ -156,7 +156,9 @@ impl Paging {
 
     /// The indexes (0-based, end exclusive) of `total` resources this page holds.
     pub fn window(&self, total: usize) -> std::ops::Range<usize> {
-        let start = usize::try_from(self.start_index - 1).unwrap_or(usize::MAX).min(total);
+        let start = usize::try_from(self.start_index.saturating_sub(1))
+            .unwrap_or(usize::MAX)
+            .min(total);
         let end = start.saturating_add(self.count as usize).min(total);
         start..end
     }

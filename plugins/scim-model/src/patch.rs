@@ -206,8 +206,7 @@ fn pathless(work: &mut Value, op: Op, value: &Value, schema: &ResourceSchema) ->
             continue;
         }
         let path = PatchPath::parse(key).map_err(|e| bad(ScimType::InvalidPath, format!("value key: {}", e.detail)))?;
-        if key.len() > 4
-            && key[..4].eq_ignore_ascii_case("urn:")
+        if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
             && schema.locate(&path.attr).is_none()
             && path.filter.is_none()
             && let Value::Object(inner) = v
