@@ -1087,3 +1087,50 @@ async fn two_hundred_concurrent_member_patches_lose_nothing() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(w.members("entra", &g), users[50..].to_vec());
 }
+
+/// `roster scim token create|list|revoke` on the database `roster serve` uses: the token is
+/// printed once, listed without its value, refused for a pulled source, revoked by id.
+#[test]
+fn scim_tokens_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("roster.toml");
+    std::fs::write(
+        &config,
+        "[[source]]\nid = \"idp\"\n[source.push]\nprotocol = \"scim\"\n\n[[source]]\nid = \"hr\"\nplugin = \"file\"\n",
+    )
+    .unwrap();
+    let roster = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = roster(&["scim", "token", "create", "idp", "--name", "entra prod"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("roster_scim_"), "{token}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/scim/v2/idp"));
+    let out = roster(&["scim", "token", "list", "idp"]);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.contains("entra prod") && listed.contains("live"), "{listed}");
+    assert!(!listed.contains(&token));
+    let out = roster(&["scim", "token", "create", "hr"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pulled"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = roster(&["scim", "token", "create", "nope"]);
+    assert!(!out.status.success());
+    let out = roster(&["scim", "token", "revoke", "idp", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = roster(&["scim", "token", "revoke", "idp", "1"]);
+    assert!(!out.status.success(), "revoked once");
+    let listed = String::from_utf8(roster(&["scim", "token", "list"]).stdout).unwrap();
+    assert!(listed.contains("revoked"), "{listed}");
+}
