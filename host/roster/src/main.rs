@@ -595,7 +595,7 @@ pub(crate) async fn serve(
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(
-        "Roster listening on http://{} (API under /api/v1, document at /api/v1/openapi.json)",
+        "Roster listening on http://{} (API under /api/v1, document at /api/v1/openapi.json; SCIM push under /scim/v2/{{source}})",
         listener.local_addr()?
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);

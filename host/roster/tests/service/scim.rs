@@ -951,6 +951,25 @@ async fn tokens_allow_lists_and_caps() {
         200,
         "other tokens are not held up"
     );
+    // Refusals are in the audit log (written off the request path: waited for).
+    let mut log = Vec::new();
+    for _ in 0..50 {
+        log = w.world.store.audit_log(200).unwrap();
+        if log.iter().any(|e| e.action == "auth.forbidden") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        log.iter()
+            .any(|e| e.action == "auth.unauthenticated" && e.subject == "GET /scim/v2/entra/Users"),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|e| e.action == "auth.forbidden" && e.origin == "198.51.100.10"),
+        "{log:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -185,6 +185,20 @@ pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 /// Refusals written one by one per window, at most (one per kind and address).
 pub const REFUSALS_PER_WINDOW: usize = 30;
 
+/// A refused request as the audit log records it.
+pub(crate) struct Refused {
+    /// `auth.unauthenticated` (401) or `auth.forbidden` (403).
+    pub(crate) action: &'static str,
+    /// `token:<name>`, or `anonymous` without a known token.
+    pub(crate) actor: String,
+    /// The client's address.
+    pub(crate) ip: IpAddr,
+    /// "METHOD /path".
+    pub(crate) subject: String,
+    /// Why, with the status answered.
+    pub(crate) detail: String,
+}
+
 /// A refused request, for its answer and the audit log.
 struct Refusal {
     response: Response,
@@ -228,6 +242,21 @@ impl RefusalAudit {
 
     /// Writes `refusal` to the audit log, or counts it as left out.
     fn record(self: &Arc<Self>, store: &Arc<roster_store::Store>, refusal: &Refusal) {
+        self.note(
+            store,
+            &Refused {
+                action: refusal.action,
+                actor: refusal.actor.clone(),
+                ip: refusal.ip,
+                subject: refusal.subject.clone(),
+                detail: format!("{} ({})", refusal.reason, refusal.response.status().as_u16()),
+            },
+        );
+    }
+
+    /// Writes a refusal to the audit log, or counts it as left out (the API's refusals and
+    /// the SCIM endpoint's).
+    pub(crate) fn note(self: &Arc<Self>, store: &Arc<roster_store::Store>, refusal: &Refused) {
         let now = Instant::now();
         let mut w = self.now.lock().unwrap_or_else(|p| p.into_inner());
         if w.started.is_none_or(|s| now.duration_since(s) >= self.window) {
@@ -241,7 +270,7 @@ impl RefusalAudit {
                 refusal.ip.to_string(),
                 refusal.action,
                 refusal.subject.clone(),
-                format!("{} ({})", refusal.reason, refusal.response.status().as_u16()),
+                refusal.detail.clone(),
             );
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = store.audit(&actor, &ip, action, &subject, Some(&detail)) {

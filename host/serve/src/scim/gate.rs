@@ -19,7 +19,7 @@ use roster_directory::Feed;
 use roster_scim::ScimError;
 
 use super::{Pushing, ScimState, error_response};
-use crate::api::auth::{client_ip, peer_ip};
+use crate::api::auth::{Refused, client_ip, peer_ip};
 
 /// One token's bucket.
 struct Bucket {
@@ -133,12 +133,24 @@ async fn check(state: &Arc<ScimState>, req: Request) -> Result<Request, Response
     let peer = peer_ip(&req);
     let trusted = &config.api.trusted_proxies;
     let ip = client_ip(peer, req.headers(), trusted);
+    let subject = format!("{} {}", req.method(), req.uri().path());
+    // 401s and 403s go to the audit log, coalesced as the API's are.
+    let audit = |action: &'static str, status: u16, detail: &str| {
+        state.refusals.note(
+            &state.service.store,
+            &Refused {
+                action,
+                actor: "anonymous".into(),
+                ip,
+                subject: subject.clone(),
+                detail: format!("{detail} ({status})"),
+            },
+        );
+    };
     if !push.allow_ips.is_empty() && !push.allow_ips.iter().any(|n| n.contains(&ip)) {
-        tracing::warn!(source, %ip, "SCIM push refused: address not in the source's allow_ips");
-        return Err(refuse(
-            403,
-            format!("{ip} is not in the allow-list of the source '{source}' ([source.push] allow_ips)"),
-        ));
+        let detail = format!("{ip} is not in the allow-list of the source '{source}' ([source.push] allow_ips)");
+        audit("auth.forbidden", 403, &detail);
+        return Err(refuse(403, detail));
     }
     let token = req
         .headers()
@@ -153,6 +165,7 @@ async fn check(state: &Arc<ScimState>, req: Request) -> Result<Request, Response
         .filter(|t| !t.is_empty())
         .map(str::to_string);
     let unauthorized = |detail: String| {
+        audit("auth.unauthenticated", 401, &detail);
         let mut r = refuse(401, detail);
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -172,7 +185,6 @@ async fn check(state: &Arc<ScimState>, req: Request) -> Result<Request, Response
     let token = match found {
         Ok(Some(t)) => t,
         Ok(None) => {
-            tracing::warn!(source, %ip, "SCIM push refused: unknown or revoked token");
             return Err(unauthorized(format!(
                 "the token is not a live token of the source '{source}' (unknown, revoked, or another source's); see `roster scim token list {source}`"
             )));

@@ -21,6 +21,7 @@ use roster_scim::schema::ServiceProviderConfig;
 use serde_json::Value;
 
 use crate::api::AppState;
+use crate::api::auth::{REFUSAL_WINDOW, REFUSALS_PER_WINDOW, RefusalAudit};
 
 /// SCIM's media type; `application/json` is accepted as well.
 pub const MEDIA_TYPE: &str = "application/scim+json";
@@ -33,6 +34,8 @@ pub const MAX_RESULTS: u32 = 1000;
 pub(crate) struct ScimState {
     service: AppState,
     buckets: gate::Buckets,
+    /// The audit of refused pushes (401, 403), coalesced like the API's.
+    refusals: Arc<RefusalAudit>,
 }
 
 /// Who is pushing, set by the gate for the handlers.
@@ -83,6 +86,7 @@ pub fn routes(service: AppState) -> axum::Router<AppState> {
     let state = Arc::new(ScimState {
         service,
         buckets: gate::Buckets::default(),
+        refusals: Arc::new(RefusalAudit::new(REFUSAL_WINDOW, REFUSALS_PER_WINDOW)),
     });
     use resources as r;
     axum::Router::new()
