@@ -50,31 +50,23 @@ fn internal(e: impl std::fmt::Display) -> ScimError {
     ScimError::status(500, format!("Roster could not complete the request: {e}"))
 }
 
-impl From<ScimWriteErrorReply> for ScimError {
-    fn from(ScimWriteErrorReply(e): ScimWriteErrorReply) -> Self {
-        match e {
-            ScimWriteError::Store(e) => internal(e),
-            e @ ScimWriteError::NotFound { .. } => ScimError::status(404, e.to_string()),
-            e @ ScimWriteError::Taken { .. } => ScimError {
-                status: 409,
-                scim_type: Some(ScimType::Uniqueness),
-                detail: e.to_string(),
-            },
-            e @ ScimWriteError::VersionMismatch { .. } => ScimError {
-                status: 412,
-                scim_type: Some(ScimType::InvalidVers),
-                detail: e.to_string(),
-            },
-            e @ ScimWriteError::UnknownMember { .. } => ScimError::bad(ScimType::InvalidValue, e.to_string()),
-        }
-    }
-}
-
-/// A store refusal on its way to a SCIM error.
-struct ScimWriteErrorReply(ScimWriteError);
-
+/// A store refusal as the SCIM error it is.
 fn write_error(e: ScimWriteError) -> ScimError {
-    ScimWriteErrorReply(e).into()
+    match e {
+        ScimWriteError::Store(e) => internal(e),
+        e @ ScimWriteError::NotFound { .. } => ScimError::status(404, e.to_string()),
+        e @ ScimWriteError::Taken { .. } => ScimError {
+            status: 409,
+            scim_type: Some(ScimType::Uniqueness),
+            detail: e.to_string(),
+        },
+        e @ ScimWriteError::VersionMismatch { .. } => ScimError {
+            status: 412,
+            scim_type: Some(ScimType::InvalidVers),
+            detail: e.to_string(),
+        },
+        e @ ScimWriteError::UnknownMember { .. } => ScimError::bad(ScimType::InvalidValue, e.to_string()),
+    }
 }
 
 fn kind_schema(kind: ScimKind) -> &'static ResourceSchema {
