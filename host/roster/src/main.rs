@@ -492,9 +492,10 @@ fn token(cli: &Cli, command: &TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses a source that the configuration does not define as a push source.
-fn push_source(cli: &Cli, source: &str) -> anyhow::Result<()> {
-    let config = roster_serve::Config::load(&cli.config, &cli::target_kinds())
+/// Refuses a source that the configuration (roster.toml and the sources created through the
+/// API) does not define as a push source.
+fn push_source(cli: &Cli, store: &roster_store::Store, source: &str) -> anyhow::Result<()> {
+    let config = roster_serve::service::merged_config(&cli.config, store, &cli::target_kinds())
         .with_context(|| format!("loading {}", cli.config.display()))?;
     match config.source(source).map(|s| s.feed()) {
         Some(roster_directory::Feed::Push(_)) => Ok(()),
@@ -509,8 +510,8 @@ fn push_source(cli: &Cli, source: &str) -> anyhow::Result<()> {
 fn scim_token(cli: &Cli, command: &ScimTokenCommand) -> anyhow::Result<()> {
     match command {
         ScimTokenCommand::Create { source, name } => {
-            push_source(cli, source)?;
             let store = cli::store(cli)?;
+            push_source(cli, &store, source)?;
             let (row, token) = store.create_scim_token(source, name, &cli::actor())?;
             store.audit(
                 &cli::actor(),
