@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// SCIM push: the tokens identity providers push to a source with.
+    Scim {
+        #[command(subcommand)]
+        command: ScimCommand,
+    },
     /// The demo: a simulated Bitbucket, a sample directory, one sync with its summary, then the
     /// service keeps running.
     Demo {
@@ -188,6 +193,41 @@ enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+enum ScimCommand {
+    /// Creates, lists and revokes the bearer tokens of push sources.
+    Token {
+        #[command(subcommand)]
+        command: ScimTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScimTokenCommand {
+    /// Creates a token for a push source and prints it once; only its hash is kept. Give it to
+    /// the identity provider as its secret token, with the tenant URL
+    /// http(s)://HOST/scim/v2/SOURCE.
+    Create {
+        /// The source (`[[source]]` with `[source.push] protocol = "scim"`).
+        source: String,
+        /// Who or what it is for.
+        #[arg(long, default_value = "scim")]
+        name: String,
+    },
+    /// Lists the tokens of a source, or of every source (never their values).
+    List {
+        /// The source; all when omitted.
+        source: Option<String>,
+    },
+    /// Revokes a token of a source.
+    Revoke {
+        /// The source.
+        source: String,
+        /// Its id (from `roster scim token list`).
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
 enum PluginsCommand {
     /// Lists the plugins in the plugins folder with world, version and sha256, and the files
     /// that failed to load with the reason.
@@ -257,6 +297,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Token { command } => {
             init_quiet_tracing(&cli.log_format);
             token(&cli, command)
+        }
+        Command::Scim {
+            command: ScimCommand::Token { command },
+        } => {
+            init_quiet_tracing(&cli.log_format);
+            scim_token(&cli, command)
         }
         Command::Demo {
             idp,
@@ -446,6 +492,78 @@ fn token(cli: &Cli, command: &TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a source that the configuration (roster.toml and the sources created through the
+/// API) does not define as a push source.
+fn push_source(cli: &Cli, store: &roster_store::Store, source: &str) -> anyhow::Result<()> {
+    let config = roster_serve::service::merged_config(&cli.config, store, &cli::target_kinds())
+        .with_context(|| format!("loading {}", cli.config.display()))?;
+    match config.source(source).map(|s| s.feed()) {
+        Some(roster_directory::Feed::Push(_)) => Ok(()),
+        Some(roster_directory::Feed::Pull(_)) => anyhow::bail!(
+            "the source '{source}' is pulled by a plugin; give it [source.push] protocol = \"scim\" in {} to accept SCIM pushes",
+            cli.config.display()
+        ),
+        None => anyhow::bail!("no source named '{source}' in {}", cli.config.display()),
+    }
+}
+
+fn scim_token(cli: &Cli, command: &ScimTokenCommand) -> anyhow::Result<()> {
+    match command {
+        ScimTokenCommand::Create { source, name } => {
+            let store = cli::store(cli)?;
+            push_source(cli, &store, source)?;
+            let (row, token) = store.create_scim_token(source, name, &cli::actor())?;
+            store.audit(
+                &cli::actor(),
+                "local",
+                "scim-token.create",
+                &format!("source {source}"),
+                Some(&format!("token {} ({})", row.id, row.name)),
+            )?;
+            println!("{token}");
+            eprintln!(
+                "SCIM token {} ({}) for the source '{source}' created; it is shown this once — Roster keeps only its hash. The tenant URL is http(s)://HOST/scim/v2/{source}",
+                row.id, row.name
+            );
+        }
+        ScimTokenCommand::List { source } => {
+            let store = cli::store(cli)?;
+            println!(
+                "{:>4} {:<16} {:<20} {:<16} {:<20} STATE",
+                "ID", "SOURCE", "NAME", "CREATED BY", "LAST USED"
+            );
+            for t in store.scim_tokens(source.as_deref())? {
+                let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
+                let used = t
+                    .last_used_at
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map_or_else(|| "never".to_string(), |d| d.format("%Y-%m-%d %H:%M").to_string());
+                println!(
+                    "{:>4} {:<16} {:<20} {:<16} {:<20} {state}",
+                    t.id, t.source, t.name, t.created_by, used
+                );
+            }
+        }
+        ScimTokenCommand::Revoke { source, id } => {
+            let store = cli::store(cli)?;
+            if !store.revoke_scim_token(Some(source), *id)? {
+                anyhow::bail!(
+                    "no live SCIM token {id} of the source '{source}'; see `roster scim token list {source}`"
+                );
+            }
+            store.audit(
+                &cli::actor(),
+                "local",
+                "scim-token.revoke",
+                &format!("source {source}"),
+                Some(&format!("token {id}")),
+            )?;
+            println!("SCIM token {id} of the source '{source}' revoked");
+        }
+    }
+    Ok(())
+}
+
 /// `roster serve`: the API, the scheduler (unless `schedule` is false) and the plugin watcher,
 /// until Ctrl-C or SIGTERM.
 pub(crate) async fn serve(
@@ -478,7 +596,7 @@ pub(crate) async fn serve(
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(
-        "Roster listening on http://{} (API under /api/v1, document at /api/v1/openapi.json)",
+        "Roster listening on http://{} (API under /api/v1, document at /api/v1/openapi.json; SCIM push under /scim/v2/{{source}})",
         listener.local_addr()?
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);

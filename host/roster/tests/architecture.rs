@@ -13,6 +13,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("roster-model", &[]),
     ("roster-wire", &[]),
     ("roster-export", &[]),
+    // The SCIM model (plugins/scim-model), shared by the SCIM endpoint and the `scim` connector.
+    ("roster-scim", &[]),
     ("roster-runtime", &["roster-http", "roster-wire"]),
     ("roster-store", &["roster-http", "roster-model"]),
     (
@@ -47,6 +49,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "roster-model",
             "roster-runtime",
             "roster-schedule",
+            "roster-scim",
             "roster-store",
             "roster-telemetry",
             "roster-wire",

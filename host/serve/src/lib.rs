@@ -1,7 +1,7 @@
 //! The service: the configuration (`config`), what a run is (`runner`: the directory, then the
 //! engine, under the target's lock), the long-running service behind `roster serve`
-//! (`service`: runs in progress, reloads, alerts, metrics), the REST API (`api`) and the
-//! scheduler (`scheduler`).
+//! (`service`: runs in progress, reloads, alerts, metrics), the REST API (`api`), the SCIM
+//! endpoint identity providers push to (`scim`) and the scheduler (`scheduler`).
 //!
 //! It knows targets only through `roster_engine::TargetKinds`, which the binary fills: no
 //! vendor is named here.
@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod runner;
 pub mod scheduler;
+pub mod scim;
 pub mod service;
 
 pub use config::{ApiConfig, Config, ConfigError, NO_TARGET};

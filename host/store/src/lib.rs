@@ -4,7 +4,8 @@
 //! tables: `sources` (configuration and sealed secrets), `mirror` (staging and the committed
 //! mirror), `identities` (IdP record ↔ Bitbucket account), `runs` (runs, plans, results),
 //! `settings` (transform settings last accepted), `tokens` (API tokens, hashed), `schedules`
-//! (what the scheduler remembers), `destroyed` (what applied runs took away, for the guard's
+//! (what the scheduler remembers), `scim` (what identity providers push, and their tokens),
+//! `destroyed` (what applied runs took away, for the guard's
 //! rolling window), `audit`.
 
 mod audit;
@@ -19,6 +20,7 @@ mod mirror;
 mod presence;
 mod runs;
 mod schedules;
+mod scim;
 mod settings;
 mod sources;
 mod targets;
@@ -38,6 +40,10 @@ pub use migrate::MIGRATIONS;
 pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed, Repeated};
 pub use runs::{PlanRow, ResultRow, RunFilter, RunRow};
 pub use schedules::ScheduleState;
+pub use scim::{
+    MemberOp, MemberRef, Members, Mirrored, ScimKind, ScimLookup, ScimMember, ScimResource, ScimTokenRow, ScimWrite,
+    ScimWriteError, new_scim_id,
+};
 pub use settings::AcceptedSettings;
 pub use sources::SourceRow;
 pub use tokens::{Role, TokenRow};

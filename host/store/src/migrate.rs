@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_guard_window.sql",
         include_str!("../../../migrations/0007_guard_window.sql"),
     ),
+    (8, "0008_scim.sql", include_str!("../../../migrations/0008_scim.sql")),
 ];
 
 fn checksum(sql: &str) -> String {

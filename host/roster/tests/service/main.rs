@@ -1,5 +1,6 @@
 //! The service: the REST API route by route and role by role, the scheduler, the configuration
-//! file, and (ignored by `cargo test`, run by `.ci/run`) Schemathesis over the OpenAPI document.
+//! file, the SCIM endpoint identity providers push to, and (ignored by `cargo test`, run by
+//! `.ci/run`) Schemathesis over the OpenAPI document and scim2-tester over the SCIM endpoint.
 //!
 //! One test binary for all of them (`cargo test -p roster --test service`).
 
@@ -12,3 +13,5 @@ mod data;
 mod load;
 mod scheduler;
 mod schemathesis;
+mod scim;
+mod scim2_tester;

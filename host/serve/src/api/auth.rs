@@ -101,8 +101,9 @@ pub fn required_role(op: &utoipa::openapi::path::Operation) -> Option<Role> {
 /// The client's address: the peer, or for a trusted proxy the first untrusted address in
 /// `X-Forwarded-For` read from the right. Walking stops at an entry that does not parse (after
 /// taking off a port), since anything left of it may be the client's own words; the answer is
-/// then the last trusted address walked through (the peer when none).
-fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+/// then the last trusted address walked through (the peer when none). Shared by the API and
+/// the SCIM endpoint (`crate::scim`), which both read `[api] trusted_proxies`.
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -127,6 +128,15 @@ fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpA
         last_trusted = ip;
     }
     last_trusted
+}
+
+/// The address of the connection a request came on (loopback when the server was not given
+/// connection info, as in tests that call the router directly).
+pub(crate) fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
 /// One `X-Forwarded-For` entry as an address: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
@@ -175,6 +185,20 @@ pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 /// Refusals written one by one per window, at most (one per kind and address).
 pub const REFUSALS_PER_WINDOW: usize = 30;
 
+/// A refused request as the audit log records it.
+pub(crate) struct Refused {
+    /// `auth.unauthenticated` (401) or `auth.forbidden` (403).
+    pub(crate) action: &'static str,
+    /// `token:<name>`, or `anonymous` without a known token.
+    pub(crate) actor: String,
+    /// The client's address.
+    pub(crate) ip: IpAddr,
+    /// "METHOD /path".
+    pub(crate) subject: String,
+    /// Why, with the status answered.
+    pub(crate) detail: String,
+}
+
 /// A refused request, for its answer and the audit log.
 struct Refusal {
     response: Response,
@@ -218,6 +242,21 @@ impl RefusalAudit {
 
     /// Writes `refusal` to the audit log, or counts it as left out.
     fn record(self: &Arc<Self>, store: &Arc<roster_store::Store>, refusal: &Refusal) {
+        self.note(
+            store,
+            &Refused {
+                action: refusal.action,
+                actor: refusal.actor.clone(),
+                ip: refusal.ip,
+                subject: refusal.subject.clone(),
+                detail: format!("{} ({})", refusal.reason, refusal.response.status().as_u16()),
+            },
+        );
+    }
+
+    /// Writes a refusal to the audit log, or counts it as left out (the API's refusals and
+    /// the SCIM endpoint's).
+    pub(crate) fn note(self: &Arc<Self>, store: &Arc<roster_store::Store>, refusal: &Refused) {
         let now = Instant::now();
         let mut w = self.now.lock().unwrap_or_else(|p| p.into_inner());
         if w.started.is_none_or(|s| now.duration_since(s) >= self.window) {
@@ -231,7 +270,7 @@ impl RefusalAudit {
                 refusal.ip.to_string(),
                 refusal.action,
                 refusal.subject.clone(),
-                format!("{} ({})", refusal.reason, refusal.response.status().as_u16()),
+                refusal.detail.clone(),
             );
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = store.audit(&actor, &ip, action, &subject, Some(&detail)) {
@@ -312,12 +351,7 @@ enum Admission {
 /// otherwise.
 async fn admit(service: &AppState, roles: &RoleTable, mut req: Request) -> Result<Request, Admission> {
     let config = service.config();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let ip = client_ip(peer, req.headers(), &config.api.trusted_proxies);
+    let ip = client_ip(peer_ip(&req), req.headers(), &config.api.trusted_proxies);
     let subject = format!("{} {}", req.method(), req.uri().path());
     let refuse = |status: StatusCode, actor: String, reason: String| {
         let (action, response) = if status == StatusCode::UNAUTHORIZED {

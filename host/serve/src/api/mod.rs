@@ -12,6 +12,7 @@ mod directory;
 mod plans;
 mod plugins;
 mod runs;
+mod scim_tokens;
 mod sources;
 mod system;
 mod targets;
@@ -209,6 +210,7 @@ fn operations() -> OpenApiRouter<AppState> {
         .merge(plugins::routes())
         .merge(system::routes())
         .merge(targets::routes())
+        .merge(scim_tokens::routes())
 }
 
 /// The API's routes and their OpenAPI document.
@@ -231,7 +233,14 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
             (state.clone(), gate),
             auth::authenticate,
         ))
-        .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
+        // SCIM has its own gate (the pushing source's token and allow-list), not the API's.
+        .merge(crate::scim::routes(state.clone()))
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/scim/") {
+                return crate::scim::not_found();
+            }
+            ApiError::not_found("no such route; see /api/v1/openapi.json").into_response()
+        })
         .with_state(state);
     (router, doc)
 }
