@@ -230,7 +230,13 @@ impl Offset {
 
     /// Takes the items answered to [`Offset::query`] with `size`; `id` reads an item's id,
     /// `what` names the page in the error of a listing that moved back too far.
-    pub fn take<T>(&self, size: u32, items: Vec<T>, id: impl Fn(&T) -> &str, what: &str) -> Result<Taken<T>, PluginError> {
+    pub fn take<T>(
+        &self,
+        size: u32,
+        items: Vec<T>,
+        id: impl Fn(&T) -> &str,
+        what: &str,
+    ) -> Result<Taken<T>, PluginError> {
         self.take_until(size, items, id, what, |_, answered, max| answered >= max)
     }
 
