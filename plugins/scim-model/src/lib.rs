@@ -9,6 +9,22 @@
 //! case-insensitively.
 
 pub mod error;
+pub mod filter;
+pub mod list;
+pub mod patch;
+pub mod path;
+pub mod project;
+pub mod resource;
 pub mod schema;
+pub mod sort;
+pub mod time;
 
 pub use error::{ScimError, ScimType};
+pub use filter::{CompareOp, Filter};
+pub use list::{ListResponse, Paging};
+pub use patch::{Op, PatchOp, apply, parse_patch};
+pub use path::{AttrPath, PatchPath};
+pub use project::Projection;
+pub use resource::{GroupRecord, Member, MemberKind, UserRecord, group_record, user_record};
+pub use schema::{ResourceSchema, ServiceProviderConfig};
+pub use sort::{SortOrder, sort};

@@ -14,6 +14,7 @@ pub mod export;
 pub mod ldap;
 pub mod mapping;
 pub mod schedule;
+pub mod scim;
 pub mod sdk;
 pub mod split;
 pub mod wire;
@@ -33,6 +34,8 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("crowd_answers", crowd::run),
     ("ldap_answers", ldap::run),
     ("sdk_envelopes", sdk::run),
+    ("scim_filter", scim::filter),
+    ("scim_patch", scim::patch),
 ];
 
 /// Every target's body over its committed corpus, on the stable toolchain: what `./dev test`
