@@ -2,7 +2,7 @@
 //! `startIndex`/`count` page of a listing, and the service's SCIM errors (RFC 7644 §3.12) turned
 //! into messages that name the error and what to fix.
 
-use roster_scim::{ScimError, ScimType};
+use roster_scim::{ListResponse, ScimError, ScimType};
 use roster_sdk::errors::{classify_status_with, error_detail};
 use roster_sdk::http::{Transport, path_segment, url_with_query};
 use roster_sdk::oauth::ClientCredentials;
@@ -10,7 +10,6 @@ use roster_sdk::paging::{Offset, Taken};
 use roster_sdk::{PluginError, Request, Response};
 use serde_json::Value;
 
-use crate::scim_model_shim::ListResponse;
 use crate::settings::{Auth, Members, Settings};
 
 /// What a request reads: named in messages and deciding which setting a 400 points at.

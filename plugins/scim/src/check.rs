@@ -2,12 +2,12 @@
 //! (a URL that is not a SCIM service, and a refused token, stop here), one user (the filter,
 //! and the username attribute), one group (the group filter).
 
+use roster_scim::{ListResponse, user_record};
 use roster_sdk::{Level, PluginError};
 use serde_json::Value;
 
 use crate::api::{Listing, Scim, malformed};
 use crate::model;
-use crate::scim_model_shim::{ListResponse, user_record};
 
 /// The schema URN of a ServiceProviderConfig resource.
 pub const SPC_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";

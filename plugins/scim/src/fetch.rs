@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 
+use roster_scim::{group_record, user_record};
 use roster_sdk::driver::{Next, Work};
 use roster_sdk::paging::Offset;
 use roster_sdk::{Level, PluginError};
@@ -20,7 +21,6 @@ use serde_json::Value;
 
 use crate::api::{Listing, Scim, malformed};
 use crate::model;
-use crate::scim_model_shim::{group_record, user_record};
 use crate::settings::Members;
 
 /// Where a fetch stands.

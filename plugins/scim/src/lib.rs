@@ -8,14 +8,13 @@
 //! * SCIM has no change feed: every fetch is a full one.
 //! * Errors are the service's SCIM errors (`status`, `scimType`, `detail`), named.
 //!
-//! Paging, the token and the settings' schema are the SDK's; the SCIM reading of a resource
-//! is `roster-scim`'s.
+//! Paging, the token and the settings' schema are the SDK's; the SCIM reading of a list and a
+//! resource is `roster-scim`'s, shared with Roster's SCIM endpoint.
 
 pub mod api;
 pub mod check;
 pub mod fetch;
 pub mod model;
-pub mod scim_model_shim;
 pub mod settings;
 
 use roster_sdk::driver::{Begin, Fetch, Next, Work};

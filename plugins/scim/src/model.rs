@@ -3,8 +3,8 @@
 
 use roster_sdk::{Group, Membership, User};
 
-use crate::scim_model_shim::{GroupRecord, MemberKind, UserRecord};
 use crate::settings::Settings;
+use roster_scim::{GroupRecord, MemberKind, UserRecord};
 
 /// The username a user gets under `s`; `None` when the user has no such attribute (the
 /// caller counts them).

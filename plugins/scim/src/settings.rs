@@ -280,7 +280,7 @@ impl Settings {
         // `enterprise.x` under the extension's URN.
         let u = self.username_attribute.as_str();
         let needed = match u.split_once('.') {
-            Some(("enterprise", _)) => crate::scim_model_shim::ENTERPRISE_URN,
+            Some(("enterprise", _)) => roster_scim::schema::ENTERPRISE_URN,
             Some((top, _)) => top,
             None if u == "email" => "emails",
             None => u,

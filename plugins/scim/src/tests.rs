@@ -62,7 +62,7 @@ impl Service {
                 "id": format!("u{n}"), "userName": name, "active": *name != "erin",
                 "name": {"givenName": name.to_uppercase(), "familyName": "Doe"},
                 "emails": [{"value": format!("{name}@acme.test"), "type": "work", "primary": true}],
-                crate::scim_model_shim::ENTERPRISE_URN: {"employeeNumber": format!("E{n}")}
+                roster_scim::schema::ENTERPRISE_URN: {"employeeNumber": format!("E{n}")}
             }));
         }
         for (id, name, members) in [
