@@ -27,10 +27,7 @@ async fn scim2_server_syncs_users_groups_and_nested_memberships_and_a_deactivati
     // Nested groups' members are their parents' members too: the flattened memberships match.
     assert_bitbucket_matches(&w.bb, &d);
 
-    let writes = w.bb_writes();
-    let r = w.sync().await;
-    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
-    assert_eq!(w.bb_writes(), writes, "nothing changed, nothing written");
+    w.assert_a_second_run_writes_nothing().await;
 
     // An IdP deactivates a user with a path-less PATCH; the next run follows.
     let u = d.users.iter_mut().find(|u| u.active).expect("an active user");
@@ -124,12 +121,22 @@ async fn a_malformed_page_fails_the_run_naming_the_page_and_the_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_incremental_run_reads_everything_as_scim_has_no_change_feed() {
-    let d = Directory::generate(10, 2, 1);
+async fn an_incremental_run_reads_everything_as_scim_has_no_change_feed_and_writes_only_the_change() {
+    let mut d = Directory::generate(10, 2, 1);
     let Some(s) = server(&d).await else { return };
     let w = ScimWorld::over(s, bitbucket(), "").await;
     assert_eq!(w.sync().await.state, "succeeded");
-    let r = w.sync().await;
+    let u = d.users.iter_mut().find(|u| u.active).expect("an active user");
+    u.display_name = "Renamed Person".into();
+    w.idp
+        .replace_user(&u.id, serde_json::json!({"displayName": "Renamed Person"}))
+        .await
+        .expect("PATCH");
+    let writes = w.bb_writes();
+    let r = w.sync_incremental().await;
+    assert_eq!(r.state, "succeeded", "{:?}", r.summary.warnings);
     let f = fetch_of(&r);
-    assert_eq!((f.mode.as_str(), f.users), ("full", 10), "{f:?}");
+    assert_eq!((f.mode.as_str(), f.users, f.groups), ("full", 10, 2), "{f:?}");
+    assert_eq!(w.bb_writes(), writes + 1, "one user's details: {:?}", r.summary.planned);
+    assert_bitbucket_matches(&w.bb, &d);
 }
