@@ -243,7 +243,9 @@ impl Offset {
     /// [`Offset::take`] for a listing that says how long it is (SCIM's `totalResults`): a
     /// short page ends it only once `total` items were reached, as a server may answer fewer
     /// items than asked for (its own cap) in the middle; an empty page ends it anyway (the
-    /// listing shrank under the fetch, or the total was wrong), so paging always ends.
+    /// listing shrank under the fetch, or the total was wrong), so paging always ends. A full
+    /// page never ends it, whatever `total` says: a total that is too small must not leave
+    /// items unread (read as gone, they would be deprovisioned).
     pub fn take_counted<T>(
         &self,
         size: u32,
