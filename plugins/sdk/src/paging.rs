@@ -478,6 +478,15 @@ mod tests {
         let at = p2.next.expect("3 of 5");
         let p3 = at.take_counted(3, v(&["c", "d", "e"]), id, "x", 5).unwrap();
         assert_eq!((p3.items, p3.next), (v(&["d", "e"]), None), "5 of 5: the end");
+        // A full page goes on even when the total says it is the end: a total too small (a
+        // service counting the page) must not leave items unread.
+        assert!(
+            Offset::default()
+                .take_counted(2, v(&["a", "b"]), id, "x", 2)
+                .unwrap()
+                .next
+                .is_some()
+        );
         // An empty first page ends the listing whatever the total said (a later one without
         // the anchors is a listing that moved back, handled as by `take`).
         let none = Offset::default().take_counted(3, v(&[]), id, "x", 5).unwrap();
