@@ -233,9 +233,40 @@ impl Offset {
     pub fn take<T>(
         &self,
         size: u32,
+        items: Vec<T>,
+        id: impl Fn(&T) -> &str,
+        what: &str,
+    ) -> Result<Taken<T>, PluginError> {
+        self.take_until(size, items, id, what, |_, answered, max| answered >= max)
+    }
+
+    /// [`Offset::take`] for a listing that says how long it is (SCIM's `totalResults`): a
+    /// short page ends it only once `total` items were reached, as a server may answer fewer
+    /// items than asked for (its own cap) in the middle; an empty page ends it anyway (the
+    /// listing shrank under the fetch, or the total was wrong), so paging always ends. A full
+    /// page never ends it, whatever `total` says: a total that is too small must not leave
+    /// items unread (read as gone, they would be deprovisioned).
+    pub fn take_counted<T>(
+        &self,
+        size: u32,
+        items: Vec<T>,
+        id: impl Fn(&T) -> &str,
+        what: &str,
+        total: u64,
+    ) -> Result<Taken<T>, PluginError> {
+        self.take_until(size, items, id, what, |start, answered, max| {
+            answered >= max || (answered > 0 && start + answered < total)
+        })
+    }
+
+    /// Takes a page; `more(start, answered, max)` says whether the listing goes on after it.
+    fn take_until<T>(
+        &self,
+        size: u32,
         mut items: Vec<T>,
         id: impl Fn(&T) -> &str,
         what: &str,
+        more: impl Fn(u64, u64, u64) -> bool,
     ) -> Result<Taken<T>, PluginError> {
         let (start, max) = self.query(size);
         let answered = items.len() as u64;
@@ -281,7 +312,7 @@ impl Offset {
                 }
             }
         }
-        let next = (answered >= u64::from(max)).then(|| {
+        let next = more(start, answered, u64::from(max)).then(|| {
             let mut tail: Vec<String> = self.tail.clone();
             tail.extend(last);
             let keep = tail.len().saturating_sub(Self::ANCHORS);
@@ -427,6 +458,39 @@ mod tests {
         g.check("a").unwrap();
         g.check("b").unwrap();
         assert!(g.check("a").is_err());
+    }
+
+    #[test]
+    fn counted_offset_pages_go_on_after_a_short_page_until_the_total() {
+        fn id(s: &String) -> &str {
+            s
+        }
+        fn v(items: &[&str]) -> Vec<String> {
+            items.iter().map(|s| s.to_string()).collect()
+        }
+        // A server capping pages at 2 when 3 were asked for, 5 items in all.
+        let p1 = Offset::default().take_counted(3, v(&["a", "b"]), id, "x", 5).unwrap();
+        assert_eq!(p1.items, v(&["a", "b"]));
+        let at = p1.next.expect("short, but 2 of 5: not the end");
+        assert_eq!(at.query(3), (1, 4));
+        let p2 = at.take_counted(3, v(&["b", "c"]), id, "x", 5).unwrap();
+        assert_eq!(p2.items, v(&["c"]));
+        let at = p2.next.expect("3 of 5");
+        let p3 = at.take_counted(3, v(&["c", "d", "e"]), id, "x", 5).unwrap();
+        assert_eq!((p3.items, p3.next), (v(&["d", "e"]), None), "5 of 5: the end");
+        // A full page goes on even when the total says it is the end: a total too small (a
+        // service counting the page) must not leave items unread.
+        assert!(
+            Offset::default()
+                .take_counted(2, v(&["a", "b"]), id, "x", 2)
+                .unwrap()
+                .next
+                .is_some()
+        );
+        // An empty first page ends the listing whatever the total said (a later one without
+        // the anchors is a listing that moved back, handled as by `take`).
+        let none = Offset::default().take_counted(3, v(&[]), id, "x", 5).unwrap();
+        assert!(none.items.is_empty() && none.next.is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! [`google`] simulates Google Workspace's Admin SDK Directory API and its service-account token endpoint (`google` connector).
 //! [`okta`] simulates Okta's Management API and its service-app token endpoint (`okta` connector).
 //! [`slapd`] is no simulator: it runs a real, throwaway OpenLDAP server (`ldap` connector).
+//! [`scim2_server`] is none either: it runs PyPI's `scim2-server`, a real SCIM 2.0 service (`scim` connector).
 
 pub mod bitbucket;
 pub mod crowd;
@@ -21,4 +22,5 @@ pub mod kit;
 pub mod okta;
 pub mod onelogin;
 pub mod scenario;
+pub mod scim2_server;
 pub mod slapd;

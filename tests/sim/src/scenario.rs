@@ -579,3 +579,54 @@ path = "{token_path}"
         target_config(sim_url, target_extra)
     )
 }
+
+/// A `scim` source reading a SCIM 2.0 service with a bearer token.
+#[derive(Debug, Clone, Default)]
+pub struct ScimSource {
+    /// The service's origin, `http://127.0.0.1:PORT` (what `allow_hosts` and the secret name).
+    pub origin: String,
+    /// The connector's `base_url`, the SCIM base URL.
+    pub base_url: String,
+    /// The bearer token's value (the secret `token`).
+    pub token: String,
+    /// Lines added to the connector's settings table (`page_size = 7`, …).
+    pub settings: String,
+    /// Lines added to the `[[source]]` table (`budget = …`, `limits = …`).
+    pub source: String,
+}
+
+/// `roster.toml` text: source `scim` reads a SCIM service with the `scim` connector (the
+/// token in the `Authorization` header, sent only to the service) into the Bitbucket simulator
+/// at `sim_url`; `target_extra` adds lines to `[target]`.
+pub fn scim_source_config(s: &ScimSource, sim_url: &str, target_extra: &str) -> String {
+    let ScimSource {
+        origin,
+        base_url,
+        token,
+        settings,
+        source,
+    } = s;
+    format!(
+        r#"[[source]]
+id = "scim"
+plugin = "scim"
+# The service listens on plain HTTP on 127.0.0.1; a real one needs neither opt-in.
+allow_hosts = ["{origin}"]
+allow_insecure_http = true
+allow_private_addresses = true
+{source}
+
+[source.settings]
+base_url = "{base_url}"
+{settings}
+
+[[source.secrets]]
+name = "token"
+value = "{token}"
+hosts = ["{origin}"]
+use = {{ header = "Authorization" }}
+
+{}"#,
+        target_config(sim_url, target_extra)
+    )
+}

@@ -26,5 +26,6 @@ mod ldap;
 mod okta;
 mod onelogin;
 mod scenarios;
+mod scim_connector;
 mod sync;
 mod transforms;
