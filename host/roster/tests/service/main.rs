@@ -10,5 +10,6 @@ mod api;
 mod config;
 mod data;
 mod load;
+mod push;
 mod scheduler;
 mod schemathesis;
