@@ -295,6 +295,17 @@ impl Service {
         self.push.push(self, source);
     }
 
+    /// At start: one run, after each push source's debounce, for the pushes that may have
+    /// arrived after the last run before Roster stopped (they are in the mirror; which of them
+    /// a run carried is not recorded). A run that finds nothing new writes nothing.
+    pub fn resume_pushes(self: &Arc<Self>) {
+        for s in self.config().sources.iter().filter(|s| s.enabled) {
+            if let Feed::Push(_) = s.feed() {
+                self.push.resume(self, &s.id);
+            }
+        }
+    }
+
     /// The push queue's state for `source`, when it is a push source.
     pub fn push_state(&self, source: &SourceConfig) -> Option<push::PushState> {
         match source.feed() {

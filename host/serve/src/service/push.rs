@@ -91,6 +91,15 @@ pub enum Refused {
     Failed(String),
 }
 
+/// Why a source is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// The source pushed.
+    Push,
+    /// Roster started: pushes may have arrived after the last run before it stopped.
+    Resume,
+}
+
 /// What the queue needs from the service; a trait so the timing can be tested alone.
 pub trait Runs: Send + Sync + 'static {
     /// The source's push timing now (reloads change it); `None` when it is no longer an
@@ -131,6 +140,15 @@ impl PushQueue {
     /// beyond a short lock, never fails. Outside a Tokio runtime the push is only recorded
     /// (the next push inside one starts the worker).
     pub fn push<R: Runs>(self: &Arc<Self>, runs: &Arc<R>, source: &str) {
+        self.enqueue(runs, source, Arrival::Push);
+    }
+
+    /// Queues a run for `source` as a push would, without counting as one (staleness).
+    pub fn resume<R: Runs>(self: &Arc<Self>, runs: &Arc<R>, source: &str) {
+        self.enqueue(runs, source, Arrival::Resume);
+    }
+
+    fn enqueue<R: Runs>(self: &Arc<Self>, runs: &Arc<R>, source: &str, arrival: Arrival) {
         let now = Instant::now();
         let start_worker = {
             let mut inner = self.lock();
@@ -146,7 +164,9 @@ impl PushQueue {
                     last: now,
                     pushes: 1,
                 });
-            inner.last_push.insert(source.to_string(), roster_store::now_ms());
+            if arrival == Arrival::Push {
+                inner.last_push.insert(source.to_string(), roster_store::now_ms());
+            }
             let start = !inner.worker && tokio::runtime::Handle::try_current().is_ok();
             if start {
                 inner.worker = true;
