@@ -398,3 +398,42 @@ async fn a_push_during_a_run_makes_another_run_after_it() {
     assert!(bb.users().contains_key("user200"), "the push made during the run was carried");
     assert!(bb.users().contains_key("user119"));
 }
+
+/// A push source is stale when it has not pushed for `stale_after_hours` (counted from when
+/// Roster started, before its first push), not when it was last fetched: it never is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_source_is_stale_when_it_stops_pushing() {
+    let hooks = common::webhook::Receiver::start().await;
+    // 0.0005 hours = 1.8 s.
+    let alert = format!(
+        "\n[[alert]]\nurl = \"{}\"\nevents = [\"stale\"]\nstale_after_hours = 0.0005\n",
+        hooks.url
+    );
+    let w = Pushed::start("debounce_seconds = 1", &alert).await;
+    w.service.check_staleness().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hooks.got().is_empty(), "just started: not stale yet");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.service.check_staleness().await;
+    let stale = hooks.wait_event("stale", Duration::from_secs(30)).await;
+    assert_eq!(stale["details"]["source"], SOURCE, "{stale}");
+    assert!(stale["details"]["last_success_unix"].is_null(), "{stale}");
+
+    let pushed_at = roster_store::now_ms() as f64 / 1000.0;
+    w.push(Push {
+        users: vec![user(1)],
+        ..Push::default()
+    });
+    w.service.check_staleness().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hooks.got().len(), 1, "a push makes the source fresh");
+
+    // Quiet again for longer than 1.8 s after the push and after the run that carried it.
+    w.ended(1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.service.check_staleness().await;
+    let again = hooks.wait_count(2, Duration::from_secs(30)).await;
+    let last = again[1]["details"]["last_success_unix"].as_f64().unwrap_or_else(|| panic!("{again:?}"));
+    assert!(last >= pushed_at - 1.0, "stale since the last push: {again:?}");
+}
