@@ -437,3 +437,38 @@ async fn a_push_source_is_stale_when_it_stops_pushing() {
     let last = again[1]["details"]["last_success_unix"].as_f64().unwrap_or_else(|| panic!("{again:?}"));
     assert!(last >= pushed_at - 1.0, "stale since the last push: {again:?}");
 }
+
+/// The API shows a push source as `push:scim`, run "when it pushes" rather than on an
+/// interval, with its pending pushes and when their run is due; `/metrics` counts the pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_shows_a_push_source_and_its_pending_pushes() {
+    let w = Pushed::start("debounce_seconds = 60\nmax_delay_seconds = 600", "").await;
+    let (base, task) = common::api::serve(w.service.clone()).await;
+    let token = w
+        .store
+        .create_token("viewer", roster_store::Role::Viewer, "test")
+        .unwrap()
+        .1;
+    for n in 0..3 {
+        w.push(Push {
+            users: vec![user(n)],
+            ..Push::default()
+        });
+    }
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{base}{path}")).bearer_auth(&token).send();
+    let source: serde_json::Value = get("/api/v1/sources/entra").await.unwrap().json().await.unwrap();
+    assert_eq!(source["plugin"], "push:scim", "{source}");
+    assert_eq!(source["schedule"], "when it pushes", "{source}");
+    assert_eq!(source["next_runs"], serde_json::json!([]), "{source}");
+    assert_eq!(source["push"]["pending_pushes"], 3, "{source}");
+    let (first, due) = (
+        source["push"]["first_pending_at"].as_i64().unwrap(),
+        source["push"]["next_run_at"].as_i64().unwrap(),
+    );
+    assert!(due >= first + 59_000, "due a minute after the latest push: {source}");
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("roster_pushes_total{source=\"entra\"} 3"), "{metrics}");
+    assert!(w.push_runs().is_empty(), "nothing ran yet");
+    task.abort();
+}
