@@ -226,7 +226,11 @@ async fn a_burst_of_300_pushes_makes_one_run_and_one_plan() {
     // Time for a stray second run to show, if the queue made one.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let runs_after = w.push_runs();
-    assert_eq!(runs_after.len(), 2, "the initial push's run and one for the burst: {runs_after:?}");
+    assert_eq!(
+        runs_after.len(),
+        2,
+        "the initial push's run and one for the burst: {runs_after:?}"
+    );
     let burst = &runs[1];
     assert_eq!(burst.state.as_str(), "succeeded", "{burst:?}");
     assert!(burst.plan_id.is_some());
@@ -343,7 +347,11 @@ async fn a_mass_membership_removal_pushed_is_held_and_writes_nothing() {
     assert_eq!(w.sim.lock().writes, writes, "a held plan writes nothing");
     assert_eq!(w.members("devs").len(), 40);
     let plan = w.store.plan(held.plan_id.as_deref().unwrap()).unwrap();
-    let tripped = plan.guard.as_ref().map(|g| g["tripped"].to_string()).unwrap_or_default();
+    let tripped = plan
+        .guard
+        .as_ref()
+        .map(|g| g["tripped"].to_string())
+        .unwrap_or_default();
     assert!(tripped.contains("group-members-lost"), "{tripped}");
     // The pushed change is in the mirror, as the IdP was told.
     let left: Vec<_> = w
@@ -381,7 +389,10 @@ async fn a_push_during_a_run_makes_another_run_after_it() {
         if stage.as_deref() == Some("apply") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the second run did not start writing");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the second run did not start writing"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     w.push(Push {
@@ -395,7 +406,10 @@ async fn a_push_during_a_run_makes_another_run_after_it() {
         "the next run waited for the one in progress: {runs:?}"
     );
     let bb = w.sim.lock();
-    assert!(bb.users().contains_key("user200"), "the push made during the run was carried");
+    assert!(
+        bb.users().contains_key("user200"),
+        "the push made during the run was carried"
+    );
     assert!(bb.users().contains_key("user119"));
 }
 
@@ -434,7 +448,9 @@ async fn a_push_source_is_stale_when_it_stops_pushing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     w.service.check_staleness().await;
     let again = hooks.wait_count(2, Duration::from_secs(30)).await;
-    let last = again[1]["details"]["last_success_unix"].as_f64().unwrap_or_else(|| panic!("{again:?}"));
+    let last = again[1]["details"]["last_success_unix"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{again:?}"));
     assert!(last >= pushed_at - 1.0, "stale since the last push: {again:?}");
 }
 

@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path, Query};
-use roster_directory::transform::Traces;
 use crate::service::push::PushState;
+use roster_directory::transform::Traces;
 use roster_directory::{CheckReport, Feed, PushConfig, Sample, SourceConfig, TransformConfig};
 use roster_http::BudgetConfig;
 use roster_runtime::Limits;

@@ -223,7 +223,10 @@ impl PushQueue {
         inner.pending.retain(|source, _| {
             let known = timing(source).is_some();
             if !known {
-                tracing::info!(source, "pushes pending for a source that is no longer an enabled push source; dropped (its mirror stays)");
+                tracing::info!(
+                    source,
+                    "pushes pending for a source that is no longer an enabled push source; dropped (its mirror stays)"
+                );
             }
             known
         });
@@ -290,7 +293,11 @@ async fn work<R: Runs>(queue: Arc<PushQueue>, runs: Weak<R>) {
                     wait_until = Some(wait_until.map_or(poll, |n| n.min(poll)));
                 }
                 Err(Refused::Failed(e)) => {
-                    tracing::warn!(?sources, pushes, "no run started for pushes: {e}; the pushed changes are in the mirror and the next run carries them")
+                    tracing::warn!(
+                        ?sources,
+                        pushes,
+                        "no run started for pushes: {e}; the pushed changes are in the mirror and the next run carries them"
+                    )
                 }
             }
         }
@@ -398,7 +405,10 @@ mod tests {
         let starts = r.starts();
         assert!(!starts.is_empty(), "a run despite pushes never pausing");
         let first = starts[0].0;
-        assert!(first >= Duration::from_secs(5) && first < Duration::from_secs(6), "{starts:?}");
+        assert!(
+            first >= Duration::from_secs(5) && first < Duration::from_secs(6),
+            "{starts:?}"
+        );
         // The pushes after that run started are carried by the next, again within 5 s.
         assert_eq!(starts.len(), 2, "{starts:?}");
         assert!(starts[1].0 <= Duration::from_secs(11), "{starts:?}");
@@ -412,12 +422,19 @@ mod tests {
         advance(20.0).await;
         assert!(r.starts().is_empty());
         q.push(&r, "entra");
-        assert_eq!(q.state("entra", r.timing("entra").unwrap()).pending_pushes, 2, "nothing lost while waiting");
+        assert_eq!(
+            q.state("entra", r.timing("entra").unwrap()).pending_pushes,
+            2,
+            "nothing lost while waiting"
+        );
         r.busy.store(false, Ordering::SeqCst);
         advance(0.5).await;
         let starts = r.starts();
         assert_eq!(starts.len(), 1, "{starts:?}");
-        assert!(starts[0].0 < Duration::from_secs(21), "as soon as the run ended: {starts:?}");
+        assert!(
+            starts[0].0 < Duration::from_secs(21),
+            "as soon as the run ended: {starts:?}"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
