@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roster_serve::service::Service;
-use roster_sim::bitbucket::BitbucketSim;
+use roster_sim::bitbucket::{BbState, BitbucketSim};
 use roster_store::{MirrorGroup, MirrorMembership, MirrorUser, Removed, RunRow, Store};
 
 use common::TestRuntime;
@@ -74,8 +74,13 @@ fn member(group: &str, n: usize) -> MirrorMembership {
 impl Pushed {
     /// `push` is added to `[source.push]`, `target` to `[target]`.
     async fn start(push: &str, target: &str) -> Pushed {
+        Pushed::start_with(push, target, bitbucket()).await
+    }
+
+    /// As [`Pushed::start`], over a Bitbucket holding `state`.
+    async fn start_with(push: &str, target: &str, state: BbState) -> Pushed {
         let rt = TestRuntime::new(&[]).await;
-        let sim = BitbucketSim::start(bitbucket()).await;
+        let sim = BitbucketSim::start(state).await;
         let store = common::store_in(&rt, 17);
         let text = format!(
             r#"[[source]]
@@ -487,4 +492,40 @@ async fn the_api_shows_a_push_source_and_its_pending_pushes() {
     assert!(metrics.contains("roster_pushes_total{source=\"entra\"} 3"), "{metrics}");
     assert!(w.push_runs().is_empty(), "nothing ran yet");
     task.abort();
+}
+
+/// The licence guard and protected accounts hold for pushes as for pulls: a protected account
+/// pushed is never created, and pushes that would need more seats than the licence has are
+/// refused with nothing written — while each push was accepted at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_licence_guard_and_protected_accounts_apply_to_pushes() {
+    let mut state = bitbucket();
+    state.max_users = Some(20);
+    let w = Pushed::start_with("debounce_seconds = 1", "protected_users = [\"user5\"]", state).await;
+    w.push(Push {
+        users: (0..10).map(user).collect(),
+        groups: vec![group("devs")],
+        memberships: (0..10).map(|n| member("devs", n)).collect(),
+    });
+    let runs = w.ended(1).await;
+    assert_eq!(runs[0].state.as_str(), "succeeded", "{:?}", runs[0]);
+    assert!(w.sim.lock().users().contains_key("user4"));
+    assert!(
+        !w.sim.lock().users().contains_key("user5"),
+        "a protected account is not created"
+    );
+    assert_eq!(w.members("devs").len(), 9);
+
+    let writes = w.sim.lock().writes;
+    // 1 admin + 9 + 15 = 25 accounts for 20 seats.
+    w.push(Push {
+        users: (10..25).map(user).collect(),
+        ..Push::default()
+    });
+    let runs = w.ended(2).await;
+    let refused = &runs[1];
+    assert_eq!(refused.state.as_str(), "refused", "{refused:?}");
+    let why = refused.summary.as_ref().unwrap()["guard"]["refused"].to_string();
+    assert!(why.contains("> 20 seats"), "{why}");
+    assert_eq!(w.sim.lock().writes, writes, "a refused plan writes nothing");
 }
