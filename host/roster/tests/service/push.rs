@@ -493,7 +493,10 @@ async fn the_api_shows_a_push_source_and_its_pending_pushes() {
     assert!(w.push_runs().is_empty(), "nothing ran yet");
     let doc: serde_json::Value = get("/api/v1/openapi.json").await.unwrap().json().await.unwrap();
     let schema = &doc["components"]["schemas"]["PushState"]["properties"];
-    assert!(schema.get("next_run_at").is_some(), "the document describes the push state: {schema}");
+    assert!(
+        schema.get("next_run_at").is_some(),
+        "the document describes the push state: {schema}"
+    );
     task.abort();
 }
 

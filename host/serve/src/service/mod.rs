@@ -279,6 +279,7 @@ impl Service {
         *self.runner.write().unwrap_or_else(|p| p.into_inner()) = runner;
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
         *self.alerter.write().unwrap_or_else(|p| p.into_inner()) = alerts;
+        self.push.reconfigured();
         Ok(())
     }
 

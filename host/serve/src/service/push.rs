@@ -150,7 +150,7 @@ impl PushQueue {
 
     fn enqueue<R: Runs>(self: &Arc<Self>, runs: &Arc<R>, source: &str, arrival: Arrival) {
         let now = Instant::now();
-        let start_worker = {
+        let wake = {
             let mut inner = self.lock();
             inner
                 .pending
@@ -167,17 +167,34 @@ impl PushQueue {
             if arrival == Arrival::Push {
                 inner.last_push.insert(source.to_string(), roster_store::now_ms());
             }
-            let start = !inner.worker && tokio::runtime::Handle::try_current().is_ok();
-            if start {
-                inner.worker = true;
+            match (inner.worker, tokio::runtime::Handle::try_current()) {
+                (true, _) => None,
+                (false, Ok(handle)) => {
+                    inner.worker = true;
+                    Some(Ok(handle))
+                }
+                (false, Err(_)) => Some(Err(())),
             }
-            start
         };
-        if start_worker {
-            tokio::spawn(work(self.clone(), Arc::downgrade(runs)));
-        } else {
-            self.wake.notify_one();
+        match wake {
+            // A worker is running (or sleeping): it looks at the queue again.
+            None => self.wake.notify_one(),
+            Some(Ok(handle)) => {
+                handle.spawn(work(self.clone(), Arc::downgrade(runs)));
+            }
+            Some(Err(())) => {
+                tracing::warn!(
+                    source,
+                    "a push outside the async runtime is queued; its run starts with the next push inside it"
+                )
+            }
         }
+    }
+
+    /// The configuration changed (a source's timing, a source removed): the worker works out
+    /// its deadlines again.
+    pub fn reconfigured(&self) {
+        self.wake.notify_one();
     }
 
     /// The latest push to `source` this process received (unix ms).
@@ -322,6 +339,7 @@ mod tests {
         started: Mutex<Vec<(Instant, Vec<String>)>>,
         busy: AtomicBool,
         gone: Mutex<Vec<String>>,
+        timing: Mutex<Timing>,
     }
 
     impl Runs for Recorder {
@@ -329,10 +347,7 @@ mod tests {
             if self.gone.lock().unwrap().iter().any(|g| g == source) {
                 return None;
             }
-            Some(Timing {
-                debounce: Duration::from_secs(3),
-                max_delay: Duration::from_secs(5),
-            })
+            Some(*self.timing.lock().unwrap())
         }
         fn busy(&self) -> bool {
             self.busy.load(Ordering::SeqCst)
@@ -351,6 +366,10 @@ mod tests {
                 started: Mutex::default(),
                 busy: AtomicBool::default(),
                 gone: Mutex::default(),
+                timing: Mutex::new(Timing {
+                    debounce: Duration::from_secs(3),
+                    max_delay: Duration::from_secs(5),
+                }),
             }
         }
 
@@ -462,6 +481,27 @@ mod tests {
         advance(10.0).await;
         assert!(r.starts().is_empty());
         assert!(q.pending().is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reload_that_shortens_the_wait_is_honoured_at_once() {
+        let (q, r) = setup();
+        *r.timing.lock().unwrap() = Timing {
+            debounce: Duration::from_secs(60),
+            max_delay: Duration::from_secs(600),
+        };
+        q.push(&r, "entra");
+        advance(5.0).await;
+        assert!(r.starts().is_empty());
+        *r.timing.lock().unwrap() = Timing {
+            debounce: Duration::from_secs(1),
+            max_delay: Duration::from_secs(10),
+        };
+        q.reconfigured();
+        advance(0.5).await;
+        let starts = r.starts();
+        assert_eq!(starts.len(), 1, "{starts:?}");
+        assert!(starts[0].0 < Duration::from_secs(6), "{starts:?}");
     }
 
     #[test]
