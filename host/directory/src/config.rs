@@ -292,6 +292,17 @@ impl SourceConfig {
         Ok(())
     }
 
+    /// Whether `roster serve` runs this source on a schedule: its schedule is enabled and, for a
+    /// push source (whose pushes start its runs), named explicitly with `every_minutes` or
+    /// `cron` (a periodic run then re-plans from the mirror as last pushed).
+    pub fn scheduled(&self) -> bool {
+        self.schedule.enabled
+            && match self.feed() {
+                Feed::Pull(_) => true,
+                Feed::Push(_) => self.schedule.every_minutes.is_some() || self.schedule.cron.is_some(),
+            }
+    }
+
     /// When `roster serve` syncs this source: its `schedule`, or, when that names no interval
     /// or cron expression, every `sync_interval_minutes` of its settings (the name Atlassian's
     /// directories give their interval, so a connector may offer it), else every 60 minutes.
@@ -369,6 +380,11 @@ mod tests {
         );
         assert_eq!((pushed.plugin(), pushed.feed_label().as_str()), (None, "push:scim"));
         assert_eq!(source("").feed(), Feed::Pull("crowd"));
+        assert!(!pushed.scheduled(), "pushes start its runs; no interval by default");
+        assert!(source("").scheduled());
+        let polled: SourceConfig =
+            toml::from_str("id = \"entra\"\nschedule = { every_minutes = 60 }\n[push]\nprotocol = \"scim\"\n").unwrap();
+        assert!(polled.scheduled(), "an explicit schedule runs a push source too");
 
         let both = source("[push]\nprotocol = \"scim\"\n")
             .validate(Path::new("."))

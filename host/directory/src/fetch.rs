@@ -160,9 +160,9 @@ pub fn pushed(source: &SourceConfig) -> FetchReport {
     }
 }
 
-/// Fetches one source into the mirror through its connector `plugin`.
+/// Fetches one source into the mirror through its connector plugin; a push source is
+/// [`pushed`] (nothing to fetch).
 pub async fn fetch_source(
-    plugin: &str,
     runtime: &Runtime,
     store: &Arc<Store>,
     run_id: i64,
@@ -171,6 +171,10 @@ pub async fn fetch_source(
     mode: FetchMode,
     progress: &dyn Progress,
 ) -> FetchReport {
+    let plugin = match source.feed() {
+        crate::Feed::Pull(plugin) => plugin,
+        crate::Feed::Push(_) => return pushed(source),
+    };
     let mut report = FetchReport {
         source: source.id.clone(),
         ..FetchReport::default()

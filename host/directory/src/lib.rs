@@ -233,16 +233,8 @@ impl Directory {
     ) -> Vec<FetchReport> {
         let mut reports = Vec::new();
         for s in self.sources.iter().filter(|s| s.enabled && wanted.contains(&s.id)) {
-            let plugin = match s.feed() {
-                Feed::Pull(plugin) => plugin,
-                Feed::Push(_) => {
-                    reports.push(fetch::pushed(s));
-                    continue;
-                }
-            };
             let access = self.accesses[&s.id].clone();
-            reports
-                .push(fetch::fetch_source(plugin, &self.runtime, &self.store, run_id, s, access, mode, progress).await);
+            reports.push(fetch::fetch_source(&self.runtime, &self.store, run_id, s, access, mode, progress).await);
         }
         reports
     }

@@ -591,6 +591,7 @@ pub(crate) async fn serve(
     let service = roster_serve::Service::new(store, rt, config, cli::target_kinds())
         .with_context(|| format!("loading {}", config.display()))?;
     let _watch = service.watch_plugins()?;
+    service.resume_pushes();
     let (app, _) = roster_serve::api::routes(service.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await

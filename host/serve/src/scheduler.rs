@@ -5,7 +5,7 @@
 //! progress, then runs); a fire time missed while Roster was down runs once at start; scheduled
 //! runs are incremental (when the source's schedule says so) with a full fetch at least every
 //! `full_every_hours`; every minute, sources without a recent success are checked for staleness
-//! alerts.
+//! alerts. A push source runs when it pushes, and on a schedule only if one is given explicitly.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,7 +42,9 @@ pub async fn run(service: Arc<Service>, mut shutdown: watch::Receiver<bool>) {
         let now = Utc::now();
         let config = service.config();
         let mut soonest = now + chrono::Duration::from_std(TICK).unwrap_or_default();
-        for s in config.sources.iter().filter(|s| s.enabled && s.schedule.enabled) {
+        // A push source's pushes start its runs (see `service::push`); it runs on a schedule
+        // only when one is given explicitly.
+        for s in config.sources.iter().filter(|s| s.enabled && s.scheduled()) {
             let Ok(schedule) = s.schedule() else { continue };
             let state = service.store.schedule_state(&s.id).unwrap_or_default();
             let Some(last) = state.last_fire_at.map(ms_to_utc) else {

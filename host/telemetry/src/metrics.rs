@@ -118,6 +118,8 @@ pub struct Metrics {
     plugin_traps: Family<TrapLabels, Counter>,
     last_success: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     runs_in_progress: Gauge,
+    pushes: Family<SourceLabels, Counter>,
+    push_runs: Counter,
 }
 
 impl Default for Metrics {
@@ -138,6 +140,8 @@ impl Metrics {
         let plugin_traps = Family::<TrapLabels, Counter>::default();
         let last_success = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
         let runs_in_progress = Gauge::default();
+        let pushes = Family::<SourceLabels, Counter>::default();
+        let push_runs = Counter::default();
 
         // Counter names carry no `_total`: the OpenMetrics encoder appends it.
         registry.register("runs", "Finished sync runs by outcome", runs.clone());
@@ -174,6 +178,16 @@ impl Metrics {
             "Sync runs currently running",
             runs_in_progress.clone(),
         );
+        registry.register(
+            "pushes",
+            "Pushes (SCIM writes) received per source, each durable in the mirror before it was answered",
+            pushes.clone(),
+        );
+        registry.register(
+            "push_runs_started",
+            "Runs started by pushes (debounced: one run carries many pushes)",
+            push_runs.clone(),
+        );
 
         Metrics {
             registry,
@@ -185,7 +199,23 @@ impl Metrics {
             plugin_traps,
             last_success,
             runs_in_progress,
+            pushes,
+            push_runs,
         }
+    }
+
+    /// Counts a push to `source`.
+    pub fn observe_push(&self, source: &str) {
+        self.pushes
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a run started by pushes.
+    pub fn observe_push_run(&self) {
+        self.push_runs.inc();
     }
 
     /// Records a finished run: its outcome, stage times, writes, API use and source freshness.
@@ -413,8 +443,9 @@ mod tests {
     fn empty_registry_is_valid() {
         let (samples, types) = parse_exposition(&Metrics::new().encode());
         // The encoder leaves out labelled families that have no series yet.
-        assert_eq!(types.len(), 1);
+        assert_eq!(types.len(), 2);
         assert_eq!(get(&samples, "roster_runs_in_progress", &[]), 0.0);
+        assert_eq!(get(&samples, "roster_push_runs_started_total", &[]), 0.0);
     }
 
     #[test]
@@ -476,6 +507,9 @@ mod tests {
         m.observe_run(&second);
         m.observe_plugin_trap("entra", "deadline");
         m.set_runs_in_progress(1);
+        m.observe_push("entra");
+        m.observe_push("entra");
+        m.observe_push_run();
         let text = m.encode();
         let (s, types) = parse_exposition(&text);
         let expected = [
@@ -487,9 +521,14 @@ mod tests {
             ("roster_plugin_traps", "counter"),
             ("roster_source_last_success_timestamp_seconds", "gauge"),
             ("roster_runs_in_progress", "gauge"),
+            ("roster_pushes", "counter"),
+            ("roster_push_runs_started", "counter"),
         ];
         let expected: HashMap<String, String> = expected.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
         assert_eq!(types, expected);
+
+        assert_eq!(get(&s, "roster_pushes_total", &[("source", "entra")]), 2.0);
+        assert_eq!(get(&s, "roster_push_runs_started_total", &[]), 1.0);
 
         let runs = "roster_runs_total";
         assert_eq!(

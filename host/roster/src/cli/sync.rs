@@ -65,6 +65,14 @@ pub fn print_report_pub(r: &RunReport) {
 
 fn print_fetches(s: &roster_serve::Summary) {
     for f in &s.fetch {
+        if f.mode == "push" {
+            // Nothing to fetch: the source pushes its changes, each already in its mirror.
+            println!(
+                "  fetch {:<12} pushed to Roster: nothing fetched; its mirror holds what it last pushed",
+                f.source
+            );
+            continue;
+        }
         let status = if f.complete {
             "complete".to_string()
         } else {

@@ -85,3 +85,45 @@ fn logs_are_json_lines_when_asked_and_text_otherwise() {
     assert!(human.contains("applied database migration"), "{human}");
     assert!(!human.lines().any(|l| l.starts_with('{')), "{human}");
 }
+
+/// A source that pushes to Roster (SCIM) has nothing to fetch: `roster fetch` and `roster sync`
+/// say so and succeed (sync plans from its mirror as last pushed) instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_and_sync_say_a_pushed_source_is_not_fetched() {
+    let sim = roster_sim::bitbucket::BitbucketSim::start(common::world::bitbucket()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("roster.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[source]]\nid = \"entra\"\n[source.push]\nprotocol = \"scim\"\n\n[target]\nurl = \"{}\"\nusername = \"admin\"\npassword = {{ value = \"password\" }}\ndefault_groups = [\"bitbucket-users\"]\n",
+            sim.url()
+        ),
+    )
+    .unwrap();
+    for command in ["fetch", "sync"] {
+        let (data, config) = (dir.path().to_path_buf(), config.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_roster"))
+                .arg("--data-dir")
+                .arg(data)
+                .arg("--config")
+                .arg(config)
+                .arg(command)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{command}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("entra") && stdout.contains("pushed to Roster: nothing fetched"),
+            "{command}: {stdout}"
+        );
+    }
+}

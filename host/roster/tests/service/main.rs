@@ -11,6 +11,7 @@ mod api;
 mod config;
 mod data;
 mod load;
+mod push;
 mod scheduler;
 mod schemathesis;
 mod scim;

@@ -12,8 +12,9 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path, Query};
+use crate::service::push::PushState;
 use roster_directory::transform::Traces;
-use roster_directory::{CheckReport, PushConfig, Sample, SourceConfig, TransformConfig};
+use roster_directory::{CheckReport, Feed, PushConfig, Sample, SourceConfig, TransformConfig};
 use roster_http::BudgetConfig;
 use roster_runtime::Limits;
 use roster_runtime::capability::{NetPolicy, Origin};
@@ -53,8 +54,10 @@ pub struct SourceView {
     pub secrets: Vec<SecretView>,
     /// The next scheduled runs (RFC 3339, UTC); empty when not scheduled.
     pub next_runs: Vec<String>,
-    /// The schedule in words.
+    /// The schedule in words (`when it pushes` for a push source without one).
     pub schedule: String,
+    /// A push source's pending pushes and when their run is due; `null` for a pulled source.
+    pub push: Option<PushState>,
 }
 
 /// A source's configuration as the store keeps it: the fields of a `[[source]]` table, defaults
@@ -252,13 +255,14 @@ async fn secret_views(state: &AppState, ids: Vec<String>) -> Vec<Vec<SecretView>
 /// One source as the API shows it.
 async fn view_one(state: &AppState, s: &SourceConfig) -> SourceView {
     let secrets = secret_views(state, vec![s.id.clone()]).await;
-    view(s, secrets.into_iter().next().unwrap_or_default())
+    view(state, s, secrets.into_iter().next().unwrap_or_default())
 }
 
 /// A source as the API shows it, with its secrets as [`secret_views`] read them.
-fn view(s: &SourceConfig, secrets: Vec<SecretView>) -> SourceView {
+fn view(state: &AppState, s: &SourceConfig, secrets: Vec<SecretView>) -> SourceView {
+    let push = state.push_state(s);
     let schedule = s.schedule().ok();
-    let next_runs = match (&schedule, s.schedule.enabled && s.enabled) {
+    let next_runs = match (&schedule, s.scheduled() && s.enabled) {
         (Some(sch), true) => sch
             .upcoming(chrono::Utc::now(), 3)
             .into_iter()
@@ -275,10 +279,12 @@ fn view(s: &SourceConfig, secrets: Vec<SecretView>) -> SourceView {
         config: s.into(),
         secrets,
         next_runs,
-        schedule: match (&schedule, s.schedule.enabled) {
-            (Some(sch), true) => sch.describe(),
+        schedule: match (&schedule, s.scheduled(), s.feed()) {
+            (Some(sch), true, _) => sch.describe(),
+            (_, false, Feed::Push(_)) => "when it pushes".into(),
             _ => "not scheduled".into(),
         },
+        push,
     }
 }
 
@@ -301,7 +307,7 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<SourceView>>>
         sources
             .iter()
             .zip(secrets)
-            .map(|(s, secrets)| view(s, secrets))
+            .map(|(s, secrets)| view(&state, s, secrets))
             .collect(),
     ))
 }

@@ -8,6 +8,7 @@
 //! runner is rebuilt, never mutated, when the configuration changes (runs keep the one they
 //! started with).
 
+pub mod push;
 pub mod runs;
 pub mod single;
 mod targets;
@@ -18,7 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use roster_directory::{DirectoryError, FetchMode, SourceConfig};
+use roster_directory::{DirectoryError, Feed, FetchMode, SourceConfig};
 use roster_engine::{EngineError, TargetConfig, TargetKinds, Writes};
 use roster_model::{DefinedIn, RunMode, RunState, Trigger};
 use roster_runtime::Runtime;
@@ -133,6 +134,10 @@ pub struct Service {
     /// Prometheus metrics.
     pub metrics: Metrics,
     alerter: RwLock<Arc<Alerter>>,
+    /// When this service was made (unix ms): a push source's staleness counts from it.
+    started_ms: i64,
+    /// Pushes waiting for their run.
+    pub push: Arc<push::PushQueue>,
 }
 
 /// The configuration to run with: roster.toml's, plus the sources created through the API and,
@@ -241,6 +246,8 @@ impl Service {
             runs: RunManager::default(),
             metrics: Metrics::new(),
             alerter: RwLock::new(alerts),
+            started_ms: now_ms(),
+            push: Arc::default(),
         }))
     }
 
@@ -272,6 +279,7 @@ impl Service {
         *self.runner.write().unwrap_or_else(|p| p.into_inner()) = runner;
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
         *self.alerter.write().unwrap_or_else(|p| p.into_inner()) = alerts;
+        self.push.reconfigured();
         Ok(())
     }
 
@@ -281,10 +289,30 @@ impl Service {
 
     /// Told of each push (SCIM) to `source` once it is durable in the mirror: schedules the
     /// source's debounced run. Never waits and never fails: the pusher has its answer already.
+    /// The run is debounced and its delay bounded by the source's `[source.push]` (see
+    /// [`push`]).
     pub fn pushed(self: &Arc<Self>, source: &str) {
-        // The push queue (debounce, bounded delay) is being built; until then a push waits
-        // for the source's schedule.
-        tracing::debug!(source, "push recorded");
+        self.metrics.observe_push(source);
+        self.push.push(self, source);
+    }
+
+    /// At start: one run, after each push source's debounce, for the pushes that may have
+    /// arrived after the last run before Roster stopped (they are in the mirror; which of them
+    /// a run carried is not recorded). A run that finds nothing new writes nothing.
+    pub fn resume_pushes(self: &Arc<Self>) {
+        for s in self.config().sources.iter().filter(|s| s.enabled) {
+            if let Feed::Push(_) = s.feed() {
+                self.push.resume(self, &s.id);
+            }
+        }
+    }
+
+    /// The push queue's state for `source`, when it is a push source.
+    pub fn push_state(&self, source: &SourceConfig) -> Option<push::PushState> {
+        match source.feed() {
+            Feed::Push(p) => Some(self.push.state(&source.id, push::Timing::of(p))),
+            Feed::Pull(_) => None,
+        }
     }
 
     /// Starts a run in the background; answers with its id at once.
@@ -546,7 +574,10 @@ impl Service {
     }
 
     /// Staleness: sources without a successful run for longer than the alerts allow (counted
-    /// from when the scheduler first saw the source, until it first succeeds).
+    /// from when the scheduler first saw the source, until it first succeeds). A push source is
+    /// stale when it has not pushed for that long: its last push this process received, or
+    /// else the last successful run (every run carrying pushes records one), counted from
+    /// when this service started.
     pub async fn check_staleness(&self) {
         let alerts = self.alerts();
         let now_ms = now_ms();
@@ -554,8 +585,17 @@ impl Service {
             let Ok(st) = self.store.schedule_state(&s.id) else {
                 continue;
             };
-            let Some(first) = st.first_seen_at else { continue };
-            let last = st.last_success_at.map(|ms| ms as f64 / 1000.0);
+            let (first, last) = match s.feed() {
+                Feed::Pull(_) => {
+                    let Some(first) = st.first_seen_at else { continue };
+                    (first, st.last_success_at)
+                }
+                Feed::Push(_) => (
+                    st.first_seen_at.unwrap_or(self.started_ms),
+                    self.push.last_push(&s.id).max(st.last_success_at),
+                ),
+            };
+            let last = last.map(|ms| ms as f64 / 1000.0);
             if let Some(event) = alerts.check_stale(&s.id, last, first as f64 / 1000.0, now_ms as f64 / 1000.0) {
                 self.send(event).await;
             }
@@ -717,6 +757,40 @@ impl Service {
                 self.store.delete_source(id)?;
                 self.reload_config()
             }
+        }
+    }
+}
+
+impl push::Runs for Service {
+    fn timing(&self, source: &str) -> Option<push::Timing> {
+        let config = self.config();
+        let s = config.sources.iter().find(|s| s.id == source && s.enabled)?;
+        match s.feed() {
+            Feed::Push(p) => Some(push::Timing::of(p)),
+            Feed::Pull(_) => None,
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.runs.busy().is_some()
+    }
+
+    fn start(self: &Arc<Self>, sources: &[String]) -> Result<i64, push::Refused> {
+        let req = RunRequest {
+            sources: sources.to_vec(),
+            mode: RequestedMode::Incremental,
+            trigger: Trigger::Push,
+            actor: "push".into(),
+            origin: String::new(),
+        };
+        match self.start_run(req) {
+            Ok(id) => {
+                self.metrics.observe_push_run();
+                Ok(id)
+            }
+            // A run holds the target (the other conflict, no target, is not worth waiting for).
+            Err(ServiceError::Conflict(_)) if self.runner().engine().is_ok() => Err(push::Refused::Busy),
+            Err(e) => Err(push::Refused::Failed(e.to_string())),
         }
     }
 }
