@@ -373,6 +373,16 @@ fn check_names_a_refused_token_a_url_that_is_not_scim_and_a_bad_filter() {
         matches!(&err, PluginError::Config(m) if m.contains("is not JSON")),
         "{err:?}"
     );
+    svc.faults.borrow_mut().push((
+        "/ServiceProviderConfig".into(),
+        200,
+        json!({"schemas": [check::SPC_URN], "patch": {"supported": false}, "filter": {"supported": false}}).to_string(),
+    ));
+    let err = check(&svc, &settings(r#","users":"active-only""#)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.contains("does not support filters")),
+        "{err:?}"
+    );
     let err = check(&svc, &settings(r#","user_filter":"bad(""#)).unwrap_err();
     assert!(
         matches!(&err, PluginError::Config(m) if m.contains("InvalidFilter") && m.contains("correct user_filter")),
