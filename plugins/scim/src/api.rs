@@ -5,12 +5,11 @@
 use roster_scim::{ListResponse, ScimError, ScimType};
 use roster_sdk::errors::{classify_status_with, error_detail};
 use roster_sdk::http::{Transport, path_segment, url_with_query};
-use roster_sdk::oauth::ClientCredentials;
 use roster_sdk::paging::{Offset, Taken};
 use roster_sdk::{PluginError, Request, Response};
 use serde_json::Value;
 
-use crate::settings::{Auth, Members, Settings};
+use crate::settings::{Auth, Credentials, Members, Settings};
 
 /// What a request reads: named in messages and deciding which setting a 400 points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +70,7 @@ pub struct Scim<'a> {
     /// The settings.
     pub s: &'a Settings,
     t: &'a dyn Transport,
-    creds: Option<ClientCredentials>,
+    creds: Credentials,
 }
 
 impl<'a> Scim<'a> {
@@ -88,14 +87,11 @@ impl<'a> Scim<'a> {
     /// token (renewed once on a 401).
     pub fn get(&self, url: &str) -> Result<Response, PluginError> {
         let req = Request::get(url).header("accept", "application/scim+json, application/json");
-        match (&self.s.auth, &self.creds) {
-            (_, Some(creds)) => creds.send(self.t, req),
-            (Auth::Bearer { token }, None) => self
+        match &self.creds {
+            Credentials::OAuth(c) => c.send(self.t, req),
+            Credentials::Bearer(token) => self
                 .t
                 .send(req.header("authorization", format!("Bearer {{{{secret:{token}}}}}"))),
-            (Auth::ClientCredentials { .. }, None) => Err(PluginError::Fatal(
-                "scim: client credentials without a client (a bug)".into(),
-            )),
         }
     }
 

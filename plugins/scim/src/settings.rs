@@ -235,18 +235,27 @@ impl SourceSettings for Settings {
     }
 }
 
+/// How requests are authenticated, as the API client uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `Authorization: Bearer` with the placeholder of this secret, filled in by the host.
+    Bearer(String),
+    /// An OAuth client's token (cached for the job).
+    OAuth(ClientCredentials),
+}
+
 impl Settings {
-    /// The OAuth client, when the source uses client credentials.
-    pub fn credentials(&self) -> Option<ClientCredentials> {
+    /// The bearer token's secret, or the OAuth client.
+    pub fn credentials(&self) -> Credentials {
         match &self.auth {
-            Auth::Bearer { .. } => None,
+            Auth::Bearer { token } => Credentials::Bearer(token.clone()),
             Auth::ClientCredentials {
                 token_url,
                 client_id,
                 client_secret,
                 secret_in,
                 scope,
-            } => Some(ClientCredentials {
+            } => Credentials::OAuth(ClientCredentials {
                 token_url: token_url.clone(),
                 client_id: client_id.clone(),
                 auth: match secret_in {
@@ -316,7 +325,7 @@ mod tests {
         assert_eq!((s.users, s.members), (Users::All, Members::Read));
         assert_eq!((s.username_attribute.as_str(), s.page_size), ("userName", 100));
         assert_eq!((s.users_filter(), s.user_attributes()), (None, None));
-        assert!(s.credentials().is_none());
+        assert_eq!(s.credentials(), Credentials::Bearer("token".into()));
     }
 
     #[test]
@@ -326,7 +335,9 @@ mod tests {
                "user_filter":"userType eq \"Employee\"","users":"active-only","attributes":["title"],"username_attribute":"emails.work""#,
         )
         .unwrap();
-        let c = s.credentials().unwrap();
+        let Credentials::OAuth(c) = s.credentials() else {
+            panic!("client credentials")
+        };
         assert_eq!(c.client_id, "roster");
         assert_eq!(
             c.auth,

@@ -25,6 +25,7 @@ struct Service {
     /// Answers instead of the service's: (path suffix, status, body), used once.
     faults: RefCell<Vec<(String, u16, String)>>,
     log: RefCell<Vec<String>>,
+    token_bodies: RefCell<Vec<String>>,
 }
 
 fn resp(status: u16, body: String) -> Response {
@@ -55,6 +56,7 @@ impl Service {
             delete_after: Cell::new(None),
             faults: RefCell::new(vec![]),
             log: RefCell::new(vec![]),
+            token_bodies: RefCell::new(vec![]),
         };
         for (n, name) in ["alice", "bob", "carol", "dave", "erin"].iter().enumerate() {
             s.users.borrow_mut().push(json!({
@@ -111,12 +113,21 @@ impl Service {
         self.log
             .borrow_mut()
             .push(format!("{path}?{}", url.query().unwrap_or("")));
+        if path == "/oauth2/token" {
+            self.token_bodies
+                .borrow_mut()
+                .push(String::from_utf8(req.body.clone().unwrap_or_default()).unwrap());
+            return resp(
+                200,
+                json!({"access_token": "oauth-tok", "expires_in": 300, "token_type": "Bearer"}).to_string(),
+            );
+        }
         let auth = req
             .headers
             .iter()
             .find(|(k, _)| k == "authorization")
             .map(|(_, v)| v.as_str());
-        if auth != Some(TOKEN_HEADER) {
+        if auth != Some(TOKEN_HEADER) && auth != Some("Bearer oauth-tok") {
             return resp(401, error(401, None, "Authorization failure"));
         }
         let fault = {
@@ -362,6 +373,16 @@ fn check_names_a_refused_token_a_url_that_is_not_scim_and_a_bad_filter() {
         matches!(&err, PluginError::Config(m) if m.contains("is not JSON")),
         "{err:?}"
     );
+    svc.faults.borrow_mut().push((
+        "/ServiceProviderConfig".into(),
+        200,
+        json!({"schemas": [check::SPC_URN], "patch": {"supported": false}, "filter": {"supported": false}}).to_string(),
+    ));
+    let err = check(&svc, &settings(r#","users":"active-only""#)).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config(m) if m.contains("does not support filters")),
+        "{err:?}"
+    );
     let err = check(&svc, &settings(r#","user_filter":"bad(""#)).unwrap_err();
     assert!(
         matches!(&err, PluginError::Config(m) if m.contains("InvalidFilter") && m.contains("correct user_filter")),
@@ -397,5 +418,21 @@ fn a_malformed_page_is_refused_naming_the_page_and_the_field() {
     assert!(
         matches!(&err, PluginError::Transient(m) if m.contains("list users") && m.contains("SCIM 503: try later")),
         "{err:?}"
+    );
+}
+
+#[test]
+fn oauth_client_credentials_get_a_token_and_the_secret_stays_in_the_host() {
+    let svc = Service::new();
+    let s = settings(
+        r#","auth":{"type":"client-credentials","token_url":"https://idp.example.com/oauth2/token","client_id":"roster"}"#,
+    );
+    check(&svc, &s).unwrap();
+    let pages = fetch_all(&svc, &s).unwrap();
+    assert_eq!(usernames(&pages).len(), 5);
+    let body = svc.token_bodies.borrow()[0].clone();
+    assert!(
+        body.contains("grant_type=client_credentials") && body.contains("client_secret={{secret:client_secret}}"),
+        "{body}"
     );
 }
