@@ -288,9 +288,8 @@ impl Service {
     }
 
     /// Told of each push (SCIM) to `source` once it is durable in the mirror: schedules the
-    /// source's debounced run. Never waits and never fails: the pusher has its answer already.
-    /// The run is debounced and its delay bounded by the source's `[source.push]` (see
-    /// [`push`]).
+    /// source's run, debounced and bounded in delay by its `[source.push]` (see [`push`]).
+    /// Never waits and never fails: the pusher has its answer already.
     pub fn pushed(self: &Arc<Self>, source: &str) {
         self.metrics.observe_push(source);
         self.push.push(self, source);
@@ -763,7 +762,8 @@ impl Service {
 
 impl push::Runs for Service {
     fn timing(&self, source: &str) -> Option<push::Timing> {
-        let config = self.config();
+        // Read in place: the worker asks for every pending source each time it wakes.
+        let config = self.config.read().unwrap_or_else(|p| p.into_inner());
         let s = config.sources.iter().find(|s| s.id == source && s.enabled)?;
         match s.feed() {
             Feed::Push(p) => Some(push::Timing::of(p)),
