@@ -438,6 +438,11 @@ async fn a_push_source_is_stale_when_it_stops_pushing() {
     let stale = hooks.wait_event("stale", Duration::from_secs(30)).await;
     assert_eq!(stale["details"]["source"], SOURCE, "{stale}");
     assert!(stale["details"]["last_success_unix"].is_null(), "{stale}");
+    assert_eq!(stale["details"]["feed"], "pushed", "{stale}");
+    assert!(
+        stale["summary"].as_str().unwrap().contains("has not pushed to Roster"),
+        "{stale}"
+    );
 
     let pushed_at = roster_store::now_ms() as f64 / 1000.0;
     w.push(Push {

@@ -24,7 +24,7 @@ use roster_engine::{EngineError, TargetConfig, TargetKinds, Writes};
 use roster_model::{DefinedIn, RunMode, RunState, Trigger};
 use roster_runtime::Runtime;
 use roster_store::{SourceRow, Store, StoreError, now_ms};
-use roster_telemetry::alerts::{AlertEvent, Alerter};
+use roster_telemetry::alerts::{AlertEvent, Alerter, StaleFeed};
 use roster_telemetry::metrics::Metrics;
 
 use crate::config::{Config, NO_TARGET};
@@ -584,18 +584,20 @@ impl Service {
             let Ok(st) = self.store.schedule_state(&s.id) else {
                 continue;
             };
-            let (first, last) = match s.feed() {
+            let (feed, first, last) = match s.feed() {
                 Feed::Pull(_) => {
                     let Some(first) = st.first_seen_at else { continue };
-                    (first, st.last_success_at)
+                    (StaleFeed::Pulled, first, st.last_success_at)
                 }
                 Feed::Push(_) => (
+                    StaleFeed::Pushed,
                     st.first_seen_at.unwrap_or(self.started_ms),
                     self.push.last_push(&s.id).max(st.last_success_at),
                 ),
             };
             let last = last.map(|ms| ms as f64 / 1000.0);
-            if let Some(event) = alerts.check_stale(&s.id, last, first as f64 / 1000.0, now_ms as f64 / 1000.0) {
+            let (first, now) = (first as f64 / 1000.0, now_ms as f64 / 1000.0);
+            if let Some(event) = alerts.check_stale(&s.id, feed, last, first, now) {
                 self.send(event).await;
             }
         }
