@@ -130,6 +130,16 @@ impl AlertKind {
     }
 }
 
+/// How a stale source reaches Roster, which decides what its alert advises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StaleFeed {
+    /// Roster reads it through a connector: `roster check` tells whether it can.
+    Pulled,
+    /// It pushes to Roster (SCIM): stale means it stopped pushing.
+    Pushed,
+}
+
 /// Something worth telling people about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", content = "details", rename_all = "kebab-case")]
@@ -154,10 +164,12 @@ pub enum AlertEvent {
         /// The guard's reason.
         why: String,
     },
-    /// A source has not synced successfully for `hours`.
+    /// A source has not synced successfully (a push source: has not pushed) for `hours`.
     Stale {
         /// Source id.
         source: String,
+        /// Read by Roster or pushing to it.
+        feed: StaleFeed,
         /// Its last successful sync (`None`: never).
         last_success_unix: Option<f64>,
         /// Hours since then (never synced: since it was configured).
@@ -216,6 +228,21 @@ impl AlertEvent {
             ),
             AlertEvent::Stale {
                 source,
+                feed: StaleFeed::Pushed,
+                last_success_unix,
+                hours,
+            } => format!(
+                "Source '{source}' has not pushed to Roster for {hours:.1} h ({}); its identity provider's \
+                 provisioning log tells why (an expired SCIM token, a paused provisioning job, an address \
+                 outside the source's allow_ips)",
+                match last_success_unix {
+                    Some(t) => format!("last push or successful run {}", rfc3339(*t)),
+                    None => "none since Roster started".into(),
+                }
+            ),
+            AlertEvent::Stale {
+                source,
+                feed: StaleFeed::Pulled,
                 last_success_unix: Some(t),
                 hours,
             } => format!(
@@ -225,6 +252,7 @@ impl AlertEvent {
             ),
             AlertEvent::Stale {
                 source,
+                feed: StaleFeed::Pulled,
                 last_success_unix: None,
                 hours,
             } => {
@@ -619,6 +647,7 @@ impl Alerter {
     pub fn check_stale(
         &self,
         source: &str,
+        feed: StaleFeed,
         last_success_unix: Option<f64>,
         configured_since_unix: f64,
         now_unix: f64,
@@ -636,6 +665,7 @@ impl Alerter {
         }
         Some(AlertEvent::Stale {
             source: source.to_string(),
+            feed,
             last_success_unix,
             hours,
         })
@@ -859,6 +889,7 @@ fn slack_body(event: &AlertEvent, at: f64) -> Value {
             source,
             last_success_unix,
             hours,
+            ..
         } => (
             ":hourglass: Roster source is stale",
             vec![
@@ -1442,6 +1473,7 @@ mod tests {
         assert_eq!(paths(alerter.send(&plan_held()).await), [1]);
         let stale = |hours| AlertEvent::Stale {
             source: "hr".into(),
+            feed: StaleFeed::Pulled,
             last_success_unix: None,
             hours,
         };
@@ -1557,7 +1589,10 @@ mod tests {
         }])
         .unwrap();
         assert!(!nobody.should_send_stale("hr", t));
-        assert_eq!(nobody.check_stale("hr", None, t - 100.0 * h, t), None);
+        assert_eq!(
+            nobody.check_stale("hr", StaleFeed::Pulled, None, t - 100.0 * h, t),
+            None
+        );
     }
 
     #[test]
@@ -1579,30 +1614,31 @@ mod tests {
         .unwrap();
         let last = Some(t - 13.0 * h);
         assert_eq!(
-            alerter.check_stale("hr", last, t - 100.0 * h, t),
+            alerter.check_stale("hr", StaleFeed::Pulled, last, t - 100.0 * h, t),
             Some(AlertEvent::Stale {
                 source: "hr".into(),
+                feed: StaleFeed::Pulled,
                 last_success_unix: last,
                 hours: 13.0
             })
         );
         assert_eq!(
-            alerter.check_stale("hr", last, t - 100.0 * h, t + h),
+            alerter.check_stale("hr", StaleFeed::Pulled, last, t - 100.0 * h, t + h),
             None,
             "already said"
         );
         // It syncs, then goes stale again: said at once, not a window later.
         assert_eq!(
-            alerter.check_stale("hr", Some(t + 2.0 * h), t - 100.0 * h, t + 3.0 * h),
+            alerter.check_stale("hr", StaleFeed::Pulled, Some(t + 2.0 * h), t - 100.0 * h, t + 3.0 * h),
             None
         );
         assert!(
             alerter
-                .check_stale("hr", Some(t + 2.0 * h), t - 100.0 * h, t + 15.0 * h)
+                .check_stale("hr", StaleFeed::Pulled, Some(t + 2.0 * h), t - 100.0 * h, t + 15.0 * h)
                 .is_some()
         );
         assert!(
-            alerter.check_stale("new", None, t - h, t).is_none(),
+            alerter.check_stale("new", StaleFeed::Pulled, None, t - h, t).is_none(),
             "a new source gets one window"
         );
 
@@ -1641,6 +1677,7 @@ mod tests {
         assert_eq!(plan_held().kind(), AlertKind::PlanHeld);
         let stale = AlertEvent::Stale {
             source: "hr".into(),
+            feed: StaleFeed::Pulled,
             last_success_unix: Some(1_700_000_000.0),
             hours: 30.25,
         };
@@ -1652,6 +1689,7 @@ mod tests {
         );
         let never = AlertEvent::Stale {
             source: "hr".into(),
+            feed: StaleFeed::Pulled,
             last_success_unix: None,
             hours: 25.0,
         };
@@ -1659,6 +1697,20 @@ mod tests {
             never.summary(),
             "Source 'hr' has never synced successfully (25.0 h since it was configured); \
              `roster check hr` tells whether its connector can work"
+        );
+        let pushed = AlertEvent::Stale {
+            source: "entra".into(),
+            feed: StaleFeed::Pushed,
+            last_success_unix: Some(1_700_000_000.0),
+            hours: 30.25,
+        };
+        assert!(
+            pushed.summary().starts_with(
+                "Source 'entra' has not pushed to Roster for 30.2 h (last push or successful run 2023-11-14T22:13:20Z); \
+                 its identity provider's provisioning log tells why"
+            ),
+            "{}",
+            pushed.summary()
         );
         let spike = AlertEvent::VolumeSpike {
             source_or_target: "entra".into(),

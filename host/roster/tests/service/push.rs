@@ -438,6 +438,11 @@ async fn a_push_source_is_stale_when_it_stops_pushing() {
     let stale = hooks.wait_event("stale", Duration::from_secs(30)).await;
     assert_eq!(stale["details"]["source"], SOURCE, "{stale}");
     assert!(stale["details"]["last_success_unix"].is_null(), "{stale}");
+    assert_eq!(stale["details"]["feed"], "pushed", "{stale}");
+    assert!(
+        stale["summary"].as_str().unwrap().contains("has not pushed to Roster"),
+        "{stale}"
+    );
 
     let pushed_at = roster_store::now_ms() as f64 / 1000.0;
     w.push(Push {
@@ -534,4 +539,31 @@ async fn the_licence_guard_and_protected_accounts_apply_to_pushes() {
     let why = refused.summary.as_ref().unwrap()["guard"]["refused"].to_string();
     assert!(why.contains("> 20 seats"), "{why}");
     assert_eq!(w.sim.lock().writes, writes, "a refused plan writes nothing");
+}
+
+/// Pushes that arrived after the last run before Roster stopped are in the mirror but in no
+/// queue: at start, each push source gets one run, which carries them. It is not a push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_start_a_run_carries_what_was_pushed_before_roster_stopped() {
+    let w = Pushed::start("debounce_seconds = 1", "").await;
+    let p = Push {
+        users: vec![user(7)],
+        ..Push::default()
+    };
+    // Durable in the mirror, but Roster stopped before it could run.
+    w.store
+        .stage_page(PUSH_STAGING, SOURCE, &p.users, &p.groups, &p.memberships)
+        .unwrap();
+    w.store.promote_delta(PUSH_STAGING, SOURCE, None).unwrap();
+    w.service.resume_pushes();
+    let runs = w.ended(1).await;
+    assert_eq!(runs[0].state.as_str(), "succeeded", "{:?}", runs[0]);
+    assert!(w.sim.lock().users().contains_key("user7"));
+    let source = w.service.config().sources[0].clone();
+    assert_eq!(
+        w.service.push_state(&source).unwrap().last_push_at,
+        None,
+        "no push was received"
+    );
+    assert!(!w.service.metrics.encode().contains("roster_pushes_total{"));
 }

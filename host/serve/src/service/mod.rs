@@ -24,7 +24,7 @@ use roster_engine::{EngineError, TargetConfig, TargetKinds, Writes};
 use roster_model::{DefinedIn, RunMode, RunState, Trigger};
 use roster_runtime::Runtime;
 use roster_store::{SourceRow, Store, StoreError, now_ms};
-use roster_telemetry::alerts::{AlertEvent, Alerter};
+use roster_telemetry::alerts::{AlertEvent, Alerter, StaleFeed};
 use roster_telemetry::metrics::Metrics;
 
 use crate::config::{Config, NO_TARGET};
@@ -288,9 +288,8 @@ impl Service {
     }
 
     /// Told of each push (SCIM) to `source` once it is durable in the mirror: schedules the
-    /// source's debounced run. Never waits and never fails: the pusher has its answer already.
-    /// The run is debounced and its delay bounded by the source's `[source.push]` (see
-    /// [`push`]).
+    /// source's run, debounced and bounded in delay by its `[source.push]` (see [`push`]).
+    /// Never waits and never fails: the pusher has its answer already.
     pub fn pushed(self: &Arc<Self>, source: &str) {
         self.metrics.observe_push(source);
         self.push.push(self, source);
@@ -585,18 +584,20 @@ impl Service {
             let Ok(st) = self.store.schedule_state(&s.id) else {
                 continue;
             };
-            let (first, last) = match s.feed() {
+            let (feed, first, last) = match s.feed() {
                 Feed::Pull(_) => {
                     let Some(first) = st.first_seen_at else { continue };
-                    (first, st.last_success_at)
+                    (StaleFeed::Pulled, first, st.last_success_at)
                 }
                 Feed::Push(_) => (
+                    StaleFeed::Pushed,
                     st.first_seen_at.unwrap_or(self.started_ms),
                     self.push.last_push(&s.id).max(st.last_success_at),
                 ),
             };
             let last = last.map(|ms| ms as f64 / 1000.0);
-            if let Some(event) = alerts.check_stale(&s.id, last, first as f64 / 1000.0, now_ms as f64 / 1000.0) {
+            let (first, now) = (first as f64 / 1000.0, now_ms as f64 / 1000.0);
+            if let Some(event) = alerts.check_stale(&s.id, feed, last, first, now) {
                 self.send(event).await;
             }
         }
@@ -763,7 +764,8 @@ impl Service {
 
 impl push::Runs for Service {
     fn timing(&self, source: &str) -> Option<push::Timing> {
-        let config = self.config();
+        // Read in place: the worker asks for every pending source each time it wakes.
+        let config = self.config.read().unwrap_or_else(|p| p.into_inner());
         let s = config.sources.iter().find(|s| s.id == source && s.enabled)?;
         match s.feed() {
             Feed::Push(p) => Some(push::Timing::of(p)),
