@@ -404,7 +404,7 @@ path = "/auth/oauth2/"
 }
 
 /// The `[target]` table for the Bitbucket simulator at `sim_url`.
-fn target_config(sim_url: &str, target_extra: &str) -> String {
+pub fn target_config(sim_url: &str, target_extra: &str) -> String {
     format!(
         r#"[target]
 url = "{sim_url}"

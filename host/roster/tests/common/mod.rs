@@ -27,6 +27,7 @@ pub mod ldap;
 pub mod okta;
 pub mod onelogin;
 pub mod prism;
+pub mod push;
 pub mod scim;
 pub mod webhook;
 pub mod world;

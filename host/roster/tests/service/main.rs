@@ -16,3 +16,4 @@ mod scheduler;
 mod schemathesis;
 mod scim;
 mod scim2_tester;
+mod scim_e2e;
