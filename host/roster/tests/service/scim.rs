@@ -17,7 +17,7 @@ use roster_serve::service::Service;
 use roster_sim::directory::Directory;
 use serde_json::{Value, json};
 
-/// Push sources: `entra` and `okta` (defaults), `guarded` (allow-list), `slow` (5 requests a
+/// Push sources: `entra` (defaults), `okta` (4 MiB bodies), `guarded` (allow-list), `slow` (5 requests a
 /// minute), `small` (1 KiB bodies); `hr` is pulled by the `file` plugin.
 const PUSH_SOURCES: &str = r#"
 [api]
@@ -34,6 +34,7 @@ id = "okta"
 priority = 3
 [source.push]
 protocol = "scim"
+max_body_kib = 4096
 
 [[source]]
 id = "guarded"
@@ -938,6 +939,9 @@ async fn tokens_allow_lists_and_caps() {
     assert_eq!(w.call(Method::POST, "entra", "/Users", Some(big)).await.status, 201);
     let huge = user("huge", json!({"title": "x".repeat(1100 * 1024)}));
     assert_eq!(w.call(Method::POST, "entra", "/Users", Some(huge)).await.status, 413);
+    // A source's own cap counts, above axum's default of 2 MiB too.
+    let large = user("large", json!({"title": "x".repeat(3 * 1024 * 1024)}));
+    assert_eq!(w.call(Method::POST, "okta", "/Users", Some(large)).await.status, 201);
     // The rate cap: 5 a minute on `slow`, then a 429 with Retry-After.
     for _ in 0..5 {
         assert_eq!(w.get("slow", "/Users").await.status, 200);
