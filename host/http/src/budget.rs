@@ -82,6 +82,24 @@ impl Budget {
         }
     }
 
+    /// Takes one request if one may go now; otherwise how long until one may (what a server
+    /// answers a client with as Retry-After, instead of making it wait).
+    pub fn try_acquire(&self) -> Result<(), Duration> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(s.refilled_at).as_secs_f64();
+        s.tokens = (s.tokens + elapsed * s.per_second).min(s.burst);
+        s.refilled_at = now;
+        match s.cool_until {
+            Some(until) if until > now => Err(until - now),
+            _ if s.tokens >= 1.0 => {
+                s.tokens -= 1.0;
+                Ok(())
+            }
+            _ => Err(Duration::from_secs_f64((1.0 - s.tokens) / s.per_second)),
+        }
+    }
+
     /// Lowers the rate and burst to what the server announced (`X-RateLimit-*` on a 429), so
     /// later requests are paced instead of throttled. Never raises them.
     pub fn adopt(&self, per_second: f64, burst: u32) {
@@ -129,6 +147,20 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn try_acquire_says_how_long_to_wait_instead_of_waiting() {
+        let b = Budget::new(BudgetConfig {
+            per_second: 2.0,
+            burst: 3,
+        });
+        for _ in 0..3 {
+            assert_eq!(b.try_acquire(), Ok(()));
+        }
+        assert_eq!(b.try_acquire(), Err(Duration::from_millis(500)));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(b.try_acquire(), Ok(()));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn burst_then_rate() {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -16,41 +16,34 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use roster_directory::Feed;
+use roster_http::{Budget, BudgetConfig};
 use roster_scim::ScimError;
 
 use super::{Pushing, ScimState, error_response};
 use crate::api::auth::{Refused, client_ip, peer_ip};
 
-/// One token's bucket.
-struct Bucket {
-    tokens: f64,
-    refilled_at: Instant,
-}
-
-/// The per-token request buckets.
+/// The request budget of each token: `roster_http::Budget`, the token bucket sources are
+/// paced with, full at first (`requests_per_minute` may come at once), refilled at that rate.
+/// Keyed by the rate too, so a changed `requests_per_minute` takes effect at the next request.
 #[derive(Default)]
-pub(super) struct Buckets(Mutex<HashMap<i64, Bucket>>);
+pub(super) struct Buckets(Mutex<HashMap<(i64, u32), Arc<Budget>>>);
 
 impl Buckets {
-    /// Takes one request from the token's bucket (full at first: `per_minute` requests may
-    /// come at once); how long to wait when it is empty.
+    /// Takes one request from the token's budget; how long to wait when it is spent.
     fn take(&self, token: i64, per_minute: u32) -> Result<(), Duration> {
-        let per_minute = f64::from(per_minute.max(1));
-        let rate = per_minute / 60.0;
-        let now = Instant::now();
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let b = all.entry(token).or_insert(Bucket {
-            tokens: per_minute,
-            refilled_at: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.refilled_at).as_secs_f64() * rate).min(per_minute);
-        b.refilled_at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
-        }
+        let budget = {
+            let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            all.retain(|(t, rate), _| *t != token || *rate == per_minute);
+            all.entry((token, per_minute))
+                .or_insert_with(|| {
+                    Arc::new(Budget::new(BudgetConfig {
+                        per_second: f64::from(per_minute.max(1)) / 60.0,
+                        burst: per_minute.max(1),
+                    }))
+                })
+                .clone()
+        };
+        budget.try_acquire()
     }
 }
 

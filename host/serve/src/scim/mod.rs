@@ -117,6 +117,9 @@ pub fn routes(service: AppState) -> axum::Router<AppState> {
         .route("/scim/v2/{source}", get(r::root))
         .route("/scim/v2/{source}/{*rest}", axum::routing::any(r::no_such_endpoint))
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate::admit))
+        // The gate reads the body against the source's own cap (`max_body_kib`); axum's fixed
+        // default (2 MiB) must not cut in before it.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 

@@ -865,29 +865,54 @@ fn member_filter_value(f: &Filter) -> Option<String> {
     }
 }
 
-/// The PATCH as member inserts and deletes, when it touches nothing but a group's members
-/// (what Entra and Okta send for each membership change).
-fn member_ops(ops: &[PatchOp]) -> Option<Vec<MemberOp>> {
-    ops.iter()
-        .map(|op| {
-            let path = op.path.as_ref()?;
-            let attr = &path.attr;
-            if !attr.name.eq_ignore_ascii_case("members")
-                || attr.sub.is_some()
-                || path.sub.is_some()
-                || attr.urn.as_deref().is_some_and(|u| !u.eq_ignore_ascii_case(GROUP_URN))
-            {
-                return None;
-            }
-            match (&op.op, &path.filter, &op.value) {
-                (Op::Add, None, Some(v)) => member_refs(v).map(MemberOp::Add),
-                (Op::Remove, None, None) => Some(MemberOp::RemoveAll),
-                (Op::Remove, None, Some(v)) => member_values(v).map(MemberOp::Remove),
-                (Op::Remove, Some(f), None) => member_filter_value(f).map(|v| MemberOp::Remove(vec![v])),
-                _ => None,
-            }
-        })
-        .collect()
+/// One PATCH operation as a member insert or delete, when it is one (what Entra and Okta send
+/// for each membership change).
+fn member_op(op: &PatchOp) -> Option<MemberOp> {
+    let path = op.path.as_ref()?;
+    let attr = &path.attr;
+    if !attr.name.eq_ignore_ascii_case("members")
+        || attr.sub.is_some()
+        || path.sub.is_some()
+        || attr.urn.as_deref().is_some_and(|u| !u.eq_ignore_ascii_case(GROUP_URN))
+    {
+        return None;
+    }
+    match (&op.op, &path.filter, &op.value) {
+        (Op::Add, None, Some(v)) => member_refs(v).map(MemberOp::Add),
+        (Op::Remove, None, None) => Some(MemberOp::RemoveAll),
+        (Op::Remove, None, Some(v)) => member_values(v).map(MemberOp::Remove),
+        (Op::Remove, Some(f), None) => member_filter_value(f).map(|v| MemberOp::Remove(vec![v])),
+        _ => None,
+    }
+}
+
+/// Whether an operation that is no member insert or delete may still change the members (a
+/// `replace` of them all, a path-less value naming them or a schema URN): then the group is
+/// patched whole.
+fn may_touch_members(op: &PatchOp) -> bool {
+    match (&op.path, &op.value) {
+        (Some(p), _) => p.attr.name.eq_ignore_ascii_case("members"),
+        (None, Some(Value::Object(o))) => o.keys().any(|k| {
+            let k = k.to_ascii_lowercase();
+            k == "members" || k.starts_with("members.") || k.starts_with("urn:")
+        }),
+        (None, _) => true,
+    }
+}
+
+/// A group's PATCH split into member inserts and deletes and the other operations (which
+/// change the group without reading its members), when it has member operations and no
+/// other operation touches the members.
+fn split_group_patch(ops: &[PatchOp]) -> Option<(Vec<MemberOp>, Vec<PatchOp>)> {
+    let (mut members, mut others) = (Vec::new(), Vec::new());
+    for op in ops {
+        match member_op(op) {
+            Some(m) => members.push(m),
+            None if may_touch_members(op) => return None,
+            None => others.push(op.clone()),
+        }
+    }
+    (!members.is_empty()).then_some((members, others))
 }
 
 async fn patch(
@@ -904,11 +929,23 @@ async fn patch(
     let expect = expected_version(&state, &who, kind, &id, &headers).await?;
     let source = who.source.clone();
     if kind == ScimKind::Group
-        && let Some(member_ops) = member_ops(&ops)
+        && let Some((member_ops, others)) = split_group_patch(&ops)
     {
-        let patched = store(&state, move |s| s.scim_patch_members(&source, &id, expect, &member_ops))
-            .await
-            .map_err(write_error)?;
+        let base = who.base_url.clone();
+        let patched = store(&state, move |s| {
+            s.scim_patch_group(&source, &id, expect, &member_ops, |current| {
+                if others.is_empty() {
+                    return Ok(None);
+                }
+                // `current` comes without its members, which these operations do not touch.
+                let mut resource = patchable(current, &base);
+                roster_scim::patch::apply(&mut resource, &others, kind_schema(kind))?;
+                same_id(&resource, &current.id)?;
+                group_write(&current.id, resource).map(Some)
+            })
+        })
+        .await
+        .map_err(write_error)??;
         pushed(&state, &who);
         // The group is answered without its members (which may be many): 204, as RFC 7644
         // §3.5.2 allows, unless the client asked for attributes.
