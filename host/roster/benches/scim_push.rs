@@ -103,7 +103,7 @@ async fn throughput() -> Vec<String> {
         |what: &str, per_s: f64, failed: usize| format!("| {what} | {per_s:.0} | {:.2} | {failed} |", per_s / floor);
     vec![
         format!(
-            "{USERS} users, then {USERS} single-member PATCHes of one group, {} Okta GET+PUT profile updates; {CLIENTS} clients; {} push runs carried it all to Bitbucket",
+            "{USERS} users, then {USERS} single-member PATCHes of one group, {} Okta GET+PUT profile updates; {CLIENTS} clients; push runs that carried it all to Bitbucket: {}",
             USERS / 5,
             runs_after.len()
         ),

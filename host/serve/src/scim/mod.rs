@@ -95,24 +95,30 @@ pub fn routes(service: AppState) -> axum::Router<AppState> {
         .route("/scim/v2/{source}/ResourceTypes/{id}", get(r::resource_type))
         .route("/scim/v2/{source}/Schemas", get(r::schemas))
         .route("/scim/v2/{source}/Schemas/{id}", get(r::schema))
-        .route("/scim/v2/{source}/Users", get(r::list_users).post(r::create_user))
-        .route("/scim/v2/{source}/Groups", get(r::list_groups).post(r::create_group))
-        .route("/scim/v2/{source}/Users/.search", post(r::search_users))
-        .route("/scim/v2/{source}/Groups/.search", post(r::search_groups))
+        .route(
+            "/scim/v2/{source}/Users",
+            get(r::list_of::<r::Users>).post(r::create_of::<r::Users>),
+        )
+        .route(
+            "/scim/v2/{source}/Groups",
+            get(r::list_of::<r::Groups>).post(r::create_of::<r::Groups>),
+        )
+        .route("/scim/v2/{source}/Users/.search", post(r::search_of::<r::Users>))
+        .route("/scim/v2/{source}/Groups/.search", post(r::search_of::<r::Groups>))
         .route("/scim/v2/{source}/.search", post(r::search_all))
         .route(
             "/scim/v2/{source}/Users/{id}",
-            get(r::get_user)
-                .put(r::replace_user)
-                .patch(r::patch_user)
-                .delete(r::delete_user),
+            get(r::get_one_of::<r::Users>)
+                .put(r::replace_of::<r::Users>)
+                .patch(r::patch_of::<r::Users>)
+                .delete(r::delete_of::<r::Users>),
         )
         .route(
             "/scim/v2/{source}/Groups/{id}",
-            get(r::get_group)
-                .put(r::replace_group)
-                .patch(r::patch_group)
-                .delete(r::delete_group),
+            get(r::get_one_of::<r::Groups>)
+                .put(r::replace_of::<r::Groups>)
+                .patch(r::patch_of::<r::Groups>)
+                .delete(r::delete_of::<r::Groups>),
         )
         .route("/scim/v2/{source}", get(r::root))
         .route("/scim/v2/{source}/{*rest}", axum::routing::any(r::no_such_endpoint))

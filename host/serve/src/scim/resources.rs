@@ -597,22 +597,6 @@ async fn list(state: Arc<ScimState>, who: Pushing, kinds: &[ScimKind], q: HashMa
     ))
 }
 
-pub(super) async fn list_users(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    RawQuery(raw): RawQuery,
-) -> Reply {
-    list(state, who, &[ScimKind::User], query(raw.as_deref())).await.into()
-}
-
-pub(super) async fn list_groups(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    RawQuery(raw): RawQuery,
-) -> Reply {
-    list(state, who, &[ScimKind::Group], query(raw.as_deref())).await.into()
-}
-
 async fn search(
     state: Arc<ScimState>,
     who: Pushing,
@@ -622,24 +606,6 @@ async fn search(
 ) -> Result<Response> {
     let q = ListQuery::from_search(&json_body(&headers, &body)?)?;
     list(state, who, kinds, q.0).await
-}
-
-pub(super) async fn search_users(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    search(state, who, &[ScimKind::User], headers, body).await.into()
-}
-
-pub(super) async fn search_groups(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    search(state, who, &[ScimKind::Group], headers, body).await.into()
 }
 
 pub(super) async fn search_all(
@@ -692,30 +658,6 @@ async fn get_one(
     one(&r, &who, &q, StatusCode::OK)
 }
 
-pub(super) async fn get_user(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Reply {
-    get_one(state, who, ScimKind::User, id, headers, query(raw.as_deref()))
-        .await
-        .into()
-}
-
-pub(super) async fn get_group(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Reply {
-    get_one(state, who, ScimKind::Group, id, headers, query(raw.as_deref()))
-        .await
-        .into()
-}
-
 async fn create(
     state: Arc<ScimState>,
     who: Pushing,
@@ -733,30 +675,6 @@ async fn create(
         .map_err(write_error)?;
     pushed(&state, &who);
     one(&created, &who, &q, StatusCode::CREATED)
-}
-
-pub(super) async fn create_user(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Reply {
-    create(state, who, ScimKind::User, headers, query(raw.as_deref()), body)
-        .await
-        .into()
-}
-
-pub(super) async fn create_group(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Reply {
-    create(state, who, ScimKind::Group, headers, query(raw.as_deref()), body)
-        .await
-        .into()
 }
 
 /// Checks a body's `id`, if it gives one, against the path's.
@@ -791,32 +709,6 @@ async fn replace(
     .map_err(write_error)??;
     pushed(&state, &who);
     one(&replaced, &who, &q, StatusCode::OK)
-}
-
-pub(super) async fn replace_user(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Reply {
-    replace(state, who, ScimKind::User, id, headers, query(raw.as_deref()), body)
-        .await
-        .into()
-}
-
-pub(super) async fn replace_group(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Reply {
-    replace(state, who, ScimKind::Group, id, headers, query(raw.as_deref()), body)
-        .await
-        .into()
 }
 
 /// The members a PATCH value names: `[{"value": "id", "display": …}, …]` or one such object.
@@ -975,32 +867,6 @@ async fn patch(
     one(&patched, &who, &q, StatusCode::OK)
 }
 
-pub(super) async fn patch_user(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Reply {
-    patch(state, who, ScimKind::User, id, headers, query(raw.as_deref()), body)
-        .await
-        .into()
-}
-
-pub(super) async fn patch_group(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Reply {
-    patch(state, who, ScimKind::Group, id, headers, query(raw.as_deref()), body)
-        .await
-        .into()
-}
-
 async fn delete(
     state: Arc<ScimState>,
     who: Pushing,
@@ -1017,20 +883,99 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(super) async fn delete_user(
-    State(state): State<Arc<ScimState>>,
-    Extension(who): Extension<Pushing>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    delete(state, who, ScimKind::User, id, headers).await.into()
+// ---- the handlers, one per operation for both endpoints ----
+
+/// A resource endpoint, `/Users` or `/Groups`: the handlers below serve both, so each route
+/// names its kind (`r::get_one_of::<r::Users>`) rather than each having a copy per kind.
+pub(super) trait Endpoint {
+    /// The kind of resource it serves.
+    const KIND: ScimKind;
 }
 
-pub(super) async fn delete_group(
+/// `/Users`.
+pub(super) struct Users;
+impl Endpoint for Users {
+    const KIND: ScimKind = ScimKind::User;
+}
+
+/// `/Groups`.
+pub(super) struct Groups;
+impl Endpoint for Groups {
+    const KIND: ScimKind = ScimKind::Group;
+}
+
+pub(super) async fn list_of<E: Endpoint>(
+    State(state): State<Arc<ScimState>>,
+    Extension(who): Extension<Pushing>,
+    RawQuery(raw): RawQuery,
+) -> Reply {
+    list(state, who, &[E::KIND], query(raw.as_deref())).await.into()
+}
+
+pub(super) async fn search_of<E: Endpoint>(
+    State(state): State<Arc<ScimState>>,
+    Extension(who): Extension<Pushing>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    search(state, who, &[E::KIND], headers, body).await.into()
+}
+
+pub(super) async fn get_one_of<E: Endpoint>(
+    State(state): State<Arc<ScimState>>,
+    Extension(who): Extension<Pushing>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply {
+    get_one(state, who, E::KIND, id, headers, query(raw.as_deref()))
+        .await
+        .into()
+}
+
+pub(super) async fn create_of<E: Endpoint>(
+    State(state): State<Arc<ScimState>>,
+    Extension(who): Extension<Pushing>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Reply {
+    create(state, who, E::KIND, headers, query(raw.as_deref()), body)
+        .await
+        .into()
+}
+
+pub(super) async fn replace_of<E: Endpoint>(
+    State(state): State<Arc<ScimState>>,
+    Extension(who): Extension<Pushing>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Reply {
+    replace(state, who, E::KIND, id, headers, query(raw.as_deref()), body)
+        .await
+        .into()
+}
+
+pub(super) async fn patch_of<E: Endpoint>(
+    State(state): State<Arc<ScimState>>,
+    Extension(who): Extension<Pushing>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Reply {
+    patch(state, who, E::KIND, id, headers, query(raw.as_deref()), body)
+        .await
+        .into()
+}
+
+pub(super) async fn delete_of<E: Endpoint>(
     State(state): State<Arc<ScimState>>,
     Extension(who): Extension<Pushing>,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Reply {
-    delete(state, who, ScimKind::Group, id, headers).await.into()
+    delete(state, who, E::KIND, id, headers).await.into()
 }
