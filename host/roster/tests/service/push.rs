@@ -567,3 +567,55 @@ async fn at_start_a_run_carries_what_was_pushed_before_roster_stopped() {
     );
     assert!(!w.service.metrics.encode().contains("roster_pushes_total{"));
 }
+
+/// A push whose run fails (Bitbucket answering 503 for a while) reaches Bitbucket once it is
+/// back, without another push: the run did not carry the pushes, so the queue retries them
+/// after its backoff (30 s first), and the source's push state shows the retry meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_whose_run_failed_is_carried_once_bitbucket_is_back() {
+    let w = Pushed::start("debounce_seconds = 1\nmax_delay_seconds = 2", "").await;
+    w.seeded(1).await;
+    // Bitbucket answers 503 to everything for a while.
+    let rule = w
+        .sim
+        .lock()
+        .faults()
+        .fail_next(100_000, "/rest/", roster_sim::kit::Fault::status(503));
+    w.push(Push {
+        users: vec![user(500)],
+        ..Push::default()
+    });
+    let runs = w.ended(2).await;
+    let failed = runs.last().unwrap().clone();
+    assert_ne!(failed.state.as_str(), "succeeded", "{runs:?}");
+    let source = w.service.config().sources[0].clone();
+    let state = w.service.push_state(&source).unwrap();
+    assert_eq!(
+        (state.pending_pushes, state.failed_runs, state.failed_run_id),
+        (1, 1, Some(failed.id)),
+        "the push is owed again: {state:?}"
+    );
+    let retry_in = state.next_run_at.unwrap() - roster_store::now_ms();
+    assert!(
+        (20_000..=31_000).contains(&retry_in),
+        "retried after the backoff: {state:?}"
+    );
+    // Bitbucket is back.
+    w.sim.lock().faults().remove(rule);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(90) {
+        if w.sim.lock().users().contains_key("user500") {
+            let runs = w.ended(3).await;
+            assert_eq!(runs.len(), 3, "one retry: {runs:?}");
+            assert_eq!(runs[2].state.as_str(), "succeeded", "{runs:?}");
+            let state = w.service.push_state(&source).unwrap();
+            assert_eq!((state.pending_pushes, state.failed_runs), (0, 0), "{state:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "the pushed user never reached Bitbucket after the failed run; runs: {:?}",
+        w.push_runs()
+    );
+}

@@ -455,8 +455,14 @@ impl Service {
         Ok(report)
     }
 
-    /// Records what a finished run means: metrics, schedule history, alerts.
-    pub(crate) async fn after_run(&self, run_id: i64, result: Result<RunReport, RunError>) {
+    /// Records what a finished run means: metrics, schedule history, alerts, and for a run
+    /// that took pushes whether it carried them (else they are retried, see [`push`]).
+    pub(crate) async fn after_run(self: &Arc<Self>, run_id: i64, result: Result<RunReport, RunError>) {
+        let end = match &result {
+            Ok(r) if matches!(r.state, RunState::Succeeded | RunState::Held) => push::RunEnd::Carried,
+            _ => push::RunEnd::NotCarried,
+        };
+        self.push.ended(self, run_id, end);
         let report = match result {
             Ok(r) => r,
             Err(e) => {

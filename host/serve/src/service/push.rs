@@ -14,6 +14,15 @@
 //! is ever left uncarried (a push landing between the take and the mirror read is carried twice,
 //! which costs an empty plan, not a lost change).
 //!
+//! The pushes a run took stay owed until it ends (`ended`). A run that ends `succeeded` carried
+//! them; so did one that ends `held`: the guard decided, the administrator acts on the plan,
+//! and the pushes are in the mirror for the next run to plan again. Any other end (failed,
+//! partial, cancelled, refused) and a run that cannot start put the sources back as pending,
+//! due no sooner than a backoff after the failure (`retry_after`: `max(debounce, 30 s)`,
+//! doubling with each failure in a row, at most 15 minutes), so a push made while Bitbucket
+//! is down reaches it once it is back without waiting for the identity provider to push again.
+//! A run interrupted by Roster stopping is covered by `resume` at the next start.
+//!
 //! One worker task runs while anything is pending and ends when nothing is; `pushed` starts it
 //! again. It holds the service weakly, so a dropped service ends it.
 
@@ -49,28 +58,74 @@ struct Pending {
     first: Instant,
     last: Instant,
     pushes: u64,
+    /// Runs in a row that took these pushes and did not carry them; 0 when none.
+    failures: u32,
+    /// The latest of those runs (`None` when a run could not even start, or none failed).
+    failed_run: Option<i64>,
+    /// After a failure: the retry is not due before this.
+    not_before: Option<Instant>,
 }
 
 impl Pending {
-    /// When the source's run is due under `timing`.
-    fn due(&self, timing: Timing) -> Instant {
-        (self.last + timing.debounce).min(self.first + timing.max_delay)
+    fn new(at: Instant) -> Pending {
+        Pending {
+            first: at,
+            last: at,
+            pushes: 1,
+            failures: 0,
+            failed_run: None,
+            not_before: None,
+        }
     }
 
-    /// The two combined (pending taken for a run that could not start, and pushes since).
+    /// When the source's run is due under `timing`.
+    fn due(&self, timing: Timing) -> Instant {
+        let due = (self.last + timing.debounce).min(self.first + timing.max_delay);
+        self.not_before.map_or(due, |n| due.max(n))
+    }
+
+    /// The two combined (pending taken for a run that did not carry it, and pushes since).
     fn merge(self, other: Pending) -> Pending {
         Pending {
             first: self.first.min(other.first),
             last: self.last.max(other.last),
             pushes: self.pushes + other.pushes,
+            failures: self.failures.max(other.failures),
+            failed_run: self.failed_run.max(other.failed_run),
+            not_before: self.not_before.max(other.not_before),
         }
     }
+}
+
+/// The shortest wait before retrying pushes whose run failed: a moment's outage (a 503, a
+/// restart of Bitbucket) is usually over by then.
+const RETRY_MIN: Duration = Duration::from_secs(30);
+/// The longest: a long outage is retried four times an hour.
+const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// How long after its `failures`-th failure in a row a source's pushes are retried:
+/// `max(debounce, 30 s)`, doubled for each failure after the first, at most 15 minutes.
+pub fn retry_after(timing: Timing, failures: u32) -> Duration {
+    let base = timing.debounce.max(RETRY_MIN);
+    let doublings = failures.saturating_sub(1).min(16);
+    base.saturating_mul(1 << doublings).min(RETRY_MAX)
+}
+
+/// How a run that took pushes ended, for the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// `succeeded`, or `held` (the guard decided; the pushes are in the mirror and the next
+    /// run plans them again): the pushes are carried.
+    Carried,
+    /// Any other end: the pushes are owed again, retried after a backoff.
+    NotCarried,
 }
 
 /// A pushed source's queue as the API shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct PushState {
-    /// Pushes received since the last run that carries them started (0: none pending).
+    /// Pushes not yet carried by a run (0: none pending): received since the last run that
+    /// carries them started, or taken by runs that did not succeed.
     pub pending_pushes: u64,
     /// When the first of them was received (unix ms).
     pub first_pending_at: Option<i64>,
@@ -79,6 +134,12 @@ pub struct PushState {
     pub next_run_at: Option<i64>,
     /// The latest push this process received (unix ms); `null` when none since it started.
     pub last_push_at: Option<i64>,
+    /// Runs in a row that took the pending pushes and did not carry them (failed, partial,
+    /// cancelled, refused, or could not start); 0 when none. While above 0, `next_run_at` is
+    /// the retry, after a backoff.
+    pub failed_runs: u32,
+    /// The latest of those runs; `null` when none (or it could not start).
+    pub failed_run_id: Option<i64>,
 }
 
 /// Why the queue could not start a run.
@@ -86,8 +147,7 @@ pub struct PushState {
 pub enum Refused {
     /// Another run holds the target: try again when it ends.
     Busy,
-    /// The run cannot start (no target, the source is gone): the pushes stay in the mirror
-    /// for the next run of any kind.
+    /// The run cannot start (no target yet): the pushes are retried after a backoff.
     Failed(String),
 }
 
@@ -124,6 +184,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct PushQueue {
     inner: Mutex<Inner>,
+    /// What each started run took, until it ends. Held while a run is started, so the run's
+    /// end (which may come at once) finds what it carried.
+    carrying: Mutex<BTreeMap<i64, Vec<(String, Pending)>>>,
     /// Wakes the worker: a push arrived.
     wake: Notify,
 }
@@ -150,7 +213,7 @@ impl PushQueue {
 
     fn enqueue<R: Runs>(self: &Arc<Self>, runs: &Arc<R>, source: &str, arrival: Arrival) {
         let now = Instant::now();
-        let wake = {
+        {
             let mut inner = self.lock();
             inner
                 .pending
@@ -159,14 +222,18 @@ impl PushQueue {
                     p.last = now;
                     p.pushes += 1;
                 })
-                .or_insert(Pending {
-                    first: now,
-                    last: now,
-                    pushes: 1,
-                });
+                .or_insert(Pending::new(now));
             if arrival == Arrival::Push {
                 inner.last_push.insert(source.to_string(), roster_store::now_ms());
             }
+        }
+        self.ensure_worker(runs, source);
+    }
+
+    /// Wakes the worker, or starts one when none runs.
+    fn ensure_worker<R: Runs>(self: &Arc<Self>, runs: &Arc<R>, source: &str) {
+        let wake = {
+            let mut inner = self.lock();
             match (inner.worker, tokio::runtime::Handle::try_current()) {
                 (true, _) => None,
                 (false, Ok(handle)) => {
@@ -189,6 +256,54 @@ impl PushQueue {
                 )
             }
         }
+    }
+
+    /// A run ended: the pushes it took (if any) are carried, or owed again and retried after a
+    /// backoff (see the module's documentation).
+    pub fn ended<R: Runs>(self: &Arc<Self>, runs: &Arc<R>, run_id: i64, end: RunEnd) {
+        let taken = self.carrying.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+        let Some(taken) = taken else { return };
+        if end == RunEnd::Carried {
+            return;
+        }
+        self.retry(runs, Some(run_id), taken);
+    }
+
+    /// Puts `taken` back as pending after a failure (of run `run_id`, or to start one), due no
+    /// sooner than the backoff.
+    fn retry<R: Runs>(self: &Arc<Self>, runs: &Arc<R>, run_id: Option<i64>, taken: Vec<(String, Pending)>) {
+        let now = Instant::now();
+        let retried: Vec<(String, Pending)> = taken
+            .into_iter()
+            .filter_map(|(source, p)| {
+                let timing = runs.timing(&source)?;
+                let failures = p.failures + 1;
+                let wait = retry_after(timing, failures);
+                tracing::warn!(
+                    source,
+                    run_id,
+                    pushes = p.pushes,
+                    failures,
+                    retry_in_seconds = wait.as_secs(),
+                    "a run taking pushes did not succeed; they are in the mirror and retried by another run"
+                );
+                Some((
+                    source,
+                    Pending {
+                        failures,
+                        failed_run: run_id.or(p.failed_run),
+                        not_before: Some(now + wait),
+                        ..p
+                    },
+                ))
+            })
+            .collect();
+        if retried.is_empty() {
+            return;
+        }
+        let first = retried[0].0.clone();
+        self.put_back(retried);
+        self.ensure_worker(runs, &first);
     }
 
     /// The configuration changed (a source's timing, a source removed): the worker works out
@@ -219,6 +334,8 @@ impl PushQueue {
             first_pending_at: pending.map(|p| at(p.first)),
             next_run_at: pending.map(|p| at(p.due(timing))),
             last_push_at: inner.last_push.get(source).copied(),
+            failed_runs: pending.map_or(0, |p| p.failures),
+            failed_run_id: pending.and_then(|p| p.failed_run),
         }
     }
 
@@ -297,24 +414,34 @@ async fn work<R: Runs>(queue: Arc<PushQueue>, runs: Weak<R>) {
         if !taken.is_empty() {
             let sources: Vec<String> = taken.iter().map(|(s, _)| s.clone()).collect();
             let pushes: u64 = taken.iter().map(|(_, p)| p.pushes).sum();
-            let started = if service.busy() {
-                Err(Refused::Busy)
-            } else {
-                service.start(&sources)
+            let started = {
+                // Held until what the run took is recorded: its end may come at once.
+                let mut carrying = queue.carrying.lock().unwrap_or_else(|p| p.into_inner());
+                let started = if service.busy() {
+                    Err(Refused::Busy)
+                } else {
+                    service.start(&sources)
+                };
+                match started {
+                    Ok(run_id) => {
+                        carrying.insert(run_id, taken);
+                        Ok(run_id)
+                    }
+                    Err(e) => Err((e, taken)),
+                }
             };
             match started {
                 Ok(run_id) => tracing::info!(run_id, ?sources, pushes, "run started for pushes"),
-                Err(Refused::Busy) => {
+                Err((Refused::Busy, taken)) => {
                     queue.put_back(taken);
                     let poll = now + BUSY_POLL;
                     wait_until = Some(wait_until.map_or(poll, |n| n.min(poll)));
                 }
-                Err(Refused::Failed(e)) => {
-                    tracing::warn!(
-                        ?sources,
-                        pushes,
-                        "no run started for pushes: {e}; the pushed changes are in the mirror and the next run carries them"
-                    )
+                Err((Refused::Failed(e), taken)) => {
+                    tracing::warn!(?sources, pushes, "no run started for pushes: {e}");
+                    queue.retry(&service, None, taken);
+                    // The worker itself is running: it works the deadlines out again.
+                    continue;
                 }
             }
         }
@@ -338,6 +465,8 @@ mod tests {
         t0: Instant,
         started: Mutex<Vec<(Instant, Vec<String>)>>,
         busy: AtomicBool,
+        /// Starting a run fails (no target).
+        refuse: AtomicBool,
         gone: Mutex<Vec<String>>,
         timing: Mutex<Timing>,
     }
@@ -353,6 +482,9 @@ mod tests {
             self.busy.load(Ordering::SeqCst)
         }
         fn start(self: &Arc<Self>, sources: &[String]) -> Result<i64, Refused> {
+            if self.refuse.load(Ordering::SeqCst) {
+                return Err(Refused::Failed("no target".into()));
+            }
             let mut s = self.started.lock().unwrap();
             s.push((Instant::now(), sources.to_vec()));
             Ok(s.len() as i64)
@@ -365,6 +497,7 @@ mod tests {
                 t0: Instant::now(),
                 started: Mutex::default(),
                 busy: AtomicBool::default(),
+                refuse: AtomicBool::default(),
                 gone: Mutex::default(),
                 timing: Mutex::new(Timing {
                     debounce: Duration::from_secs(3),
@@ -502,6 +635,92 @@ mod tests {
         let starts = r.starts();
         assert_eq!(starts.len(), 1, "{starts:?}");
         assert!(starts[0].0 < Duration::from_secs(6), "{starts:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn pushes_whose_run_failed_are_retried_after_a_doubling_backoff_until_a_run_carries_them() {
+        let (q, r) = setup();
+        let timing = r.timing("entra").unwrap();
+        q.push(&r, "entra");
+        advance(3.1).await;
+        assert_eq!(r.starts().len(), 1);
+        q.ended(&r, 1, RunEnd::NotCarried);
+        let state = q.state("entra", timing);
+        assert_eq!(
+            (state.pending_pushes, state.failed_runs, state.failed_run_id),
+            (1, 1, Some(1)),
+            "{state:?}"
+        );
+        // First retry 30 s after the failure, not at the 3 s debounce.
+        advance(29.5).await;
+        assert_eq!(r.starts().len(), 1, "{:?}", r.starts());
+        advance(1.0).await;
+        assert_eq!(r.starts().len(), 2, "{:?}", r.starts());
+        assert_eq!(q.state("entra", timing).pending_pushes, 0, "taken by the retry");
+        // It fails too: the next waits twice as long.
+        q.ended(&r, 2, RunEnd::NotCarried);
+        assert_eq!(q.state("entra", timing).failed_runs, 2);
+        advance(59.5).await;
+        assert_eq!(r.starts().len(), 2, "{:?}", r.starts());
+        advance(1.0).await;
+        let starts = r.starts();
+        assert_eq!(starts.len(), 3, "{starts:?}");
+        assert_eq!(starts[2].1, vec!["entra".to_string()]);
+        // This one succeeds: nothing is owed any more, nothing else starts.
+        q.ended(&r, 3, RunEnd::Carried);
+        let state = q.state("entra", timing);
+        assert_eq!((state.pending_pushes, state.failed_runs), (0, 0), "{state:?}");
+        advance(3600.0).await;
+        assert_eq!(r.starts().len(), 3, "{:?}", r.starts());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_push_made_during_a_failing_run_waits_for_the_retry_and_is_carried_with_it() {
+        let (q, r) = setup();
+        q.push(&r, "entra");
+        advance(3.1).await;
+        q.push(&r, "entra");
+        q.ended(&r, 1, RunEnd::NotCarried);
+        let state = q.state("entra", r.timing("entra").unwrap());
+        assert_eq!((state.pending_pushes, state.failed_runs), (2, 1), "{state:?}");
+        advance(10.0).await;
+        assert_eq!(r.starts().len(), 1, "no run into the outage at the debounce");
+        advance(21.0).await;
+        assert_eq!(r.starts().len(), 2, "{:?}", r.starts());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn pushes_whose_run_could_not_start_are_retried_after_the_backoff() {
+        let (q, r) = setup();
+        r.refuse.store(true, Ordering::SeqCst);
+        q.push(&r, "entra");
+        advance(3.1).await;
+        let state = q.state("entra", r.timing("entra").unwrap());
+        assert_eq!(
+            (state.pending_pushes, state.failed_runs, state.failed_run_id),
+            (1, 1, None),
+            "{state:?}"
+        );
+        r.refuse.store(false, Ordering::SeqCst);
+        advance(20.0).await;
+        assert!(r.starts().is_empty());
+        advance(11.0).await;
+        assert_eq!(r.starts().len(), 1, "{:?}", r.starts());
+    }
+
+    #[test]
+    fn the_retry_backoff_doubles_from_30_seconds_or_the_debounce_up_to_15_minutes() {
+        let t = |debounce| Timing {
+            debounce: Duration::from_secs(debounce),
+            max_delay: Duration::from_secs(600),
+        };
+        let secs = |timing, n| retry_after(timing, n).as_secs();
+        assert_eq!(
+            (1..=7).map(|n| secs(t(5), n)).collect::<Vec<_>>(),
+            vec![30, 60, 120, 240, 480, 900, 900]
+        );
+        assert_eq!(secs(t(45), 1), 45);
+        assert_eq!(secs(t(5), u32::MAX), 900);
     }
 
     #[test]
