@@ -10,6 +10,10 @@
 //! their destructive operations are withheld); a plan over the threshold is held until that
 //! exact plan is approved (2); a plan over the licence is refused (3); protected accounts and
 //! groups are never changed (4); a second run in a row makes zero writes (5).
+//!
+//! A push run ([`WhileHeld::ApplyTheRest`]) that plans exactly the removals of the target's held
+//! plan withholds them and leaves that plan held and approvable (2 still holds: nothing it
+//! holds is written without its approval).
 
 pub mod apply;
 pub mod fit;
@@ -89,6 +93,22 @@ pub struct Reconcile<'a> {
     pub incomplete: &'a [String],
     /// Everyone, or one person.
     pub scope: Scope<'a>,
+    /// What this run does about a held plan of the target.
+    pub while_held: WhileHeld,
+}
+
+/// What a run does when the target's newest plan is held for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhileHeld {
+    /// Plans everything again: its plan supersedes the held one (and is held in turn if the
+    /// guard says so). Scheduled, API and single-user runs.
+    Replan,
+    /// Push runs: when the run's plan takes away exactly what the held plan takes away, those
+    /// operations are withheld, the rest (what takes nothing away) is applied, and the held plan
+    /// stays held, approvable by its id and hash — an identity provider that keeps pushing
+    /// never supersedes the plan an administrator is reviewing. A plan that takes away anything
+    /// else is planned in full and supersedes it, as with `Replan`.
+    ApplyTheRest,
 }
 
 /// What a reconcile did: the run's state and the engine's part of its summary.
@@ -248,6 +268,13 @@ impl Engine {
             product: self.target.product(),
         });
         drop(desired);
+        // Before the incomplete fetch's withholding: the held plan's removals are compared whole.
+        let kept = match (r.scope, r.writes, r.while_held) {
+            (Scope::Everyone, Writes::Apply, WhileHeld::ApplyTheRest) => {
+                self.keep_held(&mut draft.ops, &mut warnings)?
+            }
+            _ => None,
+        };
         if !r.incomplete.is_empty() {
             let before = draft.ops.len();
             draft.ops.retain(|o| !o.op.takes_away());
@@ -319,7 +346,7 @@ impl Engine {
         };
         let ops = std::mem::take(&mut draft.ops);
         draft.ops = self
-            .save_plan(&plan_id, r.run_id, &hash, plan_state, &verdict, ops)
+            .save_plan((&plan_id, &hash), r.run_id, plan_state, &verdict, ops, kept)
             .await?;
         let mut applied = Applied::default();
         let state = if let Some(why) = &verdict.refused {
@@ -362,6 +389,29 @@ impl Engine {
             warnings,
             calls: self.target.calls(),
         })
+    }
+
+    /// The target's held plan this run leaves held ([`WhileHeld::ApplyTheRest`]): when the
+    /// target's newest plan is held and takes away exactly what `ops` take away, those
+    /// operations are withheld from `ops` (the held plan's approver decides them) and its id
+    /// is the answer.
+    fn keep_held(&self, ops: &mut Vec<PlannedOp>, warnings: &mut Vec<String>) -> Result<Option<String>, EngineError> {
+        let Some(id) = self.store.held_plan(&self.policy.id)? else {
+            return Ok(None);
+        };
+        let (_, held) = stored_plan(&self.store, &id)?;
+        let taken =
+            |ops: &[PlannedOp]| -> Vec<Op> { ops.iter().filter(|o| o.op.takes_away()).map(|o| o.op.clone()).collect() };
+        if taken(&held) != taken(ops) {
+            return Ok(None);
+        }
+        let before = ops.len();
+        ops.retain(|o| !o.op.takes_away());
+        warnings.push(format!(
+            "plan {id} is held for approval: its {} deletion, deactivation and removal operation(s) are withheld from this run, which applies the rest; approve or reject plan {id}",
+            before - ops.len()
+        ));
+        Ok(Some(id))
     }
 
     /// The plan `plan_id` if it may be approved with `hash` (the full hash, or an unambiguous
@@ -564,15 +614,15 @@ impl Engine {
     }
 
     /// Stores the plan op by op (on the blocking pool: a plan can hold a million operations)
-    /// and gives the operations back.
+    /// and gives the operations back; `kept` is a held plan it does not supersede.
     async fn save_plan(
         &self,
-        id: &str,
+        (id, hash): (&str, &str),
         run_id: i64,
-        hash: &str,
         state: PlanState,
         verdict: &Verdict,
         ops: Vec<PlannedOp>,
+        kept: Option<String>,
     ) -> Result<Vec<PlannedOp>, EngineError> {
         let row = PlanRow {
             id: id.into(),
@@ -595,7 +645,7 @@ impl Engine {
                         o.reason.as_str(),
                     )
                 });
-                store.save_plan(&row, rows).map(|()| ops)
+                store.save_plan(&row, kept.as_deref(), rows).map(|()| ops)
             })
             .await?;
         Ok(saved)

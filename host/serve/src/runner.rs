@@ -13,7 +13,8 @@ use roster_directory::{
     Among, CheckReport, Directory, DirectoryError, FetchMode, FetchReport, Sample, UserKey, transform::Traces,
 };
 use roster_engine::{
-    Applied, Engine, EngineError, PlannedOp, Reconcile, Reconciled, Scope, Skipped, TargetKinds, Verdict, Writes,
+    Applied, Engine, EngineError, PlannedOp, Reconcile, Reconciled, Scope, Skipped, TargetKinds, Verdict, WhileHeld,
+    Writes,
 };
 use roster_model::{Progress, RunMode, RunState, Trigger};
 use roster_runtime::Runtime;
@@ -411,6 +412,11 @@ impl Runner {
                     actor: &opts.actor,
                     incomplete: &incomplete,
                     scope: Scope::Everyone,
+                    while_held: if opts.trigger == Trigger::Push {
+                        WhileHeld::ApplyTheRest
+                    } else {
+                        WhileHeld::Replan
+                    },
                 },
                 desired,
                 progress,
@@ -633,6 +639,7 @@ impl Runner {
                     actor: &opts.actor,
                     incomplete: &incomplete,
                     scope: Scope::Person(&person),
+                    while_held: WhileHeld::Replan,
                 },
                 desired,
                 progress,

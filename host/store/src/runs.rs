@@ -240,19 +240,21 @@ impl Store {
         rows.into_iter().map(finish_run_row).collect()
     }
 
-    /// Persists a plan and its operations, superseding any other open plan of the target.
+    /// Persists a plan and its operations, superseding any other open plan of the target but
+    /// `kept` (a held plan the new one leaves to its approver).
     /// `ops` yields (kind, subject, detail JSON, reason) in order; it is consumed row by row so a
     /// plan of a million operations never exists twice in memory.
     pub fn save_plan<'a>(
         &self,
         plan: &PlanRow,
+        kept: Option<&str>,
         ops: impl Iterator<Item = (&'a str, &'a str, String, &'a str)>,
     ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "UPDATE plans SET state = 'superseded' WHERE target = ?1 AND state IN ('draft', 'held') AND id != ?2",
-            params![plan.target, plan.id],
+            "UPDATE plans SET state = 'superseded' WHERE target = ?1 AND state IN ('draft', 'held') AND id != ?2 AND id IS NOT ?3",
+            params![plan.target, plan.id, kept],
         )?;
         tx.execute(
             "INSERT INTO plans (id, run_id, target, hash, state, created_at, guard) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -268,6 +270,20 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The id of the target's newest plan when that plan is held (not approved, rejected or
+    /// superseded).
+    pub fn held_plan(&self, target: &str) -> Result<Option<String>> {
+        let newest: Option<(String, String)> = self
+            .reader()
+            .query_row(
+                "SELECT id, state FROM plans WHERE target = ?1 AND state IN ('draft', 'held') ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                [target],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(newest.and_then(|(id, state)| (state == "held").then_some(id)))
     }
 
     /// One plan.

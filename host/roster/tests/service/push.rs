@@ -619,3 +619,92 @@ async fn a_push_whose_run_failed_is_carried_once_bitbucket_is_back() {
         w.push_runs()
     );
 }
+
+/// Holds the first 40 members' removal from `devs` (over the threshold): the seeded world and
+/// its held plan.
+async fn held_removal_of_devs(w: &Pushed) -> roster_store::PlanRow {
+    w.seeded(40).await;
+    w.push(Push {
+        memberships: (0..40)
+            .map(|n| MirrorMembership {
+                removed: true,
+                ..member("devs", n)
+            })
+            .collect(),
+        ..Push::default()
+    });
+    let runs = w.ended(2).await;
+    let held = runs[1].clone();
+    assert_eq!(held.state.as_str(), "held", "{held:?}");
+    w.store.plan(held.plan_id.as_deref().unwrap()).unwrap()
+}
+
+/// A held plan stays approvable while the identity provider keeps pushing (Okta sends each
+/// profile change; Entra a cycle every 40 minutes): a push run whose plan takes away what the
+/// held plan takes away leaves that plan held, and its approval applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_plan_can_be_approved_while_the_idp_keeps_pushing() {
+    let w = Pushed::start("debounce_seconds = 1\nmax_delay_seconds = 2", "").await;
+    let plan = held_removal_of_devs(&w).await;
+    // The administrator reads the plan; meanwhile the IdP pushes an unrelated change.
+    w.push(Push {
+        users: vec![user(900)],
+        ..Push::default()
+    });
+    w.ended(3).await;
+    assert_eq!(w.store.plan(&plan.id).unwrap().state.as_str(), "held");
+    let approved = w.service.approve(&plan.id, &plan.hash, "admin", "").await;
+    let report = approved.expect("the reviewed plan can be approved");
+    assert_eq!(report.state.as_str(), "succeeded", "{report:?}");
+    assert!(
+        w.members("devs").is_empty(),
+        "the approved removals applied: {:?}",
+        w.members("devs")
+    );
+}
+
+/// While a plan is held, a pushed new hire still reaches Bitbucket: the push run applies what
+/// takes nothing away, withholds the held plan's removals, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_new_hire_reaches_bitbucket_while_a_plan_is_held() {
+    let w = Pushed::start("debounce_seconds = 1\nmax_delay_seconds = 2", "").await;
+    let plan = held_removal_of_devs(&w).await;
+    w.push(Push {
+        users: vec![user(900)],
+        ..Push::default()
+    });
+    let runs = w.ended(3).await;
+    let run = &runs[2];
+    assert_eq!(run.state.as_str(), "succeeded", "{run:?}");
+    assert!(
+        w.sim.lock().users().contains_key("user900"),
+        "the new hire is in Bitbucket"
+    );
+    assert_eq!(w.members("devs").len(), 40, "nothing the held plan holds was written");
+    let summary = run.summary.as_ref().unwrap().to_string();
+    assert!(
+        summary.contains(&format!("plan {} is held for approval", plan.id)),
+        "{summary}"
+    );
+    assert_eq!(w.store.plan(&plan.id).unwrap().state.as_str(), "held");
+}
+
+/// A push that takes away something the held plan does not supersedes it: the new plan,
+/// holding both, is the one to review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_takes_away_more_than_the_held_plan_supersedes_it() {
+    let w = Pushed::start("debounce_seconds = 1\nmax_delay_seconds = 2", "").await;
+    let plan = held_removal_of_devs(&w).await;
+    // user0 leaves: a deactivation the held plan does not have.
+    w.push(Push {
+        users: vec![MirrorUser {
+            active: false,
+            ..user(0)
+        }],
+        ..Push::default()
+    });
+    let runs = w.ended(3).await;
+    assert_eq!(runs[2].state.as_str(), "held", "{:?}", runs[2]);
+    assert_eq!(w.store.plan(&plan.id).unwrap().state.as_str(), "superseded");
+    assert!(w.service.approve(&plan.id, &plan.hash, "admin", "").await.is_err());
+}
