@@ -958,6 +958,29 @@ mod tests {
         assert_eq!(s.mirror_memberships("e").unwrap().len(), 10_001);
     }
 
+    /// A source created again with the id of a deleted one opens to none of the old tokens
+    /// (an identity provider the admin meant to cut off would push again) and holds none of
+    /// the old resources, which no mirror row backs any more.
+    #[test]
+    fn deleting_a_source_forgets_its_scim_tokens_and_resources() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        let (_, token) = s.create_scim_token("entra", "entra prod", "test").unwrap();
+        s.scim_create("entra", ScimKind::User, "u1", &user("u1", "alice"))
+            .unwrap();
+        s.delete_source("entra").unwrap();
+        assert!(s.mirror_users("entra").unwrap().is_empty());
+        assert!(
+            s.verify_scim_token("entra", &token).unwrap().is_none(),
+            "the deleted source's token still opens /scim/v2/entra once a source of that id exists again"
+        );
+        assert!(
+            s.scim_get("entra", ScimKind::User, "u1", Members::Omit)
+                .unwrap()
+                .is_none(),
+            "a pushed user outlives its source's mirror row"
+        );
+    }
+
     #[test]
     fn scim_tokens_belong_to_one_source_and_can_be_revoked() {
         let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
