@@ -104,7 +104,8 @@ pub struct Directory {
 
 impl Directory {
     /// The directory of `sources` (relative paths against `base_dir`). Stores roster.toml's
-    /// sources (secrets sealed), forgets the ones the file no longer has, and builds each
+    /// sources (secrets sealed), forgets the ones the file no longer has, drops from each push
+    /// source's mirror what no push made (`Store::scim_prune_unbacked`), and builds each
     /// source's host-side access. `attribute_priority` says which source wins an attribute.
     pub fn new(
         store: Arc<Store>,
@@ -134,6 +135,22 @@ impl Directory {
             let access = SourceAccess::with_files(&s.id, s.network.clone(), secrets, s.budget, files)
                 .map_err(|e| DirectoryError::Config(format!("source '{}': {e}", s.id)))?;
             accesses.insert(s.id.clone(), access);
+            if let Feed::Push(_) = s.feed() {
+                // A source that was pulled and is pushed to now (same id) keeps what its
+                // fetches wrote, which the identity provider can neither see nor delete and no
+                // fetch will drop: dropped here, so the next run plans their removal — under
+                // the guard, which holds a mass one for an administrator to approve.
+                let pruned = store.scim_prune_unbacked(&s.id)?;
+                if !pruned.is_empty() {
+                    tracing::warn!(
+                        source = %s.id,
+                        users = pruned.users,
+                        groups = pruned.groups,
+                        memberships = pruned.memberships,
+                        "the push source's mirror held records no push made (read while it was pulled); they are dropped, and the next run plans their removal until the identity provider pushes them"
+                    );
+                }
+            }
         }
         let from_file: Vec<String> = sources
             .iter()

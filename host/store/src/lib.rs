@@ -41,8 +41,8 @@ pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed, Repeated};
 pub use runs::{PlanRow, ResultRow, RunFilter, RunRow};
 pub use schedules::ScheduleState;
 pub use scim::{
-    MemberOp, MemberRef, Members, Mirrored, ScimKind, ScimLookup, ScimMember, ScimResource, ScimTokenRow, ScimWrite,
-    ScimWriteError, new_scim_id,
+    MemberOp, MemberRef, Members, Mirrored, Pruned, ScimKind, ScimLookup, ScimMember, ScimResource, ScimTokenRow,
+    ScimWrite, ScimWriteError, new_scim_id,
 };
 pub use settings::AcceptedSettings;
 pub use sources::SourceRow;

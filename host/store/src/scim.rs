@@ -185,6 +185,24 @@ impl From<rusqlite::Error> for ScimWriteError {
     }
 }
 
+/// What [`Store::scim_prune_unbacked`] dropped from a push source's mirror.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// User rows.
+    pub users: usize,
+    /// Group rows.
+    pub groups: usize,
+    /// Membership rows.
+    pub memberships: usize,
+}
+
+impl Pruned {
+    /// Whether nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        *self == Pruned::default()
+    }
+}
+
 /// A pushing source's token as listed (never its value).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ScimTokenRow {
@@ -708,6 +726,45 @@ impl Store {
         Ok(r)
     }
 
+    /// Drops the mirror rows of the push source `source` that no pushed resource backs: users
+    /// and groups whose id is no User or Group of its `scim_resources`, and memberships whose
+    /// group or member is none (one transaction). Such rows were written by the fetches of a
+    /// source that was pulled and is now pushed to under the same id: the identity provider
+    /// cannot see or delete them, and no fetch ever runs to drop them. Dropped here, the next
+    /// run plans their removal under the guard like any other. The source's delta cursor goes
+    /// too: a push source never uses it, and a mirror pruned under it would mislead the first
+    /// delta fetch should the source be pulled again.
+    pub fn scim_prune_unbacked(&self, source: &str) -> Result<Pruned> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let memberships = tx.execute(
+            "DELETE FROM mirror_memberships WHERE source = ?1 AND (
+                 NOT EXISTS (SELECT 1 FROM scim_resources r
+                             WHERE r.source = ?1 AND r.id = mirror_memberships.group_id AND r.kind = 'Group')
+              OR NOT EXISTS (SELECT 1 FROM scim_resources r
+                             WHERE r.source = ?1 AND r.id = mirror_memberships.member_id
+                               AND r.kind = CASE WHEN mirror_memberships.member_is_group THEN 'Group' ELSE 'User' END))",
+            [source],
+        )?;
+        let users = tx.execute(
+            "DELETE FROM mirror_users WHERE source = ?1 AND NOT EXISTS (SELECT 1 FROM scim_resources r
+                 WHERE r.source = ?1 AND r.id = mirror_users.ext_id AND r.kind = 'User')",
+            [source],
+        )?;
+        let groups = tx.execute(
+            "DELETE FROM mirror_groups WHERE source = ?1 AND NOT EXISTS (SELECT 1 FROM scim_resources r
+                 WHERE r.source = ?1 AND r.id = mirror_groups.ext_id AND r.kind = 'Group')",
+            [source],
+        )?;
+        tx.execute("DELETE FROM cursors WHERE source = ?1", [source])?;
+        tx.commit()?;
+        Ok(Pruned {
+            users,
+            groups,
+            memberships,
+        })
+    }
+
     /// Creates a token for pushing to `source`; returns its row and the token itself, which
     /// is not kept anywhere.
     pub fn create_scim_token(&self, source: &str, name: &str, created_by: &str) -> Result<(ScimTokenRow, String)> {
@@ -979,6 +1036,70 @@ mod tests {
                 .is_none(),
             "a pushed user outlives its source's mirror row"
         );
+    }
+
+    /// What a source's fetches wrote before it was pushed to is dropped; what was pushed, and
+    /// every other source's mirror, stays.
+    #[test]
+    fn pruning_drops_the_mirror_rows_no_pushed_resource_backs() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        let fetched = |id: &str| MirrorUser {
+            ext_id: id.into(),
+            username: id.into(),
+            email: None,
+            display_name: None,
+            active: true,
+            attributes: vec![],
+            removed: None,
+        };
+        let old_group = MirrorGroup {
+            ext_id: "g-old".into(),
+            name: "old".into(),
+            description: None,
+            attributes: vec![],
+            removed: None,
+        };
+        let membership = |g: &str, m: &str| crate::MirrorMembership {
+            group_id: g.into(),
+            member_id: m.into(),
+            member_is_group: false,
+            removed: false,
+        };
+        for source in ["e", "hr"] {
+            s.stage_page(
+                0,
+                source,
+                &[fetched("leaver")],
+                std::slice::from_ref(&old_group),
+                &[membership("g-old", "leaver")],
+            )
+            .unwrap();
+            s.promote_delta(0, source, Some("delta-1")).unwrap();
+        }
+        s.scim_create("e", ScimKind::User, "u1", &user("u1", "alice")).unwrap();
+        s.scim_create("e", ScimKind::Group, "g1", &group("g1", "dev", &["u1"]))
+            .unwrap();
+        // A fetched membership naming a pushed user, in a group no push made.
+        s.stage_page(0, "e", &[], &[], &[membership("g-old", "u1")]).unwrap();
+        s.promote_delta(0, "e", Some("delta-2")).unwrap();
+
+        let pruned = s.scim_prune_unbacked("e").unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                users: 1,
+                groups: 1,
+                memberships: 2
+            }
+        );
+        let names: Vec<String> = s.mirror_users("e").unwrap().into_iter().map(|u| u.username).collect();
+        assert_eq!(names, ["alice"]);
+        assert_eq!(s.mirror_groups("e").unwrap().len(), 1);
+        assert_eq!(member_ids(&s, "e"), [("g1".into(), "u1".into())]);
+        assert_eq!(s.cursor("e").unwrap(), None);
+        assert_eq!(s.mirror_users("hr").unwrap().len(), 1, "another source's mirror stays");
+        assert_eq!(s.cursor("hr").unwrap().as_deref(), Some("delta-1"));
+        assert!(s.scim_prune_unbacked("e").unwrap().is_empty(), "nothing left to drop");
     }
 
     #[test]
