@@ -4,9 +4,10 @@
 //!
 //! A group's members are not kept in its body: they are the source's `mirror_memberships`
 //! rows, so there is one record of who is in which group. Every write is one transaction that
-//! also writes the source's mirror rows — durable before the identity provider gets its answer
-//! — and the writer connection is held from the read of the resource to its write, so two
-//! PATCHes of one group never lose each other's change.
+//! also writes the source's mirror rows — durable before the identity provider gets its answer,
+//! committed with `synchronous=FULL` (`Store::durable_conn`) so a power loss cannot take back
+//! what was answered — and the writer connection is held from the read of the resource to its
+//! write, so two PATCHes of one group never lose each other's change.
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
@@ -513,7 +514,7 @@ impl Store {
         id: &str,
         write: &ScimWrite,
     ) -> std::result::Result<ScimResource, ScimWriteError> {
-        let mut conn = self.conn();
+        let mut conn = self.durable_conn()?;
         let tx = conn.transaction()?;
         check_name(&tx, source, kind, id, &write.name)?;
         let now = now_ms();
@@ -551,7 +552,7 @@ impl Store {
         expect: Option<i64>,
         f: impl FnOnce(&ScimResource) -> std::result::Result<ScimWrite, E>,
     ) -> std::result::Result<std::result::Result<ScimResource, E>, ScimWriteError> {
-        let mut conn = self.conn();
+        let mut conn = self.durable_conn()?;
         let tx = conn.transaction()?;
         let Some(mut current) = get_in(&tx, source, kind, id)? else {
             return Err(ScimWriteError::NotFound { kind, id: id.into() });
@@ -616,7 +617,7 @@ impl Store {
         ops: &[MemberOp],
         f: impl FnOnce(&ScimResource) -> std::result::Result<Option<ScimWrite>, E>,
     ) -> std::result::Result<std::result::Result<ScimResource, E>, ScimWriteError> {
-        let mut conn = self.conn();
+        let mut conn = self.durable_conn()?;
         let tx = conn.transaction()?;
         let Some(current) = get_in(&tx, source, ScimKind::Group, group)? else {
             return Err(ScimWriteError::NotFound {
@@ -681,7 +682,7 @@ impl Store {
         id: &str,
         expect: Option<i64>,
     ) -> std::result::Result<(), ScimWriteError> {
-        let mut conn = self.conn();
+        let mut conn = self.durable_conn()?;
         let tx = conn.transaction()?;
         let Some(current) = get_in(&tx, source, kind, id)? else {
             return Err(ScimWriteError::NotFound { kind, id: id.into() });
@@ -771,7 +772,7 @@ impl Store {
         let mut bytes = [0u8; 24];
         getrandom::fill(&mut bytes).map_err(|e| StoreError::Crypto(format!("no randomness for a token: {e}")))?;
         let token = format!("roster_scim_{}", hex::encode(bytes));
-        let conn = self.conn();
+        let conn = self.durable_conn()?;
         conn.execute(
             "INSERT INTO scim_tokens (source, name, sha256, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![source, name, hash(&token), now_ms(), created_by],
@@ -825,7 +826,7 @@ impl Store {
     /// Revokes a SCIM token of `source` (of any source when none); false when there is no
     /// such live token.
     pub fn revoke_scim_token(&self, source: Option<&str>, id: i64) -> Result<bool> {
-        Ok(self.conn().execute(
+        Ok(self.durable_conn()?.execute(
             "UPDATE scim_tokens SET revoked_at = ?3 WHERE id = ?1 AND (?2 IS NULL OR source = ?2) AND revoked_at IS NULL",
             params![id, source, now_ms()],
         )? == 1)
@@ -1100,6 +1101,22 @@ mod tests {
         assert_eq!(s.mirror_users("hr").unwrap().len(), 1, "another source's mirror stays");
         assert_eq!(s.cursor("hr").unwrap().as_deref(), Some("delta-1"));
         assert!(s.scim_prune_unbacked("e").unwrap().is_empty(), "nothing left to drop");
+    }
+
+    /// SCIM writes commit with `synchronous=FULL`; the writer is back at `NORMAL` after each,
+    /// so a run's bulk writes are not slowed by them.
+    #[test]
+    fn scim_writes_are_synced_and_the_writer_is_restored_after() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        let sync =
+            |c: &rusqlite::Connection| -> i64 { c.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap() };
+        {
+            let d = s.durable_conn().unwrap();
+            assert_eq!(sync(&d), 2, "FULL while a SCIM write holds the writer");
+        }
+        s.scim_create("e", ScimKind::User, "u1", &user("u1", "alice")).unwrap();
+        s.scim_delete("e", ScimKind::User, "u1", None).unwrap();
+        assert_eq!(sync(&s.conn()), 1, "NORMAL again");
     }
 
     #[test]
