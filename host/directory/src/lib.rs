@@ -265,20 +265,12 @@ impl Directory {
         }
     }
 
-    /// A source's whole mirror, read on the blocking pool.
+    /// A source's whole mirror as of one moment (one read transaction: SCIM pushes write while
+    /// runs read), read on the blocking pool.
     async fn mirror(&self, source: &str) -> Result<MirrorRecords, DirectoryError> {
         let source = source.to_string();
-        let read = self
-            .store
-            .blocking(move |store| {
-                Ok::<_, StoreError>((
-                    store.mirror_users(&source)?,
-                    store.mirror_groups(&source)?,
-                    store.mirror_memberships(&source)?,
-                ))
-            })
-            .await?;
-        Ok(read)
+        let read = self.store.blocking(move |store| store.mirror_snapshot(&source)).await?;
+        Ok((read.users, read.groups, read.memberships))
     }
 
     /// Every enabled source's mirror through its transform chain.
@@ -403,16 +395,14 @@ impl Directory {
                     .cloned()
                     .chain(linked.iter().filter(|i| i.source == s.id).map(|i| i.ext_id.clone()))
                     .collect();
-                let users = self.store.mirror_users_matching(&s.id, &ids, &names)?;
-                let user_ids: Vec<String> = users.iter().map(|u| u.ext_id.clone()).collect();
-                let groups = self.store.mirror_groups(&s.id)?;
-                let memberships = self.store.mirror_memberships_of(&s.id, &user_ids)?;
+                // One read transaction, as `mirror`: a push may write meanwhile.
+                let read = self.store.mirror_snapshot_matching(&s.id, &ids, &names)?;
                 let data = transform::run_chain(
                     &self.chain_context(transform::Remember::Accepted),
                     s,
-                    users,
-                    groups,
-                    memberships,
+                    read.users,
+                    read.groups,
+                    read.memberships,
                 )
                 .await?;
                 inputs.push(merge::SourceInput { id: &s.id, data });

@@ -37,7 +37,7 @@ pub use files::prepare_data_dir;
 pub use identities::{Identity, IdentityState};
 pub use lock::TargetLock;
 pub use migrate::MIGRATIONS;
-pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed, Repeated};
+pub use mirror::{MirrorGroup, MirrorMembership, MirrorSnapshot, MirrorUser, Removed, Repeated};
 pub use runs::{PlanRow, ResultRow, RunFilter, RunRow};
 pub use schedules::ScheduleState;
 pub use scim::{

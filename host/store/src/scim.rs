@@ -1119,6 +1119,49 @@ mod tests {
         assert_eq!(sync(&s.conn()), 1, "NORMAL again");
     }
 
+    /// A run reads a push source's mirror while pushes write it: the snapshot is of one moment,
+    /// so no membership names a group the same read did not find (reads on separate
+    /// statements would, when a push creates a group with its members between them).
+    #[test]
+    fn a_mirror_snapshot_is_never_torn_by_a_push_between_its_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(&dir.path().join("roster.db"), Key::from_bytes([1; 32])).unwrap());
+        s.scim_create("e", ScimKind::User, "u", &user("u", "u")).unwrap();
+        // Enough groups that reading them takes a while.
+        {
+            let mut conn = s.conn();
+            let tx = conn.transaction().unwrap();
+            for n in 0..3000 {
+                tx.execute(
+                    "INSERT INTO mirror_groups (source, ext_id, name, attributes) VALUES ('e', ?1, ?1, '[]')",
+                    [format!("old{n}")],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for n in 1..=200 {
+                    let id = format!("g{n}");
+                    s.scim_create("e", ScimKind::Group, &id, &group(&id, &id, &["u"]))
+                        .unwrap();
+                    s.scim_delete("e", ScimKind::Group, &format!("g{}", n - 1), None).ok();
+                }
+            })
+        };
+        // Read for as long as the pushes go on.
+        while !writer.is_finished() {
+            let m = s.mirror_snapshot("e").unwrap();
+            let groups: std::collections::HashSet<&str> = m.groups.iter().map(|g| g.ext_id.as_str()).collect();
+            for ms in &m.memberships {
+                assert!(groups.contains(ms.group_id.as_str()), "torn: {ms:?} without its group");
+            }
+        }
+        writer.join().unwrap();
+    }
+
     #[test]
     fn scim_tokens_belong_to_one_source_and_can_be_revoked() {
         let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
