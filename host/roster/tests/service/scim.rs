@@ -1182,3 +1182,41 @@ fn scim_tokens_through_the_cli() {
     let listed = String::from_utf8(roster(&["scim", "token", "list"]).stdout).unwrap();
     assert!(listed.contains("revoked"), "{listed}");
 }
+
+/// Roster listening on `[::]` (dual stack, as in most containers) sees an IPv4 client as
+/// `::ffff:a.b.c.d`: the IPv4 entry of `allow_ips` naming it still admits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allow_listed_ipv4_client_of_a_dual_stack_listener_is_admitted() {
+    let d = Directory::generate(1, 1, 1);
+    let world = World::new(&d, bitbucket()).await;
+    let path = world.rt.dir.path().join("roster.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n[[source]]\nid = \"entra\"\npriority = 2\n[source.push]\nprotocol = \"scim\"\nallow_ips = [\"127.0.0.1\"]\n",
+            world.config_text()
+        ),
+    )
+    .unwrap();
+    let service = Service::new(world.store.clone(), world.rt.runtime.clone(), &path, common::kinds()).unwrap();
+    let token = world.store.create_scim_token("entra", "entra", "test").unwrap().1;
+    let (app, _) = roster_serve::api::routes(service);
+    let listener = tokio::net::TcpListener::bind("[::]:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/scim/v2/entra/Users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    task.abort();
+    let status = r.status().as_u16();
+    assert_eq!(status, 200, "{}", r.text().await.unwrap());
+}
