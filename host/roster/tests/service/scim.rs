@@ -924,11 +924,12 @@ async fn tokens_allow_lists_and_caps() {
     assert_eq!(w.send(plain("entra", Some(&t))).await.status, 200);
     w.world.store.revoke_scim_token(Some("entra"), row.id).unwrap();
     assert_eq!(w.send(plain("entra", Some(&t))).await.status, 401);
-    // A pulled source and an unknown one are no SCIM endpoints.
+    // A pulled source and an unknown one are no SCIM endpoints, and say so alike.
     let a = w.send(plain("hr", Some(&w.tokens["entra"]))).await;
     assert_eq!(a.status, 404);
-    assert!(a.body["detail"].as_str().unwrap().contains("pulled"), "{}", a.body);
-    assert_eq!(w.send(plain("nope", None)).await.status, 404);
+    assert!(!a.body["detail"].as_str().unwrap().contains("pulled"), "{}", a.body);
+    let b = w.send(plain("nope", None)).await;
+    assert_eq!((b.status, &b.body["detail"]), (404, &a.body["detail"]));
     // The allow-list: the loopback peer is a trusted proxy, so X-Forwarded-For counts, read
     // from the right; without it the peer (127.0.0.1) is not allowed.
     let guarded = |xff: Option<&str>| {
@@ -1219,4 +1220,33 @@ async fn an_allow_listed_ipv4_client_of_a_dual_stack_listener_is_admitted() {
     task.abort();
     let status = r.status().as_u16();
     assert_eq!(status, 200, "{}", r.text().await.unwrap());
+}
+
+/// Who may learn what before any token is checked: an anonymous client cannot tell a pulled
+/// source, a disabled one and a missing one apart by the answer, and a refused address is not
+/// told the source's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_client_cannot_tell_sources_apart() {
+    let w = ScimWorld::start().await;
+    let anon = |s: &str| w.http.get(format!("{}/scim/v2/{s}/Users", w.base));
+    let pulled = w.send(anon("hr")).await;
+    let missing = w.send(anon("nosuch")).await;
+    assert_eq!(
+        (pulled.status, &pulled.body["detail"]),
+        (missing.status, &missing.body["detail"]),
+        "an anonymous client learns that 'hr' exists and is pulled"
+    );
+    assert!(!pulled.body.to_string().contains("'hr'"), "{}", pulled.body);
+    let refused = w
+        .send(
+            w.req(Method::GET, "guarded", "/Users")
+                .header("x-forwarded-for", "203.0.113.9"),
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        !refused.body.to_string().contains("guarded"),
+        "{}",
+        refused.body
+    );
 }
