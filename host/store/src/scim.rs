@@ -674,7 +674,8 @@ impl Store {
         Ok(Ok(patched))
     }
 
-    /// Deletes a resource, its mirror row and every membership naming it.
+    /// Deletes a resource, its mirror row and every membership naming it; each group it was a
+    /// member of gets a new version and lastModified.
     pub fn scim_delete(
         &self,
         source: &str,
@@ -691,6 +692,14 @@ impl Store {
         tx.execute(
             "DELETE FROM scim_resources WHERE source = ?1 AND id = ?2",
             params![source, id],
+        )?;
+        // A group's members are part of it (RFC 7643 §4.2): each group that loses this member
+        // changes, so an ETag read before the delete no longer matches.
+        tx.execute(
+            "UPDATE scim_resources SET version = version + 1, modified_at = ?4
+             WHERE source = ?1 AND kind = 'Group' AND id IN (
+                 SELECT group_id FROM mirror_memberships WHERE source = ?1 AND member_id = ?2 AND member_is_group = ?3)",
+            params![source, id, kind == ScimKind::Group, now_ms()],
         )?;
         match kind {
             ScimKind::User => {
@@ -948,19 +957,21 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ScimWriteError::VersionMismatch { current: 2 }));
 
-        // Deleting a user takes its memberships and its mirror row.
+        // Deleting a user takes its memberships and its mirror row, and changes its groups.
         s.scim_delete("e", ScimKind::User, "u1", None).unwrap();
         assert_eq!(member_ids(&s, "e"), [("g1".into(), "u2".into())]);
         assert_eq!(s.mirror_users("e").unwrap().len(), 1);
+        let g = s.scim_get("e", ScimKind::Group, "g1", Members::Omit).unwrap().unwrap();
+        assert_eq!(g.version, 3, "a group that lost a member has a new version");
 
         let replaced = s
-            .scim_replace("e", ScimKind::Group, "g1", Some(2), |cur| {
+            .scim_replace("e", ScimKind::Group, "g1", Some(3), |cur| {
                 assert_eq!(cur.members.len(), 1);
                 Ok::<_, ()>(group("g1", "developers", &[]))
             })
             .unwrap()
             .unwrap();
-        assert_eq!(replaced.version, 3);
+        assert_eq!(replaced.version, 4);
         assert!(member_ids(&s, "e").is_empty());
         assert_eq!(s.mirror_groups("e").unwrap()[0].name, "developers");
         let found = s

@@ -1244,9 +1244,52 @@ async fn an_anonymous_client_cannot_tell_sources_apart() {
         )
         .await;
     assert_eq!(refused.status, 403);
+    assert!(!refused.body.to_string().contains("guarded"), "{}", refused.body);
+}
+
+/// A group's members are part of the group (RFC 7643 §4.2): deleting a user who is a member
+/// changes the group's version, so a client holding the old ETag gets the group again rather
+/// than a 304.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_member_user_changes_the_groups_version() {
+    let w = ScimWorld::start().await;
+    let u = w.create("entra", "/Users", user("zoe", json!({}))).await;
+    let g = w
+        .create(
+            "entra",
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "zoes", "members": [{"value": u}]}),
+        )
+        .await;
+    let a = w.get("entra", &format!("/Groups/{g}")).await;
+    let v = a.header("etag").unwrap().to_string();
+    let modified = a.body["meta"]["lastModified"].clone();
+    assert_eq!(a.body["members"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        w.call(Method::DELETE, "entra", &format!("/Users/{u}"), None)
+            .await
+            .status,
+        204
+    );
+    let a = w
+        .send(
+            w.req(Method::GET, "entra", &format!("/Groups/{g}"))
+                .header("if-none-match", &v),
+        )
+        .await;
+    assert_eq!(
+        a.status, 200,
+        "the group lost its only member but still answers 304 to its old ETag {v}"
+    );
+    assert_ne!(a.header("etag"), Some(v.as_str()));
     assert!(
-        !refused.body.to_string().contains("guarded"),
+        a.body.get("members").is_none_or(|m| m.as_array().unwrap().is_empty()),
         "{}",
-        refused.body
+        a.body
+    );
+    assert!(
+        a.body["meta"]["lastModified"].as_str() >= modified.as_str(),
+        "{}",
+        a.body
     );
 }
