@@ -793,8 +793,9 @@ fn may_touch_members(op: &PatchOp) -> bool {
 }
 
 /// A group's PATCH split into member inserts and deletes and the other operations (which
-/// change the group without reading its members), when it has member operations and no
-/// other operation touches the members.
+/// change the group without reading its members), when no other operation touches the
+/// members — a rename alone (Entra's `Replace displayName`) included, which then rewrites no
+/// member row.
 fn split_group_patch(ops: &[PatchOp]) -> Option<(Vec<MemberOp>, Vec<PatchOp>)> {
     let (mut members, mut others) = (Vec::new(), Vec::new());
     for op in ops {
@@ -804,7 +805,7 @@ fn split_group_patch(ops: &[PatchOp]) -> Option<(Vec<MemberOp>, Vec<PatchOp>)> {
             None => others.push(op.clone()),
         }
     }
-    (!members.is_empty()).then_some((members, others))
+    Some((members, others))
 }
 
 async fn patch(
@@ -823,6 +824,7 @@ async fn patch(
     if kind == ScimKind::Group
         && let Some((member_ops, others)) = split_group_patch(&ops)
     {
+        let renamed_only = member_ops.is_empty();
         let base = who.base_url.clone();
         let patched = store(&state, move |s| {
             s.scim_patch_group(&source, &id, expect, &member_ops, |current| {
@@ -840,8 +842,10 @@ async fn patch(
         .map_err(write_error)??;
         pushed(&state, &who);
         // The group is answered without its members (which may be many): 204, as RFC 7644
-        // §3.5.2 allows, unless the client asked for attributes.
-        if q.contains_key("attributes") || q.contains_key("excludedattributes") {
+        // §3.5.2 allows, unless the client asked for attributes. A PATCH of other attributes
+        // only is answered with the group, as a whole-resource PATCH is (its members are read,
+        // not written).
+        if renamed_only || q.contains_key("attributes") || q.contains_key("excludedattributes") {
             let (source, id) = (who.source.clone(), patched.id.clone());
             let members = wants_members(&q);
             let full = store(&state, move |s| s.scim_get(&source, ScimKind::Group, &id, members))
@@ -978,4 +982,43 @@ pub(super) async fn delete_of<E: Endpoint>(
     headers: HeaderMap,
 ) -> Reply {
     delete(state, who, E::KIND, id, headers).await.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(v: Value) -> Vec<PatchOp> {
+        roster_scim::patch::parse_patch(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": v,
+        }))
+        .unwrap()
+    }
+
+    /// Entra renames a group with `Replace displayName` alone: the member-preserving path, which
+    /// writes no member row, takes it; an operation that may touch the members does not.
+    #[test]
+    fn a_rename_only_group_patch_keeps_its_members_untouched() {
+        for rename in [
+            json!([{"op": "Replace", "path": "displayName", "value": "devs"}]),
+            json!([{"op": "replace", "value": {"displayName": "devs", "externalId": "x"}}]),
+        ] {
+            let (members, others) = split_group_patch(&ops(rename.clone())).expect("the member-preserving path");
+            assert!(members.is_empty(), "{rename}");
+            assert_eq!(others.len(), 1, "{rename}");
+        }
+        let both = ops(json!([
+            {"op": "Replace", "path": "displayName", "value": "devs"},
+            {"op": "Add", "path": "members", "value": [{"value": "u1"}]},
+        ]));
+        let (members, others) = split_group_patch(&both).unwrap();
+        assert_eq!((members.len(), others.len()), (1, 1));
+        for whole in [
+            json!([{"op": "replace", "path": "members", "value": [{"value": "u1"}]}]),
+            json!([{"op": "replace", "value": {"members": [{"value": "u1"}]}}]),
+        ] {
+            assert!(split_group_patch(&ops(whole.clone())).is_none(), "{whole}");
+        }
+    }
 }
