@@ -170,6 +170,16 @@ pub enum ScimWriteError {
         /// The version now.
         current: i64,
     },
+    /// A group would contain itself, directly or through the groups in it.
+    #[error(
+        "group '{group}' cannot be a member of itself, directly or through the groups it contains; remove the member '{member}'"
+    )]
+    OwnMember {
+        /// The group.
+        group: String,
+        /// The member that would close the loop.
+        member: String,
+    },
     /// A member names no resource of the source.
     #[error(
         "member '{value}' is no user or group of this source; members are ids Roster gave when the user or group was created"
@@ -362,6 +372,12 @@ fn add_member(
     m: &MemberRef,
 ) -> std::result::Result<(), ScimWriteError> {
     let kind = member_kind(tx, source, &m.value)?;
+    if kind == ScimKind::Group && contains(tx, source, &m.value, group)? {
+        return Err(ScimWriteError::OwnMember {
+            group: group.to_string(),
+            member: m.value.clone(),
+        });
+    }
     // A member added again keeps its row; only a new `display` is written.
     tx.prepare_cached(
         "INSERT INTO mirror_memberships (source, group_id, member_id, member_is_group, display) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -369,6 +385,21 @@ fn add_member(
     )?
     .execute(params![source, group, m.value, kind == ScimKind::Group, m.display])?;
     Ok(())
+}
+
+/// Whether the group `outer` is `inner` or contains it through nested groups.
+fn contains(tx: &Transaction<'_>, source: &str, outer: &str, inner: &str) -> rusqlite::Result<bool> {
+    if outer == inner {
+        return Ok(true);
+    }
+    tx.prepare_cached(
+        "WITH RECURSIVE below(id) AS (
+             SELECT ?2
+             UNION SELECT m.member_id FROM mirror_memberships m JOIN below ON m.group_id = below.id
+             WHERE m.source = ?1 AND m.member_is_group = 1)
+         SELECT EXISTS (SELECT 1 FROM below WHERE id = ?3)",
+    )?
+    .query_row(params![source, outer, inner], |r| r.get(0))
 }
 
 fn remove_member(tx: &Transaction<'_>, source: &str, group: &str, value: &str) -> rusqlite::Result<()> {
@@ -1171,6 +1202,39 @@ mod tests {
             }
         }
         writer.join().unwrap();
+    }
+
+    /// A group cannot contain itself, directly or through a group it contains; nothing of the
+    /// refused write stays.
+    #[test]
+    fn a_group_cannot_be_its_own_member() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        s.scim_create("e", ScimKind::User, "u1", &user("u1", "alice")).unwrap();
+        s.scim_create("e", ScimKind::Group, "a", &group("a", "a", &["u1"]))
+            .unwrap();
+        s.scim_create("e", ScimKind::Group, "b", &group("b", "b", &["a"]))
+            .unwrap();
+        let err = s
+            .scim_patch_members("e", "a", None, &[MemberOp::Add(vec![member("a")])])
+            .unwrap_err();
+        assert!(matches!(err, ScimWriteError::OwnMember { .. }), "{err}");
+        let err = s
+            .scim_patch_members("e", "a", None, &[MemberOp::Add(vec![member("b")])])
+            .unwrap_err();
+        assert!(
+            matches!(err, ScimWriteError::OwnMember { ref member, .. } if member == "b"),
+            "{err}"
+        );
+        let err = s
+            .scim_replace("e", ScimKind::Group, "b", None, |_| {
+                Ok::<_, ()>(group("b", "b", &["a", "b"]))
+            })
+            .unwrap_err();
+        assert!(matches!(err, ScimWriteError::OwnMember { .. }), "{err}");
+        assert_eq!(
+            member_ids(&s, "e"),
+            [("a".into(), "u1".into()), ("b".into(), "a".into())]
+        );
     }
 
     #[test]

@@ -1293,3 +1293,46 @@ async fn deleting_a_member_user_changes_the_groups_version() {
         a.body
     );
 }
+
+/// A group added as its own member (directly, or through a group it contains) is a 400
+/// `invalidValue` naming it, never a 500 nor a loop in the mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_added_as_its_own_member_is_an_invalid_value() {
+    let w = ScimWorld::start().await;
+    let u = w.create("entra", "/Users", user("hank", json!({}))).await;
+    let g = w
+        .create(
+            "entra",
+            "/Groups",
+            json!({"displayName": "hanks", "members": [{"value": u}]}),
+        )
+        .await;
+    let outer = w
+        .create(
+            "entra",
+            "/Groups",
+            json!({"displayName": "outer", "members": [{"value": g}]}),
+        )
+        .await;
+    for member in [&g, &outer] {
+        let a = w
+            .patch(
+                "entra",
+                &format!("/Groups/{g}"),
+                json!([{"op": "add", "path": "members", "value": [{"value": member}]}]),
+            )
+            .await;
+        assert_eq!(
+            (a.status, a.body["scimType"].clone()),
+            (400, json!("invalidValue")),
+            "{}",
+            a.body
+        );
+        assert!(
+            a.body["detail"].as_str().unwrap().contains(member.as_str()),
+            "{}",
+            a.body
+        );
+    }
+    assert_eq!(w.members("entra", &g), vec![u]);
+}

@@ -46,8 +46,14 @@ impl From<Result<Response>> for Reply {
     }
 }
 
+/// A failure of Roster's own (the store): logged with its cause, answered without it — a
+/// store's words (paths, SQL) are no business of the identity provider's.
 fn internal(e: impl std::fmt::Display) -> ScimError {
-    ScimError::status(500, format!("Roster could not complete the request: {e}"))
+    tracing::error!("SCIM: the request failed: {e}");
+    ScimError::status(
+        500,
+        "Roster could not complete the request; the server log has the details. Retry later",
+    )
 }
 
 /// A store refusal as the SCIM error it is.
@@ -65,7 +71,9 @@ fn write_error(e: ScimWriteError) -> ScimError {
             scim_type: Some(ScimType::InvalidVers),
             detail: e.to_string(),
         },
-        e @ ScimWriteError::UnknownMember { .. } => ScimError::bad(ScimType::InvalidValue, e.to_string()),
+        e @ (ScimWriteError::UnknownMember { .. } | ScimWriteError::OwnMember { .. }) => {
+            ScimError::bad(ScimType::InvalidValue, e.to_string())
+        }
     }
 }
 
@@ -1020,5 +1028,14 @@ mod tests {
         ] {
             assert!(split_group_patch(&ops(whole.clone())).is_none(), "{whole}");
         }
+    }
+
+    /// A store failure's words (paths, SQL) are not in the answer.
+    #[test]
+    fn a_500_does_not_repeat_the_stores_error() {
+        let e = internal("database error: disk I/O error at /var/lib/roster/roster.db");
+        assert_eq!(e.status, 500);
+        assert!(!e.detail.contains("roster.db"), "{}", e.detail);
+        assert!(!e.detail.contains("I/O"), "{}", e.detail);
     }
 }
