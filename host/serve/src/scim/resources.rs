@@ -566,20 +566,26 @@ async fn matching(
             f.validate(schema)?;
         }
         let (source, lookup) = (who.source.clone(), filter.as_ref().and_then(|f| indexed(f, kind)));
-        let rows = store(state, move |s| match &lookup {
-            Some(l) => s.scim_find(&source, kind, l, members),
-            None => s.scim_list(&source, kind, members),
+        let (filter, sort_by, base) = (filter.clone(), sort_by.clone(), who.base_url.clone());
+        // Read, rendered, filtered and sorted off the async workers: a scan of a large source
+        // must not hold up the other requests (an indexed lookup, a push) of its worker.
+        let found = store(state, move |s| {
+            let rows = match &lookup {
+                Some(l) => s.scim_find(&source, kind, l, members),
+                None => s.scim_list(&source, kind, members),
+            }?;
+            let mut found: Vec<Value> = rows
+                .iter()
+                .map(|r| render(r, &base))
+                .filter(|v| filter.as_ref().is_none_or(|f| f.matches(v, schema)))
+                .collect();
+            if let Some(by) = &sort_by {
+                sort(&mut found, by, order, schema);
+            }
+            Ok::<_, roster_store::StoreError>(found)
         })
         .await
         .map_err(internal)?;
-        let mut found: Vec<Value> = rows
-            .iter()
-            .map(|r| render(r, &who.base_url))
-            .filter(|v| filter.as_ref().is_none_or(|f| f.matches(v, schema)))
-            .collect();
-        if let Some(by) = &sort_by {
-            sort(&mut found, by, order, schema);
-        }
         out.extend(found.into_iter().map(|v| (kind, v)));
     }
     Ok(out)
@@ -592,6 +598,29 @@ async fn list(state: Arc<ScimState>, who: Pushing, kinds: &[ScimKind], q: HashMa
         q.get("count").map(String::as_str),
         MAX_RESULTS,
     )?;
+    let blank = |key: &str| q.get(key).is_none_or(|v| v.trim().is_empty());
+    if let [kind] = kinds
+        && blank("filter")
+        && blank("sortby")
+    {
+        // No filter and the id order: the page and the count are read in SQL, not the source.
+        SortOrder::from_query(q.get("sortorder").map(String::as_str))?;
+        let (source, kind, members) = (who.source.clone(), *kind, wants_members(&q));
+        let offset = paging.start_index.saturating_sub(1);
+        let (total, rows) = store(&state, move |s| {
+            s.scim_page(&source, kind, offset, paging.count, members)
+        })
+        .await
+        .map_err(internal)?;
+        let page = rows
+            .iter()
+            .map(|r| projection.apply(&render(r, &who.base_url), kind_schema(kind)))
+            .collect();
+        return Ok(scim_json(
+            StatusCode::OK,
+            &ListResponse::new(total, paging, page).to_json(),
+        ));
+    }
     let all = matching(&state, &who, kinds, &q).await?;
     let window = paging.window(all.len());
     let total = all.len() as u64;
