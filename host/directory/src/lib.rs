@@ -104,7 +104,8 @@ pub struct Directory {
 
 impl Directory {
     /// The directory of `sources` (relative paths against `base_dir`). Stores roster.toml's
-    /// sources (secrets sealed), forgets the ones the file no longer has, and builds each
+    /// sources (secrets sealed), forgets the ones the file no longer has, drops from each push
+    /// source's mirror what no push made (`Store::scim_prune_unbacked`), and builds each
     /// source's host-side access. `attribute_priority` says which source wins an attribute.
     pub fn new(
         store: Arc<Store>,
@@ -134,6 +135,22 @@ impl Directory {
             let access = SourceAccess::with_files(&s.id, s.network.clone(), secrets, s.budget, files)
                 .map_err(|e| DirectoryError::Config(format!("source '{}': {e}", s.id)))?;
             accesses.insert(s.id.clone(), access);
+            if let Feed::Push(_) = s.feed() {
+                // A source that was pulled and is pushed to now (same id) keeps what its
+                // fetches wrote, which the identity provider can neither see nor delete and no
+                // fetch will drop: dropped here, so the next run plans their removal — under
+                // the guard, which holds a mass one for an administrator to approve.
+                let pruned = store.scim_prune_unbacked(&s.id)?;
+                if !pruned.is_empty() {
+                    tracing::warn!(
+                        source = %s.id,
+                        users = pruned.users,
+                        groups = pruned.groups,
+                        memberships = pruned.memberships,
+                        "the push source's mirror held records no push made (read while it was pulled); they are dropped, and the next run plans their removal until the identity provider pushes them"
+                    );
+                }
+            }
         }
         let from_file: Vec<String> = sources
             .iter()
@@ -248,20 +265,12 @@ impl Directory {
         }
     }
 
-    /// A source's whole mirror, read on the blocking pool.
+    /// A source's whole mirror as of one moment (one read transaction: SCIM pushes write while
+    /// runs read), read on the blocking pool.
     async fn mirror(&self, source: &str) -> Result<MirrorRecords, DirectoryError> {
         let source = source.to_string();
-        let read = self
-            .store
-            .blocking(move |store| {
-                Ok::<_, StoreError>((
-                    store.mirror_users(&source)?,
-                    store.mirror_groups(&source)?,
-                    store.mirror_memberships(&source)?,
-                ))
-            })
-            .await?;
-        Ok(read)
+        let read = self.store.blocking(move |store| store.mirror_snapshot(&source)).await?;
+        Ok((read.users, read.groups, read.memberships))
     }
 
     /// Every enabled source's mirror through its transform chain.
@@ -386,16 +395,14 @@ impl Directory {
                     .cloned()
                     .chain(linked.iter().filter(|i| i.source == s.id).map(|i| i.ext_id.clone()))
                     .collect();
-                let users = self.store.mirror_users_matching(&s.id, &ids, &names)?;
-                let user_ids: Vec<String> = users.iter().map(|u| u.ext_id.clone()).collect();
-                let groups = self.store.mirror_groups(&s.id)?;
-                let memberships = self.store.mirror_memberships_of(&s.id, &user_ids)?;
+                // One read transaction, as `mirror`: a push may write meanwhile.
+                let read = self.store.mirror_snapshot_matching(&s.id, &ids, &names)?;
                 let data = transform::run_chain(
                     &self.chain_context(transform::Remember::Accepted),
                     s,
-                    users,
-                    groups,
-                    memberships,
+                    read.users,
+                    read.groups,
+                    read.memberships,
                 )
                 .await?;
                 inputs.push(merge::SourceInput { id: &s.id, data });

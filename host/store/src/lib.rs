@@ -37,12 +37,12 @@ pub use files::prepare_data_dir;
 pub use identities::{Identity, IdentityState};
 pub use lock::TargetLock;
 pub use migrate::MIGRATIONS;
-pub use mirror::{MirrorGroup, MirrorMembership, MirrorUser, Removed, Repeated};
+pub use mirror::{MirrorGroup, MirrorMembership, MirrorSnapshot, MirrorUser, Removed, Repeated};
 pub use runs::{PlanRow, ResultRow, RunFilter, RunRow};
 pub use schedules::ScheduleState;
 pub use scim::{
-    MemberOp, MemberRef, Members, Mirrored, ScimKind, ScimLookup, ScimMember, ScimResource, ScimTokenRow, ScimWrite,
-    ScimWriteError, new_scim_id,
+    MemberOp, MemberRef, Members, Mirrored, Pruned, ScimKind, ScimLookup, ScimMember, ScimResource, ScimTokenRow,
+    ScimWrite, ScimWriteError, new_scim_id,
 };
 pub use settings::AcceptedSettings;
 pub use sources::SourceRow;
@@ -362,6 +362,42 @@ impl Store {
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writer, each commit through it durable until it is dropped. The store runs WAL with
+    /// `synchronous=NORMAL`, where the last commits before a power loss may roll back: right for
+    /// a run, which is re-planned from its sources, wrong for a write someone was told is done
+    /// (an identity provider's push answered 2xx is never sent again). `FULL` syncs the WAL at
+    /// each commit; `NORMAL` is restored when the guard goes.
+    pub(crate) fn durable_conn(&self) -> Result<Durable<'_>> {
+        let conn = self.conn();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(Durable(conn))
+    }
+}
+
+/// The writer with `synchronous=FULL` (see [`Store::durable_conn`]).
+pub(crate) struct Durable<'a>(MutexGuard<'a, rusqlite::Connection>);
+
+impl std::ops::Deref for Durable<'_> {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Durable<'_> {
+    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
+        &mut self.0
+    }
+}
+
+impl Drop for Durable<'_> {
+    fn drop(&mut self) {
+        // Left at FULL, the writer would only be slower, never less safe.
+        if let Err(e) = self.0.pragma_update(None, "synchronous", "NORMAL") {
+            tracing::warn!("could not restore synchronous=NORMAL on the store's writer: {e}");
+        }
     }
 }
 

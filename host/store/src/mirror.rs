@@ -303,119 +303,181 @@ impl Store {
 
     /// The source's mirrored users (soft-deleted ones included, marked).
     pub fn mirror_users(&self, source: &str) -> Result<Vec<MirrorUser>> {
-        self.users_where(source, "", &[])
+        users_in(&self.reader(), source, "", &[])
     }
 
     /// The source's users whose id is one of `ids`, or whose username, email or attributes
     /// contain one of `needles` (compared in lower case): the records that may be one person's,
     /// found without reading the whole mirror.
     pub fn mirror_users_matching(&self, source: &str, ids: &[String], needles: &[String]) -> Result<Vec<MirrorUser>> {
-        let mut terms = Vec::new();
-        let mut values: Vec<String> = Vec::new();
-        for id in ids {
-            values.push(id.clone());
-            terms.push(format!("ext_id = ?{}", values.len() + 1));
+        match users_matching_filter(ids, needles) {
+            Some((filter, values)) => users_in(&self.reader(), source, &filter, &values),
+            None => Ok(Vec::new()),
         }
-        for n in needles.iter().filter(|n| !n.is_empty()) {
-            values.push(n.to_lowercase());
-            let i = values.len() + 1;
-            terms.push(format!(
-                "instr(lower(username), ?{i}) > 0 OR instr(lower(coalesce(email, '')), ?{i}) > 0 OR instr(lower(attributes), ?{i}) > 0"
-            ));
-        }
-        if terms.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.users_where(source, &format!("AND ({})", terms.join(" OR ")), &values)
-    }
-
-    fn users_where(&self, source: &str, filter: &str, values: &[String]) -> Result<Vec<MirrorUser>> {
-        let conn = self.reader();
-        let mut st = conn.prepare(&format!(
-            "SELECT ext_id, username, email, display_name, active, attributes, removed FROM mirror_users WHERE source = ?1 {filter} ORDER BY ext_id"
-        ))?;
-        let params = std::iter::once(source).chain(values.iter().map(String::as_str));
-        let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get::<_, String>(5)?,
-                r.get(6)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (ext_id, username, email, display_name, active, a, removed) = r?;
-            Ok(MirrorUser {
-                ext_id,
-                username,
-                email,
-                display_name,
-                active,
-                attributes: json_col("mirror_users.attributes", &a)?,
-                removed: Removed::parse(removed),
-            })
-        })
-        .collect()
     }
 
     /// The source's mirrored groups.
     pub fn mirror_groups(&self, source: &str) -> Result<Vec<MirrorGroup>> {
-        let conn = self.reader();
-        let mut st = conn.prepare_cached(
-            "SELECT ext_id, name, description, attributes FROM mirror_groups WHERE source = ?1 ORDER BY ext_id",
-        )?;
-        let rows = st.query_map([source], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))
-        })?;
-        rows.map(|r| {
-            let (ext_id, name, description, a) = r?;
-            Ok(MirrorGroup {
-                ext_id,
-                name,
-                description,
-                attributes: json_col("mirror_groups.attributes", &a)?,
-                removed: None,
-            })
-        })
-        .collect()
+        groups_in(&self.reader(), source)
     }
 
     /// The source's mirrored memberships.
     pub fn mirror_memberships(&self, source: &str) -> Result<Vec<MirrorMembership>> {
-        self.memberships_where(source, "", &[])
+        memberships_in(&self.reader(), source, "", &[])
     }
 
     /// The source's group-in-group memberships, and the memberships of these users: all that
     /// decides which groups they are in, through any nesting.
     pub fn mirror_memberships_of(&self, source: &str, user_ids: &[String]) -> Result<Vec<MirrorMembership>> {
-        let slots: Vec<String> = (0..user_ids.len()).map(|i| format!("?{}", i + 2)).collect();
-        let filter = if slots.is_empty() {
-            "AND member_is_group = 1".to_string()
-        } else {
-            format!("AND (member_is_group = 1 OR member_id IN ({}))", slots.join(", "))
-        };
-        self.memberships_where(source, &filter, user_ids)
+        memberships_in(&self.reader(), source, &memberships_of_filter(user_ids), user_ids)
     }
 
-    fn memberships_where(&self, source: &str, filter: &str, values: &[String]) -> Result<Vec<MirrorMembership>> {
-        let conn = self.reader();
-        let mut st = conn.prepare(&format!(
-            "SELECT group_id, member_id, member_is_group FROM mirror_memberships WHERE source = ?1 {filter}"
-        ))?;
-        let params = std::iter::once(source).chain(values.iter().map(String::as_str));
-        let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
-            Ok(MirrorMembership {
-                group_id: r.get(0)?,
-                member_id: r.get(1)?,
-                member_is_group: r.get(2)?,
-                removed: false,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    /// The source's whole mirror — users, groups, memberships — as of one moment: read in one
+    /// transaction on one connection, so a write between the reads (a SCIM push during a run)
+    /// cannot hand a run memberships of users it did not read, or groups without theirs.
+    pub fn mirror_snapshot(&self, source: &str) -> Result<MirrorSnapshot> {
+        let mut conn = self.reader();
+        let tx = conn.transaction()?;
+        let snapshot = MirrorSnapshot {
+            users: users_in(&tx, source, "", &[])?,
+            groups: groups_in(&tx, source)?,
+            memberships: memberships_in(&tx, source, "", &[])?,
+        };
+        tx.finish()?;
+        Ok(snapshot)
     }
+
+    /// What [`Store::mirror_users_matching`], [`Store::mirror_groups`] and
+    /// [`Store::mirror_memberships_of`] (of the users found) answer, as of one moment (one
+    /// transaction, as [`Store::mirror_snapshot`]).
+    pub fn mirror_snapshot_matching(&self, source: &str, ids: &[String], needles: &[String]) -> Result<MirrorSnapshot> {
+        let mut conn = self.reader();
+        let tx = conn.transaction()?;
+        let users = match users_matching_filter(ids, needles) {
+            Some((filter, values)) => users_in(&tx, source, &filter, &values)?,
+            None => Vec::new(),
+        };
+        let user_ids: Vec<String> = users.iter().map(|u| u.ext_id.clone()).collect();
+        let snapshot = MirrorSnapshot {
+            groups: groups_in(&tx, source)?,
+            memberships: memberships_in(&tx, source, &memberships_of_filter(&user_ids), &user_ids)?,
+            users,
+        };
+        tx.finish()?;
+        Ok(snapshot)
+    }
+}
+
+/// A source's mirror as of one moment ([`Store::mirror_snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MirrorSnapshot {
+    /// Its users (soft-deleted ones included, marked).
+    pub users: Vec<MirrorUser>,
+    /// Its groups.
+    pub groups: Vec<MirrorGroup>,
+    /// Its memberships.
+    pub memberships: Vec<MirrorMembership>,
+}
+
+/// The `AND (…)` of [`Store::mirror_users_matching`] and its values (from `?2` on); none when
+/// there is nothing to match.
+fn users_matching_filter(ids: &[String], needles: &[String]) -> Option<(String, Vec<String>)> {
+    let mut terms = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    for id in ids {
+        values.push(id.clone());
+        terms.push(format!("ext_id = ?{}", values.len() + 1));
+    }
+    for n in needles.iter().filter(|n| !n.is_empty()) {
+        values.push(n.to_lowercase());
+        let i = values.len() + 1;
+        terms.push(format!(
+            "instr(lower(username), ?{i}) > 0 OR instr(lower(coalesce(email, '')), ?{i}) > 0 OR instr(lower(attributes), ?{i}) > 0"
+        ));
+    }
+    (!terms.is_empty()).then(|| (format!("AND ({})", terms.join(" OR ")), values))
+}
+
+/// The `AND (…)` of [`Store::mirror_memberships_of`]; its values are the user ids, from `?2`.
+fn memberships_of_filter(user_ids: &[String]) -> String {
+    let slots: Vec<String> = (0..user_ids.len()).map(|i| format!("?{}", i + 2)).collect();
+    if slots.is_empty() {
+        "AND member_is_group = 1".to_string()
+    } else {
+        format!("AND (member_is_group = 1 OR member_id IN ({}))", slots.join(", "))
+    }
+}
+
+fn users_in(conn: &rusqlite::Connection, source: &str, filter: &str, values: &[String]) -> Result<Vec<MirrorUser>> {
+    let mut st = conn.prepare(&format!(
+            "SELECT ext_id, username, email, display_name, active, attributes, removed FROM mirror_users WHERE source = ?1 {filter} ORDER BY ext_id"
+        ))?;
+    let params = std::iter::once(source).chain(values.iter().map(String::as_str));
+    let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get::<_, String>(5)?,
+            r.get(6)?,
+        ))
+    })?;
+    rows.map(|r| {
+        let (ext_id, username, email, display_name, active, a, removed) = r?;
+        Ok(MirrorUser {
+            ext_id,
+            username,
+            email,
+            display_name,
+            active,
+            attributes: json_col("mirror_users.attributes", &a)?,
+            removed: Removed::parse(removed),
+        })
+    })
+    .collect()
+}
+
+fn groups_in(conn: &rusqlite::Connection, source: &str) -> Result<Vec<MirrorGroup>> {
+    let mut st = conn.prepare_cached(
+        "SELECT ext_id, name, description, attributes FROM mirror_groups WHERE source = ?1 ORDER BY ext_id",
+    )?;
+    let rows = st.query_map([source], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))
+    })?;
+    rows.map(|r| {
+        let (ext_id, name, description, a) = r?;
+        Ok(MirrorGroup {
+            ext_id,
+            name,
+            description,
+            attributes: json_col("mirror_groups.attributes", &a)?,
+            removed: None,
+        })
+    })
+    .collect()
+}
+
+fn memberships_in(
+    conn: &rusqlite::Connection,
+    source: &str,
+    filter: &str,
+    values: &[String],
+) -> Result<Vec<MirrorMembership>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT group_id, member_id, member_is_group FROM mirror_memberships WHERE source = ?1 {filter}"
+    ))?;
+    let params = std::iter::once(source).chain(values.iter().map(String::as_str));
+    let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok(MirrorMembership {
+            group_id: r.get(0)?,
+            member_id: r.get(1)?,
+            member_is_group: r.get(2)?,
+            removed: false,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 fn attrs(a: &[(String, String)]) -> String {

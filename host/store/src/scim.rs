@@ -4,9 +4,10 @@
 //!
 //! A group's members are not kept in its body: they are the source's `mirror_memberships`
 //! rows, so there is one record of who is in which group. Every write is one transaction that
-//! also writes the source's mirror rows — durable before the identity provider gets its answer
-//! — and the writer connection is held from the read of the resource to its write, so two
-//! PATCHes of one group never lose each other's change.
+//! also writes the source's mirror rows — durable before the identity provider gets its answer,
+//! committed with `synchronous=FULL` (`Store::durable_conn`) so a power loss cannot take back
+//! what was answered — and the writer connection is held from the read of the resource to its
+//! write, so two PATCHes of one group never lose each other's change.
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
@@ -169,6 +170,16 @@ pub enum ScimWriteError {
         /// The version now.
         current: i64,
     },
+    /// A group would contain itself, directly or through the groups in it.
+    #[error(
+        "group '{group}' cannot be a member of itself, directly or through the groups it contains; remove the member '{member}'"
+    )]
+    OwnMember {
+        /// The group.
+        group: String,
+        /// The member that would close the loop.
+        member: String,
+    },
     /// A member names no resource of the source.
     #[error(
         "member '{value}' is no user or group of this source; members are ids Roster gave when the user or group was created"
@@ -182,6 +193,24 @@ pub enum ScimWriteError {
 impl From<rusqlite::Error> for ScimWriteError {
     fn from(e: rusqlite::Error) -> Self {
         ScimWriteError::Store(e.into())
+    }
+}
+
+/// What [`Store::scim_prune_unbacked`] dropped from a push source's mirror.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// User rows.
+    pub users: usize,
+    /// Group rows.
+    pub groups: usize,
+    /// Membership rows.
+    pub memberships: usize,
+}
+
+impl Pruned {
+    /// Whether nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        *self == Pruned::default()
     }
 }
 
@@ -343,6 +372,12 @@ fn add_member(
     m: &MemberRef,
 ) -> std::result::Result<(), ScimWriteError> {
     let kind = member_kind(tx, source, &m.value)?;
+    if kind == ScimKind::Group && contains(tx, source, &m.value, group)? {
+        return Err(ScimWriteError::OwnMember {
+            group: group.to_string(),
+            member: m.value.clone(),
+        });
+    }
     // A member added again keeps its row; only a new `display` is written.
     tx.prepare_cached(
         "INSERT INTO mirror_memberships (source, group_id, member_id, member_is_group, display) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -350,6 +385,21 @@ fn add_member(
     )?
     .execute(params![source, group, m.value, kind == ScimKind::Group, m.display])?;
     Ok(())
+}
+
+/// Whether the group `outer` is `inner` or contains it through nested groups.
+fn contains(tx: &Transaction<'_>, source: &str, outer: &str, inner: &str) -> rusqlite::Result<bool> {
+    if outer == inner {
+        return Ok(true);
+    }
+    tx.prepare_cached(
+        "WITH RECURSIVE below(id) AS (
+             SELECT ?2
+             UNION SELECT m.member_id FROM mirror_memberships m JOIN below ON m.group_id = below.id
+             WHERE m.source = ?1 AND m.member_is_group = 1)
+         SELECT EXISTS (SELECT 1 FROM below WHERE id = ?3)",
+    )?
+    .query_row(params![source, outer, inner], |r| r.get(0))
 }
 
 fn remove_member(tx: &Transaction<'_>, source: &str, group: &str, value: &str) -> rusqlite::Result<()> {
@@ -440,6 +490,42 @@ impl Store {
         self.scim_where(source, kind, "", None, members)
     }
 
+    /// One page of a kind's resources in id order — `offset` skipped, at most `limit` — and
+    /// how many there are in all, read in one transaction: a list without a filter (Okta pages
+    /// its users by 100) reads its page and a count, not the whole source.
+    pub fn scim_page(
+        &self,
+        source: &str,
+        kind: ScimKind,
+        offset: u64,
+        limit: u32,
+        members: Members,
+    ) -> Result<(u64, Vec<ScimResource>)> {
+        let mut conn = self.reader();
+        let tx = conn.transaction()?;
+        let total: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM scim_resources WHERE source = ?1 AND kind = ?2",
+            params![source, kind.as_str()],
+            |r| r.get(0),
+        )?;
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows: Vec<RawResource> = {
+            let mut st = tx.prepare_cached(&format!(
+                "SELECT {RESOURCE_COLUMNS} FROM scim_resources WHERE source = ?1 AND kind = ?2 ORDER BY id LIMIT ?3 OFFSET ?4"
+            ))?;
+            let rows = st.query_map(params![source, kind.as_str(), i64::from(limit), offset], resource_row)?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut page: Vec<ScimResource> = rows.into_iter().map(to_resource).collect::<Result<_>>()?;
+        if kind == ScimKind::Group && members == Members::Include {
+            for r in &mut page {
+                r.members = members_of(&tx, source, &r.id)?;
+            }
+        }
+        tx.finish()?;
+        Ok((u64::try_from(total).unwrap_or(0), page))
+    }
+
     fn scim_where(
         &self,
         source: &str,
@@ -495,7 +581,7 @@ impl Store {
         id: &str,
         write: &ScimWrite,
     ) -> std::result::Result<ScimResource, ScimWriteError> {
-        let mut conn = self.conn();
+        let mut conn = self.durable_conn()?;
         let tx = conn.transaction()?;
         check_name(&tx, source, kind, id, &write.name)?;
         let now = now_ms();
@@ -533,7 +619,7 @@ impl Store {
         expect: Option<i64>,
         f: impl FnOnce(&ScimResource) -> std::result::Result<ScimWrite, E>,
     ) -> std::result::Result<std::result::Result<ScimResource, E>, ScimWriteError> {
-        let mut conn = self.conn();
+        let mut conn = self.durable_conn()?;
         let tx = conn.transaction()?;
         let Some(mut current) = get_in(&tx, source, kind, id)? else {
             return Err(ScimWriteError::NotFound { kind, id: id.into() });
@@ -598,7 +684,7 @@ impl Store {
         ops: &[MemberOp],
         f: impl FnOnce(&ScimResource) -> std::result::Result<Option<ScimWrite>, E>,
     ) -> std::result::Result<std::result::Result<ScimResource, E>, ScimWriteError> {
-        let mut conn = self.conn();
+        let mut conn = self.durable_conn()?;
         let tx = conn.transaction()?;
         let Some(current) = get_in(&tx, source, ScimKind::Group, group)? else {
             return Err(ScimWriteError::NotFound {
@@ -655,7 +741,8 @@ impl Store {
         Ok(Ok(patched))
     }
 
-    /// Deletes a resource, its mirror row and every membership naming it.
+    /// Deletes a resource, its mirror row and every membership naming it; each group it was a
+    /// member of gets a new version and lastModified.
     pub fn scim_delete(
         &self,
         source: &str,
@@ -663,7 +750,7 @@ impl Store {
         id: &str,
         expect: Option<i64>,
     ) -> std::result::Result<(), ScimWriteError> {
-        let mut conn = self.conn();
+        let mut conn = self.durable_conn()?;
         let tx = conn.transaction()?;
         let Some(current) = get_in(&tx, source, kind, id)? else {
             return Err(ScimWriteError::NotFound { kind, id: id.into() });
@@ -672,6 +759,14 @@ impl Store {
         tx.execute(
             "DELETE FROM scim_resources WHERE source = ?1 AND id = ?2",
             params![source, id],
+        )?;
+        // A group's members are part of it (RFC 7643 §4.2): each group that loses this member
+        // changes, so an ETag read before the delete no longer matches.
+        tx.execute(
+            "UPDATE scim_resources SET version = version + 1, modified_at = ?4
+             WHERE source = ?1 AND kind = 'Group' AND id IN (
+                 SELECT group_id FROM mirror_memberships WHERE source = ?1 AND member_id = ?2 AND member_is_group = ?3)",
+            params![source, id, kind == ScimKind::Group, now_ms()],
         )?;
         match kind {
             ScimKind::User => {
@@ -708,13 +803,52 @@ impl Store {
         Ok(r)
     }
 
+    /// Drops the mirror rows of the push source `source` that no pushed resource backs: users
+    /// and groups whose id is no User or Group of its `scim_resources`, and memberships whose
+    /// group or member is none (one transaction). Such rows were written by the fetches of a
+    /// source that was pulled and is now pushed to under the same id: the identity provider
+    /// cannot see or delete them, and no fetch ever runs to drop them. Dropped here, the next
+    /// run plans their removal under the guard like any other. The source's delta cursor goes
+    /// too: a push source never uses it, and a mirror pruned under it would mislead the first
+    /// delta fetch should the source be pulled again.
+    pub fn scim_prune_unbacked(&self, source: &str) -> Result<Pruned> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let memberships = tx.execute(
+            "DELETE FROM mirror_memberships WHERE source = ?1 AND (
+                 NOT EXISTS (SELECT 1 FROM scim_resources r
+                             WHERE r.source = ?1 AND r.id = mirror_memberships.group_id AND r.kind = 'Group')
+              OR NOT EXISTS (SELECT 1 FROM scim_resources r
+                             WHERE r.source = ?1 AND r.id = mirror_memberships.member_id
+                               AND r.kind = CASE WHEN mirror_memberships.member_is_group THEN 'Group' ELSE 'User' END))",
+            [source],
+        )?;
+        let users = tx.execute(
+            "DELETE FROM mirror_users WHERE source = ?1 AND NOT EXISTS (SELECT 1 FROM scim_resources r
+                 WHERE r.source = ?1 AND r.id = mirror_users.ext_id AND r.kind = 'User')",
+            [source],
+        )?;
+        let groups = tx.execute(
+            "DELETE FROM mirror_groups WHERE source = ?1 AND NOT EXISTS (SELECT 1 FROM scim_resources r
+                 WHERE r.source = ?1 AND r.id = mirror_groups.ext_id AND r.kind = 'Group')",
+            [source],
+        )?;
+        tx.execute("DELETE FROM cursors WHERE source = ?1", [source])?;
+        tx.commit()?;
+        Ok(Pruned {
+            users,
+            groups,
+            memberships,
+        })
+    }
+
     /// Creates a token for pushing to `source`; returns its row and the token itself, which
     /// is not kept anywhere.
     pub fn create_scim_token(&self, source: &str, name: &str, created_by: &str) -> Result<(ScimTokenRow, String)> {
         let mut bytes = [0u8; 24];
         getrandom::fill(&mut bytes).map_err(|e| StoreError::Crypto(format!("no randomness for a token: {e}")))?;
         let token = format!("roster_scim_{}", hex::encode(bytes));
-        let conn = self.conn();
+        let conn = self.durable_conn()?;
         conn.execute(
             "INSERT INTO scim_tokens (source, name, sha256, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![source, name, hash(&token), now_ms(), created_by],
@@ -768,7 +902,7 @@ impl Store {
     /// Revokes a SCIM token of `source` (of any source when none); false when there is no
     /// such live token.
     pub fn revoke_scim_token(&self, source: Option<&str>, id: i64) -> Result<bool> {
-        Ok(self.conn().execute(
+        Ok(self.durable_conn()?.execute(
             "UPDATE scim_tokens SET revoked_at = ?3 WHERE id = ?1 AND (?2 IS NULL OR source = ?2) AND revoked_at IS NULL",
             params![id, source, now_ms()],
         )? == 1)
@@ -890,19 +1024,21 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ScimWriteError::VersionMismatch { current: 2 }));
 
-        // Deleting a user takes its memberships and its mirror row.
+        // Deleting a user takes its memberships and its mirror row, and changes its groups.
         s.scim_delete("e", ScimKind::User, "u1", None).unwrap();
         assert_eq!(member_ids(&s, "e"), [("g1".into(), "u2".into())]);
         assert_eq!(s.mirror_users("e").unwrap().len(), 1);
+        let g = s.scim_get("e", ScimKind::Group, "g1", Members::Omit).unwrap().unwrap();
+        assert_eq!(g.version, 3, "a group that lost a member has a new version");
 
         let replaced = s
-            .scim_replace("e", ScimKind::Group, "g1", Some(2), |cur| {
+            .scim_replace("e", ScimKind::Group, "g1", Some(3), |cur| {
                 assert_eq!(cur.members.len(), 1);
                 Ok::<_, ()>(group("g1", "developers", &[]))
             })
             .unwrap()
             .unwrap();
-        assert_eq!(replaced.version, 3);
+        assert_eq!(replaced.version, 4);
         assert!(member_ids(&s, "e").is_empty());
         assert_eq!(s.mirror_groups("e").unwrap()[0].name, "developers");
         let found = s
@@ -956,6 +1092,210 @@ mod tests {
         assert!(written <= 9, "{written} rows written for three single-member PATCHes");
         assert_eq!(s.mirror_groups("e").unwrap()[0].name, "everyone");
         assert_eq!(s.mirror_memberships("e").unwrap().len(), 10_001);
+    }
+
+    /// A source created again with the id of a deleted one opens to none of the old tokens
+    /// (an identity provider the admin meant to cut off would push again) and holds none of
+    /// the old resources, which no mirror row backs any more.
+    #[test]
+    fn deleting_a_source_forgets_its_scim_tokens_and_resources() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        let (_, token) = s.create_scim_token("entra", "entra prod", "test").unwrap();
+        s.scim_create("entra", ScimKind::User, "u1", &user("u1", "alice"))
+            .unwrap();
+        s.delete_source("entra").unwrap();
+        assert!(s.mirror_users("entra").unwrap().is_empty());
+        assert!(
+            s.verify_scim_token("entra", &token).unwrap().is_none(),
+            "the deleted source's token still opens /scim/v2/entra once a source of that id exists again"
+        );
+        assert!(
+            s.scim_get("entra", ScimKind::User, "u1", Members::Omit)
+                .unwrap()
+                .is_none(),
+            "a pushed user outlives its source's mirror row"
+        );
+    }
+
+    /// What a source's fetches wrote before it was pushed to is dropped; what was pushed, and
+    /// every other source's mirror, stays.
+    #[test]
+    fn pruning_drops_the_mirror_rows_no_pushed_resource_backs() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        let fetched = |id: &str| MirrorUser {
+            ext_id: id.into(),
+            username: id.into(),
+            email: None,
+            display_name: None,
+            active: true,
+            attributes: vec![],
+            removed: None,
+        };
+        let old_group = MirrorGroup {
+            ext_id: "g-old".into(),
+            name: "old".into(),
+            description: None,
+            attributes: vec![],
+            removed: None,
+        };
+        let membership = |g: &str, m: &str| crate::MirrorMembership {
+            group_id: g.into(),
+            member_id: m.into(),
+            member_is_group: false,
+            removed: false,
+        };
+        for source in ["e", "hr"] {
+            s.stage_page(
+                0,
+                source,
+                &[fetched("leaver")],
+                std::slice::from_ref(&old_group),
+                &[membership("g-old", "leaver")],
+            )
+            .unwrap();
+            s.promote_delta(0, source, Some("delta-1")).unwrap();
+        }
+        s.scim_create("e", ScimKind::User, "u1", &user("u1", "alice")).unwrap();
+        s.scim_create("e", ScimKind::Group, "g1", &group("g1", "dev", &["u1"]))
+            .unwrap();
+        // A fetched membership naming a pushed user, in a group no push made.
+        s.stage_page(0, "e", &[], &[], &[membership("g-old", "u1")]).unwrap();
+        s.promote_delta(0, "e", Some("delta-2")).unwrap();
+
+        let pruned = s.scim_prune_unbacked("e").unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                users: 1,
+                groups: 1,
+                memberships: 2
+            }
+        );
+        let names: Vec<String> = s.mirror_users("e").unwrap().into_iter().map(|u| u.username).collect();
+        assert_eq!(names, ["alice"]);
+        assert_eq!(s.mirror_groups("e").unwrap().len(), 1);
+        assert_eq!(member_ids(&s, "e"), [("g1".into(), "u1".into())]);
+        assert_eq!(s.cursor("e").unwrap(), None);
+        assert_eq!(s.mirror_users("hr").unwrap().len(), 1, "another source's mirror stays");
+        assert_eq!(s.cursor("hr").unwrap().as_deref(), Some("delta-1"));
+        assert!(s.scim_prune_unbacked("e").unwrap().is_empty(), "nothing left to drop");
+    }
+
+    /// SCIM writes commit with `synchronous=FULL`; the writer is back at `NORMAL` after each,
+    /// so a run's bulk writes are not slowed by them.
+    #[test]
+    fn scim_writes_are_synced_and_the_writer_is_restored_after() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        let sync =
+            |c: &rusqlite::Connection| -> i64 { c.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap() };
+        {
+            let d = s.durable_conn().unwrap();
+            assert_eq!(sync(&d), 2, "FULL while a SCIM write holds the writer");
+        }
+        s.scim_create("e", ScimKind::User, "u1", &user("u1", "alice")).unwrap();
+        s.scim_delete("e", ScimKind::User, "u1", None).unwrap();
+        assert_eq!(sync(&s.conn()), 1, "NORMAL again");
+    }
+
+    /// A run reads a push source's mirror while pushes write it: the snapshot is of one moment,
+    /// so no membership names a group the same read did not find (reads on separate
+    /// statements would, when a push creates a group with its members between them).
+    #[test]
+    fn a_mirror_snapshot_is_never_torn_by_a_push_between_its_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(&dir.path().join("roster.db"), Key::from_bytes([1; 32])).unwrap());
+        s.scim_create("e", ScimKind::User, "u", &user("u", "u")).unwrap();
+        // Enough groups that reading them takes a while.
+        {
+            let mut conn = s.conn();
+            let tx = conn.transaction().unwrap();
+            for n in 0..3000 {
+                tx.execute(
+                    "INSERT INTO mirror_groups (source, ext_id, name, attributes) VALUES ('e', ?1, ?1, '[]')",
+                    [format!("old{n}")],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for n in 1..=200 {
+                    let id = format!("g{n}");
+                    s.scim_create("e", ScimKind::Group, &id, &group(&id, &id, &["u"]))
+                        .unwrap();
+                    s.scim_delete("e", ScimKind::Group, &format!("g{}", n - 1), None).ok();
+                }
+            })
+        };
+        // Read for as long as the pushes go on.
+        while !writer.is_finished() {
+            let m = s.mirror_snapshot("e").unwrap();
+            let groups: std::collections::HashSet<&str> = m.groups.iter().map(|g| g.ext_id.as_str()).collect();
+            for ms in &m.memberships {
+                assert!(groups.contains(ms.group_id.as_str()), "torn: {ms:?} without its group");
+            }
+        }
+        writer.join().unwrap();
+    }
+
+    /// A group cannot contain itself, directly or through a group it contains; nothing of the
+    /// refused write stays.
+    #[test]
+    fn a_group_cannot_be_its_own_member() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        s.scim_create("e", ScimKind::User, "u1", &user("u1", "alice")).unwrap();
+        s.scim_create("e", ScimKind::Group, "a", &group("a", "a", &["u1"]))
+            .unwrap();
+        s.scim_create("e", ScimKind::Group, "b", &group("b", "b", &["a"]))
+            .unwrap();
+        let err = s
+            .scim_patch_members("e", "a", None, &[MemberOp::Add(vec![member("a")])])
+            .unwrap_err();
+        assert!(matches!(err, ScimWriteError::OwnMember { .. }), "{err}");
+        let err = s
+            .scim_patch_members("e", "a", None, &[MemberOp::Add(vec![member("b")])])
+            .unwrap_err();
+        assert!(
+            matches!(err, ScimWriteError::OwnMember { ref member, .. } if member == "b"),
+            "{err}"
+        );
+        let err = s
+            .scim_replace("e", ScimKind::Group, "b", None, |_| {
+                Ok::<_, ()>(group("b", "b", &["a", "b"]))
+            })
+            .unwrap_err();
+        assert!(matches!(err, ScimWriteError::OwnMember { .. }), "{err}");
+        assert_eq!(
+            member_ids(&s, "e"),
+            [("a".into(), "u1".into()), ("b".into(), "a".into())]
+        );
+    }
+
+    /// A page is read in SQL: the window of the id order, the count of them all, members only
+    /// for the page's groups.
+    #[test]
+    fn a_page_of_resources_is_read_with_its_total() {
+        let s = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        for n in 0..25 {
+            let id = format!("u{n:02}");
+            s.scim_create("e", ScimKind::User, &id, &user(&id, &id)).unwrap();
+        }
+        s.scim_create("e", ScimKind::Group, "g1", &group("g1", "g1", &["u01", "u02"]))
+            .unwrap();
+        let (total, page) = s.scim_page("e", ScimKind::User, 20, 10, Members::Omit).unwrap();
+        assert_eq!(total, 25);
+        let ids: Vec<&str> = page.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["u20", "u21", "u22", "u23", "u24"]);
+        let (total, page) = s.scim_page("e", ScimKind::User, 99, 10, Members::Omit).unwrap();
+        assert_eq!((total, page.len()), (25, 0));
+        let (total, page) = s.scim_page("e", ScimKind::Group, 0, 10, Members::Include).unwrap();
+        assert_eq!((total, page[0].members.len()), (1, 2));
+        assert_eq!(
+            s.scim_page("e", ScimKind::User, 0, 5, Members::Omit).unwrap().1,
+            s.scim_list("e", ScimKind::User, Members::Omit).unwrap()[..5]
+        );
     }
 
     #[test]

@@ -60,7 +60,9 @@ impl Store {
         Ok(existing)
     }
 
-    /// Removes a source, its mirror, cursor, accepted settings and schedule history.
+    /// Removes a source, its mirror, cursor, accepted settings, schedule history, and what
+    /// identity providers pushed to it with the tokens they pushed with: a source created
+    /// again under the same id starts empty and opens to no token of the old one.
     pub fn delete_source(&self, id: &str) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -72,6 +74,8 @@ impl Store {
             "cursors",
             "transform_settings",
             "schedule_state",
+            "scim_resources",
+            "scim_tokens",
         ] {
             tx.execute(&format!("DELETE FROM {table} WHERE source = ?1"), [id])?;
         }

@@ -708,3 +708,96 @@ async fn a_push_that_takes_away_more_than_the_held_plan_supersedes_it() {
     assert_eq!(w.store.plan(&plan.id).unwrap().state.as_str(), "superseded");
     assert!(w.service.approve(&plan.id, &plan.hash, "admin", "").await.is_err());
 }
+
+/// What the SCIM endpoint writes for a pushed user `n`: its resource (id `u{n}`) and its row.
+fn pushed_user(n: usize) -> roster_store::ScimWrite {
+    let u = user(n);
+    roster_store::ScimWrite {
+        external_id: None,
+        name: u.username.clone(),
+        body: serde_json::json!({"userName": u.username}),
+        mirror: roster_store::Mirrored::User(u),
+        members: vec![],
+    }
+}
+
+/// A source that was pulled and is now pushed to under the same id (roster.toml: `plugin`
+/// replaced by `[source.push]`, how an admin moves Entra from the Graph connector to SCIM)
+/// keeps the rows its fetches wrote. They are no SCIM resource — the IdP never sees them and
+/// can never delete them — and no fetch runs for a push source to drop them. Once the push
+/// configuration takes effect they are dropped, and the next run plans their removal under the
+/// guard: one leaver of thirty is deprovisioned; forty people at once are held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_rows_from_before_a_source_was_pushed_to_do_not_outlive_it() {
+    // Thirty people in `devs` read while the source was pulled, in Bitbucket; the IdP pushes
+    // 29 of them and the group again.
+    let w = Pushed::start("debounce_seconds = 1", "").await;
+    w.seeded(30).await;
+    for n in 0..29 {
+        w.store
+            .scim_create(SOURCE, roster_store::ScimKind::User, &format!("u{n}"), &pushed_user(n))
+            .unwrap();
+    }
+    let devs = roster_store::ScimWrite {
+        external_id: None,
+        name: "devs".into(),
+        body: serde_json::json!({"displayName": "devs"}),
+        mirror: roster_store::Mirrored::Group(group("devs")),
+        members: (0..29)
+            .map(|n| roster_store::MemberRef {
+                value: format!("u{n}"),
+                display: None,
+            })
+            .collect(),
+    };
+    w.store
+        .scim_create(SOURCE, roster_store::ScimKind::Group, "g-devs", &devs)
+        .unwrap();
+    // The push configuration takes effect (a reload, as after editing roster.toml).
+    w.service.reload_config().unwrap();
+    let mirrored: Vec<String> = w
+        .store
+        .mirror_users(SOURCE)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(mirrored.len(), 29, "{mirrored:?}");
+    assert!(!mirrored.contains(&"user29".to_string()), "{mirrored:?}");
+    // The IdP's next push makes a run, which plans the leaver's removal.
+    w.store
+        .scim_create(SOURCE, roster_store::ScimKind::User, "u100", &pushed_user(100))
+        .unwrap();
+    w.service.pushed(SOURCE);
+    let runs = w.ended(2).await;
+    assert_eq!(runs[1].state.as_str(), "succeeded", "{:?}", runs[1]);
+    let planned = &runs[1].summary.as_ref().unwrap()["planned"];
+    assert_eq!(planned["deactivate-user"], 1, "{planned}");
+    {
+        let bb = w.sim.lock();
+        assert!(
+            !bb.licensed_users().contains("user29"),
+            "the row only a fetch wrote is deprovisioned: {planned}"
+        );
+        assert!(bb.licensed_users().contains("user0"));
+        assert!(bb.licensed_users().contains("user100"));
+    }
+
+    // Forty people, none pushed yet after the switch: their removal is a mass one, held.
+    let w = Pushed::start("debounce_seconds = 1", "").await;
+    w.seeded(40).await;
+    let writes = w.sim.lock().writes;
+    w.service.reload_config().unwrap();
+    assert!(w.store.mirror_users(SOURCE).unwrap().is_empty());
+    w.store
+        .scim_create(SOURCE, roster_store::ScimKind::User, "u100", &pushed_user(100))
+        .unwrap();
+    w.service.pushed(SOURCE);
+    let runs = w.ended(2).await;
+    let held = &runs[1];
+    assert_eq!(held.state.as_str(), "held", "{held:?}");
+    assert_eq!(w.sim.lock().writes, writes, "a held plan writes nothing");
+    assert!(w.sim.lock().licensed_users().contains("user0"));
+    let plan = w.store.plan(held.plan_id.as_deref().unwrap()).unwrap();
+    assert!(plan.guard.is_some(), "{plan:?}");
+}

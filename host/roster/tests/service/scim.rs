@@ -924,11 +924,12 @@ async fn tokens_allow_lists_and_caps() {
     assert_eq!(w.send(plain("entra", Some(&t))).await.status, 200);
     w.world.store.revoke_scim_token(Some("entra"), row.id).unwrap();
     assert_eq!(w.send(plain("entra", Some(&t))).await.status, 401);
-    // A pulled source and an unknown one are no SCIM endpoints.
+    // A pulled source and an unknown one are no SCIM endpoints, and say so alike.
     let a = w.send(plain("hr", Some(&w.tokens["entra"]))).await;
     assert_eq!(a.status, 404);
-    assert!(a.body["detail"].as_str().unwrap().contains("pulled"), "{}", a.body);
-    assert_eq!(w.send(plain("nope", None)).await.status, 404);
+    assert!(!a.body["detail"].as_str().unwrap().contains("pulled"), "{}", a.body);
+    let b = w.send(plain("nope", None)).await;
+    assert_eq!((b.status, &b.body["detail"]), (404, &a.body["detail"]));
     // The allow-list: the loopback peer is a trusted proxy, so X-Forwarded-For counts, read
     // from the right; without it the peer (127.0.0.1) is not allowed.
     let guarded = |xff: Option<&str>| {
@@ -1181,4 +1182,157 @@ fn scim_tokens_through_the_cli() {
     assert!(!out.status.success(), "revoked once");
     let listed = String::from_utf8(roster(&["scim", "token", "list"]).stdout).unwrap();
     assert!(listed.contains("revoked"), "{listed}");
+}
+
+/// Roster listening on `[::]` (dual stack, as in most containers) sees an IPv4 client as
+/// `::ffff:a.b.c.d`: the IPv4 entry of `allow_ips` naming it still admits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allow_listed_ipv4_client_of_a_dual_stack_listener_is_admitted() {
+    let d = Directory::generate(1, 1, 1);
+    let world = World::new(&d, bitbucket()).await;
+    let path = world.rt.dir.path().join("roster.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n[[source]]\nid = \"entra\"\npriority = 2\n[source.push]\nprotocol = \"scim\"\nallow_ips = [\"127.0.0.1\"]\n",
+            world.config_text()
+        ),
+    )
+    .unwrap();
+    let service = Service::new(world.store.clone(), world.rt.runtime.clone(), &path, common::kinds()).unwrap();
+    let token = world.store.create_scim_token("entra", "entra", "test").unwrap().1;
+    let (app, _) = roster_serve::api::routes(service);
+    let listener = tokio::net::TcpListener::bind("[::]:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/scim/v2/entra/Users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    task.abort();
+    let status = r.status().as_u16();
+    assert_eq!(status, 200, "{}", r.text().await.unwrap());
+}
+
+/// Who may learn what before any token is checked: an anonymous client cannot tell a pulled
+/// source, a disabled one and a missing one apart by the answer, and a refused address is not
+/// told the source's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_client_cannot_tell_sources_apart() {
+    let w = ScimWorld::start().await;
+    let anon = |s: &str| w.http.get(format!("{}/scim/v2/{s}/Users", w.base));
+    let pulled = w.send(anon("hr")).await;
+    let missing = w.send(anon("nosuch")).await;
+    assert_eq!(
+        (pulled.status, &pulled.body["detail"]),
+        (missing.status, &missing.body["detail"]),
+        "an anonymous client learns that 'hr' exists and is pulled"
+    );
+    assert!(!pulled.body.to_string().contains("'hr'"), "{}", pulled.body);
+    let refused = w
+        .send(
+            w.req(Method::GET, "guarded", "/Users")
+                .header("x-forwarded-for", "203.0.113.9"),
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(!refused.body.to_string().contains("guarded"), "{}", refused.body);
+}
+
+/// A group's members are part of the group (RFC 7643 §4.2): deleting a user who is a member
+/// changes the group's version, so a client holding the old ETag gets the group again rather
+/// than a 304.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_member_user_changes_the_groups_version() {
+    let w = ScimWorld::start().await;
+    let u = w.create("entra", "/Users", user("zoe", json!({}))).await;
+    let g = w
+        .create(
+            "entra",
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "zoes", "members": [{"value": u}]}),
+        )
+        .await;
+    let a = w.get("entra", &format!("/Groups/{g}")).await;
+    let v = a.header("etag").unwrap().to_string();
+    let modified = a.body["meta"]["lastModified"].clone();
+    assert_eq!(a.body["members"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        w.call(Method::DELETE, "entra", &format!("/Users/{u}"), None)
+            .await
+            .status,
+        204
+    );
+    let a = w
+        .send(
+            w.req(Method::GET, "entra", &format!("/Groups/{g}"))
+                .header("if-none-match", &v),
+        )
+        .await;
+    assert_eq!(
+        a.status, 200,
+        "the group lost its only member but still answers 304 to its old ETag {v}"
+    );
+    assert_ne!(a.header("etag"), Some(v.as_str()));
+    assert!(
+        a.body.get("members").is_none_or(|m| m.as_array().unwrap().is_empty()),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body["meta"]["lastModified"].as_str() >= modified.as_str(),
+        "{}",
+        a.body
+    );
+}
+
+/// A group added as its own member (directly, or through a group it contains) is a 400
+/// `invalidValue` naming it, never a 500 nor a loop in the mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_added_as_its_own_member_is_an_invalid_value() {
+    let w = ScimWorld::start().await;
+    let u = w.create("entra", "/Users", user("hank", json!({}))).await;
+    let g = w
+        .create(
+            "entra",
+            "/Groups",
+            json!({"displayName": "hanks", "members": [{"value": u}]}),
+        )
+        .await;
+    let outer = w
+        .create(
+            "entra",
+            "/Groups",
+            json!({"displayName": "outer", "members": [{"value": g}]}),
+        )
+        .await;
+    for member in [&g, &outer] {
+        let a = w
+            .patch(
+                "entra",
+                &format!("/Groups/{g}"),
+                json!([{"op": "add", "path": "members", "value": [{"value": member}]}]),
+            )
+            .await;
+        assert_eq!(
+            (a.status, a.body["scimType"].clone()),
+            (400, json!("invalidValue")),
+            "{}",
+            a.body
+        );
+        assert!(
+            a.body["detail"].as_str().unwrap().contains(member.as_str()),
+            "{}",
+            a.body
+        );
+    }
+    assert_eq!(w.members("entra", &g), vec![u]);
 }

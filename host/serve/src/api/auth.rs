@@ -102,8 +102,11 @@ pub fn required_role(op: &utoipa::openapi::path::Operation) -> Option<Role> {
 /// `X-Forwarded-For` read from the right. Walking stops at an entry that does not parse (after
 /// taking off a port), since anything left of it may be the client's own words; the answer is
 /// then the last trusted address walked through (the peer when none). Shared by the API and
-/// the SCIM endpoint (`crate::scim`), which both read `[api] trusted_proxies`.
+/// the SCIM endpoint (`crate::scim`), which both read `[api] trusted_proxies`. Every address
+/// is canonical (`::ffff:a.b.c.d` as `a.b.c.d`, see [`peer_ip`]), so IPv4 entries of the
+/// allow-lists and of `trusted_proxies` match IPv4 clients of a dual-stack listener.
 pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -131,29 +134,27 @@ pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpN
 }
 
 /// The address of the connection a request came on (loopback when the server was not given
-/// connection info, as in tests that call the router directly).
+/// connection info, as in tests that call the router directly), canonical: a listener on `[::]`
+/// sees an IPv4 client as `::ffff:a.b.c.d`, which no IPv4 network contains.
 pub(crate) fn peer_ip(req: &Request) -> IpAddr {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| c.0.ip().to_canonical())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
-/// One `X-Forwarded-For` entry as an address: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+/// One `X-Forwarded-For` entry as a canonical address: `ip`, `ip:port`, `[v6]` or `[v6]:port`
+/// (a dual-stack proxy may write an IPv4 client as `::ffff:a.b.c.d`).
 fn forwarded_address(entry: &str) -> Option<IpAddr> {
     let entry = entry.trim();
-    if let Ok(ip) = entry.parse::<IpAddr>() {
-        return Some(ip);
-    }
-    if let Ok(with_port) = entry.parse::<SocketAddr>() {
-        return Some(with_port.ip());
-    }
-    entry
-        .strip_prefix('[')?
-        .strip_suffix(']')?
-        .parse::<std::net::Ipv6Addr>()
-        .ok()
-        .map(IpAddr::V6)
+    let ip = if let Ok(ip) = entry.parse::<IpAddr>() {
+        ip
+    } else if let Ok(with_port) = entry.parse::<SocketAddr>() {
+        with_port.ip()
+    } else {
+        IpAddr::V6(entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok()?)
+    };
+    Some(ip.to_canonical())
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -462,6 +463,15 @@ mod tests {
             (proxy, &["1.2.3.4,,10.9.9.9"], ip("10.9.9.9")),
             // Only trusted proxies all the way: the one nearest the client.
             (proxy, &["10.3.3.3, 10.1.1.1"], ip("10.3.3.3")),
+            // IPv4 as a dual-stack socket or proxy writes it: matched as IPv4.
+            (ip("::ffff:10.0.0.2"), &["203.0.113.7"], ip("203.0.113.7")),
+            (proxy, &["1.2.3.4, ::ffff:203.0.113.7"], ip("203.0.113.7")),
+            (
+                proxy,
+                &["1.2.3.4, [::ffff:203.0.113.7]:443, ::ffff:10.1.1.1"],
+                ip("203.0.113.7"),
+            ),
+            (ip("::ffff:198.51.100.1"), &["203.0.113.7"], stranger),
         ];
         for (peer, headers, expected) in table {
             let mut h = HeaderMap::new();

@@ -77,6 +77,50 @@ fn refuse(status: u16, detail: String) -> Response {
     error_response(&ScimError::status(status, detail))
 }
 
+/// What an anonymous client is told of a source that takes no pushes (pulled, disabled or
+/// unknown): the same for each, so the answer does not tell them apart.
+const NOT_SERVED: &str = "no SCIM endpoint here; the base URL is /scim/v2/{source} of a source with [source.push] protocol = \"scim\", and the token Roster made for it";
+
+/// The 404 for a source that takes no pushes. Only a caller holding a live token of that very
+/// source (one made while it was pushed to) is told why (`detail`); everyone else gets
+/// [`NOT_SERVED`], and the reason goes to the log.
+async fn not_served(state: &Arc<ScimState>, token: Option<String>, source: &str, detail: String) -> Response {
+    let known = match token {
+        Some(token) => {
+            let src = source.to_string();
+            matches!(
+                state
+                    .service
+                    .store
+                    .blocking(move |s| s.verify_scim_token(&src, &token))
+                    .await,
+                Ok(Some(_))
+            )
+        }
+        None => false,
+    };
+    if known {
+        return refuse(404, detail);
+    }
+    tracing::info!(source, "SCIM request for a source that takes no pushes: {detail}");
+    refuse(404, NOT_SERVED.into())
+}
+
+/// The bearer token of a request, if it has one.
+fn bearer(req: &Request) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .map(|_| &v[7..])
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
 /// The middleware in front of every SCIM route.
 pub(super) async fn admit(State(state): State<Arc<ScimState>>, req: Request, next: Next) -> Response {
     // A refusal before the body is read leaves it unread, so the connection cannot carry
@@ -107,21 +151,29 @@ async fn check(state: &Arc<ScimState>, req: Request) -> Result<Request, Response
     let config = state.service.config();
     let push = match config.source(&source).map(|s| (s.enabled, s.feed())) {
         Some((true, Feed::Push(push))) => push.clone(),
+        // Before a token is checked, a pulled, a disabled and an unknown source answer alike:
+        // an anonymous client learns nothing of how Roster is configured.
         Some((false, Feed::Push(_))) => {
-            return Err(refuse(
-                404,
+            return Err(not_served(
+                state,
+                bearer(&req),
+                &source,
                 format!("the source '{source}' is disabled; enable it in roster.toml to accept pushes"),
-            ));
+            )
+            .await);
         }
         Some((_, Feed::Pull(_))) => {
-            return Err(refuse(
-                404,
+            return Err(not_served(
+                state,
+                bearer(&req),
+                &source,
                 format!(
                     "the source '{source}' is pulled by a plugin, not pushed to; give it [source.push] protocol = \"scim\" to accept SCIM pushes"
                 ),
-            ));
+            )
+            .await);
         }
-        None => return Err(refuse(404, format!("no source named '{source}'"))),
+        None => return Err(not_served(state, bearer(&req), &source, format!("no source named '{source}'")).await),
     };
     let peer = peer_ip(&req);
     let trusted = &config.api.trusted_proxies;
@@ -141,22 +193,18 @@ async fn check(state: &Arc<ScimState>, req: Request) -> Result<Request, Response
         );
     };
     if !push.allow_ips.is_empty() && !push.allow_ips.iter().any(|n| n.contains(&ip)) {
-        let detail = format!("{ip} is not in the allow-list of the source '{source}' ([source.push] allow_ips)");
-        audit("auth.forbidden", 403, &detail);
-        return Err(refuse(403, detail));
+        // The audit names the source; the answer, to a client not yet authenticated, does not.
+        audit(
+            "auth.forbidden",
+            403,
+            &format!("{ip} is not in the allow-list of the source '{source}' ([source.push] allow_ips)"),
+        );
+        return Err(refuse(
+            403,
+            format!("{ip} may not push here: the address is not in the source's allow-list ([source.push] allow_ips)"),
+        ));
     }
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                .map(|_| &v[7..])
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
+    let token = bearer(&req);
     let unauthorized = |detail: String| {
         audit("auth.unauthenticated", 401, &detail);
         let mut r = refuse(401, detail);
@@ -182,7 +230,13 @@ async fn check(state: &Arc<ScimState>, req: Request) -> Result<Request, Response
                 "the token is not a live token of the source '{source}' (unknown, revoked, or another source's); see `roster scim token list {source}`"
             )));
         }
-        Err(e) => return Err(refuse(500, format!("cannot check the token: {e}"))),
+        Err(e) => {
+            tracing::error!(source, "SCIM: cannot check the token: {e}");
+            return Err(refuse(
+                500,
+                "Roster could not check the token; the server log has the details".into(),
+            ));
+        }
     };
     if let Err(wait) = state.buckets.take(token.id, push.requests_per_minute) {
         let secs = wait.as_secs() + 1;

@@ -46,8 +46,14 @@ impl From<Result<Response>> for Reply {
     }
 }
 
+/// A failure of Roster's own (the store): logged with its cause, answered without it — a
+/// store's words (paths, SQL) are no business of the identity provider's.
 fn internal(e: impl std::fmt::Display) -> ScimError {
-    ScimError::status(500, format!("Roster could not complete the request: {e}"))
+    tracing::error!("SCIM: the request failed: {e}");
+    ScimError::status(
+        500,
+        "Roster could not complete the request; the server log has the details. Retry later",
+    )
 }
 
 /// A store refusal as the SCIM error it is.
@@ -65,7 +71,9 @@ fn write_error(e: ScimWriteError) -> ScimError {
             scim_type: Some(ScimType::InvalidVers),
             detail: e.to_string(),
         },
-        e @ ScimWriteError::UnknownMember { .. } => ScimError::bad(ScimType::InvalidValue, e.to_string()),
+        e @ (ScimWriteError::UnknownMember { .. } | ScimWriteError::OwnMember { .. }) => {
+            ScimError::bad(ScimType::InvalidValue, e.to_string())
+        }
     }
 }
 
@@ -558,20 +566,26 @@ async fn matching(
             f.validate(schema)?;
         }
         let (source, lookup) = (who.source.clone(), filter.as_ref().and_then(|f| indexed(f, kind)));
-        let rows = store(state, move |s| match &lookup {
-            Some(l) => s.scim_find(&source, kind, l, members),
-            None => s.scim_list(&source, kind, members),
+        let (filter, sort_by, base) = (filter.clone(), sort_by.clone(), who.base_url.clone());
+        // Read, rendered, filtered and sorted off the async workers: a scan of a large source
+        // must not hold up the other requests (an indexed lookup, a push) of its worker.
+        let found = store(state, move |s| {
+            let rows = match &lookup {
+                Some(l) => s.scim_find(&source, kind, l, members),
+                None => s.scim_list(&source, kind, members),
+            }?;
+            let mut found: Vec<Value> = rows
+                .iter()
+                .map(|r| render(r, &base))
+                .filter(|v| filter.as_ref().is_none_or(|f| f.matches(v, schema)))
+                .collect();
+            if let Some(by) = &sort_by {
+                sort(&mut found, by, order, schema);
+            }
+            Ok::<_, roster_store::StoreError>(found)
         })
         .await
         .map_err(internal)?;
-        let mut found: Vec<Value> = rows
-            .iter()
-            .map(|r| render(r, &who.base_url))
-            .filter(|v| filter.as_ref().is_none_or(|f| f.matches(v, schema)))
-            .collect();
-        if let Some(by) = &sort_by {
-            sort(&mut found, by, order, schema);
-        }
         out.extend(found.into_iter().map(|v| (kind, v)));
     }
     Ok(out)
@@ -584,6 +598,29 @@ async fn list(state: Arc<ScimState>, who: Pushing, kinds: &[ScimKind], q: HashMa
         q.get("count").map(String::as_str),
         MAX_RESULTS,
     )?;
+    let blank = |key: &str| q.get(key).is_none_or(|v| v.trim().is_empty());
+    if let [kind] = kinds
+        && blank("filter")
+        && blank("sortby")
+    {
+        // No filter and the id order: the page and the count are read in SQL, not the source.
+        SortOrder::from_query(q.get("sortorder").map(String::as_str))?;
+        let (source, kind, members) = (who.source.clone(), *kind, wants_members(&q));
+        let offset = paging.start_index.saturating_sub(1);
+        let (total, rows) = store(&state, move |s| {
+            s.scim_page(&source, kind, offset, paging.count, members)
+        })
+        .await
+        .map_err(internal)?;
+        let page = rows
+            .iter()
+            .map(|r| projection.apply(&render(r, &who.base_url), kind_schema(kind)))
+            .collect();
+        return Ok(scim_json(
+            StatusCode::OK,
+            &ListResponse::new(total, paging, page).to_json(),
+        ));
+    }
     let all = matching(&state, &who, kinds, &q).await?;
     let window = paging.window(all.len());
     let total = all.len() as u64;
@@ -793,8 +830,9 @@ fn may_touch_members(op: &PatchOp) -> bool {
 }
 
 /// A group's PATCH split into member inserts and deletes and the other operations (which
-/// change the group without reading its members), when it has member operations and no
-/// other operation touches the members.
+/// change the group without reading its members), when no other operation touches the
+/// members — a rename alone (Entra's `Replace displayName`) included, which then rewrites no
+/// member row.
 fn split_group_patch(ops: &[PatchOp]) -> Option<(Vec<MemberOp>, Vec<PatchOp>)> {
     let (mut members, mut others) = (Vec::new(), Vec::new());
     for op in ops {
@@ -804,7 +842,7 @@ fn split_group_patch(ops: &[PatchOp]) -> Option<(Vec<MemberOp>, Vec<PatchOp>)> {
             None => others.push(op.clone()),
         }
     }
-    (!members.is_empty()).then_some((members, others))
+    Some((members, others))
 }
 
 async fn patch(
@@ -823,6 +861,7 @@ async fn patch(
     if kind == ScimKind::Group
         && let Some((member_ops, others)) = split_group_patch(&ops)
     {
+        let renamed_only = member_ops.is_empty();
         let base = who.base_url.clone();
         let patched = store(&state, move |s| {
             s.scim_patch_group(&source, &id, expect, &member_ops, |current| {
@@ -840,8 +879,10 @@ async fn patch(
         .map_err(write_error)??;
         pushed(&state, &who);
         // The group is answered without its members (which may be many): 204, as RFC 7644
-        // §3.5.2 allows, unless the client asked for attributes.
-        if q.contains_key("attributes") || q.contains_key("excludedattributes") {
+        // §3.5.2 allows, unless the client asked for attributes. A PATCH of other attributes
+        // only is answered with the group, as a whole-resource PATCH is (its members are read,
+        // not written).
+        if renamed_only || q.contains_key("attributes") || q.contains_key("excludedattributes") {
             let (source, id) = (who.source.clone(), patched.id.clone());
             let members = wants_members(&q);
             let full = store(&state, move |s| s.scim_get(&source, ScimKind::Group, &id, members))
@@ -978,4 +1019,52 @@ pub(super) async fn delete_of<E: Endpoint>(
     headers: HeaderMap,
 ) -> Reply {
     delete(state, who, E::KIND, id, headers).await.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(v: Value) -> Vec<PatchOp> {
+        roster_scim::patch::parse_patch(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": v,
+        }))
+        .unwrap()
+    }
+
+    /// Entra renames a group with `Replace displayName` alone: the member-preserving path, which
+    /// writes no member row, takes it; an operation that may touch the members does not.
+    #[test]
+    fn a_rename_only_group_patch_keeps_its_members_untouched() {
+        for rename in [
+            json!([{"op": "Replace", "path": "displayName", "value": "devs"}]),
+            json!([{"op": "replace", "value": {"displayName": "devs", "externalId": "x"}}]),
+        ] {
+            let (members, others) = split_group_patch(&ops(rename.clone())).expect("the member-preserving path");
+            assert!(members.is_empty(), "{rename}");
+            assert_eq!(others.len(), 1, "{rename}");
+        }
+        let both = ops(json!([
+            {"op": "Replace", "path": "displayName", "value": "devs"},
+            {"op": "Add", "path": "members", "value": [{"value": "u1"}]},
+        ]));
+        let (members, others) = split_group_patch(&both).unwrap();
+        assert_eq!((members.len(), others.len()), (1, 1));
+        for whole in [
+            json!([{"op": "replace", "path": "members", "value": [{"value": "u1"}]}]),
+            json!([{"op": "replace", "value": {"members": [{"value": "u1"}]}}]),
+        ] {
+            assert!(split_group_patch(&ops(whole.clone())).is_none(), "{whole}");
+        }
+    }
+
+    /// A store failure's words (paths, SQL) are not in the answer.
+    #[test]
+    fn a_500_does_not_repeat_the_stores_error() {
+        let e = internal("database error: disk I/O error at /var/lib/roster/roster.db");
+        assert_eq!(e.status, 500);
+        assert!(!e.detail.contains("roster.db"), "{}", e.detail);
+        assert!(!e.detail.contains("I/O"), "{}", e.detail);
+    }
 }
