@@ -9,9 +9,9 @@
 //! what was answered — and the writer connection is held from the read of the resource to its
 //! write, so two PATCHes of one group never lose each other's change.
 
+use super::tokens::{hash, mint};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::{MirrorGroup, MirrorUser, Result, Store, StoreError, json_col, now_ms};
 
@@ -231,10 +231,6 @@ pub struct ScimTokenRow {
     pub last_used_at: Option<i64>,
     /// Unix ms of its revocation.
     pub revoked_at: Option<i64>,
-}
-
-fn hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// A new resource id: a random (version 4) UUID, the form identity providers expect.
@@ -845,9 +841,7 @@ impl Store {
     /// Creates a token for pushing to `source`; returns its row and the token itself, which
     /// is not kept anywhere.
     pub fn create_scim_token(&self, source: &str, name: &str, created_by: &str) -> Result<(ScimTokenRow, String)> {
-        let mut bytes = [0u8; 24];
-        getrandom::fill(&mut bytes).map_err(|e| StoreError::Crypto(format!("no randomness for a token: {e}")))?;
-        let token = format!("roster_scim_{}", hex::encode(bytes));
+        let token = mint("roster_scim_", 24)?;
         let conn = self.durable_conn()?;
         conn.execute(
             "INSERT INTO scim_tokens (source, name, sha256, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",

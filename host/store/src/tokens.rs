@@ -60,8 +60,16 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
 }
 
-fn hash(token: &str) -> String {
+/// What is kept of a token: its sha256, hex (API and SCIM tokens alike).
+pub(crate) fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new token: `prefix` and `bytes` random bytes in hex; only its [`hash`] is stored.
+pub(crate) fn mint(prefix: &str, bytes: usize) -> Result<String> {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a token: {e}")))?;
+    Ok(format!("{prefix}{}", hex::encode(b)))
 }
 
 /// A token row as read: id, name, role, created_at, created_by, last_used_at, revoked_at.
@@ -100,9 +108,7 @@ const COLUMNS: &str = "id, name, role, created_at, created_by, last_used_at, rev
 impl Store {
     /// Creates a token; returns its row and the token itself, which is not kept anywhere.
     pub fn create_token(&self, name: &str, role: Role, created_by: &str) -> Result<(TokenRow, String)> {
-        let mut bytes = [0u8; 20];
-        getrandom::fill(&mut bytes).map_err(|e| StoreError::Crypto(format!("no randomness for a token: {e}")))?;
-        let token = format!("roster_{}", hex::encode(bytes));
+        let token = mint("roster_", 20)?;
         let conn = self.conn();
         conn.execute(
             "INSERT INTO api_tokens (name, role, sha256, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -114,29 +114,12 @@ impl Inbound {
 
     /// The runs pushes started, oldest first.
     pub fn push_runs(&self) -> Vec<RunRow> {
-        let filter = roster_store::RunFilter {
-            trigger: Some(roster_model::Trigger::Push),
-            ..Default::default()
-        };
-        let mut r = self.store.runs_filtered(&filter, 1000).unwrap();
-        r.reverse();
-        r
+        push_runs(&self.store)
     }
 
-    /// Waits until `n` push runs have ended (generously: the machine may be loaded).
+    /// Waits until `n` push runs have ended.
     pub async fn ended(&self, n: usize) -> Vec<RunRow> {
-        let started = Instant::now();
-        loop {
-            let r = self.push_runs();
-            if r.iter().filter(|x| x.finished_at.is_some()).count() >= n && self.service.runs.busy().is_none() {
-                return r;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(180),
-                "{n} push run(s) did not end: {r:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        ended(&self.store, &self.service, n).await
     }
 
     /// The simulator (a world with a target).
@@ -154,6 +137,34 @@ impl Inbound {
             .get(group)
             .map(|m| m.iter().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+/// The runs pushes started in `store`, oldest first.
+pub fn push_runs(store: &Store) -> Vec<RunRow> {
+    let filter = roster_store::RunFilter {
+        trigger: Some(roster_model::Trigger::Push),
+        ..Default::default()
+    };
+    let mut r = store.runs_filtered(&filter, 1000).unwrap();
+    r.reverse();
+    r
+}
+
+/// Waits until `n` push runs have ended and none is in progress (generously: the machine may
+/// be loaded); the push runs, oldest first.
+pub async fn ended(store: &Store, service: &Service, n: usize) -> Vec<RunRow> {
+    let started = Instant::now();
+    loop {
+        let r = push_runs(store);
+        if r.iter().filter(|x| x.finished_at.is_some()).count() >= n && service.runs.busy().is_none() {
+            return r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "{n} push run(s) did not end: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

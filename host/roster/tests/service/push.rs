@@ -123,29 +123,12 @@ default_groups = ["bitbucket-users"]
 
     /// The runs pushes started, oldest first.
     fn push_runs(&self) -> Vec<RunRow> {
-        let filter = roster_store::RunFilter {
-            trigger: Some(roster_model::Trigger::Push),
-            ..Default::default()
-        };
-        let mut r = self.store.runs_filtered(&filter, 1000).unwrap();
-        r.reverse();
-        r
+        common::push::push_runs(&self.store)
     }
 
-    /// Waits until `n` push runs have ended (generously: the machine may be loaded).
+    /// Waits until `n` push runs have ended.
     async fn ended(&self, n: usize) -> Vec<RunRow> {
-        let started = Instant::now();
-        loop {
-            let r = self.push_runs();
-            if r.iter().filter(|x| x.finished_at.is_some()).count() >= n && self.service.runs.busy().is_none() {
-                return r;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "{n} push run(s) did not end: {r:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        common::push::ended(&self.store, &self.service, n).await
     }
 
     /// The initial state: `users` people, all in group `devs`, pushed and carried by a run.
