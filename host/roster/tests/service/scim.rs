@@ -155,6 +155,13 @@ impl ScimWorld {
         self.call(Method::PATCH, source, path, Some(body)).await
     }
 
+    /// A PATCH that must succeed (200, or 204 as IdPs accept it); its answer.
+    pub async fn patched(&self, source: &str, path: &str, ops: Value) -> Answer {
+        let a = self.patch(source, path, ops).await;
+        assert!(a.status == 200 || a.status == 204, "{path}: {} {}", a.status, a.body);
+        a
+    }
+
     /// The ids a list answers, in order.
     pub async fn ids(&self, source: &str, path: &str) -> Vec<String> {
         let a = self.get(source, path).await;
@@ -514,8 +521,7 @@ async fn entra_test_connection_and_its_legacy_patches_reach_the_mirror() {
     );
     let m = w.create("entra", "/Users", user("member2", json!({}))).await;
     // Several attributes, one capitalised Replace each; "False" as a string.
-    let a = w
-        .patch(
+    w.patched(
             "entra",
             &format!("/Users/{id}"),
             json!([
@@ -524,9 +530,7 @@ async fn entra_test_connection_and_its_legacy_patches_reach_the_mirror() {
                 {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Marketing"},
                 {"op": "Add", "path": "title", "value": "Manager"},
             ]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+        ).await;
     let u = w.mirror_user("entra", &id).unwrap();
     assert_eq!(u.display_name.as_deref(), Some("Tess User"));
     assert!(
@@ -537,14 +541,12 @@ async fn entra_test_connection_and_its_legacy_patches_reach_the_mirror() {
     );
     assert!(u.attributes.contains(&("name.familyName".into(), "Usr".into())));
     assert!(u.attributes.contains(&("title".into(), "Manager".into())));
-    let a = w
-        .patch(
-            "entra",
-            &format!("/Users/{id}"),
-            json!([{"op": "Replace", "path": "active", "value": "False"}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    w.patched(
+        "entra",
+        &format!("/Users/{id}"),
+        json!([{"op": "Replace", "path": "active", "value": "False"}]),
+    )
+    .await;
     assert!(!w.mirror_user("entra", &id).unwrap().active);
     // A group: looked up by displayName without members, created, then members added and
     // removed as value arrays.
@@ -562,27 +564,23 @@ async fn entra_test_connection_and_its_legacy_patches_reach_the_mirror() {
             json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159", "displayName": "Group1DisplayName", "members": []}),
         )
         .await;
-    let a = w
-        .patch(
-            "entra",
-            &format!("/Groups/{g}"),
-            json!([{"op": "Add", "path": "members", "value": [{"value": id}, {"value": m}]}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    w.patched(
+        "entra",
+        &format!("/Groups/{g}"),
+        json!([{"op": "Add", "path": "members", "value": [{"value": id}, {"value": m}]}]),
+    )
+    .await;
     assert_eq!(w.members("entra", &g), {
         let mut v = vec![id.clone(), m.clone()];
         v.sort();
         v
     });
-    let a = w
-        .patch(
-            "entra",
-            &format!("/Groups/{g}"),
-            json!([{"op": "Remove", "path": "members", "value": [{"value": id}]}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    w.patched(
+        "entra",
+        &format!("/Groups/{g}"),
+        json!([{"op": "Remove", "path": "members", "value": [{"value": id}]}]),
+    )
+    .await;
     assert_eq!(w.members("entra", &g), vec![m.clone()]);
     let a = w.get("entra", &format!("/Groups/{g}")).await;
     assert_eq!(a.body["members"][0]["value"], m.as_str());
@@ -628,18 +626,16 @@ async fn entra_aadoptscim062020_patches_reach_the_mirror() {
         )
         .await;
     let other = w.create("entra", "/Users", user("lou", json!({}))).await;
-    let a = w
-        .patch(
-            "entra",
-            &format!("/Users/{id}?aadOptscim062020"),
-            json!([{"op": "replace", "value": {
-                "name.givenName": "Kimberly",
-                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "77",
-                "active": false,
-            }}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    w.patched(
+        "entra",
+        &format!("/Users/{id}?aadOptscim062020"),
+        json!([{"op": "replace", "value": {
+            "name.givenName": "Kimberly",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "77",
+            "active": false,
+        }}]),
+    )
+    .await;
     let u = w.mirror_user("entra", &id).unwrap();
     assert!(!u.active);
     assert!(
@@ -663,24 +659,20 @@ async fn entra_aadoptscim062020_patches_reach_the_mirror() {
         )
         .await;
     assert_eq!(w.members("entra", &g).len(), 2);
-    let a = w
-        .patch(
-            "entra",
-            &format!("/Groups/{g}?aadOptscim062020"),
-            json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    w.patched(
+        "entra",
+        &format!("/Groups/{g}?aadOptscim062020"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]),
+    )
+    .await;
     assert_eq!(w.members("entra", &g), vec![other.clone()]);
     // Removing a member that is not there is accepted (Entra retries).
-    let a = w
-        .patch(
-            "entra",
-            &format!("/Groups/{g}"),
-            json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    w.patched(
+        "entra",
+        &format!("/Groups/{g}"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]),
+    )
+    .await;
     // A rename through a path-less replace.
     let a = w
         .patch(
@@ -728,14 +720,12 @@ async fn okta_get_then_put_pathless_deactivation_and_group_push() {
     assert_eq!(m.display_name.as_deref(), Some("Pat Smith"));
     assert!(m.attributes.contains(&("name.familyName".into(), "Smith".into())));
     // Deactivation: a path-less replace.
-    let a = w
-        .patch(
-            "okta",
-            &format!("/Users/{id}"),
-            json!([{"op": "replace", "value": {"active": false}}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    w.patched(
+        "okta",
+        &format!("/Users/{id}"),
+        json!([{"op": "replace", "value": {"active": false}}]),
+    )
+    .await;
     assert!(!w.mirror_user("okta", &id).unwrap().active);
     assert_eq!(w.get("okta", &format!("/Users/{id}")).await.body["active"], false);
     // Push Groups: create, list paged by 100, add and remove members, replace them all.
@@ -749,26 +739,22 @@ async fn okta_get_then_put_pathless_deactivation_and_group_push() {
         .await;
     let a = w.get("okta", "/Groups?startIndex=1&count=100").await;
     assert_eq!(a.body["totalResults"], 1);
-    let a = w
-        .patch(
-            "okta",
-            &format!("/Groups/{g}"),
-            json!([{"op": "replace", "value": {"id": g, "displayName": "Staff"}},
+    w.patched(
+        "okta",
+        &format!("/Groups/{g}"),
+        json!([{"op": "replace", "value": {"id": g, "displayName": "Staff"}},
                    {"op": "add", "path": "members", "value": [{"value": id, "display": "pat@example.com"}]}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    )
+    .await;
     assert_eq!(w.members("okta", &g), vec![id.clone()]);
     // Okta sends the group's name with every membership change; a rename comes that way too.
-    let a = w
-        .patch(
-            "okta",
-            &format!("/Groups/{g}"),
-            json!([{"op": "replace", "value": {"id": g, "displayName": "Staff (all)"}},
+    w.patched(
+        "okta",
+        &format!("/Groups/{g}"),
+        json!([{"op": "replace", "value": {"id": g, "displayName": "Staff (all)"}},
                    {"op": "add", "path": "members", "value": [{"value": u2, "display": "sam@example.com"}]}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    )
+    .await;
     assert_eq!(w.members("okta", &g), {
         let mut v = vec![id.clone(), u2.clone()];
         v.sort();
@@ -778,23 +764,19 @@ async fn okta_get_then_put_pathless_deactivation_and_group_push() {
     let a = w.get("okta", &format!("/Groups/{g}")).await;
     assert_eq!(a.body["displayName"], "Staff (all)");
     assert_eq!(a.body["members"].as_array().unwrap().len(), 2);
-    let a = w
-        .patch(
-            "okta",
-            &format!("/Groups/{g}"),
-            json!([{"op": "replace", "path": "members", "value": [{"value": u2}]}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    w.patched(
+        "okta",
+        &format!("/Groups/{g}"),
+        json!([{"op": "replace", "path": "members", "value": [{"value": u2}]}]),
+    )
+    .await;
     assert_eq!(w.members("okta", &g), vec![u2.clone()]);
-    let a = w
-        .patch(
-            "okta",
-            &format!("/Groups/{g}"),
-            json!([{"op": "remove", "path": format!("members[value eq \"{u2}\"]")}]),
-        )
-        .await;
-    assert!(a.status == 200 || a.status == 204, "{}", a.body);
+    w.patched(
+        "okta",
+        &format!("/Groups/{g}"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{u2}\"]")}]),
+    )
+    .await;
     assert!(w.members("okta", &g).is_empty());
     // The sources do not see each other's resources.
     assert!(w.get("entra", &format!("/Users/{id}")).await.status == 404);
