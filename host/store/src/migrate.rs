@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/0007_guard_window.sql"),
     ),
     (8, "0008_scim.sql", include_str!("../../../migrations/0008_scim.sql")),
+    (9, "0009_crowd.sql", include_str!("../../../migrations/0009_crowd.sql")),
 ];
 
 fn checksum(sql: &str) -> String {
