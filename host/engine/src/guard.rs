@@ -231,6 +231,12 @@ impl Tally {
                         seen.add(g, u.clone());
                     }
                 }
+                // Members the plan leaves in the group lose it with the group.
+                Op::DeleteGroup { group } => {
+                    for u in target.members.get(group).into_iter().flatten() {
+                        seen.add(group, u.to_string());
+                    }
+                }
                 Op::RenameUser { .. } => t.renames += 1,
                 Op::UpdateUser { email, old_email, .. } => {
                     if email_changes(old_email.as_deref(), email) {
@@ -575,6 +581,9 @@ fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable) -> 
                     m.remove(&u);
                 }
                 direct.remove(&u);
+            }
+            Op::DeleteGroup { group } => {
+                members.remove(group.as_str());
             }
             Op::CreateGroup { .. } | Op::CreateUser { .. } | Op::AdoptUser { .. } | Op::UpdateUser { .. } => {}
         }
