@@ -82,7 +82,10 @@ pub fn reset_secrets(cli: &Cli) -> anyhow::Result<()> {
 
 /// The kinds of target this binary writes to: the one place that names them.
 pub fn target_kinds() -> TargetKinds {
-    TargetKinds::new([Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>])
+    TargetKinds::new([
+        Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>,
+        Arc::new(roster_target_crowd_directory::Kind),
+    ])
 }
 
 /// The runner for the configuration file, with the plugins loaded.
