@@ -1,8 +1,10 @@
-//! The engine's scenarios, run against two targets with different capabilities: Bitbucket Data
-//! Center (its simulator: renames, bulk adds, disabling by unlicensing) and the in-memory
-//! target (no rename, one member per call, a native disable). Each scenario goes the whole way
-//! — a file source, the directory, the engine — and asserts what an administrator would see in
-//! the target, so the same promises are proven through the `Target` seam, not around it.
+//! The engine's scenarios, run against three targets with different capabilities: Bitbucket
+//! Data Center (its simulator: renames, bulk adds, disabling by unlicensing, groups kept), the
+//! in-memory target (no rename, one member per call, a native disable) and the served Crowd
+//! directory (renames, bulk adds, a native disable, groups no source has deleted; its state in
+//! the store). Each scenario goes the whole way — a file source, the directory, the engine —
+//! and asserts what an administrator would see in the target, so the same promises are proven
+//! through the `Target` seam, not around it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -12,8 +14,8 @@ use roster_model::{Quiet, RunState};
 use roster_serve::{Config, RunReport, Runner, SyncOptions};
 use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
 use roster_sim::directory::Directory;
-use roster_store::Store;
 use roster_store::crypto::Key;
+use roster_store::{ServedChange, ServedState, Store};
 use roster_target_memory::World as MemWorld;
 
 use crate::common::TestRuntime;
@@ -21,10 +23,12 @@ use crate::common::TestRuntime;
 /// The licensing group every active person joins (`default_groups`).
 pub(crate) const LICENSED: &str = "bitbucket-users";
 
-/// One of the two targets, as a test looks at it.
+/// One of the three targets, as a test looks at it.
 pub(crate) enum Kind {
     Dc(BitbucketSim),
     Memory(Arc<Mutex<MemWorld>>),
+    /// The served Crowd directory (in the scenario's store), and its seat limit.
+    Crowd(Mutex<Option<u32>>),
 }
 
 /// A file source, the plugins, a store and one target.
@@ -47,6 +51,7 @@ impl Scenario {
                 s.grant_group(LICENSED, Permission::LicensedUser);
                 Kind::Dc(BitbucketSim::start(s).await)
             }
+            "crowd-directory" => Kind::Crowd(Mutex::new(None)),
             _ => Kind::Memory(Arc::new(Mutex::new(MemWorld::with_licensing_group(LICENSED)))),
         };
         let s = Scenario {
@@ -67,11 +72,12 @@ impl Scenario {
     pub(crate) fn kinds(&self) -> TargetKinds {
         let memory = match &self.kind {
             Kind::Memory(w) => w.clone(),
-            Kind::Dc(_) => Arc::new(Mutex::new(MemWorld::default())),
+            Kind::Dc(_) | Kind::Crowd(_) => Arc::new(Mutex::new(MemWorld::default())),
         };
         TargetKinds::new([
             Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn TargetKind>,
             Arc::new(roster_target_memory::Kind::new(memory)),
+            Arc::new(roster_target_crowd_directory::Kind),
         ])
     }
 
@@ -85,6 +91,17 @@ impl Scenario {
                 "[[source]]\nid = \"hr\"\nplugin = \"file\"\nfiles = \"{files}\"\nsettings = {{ path = \"directory.json\" }}\n\n[[source.transforms]]\nplugin = \"normalize\"\n\n[target]\nkind = \"memory\"\naccount = \"admin\"\ndefault_groups = [\"{LICENSED}\"]\n{}\n",
                 self.target_extra
             ),
+            Kind::Crowd(seats) => {
+                let seats = seats
+                    .lock()
+                    .unwrap()
+                    .map(|n| format!("seats = {n}\n"))
+                    .unwrap_or_default();
+                format!(
+                    "[[source]]\nid = \"hr\"\nplugin = \"file\"\nfiles = \"{files}\"\nsettings = {{ path = \"directory.json\" }}\n\n[[source.transforms]]\nplugin = \"normalize\"\n\n[target]\nkind = \"crowd-directory\"\nlicensed_groups = [\"{LICENSED}\"]\nadmin_groups = [\"admins\"]\n{seats}default_groups = [\"{LICENSED}\"]\n{}\n",
+                    self.target_extra
+                )
+            }
         }
     }
 
@@ -111,7 +128,13 @@ impl Scenario {
         match self.kind {
             Kind::Dc(_) => "bitbucket-dc",
             Kind::Memory(_) => "memory",
+            Kind::Crowd(_) => "crowd-directory",
         }
+    }
+
+    /// The served Crowd directory, as the store holds it.
+    pub(crate) fn served(&self) -> ServedState {
+        self.store.served_state().unwrap()
     }
 
     /// Accounts: lower-case name → (display name, email).
@@ -130,6 +153,12 @@ impl Scenario {
                 .iter()
                 .map(|(k, u)| (k.clone(), (u.display_name.clone(), u.email.clone())))
                 .collect(),
+            Kind::Crowd(_) => self
+                .served()
+                .users
+                .into_iter()
+                .map(|u| (u.name.to_lowercase(), (u.display_name, u.email.unwrap_or_default())))
+                .collect(),
         }
     }
 
@@ -138,6 +167,15 @@ impl Scenario {
         let mut g = match &self.kind {
             Kind::Dc(sim) => sim.lock().groups().clone(),
             Kind::Memory(w) => w.lock().unwrap().groups.clone(),
+            Kind::Crowd(_) => {
+                let served = self.served();
+                let mut g: BTreeMap<String, BTreeSet<String>> =
+                    served.groups.into_iter().map(|g| (g, BTreeSet::new())).collect();
+                for (group, user) in served.members {
+                    g.entry(group).or_default().insert(user);
+                }
+                g
+            }
         };
         g.remove(LICENSED);
         g
@@ -155,6 +193,21 @@ impl Scenario {
                     .cloned()
                     .collect()
             }
+            Kind::Crowd(_) => {
+                let served = self.served();
+                let active: BTreeSet<String> = served
+                    .users
+                    .iter()
+                    .filter(|u| u.active)
+                    .map(|u| u.name.to_lowercase())
+                    .collect();
+                served
+                    .members
+                    .into_iter()
+                    .filter(|(g, u)| g == LICENSED && active.contains(u))
+                    .map(|(_, u)| u)
+                    .collect()
+            }
         }
     }
 
@@ -162,6 +215,12 @@ impl Scenario {
         match &self.kind {
             Kind::Dc(sim) => sim.lock().writes,
             Kind::Memory(w) => w.lock().unwrap().writes,
+            // Every change to the served directory appends to its change log: the token's
+            // sequence number counts them.
+            Kind::Crowd(_) => {
+                let token = self.store.served_token().unwrap();
+                token.rsplit_once('.').unwrap().1.parse().unwrap()
+            }
         }
     }
 
@@ -179,6 +238,24 @@ impl Scenario {
                 w.groups.insert("admins".into(), BTreeSet::from([name.to_string()]));
                 w.admin_groups.insert("admins".into());
             }
+            // The directory's `admin_groups` names `admins` (see `config_text`).
+            Kind::Crowd(_) => {
+                for change in [
+                    ServedChange::CreateUser {
+                        user: name.into(),
+                        display_name: name.into(),
+                        email: format!("{name}@example.com"),
+                        records: Vec::new(),
+                    },
+                    ServedChange::CreateGroup { group: "admins".into() },
+                    ServedChange::AddMembers {
+                        group: "admins".into(),
+                        users: vec![name.into()],
+                    },
+                ] {
+                    self.store.served_apply(&change).unwrap();
+                }
+            }
         }
     }
 
@@ -186,6 +263,7 @@ impl Scenario {
         match &self.kind {
             Kind::Dc(sim) => sim.lock().max_users = Some(seats),
             Kind::Memory(w) => w.lock().unwrap().seat_limit = Some(i64::from(seats)),
+            Kind::Crowd(limit) => *limit.lock().unwrap() = Some(seats),
         }
     }
 
@@ -211,7 +289,7 @@ impl Scenario {
     }
 }
 
-pub(crate) const KINDS: [&str; 2] = ["bitbucket-dc", "memory"];
+pub(crate) const KINDS: [&str; 3] = ["bitbucket-dc", "memory", "crowd-directory"];
 
 /// A first sync makes the target hold the directory exactly; a second one writes nothing
 /// (rule 5). On the memory target every membership is its own call.
@@ -226,7 +304,7 @@ async fn a_sync_is_exact_and_a_second_one_writes_nothing() {
         let adds = r.summary.planned["add-members"];
         match kind {
             // One bulk add per group (every group here has fewer than 500 members).
-            "bitbucket-dc" => assert_eq!(adds, 8 + 1, "{kind}"),
+            "bitbucket-dc" | "crowd-directory" => assert_eq!(adds, 8 + 1, "{kind}"),
             // One call per flattened membership, the licensing group's included.
             _ => assert_eq!(adds, d.flattened_count() + 60, "{kind}"),
         }
@@ -269,9 +347,9 @@ async fn a_leaver_is_disabled_and_a_returner_comes_back_with_their_groups() {
     }
 }
 
-/// A username changes in the IdP. Data Center renames the account (one call, memberships
-/// intact). The memory target cannot rename: the plan says so, and nothing is deleted or
-/// created in its place.
+/// A username changes in the IdP. Data Center and the Crowd directory rename the account (one
+/// call, memberships intact). The memory target cannot rename: the plan says so, and nothing is
+/// deleted or created in its place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rename_follows_the_targets_capabilities() {
     for kind in KINDS {
@@ -288,7 +366,7 @@ async fn a_rename_follows_the_targets_capabilities() {
         assert_eq!(r.summary.planned.get("deactivate-user"), None, "{kind}");
         assert_eq!(r.summary.planned.get("delete-user"), None, "{kind}");
         match kind {
-            "bitbucket-dc" => {
+            "bitbucket-dc" | "crowd-directory" => {
                 assert_eq!(r.summary.planned["rename-user"], 1, "{kind}");
                 assert!(s.users().contains_key(&new) && !s.users().contains_key(&old));
                 s.assert_matches(&renamed);
@@ -415,4 +493,117 @@ async fn a_dry_run_writes_nothing() {
             "{kind}: only Roster's own account"
         );
     }
+}
+
+/// A threshold that holds nothing a test about what follows the guard does: dropping a whole
+/// group is held by the default one (its members lost), which `guard.rs` proves.
+const LENIENT: &str = "threshold = { memberships_removed = 10000, people_losing_memberships = { count = 10000, percent = 100.0, floor = 10000 }, group_members_lost = { percent = 100.0, floor = 10000 } }";
+
+/// A group no source has any more loses the members Roster manages on every target. The Crowd
+/// directory, which holds only what the sources say (`Groups::DeleteUndesired`), then deletes
+/// it; Data Center keeps it (`Groups::Keep`), as an administrator may have granted it
+/// permissions there. Either way a second run plans nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_no_source_has_is_deleted_from_the_crowd_directory_and_kept_in_bitbucket() {
+    const DROPPED: &str = "team-00003";
+    for kind in ["bitbucket-dc", "crowd-directory"] {
+        let d = Directory::generate(20, 4, 1);
+        let mut s = Scenario::new(kind, &d).await;
+        s.target_extra = LENIENT.into();
+        let first = s.sync().await;
+        assert_eq!(first.state, RunState::Succeeded, "{kind}: {:?}", first.summary.warnings);
+        assert!(!s.groups()[DROPPED].is_empty(), "{kind}: the group has members to lose");
+
+        let mut fewer = d.clone();
+        fewer.groups.retain(|g| g.name != DROPPED);
+        fewer
+            .memberships
+            .retain(|m| m.group != "g-00003" && m.member != "g-00003");
+        s.write(&fewer);
+        let r = s.sync().await;
+        assert_eq!(r.state, RunState::Succeeded, "{kind}: {:?}", r.summary.warnings);
+        s.assert_matches(&fewer);
+        match kind {
+            "crowd-directory" => {
+                assert_eq!(
+                    r.summary.planned.get("delete-group"),
+                    Some(&1),
+                    "{kind}: {:?}",
+                    r.summary.planned
+                );
+                assert!(!s.groups().contains_key(DROPPED), "{kind}: the group is gone");
+                assert!(
+                    !s.served().groups.iter().any(|g| g == DROPPED),
+                    "{kind}: and no application sees it"
+                );
+            }
+            _ => {
+                assert_eq!(r.summary.planned.get("delete-group"), None, "{kind}");
+                assert_eq!(
+                    s.groups().get(DROPPED),
+                    Some(&BTreeSet::new()),
+                    "{kind}: kept, without the members Roster removed"
+                );
+            }
+        }
+        let writes = s.writes();
+        let again = s.sync().await;
+        assert!(again.summary.planned.is_empty(), "{kind}: {:?}", again.summary.planned);
+        assert_eq!(s.writes(), writes, "{kind}: the second run wrote");
+    }
+}
+
+/// On the Crowd directory, a plan over the threshold is held, and what the applications reading
+/// the directory see — its tables and its change log — does not change, not even in part,
+/// until an administrator approves that very plan by its hash; a wrong hash applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_plan_never_reaches_the_served_directory_until_approved_by_hash() {
+    let d = Directory::generate(40, 4, 1);
+    let mut s = Scenario::new("crowd-directory", &d).await;
+    s.target_extra = "threshold = { count = 5, percent = 50 }".into();
+    let first = s.sync().await;
+    assert_eq!(first.state, RunState::Succeeded, "{:?}", first.summary.warnings);
+    let before = s.served();
+    let token = s.store.served_token().unwrap();
+
+    let mut fewer = d.clone();
+    fewer.users.truncate(30);
+    s.write(&fewer);
+    let r = s.sync().await;
+    assert_eq!(r.state, RunState::Held, "{:?}", r.summary.warnings);
+    assert_eq!(s.served(), before, "a held plan changes nothing served");
+    let since = |token: &str| match s.store.served_events_since(token, 1000).unwrap() {
+        roster_store::EventsSince::Events { events, .. } => events,
+        roster_store::EventsSince::Expired => panic!("the token {token} expired"),
+    };
+    assert!(since(&token).is_empty(), "and tells no application of a change");
+
+    let runner = s.runner();
+    let plan = r.plan_id.as_deref().unwrap();
+    let wrong = runner.approve(plan, "0123456789abcdef", "test", "", &Quiet).await;
+    assert!(wrong.is_err(), "a plan is approved by its own hash only");
+    assert_eq!(s.served(), before, "a refused approval changes nothing served");
+
+    let approved = crate::guard::approve(&runner, &r).await;
+    assert_eq!(approved.state, RunState::Succeeded, "{:?}", approved.summary.warnings);
+    s.assert_matches(&fewer);
+    let served = s.served();
+    let inactive: BTreeSet<String> = served
+        .users
+        .iter()
+        .filter(|u| !u.active)
+        .map(|u| u.name.to_lowercase())
+        .collect();
+    let leavers: BTreeSet<String> = d.users[30..].iter().map(|u| u.username.to_lowercase()).collect();
+    assert_eq!(inactive, leavers, "the leavers are deactivated, and no one else");
+    let events = since(&token);
+    let deactivated = events
+        .iter()
+        .filter(|e| {
+            e.kind == roster_store::EventKind::User
+                && e.op == roster_store::EventOp::Updated
+                && e.user.as_ref().is_some_and(|u| !u.active)
+        })
+        .count();
+    assert_eq!(deactivated, 10, "the change log tells the applications: {events:?}");
 }
