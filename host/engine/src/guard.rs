@@ -696,6 +696,21 @@ mod tests {
     }
 
     #[test]
+    fn deleting_a_group_counts_the_memberships_it_takes_once() {
+        let t = target(30, &[("devs", 0..30), ("ops", 0..5)]);
+        // The plan removes 20 members first; the deletion takes the other 10 with the group.
+        let mut ops: Vec<PlannedOp> = (0..20).map(|i| remove("devs", i)).collect();
+        ops.push(op(Op::DeleteGroup { group: "devs".into() }));
+        let tally = Tally::count(&ops, &t);
+        let v = verdict(&ops, &t, 30);
+        assert_eq!((v.memberships_removed, v.people_losing_memberships), (30, 30));
+        assert!(rules(&v).contains(&"group-members-lost"), "{:?}", v.tripped);
+        let done = vec![true; ops.len()];
+        assert_eq!(tally.destroyed(&ops, &done).memberships_removed, 30);
+        assert!(ops.last().unwrap().op.takes_away());
+    }
+
+    #[test]
     fn a_group_emptied_while_everyone_stays_is_held_by_the_default_threshold() {
         let t = target(3000, &[("devs", 0..3000), ("ops", 0..20)]);
         let ops: Vec<PlannedOp> = (0..3000).map(|i| remove("devs", i)).collect();

@@ -380,3 +380,141 @@ impl TargetKind for Kind {
         Ok(Arc::new(CrowdDirectory::new(store.clone(), Settings::of(config)?)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(settings: serde_json::Value) -> TargetConfig {
+        let mut v = serde_json::json!({ "id": "crowd", "kind": KIND });
+        v.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn directory(settings: serde_json::Value) -> (tempfile::TempDir, Arc<dyn Target>) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = roster_store::crypto::Key::from_bytes([7; 32]);
+        let store = Arc::new(Store::open(&dir.path().join("roster.db"), key).unwrap());
+        let target = Kind
+            .build(&config(settings), dir.path(), Patience::Run, &store)
+            .unwrap();
+        (dir, target)
+    }
+
+    async fn ok(t: &dyn Target, op: Op) -> Option<String> {
+        t.apply(&op).await.result.unwrap()
+    }
+
+    #[test]
+    fn settings_default_and_mistakes_name_the_field() {
+        let s = Settings::of(&config(serde_json::json!({}))).unwrap();
+        assert_eq!(s.event_retention_days, DEFAULT_RETENTION_DAYS);
+        assert_eq!((s.seats, s.licensed_groups.len()), (None, 0));
+        let err = |v| Settings::of(&config(v)).unwrap_err();
+        assert!(err(serde_json::json!({ "url": "http://x" })).contains("unknown field `url`"));
+        assert!(err(serde_json::json!({ "seats": -1 })).contains("target seats"));
+        assert!(err(serde_json::json!({ "event_retention_days": 0 })).contains("event_retention_days"));
+        assert!(err(serde_json::json!({ "admin_groups": [" "] })).contains("admin_groups"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operations_change_the_served_directory_as_the_engine_reads_it_back() {
+        let (_dir, t) = directory(serde_json::json!({ "licensed_groups": ["users"], "seats": 10 }));
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert!(state.users.is_empty() && state.groups.is_empty());
+        assert!(state.licensing_groups.contains("users"), "counted before it exists");
+        for group in ["users", "devs", "keep"] {
+            assert_eq!(ok(&*t, Op::CreateGroup { group: group.into() }).await, None);
+        }
+        ok(
+            &*t,
+            Op::CreateUser {
+                user: "Ann".into(),
+                display_name: "Ann Lee".into(),
+                email: "ann@example.com".into(),
+                records: vec![("hr".into(), "1".into())],
+            },
+        )
+        .await;
+        for group in ["users", "devs", "keep"] {
+            ok(
+                &*t,
+                Op::AddMembers {
+                    group: group.into(),
+                    users: vec!["ann".into()],
+                },
+            )
+            .await;
+        }
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert_eq!(state.users["ann"].name, "Ann");
+        assert_eq!(state.licensed(), BTreeSet::from(["ann".to_string()]));
+        assert_eq!(t.check().await.licensed_users_in_use, Some(1));
+        assert_eq!(t.check().await.licensed_users, Some(10));
+
+        // Disabled, leaving every group but the kept ones.
+        ok(
+            &*t,
+            Op::Deactivate {
+                user: "ann".into(),
+                groups: Vec::new(),
+                revoke_permission: false,
+                leave_other_groups: Some(vec!["keep".into()]),
+            },
+        )
+        .await;
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert!(!state.users["ann"].active && state.licensed().is_empty());
+        let groups_of_ann: Vec<&String> = state
+            .members
+            .iter()
+            .filter(|(_, m)| m.contains("ann"))
+            .map(|(g, _)| g)
+            .collect();
+        assert_eq!(groups_of_ann, vec!["keep"]);
+
+        // Back again: the same account, active, with its details.
+        assert_eq!(
+            ok(
+                &*t,
+                Op::AdoptUser {
+                    user: "ann".into(),
+                    records: vec![("hr".into(), "1".into())],
+                },
+            )
+            .await,
+            None
+        );
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert!(state.users["ann"].active);
+        assert_eq!(state.users["ann"].display_name, "Ann Lee");
+        let again = ok(
+            &*t,
+            Op::AdoptUser {
+                user: "ann".into(),
+                records: Vec::new(),
+            },
+        )
+        .await;
+        assert!(again.is_some_and(|n| n.contains("active already")));
+
+        // A membership change naming someone the directory does not hold is about that
+        // operation (404), naming them.
+        let e = t
+            .apply(&Op::RemoveMember {
+                group: "devs".into(),
+                user: "bob".into(),
+            })
+            .await
+            .result
+            .unwrap_err();
+        assert_eq!(e.status, Some(404));
+        assert!(e.message.contains("'bob'"), "{}", e.message);
+
+        assert_eq!(ok(&*t, Op::DeleteGroup { group: "devs".into() }).await, None);
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert!(!state.groups.contains("devs") && !state.members.contains_key("devs"));
+        assert_eq!(t.calls().by_endpoint["store create-group"], 3);
+        assert_eq!(t.calls().by_endpoint["store read"], 5);
+    }
+}
