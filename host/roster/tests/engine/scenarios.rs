@@ -607,3 +607,72 @@ async fn a_held_plan_never_reaches_the_served_directory_until_approved_by_hash()
         .count();
     assert_eq!(deactivated, 10, "the change log tells the applications: {events:?}");
 }
+
+/// On the Crowd directory, a group no source has is deleted only when nobody stays in it: with a
+/// member Roster may not remove (a protected account), the group stays, and the plan says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_group_stays_while_a_member_roster_may_not_remove_is_in_it() {
+    const DROPPED: &str = "team-00003";
+    let d = Directory::generate(20, 4, 1);
+    let mut s = Scenario::new("crowd-directory", &d).await;
+    s.target_extra = LENIENT.into();
+    s.sync().await;
+    let stays = s.groups()[DROPPED].iter().next().unwrap().clone();
+    s.target_extra = format!("{LENIENT}\nprotected_users = [\"{stays}\"]");
+    let mut fewer = d.clone();
+    fewer.groups.retain(|g| g.name != DROPPED);
+    fewer
+        .memberships
+        .retain(|m| m.group != "g-00003" && m.member != "g-00003");
+    s.write(&fewer);
+
+    let r = s.sync().await;
+    assert_eq!(r.state, RunState::Succeeded, "{:?}", r.summary.warnings);
+    assert_eq!(r.summary.planned.get("delete-group"), None, "{:?}", r.summary.planned);
+    assert_eq!(s.groups()[DROPPED], BTreeSet::from([stays.clone()]));
+    let why = r.summary.skipped.iter().find(|x| x.subject == DROPPED);
+    assert!(
+        why.is_some_and(|x| x.why.contains("not deleted") && x.why.contains(&stays)),
+        "{:?}",
+        r.summary.skipped
+    );
+}
+
+/// A single-user sync sees only the groups that concern its person, so a group of the sources
+/// it does not see is no reason to delete it: it never deletes a group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_user_sync_never_deletes_a_group_on_the_crowd_directory() {
+    const EMPTIED: &str = "team-00003";
+    let d = Directory::generate(20, 4, 1);
+    let mut s = Scenario::new("crowd-directory", &d).await;
+    s.target_extra = LENIENT.into();
+    s.sync().await;
+    // The group stays in the source, without members: someone outside it is synced alone.
+    let mut emptied = d.clone();
+    emptied.memberships.retain(|m| m.group != "g-00003");
+    s.write(&emptied);
+    let outside = d
+        .users
+        .iter()
+        .find(|u| !s.groups()[EMPTIED].contains(&u.username.to_lowercase()))
+        .unwrap();
+    let key = roster_directory::UserKey {
+        id: Some(outside.id.clone()),
+        username: None,
+        source: None,
+    };
+    let opts = SyncOptions {
+        actor: "test".into(),
+        ..SyncOptions::default()
+    };
+    let r = s.runner().sync_user(&key, &opts, &Quiet).await.unwrap();
+    assert_eq!(r.state, RunState::Succeeded, "{:?}", r.summary.warnings);
+    assert_eq!(r.summary.planned.get("delete-group"), None, "{:?}", r.summary.planned);
+    assert!(s.groups().contains_key(EMPTIED));
+
+    // A full run empties it, and keeps it: the sources still have it.
+    let full = s.sync().await;
+    assert_eq!(full.state, RunState::Succeeded, "{:?}", full.summary.warnings);
+    assert_eq!(full.summary.planned.get("delete-group"), None);
+    assert_eq!(s.groups()[EMPTIED], BTreeSet::new());
+}
