@@ -29,10 +29,19 @@ pub struct TargetView {
     pub username: Option<String>,
     /// Which credential is stored (`password`, `token`; never its value).
     pub credential: Option<String>,
-    /// The kind's other settings, never a credential (crowd-directory: `licensed_groups`,
-    /// `seats`, `admin_groups`, `event_retention_days`).
-    #[schema(value_type = Object)]
-    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Groups whose members hold a licence in the applications that read the directory
+    /// (crowd-directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub licensed_groups: Option<Vec<String>>,
+    /// Seats those applications' licence allows (crowd-directory; none: unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seats: Option<i64>,
+    /// Groups of administrators, never changed (crowd-directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_groups: Option<Vec<String>>,
+    /// Days the change log keeps events (crowd-directory; 30 when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_retention_days: Option<u32>,
     /// `file` (roster.toml, read-only here) or `api`.
     pub origin: String,
     /// Deprovisioning, threshold, default and protected groups, budget, …
@@ -119,22 +128,24 @@ impl From<&TargetConfig> for PolicyView {
 }
 
 fn view(state: &AppState, t: &TargetConfig) -> TargetView {
-    let kind = state.kinds().get(&t.kind).ok();
-    let connection = kind.map(|k| k.describe(t)).unwrap_or_default();
-    let hidden = kind.map_or(&[][..], |k| k.credential_fields());
-    let settings = t
-        .connection
-        .iter()
-        .filter(|(k, _)| !["url", "username"].contains(&k.as_str()) && !hidden.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let connection = state.kinds().get(&t.kind).map(|k| k.describe(t)).unwrap_or_default();
+    // The kind checked its settings when the target was defined: a field of another shape is
+    // not one of these.
+    fn setting<T: serde::de::DeserializeOwned>(t: &TargetConfig, name: &str) -> Option<T> {
+        t.connection
+            .get(name)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
     TargetView {
         id: t.id.clone(),
         kind: t.kind.clone(),
         url: connection.url,
         username: connection.account,
         credential: connection.credential,
-        settings,
+        licensed_groups: setting(t, "licensed_groups"),
+        seats: setting(t, "seats"),
+        admin_groups: setting(t, "admin_groups"),
+        event_retention_days: setting(t, "event_retention_days"),
         origin: t.origin.as_str().into(),
         policy: t.into(),
     }
