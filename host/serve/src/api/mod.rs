@@ -8,6 +8,7 @@
 //! served without a token but `/healthz` and `/readyz`.
 
 pub mod auth;
+pub mod crowd_apps;
 mod directory;
 mod plans;
 mod plugins;
@@ -211,6 +212,7 @@ fn operations() -> OpenApiRouter<AppState> {
         .merge(system::routes())
         .merge(targets::routes())
         .merge(scim_tokens::routes())
+        .merge(crowd_apps::routes())
 }
 
 /// The API's routes and their OpenAPI document.
