@@ -9,6 +9,7 @@ mod common;
 
 mod api;
 mod config;
+mod crowd_apps;
 mod data;
 mod load;
 mod push;
