@@ -47,7 +47,10 @@ fn audited(w: &ApiWorld, action: &str) -> Vec<(String, String, String)> {
 }
 
 fn error_of(body: &Value) -> String {
-    body["error"].as_str().unwrap_or_else(|| panic!("no error in {body}")).to_string()
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {body}"))
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +83,10 @@ async fn an_admin_creates_an_application_whose_password_is_shown_once() {
         let resp = w.req(Method::GET, &path, &w.viewer).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
         let text = resp.text().await.unwrap();
-        assert!(!text.contains(&password) && !text.contains("password"), "{path}: {text}");
+        assert!(
+            !text.contains(&password) && !text.contains("password"),
+            "{path}: {text}"
+        );
     }
     let (_, list) = w.get(APPS, &w.viewer).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
@@ -139,7 +145,11 @@ async fn a_viewer_or_an_operator_lists_but_changes_nothing() {
         assert_eq!(w.post(&format!("{one}/password"), token, json!({})).await.0, 403);
         assert_eq!(w.send_json(Method::DELETE, &one, token, json!({})).await.0, 403);
     }
-    for (method, path) in [(Method::GET, APPS), (Method::POST, APPS), (Method::DELETE, one.as_str())] {
+    for (method, path) in [
+        (Method::GET, APPS),
+        (Method::POST, APPS),
+        (Method::DELETE, one.as_str()),
+    ] {
         assert_eq!(w.send_json(method, path, "", json!({})).await.0, 401);
     }
     // Nothing changed: one application, its address and password as they were.
@@ -166,11 +176,23 @@ async fn bad_names_and_addresses_are_refused_naming_them_and_a_taken_name_is_a_c
     assert!(error_of(&body).contains("'Bitbucket' exists already"), "{body}");
 
     let refused = [
-        (json!({"name": "jira", "allowed": ["10.0.0.5", "10.0.0.0/33"]}), "\"10.0.0.0/33\""),
-        (json!({"name": "jira", "allowed": ["jira.example.com"]}), "\"jira.example.com\""),
+        (
+            json!({"name": "jira", "allowed": ["10.0.0.5", "10.0.0.0/33"]}),
+            "\"10.0.0.0/33\"",
+        ),
+        (
+            json!({"name": "jira", "allowed": ["jira.example.com"]}),
+            "\"jira.example.com\"",
+        ),
         (json!({"name": "jira", "allowed": []}), "allow-list is empty"),
-        (json!({"name": "jira", "allowed": ["10.0.0.5"], "groups": []}), "list of groups is empty"),
-        (json!({"name": "jira", "allowed": ["10.0.0.5"], "groups": [" "]}), "group name"),
+        (
+            json!({"name": "jira", "allowed": ["10.0.0.5"], "groups": []}),
+            "list of groups is empty",
+        ),
+        (
+            json!({"name": "jira", "allowed": ["10.0.0.5"], "groups": [" "]}),
+            "group name",
+        ),
         (json!({"name": "ji:ra", "allowed": ["10.0.0.5"]}), "\"ji:ra\""),
         (json!({"name": "", "allowed": ["10.0.0.5"]}), "\"\""),
     ];
@@ -182,12 +204,24 @@ async fn bad_names_and_addresses_are_refused_naming_them_and_a_taken_name_is_a_c
     // A body that is not an application at all.
     assert_eq!(w.post(APPS, &w.admin, json!({"name": "jira"})).await.0, 422);
     assert_eq!(
-        w.post(APPS, &w.admin, json!({"name": "jira", "allowed": ["10.0.0.5"], "password": "mine"}))
-            .await
-            .0,
+        w.post(
+            APPS,
+            &w.admin,
+            json!({"name": "jira", "allowed": ["10.0.0.5"], "password": "mine"})
+        )
+        .await
+        .0,
         422,
         "a password is never chosen by the caller"
     );
+    // A JSON array of the fields is not an object, though serde would read one from it.
+    for body in [json!(["jira", ["10.0.0.5"]]), json!([])] {
+        let (status, answer) = w.post(APPS, &w.admin, body.clone()).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(error_of(&answer).contains("JSON object"), "{answer}");
+    }
+    let (status, answer) = w.post("/api/v1/runs", &w.operator, json!([])).await;
+    assert_eq!(status, 422, "every operation's body is an object: {answer}");
     let (_, list) = w.get(APPS, &w.viewer).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(audited(&w, "crowd-app.create").len(), 1);
@@ -284,14 +318,21 @@ async fn an_application_is_changed_rotated_and_removed_each_audited() {
         let entries = audited(&w, action);
         assert_eq!(entries.len(), count, "{action}: {entries:?}");
         assert!(
-            entries.iter().all(|(actor, s, _)| actor == "token:admin" && *s == subject),
+            entries
+                .iter()
+                .all(|(actor, s, _)| actor == "token:admin" && *s == subject),
             "{action}: {entries:?}"
         );
     }
     let updates = audited(&w, "crowd-app.update");
     assert_eq!(updates[0].2, "allowed: 10.0.0.0/24; groups: every group");
-    w.assert_audited(&["crowd-app.create", "crowd-app.update", "crowd-app.rotate", "crowd-app.delete"])
-        .await;
+    w.assert_audited(&[
+        "crowd-app.create",
+        "crowd-app.update",
+        "crowd-app.rotate",
+        "crowd-app.delete",
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +429,10 @@ async fn the_cli_adds_sets_rotates_and_removes_on_the_same_data_folder() {
     assert_eq!(app["groups"], json!(["bitbucket-users", "bb-admins"]));
     let (said, _) = ok(&["crowd", "apps", "set", "bitbucket", "--all-groups"]);
     assert!(said.contains("every group"), "{said}");
-    assert_eq!(w.get(&format!("{APPS}/bitbucket"), &w.viewer).await.1["groups"], Value::Null);
+    assert_eq!(
+        w.get(&format!("{APPS}/bitbucket"), &w.viewer).await.1["groups"],
+        Value::Null
+    );
     ok(&["crowd", "apps", "set", "bitbucket", "--group", "bitbucket-users"]);
     assert_eq!(
         w.get(&format!("{APPS}/bitbucket"), &w.viewer).await.1["groups"],
@@ -405,7 +449,10 @@ async fn the_cli_adds_sets_rotates_and_removes_on_the_same_data_folder() {
     assert!(!signs_in(&w, "bitbucket", &rotated));
     assert_eq!(w.get(APPS, &w.viewer).await.1, json!([]));
     let (success, _, err) = roster(&["crowd", "apps", "remove", "bitbucket"]);
-    assert!(!success && err.contains("no Crowd application named 'bitbucket'"), "{err}");
+    assert!(
+        !success && err.contains("no Crowd application named 'bitbucket'"),
+        "{err}"
+    );
 
     // Audited as the command line's user, from `local`.
     for (action, count) in [
@@ -416,6 +463,9 @@ async fn the_cli_adds_sets_rotates_and_removes_on_the_same_data_folder() {
     ] {
         let entries = audited(&w, action);
         assert_eq!(entries.len(), count, "{action}: {entries:?}");
-        assert!(entries.iter().all(|(actor, _, _)| actor.starts_with("cli:")), "{entries:?}");
+        assert!(
+            entries.iter().all(|(actor, _, _)| actor.starts_with("cli:")),
+            "{entries:?}"
+        );
     }
 }
