@@ -147,6 +147,8 @@ fn add(store: &Store, name: &str, allow: &[String], groups: &[String], server_ur
             there.name
         );
     }
+    // Read before the password is made: failing here loses no password.
+    let warnings = unknown_groups(store, &settings)?;
     let actor = super::actor();
     let (app, password) = store.crowd_app_create(name, &settings.allowed, settings.groups.as_deref(), &actor)?;
     store.audit(
@@ -157,7 +159,9 @@ fn add(store: &Store, name: &str, allow: &[String], groups: &[String], server_ur
         Some(&audit_detail(&settings)),
     )?;
     println!("{password}");
-    warn_unknown(store, &settings)?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
     let url = server_url.unwrap_or("http(s)://ROSTER-HOST:PORT (the address Bitbucket reaches `roster serve` at)");
     eprintln!(
         "Crowd application '{}' created, allowed from {}, seeing {}.\n\

@@ -292,8 +292,10 @@ async fn create(
             if let Some(there) = s.crowd_app(&name)? {
                 return Ok(Err(there.name));
             }
+            // Read before the password is made: failing here loses no password.
+            let warnings = unknown_groups(s, &wanted)?;
             let made = s.crowd_app_create(&name, &wanted.allowed, wanted.groups.as_deref(), &actor)?;
-            Ok(Ok((made, unknown_groups(s, &wanted)?)))
+            Ok(Ok((made, warnings)))
         })
         .await?;
     let ((app, password), warnings) = made.map_err(|there| {
