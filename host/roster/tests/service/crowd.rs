@@ -725,8 +725,7 @@ async fn events_since_a_token_show_what_changed_and_an_unknown_token_is_gone() {
     // The renamed user keeps the key a client follows renames by.
     let renamed = root
         .children()
-        .filter(|e| e.has_tag_name("userEvent"))
-        .last()
+        .rfind(|e| e.has_tag_name("userEvent"))
         .and_then(|e| child(e, "user"))
         .unwrap();
     assert_eq!(child_text(renamed, "key"), key_before);
