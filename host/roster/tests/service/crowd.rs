@@ -836,3 +836,97 @@ async fn markup_in_a_display_name_is_escaped() {
     assert!(!all.text.contains("<script>"));
     all.doc();
 }
+
+/// The resident set of this process, in KiB (Linux).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// 100,000 users in one answer (`max-results=-1`) and the membership document, read chunk by
+/// chunk: the answer is produced from keyset pages as it is read, so the process does not grow
+/// by the answer's size (34 MiB of XML for the users). Slow to seed (one transaction per user): run with
+/// `cargo test -p roster --test service crowd_100k -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn crowd_100k_users_are_streamed_in_flat_memory() {
+    const MANY: usize = 100_000;
+    let world = World::new(&Directory::generate(4, 2, 1), bitbucket()).await;
+    let store = world.store.clone();
+    let seeding = std::time::Instant::now();
+    store
+        .served_apply(&ServedChange::CreateGroup {
+            group: "everyone".into(),
+        })
+        .unwrap();
+    for i in 0..MANY {
+        store
+            .served_apply(&ServedChange::CreateUser {
+                user: format!("person{i:06}"),
+                display_name: format!("Person Number{i}"),
+                email: format!("person{i:06}@example.com"),
+                records: vec![("hr".into(), format!("e{i}"))],
+            })
+            .unwrap();
+    }
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "everyone".into(),
+            users: (0..MANY).map(|i| format!("person{i:06}")).collect(),
+        })
+        .unwrap();
+    println!("seeded {MANY} users in {:?}", seeding.elapsed());
+    let password = store
+        .crowd_app_create("bitbucket", &["127.0.0.1".into()], None, "test")
+        .unwrap()
+        .1;
+    let (base, task) = serve(&world, "roster.toml", "").await;
+    let http = reqwest::Client::new();
+    for (what, request) in [
+        (
+            "users",
+            http.post(format!(
+                "{base}{API}/search?entity-type=user&start-index=0&max-results=-1&expand=user"
+            ))
+            .body(NULL_RESTRICTION),
+        ),
+        ("memberships", http.get(format!("{base}{API}/group/membership"))),
+    ] {
+        let started = std::time::Instant::now();
+        let before = rss_kib().unwrap_or(0);
+        let mut resp = request.basic_auth("bitbucket", Some(&password)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let (mut bytes, mut users, mut peak, mut tail) = (0usize, 0usize, before, String::new());
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            bytes += chunk.len();
+            // Count `<user name=` across chunk boundaries.
+            let text = format!("{tail}{}", String::from_utf8_lossy(&chunk));
+            users += text.matches("<user name=").count();
+            let keep = text.len().min(16);
+            let mut cut = text.len() - keep;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            tail = text[cut..].to_string();
+            users -= tail.matches("<user name=").count();
+            peak = peak.max(rss_kib().unwrap_or(0));
+        }
+        users += tail.matches("<user name=").count();
+        let grew = peak.saturating_sub(before);
+        println!(
+            "{what}: {users} users, {} KiB in {:?}; the process grew by {grew} KiB while reading",
+            bytes / 1024,
+            started.elapsed()
+        );
+        assert_eq!(users, MANY, "{what}: every user, never truncated");
+        // Held whole, the users' answer alone would be 34 MiB; streamed, the process holds a few
+        // chunks and a keyset page (for the membership document: one group's member names).
+        assert!(
+            grew < 16 * 1024,
+            "{what}: the process grew by {grew} KiB for a {} KiB answer: it is held, not streamed",
+            bytes / 1024
+        );
+    }
+    task.abort();
+}
