@@ -930,3 +930,153 @@ async fn crowd_100k_users_are_streamed_in_flat_memory() {
     }
     task.abort();
 }
+
+/// Roster's own `crowd` connector — an independent reader of Crowd's API, written against
+/// Jira's and Crowd's answers — reads the served directory through the endpoint, in full and
+/// then incrementally from the event log, and the run brings Bitbucket to it: the XML, the
+/// paging, the membership document and the events are what a Crowd client reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_reads_its_own_crowd_endpoint_with_the_crowd_connector() {
+    use common::crowd::fetch_of;
+    use common::world::{SourceWorld, groups_of};
+    use roster_sim::scenario::CrowdSource;
+
+    let mut w: SourceWorld<(), CrowdSource> =
+        SourceWorld::assemble(&[("crowd", "crowd.wasm")], (), bitbucket(), 11, |_, _| CrowdSource {
+            application: "roster-reader".into(),
+            settings: "use_nested_groups = false\nuse_incremental_sync = true".into(),
+            ..CrowdSource::default()
+        })
+        .await;
+    let store = w.store.clone();
+    for g in ["developers", "ops"] {
+        store
+            .served_apply(&ServedChange::CreateGroup { group: g.into() })
+            .unwrap();
+    }
+    for i in 0..40 {
+        store
+            .served_apply(&ServedChange::CreateUser {
+                user: format!("dev{i:02}"),
+                display_name: format!("Dev Number{i}"),
+                email: format!("dev{i:02}@example.com"),
+                records: vec![("hr".into(), format!("{i}"))],
+            })
+            .unwrap();
+    }
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "developers".into(),
+            users: (0..30).map(|i| format!("dev{i:02}")).collect(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "ops".into(),
+            users: (25..40).map(|i| format!("dev{i:02}")).collect(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::Deactivate {
+            user: "dev39".into(),
+            leave: vec!["ops".into()],
+        })
+        .unwrap();
+    w.source.password = store
+        .crowd_app_create("roster-reader", &["127.0.0.0/8".into()], None, "test")
+        .unwrap()
+        .1;
+
+    // The endpoint's address goes into the very configuration the service is made from.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    w.source.server_url = format!("http://{}", listener.local_addr().unwrap());
+    let path = w.rt.dir.path().join("roster.toml");
+    std::fs::write(&path, w.config_text()).unwrap();
+    let service = Service::new(store.clone(), w.rt.runtime.clone(), &path, common::kinds()).unwrap();
+    let (app, _) = roster_serve::api::routes(service);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+
+    let check = w.check().await;
+    assert!(check.ok, "{check:?}");
+    let full = w.sync().await;
+    assert_eq!(full.state, "succeeded", "{:?}", full.summary.warnings);
+    let fetched = fetch_of(&full);
+    assert_eq!((fetched.mode.as_str(), fetched.users), ("full", 40), "{fetched:?}");
+    {
+        let bb = w.bb.lock();
+        for i in 0..39 {
+            let u = bb
+                .users()
+                .get(&format!("dev{i:02}"))
+                .unwrap_or_else(|| panic!("dev{i:02} in Bitbucket"));
+            assert_eq!(
+                (u.display_name.clone(), u.email.clone()),
+                (format!("Dev Number{i}"), format!("dev{i:02}@example.com"))
+            );
+        }
+        assert!(!bb.users().contains_key("dev39"), "an inactive user is not provisioned");
+    }
+    assert!(groups_of(&w.bb, "dev27").contains(&"developers".to_string()));
+    assert!(groups_of(&w.bb, "dev27").contains(&"ops".to_string()));
+
+    // Changes, read from the event log: a new member, a rename (followed by its key), one
+    // leaving a group.
+    store
+        .served_apply(&ServedChange::CreateUser {
+            user: "newbie".into(),
+            display_name: "New Bie".into(),
+            email: "newbie@example.com".into(),
+            records: vec![],
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "ops".into(),
+            users: vec!["newbie".into()],
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::RemoveMember {
+            group: "developers".into(),
+            user: "dev27".into(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::UpdateUser {
+            user: "dev05".into(),
+            display_name: "Dev Renamed".into(),
+            email: "dev05@example.com".into(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::RenameUser {
+            from: "dev06".into(),
+            to: "dev06-new".into(),
+            records: vec![("hr".into(), "6".into())],
+        })
+        .unwrap();
+    let incremental = w.sync_incremental().await;
+    assert_eq!(incremental.state, "succeeded", "{:?}", incremental.summary.warnings);
+    let fetched = fetch_of(&incremental);
+    assert_eq!(
+        (fetched.mode.as_str(), &fetched.fell_back),
+        ("incremental", &None),
+        "{fetched:?}"
+    );
+    assert_eq!(groups_of(&w.bb, "newbie"), ["bitbucket-users", "ops"]);
+    assert!(!groups_of(&w.bb, "dev27").contains(&"developers".to_string()));
+    assert_eq!(w.bb.lock().users()["dev05"].display_name, "Dev Renamed");
+    assert!(!w.bb.lock().users().contains_key("dev06"), "renamed, not copied");
+    assert_eq!(
+        groups_of(&w.bb, "dev06-new"),
+        ["bitbucket-users", "developers"],
+        "its groups kept"
+    );
+    task.abort();
+}
