@@ -445,6 +445,24 @@ async fn a_full_sync_reads_every_user_group_and_membership_and_answers_carry_cro
         (v["name"].as_str(), v["active"].as_bool()),
         (Some("user00002"), Some(true))
     );
+    let json = w
+        .send(
+            w.http
+                .post(format!(
+                    "{}{API}/search?entity-type=user&max-results=-1&expand=user,attributes",
+                    w.base
+                ))
+                .basic_auth("bitbucket", Some(&w.passwords["bitbucket"]))
+                .header("accept", "application/json")
+                .body(r#"{"restriction-type":"property-search-restriction","property":{"name":"active","type":"BOOLEAN"},"match-mode":"EXACTLY_MATCHES","value":"false"}"#),
+        )
+        .await;
+    assert_eq!(json.status, 200, "{}", json.text);
+    let v: serde_json::Value = serde_json::from_str(&json.text).unwrap();
+    let users = v["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "the one inactive user: {}", json.text);
+    assert_eq!(users[0]["name"], "user00001");
+    assert_eq!(users[0]["attributes"]["attributes"][0]["name"], "roster.records");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
