@@ -648,6 +648,12 @@ async fn writes_passwords_and_mistakes_are_refused_in_crowds_terms() {
     assert_eq!(nothing.status, 404);
     assert_crowd_headers(&nothing, "unknown path");
     nothing.error();
+    let other_version = w
+        .send(w.http.get(format!("{}/rest/usermanagement/2/user", w.base)))
+        .await;
+    assert_eq!(other_version.status, 404);
+    assert_crowd_headers(&other_version, "another API version");
+    other_version.error();
     let too_big = w.search("bitbucket", "entity-type=user", &"x".repeat(100 * 1024)).await;
     assert_eq!(too_big.status, 413);
     assert_crowd_headers(&too_big, "413");
