@@ -1,5 +1,6 @@
 //! Subcommands that need more than a few lines.
 
+pub mod crowd;
 pub mod demo;
 pub mod preview;
 pub mod progress;

@@ -1,5 +1,6 @@
 //! The service: the REST API route by route and role by role, the scheduler, the configuration
-//! file, the SCIM endpoint identity providers push to, and (ignored by `cargo test`, run by
+//! file, the SCIM endpoint identity providers push to, the Crowd endpoint Atlassian applications
+//! read the served directory through, and (ignored by `cargo test`, run by
 //! `.ci/run`) Schemathesis over the OpenAPI document and scim2-tester over the SCIM endpoint.
 //!
 //! One test binary for all of them (`cargo test -p roster --test service`).
@@ -9,6 +10,8 @@ mod common;
 
 mod api;
 mod config;
+mod crowd;
+mod crowd_apps;
 mod data;
 mod load;
 mod push;
