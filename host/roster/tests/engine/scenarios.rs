@@ -676,3 +676,65 @@ async fn a_single_user_sync_never_deletes_a_group_on_the_crowd_directory() {
     assert_eq!(full.summary.planned.get("delete-group"), None);
     assert_eq!(s.groups()[EMPTIED], BTreeSet::new());
 }
+
+/// `GET /rest/usermanagement/1/user?username=…` as the application `bitbucket`: status and body.
+async fn crowd_user(base: &str, password: &str, name: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/rest/usermanagement/1/user?username={name}"))
+        .basic_auth("bitbucket", Some(password))
+        .header("accept", "application/xml")
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The whole way: a source, runs into the Crowd directory, and an application reading it
+/// through `roster serve`'s Crowd endpoint. A leaver a run deactivates is inactive there at
+/// once; the leavers of a held plan stay active there until the plan is approved by its hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_reads_what_runs_applied_through_the_crowd_endpoint() {
+    let d = Directory::generate(40, 4, 1);
+    let mut s = Scenario::new("crowd-directory", &d).await;
+    s.target_extra = "threshold = { count = 5, percent = 50 }".into();
+    let first = s.sync().await;
+    assert_eq!(first.state, RunState::Succeeded, "{:?}", first.summary.warnings);
+    let path = s.rt.dir.path().join("roster.toml");
+    std::fs::write(&path, s.config_text()).unwrap();
+    let service = roster_serve::service::Service::new(s.store.clone(), s.rt.runtime.clone(), &path, s.kinds()).unwrap();
+    let (base, task) = crate::common::api::serve(service).await;
+    let allowed = ["127.0.0.1".to_string(), "::1".to_string()];
+    let (_, password) = s.store.crowd_app_create("bitbucket", &allowed, None, "test").unwrap();
+    let name = |i: usize| d.users[i].username.clone();
+
+    let (status, body) = crowd_user(&base, &password, &name(0)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<active>true</active>"), "{body}");
+
+    let mut one_less = d.clone();
+    one_less.users.truncate(39);
+    s.write(&one_less);
+    let r = s.sync().await;
+    assert_eq!(r.state, RunState::Succeeded, "{:?}", r.summary.warnings);
+    let (_, body) = crowd_user(&base, &password, &name(39)).await;
+    assert!(
+        body.contains("<active>false</active>"),
+        "the leaver is inactive at once: {body}"
+    );
+
+    let mut fewer = d.clone();
+    fewer.users.truncate(29);
+    s.write(&fewer);
+    let held = s.sync().await;
+    assert_eq!(held.state, RunState::Held, "{:?}", held.summary.warnings);
+    let (_, body) = crowd_user(&base, &password, &name(30)).await;
+    assert!(
+        body.contains("<active>true</active>"),
+        "a held plan is not served: {body}"
+    );
+    let approved = crate::guard::approve(&s.runner(), &held).await;
+    assert_eq!(approved.state, RunState::Succeeded, "{:?}", approved.summary.warnings);
+    let (_, body) = crowd_user(&base, &password, &name(30)).await;
+    assert!(body.contains("<active>false</active>"), "the approved plan is: {body}");
+    task.abort();
+}
