@@ -9,6 +9,7 @@ mod common;
 
 mod api;
 mod config;
+mod crowd_client;
 mod data;
 mod load;
 mod push;

@@ -1,0 +1,355 @@
+//! The Bitbucket-like Crowd directory client (tests/common/crowd_directory.rs) against the Crowd
+//! simulator: the calls it makes are RemoteCrowdDirectory's, a full synchronisation copies the
+//! server exactly, an incremental one converges to what a fresh full one reads, and an expired
+//! token falls back to a full synchronisation. The same client then checks Roster's endpoint.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use roster_sim::crowd::{CrowdSim, CrowdState, CrowdUser, Product};
+use roster_sim::directory::Directory;
+
+use crate::common::crowd_directory::{
+    AttributeSync, Cache, CachedGroup, CachedUser, CrowdDirectory, CrowdError, Nesting, Settings, SyncOutcome,
+};
+
+const APP: &str = "bitbucket";
+const PASSWORD: &str = "bitbucket-app-password";
+
+/// The full synchronisation's five calls (§6), with or without user attributes.
+fn full_calls(user_expand: &str) -> Vec<String> {
+    vec![
+        "GET /event".into(),
+        format!("POST /search?entity-type=user&start-index=0&max-results=-1&expand={user_expand}"),
+        "POST /search?entity-type=group&start-index=0&max-results=-1&expand=group".into(),
+        "GET /group/membership".into(),
+        "GET /event".into(),
+    ]
+}
+
+async fn sim(d: &Directory) -> CrowdSim {
+    let mut s = CrowdState::from_directory(d, Product::Crowd);
+    s.add_application(APP, PASSWORD, &["127.0.0.0/8", "::1"]);
+    CrowdSim::start(s).await
+}
+
+fn client(sim: &CrowdSim, settings: Settings) -> CrowdDirectory {
+    CrowdDirectory::new(&sim.url(), APP, PASSWORD, settings)
+}
+
+/// What a cache of `d` holds, as the simulator serves it (first and last name split at the
+/// first space of the display name, no description, everything active but what `d` says).
+fn expected(d: &Directory) -> Cache {
+    let mut c = Cache::default();
+    for u in &d.users {
+        let (first, last) = u.display_name.split_once(' ').unwrap_or((&u.display_name, ""));
+        c.users.insert(
+            u.username.to_lowercase(),
+            CachedUser {
+                name: u.username.clone(),
+                key: Some(u.id.clone()),
+                active: u.active,
+                first_name: first.into(),
+                last_name: last.into(),
+                display_name: u.display_name.clone(),
+                email: u.email.clone(),
+                attributes: BTreeMap::new(),
+            },
+        );
+    }
+    for g in &d.groups {
+        c.groups.insert(
+            g.name.to_lowercase(),
+            CachedGroup {
+                name: g.name.clone(),
+                description: String::new(),
+                active: true,
+                attributes: BTreeMap::new(),
+            },
+        );
+    }
+    for m in &d.memberships {
+        let group = d.group_name(&m.group).to_lowercase();
+        if m.member_is_group {
+            c.children.insert((group, d.group_name(&m.member).to_lowercase()));
+        } else {
+            c.members.insert((group, d.username(&m.member).to_lowercase()));
+        }
+    }
+    c
+}
+
+#[tokio::test]
+async fn full_sync_makes_the_calls_bitbucket_makes_and_copies_the_directory() {
+    let d = Directory::generate(40, 8, 3);
+    let sim = sim(&d).await;
+    let mut dir = client(&sim, Settings::default());
+    dir.full_sync().await.unwrap();
+    assert_eq!(dir.take_calls(), full_calls("user"));
+    assert_eq!(dir.cache, expected(&d));
+    assert!(dir.token().is_some(), "GET /event gave no token");
+    assert!(!dir.events_during_full_sync);
+    assert_eq!(dir.history, vec![SyncOutcome::Full]);
+
+    // What the full results no longer hold leaves the cache.
+    let gone = &d.users[3].username;
+    sim.lock().remove_user(gone);
+    sim.lock().remove_group(&d.groups[1].name);
+    dir.full_sync().await.unwrap();
+    assert!(!dir.cache.users.contains_key(gone));
+    assert!(dir.cache.user_groups(gone).is_empty());
+    assert!(!dir.cache.groups.contains_key(&d.groups[1].name));
+    assert!(dir.cache.group_users(&d.groups[1].name).is_empty());
+    assert!(
+        !dir.cache
+            .children
+            .iter()
+            .any(|(p, c)| *p == d.groups[1].name || *c == d.groups[1].name)
+    );
+}
+
+#[tokio::test]
+async fn full_sync_with_attributes_asks_for_them_and_keeps_them() {
+    let d = Directory::generate(10, 4, 2);
+    let sim = sim(&d).await;
+    let name = d.users[0].username.clone();
+    sim.lock().update_user(&name, |u| {
+        u.attributes = vec![("roster.records".into(), vec!["hr:1".into(), "okta:00u1".into()])];
+    });
+    let mut dir = client(
+        &sim,
+        Settings {
+            user_attributes: AttributeSync::On,
+            ..Settings::default()
+        },
+    );
+    dir.full_sync().await.unwrap();
+    assert_eq!(dir.take_calls(), full_calls("user%2Cattributes"));
+    assert_eq!(
+        dir.cache.users[&name].attributes.get("roster.records"),
+        Some(&vec!["hr:1".to_string(), "okta:00u1".to_string()])
+    );
+}
+
+/// Changes of every kind the endpoint will log: a rename, a membership ended, a group deleted,
+/// a display name, a new user in groups, a user's whole group set replaced, a user deleted, a
+/// new group nested, an attribute stored.
+fn change_everything(sim: &CrowdSim, d: &Directory) {
+    let mut s = sim.lock();
+    s.rename_user(&d.users[0].username, "renamed-user");
+    let g = s.user_groups(&d.users[1].username)[0].clone();
+    s.remove_user_from_group(&d.users[1].username, &g);
+    s.remove_group(&d.groups[2].name);
+    s.update_user(&d.users[4].username, |u| {
+        u.display_name = "Changed Name".into();
+        u.email = "changed@example.com".into();
+        u.active = false;
+    });
+    s.add_user(CrowdUser::new("newcomer", "u-new", "New Comer", "new@example.com"));
+    s.add_user_to_group("newcomer", &d.groups[0].name);
+    s.add_user_to_group("newcomer", &d.groups[3].name);
+    s.set_user_groups(&d.users[5].username, &[&d.groups[5].name, &d.groups[6].name]);
+    s.remove_user(&d.users[6].username);
+    s.add_group(roster_sim::crowd::CrowdGroup::new("late-group"));
+    s.add_group_to_group("late-group", &d.groups[0].name);
+    s.update_user(&d.users[7].username, |u| {
+        u.attributes = vec![("roster.records".into(), vec!["hr:7".into()])];
+    });
+}
+
+async fn converges(settings: Settings) {
+    let d = Directory::generate(30, 8, 3);
+    let sim = sim(&d).await;
+    let mut dir = client(&sim, settings);
+    dir.full_sync().await.unwrap();
+    let before = dir.cache.clone();
+    let key_of_renamed = before.users[&d.users[0].username].key.clone();
+    let groups_of_renamed = before.user_groups(&d.users[0].username);
+    dir.take_calls();
+
+    change_everything(&sim, &d);
+    dir.incremental_sync().await.unwrap();
+    assert_eq!(dir.take_calls(), vec!["GET /event/{token}"]);
+    let Some(SyncOutcome::Incremental { events }) = dir.history.last().cloned() else {
+        panic!("not incremental: {:?}", dir.history);
+    };
+    assert!(events >= 10, "only {events} events");
+
+    let mut fresh = client(&sim, settings);
+    fresh.full_sync().await.unwrap();
+    assert_eq!(
+        dir.cache, fresh.cache,
+        "incremental sync did not converge to a full sync"
+    );
+    assert_ne!(dir.cache, before);
+    // What a user notices: the renamed user is the same account, in the same groups.
+    assert_eq!(dir.cache.users["renamed-user"].key, key_of_renamed);
+    assert_eq!(dir.cache.user_groups("renamed-user"), groups_of_renamed);
+
+    // Nothing changed: one call, nothing applied.
+    dir.incremental_sync().await.unwrap();
+    assert_eq!(dir.take_calls(), vec!["GET /event/{token}"]);
+    assert_eq!(dir.history.last(), Some(&SyncOutcome::Incremental { events: 0 }));
+    assert_eq!(dir.cache, fresh.cache);
+}
+
+#[tokio::test]
+async fn incremental_sync_converges_to_a_fresh_full_sync() {
+    converges(Settings::default()).await;
+}
+
+#[tokio::test]
+async fn incremental_sync_with_attributes_and_flat_groups_converges() {
+    converges(Settings {
+        user_attributes: AttributeSync::On,
+        group_attributes: AttributeSync::On,
+        nesting: Nesting::Flat,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_token_falls_back_to_a_full_sync() {
+    let d = Directory::generate(20, 8, 2);
+    let sim = sim(&d).await;
+    let mut dir = client(&sim, Settings::default());
+    dir.full_sync().await.unwrap();
+    dir.take_calls();
+    change_everything(&sim, &d);
+    sim.lock().expire_event_tokens();
+    dir.incremental_sync().await.unwrap();
+    let mut calls = vec!["GET /event/{token}".to_string()];
+    calls.extend(full_calls("user"));
+    assert_eq!(dir.take_calls(), calls);
+    assert_eq!(
+        dir.history.last(),
+        Some(&SyncOutcome::FullInstead {
+            why: "410 EVENT_TOKEN_EXPIRED".into()
+        })
+    );
+    let mut fresh = client(&sim, Settings::default());
+    fresh.full_sync().await.unwrap();
+    assert_eq!(dir.cache, fresh.cache);
+    // The new token works.
+    dir.incremental_sync().await.unwrap();
+    assert_eq!(dir.history.last(), Some(&SyncOutcome::Incremental { events: 0 }));
+}
+
+#[tokio::test]
+async fn without_incremental_sync_every_sync_is_full() {
+    let d = Directory::generate(5, 3, 1);
+    let mut s = CrowdState::from_directory(&d, Product::Crowd);
+    s.add_application(APP, PASSWORD, &["127.0.0.0/8"]);
+    s.disable_incremental_sync();
+    let sim = CrowdSim::start(s).await;
+    let mut dir = client(&sim, Settings::default());
+    dir.full_sync().await.unwrap();
+    assert_eq!(dir.token(), None);
+    dir.take_calls();
+    dir.incremental_sync().await.unwrap();
+    assert_eq!(dir.take_calls(), full_calls("user"));
+    assert_eq!(
+        dir.history.last(),
+        Some(&SyncOutcome::FullInstead {
+            why: "no event token stored".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn without_the_membership_document_memberships_are_read_per_group() {
+    let d = Directory::generate(12, 4, 2);
+    let mut s = CrowdState::from_directory(&d, Product::Crowd);
+    s.add_application(APP, PASSWORD, &["127.0.0.0/8"]);
+    s.without_membership_document();
+    let sim = CrowdSim::start(s).await;
+    let mut dir = client(&sim, Settings::default());
+    dir.full_sync().await.unwrap();
+    assert_eq!(dir.cache, expected(&d));
+    let calls = dir.take_calls();
+    let mut want = full_calls("user");
+    want.pop();
+    want.push("POST /search?entity-type=group&start-index=0&max-results=-1&expand=group".into());
+    for g in &d.groups {
+        want.push(format!(
+            "GET /group/user/direct?groupname={}&start-index=0&max-results=-1",
+            g.name
+        ));
+        want.push(format!(
+            "GET /group/child-group/direct?groupname={}&start-index=0&max-results=-1",
+            g.name
+        ));
+    }
+    want.push("GET /event".into());
+    assert_eq!(calls, want);
+}
+
+#[tokio::test]
+async fn refusals_read_as_the_java_client_reads_them() {
+    let d = Directory::generate(3, 2, 1);
+    let sim = sim(&d).await;
+
+    let mut wrong = CrowdDirectory::new(&sim.url(), APP, "wrong", Settings::default());
+    assert!(matches!(wrong.full_sync().await, Err(CrowdError::Unauthorised(_))));
+
+    // No X-Embedded-Crowd-Version (a URL that is not a Crowd API): the Java client's refusal.
+    let mut elsewhere = CrowdDirectory::new(&format!("{}/elsewhere", sim.url()), APP, PASSWORD, Settings::default());
+    let e = elsewhere.full_sync().await.unwrap_err();
+    assert!(matches!(e, CrowdError::NotCrowd { status: 404, .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("does not specify a valid Crowd User Management REST service"),
+        "{e}"
+    );
+
+    // What the client records is what the server saw.
+    sim.log().clear();
+    let mut dir = client(&sim, Settings::default());
+    dir.full_sync().await.unwrap();
+    let seen: Vec<String> = sim
+        .log()
+        .entries()
+        .into_iter()
+        .map(|l| {
+            format!(
+                "{} {}",
+                l.method,
+                l.target.strip_prefix("/rest/usermanagement/1").unwrap_or(&l.target)
+            )
+        })
+        .collect();
+    let recorded: Vec<String> = dir
+        .calls()
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.target))
+        .collect();
+    assert_eq!(seen, recorded);
+
+    // A server without user passwords refuses every login with 400 INVALID_USER_AUTHENTICATION.
+    let e = dir.authenticate(&d.users[0].username, "secret").await.unwrap_err();
+    assert!(
+        matches!(&e, CrowdError::Rest { status: 400, reason, .. } if reason == "INVALID_USER_AUTHENTICATION"),
+        "{e:?}"
+    );
+    assert_eq!(
+        dir.take_calls().last().map(String::as_str),
+        Some(format!("POST /authentication?username={}", d.users[0].username).as_str())
+    );
+}
+
+#[tokio::test]
+async fn names_travel_encoded_as_java_encodes_them() {
+    let mut d = Directory::generate(2, 1, 1);
+    d.groups[0].name = "team one+two".into();
+    let mut s = CrowdState::from_directory(&d, Product::Crowd);
+    s.add_application(APP, PASSWORD, &["127.0.0.0/8"]);
+    s.without_membership_document();
+    let sim = CrowdSim::start(s).await;
+    let mut dir = client(&sim, Settings::default());
+    dir.full_sync().await.unwrap();
+    let calls: BTreeSet<String> = dir.take_calls().into_iter().collect();
+    assert!(
+        calls.contains("GET /group/user/direct?groupname=team+one%2Btwo&start-index=0&max-results=-1"),
+        "{calls:#?}"
+    );
+    assert_eq!(dir.cache, expected(&d));
+}
