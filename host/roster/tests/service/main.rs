@@ -10,6 +10,7 @@ mod common;
 mod api;
 mod config;
 mod crowd_client;
+mod crowd_clients;
 mod data;
 mod load;
 mod push;
