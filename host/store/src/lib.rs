@@ -6,9 +6,11 @@
 //! `settings` (transform settings last accepted), `tokens` (API tokens, hashed), `schedules`
 //! (what the scheduler remembers), `scim` (what identity providers push, and their tokens),
 //! `destroyed` (what applied runs took away, for the guard's
-//! rolling window), `audit`.
+//! rolling window), `audit`, `served` (the directory served as a Crowd server, and its change
+//! log), `crowd_apps` (the applications allowed to read it).
 
 mod audit;
+mod crowd_apps;
 pub mod crypto;
 mod desired;
 mod destroyed;
@@ -21,6 +23,7 @@ mod presence;
 mod runs;
 mod schedules;
 mod scim;
+mod served;
 mod settings;
 mod sources;
 mod targets;
@@ -32,6 +35,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::OptionalExtension;
 
 pub use audit::AuditEntry;
+pub use crowd_apps::CrowdApp;
 pub use destroyed::{Destroyed, Review, WindowTotals};
 pub use files::prepare_data_dir;
 pub use identities::{Identity, IdentityState};
@@ -43,6 +47,9 @@ pub use schedules::ScheduleState;
 pub use scim::{
     MemberOp, MemberRef, Members, Mirrored, Pruned, ScimKind, ScimLookup, ScimMember, ScimResource, ScimTokenRow,
     ScimWrite, ScimWriteError, new_scim_id,
+};
+pub use served::{
+    EventKind, EventOp, EventsSince, ServedApplied, ServedChange, ServedEvent, ServedGroup, ServedState, ServedUser,
 };
 pub use settings::AcceptedSettings;
 pub use sources::SourceRow;
@@ -125,6 +132,24 @@ pub enum StoreError {
     /// Another run holds the target.
     #[error("{0}")]
     Busy(String),
+    /// A change to the served directory names users or groups it does not hold.
+    #[error(
+        "the served directory has no {kind} named {}; read the target again (the next run plans from what it holds)",
+        names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+    )]
+    NotServed {
+        /// "user" or "group".
+        kind: &'static str,
+        /// The names it does not hold.
+        names: Vec<String>,
+    },
+    /// What was asked contradicts what is stored (a name taken); the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// What was given is not acceptable (an empty name, an address that is none); the message
+    /// says which and what is accepted.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Result of store operations.

@@ -235,9 +235,14 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
         ))
         // SCIM has its own gate (the pushing source's token and allow-list), not the API's.
         .merge(crate::scim::routes(state.clone()))
+        // The Crowd endpoint too: an application's name and password, and its addresses.
+        .merge(crate::crowd::routes(state.clone()))
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/scim/") {
                 return crate::scim::not_found();
+            }
+            if uri.path().starts_with("/rest/usermanagement/") {
+                return crate::crowd::not_found(uri.path());
             }
             ApiError::not_found("no such route; see /api/v1/openapi.json").into_response()
         })

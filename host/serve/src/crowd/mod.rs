@@ -1,0 +1,230 @@
+//! Roster as a Crowd user server: the `usermanagement/1` REST API (crowd-rest.md §1–§7) that
+//! Bitbucket, Jira, Confluence and Bamboo read through an "Atlassian Crowd" directory, served
+//! under `/rest/usermanagement/1` on `roster serve`'s listener.
+//!
+//! What it serves is the state of the `crowd-directory` target, which runs plan, guard and
+//! apply like any other target: this module only reads it, through the store's `served_*`
+//! methods, and never plans or writes. Every write the API has (users, groups, memberships,
+//! passwords) is answered 403 APPLICATION_PERMISSION_DENIED.
+//!
+//! - `gate`: the application's HTTP Basic credentials (`crowd_app_verify`), its allowed
+//!   addresses (the API's client address, `X-Forwarded-For` believed only from `[api]
+//!   trusted_proxies`), the body cap, and the headers every answer carries.
+//! - `routes`: the resources; full searches and `/group/membership` are streamed from keyset
+//!   pages, so a 100k-user answer is never held in memory.
+//! - `search`: the search restrictions of `POST /search`.
+//! - `xml`: the entities, with JAXB's element names.
+
+mod gate;
+mod routes;
+mod search;
+mod xml;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+
+use crate::api::AppState;
+use crate::api::auth::{REFUSAL_WINDOW, REFUSALS_PER_WINDOW, RefusalAudit};
+
+/// Where the API lives (crowd-rest.md §1: `<server URL>/rest/usermanagement/1`).
+pub const BASE: &str = "/rest/usermanagement/1";
+
+/// The value of `X-Embedded-Crowd-Version`, without which Crowd's client refuses the server.
+pub const VERSION_HEADER: &str = concat!("Roster/", env!("CARGO_PKG_VERSION"));
+
+/// The largest request body read (a search restriction is a few hundred bytes).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What the Crowd routes share.
+pub(crate) struct CrowdState {
+    service: AppState,
+    /// The audit of refused requests (401, 403), coalesced like the API's.
+    refusals: Arc<RefusalAudit>,
+    /// When each application's use was last recorded (ms): `crowd_app_used` at most once a
+    /// minute, not on every request.
+    used: Mutex<HashMap<String, i64>>,
+}
+
+/// The application a request comes from, set by the gate for the handlers.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// Its name.
+    app: String,
+    /// The groups it may see, lower-cased; `None`: every group.
+    visible: Option<Arc<Vec<String>>>,
+}
+
+impl Caller {
+    /// Whether the application may see the group `name`.
+    fn sees_group(&self, name: &str) -> bool {
+        self.visible
+            .as_ref()
+            .is_none_or(|v| v.iter().any(|g| *g == name.to_lowercase()))
+    }
+
+    /// The groups it may see, as the store's `only_in` takes them.
+    fn only_in(&self) -> Option<Vec<String>> {
+        self.visible.as_ref().map(|v| v.as_ref().clone())
+    }
+}
+
+/// The representation an answer is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// JAXB's XML: what Crowd's Java client always asks for.
+    Xml,
+    /// The same names as JSON keys, when `Accept` asks for JSON and not XML.
+    Json,
+}
+
+impl Format {
+    /// XML unless `Accept` asks for JSON and not XML.
+    fn of(headers: &HeaderMap) -> Format {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if accept.contains("application/json") && !accept.contains("application/xml") && !accept.contains("text/xml") {
+            Format::Json
+        } else {
+            Format::Xml
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Xml => "application/xml;charset=UTF-8",
+            Format::Json => "application/json;charset=UTF-8",
+        }
+    }
+}
+
+/// Reasons of Crowd's error entity (crowd-rest.md §3): only values its client knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// A parameter or body the client got wrong (400).
+    IllegalArgument,
+    /// No such user (404).
+    UserNotFound,
+    /// No such group (404).
+    GroupNotFound,
+    /// The membership tested does not hold (404).
+    MembershipNotFound,
+    /// The event token is unknown or older than the log kept (410).
+    EventTokenExpired,
+    /// Roster holds no user passwords (400 on `POST /authentication`).
+    InvalidUserAuthentication,
+    /// A write (403).
+    ApplicationPermissionDenied,
+    /// A resource or method this server does not have (404, 405).
+    UnsupportedOperation,
+    /// Roster's own failure (500).
+    OperationFailed,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reason::IllegalArgument => "ILLEGAL_ARGUMENT",
+            Reason::UserNotFound => "USER_NOT_FOUND",
+            Reason::GroupNotFound => "GROUP_NOT_FOUND",
+            Reason::MembershipNotFound => "MEMBERSHIP_NOT_FOUND",
+            Reason::EventTokenExpired => "EVENT_TOKEN_EXPIRED",
+            Reason::InvalidUserAuthentication => "INVALID_USER_AUTHENTICATION",
+            Reason::ApplicationPermissionDenied => "APPLICATION_PERMISSION_DENIED",
+            Reason::UnsupportedOperation => "UNSUPPORTED_OPERATION",
+            Reason::OperationFailed => "OPERATION_FAILED",
+        }
+    }
+}
+
+/// An error answer not yet rendered: `<error><reason/><message/></error>` with a status.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    status: StatusCode,
+    reason: Reason,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: Reason, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// 400 ILLEGAL_ARGUMENT.
+    fn illegal(message: impl Into<String>) -> Refusal {
+        Refusal::new(StatusCode::BAD_REQUEST, Reason::IllegalArgument, message)
+    }
+
+    /// 500 OPERATION_FAILED for a store error; the details go to the log, not the client.
+    fn failed(e: &roster_store::StoreError) -> Refusal {
+        tracing::error!("Crowd endpoint: the store failed: {e}");
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Reason::OperationFailed,
+            "Roster could not read the served directory; the server log has the details",
+        )
+    }
+
+    /// The answer, in `format`.
+    fn render(&self, format: Format) -> Response {
+        let body = match format {
+            Format::Xml => xml::error_xml(self.reason.as_str(), &self.message),
+            Format::Json => xml::error_json(self.reason.as_str(), &self.message),
+        };
+        answer(self.status, format, body)
+    }
+}
+
+impl From<roster_store::StoreError> for Refusal {
+    fn from(e: roster_store::StoreError) -> Self {
+        Refusal::failed(&e)
+    }
+}
+
+/// An answer with a body in `format`.
+fn answer(status: StatusCode, format: Format, body: impl Into<axum::body::Body>) -> Response {
+    let mut r = (status, body.into()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    r
+}
+
+/// The Crowd routes, behind the gate; merged into what `roster serve` serves by `api::routes`.
+pub fn routes(service: AppState) -> axum::Router<AppState> {
+    let state = Arc::new(CrowdState {
+        service,
+        refusals: Arc::new(RefusalAudit::new(REFUSAL_WINDOW, REFUSALS_PER_WINDOW)),
+        used: Mutex::new(HashMap::new()),
+    });
+    axum::Router::new()
+        .route(BASE, any(routes::dispatch))
+        .route(&format!("{BASE}/"), any(routes::dispatch))
+        .route(&format!("{BASE}/{{*rest}}"), any(routes::dispatch))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), gate::admit))
+        // The gate reads the body against its own cap ([`MAX_BODY`]), answering in Crowd's terms.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// The answer to a path under `/rest/usermanagement/` that is not this API (another version):
+/// with Crowd's headers, so a client reads the 404 rather than doubting the server.
+pub fn not_found(path: &str) -> Response {
+    let mut r = Refusal::new(
+        StatusCode::NOT_FOUND,
+        Reason::UnsupportedOperation,
+        format!("no such resource: {path}; Roster serves Crowd's usermanagement API version 1 under {BASE}"),
+    )
+    .render(Format::Xml);
+    gate::stamp(r.headers_mut());
+    r
+}

@@ -1,0 +1,868 @@
+//! The resources under `/rest/usermanagement/1` (crowd-rest.md §5, §7), for an application the
+//! gate let through: searches, lookups, membership listings and tests, the membership document,
+//! events; the write endpoints, refused. Everything is read through the store's `served_*`
+//! methods, and what an application with a group list may see is filtered here: those groups,
+//! and the users who are members of one of them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use roster_store::{EventKind, EventOp, EventsSince, ServedGroup, ServedUser, Store, StoreError};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::search::{Restriction, Subject};
+use super::xml::{self, Attributes, Membership, Outgoing, PROLOG};
+use super::{BASE, Caller, CrowdState, Format, Reason, Refusal, answer};
+
+/// Users or groups read per keyset page when an answer is streamed.
+const PAGE: usize = 1000;
+
+/// A streamed answer is sent in chunks of about this size.
+const CHUNK: usize = 64 * 1024;
+
+/// Chunks a streamed answer may have in flight: with [`CHUNK`], the memory one answer holds.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Events one `GET /event/{token}` answers at most; the token it gives continues after them.
+const EVENTS_PER_ANSWER: usize = 5000;
+
+/// `max-results` when a request gives none (J5 `AbstractResource.DEFAULT_SEARCH_RESULT_SIZE`).
+const DEFAULT_MAX_RESULTS: usize = 1000;
+
+type Answer = Result<Response, Refusal>;
+
+/// How many results a request wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    /// `max-results=-1`: every one, never truncated (a truncated full sync makes the client
+    /// delete whom it did not see).
+    All,
+    /// At most this many.
+    AtMost(usize),
+}
+
+/// Which results: `start-index` and `max-results`.
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    start: usize,
+    limit: Limit,
+}
+
+impl Range {
+    /// The part of `items` this range selects.
+    fn of<T>(self, items: Vec<T>) -> impl Iterator<Item = T> {
+        let take = match self.limit {
+            Limit::All => usize::MAX,
+            Limit::AtMost(n) => n,
+        };
+        items.into_iter().skip(self.start).take(take)
+    }
+}
+
+/// How listed entities are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// `expand` named the entity: everything, attributes as `expand` says.
+    Full(Attributes),
+    /// The name only (what the client asks for when it wants names).
+    Minimal,
+}
+
+/// One request, as the resources see it.
+struct Ctx {
+    state: Arc<CrowdState>,
+    caller: Caller,
+    format: Format,
+    query: Vec<(String, String)>,
+}
+
+impl Ctx {
+    fn store(&self) -> &Arc<Store> {
+        &self.state.service.store
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn required(&self, name: &str) -> Result<&str, Refusal> {
+        self.param(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Refusal::illegal(format!("the query parameter `{name}` is required")))
+    }
+
+    /// Whether `expand` lists `what`.
+    fn expands(&self, what: &str) -> bool {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == "expand")
+            .flat_map(|(_, v)| v.split(','))
+            .any(|x| x.trim().eq_ignore_ascii_case(what))
+    }
+
+    fn attributes(&self) -> Attributes {
+        if self.expands("attributes") {
+            Attributes::Listed
+        } else {
+            Attributes::Omitted
+        }
+    }
+
+    /// Full entities when `expand` names `item`, names only otherwise.
+    fn shape(&self, item: &str) -> Shape {
+        if self.expands(item) {
+            Shape::Full(self.attributes())
+        } else {
+            Shape::Minimal
+        }
+    }
+
+    /// `start-index` (default 0) and `max-results` (default 1000, -1 for all).
+    fn range(&self) -> Result<Range, Refusal> {
+        let start = match self.param("start-index") {
+            None | Some("") => 0,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| Refusal::illegal(format!("start-index must be 0 or more, not `{v}`")))?,
+        };
+        let limit = match self.param("max-results").map(str::trim) {
+            None | Some("") => Limit::AtMost(DEFAULT_MAX_RESULTS),
+            Some("-1") => Limit::All,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) => Limit::AtMost(n),
+                Err(_) => {
+                    return Err(Refusal::illegal(format!(
+                        "max-results must be -1 (all) or 0 or more, not `{v}`"
+                    )));
+                }
+            },
+        };
+        Ok(Range { start, limit })
+    }
+
+    fn ok(&self, body: String) -> Response {
+        answer(StatusCode::OK, self.format, body)
+    }
+
+    /// Runs `f` on the store off the async workers.
+    async fn read<T, F>(&self, f: F) -> Result<T, Refusal>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.store().blocking(f).await.map_err(Refusal::from)
+    }
+
+    /// The user `name` (any case), if this application may see it.
+    async fn visible_user(&self, name: &str) -> Result<Option<ServedUser>, Refusal> {
+        let (n, caller) = (name.to_string(), self.caller.clone());
+        self.read(move |s| match s.served_user(&n)? {
+            Some(u) if sees_user(s, &caller, &u.name)? => Ok(Some(u)),
+            _ => Ok(None),
+        })
+        .await
+    }
+}
+
+/// Whether `caller` may see the user `name`: every user, or one in a group it may see.
+fn sees_user(s: &Store, caller: &Caller, name: &str) -> Result<bool, StoreError> {
+    if caller.visible.is_none() {
+        return Ok(true);
+    }
+    Ok(s.served_user_groups(name)?.iter().any(|g| caller.sees_group(g)))
+}
+
+/// Users and groups as listings write them.
+trait Listed: Subject + Sized + Send + 'static {
+    /// The list's element (`users`).
+    const ROOT: &'static str;
+    /// An item's element, and the `expand` word for full items (`user`).
+    const ITEM: &'static str;
+    /// Its name.
+    fn name(&self) -> &str;
+    /// A keyset page (see `Store::served_users_page`).
+    fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError>;
+    /// The full entity, XML.
+    fn xml(&self, out: &mut String, attrs: Attributes);
+    /// The full entity, JSON.
+    fn json(&self, attrs: Attributes) -> Value;
+}
+
+impl Listed for ServedUser {
+    const ROOT: &'static str = "users";
+    const ITEM: &'static str = "user";
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError> {
+        s.served_users_page(after, limit, only_in)
+    }
+    fn xml(&self, out: &mut String, attrs: Attributes) {
+        xml::user(out, self, attrs);
+    }
+    fn json(&self, attrs: Attributes) -> Value {
+        xml::user_json(self, attrs)
+    }
+}
+
+impl Listed for ServedGroup {
+    const ROOT: &'static str = "groups";
+    const ITEM: &'static str = "group";
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError> {
+        s.served_groups_page(after, limit, only_in)
+    }
+    fn xml(&self, out: &mut String, attrs: Attributes) {
+        xml::group(out, self, attrs);
+    }
+    fn json(&self, attrs: Attributes) -> Value {
+        xml::group_json(self, attrs)
+    }
+}
+
+/// A listing being written: the opening, then items, then [`Writer::close`].
+struct Writer {
+    out: String,
+    format: Format,
+    root: &'static str,
+    items: usize,
+}
+
+impl Writer {
+    fn open(format: Format, root: &'static str, item: &'static str) -> Writer {
+        let mut out = String::with_capacity(CHUNK + 4096);
+        match format {
+            Format::Xml => {
+                out.push_str(PROLOG);
+                out.push_str(&format!("<{root} expand=\"{item}\">"));
+            }
+            Format::Json => out.push_str(&format!("{{\"expand\":\"{item}\",\"{root}\":[")),
+        }
+        Writer {
+            out,
+            format,
+            root,
+            items: 0,
+        }
+    }
+
+    fn separate(&mut self) {
+        if self.format == Format::Json && self.items > 0 {
+            self.out.push(',');
+        }
+        self.items += 1;
+    }
+
+    /// An entity, as `shape` says.
+    fn entity<T: Listed>(&mut self, e: &T, shape: Shape) {
+        match shape {
+            Shape::Minimal => self.name(T::ITEM, e.name()),
+            Shape::Full(attrs) => {
+                self.separate();
+                match self.format {
+                    Format::Xml => e.xml(&mut self.out, attrs),
+                    Format::Json => self.out.push_str(&e.json(attrs).to_string()),
+                }
+            }
+        }
+    }
+
+    /// A minimal item: `<user name="…"/>`, `{"name":"…"}`.
+    fn name(&mut self, item: &str, name: &str) {
+        self.separate();
+        match self.format {
+            Format::Xml => xml::min(&mut self.out, item, name),
+            Format::Json => self.out.push_str(&serde_json::json!({ "name": name }).to_string()),
+        }
+    }
+
+    fn close(mut self) -> String {
+        match self.format {
+            Format::Xml => self.out.push_str(&format!("</{}>", self.root)),
+            Format::Json => self.out.push_str("]}"),
+        }
+        self.out
+    }
+}
+
+/// Sends a streamed answer's chunks; `Err(Gone)` when the client went away.
+struct Sink(mpsc::Sender<Result<Bytes, std::io::Error>>);
+
+/// The client stopped reading: nothing more to do.
+struct Gone;
+
+impl Sink {
+    /// Sends what `out` holds once it is a chunk's worth.
+    fn maybe_send(&self, out: &mut String) -> Result<(), Gone> {
+        if out.len() < CHUNK {
+            return Ok(());
+        }
+        self.send(out)
+    }
+
+    fn send(&self, out: &mut String) -> Result<(), Gone> {
+        let chunk = Bytes::from(std::mem::replace(out, String::with_capacity(CHUNK + 4096)));
+        self.0.blocking_send(Ok(chunk)).map_err(|_| Gone)
+    }
+
+    /// Ends the body with an error: the client sees a broken answer, never a complete-looking
+    /// but truncated one (which would make it delete whom it did not see).
+    fn fail(&self, e: &StoreError) {
+        tracing::error!("Crowd endpoint: the store failed in the middle of a streamed answer: {e}");
+        let _ = self
+            .0
+            .blocking_send(Err(std::io::Error::other("the served directory could not be read")));
+    }
+}
+
+/// A streamed answer: `produce` runs on the blocking pool and writes through the [`Sink`]; at
+/// most [`CHUNKS_IN_FLIGHT`] chunks wait for the client, so memory stays flat however large.
+fn streamed<F>(format: Format, produce: F) -> Response
+where
+    F: FnOnce(&Sink) -> Result<(), Gone> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let sink = Sink(tx);
+        let _ = produce(&sink);
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    answer(StatusCode::OK, format, Body::from_stream(stream))
+}
+
+/// Serves an application's request (the gate has admitted it).
+pub(super) async fn dispatch(State(state): State<Arc<CrowdState>>, req: Request) -> Response {
+    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
+        // Only reachable if the gate were not in front of the routes.
+        return Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Reason::OperationFailed,
+            "the request was not authenticated",
+        )
+        .render(Format::Xml);
+    };
+    let (parts, body) = req.into_parts();
+    // The gate has read the body (capped), so this does not wait on the client.
+    let body = axum::body::to_bytes(body, super::MAX_BODY).await.unwrap_or_default();
+    let path = parts.uri.path();
+    let rest = path.strip_prefix(BASE).unwrap_or(path);
+    let rest = if rest.len() > 1 { rest.trim_end_matches('/') } else { rest };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    // `/group/membership` and `/event*` are XML whatever `Accept` says, errors included.
+    let xml_only = rest == "/group/membership" || rest == "/event" || rest.starts_with("/event/");
+    let format = if xml_only { Format::Xml } else { Format::of(&parts.headers) };
+    let ctx = Ctx {
+        state,
+        caller,
+        format,
+        query,
+    };
+    let method = if parts.method == Method::HEAD {
+        Method::GET
+    } else {
+        parts.method.clone()
+    };
+    match route(&ctx, &method, rest, &body).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = e.render(format);
+            if e.status == StatusCode::METHOD_NOT_ALLOWED {
+                let allow = if rest == "/search" { "POST" } else { "GET, HEAD" };
+                r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            r
+        }
+    }
+}
+
+/// The resources only read here: any other method on them is 405, not a refused write.
+fn read_only_resource(rest: &str) -> bool {
+    rest == "/group/membership" || rest == "/event" || rest.starts_with("/event/") || rest == "/search"
+}
+
+async fn route(ctx: &Ctx, method: &Method, rest: &str, body: &[u8]) -> Answer {
+    match (method, rest) {
+        (&Method::POST, "/search") => search(ctx, body).await,
+        (&Method::GET, "/search") => Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Reason::UnsupportedOperation,
+            "searches with a CQL `restriction` (GET /search) are not supported; POST /search with a search restriction in the body",
+        )),
+        (&Method::POST, "/authentication") => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            Reason::InvalidUserAuthentication,
+            "Roster serves users and groups but holds no passwords; authenticate users through another directory or single sign-on",
+        )),
+        (&Method::POST, "/authentication/notify") => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            Reason::UnsupportedOperation,
+            "authentication notifications are not supported here",
+        )),
+        (&Method::GET, "/user") => user(ctx).await,
+        (&Method::GET, "/group") => group(ctx).await,
+        (&Method::GET, "/user/group/direct" | "/user/group/nested") => user_groups(ctx).await,
+        (&Method::GET, "/group/user/direct" | "/group/user/nested") => group_users(ctx).await,
+        (&Method::GET, "/group/child-group/direct" | "/group/child-group/nested") => {
+            related_groups(ctx, "child-groupname", Related::Children)
+        }
+        (&Method::GET, "/group/parent-group/direct" | "/group/parent-group/nested") => {
+            related_groups(ctx, "parent-groupname", Related::Parents)
+        }
+        (&Method::GET, "/group/membership") => memberships(ctx).await,
+        (&Method::GET, "/event") => {
+            let token = ctx.read(|s| s.served_token()).await?;
+            Ok(ctx.ok(xml::current_token(&token)))
+        }
+        (&Method::GET, t) if t.starts_with("/event/") => events_since(ctx, &t["/event/".len()..]).await,
+        (&Method::GET, other) => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            Reason::UnsupportedOperation,
+            format!("no such resource: {BASE}{other}"),
+        )),
+        (m, r) if read_only_resource(r) => Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Reason::UnsupportedOperation,
+            format!("{m} is not allowed on {BASE}{r}"),
+        )),
+        (m, r) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            Reason::ApplicationPermissionDenied,
+            format!(
+                "{m} {BASE}{r} refused: Roster's Crowd directory is read-only for application '{}'; users, groups and memberships change at the sources Roster reads",
+                ctx.caller.app
+            ),
+        )),
+    }
+}
+
+fn user_not_found(name: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        Reason::UserNotFound,
+        format!("User <{name}> does not exist"),
+    )
+}
+
+fn group_not_found(name: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        Reason::GroupNotFound,
+        format!("Group <{name}> does not exist"),
+    )
+}
+
+fn not_member(child: &str, parent: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        Reason::MembershipNotFound,
+        format!("The child entity <{child}> is not a member of the parent <{parent}>"),
+    )
+}
+
+/// `POST /search?entity-type=user|group`: streamed from keyset pages.
+async fn search(ctx: &Ctx, body: &[u8]) -> Answer {
+    let entity = ctx.required("entity-type")?.to_ascii_lowercase();
+    let restriction = Restriction::parse(body).map_err(|e| Refusal::illegal(format!("bad search restriction: {e}")))?;
+    let range = ctx.range()?;
+    match entity.as_str() {
+        "user" => stream_search::<ServedUser>(ctx, restriction, range).await,
+        "group" => stream_search::<ServedGroup>(ctx, restriction, range).await,
+        other => Err(Refusal::illegal(format!(
+            "entity-type must be `user` or `group`, not `{other}`"
+        ))),
+    }
+}
+
+/// A search's answer, streamed: the first page is read before answering (so a failing store
+/// is a 500), the rest as the client reads.
+async fn stream_search<T: Listed>(ctx: &Ctx, restriction: Restriction, range: Range) -> Answer {
+    let only_in = ctx.caller.only_in();
+    let o = only_in.clone();
+    let first = ctx.read(move |s| T::page(s, None, PAGE, o.as_deref())).await?;
+    if range.limit == Limit::AtMost(0) {
+        return Ok(ctx.ok(Writer::open(ctx.format, T::ROOT, T::ITEM).close()));
+    }
+    let (store, shape, format) = (ctx.store().clone(), ctx.shape(T::ITEM), ctx.format);
+    Ok(streamed(format, move |sink| {
+        let mut w = Writer::open(format, T::ROOT, T::ITEM);
+        let (mut skipped, mut written) = (0usize, 0usize);
+        let mut page = first;
+        loop {
+            for e in &page {
+                if !restriction.is_all() && !restriction.matches(e) {
+                    continue;
+                }
+                if skipped < range.start {
+                    skipped += 1;
+                    continue;
+                }
+                if let Limit::AtMost(n) = range.limit
+                    && written >= n
+                {
+                    break;
+                }
+                w.entity(e, shape);
+                written += 1;
+                sink.maybe_send(&mut w.out)?;
+            }
+            let full = matches!(range.limit, Limit::AtMost(n) if written >= n);
+            let Some(last) = page.last().filter(|_| page.len() == PAGE && !full) else {
+                break;
+            };
+            let after = last.name().to_lowercase();
+            page = match T::page(&store, Some(&after), PAGE, only_in.as_deref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    sink.fail(&e);
+                    return Err(Gone);
+                }
+            };
+        }
+        let mut out = w.close();
+        sink.send(&mut out)
+    }))
+}
+
+/// `GET /user?username=` or `?key=`.
+async fn user(ctx: &Ctx) -> Answer {
+    let found = match (ctx.param("username"), ctx.param("key")) {
+        (Some(name), _) if !name.is_empty() => ctx.visible_user(name).await?.ok_or_else(|| user_not_found(name))?,
+        (_, Some(key)) if !key.is_empty() => {
+            let (k, caller) = (key.to_string(), ctx.caller.clone());
+            ctx.read(move |s| match s.served_user_by_key(&k)? {
+                Some(u) if sees_user(s, &caller, &u.name)? => Ok(Some(u)),
+                _ => Ok(None),
+            })
+            .await?
+            .ok_or_else(|| user_not_found(key))?
+        }
+        _ => {
+            return Err(Refusal::illegal(
+                "the query parameter `username` or `key` is required",
+            ));
+        }
+    };
+    Ok(match ctx.format {
+        Format::Xml => {
+            let mut out = String::from(PROLOG);
+            xml::user(&mut out, &found, ctx.attributes());
+            ctx.ok(out)
+        }
+        Format::Json => ctx.ok(xml::user_json(&found, ctx.attributes()).to_string()),
+    })
+}
+
+/// The group `name` (any case), if this application may see it.
+async fn visible_group(ctx: &Ctx, name: &str) -> Result<Option<ServedGroup>, Refusal> {
+    if !ctx.caller.sees_group(name) {
+        return Ok(None);
+    }
+    let n = name.to_string();
+    ctx.read(move |s| s.served_group(&n)).await
+}
+
+/// `GET /group?groupname=`.
+async fn group(ctx: &Ctx) -> Answer {
+    let name = ctx.required("groupname")?;
+    let found = visible_group(ctx, name).await?.ok_or_else(|| group_not_found(name))?;
+    Ok(match ctx.format {
+        Format::Xml => {
+            let mut out = String::from(PROLOG);
+            xml::group(&mut out, &found, ctx.attributes());
+            ctx.ok(out)
+        }
+        Format::Json => ctx.ok(xml::group_json(&found, ctx.attributes()).to_string()),
+    })
+}
+
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort_by_key(|n| n.to_lowercase());
+    names
+}
+
+/// `GET /user/group/direct|nested?username=[&groupname=]`: memberships are flat, so direct and
+/// nested are the same.
+async fn user_groups(ctx: &Ctx) -> Answer {
+    let name = ctx.required("username")?;
+    let user = ctx.visible_user(name).await?.ok_or_else(|| user_not_found(name))?;
+    let u = user.name.clone();
+    let groups = ctx.read(move |s| s.served_user_groups(&u)).await?;
+    let groups = sorted(groups.into_iter().filter(|g| ctx.caller.sees_group(g)).collect());
+    if let Some(test) = ctx.param("groupname") {
+        let found = groups.iter().find(|g| g.eq_ignore_ascii_case(test) || g.to_lowercase() == test.to_lowercase());
+        return match found {
+            Some(g) => Ok(member_answer(ctx, "group", g)),
+            None => Err(not_member(name, test)),
+        };
+    }
+    let range = ctx.range()?;
+    let page: Vec<String> = range.of(groups).collect();
+    let shape = ctx.shape("group");
+    let entities = match shape {
+        Shape::Minimal => Vec::new(),
+        Shape::Full(_) => {
+            let names = page.clone();
+            ctx.read(move |s| {
+                names
+                    .iter()
+                    .filter_map(|n| s.served_group(n).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+        }
+    };
+    let mut w = Writer::open(ctx.format, "groups", "group");
+    match shape {
+        Shape::Minimal => page.iter().for_each(|n| w.name("group", n)),
+        Shape::Full(_) => entities.iter().for_each(|g| w.entity(g, shape)),
+    }
+    Ok(ctx.ok(w.close()))
+}
+
+/// `GET /group/user/direct|nested?groupname=[&username=]`. A group that does not exist (or
+/// that this application may not see) has no members, as Crowd answers (J5
+/// `GroupsController.getDirectUsers`).
+async fn group_users(ctx: &Ctx) -> Answer {
+    let name = ctx.required("groupname")?;
+    let members = match visible_group(ctx, name).await? {
+        Some(g) => sorted(ctx.read(move |s| s.served_group_users(&g.name)).await?),
+        None => Vec::new(),
+    };
+    if let Some(test) = ctx.param("username") {
+        let found = members.iter().find(|u| u.to_lowercase() == test.to_lowercase());
+        return match found {
+            Some(u) => Ok(member_answer(ctx, "user", u)),
+            None => Err(not_member(test, name)),
+        };
+    }
+    let range = ctx.range()?;
+    let page: Vec<String> = range.of(members).collect();
+    let shape = ctx.shape("user");
+    let entities = match shape {
+        Shape::Minimal => Vec::new(),
+        Shape::Full(_) => {
+            let names = page.clone();
+            ctx.read(move |s| {
+                names
+                    .iter()
+                    .filter_map(|n| s.served_user(n).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+        }
+    };
+    let mut w = Writer::open(ctx.format, "users", "user");
+    match shape {
+        Shape::Minimal => page.iter().for_each(|n| w.name("user", n)),
+        Shape::Full(_) => entities.iter().for_each(|u| w.entity(u, shape)),
+    }
+    Ok(ctx.ok(w.close()))
+}
+
+/// The answer to a membership test that holds: the member, minimal.
+fn member_answer(ctx: &Ctx, item: &str, name: &str) -> Response {
+    match ctx.format {
+        Format::Xml => {
+            let mut out = String::from(PROLOG);
+            xml::min(&mut out, item, name);
+            ctx.ok(out)
+        }
+        Format::Json => ctx.ok(serde_json::json!({ "name": name }).to_string()),
+    }
+}
+
+/// Which way a group-to-group listing looks.
+#[derive(Clone, Copy)]
+enum Related {
+    Children,
+    Parents,
+}
+
+/// `GET /group/child-group|parent-group/direct|nested?groupname=`: the served directory is
+/// flat, so there are none; a membership test never holds.
+fn related_groups(ctx: &Ctx, test_param: &str, related: Related) -> Answer {
+    let name = ctx.required("groupname")?;
+    ctx.range()?;
+    if let Some(t) = ctx.param(test_param) {
+        return Err(match related {
+            Related::Children => not_member(t, name),
+            Related::Parents => not_member(name, t),
+        });
+    }
+    Ok(ctx.ok(Writer::open(ctx.format, "groups", "group").close()))
+}
+
+/// `GET /group/membership`: every group's direct users (and no child groups: the directory is
+/// flat), streamed from keyset pages.
+async fn memberships(ctx: &Ctx) -> Answer {
+    let only_in = ctx.caller.only_in();
+    let o = only_in.clone();
+    let first = ctx.read(move |s| s.served_memberships_page(None, PAGE, o.as_deref())).await?;
+    let store = ctx.store().clone();
+    Ok(streamed(Format::Xml, move |sink| {
+        let mut out = String::with_capacity(CHUNK + 4096);
+        out.push_str(PROLOG);
+        out.push_str("<memberships>");
+        let mut page = first;
+        loop {
+            for (group, users) in &page {
+                out.push_str("<membership group=\"");
+                xml::esc(&mut out, group);
+                out.push_str("\"><users>");
+                for u in users {
+                    xml::min(&mut out, "user", u);
+                    sink.maybe_send(&mut out)?;
+                }
+                out.push_str("</users><groups></groups></membership>");
+                sink.maybe_send(&mut out)?;
+            }
+            let Some((last, _)) = page.last().filter(|_| page.len() == PAGE) else {
+                break;
+            };
+            let after = last.to_lowercase();
+            page = match store.served_memberships_page(Some(&after), PAGE, only_in.as_deref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    sink.fail(&e);
+                    return Err(Gone);
+                }
+            };
+        }
+        out.push_str("</memberships>");
+        sink.send(&mut out)
+    }))
+}
+
+/// `GET /event/{token}`: the events since the token, as this application may see them, and the
+/// token to ask with next; 410 EVENT_TOKEN_EXPIRED for a token the log cannot continue from.
+async fn events_since(ctx: &Ctx, token: &str) -> Answer {
+    let (token, caller) = (token.to_string(), ctx.caller.clone());
+    let body = ctx
+        .read(move |s| match s.served_events_since(&token, EVENTS_PER_ANSWER)? {
+            EventsSince::Expired => Ok(None),
+            EventsSince::Events { events, token } => {
+                let out = visible_events(s, &caller, &events)?;
+                Ok(Some(xml::events(&out, &token)))
+            }
+        })
+        .await?;
+    match body {
+        Some(b) => Ok(ctx.ok(b)),
+        None => Err(Refusal::new(
+            StatusCode::GONE,
+            Reason::EventTokenExpired,
+            "the event token has expired, is from before the change log was reset, or was never issued; synchronise in full",
+        )),
+    }
+}
+
+/// The events an application may see. Every event, for one that sees every group. For one
+/// limited to some groups: the events of those groups; memberships in them; a user's events
+/// while the user is in one of them. A user who joins one comes with their entity (so the
+/// client knows whom the membership names); one who leaves the last of them is deleted from
+/// the application's view. Whether a user is in view is judged now, not when the event was
+/// logged: the answer brings the client to the present state of what it may see.
+fn visible_events<'e>(s: &Store, caller: &Caller, events: &'e [roster_store::ServedEvent]) -> Result<Vec<Outgoing<'e>>, StoreError> {
+    if caller.visible.is_none() {
+        return Ok(events.iter().map(Outgoing::Logged).collect());
+    }
+    let mut in_view: HashMap<String, bool> = HashMap::new();
+    let mut sees = |name: &str| -> Result<bool, StoreError> {
+        let key = name.to_lowercase();
+        if let Some(b) = in_view.get(&key) {
+            return Ok(*b);
+        }
+        let b = sees_user(s, caller, name)?;
+        in_view.insert(key, b);
+        Ok(b)
+    };
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        match (&e.kind, &e.op) {
+            (EventKind::Group, _) => {
+                if caller.sees_group(&e.name) {
+                    out.push(Outgoing::Logged(e));
+                }
+            }
+            // Deleting a user the client does not hold changes nothing for it.
+            (EventKind::User, EventOp::Deleted) => out.push(Outgoing::Logged(e)),
+            (EventKind::User, _) => {
+                if sees(&e.name)? {
+                    out.push(Outgoing::Logged(e));
+                }
+            }
+            (EventKind::UserMembership, op) => {
+                let parents: Vec<String> = e.parents.iter().filter(|g| caller.sees_group(g)).cloned().collect();
+                if parents.is_empty() {
+                    continue;
+                }
+                match op {
+                    EventOp::Deleted => {
+                        out.push(Outgoing::Membership {
+                            op: Membership::Deleted,
+                            user: &e.name,
+                            parents,
+                        });
+                        if !sees(&e.name)? {
+                            out.push(Outgoing::UserGone(&e.name));
+                        }
+                    }
+                    EventOp::Created | EventOp::Updated => {
+                        if let Some(u) = s.served_user(&e.name)? {
+                            out.push(Outgoing::UserNow(u));
+                        }
+                        out.push(Outgoing::Membership {
+                            op: Membership::Created,
+                            user: &e.name,
+                            parents,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_skips_then_takes_and_all_takes_everything() {
+        let r = Range {
+            start: 1,
+            limit: Limit::AtMost(2),
+        };
+        assert_eq!(r.of(vec![1, 2, 3, 4]).collect::<Vec<_>>(), [2, 3]);
+        let all = Range {
+            start: 0,
+            limit: Limit::All,
+        };
+        assert_eq!(all.of(vec![1, 2, 3]).count(), 3);
+    }
+
+    #[test]
+    fn json_listings_separate_items_and_xml_ones_name_them() {
+        let mut w = Writer::open(Format::Json, "users", "user");
+        w.name("user", "a");
+        w.name("user", "b\"");
+        let v: Value = serde_json::from_str(&w.close()).unwrap();
+        assert_eq!(v["users"][1]["name"], "b\"");
+        let mut w = Writer::open(Format::Xml, "groups", "group");
+        w.name("group", "a&b");
+        assert!(w.close().ends_with("<groups expand=\"group\"><group name=\"a&amp;b\"/></groups>"));
+    }
+}

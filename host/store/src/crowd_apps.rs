@@ -1,0 +1,239 @@
+//! Applications allowed to read the served directory (`crowd_apps`), as Jira's "User server →
+//! Add application" has them: a name, a password Roster generates and shows once (only its
+//! SHA-256 is kept), the addresses it may call from, and the groups it may see.
+
+use base64::Engine;
+use rusqlite::{OptionalExtension, params};
+
+use super::tokens::hash;
+use super::{Result, Store, StoreError, json_col, now_ms};
+
+/// An application allowed to read the served directory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CrowdApp {
+    /// Its name, as given (the HTTP Basic user name it calls with).
+    pub name: String,
+    /// Addresses and CIDR ranges it may call from.
+    pub allowed: Vec<String>,
+    /// The groups it sees (and their members); None: every group.
+    pub groups: Option<Vec<String>>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Who created it.
+    pub created_by: String,
+    /// Unix ms of its last use (to the minute).
+    pub last_used_at: Option<i64>,
+}
+
+const COLUMNS: &str = "name, allowed, groups, created_at, created_by, last_used_at";
+
+/// An application row as read: name, allowed, groups, created_at, created_by, last_used_at.
+type RawApp = (String, String, Option<String>, i64, String, Option<i64>);
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawApp> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn to_app((name, allowed, groups, created_at, created_by, last_used_at): RawApp) -> Result<CrowdApp> {
+    Ok(CrowdApp {
+        name,
+        allowed: json_col("crowd_apps.allowed", &allowed)?,
+        groups: groups.map(|g| json_col("crowd_apps.groups", &g)).transpose()?,
+        created_at,
+        created_by,
+        last_used_at,
+    })
+}
+
+/// A new password: 32 random bytes, base64url without padding (43 characters).
+fn new_password() -> Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a password: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The name is the HTTP Basic user name: it cannot be empty or hold a colon.
+fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.contains(':') {
+        return Err(StoreError::Invalid(format!(
+            "{name:?} cannot name an application: its name is the user name it signs in with, so it must not be empty nor contain ':'"
+        )));
+    }
+    Ok(())
+}
+
+/// The addresses, trimmed, each checked to be an address or a CIDR range; as JSON.
+fn allowed_json(allowed: &[String]) -> Result<String> {
+    let trimmed: Vec<String> = allowed.iter().map(|a| a.trim().to_string()).collect();
+    for a in &trimmed {
+        roster_http::addr::parse_range(a).map_err(StoreError::Invalid)?;
+    }
+    serde_json::to_string(&trimmed).map_err(|e| StoreError::Json {
+        what: "crowd_apps.allowed",
+        detail: e.to_string(),
+    })
+}
+
+fn groups_json(groups: Option<&[String]>) -> Result<Option<String>> {
+    groups
+        .map(|g| {
+            serde_json::to_string(g).map_err(|e| StoreError::Json {
+                what: "crowd_apps.groups",
+                detail: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+fn no_app(name: &str) -> StoreError {
+    StoreError::NotFound(format!(
+        "there is no application named {name:?} for the served directory; create it first"
+    ))
+}
+
+impl Store {
+    /// Creates `name` with a fresh generated password, returned once (only its hash is kept);
+    /// error if the name exists (case-insensitive) or an address is neither IP nor CIDR.
+    pub fn crowd_app_create(
+        &self,
+        name: &str,
+        allowed: &[String],
+        groups: Option<&[String]>,
+        actor: &str,
+    ) -> Result<(CrowdApp, String)> {
+        check_name(name)?;
+        let allowed = allowed_json(allowed)?;
+        let groups = groups_json(groups)?;
+        let password = new_password()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists: Option<String> = tx
+            .query_row(
+                "SELECT name FROM crowd_apps WHERE lname = ?1",
+                [name.to_lowercase()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(existing) = exists {
+            return Err(StoreError::Conflict(format!(
+                "an application named {existing:?} exists already (names are compared in any case); choose another name, or rotate its password"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO crowd_apps (lname, name, sha256, allowed, groups, created_at, created_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                name.to_lowercase(),
+                name,
+                hash(&password),
+                allowed,
+                groups,
+                now_ms(),
+                actor
+            ],
+        )?;
+        let app = tx.query_row(
+            &format!("SELECT {COLUMNS} FROM crowd_apps WHERE lname = ?1"),
+            [name.to_lowercase()],
+            row,
+        )?;
+        tx.commit()?;
+        Ok((to_app(app)?, password))
+    }
+
+    /// Every application, by name.
+    pub fn crowd_apps(&self) -> Result<Vec<CrowdApp>> {
+        let conn = self.reader();
+        let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM crowd_apps ORDER BY lname"))?;
+        let rows: Vec<RawApp> = st.query_map([], row)?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(to_app).collect()
+    }
+
+    /// The application named `name`, in any case.
+    pub fn crowd_app(&self, name: &str) -> Result<Option<CrowdApp>> {
+        let found = self
+            .reader()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM crowd_apps WHERE lname = ?1"),
+                [name.to_lowercase()],
+                row,
+            )
+            .optional()?;
+        found.map(to_app).transpose()
+    }
+
+    /// The application if `password` is its password (constant-time compare of hashes).
+    pub fn crowd_app_verify(&self, name: &str, password: &str) -> Result<Option<CrowdApp>> {
+        let offered = hash(password);
+        let found: Option<(String, RawApp)> = self
+            .reader()
+            .query_row(
+                &format!("SELECT sha256, {COLUMNS} FROM crowd_apps WHERE lname = ?1"),
+                [name.to_lowercase()],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?),
+                    ))
+                },
+            )
+            .optional()?;
+        match found {
+            Some((stored, app)) if same(&stored, &offered) => to_app(app).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Replaces the addresses and the visible groups of `name`.
+    pub fn crowd_app_update(&self, name: &str, allowed: &[String], groups: Option<&[String]>) -> Result<CrowdApp> {
+        let allowed = allowed_json(allowed)?;
+        let groups = groups_json(groups)?;
+        let changed = self.conn().execute(
+            "UPDATE crowd_apps SET allowed = ?2, groups = ?3 WHERE lname = ?1",
+            params![name.to_lowercase(), allowed, groups],
+        )?;
+        if changed == 0 {
+            return Err(no_app(name));
+        }
+        self.crowd_app(name)?.ok_or_else(|| no_app(name))
+    }
+
+    /// Gives `name` a new generated password, returned once; the old one stops working at once.
+    pub fn crowd_app_rotate(&self, name: &str) -> Result<String> {
+        let password = new_password()?;
+        let changed = self.conn().execute(
+            "UPDATE crowd_apps SET sha256 = ?2 WHERE lname = ?1",
+            params![name.to_lowercase(), hash(&password)],
+        )?;
+        if changed == 0 {
+            return Err(no_app(name));
+        }
+        Ok(password)
+    }
+
+    /// Deletes `name`; false when there is none.
+    pub fn crowd_app_delete(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM crowd_apps WHERE lname = ?1", [name.to_lowercase()])?
+            > 0)
+    }
+
+    /// Notes that `name` called at `at` (Unix ms): written at most once a minute, and not while
+    /// the writer is busy — a run's writes must never hold up an application's request.
+    pub fn crowd_app_used(&self, name: &str, at: i64) -> Result<()> {
+        if let Some(conn) = self.try_conn() {
+            conn.execute(
+                "UPDATE crowd_apps SET last_used_at = ?2 WHERE lname = ?1 \
+                 AND (last_used_at IS NULL OR last_used_at <= ?2 - 60000)",
+                params![name.to_lowercase(), at],
+            )?;
+        }
+        Ok(())
+    }
+}

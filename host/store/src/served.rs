@@ -1,0 +1,901 @@
+//! The directory Roster serves as a Crowd server (issue 21): `served_users`, `served_groups`,
+//! `served_members`, the change log `served_events` and its epoch (`served_meta`).
+//!
+//! Only the `crowd-directory` target writes here, one [`ServedChange`] per engine operation,
+//! each in one transaction together with the events it causes, so the log never tells a client
+//! of a change the tables do not hold (or the other way round). Names are compared lower-case
+//! (`lname`), as Crowd's are. The Crowd endpoint only reads, in keyset pages, so a full
+//! search of a large directory never sits in memory.
+
+use roster_model::Record;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::{Result, Store, StoreError, now_ms, word};
+
+/// One user of the served directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedUser {
+    /// Row id (stable while the user exists).
+    pub id: i64,
+    /// The name as spelled.
+    pub name: String,
+    /// The stable key (`<key>` in Crowd): kept through renames.
+    pub external_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// The display name up to its first space.
+    pub first_name: String,
+    /// The display name after its first space ("" when it has none).
+    pub last_name: String,
+    /// Email, when known.
+    pub email: Option<String>,
+    /// False once deactivated.
+    pub active: bool,
+    /// The IdP records it belongs to, each `[source, id]`.
+    pub records: Vec<Record>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+/// One group of the served directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedGroup {
+    /// The name as spelled.
+    pub name: String,
+    /// Description ("" for groups Roster creates).
+    pub description: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+/// A change to the served directory: what the crowd-directory target applies (one per engine op).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServedChange {
+    /// Creates a group.
+    CreateGroup {
+        /// Its name.
+        group: String,
+    },
+    /// Deletes a group and its memberships.
+    DeleteGroup {
+        /// Its name.
+        group: String,
+    },
+    /// Creates a user (or makes an inactive one of that name active again, with these details).
+    CreateUser {
+        /// Username.
+        user: String,
+        /// Display name.
+        display_name: String,
+        /// Email ("" for none).
+        email: String,
+        /// The IdP records it belongs to.
+        records: Vec<Record>,
+    },
+    /// Renames a user, keeping its key.
+    RenameUser {
+        /// Current name.
+        from: String,
+        /// New name.
+        to: String,
+        /// The IdP records it belongs to.
+        records: Vec<Record>,
+    },
+    /// Changes a user's display name and email.
+    UpdateUser {
+        /// Username.
+        user: String,
+        /// New display name.
+        display_name: String,
+        /// New email ("" for none).
+        email: String,
+    },
+    /// Adds users to a group.
+    AddMembers {
+        /// The group.
+        group: String,
+        /// Usernames.
+        users: Vec<String>,
+    },
+    /// Removes a user from a group.
+    RemoveMember {
+        /// The group.
+        group: String,
+        /// Username.
+        user: String,
+    },
+    /// Sets a user inactive and takes it out of these groups.
+    Deactivate {
+        /// Username.
+        user: String,
+        /// Groups to leave.
+        leave: Vec<String>,
+    },
+    /// Deletes a user and its memberships.
+    DeleteUser {
+        /// Username.
+        user: String,
+    },
+}
+
+/// What applying a change came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServedApplied {
+    /// Written, with its events.
+    Done,
+    /// Nothing to do, with why.
+    Already(String),
+}
+
+/// Whole served state, for the target's read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServedState {
+    /// Every user, by lower-case name.
+    pub users: Vec<ServedUser>,
+    /// Every group name, by lower-case name.
+    pub groups: Vec<String>,
+    /// (group name, lower-case user name), by group then user.
+    pub members: Vec<(String, String)>,
+}
+
+/// An event of the change log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServedEvent {
+    /// Its place in the log.
+    pub seq: i64,
+    /// What it is about.
+    pub kind: EventKind,
+    /// What happened.
+    pub op: EventOp,
+    /// The user or group, as named when it happened.
+    pub name: String,
+    /// User events CREATED/UPDATED: the user as it was then.
+    pub user: Option<ServedUser>,
+    /// Group events CREATED/UPDATED: the group as it was then.
+    pub group: Option<ServedGroup>,
+    /// User-membership events: the parent groups.
+    pub parents: Vec<String>,
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum EventKind {
+    /// A user.
+    User,
+    /// A group.
+    Group,
+    /// A user's memberships.
+    UserMembership,
+}
+
+impl EventKind {
+    /// The word stored in `served_events.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::User => "user",
+            EventKind::Group => "group",
+            EventKind::UserMembership => "user-membership",
+        }
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<EventKind, String> {
+        match s {
+            "user" => Ok(EventKind::User),
+            "group" => Ok(EventKind::Group),
+            "user-membership" => Ok(EventKind::UserMembership),
+            other => Err(format!("unknown served event kind `{other}`")),
+        }
+    }
+}
+
+/// What happened, in Crowd's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum EventOp {
+    /// Created.
+    Created,
+    /// Changed.
+    Updated,
+    /// Deleted.
+    Deleted,
+}
+
+impl EventOp {
+    /// Crowd's word: "CREATED", "UPDATED", "DELETED".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOp::Created => "CREATED",
+            EventOp::Updated => "UPDATED",
+            EventOp::Deleted => "DELETED",
+        }
+    }
+}
+
+impl std::str::FromStr for EventOp {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<EventOp, String> {
+        match s {
+            "CREATED" => Ok(EventOp::Created),
+            "UPDATED" => Ok(EventOp::Updated),
+            "DELETED" => Ok(EventOp::Deleted),
+            other => Err(format!("unknown served event op `{other}`")),
+        }
+    }
+}
+
+/// Events since a token, or why there are none to give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsSince {
+    /// The events after the token (possibly none), and the token to ask with next.
+    Events {
+        /// In order.
+        events: Vec<ServedEvent>,
+        /// The token after the last of them.
+        token: String,
+    },
+    /// The token is malformed, of another epoch, or older than the oldest kept event: the
+    /// client must synchronise in full.
+    Expired,
+}
+
+const USER_COLUMNS: &str = "u.id, u.name, u.external_id, u.display_name, u.first_name, u.last_name, u.email, u.active, \
+     u.records, u.created_at, u.updated_at";
+
+const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.created_at, g.updated_at";
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ServedUser> {
+    let records: String = r.get(8)?;
+    let records = serde_json::from_str(&records)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok(ServedUser {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        external_id: r.get(2)?,
+        display_name: r.get(3)?,
+        first_name: r.get(4)?,
+        last_name: r.get(5)?,
+        email: r.get(6)?,
+        active: r.get(7)?,
+        records,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
+}
+
+fn group_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ServedGroup)> {
+    Ok((
+        r.get(0)?,
+        ServedGroup {
+            name: r.get(1)?,
+            description: r.get(2)?,
+            created_at: r.get(3)?,
+            updated_at: r.get(4)?,
+        },
+    ))
+}
+
+fn user_in(conn: &Connection, lname: &str) -> rusqlite::Result<Option<ServedUser>> {
+    conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM served_users u WHERE u.lname = ?1"))?
+        .query_row([lname], user_row)
+        .optional()
+}
+
+fn user_by_id(conn: &Connection, id: i64) -> rusqlite::Result<ServedUser> {
+    conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM served_users u WHERE u.id = ?1"))?
+        .query_row([id], user_row)
+}
+
+fn group_in(conn: &Connection, lname: &str) -> rusqlite::Result<Option<(i64, ServedGroup)>> {
+    conn.prepare_cached(&format!(
+        "SELECT {GROUP_COLUMNS} FROM served_groups g WHERE g.lname = ?1"
+    ))?
+    .query_row([lname], group_row)
+    .optional()
+}
+
+/// Crowd needs a first and a last name: the display name split at its first space.
+fn split_name(display_name: &str) -> (&str, &str) {
+    display_name.split_once(' ').unwrap_or((display_name, ""))
+}
+
+fn email_of(email: &str) -> Option<&str> {
+    (!email.is_empty()).then_some(email)
+}
+
+fn to_json<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Json {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn not_served(kind: &'static str, names: Vec<String>) -> StoreError {
+    StoreError::NotServed { kind, names }
+}
+
+/// Names are keys of the served directory: an empty one could never be asked for.
+fn check_name(kind: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "a {kind} of the served directory needs a name; this one is empty"
+        )));
+    }
+    Ok(())
+}
+
+/// `n` random bytes.
+fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for the served directory: {e}")))?;
+    Ok(b)
+}
+
+/// A new user's key: a random UUID (version 4), as Crowd's keys look to a client.
+fn new_key() -> Result<String> {
+    let mut b: [u8; 16] = random()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+/// Appends one event to the log.
+fn log(
+    conn: &Connection,
+    at: i64,
+    kind: EventKind,
+    op: EventOp,
+    name: &str,
+    body: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO served_events (at, kind, op, name, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![at, kind.as_str(), op.as_str(), name, body])?;
+    Ok(())
+}
+
+fn log_user(conn: &Connection, at: i64, op: EventOp, user: &ServedUser) -> Result<()> {
+    let body = to_json("served_events.body", user)?;
+    log(conn, at, EventKind::User, op, &user.name, Some(&body))?;
+    Ok(())
+}
+
+fn log_membership(conn: &Connection, at: i64, op: EventOp, user: &str, parents: &[&str]) -> Result<()> {
+    let body = to_json("served_events.body", parents)?;
+    log(conn, at, EventKind::UserMembership, op, user, Some(&body))?;
+    Ok(())
+}
+
+/// One change, inside the caller's transaction.
+fn apply(conn: &Connection, change: &ServedChange, now: i64) -> Result<ServedApplied> {
+    use ServedApplied::{Already, Done};
+    match change {
+        ServedChange::CreateGroup { group } => {
+            check_name("group", group)?;
+            if let Some((_, g)) = group_in(conn, &group.to_lowercase())? {
+                return Ok(Already(format!("group {} exists", g.name)));
+            }
+            conn.execute(
+                "INSERT INTO served_groups (lname, name, description, created_at, updated_at) VALUES (?1, ?2, '', ?3, ?3)",
+                params![group.to_lowercase(), group, now],
+            )?;
+            let g = ServedGroup {
+                name: group.clone(),
+                description: String::new(),
+                created_at: now,
+                updated_at: now,
+            };
+            let body = to_json("served_events.body", &g)?;
+            log(conn, now, EventKind::Group, EventOp::Created, group, Some(&body))?;
+            Ok(Done)
+        }
+        ServedChange::DeleteGroup { group } => {
+            let Some((id, g)) = group_in(conn, &group.to_lowercase())? else {
+                return Ok(Already(format!("there is no group {group}")));
+            };
+            // Its memberships go with it (ON DELETE CASCADE).
+            conn.execute("DELETE FROM served_groups WHERE id = ?1", [id])?;
+            log(conn, now, EventKind::Group, EventOp::Deleted, &g.name, None)?;
+            Ok(Done)
+        }
+        ServedChange::CreateUser {
+            user,
+            display_name,
+            email,
+            records,
+        } => {
+            check_name("user", user)?;
+            let lname = user.to_lowercase();
+            let (first, last) = split_name(display_name);
+            let records = to_json("served_users.records", records)?;
+            match user_in(conn, &lname)? {
+                Some(u) if u.active => Ok(Already(format!("user {} exists", u.name))),
+                Some(u) => {
+                    // The same name again after a deactivation: the account comes back, with its
+                    // key, so applications keep what they hold for it.
+                    conn.execute(
+                        "UPDATE served_users SET name = ?2, display_name = ?3, first_name = ?4, last_name = ?5, \
+                         email = ?6, active = 1, records = ?7, updated_at = ?8 WHERE id = ?1",
+                        params![u.id, user, display_name, first, last, email_of(email), records, now],
+                    )?;
+                    log_user(conn, now, EventOp::Updated, &user_by_id(conn, u.id)?)?;
+                    Ok(Done)
+                }
+                None => {
+                    conn.execute(
+                        "INSERT INTO served_users (lname, name, external_id, display_name, first_name, last_name, \
+                         email, active, records, created_at, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?9)",
+                        params![
+                            lname,
+                            user,
+                            new_key()?,
+                            display_name,
+                            first,
+                            last,
+                            email_of(email),
+                            records,
+                            now
+                        ],
+                    )?;
+                    log_user(
+                        conn,
+                        now,
+                        EventOp::Created,
+                        &user_by_id(conn, conn.last_insert_rowid())?,
+                    )?;
+                    Ok(Done)
+                }
+            }
+        }
+        ServedChange::RenameUser { from, to, records } => {
+            check_name("user", to)?;
+            let (lfrom, lto) = (from.to_lowercase(), to.to_lowercase());
+            let Some(u) = user_in(conn, &lfrom)? else {
+                if let Some(t) = user_in(conn, &lto)? {
+                    return Ok(Already(format!(
+                        "there is no user {from}, and {} is there already",
+                        t.name
+                    )));
+                }
+                return Err(not_served("user", vec![from.clone()]));
+            };
+            if lfrom != lto
+                && let Some(t) = user_in(conn, &lto)?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "cannot rename {from} to {to}: the served directory has another user named {}",
+                    t.name
+                )));
+            }
+            if u.name == *to && u.records == *records {
+                return Ok(Already(format!("{to} is named so already")));
+            }
+            conn.execute(
+                "UPDATE served_users SET lname = ?2, name = ?3, records = ?4, updated_at = ?5 WHERE id = ?1",
+                params![u.id, lto, to, to_json("served_users.records", records)?, now],
+            )?;
+            log_user(conn, now, EventOp::Updated, &user_by_id(conn, u.id)?)?;
+            Ok(Done)
+        }
+        ServedChange::UpdateUser {
+            user,
+            display_name,
+            email,
+        } => {
+            let u = user_in(conn, &user.to_lowercase())?.ok_or_else(|| not_served("user", vec![user.clone()]))?;
+            if u.display_name == *display_name && u.email.as_deref() == email_of(email) {
+                return Ok(Already(format!("{} has these details already", u.name)));
+            }
+            let (first, last) = split_name(display_name);
+            conn.execute(
+                "UPDATE served_users SET display_name = ?2, first_name = ?3, last_name = ?4, email = ?5, \
+                 updated_at = ?6 WHERE id = ?1",
+                params![u.id, display_name, first, last, email_of(email), now],
+            )?;
+            log_user(conn, now, EventOp::Updated, &user_by_id(conn, u.id)?)?;
+            Ok(Done)
+        }
+        ServedChange::AddMembers { group, users } => {
+            let (gid, g) =
+                group_in(conn, &group.to_lowercase())?.ok_or_else(|| not_served("group", vec![group.clone()]))?;
+            let mut found = Vec::with_capacity(users.len());
+            let mut unknown = Vec::new();
+            {
+                let mut st = conn.prepare_cached("SELECT id, name FROM served_users WHERE lname = ?1")?;
+                for user in users {
+                    match st
+                        .query_row([user.to_lowercase()], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()?
+                    {
+                        Some(row) => found.push(row),
+                        None => unknown.push(user.clone()),
+                    }
+                }
+            }
+            if !unknown.is_empty() {
+                return Err(not_served("user", unknown));
+            }
+            let mut added = 0usize;
+            let mut insert =
+                conn.prepare_cached("INSERT OR IGNORE INTO served_members (group_id, user_id) VALUES (?1, ?2)")?;
+            for (uid, name) in &found {
+                if insert.execute(params![gid, uid])? == 1 {
+                    log_membership(conn, now, EventOp::Created, name, &[&g.name])?;
+                    added += 1;
+                }
+            }
+            if added == 0 {
+                return Ok(Already(format!("every user named is in {} already", g.name)));
+            }
+            Ok(Done)
+        }
+        ServedChange::RemoveMember { group, user } => {
+            let (gid, g) =
+                group_in(conn, &group.to_lowercase())?.ok_or_else(|| not_served("group", vec![group.clone()]))?;
+            let u = user_in(conn, &user.to_lowercase())?.ok_or_else(|| not_served("user", vec![user.clone()]))?;
+            let removed = conn.execute(
+                "DELETE FROM served_members WHERE group_id = ?1 AND user_id = ?2",
+                params![gid, u.id],
+            )?;
+            if removed == 0 {
+                return Ok(Already(format!("{} is not in {}", u.name, g.name)));
+            }
+            log_membership(conn, now, EventOp::Deleted, &u.name, &[&g.name])?;
+            Ok(Done)
+        }
+        ServedChange::Deactivate { user, leave } => {
+            let u = user_in(conn, &user.to_lowercase())?.ok_or_else(|| not_served("user", vec![user.clone()]))?;
+            // A group to leave that the directory does not hold is one the user is not in:
+            // nothing to leave, not an error (the engine names the licensing groups it knows).
+            let mut left: Vec<String> = Vec::new();
+            for group in leave {
+                let Some((gid, g)) = group_in(conn, &group.to_lowercase())? else {
+                    continue;
+                };
+                if conn.execute(
+                    "DELETE FROM served_members WHERE group_id = ?1 AND user_id = ?2",
+                    params![gid, u.id],
+                )? == 1
+                {
+                    left.push(g.name);
+                }
+            }
+            if u.active {
+                conn.execute(
+                    "UPDATE served_users SET active = 0, updated_at = ?2 WHERE id = ?1",
+                    params![u.id, now],
+                )?;
+                log_user(conn, now, EventOp::Updated, &user_by_id(conn, u.id)?)?;
+            } else if left.is_empty() {
+                return Ok(Already(format!("{} is inactive and in none of those groups", u.name)));
+            }
+            if !left.is_empty() {
+                let parents: Vec<&str> = left.iter().map(String::as_str).collect();
+                log_membership(conn, now, EventOp::Deleted, &u.name, &parents)?;
+            }
+            Ok(Done)
+        }
+        ServedChange::DeleteUser { user } => {
+            let Some(u) = user_in(conn, &user.to_lowercase())? else {
+                return Ok(Already(format!("there is no user {user}")));
+            };
+            // Its memberships go with it (ON DELETE CASCADE).
+            conn.execute("DELETE FROM served_users WHERE id = ?1", [u.id])?;
+            log(conn, now, EventKind::User, EventOp::Deleted, &u.name, None)?;
+            Ok(Done)
+        }
+    }
+}
+
+fn epoch_in(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT epoch FROM served_meta WHERE id = 1", [], |r| r.get(0))
+        .optional()
+}
+
+/// The seq of the last event ever written (pruned or not); 0 before the first.
+fn last_seq(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'served_events'), 0), \
+         COALESCE((SELECT MAX(seq) FROM served_events), 0))",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// "<epoch>.<seq>", or None when malformed.
+fn parse_token(token: &str) -> Option<(&str, i64)> {
+    let (epoch, seq) = token.split_once('.')?;
+    if epoch.is_empty() || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((epoch, seq.parse().ok()?))
+}
+
+type RawEvent = (i64, EventKind, EventOp, String, Option<String>);
+
+fn to_event((seq, kind, op, name, body): RawEvent) -> Result<ServedEvent> {
+    let mut event = ServedEvent {
+        seq,
+        kind,
+        op,
+        name,
+        user: None,
+        group: None,
+        parents: Vec::new(),
+    };
+    let Some(body) = body else { return Ok(event) };
+    match kind {
+        EventKind::User => event.user = Some(super::json_col("served_events.body", &body)?),
+        EventKind::Group => event.group = Some(super::json_col("served_events.body", &body)?),
+        EventKind::UserMembership => event.parents = super::json_col("served_events.body", &body)?,
+    }
+    Ok(event)
+}
+
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The lower-cased names of `only_in`, as a JSON list for `json_each`.
+fn names_json(names: &[String]) -> Result<String> {
+    let lower: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    to_json("served group names", &lower)
+}
+
+/// Groups by lname after `after`, at most `limit`; only those named in `only_in` when given.
+fn groups_page_in(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: usize,
+    only_in: Option<&[String]>,
+) -> Result<Vec<(i64, ServedGroup)>> {
+    // Names are never empty, so "" is before every lname and one statement serves both.
+    let after = after.map(str::to_lowercase).unwrap_or_default();
+    let rows = match only_in {
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {GROUP_COLUMNS} FROM served_groups g WHERE g.lname > ?1 ORDER BY g.lname LIMIT ?2"
+            ))?
+            .query_map(params![after, limit_of(limit)], group_row)?
+            .collect::<rusqlite::Result<_>>()?,
+        Some(groups) => conn
+            .prepare_cached(&format!(
+                "SELECT {GROUP_COLUMNS} FROM served_groups g WHERE g.lname > ?1 \
+                 AND g.lname IN (SELECT value FROM json_each(?3)) ORDER BY g.lname LIMIT ?2"
+            ))?
+            .query_map(params![after, limit_of(limit), names_json(groups)?], group_row)?
+            .collect::<rusqlite::Result<_>>()?,
+    };
+    Ok(rows)
+}
+
+impl Store {
+    /// The whole served directory, read at one moment.
+    pub fn served_state(&self) -> Result<ServedState> {
+        let mut conn = self.reader();
+        let tx = conn.transaction()?;
+        let users = tx
+            .prepare(&format!("SELECT {USER_COLUMNS} FROM served_users u ORDER BY u.lname"))?
+            .query_map([], user_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        let groups = tx
+            .prepare("SELECT name FROM served_groups ORDER BY lname")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let members = tx
+            .prepare(
+                "SELECT g.name, u.lname FROM served_members m JOIN served_groups g ON g.id = m.group_id \
+                 JOIN served_users u ON u.id = m.user_id ORDER BY g.lname, u.lname",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        tx.finish()?;
+        Ok(ServedState { users, groups, members })
+    }
+
+    /// Applies one change in one transaction, appending its events (names compared lower-case;
+    /// users unknown to a membership change are an error naming them, not a panic).
+    pub fn served_apply(&self, change: &ServedChange) -> Result<ServedApplied> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let applied = apply(&tx, change, now_ms())?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// The token for "now": "<epoch>.<last seq>" (creates the epoch row on first use).
+    pub fn served_token(&self) -> Result<String> {
+        {
+            let mut conn = self.reader();
+            let tx = conn.transaction()?;
+            if let Some(epoch) = epoch_in(&tx)? {
+                let last = last_seq(&tx)?;
+                tx.finish()?;
+                return Ok(format!("{epoch}.{last}"));
+            }
+        }
+        let epoch = hex::encode(random::<8>()?);
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("INSERT OR IGNORE INTO served_meta (id, epoch) VALUES (1, ?1)", [epoch])?;
+        let epoch = epoch_in(&tx)?.ok_or_else(|| StoreError::NotFound("the served directory's epoch".into()))?;
+        let last = last_seq(&tx)?;
+        tx.commit()?;
+        Ok(format!("{epoch}.{last}"))
+    }
+
+    /// Events after `token`, at most `max` (then the token of the last one given); Expired for a
+    /// malformed token, another epoch, or one older than the oldest kept event.
+    pub fn served_events_since(&self, token: &str, max: usize) -> Result<EventsSince> {
+        let Some((asked_epoch, after)) = parse_token(token) else {
+            return Ok(EventsSince::Expired);
+        };
+        let mut conn = self.reader();
+        let tx = conn.transaction()?;
+        if epoch_in(&tx)?.as_deref() != Some(asked_epoch) {
+            return Ok(EventsSince::Expired);
+        }
+        let last = last_seq(&tx)?;
+        let oldest: Option<i64> = tx.query_row("SELECT MIN(seq) FROM served_events", [], |r| r.get(0))?;
+        // Every event after the token must still be kept; a token past the last event was not
+        // given by this log (a restored backup, say): both mean "synchronise in full".
+        if after > last || after < oldest.unwrap_or(last + 1) - 1 {
+            return Ok(EventsSince::Expired);
+        }
+        let raw: Vec<RawEvent> = tx
+            .prepare_cached("SELECT seq, kind, op, name, body FROM served_events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?
+            .query_map(params![after, limit_of(max)], |r| {
+                Ok((r.get(0)?, word(r, 1)?, word(r, 2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        tx.finish()?;
+        let events: Vec<ServedEvent> = raw.into_iter().map(to_event).collect::<Result<_>>()?;
+        let token = format!("{asked_epoch}.{}", events.last().map_or(after, |e| e.seq));
+        Ok(EventsSince::Events { events, token })
+    }
+
+    /// Deletes events older than `before_ms` (the log's retention; tokens older become expired).
+    pub fn served_prune_events(&self, before_ms: i64) -> Result<usize> {
+        // Always a prefix of the log (by seq, even should the clock have stepped back), so a
+        // token is either expired or sees every event after it.
+        Ok(self.conn().execute(
+            "DELETE FROM served_events WHERE seq <= (SELECT MAX(seq) FROM served_events WHERE at < ?1)",
+            [before_ms],
+        )?)
+    }
+
+    /// Users ordered by lname, after `after` (lname, exclusive), at most `limit`: keyset pages for
+    /// streaming a full search without holding it in memory. `only_in`: None = all users,
+    /// Some(groups) = members of at least one of these groups (an application's visible groups).
+    pub fn served_users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<ServedUser>> {
+        let after = after.map(str::to_lowercase).unwrap_or_default();
+        let conn = self.reader();
+        let rows = match only_in {
+            None => conn
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM served_users u WHERE u.lname > ?1 ORDER BY u.lname LIMIT ?2"
+                ))?
+                .query_map(params![after, limit_of(limit)], user_row)?
+                .collect::<rusqlite::Result<_>>()?,
+            // Walks the lname index and keeps members (served_members_user answers each test), so
+            // a page costs its rows plus the users skipped, never a sort of every visible user.
+            Some(groups) => conn
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM served_users u WHERE u.lname > ?1 AND EXISTS \
+                     (SELECT 1 FROM served_members m WHERE m.user_id = u.id AND m.group_id IN \
+                     (SELECT g.id FROM served_groups g WHERE g.lname IN (SELECT value FROM json_each(?3)))) \
+                     ORDER BY u.lname LIMIT ?2"
+                ))?
+                .query_map(params![after, limit_of(limit), names_json(groups)?], user_row)?
+                .collect::<rusqlite::Result<_>>()?,
+        };
+        Ok(rows)
+    }
+
+    /// Groups ordered by lname, keyset-paged like [`Store::served_users_page`]; `only_in`:
+    /// None = all groups, Some(groups) = only those of them that exist.
+    pub fn served_groups_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<ServedGroup>> {
+        let conn = self.reader();
+        Ok(groups_page_in(&conn, after, limit, only_in)?
+            .into_iter()
+            .map(|(_, g)| g)
+            .collect())
+    }
+
+    /// The user named `name`, in any case.
+    pub fn served_user(&self, name: &str) -> Result<Option<ServedUser>> {
+        Ok(user_in(&self.reader(), &name.to_lowercase())?)
+    }
+
+    /// The user whose key is `external_id` (exact).
+    pub fn served_user_by_key(&self, external_id: &str) -> Result<Option<ServedUser>> {
+        Ok(self
+            .reader()
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM served_users u WHERE u.external_id = ?1"
+            ))?
+            .query_row([external_id], user_row)
+            .optional()?)
+    }
+
+    /// The group named `name`, in any case.
+    pub fn served_group(&self, name: &str) -> Result<Option<ServedGroup>> {
+        Ok(group_in(&self.reader(), &name.to_lowercase())?.map(|(_, g)| g))
+    }
+
+    /// The groups `user` is in, by lname (memberships are flat: direct = all); none for an
+    /// unknown user.
+    pub fn served_user_groups(&self, user: &str) -> Result<Vec<String>> {
+        Ok(self
+            .reader()
+            .prepare_cached(
+                "SELECT g.name FROM served_users u JOIN served_members m ON m.user_id = u.id \
+                 JOIN served_groups g ON g.id = m.group_id WHERE u.lname = ?1 ORDER BY g.lname",
+            )?
+            .query_map([user.to_lowercase()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The names of the users in `group`, by lname; none for an unknown group.
+    pub fn served_group_users(&self, group: &str) -> Result<Vec<String>> {
+        Ok(self
+            .reader()
+            .prepare_cached(
+                "SELECT u.name FROM served_groups g JOIN served_members m ON m.group_id = g.id \
+                 JOIN served_users u ON u.id = m.user_id WHERE g.lname = ?1 ORDER BY u.lname",
+            )?
+            .query_map([group.to_lowercase()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Groups with their member names, ordered by lname, keyset-paged like served_users_page.
+    pub fn served_memberships_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<(String, Vec<String>)>> {
+        let mut conn = self.reader();
+        let tx = conn.transaction()?;
+        let groups = groups_page_in(&tx, after, limit, only_in)?;
+        let mut page = Vec::with_capacity(groups.len());
+        {
+            let mut st = tx.prepare_cached(
+                "SELECT u.name FROM served_members m JOIN served_users u ON u.id = m.user_id \
+                 WHERE m.group_id = ?1 ORDER BY u.lname",
+            )?;
+            for (id, g) in groups {
+                let members = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                page.push((g.name, members));
+            }
+        }
+        tx.finish()?;
+        Ok(page)
+    }
+}
