@@ -21,6 +21,7 @@ pub mod bench;
 pub mod changes;
 pub mod crowd;
 pub mod crowd_directory;
+pub mod crowd_roster;
 pub mod entra;
 pub mod google;
 pub mod keycloak;

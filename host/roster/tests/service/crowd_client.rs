@@ -4,13 +4,17 @@
 //! token falls back to a full synchronisation. The same client then checks Roster's endpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use roster_sim::crowd::{CrowdSim, CrowdState, CrowdUser, Product};
 use roster_sim::directory::Directory;
 
+use roster_store::ServedChange;
+
 use crate::common::crowd_directory::{
     AttributeSync, Cache, CachedGroup, CachedUser, CrowdDirectory, CrowdError, Nesting, Settings, SyncOutcome,
 };
+use crate::common::crowd_roster::{RosterCrowd, seed_changes};
 
 const APP: &str = "bitbucket";
 const PASSWORD: &str = "bitbucket-app-password";
@@ -352,4 +356,206 @@ async fn names_travel_encoded_as_java_encodes_them() {
         "{calls:#?}"
     );
     assert_eq!(dir.cache, expected(&d));
+}
+
+// The same client against Roster's endpoint: `roster serve` reading a served directory.
+
+fn roster(d: &Directory) -> RosterCrowd {
+    let changes = seed_changes(d);
+    RosterCrowd::start(Path::new(env!("CARGO_BIN_EXE_roster")), APP, |store| {
+        for c in &changes {
+            store.served_apply(c).unwrap();
+        }
+    })
+}
+
+fn roster_client(r: &RosterCrowd, settings: Settings) -> CrowdDirectory {
+    CrowdDirectory::new(&r.url, &r.app, &r.password, settings)
+}
+
+/// `d` as Roster serves it: flat (no group in a group), keys left out (the store makes them),
+/// each user's record as its `roster.records` attribute when attributes are synchronised.
+fn served(d: &Directory, attributes: AttributeSync) -> Cache {
+    let mut c = expected(d);
+    c.children.clear();
+    for (_, u) in c.users.iter_mut() {
+        if attributes == AttributeSync::On {
+            let id = u.key.clone().unwrap_or_default();
+            u.attributes.insert("roster.records".into(), vec![format!("hr:{id}")]);
+        }
+        u.key = None;
+    }
+    c
+}
+
+/// The cache with its keys taken out, after checking every user has one of its own.
+fn keys_checked(c: &Cache) -> Cache {
+    let keys: BTreeSet<&str> = c.users.values().filter_map(|u| u.key.as_deref()).collect();
+    assert_eq!(keys.len(), c.users.len(), "every user has its own <key>");
+    let mut c = c.clone();
+    for u in c.users.values_mut() {
+        u.key = None;
+    }
+    c
+}
+
+#[tokio::test]
+async fn roster_full_sync_makes_bitbucket_calls_and_copies_the_served_directory() {
+    let d = Directory::generate(40, 8, 3);
+    let r = roster(&d);
+    for attributes in [AttributeSync::Off, AttributeSync::On] {
+        let mut dir = roster_client(
+            &r,
+            Settings {
+                user_attributes: attributes,
+                ..Settings::default()
+            },
+        );
+        dir.full_sync().await.unwrap();
+        let expand = match attributes {
+            AttributeSync::Off => "user",
+            AttributeSync::On => "user%2Cattributes",
+        };
+        assert_eq!(dir.take_calls(), full_calls(expand));
+        assert_eq!(keys_checked(&dir.cache), served(&d, attributes));
+        assert!(dir.token().is_some(), "GET /event gave no token");
+        assert!(!dir.events_during_full_sync);
+    }
+}
+
+/// Every change the crowd-directory target applies, the kinds Bitbucket must follow.
+fn change_served(r: &RosterCrowd, d: &Directory) {
+    let group = |i: usize| d.groups[i].name.clone();
+    let user = |i: usize| d.users[i].username.clone();
+    r.apply(ServedChange::RenameUser {
+        from: user(0),
+        to: "renamed-user".into(),
+        records: vec![("hr".into(), d.users[0].id.clone())],
+    });
+    let g = r.store.served_user_groups(&user(1)).unwrap()[0].clone();
+    r.apply(ServedChange::RemoveMember {
+        group: g,
+        user: user(1),
+    });
+    r.apply(ServedChange::DeleteGroup { group: group(2) });
+    r.apply(ServedChange::UpdateUser {
+        user: user(4),
+        display_name: "Changed Name".into(),
+        email: "changed@example.com".into(),
+    });
+    r.apply(ServedChange::CreateUser {
+        user: "newcomer".into(),
+        display_name: "New Comer".into(),
+        email: "new@example.com".into(),
+        records: vec![("hr".into(), "u-new".into())],
+    });
+    r.apply(ServedChange::AddMembers {
+        group: group(0),
+        users: vec!["newcomer".into(), user(9)],
+    });
+    let leave = r.store.served_user_groups(&user(5)).unwrap();
+    r.apply(ServedChange::Deactivate { user: user(5), leave });
+    r.apply(ServedChange::DeleteUser { user: user(6) });
+    r.apply(ServedChange::CreateGroup {
+        group: "late-group".into(),
+    });
+    r.apply(ServedChange::AddMembers {
+        group: "late-group".into(),
+        users: vec![user(7)],
+    });
+}
+
+#[tokio::test]
+async fn roster_incremental_sync_converges_to_a_fresh_full_sync() {
+    let d = Directory::generate(30, 8, 3);
+    let r = roster(&d);
+    for attributes in [AttributeSync::Off, AttributeSync::On] {
+        let settings = Settings {
+            user_attributes: attributes,
+            ..Settings::default()
+        };
+        let mut dir = roster_client(&r, settings);
+        dir.full_sync().await.unwrap();
+        let before = dir.cache.clone();
+        let renamed = dir
+            .cache
+            .users
+            .values()
+            .find(|u| u.name == d.users[0].username)
+            .cloned();
+        dir.take_calls();
+        if attributes == AttributeSync::Off {
+            change_served(&r, &d);
+        } else {
+            r.apply(ServedChange::UpdateUser {
+                user: d.users[10].username.clone(),
+                display_name: "Second Change".into(),
+                email: String::new(),
+            });
+        }
+        dir.incremental_sync().await.unwrap();
+        assert_eq!(dir.take_calls(), vec!["GET /event/{token}"]);
+        assert!(
+            matches!(dir.history.last(), Some(SyncOutcome::Incremental { events }) if *events > 0),
+            "{:?}",
+            dir.history
+        );
+        let mut fresh = roster_client(&r, settings);
+        fresh.full_sync().await.unwrap();
+        assert_eq!(
+            dir.cache, fresh.cache,
+            "incremental sync did not converge to a full sync"
+        );
+        assert_ne!(dir.cache, before);
+        if let Some(renamed) = renamed {
+            // The renamed user is the same account (same key), in the same groups.
+            let now = &dir.cache.users["renamed-user"];
+            assert_eq!(now.key, renamed.key);
+            assert_eq!(
+                dir.cache.user_groups("renamed-user"),
+                before.user_groups(&d.users[0].username)
+            );
+        }
+        dir.incremental_sync().await.unwrap();
+        assert_eq!(dir.history.last(), Some(&SyncOutcome::Incremental { events: 0 }));
+    }
+}
+
+#[tokio::test]
+async fn roster_expired_token_falls_back_to_a_full_sync() {
+    let d = Directory::generate(20, 8, 2);
+    let r = roster(&d);
+    let mut dir = roster_client(&r, Settings::default());
+    dir.full_sync().await.unwrap();
+    dir.take_calls();
+    change_served(&r, &d);
+    // The retention passes over every event: the stored token is older than the log.
+    r.store.served_prune_events(i64::MAX).unwrap();
+    dir.incremental_sync().await.unwrap();
+    let mut calls = vec!["GET /event/{token}".to_string()];
+    calls.extend(full_calls("user"));
+    assert_eq!(dir.take_calls(), calls);
+    assert_eq!(
+        dir.history.last(),
+        Some(&SyncOutcome::FullInstead {
+            why: "410 EVENT_TOKEN_EXPIRED".into()
+        })
+    );
+    let mut fresh = roster_client(&r, Settings::default());
+    fresh.full_sync().await.unwrap();
+    assert_eq!(dir.cache, fresh.cache);
+}
+
+#[tokio::test]
+async fn roster_refusals_read_as_the_java_client_reads_them() {
+    let d = Directory::generate(3, 2, 1);
+    let r = roster(&d);
+    let mut wrong = CrowdDirectory::new(&r.url, &r.app, "wrong", Settings::default());
+    assert!(matches!(wrong.full_sync().await, Err(CrowdError::Unauthorised(_))));
+    let mut dir = roster_client(&r, Settings::default());
+    let e = dir.authenticate(&d.users[0].username, "secret").await.unwrap_err();
+    assert!(
+        matches!(&e, CrowdError::Rest { status: 400, reason, .. } if reason == "INVALID_USER_AUTHENTICATION"),
+        "{e:?}"
+    );
 }
