@@ -1,8 +1,8 @@
 //! Third-party Crowd clients against a Crowd endpoint: PyPI's python-crowd
 //! (tests/clients/crowd_python.py) and npm's atlassian-crowd-client (tests/clients/crowd_npm.js)
 //! read a user, its groups, a group, its members, the membership document and a search, as
-//! scripts and Node services do. They run against the Crowd simulator today; [`crowd_server`]
-//! is where Roster's endpoint takes its place.
+//! scripts and Node services do, from the Crowd simulator (Crowd's own answers) and from
+//! `roster serve`'s endpoint.
 //!
 //! Ignored by `cargo test` (they need PyPI and npm). Each installs its client into `.ci/.tools`
 //! when missing (python-crowd into the `.ci/.tools/python` virtualenv, pinned by
@@ -16,8 +16,11 @@ use std::process::{Command, Output};
 use roster_sim::crowd::{CrowdSim, CrowdState, Product};
 use roster_sim::directory::Directory;
 
+use crate::common::crowd_roster::{RosterCrowd, seed_changes};
 use crate::common::repo;
 
+/// The application the clients sign in as (its password: the simulator's below, or the one
+/// Roster generates).
 const APP: &str = "third-party";
 const PASSWORD: &str = "third-party-password";
 
@@ -25,34 +28,75 @@ const PASSWORD: &str = "third-party-password";
 /// read.
 struct Endpoint {
     url: String,
+    app: String,
+    password: String,
     user: String,
     group: String,
     /// The user's groups, as the server holds them.
     user_groups: Vec<String>,
-    _server: CrowdSim,
+    /// Keeps the server running.
+    _server: Box<dyn std::any::Any + Send>,
 }
 
-/// Starts the Crowd server the clients read: the simulator holding a generated directory.
-/// ROSTER-ENDPOINT: when `roster serve` answers `/rest/usermanagement/1`, start it here instead
-/// (seed its store with `Store::served_apply`, create the application with
-/// `Store::crowd_app_create(APP, ["127.0.0.1"], None, …)` and use the password it returns).
-async fn crowd_server() -> Endpoint {
-    let d = Directory::generate(30, 6, 2);
-    let mut s = CrowdState::from_directory(&d, Product::Crowd);
-    s.add_application(APP, PASSWORD, &["127.0.0.0/8", "::1"]);
+/// Which Crowd server the clients read.
+#[derive(Clone, Copy, Debug)]
+enum Server {
+    /// The Crowd simulator (Crowd 5.1.6's answers).
+    Simulator,
+    /// `roster serve` with a served directory.
+    Roster,
+}
+
+/// The directory both servers hold: the user read has the record `hr:u-000003` (its `roster.records` attribute).
+fn directory() -> Directory {
+    Directory::generate(30, 6, 2)
+}
+
+/// Starts the Crowd server the clients read.
+async fn crowd_server(server: Server) -> Endpoint {
+    let d = directory();
     let user = d.users[3].username.clone();
-    s.update_user(&user, |u| {
-        u.attributes = vec![("roster.records".into(), vec!["hr:3".into()])];
-    });
-    let user_groups = s.user_groups(&user);
-    let group = user_groups[0].clone();
-    let server = CrowdSim::start(s).await;
-    Endpoint {
-        url: server.url(),
-        user,
-        group,
-        user_groups,
-        _server: server,
+    match server {
+        Server::Simulator => {
+            let mut s = CrowdState::from_directory(&d, Product::Crowd);
+            s.add_application(APP, PASSWORD, &["127.0.0.0/8", "::1"]);
+            s.update_user(&user, |u| {
+                u.attributes = vec![("roster.records".into(), vec!["hr:u-000003".into()])];
+            });
+            let user_groups = s.user_groups(&user);
+            let sim = CrowdSim::start(s).await;
+            Endpoint {
+                url: sim.url(),
+                app: APP.into(),
+                password: PASSWORD.into(),
+                user,
+                group: user_groups[0].clone(),
+                user_groups,
+                _server: Box::new(sim),
+            }
+        }
+        Server::Roster => {
+            let changes = seed_changes(&d);
+            let r = tokio::task::spawn_blocking(move || {
+                RosterCrowd::start(std::path::Path::new(env!("CARGO_BIN_EXE_roster")), APP, |store| {
+                    for c in &changes {
+                        store.served_apply(c).unwrap();
+                    }
+                })
+            })
+            .await
+            .unwrap();
+            let user_groups = r.store.served_user_groups(&user).unwrap();
+            Endpoint {
+                url: r.url.clone(),
+                app: r.app.clone(),
+                password: r.password.clone(),
+                user,
+                group: user_groups[0].clone(),
+                user_groups,
+                _server: Box::new(r),
+            }
+        }
     }
 }
 
@@ -179,8 +223,8 @@ fn script(name: &str) -> PathBuf {
     repo().join("tests/clients").join(name)
 }
 
-fn args<'a>(e: &'a Endpoint) -> [&'a str; 5] {
-    [&e.url, APP, PASSWORD, &e.user, &e.group]
+fn args(e: &Endpoint) -> [&str; 5] {
+    [&e.url, &e.app, &e.password, &e.user, &e.group]
 }
 
 fn skip(client: &str, why: &str) {
@@ -189,12 +233,24 @@ fn skip(client: &str, why: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs python-crowd from PyPI (installed into .ci/.tools/python when missing)"]
-async fn python_crowd_reads_users_groups_members_and_searches() {
+async fn python_crowd_reads_the_simulator() {
+    python_crowd_reads(Server::Simulator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python-crowd from PyPI (installed into .ci/.tools/python when missing)"]
+async fn python_crowd_reads_roster() {
+    python_crowd_reads(Server::Roster).await;
+}
+
+/// get_user, user_exists, the user's direct and nested groups, the group's nested users, the
+/// membership document and both searches answer what the server holds.
+async fn python_crowd_reads(server: Server) {
     let python = match tokio::task::spawn_blocking(python_crowd).await.unwrap() {
         Ok(p) => p,
         Err(why) => return skip("python-crowd", &why),
     };
-    let e = crowd_server().await;
+    let e = crowd_server(server).await;
     let mut cmd = Command::new(&python);
     cmd.arg(script("crowd_python.py")).args(args(&e));
     let out = json_of(&run(cmd).await, "crowd_python.py");
@@ -220,7 +276,7 @@ async fn python_crowd_reads_users_groups_members_and_searches() {
     // A user that does not exist is a failed call, said so.
     let mut cmd = Command::new(&python);
     cmd.arg(script("crowd_python.py"))
-        .args([&e.url, APP, PASSWORD, "nobody-here", &e.group, "get_user"]);
+        .args([&e.url, &e.app, &e.password, "nobody-here", &e.group, "get_user"]);
     let o = run(cmd).await;
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("get_user"));
@@ -228,12 +284,24 @@ async fn python_crowd_reads_users_groups_members_and_searches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs atlassian-crowd-client from npm (installed into .ci/.tools when missing)"]
-async fn atlassian_crowd_client_reads_users_groups_and_members() {
+async fn atlassian_crowd_client_reads_the_simulator() {
+    atlassian_crowd_client_reads(Server::Simulator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs atlassian-crowd-client from npm (installed into .ci/.tools when missing)"]
+async fn atlassian_crowd_client_reads_roster() {
+    atlassian_crowd_client_reads(Server::Roster).await;
+}
+
+/// The user (with its attributes), its groups, the group, its users, a membership test and the
+/// membership document answer what the server holds; its CQL search is refused with an error.
+async fn atlassian_crowd_client_reads(server: Server) {
     let modules = match tokio::task::spawn_blocking(npm_crowd_client).await.unwrap() {
         Ok(p) => p,
         Err(why) => return skip("atlassian-crowd-client", &why),
     };
-    let e = crowd_server().await;
+    let e = crowd_server(server).await;
     let node = |extra: &[&str]| {
         let mut cmd = Command::new("node");
         cmd.arg(script("crowd_npm.js"))
@@ -246,7 +314,7 @@ async fn atlassian_crowd_client_reads_users_groups_and_members() {
 
     assert_eq!(out["user"]["username"], e.user.as_str(), "{out:#}");
     assert_eq!(out["user"]["active"], true);
-    assert_eq!(out["user"]["attributes"]["roster.records"], "hr:3", "{out:#}");
+    assert_eq!(out["user"]["attributes"]["roster.records"], "hr:u-000003", "{out:#}");
     let mut want = e.user_groups.clone();
     want.sort();
     assert_eq!(names(&out["user_groups"]), want);
