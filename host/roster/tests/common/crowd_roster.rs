@@ -3,6 +3,7 @@
 //! `crowd-directory` target writes it) and an application, and the release or test `roster`
 //! binary serving it on 127.0.0.1 as its own process (so its memory is its own).
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -110,15 +111,20 @@ pub fn seed_changes(d: &Directory) -> Vec<ServedChange> {
             records: vec![("hr".into(), u.id.clone())],
         });
     }
-    let mut members: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    // By id, once: the directory's own lookups scan it, too slow for 500,000 memberships.
+    let group_names: HashMap<&str, &str> = d.groups.iter().map(|g| (g.id.as_str(), g.name.as_str())).collect();
+    let user_names: HashMap<&str, &str> = d.users.iter().map(|u| (u.id.as_str(), u.username.as_str())).collect();
+    let mut members: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for m in d.memberships.iter().filter(|m| !m.member_is_group) {
-        members
-            .entry(d.group_name(&m.group))
-            .or_default()
-            .push(d.username(&m.member).to_string());
+        if let (Some(g), Some(u)) = (group_names.get(m.group.as_str()), user_names.get(m.member.as_str())) {
+            members.entry(g).or_default().push(u.to_string());
+        }
     }
     for (group, users) in members {
-        out.push(ServedChange::AddMembers { group, users });
+        out.push(ServedChange::AddMembers {
+            group: group.to_string(),
+            users,
+        });
     }
     for u in d.users.iter().filter(|u| !u.active) {
         out.push(ServedChange::Deactivate {
