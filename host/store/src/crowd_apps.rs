@@ -237,3 +237,134 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Key;
+
+    fn store() -> Store {
+        Store::memory(Key::from_bytes([9; 32])).unwrap()
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_application_signs_in_with_the_password_shown_once_until_it_is_rotated() {
+        let s = store();
+        let (app, password) = s
+            .crowd_app_create("Jira", &strings(&["10.0.0.0/8", " 192.0.2.7 "]), None, "admin")
+            .unwrap();
+        assert_eq!(app.name, "Jira");
+        assert_eq!(app.allowed, ["10.0.0.0/8", "192.0.2.7"]);
+        assert_eq!(
+            (app.groups, app.created_by.as_str(), app.last_used_at),
+            (None, "admin", None)
+        );
+        assert_eq!(password.len(), 43, "32 bytes, base64url: {password}");
+        assert!(
+            password
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+
+        // Only the hash is kept.
+        let stored: String = s
+            .conn()
+            .query_row("SELECT sha256 FROM crowd_apps", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, hash(&password));
+        assert!(!stored.contains(&password));
+
+        assert_eq!(s.crowd_app_verify("jira", &password).unwrap().unwrap().name, "Jira");
+        assert!(s.crowd_app_verify("Jira", "wrong").unwrap().is_none());
+        assert!(s.crowd_app_verify("Jira", "").unwrap().is_none());
+        assert!(s.crowd_app_verify("confluence", &password).unwrap().is_none());
+
+        let rotated = s.crowd_app_rotate("JIRA").unwrap();
+        assert_ne!(rotated, password);
+        assert!(
+            s.crowd_app_verify("Jira", &password).unwrap().is_none(),
+            "the old password is refused"
+        );
+        assert!(s.crowd_app_verify("Jira", &rotated).unwrap().is_some());
+
+        assert!(s.crowd_app_delete("jira").unwrap());
+        assert!(!s.crowd_app_delete("jira").unwrap());
+        assert!(s.crowd_app_verify("Jira", &rotated).unwrap().is_none());
+        assert!(matches!(s.crowd_app_rotate("jira"), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn names_are_unique_in_any_case_and_addresses_must_be_addresses() {
+        let s = store();
+        let (_, one) = s.crowd_app_create("jira", &strings(&["::1"]), None, "a").unwrap();
+        let err = s.crowd_app_create("JIRA", &[], None, "a").unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        let err = s
+            .crowd_app_create("bitbucket", &strings(&["10.0.0.1", "intranet"]), None, "a")
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid(m) if m.contains("\"intranet\"")),
+            "{err:?}"
+        );
+        assert!(matches!(
+            s.crowd_app_create("a:b", &[], None, "a"),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.crowd_app_create(" ", &[], None, "a"),
+            Err(StoreError::Invalid(_))
+        ));
+        assert_eq!(s.crowd_apps().unwrap().len(), 1, "refused applications are not created");
+        assert!(s.crowd_app_verify("jira", &one).unwrap().is_some());
+    }
+
+    #[test]
+    fn addresses_and_visible_groups_can_be_changed_and_use_is_noted_to_the_minute() {
+        let s = store();
+        s.crowd_app_create("bamboo", &strings(&["127.0.0.1"]), None, "a")
+            .unwrap();
+        s.crowd_app_create("Confluence", &[], Some(&strings(&["wiki-users"])), "a")
+            .unwrap();
+        let apps = s.crowd_apps().unwrap();
+        assert_eq!(
+            apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            ["bamboo", "Confluence"]
+        );
+        assert_eq!(apps[1].groups.as_deref(), Some(&strings(&["wiki-users"])[..]));
+
+        let app = s
+            .crowd_app_update("BAMBOO", &strings(&["10.1.0.0/16"]), Some(&strings(&["ci"])))
+            .unwrap();
+        assert_eq!(
+            (app.allowed, app.groups),
+            (strings(&["10.1.0.0/16"]), Some(strings(&["ci"])))
+        );
+        assert!(matches!(
+            s.crowd_app_update("bamboo", &strings(&["10.1.0.0/33"]), None),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.crowd_app_update("nope", &[], None),
+            Err(StoreError::NotFound(_))
+        ));
+
+        s.crowd_app_used("bamboo", 1_000_000).unwrap();
+        s.crowd_app_used("bamboo", 1_030_000).unwrap();
+        assert_eq!(s.crowd_app("bamboo").unwrap().unwrap().last_used_at, Some(1_000_000));
+        s.crowd_app_used("Bamboo", 1_060_000).unwrap();
+        assert_eq!(s.crowd_app("bamboo").unwrap().unwrap().last_used_at, Some(1_060_000));
+        assert!(s.crowd_app("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn passwords_are_compared_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        assert!(!same("", "a"));
+    }
+}

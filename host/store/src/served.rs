@@ -245,10 +245,61 @@ pub enum EventsSince {
     Expired,
 }
 
-const USER_COLUMNS: &str = "u.id, u.name, u.external_id, u.display_name, u.first_name, u.last_name, u.email, u.active, \
-     u.records, u.created_at, u.updated_at";
+/// The columns `user_row` reads, of `served_users u`.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.name, u.external_id, u.display_name, u.first_name, u.last_name, u.email, u.active, u.records, \
+         u.created_at, u.updated_at"
+    };
+}
 
-const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.created_at, g.updated_at";
+/// The columns `group_row` reads, of `served_groups g`.
+macro_rules! group_columns {
+    () => {
+        "g.id, g.name, g.description, g.created_at, g.updated_at"
+    };
+}
+
+const USER_COLUMNS: &str = user_columns!();
+
+const GROUP_COLUMNS: &str = group_columns!();
+
+/// A page of users: ?1 after (lname), ?2 limit.
+const USERS_PAGE: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM served_users u WHERE u.lname > ?1 ORDER BY u.lname LIMIT ?2"
+);
+
+/// A page of the users in at least one of the groups ?3 (JSON list of lnames). It walks the
+/// lname index and keeps members (served_members_user answers each test), so a page costs its
+/// rows plus the users skipped, never a sort of every visible user.
+const VISIBLE_USERS_PAGE: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM served_users u WHERE u.lname > ?1 AND EXISTS (SELECT 1 FROM served_members m WHERE m.user_id = u.id \
+     AND m.group_id IN (SELECT g.id FROM served_groups g WHERE g.lname IN (SELECT value FROM json_each(?3)))) \
+     ORDER BY u.lname LIMIT ?2"
+);
+
+/// A page of groups: ?1 after (lname), ?2 limit.
+const GROUPS_PAGE: &str = concat!(
+    "SELECT ",
+    group_columns!(),
+    " FROM served_groups g WHERE g.lname > ?1 ORDER BY g.lname LIMIT ?2"
+);
+
+/// A page of the groups named in ?3 (JSON list of lnames).
+const VISIBLE_GROUPS_PAGE: &str = concat!(
+    "SELECT ",
+    group_columns!(),
+    " FROM served_groups g WHERE g.lname > ?1 AND g.lname IN (SELECT value FROM json_each(?3)) \
+     ORDER BY g.lname LIMIT ?2"
+);
+
+/// The member names of group ?1 (its id), by lname.
+const MEMBERS_OF: &str = "SELECT u.name FROM served_members m JOIN served_users u ON u.id = m.user_id \
+     WHERE m.group_id = ?1 ORDER BY u.lname";
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ServedUser> {
     let records: String = r.get(8)?;
@@ -330,7 +381,7 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `n` random bytes.
+/// `N` random bytes.
 fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for the served directory: {e}")))?;
@@ -669,16 +720,11 @@ fn groups_page_in(
     let after = after.map(str::to_lowercase).unwrap_or_default();
     let rows = match only_in {
         None => conn
-            .prepare_cached(&format!(
-                "SELECT {GROUP_COLUMNS} FROM served_groups g WHERE g.lname > ?1 ORDER BY g.lname LIMIT ?2"
-            ))?
+            .prepare_cached(GROUPS_PAGE)?
             .query_map(params![after, limit_of(limit)], group_row)?
             .collect::<rusqlite::Result<_>>()?,
         Some(groups) => conn
-            .prepare_cached(&format!(
-                "SELECT {GROUP_COLUMNS} FROM served_groups g WHERE g.lname > ?1 \
-                 AND g.lname IN (SELECT value FROM json_each(?3)) ORDER BY g.lname LIMIT ?2"
-            ))?
+            .prepare_cached(VISIBLE_GROUPS_PAGE)?
             .query_map(params![after, limit_of(limit), names_json(groups)?], group_row)?
             .collect::<rusqlite::Result<_>>()?,
     };
@@ -793,20 +839,11 @@ impl Store {
         let conn = self.reader();
         let rows = match only_in {
             None => conn
-                .prepare_cached(&format!(
-                    "SELECT {USER_COLUMNS} FROM served_users u WHERE u.lname > ?1 ORDER BY u.lname LIMIT ?2"
-                ))?
+                .prepare_cached(USERS_PAGE)?
                 .query_map(params![after, limit_of(limit)], user_row)?
                 .collect::<rusqlite::Result<_>>()?,
-            // Walks the lname index and keeps members (served_members_user answers each test), so
-            // a page costs its rows plus the users skipped, never a sort of every visible user.
             Some(groups) => conn
-                .prepare_cached(&format!(
-                    "SELECT {USER_COLUMNS} FROM served_users u WHERE u.lname > ?1 AND EXISTS \
-                     (SELECT 1 FROM served_members m WHERE m.user_id = u.id AND m.group_id IN \
-                     (SELECT g.id FROM served_groups g WHERE g.lname IN (SELECT value FROM json_each(?3)))) \
-                     ORDER BY u.lname LIMIT ?2"
-                ))?
+                .prepare_cached(VISIBLE_USERS_PAGE)?
                 .query_map(params![after, limit_of(limit), names_json(groups)?], user_row)?
                 .collect::<rusqlite::Result<_>>()?,
         };
@@ -886,10 +923,7 @@ impl Store {
         let groups = groups_page_in(&tx, after, limit, only_in)?;
         let mut page = Vec::with_capacity(groups.len());
         {
-            let mut st = tx.prepare_cached(
-                "SELECT u.name FROM served_members m JOIN served_users u ON u.id = m.user_id \
-                 WHERE m.group_id = ?1 ORDER BY u.lname",
-            )?;
+            let mut st = tx.prepare_cached(MEMBERS_OF)?;
             for (id, g) in groups {
                 let members = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
                 page.push((g.name, members));
@@ -897,5 +931,591 @@ impl Store {
         }
         tx.finish()?;
         Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Key;
+
+    fn store() -> Store {
+        Store::memory(Key::from_bytes([7; 32])).unwrap()
+    }
+
+    fn apply(s: &Store, change: ServedChange) -> ServedApplied {
+        s.served_apply(&change).unwrap()
+    }
+
+    fn group(name: &str) -> ServedChange {
+        ServedChange::CreateGroup { group: name.into() }
+    }
+
+    fn user(name: &str, display: &str) -> ServedChange {
+        ServedChange::CreateUser {
+            user: name.into(),
+            display_name: display.into(),
+            email: format!("{}@example.com", name.to_lowercase()),
+            records: vec![("hr".into(), name.to_lowercase())],
+        }
+    }
+
+    fn add(g: &str, users: &[&str]) -> ServedChange {
+        ServedChange::AddMembers {
+            group: g.into(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+        }
+    }
+
+    /// Every event in the log, read from the start of its epoch.
+    fn all_events(s: &Store) -> Vec<ServedEvent> {
+        let epoch = s.served_token().unwrap().split_once('.').unwrap().0.to_string();
+        match s.served_events_since(&format!("{epoch}.0"), usize::MAX).unwrap() {
+            EventsSince::Events { events, .. } => events,
+            EventsSince::Expired => panic!("the log from 0 expired"),
+        }
+    }
+
+    /// (kind, op, name, parents) of each event: what a client following the log acts on.
+    fn summary(events: &[ServedEvent]) -> Vec<(&'static str, &'static str, String, Vec<String>)> {
+        events
+            .iter()
+            .map(|e| (e.kind.as_str(), e.op.as_str(), e.name.clone(), e.parents.clone()))
+            .collect()
+    }
+
+    fn ev(
+        kind: &'static str,
+        op: &'static str,
+        name: &str,
+        parents: &[&str],
+    ) -> (&'static str, &'static str, String, Vec<String>) {
+        (
+            kind,
+            op,
+            name.to_string(),
+            parents.iter().map(|p| p.to_string()).collect(),
+        )
+    }
+
+    fn names(users: &[ServedUser]) -> Vec<&str> {
+        users.iter().map(|u| u.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_sequence_of_changes_leaves_the_state_and_logs_its_events_in_order() {
+        let s = store();
+        assert_eq!(apply(&s, group("bitbucket-users")), ServedApplied::Done);
+        assert_eq!(apply(&s, group("devs")), ServedApplied::Done);
+        assert_eq!(apply(&s, user("Ann", "Ann Lee Smith")), ServedApplied::Done);
+        assert_eq!(apply(&s, user("bob", "Bob")), ServedApplied::Done);
+        assert_eq!(apply(&s, add("Bitbucket-Users", &["ann", "BOB"])), ServedApplied::Done);
+        assert_eq!(apply(&s, add("devs", &["ann", "bob"])), ServedApplied::Done);
+
+        let ann = s.served_user("ANN").unwrap().unwrap();
+        assert_eq!((ann.first_name.as_str(), ann.last_name.as_str()), ("Ann", "Lee Smith"));
+        let bob = s.served_user("bob").unwrap().unwrap();
+        assert_eq!((bob.first_name.as_str(), bob.last_name.as_str()), ("Bob", ""));
+        assert_eq!(bob.email.as_deref(), Some("bob@example.com"));
+        assert!(bob.active);
+
+        // A rename keeps the key, so a client following <key> renames rather than recreates.
+        let renamed = ServedChange::RenameUser {
+            from: "ann".into(),
+            to: "ann.smith".into(),
+            records: vec![("hr".into(), "ann".into())],
+        };
+        assert_eq!(apply(&s, renamed.clone()), ServedApplied::Done);
+        assert!(
+            matches!(apply(&s, renamed), ServedApplied::Already(_)),
+            "a repeated rename does nothing"
+        );
+        let after = s.served_user("ann.smith").unwrap().unwrap();
+        assert_eq!(after.external_id, ann.external_id);
+        assert_eq!(after.id, ann.id);
+        assert!(s.served_user("ann").unwrap().is_none());
+        assert_eq!(
+            s.served_user_by_key(&ann.external_id).unwrap().unwrap().name,
+            "ann.smith"
+        );
+        assert_eq!(s.served_user_groups("Ann.Smith").unwrap(), ["bitbucket-users", "devs"]);
+
+        assert_eq!(
+            apply(
+                &s,
+                ServedChange::UpdateUser {
+                    user: "BOB".into(),
+                    display_name: "Bob Jones".into(),
+                    email: String::new(),
+                }
+            ),
+            ServedApplied::Done
+        );
+        let bob = s.served_user("bob").unwrap().unwrap();
+        assert_eq!((bob.last_name.as_str(), bob.email), ("Jones", None));
+
+        // Deactivating leaves the licensing group but keeps the others.
+        let deactivate = ServedChange::Deactivate {
+            user: "bob".into(),
+            leave: vec!["bitbucket-users".into(), "no-such-group".into()],
+        };
+        assert_eq!(apply(&s, deactivate.clone()), ServedApplied::Done);
+        assert!(matches!(apply(&s, deactivate), ServedApplied::Already(_)));
+        assert!(!s.served_user("bob").unwrap().unwrap().active);
+
+        assert_eq!(
+            apply(&s, ServedChange::DeleteGroup { group: "DEVS".into() }),
+            ServedApplied::Done
+        );
+        assert_eq!(
+            apply(
+                &s,
+                ServedChange::RemoveMember {
+                    group: "bitbucket-users".into(),
+                    user: "ann.smith".into()
+                }
+            ),
+            ServedApplied::Done
+        );
+        assert_eq!(
+            apply(&s, ServedChange::DeleteUser { user: "Bob".into() }),
+            ServedApplied::Done
+        );
+
+        let state = s.served_state().unwrap();
+        assert_eq!(names(&state.users), ["ann.smith"]);
+        assert_eq!(state.groups, ["bitbucket-users"]);
+        assert!(state.members.is_empty(), "{:?}", state.members);
+        assert!(s.served_group("devs").unwrap().is_none());
+
+        let events = all_events(&s);
+        assert_eq!(
+            summary(&events),
+            [
+                ev("group", "CREATED", "bitbucket-users", &[]),
+                ev("group", "CREATED", "devs", &[]),
+                ev("user", "CREATED", "Ann", &[]),
+                ev("user", "CREATED", "bob", &[]),
+                ev("user-membership", "CREATED", "Ann", &["bitbucket-users"]),
+                ev("user-membership", "CREATED", "bob", &["bitbucket-users"]),
+                ev("user-membership", "CREATED", "Ann", &["devs"]),
+                ev("user-membership", "CREATED", "bob", &["devs"]),
+                ev("user", "UPDATED", "ann.smith", &[]),
+                ev("user", "UPDATED", "bob", &[]),
+                ev("user", "UPDATED", "bob", &[]),
+                ev("user-membership", "DELETED", "bob", &["bitbucket-users"]),
+                ev("group", "DELETED", "devs", &[]),
+                ev("user-membership", "DELETED", "ann.smith", &["bitbucket-users"]),
+                ev("user", "DELETED", "bob", &[]),
+            ]
+        );
+        assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+        // Bodies: the user as it was then.
+        assert_eq!(events[2].user.as_ref().unwrap().display_name, "Ann Lee Smith");
+        assert_eq!(events[8].user.as_ref().unwrap().external_id, ann.external_id);
+        assert_eq!(events[8].user.as_ref().unwrap().name, "ann.smith");
+        assert!(
+            !events[10].user.as_ref().unwrap().active,
+            "the deactivation's UPDATED says inactive"
+        );
+        assert_eq!(events[0].group.as_ref().unwrap().name, "bitbucket-users");
+        assert!(events[14].user.is_none());
+    }
+
+    #[test]
+    fn repeated_changes_do_nothing_say_why_and_log_nothing() {
+        let s = store();
+        apply(&s, group("g"));
+        apply(&s, user("ann", "Ann"));
+        apply(&s, add("g", &["ann"]));
+        let before = s.served_token().unwrap();
+        for (change, why) in [
+            (group("G"), "group g exists"),
+            (user("ANN", "Ann"), "user ann exists"),
+            (add("g", &["Ann", "ann"]), "every user named is in g already"),
+            (
+                ServedChange::UpdateUser {
+                    user: "ann".into(),
+                    display_name: "Ann".into(),
+                    email: "ann@example.com".into(),
+                },
+                "ann has these details already",
+            ),
+            (
+                ServedChange::DeleteUser { user: "carl".into() },
+                "there is no user carl",
+            ),
+            (ServedChange::DeleteGroup { group: "h".into() }, "there is no group h"),
+        ] {
+            assert_eq!(apply(&s, change), ServedApplied::Already(why.into()));
+        }
+        assert_eq!(s.served_token().unwrap(), before, "nothing was logged");
+        let remove = ServedChange::RemoveMember {
+            group: "G".into(),
+            user: "ANN".into(),
+        };
+        assert_eq!(apply(&s, remove.clone()), ServedApplied::Done);
+        assert_eq!(apply(&s, remove), ServedApplied::Already("ann is not in g".into()));
+    }
+
+    #[test]
+    fn a_membership_change_naming_an_unknown_user_or_group_is_an_error_naming_them() {
+        let s = store();
+        apply(&s, group("g"));
+        apply(&s, user("ann", "Ann"));
+        let before = s.served_token().unwrap();
+
+        let err = s.served_apply(&add("g", &["ann", "zed", "Yan"])).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotServed { kind: "user", names } if names == &["zed", "Yan"]),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("'zed', 'Yan'"), "{err}");
+        assert!(
+            s.served_group_users("g").unwrap().is_empty(),
+            "nothing of a refused change is written"
+        );
+
+        let err = s.served_apply(&add("nope", &["ann"])).unwrap_err();
+        assert!(err.to_string().contains("no group named 'nope'"), "{err}");
+        let err = s
+            .served_apply(&ServedChange::RemoveMember {
+                group: "g".into(),
+                user: "zed".into(),
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("no user named 'zed'"), "{err}");
+        let err = s
+            .served_apply(&ServedChange::Deactivate {
+                user: "zed".into(),
+                leave: vec![],
+            })
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotServed { kind: "user", .. }), "{err:?}");
+        let err = s
+            .served_apply(&ServedChange::RenameUser {
+                from: "zed".into(),
+                to: "zed2".into(),
+                records: vec![],
+            })
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotServed { .. }), "{err:?}");
+
+        assert_eq!(s.served_token().unwrap(), before, "no event for refused changes");
+    }
+
+    #[test]
+    fn a_rename_onto_another_users_name_is_refused() {
+        let s = store();
+        apply(&s, user("ann", "Ann"));
+        apply(&s, user("bob", "Bob"));
+        let err = s
+            .served_apply(&ServedChange::RenameUser {
+                from: "ann".into(),
+                to: "BOB".into(),
+                records: vec![],
+            })
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        // A change of case only is a rename of the same user.
+        assert_eq!(
+            apply(
+                &s,
+                ServedChange::RenameUser {
+                    from: "ann".into(),
+                    to: "Ann".into(),
+                    records: vec![]
+                }
+            ),
+            ServedApplied::Done
+        );
+        assert_eq!(s.served_user("ANN").unwrap().unwrap().name, "Ann");
+    }
+
+    #[test]
+    fn a_deactivated_user_created_again_comes_back_with_its_key() {
+        let s = store();
+        apply(&s, user("ann", "Ann"));
+        let key = s.served_user("ann").unwrap().unwrap().external_id;
+        apply(
+            &s,
+            ServedChange::Deactivate {
+                user: "ann".into(),
+                leave: vec![],
+            },
+        );
+        assert_eq!(apply(&s, user("Ann", "Ann Lee")), ServedApplied::Done);
+        let ann = s.served_user("ann").unwrap().unwrap();
+        assert!(ann.active);
+        assert_eq!((ann.external_id, ann.last_name.as_str()), (key, "Lee"));
+        let last = all_events(&s).pop().unwrap();
+        assert_eq!((last.kind, last.op), (EventKind::User, EventOp::Updated));
+    }
+
+    #[test]
+    fn a_thousand_members_are_added_in_one_change_with_one_event_each() {
+        let s = store();
+        apply(&s, group("bitbucket-users"));
+        {
+            // Users written directly: this test is about the membership change, not 1,000 creates.
+            let conn = s.conn();
+            let mut st = conn
+                .prepare(
+                    "INSERT INTO served_users (lname, name, external_id, display_name, first_name, last_name, \
+                     email, active, records, created_at, updated_at) VALUES (?1, ?1, ?1, ?1, ?1, '', NULL, 1, '[]', 0, 0)",
+                )
+                .unwrap();
+            for i in 0..1000 {
+                st.execute([format!("u{i:04}")]).unwrap();
+            }
+        }
+        let users: Vec<String> = (0..1000).map(|i| format!("U{i:04}")).collect();
+        let start = s.served_token().unwrap();
+        let change = ServedChange::AddMembers {
+            group: "bitbucket-users".into(),
+            users,
+        };
+        assert_eq!(s.served_apply(&change).unwrap(), ServedApplied::Done);
+        assert_eq!(s.served_group_users("bitbucket-users").unwrap().len(), 1000);
+        let EventsSince::Events { events, .. } = s.served_events_since(&start, 5000).unwrap() else {
+            panic!("expired")
+        };
+        assert_eq!(events.len(), 1000);
+        assert!(
+            events
+                .iter()
+                .all(|e| e.kind == EventKind::UserMembership && e.parents == ["bitbucket-users"])
+        );
+        assert_eq!(events[0].name, "u0000");
+    }
+
+    #[test]
+    fn a_token_gives_the_events_after_it_in_batches_until_it_expires() {
+        let s = store();
+        let t0 = s.served_token().unwrap();
+        let (epoch, seq) = t0.split_once('.').unwrap();
+        assert_eq!(seq, "0");
+        assert_eq!(s.served_token().unwrap(), t0, "the epoch is made once");
+        assert_eq!(
+            s.served_events_since(&t0, 10).unwrap(),
+            EventsSince::Events {
+                events: vec![],
+                token: t0.clone()
+            }
+        );
+
+        for g in ["a", "b", "c"] {
+            apply(&s, group(g));
+        }
+        let EventsSince::Events { events, token: t2 } = s.served_events_since(&t0, 2).unwrap() else {
+            panic!("expired")
+        };
+        assert_eq!(events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(t2, format!("{epoch}.{}", events[1].seq));
+        let EventsSince::Events { events, token: t3 } = s.served_events_since(&t2, 2).unwrap() else {
+            panic!("expired")
+        };
+        assert_eq!(events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(t3, s.served_token().unwrap(), "the last batch ends at now");
+        assert_eq!(
+            s.served_events_since(&t3, 2).unwrap(),
+            EventsSince::Events {
+                events: vec![],
+                token: t3.clone()
+            }
+        );
+
+        // Malformed, another epoch, or ahead of the log: the client must synchronise in full.
+        for bad in [
+            "",
+            "abc",
+            ".1",
+            &format!("{epoch}."),
+            &format!("{epoch}.-1"),
+            &format!("{epoch}.x"),
+            "0000.0",
+        ] {
+            assert_eq!(s.served_events_since(bad, 10).unwrap(), EventsSince::Expired, "{bad:?}");
+        }
+        assert_eq!(
+            s.served_events_since(&format!("{epoch}.999"), 10).unwrap(),
+            EventsSince::Expired
+        );
+
+        // Pruning what is older than the retention expires the tokens before it, not after.
+        let cut = now_ms() + 1;
+        s.conn()
+            .execute("UPDATE served_events SET at = at - 1000 WHERE name IN ('a', 'b')", [])
+            .unwrap();
+        assert_eq!(s.served_prune_events(cut - 500).unwrap(), 2);
+        assert_eq!(s.served_events_since(&t0, 10).unwrap(), EventsSince::Expired);
+        assert!(
+            matches!(s.served_events_since(&t2, 10).unwrap(), EventsSince::Events { events, .. } if events.len() == 1)
+        );
+        assert_eq!(s.served_prune_events(cut + 1000).unwrap(), 1);
+        assert_eq!(s.served_events_since(&t2, 10).unwrap(), EventsSince::Expired);
+        // With every event pruned, the token for now still works, and sees what comes next.
+        let now = s.served_token().unwrap();
+        assert_eq!(now, t3);
+        apply(&s, group("d"));
+        assert!(
+            matches!(s.served_events_since(&now, 10).unwrap(), EventsSince::Events { events, .. } if events[0].name == "d")
+        );
+    }
+
+    #[test]
+    fn a_token_of_another_epoch_is_expired() {
+        // A file database: tokens and events are read through the reader connections.
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("r.db"), Key::from_bytes([7; 32])).unwrap();
+        apply(&s, group("a"));
+        let token = s.served_token().unwrap();
+        // The log was reset (its epoch made anew): old tokens mean nothing any more.
+        s.conn().execute("DELETE FROM served_meta", []).unwrap();
+        let fresh = s.served_token().unwrap();
+        assert_ne!(fresh, token);
+        assert_eq!(s.served_events_since(&token, 10).unwrap(), EventsSince::Expired);
+        assert!(matches!(
+            s.served_events_since(&fresh, 10).unwrap(),
+            EventsSince::Events { .. }
+        ));
+    }
+
+    /// A directory for the page tests: u00..u09, "g-even" holding the even ones, "g-3" holding
+    /// u03 and u06 (u06 in both), "empty" with none.
+    fn directory() -> Store {
+        let s = store();
+        for g in ["g-even", "g-3", "empty"] {
+            apply(&s, group(g));
+        }
+        for i in 0..10 {
+            apply(&s, user(&format!("U{i:02}"), "X"));
+        }
+        apply(&s, add("g-even", &["u00", "u02", "u04", "u06", "u08"]));
+        apply(&s, add("g-3", &["u03", "u06"]));
+        s
+    }
+
+    /// Every page of `page` from the start, `size` at a time, as names.
+    fn walk<T>(size: usize, page: impl Fn(Option<&str>) -> Vec<T>, name: impl Fn(&T) -> String) -> Vec<Vec<String>> {
+        let mut pages = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let got: Vec<String> = page(after.as_deref()).iter().map(&name).collect();
+            if got.is_empty() {
+                return pages;
+            }
+            assert!(got.len() <= size);
+            after = got.last().cloned();
+            pages.push(got);
+        }
+    }
+
+    #[test]
+    fn users_are_paged_by_name_all_or_only_those_in_visible_groups() {
+        let s = directory();
+        let all = walk(4, |a| s.served_users_page(a, 4, None).unwrap(), |u| u.name.clone());
+        assert_eq!(
+            all,
+            [
+                vec!["U00", "U01", "U02", "U03"],
+                vec!["U04", "U05", "U06", "U07"],
+                vec!["U08", "U09"]
+            ]
+        );
+        // `after` is compared in any case.
+        assert_eq!(
+            names(&s.served_users_page(Some("U07"), 10, None).unwrap()),
+            ["U08", "U09"]
+        );
+
+        let visible = vec!["G-3".to_string(), "g-even".to_string(), "unknown".to_string()];
+        let seen = walk(
+            3,
+            |a| s.served_users_page(a, 3, Some(&visible)).unwrap(),
+            |u| u.name.clone(),
+        );
+        assert_eq!(
+            seen,
+            [vec!["U00", "U02", "U03"], vec!["U04", "U06", "U08"]],
+            "U06, in both groups, comes once"
+        );
+        let only3 = vec!["g-3".to_string()];
+        assert_eq!(
+            names(&s.served_users_page(None, 10, Some(&only3)).unwrap()),
+            ["U03", "U06"]
+        );
+        assert!(s.served_users_page(None, 10, Some(&[])).unwrap().is_empty());
+        assert!(
+            s.served_users_page(None, 10, Some(&["empty".to_string()]))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn groups_and_memberships_are_paged_all_or_only_the_visible_ones() {
+        let s = directory();
+        let groups = walk(2, |a| s.served_groups_page(a, 2, None).unwrap(), |g| g.name.clone());
+        assert_eq!(groups, [vec!["empty", "g-3"], vec!["g-even"]]);
+        let visible = vec!["G-EVEN".to_string(), "empty".to_string(), "nope".to_string()];
+        let seen = walk(
+            5,
+            |a| s.served_groups_page(a, 5, Some(&visible)).unwrap(),
+            |g| g.name.clone(),
+        );
+        assert_eq!(seen, [vec!["empty", "g-even"]]);
+
+        let page = s.served_memberships_page(None, 2, None).unwrap();
+        assert_eq!(
+            page,
+            [
+                ("empty".to_string(), vec![]),
+                ("g-3".to_string(), vec!["U03".to_string(), "U06".to_string()])
+            ]
+        );
+        let next = s.served_memberships_page(Some("g-3"), 2, None).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].1, ["U00", "U02", "U04", "U06", "U08"]);
+        let only = s.served_memberships_page(None, 10, Some(&["g-3".to_string()])).unwrap();
+        assert_eq!(only, [("g-3".to_string(), vec!["U03".to_string(), "U06".to_string()])]);
+    }
+
+    /// 100k users are read in 1,000-row pages: each page must walk an index from where the last
+    /// one stopped, never scan or sort the whole table.
+    #[test]
+    fn pages_walk_indexes_and_never_sort() {
+        let s = directory();
+        let conn = s.conn();
+        let plan = |sql: &str| -> String {
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let n = st.parameter_count();
+            let args: Vec<rusqlite::types::Value> = ["", "1000", "[\"g-3\"]"][..n]
+                .iter()
+                .map(|a| rusqlite::types::Value::Text(a.to_string()))
+                .collect();
+            let rows: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            rows.join("\n")
+        };
+        for (what, sql) in [
+            ("users", USERS_PAGE),
+            ("visible users", VISIBLE_USERS_PAGE),
+            ("groups", GROUPS_PAGE),
+            ("visible groups", VISIBLE_GROUPS_PAGE),
+        ] {
+            let plan = plan(sql);
+            assert!(plan.contains("USING INDEX sqlite_autoindex_served_"), "{what}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE FOR ORDER BY"), "{what}: {plan}");
+            assert!(!plan.contains("SCAN m"), "{what}: {plan}");
+        }
+        let visible = plan(VISIBLE_USERS_PAGE);
+        assert!(visible.contains("SEARCH m USING"), "{visible}");
+        let members = plan(MEMBERS_OF);
+        assert!(members.contains("SEARCH m USING PRIMARY KEY (group_id=?)"), "{members}");
+        assert!(members.contains("SEARCH u USING INTEGER PRIMARY KEY"), "{members}");
     }
 }

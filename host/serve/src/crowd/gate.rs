@@ -65,9 +65,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (name, password) = text.split_once(':')?;
     Some((name.to_string(), password.to_string()))
@@ -82,8 +80,10 @@ fn unauthorised(detail: &str) -> Response {
         .into_response();
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=UTF-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain;charset=UTF-8"),
+    );
     r
 }
 
@@ -121,15 +121,11 @@ async fn check(state: &Arc<CrowdState>, req: Request) -> Result<Request, Respons
             "Crowd endpoint: no HTTP Basic credentials (401)".into(),
         );
         return Err(unauthorised(
-                "send the application's name and password as HTTP Basic credentials (the password Roster showed when the application was created)",
-            ));
+            "send the application's name and password as HTTP Basic credentials (the password Roster showed when the application was created)",
+        ));
     };
     let (n, p) = (name.clone(), password);
-    let found = state
-        .service
-        .store
-        .blocking(move |s| s.crowd_app_verify(&n, &p))
-        .await;
+    let found = state.service.store.blocking(move |s| s.crowd_app_verify(&n, &p)).await;
     let app = match found {
         Ok(Some(app)) => app,
         Ok(None) => {
@@ -162,8 +158,10 @@ async fn check(state: &Arc<CrowdState>, req: Request) -> Result<Request, Respons
             ),
         )
             .into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=UTF-8"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain;charset=UTF-8"),
+        );
         return Err(r);
     }
     note_use(state, &app.name);
@@ -200,11 +198,10 @@ async fn check(state: &Arc<CrowdState>, req: Request) -> Result<Request, Respons
         }
         bytes.extend_from_slice(&chunk);
     }
-    let visible = app.groups.map(|gs| Arc::new(gs.iter().map(|g| g.to_lowercase()).collect()));
-    parts.extensions.insert(Caller {
-        app: app.name,
-        visible,
-    });
+    let visible = app
+        .groups
+        .map(|gs| Arc::new(gs.iter().map(|g| g.to_lowercase()).collect()));
+    parts.extensions.insert(Caller { app: app.name, visible });
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
@@ -213,10 +210,7 @@ fn note_use(state: &Arc<CrowdState>, app: &str) {
     let now = chrono::Utc::now().timestamp_millis();
     {
         let mut used = state.used.lock().unwrap_or_else(|p| p.into_inner());
-        if used
-            .get(app)
-            .is_some_and(|last| now - last < USE_RECORDED_EVERY_MS)
-        {
+        if used.get(app).is_some_and(|last| now - last < USE_RECORDED_EVERY_MS) {
             return;
         }
         used.insert(app.to_string(), now);
@@ -238,10 +232,7 @@ mod tests {
         let mut h = HeaderMap::new();
         let enc = base64::engine::general_purpose::STANDARD.encode("bitbucket:p:a:ss");
         h.insert(header::AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
-        assert_eq!(
-            basic_credentials(&h),
-            Some(("bitbucket".into(), "p:a:ss".into()))
-        );
+        assert_eq!(basic_credentials(&h), Some(("bitbucket".into(), "p:a:ss".into())));
         for bad in ["Bearer abc", "Basic !!!", "Basic", "Basic Ym9i"] {
             h.insert(header::AUTHORIZATION, bad.parse().unwrap());
             assert_eq!(basic_credentials(&h), None, "{bad}");

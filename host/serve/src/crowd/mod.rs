@@ -85,9 +85,11 @@ impl Format {
     /// XML unless `Accept` asks for JSON and not XML.
     fn of(headers: &HeaderMap) -> Format {
         let accept = headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",")
             .to_ascii_lowercase();
         if accept.contains("application/json") && !accept.contains("application/xml") && !accept.contains("text/xml") {
             Format::Json

@@ -354,7 +354,11 @@ pub(super) async fn dispatch(State(state): State<Arc<CrowdState>>, req: Request)
     let body = axum::body::to_bytes(body, super::MAX_BODY).await.unwrap_or_default();
     let path = parts.uri.path();
     let rest = path.strip_prefix(BASE).unwrap_or(path);
-    let rest = if rest.len() > 1 { rest.trim_end_matches('/') } else { rest };
+    let rest = if rest.len() > 1 {
+        rest.trim_end_matches('/')
+    } else {
+        rest
+    };
     let query = parts
         .uri
         .query()
@@ -362,7 +366,11 @@ pub(super) async fn dispatch(State(state): State<Arc<CrowdState>>, req: Request)
         .unwrap_or_default();
     // `/group/membership` and `/event*` are XML whatever `Accept` says, errors included.
     let xml_only = rest == "/group/membership" || rest == "/event" || rest.starts_with("/event/");
-    let format = if xml_only { Format::Xml } else { Format::of(&parts.headers) };
+    let format = if xml_only {
+        Format::Xml
+    } else {
+        Format::of(&parts.headers)
+    };
     let ctx = Ctx {
         state,
         caller,
@@ -549,9 +557,7 @@ async fn user(ctx: &Ctx) -> Answer {
             .ok_or_else(|| user_not_found(key))?
         }
         _ => {
-            return Err(Refusal::illegal(
-                "the query parameter `username` or `key` is required",
-            ));
+            return Err(Refusal::illegal("the query parameter `username` or `key` is required"));
         }
     };
     Ok(match ctx.format {
@@ -601,7 +607,9 @@ async fn user_groups(ctx: &Ctx) -> Answer {
     let groups = ctx.read(move |s| s.served_user_groups(&u)).await?;
     let groups = sorted(groups.into_iter().filter(|g| ctx.caller.sees_group(g)).collect());
     if let Some(test) = ctx.param("groupname") {
-        let found = groups.iter().find(|g| g.eq_ignore_ascii_case(test) || g.to_lowercase() == test.to_lowercase());
+        let found = groups
+            .iter()
+            .find(|g| g.eq_ignore_ascii_case(test) || g.to_lowercase() == test.to_lowercase());
         return match found {
             Some(g) => Ok(member_answer(ctx, "group", g)),
             None => Err(not_member(name, test)),
@@ -709,7 +717,9 @@ fn related_groups(ctx: &Ctx, test_param: &str, related: Related) -> Answer {
 async fn memberships(ctx: &Ctx) -> Answer {
     let only_in = ctx.caller.only_in();
     let o = only_in.clone();
-    let first = ctx.read(move |s| s.served_memberships_page(None, PAGE, o.as_deref())).await?;
+    let first = ctx
+        .read(move |s| s.served_memberships_page(None, PAGE, o.as_deref()))
+        .await?;
     let store = ctx.store().clone();
     Ok(streamed(Format::Xml, move |sink| {
         let mut out = String::with_capacity(CHUNK + 4096);
@@ -774,7 +784,11 @@ async fn events_since(ctx: &Ctx, token: &str) -> Answer {
 /// client knows whom the membership names); one who leaves the last of them is deleted from
 /// the application's view. Whether a user is in view is judged now, not when the event was
 /// logged: the answer brings the client to the present state of what it may see.
-fn visible_events<'e>(s: &Store, caller: &Caller, events: &'e [roster_store::ServedEvent]) -> Result<Vec<Outgoing<'e>>, StoreError> {
+fn visible_events<'e>(
+    s: &Store,
+    caller: &Caller,
+    events: &'e [roster_store::ServedEvent],
+) -> Result<Vec<Outgoing<'e>>, StoreError> {
     if caller.visible.is_none() {
         return Ok(events.iter().map(Outgoing::Logged).collect());
     }
@@ -863,6 +877,9 @@ mod tests {
         assert_eq!(v["users"][1]["name"], "b\"");
         let mut w = Writer::open(Format::Xml, "groups", "group");
         w.name("group", "a&b");
-        assert!(w.close().ends_with("<groups expand=\"group\"><group name=\"a&amp;b\"/></groups>"));
+        assert!(
+            w.close()
+                .ends_with("<groups expand=\"group\"><group name=\"a&amp;b\"/></groups>")
+        );
     }
 }

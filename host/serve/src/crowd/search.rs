@@ -241,7 +241,9 @@ impl Restriction {
             Some("AND") => Ok(Logic::And),
             Some("OR") => Ok(Logic::Or),
             Some(other) => Err(bad(format!("boolean-logic must be AND or OR, not `{other}`"))),
-            None => Err(bad("a boolean-search-restriction needs boolean-logic=\"AND\" or \"OR\"")),
+            None => Err(bad(
+                "a boolean-search-restriction needs boolean-logic=\"AND\" or \"OR\"",
+            )),
         }
     }
 
@@ -280,7 +282,10 @@ impl Restriction {
                 logic: Logic::And,
                 parts,
             } => parts.iter().all(|p| p.matches(subject)),
-            Restriction::Boolean { logic: Logic::Or, parts } => parts.iter().any(|p| p.matches(subject)),
+            Restriction::Boolean {
+                logic: Logic::Or,
+                parts,
+            } => parts.iter().any(|p| p.matches(subject)),
             Restriction::Property { name, mode, value } => match (subject.property(name), value) {
                 (Prop::Absent, _) => *mode == Mode::Null,
                 (Prop::Text(t), Wanted::None) => t.is_empty(),

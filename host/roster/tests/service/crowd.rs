@@ -1,0 +1,838 @@
+//! Roster as a Crowd user server: the `usermanagement/1` endpoint (`/rest/usermanagement/1`)
+//! served on 127.0.0.1 over real HTTP, read as Bitbucket's "Atlassian Crowd" directory reads
+//! it (crowd-rest.md §5–§7). The served directory is seeded through the store
+//! (`Store::served_apply`), as the `crowd-directory` target writes it; applications through
+//! `Store::crowd_app_create`.
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use common::Configured;
+use common::world::{World, bitbucket};
+use reqwest::Method;
+use roster_serve::service::Service;
+use roster_sim::directory::Directory;
+use roster_store::ServedChange;
+
+const API: &str = "/rest/usermanagement/1";
+
+/// The users seeded: more than one keyset page (1,000) so full answers are streamed in pages.
+const USERS: usize = 2_345;
+
+/// `[api] trusted_proxies`: the loopback peer is a proxy whose `X-Forwarded-For` is believed.
+const TRUSTING: &str = "[api]\ntrusted_proxies = [\"127.0.0.1\"]\n";
+
+struct CrowdWorld {
+    world: World,
+    /// The endpoint of a service that trusts the loopback proxy.
+    base: String,
+    /// The same store served by a service that trusts no proxy.
+    untrusting: String,
+    http: reqwest::Client,
+    /// `bitbucket` (every group, from loopback), `scoped` (developers only), `office` (only
+    /// from 192.0.2.0/24): name → password.
+    passwords: std::collections::HashMap<&'static str, String>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for CrowdWorld {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// An answer: status, headers, body text.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn doc(&self) -> roxmltree::Document<'_> {
+        roxmltree::Document::parse(&self.text).unwrap_or_else(|e| panic!("not XML ({e}): {}", self.text))
+    }
+
+    /// `(reason, message)` of an `<error>` entity.
+    fn error(&self) -> (String, String) {
+        let doc = self.doc();
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "error", "{}", self.text);
+        (child_text(root, "reason"), child_text(root, "message"))
+    }
+}
+
+fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, tag: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    n.children().find(|c| c.has_tag_name(tag))
+}
+
+fn child_text(n: roxmltree::Node<'_, '_>, tag: &str) -> String {
+    child(n, tag)
+        .map(|c| c.text().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("<{}> has no <{tag}>", n.tag_name().name()))
+}
+
+/// The `name` attributes of `root`'s element children.
+fn names(doc: &roxmltree::Document<'_>) -> Vec<String> {
+    doc.root_element()
+        .children()
+        .filter(roxmltree::Node::is_element)
+        .map(|n| n.attribute("name").unwrap().to_string())
+        .collect()
+}
+
+fn user_name(i: usize) -> String {
+    format!("user{i:05}")
+}
+
+/// The served directory: `developers` (every third user), `admins` (user00000..00009),
+/// `bitbucket-users` (everyone), one user with markup in the display name, one inactive.
+fn seed(store: &roster_store::Store) {
+    for g in ["bitbucket-users", "developers", "admins"] {
+        store
+            .served_apply(&ServedChange::CreateGroup { group: g.into() })
+            .unwrap();
+    }
+    for i in 0..USERS {
+        store
+            .served_apply(&ServedChange::CreateUser {
+                user: user_name(i),
+                display_name: format!("User Number{i}"),
+                email: format!("{}@example.com", user_name(i)),
+                records: vec![("hr".into(), format!("e{i}")), ("entra".into(), format!("o{i}"))],
+            })
+            .unwrap();
+    }
+    store
+        .served_apply(&ServedChange::CreateUser {
+            user: "Mallory".into(),
+            display_name: "<script>alert('x')</script> & Co".into(),
+            email: "mallory@example.com".into(),
+            records: vec![("hr".into(), "m".into())],
+        })
+        .unwrap();
+    let all: Vec<String> = (0..USERS).map(user_name).chain(["Mallory".to_string()]).collect();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "bitbucket-users".into(),
+            users: all,
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "developers".into(),
+            users: (0..USERS).step_by(3).map(user_name).collect(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "admins".into(),
+            users: (0..10).map(user_name).collect(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::Deactivate {
+            user: user_name(1),
+            leave: vec!["bitbucket-users".into(), "admins".into()],
+        })
+        .unwrap();
+}
+
+/// Serves `world`'s store with its configuration plus `extra`, written to `file`.
+async fn serve(world: &World, file: &str, extra: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let path = world.rt.dir.path().join(file);
+    std::fs::write(&path, format!("{}\n{extra}", world.config_text())).unwrap();
+    let service = Service::new(world.store.clone(), world.rt.runtime.clone(), &path, common::kinds()).unwrap();
+    common::api::serve(service).await
+}
+
+impl CrowdWorld {
+    async fn start() -> CrowdWorld {
+        let world = World::new(&Directory::generate(4, 2, 1), bitbucket()).await;
+        seed(&world.store);
+        let mut passwords = std::collections::HashMap::new();
+        let create = |name: &str, allowed: &[&str], groups: Option<&[&str]>| {
+            let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+            let groups: Option<Vec<String>> = groups.map(|g| g.iter().map(|s| s.to_string()).collect());
+            world
+                .store
+                .crowd_app_create(name, &allowed, groups.as_deref(), "test")
+                .unwrap()
+                .1
+        };
+        passwords.insert("bitbucket", create("bitbucket", &["127.0.0.1", "::1"], None));
+        passwords.insert("scoped", create("scoped", &["127.0.0.0/8"], Some(&["Developers"])));
+        passwords.insert("office", create("office", &["192.0.2.0/24"], None));
+        let (base, trusting_task) = serve(&world, "roster.toml", TRUSTING).await;
+        let (untrusting, untrusting_task) = serve(&world, "untrusting.toml", "").await;
+        let tasks = vec![trusting_task, untrusting_task];
+        CrowdWorld {
+            world,
+            base,
+            untrusting,
+            http: reqwest::Client::new(),
+            passwords,
+            tasks,
+        }
+    }
+
+    fn store(&self) -> &Arc<roster_store::Store> {
+        &self.world.store
+    }
+
+    /// A request to `{API}{path}` as application `app`, asking for XML as Crowd's client does.
+    fn req(&self, app: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.req_at(&self.base, app, method, path)
+    }
+
+    fn req_at(&self, base: &str, app: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{base}{API}{path}"))
+            .basic_auth(app, Some(&self.passwords[app]))
+            .header("accept", "application/xml")
+            .header("x-atlassian-token", "no-check")
+    }
+
+    async fn send(&self, r: reqwest::RequestBuilder) -> Answer {
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        Answer { status, headers, text }
+    }
+
+    async fn get(&self, app: &str, path: &str) -> Answer {
+        self.send(self.req(app, Method::GET, path)).await
+    }
+
+    /// `POST /search` with a restriction body, as `RestCrowdClient` sends it.
+    async fn search(&self, app: &str, query: &str, restriction: &str) -> Answer {
+        self.send(
+            self.req(app, Method::POST, &format!("/search?{query}"))
+                .header("content-type", "application/xml; charset=UTF-8")
+                .body(restriction.to_string()),
+        )
+        .await
+    }
+}
+
+const NULL_RESTRICTION: &str =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><null-search-restriction/>";
+
+fn assert_crowd_headers(a: &Answer, what: &str) {
+    assert!(
+        a.header("x-embedded-crowd-version")
+            .is_some_and(|v| v.starts_with("Roster/")),
+        "{what} ({}) lacks X-Embedded-Crowd-Version: {:?}",
+        a.status,
+        a.headers
+    );
+    assert_eq!(a.header("cache-control"), Some("no-cache"), "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_reads_every_user_group_and_membership_and_answers_carry_crowds_headers() {
+    let w = CrowdWorld::start().await;
+
+    // Full sync, step 2: one request, -1, never truncated; every user with <key> and <active>.
+    let users = w
+        .search(
+            "bitbucket",
+            "entity-type=user&start-index=0&max-results=-1&expand=user",
+            NULL_RESTRICTION,
+        )
+        .await;
+    assert_eq!(users.status, 200, "{}", users.text);
+    assert_crowd_headers(&users, "search");
+    let doc = users.doc();
+    let list: Vec<_> = doc
+        .root_element()
+        .children()
+        .filter(roxmltree::Node::is_element)
+        .collect();
+    assert_eq!(list.len(), USERS + 1, "every served user, across keyset pages");
+    let mut keys = BTreeSet::new();
+    for u in &list {
+        assert!(keys.insert(child_text(*u, "key")), "keys are unique");
+        let active = child_text(*u, "active");
+        let expected = if u.attribute("name") == Some("user00001") {
+            "false"
+        } else {
+            "true"
+        };
+        assert_eq!(active, expected, "{:?}", u.attribute("name"));
+        assert!(child_text(*u, "created-date").ends_with('Z'));
+        assert!(child(*u, "attributes").is_none(), "attributes only when expanded");
+    }
+    let listed = names(&doc);
+    let mut sorted = listed.clone();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(listed, sorted, "ordered by name");
+
+    // The default is 1,000; start-index and max-results page.
+    let default = w
+        .search("bitbucket", "entity-type=user&expand=user", NULL_RESTRICTION)
+        .await;
+    assert_eq!(names(&default.doc()).len(), 1000);
+    let page = w
+        .search(
+            "bitbucket",
+            "entity-type=user&start-index=1000&max-results=3",
+            NULL_RESTRICTION,
+        )
+        .await;
+    assert_eq!(names(&page.doc()), &listed[1000..1003]);
+
+    // With attributes: Roster's records, one value each.
+    let with = w
+        .search(
+            "bitbucket",
+            "entity-type=user&start-index=0&max-results=2&expand=user,attributes",
+            NULL_RESTRICTION,
+        )
+        .await;
+    let doc = with.doc();
+    let first = doc
+        .root_element()
+        .children()
+        .find(|u| u.attribute("name") == Some("user00000"))
+        .unwrap();
+    let attr = child(child(first, "attributes").unwrap(), "attribute").unwrap();
+    assert_eq!(attr.attribute("name"), Some("roster.records"));
+    let values: Vec<&str> = attr
+        .descendants()
+        .filter(|n| n.has_tag_name("value"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert_eq!(values.len(), 2, "{}", with.text);
+    assert!(values.contains(&"hr:e0"), "{values:?}");
+
+    // What the connection test sends: name NULL, one result.
+    let test = w
+        .search(
+            "bitbucket",
+            "entity-type=user&start-index=0&max-results=1&expand=user",
+            "<property-search-restriction><property><name>name</name><type>STRING</type></property><match-mode>NULL</match-mode></property-search-restriction>",
+        )
+        .await;
+    assert_eq!(
+        (test.status, names(&test.doc()).len()),
+        (200, 0),
+        "every user has a name"
+    );
+
+    // Groups, then the membership document.
+    let groups = w
+        .search(
+            "bitbucket",
+            "entity-type=group&start-index=0&max-results=-1&expand=group",
+            NULL_RESTRICTION,
+        )
+        .await;
+    let doc = groups.doc();
+    assert_eq!(names(&doc), ["admins", "bitbucket-users", "developers"]);
+    for g in doc.root_element().children().filter(roxmltree::Node::is_element) {
+        assert_eq!(child_text(g, "active"), "true");
+        assert_eq!(child_text(g, "type"), "GROUP");
+    }
+    let starts = w
+        .search(
+            "bitbucket",
+            "entity-type=group&max-results=-1",
+            "<boolean-search-restriction boolean-logic=\"or\"><restrictions><property-search-restriction><property><name>name</name><type>STRING</type></property><match-mode>STARTS_WITH</match-mode><value>DEV</value></property-search-restriction><property-search-restriction><property><name>name</name><type>STRING</type></property><match-mode>EXACTLY_MATCHES</match-mode><value>admins</value></property-search-restriction></restrictions></boolean-search-restriction>",
+        )
+        .await;
+    assert_eq!(names(&starts.doc()), ["admins", "developers"]);
+
+    let m = w.get("bitbucket", "/group/membership").await;
+    assert_eq!(m.status, 200, "{}", m.text);
+    assert_crowd_headers(&m, "membership");
+    let doc = m.doc();
+    let memberships: Vec<_> = doc
+        .root_element()
+        .children()
+        .filter(roxmltree::Node::is_element)
+        .collect();
+    assert_eq!(memberships.len(), 3);
+    let members_of = |g: &str| -> usize {
+        let m = memberships.iter().find(|m| m.attribute("group") == Some(g)).unwrap();
+        child(*m, "users")
+            .unwrap()
+            .children()
+            .filter(roxmltree::Node::is_element)
+            .count()
+    };
+    assert_eq!(members_of("admins"), 9, "user00001 left admins");
+    assert_eq!(
+        members_of("bitbucket-users"),
+        USERS,
+        "everyone but user00001, plus Mallory"
+    );
+    assert_eq!(members_of("developers"), USERS.div_ceil(3));
+
+    // Lookups.
+    let u = w.get("bitbucket", "/user?username=USER00002").await;
+    assert_eq!(u.status, 200, "{}", u.text);
+    let doc = u.doc();
+    let key = child_text(doc.root_element(), "key");
+    assert_eq!(doc.root_element().attribute("name"), Some("user00002"));
+    assert_eq!(child_text(doc.root_element(), "first-name"), "User");
+    assert_eq!(child_text(doc.root_element(), "last-name"), "Number2");
+    let by_key = w.get("bitbucket", &format!("/user?key={key}")).await;
+    assert_eq!(by_key.doc().root_element().attribute("name"), Some("user00002"));
+    let missing = w.get("bitbucket", "/user?username=nobody").await;
+    assert_eq!(missing.status, 404);
+    assert_crowd_headers(&missing, "user not found");
+    assert_eq!(missing.error().0, "USER_NOT_FOUND");
+    let g = w.get("bitbucket", "/group?groupname=Developers").await;
+    assert_eq!(g.doc().root_element().attribute("name"), Some("developers"));
+    assert_eq!(
+        w.get("bitbucket", "/group?groupname=nope").await.error().0,
+        "GROUP_NOT_FOUND"
+    );
+    let direct = w
+        .get(
+            "bitbucket",
+            "/user/group/direct?username=user00012&start-index=0&max-results=-1",
+        )
+        .await;
+    assert_eq!(names(&direct.doc()), ["bitbucket-users", "developers"]);
+    let members = w
+        .get(
+            "bitbucket",
+            "/group/user/direct?groupname=admins&start-index=0&max-results=-1&expand=user",
+        )
+        .await;
+    assert_eq!(names(&members.doc()).len(), 9);
+    let is_member = w
+        .get("bitbucket", "/group/user/direct?groupname=admins&username=user00002")
+        .await;
+    assert_eq!(is_member.status, 200);
+    let not_member = w
+        .get("bitbucket", "/group/user/direct?groupname=admins&username=user00001")
+        .await;
+    assert_eq!(
+        (not_member.status, not_member.error().0.as_str()),
+        (404, "MEMBERSHIP_NOT_FOUND")
+    );
+    let children = w
+        .get(
+            "bitbucket",
+            "/group/child-group/direct?groupname=admins&start-index=0&max-results=-1",
+        )
+        .await;
+    assert_eq!((children.status, names(&children.doc()).len()), (200, 0), "flat");
+
+    // JSON when asked for JSON only.
+    let json = w
+        .send(
+            w.http
+                .get(format!("{}{API}/user?username=user00002", w.base))
+                .basic_auth("bitbucket", Some(&w.passwords["bitbucket"]))
+                .header("accept", "application/json"),
+        )
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&json.text).unwrap();
+    assert_eq!(
+        (v["name"].as_str(), v["active"].as_bool()),
+        (Some("user00002"), Some(true))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_wants_an_applications_password_and_one_of_its_addresses() {
+    let w = CrowdWorld::start().await;
+    let url = format!("{}{API}/user?username=user00002", w.base);
+
+    // No credentials, a wrong password, an unknown application, a malformed header: 401 with
+    // the challenge and a text body.
+    for r in [
+        w.http.get(&url),
+        w.http.get(&url).basic_auth("bitbucket", Some("wrong")),
+        w.http.get(&url).basic_auth("jira", Some(&w.passwords["bitbucket"])),
+        w.http.get(&url).header("authorization", "Basic !!"),
+    ] {
+        let a = w.send(r).await;
+        assert_eq!(a.status, 401, "{}", a.text);
+        assert_crowd_headers(&a, "401");
+        assert_eq!(a.header("www-authenticate"), Some("BASIC realm=\"Crowd REST Service\""));
+        assert!(a.text.starts_with("Application failed to authenticate"), "{}", a.text);
+    }
+
+    // `office` may call only from 192.0.2.0/24: the loopback peer is refused…
+    let a = w.get("office", "/user?username=user00002").await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    assert_crowd_headers(&a, "403");
+    assert!(a.text.contains("127.0.0.1"), "{}", a.text);
+    // …a client behind the trusted loopback proxy is let through…
+    let via = w
+        .send(
+            w.req("office", Method::GET, "/user?username=user00002")
+                .header("x-forwarded-for", "192.0.2.40"),
+        )
+        .await;
+    assert_eq!(via.status, 200, "{}", via.text);
+    // …but the right-most untrusted hop counts, not what the client wrote to the left of it…
+    let spoofed = w
+        .send(
+            w.req("office", Method::GET, "/user?username=user00002")
+                .header("x-forwarded-for", "192.0.2.40, 203.0.113.9"),
+        )
+        .await;
+    assert_eq!(spoofed.status, 403, "{}", spoofed.text);
+    // …and from a peer that is not a trusted proxy, X-Forwarded-For is not believed.
+    let untrusted = w
+        .send(
+            w.req_at(&w.untrusting, "office", Method::GET, "/user?username=user00002")
+                .header("x-forwarded-for", "192.0.2.40"),
+        )
+        .await;
+    assert_eq!(untrusted.status, 403, "{}", untrusted.text);
+    let bitbucket = w
+        .send(w.req_at(&w.untrusting, "bitbucket", Method::GET, "/user?username=user00002"))
+        .await;
+    assert_eq!(bitbucket.status, 200, "{}", bitbucket.text);
+
+    // A use is recorded (at most once a minute).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        w.store()
+            .crowd_app("bitbucket")
+            .unwrap()
+            .unwrap()
+            .last_used_at
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_passwords_and_mistakes_are_refused_in_crowds_terms() {
+    let w = CrowdWorld::start().await;
+    let before = w.store().served_state().unwrap();
+
+    for (method, path, body) in [
+        (Method::POST, "/user", "<user name=\"eve\"><active>true</active></user>"),
+        (
+            Method::PUT,
+            "/user?username=user00002",
+            "<user name=\"user00002\"><active>false</active></user>",
+        ),
+        (Method::DELETE, "/user?username=user00002", ""),
+        (
+            Method::PUT,
+            "/user/password?username=user00002",
+            "<password><value>x</value></password>",
+        ),
+        (
+            Method::POST,
+            "/user/rename?username=user00002",
+            "<new-name>x</new-name>",
+        ),
+        (
+            Method::POST,
+            "/group",
+            "<group name=\"g\"><type>GROUP</type><active>true</active></group>",
+        ),
+        (Method::DELETE, "/group?groupname=admins", ""),
+        (
+            Method::POST,
+            "/group/user/direct?groupname=admins",
+            "<user name=\"user00100\"/>",
+        ),
+        (
+            Method::DELETE,
+            "/group/user/direct?groupname=admins&username=user00002",
+            "",
+        ),
+        (
+            Method::POST,
+            "/user/group/direct?username=user00100",
+            "<group name=\"admins\"/>",
+        ),
+    ] {
+        let a = w
+            .send(
+                w.req("bitbucket", method.clone(), path)
+                    .header("content-type", "application/xml")
+                    .body(body),
+            )
+            .await;
+        assert_eq!(a.status, 403, "{method} {path}: {}", a.text);
+        assert_crowd_headers(&a, "write");
+        assert_eq!(a.error().0, "APPLICATION_PERMISSION_DENIED", "{method} {path}");
+    }
+    assert_eq!(w.store().served_state().unwrap(), before, "nothing changed");
+
+    let auth = w
+        .send(
+            w.req("bitbucket", Method::POST, "/authentication?username=user00002")
+                .body("<password><value>secret</value></password>"),
+        )
+        .await;
+    assert_eq!(
+        (auth.status, auth.error().0.as_str()),
+        (400, "INVALID_USER_AUTHENTICATION")
+    );
+    let notify = w
+        .send(
+            w.req("bitbucket", Method::POST, "/authentication/notify?username=user00002")
+                .body("<password/>"),
+        )
+        .await;
+    assert_eq!(notify.status, 404);
+    notify.error();
+
+    // A malformed restriction is the client's mistake, named.
+    for (body, says) in [
+        ("<null-search-restriction", "not well-formed XML"),
+        (
+            "<search-everything/>",
+            "<search-everything> is not a search restriction",
+        ),
+        (
+            "<property-search-restriction><property><name>email</name></property><match-mode>SOUNDS_LIKE</match-mode><value>x</value></property-search-restriction>",
+            "SOUNDS_LIKE",
+        ),
+    ] {
+        let a = w.search("bitbucket", "entity-type=user&max-results=-1", body).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.text);
+        let (reason, message) = a.error();
+        assert_eq!(reason, "ILLEGAL_ARGUMENT");
+        assert!(message.contains(says), "{message} should name {says}");
+    }
+    for (query, says) in [
+        ("max-results=-1", "entity-type"),
+        ("entity-type=role", "role"),
+        ("entity-type=user&max-results=-2", "max-results"),
+        ("entity-type=user&start-index=x", "start-index"),
+    ] {
+        let a = w.search("bitbucket", query, NULL_RESTRICTION).await;
+        assert_eq!(a.status, 400, "{query}");
+        assert!(a.error().1.contains(says), "{query}: {}", a.text);
+    }
+    let missing = w.get("bitbucket", "/user").await;
+    assert_eq!((missing.status, missing.error().0.as_str()), (400, "ILLEGAL_ARGUMENT"));
+    let cql = w
+        .get("bitbucket", "/search?entity-type=user&restriction=email%3Dx")
+        .await;
+    assert_eq!(cql.status, 405);
+    assert_crowd_headers(&cql, "405");
+    cql.error();
+    let nothing = w.get("bitbucket", "/no/such/thing").await;
+    assert_eq!(nothing.status, 404);
+    assert_crowd_headers(&nothing, "unknown path");
+    nothing.error();
+    let too_big = w.search("bitbucket", "entity-type=user", &"x".repeat(100 * 1024)).await;
+    assert_eq!(too_big.status, 413);
+    assert_crowd_headers(&too_big, "413");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_since_a_token_show_what_changed_and_an_unknown_token_is_gone() {
+    let w = CrowdWorld::start().await;
+    let current = w.get("bitbucket", "/event").await;
+    assert_eq!(current.status, 200, "{}", current.text);
+    assert_crowd_headers(&current, "event");
+    let doc = current.doc();
+    let root = doc.root_element();
+    assert_eq!(root.attribute("incrementalSynchronisationAvailable"), Some("true"));
+    let token = root.attribute("newEventToken").unwrap().to_string();
+    // The scoped application's view starts at the same place.
+    let scoped_token = w
+        .get("scoped", "/event")
+        .await
+        .doc()
+        .root_element()
+        .attribute("newEventToken")
+        .unwrap()
+        .to_string();
+
+    let before = w.get("bitbucket", "/user?username=user00002").await;
+    let key_before = child_text(before.doc().root_element(), "key");
+    let store = w.store();
+    store
+        .served_apply(&ServedChange::CreateGroup { group: "ops".into() })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::CreateUser {
+            user: "newbie".into(),
+            display_name: "New Bie".into(),
+            email: "newbie@example.com".into(),
+            records: vec![("hr".into(), "n".into())],
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "developers".into(),
+            users: vec!["newbie".into()],
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "ops".into(),
+            users: vec!["newbie".into()],
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::RenameUser {
+            from: "user00002".into(),
+            to: "user00002-renamed".into(),
+            records: vec![],
+        })
+        .unwrap();
+
+    let since = w.get("bitbucket", &format!("/event/{token}")).await;
+    assert_eq!(since.status, 200, "{}", since.text);
+    let doc = since.doc();
+    let root = doc.root_element();
+    let next = root.attribute("newEventToken").unwrap();
+    assert_ne!(next, token);
+    let events: Vec<(String, String, String)> = root
+        .children()
+        .filter(roxmltree::Node::is_element)
+        .map(|e| {
+            let op = child_text(e, "operation");
+            let subject = e
+                .children()
+                .find(|c| c.has_tag_name("user") || c.has_tag_name("group") || c.has_tag_name("childUser"))
+                .and_then(|c| c.attribute("name"))
+                .unwrap_or("")
+                .to_string();
+            (e.tag_name().name().to_string(), op, subject)
+        })
+        .collect();
+    let ev = |kind: &str, op: &str, name: &str| (kind.to_string(), op.to_string(), name.to_string());
+    assert_eq!(
+        events,
+        [
+            ev("groupEvent", "CREATED", "ops"),
+            ev("userEvent", "CREATED", "newbie"),
+            ev("userMembershipEvent", "CREATED", "newbie"),
+            ev("userMembershipEvent", "CREATED", "newbie"),
+            ev("userEvent", "UPDATED", "user00002-renamed"),
+        ],
+        "{}",
+        since.text
+    );
+    // The renamed user keeps the key a client follows renames by.
+    let renamed = root
+        .children()
+        .rfind(|e| e.has_tag_name("userEvent"))
+        .and_then(|e| child(e, "user"))
+        .unwrap();
+    assert_eq!(child_text(renamed, "key"), key_before);
+    // Nothing since the new token.
+    let after = w.get("bitbucket", &format!("/event/{next}")).await;
+    assert_eq!(
+        after
+            .doc()
+            .root_element()
+            .children()
+            .filter(roxmltree::Node::is_element)
+            .count(),
+        0
+    );
+
+    // The scoped application sees developers only: not `ops`, not the ops membership, but
+    // newbie (who joined developers) comes with its entity before the membership.
+    let scoped = w.get("scoped", &format!("/event/{scoped_token}")).await;
+    let doc = scoped.doc();
+    let kinds: Vec<String> = doc
+        .root_element()
+        .children()
+        .filter(roxmltree::Node::is_element)
+        .map(|e| e.tag_name().name().to_string())
+        .collect();
+    assert!(!scoped.text.contains("\"ops\""), "{}", scoped.text);
+    assert_eq!(
+        kinds,
+        ["userEvent", "userEvent", "userMembershipEvent"],
+        "newbie created, newbie as now, the developers membership; user00002 is not a developer: {}",
+        scoped.text
+    );
+
+    // Tokens the log cannot continue from: 410 EVENT_TOKEN_EXPIRED.
+    for bad in ["nonsense", "0.0", "x.1"] {
+        let a = w.get("bitbucket", &format!("/event/{bad}")).await;
+        assert_eq!(a.status, 410, "{bad}: {}", a.text);
+        assert_crowd_headers(&a, "410");
+        assert_eq!(a.error().0, "EVENT_TOKEN_EXPIRED");
+    }
+    store.served_prune_events(i64::MAX).unwrap();
+    let pruned = w.get("bitbucket", &format!("/event/{token}")).await;
+    assert_eq!((pruned.status, pruned.error().0.as_str()), (410, "EVENT_TOKEN_EXPIRED"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_limited_to_some_groups_sees_only_them_and_their_members() {
+    let w = CrowdWorld::start().await;
+    let groups = w
+        .search(
+            "scoped",
+            "entity-type=group&max-results=-1&expand=group",
+            NULL_RESTRICTION,
+        )
+        .await;
+    assert_eq!(names(&groups.doc()), ["developers"]);
+    let users = w
+        .search("scoped", "entity-type=user&max-results=-1", NULL_RESTRICTION)
+        .await;
+    let expected: Vec<String> = (0..USERS).step_by(3).map(user_name).collect();
+    assert_eq!(names(&users.doc()), expected);
+    let m = w.get("scoped", "/group/membership").await;
+    let doc = m.doc();
+    let groups: Vec<&str> = doc
+        .root_element()
+        .children()
+        .filter_map(|n| n.attribute("group"))
+        .collect();
+    assert_eq!(groups, ["developers"]);
+
+    assert_eq!(w.get("scoped", "/user?username=user00003").await.status, 200);
+    assert_eq!(
+        w.get("scoped", "/user?username=user00002").await.error().0,
+        "USER_NOT_FOUND"
+    );
+    assert_eq!(
+        w.get("scoped", "/group?groupname=admins").await.error().0,
+        "GROUP_NOT_FOUND"
+    );
+    let of_user = w
+        .get("scoped", "/user/group/direct?username=user00003&max-results=-1")
+        .await;
+    assert_eq!(names(&of_user.doc()), ["developers"]);
+    let of_group = w
+        .get("scoped", "/group/user/direct?groupname=admins&max-results=-1")
+        .await;
+    assert_eq!((of_group.status, names(&of_group.doc()).len()), (200, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markup_in_a_display_name_is_escaped() {
+    let w = CrowdWorld::start().await;
+    let a = w.get("bitbucket", "/user?username=mallory").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(!a.text.contains("<script>"), "{}", a.text);
+    assert!(a.text.contains("&lt;script&gt;"), "{}", a.text);
+    assert_eq!(
+        child_text(a.doc().root_element(), "display-name"),
+        "<script>alert('x')</script> & Co"
+    );
+    let all = w
+        .search(
+            "bitbucket",
+            "entity-type=user&max-results=-1&expand=user",
+            NULL_RESTRICTION,
+        )
+        .await;
+    assert!(!all.text.contains("<script>"));
+    all.doc();
+}
