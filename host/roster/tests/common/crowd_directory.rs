@@ -53,7 +53,7 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// Bitbucket's defaults for a new Crowd directory: no attribute sync, nested groups on.
+    /// No attribute sync, nested groups on.
     fn default() -> Self {
         Settings {
             user_attributes: AttributeSync::Off,
@@ -625,7 +625,8 @@ impl CrowdDirectory {
     }
 
     /// `POST /authentication?username=U` with the password: the user the server returns
-    /// updates the cache (its attributes as the last synchronisation left them).
+    /// updates the cache (its attributes as the last synchronisation left them). The group
+    /// synchronisation some directories make after a login (§6, "User login" step 2) is not made.
     pub async fn authenticate(&mut self, user: &str, password: &str) -> Result<CachedUser, CrowdError> {
         let body = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><password><value>{}</value></password>",
