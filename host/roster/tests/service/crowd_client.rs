@@ -487,10 +487,23 @@ async fn roster_incremental_sync_converges_to_a_fresh_full_sync() {
         if attributes == AttributeSync::Off {
             change_served(&r, &d);
         } else {
+            // With attributes, what a user event stores must reach the cache: a new user's
+            // records, and a renamed user's new ones.
             r.apply(ServedChange::UpdateUser {
                 user: d.users[10].username.clone(),
                 display_name: "Second Change".into(),
                 email: String::new(),
+            });
+            r.apply(ServedChange::CreateUser {
+                user: "second-newcomer".into(),
+                display_name: "Second Newcomer".into(),
+                email: "second@example.com".into(),
+                records: vec![("hr".into(), "u-new-2".into()), ("okta".into(), "00u2".into())],
+            });
+            r.apply(ServedChange::RenameUser {
+                from: d.users[11].username.clone(),
+                to: "renamed-again".into(),
+                records: vec![("hr".into(), d.users[11].id.clone()), ("okta".into(), "00u11".into())],
             });
         }
         dir.incremental_sync().await.unwrap();
