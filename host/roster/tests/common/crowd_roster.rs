@@ -41,6 +41,12 @@ impl RosterCrowd {
     /// and starts `bin serve` on a free port (waits until it listens). Blocking: call it off the
     /// async workers.
     pub fn start(bin: &Path, app: &str, seed: impl FnOnce(&Store)) -> RosterCrowd {
+        RosterCrowd::start_scoped(bin, app, None, seed)
+    }
+
+    /// [`RosterCrowd::start`] with an application that sees only `groups` (and their members);
+    /// `None`: everything.
+    pub fn start_scoped(bin: &Path, app: &str, groups: Option<&[String]>, seed: impl FnOnce(&Store)) -> RosterCrowd {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_path_buf();
         std::fs::create_dir_all(data.join("plugins")).unwrap();
@@ -50,7 +56,7 @@ impl RosterCrowd {
             Arc::new(Store::open(&data.join("roster.db"), roster_store::crypto::Key::from_bytes([9; 32])).unwrap());
         seed(&store);
         let (_, password) = store
-            .crowd_app_create(app, &["127.0.0.1".to_string(), "::1".to_string()], None, "test")
+            .crowd_app_create(app, &["127.0.0.1".to_string(), "::1".to_string()], groups, "test")
             .unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()

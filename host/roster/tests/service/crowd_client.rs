@@ -572,3 +572,75 @@ async fn roster_refusals_read_as_the_java_client_reads_them() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn roster_scoped_application_incremental_sync_converges_to_its_full_sync() {
+    let d = Directory::generate(30, 8, 2);
+    let visible = vec![d.groups[0].name.clone(), d.groups[1].name.clone()];
+    let changes = seed_changes(&d);
+    let r = RosterCrowd::start_scoped(Path::new(env!("CARGO_BIN_EXE_roster")), APP, Some(&visible), |store| {
+        for c in &changes {
+            store.served_apply(c).unwrap();
+        }
+    });
+    let mut dir = roster_client(&r, Settings::default());
+    dir.full_sync().await.unwrap();
+    let seen: BTreeSet<String> = dir.cache.groups.keys().cloned().collect();
+    let want: BTreeSet<String> = visible.iter().map(|g| g.to_lowercase()).collect();
+    assert_eq!(seen, want, "the application sees only its groups");
+    for u in dir.cache.users.keys() {
+        assert!(
+            !dir.cache.user_groups(u).is_empty(),
+            "{u} is in none of the visible groups"
+        );
+    }
+
+    // A member of a visible group leaves it (and with it everything the application sees), a
+    // user joins one, a hidden group changes, a visible member is renamed.
+    let leaver = r.store.served_group_users(&visible[0]).unwrap()[0].clone();
+    for g in r.store.served_user_groups(&leaver).unwrap() {
+        if want.contains(&g.to_lowercase()) {
+            r.apply(ServedChange::RemoveMember {
+                group: g,
+                user: leaver.clone(),
+            });
+        }
+    }
+    let outsider = d
+        .users
+        .iter()
+        .map(|u| u.username.clone())
+        .find(|u| !dir.cache.users.contains_key(&u.to_lowercase()))
+        .expect("a user the application does not see");
+    r.apply(ServedChange::AddMembers {
+        group: visible[1].clone(),
+        users: vec![outsider.clone()],
+    });
+    r.apply(ServedChange::DeleteGroup {
+        group: d.groups[5].name.clone(),
+    });
+    let member = r.store.served_group_users(&visible[1]).unwrap()[0].clone();
+    if member != outsider {
+        r.apply(ServedChange::RenameUser {
+            from: member,
+            to: "renamed-visible".into(),
+            records: Vec::new(),
+        });
+    }
+
+    dir.incremental_sync().await.unwrap();
+    assert!(
+        matches!(dir.history.last(), Some(SyncOutcome::Incremental { .. })),
+        "{:?}",
+        dir.history
+    );
+    let mut fresh = roster_client(&r, Settings::default());
+    fresh.full_sync().await.unwrap();
+    assert!(fresh.cache.users.contains_key(&outsider.to_lowercase()));
+    assert!(!fresh.cache.users.contains_key(&leaver.to_lowercase()));
+    assert_eq!(
+        dir.cache, fresh.cache,
+        "a scoped application's incremental sync did not converge ({:?})",
+        dir.history
+    );
+}
