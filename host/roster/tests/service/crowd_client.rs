@@ -571,6 +571,13 @@ async fn roster_refusals_read_as_the_java_client_reads_them() {
         matches!(&e, CrowdError::Rest { status: 400, reason, .. } if reason == "INVALID_USER_AUTHENTICATION"),
         "{e:?}"
     );
+    // From an address the application does not allow: 403, read as a permission refusal (and
+    // not as "not a Crowd server": the refusal carries the header too).
+    r.store
+        .crowd_app_update(APP, &["10.0.0.0/8".to_string()], None)
+        .unwrap();
+    let e = dir.full_sync().await.unwrap_err();
+    assert!(matches!(e, CrowdError::Forbidden(_)), "{e:?}");
 }
 
 #[tokio::test]
