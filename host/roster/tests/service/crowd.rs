@@ -445,6 +445,24 @@ async fn a_full_sync_reads_every_user_group_and_membership_and_answers_carry_cro
         (v["name"].as_str(), v["active"].as_bool()),
         (Some("user00002"), Some(true))
     );
+    let json = w
+        .send(
+            w.http
+                .post(format!(
+                    "{}{API}/search?entity-type=user&max-results=-1&expand=user,attributes",
+                    w.base
+                ))
+                .basic_auth("bitbucket", Some(&w.passwords["bitbucket"]))
+                .header("accept", "application/json")
+                .body(r#"{"restriction-type":"property-search-restriction","property":{"name":"active","type":"BOOLEAN"},"match-mode":"EXACTLY_MATCHES","value":"false"}"#),
+        )
+        .await;
+    assert_eq!(json.status, 200, "{}", json.text);
+    let v: serde_json::Value = serde_json::from_str(&json.text).unwrap();
+    let users = v["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "the one inactive user: {}", json.text);
+    assert_eq!(users[0]["name"], "user00001");
+    assert_eq!(users[0]["attributes"]["attributes"][0]["name"], "roster.records");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,6 +648,12 @@ async fn writes_passwords_and_mistakes_are_refused_in_crowds_terms() {
     assert_eq!(nothing.status, 404);
     assert_crowd_headers(&nothing, "unknown path");
     nothing.error();
+    let other_version = w
+        .send(w.http.get(format!("{}/rest/usermanagement/2/user", w.base)))
+        .await;
+    assert_eq!(other_version.status, 404);
+    assert_crowd_headers(&other_version, "another API version");
+    other_version.error();
     let too_big = w.search("bitbucket", "entity-type=user", &"x".repeat(100 * 1024)).await;
     assert_eq!(too_big.status, 413);
     assert_crowd_headers(&too_big, "413");
@@ -835,4 +859,248 @@ async fn markup_in_a_display_name_is_escaped() {
         .await;
     assert!(!all.text.contains("<script>"));
     all.doc();
+}
+
+/// The resident set of this process, in KiB (Linux).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// 100,000 users in one answer (`max-results=-1`) and the membership document, read chunk by
+/// chunk: the answer is produced from keyset pages as it is read, so the process does not grow
+/// by the answer's size (34 MiB of XML for the users). Slow to seed (one transaction per user): run with
+/// `cargo test -p roster --test service crowd_100k -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn crowd_100k_users_are_streamed_in_flat_memory() {
+    const MANY: usize = 100_000;
+    let world = World::new(&Directory::generate(4, 2, 1), bitbucket()).await;
+    let store = world.store.clone();
+    let seeding = std::time::Instant::now();
+    store
+        .served_apply(&ServedChange::CreateGroup {
+            group: "everyone".into(),
+        })
+        .unwrap();
+    for i in 0..MANY {
+        store
+            .served_apply(&ServedChange::CreateUser {
+                user: format!("person{i:06}"),
+                display_name: format!("Person Number{i}"),
+                email: format!("person{i:06}@example.com"),
+                records: vec![("hr".into(), format!("e{i}"))],
+            })
+            .unwrap();
+    }
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "everyone".into(),
+            users: (0..MANY).map(|i| format!("person{i:06}")).collect(),
+        })
+        .unwrap();
+    println!("seeded {MANY} users in {:?}", seeding.elapsed());
+    let password = store
+        .crowd_app_create("bitbucket", &["127.0.0.1".into()], None, "test")
+        .unwrap()
+        .1;
+    let (base, task) = serve(&world, "roster.toml", "").await;
+    let http = reqwest::Client::new();
+    for (what, request) in [
+        (
+            "users",
+            http.post(format!(
+                "{base}{API}/search?entity-type=user&start-index=0&max-results=-1&expand=user"
+            ))
+            .body(NULL_RESTRICTION),
+        ),
+        ("memberships", http.get(format!("{base}{API}/group/membership"))),
+    ] {
+        let started = std::time::Instant::now();
+        let before = rss_kib().unwrap_or(0);
+        let mut resp = request.basic_auth("bitbucket", Some(&password)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let (mut bytes, mut users, mut peak, mut tail) = (0usize, 0usize, before, String::new());
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            bytes += chunk.len();
+            // Count `<user name=` across chunk boundaries.
+            let text = format!("{tail}{}", String::from_utf8_lossy(&chunk));
+            users += text.matches("<user name=").count();
+            let keep = text.len().min(16);
+            let mut cut = text.len() - keep;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            tail = text[cut..].to_string();
+            users -= tail.matches("<user name=").count();
+            peak = peak.max(rss_kib().unwrap_or(0));
+        }
+        users += tail.matches("<user name=").count();
+        let grew = peak.saturating_sub(before);
+        println!(
+            "{what}: {users} users, {} KiB in {:?}; the process grew by {grew} KiB while reading",
+            bytes / 1024,
+            started.elapsed()
+        );
+        assert_eq!(users, MANY, "{what}: every user, never truncated");
+        // Held whole, the users' answer alone would be 34 MiB; streamed, the process holds a few
+        // chunks and a keyset page (for the membership document: one group's member names).
+        assert!(
+            grew < 16 * 1024,
+            "{what}: the process grew by {grew} KiB for a {} KiB answer: it is held, not streamed",
+            bytes / 1024
+        );
+    }
+    task.abort();
+}
+
+/// Roster's own `crowd` connector — an independent reader of Crowd's API, written against
+/// Jira's and Crowd's answers — reads the served directory through the endpoint, in full and
+/// then incrementally from the event log, and the run brings Bitbucket to it: the XML, the
+/// paging, the membership document and the events are what a Crowd client reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_reads_its_own_crowd_endpoint_with_the_crowd_connector() {
+    use common::crowd::fetch_of;
+    use common::world::{SourceWorld, groups_of};
+    use roster_sim::scenario::CrowdSource;
+
+    let mut w: SourceWorld<(), CrowdSource> =
+        SourceWorld::assemble(&[("crowd", "crowd.wasm")], (), bitbucket(), 11, |_, _| CrowdSource {
+            application: "roster-reader".into(),
+            settings: "use_nested_groups = false\nuse_incremental_sync = true".into(),
+            ..CrowdSource::default()
+        })
+        .await;
+    let store = w.store.clone();
+    for g in ["developers", "ops"] {
+        store
+            .served_apply(&ServedChange::CreateGroup { group: g.into() })
+            .unwrap();
+    }
+    for i in 0..40 {
+        store
+            .served_apply(&ServedChange::CreateUser {
+                user: format!("dev{i:02}"),
+                display_name: format!("Dev Number{i}"),
+                email: format!("dev{i:02}@example.com"),
+                records: vec![("hr".into(), format!("{i}"))],
+            })
+            .unwrap();
+    }
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "developers".into(),
+            users: (0..30).map(|i| format!("dev{i:02}")).collect(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "ops".into(),
+            users: (25..40).map(|i| format!("dev{i:02}")).collect(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::Deactivate {
+            user: "dev39".into(),
+            leave: vec!["ops".into()],
+        })
+        .unwrap();
+    w.source.password = store
+        .crowd_app_create("roster-reader", &["127.0.0.0/8".into()], None, "test")
+        .unwrap()
+        .1;
+
+    // The endpoint's address goes into the very configuration the service is made from.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    w.source.server_url = format!("http://{}", listener.local_addr().unwrap());
+    let path = w.rt.dir.path().join("roster.toml");
+    std::fs::write(&path, w.config_text()).unwrap();
+    let service = Service::new(store.clone(), w.rt.runtime.clone(), &path, common::kinds()).unwrap();
+    let (app, _) = roster_serve::api::routes(service);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+
+    let check = w.check().await;
+    assert!(check.ok, "{check:?}");
+    let full = w.sync().await;
+    assert_eq!(full.state, "succeeded", "{:?}", full.summary.warnings);
+    let fetched = fetch_of(&full);
+    assert_eq!((fetched.mode.as_str(), fetched.users), ("full", 40), "{fetched:?}");
+    {
+        let bb = w.bb.lock();
+        for i in 0..39 {
+            let u = bb
+                .users()
+                .get(&format!("dev{i:02}"))
+                .unwrap_or_else(|| panic!("dev{i:02} in Bitbucket"));
+            assert_eq!(
+                (u.display_name.clone(), u.email.clone()),
+                (format!("Dev Number{i}"), format!("dev{i:02}@example.com"))
+            );
+        }
+        assert!(!bb.users().contains_key("dev39"), "an inactive user is not provisioned");
+    }
+    assert!(groups_of(&w.bb, "dev27").contains(&"developers".to_string()));
+    assert!(groups_of(&w.bb, "dev27").contains(&"ops".to_string()));
+
+    // Changes, read from the event log: a new member, a rename (followed by its key), one
+    // leaving a group.
+    store
+        .served_apply(&ServedChange::CreateUser {
+            user: "newbie".into(),
+            display_name: "New Bie".into(),
+            email: "newbie@example.com".into(),
+            records: vec![],
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "ops".into(),
+            users: vec!["newbie".into()],
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::RemoveMember {
+            group: "developers".into(),
+            user: "dev27".into(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::UpdateUser {
+            user: "dev05".into(),
+            display_name: "Dev Renamed".into(),
+            email: "dev05@example.com".into(),
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::RenameUser {
+            from: "dev06".into(),
+            to: "dev06-new".into(),
+            records: vec![("hr".into(), "6".into())],
+        })
+        .unwrap();
+    let incremental = w.sync_incremental().await;
+    assert_eq!(incremental.state, "succeeded", "{:?}", incremental.summary.warnings);
+    let fetched = fetch_of(&incremental);
+    assert_eq!(
+        (fetched.mode.as_str(), &fetched.fell_back),
+        ("incremental", &None),
+        "{fetched:?}"
+    );
+    assert_eq!(groups_of(&w.bb, "newbie"), ["bitbucket-users", "ops"]);
+    assert!(!groups_of(&w.bb, "dev27").contains(&"developers".to_string()));
+    assert_eq!(w.bb.lock().users()["dev05"].display_name, "Dev Renamed");
+    assert!(!w.bb.lock().users().contains_key("dev06"), "renamed, not copied");
+    assert_eq!(
+        groups_of(&w.bb, "dev06-new"),
+        ["bitbucket-users", "developers"],
+        "its groups kept"
+    );
+    task.abort();
 }

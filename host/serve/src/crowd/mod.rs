@@ -230,3 +230,73 @@ pub fn not_found(path: &str) -> Response {
     gate::stamp(r.headers_mut());
     r
 }
+
+#[cfg(test)]
+mod tests {
+    /// The store methods this module may call: reads of the served directory, the check of an
+    /// application's password, and the record of its last use. Anything else (`served_apply`,
+    /// pruning, creating or changing applications) would let a client's request write.
+    const ALLOWED: &[&str] = &[
+        "served_token",
+        "served_events_since",
+        "served_users_page",
+        "served_groups_page",
+        "served_memberships_page",
+        "served_user",
+        "served_user_by_key",
+        "served_group",
+        "served_user_groups",
+        "served_group_users",
+        "crowd_app_verify",
+        "crowd_app_used",
+    ];
+
+    /// Every `served_…` or `crowd_app…` name in `source`.
+    fn store_names(source: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for prefix in ["served_", "crowd_app"] {
+            for (at, _) in source.match_indices(prefix) {
+                let before = source[..at].chars().next_back();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let name: String = source[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name.len() > prefix.len() {
+                    found.push(name);
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_endpoint_calls_only_store_methods_that_read() {
+        let sources = [
+            ("mod.rs", include_str!("mod.rs")),
+            ("gate.rs", include_str!("gate.rs")),
+            ("routes.rs", include_str!("routes.rs")),
+            ("search.rs", include_str!("search.rs")),
+            ("xml.rs", include_str!("xml.rs")),
+        ];
+        let mut seen = 0;
+        for (file, source) in sources {
+            // The code, not its tests (this one names what it refuses).
+            let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+            for name in store_names(code) {
+                assert!(
+                    ALLOWED.contains(&name.as_str()),
+                    "crowd/{file} names `{name}`, which is not one of the store's reads: the Crowd endpoint never writes"
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > ALLOWED.len(), "the scan finds the store calls ({seen})");
+        assert_eq!(
+            store_names("s.served_apply(&c); x.crowd_app_delete(n)"),
+            ["served_apply", "crowd_app_delete"]
+        );
+    }
+}

@@ -387,12 +387,20 @@ pub(super) async fn dispatch(State(state): State<Arc<CrowdState>>, req: Request)
         Err(e) => {
             let mut r = e.render(format);
             if e.status == StatusCode::METHOD_NOT_ALLOWED {
-                let allow = if rest == "/search" { "POST" } else { "GET, HEAD" };
+                let allow = match rest {
+                    "/search" | "/authentication" | "/authentication/notify" => "POST",
+                    _ => "GET, HEAD",
+                };
                 r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             r
         }
     }
+}
+
+/// The methods that would change something: refused with 403, as a read-only application is.
+fn is_write(m: &Method) -> bool {
+    matches!(*m, Method::POST | Method::PUT | Method::DELETE | Method::PATCH)
 }
 
 /// The resources only read here: any other method on them is 405, not a refused write.
@@ -439,7 +447,7 @@ async fn route(ctx: &Ctx, method: &Method, rest: &str, body: &[u8]) -> Answer {
             Reason::UnsupportedOperation,
             format!("no such resource: {BASE}{other}"),
         )),
-        (m, r) if read_only_resource(r) => Err(Refusal::new(
+        (m, r) if read_only_resource(r) || !is_write(m) => Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
             Reason::UnsupportedOperation,
             format!("{m} is not allowed on {BASE}{r}"),
@@ -607,9 +615,7 @@ async fn user_groups(ctx: &Ctx) -> Answer {
     let groups = ctx.read(move |s| s.served_user_groups(&u)).await?;
     let groups = sorted(groups.into_iter().filter(|g| ctx.caller.sees_group(g)).collect());
     if let Some(test) = ctx.param("groupname") {
-        let found = groups
-            .iter()
-            .find(|g| g.eq_ignore_ascii_case(test) || g.to_lowercase() == test.to_lowercase());
+        let found = groups.iter().find(|g| g.to_lowercase() == test.to_lowercase());
         return match found {
             Some(g) => Ok(member_answer(ctx, "group", g)),
             None => Err(not_member(name, test)),
