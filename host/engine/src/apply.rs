@@ -1,8 +1,8 @@
 //! The apply stage: a plan's operations against the target, stage by stage (groups, renames,
-//! creates, updates, adds, removals, deprovisioning), with bounded concurrency inside a stage.
-//! Every outcome is recorded. Identity links are written before the call that creates or renames
-//! an account, so a crash in between never leaves an account Roster made but does not own;
-//! re-running converges without duplicates.
+//! creates, updates, adds, removals, deprovisioning, group deletions), with bounded concurrency
+//! inside a stage. Every outcome is recorded. Identity links are written before the call that
+//! creates or renames an account, so a crash in between never leaves an account Roster made but
+//! does not own; re-running converges without duplicates.
 
 use futures::stream::{self, StreamExt};
 

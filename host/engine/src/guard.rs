@@ -231,6 +231,12 @@ impl Tally {
                         seen.add(g, u.clone());
                     }
                 }
+                // Members the plan leaves in the group lose it with the group.
+                Op::DeleteGroup { group } => {
+                    for u in target.members.get(group).into_iter().flatten() {
+                        seen.add(group, u.to_string());
+                    }
+                }
                 Op::RenameUser { .. } => t.renames += 1,
                 Op::UpdateUser { email, old_email, .. } => {
                     if email_changes(old_email.as_deref(), email) {
@@ -576,6 +582,9 @@ fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable) -> 
                 }
                 direct.remove(&u);
             }
+            Op::DeleteGroup { group } => {
+                members.remove(group.as_str());
+            }
             Op::CreateGroup { .. } | Op::CreateUser { .. } | Op::AdoptUser { .. } | Op::UpdateUser { .. } => {}
         }
     }
@@ -684,6 +693,21 @@ mod tests {
 
     fn rules(v: &Verdict) -> Vec<&'static str> {
         v.tripped.iter().map(|x| x.rule.name()).collect()
+    }
+
+    #[test]
+    fn deleting_a_group_counts_the_memberships_it_takes_once() {
+        let t = target(30, &[("devs", 0..30), ("ops", 0..5)]);
+        // The plan removes 20 members first; the deletion takes the other 10 with the group.
+        let mut ops: Vec<PlannedOp> = (0..20).map(|i| remove("devs", i)).collect();
+        ops.push(op(Op::DeleteGroup { group: "devs".into() }));
+        let tally = Tally::count(&ops, &t);
+        let v = verdict(&ops, &t, 30);
+        assert_eq!((v.memberships_removed, v.people_losing_memberships), (30, 30));
+        assert!(rules(&v).contains(&"group-members-lost"), "{:?}", v.tripped);
+        let done = vec![true; ops.len()];
+        assert_eq!(tally.destroyed(&ops, &done).memberships_removed, 30);
+        assert!(ops.last().unwrap().op.takes_away());
     }
 
     #[test]

@@ -39,8 +39,8 @@ pub use model::{Op, PlannedOp, Skipped};
 pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Limit, TargetConfig, Threshold, Window};
 pub use record::{ExportRow, export_csv, export_rows};
 pub use target::{
-    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, OpOutcome, Patience, Rename, Seats,
-    Target, TargetCheck, TargetError, TargetKind, TargetKinds, TargetState,
+    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, OpOutcome, Patience, Rename,
+    Seats, Target, TargetCheck, TargetError, TargetKind, TargetKinds, TargetState,
 };
 
 /// Why the engine could not go on.
@@ -268,6 +268,11 @@ impl Engine {
             product: self.target.product(),
         });
         drop(desired);
+        if let Scope::Person(_) = r.scope {
+            // One person's sync sees only the groups that concern them: a managed group missing
+            // from its desired state may well be in the sources still.
+            draft.ops.retain(|o| !matches!(o.op, Op::DeleteGroup { .. }));
+        }
         // Before the incomplete fetch's withholding: the held plan's removals are compared whole.
         let kept = match (r.scope, r.writes, r.while_held) {
             (Scope::Everyone, Writes::Apply, WhileHeld::ApplyTheRest) => {
@@ -465,7 +470,9 @@ impl Engine {
         let groups: BTreeSet<String> = ops
             .iter()
             .filter_map(|o| match &o.op {
-                Op::AddMembers { group, .. } | Op::RemoveMember { group, .. } => Some(group.clone()),
+                Op::AddMembers { group, .. } | Op::RemoveMember { group, .. } | Op::DeleteGroup { group } => {
+                    Some(group.clone())
+                }
                 _ => None,
             })
             .collect();

@@ -90,13 +90,19 @@ pub enum Op {
         /// Erase personal data after deleting.
         erase: bool,
     },
+    /// Delete a group Roster manages that no source has any more, once its members are removed
+    /// (targets whose capabilities say so).
+    DeleteGroup {
+        /// Group.
+        group: String,
+    },
 }
 
 impl Op {
     /// The user or group the operation is about.
     pub fn subject(&self) -> &str {
         match self {
-            Op::CreateGroup { group } | Op::AddMembers { group, .. } => group,
+            Op::CreateGroup { group } | Op::AddMembers { group, .. } | Op::DeleteGroup { group } => group,
             Op::RenameUser { to, .. } => to,
             Op::CreateUser { user, .. }
             | Op::AdoptUser { user, .. }
@@ -119,6 +125,7 @@ impl Op {
             Op::RemoveMember { .. } => "remove-member",
             Op::Deactivate { .. } => "deactivate-user",
             Op::DeleteUser { .. } => "delete-user",
+            Op::DeleteGroup { .. } => "delete-group",
         }
     }
 
@@ -132,6 +139,7 @@ impl Op {
             Op::AddMembers { .. } => 4,
             Op::RemoveMember { .. } => 5,
             Op::Deactivate { .. } | Op::DeleteUser { .. } => 6,
+            Op::DeleteGroup { .. } => 7,
         }
     }
 
@@ -140,10 +148,10 @@ impl Op {
         matches!(self, Op::Deactivate { .. } | Op::DeleteUser { .. })
     }
 
-    /// True for operations that take something away — an account or a membership: withheld
-    /// while a source's fetch is incomplete (rule 1).
+    /// True for operations that take something away — an account, a membership or a group:
+    /// withheld while a source's fetch is incomplete (rule 1).
     pub fn takes_away(&self) -> bool {
-        self.is_deprovision() || matches!(self, Op::RemoveMember { .. })
+        self.is_deprovision() || matches!(self, Op::RemoveMember { .. } | Op::DeleteGroup { .. })
     }
 }
 

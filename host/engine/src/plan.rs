@@ -10,7 +10,7 @@ use roster_store::{Identity, IdentityState};
 
 use crate::model::{Op, PlannedOp, Record, Skipped};
 use crate::policy::{Deprovision, TargetConfig};
-use crate::target::{AddMembers, Capabilities, Disable, Rename, TargetState};
+use crate::target::{AddMembers, Capabilities, Disable, Groups, Rename, TargetState};
 
 /// Everything the plan is computed from.
 pub struct PlanInput<'a> {
@@ -418,10 +418,20 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             }
         }
     }
+    // Accounts this plan deletes: their memberships go with them.
+    let deleting: HashSet<String> = deprovision
+        .iter()
+        .filter(|(u, _, how)| matches!(how, Deprovision::Delete | Deprovision::DeleteAndErase) && !protected.user(u))
+        .map(|(u, _, _)| u.clone())
+        .collect();
+    let mut group_deletions = Vec::new();
     for group in managed
         .iter()
         .filter(|g| !desired.groups.contains_key(*g) && target.groups.contains(*g) && !protected.group(g))
     {
+        // Members this plan neither removes nor deletes: deleting the group would take their
+        // membership away behind the rules that left them alone.
+        let mut staying = Vec::new();
         for u in target.members.get(group).into_iter().flatten() {
             if owned.contains_key(&**u)
                 && !protected.user(u)
@@ -436,7 +446,28 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                     },
                     reason: format!("{group} is no longer in any source"),
                 });
+            } else if !deleting.contains(&**u) {
+                staying.push(target.users.get(&**u).map_or_else(|| u.to_string(), |a| a.name.clone()));
             }
+        }
+        if capabilities.groups != Groups::DeleteUndesired {
+            continue;
+        }
+        if staying.is_empty() {
+            group_deletions.push(PlannedOp {
+                op: Op::DeleteGroup { group: group.clone() },
+                reason: format!("{group} is no longer in any source"),
+            });
+        } else {
+            let shown = staying.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let more = if staying.len() > 5 { ", …" } else { "" };
+            d.skipped.push(Skipped {
+                subject: group.clone(),
+                why: format!(
+                    "no longer in any source, but not deleted: {} member(s) stay, whom Roster may not remove ({shown}{more})",
+                    staying.len()
+                ),
+            });
         }
     }
     // Starting groups for the accounts this plan creates; never managed afterwards, so people
@@ -548,6 +579,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         };
         d.ops.push(PlannedOp { op, reason });
     }
+    d.ops.extend(group_deletions);
     d.ops.sort_by_key(|o| o.op.stage());
     d
 }

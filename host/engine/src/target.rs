@@ -114,6 +114,18 @@ pub struct Fields {
     pub username_forbids: &'static str,
 }
 
+/// What becomes of a group Roster manages once no source has it any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Groups {
+    /// It stays, without the members Roster removed: in a product that grants permissions to
+    /// groups, an administrator may have given it some that outlive the source.
+    Keep,
+    /// It is deleted after its members are removed: a directory the target serves should hold
+    /// only what the sources say.
+    DeleteUndesired,
+}
+
 /// What a target can do; the planner shapes its operations to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
@@ -125,6 +137,8 @@ pub struct Capabilities {
     pub disable: Disable,
     /// What account fields it takes.
     pub fields: Fields,
+    /// What becomes of managed groups no source has any more.
+    pub groups: Groups,
 }
 
 /// A failed call to the target: its status when it answered, and what it said (the message
@@ -247,12 +261,14 @@ pub trait TargetKind: Send + Sync {
     /// The fields of its settings that hold credentials: write-only through the API, and kept
     /// when a replacement leaves them out.
     fn credential_fields(&self) -> &'static [&'static str];
-    /// Builds the target.
+    /// Builds the target; `store` is for kinds whose state Roster keeps itself (the served
+    /// Crowd directory), the others ignore it.
     fn build(
         &self,
         config: &crate::TargetConfig,
         base: &std::path::Path,
         patience: Patience,
+        store: &Arc<roster_store::Store>,
     ) -> Result<Arc<dyn Target>, String>;
 }
 

@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: ScimCommand,
     },
+    /// The Crowd directory Roster serves: the applications that read it.
+    Crowd {
+        #[command(subcommand)]
+        command: cli::crowd::CrowdCommand,
+    },
     /// The demo: a simulated Bitbucket, a sample directory, one sync with its summary, then the
     /// service keeps running.
     Demo {
@@ -303,6 +308,10 @@ async fn main() -> anyhow::Result<()> {
         } => {
             init_quiet_tracing(&cli.log_format);
             scim_token(&cli, command)
+        }
+        Command::Crowd { command } => {
+            init_quiet_tracing(&cli.log_format);
+            cli::crowd::run(&*cli::store(&cli)?, command)
         }
         Command::Demo {
             idp,

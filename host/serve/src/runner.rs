@@ -218,7 +218,7 @@ impl Runner {
             Some(t) => {
                 let target = kinds
                     .get(&t.kind)
-                    .and_then(|k| k.build(t, &config.base_dir, roster_engine::Patience::Run))
+                    .and_then(|k| k.build(t, &config.base_dir, roster_engine::Patience::Run, &store))
                     .map_err(RunError::Config)?;
                 Some(Engine::new(store.clone(), target, t.clone()))
             }

@@ -1,5 +1,6 @@
 //! Subcommands that need more than a few lines.
 
+pub mod crowd;
 pub mod demo;
 pub mod preview;
 pub mod progress;
@@ -82,7 +83,10 @@ pub fn reset_secrets(cli: &Cli) -> anyhow::Result<()> {
 
 /// The kinds of target this binary writes to: the one place that names them.
 pub fn target_kinds() -> TargetKinds {
-    TargetKinds::new([Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>])
+    TargetKinds::new([
+        Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>,
+        Arc::new(roster_target_crowd_directory::Kind),
+    ])
 }
 
 /// The runner for the configuration file, with the plugins loaded.

@@ -43,9 +43,13 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// The kinds of target the tests write to: Bitbucket Data Center, as the binary ships.
+/// The kinds of target the tests write to: Bitbucket Data Center and the served Crowd
+/// directory, as the binary ships.
 pub fn kinds() -> roster_engine::TargetKinds {
-    roster_engine::TargetKinds::new([Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>])
+    roster_engine::TargetKinds::new([
+        Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>,
+        Arc::new(roster_target_crowd_directory::Kind),
+    ])
 }
 
 /// Builds every plugin for wasm32-wasip2 once per test binary and returns the output folder.

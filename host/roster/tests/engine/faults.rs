@@ -431,10 +431,16 @@ async fn trial(runtime: Runtime, stage: Stage, f: &Injected, times: Times) -> Ro
     let correct = t.mismatch(&t.expected);
     match state {
         RunState::Succeeded if correct.is_none() => {
-            let takes_away: usize = ["remove-member", "deactivate-user", "rename-user", "delete-user"]
-                .iter()
-                .filter_map(|k| planned.get(*k))
-                .sum();
+            let takes_away: usize = [
+                "remove-member",
+                "deactivate-user",
+                "rename-user",
+                "delete-user",
+                "delete-group",
+            ]
+            .iter()
+            .filter_map(|k| planned.get(*k))
+            .sum();
             row.did = format!(
                 "completed correctly in {:.1} s, {fired} faulted answer(s) absorbed",
                 took.as_secs_f64()

@@ -1,8 +1,10 @@
-//! The engine's scenarios, run against two targets with different capabilities: Bitbucket Data
-//! Center (its simulator: renames, bulk adds, disabling by unlicensing) and the in-memory
-//! target (no rename, one member per call, a native disable). Each scenario goes the whole way
-//! — a file source, the directory, the engine — and asserts what an administrator would see in
-//! the target, so the same promises are proven through the `Target` seam, not around it.
+//! The engine's scenarios, run against three targets with different capabilities: Bitbucket
+//! Data Center (its simulator: renames, bulk adds, disabling by unlicensing, groups kept), the
+//! in-memory target (no rename, one member per call, a native disable) and the served Crowd
+//! directory (renames, bulk adds, a native disable, groups no source has deleted; its state in
+//! the store). Each scenario goes the whole way — a file source, the directory, the engine —
+//! and asserts what an administrator would see in the target, so the same promises are proven
+//! through the `Target` seam, not around it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -12,8 +14,8 @@ use roster_model::{Quiet, RunState};
 use roster_serve::{Config, RunReport, Runner, SyncOptions};
 use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
 use roster_sim::directory::Directory;
-use roster_store::Store;
 use roster_store::crypto::Key;
+use roster_store::{ServedChange, ServedState, Store};
 use roster_target_memory::World as MemWorld;
 
 use crate::common::TestRuntime;
@@ -21,10 +23,12 @@ use crate::common::TestRuntime;
 /// The licensing group every active person joins (`default_groups`).
 pub(crate) const LICENSED: &str = "bitbucket-users";
 
-/// One of the two targets, as a test looks at it.
+/// One of the three targets, as a test looks at it.
 pub(crate) enum Kind {
     Dc(BitbucketSim),
     Memory(Arc<Mutex<MemWorld>>),
+    /// The served Crowd directory (in the scenario's store), and its seat limit.
+    Crowd(Mutex<Option<u32>>),
 }
 
 /// A file source, the plugins, a store and one target.
@@ -47,6 +51,7 @@ impl Scenario {
                 s.grant_group(LICENSED, Permission::LicensedUser);
                 Kind::Dc(BitbucketSim::start(s).await)
             }
+            "crowd-directory" => Kind::Crowd(Mutex::new(None)),
             _ => Kind::Memory(Arc::new(Mutex::new(MemWorld::with_licensing_group(LICENSED)))),
         };
         let s = Scenario {
@@ -67,11 +72,12 @@ impl Scenario {
     pub(crate) fn kinds(&self) -> TargetKinds {
         let memory = match &self.kind {
             Kind::Memory(w) => w.clone(),
-            Kind::Dc(_) => Arc::new(Mutex::new(MemWorld::default())),
+            Kind::Dc(_) | Kind::Crowd(_) => Arc::new(Mutex::new(MemWorld::default())),
         };
         TargetKinds::new([
             Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn TargetKind>,
             Arc::new(roster_target_memory::Kind::new(memory)),
+            Arc::new(roster_target_crowd_directory::Kind),
         ])
     }
 
@@ -85,6 +91,17 @@ impl Scenario {
                 "[[source]]\nid = \"hr\"\nplugin = \"file\"\nfiles = \"{files}\"\nsettings = {{ path = \"directory.json\" }}\n\n[[source.transforms]]\nplugin = \"normalize\"\n\n[target]\nkind = \"memory\"\naccount = \"admin\"\ndefault_groups = [\"{LICENSED}\"]\n{}\n",
                 self.target_extra
             ),
+            Kind::Crowd(seats) => {
+                let seats = seats
+                    .lock()
+                    .unwrap()
+                    .map(|n| format!("seats = {n}\n"))
+                    .unwrap_or_default();
+                format!(
+                    "[[source]]\nid = \"hr\"\nplugin = \"file\"\nfiles = \"{files}\"\nsettings = {{ path = \"directory.json\" }}\n\n[[source.transforms]]\nplugin = \"normalize\"\n\n[target]\nkind = \"crowd-directory\"\nlicensed_groups = [\"{LICENSED}\"]\nadmin_groups = [\"admins\"]\n{seats}default_groups = [\"{LICENSED}\"]\n{}\n",
+                    self.target_extra
+                )
+            }
         }
     }
 
@@ -111,7 +128,13 @@ impl Scenario {
         match self.kind {
             Kind::Dc(_) => "bitbucket-dc",
             Kind::Memory(_) => "memory",
+            Kind::Crowd(_) => "crowd-directory",
         }
+    }
+
+    /// The served Crowd directory, as the store holds it.
+    pub(crate) fn served(&self) -> ServedState {
+        self.store.served_state().unwrap()
     }
 
     /// Accounts: lower-case name → (display name, email).
@@ -130,6 +153,12 @@ impl Scenario {
                 .iter()
                 .map(|(k, u)| (k.clone(), (u.display_name.clone(), u.email.clone())))
                 .collect(),
+            Kind::Crowd(_) => self
+                .served()
+                .users
+                .into_iter()
+                .map(|u| (u.name.to_lowercase(), (u.display_name, u.email.unwrap_or_default())))
+                .collect(),
         }
     }
 
@@ -138,6 +167,15 @@ impl Scenario {
         let mut g = match &self.kind {
             Kind::Dc(sim) => sim.lock().groups().clone(),
             Kind::Memory(w) => w.lock().unwrap().groups.clone(),
+            Kind::Crowd(_) => {
+                let served = self.served();
+                let mut g: BTreeMap<String, BTreeSet<String>> =
+                    served.groups.into_iter().map(|g| (g, BTreeSet::new())).collect();
+                for (group, user) in served.members {
+                    g.entry(group).or_default().insert(user);
+                }
+                g
+            }
         };
         g.remove(LICENSED);
         g
@@ -155,6 +193,21 @@ impl Scenario {
                     .cloned()
                     .collect()
             }
+            Kind::Crowd(_) => {
+                let served = self.served();
+                let active: BTreeSet<String> = served
+                    .users
+                    .iter()
+                    .filter(|u| u.active)
+                    .map(|u| u.name.to_lowercase())
+                    .collect();
+                served
+                    .members
+                    .into_iter()
+                    .filter(|(g, u)| g == LICENSED && active.contains(u))
+                    .map(|(_, u)| u)
+                    .collect()
+            }
         }
     }
 
@@ -162,6 +215,12 @@ impl Scenario {
         match &self.kind {
             Kind::Dc(sim) => sim.lock().writes,
             Kind::Memory(w) => w.lock().unwrap().writes,
+            // Every change to the served directory appends to its change log: the token's
+            // sequence number counts them.
+            Kind::Crowd(_) => {
+                let token = self.store.served_token().unwrap();
+                token.rsplit_once('.').unwrap().1.parse().unwrap()
+            }
         }
     }
 
@@ -179,6 +238,24 @@ impl Scenario {
                 w.groups.insert("admins".into(), BTreeSet::from([name.to_string()]));
                 w.admin_groups.insert("admins".into());
             }
+            // The directory's `admin_groups` names `admins` (see `config_text`).
+            Kind::Crowd(_) => {
+                for change in [
+                    ServedChange::CreateUser {
+                        user: name.into(),
+                        display_name: name.into(),
+                        email: format!("{name}@example.com"),
+                        records: Vec::new(),
+                    },
+                    ServedChange::CreateGroup { group: "admins".into() },
+                    ServedChange::AddMembers {
+                        group: "admins".into(),
+                        users: vec![name.into()],
+                    },
+                ] {
+                    self.store.served_apply(&change).unwrap();
+                }
+            }
         }
     }
 
@@ -186,6 +263,7 @@ impl Scenario {
         match &self.kind {
             Kind::Dc(sim) => sim.lock().max_users = Some(seats),
             Kind::Memory(w) => w.lock().unwrap().seat_limit = Some(i64::from(seats)),
+            Kind::Crowd(limit) => *limit.lock().unwrap() = Some(seats),
         }
     }
 
@@ -211,7 +289,7 @@ impl Scenario {
     }
 }
 
-pub(crate) const KINDS: [&str; 2] = ["bitbucket-dc", "memory"];
+pub(crate) const KINDS: [&str; 3] = ["bitbucket-dc", "memory", "crowd-directory"];
 
 /// A first sync makes the target hold the directory exactly; a second one writes nothing
 /// (rule 5). On the memory target every membership is its own call.
@@ -226,7 +304,7 @@ async fn a_sync_is_exact_and_a_second_one_writes_nothing() {
         let adds = r.summary.planned["add-members"];
         match kind {
             // One bulk add per group (every group here has fewer than 500 members).
-            "bitbucket-dc" => assert_eq!(adds, 8 + 1, "{kind}"),
+            "bitbucket-dc" | "crowd-directory" => assert_eq!(adds, 8 + 1, "{kind}"),
             // One call per flattened membership, the licensing group's included.
             _ => assert_eq!(adds, d.flattened_count() + 60, "{kind}"),
         }
@@ -269,9 +347,9 @@ async fn a_leaver_is_disabled_and_a_returner_comes_back_with_their_groups() {
     }
 }
 
-/// A username changes in the IdP. Data Center renames the account (one call, memberships
-/// intact). The memory target cannot rename: the plan says so, and nothing is deleted or
-/// created in its place.
+/// A username changes in the IdP. Data Center and the Crowd directory rename the account (one
+/// call, memberships intact). The memory target cannot rename: the plan says so, and nothing is
+/// deleted or created in its place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rename_follows_the_targets_capabilities() {
     for kind in KINDS {
@@ -288,7 +366,7 @@ async fn a_rename_follows_the_targets_capabilities() {
         assert_eq!(r.summary.planned.get("deactivate-user"), None, "{kind}");
         assert_eq!(r.summary.planned.get("delete-user"), None, "{kind}");
         match kind {
-            "bitbucket-dc" => {
+            "bitbucket-dc" | "crowd-directory" => {
                 assert_eq!(r.summary.planned["rename-user"], 1, "{kind}");
                 assert!(s.users().contains_key(&new) && !s.users().contains_key(&old));
                 s.assert_matches(&renamed);
@@ -415,4 +493,248 @@ async fn a_dry_run_writes_nothing() {
             "{kind}: only Roster's own account"
         );
     }
+}
+
+/// A threshold that holds nothing a test about what follows the guard does: dropping a whole
+/// group is held by the default one (its members lost), which `guard.rs` proves.
+const LENIENT: &str = "threshold = { memberships_removed = 10000, people_losing_memberships = { count = 10000, percent = 100.0, floor = 10000 }, group_members_lost = { percent = 100.0, floor = 10000 } }";
+
+/// A group no source has any more loses the members Roster manages on every target. The Crowd
+/// directory, which holds only what the sources say (`Groups::DeleteUndesired`), then deletes
+/// it; Data Center keeps it (`Groups::Keep`), as an administrator may have granted it
+/// permissions there. Either way a second run plans nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_no_source_has_is_deleted_from_the_crowd_directory_and_kept_in_bitbucket() {
+    const DROPPED: &str = "team-00003";
+    for kind in ["bitbucket-dc", "crowd-directory"] {
+        let d = Directory::generate(20, 4, 1);
+        let mut s = Scenario::new(kind, &d).await;
+        s.target_extra = LENIENT.into();
+        let first = s.sync().await;
+        assert_eq!(first.state, RunState::Succeeded, "{kind}: {:?}", first.summary.warnings);
+        assert!(!s.groups()[DROPPED].is_empty(), "{kind}: the group has members to lose");
+
+        let mut fewer = d.clone();
+        fewer.groups.retain(|g| g.name != DROPPED);
+        fewer
+            .memberships
+            .retain(|m| m.group != "g-00003" && m.member != "g-00003");
+        s.write(&fewer);
+        let r = s.sync().await;
+        assert_eq!(r.state, RunState::Succeeded, "{kind}: {:?}", r.summary.warnings);
+        s.assert_matches(&fewer);
+        match kind {
+            "crowd-directory" => {
+                assert_eq!(
+                    r.summary.planned.get("delete-group"),
+                    Some(&1),
+                    "{kind}: {:?}",
+                    r.summary.planned
+                );
+                assert!(!s.groups().contains_key(DROPPED), "{kind}: the group is gone");
+                assert!(
+                    !s.served().groups.iter().any(|g| g == DROPPED),
+                    "{kind}: and no application sees it"
+                );
+            }
+            _ => {
+                assert_eq!(r.summary.planned.get("delete-group"), None, "{kind}");
+                assert_eq!(
+                    s.groups().get(DROPPED),
+                    Some(&BTreeSet::new()),
+                    "{kind}: kept, without the members Roster removed"
+                );
+            }
+        }
+        let writes = s.writes();
+        let again = s.sync().await;
+        assert!(again.summary.planned.is_empty(), "{kind}: {:?}", again.summary.planned);
+        assert_eq!(s.writes(), writes, "{kind}: the second run wrote");
+    }
+}
+
+/// On the Crowd directory, a plan over the threshold is held, and what the applications reading
+/// the directory see — its tables and its change log — does not change, not even in part,
+/// until an administrator approves that very plan by its hash; a wrong hash applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_plan_never_reaches_the_served_directory_until_approved_by_hash() {
+    let d = Directory::generate(40, 4, 1);
+    let mut s = Scenario::new("crowd-directory", &d).await;
+    s.target_extra = "threshold = { count = 5, percent = 50 }".into();
+    let first = s.sync().await;
+    assert_eq!(first.state, RunState::Succeeded, "{:?}", first.summary.warnings);
+    let before = s.served();
+    let token = s.store.served_token().unwrap();
+
+    let mut fewer = d.clone();
+    fewer.users.truncate(30);
+    s.write(&fewer);
+    let r = s.sync().await;
+    assert_eq!(r.state, RunState::Held, "{:?}", r.summary.warnings);
+    assert_eq!(s.served(), before, "a held plan changes nothing served");
+    let since = |token: &str| match s.store.served_events_since(token, 1000).unwrap() {
+        roster_store::EventsSince::Events { events, .. } => events,
+        roster_store::EventsSince::Expired => panic!("the token {token} expired"),
+    };
+    assert!(since(&token).is_empty(), "and tells no application of a change");
+
+    let runner = s.runner();
+    let plan = r.plan_id.as_deref().unwrap();
+    let wrong = runner.approve(plan, "0123456789abcdef", "test", "", &Quiet).await;
+    assert!(wrong.is_err(), "a plan is approved by its own hash only");
+    assert_eq!(s.served(), before, "a refused approval changes nothing served");
+
+    let approved = crate::guard::approve(&runner, &r).await;
+    assert_eq!(approved.state, RunState::Succeeded, "{:?}", approved.summary.warnings);
+    s.assert_matches(&fewer);
+    let served = s.served();
+    let inactive: BTreeSet<String> = served
+        .users
+        .iter()
+        .filter(|u| !u.active)
+        .map(|u| u.name.to_lowercase())
+        .collect();
+    let leavers: BTreeSet<String> = d.users[30..].iter().map(|u| u.username.to_lowercase()).collect();
+    assert_eq!(inactive, leavers, "the leavers are deactivated, and no one else");
+    let events = since(&token);
+    let deactivated = events
+        .iter()
+        .filter(|e| {
+            e.kind == roster_store::EventKind::User
+                && e.op == roster_store::EventOp::Updated
+                && e.user.as_ref().is_some_and(|u| !u.active)
+        })
+        .count();
+    assert_eq!(deactivated, 10, "the change log tells the applications: {events:?}");
+}
+
+/// On the Crowd directory, a group no source has is deleted only when nobody stays in it: with a
+/// member Roster may not remove (a protected account), the group stays, and the plan says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_group_stays_while_a_member_roster_may_not_remove_is_in_it() {
+    const DROPPED: &str = "team-00003";
+    let d = Directory::generate(20, 4, 1);
+    let mut s = Scenario::new("crowd-directory", &d).await;
+    s.target_extra = LENIENT.into();
+    s.sync().await;
+    let stays = s.groups()[DROPPED].iter().next().unwrap().clone();
+    s.target_extra = format!("{LENIENT}\nprotected_users = [\"{stays}\"]");
+    let mut fewer = d.clone();
+    fewer.groups.retain(|g| g.name != DROPPED);
+    fewer
+        .memberships
+        .retain(|m| m.group != "g-00003" && m.member != "g-00003");
+    s.write(&fewer);
+
+    let r = s.sync().await;
+    assert_eq!(r.state, RunState::Succeeded, "{:?}", r.summary.warnings);
+    assert_eq!(r.summary.planned.get("delete-group"), None, "{:?}", r.summary.planned);
+    assert_eq!(s.groups()[DROPPED], BTreeSet::from([stays.clone()]));
+    let why = r.summary.skipped.iter().find(|x| x.subject == DROPPED);
+    assert!(
+        why.is_some_and(|x| x.why.contains("not deleted") && x.why.contains(&stays)),
+        "{:?}",
+        r.summary.skipped
+    );
+}
+
+/// A single-user sync sees only the groups that concern its person, so a group of the sources
+/// it does not see is no reason to delete it: it never deletes a group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_user_sync_never_deletes_a_group_on_the_crowd_directory() {
+    const EMPTIED: &str = "team-00003";
+    let d = Directory::generate(20, 4, 1);
+    let mut s = Scenario::new("crowd-directory", &d).await;
+    s.target_extra = LENIENT.into();
+    s.sync().await;
+    // The group stays in the source, without members: someone outside it is synced alone.
+    let mut emptied = d.clone();
+    emptied.memberships.retain(|m| m.group != "g-00003");
+    s.write(&emptied);
+    let outside = d
+        .users
+        .iter()
+        .find(|u| !s.groups()[EMPTIED].contains(&u.username.to_lowercase()))
+        .unwrap();
+    let key = roster_directory::UserKey {
+        id: Some(outside.id.clone()),
+        username: None,
+        source: None,
+    };
+    let opts = SyncOptions {
+        actor: "test".into(),
+        ..SyncOptions::default()
+    };
+    let r = s.runner().sync_user(&key, &opts, &Quiet).await.unwrap();
+    assert_eq!(r.state, RunState::Succeeded, "{:?}", r.summary.warnings);
+    assert_eq!(r.summary.planned.get("delete-group"), None, "{:?}", r.summary.planned);
+    assert!(s.groups().contains_key(EMPTIED));
+
+    // A full run empties it, and keeps it: the sources still have it.
+    let full = s.sync().await;
+    assert_eq!(full.state, RunState::Succeeded, "{:?}", full.summary.warnings);
+    assert_eq!(full.summary.planned.get("delete-group"), None);
+    assert_eq!(s.groups()[EMPTIED], BTreeSet::new());
+}
+
+/// `GET /rest/usermanagement/1/user?username=…` as the application `bitbucket`: status and body.
+async fn crowd_user(base: &str, password: &str, name: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/rest/usermanagement/1/user?username={name}"))
+        .basic_auth("bitbucket", Some(password))
+        .header("accept", "application/xml")
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The whole way: a source, runs into the Crowd directory, and an application reading it
+/// through `roster serve`'s Crowd endpoint. A leaver a run deactivates is inactive there at
+/// once; the leavers of a held plan stay active there until the plan is approved by its hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_reads_what_runs_applied_through_the_crowd_endpoint() {
+    let d = Directory::generate(40, 4, 1);
+    let mut s = Scenario::new("crowd-directory", &d).await;
+    s.target_extra = "threshold = { count = 5, percent = 50 }".into();
+    let first = s.sync().await;
+    assert_eq!(first.state, RunState::Succeeded, "{:?}", first.summary.warnings);
+    let path = s.rt.dir.path().join("roster.toml");
+    std::fs::write(&path, s.config_text()).unwrap();
+    let service = roster_serve::service::Service::new(s.store.clone(), s.rt.runtime.clone(), &path, s.kinds()).unwrap();
+    let (base, task) = crate::common::api::serve(service).await;
+    let allowed = ["127.0.0.1".to_string(), "::1".to_string()];
+    let (_, password) = s.store.crowd_app_create("bitbucket", &allowed, None, "test").unwrap();
+    let name = |i: usize| d.users[i].username.clone();
+
+    let (status, body) = crowd_user(&base, &password, &name(0)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<active>true</active>"), "{body}");
+
+    let mut one_less = d.clone();
+    one_less.users.truncate(39);
+    s.write(&one_less);
+    let r = s.sync().await;
+    assert_eq!(r.state, RunState::Succeeded, "{:?}", r.summary.warnings);
+    let (_, body) = crowd_user(&base, &password, &name(39)).await;
+    assert!(
+        body.contains("<active>false</active>"),
+        "the leaver is inactive at once: {body}"
+    );
+
+    let mut fewer = d.clone();
+    fewer.users.truncate(29);
+    s.write(&fewer);
+    let held = s.sync().await;
+    assert_eq!(held.state, RunState::Held, "{:?}", held.summary.warnings);
+    let (_, body) = crowd_user(&base, &password, &name(30)).await;
+    assert!(
+        body.contains("<active>true</active>"),
+        "a held plan is not served: {body}"
+    );
+    let approved = crate::guard::approve(&s.runner(), &held).await;
+    assert_eq!(approved.state, RunState::Succeeded, "{:?}", approved.summary.warnings);
+    let (_, body) = crowd_user(&base, &password, &name(30)).await;
+    assert!(body.contains("<active>false</active>"), "the approved plan is: {body}");
+    task.abort();
 }

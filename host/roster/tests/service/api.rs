@@ -842,6 +842,41 @@ async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
         .await;
 }
 
+/// The served Crowd directory is a target like Bitbucket: created through the API with its own
+/// settings (no URL, account or credential), shown with them, tested, and synced into.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_directory_target_is_created_through_the_api_and_synced_into() {
+    let d = Directory::generate(30, 3, 2);
+    let w = ApiWorld::start_without_target(EntraWorld::new(tenant(&d), bitbucket()).await).await;
+    let body = json!({"id": "crowd", "kind": "crowd-directory", "licensed_groups": ["bitbucket-users"],
+                      "seats": 100, "default_groups": ["bitbucket-users"]});
+    let (status, created) = w
+        .send_json(Method::PUT, "/api/v1/targets/crowd", &w.admin, body.clone())
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["kind"], "crowd-directory");
+    assert_eq!(
+        (&created["licensed_groups"], &created["seats"]),
+        (&json!(["bitbucket-users"]), &json!(100))
+    );
+    assert!(created["url"].is_null() && created["credential"].is_null(), "{created}");
+    let mut bad = body.clone();
+    bad["url"] = json!("https://bitbucket.example.com");
+    let (status, e) = w.send_json(Method::PUT, "/api/v1/targets/crowd", &w.admin, bad).await;
+    assert_eq!(status, 422, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("unknown field `url`"), "{e}");
+
+    let run = w.run(json!({})).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let served = w.world.store.served_state().unwrap();
+    let names: std::collections::BTreeSet<String> = served.users.iter().map(|u| u.name.to_lowercase()).collect();
+    assert_eq!(names, d.active_usernames());
+    let (_, check) = w.post("/api/v1/targets/crowd/check", &w.operator, json!({})).await;
+    assert_eq!(check["ok"], true, "{check}");
+    assert_eq!(check["licensed_users"], 100, "{check}");
+    assert_eq!(check["licensed_users_in_use"], d.active_usernames().len(), "{check}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_from_roster_toml_is_read_only_through_the_api() {
     let (w, _) = world(5, "").await;

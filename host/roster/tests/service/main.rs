@@ -13,6 +13,7 @@ mod common;
 mod api;
 mod config;
 mod crowd;
+mod crowd_apps;
 mod crowd_client;
 mod crowd_clients;
 mod data;

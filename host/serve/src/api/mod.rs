@@ -8,6 +8,7 @@
 //! served without a token but `/healthz` and `/readyz`.
 
 pub mod auth;
+pub mod crowd_apps;
 mod directory;
 mod plans;
 mod plugins;
@@ -145,10 +146,39 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `axum::Json` whose refusals are JSON errors like every other answer.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` whose refusals are JSON errors like every other answer, taking a JSON object
+/// only: serde also reads a struct from an array of its fields (`[]` for one whose fields all
+/// have defaults), which no operation's document allows.
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::Bytes::from_request(axum::extract::Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+        let not_an_object = bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b != b'{');
+        let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        match axum::Json::<T>::from_request(request, state).await {
+            Err(r @ JsonRejection::MissingJsonContentType(_)) => Err(r.into()),
+            _ if not_an_object => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the body must be a JSON object ({\"field\": value, …}); see the operation's request body in /api/v1/openapi.json",
+            )),
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(r) => Err(r.into()),
+        }
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -211,6 +241,7 @@ fn operations() -> OpenApiRouter<AppState> {
         .merge(system::routes())
         .merge(targets::routes())
         .merge(scim_tokens::routes())
+        .merge(crowd_apps::routes())
 }
 
 /// The API's routes and their OpenAPI document.

@@ -19,7 +19,7 @@ use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path};
 pub struct OpView {
     /// Order of application.
     pub seq: i64,
-    /// create-user, rename-user, add-members, deactivate-user, …
+    /// create-user, rename-user, add-members, deactivate-user, delete-group, …
     pub kind: String,
     /// User or group.
     pub subject: String,

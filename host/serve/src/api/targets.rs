@@ -29,6 +29,19 @@ pub struct TargetView {
     pub username: Option<String>,
     /// Which credential is stored (`password`, `token`; never its value).
     pub credential: Option<String>,
+    /// Groups whose members hold a licence in the applications that read the directory
+    /// (crowd-directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub licensed_groups: Option<Vec<String>>,
+    /// Seats those applications' licence allows (crowd-directory; none: unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seats: Option<i64>,
+    /// Groups of administrators, never changed (crowd-directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_groups: Option<Vec<String>>,
+    /// Days the change log keeps events (crowd-directory; 30 when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_retention_days: Option<u32>,
     /// `file` (roster.toml, read-only here) or `api`.
     pub origin: String,
     /// Deprovisioning, threshold, default and protected groups, budget, …
@@ -116,12 +129,23 @@ impl From<&TargetConfig> for PolicyView {
 
 fn view(state: &AppState, t: &TargetConfig) -> TargetView {
     let connection = state.kinds().get(&t.kind).map(|k| k.describe(t)).unwrap_or_default();
+    // The kind checked its settings when the target was defined: a field of another shape is
+    // not one of these.
+    fn setting<T: serde::de::DeserializeOwned>(t: &TargetConfig, name: &str) -> Option<T> {
+        t.connection
+            .get(name)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
     TargetView {
         id: t.id.clone(),
         kind: t.kind.clone(),
         url: connection.url,
         username: connection.account,
         credential: connection.credential,
+        licensed_groups: setting(t, "licensed_groups"),
+        seats: setting(t, "seats"),
+        admin_groups: setting(t, "admin_groups"),
+        event_retention_days: setting(t, "event_retention_days"),
         origin: t.origin.as_str().into(),
         policy: t.into(),
     }
@@ -142,13 +166,16 @@ fn find(state: &AppState, id: &str) -> ApiResult<TargetConfig> {
 pub struct TargetInput {
     /// Id (1–64 letters, digits, `-`, `_`); the path's.
     pub id: String,
-    /// Which kind of system it is; `bitbucket-dc` (Bitbucket Data Center) when left out.
+    /// Which kind of system it is: `bitbucket-dc` (Bitbucket Data Center, when left out) or
+    /// `crowd-directory` (the directory Roster serves as a Crowd server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Base URL, e.g. `https://bitbucket.example.com` (bitbucket-dc).
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// The account Roster acts as (bitbucket-dc: a system administrator; always protected).
-    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     /// Its password (Basic auth). Write-only; on replacement, leaving out both `password` and
     /// `token` keeps the stored one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +183,21 @@ pub struct TargetInput {
     /// Or an HTTP access token (Bearer). Write-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Groups whose members hold a licence in the applications that read the directory
+    /// (crowd-directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licensed_groups: Option<Vec<String>>,
+    /// Seats those applications' licence allows; left out: unlimited (crowd-directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
+    pub seats: Option<i64>,
+    /// Groups of administrators, never changed (crowd-directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_groups: Option<Vec<String>>,
+    /// Days the change log keeps events (crowd-directory; default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub event_retention_days: Option<u32>,
     /// `disable` (default), `delete`, `delete-and-erase` or `keep`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprovision: Option<String>,

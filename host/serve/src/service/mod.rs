@@ -58,7 +58,8 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ServiceError::NotFound(what),
-            StoreError::Busy(what) => ServiceError::Conflict(what),
+            StoreError::Busy(what) | StoreError::Conflict(what) => ServiceError::Conflict(what),
+            StoreError::Invalid(what) => ServiceError::Invalid(what),
             other => ServiceError::Internal(other.to_string()),
         }
     }

@@ -115,7 +115,7 @@ impl Service {
         let target = self
             .kinds
             .get(&t.kind)
-            .and_then(|k| k.build(t, &config.base_dir, Patience::Check))
+            .and_then(|k| k.build(t, &config.base_dir, Patience::Check, &self.store))
             .map_err(ServiceError::Invalid)?;
         Ok(target.check().await)
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use roster_engine::{
-    AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Op, OpOutcome, Patience, Rename, Target,
+    AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome, Patience, Rename, Target,
     TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
 };
 use roster_http::SecretRef;
@@ -180,6 +180,8 @@ impl BitbucketDcTarget {
                 }
                 Ok(note)
             }
+            // Answered by `apply` before any call.
+            Op::DeleteGroup { .. } => Ok(None),
         }
     }
 }
@@ -238,6 +240,7 @@ impl Target for BitbucketDcTarget {
                 max_chars: 255,
                 username_forbids: "/\\",
             },
+            groups: Groups::Keep,
         }
     }
 
@@ -262,6 +265,16 @@ impl Target for BitbucketDcTarget {
     }
 
     async fn apply(&self, op: &Op) -> OpOutcome {
+        if let Op::DeleteGroup { group } = op {
+            // Data Center keeps groups a source dropped (`Groups::Keep`): they may carry
+            // permissions an administrator granted.
+            return OpOutcome {
+                result: Err(TargetError::other(format!(
+                    "deleting group {group} is never planned for Bitbucket Data Center, which keeps groups; this plan was not made for this target: reject it and run again"
+                ))),
+                requests: 0,
+            };
+        }
         let (result, requests) = REQUESTS
             .scope(std::cell::Cell::new(0), async {
                 let result = self.execute(op).await;
@@ -320,7 +333,13 @@ impl TargetKind for Kind {
         &["password", "token"]
     }
 
-    fn build(&self, config: &TargetConfig, base: &Path, patience: Patience) -> Result<Arc<dyn Target>, String> {
+    fn build(
+        &self,
+        config: &TargetConfig,
+        base: &Path,
+        patience: Patience,
+        _store: &Arc<roster_store::Store>,
+    ) -> Result<Arc<dyn Target>, String> {
         Ok(Arc::new(BitbucketDcTarget::new(config, base, patience)?))
     }
 }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use roster_engine::{
-    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Op, OpOutcome, Patience, Rename, Seats,
-    Target, TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
+    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome, Patience,
+    Rename, Seats, Target, TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
 };
 
 /// One account.
@@ -296,6 +296,12 @@ impl MemoryTarget {
                 }
                 None
             }
+            Op::DeleteGroup { group } => {
+                return Err(refused(
+                    400,
+                    format!("cannot delete group {group}: this target keeps groups"),
+                ));
+            }
         };
         w.writes += 1;
         Ok(done)
@@ -321,6 +327,7 @@ impl Target for MemoryTarget {
                 max_chars: 255,
                 username_forbids: "/",
             },
+            groups: Groups::Keep,
         }
     }
 
@@ -425,6 +432,7 @@ impl TargetKind for Kind {
         config: &TargetConfig,
         _base: &std::path::Path,
         _patience: Patience,
+        _store: &Arc<roster_store::Store>,
     ) -> Result<Arc<dyn Target>, String> {
         Ok(Arc::new(MemoryTarget::over(self.world.clone(), &account_of(config)?)))
     }

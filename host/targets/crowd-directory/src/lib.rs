@@ -1,0 +1,520 @@
+//! The directory Roster serves as a Crowd server, as a target (`kind = "crowd-directory"`).
+//!
+//! Its state is the store's served tables: a run reads them, plans, guards and applies exactly
+//! as against Bitbucket, each operation becoming one [`ServedChange`] written with its events in
+//! one transaction. Nothing exists before Roster writes it, so the directory holds only what
+//! the sources say: a managed group no source has any more is deleted (`Groups::DeleteUndesired`)
+//! once its members are removed. The Crowd endpoint of `roster serve` only reads these tables;
+//! held plans therefore never reach the applications that read the directory until approved.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use roster_engine::{
+    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome, Patience,
+    Rename, Seats, Target, TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
+};
+use roster_store::{ServedApplied, ServedChange, ServedState, Store, StoreError, now_ms};
+use serde::Deserialize;
+
+/// The kind's name in configuration.
+pub const KIND: &str = "crowd-directory";
+
+/// Days the change log keeps events when `event_retention_days` is not given.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The kind's own fields of a `[target]` table. There is no credential: the directory is
+/// Roster's own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Groups whose members hold a licence in the applications that read this directory (the
+    /// licence guard counts their active members), e.g. `["bitbucket-users"]`.
+    #[serde(default)]
+    pub licensed_groups: Vec<String>,
+    /// Seats those applications' licence allows (none: unlimited).
+    #[serde(default)]
+    pub seats: Option<i64>,
+    /// Groups of administrators: never changed, and their members are never changed.
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    /// How long the change log keeps events (`/event/{token}` answers for tokens this recent).
+    #[serde(default = "default_retention")]
+    pub event_retention_days: u32,
+}
+
+fn default_retention() -> u32 {
+    DEFAULT_RETENTION_DAYS
+}
+
+impl Settings {
+    /// The settings of `config`, checked; every message names the field.
+    pub fn of(config: &TargetConfig) -> Result<Settings, String> {
+        let s: Settings = serde_json::from_value(serde_json::Value::Object(config.connection.clone()))
+            .map_err(|e| format!("target (kind {KIND}): {e}"))?;
+        if s.seats.is_some_and(|n| n < 0) {
+            return Err(format!(
+                "target seats: {} is not a number of seats; give 0 or more, or leave it out for no limit",
+                s.seats.unwrap_or_default()
+            ));
+        }
+        if s.event_retention_days == 0 {
+            return Err(
+                "target event_retention_days: give at least 1 (applications that poll for changes need the log to keep them)"
+                    .into(),
+            );
+        }
+        for (field, groups) in [
+            ("licensed_groups", &s.licensed_groups),
+            ("admin_groups", &s.admin_groups),
+        ] {
+            if groups.iter().any(|g| g.trim().is_empty()) {
+                return Err(format!("target {field}: a group name is empty; name every group"));
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// The served Crowd directory as a target.
+pub struct CrowdDirectory {
+    store: Arc<Store>,
+    settings: Settings,
+    calls: Mutex<CallCounts>,
+}
+
+/// A store failure in the engine's terms: a name the directory does not hold is about the
+/// operation (404), a name taken (409) or refused (400) too; anything else means the store
+/// cannot be written now, which stops the apply stage.
+fn target_error(e: StoreError) -> TargetError {
+    let status = match &e {
+        StoreError::NotServed { .. } | StoreError::NotFound(_) => Some(404),
+        StoreError::Conflict(_) => Some(409),
+        StoreError::Invalid(_) => Some(400),
+        _ => None,
+    };
+    TargetError {
+        status,
+        message: format!("the served Crowd directory: {e}"),
+    }
+}
+
+impl CrowdDirectory {
+    /// The directory kept in `store`, with `settings`.
+    pub fn new(store: Arc<Store>, settings: Settings) -> CrowdDirectory {
+        CrowdDirectory {
+            store,
+            settings,
+            calls: Mutex::new(CallCounts::default()),
+        }
+    }
+
+    fn count(&self, what: &str) {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_endpoint
+            .entry(format!("store {what}"))
+            .or_default() += 1;
+    }
+
+    /// The engine's view of `served`, as far as the accounts `names` (lower-case) are concerned
+    /// (all of them when `None`).
+    fn state(&self, served: ServedState, names: Option<&BTreeSet<String>>) -> TargetState {
+        let keep = |u: &str| names.is_none_or(|n| n.contains(u));
+        let users: HashMap<String, Account> = served
+            .users
+            .into_iter()
+            .filter(|u| keep(&u.name.to_lowercase()))
+            .map(|u| {
+                (
+                    u.name.to_lowercase(),
+                    Account {
+                        name: u.name,
+                        display_name: u.display_name,
+                        email: u.email,
+                        directory: None,
+                        mutable: true,
+                        active: u.active,
+                    },
+                )
+            })
+            .collect();
+        let mut members: HashMap<String, BTreeSet<Arc<str>>> =
+            served.groups.iter().map(|g| (g.clone(), BTreeSet::new())).collect();
+        for (group, user) in served.members.into_iter().filter(|(_, u)| keep(u)) {
+            members.entry(group).or_default().insert(Arc::from(user));
+        }
+        TargetState {
+            users,
+            groups: served.groups.into_iter().collect(),
+            members,
+            // Configured whether or not they exist yet: the first run creates them, and the
+            // licence guard must count what it adds to them.
+            licensing_groups: self.settings.licensed_groups.iter().cloned().collect(),
+            licensed_directly: BTreeSet::new(),
+            admin_groups: self.settings.admin_groups.iter().cloned().collect(),
+            admins: BTreeSet::new(),
+            seats: Seats {
+                in_use: None,
+                limit: self.settings.seats,
+            },
+        }
+    }
+}
+
+/// The change `op` makes to the served directory, read from `store` where the operation alone
+/// does not say (who comes back, which other groups are left); `Err(Ok(why))` when there is
+/// nothing to do.
+fn change_of(store: &Store, op: &Op) -> Result<ServedChange, Result<String, StoreError>> {
+    Ok(match op.clone() {
+        Op::CreateGroup { group } => ServedChange::CreateGroup { group },
+        Op::DeleteGroup { group } => ServedChange::DeleteGroup { group },
+        Op::RenameUser { from, to, records } => ServedChange::RenameUser { from, to, records },
+        Op::CreateUser {
+            user,
+            display_name,
+            email,
+            records,
+        } => ServedChange::CreateUser {
+            user,
+            display_name,
+            email,
+            records,
+        },
+        // Adoption links an account Roster finds; here nothing exists but what Roster made, so
+        // it only ever brings back one that was disabled (the store re-activates an inactive
+        // user when it is created again, keeping its key).
+        Op::AdoptUser { user, records } => match store.served_user(&user).map_err(Err)? {
+            None => {
+                return Err(Err(StoreError::NotServed {
+                    kind: "user",
+                    names: vec![user],
+                }));
+            }
+            Some(u) if u.active => return Err(Ok(format!("{} is active already", u.name))),
+            Some(u) => ServedChange::CreateUser {
+                user,
+                display_name: u.display_name,
+                email: u.email.unwrap_or_default(),
+                records,
+            },
+        },
+        Op::UpdateUser {
+            user,
+            display_name,
+            email,
+            ..
+        } => ServedChange::UpdateUser {
+            user,
+            display_name,
+            email,
+        },
+        Op::AddMembers { group, users } => ServedChange::AddMembers { group, users },
+        Op::RemoveMember { group, user } => ServedChange::RemoveMember { group, user },
+        Op::Deactivate {
+            user,
+            groups,
+            leave_other_groups,
+            ..
+        } => {
+            let mut leave: BTreeSet<String> = groups.into_iter().collect();
+            if let Some(keep) = leave_other_groups {
+                let now = store.served_user_groups(&user).map_err(Err)?;
+                leave.extend(now.into_iter().filter(|g| !keep.contains(g)));
+            }
+            ServedChange::Deactivate {
+                user,
+                leave: leave.into_iter().collect(),
+            }
+        }
+        // Deleting the row is the erasure: the directory keeps nothing else of the account.
+        Op::DeleteUser { user, .. } => ServedChange::DeleteUser { user },
+    })
+}
+
+#[async_trait]
+impl Target for CrowdDirectory {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn product(&self) -> &'static str {
+        "the Crowd directory"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            rename: Rename::Native,
+            add_members: AddMembers::Bulk,
+            disable: Disable::Native,
+            // Crowd's own directory keeps names, display names and emails in 255-character
+            // columns; a name is a query parameter, so no character is ruled out besides the
+            // control characters and whitespace the engine never allows.
+            fields: Fields {
+                max_chars: 255,
+                username_forbids: "",
+            },
+            groups: Groups::DeleteUndesired,
+        }
+    }
+
+    fn account(&self) -> &str {
+        // Roster acts as nobody in its own directory; no username is empty, so this protects
+        // no one.
+        ""
+    }
+
+    async fn read(&self, _groups: &BTreeSet<String>, _concurrency: usize) -> Result<TargetState, TargetError> {
+        self.count("read");
+        // Events older than the retention go at every read: tokens older than that are
+        // expired, and a client synchronises in full.
+        let before = now_ms() - i64::from(self.settings.event_retention_days) * DAY_MS;
+        let served = self
+            .store
+            .blocking(move |s| {
+                s.served_prune_events(before)?;
+                s.served_state()
+            })
+            .await
+            .map_err(target_error)?;
+        Ok(self.state(served, None))
+    }
+
+    async fn read_accounts(
+        &self,
+        names: &BTreeSet<String>,
+        _groups: &BTreeSet<String>,
+    ) -> Result<TargetState, TargetError> {
+        self.count("read-accounts");
+        let served = self.store.blocking(|s| s.served_state()).await.map_err(target_error)?;
+        Ok(self.state(served, Some(names)))
+    }
+
+    async fn apply(&self, op: &Op) -> OpOutcome {
+        self.count(op.kind());
+        let op = op.clone();
+        let result = self
+            .store
+            .blocking(move |s| match change_of(s, &op) {
+                Ok(change) => s.served_apply(&change).map(|a| match a {
+                    ServedApplied::Done => None,
+                    ServedApplied::Already(why) => Some(why),
+                }),
+                Err(Ok(why)) => Ok(Some(why)),
+                Err(Err(e)) => Err(e),
+            })
+            .await
+            .map_err(target_error);
+        OpOutcome { result, requests: 1 }
+    }
+
+    fn calls(&self) -> CallCounts {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn reset_calls(&self) {
+        *self.calls.lock().unwrap_or_else(PoisonError::into_inner) = CallCounts::default();
+    }
+
+    async fn check(&self) -> TargetCheck {
+        let started = std::time::Instant::now();
+        let served = self.store.blocking(|s| s.served_state()).await;
+        let ms = started.elapsed().as_millis() as u64;
+        match served {
+            Ok(served) => {
+                let in_use = self.state(served, None).licensed().len() as i64;
+                TargetCheck {
+                    ok: true,
+                    error: None,
+                    licensed_users: self.settings.seats,
+                    licensed_users_in_use: Some(in_use),
+                    ms,
+                }
+            }
+            Err(e) => TargetCheck {
+                ok: false,
+                error: Some(format!(
+                    "cannot read the served Crowd directory from the store: {e}; check the data folder"
+                )),
+                licensed_users: self.settings.seats,
+                licensed_users_in_use: None,
+                ms,
+            },
+        }
+    }
+}
+
+/// The `crowd-directory` kind, for the binary's registry.
+pub struct Kind;
+
+impl TargetKind for Kind {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn validate(&self, config: &TargetConfig, _base: &Path) -> Result<(), String> {
+        Settings::of(config).map(drop)
+    }
+
+    fn describe(&self, _config: &TargetConfig) -> Connection {
+        Connection::default()
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn build(
+        &self,
+        config: &TargetConfig,
+        _base: &Path,
+        _patience: Patience,
+        store: &Arc<Store>,
+    ) -> Result<Arc<dyn Target>, String> {
+        Ok(Arc::new(CrowdDirectory::new(store.clone(), Settings::of(config)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(settings: serde_json::Value) -> TargetConfig {
+        let mut v = serde_json::json!({ "id": "crowd", "kind": KIND });
+        v.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn directory(settings: serde_json::Value) -> (tempfile::TempDir, Arc<dyn Target>) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = roster_store::crypto::Key::from_bytes([7; 32]);
+        let store = Arc::new(Store::open(&dir.path().join("roster.db"), key).unwrap());
+        let target = Kind
+            .build(&config(settings), dir.path(), Patience::Run, &store)
+            .unwrap();
+        (dir, target)
+    }
+
+    async fn ok(t: &dyn Target, op: Op) -> Option<String> {
+        t.apply(&op).await.result.unwrap()
+    }
+
+    #[test]
+    fn settings_default_and_mistakes_name_the_field() {
+        let s = Settings::of(&config(serde_json::json!({}))).unwrap();
+        assert_eq!(s.event_retention_days, DEFAULT_RETENTION_DAYS);
+        assert_eq!((s.seats, s.licensed_groups.len()), (None, 0));
+        let err = |v| Settings::of(&config(v)).unwrap_err();
+        assert!(err(serde_json::json!({ "url": "http://x" })).contains("unknown field `url`"));
+        assert!(err(serde_json::json!({ "seats": -1 })).contains("target seats"));
+        assert!(err(serde_json::json!({ "event_retention_days": 0 })).contains("event_retention_days"));
+        assert!(err(serde_json::json!({ "admin_groups": [" "] })).contains("admin_groups"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operations_change_the_served_directory_as_the_engine_reads_it_back() {
+        let (_dir, t) = directory(serde_json::json!({ "licensed_groups": ["users"], "seats": 10 }));
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert!(state.users.is_empty() && state.groups.is_empty());
+        assert!(state.licensing_groups.contains("users"), "counted before it exists");
+        for group in ["users", "devs", "keep"] {
+            assert_eq!(ok(&*t, Op::CreateGroup { group: group.into() }).await, None);
+        }
+        ok(
+            &*t,
+            Op::CreateUser {
+                user: "Ann".into(),
+                display_name: "Ann Lee".into(),
+                email: "ann@example.com".into(),
+                records: vec![("hr".into(), "1".into())],
+            },
+        )
+        .await;
+        for group in ["users", "devs", "keep"] {
+            ok(
+                &*t,
+                Op::AddMembers {
+                    group: group.into(),
+                    users: vec!["ann".into()],
+                },
+            )
+            .await;
+        }
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert_eq!(state.users["ann"].name, "Ann");
+        assert_eq!(state.licensed(), BTreeSet::from(["ann".to_string()]));
+        assert_eq!(t.check().await.licensed_users_in_use, Some(1));
+        assert_eq!(t.check().await.licensed_users, Some(10));
+
+        // Disabled, leaving every group but the kept ones.
+        ok(
+            &*t,
+            Op::Deactivate {
+                user: "ann".into(),
+                groups: Vec::new(),
+                revoke_permission: false,
+                leave_other_groups: Some(vec!["keep".into()]),
+            },
+        )
+        .await;
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert!(!state.users["ann"].active && state.licensed().is_empty());
+        let groups_of_ann: Vec<&String> = state
+            .members
+            .iter()
+            .filter(|(_, m)| m.contains("ann"))
+            .map(|(g, _)| g)
+            .collect();
+        assert_eq!(groups_of_ann, vec!["keep"]);
+
+        // Back again: the same account, active, with its details.
+        assert_eq!(
+            ok(
+                &*t,
+                Op::AdoptUser {
+                    user: "ann".into(),
+                    records: vec![("hr".into(), "1".into())],
+                },
+            )
+            .await,
+            None
+        );
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert!(state.users["ann"].active);
+        assert_eq!(state.users["ann"].display_name, "Ann Lee");
+        let again = ok(
+            &*t,
+            Op::AdoptUser {
+                user: "ann".into(),
+                records: Vec::new(),
+            },
+        )
+        .await;
+        assert!(again.is_some_and(|n| n.contains("active already")));
+
+        // A membership change naming someone the directory does not hold is about that
+        // operation (404), naming them.
+        let e = t
+            .apply(&Op::RemoveMember {
+                group: "devs".into(),
+                user: "bob".into(),
+            })
+            .await
+            .result
+            .unwrap_err();
+        assert_eq!(e.status, Some(404));
+        assert!(e.message.contains("'bob'"), "{}", e.message);
+
+        assert_eq!(ok(&*t, Op::DeleteGroup { group: "devs".into() }).await, None);
+        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        assert!(!state.groups.contains("devs") && !state.members.contains_key("devs"));
+        assert_eq!(t.calls().by_endpoint["store create-group"], 3);
+        assert_eq!(t.calls().by_endpoint["store read"], 5);
+    }
+}
