@@ -26,7 +26,7 @@ pub struct RosterCrowd {
     /// The store the server reads: changes applied to it are what the server serves next.
     pub store: Arc<Store>,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for RosterCrowd {
@@ -71,12 +71,17 @@ impl RosterCrowd {
             .args(["serve", "--no-schedule", "--listen", &format!("127.0.0.1:{port}")])
             .env("ROSTER_SECRET_KEY", KEY_B64)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Kept out of the test's output; `log()` reads it.
+            .stderr(std::fs::File::create(data.join("serve.log")).unwrap())
             .spawn()
             .unwrap();
         let until = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "roster serve did not listen on {port}");
+            assert!(
+                Instant::now() < until,
+                "roster serve did not listen on {port}:\n{}",
+                std::fs::read_to_string(data.join("serve.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         RosterCrowd {
@@ -85,8 +90,13 @@ impl RosterCrowd {
             password,
             store,
             child,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
 
     /// The server's process id (for its memory).
