@@ -15,6 +15,11 @@ use roster_store::{ServedChange, Store};
 /// The key `roster_json` gives the binary (`ROSTER_SECRET_KEY`): 32 bytes of 9.
 const KEY_B64: &str = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
 
+/// The data folder's store, opened with the key the binary is given.
+fn open_store(data: &Path) -> Arc<Store> {
+    Arc::new(Store::open(&data.join("roster.db"), roster_store::crypto::Key::from_bytes([9; 32])).unwrap())
+}
+
 /// A running `roster serve` with a served directory and one application; stops when dropped.
 pub struct RosterCrowd {
     /// The server URL (the Crowd "server URL" an administrator types).
@@ -48,13 +53,21 @@ impl RosterCrowd {
     /// `None`: everything.
     pub fn start_scoped(bin: &Path, app: &str, groups: Option<&[String]>, seed: impl FnOnce(&Store)) -> RosterCrowd {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().to_path_buf();
-        std::fs::create_dir_all(data.join("plugins")).unwrap();
-        let config = data.join("roster.toml");
-        std::fs::write(&config, "").unwrap();
-        let store =
-            Arc::new(Store::open(&data.join("roster.db"), roster_store::crypto::Key::from_bytes([9; 32])).unwrap());
+        std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+        std::fs::write(dir.path().join("roster.toml"), "").unwrap();
+        let store = open_store(dir.path());
         seed(&store);
+        drop(store);
+        RosterCrowd::serve(bin, dir, app, groups)
+    }
+
+    /// Starts `bin serve` over `dir`, a data folder with its `roster.toml` (and whatever runs
+    /// left in its store), after creating application `app` (allowed from loopback, seeing
+    /// `groups`, `None`: everything). Blocking.
+    pub fn serve(bin: &Path, dir: tempfile::TempDir, app: &str, groups: Option<&[String]>) -> RosterCrowd {
+        let data = dir.path().to_path_buf();
+        let config = data.join("roster.toml");
+        let store = open_store(&data);
         let (_, password) = store
             .crowd_app_create(app, &["127.0.0.1".to_string(), "::1".to_string()], groups, "test")
             .unwrap();
@@ -92,6 +105,11 @@ impl RosterCrowd {
             child,
             dir,
         }
+    }
+
+    /// The data folder (`roster.toml`, `roster.db`, `plugins/`).
+    pub fn data(&self) -> &Path {
+        self.dir.path()
     }
 
     /// What the server logged so far.

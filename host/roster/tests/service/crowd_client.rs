@@ -651,3 +651,83 @@ async fn roster_scoped_application_incremental_sync_converges_to_its_full_sync()
         dir.history
     );
 }
+
+/// The whole chain: `roster sync` from a file source into a `crowd-directory` target, then
+/// `roster serve`'s endpoint read as Bitbucket reads it; a second sync's changes reach Bitbucket
+/// by events alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_sync_into_the_crowd_directory_reaches_bitbucket() {
+    const LICENSED: &str = "bitbucket-users";
+    let mut d = Directory::generate(20, 5, 2);
+    let dir = crate::common::data_dir_with(&["file", "normalize"]);
+    let idp = dir.path().join("idp");
+    std::fs::create_dir_all(&idp).unwrap();
+    d.write_json(&idp.join("directory.json")).unwrap();
+    std::fs::write(
+        dir.path().join("roster.toml"),
+        format!(
+            "[[source]]\nid = \"hr\"\nplugin = \"file\"\nfiles = \"{}\"\nsettings = {{ path = \"directory.json\" }}\n\n\
+             [[source.transforms]]\nplugin = \"normalize\"\n\n[target]\nkind = \"crowd-directory\"\n\
+             licensed_groups = [\"{LICENSED}\"]\ndefault_groups = [\"{LICENSED}\"]\n",
+            idp.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().to_path_buf();
+    let sync = move || {
+        let (_, report) = crate::common::roster_json(&data, &["sync"]);
+        report
+    };
+    let sync2 = sync.clone();
+    tokio::task::spawn_blocking(sync).await.unwrap();
+    let r = tokio::task::spawn_blocking(move || {
+        RosterCrowd::serve(Path::new(env!("CARGO_BIN_EXE_roster")), dir, APP, None)
+    })
+    .await
+    .unwrap();
+
+    let mut bb = roster_client(&r, Settings::default());
+    bb.full_sync().await.unwrap();
+    assert_eq!(bb.cache.users.len(), d.users.len(), "{:#?}", bb.cache.users.keys());
+    assert!(bb.cache.users.values().all(|u| u.active && u.key.is_some()));
+    assert_eq!(bb.cache.group_users(LICENSED).len(), d.users.len());
+    for m in d.memberships.iter().filter(|m| !m.member_is_group) {
+        let (g, u) = (
+            d.group_name(&m.group).to_lowercase(),
+            d.username(&m.member).to_lowercase(),
+        );
+        assert!(bb.cache.members.contains(&(g.clone(), u.clone())), "{u} not in {g}");
+    }
+
+    // The people change: one leaves (disabled: inactive, out of its groups), one is renamed in
+    // the source's display name, one leaves a group.
+    let gone = d.users.remove(3);
+    d.memberships.retain(|m| m.member != gone.id);
+    d.users[0].display_name = "Renamed Person".into();
+    let left = d.memberships.iter().position(|m| !m.member_is_group).unwrap();
+    let left = d.memberships.remove(left);
+    d.write_json(&r.data().join("idp/directory.json")).unwrap();
+    tokio::task::spawn_blocking(sync2).await.unwrap();
+
+    bb.incremental_sync().await.unwrap();
+    assert!(
+        matches!(bb.history.last(), Some(SyncOutcome::Incremental { events }) if *events > 0),
+        "{:?}",
+        bb.history
+    );
+    let mut fresh = roster_client(&r, Settings::default());
+    fresh.full_sync().await.unwrap();
+    assert_eq!(bb.cache, fresh.cache, "the incremental sync did not converge");
+    let gone = &bb.cache.users[&gone.username.to_lowercase()];
+    assert!(!gone.active, "a person who left is inactive: {gone:?}");
+    assert!(bb.cache.user_groups(&gone.name).is_empty());
+    assert_eq!(
+        bb.cache.users[&d.users[0].username.to_lowercase()].display_name,
+        "Renamed Person"
+    );
+    let (g, u) = (
+        d.group_name(&left.group).to_lowercase(),
+        d.username(&left.member).to_lowercase(),
+    );
+    assert!(!bb.cache.members.contains(&(g, u)));
+}
