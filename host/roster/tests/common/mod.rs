@@ -20,6 +20,8 @@ pub mod api;
 pub mod bench;
 pub mod changes;
 pub mod crowd;
+pub mod crowd_directory;
+pub mod crowd_roster;
 pub mod entra;
 pub mod google;
 pub mod keycloak;

@@ -1,7 +1,9 @@
 //! The service: the REST API route by route and role by role, the scheduler, the configuration
 //! file, the SCIM endpoint identity providers push to, the Crowd endpoint Atlassian applications
-//! read the served directory through, and (ignored by `cargo test`, run by
-//! `.ci/run`) Schemathesis over the OpenAPI document and scim2-tester over the SCIM endpoint.
+//! read the served directory through (`crowd`; `crowd_client`: as Bitbucket's directory reads
+//! it), and (ignored by `cargo test`, run by `.ci/run`) Schemathesis over the OpenAPI document,
+//! scim2-tester over the SCIM endpoint and python-crowd and atlassian-crowd-client over the Crowd
+//! endpoint (`crowd_clients`).
 //!
 //! One test binary for all of them (`cargo test -p roster --test service`).
 
@@ -12,6 +14,8 @@ mod api;
 mod config;
 mod crowd;
 mod crowd_apps;
+mod crowd_client;
+mod crowd_clients;
 mod data;
 mod load;
 mod push;
