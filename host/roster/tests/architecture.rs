@@ -15,6 +15,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("roster-export", &[]),
     // The SCIM model (plugins/scim-model), shared by the SCIM endpoint and the `scim` connector.
     ("roster-scim", &[]),
+    // The Crowd protocol model (plugins/crowd-model), shared by the Crowd endpoint and the
+    // Crowd simulator.
+    ("roster-crowd", &[]),
     ("roster-runtime", &["roster-http", "roster-wire"]),
     ("roster-store", &["roster-http", "roster-model"]),
     (
@@ -46,6 +49,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "roster-serve",
         &[
+            "roster-crowd",
             "roster-directory",
             "roster-engine",
             "roster-export",

@@ -12,7 +12,8 @@
 //!   trusted_proxies`), the body cap, and the headers every answer carries.
 //! - `routes`: the resources; full searches and `/group/membership` are streamed from keyset
 //!   pages, so a 100k-user answer is never held in memory.
-//! - `search`: the search restrictions of `POST /search`.
+//! - `search`: the served users' and groups' properties, as `roster-crowd`'s search
+//!   restrictions of `POST /search` read them.
 //! - `xml`: the entities, with JAXB's element names.
 
 mod gate;
@@ -106,44 +107,8 @@ impl Format {
     }
 }
 
-/// Reasons of Crowd's error entity (crowd-rest.md §3): only values its client knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Reason {
-    /// A parameter or body the client got wrong (400).
-    IllegalArgument,
-    /// No such user (404).
-    UserNotFound,
-    /// No such group (404).
-    GroupNotFound,
-    /// The membership tested does not hold (404).
-    MembershipNotFound,
-    /// The event token is unknown or older than the log kept (410).
-    EventTokenExpired,
-    /// Roster holds no user passwords (400 on `POST /authentication`).
-    InvalidUserAuthentication,
-    /// A write (403).
-    ApplicationPermissionDenied,
-    /// A resource or method this server does not have (404, 405).
-    UnsupportedOperation,
-    /// Roster's own failure (500).
-    OperationFailed,
-}
-
-impl Reason {
-    fn as_str(self) -> &'static str {
-        match self {
-            Reason::IllegalArgument => "ILLEGAL_ARGUMENT",
-            Reason::UserNotFound => "USER_NOT_FOUND",
-            Reason::GroupNotFound => "GROUP_NOT_FOUND",
-            Reason::MembershipNotFound => "MEMBERSHIP_NOT_FOUND",
-            Reason::EventTokenExpired => "EVENT_TOKEN_EXPIRED",
-            Reason::InvalidUserAuthentication => "INVALID_USER_AUTHENTICATION",
-            Reason::ApplicationPermissionDenied => "APPLICATION_PERMISSION_DENIED",
-            Reason::UnsupportedOperation => "UNSUPPORTED_OPERATION",
-            Reason::OperationFailed => "OPERATION_FAILED",
-        }
-    }
-}
+/// Reasons of Crowd's error entity (crowd-rest.md §3).
+pub(crate) use roster_crowd::Reason;
 
 /// An error answer not yet rendered: `<error><reason/><message/></error>` with a status.
 #[derive(Debug)]
@@ -180,8 +145,8 @@ impl Refusal {
     /// The answer, in `format`.
     fn render(&self, format: Format) -> Response {
         let body = match format {
-            Format::Xml => xml::error_xml(self.reason.as_str(), &self.message),
-            Format::Json => xml::error_json(self.reason.as_str(), &self.message),
+            Format::Xml => xml::error_xml(self.reason, &self.message),
+            Format::Json => xml::error_json(self.reason, &self.message),
         };
         answer(self.status, format, body)
     }

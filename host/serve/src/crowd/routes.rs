@@ -11,11 +11,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use roster_crowd::Restriction;
 use roster_store::{EventKind, EventOp, EventsSince, ServedGroup, ServedUser, Store, StoreError};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::search::{Restriction, Subject};
+use super::search::{Searchable, Served};
 use super::xml::{self, Attributes, Membership, Outgoing, PROLOG};
 use super::{BASE, Caller, CrowdState, Format, Reason, Refusal, answer};
 
@@ -179,7 +180,7 @@ fn sees_user(s: &Store, caller: &Caller, name: &str) -> Result<bool, StoreError>
 }
 
 /// Users and groups as listings write them.
-trait Listed: Subject + Sized + Send + 'static {
+trait Listed: Searchable + Sized + Send + 'static {
     /// The list's element (`users`).
     const ROOT: &'static str;
     /// An item's element, and the `expand` word for full items (`user`).
@@ -188,6 +189,8 @@ trait Listed: Subject + Sized + Send + 'static {
     fn name(&self) -> &str;
     /// A keyset page (see `Store::served_users_page`).
     fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError>;
+    /// The one named `name` (any case).
+    fn named(s: &Store, name: &str) -> Result<Option<Self>, StoreError>;
     /// The full entity, XML.
     fn xml(&self, out: &mut String, attrs: Attributes);
     /// The full entity, JSON.
@@ -202,6 +205,9 @@ impl Listed for ServedUser {
     }
     fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError> {
         s.served_users_page(after, limit, only_in)
+    }
+    fn named(s: &Store, name: &str) -> Result<Option<Self>, StoreError> {
+        s.served_user(name)
     }
     fn xml(&self, out: &mut String, attrs: Attributes) {
         xml::user(out, self, attrs);
@@ -219,6 +225,9 @@ impl Listed for ServedGroup {
     }
     fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError> {
         s.served_groups_page(after, limit, only_in)
+    }
+    fn named(s: &Store, name: &str) -> Result<Option<Self>, StoreError> {
+        s.served_group(name)
     }
     fn xml(&self, out: &mut String, attrs: Attributes) {
         xml::group(out, self, attrs);
@@ -517,7 +526,7 @@ async fn stream_search<T: Listed>(ctx: &Ctx, restriction: Restriction, range: Ra
         let mut page = first;
         loop {
             for e in &page {
-                if !restriction.is_all() && !restriction.matches(e) {
+                if !restriction.is_all() && !restriction.matches(&Served(e)) {
                     continue;
                 }
                 if skipped < range.start {
@@ -621,28 +630,7 @@ async fn user_groups(ctx: &Ctx) -> Answer {
             None => Err(not_member(name, test)),
         };
     }
-    let range = ctx.range()?;
-    let page: Vec<String> = range.of(groups).collect();
-    let shape = ctx.shape("group");
-    let entities = match shape {
-        Shape::Minimal => Vec::new(),
-        Shape::Full(_) => {
-            let names = page.clone();
-            ctx.read(move |s| {
-                names
-                    .iter()
-                    .filter_map(|n| s.served_group(n).transpose())
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?
-        }
-    };
-    let mut w = Writer::open(ctx.format, "groups", "group");
-    match shape {
-        Shape::Minimal => page.iter().for_each(|n| w.name("group", n)),
-        Shape::Full(_) => entities.iter().for_each(|g| w.entity(g, shape)),
-    }
-    Ok(ctx.ok(w.close()))
+    named_listing::<ServedGroup>(ctx, groups).await
 }
 
 /// `GET /group/user/direct|nested?groupname=[&username=]`. A group that does not exist (or
@@ -661,9 +649,15 @@ async fn group_users(ctx: &Ctx) -> Answer {
             None => Err(not_member(test, name)),
         };
     }
+    named_listing::<ServedUser>(ctx, members).await
+}
+
+/// A page (`start-index`, `max-results`) of `names`, in their order, as a listing: minimal, or the
+/// entities read by name.
+async fn named_listing<T: Listed>(ctx: &Ctx, names: Vec<String>) -> Answer {
     let range = ctx.range()?;
-    let page: Vec<String> = range.of(members).collect();
-    let shape = ctx.shape("user");
+    let page: Vec<String> = range.of(names).collect();
+    let shape = ctx.shape(T::ITEM);
     let entities = match shape {
         Shape::Minimal => Vec::new(),
         Shape::Full(_) => {
@@ -671,16 +665,16 @@ async fn group_users(ctx: &Ctx) -> Answer {
             ctx.read(move |s| {
                 names
                     .iter()
-                    .filter_map(|n| s.served_user(n).transpose())
+                    .filter_map(|n| T::named(s, n).transpose())
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?
         }
     };
-    let mut w = Writer::open(ctx.format, "users", "user");
+    let mut w = Writer::open(ctx.format, T::ROOT, T::ITEM);
     match shape {
-        Shape::Minimal => page.iter().for_each(|n| w.name("user", n)),
-        Shape::Full(_) => entities.iter().for_each(|u| w.entity(u, shape)),
+        Shape::Minimal => page.iter().for_each(|n| w.name(T::ITEM, n)),
+        Shape::Full(_) => entities.iter().for_each(|e| w.entity(e, shape)),
     }
     Ok(ctx.ok(w.close()))
 }

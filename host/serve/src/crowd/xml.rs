@@ -6,49 +6,14 @@
 use roster_store::{EventKind, EventOp, ServedEvent, ServedGroup, ServedUser};
 use serde_json::{Map, Value, json};
 
-/// The prolog JAXB writes.
-pub(super) const PROLOG: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>";
+pub(super) use roster_crowd::{PROLOG, error_json, error_xml, escape as esc, iso, text};
 
 /// The attribute each user carries (with `expand=…,attributes`): one value per source record
 /// Roster made the user from, `source:id`.
 pub(super) const RECORDS_ATTRIBUTE: &str = "roster.records";
 
-/// Appends `s` escaped for XML text and attribute values.
-pub(super) fn esc(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all are dropped rather than break the document.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            '\u{FFFE}' | '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-}
-
-/// Milliseconds since the epoch as xs:dateTime with milliseconds, in UTC.
-pub(super) fn iso(ms: i64) -> String {
-    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
 fn bool_str(b: bool) -> &'static str {
     if b { "true" } else { "false" }
-}
-
-/// `<tag>escaped value</tag>`.
-pub(super) fn text(out: &mut String, tag: &str, value: &str) {
-    out.push('<');
-    out.push_str(tag);
-    out.push('>');
-    esc(out, value);
-    out.push_str("</");
-    out.push_str(tag);
-    out.push('>');
 }
 
 /// `<tag name="N"/>`: a minimal user or group (`user`, `group`, `childUser`).
@@ -159,22 +124,6 @@ pub(super) fn group_json(g: &ServedGroup, attrs: Attributes) -> Value {
         m.insert("attributes".into(), json!({"attributes": []}));
     }
     Value::Object(m)
-}
-
-/// The error entity (§3).
-pub(super) fn error_xml(reason: &str, message: &str) -> String {
-    let mut out = String::with_capacity(PROLOG.len() + message.len() + 64);
-    out.push_str(PROLOG);
-    out.push_str("<error>");
-    text(&mut out, "reason", reason);
-    text(&mut out, "message", message);
-    out.push_str("</error>");
-    out
-}
-
-/// The error entity in JSON.
-pub(super) fn error_json(reason: &str, message: &str) -> String {
-    json!({"reason": reason, "message": message}).to_string()
 }
 
 /// `<events newEventToken="…" incrementalSynchronisationAvailable="true"/>`: the answer to
@@ -342,12 +291,5 @@ mod tests {
                 .and_then(|n| n.text()),
             Some("Ann <script>alert(1)</script> & co")
         );
-    }
-
-    #[test]
-    fn control_characters_are_dropped_so_the_document_stays_well_formed() {
-        let mut out = String::new();
-        esc(&mut out, "a\u{1}b\u{FFFF}c\td");
-        assert_eq!(out, "abc\td");
     }
 }
