@@ -57,6 +57,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
+use roster_crowd::Reason;
 
 use crate::kit::{self, Faults, RateLimited, RouteMatch, Throttle, Vendor};
 use events::{Event, Op};
@@ -862,10 +863,10 @@ impl Vendor for Crowd {
             unauthorised()
         } else {
             let reason = match status.as_u16() {
-                400 => "ILLEGAL_ARGUMENT",
-                403 => "APPLICATION_PERMISSION_DENIED",
-                410 => "EVENT_TOKEN_EXPIRED",
-                _ => "OPERATION_FAILED",
+                400 => Reason::IllegalArgument,
+                403 => Reason::ApplicationPermissionDenied,
+                410 => Reason::EventTokenExpired,
+                _ => Reason::OperationFailed,
             };
             routes::Format::of(req).error(status, reason, "Injected fault.")
         };

@@ -2,11 +2,13 @@
 //! application: searches with their restrictions, lookups, membership listings, the membership
 //! document, events, and the write endpoints this read-only application is refused.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use roster_crowd::{Prop, Reason, Restriction, Subject};
 use serde_json::{Value, json};
 
 use super::events;
@@ -38,7 +40,7 @@ impl Format {
     }
 
     /// The `<error>` entity (or its JSON) with `status`.
-    pub(super) fn error(self, status: StatusCode, reason: &str, message: &str) -> Response {
+    pub(super) fn error(self, status: StatusCode, reason: Reason, message: &str) -> Response {
         match self {
             Format::Xml => answer(status, xml::error_xml(reason, message), XML),
             Format::Json => answer(status, xml::error_json(reason, message), JSON),
@@ -59,11 +61,11 @@ fn answer(status: StatusCode, text: String, content_type: &'static str) -> Respo
 /// An error answer not yet rendered.
 struct Refusal {
     status: StatusCode,
-    reason: &'static str,
+    reason: Reason,
     message: String,
 }
 
-fn refuse(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Refusal {
+fn refuse(status: StatusCode, reason: Reason, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
         reason,
@@ -72,7 +74,7 @@ fn refuse(status: StatusCode, reason: &'static str, message: impl Into<String>) 
 }
 
 fn illegal(message: impl Into<String>) -> Refusal {
-    refuse(StatusCode::BAD_REQUEST, "ILLEGAL_ARGUMENT", message)
+    refuse(StatusCode::BAD_REQUEST, Reason::IllegalArgument, message)
 }
 
 type Answer = Result<Response, Refusal>;
@@ -258,7 +260,7 @@ fn route(ctx: &Ctx<'_>, app: &App, method: &Method, rest: &str, body: Option<&[u
     if !app.may_read {
         return Err(refuse(
             StatusCode::FORBIDDEN,
-            "APPLICATION_PERMISSION_DENIED",
+            Reason::ApplicationPermissionDenied,
             format!(
                 "Application '{}' does not have permission to read the directory.",
                 app.name
@@ -269,7 +271,7 @@ fn route(ctx: &Ctx<'_>, app: &App, method: &Method, rest: &str, body: Option<&[u
         (Method::POST, "/search") => search(ctx, body),
         (Method::POST, "/authentication") => Err(refuse(
             StatusCode::BAD_REQUEST,
-            "INVALID_USER_AUTHENTICATION",
+            Reason::InvalidUserAuthentication,
             "This user server holds no user passwords.",
         )),
         (Method::GET, "/user") => user(ctx),
@@ -291,7 +293,7 @@ fn route(ctx: &Ctx<'_>, app: &App, method: &Method, rest: &str, body: Option<&[u
         (Method::GET, t) if t.starts_with("/event/") => events_since(ctx, &t["/event/".len()..]),
         (m, _) if m != Method::GET && write_target => Err(refuse(
             StatusCode::FORBIDDEN,
-            "APPLICATION_PERMISSION_DENIED",
+            Reason::ApplicationPermissionDenied,
             format!(
                 "Application '{}' may not change users, groups or memberships.",
                 app.name
@@ -316,7 +318,7 @@ enum Relation {
 fn user_not_found(name: &str) -> Refusal {
     refuse(
         StatusCode::NOT_FOUND,
-        "USER_NOT_FOUND",
+        Reason::UserNotFound,
         format!("User <{name}> does not exist"),
     )
 }
@@ -324,7 +326,7 @@ fn user_not_found(name: &str) -> Refusal {
 fn group_not_found(name: &str) -> Refusal {
     refuse(
         StatusCode::NOT_FOUND,
-        "GROUP_NOT_FOUND",
+        Reason::GroupNotFound,
         format!("Group <{name}> does not exist"),
     )
 }
@@ -332,7 +334,7 @@ fn group_not_found(name: &str) -> Refusal {
 fn not_member(child: &str, parent: &str) -> Refusal {
     refuse(
         StatusCode::NOT_FOUND,
-        "MEMBERSHIP_NOT_FOUND",
+        Reason::MembershipNotFound,
         format!("The child entity <{child}> is not a member of the parent <{parent}>"),
     )
 }
@@ -506,14 +508,14 @@ fn events_since(ctx: &Ctx<'_>, token: &str) -> Answer {
     if !s.incremental {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
-            "INCREMENTAL_SYNC_NOT_AVAILABLE",
+            Reason::IncrementalSyncNotAvailable,
             "Incremental synchronisation is not available.",
         ));
     }
     let events = s.log.since(token).map_err(|events::TokenError::Expired| {
         refuse(
             StatusCode::GONE,
-            "EVENT_TOKEN_EXPIRED",
+            Reason::EventTokenExpired,
             "The event token has expired or was never issued; synchronise in full.",
         )
     })?;
@@ -524,7 +526,8 @@ fn events_since(ctx: &Ctx<'_>, token: &str) -> Answer {
 fn search(ctx: &Ctx<'_>, body: Option<&[u8]>) -> Answer {
     let entity = ctx.required("entity-type")?;
     let body = body.ok_or_else(|| illegal("The search restriction could not be read (over 1 MiB?)."))?;
-    let restriction = Restriction::parse(body)?;
+    let restriction =
+        Restriction::parse(body).map_err(|e| illegal(format!("The search restriction was refused: {e}.")))?;
     let s = ctx.s;
     match entity {
         "user" => ctx.users(
@@ -545,66 +548,10 @@ fn search(ctx: &Ctx<'_>, body: Option<&[u8]>) -> Answer {
     }
 }
 
-/// How a property restriction compares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Exactly,
-    StartsWith,
-    Contains,
-    Less,
-    Greater,
-    Null,
-}
-
-impl Mode {
-    fn parse(s: &str) -> Result<Mode, Refusal> {
-        Ok(match s.trim().to_ascii_uppercase().as_str() {
-            "EXACTLY_MATCHES" => Mode::Exactly,
-            "STARTS_WITH" => Mode::StartsWith,
-            "CONTAINS" => Mode::Contains,
-            "LESS_THAN" => Mode::Less,
-            "GREATER_THAN" => Mode::Greater,
-            "NULL" => Mode::Null,
-            other => {
-                return Err(illegal(format!(
-                    "match-mode `{other}` is not one of EXACTLY_MATCHES, STARTS_WITH, CONTAINS, LESS_THAN, GREATER_THAN, NULL."
-                )));
-            }
-        })
-    }
-}
-
-/// A restriction's value, read as its declared type says.
-#[derive(Clone, Debug, PartialEq)]
-enum Wanted {
-    None,
-    Text(String),
-    Flag(bool),
-    Date(i64),
-}
-
-/// A search restriction (§4 "Search restriction").
-#[derive(Clone, Debug, PartialEq)]
-enum Restriction {
-    All,
-    Property { name: String, mode: Mode, value: Wanted },
-    Boolean { all: bool, parts: Vec<Restriction> },
-}
-
-/// A property of a user or group, as restrictions compare it.
-enum Prop<'a> {
-    Text(&'a str),
-    Values(&'a [String]),
-    Flag(bool),
-    Date(i64),
-    Absent,
-}
-
-trait Subject {
-    fn property(&self, name: &str) -> Prop<'_>;
-}
-
+/// A user in a search.
 struct UserSubject<'a>(&'a Stamped<CrowdUser>);
+
+/// A group in a search.
 struct GroupSubject<'a>(&'a Stamped<CrowdGroup>);
 
 fn ms(t: u64) -> i64 {
@@ -625,7 +572,9 @@ impl Subject for UserSubject<'_> {
             "createdDate" => Prop::Date(ms(self.0.created)),
             "updatedDate" => Prop::Date(ms(self.0.updated)),
             // Any other name is a custom attribute, as in Crowd.
-            other => u.attribute(other).map_or(Prop::Absent, Prop::Values),
+            other => u
+                .attribute(other)
+                .map_or(Prop::Absent, |v| Prop::Values(Cow::Borrowed(v))),
         }
     }
 }
@@ -643,181 +592,6 @@ impl Subject for GroupSubject<'_> {
             _ => Prop::Absent,
         }
     }
-}
-
-fn text_matches(have: &str, mode: Mode, want: &str) -> bool {
-    let have = have.to_lowercase();
-    match mode {
-        Mode::Exactly => have == want,
-        Mode::StartsWith => have.starts_with(want),
-        Mode::Contains => have.contains(want),
-        Mode::Less => have.as_str() < want,
-        Mode::Greater => have.as_str() > want,
-        Mode::Null => have.is_empty(),
-    }
-}
-
-impl Restriction {
-    /// From a request body: XML (what Crowd's Java client sends), JSON (`restriction-type`
-    /// keys, as other clients send), or nothing (everything).
-    fn parse(body: &[u8]) -> Result<Restriction, Refusal> {
-        let text = std::str::from_utf8(body).map_err(|_| illegal("The search restriction is not UTF-8."))?;
-        let text = text.trim();
-        if text.is_empty() {
-            return Ok(Restriction::All);
-        }
-        if text.starts_with('{') {
-            let v: Value = serde_json::from_str(text)
-                .map_err(|e| illegal(format!("The search restriction is not valid JSON: {e}.")))?;
-            return Self::from_json(&v);
-        }
-        let doc = roxmltree::Document::parse(text)
-            .map_err(|e| illegal(format!("The search restriction is not valid XML: {e}.")))?;
-        Self::from_xml(doc.root_element())
-    }
-
-    fn from_xml(n: roxmltree::Node<'_, '_>) -> Result<Restriction, Refusal> {
-        let child_text = |parent: roxmltree::Node<'_, '_>, tag: &str| {
-            parent
-                .children()
-                .find(|c| c.has_tag_name(tag))
-                .map(|c| c.text().unwrap_or("").to_string())
-        };
-        match n.tag_name().name() {
-            "null-search-restriction" => Ok(Restriction::All),
-            "property-search-restriction" => {
-                let prop = n
-                    .children()
-                    .find(|c| c.has_tag_name("property"))
-                    .ok_or_else(|| illegal("A property-search-restriction needs a <property>."))?;
-                let name = child_text(prop, "name").ok_or_else(|| illegal("A <property> needs a <name>."))?;
-                let kind = child_text(prop, "type").unwrap_or_else(|| "STRING".into());
-                let mode = Mode::parse(
-                    &child_text(n, "match-mode")
-                        .ok_or_else(|| illegal("A property-search-restriction needs a <match-mode>."))?,
-                )?;
-                Self::property(name, &kind, mode, child_text(n, "value"))
-            }
-            "boolean-search-restriction" => {
-                let all = Self::logic(n.attribute("boolean-logic"))?;
-                let parts = n
-                    .children()
-                    .find(|c| c.has_tag_name("restrictions"))
-                    .into_iter()
-                    .flat_map(|r| r.children().filter(roxmltree::Node::is_element))
-                    .map(Self::from_xml)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Restriction::Boolean { all, parts })
-            }
-            other => Err(illegal(format!(
-                "`{other}` is not a search restriction (null-, property- or boolean-search-restriction)."
-            ))),
-        }
-    }
-
-    fn from_json(v: &Value) -> Result<Restriction, Refusal> {
-        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        match s(v, "restriction-type").as_deref() {
-            Some("null-search-restriction") => Ok(Restriction::All),
-            Some("property-search-restriction") => {
-                let prop = v
-                    .get("property")
-                    .ok_or_else(|| illegal("A property-search-restriction needs a `property`."))?;
-                let name = s(prop, "name").ok_or_else(|| illegal("A `property` needs a `name`."))?;
-                let kind = s(prop, "type").unwrap_or_else(|| "STRING".into());
-                let mode = Mode::parse(
-                    &s(v, "match-mode")
-                        .ok_or_else(|| illegal("A property-search-restriction needs a `match-mode`."))?,
-                )?;
-                Self::property(name, &kind, mode, s(v, "value"))
-            }
-            Some("boolean-search-restriction") => {
-                let all = Self::logic(v.get("boolean-logic").and_then(Value::as_str))?;
-                let parts = v
-                    .get("restrictions")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(Self::from_json)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Restriction::Boolean { all, parts })
-            }
-            _ => Err(illegal(
-                "`restriction-type` must be null-, property- or boolean-search-restriction.",
-            )),
-        }
-    }
-
-    fn logic(v: Option<&str>) -> Result<bool, Refusal> {
-        match v.map(str::to_ascii_uppercase).as_deref() {
-            Some("AND") => Ok(true),
-            Some("OR") => Ok(false),
-            _ => Err(illegal("boolean-logic must be AND or OR.")),
-        }
-    }
-
-    fn property(name: String, kind: &str, mode: Mode, value: Option<String>) -> Result<Restriction, Refusal> {
-        let value = match (mode, value) {
-            (Mode::Null, _) => Wanted::None,
-            (_, None) => return Err(illegal(format!("The restriction on `{name}` needs a value."))),
-            (_, Some(v)) => match kind.to_ascii_uppercase().as_str() {
-                "STRING" => Wanted::Text(v.to_lowercase()),
-                "BOOLEAN" => Wanted::Flag(
-                    v.trim()
-                        .parse()
-                        .map_err(|_| illegal(format!("`{v}` is not true or false.")))?,
-                ),
-                "DATE" => Wanted::Date(
-                    parse_date(&v)
-                        .ok_or_else(|| illegal(format!("`{v}` is not a date such as 2024-01-02T03:04:05.678+0000.")))?,
-                ),
-                other => {
-                    return Err(illegal(format!(
-                        "Property type `{other}` is not STRING, BOOLEAN or DATE."
-                    )));
-                }
-            },
-        };
-        Ok(Restriction::Property { name, mode, value })
-    }
-
-    fn matches(&self, subject: &dyn Subject) -> bool {
-        match self {
-            Restriction::All => true,
-            Restriction::Boolean { all: true, parts } => parts.iter().all(|p| p.matches(subject)),
-            Restriction::Boolean { all: false, parts } => parts.iter().any(|p| p.matches(subject)),
-            Restriction::Property { name, mode, value } => match (subject.property(name), value) {
-                (Prop::Absent, _) => *mode == Mode::Null,
-                (Prop::Text(t), Wanted::None) => t.is_empty(),
-                (Prop::Values(vs), Wanted::None) => vs.is_empty(),
-                (_, Wanted::None) => false,
-                (Prop::Text(t), Wanted::Text(w)) => text_matches(t, *mode, w),
-                (Prop::Values(vs), Wanted::Text(w)) => vs.iter().any(|t| text_matches(t, *mode, w)),
-                (Prop::Flag(b), Wanted::Flag(w)) => *mode == Mode::Exactly && b == *w,
-                (Prop::Flag(b), Wanted::Text(w)) => *mode == Mode::Exactly && w == if b { "true" } else { "false" },
-                (Prop::Date(d), Wanted::Date(w)) => match mode {
-                    Mode::Exactly => d == *w,
-                    Mode::Less => d < *w,
-                    Mode::Greater => d > *w,
-                    _ => false,
-                },
-                _ => false,
-            },
-        }
-    }
-}
-
-/// `yyyy-MM-dd'T'HH:mm:ss.SSSZ` (the client's format; `Z` as `+0000`, `+00:00` or `Z`) →
-/// epoch milliseconds.
-fn parse_date(s: &str) -> Option<i64> {
-    let s = s.trim();
-    // `%.f` takes any fraction or none; `%#z` takes `+0000`, `+00:00` and `Z`.
-    let t = chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%#z")
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc().fixed_offset())
-        })
-        .ok()?;
-    Some(t.timestamp_millis())
 }
 
 /// Users and groups as listings write them.
@@ -883,64 +657,5 @@ impl Listed for CrowdGroup {
     }
     fn min_json(links: &Links<'_>, name: &str) -> Value {
         links.min_group_json(name)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_parse_in_the_clients_format_and_its_neighbours() {
-        let base = parse_date("2024-01-02T03:04:05.678+0000").unwrap();
-        assert_eq!(base, 1_704_164_645_678);
-        assert_eq!(parse_date("2024-01-02T03:04:05.678Z"), Some(base));
-        assert_eq!(parse_date("2024-01-02T04:04:05.678+01:00"), Some(base));
-        assert_eq!(parse_date("2024-01-02T03:04:05Z"), Some(base - 678));
-        for bad in [
-            "",
-            "2024-13-02T03:04:05Z",
-            "yesterday",
-            "2024-01-02 03:04:05Z",
-            "2024-01-02T03:04:05+1",
-        ] {
-            assert_eq!(parse_date(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn restrictions_parse_from_xml_and_json_and_refuse_nonsense() {
-        let xml = br#"<boolean-search-restriction boolean-logic="or"><restrictions>
-            <property-search-restriction><property><name>email</name><type>STRING</type></property>
-            <match-mode>EXACTLY_MATCHES</match-mode><value>Bob@X</value></property-search-restriction>
-            <null-search-restriction/></restrictions></boolean-search-restriction>"#;
-        let want = Restriction::Boolean {
-            all: false,
-            parts: vec![
-                Restriction::Property {
-                    name: "email".into(),
-                    mode: Mode::Exactly,
-                    value: Wanted::Text("bob@x".into()),
-                },
-                Restriction::All,
-            ],
-        };
-        assert_eq!(Restriction::parse(xml).ok(), Some(want.clone()));
-        let json = br#"{"restriction-type":"boolean-search-restriction","boolean-logic":"OR","restrictions":[
-            {"restriction-type":"property-search-restriction","property":{"name":"email","type":"STRING"},
-             "match-mode":"EXACTLY_MATCHES","value":"Bob@X"},{"restriction-type":"null-search-restriction"}]}"#;
-        assert_eq!(Restriction::parse(json).ok(), Some(want));
-        assert_eq!(Restriction::parse(b"  ").ok(), Some(Restriction::All));
-        for bad in [
-            &b"<search/>"[..],
-            b"<property-search-restriction><property><name>n</name></property><match-mode>SOUNDS_LIKE</match-mode><value>x</value></property-search-restriction>",
-            b"<property-search-restriction><property><name>n</name></property><match-mode>EXACTLY_MATCHES</match-mode></property-search-restriction>",
-            b"<boolean-search-restriction boolean-logic=\"XOR\"/>",
-            b"<unclosed",
-            b"{\"restriction-type\":\"nope\"}",
-        ] {
-            let e = Restriction::parse(bad).expect_err("refused");
-            assert_eq!((e.status, e.reason), (StatusCode::BAD_REQUEST, "ILLEGAL_ARGUMENT"));
-        }
     }
 }

@@ -4,31 +4,14 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{CrowdGroup, CrowdUser, Stamped};
+pub(super) use roster_crowd::{PROLOG, error_json, error_xml, escape as esc, text};
 
-/// The prolog JAXB writes.
-pub(super) const PROLOG: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>";
+use super::{CrowdGroup, CrowdUser, Stamped};
 
 /// Bytes reserved per listed user (full, with links): answers are built without regrowing.
 pub(super) const USER_BYTES: usize = 900;
 /// Bytes reserved per listed group.
 pub(super) const GROUP_BYTES: usize = 400;
-
-/// Appends `s` escaped for XML text and attribute values.
-pub(super) fn esc(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all are dropped rather than break the document.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-}
 
 /// `s` escaped for XML.
 pub(super) fn escaped(s: &str) -> String {
@@ -44,8 +27,7 @@ pub(super) fn enc(s: &str) -> String {
 
 /// Milliseconds since the epoch as xs:dateTime with milliseconds, in UTC.
 pub(super) fn iso(ms: u64) -> String {
-    let t = chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX)).unwrap_or_default();
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    roster_crowd::iso(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 /// The links the server puts in entities, under the API's base URL as the request named it.
@@ -241,29 +223,4 @@ fn close(out: &mut String, tag: &str) {
     out.push_str("</");
     out.push_str(tag);
     out.push('>');
-}
-
-/// `<tag>escaped value</tag>`.
-pub(super) fn text(out: &mut String, tag: &str, value: &str) {
-    out.push('<');
-    out.push_str(tag);
-    out.push('>');
-    esc(out, value);
-    close(out, tag);
-}
-
-/// The error entity (§3).
-pub(super) fn error_xml(reason: &str, message: &str) -> String {
-    let mut out = String::with_capacity(PROLOG.len() + message.len() + 64);
-    out.push_str(PROLOG);
-    out.push_str("<error>");
-    text(&mut out, "reason", reason);
-    text(&mut out, "message", message);
-    out.push_str("</error>");
-    out
-}
-
-/// The error entity in JSON.
-pub(super) fn error_json(reason: &str, message: &str) -> String {
-    json!({"reason": reason, "message": message}).to_string()
 }
