@@ -839,6 +839,53 @@ async fn an_application_limited_to_some_groups_sees_only_them_and_their_members(
     assert_eq!((of_group.status, names(&of_group.doc()).len()), (200, 0));
 }
 
+/// The event token an answer carries.
+fn token_of(a: &Answer) -> String {
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.doc().root_element().attribute("newEventToken").unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applications_event_tokens_expire_when_the_groups_it_may_see_change() {
+    let w = CrowdWorld::start().await;
+    let scoped = w.get("scoped", "/event").await;
+    let token = token_of(&scoped);
+    // Its tokens continue while its groups stay as they are.
+    let next = token_of(&w.get("scoped", &format!("/event/{token}")).await);
+    // The administrator lets it see admins too: admins and their members are new to it, and
+    // no event says so, so only a full synchronisation brings them; its tokens must be expired.
+    w.store()
+        .crowd_app_update(
+            "scoped",
+            &["127.0.0.0/8".to_string()],
+            Some(&["Developers".to_string(), "admins".to_string()]),
+        )
+        .unwrap();
+    for t in [&token, &next] {
+        let a = w.get("scoped", &format!("/event/{t}")).await;
+        assert_eq!(
+            (a.status, a.error().0.as_str()),
+            (410, "EVENT_TOKEN_EXPIRED"),
+            "{t}: {}",
+            a.text
+        );
+    }
+    // A token of the new view continues.
+    let fresh = token_of(&w.get("scoped", "/event").await);
+    assert_eq!(w.get("scoped", &format!("/event/{fresh}")).await.status, 200);
+    // Seeing every group is another view again.
+    w.store()
+        .crowd_app_update("scoped", &["127.0.0.0/8".to_string()], None)
+        .unwrap();
+    let a = w.get("scoped", &format!("/event/{fresh}")).await;
+    assert_eq!(
+        (a.status, a.error().0.as_str()),
+        (410, "EVENT_TOKEN_EXPIRED"),
+        "{}",
+        a.text
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markup_in_a_display_name_is_escaped() {
     let w = CrowdWorld::start().await;

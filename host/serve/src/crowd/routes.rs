@@ -439,7 +439,7 @@ async fn route(ctx: &Ctx, method: &Method, rest: &str, body: &[u8]) -> Answer {
         (&Method::GET, "/group/membership") => memberships(ctx).await,
         (&Method::GET, "/event") => {
             let token = ctx.read(|s| s.served_token()).await?;
-            Ok(ctx.ok(xml::current_token(&token)))
+            Ok(ctx.ok(xml::current_token(&view_token(&ctx.caller, &token))))
         }
         (&Method::GET, t) if t.starts_with("/event/") => events_since(ctx, &t["/event/".len()..]).await,
         (&Method::GET, other) => Err(Refusal::new(
@@ -764,16 +764,20 @@ async fn memberships(ctx: &Ctx) -> Answer {
 /// `GET /event/{token}`: the events since the token, as this application may see them, and the
 /// token to ask with next; 410 EVENT_TOKEN_EXPIRED for a token the log cannot continue from.
 async fn events_since(ctx: &Ctx, token: &str) -> Answer {
-    let (token, caller) = (token.to_string(), ctx.caller.clone());
-    let body = ctx
-        .read(move |s| match s.served_events_since(&token, EVENTS_PER_ANSWER)? {
-            EventsSince::Expired => Ok(None),
-            EventsSince::Events { events, token } => {
-                let out = visible_events(s, &caller, &events)?;
-                Ok(Some(xml::events(&out, &token)))
-            }
-        })
-        .await?;
+    let body = match log_token(&ctx.caller, token) {
+        None => None,
+        Some(logged) => {
+            let (logged, caller) = (logged.to_string(), ctx.caller.clone());
+            ctx.read(move |s| match s.served_events_since(&logged, EVENTS_PER_ANSWER)? {
+                EventsSince::Expired => Ok(None),
+                EventsSince::Events { events, token } => {
+                    let out = visible_events(s, &caller, &events)?;
+                    Ok(Some(xml::events(&out, &view_token(&caller, &token))))
+                }
+            })
+            .await?
+        }
+    };
     match body {
         Some(b) => Ok(ctx.ok(b)),
         None => Err(Refusal::new(
@@ -781,6 +785,43 @@ async fn events_since(ctx: &Ctx, token: &str) -> Answer {
             Reason::EventTokenExpired,
             "the event token has expired, is from before the change log was reset, or was never issued; synchronise in full",
         )),
+    }
+}
+
+/// The fingerprint of the groups an application may see, `None` when it sees every group:
+/// hex, so a token stays URL-safe.
+fn view_of(caller: &Caller) -> Option<String> {
+    use sha2::Digest;
+    let visible = caller.visible.as_ref()?;
+    let mut groups: Vec<&str> = visible.iter().map(String::as_str).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let digest = sha2::Sha256::digest(groups.join("\n").as_bytes());
+    Some(hex::encode(&digest[..8]))
+}
+
+/// The token an application is given for the log's `token`: the log's own for one that sees
+/// every group; for one limited to some, followed by the fingerprint of those groups. Events
+/// are filtered by what the application sees, so once an administrator changes its groups,
+/// no event brings what came into (or went out of) its view: its tokens must then be expired,
+/// so that it synchronises in full.
+fn view_token(caller: &Caller, token: &str) -> String {
+    match view_of(caller) {
+        None => token.to_string(),
+        Some(view) => format!("{token}.{view}"),
+    }
+}
+
+/// The log's token in a token given by [`view_token`], if it was given for the view the
+/// application has now; `None`: expired.
+fn log_token<'t>(caller: &Caller, token: &'t str) -> Option<&'t str> {
+    match view_of(caller) {
+        // A limited view's token has a third part, which the log does not take: expired.
+        None => Some(token),
+        Some(view) => {
+            let (logged, given) = token.rsplit_once('.')?;
+            (given == view).then_some(logged)
+        }
     }
 }
 
@@ -872,6 +913,31 @@ mod tests {
             limit: Limit::All,
         };
         assert_eq!(all.of(vec![1, 2, 3]).count(), 3);
+    }
+
+    #[test]
+    fn a_limited_applications_token_names_its_view_and_another_view_expires_it() {
+        let caller = |groups: Option<&[&str]>| Caller {
+            app: "a".into(),
+            visible: groups.map(|g| Arc::new(g.iter().map(|s| s.to_string()).collect())),
+        };
+        let all = caller(None);
+        let devs = caller(Some(&["devs", "ops"]));
+        let same = caller(Some(&["ops", "devs", "ops"]));
+        let more = caller(Some(&["devs", "ops", "admins"]));
+        assert_eq!(view_token(&all, "e.7"), "e.7");
+        assert_eq!(log_token(&all, "e.7"), Some("e.7"));
+        let t = view_token(&devs, "e.7");
+        assert!(
+            t.starts_with("e.7.") && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'),
+            "{t}"
+        );
+        assert_eq!(log_token(&devs, &t), Some("e.7"));
+        assert_eq!(log_token(&same, &t), Some("e.7"), "the same groups in another order");
+        assert_eq!(log_token(&more, &t), None);
+        assert_eq!(log_token(&devs, "e.7"), None);
+        // Given to one that sees every group, the log refuses it (a third part).
+        assert_eq!(log_token(&all, &t), Some(t.as_str()));
     }
 
     #[test]
