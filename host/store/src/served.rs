@@ -457,7 +457,15 @@ fn apply(conn: &Connection, change: &ServedChange, now: i64) -> Result<ServedApp
             let Some((id, g)) = group_in(conn, &group.to_lowercase())? else {
                 return Ok(Already(format!("there is no group {group}")));
             };
-            // Its memberships go with it (ON DELETE CASCADE).
+            // Its memberships go with it (ON DELETE CASCADE), each logged first: an application
+            // that sees only some groups must hear that a member left its view.
+            let members: Vec<String> = conn
+                .prepare_cached(MEMBERS_OF)?
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for user in &members {
+                log_membership(conn, now, EventOp::Deleted, user, &[&g.name])?;
+            }
             conn.execute("DELETE FROM served_groups WHERE id = ?1", [id])?;
             log(conn, now, EventKind::Group, EventOp::Deleted, &g.name, None)?;
             Ok(Done)
@@ -646,7 +654,19 @@ fn apply(conn: &Connection, change: &ServedChange, now: i64) -> Result<ServedApp
             let Some(u) = user_in(conn, &user.to_lowercase())? else {
                 return Ok(Already(format!("there is no user {user}")));
             };
-            // Its memberships go with it (ON DELETE CASCADE).
+            // Its memberships go with it (ON DELETE CASCADE), logged first: whether an
+            // application that sees only some groups ever saw the user is told by them.
+            let groups: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT g.name FROM served_members m JOIN served_groups g ON g.id = m.group_id \
+                     WHERE m.user_id = ?1 ORDER BY g.lname",
+                )?
+                .query_map([u.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if !groups.is_empty() {
+                let parents: Vec<&str> = groups.iter().map(String::as_str).collect();
+                log_membership(conn, now, EventOp::Deleted, &u.name, &parents)?;
+            }
             conn.execute("DELETE FROM served_users WHERE id = ?1", [u.id])?;
             log(conn, now, EventKind::User, EventOp::Deleted, &u.name, None)?;
             Ok(Done)
@@ -1104,6 +1124,9 @@ mod tests {
                 ev("user", "UPDATED", "bob", &[]),
                 ev("user", "UPDATED", "bob", &[]),
                 ev("user-membership", "DELETED", "bob", &["bitbucket-users"]),
+                // A group's members leave it before it goes.
+                ev("user-membership", "DELETED", "ann.smith", &["devs"]),
+                ev("user-membership", "DELETED", "bob", &["devs"]),
                 ev("group", "DELETED", "devs", &[]),
                 ev("user-membership", "DELETED", "ann.smith", &["bitbucket-users"]),
                 ev("user", "DELETED", "bob", &[]),
@@ -1119,7 +1142,7 @@ mod tests {
             "the deactivation's UPDATED says inactive"
         );
         assert_eq!(events[0].group.as_ref().unwrap().name, "bitbucket-users");
-        assert!(events[14].user.is_none());
+        assert!(events[16].user.is_none());
     }
 
     #[test]

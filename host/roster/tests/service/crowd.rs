@@ -886,6 +886,91 @@ async fn an_applications_event_tokens_expire_when_the_groups_it_may_see_change()
     );
 }
 
+/// `(element, operation, subject)` of each event of an answer to `GET /event/{token}`.
+fn event_list(a: &Answer) -> Vec<(String, String, String)> {
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.doc()
+        .root_element()
+        .children()
+        .filter(roxmltree::Node::is_element)
+        .map(|e| {
+            let subject = e
+                .children()
+                .find(|c| c.has_tag_name("user") || c.has_tag_name("group") || c.has_tag_name("childUser"))
+                .and_then(|c| c.attribute("name"))
+                .unwrap_or("")
+                .to_string();
+            (e.tag_name().name().to_string(), child_text(e, "operation"), subject)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_reach_a_limited_application_as_a_full_sync_would_and_hide_the_rest() {
+    let w = CrowdWorld::start().await;
+    let token = token_of(&w.get("scoped", "/event").await);
+    let all_token = token_of(&w.get("bitbucket", "/event").await);
+    let store = w.store();
+    // user00002 is no developer: the scoped application never saw them, nor may learn the name.
+    store
+        .served_apply(&ServedChange::DeleteUser {
+            user: "user00002".into(),
+        })
+        .unwrap();
+    // user00003 is a developer: deleted, and gone from the scoped view.
+    store
+        .served_apply(&ServedChange::DeleteUser {
+            user: "user00003".into(),
+        })
+        .unwrap();
+    // The developers group goes with its members still in it: a full sync of the scoped
+    // application would then hold no user at all, so an incremental one must delete them.
+    store
+        .served_apply(&ServedChange::DeleteGroup {
+            group: "developers".into(),
+        })
+        .unwrap();
+    let full = w
+        .search("scoped", "entity-type=user&max-results=-1", NULL_RESTRICTION)
+        .await;
+    assert_eq!(names(&full.doc()).len(), 0, "{}", full.text);
+
+    let scoped = w.get("scoped", &format!("/event/{token}")).await;
+    assert!(
+        !scoped.text.contains("user00002"),
+        "a name it may not see: {}",
+        scoped.text
+    );
+    let events = event_list(&scoped);
+    let gone: BTreeSet<&str> = events
+        .iter()
+        .filter(|(k, op, _)| k == "userEvent" && op == "DELETED")
+        .map(|(_, _, n)| n.as_str())
+        .collect();
+    let developers: BTreeSet<String> = (0..USERS).step_by(3).map(user_name).collect();
+    assert_eq!(
+        gone,
+        developers.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        "every developer leaves the scoped view: {}",
+        scoped.text
+    );
+    assert!(
+        events.contains(&("groupEvent".into(), "DELETED".into(), "developers".into())),
+        "{}",
+        scoped.text
+    );
+
+    // An application that sees everything hears of both deletions and of the group's end.
+    let all = event_list(&w.get("bitbucket", &format!("/event/{all_token}")).await);
+    for user in ["user00002", "user00003"] {
+        assert!(
+            all.contains(&("userEvent".into(), "DELETED".into(), user.into())),
+            "{user}: {all:?}"
+        );
+    }
+    assert!(all.contains(&("groupEvent".into(), "DELETED".into(), "developers".into())));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markup_in_a_display_name_is_escaped() {
     let w = CrowdWorld::start().await;

@@ -829,7 +829,8 @@ fn log_token<'t>(caller: &Caller, token: &'t str) -> Option<&'t str> {
 /// limited to some groups: the events of those groups; memberships in them; a user's events
 /// while the user is in one of them. A user who joins one comes with their entity (so the
 /// client knows whom the membership names); one who leaves the last of them is deleted from
-/// the application's view. Whether a user is in view is judged now, not when the event was
+/// the application's view (a deleted user or group too: the store logs the memberships they
+/// end first, and a user's deletion itself is not passed on). Whether a user is in view is judged now, not when the event was
 /// logged: the answer brings the client to the present state of what it may see.
 fn visible_events<'e>(
     s: &Store,
@@ -857,8 +858,10 @@ fn visible_events<'e>(
                     out.push(Outgoing::Logged(e));
                 }
             }
-            // Deleting a user the client does not hold changes nothing for it.
-            (EventKind::User, EventOp::Deleted) => out.push(Outgoing::Logged(e)),
+            // Never the deletion itself, which would name users it never saw: the store logs
+            // the memberships a deleted user loses first, and one who leaves the last group
+            // this application sees is deleted from its view below.
+            (EventKind::User, EventOp::Deleted) => {}
             (EventKind::User, _) => {
                 if sees(&e.name)? {
                     out.push(Outgoing::Logged(e));
