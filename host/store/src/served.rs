@@ -152,7 +152,8 @@ pub struct ServedEvent {
     pub kind: EventKind,
     /// What happened.
     pub op: EventOp,
-    /// The user or group, as named when it happened.
+    /// The user or group, as named when it happened; a rename's UPDATED names the user as it
+    /// was before (its `user`, as after), so a reader can follow the name through the log.
     pub name: String,
     /// User events CREATED/UPDATED: the user as it was then.
     pub user: Option<ServedUser>,
@@ -547,7 +548,9 @@ fn apply(conn: &Connection, change: &ServedChange, now: i64) -> Result<ServedApp
                 "UPDATE served_users SET lname = ?2, name = ?3, records = ?4, updated_at = ?5 WHERE id = ?1",
                 params![u.id, lto, to, to_json("served_users.records", records)?, now],
             )?;
-            log_user(conn, now, EventOp::Updated, &user_by_id(conn, u.id)?)?;
+            // Named as before: the log's only record of the old name.
+            let body = to_json("served_events.body", &user_by_id(conn, u.id)?)?;
+            log(conn, now, EventKind::User, EventOp::Updated, &u.name, Some(&body))?;
             Ok(Done)
         }
         ServedChange::UpdateUser {
@@ -1120,7 +1123,7 @@ mod tests {
                 ev("user-membership", "CREATED", "bob", &["bitbucket-users"]),
                 ev("user-membership", "CREATED", "Ann", &["devs"]),
                 ev("user-membership", "CREATED", "bob", &["devs"]),
-                ev("user", "UPDATED", "ann.smith", &[]),
+                ev("user", "UPDATED", "Ann", &[]),
                 ev("user", "UPDATED", "bob", &[]),
                 ev("user", "UPDATED", "bob", &[]),
                 ev("user-membership", "DELETED", "bob", &["bitbucket-users"]),

@@ -4,7 +4,8 @@
 //! methods, and what an application with a group list may see is filtered here: those groups,
 //! and the users who are members of one of them.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -825,13 +826,56 @@ fn log_token<'t>(caller: &Caller, token: &'t str) -> Option<&'t str> {
     }
 }
 
+/// Who an event's user is once the whole answer is applied.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Finally {
+    /// Named so now (lower-case).
+    Named(String),
+    /// Deleted, by the event at this index.
+    Gone(usize),
+}
+
+/// For each event about a user (`None` for a group's), who that user is at the end: names are
+/// followed through the later renames (a rename's event names the user as before) and
+/// deletions, walking the events backwards.
+fn finals(events: &[roster_store::ServedEvent]) -> Vec<Option<Finally>> {
+    let mut later: HashMap<String, Finally> = HashMap::new();
+    let of = |later: &HashMap<String, Finally>, name: &str| {
+        let l = name.to_lowercase();
+        later.get(&l).cloned().unwrap_or(Finally::Named(l))
+    };
+    let mut out = vec![None; events.len()];
+    for (i, e) in events.iter().enumerate().rev() {
+        out[i] = match (&e.kind, &e.op) {
+            (EventKind::Group, _) => None,
+            (EventKind::User, EventOp::Deleted) => {
+                later.insert(e.name.to_lowercase(), Finally::Gone(i));
+                Some(Finally::Gone(i))
+            }
+            (EventKind::User, _) => match &e.user {
+                Some(after) if after.name.to_lowercase() != e.name.to_lowercase() => {
+                    let f = of(&later, &after.name);
+                    later.insert(e.name.to_lowercase(), f.clone());
+                    Some(f)
+                }
+                _ => Some(of(&later, &e.name)),
+            },
+            (EventKind::UserMembership, _) => Some(of(&later, &e.name)),
+        };
+    }
+    out
+}
+
 /// The events an application may see. Every event, for one that sees every group. For one
-/// limited to some groups: the events of those groups; memberships in them; a user's events
-/// while the user is in one of them. A user who joins one comes with their entity (so the
-/// client knows whom the membership names); one who leaves the last of them is deleted from
-/// the application's view (a deleted user or group too: the store logs the memberships they
-/// end first, and a user's deletion itself is not passed on). Whether a user is in view is judged now, not when the event was
-/// logged: the answer brings the client to the present state of what it may see.
+/// limited to some groups, the answer brings its view to the present state of what it may see
+/// (what a full synchronisation would give it), naming nothing else:
+/// - the events of its groups, and memberships in them;
+/// - a user in view at the end is told as they are now (their key lets the client follow a
+///   rename) before anything about them, and their memberships under the name they have now;
+/// - a user out of view at the end is told of only if they leave one of its groups in these
+///   events: as they were named then, up to their last leaving, which deletes them from its view
+///   (a deleted user or group, too: the store logs the memberships they end first; a user's
+///   deletion itself is never passed on).
 fn visible_events<'e>(
     s: &Store,
     caller: &Caller,
@@ -840,59 +884,85 @@ fn visible_events<'e>(
     if caller.visible.is_none() {
         return Ok(events.iter().map(Outgoing::Logged).collect());
     }
-    let mut in_view: HashMap<String, bool> = HashMap::new();
-    let mut sees = |name: &str| -> Result<bool, StoreError> {
-        let key = name.to_lowercase();
-        if let Some(b) = in_view.get(&key) {
-            return Ok(*b);
-        }
-        let b = sees_user(s, caller, name)?;
-        in_view.insert(key, b);
-        Ok(b)
+    let finals = finals(events);
+    let visible_parents = |e: &roster_store::ServedEvent| -> Vec<String> {
+        e.parents.iter().filter(|g| caller.sees_group(g)).cloned().collect()
     };
+    // Where each user last leaves a group in view.
+    let mut last_leaving: HashMap<&Finally, usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if let (EventKind::UserMembership, EventOp::Deleted, Some(f)) = (&e.kind, &e.op, &finals[i])
+            && !visible_parents(e).is_empty()
+        {
+            last_leaving.insert(f, i);
+        }
+    }
+    // The user as they are now, if in view.
+    let mut now: HashMap<String, Option<ServedUser>> = HashMap::new();
+    let mut in_view = |f: &Finally| -> Result<Option<ServedUser>, StoreError> {
+        let Finally::Named(name) = f else { return Ok(None) };
+        if let Some(u) = now.get(name) {
+            return Ok(u.clone());
+        }
+        let u = match s.served_user(name)? {
+            Some(u) if sees_user(s, caller, &u.name)? => Some(u),
+            _ => None,
+        };
+        now.insert(name.clone(), u.clone());
+        Ok(u)
+    };
+    let mut told: HashSet<String> = HashSet::new();
     let mut out = Vec::with_capacity(events.len());
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
+        let Some(f) = &finals[i] else {
+            if caller.sees_group(&e.name) {
+                out.push(Outgoing::Logged(e));
+            }
+            continue;
+        };
+        let current = in_view(f)?;
+        let leaves_later = last_leaving.get(f).is_some_and(|&j| j >= i);
         match (&e.kind, &e.op) {
-            (EventKind::Group, _) => {
-                if caller.sees_group(&e.name) {
-                    out.push(Outgoing::Logged(e));
-                }
-            }
-            // Never the deletion itself, which would name users it never saw: the store logs
-            // the memberships a deleted user loses first, and one who leaves the last group
-            // this application sees is deleted from its view below.
-            (EventKind::User, EventOp::Deleted) => {}
-            (EventKind::User, _) => {
-                if sees(&e.name)? {
-                    out.push(Outgoing::Logged(e));
-                }
-            }
+            (EventKind::User, EventOp::Deleted) | (EventKind::Group, _) => {}
+            (EventKind::User, _) => match current {
+                Some(u) if told.insert(u.name.to_lowercase()) => out.push(Outgoing::UserNow(u)),
+                Some(_) => {}
+                None if leaves_later => out.push(Outgoing::Logged(e)),
+                None => {}
+            },
             (EventKind::UserMembership, op) => {
-                let parents: Vec<String> = e.parents.iter().filter(|g| caller.sees_group(g)).cloned().collect();
+                let parents = visible_parents(e);
                 if parents.is_empty() {
                     continue;
                 }
-                match op {
-                    EventOp::Deleted => {
-                        out.push(Outgoing::Membership {
-                            op: Membership::Deleted,
-                            user: &e.name,
-                            parents,
-                        });
-                        if !sees(&e.name)? {
-                            out.push(Outgoing::UserGone(&e.name));
-                        }
-                    }
-                    EventOp::Created | EventOp::Updated => {
-                        if let Some(u) = s.served_user(&e.name)? {
+                let op = match op {
+                    EventOp::Deleted => Membership::Deleted,
+                    EventOp::Created | EventOp::Updated => Membership::Created,
+                };
+                match current {
+                    Some(u) => {
+                        let name = u.name.clone();
+                        if told.insert(name.to_lowercase()) {
                             out.push(Outgoing::UserNow(u));
                         }
                         out.push(Outgoing::Membership {
-                            op: Membership::Created,
-                            user: &e.name,
+                            op,
+                            user: Cow::Owned(name),
                             parents,
                         });
                     }
+                    None if op == Membership::Deleted => {
+                        out.push(Outgoing::Membership {
+                            op,
+                            user: Cow::Borrowed(&e.name),
+                            parents,
+                        });
+                        if last_leaving.get(f) == Some(&i) {
+                            out.push(Outgoing::UserGone(&e.name));
+                        }
+                    }
+                    // Joins of a user out of view at the end: they leave again later.
+                    None => {}
                 }
             }
         }
@@ -941,6 +1011,63 @@ mod tests {
         assert_eq!(log_token(&devs, "e.7"), None);
         // Given to one that sees every group, the log refuses it (a third part).
         assert_eq!(log_token(&all, &t), Some(t.as_str()));
+    }
+
+    fn event(kind: EventKind, op: EventOp, name: &str, after: Option<&str>) -> roster_store::ServedEvent {
+        roster_store::ServedEvent {
+            seq: 0,
+            kind,
+            op,
+            name: name.into(),
+            user: after.map(|n| ServedUser {
+                id: 1,
+                name: n.into(),
+                external_id: "k".into(),
+                display_name: String::new(),
+                first_name: String::new(),
+                last_name: String::new(),
+                email: None,
+                active: true,
+                records: Vec::new(),
+                created_at: 0,
+                updated_at: 0,
+            }),
+            group: None,
+            parents: vec!["g".into()],
+        }
+    }
+
+    #[test]
+    fn names_are_followed_through_later_renames_and_deletions() {
+        use EventKind::{Group, User, UserMembership};
+        use EventOp::{Created, Deleted, Updated};
+        let named = |n: &str| Some(Finally::Named(n.into()));
+        let events = [
+            event(UserMembership, Created, "Ann", None),
+            event(User, Updated, "Ann", Some("Anna")),
+            event(UserMembership, Deleted, "anna", None),
+            event(User, Updated, "anna", Some("Hannah")),
+            // The old name is someone else's now, then gone.
+            event(User, Created, "Ann", Some("Ann")),
+            event(UserMembership, Deleted, "Ann", None),
+            event(User, Deleted, "Ann", None),
+            event(Group, Created, "g", None),
+            event(UserMembership, Created, "bob", None),
+        ];
+        assert_eq!(
+            finals(&events),
+            [
+                named("hannah"),
+                named("hannah"),
+                named("hannah"),
+                named("hannah"),
+                Some(Finally::Gone(6)),
+                Some(Finally::Gone(6)),
+                Some(Finally::Gone(6)),
+                None,
+                named("bob"),
+            ]
+        );
     }
 
     #[test]
