@@ -1158,6 +1158,81 @@ async fn a_limited_applications_incremental_sync_ends_where_a_full_one_does_thro
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_application_far_behind_the_log_ends_where_a_full_sync_does() {
+    let w = CrowdWorld::start().await;
+    let scoped = token_of(&w.get("scoped", "/event").await);
+    let all = token_of(&w.get("bitbucket", "/event").await);
+    let mut cache = Cache::full(&w, "scoped").await;
+    let store = w.store();
+    // A newcomer joins developers; more events follow than one answer holds; then the newcomer
+    // is renamed. Who joined in the first answer is only known from the last.
+    store
+        .served_apply(&ServedChange::CreateUser {
+            user: "late".into(),
+            display_name: "Late Comer".into(),
+            email: "late@example.com".into(),
+            records: vec![],
+        })
+        .unwrap();
+    store
+        .served_apply(&ServedChange::AddMembers {
+            group: "developers".into(),
+            users: vec!["late".into()],
+        })
+        .unwrap();
+    let everyone: Vec<String> = (0..USERS).map(user_name).collect();
+    for g in ["big", "bigger", "biggest"] {
+        store
+            .served_apply(&ServedChange::CreateGroup { group: g.into() })
+            .unwrap();
+        store
+            .served_apply(&ServedChange::AddMembers {
+                group: g.into(),
+                users: everyone.clone(),
+            })
+            .unwrap();
+    }
+    store
+        .served_apply(&ServedChange::RenameUser {
+            from: "late".into(),
+            to: "later".into(),
+            records: vec![],
+        })
+        .unwrap();
+    // Followed batch by batch as Crowd's client does, or sent to a full synchronisation (410):
+    // either way it ends where a full synchronisation does.
+    let mut token = scoped;
+    loop {
+        let a = w.get("scoped", &format!("/event/{token}")).await;
+        if a.status == 410 {
+            cache = Cache::full(&w, "scoped").await;
+            break;
+        }
+        let next = token_of(&a);
+        cache.apply(&a);
+        if next == token {
+            break;
+        }
+        token = next;
+    }
+    let full = Cache::full(&w, "scoped").await;
+    assert!(full.members.contains(&("developers".into(), "later".into())));
+    assert!(
+        cache == full,
+        "the incremental sync lacks {:?}",
+        full.members.difference(&cache.members).collect::<Vec<_>>()
+    );
+    // One that sees everything reads the log in batches.
+    let first = w.get("bitbucket", &format!("/event/{all}")).await;
+    let next = token_of(&first);
+    let second = w.get("bitbucket", &format!("/event/{next}")).await;
+    assert_eq!(
+        event_list(&first).len() + event_list(&second).len(),
+        2 + 3 + 3 * USERS + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markup_in_a_display_name_is_escaped() {
     let w = CrowdWorld::start().await;
     let a = w.get("bitbucket", "/user?username=mallory").await;

@@ -771,6 +771,12 @@ async fn events_since(ctx: &Ctx, token: &str) -> Answer {
             let (logged, caller) = (logged.to_string(), ctx.caller.clone());
             ctx.read(move |s| match s.served_events_since(&logged, EVENTS_PER_ANSWER)? {
                 EventsSince::Expired => Ok(None),
+                // A limited view of these events depends on the renames and deletions after
+                // them (who is in view in the end): with more in the log than one answer
+                // holds, a full synchronisation of what it sees is the exact answer.
+                EventsSince::Events { events, .. } if caller.visible.is_some() && events.len() >= EVENTS_PER_ANSWER => {
+                    Ok(None)
+                }
                 EventsSince::Events { events, token } => {
                     let out = visible_events(s, &caller, &events)?;
                     Ok(Some(xml::events(&out, &view_token(&caller, &token))))
