@@ -12,9 +12,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use roster_store::{EventKind, EventOp, EventsSince, ServedGroup, ServedUser, Store, StoreError};
+use roster_store::{EventKind, EventOp, EventsSince, ServedGroup, ServedUser, ServedView, Store, StoreError};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::search::{Restriction, Subject};
 use super::xml::{self, Attributes, Membership, Outgoing, PROLOG};
@@ -187,8 +187,13 @@ trait Listed: Subject + Sized + Send + 'static {
     const ITEM: &'static str;
     /// Its name.
     fn name(&self) -> &str;
-    /// A keyset page (see `Store::served_users_page`).
-    fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError>;
+    /// A keyset page of one view (see `Store::served_users_page`).
+    fn page(
+        v: &ServedView<'_>,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<Self>, StoreError>;
     /// The full entity, XML.
     fn xml(&self, out: &mut String, attrs: Attributes);
     /// The full entity, JSON.
@@ -201,8 +206,13 @@ impl Listed for ServedUser {
     fn name(&self) -> &str {
         &self.name
     }
-    fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError> {
-        s.served_users_page(after, limit, only_in)
+    fn page(
+        v: &ServedView<'_>,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<Self>, StoreError> {
+        v.users_page(after, limit, only_in)
     }
     fn xml(&self, out: &mut String, attrs: Attributes) {
         xml::user(out, self, attrs);
@@ -218,8 +228,13 @@ impl Listed for ServedGroup {
     fn name(&self) -> &str {
         &self.name
     }
-    fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError> {
-        s.served_groups_page(after, limit, only_in)
+    fn page(
+        v: &ServedView<'_>,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<Self>, StoreError> {
+        v.groups_page(after, limit, only_in)
     }
     fn xml(&self, out: &mut String, attrs: Attributes) {
         xml::group(out, self, attrs);
@@ -294,10 +309,14 @@ impl Writer {
     }
 }
 
-/// Sends a streamed answer's chunks; `Err(Gone)` when the client went away.
-struct Sink(mpsc::Sender<Result<Bytes, std::io::Error>>);
+/// Sends a streamed answer's chunks; `Err(Gone)` when the client went away. Until the first
+/// chunk goes, a failure can still become a 500 (`ready`); after it, only a broken body.
+struct Sink {
+    chunks: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    ready: std::cell::Cell<Option<oneshot::Sender<Result<(), StoreError>>>>,
+}
 
-/// The client stopped reading: nothing more to do.
+/// The client stopped reading, or the store failed: nothing more to send.
 struct Gone;
 
 impl Sink {
@@ -310,33 +329,64 @@ impl Sink {
     }
 
     fn send(&self, out: &mut String) -> Result<(), Gone> {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Ok(()));
+        }
         let chunk = Bytes::from(std::mem::replace(out, String::with_capacity(CHUNK + 4096)));
-        self.0.blocking_send(Ok(chunk)).map_err(|_| Gone)
+        self.chunks.blocking_send(Ok(chunk)).map_err(|_| Gone)
     }
 
-    /// Ends the body with an error: the client sees a broken answer, never a complete-looking
-    /// but truncated one (which would make it delete whom it did not see).
-    fn fail(&self, e: &StoreError) {
-        tracing::error!("Crowd endpoint: the store failed in the middle of a streamed answer: {e}");
-        let _ = self
-            .0
-            .blocking_send(Err(std::io::Error::other("the served directory could not be read")));
+    /// A page could not be read. Before anything was sent the answer is a 500; after, the
+    /// body ends with an error: the client sees a broken answer, never a complete-looking but
+    /// truncated one (which would make it delete whom it did not see).
+    fn fail(&self, e: StoreError) -> Gone {
+        match self.ready.take() {
+            Some(ready) => {
+                let _ = ready.send(Err(e));
+            }
+            None => {
+                tracing::error!("Crowd endpoint: the store failed in the middle of a streamed answer: {e}");
+                let _ = self
+                    .chunks
+                    .blocking_send(Err(std::io::Error::other("the served directory could not be read")));
+            }
+        }
+        Gone
+    }
+
+    /// A page of `read`, or the end of the answer.
+    fn page<T>(&self, read: Result<T, StoreError>) -> Result<T, Gone> {
+        read.map_err(|e| self.fail(e))
     }
 }
 
-/// A streamed answer: `produce` runs on the blocking pool and writes through the [`Sink`]; at
-/// most [`CHUNKS_IN_FLIGHT`] chunks wait for the client, so memory stays flat however large.
-fn streamed<F>(format: Format, produce: F) -> Response
+/// A streamed answer read from one view of the served directory ([`Store::served_view`]: a
+/// rename landing while the client reads cannot hide a user from it): `produce` runs on the
+/// blocking pool and writes through the [`Sink`]; at most [`CHUNKS_IN_FLIGHT`] chunks wait
+/// for the client, so memory stays flat however large. A store failure before the first chunk
+/// is a 500.
+async fn streamed<F>(store: Arc<Store>, format: Format, produce: F) -> Answer
 where
-    F: FnOnce(&Sink) -> Result<(), Gone> + Send + 'static,
+    F: FnOnce(&ServedView<'_>, &Sink) -> Result<(), Gone> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let (ready_tx, ready_rx) = oneshot::channel();
     tokio::task::spawn_blocking(move || {
-        let sink = Sink(tx);
-        let _ = produce(&sink);
+        let sink = Sink {
+            chunks: tx,
+            ready: std::cell::Cell::new(Some(ready_tx)),
+        };
+        if let Err(e) = store.served_view(|v| produce(v, &sink)) {
+            sink.fail(e);
+        }
     });
+    // Ok(Ok(())): the first chunk is on its way; Err(_): the producer ended without a word
+    // (the client left), and the body says so by ending.
+    if let Ok(Err(e)) = ready_rx.await {
+        return Err(Refusal::from(e));
+    }
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    answer(StatusCode::OK, format, Body::from_stream(stream))
+    Ok(answer(StatusCode::OK, format, Body::from_stream(stream)))
 }
 
 /// Serves an application's request (the gate has admitted it).
@@ -502,20 +552,17 @@ async fn search(ctx: &Ctx, body: &[u8]) -> Answer {
     }
 }
 
-/// A search's answer, streamed: the first page is read before answering (so a failing store
-/// is a 500), the rest as the client reads.
+/// A search's answer, streamed from one view of the served directory.
 async fn stream_search<T: Listed>(ctx: &Ctx, restriction: Restriction, range: Range) -> Answer {
-    let only_in = ctx.caller.only_in();
-    let o = only_in.clone();
-    let first = ctx.read(move |s| T::page(s, None, PAGE, o.as_deref())).await?;
     if range.limit == Limit::AtMost(0) {
         return Ok(ctx.ok(Writer::open(ctx.format, T::ROOT, T::ITEM).close()));
     }
-    let (store, shape, format) = (ctx.store().clone(), ctx.shape(T::ITEM), ctx.format);
-    Ok(streamed(format, move |sink| {
+    let only_in = ctx.caller.only_in();
+    let (shape, format) = (ctx.shape(T::ITEM), ctx.format);
+    streamed(ctx.store().clone(), format, move |view, sink| {
         let mut w = Writer::open(format, T::ROOT, T::ITEM);
         let (mut skipped, mut written) = (0usize, 0usize);
-        let mut page = first;
+        let mut page = sink.page(T::page(view, None, PAGE, only_in.as_deref()))?;
         loop {
             for e in &page {
                 if !restriction.is_all() && !restriction.matches(e) {
@@ -539,17 +586,12 @@ async fn stream_search<T: Listed>(ctx: &Ctx, restriction: Restriction, range: Ra
                 break;
             };
             let after = last.name().to_lowercase();
-            page = match T::page(&store, Some(&after), PAGE, only_in.as_deref()) {
-                Ok(p) => p,
-                Err(e) => {
-                    sink.fail(&e);
-                    return Err(Gone);
-                }
-            };
+            page = sink.page(T::page(view, Some(&after), PAGE, only_in.as_deref()))?;
         }
         let mut out = w.close();
         sink.send(&mut out)
-    }))
+    })
+    .await
 }
 
 /// `GET /user?username=` or `?key=`.
@@ -720,19 +762,14 @@ fn related_groups(ctx: &Ctx, test_param: &str, related: Related) -> Answer {
 }
 
 /// `GET /group/membership`: every group's direct users (and no child groups: the directory is
-/// flat), streamed from keyset pages.
+/// flat), streamed from one view of the served directory.
 async fn memberships(ctx: &Ctx) -> Answer {
     let only_in = ctx.caller.only_in();
-    let o = only_in.clone();
-    let first = ctx
-        .read(move |s| s.served_memberships_page(None, PAGE, o.as_deref()))
-        .await?;
-    let store = ctx.store().clone();
-    Ok(streamed(Format::Xml, move |sink| {
+    streamed(ctx.store().clone(), Format::Xml, move |view, sink| {
         let mut out = String::with_capacity(CHUNK + 4096);
         out.push_str(PROLOG);
         out.push_str("<memberships>");
-        let mut page = first;
+        let mut page = sink.page(view.memberships_page(None, PAGE, only_in.as_deref()))?;
         loop {
             for (group, users) in &page {
                 out.push_str("<membership group=\"");
@@ -749,17 +786,12 @@ async fn memberships(ctx: &Ctx) -> Answer {
                 break;
             };
             let after = last.to_lowercase();
-            page = match store.served_memberships_page(Some(&after), PAGE, only_in.as_deref()) {
-                Ok(p) => p,
-                Err(e) => {
-                    sink.fail(&e);
-                    return Err(Gone);
-                }
-            };
+            page = sink.page(view.memberships_page(Some(&after), PAGE, only_in.as_deref()))?;
         }
         out.push_str("</memberships>");
         sink.send(&mut out)
-    }))
+    })
+    .await
 }
 
 /// `GET /event/{token}`: the events since the token, as this application may see them, and the
