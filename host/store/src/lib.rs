@@ -50,6 +50,7 @@ pub use scim::{
 };
 pub use served::{
     EventKind, EventOp, EventsSince, ServedApplied, ServedChange, ServedEvent, ServedGroup, ServedState, ServedUser,
+    ServedView,
 };
 pub use settings::AcceptedSettings;
 pub use sources::SourceRow;

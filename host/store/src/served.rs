@@ -152,7 +152,8 @@ pub struct ServedEvent {
     pub kind: EventKind,
     /// What happened.
     pub op: EventOp,
-    /// The user or group, as named when it happened.
+    /// The user or group, as named when it happened; a rename's UPDATED names the user as it
+    /// was before (its `user`, as after), so a reader can follow the name through the log.
     pub name: String,
     /// User events CREATED/UPDATED: the user as it was then.
     pub user: Option<ServedUser>,
@@ -457,7 +458,15 @@ fn apply(conn: &Connection, change: &ServedChange, now: i64) -> Result<ServedApp
             let Some((id, g)) = group_in(conn, &group.to_lowercase())? else {
                 return Ok(Already(format!("there is no group {group}")));
             };
-            // Its memberships go with it (ON DELETE CASCADE).
+            // Its memberships go with it (ON DELETE CASCADE), each logged first: an application
+            // that sees only some groups must hear that a member left its view.
+            let members: Vec<String> = conn
+                .prepare_cached(MEMBERS_OF)?
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for user in &members {
+                log_membership(conn, now, EventOp::Deleted, user, &[&g.name])?;
+            }
             conn.execute("DELETE FROM served_groups WHERE id = ?1", [id])?;
             log(conn, now, EventKind::Group, EventOp::Deleted, &g.name, None)?;
             Ok(Done)
@@ -539,7 +548,9 @@ fn apply(conn: &Connection, change: &ServedChange, now: i64) -> Result<ServedApp
                 "UPDATE served_users SET lname = ?2, name = ?3, records = ?4, updated_at = ?5 WHERE id = ?1",
                 params![u.id, lto, to, to_json("served_users.records", records)?, now],
             )?;
-            log_user(conn, now, EventOp::Updated, &user_by_id(conn, u.id)?)?;
+            // Named as before: the log's only record of the old name.
+            let body = to_json("served_events.body", &user_by_id(conn, u.id)?)?;
+            log(conn, now, EventKind::User, EventOp::Updated, &u.name, Some(&body))?;
             Ok(Done)
         }
         ServedChange::UpdateUser {
@@ -646,7 +657,19 @@ fn apply(conn: &Connection, change: &ServedChange, now: i64) -> Result<ServedApp
             let Some(u) = user_in(conn, &user.to_lowercase())? else {
                 return Ok(Already(format!("there is no user {user}")));
             };
-            // Its memberships go with it (ON DELETE CASCADE).
+            // Its memberships go with it (ON DELETE CASCADE), logged first: whether an
+            // application that sees only some groups ever saw the user is told by them.
+            let groups: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT g.name FROM served_members m JOIN served_groups g ON g.id = m.group_id \
+                     WHERE m.user_id = ?1 ORDER BY g.lname",
+                )?
+                .query_map([u.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if !groups.is_empty() {
+                let parents: Vec<&str> = groups.iter().map(String::as_str).collect();
+                log_membership(conn, now, EventOp::Deleted, &u.name, &parents)?;
+            }
             conn.execute("DELETE FROM served_users WHERE id = ?1", [u.id])?;
             log(conn, now, EventKind::User, EventOp::Deleted, &u.name, None)?;
             Ok(Done)
@@ -829,25 +852,14 @@ impl Store {
     /// Users ordered by lname, after `after` (lname, exclusive), at most `limit`: keyset pages for
     /// streaming a full search without holding it in memory. `only_in`: None = all users,
     /// Some(groups) = members of at least one of these groups (an application's visible groups).
+    /// An answer read over many pages reads them through [`Store::served_view`] instead.
     pub fn served_users_page(
         &self,
         after: Option<&str>,
         limit: usize,
         only_in: Option<&[String]>,
     ) -> Result<Vec<ServedUser>> {
-        let after = after.map(str::to_lowercase).unwrap_or_default();
-        let conn = self.reader();
-        let rows = match only_in {
-            None => conn
-                .prepare_cached(USERS_PAGE)?
-                .query_map(params![after, limit_of(limit)], user_row)?
-                .collect::<rusqlite::Result<_>>()?,
-            Some(groups) => conn
-                .prepare_cached(VISIBLE_USERS_PAGE)?
-                .query_map(params![after, limit_of(limit), names_json(groups)?], user_row)?
-                .collect::<rusqlite::Result<_>>()?,
-        };
-        Ok(rows)
+        users_page_in(&self.reader(), after, limit, only_in)
     }
 
     /// Groups ordered by lname, keyset-paged like [`Store::served_users_page`]; `only_in`:
@@ -920,18 +932,109 @@ impl Store {
     ) -> Result<Vec<(String, Vec<String>)>> {
         let mut conn = self.reader();
         let tx = conn.transaction()?;
-        let groups = groups_page_in(&tx, after, limit, only_in)?;
-        let mut page = Vec::with_capacity(groups.len());
-        {
-            let mut st = tx.prepare_cached(MEMBERS_OF)?;
-            for (id, g) in groups {
-                let members = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-                page.push((g.name, members));
-            }
-        }
+        let page = memberships_page_in(&tx, after, limit, only_in)?;
         tx.finish()?;
         Ok(page)
     }
+
+    /// Runs `read` on the served directory as of one moment. An answer streamed page by page
+    /// over seconds (a full search, the membership document) reads its pages here: between
+    /// separate reads a rename would move a user behind the pages already sent and ahead of
+    /// none, and a client deletes whom a full answer lacks. The view is a connection of its own
+    /// (the pooled readers stay free for short queries however slow the client) with one read
+    /// transaction, which writers do not wait for.
+    pub fn served_view<R>(&self, read: impl FnOnce(&ServedView<'_>) -> R) -> Result<R> {
+        let Some(path) = &self.path else {
+            // An in-memory store (tests) has no file to open again: a pooled reader serves.
+            let mut conn = self.reader();
+            let tx = conn.transaction()?;
+            let out = read(&ServedView { conn: &tx });
+            tx.finish()?;
+            return Ok(out);
+        };
+        let mut conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let tx = conn.transaction()?;
+        // A deferred transaction takes its snapshot at its first read: take it now.
+        tx.query_row("SELECT COUNT(*) FROM served_meta", [], |_| Ok(()))?;
+        let out = read(&ServedView { conn: &tx });
+        tx.finish()?;
+        Ok(out)
+    }
+}
+
+/// The served directory as of one moment ([`Store::served_view`]).
+pub struct ServedView<'c> {
+    conn: &'c Connection,
+}
+
+impl ServedView<'_> {
+    /// As [`Store::served_users_page`], in this view.
+    pub fn users_page(&self, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<ServedUser>> {
+        users_page_in(self.conn, after, limit, only_in)
+    }
+
+    /// As [`Store::served_groups_page`], in this view.
+    pub fn groups_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<ServedGroup>> {
+        Ok(groups_page_in(self.conn, after, limit, only_in)?
+            .into_iter()
+            .map(|(_, g)| g)
+            .collect())
+    }
+
+    /// As [`Store::served_memberships_page`], in this view.
+    pub fn memberships_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<(String, Vec<String>)>> {
+        memberships_page_in(self.conn, after, limit, only_in)
+    }
+}
+
+fn users_page_in(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: usize,
+    only_in: Option<&[String]>,
+) -> Result<Vec<ServedUser>> {
+    let after = after.map(str::to_lowercase).unwrap_or_default();
+    let rows = match only_in {
+        None => conn
+            .prepare_cached(USERS_PAGE)?
+            .query_map(params![after, limit_of(limit)], user_row)?
+            .collect::<rusqlite::Result<_>>()?,
+        Some(groups) => conn
+            .prepare_cached(VISIBLE_USERS_PAGE)?
+            .query_map(params![after, limit_of(limit), names_json(groups)?], user_row)?
+            .collect::<rusqlite::Result<_>>()?,
+    };
+    Ok(rows)
+}
+
+fn memberships_page_in(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: usize,
+    only_in: Option<&[String]>,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let groups = groups_page_in(conn, after, limit, only_in)?;
+    let mut page = Vec::with_capacity(groups.len());
+    let mut st = conn.prepare_cached(MEMBERS_OF)?;
+    for (id, g) in groups {
+        let members = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        page.push((g.name, members));
+    }
+    Ok(page)
 }
 
 #[cfg(test)]
@@ -1000,6 +1103,51 @@ mod tests {
 
     fn names(users: &[ServedUser]) -> Vec<&str> {
         users.iter().map(|u| u.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_view_reads_every_page_as_of_one_moment_while_a_rename_lands_between_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("roster.db"), Key::from_bytes([7; 32])).unwrap();
+        for name in ["amy", "bob", "cat", "zed"] {
+            apply(&s, user(name, name));
+        }
+        apply(&s, group("dev"));
+        apply(&s, add("dev", &["amy", "zed"]));
+        let (users, members) = s
+            .served_view(|v| {
+                let first = v.users_page(None, 2, None).unwrap();
+                // Between the pages, zed becomes aaa: ahead of the pages read already. Read page
+                // by page outside a view, zed would be in neither half.
+                apply(
+                    &s,
+                    ServedChange::RenameUser {
+                        from: "zed".into(),
+                        to: "aaa".into(),
+                        records: vec![],
+                    },
+                );
+                let rest = v.users_page(Some("bob"), 10, None).unwrap();
+                let members = v.memberships_page(None, 10, None).unwrap();
+                (
+                    first.into_iter().chain(rest).map(|u| u.name).collect::<Vec<_>>(),
+                    members,
+                )
+            })
+            .unwrap();
+        assert_eq!(users, ["amy", "bob", "cat", "zed"]);
+        assert_eq!(
+            members,
+            [("dev".to_string(), vec!["amy".to_string(), "zed".to_string()])]
+        );
+        // After the view, the rename shows.
+        let now: Vec<String> = s
+            .served_users_page(None, 10, None)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(now, ["aaa", "amy", "bob", "cat"]);
     }
 
     #[test]
@@ -1100,10 +1248,13 @@ mod tests {
                 ev("user-membership", "CREATED", "bob", &["bitbucket-users"]),
                 ev("user-membership", "CREATED", "Ann", &["devs"]),
                 ev("user-membership", "CREATED", "bob", &["devs"]),
-                ev("user", "UPDATED", "ann.smith", &[]),
+                ev("user", "UPDATED", "Ann", &[]),
                 ev("user", "UPDATED", "bob", &[]),
                 ev("user", "UPDATED", "bob", &[]),
                 ev("user-membership", "DELETED", "bob", &["bitbucket-users"]),
+                // A group's members leave it before it goes.
+                ev("user-membership", "DELETED", "ann.smith", &["devs"]),
+                ev("user-membership", "DELETED", "bob", &["devs"]),
                 ev("group", "DELETED", "devs", &[]),
                 ev("user-membership", "DELETED", "ann.smith", &["bitbucket-users"]),
                 ev("user", "DELETED", "bob", &[]),
@@ -1119,7 +1270,7 @@ mod tests {
             "the deactivation's UPDATED says inactive"
         );
         assert_eq!(events[0].group.as_ref().unwrap().name, "bitbucket-users");
-        assert!(events[14].user.is_none());
+        assert!(events[16].user.is_none());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! methods, and what an application with a group list may see is filtered here: those groups,
 //! and the users who are members of one of them.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -12,9 +13,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use roster_crowd::Restriction;
-use roster_store::{EventKind, EventOp, EventsSince, ServedGroup, ServedUser, Store, StoreError};
+use roster_store::{EventKind, EventOp, EventsSince, ServedGroup, ServedUser, ServedView, Store, StoreError};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::search::{Searchable, Served};
 use super::xml::{self, Attributes, Membership, Outgoing, PROLOG};
@@ -187,8 +188,13 @@ trait Listed: Searchable + Sized + Send + 'static {
     const ITEM: &'static str;
     /// Its name.
     fn name(&self) -> &str;
-    /// A keyset page (see `Store::served_users_page`).
-    fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError>;
+    /// A keyset page of one view (see `Store::served_users_page`).
+    fn page(
+        v: &ServedView<'_>,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<Self>, StoreError>;
     /// The one named `name` (any case).
     fn named(s: &Store, name: &str) -> Result<Option<Self>, StoreError>;
     /// The full entity, XML.
@@ -203,8 +209,13 @@ impl Listed for ServedUser {
     fn name(&self) -> &str {
         &self.name
     }
-    fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError> {
-        s.served_users_page(after, limit, only_in)
+    fn page(
+        v: &ServedView<'_>,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<Self>, StoreError> {
+        v.users_page(after, limit, only_in)
     }
     fn named(s: &Store, name: &str) -> Result<Option<Self>, StoreError> {
         s.served_user(name)
@@ -223,8 +234,13 @@ impl Listed for ServedGroup {
     fn name(&self) -> &str {
         &self.name
     }
-    fn page(s: &Store, after: Option<&str>, limit: usize, only_in: Option<&[String]>) -> Result<Vec<Self>, StoreError> {
-        s.served_groups_page(after, limit, only_in)
+    fn page(
+        v: &ServedView<'_>,
+        after: Option<&str>,
+        limit: usize,
+        only_in: Option<&[String]>,
+    ) -> Result<Vec<Self>, StoreError> {
+        v.groups_page(after, limit, only_in)
     }
     fn named(s: &Store, name: &str) -> Result<Option<Self>, StoreError> {
         s.served_group(name)
@@ -302,10 +318,14 @@ impl Writer {
     }
 }
 
-/// Sends a streamed answer's chunks; `Err(Gone)` when the client went away.
-struct Sink(mpsc::Sender<Result<Bytes, std::io::Error>>);
+/// Sends a streamed answer's chunks; `Err(Gone)` when the client went away. Until the first
+/// chunk goes, a failure can still become a 500 (`ready`); after it, only a broken body.
+struct Sink {
+    chunks: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    ready: std::cell::Cell<Option<oneshot::Sender<Result<(), StoreError>>>>,
+}
 
-/// The client stopped reading: nothing more to do.
+/// The client stopped reading, or the store failed: nothing more to send.
 struct Gone;
 
 impl Sink {
@@ -318,33 +338,64 @@ impl Sink {
     }
 
     fn send(&self, out: &mut String) -> Result<(), Gone> {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Ok(()));
+        }
         let chunk = Bytes::from(std::mem::replace(out, String::with_capacity(CHUNK + 4096)));
-        self.0.blocking_send(Ok(chunk)).map_err(|_| Gone)
+        self.chunks.blocking_send(Ok(chunk)).map_err(|_| Gone)
     }
 
-    /// Ends the body with an error: the client sees a broken answer, never a complete-looking
-    /// but truncated one (which would make it delete whom it did not see).
-    fn fail(&self, e: &StoreError) {
-        tracing::error!("Crowd endpoint: the store failed in the middle of a streamed answer: {e}");
-        let _ = self
-            .0
-            .blocking_send(Err(std::io::Error::other("the served directory could not be read")));
+    /// A page could not be read. Before anything was sent the answer is a 500; after, the
+    /// body ends with an error: the client sees a broken answer, never a complete-looking but
+    /// truncated one (which would make it delete whom it did not see).
+    fn fail(&self, e: StoreError) -> Gone {
+        match self.ready.take() {
+            Some(ready) => {
+                let _ = ready.send(Err(e));
+            }
+            None => {
+                tracing::error!("Crowd endpoint: the store failed in the middle of a streamed answer: {e}");
+                let _ = self
+                    .chunks
+                    .blocking_send(Err(std::io::Error::other("the served directory could not be read")));
+            }
+        }
+        Gone
+    }
+
+    /// A page of `read`, or the end of the answer.
+    fn page<T>(&self, read: Result<T, StoreError>) -> Result<T, Gone> {
+        read.map_err(|e| self.fail(e))
     }
 }
 
-/// A streamed answer: `produce` runs on the blocking pool and writes through the [`Sink`]; at
-/// most [`CHUNKS_IN_FLIGHT`] chunks wait for the client, so memory stays flat however large.
-fn streamed<F>(format: Format, produce: F) -> Response
+/// A streamed answer read from one view of the served directory ([`Store::served_view`]: a
+/// rename landing while the client reads cannot hide a user from it): `produce` runs on the
+/// blocking pool and writes through the [`Sink`]; at most [`CHUNKS_IN_FLIGHT`] chunks wait
+/// for the client, so memory stays flat however large. A store failure before the first chunk
+/// is a 500.
+async fn streamed<F>(store: Arc<Store>, format: Format, produce: F) -> Answer
 where
-    F: FnOnce(&Sink) -> Result<(), Gone> + Send + 'static,
+    F: FnOnce(&ServedView<'_>, &Sink) -> Result<(), Gone> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let (ready_tx, ready_rx) = oneshot::channel();
     tokio::task::spawn_blocking(move || {
-        let sink = Sink(tx);
-        let _ = produce(&sink);
+        let sink = Sink {
+            chunks: tx,
+            ready: std::cell::Cell::new(Some(ready_tx)),
+        };
+        if let Err(e) = store.served_view(|v| produce(v, &sink)) {
+            sink.fail(e);
+        }
     });
+    // Ok(Ok(())): the first chunk is on its way; Err(_): the producer ended without a word
+    // (the client left), and the body says so by ending.
+    if let Ok(Err(e)) = ready_rx.await {
+        return Err(Refusal::from(e));
+    }
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    answer(StatusCode::OK, format, Body::from_stream(stream))
+    Ok(answer(StatusCode::OK, format, Body::from_stream(stream)))
 }
 
 /// Serves an application's request (the gate has admitted it).
@@ -448,7 +499,7 @@ async fn route(ctx: &Ctx, method: &Method, rest: &str, body: &[u8]) -> Answer {
         (&Method::GET, "/group/membership") => memberships(ctx).await,
         (&Method::GET, "/event") => {
             let token = ctx.read(|s| s.served_token()).await?;
-            Ok(ctx.ok(xml::current_token(&token)))
+            Ok(ctx.ok(xml::current_token(&view_token(&ctx.caller, &token))))
         }
         (&Method::GET, t) if t.starts_with("/event/") => events_since(ctx, &t["/event/".len()..]).await,
         (&Method::GET, other) => Err(Refusal::new(
@@ -510,20 +561,17 @@ async fn search(ctx: &Ctx, body: &[u8]) -> Answer {
     }
 }
 
-/// A search's answer, streamed: the first page is read before answering (so a failing store
-/// is a 500), the rest as the client reads.
+/// A search's answer, streamed from one view of the served directory.
 async fn stream_search<T: Listed>(ctx: &Ctx, restriction: Restriction, range: Range) -> Answer {
-    let only_in = ctx.caller.only_in();
-    let o = only_in.clone();
-    let first = ctx.read(move |s| T::page(s, None, PAGE, o.as_deref())).await?;
     if range.limit == Limit::AtMost(0) {
         return Ok(ctx.ok(Writer::open(ctx.format, T::ROOT, T::ITEM).close()));
     }
-    let (store, shape, format) = (ctx.store().clone(), ctx.shape(T::ITEM), ctx.format);
-    Ok(streamed(format, move |sink| {
+    let only_in = ctx.caller.only_in();
+    let (shape, format) = (ctx.shape(T::ITEM), ctx.format);
+    streamed(ctx.store().clone(), format, move |view, sink| {
         let mut w = Writer::open(format, T::ROOT, T::ITEM);
         let (mut skipped, mut written) = (0usize, 0usize);
-        let mut page = first;
+        let mut page = sink.page(T::page(view, None, PAGE, only_in.as_deref()))?;
         loop {
             for e in &page {
                 if !restriction.is_all() && !restriction.matches(&Served(e)) {
@@ -547,17 +595,12 @@ async fn stream_search<T: Listed>(ctx: &Ctx, restriction: Restriction, range: Ra
                 break;
             };
             let after = last.name().to_lowercase();
-            page = match T::page(&store, Some(&after), PAGE, only_in.as_deref()) {
-                Ok(p) => p,
-                Err(e) => {
-                    sink.fail(&e);
-                    return Err(Gone);
-                }
-            };
+            page = sink.page(T::page(view, Some(&after), PAGE, only_in.as_deref()))?;
         }
         let mut out = w.close();
         sink.send(&mut out)
-    }))
+    })
+    .await
 }
 
 /// `GET /user?username=` or `?key=`.
@@ -713,19 +756,14 @@ fn related_groups(ctx: &Ctx, test_param: &str, related: Related) -> Answer {
 }
 
 /// `GET /group/membership`: every group's direct users (and no child groups: the directory is
-/// flat), streamed from keyset pages.
+/// flat), streamed from one view of the served directory.
 async fn memberships(ctx: &Ctx) -> Answer {
     let only_in = ctx.caller.only_in();
-    let o = only_in.clone();
-    let first = ctx
-        .read(move |s| s.served_memberships_page(None, PAGE, o.as_deref()))
-        .await?;
-    let store = ctx.store().clone();
-    Ok(streamed(Format::Xml, move |sink| {
+    streamed(ctx.store().clone(), Format::Xml, move |view, sink| {
         let mut out = String::with_capacity(CHUNK + 4096);
         out.push_str(PROLOG);
         out.push_str("<memberships>");
-        let mut page = first;
+        let mut page = sink.page(view.memberships_page(None, PAGE, only_in.as_deref()))?;
         loop {
             for (group, users) in &page {
                 out.push_str("<membership group=\"");
@@ -742,32 +780,37 @@ async fn memberships(ctx: &Ctx) -> Answer {
                 break;
             };
             let after = last.to_lowercase();
-            page = match store.served_memberships_page(Some(&after), PAGE, only_in.as_deref()) {
-                Ok(p) => p,
-                Err(e) => {
-                    sink.fail(&e);
-                    return Err(Gone);
-                }
-            };
+            page = sink.page(view.memberships_page(Some(&after), PAGE, only_in.as_deref()))?;
         }
         out.push_str("</memberships>");
         sink.send(&mut out)
-    }))
+    })
+    .await
 }
 
 /// `GET /event/{token}`: the events since the token, as this application may see them, and the
 /// token to ask with next; 410 EVENT_TOKEN_EXPIRED for a token the log cannot continue from.
 async fn events_since(ctx: &Ctx, token: &str) -> Answer {
-    let (token, caller) = (token.to_string(), ctx.caller.clone());
-    let body = ctx
-        .read(move |s| match s.served_events_since(&token, EVENTS_PER_ANSWER)? {
-            EventsSince::Expired => Ok(None),
-            EventsSince::Events { events, token } => {
-                let out = visible_events(s, &caller, &events)?;
-                Ok(Some(xml::events(&out, &token)))
-            }
-        })
-        .await?;
+    let body = match log_token(&ctx.caller, token) {
+        None => None,
+        Some(logged) => {
+            let (logged, caller) = (logged.to_string(), ctx.caller.clone());
+            ctx.read(move |s| match s.served_events_since(&logged, EVENTS_PER_ANSWER)? {
+                EventsSince::Expired => Ok(None),
+                // A limited view of these events depends on the renames and deletions after
+                // them (who is in view in the end): with more in the log than one answer
+                // holds, a full synchronisation of what it sees is the exact answer.
+                EventsSince::Events { events, .. } if caller.visible.is_some() && events.len() >= EVENTS_PER_ANSWER => {
+                    Ok(None)
+                }
+                EventsSince::Events { events, token } => {
+                    let out = visible_events(s, &caller, &events)?;
+                    Ok(Some(xml::events(&out, &view_token(&caller, &token))))
+                }
+            })
+            .await?
+        }
+    };
     match body {
         Some(b) => Ok(ctx.ok(b)),
         None => Err(Refusal::new(
@@ -778,12 +821,93 @@ async fn events_since(ctx: &Ctx, token: &str) -> Answer {
     }
 }
 
+/// The fingerprint of the groups an application may see, `None` when it sees every group:
+/// hex, so a token stays URL-safe.
+fn view_of(caller: &Caller) -> Option<String> {
+    use sha2::Digest;
+    let visible = caller.visible.as_ref()?;
+    let mut groups: Vec<&str> = visible.iter().map(String::as_str).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let digest = sha2::Sha256::digest(groups.join("\n").as_bytes());
+    Some(hex::encode(&digest[..8]))
+}
+
+/// The token an application is given for the log's `token`: the log's own for one that sees
+/// every group; for one limited to some, followed by the fingerprint of those groups. Events
+/// are filtered by what the application sees, so once an administrator changes its groups,
+/// no event brings what came into (or went out of) its view: its tokens must then be expired,
+/// so that it synchronises in full.
+fn view_token(caller: &Caller, token: &str) -> String {
+    match view_of(caller) {
+        None => token.to_string(),
+        Some(view) => format!("{token}.{view}"),
+    }
+}
+
+/// The log's token in a token given by [`view_token`], if it was given for the view the
+/// application has now; `None`: expired.
+fn log_token<'t>(caller: &Caller, token: &'t str) -> Option<&'t str> {
+    match view_of(caller) {
+        // A limited view's token has a third part, which the log does not take: expired.
+        None => Some(token),
+        Some(view) => {
+            let (logged, given) = token.rsplit_once('.')?;
+            (given == view).then_some(logged)
+        }
+    }
+}
+
+/// Who an event's user is once the whole answer is applied.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Finally {
+    /// Named so now (lower-case).
+    Named(String),
+    /// Deleted, by the event at this index.
+    Gone(usize),
+}
+
+/// For each event about a user (`None` for a group's), who that user is at the end: names are
+/// followed through the later renames (a rename's event names the user as before) and
+/// deletions, walking the events backwards.
+fn finals(events: &[roster_store::ServedEvent]) -> Vec<Option<Finally>> {
+    let mut later: HashMap<String, Finally> = HashMap::new();
+    let of = |later: &HashMap<String, Finally>, name: &str| {
+        let l = name.to_lowercase();
+        later.get(&l).cloned().unwrap_or(Finally::Named(l))
+    };
+    let mut out = vec![None; events.len()];
+    for (i, e) in events.iter().enumerate().rev() {
+        out[i] = match (&e.kind, &e.op) {
+            (EventKind::Group, _) => None,
+            (EventKind::User, EventOp::Deleted) => {
+                later.insert(e.name.to_lowercase(), Finally::Gone(i));
+                Some(Finally::Gone(i))
+            }
+            (EventKind::User, _) => match &e.user {
+                Some(after) if after.name.to_lowercase() != e.name.to_lowercase() => {
+                    let f = of(&later, &after.name);
+                    later.insert(e.name.to_lowercase(), f.clone());
+                    Some(f)
+                }
+                _ => Some(of(&later, &e.name)),
+            },
+            (EventKind::UserMembership, _) => Some(of(&later, &e.name)),
+        };
+    }
+    out
+}
+
 /// The events an application may see. Every event, for one that sees every group. For one
-/// limited to some groups: the events of those groups; memberships in them; a user's events
-/// while the user is in one of them. A user who joins one comes with their entity (so the
-/// client knows whom the membership names); one who leaves the last of them is deleted from
-/// the application's view. Whether a user is in view is judged now, not when the event was
-/// logged: the answer brings the client to the present state of what it may see.
+/// limited to some groups, the answer brings its view to the present state of what it may see
+/// (what a full synchronisation would give it), naming nothing else:
+/// - the events of its groups, and memberships in them;
+/// - a user in view at the end is told as they are now (their key lets the client follow a
+///   rename) before anything about them, and their memberships under the name they have now;
+/// - a user out of view at the end is told of only if they leave one of its groups in these
+///   events: as they were named then, up to their last leaving, which deletes them from its view
+///   (a deleted user or group, too: the store logs the memberships they end first; a user's
+///   deletion itself is never passed on).
 fn visible_events<'e>(
     s: &Store,
     caller: &Caller,
@@ -792,57 +916,85 @@ fn visible_events<'e>(
     if caller.visible.is_none() {
         return Ok(events.iter().map(Outgoing::Logged).collect());
     }
-    let mut in_view: HashMap<String, bool> = HashMap::new();
-    let mut sees = |name: &str| -> Result<bool, StoreError> {
-        let key = name.to_lowercase();
-        if let Some(b) = in_view.get(&key) {
-            return Ok(*b);
-        }
-        let b = sees_user(s, caller, name)?;
-        in_view.insert(key, b);
-        Ok(b)
+    let finals = finals(events);
+    let visible_parents = |e: &roster_store::ServedEvent| -> Vec<String> {
+        e.parents.iter().filter(|g| caller.sees_group(g)).cloned().collect()
     };
+    // Where each user last leaves a group in view.
+    let mut last_leaving: HashMap<&Finally, usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if let (EventKind::UserMembership, EventOp::Deleted, Some(f)) = (&e.kind, &e.op, &finals[i])
+            && !visible_parents(e).is_empty()
+        {
+            last_leaving.insert(f, i);
+        }
+    }
+    // The user as they are now, if in view.
+    let mut now: HashMap<String, Option<ServedUser>> = HashMap::new();
+    let mut in_view = |f: &Finally| -> Result<Option<ServedUser>, StoreError> {
+        let Finally::Named(name) = f else { return Ok(None) };
+        if let Some(u) = now.get(name) {
+            return Ok(u.clone());
+        }
+        let u = match s.served_user(name)? {
+            Some(u) if sees_user(s, caller, &u.name)? => Some(u),
+            _ => None,
+        };
+        now.insert(name.clone(), u.clone());
+        Ok(u)
+    };
+    let mut told: HashSet<String> = HashSet::new();
     let mut out = Vec::with_capacity(events.len());
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
+        let Some(f) = &finals[i] else {
+            if caller.sees_group(&e.name) {
+                out.push(Outgoing::Logged(e));
+            }
+            continue;
+        };
+        let current = in_view(f)?;
+        let leaves_later = last_leaving.get(f).is_some_and(|&j| j >= i);
         match (&e.kind, &e.op) {
-            (EventKind::Group, _) => {
-                if caller.sees_group(&e.name) {
-                    out.push(Outgoing::Logged(e));
-                }
-            }
-            // Deleting a user the client does not hold changes nothing for it.
-            (EventKind::User, EventOp::Deleted) => out.push(Outgoing::Logged(e)),
-            (EventKind::User, _) => {
-                if sees(&e.name)? {
-                    out.push(Outgoing::Logged(e));
-                }
-            }
+            (EventKind::User, EventOp::Deleted) | (EventKind::Group, _) => {}
+            (EventKind::User, _) => match current {
+                Some(u) if told.insert(u.name.to_lowercase()) => out.push(Outgoing::UserNow(u)),
+                Some(_) => {}
+                None if leaves_later => out.push(Outgoing::Logged(e)),
+                None => {}
+            },
             (EventKind::UserMembership, op) => {
-                let parents: Vec<String> = e.parents.iter().filter(|g| caller.sees_group(g)).cloned().collect();
+                let parents = visible_parents(e);
                 if parents.is_empty() {
                     continue;
                 }
-                match op {
-                    EventOp::Deleted => {
-                        out.push(Outgoing::Membership {
-                            op: Membership::Deleted,
-                            user: &e.name,
-                            parents,
-                        });
-                        if !sees(&e.name)? {
-                            out.push(Outgoing::UserGone(&e.name));
-                        }
-                    }
-                    EventOp::Created | EventOp::Updated => {
-                        if let Some(u) = s.served_user(&e.name)? {
+                let op = match op {
+                    EventOp::Deleted => Membership::Deleted,
+                    EventOp::Created | EventOp::Updated => Membership::Created,
+                };
+                match current {
+                    Some(u) => {
+                        let name = u.name.clone();
+                        if told.insert(name.to_lowercase()) {
                             out.push(Outgoing::UserNow(u));
                         }
                         out.push(Outgoing::Membership {
-                            op: Membership::Created,
-                            user: &e.name,
+                            op,
+                            user: Cow::Owned(name),
                             parents,
                         });
                     }
+                    None if op == Membership::Deleted => {
+                        out.push(Outgoing::Membership {
+                            op,
+                            user: Cow::Borrowed(&e.name),
+                            parents,
+                        });
+                        if last_leaving.get(f) == Some(&i) {
+                            out.push(Outgoing::UserGone(&e.name));
+                        }
+                    }
+                    // Joins of a user out of view at the end: they leave again later.
+                    None => {}
                 }
             }
         }
@@ -866,6 +1018,88 @@ mod tests {
             limit: Limit::All,
         };
         assert_eq!(all.of(vec![1, 2, 3]).count(), 3);
+    }
+
+    #[test]
+    fn a_limited_applications_token_names_its_view_and_another_view_expires_it() {
+        let caller = |groups: Option<&[&str]>| Caller {
+            app: "a".into(),
+            visible: groups.map(|g| Arc::new(g.iter().map(|s| s.to_string()).collect())),
+        };
+        let all = caller(None);
+        let devs = caller(Some(&["devs", "ops"]));
+        let same = caller(Some(&["ops", "devs", "ops"]));
+        let more = caller(Some(&["devs", "ops", "admins"]));
+        assert_eq!(view_token(&all, "e.7"), "e.7");
+        assert_eq!(log_token(&all, "e.7"), Some("e.7"));
+        let t = view_token(&devs, "e.7");
+        assert!(
+            t.starts_with("e.7.") && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'),
+            "{t}"
+        );
+        assert_eq!(log_token(&devs, &t), Some("e.7"));
+        assert_eq!(log_token(&same, &t), Some("e.7"), "the same groups in another order");
+        assert_eq!(log_token(&more, &t), None);
+        assert_eq!(log_token(&devs, "e.7"), None);
+        // Given to one that sees every group, the log refuses it (a third part).
+        assert_eq!(log_token(&all, &t), Some(t.as_str()));
+    }
+
+    fn event(kind: EventKind, op: EventOp, name: &str, after: Option<&str>) -> roster_store::ServedEvent {
+        roster_store::ServedEvent {
+            seq: 0,
+            kind,
+            op,
+            name: name.into(),
+            user: after.map(|n| ServedUser {
+                id: 1,
+                name: n.into(),
+                external_id: "k".into(),
+                display_name: String::new(),
+                first_name: String::new(),
+                last_name: String::new(),
+                email: None,
+                active: true,
+                records: Vec::new(),
+                created_at: 0,
+                updated_at: 0,
+            }),
+            group: None,
+            parents: vec!["g".into()],
+        }
+    }
+
+    #[test]
+    fn names_are_followed_through_later_renames_and_deletions() {
+        use EventKind::{Group, User, UserMembership};
+        use EventOp::{Created, Deleted, Updated};
+        let named = |n: &str| Some(Finally::Named(n.into()));
+        let events = [
+            event(UserMembership, Created, "Ann", None),
+            event(User, Updated, "Ann", Some("Anna")),
+            event(UserMembership, Deleted, "anna", None),
+            event(User, Updated, "anna", Some("Hannah")),
+            // The old name is someone else's now, then gone.
+            event(User, Created, "Ann", Some("Ann")),
+            event(UserMembership, Deleted, "Ann", None),
+            event(User, Deleted, "Ann", None),
+            event(Group, Created, "g", None),
+            event(UserMembership, Created, "bob", None),
+        ];
+        assert_eq!(
+            finals(&events),
+            [
+                named("hannah"),
+                named("hannah"),
+                named("hannah"),
+                named("hannah"),
+                Some(Finally::Gone(6)),
+                Some(Finally::Gone(6)),
+                Some(Finally::Gone(6)),
+                None,
+                named("bob"),
+            ]
+        );
     }
 
     #[test]

@@ -163,8 +163,8 @@ pub(super) enum Outgoing<'a> {
     Membership {
         /// Joined or left.
         op: Membership,
-        /// The user.
-        user: &'a str,
+        /// The user: as named then, or now.
+        user: std::borrow::Cow<'a, str>,
         /// The visible parent groups.
         parents: Vec<String>,
     },
