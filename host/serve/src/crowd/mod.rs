@@ -207,6 +207,7 @@ mod tests {
         "served_users_page",
         "served_groups_page",
         "served_memberships_page",
+        "served_view",
         "served_user",
         "served_user_by_key",
         "served_group",
