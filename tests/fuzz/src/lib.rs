@@ -9,6 +9,7 @@
 //! reference implementation). Errors for bad input are the expected outcome, not findings.
 
 pub mod crowd;
+pub mod crowd_search;
 pub mod entra;
 pub mod export;
 pub mod ldap;
@@ -32,6 +33,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("export_jsonl", export::json_lines),
     ("entra_pages", entra::run),
     ("crowd_answers", crowd::run),
+    ("crowd_search", crowd_search::run),
     ("ldap_answers", ldap::run),
     ("sdk_envelopes", sdk::run),
     ("scim_filter", scim::filter),
