@@ -89,6 +89,47 @@ fn names(doc: &roxmltree::Document<'_>) -> Vec<String> {
         .collect()
 }
 
+/// Short forms of the served-directory changes these tests make; each must be taken.
+trait Seed {
+    fn change(&self, change: ServedChange);
+    fn group(&self, name: &str) {
+        self.change(ServedChange::CreateGroup { group: name.into() });
+    }
+    fn user(
+        &self,
+        name: impl Into<String>,
+        display: impl Into<String>,
+        email: impl Into<String>,
+        records: &[(&str, &str)],
+    ) {
+        self.change(ServedChange::CreateUser {
+            user: name.into(),
+            display_name: display.into(),
+            email: email.into(),
+            records: records.iter().map(|(s, id)| (s.to_string(), id.to_string())).collect(),
+        });
+    }
+    fn add(&self, group: impl Into<String>, users: Vec<String>) {
+        self.change(ServedChange::AddMembers {
+            group: group.into(),
+            users,
+        });
+    }
+    fn rename(&self, from: impl Into<String>, to: impl Into<String>) {
+        self.change(ServedChange::RenameUser {
+            from: from.into(),
+            to: to.into(),
+            records: vec![],
+        });
+    }
+}
+
+impl Seed for roster_store::Store {
+    fn change(&self, change: ServedChange) {
+        self.served_apply(&change).unwrap();
+    }
+}
+
 fn user_name(i: usize) -> String {
     format!("user{i:05}")
 }
@@ -97,47 +138,26 @@ fn user_name(i: usize) -> String {
 /// `bitbucket-users` (everyone), one user with markup in the display name, one inactive.
 fn seed(store: &roster_store::Store) {
     for g in ["bitbucket-users", "developers", "admins"] {
-        store
-            .served_apply(&ServedChange::CreateGroup { group: g.into() })
-            .unwrap();
+        store.group(g);
     }
     for i in 0..USERS {
-        store
-            .served_apply(&ServedChange::CreateUser {
-                user: user_name(i),
-                display_name: format!("User Number{i}"),
-                email: format!("{}@example.com", user_name(i)),
-                records: vec![("hr".into(), format!("e{i}")), ("entra".into(), format!("o{i}"))],
-            })
-            .unwrap();
+        store.user(
+            user_name(i),
+            format!("User Number{i}"),
+            format!("{}@example.com", user_name(i)),
+            &[("hr", &format!("e{i}")), ("entra", &format!("o{i}"))],
+        );
     }
-    store
-        .served_apply(&ServedChange::CreateUser {
-            user: "Mallory".into(),
-            display_name: "<script>alert('x')</script> & Co".into(),
-            email: "mallory@example.com".into(),
-            records: vec![("hr".into(), "m".into())],
-        })
-        .unwrap();
+    store.user(
+        "Mallory",
+        "<script>alert('x')</script> & Co",
+        "mallory@example.com",
+        &[("hr", "m")],
+    );
     let all: Vec<String> = (0..USERS).map(user_name).chain(["Mallory".to_string()]).collect();
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "bitbucket-users".into(),
-            users: all,
-        })
-        .unwrap();
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "developers".into(),
-            users: (0..USERS).step_by(3).map(user_name).collect(),
-        })
-        .unwrap();
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "admins".into(),
-            users: (0..10).map(user_name).collect(),
-        })
-        .unwrap();
+    store.add("bitbucket-users", all);
+    store.add("developers", (0..USERS).step_by(3).map(user_name).collect());
+    store.add("admins", (0..10).map(user_name).collect());
     store
         .served_apply(&ServedChange::Deactivate {
             user: user_name(1),
@@ -682,36 +702,11 @@ async fn events_since_a_token_show_what_changed_and_an_unknown_token_is_gone() {
     let before = w.get("bitbucket", "/user?username=user00002").await;
     let key_before = child_text(before.doc().root_element(), "key");
     let store = w.store();
-    store
-        .served_apply(&ServedChange::CreateGroup { group: "ops".into() })
-        .unwrap();
-    store
-        .served_apply(&ServedChange::CreateUser {
-            user: "newbie".into(),
-            display_name: "New Bie".into(),
-            email: "newbie@example.com".into(),
-            records: vec![("hr".into(), "n".into())],
-        })
-        .unwrap();
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "developers".into(),
-            users: vec!["newbie".into()],
-        })
-        .unwrap();
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "ops".into(),
-            users: vec!["newbie".into()],
-        })
-        .unwrap();
-    store
-        .served_apply(&ServedChange::RenameUser {
-            from: "user00002".into(),
-            to: "user00002-renamed".into(),
-            records: vec![],
-        })
-        .unwrap();
+    store.group("ops");
+    store.user("newbie", "New Bie", "newbie@example.com", &[("hr", "n")]);
+    store.add("developers", vec!["newbie".into()]);
+    store.add("ops", vec!["newbie".into()]);
+    store.rename("user00002", "user00002-renamed");
 
     let since = w.get("bitbucket", &format!("/event/{token}")).await;
     assert_eq!(since.status, 200, "{}", since.text);
@@ -912,24 +907,18 @@ async fn deletions_reach_a_limited_application_as_a_full_sync_would_and_hide_the
     let all_token = token_of(&w.get("bitbucket", "/event").await);
     let store = w.store();
     // user00002 is no developer: the scoped application never saw them, nor may learn the name.
-    store
-        .served_apply(&ServedChange::DeleteUser {
-            user: "user00002".into(),
-        })
-        .unwrap();
+    store.change(ServedChange::DeleteUser {
+        user: "user00002".into(),
+    });
     // user00003 is a developer: deleted, and gone from the scoped view.
-    store
-        .served_apply(&ServedChange::DeleteUser {
-            user: "user00003".into(),
-        })
-        .unwrap();
+    store.change(ServedChange::DeleteUser {
+        user: "user00003".into(),
+    });
     // The developers group goes with its members still in it: a full sync of the scoped
     // application would then hold no user at all, so an incremental one must delete them.
-    store
-        .served_apply(&ServedChange::DeleteGroup {
-            group: "developers".into(),
-        })
-        .unwrap();
+    store.change(ServedChange::DeleteGroup {
+        group: "developers".into(),
+    });
     let full = w
         .search("scoped", "entity-type=user&max-results=-1", NULL_RESTRICTION)
         .await;
@@ -1166,39 +1155,14 @@ async fn a_limited_application_far_behind_the_log_ends_where_a_full_sync_does() 
     let store = w.store();
     // A newcomer joins developers; more events follow than one answer holds; then the newcomer
     // is renamed. Who joined in the first answer is only known from the last.
-    store
-        .served_apply(&ServedChange::CreateUser {
-            user: "late".into(),
-            display_name: "Late Comer".into(),
-            email: "late@example.com".into(),
-            records: vec![],
-        })
-        .unwrap();
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "developers".into(),
-            users: vec!["late".into()],
-        })
-        .unwrap();
+    store.user("late", "Late Comer", "late@example.com", &[]);
+    store.add("developers", vec!["late".into()]);
     let everyone: Vec<String> = (0..USERS).map(user_name).collect();
     for g in ["big", "bigger", "biggest"] {
-        store
-            .served_apply(&ServedChange::CreateGroup { group: g.into() })
-            .unwrap();
-        store
-            .served_apply(&ServedChange::AddMembers {
-                group: g.into(),
-                users: everyone.clone(),
-            })
-            .unwrap();
+        store.group(g);
+        store.add(g, everyone.clone());
     }
-    store
-        .served_apply(&ServedChange::RenameUser {
-            from: "late".into(),
-            to: "later".into(),
-            records: vec![],
-        })
-        .unwrap();
+    store.rename("late", "later");
     // Followed batch by batch as Crowd's client does, or sent to a full synchronisation (410):
     // either way it ends where a full synchronisation does.
     let mut token = scoped;
@@ -1272,27 +1236,16 @@ async fn crowd_100k_users_are_streamed_in_flat_memory() {
     let world = World::new(&Directory::generate(4, 2, 1), bitbucket()).await;
     let store = world.store.clone();
     let seeding = std::time::Instant::now();
-    store
-        .served_apply(&ServedChange::CreateGroup {
-            group: "everyone".into(),
-        })
-        .unwrap();
+    store.group("everyone");
     for i in 0..MANY {
-        store
-            .served_apply(&ServedChange::CreateUser {
-                user: format!("person{i:06}"),
-                display_name: format!("Person Number{i}"),
-                email: format!("person{i:06}@example.com"),
-                records: vec![("hr".into(), format!("e{i}"))],
-            })
-            .unwrap();
+        store.user(
+            format!("person{i:06}"),
+            format!("Person Number{i}"),
+            format!("person{i:06}@example.com"),
+            &[("hr", &format!("e{i}"))],
+        );
     }
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "everyone".into(),
-            users: (0..MANY).map(|i| format!("person{i:06}")).collect(),
-        })
-        .unwrap();
+    store.add("everyone", (0..MANY).map(|i| format!("person{i:06}")).collect());
     println!("seeded {MANY} users in {:?}", seeding.elapsed());
     let password = store
         .crowd_app_create("bitbucket", &["127.0.0.1".into()], None, "test")
@@ -1367,32 +1320,18 @@ async fn roster_reads_its_own_crowd_endpoint_with_the_crowd_connector() {
         .await;
     let store = w.store.clone();
     for g in ["developers", "ops"] {
-        store
-            .served_apply(&ServedChange::CreateGroup { group: g.into() })
-            .unwrap();
+        store.group(g);
     }
     for i in 0..40 {
-        store
-            .served_apply(&ServedChange::CreateUser {
-                user: format!("dev{i:02}"),
-                display_name: format!("Dev Number{i}"),
-                email: format!("dev{i:02}@example.com"),
-                records: vec![("hr".into(), format!("{i}"))],
-            })
-            .unwrap();
+        store.user(
+            format!("dev{i:02}"),
+            format!("Dev Number{i}"),
+            format!("dev{i:02}@example.com"),
+            &[("hr", &format!("{i}"))],
+        );
     }
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "developers".into(),
-            users: (0..30).map(|i| format!("dev{i:02}")).collect(),
-        })
-        .unwrap();
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "ops".into(),
-            users: (25..40).map(|i| format!("dev{i:02}")).collect(),
-        })
-        .unwrap();
+    store.add("developers", (0..30).map(|i| format!("dev{i:02}")).collect());
+    store.add("ops", (25..40).map(|i| format!("dev{i:02}")).collect());
     store
         .served_apply(&ServedChange::Deactivate {
             user: "dev39".into(),
@@ -1444,20 +1383,8 @@ async fn roster_reads_its_own_crowd_endpoint_with_the_crowd_connector() {
 
     // Changes, read from the event log: a new member, a rename (followed by its key), one
     // leaving a group.
-    store
-        .served_apply(&ServedChange::CreateUser {
-            user: "newbie".into(),
-            display_name: "New Bie".into(),
-            email: "newbie@example.com".into(),
-            records: vec![],
-        })
-        .unwrap();
-    store
-        .served_apply(&ServedChange::AddMembers {
-            group: "ops".into(),
-            users: vec!["newbie".into()],
-        })
-        .unwrap();
+    store.user("newbie", "New Bie", "newbie@example.com", &[]);
+    store.add("ops", vec!["newbie".into()]);
     store
         .served_apply(&ServedChange::RemoveMember {
             group: "developers".into(),
