@@ -115,8 +115,14 @@ fn tail(o: &Output) -> String {
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
-/// The virtualenv's python with python-crowd installed (as pinned), or why it cannot be had.
+/// The virtualenv's python with python-crowd installed (as pinned), or why it cannot be had;
+/// installed once per test binary, since two tests making one virtualenv at once race.
 fn python_crowd() -> Result<PathBuf, String> {
+    static INSTALLED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(install_python_crowd).clone()
+}
+
+fn install_python_crowd() -> Result<PathBuf, String> {
     let venv = tools().join("python");
     let pins = repo().join("tests/clients/python-crowd.txt");
     let marker = venv.join("python-crowd.txt");
@@ -157,7 +163,14 @@ fn python_crowd() -> Result<PathBuf, String> {
 }
 
 /// The `node_modules` folder holding atlassian-crowd-client (as pinned), or why it cannot be had.
+/// Installed once per test binary: two `npm install`s into one prefix at once each prune what
+/// the other is adding (CI saw `core-js` vanish from under the client).
 fn npm_crowd_client() -> Result<PathBuf, String> {
+    static INSTALLED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(install_npm_crowd_client).clone()
+}
+
+fn install_npm_crowd_client() -> Result<PathBuf, String> {
     let pins = repo().join("tests/clients/atlassian-crowd-client.txt");
     let spec = std::fs::read_to_string(&pins).map_err(|e| format!("reading {}: {e}", pins.display()))?;
     let spec = spec.trim();
@@ -173,7 +186,9 @@ fn npm_crowd_client() -> Result<PathBuf, String> {
     std::fs::create_dir_all(tools()).map_err(|e| e.to_string())?;
     eprintln!("installing {spec} into {} (npm --prefix)", tools().display());
     let o = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+        // Saved in the prefix's package.json: a later `npm install` there (Prism's in
+        // .ci/run) would otherwise prune it as extraneous.
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
         .arg(tools())
         .arg(spec)
         .output()
