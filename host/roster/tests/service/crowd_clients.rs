@@ -180,7 +180,18 @@ fn install_npm_crowd_client() -> Result<PathBuf, String> {
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["version"].as_str().map(str::to_string));
-    if installed.as_deref() == Some(version) {
+    // Installed as pinned and loading (its dependencies there too: a pruned one is reinstalled).
+    let loads = || {
+        Command::new("node")
+            .arg("-e")
+            .arg(format!(
+                "require({:?})",
+                modules.join("atlassian-crowd-client").display().to_string()
+            ))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if installed.as_deref() == Some(version) && loads() {
         return Ok(modules);
     }
     std::fs::create_dir_all(tools()).map_err(|e| e.to_string())?;
