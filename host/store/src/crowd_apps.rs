@@ -48,7 +48,7 @@ fn to_app((name, allowed, groups, created_at, created_by, last_used_at): RawApp)
 /// A new password: 32 random bytes, base64url without padding (43 characters).
 fn new_password() -> Result<String> {
     let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a password: {e}")))?;
+    crate::fill_random(&mut b, "a password")?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }
 

@@ -30,7 +30,7 @@ impl Key {
     /// A fresh random key.
     pub fn generate() -> Result<Key, StoreError> {
         let mut b = [0u8; 32];
-        getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a new key: {e}")))?;
+        crate::fill_random(&mut b, "a new key")?;
         Ok(Key(b))
     }
 
@@ -91,7 +91,7 @@ impl Key {
     /// Seals `plain`: 24-byte nonce followed by the ciphertext.
     pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce).map_err(|e| StoreError::Crypto(format!("no randomness: {e}")))?;
+        crate::fill_random(&mut nonce, "a nonce")?;
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let mut out = nonce.to_vec();
         out.extend(

@@ -156,6 +156,29 @@ pub enum StoreError {
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Fills `buf` with random bytes for `what` (named in the error: keys, tokens, ids, names).
+pub(crate) fn fill_random(buf: &mut [u8], what: &str) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| StoreError::Crypto(format!("no randomness for {what}: {e}")))
+}
+
+/// A random (version 4) UUID for `what`: the form identity providers and Crowd clients expect
+/// of an id.
+pub(crate) fn new_uuid(what: &str) -> Result<String> {
+    let mut b = [0u8; 16];
+    fill_random(&mut b, what)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
+}
+
 /// The store. Cheap to share behind an `Arc`. One connection writes (SQLite has one writer);
 /// a few more read, so listing runs or serving a page never waits for a run's bulk write (WAL
 /// lets readers see the last commit while the writer works). Async code calls it through

@@ -46,7 +46,7 @@ fn io(what: &Path, e: std::io::Error) -> StoreError {
 /// reused id never passes for its predecessor.
 fn fresh_name() -> Result<String> {
     let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a presence name: {e}")))?;
+    crate::fill_random(&mut b, "a presence name")?;
     Ok(format!("{}-{}", std::process::id(), hex::encode(b)))
 }
 

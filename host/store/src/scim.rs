@@ -235,19 +235,7 @@ pub struct ScimTokenRow {
 
 /// A new resource id: a random (version 4) UUID, the form identity providers expect.
 pub fn new_scim_id() -> Result<String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a SCIM id: {e}")))?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    ))
+    crate::new_uuid("a SCIM id")
 }
 
 const RESOURCE_COLUMNS: &str = "kind, id, external_id, body, version, created_at, modified_at";

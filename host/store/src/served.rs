@@ -382,27 +382,9 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `N` random bytes.
-fn random<const N: usize>() -> Result<[u8; N]> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for the served directory: {e}")))?;
-    Ok(b)
-}
-
 /// A new user's key: a random UUID (version 4), as Crowd's keys look to a client.
 fn new_key() -> Result<String> {
-    let mut b: [u8; 16] = random()?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    crate::new_uuid("a served user's key")
 }
 
 /// Appends one event to the log.
@@ -799,7 +781,9 @@ impl Store {
                 return Ok(format!("{epoch}.{last}"));
             }
         }
-        let epoch = hex::encode(random::<8>()?);
+        let mut epoch = [0u8; 8];
+        crate::fill_random(&mut epoch, "the served directory's epoch")?;
+        let epoch = hex::encode(epoch);
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute("INSERT OR IGNORE INTO served_meta (id, epoch) VALUES (1, ?1)", [epoch])?;

@@ -68,7 +68,7 @@ pub(crate) fn hash(token: &str) -> String {
 /// A new token: `prefix` and `bytes` random bytes in hex; only its [`hash`] is stored.
 pub(crate) fn mint(prefix: &str, bytes: usize) -> Result<String> {
     let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Crypto(format!("no randomness for a token: {e}")))?;
+    crate::fill_random(&mut b, "a token")?;
     Ok(format!("{prefix}{}", hex::encode(b)))
 }
 
