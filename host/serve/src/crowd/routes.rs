@@ -164,11 +164,15 @@ impl Ctx {
     /// The user `name` (any case), if this application may see it.
     async fn visible_user(&self, name: &str) -> Result<Option<ServedUser>, Refusal> {
         let (n, caller) = (name.to_string(), self.caller.clone());
-        self.read(move |s| match s.served_user(&n)? {
-            Some(u) if sees_user(s, &caller, &u.name)? => Ok(Some(u)),
-            _ => Ok(None),
-        })
-        .await
+        self.read(move |s| visible(s, &caller, s.served_user(&n)?)).await
+    }
+}
+
+/// `found`, if `caller` may see it.
+fn visible(s: &Store, caller: &Caller, found: Option<ServedUser>) -> Result<Option<ServedUser>, StoreError> {
+    match found {
+        Some(u) if sees_user(s, caller, &u.name)? => Ok(Some(u)),
+        _ => Ok(None),
     }
 }
 
@@ -609,25 +613,27 @@ async fn user(ctx: &Ctx) -> Answer {
         (Some(name), _) if !name.is_empty() => ctx.visible_user(name).await?.ok_or_else(|| user_not_found(name))?,
         (_, Some(key)) if !key.is_empty() => {
             let (k, caller) = (key.to_string(), ctx.caller.clone());
-            ctx.read(move |s| match s.served_user_by_key(&k)? {
-                Some(u) if sees_user(s, &caller, &u.name)? => Ok(Some(u)),
-                _ => Ok(None),
-            })
-            .await?
-            .ok_or_else(|| user_not_found(key))?
+            ctx.read(move |s| visible(s, &caller, s.served_user_by_key(&k)?))
+                .await?
+                .ok_or_else(|| user_not_found(key))?
         }
         _ => {
             return Err(Refusal::illegal("the query parameter `username` or `key` is required"));
         }
     };
-    Ok(match ctx.format {
+    Ok(entity_answer(ctx, &found))
+}
+
+/// One user or group as its own answer (`GET /user`, `GET /group`).
+fn entity_answer<T: Listed>(ctx: &Ctx, e: &T) -> Response {
+    match ctx.format {
         Format::Xml => {
             let mut out = String::from(PROLOG);
-            xml::user(&mut out, &found, ctx.attributes());
+            e.xml(&mut out, ctx.attributes());
             ctx.ok(out)
         }
-        Format::Json => ctx.ok(xml::user_json(&found, ctx.attributes()).to_string()),
-    })
+        Format::Json => ctx.ok(e.json(ctx.attributes()).to_string()),
+    }
 }
 
 /// The group `name` (any case), if this application may see it.
@@ -643,14 +649,7 @@ async fn visible_group(ctx: &Ctx, name: &str) -> Result<Option<ServedGroup>, Ref
 async fn group(ctx: &Ctx) -> Answer {
     let name = ctx.required("groupname")?;
     let found = visible_group(ctx, name).await?.ok_or_else(|| group_not_found(name))?;
-    Ok(match ctx.format {
-        Format::Xml => {
-            let mut out = String::from(PROLOG);
-            xml::group(&mut out, &found, ctx.attributes());
-            ctx.ok(out)
-        }
-        Format::Json => ctx.ok(xml::group_json(&found, ctx.attributes()).to_string()),
-    })
+    Ok(entity_answer(ctx, &found))
 }
 
 fn sorted(mut names: Vec<String>) -> Vec<String> {
