@@ -39,8 +39,9 @@ pub use model::{Op, PlannedOp, Skipped};
 pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Limit, TargetConfig, Threshold, Window};
 pub use record::{ExportRow, export_csv, export_rows};
 pub use target::{
-    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, OpOutcome, Patience, Rename,
-    Seats, Target, TargetCheck, TargetError, TargetKind, TargetKinds, TargetState,
+    Account, Accounts, AddMembers, CallBudget, CallCounts, Capabilities, Connection, Disable, Fields, Groups,
+    OpOutcome, Patience, PendingAccount, Profiles, ReadScope, Rename, Seats, Target, TargetCheck, TargetError,
+    TargetKind, TargetKinds, TargetState,
 };
 
 /// Why the engine could not go on.
@@ -224,11 +225,18 @@ impl Engine {
                 interesting.extend(managed.iter().cloned());
                 let id = target_id.to_string();
                 let identities = self.store.blocking(move |store| store.identities(&id)).await?;
+                let people: BTreeMap<String, Option<String>> = desired
+                    .persons
+                    .iter()
+                    .map(|(k, p)| (k.clone(), p.email.clone()))
+                    .collect();
+                let scope = ReadScope {
+                    groups: &interesting,
+                    people: &people,
+                    concurrency: self.policy.concurrency,
+                };
                 (
-                    self.target
-                        .read(&interesting, self.policy.concurrency)
-                        .await
-                        .map_err(|e| self.read_failed(e))?,
+                    self.target.read(&scope).await.map_err(|e| self.read_failed(e))?,
                     identities,
                 )
             }
@@ -477,11 +485,21 @@ impl Engine {
             })
             .collect();
         let t = Instant::now();
-        let target = self
-            .target
-            .read(&groups, self.policy.concurrency)
-            .await
-            .map_err(|e| self.read_failed(e))?;
+        // The people the plan creates; targets that find accounts by email know the rest from
+        // their own records.
+        let people: BTreeMap<String, Option<String>> = ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::CreateUser { user, email, .. } => Some((user.to_lowercase(), Some(email.clone()))),
+                _ => None,
+            })
+            .collect();
+        let scope = ReadScope {
+            groups: &groups,
+            people: &people,
+            concurrency: self.policy.concurrency,
+        };
+        let target = self.target.read(&scope).await.map_err(|e| self.read_failed(e))?;
         let mut stage_ms = BTreeMap::from([("read".to_string(), ms(t))]);
         let tally = guard::Tally::count(ops, &target);
         let verdict = guard::judge(

@@ -57,6 +57,18 @@ pub struct TargetState {
     pub admins: BTreeSet<String>,
     /// The licence.
     pub seats: Seats,
+    /// Invitations sent and not accepted yet, by lower-case Roster name (targets that invite
+    /// rather than create accounts): no account yet, so no membership can be given.
+    pub pending: BTreeMap<String, PendingAccount>,
+}
+
+/// An invitation sent and not accepted yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingAccount {
+    /// The address invited.
+    pub email: String,
+    /// When it was sent (ms since the epoch), when the target says.
+    pub since_ms: Option<i64>,
 }
 
 impl TargetState {
@@ -126,6 +138,52 @@ pub enum Groups {
     DeleteUndesired,
 }
 
+/// How accounts come to exist in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Accounts {
+    /// Roster creates them (`CreateUser` makes the account).
+    Create,
+    /// Roster can only invite by email (`CreateUser` sends an invitation); the account exists once
+    /// the person accepts, and memberships other than the invitation's follow on a later run.
+    Invite,
+}
+
+/// Whether Roster may change an account's display name and email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profiles {
+    /// It may (per account, unless the account says it is read-only).
+    Managed,
+    /// Never: the person owns their profile (Atlassian accounts); a changed name or email is
+    /// reported, not written.
+    ReadOnly,
+}
+
+/// A limit on calls over a rolling window that a plan must fit (Bitbucket Cloud meters calls per
+/// hour): what the plan's ETA is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CallBudget {
+    /// Calls allowed per window.
+    pub calls: u64,
+    /// The window, in seconds.
+    pub window_secs: u64,
+    /// Calls that may be made now.
+    pub available_now: u64,
+}
+
+/// What a full read covers.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadScope<'a> {
+    /// Groups whose members matter (desired, managed, default).
+    pub groups: &'a BTreeSet<String>,
+    /// The desired people, lower-case name → email: targets that key accounts by something
+    /// else than Roster's name (Bitbucket Cloud's account ids) find them by email.
+    pub people: &'a BTreeMap<String, Option<String>>,
+    /// Reads in flight at once.
+    pub concurrency: usize,
+}
+
 /// What a target can do; the planner shapes its operations to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
@@ -139,6 +197,10 @@ pub struct Capabilities {
     pub fields: Fields,
     /// What becomes of managed groups no source has any more.
     pub groups: Groups,
+    /// How accounts come to exist.
+    pub accounts: Accounts,
+    /// Whether account details are Roster's to change.
+    pub profiles: Profiles,
 }
 
 /// A failed call to the target: its status when it answered, and what it said (the message
@@ -193,6 +255,10 @@ pub struct TargetCheck {
     pub licensed_users_in_use: Option<i64>,
     /// How long the check took.
     pub ms: u64,
+    /// What the check found worth saying besides (how the target is administered, which API
+    /// Roster will use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A system Roster writes to.
@@ -206,10 +272,9 @@ pub trait Target: Send + Sync {
     fn capabilities(&self) -> Capabilities;
     /// The account Roster acts as: always protected.
     fn account(&self) -> &str;
-    /// What the plan needs: every account and group, the members of `groups` and of every
-    /// licensing or administrators' group, and the licence. `concurrency` bounds the reads in
-    /// flight.
-    async fn read(&self, groups: &BTreeSet<String>, concurrency: usize) -> Result<TargetState, TargetError>;
+    /// What the plan needs: every account and group, the members of `scope.groups` and of every
+    /// licensing or administrators' group, and the licence.
+    async fn read(&self, scope: &ReadScope<'_>) -> Result<TargetState, TargetError>;
     /// The same, as far as the accounts `names` (lower-case) are concerned: those accounts,
     /// their memberships of `groups` and of licensing groups, every group name, the licence.
     /// For single-user sync, which must answer in seconds whatever the target's size.
@@ -226,6 +291,10 @@ pub trait Target: Send + Sync {
     fn reset_calls(&self);
     /// Tests the connection, in seconds.
     async fn check(&self) -> TargetCheck;
+    /// The limit on calls the target imposes over time, when a plan must fit one.
+    fn call_budget(&self) -> Option<CallBudget> {
+        None
+    }
 }
 
 /// How long one request to a target may take.

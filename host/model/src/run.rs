@@ -84,6 +84,9 @@ words! {
         Failed = "failed",
         /// Stopped on request.
         Cancelled = "cancelled",
+        /// Stopped when the target's call budget ran out (Bitbucket Cloud's hourly meter); the
+        /// next run continues the plan.
+        Paused = "paused",
         /// Its process ended without finishing it (killed, crashed, restarted).
         Interrupted = "interrupted",
     }

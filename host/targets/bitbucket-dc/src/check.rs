@@ -25,6 +25,7 @@ impl BitbucketDc {
                 .and_then(|l| l.status.as_ref())
                 .map(|s| s.current_number_of_users),
             ms: started.elapsed().as_millis() as u64,
+            detail: None,
         }
     }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use roster_engine::{
-    AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome, Patience, Rename, Target,
-    TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
+    Accounts, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome, Patience,
+    Profiles, ReadScope, Rename, Target, TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
 };
 use roster_http::SecretRef;
 use serde::Deserialize;
@@ -241,6 +241,8 @@ impl Target for BitbucketDcTarget {
                 username_forbids: "/\\",
             },
             groups: Groups::Keep,
+            accounts: Accounts::Create,
+            profiles: Profiles::Managed,
         }
     }
 
@@ -248,8 +250,8 @@ impl Target for BitbucketDcTarget {
         self.client.username()
     }
 
-    async fn read(&self, groups: &BTreeSet<String>, concurrency: usize) -> Result<TargetState, TargetError> {
-        crate::read::read(&self.client, groups, concurrency)
+    async fn read(&self, scope: &ReadScope<'_>) -> Result<TargetState, TargetError> {
+        crate::read::read(&self.client, scope.groups, scope.concurrency)
             .await
             .map_err(target_error)
     }

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use roster_engine::{
-    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome, Patience,
-    Rename, Seats, Target, TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
+    Account, Accounts, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome,
+    Patience, Profiles, ReadScope, Rename, Seats, Target, TargetCheck, TargetConfig, TargetError, TargetKind,
+    TargetState,
 };
 use roster_store::{ServedApplied, ServedChange, ServedState, Store, StoreError, now_ms};
 use serde::Deserialize;
@@ -164,6 +165,7 @@ impl CrowdDirectory {
                 in_use: None,
                 limit: self.settings.seats,
             },
+            pending: Default::default(),
         }
     }
 }
@@ -261,6 +263,8 @@ impl Target for CrowdDirectory {
                 username_forbids: "",
             },
             groups: Groups::DeleteUndesired,
+            accounts: Accounts::Create,
+            profiles: Profiles::Managed,
         }
     }
 
@@ -270,7 +274,7 @@ impl Target for CrowdDirectory {
         ""
     }
 
-    async fn read(&self, _groups: &BTreeSet<String>, _concurrency: usize) -> Result<TargetState, TargetError> {
+    async fn read(&self, _scope: &ReadScope<'_>) -> Result<TargetState, TargetError> {
         self.count("read");
         // Events older than the retention go at every read: tokens older than that are
         // expired, and a client synchronises in full.
@@ -335,6 +339,7 @@ impl Target for CrowdDirectory {
                     licensed_users: self.settings.seats,
                     licensed_users_in_use: Some(in_use),
                     ms,
+                    detail: None,
                 }
             }
             Err(e) => TargetCheck {
@@ -345,6 +350,7 @@ impl Target for CrowdDirectory {
                 licensed_users: self.settings.seats,
                 licensed_users_in_use: None,
                 ms,
+                detail: None,
             },
         }
     }
@@ -384,6 +390,7 @@ impl TargetKind for Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn config(settings: serde_json::Value) -> TargetConfig {
         let mut v = serde_json::json!({ "id": "crowd", "kind": KIND });
@@ -420,7 +427,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn operations_change_the_served_directory_as_the_engine_reads_it_back() {
         let (_dir, t) = directory(serde_json::json!({ "licensed_groups": ["users"], "seats": 10 }));
-        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        let state = t
+            .read(&ReadScope {
+                groups: &BTreeSet::new(),
+                people: &BTreeMap::new(),
+                concurrency: 1,
+            })
+            .await
+            .unwrap();
         assert!(state.users.is_empty() && state.groups.is_empty());
         assert!(state.licensing_groups.contains("users"), "counted before it exists");
         for group in ["users", "devs", "keep"] {
@@ -446,7 +460,14 @@ mod tests {
             )
             .await;
         }
-        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        let state = t
+            .read(&ReadScope {
+                groups: &BTreeSet::new(),
+                people: &BTreeMap::new(),
+                concurrency: 1,
+            })
+            .await
+            .unwrap();
         assert_eq!(state.users["ann"].name, "Ann");
         assert_eq!(state.licensed(), BTreeSet::from(["ann".to_string()]));
         assert_eq!(t.check().await.licensed_users_in_use, Some(1));
@@ -463,7 +484,14 @@ mod tests {
             },
         )
         .await;
-        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        let state = t
+            .read(&ReadScope {
+                groups: &BTreeSet::new(),
+                people: &BTreeMap::new(),
+                concurrency: 1,
+            })
+            .await
+            .unwrap();
         assert!(!state.users["ann"].active && state.licensed().is_empty());
         let groups_of_ann: Vec<&String> = state
             .members
@@ -485,7 +513,14 @@ mod tests {
             .await,
             None
         );
-        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        let state = t
+            .read(&ReadScope {
+                groups: &BTreeSet::new(),
+                people: &BTreeMap::new(),
+                concurrency: 1,
+            })
+            .await
+            .unwrap();
         assert!(state.users["ann"].active);
         assert_eq!(state.users["ann"].display_name, "Ann Lee");
         let again = ok(
@@ -512,7 +547,14 @@ mod tests {
         assert!(e.message.contains("'bob'"), "{}", e.message);
 
         assert_eq!(ok(&*t, Op::DeleteGroup { group: "devs".into() }).await, None);
-        let state = t.read(&BTreeSet::new(), 1).await.unwrap();
+        let state = t
+            .read(&ReadScope {
+                groups: &BTreeSet::new(),
+                people: &BTreeMap::new(),
+                concurrency: 1,
+            })
+            .await
+            .unwrap();
         assert!(!state.groups.contains("devs") && !state.members.contains_key("devs"));
         assert_eq!(t.calls().by_endpoint["store create-group"], 3);
         assert_eq!(t.calls().by_endpoint["store read"], 5);

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use roster_engine::{
-    Account, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome, Patience,
-    Rename, Seats, Target, TargetCheck, TargetConfig, TargetError, TargetKind, TargetState,
+    Account, Accounts, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome,
+    Patience, Profiles, ReadScope, Rename, Seats, Target, TargetCheck, TargetConfig, TargetError, TargetKind,
+    TargetState,
 };
 
 /// One account.
@@ -174,6 +175,7 @@ impl MemoryTarget {
                 in_use: Some(w.licensed() as i64),
                 limit: w.seat_limit,
             },
+            pending: BTreeMap::new(),
         }
     }
 
@@ -328,6 +330,8 @@ impl Target for MemoryTarget {
                 username_forbids: "/",
             },
             groups: Groups::Keep,
+            accounts: Accounts::Create,
+            profiles: Profiles::Managed,
         }
     }
 
@@ -335,7 +339,7 @@ impl Target for MemoryTarget {
         &self.account
     }
 
-    async fn read(&self, _groups: &BTreeSet<String>, _concurrency: usize) -> Result<TargetState, TargetError> {
+    async fn read(&self, _scope: &ReadScope<'_>) -> Result<TargetState, TargetError> {
         self.count("read");
         Ok(Self::state(&self.world(), None))
     }
@@ -373,6 +377,7 @@ impl Target for MemoryTarget {
             licensed_users: w.seat_limit,
             licensed_users_in_use: Some(w.licensed() as i64),
             ms: 0,
+            detail: None,
         }
     }
 }
