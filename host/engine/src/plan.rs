@@ -852,7 +852,7 @@ mod tests {
             managed: &BTreeSet::new(),
             policy: &policy,
             me: "roster",
-            product: "Acme Cloud",
+            product: "Acme Hub",
         })
     }
 
@@ -909,7 +909,7 @@ mod tests {
         );
         let cy = why(&draft, "cy");
         assert!(
-            cy.len() == 1 && cy[0].contains("has no email address: Acme Cloud accounts come to exist by invitation"),
+            cy.len() == 1 && cy[0].contains("has no email address: Acme Hub accounts come to exist by invitation"),
             "{cy:?}"
         );
 
@@ -979,7 +979,7 @@ mod tests {
         );
         assert_eq!(
             why(&draft, "bob"),
-            vec!["Acme Cloud accounts are owned by their people: display name and email are not changed by Roster"]
+            vec!["Acme Hub accounts are owned by their people: display name and email are not changed by Roster"]
         );
         let draft = run(&d, &t, &ids, capabilities(Accounts::Create, Profiles::Managed));
         let updates: Vec<&str> = draft
