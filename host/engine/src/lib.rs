@@ -346,7 +346,7 @@ impl Engine {
                 },
             ),
         };
-        let verdict = guard::judge(
+        let mut verdict = guard::judge(
             &draft.ops,
             &tally,
             &guard::Judged {
@@ -358,7 +358,6 @@ impl Engine {
                 plan: (&plan_id, &hash),
             },
         );
-        let mut verdict = verdict;
         let continued = match r.scope {
             Scope::Everyone if !draft.ops.is_empty() => self.continued(&draft.ops, &mut warnings)?,
             _ => None,
@@ -475,7 +474,7 @@ impl Engine {
             return Ok(None);
         }
         warnings.push(format!(
-            "continues plan {}, paused when the target's call budget ran out",
+            "continues plan {}, which paused when the target throttled it or its call budget ran out",
             paused.plan_id
         ));
         Ok(Some(Continued {
