@@ -352,6 +352,7 @@ impl Engine {
             &guard::Judged {
                 target: &target,
                 disable: capabilities.disable,
+                accounts: capabilities.accounts,
                 managed_accounts,
                 rules,
                 product: self.target.product(),
@@ -587,6 +588,7 @@ impl Engine {
             &guard::Judged {
                 target: &target,
                 disable: self.target.capabilities().disable,
+                accounts: self.target.capabilities().accounts,
                 managed_accounts: 0,
                 rules: guard::Rules::LicenceOnly,
                 product: self.target.product(),
