@@ -669,6 +669,8 @@ async fn the_rolling_window_refuses_with_429_then_lets_calls_in_again() {
         let near = (i == 4).then_some("true");
         assert_eq!(ok.header("x-ratelimit-nearlimit"), near, "call {i}");
     }
+    let wrong = t.send(t.http.get(t.url(&path)).basic_auth(USER, Some("wrong"))).await;
+    assert_eq!(wrong.status, 401, "a call that does not authenticate is not the user's");
     let refused = t.get(&path).await;
     assert_eq!(refused.status, 429);
     assert_eq!(refused.message(), RATE_LIMITED);
