@@ -704,7 +704,8 @@ impl Scim {
     /// accepted, a directory that does not exist.
     fn explain(&self, e: CloudError) -> CloudError {
         let hint = match &e {
-            CloudError::Api { status: 401 | 403, .. } => format!(
+            // 401 only: a 403 says why itself (a directory not linked to the workspace).
+            CloudError::Api { status: 401, .. } => format!(
                 "the directory API key is not accepted for SCIM directory {}; create one at admin.atlassian.com → Settings → User provisioning and set it as [target.scim] api_key",
                 self.directory_id
             ),
