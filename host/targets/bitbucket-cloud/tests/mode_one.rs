@@ -427,7 +427,7 @@ async fn check_names_the_mode_and_what_to_configure() {
     assert!(c.ok, "{c:?}");
     assert_eq!(
         c.detail.as_deref(),
-        Some("administered in Bitbucket: groups and invitations through the 1.0 API; 1 members of 10 seats")
+        Some("administered in Bitbucket: groups and invitations through the 1.0 API; 1 member of 10 seats")
     );
     assert_eq!((c.licensed_users, c.licensed_users_in_use), (Some(10), Some(1)));
 
