@@ -7,6 +7,8 @@
 //!   address, its state locked for seeding and assertions, stopped on drop;
 //! - [`faults`]: faults as data ([`Fault`], [`FaultRule`]) applied by one layer ([`Faults::layer`]);
 //! - [`throttle`]: a token bucket answering 429 with the vendor's headers ([`Throttle`]);
+//! - [`window`]: calls per caller over a rolling window, as hourly meters count them
+//!   ([`RollingLimit`]);
 //! - [`paging`]: offset, keyed-cursor, `Link`-header and page-token paging, with the paging
 //!   faults built in ([`Offset`], [`keyed_page`], [`link_headers`], [`Cursor`], [`Sealer`]);
 //! - [`request`]: a request as handlers see it, taken by one extractor ([`Req`]);
@@ -60,6 +62,7 @@ pub mod request;
 pub mod server;
 pub mod sim;
 pub mod throttle;
+pub mod window;
 
 #[cfg(test)]
 mod tests;
@@ -71,3 +74,4 @@ pub use request::Req;
 pub use server::{Logged, Outcome, RequestLog, Server, observe, peer};
 pub use sim::{Sim, SimState};
 pub use throttle::{RateLimited, Throttle, Throttled, TokenBucket};
+pub use window::{Metered, RollingLimit, Window};

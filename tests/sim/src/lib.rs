@@ -3,6 +3,7 @@
 //! difference on the endpoints they use; the Prism contract check in `.ci/run` holds them to the
 //! vendor's OpenAPI document.
 //! [`bitbucket`] simulates Bitbucket Data Center's admin REST API (the target).
+//! [`bitbucket_cloud`] simulates Bitbucket Cloud (2.0, the 1.0 groups and invitations) and the Atlassian SCIM directory API (the Cloud target).
 //! [`graph`] simulates Microsoft Graph v1.0 and the Entra ID token endpoint (Entra ID connector).
 //! [`crowd`] simulates Jira or Crowd as a user server, `usermanagement/1` (`crowd` connector).
 //! [`onelogin`] simulates OneLogin API v2 (and v1 groups) with its token endpoint (`onelogin` connector).
@@ -13,6 +14,7 @@
 //! [`scim2_server`] is none either: it runs PyPI's `scim2-server`, a real SCIM 2.0 service (`scim` connector).
 
 pub mod bitbucket;
+pub mod bitbucket_cloud;
 pub mod crowd;
 pub mod directory;
 pub mod google;
