@@ -216,7 +216,7 @@ async fn a_first_sync_invites_everyone_and_memberships_follow_once_they_have_joi
     let everyone: BTreeMap<String, u32> = d.users.iter().map(|u| (u.email.to_lowercase(), 1)).collect();
     assert_eq!(invited, everyone, "each person invited once");
     assert!(
-        w.sim.lock().invitations().iter().all(|i| i.group == DEVELOPERS),
+        w.sim.lock().invitations().iter().all(|i| i.group_slug == DEVELOPERS),
         "to the invite group: {:?}",
         w.sim.lock().invitations()
     );

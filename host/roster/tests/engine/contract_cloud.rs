@@ -8,8 +8,8 @@
 //! owners (`permissions?q=permission="owner"`). The 1.0 calls (groups, group members,
 //! invitations) and the Atlassian SCIM directory API are not in it (Atlassian publishes no
 //! OpenAPI document for either), so a small router in the test sends `/2.0/…` through Prism and
-//! everything else straight to the simulator; it writes its own address into the answers'
-//! `next` links so every page goes through Prism too. Those other calls are checked against
+//! everything else straight to the simulator, and the simulator writes the router's address
+//! into its `next` links so every page goes through Prism too. Those other calls are checked against
 //! the vendor's pages by the simulator's and the target's own tests.
 //!
 //! Ignored by `cargo test`; run by `.ci/run` after the README's test command, because it needs
@@ -30,12 +30,10 @@ use roster_sim::directory::Directory;
 use crate::cloud_workspace::{CloudWorld, report, workspace};
 use crate::common::prism::{Prism, violations_of};
 
-/// Where the router sends what: `/2.0/…` to Prism, the rest to the simulator, and the
-/// addresses it writes over in the answers.
+/// Where the router sends what: `/2.0/…` to Prism, the rest to the simulator.
 struct Routes {
     prism: String,
     sim: String,
-    me: String,
     http: reqwest::Client,
 }
 
@@ -63,9 +61,8 @@ async fn route(
             out.insert(k, v.clone());
         }
     }
-    let text = resp.text().await.unwrap_or_default();
-    let text = text.replace(&r.prism, &r.me).replace(&r.sim, &r.me);
-    (status, out, text).into_response()
+    let body = resp.bytes().await.unwrap_or_default();
+    (status, out, body).into_response()
 }
 
 /// The router on 127.0.0.1, port 0: its URL and its task.
@@ -75,7 +72,6 @@ async fn router(prism: &str, sim: &str) -> (String, tokio::task::JoinHandle<()>)
     let routes = Arc::new(Routes {
         prism: prism.to_string(),
         sim: sim.to_string(),
-        me: me.clone(),
         http: reqwest::Client::new(),
     });
     let app = axum::Router::new().fallback(route).with_state(routes);
@@ -126,6 +122,7 @@ async fn the_simulators_2_0_answers_keep_to_the_cloud_document() {
     let d = Directory::generate(150, 0, 0);
     let w = CloudWorld::joined(&d, workspace()).await;
     let prism = prism_in_front(&w.sim.url(), w.rt.dir.path()).await;
+    w.sim.lock().set_public_url(&prism.url());
     let ws = crate::scenarios::WORKSPACE;
     let emails: Vec<String> = d.users[..3].iter().map(|u| format!("%22{}%22", u.email)).collect();
     let paths = [
@@ -143,7 +140,7 @@ async fn the_simulators_2_0_answers_keep_to_the_cloud_document() {
     }
     let (_, _, first) = get(&prism, &paths[0], "app-password").await;
     let next = first["next"].as_str().expect("151 members, 100 a page").to_string();
-    let next = next.replacen(&w.sim.url(), "", 1);
+    let next = next.replacen(&prism.url(), "", 1);
     let (status, violations, body) = get(&prism, &next, "app-password").await;
     assert_eq!((status, violations.as_str()), (200, ""), "{next}: {body}");
     let (_, _, filtered) = get(&prism, &paths[1], "app-password").await;
@@ -165,6 +162,7 @@ async fn the_cloud_client_and_the_simulator_keep_to_the_cloud_document() {
     let mut w = CloudWorld::new(&d, workspace()).await;
     let prism = prism_in_front(&w.sim.url(), w.rt.dir.path()).await;
     let (through, task) = router(&prism.url(), &w.sim.url()).await;
+    w.sim.lock().set_public_url(&through);
     w.url = through;
     let check = |r: &roster_serve::RunReport, what: &str| {
         assert_eq!(r.state, RunState::Succeeded, "{what}: {}\nprism:\n{}", report(r), prism.log());

@@ -75,6 +75,8 @@ impl Scenario {
                 s.credentials("admin", APP_PASSWORD);
                 s.scim_directory(DIRECTORY_ID, SCIM_KEY);
                 s.add_group(LICENSED, Some("write"));
+                // Only the licensing group gives Bitbucket access, as an organization admin sets it.
+                s.product_access(&[LICENSED]);
                 // Roster's own account, a workspace owner.
                 let me = s.add_account("admin", "admin", "admin@example.com");
                 s.join(&me, LICENSED);
