@@ -5,6 +5,7 @@
 //! mirror), `identities` (IdP record ↔ Bitbucket account), `runs` (runs, plans, results),
 //! `settings` (transform settings last accepted), `tokens` (API tokens, hashed), `schedules`
 //! (what the scheduler remembers), `scim` (what identity providers push, and their tokens),
+//! `target_accounts` (which target account each name is, and calls to metered targets),
 //! `destroyed` (what applied runs took away, for the guard's
 //! rolling window), `audit`, `served` (the directory served as a Crowd server, and its change
 //! log), `crowd_apps` (the applications allowed to read it).
@@ -26,6 +27,7 @@ mod scim;
 mod served;
 mod settings;
 mod sources;
+mod target_accounts;
 mod targets;
 mod tokens;
 
@@ -54,6 +56,7 @@ pub use served::{
 };
 pub use settings::AcceptedSettings;
 pub use sources::SourceRow;
+pub use target_accounts::{CallTaken, CallWindow, TargetAccount};
 pub use tokens::{Role, TokenRow};
 
 /// Errors of the store; each says what to do.

@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (8, "0008_scim.sql", include_str!("../../../migrations/0008_scim.sql")),
     (9, "0009_crowd.sql", include_str!("../../../migrations/0009_crowd.sql")),
+    (
+        10,
+        "0010_target_accounts.sql",
+        include_str!("../../../migrations/0010_target_accounts.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

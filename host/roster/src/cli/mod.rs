@@ -86,6 +86,7 @@ pub fn target_kinds() -> TargetKinds {
     TargetKinds::new([
         Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>,
         Arc::new(roster_target_crowd_directory::Kind),
+        Arc::new(roster_target_bitbucket_cloud::Kind),
     ])
 }
 

@@ -49,6 +49,7 @@ pub fn kinds() -> roster_engine::TargetKinds {
     roster_engine::TargetKinds::new([
         Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn roster_engine::TargetKind>,
         Arc::new(roster_target_crowd_directory::Kind),
+        Arc::new(roster_target_bitbucket_cloud::Kind),
     ])
 }
 
