@@ -211,7 +211,12 @@ async fn a_first_sync_invites_everyone_and_memberships_follow_once_they_have_joi
     let w = CloudWorld::new(&d, workspace()).await;
     let first = w.sync().await;
     assert_eq!(first.state, RunState::Succeeded, "{:?}", first.summary.warnings);
-    assert_eq!(first.summary.planned.get("create-user"), Some(&20), "{:?}", first.summary.planned);
+    assert_eq!(
+        first.summary.planned.get("create-user"),
+        Some(&20),
+        "{:?}",
+        first.summary.planned
+    );
     let invited = w.invitations();
     let everyone: BTreeMap<String, u32> = d.users.iter().map(|u| (u.email.to_lowercase(), 1)).collect();
     assert_eq!(invited, everyone, "each person invited once");
@@ -228,7 +233,12 @@ async fn a_first_sync_invites_everyone_and_memberships_follow_once_they_have_joi
     let writes = w.writes();
     let waiting = w.sync().await;
     assert_eq!(waiting.state, RunState::Succeeded, "{:?}", waiting.summary.warnings);
-    assert_eq!(w.writes(), writes, "nobody is invited twice: {:?}", waiting.summary.planned);
+    assert_eq!(
+        w.writes(),
+        writes,
+        "nobody is invited twice: {:?}",
+        waiting.summary.planned
+    );
     assert_eq!(w.invitations(), everyone);
     let text = report(&waiting);
     assert!(
@@ -239,7 +249,12 @@ async fn a_first_sync_invites_everyone_and_memberships_follow_once_they_have_joi
     w.accept_all(&d);
     let joined = w.sync().await;
     assert_eq!(joined.state, RunState::Succeeded, "{:?}", joined.summary.warnings);
-    assert_eq!(joined.summary.planned.get("create-user"), None, "{:?}", joined.summary.planned);
+    assert_eq!(
+        joined.summary.planned.get("create-user"),
+        None,
+        "{:?}",
+        joined.summary.planned
+    );
     w.assert_matches(&d);
     assert!(w.invitations().is_empty(), "{:?}", w.invitations());
 
@@ -257,7 +272,12 @@ async fn a_dry_run_invites_nobody() {
     let w = CloudWorld::new(&d, workspace()).await;
     let r = w.run(Writes::DryRun).await;
     assert_eq!(r.state, RunState::Planned);
-    assert_eq!(r.summary.planned.get("create-user"), Some(&10), "{:?}", r.summary.planned);
+    assert_eq!(
+        r.summary.planned.get("create-user"),
+        Some(&10),
+        "{:?}",
+        r.summary.planned
+    );
     assert_eq!(w.writes(), 0);
     assert!(w.invitations().is_empty());
 }
@@ -347,7 +367,11 @@ async fn owners_and_the_acting_account_are_never_changed() {
     );
     let groups = w.groups();
     for name in ["admin", "boss", owner_name.as_str()] {
-        let of: Vec<&String> = groups.iter().filter(|(_, m)| m.contains(name)).map(|(g, _)| g).collect();
+        let of: Vec<&String> = groups
+            .iter()
+            .filter(|(_, m)| m.contains(name))
+            .map(|(g, _)| g)
+            .collect();
         assert_eq!(of, vec![DEVELOPERS], "{name}'s groups");
     }
 }
@@ -369,7 +393,10 @@ async fn a_changed_name_or_address_is_reported_and_never_written() {
     assert!(w.invitations().is_empty(), "{:?}", w.invitations());
     let text = report(&r);
     for who in [&d.users[1].username, &d.users[2].username] {
-        assert!(text.to_lowercase().contains(&who.to_lowercase()), "{who} is reported: {text}");
+        assert!(
+            text.to_lowercase().contains(&who.to_lowercase()),
+            "{who} is reported: {text}"
+        );
     }
 }
 
@@ -386,7 +413,13 @@ async fn a_rename_is_reported_as_an_update_of_nothing() {
     let writes = w.writes();
     let r = w.sync().await;
     assert_eq!(r.state, RunState::Succeeded, "{:?}", r.summary.warnings);
-    for kind in ["create-user", "rename-user", "deactivate-user", "delete-user", "remove-members"] {
+    for kind in [
+        "create-user",
+        "rename-user",
+        "deactivate-user",
+        "delete-user",
+        "remove-members",
+    ] {
         assert_eq!(r.summary.planned.get(kind), None, "{kind}: {:?}", r.summary.planned);
     }
     assert_eq!(w.writes(), writes);
@@ -450,7 +483,11 @@ async fn a_plan_larger_than_the_hourly_budget_completes_over_several_runs() {
     assert!(!paused.is_empty(), "64 memberships do not fit one window of 40 calls");
     assert!(paused.iter().all(|r| r.state == RunState::Paused));
     assert_eq!(last.state, RunState::Succeeded, "{:?}", last.summary.warnings);
-    assert_eq!(w.writes() - writes, planned(&runs[0]) as u64, "no write repeated, none lost");
+    assert_eq!(
+        w.writes() - writes,
+        planned(&runs[0]) as u64,
+        "no write repeated, none lost"
+    );
     w.assert_matches(&d);
 
     let writes = w.writes();

@@ -37,15 +37,13 @@ struct Routes {
     http: reqwest::Client,
 }
 
-async fn route(
-    State(r): State<Arc<Routes>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn route(State(r): State<Arc<Routes>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let base = if uri.path().starts_with("/2.0/") { &r.prism } else { &r.sim };
+    let base = if uri.path().starts_with("/2.0/") {
+        &r.prism
+    } else {
+        &r.sim
+    };
     let mut req = r.http.request(method, format!("{base}{path}")).body(body);
     for (k, v) in headers.iter().filter(|(k, _)| *k != "host" && *k != "content-length") {
         req = req.header(k, v);
@@ -165,7 +163,13 @@ async fn the_cloud_client_and_the_simulator_keep_to_the_cloud_document() {
     w.sim.lock().set_public_url(&through);
     w.url = through;
     let check = |r: &roster_serve::RunReport, what: &str| {
-        assert_eq!(r.state, RunState::Succeeded, "{what}: {}\nprism:\n{}", report(r), prism.log());
+        assert_eq!(
+            r.state,
+            RunState::Succeeded,
+            "{what}: {}\nprism:\n{}",
+            report(r),
+            prism.log()
+        );
         assert_eq!(r.summary.applied.failed, 0, "{what}");
         let members_calls: u64 = r
             .summary
