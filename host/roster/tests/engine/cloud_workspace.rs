@@ -473,8 +473,9 @@ async fn a_plan_larger_than_the_hourly_budget_completes_over_several_runs() {
     assert_eq!(w.invitations(), everyone, "each invitation sent exactly once");
     let needed = planned(&runs[0]) as u64;
     assert_eq!(w.writes(), needed, "no write repeated, none lost");
-    let eta = report(&runs[0]);
-    assert!(eta.contains("eta") || eta.contains("runs"), "the plan's ETA: {eta}");
+    let eta = runs[0].summary.eta.expect("a metered target's plan has an ETA");
+    assert!(eta.runs_needed > 1, "{eta:?}");
+    assert_eq!(eta.runs_needed, runs.len() as u64, "the ETA said how many runs: {eta:?}");
 
     w.accept_all(&d);
     let writes = w.writes();
