@@ -49,6 +49,8 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+pub use routes::MAX_EMAILS;
+
 use crate::kit::window::basic_user;
 use crate::kit::{self, Faults, Metered, RateLimited, Req, RollingLimit, RouteMatch, Vendor};
 

@@ -74,22 +74,11 @@ pub(crate) struct Group {
     pub members: Vec<CloudUser>,
 }
 
-/// The group an invitation is to.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct GroupRef {
-    /// Its slug.
-    #[serde(default)]
-    pub slug: Option<String>,
-}
-
 /// A pending 1.0 invitation.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Invitation {
     /// The address invited.
     pub email: String,
-    /// The group it is to.
-    #[serde(default)]
-    pub group: Option<GroupRef>,
     /// When it was sent ("2025-03-01T10:00:00+00:00" or "2025-03-01 10:00:00+00:00").
     #[serde(default)]
     pub utc_sent_on: Option<String>,
@@ -136,11 +125,6 @@ impl Client {
     /// The API (call counts, meter).
     pub(crate) fn api(&self) -> &Api {
         &self.api
-    }
-
-    /// The workspace's slug.
-    pub(crate) fn workspace(&self) -> &str {
-        &self.workspace
     }
 
     fn ws(&self) -> String {
