@@ -38,6 +38,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["roster-engine", "roster-http", "roster-model", "roster-store"],
     ),
     (
+        "roster-target-bitbucket-cloud",
+        &["roster-engine", "roster-http", "roster-model", "roster-scim", "roster-store"],
+    ),
+    (
         "roster-target-crowd-directory",
         &["roster-engine", "roster-http", "roster-model", "roster-store"],
     ),

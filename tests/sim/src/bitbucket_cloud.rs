@@ -29,7 +29,9 @@
 //! `X-RateLimit-Resource`, `X-RateLimit-NearLimit` and `Retry-After`; every answer the meter let
 //! through carries `X-RateLimit-Limit` (and `X-RateLimit-NearLimit: true` under 20 % left), as
 //! support.atlassian.com/bitbucket-cloud/docs/api-request-limits/ describes. The kit's faults
-//! apply to every path ([`CloudSim::faults`]), paging faults to the 2.0 listings and SCIM lists.
+//! apply to every path ([`CloudSim::faults`]); paging faults to the 2.0 listings only (SCIM's
+//! `startIndex` paging has no link to lead elsewhere). Links (`next`, `links.self`) start with the
+//! request's `Host`, or with [`CloudState::set_public_url`] behind a proxy such as Prism.
 
 mod routes;
 mod scim;

@@ -169,7 +169,7 @@ impl BitbucketCloudTarget {
             }
         }
         let me = self.settings.username.to_lowercase();
-        if me.contains('@') && !stored.get(&me).is_some_and(|a| a.account_id.is_some()) {
+        if me.contains('@') && stored.get(&me).is_none_or(|a| a.account_id.is_none()) {
             unknown.entry(me.clone()).or_default().push(me.clone());
         }
         let emails: Vec<String> = unknown.keys().cloned().collect();

@@ -105,7 +105,7 @@ impl BitbucketCloudTarget {
                     patience,
                 })
                 .map_err(|e| e.to_string())?;
-                Mode::Scim(Box::new(Scim::new(scim, api)))
+                Mode::Scim(Box::new(Scim::new(scim, api, store.clone(), &config.id)))
             }
             _ => Mode::Bitbucket,
         };

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use roster_sim::bitbucket::{BbState, BitbucketSim};
+use roster_sim::bitbucket_cloud::{Administration, AutoAccept, CloudSim, CloudState};
 use roster_sim::crowd::{CrowdSim, CrowdState, Product, parse_allowed_address};
 use roster_sim::directory::Directory;
 use roster_sim::keycloak::{GroupsApi, KeycloakSim, KeycloakState, Role};
@@ -32,6 +33,8 @@ enum Sim {
         #[arg(default_value = "127.0.0.1:7990")]
         addr: SocketAddr,
     },
+    /// Bitbucket Cloud: 2.0 members, 1.0 groups and invitations, the Atlassian SCIM directory.
+    BitbucketCloud(CloudOptions),
     /// Jira or Crowd as a user server (Crowd REST `usermanagement/1`).
     Crowd(CrowdOptions),
     /// Okta's Management API.
@@ -60,6 +63,40 @@ impl Size {
     fn directory(&self) -> Directory {
         Directory::generate(self.users, self.groups, self.per_user)
     }
+}
+
+#[derive(Debug, Args)]
+struct CloudOptions {
+    /// Where to listen.
+    #[arg(default_value = "127.0.0.1:7991")]
+    addr: SocketAddr,
+    /// The workspace's slug.
+    #[arg(long, default_value = "acme")]
+    workspace: String,
+    /// The Basic-auth user Roster acts as.
+    #[arg(long, default_value = "roster-bot")]
+    username: String,
+    /// Its app password (or API token).
+    #[arg(long, default_value = "roster")]
+    password: String,
+    /// Members seeded in the group `developers` (`userN@acme.example`).
+    #[arg(long, default_value_t = 0)]
+    members: usize,
+    /// Serve a workspace whose administration moved to admin.atlassian.com (SCIM provisions).
+    #[arg(long)]
+    admin_hub: bool,
+    /// The SCIM directory id.
+    #[arg(long, default_value = "roster-directory")]
+    directory_id: String,
+    /// The SCIM directory's API key.
+    #[arg(long, default_value = "roster")]
+    api_key: String,
+    /// Calls each user may make per rolling hour; 0 for no limit.
+    #[arg(long, default_value_t = 1000)]
+    calls_per_hour: u64,
+    /// Invitations are accepted as soon as they are sent.
+    #[arg(long)]
+    auto_accept: bool,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +216,52 @@ async fn start(cli: Cli) -> Result<Box<dyn std::any::Any>, String> {
                 .await
                 .map_err(listen(addr))?;
             println!("{}", s.url());
+            Ok(Box::new(s))
+        }
+        Sim::BitbucketCloud(o) => {
+            let administration = if o.admin_hub {
+                Administration::AdminHub
+            } else {
+                Administration::Bitbucket
+            };
+            let mut state = CloudState::new(&o.workspace, administration);
+            state.credentials(&o.username, &o.password);
+            state.scim_directory(&o.directory_id, &o.api_key);
+            if o.auto_accept {
+                state.auto_accept(AutoAccept::Immediately);
+            }
+            if o.calls_per_hour > 0 {
+                state.hourly_limit(o.calls_per_hour, std::time::Duration::from_secs(3600));
+            }
+            let group = state.add_group("developers", Some("write"));
+            for i in 0..o.members {
+                let id = state.add_account(
+                    &format!("user{i}"),
+                    &format!("User {i}"),
+                    &format!("user{i}@acme.example"),
+                );
+                state.join(&id, &group);
+            }
+            let s = CloudSim::try_start_on(o.addr, state).await.map_err(listen(o.addr))?;
+            println!("{}", s.url());
+            println!(
+                "Bitbucket Cloud workspace `{}` ({}): {} members in developers; Basic `{}`; SCIM directory `{}` with key `{}`; {} calls an hour",
+                o.workspace,
+                if o.admin_hub {
+                    "administered at admin.atlassian.com"
+                } else {
+                    "administered in Bitbucket"
+                },
+                o.members,
+                o.username,
+                o.directory_id,
+                o.api_key,
+                if o.calls_per_hour > 0 {
+                    o.calls_per_hour.to_string()
+                } else {
+                    "unlimited".into()
+                }
+            );
             Ok(Box::new(s))
         }
         Sim::Crowd(o) => {
@@ -360,6 +443,38 @@ mod tests {
         };
         assert_eq!((d.addr, d.auth_prefix), ("127.0.0.1:8098".parse().unwrap(), false));
         assert!(parse("keycloak --realm").unwrap_err().contains("--realm"));
+    }
+
+    #[test]
+    fn bitbucket_cloud_takes_its_options_and_serves_its_members() {
+        let Sim::BitbucketCloud(o) = sim("bitbucket-cloud --workspace corp --members 3 --admin-hub --calls-per-hour 0")
+        else {
+            panic!("bitbucket-cloud");
+        };
+        assert_eq!(
+            (o.workspace.as_str(), o.members, o.admin_hub, o.calls_per_hour),
+            ("corp", 3, true, 0)
+        );
+        assert!(
+            parse("bitbucket-cloud --members many")
+                .unwrap_err()
+                .contains("--members")
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let running = start(parse("bitbucket-cloud 127.0.0.1:0 --members 3").unwrap())
+                .await
+                .unwrap();
+            let s = running.downcast_ref::<CloudSim>().unwrap();
+            let answer = reqwest::Client::new()
+                .get(format!("{}/2.0/workspaces/acme/members", s.url()))
+                .basic_auth("roster-bot", Some("roster"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+            assert_eq!(answer.headers()["x-ratelimit-limit"], "1000");
+        });
     }
 
     #[test]

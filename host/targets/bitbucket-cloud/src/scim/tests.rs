@@ -1,0 +1,1 @@
+//! Mode two against the simulator.
