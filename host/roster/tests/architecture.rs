@@ -39,7 +39,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "roster-target-bitbucket-cloud",
-        &["roster-engine", "roster-http", "roster-model", "roster-scim", "roster-store"],
+        &[
+            "roster-engine",
+            "roster-http",
+            "roster-model",
+            "roster-scim",
+            "roster-store",
+        ],
     ),
     (
         "roster-target-crowd-directory",

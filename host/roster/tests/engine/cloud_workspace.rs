@@ -226,8 +226,12 @@ async fn a_first_sync_invites_everyone_and_memberships_follow_once_they_have_joi
         w.sim.lock().invitations()
     );
     assert_eq!(w.members(), BTreeSet::from(["admin".to_string()]), "nobody joined yet");
-    let text = report(&first);
-    assert!(text.contains("pending") || text.contains("invit"), "{text}");
+    assert_eq!(
+        first.summary.applied.done,
+        planned(&first),
+        "{:?}",
+        first.summary.warnings
+    );
 
     // Nobody accepted yet: the next run waits for them.
     let writes = w.writes();
@@ -240,11 +244,19 @@ async fn a_first_sync_invites_everyone_and_memberships_follow_once_they_have_joi
         waiting.summary.planned
     );
     assert_eq!(w.invitations(), everyone);
-    let text = report(&waiting);
-    assert!(
-        text.contains(&d.users[0].email.to_lowercase()) || text.contains(&d.users[0].username),
-        "the pending people are reported: {text}"
-    );
+    for u in &d.users {
+        let said = waiting
+            .summary
+            .skipped
+            .iter()
+            .find(|x| x.subject.eq_ignore_ascii_case(&u.username));
+        assert!(
+            said.is_some_and(|x| x.why.contains("not accepted yet") && x.why.contains(&u.email)),
+            "{} is reported pending: {:?}",
+            u.username,
+            waiting.summary.skipped
+        );
+    }
 
     w.accept_all(&d);
     let joined = w.sync().await;
@@ -391,11 +403,12 @@ async fn a_changed_name_or_address_is_reported_and_never_written() {
     assert_eq!(r.state, RunState::Succeeded, "{:?}", r.summary.warnings);
     assert_eq!(w.writes(), writes, "profiles are not Roster's: {:?}", r.summary.planned);
     assert!(w.invitations().is_empty(), "{:?}", w.invitations());
-    let text = report(&r);
     for who in [&d.users[1].username, &d.users[2].username] {
+        let said = r.summary.skipped.iter().find(|x| x.subject.eq_ignore_ascii_case(who));
         assert!(
-            text.to_lowercase().contains(&who.to_lowercase()),
-            "{who} is reported: {text}"
+            said.is_some_and(|x| x.why.contains("owned by their people")),
+            "{who} is reported: {:?}",
+            r.summary.skipped
         );
     }
 }
@@ -424,8 +437,42 @@ async fn a_rename_is_reported_as_an_update_of_nothing() {
     }
     assert_eq!(w.writes(), writes);
     assert!(w.invitations().is_empty());
-    let text = report(&r).to_lowercase();
-    assert!(text.contains(&renamed.users[5].username.to_lowercase()), "{text}");
+    let new = &renamed.users[5].username;
+    let said = r
+        .summary
+        .collisions
+        .iter()
+        .find(|c| c.subject.eq_ignore_ascii_case(new));
+    assert!(
+        said.is_some_and(|c| c.why.contains("cannot rename")),
+        "{:?}",
+        r.summary.collisions
+    );
+}
+
+/// On Cloud a username change is an update of nothing: the report should say so, not tell the
+/// administrator to rename the account in Bitbucket by hand (an Atlassian account's name is its
+/// person's, and Roster finds it by email whatever its name) and wait for a relink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails: the engine's generic Rename::Unsupported text advises a rename by hand (reported to the lead)"]
+async fn a_rename_on_cloud_is_not_advised_to_be_done_by_hand() {
+    let d = Directory::generate(10, 2, 1);
+    let w = CloudWorld::joined(&d, workspace()).await;
+    let mut renamed = d.clone();
+    renamed.users[5].username = format!("{}-new", d.users[5].username);
+    w.write(&renamed);
+    let r = w.sync().await;
+    let new = &renamed.users[5].username;
+    let said = r
+        .summary
+        .collisions
+        .iter()
+        .find(|c| c.subject.eq_ignore_ascii_case(new));
+    assert!(
+        said.is_some_and(|c| !c.why.contains("by hand")),
+        "{:?}",
+        r.summary.collisions
+    );
 }
 
 /// Runs until one ends otherwise than `paused` (at most `limit` runs), letting Cloud's window
