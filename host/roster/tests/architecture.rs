@@ -34,6 +34,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("roster-engine", &["roster-http", "roster-model", "roster-store"]),
     (
+        "roster-target-bitbucket-cloud",
+        &["roster-engine", "roster-http", "roster-model", "roster-store"],
+    ),
+    (
         "roster-target-bitbucket-dc",
         &["roster-engine", "roster-http", "roster-model", "roster-store"],
     ),
@@ -153,6 +157,7 @@ fn the_stated_absences_hold() {
     let graph = graph();
     let reaches = |from: &str, to: &str| graph[from].contains(to);
     for target in [
+        "roster-target-bitbucket-cloud",
         "roster-target-bitbucket-dc",
         "roster-target-crowd-directory",
         "roster-target-memory",

@@ -40,7 +40,7 @@ mod scim;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -53,7 +53,7 @@ use serde_json::{Value, json};
 
 pub use routes::MAX_EMAILS;
 
-use crate::kit::window::basic_user;
+use crate::kit::window::basic_credentials;
 use crate::kit::{self, Faults, Metered, RateLimited, Req, RollingLimit, RouteMatch, Vendor};
 
 /// The content type of Bitbucket's JSON answers.
@@ -168,7 +168,8 @@ pub struct CloudState {
     workspace: String,
     workspace_uuid: String,
     administration: Administration,
-    credentials: BTreeMap<String, String>,
+    /// User → password; shared with the meter, which counts authenticated calls only.
+    credentials: Credentials,
     /// (directory id, API key).
     scim: Option<(String, String)>,
     accounts: BTreeMap<String, Account>,
@@ -188,15 +189,30 @@ pub struct CloudState {
     invitations_sent: u64,
 }
 
+/// The Basic-auth pairs accepted.
+#[derive(Clone, Debug, Default)]
+struct Credentials(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl Credentials {
+    /// The user a request authenticates as, when its Basic credentials are accepted.
+    fn user(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        let (user, password) = basic_credentials(headers)?;
+        let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        (known.get(&user) == Some(&password)).then_some(user)
+    }
+}
+
 impl CloudState {
     /// An empty workspace `workspace` (its slug) under `administration`. No credentials are
     /// accepted until [`CloudState::credentials`] is called.
     pub fn new(workspace: &str, administration: Administration) -> CloudState {
+        let credentials = Credentials::default();
+        let metered = credentials.clone();
         CloudState {
             workspace: workspace.to_string(),
             workspace_uuid: format!("{{{}}}", kit::ids::guid()),
             administration,
-            credentials: BTreeMap::new(),
+            credentials: credentials.clone(),
             scim: None,
             accounts: BTreeMap::new(),
             by_email: HashMap::new(),
@@ -207,8 +223,12 @@ impl CloudState {
             auto_accept: AutoAccept::Never,
             public_url: None,
             faults: Faults::new(),
-            // The meter covers Bitbucket's API, not api.atlassian.com's SCIM.
-            meter: RollingLimit::new(RouteMatch::Not(Box::new(RouteMatch::prefix("/scim/"))), basic_user),
+            // The meter covers Bitbucket's API, not api.atlassian.com's SCIM, and authenticated
+            // calls only (Bitbucket meters the others per address, which no test needs).
+            meter: RollingLimit::new(
+                RouteMatch::Not(Box::new(RouteMatch::prefix("/scim/"))),
+                Arc::new(move |headers| metered.user(headers)),
+            ),
             writes: 0,
             invitations_sent: 0,
         }
@@ -217,7 +237,11 @@ impl CloudState {
     /// Accepts HTTP Basic with `username` and `password` (an app password, or an Atlassian
     /// account email and API token); may be called for several pairs.
     pub fn credentials(&mut self, username: &str, password: &str) {
-        self.credentials.insert(username.to_string(), password.to_string());
+        self.credentials
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(username.to_string(), password.to_string());
     }
 
     /// Links the SCIM directory `directory_id`, reached with `Bearer <api_key>`.

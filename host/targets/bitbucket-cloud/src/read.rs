@@ -100,12 +100,13 @@ impl BitbucketCloudTarget {
     pub(crate) async fn read_names(
         &self,
         names: &BTreeSet<String>,
-        _groups: &BTreeSet<String>,
+        groups: &BTreeSet<String>,
     ) -> Result<TargetState, CloudError> {
         if let Mode::Scim(scim) = &self.mode {
             self.in_mode_two().await?;
-            return scim.read_accounts(names, _groups, &self.settings).await;
+            return scim.read_accounts(names, groups, &self.settings).await;
         }
+        // Every group's members come in one call: `groups` needs no call of its own.
         let invitations = self.invitations_in_mode_one().await?;
         let groups = self.client.groups().await?;
         let owners = self.client.owners().await?;

@@ -192,7 +192,7 @@ impl Scim {
 
     /// Every user, page by page.
     async fn all_users(&self) -> Result<Vec<UserRecord>, CloudError> {
-        let endpoint = self.path.endpoint(Listing::Users);
+        let endpoint = self.path.endpoint(&Method::GET, Listing::Users);
         self.list(Listing::Users, None)
             .await?
             .iter()
@@ -205,7 +205,7 @@ impl Scim {
 
     /// Every group, page by page, each with whether its members were listed.
     async fn all_groups(&self) -> Result<Vec<(GroupRecord, bool)>, CloudError> {
-        let endpoint = self.path.endpoint(Listing::Groups);
+        let endpoint = self.path.endpoint(&Method::GET, Listing::Groups);
         self.list(Listing::Groups, None)
             .await?
             .iter()
@@ -232,7 +232,7 @@ impl Scim {
                 out.push(g);
                 continue;
             }
-            let endpoint = self.path.endpoint(Listing::Group);
+            let endpoint = self.path.endpoint(&Method::GET, Listing::Group);
             let body: Value = self
                 .api
                 .get(&endpoint, &self.path.group(&g.id), &[])
@@ -250,7 +250,7 @@ impl Scim {
     /// `totalResults` is reached. The next page starts after what this one held, so a service
     /// that caps `count` below what was asked is still read whole.
     async fn list(&self, listing: Listing, filter: Option<&str>) -> Result<Vec<Value>, CloudError> {
-        let endpoint = self.path.endpoint(listing);
+        let endpoint = self.path.endpoint(&Method::GET, listing);
         let path = self.path.listing(listing);
         let mut out: Vec<Value> = Vec::new();
         let mut start: u64 = 1;
@@ -277,7 +277,7 @@ impl Scim {
 
     /// The user whose `userName` is `user_name` (any case), asked of the directory.
     async fn find_user(&self, user_name: &str) -> Result<Option<UserRecord>, CloudError> {
-        let endpoint = self.path.endpoint(Listing::Users);
+        let endpoint = self.path.endpoint(&Method::GET, Listing::Users);
         let found = self
             .list(Listing::Users, Some(&wire::eq("userName", user_name)))
             .await?;
@@ -290,7 +290,7 @@ impl Scim {
 
     /// The user with the directory id `id`, if it still exists.
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, CloudError> {
-        let endpoint = self.path.endpoint(Listing::User);
+        let endpoint = self.path.endpoint(&Method::GET, Listing::User);
         match self.api.get::<Value>(&endpoint, &self.path.user(id), &[]).await {
             Ok(body) => roster_scim::user_record(&body)
                 .map(Some)
@@ -384,7 +384,7 @@ impl Scim {
         if let Some(id) = self.ids().groups.get(name) {
             return Ok(Some(id.clone()));
         }
-        let endpoint = self.path.endpoint(Listing::Groups);
+        let endpoint = self.path.endpoint(&Method::GET, Listing::Groups);
         let found = self.list(Listing::Groups, Some(&wire::eq("displayName", name))).await?;
         let id = found
             .iter()
@@ -439,7 +439,7 @@ impl Scim {
     }
 
     async fn create_user(&self, user: &str, display_name: &str, email: &str) -> Result<Option<String>, CloudError> {
-        let endpoint = self.path.endpoint(Listing::Users);
+        let endpoint = self.path.endpoint(&Method::POST, Listing::Users);
         // Atlassian's directory signs people in by address: the userName is the email when
         // there is one, and Roster's name is kept in the store.
         let user_name = if email.is_empty() { user } else { email };
@@ -533,7 +533,7 @@ impl Scim {
         let Some(u) = self.user(user).await? else {
             return Ok(Some(gone()));
         };
-        let endpoint = self.path.endpoint(Listing::User);
+        let endpoint = self.path.endpoint(&Method::DELETE, Listing::User);
         match self
             .api
             .send(Method::DELETE, &endpoint, &self.path.user(&u.id), &[], &Body::Empty)
@@ -559,7 +559,7 @@ impl Scim {
     }
 
     async fn create_group(&self, group: &str) -> Result<Option<String>, CloudError> {
-        let endpoint = self.path.endpoint(Listing::Groups);
+        let endpoint = self.path.endpoint(&Method::POST, Listing::Groups);
         let sent = self
             .api
             .send(
@@ -647,7 +647,7 @@ impl Scim {
     }
 
     async fn patch_user(&self, id: &str, body: Value) -> Result<(), CloudError> {
-        let endpoint = self.path.endpoint(Listing::User);
+        let endpoint = self.path.endpoint(&Method::PATCH, Listing::User);
         self.api
             .send(Method::PATCH, &endpoint, &self.path.user(id), &[], &Body::Json(body))
             .await
@@ -656,7 +656,7 @@ impl Scim {
     }
 
     async fn patch_group(&self, id: &str, body: Value) -> Result<(), CloudError> {
-        let endpoint = self.path.endpoint(Listing::Group);
+        let endpoint = self.path.endpoint(&Method::PATCH, Listing::Group);
         self.api
             .send(Method::PATCH, &endpoint, &self.path.group(id), &[], &Body::Json(body))
             .await
@@ -673,7 +673,7 @@ impl Scim {
     /// Probes the directory: its users' first page says the key works and the directory
     /// exists; its groups say how many seats the licensed groups' active members take.
     pub(crate) async fn check(&self, settings: &Settings) -> Result<Checked, CloudError> {
-        let endpoint = self.path.endpoint(Listing::Users);
+        let endpoint = self.path.endpoint(&Method::GET, Listing::Users);
         let body: Value = self
             .api
             .get(
@@ -704,7 +704,8 @@ impl Scim {
     /// accepted, a directory that does not exist.
     fn explain(&self, e: CloudError) -> CloudError {
         let hint = match &e {
-            CloudError::Api { status: 401 | 403, .. } => format!(
+            // 401 only: a 403 says why itself (a directory not linked to the workspace).
+            CloudError::Api { status: 401, .. } => format!(
                 "the directory API key is not accepted for SCIM directory {}; create one at admin.atlassian.com → Settings → User provisioning and set it as [target.scim] api_key",
                 self.directory_id
             ),

@@ -256,19 +256,7 @@ struct InviteBody {
 
 impl CloudState {
     fn authenticated(&self, req: &Req) -> bool {
-        let Some(user) = kit::window::basic_user(&req.headers) else {
-            return false;
-        };
-        let password = req
-            .header("authorization")
-            .and_then(|v| v.trim().split_once(' '))
-            .and_then(|(_, b64)| {
-                use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()
-            })
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|t| t.split_once(':').map(|(_, p)| p.to_string()));
-        password.is_some_and(|p| self.credentials.get(&user) == Some(&p))
+        self.credentials.user(&req.headers).is_some()
     }
 
     fn is_workspace(&self, ws: &str) -> bool {

@@ -669,6 +669,8 @@ async fn the_rolling_window_refuses_with_429_then_lets_calls_in_again() {
         let near = (i == 4).then_some("true");
         assert_eq!(ok.header("x-ratelimit-nearlimit"), near, "call {i}");
     }
+    let wrong = t.send(t.http.get(t.url(&path)).basic_auth(USER, Some("wrong"))).await;
+    assert_eq!(wrong.status, 401, "a call that does not authenticate is not the user's");
     let refused = t.get(&path).await;
     assert_eq!(refused.status, 429);
     assert_eq!(refused.message(), RATE_LIMITED);
@@ -694,5 +696,24 @@ async fn the_rolling_window_refuses_with_429_then_lets_calls_in_again() {
             .filter(|e| e.outcome == crate::kit::Outcome::RateLimited)
             .count(),
         1
+    );
+}
+
+#[tokio::test]
+async fn injected_faults_answer_in_each_api_s_own_error_body() {
+    let t = T::new(workspace(Administration::AdminHub)).await;
+    t.sim
+        .faults()
+        .add(FaultRule::new(Fault::status(503)).times(crate::kit::Times::Count(2)));
+    let bitbucket = t.get(&format!("/1.0/groups/{WS}")).await;
+    assert_eq!(bitbucket.status, 503);
+    assert!(bitbucket.message().starts_with("Injected fault"));
+    let scim = t.scim(reqwest::Method::GET, "/Users", None).await;
+    assert_eq!(scim.status, 503);
+    assert_eq!(scim.json["status"], "503");
+    assert_eq!(
+        t.get(&format!("/1.0/groups/{WS}")).await.status,
+        200,
+        "the rule is spent"
     );
 }

@@ -101,18 +101,27 @@ impl Window {
 }
 
 /// Who a request is metered as; `None` leaves it unmetered (an unauthenticated call).
-pub type CallerOf = fn(&HeaderMap) -> Option<String>;
+pub type CallerOf = Arc<dyn Fn(&HeaderMap) -> Option<String> + Send + Sync>;
 
 /// Writes the vendor's rate-limit headers on an answer the window let through.
 pub type MeterHeaders = fn(&mut Response, &Metered);
 
 /// A simulator's rolling-window limit, shared between its state (which sets it) and the layer.
 /// Unlimited until [`RollingLimit::limit`] is called.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RollingLimit {
     scope: RouteMatch,
     caller: CallerOf,
     window: Arc<Mutex<Option<Window>>>,
+}
+
+impl std::fmt::Debug for RollingLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollingLimit")
+            .field("scope", &self.scope)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RollingLimit {
@@ -163,9 +172,8 @@ impl RollingLimit {
     }
 }
 
-/// The user name of an HTTP Basic `Authorization` header: how vendors that meter per user
-/// name the caller.
-pub fn basic_user(headers: &HeaderMap) -> Option<String> {
+/// The user name and password of an HTTP Basic `Authorization` header.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get("authorization")?.to_str().ok()?.trim();
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -173,7 +181,14 @@ pub fn basic_user(headers: &HeaderMap) -> Option<String> {
     }
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
-    Some(text.split_once(':').map_or(text.as_str(), |(user, _)| user).to_string())
+    let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
+    Some((user.to_string(), password.to_string()))
+}
+
+/// The user name of an HTTP Basic `Authorization` header, whatever its password: how vendors
+/// that meter per user name the caller when any caller is let in.
+pub fn basic_user(headers: &HeaderMap) -> Option<String> {
+    basic_credentials(headers).map(|(user, _)| user)
 }
 
 /// The layer applying a [`RollingLimit`]; see [`RollingLimit::layer`].
@@ -243,6 +258,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("authorization", "Basic cm9zdGVyOnNlY3JldA==".parse().unwrap());
         assert_eq!(basic_user(&h).as_deref(), Some("roster"));
+        assert_eq!(
+            basic_credentials(&h),
+            Some(("roster".to_string(), "secret".to_string()))
+        );
         h.insert("authorization", "Bearer x".parse().unwrap());
         assert_eq!(basic_user(&h), None);
     }

@@ -1,6 +1,7 @@
 //! What goes over the wire to Atlassian's SCIM API: paths, endpoint names, filters and bodies
 //! (developer.atlassian.com/cloud/admin/user-provisioning/rest/; vendor-apis.md §3).
 
+use reqwest::Method;
 use roster_scim::patch::PATCH_URN;
 use roster_scim::schema::{GROUP_URN, USER_URN};
 use serde_json::{Value, json};
@@ -35,15 +36,16 @@ impl Path {
         }
     }
 
-    /// The call's name in counts and errors: a template, never ids.
-    pub(super) fn endpoint(&self, listing: Listing) -> String {
+    /// The call's name in counts and errors ("GET /scim/directory/{directoryId}/Users"): a
+    /// template, never ids.
+    pub(super) fn endpoint(&self, method: &Method, listing: Listing) -> String {
         let tail = match listing {
             Listing::Users => "Users",
             Listing::User => "Users/{id}",
             Listing::Groups => "Groups",
             Listing::Group => "Groups/{id}",
         };
-        format!("/scim/directory/{{directoryId}}/{tail}")
+        format!("{method} /scim/directory/{{directoryId}}/{tail}")
     }
 
     /// `…/Users` or `…/Groups`.
@@ -173,7 +175,10 @@ mod tests {
         let p = Path::new("dir 1/x");
         assert_eq!(p.listing(Listing::Users), "/scim/directory/dir%201%2Fx/Users");
         assert_eq!(p.user("a/b"), "/scim/directory/dir%201%2Fx/Users/a%2Fb");
-        assert_eq!(p.endpoint(Listing::Group), "/scim/directory/{directoryId}/Groups/{id}");
+        assert_eq!(
+            p.endpoint(&Method::PATCH, Listing::Group),
+            "PATCH /scim/directory/{directoryId}/Groups/{id}"
+        );
     }
 
     #[test]
