@@ -655,7 +655,7 @@ impl Engine {
             // Throttling that outlasted the retries, or a call budget spent: waiting is the
             // cure, not a fix, so the run pauses and the next one takes over from a fresh read.
             warnings.push(format!(
-                "paused: {why}; {} later operation(s) were not started; the next run continues plan {plan_id}",
+                "paused: target '{id}': apply: {why}; {} later operation(s) were not started; the next run continues plan {plan_id}",
                 a.stopped
             ));
             return RunState::Paused;

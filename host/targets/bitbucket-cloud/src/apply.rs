@@ -24,6 +24,15 @@ fn already(r: Result<(), CloudError>, status: u16, note: &str) -> Result<Option<
     }
 }
 
+/// Whether an error is the target failing rather than this person (as the engine tells them
+/// apart): such an error ends the operation at once.
+fn stops_run(e: &CloudError) -> bool {
+    match e.status() {
+        None => true,
+        Some(s) => s == 401 || s == 429 || s >= 500,
+    }
+}
+
 impl BitbucketCloudTarget {
     /// Carries out one operation in a workspace administered in Bitbucket.
     pub(crate) async fn execute(&self, op: &Op) -> Result<Option<String>, CloudError> {
@@ -49,9 +58,11 @@ impl BitbucketCloudTarget {
                 "deleting group {group} is never planned for Bitbucket Cloud, which keeps groups; {NOT_FOR_THIS_TARGET}"
             ))),
             Op::AddMembers { group, users } => {
+                // One member per call (`AddMembers::OneAtATime`): a longer list is taken one by
+                // one, and a person with no account yet does not hold up the others.
                 let slug = self.slug(group);
                 let mut notes = Vec::new();
-                let mut failed = Vec::new();
+                let mut failed: Vec<(String, CloudError)> = Vec::new();
                 for user in users {
                     let result = match self.account_id(user).await {
                         Ok(id) => {
@@ -69,17 +80,21 @@ impl BitbucketCloudTarget {
                     };
                     match result {
                         Ok(note) => notes.extend(note),
-                        Err(e) if users.len() == 1 => return Err(e),
-                        Err(e) => failed.push(format!("{user}: {e}")),
+                        Err(e) if stops_run(&e) => return Err(e),
+                        Err(e) => failed.push((user.clone(), e)),
                     }
                 }
-                if failed.is_empty() {
-                    Ok((!notes.is_empty()).then(|| notes.join("; ")))
-                } else {
-                    Err(CloudError::Refused(format!(
+                match failed.len() {
+                    0 => Ok((!notes.is_empty()).then(|| notes.join("; "))),
+                    1 => Err(failed.remove(0).1),
+                    _ => Err(CloudError::NoAccount(format!(
                         "adding to {group} failed for {}",
-                        failed.join("; ")
-                    )))
+                        failed
+                            .iter()
+                            .map(|(u, e)| format!("{u}: {e}"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ))),
                 }
             }
             Op::RemoveMember { group, user } => {
@@ -185,12 +200,12 @@ impl BitbucketCloudTarget {
             Some(TargetAccount {
                 account_id: Some(id), ..
             }) => Ok(id),
-            Some(TargetAccount { email, .. }) => Err(CloudError::Refused(format!(
+            Some(TargetAccount { email, .. }) => Err(CloudError::NoAccount(format!(
                 "{key} has no Atlassian account in workspace {} yet{}: the membership is given by a run after they accept",
                 self.settings.workspace,
                 email.map(|e| format!(" (invited as {e})")).unwrap_or_default()
             ))),
-            None => Err(CloudError::Refused(format!(
+            None => Err(CloudError::NoAccount(format!(
                 "no Atlassian account in workspace {} is known as {key}: read the target again (the next run plans from what it holds)",
                 self.settings.workspace
             ))),

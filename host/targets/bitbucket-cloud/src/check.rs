@@ -45,11 +45,14 @@ impl BitbucketCloudTarget {
         match (&self.mode, found) {
             (Mode::Bitbucket, Administered::Bitbucket(_)) => {
                 let members = self.client.members().await?.len() as i64;
+                let counted = if members == 1 {
+                    "1 member".to_string()
+                } else {
+                    format!("{members} members")
+                };
                 let seats = match self.settings.seats {
-                    Some(limit) => format!("{members} members of {limit} seats"),
-                    None => {
-                        format!("{members} members (set `seats` to the plan's user limit: Cloud's API does not say it)")
-                    }
+                    Some(limit) => format!("{counted} of {limit} seats"),
+                    None => format!("{counted} (set `seats` to the plan's user limit: Cloud's API does not say it)"),
                 };
                 Ok(Checked {
                     detail: format!("{IN_BITBUCKET}; {seats}"),

@@ -57,10 +57,13 @@ pub enum CloudError {
     /// The workspace is administered elsewhere than the target's settings say.
     #[error("{0}")]
     Mode(String),
-    /// The operation cannot be carried out on Bitbucket Cloud (the plan was not made for it),
-    /// or it names an account Roster does not know yet.
+    /// The operation cannot be carried out on Bitbucket Cloud: the plan was not made for it.
     #[error("{0}")]
     Refused(String),
+    /// The operation names an account with no Atlassian account Roster knows of (an invitation
+    /// not accepted yet): this operation fails, the run goes on (status 404).
+    #[error("{0}")]
+    NoAccount(String),
     /// Roster's own records (account mapping, call budget) could not be read or written.
     #[error("Roster's store: {0}")]
     Store(String),
@@ -72,6 +75,7 @@ impl CloudError {
         match self {
             CloudError::Api { status, .. } => Some(*status),
             CloudError::BudgetSpent { .. } => Some(429),
+            CloudError::NoAccount(_) => Some(404),
             _ => None,
         }
     }

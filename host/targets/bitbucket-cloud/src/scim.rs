@@ -19,7 +19,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use reqwest::Method;
@@ -41,6 +41,9 @@ use wire::{Listing, Path};
 /// Members one PATCH of a group adds: the planner batches by the policy's `batch_size`, and a
 /// larger batch is split so no request grows past what a SCIM service takes in one body.
 const MEMBERS_PER_PATCH: usize = 100;
+
+/// Pages after which a listing is taken to be endless (ten million resources).
+const MAX_PAGES: usize = 100_000;
 
 /// A directory user, as the last read or write saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,13 +251,17 @@ impl Scim {
 
     /// Every resource of a listing (`filter` narrows it), following `startIndex` until
     /// `totalResults` is reached. The next page starts after what this one held, so a service
-    /// that caps `count` below what was asked is still read whole.
+    /// that caps `count` below what was asked is still read whole; a resource listed twice (the
+    /// directory changed between pages) is kept once. One missed that way is harmless: every
+    /// write Roster would make for it is one the directory already holds (409 on creation is
+    /// linked, members are added idempotently), and nothing is taken away for an absence.
     async fn list(&self, listing: Listing, filter: Option<&str>) -> Result<Vec<Value>, CloudError> {
         let endpoint = self.path.endpoint(&Method::GET, listing);
         let path = self.path.listing(listing);
         let mut out: Vec<Value> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut start: u64 = 1;
-        loop {
+        for _ in 0..MAX_PAGES {
             let mut query = vec![("startIndex", start.to_string()), ("count", wire::PAGE.to_string())];
             if let Some(f) = filter {
                 query.push(("filter", f.to_string()));
@@ -267,12 +274,37 @@ impl Scim {
             let page = roster_scim::ListResponse::parse(&body)
                 .map_err(|e| self.malformed(&endpoint, &format!("the page at startIndex={start}"), &e.detail))?;
             let got = page.resources.len() as u64;
-            out.extend(page.resources);
-            if got == 0 || page.start_index.saturating_add(got).saturating_sub(1) >= page.total_results {
+            if got == 0 {
+                if start.saturating_sub(1) < page.total_results {
+                    return Err(self.malformed(
+                        &endpoint,
+                        &format!("the page at startIndex={start}"),
+                        &format!(
+                            "no resources, though totalResults is {}; the listing ended early (the next run reads it again)",
+                            page.total_results
+                        ),
+                    ));
+                }
                 return Ok(out);
             }
-            start = page.start_index.saturating_add(got);
+            for r in page.resources {
+                let id = r.get("id").and_then(Value::as_str).map(str::to_string);
+                if id.is_none_or(|id| seen.insert(id)) {
+                    out.push(r);
+                }
+            }
+            // Our own index, not the page's: a service that echoes a wrong startIndex cannot
+            // hold the read on one page.
+            start = start.saturating_add(got);
+            if start.saturating_sub(1) >= page.total_results {
+                return Ok(out);
+            }
         }
+        Err(self.malformed(
+            &endpoint,
+            "the listing",
+            &format!("still going after {MAX_PAGES} pages of {}", wire::PAGE),
+        ))
     }
 
     /// The user whose `userName` is `user_name` (any case), asked of the directory.

@@ -427,7 +427,7 @@ async fn check_names_the_mode_and_what_to_configure() {
     assert!(c.ok, "{c:?}");
     assert_eq!(
         c.detail.as_deref(),
-        Some("administered in Bitbucket: groups and invitations through the 1.0 API; 1 members of 10 seats")
+        Some("administered in Bitbucket: groups and invitations through the 1.0 API; 1 member of 10 seats")
     );
     assert_eq!((c.licensed_users, c.licensed_users_in_use), (Some(10), Some(1)));
 
@@ -467,5 +467,55 @@ async fn check_names_the_mode_and_what_to_configure() {
             .unwrap()
             .contains("refused the credentials of 'roster-bot' (401)"),
         "{wrong:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_user_read_finds_the_person_without_listing_the_workspace() {
+    let mut s = workspace(Administration::Bitbucket);
+    for i in 0..150 {
+        let id = s.add_account(&format!("n{i}"), &format!("P {i}"), &format!("p{i}@acme.test"));
+        s.join(&id, "developers");
+    }
+    let sim = CloudSim::start(s).await;
+    let store = store();
+    let t = target(&sim, &store, json!({}));
+    read(&t, &people(&["p7", "p8"])).await;
+    sim.log().clear();
+
+    let names = BTreeSet::from(["p7".to_string()]);
+    let state = t.read_accounts(&names, &BTreeSet::new()).await.unwrap();
+    assert_eq!(state.users.keys().collect::<Vec<_>>(), ["p7"]);
+    assert!(state.members["developers"].iter().any(|m| &**m == "p7"));
+    assert_eq!(
+        sent(&sim, "GET", "/2.0/workspaces/acme/members"),
+        0,
+        "no listing of 150 members"
+    );
+    assert_eq!(total(&sim), 3, "invitations, groups, owners");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_never_waits_on_cloud_s_meter() {
+    let mut s = workspace(Administration::Bitbucket);
+    s.hourly_limit(1, Duration::from_secs(30));
+    let sim = CloudSim::start(s).await;
+    let t = BitbucketCloudTarget::new(
+        &config(&sim, json!({})),
+        std::path::Path::new("."),
+        Patience::Check,
+        store(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let c = t.check().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(!c.ok);
+    assert!(
+        c.error
+            .as_deref()
+            .unwrap()
+            .starts_with("Bitbucket Cloud's call budget for workspace acme is spent"),
+        "{c:?}"
     );
 }

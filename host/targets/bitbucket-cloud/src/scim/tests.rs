@@ -457,3 +457,41 @@ async fn check_says_where_the_workspace_is_administered() {
     );
     assert!(c.detail.contains("3 users"), "{}", c.detail);
 }
+
+#[tokio::test]
+async fn a_single_user_read_finds_the_name_without_reading_everyone() {
+    let w = world().await;
+    w.read(&people(&[("bob", "bob@x.com")])).await;
+    w.apply(create("ann", "Ann Lee", "ann@x.com")).await.unwrap();
+    w.apply(Op::AddMembers {
+        group: "devs".into(),
+        users: vec!["ann".into(), "bob".into()],
+    })
+    .await
+    .unwrap();
+
+    // Another process: only the store knows who ann and bob are.
+    let fresh = scim_for(&w.settings, &w.store);
+    w.sim.log().clear();
+    let names = BTreeSet::from(["ann".to_string(), "nobody".to_string()]);
+    let groups = BTreeSet::from(["devs".to_string()]);
+    let state = fresh.read_accounts(&names, &groups, &w.settings).await.unwrap();
+    assert_eq!(state.users.keys().collect::<Vec<_>>(), ["ann"]);
+    assert_eq!(state.users["ann"].email.as_deref(), Some("ann@x.com"));
+    assert_eq!(
+        state.members["devs"].iter().map(|m| &**m).collect::<Vec<_>>(),
+        ["ann"],
+        "bob is not asked about"
+    );
+    assert!(state.groups.contains("bitbucket-users") && state.members.contains_key("bitbucket-users"));
+    assert_eq!(state.seats.in_use, None, "a partial read does not count seats");
+    let user_listings = w
+        .sim
+        .log()
+        .entries()
+        .iter()
+        .filter(|e| e.target.contains("/Users") && !e.target.contains("filter="))
+        .filter(|e| !e.target.contains("/Users/"))
+        .count();
+    assert_eq!(user_listings, 0, "no full listing of users");
+}
