@@ -34,12 +34,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("roster-engine", &["roster-http", "roster-model", "roster-store"]),
     (
+        "roster-target-bitbucket-cloud",
+        &["roster-engine", "roster-http", "roster-model", "roster-store"],
+    ),
+    (
         "roster-target-bitbucket-dc",
         &["roster-engine", "roster-http", "roster-model", "roster-store"],
     ),
     (
         "roster-target-bitbucket-cloud",
-        &["roster-engine", "roster-http", "roster-model", "roster-scim", "roster-store"],
+        &[
+            "roster-engine",
+            "roster-http",
+            "roster-model",
+            "roster-scim",
+            "roster-store",
+        ],
     ),
     (
         "roster-target-crowd-directory",

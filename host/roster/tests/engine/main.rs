@@ -10,6 +10,8 @@ mod common;
 
 mod budget;
 mod cli;
+mod cloud_workspace;
+mod contract_cloud;
 mod contract_google;
 mod contract_graph;
 mod contract_keycloak;

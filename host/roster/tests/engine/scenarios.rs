@@ -1,8 +1,10 @@
-//! The engine's scenarios, run against three targets with different capabilities: Bitbucket
+//! The engine's scenarios, run against four targets with different capabilities: Bitbucket
 //! Data Center (its simulator: renames, bulk adds, disabling by unlicensing, groups kept), the
-//! in-memory target (no rename, one member per call, a native disable) and the served Crowd
+//! in-memory target (no rename, one member per call, a native disable), the served Crowd
 //! directory (renames, bulk adds, a native disable, groups no source has deleted; its state in
-//! the store). Each scenario goes the whole way — a file source, the directory, the engine —
+//! the store) and Bitbucket Cloud administered at admin.atlassian.com (its simulator, through
+//! the Atlassian SCIM directory: no rename, bulk adds, deactivation; the licensing group from
+//! `licensed_groups`; mode one, by invitation, is `cloud_workspace.rs`'s). Each scenario goes the whole way — a file source, the directory, the engine —
 //! and asserts what an administrator would see in the target, so the same promises are proven
 //! through the `Target` seam, not around it.
 
@@ -13,6 +15,7 @@ use roster_engine::{TargetKind, TargetKinds, Writes};
 use roster_model::{Quiet, RunState};
 use roster_serve::{Config, RunReport, Runner, SyncOptions};
 use roster_sim::bitbucket::{BbState, BitbucketSim, Permission};
+use roster_sim::bitbucket_cloud::{Administration, CloudSim, CloudState};
 use roster_sim::directory::Directory;
 use roster_store::crypto::Key;
 use roster_store::{ServedChange, ServedState, Store};
@@ -23,12 +26,27 @@ use crate::common::TestRuntime;
 /// The licensing group every active person joins (`default_groups`).
 pub(crate) const LICENSED: &str = "bitbucket-users";
 
-/// One of the three targets, as a test looks at it.
+/// One of the four targets, as a test looks at it.
 pub(crate) enum Kind {
     Dc(BitbucketSim),
     Memory(Arc<Mutex<MemWorld>>),
     /// The served Crowd directory (in the scenario's store), and its seat limit.
     Crowd(Mutex<Option<u32>>),
+    /// Bitbucket Cloud administered at admin.atlassian.com (SCIM), and its seat limit (Cloud's
+    /// API does not say the plan's, so it is configured).
+    Cloud(CloudSim, Mutex<Option<u32>>),
+}
+
+/// The simulated Cloud workspace, and the SCIM directory its administration moved to.
+pub(crate) const WORKSPACE: &str = "acme";
+const DIRECTORY_ID: &str = "3f1c2a9e-directory";
+const SCIM_KEY: &str = "scim-directory-key";
+const APP_PASSWORD: &str = "app-password";
+
+/// A Lower-case email's Roster name: the generated directory's addresses are `name@example.com`,
+/// and Cloud keys its accounts by Atlassian account, found by email.
+pub(crate) fn name_of(email: &str) -> String {
+    email.split('@').next().unwrap_or(email).to_lowercase()
 }
 
 /// A file source, the plugins, a store and one target.
@@ -52,6 +70,19 @@ impl Scenario {
                 Kind::Dc(BitbucketSim::start(s).await)
             }
             "crowd-directory" => Kind::Crowd(Mutex::new(None)),
+            "bitbucket-cloud" => {
+                let mut s = CloudState::new(WORKSPACE, Administration::AdminHub);
+                s.credentials("admin", APP_PASSWORD);
+                s.scim_directory(DIRECTORY_ID, SCIM_KEY);
+                s.add_group(LICENSED, Some("write"));
+                // Only the licensing group gives Bitbucket access, as an organization admin sets it.
+                s.product_access(&[LICENSED]);
+                // Roster's own account, a workspace owner.
+                let me = s.add_account("admin", "admin", "admin@example.com");
+                s.join(&me, LICENSED);
+                s.make_owner(&me);
+                Kind::Cloud(CloudSim::start(s).await, Mutex::new(None))
+            }
             _ => Kind::Memory(Arc::new(Mutex::new(MemWorld::with_licensing_group(LICENSED)))),
         };
         let s = Scenario {
@@ -72,12 +103,13 @@ impl Scenario {
     pub(crate) fn kinds(&self) -> TargetKinds {
         let memory = match &self.kind {
             Kind::Memory(w) => w.clone(),
-            Kind::Dc(_) | Kind::Crowd(_) => Arc::new(Mutex::new(MemWorld::default())),
+            Kind::Dc(_) | Kind::Crowd(_) | Kind::Cloud(..) => Arc::new(Mutex::new(MemWorld::default())),
         };
         TargetKinds::new([
             Arc::new(roster_target_bitbucket_dc::Kind) as Arc<dyn TargetKind>,
             Arc::new(roster_target_memory::Kind::new(memory)),
             Arc::new(roster_target_crowd_directory::Kind),
+            Arc::new(roster_target_bitbucket_cloud::Kind),
         ])
     }
 
@@ -99,6 +131,18 @@ impl Scenario {
                     .unwrap_or_default();
                 format!(
                     "[[source]]\nid = \"hr\"\nplugin = \"file\"\nfiles = \"{files}\"\nsettings = {{ path = \"directory.json\" }}\n\n[[source.transforms]]\nplugin = \"normalize\"\n\n[target]\nkind = \"crowd-directory\"\nlicensed_groups = [\"{LICENSED}\"]\nadmin_groups = [\"admins\"]\n{seats}default_groups = [\"{LICENSED}\"]\n{}\n",
+                    self.target_extra
+                )
+            }
+            Kind::Cloud(sim, seats) => {
+                let seats = seats
+                    .lock()
+                    .unwrap()
+                    .map(|n| format!("seats = {n}\n"))
+                    .unwrap_or_default();
+                let url = sim.url();
+                format!(
+                    "[[source]]\nid = \"hr\"\nplugin = \"file\"\nfiles = \"{files}\"\nsettings = {{ path = \"directory.json\" }}\n\n[[source.transforms]]\nplugin = \"normalize\"\n\n[target]\nkind = \"bitbucket-cloud\"\nurl = \"{url}\"\nworkspace = \"{WORKSPACE}\"\nusername = \"admin\"\napp_password = {{ value = \"{APP_PASSWORD}\" }}\nlicensed_groups = [\"{LICENSED}\"]\nadmin_groups = [\"admins\"]\n{seats}default_groups = [\"{LICENSED}\"]\n{}\n\n[target.scim]\ndirectory_id = \"{DIRECTORY_ID}\"\napi_key = {{ value = \"{SCIM_KEY}\" }}\nurl = \"{url}\"\n",
                     self.target_extra
                 )
             }
@@ -129,6 +173,7 @@ impl Scenario {
             Kind::Dc(_) => "bitbucket-dc",
             Kind::Memory(_) => "memory",
             Kind::Crowd(_) => "crowd-directory",
+            Kind::Cloud(..) => "bitbucket-cloud",
         }
     }
 
@@ -159,6 +204,13 @@ impl Scenario {
                 .into_iter()
                 .map(|u| (u.name.to_lowercase(), (u.display_name, u.email.unwrap_or_default())))
                 .collect(),
+            // The directory's people: an account deactivated through SCIM is still one.
+            Kind::Cloud(sim, _) => sim
+                .lock()
+                .scim_users()
+                .values()
+                .map(|u| (name_of(&u.email), (u.display_name.clone(), u.email.clone())))
+                .collect(),
         }
     }
 
@@ -176,6 +228,12 @@ impl Scenario {
                 }
                 g
             }
+            Kind::Cloud(sim, _) => sim
+                .lock()
+                .scim_groups()
+                .into_iter()
+                .map(|(g, members)| (g, members.iter().map(|m| name_of(m)).collect()))
+                .collect(),
         };
         g.remove(LICENSED);
         g
@@ -208,6 +266,17 @@ impl Scenario {
                     .map(|(_, u)| u)
                     .collect()
             }
+            Kind::Cloud(sim, _) => {
+                let s = sim.lock();
+                let users = s.scim_users();
+                s.scim_groups()
+                    .get(LICENSED)
+                    .into_iter()
+                    .flatten()
+                    .filter(|u| users.get(*u).is_some_and(|x| x.active))
+                    .map(|u| name_of(u))
+                    .collect()
+            }
         }
     }
 
@@ -221,6 +290,7 @@ impl Scenario {
                 let token = self.store.served_token().unwrap();
                 token.rsplit_once('.').unwrap().1.parse().unwrap()
             }
+            Kind::Cloud(sim, _) => sim.lock().writes(),
         }
     }
 
@@ -256,6 +326,13 @@ impl Scenario {
                     self.store.served_apply(&change).unwrap();
                 }
             }
+            // `admin_groups` names `admins` (see `config_text`).
+            Kind::Cloud(sim, _) => {
+                let mut s = sim.lock();
+                let id = s.add_account(name, name, &format!("{name}@example.com"));
+                s.add_group("admins", Some("admin"));
+                s.join(&id, "admins");
+            }
         }
     }
 
@@ -263,7 +340,7 @@ impl Scenario {
         match &self.kind {
             Kind::Dc(sim) => sim.lock().max_users = Some(seats),
             Kind::Memory(w) => w.lock().unwrap().seat_limit = Some(i64::from(seats)),
-            Kind::Crowd(limit) => *limit.lock().unwrap() = Some(seats),
+            Kind::Crowd(limit) | Kind::Cloud(_, limit) => *limit.lock().unwrap() = Some(seats),
         }
     }
 
@@ -289,7 +366,7 @@ impl Scenario {
     }
 }
 
-pub(crate) const KINDS: [&str; 3] = ["bitbucket-dc", "memory", "crowd-directory"];
+pub(crate) const KINDS: [&str; 4] = ["bitbucket-dc", "memory", "crowd-directory", "bitbucket-cloud"];
 
 /// A first sync makes the target hold the directory exactly; a second one writes nothing
 /// (rule 5). On the memory target every membership is its own call.
@@ -303,8 +380,9 @@ async fn a_sync_is_exact_and_a_second_one_writes_nothing() {
         s.assert_matches(&d);
         let adds = r.summary.planned["add-members"];
         match kind {
-            // One bulk add per group (every group here has fewer than 500 members).
-            "bitbucket-dc" | "crowd-directory" => assert_eq!(adds, 8 + 1, "{kind}"),
+            // One bulk add per group (every group here has fewer than 500 members); on Cloud one
+            // SCIM PATCH of a group's members.
+            "bitbucket-dc" | "crowd-directory" | "bitbucket-cloud" => assert_eq!(adds, 8 + 1, "{kind}"),
             // One call per flattened membership, the licensing group's included.
             _ => assert_eq!(adds, d.flattened_count() + 60, "{kind}"),
         }
@@ -348,8 +426,9 @@ async fn a_leaver_is_disabled_and_a_returner_comes_back_with_their_groups() {
 }
 
 /// A username changes in the IdP. Data Center and the Crowd directory rename the account (one
-/// call, memberships intact). The memory target cannot rename: the plan says so, and nothing is
-/// deleted or created in its place.
+/// call, memberships intact). The memory target and Bitbucket Cloud (Atlassian accounts are
+/// keyed by account id) cannot rename: the plan says so, and nothing is deleted or created in
+/// its place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rename_follows_the_targets_capabilities() {
     for kind in KINDS {
