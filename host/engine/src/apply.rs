@@ -36,6 +36,9 @@ pub struct ApplyOutcome {
     pub applied: Applied,
     /// The failure that stopped the apply stage, naming the operation and the cause.
     pub stopped_by: Option<String>,
+    /// The status the target answered that failure with (429: throttled or out of its call
+    /// budget, and the run pauses rather than fails).
+    pub stopped_status: Option<u16>,
     /// Per operation of the plan, whether it was done (what the guard's window counts).
     pub done: Vec<bool>,
 }
@@ -73,7 +76,7 @@ pub struct ApplyContext<'a> {
 pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Progress) -> ApplyOutcome {
     let mut totals = Applied::default();
     let mut done = vec![false; ops.len()];
-    let stopped_by: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let stopped_by: std::sync::Mutex<Option<(String, Option<u16>)>> = std::sync::Mutex::new(None);
     let stopped_by = &stopped_by;
     let stopped = || {
         stopped_by
@@ -109,7 +112,10 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                         if target_unavailable(&e) {
                             let mut first = stopped_by.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                             first.get_or_insert_with(|| {
-                                format!("{} {} failed: {e}", ops[seq].op.kind(), ops[seq].op.subject())
+                                (
+                                    format!("{} {} failed: {e}", ops[seq].op.kind(), ops[seq].op.subject()),
+                                    e.status,
+                                )
                             });
                         }
                         (false, e.status.map(i64::from), Some(e.to_string()))
@@ -147,13 +153,15 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
         start = end;
     }
     progress.finish();
+    let stop = stopped_by
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     ApplyOutcome {
         applied: totals,
         done,
-        stopped_by: stopped_by
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(),
+        stopped_status: stop.as_ref().and_then(|(_, status)| *status),
+        stopped_by: stop.map(|(why, _)| why),
     }
 }
 

@@ -16,6 +16,7 @@
 //! holds is written without its approval).
 
 pub mod apply;
+pub mod budget;
 pub mod fit;
 pub mod guard;
 pub mod model;
@@ -34,6 +35,7 @@ use roster_store::{IdentityState, PlanRow, Review, Store, StoreError, WindowTota
 use sha2::{Digest, Sha256};
 
 pub use apply::Applied;
+pub use budget::Eta;
 pub use guard::{Rule, Tripped, Verdict, WindowView};
 pub use model::{Op, PlannedOp, Skipped};
 pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Limit, TargetConfig, Threshold, Window};
@@ -137,6 +139,17 @@ pub struct Reconciled {
     pub warnings: Vec<String>,
     /// Calls made to the target.
     pub calls: CallCounts,
+    /// When the plan is done, for a target that meters calls.
+    pub eta: Option<Eta>,
+}
+
+/// The paused plan a run continues (see [`Engine::continued`]).
+#[derive(Debug, Clone)]
+struct Continued {
+    /// The plan.
+    plan_id: String,
+    /// Whether an administrator approved it.
+    review: Review,
 }
 
 /// sha256 over the ordered operations.
@@ -345,7 +358,21 @@ impl Engine {
                 plan: (&plan_id, &hash),
             },
         );
+        let mut verdict = verdict;
+        let continued = match r.scope {
+            Scope::Everyone if !draft.ops.is_empty() => self.continued(&draft.ops, &mut warnings)?,
+            _ => None,
+        };
+        if let Some(c) = &continued
+            && let Some(held) = verdict.held.take()
+        {
+            warnings.push(format!(
+                "not held again: this plan continues plan {}, whose approval it inherits (it takes away nothing that plan had left to take away); the guard alone would have held it: {held}",
+                c.plan_id
+            ));
+        }
         stage_ms.insert("guard".into(), ms(t));
+        let eta = self.eta(&draft.ops, &target, &mut warnings);
         drop(target);
 
         let plan_state = if verdict.refused.is_some() {
@@ -375,19 +402,13 @@ impl Engine {
             RunState::Held
         } else {
             let t = Instant::now();
+            let review = continued.as_ref().map_or(Review::Unreviewed, |c| c.review);
             let outcome = self
-                .apply_plan(
-                    r.run_id,
-                    &plan_id,
-                    &draft.ops,
-                    r.actor,
-                    progress,
-                    (&tally, Review::Unreviewed),
-                )
+                .apply_plan(r.run_id, &plan_id, &draft.ops, r.actor, progress, (&tally, review))
                 .await?;
             stage_ms.insert("apply".into(), ms(t));
             applied = outcome.applied;
-            self.applied_state(&outcome, !r.incomplete.is_empty(), &mut warnings)
+            self.applied_state(&outcome, &plan_id, !r.incomplete.is_empty(), &mut warnings)
         };
         Ok(Reconciled {
             state,
@@ -401,7 +422,66 @@ impl Engine {
             collisions: draft.collisions,
             warnings,
             calls: self.target.calls(),
+            eta,
         })
+    }
+
+    /// The plan's ETA when the target meters calls, with a warning when it does not fit the
+    /// budget available now.
+    fn eta(&self, ops: &[PlannedOp], target: &TargetState, warnings: &mut Vec<String>) -> Option<Eta> {
+        let budget = self.target.call_budget()?;
+        let eta = Eta::new(budget::calls_needed(ops, target), budget);
+        warnings.extend(eta.warning(self.target.product()));
+        Some(eta)
+    }
+
+    /// The paused plan `ops` continue: the target's last applied plan paused (its call budget
+    /// ran out), and `ops` take away nothing that plan's operations not yet done did not take
+    /// away — then they need no approval beyond the one that plan had (an administrator's, or
+    /// the guard's own), and the writes already done are not planned again since the read
+    /// reflects them. A run that takes away anything new is judged as usual.
+    fn continued(&self, ops: &[PlannedOp], warnings: &mut Vec<String>) -> Result<Option<Continued>, EngineError> {
+        let Some(paused) = self.store.paused_run(&self.policy.id)? else {
+            return Ok(None);
+        };
+        let plan = match stored_plan(&self.store, &paused.plan_id) {
+            Ok((_, plan)) => plan,
+            Err(e) => {
+                warnings.push(format!(
+                    "the paused plan {} cannot be continued ({e}); this plan is judged on its own",
+                    paused.plan_id
+                ));
+                return Ok(None);
+            }
+        };
+        let done: BTreeSet<i64> = self
+            .store
+            .results(paused.run_id)?
+            .into_iter()
+            .filter(|r| r.outcome == roster_model::Outcome::Done)
+            .map(|r| r.seq)
+            .collect();
+        let left: BTreeSet<TakenAway> = plan
+            .iter()
+            .enumerate()
+            .filter(|(seq, _)| !done.contains(&(*seq as i64)))
+            .filter_map(|(_, o)| TakenAway::of(&o.op))
+            .collect();
+        if ops
+            .iter()
+            .filter_map(|o| TakenAway::of(&o.op))
+            .any(|t| !left.contains(&t))
+        {
+            return Ok(None);
+        }
+        warnings.push(format!(
+            "continues plan {}, paused when the target's call budget ran out",
+            paused.plan_id
+        ));
+        Ok(Some(Continued {
+            plan_id: paused.plan_id,
+            review: paused.review,
+        }))
     }
 
     /// The target's held plan this run leaves held ([`WhileHeld::ApplyTheRest`]): when the
@@ -514,6 +594,8 @@ impl Engine {
                 plan: (&plan.id, &plan.hash),
             },
         );
+        let mut warnings = Vec::new();
+        let eta = self.eta(ops, &target, &mut warnings);
         drop(target);
         let mut out = Reconciled {
             state: RunState::Refused,
@@ -525,8 +607,9 @@ impl Engine {
             verdict,
             skipped: Vec::new(),
             collisions: Vec::new(),
-            warnings: Vec::new(),
+            warnings,
             calls: CallCounts::default(),
+            eta,
         };
         if let Some(why) = &out.verdict.refused {
             self.store.set_plan_state(&plan.id, PlanState::Refused, Some(actor))?;
@@ -542,16 +625,22 @@ impl Engine {
                 .await?;
             stage_ms.insert("apply".into(), ms(t));
             out.applied = outcome.applied;
-            out.state = self.applied_state(&outcome, false, &mut out.warnings);
+            out.state = self.applied_state(&outcome, &plan.id, false, &mut out.warnings);
         }
         out.stage_ms = stage_ms;
         out.calls = self.target.calls();
         Ok(out)
     }
 
-    /// How a run that applied its plan ends (`incomplete`: a source's fetch did not), with
-    /// what its warnings say about it.
-    fn applied_state(&self, outcome: &apply::ApplyOutcome, incomplete: bool, warnings: &mut Vec<String>) -> RunState {
+    /// How a run that applied its plan `plan_id` ends (`incomplete`: a source's fetch did not),
+    /// with what its warnings say about it.
+    fn applied_state(
+        &self,
+        outcome: &apply::ApplyOutcome,
+        plan_id: &str,
+        incomplete: bool,
+        warnings: &mut Vec<String>,
+    ) -> RunState {
         let (a, id) = (&outcome.applied, &self.policy.id);
         if a.cancelled > 0 {
             warnings.push(format!(
@@ -559,6 +648,17 @@ impl Engine {
                 a.cancelled
             ));
             return RunState::Cancelled;
+        }
+        if let Some(why) = &outcome.stopped_by
+            && outcome.stopped_status == Some(429)
+        {
+            // Throttling that outlasted the retries, or a call budget spent: waiting is the
+            // cure, not a fix, so the run pauses and the next one takes over from a fresh read.
+            warnings.push(format!(
+                "paused: {why}; {} later operation(s) were not started; the next run continues plan {plan_id}",
+                a.stopped
+            ));
+            return RunState::Paused;
         }
         if let Some(why) = &outcome.stopped_by {
             warnings.push(format!(
@@ -702,4 +802,31 @@ fn count_kinds(ops: &[PlannedOp]) -> BTreeMap<String, usize> {
         *planned.entry(o.op.kind().to_string()).or_default() += 1;
     }
     planned
+}
+
+/// What one operation takes away, as a continuation compares it: the same removal or
+/// deprovisioning of the same person, whatever else its details say (a deactivation's groups
+/// follow the target's state at each read).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum TakenAway {
+    /// A membership: (group, lower-case user).
+    Membership(String, String),
+    /// An account disabled (lower-case user).
+    Disabled(String),
+    /// An account deleted (lower-case user, erased).
+    Deleted(String, bool),
+    /// A group deleted.
+    Group(String),
+}
+
+impl TakenAway {
+    fn of(op: &Op) -> Option<TakenAway> {
+        match op {
+            Op::RemoveMember { group, user } => Some(TakenAway::Membership(group.clone(), user.to_lowercase())),
+            Op::Deactivate { user, .. } => Some(TakenAway::Disabled(user.to_lowercase())),
+            Op::DeleteUser { user, erase } => Some(TakenAway::Deleted(user.to_lowercase(), *erase)),
+            Op::DeleteGroup { group } => Some(TakenAway::Group(group.clone())),
+            _ => None,
+        }
+    }
 }

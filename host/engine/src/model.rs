@@ -143,6 +143,26 @@ impl Op {
         }
     }
 
+    /// Calls the operation is expected to make against a target that meters them (what a
+    /// plan's ETA is computed from): one, but a deactivation makes one per group it leaves —
+    /// its `groups`, plus `other_groups`, the account's other groups `leave_other_groups` does
+    /// not keep — and one to revoke a permission granted directly.
+    pub fn estimated_calls(&self, other_groups: usize) -> u64 {
+        match self {
+            Op::Deactivate {
+                groups,
+                revoke_permission,
+                leave_other_groups,
+                ..
+            } => {
+                let leaving = if leave_other_groups.is_some() { other_groups } else { 0 };
+                let calls = groups.len() + leaving + usize::from(*revoke_permission);
+                calls.max(1) as u64
+            }
+            _ => 1,
+        }
+    }
+
     /// True for operations that take an account away (counted by the threshold).
     pub fn is_deprovision(&self) -> bool {
         matches!(self, Op::Deactivate { .. } | Op::DeleteUser { .. })

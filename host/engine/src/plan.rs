@@ -10,7 +10,9 @@ use roster_store::{Identity, IdentityState};
 
 use crate::model::{Op, PlannedOp, Record, Skipped};
 use crate::policy::{Deprovision, TargetConfig};
-use crate::target::{AddMembers, Capabilities, Disable, Groups, Rename, TargetState};
+use crate::target::{
+    Accounts, AddMembers, Capabilities, Disable, Groups, PendingAccount, Profiles, Rename, TargetState,
+};
 
 /// Everything the plan is computed from.
 pub struct PlanInput<'a> {
@@ -115,6 +117,9 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
     let mut renames: HashMap<String, String> = HashMap::new(); // old lc → new lc
     let mut claimed: HashSet<String> = HashSet::new(); // lc usernames a desired person accounts for
     let mut excluded: HashSet<String> = HashSet::new(); // desired persons left out (collisions, protected)
+    // Persons this plan invites (targets whose accounts come by invitation): no account until
+    // they accept, so no membership this run.
+    let mut invited: HashSet<String> = HashSet::new();
     // Accounts of persons whose rename could not be made: they stay exactly as they are, their
     // memberships included, until the rename can be made.
     let mut kept_as_is: HashSet<String> = HashSet::new();
@@ -176,6 +181,26 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             excluded.insert(key.clone());
             continue;
         }
+        // An invitation not accepted yet: no account to give memberships to, and inviting again
+        // would only send another email.
+        if let Some(pending) = target.pending.get(key)
+            && !target.users.contains_key(key)
+            && linked_name.as_ref().is_none_or(|old| !target.users.contains_key(old))
+        {
+            d.skipped.push(Skipped {
+                subject: p.username.clone(),
+                why: format!(
+                    "{}; its memberships follow on the first run after it is accepted",
+                    pending_words(pending)
+                ),
+            });
+            excluded.insert(key.clone());
+            continue;
+        }
+        let new = NewAccount {
+            accounts: capabilities.accounts,
+            product,
+        };
         match linked_name {
             Some(old) if &old != key => {
                 if target.users.contains_key(&old) {
@@ -217,7 +242,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                         ),
                     });
                     renames.insert(old.clone(), key.clone());
-                    update_if_changed(&mut d, p, target, Some(&old));
+                    update_if_changed(&mut d, p, target, Some(&old), capabilities.profiles, product);
                 } else if target.users.contains_key(key) {
                     // The rename reached the target but not the store (a crash in between): relink.
                     d.ops.push(PlannedOp {
@@ -227,15 +252,13 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                         },
                         reason: format!("rename {old} → {} already applied; relinking", p.username),
                     });
-                    update_if_changed(&mut d, p, target, None);
+                    update_if_changed(&mut d, p, target, None, capabilities.profiles, product);
                 } else {
-                    d.ops.push(create(
-                        p,
-                        format!(
-                            "in {}; its account {old} no longer exists in {product}",
-                            sources_of(&p.records)
-                        ),
-                    ));
+                    let why = format!(
+                        "in {}; its account {old} no longer exists in {product}",
+                        sources_of(&p.records)
+                    );
+                    new.plan(&mut d, p, why, (&mut invited, &mut excluded));
                 }
             }
             Some(_) => {
@@ -256,12 +279,10 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                             },
                         });
                     }
-                    update_if_changed(&mut d, p, target, None);
+                    update_if_changed(&mut d, p, target, None, capabilities.profiles, product);
                 } else {
-                    d.ops.push(create(
-                        p,
-                        format!("in {}; its account is missing from {product}", sources_of(&p.records)),
-                    ));
+                    let why = format!("in {}; its account is missing from {product}", sources_of(&p.records));
+                    new.plan(&mut d, p, why, (&mut invited, &mut excluded));
                 }
             }
             None => {
@@ -284,7 +305,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                                 sources_of(&p.records)
                             ),
                         });
-                        update_if_changed(&mut d, p, target, None);
+                        update_if_changed(&mut d, p, target, None, capabilities.profiles, product);
                     } else if let Some(other) = owned.get(key.as_str()) {
                         d.collisions.push(Skipped {
                             subject: p.username.clone(),
@@ -302,7 +323,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                             },
                             reason: "existing account adopted (adopt_existing_users)".into(),
                         });
-                        update_if_changed(&mut d, p, target, None);
+                        update_if_changed(&mut d, p, target, None, capabilities.profiles, product);
                     } else {
                         let dir = existing.directory.clone().unwrap_or_else(|| "another directory".into());
                         d.collisions.push(Skipped {
@@ -312,9 +333,24 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                         excluded.insert(key.clone());
                     }
                 } else {
-                    d.ops.push(create(p, format!("new in {}", sources_of(&p.records))));
+                    let why = format!("new in {}", sources_of(&p.records));
+                    new.plan(&mut d, p, why, (&mut invited, &mut excluded));
                 }
             }
+        }
+    }
+
+    // Invitations out for people no source wants any more: Roster does not withdraw them (the
+    // target may not let it); once accepted, the account is deprovisioned like any other.
+    for (name, pending) in &target.pending {
+        if !desired.persons.get(name).is_some_and(|p| p.active) && !target.users.contains_key(name) {
+            d.skipped.push(Skipped {
+                subject: name.clone(),
+                why: format!(
+                    "{}, and no source wants an account for {name} any more: nothing is written; withdraw the invitation in {product} if it should not be accepted",
+                    pending_words(pending)
+                ),
+            });
         }
     }
 
@@ -384,7 +420,9 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         let want: BTreeSet<&str> = members
             .iter()
             .map(|u| &**u)
-            .filter(|u| !excluded.contains(*u) && desired.persons.get(*u).is_some_and(|p| p.active))
+            .filter(|u| {
+                !excluded.contains(*u) && !invited.contains(*u) && desired.persons.get(*u).is_some_and(|p| p.active)
+            })
             .collect();
         let mut to_add: Vec<String> = want
             .iter()
@@ -476,7 +514,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         .ops
         .iter()
         .filter_map(|o| match &o.op {
-            Op::CreateUser { user, .. } => Some(user.clone()),
+            Op::CreateUser { user, .. } if !invited.contains(&user.to_lowercase()) => Some(user.clone()),
             _ => None,
         })
         .collect();
@@ -596,14 +634,103 @@ fn create(p: &Person, reason: String) -> PlannedOp {
     }
 }
 
-/// Adds an update when display name or email differ (`from` is the account's current name).
-fn update_if_changed(d: &mut Draft, p: &Person, target: &TargetState, from: Option<&str>) {
+/// How the plan gives a person their account: creates it, or invites them.
+struct NewAccount<'a> {
+    accounts: Accounts,
+    product: &'a str,
+}
+
+impl NewAccount<'_> {
+    /// Plans `p`'s account: a `CreateUser` that creates it, or one that invites `p` (then
+    /// recorded in `invited`, whose memberships wait for the acceptance). A person without an
+    /// email cannot be invited: left out (`excluded`), saying so.
+    fn plan(
+        &self,
+        d: &mut Draft,
+        p: &Person,
+        why: String,
+        (invited, excluded): (&mut HashSet<String>, &mut HashSet<String>),
+    ) {
+        let key = p.username.to_lowercase();
+        match self.accounts {
+            Accounts::Create => d.ops.push(create(p, why)),
+            Accounts::Invite => {
+                let Some(email) = p.email.as_deref().filter(|e| !e.trim().is_empty()) else {
+                    d.skipped.push(Skipped {
+                        subject: p.username.clone(),
+                        why: format!(
+                            "{why}, but has no email address: {} accounts come to exist by invitation to an email, so none can be sent; give the person an email in the source (or a transform that maps one)",
+                            self.product
+                        ),
+                    });
+                    excluded.insert(key);
+                    return;
+                };
+                let reason =
+                    format!("{why}; an invitation is sent to {email} (the account exists once it is accepted)");
+                d.ops.push(create(p, reason));
+                d.skipped.push(Skipped {
+                    subject: p.username.clone(),
+                    why: "invited; memberships follow once the invitation is accepted".into(),
+                });
+                invited.insert(key);
+            }
+        }
+    }
+}
+
+/// `invitation to ann@example.com sent 2026-12-05 is not accepted yet`.
+fn pending_words(pending: &PendingAccount) -> String {
+    match pending.since_ms {
+        Some(ms) => format!(
+            "invitation to {} sent {} is not accepted yet",
+            pending.email,
+            utc_date(ms)
+        ),
+        None => format!("invitation to {} is not accepted yet", pending.email),
+    }
+}
+
+/// The UTC calendar date of `ms` since the epoch, `2026-12-05` (the civil-from-days algorithm:
+/// no clock crate for one date in a reason).
+fn utc_date(ms: i64) -> String {
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// Adds an update when display name or email differ (`from` is the account's current name);
+/// a target whose people own their profiles is told nothing, and the plan says so.
+fn update_if_changed(
+    d: &mut Draft,
+    p: &Person,
+    target: &TargetState,
+    from: Option<&str>,
+    profiles: Profiles,
+    product: &str,
+) {
     let key = from.map(str::to_string).unwrap_or_else(|| p.username.to_lowercase());
     let Some(current) = target.users.get(&key) else { return };
     let want_display = p.display_name.clone().unwrap_or_else(|| p.username.clone());
     let want_email = p.email.clone().unwrap_or_default();
     let email_differs = current.email.as_deref().unwrap_or("") != want_email;
     if current.display_name == want_display && !email_differs {
+        return;
+    }
+    if profiles == Profiles::ReadOnly {
+        d.skipped.push(Skipped {
+            subject: current.name.clone(),
+            why: format!(
+                "{product} accounts are owned by their people: display name and email are not changed by Roster"
+            ),
+        });
         return;
     }
     if !current.mutable {

@@ -139,10 +139,11 @@ pub enum Groups {
 }
 
 /// How accounts come to exist in the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Accounts {
     /// Roster creates them (`CreateUser` makes the account).
+    #[default]
     Create,
     /// Roster can only invite by email (`CreateUser` sends an invitation); the account exists once
     /// the person accepts, and memberships other than the invitation's follow on a later run.
@@ -150,10 +151,11 @@ pub enum Accounts {
 }
 
 /// Whether Roster may change an account's display name and email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profiles {
     /// It may (per account, unless the account says it is read-only).
+    #[default]
     Managed,
     /// Never: the person owns their profile (Atlassian accounts); a changed name or email is
     /// reported, not written.

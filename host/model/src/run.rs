@@ -98,9 +98,10 @@ impl RunState {
         self != RunState::Running
     }
 
-    /// Ended having applied its plan (possibly partly): what counts as a successful sync.
+    /// Ended having applied its plan (possibly partly, a paused run's up to where the target's
+    /// budget ran out): what counts as a successful sync.
     pub fn applied(self) -> bool {
-        matches!(self, RunState::Succeeded | RunState::Partial)
+        matches!(self, RunState::Succeeded | RunState::Partial | RunState::Paused)
     }
 }
 

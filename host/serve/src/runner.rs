@@ -13,8 +13,8 @@ use roster_directory::{
     Among, CheckReport, Directory, DirectoryError, FetchMode, FetchReport, Sample, UserKey, transform::Traces,
 };
 use roster_engine::{
-    Applied, Engine, EngineError, PlannedOp, Reconcile, Reconciled, Scope, Skipped, TargetKinds, Verdict, WhileHeld,
-    Writes,
+    Applied, Engine, EngineError, Eta, PlannedOp, Reconcile, Reconciled, Scope, Skipped, TargetKinds, Verdict,
+    WhileHeld, Writes,
 };
 use roster_model::{Progress, RunMode, RunState, Trigger};
 use roster_runtime::Runtime;
@@ -124,6 +124,8 @@ pub struct Summary {
     pub collisions: Vec<Skipped>,
     /// Everything else worth knowing.
     pub warnings: Vec<String>,
+    /// When the plan is done, for a target that meters calls (`None`: it does not).
+    pub eta: Option<Eta>,
     /// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
     pub peak_rss_mib: Option<f64>,
 }
@@ -154,6 +156,7 @@ impl Summary {
         self.skipped = std::mem::take(&mut r.skipped);
         self.collisions = std::mem::take(&mut r.collisions);
         self.warnings.append(&mut r.warnings);
+        self.eta = r.eta;
     }
 }
 

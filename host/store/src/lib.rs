@@ -44,7 +44,7 @@ pub use identities::{Identity, IdentityState};
 pub use lock::TargetLock;
 pub use migrate::MIGRATIONS;
 pub use mirror::{MirrorGroup, MirrorMembership, MirrorSnapshot, MirrorUser, Removed, Repeated};
-pub use runs::{PlanRow, ResultRow, RunFilter, RunRow};
+pub use runs::{PausedRun, PlanRow, ResultRow, RunFilter, RunRow};
 pub use schedules::ScheduleState;
 pub use scim::{
     MemberOp, MemberRef, Members, Mirrored, Pruned, ScimKind, ScimLookup, ScimMember, ScimResource, ScimTokenRow,

@@ -3,6 +3,7 @@
 use roster_model::{Outcome, PlanState, RunMode, RunState, Trigger};
 use rusqlite::{OptionalExtension, params};
 
+use super::destroyed::Review;
 use super::presence::Liveness;
 use super::{Result, Store, StoreError, json_col, now_ms, word};
 
@@ -67,6 +68,18 @@ pub struct PlanRow {
     pub decided_by: Option<String>,
     /// Why it was held or refused.
     pub guard: Option<serde_json::Value>,
+}
+
+/// The run that last applied a plan to a target, when it paused (the target's call budget ran
+/// out): the plan the next run continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PausedRun {
+    /// The run.
+    pub run_id: i64,
+    /// The plan it applied part of.
+    pub plan_id: String,
+    /// Whether an administrator approved what it applied.
+    pub review: Review,
 }
 
 /// One stored operation: (seq, kind, subject, detail, reason).
@@ -286,6 +299,40 @@ impl Store {
         Ok(newest.and_then(|(id, state)| (state == "held").then_some(id)))
     }
 
+    /// The run that last applied a plan to `target` (a full or incremental sync, or an approved
+    /// plan applied; dry runs and single-user syncs aside), when it paused.
+    pub fn paused_run(&self, target: &str) -> Result<Option<PausedRun>> {
+        let conn = self.reader();
+        let last: Option<(i64, String, String)> = conn
+            .query_row(
+                "SELECT id, plan_id, state FROM runs WHERE target = ?1 AND plan_id IS NOT NULL
+                 AND mode IN ('full', 'incremental', 'apply-plan') AND state != 'running'
+                 ORDER BY id DESC LIMIT 1",
+                [target],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((run_id, plan_id, _)) = last.filter(|(_, _, state)| state == RunState::Paused.as_str()) else {
+            return Ok(None);
+        };
+        // What the run applied is recorded with its review (an approval is recorded even when
+        // it took nothing away); no record: the guard let it through on its own.
+        let reviewed: Option<bool> = conn
+            .query_row("SELECT reviewed FROM destroyed WHERE run_id = ?1", [run_id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(Some(PausedRun {
+            run_id,
+            plan_id,
+            review: if reviewed == Some(true) {
+                Review::Approved
+            } else {
+                Review::Unreviewed
+            },
+        }))
+    }
+
     /// One plan.
     pub fn plan(&self, id: &str) -> Result<PlanRow> {
         let row = self
@@ -379,6 +426,45 @@ impl Store {
 mod tests {
     use super::*;
     use crate::crypto::Key;
+
+    #[test]
+    fn the_paused_run_is_the_last_that_applied_a_plan_and_says_whether_it_was_approved() {
+        let store = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        let run = |mode: RunMode, state: RunState, plan: &str| {
+            let id = store.create_run(Trigger::Cli, mode, "bb", &[]).unwrap();
+            store
+                .finish_run(id, state, Some(plan), &serde_json::json!({}), None)
+                .unwrap();
+            id
+        };
+        assert_eq!(store.paused_run("bb").unwrap(), None, "no run yet");
+        let paused = run(RunMode::Full, RunState::Paused, "p1");
+        let want = |review| {
+            Some(PausedRun {
+                run_id: paused,
+                plan_id: "p1".into(),
+                review,
+            })
+        };
+        assert_eq!(store.paused_run("bb").unwrap(), want(Review::Unreviewed));
+        assert_eq!(store.paused_run("other").unwrap(), None, "another target's runs");
+        // A dry run, a single-user sync and a run still going do not end the continuation.
+        run(RunMode::DryRun, RunState::Planned, "d1");
+        run(RunMode::SingleUser, RunState::Succeeded, "s1");
+        store.create_run(Trigger::Cli, RunMode::Full, "bb", &[]).unwrap();
+        assert_eq!(store.paused_run("bb").unwrap(), want(Review::Unreviewed));
+        store
+            .record_destroyed("bb", paused, now_ms(), Review::Approved, &crate::Destroyed::default())
+            .unwrap();
+        assert_eq!(
+            store.paused_run("bb").unwrap(),
+            want(Review::Approved),
+            "an approved plan"
+        );
+        // A run that applied its plan to the end: nothing to continue.
+        run(RunMode::Incremental, RunState::Succeeded, "p2");
+        assert_eq!(store.paused_run("bb").unwrap(), None);
+    }
 
     #[test]
     fn runs_of_ended_processes_are_interrupted_and_live_ones_left_alone() {

@@ -26,12 +26,12 @@ const STAGE_BUCKETS: [f64; 18] = [
 ];
 
 /// Run states after which a completed source fetch counts as a successful sync of that source.
-const SUCCESS_STATES: [&str; 2] = ["succeeded", "partial"];
+const SUCCESS_STATES: [&str; 3] = ["succeeded", "partial", "paused"];
 
 /// What a finished run reports to the metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct RunObservation<'a> {
-    /// succeeded, partial, failed, held, refused, planned, cancelled.
+    /// succeeded, partial, failed, held, refused, planned, cancelled, paused.
     pub state: &'a str,
     /// schedule, api, cli, scim, user.
     pub trigger: &'a str,

@@ -121,6 +121,9 @@ fn print_report(r: &RunReport) {
         println!("  applied: {} done, {} failed", s.applied.done, s.applied.failed);
     }
     println!("  Bitbucket calls: {} ({} throttled)", s.api_calls_total, s.throttled);
+    if let Some(eta) = &s.eta {
+        println!("  {}", eta_line(eta));
+    }
     let order = ["fetch", "transform", "merge", "read", "plan", "guard", "apply"];
     let stages: Vec<String> = order
         .iter()
@@ -136,6 +139,27 @@ fn print_report(r: &RunReport) {
     for w in &s.warnings {
         println!("  warning: {w}");
     }
+}
+
+/// The plan against the target's call budget: `ETA: about 2500 call(s); 300 allowed now, 1000
+/// per 1 h: 4 runs, done in about 3 h`.
+fn eta_line(eta: &roster_engine::Eta) -> String {
+    let when = if eta.runs_needed <= 1 {
+        "done this run".to_string()
+    } else {
+        format!(
+            "{} runs, done in about {}",
+            eta.runs_needed,
+            roster_engine::budget::duration(eta.seconds_until_done)
+        )
+    };
+    format!(
+        "ETA: about {} call(s); {} allowed now, {} per {}: {when}",
+        eta.calls_needed,
+        eta.available_now,
+        eta.calls_per_window,
+        roster_engine::budget::duration(eta.window_secs)
+    )
 }
 
 /// One tripped rule of the guard: `tripped group-members-lost (devs): 3000 over 50 % of 3000`.

@@ -460,7 +460,10 @@ impl Service {
     /// that took pushes whether it carried them (else they are retried, see [`push`]).
     pub(crate) async fn after_run(self: &Arc<Self>, run_id: i64, result: Result<RunReport, RunError>) {
         let end = match &result {
-            Ok(r) if matches!(r.state, RunState::Succeeded | RunState::Held) => push::RunEnd::Carried,
+            // A paused run took the pushes in as a held one does: the next run continues its plan.
+            Ok(r) if matches!(r.state, RunState::Succeeded | RunState::Held | RunState::Paused) => {
+                push::RunEnd::Carried
+            }
             _ => push::RunEnd::NotCarried,
         };
         self.push.ended(self, run_id, end);

@@ -114,8 +114,9 @@ pub fn retry_after(timing: Timing, failures: u32) -> Duration {
 /// How a run that took pushes ended, for the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunEnd {
-    /// `succeeded`, or `held` (the guard decided; the pushes are in the mirror and the next
-    /// run plans them again): the pushes are carried.
+    /// `succeeded`, `held` (the guard decided; the pushes are in the mirror and the next run
+    /// plans them again) or `paused` (the target's call budget ran out; the next run continues):
+    /// the pushes are carried.
     Carried,
     /// Any other end: the pushes are owed again, retried after a backoff.
     NotCarried,

@@ -5,15 +5,19 @@
 //!
 //! It refuses what its capabilities rule out (a rename, a bulk add) instead of doing it, so a
 //! test fails if the engine ever asks.
+//!
+//! A test may also make it a target that invites rather than creates accounts, whose people own
+//! their profiles, and that meters calls over a window ([`World::invite_only`],
+//! [`World::meter`]): the engine's side of such targets is tested here, without a vendor.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use roster_engine::{
-    Account, Accounts, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome,
-    Patience, Profiles, ReadScope, Rename, Seats, Target, TargetCheck, TargetConfig, TargetError, TargetKind,
-    TargetState,
+    Account, Accounts, AddMembers, CallBudget, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op,
+    OpOutcome, Patience, PendingAccount, Profiles, ReadScope, Rename, Seats, Target, TargetCheck, TargetConfig,
+    TargetError, TargetKind, TargetState,
 };
 
 /// One account.
@@ -27,6 +31,26 @@ pub struct MemUser {
     pub email: String,
     /// Enabled.
     pub active: bool,
+}
+
+/// An invitation sent and not accepted yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// The account it becomes once accepted.
+    pub user: MemUser,
+    /// When it was sent (ms since the epoch).
+    pub sent_ms: i64,
+}
+
+/// A meter of calls over a window, refilled when a test says the window has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meter {
+    /// Calls allowed per window.
+    pub calls: u64,
+    /// The window, in seconds (what the target reports; tests move time with [`World::refill`]).
+    pub window_secs: u64,
+    /// Calls made in the current window.
+    pub used: u64,
 }
 
 /// What the target holds.
@@ -44,6 +68,16 @@ pub struct World {
     pub seat_limit: Option<i64>,
     /// Writes applied (operations that changed something).
     pub writes: u64,
+    /// How accounts come to exist: created, or invited (then `pending` until accepted).
+    pub accounts: Accounts,
+    /// Whether display names and emails may be changed.
+    pub profiles: Profiles,
+    /// Invitations not accepted yet, by lower-case name.
+    pub pending: BTreeMap<String, Invitation>,
+    /// The call meter, when the target has one: every operation is one call; reads are free.
+    pub meter: Option<Meter>,
+    /// Every operation the meter let through, in order (what a test checks for repeats).
+    pub applied: Vec<Op>,
 }
 
 impl World {
@@ -66,6 +100,41 @@ impl World {
                 active: true,
             },
         );
+    }
+
+    /// Makes it a target whose accounts come by invitation and whose people own their profiles.
+    pub fn invite_only(&mut self) {
+        self.accounts = Accounts::Invite;
+        self.profiles = Profiles::ReadOnly;
+    }
+
+    /// Meters calls: `calls` per window of `window_secs`, all available now.
+    pub fn meter(&mut self, calls: u64, window_secs: u64) {
+        self.meter = Some(Meter {
+            calls,
+            window_secs,
+            used: 0,
+        });
+    }
+
+    /// The window has passed: every call is available again.
+    pub fn refill(&mut self) {
+        if let Some(m) = &mut self.meter {
+            m.used = 0;
+        }
+    }
+
+    /// The person invited as `user` accepts: their account exists from now on. False when no
+    /// such invitation is pending.
+    pub fn accept(&mut self, user: &str) -> bool {
+        let key = user.to_lowercase();
+        match self.pending.remove(&key) {
+            Some(invitation) => {
+                self.users.insert(key, invitation.user);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Groups `user` is a member of.
@@ -175,8 +244,37 @@ impl MemoryTarget {
                 in_use: Some(w.licensed() as i64),
                 limit: w.seat_limit,
             },
-            pending: BTreeMap::new(),
+            pending: w
+                .pending
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, i)| {
+                    (
+                        k.clone(),
+                        PendingAccount {
+                            email: i.user.email.clone(),
+                            since_ms: Some(i.sent_ms),
+                        },
+                    )
+                })
+                .collect(),
         }
+    }
+
+    /// Takes one call from the meter; the budget-spent error when none is left.
+    fn metered(&self) -> Result<(), TargetError> {
+        let mut w = self.world();
+        let Some(m) = &mut w.meter else { return Ok(()) };
+        if m.used >= m.calls {
+            let calls = m.calls;
+            self.calls.lock().unwrap_or_else(|p| p.into_inner()).throttled += 1;
+            return Err(refused(
+                429,
+                format!("call budget spent ({calls} calls in this window); the next run after the window continues"),
+            ));
+        }
+        m.used += 1;
+        Ok(())
     }
 
     fn execute(&self, op: &Op) -> Result<Option<String>, TargetError> {
@@ -205,6 +303,23 @@ impl MemoryTarget {
                 if w.users.contains_key(&lower(user)) {
                     return Ok(Some("account already existed".into()));
                 }
+                if w.accounts == Accounts::Invite {
+                    if w.pending.contains_key(&lower(user)) {
+                        return Ok(Some("already invited".into()));
+                    }
+                    let sent_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    let user = MemUser {
+                        name: user.clone(),
+                        display_name: display_name.clone(),
+                        email: email.clone(),
+                        active: true,
+                    };
+                    w.pending.insert(lower(&user.name), Invitation { user, sent_ms });
+                    w.writes += 1;
+                    return Ok(Some(format!("invitation sent to {email}")));
+                }
                 w.users.insert(
                     lower(user),
                     MemUser {
@@ -231,6 +346,12 @@ impl MemoryTarget {
                 email,
                 ..
             } => {
+                if w.profiles == Profiles::ReadOnly {
+                    return Err(refused(
+                        400,
+                        format!("cannot update {user}: people own their profiles here"),
+                    ));
+                }
                 let u = w
                     .users
                     .get_mut(&lower(user))
@@ -321,6 +442,7 @@ impl Target for MemoryTarget {
     }
 
     fn capabilities(&self) -> Capabilities {
+        let w = self.world();
         Capabilities {
             rename: Rename::Unsupported,
             add_members: AddMembers::OneAtATime,
@@ -330,8 +452,8 @@ impl Target for MemoryTarget {
                 username_forbids: "/",
             },
             groups: Groups::Keep,
-            accounts: Accounts::Create,
-            profiles: Profiles::Managed,
+            accounts: w.accounts,
+            profiles: w.profiles,
         }
     }
 
@@ -355,10 +477,11 @@ impl Target for MemoryTarget {
 
     async fn apply(&self, op: &Op) -> OpOutcome {
         self.count(op.kind());
-        OpOutcome {
-            result: self.execute(op),
-            requests: 1,
-        }
+        let result = self.metered().and_then(|()| {
+            self.world().applied.push(op.clone());
+            self.execute(op)
+        });
+        OpOutcome { result, requests: 1 }
     }
 
     fn calls(&self) -> CallCounts {
@@ -367,6 +490,14 @@ impl Target for MemoryTarget {
 
     fn reset_calls(&self) {
         *self.calls.lock().unwrap_or_else(|p| p.into_inner()) = CallCounts::default();
+    }
+
+    fn call_budget(&self) -> Option<CallBudget> {
+        self.world().meter.map(|m| CallBudget {
+            calls: m.calls,
+            window_secs: m.window_secs,
+            available_now: m.calls.saturating_sub(m.used),
+        })
     }
 
     async fn check(&self) -> TargetCheck {
