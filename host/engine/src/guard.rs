@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::model::{Op, PlannedOp};
 use crate::policy::{Limit, Threshold};
-use crate::target::{Disable, TargetState};
+use crate::target::{Accounts, Disable, TargetState};
 
 /// What the guard decided.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
@@ -344,6 +344,8 @@ pub struct Judged<'a> {
     pub target: &'a TargetState,
     /// How the target disables an account (what a deactivation does to licences).
     pub disable: Disable,
+    /// How accounts come to exist: an invitation takes a seat once accepted.
+    pub accounts: Accounts,
     /// Accounts Roster manages in the target now.
     pub managed_accounts: usize,
     /// Which rules to hold by.
@@ -358,7 +360,7 @@ pub struct Judged<'a> {
 pub fn judge(ops: &[PlannedOp], tally: &Tally, j: &Judged<'_>) -> Verdict {
     let (target, managed_accounts, product) = (j.target, j.managed_accounts, j.product);
     let before = target.licensed();
-    let after = licensed_after(ops, target, j.disable);
+    let after = licensed_after(ops, target, j.disable, j.accounts);
     let seat_limit = target.seats.limit;
     let seats_in_use = target.seats.in_use.unwrap_or(before.len() as i64);
     let delta = after.len() as i64 - before.len() as i64;
@@ -515,7 +517,9 @@ fn per_plan(tally: &Tally, threshold: &Threshold, managed: usize, target: &Targe
 }
 
 /// Who would be licensed once the plan is applied, by simulating it on the licensing facts.
-fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable) -> BTreeSet<String> {
+/// An invitation counts as the seat its acceptance takes: the plan cannot add the invited
+/// person to a licensing group before then, and the invitation gives access on its own.
+fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable, accounts: Accounts) -> BTreeSet<String> {
     let mut members: HashMap<&str, BTreeSet<String>> = target
         .licensing_groups
         .iter()
@@ -533,6 +537,9 @@ fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable) -> 
     let mut direct: BTreeSet<String> = target.licensed_directly.clone();
     for o in ops {
         match &o.op {
+            Op::CreateUser { user, .. } if accounts == Accounts::Invite => {
+                direct.insert(user.to_lowercase());
+            }
             Op::AddMembers { group, users } => {
                 if let Some(m) = members.get_mut(group.as_str()) {
                     m.extend(users.iter().map(|u| u.to_lowercase()));
@@ -674,6 +681,7 @@ mod tests {
         Judged {
             target: t,
             disable: Disable::Unlicense,
+            accounts: Accounts::Create,
             managed_accounts: managed,
             rules,
             product: "Bitbucket",
@@ -693,6 +701,43 @@ mod tests {
 
     fn rules(v: &Verdict) -> Vec<&'static str> {
         v.tripped.iter().map(|x| x.rule.name()).collect()
+    }
+
+    #[test]
+    fn invitations_count_against_the_licence_as_the_seats_they_take() {
+        let mut t = target(8, &[("users", 0..8)]);
+        t.licensing_groups.insert("users".into());
+        t.seats = crate::target::Seats {
+            in_use: Some(8),
+            limit: Some(10),
+        };
+        let invite = |i: usize| {
+            op(Op::CreateUser {
+                user: format!("new{i}"),
+                display_name: String::new(),
+                email: format!("new{i}@example.com"),
+                records: Vec::new(),
+            })
+        };
+        let ops: Vec<PlannedOp> = (0..3).map(invite).collect();
+        let threshold = Threshold::default();
+        let window = WindowTotals::default();
+        let mut j = judged(
+            &t,
+            8,
+            Rules::Plan {
+                threshold: &threshold,
+                window: &window,
+            },
+        );
+        // Created accounts take a seat only when the plan adds them to a licensing group.
+        let created = judge(&ops, &Tally::count(&ops, &t), &j);
+        assert_eq!((created.licensed_after, created.refused), (8, None));
+        j.accounts = Accounts::Invite;
+        let invited = judge(&ops, &Tally::count(&ops, &t), &j);
+        assert_eq!(invited.licensed_after, 11);
+        let why = invited.refused.unwrap();
+        assert!(why.contains("8 in use + 3 = 11 > 10 seats"), "{why}");
     }
 
     #[test]

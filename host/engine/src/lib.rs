@@ -346,19 +346,19 @@ impl Engine {
                 },
             ),
         };
-        let verdict = guard::judge(
+        let mut verdict = guard::judge(
             &draft.ops,
             &tally,
             &guard::Judged {
                 target: &target,
                 disable: capabilities.disable,
+                accounts: capabilities.accounts,
                 managed_accounts,
                 rules,
                 product: self.target.product(),
                 plan: (&plan_id, &hash),
             },
         );
-        let mut verdict = verdict;
         let continued = match r.scope {
             Scope::Everyone if !draft.ops.is_empty() => self.continued(&draft.ops, &mut warnings)?,
             _ => None,
@@ -475,7 +475,7 @@ impl Engine {
             return Ok(None);
         }
         warnings.push(format!(
-            "continues plan {}, paused when the target's call budget ran out",
+            "continues plan {}, which paused when the target throttled it or its call budget ran out",
             paused.plan_id
         ));
         Ok(Some(Continued {
@@ -588,6 +588,7 @@ impl Engine {
             &guard::Judged {
                 target: &target,
                 disable: self.target.capabilities().disable,
+                accounts: self.target.capabilities().accounts,
                 managed_accounts: 0,
                 rules: guard::Rules::LicenceOnly,
                 product: self.target.product(),
@@ -655,7 +656,7 @@ impl Engine {
             // Throttling that outlasted the retries, or a call budget spent: waiting is the
             // cure, not a fix, so the run pauses and the next one takes over from a fresh read.
             warnings.push(format!(
-                "paused: {why}; {} later operation(s) were not started; the next run continues plan {plan_id}",
+                "paused: target '{id}': apply: {why}; {} later operation(s) were not started; the next run continues plan {plan_id}",
                 a.stopped
             ));
             return RunState::Paused;

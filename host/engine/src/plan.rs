@@ -758,3 +758,244 @@ fn update_if_changed(
         reason: format!("{} changed in {}", what.join(" and "), sources_of(&p.records)),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::target::{Account, Fields};
+
+    const DEC_5_2026: i64 = 1_796_475_600_000;
+
+    fn person(name: &str, email: Option<&str>) -> Person {
+        Person {
+            username: name.into(),
+            email: email.map(str::to_string),
+            display_name: Some(format!("{name} Person")),
+            active: true,
+            records: vec![("hr".into(), format!("id-{name}"))],
+        }
+    }
+
+    /// `people` all in `devs`.
+    fn desired(people: &[Person]) -> Desired {
+        let mut d = Desired::default();
+        for p in people {
+            d.persons.insert(p.username.to_lowercase(), p.clone());
+        }
+        d.groups.insert(
+            "devs".into(),
+            people
+                .iter()
+                .map(|p| Arc::from(p.username.to_lowercase().as_str()))
+                .collect(),
+        );
+        d
+    }
+
+    /// A target with `devs` and the accounts `names` (display name `NAME Person`, email
+    /// `NAME@example.com`), none in a group.
+    fn target(names: &[&str]) -> TargetState {
+        let mut t = TargetState::default();
+        t.groups.insert("devs".into());
+        for n in names {
+            t.users.insert(
+                n.to_string(),
+                Account {
+                    name: n.to_string(),
+                    display_name: format!("{n} Person"),
+                    email: Some(format!("{n}@example.com")),
+                    directory: None,
+                    mutable: true,
+                    active: true,
+                },
+            );
+        }
+        t
+    }
+
+    fn linked(names: &[&str]) -> Vec<Identity> {
+        names
+            .iter()
+            .map(|n| Identity {
+                source: "hr".into(),
+                ext_id: format!("id-{n}"),
+                username: n.to_string(),
+                state: IdentityState::Active,
+            })
+            .collect()
+    }
+
+    fn capabilities(accounts: Accounts, profiles: Profiles) -> Capabilities {
+        Capabilities {
+            rename: Rename::Unsupported,
+            add_members: AddMembers::OneAtATime,
+            disable: Disable::Native,
+            fields: Fields {
+                max_chars: 255,
+                username_forbids: "/",
+            },
+            groups: Groups::Keep,
+            accounts,
+            profiles,
+        }
+    }
+
+    fn run(d: &Desired, t: &TargetState, ids: &[Identity], caps: Capabilities) -> Draft {
+        let policy: TargetConfig = serde_json::from_value(serde_json::json!({})).unwrap();
+        plan(&PlanInput {
+            desired: d,
+            target: t,
+            capabilities: caps,
+            identities: ids,
+            managed: &BTreeSet::new(),
+            policy: &policy,
+            me: "roster",
+            product: "Acme Hub",
+        })
+    }
+
+    fn added(d: &Draft) -> Vec<String> {
+        d.ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::AddMembers { users, .. } => Some(users.join(",")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn why<'a>(d: &'a Draft, subject: &str) -> Vec<&'a str> {
+        d.skipped
+            .iter()
+            .filter(|s| s.subject == subject)
+            .map(|s| s.why.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn an_invited_person_gets_their_memberships_once_they_accept() {
+        let people = [
+            person("ann", Some("ann@example.com")),
+            person("bob", Some("bob@example.com")),
+            person("cy", None),
+        ];
+        let (d, t, ids) = (desired(&people), target(&["bob"]), linked(&["bob"]));
+        let draft = run(&d, &t, &ids, capabilities(Accounts::Invite, Profiles::ReadOnly));
+        let creates: Vec<(&str, &str)> = draft
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::CreateUser { user, .. } => Some((user.as_str(), o.reason.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            creates,
+            vec![(
+                "ann",
+                "new in hr; an invitation is sent to ann@example.com (the account exists once it is accepted)"
+            )]
+        );
+        assert_eq!(
+            added(&draft),
+            vec!["bob"],
+            "ann waits for her acceptance, cy for an email"
+        );
+        assert_eq!(
+            why(&draft, "ann"),
+            vec!["invited; memberships follow once the invitation is accepted"]
+        );
+        let cy = why(&draft, "cy");
+        assert!(
+            cy.len() == 1 && cy[0].contains("has no email address: Acme Hub accounts come to exist by invitation"),
+            "{cy:?}"
+        );
+
+        // A target that creates accounts: ann is created and added at once; cy too.
+        let draft = run(&d, &t, &ids, capabilities(Accounts::Create, Profiles::Managed));
+        let reasons: Vec<&str> = draft
+            .ops
+            .iter()
+            .filter(|o| matches!(o.op, Op::CreateUser { .. }))
+            .map(|o| o.reason.as_str())
+            .collect();
+        assert_eq!(reasons, vec!["new in hr", "new in hr"]);
+        assert_eq!(added(&draft), vec!["ann", "bob", "cy"]);
+        assert!(draft.skipped.is_empty(), "{:?}", draft.skipped);
+    }
+
+    #[test]
+    fn a_pending_invitation_is_neither_sent_again_nor_given_memberships() {
+        let people = [
+            person("ann", Some("ann@example.com")),
+            person("bob", Some("bob@example.com")),
+        ];
+        let mut t = target(&["bob"]);
+        for (name, since_ms) in [("ann", Some(DEC_5_2026)), ("dora", None)] {
+            t.pending.insert(
+                name.into(),
+                PendingAccount {
+                    email: format!("{name}@example.com"),
+                    since_ms,
+                },
+            );
+        }
+        // ann was invited by an earlier run (her identity is linked), dora no longer wanted.
+        let draft = run(
+            &desired(&people),
+            &t,
+            &linked(&["ann", "bob"]),
+            capabilities(Accounts::Invite, Profiles::ReadOnly),
+        );
+        let kinds: Vec<(&str, &str)> = draft.ops.iter().map(|o| (o.op.kind(), o.op.subject())).collect();
+        assert_eq!(kinds, vec![("add-members", "devs")]);
+        assert_eq!(added(&draft), vec!["bob"]);
+        assert_eq!(
+            why(&draft, "ann"),
+            vec![
+                "invitation to ann@example.com sent 2026-12-05 is not accepted yet; its memberships follow on the first run after it is accepted"
+            ]
+        );
+        let dora = why(&draft, "dora");
+        assert!(
+            dora.len() == 1
+                && dora[0].starts_with("invitation to dora@example.com is not accepted yet, and no source wants an account for dora any more: nothing is written"),
+            "{dora:?}"
+        );
+    }
+
+    #[test]
+    fn read_only_profiles_are_reported_once_and_never_updated() {
+        let mut bob = person("bob", Some("robert@example.com"));
+        bob.display_name = Some("Robert".into());
+        let (d, t, ids) = (desired(&[bob]), target(&["bob"]), linked(&["bob"]));
+        let draft = run(&d, &t, &ids, capabilities(Accounts::Invite, Profiles::ReadOnly));
+        assert!(
+            !draft.ops.iter().any(|o| matches!(o.op, Op::UpdateUser { .. })),
+            "{:?}",
+            draft.ops
+        );
+        assert_eq!(
+            why(&draft, "bob"),
+            vec!["Acme Hub accounts are owned by their people: display name and email are not changed by Roster"]
+        );
+        let draft = run(&d, &t, &ids, capabilities(Accounts::Create, Profiles::Managed));
+        let updates: Vec<&str> = draft
+            .ops
+            .iter()
+            .filter(|o| matches!(o.op, Op::UpdateUser { .. }))
+            .map(|o| o.reason.as_str())
+            .collect();
+        assert_eq!(updates, vec!["display name and email changed in hr"]);
+    }
+
+    #[test]
+    fn dates_in_reasons_are_utc_calendar_dates() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(951_782_400_000), "2000-02-29");
+        assert_eq!(utc_date(DEC_5_2026), "2026-12-05");
+        assert_eq!(utc_date(-1), "1969-12-31");
+    }
+}

@@ -189,6 +189,10 @@ pub async fn sync(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<(
     }
     match report.state.as_str() {
         "succeeded" | "planned" => Ok(()),
+        "paused" => anyhow::bail!(
+            "run {} paused: the target's call budget is spent before the plan was done; the next run continues it (see the ETA above)",
+            report.run_id
+        ),
         other => anyhow::bail!("run {} ended {other}", report.run_id),
     }
 }

@@ -447,8 +447,10 @@ async fn trial(runtime: Runtime, stage: Stage, f: &Injected, times: Times) -> Ro
             );
             row.destructive = format!("0 beyond the plan's {takes_away}");
         }
-        RunState::Failed => {
-            row.did = format!("failed cleanly in {:.1} s: {}", took.as_secs_f64(), shorten(&why));
+        // Throttling that outlasts the retries pauses the run instead (the next one continues):
+        // as clean as a failure, naming the cause, nothing destructive after it.
+        RunState::Failed | RunState::Paused => {
+            row.did = format!("{state} cleanly in {:.1} s: {}", took.as_secs_f64(), shorten(&why));
             row.destructive = destructive.to_string();
             let names_cause = f.cause.iter().any(|c| why.to_lowercase().contains(&c.to_lowercase()));
             if destructive > 0 {

@@ -365,4 +365,23 @@ mod tests {
             assert!(schemas.get(name).is_some(), "schema {name}");
         }
     }
+
+    /// A run against a target that meters calls says when its plan is done, typed.
+    #[test]
+    fn the_run_summary_carries_the_plans_eta() {
+        let (_, doc) = operations().split_for_parts();
+        let doc = serde_json::to_value(&doc).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        assert!(schemas["Summary"]["properties"].get("eta").is_some(), "Summary.eta");
+        for field in [
+            "calls_needed",
+            "calls_per_window",
+            "window_secs",
+            "available_now",
+            "runs_needed",
+            "seconds_until_done",
+        ] {
+            assert!(schemas["Eta"]["properties"].get(field).is_some(), "Eta.{field}");
+        }
+    }
 }
