@@ -24,7 +24,8 @@ pub struct Applied {
     pub cancelled: usize,
     /// Operations not started because the target failed an earlier one in a way that is not
     /// about that operation (unreachable, erroring, throttling past the retries, refusing the
-    /// credentials); the next run plans them again.
+    /// credentials), or answered 429 (throttled past the retries, a call budget spent): not
+    /// applied, and not failures; the next run plans them again.
     #[serde(default)]
     pub stopped: usize,
 }
@@ -105,8 +106,8 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                 }
                 let started = now_ms();
                 let OpOutcome { result, requests } = execute(ctx, &ops[seq].op).await;
-                let (ok, status, message) = match result {
-                    Ok(note) => (true, None, note),
+                let (started_as, status, message) = match result {
+                    Ok(note) => (Started::Done, None, note),
                     Err(e) => {
                         tracing::warn!(op = ops[seq].op.kind(), subject = ops[seq].op.subject(), "{e}");
                         if target_unavailable(&e) {
@@ -118,12 +119,23 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                                 )
                             });
                         }
-                        (false, e.status.map(i64::from), Some(e.to_string()))
+                        // A 429 says "not now", not "no": the operation is left for the next
+                        // run like those after it, not counted as a failure.
+                        let how = if e.status == Some(429) {
+                            Started::Stopped
+                        } else {
+                            Started::Failed
+                        };
+                        (how, e.status.map(i64::from), Some(e.to_string()))
                     }
                 };
                 let row = ResultRow {
                     seq: seq as i64,
-                    outcome: if ok { Outcome::Done } else { Outcome::Failed },
+                    outcome: match started_as {
+                        Started::Done => Outcome::Done,
+                        Started::Stopped => Outcome::NotApplied,
+                        Started::Failed | Started::Cancelled => Outcome::Failed,
+                    },
                     status,
                     message,
                     attempts: i64::from(requests),
@@ -134,7 +146,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, ops: &[PlannedOp], progress: &dyn Pro
                     tracing::error!("cannot record the result of operation {seq}: {e}");
                 }
                 progress.advance(1);
-                (seq, if ok { Started::Done } else { Started::Failed })
+                (seq, started_as)
             })
             .buffer_unordered(ctx.concurrency.max(1))
             .collect()

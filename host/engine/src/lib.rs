@@ -656,7 +656,7 @@ impl Engine {
             // Throttling that outlasted the retries, or a call budget spent: waiting is the
             // cure, not a fix, so the run pauses and the next one takes over from a fresh read.
             warnings.push(format!(
-                "paused: target '{id}': apply: {why}; {} later operation(s) were not started; the next run continues plan {plan_id}",
+                "paused: target '{id}': apply: {why}; {} operation(s) not applied, left to the next run, which continues plan {plan_id}",
                 a.stopped
             ));
             return RunState::Paused;

@@ -25,6 +25,10 @@ async fn memory(d: &Directory) -> (Scenario, Arc<Mutex<World>>) {
     (s, world)
 }
 
+fn ops_of(r: &RunReport) -> usize {
+    r.summary.planned.values().sum()
+}
+
 fn warned(r: &RunReport, part: &str) -> bool {
     r.summary.warnings.iter().any(|w| w.contains(part))
 }
@@ -193,10 +197,13 @@ async fn a_plan_over_the_budget_pauses_and_the_next_runs_finish_it_exactly() {
     assert_eq!(first.state, RunState::Paused, "{:?}", first.summary.warnings);
     assert!(first.state.applied(), "a paused run applied part of its plan");
     assert_eq!(first.summary.applied.done, 25);
+    // The operations the budget stopped are left for the next run, not failures.
+    assert_eq!(first.summary.applied.failed, 0, "{:?}", first.summary.warnings);
+    assert_eq!(first.summary.applied.stopped, ops_of(&first) - 25);
     let eta = first.summary.eta.unwrap();
     let plan = first.plan_id.clone().unwrap();
     assert!(
-        warned(&first, "paused: ") && warned(&first, &format!("the next run continues plan {plan}")),
+        warned(&first, "paused: ") && warned(&first, &format!("left to the next run, which continues plan {plan}")),
         "{:?}",
         first.summary.warnings
     );
@@ -254,7 +261,7 @@ async fn an_approved_deprovisioning_that_paused_continues_without_a_new_approval
     let approved = approve(&s.runner(), &held).await;
     assert_eq!(approved.state, RunState::Paused, "{:?}", approved.summary.warnings);
     assert!(
-        warned(&approved, &format!("the next run continues plan {held_plan}")),
+        warned(&approved, &format!("left to the next run, which continues plan {held_plan}")),
         "{:?}",
         approved.summary.warnings
     );
