@@ -120,6 +120,10 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
     // Persons this plan invites (targets whose accounts come by invitation): no account until
     // they accept, so no membership this run.
     let mut invited: HashSet<String> = HashSet::new();
+    // Persons whose username changed on a target whose accounts Roster does not name (they
+    // come by invitation): new lower-case name → the account's, under which Roster goes on
+    // managing them, memberships included.
+    let mut aliases: HashMap<String, String> = HashMap::new();
     // Accounts of persons whose rename could not be made: they stay exactly as they are, their
     // memberships included, until the rename can be made.
     let mut kept_as_is: HashSet<String> = HashSet::new();
@@ -204,6 +208,24 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         match linked_name {
             Some(old) if &old != key => {
                 if target.users.contains_key(&old) {
+                    if capabilities.rename == Rename::Unsupported
+                        && capabilities.accounts == Accounts::Invite
+                        && !desired.persons.contains_key(&old)
+                    {
+                        // An invited account carries its person's name, not Roster's: a
+                        // changed username is an update of nothing.
+                        d.collisions.push(Skipped {
+                            subject: p.username.clone(),
+                            why: format!(
+                                "username changed in {} ({old} → {}), but {product} cannot rename accounts: they come by invitation to an email and keep their person's name, so nothing is renamed; Roster goes on managing the account as {old}",
+                                sources_of(&p.records),
+                                p.username
+                            ),
+                        });
+                        aliases.insert(key.clone(), old.clone());
+                        update_if_changed(&mut d, p, target, Some(&old), capabilities.profiles, product);
+                        continue;
+                    }
                     if capabilities.rename == Rename::Unsupported {
                         d.collisions.push(Skipped {
                             subject: p.username.clone(),
@@ -383,7 +405,15 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
     }
 
     // Groups: create what is missing, then the membership diff.
-    let active_name = |lc: &str| desired.persons.get(lc).map(|p: &Person| p.username.clone());
+    let aliased: HashSet<&str> = aliases.values().map(String::as_str).collect();
+    // The name an add uses: the account's for a person managed under it, else the person's.
+    let active_name = |lc: &str| {
+        if aliased.contains(lc) {
+            target.users.get(lc).map(|a| a.name.clone())
+        } else {
+            desired.persons.get(lc).map(|p: &Person| p.username.clone())
+        }
+    };
     // Accounts on their way out keep their memberships unless they are to be disabled:
     // deletion removes them anyway, and `keep` means leave the account exactly as it is.
     let leaving: HashSet<String> = deprovision
@@ -423,6 +453,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             .filter(|u| {
                 !excluded.contains(*u) && !invited.contains(*u) && desired.persons.get(*u).is_some_and(|p| p.active)
             })
+            .map(|u| aliases.get(u).map_or(u, String::as_str))
             .collect();
         let mut to_add: Vec<String> = want
             .iter()
@@ -989,6 +1020,43 @@ mod tests {
             .map(|o| o.reason.as_str())
             .collect();
         assert_eq!(updates, vec!["display name and email changed in hr"]);
+    }
+
+    #[test]
+    fn a_changed_username_on_an_invited_account_renames_nothing_and_keeps_it_managed() {
+        // bob is robert now in the source; the account stays bob, in devs, and joins ops.
+        let robert = Person {
+            records: vec![("hr".into(), "id-bob".into())],
+            ..person("robert", Some("bob@example.com"))
+        };
+        let mut d = desired(std::slice::from_ref(&robert));
+        d.groups.insert("ops".into(), BTreeSet::from([Arc::from("robert")]));
+        let mut t = target(&["bob"]);
+        t.groups.insert("ops".into());
+        t.members.insert("devs".into(), BTreeSet::from([Arc::from("bob")]));
+        let ids = linked(&["bob"]);
+        let draft = run(&d, &t, &ids, capabilities(Accounts::Invite, Profiles::ReadOnly));
+        let ops: Vec<(&str, String)> = draft
+            .ops
+            .iter()
+            .map(|o| (o.op.kind(), serde_json::to_string(&o.op).unwrap()))
+            .collect();
+        assert_eq!(ops.len(), 1, "{ops:?}");
+        assert_eq!(added(&draft), vec!["bob"], "ops is joined by the account bob");
+        let said = &draft.collisions;
+        assert!(
+            said.len() == 1
+                && said[0].subject == "robert"
+                && said[0].why.contains("Acme Hub cannot rename accounts")
+                && said[0].why.ends_with("Roster goes on managing the account as bob")
+                && !said[0].why.contains("by hand"),
+            "{said:?}"
+        );
+
+        // A target that creates its accounts and cannot rename them: left exactly as it is.
+        let draft = run(&d, &t, &ids, capabilities(Accounts::Create, Profiles::Managed));
+        assert!(draft.ops.is_empty(), "{:?}", draft.ops);
+        assert!(draft.collisions[0].why.contains("rename it in the target by hand"));
     }
 
     #[test]

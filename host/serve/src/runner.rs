@@ -188,6 +188,11 @@ pub struct RunReport {
     pub summary: Summary,
 }
 
+/// Whether the engine stopped because the target's read was answered 429.
+fn throttled_read(e: &EngineError) -> bool {
+    matches!(e, EngineError::Read { error, .. } if error.status == Some(429))
+}
+
 fn ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
@@ -407,7 +412,7 @@ impl Runner {
         }
         let mut desired = self.directory.desired(&mut summary.stage_ms).await?;
         summary.warnings.append(&mut desired.warnings);
-        let r = engine
+        let reconciled = engine
             .reconcile(
                 &Reconcile {
                     run_id,
@@ -424,7 +429,14 @@ impl Runner {
                 desired,
                 progress,
             )
-            .await?;
+            .await;
+        let r = match reconciled {
+            Ok(r) => r,
+            Err(e) if opts.writes == Writes::Apply && throttled_read(&e) => {
+                return self.paused_before_planning(run_id, engine, &e, summary);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let detail = format!("{}; plan {}", r.state, r.plan_id);
         self.reconciled(
             run_id,
@@ -456,6 +468,24 @@ impl Runner {
             plan_hash: Some(r.plan_hash),
             summary,
         })
+    }
+
+    /// Records a run whose read of the target was answered 429 (throttled past the retries, its
+    /// call budget still spent): nothing was planned or written, and nothing is wrong either —
+    /// like a run that paused while applying, it ends `paused` and the next run goes on.
+    fn paused_before_planning(
+        &self,
+        run_id: i64,
+        engine: &Engine,
+        e: &EngineError,
+        mut summary: Summary,
+    ) -> Result<RunReport, RunError> {
+        let next = match self.store.paused_run(&engine.policy().id)? {
+            Some(p) => format!("the next run continues plan {}", p.plan_id),
+            None => "the next run reads it again".into(),
+        };
+        summary.warnings.push(format!("paused: {e}; {next}"));
+        self.ended(run_id, RunState::Paused, summary, None)
     }
 
     /// Records a run that ended before planning (cancelled, nothing readable).

@@ -210,6 +210,18 @@ async fn a_plan_over_the_budget_pauses_and_the_next_runs_finish_it_exactly() {
     let run = s.store.run(first.run_id).unwrap();
     assert_eq!((run.state, run.error), (RunState::Paused, None), "no error recorded");
 
+    // A run before the window has passed cannot even read: it pauses too, writing nothing.
+    let writes = s.writes();
+    let early = s.sync().await;
+    assert_eq!(early.state, RunState::Paused, "{:?}", early.summary.warnings);
+    assert!(
+        warned(&early, "paused: target 'bitbucket': read: ")
+            && warned(&early, &format!("the next run continues plan {plan}")),
+        "{:?}",
+        early.summary.warnings
+    );
+    assert_eq!(s.writes(), writes);
+
     let mut runs = 1;
     let mut last = first;
     while last.state == RunState::Paused {
@@ -261,7 +273,10 @@ async fn an_approved_deprovisioning_that_paused_continues_without_a_new_approval
     let approved = approve(&s.runner(), &held).await;
     assert_eq!(approved.state, RunState::Paused, "{:?}", approved.summary.warnings);
     assert!(
-        warned(&approved, &format!("left to the next run, which continues plan {held_plan}")),
+        warned(
+            &approved,
+            &format!("left to the next run, which continues plan {held_plan}")
+        ),
         "{:?}",
         approved.summary.warnings
     );

@@ -74,7 +74,8 @@ pub struct World {
     pub profiles: Profiles,
     /// Invitations not accepted yet, by lower-case name.
     pub pending: BTreeMap<String, Invitation>,
-    /// The call meter, when the target has one: every operation is one call; reads are free.
+    /// The call meter, when the target has one: every operation is one call; reads are free,
+    /// but refused once the window's calls are spent.
     pub meter: Option<Meter>,
     /// Every operation the meter let through, in order (what a test checks for repeats).
     pub applied: Vec<Op>,
@@ -463,7 +464,17 @@ impl Target for MemoryTarget {
 
     async fn read(&self, _scope: &ReadScope<'_>) -> Result<TargetState, TargetError> {
         self.count("read");
-        Ok(Self::state(&self.world(), None))
+        let w = self.world();
+        if let Some(m) = w.meter.filter(|m| m.used >= m.calls) {
+            return Err(refused(
+                429,
+                format!(
+                    "call budget spent ({} calls in this window); nothing can be read before the window ends",
+                    m.calls
+                ),
+            ));
+        }
+        Ok(Self::state(&w, None))
     }
 
     async fn read_accounts(
