@@ -231,7 +231,15 @@ async fn sync(s: &Setup) -> Run {
             throttled: 0,
         }
     };
-    Run { wall, report, answered }
+    let run = Run { wall, report, answered };
+    // Roster's report and Cloud's count must agree: a run's own call count is what an
+    // administrator reads its cost from.
+    assert_eq!(
+        run.roster_calls(),
+        run.answered.calls,
+        "calls Roster reported against calls Cloud answered"
+    );
+    run
 }
 
 fn roster_sync(bin: &Path, data: &Path) -> (Duration, serde_json::Value) {
