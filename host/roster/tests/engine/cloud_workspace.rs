@@ -454,7 +454,6 @@ async fn a_rename_is_reported_as_an_update_of_nothing() {
 /// administrator to rename the account in Bitbucket by hand (an Atlassian account's name is its
 /// person's, and Roster finds it by email whatever its name) and wait for a relink.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: the engine's generic Rename::Unsupported text advises a rename by hand (reported to the lead)"]
 async fn a_rename_on_cloud_is_not_advised_to_be_done_by_hand() {
     let d = Directory::generate(10, 2, 1);
     let w = CloudWorld::joined(&d, workspace()).await;
@@ -574,7 +573,6 @@ async fn a_429_when_the_budget_was_set_too_high_pauses_the_run() {
 /// time the paused run named) has nothing it may do yet: it ends `paused` again, writing
 /// nothing, rather than failing the run on its first read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: the early run's read is refused by the budget and the run fails (reported to the lead)"]
 async fn a_run_started_before_the_budget_has_room_again_pauses_too() {
     let d = Directory::generate(64, 0, 0);
     let mut state = workspace();
@@ -599,7 +597,6 @@ async fn a_run_started_before_the_budget_has_room_again_pauses_too() {
 /// not fire for a plan that is merely spread over runs), it is left for the next run like the
 /// ones after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: the operation the budget stopped at is counted as failed (reported to the lead)"]
 async fn a_paused_run_counts_no_failure() {
     let d = Directory::generate(64, 0, 0);
     let mut state = workspace();
