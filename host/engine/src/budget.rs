@@ -21,25 +21,36 @@ pub struct Eta {
     pub window_secs: u64,
     /// Calls the target allowed when the plan was made.
     pub available_now: u64,
-    /// Runs that apply the plan: this one, then one per window until it is done.
-    pub runs_needed: u64,
-    /// Seconds until the last of those runs can finish it (0: this run can).
-    pub seconds_until_done: u64,
+    /// Calls a full read of the target took this run: each further run spends them again
+    /// before it writes.
+    pub read_calls: u64,
+    /// Runs that apply the plan: this one, then one per window until it is done. None: never,
+    /// since a read alone spends a whole window.
+    pub runs_needed: Option<u64>,
+    /// Seconds until the last of those runs can finish it (0: this run can; None: never).
+    pub seconds_until_done: Option<u64>,
 }
 
 impl Eta {
     /// The ETA of a plan needing `calls_needed` calls under `budget`. A rolling window frees
-    /// calls as they age out of it, so a full window per further run is the longest it takes.
+    /// calls as they age out of it, so a full window per further run is the longest it takes;
+    /// each further run reads the target again first, so it writes a window less that read.
     pub fn new(calls_needed: u64, budget: CallBudget) -> Eta {
         let rest = calls_needed.saturating_sub(budget.available_now);
-        let windows = rest.div_ceil(budget.calls.max(1));
+        let per_run = budget.calls.saturating_sub(budget.read_calls);
+        let windows = match (rest, per_run) {
+            (0, _) => Some(0),
+            (_, 0) => None,
+            (rest, per_run) => Some(rest.div_ceil(per_run)),
+        };
         Eta {
             calls_needed,
             calls_per_window: budget.calls,
             window_secs: budget.window_secs,
             available_now: budget.available_now,
-            runs_needed: 1 + windows,
-            seconds_until_done: windows.saturating_mul(budget.window_secs),
+            read_calls: budget.read_calls,
+            runs_needed: windows.map(|w| 1 + w),
+            seconds_until_done: windows.map(|w| w.saturating_mul(budget.window_secs)),
         }
     }
 
@@ -53,14 +64,23 @@ impl Eta {
         if self.fits() {
             return None;
         }
+        let (Some(runs), Some(secs)) = (self.runs_needed, self.seconds_until_done) else {
+            return Some(format!(
+                "the plan needs about {} call(s) and {product} allows {} per {}, but reading it takes {} of them: the plan cannot be finished; raise the call budget (hourly_budget) or manage fewer groups",
+                self.calls_needed,
+                self.calls_per_window,
+                duration(self.window_secs),
+                self.read_calls
+            ));
+        };
         Some(format!(
             "the plan needs about {} call(s) and {product} allows {} now ({} per {}): it is applied over {} runs, done in about {}; each run pauses when the budget is spent and the next one continues",
             self.calls_needed,
             self.available_now,
             self.calls_per_window,
             duration(self.window_secs),
-            self.runs_needed,
-            duration(self.seconds_until_done)
+            runs,
+            duration(secs)
         ))
     }
 }
@@ -124,6 +144,7 @@ mod tests {
             calls,
             window_secs: 3600,
             available_now,
+            read_calls: 0,
         }
     }
 
@@ -131,7 +152,7 @@ mod tests {
     fn a_plan_within_the_budget_is_done_this_run() {
         let eta = Eta::new(400, budget(1000, 400));
         assert!(eta.fits());
-        assert_eq!((eta.runs_needed, eta.seconds_until_done), (1, 0));
+        assert_eq!((eta.runs_needed, eta.seconds_until_done), (Some(1), Some(0)));
         assert_eq!(eta.warning("the target"), None);
     }
 
@@ -140,7 +161,7 @@ mod tests {
         // 300 now, then 1000 per hour: 2500 calls take this run and three more.
         let eta = Eta::new(2500, budget(1000, 300));
         assert!(!eta.fits());
-        assert_eq!((eta.runs_needed, eta.seconds_until_done), (4, 3 * 3600));
+        assert_eq!((eta.runs_needed, eta.seconds_until_done), (Some(4), Some(3 * 3600)));
         let w = eta.warning("the target").unwrap();
         assert!(
             w.contains("about 2500 call(s)")
@@ -150,7 +171,49 @@ mod tests {
         );
         // Nothing left now: this run pauses at once.
         let spent = Eta::new(1000, budget(1000, 0));
-        assert_eq!((spent.runs_needed, spent.seconds_until_done), (2, 3600));
+        assert_eq!((spent.runs_needed, spent.seconds_until_done), (Some(2), Some(3600)));
+    }
+
+    #[test]
+    fn each_further_run_spends_a_read_before_it_writes() {
+        // 2500 calls, 300 now, 1000 per hour of which a read takes 200: 2200 left at 800 a run.
+        let eta = Eta::new(
+            2500,
+            CallBudget {
+                read_calls: 200,
+                ..budget(1000, 300)
+            },
+        );
+        assert_eq!((eta.runs_needed, eta.seconds_until_done), (Some(4), Some(3 * 3600)));
+        let more = Eta::new(
+            2700,
+            CallBudget {
+                read_calls: 200,
+                ..budget(1000, 300)
+            },
+        );
+        assert_eq!(
+            more.runs_needed,
+            Some(5),
+            "2400 left at 800 a run: three more, not 3 at 1000"
+        );
+    }
+
+    #[test]
+    fn a_read_that_spends_the_whole_window_can_never_finish_the_plan() {
+        let eta = Eta::new(
+            1500,
+            CallBudget {
+                read_calls: 1000,
+                ..budget(1000, 100)
+            },
+        );
+        assert_eq!((eta.runs_needed, eta.seconds_until_done), (None, None));
+        let w = eta.warning("Bitbucket Cloud").unwrap();
+        assert!(
+            w.contains("reading it takes 1000 of them: the plan cannot be finished; raise the call budget"),
+            "{w}"
+        );
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Limit, TargetConfig, Thr
 pub use record::{ExportRow, export_csv, export_rows};
 pub use target::{
     Account, Accounts, AddMembers, CallBudget, CallCounts, Capabilities, Connection, Disable, Fields, Groups,
-    OpOutcome, Patience, PendingAccount, Profiles, ReadScope, Rename, Seats, Target, TargetCheck, TargetError,
-    TargetKind, TargetKinds, TargetState,
+    InvitationState, OpOutcome, Patience, PendingAccount, Profiles, ReadScope, Rename, Seats, Target, TargetCheck,
+    TargetError, TargetKind, TargetKinds, TargetState,
 };
 
 /// Why the engine could not go on.

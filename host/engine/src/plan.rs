@@ -11,7 +11,7 @@ use roster_store::{Identity, IdentityState};
 use crate::model::{Op, PlannedOp, Record, Skipped};
 use crate::policy::{Deprovision, TargetConfig};
 use crate::target::{
-    Accounts, AddMembers, Capabilities, Disable, Groups, PendingAccount, Profiles, Rename, TargetState,
+    Accounts, AddMembers, Capabilities, Disable, Groups, InvitationState, PendingAccount, Profiles, Rename, TargetState,
 };
 
 /// Everything the plan is computed from.
@@ -712,13 +712,16 @@ impl NewAccount<'_> {
 
 /// `invitation to ann@example.com sent 2026-12-05 is not accepted yet`.
 fn pending_words(pending: &PendingAccount) -> String {
-    match pending.since_ms {
-        Some(ms) => format!(
-            "invitation to {} sent {} is not accepted yet",
-            pending.email,
-            utc_date(ms)
+    let sent = pending
+        .since_ms
+        .map(|ms| format!(" sent {}", utc_date(ms)))
+        .unwrap_or_default();
+    match pending.invitation {
+        InvitationState::Open => format!("invitation to {}{sent} is not accepted yet", pending.email),
+        InvitationState::Closed => format!(
+            "invitation to {}{sent} is no longer open, yet no account has that address (the person may have joined with another email: give them that email in the identity provider); it is not sent again for now",
+            pending.email
         ),
-        None => format!("invitation to {} is not accepted yet", pending.email),
     }
 }
 
@@ -970,6 +973,7 @@ mod tests {
                 PendingAccount {
                     email: format!("{name}@example.com"),
                     since_ms,
+                    invitation: InvitationState::Open,
                 },
             );
         }

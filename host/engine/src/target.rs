@@ -69,6 +69,18 @@ pub struct PendingAccount {
     pub email: String,
     /// When it was sent (ms since the epoch), when the target says.
     pub since_ms: Option<i64>,
+    /// Whether the target still lists it.
+    pub invitation: InvitationState,
+}
+
+/// Where an invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum InvitationState {
+    /// Listed by the target, waiting for the person.
+    Open,
+    /// No longer listed, yet no account has the address: the person joined under another
+    /// address, or declined, or it expired. Sending it again at once would only repeat that.
+    Closed,
 }
 
 impl TargetState {
@@ -172,6 +184,9 @@ pub struct CallBudget {
     pub window_secs: u64,
     /// Calls that may be made now.
     pub available_now: u64,
+    /// Calls this run's read of the target took from the budget, which every later run
+    /// spends again before it writes.
+    pub read_calls: u64,
 }
 
 /// What a full read covers.
@@ -330,7 +345,8 @@ pub trait TargetKind: Send + Sync {
     /// What the API shows of the connection.
     fn describe(&self, config: &crate::TargetConfig) -> Connection;
     /// The fields of its settings that hold credentials: write-only through the API, and kept
-    /// when a replacement leaves them out.
+    /// when a replacement leaves them out. A field of a table is named by its path
+    /// (`scim.api_key`).
     fn credential_fields(&self) -> &'static [&'static str];
     /// Builds the target; `store` is for kinds whose state Roster keeps itself (the served
     /// Crowd directory), the others ignore it.

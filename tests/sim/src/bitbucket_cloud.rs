@@ -351,6 +351,21 @@ impl CloudState {
         !accepted.is_empty()
     }
 
+    /// The invitation to `email` is accepted by the Atlassian account of `account_email` (a
+    /// person who signed in with another address): the invitation closes, and no member has the
+    /// invited address. False when `email` had no invitation.
+    pub fn accept_invitation_as(&mut self, email: &str, account_email: &str) -> bool {
+        let key = email.to_lowercase();
+        let (accepted, pending): (Vec<Invitation>, Vec<Invitation>) = std::mem::take(&mut self.invitations)
+            .into_iter()
+            .partition(|i| i.email.to_lowercase() == key);
+        self.invitations = pending;
+        for i in &accepted {
+            self.accept(account_email, &i.group_slug);
+        }
+        !accepted.is_empty()
+    }
+
     fn accept(&mut self, email: &str, group_slug: &str) {
         let account_id = match self.by_email.get(&email.to_lowercase()) {
             Some(id) => id.clone(),

@@ -144,14 +144,10 @@ fn print_report(r: &RunReport) {
 /// The plan against the target's call budget: `ETA: about 2500 call(s); 300 allowed now, 1000
 /// per 1 h: 4 runs, done in about 3 h`.
 fn eta_line(eta: &roster_engine::Eta) -> String {
-    let when = if eta.runs_needed <= 1 {
-        "done this run".to_string()
-    } else {
-        format!(
-            "{} runs, done in about {}",
-            eta.runs_needed,
-            roster_engine::budget::duration(eta.seconds_until_done)
-        )
+    let when = match (eta.runs_needed, eta.seconds_until_done) {
+        (Some(runs), _) if runs <= 1 => "done this run".to_string(),
+        (Some(runs), Some(secs)) => format!("{runs} runs, done in about {}", roster_engine::budget::duration(secs)),
+        _ => format!("never: a read alone takes {} call(s) of the window", eta.read_calls),
     };
     format!(
         "ETA: about {} call(s); {} allowed now, {} per {}: {when}",

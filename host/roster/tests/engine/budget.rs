@@ -159,8 +159,9 @@ async fn the_plan_shows_its_eta_from_the_call_budget() {
             calls_per_window: 25,
             window_secs: 3600,
             available_now: 25,
-            runs_needed: runs,
-            seconds_until_done: (runs - 1) * 3600,
+            read_calls: 0,
+            runs_needed: Some(runs),
+            seconds_until_done: Some((runs - 1) * 3600),
         })
     );
     assert!(
@@ -180,7 +181,7 @@ async fn the_plan_shows_its_eta_from_the_call_budget() {
     world.lock().unwrap().meter(1000, 3600);
     let fits = s.run(Writes::DryRun).await;
     let eta = fits.summary.eta.unwrap();
-    assert_eq!((eta.runs_needed, eta.seconds_until_done), (1, 0));
+    assert_eq!((eta.runs_needed, eta.seconds_until_done), (Some(1), Some(0)));
     assert!(!warned(&fits, "the plan needs about"), "{:?}", fits.summary.warnings);
 }
 
@@ -236,7 +237,7 @@ async fn a_plan_over_the_budget_pauses_and_the_next_runs_finish_it_exactly() {
             last.summary.warnings
         );
     }
-    assert_eq!(runs, eta.runs_needed, "as many runs as the ETA said");
+    assert_eq!(Some(runs), eta.runs_needed, "as many runs as the ETA said");
     s.assert_matches(&d);
     assert_no_repeats(&world);
     assert_eq!(

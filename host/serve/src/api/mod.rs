@@ -378,6 +378,7 @@ mod tests {
             "calls_per_window",
             "window_secs",
             "available_now",
+            "read_calls",
             "runs_needed",
             "seconds_until_done",
         ] {

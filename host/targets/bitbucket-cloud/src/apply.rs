@@ -219,9 +219,13 @@ impl BitbucketCloudTarget {
                 "no invite_group is configured (nor a default group): Roster cannot invite anyone".into(),
             ));
         };
-        let note = match self.client.invite(email, &self.slug(&group)).await {
-            Ok(()) => format!("invited {email} into {group}; the account exists once they accept"),
-            Err(e) if e.status() == Some(409) => format!("{email} was already invited into {group}"),
+        // When the invitation was sent: now, unless Cloud says one was out already.
+        let (note, sent_now) = match self.client.invite(email, &self.slug(&group)).await {
+            Ok(()) => (
+                format!("invited {email} into {group}; the account exists once they accept"),
+                Some(now_ms()),
+            ),
+            Err(e) if e.status() == Some(409) => (format!("{email} was already invited into {group}"), None),
             Err(e) => return Err(e),
         };
         let (target, name) = (self.target_id.clone(), user.to_lowercase());
@@ -237,10 +241,8 @@ impl BitbucketCloudTarget {
                     &target,
                     &TargetAccount {
                         account_id: before.as_ref().filter(|_| same).and_then(|b| b.account_id.clone()),
-                        invited_at: before
-                            .as_ref()
-                            .filter(|_| same)
-                            .and_then(|b| b.invited_at)
+                        invited_at: sent_now
+                            .or_else(|| before.as_ref().filter(|_| same).and_then(|b| b.invited_at))
                             .or(Some(now_ms())),
                         name,
                         email: Some(email),

@@ -81,8 +81,8 @@ impl Meter {
         Ok(self.spent(calls, until))
     }
 
-    /// The budget now, for the plan's ETA.
-    pub(crate) fn budget(&self) -> Result<CallBudget, CloudError> {
+    /// The budget now, for the plan's ETA, after a read that took `read_calls` calls.
+    pub(crate) fn budget(&self, read_calls: u64) -> Result<CallBudget, CloudError> {
         let w = self
             .store
             .target_call_window(&self.target_id, now_ms(), self.window_ms(), self.configured.calls)?;
@@ -90,6 +90,7 @@ impl Meter {
             calls: w.calls,
             window_secs: self.configured.window_secs,
             available_now: w.available,
+            read_calls,
         })
     }
 }

@@ -6,12 +6,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use roster_engine::{Account, PendingAccount, ReadScope, Seats, TargetState};
+use roster_engine::{Account, InvitationState, PendingAccount, ReadScope, Seats, TargetState};
 use roster_store::TargetAccount;
 
 use crate::client::{CloudUser, EMAILS_PER_CALL, Invitation};
 use crate::error::CloudError;
 use crate::target::{BitbucketCloudTarget, Known, Mode};
+
+/// How long an invitation that closed without anyone joining under its address stays unsent:
+/// a week, so a person who declined or let it expire is asked again, but not every run.
+const REINVITE_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// How the workspace answered the probe of where it is administered.
 pub(crate) enum Administered {
@@ -317,9 +321,30 @@ impl BitbucketCloudTarget {
                     PendingAccount {
                         email: i.email.clone(),
                         since_ms,
+                        invitation: InvitationState::Open,
                     },
                 );
             }
+        }
+        // Invited, no longer listed, and no member has the address: answered under another
+        // address, declined or expired. Inviting again every run would mail the person every
+        // run; once a while has passed it is sent again.
+        let now = roster_store::now_ms();
+        for a in &mapping.all {
+            let (None, Some(email), Some(sent)) = (&a.account_id, &a.email, a.invited_at) else {
+                continue;
+            };
+            if state.pending.contains_key(&a.name) || now.saturating_sub(sent) >= REINVITE_AFTER_MS {
+                continue;
+            }
+            state.pending.insert(
+                a.name.clone(),
+                PendingAccount {
+                    email: email.clone(),
+                    since_ms: Some(sent),
+                    invitation: InvitationState::Closed,
+                },
+            );
         }
         // Accounts seen before stay known: a single-user read sees only some.
         let mut k = self.known();

@@ -216,11 +216,14 @@ impl Target for BitbucketCloudTarget {
         // Mode two's operations go to SCIM, which Bitbucket's hourly meter does not count.
         match &self.mode {
             Mode::Scim(_) => None,
-            Mode::Bitbucket => self.client.api().meter().and_then(|m| match m.budget() {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read Bitbucket Cloud's call budget");
-                    None
+            // Called once the run has read the target: the calls counted so far are its read.
+            Mode::Bitbucket => self.client.api().meter().and_then(|m| {
+                match m.budget(self.client.api().call_counts().0.values().sum()) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read Bitbucket Cloud's call budget");
+                        None
+                    }
                 }
             }),
         }
@@ -258,7 +261,7 @@ impl TargetKind for Kind {
     }
 
     fn credential_fields(&self) -> &'static [&'static str] {
-        &["app_password", "api_token"]
+        &["app_password", "api_token", "scim.api_key"]
     }
 
     fn build(

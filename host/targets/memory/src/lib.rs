@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use roster_engine::{
-    Account, Accounts, AddMembers, CallBudget, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op,
-    OpOutcome, Patience, PendingAccount, Profiles, ReadScope, Rename, Seats, Target, TargetCheck, TargetConfig,
-    TargetError, TargetKind, TargetState,
+    Account, Accounts, AddMembers, CallBudget, CallCounts, Capabilities, Connection, Disable, Fields, Groups,
+    InvitationState, Op, OpOutcome, Patience, PendingAccount, Profiles, ReadScope, Rename, Seats, Target, TargetCheck,
+    TargetConfig, TargetError, TargetKind, TargetState,
 };
 
 /// One account.
@@ -255,6 +255,7 @@ impl MemoryTarget {
                         PendingAccount {
                             email: i.user.email.clone(),
                             since_ms: Some(i.sent_ms),
+                            invitation: InvitationState::Open,
                         },
                     )
                 })
@@ -508,6 +509,8 @@ impl Target for MemoryTarget {
             calls: m.calls,
             window_secs: m.window_secs,
             available_now: m.calls.saturating_sub(m.used),
+            // Reads are free here.
+            read_calls: 0,
         })
     }
 
