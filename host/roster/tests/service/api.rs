@@ -877,6 +877,92 @@ async fn a_crowd_directory_target_is_created_through_the_api_and_synced_into() {
     assert_eq!(check["licensed_users_in_use"], d.active_usernames().len(), "{check}");
 }
 
+/// A Bitbucket Cloud workspace administered at admin.atlassian.com is defined through the API
+/// with both its credentials (the API token and the SCIM directory's key): neither is ever
+/// shown, a replacement that leaves them out keeps both, and a replacement without the SCIM
+/// table keeps no SCIM key. It is tested and synced into.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_target_is_defined_through_the_api_with_its_scim_key_write_only() {
+    use roster_sim::bitbucket_cloud::{Administration, CloudSim, CloudState};
+    const API_TOKEN: &str = "ATATT-3c81f0aa";
+    const SCIM_KEY: &str = "scim-key-90e2d4";
+    let d = Directory::generate(12, 2, 1);
+    let mut state = CloudState::new("acme", Administration::AdminHub);
+    state.credentials("admin@example.com", API_TOKEN);
+    state.scim_directory("dir-7c6f", SCIM_KEY);
+    state.add_group("bitbucket-users", Some("write"));
+    state.product_access(&["bitbucket-users"]);
+    let me = state.add_account("admin", "admin", "admin@example.com");
+    state.join(&me, "bitbucket-users");
+    state.make_owner(&me);
+    let sim = CloudSim::start(state).await;
+    let w = ApiWorld::start_without_target(EntraWorld::new(tenant(&d), bitbucket()).await).await;
+
+    let body = |secrets: bool, scim: bool| {
+        let mut b = json!({"id": "cloud", "kind": "bitbucket-cloud", "url": sim.url(), "workspace": "acme",
+                           "username": "admin@example.com", "licensed_groups": ["bitbucket-users"],
+                           "default_groups": ["bitbucket-users"]});
+        if scim {
+            b["scim"] = json!({"directory_id": "dir-7c6f", "url": sim.url()});
+        }
+        if secrets {
+            b["api_token"] = json!(API_TOKEN);
+            b["scim"]["api_key"] = json!(SCIM_KEY);
+        }
+        b
+    };
+    let put = |b: Value| w.send_json(Method::PUT, "/api/v1/targets/cloud", &w.admin, b);
+    let shown = |v: &Value| {
+        let text = v.to_string();
+        assert!(
+            !text.contains(API_TOKEN) && !text.contains(SCIM_KEY),
+            "a credential is shown: {text}"
+        );
+    };
+    let (status, created) = put(body(true, true)).await;
+    assert_eq!(status, 201, "{created}");
+    shown(&created);
+    assert_eq!(
+        (
+            &created["workspace"],
+            &created["scim_directory_id"],
+            &created["credential"]
+        ),
+        (&json!("acme"), &json!("dir-7c6f"), &json!("api_token"))
+    );
+    let check = || w.post("/api/v1/targets/cloud/check", &w.operator, json!({}));
+    let (_, c) = check().await;
+    assert_eq!(c["ok"], true, "{c}");
+
+    // Replaced without either secret: both kept.
+    let (status, replaced) = put(body(false, true)).await;
+    assert_eq!(status, 200, "{replaced}");
+    let (_, c) = check().await;
+    assert_eq!(c["ok"], true, "the stored token and key were kept: {c}");
+    let run = w.run(json!({})).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let scim = sim.lock().scim_users();
+    for u in d.users.iter().filter(|u| u.active) {
+        assert!(scim.contains_key(&u.email.to_lowercase()), "{} provisioned", u.email);
+    }
+    shown(&w.get("/api/v1/targets", &w.viewer).await.1);
+    shown(&w.get(&format!("/api/v1/runs/{}", run["id"]), &w.viewer).await.1);
+
+    // A SCIM key given as a reference to the server's environment is refused, naming the field.
+    let mut by_env = body(false, true);
+    by_env["scim"]["api_key"] = json!({"env": "HOME"});
+    let (status, e) = put(by_env).await;
+    assert_eq!(status, 422, "{e}");
+
+    // Without the SCIM table the key is not kept: the stored target has none.
+    let (status, moved) = put(body(false, false)).await;
+    assert_eq!(status, 200, "{moved}");
+    assert!(moved["scim_directory_id"].is_null(), "{moved}");
+    let stored = w.world.store.api_target().unwrap().unwrap().1;
+    assert!(stored.get("scim").is_none(), "{stored}");
+    assert!(!stored.to_string().contains(SCIM_KEY), "{stored}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_from_roster_toml_is_read_only_through_the_api() {
     let (w, _) = world(5, "").await;

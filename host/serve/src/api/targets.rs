@@ -27,10 +27,24 @@ pub struct TargetView {
     pub url: Option<String>,
     /// The account Roster acts as.
     pub username: Option<String>,
-    /// Which credential is stored (`password`, `token`; never its value).
+    /// Which credential is stored (`password`, `token`, `api_token`, `app_password`; never its
+    /// value).
     pub credential: Option<String>,
+    /// The workspace's slug (bitbucket-cloud).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// The group invitations go to (bitbucket-cloud administered in Bitbucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invite_group: Option<String>,
+    /// Calls Roster allows itself towards Bitbucket Cloud over a rolling window (bitbucket-cloud).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hourly_budget: Option<HourlyBudgetInput>,
+    /// The user-provisioning directory's id (bitbucket-cloud administered at
+    /// admin.atlassian.com; its API key is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scim_directory_id: Option<String>,
     /// Groups whose members hold a licence in the applications that read the directory
-    /// (crowd-directory).
+    /// (crowd-directory), or that grant Bitbucket access (bitbucket-cloud with `scim`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub licensed_groups: Option<Vec<String>>,
     /// Seats those applications' licence allows (crowd-directory; none: unlimited).
@@ -146,6 +160,15 @@ fn view(state: &AppState, t: &TargetConfig) -> TargetView {
         seats: setting(t, "seats"),
         admin_groups: setting(t, "admin_groups"),
         event_retention_days: setting(t, "event_retention_days"),
+        workspace: setting(t, "workspace"),
+        invite_group: setting(t, "invite_group"),
+        hourly_budget: setting(t, "hourly_budget"),
+        scim_directory_id: t
+            .connection
+            .get("scim")
+            .and_then(|v| v.get("directory_id"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
         origin: t.origin.as_str().into(),
         policy: t.into(),
     }
@@ -166,8 +189,9 @@ fn find(state: &AppState, id: &str) -> ApiResult<TargetConfig> {
 pub struct TargetInput {
     /// Id (1–64 letters, digits, `-`, `_`); the path's.
     pub id: String,
-    /// Which kind of system it is: `bitbucket-dc` (Bitbucket Data Center, when left out) or
-    /// `crowd-directory` (the directory Roster serves as a Crowd server).
+    /// Which kind of system it is: `bitbucket-dc` (Bitbucket Data Center, when left out),
+    /// `bitbucket-cloud` (a Bitbucket Cloud workspace) or `crowd-directory` (the directory
+    /// Roster serves as a Crowd server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Base URL, e.g. `https://bitbucket.example.com` (bitbucket-dc).
@@ -183,11 +207,34 @@ pub struct TargetInput {
     /// Or an HTTP access token (Bearer). Write-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The workspace's slug, `acme` in bitbucket.org/acme (bitbucket-cloud).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// An Atlassian API token, with the account's email as `username` (bitbucket-cloud).
+    /// Write-only; on replacement, leaving out both it and `app_password` keeps the stored one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token: Option<String>,
+    /// Or an app password, with the Bitbucket username (bitbucket-cloud). Write-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_password: Option<String>,
+    /// The group invitations go to (bitbucket-cloud administered in Bitbucket; default: the
+    /// first of `default_groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_group: Option<String>,
+    /// Calls Roster allows itself towards Bitbucket Cloud over a rolling window
+    /// (bitbucket-cloud; default 1000 per 3600 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_budget: Option<HourlyBudgetInput>,
+    /// Atlassian's user-provisioning directory, for a workspace administered at
+    /// admin.atlassian.com (bitbucket-cloud).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<ScimDirectoryInput>,
     /// Groups whose members hold a licence in the applications that read the directory
-    /// (crowd-directory).
+    /// (crowd-directory), or that grant Bitbucket access (bitbucket-cloud with `scim`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub licensed_groups: Option<Vec<String>>,
-    /// Seats those applications' licence allows; left out: unlimited (crowd-directory).
+    /// Seats those applications' licence allows; left out: unlimited (crowd-directory,
+    /// bitbucket-cloud).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0)]
     pub seats: Option<i64>,
@@ -247,15 +294,48 @@ pub struct TargetInput {
     pub request_timeout_secs: Option<u64>,
 }
 
+/// `hourly_budget` of a bitbucket-cloud target.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HourlyBudgetInput {
+    /// Calls allowed per window (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub calls: Option<u64>,
+    /// The window, in seconds (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub window_secs: Option<u64>,
+}
+
+/// `scim` of a bitbucket-cloud target: Atlassian's user-provisioning directory.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimDirectoryInput {
+    /// The directory's id (admin.atlassian.com → Settings → User provisioning).
+    pub directory_id: String,
+    /// The directory API key. Write-only; on replacement, leaving it out keeps the stored one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// The SCIM API's base URL (default `https://api.atlassian.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
 impl TargetInput {
     fn into_config(self) -> ApiResult<TargetConfig> {
         let mut value = serde_json::to_value(&self).map_err(|e| ApiError::bad_request(e.to_string()))?;
         if let Some(o) = value.as_object_mut() {
             // roster.toml's form: a secret is `{ value = … }` (or env/file, which the API refuses).
-            for key in ["password", "token"] {
+            for key in ["password", "token", "api_token", "app_password"] {
                 if let Some(v) = o.remove(key) {
                     o.insert(key.into(), serde_json::json!({ "value": v }));
                 }
+            }
+            if let Some(scim) = o.get_mut("scim").and_then(|v| v.as_object_mut())
+                && let Some(v) = scim.remove("api_key")
+            {
+                scim.insert("api_key".into(), serde_json::json!({ "value": v }));
             }
         }
         serde_json::from_value(value)

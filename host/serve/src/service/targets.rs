@@ -7,6 +7,7 @@
 
 use roster_engine::{Patience, TargetCheck, TargetConfig};
 use roster_model::DefinedIn;
+use serde_json::{Map, Value};
 
 use super::{Service, ServiceError, merged_config};
 use crate::config::Config;
@@ -16,6 +17,31 @@ use crate::config::Config;
 fn origin_of(url: Option<&str>) -> Option<url::Origin> {
     let origin = url::Url::parse(url?).ok()?.origin();
     origin.is_tuple().then_some(origin)
+}
+
+/// The setting at `path` (`api_token`, or `scim.api_key` in the `scim` table).
+fn field<'a>(settings: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let (first, rest) = path.split_once('.').map_or((path, None), |(a, b)| (a, Some(b)));
+    let v = settings.get(first)?;
+    match rest {
+        None => Some(v),
+        Some(rest) => field(v.as_object()?, rest),
+    }
+}
+
+/// Sets the setting at `path` when its table is there: a kept credential never brings back a
+/// table the replacement left out (a Cloud target moved off SCIM keeps no SCIM key).
+fn put_field(settings: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            settings.insert(path.to_string(), value);
+        }
+        Some((first, rest)) => {
+            if let Some(table) = settings.get_mut(first).and_then(Value::as_object_mut) {
+                put_field(table, rest, value);
+            }
+        }
+    }
 }
 
 impl Service {
@@ -37,7 +63,7 @@ impl Service {
                     "Roster writes to one Bitbucket instance and it is '{id}'; change it with PUT /api/v1/targets/{id}, or DELETE it first"
                 )));
             }
-            if !credentials.iter().any(|f| target.connection.contains_key(*f)) {
+            if !credentials.iter().any(|f| field(&target.connection, f).is_some()) {
                 let kept: TargetConfig = serde_json::from_value(stored.clone()).map_err(|e| {
                     ServiceError::Internal(format!(
                         "the stored target '{id}' cannot be read ({e}); give its credentials again"
@@ -54,15 +80,17 @@ impl Service {
                         )));
                     }
                     for f in credentials {
-                        if let Some(v) = kept.connection.get(*f) {
-                            target.connection.insert(f.to_string(), v.clone());
+                        if let Some(v) = field(&kept.connection, f) {
+                            put_field(&mut target.connection, f, v.clone());
                         }
                     }
                 }
             }
         }
         for f in credentials {
-            let Some(v) = target.connection.get(*f) else { continue };
+            let Some(v) = field(&target.connection, f) else {
+                continue;
+            };
             let inline = serde_json::from_value::<roster_http::SecretRef>(v.clone()).is_ok_and(|s| s.is_inline_value());
             if !inline {
                 return Err(ServiceError::Invalid(format!(
