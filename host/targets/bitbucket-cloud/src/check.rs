@@ -79,7 +79,7 @@ impl BitbucketCloudTarget {
                 "Bitbucket Cloud at {url} refused the credentials of '{user}' (401): check the app password (or the API token, with the account's email as username)"
             ),
             Some(403) if bitbucket => format!(
-                "'{user}' may not administer workspace {ws} (403): Roster needs a workspace admin's credentials with the scopes account:read and workspace membership read and write ({e})"
+                "'{user}' may not administer workspace {ws} (403): Roster needs a workspace owner's credentials; an API token needs the scopes read:user:bitbucket, read:workspace:bitbucket and admin:workspace:bitbucket (an app password: account, team and team:write) ({e})"
             ),
             Some(404) if bitbucket => format!(
                 "{url} has no workspace {ws} (404 for /1.0/users/{ws}/invitations): check the target's workspace and url"
