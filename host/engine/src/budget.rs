@@ -186,7 +186,7 @@ mod tests {
         );
         assert_eq!((eta.runs_needed, eta.seconds_until_done), (Some(4), Some(3 * 3600)));
         let more = Eta::new(
-            2700,
+            2800,
             CallBudget {
                 read_calls: 200,
                 ..budget(1000, 300)

@@ -900,10 +900,10 @@ async fn a_cloud_target_is_defined_through_the_api_with_its_scim_key_write_only(
 
     let body = |secrets: bool, scim: bool| {
         let mut b = json!({"id": "cloud", "kind": "bitbucket-cloud", "url": sim.url(), "workspace": "acme",
-                           "username": "admin@example.com", "licensed_groups": ["bitbucket-users"],
-                           "default_groups": ["bitbucket-users"]});
+                           "username": "admin@example.com", "default_groups": ["bitbucket-users"]});
         if scim {
             b["scim"] = json!({"directory_id": "dir-7c6f", "url": sim.url()});
+            b["licensed_groups"] = json!(["bitbucket-users"]);
         }
         if secrets {
             b["api_token"] = json!(API_TOKEN);
