@@ -291,8 +291,27 @@ pub(crate) fn runtime(cli: &Cli, store: &roster_store::Store) -> anyhow::Result<
     Runtime::new(config).map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))
 }
 
+/// `roster sync`'s exit code for a run paused by the target's call budget: sysexits'
+/// EX_TEMPFAIL ("try again later"), so a wrapper tells a plan to continue from a failure.
+const EXIT_PAUSED: u8 = 75;
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // anyhow's own report of an error returned from main.
+            eprintln!("Error: {e:?}");
+            if e.is::<cli::sync::Paused>() {
+                std::process::ExitCode::from(EXIT_PAUSED)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve { listen, no_schedule } => {

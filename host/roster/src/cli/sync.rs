@@ -164,6 +164,14 @@ fn tripped_line(t: &Tripped) -> String {
     format!("tripped {}{group}: {} over {}", t.rule.name(), t.counted, t.limit)
 }
 
+/// A run that applied what the target's call budget allowed and stopped: not a failure, and
+/// not done.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "run {0} paused: the target's call budget is spent before the plan was done; the next run continues it (see the ETA above)"
+)]
+pub struct Paused(pub i64);
+
 /// `roster sync`
 pub async fn sync(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<()> {
     let runner = super::runner(cli).await?;
@@ -185,10 +193,7 @@ pub async fn sync(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<(
     }
     match report.state.as_str() {
         "succeeded" | "planned" => Ok(()),
-        "paused" => anyhow::bail!(
-            "run {} paused: the target's call budget is spent before the plan was done; the next run continues it (see the ETA above)",
-            report.run_id
-        ),
+        "paused" => Err(Paused(report.run_id).into()),
         other => anyhow::bail!("run {} ended {other}", report.run_id),
     }
 }

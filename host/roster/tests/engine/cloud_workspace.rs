@@ -650,3 +650,56 @@ async fn a_paused_run_counts_no_failure() {
     assert_eq!(r.state, RunState::Paused, "{:?}", r.summary.warnings);
     assert_eq!(r.summary.applied.failed, 0, "{:?}", r.summary.warnings);
 }
+
+/// `roster sync` on a plan larger than the budget prints the ETA, says the run paused and that
+/// the next one continues, and exits 75 (EX_TEMPFAIL: try again later), not 1: a wrapper tells
+/// a plan spread over runs from a failure. The run that finishes it exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_sync_exits_75_when_the_run_pauses_and_0_when_the_plan_is_done() {
+    let d = Directory::generate(30, 0, 0);
+    let mut state = workspace();
+    state.hourly_limit(1000, WINDOW);
+    let mut w = CloudWorld::new(&d, state).await;
+    w.target_extra = format!("hourly_budget = {{ calls = 20, window_secs = {} }}", WINDOW.as_secs());
+    let config = w.rt.dir.path().join("roster.toml");
+    std::fs::write(&config, w.config_text()).unwrap();
+    let sync = || {
+        let (dir, config) = (w.rt.dir.path().to_path_buf(), config.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .arg("--plugins-dir")
+                .arg(dir.join("plugins"))
+                .arg("--config")
+                .arg(config)
+                .arg("sync")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = sync().await.unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(75), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ETA: about "), "{stdout}");
+    assert!(
+        stderr.contains("paused: the target's call budget is spent before the plan was done; the next run continues it"),
+        "{stderr}"
+    );
+    let mut code = out.status.code();
+    for _ in 0..10 {
+        if code == Some(0) {
+            break;
+        }
+        tokio::time::sleep(WINDOW).await;
+        let out = sync().await.unwrap();
+        code = out.status.code();
+        assert!(matches!(code, Some(0 | 75)), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(code, Some(0), "the plan finished");
+    let everyone: BTreeMap<String, u32> = d.users.iter().map(|u| (u.email.to_lowercase(), 1)).collect();
+    assert_eq!(w.invitations(), everyone, "each invitation sent exactly once");
+}
