@@ -6,6 +6,9 @@
 //! runs are incremental (when the source's schedule says so) with a full fetch at least every
 //! `full_every_hours`; every minute, sources without a recent success are checked for staleness
 //! alerts. A push source runs when it pushes, and on a schedule only if one is given explicitly.
+//! A run that paused because the target's call budget was spent is continued as soon as the
+//! budget has a whole window again, not at the sources' next fire time (a daily schedule would
+//! otherwise spread a five-hour plan over five days).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +25,13 @@ use crate::service::{RequestedMode, RunRequest, Service};
 /// The scheduler wakes at least this often: configuration changes and staleness are noticed
 /// within it.
 const TICK: Duration = Duration::from_secs(30);
+
+/// How often a paused run's budget is looked at while it refills.
+const PAUSED_TICK: Duration = Duration::from_secs(1);
+
+/// How long after a paused run a target without a call budget of its own (paused by the
+/// server's throttling) is tried again.
+const PAUSED_RETRY: Duration = Duration::from_secs(300);
 
 fn ms_to_utc(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_else(Utc::now)
@@ -79,14 +89,76 @@ pub async fn run(service: Arc<Service>, mut shutdown: watch::Receiver<bool>) {
                 soonest = soonest.min(next);
             }
         }
+        let tick = match continue_paused(&service, &mut shutdown).await {
+            Paused::Waiting => PAUSED_TICK,
+            Paused::None => TICK,
+        };
+        if *shutdown.borrow() {
+            return;
+        }
         service.check_staleness().await;
-        let wait = (soonest - Utc::now()).to_std().unwrap_or_default().min(TICK);
+        let wait = (soonest - Utc::now()).to_std().unwrap_or_default().min(tick);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {}
         }
         if *shutdown.borrow() {
             return;
+        }
+    }
+}
+
+/// Whether a paused run waits for its target's budget.
+enum Paused {
+    /// None does.
+    None,
+    /// One does: look again soon.
+    Waiting,
+}
+
+/// Continues the target's paused run when its call budget has a whole window again (the ETA
+/// counts a window per further run), or, for a target without a budget, `PAUSED_RETRY` after it
+/// ended; the continuation fetches the paused run's sources again.
+async fn continue_paused(service: &Arc<Service>, shutdown: &mut watch::Receiver<bool>) -> Paused {
+    let runner = service.runner();
+    let Ok(engine) = runner.engine() else {
+        return Paused::None;
+    };
+    let Ok(Some(paused)) = service.store.paused_run(&engine.policy().id) else {
+        return Paused::None;
+    };
+    let Ok(run) = service.store.run(paused.run_id) else {
+        return Paused::None;
+    };
+    let ready = match engine.target().call_budget() {
+        Some(b) => b.available_now >= b.calls,
+        None => run.finished_at.is_some_and(|t| {
+            Utc::now().timestamp_millis() - t >= i64::try_from(PAUSED_RETRY.as_millis()).unwrap_or(i64::MAX)
+        }),
+    };
+    if !ready || service.runs.busy().is_some() {
+        return Paused::Waiting;
+    }
+    let req = RunRequest {
+        sources: run.sources.clone(),
+        mode: RequestedMode::Full,
+        trigger: Trigger::Schedule,
+        actor: "scheduler".into(),
+        origin: String::new(),
+    };
+    match service.start_run(req) {
+        Ok(id) => {
+            tracing::info!(run_id = id, paused = paused.run_id, "continuing a paused run");
+            while service.runs.get(id).is_some() && !*shutdown.borrow() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            // It may have paused again.
+            Paused::Waiting
+        }
+        Err(crate::service::ServiceError::Conflict(_)) => Paused::Waiting,
+        Err(e) => {
+            tracing::warn!(paused = paused.run_id, "the paused run was not continued: {e}");
+            Paused::None
         }
     }
 }

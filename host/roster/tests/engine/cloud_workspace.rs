@@ -686,7 +686,8 @@ async fn roster_sync_exits_75_when_the_run_pauses_and_0_when_the_plan_is_done() 
     assert_eq!(out.status.code(), Some(75), "{stdout}\n{stderr}");
     assert!(stdout.contains("ETA: about "), "{stdout}");
     assert!(
-        stderr.contains("paused: the target's call budget is spent before the plan was done; the next run continues it"),
+        stderr
+            .contains("paused: the target's call budget is spent before the plan was done; the next run continues it"),
         "{stderr}"
     );
     let mut code = out.status.code();
@@ -700,6 +701,69 @@ async fn roster_sync_exits_75_when_the_run_pauses_and_0_when_the_plan_is_done() 
         assert!(matches!(code, Some(0 | 75)), "{}", String::from_utf8_lossy(&out.stderr));
     }
     assert_eq!(code, Some(0), "the plan finished");
+    let everyone: BTreeMap<String, u32> = d.users.iter().map(|u| (u.email.to_lowercase(), 1)).collect();
+    assert_eq!(w.invitations(), everyone, "each invitation sent exactly once");
+}
+
+/// `roster serve`'s scheduler continues a paused run as soon as the budget has a whole window
+/// again — not at the sources' next fire time, which may be a day away — and keeps doing so
+/// until the plan is done: every invitation sent once, each continuation a scheduled run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_continues_a_paused_run_when_the_budget_has_room_again() {
+    use roster_serve::service::{RequestedMode, RunRequest, Service};
+    let d = Directory::generate(40, 0, 0);
+    let mut w = CloudWorld::new(&d, workspace()).await;
+    w.target_extra = format!("hourly_budget = {{ calls = 20, window_secs = {} }}", WINDOW.as_secs());
+    let path = w.rt.dir.path().join("roster.toml");
+    std::fs::write(&path, w.config_text()).unwrap();
+    let service = Service::new(w.store.clone(), w.rt.runtime.clone(), &path, CloudWorld::kinds()).unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(roster_serve::scheduler::run(service.clone(), stopped));
+
+    let first = service
+        .start_run(RunRequest {
+            sources: vec![],
+            mode: RequestedMode::Full,
+            trigger: roster_model::Trigger::Api,
+            actor: "test".into(),
+            origin: String::new(),
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let runs = loop {
+        let runs = w.store.runs_filtered(&roster_store::RunFilter::default(), 50).unwrap();
+        if runs.first().is_some_and(|r| r.state == RunState::Succeeded) {
+            break runs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plan was not finished: {:?}",
+            runs.iter().map(|r| (r.id, r.state, r.trigger)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), scheduler)
+        .await
+        .unwrap()
+        .unwrap();
+    let (done, earlier) = runs.split_first().unwrap();
+    let first = earlier.iter().find(|r| r.id == first).expect("the first run");
+    assert_eq!(first.state, RunState::Paused);
+    assert!(
+        earlier.iter().all(|r| r.state == RunState::Paused),
+        "{:?}",
+        earlier.iter().map(|r| r.state).collect::<Vec<_>>()
+    );
+    assert!(
+        earlier.len() >= 2,
+        "40 invitations and the reads need three windows of 20 calls"
+    );
+    assert_eq!(
+        done.trigger,
+        roster_model::Trigger::Schedule,
+        "continued by the scheduler"
+    );
     let everyone: BTreeMap<String, u32> = d.users.iter().map(|u| (u.email.to_lowercase(), 1)).collect();
     assert_eq!(w.invitations(), everyone, "each invitation sent exactly once");
 }
