@@ -11,7 +11,7 @@ use roster_store::{IdentityState, ResultRow, Store, StoreError, now_ms};
 
 use crate::Progress;
 use crate::model::{Op, PlannedOp};
-use crate::target::{OpOutcome, Target, TargetError};
+use crate::target::{Accounts, OpOutcome, Target, TargetError};
 
 /// Counts of outcomes.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -210,6 +210,11 @@ async fn execute(ctx: &ApplyContext<'_>, op: &Op) -> OpOutcome {
     if outcome.result.is_ok() {
         let after = match op {
             Op::RenameUser { to, records, .. } => store.link(target, records, to, IdentityState::Active),
+            // An invitation makes no account yet: the link stays pending until the person has
+            // joined, when the planner adopts the account (and gives it new_user_groups).
+            Op::CreateUser { user, records, .. } if ctx.target.capabilities().accounts == Accounts::Invite => {
+                store.link(target, records, user, IdentityState::Pending)
+            }
             Op::CreateUser { user, records, .. } | Op::AdoptUser { user, records } => {
                 store.link(target, records, user, IdentityState::Active)
             }

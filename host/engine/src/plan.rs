@@ -120,6 +120,8 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
     // Persons this plan invites (targets whose accounts come by invitation): no account until
     // they accept, so no membership this run.
     let mut invited: HashSet<String> = HashSet::new();
+    // People who accepted an invitation an earlier run sent: their account is new to Roster now.
+    let mut joined: Vec<String> = Vec::new();
     // Persons whose username changed on a target whose accounts Roster does not name (they
     // come by invitation): new lower-case name → the account's, under which Roster goes on
     // managing them, memberships included.
@@ -294,10 +296,13 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                                 user: p.username.clone(),
                                 records: p.records.clone(),
                             },
-                            reason: if st == IdentityState::Disabled {
-                                format!("enabled again in {}", sources_of(&p.records))
-                            } else {
-                                "created by an earlier run that did not finish".into()
+                            reason: match (st, capabilities.accounts) {
+                                (IdentityState::Disabled, _) => format!("enabled again in {}", sources_of(&p.records)),
+                                (_, Accounts::Invite) => {
+                                    joined.push(p.username.clone());
+                                    "accepted the invitation an earlier run sent".into()
+                                }
+                                _ => "created by an earlier run that did not finish".into(),
                             },
                         });
                     }
@@ -539,8 +544,8 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             });
         }
     }
-    // Starting groups for the accounts this plan creates; never managed afterwards, so people
-    // may leave them.
+    // Starting groups for the accounts this plan creates, or that joined by an earlier run's
+    // invitation; never managed afterwards, so people may leave them.
     let created: Vec<String> = d
         .ops
         .iter()
@@ -548,6 +553,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
             Op::CreateUser { user, .. } if !invited.contains(&user.to_lowercase()) => Some(user.clone()),
             _ => None,
         })
+        .chain(joined)
         .collect();
     for group in policy
         .new_user_groups
