@@ -94,16 +94,16 @@ enum Limit {
 }
 
 impl Limit {
-    /// The limit a 429 to `endpoint` with `X-RateLimit-Resource: resource` came from. Atlassian
-    /// documents the invitation limit but not the resource it names, so a 429 on sending an
-    /// invitation is never taken for the hourly pool's: were the pool spent, the next other
-    /// call's 429 says so.
+    /// The limit a 429 to `endpoint` with `X-RateLimit-Resource: resource` came from: the
+    /// header decides when Cloud sent it ("api" is the hourly pool). Without it, a 429 on
+    /// sending an invitation is taken for the invitation limit's, whose header Atlassian does
+    /// not document: were the pool spent instead, the next other call's 429 says so.
     fn of(endpoint: &str, resource: Option<&str>) -> Limit {
-        let own = resource.is_some_and(|r| !r.trim().eq_ignore_ascii_case(HOURLY_POOL));
-        if own || endpoint == crate::client::SEND_INVITATION {
-            Limit::Resource
-        } else {
-            Limit::Hourly
+        match resource.map(str::trim) {
+            Some(r) if r.eq_ignore_ascii_case(HOURLY_POOL) => Limit::Hourly,
+            Some(_) => Limit::Resource,
+            None if endpoint == crate::client::SEND_INVITATION => Limit::Resource,
+            None => Limit::Hourly,
         }
     }
 }
@@ -455,14 +455,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_429_is_the_hour_s_unless_it_names_another_resource_or_sends_an_invitation() {
+    fn a_429_is_the_hour_s_unless_it_names_another_resource() {
         let members = "GET /2.0/workspaces/{ws}/members";
         assert_eq!(Limit::of(members, Some("api")), Limit::Hourly);
         assert_eq!(Limit::of(members, None), Limit::Hourly);
         assert_eq!(Limit::of(members, Some("invitations")), Limit::Resource);
         let send = crate::client::SEND_INVITATION;
         assert_eq!(Limit::of(send, None), Limit::Resource);
-        assert_eq!(Limit::of(send, Some("API")), Limit::Resource);
+        assert_eq!(Limit::of(send, Some("invitations")), Limit::Resource);
+        assert_eq!(
+            Limit::of(send, Some(" API ")),
+            Limit::Hourly,
+            "the pool spent while inviting"
+        );
         assert_eq!(Limit::of("GET /1.0/users/{ws}/invitations", None), Limit::Hourly);
     }
 }
