@@ -28,7 +28,11 @@
 //! 429 "Rate limit for this resource has been exceeded" with `X-RateLimit-Limit`,
 //! `X-RateLimit-Resource`, `X-RateLimit-NearLimit` and `Retry-After`; every answer the meter let
 //! through carries `X-RateLimit-Limit` (and `X-RateLimit-NearLimit: true` under 20 % left), as
-//! support.atlassian.com/bitbucket-cloud/docs/api-request-limits/ describes. The kit's faults
+//! support.atlassian.com/bitbucket-cloud/docs/api-request-limits/ describes. That page also
+//! limits sending invitations apart from the hourly pool (100 a minute): off until
+//! [`CloudState::invitation_limit`], it meters `PUT /1.0/users/{ws}/invitations` per user (the
+//! `GET` listing stays in the hourly pool only) and refuses with the same 429 body naming
+//! `X-RateLimit-Resource: invitations`; those calls count against the hourly pool too. The kit's faults
 //! apply to every path ([`CloudSim::faults`]); paging faults to the 2.0 listings only (SCIM's
 //! `startIndex` paging has no link to lead elsewhere). Links (`next`, `links.self`) start with the
 //! request's `Host`, or with [`CloudState::set_public_url`] behind a proxy such as Prism.
@@ -54,12 +58,18 @@ use serde_json::{Value, json};
 pub use routes::MAX_EMAILS;
 
 use crate::kit::window::basic_credentials;
-use crate::kit::{self, Faults, Metered, RateLimited, Req, RollingLimit, RouteMatch, Vendor};
+use crate::kit::{self, Faults, Metered, Methods, RateLimited, Req, RollingLimit, RouteMatch, Vendor};
 
 /// The content type of Bitbucket's JSON answers.
 const JSON: &str = "application/json; charset=utf-8";
 /// Atlassian's 429 message (support.atlassian.com/bitbucket-cloud/docs/api-request-limits/).
 pub const RATE_LIMITED: &str = "Rate limit for this resource has been exceeded";
+/// `X-RateLimit-Resource` of the hourly pool's 429s.
+pub const RESOURCE_API: &str = "api";
+/// `X-RateLimit-Resource` of a 429 from the limit on sending invitations. Atlassian documents
+/// the limit (100 a minute) but not this header's value for it: "invitations" is the
+/// simulator's assumption, chosen only so that it is not the hourly pool's "api".
+pub const RESOURCE_INVITATIONS: &str = "invitations";
 
 /// Who administers the workspace's users and groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +195,8 @@ pub struct CloudState {
     public_url: Option<String>,
     faults: Faults,
     meter: RollingLimit,
+    /// The limit on sending invitations, apart from (and inside) `meter`.
+    invitation_meter: RollingLimit,
     writes: u64,
     invitations_sent: u64,
 }
@@ -208,6 +220,7 @@ impl CloudState {
     pub fn new(workspace: &str, administration: Administration) -> CloudState {
         let credentials = Credentials::default();
         let metered = credentials.clone();
+        let inviting = credentials.clone();
         CloudState {
             workspace: workspace.to_string(),
             workspace_uuid: format!("{{{}}}", kit::ids::guid()),
@@ -229,6 +242,12 @@ impl CloudState {
                 RouteMatch::Not(Box::new(RouteMatch::prefix("/scim/"))),
                 Arc::new(move |headers| metered.user(headers)),
             ),
+            // Sending only: the GET of the same path lists them and is in the hourly pool.
+            invitation_meter: RollingLimit::new(
+                RouteMatch::path("/1.0/users/*/invitations"),
+                Arc::new(move |headers| inviting.user(headers)),
+            )
+            .methods(Methods::Only(axum::http::Method::PUT)),
             writes: 0,
             invitations_sent: 0,
         }
@@ -388,7 +407,18 @@ impl CloudState {
         self.meter.limit(calls, window);
     }
 
-    /// Lifts the rate limit.
+    /// Allows each user to send `calls` invitations in any stretch of `window` (100 a minute in
+    /// Bitbucket Cloud), on top of the hourly limit. Earlier invitations are forgotten.
+    pub fn invitation_limit(&mut self, calls: u64, window: Duration) {
+        self.invitation_meter.limit(calls, window);
+    }
+
+    /// Invitations `username` may still send in the current window; `None` when unlimited.
+    pub fn invitations_left(&self, username: &str) -> Option<u64> {
+        self.invitation_meter.remaining(username)
+    }
+
+    /// Lifts the hourly rate limit (the invitation limit stays).
     pub fn unlimited(&mut self) {
         self.meter.unlimited();
     }
@@ -587,17 +617,19 @@ impl kit::SimState for CloudState {
     }
 
     fn router(state: Shared) -> Router {
-        let (faults, meter) = {
+        let (faults, meter, invitation_meter) = {
             let s = lock(&state);
-            (s.faults.clone(), s.meter.clone())
+            (s.faults.clone(), s.meter.clone(), s.invitation_meter.clone())
         };
         let vendor: Arc<dyn Vendor> = Arc::new(Cloud);
-        // The last layer added is the outermost: a call is metered, then faulted, as Bitbucket
+        // The last layer added is the outermost: a call is metered by the hourly pool (every
+        // authenticated call is), then by the invitation limit, then faulted, as Bitbucket
         // meters calls before it serves them.
         Router::new()
             .fallback(dispatch)
             .with_state(state)
             .layer(faults.layer(vendor.clone()))
+            .layer(invitation_meter.layer(Arc::new(InvitationLimit), no_meter_headers))
             .layer(meter.layer(vendor, meter_headers))
     }
 }
@@ -627,7 +659,7 @@ impl CloudState {
 fn meter_headers(answer: &mut Response, m: &Metered) {
     let h = answer.headers_mut();
     h.insert("x-ratelimit-limit", HeaderValue::from(m.limit));
-    h.insert("x-ratelimit-resource", HeaderValue::from_static("api"));
+    h.insert("x-ratelimit-resource", HeaderValue::from_static(RESOURCE_API));
     if m.near_limit() {
         h.insert("x-ratelimit-nearlimit", HeaderValue::from_static("true"));
     }
@@ -659,8 +691,34 @@ impl Vendor for Cloud {
         let mut r = cloud_error(StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED, None);
         let h = r.headers_mut();
         h.insert("x-ratelimit-limit", HeaderValue::from(limit.capacity));
-        h.insert("x-ratelimit-resource", HeaderValue::from_static("api"));
+        h.insert("x-ratelimit-resource", HeaderValue::from_static(RESOURCE_API));
         h.insert("x-ratelimit-nearlimit", HeaderValue::from_static("true"));
+        r
+    }
+}
+
+/// Atlassian documents no headers for the invitation limit on calls it lets through: those
+/// carry the hourly pool's alone.
+fn no_meter_headers(_: &mut Response, _: &Metered) {}
+
+/// Bitbucket Cloud's answers when the limit on sending invitations refuses a call: its 429
+/// names its own resource; anything else answers as [`Cloud`].
+struct InvitationLimit;
+
+impl Vendor for InvitationLimit {
+    fn error(&self, req: &Parts, status: StatusCode) -> Response {
+        Cloud.error(req, status)
+    }
+
+    fn expired_token(&self, req: &Parts) -> Response {
+        Cloud.expired_token(req)
+    }
+
+    fn rate_limited(&self, _: &Parts, limit: &RateLimited) -> Response {
+        let mut r = cloud_error(StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED, None);
+        let h = r.headers_mut();
+        h.insert("x-ratelimit-limit", HeaderValue::from(limit.capacity));
+        h.insert("x-ratelimit-resource", HeaderValue::from_static(RESOURCE_INVITATIONS));
         r
     }
 }

@@ -8,7 +8,8 @@
 //! And Cloud's hourly call meter: a plan larger than one window's budget completes over several
 //! runs, each but the last ending `paused`, with no write repeated or lost; a 429 from Cloud when
 //! Roster's own budget was set higher pauses the run too (Roster learns the limit from
-//! `X-RateLimit-Limit`), it does not fail it.
+//! `X-RateLimit-Limit`), it does not fail it. Cloud's separate limit on sending invitations
+//! (100 a minute) is not the hour's: its 429 is waited on within the run, which completes.
 //!
 //! The simulator plays Cloud (`roster_sim::bitbucket_cloud`), with invitations accepted only
 //! when a test says so (`AutoAccept::Never`).
@@ -22,7 +23,7 @@ use roster_model::{Quiet, RunState};
 use roster_serve::{Config, RunReport, Runner, SyncOptions};
 use roster_sim::bitbucket_cloud::{Administration, AutoAccept, CloudSim, CloudState};
 use roster_sim::directory::Directory;
-use roster_store::Store;
+use roster_store::{Store, now_ms};
 
 use crate::common::{self, TestRuntime};
 use crate::scenarios::{WORKSPACE, name_of};
@@ -810,4 +811,43 @@ async fn people_who_accepted_their_invitation_start_in_the_new_user_groups() {
     let again = w.sync().await;
     assert_eq!(again.state, RunState::Succeeded, "{:?}", again.summary.warnings);
     assert_eq!(w.writes(), writes, "{:?}", again.summary.planned);
+}
+
+/// Cloud limits sending invitations apart from its hourly pool (100 a minute; 5 every 2 s here).
+/// A first sync inviting 12 people meets that limit's 429s and waits them out: it completes in
+/// one run, nobody is invited twice, and the hourly budget is neither lowered to the invitation
+/// limit nor taken as spent — the next run's ETA still counts 1000 calls an hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invitation_limit_s_429_neither_pauses_the_run_nor_lowers_the_hourly_budget() {
+    let first = Directory::generate(12, 0, 0);
+    let mut state = workspace();
+    state.hourly_limit(1000, Duration::from_secs(3600));
+    state.invitation_limit(5, Duration::from_secs(2));
+    let mut w = CloudWorld::new(&first, state).await;
+    w.target_extra = "hourly_budget = { calls = 1000, window_secs = 3600 }".into();
+
+    let r = w.sync().await;
+    assert_eq!(r.state, RunState::Succeeded, "{:?}", r.summary.warnings);
+    assert!(r.summary.throttled >= 1, "the invitation limit answered 429");
+    assert_eq!(r.summary.applied.done, planned(&r), "{:?}", r.summary.warnings);
+    let everyone =
+        |d: &Directory| -> BTreeMap<String, u32> { d.users.iter().map(|u| (u.email.to_lowercase(), 1)).collect() };
+    assert_eq!(w.invitations(), everyone(&first), "each invitation sent exactly once");
+    assert_eq!(w.writes(), 12);
+    let window = w
+        .store
+        .target_call_window("bitbucket", now_ms(), 3_600_000, 1000)
+        .unwrap();
+    assert_eq!(window.calls, 1000, "the hourly limit is the configured one");
+    assert_eq!(window.frees_at_ms, None, "the hour is not taken as spent");
+
+    // Three more people: the next run's ETA counts the hour's 1000 calls, not 5.
+    let more = Directory::generate(15, 0, 0);
+    w.write(&more);
+    let next = w.sync().await;
+    assert_eq!(next.state, RunState::Succeeded, "{:?}", next.summary.warnings);
+    let eta = next.summary.eta.expect("a metered target's plan has an ETA");
+    assert_eq!(eta.calls_per_window, 1000, "{eta:?}");
+    assert_eq!(eta.runs_needed, Some(1), "{eta:?}");
+    assert_eq!(w.invitations(), everyone(&more));
 }

@@ -10,6 +10,10 @@ use serde_json::json;
 
 use crate::error::CloudError;
 use crate::http::{Api, Body};
+use crate::pace::Pace;
+
+/// The call that sends an invitation: Cloud limits it per minute apart from the hourly pool.
+pub(crate) const SEND_INVITATION: &str = "PUT /1.0/users/{ws}/invitations";
 
 /// Items per page of a 2.0 listing (its documented maximum).
 const PAGELEN: &str = "100";
@@ -111,6 +115,7 @@ fn quoted(s: &str) -> String {
 pub(crate) struct Client {
     api: Api,
     workspace: String,
+    invitations: Pace,
 }
 
 impl Client {
@@ -119,6 +124,7 @@ impl Client {
         Client {
             api,
             workspace: workspace.to_string(),
+            invitations: Pace::invitations(),
         }
     }
 
@@ -232,10 +238,11 @@ impl Client {
 
     /// Invites `email` to the workspace, into the group `slug`.
     pub(crate) async fn invite(&self, email: &str, slug: &str) -> Result<(), CloudError> {
+        self.invitations.turn().await;
         self.api
             .send(
                 Method::PUT,
-                "PUT /1.0/users/{ws}/invitations",
+                SEND_INVITATION,
                 &format!("/1.0/users/{}/invitations", self.ws()),
                 &[],
                 &Body::Json(json!({"email": email, "group_slug": slug})),

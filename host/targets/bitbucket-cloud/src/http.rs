@@ -4,7 +4,8 @@
 //! spent budget sends nothing), paces with Roster's per-second budget, retries transport
 //! errors and 502/503/504 with backoff, honours a 429's Retry-After within the run's patience
 //! (beyond it: the budget error, the next run continues), and turns error bodies into
-//! [`CloudError`]s naming the call.
+//! [`CloudError`]s naming the call. A 429 from a limit of its own (sending invitations) leaves
+//! the hourly budget alone: the call waits and retries, or fails with that 429.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +75,38 @@ pub(crate) enum Body {
 /// The longest a run waits for a 429's Retry-After inside one call; longer, the call fails
 /// with the budget error and the next run continues.
 const LONGEST_THROTTLE_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a 429 from a per-resource limit is waited on when it gave no Retry-After: the
+/// invitation limit is per minute (support.atlassian.com/bitbucket-cloud/docs/
+/// api-request-limits/), so a minute frees it.
+const RESOURCE_WAIT_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// `X-RateLimit-Resource` of Cloud's hourly pool.
+const HOURLY_POOL: &str = "api";
+
+/// Which of Cloud's limits a 429 came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// The hourly pool every authenticated call is taken from (Roster's [`Meter`]).
+    Hourly,
+    /// A limit of one resource apart from the pool (sending invitations: 100 a minute).
+    Resource,
+}
+
+impl Limit {
+    /// The limit a 429 to `endpoint` with `X-RateLimit-Resource: resource` came from: the
+    /// header decides when Cloud sent it ("api" is the hourly pool). Without it, a 429 on
+    /// sending an invitation is taken for the invitation limit's, whose header Atlassian does
+    /// not document: were the pool spent instead, the next other call's 429 says so.
+    fn of(endpoint: &str, resource: Option<&str>) -> Limit {
+        match resource.map(str::trim) {
+            Some(r) if r.eq_ignore_ascii_case(HOURLY_POOL) => Limit::Hourly,
+            Some(_) => Limit::Resource,
+            None if endpoint == crate::client::SEND_INVITATION => Limit::Resource,
+            None => Limit::Hourly,
+        }
+    }
+}
 
 /// The longest vendor message an error carries.
 const MAX_VENDOR_TEXT: usize = 300;
@@ -231,7 +264,19 @@ impl Api {
                     let status = resp.status().as_u16();
                     let retry_after = roster_http::retry_after(resp.headers());
                     let content_type = header(resp.headers(), "content-type");
-                    if status == 429 {
+                    let which = (status == 429)
+                        .then(|| Limit::of(endpoint, header(resp.headers(), "x-ratelimit-resource").as_deref()));
+                    if which == Some(Limit::Resource) {
+                        self.throttled.fetch_add(1, Ordering::Relaxed);
+                        // Its own limit, not the hour's: the meter is left as it is.
+                        match retry.next_wait(Some(retry_after.unwrap_or(RESOURCE_WAIT_WITHOUT_RETRY_AFTER))) {
+                            Some(wait) => wait,
+                            None => {
+                                let bytes = resp.bytes().await.unwrap_or_default();
+                                return Err(self.api_error(endpoint, status, content_type.as_deref(), &bytes));
+                            }
+                        }
+                    } else if which == Some(Limit::Hourly) {
                         self.throttled.fetch_add(1, Ordering::Relaxed);
                         // Cloud says its hourly limit (X-RateLimit-Limit), never what is left
                         // (vendor-apis.md §3, "API request limits"): the meter adopts the
@@ -403,4 +448,26 @@ fn truncated(s: &str) -> String {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_429_is_the_hour_s_unless_it_names_another_resource() {
+        let members = "GET /2.0/workspaces/{ws}/members";
+        assert_eq!(Limit::of(members, Some("api")), Limit::Hourly);
+        assert_eq!(Limit::of(members, None), Limit::Hourly);
+        assert_eq!(Limit::of(members, Some("invitations")), Limit::Resource);
+        let send = crate::client::SEND_INVITATION;
+        assert_eq!(Limit::of(send, None), Limit::Resource);
+        assert_eq!(Limit::of(send, Some("invitations")), Limit::Resource);
+        assert_eq!(
+            Limit::of(send, Some(" API ")),
+            Limit::Hourly,
+            "the pool spent while inviting"
+        );
+        assert_eq!(Limit::of("GET /1.0/users/{ws}/invitations", None), Limit::Hourly);
+    }
 }

@@ -18,6 +18,7 @@ mod check;
 mod client;
 mod error;
 mod http;
+mod pace;
 mod read;
 mod scim;
 mod settings;

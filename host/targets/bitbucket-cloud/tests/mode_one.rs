@@ -419,6 +419,82 @@ async fn cloud_s_own_429_lowers_the_budget_and_holds_it_until_retry_after() {
     assert_eq!(total(&sim), before);
 }
 
+/// Invitations of `p00@acme.test`, `p01@acme.test`, …
+fn invitees(n: usize) -> Vec<Op> {
+    (0..n)
+        .map(|i| Op::CreateUser {
+            user: format!("p{i:02}"),
+            display_name: format!("Person {i:02}"),
+            email: format!("p{i:02}@acme.test"),
+            records: vec![],
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invitation_limit_s_429_is_waited_on_and_leaves_the_hourly_budget_alone() {
+    let mut s = workspace(Administration::Bitbucket);
+    s.hourly_limit(1000, Duration::from_secs(3600));
+    s.invitation_limit(5, Duration::from_secs(2));
+    let sim = CloudSim::start(s).await;
+    let store = store();
+    let budget = json!({"hourly_budget": {"calls": 500, "window_secs": 3600}});
+    let t = target(&sim, &store, budget.clone());
+    let ops = invitees(12);
+    let names: Vec<&str> = ops.iter().map(|o| o.subject()).collect();
+    read(&t, &people(&names)).await;
+    for op in ops {
+        let note = apply(&t, op).await.unwrap().unwrap_or_default();
+        assert!(note.contains("invited"), "{note}");
+    }
+    let sim_state = sim.lock();
+    assert_eq!(sim_state.invitations_sent(), 12, "every invitation sent once");
+    assert_eq!(sim_state.invitations().len(), 12);
+    drop(sim_state);
+    let calls = t.calls();
+    assert!(calls.throttled >= 1, "the limit was met: {calls:?}");
+    assert_eq!(
+        calls.by_endpoint["PUT /1.0/users/{ws}/invitations"],
+        12 + calls.throttled,
+        "each refused invitation was sent again once"
+    );
+    // The hourly budget is the configured one, and not taken as spent: the next run (another
+    // target on the same store) sees it too.
+    let b = t.call_budget().unwrap();
+    assert_eq!(b.calls, 500);
+    let sent: u64 = calls.by_endpoint.values().sum();
+    assert_eq!(b.available_now, 500 - sent);
+    let next = target(&sim, &store, budget).call_budget().unwrap();
+    assert_eq!((next.calls, next.available_now), (500, 500 - sent));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_limit_429_past_the_retries_fails_that_call_with_429_only() {
+    let mut s = workspace(Administration::Bitbucket);
+    s.invitation_limit(1, Duration::from_secs(60));
+    let sim = CloudSim::start(s).await;
+    let store = store();
+    let t = target(&sim, &store, json!({"max_retries": 0}));
+    let mut ops = invitees(2).into_iter();
+    read(&t, &people(&["p00", "p01"])).await;
+    assert!(apply(&t, ops.next().unwrap()).await.is_ok());
+    let e = apply(&t, ops.next().unwrap()).await.unwrap_err();
+    assert_eq!(e.status, Some(429), "the run pauses on it");
+    assert!(
+        e.message.contains("PUT /1.0/users/{ws}/invitations answered 429"),
+        "{e}"
+    );
+    assert_eq!(t.calls().throttled, 1);
+    let b = t.call_budget().unwrap();
+    assert_eq!(
+        b.calls, 1000,
+        "the hourly limit is not lowered to the invitation limit's"
+    );
+    assert!(b.available_now > 0, "the hour is not taken as spent");
+    // Other calls go on at once.
+    assert_eq!(apply(&t, Op::CreateGroup { group: "qa".into() }).await, Ok(None));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_names_the_mode_and_what_to_configure() {
     let sim = CloudSim::start(workspace(Administration::Bitbucket)).await;

@@ -700,6 +700,59 @@ async fn the_rolling_window_refuses_with_429_then_lets_calls_in_again() {
 }
 
 #[tokio::test]
+async fn sending_invitations_has_a_limit_of_its_own_inside_the_hourly_pool() {
+    let mut s = workspace(Administration::Bitbucket);
+    s.add_group("developers", None);
+    s.credentials("other", "pw");
+    s.hourly_limit(100, Duration::from_secs(60));
+    s.invitation_limit(2, Duration::from_secs(2));
+    let t = T::new(s).await;
+    let path = format!("/1.0/users/{WS}/invitations");
+    let invite = |n: u32| json!({"email": format!("new{n}@acme.test"), "group_slug": "developers"});
+    for n in 0..2 {
+        let sent = t.put_json(&path, invite(n)).await;
+        assert_eq!(sent.status, 200, "{}", sent.json);
+        assert_eq!(
+            sent.header("x-ratelimit-resource"),
+            Some(RESOURCE_API),
+            "an invitation let through shows the hourly pool's headers"
+        );
+        assert_eq!(sent.header("x-ratelimit-limit"), Some("100"));
+    }
+    let refused = t.put_json(&path, invite(2)).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.message(), RATE_LIMITED);
+    assert_eq!(refused.header("x-ratelimit-resource"), Some(RESOURCE_INVITATIONS));
+    assert_eq!(refused.header("x-ratelimit-limit"), Some("2"));
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "retry after {retry}");
+    assert_eq!(t.sim.lock().invitations_left(USER), Some(0));
+
+    let listing = t.get(&path).await;
+    assert_eq!(listing.status, 200, "listing invitations is not sending them");
+    assert_eq!(listing.json.as_array().unwrap().len(), 2);
+    let members = t.get(&format!("/2.0/workspaces/{WS}/members")).await;
+    assert_eq!(members.status, 200, "the hourly pool is not spent");
+    let other = t
+        .send(
+            t.http
+                .put(t.url(&path))
+                .basic_auth("other", Some("pw"))
+                .header("content-type", "application/json")
+                .body(invite(3).to_string()),
+        )
+        .await;
+    assert_eq!(other.status, 200, "each user has a limit of its own");
+    // Three sent, one refused, two reads: every authenticated call counts in the hourly pool.
+    assert_eq!(t.sim.lock().calls_left(USER), Some(100 - 5));
+    assert_eq!(t.sim.lock().invitations_sent(), 3);
+
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let again = t.put_json(&path, invite(2)).await;
+    assert_eq!(again.status, 200, "the oldest invitation left the window");
+}
+
+#[tokio::test]
 async fn injected_faults_answer_in_each_api_s_own_error_body() {
     let t = T::new(workspace(Administration::AdminHub)).await;
     t.sim

@@ -14,7 +14,7 @@ use axum::response::Response;
 use base64::Engine as _;
 
 use super::errors::{Vendor, set_retry_after};
-use super::faults::RouteMatch;
+use super::faults::{Methods, RouteMatch};
 use super::layer::{KitLayer, Middleware, Next};
 use super::throttle::{RateLimited, Throttled};
 
@@ -111,6 +111,7 @@ pub type MeterHeaders = fn(&mut Response, &Metered);
 #[derive(Clone)]
 pub struct RollingLimit {
     scope: RouteMatch,
+    methods: Methods,
     caller: CallerOf,
     window: Arc<Mutex<Option<Window>>>,
 }
@@ -119,6 +120,7 @@ impl std::fmt::Debug for RollingLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RollingLimit")
             .field("scope", &self.scope)
+            .field("methods", &self.methods)
             .field("window", &self.window)
             .finish_non_exhaustive()
     }
@@ -129,9 +131,16 @@ impl RollingLimit {
     pub fn new(scope: RouteMatch, caller: CallerOf) -> RollingLimit {
         RollingLimit {
             scope,
+            methods: Methods::Any,
             caller,
             window: Arc::default(),
         }
+    }
+
+    /// Narrows the limit to requests with `methods` (a vendor may meter sending something
+    /// apart from reading it on the same path).
+    pub fn methods(self, methods: Methods) -> RollingLimit {
+        RollingLimit { methods, ..self }
     }
 
     fn window(&self) -> std::sync::MutexGuard<'_, Option<Window>> {
@@ -164,7 +173,7 @@ impl RollingLimit {
     }
 
     fn check(&self, req: &Request) -> Option<Result<Metered, RateLimited>> {
-        if !self.scope.matches(req.uri()) {
+        if !self.methods.matches(req.method()) || !self.scope.matches(req.uri()) {
             return None;
         }
         let caller = (self.caller)(req.headers())?;
@@ -216,7 +225,10 @@ impl Middleware for WindowMiddleware {
             None => next.run(req).await,
             Some(Ok(metered)) => {
                 let mut answer = next.run(req).await;
-                (self.headers)(&mut answer, &metered);
+                // A refusal by a narrower limit inside this one keeps that limit's headers.
+                if answer.extensions().get::<Throttled>().is_none() {
+                    (self.headers)(&mut answer, &metered);
+                }
                 answer
             }
             Some(Err(limited)) => {
