@@ -13,7 +13,7 @@ pub mod retry;
 pub mod secret;
 
 pub use budget::{Budget, BudgetConfig, retry_after};
-pub use error::innermost;
+pub use error::{innermost, json_fault};
 pub use ratelimit::{RateLimit, is_quota_refusal};
 pub use retry::{LongWait, Retry, RetryPolicy, transient_status};
 pub use secret::{SecretRef, SecretValue};

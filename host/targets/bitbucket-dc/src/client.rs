@@ -287,17 +287,7 @@ impl BitbucketDc {
         // The parser's own words may quote the body; where it went wrong is enough.
         serde_json::from_slice(&bytes).map_err(|e| BbError::Decode {
             endpoint: format!("GET {path}"),
-            detail: format!(
-                "not the JSON its API documents ({} at line {}, column {} of a {}-byte body)",
-                match e.classify() {
-                    serde_json::error::Category::Data => "unexpected fields or types",
-                    serde_json::error::Category::Eof => "cut short",
-                    serde_json::error::Category::Syntax | serde_json::error::Category::Io => "not JSON",
-                },
-                e.line(),
-                e.column(),
-                bytes.len()
-            ),
+            detail: roster_http::json_fault(&e, bytes.len()),
         })
     }
 
