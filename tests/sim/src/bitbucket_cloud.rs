@@ -359,15 +359,7 @@ impl CloudState {
     /// Accepts the pending invitations of `email`: creates the account when the email has none
     /// and joins each invited group. False when nothing was pending.
     pub fn accept_invitation(&mut self, email: &str) -> bool {
-        let key = email.to_lowercase();
-        let (accepted, pending): (Vec<Invitation>, Vec<Invitation>) = std::mem::take(&mut self.invitations)
-            .into_iter()
-            .partition(|i| i.email.to_lowercase() == key);
-        self.invitations = pending;
-        for i in &accepted {
-            self.accept(&i.email, &i.group_slug);
-        }
-        !accepted.is_empty()
+        self.accept_invitation_as(email, email)
     }
 
     /// The invitation to `email` is accepted by the Atlassian account of `account_email` (a

@@ -431,14 +431,18 @@ impl CloudState {
         })
     }
 
-    fn group_v1(&self, g: &Group, members: &BTreeSet<String>) -> Value {
-        let shown: Vec<Value> = g
-            .members
+    /// `g`'s members that are among `members` (the workspace's), as 1.0 shows them.
+    fn members_v1(&self, g: &Group, members: &BTreeSet<String>) -> Vec<Value> {
+        g.members
             .iter()
             .filter(|m| members.contains(*m))
             .filter_map(|m| self.accounts.get(m))
             .map(|a| self.member_v1(a))
-            .collect();
+            .collect()
+    }
+
+    fn group_v1(&self, g: &Group, members: &BTreeSet<String>) -> Value {
+        let shown = self.members_v1(g, members);
         json!({
             "name": g.name,
             "slug": g.slug,
@@ -508,14 +512,7 @@ impl CloudState {
 
     fn group_members(&self, slug: &str) -> Answer {
         let g = self.group(slug)?;
-        let members = self.member_ids();
-        let shown: Vec<Value> = g
-            .members
-            .iter()
-            .filter(|m| members.contains(*m))
-            .filter_map(|m| self.accounts.get(m))
-            .map(|a| self.member_v1(a))
-            .collect();
+        let shown = self.members_v1(g, &self.member_ids());
         Ok(json_ok(&Value::from(shown)))
     }
 
