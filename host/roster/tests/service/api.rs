@@ -963,6 +963,34 @@ async fn a_cloud_target_is_defined_through_the_api_with_its_scim_key_write_only(
     assert!(!stored.to_string().contains(SCIM_KEY), "{stored}");
 }
 
+/// A stored SCIM directory key is only ever sent where it was given for: a replacement that
+/// moves `scim.url` to another host and leaves the key out is refused, naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_target_s_scim_key_is_not_kept_for_another_scim_host() {
+    const SCIM_KEY: &str = "scim-key-5b17aa";
+    let d = Directory::generate(3, 1, 1);
+    let w = ApiWorld::start_without_target(EntraWorld::new(tenant(&d), bitbucket()).await).await;
+    let body = |scim_url: &str, secrets: bool| {
+        let mut b = json!({"id": "cloud", "kind": "bitbucket-cloud", "url": "http://127.0.0.1:9", "workspace": "acme",
+                           "username": "admin@example.com", "default_groups": ["bitbucket-users"],
+                           "licensed_groups": ["bitbucket-users"],
+                           "scim": {"directory_id": "dir-1", "url": scim_url}});
+        if secrets {
+            b["api_token"] = json!("ATATT-1");
+            b["scim"]["api_key"] = json!(SCIM_KEY);
+        }
+        b
+    };
+    let put = |b: Value| w.send_json(Method::PUT, "/api/v1/targets/cloud", &w.admin, b);
+    let (status, created) = put(body("http://127.0.0.1:9", true)).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, moved) = put(body("http://scim.attacker.example", false)).await;
+    assert_eq!(status, 422, "the stored SCIM key would go to another host: {moved}");
+    assert!(moved.to_string().contains("scim.api_key"), "{moved}");
+    let stored = w.world.store.api_target().unwrap().unwrap().1;
+    assert_eq!(stored["scim"]["url"], "http://127.0.0.1:9", "{stored}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_from_roster_toml_is_read_only_through_the_api() {
     let (w, _) = world(5, "").await;

@@ -79,6 +79,27 @@ impl Service {
                             credentials.join(" or ")
                         )));
                     }
+                    // A credential kept in a table (`scim.api_key`) goes to that table's own
+                    // `url`: it is only kept while that stays on the same origin too.
+                    for f in credentials {
+                        let Some((table, _)) = f.split_once('.') else { continue };
+                        if field(&target.connection, table).is_none() || field(&kept.connection, f).is_none() {
+                            continue;
+                        }
+                        let url = |c: &serde_json::Map<String, Value>| {
+                            field(c, &format!("{table}.url"))
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        };
+                        let (was, now) = (url(&kept.connection), url(&target.connection));
+                        if was != now && origin_of(was.as_deref()) != origin_of(now.as_deref()) {
+                            return Err(ServiceError::Invalid(format!(
+                                "{table}.url: it moves from {} to {}; give {f} again, since the stored one is only ever sent where it was given for",
+                                was.as_deref().unwrap_or("(the default)"),
+                                now.as_deref().unwrap_or("(the default)"),
+                            )));
+                        }
+                    }
                     for f in credentials {
                         if let Some(v) = field(&kept.connection, f) {
                             put_field(&mut target.connection, f, v.clone());
