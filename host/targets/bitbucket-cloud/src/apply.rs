@@ -124,16 +124,27 @@ impl BitbucketCloudTarget {
             }
             Op::DeleteUser { user, .. } => {
                 let id = self.account_id(user).await?;
-                let groups = self.groups_of(&id).await?;
+                // Protected groups are never changed, deprovisioning included.
+                let (kept, groups): (BTreeSet<String>, BTreeSet<String>) = self
+                    .groups_of(&id)
+                    .await?
+                    .into_iter()
+                    .partition(|g| self.protected_groups.contains(g));
                 for g in &groups {
                     self.leave(g, &id, "").await?;
                 }
+                let list = |gs: BTreeSet<String>| gs.into_iter().collect::<Vec<_>>().join(", ");
+                let kept = if kept.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (still in the protected groups {})", list(kept))
+                };
                 Ok(Some(format!(
-                    "Bitbucket Cloud cannot delete Atlassian accounts (they belong to the person): {user} was removed from the workspace's groups ({}), and keeps the account",
+                    "Bitbucket Cloud cannot delete Atlassian accounts (they belong to the person): {user} was removed from the workspace's groups ({}), and keeps the account{kept}",
                     if groups.is_empty() {
                         "none left".to_string()
                     } else {
-                        groups.into_iter().collect::<Vec<_>>().join(", ")
+                        list(groups)
                     }
                 )))
             }

@@ -49,6 +49,9 @@ pub struct BitbucketCloudTarget {
     pub(crate) settings: Settings,
     pub(crate) target_id: String,
     pub(crate) invite_group: Option<String>,
+    /// Groups never changed (`protected_groups`): deleting an account, which here is leaving
+    /// every group, leaves these alone.
+    pub(crate) protected_groups: BTreeSet<String>,
     pub(crate) client: Client,
     pub(crate) store: Arc<Store>,
     pub(crate) mode: Mode,
@@ -111,6 +114,7 @@ impl BitbucketCloudTarget {
         };
         Ok(BitbucketCloudTarget {
             invite_group: settings.invite_group(config),
+            protected_groups: config.protected_groups.iter().cloned().collect(),
             target_id: config.id.clone(),
             client: Client::new(api, &settings.workspace),
             settings,

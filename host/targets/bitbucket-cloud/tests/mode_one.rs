@@ -595,3 +595,35 @@ async fn a_check_never_waits_on_cloud_s_meter() {
         "{c:?}"
     );
 }
+
+/// `deprovision = "delete"` is removal from the workspace's groups here: a configured
+/// protected group is never changed, so the person stays in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_account_leaves_it_in_the_protected_groups() {
+    let mut s = workspace(Administration::Bitbucket);
+    let bob = s.add_account("bobby", "Bob", "bob@acme.test");
+    for g in ["developers", "wiki"] {
+        s.join(&bob, g);
+    }
+    let sim = CloudSim::start(s).await;
+    let store = store();
+    let t = target(&sim, &store, json!({"protected_groups": ["wiki"]}));
+    read(&t, &people(&["bob"])).await;
+    let note = apply(
+        &t,
+        Op::DeleteUser {
+            user: "bob".into(),
+            erase: false,
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let member = sim.lock().members()["bob@acme.test"].clone();
+    assert_eq!(
+        member.groups,
+        BTreeSet::from(["wiki".to_string()]),
+        "the protected group is kept: {note}"
+    );
+    assert_eq!(sent(&sim, "DELETE", "/1.0/groups/acme/wiki/"), 0);
+}
