@@ -90,12 +90,19 @@ impl BitbucketCloudTarget {
         for m in members {
             self.add_user(&mut state, &mapping, &m.user);
         }
-        state.seats = Seats {
-            in_use: Some(state.users.len() as i64),
-            limit: self.settings.seats,
-        };
         // An account that joined is no longer pending, whatever invitation is left over.
         state.pending.retain(|name, _| !state.users.contains_key(name));
+        // An open invitation takes its seat once accepted, as the guard counts those a plan
+        // sends: counted here, invitations spread over runs cannot take the plan over `seats`.
+        let open = state
+            .pending
+            .values()
+            .filter(|p| p.invitation == InvitationState::Open)
+            .count();
+        state.seats = Seats {
+            in_use: Some((state.users.len() + open) as i64),
+            limit: self.settings.seats,
+        };
         Ok(state)
     }
 

@@ -627,3 +627,33 @@ async fn deleting_an_account_leaves_it_in_the_protected_groups() {
     );
     assert_eq!(sent(&sim, "DELETE", "/1.0/groups/acme/wiki/"), 0);
 }
+
+/// An open invitation takes a seat once accepted, as the guard counts the invitations a plan
+/// sends: one an earlier run sent still counts in the seats in use, so invitations spread over
+/// runs cannot take the workspace over `seats`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_invitations_from_earlier_runs_count_in_the_seats_in_use() {
+    let mut s = workspace(Administration::Bitbucket);
+    let bob = s.add_account("bobby", "Bob", "bob@acme.test");
+    s.join(&bob, "developers");
+    let sim = CloudSim::start(s).await;
+    let store = store();
+    let t = target(&sim, &store, json!({"seats": 3}));
+    let everyone = people(&["bob", "ann"]);
+    let before = read(&t, &everyone).await;
+    assert_eq!(before.seats.in_use, Some(2), "Roster and bob");
+    let invite = Op::CreateUser {
+        user: "ann".into(),
+        display_name: "Ann Lee".into(),
+        email: "ann@acme.test".into(),
+        records: vec![],
+    };
+    apply(&t, invite).await.unwrap();
+    let after = read(&target(&sim, &store, json!({"seats": 3})), &everyone).await;
+    assert!(after.pending.contains_key("ann"));
+    assert_eq!(
+        after.seats.in_use,
+        Some(3),
+        "ann's open invitation takes the third seat once accepted"
+    );
+}
