@@ -116,14 +116,24 @@ impl Store {
     }
 
     /// The target said it is throttling: its limit is `calls` (when it said), and no call may
-    /// go before `spent_until`. A limit is only ever lowered, a pause only lengthened.
-    pub fn target_throttled(&self, target_id: &str, calls: Option<u64>, spent_until: i64) -> Result<()> {
+    /// go before `spent_until`. While an announcement holds (until a window of `window_ms` after
+    /// its pause), a limit is only lowered; a pause is only ever lengthened.
+    pub fn target_throttled(
+        &self,
+        target_id: &str,
+        calls: Option<u64>,
+        spent_until: i64,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<()> {
         self.conn().execute(
             "INSERT INTO target_call_limits (target_id, calls, spent_until_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT(target_id) DO UPDATE SET
-               calls = CASE WHEN ?2 IS NULL THEN calls WHEN calls IS NULL OR ?2 < calls THEN ?2 ELSE calls END,
+               calls = CASE WHEN ?2 IS NULL THEN calls
+                            WHEN calls IS NULL OR ?2 < calls OR COALESCE(spent_until_ms, 0) + ?5 <= ?4 THEN ?2
+                            ELSE calls END,
                spent_until_ms = MAX(COALESCE(spent_until_ms, 0), ?3)",
-            params![target_id, calls.map(|c| c as i64), spent_until],
+            params![target_id, calls.map(|c| c as i64), spent_until, now, window_ms],
         )?;
         Ok(())
     }
@@ -145,6 +155,9 @@ fn window(
         )
         .optional()?
         .unwrap_or((None, None));
+    // Cloud's own limit holds for a window after the pause it came with: were it raised since
+    // (or the credential changed), Roster would otherwise never send enough to hear of it.
+    let announced = announced.filter(|_| spent_until.is_some_and(|u| now < u.saturating_add(window_ms)));
     let calls = announced.map_or(configured, |a| configured.min(a.max(0) as u64));
     let used: i64 = conn.query_row(
         "SELECT COUNT(*) FROM target_calls WHERE target_id = ?1 AND at_ms > ?2",
@@ -237,7 +250,7 @@ mod tests {
     #[test]
     fn the_target_s_own_limit_and_pause_hold() {
         let store = Store::memory(Key::from_bytes([1; 32])).unwrap();
-        store.target_throttled("c", Some(2), 5_000).unwrap();
+        store.target_throttled("c", Some(2), 5_000, 0, 10_000).unwrap();
         assert_eq!(
             store.take_target_call("c", 1_000, 10_000, 100).unwrap(),
             CallTaken::Spent {
@@ -246,8 +259,26 @@ mod tests {
             }
         );
         // A later, higher announcement does not raise it; a shorter pause does not shorten it.
-        store.target_throttled("c", Some(50), 2_000).unwrap();
+        store.target_throttled("c", Some(50), 2_000, 1_000, 10_000).unwrap();
         let w = store.target_call_window("c", 5_000, 10_000, 100).unwrap();
         assert_eq!((w.calls, w.available, w.frees_at_ms), (2, 2, None));
+    }
+
+    #[test]
+    fn an_announced_limit_lapses_a_window_after_the_pause_it_came_with() {
+        let store = Store::memory(Key::from_bytes([1; 32])).unwrap();
+        store.target_throttled("c", Some(2), 5_000, 0, 10_000).unwrap();
+        assert_eq!(store.target_call_window("c", 14_000, 10_000, 100).unwrap().calls, 2);
+        // Cloud raised its limit (or the credential changed): a window later, the configured
+        // budget holds again, and the next 429 would announce a lower limit anew.
+        let w = store.target_call_window("c", 15_001, 10_000, 100).unwrap();
+        assert_eq!((w.calls, w.available), (100, 100));
+        assert_eq!(
+            store.take_target_call("c", 15_001, 10_000, 100).unwrap(),
+            CallTaken::Taken
+        );
+        // A new 429 states the limit now: the lapsed one does not come back.
+        store.target_throttled("c", Some(50), 20_000, 16_000, 10_000).unwrap();
+        assert_eq!(store.target_call_window("c", 20_000, 10_000, 100).unwrap().calls, 50);
     }
 }

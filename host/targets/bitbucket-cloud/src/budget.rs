@@ -72,10 +72,11 @@ impl Meter {
         retry_after: Option<Duration>,
     ) -> Result<CloudError, CloudError> {
         let wait = retry_after.unwrap_or(SPENT_WITHOUT_RETRY_AFTER);
-        let until = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2));
-        let id = self.target_id.clone();
+        let now = now_ms();
+        let until = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2));
+        let (id, window) = (self.target_id.clone(), self.window_ms());
         self.store
-            .blocking(move |s| s.target_throttled(&id, limit, until))
+            .blocking(move |s| s.target_throttled(&id, limit, until, now, window))
             .await?;
         let calls = limit.map_or(self.configured.calls, |l| l.min(self.configured.calls));
         Ok(self.spent(calls, until))
