@@ -844,6 +844,16 @@ fn state(
         admin_groups: settings.admin_groups.iter().cloned().collect(),
         ..TargetState::default()
     };
+    // The account Roster acts as (an API token's email) is never changed, whatever name it
+    // is keyed by: the engine protects Roster's own account by its username alone.
+    let me = &settings.username;
+    for u in users {
+        let mine =
+            u.user_name.eq_ignore_ascii_case(me) || u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(me));
+        if let (true, Some(key)) = (mine, keys.get(&u.id)) {
+            state.admins.insert(key.clone());
+        }
+    }
     // A partial read (`only`) sees too few users to count the seats.
     let in_use = only
         .is_none()

@@ -495,3 +495,27 @@ async fn a_single_user_read_finds_the_name_without_reading_everyone() {
         .count();
     assert_eq!(user_listings, 0, "no full listing of users");
 }
+
+/// Roster signs in to Bitbucket with an API token as `bob@x.com`, who is also the desired
+/// person `bob`: keyed by that name, the account is still the one Roster acts as, and so never
+/// changed (deactivating it would lock Roster out of the workspace).
+#[tokio::test]
+async fn the_account_roster_acts_as_stays_protected_under_a_roster_name() {
+    let mut w = world().await;
+    let mut config: TargetConfig = serde_json::from_value(serde_json::json!({
+        "id": "cloud", "kind": "bitbucket-cloud", "workspace": "acme", "username": "Bob@X.com",
+        "api_token": {"value": "t"}, "url": w.sim.url(),
+        "licensed_groups": ["bitbucket-users"],
+        "scim": {"directory_id": DIR, "api_key": {"value": KEY}, "url": w.sim.url()},
+    }))
+    .unwrap();
+    config.id = "cloud".into();
+    w.settings = Settings::of(&config).unwrap();
+    let state = w.read(&people(&[("bob", "bob@x.com")])).await;
+    assert!(state.users.contains_key("bob"));
+    assert!(
+        state.admins.contains("bob"),
+        "the acting account is protected: {:?}",
+        state.admins
+    );
+}
