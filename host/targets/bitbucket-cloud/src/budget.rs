@@ -71,7 +71,11 @@ impl Meter {
         limit: Option<u64>,
         retry_after: Option<Duration>,
     ) -> Result<CloudError, CloudError> {
-        let wait = retry_after.unwrap_or(SPENT_WITHOUT_RETRY_AFTER);
+        // A rolling window is never spent for longer than the window itself; a longer
+        // Retry-After (a timestamp sent for seconds) would otherwise pause the target for good,
+        // since a pause is only ever lengthened.
+        let longest = Duration::from_secs(self.configured.window_secs);
+        let wait = retry_after.unwrap_or(SPENT_WITHOUT_RETRY_AFTER).min(longest);
         let now = now_ms();
         let until = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2));
         let (id, window) = (self.target_id.clone(), self.window_ms());
@@ -93,5 +97,34 @@ impl Meter {
             available_now: w.available,
             read_calls,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use roster_store::crypto::Key;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_absurd_retry_after_pauses_the_target_for_a_window_at_most() {
+        let store = Arc::new(Store::memory(Key::from_bytes([5; 32])).unwrap());
+        let budget = HourlyBudget {
+            calls: 1000,
+            window_secs: 3600,
+        };
+        let meter = Meter::new(store, "cloud", "acme", budget);
+        // A proxy that sends a timestamp where Cloud sends seconds.
+        let e = meter
+            .throttled(None, Some(Duration::from_secs(1_764_950_400)))
+            .await
+            .unwrap();
+        let CloudError::BudgetSpent { frees_at_ms, .. } = e else {
+            panic!("{e}")
+        };
+        assert!(
+            frees_at_ms <= now_ms() + 3_600_000,
+            "paused past one window: {frees_at_ms}"
+        );
     }
 }
