@@ -44,6 +44,11 @@ pub struct Verdict {
     pub seats_in_use: i64,
     /// The limit.
     pub seat_limit: Option<i64>,
+    /// Every licence the plan was judged against, each with its arithmetic: the target's own
+    /// (the fields above) when it licenses anything or is the only one, then each application
+    /// that reads a directory the target serves.
+    #[serde(default)]
+    pub licences: Vec<LicenceView>,
     /// The threshold's rules the plan trips, each with what was counted and the limit.
     #[serde(default)]
     pub tripped: Vec<Tripped>,
@@ -51,6 +56,49 @@ pub struct Verdict {
     pub held: Option<String>,
     /// Set when the plan must not be applied at all.
     pub refused: Option<String>,
+}
+
+/// One licence's arithmetic in a verdict.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct LicenceView {
+    /// Whose licence ("Bitbucket", "the Crowd application 'jira'").
+    pub name: String,
+    /// The target's own licence, or one of an application that reads it.
+    pub of: LicenceOf,
+    /// Licensed users before the plan (as Roster computes them).
+    pub licensed_before: usize,
+    /// After.
+    pub licensed_after: usize,
+    /// Seats in use (as the product reports them, or as Roster counted them).
+    pub seats_in_use: i64,
+    /// The limit (`None`: unlimited).
+    pub seat_limit: Option<i64>,
+    /// Whether the plan would take it over its limit.
+    pub over: bool,
+}
+
+/// Whose licence a [`LicenceView`] is.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LicenceOf {
+    /// The target's own (the verdict's top-level seat fields).
+    Target,
+    /// An application that reads a directory the target serves.
+    Application,
+}
+
+impl LicenceView {
+    /// The arithmetic in words: `8 in use of 10; licensed users 8 → 11`.
+    pub fn words(&self) -> String {
+        let limit = self.seat_limit.map_or("unlimited".to_string(), |l| l.to_string());
+        format!(
+            "{} in use of {limit}; licensed users {} → {}{}",
+            self.seats_in_use,
+            self.licensed_before,
+            self.licensed_after,
+            if self.over { " — over the licence" } else { "" }
+        )
+    }
 }
 
 /// What the runs applied within the rolling window took away without an approval, before this
@@ -359,11 +407,68 @@ pub struct Judged<'a> {
 /// Judges a plan (counted in `tally`) against the threshold and the licence.
 pub fn judge(ops: &[PlannedOp], tally: &Tally, j: &Judged<'_>) -> Verdict {
     let (target, managed_accounts, product) = (j.target, j.managed_accounts, j.product);
-    let before = target.licensed();
-    let after = licensed_after(ops, target, j.disable, j.accounts);
-    let seat_limit = target.seats.limit;
-    let seats_in_use = target.seats.in_use.unwrap_or(before.len() as i64);
-    let delta = after.len() as i64 - before.len() as i64;
+    let own = count(
+        ops,
+        j,
+        Pool {
+            name: product,
+            of: LicenceOf::Target,
+            groups: &target.licensing_groups,
+            directly: &target.licensed_directly,
+            seats: target.seats,
+        },
+    );
+    let mut refusals = Vec::new();
+    if own.over {
+        let delta = own.licensed_after as i64 - own.licensed_before as i64;
+        refusals.push(format!(
+            "the plan would license {delta} more user(s): {} in use + {delta} = {} > {} seats; {product} blocks pushes over its licence. Free seats or raise the licence, then run again",
+            own.seats_in_use,
+            own.seats_in_use + delta,
+            own.seat_limit.unwrap_or_default()
+        ));
+    }
+    let mut licences = Vec::with_capacity(target.licences.len() + 1);
+    // The target's own licence is shown when it licenses anything, or when it is the only one.
+    let none = BTreeSet::new();
+    if target.licences.is_empty()
+        || !target.licensing_groups.is_empty()
+        || !target.licensed_directly.is_empty()
+        || target.seats.limit.is_some()
+    {
+        licences.push(own.clone());
+    }
+    for l in &target.licences {
+        // An invitation gives access to the target's own product, not to the applications
+        // that read its directory: those count memberships only.
+        let by_membership = Judged {
+            accounts: Accounts::Create,
+            ..*j
+        };
+        let view = count(
+            ops,
+            &by_membership,
+            Pool {
+                name: &l.name,
+                of: LicenceOf::Application,
+                groups: &l.licensing_groups,
+                directly: &none,
+                seats: l.seats,
+            },
+        );
+        if view.over {
+            let delta = view.licensed_after as i64 - view.licensed_before as i64;
+            refusals.push(format!(
+                "the plan would license {delta} more user(s) in {}: {} in use + {delta} = {} > {} seats; Roster never pushes over an application's licence. Free seats, or raise its seats ({}), then run again",
+                l.name,
+                view.seats_in_use,
+                view.seats_in_use + delta,
+                view.seat_limit.unwrap_or_default(),
+                l.raise
+            ));
+        }
+        licences.push(view);
+    }
     let mut v = Verdict {
         deprovisions: tally.deprovisions,
         people_losing_memberships: tally.people,
@@ -372,23 +477,15 @@ pub fn judge(ops: &[PlannedOp], tally: &Tally, j: &Judged<'_>) -> Verdict {
         email_changes: tally.email_changes,
         window: None,
         managed_accounts,
-        licensed_before: before.len(),
-        licensed_after: after.len(),
-        seats_in_use,
-        seat_limit,
+        licensed_before: own.licensed_before,
+        licensed_after: own.licensed_after,
+        seats_in_use: own.seats_in_use,
+        seat_limit: own.seat_limit,
+        licences,
         tripped: Vec::new(),
         held: None,
-        refused: None,
+        refused: (!refusals.is_empty()).then(|| refusals.join("; ")),
     };
-    if let Some(limit) = seat_limit
-        && delta > 0
-        && seats_in_use + delta > limit
-    {
-        v.refused = Some(format!(
-            "the plan would license {delta} more user(s): {seats_in_use} in use + {delta} = {} > {limit} seats; {product} blocks pushes over its licence. Free seats or raise the licence, then run again",
-            seats_in_use + delta
-        ));
-    }
     let (threshold, window) = match j.rules {
         Rules::Plan { threshold, window } => {
             v.tripped = per_plan(tally, threshold, managed_accounts, target);
@@ -516,12 +613,48 @@ fn per_plan(tally: &Tally, threshold: &Threshold, managed: usize, target: &Targe
     out
 }
 
+/// One licence to count: the groups that give it, the accounts that hold it by themselves, its
+/// seats.
+struct Pool<'a> {
+    name: &'a str,
+    of: LicenceOf,
+    groups: &'a BTreeSet<String>,
+    directly: &'a BTreeSet<String>,
+    seats: crate::target::Seats,
+}
+
+/// The licence `pool` before and after the plan, and whether the plan takes it over its limit.
+fn count(ops: &[PlannedOp], j: &Judged<'_>, pool: Pool<'_>) -> LicenceView {
+    let before = j.target.licensed_by(pool.groups, pool.directly);
+    let after = licensed_after(ops, j.target, &pool, j.disable, j.accounts);
+    let seats_in_use = pool.seats.in_use.unwrap_or(before.len() as i64);
+    let delta = after.len() as i64 - before.len() as i64;
+    LicenceView {
+        name: pool.name.to_string(),
+        of: pool.of,
+        licensed_before: before.len(),
+        licensed_after: after.len(),
+        seats_in_use,
+        seat_limit: pool.seats.limit,
+        over: pool
+            .seats
+            .limit
+            .is_some_and(|limit| delta > 0 && seats_in_use + delta > limit),
+    }
+}
+
 /// Who would be licensed once the plan is applied, by simulating it on the licensing facts.
 /// An invitation counts as the seat its acceptance takes: the plan cannot add the invited
 /// person to a licensing group before then, and the invitation gives access on its own.
-fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable, accounts: Accounts) -> BTreeSet<String> {
-    let mut members: HashMap<&str, BTreeSet<String>> = target
-        .licensing_groups
+fn licensed_after(
+    ops: &[PlannedOp],
+    target: &TargetState,
+    pool: &Pool<'_>,
+    disable: Disable,
+    accounts: Accounts,
+) -> BTreeSet<String> {
+    let mut members: HashMap<&str, BTreeSet<String>> = pool
+        .groups
         .iter()
         .map(|g| {
             (
@@ -534,11 +667,23 @@ fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable, acc
             )
         })
         .collect();
-    let mut direct: BTreeSet<String> = target.licensed_directly.clone();
+    let mut direct: BTreeSet<String> = pool.directly.clone();
+    // A disabled account holds no licence, whatever its memberships, until the plan brings it
+    // back.
+    let mut inactive: HashSet<String> = target
+        .users
+        .iter()
+        .filter(|(_, a)| !a.active)
+        .map(|(k, _)| k.clone())
+        .collect();
     for o in ops {
         match &o.op {
             Op::CreateUser { user, .. } if accounts == Accounts::Invite => {
+                inactive.remove(&user.to_lowercase());
                 direct.insert(user.to_lowercase());
+            }
+            Op::CreateUser { user, .. } | Op::AdoptUser { user, .. } => {
+                inactive.remove(&user.to_lowercase());
             }
             Op::AddMembers { group, users } => {
                 if let Some(m) = members.get_mut(group.as_str()) {
@@ -556,6 +701,9 @@ fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable, acc
                     if m.remove(&from) {
                         m.insert(to.clone());
                     }
+                }
+                if inactive.remove(&from) {
+                    inactive.insert(to.clone());
                 }
                 if direct.remove(&from) {
                     direct.insert(to);
@@ -592,13 +740,14 @@ fn licensed_after(ops: &[PlannedOp], target: &TargetState, disable: Disable, acc
             Op::DeleteGroup { group } => {
                 members.remove(group.as_str());
             }
-            Op::CreateGroup { .. } | Op::CreateUser { .. } | Op::AdoptUser { .. } | Op::UpdateUser { .. } => {}
+            Op::CreateGroup { .. } | Op::UpdateUser { .. } => {}
         }
     }
     let mut out = direct;
     for m in members.into_values() {
         out.extend(m);
     }
+    out.retain(|u| !inactive.contains(u));
     out
 }
 
@@ -607,7 +756,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::target::Account;
+    use crate::target::{Account, Licence};
 
     /// `n` accounts `u0…`, members of `groups` as given (group → range of account numbers).
     fn target(n: usize, groups: &[(&str, std::ops::Range<usize>)]) -> TargetState {
@@ -964,5 +1113,150 @@ mod tests {
         assert!(tripped.is_empty(), "per-plan rules do not apply to one person");
         let (tripped, v) = rules_of(&ops, Rules::LicenceOnly);
         assert!(tripped.is_empty() && v.held.is_none() && v.window.is_none());
+    }
+
+    /// An application's licence: `groups` license, `limit` seats, counted by Roster.
+    fn app(name: &str, groups: &[&str], limit: Option<i64>) -> Licence {
+        Licence {
+            name: format!("the Crowd application '{name}'"),
+            licensing_groups: groups.iter().map(|g| g.to_string()).collect(),
+            seats: crate::target::Seats { in_use: None, limit },
+            raise: format!("roster crowd apps set {name} --seats N"),
+        }
+    }
+
+    fn add(group: &str, users: std::ops::Range<usize>) -> PlannedOp {
+        op(Op::AddMembers {
+            group: group.into(),
+            users: users.map(|i| format!("U{i}")).collect(),
+        })
+    }
+
+    #[test]
+    fn each_application_is_judged_on_its_own_licence_and_the_one_over_is_named() {
+        // 12 accounts: u0..8 in jira-users (8 licensed of 10), u0..3 in bitbucket-users.
+        let mut t = target(12, &[("jira-users", 0..8), ("bitbucket-users", 0..3)]);
+        t.licences = vec![
+            app("jira", &["jira-users"], Some(10)),
+            app("bitbucket", &["bitbucket-users"], Some(5)),
+        ];
+        // Three more in Jira (11 > 10), two more in Bitbucket (5, just fits).
+        let ops = [add("jira-users", 8..11), add("bitbucket-users", 3..5)];
+        let v = verdict(&ops, &t, 12);
+        let why = v.refused.expect("jira goes over");
+        assert!(
+            why.contains("3 more user(s) in the Crowd application 'jira': 8 in use + 3 = 11 > 10 seats"),
+            "{why}"
+        );
+        assert!(why.contains("roster crowd apps set jira --seats N"), "{why}");
+        assert!(
+            !why.contains("bitbucket"),
+            "the application within its licence is not named: {why}"
+        );
+        let pools: Vec<(&str, usize, usize, Option<i64>, bool)> = v
+            .licences
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    l.licensed_before,
+                    l.licensed_after,
+                    l.seat_limit,
+                    l.over,
+                )
+            })
+            .collect();
+        assert_eq!(
+            pools,
+            [
+                ("the Crowd application 'jira'", 8, 11, Some(10), true),
+                ("the Crowd application 'bitbucket'", 3, 5, Some(5), false),
+            ],
+            "the target licenses nothing itself, so only the applications are shown"
+        );
+        // The same plan within both licences passes.
+        let fits = verdict(&[add("jira-users", 8..10), add("bitbucket-users", 3..5)], &t, 12);
+        assert_eq!(fits.refused, None);
+        // Both over: both named.
+        let both = verdict(&[add("jira-users", 8..11), add("bitbucket-users", 3..6)], &t, 12);
+        let why = both.refused.unwrap();
+        assert!(
+            why.contains("'jira'") && why.contains("'bitbucket': 3 in use + 3 = 6 > 5"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_user_in_several_licensed_groups_of_one_application_takes_one_seat() {
+        // Flattened nesting: u0..4 are members of jira-devs and, through it, of jira-users.
+        let mut t = target(6, &[("jira-users", 0..4), ("jira-devs", 0..4), ("jira-admins", 2..4)]);
+        t.licences = vec![app("jira", &["jira-users", "jira-devs", "jira-admins"], Some(5))];
+        let v = verdict(&[], &t, 6);
+        assert_eq!((v.licences[0].licensed_before, v.licences[0].seats_in_use), (4, 4));
+        // u4 joins the child group and, flattened, the parent: one more seat, not two.
+        let ops = [add("jira-devs", 4..5), add("jira-users", 4..5)];
+        let v = verdict(&ops, &t, 6);
+        assert_eq!((v.licences[0].licensed_after, v.refused.clone()), (5, None));
+        // u5 too: 6 > 5.
+        let ops = [
+            add("jira-devs", 4..6),
+            add("jira-users", 4..6),
+            add("jira-admins", 4..6),
+        ];
+        let why = verdict(&ops, &t, 6).refused.unwrap();
+        assert!(
+            why.contains("2 more user(s)") && why.contains("4 in use + 2 = 6 > 5 seats"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn an_application_that_cannot_see_a_group_is_not_licensed_by_it() {
+        // The target leaves out of an application's licensing groups those it cannot see:
+        // adding people to such a group changes nothing in that application's count.
+        let mut t = target(6, &[("jira-users", 0..2), ("contractors", 0..0)]);
+        t.licences = vec![app("jira", &["jira-users"], Some(2))];
+        let v = verdict(&[add("contractors", 0..6)], &t, 6);
+        assert_eq!((v.licences[0].licensed_after, v.refused), (2, None));
+    }
+
+    #[test]
+    fn one_licence_targets_show_their_licence_as_before() {
+        let mut t = target(8, &[("users", 0..8)]);
+        t.licensing_groups.insert("users".into());
+        t.seats = crate::target::Seats {
+            in_use: Some(9),
+            limit: Some(10),
+        };
+        let ops = [add("users", 0..0)];
+        let v = verdict(&ops, &t, 8);
+        assert_eq!(
+            (v.licensed_before, v.licensed_after, v.seats_in_use, v.seat_limit),
+            (8, 8, 9, Some(10))
+        );
+        assert_eq!(v.licences.len(), 1);
+        assert_eq!(v.licences[0].name, "Bitbucket");
+        assert_eq!(v.licences[0].words(), "9 in use of 10; licensed users 8 → 8");
+    }
+
+    #[test]
+    fn a_disabled_account_takes_no_seat_until_the_plan_brings_it_back() {
+        // u7 is disabled yet still a member: it holds no licence before, nor after a plan that
+        // leaves it alone — otherwise every plan would look like it adds a seat.
+        let mut t = target(8, &[("users", 0..8)]);
+        t.users.get_mut("u7").unwrap().active = false;
+        t.licensing_groups.insert("users".into());
+        t.seats = crate::target::Seats {
+            in_use: None,
+            limit: Some(7),
+        };
+        let v = verdict(&[email(0, Some("a@x"), "b@x")], &t, 8);
+        assert_eq!((v.licensed_before, v.licensed_after, v.refused), (7, 7, None));
+        let back = op(Op::AdoptUser {
+            user: "u7".into(),
+            records: Vec::new(),
+        });
+        let why = verdict(&[back], &t, 8).refused.unwrap();
+        assert!(why.contains("7 in use + 1 = 8 > 7 seats"), "{why}");
     }
 }

@@ -36,14 +36,14 @@ use sha2::{Digest, Sha256};
 
 pub use apply::Applied;
 pub use budget::Eta;
-pub use guard::{Rule, Tripped, Verdict, WindowView};
+pub use guard::{LicenceOf, LicenceView, Rule, Tripped, Verdict, WindowView};
 pub use model::{Op, PlannedOp, Skipped};
 pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Limit, TargetConfig, Threshold, Window};
 pub use record::{ExportRow, export_csv, export_rows};
 pub use target::{
     Account, Accounts, AddMembers, CallBudget, CallCounts, Capabilities, Connection, Disable, Fields, Groups,
-    InvitationState, OpOutcome, Patience, PendingAccount, Profiles, ReadScope, Rename, Seats, Target, TargetCheck,
-    TargetError, TargetKind, TargetKinds, TargetState,
+    InvitationState, Licence, OpOutcome, Patience, PendingAccount, Profiles, ReadScope, Rename, Seats, Target,
+    TargetCheck, TargetError, TargetKind, TargetKinds, TargetState,
 };
 
 /// Why the engine could not go on.

@@ -57,9 +57,27 @@ pub struct TargetState {
     pub admins: BTreeSet<String>,
     /// The licence.
     pub seats: Seats,
+    /// Licences besides the target's own (`licensing_groups`, `licensed_directly`, `seats`),
+    /// each counted on its own from this state: the applications that read a directory the
+    /// target serves. Empty for a target that is one product with one licence.
+    pub licences: Vec<Licence>,
     /// Invitations sent and not accepted yet, by lower-case Roster name (targets that invite
     /// rather than create accounts): no account yet, so no membership can be given.
     pub pending: BTreeMap<String, PendingAccount>,
+}
+
+/// A licence of its own counted from the target's state: one application that reads the
+/// directory the target serves, licensing the active members of some of its groups.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Licence {
+    /// What the verdict calls it ("the Crowd application 'jira'").
+    pub name: String,
+    /// Groups whose members hold a licence in it (only those it can see).
+    pub licensing_groups: BTreeSet<String>,
+    /// Its seats: in use as it reports them (`None`: counted by Roster), and its limit.
+    pub seats: Seats,
+    /// Where its seats are raised, for the refusal's words.
+    pub raise: String,
 }
 
 /// An invitation sent and not accepted yet.
@@ -86,8 +104,13 @@ pub enum InvitationState {
 impl TargetState {
     /// Lower-case users who hold a licence now (directly or through a group).
     pub fn licensed(&self) -> BTreeSet<String> {
-        let mut set = self.licensed_directly.clone();
-        for g in &self.licensing_groups {
+        self.licensed_by(&self.licensing_groups, &self.licensed_directly)
+    }
+
+    /// Lower-case active users licensed by `groups` (their members, once each) or `directly`.
+    pub fn licensed_by(&self, groups: &BTreeSet<String>, directly: &BTreeSet<String>) -> BTreeSet<String> {
+        let mut set = directly.clone();
+        for g in groups {
             if let Some(m) = self.members.get(g) {
                 set.extend(m.iter().map(|u| u.to_string()));
             }

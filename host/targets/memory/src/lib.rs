@@ -245,6 +245,7 @@ impl MemoryTarget {
                 in_use: Some(w.licensed() as i64),
                 limit: w.seat_limit,
             },
+            licences: Vec::new(),
             pending: w
                 .pending
                 .iter()
