@@ -23,18 +23,56 @@ pub struct CrowdApp {
     pub created_by: String,
     /// Unix ms of its last use (to the minute).
     pub last_used_at: Option<i64>,
+    /// What it licenses: the licence guard counts it on its own.
+    pub licence: AppLicence,
 }
 
-const COLUMNS: &str = "name, allowed, groups, created_at, created_by, last_used_at";
+/// What an application licenses: the active members of its licensed groups (those it can
+/// see), up to its seats.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AppLicence {
+    /// Groups whose members hold a licence in it (none: it licenses no one Roster counts).
+    pub licensed_groups: Vec<String>,
+    /// The users its licence allows (None: unlimited).
+    pub seats: Option<i64>,
+}
 
-/// An application row as read: name, allowed, groups, created_at, created_by, last_used_at.
-type RawApp = (String, String, Option<String>, i64, String, Option<i64>);
+const COLUMNS: &str = "name, allowed, groups, created_at, created_by, last_used_at, licensed_groups, seats";
+
+/// An application row as read: name, allowed, groups, created_at, created_by, last_used_at,
+/// licensed_groups, seats.
+type RawApp = (
+    String,
+    String,
+    Option<String>,
+    i64,
+    String,
+    Option<i64>,
+    String,
+    Option<i64>,
+);
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawApp> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    row_from(r, 0)
 }
 
-fn to_app((name, allowed, groups, created_at, created_by, last_used_at): RawApp) -> Result<CrowdApp> {
+/// The application's columns starting at column `at`.
+fn row_from(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<RawApp> {
+    Ok((
+        r.get(at)?,
+        r.get(at + 1)?,
+        r.get(at + 2)?,
+        r.get(at + 3)?,
+        r.get(at + 4)?,
+        r.get(at + 5)?,
+        r.get(at + 6)?,
+        r.get(at + 7)?,
+    ))
+}
+
+fn to_app(
+    (name, allowed, groups, created_at, created_by, last_used_at, licensed_groups, seats): RawApp,
+) -> Result<CrowdApp> {
     Ok(CrowdApp {
         name,
         allowed: json_col("crowd_apps.allowed", &allowed)?,
@@ -42,6 +80,28 @@ fn to_app((name, allowed, groups, created_at, created_by, last_used_at): RawApp)
         created_at,
         created_by,
         last_used_at,
+        licence: AppLicence {
+            licensed_groups: json_col("crowd_apps.licensed_groups", &licensed_groups)?,
+            seats,
+        },
+    })
+}
+
+/// The licence checked (no negative seats, no blank group), its groups as JSON.
+fn licence_json(licence: &AppLicence) -> Result<String> {
+    if let Some(n) = licence.seats.filter(|n| *n < 0) {
+        return Err(StoreError::Invalid(format!(
+            "{n} is not a number of seats; give 0 or more, or none for no limit"
+        )));
+    }
+    if licence.licensed_groups.iter().any(|g| g.trim().is_empty()) {
+        return Err(StoreError::Invalid(
+            "a licensed group's name is empty; name every group".into(),
+        ));
+    }
+    serde_json::to_string(&licence.licensed_groups).map_err(|e| StoreError::Json {
+        what: "crowd_apps.licensed_groups",
+        detail: e.to_string(),
     })
 }
 
@@ -106,9 +166,22 @@ impl Store {
         groups: Option<&[String]>,
         actor: &str,
     ) -> Result<(CrowdApp, String)> {
+        self.crowd_app_create_licensed(name, allowed, groups, &AppLicence::default(), actor)
+    }
+
+    /// [`Store::crowd_app_create`], with what the application licenses.
+    pub fn crowd_app_create_licensed(
+        &self,
+        name: &str,
+        allowed: &[String],
+        groups: Option<&[String]>,
+        licence: &AppLicence,
+        actor: &str,
+    ) -> Result<(CrowdApp, String)> {
         check_name(name)?;
         let allowed = allowed_json(allowed)?;
         let groups = groups_json(groups)?;
+        let licensed = licence_json(licence)?;
         let password = new_password()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -125,8 +198,8 @@ impl Store {
             )));
         }
         tx.execute(
-            "INSERT INTO crowd_apps (lname, name, sha256, allowed, groups, created_at, created_by) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO crowd_apps (lname, name, sha256, allowed, groups, created_at, created_by, \
+             licensed_groups, seats) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 name.to_lowercase(),
                 name,
@@ -134,7 +207,9 @@ impl Store {
                 allowed,
                 groups,
                 now_ms(),
-                actor
+                actor,
+                licensed,
+                licence.seats
             ],
         )?;
         let app = tx.query_row(
@@ -175,12 +250,7 @@ impl Store {
             .query_row(
                 &format!("SELECT sha256, {COLUMNS} FROM crowd_apps WHERE lname = ?1"),
                 [name.to_lowercase()],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?),
-                    ))
-                },
+                |r| Ok((r.get(0)?, row_from(r, 1)?)),
             )
             .optional()?;
         match found {
@@ -196,6 +266,19 @@ impl Store {
         let changed = self.conn().execute(
             "UPDATE crowd_apps SET allowed = ?2, groups = ?3 WHERE lname = ?1",
             params![name.to_lowercase(), allowed, groups],
+        )?;
+        if changed == 0 {
+            return Err(no_app(name));
+        }
+        self.crowd_app(name)?.ok_or_else(|| no_app(name))
+    }
+
+    /// Replaces what `name` licenses.
+    pub fn crowd_app_set_licence(&self, name: &str, licence: &AppLicence) -> Result<CrowdApp> {
+        let licensed = licence_json(licence)?;
+        let changed = self.conn().execute(
+            "UPDATE crowd_apps SET licensed_groups = ?2, seats = ?3 WHERE lname = ?1",
+            params![name.to_lowercase(), licensed, licence.seats],
         )?;
         if changed == 0 {
             return Err(no_app(name));
@@ -366,5 +449,57 @@ mod tests {
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
         assert!(!same("", "a"));
+    }
+
+    #[test]
+    fn what_an_application_licenses_is_kept_and_replaced_whole() {
+        let s = store();
+        let (app, _) = s.crowd_app_create("bitbucket", &strings(&["::1"]), None, "a").unwrap();
+        assert_eq!(
+            app.licence,
+            AppLicence::default(),
+            "licenses nothing Roster counts, unlimited"
+        );
+        let jira = AppLicence {
+            licensed_groups: strings(&["jira-users", "jira-software-users"]),
+            seats: Some(10),
+        };
+        let (app, _) = s
+            .crowd_app_create_licensed("jira", &strings(&["::1"]), None, &jira, "a")
+            .unwrap();
+        assert_eq!(app.licence, jira);
+        assert_eq!(s.crowd_app("JIRA").unwrap().unwrap().licence, jira);
+        // Changing the addresses leaves the licence alone.
+        let app = s.crowd_app_update("jira", &strings(&["10.0.0.1"]), None).unwrap();
+        assert_eq!(app.licence, jira);
+        let raised = AppLicence {
+            licensed_groups: strings(&["jira-users"]),
+            seats: Some(11),
+        };
+        assert_eq!(s.crowd_app_set_licence("Jira", &raised).unwrap().licence, raised);
+        for bad in [
+            AppLicence {
+                licensed_groups: Vec::new(),
+                seats: Some(-1),
+            },
+            AppLicence {
+                licensed_groups: strings(&[" "]),
+                seats: None,
+            },
+        ] {
+            assert!(matches!(
+                s.crowd_app_set_licence("jira", &bad),
+                Err(StoreError::Invalid(_))
+            ));
+        }
+        assert_eq!(
+            s.crowd_app("jira").unwrap().unwrap().licence,
+            raised,
+            "refused: unchanged"
+        );
+        assert!(matches!(
+            s.crowd_app_set_licence("confluence", &raised),
+            Err(StoreError::NotFound(_))
+        ));
     }
 }

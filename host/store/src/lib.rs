@@ -37,7 +37,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::OptionalExtension;
 
 pub use audit::AuditEntry;
-pub use crowd_apps::CrowdApp;
+pub use crowd_apps::{AppLicence, CrowdApp};
 pub use destroyed::{Destroyed, Review, WindowTotals};
 pub use files::prepare_data_dir;
 pub use identities::{Identity, IdentityState};

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_target_accounts.sql",
         include_str!("../../../migrations/0010_target_accounts.sql"),
     ),
+    (
+        12,
+        "0012_crowd_app_licences.sql",
+        include_str!("../../../migrations/0012_crowd_app_licences.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {
