@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use roster_engine::{
-    Account, Accounts, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Op, OpOutcome,
-    Patience, Profiles, ReadScope, Rename, Seats, Target, TargetCheck, TargetConfig, TargetError, TargetKind,
-    TargetState,
+    Account, Accounts, AddMembers, CallCounts, Capabilities, Connection, Disable, Fields, Groups, Licence, Op,
+    OpOutcome, Patience, Profiles, ReadScope, Rename, Seats, Target, TargetCheck, TargetConfig, TargetError,
+    TargetKind, TargetState,
 };
-use roster_store::{ServedApplied, ServedChange, ServedState, Store, StoreError, now_ms};
+use roster_store::{CrowdApp, ServedApplied, ServedChange, ServedState, Store, StoreError, now_ms};
 use serde::Deserialize;
 
 /// The kind's name in configuration.
@@ -124,9 +124,10 @@ impl CrowdDirectory {
             .or_default() += 1;
     }
 
-    /// The engine's view of `served`, as far as the accounts `names` (lower-case) are concerned
-    /// (all of them when `None`).
-    fn state(&self, served: ServedState, names: Option<&BTreeSet<String>>) -> TargetState {
+    /// The engine's view of `served` and of the applications that read it, as far as the
+    /// accounts `names` (lower-case) are concerned (all of them when `None`).
+    fn state(&self, (served, apps): (ServedState, Vec<CrowdApp>), names: Option<&BTreeSet<String>>) -> TargetState {
+        let licences = licences(&apps, &served.groups);
         let keep = |u: &str| names.is_none_or(|n| n.contains(u));
         let users: HashMap<String, Account> = served
             .users
@@ -165,9 +166,56 @@ impl CrowdDirectory {
                 in_use: None,
                 limit: self.settings.seats,
             },
+            licences,
             pending: Default::default(),
         }
     }
+}
+
+/// Each application's licence, as the guard counts it: the active members of its licensed
+/// groups that it can see (a group hidden from it licenses no one there), up to its seats.
+/// Memberships are served flat, so a member of a nested group is already a member of each
+/// group above it, and counts once. Applications that license nothing and set no seats are
+/// left out. A group the directory holds is named as it is held (names are compared without
+/// case); one it does not hold yet is named as configured, so the plan that creates it counts.
+pub fn licences(apps: &[CrowdApp], served_groups: &[String]) -> Vec<Licence> {
+    let held = |g: &str| {
+        served_groups
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(g))
+            .cloned()
+            .unwrap_or_else(|| g.to_string())
+    };
+    apps.iter()
+        .filter(|a| !a.licence.licensed_groups.is_empty() || a.licence.seats.is_some())
+        .map(|a| Licence {
+            name: format!("the Crowd application '{}'", a.name),
+            licensing_groups: a
+                .licence
+                .licensed_groups
+                .iter()
+                .filter(|g| {
+                    a.groups
+                        .as_ref()
+                        .is_none_or(|seen| seen.iter().any(|s| s.eq_ignore_ascii_case(g)))
+                })
+                .map(|g| held(g))
+                .collect(),
+            seats: Seats {
+                in_use: None,
+                limit: a.licence.seats,
+            },
+            raise: format!(
+                "`roster crowd apps set {0} --seats N`, or PUT /api/v1/crowd/applications/{0}",
+                a.name
+            ),
+        })
+        .collect()
+}
+
+/// The served directory and the applications that read it, read together.
+fn read_all(s: &Store) -> Result<(ServedState, Vec<CrowdApp>), StoreError> {
+    Ok((s.served_state()?, s.crowd_apps()?))
 }
 
 /// The change `op` makes to the served directory, read from `store` where the operation alone
@@ -283,7 +331,7 @@ impl Target for CrowdDirectory {
             .store
             .blocking(move |s| {
                 s.served_prune_events(before)?;
-                s.served_state()
+                read_all(s)
             })
             .await
             .map_err(target_error)?;
@@ -296,7 +344,7 @@ impl Target for CrowdDirectory {
         _groups: &BTreeSet<String>,
     ) -> Result<TargetState, TargetError> {
         self.count("read-accounts");
-        let served = self.store.blocking(|s| s.served_state()).await.map_err(target_error)?;
+        let served = self.store.blocking(read_all).await.map_err(target_error)?;
         Ok(self.state(served, Some(names)))
     }
 
@@ -328,7 +376,7 @@ impl Target for CrowdDirectory {
 
     async fn check(&self) -> TargetCheck {
         let started = std::time::Instant::now();
-        let served = self.store.blocking(|s| s.served_state()).await;
+        let served = self.store.blocking(read_all).await;
         let ms = started.elapsed().as_millis() as u64;
         match served {
             Ok(served) => {
@@ -558,5 +606,75 @@ mod tests {
         assert!(!state.groups.contains("devs") && !state.members.contains_key("devs"));
         assert_eq!(t.calls().by_endpoint["store create-group"], 3);
         assert_eq!(t.calls().by_endpoint["store read"], 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_application_with_a_licence_is_a_licence_of_its_own_counting_only_what_it_sees() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = roster_store::crypto::Key::from_bytes([7; 32]);
+        let store = Arc::new(Store::open(&dir.path().join("roster.db"), key).unwrap());
+        let t = Kind
+            .build(&config(serde_json::json!({})), dir.path(), Patience::Run, &store)
+            .unwrap();
+        let licence = |groups: &[&str], seats| roster_store::AppLicence {
+            licensed_groups: groups.iter().map(|g| g.to_string()).collect(),
+            seats,
+        };
+        let addr = ["127.0.0.1".to_string()];
+        let seen = ["jira-users".to_string(), "Jira-Admins".to_string()];
+        store
+            .crowd_app_create_licensed(
+                "jira",
+                &addr,
+                Some(&seen),
+                &licence(&["JIRA-USERS", "jira-admins", "contractors"], Some(10)),
+                "a",
+            )
+            .unwrap();
+        store
+            .crowd_app_create_licensed("bitbucket", &addr, None, &licence(&["bitbucket-users"], None), "a")
+            .unwrap();
+        store.crowd_app_create("bamboo", &addr, None, "a").unwrap();
+        ok(
+            &*t,
+            Op::CreateGroup {
+                group: "jira-users".into(),
+            },
+        )
+        .await;
+        let state = t
+            .read(&ReadScope {
+                groups: &BTreeSet::new(),
+                people: &BTreeMap::new(),
+                concurrency: 1,
+            })
+            .await
+            .unwrap();
+        assert!(state.licensing_groups.is_empty() && state.seats.limit.is_none());
+        let got: Vec<(&str, Vec<&str>, Option<i64>)> = state
+            .licences
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    l.licensing_groups.iter().map(String::as_str).collect(),
+                    l.seats.limit,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // Held groups as the directory names them; 'contractors' is hidden from Jira.
+                ("the Crowd application 'bitbucket'", vec!["bitbucket-users"], None),
+                (
+                    "the Crowd application 'jira'",
+                    vec!["jira-admins", "jira-users"],
+                    Some(10)
+                ),
+            ],
+            "bamboo licenses nothing and sets no seats"
+        );
+        assert!(state.licences[1].raise.contains("roster crowd apps set jira --seats N"));
     }
 }
