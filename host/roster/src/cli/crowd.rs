@@ -4,9 +4,9 @@
 
 use clap::{Args, Subcommand};
 use roster_serve::api::crowd_apps::{
-    AppSettings, audit_detail, audit_subject, check_name, check_settings, unknown_groups,
+    AppSettings, audit_detail, audit_subject, check_licence, check_name, check_settings, licence_text, unknown_groups,
 };
-use roster_store::{CrowdApp, Store};
+use roster_store::{AppLicence, CrowdApp, Store};
 
 /// `roster crowd …`.
 #[derive(Subcommand)]
@@ -35,6 +35,14 @@ pub enum AppsCommand {
         /// A group it sees, with its members; repeat or list several. Default: every group.
         #[arg(long = "group", value_name = "GROUP", num_args = 1..)]
         groups: Vec<String>,
+        /// A group whose members hold a licence in the application (Bitbucket's groups with
+        /// "Bitbucket User", Jira's application-access groups); repeat or list several.
+        #[arg(long = "licensed-group", value_name = "GROUP", num_args = 1..)]
+        licensed_groups: Vec<String>,
+        /// The users the application's licence allows; the licence guard refuses a plan that
+        /// would license more. Default: unlimited.
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        seats: Option<i64>,
         /// Roster's address as Bitbucket reaches it, for the instructions printed.
         #[arg(long, value_name = "URL")]
         server_url: Option<String>,
@@ -48,6 +56,10 @@ pub enum AppsCommand {
         allow: Vec<String>,
         #[command(flatten)]
         groups: GroupsArg,
+        #[command(flatten)]
+        licensed: LicensedArg,
+        #[command(flatten)]
+        seats: SeatsArg,
     },
     /// Gives an application a new password and prints it once; the old one stops working.
     Rotate {
@@ -73,6 +85,30 @@ pub struct GroupsArg {
     all_groups: bool,
 }
 
+/// The licensed groups `roster crowd apps set` gives: a list, none, or (neither) unchanged.
+#[derive(Args)]
+#[group(multiple = false)]
+pub struct LicensedArg {
+    /// Replaces the groups whose members hold a licence in it; repeat or list several.
+    #[arg(long = "licensed-group", value_name = "GROUP", num_args = 1..)]
+    licensed_groups: Vec<String>,
+    /// It licenses no one Roster counts.
+    #[arg(long)]
+    no_licensed_groups: bool,
+}
+
+/// The seats `roster crowd apps set` gives: a number, unlimited, or (neither) unchanged.
+#[derive(Args)]
+#[group(multiple = false)]
+pub struct SeatsArg {
+    /// Replaces the users its licence allows.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    seats: Option<i64>,
+    /// Its licence allows any number of users.
+    #[arg(long)]
+    unlimited: bool,
+}
+
 /// Runs `roster crowd …` on the store.
 pub fn run(store: &Store, command: &CrowdCommand) -> anyhow::Result<()> {
     let CrowdCommand::Apps { command } = command;
@@ -82,9 +118,24 @@ pub fn run(store: &Store, command: &CrowdCommand) -> anyhow::Result<()> {
             name,
             allow,
             groups,
+            licensed_groups,
+            seats,
             server_url,
-        } => add(store, name, allow, groups, server_url.as_deref()),
-        AppsCommand::Set { name, allow, groups } => set(store, name, allow, groups),
+        } => add(
+            store,
+            name,
+            allow,
+            groups,
+            &check_licence(licensed_groups, *seats)?,
+            server_url.as_deref(),
+        ),
+        AppsCommand::Set {
+            name,
+            allow,
+            groups,
+            licensed,
+            seats,
+        } => set(store, name, allow, groups, licensed, seats),
         AppsCommand::Rotate { name } => rotate(store, name),
         AppsCommand::Remove { name } => remove(store, name),
     }
@@ -108,19 +159,27 @@ fn list(store: &Store) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<20} {:<32} {:<32} {:<16} LAST USED",
-        "NAME", "ALLOWED", "GROUPS", "CREATED BY"
+        "{:<20} {:<32} {:<32} {:<24} {:<9} {:<16} LAST USED",
+        "NAME", "ALLOWED", "GROUPS", "LICENSED GROUPS", "SEATS", "CREATED BY"
     );
     for a in apps {
         let used = a
             .last_used_at
             .and_then(chrono::DateTime::from_timestamp_millis)
             .map_or_else(|| "never".to_string(), |d| d.format("%Y-%m-%d %H:%M").to_string());
+        let licensed = if a.licence.licensed_groups.is_empty() {
+            "-".to_string()
+        } else {
+            a.licence.licensed_groups.join(",")
+        };
+        let seats = a.licence.seats.map_or("unlimited".to_string(), |n| n.to_string());
         println!(
-            "{:<20} {:<32} {:<32} {:<16} {used}",
+            "{:<20} {:<32} {:<32} {:<24} {:<9} {:<16} {used}",
             a.name,
             a.allowed.join(","),
             groups_text(a.groups.as_deref()),
+            licensed,
+            seats,
             a.created_by
         );
     }
@@ -128,14 +187,21 @@ fn list(store: &Store) -> anyhow::Result<()> {
 }
 
 /// Prints the warnings about groups the served directory does not hold.
-fn warn_unknown(store: &Store, settings: &AppSettings) -> anyhow::Result<()> {
-    for w in unknown_groups(store, settings)? {
+fn warn_unknown(store: &Store, settings: &AppSettings, licence: &AppLicence) -> anyhow::Result<()> {
+    for w in unknown_groups(store, settings, licence)? {
         eprintln!("warning: {w}");
     }
     Ok(())
 }
 
-fn add(store: &Store, name: &str, allow: &[String], groups: &[String], server_url: Option<&str>) -> anyhow::Result<()> {
+fn add(
+    store: &Store,
+    name: &str,
+    allow: &[String],
+    groups: &[String],
+    licence: &AppLicence,
+    server_url: Option<&str>,
+) -> anyhow::Result<()> {
     check_name(name)?;
     let groups = (!groups.is_empty()).then_some(groups);
     let settings = check_settings(allow, groups)?;
@@ -148,15 +214,16 @@ fn add(store: &Store, name: &str, allow: &[String], groups: &[String], server_ur
         );
     }
     // Read before the password is made: failing here loses no password.
-    let warnings = unknown_groups(store, &settings)?;
+    let warnings = unknown_groups(store, &settings, licence)?;
     let actor = super::actor();
-    let (app, password) = store.crowd_app_create(name, &settings.allowed, settings.groups.as_deref(), &actor)?;
+    let (app, password) =
+        store.crowd_app_create_licensed(name, &settings.allowed, settings.groups.as_deref(), licence, &actor)?;
     store.audit(
         &actor,
         "local",
         "crowd-app.create",
         &audit_subject(&app.name),
-        Some(&audit_detail(&settings)),
+        Some(&audit_detail(&settings, licence)),
     )?;
     println!("{password}");
     for w in warnings {
@@ -164,7 +231,7 @@ fn add(store: &Store, name: &str, allow: &[String], groups: &[String], server_ur
     }
     let url = server_url.unwrap_or("http(s)://ROSTER-HOST:PORT (the address Bitbucket reaches `roster serve` at)");
     eprintln!(
-        "Crowd application '{}' created, allowed from {}, seeing {}.\n\
+        "Crowd application '{}' created, allowed from {}, seeing {}; {}.\n\
          Its password (the line above) is shown this once: Roster keeps only its hash.\n\
          In Bitbucket: Administration → User directories → Add directory → Atlassian Crowd:\n\
          \x20 Server URL            {url}\n\
@@ -173,14 +240,31 @@ fn add(store: &Store, name: &str, allow: &[String], groups: &[String], server_ur
         app.name,
         app.allowed.join(", "),
         groups_text(app.groups.as_deref()),
+        licence_text(&app.licence),
         app.name,
     );
     Ok(())
 }
 
-fn set(store: &Store, name: &str, allow: &[String], groups: &GroupsArg) -> anyhow::Result<()> {
-    if allow.is_empty() && groups.groups.is_empty() && !groups.all_groups {
-        anyhow::bail!("nothing to change: give --allow ADDR…, --group GROUP… or --all-groups");
+fn set(
+    store: &Store,
+    name: &str,
+    allow: &[String],
+    groups: &GroupsArg,
+    licensed: &LicensedArg,
+    seats: &SeatsArg,
+) -> anyhow::Result<()> {
+    if allow.is_empty()
+        && groups.groups.is_empty()
+        && !groups.all_groups
+        && licensed.licensed_groups.is_empty()
+        && !licensed.no_licensed_groups
+        && seats.seats.is_none()
+        && !seats.unlimited
+    {
+        anyhow::bail!(
+            "nothing to change: give --allow ADDR…, --group GROUP…, --all-groups, --licensed-group GROUP…, --no-licensed-groups, --seats N or --unlimited"
+        );
     }
     let app = existing(store, name)?;
     let allow = if allow.is_empty() { &app.allowed[..] } else { allow };
@@ -190,20 +274,33 @@ fn set(store: &Store, name: &str, allow: &[String], groups: &GroupsArg) -> anyho
         (false, list) => Some(list),
     };
     let settings = check_settings(allow, groups)?;
-    let app = store.crowd_app_update(&app.name, &settings.allowed, settings.groups.as_deref())?;
+    let licensed_groups = match (licensed.no_licensed_groups, &licensed.licensed_groups[..]) {
+        (true, _) => &[][..],
+        (false, []) => &app.licence.licensed_groups[..],
+        (false, list) => list,
+    };
+    let seats = match (seats.unlimited, seats.seats) {
+        (true, _) => None,
+        (false, None) => app.licence.seats,
+        (false, n) => n,
+    };
+    let licence = check_licence(licensed_groups, seats)?;
+    store.crowd_app_update(&app.name, &settings.allowed, settings.groups.as_deref())?;
+    let app = store.crowd_app_set_licence(&app.name, &licence)?;
     store.audit(
         &super::actor(),
         "local",
         "crowd-app.update",
         &audit_subject(&app.name),
-        Some(&audit_detail(&settings)),
+        Some(&audit_detail(&settings, &licence)),
     )?;
-    warn_unknown(store, &settings)?;
+    warn_unknown(store, &settings, &licence)?;
     println!(
-        "Crowd application '{}' is allowed from {} and sees {}",
+        "Crowd application '{}' is allowed from {}, sees {}; {}",
         app.name,
         app.allowed.join(", "),
-        groups_text(app.groups.as_deref())
+        groups_text(app.groups.as_deref()),
+        licence_text(&app.licence)
     );
     Ok(())
 }

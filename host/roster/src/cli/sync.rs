@@ -104,11 +104,23 @@ fn print_report(r: &RunReport) {
         println!("  {kind:<16} {n}");
     }
     if let Some(g) = &s.guard {
-        let limit = g.seat_limit.map_or("unlimited".to_string(), |l| l.to_string());
-        println!(
-            "  licence: {} in use of {limit}; licensed users {} → {}",
-            g.seats_in_use, g.licensed_before, g.licensed_after
-        );
+        // The target's own licence as it always read (summaries from before verdicts listed
+        // licences have only that), then each application's.
+        let apps: Vec<_> = g
+            .licences
+            .iter()
+            .filter(|l| l.of == roster_engine::LicenceOf::Application)
+            .collect();
+        if apps.is_empty() || g.licences.iter().any(|l| l.of == roster_engine::LicenceOf::Target) {
+            let limit = g.seat_limit.map_or("unlimited".to_string(), |l| l.to_string());
+            println!(
+                "  licence: {} in use of {limit}; licensed users {} → {}",
+                g.seats_in_use, g.licensed_before, g.licensed_after
+            );
+        }
+        for l in apps {
+            println!("  licence of {}: {}", l.name, l.words());
+        }
         println!(
             "  takes away: {} deprovisioned, {} membership(s) of {} person(s), {} renamed, {} email changed",
             g.deprovisions, g.memberships_removed, g.people_losing_memberships, g.renames, g.email_changes
@@ -275,6 +287,13 @@ pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
                     .unwrap_or_default();
                 for t in &tripped {
                     println!("{}", tripped_line(t));
+                }
+                let licences: Vec<roster_engine::LicenceView> = g
+                    .get("licences")
+                    .and_then(|l| serde_json::from_value(l.clone()).ok())
+                    .unwrap_or_default();
+                for l in &licences {
+                    println!("licence of {}: {}", l.name, l.words());
                 }
             }
             for (seq, kind, subject, detail, reason) in &ops {

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path};
-use roster_store::{CrowdApp, Store};
+use roster_store::{AppLicence, CrowdApp, Store};
 
 /// The longest application name.
 pub const MAX_NAME: usize = 100;
@@ -57,6 +57,19 @@ pub enum AppInputError {
     /// A blank or overlong group name.
     #[error("the group name {0:?} is not allowed: group names are 1 to {MAX_GROUP_NAME} characters, not only spaces")]
     GroupName(String),
+    /// A negative number of seats.
+    #[error(
+        "seats: {0} is not a number of seats; give the number of users the application's licence allows (0 or more), or leave it out for no limit"
+    )]
+    Seats(i64),
+    /// Too many licensed groups.
+    #[error("{0} licensed groups listed; at most {MAX_GROUPS} are allowed")]
+    TooManyLicensedGroups(usize),
+    /// A blank or overlong licensed group name.
+    #[error(
+        "the licensed group name {0:?} is not allowed: group names are 1 to {MAX_GROUP_NAME} characters, not only spaces"
+    )]
+    LicensedGroupName(String),
 }
 
 /// What an application may do, checked: what the store is given.
@@ -121,9 +134,39 @@ pub fn check_settings(allowed: &[String], groups: Option<&[String]>) -> Result<A
     })
 }
 
-/// Warnings for the groups of `settings` that the served directory does not hold (yet): a
-/// misspelt name would otherwise hide users without a word.
-pub fn unknown_groups(store: &Store, settings: &AppSettings) -> roster_store::Result<Vec<String>> {
+/// Checks what an application licenses: seats are 0 or more (none: unlimited); licensed
+/// groups are trimmed, each kept once without regard to case.
+pub fn check_licence(licensed_groups: &[String], seats: Option<i64>) -> Result<AppLicence, AppInputError> {
+    if let Some(n) = seats.filter(|n| *n < 0) {
+        return Err(AppInputError::Seats(n));
+    }
+    if licensed_groups.len() > MAX_GROUPS {
+        return Err(AppInputError::TooManyLicensedGroups(licensed_groups.len()));
+    }
+    let mut kept: Vec<String> = Vec::with_capacity(licensed_groups.len());
+    for g in licensed_groups {
+        let name = g.trim();
+        if name.is_empty() || name.chars().count() > MAX_GROUP_NAME {
+            return Err(AppInputError::LicensedGroupName(g.clone()));
+        }
+        if !kept.iter().any(|k| k.to_lowercase() == name.to_lowercase()) {
+            kept.push(name.to_string());
+        }
+    }
+    Ok(AppLicence {
+        licensed_groups: kept,
+        seats,
+    })
+}
+
+/// Warnings for the groups of `settings` and `licence` that the served directory does not
+/// hold (yet), and for licensed groups the application cannot see: a misspelt name would
+/// otherwise hide users, or leave seats uncounted, without a word.
+pub fn unknown_groups(
+    store: &Store,
+    settings: &AppSettings,
+    licence: &AppLicence,
+) -> roster_store::Result<Vec<String>> {
     let mut warnings = Vec::new();
     for g in settings.groups.iter().flatten() {
         if store.served_group(g)?.is_none() {
@@ -132,16 +175,48 @@ pub fn unknown_groups(store: &Store, settings: &AppSettings) -> roster_store::Re
             ));
         }
     }
+    for g in &licence.licensed_groups {
+        let seen = settings
+            .groups
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|s| s.to_lowercase() == g.to_lowercase()));
+        if !seen {
+            warnings.push(format!(
+                "licensed group '{g}' is not among the groups the application sees: it licenses no one there, and the licence guard does not count it; add it to the groups, or leave it out"
+            ));
+        } else if store.served_group(g)?.is_none() {
+            warnings.push(format!(
+                "no licensed group '{g}' in the Crowd directory Roster serves (yet): check its name; the licence guard counts its members once a run creates it"
+            ));
+        }
+    }
     Ok(warnings)
 }
 
-/// The audit log's detail for an application's settings.
-pub fn audit_detail(settings: &AppSettings) -> String {
+/// The audit log's detail for an application's settings and licence.
+pub fn audit_detail(settings: &AppSettings, licence: &AppLicence) -> String {
     let groups = match &settings.groups {
         None => "every group".to_string(),
         Some(list) => list.join(", "),
     };
-    format!("allowed: {}; groups: {groups}", settings.allowed.join(", "))
+    let base = format!("allowed: {}; groups: {groups}", settings.allowed.join(", "));
+    // An application that licenses nothing Roster counts is audited as before licences were.
+    if *licence == AppLicence::default() {
+        base
+    } else {
+        format!("{base}; {}", licence_text(licence))
+    }
+}
+
+/// What an application licenses, in words: `licensed groups: jira-users; seats: 10`.
+pub fn licence_text(licence: &AppLicence) -> String {
+    let groups = if licence.licensed_groups.is_empty() {
+        "none".to_string()
+    } else {
+        licence.licensed_groups.join(", ")
+    };
+    let seats = licence.seats.map_or("unlimited".to_string(), |n| n.to_string());
+    format!("licensed groups: {groups}; seats: {seats}")
 }
 
 /// The audit log's subject for an application.
@@ -170,6 +245,11 @@ pub struct CrowdAppView {
     pub created_by: String,
     /// Unix ms of its last request (to the minute).
     pub last_used_at: Option<i64>,
+    /// The groups whose members hold a licence in it (those it sees): the licence guard counts
+    /// their active members against its seats.
+    pub licensed_groups: Vec<String>,
+    /// The users its licence allows; null: unlimited.
+    pub seats: Option<i64>,
 }
 
 impl From<CrowdApp> for CrowdAppView {
@@ -181,8 +261,19 @@ impl From<CrowdApp> for CrowdAppView {
             created_at: a.created_at,
             created_by: a.created_by,
             last_used_at: a.last_used_at,
+            licensed_groups: a.licence.licensed_groups,
+            seats: a.licence.seats,
         }
     }
+}
+
+/// A field that may be left out (`None`) or given, null included (`Some(None)`).
+fn given<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// A new application.
@@ -201,9 +292,20 @@ pub struct CrowdAppInput {
     #[serde(default)]
     #[schema(min_items = 1, max_items = 1000)]
     pub groups: Option<Vec<String>>,
+    /// The groups whose members hold a licence in it (Bitbucket's groups with the "Bitbucket
+    /// User" global permission, Jira's application-access groups); only those it sees count.
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub licensed_groups: Vec<String>,
+    /// The users its licence allows; leave out for no limit. A plan that would license more
+    /// is refused.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub seats: Option<i64>,
 }
 
-/// An application's settings, replaced as a whole.
+/// An application's settings: the allow-list and the groups it sees are replaced as a whole;
+/// what it licenses is changed only when given.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrowdAppSettings {
@@ -214,6 +316,16 @@ pub struct CrowdAppSettings {
     #[serde(default)]
     #[schema(min_items = 1, max_items = 1000)]
     pub groups: Option<Vec<String>>,
+    /// Replaces the groups whose members hold a licence in it ([] for none); left out:
+    /// unchanged.
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub licensed_groups: Option<Vec<String>>,
+    /// Replaces the users its licence allows (null: unlimited); left out: unchanged, so a
+    /// change of addresses never lifts a limit by accident.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    pub seats: Option<Option<i64>>,
 }
 
 /// A new application: its password is shown this once.
@@ -285,7 +397,13 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<CrowdAppCreated>)> {
     check_name(&body.name)?;
     let settings = check_settings(&body.allowed, body.groups.as_deref())?;
-    let (name, actor, wanted) = (body.name.clone(), caller.actor.clone(), settings.clone());
+    let licence = check_licence(&body.licensed_groups, body.seats)?;
+    let (name, actor, wanted, licensed) = (
+        body.name.clone(),
+        caller.actor.clone(),
+        settings.clone(),
+        licence.clone(),
+    );
     let made = state
         .store
         .blocking(move |s| -> roster_store::Result<Result<_, String>> {
@@ -293,8 +411,9 @@ async fn create(
                 return Ok(Err(there.name));
             }
             // Read before the password is made: failing here loses no password.
-            let warnings = unknown_groups(s, &wanted)?;
-            let made = s.crowd_app_create(&name, &wanted.allowed, wanted.groups.as_deref(), &actor)?;
+            let warnings = unknown_groups(s, &wanted, &licensed)?;
+            let made =
+                s.crowd_app_create_licensed(&name, &wanted.allowed, wanted.groups.as_deref(), &licensed, &actor)?;
             Ok(Ok((made, warnings)))
         })
         .await?;
@@ -311,7 +430,7 @@ async fn create(
             &state,
             "crowd-app.create",
             &audit_subject(&app.name),
-            Some(&audit_detail(&settings)),
+            Some(&audit_detail(&settings, &licence)),
         )
         .await?;
     Ok((
@@ -332,7 +451,8 @@ async fn show(State(state): State<AppState>, Path(name): Path<String>) -> ApiRes
     Ok(Json(existing(&state, &name).await?.into()))
 }
 
-/// Replaces an application's allow-list and groups; its password stays.
+/// Replaces an application's allow-list and groups, and what it licenses when given; its
+/// password stays.
 #[utoipa::path(put, path = "/api/v1/crowd/applications/{name}", tag = "crowd", security(("token" = ["admin"])),
     params(("name" = String, Path, description = "Application name")),
     request_body = CrowdAppSettings,
@@ -345,12 +465,17 @@ async fn update(
 ) -> ApiResult<Json<CrowdAppChanged>> {
     let settings = check_settings(&body.allowed, body.groups.as_deref())?;
     let app = existing(&state, &name).await?;
-    let (wanted, stored_name) = (settings.clone(), app.name.clone());
+    let licence = check_licence(
+        body.licensed_groups.as_deref().unwrap_or(&app.licence.licensed_groups),
+        body.seats.unwrap_or(app.licence.seats),
+    )?;
+    let (wanted, licensed, stored_name) = (settings.clone(), licence.clone(), app.name.clone());
     let (app, warnings) = state
         .store
         .blocking(move |s| -> roster_store::Result<_> {
-            let app = s.crowd_app_update(&stored_name, &wanted.allowed, wanted.groups.as_deref())?;
-            Ok((app, unknown_groups(s, &wanted)?))
+            s.crowd_app_update(&stored_name, &wanted.allowed, wanted.groups.as_deref())?;
+            let app = s.crowd_app_set_licence(&stored_name, &licensed)?;
+            Ok((app, unknown_groups(s, &wanted, &licensed)?))
         })
         .await?;
     caller
@@ -358,7 +483,7 @@ async fn update(
             &state,
             "crowd-app.update",
             &audit_subject(&app.name),
-            Some(&audit_detail(&settings)),
+            Some(&audit_detail(&settings, &licence)),
         )
         .await?;
     Ok(Json(CrowdAppChanged {
@@ -453,5 +578,25 @@ mod tests {
             Err(AppInputError::GroupName(_))
         ));
         assert_eq!(check_settings(&s(&["10.0.0.5"]), None).unwrap().groups, None);
+    }
+
+    #[test]
+    fn a_licence_has_sane_group_names_and_no_negative_seats() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let ok = check_licence(&s(&[" jira-users", "JIRA-USERS", "jira-software"]), Some(0)).unwrap();
+        assert_eq!(ok.licensed_groups, s(&["jira-users", "jira-software"]));
+        assert_eq!(ok.seats, Some(0), "0 seats is a licence that allows no one");
+        let e = check_licence(&[], Some(-3)).unwrap_err();
+        assert_eq!(e, AppInputError::Seats(-3));
+        assert!(e.to_string().contains("seats: -3 is not a number of seats"), "{e}");
+        assert!(matches!(
+            check_licence(&s(&["  "]), None),
+            Err(AppInputError::LicensedGroupName(_))
+        ));
+        assert!(matches!(
+            check_licence(&s(&[&"g".repeat(MAX_GROUP_NAME + 1)]), None),
+            Err(AppInputError::LicensedGroupName(_))
+        ));
+        assert_eq!(check_licence(&[], None).unwrap(), AppLicence::default());
     }
 }
