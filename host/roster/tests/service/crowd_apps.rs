@@ -440,6 +440,40 @@ async fn the_cli_adds_sets_rotates_and_removes_on_the_same_data_folder() {
     );
     assert!(signs_in(&w, "bitbucket", &password), "set keeps the password");
 
+    // What it licenses: set, kept by other changes, shown, and refused when not a licence.
+    let (said, _) = ok(&[
+        "crowd",
+        "apps",
+        "set",
+        "bitbucket",
+        "--licensed-group",
+        "bitbucket-users",
+        "--seats",
+        "25",
+    ]);
+    assert!(said.contains("licensed groups: bitbucket-users; seats: 25"), "{said}");
+    ok(&["crowd", "apps", "set", "bitbucket", "--allow", "192.0.2.0/24"]);
+    let (_, app) = w.get(&format!("{APPS}/bitbucket"), &w.viewer).await;
+    assert_eq!(
+        (&app["licensed_groups"], &app["seats"]),
+        (&json!(["bitbucket-users"]), &json!(25))
+    );
+    let (listed, _) = ok(&["crowd", "apps", "list"]);
+    assert!(listed.contains("SEATS") && listed.contains(" 25 "), "{listed}");
+    let (success, _, err) = roster(&["crowd", "apps", "set", "bitbucket", "--seats", "-2"]);
+    assert!(!success && err.contains("seats: -2 is not a number of seats"), "{err}");
+    let (success, _, err) = roster(&["crowd", "apps", "set", "bitbucket", "--seats", "3", "--unlimited"]);
+    assert!(!success && err.contains("--unlimited"), "{err}");
+    let (said, _) = ok(&[
+        "crowd",
+        "apps",
+        "set",
+        "bitbucket",
+        "--unlimited",
+        "--no-licensed-groups",
+    ]);
+    assert!(said.contains("licensed groups: none; seats: unlimited"), "{said}");
+
     let (rotated, note) = ok(&["crowd", "apps", "rotate", "bitbucket"]);
     assert!(note.contains("shown this once"), "{note}");
     assert!(!signs_in(&w, "bitbucket", &password));
@@ -457,7 +491,7 @@ async fn the_cli_adds_sets_rotates_and_removes_on_the_same_data_folder() {
     // Audited as the command line's user, from `local`.
     for (action, count) in [
         ("crowd-app.create", 1),
-        ("crowd-app.update", 3),
+        ("crowd-app.update", 6),
         ("crowd-app.rotate", 1),
         ("crowd-app.delete", 1),
     ] {
@@ -468,4 +502,258 @@ async fn the_cli_adds_sets_rotates_and_removes_on_the_same_data_folder() {
             "{entries:?}"
         );
     }
+}
+
+/// What each application licenses is given, shown, changed and refused through the API: seats
+/// of 0 or more, sane licensed group names, no unknown fields; a change of addresses that
+/// leaves the licence out keeps it, so no limit is lifted by accident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applications_licence_is_set_shown_and_checked_through_the_api() {
+    let w = world().await;
+    let (status, made) = w
+        .post(
+            APPS,
+            &w.admin,
+            json!({"name": "jira", "allowed": ["10.0.0.5"], "groups": ["jira-users", "bitbucket-users"],
+                   "licensed_groups": [" jira-users", "JIRA-USERS", "bitbucket-users", "contractors"], "seats": 10}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        made["licensed_groups"],
+        json!(["jira-users", "bitbucket-users", "contractors"])
+    );
+    assert_eq!(made["seats"], 10);
+    let warnings = made["warnings"].to_string();
+    assert!(
+        warnings.contains("licensed group 'contractors' is not among the groups the application sees"),
+        "{warnings}"
+    );
+    assert!(warnings.contains("no licensed group 'jira-users'"), "{warnings}");
+    let (_, shown) = w.get(&format!("{APPS}/jira"), &w.viewer).await;
+    assert_eq!(
+        (&shown["seats"], &shown["licensed_groups"][0]),
+        (&json!(10), &json!("jira-users"))
+    );
+    assert_eq!(w.get(APPS, &w.viewer).await.1[0]["seats"], 10);
+    let created = audited(&w, "crowd-app.create");
+    assert!(
+        created[0]
+            .2
+            .contains("licensed groups: jira-users, bitbucket-users, contractors; seats: 10"),
+        "{created:?}"
+    );
+
+    // Bad input is a 400 naming the field; an unknown field is refused; nothing changes.
+    let one = format!("{APPS}/jira");
+    for (body, words, code) in [
+        (
+            json!({"allowed": ["10.0.0.5"], "seats": -1}),
+            "seats: -1 is not a number of seats",
+            400,
+        ),
+        (
+            json!({"allowed": ["10.0.0.5"], "licensed_groups": ["  "]}),
+            "licensed group name",
+            400,
+        ),
+        (json!({"allowed": ["10.0.0.5"], "seat": 3}), "unknown field `seat`", 422),
+        (json!({"allowed": ["10.0.0.5"], "seats": "many"}), "seats", 422),
+    ] {
+        let (status, e) = w.send_json(Method::PUT, &one, &w.admin, body.clone()).await;
+        assert_eq!(status, code, "{body}: {e}");
+        assert!(error_of(&e).contains(words), "{body}: {e}");
+    }
+    let (status, e) = w
+        .post(
+            APPS,
+            &w.admin,
+            json!({"name": "bamboo", "allowed": ["10.0.0.5"], "seats": -5}),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(error_of(&e).contains("seats: -5"), "{e}");
+    assert_eq!(w.get(&one, &w.viewer).await.1["seats"], 10, "refused: unchanged");
+    assert_eq!(
+        w.get(APPS, &w.viewer).await.1.as_array().unwrap().len(),
+        1,
+        "bamboo not made"
+    );
+
+    // Left out: kept. Given: replaced. Null: unlimited.
+    let (status, kept) = w
+        .send_json(Method::PUT, &one, &w.admin, json!({"allowed": ["10.0.0.6"]}))
+        .await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(
+        (&kept["seats"], &kept["licensed_groups"][0]),
+        (&json!(10), &json!("jira-users"))
+    );
+    let (_, raised) = w
+        .send_json(
+            Method::PUT,
+            &one,
+            &w.admin,
+            json!({"allowed": ["10.0.0.6"], "licensed_groups": ["jira-users"], "seats": 0}),
+        )
+        .await;
+    assert_eq!(
+        (&raised["seats"], &raised["licensed_groups"]),
+        (&json!(0), &json!(["jira-users"]))
+    );
+    let (_, unlimited) = w
+        .send_json(
+            Method::PUT,
+            &one,
+            &w.admin,
+            json!({"allowed": ["10.0.0.6"], "seats": null}),
+        )
+        .await;
+    assert_eq!(
+        (&unlimited["seats"], &unlimited["licensed_groups"]),
+        (&Value::Null, &json!(["jira-users"]))
+    );
+
+    // The OpenAPI document describes the fields.
+    let (_, doc) = w.get("/api/v1/openapi.json", &w.viewer).await;
+    let schemas = &doc["components"]["schemas"];
+    for schema in ["CrowdAppInput", "CrowdAppSettings", "CrowdAppView"] {
+        let props = &schemas[schema]["properties"];
+        assert!(
+            props["licensed_groups"].is_object() && props["seats"].is_object(),
+            "{schema}: {props}"
+        );
+    }
+    assert!(
+        schemas["LicenceView"]["properties"]["seat_limit"].is_object(),
+        "{}",
+        schemas["LicenceView"]
+    );
+}
+
+/// Each application that reads the served directory is a licence of its own: a run that would
+/// put one more person in Jira's licensed group than Jira's seats allow is refused naming Jira,
+/// with the seat arithmetic, and changes nothing served — not even the change log; Bitbucket,
+/// unlimited, counts the newcomer without objecting. Once Jira's seats are raised through the
+/// API, the next run applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_one_applications_licence_is_refused_until_its_seats_are_raised() {
+    use roster_sim::graph::GraphUser;
+    let d = Directory::generate(12, 2, 1);
+    let w = ApiWorld::start_without_target(EntraWorld::new(tenant(&d), bitbucket()).await).await;
+    let (status, target) = w
+        .send_json(
+            Method::PUT,
+            "/api/v1/targets/crowd",
+            &w.admin,
+            json!({"id": "crowd", "kind": "crowd-directory", "default_groups": ["jira-users", "bitbucket-users"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{target}");
+    let n = d.active_usernames().len();
+    for (app, licensed, seats) in [
+        ("jira", "jira-users", json!(n)),
+        ("bitbucket", "bitbucket-users", Value::Null),
+    ] {
+        let (status, made) = w
+            .post(
+                APPS,
+                &w.admin,
+                json!({"name": app, "allowed": ["127.0.0.1"], "licensed_groups": [licensed], "seats": seats}),
+            )
+            .await;
+        assert_eq!(status, 201, "{made}");
+    }
+    let first = w.run(json!({})).await;
+    assert_eq!(first["state"], "succeeded", "{first}");
+    let members_of = |group: &str| -> std::collections::BTreeSet<String> {
+        w.world
+            .store
+            .served_state()
+            .unwrap()
+            .members
+            .into_iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, u)| u)
+            .collect()
+    };
+    assert_eq!(members_of("jira-users").len(), n, "Jira's licence is full");
+
+    // One more person joins the IdP: Jira would need n + 1 seats.
+    w.world.idp.lock().add_user(GraphUser {
+        user_principal_name: "newcomer@contoso.example".into(),
+        mail: Some("newcomer@example.com".into()),
+        display_name: "New Comer".into(),
+        account_enabled: true,
+        ..GraphUser::default()
+    });
+    let before = w.world.store.served_state().unwrap();
+    let token = w.world.store.served_token().unwrap();
+    let refused = w.run(json!({})).await;
+    assert_eq!(refused["state"], "refused", "{refused}");
+    let guard = &refused["summary"]["guard"];
+    let why = guard["refused"].as_str().unwrap();
+    assert!(
+        why.contains(&format!(
+            "the plan would license 1 more user(s) in the Crowd application 'jira': {n} in use + 1 = {} > {n} seats",
+            n + 1
+        )),
+        "{why}"
+    );
+    assert!(why.contains("roster crowd apps set jira --seats N"), "{why}");
+    assert!(!why.contains("'bitbucket'"), "Bitbucket is unlimited: {why}");
+    let licences: Vec<(String, u64, u64, Value, bool)> = guard["licences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["licensed_before"].as_u64().unwrap(),
+                l["licensed_after"].as_u64().unwrap(),
+                l["seat_limit"].clone(),
+                l["over"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let n64 = n as u64;
+    assert_eq!(
+        licences,
+        [
+            (
+                "the Crowd application 'bitbucket'".into(),
+                n64,
+                n64 + 1,
+                Value::Null,
+                false
+            ),
+            ("the Crowd application 'jira'".into(), n64, n64 + 1, json!(n), true),
+        ],
+        "{guard}"
+    );
+    assert_eq!(w.world.store.served_state().unwrap(), before, "nothing served changes");
+    match w.world.store.served_events_since(&token, 1000).unwrap() {
+        roster_store::EventsSince::Events { events, .. } => {
+            assert!(events.is_empty(), "no application hears of a change: {events:?}")
+        }
+        roster_store::EventsSince::Expired => panic!("the token expired"),
+    }
+
+    // Jira's licence is raised through the API (its addresses and groups stay): the next run
+    // applies.
+    let (status, raised) = w
+        .send_json(
+            Method::PUT,
+            &format!("{APPS}/jira"),
+            &w.admin,
+            json!({"allowed": ["127.0.0.1"], "seats": n + 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{raised}");
+    assert_eq!(raised["licensed_groups"], json!(["jira-users"]));
+    let applied = w.run(json!({})).await;
+    assert_eq!(applied["state"], "succeeded", "{applied}");
+    assert!(members_of("jira-users").contains("newcomer"), "{applied}");
+    assert_eq!(members_of("jira-users").len(), n + 1);
+    assert_eq!(members_of("bitbucket-users").len(), n + 1);
 }
