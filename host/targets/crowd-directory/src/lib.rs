@@ -380,14 +380,27 @@ impl Target for CrowdDirectory {
         let ms = started.elapsed().as_millis() as u64;
         match served {
             Ok(served) => {
-                let in_use = self.state(served, None).licensed().len() as i64;
+                let state = self.state(served, None);
+                let in_use = state.licensed().len() as i64;
+                // Each application's licence, as the guard will count it.
+                let apps: Vec<String> = state
+                    .licences
+                    .iter()
+                    .map(|l| {
+                        let n = state.licensed_by(&l.licensing_groups, &BTreeSet::new()).len();
+                        match l.seats.limit {
+                            Some(limit) => format!("{}: {n} of {limit} seats in use", l.name),
+                            None => format!("{}: {n} licensed, no limit", l.name),
+                        }
+                    })
+                    .collect();
                 TargetCheck {
                     ok: true,
                     error: None,
                     licensed_users: self.settings.seats,
                     licensed_users_in_use: Some(in_use),
                     ms,
-                    detail: None,
+                    detail: (!apps.is_empty()).then(|| apps.join("; ")),
                 }
             }
             Err(e) => TargetCheck {
@@ -642,6 +655,24 @@ mod tests {
             },
         )
         .await;
+        ok(
+            &*t,
+            Op::CreateUser {
+                user: "ann".into(),
+                display_name: "Ann Lee".into(),
+                email: "ann@example.com".into(),
+                records: Vec::new(),
+            },
+        )
+        .await;
+        ok(
+            &*t,
+            Op::AddMembers {
+                group: "jira-users".into(),
+                users: vec!["ann".into()],
+            },
+        )
+        .await;
         let state = t
             .read(&ReadScope {
                 groups: &BTreeSet::new(),
@@ -676,5 +707,12 @@ mod tests {
             "bamboo licenses nothing and sets no seats"
         );
         assert!(state.licences[1].raise.contains("roster crowd apps set jira --seats N"));
+        let check = t.check().await;
+        assert_eq!(
+            check.detail.as_deref(),
+            Some(
+                "the Crowd application 'bitbucket': 0 licensed, no limit; the Crowd application 'jira': 1 of 10 seats in use"
+            )
+        );
     }
 }
