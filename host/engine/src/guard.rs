@@ -653,12 +653,15 @@ fn licensed_after(
     disable: Disable,
     accounts: Accounts,
 ) -> BTreeSet<String> {
-    let mut members: HashMap<&str, BTreeSet<String>> = pool
+    // By lower-case name: a plan may spell a licensing group in another case than the licence
+    // names it (one it creates, named as the source has it), and the products compare group
+    // names without case.
+    let mut members: HashMap<String, BTreeSet<String>> = pool
         .groups
         .iter()
         .map(|g| {
             (
-                g.as_str(),
+                g.to_lowercase(),
                 target
                     .members
                     .get(g)
@@ -686,12 +689,12 @@ fn licensed_after(
                 inactive.remove(&user.to_lowercase());
             }
             Op::AddMembers { group, users } => {
-                if let Some(m) = members.get_mut(group.as_str()) {
+                if let Some(m) = members.get_mut(&group.to_lowercase()) {
                     m.extend(users.iter().map(|u| u.to_lowercase()));
                 }
             }
             Op::RemoveMember { group, user } => {
-                if let Some(m) = members.get_mut(group.as_str()) {
+                if let Some(m) = members.get_mut(&group.to_lowercase()) {
                     m.remove(&user.to_lowercase());
                 }
             }
@@ -717,7 +720,7 @@ fn licensed_after(
             } => {
                 let u = user.to_lowercase();
                 for g in groups {
-                    if let Some(m) = members.get_mut(g.as_str()) {
+                    if let Some(m) = members.get_mut(&g.to_lowercase()) {
                         m.remove(&u);
                     }
                 }
@@ -738,7 +741,7 @@ fn licensed_after(
                 direct.remove(&u);
             }
             Op::DeleteGroup { group } => {
-                members.remove(group.as_str());
+                members.remove(&group.to_lowercase());
             }
             Op::CreateGroup { .. } | Op::UpdateUser { .. } => {}
         }
@@ -1258,5 +1261,21 @@ mod tests {
         });
         let why = verdict(&[back], &t, 8).refused.unwrap();
         assert!(why.contains("7 in use + 1 = 8 > 7 seats"), "{why}");
+    }
+
+    #[test]
+    fn a_licensing_group_the_plan_spells_in_another_case_still_counts() {
+        // The application names `Jira-Users`; the directory does not hold it yet, and the plan
+        // creates it as the source spells it.
+        let mut t = target(4, &[]);
+        t.licences = vec![app("jira", &["Jira-Users"], Some(3))];
+        let ops = [
+            op(Op::CreateGroup {
+                group: "jira-users".into(),
+            }),
+            add("jira-users", 0..4),
+        ];
+        let why = verdict(&ops, &t, 4).refused.expect("4 > 3");
+        assert!(why.contains("0 in use + 4 = 4 > 3 seats"), "{why}");
     }
 }
