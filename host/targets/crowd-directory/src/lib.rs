@@ -7,7 +7,7 @@
 //! once its members are removed. The Crowd endpoint of `roster serve` only reads these tables;
 //! held plans therefore never reach the applications that read the directory until approved.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -127,7 +127,14 @@ impl CrowdDirectory {
     /// The engine's view of `served` and of the applications that read it, as far as the
     /// accounts `names` (lower-case) are concerned (all of them when `None`).
     fn state(&self, (served, apps): (ServedState, Vec<CrowdApp>), names: Option<&BTreeSet<String>>) -> TargetState {
-        let licences = licences(&apps, &served.groups);
+        // Seats in use are counted on the whole directory, before a single-user read keeps
+        // only its accounts: the guard adds the plan's change to them.
+        let mut licences = licences(&apps, &served.groups);
+        for l in &mut licences {
+            l.seats.in_use = Some(in_use(&served, &l.licensing_groups));
+        }
+        let own: BTreeSet<String> = self.settings.licensed_groups.iter().cloned().collect();
+        let own_in_use = in_use(&served, &own);
         let keep = |u: &str| names.is_none_or(|n| n.contains(u));
         let users: HashMap<String, Account> = served
             .users
@@ -163,7 +170,7 @@ impl CrowdDirectory {
             admin_groups: self.settings.admin_groups.iter().cloned().collect(),
             admins: BTreeSet::new(),
             seats: Seats {
-                in_use: None,
+                in_use: Some(own_in_use),
                 limit: self.settings.seats,
             },
             licences,
@@ -211,6 +218,28 @@ pub fn licences(apps: &[CrowdApp], served_groups: &[String]) -> Vec<Licence> {
             ),
         })
         .collect()
+}
+
+/// Active users who are members of one of `groups` (names compared without case) in the
+/// whole of `served`, each once.
+fn in_use(served: &ServedState, groups: &BTreeSet<String>) -> i64 {
+    if groups.is_empty() {
+        return 0;
+    }
+    let groups: HashSet<String> = groups.iter().map(|g| g.to_lowercase()).collect();
+    let active: HashSet<String> = served
+        .users
+        .iter()
+        .filter(|u| u.active)
+        .map(|u| u.name.to_lowercase())
+        .collect();
+    let licensed: HashSet<&str> = served
+        .members
+        .iter()
+        .filter(|(g, u)| active.contains(u) && groups.contains(&g.to_lowercase()))
+        .map(|(_, u)| u.as_str())
+        .collect();
+    i64::try_from(licensed.len()).unwrap_or(i64::MAX)
 }
 
 /// The served directory and the applications that read it, read together.
@@ -707,6 +736,15 @@ mod tests {
             "bamboo licenses nothing and sets no seats"
         );
         assert!(state.licences[1].raise.contains("roster crowd apps set jira --seats N"));
+        assert_eq!(state.licences[1].seats.in_use, Some(1));
+        // A single-user read keeps only that account, yet counts the seats on the whole
+        // directory: otherwise one person's sync could take Jira over its licence.
+        let one = t
+            .read_accounts(&BTreeSet::from(["bob".to_string()]), &BTreeSet::new())
+            .await
+            .unwrap();
+        assert!(one.users.is_empty());
+        assert_eq!(one.licences[1].seats.in_use, Some(1), "ann's seat is still in use");
         let check = t.check().await;
         assert_eq!(
             check.detail.as_deref(),
