@@ -817,3 +817,55 @@ async fn an_application_reads_what_runs_applied_through_the_crowd_endpoint() {
     assert!(body.contains("<active>false</active>"), "the approved plan is: {body}");
     task.abort();
 }
+
+/// One person's sync is judged against every application's licence too, counted on the whole
+/// served directory: with Jira's seats all taken, syncing a newcomer who would take one more is
+/// refused naming Jira, and nothing served changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_user_sync_cannot_take_a_crowd_application_over_its_licence() {
+    let d = Directory::generate(13, 2, 1);
+    let newcomer = d.users.iter().rev().find(|u| u.active).unwrap().clone();
+    let mut without = d.clone();
+    without.users.retain(|u| u.id != newcomer.id);
+    without.memberships.retain(|m| m.member != newcomer.id);
+    let s = Scenario::new("crowd-directory", &without).await;
+    let n = without.active_usernames().len();
+    let jira = roster_store::AppLicence {
+        licensed_groups: vec![LICENSED.into()],
+        seats: Some(n as i64),
+    };
+    s.store
+        .crowd_app_create_licensed("jira", &["127.0.0.1".to_string()], None, &jira, "test")
+        .unwrap();
+    let first = s.sync().await;
+    assert_eq!(first.state, RunState::Succeeded, "{:?}", first.summary.guard);
+    assert_eq!(s.licensed().len(), n);
+
+    s.write(&d);
+    let served = s.served();
+    let key = roster_directory::UserKey {
+        id: Some(newcomer.id.clone()),
+        username: None,
+        source: None,
+    };
+    let opts = SyncOptions {
+        actor: "test".into(),
+        ..SyncOptions::default()
+    };
+    let r = s.runner().sync_user(&key, &opts, &Quiet).await.unwrap();
+    assert_eq!(r.state, RunState::Refused, "{:?}", r.summary.guard);
+    let why = r
+        .summary
+        .guard
+        .as_ref()
+        .and_then(|g| g.refused.clone())
+        .unwrap_or_default();
+    assert!(
+        why.contains(&format!(
+            "in the Crowd application 'jira': {n} in use + 1 = {} > {n} seats",
+            n + 1
+        )),
+        "{why}"
+    );
+    assert_eq!(s.served(), served, "nothing served changes");
+}
