@@ -19,7 +19,7 @@ use wasmtime::component::Component;
 use crate::error::LoadError;
 
 /// The `roster:plugin` version this host implements (the `package` line of `wit/roster.wit`).
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// Which world a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
