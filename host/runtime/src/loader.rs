@@ -239,6 +239,14 @@ pub fn exports_packed(engine: &Engine, component: &Component) -> bool {
         .any(|(n, _)| roster_name(n).is_some_and(|(iface, _)| iface == "transform-packed"))
 }
 
+/// Whether a connector also exports `credentials` (0.1.2): its source can verify passwords.
+pub fn exports_credentials(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(n, _)| roster_name(n).is_some_and(|(iface, _)| iface == "credentials"))
+}
+
 /// Which world the component implements, after checking versions and imports.
 pub fn classify(engine: &Engine, component: &Component, path: &Path) -> Result<World, LoadError> {
     let host = Version::parse(WIT_VERSION).expect("WIT_VERSION is semver");
