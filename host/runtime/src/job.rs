@@ -21,9 +21,7 @@ use crate::error::{JobError, JobFailure};
 use crate::limits::Limits;
 use crate::net::SourceAccess;
 use crate::state::{HostState, STDERR_CAPACITY};
-use crate::types::{
-    Group, GroupOutcome, Membership, Page, PasswordCheck, PluginInfo, Removal, User, UserOutcome,
-};
+use crate::types::{Group, GroupOutcome, Membership, Page, PasswordCheck, PluginInfo, Removal, User, UserOutcome};
 use crate::{LoadedPlugin, Prepared};
 use roster_wire as wire;
 

@@ -400,7 +400,12 @@ impl SourceAccess {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let check = async {
             let (stream, tls) = dial(self, &key).await?;
-            let mut task = AbortOnDrop(tokio::spawn(secure_and_check(stream, key.clone(), tls, password.to_string())));
+            let mut task = AbortOnDrop(tokio::spawn(secure_and_check(
+                stream,
+                key.clone(),
+                tls,
+                password.to_string(),
+            )));
             match (&mut task.0).await {
                 Ok(verdict) => verdict,
                 Err(join) => Err(LdapFailure::Fatal(format!(
@@ -839,7 +844,11 @@ async fn secure_and_check(
                 "the LDAP client could not read the answer of {origin} to the password check (malformed BER; {e}); the connection was closed"
             )));
         }
-        Err(e) => return Err(LdapFailure::Transient(format!("the password check on {origin} failed: {e}"))),
+        Err(e) => {
+            return Err(LdapFailure::Transient(format!(
+                "the password check on {origin} failed: {e}"
+            )));
+        }
     };
     drop(password);
     let _ = tokio::time::timeout(Duration::from_secs(1), ldap.unbind()).await;

@@ -64,8 +64,11 @@ pub fn password(headers: &HeaderMap, body: &[u8]) -> Result<String, BadBody> {
 
 fn from_xml(text: &str) -> Result<String, BadBody> {
     // roxmltree refuses DTDs by default: no entity expansion from a client's body.
-    let doc = roxmltree::Document::parse(text)
-        .map_err(|e| BadBody(format!("the body is not XML ({e}); send <password><value>…</value></password>")))?;
+    let doc = roxmltree::Document::parse(text).map_err(|e| {
+        BadBody(format!(
+            "the body is not XML ({e}); send <password><value>…</value></password>"
+        ))
+    })?;
     let root = doc.root_element();
     if root.tag_name().name() != "password" {
         return Err(BadBody(format!(
@@ -76,7 +79,12 @@ fn from_xml(text: &str) -> Result<String, BadBody> {
     Ok(root
         .children()
         .find(|c| c.has_tag_name("value"))
-        .map(|v| v.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).collect())
+        .map(|v| {
+            v.descendants()
+                .filter(|n| n.is_text())
+                .filter_map(|n| n.text())
+                .collect()
+        })
         .unwrap_or_default())
 }
 
@@ -167,7 +175,10 @@ mod tests {
         ] {
             assert!(password(&none, bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
-        let long = format!("<password><value>{}</value></password>", "x".repeat(MAX_PASSWORD_BYTES + 1));
+        let long = format!(
+            "<password><value>{}</value></password>",
+            "x".repeat(MAX_PASSWORD_BYTES + 1)
+        );
         assert!(password(&none, long.as_bytes()).is_err());
     }
 

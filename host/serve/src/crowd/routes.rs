@@ -545,7 +545,12 @@ async fn authentication_outcome(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> 
     };
     let password = match super::authentication::password(headers, body) {
         Ok(p) => p,
-        Err(e) => return (Err(Refusal::illegal(format!("bad authentication body: {}", e.0))), "bad_request"),
+        Err(e) => {
+            return (
+                Err(Refusal::illegal(format!("bad authentication body: {}", e.0))),
+                "bad_request",
+            );
+        }
     };
     let throttle = &ctx.state.logins;
     if let Some(left) = throttle.refused_for(&name, std::time::Instant::now()) {
@@ -572,7 +577,10 @@ async fn authentication_outcome(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> 
     };
     if !user.active {
         return (
-            Err(refused(Reason::InactiveAccount, format!("Account with name <{}> is inactive", user.name))),
+            Err(refused(
+                Reason::InactiveAccount,
+                format!("Account with name <{}> is inactive", user.name),
+            )),
             "inactive",
         );
     }
@@ -587,7 +595,10 @@ async fn authentication_outcome(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> 
             (
                 Err(refused(
                     Reason::InvalidUserAuthentication,
-                    format!("Failed to authenticate principal, password was invalid for <{}>", user.name),
+                    format!(
+                        "Failed to authenticate principal, password was invalid for <{}>",
+                        user.name
+                    ),
                 )),
                 "refused",
             )
@@ -602,7 +613,10 @@ async fn authentication_outcome(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> 
         O::Inactive { source } => (
             Err(refused(
                 Reason::InactiveAccount,
-                format!("The account of <{}> is disabled or locked in source '{source}'", user.name),
+                format!(
+                    "The account of <{}> is disabled or locked in source '{source}'",
+                    user.name
+                ),
             )),
             "inactive",
         ),
