@@ -64,7 +64,14 @@ fn xml_password(p: &str) -> String {
 }
 
 async fn login_xml(r: &RosterCrowd, user: &str, password: &str) -> Answer {
-    login(r, (&r.app, &r.password), user, &xml_password(password), "application/xml").await
+    login(
+        r,
+        (&r.app, &r.password),
+        user,
+        &xml_password(password),
+        "application/xml",
+    )
+    .await
 }
 
 async fn get_user(r: &RosterCrowd, user: &str) -> Answer {
@@ -160,9 +167,15 @@ async fn post_authentication_binds_as_the_ldap_user_and_refuses_what_it_cannot_v
     // A wrong password, and an empty one (slapd would take a DN with an empty password for an
     // unauthenticated bind; Roster never sends it).
     let wrong = login_xml(&r, &alice, "not-it").await;
-    assert_eq!((wrong.status, wrong.reason().as_str()), (400, "INVALID_USER_AUTHENTICATION"));
+    assert_eq!(
+        (wrong.status, wrong.reason().as_str()),
+        (400, "INVALID_USER_AUTHENTICATION")
+    );
     let empty = login_xml(&r, &alice, "").await;
-    assert_eq!((empty.status, empty.reason().as_str()), (400, "INVALID_USER_AUTHENTICATION"));
+    assert_eq!(
+        (empty.status, empty.reason().as_str()),
+        (400, "INVALID_USER_AUTHENTICATION")
+    );
     let no_value = login(&r, (&r.app, &r.password), &alice, "<password/>", "application/xml").await;
     assert_eq!(no_value.reason(), "INVALID_USER_AUTHENTICATION");
     // A user whose entry has no password cannot log in, whatever is sent.
@@ -175,7 +188,10 @@ async fn post_authentication_binds_as_the_ldap_user_and_refuses_what_it_cannot_v
     let sso = login_xml(&r, "sso-person", PASSWORD).await;
     let (reason, message) = sso.error();
     assert_eq!((sso.status, reason.as_str()), (400, "INVALID_USER_AUTHENTICATION"));
-    assert!(message.contains("none of their sources can verify passwords"), "{message}");
+    assert!(
+        message.contains("none of their sources can verify passwords"),
+        "{message}"
+    );
 
     // Malformed bodies are the client's mistake, never a 500.
     for (body, kind) in [
@@ -206,7 +222,14 @@ async fn post_authentication_binds_as_the_ldap_user_and_refuses_what_it_cannot_v
             "test",
         )
         .unwrap();
-    let hidden = login(&r, ("confluence", &scoped), &alice, &xml_password(PASSWORD), "application/xml").await;
+    let hidden = login(
+        &r,
+        ("confluence", &scoped),
+        &alice,
+        &xml_password(PASSWORD),
+        "application/xml",
+    )
+    .await;
     assert_eq!((hidden.status, hidden.reason().as_str()), (400, "USER_NOT_FOUND"));
 
     // /authentication/notify stays unsupported, with an <error> body the client can read.
@@ -230,7 +253,10 @@ async fn post_authentication_binds_as_the_ldap_user_and_refuses_what_it_cannot_v
     // The throttle: after five wrong passwords in a row the directory is not asked again for a
     // while, so even the right one is refused; someone else is not affected.
     for _ in 0..5 {
-        assert_eq!(login_xml(&r, &leaver, "guess").await.reason(), "INVALID_USER_AUTHENTICATION");
+        assert_eq!(
+            login_xml(&r, &leaver, "guess").await.reason(),
+            "INVALID_USER_AUTHENTICATION"
+        );
     }
     let throttled = login_xml(&r, &leaver, PASSWORD).await;
     let (reason, message) = throttled.error();
@@ -251,6 +277,11 @@ async fn post_authentication_binds_as_the_ldap_user_and_refuses_what_it_cannot_v
         .unwrap();
     assert_eq!(report["state"], "succeeded", "{report:#}");
     let gone = login_xml(&r, &alice, PASSWORD).await;
-    assert_eq!((gone.status, gone.reason().as_str()), (400, "INACTIVE_ACCOUNT"), "{}", gone.text);
+    assert_eq!(
+        (gone.status, gone.reason().as_str()),
+        (400, "INACTIVE_ACCOUNT"),
+        "{}",
+        gone.text
+    );
     assert!(!r.log().contains(PASSWORD), "a password reached the log");
 }
