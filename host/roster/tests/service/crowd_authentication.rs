@@ -283,5 +283,15 @@ async fn post_authentication_binds_as_the_ldap_user_and_refuses_what_it_cannot_v
         "{}",
         gone.text
     );
+
+    // The directory goes down: an error the product shows as one, never a wrong password.
+    drop(slapd);
+    let down = login_xml(&r, &nopass, PASSWORD).await;
+    assert_eq!(
+        (down.status, down.reason().as_str()),
+        (500, "OPERATION_FAILED"),
+        "{}",
+        down.text
+    );
     assert!(!r.log().contains(PASSWORD), "a password reached the log");
 }
