@@ -646,6 +646,19 @@ mod tests {
     }
 
     #[test]
+    fn crowd_authentications_are_counted_by_outcome() {
+        let m = Metrics::new();
+        m.observe_crowd_authentication("accepted");
+        m.observe_crowd_authentication("refused");
+        m.observe_crowd_authentication("refused");
+        let (s, _) = parse_exposition(&m.encode());
+        let name = "roster_crowd_authentications_total";
+        assert_eq!(get(&s, name, &[("outcome", "accepted")]), 1.0);
+        assert_eq!(get(&s, name, &[("outcome", "refused")]), 2.0);
+        assert!(!has(&s, name, &[("outcome", "throttled")]));
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         let m = Metrics::new();
         m.observe_plugin_trap("we\"ird\\plug\nin", "other");
