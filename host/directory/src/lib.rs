@@ -75,6 +75,42 @@ pub struct UserKey {
     pub source: Option<String>,
 }
 
+/// What checking a person's password came to ([`Directory::verify_password`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordOutcome {
+    /// The source's directory accepted the password.
+    Accepted {
+        /// The source that checked it.
+        source: String,
+    },
+    /// The source's directory refused it (wrong password), or it was empty.
+    Refused {
+        /// The source that checked it.
+        source: String,
+    },
+    /// Right password, but expired or to be changed before use.
+    Expired {
+        /// The source that checked it.
+        source: String,
+    },
+    /// The directory says the account is disabled or locked.
+    Inactive {
+        /// The source that checked it.
+        source: String,
+    },
+    /// None of the person's sources can verify passwords (their people log in by single
+    /// sign-on, or the connector does not export `credentials`).
+    NoSource,
+    /// The source that can verify the password could not be asked (its directory is
+    /// unreachable, its settings are wrong): not a wrong password.
+    Unavailable {
+        /// The source.
+        source: String,
+        /// Why, for the log (no password in it).
+        reason: String,
+    },
+}
+
 /// Which sources a command means when it names none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Among {
@@ -236,6 +272,57 @@ impl Directory {
             });
         }
         Ok(out)
+    }
+
+    /// Checks `password` for the person whose records (source id, the source's id of them) are
+    /// `records`, served as `username`: the first enabled source, in priority order, that holds
+    /// one of the records and whose connector says where the password is checked (WIT 0.1.2
+    /// `credentials`: the `ldap` connector, a bind as the person's DN) decides. An empty
+    /// password is refused here, before any source is asked.
+    pub async fn verify_password(
+        &self,
+        records: &[roster_model::Record],
+        username: &str,
+        password: &str,
+    ) -> PasswordOutcome {
+        use roster_runtime::ldap::PasswordVerdict;
+        use roster_runtime::types::PasswordCheck;
+        for s in self.sources.iter().filter(|s| s.enabled) {
+            let Some((_, id)) = records.iter().find(|(source, _)| *source == s.id) else {
+                continue;
+            };
+            let Feed::Pull(plugin) = s.feed() else { continue };
+            if !self.runtime.plugin(plugin).is_some_and(|p| p.verifies_passwords()) {
+                continue;
+            }
+            if password.is_empty() {
+                return PasswordOutcome::Refused { source: s.id.clone() };
+            }
+            let unavailable = |reason: String| PasswordOutcome::Unavailable {
+                source: s.id.clone(),
+                reason,
+            };
+            let access = self.accesses[&s.id].clone();
+            let check = match self.runtime.job(plugin, s.limits.clone(), access.clone()).await {
+                Ok(mut job) => job.password_check(&s.settings.to_string(), id, username).await,
+                Err(e) => return unavailable(e.to_string()),
+            };
+            let bind = match check {
+                Ok(Some(PasswordCheck::LdapBind(bind))) => bind,
+                Ok(None) => continue,
+                Err(e) => return unavailable(e.to_string()),
+            };
+            let deadline = tokio::time::Instant::now() + s.limits.call_timeout();
+            let source = s.id.clone();
+            return match access.verify_password(&bind, password, &s.limits, deadline).await {
+                Ok(PasswordVerdict::Accepted) => PasswordOutcome::Accepted { source },
+                Ok(PasswordVerdict::Refused) => PasswordOutcome::Refused { source },
+                Ok(PasswordVerdict::Expired) => PasswordOutcome::Expired { source },
+                Ok(PasswordVerdict::Inactive) => PasswordOutcome::Inactive { source },
+                Err(e) => unavailable(e.to_string()),
+            };
+        }
+        PasswordOutcome::NoSource
     }
 
     /// Fetches the sources `wanted` (ids, enabled ones) into their mirrors, staged under run

@@ -14,13 +14,14 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 use crate::bindings::v0_1 as wit;
 use crate::bindings::v0_1::connector::ConnectorPlugin;
+use crate::bindings::v0_1::connector_credentials::ConnectorPluginCredentials;
 use crate::bindings::v0_1::transform::TransformPlugin;
 use crate::bindings::v0_1::transform_packed::TransformPluginPacked;
 use crate::error::{JobError, JobFailure};
 use crate::limits::Limits;
 use crate::net::SourceAccess;
 use crate::state::{HostState, STDERR_CAPACITY};
-use crate::types::{Group, GroupOutcome, Membership, Page, PluginInfo, Removal, User, UserOutcome};
+use crate::types::{Group, GroupOutcome, Membership, Page, PasswordCheck, PluginInfo, Removal, User, UserOutcome};
 use crate::{LoadedPlugin, Prepared};
 use roster_wire as wire;
 
@@ -181,7 +182,8 @@ fn fixed_random() -> wasmtime_wasi::Deterministic {
 
 /// The instance's export handles; `Arc` so a call can hold them while borrowing the store.
 enum Instance {
-    Connector(Arc<ConnectorPlugin>),
+    /// The connector's functions, and `credentials` when it exports them.
+    Connector(Arc<ConnectorPlugin>, Option<Arc<ConnectorPluginCredentials>>),
     /// The record-by-record functions, and the packed ones when the transform exports them.
     Transform(Arc<TransformPlugin>, Option<Arc<TransformPluginPacked>>),
 }
@@ -253,10 +255,16 @@ impl Job {
         let timeout = store.data().limits.call_timeout();
         store.data_mut().deadline = Instant::now() + timeout;
         let instance = match &plugin.prepared {
-            Prepared::Connector(pre) => pre
-                .instantiate_async(&mut store)
-                .await
-                .map(|i| Instance::Connector(Arc::new(i))),
+            Prepared::Connector { pre, credentials } => match pre.instance_pre().instantiate_async(&mut store).await {
+                Ok(instance) => ConnectorPlugin::new(&mut store, &instance).and_then(|base| {
+                    let credentials = match credentials {
+                        true => Some(Arc::new(ConnectorPluginCredentials::new(&mut store, &instance)?)),
+                        false => None,
+                    };
+                    Ok(Instance::Connector(Arc::new(base), credentials))
+                }),
+                Err(e) => Err(e),
+            },
             Prepared::Transform { pre, packed } => match pre.instance_pre().instantiate_async(&mut store).await {
                 Ok(instance) => TransformPlugin::new(&mut store, &instance).and_then(|base| {
                     let packed = match packed {
@@ -310,7 +318,7 @@ impl Job {
 
     fn connector(&self) -> Result<&Arc<ConnectorPlugin>, JobError> {
         match &self.instance {
-            Instance::Connector(c) => Ok(c),
+            Instance::Connector(c, _) => Ok(c),
             Instance::Transform(..) => Err(self.fail(JobFailure::WrongWorld {
                 actual: "transform",
                 wanted: "connector",
@@ -321,7 +329,7 @@ impl Job {
     fn transform(&self) -> Result<&Arc<TransformPlugin>, JobError> {
         match &self.instance {
             Instance::Transform(t, _) => Ok(t),
-            Instance::Connector(_) => Err(self.fail(JobFailure::WrongWorld {
+            Instance::Connector(..) => Err(self.fail(JobFailure::WrongWorld {
                 actual: "connector",
                 wanted: "transform",
             })),
@@ -361,7 +369,7 @@ impl Job {
     pub async fn describe(&mut self) -> Result<PluginInfo, JobError> {
         let timeout = self.begin()?;
         let out = match &self.instance {
-            Instance::Connector(c) => {
+            Instance::Connector(c, _) => {
                 let c = c.clone();
                 tokio::time::timeout(
                     timeout + DEADLINE_GRACE,
@@ -404,6 +412,33 @@ impl Job {
         let page = Page::from(self.finish(out, timeout)?);
         self.check_output(page_size(&page))?;
         Ok(page)
+    }
+
+    /// A connector's `password-check-for(settings, person)` (WIT 0.1.2): where the password of
+    /// the person with this source's id `id`, served as `username`, is checked. `Ok(None)` when
+    /// the connector does not export `credentials` (built before 0.1.2, or a source whose
+    /// people log in elsewhere) as when it answers that it cannot check this person.
+    pub async fn password_check(
+        &mut self,
+        settings: &str,
+        id: &str,
+        username: &str,
+    ) -> Result<Option<PasswordCheck>, JobError> {
+        self.connector()?;
+        let Instance::Connector(_, Some(c)) = &self.instance else {
+            return Ok(None);
+        };
+        let c = c.clone();
+        let timeout = self.begin()?;
+        let person = crate::bindings::v0_1::connector_credentials::exports::roster::plugin::credentials::Person {
+            id: id.to_string(),
+            username: username.to_string(),
+        };
+        let call = c
+            .roster_plugin_credentials()
+            .call_password_check_for(&mut self.store, settings, &person);
+        let out = tokio::time::timeout(timeout + DEADLINE_GRACE, call).await;
+        Ok(self.finish(out, timeout)?.map(PasswordCheck::from))
     }
 
     /// A transform's `map-users`: what became of each user, in order. Packed when the

@@ -87,6 +87,39 @@ pub struct Connection {
     pub password_secret: Option<String>,
 }
 
+/// Where a person's password is checked: a simple bind as `dn` on a connection of its own
+/// (WIT 0.1.2 `ldap-bind`, named by a connector that exports `credentials`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindAs {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`; its origin must be in the source's
+    /// `allow_hosts`.
+    pub url: String,
+    /// TLS from the start, StartTLS, or none (`allow_plain_ldap`).
+    pub transport: Transport,
+    /// PEM certificates trusted for this server instead of the system's roots.
+    pub ca_certificates: Option<String>,
+    /// The person's DN.
+    pub dn: String,
+}
+
+/// What the directory said of a password ([`SourceAccess::verify_password`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordVerdict {
+    /// The bind succeeded.
+    Accepted,
+    /// Invalid credentials (result 49), or a password Roster never sends (empty, too long).
+    Refused,
+    /// The password is right but expired or must be changed first (Active Directory's
+    /// `data 532` / `data 773` of result 49).
+    Expired,
+    /// The account is disabled, expired or locked out (Active Directory's `data 533`,
+    /// `data 701`, `data 775` of result 49).
+    Inactive,
+}
+
+/// The longest password sent to a directory; a longer one is refused without a bind.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 /// How deep a search goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -308,6 +341,88 @@ impl SourceAccess {
                 Ok(page)
             }
             Err(f) => Err(f.map(|m| secrets.redact_str(&m))),
+        }
+    }
+
+    /// Checks `password` by a simple bind as `bind.dn` on a connection opened for this check
+    /// alone — never one of the source's search connections, never kept: closed after the
+    /// answer. The same rules as searches hold: the URL's origin in the allowlist, TLS unless
+    /// `allow_plain_ldap`, the CA, the host's name resolution with every address vetted, the
+    /// request timeout and the source's request budget. An empty password is refused before
+    /// anything is sent: LDAP takes a DN with an empty password for an unauthenticated bind,
+    /// which succeeds (RFC 4513 §5.1.2). The password is never logged nor put in a message.
+    pub async fn verify_password(
+        &self,
+        bind: &BindAs,
+        password: &str,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> Result<PasswordVerdict, LdapFailure> {
+        if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+            return Ok(PasswordVerdict::Refused);
+        }
+        let secrets = self.secrets();
+        self.verify_password_unredacted(bind, password, limits, deadline)
+            .await
+            .map_err(|f| f.map(|m| secrets.redact_str(&m)))
+    }
+
+    async fn verify_password_unredacted(
+        &self,
+        bind: &BindAs,
+        password: &str,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> Result<PasswordVerdict, LdapFailure> {
+        let origin = self.policy.check_ldap_url(&bind.url).map_err(config)?;
+        check_transport(&origin, bind.transport, self.policy.allow_plain_ldap)?;
+        if bind.dn.trim().is_empty() || bind.dn.len() > MAX_BASE_DN_BYTES {
+            return Err(LdapFailure::Config(format!(
+                "the connector named a DN of {} bytes to check a password against on {origin}; a DN is 1 to {MAX_BASE_DN_BYTES} bytes",
+                bind.dn.len()
+            )));
+        }
+        let key = SessionKey {
+            origin: origin.clone(),
+            transport: bind.transport,
+            ca_certificates: bind.ca_certificates.clone(),
+            bind_dn: Some(bind.dn.clone()),
+            password_secret: None,
+        };
+        let _waited = self.budget.acquire().await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LdapFailure::Transient(format!(
+                "the call's deadline passed before the password could be checked on {origin}"
+            )));
+        }
+        let timeout = limits.request_timeout().min(left);
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let check = async {
+            let (stream, tls) = dial(self, &key).await?;
+            let mut task = AbortOnDrop(tokio::spawn(secure_and_check(
+                stream,
+                key.clone(),
+                tls,
+                password.to_string(),
+            )));
+            match (&mut task.0).await {
+                Ok(verdict) => verdict,
+                Err(join) => Err(LdapFailure::Fatal(format!(
+                    "the LDAP client could not read the answer of {origin} to the password check ({}); the connection was closed",
+                    if join.is_panic() {
+                        "malformed or unexpected result"
+                    } else {
+                        "cancelled"
+                    }
+                ))),
+            }
+        };
+        match tokio::time::timeout(timeout, check).await {
+            Ok(verdict) => verdict,
+            Err(_) => Err(LdapFailure::Transient(format!(
+                "checking a password on {origin} took longer than {timeout:?} (`request_timeout_secs`)"
+            ))),
         }
     }
 
@@ -648,6 +763,32 @@ fn request_controls(req: &SearchRequest) -> Result<Vec<RawControl>, LdapFailure>
 /// there must fail this call, not the run that made it.
 async fn connect(access: &SourceAccess, key: &SessionKey, bind: Bind) -> Result<Session, LdapFailure> {
     let origin = &key.origin;
+    let (stream, tls) = dial(access, key).await?;
+    let mut task = AbortOnDrop(tokio::spawn(secure_and_bind(stream, key.clone(), tls, bind)));
+    match (&mut task.0).await {
+        Ok(session) => session,
+        Err(join) => Err(LdapFailure::Fatal(format!(
+            "the LDAP client could not read the answer of {origin} to {} ({}); the connection was closed",
+            match key.transport {
+                Transport::StartTls => "StartTLS or the bind",
+                _ => "the bind",
+            },
+            if join.is_panic() {
+                "malformed or unexpected result"
+            } else {
+                "cancelled"
+            }
+        ))),
+    }
+}
+
+/// A TCP connection to `key`'s server, and the TLS configuration to protect it with: the host
+/// resolves the name and vets every address (the private-address rule) before connecting.
+async fn dial(
+    access: &SourceAccess,
+    key: &SessionKey,
+) -> Result<(std::net::TcpStream, Option<Arc<rustls::ClientConfig>>), LdapFailure> {
+    let origin = &key.origin;
     let host = origin.host().trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, origin.port()))
         .await
@@ -680,21 +821,63 @@ async fn connect(access: &SourceAccess, key: &SessionKey, bind: Bind) -> Result<
         Transport::Plain => None,
         _ => Some(tls_config(key.ca_certificates.as_deref(), origin)?),
     };
-    let mut task = AbortOnDrop(tokio::spawn(secure_and_bind(stream, key.clone(), tls, bind)));
-    match (&mut task.0).await {
-        Ok(session) => session,
-        Err(join) => Err(LdapFailure::Fatal(format!(
-            "the LDAP client could not read the answer of {origin} to {} ({}); the connection was closed",
-            match key.transport {
-                Transport::StartTls => "StartTLS or the bind",
-                _ => "the bind",
-            },
-            if join.is_panic() {
-                "malformed or unexpected result"
-            } else {
-                "cancelled"
-            }
+    Ok((stream, tls))
+}
+
+/// StartTLS or LDAPS over the host's stream, then a bind as the person with their password, in
+/// a task of its own like every parse of the server's answers. The connection is unbound and
+/// closed whatever the answer: it serves this check only.
+async fn secure_and_check(
+    stream: std::net::TcpStream,
+    key: SessionKey,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    password: String,
+) -> Result<PasswordVerdict, LdapFailure> {
+    let origin = &key.origin;
+    let dn = key.bind_dn.clone().unwrap_or_default();
+    let session = secure(stream, &key, tls).await?;
+    let mut ldap = session.ldap.clone();
+    let result = match ldap.simple_bind(&dn, &password).await {
+        Ok(result) => result,
+        Err(e) if how_it_ended(&session.ended).await == Ended::Unreadable => {
+            return Err(LdapFailure::Fatal(format!(
+                "the LDAP client could not read the answer of {origin} to the password check (malformed BER; {e}); the connection was closed"
+            )));
+        }
+        Err(e) => {
+            return Err(LdapFailure::Transient(format!(
+                "the password check on {origin} failed: {e}"
+            )));
+        }
+    };
+    drop(password);
+    let _ = tokio::time::timeout(Duration::from_secs(1), ldap.unbind()).await;
+    drop(session);
+    match result.rc {
+        0 => Ok(PasswordVerdict::Accepted),
+        49 => Ok(ad_bind_refusal(&result.text)),
+        8 | 13 => Err(LdapFailure::Config(format!(
+            "the LDAP server {origin} wants a stronger protection for binds (result {}{}): use ldaps:// or StartTLS",
+            result.rc,
+            diagnostic(&result.text)
         ))),
+        // OpenLDAP answers 53 to a simple bind its policy disallows for this entry.
+        53 => Ok(PasswordVerdict::Refused),
+        rc => Err(result_failure(rc, &result.text, &result.refs, origin, &dn, false)),
+    }
+}
+
+/// What an invalid-credentials answer means: Active Directory says why in the diagnostic
+/// (`…AcceptSecurityContext error, data 532, v…`); any other server, a wrong password.
+pub fn ad_bind_refusal(text: &str) -> PasswordVerdict {
+    let text = text.to_ascii_lowercase();
+    let data = text
+        .split_once("data ")
+        .map(|(_, rest)| rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect::<String>());
+    match data.as_deref() {
+        Some("532" | "773") => PasswordVerdict::Expired,
+        Some("533" | "701" | "775") => PasswordVerdict::Inactive,
+        _ => PasswordVerdict::Refused,
     }
 }
 
@@ -706,43 +889,8 @@ async fn secure_and_bind(
     bind: Bind,
 ) -> Result<Session, LdapFailure> {
     let origin = &key.origin;
-    let host = origin.host().trim_start_matches('[').trim_end_matches(']');
-    let mut settings = LdapConnSettings::new().set_std_stream(StdStream::Tcp(stream));
-    if let Some(tls) = tls {
-        settings = settings
-            .set_starttls(key.transport == Transport::StartTls)
-            .set_config(tls);
-    }
-    let url = format!("{}://{}:{}", origin.scheme().as_str(), origin.host(), origin.port());
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
-        .await
-        .map_err(|e| connect_error(&e, origin, host, key.transport))?;
-    let ended = Arc::new(Mutex::new(Ended::Running));
-    let driver = {
-        let ended = ended.clone();
-        let origin = origin.to_string();
-        tokio::spawn(async move {
-            let how = match AssertUnwindSafe(conn.drive()).catch_unwind().await {
-                Ok(Ok(())) => Ended::Closed,
-                Ok(Err(e)) => {
-                    tracing::debug!(target: "roster::ldap", %origin, "LDAP connection closed: {e}");
-                    Ended::Closed
-                }
-                Err(_) => {
-                    tracing::warn!(target: "roster::ldap", %origin, "the LDAP client could not read an answer (malformed BER); connection closed");
-                    Ended::Unreadable
-                }
-            };
-            *ended.lock().unwrap_or_else(|p| p.into_inner()) = how;
-        })
-    };
-    let session = Session {
-        key: key.clone(),
-        ldap: ldap.clone(),
-        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-        ended,
-        driver,
-    };
+    let session = secure(stream, &key, tls).await?;
+    let mut ldap = session.ldap.clone();
     if let Bind::Simple { dn, password } = &bind {
         let result = match ldap.simple_bind(dn, password).await {
             Ok(result) => result,
@@ -780,6 +928,52 @@ async fn secure_and_bind(
         }
     }
     Ok(session)
+}
+
+/// StartTLS or LDAPS over the host's stream, with the task that drives the connection; no bind.
+async fn secure(
+    stream: std::net::TcpStream,
+    key: &SessionKey,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Session, LdapFailure> {
+    let origin = &key.origin;
+    let host = origin.host().trim_start_matches('[').trim_end_matches(']');
+    let mut settings = LdapConnSettings::new().set_std_stream(StdStream::Tcp(stream));
+    if let Some(tls) = tls {
+        settings = settings
+            .set_starttls(key.transport == Transport::StartTls)
+            .set_config(tls);
+    }
+    let url = format!("{}://{}:{}", origin.scheme().as_str(), origin.host(), origin.port());
+    let (conn, ldap) = LdapConnAsync::with_settings(settings, &url)
+        .await
+        .map_err(|e| connect_error(&e, origin, host, key.transport))?;
+    let ended = Arc::new(Mutex::new(Ended::Running));
+    let driver = {
+        let ended = ended.clone();
+        let origin = origin.to_string();
+        tokio::spawn(async move {
+            let how = match AssertUnwindSafe(conn.drive()).catch_unwind().await {
+                Ok(Ok(())) => Ended::Closed,
+                Ok(Err(e)) => {
+                    tracing::debug!(target: "roster::ldap", %origin, "LDAP connection closed: {e}");
+                    Ended::Closed
+                }
+                Err(_) => {
+                    tracing::warn!(target: "roster::ldap", %origin, "the LDAP client could not read an answer (malformed BER); connection closed");
+                    Ended::Unreadable
+                }
+            };
+            *ended.lock().unwrap_or_else(|p| p.into_inner()) = how;
+        })
+    };
+    Ok(Session {
+        key: key.clone(),
+        ldap,
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        ended,
+        driver,
+    })
 }
 
 /// How the connection's task ended. A search sees its connection close while that task is

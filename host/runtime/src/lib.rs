@@ -43,7 +43,12 @@ use state::HostState;
 
 /// The linked, ready-to-instantiate form of a plugin.
 pub(crate) enum Prepared {
-    Connector(ConnectorPluginPre<HostState>),
+    /// `credentials`: it also exports `credentials` (checked at load), so it can say where a
+    /// person's password is checked.
+    Connector {
+        pre: ConnectorPluginPre<HostState>,
+        credentials: bool,
+    },
     /// `packed`: it also exports `transform-packed` (checked at load), so batches cross packed.
     Transform {
         pre: TransformPluginPre<HostState>,
@@ -68,6 +73,15 @@ pub struct LoadedPlugin {
     /// Whether the precompiled code came from the disk cache.
     pub from_cache: bool,
     pub(crate) prepared: Prepared,
+}
+
+impl LoadedPlugin {
+    /// Whether this connector can say where a person's password is checked (it exports
+    /// `credentials`, WIT 0.1.2): its sources can verify passwords. False for transforms and
+    /// for connectors built before 0.1.2.
+    pub fn verifies_passwords(&self) -> bool {
+        matches!(self.prepared, Prepared::Connector { credentials: true, .. })
+    }
 }
 
 /// What happened to one file during a (re)load.
@@ -258,10 +272,19 @@ impl Runtime {
             detail: loader::root_cause(&e),
         };
         let prepared = match world {
-            World::Connector => Prepared::Connector(
-                ConnectorPluginPre::new(self.inner.connector_linker.instantiate_pre(&component).map_err(link)?)
-                    .map_err(link)?,
-            ),
+            World::Connector => {
+                let instance_pre = self.inner.connector_linker.instantiate_pre(&component).map_err(link)?;
+                let credentials = loader::exports_credentials(&self.inner.engine, &component);
+                if credentials {
+                    // Type-checks the export now, so a wrong signature fails the load.
+                    bindings::v0_1::connector_credentials::ConnectorPluginCredentialsPre::new(instance_pre.clone())
+                        .map_err(link)?;
+                }
+                Prepared::Connector {
+                    pre: ConnectorPluginPre::new(instance_pre).map_err(link)?,
+                    credentials,
+                }
+            }
             World::Transform => {
                 let instance_pre = self.inner.transform_linker.instantiate_pre(&component).map_err(link)?;
                 let packed = loader::exports_packed(&self.inner.engine, &component);

@@ -19,7 +19,7 @@ use wasmtime::component::Component;
 use crate::error::LoadError;
 
 /// The `roster:plugin` version this host implements (the `package` line of `wit/roster.wit`).
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// Which world a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -237,6 +237,14 @@ pub fn exports_packed(engine: &Engine, component: &Component) -> bool {
         .component_type()
         .exports(engine)
         .any(|(n, _)| roster_name(n).is_some_and(|(iface, _)| iface == "transform-packed"))
+}
+
+/// Whether a connector also exports `credentials` (0.1.2): its source can verify passwords.
+pub fn exports_credentials(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(n, _)| roster_name(n).is_some_and(|(iface, _)| iface == "credentials"))
 }
 
 /// Which world the component implements, after checking versions and imports.

@@ -118,3 +118,11 @@ pub struct GroupOutcome {
     /// Why the group could not be evaluated.
     pub error: Option<String>,
 }
+
+/// Where a person's password is checked, as a connector that offers `credentials` (WIT 0.1.2)
+/// answers; the host checks it there ([`crate::SourceAccess::verify_password`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// A simple bind as the person's DN on the source's LDAP server.
+    LdapBind(crate::ldap::BindAs),
+}

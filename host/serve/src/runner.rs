@@ -539,6 +539,17 @@ impl Runner {
         Ok(self.directory.check(sources).await?)
     }
 
+    /// Checks a served person's password at the first of their sources that can verify
+    /// passwords (the Crowd endpoint's `POST /authentication`). Needs no target.
+    pub async fn verify_password(
+        &self,
+        records: &[roster_model::Record],
+        username: &str,
+        password: &str,
+    ) -> roster_directory::PasswordOutcome {
+        self.directory.verify_password(records, username, password).await
+    }
+
     /// A source's transform chain over sample records or its mirror. Needs no target.
     pub async fn preview(&self, source: &str, sample: Option<Sample>) -> Result<Traces, RunError> {
         Ok(self.directory.preview(source, sample).await?)

@@ -90,6 +90,11 @@ struct VendorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TrapLabels {
     plugin: String,
     kind: String,
@@ -120,6 +125,7 @@ pub struct Metrics {
     runs_in_progress: Gauge,
     pushes: Family<SourceLabels, Counter>,
     push_runs: Counter,
+    crowd_authentications: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -142,6 +148,7 @@ impl Metrics {
         let runs_in_progress = Gauge::default();
         let pushes = Family::<SourceLabels, Counter>::default();
         let push_runs = Counter::default();
+        let crowd_authentications = Family::<OutcomeLabels, Counter>::default();
 
         // Counter names carry no `_total`: the OpenMetrics encoder appends it.
         registry.register("runs", "Finished sync runs by outcome", runs.clone());
@@ -189,6 +196,12 @@ impl Metrics {
             push_runs.clone(),
         );
 
+        registry.register(
+            "crowd_authentications",
+            "POST /authentication answers of the Crowd endpoint by outcome (accepted, refused, throttled, no_source, user_not_found, inactive, expired, unavailable, bad_request)",
+            crowd_authentications.clone(),
+        );
+
         Metrics {
             registry,
             runs,
@@ -201,7 +214,17 @@ impl Metrics {
             runs_in_progress,
             pushes,
             push_runs,
+            crowd_authentications,
         }
+    }
+
+    /// Counts an answer of the Crowd endpoint's `POST /authentication` by its outcome.
+    pub fn observe_crowd_authentication(&self, outcome: &str) {
+        self.crowd_authentications
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Counts a push to `source`.
@@ -620,6 +643,19 @@ mod tests {
                 "{state} set the last-success gauge"
             );
         }
+    }
+
+    #[test]
+    fn crowd_authentications_are_counted_by_outcome() {
+        let m = Metrics::new();
+        m.observe_crowd_authentication("accepted");
+        m.observe_crowd_authentication("refused");
+        m.observe_crowd_authentication("refused");
+        let (s, _) = parse_exposition(&m.encode());
+        let name = "roster_crowd_authentications_total";
+        assert_eq!(get(&s, name, &[("outcome", "accepted")]), 1.0);
+        assert_eq!(get(&s, name, &[("outcome", "refused")]), 2.0);
+        assert!(!has(&s, name, &[("outcome", "throttled")]));
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub enum Reason {
     IncrementalSyncNotAvailable,
     /// The user's credentials were refused (400 on `POST /authentication`).
     InvalidUserAuthentication,
+    /// The user is deactivated (400 on `POST /authentication`).
+    InactiveAccount,
+    /// The user's password is right but expired or must be changed (400 on
+    /// `POST /authentication`).
+    ExpiredCredential,
     /// The application may not do this, such as a write (403).
     ApplicationPermissionDenied,
     /// A resource or method the server does not have (404, 405).
@@ -37,6 +42,8 @@ impl Reason {
             Reason::EventTokenExpired => "EVENT_TOKEN_EXPIRED",
             Reason::IncrementalSyncNotAvailable => "INCREMENTAL_SYNC_NOT_AVAILABLE",
             Reason::InvalidUserAuthentication => "INVALID_USER_AUTHENTICATION",
+            Reason::InactiveAccount => "INACTIVE_ACCOUNT",
+            Reason::ExpiredCredential => "EXPIRED_CREDENTIAL",
             Reason::ApplicationPermissionDenied => "APPLICATION_PERMISSION_DENIED",
             Reason::UnsupportedOperation => "UNSUPPORTED_OPERATION",
             Reason::OperationFailed => "OPERATION_FAILED",

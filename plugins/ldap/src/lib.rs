@@ -11,11 +11,14 @@
 //!   `uSNChanged` (Active Directory) since the last fetch; a changed group's member list is
 //!   compared with the one kept in the token. Deletions are found by the scheduled full fetch.
 //! * [`check`]: bind, base DNs, one user with its id and name, the group search, paging.
+//! * [`credentials`]: where a person's password is checked — a bind as their entry's current
+//!   DN, which the host makes with the password (the Crowd endpoint's `POST /authentication`).
 //!
 //! Settings: [`settings::Settings`]; the README's "LDAP or Active Directory" section shows a
 //! source.
 
 pub mod check;
+pub mod credentials;
 pub mod cursor;
 pub mod fetch;
 pub mod model;
@@ -73,7 +76,50 @@ impl Fetch for Ldap {
     }
 }
 
-roster_sdk::export_idp!(Ldap, ldap);
+/// Bindings for the `connector-plugin-credentials` world (WIT 0.1.2): the connector's exports
+/// plus `credentials`, over the SDK's types and imports. Generated here, not in the SDK: one
+/// crate cannot hold the export macros of two worlds that both export `connector`.
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "connector-plugin-credentials",
+        path: "../../wit",
+        with: {
+            "roster:plugin/types@0.1.2": roster_sdk::bindings::roster::plugin::types,
+            "roster:plugin/host@0.1.2": roster_sdk::bindings::roster::plugin::host,
+            "roster:plugin/ldap@0.1.2": roster_sdk::bindings::roster::plugin::ldap,
+        },
+    });
+}
+
+pub use bindings::exports::roster::plugin::credentials::{LdapBind, PasswordCheck, Person};
+
+/// The exported component: the SDK's adapter for `connector`, and `credentials`.
+pub struct Export;
+
+impl bindings::exports::roster::plugin::connector::Guest for Export {
+    fn describe() -> roster_sdk::PluginInfo {
+        roster_sdk::idp::describe::<Ldap>(env!("CARGO_PKG_VERSION"))
+    }
+
+    fn check(settings: String) -> Result<(), PluginError> {
+        roster_sdk::idp::check::<Ldap>(&settings, &Imports::host())
+    }
+
+    fn fetch(settings: String, cursor: Option<String>, delta: Option<String>) -> Result<roster_sdk::Page, PluginError> {
+        roster_sdk::idp::fetch::<Ldap>(&settings, cursor.as_deref(), delta.as_deref(), &Imports::host())
+    }
+}
+
+impl bindings::exports::roster::plugin::credentials::Guest for Export {
+    fn password_check_for(settings: String, person: Person) -> Result<Option<PasswordCheck>, PluginError> {
+        let s: Settings = roster_sdk::settings::read(&settings)?;
+        credentials::password_check(&s, &person, Imports::host().ldap)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+bindings::export!(Export with_types_in bindings);
 
 #[cfg(test)]
 mod tests;

@@ -1096,3 +1096,83 @@ fn a_group_renamed_during_range_retrieval_is_read_again_whole_not_cut_short() {
     // Every member, none from a list cut short at the rename.
     assert_eq!(full.memberships.len(), 5, "{:?}", links(&full.memberships));
 }
+
+fn person_to_check(id: &str, username: &str) -> crate::Person {
+    crate::Person {
+        id: id.into(),
+        username: username.into(),
+    }
+}
+
+#[test]
+fn the_password_is_checked_by_a_bind_as_the_entry_s_current_dn_found_by_its_id() {
+    let d = openldap();
+    let s: settings::Settings = serde_json::from_str(SETTINGS).unwrap();
+    // Renamed since the last fetch: the id finds the entry under its new DN.
+    d.entry_mut(&format!("uid=bob,ou=people,{BASE}"), |e| {
+        e.dn = format!("uid=robert,ou=people,{BASE}")
+    });
+    let check = credentials::password_check(&s, &person_to_check("u-bob", "bob"), &d)
+        .unwrap()
+        .expect("bob's entry is found by its entryUUID");
+    let crate::PasswordCheck::LdapBind(bind) = check;
+    assert_eq!(bind.dn, format!("uid=robert,ou=people,{BASE}"));
+    assert_eq!(bind.url, "ldaps://ldap.test");
+    assert_eq!(bind.transport, roster_sdk::ldap::Transport::Ldaps);
+    let asked = d.asked.borrow();
+    let last = asked.last().unwrap();
+    assert_eq!(last.filter, "(&(objectClass=inetOrgPerson)(entryUUID=u-bob))");
+    assert_eq!(last.base, BASE);
+    // Someone no longer in the directory cannot be checked there.
+    drop(asked);
+    assert!(
+        credentials::password_check(&s, &person_to_check("u-gone", "gone"), &d)
+            .unwrap()
+            .is_none()
+    );
+    // An entry outside the user filter is not a user.
+    assert!(
+        credentials::password_check(&s, &person_to_check("u-printer", "printer"), &d)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn an_id_is_escaped_in_the_filter_and_active_directory_guids_are_searched_as_bytes() {
+    let d = openldap();
+    let s: settings::Settings = serde_json::from_str(SETTINGS).unwrap();
+    // A hostile id cannot widen the filter to match everyone.
+    assert!(
+        credentials::password_check(&s, &person_to_check("*", "x"), &d)
+            .unwrap()
+            .is_none()
+    );
+    assert!(d.asked.borrow().last().unwrap().filter.contains("(entryUUID=\\2a)"));
+
+    let ad = active_directory();
+    let s: settings::Settings = serde_json::from_str(AD_SETTINGS).unwrap();
+    let cat = roster_sdk::ldap::ad_guid(&guid(0x12)).unwrap();
+    let crate::PasswordCheck::LdapBind(bind) = credentials::password_check(&s, &person_to_check(&cat, "cat"), &ad)
+        .unwrap()
+        .expect("cat's entry is found by its objectGUID");
+    assert_eq!(bind.dn, format!("CN=cat,CN=Users,{AD_BASE}"));
+    let asked = ad.asked.borrow();
+    let filter = &asked.last().unwrap().filter;
+    assert!(
+        filter.ends_with("(objectGUID=\\8c\\c8\\f8\\c2\\34\\83\\41\\10\\8a\\98\\ef\\e2\\7c\\2e\\87\\12))"),
+        "the GUID as its stored bytes: {filter}"
+    );
+    drop(asked);
+    let err = credentials::password_check(&s, &person_to_check("not-a-guid", "cat"), &ad).unwrap_err();
+    assert!(matches!(err, PluginError::Config(m) if m.contains("objectGUID")));
+}
+
+#[test]
+fn a_directory_that_cannot_be_searched_is_an_error_not_a_person_without_password() {
+    let d = openldap();
+    *d.refuse.borrow_mut() = Some(PluginError::Transient("connection refused".into()));
+    let s: settings::Settings = serde_json::from_str(SETTINGS).unwrap();
+    let err = credentials::password_check(&s, &person_to_check("u-bob", "bob"), &d).unwrap_err();
+    assert!(matches!(err, PluginError::Transient(m) if m.contains("connection refused")));
+}

@@ -1,7 +1,7 @@
 //! The crate a Roster transform is written against.
 //!
 //! It owns the `wit_bindgen::generate!` call for the `transform-plugin-packed` world of
-//! `roster:plugin@0.1.1` and adds small helpers for records. A transform implements
+//! `roster:plugin@0.1.2` and adds small helpers for records. A transform implements
 //! [`Transform`] (record by record); the SDK also exports the packed functions for it
 //! ([`PackedTransform`]), so the host hands it whole batches as one byte list each way. A transform is a pure function of
 //! its settings and its input batch: it has no network, no clock and no files.

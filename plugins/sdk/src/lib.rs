@@ -1,7 +1,7 @@
 //! The crate a Roster connector is written against.
 //!
 //! It owns the `wit_bindgen::generate!` call for the `connector-plugin` world of
-//! `roster:plugin@0.1.1`, so a connector never writes bindings, and it carries the plumbing
+//! `roster:plugin@0.1.2`, so a connector never writes bindings, and it carries the plumbing
 //! every connector needs once:
 //!
 //! * [`idp`]: a connector as settings, `check` and a fetch described as steps; `describe`,

@@ -336,3 +336,28 @@ async fn a_transform_built_for_wit_0_1_0_still_loads_and_maps_record_by_record()
     assert!(out[1].user().is_none());
     assert_eq!(out[1].reason(), Some("starts with x"));
 }
+
+/// A connector built against the frozen copy of `roster:plugin@0.1.1` (before `credentials`)
+/// loads on this host, fetches, and is reported as not verifying passwords; asked where a
+/// password is checked, it answers that it cannot say. The `ldap` connector (0.1.2) verifies.
+#[tokio::test]
+async fn a_connector_built_for_wit_0_1_1_still_loads_and_does_not_verify_passwords() {
+    let rt = TestRuntime::new(&[("fixture_connector_v011", "old.wasm"), ("ldap", "ldap.wasm")]).await;
+    let old = rt.runtime.plugin("connector-v011").expect("the 0.1.1 connector loads");
+    assert_eq!(old.world, World::Connector);
+    assert!(!old.verifies_passwords(), "a 0.1.1 connector has no credentials export");
+    let mut job = rt
+        .runtime
+        .job("connector-v011", limits(), SourceAccess::none())
+        .await
+        .unwrap();
+    let page = job.fetch("{}", None, None).await.unwrap();
+    assert_eq!(page.users[0].username, "old-timer");
+    assert_eq!(
+        job.password_check("{}", "id-old-timer", "old-timer").await.unwrap(),
+        None
+    );
+
+    let ldap = rt.runtime.plugin("ldap").expect("the ldap connector loads");
+    assert!(ldap.verifies_passwords(), "the ldap connector exports credentials");
+}

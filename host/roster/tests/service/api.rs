@@ -1270,6 +1270,15 @@ async fn a_component_is_uploaded_listed_and_a_broken_one_changes_nothing() {
         names.contains(&"transform-v010") && names.contains(&"entra"),
         "{before}"
     );
+    // Neither a transform nor an HTTP connector can verify passwords.
+    assert!(
+        before["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["verifies_passwords"] == false),
+        "{before}"
+    );
     assert!(w.world.rt.plugins_dir().join("upper.wasm").is_file());
 
     // Broken (4 MB, past axum's default body limit: refused for what it is, not its size),

@@ -14,6 +14,7 @@ mod api;
 mod config;
 mod crowd;
 mod crowd_apps;
+mod crowd_authentication;
 mod crowd_client;
 mod crowd_clients;
 mod data;

@@ -39,6 +39,21 @@ pub mod transform_packed {
     });
 }
 
+/// The `credentials` export of connectors that offer it (0.1.2; the `ldap` connector does).
+pub mod connector_credentials {
+    wasmtime::component::bindgen!({
+        world: "connector-plugin-credentials",
+        path: "../../wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "roster:plugin/types": super::connector::roster::plugin::types,
+            "roster:plugin/host": super::connector::roster::plugin::host,
+            "roster:plugin/ldap": super::connector::roster::plugin::ldap,
+        },
+    });
+}
+
 pub use connector::roster::plugin::types::{
     Group, Membership, Page, PluginError as GuestError, PluginInfo, Removal, RemovalKind, User,
 };
@@ -182,21 +197,41 @@ impl From<GuestError> for GuestFailure {
     }
 }
 
+impl From<connector_credentials::exports::roster::plugin::credentials::PasswordCheck> for plain::PasswordCheck {
+    fn from(c: connector_credentials::exports::roster::plugin::credentials::PasswordCheck) -> Self {
+        use connector_credentials::exports::roster::plugin::credentials::PasswordCheck as Wit;
+        match c {
+            Wit::LdapBind(b) => plain::PasswordCheck::LdapBind(crate::ldap::BindAs {
+                url: b.url,
+                transport: b.transport.into(),
+                ca_certificates: b.ca_certificates,
+                dn: b.dn,
+            }),
+        }
+    }
+}
+
 mod ldap_conversions {
     //! The `ldap` import's records to and from `crate::ldap`'s plain types.
     use super::connector::roster::plugin::ldap as wit;
     use super::connector::roster::plugin::types::PluginError;
     use crate::ldap as plain;
 
+    impl From<wit::Transport> for plain::Transport {
+        fn from(t: wit::Transport) -> Self {
+            match t {
+                wit::Transport::Ldaps => plain::Transport::Ldaps,
+                wit::Transport::StartTls => plain::Transport::StartTls,
+                wit::Transport::Plain => plain::Transport::Plain,
+            }
+        }
+    }
+
     impl From<wit::Connection> for plain::Connection {
         fn from(c: wit::Connection) -> Self {
             plain::Connection {
                 url: c.url,
-                transport: match c.transport {
-                    wit::Transport::Ldaps => plain::Transport::Ldaps,
-                    wit::Transport::StartTls => plain::Transport::StartTls,
-                    wit::Transport::Plain => plain::Transport::Plain,
-                },
+                transport: c.transport.into(),
                 ca_certificates: c.ca_certificates,
                 bind_dn: c.bind_dn,
                 password_secret: c.password_secret,

@@ -889,3 +889,128 @@ fn empty_entries_and_values_count_against_the_page_cap_as_memory_not_zero_bytes(
     // The default cap (16 MiB) is reached: the page is refused before it holds gigabytes.
     assert!(footprint(&many) > 16 * 1024 * 1024, "{}", footprint(&many));
 }
+
+fn bind_as(url: String, transport: Transport, ca: Option<String>, dn: &str) -> BindAs {
+    BindAs {
+        url,
+        transport,
+        ca_certificates: ca,
+        dn: dn.into(),
+    }
+}
+
+async fn verify(access: &SourceAccess, bind: &BindAs, password: &str) -> Result<PasswordVerdict, LdapFailure> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    access
+        .verify_password(bind, password, &Limits::default(), deadline)
+        .await
+}
+
+#[tokio::test]
+async fn a_password_is_verified_by_a_bind_of_its_own_that_is_never_kept() {
+    let slapd = Slapd::start(1, None);
+    let access = reader_access(&slapd, READER_PASSWORD);
+    let ca = Some(slapd.pem("ca.pem"));
+    let capped = bind_as(slapd.url(), Transport::StartTls, ca.clone(), CAPPED);
+    assert_eq!(
+        verify(&access, &capped, CAPPED_PASSWORD).await.unwrap(),
+        PasswordVerdict::Accepted
+    );
+    assert_eq!(
+        verify(&access, &capped, "wrong").await.unwrap(),
+        PasswordVerdict::Refused
+    );
+    assert_eq!(
+        verify(&access, &capped, &CAPPED_PASSWORD.to_uppercase()).await.unwrap(),
+        PasswordVerdict::Refused
+    );
+    // Over LDAPS too.
+    let tls = bind_as(slapd.tls_url(), Transport::Ldaps, ca.clone(), CAPPED);
+    assert_eq!(
+        verify(&access, &tls, CAPPED_PASSWORD).await.unwrap(),
+        PasswordVerdict::Accepted
+    );
+    // A DN that does not exist is a wrong password, as slapd answers it (49).
+    let nobody = bind_as(
+        slapd.url(),
+        Transport::StartTls,
+        ca.clone(),
+        &format!("uid=nobody,ou=people,{BASE}"),
+    );
+    assert_eq!(verify(&access, &nobody, "x").await.unwrap(), PasswordVerdict::Refused);
+    // None of these connections joined the source's search connections.
+    assert!(
+        access.ldap.open.lock().await.is_empty(),
+        "a password check left a connection open"
+    );
+    // And a search afterwards binds as the reader, not as the person last checked.
+    let conn = connection(slapd.url(), Transport::StartTls, ca, READER);
+    let p = page(&access, &conn, search(BASE, Scope::Base, "(objectClass=*)", 0))
+        .await
+        .unwrap();
+    assert_eq!(p.entries.len(), 1);
+}
+
+#[tokio::test]
+async fn an_empty_password_is_refused_without_connecting_and_the_source_s_rules_hold() {
+    let (port, accepted) = recording_listener();
+    let url = format!("ldap://127.0.0.1:{port}");
+    let allowed = access(std::slice::from_ref(&url), true, vec![]);
+    let bind = bind_as(
+        url.clone(),
+        Transport::StartTls,
+        None,
+        &format!("uid=a,ou=people,{BASE}"),
+    );
+    // An empty password would be an unauthenticated bind, which servers accept (RFC 4513
+    // §5.1.2): refused here, before anything is sent.
+    assert_eq!(verify(&allowed, &bind, "").await.unwrap(), PasswordVerdict::Refused);
+    assert_eq!(
+        verify(&allowed, &bind, &"x".repeat(MAX_PASSWORD_BYTES + 1))
+            .await
+            .unwrap(),
+        PasswordVerdict::Refused
+    );
+    // A host outside the allowlist, plain LDAP without `allow_plain_ldap`, a private address
+    // without `allow_private_addresses`: refused as the source's searches are.
+    let elsewhere = access(&["ldap://other.test:389".to_string()], true, vec![]);
+    assert!(matches!(
+        verify(&elsewhere, &bind, "pw").await,
+        Err(LdapFailure::Config(_))
+    ));
+    let plain = bind_as(url.clone(), Transport::Plain, None, &bind.dn);
+    assert!(
+        matches!(verify(&allowed, &plain, "pw").await, Err(LdapFailure::Config(m)) if m.contains("allow_plain_ldap"))
+    );
+    let public_only = access(std::slice::from_ref(&url), false, vec![]);
+    assert!(matches!(
+        verify(&public_only, &bind, "pw").await,
+        Err(LdapFailure::Config(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing may reach the server");
+    assert_eq!(allowed.counts().sent, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_directory_is_an_error_not_a_wrong_password() {
+    let port = free_port();
+    let url = format!("ldap://127.0.0.1:{port}");
+    let a = access(std::slice::from_ref(&url), true, vec![]);
+    let bind = bind_as(url, Transport::StartTls, None, &format!("uid=a,ou=people,{BASE}"));
+    assert!(matches!(verify(&a, &bind, "pw").await, Err(LdapFailure::Transient(_))));
+}
+
+#[test]
+fn active_directory_says_why_it_refused_a_bind() {
+    let ad = |data: &str| {
+        format!("80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data {data}, v4563\u{0}")
+    };
+    assert_eq!(ad_bind_refusal(&ad("52e")), PasswordVerdict::Refused);
+    assert_eq!(ad_bind_refusal(&ad("532")), PasswordVerdict::Expired);
+    assert_eq!(ad_bind_refusal(&ad("773")), PasswordVerdict::Expired);
+    assert_eq!(ad_bind_refusal(&ad("533")), PasswordVerdict::Inactive);
+    assert_eq!(ad_bind_refusal(&ad("775")), PasswordVerdict::Inactive);
+    assert_eq!(ad_bind_refusal(""), PasswordVerdict::Refused);
+    assert_eq!(ad_bind_refusal("Invalid credentials"), PasswordVerdict::Refused);
+}

@@ -36,6 +36,9 @@ pub struct PluginView {
     /// JSON Schema of its settings: a JSON Schema document, so an object of any shape.
     #[schema(value_type = Object)]
     pub settings_schema: serde_json::Value,
+    /// A connector whose sources can verify passwords (it exports `credentials`, WIT 0.1.2:
+    /// the `ldap` connector), for the Crowd endpoint's `POST /authentication`.
+    pub verifies_passwords: bool,
 }
 
 /// A file that failed to load.
@@ -71,6 +74,7 @@ fn list_now(state: &AppState) -> PluginsView {
                 description: p.description.clone(),
                 settings_schema: serde_json::from_str(&p.settings_schema)
                     .unwrap_or_else(|_| serde_json::Value::String(p.settings_schema.clone())),
+                verifies_passwords: p.verifies_passwords(),
             })
             .collect(),
         failed: state

@@ -5,17 +5,21 @@
 //! What it serves is the state of the `crowd-directory` target, which runs plan, guard and
 //! apply like any other target: this module only reads it, through the store's `served_*`
 //! methods, and never plans or writes. Every write the API has (users, groups, memberships,
-//! passwords) is answered 403 APPLICATION_PERMISSION_DENIED.
+//! passwords) is answered 403 APPLICATION_PERMISSION_DENIED. `POST /authentication` only
+//! asks the person's source whether a password is right; nothing is written.
 //!
 //! - `gate`: the application's HTTP Basic credentials (`crowd_app_verify`), its allowed
 //!   addresses (the API's client address, `X-Forwarded-For` believed only from `[api]
 //!   trusted_proxies`), the body cap, and the headers every answer carries.
 //! - `routes`: the resources; full searches and `/group/membership` are streamed from keyset
 //!   pages, so a 100k-user answer is never held in memory.
+//! - `authentication`: `POST /authentication`'s body and its throttle; the password is checked
+//!   by the person's source when it can verify passwords (an LDAP bind), never kept.
 //! - `search`: the served users' and groups' properties, as `roster-crowd`'s search
 //!   restrictions of `POST /search` read them.
 //! - `xml`: the entities, with JAXB's element names.
 
+mod authentication;
 mod gate;
 mod routes;
 mod search;
@@ -48,6 +52,8 @@ pub(crate) struct CrowdState {
     /// When each application's use was last recorded (ms): `crowd_app_used` at most once a
     /// minute, not on every request.
     used: Mutex<HashMap<String, i64>>,
+    /// Wrong passwords per username, for `POST /authentication`'s throttle.
+    logins: authentication::Throttle,
 }
 
 /// The application a request comes from, set by the gate for the handlers.
@@ -172,6 +178,7 @@ pub fn routes(service: AppState) -> axum::Router<AppState> {
         service,
         refusals: Arc::new(RefusalAudit::new(REFUSAL_WINDOW, REFUSALS_PER_WINDOW)),
         used: Mutex::new(HashMap::new()),
+        logins: authentication::Throttle::default(),
     });
     axum::Router::new()
         .route(BASE, any(routes::dispatch))
@@ -243,6 +250,7 @@ mod tests {
         let sources = [
             ("mod.rs", include_str!("mod.rs")),
             ("gate.rs", include_str!("gate.rs")),
+            ("authentication.rs", include_str!("authentication.rs")),
             ("routes.rs", include_str!("routes.rs")),
             ("search.rs", include_str!("search.rs")),
             ("xml.rs", include_str!("xml.rs")),

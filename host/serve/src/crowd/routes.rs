@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use roster_crowd::Restriction;
 use roster_store::{EventKind, EventOp, EventsSince, ServedGroup, ServedUser, ServedView, Store, StoreError};
@@ -446,7 +446,7 @@ pub(super) async fn dispatch(State(state): State<Arc<CrowdState>>, req: Request)
     } else {
         parts.method.clone()
     };
-    match route(&ctx, &method, rest, &body).await {
+    match route(&ctx, &method, rest, &body, &parts.headers).await {
         Ok(r) => r,
         Err(e) => {
             let mut r = e.render(format);
@@ -472,7 +472,7 @@ fn read_only_resource(rest: &str) -> bool {
     rest == "/group/membership" || rest == "/event" || rest.starts_with("/event/") || rest == "/search"
 }
 
-async fn route(ctx: &Ctx, method: &Method, rest: &str, body: &[u8]) -> Answer {
+async fn route(ctx: &Ctx, method: &Method, rest: &str, body: &[u8], headers: &HeaderMap) -> Answer {
     match (method, rest) {
         (&Method::POST, "/search") => search(ctx, body).await,
         (&Method::GET, "/search") => Err(Refusal::new(
@@ -480,11 +480,7 @@ async fn route(ctx: &Ctx, method: &Method, rest: &str, body: &[u8]) -> Answer {
             Reason::UnsupportedOperation,
             "searches with a CQL `restriction` (GET /search) are not supported; POST /search with a search restriction in the body",
         )),
-        (&Method::POST, "/authentication") => Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            Reason::InvalidUserAuthentication,
-            "Roster serves users and groups but holds no passwords; authenticate users through another directory or single sign-on",
-        )),
+        (&Method::POST, "/authentication") => authenticate(ctx, headers, body).await,
         (&Method::POST, "/authentication/notify") => Err(Refusal::new(
             StatusCode::NOT_FOUND,
             Reason::UnsupportedOperation,
@@ -524,6 +520,127 @@ async fn route(ctx: &Ctx, method: &Method, rest: &str, body: &[u8]) -> Answer {
                 ctx.caller.app
             ),
         )),
+    }
+}
+
+/// `POST /authentication?username=` with the password in the body: the served user (as
+/// `GET /user` finds and shows it, for this application) when the first of their sources that
+/// can verify passwords accepts it; 400 otherwise, with Crowd's reason. Each outcome is counted
+/// in `roster_crowd_authentications_total`.
+async fn authenticate(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Answer {
+    let (answer, outcome) = authentication_outcome(ctx, headers, body).await;
+    ctx.state.service.metrics.observe_crowd_authentication(outcome);
+    answer
+}
+
+fn refused(reason: Reason, message: impl Into<String>) -> Refusal {
+    Refusal::new(StatusCode::BAD_REQUEST, reason, message)
+}
+
+async fn authentication_outcome(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> (Answer, &'static str) {
+    use roster_directory::PasswordOutcome as O;
+    let name = match ctx.required("username") {
+        Ok(n) => n.to_string(),
+        Err(e) => return (Err(e), "bad_request"),
+    };
+    let password = match super::authentication::password(headers, body) {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                Err(Refusal::illegal(format!("bad authentication body: {}", e.0))),
+                "bad_request",
+            );
+        }
+    };
+    let throttle = &ctx.state.logins;
+    if let Some(left) = throttle.refused_for(&name, std::time::Instant::now()) {
+        return (
+            Err(refused(
+                Reason::InvalidUserAuthentication,
+                format!(
+                    "too many wrong passwords for <{name}>: Roster does not ask the directory again for {} s",
+                    left.as_secs().max(1)
+                ),
+            )),
+            "throttled",
+        );
+    }
+    let user = match ctx.visible_user(&name).await {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return (
+                Err(refused(Reason::UserNotFound, format!("User <{name}> does not exist"))),
+                "user_not_found",
+            );
+        }
+        Err(e) => return (Err(e), "unavailable"),
+    };
+    if !user.active {
+        return (
+            Err(refused(
+                Reason::InactiveAccount,
+                format!("Account with name <{}> is inactive", user.name),
+            )),
+            "inactive",
+        );
+    }
+    let runner = ctx.state.service.runner();
+    match runner.verify_password(&user.records, &user.name, &password).await {
+        O::Accepted { .. } => {
+            throttle.succeeded(&name);
+            (Ok(entity_answer(ctx, &user)), "accepted")
+        }
+        O::Refused { .. } => {
+            throttle.failed(&name, std::time::Instant::now());
+            (
+                Err(refused(
+                    Reason::InvalidUserAuthentication,
+                    format!(
+                        "Failed to authenticate principal, password was invalid for <{}>",
+                        user.name
+                    ),
+                )),
+                "refused",
+            )
+        }
+        O::Expired { .. } => (
+            Err(refused(
+                Reason::ExpiredCredential,
+                format!("The password of <{}> has expired or must be changed", user.name),
+            )),
+            "expired",
+        ),
+        O::Inactive { source } => (
+            Err(refused(
+                Reason::InactiveAccount,
+                format!(
+                    "The account of <{}> is disabled or locked in source '{source}'",
+                    user.name
+                ),
+            )),
+            "inactive",
+        ),
+        O::NoSource => (
+            Err(refused(
+                Reason::InvalidUserAuthentication,
+                format!(
+                    "<{}> cannot be authenticated here: none of their sources can verify passwords (people of single sign-on sources log in through their identity provider)",
+                    user.name
+                ),
+            )),
+            "no_source",
+        ),
+        O::Unavailable { source, reason } => {
+            tracing::warn!(target: "roster::crowd", source = %source, user = %user.name, "a password could not be checked: {reason}");
+            (
+                Err(Refusal::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Reason::OperationFailed,
+                    format!("source '{source}' could not check the password now; the server log has the details"),
+                )),
+                "unavailable",
+            )
+        }
     }
 }
 
