@@ -828,7 +828,7 @@ async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
         common::kinds(),
     )
     .unwrap();
-    assert_eq!(again.config().target.unwrap().connection["url"], w.world.bb.url());
+    assert_eq!(again.config().target().unwrap().connection["url"], w.world.bb.url());
     // Deleted: nothing runs again.
     assert_eq!(
         w.send_json(Method::DELETE, "/api/v1/targets/bitbucket", &w.admin, json!({}))
@@ -958,7 +958,7 @@ async fn a_cloud_target_is_defined_through_the_api_with_its_scim_key_write_only(
     let (status, moved) = put(body(false, false)).await;
     assert_eq!(status, 200, "{moved}");
     assert!(moved["scim_directory_id"].is_null(), "{moved}");
-    let stored = w.world.store.api_target().unwrap().unwrap().1;
+    let stored = w.world.store.api_target("cloud").unwrap().unwrap();
     assert!(stored.get("scim").is_none(), "{stored}");
     assert!(!stored.to_string().contains(SCIM_KEY), "{stored}");
 }
@@ -987,7 +987,7 @@ async fn a_cloud_target_s_scim_key_is_not_kept_for_another_scim_host() {
     let (status, moved) = put(body("http://scim.attacker.example", false)).await;
     assert_eq!(status, 422, "the stored SCIM key would go to another host: {moved}");
     assert!(moved.to_string().contains("scim.api_key"), "{moved}");
-    let stored = w.world.store.api_target().unwrap().unwrap().1;
+    let stored = w.world.store.api_target("cloud").unwrap().unwrap();
     assert_eq!(stored["scim"]["url"], "http://127.0.0.1:9", "{stored}");
 }
 

@@ -89,6 +89,11 @@ impl LiveProgress {
         }
     }
 
+    /// The run's id.
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
     /// Asks the run to stop at the next page or operation.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
@@ -182,6 +187,21 @@ impl Progress for LiveProgress {
     }
 }
 
+/// The progress of each run of a sync of several targets; cancelling one run cancels the
+/// sync's fetch too when it is the first (the one that fetches for all).
+#[derive(Debug)]
+pub struct Each(pub Vec<Arc<LiveProgress>>);
+
+impl crate::runner::Progresses for Each {
+    fn of(&self, run_id: i64) -> &dyn Progress {
+        match self.0.iter().find(|p| p.run_id == run_id) {
+            Some(p) => p.as_ref(),
+            // Every run of the sync was given its progress; one made later reports to the first.
+            None => self.0[0].as_ref(),
+        }
+    }
+}
+
 /// The runs in progress, and the one-run-per-target rule.
 #[derive(Debug, Default)]
 pub struct RunManager {
@@ -207,6 +227,18 @@ impl RunManager {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(progress.run_id, progress);
+        Ok(())
+    }
+
+    /// Claims the targets of a sync, one run each: the first run holds them for the service;
+    /// every run shows its own progress.
+    pub fn claim_all(&self, progresses: &[Arc<LiveProgress>]) -> Result<(), Busy> {
+        let Some(first) = progresses.first() else { return Ok(()) };
+        self.claim(first.clone())?;
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        for p in &progresses[1..] {
+            active.insert(p.run_id, p.clone());
+        }
         Ok(())
     }
 
