@@ -120,13 +120,21 @@ impl Config {
         for t in &self.targets {
             self.validate_target(t, kinds)?;
         }
-        self.validate_together()
+        self.validate_together(kinds)
     }
 
-    /// Checks what several targets must agree on: distinct ids; one `crowd-directory` (the
-    /// served tables are one directory); one `attribute_priority` (the directory is merged once
-    /// for every target).
-    pub fn validate_together(&self) -> Result<(), String> {
+    /// Checks what several targets must agree on: distinct ids; distinct systems (two targets
+    /// writing to one url would undo each other's changes); one `crowd-directory` (the served
+    /// tables are one directory); one `attribute_priority` (the directory is merged once for
+    /// every target).
+    pub fn validate_together(&self, kinds: &TargetKinds) -> Result<(), String> {
+        let url = |t: &TargetConfig| {
+            kinds
+                .get(&t.kind)
+                .ok()
+                .and_then(|k| k.describe(t).url)
+                .map(|u| u.trim_end_matches('/').to_ascii_lowercase())
+        };
         let place = |i: usize| match (self.targets[i].origin, self.targets.len()) {
             (roster_model::DefinedIn::Api, _) => "the target created through the API".to_string(),
             (_, 1) => "[target]".to_string(),
@@ -140,6 +148,15 @@ impl Config {
                         a.id,
                         place(i),
                         place(j)
+                    ));
+                }
+                if let (Some(x), Some(y)) = (url(a), url(b))
+                    && a.kind == b.kind
+                    && x == y
+                {
+                    return Err(format!(
+                        "targets '{}' and '{}' both write to {x}: two targets on one system would undo each other's changes; keep one",
+                        a.id, b.id
                     ));
                 }
                 if a.kind == CROWD_DIRECTORY && b.kind == CROWD_DIRECTORY {

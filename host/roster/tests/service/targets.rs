@@ -385,3 +385,65 @@ async fn several_targets_in_roster_toml_are_checked_together() {
     let e = Config::parse(&bad, dir, &kinds).unwrap_err().to_string();
     assert!(e.contains("seatz"), "an unknown field is named: {e}");
 }
+
+/// `roster sync` prints each target's run; `--target` syncs one; `roster runs list` shows and
+/// filters by target; an unknown target is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_syncs_every_target_or_the_one_named() {
+    let d = Directory::generate(6, 2, 1);
+    let world = World::new(&d, bitbucket()).await;
+    let config = world.rt.dir.path().join("roster.toml");
+    std::fs::write(&config, two_targets(&world)).unwrap();
+    let roster = |args: &[&str]| {
+        let dir = world.rt.dir.path().to_path_buf();
+        let (config, args) = (config.clone(), args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .arg("--plugins-dir")
+                .arg(dir.join("plugins"))
+                .arg("--config")
+                .arg(config)
+                .args(&args)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        })
+    };
+
+    let (ok, stdout, stderr) = roster(&["sync", "--target", "crowd"]).await.unwrap();
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("run 1 (crowd): succeeded"), "{stdout}");
+    assert!(!stdout.contains("(bitbucket)"), "{stdout}");
+    assert!(
+        !world.sim.lock().users().contains_key("user000001"),
+        "Bitbucket was not synced"
+    );
+
+    let (ok, stdout, stderr) = roster(&["sync"]).await.unwrap();
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("run 2 (bitbucket): succeeded"), "{stdout}");
+    assert!(stdout.contains("run 3 (crowd): succeeded"), "{stdout}");
+    assert!(stdout.contains("sources fetched and merged once, by run 2"), "{stdout}");
+    world.assert_matches(&d);
+
+    let (ok, stdout, stderr) = roster(&["runs", "list", "--target", "crowd"]).await.unwrap();
+    assert!(ok, "{stderr}");
+    let mut lines = stdout.lines();
+    assert!(lines.next().unwrap().contains("TARGET"), "{stdout}");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(rows.iter().all(|r| r[4] == "crowd"), "{stdout}");
+
+    let (ok, _, stderr) = roster(&["sync", "--target", "jira"]).await.unwrap();
+    assert!(!ok);
+    assert!(
+        stderr.contains("no target named 'jira' (targets: bitbucket, crowd)"),
+        "{stderr}"
+    );
+}

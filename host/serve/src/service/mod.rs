@@ -163,7 +163,7 @@ pub fn merged_config(path: &Path, store: &Store, kinds: &TargetKinds) -> Result<
     }
     // The file's targets were checked together; the API's were each checked against them when
     // created, but a file changed since may now clash (two crowd-directory targets).
-    if let Err(e) = config.validate_together() {
+    if let Err(e) = config.validate_together(kinds) {
         return Err(ServiceError::Invalid(format!(
             "{e} (roster.toml together with the targets created through the API)"
         )));
@@ -563,6 +563,7 @@ impl Service {
                     .unwrap_or_default();
                 self.send(AlertEvent::PlanHeld {
                     run_id,
+                    target: report.target.clone(),
                     plan_id: report.plan_id.clone().unwrap_or_default(),
                     plan_hash: report.plan_hash.clone().unwrap_or_default(),
                     why,

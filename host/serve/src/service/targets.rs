@@ -126,7 +126,9 @@ impl Service {
             Some(t) => *t = target.clone(),
             None => candidate.targets.push(target.clone()),
         }
-        candidate.validate_together().map_err(ServiceError::Invalid)?;
+        candidate
+            .validate_together(&self.kinds)
+            .map_err(ServiceError::Invalid)?;
         let value = serde_json::to_value(&target).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.store.put_api_target(&target.id, &value)?;
         self.reload_config()?;
