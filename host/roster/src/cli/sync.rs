@@ -218,10 +218,10 @@ pub async fn sync(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<(
         }
     }
     // A single failed run is the error itself, as with one target.
-    if let [only] = failures.as_slice() {
-        if reports.is_empty() {
-            anyhow::bail!("{only}");
-        }
+    if let [only] = failures.as_slice()
+        && reports.is_empty()
+    {
+        anyhow::bail!("{only}");
     }
     let mut ended: Vec<String> = failures;
     let mut paused = None;
