@@ -1290,6 +1290,7 @@ mod tests {
             [
                 "*Plan*\np-7",
                 "*Run*\n7",
+                "*Target*\nbb-prod",
                 "*Hash*\n0123456789ab",
                 "*Why*\ndeprovisions 120 users, over the threshold of 50"
             ]
