@@ -219,6 +219,8 @@ fn ms(since: Instant) -> u64 {
 pub trait Progresses: Sync {
     /// The progress of run `run_id`.
     fn of(&self, run_id: i64) -> &dyn Progress;
+    /// Run `run_id` has ended (its record is final); the sync goes on with the next target.
+    fn ended(&self, _run_id: i64) {}
 }
 
 impl<P: Progress> Progresses for P {
@@ -498,6 +500,7 @@ impl Runner {
                 .await;
             drop(t.lock);
             let result = result.map_err(|e| self.fail(t.run_id, e));
+            progress.ended(t.run_id);
             ended.push((t.run_id, result));
         }
         Ok(ended)
@@ -874,6 +877,7 @@ impl Runner {
                 .await;
             drop(t.lock);
             ended.push((t.run_id, result.map_err(|e| self.fail(t.run_id, e))));
+            progress.ended(t.run_id);
         }
         Ok(ended)
     }

@@ -403,20 +403,29 @@ impl Service {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let each = runs::Each(progresses);
+            let each = runs::Each {
+                runs: progresses,
+                service: this.clone(),
+            };
             let result = runner.sync_each(&opts, &each).await;
             let ended = match result {
                 Ok(ended) => ended,
                 // Nothing ran (the configuration changed under the request): each run says why.
                 Err(e) => {
                     let e = e.to_string();
-                    each.0
+                    let summary = crate::runner::Summary::failed(&e).to_json();
+                    for p in &each.runs {
+                        let _ = this
+                            .store
+                            .finish_run(p.run_id(), RunState::Failed, None, &summary, Some(&e));
+                    }
+                    each.runs
                         .iter()
                         .map(|p| (p.run_id(), Err(crate::runner::RunError::Shared(e.clone()))))
                         .collect()
                 }
             };
-            for p in &each.0 {
+            for p in &each.runs {
                 this.runs.release(p.run_id());
             }
             this.after_runs(ended).await;
