@@ -84,10 +84,14 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Runs a sync: fetch the sources (all, or those named), plan, guard, apply.
+    /// Runs a sync: fetch the sources (all, or those named), then plan, guard and apply for
+    /// each target in turn (one run each).
     Sync {
         /// Sources to fetch (default: every enabled source).
         sources: Vec<String>,
+        /// Only this target (its id; default: every target).
+        #[arg(long)]
+        target: Option<String>,
         /// Plan only: show what would change and write nothing to Bitbucket.
         #[arg(long)]
         dry_run: bool,
@@ -343,6 +347,7 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Sync {
             sources,
+            target,
             dry_run,
             incremental,
             json,
@@ -350,6 +355,7 @@ async fn run() -> anyhow::Result<()> {
             init_quiet_tracing(&cli.log_format);
             let opts = SyncOptions {
                 writes: if *dry_run { Writes::DryRun } else { Writes::Apply },
+                target: target.clone(),
                 ..cli_options(sources, fetch_mode(*incremental))
             };
             cli::sync::sync(&cli, &opts, *json).await

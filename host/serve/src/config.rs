@@ -1,4 +1,4 @@
-//! The configuration file (`roster.toml`): sources, the target with its policy, the REST
+//! The configuration file (`roster.toml`): sources, the targets with their policies, the REST
 //! API's access rules and alert webhooks — composed from the types each crate owns
 //! (`roster_directory::SourceConfig`, `roster_engine::TargetConfig`, …). Parsed into typed,
 //! validated settings; every error names the field.
@@ -40,10 +40,11 @@ pub struct Config {
     /// Identity-provider connections.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
-    /// The target: roster.toml's `[target]`, else the one created through the API
-    /// (`PUT /api/v1/targets/{id}`); none yet means nothing can be applied.
-    #[serde(default)]
-    pub target: Option<TargetConfig>,
+    /// The targets, in the order runs reconcile them: roster.toml's `[target]` (one) or
+    /// `[[target]]` (several), then those created through the API (`PUT /api/v1/targets/{id}`);
+    /// none yet means nothing can be applied.
+    #[serde(default, rename = "target", deserialize_with = "one_or_many")]
+    pub targets: Vec<TargetConfig>,
     /// The REST API.
     #[serde(default)]
     pub api: ApiConfig,
@@ -54,6 +55,29 @@ pub struct Config {
     #[serde(skip)]
     pub base_dir: PathBuf,
 }
+
+/// `[target]` (one table) or `[[target]]` (an array of tables): files written for one target stay
+/// valid. Each table is read on its own, so its errors keep their words (and say which table).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TargetConfig>, D::Error> {
+    use serde::de::Error;
+    match toml::Value::deserialize(d)? {
+        toml::Value::Array(tables) => tables
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.try_into::<TargetConfig>()
+                    .map_err(|e| D::Error::custom(format!("[[target]] number {}: {}", i + 1, e.message())))
+            })
+            .collect(),
+        one => one
+            .try_into::<TargetConfig>()
+            .map(|t| vec![t])
+            .map_err(|e| D::Error::custom(e.message())),
+    }
+}
+
+/// The kind of target that is Roster's own Crowd directory: at most one per configuration.
+pub const CROWD_DIRECTORY: &str = "crowd-directory";
 
 /// What to do when no target is defined anywhere.
 pub const NO_TARGET: &str = "no Bitbucket target is defined: add a [target] table to roster.toml, or create one through the API (PUT /api/v1/targets/bitbucket)";
@@ -93,8 +117,64 @@ impl Config {
                 return Err(format!("two sources are called '{}'", s.id));
             }
         }
-        if let Some(t) = &self.target {
+        for t in &self.targets {
             self.validate_target(t, kinds)?;
+        }
+        self.validate_together(kinds)
+    }
+
+    /// Checks what several targets must agree on: distinct ids; distinct systems (two targets
+    /// writing to one url would undo each other's changes); one `crowd-directory` (the served
+    /// tables are one directory); one `attribute_priority` (the directory is merged once for
+    /// every target).
+    pub fn validate_together(&self, kinds: &TargetKinds) -> Result<(), String> {
+        let url = |t: &TargetConfig| {
+            kinds
+                .get(&t.kind)
+                .ok()
+                .and_then(|k| k.describe(t).url)
+                .map(|u| u.trim_end_matches('/').to_ascii_lowercase())
+        };
+        let place = |i: usize| match (self.targets[i].origin, self.targets.len()) {
+            (roster_model::DefinedIn::Api, _) => "the target created through the API".to_string(),
+            (_, 1) => "[target]".to_string(),
+            _ => format!("[[target]] number {}", i + 1),
+        };
+        for (i, a) in self.targets.iter().enumerate() {
+            for (j, b) in self.targets.iter().enumerate().skip(i + 1) {
+                if a.id == b.id {
+                    return Err(format!(
+                        "two targets are called '{}': {} and {}; give each its own `id`",
+                        a.id,
+                        place(i),
+                        place(j)
+                    ));
+                }
+                if let (Some(x), Some(y)) = (url(a), url(b))
+                    && a.kind == b.kind
+                    && x == y
+                {
+                    return Err(format!(
+                        "targets '{}' and '{}' both write to {x}: two targets on one system would undo each other's changes; keep one",
+                        a.id, b.id
+                    ));
+                }
+                if a.kind == CROWD_DIRECTORY && b.kind == CROWD_DIRECTORY {
+                    return Err(format!(
+                        "targets '{}' and '{}' are both of kind {CROWD_DIRECTORY}: Roster serves one Crowd directory, which every application (Jira, Confluence, …) reads with its own credentials (roster crowd-app add); keep one of them",
+                        a.id, b.id
+                    ));
+                }
+                if !a.attribute_priority.is_empty()
+                    && !b.attribute_priority.is_empty()
+                    && a.attribute_priority != b.attribute_priority
+                {
+                    return Err(format!(
+                        "targets '{}' and '{}' give different attribute_priority: the sources are merged once for every target; give it on one target (or the same on each)",
+                        a.id, b.id
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -121,8 +201,36 @@ impl Config {
         self.sources.iter().find(|s| s.id == id)
     }
 
-    /// The target, or what to do when there is none.
+    /// The first target (the only one, in most configurations), or what to do when there is
+    /// none.
     pub fn target(&self) -> Result<&TargetConfig, String> {
-        self.target.as_ref().ok_or_else(|| NO_TARGET.to_string())
+        self.targets.first().ok_or_else(|| NO_TARGET.to_string())
+    }
+
+    /// The target with this id.
+    pub fn target_named(&self, id: &str) -> Option<&TargetConfig> {
+        self.targets.iter().find(|t| t.id == id)
+    }
+
+    /// The attribute priority the directory merges with: the one target that gives it (they
+    /// agree, see [`Config::validate_together`]).
+    pub fn attribute_priority(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        self.targets
+            .iter()
+            .map(|t| &t.attribute_priority)
+            .find(|p| !p.is_empty())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The groups `why` counts as every synced user's: the default groups of every target.
+    pub fn default_groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = Vec::new();
+        for g in self.targets.iter().flat_map(|t| &t.default_groups) {
+            if !groups.contains(g) {
+                groups.push(g.clone());
+            }
+        }
+        groups
     }
 }

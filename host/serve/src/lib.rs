@@ -16,5 +16,5 @@ pub mod scim;
 pub mod service;
 
 pub use config::{ApiConfig, Config, ConfigError, NO_TARGET};
-pub use runner::{RunError, RunReport, Runner, Summary, SyncOptions};
+pub use runner::{Progresses, RunError, RunReport, Runner, Summary, SyncOptions, TargetRun};
 pub use service::{RunRequest, Service, ServiceError};

@@ -2,6 +2,10 @@
 //! under the target's lock, recorded in the `runs` table with its summary. The CLI and the
 //! service both run through a [`Runner`]; the scheduler and the API through the service.
 //!
+//! With several targets, one sync fetches and merges the directory once, then reconciles each
+//! target in turn (configuration order), each with its own run record, lock, plan, guard verdict
+//! and summary: a target whose plan is held, refused or fails does not stop the others.
+//!
 //! Without a target, the directory still works: `check`, `fetch`, `preview` and `why` need
 //! none; what writes answers with how to define one.
 
@@ -38,6 +42,10 @@ pub enum RunError {
     /// The configuration is unusable (no target, a target that cannot be built).
     #[error("{0}")]
     Config(String),
+    /// The part a sync shares between its targets (fetch, transform, merge) failed; the first
+    /// target's run carries the error itself, the others this account of it.
+    #[error("{0}")]
+    Shared(String),
     /// What was asked for does not exist (a user no source has).
     #[error("{0}")]
     NotFound(String),
@@ -58,8 +66,11 @@ pub struct SyncOptions {
     pub actor: String,
     /// From where, for the audit log: the caller's address; empty for this machine (`local`).
     pub origin: String,
-    /// A run record created beforehand (the API answers with its id before the run starts).
-    pub run_id: Option<i64>,
+    /// Only this target (its id); none: every target, in configuration order.
+    pub target: Option<String>,
+    /// Run records created beforehand, by target id (the API answers with their ids before the
+    /// runs start); a target without one gets its record when the sync starts.
+    pub run_ids: BTreeMap<String, i64>,
 }
 
 impl Default for SyncOptions {
@@ -79,7 +90,8 @@ impl SyncOptions {
             trigger,
             actor: actor.to_string(),
             origin: String::new(),
-            run_id: None,
+            target: None,
+            run_ids: BTreeMap::new(),
         }
     }
 
@@ -128,6 +140,9 @@ pub struct Summary {
     pub eta: Option<Eta>,
     /// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
     pub peak_rss_mib: Option<f64>,
+    /// The run whose fetch and merge this run planned from, when it is another (a sync of
+    /// several targets fetches once, in its first run).
+    pub directory_from_run: Option<i64>,
 }
 
 impl Summary {
@@ -178,6 +193,8 @@ fn peak_rss_mib() -> Option<f64> {
 pub struct RunReport {
     /// Run id.
     pub run_id: i64,
+    /// The target it reconciled (empty for a fetch without a target).
+    pub target: String,
     /// How it ended.
     pub state: RunState,
     /// The plan.
@@ -197,45 +214,75 @@ fn ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
 
-/// The directory and, when a target is defined, its engine, for one configuration.
+/// Where each run of a sync reports its progress: a sync of several targets makes one run per
+/// target, and each shows its own stages and ETA. Any [`Progress`] serves every run.
+pub trait Progresses: Sync {
+    /// The progress of run `run_id`.
+    fn of(&self, run_id: i64) -> &dyn Progress;
+    /// Run `run_id` has ended (its record is final); the sync goes on with the next target.
+    fn ended(&self, _run_id: i64) {}
+}
+
+impl<P: Progress> Progresses for P {
+    fn of(&self, _run_id: i64) -> &dyn Progress {
+        self
+    }
+}
+
+/// Every run reports to one progress (a caller holding a `&dyn Progress`).
+struct Shared<'a>(&'a dyn Progress);
+
+impl Progresses for Shared<'_> {
+    fn of(&self, _run_id: i64) -> &dyn Progress {
+        self.0
+    }
+}
+
+/// One run of a sync: its id, and its report or why it failed.
+pub type TargetRun = (i64, Result<RunReport, RunError>);
+
+/// A run that holds its target, waiting for its turn.
+struct Turn<'a> {
+    engine: &'a Engine,
+    run_id: i64,
+    lock: TargetLock,
+}
+
+/// The directory and, for each target defined, its engine, for one configuration.
 pub struct Runner {
     store: Arc<Store>,
     config: Config,
     directory: Directory,
-    engine: Option<Engine>,
+    engines: Vec<Engine>,
 }
 
 impl Runner {
-    /// Stores the configuration's sources (secrets sealed) and builds the target of the kind
-    /// it names, if it names one.
+    /// Stores the configuration's sources (secrets sealed) and builds each target of the kind
+    /// it names.
     pub fn new(store: Arc<Store>, runtime: Runtime, config: Config, kinds: &TargetKinds) -> Result<Runner, RunError> {
-        let attribute_priority = config
-            .target
-            .as_ref()
-            .map(|t| t.attribute_priority.clone())
-            .unwrap_or_default();
         let directory = Directory::new(
             store.clone(),
             runtime,
             config.sources.clone(),
             &config.base_dir,
-            attribute_priority,
+            config.attribute_priority(),
         )?;
-        let engine = match &config.target {
-            None => None,
-            Some(t) => {
+        let engines = config
+            .targets
+            .iter()
+            .map(|t| {
                 let target = kinds
                     .get(&t.kind)
                     .and_then(|k| k.build(t, &config.base_dir, roster_engine::Patience::Run, &store))
                     .map_err(RunError::Config)?;
-                Some(Engine::new(store.clone(), target, t.clone()))
-            }
-        };
+                Ok(Engine::new(store.clone(), target, t.clone()))
+            })
+            .collect::<Result<Vec<_>, RunError>>()?;
         Ok(Runner {
             store,
             config,
             directory,
-            engine,
+            engines,
         })
     }
 
@@ -254,19 +301,46 @@ impl Runner {
         &self.directory
     }
 
-    /// The engine, or what to do when no target is defined.
+    /// The first target's engine (the only one, in most configurations), or what to do when no
+    /// target is defined.
     pub fn engine(&self) -> Result<&Engine, RunError> {
-        self.engine.as_ref().ok_or_else(|| RunError::Config(NO_TARGET.into()))
+        self.engines.first().ok_or_else(|| RunError::Config(NO_TARGET.into()))
     }
 
-    /// The target's id, or empty without a target (fetch runs are recorded with it).
+    /// Every target's engine, in configuration order.
+    pub fn engines(&self) -> &[Engine] {
+        &self.engines
+    }
+
+    /// The engine of the target with this id.
+    pub fn engine_named(&self, id: &str) -> Result<&Engine, RunError> {
+        self.engine()?;
+        self.engines.iter().find(|e| e.policy().id == id).ok_or_else(|| {
+            let ids: Vec<&str> = self.engines.iter().map(|e| e.policy().id.as_str()).collect();
+            RunError::NotFound(format!("no target named '{id}' (targets: {})", ids.join(", ")))
+        })
+    }
+
+    /// The engines a run covers: the one named, else every one.
+    pub fn selected(&self, target: Option<&str>) -> Result<Vec<&Engine>, RunError> {
+        match target {
+            Some(id) => Ok(vec![self.engine_named(id)?]),
+            None => {
+                self.engine()?;
+                Ok(self.engines.iter().collect())
+            }
+        }
+    }
+
+    /// The first target's id, or empty without a target: a fetch run is recorded with it, and
+    /// holds its lock (every sync holds it too, so a fetch never runs beside one).
     fn target_id(&self) -> &str {
-        self.engine.as_ref().map_or("", |e| e.policy().id.as_str())
+        self.engines.first().map_or("", |e| e.policy().id.as_str())
     }
 
-    /// Claims the target for run `run_id` against every other run, in this process or another
+    /// Claims `target` for run `run_id` against every other run, in this process or another
     /// sharing the database; a refused run is recorded as such, naming the run in progress.
-    fn hold(&self, run_id: i64, trigger: Trigger, actor: &str) -> Result<TargetLock, RunError> {
+    fn hold(&self, target: &str, run_id: i64, trigger: Trigger, actor: &str) -> Result<TargetLock, RunError> {
         let holder = format!("run {run_id} ({trigger}, by {actor})");
         // A killed run left `running` is closed before this one takes its place.
         match self.store.interrupt_orphans() {
@@ -280,7 +354,7 @@ impl Runner {
             }
             Err(e) => tracing::warn!("cannot look for interrupted runs: {e}"),
         }
-        self.store.hold_target(self.target_id(), &holder).map_err(|e| {
+        self.store.hold_target(target, &holder).map_err(|e| {
             let _ = self.store.finish_run(
                 run_id,
                 RunState::Refused,
@@ -292,6 +366,35 @@ impl Runner {
         })
     }
 
+    /// Creates (or takes from `opts`) a run record per engine, then claims each target; a
+    /// target held by another run is recorded refused and left out of the turns.
+    fn claim<'a>(
+        &self,
+        engines: Vec<&'a Engine>,
+        opts: &SyncOptions,
+        mode: RunMode,
+        sources: &[String],
+        ended: &mut Vec<TargetRun>,
+    ) -> Result<Vec<Turn<'a>>, RunError> {
+        let mut ids = Vec::new();
+        for engine in &engines {
+            let id = &engine.policy().id;
+            let run_id = match opts.run_ids.get(id) {
+                Some(run_id) => *run_id,
+                None => self.store.create_run(opts.trigger, mode, id, sources)?,
+            };
+            ids.push(run_id);
+        }
+        let mut turns = Vec::new();
+        for (engine, run_id) in engines.into_iter().zip(ids) {
+            match self.hold(&engine.policy().id, run_id, opts.trigger, &opts.actor) {
+                Ok(lock) => turns.push(Turn { engine, run_id, lock }),
+                Err(e) => ended.push((run_id, Err(e))),
+            }
+        }
+        Ok(turns)
+    }
+
     fn fail(&self, run_id: i64, e: RunError) -> RunError {
         let summary = Summary::failed(&e.to_string()).to_json();
         if let Err(store) = self
@@ -301,6 +404,23 @@ impl Runner {
             return store.into();
         }
         e
+    }
+
+    /// Fails every run of `turns` on an error of the part they share: the first carries the
+    /// error, the others an account of it.
+    fn fail_all(&self, turns: Vec<Turn<'_>>, e: RunError, ended: &mut Vec<TargetRun>) {
+        let mut e = Some(e);
+        let first = turns.first().map(|t| t.run_id);
+        for t in turns {
+            let err = match e.take() {
+                Some(e) => e,
+                None => RunError::Shared(format!(
+                    "run {} could not read the directory, so nothing was planned for this target",
+                    first.unwrap_or_default()
+                )),
+            };
+            ended.push((t.run_id, Err(self.fail(t.run_id, err))));
+        }
     }
 
     fn finish(
@@ -317,24 +437,134 @@ impl Runner {
         Ok(())
     }
 
-    /// One run: fetch, transform, merge, then read, plan, guard and apply.
+    /// A sync of one target (the one `opts` names, or the only one): fetch, transform, merge,
+    /// then read, plan, guard and apply. With several targets and none named, use
+    /// [`Runner::sync_each`].
     pub async fn sync(&self, opts: &SyncOptions, progress: &dyn Progress) -> Result<RunReport, RunError> {
-        let engine = self.engine()?;
+        if opts.target.is_none() && self.engines.len() > 1 {
+            return Err(RunError::Config(self.several()));
+        }
+        let mut runs = self.sync_each(opts, &Shared(progress)).await?;
+        runs.pop()
+            .map_or_else(|| Err(RunError::Config(NO_TARGET.into())), |(_, r)| r)
+    }
+
+    /// What to say when one target was expected and there are several.
+    fn several(&self) -> String {
+        let ids: Vec<&str> = self.engines.iter().map(|e| e.policy().id.as_str()).collect();
+        format!(
+            "several targets are defined ({}); name one (--target ID)",
+            ids.join(", ")
+        )
+    }
+
+    /// A sync of every target (or the one `opts` names): the sources are fetched and merged
+    /// once, then each target is reconciled in turn under its own lock, with its own run. The
+    /// error is for what stops every run before any is recorded (an unknown source or target);
+    /// after that each run answers for itself, in configuration order.
+    pub async fn sync_each(&self, opts: &SyncOptions, progress: &dyn Progresses) -> Result<Vec<TargetRun>, RunError> {
+        let engines = self.selected(opts.target.as_deref())?;
         let to_fetch = self.directory.wanted(&opts.sources, Among::Enabled)?;
-        let run_id = match opts.run_id {
-            Some(id) => id,
-            None => self
-                .store
-                .create_run(opts.trigger, opts.mode(), &engine.policy().id, &to_fetch)?,
+        let mut ended = Vec::new();
+        let turns = self.claim(engines, opts, opts.mode(), &to_fetch, &mut ended)?;
+        let Some(first) = turns.first().map(|t| t.run_id) else {
+            return Ok(ended);
         };
-        let _lock = self.hold(run_id, opts.trigger, &opts.actor)?;
-        match self.sync_stages(engine, run_id, opts, &to_fetch, progress).await {
-            Ok(report) => Ok(report),
-            Err(e) => Err(self.fail(run_id, e)),
+        let mut shared = Summary::default();
+        let fetched = self
+            .fetch_stage(first, &to_fetch, opts.fetch, &mut shared, progress.of(first))
+            .await;
+        let incomplete = match fetched {
+            Fetched::Planable(incomplete) => incomplete,
+            Fetched::Ended(state, error) => {
+                for t in turns {
+                    let summary = self.own_summary(&shared, first, t.run_id);
+                    let r = self.ended(t.engine, t.run_id, state, summary, error.as_deref());
+                    ended.push((t.run_id, r));
+                }
+                return Ok(ended);
+            }
+        };
+        let mut desired = match self.directory.desired(&mut shared.stage_ms).await {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail_all(turns, e.into(), &mut ended);
+                return Ok(ended);
+            }
+        };
+        shared.warnings.append(&mut desired.warnings);
+        for t in turns {
+            let summary = self.own_summary(&shared, first, t.run_id);
+            let result = self
+                .reconcile_everyone(&t, opts, &incomplete, desired.clone(), summary, progress.of(t.run_id))
+                .await;
+            drop(t.lock);
+            let result = result.map_err(|e| self.fail(t.run_id, e));
+            progress.ended(t.run_id);
+            ended.push((t.run_id, result));
+        }
+        Ok(ended)
+    }
+
+    /// A run's own summary from what the sync shared: the run that fetched keeps the fetch;
+    /// the others point to it.
+    fn own_summary(&self, shared: &Summary, first: i64, run_id: i64) -> Summary {
+        if run_id == first {
+            return shared.clone();
+        }
+        // The fetch reports stay with the run that fetched (metrics and source successes count
+        // them once); the warnings concern every plan made from what was fetched.
+        Summary {
+            directory_from_run: Some(first),
+            warnings: shared.warnings.clone(),
+            ..Summary::default()
         }
     }
 
     async fn fetch_stage(
+        &self,
+        run_id: i64,
+        wanted: &[String],
+        mode: FetchMode,
+        summary: &mut Summary,
+        progress: &dyn Progress,
+    ) -> Fetched {
+        let incomplete = self.fetch_only(run_id, wanted, mode, summary, progress).await;
+        if progress.cancelled() {
+            summary
+                .warnings
+                .push("the run was cancelled while fetching; nothing was planned or written".into());
+            return Fetched::Ended(RunState::Cancelled, Some("cancelled".into()));
+        }
+        if !summary.fetch.is_empty() && incomplete.len() == summary.fetch.len() {
+            // Nothing new is known: planning from the old mirrors would only repeat the last
+            // run. The run fails, naming each source's reason, and writes nothing.
+            let reasons: Vec<String> = summary
+                .fetch
+                .iter()
+                .map(|f| {
+                    format!(
+                        "source '{}': fetch: {}",
+                        f.source,
+                        f.error.as_deref().unwrap_or("incomplete")
+                    )
+                })
+                .collect();
+            // The warnings hold each source's reason already; the run's error repeats them,
+            // since it is what alerts and the API show.
+            summary
+                .warnings
+                .push("no source could be read; nothing was planned or written".into());
+            let error = format!(
+                "no source could be read, so nothing was planned or written: {}",
+                reasons.join("; ")
+            );
+            return Fetched::Ended(RunState::Failed, Some(error));
+        }
+        Fetched::Planable(incomplete)
+    }
+
+    async fn fetch_only(
         &self,
         run_id: i64,
         wanted: &[String],
@@ -367,58 +597,23 @@ impl Runner {
             .collect()
     }
 
-    async fn sync_stages(
+    async fn reconcile_everyone(
         &self,
-        engine: &Engine,
-        run_id: i64,
+        turn: &Turn<'_>,
         opts: &SyncOptions,
-        to_fetch: &[String],
+        incomplete: &[String],
+        desired: roster_model::Desired,
+        summary: Summary,
         progress: &dyn Progress,
     ) -> Result<RunReport, RunError> {
-        let mut summary = Summary::default();
-        let incomplete = self
-            .fetch_stage(run_id, to_fetch, opts.fetch, &mut summary, progress)
-            .await;
-        if progress.cancelled() {
-            summary
-                .warnings
-                .push("the run was cancelled while fetching; nothing was planned or written".into());
-            return self.ended(run_id, RunState::Cancelled, summary, Some("cancelled"));
-        }
-        if !summary.fetch.is_empty() && incomplete.len() == summary.fetch.len() {
-            // Nothing new is known: planning from the old mirrors would only repeat the last
-            // run. The run fails, naming each source's reason, and writes nothing.
-            let reasons: Vec<String> = summary
-                .fetch
-                .iter()
-                .map(|f| {
-                    format!(
-                        "source '{}': fetch: {}",
-                        f.source,
-                        f.error.as_deref().unwrap_or("incomplete")
-                    )
-                })
-                .collect();
-            // The warnings hold each source's reason already; the run's error repeats them,
-            // since it is what alerts and the API show.
-            summary
-                .warnings
-                .push("no source could be read; nothing was planned or written".into());
-            let error = format!(
-                "no source could be read, so nothing was planned or written: {}",
-                reasons.join("; ")
-            );
-            return self.ended(run_id, RunState::Failed, summary, Some(&error));
-        }
-        let mut desired = self.directory.desired(&mut summary.stage_ms).await?;
-        summary.warnings.append(&mut desired.warnings);
+        let (engine, run_id) = (turn.engine, turn.run_id);
         let reconciled = engine
             .reconcile(
                 &Reconcile {
                     run_id,
                     writes: opts.writes,
                     actor: &opts.actor,
-                    incomplete: &incomplete,
+                    incomplete,
                     scope: Scope::Everyone,
                     while_held: if opts.trigger == Trigger::Push {
                         WhileHeld::ApplyTheRest
@@ -439,6 +634,7 @@ impl Runner {
         };
         let detail = format!("{}; plan {}", r.state, r.plan_id);
         self.reconciled(
+            engine,
             run_id,
             r,
             summary,
@@ -451,6 +647,7 @@ impl Runner {
     /// `(action, subject, detail)`.
     fn reconciled(
         &self,
+        engine: &Engine,
         run_id: i64,
         mut r: Reconciled,
         mut summary: Summary,
@@ -463,6 +660,7 @@ impl Runner {
             .audit(&opts.actor, opts.origin(), action, subject, Some(detail))?;
         Ok(RunReport {
             run_id,
+            target: engine.policy().id.clone(),
             state: r.state,
             plan_id: Some(r.plan_id),
             plan_hash: Some(r.plan_hash),
@@ -485,12 +683,24 @@ impl Runner {
             None => "the next run reads it again".into(),
         };
         summary.warnings.push(format!("paused: {e}; {next}"));
-        self.ended(run_id, RunState::Paused, summary, None)
+        self.ended(engine, run_id, RunState::Paused, summary, None)
     }
 
     /// Records a run that ended before planning (cancelled, nothing readable).
     fn ended(
         &self,
+        engine: &Engine,
+        run_id: i64,
+        state: RunState,
+        summary: Summary,
+        error: Option<&str>,
+    ) -> Result<RunReport, RunError> {
+        self.ended_as(&engine.policy().id, run_id, state, summary, error)
+    }
+
+    fn ended_as(
+        &self,
+        target: &str,
         run_id: i64,
         state: RunState,
         mut summary: Summary,
@@ -500,6 +710,7 @@ impl Runner {
         self.store.finish_run(run_id, state, None, &summary.to_json(), error)?;
         Ok(RunReport {
             run_id,
+            target: target.to_string(),
             state,
             plan_id: None,
             plan_hash: None,
@@ -515,11 +726,12 @@ impl Runner {
             FetchMode::Incremental => RunMode::FetchIncremental,
             FetchMode::Full => RunMode::Fetch,
         };
-        let run_id = self.store.create_run(opts.trigger, mode, self.target_id(), &wanted)?;
-        let _lock = self.hold(run_id, opts.trigger, &opts.actor)?;
+        let target = self.target_id();
+        let run_id = self.store.create_run(opts.trigger, mode, target, &wanted)?;
+        let _lock = self.hold(target, run_id, opts.trigger, &opts.actor)?;
         let mut summary = Summary::default();
         let incomplete = self
-            .fetch_stage(run_id, &wanted, opts.fetch, &mut summary, progress)
+            .fetch_only(run_id, &wanted, opts.fetch, &mut summary, progress)
             .await;
         let (state, error) = if incomplete.is_empty() {
             (RunState::Succeeded, None)
@@ -531,7 +743,7 @@ impl Runner {
                 .collect();
             (RunState::Failed, Some(errors.join("; ")))
         };
-        self.ended(run_id, state, summary, error.as_deref())
+        self.ended_as(target, run_id, state, summary, error.as_deref())
     }
 
     /// Asks each source's connector whether it can work. Needs no target.
@@ -555,16 +767,10 @@ impl Runner {
         Ok(self.directory.preview(source, sample).await?)
     }
 
-    /// Why `user` is (or is not) to be a member of `group`. Needs no target (with one, its
-    /// default groups count).
+    /// Why `user` is (or is not) to be a member of `group`. Needs no target (with targets,
+    /// their default groups count).
     pub async fn why(&self, user: &str, group: &str) -> Result<String, RunError> {
-        let defaults = self
-            .config
-            .target
-            .as_ref()
-            .map(|t| t.default_groups.clone())
-            .unwrap_or_default();
-        Ok(self.directory.why(user, group, &defaults).await?)
+        Ok(self.directory.why(user, group, &self.config.default_groups()).await?)
     }
 
     /// The stored operations of a plan, checked against its hash.
@@ -572,13 +778,29 @@ impl Runner {
         Ok(roster_engine::stored_plan(&self.store, plan_id)?)
     }
 
-    /// Rejects a held or draft plan; `origin` as in [`SyncOptions::origin`].
-    pub fn reject(&self, plan_id: &str, actor: &str, origin: &str) -> Result<(), RunError> {
-        Ok(self.engine()?.reject(plan_id, actor, origin)?)
+    /// The engine of the target a plan was made for.
+    fn engine_of_plan(&self, plan_id: &str) -> Result<&Engine, RunError> {
+        self.engine()?;
+        let plan = self.store.plan(plan_id)?;
+        self.engines
+            .iter()
+            .find(|e| e.policy().id == plan.target)
+            .ok_or_else(|| {
+                RunError::Config(format!(
+                    "plan {plan_id} is for the target '{}', which is no longer defined; define it again to approve or reject the plan",
+                    plan.target
+                ))
+            })
     }
 
-    /// Approves a held plan and applies exactly its operations. `hash` must be the hash the
-    /// approver reviewed; the licence is checked again against the target's state now.
+    /// Rejects a held or draft plan; `origin` as in [`SyncOptions::origin`].
+    pub fn reject(&self, plan_id: &str, actor: &str, origin: &str) -> Result<(), RunError> {
+        Ok(self.engine_of_plan(plan_id)?.reject(plan_id, actor, origin)?)
+    }
+
+    /// Approves a held plan and applies exactly its operations, to the plan's target only.
+    /// `hash` must be the hash the approver reviewed; the licence is checked again against the
+    /// target's state now.
     pub async fn approve(
         &self,
         plan_id: &str,
@@ -587,12 +809,13 @@ impl Runner {
         origin: &str,
         progress: &dyn Progress,
     ) -> Result<RunReport, RunError> {
-        let engine = self.engine()?;
+        let engine = self.engine_of_plan(plan_id)?;
         let (plan, ops) = engine.approvable(plan_id, hash)?;
+        let target = &engine.policy().id;
         let run_id = self
             .store
-            .create_run(Trigger::Approval, RunMode::ApplyPlan, &engine.policy().id, &[])?;
-        let _lock = self.hold(run_id, Trigger::Approval, actor)?;
+            .create_run(Trigger::Approval, RunMode::ApplyPlan, target, &[])?;
+        let _lock = self.hold(target, run_id, Trigger::Approval, actor)?;
         let mut r = match engine
             .apply_approved(run_id, &plan, &ops, actor, origin, progress)
             .await
@@ -605,6 +828,7 @@ impl Runner {
         self.finish(run_id, r.state, Some(plan_id), &mut summary)?;
         Ok(RunReport {
             run_id,
+            target: target.clone(),
             state: r.state,
             plan_id: Some(plan_id.into()),
             plan_hash: Some(plan.hash),
@@ -612,54 +836,73 @@ impl Runner {
         })
     }
 
-    /// Single-user sync (provision on demand, the hook a login flow calls): an incremental
-    /// fetch, then the person's desired state, then a read, a plan and an apply restricted to
-    /// them — their account, their groups, the groups that license — in seconds, whatever the
-    /// size of the directory or of the target. The restriction is what keeps it safe: the plan
-    /// only ever sees this person's identities and memberships, so it cannot touch anyone else.
+    /// Single-user sync of one target (the one `opts` names, or the only one); with several
+    /// and none named, use [`Runner::sync_user_each`].
     pub async fn sync_user(
         &self,
         key: &UserKey,
         opts: &SyncOptions,
         progress: &dyn Progress,
     ) -> Result<RunReport, RunError> {
+        if opts.target.is_none() && self.engines.len() > 1 {
+            return Err(RunError::Config(self.several()));
+        }
+        let mut runs = self.sync_user_each(key, opts, &Shared(progress)).await?;
+        runs.pop()
+            .map_or_else(|| Err(RunError::Config(NO_TARGET.into())), |(_, r)| r)
+    }
+
+    /// Single-user sync (provision on demand, the hook a login flow calls): an incremental
+    /// fetch, then the person's desired state, then for each target (or the one named) a read,
+    /// a plan and an apply restricted to them — their account, their groups, the groups that
+    /// license — in seconds, whatever the size of the directory or of the target. The
+    /// restriction is what keeps it safe: the plan only ever sees this person's identities and
+    /// memberships, so it cannot touch anyone else.
+    pub async fn sync_user_each(
+        &self,
+        key: &UserKey,
+        opts: &SyncOptions,
+        progress: &dyn Progresses,
+    ) -> Result<Vec<TargetRun>, RunError> {
         if key.id.is_none() && key.username.is_none() {
             return Err(RunError::Config("give the user's `id` or `username`".into()));
         }
-        let engine = self.engine()?;
+        let engines = self.selected(opts.target.as_deref())?;
         let wanted = match &key.source {
             Some(s) => self.directory.wanted(std::slice::from_ref(s), Among::Enabled)?,
             None => self.directory.wanted(&[], Among::Enabled)?,
         };
-        let run_id = match opts.run_id {
-            Some(id) => id,
-            None => self
-                .store
-                .create_run(opts.trigger, RunMode::SingleUser, &engine.policy().id, &wanted)?,
+        let mut ended = Vec::new();
+        let turns = self.claim(engines, opts, RunMode::SingleUser, &wanted, &mut ended)?;
+        let Some(first) = turns.first().map(|t| t.run_id) else {
+            return Ok(ended);
         };
-        let _lock = self.hold(run_id, opts.trigger, &opts.actor)?;
-        match self
-            .sync_user_stages(engine, run_id, key, &wanted, opts, progress)
-            .await
-        {
-            Ok(report) => Ok(report),
-            Err(e) => Err(self.fail(run_id, e)),
+        let mut shared = Summary::default();
+        let incomplete = self
+            .fetch_only(first, &wanted, FetchMode::Incremental, &mut shared, progress.of(first))
+            .await;
+        for t in turns {
+            let summary = self.own_summary(&shared, first, t.run_id);
+            let result = self
+                .sync_user_stages(&t, key, &incomplete, opts, summary, progress.of(t.run_id))
+                .await;
+            drop(t.lock);
+            ended.push((t.run_id, result.map_err(|e| self.fail(t.run_id, e))));
+            progress.ended(t.run_id);
         }
+        Ok(ended)
     }
 
     async fn sync_user_stages(
         &self,
-        engine: &Engine,
-        run_id: i64,
+        turn: &Turn<'_>,
         key: &UserKey,
-        wanted: &[String],
+        incomplete: &[String],
         opts: &SyncOptions,
+        mut summary: Summary,
         progress: &dyn Progress,
     ) -> Result<RunReport, RunError> {
-        let mut summary = Summary::default();
-        let incomplete = self
-            .fetch_stage(run_id, wanted, FetchMode::Incremental, &mut summary, progress)
-            .await;
+        let (engine, run_id) = (turn.engine, turn.run_id);
         let found = self
             .directory
             .desired_for(key, &engine.policy().id, &mut summary.stage_ms)
@@ -681,7 +924,7 @@ impl Runner {
                     run_id,
                     writes: Writes::Apply,
                     actor: &opts.actor,
-                    incomplete: &incomplete,
+                    incomplete,
                     scope: Scope::Person(&person),
                     while_held: WhileHeld::Replan,
                 },
@@ -690,6 +933,14 @@ impl Runner {
             )
             .await?;
         let detail = format!("run {run_id}: {}", r.state);
-        self.reconciled(run_id, r, summary, opts, ("sync.user", &person, &detail))
+        self.reconciled(engine, run_id, r, summary, opts, ("sync.user", &person, &detail))
     }
+}
+
+/// What the fetch left a sync to do.
+enum Fetched {
+    /// Plan, knowing these sources' fetches did not complete.
+    Planable(Vec<String>),
+    /// Nothing: the run ends in this state (cancelled; nothing readable), with this error.
+    Ended(RunState, Option<String>),
 }

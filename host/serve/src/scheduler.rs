@@ -116,15 +116,15 @@ enum Paused {
     Waiting,
 }
 
-/// Continues the target's paused run when its call budget has a whole window again (the ETA
+/// Continues a target's paused run when its call budget has a whole window again (the ETA
 /// counts a window per further run), or, for a target without a budget, `PAUSED_RETRY` after it
-/// ended; the continuation fetches the paused run's sources again.
+/// ended; the continuation fetches the paused run's sources again, for that target only.
 async fn continue_paused(service: &Arc<Service>, shutdown: &mut watch::Receiver<bool>) -> Paused {
     let runner = service.runner();
-    let Ok(engine) = runner.engine() else {
-        return Paused::None;
-    };
-    let Ok(Some(paused)) = service.store.paused_run(&engine.policy().id) else {
+    let Some((engine, paused)) = runner.engines().iter().find_map(|e| {
+        let paused = service.store.paused_run(&e.policy().id).ok().flatten()?;
+        Some((e, paused))
+    }) else {
         return Paused::None;
     };
     let Ok(run) = service.store.run(paused.run_id) else {
@@ -145,6 +145,7 @@ async fn continue_paused(service: &Arc<Service>, shutdown: &mut watch::Receiver<
         trigger: Trigger::Schedule,
         actor: "scheduler".into(),
         origin: String::new(),
+        target: Some(engine.policy().id.clone()),
     };
     match service.start_run(req) {
         Ok(id) => {
@@ -187,6 +188,7 @@ async fn run_when_free(
                 trigger: Trigger::Schedule,
                 actor: "scheduler".into(),
                 origin: String::new(),
+                target: None,
             };
             match service.start_run(req) {
                 Ok(id) => {

@@ -34,8 +34,6 @@ mod tokens;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::OptionalExtension;
-
 pub use audit::AuditEntry;
 pub use crowd_apps::{AppLicence, CrowdApp};
 pub use destroyed::{Destroyed, Review, WindowTotals};
@@ -330,13 +328,15 @@ impl Store {
             let rows = st.query_map([], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
-        let target: Option<String> = tx
-            .query_row("SELECT id FROM api_target LIMIT 1", [], |r| r.get(0))
-            .optional()?;
+        let targets: Vec<String> = {
+            let mut st = tx.prepare("SELECT id FROM api_target ORDER BY rowid")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
         tx.execute("UPDATE sources SET secrets = NULL WHERE secrets IS NOT NULL", [])?;
         tx.execute("DELETE FROM api_target", [])?;
         tx.commit()?;
-        Ok(Forgotten { sources, target })
+        Ok(Forgotten { sources, targets })
     }
 
     /// An in-memory store, for tests.
@@ -458,8 +458,8 @@ impl Drop for Durable<'_> {
 pub struct Forgotten {
     /// Sources whose secrets were sealed.
     pub sources: Vec<String>,
-    /// The target created through the API (all of it is sealed, so all of it goes).
-    pub target: Option<String>,
+    /// The targets created through the API (all of each is sealed, so all of them go).
+    pub targets: Vec<String>,
 }
 
 pub(crate) fn json_col<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
@@ -541,12 +541,12 @@ mod key_tests {
             forgotten,
             Forgotten {
                 sources: vec!["hr".into()],
-                target: Some("bb".into())
+                targets: vec!["bb".into()]
             }
         );
         assert!(file.is_file(), "the reset made a new key");
         let store = Store::open_with(&db, &source).unwrap();
-        assert!(store.api_target().unwrap().is_none());
+        assert!(store.api_targets().unwrap().is_empty());
         assert!(store.source_secrets::<serde_json::Value>("hr").unwrap().is_empty());
         assert_eq!(store.sources().unwrap().len(), 1, "the source itself stays");
     }

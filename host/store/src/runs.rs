@@ -45,6 +45,8 @@ pub struct RunFilter<'a> {
     pub mode: Option<RunMode>,
     /// Fetching this source.
     pub source: Option<&'a str>,
+    /// Of this target.
+    pub target: Option<&'a str>,
     /// Started at or after this (unix ms).
     pub since: Option<i64>,
 }
@@ -235,6 +237,7 @@ impl Store {
             "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR trigger = ?2)
              AND (?3 IS NULL OR started_at >= ?3) AND (?4 IS NULL OR mode = ?4)
              AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(runs.sources) WHERE value = ?5))
+             AND (?7 IS NULL OR target = ?7)
              ORDER BY id DESC LIMIT ?6"
         ))?;
         let rows: Vec<_> = st
@@ -245,7 +248,8 @@ impl Store {
                     f.since,
                     f.mode.map(RunMode::as_str),
                     f.source,
-                    limit
+                    limit,
+                    f.target
                 ],
                 run_from,
             )?

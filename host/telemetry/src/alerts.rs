@@ -157,6 +157,8 @@ pub enum AlertEvent {
     PlanHeld {
         /// The run that made it.
         run_id: i64,
+        /// The target the plan is for (one of several, perhaps).
+        target: String,
         /// The plan.
         plan_id: String,
         /// Its hash, for `roster plan approve`.
@@ -217,11 +219,12 @@ impl AlertEvent {
             }
             AlertEvent::PlanHeld {
                 run_id,
+                target,
                 plan_id,
                 plan_hash,
                 why,
             } => format!(
-                "Plan {plan_id} (run {run_id}) is held for approval: {}. Review it with `roster plan show {plan_id}`, \
+                "Plan {plan_id} (run {run_id}) is held for approval on '{target}': {}. Review it with `roster plan show {plan_id}`, \
                  then `roster plan approve {plan_id} --hash {}` or `roster plan reject {plan_id}`",
                 truncate(why.trim_end_matches('.'), 300),
                 short_hash(plan_hash)
@@ -872,6 +875,7 @@ fn slack_body(event: &AlertEvent, at: f64) -> Value {
         ),
         AlertEvent::PlanHeld {
             run_id,
+            target,
             plan_id,
             plan_hash,
             why,
@@ -880,6 +884,7 @@ fn slack_body(event: &AlertEvent, at: f64) -> Value {
             vec![
                 field("Plan", plan_id),
                 field("Run", &run_id.to_string()),
+                field("Target", target),
                 field("Hash", short_hash(plan_hash)),
                 field("Why", why),
             ],
@@ -1035,6 +1040,7 @@ mod tests {
     fn plan_held() -> AlertEvent {
         AlertEvent::PlanHeld {
             run_id: 7,
+            target: "bb-prod".into(),
             plan_id: "p-7".into(),
             plan_hash: "0123456789abcdef0123".into(),
             why: "deprovisions 120 users, over the threshold of 50".into(),
@@ -1266,7 +1272,7 @@ mod tests {
         let text = body["text"].as_str().unwrap();
         assert_eq!(
             text,
-            "Plan p-7 (run 7) is held for approval: deprovisions 120 users, over the threshold of 50. \
+            "Plan p-7 (run 7) is held for approval on 'bb-prod': deprovisions 120 users, over the threshold of 50. \
              Review it with `roster plan show p-7`, then `roster plan approve p-7 --hash 0123456789ab` or `roster plan reject p-7`"
         );
         assert_eq!(
@@ -1284,6 +1290,7 @@ mod tests {
             [
                 "*Plan*\np-7",
                 "*Run*\n7",
+                "*Target*\nbb-prod",
                 "*Hash*\n0123456789ab",
                 "*Why*\ndeprovisions 120 users, over the threshold of 50"
             ]

@@ -61,19 +61,19 @@ pub fn reset_secrets(cli: &Cli) -> anyhow::Result<()> {
     let forgotten = Store::reset_sealed(&db, &key_source(cli))?;
     let store = Store::open_with(&db, &key_source(cli))?;
     let detail = format!(
-        "sources: [{}]; target: {}",
+        "sources: [{}]; targets: [{}]",
         forgotten.sources.join(", "),
-        forgotten.target.as_deref().unwrap_or("none")
+        forgotten.targets.join(", ")
     );
     store.audit(&actor(), "local", "secrets.reset", "sealed secrets", Some(&detail))?;
     println!(
         "forgot the sealed secrets of {} source(s){}",
         forgotten.sources.len(),
-        forgotten
-            .target
-            .as_ref()
-            .map(|t| format!(" and the target '{t}' created through the API"))
-            .unwrap_or_default()
+        match forgotten.targets.as_slice() {
+            [] => String::new(),
+            [t] => format!(" and the target '{t}' created through the API"),
+            ts => format!(" and the targets {} created through the API", ts.join(", ")),
+        }
     );
     println!(
         "sources from roster.toml are sealed again at the next start; give the secrets of sources created through the API again (PUT /api/v1/sources/ID with `secrets`), and create the target again (PUT /api/v1/targets/ID) if there was one"

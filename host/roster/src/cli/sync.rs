@@ -42,6 +42,9 @@ pub enum RunsCommand {
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Only runs of this target.
+        #[arg(long)]
+        target: Option<String>,
     },
     /// One run's summary.
     Show {
@@ -92,8 +95,15 @@ fn print_fetches(s: &roster_serve::Summary) {
 
 fn print_report(r: &RunReport) {
     let s = &r.summary;
-    println!("run {}: {}", r.run_id, r.state);
+    if r.target.is_empty() {
+        println!("run {}: {}", r.run_id, r.state);
+    } else {
+        println!("run {} ({}): {}", r.run_id, r.target, r.state);
+    }
     print_fetches(s);
+    if let Some(first) = s.directory_from_run {
+        println!("  sources fetched and merged once, by run {first}");
+    }
     if let (Some(id), Some(hash)) = (&r.plan_id, &r.plan_hash) {
         println!("  plan {id} (hash {})", &hash[..16]);
     }
@@ -184,29 +194,62 @@ fn tripped_line(t: &Tripped) -> String {
 )]
 pub struct Paused(pub i64);
 
-/// `roster sync`
+/// `roster sync`: every target (or the one named), one run each, printed in turn. It fails when
+/// any run did not succeed (a held plan included), after every target had its turn.
 pub async fn sync(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<()> {
     let runner = super::runner(cli).await?;
-    let report = runner.sync(opts, &Bars::default()).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
-        if report.state == RunState::Held {
-            let (id, hash) = (
-                report.plan_id.as_deref().unwrap_or("?"),
-                report.plan_hash.as_deref().unwrap_or("?"),
-            );
-            println!(
-                "review: roster plan show {id}\napprove: roster plan approve {id} --hash {}",
-                &hash[..16.min(hash.len())]
-            );
+    let runs = runner.sync_each(opts, &Bars::default()).await?;
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for (run_id, result) in runs {
+        match result {
+            Ok(r) => reports.push(r),
+            Err(e) => failures.push(format!("run {run_id} failed: {e}")),
         }
     }
-    match report.state.as_str() {
-        "succeeded" | "planned" => Ok(()),
-        "paused" => Err(Paused(report.run_id).into()),
-        other => anyhow::bail!("run {} ended {other}", report.run_id),
+    if json {
+        // One target: its report, as before; several: an array of them.
+        if reports.len() == 1 && failures.is_empty() {
+            println!("{}", serde_json::to_string_pretty(&reports[0])?);
+        } else {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        }
+    } else {
+        for report in &reports {
+            print_report(report);
+            if report.state == RunState::Held {
+                let (id, hash) = (
+                    report.plan_id.as_deref().unwrap_or("?"),
+                    report.plan_hash.as_deref().unwrap_or("?"),
+                );
+                println!(
+                    "review: roster plan show {id}\napprove: roster plan approve {id} --hash {}",
+                    &hash[..16.min(hash.len())]
+                );
+            }
+        }
+    }
+    // A single failed run is the error itself, as with one target.
+    if let [only] = failures.as_slice()
+        && reports.is_empty()
+    {
+        anyhow::bail!("{only}");
+    }
+    let mut ended: Vec<String> = failures;
+    let mut paused = None;
+    for r in &reports {
+        match r.state.as_str() {
+            "succeeded" | "planned" => {}
+            "paused" => paused = paused.or(Some(r.run_id)),
+            other => ended.push(format!("run {} ({}) ended {other}", r.run_id, r.target)),
+        }
+    }
+    if !ended.is_empty() {
+        anyhow::bail!("{}", ended.join("; "));
+    }
+    match paused {
+        Some(id) => Err(Paused(id).into()),
+        None => Ok(()),
     }
 }
 
@@ -329,18 +372,23 @@ pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
 pub fn runs(cli: &Cli, cmd: &RunsCommand) -> anyhow::Result<()> {
     let store = super::store(cli)?;
     match cmd {
-        RunsCommand::List { limit } => {
+        RunsCommand::List { limit, target } => {
             println!(
-                "{:>5} {:<10} {:<12} {:<10} {:<20} PLAN",
-                "RUN", "STATE", "MODE", "TRIGGER", "STARTED (unix ms)"
+                "{:>5} {:<10} {:<12} {:<10} {:<16} {:<20} PLAN",
+                "RUN", "STATE", "MODE", "TRIGGER", "TARGET", "STARTED (unix ms)"
             );
-            for r in store.runs(*limit)? {
+            let filter = roster_store::RunFilter {
+                target: target.as_deref(),
+                ..Default::default()
+            };
+            for r in store.runs_filtered(&filter, *limit)? {
                 println!(
-                    "{:>5} {:<10} {:<12} {:<10} {:<20} {}",
+                    "{:>5} {:<10} {:<12} {:<10} {:<16} {:<20} {}",
                     r.id,
                     r.state,
                     r.mode,
                     r.trigger,
+                    r.target,
                     r.started_at,
                     r.plan_id.unwrap_or_default()
                 );

@@ -712,6 +712,7 @@ async fn the_scheduler_continues_a_paused_run_when_the_budget_has_room_again() {
             trigger: roster_model::Trigger::Api,
             actor: "test".into(),
             origin: String::new(),
+            target: None,
         })
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);

@@ -796,14 +796,33 @@ async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
     let (_, check) = w.post("/api/v1/targets/bitbucket/check", &w.operator, json!({})).await;
     assert_eq!(check["ok"], true, "{check}");
     assert!(!w.get("/api/v1/targets", &w.viewer).await.1.to_string().contains(TOKEN));
-    // Mistakes: a second instance, a mismatched id, a bad url, an unknown field.
+    // Mistakes: a second target on the same instance, a mismatched id, a bad url, an unknown
+    // field. (A second target on another instance is another target.)
     let mut other = body(Some(TOKEN));
     other["id"] = json!("other");
     let (status, e) = w
         .send_json(Method::PUT, "/api/v1/targets/other", &w.admin, other.clone())
         .await;
-    assert_eq!(status, 409, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("one Bitbucket instance"), "{e}");
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("targets 'bitbucket' and 'other' both write to"),
+        "{e}"
+    );
+    let mut elsewhere = other.clone();
+    elsewhere["url"] = json!("http://127.0.0.1:9");
+    let (status, e) = w
+        .send_json(Method::PUT, "/api/v1/targets/other", &w.admin, elsewhere)
+        .await;
+    assert_eq!(status, 201, "{e}");
+    assert_eq!(
+        w.send_json(Method::DELETE, "/api/v1/targets/other", &w.admin, json!({}))
+            .await
+            .0,
+        204
+    );
     assert_eq!(
         w.send_json(Method::PUT, "/api/v1/targets/bitbucket", &w.admin, other)
             .await
@@ -828,7 +847,7 @@ async fn the_target_is_created_tested_replaced_and_deleted_through_the_api() {
         common::kinds(),
     )
     .unwrap();
-    assert_eq!(again.config().target.unwrap().connection["url"], w.world.bb.url());
+    assert_eq!(again.config().target().unwrap().connection["url"], w.world.bb.url());
     // Deleted: nothing runs again.
     assert_eq!(
         w.send_json(Method::DELETE, "/api/v1/targets/bitbucket", &w.admin, json!({}))
@@ -958,7 +977,7 @@ async fn a_cloud_target_is_defined_through_the_api_with_its_scim_key_write_only(
     let (status, moved) = put(body(false, false)).await;
     assert_eq!(status, 200, "{moved}");
     assert!(moved["scim_directory_id"].is_null(), "{moved}");
-    let stored = w.world.store.api_target().unwrap().unwrap().1;
+    let stored = w.world.store.api_target("cloud").unwrap().unwrap();
     assert!(stored.get("scim").is_none(), "{stored}");
     assert!(!stored.to_string().contains(SCIM_KEY), "{stored}");
 }
@@ -987,7 +1006,7 @@ async fn a_cloud_target_s_scim_key_is_not_kept_for_another_scim_host() {
     let (status, moved) = put(body("http://scim.attacker.example", false)).await;
     assert_eq!(status, 422, "the stored SCIM key would go to another host: {moved}");
     assert!(moved.to_string().contains("scim.api_key"), "{moved}");
-    let stored = w.world.store.api_target().unwrap().unwrap().1;
+    let stored = w.world.store.api_target("cloud").unwrap().unwrap();
     assert_eq!(stored["scim"]["url"], "http://127.0.0.1:9", "{stored}");
 }
 

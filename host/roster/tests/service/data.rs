@@ -101,6 +101,6 @@ fn the_data_folder_is_private_and_a_lost_key_is_refused_until_the_secrets_are_re
     let listed = roster(&data, &["token", "list"]);
     assert!(listed.status.success(), "{}", stderr(&listed));
     let store = Store::open_with(&data.join("roster.db"), &KeySource::File(key_file)).unwrap();
-    assert!(store.api_target().unwrap().is_none());
+    assert!(store.api_targets().unwrap().is_empty());
     assert!(store.audit_log(10).unwrap().iter().any(|e| e.action == "secrets.reset"));
 }

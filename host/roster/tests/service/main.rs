@@ -25,3 +25,4 @@ mod schemathesis;
 mod scim;
 mod scim2_tester;
 mod scim_e2e;
+mod targets;

@@ -117,6 +117,7 @@ async fn a_due_source_waits_for_the_run_in_progress_and_never_overlaps_it() {
         trigger: roster_model::Trigger::Api,
         actor: "test".into(),
         origin: String::new(),
+        target: None,
     });
     let manual = match manual {
         Ok(id) => id,

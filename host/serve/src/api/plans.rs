@@ -117,6 +117,8 @@ pub struct Approval {
 pub struct Applied {
     /// The run that applied it.
     pub run_id: i64,
+    /// The target it was applied to (the plan's; no other target is touched).
+    pub target: String,
     /// succeeded, partial, or refused (the licence changed since).
     pub state: RunState,
     /// Operations done.
@@ -141,6 +143,7 @@ async fn approve(
     let report = state.approve(&id, &body.hash, &caller.actor, &caller.ip).await?;
     Ok(Json(Applied {
         run_id: report.run_id,
+        target: report.target.clone(),
         state: report.state,
         done: report.summary.applied.done,
         failed: report.summary.applied.failed,

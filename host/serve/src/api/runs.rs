@@ -34,13 +34,36 @@ pub struct RunInput {
     /// `full` (default), `incremental` or `dry-run`.
     #[serde(default)]
     pub mode: RequestedMode,
+    /// Only this target (its id); omitted: every target, one run each, the sources fetched once.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub target: Option<String>,
 }
 
 /// A run that was started.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Started {
-    /// Its id: `GET /api/v1/runs/{id}` shows its progress.
+    /// Its id: `GET /api/v1/runs/{id}` shows its progress (with several targets, the first
+    /// target's run, which fetches the sources for all).
     pub run_id: i64,
+}
+
+/// The runs a sync started: one per target.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartedRuns {
+    /// The first target's run (the one that fetches the sources for all).
+    pub run_id: i64,
+    /// Every run, one per target, in configuration order.
+    pub runs: Vec<StartedRun>,
+}
+
+/// One target's run of a sync.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartedRun {
+    /// Run id.
+    pub id: i64,
+    /// Target id.
+    pub target: String,
 }
 
 /// A run: its record, and its live progress while it runs.
@@ -98,23 +121,40 @@ fn run_view(state: &AppState, r: RunRow) -> RunView {
 /// Starts a run; answers at once with its id (202).
 #[utoipa::path(post, path = "/api/v1/runs", tag = "runs", security(("token" = ["operator"])),
     request_body = RunInput,
-    responses((status = 202, body = Started), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "An unknown source"), (status = 409, body = ErrorBody, description = "A run is in progress"), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = StartedRuns), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "An unknown source or target"), (status = 409, body = ErrorBody, description = "A run is in progress"), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn trigger(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Json(body): Json<RunInput>,
-) -> ApiResult<(StatusCode, Json<Started>)> {
-    let run_id = state.start_run(crate::service::RunRequest {
+) -> ApiResult<(StatusCode, Json<StartedRuns>)> {
+    let ids = state.start_runs(crate::service::RunRequest {
         sources: body.sources,
         mode: body.mode,
         trigger: Trigger::Api,
         actor: caller.actor.clone(),
         origin: caller.ip.clone(),
+        target: body.target,
     })?;
-    caller
-        .audit(&state, "run.start", &format!("run {run_id}"), None)
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(Started { run_id })))
+    let mut runs = Vec::new();
+    for id in ids {
+        let target = run_row(&state, id).await?.target;
+        caller
+            .audit(
+                &state,
+                "run.start",
+                &format!("run {id}"),
+                Some(&format!("target {target}")),
+            )
+            .await?;
+        runs.push(StartedRun { id, target });
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(StartedRuns {
+            run_id: runs[0].id,
+            runs,
+        }),
+    ))
 }
 
 /// History filters.
@@ -129,6 +169,8 @@ pub struct RunsQuery {
     pub mode: Option<RunMode>,
     /// Only runs that fetched this source.
     pub source: Option<String>,
+    /// Only runs of this target.
+    pub target: Option<String>,
     /// Only runs started at or after this (unix ms).
     #[param(minimum = 0, maximum = 9007199254740991i64)]
     pub since: Option<i64>,
@@ -163,6 +205,7 @@ async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> ApiR
                 trigger: q.trigger,
                 mode: q.mode,
                 source: q.source.as_deref(),
+                target: q.target.as_deref(),
                 since: q.since,
             };
             store.runs_filtered(&filter, limit)
@@ -264,11 +307,15 @@ pub struct SyncUserInput {
     /// Only this source (and only its fetch).
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub source: Option<String>,
+    /// Only this target; omitted: every target, one run each.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub target: Option<String>,
 }
 
 /// Provisions one user on demand: an incremental fetch, then a plan and an apply restricted
 /// to that person (their account and their groups) — the hook a login flow calls. Answers
-/// when done.
+/// when done, with the first target's run (with several targets, each has its run:
+/// `GET /api/v1/runs?target=…`).
 #[utoipa::path(post, path = "/api/v1/users/sync", tag = "runs", security(("token" = ["operator"])),
     request_body = SyncUserInput,
     responses((status = 200, body = RunView, description = "The run, finished"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "No such user in the sources"), (status = 409, body = ErrorBody, description = "A run is in progress"), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -288,11 +335,15 @@ async fn sync_user(
 
     let opts = SyncOptions {
         origin: caller.ip.clone(),
+        target: input.target,
         ..SyncOptions::new(Trigger::SingleUser, &caller.actor)
     };
     // The engine audits it (`sync.user`), with the caller's address.
-    let report = state.sync_user(&key, &opts).await?;
-    let r = run_row(&state, report.run_id).await?;
+    let reports = state.sync_user(&key, &opts).await?;
+    let first = reports
+        .first()
+        .ok_or_else(|| ApiError::not_found("no target ran".to_string()))?;
+    let r = run_row(&state, first.run_id).await?;
     Ok(Json(run_view(&state, r)))
 }
 

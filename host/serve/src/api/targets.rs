@@ -1,6 +1,6 @@
-//! `/api/v1/targets`: the Bitbucket instance Roster writes to. Read it, test its connection,
-//! and — when roster.toml has no `[target]` — create, replace or delete it here, credentials
-//! write-only.
+//! `/api/v1/targets`: the targets Roster writes to (Bitbucket, its own Crowd directory, …).
+//! Read them, test their connections, and create, replace or delete by id those roster.toml
+//! does not define, credentials write-only.
 
 use std::collections::BTreeMap;
 
@@ -177,8 +177,8 @@ fn view(state: &AppState, t: &TargetConfig) -> TargetView {
 fn find(state: &AppState, id: &str) -> ApiResult<TargetConfig> {
     state
         .config()
-        .target
-        .filter(|t| t.id == id)
+        .target_named(id)
+        .cloned()
         .ok_or_else(|| ApiError::not_found(format!("no target named '{id}'")))
 }
 
@@ -347,7 +347,7 @@ impl TargetInput {
 #[utoipa::path(get, path = "/api/v1/targets", tag = "targets", security(("token" = ["viewer"])),
     responses((status = 200, body = [TargetView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list(State(state): State<AppState>) -> Json<Vec<TargetView>> {
-    Json(state.config().target.iter().map(|t| view(&state, t)).collect())
+    Json(state.config().targets.iter().map(|t| view(&state, t)).collect())
 }
 
 /// One target.

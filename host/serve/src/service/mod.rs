@@ -3,7 +3,8 @@
 //! progress, metrics and alerts. The REST API and the scheduler act only through it.
 //!
 //! Invariants: one run at a time per target (runs, approvals and single-user syncs all claim
-//! the target); a source or target defined in roster.toml cannot be changed through the API;
+//! the target; a sync of several targets claims them all, and the service starts one sync at a
+//! time); a source or target defined in roster.toml cannot be changed through the API;
 //! without a target nothing is applied, and what needs one answers with how to add it; the
 //! runner is rebuilt, never mutated, when the configuration changes (runs keep the one they
 //! started with).
@@ -116,6 +117,8 @@ pub struct RunRequest {
     pub actor: String,
     /// From where (the caller's address; empty: this machine).
     pub origin: String,
+    /// Only this target; none: every target.
+    pub target: Option<String>,
 }
 
 /// The service.
@@ -141,22 +144,29 @@ pub struct Service {
     pub push: Arc<push::PushQueue>,
 }
 
-/// The configuration to run with: roster.toml's, plus the sources created through the API and,
-/// when the file has no `[target]`, the target created through the API.
+/// The configuration to run with: roster.toml's, plus the sources and the targets created
+/// through the API (after the file's targets; one with the id of a file's target is ignored).
 pub fn merged_config(path: &Path, store: &Store, kinds: &TargetKinds) -> Result<Config, ServiceError> {
     let mut config = Config::load(path, kinds).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-    if let Some((id, value)) = store.api_target()? {
-        if let Some(file) = &config.target {
-            tracing::warn!(target = %id, file_target = %file.id, "roster.toml defines a [target]; the one created through the API is ignored");
-        } else {
-            let mut t: TargetConfig = serde_json::from_value(value).map_err(|e| {
-                ServiceError::Internal(format!(
-                    "target '{id}' in the store is not a target this Roster understands ({e}); delete it through the API and create it again"
-                ))
-            })?;
-            t.origin = DefinedIn::Api;
-            config.target = Some(t);
+    for (id, value) in store.api_targets()? {
+        if config.targets.iter().any(|f| f.id == id) {
+            tracing::warn!(target = %id, "roster.toml defines a target with the id of one created through the API; the file's is used");
+            continue;
         }
+        let mut t: TargetConfig = serde_json::from_value(value).map_err(|e| {
+            ServiceError::Internal(format!(
+                "target '{id}' in the store is not a target this Roster understands ({e}); delete it through the API and create it again"
+            ))
+        })?;
+        t.origin = DefinedIn::Api;
+        config.targets.push(t);
+    }
+    // The file's targets were checked together; the API's were each checked against them when
+    // created, but a file changed since may now clash (two crowd-directory targets).
+    if let Err(e) = config.validate_together(kinds) {
+        return Err(ServiceError::Invalid(format!(
+            "{e} (roster.toml together with the targets created through the API)"
+        )));
     }
     for row in store.sources()?.into_iter().filter(|r| r.origin == "api") {
         let mut s: SourceConfig = serde_json::from_value(row.config.clone()).map_err(|e| {
@@ -234,7 +244,7 @@ impl Service {
         let config = merged_config(config_path, &store, &kinds)?;
         let alerts = alerter(&config)?;
         let runner = build_runner(&store, &runtime, &config, &kinds)?;
-        if config.target.is_none() {
+        if config.targets.is_empty() {
             tracing::warn!("{NO_TARGET}; nothing is applied until then");
         }
         Ok(Arc::new(Service {
@@ -267,9 +277,9 @@ impl Service {
         self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The target's id, or empty when none is defined (for metrics and alerts).
-    fn target_id(&self) -> String {
-        self.config().target.map(|t| t.id).unwrap_or_default()
+    /// The target run `run_id` was for (for metrics and alerts), empty when unknown.
+    fn target_of(&self, run_id: i64) -> String {
+        self.store.run(run_id).map(|r| r.target).unwrap_or_default()
     }
 
     /// Rebuilds the runner from roster.toml and the store (after an API change, or on SIGHUP).
@@ -315,10 +325,22 @@ impl Service {
         }
     }
 
-    /// Starts a run in the background; answers with its id at once.
+    /// Starts a run in the background; answers with its id at once (with several targets, the
+    /// first target's run: see [`Service::start_runs`]).
     pub fn start_run(self: &Arc<Self>, req: RunRequest) -> Result<i64, ServiceError> {
+        Ok(self.start_runs(req)?[0])
+    }
+
+    /// Starts a sync in the background: one run per target (every target, or the one asked
+    /// for), answering at once with their ids in configuration order. The sources are fetched
+    /// once, by the first run.
+    pub fn start_runs(self: &Arc<Self>, req: RunRequest) -> Result<Vec<i64>, ServiceError> {
         let runner = self.runner();
-        let target = runner.engine()?.policy().clone();
+        let targets: Vec<roster_engine::TargetConfig> = runner
+            .selected(req.target.as_deref())?
+            .into_iter()
+            .map(|e| e.policy().clone())
+            .collect();
         let config = runner.config();
         for s in &req.sources {
             if !config.sources.iter().any(|c| &c.id == s && c.enabled) {
@@ -350,35 +372,65 @@ impl Service {
             trigger: req.trigger,
             actor: req.actor,
             origin: req.origin,
-            run_id: None,
+            target: req.target,
+            run_ids: BTreeMap::new(),
         };
         let mode = opts.mode();
-        let run_id = self.store.create_run(req.trigger, mode, &target.id, &sources)?;
-        opts.run_id = Some(run_id);
-        let progress = Arc::new(LiveProgress::new(
-            run_id,
-            req.trigger,
-            mode,
-            sources,
-            target.budget.per_second,
-        ));
-        if let Err(busy) = self.runs.claim(progress.clone()) {
-            let _ = self.store.finish_run(
+        let mut progresses = Vec::new();
+        for t in &targets {
+            let run_id = self.store.create_run(req.trigger, mode, &t.id, &sources)?;
+            opts.run_ids.insert(t.id.clone(), run_id);
+            progresses.push(Arc::new(LiveProgress::new(
                 run_id,
-                RunState::Refused,
-                None,
-                &crate::runner::Summary::failed(&busy.to_string()).to_json(),
-                Some(&busy.to_string()),
-            );
+                req.trigger,
+                mode,
+                sources.clone(),
+                t.budget.per_second,
+            )));
+        }
+        let ids: Vec<i64> = progresses.iter().map(|p| p.run_id()).collect();
+        if let Err(busy) = self.runs.claim_all(&progresses) {
+            for run_id in &ids {
+                let _ = self.store.finish_run(
+                    *run_id,
+                    RunState::Refused,
+                    None,
+                    &crate::runner::Summary::failed(&busy.to_string()).to_json(),
+                    Some(&busy.to_string()),
+                );
+            }
             return Err(busy.into());
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let result = runner.sync(&opts, progress.as_ref()).await;
-            this.runs.release(run_id);
-            this.after_run(run_id, result).await;
+            let each = runs::Each {
+                runs: progresses,
+                service: this.clone(),
+            };
+            let result = runner.sync_each(&opts, &each).await;
+            let ended = match result {
+                Ok(ended) => ended,
+                // Nothing ran (the configuration changed under the request): each run says why.
+                Err(e) => {
+                    let e = e.to_string();
+                    let summary = crate::runner::Summary::failed(&e).to_json();
+                    for p in &each.runs {
+                        let _ = this
+                            .store
+                            .finish_run(p.run_id(), RunState::Failed, None, &summary, Some(&e));
+                    }
+                    each.runs
+                        .iter()
+                        .map(|p| (p.run_id(), Err(crate::runner::RunError::Shared(e.clone()))))
+                        .collect()
+                }
+            };
+            for p in &each.runs {
+                this.runs.release(p.run_id());
+            }
+            this.after_runs(ended).await;
         });
-        Ok(run_id)
+        Ok(ids)
     }
 
     /// Watches the plugins folder, swapping changed files in, until the handle is dropped;
@@ -452,28 +504,41 @@ impl Service {
         let result = runner.approve(plan_id, hash, actor, origin, progress.as_ref()).await;
         self.runs.release(0);
         let report = result?;
-        self.after_run(report.run_id, Ok(report.clone())).await;
+        self.after_runs(vec![(report.run_id, Ok(report.clone()))]).await;
         Ok(report)
     }
 
-    /// Records what a finished run means: metrics, schedule history, alerts, and for a run
-    /// that took pushes whether it carried them (else they are retried, see [`push`]).
-    pub(crate) async fn after_run(self: &Arc<Self>, run_id: i64, result: Result<RunReport, RunError>) {
-        let end = match &result {
-            // A paused run took the pushes in as a held one does: the next run continues its plan.
-            Ok(r) if matches!(r.state, RunState::Succeeded | RunState::Held | RunState::Paused) => {
-                push::RunEnd::Carried
-            }
-            _ => push::RunEnd::NotCarried,
+    /// Records what the runs of a sync mean: metrics, schedule history, alerts, and for a sync
+    /// that took pushes whether it carried them (else they are retried, see [`push`]): it did
+    /// when every target's run did (the push queue knows the sync by its first run's id).
+    pub(crate) async fn after_runs(self: &Arc<Self>, ended: Vec<crate::runner::TargetRun>) {
+        let Some(first) = ended.iter().map(|(id, _)| *id).min() else {
+            return;
         };
-        self.push.ended(self, run_id, end);
+        // A paused run took the pushes in as a held one does: the next run continues its plan.
+        let carried = ended.iter().all(
+            |(_, r)| matches!(r, Ok(r) if matches!(r.state, RunState::Succeeded | RunState::Held | RunState::Paused)),
+        );
+        let end = if carried {
+            push::RunEnd::Carried
+        } else {
+            push::RunEnd::NotCarried
+        };
+        self.push.ended(self, first, end);
+        for (run_id, result) in ended {
+            self.after_run(run_id, result).await;
+        }
+    }
+
+    /// Records what one finished run means: metrics, schedule history, alerts.
+    async fn after_run(self: &Arc<Self>, run_id: i64, result: Result<RunReport, RunError>) {
         let report = match result {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(run_id, "run failed: {e}");
                 self.send(AlertEvent::RunFailed {
                     run_id,
-                    target: self.target_id(),
+                    target: self.target_of(run_id),
                     error: e.to_string(),
                 })
                 .await;
@@ -493,7 +558,7 @@ impl Service {
                 let error = report.summary.warnings.join("; ");
                 self.send(AlertEvent::RunFailed {
                     run_id,
-                    target: self.target_id(),
+                    target: report.target.clone(),
                     error,
                 })
                 .await
@@ -507,6 +572,7 @@ impl Service {
                     .unwrap_or_default();
                 self.send(AlertEvent::PlanHeld {
                     run_id,
+                    target: report.target.clone(),
                     plan_id: report.plan_id.clone().unwrap_or_default(),
                     plan_hash: report.plan_hash.clone().unwrap_or_default(),
                     why,
@@ -637,7 +703,7 @@ impl Service {
             .run(report.run_id)
             .map(|r| r.trigger.as_str())
             .unwrap_or("unknown");
-        let target = self.target_id();
+        let target = report.target.clone();
         self.metrics.observe_run(&RunObservation {
             state: report.state.as_str(),
             trigger,
@@ -794,6 +860,7 @@ impl push::Runs for Service {
             trigger: Trigger::Push,
             actor: "push".into(),
             origin: String::new(),
+            target: None,
         };
         match self.start_run(req) {
             Ok(id) => {

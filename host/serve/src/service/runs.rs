@@ -89,6 +89,11 @@ impl LiveProgress {
         }
     }
 
+    /// The run's id.
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
     /// Asks the run to stop at the next page or operation.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
@@ -182,6 +187,37 @@ impl Progress for LiveProgress {
     }
 }
 
+/// The progress of each run of a sync of several targets, in the service's [`RunManager`]: a
+/// run that has ended leaves the runs in progress at once (its record is final), and hands the
+/// claim to the next run of the sync. Cancelling the first run cancels the sync's fetch too
+/// (it fetches for all).
+pub struct Each {
+    /// Every run's progress, in the sync's order.
+    pub runs: Vec<Arc<LiveProgress>>,
+    /// Where the runs in progress are kept.
+    pub service: Arc<super::Service>,
+}
+
+impl crate::runner::Progresses for Each {
+    fn of(&self, run_id: i64) -> &dyn Progress {
+        match self.runs.iter().find(|p| p.run_id == run_id) {
+            Some(p) => p.as_ref(),
+            // Every run of the sync was given its progress; one made later reports to the first.
+            None => self.runs[0].as_ref(),
+        }
+    }
+
+    fn ended(&self, run_id: i64) {
+        let next = self
+            .runs
+            .iter()
+            .skip_while(|p| p.run_id != run_id)
+            .nth(1)
+            .map(|p| p.run_id);
+        self.service.runs.ended(run_id, next);
+    }
+}
+
 /// The runs in progress, and the one-run-per-target rule.
 #[derive(Debug, Default)]
 pub struct RunManager {
@@ -208,6 +244,31 @@ impl RunManager {
             .unwrap_or_else(|p| p.into_inner())
             .insert(progress.run_id, progress);
         Ok(())
+    }
+
+    /// Claims the targets of a sync, one run each: the first run holds them for the service;
+    /// every run shows its own progress.
+    pub fn claim_all(&self, progresses: &[Arc<LiveProgress>]) -> Result<(), Busy> {
+        let Some(first) = progresses.first() else { return Ok(()) };
+        self.claim(first.clone())?;
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        for p in &progresses[1..] {
+            active.insert(p.run_id, p.clone());
+        }
+        Ok(())
+    }
+
+    /// Run `run_id` of a sync ended while the sync goes on with run `next`: it leaves the runs in
+    /// progress, and `next` holds the claim from now on if it held it.
+    pub fn ended(&self, run_id: i64, next: Option<i64>) {
+        let mut holder = self.holder.lock().unwrap_or_else(|p| p.into_inner());
+        if *holder == Some(run_id) && next.is_some() {
+            *holder = next;
+        }
+        drop(holder);
+        if next.is_some() {
+            self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+        }
     }
 
     /// Releases the target after the run ended.
@@ -269,6 +330,32 @@ mod tests {
         assert!(!p.cancelled());
         p.cancel();
         assert!(p.cancelled() && p.status().cancelling);
+    }
+
+    #[test]
+    fn a_sync_of_several_targets_hands_its_claim_from_run_to_run() {
+        let m = RunManager::default();
+        let runs: Vec<Arc<LiveProgress>> = (1..=2)
+            .map(|id| Arc::new(LiveProgress::new(id, Trigger::Api, RunMode::Full, vec![], 1.0)))
+            .collect();
+        m.claim_all(&runs).unwrap();
+        assert!(
+            m.get(1).is_some() && m.get(2).is_some(),
+            "each run shows its own progress"
+        );
+        assert_eq!(m.busy(), Some(1));
+        m.ended(1, Some(2));
+        assert!(m.get(1).is_none(), "an ended run is no longer in progress");
+        assert_eq!(m.busy(), Some(2), "the sync still holds the claim");
+        assert_eq!(
+            m.claim(Arc::new(LiveProgress::new(3, Trigger::Api, RunMode::Full, vec![], 1.0)))
+                .unwrap_err()
+                .0,
+            2
+        );
+        m.release(1);
+        m.release(2);
+        assert!(m.busy().is_none());
     }
 
     #[test]

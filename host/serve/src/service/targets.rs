@@ -1,6 +1,6 @@
-//! The target through the API: created, replaced or deleted when roster.toml has no `[target]`
-//! (a file's target is read-only here), and tested. Roster writes to one target, so there is at
-//! most one. Which settings are credentials is the kind's to say: they are write-only, and a
+//! Targets through the API: created, replaced or deleted by id, beside roster.toml's (a file's
+//! target is read-only here), and tested. Several may be defined (at most one
+//! `crowd-directory`). Which settings are credentials is the kind's to say: they are write-only, and a
 //! replacement that leaves them all out keeps the stored ones — unless it moves the target to
 //! another origin (scheme, host or port), which must be given the credentials again: a stored
 //! credential never follows a changed url to a host it was not given for.
@@ -45,10 +45,11 @@ fn put_field(settings: &mut Map<String, Value>, path: &str, value: Value) {
 }
 
 impl Service {
-    /// Creates or replaces the target defined through the API; true when it was created.
+    /// Creates or replaces a target defined through the API (by its id); true when it was
+    /// created.
     pub fn put_target(&self, mut target: TargetConfig) -> Result<bool, ServiceError> {
         let file = Config::load(&self.config_path, &self.kinds).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        if let Some(t) = file.target {
+        if let Some(t) = file.target_named(&target.id) {
             return Err(ServiceError::Conflict(format!(
                 "the target '{}' is defined in roster.toml ([target]); change it there, or remove it from the file to manage the target through the API",
                 t.id
@@ -56,13 +57,9 @@ impl Service {
         }
         let kind = self.kinds.get(&target.kind).map_err(ServiceError::Invalid)?;
         let credentials = kind.credential_fields();
-        let existing = self.store.api_target()?;
-        if let Some((id, stored)) = &existing {
-            if *id != target.id {
-                return Err(ServiceError::Conflict(format!(
-                    "Roster writes to one Bitbucket instance and it is '{id}'; change it with PUT /api/v1/targets/{id}, or DELETE it first"
-                )));
-            }
+        let existing = self.store.api_target(&target.id)?;
+        if let Some(stored) = &existing {
+            let id = &target.id;
             if !credentials.iter().any(|f| field(&target.connection, f).is_some()) {
                 let kept: TargetConfig = serde_json::from_value(stored.clone()).map_err(|e| {
                     ServiceError::Internal(format!(
@@ -125,21 +122,27 @@ impl Service {
         candidate
             .validate_target(&target, &self.kinds)
             .map_err(ServiceError::Invalid)?;
-        candidate.target = Some(target.clone());
+        match candidate.targets.iter_mut().find(|t| t.id == target.id) {
+            Some(t) => *t = target.clone(),
+            None => candidate.targets.push(target.clone()),
+        }
+        candidate
+            .validate_together(&self.kinds)
+            .map_err(ServiceError::Invalid)?;
         let value = serde_json::to_value(&target).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.store.put_api_target(&target.id, &value)?;
         self.reload_config()?;
         Ok(existing.is_none())
     }
 
-    /// Deletes the target defined through the API; nothing is applied until another is defined.
+    /// Deletes a target defined through the API; the others keep running.
     pub fn delete_target(&self, id: &str) -> Result<(), ServiceError> {
         let config = self.config();
-        match config.target {
-            Some(t) if t.id == id && t.origin == DefinedIn::File => Err(ServiceError::Conflict(format!(
+        match config.target_named(id) {
+            Some(t) if t.origin == DefinedIn::File => Err(ServiceError::Conflict(format!(
                 "the target '{id}' is defined in roster.toml; remove it there"
             ))),
-            Some(t) if t.id == id => {
+            Some(_) => {
                 if let Some(run) = self.runs.busy() {
                     return Err(ServiceError::Conflict(format!(
                         "run {run} is writing to '{id}'; delete the target when it has ended"
@@ -148,7 +151,7 @@ impl Service {
                 self.store.delete_api_target(id)?;
                 self.reload_config()
             }
-            _ => Err(ServiceError::NotFound(format!("no target named '{id}'"))),
+            None => Err(ServiceError::NotFound(format!("no target named '{id}'"))),
         }
     }
 
@@ -156,9 +159,7 @@ impl Service {
     pub async fn check_target(&self, id: &str) -> Result<TargetCheck, ServiceError> {
         let config = self.config();
         let t = config
-            .target
-            .as_ref()
-            .filter(|t| t.id == id)
+            .target_named(id)
             .ok_or_else(|| ServiceError::NotFound(format!("no target named '{id}'")))?;
         // A check answers in seconds: one retry, a short timeout.
         let target = self
