@@ -25,7 +25,9 @@ pub struct ExportRow {
     pub attempts: Option<i64>,
     /// Message.
     pub message: Option<String>,
-    /// Unix ms.
+    /// When it finished (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<i64>,
 }
 
@@ -83,7 +85,8 @@ pub fn export_csv(rows: &[ExportRow]) -> String {
             r.status.map(|s| s.to_string()).unwrap_or_default(),
             r.attempts.map(|a| a.to_string()).unwrap_or_default(),
             cell(r.message.as_deref().unwrap_or("")),
-            r.finished_at.map(|s| s.to_string()).unwrap_or_default(),
+            // The same RFC 3339 the JSON export and the API give.
+            r.finished_at.and_then(roster_model::time::format).unwrap_or_default(),
         ];
         out.push_str(&fields.join(","));
         out.push('\n');
@@ -106,7 +109,7 @@ mod tests {
             status: Some(201),
             attempts: Some(1),
             message: message.map(str::to_string),
-            finished_at: Some(7),
+            finished_at: Some(7_000),
         };
         let rows = [
             row("=HYPERLINK(\"http://evil\",\"x\")", Some("+1")),
@@ -118,13 +121,16 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[1],
-            "1,create-user,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",new in hr,done,201,1,'+1,7"
+            "1,create-user,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",new in hr,done,201,1,'+1,1970-01-01T00:00:07.000Z"
         );
-        assert_eq!(lines[2], "1,create-user,'-2+3,new in hr,done,201,1,'@SUM(A1),7");
+        assert_eq!(
+            lines[2],
+            "1,create-user,'-2+3,new in hr,done,201,1,'@SUM(A1),1970-01-01T00:00:07.000Z"
+        );
         assert!(csv.contains(",'\tcmd,") && csv.contains(",\"'\r=1\","), "{csv:?}");
         assert_eq!(
             lines.last().unwrap(),
-            &"1,create-user,alice,new in hr,done,201,1,a-b=c,7"
+            &"1,create-user,alice,new in hr,done,201,1,a-b=c,1970-01-01T00:00:07.000Z"
         );
     }
 }

@@ -6,6 +6,7 @@
 //! in the store; the engine reconciles a target with it.
 
 pub mod run;
+pub mod time;
 
 pub use run::{Outcome, PlanState, RunMode, RunState, Trigger};
 

@@ -131,6 +131,37 @@ async fn every_route_answers_by_role_and_nothing_without_a_token() {
     assert_eq!(w.get("/api/v1/sources", &w.viewer).await.0, 401);
 }
 
+/// Every time the API gives (`at`, `…_at`) is documented as an RFC 3339 string, as the
+/// schedules' fire times always were: a client parses one kind of time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_time_in_the_document_is_an_rfc3339_string() {
+    let (w, _) = world(5, "").await;
+    let (status, doc) = w.get("/api/v1/openapi.json", &w.viewer).await;
+    assert_eq!(status, 200);
+    let mut times = Vec::new();
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        for (field, prop) in schema["properties"].as_object().into_iter().flatten() {
+            if field == "at" || field.ends_with("_at") {
+                assert_eq!(prop["format"], "date-time", "{name}.{field}: {prop}");
+                let ty = prop["type"].to_string();
+                assert!(
+                    ty.contains("string") && !ty.contains("integer"),
+                    "{name}.{field}: {prop}"
+                );
+                times.push(format!("{name}.{field}"));
+            }
+        }
+    }
+    for expected in [
+        "RunView.started_at",
+        "PlanView.created_at",
+        "AuditView.at",
+        "PushState.last_push_at",
+    ] {
+        assert!(times.iter().any(|t| t == expected), "{expected} not among {times:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_started_through_the_api_reports_progress_results_and_metrics() {
     let (w, d) = world(60, "").await;
@@ -186,9 +217,19 @@ async fn a_run_started_through_the_api_reports_progress_results_and_metrics() {
     assert!(ids("?source=hr").await.is_empty());
     assert!(ids("?trigger=schedule").await.is_empty());
     assert_eq!(ids("?limit=2").await, vec![one, dry]);
-    let started = run["started_at"].as_i64().unwrap();
-    assert!(ids(&format!("?since={}", started + 3_600_000)).await.is_empty());
+    // Times are RFC 3339 in UTC, in answers and in the `since` filter alike.
+    let started = run["started_at"].as_str().expect("started_at is an RFC 3339 string");
+    let at = chrono::DateTime::parse_from_rfc3339(started).unwrap_or_else(|e| panic!("{started}: {e}"));
+    assert!(started.ends_with('Z'), "{started}");
+    assert!(chrono::DateTime::parse_from_rfc3339(run["finished_at"].as_str().unwrap()).unwrap() >= at);
+    let hour_later = (at + chrono::Duration::hours(1))
+        .to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(ids(&format!("?since={hour_later}")).await.is_empty());
     assert_eq!(ids(&format!("?since={started}")).await.len(), 3);
+    let (status, bad) = w.get("/api/v1/runs?since=1767225600000", &w.viewer).await;
+    assert_eq!(status, 422, "{bad}");
+    assert!(bad.to_string().contains("RFC 3339"), "{bad}");
     assert_eq!(w.get("/api/v1/runs?limit=0", &w.viewer).await.0, 422);
     let (_, plan) = w
         .get(
@@ -317,7 +358,8 @@ async fn a_held_plan_is_reviewed_and_approved_through_the_api() {
     assert_eq!(approvals[0]["actor"], "token:admin");
     assert_eq!(approvals[0]["origin"], "127.0.0.1");
     assert_eq!(approvals[0]["subject"], plan_id.as_str());
-    let age = roster_store::now_ms() - approvals[0]["at"].as_i64().unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(approvals[0]["at"].as_str().unwrap()).unwrap();
+    let age = roster_store::now_ms() - at.timestamp_millis();
     assert!((0..60_000).contains(&age), "{}", approvals[0]);
 
     // The next held plan is rejected: nothing applied, and it cannot be approved after.

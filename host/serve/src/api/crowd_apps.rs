@@ -239,11 +239,15 @@ pub struct CrowdAppView {
     pub allowed: Vec<String>,
     /// The groups it sees (and only the users in them); null: every group.
     pub groups: Option<Vec<String>>,
-    /// Unix ms.
+    /// When it was added (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Who created it.
     pub created_by: String,
-    /// Unix ms of its last request (to the minute).
+    /// When it last made a request (RFC 3339, UTC; to the minute).
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
     /// The groups whose members hold a licence in it (those it sees): the licence guard counts
     /// their active members against its seats.

@@ -42,7 +42,9 @@ pub struct PlanView {
     pub hash: String,
     /// Where it is.
     pub state: PlanState,
-    /// Unix ms.
+    /// When it was made (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Who approved or rejected it.
     pub decided_by: Option<String>,

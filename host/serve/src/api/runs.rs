@@ -21,9 +21,6 @@ use crate::runner::SyncOptions;
 use crate::service::RequestedMode;
 use crate::service::runs::LiveStatus;
 
-/// The largest run id or time the API takes (2^53 − 1, exact in JSON numbers everywhere).
-const MAX_ID: i64 = 9_007_199_254_740_991;
-
 /// A run to start.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,9 +78,13 @@ pub struct RunView {
     pub sources: Vec<String>,
     /// Where it is, or how it ended.
     pub state: RunState,
-    /// Unix ms.
+    /// When it started (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: i64,
-    /// Unix ms.
+    /// When it ended (RFC 3339, UTC); `null` while it runs.
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<i64>,
     /// Its plan.
     pub plan_id: Option<String>,
@@ -171,9 +172,9 @@ pub struct RunsQuery {
     pub source: Option<String>,
     /// Only runs of this target.
     pub target: Option<String>,
-    /// Only runs started at or after this (unix ms).
-    #[param(minimum = 0, maximum = 9007199254740991i64)]
-    pub since: Option<i64>,
+    /// Only runs started at or after this (RFC 3339, e.g. `2026-01-31T09:00:00Z`).
+    #[param(format = DateTime)]
+    pub since: Option<String>,
     /// At most this many, newest first (1–1000, default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
@@ -191,12 +192,12 @@ async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> ApiR
             "limit must be 1 to 1000",
         ));
     }
-    if q.since.is_some_and(|s| !(0..=MAX_ID).contains(&s)) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "since is a time in unix milliseconds, from 0 to 9007199254740991",
-        ));
-    }
+    let since = q
+        .since
+        .as_deref()
+        .map(roster_model::time::parse)
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("since: {e}")))?;
     let runs = state
         .store
         .blocking(move |store| {
@@ -206,7 +207,7 @@ async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> ApiR
                 mode: q.mode,
                 source: q.source.as_deref(),
                 target: q.target.as_deref(),
-                since: q.since,
+                since,
             };
             store.runs_filtered(&filter, limit)
         })

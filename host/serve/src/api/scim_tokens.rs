@@ -23,13 +23,19 @@ pub struct ScimTokenView {
     pub source: String,
     /// Who or what it is for.
     pub name: String,
-    /// Unix ms.
+    /// When it was created (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Who created it.
     pub created_by: String,
-    /// Unix ms of its last use (to the minute).
+    /// When it was last used (RFC 3339, UTC; to the minute).
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
-    /// Unix ms of its revocation.
+    /// When it was revoked (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
 }
 

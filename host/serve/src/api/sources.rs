@@ -266,7 +266,7 @@ fn view(state: &AppState, s: &SourceConfig, secrets: Vec<SecretView>) -> SourceV
         (Some(sch), true) => sch
             .upcoming(chrono::Utc::now(), 3)
             .into_iter()
-            .map(|t| t.to_rfc3339())
+            .map(|t| roster_model::time::format_time(&t))
             .collect(),
         _ => Vec::new(),
     };
@@ -421,9 +421,13 @@ pub struct ScheduleView {
     pub schedule: String,
     /// Next fire times (RFC 3339, UTC).
     pub next_runs: Vec<String>,
-    /// Last fire time run (unix ms).
+    /// Last fire time run (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_fire_at: Option<i64>,
-    /// Last successful run (unix ms).
+    /// Last successful run (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_success_at: Option<i64>,
 }
 
@@ -459,7 +463,7 @@ async fn schedule(
         next_runs: if enabled {
             sch.upcoming(chrono::Utc::now(), count as usize)
                 .into_iter()
-                .map(|t| t.to_rfc3339())
+                .map(|t| roster_model::time::format_time(&t))
                 .collect()
         } else {
             Vec::new()

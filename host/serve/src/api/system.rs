@@ -62,7 +62,9 @@ pub struct AuditQuery {
 pub struct AuditView {
     /// Sequence number.
     pub id: i64,
-    /// Unix ms.
+    /// When it happened (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
     /// Who: `token:<name>`, `cli:<user>`, `scheduler`.
     pub actor: String,

@@ -128,12 +128,18 @@ pub struct PushState {
     /// Pushes not yet carried by a run (0: none pending): received since the last run that
     /// carries them started, or taken by runs that did not succeed.
     pub pending_pushes: u64,
-    /// When the first of them was received (unix ms).
+    /// When the first of them was received (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub first_pending_at: Option<i64>,
-    /// When the run carrying them is due (unix ms): the debounce after the latest push, or the
+    /// When the run carrying them is due (RFC 3339, UTC): the debounce after the latest push, or the
     /// maximum delay after the first, whichever is earlier; a run in progress delays it.
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_run_at: Option<i64>,
-    /// The latest push this process received (unix ms); `null` when none since it started.
+    /// The latest push this process received (RFC 3339, UTC); `null` when none since it started.
+    #[serde(with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_push_at: Option<i64>,
     /// Runs in a row that took the pending pushes and did not carry them (failed, partial,
     /// cancelled, refused, or could not start); 0 when none. While above 0, `next_run_at` is
