@@ -34,6 +34,10 @@ pub(crate) struct Cli {
     /// The configuration file (sources, target, policy).
     #[arg(long, env = "ROSTER_CONFIG", default_value = "roster.toml", global = true)]
     pub(crate) config: PathBuf,
+    /// The time zone dates are shown in: an IANA name such as Europe/Berlin, or UTC; default:
+    /// the system's.
+    #[arg(long, env = "ROSTER_TZ", global = true)]
+    pub(crate) tz: Option<String>,
     /// Log format: human or json.
     #[arg(long, env = "ROSTER_LOG_FORMAT", default_value = "human", global = true)]
     log_format: String,
@@ -334,7 +338,8 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Crowd { command } => {
             init_quiet_tracing(&cli.log_format);
-            cli::crowd::run(&*cli::store(&cli)?, command)
+            let clock = cli::time::Clock::from_cli(&cli)?;
+            cli::crowd::run(&*cli::store(&cli)?, &clock, command)
         }
         Command::Demo {
             idp,
@@ -561,19 +566,17 @@ fn scim_token(cli: &Cli, command: &ScimTokenCommand) -> anyhow::Result<()> {
             );
         }
         ScimTokenCommand::List { source } => {
+            let clock = cli::time::Clock::from_cli(cli)?;
             let store = cli::store(cli)?;
             println!(
-                "{:>4} {:<16} {:<20} {:<16} {:<20} STATE",
+                "{:>4} {:<16} {:<20} {:<16} {:<23} STATE",
                 "ID", "SOURCE", "NAME", "CREATED BY", "LAST USED"
             );
             for t in store.scim_tokens(source.as_deref())? {
                 let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
-                let used = t
-                    .last_used_at
-                    .and_then(chrono::DateTime::from_timestamp_millis)
-                    .map_or_else(|| "never".to_string(), |d| d.format("%Y-%m-%d %H:%M").to_string());
+                let used = clock.show_or(t.last_used_at, "never");
                 println!(
-                    "{:>4} {:<16} {:<20} {:<16} {:<20} {state}",
+                    "{:>4} {:<16} {:<20} {:<16} {:<23} {state}",
                     t.id, t.source, t.name, t.created_by, used
                 );
             }

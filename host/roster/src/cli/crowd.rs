@@ -8,6 +8,8 @@ use roster_serve::api::crowd_apps::{
 };
 use roster_store::{AppLicence, CrowdApp, Store};
 
+use super::time::Clock;
+
 /// `roster crowd …`.
 #[derive(Subcommand)]
 pub enum CrowdCommand {
@@ -110,10 +112,10 @@ pub struct SeatsArg {
 }
 
 /// Runs `roster crowd …` on the store.
-pub fn run(store: &Store, command: &CrowdCommand) -> anyhow::Result<()> {
+pub fn run(store: &Store, clock: &Clock, command: &CrowdCommand) -> anyhow::Result<()> {
     let CrowdCommand::Apps { command } = command;
     match command {
-        AppsCommand::List => list(store),
+        AppsCommand::List => list(store, clock),
         AppsCommand::Add {
             name,
             allow,
@@ -152,7 +154,7 @@ fn groups_text(groups: Option<&[String]>) -> String {
     groups.map_or_else(|| "every group".to_string(), |g| g.join(", "))
 }
 
-fn list(store: &Store) -> anyhow::Result<()> {
+fn list(store: &Store, clock: &Clock) -> anyhow::Result<()> {
     let apps = store.crowd_apps()?;
     if apps.is_empty() {
         println!("no Crowd applications; add one with `roster crowd apps add NAME --allow ADDR`");
@@ -163,10 +165,7 @@ fn list(store: &Store) -> anyhow::Result<()> {
         "NAME", "ALLOWED", "GROUPS", "LICENSED GROUPS", "SEATS", "CREATED BY"
     );
     for a in apps {
-        let used = a
-            .last_used_at
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .map_or_else(|| "never".to_string(), |d| d.format("%Y-%m-%d %H:%M").to_string());
+        let used = clock.show_or(a.last_used_at, "never");
         let licensed = if a.licence.licensed_groups.is_empty() {
             "-".to_string()
         } else {

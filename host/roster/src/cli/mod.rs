@@ -5,6 +5,7 @@ pub mod demo;
 pub mod preview;
 pub mod progress;
 pub mod sync;
+pub mod time;
 
 use std::sync::Arc;
 

@@ -300,6 +300,7 @@ pub async fn fetch(cli: &Cli, opts: &SyncOptions, json: bool) -> anyhow::Result<
 pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
     match cmd {
         PlanCommand::Show { id, json } => {
+            let clock = super::time::Clock::from_cli(cli)?;
             let store = super::store(cli)?;
             let plan = store.plan(id)?;
             let ops = store.plan_ops(id)?;
@@ -310,13 +311,19 @@ pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
                     .collect();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"plan": plan, "operations": list}))?
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"plan": clock.json_times(serde_json::to_value(&plan)?), "operations": list})
+                    )?
                 );
                 return Ok(());
             }
             println!(
-                "plan {} for {} — {} — hash {}",
-                plan.id, plan.target, plan.state, plan.hash
+                "plan {} for {} — {} — made {} — hash {}",
+                plan.id,
+                plan.target,
+                plan.state,
+                clock.show(plan.created_at),
+                plan.hash
             );
             if let Some(g) = &plan.guard {
                 for key in ["held", "refused"] {
@@ -370,12 +377,13 @@ pub async fn plan(cli: &Cli, cmd: &PlanCommand) -> anyhow::Result<()> {
 
 /// `roster runs …`
 pub fn runs(cli: &Cli, cmd: &RunsCommand) -> anyhow::Result<()> {
+    let clock = super::time::Clock::from_cli(cli)?;
     let store = super::store(cli)?;
     match cmd {
         RunsCommand::List { limit, target } => {
             println!(
-                "{:>5} {:<10} {:<12} {:<10} {:<16} {:<20} PLAN",
-                "RUN", "STATE", "MODE", "TRIGGER", "TARGET", "STARTED (unix ms)"
+                "{:>5} {:<10} {:<12} {:<10} {:<16} {:<24} PLAN",
+                "RUN", "STATE", "MODE", "TRIGGER", "TARGET", "STARTED"
             );
             let filter = roster_store::RunFilter {
                 target: target.as_deref(),
@@ -383,19 +391,19 @@ pub fn runs(cli: &Cli, cmd: &RunsCommand) -> anyhow::Result<()> {
             };
             for r in store.runs_filtered(&filter, *limit)? {
                 println!(
-                    "{:>5} {:<10} {:<12} {:<10} {:<16} {:<20} {}",
+                    "{:>5} {:<10} {:<12} {:<10} {:<16} {:<24} {}",
                     r.id,
                     r.state,
                     r.mode,
                     r.trigger,
                     r.target,
-                    r.started_at,
+                    clock.show(r.started_at),
                     r.plan_id.unwrap_or_default()
                 );
             }
         }
         RunsCommand::Show { id } => {
-            let run = store.run(*id)?;
+            let run = clock.json_times(serde_json::to_value(store.run(*id)?)?);
             println!("{}", serde_json::to_string_pretty(&run)?);
         }
         RunsCommand::Export { id, format } => {
