@@ -11,6 +11,7 @@
 
 mod bindings;
 pub mod capability;
+pub mod errno;
 pub mod error;
 pub mod job;
 pub mod jwt;

@@ -93,11 +93,21 @@ impl FileExport {
     }
 
     fn open(&self) -> Result<File, PluginError> {
-        File::open(self.file()).map_err(|e| {
-            PluginError::Config(format!(
-                "cannot open {} in the source's `files` folder: {e} (is `files` set for this source?)",
-                self.s.path
-            ))
+        let file = self.file();
+        File::open(&file).map_err(|e| {
+            let (file, path) = (file.display(), &self.s.path);
+            PluginError::Config(match e.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "the export file '{file}' does not exist — check the source's `path` ({path:?}) and that its `files` folder holds that file"
+                ),
+                std::io::ErrorKind::IsADirectory => format!(
+                    "the export file '{file}' is a folder — set the source's `path` to the export file inside it"
+                ),
+                // Any other reason: the host puts the sandbox's error number in words.
+                _ => format!(
+                    "cannot open the export file '{file}': {e} — check the source's `path` ({path:?}) and `files` folder"
+                ),
+            })
         })
     }
 

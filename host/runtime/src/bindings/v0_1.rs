@@ -186,13 +186,15 @@ impl From<GroupOutcome> for plain::GroupOutcome {
 }
 
 impl From<GuestError> for GuestFailure {
+    /// The plugin's words, with the sandbox's error numbers put in the user's.
     fn from(e: GuestError) -> Self {
+        let words = |m: String| crate::errno::in_user_words(&m).into_owned();
         match e {
-            GuestError::Config(m) => GuestFailure::Config(m),
-            GuestError::Auth(m) => GuestFailure::Auth(m),
-            GuestError::Transient(m) => GuestFailure::Transient(m),
-            GuestError::ExpiredDelta(m) => GuestFailure::ExpiredDelta(m),
-            GuestError::Fatal(m) => GuestFailure::Fatal(m),
+            GuestError::Config(m) => GuestFailure::Config(words(m)),
+            GuestError::Auth(m) => GuestFailure::Auth(words(m)),
+            GuestError::Transient(m) => GuestFailure::Transient(words(m)),
+            GuestError::ExpiredDelta(m) => GuestFailure::ExpiredDelta(words(m)),
+            GuestError::Fatal(m) => GuestFailure::Fatal(words(m)),
         }
     }
 }
