@@ -292,6 +292,58 @@ impl SourceConfig {
         Ok(())
     }
 
+    /// Refuses a source naming a plugin `runtime` does not serve as what the source uses it
+    /// for (its connector, each transform step): the message names the plugin and lists those
+    /// loaded. A disabled source is not checked (its plugin may be gone on purpose), nor is a
+    /// push source's connector (it has none).
+    pub fn check_plugins(&self, runtime: &roster_runtime::Runtime) -> Result<(), String> {
+        use roster_runtime::loader::World;
+        if !self.enabled {
+            return Ok(());
+        }
+        let wanted = self.plugin().map(|p| (p, World::Connector, None)).into_iter().chain(
+            self.transforms
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.plugin.as_str(), World::Transform, Some(i + 1))),
+        );
+        for (name, world, step) in wanted {
+            let place = step.map_or_else(String::new, |n| format!(" in transform step {n}"));
+            let problem = match runtime.plugin(name) {
+                Some(p) if p.world == world => continue,
+                Some(p) => format!(
+                    "names '{name}'{}, but it is a {} plugin, not a {}",
+                    if step.is_some() {
+                        place.as_str()
+                    } else {
+                        " as its connector"
+                    },
+                    p.world.as_str(),
+                    world.as_str()
+                ),
+                None => format!(
+                    "names the {} plugin '{name}'{place}, which is not loaded",
+                    world.as_str()
+                ),
+            };
+            let loaded: Vec<String> = runtime
+                .plugins()
+                .iter()
+                .map(|p| format!("{} ({})", p.label.name, p.world.as_str()))
+                .collect();
+            let loaded = match loaded.as_slice() {
+                [] => "no plugins are loaded".to_string(),
+                l => format!("the plugins loaded are {}", l.join(", ")),
+            };
+            return Err(format!(
+                "source '{}' {problem}; {loaded} (from {}; `roster plugins list` shows them and the files that failed to load)",
+                self.id,
+                runtime.config().plugins_dir.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether `roster serve` runs this source on a schedule: its schedule is enabled and, for a
     /// push source (whose pushes start its runs), named explicitly with `every_minutes` or
     /// `cron` (a periodic run then re-plans from the mirror as last pushed).

@@ -108,5 +108,9 @@ pub async fn runner_for(cli: &Cli, config: &std::path::Path) -> anyhow::Result<R
             eprintln!("warning: {error}");
         }
     }
+    // A source naming a plugin that is not there is refused now, not at its first run.
+    for s in &config.sources {
+        s.check_plugins(&rt).map_err(anyhow::Error::msg)?;
+    }
     Ok(Runner::new(store, rt, config, &kinds)?)
 }

@@ -546,6 +546,45 @@ async fn sources_are_created_replaced_and_deleted_with_write_only_secrets() {
     bad["id"] = json!("bad2");
     bad["prioritty"] = json!(1);
     assert_eq!(w.post("/api/v1/sources", &w.admin, bad).await.0, 422);
+    // A plugin that is not loaded (connector or transform), or of the other kind, is refused
+    // now, naming it and the plugins there, rather than at the source's first run.
+    for (plugin, transform, said) in [
+        (
+            "nosuch",
+            None,
+            "names the connector plugin 'nosuch', which is not loaded",
+        ),
+        (
+            "entra",
+            Some("nosuch-map"),
+            "the transform plugin 'nosuch-map' in transform step 1, which",
+        ),
+        (
+            "normalize",
+            None,
+            "names 'normalize' as its connector, but it is a transform plugin",
+        ),
+    ] {
+        let mut bad = body.clone();
+        bad["plugin"] = json!(plugin);
+        if let Some(t) = transform {
+            bad["transforms"] = json!([{"plugin": t}]);
+        }
+        let (status, e) = w.send_json(Method::PUT, "/api/v1/sources/entra2", &w.admin, bad).await;
+        assert_eq!(status, 422, "{plugin}: {e}");
+        let e = e["error"].as_str().unwrap();
+        assert!(e.contains(said), "{e}");
+        assert!(
+            e.contains("entra (connector)") && e.contains("normalize (transform)"),
+            "{e}"
+        );
+    }
+    let (_, kept) = w.get("/api/v1/sources/entra2", &w.viewer).await;
+    assert_eq!(
+        (kept["plugin"].as_str(), &kept["config"]["transforms"]),
+        (Some("entra"), &json!([])),
+        "{kept}"
+    );
     let (status, e) = w
         .send_json(Method::DELETE, "/api/v1/sources/entra", &w.admin, json!({}))
         .await;

@@ -242,6 +242,10 @@ impl Service {
         kinds: TargetKinds,
     ) -> Result<Arc<Service>, ServiceError> {
         let config = merged_config(config_path, &store, &kinds)?;
+        // A source naming a plugin that is not there is refused now, not at its first run.
+        for s in &config.sources {
+            s.check_plugins(&runtime).map_err(ServiceError::Invalid)?;
+        }
         let alerts = alerter(&config)?;
         let runner = build_runner(&store, &runtime, &config, &kinds)?;
         if config.targets.is_empty() {
@@ -768,6 +772,7 @@ impl Service {
         candidate.sources.retain(|s| s.id != source.id);
         candidate.sources.push(source.clone());
         candidate.validate(&self.kinds).map_err(ServiceError::Invalid)?;
+        source.check_plugins(&self.runtime).map_err(ServiceError::Invalid)?;
         self.check_transforms(&source).await?;
         let secrets = if source.secrets.is_empty() && replace {
             None
