@@ -439,6 +439,7 @@ async fn plugins_list(cli: &Cli, json: bool) -> anyhow::Result<()> {
                 serde_json::json!({
                     "name": p.label.name, "world": p.world, "version": p.label.version,
                     "sha256": p.label.sha256, "file": p.path, "description": p.description,
+                    "verifies_passwords": p.verifies_passwords(),
                 })
             })
             .collect();
@@ -456,13 +457,23 @@ async fn plugins_list(cli: &Cli, json: bool) -> anyhow::Result<()> {
     if plugins.is_empty() {
         println!("no plugins loaded");
     } else {
-        println!("{:<16} {:<10} {:<10} {:<16} FILE", "NAME", "WORLD", "VERSION", "SHA256");
+        println!(
+            "{:<16} {:<10} {:<10} {:<18} {:<16} FILE",
+            "NAME", "WORLD", "VERSION", "VERIFIES PASSWORDS", "SHA256"
+        );
         for p in &plugins {
+            // Only a connector can say where its people's passwords are checked.
+            let passwords = match (p.world, p.verifies_passwords()) {
+                (roster_runtime::World::Transform, _) => "-",
+                (_, true) => "yes",
+                (_, false) => "no",
+            };
             println!(
-                "{:<16} {:<10} {:<10} {:<16} {}",
+                "{:<16} {:<10} {:<10} {:<18} {:<16} {}",
                 p.label.name,
                 p.world,
                 p.label.version,
+                passwords,
                 &p.label.sha256[..12],
                 p.label.file
             );
