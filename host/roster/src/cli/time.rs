@@ -63,10 +63,10 @@ impl Clock {
     pub fn json_times(&self, mut value: serde_json::Value) -> serde_json::Value {
         if let Some(fields) = value.as_object_mut() {
             for (key, v) in fields.iter_mut() {
-                if key == "at" || key.ends_with("_at") {
-                    if let Some(text) = v.as_i64().and_then(|ms| self.rfc3339(ms)) {
-                        *v = serde_json::Value::String(text);
-                    }
+                if (key == "at" || key.ends_with("_at"))
+                    && let Some(text) = v.as_i64().and_then(|ms| self.rfc3339(ms))
+                {
+                    *v = serde_json::Value::String(text);
                 }
             }
         }
