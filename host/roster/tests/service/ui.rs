@@ -479,3 +479,26 @@ async fn the_assets_are_the_vendored_htmx_and_one_stylesheet_and_script() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_elsewhere_than_loopback_can_be_allowed_explicitly() {
+    let (w, _) = world(12, "[api]\nui_cookie = \"plain\"\n").await;
+    let mut b = Browser::new(&w.base);
+    let (_, headers, page) = b.get("/ui/login").await;
+    let set = headers[SET_COOKIE].to_str().unwrap();
+    assert!(set.starts_with("roster_login=") && !set.contains("Secure"), "{set}");
+    let c = field(&page, "login_csrf").unwrap();
+    let (status, headers, _) = b
+        .post_with("/ui/login", &[("token", &w.viewer), ("login_csrf", &c)], &[])
+        .await;
+    assert_eq!(status, 303);
+    let session = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("roster_session="))
+        .unwrap()
+        .to_string();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict") && !session.contains("Secure"));
+    assert_eq!(b.get("/ui").await.0, 200);
+}

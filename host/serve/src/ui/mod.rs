@@ -193,10 +193,8 @@ pub enum Nav {
     None,
     /// `/ui`.
     Dashboard,
-    /// `/ui/runs` and a run's pages.
+    /// `/ui/runs`, a run's pages and its plan's review.
     Runs,
-    /// A plan's review.
-    Plans,
     /// `/ui/tokens`.
     Tokens,
     /// `/ui/audit`.
@@ -249,7 +247,6 @@ impl Chrome {
             Nav::None => "",
             Nav::Dashboard => "dashboard",
             Nav::Runs => "runs",
-            Nav::Plans => "plans",
             Nav::Tokens => "tokens",
             Nav::Audit => "audit",
         };
