@@ -342,6 +342,8 @@ async fn a_viewer_sees_no_control_and_is_refused_anyway() {
         403
     );
     assert_eq!(b.post(&format!("/ui/plans/{plan_id}/reject"), &[]).await.0, 403);
+    let held_run = held["id"].as_i64().unwrap();
+    assert_eq!(b.post(&format!("/ui/runs/{held_run}/cancel"), &[]).await.0, 403);
     assert_eq!(b.get("/ui/tokens").await.0, 403);
     assert_eq!(b.post("/ui/tokens", &[("name", "x"), ("role", "admin")]).await.0, 403);
     assert_eq!(w.world.store.runs(100).unwrap().len(), runs, "nothing ran");
@@ -362,6 +364,9 @@ async fn a_viewer_sees_no_control_and_is_refused_anyway() {
         .0,
         403
     );
+    // A run that has ended cannot be cancelled: the page says so, as the API does (409).
+    let (status, _, page) = op.post(&format!("/ui/runs/{held_run}/cancel"), &[]).await;
+    assert_eq!(status, 409, "{page}");
     // The administrator approves exactly this plan, by its hash.
     let mut admin = Browser::new(&w.base);
     admin.login(&w.admin).await;

@@ -70,6 +70,7 @@ pub fn routes(service: AppState, doc: &utoipa::openapi::OpenApi) -> axum::Router
         .route("/ui/runs", get(runs::list).post(runs::start))
         .route("/ui/runs/{id}", get(runs::one))
         .route("/ui/runs/{id}/progress", get(runs::progress))
+        .route("/ui/runs/{id}/cancel", post(runs::cancel))
         .route("/ui/runs/{id}/results", get(runs::results))
         .route("/ui/runs/{id}/results.csv", get(runs::export_csv))
         .route("/ui/runs/{id}/results.json", get(runs::export_json))

@@ -329,6 +329,19 @@ pub async fn progress(ui: Ui, Path(id): Path<i64>) -> UiResult<Response> {
         .into_response())
 }
 
+/// `POST /ui/runs/{id}/cancel` (operator and up, as `POST /api/v1/runs/{id}/cancel`): asks a
+/// running run to stop; what is in flight finishes and is recorded.
+pub async fn cancel(ui: Ui, Path(id): Path<i64>) -> UiResult<Redirect> {
+    ui.require(Method::POST, "/api/v1/runs/{id}/cancel")?;
+    run_row(&ui, id).await?;
+    ui.service().cancel(id)?;
+    // The same audit entry the API writes.
+    ui.caller
+        .audit(ui.service(), "run.cancel", &format!("run {id}"), None)
+        .await?;
+    Ok(Redirect::to(&format!("/ui/runs/{id}")))
+}
+
 /// The results' search and filters.
 #[derive(Debug, Default, Deserialize)]
 pub struct ResultsFilter {
