@@ -25,6 +25,7 @@ mod runs;
 mod schedules;
 mod scim;
 mod served;
+mod sessions;
 mod settings;
 mod sources;
 mod target_accounts;
@@ -52,6 +53,7 @@ pub use served::{
     EventKind, EventOp, EventsSince, ServedApplied, ServedChange, ServedEvent, ServedGroup, ServedState, ServedUser,
     ServedView,
 };
+pub use sessions::{SESSION_IDLE_MS, SESSION_LIFETIME_MS, UiSession};
 pub use settings::AcceptedSettings;
 pub use sources::SourceRow;
 pub use target_accounts::{CallTaken, CallWindow, TargetAccount};

@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0012_crowd_app_licences.sql",
         include_str!("../../../migrations/0012_crowd_app_licences.sql"),
     ),
+    (
+        13,
+        "0013_ui_sessions.sql",
+        include_str!("../../../migrations/0013_ui_sessions.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

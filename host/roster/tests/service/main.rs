@@ -5,6 +5,8 @@
 //! scim2-tester over the SCIM endpoint and python-crowd and atlassian-crowd-client over the Crowd
 //! endpoint (`crowd_clients`).
 //!
+//! The admin pages: `ui` over HTTP, and (ignored, run by `.ci/run`) `ui_browser` in Chromium.
+//!
 //! One test binary for all of them (`cargo test -p roster --test service`).
 
 #[path = "../common/mod.rs"]
@@ -26,3 +28,5 @@ mod scim;
 mod scim2_tester;
 mod scim_e2e;
 mod targets;
+mod ui;
+mod ui_browser;

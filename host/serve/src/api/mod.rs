@@ -268,12 +268,17 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
         .merge(crate::scim::routes(state.clone()))
         // The Crowd endpoint too: an application's name and password, and its addresses.
         .merge(crate::crowd::routes(state.clone()))
+        // The admin pages: a session opened with an API token, the API's roles and allow-list.
+        .merge(crate::ui::routes(state.clone(), &doc))
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/scim/") {
                 return crate::scim::not_found();
             }
             if uri.path().starts_with("/rest/usermanagement/") {
                 return crate::crowd::not_found(uri.path());
+            }
+            if uri.path() == "/ui" || uri.path().starts_with("/ui/") {
+                return crate::ui::not_found();
             }
             ApiError::not_found("no such route; see /api/v1/openapi.json").into_response()
         })
