@@ -244,7 +244,12 @@ pub fn fields(schema: &Value, settings: &Value) -> Vec<Field> {
                     .unwrap_or("")
                     .to_string(),
                 required: required.contains(&name.as_str()),
-                value: settings.get(name).map(|v| shown(&kind, v)).unwrap_or_default(),
+                // A checkbox cannot show "the default": it shows the default's value.
+                value: settings
+                    .get(name)
+                    .or(node.get("default").filter(|_| kind == Kind::Boolean))
+                    .map(|v| shown(&kind, v))
+                    .unwrap_or_default(),
                 placeholder: node.get("default").map(|d| shown(&kind, d)).unwrap_or_default(),
                 min: bound("minimum"),
                 max: bound("maximum"),
