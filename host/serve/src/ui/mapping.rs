@@ -489,9 +489,10 @@ mod tests {
     fn a_json_syntax_error_is_placed_at_its_line_and_column() {
         let text = "{\n  \"user\": {\n    \"username\": \"[mail]\",,\n  }\n}";
         let r = parse_draft(text).unwrap_err();
-        assert_eq!(r.at, Some(Position { line: 3, column: 25 }));
+        // The second comma.
+        assert_eq!(r.at, Some(Position { line: 3, column: 26 }));
         assert_eq!(r.excerpt, "    \"username\": \"[mail]\",,");
-        assert!(r.message.starts_with("line 3, column 25"), "{}", r.message);
+        assert!(r.message.starts_with("line 3, column 26"), "{}", r.message);
     }
 
     #[test]

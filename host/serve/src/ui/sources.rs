@@ -554,3 +554,63 @@ pub async fn check(ui: Ui, headers: HeaderMap, Path(id): Path<String>) -> UiResu
     }
     Ok(render(&ui, &s, Some(result), Ok(false)).await?.into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Value {
+        serde_json::json!({
+            "type": "object",
+            "required": ["tenant"],
+            "properties": {
+                "tenant": {"type": "string", "description": "The tenant"},
+                "page_size": {"type": "integer", "default": 999, "minimum": 1, "maximum": 999},
+                "guests": {"type": "boolean", "default": true},
+                "attributes": {"type": "array", "items": {"type": "string"}, "default": []},
+                "mode": {"$ref": "#/$defs/Mode"}
+            },
+            "$defs": {"Mode": {"type": "string", "enum": ["full", "delta"]}}
+        })
+    }
+
+    #[test]
+    fn a_schema_gives_one_typed_field_per_setting() {
+        let f = fields(&schema(), &serde_json::json!({"tenant": "t", "attributes": ["a", "b"]}));
+        let by = |n: &str| f.iter().find(|x| x.name == n).unwrap();
+        assert_eq!(by("tenant").value, "t");
+        assert!(by("tenant").required);
+        assert_eq!(by("page_size").input_type(), "number");
+        assert_eq!(by("page_size").placeholder, "999");
+        assert_eq!(by("page_size").max.as_deref(), Some("999"));
+        // A checkbox shows the default when the setting is not given.
+        assert!(by("guests").checked());
+        assert_eq!(by("attributes").value, "a\nb");
+        assert_eq!(by("mode").choices().unwrap(), ["full", "delta"]);
+    }
+
+    #[test]
+    fn a_form_gives_typed_settings_and_names_a_wrong_one() {
+        let before = serde_json::json!({"tenant": "t", "unlisted": 1});
+        let f = fields(&schema(), &before);
+        let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let out = settings_from_form(
+            &f,
+            &form(&[("s.tenant", "u"), ("s.page_size", "50"), ("s.attributes", "x\n\n y "), ("s.mode", "")]),
+            &before,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"tenant": "u", "page_size": 50, "guests": false, "attributes": ["x", "y"], "unlisted": 1})
+        );
+        let e = settings_from_form(&f, &form(&[("s.tenant", "u"), ("s.page_size", "many")]), &before).unwrap_err();
+        assert!(e.contains("'page_size' must be a whole number"), "{e}");
+        let e = settings_from_form(&f, &form(&[("s.tenant", " ")]), &before).unwrap_err();
+        assert!(e.contains("'tenant' is required"), "{e}");
+        let e = settings_from_form(&f, &form(&[("s.tenant", "u"), ("s.mode", "sideways")]), &before).unwrap_err();
+        assert!(e.contains("one of full, delta"), "{e}");
+    }
+}
