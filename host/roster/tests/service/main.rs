@@ -29,5 +29,5 @@ mod scim2_tester;
 mod scim_e2e;
 mod targets;
 mod ui;
-mod ui_sources;
 mod ui_browser;
+mod ui_sources;

@@ -104,5 +104,5 @@ async fn ui_browser_walks_every_page_in_chromium() {
         "source.replace",
         "plugin.upload",
     ])
-        .await;
+    .await;
 }

@@ -62,7 +62,11 @@ async fn check(b: &mut Browser, mapping: &str, sample: &str) -> (u16, String) {
         .post_with(
             "/ui/sources/entra2/mapping/check",
             &[("mapping", mapping), ("sample", sample), ("only", ""), ("step", "0")],
-            &[("x-csrf-token", &csrf), ("hx-request", "true"), ("sec-fetch-site", "same-origin")],
+            &[
+                ("x-csrf-token", &csrf),
+                ("hx-request", "true"),
+                ("sec-fetch-site", "same-origin"),
+            ],
         )
         .await;
     (status, body)
@@ -87,9 +91,18 @@ async fn the_mapping_editor_places_syntax_errors_previews_the_chain_and_saves_on
     let (status, _, page) = b.get("/ui/sources/entra2/mapping").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("<textarea id=\"mapping\""), "{page}");
-    assert!(page.contains("Append(StripDomain([userPrincipalName]), \\&#34;.a\\&#34;)"), "{page}");
-    assert!(page.contains("over the source&#39;s mirror") || page.contains("over the source's mirror"), "{page}");
-    assert!(page.to_lowercase().contains(&format!("{first}.a")), "the preview shows the mapped name");
+    assert!(
+        page.contains("Append(StripDomain([userPrincipalName]), \\&#34;.a\\&#34;)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("over the source&#39;s mirror") || page.contains("over the source's mirror"),
+        "{page}"
+    );
+    assert!(
+        page.to_lowercase().contains(&format!("{first}.a")),
+        "the preview shows the mapped name"
+    );
 
     // An expression that does not parse: refused at its place in the document (line 3, inside
     // the username's string), with that line quoted.
@@ -113,14 +126,23 @@ async fn the_mapping_editor_places_syntax_errors_previews_the_chain_and_saves_on
     let (_, frag) = check(&mut b, &fixed, "").await;
     assert!(!frag.contains("error-line"), "{frag}");
     let lower = frag.to_lowercase();
-    assert!(lower.contains(&format!("{first}.b")) && !lower.contains(&format!("{first}.a")), "{frag}");
-    assert!(frag.contains("mapping: <span class=\"state state-succeeded\">kept</span>"), "{frag}");
+    assert!(
+        lower.contains(&format!("{first}.b")) && !lower.contains(&format!("{first}.a")),
+        "{frag}"
+    );
+    assert!(
+        frag.contains("mapping: <span class=\"state state-succeeded\">kept</span>"),
+        "{frag}"
+    );
     assert!(frag.contains("mapped username"), "the rule that decided: {frag}");
 
     // Pasted sample records instead of the mirror.
     let sample = json!({"users": [{"id": "s1", "username": "sam", "attributes": {"userPrincipalName": "Sam.Sample@example.com"}}]}).to_string();
     let (_, frag) = check(&mut b, &fixed, &sample).await;
-    assert!(frag.contains("Sam.Sample.b") && frag.contains("the sample records"), "{frag}");
+    assert!(
+        frag.contains("Sam.Sample.b") && frag.contains("the sample records"),
+        "{frag}"
+    );
     let (_, frag) = check(&mut b, &fixed, "{\"users\": 3}").await;
     assert!(frag.contains("sample records are not usable"), "{frag}");
 
@@ -167,18 +189,35 @@ async fn the_preview_api_takes_a_draft_chain_and_refuses_a_broken_one_with_its_p
     let draft = |expr: &str| json!({"transforms": [{"plugin": "mapping", "settings": {"user": {"username": expr}}}]});
 
     let (status, t) = w
-        .post("/api/v1/sources/entra2/preview", &w.operator, draft("Append(StripDomain([userPrincipalName]), \".c\")"))
+        .post(
+            "/api/v1/sources/entra2/preview",
+            &w.operator,
+            draft("Append(StripDomain([userPrincipalName]), \".c\")"),
+        )
         .await;
     assert_eq!(status, 200, "{t}");
     let user = t["users"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|u| u["before"]["username"].as_str().unwrap().to_lowercase().starts_with(&first))
+        .find(|u| {
+            u["before"]["username"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .starts_with(&first)
+        })
         .unwrap_or_else(|| panic!("{first} previewed: {t}"));
     assert_eq!(user["steps"][0]["plugin"], "mapping");
     assert_eq!(user["steps"][0]["outcome"], "kept");
-    assert!(user["after"]["username"].as_str().unwrap().to_lowercase().ends_with(".c"), "{user}");
+    assert!(
+        user["after"]["username"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .ends_with(".c"),
+        "{user}"
+    );
 
     // Nothing was stored: the source still maps to `.a`.
     let (_, stored) = w.get("/api/v1/sources/entra2", &w.viewer).await;
@@ -218,7 +257,10 @@ async fn a_broken_component_upload_is_refused_before_it_replaces_anything() {
     let upload_with = |file: &str, bytes: Vec<u8>, b: &Browser, csrf: String| {
         let http = reqwest::Client::new();
         http.post(format!("{}/ui/plugins/upload?file={file}", w.base))
-            .header("cookie", format!("__Host-roster_session={}", b.cookie("__Host-roster_session").unwrap()))
+            .header(
+                "cookie",
+                format!("__Host-roster_session={}", b.cookie("__Host-roster_session").unwrap()),
+            )
             .header("x-csrf-token", csrf)
             .header("sec-fetch-site", "same-origin")
             .header("content-type", "application/wasm")
@@ -230,17 +272,30 @@ async fn a_broken_component_upload_is_refused_before_it_replaces_anything() {
     assert!(page.contains("mapping") && page.contains("transform"), "{page}");
 
     // Not a component, over the loaded mapping: refused with the reason; nothing replaced.
-    let resp = upload("mapping.wasm", b"\0asm not really".to_vec(), &b).send().await.unwrap();
+    let resp = upload("mapping.wasm", b"\0asm not really".to_vec(), &b)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 422);
     let text = resp.text().await.unwrap();
-    assert!(text.contains("mapping.wasm was refused, and nothing was replaced"), "{text}");
+    assert!(
+        text.contains("mapping.wasm was refused, and nothing was replaced"),
+        "{text}"
+    );
     let after: Vec<_> = std::fs::read_dir(w.world.rt.plugins_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(before, after, "the folder is as it was");
     let (_, plugins) = w.get("/api/v1/plugins", &w.viewer).await;
-    assert!(plugins["plugins"].as_array().unwrap().iter().any(|p| p["name"] == "mapping"), "{plugins}");
+    assert!(
+        plugins["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "mapping"),
+        "{plugins}"
+    );
     w.assert_audited(&["plugin.upload-refused"]).await;
     // A name that is not a component's is refused too.
     let resp = upload("..%2Fevil.wasm", b"x".to_vec(), &b).send().await.unwrap();
@@ -259,7 +314,10 @@ async fn a_broken_component_upload_is_refused_before_it_replaces_anything() {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     assert_eq!(status, 200, "{text}");
-    assert!(text.contains("plugin &#39;normalize&#39;") || text.contains("plugin 'normalize'"), "{text}");
+    assert!(
+        text.contains("plugin &#39;normalize&#39;") || text.contains("plugin 'normalize'"),
+        "{text}"
+    );
     let (_, _, page) = b.get("/ui/plugins").await;
     assert!(page.contains("normalize.wasm"), "{page}");
 
@@ -287,7 +345,10 @@ async fn a_source_page_shows_its_schema_form_never_its_secrets_and_tests_the_con
     // Fields from the entra connector's own schema, filled with the source's settings.
     assert!(page.contains("name=\"s.tenant_id\""), "{page}");
     assert!(page.contains(&format!("value=\"{}\"", common::entra::TENANT)), "{page}");
-    assert!(page.contains("name=\"s.page_size\"") && page.contains("type=\"number\""), "{page}");
+    assert!(
+        page.contains("name=\"s.page_size\"") && page.contains("type=\"number\""),
+        "{page}"
+    );
     // The secret is write-only.
     assert!(page.contains("name=\"secret.client_secret\""), "{page}");
     assert!(page.contains("placeholder=\"set — leave empty to keep\""), "{page}");
@@ -299,7 +360,11 @@ async fn a_source_page_shows_its_schema_form_never_its_secrets_and_tests_the_con
         .post_with(
             "/ui/sources/entra2/check",
             &[],
-            &[("x-csrf-token", &csrf), ("hx-request", "true"), ("sec-fetch-site", "same-origin")],
+            &[
+                ("x-csrf-token", &csrf),
+                ("hx-request", "true"),
+                ("sec-fetch-site", "same-origin"),
+            ],
         )
         .await;
     assert_eq!(status, 200, "{frag}");
@@ -322,14 +387,22 @@ async fn a_source_page_shows_its_schema_form_never_its_secrets_and_tests_the_con
     let (_, stored) = w.get("/api/v1/sources/entra2", &w.viewer).await;
     assert_eq!(stored["config"]["settings"]["page_size"], 50, "{stored}");
     assert_eq!(stored["secrets"][0]["name"], "client_secret", "{stored}");
-    assert_eq!(w.run(json!({})).await["state"], "succeeded", "the kept secret still works");
+    assert_eq!(
+        w.run(json!({})).await["state"],
+        "succeeded",
+        "the kept secret still works"
+    );
 
     // A value of the wrong type is refused on the form, naming the setting; nothing stored.
     let mut bad = form.to_vec();
     bad[4] = ("s.page_size", "lots");
     let (status, _, page) = b.post("/ui/sources/entra2", &bad).await;
     assert_eq!(status, 422);
-    assert!(page.contains("setting &#39;page_size&#39; must be a whole number") || page.contains("setting 'page_size' must be a whole number"), "{page}");
+    assert!(
+        page.contains("setting &#39;page_size&#39; must be a whole number")
+            || page.contains("setting 'page_size' must be a whole number"),
+        "{page}"
+    );
 
     // The directory page: people after the merge with their source, and "why".
     let user = &d.users[0].username;
@@ -340,7 +413,10 @@ async fn a_source_page_shows_its_schema_form_never_its_secrets_and_tests_the_con
     let mut viewer = Browser::new(&w.base);
     viewer.login(&w.viewer).await;
     let (_, _, page) = viewer.get("/ui/sources/entra2").await;
-    assert!(page.contains("<fieldset disabled>") && !page.contains("Save settings"), "{page}");
+    assert!(
+        page.contains("<fieldset disabled>") && !page.contains("Save settings"),
+        "{page}"
+    );
     assert!(!page.contains("Test connection</button>"), "{page}");
     let (status, _, _) = viewer.post("/ui/sources/entra2", &form).await;
     assert_eq!(status, 403);

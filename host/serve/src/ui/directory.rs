@@ -147,7 +147,10 @@ pub async fn page(ui: Ui, Query(q): Query<DirectoryQuery>) -> UiResult<Directory
                 }
             }
             for (key, p) in &desired.persons {
-                let (email, display) = (p.email.as_deref().unwrap_or(""), p.display_name.as_deref().unwrap_or(""));
+                let (email, display) = (
+                    p.email.as_deref().unwrap_or(""),
+                    p.display_name.as_deref().unwrap_or(""),
+                );
                 if !hit(&[&p.username, email, display]) {
                     continue;
                 }
@@ -219,13 +222,22 @@ pub async fn page(ui: Ui, Query(q): Query<DirectoryQuery>) -> UiResult<Directory
                 let by: Vec<String> = o.iter().map(|o| format!("source {}, {}", o.source, o.rule)).collect();
                 (true, format!("managed: {}", by.join("; ")))
             } else if is(&t.default_groups) {
-                (true, "managed: a default group (every active synced person)".to_string())
+                (
+                    true,
+                    "managed: a default group (every active synced person)".to_string(),
+                )
             } else if desired_groups.contains(&key) {
                 (true, "managed: from the sources (no rule recorded)".to_string())
             } else if is(&t.new_user_groups) {
-                (false, "left alone after account creation: a new_user_groups starting group".to_string())
+                (
+                    false,
+                    "left alone after account creation: a new_user_groups starting group".to_string(),
+                )
             } else if managed.iter().any(|m| m.eq_ignore_ascii_case(&name)) {
-                (true, "managed by Roster, but no source has it now: its members are removed at the next run".to_string())
+                (
+                    true,
+                    "managed by Roster, but no source has it now: its members are removed at the next run".to_string(),
+                )
             } else {
                 (false, "left alone".to_string())
             };

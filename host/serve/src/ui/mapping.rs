@@ -332,7 +332,11 @@ fn step_of(s: &SourceConfig, asked: Option<usize>) -> UiResult<usize> {
             "step {} of source '{}' is not a mapping; the chain is {}",
             i + 1,
             s.id,
-            s.transforms.iter().map(|t| t.plugin.as_str()).collect::<Vec<_>>().join(" → ")
+            s.transforms
+                .iter()
+                .map(|t| t.plugin.as_str())
+                .collect::<Vec<_>>()
+                .join(" → ")
         ))),
         None => Ok(s
             .transforms
@@ -374,7 +378,11 @@ async fn live(ui: &Ui, s: &SourceConfig, step: usize, draft: &Draft) -> Live {
             Err(e) => return Live::Unavailable(format!("the sample records are not usable: {e}")),
         }
     };
-    let over = if sample.is_some() { "the sample records" } else { "the source's mirror" };
+    let over = if sample.is_some() {
+        "the sample records"
+    } else {
+        "the source's mirror"
+    };
     let chain = draft_chain(s, step, doc.clone());
     match ui.service().preview_chain(&s.id, Some(chain), sample).await {
         Ok(t) => {
@@ -436,7 +444,12 @@ pub async fn page(ui: Ui, Path(id): Path<String>, Query(q): Query<StepQuery>) ->
 
 /// `POST /ui/sources/{id}/mapping/check`: the draft's syntax error or its preview (htmx: the
 /// live part alone; without JavaScript: the page).
-pub async fn check(ui: Ui, headers: HeaderMap, Path(id): Path<String>, axum::Form(draft): axum::Form<Draft>) -> UiResult<Response> {
+pub async fn check(
+    ui: Ui,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::Form(draft): axum::Form<Draft>,
+) -> UiResult<Response> {
     ui.require(Method::POST, "/api/v1/sources/{id}/preview")?;
     let s = find(&ui, &id)?;
     let step = step_of(&s, draft.step)?;
@@ -468,7 +481,12 @@ pub async fn save(ui: Ui, Path(id): Path<String>, axum::Form(draft): axum::Form<
     match ui.service().put_source(next, crate::service::Put::Replace).await {
         Ok(()) => {
             ui.caller
-                .audit(ui.service(), "source.replace", &id, Some("mapping edited in the admin pages"))
+                .audit(
+                    ui.service(),
+                    "source.replace",
+                    &id,
+                    Some("mapping edited in the admin pages"),
+                )
                 .await?;
             Ok(Redirect::to(&format!("/ui/sources/{id}/mapping?step={step}&saved=1")).into_response())
         }

@@ -92,7 +92,9 @@ pub fn routes(service: AppState, doc: &utoipa::openapi::OpenApi) -> axum::Router
         .route("/ui/plugins/reload", post(plugins::reload))
         .route(
             "/ui/plugins/upload",
-            post(plugins::upload).layer(axum::extract::DefaultBodyLimit::max(crate::api::plugins::MAX_UPLOAD_BYTES)),
+            post(plugins::upload).layer(axum::extract::DefaultBodyLimit::max(
+                crate::api::plugins::MAX_UPLOAD_BYTES,
+            )),
         )
         .route("/ui/directory", get(directory::page))
         .route("/ui/logout", post(session::logout))

@@ -124,7 +124,11 @@ pub async fn upload(ui: Ui, Query(q): Query<UploadQuery>, body: Bytes) -> UiResu
             ui.caller
                 .audit(state, "plugin.upload-refused", &q.file, Some(&detail))
                 .await?;
-            let message = format!("{} was refused, and nothing was replaced: {}", q.file, refusal.message());
+            let message = format!(
+                "{} was refused, and nothing was replaced: {}",
+                q.file,
+                refusal.message()
+            );
             let status = refusal.status();
             Ok((status, UploadResult { ok: false, message }).into_response())
         }

@@ -298,8 +298,14 @@ pub fn settings_from_form(fields: &[Field], form: &[(String, String)], before: &
                     .map(|l| Value::String(l.to_string()))
                     .collect(),
             ),
-            Kind::Json => serde_json::from_str(raw)
-                .map_err(|e| format!("setting '{}' is not JSON (line {}, column {}): {e}", f.name, e.line(), e.column()))?,
+            Kind::Json => serde_json::from_str(raw).map_err(|e| {
+                format!(
+                    "setting '{}' is not JSON (line {}, column {}): {e}",
+                    f.name,
+                    e.line(),
+                    e.column()
+                )
+            })?,
             Kind::Boolean => unreachable!("handled above"),
         };
         out.insert(f.name.clone(), v);
@@ -371,16 +377,25 @@ fn schema_of(ui: &Ui, plugin: &str) -> Result<Value, String> {
         .into_iter()
         .find(|p| p.label.name == plugin)
         .ok_or_else(|| format!("the connector '{plugin}' is not loaded; see Plugins (/ui/plugins)"))?;
-    serde_json::from_str(&p.settings_schema)
-        .map_err(|e| format!("the connector '{plugin}' gives no usable settings schema ({e}); edit the source through the API"))
+    serde_json::from_str(&p.settings_schema).map_err(|e| {
+        format!("the connector '{plugin}' gives no usable settings schema ({e}); edit the source through the API")
+    })
 }
 
-async fn render(ui: &Ui, s: &SourceConfig, check: Option<CheckResult>, outcome: Result<bool, String>) -> UiResult<SourcePage> {
+async fn render(
+    ui: &Ui,
+    s: &SourceConfig,
+    check: Option<CheckResult>,
+    outcome: Result<bool, String>,
+) -> UiResult<SourcePage> {
     let plugin = s.plugin.clone().unwrap_or_default();
     let (fields, schema_missing) = match s.plugin.as_deref().map(|p| schema_of(ui, p)) {
         Some(Ok(schema)) => (fields(&schema, &s.settings), None),
         Some(Err(e)) => (Vec::new(), Some(e)),
-        None => (Vec::new(), Some("this source pushes to Roster (SCIM); it has no connector settings".into())),
+        None => (
+            Vec::new(),
+            Some("this source pushes to Roster (SCIM); it has no connector settings".into()),
+        ),
     };
     let id = s.id.clone();
     let (sealed, st) = ui
@@ -406,7 +421,10 @@ async fn render(ui: &Ui, s: &SourceConfig, check: Option<CheckResult>, outcome: 
     let why_read_only = if is_file {
         "This source is defined in roster.toml; change it there.".to_string()
     } else if !may_edit {
-        format!("Changing a source needs the admin role; you have the {} role.", ui.caller.role.as_str())
+        format!(
+            "Changing a source needs the admin role; you have the {} role.",
+            ui.caller.role.as_str()
+        )
     } else {
         String::new()
     };
@@ -449,7 +467,11 @@ pub async fn page(
 
 /// `POST /ui/sources/{id}`: saves the settings (and any secret given) as
 /// `PUT /api/v1/sources/{id}` does; a refusal is shown on the form, which keeps what was typed.
-pub async fn save(ui: Ui, Path(id): Path<String>, axum::Form(form): axum::Form<Vec<(String, String)>>) -> UiResult<Response> {
+pub async fn save(
+    ui: Ui,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<Vec<(String, String)>>,
+) -> UiResult<Response> {
     ui.require(Method::PUT, "/api/v1/sources/{id}")?;
     let s = find(&ui, &id)?;
     let plugin = s
@@ -598,7 +620,12 @@ mod tests {
         };
         let out = settings_from_form(
             &f,
-            &form(&[("s.tenant", "u"), ("s.page_size", "50"), ("s.attributes", "x\n\n y "), ("s.mode", "")]),
+            &form(&[
+                ("s.tenant", "u"),
+                ("s.page_size", "50"),
+                ("s.attributes", "x\n\n y "),
+                ("s.mode", ""),
+            ]),
             &before,
         )
         .unwrap();
