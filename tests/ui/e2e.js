@@ -35,7 +35,7 @@ async function main() {
     found: {},
     failures: [],
   };
-  fs.mkdirSync(ctx.shots, { recursive: true });
+  fs.mkdirSync(path.join(ctx.shots, 'screen'), { recursive: true });
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     headless: true,
@@ -72,7 +72,11 @@ async function main() {
     return page;
   };
   ctx.visit = (name, urlPath, role = 'admin') => ctx.pages.set(name, { path: urlPath, role });
-  ctx.shot = async (page, name) => page.screenshot({ path: path.join(ctx.shots, `${name}.png`), fullPage: true });
+  // The whole page, and what a 1366x768 laptop shows of it first (screen/, for the README).
+  ctx.shot = async (page, name) => {
+    await page.screenshot({ path: path.join(ctx.shots, `${name}.png`), fullPage: true });
+    await page.screenshot({ path: path.join(ctx.shots, 'screen', `${name}.png`) });
+  };
   ctx.check = (ok, message) => {
     if (!ok) throw new Error(message);
   };

@@ -31,6 +31,22 @@ pub struct ApiConfig {
     /// applies to the SCIM endpoint too.
     #[serde(default, deserialize_with = "roster_http::addr::ranges")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How the admin pages' session cookie is sent.
+    #[serde(default)]
+    pub ui_cookie: UiCookie,
+}
+
+/// How the admin pages' session cookie is sent (`[api] ui_cookie`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UiCookie {
+    /// `__Host-roster_session`, `Secure`: over HTTPS, or on `http://127.0.0.1` and
+    /// `http://localhost`, which browsers treat as secure.
+    #[default]
+    Secure,
+    /// `roster_session` without `Secure`, for plain HTTP on another address (a browser drops a
+    /// `Secure` cookie there): only on a network where nobody can read the traffic.
+    Plain,
 }
 
 /// The whole file.

@@ -342,6 +342,8 @@ async fn a_viewer_sees_no_control_and_is_refused_anyway() {
         403
     );
     assert_eq!(b.post(&format!("/ui/plans/{plan_id}/reject"), &[]).await.0, 403);
+    let held_run = held["id"].as_i64().unwrap();
+    assert_eq!(b.post(&format!("/ui/runs/{held_run}/cancel"), &[]).await.0, 403);
     assert_eq!(b.get("/ui/tokens").await.0, 403);
     assert_eq!(b.post("/ui/tokens", &[("name", "x"), ("role", "admin")]).await.0, 403);
     assert_eq!(w.world.store.runs(100).unwrap().len(), runs, "nothing ran");
@@ -362,6 +364,9 @@ async fn a_viewer_sees_no_control_and_is_refused_anyway() {
         .0,
         403
     );
+    // A run that has ended cannot be cancelled: the page says so, as the API does (409).
+    let (status, _, page) = op.post(&format!("/ui/runs/{held_run}/cancel"), &[]).await;
+    assert_eq!(status, 409, "{page}");
     // The administrator approves exactly this plan, by its hash.
     let mut admin = Browser::new(&w.base);
     admin.login(&w.admin).await;
@@ -478,4 +483,27 @@ async fn the_assets_are_the_vendored_htmx_and_one_stylesheet_and_script() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_elsewhere_than_loopback_can_be_allowed_explicitly() {
+    let (w, _) = world(12, "[api]\nui_cookie = \"plain\"\n").await;
+    let mut b = Browser::new(&w.base);
+    let (_, headers, page) = b.get("/ui/login").await;
+    let set = headers[SET_COOKIE].to_str().unwrap();
+    assert!(set.starts_with("roster_login=") && !set.contains("Secure"), "{set}");
+    let c = field(&page, "login_csrf").unwrap();
+    let (status, headers, _) = b
+        .post_with("/ui/login", &[("token", &w.viewer), ("login_csrf", &c)], &[])
+        .await;
+    assert_eq!(status, 303);
+    let session = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("roster_session="))
+        .unwrap()
+        .to_string();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict") && !session.contains("Secure"));
+    assert_eq!(b.get("/ui").await.0, 200);
 }

@@ -176,7 +176,7 @@ pub async fn page(ui: Ui) -> UiResult<DashboardPage> {
                 true,
             ),
             (Some(at), _) => (format!("last success {}", ago(at, now)), false),
-            (None, _) => ("never succeeded".to_string(), last.first().is_some()),
+            (None, _) => ("never succeeded".to_string(), !last.is_empty()),
         };
         let push = ui.service().push_state(s);
         let state = match (&push, s.enabled) {

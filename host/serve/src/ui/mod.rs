@@ -74,6 +74,7 @@ pub fn routes(service: AppState, doc: &utoipa::openapi::OpenApi) -> axum::Router
         .route("/ui/runs", get(runs::list).post(runs::start))
         .route("/ui/runs/{id}", get(runs::one))
         .route("/ui/runs/{id}/progress", get(runs::progress))
+        .route("/ui/runs/{id}/cancel", post(runs::cancel))
         .route("/ui/runs/{id}/results", get(runs::results))
         .route("/ui/runs/{id}/results.csv", get(runs::export_csv))
         .route("/ui/runs/{id}/results.json", get(runs::export_json))
@@ -211,10 +212,8 @@ pub enum Nav {
     None,
     /// `/ui`.
     Dashboard,
-    /// `/ui/runs` and a run's pages.
+    /// `/ui/runs`, a run's pages and its plan's review.
     Runs,
-    /// A plan's review.
-    Plans,
     /// `/ui/tokens`.
     Tokens,
     /// `/ui/audit`.
@@ -273,7 +272,6 @@ impl Chrome {
             Nav::None => "",
             Nav::Dashboard => "dashboard",
             Nav::Runs => "runs",
-            Nav::Plans => "plans",
             Nav::Tokens => "tokens",
             Nav::Audit => "audit",
             Nav::Sources => "sources",

@@ -235,7 +235,7 @@ pub async fn page(ui: Ui, Path(id): Path<String>) -> UiResult<PlanPage> {
         .unwrap_or_default();
     let decidable = plan.state == PlanState::Held;
     Ok(PlanPage {
-        chrome: ui.chrome(format!("Plan {id}"), Nav::Plans),
+        chrome: ui.chrome(format!("Plan {id}"), Nav::Runs),
         run_id: plan.run_id,
         target: plan.target.clone(),
         hash: plan.hash.clone(),

@@ -298,7 +298,7 @@ pub async fn one(ui: Ui, Path(id): Path<i64>) -> UiResult<RunPage> {
             })
             .collect(),
         planned: s.planned.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        applied: serde_json::to_value(&s.applied)
+        applied: serde_json::to_value(s.applied)
             .ok()
             .and_then(|v| v.as_object().cloned())
             .map(|o| o.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))
@@ -327,6 +327,19 @@ pub async fn progress(ui: Ui, Path(id): Path<i64>) -> UiResult<Response> {
         },
     )
         .into_response())
+}
+
+/// `POST /ui/runs/{id}/cancel` (operator and up, as `POST /api/v1/runs/{id}/cancel`): asks a
+/// running run to stop; what is in flight finishes and is recorded.
+pub async fn cancel(ui: Ui, Path(id): Path<i64>) -> UiResult<Redirect> {
+    ui.require(Method::POST, "/api/v1/runs/{id}/cancel")?;
+    run_row(&ui, id).await?;
+    ui.service().cancel(id)?;
+    // The same audit entry the API writes.
+    ui.caller
+        .audit(ui.service(), "run.cancel", &format!("run {id}"), None)
+        .await?;
+    Ok(Redirect::to(&format!("/ui/runs/{id}")))
 }
 
 /// The results' search and filters.
@@ -363,8 +376,13 @@ pub struct ResultsPage {
     outcomes: Vec<Choice>,
     kinds: Vec<Choice>,
     rows: Vec<ResultLine>,
+    /// Rows matching the filters (more than shown when over [`MAX_ROWS`]).
+    matching: usize,
     total: usize,
 }
+
+/// Rows one results page shows at most; the export has them all.
+const MAX_ROWS: usize = 2000;
 
 async fn export_rows(ui: &Ui, id: i64) -> UiResult<Vec<ExportRow>> {
     run_row(ui, id).await?;
@@ -384,7 +402,7 @@ pub async fn results(ui: Ui, Path(id): Path<i64>, Query(f): Query<ResultsFilter>
     kinds.dedup();
     let kinds = choices(kinds, &f.kind);
     let q = f.q.trim().to_lowercase();
-    let shown = rows
+    let matching: Vec<&ExportRow> = rows
         .iter()
         .filter(|r| f.outcome.is_empty() || r.outcome.as_str() == f.outcome)
         .filter(|r| f.kind.is_empty() || r.kind == f.kind)
@@ -394,6 +412,10 @@ pub async fn results(ui: Ui, Path(id): Path<i64>, Query(f): Query<ResultsFilter>
                 || r.reason.to_lowercase().contains(&q)
                 || r.message.as_deref().is_some_and(|m| m.to_lowercase().contains(&q))
         })
+        .collect();
+    let shown = matching
+        .iter()
+        .take(MAX_ROWS)
         .map(|r| ResultLine {
             seq: r.seq,
             kind: r.kind.clone(),
@@ -413,6 +435,7 @@ pub async fn results(ui: Ui, Path(id): Path<i64>, Query(f): Query<ResultsFilter>
         outcomes: choices(Outcome::ALL.iter().map(|o| o.as_str()), &f.outcome),
         kinds,
         rows: shown,
+        matching: matching.len(),
         total,
     })
 }

@@ -16,11 +16,43 @@ use serde::Deserialize;
 
 use super::{Chrome, Shared, Ui, UiError};
 use crate::api::auth::{Caller, client_ip, peer_ip};
+use crate::config::UiCookie;
 
-/// The session cookie: `__Host-` binds it to this origin (Secure, `Path=/`, no Domain).
-pub const SESSION_COOKIE: &str = "__Host-roster_session";
-/// The login form's own CSRF cookie (login CSRF: a page elsewhere cannot log a browser in).
-pub const LOGIN_COOKIE: &str = "__Host-roster_login";
+/// The session cookie and the login form's own CSRF cookie (login CSRF: a page elsewhere cannot
+/// log a browser in), as `[api] ui_cookie` has them sent.
+#[derive(Debug, Clone, Copy)]
+struct Cookies {
+    session: &'static str,
+    login: &'static str,
+    secure: bool,
+}
+
+impl Cookies {
+    fn of(state: &Shared) -> Cookies {
+        match state.service.config().api.ui_cookie {
+            // `__Host-` binds a cookie to this origin (Secure, `Path=/`, no Domain).
+            UiCookie::Secure => Cookies {
+                session: "__Host-roster_session",
+                login: "__Host-roster_login",
+                secure: true,
+            },
+            UiCookie::Plain => Cookies {
+                session: "roster_session",
+                login: "roster_login",
+                secure: false,
+            },
+        }
+    }
+
+    fn set(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+        let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+        let secure = if self.secure { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{name}={value}; Path=/{secure}; HttpOnly; SameSite=Strict{age}"
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
+    }
+}
 /// The form field and header that carry the CSRF token.
 pub const CSRF_FIELD: &str = "csrf_token";
 /// The header htmx sends the CSRF token in.
@@ -66,15 +98,6 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
-}
-
-fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
-    // Secure even over http://127.0.0.1: browsers keep Secure cookies for loopback origins.
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
 }
 
 /// Equal, in time that does not depend on where they differ.
@@ -128,7 +151,7 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn login_form(next: String, error: Option<String>, status: StatusCode) -> Response {
+fn login_form(cookies: Cookies, next: String, error: Option<String>, status: StatusCode) -> Response {
     let token = match random_hex() {
         Ok(t) => t,
         Err(e) => return e.into_response(),
@@ -141,7 +164,7 @@ fn login_form(next: String, error: Option<String>, status: StatusCode) -> Respon
     };
     let mut resp = (status, page).into_response();
     resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &token, Some(900)));
+        .append(header::SET_COOKIE, cookies.set(cookies.login, &token, Some(900)));
     resp
 }
 
@@ -157,8 +180,8 @@ fn random_hex() -> Result<String, UiError> {
 }
 
 /// `GET /ui/login`.
-pub async fn login_page(Query(q): Query<NextQuery>) -> Response {
-    login_form(safe_next(q.next.as_deref()), None, StatusCode::OK)
+pub async fn login_page(State(state): State<Shared>, Query(q): Query<NextQuery>) -> Response {
+    login_form(Cookies::of(&state), safe_next(q.next.as_deref()), None, StatusCode::OK)
 }
 
 /// The login form as posted.
@@ -191,9 +214,10 @@ pub async fn login(State(state): State<Shared>, req: Request) -> Response {
         }
         return resp;
     }
+    let cookies = Cookies::of(&state);
     let headers = req.headers().clone();
-    let old_session = cookie(&headers, SESSION_COOKIE);
-    let login_cookie = cookie(&headers, LOGIN_COOKIE);
+    let old_session = cookie(&headers, cookies.session);
+    let login_cookie = cookie(&headers, cookies.login);
     let form = match axum::Form::<LoginForm>::from_request(req, &()).await {
         Ok(axum::Form(f)) => f,
         Err(e) => return UiError::bad_request(format!("the login form was not understood: {e}")).into_response(),
@@ -201,6 +225,7 @@ pub async fn login(State(state): State<Shared>, req: Request) -> Response {
     let next = safe_next(form.next.as_deref());
     if !login_cookie.is_some_and(|c| same(&c, &form.login_csrf)) {
         return login_form(
+            cookies,
             next,
             Some("The login form expired or came from another page; log in again.".into()),
             StatusCode::FORBIDDEN,
@@ -217,6 +242,7 @@ pub async fn login(State(state): State<Shared>, req: Request) -> Response {
         Ok(None) => {
             state.logins.failed(ip);
             return login_form(
+                cookies,
                 next,
                 Some("That token is unknown or revoked. Use a token from `roster token create`.".into()),
                 StatusCode::UNAUTHORIZED,
@@ -244,20 +270,21 @@ pub async fn login(State(state): State<Shared>, req: Request) -> Response {
     }
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();
-    h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &id, None));
-    h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0)));
+    h.append(header::SET_COOKIE, cookies.set(cookies.session, &id, None));
+    h.append(header::SET_COOKIE, cookies.set(cookies.login, "", Some(0)));
     resp
 }
 
 /// `POST /ui/logout`: ends the session on the server and in the browser.
 pub async fn logout(ui: Ui, headers: HeaderMap) -> Response {
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+    let cookies = Cookies::of(&ui.state);
+    if let Some(id) = cookie(&headers, cookies.session) {
         let _ = ui.service().store.blocking(move |store| store.close_session(&id)).await;
     }
     let _ = ui.caller.audit(ui.service(), "ui.logout", "session", None).await;
     let mut resp = Redirect::to("/ui/login").into_response();
     resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
+        .append(header::SET_COOKIE, cookies.set(cookies.session, "", Some(0)));
     resp
 }
 
@@ -282,7 +309,7 @@ async fn admit(state: &Shared, req: Request) -> Result<Request, Response> {
     if !reads {
         same_origin(req.headers()).map_err(IntoResponse::into_response)?;
     }
-    let session = match cookie(req.headers(), SESSION_COOKIE) {
+    let session = match cookie(req.headers(), Cookies::of(state).session) {
         Some(id) => state
             .service
             .store
