@@ -405,14 +405,24 @@ impl Directory {
                 "no source named '{source}'; see the configuration's [[source]] entries"
             ))
         })?;
+        self.preview_of(s, sample).await
+    }
+
+    /// [`Directory::preview`] with `source` as given rather than as configured: a draft of a
+    /// configured source's chain (the mapping editor's) over that source's mirror or `sample`.
+    pub async fn preview_of(
+        &self,
+        source: &SourceConfig,
+        sample: Option<Sample>,
+    ) -> Result<transform::Traces, DirectoryError> {
         let (users, groups, memberships) = match sample {
             Some(sample) => (sample.users, sample.groups, sample.memberships),
-            None => self.mirror(source).await?,
+            None => self.mirror(&source.id).await?,
         };
         // Read-only: a settings file the transform accepts now is not remembered as accepted.
         let ctx = self.chain_context(transform::Remember::Nothing);
         let (_, traces) =
-            transform::run_chain_traced(&ctx, s, users, groups, memberships, transform::Trace::On).await?;
+            transform::run_chain_traced(&ctx, source, users, groups, memberships, transform::Trace::On).await?;
         Ok(traces)
     }
 

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use roster_directory::{
-    Among, CheckReport, Directory, DirectoryError, FetchMode, FetchReport, Sample, UserKey, transform::Traces,
+    Among, CheckReport, Directory, DirectoryError, FetchMode, FetchReport, Sample, SourceConfig, UserKey,
+    transform::Traces,
 };
 use roster_engine::{
     Applied, Engine, EngineError, Eta, PlannedOp, Reconcile, Reconciled, Scope, Skipped, TargetKinds, Verdict,
@@ -765,6 +766,11 @@ impl Runner {
     /// A source's transform chain over sample records or its mirror. Needs no target.
     pub async fn preview(&self, source: &str, sample: Option<Sample>) -> Result<Traces, RunError> {
         Ok(self.directory.preview(source, sample).await?)
+    }
+
+    /// [`Runner::preview`] of a draft of a configured source (its chain edited, not stored).
+    pub async fn preview_draft(&self, draft: &SourceConfig, sample: Option<Sample>) -> Result<Traces, RunError> {
+        Ok(self.directory.preview_of(draft, sample).await?)
     }
 
     /// Why `user` is (or is not) to be a member of `group`. Needs no target (with targets,

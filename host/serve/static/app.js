@@ -27,3 +27,42 @@ document.addEventListener('submit', (e) => {
 
 document.addEventListener('DOMContentLoaded', () => localTimes(document));
 document.addEventListener('htmx:afterSwap', (e) => localTimes(e.target));
+
+// Mapping editor: "Go to line L, column C" puts the caret at the error in the textarea.
+document.addEventListener('click', (e) => {
+  const btn = e.target.closest('button.goto');
+  if (!btn) return;
+  const ta = document.getElementById('mapping');
+  if (!ta) return;
+  const line = Number(btn.dataset.line), column = Number(btn.dataset.column);
+  const lines = ta.value.split('\n');
+  let at = 0;
+  for (let i = 0; i < line - 1 && i < lines.length; i++) at += lines[i].length + 1;
+  at += Math.max(0, column - 1);
+  ta.focus();
+  ta.setSelectionRange(at, at);
+});
+
+// Plugin upload: the component goes as the request body (no multipart), with the session's
+// CSRF header, to /ui/plugins/upload?file=NAME; the answer is shown under the form.
+document.addEventListener('submit', async (e) => {
+  const form = e.target;
+  if (!form.dataset || !form.dataset.upload) return;
+  e.preventDefault();
+  const input = form.querySelector('input[type=file]');
+  const out = document.getElementById('upload-result');
+  const file = input.files && input.files[0];
+  if (!file) return;
+  const name = (form.querySelector('input[name=file]').value || file.name).trim();
+  const headers = JSON.parse(document.body.getAttribute('hx-headers') || '{}');
+  headers['Content-Type'] = 'application/wasm';
+  out.textContent = 'Uploading ' + name + '…';
+  try {
+    const resp = await fetch(form.dataset.upload + '?file=' + encodeURIComponent(name),
+      { method: 'POST', body: file, headers, credentials: 'same-origin' });
+    out.innerHTML = await resp.text();
+    if (resp.ok) window.setTimeout(() => window.location.reload(), 1500);
+  } catch (err) {
+    out.textContent = 'The upload failed: ' + err;
+  }
+});

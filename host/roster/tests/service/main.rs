@@ -30,3 +30,4 @@ mod scim_e2e;
 mod targets;
 mod ui;
 mod ui_browser;
+mod ui_sources;

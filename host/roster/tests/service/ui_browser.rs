@@ -45,6 +45,29 @@ async fn ui_browser_walks_every_page_in_chromium() {
     // Slow enough that the browser sees the run in progress before it ends.
     w.world.bb.lock().set_rate_limit(40.0, 40);
 
+    // For the mapping editor (steps 60+): a source defined through the API with a mapping,
+    // disabled so that it changes nothing the steps before it see.
+    w.world.rt.put("mapping", "mapping.wasm");
+    w.world.rt.runtime.reload().await;
+    let graph = w.world.idp.url();
+    let (status, created) = w
+        .post(
+            "/api/v1/sources",
+            &w.admin,
+            json!({
+                "id": "mapped", "plugin": "entra", "priority": 50, "enabled": false,
+                "allow_hosts": [graph], "allow_insecure_http": true, "allow_private_addresses": true,
+                "settings": {"tenant_id": common::entra::TENANT, "client_id": common::entra::CLIENT,
+                             "graph_url": graph, "login_url": graph},
+                "secrets": [{"name": "client_secret", "value": common::entra::SECRET, "hosts": [graph],
+                             "use": {"form": "client_secret"}, "path": format!("/{}/oauth2/", common::entra::TENANT)}],
+                "transforms": [{"plugin": "mapping", "settings": {"user": {"username": "ToLower(StripDomain([userPrincipalName]))"}}}]
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let component = common::component("normalize");
+
     let shots = repo.join("target/ui-screenshots");
     let script = repo.join("tests/ui/e2e.js");
     let (base, admin, operator, viewer) = (w.base.clone(), w.admin.clone(), w.operator.clone(), w.viewer.clone());
@@ -58,6 +81,7 @@ async fn ui_browser_walks_every_page_in_chromium() {
             .env("ROSTER_UI_VIEWER", viewer)
             .env("ROSTER_UI_SHOTS", &shots)
             .env("ROSTER_UI_MARKUP", MARKUP)
+            .env("ROSTER_UI_COMPONENT", &component)
             .output()
             .expect("running node (Node 20 or later)")
     })
@@ -71,6 +95,14 @@ async fn ui_browser_walks_every_page_in_chromium() {
     eprintln!("{text}");
     assert!(out.status.success(), "the browser tests failed:\n{text}");
     // What the browser did is what the service recorded.
-    w.assert_audited(&["ui.login", "run.start", "plan.approve", "token.create", "token.revoke"])
-        .await;
+    w.assert_audited(&[
+        "ui.login",
+        "run.start",
+        "plan.approve",
+        "token.create",
+        "token.revoke",
+        "source.replace",
+        "plugin.upload",
+    ])
+    .await;
 }

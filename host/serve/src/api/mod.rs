@@ -11,10 +11,10 @@ pub mod auth;
 pub mod crowd_apps;
 mod directory;
 mod plans;
-mod plugins;
+pub(crate) mod plugins;
 mod runs;
 mod scim_tokens;
-mod sources;
+pub(crate) mod sources;
 mod system;
 mod targets;
 

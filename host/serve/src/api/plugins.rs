@@ -59,7 +59,7 @@ pub struct PluginsView {
     pub failed: Vec<FailedView>,
 }
 
-fn list_now(state: &AppState) -> PluginsView {
+pub(crate) fn list_now(state: &AppState) -> PluginsView {
     PluginsView {
         plugins: state
             .runtime
@@ -133,7 +133,7 @@ async fn upload(
 
 /// Writes, checks, renames and loads an uploaded component; on any refusal or failure no file
 /// of it is left in the folder.
-async fn install(state: &AppState, file: &str, body: &[u8]) -> ApiResult<roster_runtime::PluginLabel> {
+pub(crate) async fn install(state: &AppState, file: &str, body: &[u8]) -> ApiResult<roster_runtime::PluginLabel> {
     let valid_name = file.ends_with(".wasm")
         && file.len() <= 128
         && !file.starts_with('.')

@@ -486,6 +486,10 @@ pub struct PreviewInput {
     /// At most this many users and groups (1–1000, default 50).
     #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+    /// A draft chain to preview instead of the stored one (inline `settings` only), e.g. a
+    /// mapping being edited; refused with 422 and the transform's own error (a mapping's line
+    /// and column) when a step does not accept its settings. Nothing is stored.
+    pub transforms: Option<Vec<TransformConfig>>,
 }
 
 /// The `file` connector's JSON export (`roster_export::Document`), as the OpenAPI document
@@ -576,8 +580,9 @@ mod export {
     }
 }
 
-/// Runs the source's transform chain over its mirror or sample records and shows each record
-/// before, after every step (with the rule that decided) and at the end. Writes nothing.
+/// Runs the source's transform chain (or a draft of it, `transforms`) over its mirror or sample
+/// records and shows each record before, after every step (with the rule that decided) and at
+/// the end. Writes nothing.
 #[utoipa::path(post, path = "/api/v1/sources/{id}/preview", tag = "sources", security(("token" = ["operator"])),
     params(("id" = String, Path, description = "Source id")),
     request_body = PreviewInput,
@@ -587,7 +592,6 @@ async fn preview(
     Path(id): Path<String>,
     Json(body): Json<PreviewInput>,
 ) -> ApiResult<Json<Traces>> {
-    find(&state, &id)?;
     let limit = body.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::new(
@@ -600,7 +604,7 @@ async fn preview(
         .map(|v| Sample::from_json(&v.to_string()))
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("sample: {e}")))?;
-    let mut t = state.runner().preview(&id, sample).await?;
+    let mut t = state.preview_chain(&id, body.transforms, sample).await?;
     t.narrow(body.only.as_deref(), limit);
     Ok(Json(t))
 }

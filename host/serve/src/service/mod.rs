@@ -801,6 +801,37 @@ impl Service {
         self.reload_config()
     }
 
+    /// Source `id`'s transform chain over its mirror or `sample`, each record before, after each
+    /// step (with the rule that decided) and after; with `transforms`, that draft chain instead
+    /// of the stored one, refused as a save would refuse it (the step and the transform's own
+    /// error, e.g. a mapping's line and column). Writes nothing.
+    pub async fn preview_chain(
+        &self,
+        id: &str,
+        transforms: Option<Vec<roster_directory::TransformConfig>>,
+        sample: Option<roster_directory::Sample>,
+    ) -> Result<roster_directory::transform::Traces, ServiceError> {
+        let mut source = self
+            .config()
+            .sources
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| ServiceError::NotFound(format!("no source named '{id}'; see GET /api/v1/sources")))?;
+        let runner = self.runner();
+        let Some(transforms) = transforms else {
+            return Ok(runner.preview(id, sample).await?);
+        };
+        if let Some(step) = transforms.iter().find(|t| t.settings_file.is_some()) {
+            return Err(ServiceError::Invalid(format!(
+                "transform '{}': a draft gives its settings inline (`settings`), not a `settings_file`",
+                step.plugin
+            )));
+        }
+        source.transforms = transforms;
+        self.check_transforms(&source).await?;
+        Ok(runner.preview_draft(&source, sample).await?)
+    }
+
     /// Tries each transform step of `source` with its settings; the first refusal, named.
     async fn check_transforms(&self, source: &SourceConfig) -> Result<(), ServiceError> {
         for (i, step) in source.transforms.iter().enumerate() {

@@ -15,10 +15,14 @@
 mod assets;
 mod audit;
 mod dashboard;
+mod directory;
 mod format;
+mod mapping;
 mod plans;
+mod plugins;
 mod runs;
 mod session;
+mod sources;
 mod tokens;
 
 use std::sync::Arc;
@@ -80,6 +84,20 @@ pub fn routes(service: AppState, doc: &utoipa::openapi::OpenApi) -> axum::Router
         .route("/ui/tokens", get(tokens::page).post(tokens::create))
         .route("/ui/tokens/{id}/revoke", post(tokens::revoke))
         .route("/ui/audit", get(audit::page))
+        .route("/ui/sources", get(sources::list))
+        .route("/ui/sources/{id}", get(sources::page).post(sources::save))
+        .route("/ui/sources/{id}/check", post(sources::check))
+        .route("/ui/sources/{id}/mapping", get(mapping::page).post(mapping::save))
+        .route("/ui/sources/{id}/mapping/check", post(mapping::check))
+        .route("/ui/plugins", get(plugins::page))
+        .route("/ui/plugins/reload", post(plugins::reload))
+        .route(
+            "/ui/plugins/upload",
+            post(plugins::upload).layer(axum::extract::DefaultBodyLimit::max(
+                crate::api::plugins::MAX_UPLOAD_BYTES,
+            )),
+        )
+        .route("/ui/directory", get(directory::page))
         .route("/ui/logout", post(session::logout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::gate));
     axum::Router::new()
@@ -200,6 +218,12 @@ pub enum Nav {
     Tokens,
     /// `/ui/audit`.
     Audit,
+    /// `/ui/sources` and a source's pages (settings, mapping editor).
+    Sources,
+    /// `/ui/plugins`.
+    Plugins,
+    /// `/ui/directory`.
+    Directory,
 }
 
 /// What the frame of every page (`base.html`) shows: the title, the navigation, who is logged
@@ -250,6 +274,9 @@ impl Chrome {
             Nav::Runs => "runs",
             Nav::Tokens => "tokens",
             Nav::Audit => "audit",
+            Nav::Sources => "sources",
+            Nav::Plugins => "plugins",
+            Nav::Directory => "directory",
         };
         current == key
     }
