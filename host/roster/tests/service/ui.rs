@@ -435,7 +435,10 @@ async fn markup_from_an_idp_is_shown_as_text_and_no_secret_is_rendered() {
     }
     // Times are dates, never epoch milliseconds.
     let (_, _, page) = b.get("/ui/runs").await;
-    let started = run["started_at"].as_i64().unwrap().to_string();
+    let started = chrono::DateTime::parse_from_rfc3339(run["started_at"].as_str().unwrap())
+        .expect("the API gives RFC 3339")
+        .timestamp_millis()
+        .to_string();
     assert!(!page.contains(&started), "epoch ms on the page");
     assert!(page.contains("<time datetime=\"20"), "{page}");
 }
