@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use roster_http::BudgetConfig;
+use roster_http::{BudgetConfig, Concurrency};
 use roster_model::DefinedIn;
 use serde::Deserialize;
 
@@ -258,9 +258,10 @@ pub struct TargetConfig {
     /// follow the directory order.
     #[serde(default)]
     pub attribute_priority: BTreeMap<String, Vec<String>>,
-    /// Writes in flight at once.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
+    /// Requests in flight at once, reads and writes: a number, or found at run time
+    /// (`"adaptive"`, `{ adaptive = { max = 32 } }`).
+    #[serde(default)]
+    pub concurrency: Concurrency,
     /// Users per bulk add (targets that add many members per call).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
@@ -290,9 +291,6 @@ fn default_kind() -> String {
 fn default_deprovision() -> Deprovision {
     Deprovision::Disable
 }
-fn default_concurrency() -> usize {
-    8
-}
 fn default_batch() -> usize {
     500
 }
@@ -313,8 +311,9 @@ impl TargetConfig {
     /// Checks the policy's fields; every message names the field. The kind checks its own.
     pub fn validate_policy(&self) -> Result<(), String> {
         self.threshold.validate()?;
-        if self.concurrency == 0 || self.batch_size == 0 {
-            return Err("target concurrency and batch_size must be at least 1".into());
+        self.concurrency.validate("target concurrency")?;
+        if self.batch_size == 0 {
+            return Err("target batch_size must be at least 1".into());
         }
         if self.request_timeout_secs == 0 {
             return Err("target request_timeout_secs must be at least 1".into());

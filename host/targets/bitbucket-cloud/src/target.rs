@@ -202,7 +202,11 @@ impl Target for BitbucketCloudTarget {
             by_endpoint.extend(more);
             throttled += t;
         }
-        CallCounts { by_endpoint, throttled }
+        CallCounts {
+            by_endpoint,
+            throttled,
+            concurrency: None,
+        }
     }
 
     fn reset_calls(&self) {
