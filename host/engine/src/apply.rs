@@ -1,8 +1,9 @@
 //! The apply stage: a plan's operations against the target — groups, renames, creates, updates
 //! and adds as one pipeline in which each waits only for what it needs, then removals,
-//! deprovisioning and group deletions stage by stage — with bounded concurrency throughout. Every outcome is recorded. Identity links are written before the call that
-//! creates or renames an account, so a crash in between never leaves an account Roster made but
-//! does not own; re-running converges without duplicates.
+//! deprovisioning and group deletions stage by stage — with bounded concurrency throughout.
+//! Every outcome is recorded. Identity links are written before the call that creates or renames
+//! an account, so a crash in between never leaves an account Roster made but does not own;
+//! re-running converges without duplicates.
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;

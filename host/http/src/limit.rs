@@ -19,7 +19,10 @@ pub const DEFAULT_ADAPTIVE_MAX: usize = 32;
 pub const MAX_CONCURRENCY: usize = 256;
 
 /// Latency this many times the quietest seen says the server is queueing: back off.
-const TOLERANCE: f64 = 1.5;
+const TOLERANCE: f64 = 1.4;
+/// Past the limit at which the server last refused, the limit grows this many times slower:
+/// it probes for capacity the server may have gained, without a 503 every few round trips.
+const PROBE_SLOWER: f64 = 16.0;
 /// What a back-off keeps of the limit.
 const BACKOFF: f64 = 0.75;
 
@@ -209,6 +212,8 @@ struct State {
     /// Recent latency (moving average).
     recent: Option<f64>,
     last_backoff: Option<Instant>,
+    /// Just under the limit at which the server last answered 429 or 503.
+    ceiling: Option<f64>,
     lowest: usize,
     highest: usize,
     backoffs: u64,
@@ -247,6 +252,7 @@ impl Limiter {
                 baseline: None,
                 recent: None,
                 last_backoff: None,
+                ceiling: None,
                 lowest: start,
                 highest: start,
                 backoffs: 0,
@@ -279,6 +285,11 @@ impl Limiter {
             }
             freed.await;
         }
+    }
+
+    /// Whether the limit is found at run time (and backs off on its own).
+    pub fn adapts(&self) -> bool {
+        matches!(self.mode, Concurrency::Adaptive(_))
     }
 
     /// The most it ever allows in flight.
@@ -324,8 +335,8 @@ impl Limiter {
 }
 
 /// AIMD on latency: one more place per limit's worth of quick answers while the server is kept
-/// busy; a quarter less, at most once per round trip, when answers slow past the tolerance or the
-/// server says 429/503.
+/// busy (sixteen times slower past where the server last refused); a quarter less, at most once
+/// per round trip, when answers slow past the tolerance or the server says 429/503.
 fn adapt(s: &mut State, a: &Adaptive, took: f64, how: Answered) {
     let now = Instant::now();
     let round_trip = s.recent.unwrap_or(took).max(0.001);
@@ -349,13 +360,20 @@ fn adapt(s: &mut State, a: &Adaptive, took: f64, how: Answered) {
     };
     if back_off {
         if may_back_off {
+            if how == Answered::Overloaded {
+                s.ceiling = Some((s.limit - 1.0).max(a.min as f64));
+            }
             s.limit = (s.limit * BACKOFF).max(a.min as f64);
             s.last_backoff = Some(now);
             s.backoffs += 1;
         }
     } else if s.in_flight + 2 >= s.limit.floor() as usize {
         // Raised only while the limit is what holds requests back, not while there is little to do.
-        s.limit = (s.limit + 1.0 / s.limit).min(a.max as f64);
+        let step = match s.ceiling {
+            Some(c) if s.limit >= c => 1.0 / (s.limit * PROBE_SLOWER),
+            _ => 1.0 / s.limit,
+        };
+        s.limit = (s.limit + step).min(a.max as f64);
     }
     let now_limit = s.limit.floor() as usize;
     s.lowest = s.lowest.min(now_limit);

@@ -269,7 +269,10 @@ impl BitbucketDc {
                     match wait {
                         Some(wait) => {
                             permit.done(answered);
-                            if status == 429 || retry_after.is_some() {
+                            // A 429 is the rate limit's: everyone waits it out. A 503 with
+                            // Retry-After is a busy server's; an adaptive limit has just taken
+                            // fewer places for it, so only this request waits.
+                            if status == 429 || (retry_after.is_some() && !self.limiter.adapts()) {
                                 self.budget.cool_down(wait);
                             }
                             wait
