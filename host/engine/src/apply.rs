@@ -309,3 +309,60 @@ async fn execute(ctx: &ApplyContext<'_>, op: &Op) -> OpOutcome {
     }
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(op: Op) -> PlannedOp {
+        PlannedOp {
+            op,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_adding_operation_waits_for_exactly_what_it_names() {
+        let create = |u: &str| {
+            op(Op::CreateUser {
+                user: u.into(),
+                display_name: u.into(),
+                email: format!("{u}@example.com"),
+                records: vec![],
+            })
+        };
+        let phase = vec![
+            op(Op::CreateGroup { group: "dev".into() }), // 0
+            op(Op::CreateGroup { group: "ops".into() }), // 1
+            op(Op::RenameUser {
+                from: "Alice".into(),
+                to: "alice2".into(),
+                records: vec![],
+            }), // 2
+            create("bob"),                               // 3
+            create("alice"),                             // 4: the name the rename freed
+            create("carol"),                             // 5
+            op(Op::UpdateUser {
+                user: "ALICE2".into(),
+                display_name: "A".into(),
+                email: "a@example.com".into(),
+                old_display_name: "a".into(),
+                old_email: None,
+            }), // 6
+            op(Op::AddMembers {
+                group: "dev".into(),
+                users: vec!["bob".into()],
+            }), // 7
+            op(Op::AddMembers {
+                group: "ops".into(),
+                users: vec!["alice2".into(), "carol".into()],
+            }), // 8
+            op(Op::AddMembers {
+                group: "existing".into(),
+                users: vec!["dave".into()],
+            }), // 9: nothing in the plan makes either
+        ];
+        // 1 + the index of the last operation needed first; 0 for none.
+        assert_eq!(prerequisites(&phase), vec![0, 0, 0, 0, 3, 0, 3, 4, 6, 0]);
+    }
+}
