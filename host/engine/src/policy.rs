@@ -308,6 +308,18 @@ fn default_target_budget() -> BudgetConfig {
 }
 
 impl TargetConfig {
+    /// For kinds whose client has no adaptive limit: refuses `concurrency = "adaptive"`,
+    /// naming the target and what to write instead.
+    pub fn require_fixed_concurrency(&self) -> Result<(), String> {
+        match self.concurrency {
+            Concurrency::Fixed(_) => Ok(()),
+            Concurrency::Adaptive(_) => Err(format!(
+                "target '{}': an adaptive concurrency is for bitbucket-dc targets; a {} target takes a number (concurrency = 8)",
+                self.id, self.kind
+            )),
+        }
+    }
+
     /// Checks the policy's fields; every message names the field. The kind checks its own.
     pub fn validate_policy(&self) -> Result<(), String> {
         self.threshold.validate()?;
@@ -345,6 +357,21 @@ mod tests {
             (t.count, t.renames.count, t.window.days, t.window.deprovisions),
             (50, 10, 30, 150)
         );
+    }
+
+    #[test]
+    fn an_adaptive_concurrency_is_refused_where_the_kind_has_no_limiter() {
+        let config = |c: serde_json::Value| -> TargetConfig {
+            serde_json::from_value(serde_json::json!({"id": "cloud", "kind": "bitbucket-cloud", "concurrency": c}))
+                .unwrap()
+        };
+        assert!(config(serde_json::json!(4)).require_fixed_concurrency().is_ok());
+        let e = config(serde_json::json!("adaptive"))
+            .require_fixed_concurrency()
+            .unwrap_err();
+        assert!(e.contains("target 'cloud'") && e.contains("concurrency = 8"), "{e}");
+        let e = config(serde_json::json!(0)).validate_policy().unwrap_err();
+        assert!(e.contains("target concurrency 0"), "{e}");
     }
 
     #[test]

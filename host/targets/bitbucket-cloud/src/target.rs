@@ -247,6 +247,7 @@ impl TargetKind for Kind {
     }
 
     fn validate(&self, config: &TargetConfig, base: &Path) -> Result<(), String> {
+        config.require_fixed_concurrency()?;
         let s = Settings::of(config)?;
         s.basic(base)?;
         s.scim_key(base).map(drop)
