@@ -246,7 +246,7 @@ impl Engine {
                 let scope = ReadScope {
                     groups: &interesting,
                     people: &people,
-                    concurrency: self.policy.concurrency,
+                    concurrency: self.policy.concurrency.most(),
                 };
                 (
                     self.target.read(&scope).await.map_err(|e| self.read_failed(e))?,
@@ -577,7 +577,7 @@ impl Engine {
         let scope = ReadScope {
             groups: &groups,
             people: &people,
-            concurrency: self.policy.concurrency,
+            concurrency: self.policy.concurrency.most(),
         };
         let target = self.target.read(&scope).await.map_err(|e| self.read_failed(e))?;
         let mut stage_ms = BTreeMap::from([("read".to_string(), ms(t))]);
@@ -726,7 +726,7 @@ impl Engine {
             target_id: &self.policy.id,
             run_id,
             plan_id,
-            concurrency: self.policy.concurrency,
+            concurrency: self.policy.concurrency.most(),
         };
         let outcome = apply::apply(&ctx, ops, progress).await;
         self.store.set_plan_state(plan_id, PlanState::Applied, Some(actor))?;

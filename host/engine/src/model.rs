@@ -129,7 +129,8 @@ impl Op {
         }
     }
 
-    /// Apply stage: operations of one stage run concurrently, stages in order.
+    /// Apply stage: stages in order; the adding ones (0–4) overlap, each operation waiting only
+    /// for those it needs (see `apply`), the taking-away ones (5–7) each after the one before.
     pub fn stage(&self) -> u8 {
         match self {
             Op::CreateGroup { .. } => 0,

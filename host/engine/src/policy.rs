@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use roster_http::BudgetConfig;
+use roster_http::{BudgetConfig, Concurrency};
 use roster_model::DefinedIn;
 use serde::Deserialize;
 
@@ -258,9 +258,10 @@ pub struct TargetConfig {
     /// follow the directory order.
     #[serde(default)]
     pub attribute_priority: BTreeMap<String, Vec<String>>,
-    /// Writes in flight at once.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
+    /// Requests in flight at once, reads and writes: a number, or found at run time
+    /// (`"adaptive"`, `{ adaptive = { max = 32 } }`).
+    #[serde(default)]
+    pub concurrency: Concurrency,
     /// Users per bulk add (targets that add many members per call).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
@@ -290,9 +291,6 @@ fn default_kind() -> String {
 fn default_deprovision() -> Deprovision {
     Deprovision::Disable
 }
-fn default_concurrency() -> usize {
-    8
-}
 fn default_batch() -> usize {
     500
 }
@@ -310,11 +308,24 @@ fn default_target_budget() -> BudgetConfig {
 }
 
 impl TargetConfig {
+    /// For kinds whose client has no adaptive limit: refuses `concurrency = "adaptive"`,
+    /// naming the target and what to write instead.
+    pub fn require_fixed_concurrency(&self) -> Result<(), String> {
+        match self.concurrency {
+            Concurrency::Fixed(_) => Ok(()),
+            Concurrency::Adaptive(_) => Err(format!(
+                "target '{}': an adaptive concurrency is for bitbucket-dc targets; a {} target takes a number (concurrency = 8)",
+                self.id, self.kind
+            )),
+        }
+    }
+
     /// Checks the policy's fields; every message names the field. The kind checks its own.
     pub fn validate_policy(&self) -> Result<(), String> {
         self.threshold.validate()?;
-        if self.concurrency == 0 || self.batch_size == 0 {
-            return Err("target concurrency and batch_size must be at least 1".into());
+        self.concurrency.validate("target concurrency")?;
+        if self.batch_size == 0 {
+            return Err("target batch_size must be at least 1".into());
         }
         if self.request_timeout_secs == 0 {
             return Err("target request_timeout_secs must be at least 1".into());
@@ -346,6 +357,21 @@ mod tests {
             (t.count, t.renames.count, t.window.days, t.window.deprovisions),
             (50, 10, 30, 150)
         );
+    }
+
+    #[test]
+    fn an_adaptive_concurrency_is_refused_where_the_kind_has_no_limiter() {
+        let config = |c: serde_json::Value| -> TargetConfig {
+            serde_json::from_value(serde_json::json!({"id": "cloud", "kind": "bitbucket-cloud", "concurrency": c}))
+                .unwrap()
+        };
+        assert!(config(serde_json::json!(4)).require_fixed_concurrency().is_ok());
+        let e = config(serde_json::json!("adaptive"))
+            .require_fixed_concurrency()
+            .unwrap_err();
+        assert!(e.contains("target 'cloud'") && e.contains("concurrency = 8"), "{e}");
+        let e = config(serde_json::json!(0)).validate_policy().unwrap_err();
+        assert!(e.contains("target concurrency 0"), "{e}");
     }
 
     #[test]

@@ -220,7 +220,7 @@ pub struct ReadScope<'a> {
     /// The desired people, lower-case name → email: targets that key accounts by something
     /// else than Roster's name (Bitbucket Cloud's account ids) find them by email.
     pub people: &'a BTreeMap<String, Option<String>>,
-    /// Reads in flight at once.
+    /// Requests in flight at once (the most, for an adaptive limit).
     pub concurrency: usize,
 }
 
@@ -280,6 +280,8 @@ pub struct CallCounts {
     pub by_endpoint: BTreeMap<String, u64>,
     /// Answers that said "slow down" (429).
     pub throttled: u64,
+    /// What an adaptive concurrency limit settled on (`None`: the target's is fixed).
+    pub concurrency: Option<roster_http::Settled>,
 }
 
 /// "Test connection": can Roster manage this target with its credentials?

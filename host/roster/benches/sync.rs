@@ -4,7 +4,10 @@
 //! `roster` binary) so its peak RSS is its own; the simulator runs in this process.
 //! `ROSTER_BENCH_ONLY=a,b,c,e,j` picks scenarios. `ROSTER_BENCH_BASELINE=path/to/roster` also
 //! runs (a)–(c) with that binary, alternating with this build's, and prints the ratios: two
-//! builds compared against the same simulator in one run.
+//! builds compared against the same simulator in one run. `ROSTER_BENCH_LATENCY_MS`,
+//! `ROSTER_BENCH_JITTER_MS`, `ROSTER_BENCH_CAPACITY` and `ROSTER_BENCH_QUEUE` give the simulator
+//! a real server's pace (see `roster_sim::kit::pace`); `ROSTER_BENCH_CONCURRENCY` sets the
+//! target's `concurrency` (`8`, `"adaptive"`, `{ adaptive = { max = 32 } }`).
 #![allow(missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -65,10 +68,30 @@ async fn setup_as(d: &Directory, sim_state: BbState, budget: &str, form: Form) -
         Form::JsonLines => d.write_jsonl(&path).unwrap(),
     }
     let sim = BitbucketSim::start(sim_state).await;
-    let config =
-        roster_sim::scenario::file_source_config(&sim.url(), "idp", form.file(), &format!("budget = {budget}"));
+    sim.pace().set(pace_from_env());
+    let concurrency =
+        std::env::var("ROSTER_BENCH_CONCURRENCY").map_or(String::new(), |c| format!("\nconcurrency = {c}"));
+    let config = roster_sim::scenario::file_source_config(
+        &sim.url(),
+        "idp",
+        form.file(),
+        &format!("budget = {budget}{concurrency}"),
+    );
     std::fs::write(dir.path().join("roster.toml"), config).unwrap();
     Setup { dir, sim }
+}
+
+/// The simulator's pace from the environment (none unless set).
+fn pace_from_env() -> roster_sim::kit::PaceSettings {
+    let n = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok());
+    roster_sim::kit::PaceSettings {
+        latency: Duration::from_millis(n("ROSTER_BENCH_LATENCY_MS").unwrap_or(0)),
+        jitter: Duration::from_millis(n("ROSTER_BENCH_JITTER_MS").unwrap_or(0)),
+        capacity: n("ROSTER_BENCH_CAPACITY").map(|pool| roster_sim::kit::Capacity {
+            pool: pool.max(1) as usize,
+            queue: n("ROSTER_BENCH_QUEUE").unwrap_or(0) as usize,
+        }),
+    }
 }
 
 struct Outcome {

@@ -21,6 +21,7 @@ use roster_engine::{
     Applied, Engine, EngineError, Eta, PlannedOp, Reconcile, Reconciled, Scope, Skipped, TargetKinds, Verdict,
     WhileHeld, Writes,
 };
+use roster_http::Settled;
 use roster_model::{Progress, RunMode, RunState, Trigger};
 use roster_runtime::Runtime;
 use roster_store::{PlanRow, Store, StoreError, TargetLock};
@@ -127,6 +128,8 @@ pub struct Summary {
     pub api_calls_total: u64,
     /// 429s received from the target.
     pub throttled: u64,
+    /// What the target's adaptive concurrency limit settled on (`None`: a fixed limit).
+    pub concurrency: Option<Settled>,
     /// Outcomes of applied operations.
     pub applied: Applied,
     /// The guard's verdict.
@@ -167,6 +170,7 @@ impl Summary {
         self.api_calls_total = r.calls.by_endpoint.values().sum();
         self.api_calls = std::mem::take(&mut r.calls.by_endpoint);
         self.throttled = r.calls.throttled;
+        self.concurrency = r.calls.concurrency;
         self.applied = r.applied;
         self.guard = Some(r.verdict.clone());
         self.skipped = std::mem::take(&mut r.skipped);

@@ -6,6 +6,8 @@
 //! - [`sim`]: a running simulator of a vendor's state ([`Sim`], [`SimState`]): started on an
 //!   address, its state locked for seeding and assertions, stopped on drop;
 //! - [`faults`]: faults as data ([`Fault`], [`FaultRule`]) applied by one layer ([`Faults::layer`]);
+//! - [`pace`]: a real server's latency, jitter and capacity (a pool, a queue, then 503), for every
+//!   simulator ([`Pace`], reached through [`Server::pace`] and [`Sim::pace`]);
 //! - [`throttle`]: a token bucket answering 429 with the vendor's headers ([`Throttle`]);
 //! - [`window`]: calls per caller over a rolling window, as hourly meters count them
 //!   ([`RollingLimit`]);
@@ -57,6 +59,7 @@ pub mod errors;
 pub mod faults;
 pub(crate) mod ids;
 pub mod layer;
+pub mod pace;
 pub mod paging;
 pub mod request;
 pub mod server;
@@ -69,6 +72,7 @@ mod tests;
 
 pub use errors::Vendor;
 pub use faults::{Cut, Fault, FaultRule, Faults, Injected, Methods, RouteMatch, RuleId, Times};
+pub use pace::{Capacity, Pace, PaceCounts, PaceSettings};
 pub use paging::{Cursor, Offset, Page, PageFault, Position, Sealer, keyed_page, link_headers};
 pub use request::Req;
 pub use server::{Logged, Outcome, RequestLog, Server, observe, peer};

@@ -143,6 +143,12 @@ fn print_report(r: &RunReport) {
         println!("  applied: {} done, {} failed", s.applied.done, s.applied.failed);
     }
     println!("  Bitbucket calls: {} ({} throttled)", s.api_calls_total, s.throttled);
+    if let Some(c) = &s.concurrency {
+        println!(
+            "  concurrency: adaptive, settled at {} in flight (between {} and {}, {} back-off(s))",
+            c.limit, c.lowest, c.highest, c.backoffs
+        );
+    }
     if let Some(eta) = &s.eta {
         println!("  {}", eta_line(eta));
     }

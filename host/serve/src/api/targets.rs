@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Path};
 use roster_engine::{Deprovision, TargetCheck, TargetConfig, Threshold};
-use roster_http::BudgetConfig;
+use roster_http::{BudgetConfig, Concurrency};
 
 /// A target and its policy; credentials are never shown.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,8 +85,8 @@ pub struct PolicyView {
     pub new_user_groups: Vec<String>,
     /// Which source wins each attribute, in order: `{"email": ["hr", "entra"]}`.
     pub attribute_priority: BTreeMap<String, Vec<String>>,
-    /// Writes in flight at once.
-    pub concurrency: usize,
+    /// Requests in flight at once: a number, or an adaptive limit and its bounds.
+    pub concurrency: Concurrency,
     /// Users per bulk add.
     pub batch_size: usize,
     /// Request budget towards the target.
@@ -273,10 +273,11 @@ pub struct TargetInput {
     /// Which source wins each attribute: `{"email": ["hr", "entra"]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribute_priority: Option<BTreeMap<String, Vec<String>>>,
-    /// Writes in flight at once (default 8).
+    /// Requests in flight at once (default 8): a number, `"adaptive"` or
+    /// `{"adaptive": {"max": 32}}` (raised while the target's latency holds, lowered on rising
+    /// latency, 429 or 503).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 256)]
-    pub concurrency: Option<u32>,
+    pub concurrency: Option<Concurrency>,
     /// Users per add-users call (default 500).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 10000)]

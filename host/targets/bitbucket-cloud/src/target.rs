@@ -202,7 +202,11 @@ impl Target for BitbucketCloudTarget {
             by_endpoint.extend(more);
             throttled += t;
         }
-        CallCounts { by_endpoint, throttled }
+        CallCounts {
+            by_endpoint,
+            throttled,
+            concurrency: None,
+        }
     }
 
     fn reset_calls(&self) {
@@ -243,6 +247,7 @@ impl TargetKind for Kind {
     }
 
     fn validate(&self, config: &TargetConfig, base: &Path) -> Result<(), String> {
+        config.require_fixed_concurrency()?;
         let s = Settings::of(config)?;
         s.basic(base)?;
         s.scim_key(base).map(drop)

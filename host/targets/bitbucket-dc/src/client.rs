@@ -14,7 +14,9 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use roster_http::{Budget, BudgetConfig, LongWait, Retry, RetryPolicy, SecretValue};
+use roster_http::{
+    Answered, Budget, BudgetConfig, Concurrency, Limiter, LongWait, Retry, RetryPolicy, SecretValue, Settled,
+};
 
 use crate::model::{BbGroup, BbPage, BbUser, Errors, GroupPermission, License, UserPermission};
 
@@ -115,6 +117,8 @@ pub struct ClientConfig {
     pub max_retries: u32,
     /// Timeout of one request.
     pub timeout: Duration,
+    /// Requests in flight at once, reads and writes together.
+    pub concurrency: Concurrency,
 }
 
 /// The client. Share it behind an `Arc`; it counts calls for the run summary.
@@ -123,6 +127,7 @@ pub struct BitbucketDc {
     http: reqwest::Client,
     auth: Auth,
     budget: Budget,
+    limiter: Limiter,
     max_retries: u32,
     calls: Mutex<BTreeMap<String, u64>>,
     throttled: AtomicU64,
@@ -133,6 +138,9 @@ impl BitbucketDc {
     pub fn new(config: ClientConfig) -> Result<BitbucketDc, BbError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
+            // One kept-alive connection per request in flight: a new TLS handshake per call
+            // would cost a real server's round trips twice.
+            .pool_max_idle_per_host(config.concurrency.most())
             .user_agent(concat!("Roster/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| BbError::Transport {
@@ -144,6 +152,7 @@ impl BitbucketDc {
             http,
             auth: config.auth,
             budget: Budget::new(config.budget),
+            limiter: Limiter::new(config.concurrency),
             max_retries: config.max_retries,
             calls: Mutex::new(BTreeMap::new()),
             throttled: AtomicU64::new(0),
@@ -167,6 +176,17 @@ impl BitbucketDc {
     pub fn reset_counts(&self) {
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.throttled.store(0, Ordering::Relaxed);
+        self.limiter.reset_record();
+    }
+
+    /// What the adaptive concurrency limit settled on; `None` when it is fixed.
+    pub fn concurrency(&self) -> Option<Settled> {
+        self.limiter.settled()
+    }
+
+    /// The most requests the client sends at once (what callers size their queues to).
+    pub fn most_in_flight(&self) -> usize {
+        self.limiter.most()
     }
 
     async fn send(
@@ -184,6 +204,9 @@ impl BitbucketDc {
             long_waits: LongWait::Shorten,
         });
         loop {
+            // The place in flight first, then the budget's token: a request waiting for a place
+            // must not hold a token others could use.
+            let permit = self.limiter.acquire().await;
             self.budget.acquire().await;
             let _ = REQUESTS.try_with(|n| n.set(n.get() + 1));
             *self
@@ -210,6 +233,11 @@ impl BitbucketDc {
             let wait = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    let answered = if status == 429 || status == 503 {
+                        Answered::Overloaded
+                    } else {
+                        Answered::Served
+                    };
                     let retry_after = roster_http::retry_after(resp.headers());
                     let content_type = resp
                         .headers()
@@ -240,7 +268,11 @@ impl BitbucketDc {
                     let wait = again.then(|| retry.next_wait(retry_after)).flatten();
                     match wait {
                         Some(wait) => {
-                            if status == 429 || retry_after.is_some() {
+                            permit.done(answered);
+                            // A 429 is the rate limit's: everyone waits it out. A 503 with
+                            // Retry-After is a busy server's; an adaptive limit has just taken
+                            // fewer places for it, so only this request waits.
+                            if status == 429 || (retry_after.is_some() && !self.limiter.adapts()) {
                                 self.budget.cool_down(wait);
                             }
                             wait
@@ -249,7 +281,9 @@ impl BitbucketDc {
                             let bytes = resp.bytes().await.map_err(|e| BbError::Transport {
                                 endpoint: endpoint.clone(),
                                 detail: e.to_string(),
-                            })?;
+                            });
+                            permit.done(answered);
+                            let bytes = bytes?;
                             if (200..300).contains(&status) {
                                 return not_json(&endpoint, content_type.as_deref(), &bytes).map_or(Ok(bytes), Err);
                             }
@@ -259,9 +293,12 @@ impl BitbucketDc {
                 }
                 // A write cut off may have been carried out: only one that never reached
                 // Bitbucket (no connection) or got no answer in time is sent again.
-                Err(e) => match (method == Method::GET || e.is_connect() || e.is_timeout())
-                    .then(|| retry.next_wait(None))
-                    .flatten()
+                Err(e) => match {
+                    permit.done(Answered::Lost);
+                    method == Method::GET || e.is_connect() || e.is_timeout()
+                }
+                .then(|| retry.next_wait(None))
+                .flatten()
                 {
                     Some(wait) => wait,
                     None => {

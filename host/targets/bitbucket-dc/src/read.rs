@@ -3,8 +3,8 @@
 //! terms. Any global permission licenses (LICENSED_USER and every permission above it);
 //! ADMIN and SYS_ADMIN make administrators, whom Roster never changes.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use roster_engine::{Account, Seats, TargetState};
@@ -58,46 +58,54 @@ fn state(
 
 /// Reads what the plan needs. `interesting` are the groups whose members matter (desired,
 /// managed, default); groups holding a global permission are always read.
+///
+/// Everything is asked for at once and the client keeps its limit of requests in flight: the
+/// users listing pages on while the groups' members are read, so a slow server is kept busy
+/// rather than waited for stage by stage.
 pub(crate) async fn read(
     client: &BitbucketDc,
     interesting: &BTreeSet<String>,
     concurrency: usize,
 ) -> Result<TargetState, BbError> {
-    let (users, groups, group_perms, user_perms, license) = tokio::try_join!(
-        client.users(),
-        client.groups(),
-        client.group_permissions(),
-        client.user_permissions(),
-        client.license(),
-    )?;
-    let mut state = state(users, groups, &group_perms, &user_perms, &license);
-    let to_read: Vec<String> = state
-        .groups
-        .iter()
-        .filter(|g| interesting.contains(*g) || state.licensing_groups.contains(*g))
-        .cloned()
-        .collect();
-    // Member names point at the users map's names: one copy per user, however many groups.
-    let interned: HashMap<&str, Arc<str>> = state
-        .users
-        .keys()
-        .map(|k| (k.as_str(), Arc::from(k.as_str())))
-        .collect();
+    // Member names share one copy each, however many groups hold them (a group of 100,000
+    // would otherwise be 100,000 more strings).
+    let interned: Mutex<HashSet<Arc<str>>> = Mutex::default();
     let intern = |name: String| -> Arc<str> {
         let lower = name.to_lowercase();
-        interned
-            .get(lower.as_str())
-            .cloned()
-            .unwrap_or_else(|| Arc::from(lower))
+        let mut set = interned.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = set.get(lower.as_str()) {
+            return known.clone();
+        }
+        let shared: Arc<str> = Arc::from(lower);
+        set.insert(shared.clone());
+        shared
     };
-    let members: Vec<(String, BTreeSet<Arc<str>>)> = stream::iter(to_read)
-        .map(|g| async {
-            let m = client.group_members(&g).await?;
-            Ok::<_, BbError>((g, m.into_iter().map(|u| intern(u.name)).collect()))
-        })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await?;
+    let groups_and_members = async {
+        let (groups, group_perms, user_perms, license) = tokio::try_join!(
+            client.groups(),
+            client.group_permissions(),
+            client.user_permissions(),
+            client.license(),
+        )?;
+        let licensing: HashSet<&str> = group_perms.iter().map(|p| p.group.name.as_str()).collect();
+        let to_read: Vec<String> = groups
+            .iter()
+            .filter(|g| interesting.contains(*g) || licensing.contains(g.as_str()))
+            .cloned()
+            .collect();
+        let members: Vec<(String, BTreeSet<Arc<str>>)> = stream::iter(to_read)
+            .map(|g| async {
+                let m = client.group_members(&g).await?;
+                Ok::<_, BbError>((g, m.into_iter().map(|u| intern(u.name)).collect()))
+            })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        Ok::<_, BbError>((groups, group_perms, user_perms, license, members))
+    };
+    let (users, (groups, group_perms, user_perms, license, members)) =
+        tokio::try_join!(client.users(), groups_and_members)?;
+    let mut state = state(users, groups, &group_perms, &user_perms, &license);
     state.members = members.into_iter().collect();
     Ok(state)
 }

@@ -82,6 +82,7 @@ impl BitbucketDcTarget {
             budget: config.budget,
             max_retries,
             timeout,
+            concurrency: config.concurrency,
         })
         .map_err(|e| e.to_string())?;
         Ok(BitbucketDcTarget {
@@ -291,7 +292,11 @@ impl Target for BitbucketDcTarget {
 
     fn calls(&self) -> CallCounts {
         let (by_endpoint, throttled) = self.client.call_counts();
-        CallCounts { by_endpoint, throttled }
+        CallCounts {
+            by_endpoint,
+            throttled,
+            concurrency: self.client.concurrency(),
+        }
     }
 
     fn reset_calls(&self) {

@@ -455,6 +455,7 @@ impl TargetKind for Kind {
     }
 
     fn validate(&self, config: &TargetConfig, _base: &Path) -> Result<(), String> {
+        config.require_fixed_concurrency()?;
         Settings::of(config).map(drop)
     }
 

@@ -563,6 +563,7 @@ impl TargetKind for Kind {
     }
 
     fn validate(&self, config: &TargetConfig, _base: &std::path::Path) -> Result<(), String> {
+        config.require_fixed_concurrency()?;
         account_of(config).map(drop)
     }
 

@@ -10,6 +10,7 @@ use roster_sim::bitbucket_cloud::{Administration, AutoAccept, CloudSim, CloudSta
 use roster_sim::crowd::{CrowdSim, CrowdState, Product, parse_allowed_address};
 use roster_sim::directory::Directory;
 use roster_sim::keycloak::{GroupsApi, KeycloakSim, KeycloakState, Role};
+use roster_sim::kit::{Capacity, PaceSettings};
 use roster_sim::okta::{OktaSim, OktaState};
 use roster_sim::onelogin::{CredentialScope, DEFAULT_RATE_LIMIT, OneLoginSim, OneLoginState};
 
@@ -22,6 +23,58 @@ struct Cli {
     /// Bitbucket Data Center's address, when no simulator is named.
     #[arg(default_value = "127.0.0.1:7990")]
     addr: SocketAddr,
+    #[command(flatten)]
+    pace: PaceArgs,
+}
+
+/// A real server's pace, for any simulator: what benchmarks against it should measure.
+#[derive(Debug, Args)]
+struct PaceArgs {
+    /// Milliseconds added to every call.
+    #[arg(long, global = true, default_value_t = 0)]
+    latency_ms: u64,
+    /// Up to this many milliseconds more per call, at random.
+    #[arg(long, global = true, default_value_t = 0)]
+    jitter_ms: u64,
+    /// Calls served at once (the server's worker pool); calls past it queue, then get 503.
+    #[arg(long, global = true)]
+    capacity: Option<usize>,
+    /// Calls that may wait for a worker before the server answers 503 (with --capacity).
+    #[arg(long, global = true, default_value_t = 0)]
+    queue: usize,
+}
+
+impl PaceArgs {
+    fn settings(&self) -> Result<PaceSettings, String> {
+        let capacity = match self.capacity {
+            Some(0) => return Err("--capacity must be at least 1 (leave it out for no limit)".into()),
+            Some(pool) => Some(Capacity {
+                pool,
+                queue: self.queue,
+            }),
+            None if self.queue > 0 => return Err("--queue needs --capacity (the pool it queues for)".into()),
+            None => None,
+        };
+        Ok(PaceSettings {
+            latency: std::time::Duration::from_millis(self.latency_ms),
+            jitter: std::time::Duration::from_millis(self.jitter_ms),
+            capacity,
+        })
+    }
+
+    fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.latency_ms > 0 || self.jitter_ms > 0 {
+            parts.push(format!(
+                "{} ms latency + up to {} ms jitter per call",
+                self.latency_ms, self.jitter_ms
+            ));
+        }
+        if let Some(pool) = self.capacity {
+            parts.push(format!("{pool} calls at once, {} queued, then 503", self.queue));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
 }
 
 /// Which simulator.
@@ -210,11 +263,16 @@ async fn main() -> ExitCode {
 /// Starts the simulator asked for and prints its URL, then what it serves.
 async fn start(cli: Cli) -> Result<Box<dyn std::any::Any>, String> {
     let listen = |addr: SocketAddr| move |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+    let pace = cli.pace.settings()?;
+    if let Some(d) = cli.pace.describe() {
+        eprintln!("paced: {d}");
+    }
     match cli.sim.unwrap_or(Sim::Bitbucket { addr: cli.addr }) {
         Sim::Bitbucket { addr } => {
             let s = BitbucketSim::try_start_on(addr, BbState::new())
                 .await
                 .map_err(listen(addr))?;
+            s.pace().set(pace);
             println!("{}", s.url());
             Ok(Box::new(s))
         }
@@ -243,6 +301,7 @@ async fn start(cli: Cli) -> Result<Box<dyn std::any::Any>, String> {
                 state.join(&id, &group);
             }
             let s = CloudSim::try_start_on(o.addr, state).await.map_err(listen(o.addr))?;
+            s.pace().set(pace);
             println!("{}", s.url());
             println!(
                 "Bitbucket Cloud workspace `{}` ({}): {} members in developers; Basic `{}`; SCIM directory `{}` with key `{}`; {} calls an hour",
@@ -274,6 +333,7 @@ async fn start(cli: Cli) -> Result<Box<dyn std::any::Any>, String> {
             let allowed: Vec<&str> = allow.iter().map(String::as_str).collect();
             state.add_application(&o.app, &o.password, &allowed);
             let s = CrowdSim::try_start_on(o.addr, state).await.map_err(listen(o.addr))?;
+            s.pace().set(pace);
             println!("{}", s.url());
             println!(
                 "{} user server: {} users, {} groups; application `{}` from {}",
@@ -289,6 +349,7 @@ async fn start(cli: Cli) -> Result<Box<dyn std::any::Any>, String> {
             let mut state = OktaState::from_directory(&o.size.directory(), &o.domain);
             state.add_api_token(&o.token);
             let s = OktaSim::try_start_on(o.addr, state).await.map_err(listen(o.addr))?;
+            s.pace().set(pace);
             println!("{}", s.url());
             println!(
                 "Okta org: {} users (logins @{}), {} groups; API token `{}`",
@@ -301,6 +362,7 @@ async fn start(cli: Cli) -> Result<Box<dyn std::any::Any>, String> {
             state.add_credential(&o.client_id, &o.secret, CredentialScope::ReadUsers);
             state.set_rate_limit(o.rate_limit);
             let s = OneLoginSim::try_start_on(o.addr, state).await.map_err(listen(o.addr))?;
+            s.pace().set(pace);
             println!("{}", s.url());
             println!(
                 "OneLogin account: {} users, {} roles; API credential `{}` (Read users), {} calls an hour",
@@ -318,6 +380,7 @@ async fn start(cli: Cli) -> Result<Box<dyn std::any::Any>, String> {
                 state.set_groups_api(GroupsApi::Inline);
             }
             let s = KeycloakSim::try_start_on(o.addr, state).await.map_err(listen(o.addr))?;
+            s.pace().set(pace);
             println!("{}", s.base_url());
             println!(
                 "Keycloak realm `{}`: {} users, {} groups; client `{}` (view-users, query-groups)",
@@ -443,6 +506,44 @@ mod tests {
         };
         assert_eq!((d.addr, d.auth_prefix), ("127.0.0.1:8098".parse().unwrap(), false));
         assert!(parse("keycloak --realm").unwrap_err().contains("--realm"));
+    }
+
+    #[test]
+    fn pace_options_reach_any_simulator_and_name_mistakes() {
+        let cli = parse("okta 127.0.0.1:0 --latency-ms 20 --jitter-ms 5 --capacity 4 --queue 2").unwrap();
+        assert_eq!(
+            cli.pace.settings().unwrap(),
+            PaceSettings {
+                latency: std::time::Duration::from_millis(20),
+                jitter: std::time::Duration::from_millis(5),
+                capacity: Some(Capacity { pool: 4, queue: 2 }),
+            }
+        );
+        assert_eq!(parse("").unwrap().pace.settings().unwrap(), PaceSettings::default());
+        let says = |s: &str| parse(s).unwrap().pace.settings().unwrap_err();
+        assert!(says("--capacity 0").contains("--capacity must be at least 1"));
+        assert!(says("bitbucket --queue 3").contains("--queue needs --capacity"));
+        assert!(parse("--latency-ms soon").unwrap_err().contains("--latency-ms"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let running = start(parse("bitbucket 127.0.0.1:0 --latency-ms 150").unwrap())
+                .await
+                .unwrap();
+            let s = running.downcast_ref::<BitbucketSim>().unwrap();
+            let t = std::time::Instant::now();
+            let answer = reqwest::Client::new()
+                .get(format!("{}/rest/api/1.0/admin/users", s.url()))
+                .basic_auth("admin", Some("password"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+            assert!(
+                t.elapsed() >= std::time::Duration::from_millis(150),
+                "{:?}",
+                t.elapsed()
+            );
+        });
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::conn::{Conn, SimListener};
 use super::faults::{Closing, Fault, Injected};
 use super::layer::{KitLayer, Middleware, Next};
+use super::pace::{Overloaded, Pace};
 use super::throttle::Throttled;
 
 /// A running simulator server; stops when dropped.
@@ -23,6 +24,7 @@ use super::throttle::Throttled;
 pub struct Server {
     addr: SocketAddr,
     log: RequestLog,
+    pace: Pace,
     /// Dropping it starts the graceful shutdown and ends held requests ([`Fault::Hang`]).
     _stop: watch::Sender<()>,
 }
@@ -33,8 +35,12 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let log = RequestLog::default();
+        let pace = Pace::default();
         let (stop, stopped) = watch::channel(());
+        // The pace is outside the simulator's own layers (its rate limit, its counters), as a
+        // server's worker pool is in front of its application; the log sees its 503s.
         let app = router
+            .layer(pace.layer())
             .layer(KitLayer(LogMiddleware(log.clone())))
             .layer(Extension(Closing(stopped.clone())))
             .into_make_service_with_connect_info::<Conn>();
@@ -43,7 +49,12 @@ impl Server {
                 .with_graceful_shutdown(Closing(stopped).wait())
                 .await;
         });
-        Ok(Server { addr, log, _stop: stop })
+        Ok(Server {
+            addr,
+            log,
+            pace,
+            _stop: stop,
+        })
     }
 
     /// Where it listens.
@@ -59,6 +70,11 @@ impl Server {
     /// Every request answered, oldest first (the last [`RequestLog::CAPACITY`]).
     pub fn log(&self) -> &RequestLog {
         &self.log
+    }
+
+    /// Its latency and capacity ([`Pace::set`]); none until set.
+    pub fn pace(&self) -> &Pace {
+        &self.pace
     }
 }
 
@@ -81,6 +97,8 @@ pub enum Outcome {
     Injected(Fault),
     /// The rate limit.
     RateLimited,
+    /// The server's capacity ([`Pace`]): 503 with `Retry-After`.
+    Overloaded,
 }
 
 impl Outcome {
@@ -89,6 +107,7 @@ impl Outcome {
         match answer.extensions().get::<Injected>() {
             Some(i) => Outcome::Injected(i.fault.clone()),
             None if answer.extensions().get::<Throttled>().is_some() => Outcome::RateLimited,
+            None if answer.extensions().get::<Overloaded>().is_some() => Outcome::Overloaded,
             None => Outcome::Served,
         }
     }
@@ -96,7 +115,7 @@ impl Outcome {
     /// Whether the client was told to slow down (429 or 503), as vendors' counters count it.
     pub fn is_throttling(&self) -> bool {
         match self {
-            Outcome::RateLimited => true,
+            Outcome::RateLimited | Outcome::Overloaded => true,
             Outcome::Injected(f) => f.is_throttling(),
             Outcome::Served => false,
         }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
 
-use super::{Faults, RequestLog, Server};
+use super::{Faults, Pace, RequestLog, Server};
 
 /// What the kit needs from a vendor's simulated state to run it.
 pub trait SimState: Send + Sized + 'static {
@@ -70,6 +70,11 @@ impl<S: SimState> Sim<S> {
     /// The fault rules applied to its requests (the same as the state's; no lock needed).
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// Its latency and capacity (none until set).
+    pub fn pace(&self) -> &Pace {
+        self.server.pace()
     }
 
     /// Every request it answered, with who answered it.

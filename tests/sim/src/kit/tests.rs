@@ -679,3 +679,96 @@ async fn a_handler_sees_the_address_the_client_connects_from() {
     // Without the kit's server there is no connection to ask.
     assert_eq!(peer(&axum::http::Extensions::new()), None);
 }
+
+/// Sends `n` GETs of `/health` at once; their statuses and the time they all took.
+async fn burst(rig: &Rig, n: usize) -> (Vec<u16>, Vec<Option<String>>, Duration) {
+    let t = Instant::now();
+    let answers = futures_util::future::join_all((0..n).map(|_| rig.get("/health"))).await;
+    let elapsed = t.elapsed();
+    let (mut statuses, mut retry_after) = (Vec::new(), Vec::new());
+    for a in answers {
+        let a = a.unwrap();
+        statuses.push(a.status().as_u16());
+        retry_after.push(
+            a.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        );
+    }
+    (statuses, retry_after, elapsed)
+}
+
+#[tokio::test]
+async fn latency_and_jitter_delay_every_call_by_their_settings() {
+    let rig = Rig::new().await;
+    let t = Instant::now();
+    assert_eq!(rig.status("/health").await, 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(40),
+        "no latency until set: {:?}",
+        t.elapsed()
+    );
+    rig.server.pace().set(PaceSettings {
+        latency: Duration::from_millis(60),
+        jitter: Duration::from_millis(40),
+        capacity: None,
+    });
+    let mut took = Vec::new();
+    for _ in 0..6 {
+        let t = Instant::now();
+        assert_eq!(rig.status("/health").await, 200);
+        took.push(t.elapsed());
+    }
+    assert!(took.iter().all(|d| *d >= Duration::from_millis(60)), "{took:?}");
+    assert!(took.iter().all(|d| *d < Duration::from_millis(300)), "{took:?}");
+    // Jitter varies the calls: six draws of the same delay would be a fixed latency.
+    let distinct: BTreeSet<u128> = took.iter().map(|d| d.as_millis() / 5).collect();
+    assert!(distinct.len() > 1, "jitter never varied the latency: {took:?}");
+    // Without a pool, calls at once overlap: ten take about one latency, not ten.
+    let (statuses, _, elapsed) = burst(&rig, 10).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn past_its_pool_a_server_slows_down_then_answers_503_with_retry_after() {
+    let rig = Rig::new().await;
+    rig.server.pace().set(PaceSettings {
+        latency: Duration::from_millis(100),
+        jitter: Duration::ZERO,
+        capacity: Some(Capacity { pool: 2, queue: 2 }),
+    });
+    // Four fit (two served, two queued): they take two latencies, the pool serving two at once.
+    let (statuses, _, elapsed) = burst(&rig, 4).await;
+    assert_eq!(statuses, vec![200; 4]);
+    assert!(
+        elapsed >= Duration::from_millis(200),
+        "queued calls were not slowed: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_millis(380), "{elapsed:?}");
+    let counts = rig.server.pace().counts();
+    assert_eq!((counts.served, counts.overloaded, counts.peak_in_flight), (4, 0, 4));
+    // Seven at once: the three past the pool and the queue are refused at once with 503.
+    let (statuses, retry_after, _) = burst(&rig, 7).await;
+    let refused: Vec<usize> = (0..7).filter(|i| statuses[*i] == 503).collect();
+    assert_eq!(refused.len(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 4, "{statuses:?}");
+    assert!(
+        refused.iter().all(|i| retry_after[*i].as_deref() == Some("1")),
+        "{retry_after:?}"
+    );
+    assert_eq!(rig.server.pace().counts().overloaded, 3);
+    let overloaded = rig
+        .server
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|l| l.outcome == Outcome::Overloaded && l.status == Some(StatusCode::SERVICE_UNAVAILABLE))
+        .count();
+    assert_eq!(overloaded, 3, "the log names the capacity as who answered");
+    // Lifting the capacity serves them all again.
+    rig.server.pace().set(PaceSettings::default());
+    let (statuses, _, _) = burst(&rig, 7).await;
+    assert_eq!(statuses, vec![200; 7]);
+}
