@@ -321,7 +321,12 @@ async fn trial(kills: usize, converge_every: usize, users: usize, groups: usize)
                 shown["state"], "interrupted",
                 "run {run} killed during {phase:?}: {shown:#}"
             );
-            assert!(shown["finished_at"].is_i64(), "{shown:#}");
+            assert!(
+                shown["finished_at"]
+                    .as_str()
+                    .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+                "{shown:#}"
+            );
             let why = shown["error"].as_str().unwrap_or_default();
             assert!(why.contains("ended before the run did"), "{why}");
             interrupted_ok += 1;
