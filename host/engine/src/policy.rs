@@ -234,6 +234,9 @@ pub struct TargetConfig {
     /// When a plan is held for approval.
     #[serde(default)]
     pub threshold: Threshold,
+    /// What becomes of a change made by hand to a managed group or account (drift).
+    #[serde(default)]
+    pub drift: crate::drift::DriftPolicy,
     /// Accounts never changed (besides Roster's own and the target's administrators).
     #[serde(default)]
     pub protected_users: Vec<String>,

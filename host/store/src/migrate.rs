@@ -51,6 +51,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0012_crowd_app_licences.sql",
         include_str!("../../../migrations/0012_crowd_app_licences.sql"),
     ),
+    (14, "0014_drift.sql", include_str!("../../../migrations/0014_drift.sql")),
 ];
 
 fn checksum(sql: &str) -> String {

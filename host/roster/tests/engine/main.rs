@@ -19,6 +19,7 @@ mod contract_okta;
 mod contract_prism;
 mod crash;
 mod crowd;
+mod drift;
 mod entra;
 mod faults;
 mod google;
