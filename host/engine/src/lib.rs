@@ -40,7 +40,7 @@ pub use budget::Eta;
 pub use drift::{Drift, DriftChange, DriftHandling, DriftPolicy};
 pub use guard::{LicenceOf, LicenceView, Rule, Tripped, Verdict, WindowView};
 pub use model::{Op, PlannedOp, Skipped};
-pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Limit, TargetConfig, Threshold, Window};
+pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Inactive, Limit, TargetConfig, Threshold, Window};
 pub use record::{ExportRow, export_csv, export_rows};
 pub use target::{
     Account, Accounts, AddMembers, CallBudget, CallCounts, Capabilities, Connection, Disable, Fields, Groups,
@@ -291,6 +291,7 @@ impl Engine {
             policy: &self.policy,
             me: self.target.account(),
             product: self.target.product(),
+            now_ms: now_ms(),
         });
         // Drift is judged on a full read only: one person's read sees too little of each group.
         let old_base = self.store.drift_baseline(target_id)?;

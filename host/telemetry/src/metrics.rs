@@ -575,6 +575,7 @@ mod tests {
             ("roster_runs_in_progress", "gauge"),
             ("roster_pushes", "counter"),
             ("roster_push_runs_started", "counter"),
+            ("roster_drift", "counter"),
         ];
         let expected: HashMap<String, String> = expected.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
         assert_eq!(types, expected);

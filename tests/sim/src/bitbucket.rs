@@ -88,6 +88,8 @@ pub struct SimUser {
     pub directory: String,
     /// False for users of read-only external directories.
     pub mutable: bool,
+    /// The last sign-in (ms since the epoch); `None`: never signed in.
+    pub last_authentication: Option<i64>,
 }
 
 /// A fault injected into the next matching requests: the original, status-only form of a
@@ -240,6 +242,7 @@ impl BbState {
                     "Delegated LDAP".into()
                 },
                 mutable: internal,
+                last_authentication: None,
             },
         );
     }
@@ -298,6 +301,16 @@ impl BbState {
                 self.group_perms.remove(&group);
             }
         }
+    }
+
+    /// Records that `user` signed in at `at_ms` (ms since the epoch), as Bitbucket does on each
+    /// authentication: its `lastAuthenticationTimestamp`.
+    pub fn sign_in(&mut self, user: &str, at_ms: i64) {
+        let u = self
+            .users
+            .get_mut(&user.to_lowercase())
+            .unwrap_or_else(|| panic!("sign in: no account {user}"));
+        u.last_authentication = Some(at_ms);
     }
 
     /// Grants a global permission to a group directly.
@@ -534,7 +547,8 @@ struct UserOut<'a> {
     deletable: bool,
     mutable_details: bool,
     mutable_groups: bool,
-    last_authentication_timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_authentication_timestamp: Option<i64>,
     links: Value,
 }
 
@@ -553,7 +567,7 @@ fn user_json(u: &SimUser) -> UserOut<'_> {
         deletable: true,
         mutable_details: u.mutable,
         mutable_groups: u.mutable,
-        last_authentication_timestamp: 0,
+        last_authentication_timestamp: u.last_authentication,
     }
 }
 

@@ -25,6 +25,7 @@ mod faults;
 mod google;
 mod guard;
 mod hostile;
+mod inactive;
 mod keycloak;
 mod ldap;
 mod okta;

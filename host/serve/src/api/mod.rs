@@ -390,6 +390,11 @@ mod tests {
             schemas["PolicyView"]["properties"].get("drift").is_some(),
             "PolicyView.drift"
         );
+        assert!(
+            schemas["PolicyView"]["properties"].get("inactive").is_some(),
+            "PolicyView.inactive"
+        );
+        assert!(schemas["Inactive"]["properties"].get("days").is_some(), "Inactive.days");
         let policies = schemas["DriftPolicy"].to_string();
         for value in ["revert", "adopt", "report"] {
             assert!(policies.contains(value), "{policies}");

@@ -74,6 +74,8 @@ pub struct PolicyView {
     /// What becomes of a change made by hand to a managed group or account: reverted (the
     /// default), adopted or only reported.
     pub drift: roster_engine::DriftPolicy,
+    /// Accounts with no sign-in for `days` are deprovisioned (absent: off).
+    pub inactive: Option<roster_engine::Inactive>,
     /// Accounts never changed.
     pub protected_users: Vec<String>,
     /// Groups never changed.
@@ -112,6 +114,7 @@ impl From<&TargetConfig> for PolicyView {
             deprovision,
             threshold,
             drift,
+            inactive,
             protected_users,
             protected_groups,
             adopt_existing_users,
@@ -130,6 +133,7 @@ impl From<&TargetConfig> for PolicyView {
             deprovision: *deprovision,
             threshold: *threshold,
             drift: *drift,
+            inactive: *inactive,
             protected_users: protected_users.clone(),
             protected_groups: protected_groups.clone(),
             adopt_existing_users: *adopt_existing_users,
