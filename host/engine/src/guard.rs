@@ -775,6 +775,7 @@ mod tests {
                     directory: None,
                     mutable: true,
                     active: true,
+                    last_sign_in_ms: None,
                 },
             );
         }

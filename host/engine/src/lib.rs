@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod budget;
+pub mod drift;
 pub mod fit;
 pub mod guard;
 pub mod model;
@@ -36,9 +37,10 @@ use sha2::{Digest, Sha256};
 
 pub use apply::Applied;
 pub use budget::Eta;
+pub use drift::{Drift, DriftChange, DriftHandling, DriftPolicy};
 pub use guard::{LicenceOf, LicenceView, Rule, Tripped, Verdict, WindowView};
 pub use model::{Op, PlannedOp, Skipped};
-pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Limit, TargetConfig, Threshold, Window};
+pub use policy::{DEFAULT_KIND, Deprovision, GroupLimit, Inactive, Limit, TargetConfig, Threshold, Window};
 pub use record::{ExportRow, export_csv, export_rows};
 pub use target::{
     Account, Accounts, AddMembers, CallBudget, CallCounts, Capabilities, Connection, Disable, Fields, Groups,
@@ -141,6 +143,8 @@ pub struct Reconciled {
     pub calls: CallCounts,
     /// When the plan is done, for a target that meters calls.
     pub eta: Option<Eta>,
+    /// Changes made by hand to what Roster manages, and what this run did about each.
+    pub drift: Vec<Drift>,
 }
 
 /// The paused plan a run continues (see [`Engine::continued`]).
@@ -287,7 +291,36 @@ impl Engine {
             policy: &self.policy,
             me: self.target.account(),
             product: self.target.product(),
+            now_ms: now_ms(),
         });
+        // Drift is judged on a full read only: one person's read sees too little of each group.
+        let old_base = self.store.drift_baseline(target_id)?;
+        let handled = match r.scope {
+            Scope::Everyone => {
+                let adopted = self.store.drift_adopted(target_id)?;
+                let protected = plan::Protected::new(&self.policy, self.target.account(), &target);
+                let found = old_base
+                    .as_ref()
+                    .map(|b| drift::detect(b, &target, &desired, &identities, &protected))
+                    .unwrap_or_default();
+                drift::handle(
+                    found,
+                    self.policy.drift,
+                    capabilities.rename,
+                    &adopted,
+                    &desired,
+                    &target,
+                    &mut draft.ops,
+                    &mut draft.skipped,
+                    self.target.product(),
+                )
+            }
+            Scope::Person(_) => drift::Handled::default(),
+        };
+        let base_start = match r.scope {
+            Scope::Everyone => Some(drift::as_read(&target, &managed)),
+            Scope::Person(_) => old_base.clone(),
+        };
         drop(desired);
         if let Scope::Person(_) = r.scope {
             // One person's sync sees only the groups that concern them: a managed group missing
@@ -408,8 +441,32 @@ impl Engine {
                 .await?;
             stage_ms.insert("apply".into(), ms(t));
             applied = outcome.applied;
+            if let Some(start) = base_start {
+                let next = drift::next_baseline(
+                    start,
+                    old_base.as_ref(),
+                    &handled.keep_as_was,
+                    &draft.ops,
+                    &outcome.done,
+                );
+                self.store.set_drift_baseline(target_id, &next)?;
+            }
+            self.store.adopt_drift(target_id, &handled.adopt)?;
+            self.store.forget_adopted(target_id, &handled.forget)?;
             self.applied_state(&outcome, &plan_id, !r.incomplete.is_empty(), &mut warnings)
         };
+        if !handled.drift.is_empty() {
+            warnings.push(format!(
+                "{} change(s) made by hand in {} to what Roster manages (drift = \"{}\"): see the run's drift",
+                handled.drift.len(),
+                self.target.product(),
+                match self.policy.drift {
+                    DriftPolicy::Revert => "revert",
+                    DriftPolicy::Adopt => "adopt",
+                    DriftPolicy::Report => "report",
+                }
+            ));
+        }
         Ok(Reconciled {
             state,
             plan_id,
@@ -423,6 +480,7 @@ impl Engine {
             warnings,
             calls: self.target.calls(),
             eta,
+            drift: handled.drift,
         })
     }
 
@@ -611,6 +669,7 @@ impl Engine {
             warnings,
             calls: CallCounts::default(),
             eta,
+            drift: Vec::new(),
         };
         if let Some(why) = &out.verdict.refused {
             self.store.set_plan_state(&plan.id, PlanState::Refused, Some(actor))?;
@@ -626,6 +685,12 @@ impl Engine {
                 .await?;
             stage_ms.insert("apply".into(), ms(t));
             out.applied = outcome.applied;
+            // The plan was made from an earlier read: what it did is added to what Roster had
+            // left, and the next full read is compared with that.
+            if let Some(old) = self.store.drift_baseline(&self.policy.id)? {
+                let next = drift::next_baseline(old, None, &[], ops, &outcome.done);
+                self.store.set_drift_baseline(&self.policy.id, &next)?;
+            }
             out.state = self.applied_state(&outcome, &plan.id, false, &mut out.warnings);
         }
         out.stage_ms = stage_ms;

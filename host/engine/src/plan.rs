@@ -32,6 +32,8 @@ pub struct PlanInput<'a> {
     pub me: &'a str,
     /// What administrators call the target ("Bitbucket"), for reasons.
     pub product: &'a str,
+    /// Now, in ms since the epoch: what the `inactive` policy counts days from.
+    pub now_ms: i64,
 }
 
 /// The plan before guards: operations, and what was deliberately left alone.
@@ -96,6 +98,7 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
         policy,
         me,
         product,
+        now_ms,
     } = *input;
     let batch = match capabilities.add_members {
         AddMembers::Bulk => policy.batch_size,
@@ -200,6 +203,28 @@ pub fn plan(input: &PlanInput<'_>) -> Draft {
                     pending_words(pending)
                 ),
             });
+            excluded.insert(key.clone());
+            continue;
+        }
+        // An account its person has not signed in to for longer than the `inactive` policy
+        // allows is deprovisioned like a leaver's, reversibly (the person is still in the
+        // sources), and stays so until they sign in again.
+        if let (Some(rule), Some(old)) = (policy.inactive, &linked_name)
+            && let Some(last) = target.users.get(old).and_then(|a| a.last_sign_in_ms)
+            && last < now_ms - i64::from(rule.days) * 86_400_000
+        {
+            let why = format!(
+                "no sign-in to {product} since {} (inactive.days = {})",
+                utc_date(last),
+                rule.days
+            );
+            match linked[0].state {
+                IdentityState::Active | IdentityState::Pending => deprovision.push((old.clone(), why, reversible)),
+                IdentityState::Disabled | IdentityState::Deleted => d.skipped.push(Skipped {
+                    subject: p.username.clone(),
+                    why: format!("{why}: stays deprovisioned until the person signs in again"),
+                }),
+            }
             excluded.insert(key.clone());
             continue;
         }
@@ -849,6 +874,7 @@ mod tests {
                     directory: None,
                     mutable: true,
                     active: true,
+                    last_sign_in_ms: None,
                 },
             );
         }
@@ -893,7 +919,86 @@ mod tests {
             policy: &policy,
             me: "roster",
             product: "Acme Hub",
+            now_ms: DEC_5_2026,
         })
+    }
+
+    /// An account not signed in to for longer than `inactive.days` is disabled with the date and
+    /// the rule in its reason; a recent sign-in, no sign-in recorded, and a protected account are
+    /// left alone; an account already disabled for it stays so, saying why.
+    #[test]
+    fn inactive_accounts_are_disabled_naming_the_date_and_the_rule() {
+        let people: Vec<Person> = ["ann", "bob", "cy", "dee", "eve"]
+            .iter()
+            .map(|n| person(n, Some(&format!("{n}@example.com"))))
+            .collect();
+        let d = desired(&people);
+        let mut t = target(&["ann", "bob", "cy", "dee", "eve"]);
+        let day = 86_400_000;
+        for (name, last) in [
+            ("ann", Some(DEC_5_2026 - 120 * day)),
+            ("bob", Some(DEC_5_2026 - 10 * day)),
+            ("cy", None),
+            ("dee", Some(DEC_5_2026 - 400 * day)),
+            ("eve", Some(DEC_5_2026 - 200 * day)),
+        ] {
+            t.users.get_mut(name).unwrap().last_sign_in_ms = last;
+            t.members.entry("devs".into()).or_default().insert(Arc::from(name));
+        }
+        let mut ids = linked(&["ann", "bob", "cy", "dee", "eve"]);
+        ids[4].state = IdentityState::Disabled;
+        let policy: TargetConfig = serde_json::from_value(serde_json::json!({
+            "inactive": {"days": 90},
+            "protected_users": ["dee"],
+        }))
+        .unwrap();
+        policy.validate_policy().unwrap();
+        let draft = plan(&PlanInput {
+            desired: &d,
+            target: &t,
+            capabilities: capabilities(Accounts::Create, Profiles::Managed),
+            identities: &ids,
+            managed: &BTreeSet::new(),
+            policy: &policy,
+            me: "roster",
+            product: "Acme Hub",
+            now_ms: DEC_5_2026,
+        });
+        let deactivated: Vec<(&str, &str)> = draft
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::Deactivate { user, .. } => Some((user.as_str(), o.reason.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            deactivated,
+            [("ann", "no sign-in to Acme Hub since 2026-08-07 (inactive.days = 90)")]
+        );
+        assert!(
+            draft.ops.iter().all(|o| o.op.subject() != "dee"),
+            "protected: {:?}",
+            draft.ops
+        );
+        assert!(
+            why(&draft, "eve")
+                .iter()
+                .any(|w| w.contains("stays deprovisioned until the person signs in again"))
+        );
+        assert!(
+            !draft
+                .ops
+                .iter()
+                .any(|o| matches!(&o.op, Op::AdoptUser { user, .. } if user == "eve")),
+            "not enabled again"
+        );
+
+        let bad: TargetConfig = serde_json::from_value(serde_json::json!({"inactive": {"days": 0}})).unwrap();
+        assert_eq!(
+            bad.validate_policy().unwrap_err(),
+            "target inactive.days 0 must be between 1 and 3650"
+        );
     }
 
     fn added(d: &Draft) -> Vec<String> {

@@ -213,6 +213,17 @@ impl Threshold {
     }
 }
 
+/// Deprovisioning of accounts nobody signs in to: an account Roster manages whose person has not
+/// signed in to the target for `days` is deprovisioned like a leaver — disabled (or kept, under
+/// `deprovision = "keep"`), never deleted, since the person is still in the sources — under the
+/// same guard; it comes back with its groups once they sign in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inactive {
+    /// Days without a sign-in (from the target's last authentication time).
+    pub days: u32,
+}
+
 /// The kind of target a `[target]` table describes when it does not say.
 pub const DEFAULT_KIND: &str = "bitbucket-dc";
 
@@ -234,6 +245,12 @@ pub struct TargetConfig {
     /// When a plan is held for approval.
     #[serde(default)]
     pub threshold: Threshold,
+    /// What becomes of a change made by hand to a managed group or account (drift).
+    #[serde(default)]
+    pub drift: crate::drift::DriftPolicy,
+    /// Deprovision accounts with no sign-in to the target for this long (off when absent).
+    #[serde(default)]
+    pub inactive: Option<Inactive>,
     /// Accounts never changed (besides Roster's own and the target's administrators).
     #[serde(default)]
     pub protected_users: Vec<String>,
@@ -324,6 +341,11 @@ impl TargetConfig {
     pub fn validate_policy(&self) -> Result<(), String> {
         self.threshold.validate()?;
         self.concurrency.validate("target concurrency")?;
+        if let Some(i) = self.inactive
+            && !(1..=3650).contains(&i.days)
+        {
+            return Err(format!("target inactive.days {} must be between 1 and 3650", i.days));
+        }
         if self.batch_size == 0 {
             return Err("target batch_size must be at least 1".into());
         }

@@ -27,6 +27,9 @@ pub struct Account {
     /// Enabled (targets that disable accounts themselves; always true for the others). A
     /// disabled account holds no licence.
     pub active: bool,
+    /// When the person last signed in to the target (ms since the epoch), when it says: what
+    /// the `inactive` policy judges. `None`: never, or the target does not tell.
+    pub last_sign_in_ms: Option<i64>,
 }
 
 /// Seats: how many accounts the licence counts now, and how many it allows.

@@ -18,7 +18,7 @@ use roster_directory::{
     transform::Traces,
 };
 use roster_engine::{
-    Applied, Engine, EngineError, Eta, PlannedOp, Reconcile, Reconciled, Scope, Skipped, TargetKinds, Verdict,
+    Applied, Drift, Engine, EngineError, Eta, PlannedOp, Reconcile, Reconciled, Scope, Skipped, TargetKinds, Verdict,
     WhileHeld, Writes,
 };
 use roster_http::Settled;
@@ -142,6 +142,9 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// When the plan is done, for a target that meters calls (`None`: it does not).
     pub eta: Option<Eta>,
+    /// Changes made by hand in the target to what Roster manages, and what the run did about
+    /// each (the target's `drift` policy).
+    pub drift: Vec<Drift>,
     /// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
     pub peak_rss_mib: Option<f64>,
     /// The run whose fetch and merge this run planned from, when it is another (a sync of
@@ -177,6 +180,7 @@ impl Summary {
         self.collisions = std::mem::take(&mut r.collisions);
         self.warnings.append(&mut r.warnings);
         self.eta = r.eta;
+        self.drift = std::mem::take(&mut r.drift);
     }
 }
 

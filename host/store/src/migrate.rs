@@ -56,6 +56,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0013_ui_sessions.sql",
         include_str!("../../../migrations/0013_ui_sessions.sql"),
     ),
+    (14, "0014_drift.sql", include_str!("../../../migrations/0014_drift.sql")),
 ];
 
 fn checksum(sql: &str) -> String {

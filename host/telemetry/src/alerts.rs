@@ -116,6 +116,8 @@ pub enum AlertKind {
     Stale,
     /// A run changed far more than that source or target usually does.
     VolumeSpike,
+    /// A run found changes made by hand in the target to what Roster manages.
+    Drift,
 }
 
 impl AlertKind {
@@ -126,6 +128,7 @@ impl AlertKind {
             AlertKind::PlanHeld => "plan-held",
             AlertKind::Stale => "stale",
             AlertKind::VolumeSpike => "volume-spike",
+            AlertKind::Drift => "drift",
         }
     }
 }
@@ -190,6 +193,17 @@ pub enum AlertEvent {
         /// `count` divided by the usual (the median, at least 1).
         factor: f64,
     },
+    /// Changes made by hand in a target to what Roster manages (drift).
+    Drift {
+        /// The run that found them.
+        run_id: i64,
+        /// The target.
+        target: String,
+        /// What the target's policy did with them (`revert`, `adopt`, `report`).
+        policy: String,
+        /// Each change in words.
+        changes: Vec<String>,
+    },
 }
 
 impl AlertEvent {
@@ -200,6 +214,7 @@ impl AlertEvent {
             AlertEvent::PlanHeld { .. } => AlertKind::PlanHeld,
             AlertEvent::Stale { .. } => AlertKind::Stale,
             AlertEvent::VolumeSpike { .. } => AlertKind::VolumeSpike,
+            AlertEvent::Drift { .. } => AlertKind::Drift,
         }
     }
 
@@ -262,6 +277,23 @@ impl AlertEvent {
                 format!(
                     "Source '{source}' has never synced successfully ({hours:.1} h since it was configured); \
                      `roster check {source}` tells whether its connector can work"
+                )
+            }
+            AlertEvent::Drift {
+                run_id,
+                target,
+                policy,
+                changes,
+            } => {
+                let first = changes.first().map(String::as_str).unwrap_or("");
+                let more = match changes.len() {
+                    0 | 1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                };
+                format!(
+                    "Run {run_id} found {} change(s) made by hand in '{target}' to what Roster manages (drift = \"{policy}\"): {}{more}; details: `roster runs show {run_id}`",
+                    changes.len(),
+                    truncate(first, 300)
                 )
             }
             AlertEvent::VolumeSpike {
@@ -904,6 +936,20 @@ fn slack_body(event: &AlertEvent, at: f64) -> Value {
                     &last_success_unix.map(rfc3339).unwrap_or_else(|| "never".into()),
                 ),
                 field("Hours", &format!("{hours:.1}")),
+            ],
+            None,
+        ),
+        AlertEvent::Drift {
+            target,
+            policy,
+            changes,
+            ..
+        } => (
+            ":warning: Roster found changes made by hand",
+            vec![
+                field("Target", target),
+                field("Policy", policy),
+                field("Changes", &changes.len().to_string()),
             ],
             None,
         ),
@@ -1727,6 +1773,24 @@ mod tests {
             factor: 40.0,
         };
         assert_eq!(spike.kind(), AlertKind::VolumeSpike);
+        let drift = AlertEvent::Drift {
+            run_id: 9,
+            target: "bitbucket".into(),
+            policy: "revert".into(),
+            changes: vec![
+                "eve was added to devs by hand in Bitbucket".into(),
+                "ops was deleted".into(),
+            ],
+        };
+        assert_eq!(drift.kind(), AlertKind::Drift);
+        assert_eq!(
+            drift.summary(),
+            "Run 9 found 2 change(s) made by hand in 'bitbucket' to what Roster manages (drift = \"revert\"): eve was added to devs by hand in Bitbucket (and 1 more); details: `roster runs show 9`"
+        );
+        assert_eq!(
+            slack_body(&drift, 0.0)["blocks"][2]["fields"].as_array().unwrap().len(),
+            3
+        );
         assert_eq!(
             spike.summary(),
             "'entra': 120 deactivate-user in one run, 40× the usual 3 (median of earlier runs)"

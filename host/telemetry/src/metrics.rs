@@ -49,6 +49,8 @@ pub struct RunObservation<'a> {
     pub sources: &'a [SourceObservation<'a>],
     /// When the run finished, in Unix seconds.
     pub finished_at_unix: f64,
+    /// Changes made by hand found in the target: (change, handling, count).
+    pub drift: &'a [(&'a str, &'a str, u64)],
 }
 
 /// How one source's fetch went, as far as the metrics care.
@@ -90,6 +92,13 @@ struct VendorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DriftLabels {
+    target: String,
+    change: String,
+    handling: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
 }
@@ -126,6 +135,7 @@ pub struct Metrics {
     pushes: Family<SourceLabels, Counter>,
     push_runs: Counter,
     crowd_authentications: Family<OutcomeLabels, Counter>,
+    drift: Family<DriftLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -149,6 +159,7 @@ impl Metrics {
         let pushes = Family::<SourceLabels, Counter>::default();
         let push_runs = Counter::default();
         let crowd_authentications = Family::<OutcomeLabels, Counter>::default();
+        let drift = Family::<DriftLabels, Counter>::default();
 
         // Counter names carry no `_total`: the OpenMetrics encoder appends it.
         registry.register("runs", "Finished sync runs by outcome", runs.clone());
@@ -202,7 +213,14 @@ impl Metrics {
             crowd_authentications.clone(),
         );
 
+        registry.register(
+            "drift",
+            "Changes made by hand in a target to what Roster manages, by target, change (member-added, member-removed, group-deleted, account-renamed) and handling (reverted, adopted, reported)",
+            drift.clone(),
+        );
+
         Metrics {
+            drift,
             registry,
             runs,
             stage_seconds,
@@ -264,6 +282,15 @@ impl Metrics {
                 .inc_by(n);
         }
         self.add_vendor(BITBUCKET_VENDOR, run.target, run.target_calls, run.target_throttled);
+        for &(change, handling, n) in run.drift {
+            self.drift
+                .get_or_create(&DriftLabels {
+                    target: run.target.to_string(),
+                    change: change.to_string(),
+                    handling: handling.to_string(),
+                })
+                .inc_by(n);
+        }
         let succeeded = SUCCESS_STATES.contains(&run.state);
         for s in run.sources {
             self.add_vendor(s.vendor, s.source, s.requests, s.throttled);
@@ -482,6 +509,7 @@ mod tests {
             writes: &[("create-user", 200), ("add-members", 12)],
             target_calls: 230,
             target_throttled: 2,
+            drift: &[("member-added", "reverted", 2)],
             sources: &[
                 SourceObservation {
                     source: "hr",
@@ -508,6 +536,7 @@ mod tests {
             writes: &[("create-user", 1), ("deactivate-user", 0)],
             target_calls: 10,
             target_throttled: 0,
+            drift: &[("member-added", "reverted", 1), ("group-deleted", "reported", 1)],
             sources: &[
                 SourceObservation {
                     source: "hr",
@@ -546,6 +575,7 @@ mod tests {
             ("roster_runs_in_progress", "gauge"),
             ("roster_pushes", "counter"),
             ("roster_push_runs_started", "counter"),
+            ("roster_drift", "counter"),
         ];
         let expected: HashMap<String, String> = expected.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
         assert_eq!(types, expected);
@@ -583,6 +613,10 @@ mod tests {
 
         assert_eq!(get(&s, "roster_writes_total", &[("kind", "create-user")]), 201.0);
         assert_eq!(get(&s, "roster_writes_total", &[("kind", "add-members")]), 12.0);
+        let drift = "roster_drift_total";
+        let labels = |change, handling| [("target", "bb"), ("change", change), ("handling", handling)];
+        assert_eq!(get(&s, drift, &labels("member-added", "reverted")), 3.0);
+        assert_eq!(get(&s, drift, &labels("group-deleted", "reported")), 1.0);
         assert_eq!(get(&s, "roster_writes_total", &[("kind", "deactivate-user")]), 0.0);
 
         let req = "roster_vendor_requests_total";

@@ -88,6 +88,8 @@ pub struct SimUser {
     pub directory: String,
     /// False for users of read-only external directories.
     pub mutable: bool,
+    /// The last sign-in (ms since the epoch); `None`: never signed in.
+    pub last_authentication: Option<i64>,
 }
 
 /// A fault injected into the next matching requests: the original, status-only form of a
@@ -115,6 +117,38 @@ impl From<Fault> for FaultRule {
             times: Times::Count(f.remaining),
         }
     }
+}
+
+/// A change an administrator makes by hand in Bitbucket's admin pages, outside Roster: what
+/// drift detection must notice. Applied straight to the state (no request counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandEdit {
+    /// Adds an existing account to a group.
+    AddMember {
+        /// The group.
+        group: String,
+        /// The account.
+        user: String,
+    },
+    /// Removes an account from a group.
+    RemoveMember {
+        /// The group.
+        group: String,
+        /// The account.
+        user: String,
+    },
+    /// Renames an account (its memberships and permissions follow it, as in Bitbucket).
+    RenameUser {
+        /// The current name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
+    /// Deletes a group with its memberships and permission.
+    DeleteGroup {
+        /// The group.
+        group: String,
+    },
 }
 
 /// The whole simulated instance.
@@ -208,6 +242,7 @@ impl BbState {
                     "Delegated LDAP".into()
                 },
                 mutable: internal,
+                last_authentication: None,
             },
         );
     }
@@ -223,6 +258,59 @@ impl BbState {
         if let Some(m) = self.groups.get_mut(group) {
             m.remove(&user.to_lowercase());
         }
+    }
+
+    /// Makes a change by hand, as an administrator would in Bitbucket's admin pages. Panics when
+    /// the account or group named does not exist: a test that edits nothing would prove nothing.
+    pub fn hand_edit(&mut self, edit: HandEdit) {
+        match edit {
+            HandEdit::AddMember { group, user } => {
+                let user = user.to_lowercase();
+                assert!(self.users.contains_key(&user), "hand edit: no account {user}");
+                self.groups
+                    .get_mut(&group)
+                    .unwrap_or_else(|| panic!("hand edit: no group {group}"))
+                    .insert(user);
+            }
+            HandEdit::RemoveMember { group, user } => {
+                let removed = self
+                    .groups
+                    .get_mut(&group)
+                    .is_some_and(|m| m.remove(&user.to_lowercase()));
+                assert!(removed, "hand edit: {user} is not in {group}");
+            }
+            HandEdit::RenameUser { from, to } => {
+                let (from, to_lc) = (from.to_lowercase(), to.to_lowercase());
+                let mut user = self
+                    .users
+                    .remove(&from)
+                    .unwrap_or_else(|| panic!("hand edit: no account {from}"));
+                user.name = to;
+                self.users.insert(to_lc.clone(), user);
+                for members in self.groups.values_mut() {
+                    if members.remove(&from) {
+                        members.insert(to_lc.clone());
+                    }
+                }
+                if let Some(p) = self.user_perms.remove(&from) {
+                    self.user_perms.insert(to_lc, p);
+                }
+            }
+            HandEdit::DeleteGroup { group } => {
+                assert!(self.groups.remove(&group).is_some(), "hand edit: no group {group}");
+                self.group_perms.remove(&group);
+            }
+        }
+    }
+
+    /// Records that `user` signed in at `at_ms` (ms since the epoch), as Bitbucket does on each
+    /// authentication: its `lastAuthenticationTimestamp`.
+    pub fn sign_in(&mut self, user: &str, at_ms: i64) {
+        let u = self
+            .users
+            .get_mut(&user.to_lowercase())
+            .unwrap_or_else(|| panic!("sign in: no account {user}"));
+        u.last_authentication = Some(at_ms);
     }
 
     /// Grants a global permission to a group directly.
@@ -459,7 +547,8 @@ struct UserOut<'a> {
     deletable: bool,
     mutable_details: bool,
     mutable_groups: bool,
-    last_authentication_timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_authentication_timestamp: Option<i64>,
     links: Value,
 }
 
@@ -478,7 +567,7 @@ fn user_json(u: &SimUser) -> UserOut<'_> {
         deletable: true,
         mutable_details: u.mutable,
         mutable_groups: u.mutable,
-        last_authentication_timestamp: 0,
+        last_authentication_timestamp: u.last_authentication,
     }
 }
 

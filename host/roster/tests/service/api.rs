@@ -1555,3 +1555,71 @@ async fn a_token_made_by_the_cli_works_by_its_role_until_revoked() {
     let (revoked, _) = roster(&["token", "revoke", &id]);
     assert_eq!(w.get("/api/v1/sources", &token).await.0, 401, "{list}\n{revoked}");
 }
+
+/// A change made by hand in Bitbucket is drift: the next run's JSON says what changed and what
+/// was done (`summary.drift`), `/metrics` counts it by change and handling, and a `drift` alert
+/// goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_shows_in_the_run_json_the_metrics_and_an_alert() {
+    let hooks = common::webhook::Receiver::start().await;
+    let (w, d) = world(
+        30,
+        &format!("[[alert]]\nurl = \"{}\"\nevents = [\"drift\"]\n", hooks.url),
+    )
+    .await;
+    let first = w.run(json!({})).await;
+    assert_eq!(first["state"], "succeeded", "{first}");
+    // The smallest group with members: someone is left outside it.
+    let (group, members) = d
+        .expected_members()
+        .into_iter()
+        .filter(|(_, m)| !m.is_empty())
+        .min_by_key(|(_, m)| m.len())
+        .unwrap();
+    let outsider = d
+        .users
+        .iter()
+        .map(|u| u.username.to_lowercase())
+        .find(|u| !members.contains(u))
+        .unwrap();
+    w.world.bb.lock().hand_edit(roster_sim::bitbucket::HandEdit::AddMember {
+        group: group.clone(),
+        user: outsider.clone(),
+    });
+    let r = w.run(json!({})).await;
+    assert_eq!(r["state"], "succeeded", "{r}");
+    let drift = &r["summary"]["drift"];
+    assert_eq!(drift.as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(
+        (
+            &drift[0]["change"],
+            &drift[0]["handled"],
+            &drift[0]["group"],
+            &drift[0]["account"]
+        ),
+        (
+            &json!("member-added"),
+            &json!("reverted"),
+            &json!(group),
+            &json!(outsider)
+        ),
+        "{drift}"
+    );
+    assert!(!w.world.bb.lock().groups()[&group].contains(&outsider), "reverted");
+    let metrics = w
+        .req(Method::GET, "/metrics", &w.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("roster_drift_total{target=\"bitbucket\",change=\"member-added\",handling=\"reverted\"} 1"),
+        "{metrics}"
+    );
+    let got = hooks.wait_count(1, std::time::Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1, "only the drift alert was asked for: {got:?}");
+    assert_eq!(got[0]["event"], "drift", "{got:?}");
+    assert!(got[0]["summary"].as_str().unwrap().contains(&outsider), "{}", got[0]);
+}

@@ -371,6 +371,41 @@ mod tests {
         }
     }
 
+    /// A run's drift (changes made by hand in the target) is typed in the run JSON, and the
+    /// target's policy shows its `drift` setting.
+    #[test]
+    fn the_run_summary_carries_drift_and_the_policy_its_setting() {
+        let (_, doc) = operations().split_for_parts();
+        let doc = serde_json::to_value(&doc).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        assert!(schemas["Summary"]["properties"].get("drift").is_some(), "Summary.drift");
+        for field in [
+            "change",
+            "group",
+            "account",
+            "renamed_to",
+            "handled",
+            "changed_by",
+            "changed_at",
+            "detail",
+        ] {
+            assert!(schemas["Drift"]["properties"].get(field).is_some(), "Drift.{field}");
+        }
+        assert!(
+            schemas["PolicyView"]["properties"].get("drift").is_some(),
+            "PolicyView.drift"
+        );
+        assert!(
+            schemas["PolicyView"]["properties"].get("inactive").is_some(),
+            "PolicyView.inactive"
+        );
+        assert!(schemas["Inactive"]["properties"].get("days").is_some(), "Inactive.days");
+        let policies = schemas["DriftPolicy"].to_string();
+        for value in ["revert", "adopt", "report"] {
+            assert!(policies.contains(value), "{policies}");
+        }
+    }
+
     /// A run against a target that meters calls says when its plan is done, typed.
     #[test]
     fn the_run_summary_carries_the_plans_eta() {

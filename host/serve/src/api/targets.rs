@@ -71,6 +71,11 @@ pub struct PolicyView {
     /// When a plan is held for approval: people deprovisioned, memberships removed (per
     /// person, per group, in total), renames, email changes, per plan and over a rolling window.
     pub threshold: Threshold,
+    /// What becomes of a change made by hand to a managed group or account: reverted (the
+    /// default), adopted or only reported.
+    pub drift: roster_engine::DriftPolicy,
+    /// Accounts with no sign-in for `days` are deprovisioned (absent: off).
+    pub inactive: Option<roster_engine::Inactive>,
     /// Accounts never changed.
     pub protected_users: Vec<String>,
     /// Groups never changed.
@@ -108,6 +113,8 @@ impl From<&TargetConfig> for PolicyView {
             kind: _,
             deprovision,
             threshold,
+            drift,
+            inactive,
             protected_users,
             protected_groups,
             adopt_existing_users,
@@ -125,6 +132,8 @@ impl From<&TargetConfig> for PolicyView {
         PolicyView {
             deprovision: *deprovision,
             threshold: *threshold,
+            drift: *drift,
+            inactive: *inactive,
             protected_users: protected_users.clone(),
             protected_groups: protected_groups.clone(),
             adopt_existing_users: *adopt_existing_users,

@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use serde::Deserialize;
 
 use roster_directory::{DirectoryError, Feed, FetchMode, SourceConfig};
-use roster_engine::{EngineError, TargetConfig, TargetKinds, Writes};
+use roster_engine::{DriftPolicy, EngineError, TargetConfig, TargetKinds, Writes};
 use roster_model::{DefinedIn, RunMode, RunState, Trigger};
 use roster_runtime::Runtime;
 use roster_store::{SourceRow, Store, StoreError, now_ms};
@@ -585,6 +585,23 @@ impl Service {
             }
             _ => {}
         }
+        if !report.summary.drift.is_empty() {
+            let policy = config
+                .targets
+                .iter()
+                .find(|t| t.id == report.target)
+                .map_or(DriftPolicy::default(), |t| t.drift);
+            self.send(AlertEvent::Drift {
+                run_id,
+                target: report.target.clone(),
+                policy: serde_json::to_value(policy)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                changes: report.summary.drift.iter().map(|d| d.detail.clone()).collect(),
+            })
+            .await;
+        }
         self.check_volume(&report).await;
     }
 
@@ -708,6 +725,11 @@ impl Service {
             .map(|r| r.trigger.as_str())
             .unwrap_or("unknown");
         let target = report.target.clone();
+        let mut counted: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for d in &s.drift {
+            *counted.entry((d.change_name(), d.handling_name())).or_default() += 1;
+        }
+        let drift: Vec<(&str, &str, u64)> = counted.into_iter().map(|((c, h), n)| (c, h, n)).collect();
         self.metrics.observe_run(&RunObservation {
             state: report.state.as_str(),
             trigger,
@@ -718,6 +740,7 @@ impl Service {
             target_throttled: s.throttled,
             sources: &sources,
             finished_at_unix: now_ms() as f64 / 1000.0,
+            drift: &drift,
         });
     }
 

@@ -245,6 +245,7 @@ impl BitbucketCloudTarget {
             // The person owns an Atlassian account's profile.
             mutable: false,
             active: true,
+            last_sign_in_ms: None,
         };
         if let Some(id) = &user.account_id {
             self.known().accounts.insert(key.clone(), id.clone());

@@ -818,6 +818,7 @@ fn state(
                     directory: Some("admin.atlassian.com".into()),
                     mutable: true,
                     active: u.active,
+                    last_sign_in_ms: None,
                 },
             ))
         })

@@ -24,6 +24,9 @@ pub struct BbUser {
     /// False when group membership cannot be changed here.
     #[serde(default = "yes")]
     pub mutable_groups: bool,
+    /// The last sign-in (ms since the epoch); absent for someone who never signed in.
+    #[serde(default)]
+    pub last_authentication_timestamp: Option<i64>,
 }
 
 fn yes() -> bool {

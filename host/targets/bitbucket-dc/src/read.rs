@@ -22,6 +22,8 @@ fn account(u: BbUser) -> Account {
         directory: u.directory_name,
         mutable: u.mutable_details,
         active: true,
+        // Bitbucket leaves the field out (or says 0) for someone who never signed in.
+        last_sign_in_ms: u.last_authentication_timestamp.filter(|t| *t > 0),
     }
 }
 

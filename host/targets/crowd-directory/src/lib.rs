@@ -150,6 +150,7 @@ impl CrowdDirectory {
                         directory: None,
                         mutable: true,
                         active: u.active,
+                        last_sign_in_ms: None,
                     },
                 )
             })

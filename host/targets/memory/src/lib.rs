@@ -222,6 +222,7 @@ impl MemoryTarget {
                             directory: None,
                             mutable: true,
                             active: u.active,
+                            last_sign_in_ms: None,
                         },
                     )
                 })
