@@ -204,6 +204,7 @@ pub async fn login(State(state): State<Shared>, req: Request) -> Response {
         return e.into_response();
     }
     if let Some(secs) = state.logins.wait(ip) {
+        state.refused_login(ip, "ui.login-throttled", format!("too many failed logins; told to wait {secs} s (429)"));
         let mut resp = UiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("too many failed logins from {ip}; try again in {secs} s"),
@@ -241,6 +242,8 @@ pub async fn login(State(state): State<Shared>, req: Request) -> Response {
         Ok(Some(s)) => s,
         Ok(None) => {
             state.logins.failed(ip);
+            // Never the token itself: a mistyped token is most of a real one.
+            state.refused_login(ip, "ui.login-failed", "unknown or revoked token (401)".to_string());
             return login_form(
                 cookies,
                 next,
