@@ -544,7 +544,10 @@ async fn failed_logins_are_audited_without_the_token() {
     assert_eq!(failed[0]["origin"], "127.0.0.1");
     assert_eq!(failed[0]["subject"], "POST /ui/login");
     let text = serde_json::to_string(&audit).unwrap();
-    assert!(!text.contains("guessed-token"), "the token must never be audited: {text}");
+    assert!(
+        !text.contains("guessed-token"),
+        "the token must never be audited: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -562,7 +565,10 @@ async fn the_cancel_button_goes_away_with_the_run() {
         let (status, _, fragment) = op.get(&format!("/ui/runs/{id}/progress")).await;
         if status == 200 && fragment.contains("data-state=\"running\"") {
             assert!(fragment.contains("Cancel run"), "{fragment}");
-            assert!(fragment.contains(&format!("action=\"/ui/runs/{id}/cancel\"")), "{fragment}");
+            assert!(
+                fragment.contains(&format!("action=\"/ui/runs/{id}/cancel\"")),
+                "{fragment}"
+            );
             seen_live = true;
             break;
         }
@@ -605,7 +611,10 @@ async fn alerts_that_fired_are_on_the_dashboard_and_in_the_api() {
     assert_eq!(alert["kind"], "plan-held", "{alert}");
     assert_eq!(alert["delivery"], "delivered", "the webhook got it: {alert}");
     assert!(alert["subject"].as_str().unwrap().contains(&plan_id), "{alert}");
-    assert!(alert["message"].as_str().unwrap().contains("held for approval"), "{alert}");
+    assert!(
+        alert["message"].as_str().unwrap().contains("held for approval"),
+        "{alert}"
+    );
     let at = alert["at"].as_str().unwrap();
     assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "RFC 3339: {at}");
     let got = hooks.wait_count(1, std::time::Duration::from_secs(5)).await;

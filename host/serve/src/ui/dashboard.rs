@@ -308,7 +308,13 @@ pub async fn page(ui: Ui) -> UiResult<DashboardPage> {
         live: live_runs(&ui).await?,
         attention: attention.iter().map(RunLink::of).collect(),
         kept: crate::service::fired::KEPT,
-        alerts: ui.service().fired.newest_first().into_iter().map(AlertRow::of).collect(),
+        alerts: ui
+            .service()
+            .fired
+            .newest_first()
+            .into_iter()
+            .map(AlertRow::of)
+            .collect(),
     })
 }
 
