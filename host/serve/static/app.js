@@ -43,8 +43,9 @@ document.addEventListener('click', (e) => {
   ta.setSelectionRange(at, at);
 });
 
-// Plugin upload: the component goes as the request body (no multipart), with the session's
-// CSRF header, to /ui/plugins/upload?file=NAME; the answer is shown under the form.
+// Plugin upload: the component goes as the request body, with the session's CSRF header, to
+// /ui/plugins/upload?file=NAME; the answer is shown under the form. (Without JavaScript the
+// form posts itself as multipart, and the whole page answers.)
 document.addEventListener('submit', async (e) => {
   const form = e.target;
   if (!form.dataset || !form.dataset.upload) return;

@@ -530,6 +530,11 @@ impl Alerter {
         self.hooks.is_empty()
     }
 
+    /// Whether any webhook wants `event` (its kind, and its own thresholds).
+    pub fn wanted_by_any(&self, event: &AlertEvent) -> bool {
+        self.hooks.iter().any(|h| wants(&h.config, event))
+    }
+
     /// Sends `event` to every webhook that wants it, concurrently, retrying transient failures
     /// (connection errors, timeouts, 408, 429, 5xx) with backoff. Never panics; returns one
     /// [`Delivery`] per webhook tried. Takes up to about a minute when a webhook is down, so

@@ -510,3 +510,123 @@ async fn plain_http_elsewhere_than_loopback_can_be_allowed_explicitly() {
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict") && !session.contains("Secure"));
     assert_eq!(b.get("/ui").await.0, 200);
 }
+
+/// The audit log as the API gives it, once `action` is in it (refusals are written in the
+/// background).
+async fn audit_with(w: &ApiWorld, action: &str) -> Vec<serde_json::Value> {
+    for _ in 0..50 {
+        let (_, audit) = w.get("/api/v1/audit?limit=1000", &w.admin).await;
+        let entries = audit.as_array().unwrap().clone();
+        if entries.iter().any(|e| e["action"] == action) {
+            return entries;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{action} never reached the audit log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_audited_without_the_token() {
+    let (w, _) = world(12, "").await;
+    let mut b = Browser::new(&w.base);
+    let guess = "roster_this-is-the-guessed-token-text";
+    for _ in 0..11 {
+        let (_, _, page) = b.get("/ui/login").await;
+        let c = field(&page, "login_csrf").unwrap();
+        b.post_with("/ui/login", &[("token", guess), ("login_csrf", &c)], &[])
+            .await;
+    }
+    let audit = audit_with(&w, "ui.login-throttled").await;
+    let failed: Vec<_> = audit.iter().filter(|e| e["action"] == "ui.login-failed").collect();
+    // Bounded as the API's refusals are: one entry per kind and address per window.
+    assert_eq!(failed.len(), 1, "{audit:?}");
+    assert_eq!(failed[0]["actor"], "anonymous");
+    assert_eq!(failed[0]["origin"], "127.0.0.1");
+    assert_eq!(failed[0]["subject"], "POST /ui/login");
+    let text = serde_json::to_string(&audit).unwrap();
+    assert!(
+        !text.contains("guessed-token"),
+        "the token must never be audited: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cancel_button_goes_away_with_the_run() {
+    let (w, _) = world(60, "").await;
+    // Slow enough that the run is seen in progress.
+    w.world.bb.lock().set_rate_limit(20.0, 5);
+    let mut op = Browser::new(&w.base);
+    op.login(&w.operator).await;
+    let (status, started) = w.post("/api/v1/runs", &w.operator, json!({})).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["run_id"].as_i64().unwrap();
+    let mut seen_live = false;
+    for _ in 0..200 {
+        let (status, _, fragment) = op.get(&format!("/ui/runs/{id}/progress")).await;
+        if status == 200 && fragment.contains("data-state=\"running\"") {
+            assert!(fragment.contains("Cancel run"), "{fragment}");
+            assert!(
+                fragment.contains(&format!("action=\"/ui/runs/{id}/cancel\"")),
+                "{fragment}"
+            );
+            seen_live = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(seen_live, "run {id} was never seen running");
+    let ended = w.wait_run(id).await;
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    let (status, _, fragment) = op.get(&format!("/ui/runs/{id}/progress")).await;
+    assert_eq!(status, 286);
+    assert!(!fragment.contains("Cancel run"), "{fragment}");
+    let (_, _, page) = op.get(&format!("/ui/runs/{id}")).await;
+    assert!(!page.contains("Cancel run"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_that_fired_are_on_the_dashboard_and_in_the_api() {
+    let hooks = common::webhook::Receiver::start().await;
+    let (w, d) = world(30, &format!("[[alert]]\nurl = \"{}\"\n", hooks.url)).await;
+    let (status, none) = w.get("/api/v1/alerts", &w.viewer).await;
+    assert_eq!(status, 200, "{none}");
+    assert_eq!(none, json!([]));
+    w.run(json!({})).await;
+    for u in d.users.iter().take(8) {
+        w.world.idp.lock().hard_delete_user(&u.id);
+    }
+    let held = w.run(json!({"mode": "incremental"})).await;
+    assert_eq!(held["state"], "held", "{held}");
+    let plan_id = held["plan_id"].as_str().unwrap().to_string();
+    let mut alert = json!(null);
+    for _ in 0..50 {
+        let (_, alerts) = w.get("/api/v1/alerts", &w.viewer).await;
+        let held = alerts.as_array().unwrap().iter().find(|a| a["kind"] == "plan-held");
+        alert = held.cloned().unwrap_or_default();
+        if alert["delivery"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(alert["kind"], "plan-held", "{alert}");
+    assert_eq!(alert["delivery"], "delivered", "the webhook got it: {alert}");
+    assert!(alert["subject"].as_str().unwrap().contains(&plan_id), "{alert}");
+    assert!(
+        alert["message"].as_str().unwrap().contains("held for approval"),
+        "{alert}"
+    );
+    let at = alert["at"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "RFC 3339: {at}");
+    let got = hooks.wait_count(1, std::time::Duration::from_secs(5)).await;
+    assert!(got.iter().any(|v| v["event"] == "plan-held"), "{got:?}");
+    // Without a session, no alerts.
+    let (status, _) = w.get("/api/v1/alerts", "roster_nope").await;
+    assert_eq!(status, 401);
+
+    let mut b = Browser::new(&w.base);
+    b.login(&w.viewer).await;
+    let (_, _, page) = b.get("/ui").await;
+    let section = &page[page.find("Alerts that fired").expect("the dashboard lists alerts")..];
+    assert!(section.contains("plan-held") && section.contains(&plan_id), "{section}");
+    assert!(section.contains("delivered"), "{section}");
+}

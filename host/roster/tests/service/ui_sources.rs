@@ -421,3 +421,87 @@ async fn a_source_page_shows_its_schema_form_never_its_secrets_and_tests_the_con
     let (status, _, _) = viewer.post("/ui/sources/entra2", &form).await;
     assert_eq!(status, 403);
 }
+
+/// A `multipart/form-data` body as a browser sends the plugin form without JavaScript.
+fn multipart_body(boundary: &str, csrf: &str, name: &str, file_name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (field, value) in [("csrf_token", csrf), ("file", name)] {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"{file_name}\"\r\nContent-Type: application/wasm\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_uploads_through_the_plain_form_without_javascript() {
+    let (w, _) = mapped_world(4).await;
+    let mut b = Browser::new(&w.base);
+    b.login(&w.admin).await;
+    let (_, _, page) = b.get("/ui/plugins").await;
+    let form = &page[page.find("id=\"upload-form\"").expect("an administrator may upload")..];
+    assert!(form.contains("enctype=\"multipart/form-data\""), "{form}");
+    assert!(form.contains("name=\"csrf_token\""), "{form}");
+    let boundary = "----rosterTestBoundary7MA4YWxkTrZu0gW";
+    let post = |body: Vec<u8>, b: &Browser| {
+        reqwest::Client::new()
+            .post(format!("{}/ui/plugins/upload", w.base))
+            .header(
+                "cookie",
+                format!("__Host-roster_session={}", b.cookie("__Host-roster_session").unwrap()),
+            )
+            .header("sec-fetch-site", "same-origin")
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+    };
+    let good = std::fs::read(common::component("normalize")).unwrap();
+
+    // A stale CSRF field: refused before anything is installed.
+    let resp = post(
+        multipart_body(boundary, &"0".repeat(64), "", "normalize.wasm", &good),
+        &b,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
+    assert!(!audit.to_string().contains("plugin.upload"), "nothing was installed: {audit}");
+
+    // Not a component: the whole page answers, with the reason; nothing replaced.
+    let resp = post(
+        multipart_body(boundary, &b.csrf, "mapping.wasm", "x.wasm", b"\0asm no"),
+        &b,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("<html"), "a page, not a fragment: {text}");
+    assert!(
+        text.contains("mapping.wasm was refused, and nothing was replaced"),
+        "{text}"
+    );
+
+    // The real component, saved under its own name (the name field left empty).
+    let resp = post(multipart_body(boundary, &b.csrf, "", "normalize.wasm", &good), &b)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("normalize.wasm loaded"), "{text}");
+    let (_, plugins) = w.get("/api/v1/plugins", &w.viewer).await;
+    assert!(plugins.to_string().contains("normalize.wasm"), "{plugins}");
+    w.assert_audited(&["plugin.upload", "plugin.upload-refused"]).await;
+}

@@ -179,6 +179,11 @@ impl Gate {
             refusals: Arc::new(RefusalAudit::new(REFUSAL_WINDOW, REFUSALS_PER_WINDOW)),
         }
     }
+
+    /// The audit of refusals, shared with the pages' login (one bound for both).
+    pub(crate) fn refusals(&self) -> Arc<RefusalAudit> {
+        self.refusals.clone()
+    }
 }
 
 /// How long one window of refusal auditing lasts.

@@ -250,6 +250,7 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc_json = Arc::new(doc.to_pretty_json().unwrap_or_default());
     let gate = Arc::new(auth::Gate::new(&doc));
+    let refusals = gate.refusals();
     let router = router
         .route(
             "/api/v1/openapi.json",
@@ -269,7 +270,7 @@ pub fn routes(state: AppState) -> (axum::Router, Doc) {
         // The Crowd endpoint too: an application's name and password, and its addresses.
         .merge(crate::crowd::routes(state.clone()))
         // The admin pages: a session opened with an API token, the API's roles and allow-list.
-        .merge(crate::ui::routes(state.clone(), &doc))
+        .merge(crate::ui::routes(state.clone(), &doc, refusals))
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/scim/") {
                 return crate::scim::not_found();

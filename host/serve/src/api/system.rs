@@ -1,4 +1,4 @@
-//! Health, readiness, metrics and the audit log.
+//! Health, readiness, metrics, the alerts that fired and the audit log.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,7 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiResult, AppState, ErrorBody, Json, Query};
+use crate::service::fired::{AlertDelivery, FiredAlert};
 use roster_store::AuditEntry;
+use roster_telemetry::alerts::AlertKind;
 
 /// Alive (no token needed).
 pub async fn healthz() -> &'static str {
@@ -108,7 +110,98 @@ async fn audit(State(state): State<AppState>, Query(q): Query<AuditQuery>) -> Ap
     Ok(Json(entries.into_iter().map(AuditView::from).collect()))
 }
 
+/// The kind of an alert, as named in `[[alert]] events = [...]`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertKindView {
+    /// A run failed.
+    RunFailed,
+    /// A plan was held for approval.
+    PlanHeld,
+    /// A source has not synced successfully for too long.
+    Stale,
+    /// A run changed far more than that source or target usually does.
+    VolumeSpike,
+}
+
+impl From<AlertKind> for AlertKindView {
+    fn from(k: AlertKind) -> Self {
+        match k {
+            AlertKind::RunFailed => AlertKindView::RunFailed,
+            AlertKind::PlanHeld => AlertKindView::PlanHeld,
+            AlertKind::Stale => AlertKindView::Stale,
+            AlertKind::VolumeSpike => AlertKindView::VolumeSpike,
+        }
+    }
+}
+
+/// How an alert's delivery to the webhooks went.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertDeliveryView {
+    /// No webhook wants this kind of alert: it was only kept.
+    NoWebhook,
+    /// Being delivered (a webhook that is down is retried for up to a minute).
+    Sending,
+    /// Every webhook that wants it accepted it.
+    Delivered,
+    /// At least one webhook did not accept it (`error` says why).
+    Failed,
+}
+
+/// An alert that fired.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertView {
+    /// Sequence number since Roster started.
+    pub id: u64,
+    /// When it fired (RFC 3339, UTC).
+    #[serde(with = "roster_model::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: i64,
+    /// What kind of alert.
+    pub kind: AlertKindView,
+    /// The target, source or run it is about.
+    pub subject: String,
+    /// Its message, as the webhooks got it.
+    pub message: String,
+    /// How its delivery went.
+    pub delivery: AlertDeliveryView,
+    /// Why a delivery failed, per webhook (no webhook URL in it).
+    pub error: Option<String>,
+}
+
+impl From<FiredAlert> for AlertView {
+    fn from(a: FiredAlert) -> Self {
+        let (delivery, error) = match a.delivery {
+            AlertDelivery::NoWebhook => (AlertDeliveryView::NoWebhook, None),
+            AlertDelivery::Sending => (AlertDeliveryView::Sending, None),
+            AlertDelivery::Delivered => (AlertDeliveryView::Delivered, None),
+            AlertDelivery::Failed(why) => (AlertDeliveryView::Failed, Some(why)),
+        };
+        AlertView {
+            id: a.id,
+            at: a.at_ms,
+            kind: a.kind.into(),
+            subject: a.subject,
+            message: a.message,
+            delivery,
+            error,
+        }
+    }
+}
+
+/// The alerts that fired since Roster started (the last 50, kept in memory), newest first,
+/// and whether their webhooks got them.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "system", security(("token" = ["viewer"])),
+    responses((status = 200, body = [AlertView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn alerts(State(state): State<AppState>) -> Json<Vec<AlertView>> {
+    Json(state.fired.newest_first().into_iter().map(AlertView::from).collect())
+}
+
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(metrics)).routes(routes!(audit))
+    OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .routes(routes!(alerts))
+        .routes(routes!(audit))
 }

@@ -9,6 +9,7 @@
 //! runner is rebuilt, never mutated, when the configuration changes (runs keep the one they
 //! started with).
 
+pub mod fired;
 pub mod push;
 pub mod runs;
 pub mod single;
@@ -138,6 +139,8 @@ pub struct Service {
     /// Prometheus metrics.
     pub metrics: Metrics,
     alerter: RwLock<Arc<Alerter>>,
+    /// The alerts that fired lately, for the dashboard and `GET /api/v1/alerts`.
+    pub fired: Arc<fired::FiredAlerts>,
     /// When this service was made (unix ms): a push source's staleness counts from it.
     started_ms: i64,
     /// Pushes waiting for their run.
@@ -261,6 +264,7 @@ impl Service {
             runs: RunManager::default(),
             metrics: Metrics::new(),
             alerter: RwLock::new(alerts),
+            fired: Arc::default(),
             started_ms: now_ms(),
             push: Arc::default(),
         }))
@@ -653,19 +657,25 @@ impl Service {
         }
     }
 
-    /// Sends an alert to the webhooks that want it, in the background (a webhook that is down
-    /// is retried for up to a minute; no run waits for it), logging failed deliveries.
+    /// Keeps an alert among those that fired and sends it to the webhooks that want it, in the
+    /// background (a webhook that is down is retried for up to a minute; no run waits for it),
+    /// logging failed deliveries and keeping how the delivery went.
     pub async fn send(&self, event: AlertEvent) {
         let alerts = self.alerts();
-        if alerts.is_empty() {
+        if !alerts.wanted_by_any(&event) {
+            self.fired.record(&event, now_ms(), fired::AlertDelivery::NoWebhook);
             return;
         }
+        let id = self.fired.record(&event, now_ms(), fired::AlertDelivery::Sending);
+        let kept = self.fired.clone();
         tokio::spawn(async move {
-            for d in alerts.send(&event).await {
+            let deliveries = alerts.send(&event).await;
+            for d in &deliveries {
                 if !d.delivered {
-                    tracing::warn!(webhook = %d.endpoint, "alert not delivered: {}", d.error.unwrap_or_default());
+                    tracing::warn!(webhook = %d.endpoint, "alert not delivered: {}", d.error.as_deref().unwrap_or_default());
                 }
             }
+            kept.delivered(id, &deliveries);
         });
     }
 

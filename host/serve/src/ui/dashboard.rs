@@ -1,7 +1,7 @@
 //! The dashboard (`/ui`): each source with its connector, state, last and next run and
-//! staleness; each target with its licence; runs in progress (a fragment htmx polls); and the
-//! runs that failed or wait for approval (the alerts Roster sends are not kept, these are what
-//! they announce).
+//! staleness; each target with its licence; runs in progress (a fragment htmx polls); the
+//! alerts that fired lately and whether their webhooks got them; and the runs that failed or
+//! wait for approval.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -11,6 +11,7 @@ use roster_store::{RunFilter, RunRow, now_ms};
 use super::format::{When, ago, duration_ms, when, when_rfc3339};
 use super::{Chrome, Nav, Ui, UiResult};
 use crate::runner::Summary;
+use crate::service::fired::{AlertDelivery, FiredAlert};
 
 /// A source's row.
 pub struct SourceRowView {
@@ -69,6 +70,35 @@ pub struct LicenceRow {
     over: bool,
 }
 
+/// An alert that fired, for the dashboard.
+pub struct AlertRow {
+    at: Option<When>,
+    kind: &'static str,
+    subject: String,
+    message: String,
+    delivery: String,
+    failed: bool,
+}
+
+impl AlertRow {
+    fn of(a: FiredAlert) -> AlertRow {
+        let (delivery, failed) = match a.delivery {
+            AlertDelivery::NoWebhook => ("kept here only: no webhook wants it".to_string(), false),
+            AlertDelivery::Sending => ("sending".to_string(), false),
+            AlertDelivery::Delivered => ("delivered".to_string(), false),
+            AlertDelivery::Failed(why) => (format!("not delivered: {why}"), true),
+        };
+        AlertRow {
+            at: when(a.at_ms),
+            kind: a.kind.as_str(),
+            subject: a.subject,
+            message: a.message,
+            delivery,
+            failed,
+        }
+    }
+}
+
 /// A run in progress, for the live fragment.
 pub struct Live {
     id: i64,
@@ -91,6 +121,8 @@ pub struct DashboardPage {
     targets: Vec<TargetRowView>,
     live: Vec<Live>,
     attention: Vec<RunLink>,
+    alerts: Vec<AlertRow>,
+    kept: usize,
 }
 
 /// The live fragment alone (htmx polls it).
@@ -275,6 +307,14 @@ pub async fn page(ui: Ui) -> UiResult<DashboardPage> {
         targets,
         live: live_runs(&ui).await?,
         attention: attention.iter().map(RunLink::of).collect(),
+        kept: crate::service::fired::KEPT,
+        alerts: ui
+            .service()
+            .fired
+            .newest_first()
+            .into_iter()
+            .map(AlertRow::of)
+            .collect(),
     })
 }
 

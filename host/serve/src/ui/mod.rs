@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::api::AppState;
-use crate::api::auth::{Caller, RoleTable};
+use crate::api::auth::{Caller, RefusalAudit, Refused, RoleTable};
 use roster_store::Role;
 
 /// Everything a page handler can reach: the service, the API's role table, the login limiter.
@@ -47,12 +47,29 @@ pub struct UiState {
     roles: RoleTable,
     /// Failed logins per address.
     logins: session::LoginLimiter,
+    /// The API's audit of refusals: failed and throttled logins are written through it.
+    refusals: Arc<RefusalAudit>,
 }
 
 /// The shared state of the pages.
 pub type Shared = Arc<UiState>;
 
 impl UiState {
+    /// Audits a refused login through the API's bounded refusal audit (one entry per kind and
+    /// address per window, the rest counted).
+    fn refused_login(&self, ip: std::net::IpAddr, action: &'static str, detail: String) {
+        self.refusals.note(
+            &self.service.store,
+            &Refused {
+                action,
+                actor: "anonymous".to_string(),
+                ip,
+                subject: "POST /ui/login".to_string(),
+                detail,
+            },
+        );
+    }
+
     /// Whether `role` may do what the API operation `method path` does (its path as the
     /// OpenAPI document writes it, e.g. `/api/v1/plans/{id}/approve`).
     pub fn may(&self, role: Role, method: Method, path: &str) -> bool {
@@ -61,11 +78,16 @@ impl UiState {
 }
 
 /// The pages' routes: one line per page.
-pub fn routes(service: AppState, doc: &utoipa::openapi::OpenApi) -> axum::Router<AppState> {
+pub fn routes(
+    service: AppState,
+    doc: &utoipa::openapi::OpenApi,
+    refusals: Arc<RefusalAudit>,
+) -> axum::Router<AppState> {
     let state = Arc::new(UiState {
         service,
         roles: RoleTable::from_doc(doc),
         logins: session::LoginLimiter::default(),
+        refusals,
     });
     let gated = axum::Router::new()
         .route("/ui", get(dashboard::page))

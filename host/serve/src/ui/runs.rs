@@ -196,6 +196,8 @@ pub struct RunPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "run.html", block = "progress")]
 pub struct ProgressFragment {
+    // The Cancel button lives in the fragment, so it goes away with the run.
+    chrome: Chrome,
     run: RunLink,
     progress: Progress,
 }
@@ -322,6 +324,7 @@ pub async fn progress(ui: Ui, Path(id): Path<i64>) -> UiResult<Response> {
     Ok((
         status,
         ProgressFragment {
+            chrome: ui.chrome(format!("Run {id}"), Nav::Runs),
             run: RunLink::of(&r),
             progress,
         },

@@ -204,6 +204,11 @@ pub async fn login(State(state): State<Shared>, req: Request) -> Response {
         return e.into_response();
     }
     if let Some(secs) = state.logins.wait(ip) {
+        state.refused_login(
+            ip,
+            "ui.login-throttled",
+            format!("too many failed logins; told to wait {secs} s (429)"),
+        );
         let mut resp = UiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("too many failed logins from {ip}; try again in {secs} s"),
@@ -241,6 +246,8 @@ pub async fn login(State(state): State<Shared>, req: Request) -> Response {
         Ok(Some(s)) => s,
         Ok(None) => {
             state.logins.failed(ip);
+            // Never the token itself: a mistyped token is most of a real one.
+            state.refused_login(ip, "ui.login-failed", "unknown or revoked token (401)".to_string());
             return login_form(
                 cookies,
                 next,
@@ -363,25 +370,62 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
     if let Some(given) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
         return if same(given, expected) { Ok(req) } else { Err(refused()) };
     }
-    let is_form = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+        .unwrap_or_default()
+        .to_string();
+    let encoding = if content_type.starts_with("application/x-www-form-urlencoded") {
+        FormEncoding::UrlEncoded
+    } else if content_type.starts_with("multipart/form-data") {
+        FormEncoding::Multipart
+    } else {
         return Err(refused());
-    }
+    };
+    let limit = match encoding {
+        FormEncoding::UrlEncoded => MAX_FORM,
+        // A plugin upload without JavaScript: the component travels in the form.
+        FormEncoding::Multipart => crate::api::plugins::MAX_UPLOAD_BYTES + MAX_FORM,
+    };
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_FORM)
+    let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| UiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response())?;
-    let given = url::form_urlencoded::parse(&bytes)
-        .find(|(k, _)| k == CSRF_FIELD)
-        .map(|(_, v)| v.into_owned());
+    let given = match encoding {
+        FormEncoding::UrlEncoded => url::form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == CSRF_FIELD)
+            .map(|(_, v)| v.into_owned()),
+        FormEncoding::Multipart => multipart_csrf(&content_type, bytes.clone()).await,
+    };
     if !given.is_some_and(|g| same(&g, expected)) {
         return Err(refused());
     }
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+/// How a form's body is encoded.
+enum FormEncoding {
+    /// `application/x-www-form-urlencoded`.
+    UrlEncoded,
+    /// `multipart/form-data`.
+    Multipart,
+}
+
+/// The `csrf_token` field of a multipart form, read from a copy of its body (the handler reads
+/// the body again). The pages put the field first, so a large file after it is not parsed here.
+async fn multipart_csrf(content_type: &str, bytes: axum::body::Bytes) -> Option<String> {
+    let probe = Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(bytes))
+        .ok()?;
+    let mut form = axum::extract::Multipart::from_request(probe, &()).await.ok()?;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some(CSRF_FIELD) {
+            return field.text().await.ok();
+        }
+    }
+    None
 }
 
 /// [`safe_next`], for the unit tests.
