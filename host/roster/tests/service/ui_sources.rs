@@ -474,7 +474,10 @@ async fn a_component_uploads_through_the_plain_form_without_javascript() {
     .unwrap();
     assert_eq!(resp.status().as_u16(), 403);
     let (_, audit) = w.get("/api/v1/audit", &w.viewer).await;
-    assert!(!audit.to_string().contains("plugin.upload"), "nothing was installed: {audit}");
+    assert!(
+        !audit.to_string().contains("plugin.upload"),
+        "nothing was installed: {audit}"
+    );
 
     // Not a component: the whole page answers, with the reason; nothing replaced.
     let resp = post(

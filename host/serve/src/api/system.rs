@@ -122,6 +122,8 @@ pub enum AlertKindView {
     Stale,
     /// A run changed far more than that source or target usually does.
     VolumeSpike,
+    /// Changes made by hand in a target to what Roster manages.
+    Drift,
 }
 
 impl From<AlertKind> for AlertKindView {
@@ -131,6 +133,7 @@ impl From<AlertKind> for AlertKindView {
             AlertKind::PlanHeld => AlertKindView::PlanHeld,
             AlertKind::Stale => AlertKindView::Stale,
             AlertKind::VolumeSpike => AlertKindView::VolumeSpike,
+            AlertKind::Drift => AlertKindView::Drift,
         }
     }
 }

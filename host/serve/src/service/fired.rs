@@ -47,6 +47,7 @@ fn subject(event: &AlertEvent) -> String {
         AlertEvent::PlanHeld { plan_id, target, .. } => format!("target {target}, plan {plan_id}"),
         AlertEvent::Stale { source, .. } => format!("source {source}"),
         AlertEvent::VolumeSpike { source_or_target, .. } => source_or_target.clone(),
+        AlertEvent::Drift { run_id, target, .. } => format!("target {target}, run {run_id}"),
     }
 }
 
