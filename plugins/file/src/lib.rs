@@ -483,7 +483,7 @@ mod tests {
         );
         let err = fetch_all(&connector(&dir.0, r#"{"path":"missing.json"}"#)).unwrap_err();
         assert!(
-            matches!(&err, PluginError::Config(m) if m.contains("cannot open missing.json")),
+            matches!(&err, PluginError::Config(m) if m.contains("export file '") && m.contains("missing.json' does not exist")),
             "{err:?}"
         );
     }
