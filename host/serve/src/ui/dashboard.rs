@@ -8,7 +8,7 @@ use askama_web::WebTemplate;
 use roster_model::RunState;
 use roster_store::{RunFilter, RunRow, now_ms};
 
-use super::format::{When, ago, duration_ms, when, when_rfc3339};
+use super::format::{Gauge, When, ago, when, when_rfc3339};
 use super::{Chrome, Nav, Ui, UiResult};
 use crate::runner::Summary;
 use crate::service::fired::{AlertDelivery, FiredAlert};
@@ -103,12 +103,7 @@ impl AlertRow {
 pub struct Live {
     id: i64,
     target: String,
-    stage: String,
-    done: u64,
-    total: Option<u64>,
-    percent: Option<u32>,
-    eta: String,
-    elapsed: String,
+    gauge: Gauge,
     cancelling: bool,
 }
 
@@ -144,18 +139,10 @@ pub async fn live_runs(ui: &Ui) -> UiResult<Vec<Live>> {
             .blocking(move |store| store.run(id).map(|r| r.target))
             .await
             .unwrap_or_default();
-        let stage = s.stage.as_ref();
         live.push(Live {
             id,
             target,
-            stage: stage.map_or_else(|| "starting".to_string(), |st| st.name.clone()),
-            done: stage.map_or(0, |st| st.done),
-            total: stage.and_then(|st| st.total),
-            percent: s.percent.map(|p| p.clamp(0.0, 100.0).round() as u32),
-            eta: s
-                .eta_seconds
-                .map_or_else(|| "unknown yet".to_string(), |e| duration_ms((e * 1000.0) as u64)),
-            elapsed: duration_ms(s.elapsed_ms),
+            gauge: Gauge::of(&s),
             cancelling: s.cancelling,
         });
     }

@@ -61,3 +61,37 @@ mod tests {
         assert_eq!(ago(1_000, 61_000), "1 min 00 s ago");
     }
 }
+
+/// A run in progress for people: its stage, how far, and how long (the dashboard's and the run
+/// page's live parts show the same words).
+pub struct Gauge {
+    /// The stage's name (`starting` before the first).
+    pub stage: String,
+    /// Items of the stage done.
+    pub done: u64,
+    /// Items of the stage in all, when known.
+    pub total: Option<u64>,
+    /// The whole run's percent, when known.
+    pub percent: Option<u32>,
+    /// Time left, or `unknown yet`.
+    pub eta: String,
+    /// Time since the run started.
+    pub elapsed: String,
+}
+
+impl Gauge {
+    /// The gauge of a run in progress.
+    pub fn of(s: &crate::service::runs::LiveStatus) -> Gauge {
+        let stage = s.stage.as_ref();
+        Gauge {
+            stage: stage.map_or_else(|| "starting".to_string(), |st| st.name.clone()),
+            done: stage.map_or(0, |st| st.done),
+            total: stage.and_then(|st| st.total),
+            percent: s.percent.map(|p| p.clamp(0.0, 100.0).round() as u32),
+            eta: s
+                .eta_seconds
+                .map_or_else(|| "unknown yet".to_string(), |e| duration_ms((e * 1000.0) as u64)),
+            elapsed: duration_ms(s.elapsed_ms),
+        }
+    }
+}

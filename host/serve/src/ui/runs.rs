@@ -14,7 +14,7 @@ use roster_model::{Outcome, RunState, Trigger};
 use roster_store::{RunFilter, RunRow};
 
 use super::dashboard::RunLink;
-use super::format::{When, duration_ms, when};
+use super::format::{Gauge, When, duration_ms, when};
 use super::{Chrome, Nav, Ui, UiError, UiResult};
 use crate::runner::Summary;
 use crate::service::{RequestedMode, RunRequest};
@@ -164,12 +164,10 @@ pub struct RequestLine {
 pub struct Progress {
     running: bool,
     state: String,
-    stage: String,
-    done: u64,
-    total: Option<u64>,
-    percent: Option<u32>,
-    eta: String,
-    elapsed: String,
+    /// Only while it runs.
+    gauge: Option<Gauge>,
+    /// How long it took, once it ended.
+    took: String,
     finished: Vec<StageLine>,
 }
 
@@ -214,38 +212,25 @@ fn progress_of(ui: &Ui, r: &RunRow) -> Progress {
     let live = ui.service().runs.get(r.id).map(|p| p.status());
     let state = if live.is_some() { "running" } else { r.state.as_str() };
     match live {
-        Some(s) => {
-            let stage = s.stage.as_ref();
-            Progress {
-                running: true,
-                state: state.to_string(),
-                stage: stage.map_or_else(|| "starting".to_string(), |st| st.name.clone()),
-                done: stage.map_or(0, |st| st.done),
-                total: stage.and_then(|st| st.total),
-                percent: s.percent.map(|p| p.clamp(0.0, 100.0).round() as u32),
-                eta: s
-                    .eta_seconds
-                    .map_or_else(|| "unknown yet".to_string(), |e| duration_ms((e * 1000.0) as u64)),
-                elapsed: duration_ms(s.elapsed_ms),
-                finished: s
-                    .finished_stages
-                    .iter()
-                    .map(|(name, ms)| StageLine {
-                        name: name.clone(),
-                        took: duration_ms(*ms),
-                    })
-                    .collect(),
-            }
-        }
+        Some(s) => Progress {
+            running: true,
+            state: state.to_string(),
+            gauge: Some(Gauge::of(&s)),
+            took: String::new(),
+            finished: s
+                .finished_stages
+                .iter()
+                .map(|(name, ms)| StageLine {
+                    name: name.clone(),
+                    took: duration_ms(*ms),
+                })
+                .collect(),
+        },
         None => Progress {
             running: false,
             state: state.to_string(),
-            stage: String::new(),
-            done: 0,
-            total: None,
-            percent: None,
-            eta: String::new(),
-            elapsed: r
+            gauge: None,
+            took: r
                 .finished_at
                 .map(|f| duration_ms((f - r.started_at).max(0) as u64))
                 .unwrap_or_default(),
