@@ -38,6 +38,38 @@ fn users(n: usize) -> Vec<User> {
         .collect()
 }
 
+/// The host's borrowed view of a user, as the packed path encodes it.
+fn user_ref(u: &User) -> roster_wire::UserRef<'_> {
+    roster_wire::UserRef {
+        id: &u.id,
+        username: &u.username,
+        email: u.email.as_deref(),
+        display_name: u.display_name.as_deref(),
+        active: u.active,
+        attributes: &u.attributes,
+    }
+}
+
+/// What the guest does with a packed batch (the SDK's default `map-users-packed`: decode into
+/// owned users, map them, encode each outcome whole), natively over the same `rules.rs`.
+fn native_packed_guest(settings: &rules::Settings, batch: &[u8]) -> Vec<u8> {
+    let users = roster_wire::Reader::new(batch)
+        .and_then(|r| r.all(|r| r.user()))
+        .unwrap();
+    let mut w = roster_wire::Writer::new(users.len(), users.len() * 256);
+    for mut u in users {
+        if let Some(reason) = rules::drop_reason(settings, u.active) {
+            w.user_outcome(None, Some(reason), None);
+            continue;
+        }
+        u.username = rules::username(settings, &u.username);
+        u.email = u.email.as_deref().and_then(rules::email);
+        u.display_name = u.display_name.as_deref().and_then(rules::display_name);
+        w.user_outcome(Some(roster_wire::UserRef::from(&u)), None, None);
+    }
+    w.finish()
+}
+
 /// The normalize transform's per-user glue, natively, over the very same `rules.rs`.
 fn native_map(settings: &rules::Settings, users: &[User]) -> Vec<StepOutcome> {
     users
@@ -155,6 +187,40 @@ async fn main() {
     }
     let (wasm_page, native_page) = (median(wasm_samples), median(native_samples));
 
+    // 5. Where the packed round trip's time goes, each step timed alone on the same page: the
+    //    host's clone of the page (the call takes the users by value), its encoding, the guest's
+    //    work done natively, the host reading the answer back, and the record-by-record path
+    //    for comparison.
+    assert!(job.is_packed(), "normalize exports transform-packed");
+    let batch = roster_wire::encode_users(page.iter().map(user_ref));
+    let answer = native_packed_guest(&settings, &batch);
+    let mut records = rt
+        .runtime
+        .start(plugin.clone(), limits.clone(), SourceAccess::none())
+        .await
+        .unwrap();
+    records.prefer_records();
+    let mut split: [Vec<Duration>; 5] = Default::default();
+    for _ in 0..300 {
+        let t = Instant::now();
+        let copy = std::hint::black_box(page.clone());
+        split[0].push(t.elapsed());
+        let t = Instant::now();
+        std::hint::black_box(roster_wire::encode_users(copy.iter().map(user_ref)));
+        split[1].push(t.elapsed());
+        let t = Instant::now();
+        std::hint::black_box(native_packed_guest(&settings, std::hint::black_box(&batch)));
+        split[2].push(t.elapsed());
+        let t = Instant::now();
+        let r = roster_wire::Reader::new(&answer).unwrap();
+        std::hint::black_box(roster_runtime::job::read_packed_user_outcomes(r, copy).unwrap());
+        split[3].push(t.elapsed());
+        let t = Instant::now();
+        std::hint::black_box(records.map_users(settings_json, page.clone()).await.unwrap());
+        split[4].push(t.elapsed());
+    }
+    let [clone, encode, guest_native, decode, by_records] = split.map(median);
+
     let us = |d: Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6);
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
     println!("| measurement | result | target |");
@@ -190,5 +256,25 @@ async fn main() {
     println!(
         "| WASM ÷ native | {:.1}× | — |",
         wasm_page.as_secs_f64() / native_page.as_secs_f64()
+    );
+    println!();
+    println!("| the packed round trip of 1,000 users, step by step (medians of 300) | time |");
+    println!("|---|---|");
+    println!("| host: clone the page (the call takes it by value) | {} |", us(clone));
+    println!("| host: encode the batch ({} bytes) | {} |", batch.len(), us(encode));
+    println!(
+        "| guest's work natively: decode, rules, encode the answer ({} bytes) | {} |",
+        answer.len(),
+        us(guest_native)
+    );
+    println!("| host: read the answer into outcomes | {} |", us(decode));
+    let host_side = clone + encode + decode;
+    println!(
+        "| round trip − host steps = the call into WASM (guest work, copies in and out) | {} |",
+        us(wasm_page.saturating_sub(host_side))
+    );
+    println!(
+        "| the same 1,000 users record by record (`prefer_records`) | {} |",
+        ms(by_records)
     );
 }

@@ -175,12 +175,20 @@ fn stages(o: &Outcome) -> String {
         f["connector_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
         f["store_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
     );
-    ["fetch", "transform", "merge", "read", "plan", "guard", "apply"]
+    let timed: Vec<(&str, u64)> = ["fetch", "transform", "merge", "read", "plan", "guard", "apply"]
+        .into_iter()
+        .filter_map(|k| st[k].as_u64().map(|v| (k, v)))
+        .collect();
+    // What no stage times: the process starting, the store opening, plugins loading, the
+    // desired state and the run record being saved.
+    let outside = o.wall.as_secs_f64() - timed.iter().map(|(_, v)| *v as f64 / 1000.0).sum::<f64>();
+    timed
         .iter()
-        .filter_map(|k| st[k].as_u64().map(|v| format!("{k} {:.1} s", v as f64 / 1000.0)))
+        .map(|(k, v)| format!("{k} {:.1} s", *v as f64 / 1000.0))
         .collect::<Vec<_>>()
         .join(", ")
         + &fetch_split
+        + &format!("; outside the stages {outside:.1} s")
 }
 
 fn check_state(sim: &BitbucketSim, d: &Directory) {
