@@ -41,27 +41,6 @@ pub fn ago(ms: i64, now: i64) -> String {
     format!("{} ago", duration_ms(d))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_dates_not_epoch_milliseconds() {
-        let w = when(1_765_000_000_123).unwrap();
-        assert_eq!(w.iso, "2025-12-06T05:46:40Z");
-        assert_eq!(w.text, "2025-12-06 05:46:40 UTC");
-        assert_eq!(
-            when_rfc3339("2026-12-06T01:00:00+01:00").unwrap().iso,
-            "2026-12-06T00:00:00Z"
-        );
-        assert_eq!(duration_ms(850), "850 ms");
-        assert_eq!(duration_ms(12_400), "12.4 s");
-        assert_eq!(duration_ms(185_000), "3 min 05 s");
-        assert_eq!(duration_ms(7_620_000), "2 h 07 min");
-        assert_eq!(ago(1_000, 61_000), "1 min 00 s ago");
-    }
-}
-
 /// A run in progress for people: its stage, how far, and how long (the dashboard's and the run
 /// page's live parts show the same words).
 pub struct Gauge {
@@ -93,5 +72,26 @@ impl Gauge {
                 .map_or_else(|| "unknown yet".to_string(), |e| duration_ms((e * 1000.0) as u64)),
             elapsed: duration_ms(s.elapsed_ms),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_dates_not_epoch_milliseconds() {
+        let w = when(1_765_000_000_123).unwrap();
+        assert_eq!(w.iso, "2025-12-06T05:46:40Z");
+        assert_eq!(w.text, "2025-12-06 05:46:40 UTC");
+        assert_eq!(
+            when_rfc3339("2026-12-06T01:00:00+01:00").unwrap().iso,
+            "2026-12-06T00:00:00Z"
+        );
+        assert_eq!(duration_ms(850), "850 ms");
+        assert_eq!(duration_ms(12_400), "12.4 s");
+        assert_eq!(duration_ms(185_000), "3 min 05 s");
+        assert_eq!(duration_ms(7_620_000), "2 h 07 min");
+        assert_eq!(ago(1_000, 61_000), "1 min 00 s ago");
     }
 }
