@@ -159,21 +159,26 @@ fn prerequisites(phase: &[PlannedOp]) -> Vec<u32> {
     let mut freed: HashMap<String, u32> = HashMap::new();
     let mut named: HashMap<String, u32> = HashMap::new();
     let mut groups: HashMap<&str, u32> = HashMap::new();
+    // A rename takes a name away, so it is a barrier: it starts only once every earlier write
+    // has finished (a write that failed because the target is failing then stops it), and no
+    // later write starts before it ends — a rename is never in flight beside a failing write.
+    let mut last_rename = 0u32;
     let mut after = Vec::with_capacity(phase.len());
     for (i, o) in phase.iter().enumerate() {
         let at = i as u32 + 1;
+        if matches!(o.op, Op::RenameUser { .. }) {
+            last_rename = at;
+            after.push(i as u32);
+            freed_named(&mut freed, &mut named, &o.op, at);
+            continue;
+        }
         let needs = |map: &HashMap<String, u32>, name: &str| map.get(&name.to_lowercase()).copied().unwrap_or(0);
         let needed = match &o.op {
             Op::CreateGroup { group } => {
                 groups.insert(group.as_str(), at);
                 0
             }
-            Op::RenameUser { from, to, .. } => {
-                let n = needs(&freed, to);
-                freed.insert(from.to_lowercase(), at);
-                named.insert(to.to_lowercase(), at);
-                n
-            }
+            Op::RenameUser { .. } => 0,
             Op::CreateUser { user, .. } | Op::AdoptUser { user, .. } => {
                 let n = needs(&freed, user);
                 named.insert(user.to_lowercase(), at);
@@ -188,9 +193,22 @@ fn prerequisites(phase: &[PlannedOp]) -> Vec<u32> {
                 .unwrap_or(0),
             Op::RemoveMember { .. } | Op::Deactivate { .. } | Op::DeleteUser { .. } | Op::DeleteGroup { .. } => 0,
         };
-        after.push(needed);
+        after.push(needed.max(last_rename));
     }
     after
+}
+
+/// Records the names a rename frees and gives.
+fn freed_named(
+    freed: &mut std::collections::HashMap<String, u32>,
+    named: &mut std::collections::HashMap<String, u32>,
+    op: &Op,
+    at: u32,
+) {
+    if let Op::RenameUser { from, to, .. } = op {
+        freed.insert(from.to_lowercase(), at);
+        named.insert(to.to_lowercase(), at);
+    }
 }
 
 /// Runs one operation and records its outcome.
@@ -362,7 +380,15 @@ mod tests {
                 users: vec!["dave".into()],
             }), // 9: nothing in the plan makes either
         ];
-        // 1 + the index of the last operation needed first; 0 for none.
-        assert_eq!(prerequisites(&phase), vec![0, 0, 0, 0, 3, 0, 3, 4, 6, 0]);
+        // 1 + the index of the last operation needed first; 0 for none. The rename (2) waits for
+        // everything before it and everything after waits for it (3 at least).
+        assert_eq!(prerequisites(&phase), vec![0, 0, 2, 3, 3, 3, 3, 4, 6, 3]);
+        // Without a rename, only what each names.
+        let no_rename: Vec<PlannedOp> = phase
+            .iter()
+            .filter(|o| !matches!(o.op, Op::RenameUser { .. }))
+            .cloned()
+            .collect();
+        assert_eq!(prerequisites(&no_rename), vec![0, 0, 0, 0, 0, 0, 3, 5, 0]);
     }
 }
