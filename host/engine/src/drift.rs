@@ -70,7 +70,9 @@ pub struct Drift {
     pub handled: DriftHandling,
     /// Who made the change, when the target says (`None`: it does not).
     pub changed_by: Option<String>,
-    /// When, in ms since the epoch, when the target says.
+    /// When, when the target says (RFC 3339, UTC; kept as unix ms).
+    #[serde(default, with = "roster_model::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub changed_at: Option<i64>,
     /// In words, with what was done about it.
     pub detail: String,
