@@ -11,6 +11,7 @@
 pub mod api;
 pub mod config;
 pub mod crowd;
+pub mod failures;
 pub mod runner;
 pub mod scheduler;
 pub mod scim;

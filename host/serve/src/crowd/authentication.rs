@@ -10,12 +10,12 @@
 //! endpoint answers INVALID_USER_AUTHENTICATION without asking the directory until the window
 //! has passed. A success clears the count. Passwords are never logged, kept or put in a message.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::http::header;
+
+use crate::failures::Failures;
 
 /// Wrong passwords for one username within [`WINDOW`] after which the directory is not asked.
 pub const MAX_FAILURES: u32 = 5;
@@ -99,46 +99,28 @@ fn from_json(text: &str) -> Result<String, BadBody> {
 }
 
 /// Wrong passwords counted per username (lower-cased), in fixed windows.
-#[derive(Default)]
-pub struct Throttle {
-    /// Username → (failures in the window, when the window began).
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+pub struct Throttle(Failures<String>);
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle(Failures::new(MAX_FAILURES, WINDOW, MAX_TRACKED))
+    }
 }
 
 impl Throttle {
     /// How long `username` is still refused without asking the directory, if it is.
     pub fn refused_for(&self, username: &str, now: Instant) -> Option<Duration> {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let (count, since) = map.get(&username.to_lowercase())?;
-        let left = WINDOW.checked_sub(now.saturating_duration_since(*since))?;
-        (*count >= MAX_FAILURES && !left.is_zero()).then_some(left)
+        self.0.refused_for(&username.to_lowercase(), now)
     }
 
     /// Counts a wrong password for `username`.
     pub fn failed(&self, username: &str, now: Instant) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED {
-            map.retain(|_, (_, since)| now.saturating_duration_since(*since) < WINDOW);
-            if map.len() >= MAX_TRACKED {
-                let oldest = map.iter().min_by_key(|(_, (_, since))| *since).map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    map.remove(&k);
-                }
-            }
-        }
-        let entry = map.entry(username.to_lowercase()).or_insert((0, now));
-        if now.saturating_duration_since(entry.1) >= WINDOW {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
+        self.0.failed(username.to_lowercase(), now);
     }
 
     /// Forgets `username`'s failures (its password was just accepted).
     pub fn succeeded(&self, username: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&username.to_lowercase());
+        self.0.succeeded(&username.to_lowercase());
     }
 }
 

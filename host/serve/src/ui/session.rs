@@ -1,9 +1,7 @@
 //! Logging in with an API token, the session cookie, and the gate every page passes: the IP
 //! allow-list, the session, and for changes the origin check and the CSRF token.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use askama::Template;
@@ -17,6 +15,7 @@ use serde::Deserialize;
 use super::{Chrome, Shared, Ui, UiError};
 use crate::api::auth::{Caller, client_ip, peer_ip};
 use crate::config::UiCookie;
+use crate::failures::Failures;
 
 /// The session cookie and the login form's own CSRF cookie (login CSRF: a page elsewhere cannot
 /// log a browser in), as `[api] ui_cookie` has them sent.
@@ -65,26 +64,29 @@ const LOGIN_WINDOW: Duration = Duration::from_secs(300);
 /// The largest form body the gate reads for its CSRF field.
 const MAX_FORM: usize = 64 * 1024;
 
+/// Addresses whose failed logins the limiter remembers at most.
+const LOGIN_TRACKED: usize = 10_000;
+
 /// Failed logins per address: after [`LOGIN_FAILURES`] in [`LOGIN_WINDOW`], logins from that
 /// address are refused (429) until the window ends, so tokens cannot be guessed quickly.
-#[derive(Default)]
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+pub struct LoginLimiter(Failures<IpAddr>);
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter(Failures::new(LOGIN_FAILURES, LOGIN_WINDOW, LOGIN_TRACKED))
+    }
 }
 
 impl LoginLimiter {
     /// Seconds to wait before `ip` may try again; `None`: it may now.
     fn wait(&self, ip: IpAddr) -> Option<u64> {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        f.retain(|_, (since, _)| now.duration_since(*since) < LOGIN_WINDOW);
-        let (since, n) = f.get(&ip)?;
-        (*n >= LOGIN_FAILURES).then(|| (LOGIN_WINDOW - now.duration_since(*since)).as_secs().max(1))
+        self.0
+            .refused_for(&ip, Instant::now())
+            .map(|left| left.as_secs().max(1))
     }
 
     fn failed(&self, ip: IpAddr) {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        f.entry(ip).or_insert((Instant::now(), 0)).1 += 1;
+        self.0.failed(ip, Instant::now());
     }
 }
 
