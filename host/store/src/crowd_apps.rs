@@ -114,7 +114,7 @@ fn new_password() -> Result<String> {
 
 /// Equal, in a time that does not depend on where they differ.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
 }
 
 /// The name is the HTTP Basic user name: it cannot be empty or hold a colon.
